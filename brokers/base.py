@@ -1,0 +1,156 @@
+"""The one adapter contract every platform implements.
+
+An adapter is one authenticated session with a platform. It may serve several of the user's
+accounts (a Tradovate login sees all its accounts), so every command names its account.
+Requests return when the broker acknowledged them (that moment is the copy's ``t_acked``);
+everything that happens afterwards — fills, partial fills, cancels, position changes — arrives
+as events on :meth:`BrokerAdapter.events`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .model import (
+    AccountSnapshot,
+    BrokerEvent,
+    CancelOrder,
+    Capabilities,
+    ConnectionEvent,
+    ConnectionState,
+    FlattenPosition,
+    ModifyOrder,
+    OrderAck,
+    PlaceOrder,
+    SessionHealth,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """How to reach one login on one platform.
+
+    ``accounts`` maps our account id to the platform's account name; ``endpoint`` is a base
+    URL or host:port override (the hook that points an adapter at a simulator);
+    ``options`` carries platform settings (latency of the paper platform, app id, ...).
+    Secrets arrive already resolved from the environment and are never logged.
+    """
+
+    platform: str
+    session_id: str
+    accounts: dict[str, str]
+    endpoint: str | None = None
+    username: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Subscription:
+    """One subscriber's queue; registered on creation so no event between subscribe and first read is lost."""
+
+    def __init__(self, fanout: "EventFanout") -> None:
+        self._fanout = fanout
+        self.queue: asyncio.Queue[BrokerEvent] = asyncio.Queue()
+        fanout._queues.add(self.queue)
+
+    def __aiter__(self) -> "Subscription":
+        return self
+
+    async def __anext__(self) -> BrokerEvent:
+        return await self.queue.get()
+
+    def close(self) -> None:
+        self._fanout._queues.discard(self.queue)
+
+
+class EventFanout:
+    """Delivers each adapter event to every current subscriber's queue (no loss while subscribed)."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[BrokerEvent]] = set()
+
+    def publish(self, event: BrokerEvent) -> None:
+        for queue in self._queues:
+            queue.put_nowait(event)
+
+    def subscribe(self) -> Subscription:
+        return Subscription(self)
+
+
+class BrokerAdapter(abc.ABC):
+    """Async client of one platform session. Plain asyncio: no Faust, no app imports."""
+
+    platform: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, config: SessionConfig) -> None:
+        self.config = config
+        self._fanout = EventFanout()
+        self._state = ConnectionState.DISCONNECTED
+        self._last_error: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open and authenticate the session; raises ``AuthenticationFailed`` on bad credentials."""
+
+    @abc.abstractmethod
+    async def disconnect(self) -> None:
+        """Close the session cleanly; pending requests fail with ``BrokerUnavailable``."""
+
+    # -- orders ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def place(self, command: PlaceOrder) -> OrderAck:
+        """Place an order; a second call with the same client order id returns the first ack."""
+
+    @abc.abstractmethod
+    async def modify(self, command: ModifyOrder) -> OrderAck:
+        """Modify the working order placed under ``command.client_order_id``."""
+
+    @abc.abstractmethod
+    async def cancel(self, command: CancelOrder) -> OrderAck:
+        """Cancel the working order placed under ``command.client_order_id``."""
+
+    @abc.abstractmethod
+    async def flatten(self, command: FlattenPosition) -> OrderAck:
+        """Cancel working orders and close the position (one symbol, or all)."""
+
+    # -- state -----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def snapshot(self, account_id: str) -> AccountSnapshot:
+        """Balance, open orders and positions as the broker sees them now."""
+
+    def events(self) -> Subscription:
+        """Orders, fills, positions and connection changes of every account of this session.
+
+        Subscribe before acting: events are queued from this call on; ``close()`` ends it.
+        """
+        return self._fanout.subscribe()
+
+    def health(self) -> SessionHealth:
+        return SessionHealth(
+            platform=self.platform, state=self._state, last_error=self._last_error
+        )
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    # -- helpers for implementations ---------------------------------------------------
+    def _emit(self, event: BrokerEvent) -> None:
+        self._fanout.publish(event)
+
+    def _set_state(self, state: ConnectionState, reason: str | None = None) -> None:
+        if state is self._state:
+            return
+        self._state = state
+        if reason:
+            self._last_error = reason
+        self._emit(ConnectionEvent(state=state, reason=reason))
+
+    def broker_account(self, account_id: str) -> str:
+        """The platform's name for our account; ``KeyError`` means a routing bug upstream."""
+        return self.config.accounts[account_id]

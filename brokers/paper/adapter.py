@@ -1,0 +1,203 @@
+"""The built-in paper platform: the adapter contract over an in-process simulated exchange.
+
+It lets the whole pipeline run with no external system. All paper sessions in a process that
+name the same ``venue`` share one exchange, so a leader and its followers trade one price path.
+Options: ``latency`` (ms, or ``"50+20"`` for a log-normal tail), ``seed``, ``tick_ms`` (how often
+market time advances), ``partial_fill_lot``, ``balance``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import ClassVar
+
+from ..base import BrokerAdapter, SessionConfig
+from ..errors import BrokerUnavailable, OrderRejected, UnknownOrder
+from ..model import (
+    AccountSnapshot,
+    CancelOrder,
+    Capabilities,
+    ConnectionState,
+    FillEvent,
+    FlattenPosition,
+    ModifyOrder,
+    OrderAck,
+    OrderEvent,
+    OrderStatus,
+    PlaceOrder,
+    PositionEvent,
+)
+from ..simkernel.exchange import KernelEvent, SimError, SimExchange, SimOrder
+from ..simkernel.latency import Latency
+
+
+class _Venue:
+    """One shared exchange plus the clock task that moves its market time."""
+
+    def __init__(self, seed: int, tick_ms: float) -> None:
+        self.exchange = SimExchange(seed=seed)
+        self.tick_ms = tick_ms
+        self.users = 0
+        self.clock: asyncio.Task[None] | None = None
+
+    async def _run_clock(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_ms / 1000.0)
+            self.exchange.advance()
+
+    def acquire(self) -> None:
+        self.users += 1
+        if self.clock is None and self.tick_ms > 0:
+            self.clock = asyncio.get_running_loop().create_task(self._run_clock())
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0 and self.clock is not None:
+            self.clock.cancel()
+            self.clock = None
+
+
+_VENUES: dict[str, _Venue] = {}
+
+
+def venue(name: str = "paper", *, seed: int = 7, tick_ms: float = 100.0) -> _Venue:
+    """The process-wide venue of that name (created on first use)."""
+    if name not in _VENUES:
+        _VENUES[name] = _Venue(seed, tick_ms)
+    return _VENUES[name]
+
+
+def reset_venues() -> None:
+    """Forget every venue (tests start from a fresh market)."""
+    for v in _VENUES.values():
+        if v.clock is not None:
+            v.clock.cancel()
+    _VENUES.clear()
+
+
+class PaperAdapter(BrokerAdapter):
+    platform: ClassVar[str] = "paper"
+    capabilities: ClassVar[Capabilities] = Capabilities(brackets=True, oco=True)
+
+    def __init__(self, config: SessionConfig) -> None:
+        super().__init__(config)
+        options = config.options
+        self._venue = venue(
+            str(options.get("venue", "paper")),
+            seed=int(options.get("seed", 7)),
+            tick_ms=float(options.get("tick_ms", 100.0)),
+        )
+        self.exchange = self._venue.exchange
+        self._latency = Latency.parse(options.get("latency", 0))
+        self._by_name = {name: account_id for account_id, name in config.accounts.items()}
+        self._balance = Decimal(str(options.get("balance", 50000)))
+        self._lot = options.get("partial_fill_lot")
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self._state is ConnectionState.CONNECTED:
+            return
+        for name in self.config.accounts.values():
+            account = self.exchange.open_account(name, self._balance)
+            if self._lot:
+                account.faults.partial_fill_lot = int(self._lot)
+        self.exchange.add_listener(self._on_kernel_event)
+        self._venue.acquire()
+        self._set_state(ConnectionState.CONNECTED)
+
+    async def disconnect(self) -> None:
+        if self._state is ConnectionState.DISCONNECTED:
+            return
+        self.exchange.remove_listener(self._on_kernel_event)
+        self._venue.release()
+        self._set_state(ConnectionState.DISCONNECTED)
+
+    # -- orders ------------------------------------------------------------------------
+    async def place(self, command: PlaceOrder) -> OrderAck:
+        await self._round_trip()
+        order, duplicate = self.exchange.submit(
+            self.broker_account(command.account_id),
+            symbol=command.symbol,
+            side=command.side,
+            quantity=command.quantity,
+            order_type=command.order_type,
+            limit_price=command.limit_price,
+            stop_price=command.stop_price,
+            time_in_force=command.time_in_force,
+            client_order_id=command.client_order_id,
+            bracket=command.bracket,
+        )
+        if order.status is OrderStatus.REJECTED and not duplicate:
+            raise OrderRejected(order.reason or "rejected", code="REJECTED")
+        return self._ack(command.account_id, order, duplicate)
+
+    async def modify(self, command: ModifyOrder) -> OrderAck:
+        await self._round_trip()
+        order = self._order_for(command.account_id, command.client_order_id)
+        try:
+            self.exchange.modify(
+                order.account, order.order_id, quantity=command.quantity,
+                limit_price=command.limit_price, stop_price=command.stop_price,
+            )
+        except SimError as exc:
+            raise UnknownOrder(str(exc)) from None
+        return self._ack(command.account_id, order)
+
+    async def cancel(self, command: CancelOrder) -> OrderAck:
+        await self._round_trip()
+        order = self._order_for(command.account_id, command.client_order_id)
+        try:
+            self.exchange.cancel(order.account, order.order_id)
+        except SimError as exc:
+            raise UnknownOrder(str(exc)) from None
+        return self._ack(command.account_id, order)
+
+    async def flatten(self, command: FlattenPosition) -> OrderAck:
+        await self._round_trip()
+        closing = self.exchange.flatten(self.broker_account(command.account_id), command.symbol)
+        order_id = ",".join(o.order_id for o in closing) or "none"
+        return OrderAck(command.account_id, command.client_order_id, order_id, OrderStatus.FILLED)
+
+    async def snapshot(self, account_id: str) -> AccountSnapshot:
+        await self._round_trip()
+        name = self.broker_account(account_id)
+        account = self.exchange.account(name)
+        return AccountSnapshot(
+            account_id=account_id,
+            balance=account.balance,
+            open_orders=tuple(self._ours(o.to_event()) for o in self.exchange.open_orders(name)),
+            positions=tuple(
+                self._ours(self.exchange.position_event(name, symbol))
+                for symbol, position in account.positions.items()
+                if position.net_quantity
+            ),
+        )
+
+    # -- internals ---------------------------------------------------------------------
+    async def _round_trip(self) -> None:
+        if self._state is not ConnectionState.CONNECTED:
+            raise BrokerUnavailable(f"paper session {self.config.session_id} is not connected")
+        await self._latency.wait()
+
+    def _order_for(self, account_id: str, client_order_id: str) -> SimOrder:
+        order = self.exchange.find_by_client_id(self.broker_account(account_id), client_order_id)
+        if order is None:
+            raise UnknownOrder(f"no order with client id {client_order_id}")
+        return order
+
+    @staticmethod
+    def _ack(account_id: str, order: SimOrder, duplicate: bool = False) -> OrderAck:
+        return OrderAck(
+            account_id, order.client_order_id or "", order.order_id, order.status, duplicate=duplicate
+        )
+
+    def _ours(self, event: KernelEvent) -> KernelEvent:
+        """Rename the exchange's account to our account id."""
+        from dataclasses import replace
+
+        return replace(event, account_id=self._by_name[event.account_id])
+
+    def _on_kernel_event(self, event: KernelEvent) -> None:
+        if event.account_id in self._by_name and isinstance(event, (OrderEvent, FillEvent, PositionEvent)):
+            self._emit(self._ours(event))

@@ -1,0 +1,401 @@
+"""The simulated exchange every simulator and the paper platform share.
+
+Synchronous and I/O-free (sans-I/O): a driver — a platform's wire server or the in-process
+paper adapter — calls it and turns the events it publishes into that platform's messages.
+Time moves only when the driver calls :meth:`SimExchange.advance`, so tests are deterministic.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from ..instruments import instrument_for
+from ..model import (
+    Bracket,
+    FillEvent,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    PositionEvent,
+    Side,
+    TimeInForce,
+    utcnow,
+)
+from .faults import FaultSwitches
+from .pricepath import PricePath
+
+KernelEvent = OrderEvent | FillEvent | PositionEvent
+Listener = Callable[[KernelEvent], None]
+
+
+class SimError(Exception):
+    """A request the exchange cannot act on (unknown order, already final, bad account)."""
+
+
+@dataclass(slots=True)
+class SimOrder:
+    order_id: str
+    account: str
+    client_order_id: str | None
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: int
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.DAY
+    status: OrderStatus = OrderStatus.WORKING
+    filled_quantity: int = 0
+    average_price: Decimal | None = None
+    reason: str | None = None
+    triggered: bool = False
+    oco_group: str | None = None
+    bracket: Bracket | None = None
+    parent_id: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def leaves_quantity(self) -> int:
+        return self.quantity - self.filled_quantity
+
+    def to_event(self) -> OrderEvent:
+        return OrderEvent(
+            account_id=self.account,
+            client_order_id=self.client_order_id,
+            broker_order_id=self.order_id,
+            symbol=self.symbol,
+            side=self.side,
+            order_type=self.order_type,
+            quantity=self.quantity,
+            status=self.status,
+            filled_quantity=self.filled_quantity,
+            limit_price=self.limit_price,
+            stop_price=self.stop_price,
+            reason=self.reason,
+            timestamp=self.updated_at,
+        )
+
+
+@dataclass(slots=True)
+class SimPosition:
+    net_quantity: int = 0
+    average_price: Decimal | None = None
+    realized_pnl: Decimal = Decimal(0)
+
+
+@dataclass(slots=True)
+class SimAccount:
+    name: str
+    balance: Decimal
+    max_order_quantity: int = 1000
+    positions: dict[str, SimPosition] = field(default_factory=dict)
+    orders: dict[str, SimOrder] = field(default_factory=dict)
+    by_client_id: dict[str, str] = field(default_factory=dict)
+    faults: FaultSwitches = field(default_factory=FaultSwitches)
+
+
+class SimExchange:
+    def __init__(self, seed: int = 7, prices: PricePath | None = None) -> None:
+        self.prices = prices or PricePath(seed)
+        self.accounts: dict[str, SimAccount] = {}
+        self._ids = itertools.count(1001)
+        self._fill_ids = itertools.count(5001)
+        self._listeners: list[Listener] = []
+
+    # -- wiring ----------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    def _publish(self, event: KernelEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    def open_account(self, name: str, balance: Decimal = Decimal(50000), **kw: int) -> SimAccount:
+        account = self.accounts.get(name)
+        if account is None:
+            account = self.accounts[name] = SimAccount(name=name, balance=balance, **kw)
+        return account
+
+    def account(self, name: str) -> SimAccount:
+        try:
+            return self.accounts[name]
+        except KeyError:
+            raise SimError(f"unknown account {name!r}") from None
+
+    # -- order entry -----------------------------------------------------------------
+    def submit(
+        self,
+        account_name: str,
+        *,
+        symbol: str,
+        side: Side,
+        quantity: int,
+        order_type: OrderType = OrderType.MARKET,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        time_in_force: TimeInForce = TimeInForce.DAY,
+        client_order_id: str | None = None,
+        bracket: Bracket | None = None,
+        oco_group: str | None = None,
+    ) -> tuple[SimOrder, bool]:
+        """Accept or reject a new order; returns ``(order, duplicate)``.
+
+        A client order id seen before on the account returns the original order untouched:
+        the exchange-side half of the copier's exactly-once guarantee.
+        """
+        account = self.account(account_name)
+        if client_order_id and client_order_id in account.by_client_id:
+            return account.orders[account.by_client_id[client_order_id]], True
+        order = SimOrder(
+            order_id=str(next(self._ids)),
+            account=account_name,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=side,
+            order_type=order_type,
+            quantity=quantity,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            time_in_force=time_in_force,
+            bracket=bracket,
+            oco_group=oco_group,
+        )
+        account.orders[order.order_id] = order
+        if client_order_id:
+            account.by_client_id[client_order_id] = order.order_id
+        reason = self._reject_reason(account, order)
+        if reason:
+            order.status, order.reason = OrderStatus.REJECTED, reason
+            self._publish(order.to_event())
+            return order, False
+        self._publish(order.to_event())
+        self._match(order)
+        return order, False
+
+    def _reject_reason(self, account: SimAccount, order: SimOrder) -> str | None:
+        faulted = account.faults.take_reject()
+        if faulted:
+            return faulted
+        try:
+            instrument = instrument_for(order.symbol)
+        except (KeyError, ValueError) as exc:
+            return f"unknown contract: {exc}"
+        if order.quantity <= 0:
+            return "quantity must be positive"
+        if order.quantity > account.max_order_quantity:
+            return f"quantity {order.quantity} exceeds max order size {account.max_order_quantity}"
+        for price in (order.limit_price, order.stop_price):
+            if price is not None and (price <= 0 or instrument.round_to_tick(price) != price):
+                return f"invalid price {price}: not a positive multiple of tick {instrument.tick_size}"
+        return None
+
+    def modify(
+        self,
+        account_name: str,
+        order_id: str,
+        *,
+        quantity: int | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> SimOrder:
+        order = self._working(account_name, order_id)
+        if quantity is not None:
+            if quantity <= order.filled_quantity:
+                raise SimError(f"quantity {quantity} not above filled {order.filled_quantity}")
+            order.quantity = quantity
+        if limit_price is not None:
+            order.limit_price = limit_price
+        if stop_price is not None:
+            order.stop_price = stop_price
+        order.updated_at = utcnow()
+        self._publish(order.to_event())
+        self._match(order)
+        return order
+
+    def cancel(self, account_name: str, order_id: str, reason: str | None = None) -> SimOrder:
+        order = self._working(account_name, order_id)
+        self._finish(order, OrderStatus.CANCELLED, reason)
+        return order
+
+    def flatten(self, account_name: str, symbol: str | None = None) -> list[SimOrder]:
+        """Cancel working orders, then close positions with market orders (returned)."""
+        account = self.account(account_name)
+        for order in list(account.orders.values()):
+            if not order.status.is_final and (symbol is None or order.symbol == symbol):
+                self._finish(order, OrderStatus.CANCELLED, "flatten")
+        closing = []
+        for sym, position in list(account.positions.items()):
+            if position.net_quantity and (symbol is None or sym == symbol):
+                side = Side.SELL if position.net_quantity > 0 else Side.BUY
+                order, _ = self.submit(
+                    account_name, symbol=sym, side=side, quantity=abs(position.net_quantity)
+                )
+                closing.append(order)
+        return closing
+
+    def find_by_client_id(self, account_name: str, client_order_id: str) -> SimOrder | None:
+        account = self.account(account_name)
+        order_id = account.by_client_id.get(client_order_id)
+        return account.orders.get(order_id) if order_id else None
+
+    def open_orders(self, account_name: str) -> list[SimOrder]:
+        return [o for o in self.account(account_name).orders.values() if not o.status.is_final]
+
+    def position_event(self, account_name: str, symbol: str) -> PositionEvent:
+        position = self.account(account_name).positions.get(symbol, SimPosition())
+        return PositionEvent(
+            account_id=account_name,
+            symbol=symbol,
+            net_quantity=position.net_quantity,
+            average_price=position.average_price,
+            realized_pnl=position.realized_pnl,
+        )
+
+    # -- time ------------------------------------------------------------------------
+    def advance(self) -> None:
+        """One step of market time: move prices, then trade whatever became marketable."""
+        active = {o.symbol for a in self.accounts.values() for o in a.orders.values() if not o.status.is_final}
+        for symbol in active | set(self.prices.symbols()):
+            self.prices.step(symbol)
+        for account in list(self.accounts.values()):
+            for order in list(account.orders.values()):
+                if not order.status.is_final:
+                    self._match(order)
+
+    def expire_day_orders(self) -> None:
+        for account in self.accounts.values():
+            for order in list(account.orders.values()):
+                if not order.status.is_final and order.time_in_force is TimeInForce.DAY:
+                    self._finish(order, OrderStatus.EXPIRED, "session end")
+
+    # -- matching ----------------------------------------------------------------------
+    def _match(self, order: SimOrder) -> None:
+        last = self.prices.price(order.symbol)
+        price = self._marketable_price(order, last)
+        if price is None:
+            if order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+                self._finish(order, OrderStatus.EXPIRED, "not marketable")
+            return
+        lot = self.account(order.account).faults.partial_fill_lot
+        if order.time_in_force is TimeInForce.FOK and lot and lot < order.leaves_quantity:
+            self._finish(order, OrderStatus.EXPIRED, "fill or kill: not enough liquidity")
+            return
+        quantity = min(lot, order.leaves_quantity) if lot else order.leaves_quantity
+        self._fill(order, quantity, price)
+        if order.time_in_force is TimeInForce.IOC and not order.status.is_final:
+            self._finish(order, OrderStatus.CANCELLED, "immediate or cancel remainder")
+
+    @staticmethod
+    def _marketable_price(order: SimOrder, last: Decimal) -> Decimal | None:
+        buy = order.side is Side.BUY
+        if order.order_type in (OrderType.STOP, OrderType.STOP_LIMIT) and not order.triggered:
+            assert order.stop_price is not None
+            if (buy and last >= order.stop_price) or (not buy and last <= order.stop_price):
+                order.triggered = True
+            else:
+                return None
+        if order.order_type in (OrderType.MARKET, OrderType.STOP):
+            return last
+        assert order.limit_price is not None
+        if (buy and last <= order.limit_price) or (not buy and last >= order.limit_price):
+            return order.limit_price
+        return None
+
+    def _fill(self, order: SimOrder, quantity: int, price: Decimal) -> None:
+        account = self.account(order.account)
+        previous = order.filled_quantity
+        order.filled_quantity += quantity
+        cost = (order.average_price or Decimal(0)) * previous + price * quantity
+        order.average_price = cost / order.filled_quantity
+        order.status = OrderStatus.FILLED if order.leaves_quantity == 0 else OrderStatus.PARTIALLY_FILLED
+        order.updated_at = utcnow()
+        fill = FillEvent(
+            account_id=order.account,
+            client_order_id=order.client_order_id,
+            broker_order_id=order.order_id,
+            fill_id=str(next(self._fill_ids)),
+            symbol=order.symbol,
+            side=order.side,
+            quantity=quantity,
+            price=price,
+            cumulative_quantity=order.filled_quantity,
+            leaves_quantity=order.leaves_quantity,
+            timestamp=order.updated_at,
+        )
+        self._apply_to_position(account, order.symbol, order.side.sign * quantity, price)
+        self._publish(order.to_event())
+        self._publish(fill)
+        if account.faults.take_duplicate_fill():
+            self._publish(fill)
+        self._publish(self.position_event(order.account, order.symbol))
+        if order.status is OrderStatus.FILLED:
+            self._after_full_fill(order)
+
+    def _apply_to_position(self, account: SimAccount, symbol: str, signed_qty: int, price: Decimal) -> None:
+        position = account.positions.setdefault(symbol, SimPosition())
+        net = position.net_quantity
+        point_value = instrument_for(symbol).point_value
+        if net == 0 or (net > 0) == (signed_qty > 0):
+            total = abs(net) + abs(signed_qty)
+            average = position.average_price or Decimal(0)
+            position.average_price = (average * abs(net) + price * abs(signed_qty)) / total
+            position.net_quantity = net + signed_qty
+            return
+        closed = min(abs(net), abs(signed_qty))
+        assert position.average_price is not None
+        direction = 1 if net > 0 else -1
+        pnl = (price - position.average_price) * closed * direction * point_value
+        position.realized_pnl += pnl
+        account.balance += pnl
+        position.net_quantity = net + signed_qty
+        if position.net_quantity == 0:
+            position.average_price = None
+        elif (position.net_quantity > 0) != (net > 0):
+            position.average_price = price
+
+    def _after_full_fill(self, order: SimOrder) -> None:
+        """OCO siblings are cancelled; a bracketed entry spawns its two exits as an OCO pair."""
+        account = self.account(order.account)
+        if order.oco_group:
+            for other in account.orders.values():
+                if other.oco_group == order.oco_group and other is not order and not other.status.is_final:
+                    self._finish(other, OrderStatus.CANCELLED, "oco sibling filled")
+        if order.bracket and order.average_price is not None:
+            self._spawn_bracket(order, order.bracket, order.average_price)
+
+    def _spawn_bracket(self, entry: SimOrder, bracket: Bracket, entry_price: Decimal) -> None:
+        exit_side = entry.side.opposite()
+        direction = entry.side.sign
+        group = f"oco-{entry.order_id}"
+        if bracket.take_profit is not None:
+            self.submit(
+                entry.account, symbol=entry.symbol, side=exit_side, quantity=entry.quantity,
+                order_type=OrderType.LIMIT, limit_price=entry_price + direction * bracket.take_profit,
+                time_in_force=TimeInForce.GTC, oco_group=group,
+            )
+        if bracket.stop_loss is not None:
+            self.submit(
+                entry.account, symbol=entry.symbol, side=exit_side, quantity=entry.quantity,
+                order_type=OrderType.STOP, stop_price=entry_price - direction * bracket.stop_loss,
+                time_in_force=TimeInForce.GTC, oco_group=group,
+            )
+
+    def _working(self, account_name: str, order_id: str) -> SimOrder:
+        order = self.account(account_name).orders.get(order_id)
+        if order is None:
+            raise SimError(f"unknown order {order_id}")
+        if order.status.is_final:
+            raise SimError(f"order {order_id} is already {order.status.value}")
+        return order
+
+    def _finish(self, order: SimOrder, status: OrderStatus, reason: str | None) -> None:
+        order.status, order.reason, order.updated_at = status, reason, utcnow()
+        self._publish(order.to_event())

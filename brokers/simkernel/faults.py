@@ -1,0 +1,42 @@
+"""Fault switches a test flips on a simulator; each fires once unless said otherwise.
+
+The kernel consumes the order-level faults; a platform's transport consumes the rest (drop the
+connection, expire the token, answer with the platform's rate-limit response, delay acks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class FaultSwitches:
+    reject_next: str | None = None          # reason text of the next order's reject
+    duplicate_next_fill: bool = False       # publish the next fill twice (same fill id)
+    partial_fill_lot: int | None = None     # fill market orders in lots of this size, one per step
+    ack_delay_ms: float = 0.0               # added to every order ack while set
+    drop_connection: bool = False           # transport: close the client's connection now
+    expire_token: bool = False              # transport: the next authenticated call finds the token expired
+    rate_limit_next: int = 0                # transport: answer this many requests with the rate-limit reply
+
+    def take_reject(self) -> str | None:
+        reason, self.reject_next = self.reject_next, None
+        return reason
+
+    def take_duplicate_fill(self) -> bool:
+        fired, self.duplicate_next_fill = self.duplicate_next_fill, False
+        return fired
+
+    def take_drop(self) -> bool:
+        fired, self.drop_connection = self.drop_connection, False
+        return fired
+
+    def take_expire_token(self) -> bool:
+        fired, self.expire_token = self.expire_token, False
+        return fired
+
+    def take_rate_limit(self) -> bool:
+        if self.rate_limit_next > 0:
+            self.rate_limit_next -= 1
+            return True
+        return False
