@@ -2,7 +2,8 @@
 
 Synchronous and I/O-free (sans-I/O): a driver — a platform's wire server or the in-process
 paper adapter — calls it and turns the events it publishes into that platform's messages.
-Time moves only when the driver calls :meth:`SimExchange.advance`, so tests are deterministic.
+Time moves only when the driver calls :meth:`SimExchange.advance` (or pins a price with
+:meth:`SimExchange.set_price`), so tests are deterministic.
 """
 
 from __future__ import annotations
@@ -30,10 +31,20 @@ from .pricepath import PricePath
 
 KernelEvent = OrderEvent | FillEvent | PositionEvent
 Listener = Callable[[KernelEvent], None]
+FaultListener = Callable[[str], None]
 
 
 class SimError(Exception):
-    """A request the exchange cannot act on (unknown order, already final, bad account)."""
+    """A request the exchange cannot act on (unknown order, already final, bad account).
+
+    ``code`` is a stable, platform-neutral tag a simulator maps to its platform's own error
+    (Tradovate ``failureReason``, ProjectX ``errorCode``...) without parsing message text:
+    ``unknown_account``, ``unknown_order``, ``already_final``, ``too_late``, ``invalid_quantity``.
+    """
+
+    def __init__(self, message: str, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(slots=True)
@@ -58,6 +69,8 @@ class SimOrder:
     parent_id: str | None = None
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    #: Stable tag of why the order was rejected (see ``REJECT_CODES``); reason is the text.
+    reject_code: str | None = None
 
     @property
     def leaves_quantity(self) -> int:
@@ -99,6 +112,11 @@ class SimAccount:
     faults: FaultSwitches = field(default_factory=FaultSwitches)
 
 
+#: Reject tags: ``fault`` (a test's reject_next), ``unknown_contract``, ``invalid_quantity``,
+#: ``max_order_size``, ``invalid_price``.
+REJECT_CODES = frozenset({"fault", "unknown_contract", "invalid_quantity", "max_order_size", "invalid_price"})
+
+
 class SimExchange:
     def __init__(self, seed: int = 7, prices: PricePath | None = None) -> None:
         self.prices = prices or PricePath(seed)
@@ -106,6 +124,7 @@ class SimExchange:
         self._ids = itertools.count(1001)
         self._fill_ids = itertools.count(5001)
         self._listeners: list[Listener] = []
+        self._fault_listeners: list[FaultListener] = []
 
     # -- wiring ----------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -113,6 +132,19 @@ class SimExchange:
 
     def remove_listener(self, listener: Listener) -> None:
         self._listeners.remove(listener)
+
+    def add_fault_listener(self, listener: FaultListener) -> None:
+        """Transports register here to act on a transport fault at once (drop the socket now)
+        instead of noticing it on the next request or heartbeat."""
+        self._fault_listeners.append(listener)
+
+    def remove_fault_listener(self, listener: FaultListener) -> None:
+        self._fault_listeners.remove(listener)
+
+    def faults_changed(self, account_name: str) -> None:
+        """A test flipped a switch on ``account_name``'s faults: tell the transports."""
+        for listener in list(self._fault_listeners):
+            listener(account_name)
 
     def _publish(self, event: KernelEvent) -> None:
         for listener in list(self._listeners):
@@ -128,7 +160,7 @@ class SimExchange:
         try:
             return self.accounts[name]
         except KeyError:
-            raise SimError(f"unknown account {name!r}") from None
+            raise SimError(f"unknown account {name!r}", "unknown_account") from None
 
     # -- order entry -----------------------------------------------------------------
     def submit(
@@ -171,30 +203,36 @@ class SimExchange:
         account.orders[order.order_id] = order
         if client_order_id:
             account.by_client_id[client_order_id] = order.order_id
-        reason = self._reject_reason(account, order)
-        if reason:
-            order.status, order.reason = OrderStatus.REJECTED, reason
+        rejected = self._reject_reason(account, order)
+        if rejected:
+            order.reject_code, order.reason = rejected
+            order.status = OrderStatus.REJECTED
             self._publish(order.to_event())
             return order, False
         self._publish(order.to_event())
         self._match(order)
         return order, False
 
-    def _reject_reason(self, account: SimAccount, order: SimOrder) -> str | None:
+    def _reject_reason(self, account: SimAccount, order: SimOrder) -> tuple[str, str] | None:
+        """``(code, text)`` of why the order is refused, or None to accept it."""
         faulted = account.faults.take_reject()
         if faulted:
-            return faulted
+            return "fault", faulted
         try:
             instrument = instrument_for(order.symbol)
         except (KeyError, ValueError) as exc:
-            return f"unknown contract: {exc}"
+            return "unknown_contract", f"unknown contract: {exc}"
         if order.quantity <= 0:
-            return "quantity must be positive"
+            return "invalid_quantity", "quantity must be positive"
         if order.quantity > account.max_order_quantity:
-            return f"quantity {order.quantity} exceeds max order size {account.max_order_quantity}"
+            return "max_order_size", (
+                f"quantity {order.quantity} exceeds max order size {account.max_order_quantity}"
+            )
         for price in (order.limit_price, order.stop_price):
             if price is not None and (price <= 0 or instrument.round_to_tick(price) != price):
-                return f"invalid price {price}: not a positive multiple of tick {instrument.tick_size}"
+                return "invalid_price", (
+                    f"invalid price {price}: not a positive multiple of tick {instrument.tick_size}"
+                )
         return None
 
     def modify(
@@ -209,7 +247,9 @@ class SimExchange:
         order = self._working(account_name, order_id)
         if quantity is not None:
             if quantity <= order.filled_quantity:
-                raise SimError(f"quantity {quantity} not above filled {order.filled_quantity}")
+                raise SimError(
+                    f"quantity {quantity} not above filled {order.filled_quantity}", "invalid_quantity"
+                )
             order.quantity = quantity
         if limit_price is not None:
             order.limit_price = limit_price
@@ -221,7 +261,17 @@ class SimExchange:
         return order
 
     def cancel(self, account_name: str, order_id: str, reason: str | None = None) -> SimOrder:
+        """Cancel a working order.
+
+        With ``faults.fill_before_cancel`` the matching engine fills the order just before the
+        cancel is processed, as when a cancel and a fill cross on the wire: the fill events are
+        published and the cancel fails with code ``too_late``.
+        """
         order = self._working(account_name, order_id)
+        if self.account(account_name).faults.take_fill_before_cancel():
+            price = order.limit_price if order.order_type is OrderType.LIMIT else None
+            self._fill(order, order.leaves_quantity, price or self.prices.price(order.symbol))
+            raise SimError(f"order {order_id} is already filled: too late to cancel", "too_late")
         self._finish(order, OrderStatus.CANCELLED, reason)
         return order
 
@@ -260,14 +310,28 @@ class SimExchange:
         )
 
     # -- time ------------------------------------------------------------------------
-    def advance(self) -> None:
-        """One step of market time: move prices, then trade whatever became marketable."""
-        active = {o.symbol for a in self.accounts.values() for o in a.orders.values() if not o.status.is_final}
-        for symbol in active | set(self.prices.symbols()):
-            self.prices.step(symbol)
+    def advance(self, steps: int = 1) -> None:
+        """``steps`` steps of market time: move prices, then trade whatever became marketable."""
+        for _ in range(steps):
+            active = {o.symbol for a in self.accounts.values() for o in a.orders.values() if not o.status.is_final}
+            for symbol in active | set(self.prices.symbols()):
+                self.prices.step(symbol)
+            self._match_all()
+
+    def set_price(self, symbol: str, price: Decimal) -> Decimal:
+        """Pin the last price (rounded to tick) and trade what became marketable at exactly it.
+
+        Unlike ``prices.set_price`` followed by ``advance`` there is no random step in between,
+        so a scenario knows the fill price it expects. Returns the pinned price.
+        """
+        self.prices.set_price(symbol, price)
+        self._match_all(symbol)
+        return self.prices.price(symbol)
+
+    def _match_all(self, symbol: str | None = None) -> None:
         for account in list(self.accounts.values()):
             for order in list(account.orders.values()):
-                if not order.status.is_final:
+                if not order.status.is_final and (symbol is None or order.symbol == symbol):
                     self._match(order)
 
     def expire_day_orders(self) -> None:
@@ -391,9 +455,9 @@ class SimExchange:
     def _working(self, account_name: str, order_id: str) -> SimOrder:
         order = self.account(account_name).orders.get(order_id)
         if order is None:
-            raise SimError(f"unknown order {order_id}")
+            raise SimError(f"unknown order {order_id}", "unknown_order")
         if order.status.is_final:
-            raise SimError(f"order {order_id} is already {order.status.value}")
+            raise SimError(f"order {order_id} is already {order.status.value}", "already_final")
         return order
 
     def _finish(self, order: SimOrder, status: OrderStatus, reason: str | None) -> None:

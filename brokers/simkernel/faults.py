@@ -2,6 +2,9 @@
 
 The kernel consumes the order-level faults; a platform's transport consumes the rest (drop the
 connection, expire the token, answer with the platform's rate-limit response, delay acks).
+After flipping a transport switch a test calls ``SimExchange.faults_changed(account)`` so a
+transport that registered a fault listener acts at once; one that did not acts on the next
+request or heartbeat.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ class FaultSwitches:
     drop_connection: bool = False           # transport: close the client's connection now
     expire_token: bool = False              # transport: the next authenticated call finds the token expired
     rate_limit_next: int = 0                # transport: answer this many requests with the rate-limit reply
+    fill_before_cancel: bool = False        # the next cancel loses the race: the order fills first
 
     def take_reject(self) -> str | None:
         reason, self.reject_next = self.reject_next, None
@@ -33,6 +37,10 @@ class FaultSwitches:
 
     def take_expire_token(self) -> bool:
         fired, self.expire_token = self.expire_token, False
+        return fired
+
+    def take_fill_before_cancel(self) -> bool:
+        fired, self.fill_before_cancel = self.fill_before_cancel, False
         return fired
 
     def take_rate_limit(self) -> bool:

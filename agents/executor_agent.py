@@ -1,0 +1,111 @@
+"""Executor agent: consumes ``orders.requests``, runs each intent in its account's lane.
+
+Offsets are acknowledged by the lane when the broker answered (manual acks on a ``noack``
+stream): at-least-once delivery, with the derived client order id absorbing redeliveries.
+Also pumps follower fills from the adapters to ``trade.executions`` and reports session health.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from ..app import metrics
+from ..app.records import AccountStatus, Execution, OrderError, OrderIntent
+from ..brokers.base import BrokerAdapter
+
+if TYPE_CHECKING:
+    from ..app.factory import CopyTraderApp, Runtime
+
+log = logging.getLogger(__name__)
+
+
+def observe_outcome(intent: OrderIntent, outcome: Execution | OrderError) -> None:
+    if isinstance(outcome, Execution):
+        stamps = outcome.stamps
+        metrics.count_order(intent.platform, "duplicate" if outcome.duplicate else "placed")
+        if "sent" in stamps and "acked" in stamps:
+            metrics.observe_broker_call(intent.platform, intent.action, stamps["acked"] - stamps["sent"])
+        if "detected" in stamps and "sent" in stamps:
+            metrics.observe_stage("internal", stamps["sent"] - stamps["detected"])
+        if "detected" in stamps and "acked" in stamps:
+            metrics.observe_stage("e2e", stamps["acked"] - stamps["detected"])
+    else:
+        metrics.count_order(intent.platform, "rejected")
+        metrics.count_reject(intent.platform, (outcome.code or "other").lower()[:32])
+
+
+async def pump_fills(runtime: "Runtime", adapter: BrokerAdapter, followers: set[str]) -> None:
+    """Follower fills and late cancels/rejects of one session → ``trade.executions``."""
+    events = adapter.events()
+    try:
+        async for event in events:
+            if getattr(event, "account_id", None) in followers:
+                await runtime.router.on_broker_event(adapter.platform, event)
+    finally:
+        events.close()
+
+
+def status_of(runtime: "Runtime", account_id: str) -> AccountStatus:
+    account = runtime.config.accounts[account_id]
+    pool = runtime.pool
+    adapter = pool.connected().get(account.session_id)
+    health = adapter.health() if adapter else None
+    stats = runtime.router.stats.get(account_id)
+    return AccountStatus(
+        account_id=account_id,
+        platform=account.platform,
+        connection=health.state.value if health else "disconnected",
+        circuit=pool.breaker(account.session_id).state,
+        rate_headroom=health.rate_headroom if health else 1.0,
+        last_error=(stats.last_error if stats else None) or (health.last_error if health else None),
+        orders_placed=stats.orders_placed if stats else 0,
+        rejects=stats.rejects if stats else 0,
+        last_copy_ms=stats.last_copy_ms if stats else None,
+    )
+
+
+def install(app: "CopyTraderApp") -> None:
+    runtime = app.runtime
+    runtime.router.on_outcome = observe_outcome
+    followers = set(runtime.config.follower_accounts())
+
+    def breaker_changed(name: str, old: str, new: str) -> None:
+        metrics.on_circuit_change(name, old, new)
+        for account_id, account in runtime.config.accounts.items():
+            if account.session_id == name and account_id in followers:
+                asyncio.ensure_future(runtime.outbox.health(status_of(runtime, account_id)))
+
+    runtime.pool.on_breaker_change = breaker_changed
+
+    @app.agent(runtime.topics.intents, name="executor")
+    async def executor(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+        manual = stream.noack()
+        async for event in manual.events():
+            runtime.lanes.submit(event.value, done=lambda event=event: manual.ack(event))
+
+    @app.task
+    async def connect_followers() -> None:
+        await runtime.pool.connect_all(sorted(followers))
+        for session_id, adapter in runtime.pool.connected().items():
+            mine = {a for a in followers if runtime.config.accounts[a].session_id == session_id}
+            metrics.set_broker_connected(session_id, adapter.platform, True)
+            app.runtime.extras.setdefault("pumps", []).append(
+                asyncio.ensure_future(pump_fills(runtime, adapter, mine))
+            )
+
+    @app.timer(runtime.settings.status_interval_s)
+    async def report_health() -> None:
+        for account_id in sorted(followers):
+            await runtime.outbox.health(status_of(runtime, account_id))
+        for session_id, adapter in runtime.pool.connected().items():
+            metrics.set_rate_headroom(session_id, adapter.health().rate_headroom)
+
+    async def close_sessions() -> None:
+        for pump in runtime.extras.get("pumps", []):
+            pump.cancel()
+        await runtime.lanes.close()
+        await runtime.pool.close()
+
+    runtime.shutdown_hooks.append(close_sessions)

@@ -1,0 +1,55 @@
+"""Fan-out agent: ``trade.signals`` → one OrderIntent per follower on ``orders.requests``.
+
+The topic is consumed as raw bytes so a malformed signal reaches our code and lands on
+``order.errors`` with its reason, instead of dying in Faust's deserializer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import TYPE_CHECKING
+
+from ..app import metrics
+from ..app.records import OrderError
+from .ingestion import decode_signal
+
+if TYPE_CHECKING:
+    from ..app.factory import CopyTraderApp, Runtime
+
+log = logging.getLogger(__name__)
+MAX_PAYLOAD_ECHO = 2000
+
+
+async def handle_signal(runtime: "Runtime", payload: bytes) -> int:
+    """Plan and publish one signal; returns the number of intents sent."""
+    try:
+        signal = decode_signal(payload)
+    except ValueError as exc:
+        metrics.count_signal("unknown", "malformed")
+        digest = hashlib.blake2b(payload or b"", digest_size=8).hexdigest()
+        await runtime.outbox.error(
+            OrderError(
+                error_id=f"malformed|{digest}", stage="ingest", reason=f"malformed signal: {exc}",
+                code="MALFORMED", payload=(payload or b"")[:MAX_PAYLOAD_ECHO].decode("utf-8", "replace"),
+            )
+        )
+        return 0
+    intents, errors = runtime.planner.plan(signal)
+    for intent in intents:
+        await runtime.outbox.intent(intent)
+    for error in errors:
+        await runtime.outbox.error(error)
+    metrics.count_signal(signal.kind, "copied" if intents else "not_copied")
+    if "detected" in signal.stamps and intents:
+        metrics.observe_stage("fanout", intents[0].stamps["fanned_out"] - signal.stamps.get("published", signal.stamps["detected"]))
+    return len(intents)
+
+
+def install(app: "CopyTraderApp") -> None:
+    runtime = app.runtime
+
+    @app.agent(runtime.topics.signals, name="fanout")
+    async def fanout(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+        async for payload in stream:
+            await handle_signal(runtime, payload)

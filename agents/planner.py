@@ -1,0 +1,121 @@
+"""Fan-out planning: one leader signal → one intent (or one recorded refusal) per follower.
+
+Pure and synchronous so it is cheap on the hot path and testable without Kafka. A follower
+that cannot take the copy (paused, scaled to zero, unknown symbol) yields an ``OrderError``
+with the reason instead of silently dropping out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..app import ids
+from ..app.config import CopyConfig, CopyGroup, Follower
+from ..app.records import OrderError, OrderIntent, TradeSignal, stamp
+from ..app.scaling import ScaledToZero, follower_side, follower_symbol, scaled_quantity
+from ..brokers.instruments import instrument_for
+
+ACTION_FOR_KIND = {"new": "place", "modify": "modify", "cancel": "cancel", "flatten": "flatten"}
+
+
+@dataclass(slots=True)
+class Controls:
+    """Runtime switches the dashboard flips: pause one follower, or all copying."""
+
+    paused_accounts: set[str] = field(default_factory=set)
+    paused_all: bool = False
+
+    def is_paused(self, account_id: str) -> bool:
+        return self.paused_all or account_id in self.paused_accounts
+
+
+class FanoutPlanner:
+    def __init__(self, config: CopyConfig, controls: Controls | None = None) -> None:
+        self.config = config
+        self.controls = controls or Controls()
+
+    def plan(self, signal: TradeSignal) -> tuple[list[OrderIntent], list[OrderError]]:
+        """Intents for every enabled follower of the signal's leader, plus refusals."""
+        intents: list[OrderIntent] = []
+        errors: list[OrderError] = []
+        if signal.kind == "fill":
+            return intents, errors  # leader fills are tracked, not copied: the order was
+        followers = self.config.followers_by_leader.get(signal.leader_account)
+        if followers is None:
+            errors.append(self._error(signal, "unknown", f"no copy group has leader {signal.leader_account!r}", "UNKNOWN_LEADER"))
+            return intents, errors
+        stamps = stamp(signal.stamps, "fanned_out")
+        for group, follower in followers:
+            try:
+                intent = self._intent(signal, group, follower, stamps)
+            except (ScaledToZero, KeyError, ValueError) as exc:
+                errors.append(self._error(signal, follower.account_id, str(exc).strip("'\""), "RULE"))
+                continue
+            if intent is not None:
+                intents.append(intent)
+            else:
+                errors.append(self._error(signal, follower.account_id, "follower paused or disabled", "PAUSED"))
+        return intents, errors
+
+    def _intent(
+        self, signal: TradeSignal, group: CopyGroup, follower: Follower, stamps: dict[str, float]
+    ) -> OrderIntent | None:
+        account_id = follower.account_id
+        # Cancels and flattens always go through: pausing must never strand a working order.
+        if signal.kind in ("new", "modify") and (not follower.enabled or self.controls.is_paused(account_id)):
+            return None
+        account = self.config.accounts[account_id]
+        rule = follower.rule
+        symbol = follower_symbol(rule, signal.symbol)
+        if signal.kind != "flatten":
+            instrument_for(symbol)  # unknown mapped symbol → KeyError → recorded refusal
+        quantity = 0
+        if signal.kind in ("new", "modify"):
+            leader = self.config.accounts.get(signal.leader_account)
+            quantity = scaled_quantity(
+                rule, signal.quantity, leader.size if leader else None, account.size
+            )
+        target = None
+        if signal.kind in ("modify", "cancel"):
+            target = ids.follower_order_id(signal.leader_account, signal.leader_order_id, account_id)
+        return OrderIntent(
+            client_order_id=ids.client_order_id(signal.signal_id, account_id),
+            signal_id=signal.signal_id,
+            account_id=account_id,
+            platform=account.platform,
+            leader_account=signal.leader_account,
+            action=ACTION_FOR_KIND[signal.kind],
+            symbol=symbol,
+            side=follower_side(rule, signal.side),
+            quantity=quantity or max(signal.quantity, 1),
+            order_type=signal.order_type,
+            limit_price=signal.limit_price,
+            stop_price=signal.stop_price,
+            target_client_order_id=target,
+            leader_symbol=signal.symbol,
+            leader_quantity=signal.quantity,
+            stamps=stamps,
+        )
+
+    @staticmethod
+    def _error(signal: TradeSignal, account_id: str, reason: str, code: str) -> OrderError:
+        return OrderError(
+            error_id=f"{signal.signal_id}|{account_id}|fanout",
+            stage="fanout",
+            reason=reason,
+            account_id=account_id,
+            signal_id=signal.signal_id,
+            code=code,
+            stamps=signal.stamps,
+        )
+
+
+def expected_pairs(signals: Iterable[TradeSignal], config: CopyConfig) -> set[tuple[str, str]]:
+    """(signal id, follower) pairs that should each produce exactly one follower order."""
+    return {
+        (s.signal_id, f.account_id)
+        for s in signals
+        if s.kind in ACTION_FOR_KIND
+        for _, f in config.followers_by_leader.get(s.leader_account, ())
+    }

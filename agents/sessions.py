@@ -1,0 +1,95 @@
+"""Broker sessions of one worker: one adapter per configured session, connected once.
+
+Each session has its own circuit breaker. A request on a session whose circuit is open fails
+fast with ``CircuitOpen`` (reported on ``order.errors``) rather than waiting behind a dead
+broker; the other sessions' accounts are untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from ..app.config import CopyConfig
+from ..brokers.base import BrokerAdapter
+from ..brokers.breaker import CircuitBreaker
+from ..brokers.registry import create_adapter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+AdapterFactory = Callable[[str], BrokerAdapter]
+
+
+class SessionPool:
+    def __init__(self, config: CopyConfig, factory: Callable[..., BrokerAdapter] = create_adapter) -> None:
+        self.config = config
+        self._factory = factory
+        self._adapters: dict[str, BrokerAdapter] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._connecting: dict[str, asyncio.Task[BrokerAdapter]] = {}
+        self.on_breaker_change: Callable[[str, str, str], None] | None = None
+
+    def session_id(self, account_id: str) -> str:
+        try:
+            return self.config.accounts[account_id].session_id
+        except KeyError:
+            raise KeyError(f"unknown account {account_id!r}") from None
+
+    def breaker(self, session_id: str) -> CircuitBreaker:
+        breaker = self._breakers.get(session_id)
+        if breaker is None:
+            breaker = self._breakers[session_id] = CircuitBreaker(
+                session_id, failure_threshold=5, reset_timeout=5.0, on_change=self._breaker_changed
+            )
+        return breaker
+
+    def _breaker_changed(self, name: str, old: str, new: str) -> None:
+        log.warning("circuit %s: %s -> %s", name, old, new)
+        if self.on_breaker_change:
+            self.on_breaker_change(name, old, new)
+
+    async def adapter_for(self, account_id: str) -> BrokerAdapter:
+        """The connected adapter of the account's session (connects on first use, once)."""
+        session_id = self.session_id(account_id)
+        adapter = self._adapters.get(session_id)
+        if adapter is not None:
+            return adapter
+        task = self._connecting.get(session_id)
+        if task is None:
+            task = self._connecting[session_id] = asyncio.ensure_future(self._connect(session_id))
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._connecting.pop(session_id, None)
+
+    async def _connect(self, session_id: str) -> BrokerAdapter:
+        adapter = self._factory(self.config.sessions[session_id])
+        await self.breaker(session_id).call(adapter.connect)
+        self._adapters[session_id] = adapter
+        return adapter
+
+    async def call(self, account_id: str, fn: Callable[[BrokerAdapter], Awaitable[T]]) -> T:
+        """Run one request through the session's breaker."""
+        adapter = await self.adapter_for(account_id)
+        return await self.breaker(self.session_id(account_id)).call(fn, adapter)
+
+    def connected(self) -> dict[str, BrokerAdapter]:
+        return dict(self._adapters)
+
+    async def connect_all(self, account_ids: list[str]) -> None:
+        """Open every session the accounts need, in parallel; failures are logged, not fatal."""
+        results = await asyncio.gather(*(self.adapter_for(a) for a in account_ids), return_exceptions=True)
+        for account_id, result in zip(account_ids, results):
+            if isinstance(result, BaseException):
+                log.error("session of %s failed to connect: %r", account_id, result)
+
+    async def close(self) -> None:
+        for adapter in self._adapters.values():
+            try:
+                await adapter.disconnect()
+            except Exception:  # noqa: BLE001 - closing must reach every session
+                log.exception("disconnect of %s failed", adapter.config.session_id)
+        self._adapters.clear()

@@ -1,0 +1,59 @@
+"""Tracker: fills → ``positions`` table → ``positions.updates``; health → ``broker_health`` →
+``account.status``. Tables are changelog-backed, so a restarted worker resumes where it was."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..app import metrics
+from ..app.records import OrderError
+from ..tables.health import health_table
+from ..tables.positions import apply_fill, position_key, positions_table
+
+if TYPE_CHECKING:
+    from ..app.factory import CopyTraderApp
+
+log = logging.getLogger(__name__)
+FILL_KINDS = ("fill", "partial_fill")
+
+
+def install(app: "CopyTraderApp", position_partitions: int, health_partitions: int) -> None:
+    runtime = app.runtime
+    positions = positions_table(app, position_partitions)
+    health = health_table(app, health_partitions)
+    runtime.tables.update(positions=positions, broker_health=health)
+
+    @app.agent(runtime.topics.executions, name="tracker")
+    async def track_positions(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+        async for execution in stream:
+            if execution.kind not in FILL_KINDS:
+                continue
+            key = position_key(execution.account_id, execution.symbol)
+            try:
+                updated, applied = apply_fill(positions.get(key), execution)
+            except (KeyError, ValueError) as exc:
+                await runtime.outbox.error(
+                    OrderError(
+                        error_id=f"{execution.execution_id}|track", stage="track", reason=str(exc),
+                        account_id=execution.account_id, client_order_id=execution.client_order_id,
+                        code="BAD_FILL",
+                    )
+                )
+                continue
+            if not applied:
+                log.info("duplicate fill %s ignored", execution.execution_id)
+                continue
+            positions[key] = updated
+            metrics.count_fill(execution.platform)
+            if "filled" in execution.stamps and "detected" in execution.stamps:
+                metrics.observe_stage("fill", execution.stamps["filled"] - execution.stamps["detected"])
+            await runtime.outbox.position(updated)
+
+    @app.agent(runtime.topics.health, name="health")
+    async def track_health(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+        async for status in stream:
+            previous = health.get(status.account_id)
+            health[status.account_id] = status
+            if previous is None or previous.as_dict() | {"updated_at": None} != status.as_dict() | {"updated_at": None}:
+                await runtime.outbox.status(status)

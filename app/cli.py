@@ -1,0 +1,117 @@
+"""``copytrader``: Faust's own CLI for this app (worker, agents, tables, send, ...) plus the
+project's commands (kafka, demo, bench, sim), all under one entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from .settings import Settings
+
+
+@click.group(name="kafka", help="Run a local single-node Kafka (KRaft) broker: start | stop | status.")
+def kafka() -> None:
+    pass
+
+
+def _local_kafka():  # type: ignore[no-untyped-def]  # returns LocalKafka; imported lazily
+    from .kafka_local import local_kafka_for
+
+    settings = Settings.from_env()
+    return local_kafka_for(settings.bootstrap_servers, settings.data_dir)
+
+
+@kafka.command(name="start", help="Fetch the jars once (Maven), format storage, start, wait until it serves.")
+def kafka_start() -> None:
+    from .kafka_local import KafkaError
+
+    try:
+        click.echo(_local_kafka().start())
+    except KafkaError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@kafka.command(name="stop", help="Stop the broker started by `copytrader kafka start`.")
+def kafka_stop() -> None:
+    click.echo(_local_kafka().stop())
+
+
+@kafka.command(name="status", help="Say whether the local broker runs and serves.")
+def kafka_status() -> None:
+    click.echo(_local_kafka().status())
+
+
+def _scenario_options(fn):  # type: ignore[no-untyped-def]  # click decorator stack
+    options = [
+        click.option("--followers", default="20", show_default=True, help="Follower accounts (comma list runs each)."),
+        click.option("--trades", default=50, show_default=True, help="Leader actions (market, limit, modify, cancel, stop)."),
+        click.option("--latency", "latency", default="0", show_default=True, help="Simulated broker latency in ms (comma list runs each; '50+20' adds a tail)."),
+        click.option("--interval", default=0.1, show_default=True, help="Seconds between leader actions."),
+        click.option("--platform", default="paper", show_default=True, help="Follower platform: paper, or a simulator (tradovate, projectx, mixed)."),
+        click.option("--processes", default=2, show_default=True, type=click.IntRange(1, 2), help="1: one worker; 2: fan-out and executor on separate cores."),
+        click.option("--quiet", is_flag=True, help="Only the summary, not one line per copy."),
+        click.option("--keep-kafka", is_flag=True, help="Leave a broker this command started running."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _run_scenarios(mode: str, **kw: object) -> None:
+    from .demo.runner import ScenarioOptions, run_many
+
+    followers = [int(x) for x in str(kw.pop("followers")).split(",")]
+    latencies = [x.strip() for x in str(kw.pop("latency")).split(",")]
+    results = asyncio.run(run_many(mode, followers, latencies, ScenarioOptions(**kw)))  # type: ignore[arg-type]  # click types match
+    if any(r.get("missing") or r.get("duplicates") for r in results):
+        sys.exit(1)
+
+
+@click.command(name="demo", help="A simulated leader trades; N followers copy it through real Kafka.")
+@_scenario_options
+def demo(**kw: object) -> None:
+    _run_scenarios("demo", **kw)
+
+
+@click.command(name="bench", help="Latency benchmark: stage percentiles at N followers (prints JSON).")
+@_scenario_options
+def bench(**kw: object) -> None:
+    kw["quiet"] = True
+    _run_scenarios("bench", **kw)
+
+
+@click.command(name="sim", help="Start one platform's simulator on its own and print where it listens.")
+@click.argument("platform")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, help="0 picks a free port.")
+@click.option("--latency", default="0", show_default=True, help="Injected latency per call, ms.")
+def sim(platform: str, host: str, port: int, latency: str) -> None:
+    from .demo.sandbox import serve_simulator
+
+    asyncio.run(serve_simulator(platform, host, port, latency))
+
+
+PROJECT_COMMANDS = (kafka, demo, bench, sim)
+
+
+def main() -> None:
+    from faust.cli.faust import cli as faust_cli
+
+    from .config import ConfigError
+
+    for command in PROJECT_COMMANDS:
+        faust_cli.add_command(command)
+    try:
+        from .main import app
+    except (ConfigError, OSError) as exc:
+        click.echo(f"copytrader: configuration error: {exc}", err=True)
+        sys.exit(2)
+    app.main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+

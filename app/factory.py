@@ -1,0 +1,138 @@
+"""``create_app(settings)``: the Faust application, built from settings and the copy config.
+
+Roles (``COPYTRADER_ROLES``) decide which agents a worker runs, so the hot path can be split
+over processes (fan-out on one core, executor on the other). Workers with different roles use
+different app ids — one consumer group each — because Faust's assignor expects every member
+of a group to run the same agents.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+
+from ..agents.executor import AccountLanes, OrderRouter
+from ..agents.outbox import Outbox, TopicOutbox
+from ..agents.planner import Controls, FanoutPlanner
+from ..agents.sessions import SessionPool
+from ..brokers.registry import create_adapter
+from .config import CopyConfig, load_config, parse_config
+from .kafka_tuning import apply_fetch_wait
+from .settings import Settings
+from .topics import SPEC, Topics, declare_topics, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything the agents share inside one worker."""
+
+    settings: Settings
+    config: CopyConfig
+    topics: Topics
+    outbox: Outbox
+    pool: SessionPool
+    planner: FanoutPlanner
+    router: OrderRouter
+    lanes: AccountLanes
+    tables: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+class CopyTraderApp(faust.App):
+    """A Faust app that creates its topics (with their partition counts) before it consumes."""
+
+    runtime: Runtime
+
+    async def on_first_start(self) -> None:
+        settings = self.runtime.settings
+        created = await ensure_topics(settings.bootstrap_servers, settings.topic_prefix)
+        if created:
+            log.info("created topics: %s", ", ".join(created))
+        await super().on_first_start()
+
+    async def on_stop(self) -> None:
+        """Run the agents' shutdown hooks (close broker sessions) before Faust stops."""
+        for hook in self.runtime.shutdown_hooks:
+            try:
+                await hook()
+            except Exception:  # noqa: BLE001 - every hook must run
+                log.exception("shutdown hook %r failed", hook)
+        await super().on_stop()
+
+
+def empty_config() -> CopyConfig:
+    return parse_config({"sessions": [], "accounts": [], "copy_groups": []}, env={})
+
+
+def create_app(
+    settings: Settings | None = None,
+    config: CopyConfig | None = None,
+    *,
+    adapter_factory: Any = create_adapter,
+    outbox: Outbox | None = None,
+) -> CopyTraderApp:
+    settings = settings or Settings.from_env()
+    if config is None:
+        config = load_config(settings.config_path) if settings.config_path else empty_config()
+    apply_fetch_wait(settings.fetch_max_wait_ms)
+    app = CopyTraderApp(
+        settings.app_id,
+        broker=settings.kafka_broker,
+        store=settings.store,
+        datadir=str(settings.data_dir / "faust" / settings.app_id),
+        autodiscover=False,
+        web_enabled=settings.has("web"),
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+        web_in_thread=False,
+        producer_linger_ms=settings.producer_linger_ms,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        topic_partitions=10,
+        topic_replication_factor=1,
+        broker_commit_every=100,
+        broker_commit_interval=0.5,
+        stream_wait_empty=False,
+    )
+    topics = declare_topics(app, settings.topic_prefix)
+    out = outbox or TopicOutbox(topics)
+    pool = SessionPool(config, adapter_factory)
+    router = OrderRouter(pool, out)
+    app.runtime = Runtime(
+        settings=settings,
+        config=config,
+        topics=topics,
+        outbox=out,
+        pool=pool,
+        planner=FanoutPlanner(config, Controls()),
+        router=router,
+        lanes=AccountLanes(router.execute),
+    )
+    _install(app)
+    return app
+
+
+def _install(app: CopyTraderApp) -> None:
+    from ..agents import executor_agent, fanout, heartbeat, ingestion_service, tracker
+
+    settings = app.runtime.settings
+    heartbeat.install(app)
+    if settings.has("ingest"):
+        ingestion_service.install(app)
+    if settings.has("fanout"):
+        fanout.install(app)
+    if settings.has("execute"):
+        executor_agent.install(app)
+    if settings.has("track"):
+        tracker.install(app, SPEC["trade.executions"].partitions, SPEC["broker.health"].partitions)
+    if settings.has("web"):
+        from ..web import api
+
+        api.install(app)

@@ -1,0 +1,38 @@
+"""Derived identifiers: the heart of exactly-once-in-effect.
+
+Nothing here is random. A leader event replayed after a crash or reconnect yields the same
+signal id, and a signal redelivered by Kafka yields the same client order id for each follower,
+which the executor and the broker both refuse to place twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+CLIENT_ID_PREFIX = "CT"
+
+
+def _digest(text: str, size: int = 10) -> str:
+    raw = hashlib.blake2b(text.encode(), digest_size=size).digest()
+    return base64.b32encode(raw).decode().rstrip("=")
+
+
+def signal_id(leader_account: str, leader_order_id: str, kind: str, version: int | str = 0) -> str:
+    """Id of the leader event ``kind`` (new/modify/cancel/fill) of one leader order.
+
+    ``version`` separates successive modifies (or fills) of the same leader order.
+    """
+    if kind == "new":
+        return f"{leader_account}:{leader_order_id}:new"
+    return f"{leader_account}:{leader_order_id}:{kind}:{version}"
+
+
+def client_order_id(signal: str, follower_account: str) -> str:
+    """The follower order's client id: 18 characters, safe for every platform's id field."""
+    return CLIENT_ID_PREFIX + _digest(f"{signal}|{follower_account}")
+
+
+def follower_order_id(leader_account: str, leader_order_id: str, follower_account: str) -> str:
+    """Client id of the follower order that copies a leader order (target of modify/cancel)."""
+    return client_order_id(signal_id(leader_account, leader_order_id, "new"), follower_account)

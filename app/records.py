@@ -1,0 +1,246 @@
+"""The records that travel on CopyTrader's topics.
+
+Faust ``Record``s with validation on construction, ``Decimal`` prices and timezone-aware UTC
+event times. Every record carries ``stamps``: wall-clock seconds (``time.time()``) at each stage
+of ARCHITECTURE.md (``detected``, ``published``, ``fanned_out``, ``sent``, ``acked``,
+``filled``), copied forward from record to record so one copy's latency waterfall can be drawn
+from its last record alone. Wall-clock, not monotonic, because stages run in different processes.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import faust
+
+from ..brokers.model import OrderType, Side
+
+SIGNAL_KINDS = ("new", "modify", "cancel", "fill", "flatten")
+INTENT_ACTIONS = ("place", "modify", "cancel", "flatten")
+EXECUTION_KINDS = ("ack", "fill", "partial_fill", "reject", "modified", "cancelled", "flattened")
+STAGES = ("detected", "published", "fanned_out", "sent", "acked", "filled")
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def stamp(stamps: dict[str, float], stage: str) -> dict[str, float]:
+    """Return a copy of ``stamps`` with ``stage`` set to now (records stay effectively immutable)."""
+    return {**stamps, stage: time.time()}
+
+
+class RecordError(ValueError):
+    """A record failed validation; ``field`` names the offending field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise RecordError(field, f"must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _utc(field: str, value: datetime) -> datetime:
+    """Aware times are normalised to UTC; a naive time is ambiguous and refused."""
+    if value.tzinfo is None:
+        raise RecordError(field, "must be timezone-aware (naive times are ambiguous)")
+    return value.astimezone(timezone.utc)
+
+
+def _order_prices(order_type: str, limit: Decimal | None, stop: Decimal | None) -> None:
+    _choice("order_type", order_type, tuple(t.value for t in OrderType))
+    if order_type in ("limit", "stop_limit") and limit is None:
+        raise RecordError("limit_price", f"required for a {order_type} order")
+    if order_type in ("stop", "stop_limit") and stop is None:
+        raise RecordError("stop_price", f"required for a {order_type} order")
+    for name, price in (("limit_price", limit), ("stop_price", stop)):
+        if price is not None and price <= 0:
+            raise RecordError(name, f"must be positive; got {price}")
+
+
+class _Base(faust.Record, abstract=True, serializer="json", coerce=True, isodates=True, decimals=True):
+    """Shared record options: JSON on the wire, coerced types, ISO dates, Decimal prices."""
+
+    _kind: ClassVar[str] = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict without Faust's metadata (for the web, logs and the database sink)."""
+        return {k: v for k, v in self.asdict().items() if not k.startswith("__")}
+
+
+class TradeSignal(_Base):
+    """A leader's trade event, normalised: the input of fan-out.
+
+    ``signal_id`` is derived from the leader event (see ``app.ids``), so a leader event seen
+    twice (reconnect, replay) produces the same id and, downstream, the same client order ids.
+    """
+
+    signal_id: str
+    leader_account: str
+    platform: str
+    symbol: str
+    side: str
+    quantity: int
+    kind: str = "new"
+    order_type: str = "market"
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    fill_price: Decimal | None = None
+    leader_order_id: str = ""
+    source: str = "adapter"
+    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    stamps: dict[str, float] = {}  # noqa: RUF012 - Faust copies defaults per instance
+
+    def __post_init__(self) -> None:
+        if not self.signal_id:
+            raise RecordError("signal_id", "must not be empty")
+        if not self.leader_account:
+            raise RecordError("leader_account", "must not be empty")
+        _choice("kind", self.kind, SIGNAL_KINDS)
+        _choice("side", self.side, tuple(s.value for s in Side))
+        if self.kind != "flatten" and self.quantity <= 0:
+            raise RecordError("quantity", f"must be positive; got {self.quantity}")
+        if self.kind in ("new", "modify"):
+            _order_prices(self.order_type, self.limit_price, self.stop_price)
+        self.occurred_at = _utc("occurred_at", self.occurred_at or now_utc())
+        if not self.leader_order_id:
+            self.leader_order_id = self.signal_id
+
+
+class OrderIntent(_Base):
+    """One follower's order derived from one signal: the input of the executor.
+
+    ``client_order_id`` is the idempotency key derived from (signal, follower);
+    ``target_client_order_id`` names the follower order a modify or cancel acts on.
+    """
+
+    client_order_id: str
+    signal_id: str
+    account_id: str
+    platform: str
+    leader_account: str
+    action: str
+    symbol: str
+    side: str
+    quantity: int
+    order_type: str = "market"
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    target_client_order_id: str | None = None
+    leader_symbol: str = ""
+    leader_quantity: int = 0
+    stamps: dict[str, float] = {}  # noqa: RUF012
+
+    def __post_init__(self) -> None:
+        _choice("action", self.action, INTENT_ACTIONS)
+        _choice("side", self.side, tuple(s.value for s in Side))
+        if self.action in ("place", "modify") and self.quantity <= 0:
+            raise RecordError("quantity", f"must be positive; got {self.quantity}")
+        if self.action == "place":
+            _order_prices(self.order_type, self.limit_price, self.stop_price)
+        if self.action in ("modify", "cancel") and not self.target_client_order_id:
+            raise RecordError("target_client_order_id", f"required for {self.action}")
+
+
+class Execution(_Base):
+    """What the broker did with a follower order (or what the leader's own order did)."""
+
+    execution_id: str
+    account_id: str
+    platform: str
+    kind: str
+    client_order_id: str | None = None
+    broker_order_id: str | None = None
+    signal_id: str | None = None
+    symbol: str = ""
+    side: str = ""
+    quantity: int = 0
+    price: Decimal | None = None
+    cumulative_quantity: int = 0
+    leaves_quantity: int = 0
+    duplicate: bool = False
+    is_leader: bool = False
+    reason: str | None = None
+    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    stamps: dict[str, float] = {}  # noqa: RUF012
+
+    def __post_init__(self) -> None:
+        _choice("kind", self.kind, EXECUTION_KINDS)
+        if self.occurred_at is None:
+            self.occurred_at = now_utc()
+
+
+class Position(_Base):
+    """Net position of one account in one symbol, with realised P&L in the account currency."""
+
+    account_id: str
+    symbol: str
+    net_quantity: int = 0
+    average_price: Decimal | None = None
+    realized_pnl: Decimal = Decimal(0)
+    fills: int = 0
+    recent_fill_ids: list[str] = []  # noqa: RUF012 - bounded window for duplicate-fill detection
+    updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+
+    def __post_init__(self) -> None:
+        if self.updated_at is None:
+            self.updated_at = now_utc()
+
+
+class AccountStatus(_Base):
+    """Health of one account's broker session, as the dashboard shows it."""
+
+    account_id: str
+    platform: str
+    connection: str
+    circuit: str = "closed"
+    rate_headroom: float = 1.0
+    last_error: str | None = None
+    orders_placed: int = 0
+    rejects: int = 0
+    last_copy_ms: float | None = None
+    updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+
+    def __post_init__(self) -> None:
+        if self.updated_at is None:
+            self.updated_at = now_utc()
+
+
+class OrderError(_Base):
+    """Anything that did not become a follower order, with the reason: nothing vanishes."""
+
+    error_id: str
+    stage: str
+    reason: str
+    account_id: str = "unknown"
+    signal_id: str | None = None
+    client_order_id: str | None = None
+    code: str | None = None
+    payload: str | None = None
+    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    stamps: dict[str, float] = {}  # noqa: RUF012
+
+    def __post_init__(self) -> None:
+        _choice("stage", self.stage, ("ingest", "fanout", "execute", "track"))
+        if self.occurred_at is None:
+            self.occurred_at = now_utc()
+
+
+class Heartbeat(_Base):
+    """A worker is alive; ``roles`` says what it runs."""
+
+    worker_id: str
+    sequence: int
+    roles: list[str] = []  # noqa: RUF012
+    sent_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+
+    def __post_init__(self) -> None:
+        if self.sent_at is None:
+            self.sent_at = now_utc()

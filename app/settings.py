@@ -1,0 +1,70 @@
+"""Process settings from the environment (``COPYTRADER_*``), with embedded defaults.
+
+A user with a Kafka cluster sets ``COPYTRADER_KAFKA_BROKER`` and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ALL_ROLES = ("ingest", "fanout", "execute", "track", "web")
+EXTRA_ROLES = ("trader",)  # the demo's scripted leader; never on by default
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"COPYTRADER_{name}", default)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    app_id: str = "copytrader"
+    kafka_broker: str = "kafka://127.0.0.1:9092"
+    topic_prefix: str = ""
+    config_path: str | None = None
+    data_dir: Path = Path("var")
+    web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    store: str = "memory://"
+    roles: tuple[str, ...] = ALL_ROLES
+    producer_linger_ms: float = 1.0
+    fetch_max_wait_ms: int = 5
+    database_url: str | None = None
+    redis_url: str | None = None
+    heartbeat_interval_s: float = 1.0
+    status_interval_s: float = 5.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        roles = tuple(r.strip() for r in _env("ROLES", ",".join(ALL_ROLES)).split(",") if r.strip())
+        unknown = set(roles) - set(ALL_ROLES) - set(EXTRA_ROLES)
+        if unknown:
+            raise ValueError(f"COPYTRADER_ROLES: unknown role(s) {sorted(unknown)}; known: {ALL_ROLES}")
+        data_dir = Path(_env("DATA_DIR", "var")).resolve()
+        return cls(
+            app_id=_env("APP_ID", "copytrader"),
+            kafka_broker=_env("KAFKA_BROKER", "kafka://127.0.0.1:9092"),
+            topic_prefix=_env("TOPIC_PREFIX", ""),
+            config_path=os.environ.get("COPYTRADER_CONFIG"),
+            data_dir=data_dir,
+            web_port=int(_env("WEB_PORT", "6066")),
+            web_host=_env("WEB_HOST", "127.0.0.1"),
+            store=_env("STORE", "memory://"),
+            roles=roles,
+            producer_linger_ms=float(_env("PRODUCER_LINGER_MS", "1")),
+            fetch_max_wait_ms=int(_env("FETCH_MAX_WAIT_MS", "5")),
+            database_url=os.environ.get("COPYTRADER_DATABASE_URL"),
+            redis_url=os.environ.get("COPYTRADER_REDIS_URL"),
+            heartbeat_interval_s=float(_env("HEARTBEAT_INTERVAL_S", "1")),
+            status_interval_s=float(_env("STATUS_INTERVAL_S", "5")),
+        )
+
+    def has(self, role: str) -> bool:
+        return role in self.roles
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``kafka://a:9092;b:9092`` → ``a:9092,b:9092`` for plain aiokafka clients."""
+        return ",".join(u.split("://", 1)[-1] for u in self.kafka_broker.replace(";", ",").split(","))

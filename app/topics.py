@@ -1,0 +1,103 @@
+"""Topic layout: names, partition counts and keys, declared in one place.
+
+Public topics follow the design (key = account_id except ``trade.signals``, keyed by symbol).
+Internal topics: ``orders.requests`` carries OrderIntents to the executor (key = account_id,
+so each account's orders stay in order while accounts run in parallel) and ``broker.health``
+carries session health to the tracker.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from .records import AccountStatus, Execution, Heartbeat, OrderError, OrderIntent, Position
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    key: str
+
+
+TOPIC_SPECS: tuple[TopicSpec, ...] = (
+    TopicSpec("trade.signals", 3, "symbol"),
+    TopicSpec("orders.requests", 10, "account_id"),
+    TopicSpec("trade.executions", 10, "account_id"),
+    TopicSpec("positions.updates", 10, "account_id"),
+    TopicSpec("account.status", 20, "account_id"),
+    TopicSpec("broker.health", 20, "account_id"),
+    TopicSpec("order.errors", 5, "account_id"),
+    TopicSpec("system.heartbeat", 1, "worker_id"),
+)
+SPEC = {spec.name: spec for spec in TOPIC_SPECS}
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The app's topic objects; ``signals`` is raw bytes so malformed input reaches our code."""
+
+    signals: faust.TopicT
+    intents: faust.TopicT
+    executions: faust.TopicT
+    positions: faust.TopicT
+    status: faust.TopicT
+    health: faust.TopicT
+    errors: faust.TopicT
+    heartbeat: faust.TopicT
+
+
+def topic_name(prefix: str, name: str) -> str:
+    return f"{prefix}{name}"
+
+
+def declare_topics(app: faust.App, prefix: str = "") -> Topics:
+    def topic(name: str, value_type: type | None, **kw: object) -> faust.TopicT:
+        spec = SPEC[name]
+        return app.topic(
+            topic_name(prefix, name), partitions=spec.partitions, key_type=str,
+            value_type=value_type, internal=False, **kw,
+        )
+
+    return Topics(
+        signals=topic("trade.signals", None, value_serializer="raw"),
+        intents=topic("orders.requests", OrderIntent),
+        executions=topic("trade.executions", Execution),
+        positions=topic("positions.updates", Position),
+        status=topic("account.status", AccountStatus),
+        health=topic("broker.health", AccountStatus),
+        errors=topic("order.errors", OrderError),
+        heartbeat=topic("system.heartbeat", Heartbeat),
+    )
+
+
+async def ensure_topics(bootstrap_servers: str, prefix: str = "") -> list[str]:
+    """Create every topic with its partition count (idempotent); returns the names created.
+
+    Done explicitly at start-up because a topic that is only produced to would otherwise be
+    auto-created by the broker with its default of one partition.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(topic_name(prefix, s.name), num_partitions=s.partitions, replication_factor=1)
+            for s in TOPIC_SPECS
+            if topic_name(prefix, s.name) not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                log.debug("topics created concurrently by another worker")
+        return [t.name for t in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,78 @@
+"""ProjectX session settings, read once from ``SessionConfig`` so the adapter never digs in dicts.
+
+``endpoint`` is the REST root (the hook that points the adapter at the simulator); the hub URL
+is derived from it the way the gateway's hosts pair up (``api.X`` ↔ ``rtc.X``,
+``gateway-api-demo`` ↔ ``gateway-rtc-demo``) unless ``options["hub_url"]`` says otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from ..base import SessionConfig
+from . import schemas as px
+
+DEFAULT_ENDPOINT = "https://api.topstepx.com"
+
+
+def derive_hub_url(endpoint: str) -> str:
+    parts = urlsplit(endpoint.rstrip("/"))
+    host = parts.netloc
+    if host.startswith("api."):
+        host = "rtc." + host[4:]
+    elif host.startswith("gateway-api-"):
+        host = "gateway-rtc-" + host[len("gateway-api-"):]
+    return urlunsplit((parts.scheme, host, px.USER_HUB_PATH, "", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectXConfig:
+    base_url: str
+    hub_url: str
+    username: str
+    api_key: str
+    accounts: dict[str, str]             # our account id → ProjectX account name
+    negotiate: bool = False              # POST /negotiate first (signalrcore style) or skip it
+    request_timeout_s: float = 10.0
+    token_lifetime_s: float = 86400.0    # used when the token carries no readable ``exp``
+    token_refresh_margin_s: float = 600.0
+    rate_limit: tuple[int, float] = px.DEFAULT_LIMIT
+    max_429_retries: int = 6
+    backoff_429_s: float = 0.5
+    reconnect_min_s: float = 0.05
+    reconnect_max_s: float = 5.0
+    keepalive_s: float = 15.0
+    server_timeout_s: float = 30.0
+    order_lookback_h: float = 24.0       # how far back Order/search looks for a retried tag
+    live: bool = False                   # Contract/search ``live`` flag (sim vs live data)
+
+    @classmethod
+    def from_session(cls, session: SessionConfig) -> "ProjectXConfig":
+        options = session.options
+        base = (session.endpoint or DEFAULT_ENDPOINT).rstrip("/")
+        if "://" not in base:
+            base = "http://" + base
+        if not session.username or not session.secret:
+            raise ValueError("ProjectX needs username (userName) and secret (apiKey)")
+        limit = options.get("rate_limit", px.DEFAULT_LIMIT)
+        return cls(
+            base_url=base,
+            hub_url=str(options.get("hub_url") or derive_hub_url(base)),
+            username=session.username,
+            api_key=session.secret,
+            accounts=dict(session.accounts),
+            negotiate=bool(options.get("negotiate", False)),
+            request_timeout_s=float(options.get("request_timeout_s", 10.0)),
+            token_lifetime_s=float(options.get("token_lifetime_s", 86400.0)),
+            token_refresh_margin_s=float(options.get("token_refresh_margin_s", 600.0)),
+            rate_limit=(int(limit[0]), float(limit[1])),
+            max_429_retries=int(options.get("max_429_retries", 6)),
+            backoff_429_s=float(options.get("backoff_429_s", 0.5)),
+            reconnect_min_s=float(options.get("reconnect_min_s", 0.05)),
+            reconnect_max_s=float(options.get("reconnect_max_s", 5.0)),
+            keepalive_s=float(options.get("keepalive_s", 15.0)),
+            server_timeout_s=float(options.get("server_timeout_s", 30.0)),
+            order_lookback_h=float(options.get("order_lookback_h", 24.0)),
+            live=bool(options.get("live", False)),
+        )

@@ -1,0 +1,215 @@
+"""The gateway's view over the shared kernel: integer ids, contracts, custom tags, trade history.
+
+The kernel knows accounts by name and symbols like ``ESZ6``; ProjectX speaks integer account
+ids and contract ids like ``CON.F.US.EP.Z26``. This module owns that mapping and turns kernel
+events into the gateway's payloads, so the REST routes and the hub stay thin.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from ...instruments import INSTRUMENTS
+from ...model import FillEvent, OrderEvent, PositionEvent, utcnow
+from ...simkernel.exchange import KernelEvent, SimExchange, SimOrder
+from .. import parsing
+from .. import schemas as px
+
+_QUARTERS = "HMUZ"
+_MONTH_NAMES = {"F": "January", "G": "February", "H": "March", "J": "April", "K": "May", "M": "June",
+                "N": "July", "Q": "August", "U": "September", "V": "October", "X": "November", "Z": "December"}
+
+
+def front_month(today: date | None = None) -> tuple[str, int]:
+    """Next quarterly expiry (H/M/U/Z) from today: good enough for index futures."""
+    today = today or datetime.now(timezone.utc).date()
+    quarter = (today.month - 1) // 3  # 0..3 → H,M,U,Z of this year
+    return _QUARTERS[quarter], today.year % 100
+
+
+@dataclass(slots=True)
+class Contract:
+    contract_id: str
+    code: str
+    root: str
+    month: str
+    year2: int
+    active: bool
+
+    @property
+    def symbol(self) -> str:
+        return f"{self.root}{self.month}{self.year2 % 10}"
+
+    def payload(self) -> dict[str, Any]:
+        spec = INSTRUMENTS[self.root]
+        return {
+            "id": self.contract_id,
+            "name": f"{self.code}{self.month}{self.year2:02d}",
+            "description": f"{self.root} futures: {_MONTH_NAMES[self.month]} 20{self.year2:02d}",
+            "tickSize": spec.tick_size,
+            "tickValue": spec.tick_size * spec.point_value,
+            "activeContract": self.active,
+            "symbolId": px.symbol_id(self.code),
+        }
+
+
+@dataclass(slots=True)
+class GatewayAccount:
+    account_id: int
+    name: str
+    can_trade: bool = True
+    realized: dict[str, Decimal] = field(default_factory=dict)  # last seen per symbol, for trade P&L
+    position_ids: dict[str, int] = field(default_factory=dict)
+    position_created: dict[str, datetime] = field(default_factory=dict)
+    trades: list[dict[str, Any]] = field(default_factory=list)
+
+
+Push = tuple[str, int, dict[str, Any]]  # (event target, accountId, payload)
+
+
+class GatewayState:
+    def __init__(self, exchange: SimExchange, account_names: list[str], *, contract_month: str | None = None,
+                 fee_per_contract: Decimal = Decimal("1.40")) -> None:
+        self.exchange = exchange
+        self.fee = fee_per_contract
+        month, year2 = (contract_month[0], int(contract_month[1:])) if contract_month else front_month()
+        self.front = {root: Contract(px.contract_id(code, month, year2), code, root, month, year2, True)
+                      for root, code in px.ROOT_TO_CODE.items() if root in INSTRUMENTS}
+        self._ids = itertools.count(7001)
+        self._position_ids = itertools.count(9001)
+        self.accounts: dict[str, GatewayAccount] = {}
+        self._symbols: dict[str, str] = {}
+        for name in account_names:
+            self.add_account(name)
+
+    # -- accounts ----------------------------------------------------------------------
+    def add_account(self, name: str, balance: Decimal = Decimal(50000)) -> GatewayAccount:
+        if name not in self.accounts:
+            self.exchange.open_account(name, balance)
+            self.accounts[name] = GatewayAccount(next(self._ids), name)
+        return self.accounts[name]
+
+    def by_id(self, account_id: Any) -> GatewayAccount | None:
+        for account in self.accounts.values():
+            if account.account_id == account_id:
+                return account
+        return None
+
+    def account_payload(self, account: GatewayAccount) -> dict[str, Any]:
+        return {
+            "id": account.account_id,
+            "name": account.name,
+            "balance": self.exchange.account(account.name).balance,
+            "canTrade": account.can_trade,
+            "isVisible": True,
+            "simulated": True,
+        }
+
+    # -- contracts ---------------------------------------------------------------------
+    def contract(self, contract_id: Any) -> Contract | None:
+        parts = px.split_contract_id(contract_id) if isinstance(contract_id, str) else None
+        if parts is None or parts[0] not in px.CODE_TO_ROOT:
+            return None
+        code, month, year2 = parts
+        root = px.CODE_TO_ROOT[code]
+        front = self.front.get(root)
+        if front is None:
+            return None
+        return Contract(contract_id, code, root, month, year2, contract_id == front.contract_id)
+
+    def search_contracts(self, text: str) -> list[Contract]:
+        needle = text.strip().upper()
+        found = [c for c in self.front.values()
+                 if not needle or needle in c.code or needle in c.root or needle in c.payload()["name"]]
+        return found[:20]
+
+    # -- orders ------------------------------------------------------------------------
+    def order_payload(self, order: SimOrder) -> dict[str, Any]:
+        account = self.accounts[order.account]
+        return parsing.order_payload(
+            order_id=int(order.order_id), account_id=account.account_id,
+            contract_id=self.contract_id_for(order.symbol), created=order.created_at,
+            updated=order.updated_at, status=order.status, order_type=order.order_type, side=order.side,
+            size=order.quantity, limit_price=order.limit_price, stop_price=order.stop_price,
+            fill_volume=order.filled_quantity,
+            filled_price=_tick_price(order) if order.filled_quantity else None,
+            custom_tag=order.client_order_id,
+        )
+
+    def contract_id_for(self, symbol: str) -> str:
+        """Kernel symbol → contract id, preferring the id a client actually traded."""
+        known = self._symbols.get(symbol)
+        if known:
+            return known
+        _, cid = parsing.contract_for_symbol(symbol)
+        return cid or self.front[symbol].contract_id
+
+    def kernel_symbol(self, contract: Contract) -> str:
+        self._symbols.setdefault(contract.symbol, contract.contract_id)
+        return contract.symbol
+
+    def orders(self, account: GatewayAccount) -> list[SimOrder]:
+        return list(self.exchange.account(account.name).orders.values())
+
+    def position_payloads(self, account: GatewayAccount, only_open: bool = True) -> list[dict[str, Any]]:
+        out = []
+        for symbol, position in self.exchange.account(account.name).positions.items():
+            if position.net_quantity or not only_open:
+                out.append(self._position_payload(account, symbol, position.net_quantity, position.average_price))
+        return out
+
+    def _position_payload(self, account: GatewayAccount, symbol: str, net: int, avg: Decimal | None) -> dict[str, Any]:
+        if symbol not in account.position_ids:
+            account.position_ids[symbol] = next(self._position_ids)
+            account.position_created[symbol] = utcnow()
+        return parsing.position_payload(
+            position_id=account.position_ids[symbol], account_id=account.account_id,
+            contract_id=self.contract_id_for(symbol), created=account.position_created[symbol],
+            net=net, average=avg,
+        )
+
+    # -- kernel events → pushes ----------------------------------------------------------
+    def translate(self, event: KernelEvent) -> list[Push]:
+        """One kernel event → the hub pushes it causes (empty for accounts we do not serve)."""
+        account = self.accounts.get(event.account_id)
+        if account is None:
+            return []
+        aid = account.account_id
+        if isinstance(event, OrderEvent):
+            order = self.exchange.account(account.name).orders[event.broker_order_id]
+            return [(px.EVENT_ORDER, aid, self.order_payload(order))]
+        if isinstance(event, FillEvent):
+            return self._trade_pushes(account, event)
+        if isinstance(event, PositionEvent):
+            return [(px.EVENT_POSITION, aid,
+                     self._position_payload(account, event.symbol, event.net_quantity, event.average_price))]
+        return []
+
+    def _trade_pushes(self, account: GatewayAccount, fill: FillEvent) -> list[Push]:
+        existing = next((t for t in account.trades if t["id"] == int(fill.fill_id)), None)
+        if existing is not None:  # duplicate_next_fill fault: the kernel repeats the same fill
+            return [(px.EVENT_TRADE, account.account_id, existing)]
+        position = self.exchange.account(account.name).positions.get(fill.symbol)
+        realized = position.realized_pnl if position else Decimal(0)
+        delta = realized - account.realized.get(fill.symbol, Decimal(0))
+        account.realized[fill.symbol] = realized
+        trade = parsing.trade_payload(
+            trade_id=int(fill.fill_id), account_id=account.account_id,
+            contract_id=self.contract_id_for(fill.symbol), created=fill.timestamp, price=fill.price,
+            pnl=delta if delta else None, fees=self.fee * fill.quantity, side=fill.side,
+            size=fill.quantity, order_id=int(fill.broker_order_id),
+        )
+        account.trades.append(trade)
+        return [(px.EVENT_TRADE, account.account_id, trade),
+                (px.EVENT_ACCOUNT, account.account_id, self.account_payload(account))]
+
+
+def _tick_price(order: SimOrder) -> Decimal | None:
+    """Average fill price as the gateway shows it (the kernel keeps full precision)."""
+    if order.average_price is None:
+        return None
+    return order.average_price.quantize(Decimal("0.000000001"))

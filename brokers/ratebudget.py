@@ -1,0 +1,175 @@
+"""Request budgets for rate-limited platforms.
+
+Why a budget instead of reacting to 429s: a throttled broker often answers with a penalty
+(Tradovate's ``p-ticket``/``p-time``) that blocks *every* request, exits included. Spending
+our own budget first, and spending it on the most urgent requests first, keeps protective
+orders flowing when a burst of follower entries arrives. Cancels and exits overtake queued
+entries; nobody bursts beyond the budget.
+
+The budget is a set of sliding windows ``(max_requests, window_seconds)``: a request may go
+when every window has had fewer than ``max_requests`` grants in its last ``window_seconds``.
+Time comes from an injectable monotonic ``clock`` and waiting from an injectable ``sleep``
+so tests can drive the budget deterministically with a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from enum import IntEnum
+
+__all__ = ["Priority", "RateBudget"]
+
+#: Float slack: ``t + window`` computed from floats may miss ``now`` by an ulp; without it a
+#: fake clock advanced to exactly the expiry instant would leave the pump sleeping forever.
+_EPSILON = 1e-9
+
+
+class Priority(IntEnum):
+    """Lower value is served first: a cancel or exit must never wait behind new entries."""
+
+    CANCEL = 0
+    EXIT = 1
+    MODIFY = 2
+    ENTRY = 3
+
+
+class _Window:
+    """One sliding window: grant times of the last ``seconds``."""
+
+    __slots__ = ("limit", "seconds", "grants")
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        if limit <= 0 or seconds <= 0:
+            raise ValueError(f"rate limit needs positive values, got ({limit}, {seconds})")
+        self.limit = limit
+        self.seconds = seconds
+        self.grants: deque[float] = deque()
+
+    def prune(self, now: float) -> None:
+        while self.grants and self.grants[0] + self.seconds <= now + _EPSILON:
+            self.grants.popleft()
+
+    def wait(self, now: float) -> float:
+        """Seconds until this window has room (0 when it has room now)."""
+        self.prune(now)
+        if len(self.grants) < self.limit:
+            return 0.0
+        # The grant that must expire is the one ``limit`` places from the end.
+        oldest_blocking = self.grants[len(self.grants) - self.limit]
+        return max(0.0, oldest_blocking + self.seconds - now)
+
+    def headroom(self, now: float) -> float:
+        self.prune(now)
+        return max(0.0, (self.limit - len(self.grants)) / self.limit)
+
+
+class RateBudget:
+    """Priority-ordered admission to a platform's request budget.
+
+    ``acquire`` returns when the caller may send one request; the grant is counted at that
+    moment. Waiters are served strictly by priority, then in arrival order. A caller that
+    arrives while others wait never jumps the queue, even if a slot is free right then,
+    unless it outranks all of them (the pump serves it first anyway).
+    """
+
+    def __init__(
+        self,
+        limits: list[tuple[int, float]],
+        name: str = "",
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.name = name
+        self._windows = [_Window(limit, seconds) for limit, seconds in limits]
+        self._clock = clock
+        self._sleep = sleep
+        self._blocked_until = float("-inf")
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._pump: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"RateBudget({self.name!r}, headroom={self.headroom:.2f}, waiting={self.waiting})"
+
+    # -- public ----------------------------------------------------------------------
+    async def acquire(self, priority: Priority = Priority.ENTRY) -> None:
+        """Wait until every window has room and no more urgent (or earlier) caller waits."""
+        if not self._live_waiters() and self._wait_time() <= _EPSILON:
+            self._grant()
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (int(priority), next(self._seq), future))
+        self._ensure_pump()
+        # If the caller is cancelled the future is cancelled too and the pump skips it; a
+        # slot granted just before the cancellation is spent (it may already be on the wire).
+        await future
+
+    def penalize(self, seconds: float) -> None:
+        """The server said wait (p-time, Retry-After): nobody gets a slot before then."""
+        if seconds <= 0:
+            return
+        self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+
+    @property
+    def headroom(self) -> float:
+        """Fraction (0..1) of the tightest window left now; 0 while penalized."""
+        now = self._clock()
+        if now + _EPSILON < self._blocked_until:
+            return 0.0
+        return min((window.headroom(now) for window in self._windows), default=1.0)
+
+    @property
+    def waiting(self) -> int:
+        """Callers queued for a slot (for health reporting and tests)."""
+        return self._live_waiters()
+
+    def wait_time(self) -> float:
+        """Seconds until a slot is free for a caller with nobody ahead of it."""
+        return self._wait_time()
+
+    # -- internals -------------------------------------------------------------------
+    def _live_waiters(self) -> int:
+        return sum(1 for _, _, future in self._waiters if not future.done())
+
+    def _wait_time(self) -> float:
+        now = self._clock()
+        wait = max(0.0, self._blocked_until - now)
+        for window in self._windows:
+            wait = max(wait, window.wait(now))
+        return wait
+
+    def _grant(self) -> None:
+        now = self._clock()
+        for window in self._windows:
+            window.grants.append(now)
+
+    def _ensure_pump(self) -> None:
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(
+                self._run_pump(), name=f"ratebudget-{self.name}"
+            )
+
+    async def _run_pump(self) -> None:
+        """Hand out slots to the head of the queue as the windows free up.
+
+        One task owns the queue so ordering is decided in one place; it re-reads the head
+        after every sleep, so a cancel that arrived meanwhile goes before queued entries.
+        """
+        while True:
+            while self._waiters and self._waiters[0][2].done():
+                heapq.heappop(self._waiters)  # caller gave up
+            if not self._waiters:
+                return
+            wait = self._wait_time()
+            if wait > _EPSILON:
+                await self._sleep(wait)
+                continue
+            _, _, future = heapq.heappop(self._waiters)
+            self._grant()
+            future.set_result(None)

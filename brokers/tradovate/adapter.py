@@ -1,0 +1,260 @@
+"""TradovateAdapter: the BrokerAdapter contract over Tradovate's REST + WebSocket API.
+
+Commands go by REST, events come by the user WebSocket (see :mod:`.transport` for why).
+Our client order id is sent as ``clOrdId`` and the server dedupes on it per account, so any
+doubtful place (timeout, 401, penalty) is simply resent: it can neither be lost nor doubled.
+``isAutomated: true`` is sent on every order, as Tradovate requires for non-human orders.
+Options: ``appId``, ``appVersion``, ``cid``, ``sec``, ``deviceId``, ``renew_margin_s``,
+``heartbeat_s``, ``request_timeout_s``, ``rate_limits``, ``ws_url``, ``live``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import aiohttp
+
+from ..base import BrokerAdapter, SessionConfig
+from ..errors import BrokerUnavailable, OrderRejected, UnknownOrder
+from ..model import (
+    AccountSnapshot,
+    BrokerEvent,
+    CancelOrder,
+    Capabilities,
+    ConnectionState,
+    FlattenPosition,
+    ModifyOrder,
+    OrderAck,
+    OrderEvent,
+    OrderStatus,
+    PlaceOrder,
+    PositionEvent,
+    SessionHealth,
+)
+from ..ratebudget import Priority, RateBudget
+from . import parsing
+from . import schemas as s
+from .config import TradovateConfig
+from .state import EntityCache
+from .transport import RestClient, UserSocket
+
+Json = dict[str, Any]
+_STATES = {"connected": ConnectionState.CONNECTED, "connecting": ConnectionState.CONNECTING,
+           "degraded": ConnectionState.DEGRADED}
+
+
+class TradovateAdapter(BrokerAdapter):
+    platform: ClassVar[str] = "tradovate"
+    capabilities: ClassVar[Capabilities] = Capabilities(brackets=False, oco=False)
+
+    def __init__(self, config: SessionConfig) -> None:
+        super().__init__(config)
+        self.tv = TradovateConfig.from_session(config)
+        self.budget = RateBudget([tuple(x) for x in self.tv.limits], name=f"tradovate:{config.session_id}")  # type: ignore[misc]  # pairs
+        self._http: aiohttp.ClientSession | None = None
+        self.rest: RestClient | None = None
+        self.socket: UserSocket | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._account_ids: dict[str, int] = {}       # our id → Tradovate accountId
+        self._symbols: dict[int, str] = {}
+        self._contracts: dict[str, int] = {}
+        self.cache = EntityCache({}, self._symbol)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self._state is ConnectionState.CONNECTED:
+            return
+        self._set_state(ConnectionState.CONNECTING)
+        self._http = aiohttp.ClientSession()
+        self.rest = RestClient(self.tv, self._http, self.budget)
+        try:
+            await self.rest.authenticate()
+            await self._load_accounts()
+            self.socket = UserSocket(self.tv, self._http, self.rest, self._on_sync, self._on_props, self._on_state)
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self.socket.run()), loop.create_task(self._keep_token())]
+            await asyncio.wait_for(asyncio.shield(self.socket.ready), self.tv.request_timeout_s)
+        except BaseException as exc:
+            await self._teardown()
+            self._set_state(ConnectionState.DISCONNECTED, str(exc))
+            if isinstance(exc, asyncio.TimeoutError):
+                raise BrokerUnavailable("tradovate websocket did not sync in time") from exc
+            raise
+
+    async def disconnect(self) -> None:
+        await self._teardown()
+        self._set_state(ConnectionState.DISCONNECTED)
+
+    async def _teardown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self.socket is not None:
+            await self.socket.close()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def _load_accounts(self) -> None:
+        assert self.rest is not None
+        listed = await self.rest.call("account/list", method="GET", priority=Priority.CANCEL) or []
+        by_name = {a["name"]: int(a["id"]) for a in listed}
+        missing = [n for n in self.config.accounts.values() if n not in by_name]
+        if missing:
+            raise UnknownOrder(f"accounts not visible to this login: {missing}", code="account")
+        self._account_ids = {ours: by_name[name] for ours, name in self.config.accounts.items()}
+        self.cache.our_ids.update({tv: ours for ours, tv in self._account_ids.items()})
+
+    async def _keep_token(self) -> None:
+        """Renew ahead of expiry so no order ever waits for an auth round trip."""
+        assert self.rest is not None
+        while True:
+            await asyncio.sleep(max(0.05, self.rest.seconds_to_renewal()))
+            with contextlib.suppress(Exception):
+                await self.rest.ensure_token()
+
+    # -- socket callbacks ----------------------------------------------------------------------
+    async def _on_sync(self, snapshot: Json, first: bool) -> None:
+        for contract in snapshot.get("contracts") or []:
+            self._remember_contract(int(contract["id"]), str(contract["name"]))
+        for event in await self.cache.apply_snapshot(snapshot, emit=not first):
+            self._emit(event)
+
+    async def _on_props(self, data: Json) -> None:
+        for event in await self.cache.apply(str(data.get("entityType")), data.get("entity") or {}):
+            self._emit(event)
+
+    def _on_state(self, state: str, reason: str | None) -> None:
+        self._set_state(_STATES.get(state, ConnectionState.DEGRADED), reason)
+
+    # -- contracts -------------------------------------------------------------------------------
+    def _remember_contract(self, contract_id: int, name: str) -> None:
+        self._symbols[contract_id], self._contracts[name.upper()] = name, contract_id
+
+    async def _symbol(self, contract_id: int) -> str:
+        if contract_id not in self._symbols:
+            found = await self._rest().call("contract/item", method="GET", query={"id": contract_id},
+                                            priority=Priority.CANCEL)
+            self._remember_contract(contract_id, str(found["name"]) if found else str(contract_id))
+        return self._symbols[contract_id]
+
+    async def _contract_id(self, symbol: str) -> int:
+        if symbol.upper() not in self._contracts:
+            found = await self._rest().call("contract/find", method="GET", query={"name": symbol.upper()},
+                                            priority=Priority.EXIT)
+            if not found:
+                raise OrderRejected(f"unknown contract {symbol}", code="InvalidContract")
+            self._remember_contract(int(found["id"]), str(found["name"]))
+        return self._contracts[symbol.upper()]
+
+    # -- orders ----------------------------------------------------------------------------------
+    def _rest(self) -> RestClient:
+        if self.rest is None or self._state is ConnectionState.DISCONNECTED:
+            raise BrokerUnavailable(f"tradovate session {self.config.session_id} is not connected")
+        return self.rest
+
+    async def place(self, command: PlaceOrder) -> OrderAck:
+        rest = self._rest()
+        account_id = self._account_ids[command.account_id]
+        seen_before = self.cache.order_for(account_id, command.client_order_id) is not None
+        body = s.place_order_body(
+            self.broker_account(command.account_id), account_id, command.client_order_id,
+            parsing.action(command.side), command.symbol.upper(), command.quantity,
+            parsing.order_type(command.order_type), parsing.price_out(command.limit_price),
+            parsing.price_out(command.stop_price), parsing.tif(command.time_in_force))
+        reply = await rest.call("order/placeorder", body, priority=Priority.ENTRY)
+        self._raise_failure(reply, rejected=True)
+        order_id = int(reply["orderId"])
+        self.cache.provisional(order_id, account_id, self._contracts.get(command.symbol.upper(), 0), body)
+        return OrderAck(command.account_id, command.client_order_id, str(order_id),
+                        self.cache.status_of(order_id), duplicate=seen_before)
+
+    async def modify(self, command: ModifyOrder) -> OrderAck:
+        view = self._view(command.account_id, command.client_order_id)
+        price = parsing.price_out(command.limit_price) if command.limit_price is not None else view.price
+        stop = parsing.price_out(command.stop_price) if command.stop_price is not None else view.stop_price
+        body = s.modify_order_body(view.order_id, command.quantity or view.quantity, view.order_type,
+                                   price, stop, view.tif)
+        reply = await self._rest().call("order/modifyorder", body, priority=Priority.MODIFY)
+        self._raise_failure(reply, rejected=False)
+        return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
+                        self.cache.status_of(view.order_id))
+
+    async def cancel(self, command: CancelOrder) -> OrderAck:
+        view = self._view(command.account_id, command.client_order_id)
+        reply = await self._rest().call("order/cancelorder", s.cancel_order_body(view.order_id),
+                                        priority=Priority.CANCEL)
+        self._raise_failure(reply, rejected=False)
+        return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
+                        self.cache.status_of(view.order_id))
+
+    async def flatten(self, command: FlattenPosition) -> OrderAck:
+        account_id = self._account_ids[command.account_id]
+        if command.symbol is not None:
+            contracts = {await self._contract_id(command.symbol)}
+        else:
+            contracts = {c for (a, c), net in self.cache.positions.items() if a == account_id and net}
+            contracts |= {v.contract_id for v in self.cache.orders.values()
+                          if v.account_id == account_id and v.ord_status in (s.WORKING, s.PENDING_NEW)}
+        order_ids = []
+        for contract_id in sorted(contracts):
+            reply = await self._rest().call("order/liquidateposition", s.liquidate_body(account_id, contract_id),
+                                            priority=Priority.EXIT)
+            self._raise_failure(reply, rejected=True)
+            if reply and reply.get("orderId"):
+                order_ids.append(str(reply["orderId"]))
+        return OrderAck(command.account_id, command.client_order_id, ",".join(order_ids) or "none",
+                        OrderStatus.FILLED if order_ids else OrderStatus.CANCELLED)
+
+    def _view(self, account: str, client_order_id: str) -> Any:
+        view = self.cache.order_for(self._account_ids[account], client_order_id)
+        if view is None:
+            raise UnknownOrder(f"no Tradovate order with clOrdId {client_order_id}")
+        return view
+
+    @staticmethod
+    def _raise_failure(reply: Any, *, rejected: bool) -> None:
+        if reply is None:
+            raise UnknownOrder("not found (404)", code="404")
+        reason = reply.get("failureReason") if isinstance(reply, dict) else None
+        if not reason or reason == "Success":
+            return
+        text = reply.get("failureText") or reason
+        if rejected:
+            raise OrderRejected(f"{reason}: {text}", code=reason)
+        if reason in ("TooLate", "UnknownReason"):
+            raise UnknownOrder(f"{reason}: {text}", code=reason)
+        raise OrderRejected(f"{reason}: {text}", code=reason)
+
+    # -- state -------------------------------------------------------------------------------------
+    async def snapshot(self, account_id: str) -> AccountSnapshot:
+        """Ask the broker (REST ``user/syncrequest`` for this account), not our cache."""
+        tv_id = self._account_ids[account_id]
+        snap = await self._rest().call("user/syncrequest", {"accounts": [tv_id]}, priority=Priority.MODIFY)
+        view = EntityCache({tv_id: account_id}, self._symbol)
+        for contract in snap.get("contracts") or []:
+            self._remember_contract(int(contract["id"]), str(contract["name"]))
+        await view.apply_snapshot(snap, emit=False)
+        orders: list[OrderEvent] = []
+        for order in view.orders.values():
+            if order.account_id == tv_id and not view.status_of(order.order_id).is_final:
+                orders.append(await view._order_event(order, None, s.parse_iso(None)))
+        positions: list[PositionEvent] = []
+        for (acct, contract_id), net in view.positions.items():
+            if acct == tv_id and net:
+                entity = next(p for p in snap["positions"] if p["contractId"] == contract_id and p["accountId"] == acct)
+                positions.append(PositionEvent(account_id, await self._symbol(contract_id), net,
+                                               parsing.price_in(entity.get("netPrice"))))
+        cash = [c for c in snap.get("cashBalances") or [] if c.get("accountId") == tv_id]
+        balance = Decimal(str(cash[0].get("amount", 0))) if cash else Decimal(0)
+        return AccountSnapshot(account_id, balance, tuple(orders), tuple(positions))
+
+    def health(self) -> SessionHealth:
+        return SessionHealth(platform=self.platform, state=self._state, last_error=self._last_error,
+                             rate_headroom=self.budget.headroom)

@@ -1,0 +1,274 @@
+"""Endpoint handlers shared by the REST routes and the WebSocket request channel.
+
+Tradovate serves the same operations over both (``order/placeorder`` by POST or as a socket
+request), so one dispatcher returns ``(status, payload)`` and each transport frames it. The
+transport-level faults live here too, because they must behave identically on both paths:
+``expire_token`` → 401, ``rate_limit_next`` → a penalty ticket (HTTP 200 with ``p-ticket``,
+``p-time``, ``p-captcha``) or a bare 429, ``ack_delay_ms`` → a late order reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import Any
+
+from ...instruments import instrument_for
+from ...simkernel.exchange import SimError, SimExchange, SimOrder
+from ...simkernel.faults import FaultSwitches
+from .. import parsing
+from .. import schemas as s
+from .auth import Token, TokenStore
+from .book import TradovateBook
+
+Json = dict[str, Any]
+Reply = tuple[int, Any]
+
+_MASTER_KEY = {"order": "accountId", "position": "accountId", "cashbalance": "accountId",
+               "orderversion": "orderId", "fill": "orderId", "command": "orderId",
+               "executionreport": "commandId", "commandreport": "commandId"}
+_ENTITY = {"order": s.ENTITY_ORDER, "position": s.ENTITY_POSITION, "cashbalance": s.ENTITY_CASH,
+           "orderversion": s.ENTITY_VERSION, "fill": s.ENTITY_FILL, "command": s.ENTITY_COMMAND,
+           "executionreport": s.ENTITY_EXEC, "commandreport": s.ENTITY_COMMAND_REPORT,
+           "account": "account"}
+_NO_AUTH = {"auth/accesstokenrequest"}
+
+
+class Api:
+    def __init__(self, exchange: SimExchange, book: TradovateBook, tokens: TokenStore,
+                 credentials: Json, *, penalty_seconds: int = 1, rate_limit_reply: str = "penalty") -> None:
+        self.exchange = exchange
+        self.book = book
+        self.tokens = tokens
+        self.credentials = credentials
+        self.penalty_seconds = penalty_seconds
+        self.rate_limit_reply = rate_limit_reply
+        self._tickets: dict[str, float] = {}
+        self.calls: list[tuple[str, Any]] = []  # (endpoint, body): tests read what arrived
+
+    # -- faults ----------------------------------------------------------------------------
+    def _faults(self) -> list[FaultSwitches]:
+        return [self.exchange.account(name).faults for name in self.book.account_ids]
+
+    def _penalty(self, body: Any) -> Reply | None:
+        """Honour a resent ``p-ticket`` once its time is up; otherwise maybe issue one."""
+        ticket = body.get(s.PENALTY_TICKET) if isinstance(body, dict) else None
+        if ticket is not None:
+            due = self._tickets.get(str(ticket))
+            if due is not None and time.monotonic() < due:
+                return 200, s.penalty(str(ticket), max(1, round(due - time.monotonic())))
+            self._tickets.pop(str(ticket), None)
+            return None
+        if any(f.take_rate_limit() for f in self._faults()):
+            if self.rate_limit_reply == "429":
+                return 429, None
+            new = secrets.token_hex(8)
+            self._tickets[new] = time.monotonic() + self.penalty_seconds
+            return 200, s.penalty(new, self.penalty_seconds)
+        return None
+
+    def _ack_delay(self) -> float:
+        return max((f.ack_delay_ms for f in self._faults()), default=0.0) / 1000.0
+
+    # -- dispatch --------------------------------------------------------------------------
+    async def call(self, endpoint: str, query: dict[str, str], body: Any, token: str | None) -> Reply:
+        endpoint = endpoint.strip("/").lower()
+        self.calls.append((endpoint, body))
+        penalty = self._penalty(body)
+        if penalty is not None:
+            return penalty
+        if endpoint in _NO_AUTH:
+            return 200, self._access_token(body if isinstance(body, dict) else {})
+        session = self.tokens.lookup(token)
+        if session is None:
+            return 401, "Access is denied"
+        if any(f.take_expire_token() for f in self._faults()):
+            self.tokens.expire(session.value)
+            return 401, "Expired Access Token"
+        return await self._authorized(endpoint, query, body if isinstance(body, dict) else {}, session)
+
+    async def _authorized(self, endpoint: str, query: dict[str, str], body: Json, session: Token) -> Reply:
+        if endpoint == "auth/renewaccesstoken":
+            renewed = self.tokens.renew(session.value)
+            assert renewed is not None
+            return 200, s.access_token_response(renewed.value, renewed.value, renewed.expires,
+                                                self.book.user_id, self.book.user_name)
+        if endpoint == "auth/me":
+            return 200, {"userId": self.book.user_id, "name": self.book.user_name, "fullName": self.book.user_name}
+        if endpoint == "user/syncrequest":
+            return 200, self.book.snapshot(self._sync_accounts(body))
+        if endpoint.startswith("order/") and endpoint.split("/")[1] in _ORDER_OPS:
+            reply = await _ORDER_OPS[endpoint.split("/")[1]](self, body)
+            delay = self._ack_delay()
+            if delay:
+                await asyncio.sleep(delay)
+            return reply
+        if endpoint.startswith("contract/"):
+            return self._contract(endpoint.split("/")[1], query)
+        return self._entities(endpoint, query)
+
+    def _sync_accounts(self, body: Json) -> set[str]:
+        mine = set(self.book.account_ids)
+        wanted = body.get("accounts")
+        if wanted:
+            return {self.book.account_names[int(a)] for a in wanted if int(a) in self.book.account_names}
+        return mine
+
+    # -- auth ------------------------------------------------------------------------------
+    def _access_token(self, body: Json) -> Json:
+        expected = self.credentials
+        for key in ("name", "password", "appId", "cid", "sec"):
+            if str(body.get(key, "")) != str(expected[key]):
+                return dict(s.auth_error("Incorrect username or password. Please try again."))
+        token = self.tokens.issue(self.book.user_id)
+        return dict(s.access_token_response(token.value, token.value, token.expires,
+                                            self.book.user_id, self.book.user_name))
+
+    # -- reads -----------------------------------------------------------------------------
+    def _contract(self, op: str, query: dict[str, str]) -> Reply:
+        if op == "find":
+            try:
+                instrument_for(query.get("name", ""))
+            except (KeyError, ValueError):
+                return 404, None
+            return 200, self.book.contract(self.book.contract_id(query["name"]))
+        if op == "item":
+            found = self.book.contract(int(query.get("id", 0)))
+            return (200, found) if found else (404, None)
+        if op == "items":
+            ids = [int(i) for i in query.get("ids", "").split(",") if i]
+            return 200, [c for c in (self.book.contract(i) for i in ids) if c]
+        return 404, None
+
+    def _entities(self, endpoint: str, query: dict[str, str]) -> Reply:
+        kind, _, op = endpoint.partition("/")
+        if kind not in _ENTITY:
+            return 404, None
+        rows = self.book.tables.of(_ENTITY[kind], set(self.book.account_ids))
+        if op == "list":
+            return 200, rows
+        if op == "item":
+            found = [r for r in rows if str(r["id"]) == query.get("id")]
+            return (200, found[0]) if found else (404, None)
+        if op == "items":
+            ids = set(query.get("ids", "").split(","))
+            return 200, [r for r in rows if str(r["id"]) in ids]
+        if op == "find" and kind == "account":
+            found = [r for r in rows if r["name"] == query.get("name")]
+            return (200, found[0]) if found else (404, None)
+        if op in ("deps", "ldeps") and kind in _MASTER_KEY:
+            masters = set((query.get("masterid") or query.get("masterids") or "").split(","))
+            return 200, [r for r in rows if str(r.get(_MASTER_KEY[kind])) in masters]
+        return 404, None
+
+    # -- order entry -------------------------------------------------------------------------
+    def _account_name(self, body: Json) -> str | None:
+        if body.get("accountId") is not None:
+            return self.book.account_names.get(int(body["accountId"]))
+        spec = body.get("accountSpec")
+        return spec if spec in self.book.account_ids else None
+
+    def _submit(self, account: str, spec: Json, *, cl_ord_id: str | None, oco: str | None = None) -> tuple[SimOrder, bool]:
+        return self.exchange.submit(
+            account, symbol=str(spec["symbol"]).upper(), side=parsing.side(spec["action"]),
+            quantity=int(spec.get("orderQty", 0)), order_type=parsing.order_type_from(spec.get("orderType")),
+            limit_price=parsing.price_in(spec.get("price")), stop_price=parsing.price_in(spec.get("stopPrice")),
+            time_in_force=parsing.tif_from(spec.get("timeInForce")), client_order_id=cl_ord_id, oco_group=oco,
+        )
+
+    def _result(self, order: SimOrder) -> Json:
+        if order.status.value == "rejected":
+            return {"failureReason": parsing.failure_reason(order.reason), "failureText": order.reason or "",
+                    "orderId": int(order.order_id)}
+        return {"orderId": int(order.order_id)}
+
+    async def _place(self, body: Json) -> Reply:
+        account = self._account_name(body)
+        if account is None:
+            return 200, {"failureReason": "Unauthorized", "failureText": "Unknown account"}
+        order, _ = self._submit(account, body, cl_ord_id=body.get("clOrdId"))
+        return 200, self._result(order)
+
+    async def _place_oco(self, body: Json) -> Reply:
+        account = self._account_name(body)
+        if account is None:
+            return 200, {"failureReason": "Unauthorized", "failureText": "Unknown account"}
+        group = f"oco-{secrets.token_hex(4)}"
+        first, _ = self._submit(account, body, cl_ord_id=body.get("clOrdId"), oco=group)
+        other = {**body, **body.get("other", {}), "orderQty": body.get("orderQty")}
+        second, _ = self._submit(account, other, cl_ord_id=None, oco=group)
+        result = self._result(first)
+        result["ocoId"] = int(second.order_id)
+        return 200, result
+
+    async def _place_oso(self, body: Json) -> Reply:
+        """Entry now; brackets (one, or two as an OCO pair) go live when the entry fills."""
+        account = self._account_name(body)
+        if account is None:
+            return 200, {"failureReason": "Unauthorized", "failureText": "Unknown account"}
+        entry, duplicate = self._submit(account, body, cl_ord_id=body.get("clOrdId"))
+        result = self._result(entry)
+        if "failureReason" in result or duplicate:
+            return 200, result
+        brackets = [b for b in (body.get("bracket1"), body.get("bracket2")) if b]
+        group = f"oso-{entry.order_id}" if len(brackets) == 2 else None
+        pending = [{**b, "symbol": body["symbol"], "orderQty": b.get("orderQty", body.get("orderQty"))} for b in brackets]
+
+        def release() -> None:
+            if entry.status.value != "filled":
+                if not entry.status.is_final:
+                    asyncio.get_running_loop().call_later(0.01, release)
+                return
+            for spec in pending:
+                order, _ = self._submit(account, spec, cl_ord_id=None, oco=group)
+                rec = self.book.order_rec(int(order.order_id))
+                if rec is not None:
+                    rec.parent_id = int(entry.order_id)
+
+        asyncio.get_running_loop().call_soon(release)
+        return 200, result
+
+    async def _modify(self, body: Json) -> Reply:
+        order_id = int(body.get("orderId", 0))
+        rec = self.book.order_rec(order_id)
+        if rec is None:
+            return 200, {"failureReason": "UnknownReason", "failureText": f"Unknown order {order_id}"}
+        command_id = self.book.begin_command(order_id, s.CMD_MODIFY)
+        try:
+            self.exchange.modify(rec.account, str(order_id), quantity=body.get("orderQty"),
+                                 limit_price=parsing.price_in(body.get("price")),
+                                 stop_price=parsing.price_in(body.get("stopPrice")))
+        except SimError as exc:
+            self.book.reject_command(command_id, order_id, "TooLate", str(exc))
+            return 200, {"failureReason": parsing.failure_reason(str(exc)), "failureText": str(exc), "commandId": command_id}
+        return 200, {"commandId": command_id}
+
+    async def _cancel(self, body: Json) -> Reply:
+        order_id = int(body.get("orderId", 0))
+        rec = self.book.order_rec(order_id)
+        if rec is None:
+            return 200, {"failureReason": "UnknownReason", "failureText": f"Unknown order {order_id}"}
+        command_id = self.book.begin_command(order_id, s.CMD_CANCEL)
+        try:
+            self.exchange.cancel(rec.account, str(order_id))
+        except SimError as exc:
+            self.book.reject_command(command_id, order_id, "TooLate", str(exc))
+            return 200, {"failureReason": parsing.failure_reason(str(exc)), "failureText": str(exc), "commandId": command_id}
+        return 200, {"commandId": command_id}
+
+    async def _liquidate(self, body: Json) -> Reply:
+        account = self._account_name(body)
+        symbol = self.book.symbols.get(int(body.get("contractId", 0)))
+        if account is None or symbol is None:
+            return 200, {"failureReason": "UnknownReason", "failureText": "Unknown account or contract"}
+        closing = self.exchange.flatten(account, symbol)
+        return 200, ({"orderId": int(closing[0].order_id)} if closing else {})
+
+
+_ORDER_OPS = {
+    "placeorder": Api._place, "placeoco": Api._place_oco, "placeoso": Api._place_oso,
+    "modifyorder": Api._modify, "cancelorder": Api._cancel, "liquidateposition": Api._liquidate,
+}
+
+__all__ = ["Api"]

@@ -1,0 +1,273 @@
+"""Tradovate's entity view of the shared kernel: ids, entity tables and ``props`` pushes.
+
+The kernel (SimExchange) owns matching; this book only listens to its events and keeps what
+Tradovate would show for them — orders, order versions, commands, command and execution
+reports, fills, positions, cash balances — with Tradovate's integer ids. Every change is
+handed to ``on_props(account_name, props)`` for the WebSocket sessions to push, and the
+tables are the ``user/syncrequest`` snapshot, so a reconnecting client sees the same
+history the pushes told it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ...model import FillEvent, OrderEvent, OrderStatus, PositionEvent, utcnow
+from ...simkernel.exchange import KernelEvent, SimExchange
+from .. import parsing
+from .. import schemas as s
+
+Json = dict[str, Any]
+PropsSink = Callable[[str, Json], None]
+
+
+@dataclass(slots=True)
+class _OrderRec:
+    order_id: int
+    account: str
+    contract_id: int
+    action: str
+    cl_ord_id: str | None
+    version: tuple[int, str, float | None, float | None, str]
+    command_id: int
+    command_type: str = s.CMD_NEW
+    cum_qty: int = 0
+    oco_id: int | None = None
+    parent_id: int | None = None
+
+
+@dataclass(slots=True)
+class _PositionRec:
+    position_id: int
+    bought: int = 0
+    bought_value: float = 0.0
+    sold: int = 0
+    sold_value: float = 0.0
+
+
+@dataclass(slots=True)
+class Tables:
+    """Entity tables keyed by id, each row remembering its account for filtering."""
+
+    rows: dict[str, dict[int, tuple[str, Json]]] = field(default_factory=dict)
+
+    def put(self, kind: str, account: str, entity: Json) -> bool:
+        table = self.rows.setdefault(kind, {})
+        created = entity["id"] not in table
+        table[entity["id"]] = (account, entity)
+        return created
+
+    def of(self, kind: str, accounts: set[str]) -> list[Json]:
+        return [e for a, e in self.rows.get(kind, {}).values() if a in accounts]
+
+
+class TradovateBook:
+    def __init__(self, exchange: SimExchange, user_id: int, user_name: str) -> None:
+        self.exchange = exchange
+        self.user_id = user_id
+        self.user_name = user_name
+        self.created_at = utcnow()
+        self.account_ids: dict[str, int] = {}
+        self.account_names: dict[int, str] = {}
+        self.contracts: dict[str, int] = {}
+        self.symbols: dict[int, str] = {}
+        self.tables = Tables()
+        self._ids = itertools.count(1)
+        self._orders: dict[int, _OrderRec] = {}
+        self._positions: dict[tuple[str, int], _PositionRec] = {}
+        self._sinks: list[PropsSink] = []
+        self.pending_oco: dict[str, int] = {}
+        exchange.add_listener(self._on_kernel)
+
+    def close(self) -> None:
+        self.exchange.remove_listener(self._on_kernel)
+
+    # -- reference data ----------------------------------------------------------------
+    def add_account(self, name: str) -> int:
+        if name not in self.account_ids:
+            account_id = 700000 + len(self.account_ids) + 1
+            self.account_ids[name], self.account_names[account_id] = account_id, name
+            self.tables.put("account", name, s.account_entity(account_id, name, self.user_id, self.created_at))
+            self._cash(name)
+        return self.account_ids[name]
+
+    def contract_id(self, symbol: str) -> int:
+        """Stable ids per symbol (crc32) so two simulators agree on ids for the same symbol."""
+        symbol = symbol.upper()
+        if symbol not in self.contracts:
+            contract_id = 2_000_000 + zlib.crc32(symbol.encode()) % 1_000_000
+            self.contracts[symbol], self.symbols[contract_id] = contract_id, symbol
+        return self.contracts[symbol]
+
+    def contract(self, contract_id: int) -> Json | None:
+        symbol = self.symbols.get(contract_id)
+        return s.contract_entity(contract_id, symbol, contract_id // 10) if symbol else None
+
+    def subscribe(self, sink: PropsSink) -> Callable[[], None]:
+        self._sinks.append(sink)
+        return lambda: self._sinks.remove(sink) if sink in self._sinks else None
+
+    def order_rec(self, order_id: int) -> _OrderRec | None:
+        return self._orders.get(order_id)
+
+    # -- commands the API issues before calling the kernel ------------------------------
+    def begin_command(self, order_id: int, command_type: str) -> int:
+        rec = self._orders[order_id]
+        rec.command_id, rec.command_type = next(self._ids), command_type
+        self._put(s.ENTITY_COMMAND, rec.account, s.command_entity(
+            rec.command_id, order_id, None, command_type, s.CMD_EXECUTED, utcnow()))
+        return rec.command_id
+
+    def reject_command(self, command_id: int, order_id: int, reason: str, text: str) -> None:
+        rec = self._orders.get(order_id)
+        account = rec.account if rec else ""
+        self._put(s.ENTITY_COMMAND_REPORT, account, s.command_report_entity(
+            next(self._ids), command_id, s.CMD_REJECTED, s.REJECTED, utcnow(), reason, text))
+
+    # -- kernel events → entities ----------------------------------------------------------
+    def _on_kernel(self, event: KernelEvent) -> None:
+        if event.account_id not in self.account_ids:
+            return
+        if isinstance(event, OrderEvent):
+            self._on_order(event)
+        elif isinstance(event, FillEvent):
+            self._on_fill(event)
+        elif isinstance(event, PositionEvent):
+            self._on_position(event)
+
+    def _version_of(self, event: OrderEvent) -> tuple[int, str, float | None, float | None, str]:
+        order = self.exchange.account(event.account_id).orders[event.broker_order_id]
+        return (event.quantity, parsing.order_type(event.order_type), parsing.price_out(event.limit_price),
+                parsing.price_out(event.stop_price), parsing.tif(order.time_in_force))
+
+    def _on_order(self, event: OrderEvent) -> None:
+        order_id = int(event.broker_order_id)
+        rec = self._orders.get(order_id)
+        now = event.timestamp
+        if rec is None:
+            rec = self._new_order(event, order_id, now)
+        if event.filled_quantity > rec.cum_qty:
+            return  # the fill handler reports trades with their execution report
+        version = self._version_of(event)
+        if event.status is OrderStatus.REJECTED:
+            self._report(rec, s.EXEC_REJECTED, s.REJECTED, now, ok=False,
+                         reason=parsing.failure_reason(event.reason), text=event.reason)
+        elif event.status in (OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED):
+            if version != rec.version:
+                rec.version = version
+                self._put_version(rec)
+                self._report(rec, s.EXEC_REPLACED, s.WORKING, now)
+            elif rec.command_type == s.CMD_NEW and rec.cum_qty == 0 and not self._has_new(rec):
+                self._report(rec, s.EXEC_NEW, s.WORKING, now)
+        elif event.status is OrderStatus.CANCELLED:
+            self._report(rec, s.EXEC_CANCELED, s.CANCELED, now, text=event.reason)
+        elif event.status is OrderStatus.EXPIRED:
+            self._report(rec, s.EXEC_EXPIRED, s.EXPIRED, now, text=event.reason)
+
+    def _new_order(self, event: OrderEvent, order_id: int, now: datetime) -> _OrderRec:
+        rec = _OrderRec(
+            order_id=order_id, account=event.account_id, contract_id=self.contract_id(event.symbol),
+            action=parsing.action(event.side), cl_ord_id=event.client_order_id,
+            version=self._version_of(event), command_id=next(self._ids),
+        )
+        kernel_order = self.exchange.account(event.account_id).orders[event.broker_order_id]
+        if kernel_order.oco_group:
+            rec.oco_id = self.pending_oco.setdefault(kernel_order.oco_group, order_id)
+        self._orders[order_id] = rec
+        self._put(s.ENTITY_COMMAND, rec.account, s.command_entity(
+            rec.command_id, order_id, rec.cl_ord_id, s.CMD_NEW, s.CMD_EXECUTED, now))
+        self._put_order(rec, s.PENDING_NEW, now)
+        self._put_version(rec)
+        return rec
+
+    def _has_new(self, rec: _OrderRec) -> bool:
+        return any(e["orderId"] == rec.order_id and e["execType"] == s.EXEC_NEW
+                   for e in self.tables.of(s.ENTITY_EXEC, {rec.account}))
+
+    def _on_fill(self, event: FillEvent) -> None:
+        order_id = int(event.broker_order_id)
+        rec = self._orders[order_id]
+        order = self.exchange.account(event.account_id).orders[event.broker_order_id]
+        rec.cum_qty = event.cumulative_quantity
+        status = s.FILLED if event.leaves_quantity == 0 else s.WORKING
+        price = parsing.price_out(event.price)
+        self._put(s.ENTITY_EXEC, rec.account, s.execution_report_entity(
+            next(self._ids), rec.command_id, self.account_ids[rec.account], rec.contract_id, order_id,
+            s.EXEC_TRADE, status, rec.action, event.timestamp, cum_qty=event.cumulative_quantity,
+            avg_px=parsing.price_out(order.average_price), last_qty=event.quantity, last_px=price))
+        self._put(s.ENTITY_FILL, rec.account, s.fill_entity(
+            int(event.fill_id), order_id, rec.contract_id, rec.action, event.quantity, price or 0.0,
+            event.timestamp))
+        key = (rec.account, rec.contract_id)
+        pos = self._positions.setdefault(key, _PositionRec(next(self._ids)))
+        value = float(event.price) * event.quantity
+        if rec.action == s.BUY:
+            pos.bought, pos.bought_value = pos.bought + event.quantity, pos.bought_value + value
+        else:
+            pos.sold, pos.sold_value = pos.sold + event.quantity, pos.sold_value + value
+        self._put_order(rec, status, event.timestamp)
+
+    def _on_position(self, event: PositionEvent) -> None:
+        contract_id = self.contract_id(event.symbol)
+        pos = self._positions.setdefault((event.account_id, contract_id), _PositionRec(next(self._ids)))
+        self._put(s.ENTITY_POSITION, event.account_id, s.position_entity(
+            pos.position_id, self.account_ids[event.account_id], contract_id, event.net_quantity,
+            parsing.price_out(event.average_price), pos.bought, pos.bought_value, pos.sold,
+            pos.sold_value, event.timestamp))
+        self._cash(event.account_id)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _cash(self, account: str) -> None:
+        kernel = self.exchange.account(account)
+        realized = sum((p.realized_pnl for p in kernel.positions.values()), Decimal(0))
+        account_id = self.account_ids[account]
+        self._put(s.ENTITY_CASH, account, s.cash_balance_entity(
+            account_id, account_id, float(kernel.balance), float(realized), utcnow()))
+
+    def _put_order(self, rec: _OrderRec, status: str, ts: datetime) -> None:
+        self._put(s.ENTITY_ORDER, rec.account, s.order_entity(
+            rec.order_id, self.account_ids[rec.account], rec.contract_id, rec.action, status, ts,
+            rec.oco_id, rec.parent_id))
+
+    def _put_version(self, rec: _OrderRec) -> None:
+        qty, order_type, price, stop, tif = rec.version
+        self._put(s.ENTITY_VERSION, rec.account, s.order_version_entity(
+            next(self._ids), rec.order_id, qty, order_type, price, stop, tif))
+
+    def _report(self, rec: _OrderRec, exec_type: str, status: str, ts: datetime, *, ok: bool = True,
+                reason: str | None = None, text: str | None = None) -> None:
+        self._put(s.ENTITY_COMMAND_REPORT, rec.account, s.command_report_entity(
+            next(self._ids), rec.command_id, s.CMD_EXECUTED if ok else s.CMD_REJECTED, status, ts,
+            reason, text))
+        order = self.exchange.account(rec.account).orders[str(rec.order_id)]
+        self._put(s.ENTITY_EXEC, rec.account, s.execution_report_entity(
+            next(self._ids), rec.command_id, self.account_ids[rec.account], rec.contract_id,
+            rec.order_id, exec_type, status, rec.action, ts, cum_qty=rec.cum_qty,
+            avg_px=parsing.price_out(order.average_price), reject_reason=reason, text=text))
+        self._put_order(rec, status, ts)
+
+    def _put(self, kind: str, account: str, entity: Json) -> None:
+        created = self.tables.put(kind, account, entity)
+        event = s.props(kind, s.CREATED if created else s.UPDATED, entity)
+        for sink in list(self._sinks):
+            sink(account, event)
+
+    # -- snapshot ----------------------------------------------------------------------------
+    def snapshot(self, accounts: set[str]) -> Json:
+        """The SyncMessage: every documented key present, filled for the tables we keep."""
+        body: Json = {key: [] for key in s.SYNC_KEYS}
+        body["users"] = [s.user_entity(self.user_id, self.user_name, self.created_at)]
+        plural = {s.ENTITY_ORDER: "orders", s.ENTITY_VERSION: "orderVersions", s.ENTITY_EXEC: "executionReports",
+                  s.ENTITY_FILL: "fills", s.ENTITY_POSITION: "positions", s.ENTITY_CASH: "cashBalances",
+                  s.ENTITY_COMMAND: "commands", s.ENTITY_COMMAND_REPORT: "commandReports", "account": "accounts"}
+        for kind, key in plural.items():
+            body[key] = self.tables.of(kind, accounts)
+        contract_ids = {o["contractId"] for o in body["orders"]} | {p["contractId"] for p in body["positions"]}
+        body["contracts"] = [c for c in (self.contract(cid) for cid in sorted(contract_ids)) if c]
+        return body

@@ -1,0 +1,199 @@
+"""The adapter's picture of the user's Tradovate entities, and the events it derives.
+
+Events are driven by execution reports (their ``execType`` says what happened: New,
+Replaced, Canceled, Rejected, Expired, Trade), fills (one FillEvent per fill id, so a
+duplicated push never doubles a fill) and positions. The ``clOrdId → orderId`` map comes from
+``command`` entities, which carry the clOrdId, so it is rebuilt from the sync snapshot after a
+reconnect and also covers orders another client placed on the same account (the leader case).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ..model import BrokerEvent, FillEvent, OrderEvent, OrderStatus, PositionEvent
+from . import parsing
+from . import schemas as s
+
+Json = dict[str, Any]
+SymbolLookup = Callable[[int], Awaitable[str]]
+
+
+@dataclass(slots=True)
+class OrderView:
+    order_id: int
+    account_id: int
+    contract_id: int
+    action: str
+    ord_status: str = s.PENDING_NEW
+    quantity: int = 0
+    order_type: str = s.MARKET
+    price: Any = None
+    stop_price: Any = None
+    tif: str = s.TIF_DAY
+    cum_qty: int = 0
+    cl_ord_id: str | None = None
+
+
+class EntityCache:
+    def __init__(self, our_ids: dict[int, str], symbol: SymbolLookup) -> None:
+        self.our_ids = our_ids                      # Tradovate accountId → our account id
+        self._symbol = symbol
+        self.orders: dict[int, OrderView] = {}
+        self.by_client: dict[tuple[int, str], int] = {}
+        self.cl_by_order: dict[int, str] = {}
+        self.positions: dict[tuple[int, int], int] = {}   # (accountId, contractId) → netPos
+        self.filled: dict[int, int] = {}                   # orderId → sum of fill qty seen
+        self._seen_reports: set[int] = set()
+        self._seen_fills: set[int] = set()
+
+    # -- snapshot ------------------------------------------------------------------------------
+    async def apply_snapshot(self, snap: Json, *, emit: bool) -> list[BrokerEvent]:
+        """Load a SyncMessage; with ``emit`` return events for what changed since the last view."""
+        events: list[BrokerEvent] = []
+        for kind, key in ((s.ENTITY_COMMAND, "commands"), (s.ENTITY_ORDER, "orders"),
+                          (s.ENTITY_VERSION, "orderVersions")):
+            for entity in snap.get(key) or []:
+                await self.apply(kind, entity, emit=False)
+        reports = sorted(snap.get("executionReports") or [], key=lambda e: e["id"])
+        fills = sorted(snap.get("fills") or [], key=lambda e: e["id"])
+        for entity in reports:
+            events += await self.apply(s.ENTITY_EXEC, entity, emit=emit)
+        for entity in fills:
+            events += await self.apply(s.ENTITY_FILL, entity, emit=emit)
+        for entity in snap.get("positions") or []:
+            events += await self.apply(s.ENTITY_POSITION, entity, emit=emit)
+        return events
+
+    # -- one entity ------------------------------------------------------------------------------
+    async def apply(self, kind: str, entity: Json, *, emit: bool = True) -> list[BrokerEvent]:
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            return []
+        return await handler(self, entity, emit)
+
+    async def _command(self, e: Json, emit: bool) -> list[BrokerEvent]:
+        cl_ord_id, order_id = e.get("clOrdId"), e.get("orderId")
+        if cl_ord_id and order_id is not None and e.get("commandType") == s.CMD_NEW:
+            self.cl_by_order[int(order_id)] = str(cl_ord_id)
+            view = self.orders.get(int(order_id))
+            if view is not None:
+                view.cl_ord_id = str(cl_ord_id)
+                self.by_client[(view.account_id, str(cl_ord_id))] = view.order_id
+        return []
+
+    async def _order(self, e: Json, emit: bool) -> list[BrokerEvent]:
+        order_id = int(e["id"])
+        view = self.orders.get(order_id)
+        if view is None:
+            view = self.orders[order_id] = OrderView(order_id, int(e["accountId"]), int(e["contractId"]),
+                                                     str(e.get("action")))
+            view.cl_ord_id = self.cl_by_order.get(order_id)
+            if view.cl_ord_id:
+                self.by_client[(view.account_id, view.cl_ord_id)] = order_id
+        view.account_id, view.contract_id = int(e["accountId"]), int(e["contractId"])
+        view.ord_status = str(e.get("ordStatus") or view.ord_status)
+        return []
+
+    async def _version(self, e: Json, emit: bool) -> list[BrokerEvent]:
+        view = self.orders.get(int(e["orderId"]))
+        if view is not None:
+            view.quantity = int(e.get("orderQty") or view.quantity)
+            view.order_type = str(e.get("orderType") or view.order_type)
+            view.price, view.stop_price = e.get("price"), e.get("stopPrice")
+            view.tif = str(e.get("timeInForce") or view.tif)
+        return []
+
+    async def _report(self, e: Json, emit: bool) -> list[BrokerEvent]:
+        report_id = int(e["id"])
+        if report_id in self._seen_reports:
+            return []
+        self._seen_reports.add(report_id)
+        view = self.orders.get(int(e["orderId"]))
+        if view is None:
+            view = self.orders[int(e["orderId"])] = OrderView(
+                int(e["orderId"]), int(e["accountId"]), int(e["contractId"]), str(e.get("action")))
+        view.ord_status = str(e.get("ordStatus") or view.ord_status)
+        view.cum_qty = int(e.get("cumQty") or view.cum_qty)
+        if not emit or view.account_id not in self.our_ids:
+            return []
+        reason = None
+        if e.get("execType") == s.EXEC_REJECTED:
+            reason = ": ".join(str(x) for x in (e.get("rejectReason"), e.get("text")) if x)
+        elif e.get("text"):
+            reason = str(e["text"])
+        return [await self._order_event(view, reason, s.parse_iso(e.get("timestamp")))]
+
+    async def _order_event(self, view: OrderView, reason: str | None, ts: Any) -> OrderEvent:
+        return OrderEvent(
+            account_id=self.our_ids[view.account_id], client_order_id=view.cl_ord_id,
+            broker_order_id=str(view.order_id), symbol=await self._symbol(view.contract_id),
+            side=parsing.side(view.action), order_type=parsing.order_type_from(view.order_type),
+            quantity=view.quantity, status=parsing.status_from(view.ord_status, view.cum_qty, view.quantity),
+            filled_quantity=view.cum_qty, limit_price=parsing.price_in(view.price),
+            stop_price=parsing.price_in(view.stop_price), reason=reason, timestamp=ts,
+        )
+
+    async def _fill(self, e: Json, emit: bool) -> list[BrokerEvent]:
+        fill_id = int(e["id"])
+        if fill_id in self._seen_fills:
+            return []
+        self._seen_fills.add(fill_id)
+        order_id = int(e["orderId"])
+        cumulative = self.filled[order_id] = self.filled.get(order_id, 0) + int(e["qty"])
+        view = self.orders.get(order_id)
+        if not emit or view is None or view.account_id not in self.our_ids:
+            return []
+        return [FillEvent(
+            account_id=self.our_ids[view.account_id], client_order_id=view.cl_ord_id,
+            broker_order_id=str(order_id), fill_id=str(fill_id), symbol=await self._symbol(view.contract_id),
+            side=parsing.side(str(e.get("action") or view.action)), quantity=int(e["qty"]),
+            price=Decimal(str(e["price"])), cumulative_quantity=cumulative,
+            leaves_quantity=max(0, view.quantity - cumulative), timestamp=s.parse_iso(e.get("timestamp")),
+        )]
+
+    async def _position(self, e: Json, emit: bool) -> list[BrokerEvent]:
+        key = (int(e["accountId"]), int(e["contractId"]))
+        net = int(e.get("netPos") or 0)
+        changed = self.positions.get(key) != net
+        self.positions[key] = net
+        if not emit or key[0] not in self.our_ids or not changed:
+            return []
+        return [PositionEvent(
+            account_id=self.our_ids[key[0]], symbol=await self._symbol(key[1]), net_quantity=net,
+            average_price=parsing.price_in(e.get("netPrice")) if net else None,
+            timestamp=s.parse_iso(e.get("timestamp")),
+        )]
+
+    def provisional(self, order_id: int, account_id: int, contract_id: int, body: Json) -> None:
+        """Remember an order we just placed before its pushes arrive, so an immediate
+        modify/cancel by clOrdId works; the pushed entities overwrite these guesses."""
+        cl_ord_id = str(body["clOrdId"])
+        self.by_client.setdefault((account_id, cl_ord_id), order_id)
+        self.cl_by_order.setdefault(order_id, cl_ord_id)
+        if order_id not in self.orders:
+            self.orders[order_id] = OrderView(
+                order_id, account_id, contract_id, str(body["action"]), s.WORKING, int(body["orderQty"]),
+                str(body["orderType"]), body.get("price"), body.get("stopPrice"), str(body["timeInForce"]),
+                0, cl_ord_id)
+
+    # -- queries -------------------------------------------------------------------------------
+    def order_for(self, account_id: int, cl_ord_id: str) -> OrderView | None:
+        order_id = self.by_client.get((account_id, cl_ord_id))
+        return self.orders.get(order_id) if order_id is not None else None
+
+    def status_of(self, order_id: int) -> OrderStatus:
+        view = self.orders.get(order_id)
+        if view is None:
+            return OrderStatus.WORKING
+        return parsing.status_from(view.ord_status, view.cum_qty, view.quantity)
+
+
+_HANDLERS: dict[str, Callable[[EntityCache, Json, bool], Awaitable[list[BrokerEvent]]]] = {
+    s.ENTITY_COMMAND: EntityCache._command, s.ENTITY_ORDER: EntityCache._order,
+    s.ENTITY_VERSION: EntityCache._version, s.ENTITY_EXEC: EntityCache._report,
+    s.ENTITY_FILL: EntityCache._fill, s.ENTITY_POSITION: EntityCache._position,
+}

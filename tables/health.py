@@ -1,0 +1,12 @@
+"""Broker health per account: the latest AccountStatus a session reported."""
+
+from __future__ import annotations
+
+import faust
+
+from ..app.records import AccountStatus
+
+
+def health_table(app: faust.App, partitions: int) -> faust.Table:
+    """``broker_health[account_id]`` → AccountStatus, co-partitioned with ``broker.health``."""
+    return app.Table("broker_health", key_type=str, value_type=AccountStatus, partitions=partitions, help="broker health")

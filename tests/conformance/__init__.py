@@ -1,0 +1,1 @@
+"""Conformance suite: scenario files in ``cases/`` run over every adapter+simulator pair."""
