@@ -20,11 +20,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN pip wheel --wheel-dir /wheels ".[${EXTRAS}]"
+# requirements.txt names every wheel file: the runtime installs exactly this resolved set.
+RUN pip wheel --wheel-dir /wheels ".[${EXTRAS}]" \
+ && printf '%s\n' /wheels/*.whl > /wheels/requirements.txt
 
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
-ARG EXTRAS=postgres
 LABEL org.opencontainers.image.title="copytrader" \
       org.opencontainers.image.description="Copy a leader account's trades to many follower accounts through Kafka" \
       org.opencontainers.image.licenses="MIT"
@@ -38,7 +39,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     COPYTRADER_DATA_DIR=/var/lib/copytrader
 # Wheels are bind-mounted from the builder, so they never become a layer of this image.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels "copytrader[${EXTRAS}]" \
+    pip install --no-index --find-links=/wheels --requirement /wheels/requirements.txt \
+ && pip check \
  && groupadd --system --gid 10001 copytrader \
  && useradd --system --uid 10001 --gid copytrader --home-dir /var/lib/copytrader --shell /usr/sbin/nologin copytrader \
  && mkdir -p /var/lib/copytrader \

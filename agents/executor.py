@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -139,6 +138,7 @@ class OrderRouter:
                 side=intent.side,
                 quantity=intent.quantity,
                 duplicate=ack.duplicate,
+                request_outcome=True,
                 stamps=stamps,
             )
             await self.outbox.execution(execution)
@@ -186,7 +186,7 @@ class OrderRouter:
             account_id=intent.account_id, platform=intent.platform, kind=kind,
             client_order_id=intent.client_order_id, signal_id=intent.signal_id,
             symbol=intent.symbol, side=intent.side, quantity=intent.quantity,
-            reason=reason, stamps=stamps,
+            reason=reason, request_outcome=True, stamps=stamps,
         )
         await self.outbox.execution(execution)
         self._notify(intent, error)
@@ -273,13 +273,3 @@ class AccountLanes:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
         self._queues.clear()
-
-
-def elapsed_ms(stamps: dict[str, float], start: str, end: str) -> float | None:
-    if start in stamps and end in stamps:
-        return (stamps[end] - stamps[start]) * 1000.0
-    return None
-
-
-def now() -> float:
-    return time.time()

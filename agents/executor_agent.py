@@ -8,6 +8,7 @@ Also pumps follower fills from the adapters to ``trade.executions`` and reports 
 from __future__ import annotations
 
 import asyncio
+import time
 import logging
 from typing import TYPE_CHECKING
 
@@ -83,7 +84,9 @@ def install(app: "CopyTraderApp") -> None:
     async def executor(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
         manual = stream.noack()
         async for event in manual.events():
-            runtime.lanes.submit(event.value, done=lambda event=event: manual.ack(event))
+            intent = event.value
+            intent.stamps = {**intent.stamps, "received": time.time()}
+            runtime.lanes.submit(intent, done=lambda event=event: manual.ack(event))
 
     @app.task
     async def connect_followers() -> None:

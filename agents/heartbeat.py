@@ -20,5 +20,8 @@ def install(app: "CopyTraderApp") -> None:
 
     @app.timer(runtime.settings.heartbeat_interval_s)
     async def heartbeat() -> None:
-        beat = Heartbeat(worker_id=worker_id, sequence=next(sequence), roles=list(runtime.settings.roles))
+        beat = Heartbeat(
+            worker_id=worker_id, sequence=next(sequence), roles=list(runtime.settings.roles),
+            assigned_partitions=len(app.consumer.assignment()),
+        )
         await runtime.topics.heartbeat.send(key=worker_id, value=beat)

@@ -82,6 +82,7 @@ def create_app(
     if config is None:
         config = load_config(settings.config_path) if settings.config_path else empty_config()
     apply_fetch_wait(settings.fetch_max_wait_ms)
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = CopyTraderApp(
         settings.app_id,
         broker=settings.kafka_broker,
@@ -132,6 +133,10 @@ def _install(app: CopyTraderApp) -> None:
         executor_agent.install(app)
     if settings.has("track"):
         tracker.install(app, SPEC["trade.executions"].partitions, SPEC["broker.health"].partitions)
+    if settings.has("trader"):
+        from .demo import trader
+
+        trader.install(app)
     if settings.has("web"):
         from ..web import api
 

@@ -8,10 +8,12 @@ budget is one second. We lower the wait on the consumer Faust built, before it s
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+log = logging.getLogger(__name__)
 _original = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
 _fetch_wait_ms = 1500
 
@@ -26,4 +28,5 @@ def apply_fetch_wait(milliseconds: int) -> None:
 def _create_worker_consumer(self: Any, transport: Any) -> Any:
     consumer = _original(self, transport)
     consumer._fetch_max_wait_ms = _fetch_wait_ms  # read by aiokafka when the fetcher starts
+    log.info("worker consumer fetch_max_wait_ms=%d", _fetch_wait_ms)
     return consumer

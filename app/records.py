@@ -167,6 +167,7 @@ class Execution(_Base):
     leaves_quantity: int = 0
     duplicate: bool = False
     is_leader: bool = False
+    request_outcome: bool = False  # True on the executor's one answer to an intent (ack or reject)
     reason: str | None = None
     occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
     stamps: dict[str, float] = {}  # noqa: RUF012
@@ -239,6 +240,7 @@ class Heartbeat(_Base):
     worker_id: str
     sequence: int
     roles: list[str] = []  # noqa: RUF012
+    assigned_partitions: int = 0
     sent_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
 
     def __post_init__(self) -> None:

@@ -38,6 +38,7 @@ class ProjectXConfig:
     token_lifetime_s: float = 86400.0    # used when the token carries no readable ``exp``
     token_refresh_margin_s: float = 600.0
     rate_limit: tuple[int, float] = px.DEFAULT_LIMIT
+    budget_slack_s: float = 0.25         # added to each budget window (grant precedes arrival)
     max_429_retries: int = 6
     backoff_429_s: float = 0.5
     reconnect_min_s: float = 0.05
@@ -67,6 +68,7 @@ class ProjectXConfig:
             token_lifetime_s=float(options.get("token_lifetime_s", 86400.0)),
             token_refresh_margin_s=float(options.get("token_refresh_margin_s", 600.0)),
             rate_limit=(int(limit[0]), float(limit[1])),
+            budget_slack_s=float(options.get("budget_slack_s", 0.25)),
             max_429_retries=int(options.get("max_429_retries", 6)),
             backoff_429_s=float(options.get("backoff_429_s", 0.5)),
             reconnect_min_s=float(options.get("reconnect_min_s", 0.05)),

@@ -18,10 +18,9 @@ from typing import Any, ClassVar
 import aiohttp
 
 from ..base import BrokerAdapter, SessionConfig
-from ..errors import BrokerUnavailable, OrderRejected, UnknownOrder
+from ..errors import AuthenticationFailed, BrokerUnavailable, OrderRejected, UnknownOrder
 from ..model import (
     AccountSnapshot,
-    BrokerEvent,
     CancelOrder,
     Capabilities,
     ConnectionState,
@@ -107,7 +106,7 @@ class TradovateAdapter(BrokerAdapter):
         by_name = {a["name"]: int(a["id"]) for a in listed}
         missing = [n for n in self.config.accounts.values() if n not in by_name]
         if missing:
-            raise UnknownOrder(f"accounts not visible to this login: {missing}", code="account")
+            raise AuthenticationFailed(f"accounts not visible to this login: {missing}", code="account")
         self._account_ids = {ours: by_name[name] for ours, name in self.config.accounts.items()}
         self.cache.our_ids.update({tv: ours for ours, tv in self._account_ids.items()})
 

@@ -194,7 +194,7 @@ def execution_report_entity(report_id: int, command_id: int, account_id: int, co
     body: Json = {"id": report_id, "commandId": command_id, "name": str(report_id),
                   "accountId": account_id, "contractId": contract_id, "timestamp": iso(ts),
                   "tradeDate": trade_date(ts), "orderId": order_id, "execType": exec_type,
-                  "execRefId": str(report_id), "ordStatus": ord_status, "action": action,
+                  "execRefId": report_id, "ordStatus": ord_status, "action": action,
                   "cumQty": cum_qty, "exchangeOrderId": str(order_id)}
     for key, value in (("avgPx", avg_px), ("lastQty", last_qty), ("lastPx", last_px),
                        ("rejectReason", reject_reason), ("text", text)):

@@ -238,8 +238,42 @@ class SimulatorPlatform:
             await simulator.stop()
 
 
+# --------------------------------------------------------------------------- platform configs
+
+
+def tradovate_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) -> SessionConfig:
+    """Tradovate's demo login: name/password plus the app fields of accesstokenrequest."""
+    app = {k: credentials[k] for k in ("appId", "appVersion", "cid", "sec", "deviceId") if k in credentials}
+    return SessionConfig(
+        platform=platform, session_id=f"conformance-{next(_sessions)}",
+        accounts={ACCOUNT: credentials["accounts"][0]}, endpoint=simulator.base_url,
+        username=credentials["name"], secret=credentials["password"],
+        options={**app, "reconnect_initial_s": 0.05, "reconnect_max_s": 0.5},
+    )
+
+
+def projectx_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) -> SessionConfig:
+    """ProjectX: loginKey with userName/apiKey; the hub URL comes from the simulator."""
+    first = next(iter(credentials["accounts"]))
+    return SessionConfig(
+        platform=platform, session_id=f"conformance-{next(_sessions)}", accounts={ACCOUNT: first},
+        endpoint=credentials.get("base_url", simulator.base_url), username=credentials["userName"],
+        secret=credentials["apiKey"],
+        options={"hub_url": credentials["user_hub_url"], "reconnect_min_s": 0.05, "reconnect_max_s": 0.5},
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
     "paper": PaperPlatform(),
+    # tick_ms: the Tradovate simulator's clock also applies the drop fault, and 0 would spin.
+    "tradovate": SimulatorPlatform(
+        "tradovate", "copytrader.brokers.tradovate.simulator:create_simulator",
+        config=tradovate_config, options={"tick_ms": 20},
+    ),
+    "projectx": SimulatorPlatform(
+        "projectx", "copytrader.brokers.projectx.simulator:create_simulator",
+        config=projectx_config, options={"tick_ms": 0},
+    ),
 }

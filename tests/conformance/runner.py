@@ -5,20 +5,14 @@ set_price, advance, fault, drop/restore connection, connect, disconnect, snapsho
 check) or one expectation over the adapter's event stream. Expected events name only the
 fields that matter; everything else (timestamps, broker ids, fill ids) is volatile and ignored.
 Waiting is always for an event, bounded by a timeout: nothing here sleeps for a fixed time.
-
-Event patterns: ``{order|fill|position|connection: {field: value}}``. ``ref`` names an order of
-the scenario (matched by our client order id or the broker id from its ack); a value may be
-``{one_of: [...]}``, ``{contains: text}`` or ``{approx: price, within: 0.01}``; prices compare
-as Decimals.
+Pattern matching lives in :mod:`.matching`; the file format is described in ``cases/README.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,34 +20,39 @@ from typing import Any
 import yaml
 
 from copytrader.brokers import errors
-from copytrader.brokers.base import Subscription
 from copytrader.brokers.model import (
     BrokerEvent,
     Bracket,
     CancelOrder,
     Capabilities,
-    ConnectionEvent,
-    FillEvent,
     FlattenPosition,
     ModifyOrder,
     OrderAck,
-    OrderEvent,
     OrderType,
     PlaceOrder,
-    PositionEvent,
     Side,
     TimeInForce,
 )
 
 from .harness import ACCOUNT, Harness
+from .matching import (
+    TIMEOUT,
+    EventLog,
+    Orders,
+    ScenarioFailure,
+    describe,
+    pattern_matches,
+    value_matches,
+)
+
+__all__ = ["Scenario", "ScenarioFailure", "ScenarioRun", "ScenarioSkipped", "load_scenarios", "missing_requirement"]
 
 CASES = Path(__file__).parent / "cases"
-TIMEOUT = float(os.environ.get("CT_TIMEOUT", "5"))
-QUIET = float(os.environ.get("CT_QUIET", "0.2"))
 
 
-class ScenarioFailure(AssertionError):
-    """A step did not behave as the scenario says; the message shows expected vs seen."""
+class ScenarioSkipped(Exception):
+    """The platform refused a step as unsupported where the scenario allows that
+    (``skip_if_unsupported: true``): refusing is honest, silently ignoring is not."""
 
 
 @dataclass(frozen=True)
@@ -97,165 +96,6 @@ def missing_requirement(scenario: Scenario, capabilities: Capabilities, features
     return None
 
 
-# --------------------------------------------------------------------------- matching
-
-
-def normalize(event: BrokerEvent) -> tuple[str, dict[str, Any]]:
-    """Event → (kind, fields) with enums as their values: what patterns are compared with."""
-    if isinstance(event, OrderEvent):
-        return "order", {
-            "client_order_id": event.client_order_id, "broker_order_id": event.broker_order_id,
-            "symbol": event.symbol, "side": event.side.value, "type": event.order_type.value,
-            "quantity": event.quantity, "status": event.status.value,
-            "filled_quantity": event.filled_quantity, "limit_price": event.limit_price,
-            "stop_price": event.stop_price, "reason": event.reason,
-        }
-    if isinstance(event, FillEvent):
-        return "fill", {
-            "client_order_id": event.client_order_id, "broker_order_id": event.broker_order_id,
-            "symbol": event.symbol, "side": event.side.value, "quantity": event.quantity,
-            "price": event.price, "cumulative_quantity": event.cumulative_quantity,
-            "leaves_quantity": event.leaves_quantity, "partial": event.is_partial,
-        }
-    if isinstance(event, PositionEvent):
-        return "position", {
-            "symbol": event.symbol, "net_quantity": event.net_quantity,
-            "average_price": event.average_price, "realized_pnl": event.realized_pnl,
-        }
-    assert isinstance(event, ConnectionEvent)
-    return "connection", {"state": event.state.value, "reason": event.reason}
-
-
-def describe(event: BrokerEvent) -> str:
-    kind, fields = normalize(event)
-    shown = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in fields.items() if v is not None}
-    return f"{kind} {shown}"
-
-
-def value_matches(expected: Any, actual: Any) -> bool:
-    if isinstance(expected, Mapping):
-        if "one_of" in expected:
-            return any(value_matches(option, actual) for option in expected["one_of"])
-        if "contains" in expected:
-            return actual is not None and str(expected["contains"]).lower() in str(actual).lower()
-        if "approx" in expected:  # platforms round average prices differently
-            within = Decimal(str(expected.get("within", "0.01")))
-            return actual is not None and abs(Decimal(str(actual)) - Decimal(str(expected["approx"]))) <= within
-        raise ValueError(f"unknown matcher {expected!r}")
-    if expected is None or actual is None:
-        return expected is actual
-    if isinstance(actual, Decimal) or isinstance(expected, float):
-        try:
-            return Decimal(str(expected)) == Decimal(str(actual))
-        except ArithmeticError:
-            return False
-    if isinstance(actual, bool) or isinstance(expected, bool):
-        return bool(expected) == bool(actual) and isinstance(actual, bool)
-    return expected == actual or str(expected) == str(actual)
-
-
-@dataclass
-class Orders:
-    """The scenario's order refs → our client order ids and the broker ids acks reported."""
-
-    token: str = field(default_factory=lambda: secrets.token_hex(3))
-    broker_ids: dict[str, set[str]] = field(default_factory=dict)
-
-    def client_id(self, ref: str) -> str:
-        return f"CT{self.token}{ref}"
-
-    def remember(self, ref: str, ack: OrderAck) -> None:
-        self.broker_ids.setdefault(ref, set()).add(ack.broker_order_id)
-
-    def is_ref(self, ref: str, fields: Mapping[str, Any]) -> bool:
-        if fields.get("client_order_id") == self.client_id(ref):
-            return True
-        return fields.get("broker_order_id") in self.broker_ids.get(ref, ())
-
-
-def pattern_matches(pattern: Mapping[str, Any], event: BrokerEvent, orders: Orders) -> bool:
-    ((kind, wanted),) = pattern.items()
-    actual_kind, fields = normalize(event)
-    if kind != actual_kind:
-        return False
-    for key, expected in (wanted or {}).items():
-        if key == "ref":
-            if not orders.is_ref(expected, fields):
-                return False
-        elif key not in fields:
-            raise ValueError(f"{kind} events have no field {key!r}")
-        elif not value_matches(expected, fields[key]):
-            return False
-    return True
-
-
-class EventLog:
-    """Every event the adapter published since the scenario subscribed, consumed by matches."""
-
-    def __init__(self, subscription: Subscription) -> None:
-        self.subscription = subscription
-        self.events: list[BrokerEvent] = []
-        self.consumed: set[int] = set()
-
-    def _take_ready(self) -> None:
-        while not self.subscription.queue.empty():
-            self.events.append(self.subscription.queue.get_nowait())
-
-    async def _next(self, timeout: float) -> bool:
-        try:
-            event = await asyncio.wait_for(self.subscription.queue.get(), timeout)
-        except TimeoutError:
-            return False
-        self.events.append(event)
-        return True
-
-    def _find(self, patterns: list[Mapping[str, Any]], ordered: bool, orders: Orders) -> list[int] | None:
-        chosen: list[int] = []
-        last = -1
-        for pattern in patterns:
-            start = last + 1 if ordered else 0
-            index = next(
-                (i for i in range(start, len(self.events))
-                 if i not in self.consumed and i not in chosen
-                 and pattern_matches(pattern, self.events[i], orders)),
-                None,
-            )
-            if index is None:
-                return None
-            chosen.append(index)
-            last = index
-        return chosen
-
-    async def expect(self, patterns: list[Mapping[str, Any]], ordered: bool, orders: Orders, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            self._take_ready()
-            found = self._find(patterns, ordered, orders)
-            if found is not None:
-                self.consumed.update(found)
-                return
-            remaining = deadline - loop.time()
-            if remaining <= 0 or not await self._next(remaining):
-                raise ScenarioFailure(self._diff(patterns, ordered, orders))
-
-    async def settle(self, quiet: float = QUIET, limit: float = TIMEOUT) -> None:
-        """Collect stragglers until nothing arrives for ``quiet`` seconds (bounded by ``limit``)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
-        while loop.time() < deadline and await self._next(quiet):
-            pass
-
-    def _diff(self, patterns: list[Mapping[str, Any]], ordered: bool, orders: Orders) -> str:
-        lines = [f"expected ({'in order' if ordered else 'any order'}) within {TIMEOUT}s:"]
-        lines += [f"  - {p}" for p in patterns]
-        lines.append(f"events seen (client ids end with the ref; token {orders.token}):")
-        lines += [
-            f"  {'x' if i in self.consumed else ' '} {describe(e)}" for i, e in enumerate(self.events)
-        ] or ["  (none)"]
-        return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------- actions
 
 
@@ -290,7 +130,7 @@ class ScenarioRun:
             self.log.subscription.close()
 
     async def step(self, step: Mapping[str, Any]) -> None:
-        action = next(key for key in step if key not in ("ack", "error"))
+        action = next(key for key in step if key not in ("ack", "error", "skip_if_unsupported"))
         body = step[action]
         if action in ("expect", "expect_any_order"):
             await self.log.expect(list(body), action == "expect", self.orders, self.timeout)
@@ -300,6 +140,10 @@ class ScenarioRun:
             raise ValueError(f"unknown action {action!r}")
         try:
             result = await asyncio.wait_for(handler(body or {}), self.timeout)
+        except errors.UnsupportedOperation as exc:
+            if step.get("skip_if_unsupported"):
+                raise ScenarioSkipped(f"{self.harness.platform} does not support it: {exc}") from exc
+            raise ScenarioFailure(f"unexpected UnsupportedOperation: {exc}") from exc
         except errors.BrokerError as exc:
             if "error" not in step:
                 raise ScenarioFailure(f"unexpected {type(exc).__name__}: {exc}") from exc

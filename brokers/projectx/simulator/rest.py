@@ -19,6 +19,7 @@ from ...model import Bracket, OrderStatus, OrderType
 from ...simkernel.exchange import SimError
 from .. import codec, parsing
 from .. import schemas as px
+from .auth import Claims
 from .state import GatewayAccount
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PUBLIC = {px.LOGIN_KEY, "/api/Auth/loginApp"}
+USER = web.RequestKey("projectx_user", Claims)
 
 
 def envelope(error_code: int = 0, message: str | None = None, **fields: Any) -> web.Response:
@@ -60,7 +62,7 @@ def build_routes(sim: "ProjectXSimulator") -> tuple[web.RouteTableDef, Callable[
             return web.Response(status=401)
         if any(a.faults.take_rate_limit() for a in sim.kernel_accounts()) or not sim.admit(request.path):
             return web.Response(status=429)
-        request["user"] = claims
+        request[USER] = claims
         return await handler(request)
 
     async def body(request: web.Request) -> dict[str, Any]:
@@ -88,7 +90,7 @@ def build_routes(sim: "ProjectXSimulator") -> tuple[web.RouteTableDef, Callable[
     @routes.post(px.VALIDATE)
     async def validate(request: web.Request) -> web.Response:
         # The docs: an expired token may be re-validated for a new one; a forged one may not.
-        return envelope(newToken=sim.tokens.issue(request["user"].user))
+        return envelope(newToken=sim.tokens.issue(request[USER].user))
 
     # -- lookups -----------------------------------------------------------------------
     @routes.post(px.ACCOUNT_SEARCH)

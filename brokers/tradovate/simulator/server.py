@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -60,7 +61,7 @@ class TradovateSimulator:
         self.credentials = {**DEMO_USER, **options.get("credentials", {})}
         self.account_names = tuple(options.get("accounts", DEFAULT_ACCOUNTS))
         for name in self.account_names:
-            self.exchange.open_account(name, options.get("balance", s_decimal(50000)))
+            self.exchange.open_account(name, Decimal(str(options.get("balance", 50000))))
         self.book = TradovateBook(self.exchange, 100001, str(self.credentials["name"]))
         for name in self.account_names:
             self.book.add_account(name)
@@ -219,9 +220,3 @@ class TradovateSimulator:
             sock.accounts = self.api._sync_accounts(body if isinstance(body, dict) else {})
             sock.synced = True
         sock.push(codec.Response(req.request_id, status, payload))
-
-
-def s_decimal(value: int) -> Any:
-    from decimal import Decimal
-
-    return Decimal(value)

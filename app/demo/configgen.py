@@ -1,0 +1,57 @@
+"""Generated copy configs for the demo, the benchmark and the integration tests.
+
+Followers get a realistic mix of rules (same size, fixed size, account-size ratio, ES→MES with
+a multiplier, a size cap), so every rule runs on every demo.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LEADER = "leader-1"
+
+
+def follower_rule(index: int) -> dict[str, Any]:
+    kind = index % 5
+    if kind == 0:
+        return {"mode": "multiplier", "multiplier": 1}
+    if kind == 1:
+        return {"mode": "fixed", "quantity": 2}
+    if kind == 2:
+        return {"mode": "ratio", "max_quantity": 6}
+    if kind == 3:
+        return {"mode": "multiplier", "multiplier": 2, "symbol_map": {"ES": "MES", "NQ": "MNQ"}}
+    return {"mode": "multiplier", "multiplier": "0.5", "min_quantity": 1, "max_quantity": 3}
+
+
+def demo_config(followers: int = 20, platform: str = "paper", latency: str = "0",
+                endpoints: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Leader on the paper venue ``leader``; followers on ``platform`` (``mixed`` rotates).
+
+    ``endpoints`` gives simulator sessions their endpoint/credentials (from ``sandbox``).
+    """
+    platforms = ["paper", "tradovate", "projectx"] if platform == "mixed" else [platform]
+    sessions: list[dict[str, Any]] = [
+        {"id": "leader-paper", "platform": "paper", "options": {"venue": "leader", "latency": 0}},
+    ]
+    for name in platforms:
+        session: dict[str, Any] = {"id": f"followers-{name}", "platform": name, "options": {"latency": latency}}
+        if name == "paper":
+            session["options"]["venue"] = "followers"
+        session.update((endpoints or {}).get(name, {}))
+        sessions.append(session)
+    accounts: list[dict[str, Any]] = [{"id": LEADER, "session": "leader-paper", "broker_account": "LEAD-1", "size": 50000}]
+    group_followers = []
+    for i in range(1, followers + 1):
+        account_id = f"f{i:03d}"
+        name = platforms[i % len(platforms)]
+        accounts.append({
+            "id": account_id, "session": f"followers-{name}", "broker_account": f"FOL-{i:03d}",
+            "size": 100000 if i % 2 else 50000,
+        })
+        group_followers.append({"account": account_id, "rule": follower_rule(i)})
+    return {
+        "sessions": sessions,
+        "accounts": accounts,
+        "copy_groups": [{"id": "demo", "leader": LEADER, "followers": group_followers}],
+    }

@@ -1,0 +1,179 @@
+"""An outside observer of a run: reads the output topics like any other Kafka client would and
+accounts for every (signal, follower) pair — placed, rejected, refused, duplicated or missing.
+
+It is the judge of the demo, the benchmark and the integration tests, so it trusts nothing the
+workers say about themselves except the records on the topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from ...agents.ingestion import decode_signal
+from ...agents.planner import ACTION_FOR_KIND
+from ..config import CopyConfig
+from ..records import Execution, Heartbeat, OrderError, Position, TradeSignal
+
+STAGE_SPANS = {
+    "detect": ("occurred", "detected"),
+    "publish": ("detected", "published"),
+    "fanout": ("published", "fanned_out"),
+    "transit": ("fanned_out", "received"),
+    "lane": ("received", "sent"),
+    "send": ("fanned_out", "sent"),
+    "ack": ("sent", "acked"),
+    "internal": ("detected", "sent"),
+    "e2e": ("detected", "acked"),
+}
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "n": 0}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered) + 0.5)) - 1))], 3)
+
+    return {"p50": round(statistics.median(ordered), 3), "p95": pick(0.95), "p99": pick(0.99),
+            "max": round(ordered[-1], 3), "n": len(ordered)}
+
+
+@dataclass(slots=True)
+class Observation:
+    signals: dict[str, TradeSignal] = field(default_factory=dict)
+    outcomes: dict[tuple[str, str], list[Execution]] = field(default_factory=lambda: defaultdict(list))
+    refusals: dict[tuple[str, str], OrderError] = field(default_factory=dict)
+    errors: list[OrderError] = field(default_factory=list)
+    fills: list[Execution] = field(default_factory=list)
+    positions: dict[tuple[str, str], Position] = field(default_factory=dict)
+    heartbeats: dict[str, Heartbeat] = field(default_factory=dict)
+
+
+class RunObserver:
+    def __init__(self, bootstrap: str, prefix: str, config: CopyConfig,
+                 on_outcome: Callable[[Execution], None] | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.config = config
+        self.on_outcome = on_outcome
+        self.seen = Observation()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.changed = asyncio.Event()
+
+    async def start(self) -> None:
+        names = ["trade.signals", "trade.executions", "order.errors", "positions.updates", "system.heartbeat"]
+        self._consumer = AIOKafkaConsumer(
+            *(self.prefix + n for n in names), bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest", enable_auto_commit=False, group_id=None, fetch_max_wait_ms=20,
+        )
+        await self._consumer.start()
+        self._task = asyncio.ensure_future(self._consume())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer:
+            await self._consumer.stop()
+
+    async def _consume(self) -> None:
+        assert self._consumer is not None
+        async for message in self._consumer:
+            self._record(message.topic[len(self.prefix):], message.value)
+            self.changed.set()
+
+    def _record(self, topic: str, value: bytes) -> None:
+        seen = self.seen
+        if topic == "trade.signals":
+            try:
+                signal = decode_signal(value)
+            except ValueError:
+                return  # the malformed one is judged through order.errors
+            seen.signals[signal.signal_id] = signal
+        elif topic == "trade.executions":
+            execution = Execution.loads(value)
+            if execution.request_outcome and execution.signal_id:
+                seen.outcomes[(execution.signal_id, execution.account_id)].append(execution)
+                if self.on_outcome:
+                    self.on_outcome(execution)
+            elif execution.kind in ("fill", "partial_fill"):
+                seen.fills.append(execution)
+        elif topic == "order.errors":
+            error = OrderError.loads(value)
+            seen.errors.append(error)
+            if error.stage == "fanout" and error.signal_id:
+                seen.refusals[(error.signal_id, error.account_id)] = error
+        elif topic == "positions.updates":
+            position = Position.loads(value)
+            seen.positions[(position.account_id, position.symbol)] = position
+        elif topic == "system.heartbeat":
+            beat = Heartbeat.loads(value)
+            seen.heartbeats[beat.worker_id] = beat
+
+    # -- accounting -----------------------------------------------------------------------
+    def expected(self) -> set[tuple[str, str]]:
+        return {
+            (sid, f.account_id)
+            for sid, s in self.seen.signals.items()
+            if s.kind in ACTION_FOR_KIND
+            for _, f in self.config.followers_by_leader.get(s.leader_account, ())
+        }
+
+    def missing(self) -> set[tuple[str, str]]:
+        return {p for p in self.expected() if p not in self.seen.outcomes and p not in self.seen.refusals}
+
+    def summary(self, followers: int, **extra: Any) -> dict[str, Any]:
+        seen = self.seen
+        expected = self.expected()
+        placed = rejected = duplicates = redelivered = 0
+        spans: dict[str, list[float]] = {name: [] for name in STAGE_SPANS}
+        per_platform: dict[str, list[float]] = defaultdict(list)
+        for pair in expected:
+            outcomes = seen.outcomes.get(pair, [])
+            accepted = [o for o in outcomes if o.kind != "reject"]
+            distinct_orders = {o.broker_order_id for o in accepted}
+            duplicates += max(0, len(distinct_orders) - 1)
+            redelivered += sum(1 for o in accepted if o.duplicate)
+            if accepted:
+                placed += 1
+                first = min(accepted, key=lambda o: o.stamps.get("acked", 0))
+                for name, (start, end) in STAGE_SPANS.items():
+                    if start in first.stamps and end in first.stamps:
+                        spans[name].append((first.stamps[end] - first.stamps[start]) * 1000)
+                if "sent" in first.stamps and "acked" in first.stamps:
+                    per_platform[first.platform].append((first.stamps["acked"] - first.stamps["sent"]) * 1000)
+            elif outcomes:
+                rejected += 1
+        refused = sum(1 for p in expected if p in seen.refusals and p not in seen.outcomes)
+        return {
+            **extra,
+            "followers": followers,
+            "signals": len(seen.signals),
+            "copyable_signals": sum(1 for s in seen.signals.values() if s.kind in ACTION_FOR_KIND),
+            "orders_expected": len(expected),
+            "orders_placed": placed,
+            "rejected": rejected,
+            "refused": refused,
+            "duplicates": duplicates,
+            "redeliveries_absorbed": redelivered,
+            "missing": len(self.missing()),
+            "errors_on_topic": len(seen.errors),
+            "internal_ms": percentiles(spans["internal"]),
+            "e2e_ms": percentiles(spans["e2e"]),
+            "stages_ms": {name: percentiles(v) for name, v in spans.items() if name not in ("internal", "e2e")},
+            "broker_call_ms_by_platform": {k: percentiles(v) for k, v in sorted(per_platform.items())},
+        }
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return orjson.dumps(data).decode()

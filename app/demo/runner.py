@@ -1,0 +1,263 @@
+"""Runs one demo/benchmark scenario end to end on real Kafka.
+
+Starts (or reuses) the local broker, writes a generated config, starts the workers as separate
+processes (``front``: ingest + fan-out + the scripted leader; ``back``: executor + tracker), waits
+until both have partitions, lets the leader trade, and has the observer account for every copy.
+Each run uses fresh topics (a per-run prefix) so nothing from an earlier run can leak in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiokafka.admin import AIOKafkaAdminClient
+
+from ..config import parse_config
+from ..kafka_local import local_kafka_for
+from ..records import Execution
+from ..settings import Settings
+from ..topics import TOPIC_SPECS, ensure_topics
+from .configgen import demo_config
+from .observer import RunObserver, dumps
+
+
+@dataclass(slots=True)
+class ScenarioOptions:
+    trades: int = 50
+    interval: float = 0.1
+    platform: str = "paper"
+    processes: int = 2
+    quiet: bool = False
+    keep_kafka: bool = False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(slots=True)
+class Worker:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    web_port: int
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str]) -> Worker:
+    port = free_port()
+    log = run_dir / f"worker-{name}.log"
+    worker_env = {
+        **os.environ, **env,
+        "COPYTRADER_ROLES": roles,
+        "COPYTRADER_APP_ID": f"{env['COPYTRADER_TOPIC_PREFIX'].rstrip('.')}-{name}",
+        "COPYTRADER_WEB_PORT": str(port),
+    }
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "copytrader.app.cli", "worker", "-l", "warn"],
+            env=worker_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    return Worker(name, process, log, port)
+
+
+class Scenario:
+    """One run: ``async with Scenario(...) as run: await run.trade(); run.summary()``."""
+
+    def __init__(self, mode: str, followers: int, latency: str, options: ScenarioOptions,
+                 settings: Settings | None = None, config: dict[str, Any] | None = None) -> None:
+        self.mode = mode
+        self.followers = followers
+        self.latency = latency
+        self.options = options
+        self.settings = settings or Settings.from_env()
+        self.run_id = f"{mode}-{int(time.time() * 1000) % 10**10}"
+        self.prefix = f"{self.run_id}."
+        self.run_dir = self.settings.data_dir / "runs" / self.run_id
+        self.config_data = config or demo_config(followers, options.platform, latency)
+        self.config = parse_config(self.config_data, env={})
+        self.workers: list[Worker] = []
+        self.observer = RunObserver(self.settings.bootstrap_servers, self.prefix, self.config, self._print_copy)
+        self.started_kafka = False
+        self.sandboxes: list[Any] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def __aenter__(self) -> "Scenario":
+        try:
+            await self._start()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def _start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        kafka = local_kafka_for(self.settings.bootstrap_servers, self.settings.data_dir)
+        if not kafka.serving():
+            self._say(f"starting local Kafka: {await asyncio.to_thread(kafka.start)}")
+            self.started_kafka = True
+        await self._start_simulators()
+        config_file = self.run_dir / "config.yaml"
+        config_file.write_text(yaml.safe_dump(self.config_data, sort_keys=False))
+        await ensure_topics(self.settings.bootstrap_servers, self.prefix)
+        env = {
+            "COPYTRADER_CONFIG": str(config_file),
+            "COPYTRADER_TOPIC_PREFIX": self.prefix,
+            "COPYTRADER_DATA_DIR": str(self.settings.data_dir),
+            "COPYTRADER_KAFKA_BROKER": self.settings.kafka_broker,
+            "COPYTRADER_DEMO_TRADES": str(self.options.trades),
+            "COPYTRADER_DEMO_INTERVAL": str(self.options.interval),
+            "COPYTRADER_DEMO_GO_FILE": str(self.run_dir / "go"),
+        }
+        if self.options.processes == 1:
+            self.workers.append(start_worker("all", "ingest,fanout,trader,execute,track,web", self.run_dir, env))
+        else:
+            self.workers.append(start_worker("front", "ingest,fanout,trader,web", self.run_dir, env))
+            self.workers.append(start_worker("back", "execute,track,web", self.run_dir, env))
+        await self.observer.start()
+        await self._wait_ready(timeout=120.0)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.observer.stop()
+        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.workers))
+        for sandbox in self.sandboxes:
+            await sandbox.stop()
+        await self._delete_topics()
+        if self.started_kafka and not self.options.keep_kafka:
+            kafka = local_kafka_for(self.settings.bootstrap_servers, self.settings.data_dir)
+            self._say(f"local Kafka: {kafka.stop()}")
+
+    async def _start_simulators(self) -> None:
+        platforms = {"tradovate", "projectx"} if self.options.platform == "mixed" else {self.options.platform}
+        endpoints: dict[str, dict[str, Any]] = {}
+        for platform in sorted(platforms - {"paper"}):
+            from .sandbox import start_sandbox
+
+            sandbox, session = await start_sandbox(platform, self.latency, self.config_data)
+            self.sandboxes.append(sandbox)
+            endpoints[platform] = session
+        if endpoints:
+            self.config_data = demo_config(self.followers, self.options.platform, self.latency, endpoints)
+            self.config = parse_config(self.config_data, env=dict(os.environ))
+            self.observer.config = self.config
+
+    async def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        want = len(self.workers)
+        while time.monotonic() < deadline:
+            for worker in self.workers:
+                if worker.process.poll() is not None:
+                    raise RuntimeError(f"worker {worker.name} exited ({worker.process.returncode}); see {worker.log}")
+            ready = [b for b in self.observer.seen.heartbeats.values() if b.assigned_partitions > 0]
+            if len(ready) >= want:
+                return
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"workers not ready within {timeout:.0f}s; see {self.run_dir}")
+
+    async def _delete_topics(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
+        try:
+            await admin.start()
+            names = set(await admin.list_topics())
+            mine = [n for n in names if n.startswith(self.prefix) or n.startswith(self.prefix.rstrip("."))]
+            if mine:
+                await admin.delete_topics(mine)
+        except Exception:  # noqa: BLE001 - cleanup is best effort; the run is judged already
+            pass
+        finally:
+            await admin.close()
+
+    # -- the run ----------------------------------------------------------------------------
+    async def trade(self, settle_timeout: float = 30.0) -> dict[str, Any]:
+        """Let the scripted leader trade, then wait until every copy is accounted for."""
+        go = self.run_dir / "go"
+        go.write_text("go")
+        done = go.with_suffix(".done")
+        budget = self.options.trades * self.options.interval + 60.0
+        deadline = time.monotonic() + budget
+        while not done.exists() and time.monotonic() < deadline:
+            self._check_workers()
+            await asyncio.sleep(0.1)
+        return await self.settle(settle_timeout)
+
+    async def settle(self, timeout: float) -> dict[str, Any]:
+        """Wait until nothing is missing (or the timeout), then summarise."""
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            self.observer.changed.clear()
+            if not self.observer.missing() and time.monotonic() - quiet_since > 1.0:
+                break
+            try:
+                await asyncio.wait_for(self.observer.changed.wait(), 0.5)
+                quiet_since = time.monotonic()
+            except asyncio.TimeoutError:
+                pass
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        return self.observer.summary(
+            self.followers, mode=self.mode, platform=self.options.platform,
+            broker_latency_ms=self.latency, processes=self.options.processes, trades=self.options.trades,
+        )
+
+    def _check_workers(self) -> None:
+        for worker in self.workers:
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"worker {worker.name} died ({worker.process.returncode}); see {worker.log}")
+
+    def _print_copy(self, execution: Execution) -> None:
+        if self.options.quiet:
+            return
+        s = execution.stamps
+        internal = (s["sent"] - s["detected"]) * 1000 if "sent" in s and "detected" in s else float("nan")
+        e2e = (s["acked"] - s["detected"]) * 1000 if "acked" in s and "detected" in s else float("nan")
+        print(
+            f"copy {execution.account_id:<6} {execution.kind:<9} {execution.side:<4} {execution.quantity:>2} "
+            f"{execution.symbol:<6} {execution.client_order_id}  internal {internal:6.1f} ms  "
+            f"end-to-end {e2e:6.1f} ms{'  (duplicate absorbed)' if execution.duplicate else ''}"
+            f"{'  REJECTED: ' + (execution.reason or '') if execution.kind == 'reject' else ''}",
+            flush=True,
+        )
+
+    def _say(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+
+async def run_scenario(mode: str, followers: int, latency: str, options: ScenarioOptions) -> dict[str, Any]:
+    async with Scenario(mode, followers, latency, options) as run:
+        summary = await run.trade()
+    return summary
+
+
+async def run_many(mode: str, followers: list[int], latencies: list[str], options: ScenarioOptions) -> list[dict[str, Any]]:
+    results = []
+    for count in followers:
+        for latency in latencies:
+            summary = await run_scenario(mode, count, latency, options)
+            print(dumps(summary), flush=True)
+            results.append(summary)
+    return results
+
+
+__all__ = ["Scenario", "ScenarioOptions", "run_scenario", "run_many", "TOPIC_SPECS"]

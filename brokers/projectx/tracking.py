@@ -1,0 +1,154 @@
+"""Per-session memory of orders and fills that turns gateway payloads into model events.
+
+Trades on the hub carry no cumulative or remaining quantity, and after a reconnect the same
+order or trade may be seen twice (hub, then reconciliation via REST). This tracker keeps what
+is needed to fill in ``cumulative_quantity``/``leaves_quantity`` and to emit each change once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import FillEvent, OrderEvent, OrderStatus, PositionEvent, utcnow
+from . import parsing
+from . import schemas as px
+
+
+@dataclass(slots=True)
+class TrackedOrder:
+    broker_order_id: str
+    account_id: str
+    client_order_id: str | None
+    symbol: str
+    size: int = 0
+    filled: int = 0
+    last: OrderEvent | None = None
+    trade_ids: set[int] = field(default_factory=set)
+
+
+class Tracker:
+    def __init__(self, names_to_ours: dict[int, str], symbol_for: Any) -> None:
+        self._ours = names_to_ours           # ProjectX accountId → our account id
+        self._symbol_for = symbol_for        # contractId → our symbol
+        self.orders: dict[str, TrackedOrder] = {}
+        self.by_client_id: dict[tuple[str, str], str] = {}
+        self._trades_seen: set[int] = set()
+        self._positions: dict[tuple[str, str], tuple[int, Any]] = {}
+
+    def ours(self, account_id: Any) -> str | None:
+        return self._ours.get(int(account_id)) if account_id is not None else None
+
+    # -- orders ------------------------------------------------------------------------
+    def remember(self, account_id: str, client_order_id: str, broker_order_id: str, symbol: str, size: int) -> None:
+        tracked = self.orders.get(broker_order_id)
+        if tracked is None:
+            tracked = self.orders[broker_order_id] = TrackedOrder(broker_order_id, account_id, client_order_id, symbol)
+        tracked.size = tracked.size or size
+        tracked.client_order_id = tracked.client_order_id or client_order_id
+        self.by_client_id[(account_id, client_order_id)] = broker_order_id
+
+    def order_event(self, payload: dict[str, Any]) -> OrderEvent | None:
+        """GatewayUserOrder / searchOpen item → OrderEvent, or ``None`` if nothing changed."""
+        account_id = self.ours(payload.get("accountId"))
+        if account_id is None:
+            return None
+        broker_id = str(payload["id"])
+        tag = payload.get("customTag") or None
+        symbol = self._symbol_for(payload["contractId"])
+        size = int(payload.get("size") or 0)
+        fill_volume = int(payload.get("fillVolume") or 0)
+        tracked = self.orders.get(broker_id)
+        if tracked is None:
+            tracked = self.orders[broker_id] = TrackedOrder(broker_id, account_id, tag, symbol)
+        if tag:
+            tracked.client_order_id = tag
+            self.by_client_id[(account_id, tag)] = broker_id
+        tracked.size = size
+        kind = px.OrderType(int(payload.get("type") or 0))
+        event = OrderEvent(
+            account_id=account_id,
+            client_order_id=tracked.client_order_id,
+            broker_order_id=broker_id,
+            symbol=symbol,
+            side=parsing.SIDE_FROM_PX[px.OrderSide(int(payload["side"]))],
+            order_type=parsing.TYPE_FROM_PX[kind],
+            quantity=size,
+            status=parsing.status_from_px(int(payload.get("status") or 0), size, fill_volume),
+            filled_quantity=fill_volume,
+            limit_price=parsing.to_decimal(payload.get("limitPrice")),
+            stop_price=parsing.to_decimal(payload.get("stopPrice")),
+            timestamp=parsing.parse_time(payload.get("updateTimestamp")) or utcnow(),
+        )
+        if tracked.last is not None and _same(tracked.last, event):
+            return None
+        tracked.last = event
+        return event
+
+    # -- fills -------------------------------------------------------------------------
+    def fill_event(self, payload: dict[str, Any]) -> FillEvent | None:
+        """GatewayUserTrade / Trade/search item → FillEvent, once per trade id."""
+        trade_id = int(payload["id"])
+        account_id = self.ours(payload.get("accountId"))
+        if account_id is None or trade_id in self._trades_seen or payload.get("voided"):
+            return None
+        self._trades_seen.add(trade_id)
+        broker_id = str(payload["orderId"])
+        symbol = self._symbol_for(payload["contractId"])
+        tracked = self.orders.get(broker_id)
+        if tracked is None:
+            tracked = self.orders[broker_id] = TrackedOrder(broker_id, account_id, None, symbol)
+        size = int(payload["size"])
+        tracked.filled += size
+        tracked.trade_ids.add(trade_id)
+        total = max(tracked.size, tracked.filled)
+        return FillEvent(
+            account_id=account_id,
+            client_order_id=tracked.client_order_id,
+            broker_order_id=broker_id,
+            fill_id=str(trade_id),
+            symbol=symbol,
+            side=parsing.SIDE_FROM_PX[px.OrderSide(int(payload["side"]))],
+            quantity=size,
+            price=parsing.to_decimal(payload["price"]) or parsing.to_decimal(0),  # type: ignore[arg-type]  # price is never null on a trade
+            cumulative_quantity=tracked.filled,
+            leaves_quantity=total - tracked.filled,
+            timestamp=parsing.parse_time(payload.get("creationTimestamp")) or utcnow(),
+        )
+
+    # -- positions ---------------------------------------------------------------------
+    def position_event(self, payload: dict[str, Any]) -> PositionEvent | None:
+        account_id = self.ours(payload.get("accountId"))
+        if account_id is None:
+            return None
+        symbol = self._symbol_for(payload["contractId"])
+        sign = -1 if int(payload.get("type") or 0) == px.PositionType.SHORT else 1
+        net = sign * int(payload.get("size") or 0)
+        average = parsing.to_decimal(payload.get("averagePrice")) if net else None
+        key = (account_id, symbol)
+        if self._positions.get(key) == (net, average):
+            return None
+        self._positions[key] = (net, average)
+        return PositionEvent(account_id=account_id, symbol=symbol, net_quantity=net, average_price=average,
+                             timestamp=parsing.parse_time(payload.get("creationTimestamp")) or utcnow())
+
+    def flat_positions(self, account_id: str, open_symbols: set[str]) -> list[PositionEvent]:
+        """Positions we believed open that REST no longer lists: they went flat while we were away."""
+        events = []
+        for (acct, symbol), (net, _) in list(self._positions.items()):
+            if acct == account_id and net and symbol not in open_symbols:
+                self._positions[(acct, symbol)] = (0, None)
+                events.append(PositionEvent(account_id=acct, symbol=symbol, net_quantity=0, average_price=None))
+        return events
+
+    def open_order_ids(self, account_id: str) -> list[str]:
+        return [o.broker_order_id for o in self.orders.values()
+                if o.account_id == account_id and o.last is not None and not o.last.status.is_final]
+
+
+def _same(a: OrderEvent, b: OrderEvent) -> bool:
+    return (a.status, a.filled_quantity, a.quantity, a.limit_price, a.stop_price) == (
+        b.status, b.filled_quantity, b.quantity, b.limit_price, b.stop_price)
+
+
+FINAL = {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
