@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from ..app import metrics
@@ -48,6 +49,19 @@ async def pump_fills(runtime: "Runtime", adapter: BrokerAdapter, followers: set[
         events.close()
 
 
+class Countdown:
+    """Acknowledges a batch's Kafka offset once every intent in it has finished."""
+
+    def __init__(self, count: int, on_zero: Callable[[], Awaitable[object]]) -> None:
+        self.remaining = count
+        self.on_zero = on_zero
+
+    async def one_done(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            await self.on_zero()
+
+
 def status_of(runtime: "Runtime", account_id: str) -> AccountStatus:
     account = runtime.config.accounts[account_id]
     pool = runtime.pool
@@ -84,9 +98,12 @@ def install(app: "CopyTraderApp") -> None:
     async def executor(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
         manual = stream.noack()
         async for event in manual.events():
-            intent = event.value
-            intent.stamps = {**intent.stamps, "received": time.time()}
-            runtime.lanes.submit(intent, done=lambda event=event: manual.ack(event))
+            batch = event.value
+            received = time.time()
+            countdown = Countdown(len(batch.intents), lambda event=event: manual.ack(event))
+            for intent in batch.intents:
+                intent.stamps = {**intent.stamps, "received": received}
+                runtime.lanes.submit(intent, done=countdown.one_done)
 
     @app.task
     async def connect_followers() -> None:

@@ -36,8 +36,8 @@ async def handle_signal(runtime: "Runtime", payload: bytes) -> int:
         )
         return 0
     intents, errors = runtime.planner.plan(signal)
-    for intent in intents:
-        await runtime.outbox.intent(intent)
+    if intents:
+        await runtime.outbox.intents(signal.signal_id, intents)
     for error in errors:
         await runtime.outbox.error(error)
     metrics.count_signal(signal.kind, "copied" if intents else "not_copied")

@@ -10,12 +10,24 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Protocol
 
-from ..app.records import AccountStatus, Execution, OrderError, OrderIntent, Position
+from ..app.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent, Position
+from ..app.topics import SPEC, partition_for
 from ..app.topics import Topics
 
 
+INTENT_PARTITIONS = SPEC["orders.requests"].partitions
+
+
+def batch_intents(signal_id: str, intents: list[OrderIntent]) -> dict[int, IntentBatch]:
+    """Group one signal's intents by the ``orders.requests`` partition of their account."""
+    groups: dict[int, list[OrderIntent]] = {}
+    for intent in intents:
+        groups.setdefault(partition_for(intent.account_id, INTENT_PARTITIONS), []).append(intent)
+    return {p: IntentBatch(batch_id=f"{signal_id}|p{p}", intents=group) for p, group in groups.items()}
+
+
 class Outbox(Protocol):
-    async def intent(self, intent: OrderIntent) -> None: ...
+    async def intents(self, signal_id: str, intents: list[OrderIntent]) -> None: ...
     async def execution(self, execution: Execution) -> None: ...
     async def error(self, error: OrderError) -> None: ...
     async def position(self, position: Position) -> None: ...
@@ -30,8 +42,9 @@ class TopicOutbox:
     def __init__(self, topics: Topics) -> None:
         self.topics = topics
 
-    async def intent(self, intent: OrderIntent) -> None:
-        await self.topics.intents.send(key=intent.account_id, value=intent)
+    async def intents(self, signal_id: str, intents: list[OrderIntent]) -> None:
+        for partition, batch in batch_intents(signal_id, intents).items():
+            await self.topics.intents.send(key=batch.batch_id, value=batch, partition=partition)
 
     async def execution(self, execution: Execution) -> None:
         await self.topics.executions.send(key=execution.account_id, value=execution)
@@ -58,8 +71,8 @@ class MemoryOutbox:
     def __init__(self) -> None:
         self.sent: dict[str, list[object]] = defaultdict(list)
 
-    async def intent(self, intent: OrderIntent) -> None:
-        self.sent["intent"].append(intent)
+    async def intents(self, signal_id: str, intents: list[OrderIntent]) -> None:
+        self.sent["intent"].extend(intents)
 
     async def execution(self, execution: Execution) -> None:
         self.sent["execution"].append(execution)

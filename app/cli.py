@@ -50,7 +50,7 @@ def _scenario_options(fn):  # type: ignore[no-untyped-def]  # click decorator st
         click.option("--latency", "latency", default="0", show_default=True, help="Simulated broker latency in ms (comma list runs each; '50+20' adds a tail)."),
         click.option("--interval", default=0.1, show_default=True, help="Seconds between leader actions."),
         click.option("--platform", default="paper", show_default=True, help="Follower platform: paper, or a simulator (tradovate, projectx, mixed)."),
-        click.option("--processes", default=2, show_default=True, type=click.IntRange(1, 2), help="1: one worker; 2: fan-out and executor on separate cores."),
+        click.option("--processes", default=3, show_default=True, type=click.IntRange(1, 3), help="1: one worker; 2: fan-out | executor+tracker; 3: fan-out | executor | tracker."),
         click.option("--quiet", is_flag=True, help="Only the summary, not one line per copy."),
         click.option("--keep-kafka", is_flag=True, help="Leave a broker this command started running."),
     ]

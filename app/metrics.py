@@ -104,6 +104,7 @@ REASON_CLASSES: Final = (
     "unavailable",
     "circuit_open",
     "broker_error",  # any other adapter error
+    "invalid",  # the order cannot be sent as is (unknown contract, bad parameters)
     "guard",  # our own risk guard blocked the copy
     "malformed",  # bad input: a signal or intent that failed validation
     "internal",  # a bug or an unexpected exception on our side

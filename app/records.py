@@ -149,6 +149,19 @@ class OrderIntent(_Base):
             raise RecordError("target_client_order_id", f"required for {self.action}")
 
 
+class IntentBatch(_Base):
+    """The intents of one signal that land on one ``orders.requests`` partition.
+
+    One message per partition instead of one per follower: at 200 followers that is 10 Kafka
+    messages per signal instead of 200, which is what keeps the fan-out tail short. Each
+    account always maps to the same partition (Kafka's murmur2 of the account id), so
+    per-account order holds exactly as if every intent were keyed by its account.
+    """
+
+    batch_id: str
+    intents: list[OrderIntent]
+
+
 class Execution(_Base):
     """What the broker did with a follower order (or what the leader's own order did)."""
 

@@ -15,7 +15,9 @@ import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from .records import AccountStatus, Execution, Heartbeat, OrderError, OrderIntent, Position
+from aiokafka.partitioner import murmur2
+
+from .records import AccountStatus, Execution, Heartbeat, IntentBatch, OrderError, Position
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ class TopicSpec:
 
 TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("trade.signals", 3, "symbol"),
-    TopicSpec("orders.requests", 10, "account_id"),
+    TopicSpec("orders.requests", 10, "account_id (batches placed by murmur2 of it)"),
     TopicSpec("trade.executions", 10, "account_id"),
     TopicSpec("positions.updates", 10, "account_id"),
     TopicSpec("account.status", 20, "account_id"),
@@ -54,6 +56,11 @@ class Topics:
     heartbeat: faust.TopicT
 
 
+def partition_for(key: str, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2), so explicit placement matches keyed placement."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
 def topic_name(prefix: str, name: str) -> str:
     return f"{prefix}{name}"
 
@@ -68,7 +75,7 @@ def declare_topics(app: faust.App, prefix: str = "") -> Topics:
 
     return Topics(
         signals=topic("trade.signals", None, value_serializer="raw"),
-        intents=topic("orders.requests", OrderIntent),
+        intents=topic("orders.requests", IntentBatch),
         executions=topic("trade.executions", Execution),
         positions=topic("positions.updates", Position),
         status=topic("account.status", AccountStatus),

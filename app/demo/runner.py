@@ -31,12 +31,22 @@ from .configgen import demo_config
 from .observer import RunObserver, dumps
 
 
+# Which roles run in which process. The hot path (fan-out → executor) never shares a Kafka
+# consumer with the bulk topics (executions, positions): one consumer fetches all of its
+# topics through one pipeline, so thousands of execution records would queue ahead of an intent.
+WORKER_LAYOUTS: dict[int, list[tuple[str, str]]] = {
+    1: [("all", "ingest,fanout,trader,execute,track,web")],
+    2: [("front", "ingest,fanout,trader,web"), ("back", "execute,track,web")],
+    3: [("front", "ingest,fanout,trader,web"), ("back", "execute,web"), ("tracker", "track,web")],
+}
+
+
 @dataclass(slots=True)
 class ScenarioOptions:
     trades: int = 50
     interval: float = 0.1
     platform: str = "paper"
-    processes: int = 2
+    processes: int = 3
     quiet: bool = False
     keep_kafka: bool = False
 
@@ -129,11 +139,8 @@ class Scenario:
             "COPYTRADER_DEMO_INTERVAL": str(self.options.interval),
             "COPYTRADER_DEMO_GO_FILE": str(self.run_dir / "go"),
         }
-        if self.options.processes == 1:
-            self.workers.append(start_worker("all", "ingest,fanout,trader,execute,track,web", self.run_dir, env))
-        else:
-            self.workers.append(start_worker("front", "ingest,fanout,trader,web", self.run_dir, env))
-            self.workers.append(start_worker("back", "execute,track,web", self.run_dir, env))
+        for name, roles in WORKER_LAYOUTS[self.options.processes]:
+            self.workers.append(start_worker(name, roles, self.run_dir, env))
         await self.observer.start()
         await self._wait_ready(timeout=120.0)
 

@@ -169,6 +169,8 @@ class Decoder:
             except json.JSONDecodeError as exc:
                 raise ProtocolError(f"bad JSON record: {record[:80]!r}") from exc
             if self._expect is not None:
+                if isinstance(obj, dict) and obj.get("type") == MessageType.PING and "protocol" not in obj:
+                    continue  # signalrcore's keep-alive thread can ping before its handshake lands
                 self._check_handshake(obj)
                 continue
             messages.append(_to_message(obj))
@@ -179,7 +181,7 @@ class Decoder:
             raise ProtocolError(f"bad handshake: {obj!r}")
         if self._expect == "request":
             if obj.get("protocol") != "json":
-                raise ProtocolError(f"unsupported protocol {obj.get('protocol')!r}; only json")
+                raise ProtocolError(f"handshake expected, got {str(obj)[:160]}")
             # ASP.NET Core's JsonHubProtocol.IsVersionSupported is ``version <= 1``: signalrcore
             # sends its negotiateVersion (often 0) here, and real gateways accept it.
             version = obj.get("version")

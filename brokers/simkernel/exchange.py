@@ -44,6 +44,7 @@ class SimExchange:
         self._ids = itertools.count(1001)
         self._fill_ids = itertools.count(5001)
         self._listeners: list[Listener] = []
+        self._live: dict[str, SimOrder] = {}  # working orders, pruned lazily as they finish
         self._fault_listeners: list[FaultListener] = []
 
     # -- wiring ----------------------------------------------------------------------
@@ -121,6 +122,7 @@ class SimExchange:
             oco_group=oco_group,
         )
         account.orders[order.order_id] = order
+        self._live[order.order_id] = order
         if client_order_id:
             account.by_client_id[client_order_id] = order.order_id
         rejected = self._reject_reason(account, order)
@@ -233,7 +235,7 @@ class SimExchange:
     def advance(self, steps: int = 1) -> None:
         """``steps`` steps of market time: move prices, then trade whatever became marketable."""
         for _ in range(steps):
-            active = {o.symbol for a in self.accounts.values() for o in a.orders.values() if not o.status.is_final}
+            active = {o.symbol for o in self._live_orders()}
             for symbol in active | set(self.prices.symbols()):
                 self.prices.step(symbol)
             self._match_all()
@@ -249,10 +251,15 @@ class SimExchange:
         return self.prices.price(symbol)
 
     def _match_all(self, symbol: str | None = None) -> None:
-        for account in list(self.accounts.values()):
-            for order in list(account.orders.values()):
-                if not order.status.is_final and (symbol is None or order.symbol == symbol):
-                    self._match(order)
+        for order in self._live_orders():
+            if not order.status.is_final and (symbol is None or order.symbol == symbol):
+                self._match(order)
+
+    def _live_orders(self) -> list[SimOrder]:
+        """Working orders only: market time must not cost more as filled history grows."""
+        for order_id in [i for i, o in self._live.items() if o.status.is_final]:
+            del self._live[order_id]
+        return list(self._live.values())
 
     def expire_day_orders(self) -> None:
         for account in self.accounts.values():

