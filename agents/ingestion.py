@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,7 +21,7 @@ import orjson
 from ..app import ids
 from ..app.records import Execution, TradeSignal
 from ..brokers.base import BrokerAdapter
-from ..brokers.model import FillEvent, OrderEvent, OrderStatus
+from ..brokers.model import FillEvent, OrderEvent, OrderStatus, OrderType
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,31 @@ class SignalNormalizer:
         self.leader_account = leader_account
         self.platform = platform
         self._orders: dict[str, _LeaderOrder] = {}
+        self._net: dict[str, int] = {}
+        self._fills_seen: OrderedDict[str, None] = OrderedDict()
+
+    def _closes_position(self, event: OrderEvent) -> bool:
+        """A market order for exactly the leader's open position means "go flat".
+
+        Copied as a scaled order it would leave followers with a remainder wherever their rule
+        is not proportional (fixed size, caps, ratios); copied as a flatten, every follower
+        ends flat with the leader.
+        """
+        net = self._net.get(event.symbol, 0)
+        return (
+            event.order_type is OrderType.MARKET and net != 0
+            and event.side.sign == -1 * (1 if net > 0 else -1) and event.quantity == abs(net)
+        )
 
     def on_event(self, event: object) -> TradeSignal | None:
         detected = time.time()
         if isinstance(event, FillEvent):
+            if event.fill_id in self._fills_seen:
+                return None  # the broker reported this execution twice
+            self._fills_seen[event.fill_id] = None
+            if len(self._fills_seen) > 10_000:
+                self._fills_seen.popitem(last=False)
+            self._net[event.symbol] = self._net.get(event.symbol, 0) + event.side.sign * event.quantity
             return self._signal(
                 "fill", event.broker_order_id, event.symbol, event.side.value, event.quantity,
                 detected, version=event.fill_id, fill_price=event.price, occurred_at=event.timestamp,
@@ -57,7 +79,8 @@ class SignalNormalizer:
             if event.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED):
                 return None  # an order that never worked has nothing to copy
             self._orders[event.broker_order_id] = _LeaderOrder(event.quantity, event.limit_price, event.stop_price)
-            return self._signal("new", event.broker_order_id, event.symbol, event.side.value, event.quantity,
+            kind = "flatten" if self._closes_position(event) else "new"
+            return self._signal(kind, event.broker_order_id, event.symbol, event.side.value, event.quantity,
                                 detected, event=event)
         if event.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
             if known.cancelled:

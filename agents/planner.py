@@ -62,8 +62,10 @@ class FanoutPlanner:
         self, signal: TradeSignal, group: CopyGroup, follower: Follower, stamps: dict[str, float]
     ) -> OrderIntent | None:
         account_id = follower.account_id
-        # Cancels and flattens always go through: pausing must never strand a working order.
-        if signal.kind in ("new", "modify") and (not follower.enabled or self.controls.is_paused(account_id)):
+        if not follower.enabled:
+            return None  # disabled in the config: it never received the entry either
+        # Cancels and flattens go through a pause: pausing must never strand a working order.
+        if signal.kind in ("new", "modify") and self.controls.is_paused(account_id):
             return None
         account = self.config.accounts[account_id]
         rule = follower.rule

@@ -114,7 +114,7 @@ def create_app(
         pool=pool,
         planner=FanoutPlanner(config, Controls()),
         router=router,
-        lanes=AccountLanes(router.execute),
+        lanes=AccountLanes(router.execute, router.report_crash),
     )
     _install(app)
     return app

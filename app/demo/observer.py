@@ -28,7 +28,6 @@ STAGE_SPANS = {
     "fanout": ("published", "fanned_out"),
     "transit": ("fanned_out", "received"),
     "lane": ("received", "sent"),
-    "send": ("fanned_out", "sent"),
     "ack": ("sent", "acked"),
     "internal": ("detected", "sent"),
     "e2e": ("detected", "acked"),

@@ -1,0 +1,72 @@
+"""The blocking half of the storage sink: one transaction per batch, idempotent.
+
+Called from a worker thread (``asyncio.to_thread``) by ``agents/storage_sink.py``, never on
+the event loop. A batch is written in one transaction under the audit chain's lock, so a
+crash mid-batch leaves nothing half-written, and Kafka's redelivery of the same batch is a
+no-op: audit entries are skipped by ``(kind, natural_id)``, executions by ``execution_id``,
+snapshots by their key, and a pnl point only moves forward in time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from .audit import AuditWriter, append_entries
+from .db import insert_for, session_factory
+from .mapping import RowBatch
+from .models import ExecutionRow, PnlPoint, PositionSnapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    audit_appended: int
+    executions: int
+    snapshots: int
+    pnl_points: int
+
+
+class BatchWriter:
+    """Writes :class:`~copytrader.storage.mapping.RowBatch` es; one instance per process."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.audit = AuditWriter(session_factory(engine))
+
+    def write(self, batch: RowBatch) -> WriteResult:
+        if not len(batch):
+            return WriteResult(0, 0, 0, 0)
+        result: WriteResult = self.audit.run(lambda db: self._write(db, batch))
+        return result
+
+    def _write(self, db: Session, batch: RowBatch) -> WriteResult:
+        appended = append_entries(db, batch.audit) if batch.audit else []
+        if batch.executions:
+            stmt = insert_for(self.dialect, ExecutionRow.__table__).on_conflict_do_nothing(
+                index_elements=["execution_id"]
+            )
+            db.execute(stmt, batch.executions)
+        if batch.snapshots:
+            stmt = insert_for(self.dialect, PositionSnapshot.__table__).on_conflict_do_nothing(
+                index_elements=["account_id", "symbol", "ts"]
+            )
+            db.execute(stmt, batch.snapshots)
+        if batch.pnl:
+            table = PnlPoint.__table__
+            upsert = insert_for(self.dialect, table)
+            stmt = upsert.on_conflict_do_update(
+                index_elements=["account_id", "symbol", "ts"],
+                set_={
+                    name: upsert.excluded[name]
+                    for name in ("last_update_at", "net_qty", "avg_price", "realized_pnl")
+                },
+                where=table.c.last_update_at < upsert.excluded.last_update_at,
+            )
+            db.execute(stmt, batch.pnl)
+        return WriteResult(len(appended), len(batch.executions), len(batch.snapshots), len(batch.pnl))

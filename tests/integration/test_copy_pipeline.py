@@ -1,0 +1,105 @@
+"""The whole copy pipeline on a real Kafka broker, judged from the topics.
+
+A scripted leader places 50 mixed actions (market entries and exits, resting limits that are
+modified and cancelled) and flattens; 20 followers with different rules copy it through
+separate worker processes. Every (signal, follower) pair must end in exactly one order with the
+quantity and symbol its rule gives, positions must equal the fills, and a malformed signal must
+land on ``order.errors`` without disturbing anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
+
+from copytrader.app.demo.runner import Scenario, ScenarioOptions
+from copytrader.app.records import Execution
+from copytrader.app.scaling import follower_side, follower_symbol, scaled_quantity
+from copytrader.app.settings import Settings
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def finished_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Scenario]:
+    settings = Settings(kafka_broker=f"kafka://{kafka_bootstrap}", data_dir=Path(tmp_path_factory.mktemp("run")))
+    options = ScenarioOptions(trades=50, interval=0.05, quiet=True, processes=3)
+    async with Scenario("itest", 20, "0", options, settings=settings) as run:
+        run.result = await run.trade(settle_timeout=60)  # type: ignore[attr-defined]  # test-only attribute
+        yield run
+
+
+pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="module")]
+
+
+async def test_every_copy_is_placed_exactly_once(finished_run: Scenario) -> None:
+    result = finished_run.result  # type: ignore[attr-defined]  # set by the fixture
+    assert result["copyable_signals"] >= 50
+    assert result["orders_expected"] == result["copyable_signals"] * 20
+    assert result["missing"] == 0, finished_run.observer.missing()
+    assert result["duplicates"] == 0
+    assert result["orders_placed"] + result["rejected"] + result["refused"] == result["orders_expected"]
+    assert result["rejected"] == 0 and result["refused"] == 0
+    kinds = {s.kind for s in finished_run.observer.seen.signals.values()}
+    assert {"new", "modify", "cancel", "fill"} <= kinds
+
+
+async def test_each_copy_has_the_quantity_symbol_and_side_its_rule_gives(finished_run: Scenario) -> None:
+    config = finished_run.config
+    seen = finished_run.observer.seen
+    checked = 0
+    for (signal_id, account_id), outcomes in seen.outcomes.items():
+        signal = seen.signals[signal_id]
+        follower = next(f for _, f in config.followers_by_leader[signal.leader_account] if f.account_id == account_id)
+        assert len({o.broker_order_id for o in outcomes}) == 1
+        outcome = outcomes[0]
+        assert outcome.symbol == follower_symbol(follower.rule, signal.symbol)
+        if signal.kind in ("new", "modify"):
+            leader, account = config.accounts[signal.leader_account], config.accounts[account_id]
+            assert outcome.quantity == scaled_quantity(follower.rule, signal.quantity, leader.size, account.size)
+            assert outcome.side == follower_side(follower.rule, signal.side)
+            checked += 1
+    assert checked >= 20 * 30
+
+
+async def test_positions_in_the_table_match_the_fills(finished_run: Scenario) -> None:
+    seen = finished_run.observer.seen
+    net: dict[tuple[str, str], int] = defaultdict(int)
+    for fill in {f.execution_id: f for f in seen.fills}.values():
+        net[(fill.account_id, fill.symbol)] += fill.quantity if fill.side == "buy" else -fill.quantity
+    for _ in range(100):
+        if all(seen.positions.get(k) is not None and seen.positions[k].net_quantity == v for k, v in net.items()):
+            break
+        await asyncio.sleep(0.1)
+    assert len(net) >= 21  # leader plus 20 followers traded
+    assert {k: seen.positions[k].net_quantity for k in net} == dict(net)
+    assert all(v == 0 for k, v in net.items()), "the final flatten closes every position"
+
+
+async def test_malformed_signal_lands_on_order_errors_and_nothing_else_changes(finished_run: Scenario) -> None:
+    observer = finished_run.observer
+    before = finished_run.summary()
+    producer = AIOKafkaProducer(bootstrap_servers=finished_run.settings.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(finished_run.prefix + "trade.signals", b'{"signal_id": "bad-1", "symbol": "ESZ6"}', key=b"ESZ6")
+        replay = next(iter(observer.seen.signals.values()))  # a redelivered signal must not double anything
+        await producer.send_and_wait(finished_run.prefix + "trade.signals", replay.dumps(), key=replay.symbol.encode())
+    finally:
+        await producer.stop()
+    for _ in range(100):
+        if any(e.code == "MALFORMED" for e in observer.seen.errors):
+            break
+        await asyncio.sleep(0.1)
+    malformed = [e for e in observer.seen.errors if e.code == "MALFORMED"]
+    assert len(malformed) == 1
+    assert "missing field" in malformed[0].reason and "leader_account" in malformed[0].reason
+    assert '"bad-1"' in (malformed[0].payload or "")
+    await asyncio.sleep(1.0)
+    after = finished_run.summary()
+    for key in ("orders_expected", "orders_placed", "duplicates", "missing", "rejected"):
+        assert after[key] == before[key], key
+    assert isinstance(next(iter(observer.seen.outcomes.values()))[0], Execution)
