@@ -101,6 +101,10 @@ def create_app(
         broker_commit_every=100,
         broker_commit_interval=0.5,
         stream_wait_empty=False,
+        # A dead worker's partitions move to a live one within ~10 s instead of Kafka's
+        # default minute: follower orders must not wait a minute behind a crashed process.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
     )
     topics = declare_topics(app, settings.topic_prefix)
     out = outbox or TopicOutbox(topics)
@@ -133,6 +137,10 @@ def _install(app: CopyTraderApp) -> None:
         executor_agent.install(app)
     if settings.has("track"):
         tracker.install(app, SPEC["trade.executions"].partitions, SPEC["broker.health"].partitions)
+    if settings.has("store"):
+        from ..agents import storage_sink
+
+        storage_sink.install(app)
     if settings.has("trader"):
         from .demo import trader
 

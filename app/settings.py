@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ALL_ROLES = ("ingest", "fanout", "execute", "track", "web")
-EXTRA_ROLES = ("trader",)  # the demo's scripted leader; never on by default
+EXTRA_ROLES = ("trader", "store")  # demo's scripted leader; database sink (storage_sink)
 
 
 def _env(name: str, default: str) -> str:

@@ -15,12 +15,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from .db import database_url_from_env, make_engine
 from .timeseries import ensure_partitions, recorded_backend
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK_KEY = 0x4354_4D49_4752_41  # "CTMIGRA"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -53,6 +54,9 @@ def upgrade(database_url: str | None = None, revision: str = "head", *, engine: 
     engine = engine or make_engine(database_url_from_env(database_url))
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two workers starting together must not both create the tables.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
             command.upgrade(alembic_config(conn), revision)
         with engine.begin() as conn:
             ensure_partitions(conn)

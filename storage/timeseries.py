@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from datetime import date, datetime, timezone
 
 from sqlalchemy import Connection, column, insert, inspect, table, text
@@ -31,6 +32,19 @@ BACKEND_KEY = "timeseries_backend"
 MONTHS_BEHIND = 1
 MONTHS_AHEAD = 3
 BACKENDS = ("timescaledb", "partitioned", "plain")
+
+
+PARTITION_NAME = re.compile(r"^(position_snapshots|pnl_series)_(default|y\d{4}m\d{2})$")
+
+
+def is_partition(table_name: str) -> bool:
+    """Partitions are created by code, not by the models: autogenerate must not drop them."""
+    return bool(PARTITION_NAME.match(table_name))
+
+
+def include_name(name: str | None, type_: str, _parent: object) -> bool:
+    """Alembic ``include_name`` hook: leave partitions out of schema comparison."""
+    return not (type_ == "table" and name is not None and is_partition(name))
 
 
 def detect_backend(conn: Connection) -> str:

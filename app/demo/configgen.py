@@ -35,10 +35,12 @@ def demo_config(followers: int = 20, platform: str = "paper", latency: str = "0"
         {"id": "leader-paper", "platform": "paper", "options": {"venue": "leader", "latency": 0}},
     ]
     for name in platforms:
-        session: dict[str, Any] = {"id": f"followers-{name}", "platform": name, "options": {"latency": latency}}
+        session: dict[str, Any] = {"id": f"followers-{name}", "platform": name, "options": {}}
         if name == "paper":
-            session["options"]["venue"] = "followers"
-        session.update((endpoints or {}).get(name, {}))
+            session["options"].update(venue="followers", latency=latency)
+        fields = dict((endpoints or {}).get(name, {}))
+        session["options"].update(fields.pop("options", {}))
+        session.update(fields)
         sessions.append(session)
     accounts: list[dict[str, Any]] = [{"id": LEADER, "session": "leader-paper", "broker_account": "LEAD-1", "size": 50000}]
     group_followers = []

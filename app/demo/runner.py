@@ -76,7 +76,7 @@ class Worker:
 
 def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str]) -> Worker:
     port = free_port()
-    log = run_dir / f"worker-{name}.log"
+    log = run_dir / f"worker-{name}-{int(time.time() * 1000)}.log"
     worker_env = {
         **os.environ, **env,
         "COPYTRADER_ROLES": roles,
@@ -107,6 +107,7 @@ class Scenario:
         self.config_data = config or demo_config(followers, options.platform, latency)
         self.config = parse_config(self.config_data, env={})
         self.workers: list[Worker] = []
+        self.worker_env: dict[str, str] = {}
         self.observer = RunObserver(self.settings.bootstrap_servers, self.prefix, self.config, self._print_copy)
         self.started_kafka = False
         self.sandboxes: list[Any] = []
@@ -139,6 +140,7 @@ class Scenario:
             "COPYTRADER_DEMO_INTERVAL": str(self.options.interval),
             "COPYTRADER_DEMO_GO_FILE": str(self.run_dir / "go"),
         }
+        self.worker_env = env
         for name, roles in WORKER_LAYOUTS[self.options.processes]:
             self.workers.append(start_worker(name, roles, self.run_dir, env))
         await self.observer.start()
@@ -227,6 +229,18 @@ class Scenario:
             self.followers, mode=self.mode, platform=self.options.platform,
             broker_latency_ms=self.latency, processes=self.options.processes, trades=self.options.trades,
         )
+
+    def kill_worker(self, name: str) -> None:
+        """SIGKILL one worker (no clean shutdown, no offset commit): a crash."""
+        worker = next(w for w in self.workers if w.name == name)
+        worker.process.kill()
+        worker.process.wait()
+
+    def restart_worker(self, name: str) -> None:
+        """Start a killed worker again with the same roles and app id (same consumer group)."""
+        index = next(i for i, w in enumerate(self.workers) if w.name == name)
+        roles = dict(WORKER_LAYOUTS[self.options.processes])[name]
+        self.workers[index] = start_worker(name, roles, self.run_dir, self.worker_env)
 
     def _check_workers(self) -> None:
         for worker in self.workers:

@@ -10,6 +10,7 @@ from alembic import context
 
 from copytrader.storage.db import database_url_from_env, make_engine
 from copytrader.storage.models import Base
+from copytrader.storage.timeseries import include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,6 +22,7 @@ def run_migrations(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # type: ignore[attr-defined]  # SQLite ALTERs by table copy
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,146 @@
+"""Storage sink (role ``store``): topics → database, in batches, off the event loop.
+
+Consumes ``trade.signals`` (raw bytes), ``orders.requests``, ``trade.executions``,
+``order.errors`` and ``positions.updates`` and writes audit entries, executions, position
+snapshots and the pnl series. Each agent takes up to :data:`BATCH_SIZE` records or whatever
+arrived within :data:`BATCH_WITHIN` seconds, maps them to rows (``storage.mapping``, pure) and
+writes them in one transaction in a worker thread (``asyncio.to_thread``): the event loop
+never waits on the database. Faust acks a ``take`` batch only after the loop body returns, so
+a crash mid-write redelivers the batch, and the writer's natural keys make that a no-op.
+
+Failures: a connection problem is retried with backoff until the database is back (the
+stream waits, which is the right backpressure for a sink); any other error splits the batch
+and writes record by record, so one bad record is logged and skipped instead of blocking the
+partition forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+
+from ..storage import mapping
+from ..storage.configsync import sync_config
+from ..storage.db import database_url_from_env, make_engine, session_factory
+from ..storage.mapping import RowBatch
+from ..storage.migrate import upgrade
+from ..storage.writer import BatchWriter, WriteResult
+
+if TYPE_CHECKING:
+    from ..app.factory import CopyTraderApp
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+BATCH_WITHIN = 0.5
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 30.0
+Mapper = Callable[[Sequence[Any]], RowBatch]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Connection-level failures heal by waiting; everything else is about the data."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class StorageSink:
+    """Owns the engine and writer of one worker; ``store`` is what the agents call."""
+
+    def __init__(self, database_url: str, *, migrate: bool = True, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+        self.database_url = database_url
+        self.migrate = migrate
+        self.engine = make_engine(database_url)
+        self.writer = BatchWriter(self.engine)
+        self.ready = asyncio.Event()
+        self.skipped = 0
+        self._sleep = sleep
+
+    def prepare(self, config: Any | None = None) -> None:
+        """Blocking start-up work (run in a thread): migrate, partitions, mirror the config."""
+        if self.migrate:
+            upgrade(engine=self.engine)
+        if config is not None and config.accounts:
+            with session_factory(self.engine).begin() as db:
+                sync_config(db, config)
+
+    async def start(self, config: Any | None = None) -> None:
+        """Prepare, retrying while the database is unreachable, then let the agents write."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                await asyncio.to_thread(self.prepare, config)
+                break
+            except SQLAlchemyError as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("storage: database not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+        self.ready.set()
+
+    async def store(self, mapper: Mapper, values: Sequence[Any]) -> WriteResult | None:
+        """Map and write one batch; see the module docstring for the failure policy."""
+        await self.ready.wait()
+        batch = mapper(values)
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                return await asyncio.to_thread(self.writer.write, batch)
+            except SQLAlchemyError as exc:
+                if not is_transient(exc):
+                    break
+                log.warning("storage: write failed (%s); retrying in %.1fs", type(exc).__name__, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+        log.warning("storage: batch of %d failed; writing its records one by one", len(values))
+        for value in values:
+            try:
+                await asyncio.to_thread(self.writer.write, mapper([value]))
+            except SQLAlchemyError as exc:
+                self.skipped += 1
+                log.error("storage: record skipped (%s: %s)", type(exc).__name__, _describe(value))
+        return None
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.engine.dispose)
+
+
+def _describe(value: Any) -> str:
+    """Name a record by its ids only: payloads may hold account details."""
+    for attr in ("execution_id", "error_id", "signal_id", "batch_id", "account_id"):
+        if hasattr(value, attr):
+            return f"{attr}={getattr(value, attr)}"
+    return type(value).__name__
+
+
+def install(app: "CopyTraderApp") -> StorageSink:
+    runtime = app.runtime
+    topics = runtime.topics
+    sink = StorageSink(database_url_from_env(runtime.settings.database_url))
+    runtime.extras["storage"] = sink
+    runtime.shutdown_hooks.append(sink.close)
+
+    @app.task
+    async def storage_start() -> None:
+        await sink.start(runtime.config)
+
+    def agent(topic: Any, name: str, mapper: Mapper) -> None:
+        async def consume(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+            async for values in stream.take(BATCH_SIZE, within=BATCH_WITHIN):
+                await sink.store(mapper, values)
+
+        consume.__name__ = consume.__qualname__ = name.replace("-", "_")
+        app.agent(topic, name=name)(consume)
+
+    agent(topics.signals, "store-signals", mapping.signals_batch)
+    agent(topics.intents, "store-intents", mapping.intents_batch)
+    agent(topics.executions, "store-executions", mapping.executions_batch)
+    agent(topics.errors, "store-errors", mapping.errors_batch)
+    agent(topics.positions, "store-positions", mapping.positions_batch)
+    return sink

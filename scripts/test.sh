@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: set up the Python environment and the services, then run the whole suite.
+# Extra arguments go to pytest (e.g. scripts/test.sh tests/unit -q).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export VENV=${VENV:-$ROOT/.venv}
+EXTRAS=test,postgres,fidelity scripts/bootstrap.sh >/dev/null
+
+# Third-party clients the fidelity tests point at the simulators (npm registry).
+export COPYTRADER_NPM_CACHE=${COPYTRADER_NPM_CACHE:-$HOME/.cache/copytrader-npm}
+export PROJECTX_NODE_MODULES=${PROJECTX_NODE_MODULES:-$HOME/.cache/copytrader-node/node_modules}
+if command -v npm >/dev/null 2>&1 && [ ! -d "$PROJECTX_NODE_MODULES/@microsoft/signalr" ]; then
+    mkdir -p "$(dirname "$PROJECTX_NODE_MODULES")"
+    npm install --silent --no-audit --no-fund --prefix "$(dirname "$PROJECTX_NODE_MODULES")" @microsoft/signalr@8 >&2
+fi
+
+# Deployment checks need hadolint and helm (built from its Go module once, then cached).
+PYTHON="$VENV/bin/python" scripts/validate-deploy.sh >/dev/null 2>&1 || echo "test: validate-deploy reported problems; tests/deploy will show them" >&2
+
+eval "$(scripts/services.sh)"
+exec "$VENV/bin/python" -m pytest "${@:-tests}"
