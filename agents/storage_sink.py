@@ -119,7 +119,7 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def install(app: "CopyTraderApp") -> StorageSink:
+def install(app: CopyTraderApp) -> StorageSink:
     runtime = app.runtime
     topics = runtime.topics
     sink = StorageSink(database_url_from_env(runtime.settings.database_url))

@@ -89,7 +89,7 @@ def create_app(
         store=settings.store,
         datadir=str(settings.data_dir / "faust" / settings.app_id),
         autodiscover=False,
-        web_enabled=settings.has("web"),
+        web_enabled=True,  # every worker serves /healthz, /readyz and /metrics
         web_port=settings.web_port,
         web_host=settings.web_host,
         web_in_thread=False,
@@ -145,7 +145,8 @@ def _install(app: CopyTraderApp) -> None:
         from .demo import trader
 
         trader.install(app)
-    if settings.has("web"):
-        from ..web import api
+    from ..web import api
 
+    api.install_probes(app)
+    if settings.has("web"):
         api.install(app)

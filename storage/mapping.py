@@ -72,7 +72,7 @@ def _stamp_time(stamps: Mapping[str, float], stage: str) -> datetime | None:
 
 def _payload(record: _Record) -> dict[str, Any]:
     data = to_jsonable(record.as_dict())
-    assert isinstance(data, dict)  # noqa: S101 - as_dict always returns a dict
+    assert isinstance(data, dict)
     return data
 
 

@@ -33,7 +33,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, "no migrations found"  # noqa: S101 - packaging error, not input
+    assert head is not None, "no migrations found"
     return head
 
 

@@ -29,7 +29,15 @@ from ..app.scaling import CopyRule as RuleSpec
 from ..app.scaling import ScaledToZero, ScalingMode, follower_symbol, scaled_quantity
 from .audit import format_time
 from .db import utc_day
-from .models import Account, AuditEntry, CopyGroup, CopyRule, ExecutionRow, PnlPoint, PositionSnapshot
+from .models import (
+    Account,
+    AuditEntry,
+    CopyGroup,
+    CopyRule,
+    ExecutionRow,
+    PnlPoint,
+    PositionSnapshot,
+)
 
 PERCENTILES = (50, 90, 99)
 CSV_UNSAFE = ("=", "+", "-", "@", "\t", "\r")
@@ -83,7 +91,7 @@ def _closes(db: Session, start: date | None, end: date | None, before: bool = Fa
         func.row_number().over(partition_by=partition, order_by=PnlPoint.ts.desc()).label("rn"),
     )
     if before:
-        assert start is not None  # noqa: S101 - internal call contract
+        assert start is not None
         ranked = ranked.where(PnlPoint.ts < _start(start))
     else:
         ranked = _between(ranked, PnlPoint.ts, start, end)

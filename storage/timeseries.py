@@ -22,6 +22,7 @@ import re
 from datetime import date, datetime, timezone
 
 from sqlalchemy import Connection, column, insert, inspect, table, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from .models import UTCDateTime
 
@@ -68,7 +69,7 @@ def detect_backend(conn: Connection) -> str:
             with conn.begin_nested():
                 conn.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
             return "timescaledb"
-        except Exception as exc:  # noqa: BLE001 - any failure means: fall back to partitions
+        except SQLAlchemyError as exc:  # permission denied, missing library: fall back
             log.warning("timescaledb is available but could not be created (%s); using partitions", exc)
     if forced == "timescaledb":
         raise RuntimeError("COPYTRADER_TIMESERIES=timescaledb but the extension is not available")
@@ -121,25 +122,25 @@ def ensure_partitions(
     now = now or datetime.now(timezone.utc)
     first = add_months(now.date().replace(day=1), -behind)
     created: list[str] = []
-    for table in tables:
+    for parent in tables:
         existing = set(
             conn.execute(
                 text(
                     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                     "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = :t"
                 ),
-                {"t": table},
+                {"t": parent},
             ).scalars()
         )
-        default = f"{table}_default"
+        default = f"{parent}_default"
         if default not in existing:
-            conn.execute(text(f'CREATE TABLE "{default}" PARTITION OF "{table}" DEFAULT'))
+            conn.execute(text(f'CREATE TABLE "{default}" PARTITION OF "{parent}" DEFAULT'))
             created.append(default)
         for offset in range(behind + ahead + 1):
             month = add_months(first, offset)
-            name = partition_name(table, month)
+            name = partition_name(parent, month)
             if name not in existing:
-                _create_month(conn, table, default, name, month)
+                _create_month(conn, parent, default, name, month)
                 created.append(name)
     if created:
         log.info("created partitions: %s", ", ".join(created))

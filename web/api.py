@@ -24,7 +24,8 @@ def _json(view: web.View, data: Any, status: int = 200) -> web.Response:
     return view.bytes(orjson.dumps(data, default=str), content_type="application/json", status=status)
 
 
-def install(app: "CopyTraderApp") -> None:
+def install_probes(app: "CopyTraderApp") -> None:
+    """Every worker, whatever its roles, serves ``/healthz`` and ``/metrics`` (probes, scrapes)."""
     runtime = app.runtime
     setup_metrics(app)
 
@@ -32,6 +33,19 @@ def install(app: "CopyTraderApp") -> None:
     class Health(web.View):
         async def get(self, request: web.Request) -> web.Response:
             return _json(self, {"status": "ok", "app_id": runtime.settings.app_id, "roles": list(runtime.settings.roles)})
+
+    @app.page("/readyz")
+    class Ready(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            assigned = len(app.consumer.assignment()) if app.consumer else 0
+            ready = not app.rebalancing and assigned > 0
+            body = {"ready": ready, "assigned_partitions": assigned, "rebalancing": bool(app.rebalancing)}
+            return _json(self, body, status=200 if ready else 503)
+
+
+def install(app: "CopyTraderApp") -> None:
+    """The REST API (role ``web``)."""
+    runtime = app.runtime
 
     @app.page("/api/signals")
     class Signals(web.View):

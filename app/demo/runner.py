@@ -36,8 +36,8 @@ from .observer import RunObserver, dumps
 # topics through one pipeline, so thousands of execution records would queue ahead of an intent.
 WORKER_LAYOUTS: dict[int, list[tuple[str, str]]] = {
     1: [("all", "ingest,fanout,trader,execute,track,web")],
-    2: [("front", "ingest,fanout,trader,web"), ("back", "execute,track,web")],
-    3: [("front", "ingest,fanout,trader,web"), ("back", "execute,web"), ("tracker", "track,web")],
+    2: [("front", "ingest,fanout,trader,web"), ("back", "execute,track")],
+    3: [("front", "ingest,fanout,trader,web"), ("back", "execute"), ("tracker", "track")],
 }
 
 

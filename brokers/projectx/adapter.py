@@ -15,10 +15,10 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from ..base import BrokerAdapter, SessionConfig
-from ..errors import BrokerError, BrokerUnavailable, OrderRejected, UnknownOrder
+from ..errors import BrokerError, BrokerUnavailable, OrderRejected, UnknownOrder, UnsupportedOperation
 from ..model import (
     AccountSnapshot, CancelOrder, Capabilities, ConnectionState, FlattenPosition, ModifyOrder,
-    OrderAck, OrderStatus, OrderType, PlaceOrder, SessionHealth,
+    OrderAck, OrderStatus, OrderType, PlaceOrder, SessionHealth, TimeInForce,
 )
 from ..ratebudget import Priority, RateBudget
 from . import parsing
@@ -90,6 +90,9 @@ class ProjectXAdapter(BrokerAdapter):
 
     # -- orders ------------------------------------------------------------------------
     async def place(self, command: PlaceOrder) -> OrderAck:
+        if command.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+            # The Gateway's Order/place has no time-in-force field: an IOC/FOK would silently rest.
+            raise UnsupportedOperation(f"ProjectX cannot place {command.time_in_force.value.upper()} orders")
         known = self.tracker.by_client_id.get((command.account_id, command.client_order_id))
         if known is not None:
             return self._ack(command.account_id, command.client_order_id, known, duplicate=True)

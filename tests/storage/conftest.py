@@ -12,12 +12,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from copytrader.storage.db import make_engine, session_factory
+from copytrader.storage.migrate import upgrade
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
-
-from copytrader.storage.db import make_engine, session_factory
-from copytrader.storage.migrate import upgrade
 
 PG_ENV = "COPYTRADER_TEST_POSTGRES_URL"
 

@@ -7,9 +7,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, func, select, text
-from sqlalchemy.orm import Session
-
 from copytrader.storage.audit import (
     GENESIS_HASH,
     AuditRecord,
@@ -20,6 +17,8 @@ from copytrader.storage.audit import (
 )
 from copytrader.storage.db import make_engine, session_factory
 from copytrader.storage.models import AuditEntry
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=timezone.utc)
 
@@ -53,7 +52,7 @@ def test_canonical_json() -> None:
     with pytest.raises(ValueError):
         canonical_json({"x": float("nan")})
     with pytest.raises(ValueError):
-        canonical_json({"t": datetime(2026, 1, 1)})  # noqa: DTZ001 - naive on purpose
+        canonical_json({"t": datetime(2026, 1, 1)})
     assert chain_hash(GENESIS_HASH, {"a": 1}) != chain_hash(GENESIS_HASH, {"a": 2})
 
 

@@ -6,11 +6,10 @@ from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import text
-
 from copytrader.storage.audit import AuditRecord, AuditWriter
 from copytrader.storage.cli import audit, db
 from copytrader.storage.db import make_engine, session_factory
+from sqlalchemy import text
 
 
 @pytest.fixture

@@ -6,9 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session
-
-from copytrader.storage.credentials import load_credential, rotate_credentials, store_credential
+from copytrader.storage.credentials import (
+    load_credential,
+    rotate_credentials,
+    store_credential,
+)
 from copytrader.storage.crypto import (
     CredentialCipher,
     CredentialKeyError,
@@ -18,6 +20,7 @@ from copytrader.storage.crypto import (
     load_keys,
 )
 from copytrader.storage.models import BrokerCredential
+from sqlalchemy.orm import Session
 
 SECRET = "s3cr3t-api-key"
 

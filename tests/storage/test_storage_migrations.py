@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.exc import DBAPIError
-
 from copytrader.storage import migrate
 from copytrader.storage.db import make_engine
 from copytrader.storage.models import Base
 from copytrader.storage.timeseries import TIMESERIES_TABLES, include_name, is_partition
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.exc import DBAPIError
 
 TABLES = {
     "users", "accounts", "broker_credentials", "copy_groups", "copy_rules", "audit_log", "executions",
@@ -78,9 +77,8 @@ def test_audit_log_refuses_update_and_delete(engine: Engine) -> None:
             {"z": "0" * 64, "h": "f" * 64},
         )
     for statement in ("UPDATE audit_log SET payload = '{\"x\": 1}'", "DELETE FROM audit_log"):
-        with pytest.raises(DBAPIError, match="append-only"):
-            with engine.begin() as conn:
-                conn.execute(text(statement))
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
 
 
 @pytest.mark.postgres

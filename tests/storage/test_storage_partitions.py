@@ -13,12 +13,17 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, inspect, text
-
 from copytrader.storage import migrate
 from copytrader.storage.db import make_engine
 from copytrader.storage.models import PositionSnapshot
-from copytrader.storage.timeseries import add_months, detect_backend, ensure_partitions, partition_name
+from copytrader.storage.timeseries import (
+    add_months,
+    detect_backend,
+    ensure_partitions,
+    partition_name,
+)
+from sqlalchemy import Engine, insert, inspect, text
+from sqlalchemy.exc import ProgrammingError
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc)
 
@@ -106,7 +111,7 @@ def test_month_arithmetic() -> None:
 class _FakeConn:
     """Answers the three catalogue queries ``detect_backend`` asks, without a server."""
 
-    class dialect:  # noqa: N801 - mimics Connection.dialect
+    class dialect:
         name = "postgresql"
 
     def __init__(self, installed: bool, available: bool, create_fails: bool = False) -> None:
@@ -117,7 +122,7 @@ class _FakeConn:
         sql = str(statement)
         self.statements.append(sql)
         if sql.startswith("CREATE EXTENSION") and self.create_fails:
-            raise RuntimeError("permission denied to create extension")
+            raise ProgrammingError(sql, {}, Exception("permission denied to create extension"))
         hit = (self.installed and "pg_extension" in sql) or (self.available and "pg_available_extensions" in sql)
         return type("R", (), {"first": lambda _self: (1,) if hit else None})()
 

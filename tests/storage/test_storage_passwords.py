@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from copytrader.storage.passwords import DEFAULT_PARAMS, ScryptParams, hash_password, needs_rehash, verify_password
+from copytrader.storage.passwords import (
+    DEFAULT_PARAMS,
+    ScryptParams,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 
 FAST = ScryptParams(log2_n=10)  # the tests need correctness, not brute-force resistance
 

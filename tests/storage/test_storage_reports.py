@@ -8,9 +8,6 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
-
 from copytrader.app.config import parse_config
 from copytrader.app.records import Execution, OrderError, Position
 from copytrader.storage import mapping, reports
@@ -18,6 +15,8 @@ from copytrader.storage.configsync import sync_config
 from copytrader.storage.db import session_factory
 from copytrader.storage.models import Account, CopyRule
 from copytrader.storage.writer import BatchWriter
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 D1 = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
 D2 = D1 + timedelta(days=1)
@@ -43,7 +42,7 @@ CONFIG = {
 
 
 def _pos(account: str, symbol: str, ts: datetime, net: int, pnl: str) -> Position:
-    return Position(account_id=account, symbol=symbol, net_quantity=net, average_price=Decimal("5000") if net else None,
+    return Position(account_id=account, symbol=symbol, net_quantity=net, average_price=Decimal(5000) if net else None,
                     realized_pnl=Decimal(pnl), fills=1, updated_at=ts)
 
 

@@ -9,15 +9,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import DataError, OperationalError
-
 from copytrader.agents import storage_sink
-from copytrader.app.records import Execution, IntentBatch, OrderError, OrderIntent, Position, TradeSignal
+from copytrader.app.records import (
+    Execution,
+    IntentBatch,
+    OrderError,
+    OrderIntent,
+    Position,
+    TradeSignal,
+)
 from copytrader.storage import mapping
 from copytrader.storage.audit import verify
 from copytrader.storage.db import session_factory
-from copytrader.storage.models import AuditEntry, ExecutionRow, PnlPoint, PositionSnapshot
+from copytrader.storage.models import (
+    AuditEntry,
+    ExecutionRow,
+    PnlPoint,
+    PositionSnapshot,
+)
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DataError, OperationalError
 
 T = 1_772_460_000.0  # 2026-03-02T14:00:00Z
 AT = datetime.fromtimestamp(T, timezone.utc)
@@ -33,11 +44,12 @@ def _raw(signal: TradeSignal) -> bytes:
 
 
 def _execution(n: int, **kw: Any) -> Execution:
-    base: dict[str, Any] = dict(
-        execution_id=f"x{n}", account_id="F1", platform="paper", kind="ack", client_order_id=f"CT{n}",
-        signal_id="L1:o1:new", symbol="ESM6", side="buy", quantity=1, price=Decimal("5000.25"), request_outcome=True,
-        occurred_at=AT, stamps={"detected": T, "sent": T + 0.004, "acked": T + 0.012},
-    )
+    base: dict[str, Any] = {
+        "execution_id": f"x{n}", "account_id": "F1", "platform": "paper", "kind": "ack",
+        "client_order_id": f"CT{n}", "signal_id": "L1:o1:new", "symbol": "ESM6", "side": "buy", "quantity": 1,
+        "price": Decimal("5000.25"), "request_outcome": True, "occurred_at": AT,
+        "stamps": {"detected": T, "sent": T + 0.004, "acked": T + 0.012},
+    }
     return Execution(**{**base, **kw})
 
 
@@ -63,7 +75,7 @@ def test_execution_rows_derive_latencies_and_kinds() -> None:
 
 
 def test_naive_time_from_a_foreign_producer_is_taken_as_utc() -> None:
-    naive = datetime(2026, 3, 2, 14, 0)  # noqa: DTZ001 - what a foreign producer might send
+    naive = datetime(2026, 3, 2, 14, 0)
     assert mapping.aware(naive) == AT
 
 
@@ -112,7 +124,7 @@ async def test_sink_writes_batches_and_redelivery_is_a_noop(sink: storage_sink.S
         await sink.store(mapping.executions_batch, executions)
         await sink.store(mapping.positions_batch, positions)
     with session_factory(sink.engine)() as db:
-        count = lambda model: db.scalar(select(func.count()).select_from(model))  # noqa: E731
+        count = lambda model: db.scalar(select(func.count()).select_from(model))
         assert (count(AuditEntry), count(ExecutionRow), count(PositionSnapshot), count(PnlPoint)) == (6, 3, 1, 1)
         assert verify(db).entries == 6
     await sink.close()

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
 from copytrader.storage.models import UTCDateTime
-from copytrader.storage.timeseries import detect_backend, ensure_partitions, make_hypertable, record_backend
+from copytrader.storage.timeseries import (
+    detect_backend,
+    ensure_partitions,
+    make_hypertable,
+    record_backend,
+)
 
 revision = "0001"
 down_revision = None
