@@ -9,6 +9,7 @@ from setuptools import find_packages, setup
 FOLDERS = ("app", "agents", "tables", "brokers", "web", "storage")
 subpackages = find_packages(include=[f"{name}*" for name in FOLDERS] + [name for name in FOLDERS])
 setup(
-    packages=["copytrader"] + [f"copytrader.{name}" for name in subpackages],
+    # kafka/ holds data only (the broker's pom.xml and log4j settings), listed so it ships.
+    packages=["copytrader", "copytrader.kafka"] + [f"copytrader.{name}" for name in subpackages],
     package_dir={"copytrader": "."},
 )

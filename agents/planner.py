@@ -19,15 +19,33 @@ from ..brokers.instruments import instrument_for
 ACTION_FOR_KIND = {"new": "place", "modify": "modify", "cancel": "cancel", "flatten": "flatten"}
 
 
+ALL_ACCOUNTS = "*"
+
+
 @dataclass(slots=True)
 class Controls:
-    """Runtime switches the dashboard flips: pause one follower, or all copying."""
+    """Runtime switches the dashboard flips: pause one follower, or all copying.
+
+    The dashboard runs in another process, so it never touches this object: it publishes
+    commands on ``copy.controls`` and every fan-out worker applies them here
+    (``agents.controls``). Commands carry state (``paused`` true/false), not toggles, so
+    replaying the topic from the start always yields the current switches.
+    """
 
     paused_accounts: set[str] = field(default_factory=set)
     paused_all: bool = False
 
     def is_paused(self, account_id: str) -> bool:
         return self.paused_all or account_id in self.paused_accounts
+
+    def set_paused(self, account_id: str, paused: bool) -> None:
+        """Apply one command; ``account_id`` ``"*"`` is the switch for all copying."""
+        if account_id == ALL_ACCOUNTS:
+            self.paused_all = paused
+        elif paused:
+            self.paused_accounts.add(account_id)
+        else:
+            self.paused_accounts.discard(account_id)
 
 
 class FanoutPlanner:

@@ -126,7 +126,7 @@ def install(app: CopyTraderApp) -> StorageSink:
     runtime.extras["storage"] = sink
     runtime.shutdown_hooks.append(sink.close)
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # Faust's decorators are untyped
     async def storage_start() -> None:
         await sink.start(runtime.config)
 

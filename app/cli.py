@@ -93,7 +93,10 @@ def sim(platform: str, host: str, port: int, latency: str) -> None:
     asyncio.run(serve_simulator(platform, host, port, latency))
 
 
-PROJECT_COMMANDS = (kafka, demo, bench, sim)
+def project_commands() -> tuple[click.Command, ...]:
+    from ..storage.cli import audit, db
+
+    return (kafka, demo, bench, sim, db, audit)
 
 
 def main() -> None:
@@ -101,7 +104,7 @@ def main() -> None:
 
     from .config import ConfigError
 
-    for command in PROJECT_COMMANDS:
+    for command in project_commands():
         faust_cli.add_command(command)
     try:
         from .main import app

@@ -132,7 +132,10 @@ def _install(app: CopyTraderApp) -> None:
     if settings.has("ingest"):
         ingestion_service.install(app)
     if settings.has("fanout"):
+        from ..agents import controls
+
         fanout.install(app)
+        controls.install(app)  # pause/resume from the dashboard, via copy.controls
     if settings.has("execute"):
         executor_agent.install(app)
     if settings.has("track"):

@@ -27,6 +27,7 @@ class TopicSpec:
     name: str
     partitions: int
     key: str
+    config: tuple[tuple[str, str], ...] = ()  # topic configs set at creation (e.g. compaction)
 
 
 TOPIC_SPECS: tuple[TopicSpec, ...] = (
@@ -38,6 +39,9 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("broker.health", 20, "account_id"),
     TopicSpec("order.errors", 5, "account_id"),
     TopicSpec("system.heartbeat", 1, "worker_id"),
+    # Dashboard controls (pause/resume): state, not events, keyed by account id ("*" = all
+    # copying), compacted so a worker starting later replays the current state, not history.
+    TopicSpec("copy.controls", 1, "account_id or *", (("cleanup.policy", "compact"),)),
 )
 SPEC = {spec.name: spec for spec in TOPIC_SPECS}
 
@@ -96,7 +100,8 @@ async def ensure_topics(bootstrap_servers: str, prefix: str = "") -> list[str]:
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(topic_name(prefix, s.name), num_partitions=s.partitions, replication_factor=1)
+            NewTopic(topic_name(prefix, s.name), num_partitions=s.partitions, replication_factor=1,
+                     topic_configs=dict(s.config) or None)
             for s in TOPIC_SPECS
             if topic_name(prefix, s.name) not in existing
         ]

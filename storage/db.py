@@ -17,7 +17,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ColumnElement
-from sqlalchemy.sql.dml import Insert
 
 from . import DEFAULT_DATABASE_URL
 
@@ -63,7 +62,7 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def insert_for(dialect_name: str, table: Any) -> Insert:
+def insert_for(dialect_name: str, table: Any) -> postgresql.Insert | sqlite.Insert:
     """A dialect ``INSERT`` that supports ``on_conflict_do_nothing`` / ``_do_update``."""
     if dialect_name == "postgresql":
         return postgresql.insert(table)

@@ -30,7 +30,7 @@ class ScryptParams:
     @property
     def maxmem(self) -> int:
         """OpenSSL's default 32 MiB limit is below N=2**17; allow twice the need."""
-        return 2 * 128 * self.r * (2**self.log2_n) * self.p + 1024 * 1024
+        return 2 * 128 * self.r * (1 << self.log2_n) * self.p + 1024 * 1024
 
 
 DEFAULT_PARAMS = ScryptParams()

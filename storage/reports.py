@@ -173,12 +173,9 @@ def latency_by_day(db: Session, start: date | None = None, end: date | None = No
     for (d, platform), (e2e, internal, count) in sorted(groups.items()):
         e2e.sort()
         internal.sort()
-        result.append(
-            LatencyDay(
-                d, platform, count[0], *(percentile(e2e, p) for p in PERCENTILES), e2e[-1] if e2e else None,
-                *(percentile(internal, p) for p in PERCENTILES),
-            )
-        )
+        p50, p90, p99 = (percentile(e2e, p) for p in PERCENTILES)
+        i50, i90, i99 = (percentile(internal, p) for p in PERCENTILES)
+        result.append(LatencyDay(d, platform, count[0], p50, p90, p99, e2e[-1] if e2e else None, i50, i90, i99))
     return result
 
 

@@ -37,7 +37,7 @@ from .observer import RunObserver, dumps
 WORKER_LAYOUTS: dict[int, list[tuple[str, str]]] = {
     1: [("all", "ingest,fanout,trader,execute,track,web")],
     2: [("front", "ingest,fanout,trader,web"), ("back", "execute,track")],
-    3: [("front", "ingest,fanout,trader,web"), ("back", "execute"), ("tracker", "track")],
+    3: [("front", "ingest,fanout,trader,web"), ("back", "execute"), ("tracker", "track,store")],
 }
 
 
@@ -139,6 +139,7 @@ class Scenario:
             "COPYTRADER_DEMO_TRADES": str(self.options.trades),
             "COPYTRADER_DEMO_INTERVAL": str(self.options.interval),
             "COPYTRADER_DEMO_GO_FILE": str(self.run_dir / "go"),
+            "COPYTRADER_DATABASE_URL": os.environ.get("COPYTRADER_DATABASE_URL", f"sqlite:///{self.run_dir / 'copytrader.db'}"),
         }
         self.worker_env = env
         for name, roles in WORKER_LAYOUTS[self.options.processes]:

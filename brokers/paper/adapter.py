@@ -147,6 +147,8 @@ class PaperAdapter(BrokerAdapter):
     async def cancel(self, command: CancelOrder) -> OrderAck:
         await self._round_trip()
         order = self._order_for(command.account_id, command.client_order_id)
+        if order.status is OrderStatus.CANCELLED:
+            return self._ack(command.account_id, order, duplicate=True)  # a repeated cancel is done already
         try:
             self.exchange.cancel(order.account, order.order_id)
         except SimError as exc:

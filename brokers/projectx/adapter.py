@@ -134,6 +134,11 @@ class ProjectXAdapter(BrokerAdapter):
 
     async def cancel(self, command: CancelOrder) -> OrderAck:
         broker_id = await self._order_id(command.account_id, command.client_order_id)
+        tracked = self.tracker.orders.get(broker_id)
+        if tracked is not None and tracked.last is not None and tracked.last.status is OrderStatus.CANCELLED:
+            # A redelivered cancel: the order is cancelled already, which is what was asked.
+            return self._ack(command.account_id, command.client_order_id, broker_id,
+                             status=OrderStatus.CANCELLED, duplicate=True)
         data = await self._call(px.ORDER_CANCEL, {"accountId": self._account(command.account_id),
                                                   "orderId": int(broker_id)}, Priority.CANCEL)
         self._raise_for_order_error(data, command.client_order_id)

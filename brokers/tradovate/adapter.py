@@ -187,6 +187,10 @@ class TradovateAdapter(BrokerAdapter):
 
     async def cancel(self, command: CancelOrder) -> OrderAck:
         view = self._view(command.account_id, command.client_order_id)
+        if self.cache.status_of(view.order_id) is OrderStatus.CANCELLED:
+            # A redelivered cancel: the order is cancelled already, which is what was asked.
+            return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
+                            OrderStatus.CANCELLED, duplicate=True)
         reply = await self._rest().call("order/cancelorder", s.cancel_order_body(view.order_id),
                                         priority=Priority.CANCEL)
         self._raise_failure(reply, rejected=False)

@@ -38,5 +38,6 @@ async def test_executor_crash_mid_run_loses_and_doubles_nothing(kafka_bootstrap:
     assert placed_before >= 60
     assert result["missing"] == 0, run.observer.missing()
     assert result["duplicates"] == 0
-    assert result["orders_placed"] == result["orders_expected"]
+    rejects = [o for outs in run.observer.seen.outcomes.values() for o in outs if o.kind == "reject"]
+    assert result["orders_placed"] == result["orders_expected"], [(r.account_id, r.reason) for r in rejects]
     assert result["orders_expected"] >= 10 * 40

@@ -11,6 +11,8 @@ Create Date: 2025-11-27
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from copytrader.storage.models import UTCDateTime
@@ -201,7 +203,7 @@ def _executions() -> None:
 
 
 def _timeseries(backend: str) -> None:
-    partitioned = {"postgresql_partition_by": "RANGE (ts)"} if backend == "partitioned" else {}
+    partitioned: dict[str, Any] = {"postgresql_partition_by": "RANGE (ts)"} if backend == "partitioned" else {}
     op.create_table(
         "position_snapshots",
         sa.Column("account_id", sa.String(64), nullable=False),

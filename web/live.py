@@ -1,0 +1,264 @@
+"""What the dashboard shows, kept in memory by each web worker from the output topics.
+
+Every row of a Kafka-fed stream carries its partition and offset (``_p``, ``_o``): those are
+the stream's sequence numbers. They are the same in every web worker (each reads every
+partition), so a browser that reconnects — to this worker or another — takes a fresh snapshot
+with its cursor and then drops any pushed row at or below the cursor: no gap, no duplicate.
+The ``grid`` stream is derived (one full row per account, replaced whole), versioned by a
+per-process counter; a reconnect always starts from a fresh snapshot, so that is enough.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from ..app.config import CopyConfig
+from ..app.records import AccountStatus, Execution, OrderError, Position
+
+ORDER_ROWS = 1000
+ERROR_ROWS = 500
+LATENCY_SAMPLES = 20_000
+HISTOGRAM_MS = (5, 10, 20, 50, 100, 200, 500, 1000)
+OPEN_KINDS = ("ack", "modified", "partial_fill")
+CLOSED_KINDS = ("cancelled", "reject", "flattened")
+STREAMS = ("orders", "errors", "positions", "grid")
+
+
+def utc_day(value: datetime | None = None) -> str:
+    return (value or datetime.now(timezone.utc)).astimezone(timezone.utc).date().isoformat()
+
+
+def light(connection: str | None, circuit: str | None) -> str:
+    """Status light: ``up``, ``degraded``, ``down`` or ``unknown`` (no report yet)."""
+    if connection is None:
+        return "unknown"
+    if connection in ("disconnected", "connecting") or circuit == "open":
+        return "down"
+    if connection == "degraded" or circuit == "half_open":
+        return "degraded"
+    return "up"
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    rank = (len(sorted_values) - 1) * q
+    low = int(rank)
+    high = min(low + 1, len(sorted_values) - 1)
+    return round(sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low), 3)
+
+
+def e2e_ms(stamps: dict[str, float]) -> float | None:
+    if "acked" in stamps and "detected" in stamps:
+        return round((stamps["acked"] - stamps["detected"]) * 1000, 3)
+    return None
+
+
+@dataclass(slots=True)
+class AccountView:
+    account_id: str
+    platform: str
+    role: str
+    connection: str | None = None
+    circuit: str | None = None
+    last_error: str | None = None
+    positions: dict[str, int] = field(default_factory=dict)
+    realized: dict[str, Decimal] = field(default_factory=dict)
+    open_orders: set[str] = field(default_factory=set)
+    last_copy_ms: float | None = None
+    last_signal: str | None = None
+    last_detected: float | None = None
+    last_skip: str | None = None
+    last_skip_code: str | None = None
+    paused: bool = False
+    version: int = 0
+
+    def row(self, paused_all: bool, pnl_today: Decimal) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id, "platform": self.platform, "role": self.role,
+            "connection": self.connection or "unknown", "circuit": self.circuit or "unknown",
+            "light": light(self.connection, self.circuit), "last_error": self.last_error,
+            "positions": dict(sorted(self.positions.items())),
+            "net": sum(abs(v) for v in self.positions.values()),
+            "open_orders": len(self.open_orders), "pnl": str(sum(self.realized.values(), Decimal(0))),
+            "pnl_today": str(pnl_today), "last_copy_ms": self.last_copy_ms,
+            "last_signal": self.last_signal, "last_detected": self.last_detected,
+            "last_skip": self.last_skip, "last_skip_code": self.last_skip_code,
+            "paused": self.paused, "paused_all": paused_all, "_v": self.version,
+        }
+
+
+class LiveState:
+    """The web worker's view of the topics; ``apply_*`` return what changed, for the push."""
+
+    def __init__(self, config: CopyConfig) -> None:
+        self.config = config
+        self.orders: deque[dict[str, Any]] = deque(maxlen=ORDER_ROWS)
+        self.errors: deque[dict[str, Any]] = deque(maxlen=ERROR_ROWS)
+        self.positions: dict[str, dict[str, Any]] = {}
+        self.cursors: dict[str, dict[str, int]] = {s: {} for s in STREAMS}
+        self.paused_all = False
+        self._version = 0
+        leaders = set(config.leaders())
+        self.accounts: dict[str, AccountView] = {
+            a.account_id: AccountView(a.account_id, a.platform, "leader" if a.account_id in leaders else "follower")
+            for a in config.accounts.values()
+        }
+        # P&L history: (account, symbol) → {day: last cumulative realised P&L of that day}
+        self.pnl_closes: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
+        self.latency: dict[str, deque[tuple[str, str, float]]] = defaultdict(lambda: deque(maxlen=LATENCY_SAMPLES))
+        self.copies: dict[tuple[str, str], int] = defaultdict(int)  # (day, account) → copies
+        self.rejects: deque[dict[str, Any]] = deque(maxlen=2000)
+
+    # ------------------------------------------------------------------------- internals
+    def _account(self, account_id: str, platform: str = "unknown") -> AccountView:
+        view = self.accounts.get(account_id)
+        if view is None:
+            view = self.accounts[account_id] = AccountView(account_id, platform, "follower")
+        return view
+
+    def _touch(self, view: AccountView) -> dict[str, Any]:
+        self._version += 1
+        view.version = self._version
+        self.cursors["grid"]["0"] = self._version
+        return view.row(self.paused_all, self.pnl_today(view.account_id))
+
+    @staticmethod
+    def _advance(cursor: dict[str, int], partition: int, offset: int) -> bool:
+        """False when this (partition, offset) was seen already (a consumer restart)."""
+        key = str(partition)
+        if cursor.get(key, -1) >= offset:
+            return False
+        cursor[key] = offset
+        return True
+
+    # --------------------------------------------------------------------------- applies
+    def apply_execution(self, ex: Execution, partition: int, offset: int) -> list[tuple[str, dict[str, Any]]]:
+        if not self._advance(self.cursors["orders"], partition, offset):
+            return []
+        row = {**ex.as_dict(), "e2e_ms": e2e_ms(ex.stamps), "_p": partition, "_o": offset}
+        self.orders.append(row)
+        view = self._account(ex.account_id, ex.platform)
+        order_id = ex.client_order_id or ex.broker_order_id or ex.execution_id
+        if ex.kind in OPEN_KINDS:
+            view.open_orders.add(order_id)
+        elif ex.kind in CLOSED_KINDS or (ex.kind == "fill" and ex.leaves_quantity == 0):
+            view.open_orders.discard(order_id)
+        if ex.request_outcome and not ex.is_leader and not ex.duplicate:
+            day = utc_day(ex.occurred_at)
+            if ex.kind == "reject":
+                self.rejects.append({"occurred_at": ex.occurred_at, "source": "broker", "account_id": ex.account_id,
+                                     "signal_id": ex.signal_id, "code": None, "reason": ex.reason or ""})
+            else:
+                self.copies[(day, ex.account_id)] += 1
+                latency = e2e_ms(ex.stamps)
+                if latency is not None:
+                    view.last_copy_ms = latency
+                    self.latency[day].append((ex.account_id, ex.platform, latency))
+                if ex.signal_id and ex.signal_id.endswith(":new"):
+                    view.last_signal = ex.signal_id
+                    view.last_detected = ex.stamps.get("detected")
+        return [("orders", row), ("grid", self._touch(view))]
+
+    def apply_error(self, err: OrderError, partition: int, offset: int) -> list[tuple[str, dict[str, Any]]]:
+        if not self._advance(self.cursors["errors"], partition, offset):
+            return []
+        row = {**err.as_dict(), "_p": partition, "_o": offset}
+        self.errors.append(row)
+        self.rejects.append({"occurred_at": err.occurred_at, "source": err.stage, "account_id": err.account_id,
+                             "signal_id": err.signal_id, "code": err.code, "reason": err.reason})
+        out: list[tuple[str, dict[str, Any]]] = [("errors", row)]
+        if err.account_id in self.accounts:
+            view = self.accounts[err.account_id]
+            view.last_skip, view.last_skip_code = err.signal_id, err.code
+            out.append(("grid", self._touch(view)))
+        return out
+
+    def apply_position(self, pos: Position, partition: int, offset: int) -> list[tuple[str, dict[str, Any]]]:
+        if not self._advance(self.cursors["positions"], partition, offset):
+            return []
+        row = {k: v for k, v in pos.as_dict().items() if k != "recent_fill_ids"}
+        row.update(key=f"{pos.account_id}|{pos.symbol}", _p=partition, _o=offset)
+        self.positions[row["key"]] = row
+        self.pnl_closes[(pos.account_id, pos.symbol)][utc_day(pos.updated_at)] = Decimal(pos.realized_pnl)
+        view = self._account(pos.account_id)
+        view.positions[pos.symbol] = pos.net_quantity
+        view.realized[pos.symbol] = Decimal(pos.realized_pnl)
+        return [("positions", row), ("grid", self._touch(view))]
+
+    def apply_status(self, status: AccountStatus) -> list[tuple[str, dict[str, Any]]]:
+        view = self._account(status.account_id, status.platform)
+        before = (view.connection, view.circuit, view.last_error)
+        view.connection, view.circuit, view.last_error = status.connection, status.circuit, status.last_error
+        if status.last_copy_ms is not None and view.last_copy_ms is None:
+            view.last_copy_ms = status.last_copy_ms
+        if before == (view.connection, view.circuit, view.last_error):
+            return []
+        return [("grid", self._touch(view))]
+
+    def apply_control(self, account_id: str, paused: bool) -> list[tuple[str, dict[str, Any]]]:
+        if account_id == "*":
+            self.paused_all = paused
+            return [("grid", self._touch(v)) for v in self.accounts.values()]
+        view = self._account(account_id)
+        view.paused = paused
+        return [("grid", self._touch(view))]
+
+    # -------------------------------------------------------------------------- readings
+    def snapshot(self, stream: str) -> dict[str, Any]:
+        if stream == "orders":
+            rows: list[dict[str, Any]] = list(self.orders)
+        elif stream == "errors":
+            rows = list(self.errors)
+        elif stream == "positions":
+            rows = list(self.positions.values())
+        elif stream == "grid":
+            rows = self.grid()
+        else:
+            raise KeyError(stream)
+        return {"stream": stream, "cursor": dict(self.cursors[stream]), "rows": rows}
+
+    def grid(self) -> list[dict[str, Any]]:
+        order = {"leader": 0, "follower": 1}
+        views = sorted(self.accounts.values(), key=lambda v: (order.get(v.role, 2), v.account_id))
+        return [v.row(self.paused_all, self.pnl_today(v.account_id)) for v in views]
+
+    def pnl_today(self, account_id: str, today: str | None = None) -> Decimal:
+        today = today or utc_day()
+        total = Decimal(0)
+        for (account, _symbol), closes in self.pnl_closes.items():
+            if account != account_id or today not in closes:
+                continue
+            before = [d for d in closes if d < today]
+            total += closes[today] - (closes[max(before)] if before else Decimal(0))
+        return total
+
+    def dashboard(self) -> dict[str, Any]:
+        today = utc_day()
+        samples = sorted(v for _, _, v in self.latency.get(today, ()))
+        buckets = [0] * (len(HISTOGRAM_MS) + 1)
+        for value in samples:
+            index = next((i for i, edge in enumerate(HISTOGRAM_MS) if value < edge), len(HISTOGRAM_MS))
+            buckets[index] += 1
+        lights = defaultdict(int)
+        per_account = []
+        for view in self.accounts.values():
+            lights[light(view.connection, view.circuit)] += 1
+            per_account.append({"account_id": view.account_id, "role": view.role,
+                                "pnl_today": str(self.pnl_today(view.account_id, today)),
+                                "copies_today": self.copies.get((today, view.account_id), 0)})
+        return {
+            "day": today, "generated_at": time.time(),
+            "pnl_today": str(sum((Decimal(a["pnl_today"]) for a in per_account), Decimal(0))),
+            "per_account": per_account,
+            "accounts": {k: lights.get(k, 0) for k in ("up", "degraded", "down", "unknown")},
+            "copies_today": sum(v for (d, _), v in self.copies.items() if d == today),
+            "latency_ms": {"p50": percentile(samples, 0.5), "p99": percentile(samples, 0.99), "n": len(samples)},
+            "histogram": {"edges_ms": list(HISTOGRAM_MS), "counts": buckets},
+            "paused_all": self.paused_all,
+        }

@@ -1,0 +1,182 @@
+"""Live push: the web worker's own Kafka reader feeding ``LiveState`` and Socket.IO rooms.
+
+Why a plain aiokafka consumer with ``group_id=None`` (manual assignment of every partition)
+instead of a Faust agent: agents of one Faust app share a consumer group, so a second web
+worker would get only half of the partitions and its browsers half of the rows. Each web
+worker reads everything, so each can serve a full snapshot by itself.
+
+Why rows are pushed with ``ignore_queue=True`` even with the Redis manager: every worker
+already has every row, so sending rows through Redis would deliver each row once per worker.
+The Redis manager (``COPYTRADER_REDIS_URL``) carries what only one process knows: a logout,
+which must close that session's sockets on every worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import Any
+
+import orjson
+import socketio
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ..agents.controls import TOPIC as CONTROLS_TOPIC
+from ..agents.controls import ControlCommand
+from ..app.records import AccountStatus, Execution, OrderError, Position
+from ..app.topics import SPEC, topic_name
+from .auth import Auth, parse_cookie_header
+from .live import STREAMS, LiveState
+
+log = logging.getLogger(__name__)
+BACKLOG_PER_PARTITION = 5000  # order log / errors: enough for today's figures, bounded start-up
+FULL_HISTORY = ("positions.updates", "account.status", CONTROLS_TOPIC)
+FEED_TOPICS = ("trade.executions", "order.errors", "positions.updates", "account.status", CONTROLS_TOPIC)
+SWEEP_S = 15.0
+
+
+class _Json:
+    """python-socketio's JSON hook: orjson, with Decimal as text (prices must not become floats)."""
+
+    @staticmethod
+    def dumps(obj: Any, **_: Any) -> str:
+        return orjson.dumps(obj, default=str).decode()
+
+    @staticmethod
+    def loads(text: str | bytes, **_: Any) -> Any:
+        return orjson.loads(text)
+
+
+def session_room(token: str) -> str:
+    return "session:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+class SocketHub:
+    """Socket.IO server: authenticated connect, ``subscribe`` → snapshot + live rows."""
+
+    def __init__(self, auth: Auth, live: LiveState, redis_url: str | None = None) -> None:
+        self.auth = auth
+        self.live = live
+        manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
+        self.sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, json=_Json, logger=False,
+                                        engineio_logger=False)
+        self.sio.on("connect", self._connect)
+        self.sio.on("subscribe", self._subscribe)
+        self.connected: dict[str, str] = {}  # sid → session token (this process only)
+
+    def attach(self, web_app: Any) -> None:
+        """Must run before Faust's web server starts (STACK.md)."""
+        self.sio.attach(web_app)
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        cookies = parse_cookie_header(environ.get("HTTP_COOKIE"))
+        session = await self.auth.session_for(cookies)
+        if session is None:
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        self.connected[sid] = session.token
+        await self.sio.enter_room(sid, session_room(session.token))
+
+    async def _subscribe(self, sid: str, data: Any) -> dict[str, Any]:
+        """Join the rooms first, then snapshot: a row applied in between arrives twice at most,
+        and the browser drops it by its sequence number; it can never fall in a gap."""
+        token = self.connected.get(sid)
+        if token is None or await self.auth.sessions.get(token) is None:
+            await self.sio.disconnect(sid)
+            return {"error": "unauthorized"}
+        wanted = data.get("streams") if isinstance(data, dict) else None
+        if not isinstance(wanted, list) or not wanted or any(s not in STREAMS for s in wanted):
+            return {"error": f"streams must be a non-empty list of {', '.join(STREAMS)}"}
+        for stream in wanted:
+            await self.sio.enter_room(sid, f"stream:{stream}")
+        return {"snapshots": [self.live.snapshot(stream) for stream in wanted]}
+
+    async def push(self, changes: list[tuple[str, dict[str, Any]]]) -> None:
+        for stream, row in changes:
+            await self.sio.emit("row", {"stream": stream, "row": row}, room=f"stream:{stream}", ignore_queue=True)
+
+    async def end_session(self, token: str) -> None:
+        """Logout: tell that session's sockets on every worker (through Redis when present)."""
+        await self.sio.emit("session_ended", {}, room=session_room(token))
+        for sid, owner in list(self.connected.items()):
+            if owner == token:
+                await self.sio.disconnect(sid)
+
+    async def sweep(self) -> None:
+        """Close sockets whose session ended elsewhere (logout on another worker, expiry)."""
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            for sid, token in list(self.connected.items()):
+                if await self.auth.sessions.get(token) is None:
+                    await self.sio.disconnect(sid)
+                    self.connected.pop(sid, None)
+
+
+class KafkaFeed:
+    """Reads the output topics (every partition) into ``LiveState`` and pushes the changes."""
+
+    def __init__(self, bootstrap: str, prefix: str, live: LiveState, hub: SocketHub | None) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.live = live
+        self.hub = hub
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the dashboard must come back by itself
+                log.exception("dashboard feed failed; restarting in 1 s")
+                await asyncio.sleep(1.0)
+
+    def _partitions(self) -> list[TopicPartition]:
+        return [
+            TopicPartition(topic_name(self.prefix, name), p)
+            for name in FEED_TOPICS
+            for p in range(SPEC[name].partitions)
+        ]
+
+    async def _consume(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_wait_ms=20, max_poll_records=500,
+        )
+        await consumer.start()
+        try:
+            partitions = self._partitions()
+            consumer.assign(partitions)
+            begins = await consumer.beginning_offsets(partitions)
+            ends = await consumer.end_offsets(partitions)
+            for tp in partitions:
+                bounded = not any(tp.topic == topic_name(self.prefix, n) for n in FULL_HISTORY)
+                start = max(begins[tp], ends[tp] - BACKLOG_PER_PARTITION) if bounded else begins[tp]
+                consumer.seek(tp, start)
+            self.ready.set()
+            async for message in consumer:
+                changes = self._apply(message.topic[len(self.prefix):], message.partition, message.offset, message.value)
+                if changes and self.hub is not None:
+                    await self.hub.push(changes)
+        finally:
+            await consumer.stop()
+
+    def _apply(self, topic: str, partition: int, offset: int, value: bytes | None) -> list[tuple[str, dict[str, Any]]]:
+        if value is None:
+            return []
+        try:
+            if topic == "trade.executions":
+                return self.live.apply_execution(Execution.loads(value), partition, offset)
+            if topic == "order.errors":
+                return self.live.apply_error(OrderError.loads(value), partition, offset)
+            if topic == "positions.updates":
+                return self.live.apply_position(Position.loads(value), partition, offset)
+            if topic == "account.status":
+                return self.live.apply_status(AccountStatus.loads(value))
+            if topic == CONTROLS_TOPIC:
+                command = ControlCommand.decode(value)
+                return self.live.apply_control(command.account_id, command.paused)
+        except Exception as exc:  # noqa: BLE001 - one bad record must not stop the dashboard
+            log.warning("dashboard skipped a record on %s[%s]@%s: %s", topic, partition, offset, type(exc).__name__)
+        return []
