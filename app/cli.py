@@ -50,6 +50,7 @@ def _scenario_options(fn):  # type: ignore[no-untyped-def]  # click decorator st
         click.option("--latency", "latency", default="0", show_default=True, help="Simulated broker latency in ms (comma list runs each; '50+20' adds a tail)."),
         click.option("--interval", default=0.1, show_default=True, help="Seconds between leader actions."),
         click.option("--platform", default="paper", show_default=True, help="Follower platform: paper, or a simulator (tradovate, projectx, mixed)."),
+        click.option("--leader-platform", default="paper", show_default=True, help="The leader's platform: paper, tradovate or projectx (simulators)."),
         click.option("--processes", default=3, show_default=True, type=click.IntRange(1, 3), help="1: one worker; 2: fan-out | executor+tracker; 3: fan-out | executor | tracker."),
         click.option("--quiet", is_flag=True, help="Only the summary, not one line per copy."),
         click.option("--keep-kafka", is_flag=True, help="Leave a broker this command started running."),
@@ -93,10 +94,33 @@ def sim(platform: str, host: str, port: int, latency: str) -> None:
     asyncio.run(serve_simulator(platform, host, port, latency))
 
 
+@click.command(name="table", help="Print a table's current rows (positions, broker_health) from its changelog.")
+@click.argument("name")
+@click.option("--id", "app_id", default=None, help="The worker's app id (default: COPYTRADER_APP_ID or copytrader).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
+def table(name: str, app_id: str | None, as_json: bool) -> None:
+    import orjson
+
+    from .tableview import read_table
+
+    settings = Settings.from_env()
+    try:
+        rows = asyncio.run(read_table(settings.bootstrap_servers, app_id or settings.app_id, name))
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    for key, row in sorted(rows.items()):
+        if as_json:
+            click.echo(orjson.dumps({"key": key, **row} if isinstance(row, dict) else {"key": key, "value": row}).decode())
+        else:
+            shown = {k: v for k, v in row.items() if k != "recent_fill_ids"} if isinstance(row, dict) else row
+            click.echo(f"{key:<24} {shown}")
+    click.echo(f"{len(rows)} row(s)", err=True)
+
+
 def project_commands() -> tuple[click.Command, ...]:
     from ..storage.cli import audit, db
 
-    return (kafka, demo, bench, sim, db, audit)
+    return (kafka, demo, bench, sim, table, db, audit)
 
 
 def main() -> None:

@@ -1,19 +1,17 @@
-"""REST endpoints of the worker's web server (Faust web views).
+"""Entry points of the worker's web server (Faust web views).
 
-``POST /api/signals`` is the REST ingestion path: the body is validated here and a bad one is
-answered with 400 and the field's reason (nothing is published); a good one is published to
-``trade.signals`` exactly as a leader adapter would publish it.
+``install_probes`` runs on every worker (``/healthz``, ``/readyz``, ``/metrics``); ``install``
+adds the dashboard, the REST API and Socket.IO when the worker has the ``web`` role (the views
+live in ``web.views``, the wiring in ``web.server``).
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust import web
 
-from ..agents.ingestion import decode_signal, encode_signal
 from ..app.metrics import setup_metrics
 
 if TYPE_CHECKING:
@@ -44,31 +42,7 @@ def install_probes(app: "CopyTraderApp") -> None:
 
 
 def install(app: "CopyTraderApp") -> None:
-    """The REST API (role ``web``)."""
-    runtime = app.runtime
+    """The REST API, pages and live push (role ``web``): see ``web.server``."""
+    from .server import install as install_web
 
-    @app.page("/api/signals")
-    class Signals(web.View):
-        async def post(self, request: web.Request) -> web.Response:
-            body = await request.read()
-            try:
-                signal = decode_signal(body)
-            except ValueError as exc:
-                return _json(self, {"error": "invalid signal", "reason": str(exc)}, status=400)
-            now = time.time()
-            signal.source = "rest"
-            signal.stamps = {"detected": now, **signal.stamps, "published": now}
-            await runtime.outbox.signal(signal.symbol, encode_signal(signal))
-            return _json(self, {"accepted": True, "signal_id": signal.signal_id}, status=202)
-
-    @app.page("/api/positions")
-    class Positions(web.View):
-        async def get(self, request: web.Request) -> web.Response:
-            table = runtime.tables.get("positions")
-            if table is None:
-                return _json(self, {"error": "this worker does not run the tracker"}, status=404)
-            rows = [
-                {k: v for k, v in p.as_dict().items() if k != "recent_fill_ids"}
-                for p in table.values()
-            ]
-            return _json(self, {"positions": rows})
+    install_web(app)

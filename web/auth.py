@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+from aiohttp import web as aioweb
 
 from ..storage.passwords import hash_password, verify_password
 
@@ -50,6 +51,9 @@ class Session:
         return orjson.dumps({"username": self.username, "csrf": self.csrf, "expires": self.expires})
 
 
+SESSION_KEY: "aioweb.RequestKey[Session]" = aioweb.RequestKey("session", Session)
+
+
 # ------------------------------------------------------------------------------- users
 
 
@@ -59,33 +63,44 @@ class UserStore(Protocol):
 
 class StaticUsers:
     """Users from the environment: ``COPYTRADER_ADMIN_USER`` with ``COPYTRADER_ADMIN_PASSWORD_HASH``
-    (a ``storage.passwords`` hash) or ``COPYTRADER_ADMIN_PASSWORD`` (hashed at start).
+    (a ``storage.passwords`` hash) or ``COPYTRADER_ADMIN_PASSWORD`` (hashed on first use).
 
     Without either, a random password is generated and written to ``<data_dir>/admin-password``
     (mode 0600) — never logged — so a fresh install is never open and never has a known default.
+    Nothing is hashed or generated until the first login: every CLI command builds the app,
+    and none of them should pay two scrypt hashes or leave a password file behind.
     """
 
-    def __init__(self, hashes: dict[str, str]) -> None:
-        self._hashes = hashes
-        # A fixed dummy hash so an unknown user costs the same time as a wrong password.
-        self._dummy = hash_password(secrets.token_urlsafe(16))
+    def __init__(self, user: str, stored: str | None, password: str | None, data_dir: Path) -> None:
+        self._user = user
+        self._stored = stored
+        self._password = password
+        self._data_dir = data_dir
+        self._hashes: dict[str, str] | None = None
+        self._dummy = ""
 
     @classmethod
     def from_env(cls, data_dir: Path, env: dict[str, str] | None = None) -> "StaticUsers":
         env = dict(os.environ) if env is None else env
-        user = env.get("COPYTRADER_ADMIN_USER", "admin")
-        stored = env.get("COPYTRADER_ADMIN_PASSWORD_HASH")
-        if not stored:
-            password = env.get("COPYTRADER_ADMIN_PASSWORD")
-            if not password:
-                password = _generated_password(data_dir)
-            stored = hash_password(password)
-        return cls({user: stored})
+        return cls(env.get("COPYTRADER_ADMIN_USER", "admin"), env.get("COPYTRADER_ADMIN_PASSWORD_HASH"),
+                   env.get("COPYTRADER_ADMIN_PASSWORD"), data_dir)
+
+    def _prepare(self) -> dict[str, str]:
+        if self._hashes is None:
+            stored = self._stored or hash_password(self._password or _generated_password(self._data_dir))
+            self._password = None
+            # A dummy hash so an unknown user costs the same time as a wrong password.
+            self._dummy = hash_password(secrets.token_urlsafe(16))
+            self._hashes = {self._user: stored}
+        return self._hashes
+
+    def _check(self, username: str, password: str) -> bool:
+        stored = self._prepare().get(username)
+        return verify_password(password, stored or self._dummy) and stored is not None
 
     async def verify(self, username: str, password: str) -> User | None:
-        stored = self._hashes.get(username)
-        ok = await asyncio.to_thread(verify_password, password, stored or self._dummy)
-        return User(username) if ok and stored else None
+        ok = await asyncio.to_thread(self._check, username, password)
+        return User(username) if ok else None
 
 
 class SqlUsers:

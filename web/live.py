@@ -75,6 +75,7 @@ class AccountView:
     last_detected: float | None = None
     last_skip: str | None = None
     last_skip_code: str | None = None
+    last_outcome: str | None = None  # "copied" or "skipped: <code>", whichever came last
     paused: bool = False
     version: int = 0
 
@@ -88,7 +89,7 @@ class AccountView:
             "open_orders": len(self.open_orders), "pnl": str(sum(self.realized.values(), Decimal(0))),
             "pnl_today": str(pnl_today), "last_copy_ms": self.last_copy_ms,
             "last_signal": self.last_signal, "last_detected": self.last_detected,
-            "last_skip": self.last_skip, "last_skip_code": self.last_skip_code,
+            "last_skip": self.last_skip, "last_skip_code": self.last_skip_code, "last_outcome": self.last_outcome,
             "paused": self.paused, "paused_all": paused_all, "_v": self.version,
         }
 
@@ -163,6 +164,7 @@ class LiveState:
                 if ex.signal_id and ex.signal_id.endswith(":new"):
                     view.last_signal = ex.signal_id
                     view.last_detected = ex.stamps.get("detected")
+                    view.last_outcome = "copied"
         return [("orders", row), ("grid", self._touch(view))]
 
     def apply_error(self, err: OrderError, partition: int, offset: int) -> list[tuple[str, dict[str, Any]]]:
@@ -176,6 +178,7 @@ class LiveState:
         if err.account_id in self.accounts:
             view = self.accounts[err.account_id]
             view.last_skip, view.last_skip_code = err.signal_id, err.code
+            view.last_outcome = f"skipped: {err.code or err.stage}"
             out.append(("grid", self._touch(view)))
         return out
 

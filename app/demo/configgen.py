@@ -25,15 +25,21 @@ def follower_rule(index: int) -> dict[str, Any]:
 
 
 def demo_config(followers: int = 20, platform: str = "paper", latency: str = "0",
-                endpoints: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Leader on the paper venue ``leader``; followers on ``platform`` (``mixed`` rotates).
+                endpoints: dict[str, dict[str, Any]] | None = None, leader_platform: str = "paper") -> dict[str, Any]:
+    """Leader on ``leader_platform`` (paper venue ``leader`` by default); followers on
+    ``platform`` (``mixed`` rotates paper, tradovate, projectx).
 
-    ``endpoints`` gives simulator sessions their endpoint/credentials (from ``sandbox``).
+    ``endpoints`` gives simulator sessions their endpoint/credentials (from ``sandbox``); a
+    simulator leader shares its platform's simulator with that platform's followers.
     """
     platforms = ["paper", "tradovate", "projectx"] if platform == "mixed" else [platform]
-    sessions: list[dict[str, Any]] = [
-        {"id": "leader-paper", "platform": "paper", "options": {"venue": "leader", "latency": 0}},
-    ]
+    if leader_platform == "paper":
+        leader_session: dict[str, Any] = {"id": "leader-paper", "platform": "paper", "options": {"venue": "leader", "latency": 0}}
+    else:
+        fields = dict((endpoints or {}).get(leader_platform, {}))
+        leader_session = {"id": f"leader-{leader_platform}", "platform": leader_platform, "options": fields.pop("options", {})}
+        leader_session.update(fields)
+    sessions: list[dict[str, Any]] = [leader_session]
     for name in platforms:
         session: dict[str, Any] = {"id": f"followers-{name}", "platform": name, "options": {}}
         if name == "paper":
@@ -42,7 +48,7 @@ def demo_config(followers: int = 20, platform: str = "paper", latency: str = "0"
         session["options"].update(fields.pop("options", {}))
         session.update(fields)
         sessions.append(session)
-    accounts: list[dict[str, Any]] = [{"id": LEADER, "session": "leader-paper", "broker_account": "LEAD-1", "size": 50000}]
+    accounts: list[dict[str, Any]] = [{"id": LEADER, "session": leader_session["id"], "broker_account": "LEAD-1", "size": 50000}]
     group_followers = []
     for i in range(1, followers + 1):
         account_id = f"f{i:03d}"

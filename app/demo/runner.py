@@ -46,6 +46,7 @@ class ScenarioOptions:
     trades: int = 50
     interval: float = 0.1
     platform: str = "paper"
+    leader_platform: str = "paper"
     processes: int = 3
     quiet: bool = False
     keep_kafka: bool = False
@@ -104,7 +105,7 @@ class Scenario:
         self.run_id = f"{mode}-{int(time.time() * 1000) % 10**10}"
         self.prefix = f"{self.run_id}."
         self.run_dir = self.settings.data_dir / "runs" / self.run_id
-        self.config_data = config or demo_config(followers, options.platform, latency)
+        self.config_data = config or demo_config(followers, options.platform, latency, leader_platform=options.leader_platform)
         self.config = parse_config(self.config_data, env={})
         self.workers: list[Worker] = []
         self.worker_env: dict[str, str] = {}
@@ -159,6 +160,7 @@ class Scenario:
 
     async def _start_simulators(self) -> None:
         platforms = {"tradovate", "projectx"} if self.options.platform == "mixed" else {self.options.platform}
+        platforms.add(self.options.leader_platform)
         endpoints: dict[str, dict[str, Any]] = {}
         for platform in sorted(platforms - {"paper"}):
             from .sandbox import start_sandbox
@@ -167,7 +169,8 @@ class Scenario:
             self.sandboxes.append(sandbox)
             endpoints[platform] = session
         if endpoints:
-            self.config_data = demo_config(self.followers, self.options.platform, self.latency, endpoints)
+            self.config_data = demo_config(self.followers, self.options.platform, self.latency, endpoints,
+                                           leader_platform=self.options.leader_platform)
             self.config = parse_config(self.config_data, env=dict(os.environ))
             self.observer.config = self.config
 

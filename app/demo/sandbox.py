@@ -29,7 +29,8 @@ async def start_sandbox(platform: str, latency: str, config_data: dict[str, Any]
     which the workers inherit, and never into the config file.
     """
     create = simulator_factory(platform)
-    names = [a["broker_account"] for a in (config_data or {}).get("accounts", []) if a.get("session") == f"followers-{platform}"]
+    sessions = (f"followers-{platform}", f"leader-{platform}")
+    names = [a["broker_account"] for a in (config_data or {}).get("accounts", []) if a.get("session") in sessions]
     extra = SANDBOX_OPTIONS.get(platform, {})
     simulator = create(exchange=SimExchange(seed=7), latency=latency, accounts=names, **extra)  # type: ignore[operator]  # factory from registry
     await simulator.start()

@@ -1,0 +1,195 @@
+"""The dashboard in real headless Chromium against a demo run on real Kafka.
+
+A scripted leader trades; the test logs in, watches each copied trade reach every follower row
+of the AccountGrid (measured in the page: leader event detected → row shown), pauses one
+follower and sees the next trade skip it, then pauses all copying, flattens all followers and
+sees every follower go flat. Screenshots of every page land in ``tests/browser/artifacts``.
+
+Needs Debian's ``chromium`` (``/usr/bin/chromium``) and the vendored browser libraries
+(``scripts/vendor-web.sh``); Playwright only drives it (``playwright install`` is never run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from copytrader.app.demo.runner import Scenario, ScenarioOptions
+from copytrader.app.settings import Settings
+
+CHROMIUM = os.environ.get("COPYTRADER_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+VENDOR = Path(__file__).resolve().parents[2] / "web" / "static" / "vendor"
+FOLLOWERS = 8
+PASSWORD = "browser-test-pass-1"
+
+pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.asyncio(loop_scope="module")]
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
+if not (VENDOR / "lightweight-charts.standalone.production.js").exists():
+    pytest.skip("browser libraries not vendored: run scripts/vendor-web.sh", allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.async_api")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def demo(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Scenario]:
+    saved = {k: os.environ.get(k) for k in ("COPYTRADER_ADMIN_USER", "COPYTRADER_ADMIN_PASSWORD")}
+    os.environ.update(COPYTRADER_ADMIN_USER="admin", COPYTRADER_ADMIN_PASSWORD=PASSWORD)
+    settings = Settings(kafka_broker=f"kafka://{kafka_bootstrap}", data_dir=Path(tmp_path_factory.mktemp("browser")))
+    options = ScenarioOptions(trades=70, interval=0.6, quiet=True, processes=2)
+    try:
+        async with Scenario("browser", FOLLOWERS, "0", options, settings=settings) as run:
+            yield run
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def page(demo: Scenario) -> AsyncIterator[Any]:
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    async with playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        context = await browser.new_context(viewport={"width": 1440, "height": 900})
+        tab = await context.new_page()
+        tab.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        tab.console_errors = []  # type: ignore[attr-defined]  # collected for the last test
+        tab.on("console", lambda m: m.type == "error" and tab.console_errors.append(m.text))
+        yield tab
+        await browser.close()
+
+
+def base_url(demo: Scenario) -> str:
+    front = next(w for w in demo.workers if w.name == "front")
+    return f"http://127.0.0.1:{front.web_port}"
+
+
+async def shot(page: Any, name: str) -> None:
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+FOLLOWER_ROWS = '#account-grid tr[data-role="follower"]'
+
+
+async def test_login_then_trading_page(demo: Scenario, page: Any) -> None:
+    await page.goto(base_url(demo) + "/trading")
+    assert "/login" in page.url  # no session: the page sends the browser to the login form
+    await shot(page, "01-login")
+    await page.fill("#username", "admin")
+    await page.fill("#password", "wrong")
+    await page.click("#login-submit")
+    await page.wait_for_selector("#login-error:not([hidden])")
+    # The failed attempt reloads nothing; a fresh login form gets a fresh login CSRF cookie.
+    await page.goto(base_url(demo) + "/login")
+    await page.fill("#username", "admin")
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-submit")
+    await page.wait_for_url("**/trading")
+    await page.wait_for_function(f"document.querySelectorAll('{FOLLOWER_ROWS}').length === {FOLLOWERS}")
+    cookies = await page.context.cookies()
+    session = next(c for c in cookies if c["name"] == "ct_session")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert "ct_session" not in await page.evaluate("document.cookie")
+
+
+async def test_each_leader_trade_reaches_every_follower_row_within_one_second(demo: Scenario, page: Any) -> None:
+    (demo.run_dir / "go").write_text("go")
+    checked: dict[str, float] = {}
+    deadline = time.monotonic() + 30
+    while len(checked) < 5 and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        data = await page.evaluate("window.ctMetrics")
+        for signal, shown in data["shown"].items():
+            detected = data["detected"].get(signal)
+            followers = {k: v for k, v in shown.items() if k != "leader-1"}
+            if signal in checked or detected is None or len(followers) < FOLLOWERS:
+                continue
+            checked[signal] = max(followers.values()) / 1000 - detected
+    assert len(checked) >= 5, f"copies seen on every row: {checked}"
+    worst = max(checked.values())
+    print(f"leader detected → last follower row shown, seconds: {sorted(round(v, 3) for v in checked.values())}")
+    assert worst < 1.0, checked
+    await shot(page, "02-trading")
+    await page.click("#order-log tbody tr[data-kind='ack']")
+    await page.wait_for_selector("#waterfall .bar-row")
+    await shot(page, "03-waterfall")
+
+
+async def test_paused_follower_skips_the_next_trade(demo: Scenario, page: Any) -> None:
+    row = f'{FOLLOWER_ROWS}[data-account="f002"]'
+    await page.click(f"{row} label.switch")
+    await page.wait_for_selector(f'{row}[data-paused="true"]', timeout=5000)
+    paused_at = time.time()  # the web worker has read the command back from copy.controls
+    observer = demo.observer.seen
+    deadline = time.monotonic() + 20
+    skipped = None
+    while time.monotonic() < deadline and skipped is None:
+        await asyncio.sleep(0.2)
+        for signal in list(observer.signals.values()):
+            if signal.kind == "new" and signal.stamps.get("detected", 0) > paused_at + 0.3:
+                others = {a for (s, a) in observer.outcomes if s == signal.signal_id}
+                if len(others) >= FOLLOWERS - 1:
+                    skipped = signal
+                    break
+    assert skipped is not None, "no new trade after the pause"
+    assert (skipped.signal_id, "f002") not in observer.outcomes
+    assert observer.refusals[(skipped.signal_id, "f002")].code == "PAUSED"
+    await page.wait_for_selector(
+        f'#order-log tr[data-account="f002"][data-code="PAUSED"][data-signal="{skipped.signal_id}"]', timeout=3000)
+    assert await page.get_attribute(row, "data-signal") != skipped.signal_id
+    await shot(page, "04-paused-follower")
+    await page.click(f"{row} label.switch")  # resume
+    await page.wait_for_selector(f'{row}[data-paused="false"]', timeout=5000)
+
+
+async def test_pause_all_then_flatten_all_goes_flat(demo: Scenario, page: Any) -> None:
+    await page.wait_for_function(
+        f"[...document.querySelectorAll('{FOLLOWER_ROWS}')].some(r => r.dataset.net !== '0')", timeout=20000)
+    await page.click("#pause-all")
+    await page.wait_for_selector('#pause-all[data-paused="true"]', timeout=5000)
+    await asyncio.sleep(0.5)  # let copies already fanned out before the pause land first
+    await page.click("#flatten-all")
+    await page.wait_for_function(
+        f"[...document.querySelectorAll('{FOLLOWER_ROWS}')].every(r => r.dataset.net === '0')", timeout=15000)
+    nets = {k: p.net_quantity for k, p in demo.observer.seen.positions.items() if k[0] != "leader-1"}
+    assert nets and all(v == 0 for v in nets.values()), nets
+    await shot(page, "05-flattened")
+    await page.click("#pause-all")  # resume copying, so the remaining pages show a live system
+    await page.wait_for_selector('#pause-all[data-paused="false"]', timeout=5000)
+
+
+async def test_other_pages_render(demo: Scenario, page: Any) -> None:
+    await page.click('#nav a[data-page="dashboard"]')
+    await page.wait_for_selector("#card-copies")
+    await asyncio.sleep(0.5)
+    copies = await page.text_content("#card-copies .value")
+    assert copies and int(copies.replace(",", "")) > 0
+    await shot(page, "06-dashboard")
+    await page.click('#nav a[data-page="accounts"]')
+    await page.wait_for_selector('#accounts tr[data-account="f001"]')
+    await page.wait_for_selector("#copy-groups tr[data-follower]")
+    await shot(page, "07-accounts")
+    await page.click('#nav a[data-page="reports"]')
+    await page.wait_for_selector("#report-latency tbody tr td")
+    await shot(page, "08-reports")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.click('#nav a[data-page="trading"]')
+    await page.wait_for_function(f"document.querySelectorAll('{FOLLOWER_ROWS}').length === {FOLLOWERS}")
+    await asyncio.sleep(0.5)
+    await page.screenshot(path=str(ARTIFACTS / "09-trading-phone.png"))
+    assert not page.console_errors, page.console_errors  # type: ignore[attr-defined]

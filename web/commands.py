@@ -1,0 +1,71 @@
+"""What the dashboard's control buttons send into the pipeline.
+
+* Pause/resume → a :class:`ControlCommand` on ``copy.controls`` (key = account or ``*``);
+  every fan-out worker applies it to its planner's ``Controls`` (``agents.controls``).
+* Flatten → one ``flatten`` OrderIntent per open (account, symbol) straight onto
+  ``orders.requests``, through the same outbox and partitioning as the planner's intents.
+
+Why intents and not a ``flatten`` TradeSignal on ``trade.signals``: a signal names a leader and
+the planner fans it out to every follower of that leader, through each follower's symbol map,
+so it cannot target one account, and it cannot flatten a symbol the leader never traded. The
+tracker's positions say exactly which (account, symbol) pairs are open; an intent per pair acts
+on exactly those, keeps per-account order (same partition as the account's other intents) and
+is not held back by a pause. Its client order id is derived from the command id, so a retried
+request cannot flatten twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..agents.controls import TOPIC as CONTROLS_TOPIC
+from ..agents.controls import ControlCommand
+from ..app import ids
+from ..app.records import OrderIntent
+from ..app.topics import topic_name
+from .live import LiveState
+
+if TYPE_CHECKING:
+    from ..app.factory import CopyTraderApp
+
+
+class Commands:
+    def __init__(self, app: "CopyTraderApp", live: LiveState) -> None:
+        self.app = app
+        self.runtime = app.runtime
+        self.live = live
+        self.controls_topic = app.topic(
+            topic_name(app.runtime.settings.topic_prefix, CONTROLS_TOPIC),
+            key_type=None, value_type=None, key_serializer="raw", value_serializer="raw", internal=False,
+        )
+
+    async def set_paused(self, account_id: str, paused: bool, by: str) -> dict[str, Any]:
+        command = ControlCommand(f"ctl-{secrets.token_hex(8)}", account_id, paused, by, time.time())
+        await self.controls_topic.send(key=account_id.encode(), value=command.encode())
+        return {"command_id": command.command_id, "account_id": account_id, "paused": paused}
+
+    def followers(self) -> list[str]:
+        return self.runtime.config.follower_accounts()
+
+    async def flatten(self, accounts: list[str], by: str) -> dict[str, Any]:
+        command_id = f"flat-{secrets.token_hex(8)}"
+        signal_id = f"control:flatten:{command_id}"
+        now = time.time()
+        intents: list[OrderIntent] = []
+        for row in self.live.positions.values():
+            account_id, net = row["account_id"], int(row["net_quantity"])
+            if account_id not in accounts or net == 0 or account_id not in self.runtime.config.accounts:
+                continue
+            intents.append(OrderIntent(
+                client_order_id=ids.client_order_id(f"{signal_id}:{row['symbol']}", account_id),
+                signal_id=signal_id, account_id=account_id,
+                platform=self.runtime.config.accounts[account_id].platform, leader_account=f"dashboard:{by}",
+                action="flatten", symbol=row["symbol"], side="sell" if net > 0 else "buy", quantity=abs(net),
+                leader_symbol=row["symbol"], stamps={"detected": now, "published": now, "fanned_out": now},
+            ))
+        if intents:
+            await self.runtime.outbox.intents(signal_id, intents)
+        return {"command_id": command_id, "accounts": sorted(accounts),
+                "flatten_orders": [{"account_id": i.account_id, "symbol": i.symbol, "quantity": i.quantity} for i in intents]}

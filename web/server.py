@@ -1,0 +1,97 @@
+"""Wiring of the ``web`` role: auth, live state, Socket.IO, the Kafka feed and the views.
+
+Everything the views need travels in one :class:`WebContext` (kept in
+``runtime.extras["web"]``), so views stay small and tests can build a context by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .accounts import MemoryAccounts
+from .auth import Auth, MemorySessions, RedisSessions, SessionStore, SqlUsers, StaticUsers, UserStore
+from .commands import Commands
+from .live import LiveState
+from .middleware import make_middleware
+from .realtime import KafkaFeed, SocketHub
+from .reports import LiveReports, ReportSource, SqlReports
+from .webhook import MemoryReplayCache, RedisReplayCache, ReplayCache, WebhookVerifier
+
+if TYPE_CHECKING:
+    from ..app.factory import CopyTraderApp, Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WebContext:
+    runtime: "Runtime"
+    auth: Auth
+    live: LiveState
+    hub: SocketHub
+    feed: KafkaFeed
+    accounts: MemoryAccounts
+    reports: ReportSource
+    webhook: WebhookVerifier
+    commands: Commands
+
+
+def _database(settings: Any) -> Any | None:
+    """A session factory when a database is configured (and ``storage`` imports), else None."""
+    if not settings.database_url:
+        return None
+    try:
+        from ..storage.db import make_engine, session_factory
+
+        return session_factory(make_engine(settings.database_url))
+    except Exception:  # noqa: BLE001 - the dashboard still works on live data
+        log.exception("database unavailable; reports fall back to live data")
+        return None
+
+
+def build_context(app: "CopyTraderApp", env: dict[str, str] | None = None) -> WebContext:
+    env = dict(os.environ) if env is None else env
+    runtime = app.runtime
+    settings = runtime.settings
+    redis_url = settings.redis_url
+    users: UserStore = StaticUsers.from_env(settings.data_dir, env)
+    db = _database(settings)
+    if db is not None:
+        users = SqlUsers(db, users)  # type: ignore[arg-type]  # StaticUsers is the fallback
+    sessions: SessionStore = RedisSessions(redis_url) if redis_url else MemorySessions()
+    cache: ReplayCache = RedisReplayCache(redis_url) if redis_url else MemoryReplayCache()
+    auth = Auth(users, sessions, secure_cookie=env.get("COPYTRADER_SECURE_COOKIES", "") == "1")
+    live = LiveState(runtime.config)
+    hub = SocketHub(auth, live, redis_url)
+    feed = KafkaFeed(settings.bootstrap_servers, settings.topic_prefix, live, hub)
+    reports: ReportSource = SqlReports(db) if db is not None else LiveReports(live)
+    return WebContext(
+        runtime=runtime, auth=auth, live=live, hub=hub, feed=feed, accounts=MemoryAccounts(runtime.config),
+        reports=reports, webhook=WebhookVerifier(env.get("COPYTRADER_WEBHOOK_SECRET"), cache),
+        commands=Commands(app, live),
+    )
+
+
+def install(app: "CopyTraderApp") -> WebContext:
+    """Role ``web``: the gate, Socket.IO (attached before the server starts), feed and views."""
+    from .views import install_views
+
+    ctx = build_context(app)
+    app.runtime.extras["web"] = ctx
+    web_app = app.web.web_app
+    web_app.middlewares.append(make_middleware(ctx.auth))
+    ctx.hub.attach(web_app)
+    install_views(app, ctx)
+
+    @app.task
+    async def dashboard_feed() -> None:
+        await ctx.feed.run()
+
+    @app.task
+    async def socket_sweep() -> None:
+        await ctx.hub.sweep()
+
+    return ctx

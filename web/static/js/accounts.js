@@ -1,0 +1,122 @@
+// Accounts: add/edit accounts (credentials write-only), test a connection, edit copy rules.
+import { ApiError, get, post, request } from "./api.js";
+import { el, toast } from "./dom.js";
+
+export function mount(root) {
+  const list = el("tbody");
+  const groups = el("div", { id: "copy-groups" });
+  const form = el("form", { id: "account-form", class: "form-grid", novalidate: true });
+  const formError = el("p", { class: "form-error", hidden: true });
+  root.append(
+    el("section", { class: "panel" }, el("h2", {}, "Accounts"),
+      el("div", { class: "table-wrap" }, el("table", { id: "accounts" },
+        el("thead", {}, el("tr", {}, el("th", {}, "Account"), el("th", {}, "Platform"), el("th", { class: "hide-sm" }, "Broker account"),
+          el("th", { class: "num" }, "Size"), el("th", {}, "Credentials"), el("th", {}, "Enabled"), el("th", {}, ""))), list))),
+    el("section", { class: "panel" }, el("h2", { id: "form-title" }, "Add account"), form, formError),
+    el("section", { class: "panel" }, el("h2", {}, "Copy groups and rules"), groups));
+
+  let editing = null;
+  let platforms = [];
+
+  function buildForm(account) {
+    editing = account ? account.id : null;
+    document.getElementById("form-title").textContent = account ? `Edit ${account.id}` : "Add account";
+    const field = (label, input) => el("label", {}, label, input, el("span", { class: "field-error", dataset: { for: input.name } }));
+    form.replaceChildren(
+      field("Account id", el("input", { name: "id", value: account?.id || "", required: true, disabled: Boolean(account) })),
+      field("Platform", el("select", { name: "platform" }, platforms.map((p) => el("option", { value: p, selected: account?.platform === p }, p)))),
+      field("Broker account", el("input", { name: "broker_account", value: account?.broker_account || "" })),
+      field("Size (account currency)", el("input", { name: "size", inputmode: "decimal", value: account?.size || "50000" })),
+      field("Login (write-only)", el("input", { name: "username", autocomplete: "off" })),
+      field("Secret (write-only)", el("input", { name: "secret", type: "password", autocomplete: "new-password", placeholder: account?.credentials?.set ? "•••• stored" : "" })),
+      el("label", {}, "Enabled", el("input", { name: "enabled", type: "checkbox", checked: account ? account.enabled : true })),
+      el("div", {}, el("button", { type: "submit", class: "primary" }, account ? "Save" : "Add"), " ",
+        account ? el("button", { type: "button", onclick: () => buildForm(null) }, "Cancel") : ""));
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    for (const span of form.querySelectorAll(".field-error")) span.textContent = "";
+    formError.hidden = true;
+    const v = (name) => form.elements[name].value.trim();
+    const body = { platform: v("platform"), broker_account: v("broker_account"), size: v("size"), enabled: form.elements.enabled.checked };
+    if (v("secret")) body.credentials = { secret: form.elements.secret.value, ...(v("username") ? { username: v("username") } : {}) };
+    try {
+      if (editing) await request("PATCH", `/api/accounts/${encodeURIComponent(editing)}`, body);
+      else await post("/api/accounts", { id: v("id"), ...body });
+      toast("Saved");
+      buildForm(null);
+      load();
+    } catch (error) {
+      if (error instanceof ApiError && Object.keys(error.fields).length) {
+        for (const [name, reason] of Object.entries(error.fields)) {
+          const span = form.querySelector(`.field-error[data-for="${CSS.escape(name.split(".").pop())}"]`);
+          if (span) span.textContent = reason;
+        }
+      }
+      formError.textContent = error.message + (Object.keys(error.fields).length ? ": " + Object.entries(error.fields).map(([k, r]) => `${k} ${r}`).join("; ") : "");
+      formError.hidden = false;
+    }
+  });
+
+  async function test(id, button) {
+    button.disabled = true;
+    const result = await post(`/api/accounts/${encodeURIComponent(id)}/test`).catch((e) => ({ ok: false, error: e.message }));
+    button.disabled = false;
+    toast(result.ok ? `${id}: ${result.state} in ${result.latency_ms} ms` : `${id}: failed (${result.error || result.state})`);
+  }
+
+  async function load() {
+    const data = await get("/api/accounts");
+    platforms = data.platforms;
+    list.replaceChildren(...data.accounts.map((a) => el("tr", { dataset: { account: a.id } },
+      el("td", {}, el("strong", {}, a.id), a.source === "config" ? el("span", { class: "badge" }, " config") : ""),
+      el("td", {}, a.platform), el("td", { class: "hide-sm" }, a.broker_account), el("td", { class: "num" }, a.size),
+      el("td", {}, a.credentials.set ? "set" : "–"), el("td", {}, a.enabled ? "yes" : "no"),
+      el("td", {}, el("button", { class: "ghost", onclick: () => buildForm(a) }, "Edit"), " ",
+        el("button", { class: "ghost", onclick: (e) => test(a.id, e.target) }, "Test"), " ",
+        a.enabled ? el("button", { class: "ghost", onclick: async () => { await request("DELETE", `/api/accounts/${encodeURIComponent(a.id)}`); load(); } }, "Disable") : ""))));
+    if (!form.children.length) buildForm(null);
+    const g = await get("/api/copy-groups");
+    groups.replaceChildren(...g.groups.map(renderGroup));
+  }
+
+  function renderGroup(group) {
+    const rows = group.followers.map((f) => {
+      const r = f.rule;
+      const inputs = {
+        mode: el("select", {}, ["multiplier", "fixed", "ratio"].map((m) => el("option", { value: m, selected: r.mode === m }, m))),
+        quantity: el("input", { value: r.quantity, size: 3, inputmode: "numeric" }),
+        multiplier: el("input", { value: r.multiplier, size: 4, inputmode: "decimal" }),
+        max_quantity: el("input", { value: r.max_quantity ?? "", size: 3, inputmode: "numeric" }),
+        symbol_map: el("input", { value: Object.entries(r.symbol_map).map(([k, v]) => `${k}=${v}`).join(","), size: 10 }),
+        inverse: el("input", { type: "checkbox", checked: r.inverse }),
+        enabled: el("input", { type: "checkbox", checked: f.enabled }),
+      };
+      const note = el("span", { class: "field-error" });
+      const save = async () => {
+        note.textContent = "";
+        const num = (x) => (x.value.trim() === "" ? null : Number(x.value));
+        const rule = { mode: inputs.mode.value, quantity: num(inputs.quantity), multiplier: inputs.multiplier.value.trim() };
+        if (num(inputs.max_quantity) !== null) rule.max_quantity = num(inputs.max_quantity);
+        rule.inverse = inputs.inverse.checked;
+        rule.symbol_map = Object.fromEntries(inputs.symbol_map.value.split(",").filter(Boolean).map((p) => p.split("=").map((s) => s.trim())));
+        try {
+          await request("PUT", `/api/copy-groups/${encodeURIComponent(group.id)}/followers/${encodeURIComponent(f.account)}`, { rule, enabled: inputs.enabled.checked });
+          toast(`${f.account}: rule saved`);
+        } catch (error) {
+          note.textContent = Object.entries(error.fields || {}).map(([k, v]) => `${k}: ${v}`).join("; ") || error.message;
+        }
+      };
+      return el("tr", { dataset: { follower: f.account } }, el("td", {}, f.account), ...Object.values(inputs).map((i) => el("td", {}, i)),
+        el("td", {}, el("button", { class: "ghost", onclick: save }, "Save"), " ", note));
+    });
+    return el("div", {}, el("p", {}, el("strong", {}, group.id), el("span", { class: "muted" }, ` — leader ${group.leader}`)),
+      el("div", { class: "table-wrap log" }, el("table", {},
+        el("thead", {}, el("tr", {}, ["Follower", "Mode", "Qty", "Mult", "Max", "Symbol map", "Inverse", "On", ""].map((h) => el("th", {}, h)))),
+        el("tbody", {}, rows))));
+  }
+
+  load();
+  return {};
+}

@@ -1,0 +1,16 @@
+"""The dashboard's HTTP routes, one module per area; ``install_views`` registers them all."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ...app.factory import CopyTraderApp
+    from ..server import WebContext
+
+
+def install_views(app: "CopyTraderApp", ctx: "WebContext") -> None:
+    from . import accounts, controls, pages, reports, session, signals, trading
+
+    for module in (session, accounts, trading, controls, reports, signals, pages):
+        module.install(app, ctx)

@@ -1,0 +1,61 @@
+"""Accounts (list, create, update, disable, test a connection) and copy groups/rules."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web as aioweb
+from faust import web
+
+from ...brokers.registry import ADAPTERS
+from ..http import guarded, json_response, read_json
+
+if TYPE_CHECKING:
+    from ...app.factory import CopyTraderApp
+    from ..server import WebContext
+
+
+def install(app: "CopyTraderApp", ctx: "WebContext") -> None:
+    store = ctx.accounts
+
+    @app.page("/api/accounts")
+    class Accounts(web.View):
+        @guarded
+        async def get(self, request: aioweb.Request) -> aioweb.Response:
+            return json_response({"accounts": store.list(), "platforms": sorted(ADAPTERS)})
+
+        @guarded
+        async def post(self, request: aioweb.Request) -> aioweb.Response:
+            return json_response(store.create(await read_json(request)), status=201)
+
+    @app.page("/api/accounts/{account_id}")
+    class Account(web.View):
+        @guarded
+        async def get(self, request: aioweb.Request, account_id: str) -> aioweb.Response:
+            return json_response(store.get(account_id).public())
+
+        @guarded
+        async def patch(self, request: aioweb.Request, account_id: str) -> aioweb.Response:
+            return json_response(store.update(account_id, await read_json(request)))
+
+        @guarded
+        async def delete(self, request: aioweb.Request, account_id: str) -> aioweb.Response:
+            return json_response(store.disable(account_id))
+
+    @app.page("/api/accounts/{account_id}/test")
+    class AccountTest(web.View):
+        @guarded
+        async def post(self, request: aioweb.Request, account_id: str) -> aioweb.Response:
+            return json_response(await store.test_connection(account_id))
+
+    @app.page("/api/copy-groups")
+    class Groups(web.View):
+        @guarded
+        async def get(self, request: aioweb.Request) -> aioweb.Response:
+            return json_response({"groups": store.groups()})
+
+    @app.page("/api/copy-groups/{group_id}/followers/{account_id}")
+    class FollowerRule(web.View):
+        @guarded
+        async def put(self, request: aioweb.Request, group_id: str, account_id: str) -> aioweb.Response:
+            return json_response(store.set_rule(group_id, account_id, await read_json(request)))

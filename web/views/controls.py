@@ -1,0 +1,58 @@
+"""Pause/resume a follower or all copying; flatten one account or all followers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web as aioweb
+from faust import web
+
+from ..auth import SESSION_KEY
+from ..http import Fields, HttpError, guarded, json_response, read_json
+
+if TYPE_CHECKING:
+    from ...app.factory import CopyTraderApp
+    from ..server import WebContext
+
+
+def install(app: "CopyTraderApp", ctx: "WebContext") -> None:
+    live = ctx.live
+
+    def _target(data: dict[str, object]) -> str:
+        f = Fields(data)
+        f.unknown({"account_id"})
+        account = f.string("account_id", max_len=64)
+        f.check()
+        assert account is not None
+        if account != "*" and account not in live.accounts:
+            raise HttpError(404, "no such account", account_id=account)
+        return account
+
+    @app.page("/api/controls")
+    class Controls(web.View):
+        @guarded
+        async def get(self, request: aioweb.Request) -> aioweb.Response:
+            paused = sorted(a for a, v in live.accounts.items() if v.paused)
+            return json_response({"paused_all": live.paused_all, "paused_accounts": paused})
+
+    @app.page("/api/controls/pause")
+    class Pause(web.View):
+        @guarded
+        async def post(self, request: aioweb.Request) -> aioweb.Response:
+            account = _target(await read_json(request))
+            return json_response(await ctx.commands.set_paused(account, True, request[SESSION_KEY].username), status=202)
+
+    @app.page("/api/controls/resume")
+    class Resume(web.View):
+        @guarded
+        async def post(self, request: aioweb.Request) -> aioweb.Response:
+            account = _target(await read_json(request))
+            return json_response(await ctx.commands.set_paused(account, False, request[SESSION_KEY].username), status=202)
+
+    @app.page("/api/controls/flatten")
+    class Flatten(web.View):
+        @guarded
+        async def post(self, request: aioweb.Request) -> aioweb.Response:
+            account = _target(await read_json(request))
+            accounts = ctx.commands.followers() if account == "*" else [account]
+            return json_response(await ctx.commands.flatten(accounts, request[SESSION_KEY].username), status=202)
