@@ -1,0 +1,63 @@
+"""The one entry point: Faust's commands and the project's own under ``copytrader``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "copytrader.app.cli"]
+
+
+def run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "COPYTRADER_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, env=env, check=False)
+
+
+def test_help_lists_faust_and_project_commands(tmp_path: Path) -> None:
+    out = run("--help", tmp_path=tmp_path).stdout
+    for command in ("worker", "agents", "tables", "send", "kafka", "demo", "bench", "sim", "table", "db", "audit"):
+        assert f"  {command} " in out, command
+
+
+def test_agents_command_lists_the_copy_pipeline(tmp_path: Path) -> None:
+    out = run("agents", tmp_path=tmp_path).stdout
+    for agent in ("fanout", "executor", "tracker", "health"):
+        assert agent in out
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sessions: [{id: s, platform: paper}]\naccounts: [{id: a}]\n")
+    result = subprocess.run([*CLI, "agents"], capture_output=True, text=True, timeout=60, check=False,
+                            env={"PATH": "/usr/bin:/bin", "COPYTRADER_CONFIG": str(bad), "COPYTRADER_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "accounts[0].session" in result.stderr
+
+
+@pytest.mark.parametrize("platform", ["tradovate", "projectx"])
+def test_sim_prints_where_it_listens_and_serves_logins(platform: str, tmp_path: Path) -> None:
+    process = subprocess.Popen([*CLI, "sim", platform], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               env={"PATH": "/usr/bin:/bin", "COPYTRADER_DATA_DIR": str(tmp_path)})
+    try:
+        assert process.stdout is not None
+        info = json.loads(process.stdout.readline())
+        assert info["platform"] == platform and info["base_url"].startswith("http://127.0.0.1:")
+        if platform == "tradovate":
+            url, body = info["base_url"] + "/auth/accesstokenrequest", {
+                "name": info["name"], "password": info["password"], "appId": info["appId"],
+                "appVersion": info["appVersion"], "cid": info["cid"], "sec": info["sec"], "deviceId": "t"}
+            key = "accessToken"
+        else:
+            url, body = info["base_url"] + "/api/Auth/loginKey", {"userName": info["userName"], "apiKey": info["apiKey"]}
+            key = "token"
+        request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback simulator
+            assert json.loads(response.read())[key]
+    finally:
+        process.terminate()
+        process.wait(10)
