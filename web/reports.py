@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 from collections import defaultdict
 from dataclasses import asdict, is_dataclass
 from datetime import date
@@ -18,6 +19,8 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from .live import LiveState, percentile
+
+log = logging.getLogger(__name__)
 
 REPORTS = ("pnl", "latency", "rejects")
 CSV_UNSAFE = ("=", "+", "-", "@", "\t", "\r")
@@ -80,10 +83,13 @@ class LiveReports:
 
 
 class SqlReports:
+    """Reports from the database; falls back to ``fallback`` (live data) while it has no tables."""
+
     name = "database"
 
-    def __init__(self, session_factory: Any) -> None:
+    def __init__(self, session_factory: Any, fallback: LiveReports) -> None:
         self._factory = session_factory
+        self._fallback = fallback
 
     def _query(self, report: str, start: date | None, end: date | None) -> list[dict[str, Any]]:
         from ..storage import reports
@@ -93,7 +99,11 @@ class SqlReports:
             return [asdict(r) if is_dataclass(r) else dict(r) for r in func(db, start, end)]  # type: ignore[arg-type]  # report rows are dataclasses
 
     async def rows(self, report: str, start: date | None, end: date | None) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self._query, report, start, end)
+        try:
+            return await asyncio.to_thread(self._query, report, start, end)
+        except Exception as exc:  # noqa: BLE001 - an unmigrated database must not break the page
+            log.warning("database reports unavailable (%s); answering from live data", type(exc).__name__)
+            return await self._fallback.rows(report, start, end)
 
 
 def _cell(value: Any) -> str:

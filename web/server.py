@@ -67,7 +67,7 @@ def build_context(app: "CopyTraderApp", env: dict[str, str] | None = None) -> We
     live = LiveState(runtime.config)
     hub = SocketHub(auth, live, redis_url)
     feed = KafkaFeed(settings.bootstrap_servers, settings.topic_prefix, live, hub)
-    reports: ReportSource = SqlReports(db) if db is not None else LiveReports(live)
+    reports: ReportSource = SqlReports(db, LiveReports(live)) if db is not None else LiveReports(live)
     return WebContext(
         runtime=runtime, auth=auth, live=live, hub=hub, feed=feed, accounts=MemoryAccounts(runtime.config),
         reports=reports, webhook=WebhookVerifier(env.get("COPYTRADER_WEBHOOK_SECRET"), cache),

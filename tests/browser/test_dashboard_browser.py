@@ -100,7 +100,7 @@ async def test_login_then_trading_page(demo: Scenario, page: Any) -> None:
     await page.fill("#password", PASSWORD)
     await page.click("#login-submit")
     await page.wait_for_url("**/trading")
-    await page.wait_for_function(f"document.querySelectorAll('{FOLLOWER_ROWS}').length === {FOLLOWERS}")
+    await page.wait_for_function(f"() => document.querySelectorAll('{FOLLOWER_ROWS}').length === {FOLLOWERS}")
     cookies = await page.context.cookies()
     session = next(c for c in cookies if c["name"] == "ct_session")
     assert session["httpOnly"] and session["sameSite"] == "Strict"
@@ -113,7 +113,7 @@ async def test_each_leader_trade_reaches_every_follower_row_within_one_second(de
     deadline = time.monotonic() + 30
     while len(checked) < 5 and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-        data = await page.evaluate("window.ctMetrics")
+        data = await page.evaluate("() => window.ctMetrics")
         for signal, shown in data["shown"].items():
             detected = data["detected"].get(signal)
             followers = {k: v for k, v in shown.items() if k != "leader-1"}
@@ -159,13 +159,13 @@ async def test_paused_follower_skips_the_next_trade(demo: Scenario, page: Any) -
 
 async def test_pause_all_then_flatten_all_goes_flat(demo: Scenario, page: Any) -> None:
     await page.wait_for_function(
-        f"[...document.querySelectorAll('{FOLLOWER_ROWS}')].some(r => r.dataset.net !== '0')", timeout=20000)
+        f"() => [...document.querySelectorAll('{FOLLOWER_ROWS}')].some(r => r.dataset.net !== '0')", timeout=20000)
     await page.click("#pause-all")
     await page.wait_for_selector('#pause-all[data-paused="true"]', timeout=5000)
     await asyncio.sleep(0.5)  # let copies already fanned out before the pause land first
     await page.click("#flatten-all")
     await page.wait_for_function(
-        f"[...document.querySelectorAll('{FOLLOWER_ROWS}')].every(r => r.dataset.net === '0')", timeout=15000)
+        f"() => [...document.querySelectorAll('{FOLLOWER_ROWS}')].every(r => r.dataset.net === '0')", timeout=15000)
     nets = {k: p.net_quantity for k, p in demo.observer.seen.positions.items() if k[0] != "leader-1"}
     assert nets and all(v == 0 for v in nets.values()), nets
     await shot(page, "05-flattened")
@@ -189,7 +189,7 @@ async def test_other_pages_render(demo: Scenario, page: Any) -> None:
     await shot(page, "08-reports")
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.click('#nav a[data-page="trading"]')
-    await page.wait_for_function(f"document.querySelectorAll('{FOLLOWER_ROWS}').length === {FOLLOWERS}")
+    await page.wait_for_function(f"() => document.querySelectorAll('{FOLLOWER_ROWS}').length === {FOLLOWERS}")
     await asyncio.sleep(0.5)
     await page.screenshot(path=str(ARTIFACTS / "09-trading-phone.png"))
     assert not page.console_errors, page.console_errors  # type: ignore[attr-defined]

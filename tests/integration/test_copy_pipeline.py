@@ -10,6 +10,7 @@ land on ``order.errors`` without disturbing anything else.
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,8 +29,23 @@ async def finished_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFa
     settings = Settings(kafka_broker=f"kafka://{kafka_bootstrap}", data_dir=Path(tmp_path_factory.mktemp("run")))
     options = ScenarioOptions(trades=50, interval=0.05, quiet=True, processes=3)
     async with Scenario("itest", 20, "0", options, settings=settings) as run:
+        back = next(w for w in run.workers if w.name == "back")
+        run.metrics_before = scrape(back.web_port)  # type: ignore[attr-defined]  # test-only attribute
         run.result = await run.trade(settle_timeout=60)  # type: ignore[attr-defined]  # test-only attribute
+        run.metrics_after = scrape(back.web_port)  # type: ignore[attr-defined]  # test-only attribute
         yield run
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Prometheus text format → {series: value} (what a scraper sees on /metrics)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:  # noqa: S310 - loopback
+        text = response.read().decode()
+    series = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            series[name] = float(value)
+    return series
 
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="module")]
@@ -103,3 +119,13 @@ async def test_malformed_signal_lands_on_order_errors_and_nothing_else_changes(f
     for key in ("orders_expected", "orders_placed", "duplicates", "missing", "rejected"):
         assert after[key] == before[key], key
     assert isinstance(next(iter(observer.seen.outcomes.values()))[0], Execution)
+
+
+async def test_worker_metrics_move_when_copies_happen(finished_run: Scenario) -> None:
+    before, after = finished_run.metrics_before, finished_run.metrics_after  # type: ignore[attr-defined]  # set by the fixture
+    placed = 'copytrader_orders_total{outcome="placed",platform="paper"}'
+    assert before.get(placed, 0.0) == 0.0
+    assert after[placed] == finished_run.result["orders_placed"]  # type: ignore[attr-defined]  # set by the fixture
+    internal = 'copytrader_stage_latency_seconds_count{stage="internal"}'
+    assert after[internal] - before.get(internal, 0.0) == finished_run.result["orders_placed"]  # type: ignore[attr-defined]
+    assert any(k.startswith("copytrader_faust_") for k in after), "Faust's own sensor series are served too"
