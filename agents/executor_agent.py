@@ -96,6 +96,7 @@ def install(app: "CopyTraderApp") -> None:
 
     @app.agent(runtime.topics.intents, name="executor")
     async def executor(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+        """Intents → broker requests in per-account lanes; offsets acked once the broker answered."""
         manual = stream.noack()
         async for event in manual.events():
             batch = event.value

@@ -7,6 +7,7 @@ The topic is consumed as raw bytes so a malformed signal reaches our code and la
 from __future__ import annotations
 
 import hashlib
+import time
 import logging
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,9 @@ async def handle_signal(runtime: "Runtime", payload: bytes) -> int:
             )
         )
         return 0
+    if "detected" not in signal.stamps:  # sent by an outside producer (CLI, a script): seen now
+        now = time.time()
+        signal.stamps = {**signal.stamps, "detected": now, "published": signal.stamps.get("published", now)}
     intents, errors = runtime.planner.plan(signal)
     if intents:
         await runtime.outbox.intents(signal.signal_id, intents)
@@ -51,5 +55,6 @@ def install(app: "CopyTraderApp") -> None:
 
     @app.agent(runtime.topics.signals, name="fanout")
     async def fanout(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+        """Signals → one intent batch per orders.requests partition (or a refusal on order.errors)."""
         async for payload in stream:
             await handle_signal(runtime, payload)

@@ -26,6 +26,7 @@ def install(app: "CopyTraderApp", position_partitions: int, health_partitions: i
 
     @app.agent(runtime.topics.executions, name="tracker")
     async def track_positions(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+        """Fills → positions table (duplicates ignored) → positions.updates."""
         async for execution in stream:
             if execution.kind not in FILL_KINDS:
                 continue
@@ -52,6 +53,7 @@ def install(app: "CopyTraderApp", position_partitions: int, health_partitions: i
 
     @app.agent(runtime.topics.health, name="health")
     async def track_health(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+        """Session health → broker_health table → account.status when it changed."""
         async for status in stream:
             previous = health.get(status.account_id)
             health[status.account_id] = status

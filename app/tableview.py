@@ -32,7 +32,10 @@ async def read_table(bootstrap: str, app_id: str, table: str, timeout: float = 1
         rows: dict[str, Any] = {}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while any(await consumer.position(tp) < ends[tp] for tp in tps) and loop.time() < deadline:
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await behind() and loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for messages in batch.values():
                 for message in messages:

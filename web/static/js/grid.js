@@ -60,7 +60,7 @@ export class AccountGrid {
     tr.dataset.outcome = row.last_outcome || "";
     c.toggle.checked = Boolean(row.paused) || Boolean(row.paused_all);
     c.toggle.disabled = Boolean(row.paused_all);
-    c.toggle.closest("label").title = row.paused ? "paused: new trades skip this account" : "copying";
+    c.toggle.title = row.paused ? "paused: new trades skip this account" : "copying";
     this.pausedAll = Boolean(row.paused_all);
     this.pauseAll.textContent = this.pausedAll ? "Resume all copying" : "Pause all copying";
     this.pauseAll.dataset.paused = String(this.pausedAll);
