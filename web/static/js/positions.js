@@ -25,7 +25,7 @@ export class PositionPanel {
     this.body.replaceChildren(...rows.map((r) => el("tr", { dataset: { key: r.key, net: r.net_quantity } },
       el("td", {}, r.account_id), el("td", {}, r.symbol),
       el("td", { class: "num " + signClass(r.net_quantity) }, r.net_quantity),
-      el("td", { class: "num" }, r.average_price ?? "–"),
+      el("td", { class: "num" }, r.average_price == null ? "–" : Number(r.average_price).toFixed(2)),
       el("td", { class: "num " + signClass(r.realized_pnl) }, money(r.realized_pnl)))));
     if (!rows.length) this.body.append(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "All flat.")));
   }
