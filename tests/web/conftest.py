@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -23,38 +21,7 @@ from copytrader.app.factory import create_app
 from copytrader.app.settings import Settings
 from copytrader.web.server import WebContext
 
-PASSWORD = "correct horse battery staple"
-WEBHOOK_SECRET = "whsec-test-0123456789"
-
-
-class RecordingTopic:
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, bytes]] = []
-
-    async def send(self, key: bytes, value: bytes) -> None:
-        self.sent.append((key, value))
-
-
-@dataclass
-class Web:
-    client: TestClient
-    ctx: WebContext
-    outbox: MemoryOutbox
-    controls: RecordingTopic
-    csrf: str = ""
-
-    async def login(self, username: str = "admin", password: str = PASSWORD) -> Any:
-        page = await self.client.get("/login")
-        assert page.status == 200
-        token = page.cookies["ct_login"].value
-        response = await self.client.post("/api/session", json={"username": username, "password": password},
-                                          headers={"X-CSRF-Token": token})
-        if response.status == 200:
-            self.csrf = (await response.json())["csrf"]
-        return response
-
-    def write_headers(self) -> dict[str, str]:
-        return {"X-CSRF-Token": self.csrf}
+from webtest_helpers import PASSWORD, WEBHOOK_SECRET, RecordingTopic, Web
 
 
 @pytest.fixture(autouse=True)

@@ -11,9 +11,7 @@ from copytrader.brokers.base import SessionConfig
 from copytrader.brokers.projectx.adapter import ProjectXAdapter
 from copytrader.brokers.projectx.simulator import ProjectXSimulator, create_simulator
 from copytrader.brokers.simkernel.exchange import SimExchange
-
-ACCOUNTS = {"leader": "PX-LEADER", "f1": "PX-FOLLOWER-1", "f2": "PX-FOLLOWER-2"}
-
+from projectx_helpers import session_config
 
 @pytest.fixture
 async def sim() -> AsyncIterator[ProjectXSimulator]:
@@ -23,15 +21,6 @@ async def sim() -> AsyncIterator[ProjectXSimulator]:
         yield simulator
     finally:
         await simulator.stop()
-
-
-def session_config(sim: ProjectXSimulator, **options: Any) -> SessionConfig:
-    creds = sim.demo_credentials()
-    return SessionConfig(
-        platform="projectx", session_id="px-test", accounts=dict(ACCOUNTS), endpoint=sim.base_url,
-        username=creds["userName"], secret=creds["apiKey"],
-        options={"reconnect_min_s": 0.02, "backoff_429_s": 0.05, "request_timeout_s": 5.0, **options},
-    )
 
 
 @pytest.fixture

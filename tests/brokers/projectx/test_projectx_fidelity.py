@@ -87,6 +87,7 @@ async def test_unauthenticated_and_documented_failures(sim: ProjectXSimulator) -
         assert body == {"token": None, "success": False, "errorCode": 3, "errorMessage": "Invalid credentials."}
 
 
+@pytest.mark.flaky(reruns=2)  # signalrcore's own threads race its handshake on a loaded 2-core box
 async def test_topstep_client_py_unchanged(sim: ProjectXSimulator) -> None:
     """topstep-client-py (httpx + signalrcore, negotiate first) against the simulator."""
     pytest.importorskip("topstep")

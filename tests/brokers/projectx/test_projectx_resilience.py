@@ -14,7 +14,7 @@ from copytrader.brokers.model import (
 from copytrader.brokers.projectx.adapter import ProjectXAdapter
 from copytrader.brokers.projectx.simulator import create_simulator
 
-from conftest import session_config
+from projectx_helpers import session_config
 
 SYMBOL = "ESZ6"
 

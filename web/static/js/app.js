@@ -18,6 +18,7 @@ export function setLive(state) {
 async function show(path) {
   const load = pages[path] || pages["/"];
   if (current && current.unmount) current.unmount();
+  setLive("");
   const root = document.getElementById("page");
   root.replaceChildren();
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.getAttribute("href") === path);

@@ -18,8 +18,8 @@ export class AccountGrid {
       el("div", { class: "table-wrap" }, el("table", { id: "account-grid" },
         el("thead", {}, el("tr", {},
           el("th", { class: "sticky" }, "Account"), el("th", { class: "hide-sm" }, "Platform"), el("th", {}, "Status"),
-          el("th", {}, "Position"), el("th", { class: "num" }, "Open"), el("th", { class: "num" }, "P&L"),
-          el("th", { class: "num" }, "Last copy"), el("th", { class: "hide-sm" }, "Last signal"),
+          el("th", {}, "Position"), el("th", { class: "num hide-sm" }, "Open"), el("th", { class: "num" }, "P&L"),
+          el("th", { class: "num hide-sm" }, "Last copy"), el("th", { class: "hide-sm" }, "Last signal"),
           el("th", {}, "Copying"), el("th", {}, ""))),
         this.body)),
     );
@@ -75,8 +75,8 @@ export class AccountGrid {
     const toggle = el("input", { type: "checkbox", "aria-label": `pause ${row.account_id}` });
     toggle.addEventListener("change", () => this.setPaused(row.account_id, toggle.checked, toggle));
     const cells = {
-      light: el("span", { class: "light" }), status: el("span"), position: el("td"), open: el("td", { class: "num" }),
-      pnl: el("td", { class: "num" }), latency: el("td", { class: "num" }), signal: el("td", { class: "hide-sm muted" }), toggle,
+      light: el("span", { class: "light" }), status: el("span", { class: "hide-sm" }), position: el("td"), open: el("td", { class: "num hide-sm" }),
+      pnl: el("td", { class: "num" }), latency: el("td", { class: "num hide-sm" }), signal: el("td", { class: "hide-sm muted" }), toggle,
     };
     const flatten = row.role === "follower"
       ? el("button", { class: "ghost", title: "flatten this account", onclick: () => this.flatten(row.account_id) }, "Flatten") : "";

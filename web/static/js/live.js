@@ -56,5 +56,8 @@ export class LiveStreams {
     this.onRow(stream, row);
   }
 
-  close() { if (this.socket) this.socket.close(); }
+  close() {
+    this.onStatus = () => {};
+    if (this.socket) this.socket.close();
+  }
 }

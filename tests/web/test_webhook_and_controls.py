@@ -1,0 +1,86 @@
+"""Signed webhooks on POST /api/signals (forged, stale and replayed ones refused) and the
+control commands the dashboard publishes (pause/resume on copy.controls, flatten intents)."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from copytrader.agents.controls import ControlCommand
+from copytrader.agents.planner import Controls
+from copytrader.app.records import OrderIntent, Position
+from copytrader.web.webhook import sign
+
+from webtest_helpers import WEBHOOK_SECRET, Web
+
+SIGNAL = orjson.dumps({"signal_id": "wh-1", "leader_account": "leader-1", "symbol": "ESZ6", "side": "buy", "quantity": 1})
+
+
+def signals(web: Web) -> list[bytes]:
+    return [payload for _, payload in web.outbox.sent["signal"]]  # type: ignore[misc]  # (key, payload) tuples
+
+
+async def test_a_signed_webhook_is_accepted_once(web: Web) -> None:
+    header = sign(WEBHOOK_SECRET, SIGNAL)
+    first = await web.client.post("/api/signals", data=SIGNAL, headers={"X-CopyTrader-Signature": header})
+    assert first.status == 202, await first.text()
+    assert orjson.loads(signals(web)[0])["source"] == "webhook"
+    replay = await web.client.post("/api/signals", data=SIGNAL, headers={"X-CopyTrader-Signature": header})
+    assert replay.status == 401 and "already used" in (await replay.json())["reason"]
+    assert len(signals(web)) == 1
+
+
+async def test_forged_stale_and_unsigned_signals_are_refused(web: Web) -> None:
+    cases = {
+        "wrong secret": sign("not-the-secret", SIGNAL),
+        "body changed": sign(WEBHOOK_SECRET, SIGNAL + b" "),
+        "too old": sign(WEBHOOK_SECRET, SIGNAL, int(time.time()) - 301),
+        "from the future": sign(WEBHOOK_SECRET, SIGNAL, int(time.time()) + 301),
+        "garbage": "v1=abc",
+    }
+    for name, header in cases.items():
+        response = await web.client.post("/api/signals", data=SIGNAL, headers={"X-CopyTrader-Signature": header})
+        assert response.status == 401, name
+    unsigned = await web.client.post("/api/signals", data=SIGNAL)
+    assert unsigned.status == 401
+    assert signals(web) == []
+
+
+async def test_a_logged_in_browser_may_post_a_signal_with_its_csrf_token(web: Web) -> None:
+    await web.login()
+    assert (await web.client.post("/api/signals", data=SIGNAL)).status == 403
+    ok = await web.client.post("/api/signals", data=SIGNAL, headers=web.write_headers())
+    assert ok.status == 202
+    bad = await web.client.post("/api/signals", data=b'{"signal_id": "x"}', headers=web.write_headers())
+    assert bad.status == 400 and "missing field" in (await bad.json())["reason"]
+
+
+async def test_pause_and_resume_publish_state_commands_that_controls_apply(web: Web) -> None:
+    await web.login()
+    for path, account in (("pause", "f002"), ("pause", "*"), ("resume", "*")):
+        response = await web.client.post(f"/api/controls/{path}", json={"account_id": account}, headers=web.write_headers())
+        assert response.status == 202
+    assert (await web.client.post("/api/controls/pause", json={"account_id": "nobody"}, headers=web.write_headers())).status == 404
+    controls = Controls()
+    for key, value in web.controls.sent:
+        command = ControlCommand.decode(value)
+        assert key == command.account_id.encode() and command.by == "admin"
+        controls.set_paused(command.account_id, command.paused)
+    assert controls.is_paused("f002") and not controls.is_paused("f001") and not controls.paused_all
+
+
+async def test_flatten_all_sends_one_flatten_intent_per_open_follower_position(web: Web) -> None:
+    live = web.ctx.live
+    for offset, (account, symbol, net) in enumerate([("f001", "ESZ6", 2), ("f002", "MESZ6", -3), ("f003", "ESZ6", 0),
+                                                     ("leader-1", "ESZ6", 1)]):
+        live.apply_position(Position(account_id=account, symbol=symbol, net_quantity=net), 0, offset)
+    await web.login()
+    response = await web.client.post("/api/controls/flatten", json={"account_id": "*"}, headers=web.write_headers())
+    assert response.status == 202
+    intents = [i for i in web.outbox.sent["intent"] if isinstance(i, OrderIntent)]
+    assert {(i.account_id, i.symbol, i.side, i.quantity, i.action) for i in intents} == {
+        ("f001", "ESZ6", "sell", 2, "flatten"), ("f002", "MESZ6", "buy", 3, "flatten")}
+    assert len({i.client_order_id for i in intents}) == 2
+    one = await web.client.post("/api/controls/flatten", json={"account_id": "f002"}, headers=web.write_headers())
+    assert [o["account_id"] for o in (await one.json())["flatten_orders"]] == ["f002"]

@@ -1,0 +1,44 @@
+"""Helpers for the web tests (imported by name: the test folders are not packages)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from copytrader.agents.outbox import MemoryOutbox
+from copytrader.web.server import WebContext
+
+PASSWORD = "correct horse battery staple"
+WEBHOOK_SECRET = "whsec-test-0123456789"
+
+
+class RecordingTopic:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+
+    async def send(self, key: bytes, value: bytes) -> None:
+        self.sent.append((key, value))
+
+
+@dataclass
+class Web:
+    client: TestClient
+    ctx: WebContext
+    outbox: MemoryOutbox
+    controls: RecordingTopic
+    csrf: str = ""
+
+    async def login(self, username: str = "admin", password: str = PASSWORD) -> Any:
+        page = await self.client.get("/login")
+        assert page.status == 200
+        token = page.cookies["ct_login"].value
+        response = await self.client.post("/api/session", json={"username": username, "password": password},
+                                          headers={"X-CSRF-Token": token})
+        if response.status == 200:
+            self.csrf = (await response.json())["csrf"]
+        return response
+
+    def write_headers(self) -> dict[str, str]:
+        return {"X-CSRF-Token": self.csrf}
