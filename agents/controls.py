@@ -48,11 +48,11 @@ class ControlCommand:
         })
 
     @classmethod
-    def decode(cls, raw: bytes) -> "ControlCommand":
+    def decode(cls, raw: bytes) -> ControlCommand:
         """Raises ``ValueError`` on anything that is not a well-formed command."""
         data = orjson.loads(raw)
         if not isinstance(data, dict):
-            raise ValueError("control command must be a JSON object")
+            raise ValueError("control command must be a JSON object")  # noqa: TRY004 - callers catch ValueError for any malformed record
         account = data.get("account_id")
         paused = data.get("paused")
         if not isinstance(account, str) or not account or not isinstance(paused, bool):
@@ -83,7 +83,7 @@ class ControlsFeed:
                 await self._consume()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep following; the topic is the source of truth
+            except Exception:
                 log.exception("copy.controls consumer failed; retrying")
                 await asyncio.sleep(1.0)
             finally:
@@ -125,7 +125,7 @@ class ControlsFeed:
         return {}
 
 
-def install(app: "CopyTraderApp") -> None:
+def install(app: CopyTraderApp) -> None:
     """Every fan-out worker follows the switches (wired in ``app.factory._install``)."""
     runtime = app.runtime
     feed = ControlsFeed(runtime.settings.bootstrap_servers, runtime.settings.topic_prefix, runtime.planner.controls)
@@ -136,4 +136,4 @@ def install(app: "CopyTraderApp") -> None:
         await feed.run()
 
 
-__all__ = ["ALL_ACCOUNTS", "ControlCommand", "ControlsFeed", "TOPIC", "install"]
+__all__ = ["ALL_ACCOUNTS", "TOPIC", "ControlCommand", "ControlsFeed", "install"]

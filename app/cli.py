@@ -54,6 +54,7 @@ def _scenario_options(fn):  # type: ignore[no-untyped-def]  # click decorator st
         click.option("--processes", default=3, show_default=True, type=click.IntRange(1, 3), help="1: one worker; 2: fan-out | executor+tracker; 3: fan-out | executor | tracker."),
         click.option("--quiet", is_flag=True, help="Only the summary, not one line per copy."),
         click.option("--keep-kafka", is_flag=True, help="Leave a broker this command started running."),
+        click.option("--keep-running", is_flag=True, help="After the summary, keep the workers (and the dashboard) up until Ctrl-C."),
     ]
     for option in reversed(options):
         fn = option(fn)

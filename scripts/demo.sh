@@ -5,4 +5,5 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 VENV=$(scripts/bootstrap.sh)
+scripts/vendor-web.sh || echo "demo: npm missing, the dashboard's chart and live push are unavailable" >&2
 exec "$VENV/bin/copytrader" demo "$@"

@@ -15,6 +15,14 @@ if command -v npm >/dev/null 2>&1 && [ ! -d "$PROJECTX_NODE_MODULES/@microsoft/s
     npm install --silent --no-audit --no-fund --prefix "$(dirname "$PROJECTX_NODE_MODULES")" @microsoft/signalr@8 >&2
 fi
 
+# Browser tests: Debian's Chromium (Playwright drives it; its own browser download is never used)
+# and the dashboard's vendored browser libraries from the npm registry.
+if ! command -v chromium >/dev/null 2>&1; then
+    apt-get update >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2
+fi
+scripts/vendor-web.sh
+
 # Deployment checks need hadolint and helm (built from its Go module once, then cached).
 PYTHON="$VENV/bin/python" scripts/validate-deploy.sh >/dev/null 2>&1 || echo "test: validate-deploy reported problems; tests/deploy will show them" >&2
 

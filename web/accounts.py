@@ -75,7 +75,7 @@ class MemoryAccounts:
         self.leaders = {g.group_id: g.leader for g in config.groups}
 
     # --------------------------------------------------------------------------- accounts
-    def list(self) -> list[dict[str, Any]]:
+    def all(self) -> list[dict[str, Any]]:
         return [a.public() for a in sorted(self.accounts.values(), key=lambda a: a.account_id)]
 
     def get(self, account_id: str) -> AccountRecord:
@@ -159,7 +159,7 @@ class MemoryAccounts:
             await asyncio.wait_for(adapter.connect(), timeout_s)
             health = adapter.health()
             await adapter.disconnect()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return {"ok": False, "error": f"no answer within {timeout_s:.0f} s"}
         except Exception as exc:  # noqa: BLE001 - report the kind of failure, never its text (may hold secrets)
             return {"ok": False, "error": type(exc).__name__}

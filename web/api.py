@@ -22,7 +22,7 @@ def _json(view: web.View, data: Any, status: int = 200) -> web.Response:
     return view.bytes(orjson.dumps(data, default=str), content_type="application/json", status=status)
 
 
-def install_probes(app: "CopyTraderApp") -> None:
+def install_probes(app: CopyTraderApp) -> None:
     """Every worker, whatever its roles, serves ``/healthz`` and ``/metrics`` (probes, scrapes)."""
     runtime = app.runtime
     setup_metrics(app)
@@ -41,7 +41,7 @@ def install_probes(app: "CopyTraderApp") -> None:
             return _json(self, body, status=200 if ready else 503)
 
 
-def install(app: "CopyTraderApp") -> None:
+def install(app: CopyTraderApp) -> None:
     """The REST API, pages and live push (role ``web``): see ``web.server``."""
     from .server import install as install_web
 

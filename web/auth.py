@@ -51,7 +51,7 @@ class Session:
         return orjson.dumps({"username": self.username, "csrf": self.csrf, "expires": self.expires})
 
 
-SESSION_KEY: "aioweb.RequestKey[Session]" = aioweb.RequestKey("session", Session)
+SESSION_KEY: aioweb.RequestKey[Session] = aioweb.RequestKey("session", Session)
 
 
 # ------------------------------------------------------------------------------- users
@@ -80,7 +80,7 @@ class StaticUsers:
         self._dummy = ""
 
     @classmethod
-    def from_env(cls, data_dir: Path, env: dict[str, str] | None = None) -> "StaticUsers":
+    def from_env(cls, data_dir: Path, env: dict[str, str] | None = None) -> StaticUsers:
         env = dict(os.environ) if env is None else env
         return cls(env.get("COPYTRADER_ADMIN_USER", "admin"), env.get("COPYTRADER_ADMIN_PASSWORD_HASH"),
                    env.get("COPYTRADER_ADMIN_PASSWORD"), data_dir)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 class Commands:
-    def __init__(self, app: "CopyTraderApp", live: LiveState) -> None:
+    def __init__(self, app: CopyTraderApp, live: LiveState) -> None:
         self.app = app
         self.runtime = app.runtime
         self.live = live

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +30,7 @@ STREAMS = ("orders", "errors", "positions", "grid")
 
 
 def utc_day(value: datetime | None = None) -> str:
-    return (value or datetime.now(timezone.utc)).astimezone(timezone.utc).date().isoformat()
+    return (value or datetime.now(UTC)).astimezone(UTC).date().isoformat()
 
 
 def light(connection: str | None, circuit: str | None) -> str:
@@ -248,16 +248,18 @@ class LiveState:
         for value in samples:
             index = next((i for i, edge in enumerate(HISTOGRAM_MS) if value < edge), len(HISTOGRAM_MS))
             buckets[index] += 1
-        lights = defaultdict(int)
-        per_account = []
+        lights: defaultdict[str, int] = defaultdict(int)
+        per_account: list[dict[str, Any]] = []
+        total = Decimal(0)
         for view in self.accounts.values():
             lights[light(view.connection, view.circuit)] += 1
-            per_account.append({"account_id": view.account_id, "role": view.role,
-                                "pnl_today": str(self.pnl_today(view.account_id, today)),
+            pnl = self.pnl_today(view.account_id, today)
+            total += pnl
+            per_account.append({"account_id": view.account_id, "role": view.role, "pnl_today": str(pnl),
                                 "copies_today": self.copies.get((today, view.account_id), 0)})
         return {
             "day": today, "generated_at": time.time(),
-            "pnl_today": str(sum((Decimal(a["pnl_today"]) for a in per_account), Decimal(0))),
+            "pnl_today": str(total),
             "per_account": per_account,
             "accounts": {k: lights.get(k, 0) for k in ("up", "degraded", "down", "unknown")},
             "copies_today": sum(v for (d, _), v in self.copies.items() if d == today),

@@ -128,7 +128,7 @@ class KafkaFeed:
                 await self._consume()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the dashboard must come back by itself
+            except Exception:
                 log.exception("dashboard feed failed; restarting in 1 s")
                 await asyncio.sleep(1.0)
 

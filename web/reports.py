@@ -13,7 +13,8 @@ import csv
 import io
 import logging
 from collections import defaultdict
-from dataclasses import asdict, is_dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
@@ -94,9 +95,11 @@ class SqlReports:
     def _query(self, report: str, start: date | None, end: date | None) -> list[dict[str, Any]]:
         from ..storage import reports
 
-        func = {"pnl": reports.pnl_by_day, "latency": reports.latency_by_day, "rejects": reports.rejects}[report]
+        funcs: dict[str, Callable[..., Iterable[Any]]] = {
+            "pnl": reports.pnl_by_day, "latency": reports.latency_by_day, "rejects": reports.rejects,
+        }
         with self._factory() as db:
-            return [asdict(r) if is_dataclass(r) else dict(r) for r in func(db, start, end)]  # type: ignore[arg-type]  # report rows are dataclasses
+            return [asdict(r) for r in funcs[report](db, start, end)]  # storage's report rows are dataclasses
 
     async def rows(self, report: str, start: date | None, end: date | None) -> list[dict[str, Any]]:
         try:

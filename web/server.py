@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .accounts import MemoryAccounts
-from .auth import Auth, MemorySessions, RedisSessions, SessionStore, SqlUsers, StaticUsers, UserStore
+from .auth import (
+    Auth,
+    MemorySessions,
+    RedisSessions,
+    SessionStore,
+    SqlUsers,
+    StaticUsers,
+    UserStore,
+)
 from .commands import Commands
 from .live import LiveState
 from .middleware import make_middleware
@@ -28,7 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class WebContext:
-    runtime: "Runtime"
+    runtime: Runtime
     auth: Auth
     live: LiveState
     hub: SocketHub
@@ -47,12 +55,12 @@ def _database(settings: Any) -> Any | None:
         from ..storage.db import make_engine, session_factory
 
         return session_factory(make_engine(settings.database_url))
-    except Exception:  # noqa: BLE001 - the dashboard still works on live data
+    except Exception:
         log.exception("database unavailable; reports fall back to live data")
         return None
 
 
-def build_context(app: "CopyTraderApp", env: dict[str, str] | None = None) -> WebContext:
+def build_context(app: CopyTraderApp, env: dict[str, str] | None = None) -> WebContext:
     env = dict(os.environ) if env is None else env
     runtime = app.runtime
     settings = runtime.settings
@@ -75,13 +83,13 @@ def build_context(app: "CopyTraderApp", env: dict[str, str] | None = None) -> We
     )
 
 
-def install(app: "CopyTraderApp") -> WebContext:
+def install(app: CopyTraderApp) -> WebContext:
     """Role ``web``: the gate, Socket.IO (attached before the server starts), feed and views."""
     from .views import install_views
 
     ctx = build_context(app)
     app.runtime.extras["web"] = ctx
-    web_app = app.web.web_app
+    web_app = app.web.web_app  # type: ignore[attr-defined]  # the aiohttp driver's Application
     web_app.middlewares.append(make_middleware(ctx.auth))
     ctx.hub.attach(web_app)
     install_views(app, ctx)

@@ -50,6 +50,7 @@ class ScenarioOptions:
     processes: int = 3
     quiet: bool = False
     keep_kafka: bool = False
+    keep_running: bool = False
 
 
 def free_port() -> int:
@@ -75,8 +76,18 @@ class Worker:
                 self.process.wait()
 
 
-def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str]) -> Worker:
-    port = free_port()
+def port_or_free(preferred: int) -> int:
+    """The preferred port when nothing listens there (the dashboard at a stable URL), else any."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str], port: int | None = None) -> Worker:
+    port = port or free_port()
     log = run_dir / f"worker-{name}-{int(time.time() * 1000)}.log"
     worker_env = {
         **os.environ, **env,
@@ -144,9 +155,23 @@ class Scenario:
         }
         self.worker_env = env
         for name, roles in WORKER_LAYOUTS[self.options.processes]:
-            self.workers.append(start_worker(name, roles, self.run_dir, env))
+            port = port_or_free(self.settings.web_port) if "web" in roles.split(",") else None
+            self.workers.append(start_worker(name, roles, self.run_dir, env, port))
         await self.observer.start()
         await self._wait_ready(timeout=120.0)
+        self._announce_dashboard()
+
+    def _announce_dashboard(self) -> None:
+        web = next((w for w in self.workers if w.name in ("front", "all")), None)
+        if web is None or self.mode != "demo":
+            return
+        password = os.environ.get("COPYTRADER_ADMIN_PASSWORD")
+        where = "COPYTRADER_ADMIN_PASSWORD"
+        if not password:
+            secret = self.settings.data_dir / "admin-password"
+            password = secret.read_text().strip() if secret.exists() else "(see the worker log)"
+            where = str(secret)
+        self._say(f"dashboard: http://127.0.0.1:{web.web_port}/  user admin, password {password} ({where})")
 
     async def __aexit__(self, *exc: object) -> None:
         await self.observer.stop()
@@ -272,6 +297,13 @@ class Scenario:
 async def run_scenario(mode: str, followers: int, latency: str, options: ScenarioOptions) -> dict[str, Any]:
     async with Scenario(mode, followers, latency, options) as run:
         summary = await run.trade()
+        if options.keep_running:
+            print(dumps(summary), flush=True)
+            run._say("workers keep running for the dashboard; Ctrl-C stops them")
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                pass
     return summary
 
 

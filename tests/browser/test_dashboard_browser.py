@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-
 from copytrader.app.demo.runner import Scenario, ScenarioOptions
 from copytrader.app.settings import Settings
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 import time
 
 import orjson
-
 from copytrader.agents.controls import ControlCommand
 from copytrader.agents.planner import Controls
 from copytrader.app.records import OrderIntent, Position
 from copytrader.web.webhook import sign
-
 from webtest_helpers import WEBHOOK_SECRET, Web
 
 SIGNAL = orjson.dumps({"signal_id": "wh-1", "leader_account": "leader-1", "symbol": "ESZ6", "side": "buy", "quantity": 1})

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-
 from copytrader.agents.outbox import MemoryOutbox
 from copytrader.web.server import WebContext
 

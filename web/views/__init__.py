@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from ..server import WebContext
 
 
-def install_views(app: "CopyTraderApp", ctx: "WebContext") -> None:
+def install_views(app: CopyTraderApp, ctx: WebContext) -> None:
     from . import accounts, controls, pages, reports, session, signals, trading
 
     for module in (session, accounts, trading, controls, reports, signals, pages):

@@ -15,14 +15,14 @@ if TYPE_CHECKING:
     from ..server import WebContext
 
 
-def install(app: "CopyTraderApp", ctx: "WebContext") -> None:
+def install(app: CopyTraderApp, ctx: WebContext) -> None:
     store = ctx.accounts
 
     @app.page("/api/accounts")
     class Accounts(web.View):
         @guarded
         async def get(self, request: aioweb.Request) -> aioweb.Response:
-            return json_response({"accounts": store.list(), "platforms": sorted(ADAPTERS)})
+            return json_response({"accounts": store.all(), "platforms": sorted(ADAPTERS)})
 
         @guarded
         async def post(self, request: aioweb.Request) -> aioweb.Response:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..server import WebContext
 
 
-def install(app: "CopyTraderApp", ctx: "WebContext") -> None:
+def install(app: CopyTraderApp, ctx: WebContext) -> None:
     live = ctx.live
 
     def _target(data: dict[str, object]) -> str:

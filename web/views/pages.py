@@ -25,7 +25,7 @@ def _html(name: str) -> aioweb.Response:
                            headers={"Cache-Control": "no-store"})
 
 
-def install(app: "CopyTraderApp", ctx: "WebContext") -> None:
+def install(app: CopyTraderApp, ctx: WebContext) -> None:
     app.web.add_static("/static/", STATIC)
 
     @app.page("/login")

@@ -26,7 +26,7 @@ def _date(request: aioweb.Request, name: str) -> date | None:
         raise FieldErrors({name: "must be a date, YYYY-MM-DD"}) from None
 
 
-def install(app: "CopyTraderApp", ctx: "WebContext") -> None:
+def install(app: CopyTraderApp, ctx: WebContext) -> None:
     @app.page("/api/reports/{report}")
     class Report(web.View):
         @guarded

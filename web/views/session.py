@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web as aioweb
 from faust import web
 
-from ..auth import COOKIE, CSRF_HEADER, LoginRefused, SESSION_KEY
+from ..auth import COOKIE, CSRF_HEADER, SESSION_KEY, LoginRefused
 from ..http import Fields, error, guarded, json_response, read_json
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 LOGIN_COOKIE = "ct_login"
 
 
-def install(app: "CopyTraderApp", ctx: "WebContext") -> None:
+def install(app: CopyTraderApp, ctx: WebContext) -> None:
     @app.page("/api/session")
     class SessionView(web.View):
         @guarded

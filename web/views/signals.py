@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..server import WebContext
 
 
-def install(app: "CopyTraderApp", ctx: "WebContext") -> None:
+def install(app: CopyTraderApp, ctx: WebContext) -> None:
     runtime = ctx.runtime
 
     @app.page("/api/signals")

@@ -35,7 +35,7 @@ def _filtered(rows: list[dict[str, Any]], request: aioweb.Request) -> list[dict[
     return out[:limit]
 
 
-def install(app: "CopyTraderApp", ctx: "WebContext") -> None:
+def install(app: CopyTraderApp, ctx: WebContext) -> None:
     live = ctx.live
 
     @app.page("/api/orders")

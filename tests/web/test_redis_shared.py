@@ -1,0 +1,79 @@
+"""With ``COPYTRADER_REDIS_URL``, web workers share sessions, login counters and the webhook
+replay cache, and a logout on one worker reaches sockets held by another (AsyncRedisManager)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+import socketio
+from aiohttp.test_utils import TestClient, TestServer
+from copytrader.app.config import parse_config
+from copytrader.app.demo.configgen import demo_config
+from copytrader.app.factory import create_app
+from copytrader.app.settings import Settings
+from copytrader.web.auth import RedisSessions
+from copytrader.web.webhook import (
+    RedisReplayCache,
+    WebhookRefused,
+    WebhookVerifier,
+    sign,
+)
+from webtest_helpers import PASSWORD, WEBHOOK_SECRET
+
+REDIS = os.environ.get("COPYTRADER_TEST_REDIS_URL")
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(not REDIS, reason="COPYTRADER_TEST_REDIS_URL not set (scripts/services.sh starts Redis)"),
+]
+
+
+async def test_sessions_and_replay_cache_are_shared() -> None:
+    assert REDIS
+    a, b = RedisSessions(REDIS), RedisSessions(REDIS)
+    session = await a.create("admin")
+    assert (await b.get(session.token)) == session
+    await b.delete(session.token)
+    assert await a.get(session.token) is None
+    key = f"test:{secrets.token_hex(4)}"
+    assert [await a.hit(key, 60) for _ in range(3)] == [1, 2, 3]
+    body = b'{"x": 1}'
+    header = sign(WEBHOOK_SECRET, body)
+    await WebhookVerifier(WEBHOOK_SECRET, RedisReplayCache(REDIS)).verify(header, body)
+    with pytest.raises(WebhookRefused):
+        await WebhookVerifier(WEBHOOK_SECRET, RedisReplayCache(REDIS)).verify(header, body)
+
+
+async def test_logout_on_one_worker_ends_the_socket_held_by_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COPYTRADER_ADMIN_PASSWORD", PASSWORD)
+    config = parse_config(demo_config(2), env={})
+    clients = []
+    for name in ("one", "two"):
+        app = create_app(Settings(data_dir=tmp_path / name, roles=("web",), app_id=f"redis-{name}", redis_url=REDIS), config)
+        client = TestClient(TestServer(app.web.web_app))
+        await client.start_server()
+        clients.append(client)
+    one, two = clients
+    try:
+        token = (await one.get("/login")).cookies["ct_login"].value
+        login = await one.post("/api/session", json={"username": "admin", "password": PASSWORD}, headers={"X-CSRF-Token": token})
+        assert login.status == 200
+        csrf = (await login.json())["csrf"]
+        session_cookie = login.cookies["ct_session"].value
+        two.session.cookie_jar.update_cookies({"ct_session": session_cookie}, two.make_url("/"))
+        assert (await two.get("/api/grid")).status == 200  # the session made on worker one is valid on two
+        ended = asyncio.Event()
+        sio = socketio.AsyncClient(reconnection=False, http_session=two.session)
+        sio.on("session_ended", lambda data: ended.set())
+        await sio.connect(str(two.make_url("/")), transports=["websocket"], wait_timeout=5)
+        await asyncio.sleep(0.5)  # the Redis manager's listener subscribes in the background
+        assert (await one.delete("/api/session", headers={"X-CSRF-Token": csrf})).status == 200
+        await asyncio.wait_for(ended.wait(), 5)
+        assert (await two.get("/api/grid")).status == 401
+        await sio.disconnect()
+    finally:
+        for client in clients:
+            await client.close()
