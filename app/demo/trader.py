@@ -62,7 +62,7 @@ class DemoTrader:
                     await self.adapter.cancel(CancelOrder(self.leader, cid))
                     self.actions.append("cancel")
             elif roll < 0.45 and step < self.plan.trades - 2:
-                cid, level = self._cid(), price - tick * self.rng.randint(40, 80)
+                cid, level = self._cid(), price - tick * self.rng.randint(200, 300)  # far: rests on every venue
                 await self.adapter.place(PlaceOrder(self.leader, cid, SYMBOL, Side.BUY, self.rng.randint(1, 3), OrderType.LIMIT, limit_price=level))
                 resting.append((cid, level))
                 self.actions.append("limit")
