@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ..app.config import ConfigError, _parse_rule
+from ..app.scaling import CopyRule
 from ..app.topics import topic_name
 from .planner import ALL_ACCOUNTS, Controls
 
@@ -58,6 +60,53 @@ class ControlCommand:
         if not isinstance(account, str) or not account or not isinstance(paused, bool):
             raise ValueError("control command needs account_id (string) and paused (bool)")
         return cls(str(data.get("command_id", "")), account, paused, str(data.get("by", "")), float(data.get("at", 0.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCommand:
+    """Replace one follower's copy rule (and enabled flag) in one copy group.
+
+    Same topic as pauses, key ``rule:<group>:<account>``: compaction keeps the latest rule per
+    follower, so the topic is also where dashboard edits persist across restarts.
+    """
+
+    command_id: str
+    group_id: str
+    account_id: str
+    rule: dict[str, Any]
+    enabled: bool
+    by: str = "system"
+    at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"rule:{self.group_id}:{self.account_id}"
+
+    def encode(self) -> bytes:
+        return orjson.dumps({
+            "kind": "rule", "command_id": self.command_id, "group_id": self.group_id,
+            "account_id": self.account_id, "rule": self.rule, "enabled": self.enabled,
+            "by": self.by, "at": self.at or time.time(),
+        })
+
+    def parsed_rule(self) -> CopyRule:
+        """Validated exactly as the YAML is; raises ``ValueError`` naming the field."""
+        try:
+            return _parse_rule(self.rule, "rule")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+
+def decode_command(raw: bytes) -> ControlCommand | RuleCommand:
+    """Either kind of record on ``copy.controls``; ``ValueError`` for anything malformed."""
+    data = orjson.loads(raw)
+    if isinstance(data, dict) and data.get("kind") == "rule":
+        fields = ("group_id", "account_id", "rule", "enabled")
+        if not all(k in data for k in fields) or not isinstance(data["rule"], dict):
+            raise ValueError("rule command needs group_id, account_id, rule (object) and enabled")
+        return RuleCommand(str(data.get("command_id", "")), str(data["group_id"]), str(data["account_id"]),
+                           data["rule"], bool(data["enabled"]), str(data.get("by", "")), float(data.get("at", 0.0)))
+    return ControlCommand.decode(raw)
 
 
 class ControlsFeed:
@@ -102,12 +151,16 @@ class ControlsFeed:
             self.caught_up.set()
         async for message in consumer:
             try:
-                command = ControlCommand.decode(message.value or b"")
+                command = decode_command(message.value or b"")
+                if isinstance(command, RuleCommand):
+                    self.controls.set_rule(command.group_id, command.account_id, command.parsed_rule(), command.enabled)
+                    log.info("rule applied: %s/%s by %s", command.group_id, command.account_id, command.by)
+                else:
+                    self.controls.set_paused(command.account_id, command.paused)
+                    log.info("control applied: %s paused=%s by %s", command.account_id, command.paused, command.by)
             except ValueError as exc:
                 log.warning("ignored malformed control command at offset %s: %s", message.offset, exc)
             else:
-                self.controls.set_paused(command.account_id, command.paused)
-                log.info("control applied: %s paused=%s by %s", command.account_id, command.paused, command.by)
                 if self.on_command is not None:
                     result = self.on_command(command, message.offset)
                     if asyncio.iscoroutine(result):
@@ -136,4 +189,4 @@ def install(app: CopyTraderApp) -> None:
         await feed.run()
 
 
-__all__ = ["ALL_ACCOUNTS", "TOPIC", "ControlCommand", "ControlsFeed", "install"]
+__all__ = ["ALL_ACCOUNTS", "TOPIC", "ControlCommand", "ControlsFeed", "RuleCommand", "decode_command", "install"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..app import ids
 from ..app.config import CopyConfig, CopyGroup, Follower
 from ..app.records import OrderError, OrderIntent, TradeSignal, stamp
-from ..app.scaling import ScaledToZero, follower_side, follower_symbol, scaled_quantity
+from ..app.scaling import CopyRule, ScaledToZero, follower_side, follower_symbol, scaled_quantity
 from ..brokers.instruments import instrument_for
 
 ACTION_FOR_KIND = {"new": "place", "modify": "modify", "cancel": "cancel", "flatten": "flatten"}
@@ -34,6 +34,11 @@ class Controls:
 
     paused_accounts: set[str] = field(default_factory=set)
     paused_all: bool = False
+    # (group id, follower) → (rule, enabled) set from the dashboard; replaces the config's.
+    rules: dict[tuple[str, str], tuple[CopyRule, bool]] = field(default_factory=dict)
+
+    def set_rule(self, group_id: str, account_id: str, rule: CopyRule, enabled: bool) -> None:
+        self.rules[(group_id, account_id)] = (rule, enabled)
 
     def is_paused(self, account_id: str) -> bool:
         return self.paused_all or account_id in self.paused_accounts
@@ -80,13 +85,13 @@ class FanoutPlanner:
         self, signal: TradeSignal, group: CopyGroup, follower: Follower, stamps: dict[str, float]
     ) -> OrderIntent | None:
         account_id = follower.account_id
-        if not follower.enabled:
-            return None  # disabled in the config: it never received the entry either
+        rule, enabled = self.controls.rules.get((group.group_id, account_id), (follower.rule, follower.enabled))
+        if not enabled:
+            return None  # disabled: it never received the entry either
         # Cancels and flattens go through a pause: pausing must never strand a working order.
         if signal.kind in ("new", "modify") and self.controls.is_paused(account_id):
             return None
         account = self.config.accounts[account_id]
-        rule = follower.rule
         symbol = follower_symbol(rule, signal.symbol)
         if signal.kind != "flatten":
             instrument_for(symbol)  # unknown mapped symbol → KeyError → recorded refusal

@@ -68,7 +68,7 @@ def insert_for(dialect_name: str, table: Any) -> postgresql.Insert | sqlite.Inse
         return postgresql.insert(table)
     if dialect_name == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"no upsert support for dialect {dialect_name!r}")
+    raise ValueError(f"unsupported database {dialect_name!r}: CopyTrader stores to SQLite or PostgreSQL")
 
 
 def utc_day(dialect_name: str, column: Any) -> ColumnElement[Any]:

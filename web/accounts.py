@@ -177,6 +177,11 @@ class MemoryAccounts:
             out.append({"id": group_id, "leader": leader, "followers": followers})
         return out
 
+    def apply_rule_command(self, group_id: str, account_id: str, rule: CopyRule, enabled: bool) -> None:
+        """A rule edit read back from ``copy.controls`` (this or another web worker made it)."""
+        if group_id in self.leaders:
+            self.rules[(group_id, account_id)] = (rule, enabled)
+
     def set_rule(self, group_id: str, account_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Validated exactly as the YAML is, so the reason names the field the same way."""
         if group_id not in self.leaders:

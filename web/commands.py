@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..agents.controls import TOPIC as CONTROLS_TOPIC
-from ..agents.controls import ControlCommand
+from ..agents.controls import ControlCommand, RuleCommand
 from ..app import ids
 from ..app.records import OrderIntent
 from ..app.topics import topic_name
@@ -45,6 +45,11 @@ class Commands:
         command = ControlCommand(f"ctl-{secrets.token_hex(8)}", account_id, paused, by, time.time())
         await self.controls_topic.send(key=account_id.encode(), value=command.encode())
         return {"command_id": command.command_id, "account_id": account_id, "paused": paused}
+
+    async def set_rule(self, group_id: str, account_id: str, rule: dict[str, Any], enabled: bool, by: str) -> None:
+        """Every fan-out worker applies it to its planner; compaction keeps it for restarts."""
+        command = RuleCommand(f"rule-{secrets.token_hex(8)}", group_id, account_id, rule, enabled, by, time.time())
+        await self.controls_topic.send(key=command.key.encode(), value=command.encode())
 
     def followers(self) -> list[str]:
         return self.runtime.config.follower_accounts()

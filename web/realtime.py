@@ -23,7 +23,7 @@ import socketio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..agents.controls import TOPIC as CONTROLS_TOPIC
-from ..agents.controls import ControlCommand
+from ..agents.controls import RuleCommand, decode_command
 from ..app.records import AccountStatus, Execution, OrderError, Position
 from ..app.topics import SPEC, topic_name
 from .auth import Auth, parse_cookie_header
@@ -121,6 +121,8 @@ class KafkaFeed:
         self.live = live
         self.hub = hub
         self.ready = asyncio.Event()
+        # Rule edits replayed from copy.controls (the registry shows what the planners apply).
+        self.on_rule: Callable[[RuleCommand], None] | None = None
 
     async def run(self) -> None:
         while True:
@@ -175,7 +177,11 @@ class KafkaFeed:
             if topic == "account.status":
                 return self.live.apply_status(AccountStatus.loads(value))
             if topic == CONTROLS_TOPIC:
-                command = ControlCommand.decode(value)
+                command = decode_command(value)
+                if isinstance(command, RuleCommand):
+                    if self.on_rule is not None:
+                        self.on_rule(command)
+                    return []
                 return self.live.apply_control(command.account_id, command.paused)
         except Exception as exc:  # noqa: BLE001 - one bad record must not stop the dashboard
             log.warning("dashboard skipped a record on %s[%s]@%s: %s", topic, partition, offset, type(exc).__name__)

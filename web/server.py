@@ -76,8 +76,10 @@ def build_context(app: CopyTraderApp, env: dict[str, str] | None = None) -> WebC
     hub = SocketHub(auth, live, redis_url)
     feed = KafkaFeed(settings.bootstrap_servers, settings.topic_prefix, live, hub)
     reports: ReportSource = SqlReports(db, LiveReports(live)) if db is not None else LiveReports(live)
+    accounts = MemoryAccounts(runtime.config)
+    feed.on_rule = lambda c: accounts.apply_rule_command(c.group_id, c.account_id, c.parsed_rule(), c.enabled)
     return WebContext(
-        runtime=runtime, auth=auth, live=live, hub=hub, feed=feed, accounts=MemoryAccounts(runtime.config),
+        runtime=runtime, auth=auth, live=live, hub=hub, feed=feed, accounts=accounts,
         reports=reports, webhook=WebhookVerifier(env.get("COPYTRADER_WEBHOOK_SECRET"), cache),
         commands=Commands(app, live),
     )

@@ -82,3 +82,49 @@ async def test_flatten_all_sends_one_flatten_intent_per_open_follower_position(w
     assert len({i.client_order_id for i in intents}) == 2
     one = await web.client.post("/api/controls/flatten", json={"account_id": "f002"}, headers=web.write_headers())
     assert [o["account_id"] for o in (await one.json())["flatten_orders"]] == ["f002"]
+
+
+async def test_a_rule_edit_is_published_and_changes_what_the_planner_sends(web: Web) -> None:
+    from copytrader.agents.controls import RuleCommand, decode_command
+    from copytrader.agents.planner import FanoutPlanner
+    from copytrader.app.records import TradeSignal
+
+    await web.login()
+    body = {"rule": {"mode": "fixed", "quantity": 7, "symbol_map": {"ES": "MES"}}, "enabled": True}
+    response = await web.client.put("/api/copy-groups/demo/followers/f001", json=body, headers=web.write_headers())
+    assert response.status == 200
+    body = {"rule": {"mode": "multiplier", "multiplier": 1}, "enabled": False}
+    assert (await web.client.put("/api/copy-groups/demo/followers/f002", json=body, headers=web.write_headers())).status == 200
+    commands = [decode_command(value) for _, value in web.controls.sent]
+    assert [type(c) for c in commands] == [RuleCommand, RuleCommand]
+    assert [key for key, _ in web.controls.sent] == [b"rule:demo:f001", b"rule:demo:f002"]
+
+    # What every fan-out worker does with those records (agents.controls.ControlsFeed):
+    planner = FanoutPlanner(web.ctx.runtime.config)
+    for command in commands:
+        assert isinstance(command, RuleCommand)
+        planner.controls.set_rule(command.group_id, command.account_id, command.parsed_rule(), command.enabled)
+    signal = TradeSignal(signal_id="L:1:new", leader_account="leader-1", platform="paper", symbol="ESZ6",
+                         side="buy", quantity=2)
+    intents, errors = planner.plan(signal)
+    by_account = {i.account_id: i for i in intents}
+    assert (by_account["f001"].quantity, by_account["f001"].symbol) == (7, "MESZ6")
+    assert "f002" not in by_account and ("f002", "PAUSED") in {(e.account_id, e.code) for e in errors}
+
+    # A restarted web worker shows the edit again: the feed replays it from the compacted topic.
+    web.ctx.feed.on_rule(commands[0])  # type: ignore[misc, arg-type]  # set by build_context
+    groups = (await (await web.client.get("/api/copy-groups")).json())["groups"]
+    f001 = next(f for g in groups for f in g["followers"] if f["account"] == "f001")
+    assert f001["rule"]["quantity"] == 7 and f001["rule"]["mode"] == "fixed"
+
+
+def test_malformed_rule_commands_are_refused_with_a_reason() -> None:
+    import pytest
+
+    from copytrader.agents.controls import RuleCommand, decode_command
+
+    with pytest.raises(ValueError, match="rule command"):
+        decode_command(orjson.dumps({"kind": "rule", "account_id": "f1"}))
+    bad = RuleCommand("c", "demo", "f1", {"mode": "multiplier", "multiplier": -1}, True)
+    with pytest.raises(ValueError, match="rule.multiplier"):
+        decode_command(bad.encode()).parsed_rule()  # type: ignore[union-attr]  # a RuleCommand

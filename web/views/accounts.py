@@ -58,4 +58,7 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
     class FollowerRule(web.View):
         @guarded
         async def put(self, request: aioweb.Request, group_id: str, account_id: str) -> aioweb.Response:
-            return json_response(store.set_rule(group_id, account_id, await read_json(request)))
+            saved = store.set_rule(group_id, account_id, await read_json(request))
+            user = request.get("user")
+            await ctx.commands.set_rule(group_id, account_id, saved["rule"], saved["enabled"], str(user or "dashboard"))
+            return json_response(saved)
