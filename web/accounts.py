@@ -177,6 +177,10 @@ class MemoryAccounts:
             out.append({"id": group_id, "leader": leader, "followers": followers})
         return out
 
+    def follower_rules(self, account_id: str) -> list[tuple[str, CopyRule]]:
+        """(group, rule) for every copy group the account follows in."""
+        return [(gid, rule) for (gid, account), (rule, _) in self.rules.items() if account == account_id]
+
     def apply_rule_command(self, group_id: str, account_id: str, rule: CopyRule, enabled: bool) -> None:
         """A rule edit read back from ``copy.controls`` (this or another web worker made it)."""
         if group_id in self.leaders:

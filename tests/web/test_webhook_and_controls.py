@@ -128,3 +128,18 @@ def test_malformed_rule_commands_are_refused_with_a_reason() -> None:
     bad = RuleCommand("c", "demo", "f1", {"mode": "multiplier", "multiplier": -1}, True)
     with pytest.raises(ValueError, match="rule.multiplier"):
         decode_command(bad.encode()).parsed_rule()  # type: ignore[union-attr]  # a RuleCommand
+
+
+async def test_disabling_an_account_stops_its_copying_in_every_group(web: Web) -> None:
+    from copytrader.agents.controls import RuleCommand, decode_command
+
+    await web.login()
+    response = await web.client.delete("/api/accounts/f003", headers=web.write_headers())
+    assert response.status == 200 and (await response.json())["enabled"] is False
+    commands = [decode_command(value) for _, value in web.controls.sent]
+    assert commands and all(isinstance(c, RuleCommand) and c.account_id == "f003" and not c.enabled for c in commands)
+    response = await web.client.patch("/api/accounts/f003", json={"enabled": True}, headers=web.write_headers())
+    assert response.status == 200
+    last = decode_command(web.controls.sent[-1][1])
+    assert isinstance(last, RuleCommand) and last.enabled
+    assert last.rule["mode"] == "multiplier" and last.rule["symbol_map"] == {"ES": "MES", "NQ": "MNQ"}  # its rule kept

@@ -8,6 +8,7 @@ from aiohttp import web as aioweb
 from faust import web
 
 from ...brokers.registry import ADAPTERS
+from ..accounts import rule_dict
 from ..http import guarded, json_response, read_json
 
 if TYPE_CHECKING:
@@ -36,11 +37,25 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
 
         @guarded
         async def patch(self, request: aioweb.Request, account_id: str) -> aioweb.Response:
-            return json_response(store.update(account_id, await read_json(request)))
+            body = await read_json(request)
+            updated = store.update(account_id, body)
+            if "enabled" in body:
+                await publish_enabled(request, account_id, updated["enabled"])
+            return json_response(updated)
 
         @guarded
         async def delete(self, request: aioweb.Request, account_id: str) -> aioweb.Response:
-            return json_response(store.disable(account_id))
+            disabled = store.disable(account_id)
+            await publish_enabled(request, account_id, False)
+            return json_response(disabled)
+
+    async def publish_enabled(request: aioweb.Request, account_id: str, enabled: bool) -> None:
+        """Disabling an account stops its copying now, in every fan-out worker (a rule command
+        per copy group it follows in, with its current rule)."""
+        user = str(request.get("user") or "dashboard")
+        for group_id, rule in store.follower_rules(account_id):
+            store.apply_rule_command(group_id, account_id, rule, enabled)
+            await ctx.commands.set_rule(group_id, account_id, rule_dict(rule), enabled, user)
 
     @app.page("/api/accounts/{account_id}/test")
     class AccountTest(web.View):
