@@ -141,5 +141,5 @@ async def test_disabling_an_account_stops_its_copying_in_every_group(web: Web) -
     response = await web.client.patch("/api/accounts/f003", json={"enabled": True}, headers=web.write_headers())
     assert response.status == 200
     last = decode_command(web.controls.sent[-1][1])
-    assert isinstance(last, RuleCommand) and last.enabled
+    assert isinstance(last, RuleCommand) and last.enabled and last.by == "admin"
     assert last.rule["mode"] == "multiplier" and last.rule["symbol_map"] == {"ES": "MES", "NQ": "MNQ"}  # its rule kept

@@ -9,6 +9,7 @@ from faust import web
 
 from ...brokers.registry import ADAPTERS
 from ..accounts import rule_dict
+from ..auth import SESSION_KEY
 from ..http import guarded, json_response, read_json
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
     async def publish_enabled(request: aioweb.Request, account_id: str, enabled: bool) -> None:
         """Disabling an account stops its copying now, in every fan-out worker (a rule command
         per copy group it follows in, with its current rule)."""
-        user = str(request.get("user") or "dashboard")
+        user = request[SESSION_KEY].username
         for group_id, rule in store.follower_rules(account_id):
             store.apply_rule_command(group_id, account_id, rule, enabled)
             await ctx.commands.set_rule(group_id, account_id, rule_dict(rule), enabled, user)
@@ -74,6 +75,5 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
         @guarded
         async def put(self, request: aioweb.Request, group_id: str, account_id: str) -> aioweb.Response:
             saved = store.set_rule(group_id, account_id, await read_json(request))
-            user = request.get("user")
-            await ctx.commands.set_rule(group_id, account_id, saved["rule"], saved["enabled"], str(user or "dashboard"))
+            await ctx.commands.set_rule(group_id, account_id, saved["rule"], saved["enabled"], request[SESSION_KEY].username)
             return json_response(saved)
