@@ -130,6 +130,11 @@ class SqlUsers:
         return found or await self._fallback.verify(username, password)
 
 
+def ensure_admin_password(data_dir: Path) -> str:
+    """The generated admin password (created on first use); the demo prints it at start."""
+    return _generated_password(data_dir)
+
+
 def _generated_password(data_dir: Path) -> str:
     path = data_dir / "admin-password"
     if path.exists():

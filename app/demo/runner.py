@@ -168,9 +168,10 @@ class Scenario:
         password = os.environ.get("COPYTRADER_ADMIN_PASSWORD")
         where = "COPYTRADER_ADMIN_PASSWORD"
         if not password:
-            secret = self.settings.data_dir / "admin-password"
-            password = secret.read_text().strip() if secret.exists() else "(see the worker log)"
-            where = str(secret)
+            from ...web.auth import ensure_admin_password
+
+            password = ensure_admin_password(self.settings.data_dir)  # the web worker reads the same file
+            where = str(self.settings.data_dir / "admin-password")
         self._say(f"dashboard: http://127.0.0.1:{web.web_port}/  user admin, password {password} ({where})")
 
     async def __aexit__(self, *exc: object) -> None:
