@@ -25,6 +25,7 @@ from ..app.config import ConfigError, _parse_rule
 from ..app.scaling import CopyRule
 from ..app.topics import topic_name
 from .planner import ALL_ACCOUNTS, Controls
+from .supervise import restart_on_failure
 
 if TYPE_CHECKING:
     from ..app.factory import CopyTraderApp
@@ -127,18 +128,15 @@ class ControlsFeed:
 
     async def run(self) -> None:
         """Consume until cancelled; a broker hiccup only delays commands, it never loses them."""
-        while True:
-            try:
-                await self._consume()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("copy.controls consumer failed; retrying")
-                await asyncio.sleep(1.0)
-            finally:
-                if self._consumer is not None:
-                    await self._consumer.stop()
-                    self._consumer = None
+        await restart_on_failure(self._consume_and_close, "copy.controls consumer")
+
+    async def _consume_and_close(self) -> None:
+        try:
+            await self._consume()
+        finally:
+            if self._consumer is not None:
+                await self._consumer.stop()
+                self._consumer = None
 
     async def _consume(self) -> None:
         self._consumer = consumer = AIOKafkaConsumer(

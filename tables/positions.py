@@ -13,6 +13,7 @@ import faust
 
 from ..app.records import Execution, Position, now_utc
 from ..brokers.instruments import instrument_for
+from ..brokers.positions import apply_fill as apply_position_fill
 
 RECENT_FILLS = 256
 
@@ -29,23 +30,10 @@ def apply_fill(position: Position | None, fill: Execution) -> tuple[Position, bo
     if fill.execution_id in current.recent_fill_ids:
         return current, False
     signed = fill.quantity if fill.side == "buy" else -fill.quantity
-    net, average, realized = current.net_quantity, current.average_price, current.realized_pnl
-    price = Decimal(fill.price)
-    if net == 0 or (net > 0) == (signed > 0):
-        total = abs(net) + abs(signed)
-        average = ((average or Decimal(0)) * abs(net) + price * abs(signed)) / total
-        net += signed
-    else:
-        closed = min(abs(net), abs(signed))
-        point_value = instrument_for(fill.symbol).point_value
-        direction = 1 if net > 0 else -1
-        realized += (price - (average or price)) * closed * direction * point_value
-        new_net = net + signed
-        if new_net == 0:
-            average = None
-        elif (new_net > 0) != (net > 0):
-            average = price
-        net = new_net
+    net, average, pnl = apply_position_fill(
+        current.net_quantity, current.average_price, signed, Decimal(fill.price), instrument_for(fill.symbol).point_value
+    )
+    realized = current.realized_pnl + pnl
     recent = [*current.recent_fill_ids, fill.execution_id][-RECENT_FILLS:]
     return (
         Position(

@@ -14,6 +14,7 @@ which must close that session's sockets on every worker.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import hashlib
 import logging
 from typing import Any
@@ -24,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..agents.controls import TOPIC as CONTROLS_TOPIC
 from ..agents.controls import RuleCommand, decode_command
+from ..agents.supervise import restart_on_failure
 from ..app.records import AccountStatus, Execution, OrderError, Position
 from ..app.topics import SPEC, topic_name
 from .auth import Auth, parse_cookie_header
@@ -125,14 +127,7 @@ class KafkaFeed:
         self.on_rule: Callable[[RuleCommand], None] | None = None
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self._consume()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("dashboard feed failed; restarting in 1 s")
-                await asyncio.sleep(1.0)
+        await restart_on_failure(self._consume, "dashboard feed")
 
     def _partitions(self) -> list[TopicPartition]:
         return [

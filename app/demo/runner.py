@@ -26,7 +26,7 @@ from ..config import parse_config
 from ..kafka_local import local_kafka_for
 from ..records import Execution
 from ..settings import Settings
-from ..topics import TOPIC_SPECS, ensure_topics
+from ..topics import ensure_topics
 from .configgen import demo_config
 from .observer import RunObserver, dumps
 
@@ -318,4 +318,4 @@ async def run_many(mode: str, followers: list[int], latencies: list[str], option
     return results
 
 
-__all__ = ["Scenario", "ScenarioOptions", "run_scenario", "run_many", "TOPIC_SPECS"]
+__all__ = ["Scenario", "ScenarioOptions", "run_scenario", "run_many"]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from ..instruments import instrument_for
+from ..positions import apply_fill
 from ..model import (
     Bracket,
     FillEvent,
@@ -332,25 +333,11 @@ class SimExchange:
 
     def _apply_to_position(self, account: SimAccount, symbol: str, signed_qty: int, price: Decimal) -> None:
         position = account.positions.setdefault(symbol, SimPosition())
-        net = position.net_quantity
-        point_value = instrument_for(symbol).point_value
-        if net == 0 or (net > 0) == (signed_qty > 0):
-            total = abs(net) + abs(signed_qty)
-            average = position.average_price or Decimal(0)
-            position.average_price = (average * abs(net) + price * abs(signed_qty)) / total
-            position.net_quantity = net + signed_qty
-            return
-        closed = min(abs(net), abs(signed_qty))
-        assert position.average_price is not None
-        direction = 1 if net > 0 else -1
-        pnl = (price - position.average_price) * closed * direction * point_value
+        position.net_quantity, position.average_price, pnl = apply_fill(
+            position.net_quantity, position.average_price, signed_qty, price, instrument_for(symbol).point_value
+        )
         position.realized_pnl += pnl
         account.balance += pnl
-        position.net_quantity = net + signed_qty
-        if position.net_quantity == 0:
-            position.average_price = None
-        elif (position.net_quantity > 0) != (net > 0):
-            position.average_price = price
 
     def _after_full_fill(self, order: SimOrder) -> None:
         """OCO siblings are cancelled; a bracketed entry spawns its two exits as an OCO pair."""
