@@ -1,4 +1,4 @@
-"""Copy controls across processes: ``copy.controls`` commands applied into every worker's ``Controls``.
+"""Copy controls across processes: ``copy.controls`` records applied in every worker that needs them.
 
 Why a plain aiokafka consumer with ``group_id=None`` and not a Faust agent or GlobalTable:
 Faust agents of one app share a consumer group, so with two fan-out workers only one of them
@@ -13,118 +13,61 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ..app.config import ConfigError, _parse_rule
-from ..app.scaling import CopyRule
+from ..app.live_config import add_follower, apply_account
 from ..app.topics import topic_name
-from .planner import ALL_ACCOUNTS, Controls
+from .control_records import TOPIC, AccountCommand, ControlCommand, RuleCommand, decode_command
+from .planner import ALL_ACCOUNTS, FanoutPlanner
 from .supervise import restart_on_failure
 
 if TYPE_CHECKING:
     from ..app.factory import CopyTraderApp
 
 log = logging.getLogger(__name__)
-TOPIC = "copy.controls"
-
-
-@dataclass(frozen=True, slots=True)
-class ControlCommand:
-    """Pause or resume one follower (``account_id``) or all copying (``"*"``)."""
-
-    command_id: str
-    account_id: str
-    paused: bool
-    by: str = "system"
-    at: float = 0.0
-
-    def encode(self) -> bytes:
-        return orjson.dumps({
-            "command_id": self.command_id, "account_id": self.account_id, "paused": self.paused,
-            "by": self.by, "at": self.at or time.time(),
-        })
-
-    @classmethod
-    def decode(cls, raw: bytes) -> ControlCommand:
-        """Raises ``ValueError`` on anything that is not a well-formed command."""
-        data = orjson.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("control command must be a JSON object")  # noqa: TRY004 - callers catch ValueError for any malformed record
-        account = data.get("account_id")
-        paused = data.get("paused")
-        if not isinstance(account, str) or not account or not isinstance(paused, bool):
-            raise ValueError("control command needs account_id (string) and paused (bool)")
-        return cls(str(data.get("command_id", "")), account, paused, str(data.get("by", "")), float(data.get("at", 0.0)))
-
-
-@dataclass(frozen=True, slots=True)
-class RuleCommand:
-    """Replace one follower's copy rule (and enabled flag) in one copy group.
-
-    Same topic as pauses, key ``rule:<group>:<account>``: compaction keeps the latest rule per
-    follower, so the topic is also where dashboard edits persist across restarts.
-    """
-
-    command_id: str
-    group_id: str
-    account_id: str
-    rule: dict[str, Any]
-    enabled: bool
-    by: str = "system"
-    at: float = 0.0
-
-    @property
-    def key(self) -> str:
-        return f"rule:{self.group_id}:{self.account_id}"
-
-    def encode(self) -> bytes:
-        return orjson.dumps({
-            "kind": "rule", "command_id": self.command_id, "group_id": self.group_id,
-            "account_id": self.account_id, "rule": self.rule, "enabled": self.enabled,
-            "by": self.by, "at": self.at or time.time(),
-        })
-
-    def parsed_rule(self) -> CopyRule:
-        """Validated exactly as the YAML is; raises ``ValueError`` naming the field."""
-        try:
-            return _parse_rule(self.rule, "rule")
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-
-
-def decode_command(raw: bytes) -> ControlCommand | RuleCommand:
-    """Either kind of record on ``copy.controls``; ``ValueError`` for anything malformed."""
-    data = orjson.loads(raw)
-    if isinstance(data, dict) and data.get("kind") == "rule":
-        fields = ("group_id", "account_id", "rule", "enabled")
-        if not all(k in data for k in fields) or not isinstance(data["rule"], dict):
-            raise ValueError("rule command needs group_id, account_id, rule (object) and enabled")
-        return RuleCommand(str(data.get("command_id", "")), str(data["group_id"]), str(data["account_id"]),
-                           data["rule"], bool(data["enabled"]), str(data.get("by", "")), float(data.get("at", 0.0)))
-    return ControlCommand.decode(raw)
+Command = Union[ControlCommand, RuleCommand, AccountCommand]
 
 
 class ControlsFeed:
-    """Follows ``copy.controls`` from the beginning and applies each command to ``controls``.
+    """Follows ``copy.controls`` from the beginning and hands each well-formed record to ``apply``.
 
     ``caught_up`` is set once the records present at start have been applied, so callers that
-    care (tests, readiness) can wait for the replay to finish.
+    care (tests, readiness) can wait for the replay to finish. A record ``apply`` refuses with
+    ``ValueError``/``KeyError`` is logged and skipped: one bad record must not stop the switches.
     """
 
-    def __init__(self, bootstrap: str, prefix: str, controls: Controls,
-                 on_command: Callable[[ControlCommand, int], Any] | None = None) -> None:
+    def __init__(self, bootstrap: str, prefix: str, apply: Callable[[Command], Any]) -> None:
         self.bootstrap = bootstrap
         self.topic = topic_name(prefix, TOPIC)
-        self.controls = controls
-        self.on_command = on_command
+        self.apply = apply
         self.caught_up = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self._next_offset = 0
+
+    async def sync(self, timeout_s: float = 2.0) -> bool:
+        """Wait until every record published before this call has been applied (or timeout).
+
+        For a worker about to refuse something it has not heard of (an intent for an unknown
+        account): the record that defines it may have been published a moment earlier.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        consumer = self._consumer
+        if consumer is None:
+            try:
+                await asyncio.wait_for(self.caught_up.wait(), timeout_s)
+            except TimeoutError:
+                return False
+            return True
+        tp = TopicPartition(self.topic, 0)
+        end = (await consumer.end_offsets([tp]))[tp]
+        while self._next_offset < end:
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
 
     async def run(self) -> None:
         """Consume until cancelled; a broker hiccup only delays commands, it never loses them."""
@@ -149,20 +92,12 @@ class ControlsFeed:
             self.caught_up.set()
         async for message in consumer:
             try:
-                command = decode_command(message.value or b"")
-                if isinstance(command, RuleCommand):
-                    self.controls.set_rule(command.group_id, command.account_id, command.parsed_rule(), command.enabled)
-                    log.info("rule applied: %s/%s by %s", command.group_id, command.account_id, command.by)
-                else:
-                    self.controls.set_paused(command.account_id, command.paused)
-                    log.info("control applied: %s paused=%s by %s", command.account_id, command.paused, command.by)
-            except ValueError as exc:
-                log.warning("ignored malformed control command at offset %s: %s", message.offset, exc)
-            else:
-                if self.on_command is not None:
-                    result = self.on_command(command, message.offset)
-                    if asyncio.iscoroutine(result):
-                        await result
+                result = self.apply(decode_command(message.value or b""))
+                if asyncio.iscoroutine(result):
+                    await result
+            except (ValueError, KeyError) as exc:
+                log.warning("ignored control record at offset %s: %s", message.offset, exc)
+            self._next_offset = message.offset + 1
             end = ends.get(TopicPartition(message.topic, message.partition), 0)
             if not self.caught_up.is_set() and message.offset + 1 >= end:
                 self.caught_up.set()  # one partition: the replay of what existed at start is done
@@ -176,10 +111,35 @@ class ControlsFeed:
         return {}
 
 
+def planner_applier(planner: FanoutPlanner) -> Callable[[Command], None]:
+    """What a fan-out worker does with each record: switches, rules, members and accounts.
+
+    The planner needs an account's platform and size, never its login, so the sealed login is
+    not opened here (fan-out workers need no key).
+    """
+
+    def apply(command: Command) -> None:
+        if isinstance(command, AccountCommand):
+            apply_account(planner.config, command.account(), command.routing_session())
+            log.info("account applied: %s on %s by %s", command.account_id, command.platform, command.by)
+        elif isinstance(command, RuleCommand):
+            rule = command.parsed_rule()
+            planner.controls.set_rule(command.group_id, command.account_id, rule, command.enabled)
+            joined = add_follower(planner.config, command.group_id, command.account_id, rule, command.enabled)
+            log.info("rule applied: %s/%s%s by %s", command.group_id, command.account_id,
+                     " (new follower)" if joined else "", command.by)
+        else:
+            planner.controls.set_paused(command.account_id, command.paused)
+            log.info("control applied: %s paused=%s by %s", command.account_id, command.paused, command.by)
+
+    return apply
+
+
 def install(app: CopyTraderApp) -> None:
     """Every fan-out worker follows the switches (wired in ``app.factory._install``)."""
     runtime = app.runtime
-    feed = ControlsFeed(runtime.settings.bootstrap_servers, runtime.settings.topic_prefix, runtime.planner.controls)
+    feed = ControlsFeed(runtime.settings.bootstrap_servers, runtime.settings.topic_prefix,
+                        planner_applier(runtime.planner))
     runtime.extras["controls_feed"] = feed
 
     @app.task
@@ -187,4 +147,5 @@ def install(app: CopyTraderApp) -> None:
         await feed.run()
 
 
-__all__ = ["ALL_ACCOUNTS", "TOPIC", "ControlCommand", "ControlsFeed", "RuleCommand", "decode_command", "install"]
+__all__ = ["ALL_ACCOUNTS", "TOPIC", "AccountCommand", "ControlCommand", "ControlsFeed", "RuleCommand",
+           "decode_command", "install", "planner_applier"]

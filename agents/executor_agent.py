@@ -39,7 +39,10 @@ def observe_outcome(intent: OrderIntent, outcome: Execution | OrderError) -> Non
 
 
 async def pump_fills(runtime: "Runtime", adapter: BrokerAdapter, followers: set[str]) -> None:
-    """Follower fills and late cancels/rejects of one session → ``trade.executions``."""
+    """Follower fills and late cancels/rejects of one session → ``trade.executions``.
+
+    ``followers`` is the worker's live set: a follower added later is pumped from then on.
+    """
     events = adapter.events()
     try:
         async for event in events:
@@ -62,7 +65,7 @@ class Countdown:
             await self.on_zero()
 
 
-def status_of(runtime: "Runtime", account_id: str) -> AccountStatus:
+def status_of(runtime: "Runtime", account_id: str, refused: str | None = None) -> AccountStatus:
     account = runtime.config.accounts[account_id]
     pool = runtime.pool
     adapter = pool.connected().get(account.session_id)
@@ -74,7 +77,7 @@ def status_of(runtime: "Runtime", account_id: str) -> AccountStatus:
         connection=health.state.value if health else "disconnected",
         circuit=pool.breaker(account.session_id).state,
         rate_headroom=health.rate_headroom if health else 1.0,
-        last_error=(stats.last_error if stats else None) or (health.last_error if health else None),
+        last_error=refused or (stats.last_error if stats else None) or (health.last_error if health else None),
         orders_placed=stats.orders_placed if stats else 0,
         rejects=stats.rejects if stats else 0,
         last_copy_ms=stats.last_copy_ms if stats else None,
@@ -84,7 +87,9 @@ def status_of(runtime: "Runtime", account_id: str) -> AccountStatus:
 def install(app: "CopyTraderApp") -> None:
     runtime = app.runtime
     runtime.router.on_outcome = observe_outcome
+    # Followers of this worker; grows when the dashboard adds one (``executor_accounts``).
     followers = set(runtime.config.follower_accounts())
+    pumps: dict[str, asyncio.Future[None]] = runtime.extras.setdefault("pumps", {})
 
     def breaker_changed(name: str, old: str, new: str) -> None:
         metrics.on_circuit_change(name, old, new)
@@ -92,7 +97,36 @@ def install(app: "CopyTraderApp") -> None:
             if account.session_id == name and account_id in followers:
                 asyncio.ensure_future(runtime.outbox.health(status_of(runtime, account_id)))
 
+    def session_opened(session_id: str, adapter: BrokerAdapter) -> None:
+        """Every connection gets its fill pump, whether opened at start or by a later order."""
+        session_closed(session_id)
+        metrics.set_broker_connected(session_id, adapter.platform, True)
+        pumps[session_id] = asyncio.ensure_future(pump_fills(runtime, adapter, followers))
+
+    def session_closed(session_id: str) -> None:
+        pump = pumps.pop(session_id, None)
+        if pump is not None:
+            pump.cancel()
+
     runtime.pool.on_breaker_change = breaker_changed
+    runtime.pool.on_connected = session_opened
+    runtime.pool.on_closed = session_closed
+
+    async def open_session(session_id: str) -> None:
+        try:
+            await runtime.pool.open(session_id)
+        except Exception as exc:  # noqa: BLE001 - the next order retries; the status says why
+            log.error("session %s failed to connect: %r", session_id, exc)
+
+    from .controls import ControlsFeed
+    from ..storage.crypto import optional_cipher
+    from .executor_accounts import ExecutorAccounts
+
+    accounts = ExecutorAccounts(runtime, followers, open_session, optional_cipher())
+    feed = ControlsFeed(runtime.settings.bootstrap_servers, runtime.settings.topic_prefix, accounts.apply)
+    runtime.pool.catch_up = feed.sync
+    runtime.extras["executor_accounts"] = accounts
+    runtime.extras["controls_feed"] = feed
 
     @app.agent(runtime.topics.intents, name="executor")
     async def executor(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
@@ -109,22 +143,21 @@ def install(app: "CopyTraderApp") -> None:
     @app.task
     async def connect_followers() -> None:
         await runtime.pool.connect_all(sorted(followers))
-        for session_id, adapter in runtime.pool.connected().items():
-            mine = {a for a in followers if runtime.config.accounts[a].session_id == session_id}
-            metrics.set_broker_connected(session_id, adapter.platform, True)
-            app.runtime.extras.setdefault("pumps", []).append(
-                asyncio.ensure_future(pump_fills(runtime, adapter, mine))
-            )
+
+    @app.task
+    async def follow_account_records() -> None:
+        await feed.run()
 
     @app.timer(runtime.settings.status_interval_s)
     async def report_health() -> None:
         for account_id in sorted(followers):
-            await runtime.outbox.health(status_of(runtime, account_id))
+            if account_id in runtime.config.accounts:
+                await runtime.outbox.health(status_of(runtime, account_id, accounts.refused.get(account_id)))
         for session_id, adapter in runtime.pool.connected().items():
             metrics.set_rate_headroom(session_id, adapter.health().rate_headroom)
 
     async def close_sessions() -> None:
-        for pump in runtime.extras.get("pumps", []):
+        for pump in list(pumps.values()):
             pump.cancel()
         await runtime.lanes.close()
         await runtime.pool.close()

@@ -30,6 +30,12 @@ class SessionPool:
         self._breakers: dict[str, CircuitBreaker] = {}
         self._connecting: dict[str, asyncio.Task[BrokerAdapter]] = {}
         self.on_breaker_change: Callable[[str, str, str], None] | None = None
+        # Reads every account record published so far (``copy.controls``): an intent for an
+        # account this worker has not heard of yet may only be ahead of its account record.
+        self.catch_up: Callable[[], Awaitable[object]] | None = None
+        # Told about every (re)opened and closed session, so fill pumps follow connections.
+        self.on_connected: Callable[[str, BrokerAdapter], None] | None = None
+        self.on_closed: Callable[[str], None] | None = None
 
     def session_id(self, account_id: str) -> str:
         try:
@@ -52,7 +58,12 @@ class SessionPool:
 
     async def adapter_for(self, account_id: str) -> BrokerAdapter:
         """The connected adapter of the account's session (connects on first use, once)."""
-        session_id = self.session_id(account_id)
+        if account_id not in self.config.accounts and self.catch_up is not None:
+            await self.catch_up()
+        return await self.open(self.session_id(account_id))
+
+    async def open(self, session_id: str) -> BrokerAdapter:
+        """The session's connected adapter; concurrent callers share one connection attempt."""
         adapter = self._adapters.get(session_id)
         if adapter is not None:
             return adapter
@@ -69,12 +80,28 @@ class SessionPool:
         adapter = self._factory(self.config.sessions[session_id])
         await self.breaker(session_id).call(adapter.connect)
         self._adapters[session_id] = adapter
+        if self.on_connected is not None:
+            self.on_connected(session_id, adapter)
         return adapter
 
     async def call(self, account_id: str, fn: Callable[[BrokerAdapter], Awaitable[T]]) -> T:
         """Run one request through the session's breaker."""
         adapter = await self.adapter_for(account_id)
         return await self.breaker(self.session_id(account_id)).call(fn, adapter)
+
+    async def reset(self, session_id: str) -> None:
+        """Close a session whose settings changed; the next request opens it with the new ones."""
+        task = self._connecting.pop(session_id, None)
+        if task is not None:
+            task.cancel()
+        adapter = self._adapters.pop(session_id, None)
+        if self.on_closed is not None:
+            self.on_closed(session_id)
+        if adapter is not None:
+            try:
+                await adapter.disconnect()
+            except Exception:  # noqa: BLE001 - the old connection is being thrown away anyway
+                log.exception("disconnect of %s failed", session_id)
 
     def connected(self) -> dict[str, BrokerAdapter]:
         return dict(self._adapters)

@@ -68,7 +68,10 @@ class CopyConfig:
         return sorted({g.leader for g in self.groups if g.enabled})
 
     def follower_accounts(self) -> list[str]:
-        return sorted({f.account_id for g in self.groups for f in g.followers})
+        """Followers from the file plus those added while running (``app.live_config``)."""
+        listed = {f.account_id for g in self.groups for f in g.followers}
+        added = {f.account_id for members in self.followers_by_leader.values() for _, f in members}
+        return sorted(listed | added)
 
 
 def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> CopyConfig:

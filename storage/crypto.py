@@ -102,6 +102,34 @@ def load_keys(env: dict[str, str] | None = None) -> list[bytes]:
     return [_parse_key(part, source, i) for i, part in enumerate(parts)]
 
 
+def ensure_key_file(data_dir: Path) -> Path:
+    """A generated key in ``data_dir/secret-key`` (0600, created once) for a local run.
+
+    The demo hands it to every worker via ``COPYTRADER_SECRET_KEY_FILE``, so logins typed into
+    its dashboard can be sealed by the web worker and opened by the executor. Production sets
+    its own key (a Kubernetes secret, see the Helm chart).
+    """
+    path = data_dir / "secret-key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(generate_key() + "\n")
+    return path
+
+
+def optional_cipher(env: dict[str, str] | None = None) -> CredentialCipher | None:
+    """The configured cipher, or None when no key is configured at all.
+
+    A key that is configured but unreadable or malformed still raises: a worker must not quietly
+    run without the key its operator meant to give it.
+    """
+    env = dict(os.environ) if env is None else env
+    if not env.get(KEY_ENV) and not env.get(KEY_FILE_ENV):
+        return None
+    return CredentialCipher.from_env(env)
+
+
 class CredentialCipher:
     """Encrypts and decrypts one session's secret; the first key encrypts, all keys decrypt."""
 

@@ -1,33 +1,39 @@
 """Accounts and copy rules as the dashboard edits them, behind one small interface.
 
-The running pipeline reads the YAML copy config at start (``app.config``); this registry starts
-from it and records the dashboard's edits. Credentials are write-only: they are kept as
-``SecretStr`` (masked ``repr``, so a stray log line shows ``***``) and :meth:`public` never
-includes them — only whether some are set.
+The registry starts from the YAML copy config and follows ``copy.controls``: an edit made here
+is published there as a record carrying the account's whole state (``AccountCommand``), and
+every worker — planners, executors, other web workers, this one after a restart — applies it
+from the topic. Compaction keeps the latest record per account, so the topic is where the
+dashboard's accounts persist.
 
-``MemoryAccounts`` is the fallback used today; a database-backed registry (``storage``'s
-``accounts``/``broker_credentials``/``copy_rules`` tables, credentials encrypted by
-``storage.crypto``) can replace it behind the same methods.
+Credentials are write-only: the login is sealed (Fernet, ``storage.crypto``) the moment it
+arrives, the registry keeps only the sealed token, and :meth:`AccountRecord.public` says only
+whether one is set. Opening it needs the key, which only executors and this worker's
+connection test use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from ..agents.control_records import AccountCommand, RuleCommand, seal_login, unseal_login
 from ..app.config import ConfigError, CopyConfig, _parse_rule
+from ..app.live_config import add_follower, apply_account, dashboard_session_id
 from ..app.scaling import CopyRule
 from ..brokers.base import SessionConfig
 from ..brokers.registry import ADAPTERS, create_adapter
-from ..storage.crypto import SecretStr
+from ..storage.crypto import CredentialCipher, CredentialKeyError
 from .http import Fields, HttpError
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 ACCOUNT_FIELDS = {"id", "platform", "broker_account", "size", "enabled", "credentials", "endpoint"}
+NO_KEY = "cannot be stored: this server has no encryption key (set COPYTRADER_SECRET_KEY)"
 
 
 @dataclass(slots=True)
@@ -40,8 +46,8 @@ class AccountRecord:
     source: str = "dashboard"
     session_id: str | None = None
     endpoint: str | None = None
-    username: SecretStr | None = None
-    secret: SecretStr | None = None
+    sealed: str | None = field(default=None, repr=False)
+    key_id: str | None = None
     updated_at: float = field(default_factory=time.time)
 
     def public(self) -> dict[str, Any]:
@@ -49,9 +55,22 @@ class AccountRecord:
         return {
             "id": self.account_id, "platform": self.platform, "broker_account": self.broker_account,
             "size": str(self.size), "enabled": self.enabled, "source": self.source,
-            "credentials": {"set": self.secret is not None or self.source == "config"},
+            "endpoint": self.endpoint,
+            "credentials": {"set": self.sealed is not None or (self.source == "config" and not self.own_session)},
             "updated_at": self.updated_at,
         }
+
+    @property
+    def own_session(self) -> bool:
+        return self.session_id == dashboard_session_id(self.account_id)
+
+    def command(self, by: str) -> AccountCommand:
+        """The record every worker applies (state, not a delta: replays are harmless)."""
+        return AccountCommand(
+            f"acct-{secrets.token_hex(8)}", self.account_id, self.platform, self.broker_account, str(self.size),
+            self.enabled, self.session_id or dashboard_session_id(self.account_id), self.endpoint,
+            self.sealed, self.key_id, by, time.time(),
+        )
 
 
 def rule_dict(rule: CopyRule) -> dict[str, Any]:
@@ -62,11 +81,14 @@ def rule_dict(rule: CopyRule) -> dict[str, Any]:
     }
 
 
-class MemoryAccounts:
-    def __init__(self, config: CopyConfig) -> None:
+class AccountRegistry:
+    def __init__(self, config: CopyConfig, cipher: CredentialCipher | None = None) -> None:
         self.config = config
+        self.cipher = cipher
+        self.configured = set(config.accounts)
         self.accounts: dict[str, AccountRecord] = {
-            a.account_id: AccountRecord(a.account_id, a.platform, a.broker_account, a.size, True, "config", a.session_id)
+            a.account_id: AccountRecord(a.account_id, a.platform, a.broker_account, a.size, True, "config", a.session_id,
+                                        updated_at=0.0)  # any dashboard record replayed later wins
             for a in config.accounts.values()
         }
         self.rules: dict[tuple[str, str], tuple[CopyRule, bool]] = {
@@ -84,7 +106,8 @@ class MemoryAccounts:
             raise HttpError(404, "no such account", id=account_id)
         return found
 
-    def create(self, data: dict[str, Any]) -> dict[str, Any]:
+    def create(self, data: dict[str, Any], by: str) -> AccountCommand:
+        """Validate a new account; the caller publishes the record, then :meth:`apply_account_command`."""
         f = Fields(data)
         f.unknown(ACCOUNT_FIELDS)
         account_id = f.string("id", pattern=ID_RE)
@@ -93,17 +116,18 @@ class MemoryAccounts:
         size = f.positive_decimal("size") or Decimal(50000)
         enabled = f.boolean("enabled", default=True)
         endpoint = f.string("endpoint", required=False, max_len=300)
-        username, secret = self._credentials(f)
+        login = self._credentials(f)
         f.check()
         assert account_id and platform and broker_account
         if account_id in self.accounts:
             raise HttpError(409, "account exists", id=account_id)
-        record = AccountRecord(account_id, platform, broker_account, size, bool(enabled), endpoint=endpoint,
-                               username=username, secret=secret)
-        self.accounts[account_id] = record
-        return record.public()
+        record = AccountRecord(account_id, platform, broker_account, size, bool(enabled),
+                               session_id=dashboard_session_id(account_id), endpoint=endpoint)
+        return self._sealed(record, login).command(by)
 
-    def update(self, account_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    def update(self, account_id: str, data: dict[str, Any], by: str) -> AccountCommand:
+        """Validate an edit. A configured account that gets a new platform, endpoint or login
+        moves to a session of its own (its file session is shared with other accounts)."""
         record = self.get(account_id)
         f = Fields(data)
         f.unknown(ACCOUNT_FIELDS - {"id"})
@@ -118,40 +142,67 @@ class MemoryAccounts:
             changes["enabled"] = f.boolean("enabled", required=True)
         if "endpoint" in data:
             changes["endpoint"] = f.string("endpoint", max_len=300)
-        if "credentials" in data:
-            changes["username"], changes["secret"] = self._credentials(f)
+        login = self._credentials(f) if "credentials" in data else None
         f.check()
+        moves = login is not None or "endpoint" in changes or changes.get("platform", record.platform) != record.platform
+        if moves and not record.own_session:
+            changes["session_id"] = dashboard_session_id(account_id)
         updated = replace(record, **changes, updated_at=time.time())
-        self.accounts[account_id] = updated
-        return updated.public()
+        return self._sealed(updated, login).command(by)
 
-    def disable(self, account_id: str) -> dict[str, Any]:
+    def disable(self, account_id: str, by: str) -> AccountCommand:
         """Disable rather than delete: executions and audit entries still refer to it."""
-        return self.update(account_id, {"enabled": False})
+        return self.update(account_id, {"enabled": False}, by)
+
+    def apply_account_command(self, command: AccountCommand) -> dict[str, Any]:
+        """An account record, from this worker's own edit or read back from ``copy.controls``."""
+        previous = self.accounts.get(command.account_id)
+        record = AccountRecord(
+            command.account_id, command.platform, command.broker_account, Decimal(command.size), command.enabled,
+            "config" if command.account_id in self.configured else "dashboard", command.session_id,
+            command.endpoint, command.sealed, command.key_id, command.at or time.time(),
+        )
+        if previous is not None and previous.updated_at > record.updated_at:
+            return previous.public()  # an older record replayed after a newer local edit
+        self.accounts[command.account_id] = record
+        apply_account(self.config, command.account(), command.routing_session())
+        return record.public()
+
+    def _sealed(self, record: AccountRecord, login: tuple[str | None, str] | None) -> AccountRecord:
+        if login is None:
+            return record
+        if self.cipher is None:
+            raise HttpError(503, "invalid input", fields={"credentials": NO_KEY})
+        username, secret = login
+        return replace(record, sealed=seal_login(self.cipher, record.account_id, username, secret),
+                       key_id=self.cipher.primary_key_id)
 
     @staticmethod
-    def _credentials(f: Fields) -> tuple[SecretStr | None, SecretStr | None]:
+    def _credentials(f: Fields) -> tuple[str | None, str] | None:
         creds = f.mapping("credentials")
         if creds is None:
-            return None, None
+            return None
         sub = Fields(creds, prefix="credentials.")
         sub.unknown({"username", "secret"})
         username = sub.string("username", required=False)
         secret = sub.string("secret", max_len=4096)
         f.errors.update(sub.errors)
-        return (SecretStr(username) if username else None), (SecretStr(secret) if secret else None)
+        return (username or None, secret) if secret else None
 
     async def test_connection(self, account_id: str, timeout_s: float = 5.0) -> dict[str, Any]:
         """Connect a fresh adapter, read its health, disconnect; the answer names no secret."""
         record = self.get(account_id)
-        if record.source == "config" and record.session_id:
+        if not record.own_session and record.session_id in self.config.sessions:
             session = self.config.sessions[record.session_id]
             config = replace(session, accounts=dict(session.accounts), options=dict(session.options))
         else:
+            try:
+                username, secret = unseal_login(self.cipher, account_id, record.sealed, record.key_id)
+            except CredentialKeyError:
+                return {"ok": False, "error": "stored login cannot be opened with this server's key"}
             config = SessionConfig(
                 platform=record.platform, session_id=f"test-{account_id}", accounts={account_id: record.broker_account},
-                endpoint=record.endpoint, username=record.username.reveal() if record.username else None,
-                secret=record.secret.reveal() if record.secret else None, options={},
+                endpoint=record.endpoint, username=username, secret=secret, options={},
             )
         started = time.perf_counter()
         try:
@@ -181,10 +232,18 @@ class MemoryAccounts:
         """(group, rule) for every copy group the account follows in."""
         return [(gid, rule) for (gid, account), (rule, _) in self.rules.items() if account == account_id]
 
+    def apply_command(self, command: AccountCommand | RuleCommand) -> None:
+        """A record read back from ``copy.controls`` (this or another web worker wrote it)."""
+        if isinstance(command, AccountCommand):
+            self.apply_account_command(command)
+        else:
+            self.apply_rule_command(command.group_id, command.account_id, command.parsed_rule(), command.enabled)
+
     def apply_rule_command(self, group_id: str, account_id: str, rule: CopyRule, enabled: bool) -> None:
         """A rule edit read back from ``copy.controls`` (this or another web worker made it)."""
         if group_id in self.leaders:
             self.rules[(group_id, account_id)] = (rule, enabled)
+            add_follower(self.config, group_id, account_id, rule, enabled)
 
     def set_rule(self, group_id: str, account_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Validated exactly as the YAML is, so the reason names the field the same way."""
@@ -204,4 +263,5 @@ class MemoryAccounts:
         except ConfigError as exc:
             raise HttpError(422, "invalid input", fields={exc.path: exc.reason}) from None
         self.rules[(group_id, account_id)] = (rule, bool(enabled))
+        add_follower(self.config, group_id, account_id, rule, bool(enabled))
         return {"account": account_id, "enabled": bool(enabled), "rule": rule_dict(rule)}

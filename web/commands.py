@@ -20,8 +20,8 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..agents.controls import TOPIC as CONTROLS_TOPIC
-from ..agents.controls import ControlCommand, RuleCommand
+from ..agents.control_records import TOPIC as CONTROLS_TOPIC
+from ..agents.control_records import AccountCommand, ControlCommand, RuleCommand
 from ..app import ids
 from ..app.records import OrderIntent
 from ..app.topics import topic_name
@@ -49,6 +49,10 @@ class Commands:
     async def set_rule(self, group_id: str, account_id: str, rule: dict[str, Any], enabled: bool, by: str) -> None:
         """Every fan-out worker applies it to its planner; compaction keeps it for restarts."""
         command = RuleCommand(f"rule-{secrets.token_hex(8)}", group_id, account_id, rule, enabled, by, time.time())
+        await self.controls_topic.send(key=command.key.encode(), value=command.encode())
+
+    async def set_account(self, command: AccountCommand) -> None:
+        """Every planner, executor and web worker applies it; compaction keeps the latest."""
         await self.controls_topic.send(key=command.key.encode(), value=command.encode())
 
     def followers(self) -> list[str]:

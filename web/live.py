@@ -204,6 +204,15 @@ class LiveState:
             return []
         return [("grid", self._touch(view))]
 
+    def apply_account(self, account_id: str, platform: str) -> list[tuple[str, dict[str, Any]]]:
+        """An account defined (or re-pointed) in the dashboard gets its grid row at once."""
+        view = self.accounts.get(account_id)
+        if view is not None and view.platform == platform:
+            return []
+        view = self._account(account_id, platform)
+        view.platform = platform
+        return [("grid", self._touch(view))]
+
     def apply_control(self, account_id: str, paused: bool) -> list[tuple[str, dict[str, Any]]]:
         if account_id == "*":
             self.paused_all = paused

@@ -23,8 +23,8 @@ import orjson
 import socketio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ..agents.controls import TOPIC as CONTROLS_TOPIC
-from ..agents.controls import RuleCommand, decode_command
+from ..agents.control_records import TOPIC as CONTROLS_TOPIC
+from ..agents.control_records import AccountCommand, RuleCommand, decode_command
 from ..agents.supervise import restart_on_failure
 from ..app.records import AccountStatus, Execution, OrderError, Position
 from ..app.topics import SPEC, topic_name
@@ -123,8 +123,9 @@ class KafkaFeed:
         self.live = live
         self.hub = hub
         self.ready = asyncio.Event()
-        # Rule edits replayed from copy.controls (the registry shows what the planners apply).
-        self.on_rule: Callable[[RuleCommand], None] | None = None
+        # Rule and account records replayed from copy.controls (the account registry applies
+        # them, so it shows what the planners and executors apply).
+        self.on_command: Callable[[RuleCommand | AccountCommand], None] | None = None
 
     async def run(self) -> None:
         await restart_on_failure(self._consume, "dashboard feed")
@@ -173,9 +174,11 @@ class KafkaFeed:
                 return self.live.apply_status(AccountStatus.loads(value))
             if topic == CONTROLS_TOPIC:
                 command = decode_command(value)
-                if isinstance(command, RuleCommand):
-                    if self.on_rule is not None:
-                        self.on_rule(command)
+                if isinstance(command, (RuleCommand, AccountCommand)):
+                    if self.on_command is not None:
+                        self.on_command(command)
+                    if isinstance(command, AccountCommand):
+                        return self.live.apply_account(command.account_id, command.platform)
                     return []
                 return self.live.apply_control(command.account_id, command.paused)
         except Exception as exc:  # noqa: BLE001 - one bad record must not stop the dashboard

@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .accounts import MemoryAccounts
+from ..storage.crypto import optional_cipher
+from .accounts import AccountRegistry
 from .auth import (
     Auth,
     MemorySessions,
@@ -41,7 +42,7 @@ class WebContext:
     live: LiveState
     hub: SocketHub
     feed: KafkaFeed
-    accounts: MemoryAccounts
+    accounts: AccountRegistry
     reports: ReportSource
     webhook: WebhookVerifier
     commands: Commands
@@ -76,8 +77,8 @@ def build_context(app: CopyTraderApp, env: dict[str, str] | None = None) -> WebC
     hub = SocketHub(auth, live, redis_url)
     feed = KafkaFeed(settings.bootstrap_servers, settings.topic_prefix, live, hub)
     reports: ReportSource = SqlReports(db, LiveReports(live)) if db is not None else LiveReports(live)
-    accounts = MemoryAccounts(runtime.config)
-    feed.on_rule = lambda c: accounts.apply_rule_command(c.group_id, c.account_id, c.parsed_rule(), c.enabled)
+    accounts = AccountRegistry(runtime.config, optional_cipher(env))
+    feed.on_command = accounts.apply_command
     return WebContext(
         runtime=runtime, auth=auth, live=live, hub=hub, feed=feed, accounts=accounts,
         reports=reports, webhook=WebhookVerifier(env.get("COPYTRADER_WEBHOOK_SECRET"), cache),

@@ -153,6 +153,10 @@ class Scenario:
             "COPYTRADER_DEMO_GO_FILE": str(self.run_dir / "go"),
             "COPYTRADER_DATABASE_URL": os.environ.get("COPYTRADER_DATABASE_URL", f"sqlite:///{self.run_dir / 'copytrader.db'}"),
         }
+        if not os.environ.get("COPYTRADER_SECRET_KEY") and not os.environ.get("COPYTRADER_SECRET_KEY_FILE"):
+            from ...storage.crypto import ensure_key_file
+
+            env["COPYTRADER_SECRET_KEY_FILE"] = str(ensure_key_file(self.settings.data_dir))
         self.worker_env = env
         for name, roles in WORKER_LAYOUTS[self.options.processes]:
             port = port_or_free(self.settings.web_port) if "web" in roles.split(",") else None

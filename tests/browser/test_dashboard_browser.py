@@ -46,7 +46,7 @@ async def demo(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -
     saved = {k: os.environ.get(k) for k in ("COPYTRADER_ADMIN_USER", "COPYTRADER_ADMIN_PASSWORD")}
     os.environ.update(COPYTRADER_ADMIN_USER="admin", COPYTRADER_ADMIN_PASSWORD=PASSWORD)
     settings = Settings(kafka_broker=f"kafka://{kafka_bootstrap}", data_dir=Path(tmp_path_factory.mktemp("browser")))
-    options = ScenarioOptions(trades=70, interval=0.6, quiet=True, processes=2)
+    options = ScenarioOptions(trades=100, interval=0.6, quiet=True, processes=2)
     try:
         async with Scenario("browser", FOLLOWERS, "0", options, settings=settings) as run:
             yield run
@@ -157,6 +157,35 @@ async def test_paused_follower_skips_the_next_trade(demo: Scenario, page: Any) -
     await page.wait_for_selector(f'{row}[data-paused="false"]', timeout=5000)
 
 
+async def test_an_account_added_in_the_dashboard_copies_the_next_trade(demo: Scenario, page: Any) -> None:
+    """Add a paper account on the accounts page, make it follow the leader, see it copy."""
+    await page.click('#nav a[data-page="accounts"]')
+    await page.wait_for_selector("#account-form input[name=id]")
+    await page.fill("#account-form input[name=id]", "dash1")
+    await page.select_option("#account-form select[name=platform]", "paper")
+    await page.fill("#account-form input[name=broker_account]", "PAPER-DASH-1")
+    await page.click("#account-form button.primary")
+    await page.wait_for_selector('#accounts tr[data-account="dash1"]')
+    await page.select_option('#copy-groups select[name="new-follower"][data-group="demo"]', "dash1")
+    await page.click('#copy-groups div[data-group="demo"] button[data-action="add-follower"]')
+    await page.wait_for_selector('#copy-groups div[data-group="demo"] tr[data-follower="dash1"]')
+    await shot(page, "05a-account-added")
+    joined_at = time.time()
+    observer = demo.observer.seen
+    deadline = time.monotonic() + 20
+    copied = None
+    while time.monotonic() < deadline and copied is None:
+        await asyncio.sleep(0.2)
+        copied = next((s for (s, a) in list(observer.outcomes) if a == "dash1"
+                       and observer.signals.get(s) is not None and observer.signals[s].kind == "new"), None)
+    assert copied is not None, "the new follower copied no new trade within 20 s"
+    assert observer.signals[copied].stamps["detected"] > joined_at - 1.0  # a trade after it joined
+    outcome = observer.outcomes[(copied, "dash1")][0]
+    assert (outcome.kind, outcome.platform) == ("ack", "paper") and outcome.quantity >= 1
+    await page.click('#nav a[data-page="trading"]')
+    await page.wait_for_selector(f'{FOLLOWER_ROWS}[data-account="dash1"]', timeout=5000)
+
+
 async def test_pause_all_then_flatten_all_goes_flat(demo: Scenario, page: Any) -> None:
     await page.wait_for_function(
         f"() => [...document.querySelectorAll('{FOLLOWER_ROWS}')].some(r => r.dataset.net !== '0')", timeout=20000)
@@ -189,7 +218,7 @@ async def test_other_pages_render(demo: Scenario, page: Any) -> None:
     await shot(page, "08-reports")
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.click('#nav a[data-page="trading"]')
-    await page.wait_for_function(f"() => document.querySelectorAll('{FOLLOWER_ROWS}').length === {FOLLOWERS}")
+    await page.wait_for_function(f"() => document.querySelectorAll('{FOLLOWER_ROWS}').length === {FOLLOWERS + 1}")
     await asyncio.sleep(0.5)
     await page.screenshot(path=str(ARTIFACTS / "09-trading-phone.png"))
     assert not page.console_errors, page.console_errors  # type: ignore[attr-defined]

@@ -19,7 +19,11 @@ from copytrader.app.demo.configgen import demo_config
 from copytrader.app.factory import create_app
 from copytrader.app.settings import Settings
 from copytrader.web.server import WebContext
+from copytrader.storage.crypto import generate_key
 from webtest_helpers import PASSWORD, WEBHOOK_SECRET, RecordingTopic, Web
+
+
+CREDENTIALS_KEY = generate_key()
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +31,7 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COPYTRADER_ADMIN_USER", "admin")
     monkeypatch.setenv("COPYTRADER_ADMIN_PASSWORD", PASSWORD)
     monkeypatch.setenv("COPYTRADER_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv("COPYTRADER_SECRET_KEY", CREDENTIALS_KEY)
     monkeypatch.delenv("COPYTRADER_REDIS_URL", raising=False)
     monkeypatch.delenv("COPYTRADER_DATABASE_URL", raising=False)
 

@@ -155,5 +155,7 @@ async def test_credentials_are_write_only_and_never_logged(web: Web, caplog: pyt
     patched = await web.client.patch("/api/accounts/acct9", json={"credentials": {"secret": secret + "2"}}, headers=web.write_headers())
     texts.append(await patched.text())
     assert (await created.json())["credentials"] == {"set": True}
-    for text in texts + [caplog.text, repr(web.ctx.accounts.get("acct9"))]:
+    published = [value.decode() for _, value in web.controls.sent]  # what every worker reads on copy.controls
+    assert len(published) == 2
+    for text in texts + published + [caplog.text, repr(web.ctx.accounts.get("acct9"))]:
         assert secret not in text and login not in text

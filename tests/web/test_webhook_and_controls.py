@@ -112,7 +112,7 @@ async def test_a_rule_edit_is_published_and_changes_what_the_planner_sends(web: 
     assert "f002" not in by_account and ("f002", "PAUSED") in {(e.account_id, e.code) for e in errors}
 
     # A restarted web worker shows the edit again: the feed replays it from the compacted topic.
-    web.ctx.feed.on_rule(commands[0])  # type: ignore[misc, arg-type]  # set by build_context
+    web.ctx.feed.on_command(commands[0])  # type: ignore[misc, arg-type]  # set by build_context
     groups = (await (await web.client.get("/api/copy-groups")).json())["groups"]
     f001 = next(f for g in groups for f in g["followers"] if f["account"] == "f001")
     assert f001["rule"]["quantity"] == 7 and f001["rule"]["mode"] == "fixed"
@@ -131,13 +131,15 @@ def test_malformed_rule_commands_are_refused_with_a_reason() -> None:
 
 
 async def test_disabling_an_account_stops_its_copying_in_every_group(web: Web) -> None:
-    from copytrader.agents.controls import RuleCommand, decode_command
+    from copytrader.agents.controls import AccountCommand, RuleCommand, decode_command
 
     await web.login()
     response = await web.client.delete("/api/accounts/f003", headers=web.write_headers())
     assert response.status == 200 and (await response.json())["enabled"] is False
     commands = [decode_command(value) for _, value in web.controls.sent]
-    assert commands and all(isinstance(c, RuleCommand) and c.account_id == "f003" and not c.enabled for c in commands)
+    account, *rules = commands
+    assert isinstance(account, AccountCommand) and account.account_id == "f003" and not account.enabled
+    assert rules and all(isinstance(c, RuleCommand) and c.account_id == "f003" and not c.enabled for c in rules)
     response = await web.client.patch("/api/accounts/f003", json={"enabled": True}, headers=web.write_headers())
     assert response.status == 200
     last = decode_command(web.controls.sent[-1][1])

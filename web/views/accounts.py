@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web as aioweb
 from faust import web
 
+from ...agents.control_records import AccountCommand
 from ...brokers.registry import ADAPTERS
 from ..accounts import rule_dict
 from ..auth import SESSION_KEY
@@ -28,7 +29,8 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
 
         @guarded
         async def post(self, request: aioweb.Request) -> aioweb.Response:
-            return json_response(store.create(await read_json(request)), status=201)
+            command = store.create(await read_json(request), request[SESSION_KEY].username)
+            return json_response(await publish(command), status=201)
 
     @app.page("/api/accounts/{account_id}")
     class Account(web.View):
@@ -39,16 +41,21 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
         @guarded
         async def patch(self, request: aioweb.Request, account_id: str) -> aioweb.Response:
             body = await read_json(request)
-            updated = store.update(account_id, body)
+            updated = await publish(store.update(account_id, body, request[SESSION_KEY].username))
             if "enabled" in body:
                 await publish_enabled(request, account_id, updated["enabled"])
             return json_response(updated)
 
         @guarded
         async def delete(self, request: aioweb.Request, account_id: str) -> aioweb.Response:
-            disabled = store.disable(account_id)
+            disabled = await publish(store.disable(account_id, request[SESSION_KEY].username))
             await publish_enabled(request, account_id, False)
             return json_response(disabled)
+
+    async def publish(command: AccountCommand) -> dict[str, Any]:
+        """On ``copy.controls`` first (so nothing is shown that the workers will not apply), then here."""
+        await ctx.commands.set_account(command)
+        return store.apply_account_command(command)
 
     async def publish_enabled(request: aioweb.Request, account_id: str, enabled: bool) -> None:
         """Disabling an account stops its copying now, in every fan-out worker (a rule command

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from copytrader.brokers.base import SessionConfig
 from copytrader.brokers.projectx.adapter import ProjectXAdapter
 from copytrader.brokers.projectx.simulator import ProjectXSimulator, create_simulator
 from copytrader.brokers.simkernel.exchange import SimExchange

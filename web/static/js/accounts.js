@@ -16,10 +16,13 @@ export function mount(root) {
     el("section", { class: "panel" }, el("h2", {}, "Copy groups and rules"), groups));
 
   let editing = null;
+  let editingAccount = null;
   let platforms = [];
+  let accountIds = [];
 
   function buildForm(account) {
     editing = account ? account.id : null;
+    editingAccount = account;
     document.getElementById("form-title").textContent = account ? `Edit ${account.id}` : "Add account";
     const field = (label, input) => el("label", {}, label, input, el("span", { class: "field-error", dataset: { for: input.name } }));
     form.replaceChildren(
@@ -27,6 +30,7 @@ export function mount(root) {
       field("Platform", el("select", { name: "platform" }, platforms.map((p) => el("option", { value: p, selected: account?.platform === p }, p)))),
       field("Broker account", el("input", { name: "broker_account", value: account?.broker_account || "" })),
       field("Size (account currency)", el("input", { name: "size", inputmode: "decimal", value: account?.size || "50000" })),
+      field("Endpoint (optional)", el("input", { name: "endpoint", value: account?.endpoint || "", placeholder: "simulator or gateway URL" })),
       field("Login (write-only)", el("input", { name: "username", autocomplete: "off" })),
       field("Secret (write-only)", el("input", { name: "secret", type: "password", autocomplete: "new-password", placeholder: account?.credentials?.set ? "•••• stored" : "" })),
       el("label", {}, "Enabled", el("input", { name: "enabled", type: "checkbox", checked: account ? account.enabled : true })),
@@ -40,6 +44,7 @@ export function mount(root) {
     formError.hidden = true;
     const v = (name) => form.elements[name].value.trim();
     const body = { platform: v("platform"), broker_account: v("broker_account"), size: v("size"), enabled: form.elements.enabled.checked };
+    if (v("endpoint") !== (editingAccount?.endpoint || "")) body.endpoint = v("endpoint");
     if (v("secret")) body.credentials = { secret: form.elements.secret.value, ...(v("username") ? { username: v("username") } : {}) };
     try {
       if (editing) await request("PATCH", `/api/accounts/${encodeURIComponent(editing)}`, body);
@@ -69,6 +74,7 @@ export function mount(root) {
   async function load() {
     const data = await get("/api/accounts");
     platforms = data.platforms;
+    accountIds = data.accounts.filter((a) => a.enabled).map((a) => a.id);
     list.replaceChildren(...data.accounts.map((a) => el("tr", { dataset: { account: a.id } },
       el("td", {}, el("strong", {}, a.id), a.source === "config" ? el("span", { class: "badge" }, " config") : ""),
       el("td", {}, a.platform), el("td", { class: "hide-sm" }, a.broker_account), el("td", { class: "num" }, a.size),
@@ -111,10 +117,29 @@ export function mount(root) {
       return el("tr", { dataset: { follower: f.account } }, el("td", {}, f.account), ...Object.values(inputs).map((i) => el("td", {}, i)),
         el("td", {}, el("button", { class: "ghost", onclick: save }, "Save"), " ", note));
     });
-    return el("div", {}, el("p", {}, el("strong", {}, group.id), el("span", { class: "muted" }, ` — leader ${group.leader}`)),
+    const members = new Set([group.leader, ...group.followers.map((f) => f.account)]);
+    const candidates = accountIds.filter((id) => !members.has(id));
+    const pick = el("select", { name: "new-follower", dataset: { group: group.id } }, candidates.map((id) => el("option", { value: id }, id)));
+    const addNote = el("span", { class: "field-error" });
+    const add = async () => {
+      addNote.textContent = "";
+      try {
+        // Joins with a 1:1 rule; edit the rule in its row afterwards.
+        await request("PUT", `/api/copy-groups/${encodeURIComponent(group.id)}/followers/${encodeURIComponent(pick.value)}`,
+          { rule: { mode: "multiplier", multiplier: "1" }, enabled: true });
+        toast(`${pick.value} now follows ${group.leader}`);
+        load();
+      } catch (error) {
+        addNote.textContent = Object.entries(error.fields || {}).map(([k, v]) => `${k}: ${v}`).join("; ") || error.message;
+      }
+    };
+    const adder = candidates.length
+      ? el("p", { class: "add-follower" }, "Add follower ", pick, " ", el("button", { class: "ghost", dataset: { action: "add-follower" }, onclick: add }, "Add"), " ", addNote)
+      : "";
+    return el("div", { dataset: { group: group.id } }, el("p", {}, el("strong", {}, group.id), el("span", { class: "muted" }, ` — leader ${group.leader}`)),
       el("div", { class: "table-wrap log" }, el("table", {},
         el("thead", {}, el("tr", {}, ["Follower", "Mode", "Qty", "Mult", "Max", "Symbol map", "Inverse", "On", ""].map((h) => el("th", {}, h)))),
-        el("tbody", {}, rows))));
+        el("tbody", {}, rows))), adder);
   }
 
   load();

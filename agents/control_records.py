@@ -1,0 +1,206 @@
+"""The records on ``copy.controls``: what the dashboard changes while the pipeline runs.
+
+One compacted partition, three kinds of record, each keyed so that compaction keeps exactly the
+current state: pause/resume (key = account or ``*``), a follower's copy rule in a group
+(``rule:<group>:<account>``) and an account's definition (``account:<id>``). Records carry
+state, never toggles, so replaying the topic from the beginning rebuilds the switches.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from ..app.config import Account, ConfigError, _parse_rule
+from ..app.live_config import dashboard_session_id
+from ..app.scaling import CopyRule
+from ..brokers.base import SessionConfig
+from ..storage.crypto import CredentialCipher, SecretStr
+
+TOPIC = "copy.controls"
+
+
+@dataclass(frozen=True, slots=True)
+class ControlCommand:
+    """Pause or resume one follower (``account_id``) or all copying (``"*"``)."""
+
+    command_id: str
+    account_id: str
+    paused: bool
+    by: str = "system"
+    at: float = 0.0
+
+    def encode(self) -> bytes:
+        return orjson.dumps({
+            "command_id": self.command_id, "account_id": self.account_id, "paused": self.paused,
+            "by": self.by, "at": self.at or time.time(),
+        })
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ControlCommand:
+        """Raises ``ValueError`` on anything that is not a well-formed command."""
+        data = orjson.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("control command must be a JSON object")  # noqa: TRY004 - callers catch ValueError for any malformed record
+        account = data.get("account_id")
+        paused = data.get("paused")
+        if not isinstance(account, str) or not account or not isinstance(paused, bool):
+            raise ValueError("control command needs account_id (string) and paused (bool)")
+        return cls(str(data.get("command_id", "")), account, paused, str(data.get("by", "")), float(data.get("at", 0.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCommand:
+    """Replace one follower's copy rule (and enabled flag) in one copy group.
+
+    Same topic as pauses, key ``rule:<group>:<account>``: compaction keeps the latest rule per
+    follower, so the topic is also where dashboard edits persist across restarts.
+    """
+
+    command_id: str
+    group_id: str
+    account_id: str
+    rule: dict[str, Any]
+    enabled: bool
+    by: str = "system"
+    at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"rule:{self.group_id}:{self.account_id}"
+
+    def encode(self) -> bytes:
+        return orjson.dumps({
+            "kind": "rule", "command_id": self.command_id, "group_id": self.group_id,
+            "account_id": self.account_id, "rule": self.rule, "enabled": self.enabled,
+            "by": self.by, "at": self.at or time.time(),
+        })
+
+    def parsed_rule(self) -> CopyRule:
+        """Validated exactly as the YAML is; raises ``ValueError`` naming the field."""
+        try:
+            return _parse_rule(self.rule, "rule")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountCommand:
+    """An account as the dashboard defines it: platform, broker account, size, login.
+
+    The login travels sealed (Fernet, ``storage.crypto``) with the key id, so the topic, its
+    replicas and any consumer without the key see ciphertext only. ``session_id`` is the
+    configured session the account keeps using, or its own dashboard session when it was
+    added or re-pointed from the dashboard (then ``platform``/``endpoint``/``sealed`` define it).
+    """
+
+    command_id: str
+    account_id: str
+    platform: str
+    broker_account: str
+    size: str
+    enabled: bool
+    session_id: str
+    endpoint: str | None = None
+    sealed: str | None = None
+    key_id: str | None = None
+    by: str = "system"
+    at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"account:{self.account_id}"
+
+    @property
+    def own_session(self) -> bool:
+        return self.session_id == dashboard_session_id(self.account_id)
+
+    def encode(self) -> bytes:
+        return orjson.dumps({
+            "kind": "account", "command_id": self.command_id, "account_id": self.account_id,
+            "platform": self.platform, "broker_account": self.broker_account, "size": self.size,
+            "enabled": self.enabled, "session_id": self.session_id, "endpoint": self.endpoint,
+            "sealed": self.sealed, "key_id": self.key_id, "by": self.by, "at": self.at or time.time(),
+        })
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AccountCommand:
+        fields = ("account_id", "platform", "broker_account", "size", "enabled", "session_id")
+        missing = [k for k in fields if not isinstance(data.get(k), (str, bool)) or data.get(k) == ""]
+        if missing:
+            raise ValueError(f"account command needs {', '.join(missing)}")
+        try:
+            if Decimal(str(data["size"])) <= 0:
+                raise ValueError("account command: size must be positive")
+        except InvalidOperation:
+            raise ValueError("account command: size must be a number") from None
+        return cls(
+            str(data.get("command_id", "")), str(data["account_id"]), str(data["platform"]),
+            str(data["broker_account"]), str(data["size"]), bool(data["enabled"]), str(data["session_id"]),
+            data.get("endpoint"), data.get("sealed"), data.get("key_id"), str(data.get("by", "")),
+            float(data.get("at", 0.0)),
+        )
+
+    def account(self) -> Account:
+        return Account(self.account_id, self.session_id, self.platform, self.broker_account, Decimal(self.size))
+
+    def routing_session(self) -> SessionConfig | None:
+        """The account's own session without its login: enough for workers that route orders
+        (platform, account names) but never connect, so they need no key."""
+        if not self.own_session:
+            return None
+        return SessionConfig(self.platform, self.session_id, {}, self.endpoint)
+
+    def session(self, cipher: CredentialCipher | None) -> SessionConfig | None:
+        """The account's own session with its login unsealed; None when it uses a configured one.
+
+        Raises ``storage.crypto.CredentialKeyError`` when a login is sealed but ``cipher`` is
+        missing or holds another key: a worker must not connect with a login it cannot read.
+        """
+        if not self.own_session:
+            return None
+        username, secret = unseal_login(cipher, self.account_id, self.sealed, self.key_id)
+        return SessionConfig(
+            platform=self.platform, session_id=self.session_id, accounts={self.account_id: self.broker_account},
+            endpoint=self.endpoint, username=username, secret=secret, options={},
+        )
+
+
+def seal_login(cipher: CredentialCipher, account_id: str, username: str | None, secret: str) -> str:
+    """One Fernet token holding the login, bound to the account (a token moved to another
+    account's record does not open)."""
+    body = orjson.dumps({"username": username, "secret": secret}).decode()
+    return cipher.encrypt(f"account:{account_id}", body).decode()
+
+
+def unseal_login(
+    cipher: CredentialCipher | None, account_id: str, sealed: str | None, key_id: str | None = None
+) -> tuple[str | None, str | None]:
+    if sealed is None:
+        return None, None
+    if cipher is None:
+        from ..storage.crypto import CredentialKeyError
+
+        raise CredentialKeyError(f"account {account_id!r} has a stored login but no key is configured "
+                                 "(COPYTRADER_SECRET_KEY or COPYTRADER_SECRET_KEY_FILE)")
+    opened: SecretStr = cipher.decrypt(f"account:{account_id}", sealed.encode(), key_id)
+    body = orjson.loads(opened.reveal())
+    return body.get("username"), body.get("secret")
+
+
+def decode_command(raw: bytes) -> ControlCommand | RuleCommand | AccountCommand:
+    """Any kind of record on ``copy.controls``; ``ValueError`` for anything malformed."""
+    data = orjson.loads(raw)
+    if isinstance(data, dict) and data.get("kind") == "account":
+        return AccountCommand.from_json(data)
+    if isinstance(data, dict) and data.get("kind") == "rule":
+        fields = ("group_id", "account_id", "rule", "enabled")
+        if not all(k in data for k in fields) or not isinstance(data["rule"], dict):
+            raise ValueError("rule command needs group_id, account_id, rule (object) and enabled")
+        return RuleCommand(str(data.get("command_id", "")), str(data["group_id"]), str(data["account_id"]),
+                           data["rule"], bool(data["enabled"]), str(data.get("by", "")), float(data.get("at", 0.0)))
+    return ControlCommand.decode(raw)
