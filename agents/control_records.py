@@ -9,7 +9,7 @@ state, never toggles, so replaying the topic from the beginning rebuilds the swi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -110,6 +110,9 @@ class AccountCommand:
     key_id: str | None = None
     by: str = "system"
     at: float = 0.0
+    # Platform settings that are not secret (Tradovate's appId and cid, ...); secret ones
+    # (Tradovate's API ``sec``) travel sealed with the login.
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -125,6 +128,7 @@ class AccountCommand:
             "platform": self.platform, "broker_account": self.broker_account, "size": self.size,
             "enabled": self.enabled, "session_id": self.session_id, "endpoint": self.endpoint,
             "sealed": self.sealed, "key_id": self.key_id, "by": self.by, "at": self.at or time.time(),
+            "options": self.options,
         })
 
     @classmethod
@@ -133,6 +137,8 @@ class AccountCommand:
         missing = [k for k in fields if not isinstance(data.get(k), (str, bool)) or data.get(k) == ""]
         if missing:
             raise ValueError(f"account command needs {', '.join(missing)}")
+        if not isinstance(data.get("options", {}), dict):
+            raise ValueError("account command: options must be an object")
         try:
             if Decimal(str(data["size"])) <= 0:
                 raise ValueError("account command: size must be positive")
@@ -142,7 +148,7 @@ class AccountCommand:
             str(data.get("command_id", "")), str(data["account_id"]), str(data["platform"]),
             str(data["broker_account"]), str(data["size"]), bool(data["enabled"]), str(data["session_id"]),
             data.get("endpoint"), data.get("sealed"), data.get("key_id"), str(data.get("by", "")),
-            float(data.get("at", 0.0)),
+            float(data.get("at", 0.0)), dict(data.get("options") or {}),
         )
 
     def account(self) -> Account:
@@ -153,7 +159,7 @@ class AccountCommand:
         (platform, account names) but never connect, so they need no key."""
         if not self.own_session:
             return None
-        return SessionConfig(self.platform, self.session_id, {}, self.endpoint)
+        return SessionConfig(self.platform, self.session_id, {}, self.endpoint, options=dict(self.options))
 
     def session(self, cipher: CredentialCipher | None) -> SessionConfig | None:
         """The account's own session with its login unsealed; None when it uses a configured one.
@@ -163,25 +169,35 @@ class AccountCommand:
         """
         if not self.own_session:
             return None
-        username, secret = unseal_login(cipher, self.account_id, self.sealed, self.key_id)
+        login = unseal_login(cipher, self.account_id, self.sealed, self.key_id)
         return SessionConfig(
             platform=self.platform, session_id=self.session_id, accounts={self.account_id: self.broker_account},
-            endpoint=self.endpoint, username=username, secret=secret, options={},
+            endpoint=self.endpoint, username=login.username, secret=login.secret,
+            options={**self.options, **login.options},
         )
 
 
-def seal_login(cipher: CredentialCipher, account_id: str, username: str | None, secret: str) -> str:
+@dataclass(frozen=True, slots=True)
+class Login:
+    """What a broker login needs that must stay secret: user, password or key, secret options."""
+
+    username: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    options: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def seal_login(cipher: CredentialCipher, account_id: str, login: Login) -> str:
     """One Fernet token holding the login, bound to the account (a token moved to another
     account's record does not open)."""
-    body = orjson.dumps({"username": username, "secret": secret}).decode()
+    body = orjson.dumps({"username": login.username, "secret": login.secret, "options": login.options}).decode()
     return cipher.encrypt(f"account:{account_id}", body).decode()
 
 
 def unseal_login(
     cipher: CredentialCipher | None, account_id: str, sealed: str | None, key_id: str | None = None
-) -> tuple[str | None, str | None]:
+) -> Login:
     if sealed is None:
-        return None, None
+        return Login()
     if cipher is None:
         from ..storage.crypto import CredentialKeyError
 
@@ -189,7 +205,7 @@ def unseal_login(
                                  "(COPYTRADER_SECRET_KEY or COPYTRADER_SECRET_KEY_FILE)")
     opened: SecretStr = cipher.decrypt(f"account:{account_id}", sealed.encode(), key_id)
     body = orjson.loads(opened.reveal())
-    return body.get("username"), body.get("secret")
+    return Login(body.get("username"), body.get("secret"), dict(body.get("options") or {}))
 
 
 def decode_command(raw: bytes) -> ControlCommand | RuleCommand | AccountCommand:

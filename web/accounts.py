@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from ..agents.control_records import AccountCommand, RuleCommand, seal_login, unseal_login
+from ..agents.control_records import AccountCommand, Login, RuleCommand, seal_login, unseal_login
 from ..app.config import ConfigError, CopyConfig, _parse_rule
 from ..app.live_config import add_follower, apply_account, dashboard_session_id
 from ..app.scaling import CopyRule
@@ -32,7 +32,9 @@ from ..storage.crypto import CredentialCipher, CredentialKeyError
 from .http import Fields, HttpError
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-ACCOUNT_FIELDS = {"id", "platform", "broker_account", "size", "enabled", "credentials", "endpoint"}
+ACCOUNT_FIELDS = {"id", "platform", "broker_account", "size", "enabled", "credentials", "endpoint", "options"}
+OPTION_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
+MAX_OPTIONS = 32
 NO_KEY = "cannot be stored: this server has no encryption key (set COPYTRADER_SECRET_KEY)"
 
 
@@ -49,13 +51,14 @@ class AccountRecord:
     sealed: str | None = field(default=None, repr=False)
     key_id: str | None = None
     updated_at: float = field(default_factory=time.time)
+    options: dict[str, Any] = field(default_factory=dict)  # platform settings that are not secret
 
     def public(self) -> dict[str, Any]:
         """What the browser may see: never a username, secret or token."""
         return {
             "id": self.account_id, "platform": self.platform, "broker_account": self.broker_account,
             "size": str(self.size), "enabled": self.enabled, "source": self.source,
-            "endpoint": self.endpoint,
+            "endpoint": self.endpoint, "options": dict(self.options),
             "credentials": {"set": self.sealed is not None or (self.source == "config" and not self.own_session)},
             "updated_at": self.updated_at,
         }
@@ -69,8 +72,28 @@ class AccountRecord:
         return AccountCommand(
             f"acct-{secrets.token_hex(8)}", self.account_id, self.platform, self.broker_account, str(self.size),
             self.enabled, self.session_id or dashboard_session_id(self.account_id), self.endpoint,
-            self.sealed, self.key_id, by, time.time(),
+            self.sealed, self.key_id, by, time.time(), dict(self.options),
         )
+
+
+def options_field(f: Fields, name: str, value: Any, *, scalars: bool) -> dict[str, Any]:
+    """Platform settings: names like ``appId``/``cid``; text values for the sealed (secret) ones,
+    text, numbers or booleans for the public ones. Errors land on ``f`` under the field name."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        f.errors[f.prefix + name] = "must be an object"
+        return {}
+    if len(value) > MAX_OPTIONS:
+        f.errors[f.prefix + name] = f"at most {MAX_OPTIONS} settings"
+        return {}
+    allowed = (str, int, float, bool) if scalars else (str,)
+    for key, item in value.items():
+        if not OPTION_KEY_RE.fullmatch(key):
+            f.errors[f"{f.prefix}{name}.{key}"[:80]] = "not a setting name"
+        elif not isinstance(item, allowed) or (isinstance(item, str) and len(item) > 1024):
+            f.errors[f"{f.prefix}{name}.{key}"] = "must be text" if not scalars else "must be text, a number or true/false"
+    return dict(value)
 
 
 def rule_dict(rule: CopyRule) -> dict[str, Any]:
@@ -116,13 +139,14 @@ class AccountRegistry:
         size = f.positive_decimal("size") or Decimal(50000)
         enabled = f.boolean("enabled", default=True)
         endpoint = f.string("endpoint", required=False, max_len=300)
+        options = options_field(f, "options", data.get("options"), scalars=True)
         login = self._credentials(f)
         f.check()
         assert account_id and platform and broker_account
         if account_id in self.accounts:
             raise HttpError(409, "account exists", id=account_id)
         record = AccountRecord(account_id, platform, broker_account, size, bool(enabled),
-                               session_id=dashboard_session_id(account_id), endpoint=endpoint)
+                               session_id=dashboard_session_id(account_id), endpoint=endpoint, options=options)
         return self._sealed(record, login).command(by)
 
     def update(self, account_id: str, data: dict[str, Any], by: str) -> AccountCommand:
@@ -142,9 +166,12 @@ class AccountRegistry:
             changes["enabled"] = f.boolean("enabled", required=True)
         if "endpoint" in data:
             changes["endpoint"] = f.string("endpoint", max_len=300)
+        if "options" in data:
+            changes["options"] = options_field(f, "options", data.get("options"), scalars=True)
         login = self._credentials(f) if "credentials" in data else None
         f.check()
-        moves = login is not None or "endpoint" in changes or changes.get("platform", record.platform) != record.platform
+        moves = (login is not None or "endpoint" in changes or "options" in changes
+                 or changes.get("platform", record.platform) != record.platform)
         if moves and not record.own_session:
             changes["session_id"] = dashboard_session_id(account_id)
         updated = replace(record, **changes, updated_at=time.time())
@@ -160,7 +187,7 @@ class AccountRegistry:
         record = AccountRecord(
             command.account_id, command.platform, command.broker_account, Decimal(command.size), command.enabled,
             "config" if command.account_id in self.configured else "dashboard", command.session_id,
-            command.endpoint, command.sealed, command.key_id, command.at or time.time(),
+            command.endpoint, command.sealed, command.key_id, command.at or time.time(), dict(command.options),
         )
         if previous is not None and previous.updated_at > record.updated_at:
             return previous.public()  # an older record replayed after a newer local edit
@@ -168,26 +195,26 @@ class AccountRegistry:
         apply_account(self.config, command.account(), command.routing_session())
         return record.public()
 
-    def _sealed(self, record: AccountRecord, login: tuple[str | None, str] | None) -> AccountRecord:
+    def _sealed(self, record: AccountRecord, login: Login | None) -> AccountRecord:
         if login is None:
             return record
         if self.cipher is None:
             raise HttpError(503, "invalid input", fields={"credentials": NO_KEY})
-        username, secret = login
-        return replace(record, sealed=seal_login(self.cipher, record.account_id, username, secret),
+        return replace(record, sealed=seal_login(self.cipher, record.account_id, login),
                        key_id=self.cipher.primary_key_id)
 
     @staticmethod
-    def _credentials(f: Fields) -> tuple[str | None, str] | None:
+    def _credentials(f: Fields) -> Login | None:
         creds = f.mapping("credentials")
         if creds is None:
             return None
         sub = Fields(creds, prefix="credentials.")
-        sub.unknown({"username", "secret"})
+        sub.unknown({"username", "secret", "options"})
         username = sub.string("username", required=False)
         secret = sub.string("secret", max_len=4096)
+        options = options_field(sub, "options", creds.get("options"), scalars=False)
         f.errors.update(sub.errors)
-        return (username or None, secret) if secret else None
+        return Login(username or None, secret, options) if secret else None
 
     async def test_connection(self, account_id: str, timeout_s: float = 5.0) -> dict[str, Any]:
         """Connect a fresh adapter, read its health, disconnect; the answer names no secret."""
@@ -197,12 +224,13 @@ class AccountRegistry:
             config = replace(session, accounts=dict(session.accounts), options=dict(session.options))
         else:
             try:
-                username, secret = unseal_login(self.cipher, account_id, record.sealed, record.key_id)
+                login = unseal_login(self.cipher, account_id, record.sealed, record.key_id)
             except CredentialKeyError:
                 return {"ok": False, "error": "stored login cannot be opened with this server's key"}
             config = SessionConfig(
                 platform=record.platform, session_id=f"test-{account_id}", accounts={account_id: record.broker_account},
-                endpoint=record.endpoint, username=username, secret=secret, options={},
+                endpoint=record.endpoint, username=login.username, secret=login.secret,
+                options={**record.options, **login.options},
             )
         started = time.perf_counter()
         try:

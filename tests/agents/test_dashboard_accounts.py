@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.agents.control_records import AccountCommand, RuleCommand, seal_login
+from copytrader.agents.control_records import AccountCommand, Login, RuleCommand, seal_login
 from copytrader.agents.controls import planner_applier
 from copytrader.agents.executor_accounts import ExecutorAccounts
 from copytrader.agents.outbox import MemoryOutbox
@@ -36,7 +36,7 @@ CIPHER = CredentialCipher([generate_key()])
 
 def account_record(account_id: str = "x1", platform: str = "paper", secret: str | None = None,
                    broker_account: str = "PX-1") -> AccountCommand:
-    sealed = seal_login(CIPHER, account_id, "login", secret) if secret else None
+    sealed = seal_login(CIPHER, account_id, Login("login", secret)) if secret else None
     return AccountCommand(f"c-{uuid.uuid4().hex[:6]}", account_id, platform, broker_account, "25000", True,
                           dashboard_session_id(account_id), None, sealed, CIPHER.primary_key_id if sealed else None, "admin")
 

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from copytrader.agents.control_records import AccountCommand, RuleCommand, seal_login
+from copytrader.agents.control_records import AccountCommand, Login, RuleCommand, seal_login
 from copytrader.agents.controls import ControlsFeed, planner_applier
 from copytrader.agents.planner import FanoutPlanner
 from copytrader.app import ids
@@ -48,7 +48,7 @@ async def publish(bootstrap: str, prefix: str, records: list[AccountCommand | Ru
 
 def account(secret: str) -> AccountCommand:
     return AccountCommand(f"c-{secret}", "dash9", "paper", "PAPER-9", "30000", True, dashboard_session_id("dash9"),
-                          None, seal_login(CIPHER, "dash9", "u", secret), CIPHER.primary_key_id, "admin")
+                          None, seal_login(CIPHER, "dash9", Login("u", secret)), CIPHER.primary_key_id, "admin")
 
 
 async def test_a_planner_started_later_copies_to_the_dashboard_follower(kafka_bootstrap: str, prefix: str) -> None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from copytrader.agents.control_records import AccountCommand, decode_command, seal_login, unseal_login
+from copytrader.agents.control_records import AccountCommand, Login, decode_command, seal_login, unseal_login
 from copytrader.app.config import Account, parse_config
 from copytrader.app.demo.configgen import demo_config
 from copytrader.app.live_config import add_follower, apply_account, dashboard_session_id
@@ -67,9 +67,9 @@ def test_add_follower_joins_enabled_groups_once_and_never_the_leader() -> None:
 
 def test_a_login_is_sealed_to_its_account_and_opens_only_with_the_key() -> None:
     cipher = CredentialCipher([generate_key()])
-    sealed = seal_login(cipher, "x1", "trader", "Pa55-word")
-    assert "Pa55-word" not in sealed and "trader" not in sealed
-    assert unseal_login(cipher, "x1", sealed, cipher.primary_key_id) == ("trader", "Pa55-word")
+    sealed = seal_login(cipher, "x1", Login("trader", "Pa55-word", {"sec": "api-secret"}))
+    assert "Pa55-word" not in sealed and "trader" not in sealed and "api-secret" not in sealed
+    assert unseal_login(cipher, "x1", sealed, cipher.primary_key_id) == Login("trader", "Pa55-word", {"sec": "api-secret"})
     with pytest.raises(CredentialKeyError):
         unseal_login(cipher, "x2", sealed)  # a token copied into another account's record
     with pytest.raises(CredentialKeyError):
@@ -81,16 +81,19 @@ def test_a_login_is_sealed_to_its_account_and_opens_only_with_the_key() -> None:
 def test_account_records_round_trip_and_malformed_ones_name_the_field() -> None:
     cipher = CredentialCipher([generate_key()])
     command = AccountCommand("c1", "x1", "tradovate", "TV-1", "25000", True, dashboard_session_id("x1"),
-                             "http://127.0.0.1:1", seal_login(cipher, "x1", "u", "s"), cipher.primary_key_id, "admin")
+                             "http://127.0.0.1:1", seal_login(cipher, "x1", Login("u", "s", {"sec": "k"})),
+                             cipher.primary_key_id, "admin", options={"cid": 8, "appId": "CopyTrader"})
     raw = command.encode()
-    assert b'"s"' not in raw and command.key == "account:x1"
+    assert b'"s"' not in raw and b'"k"' not in raw and command.key == "account:x1"
     decoded = decode_command(raw)
     assert isinstance(decoded, AccountCommand) and decoded.own_session
     session = decoded.session(cipher)
     assert session is not None and (session.username, session.secret) == ("u", "s")
     assert session.accounts == {"x1": "TV-1"}
+    assert session.options == {"cid": 8, "appId": "CopyTrader", "sec": "k"}  # public and sealed settings
     routing = decoded.routing_session()
     assert routing is not None and routing.secret is None and routing.username is None
+    assert "sec" not in routing.options
     with pytest.raises(ValueError, match="platform"):
         decode_command(orjson.dumps({"kind": "account", "account_id": "x1", "broker_account": "B", "size": "1",
                                      "enabled": True, "session_id": "s"}))

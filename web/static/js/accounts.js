@@ -2,6 +2,22 @@
 import { ApiError, get, post, request } from "./api.js";
 import { el, toast } from "./dom.js";
 
+// "a=1, b=x" ⇄ {a: 1, b: "x"}; numbers and true/false become JSON values where asked.
+function pairs(obj) {
+  return Object.entries(obj).map(([k, v]) => `${k}=${v}`).join(", ");
+}
+
+function parsePairs(text, typed) {
+  const out = {};
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const at = part.indexOf("=");
+    const key = (at < 0 ? part : part.slice(0, at)).trim();
+    const raw = at < 0 ? "" : part.slice(at + 1).trim();
+    out[key] = !typed ? raw : raw === "true" ? true : raw === "false" ? false : raw !== "" && !Number.isNaN(Number(raw)) ? Number(raw) : raw;
+  }
+  return out;
+}
+
 export function mount(root) {
   const list = el("tbody");
   const groups = el("div", { id: "copy-groups" });
@@ -31,8 +47,10 @@ export function mount(root) {
       field("Broker account", el("input", { name: "broker_account", value: account?.broker_account || "" })),
       field("Size (account currency)", el("input", { name: "size", inputmode: "decimal", value: account?.size || "50000" })),
       field("Endpoint (optional)", el("input", { name: "endpoint", value: account?.endpoint || "", placeholder: "simulator or gateway URL" })),
+      field("Settings (name=value, …)", el("input", { name: "options", value: pairs(account?.options || {}), placeholder: "appId=CopyTrader, cid=8" })),
       field("Login (write-only)", el("input", { name: "username", autocomplete: "off" })),
       field("Secret (write-only)", el("input", { name: "secret", type: "password", autocomplete: "new-password", placeholder: account?.credentials?.set ? "•••• stored" : "" })),
+      field("Secret settings (write-only)", el("input", { name: "secret_options", type: "password", autocomplete: "off", placeholder: "sec=…" })),
       el("label", {}, "Enabled", el("input", { name: "enabled", type: "checkbox", checked: account ? account.enabled : true })),
       el("div", {}, el("button", { type: "submit", class: "primary" }, account ? "Save" : "Add"), " ",
         account ? el("button", { type: "button", onclick: () => buildForm(null) }, "Cancel") : ""));
@@ -45,7 +63,11 @@ export function mount(root) {
     const v = (name) => form.elements[name].value.trim();
     const body = { platform: v("platform"), broker_account: v("broker_account"), size: v("size"), enabled: form.elements.enabled.checked };
     if (v("endpoint") !== (editingAccount?.endpoint || "")) body.endpoint = v("endpoint");
-    if (v("secret")) body.credentials = { secret: form.elements.secret.value, ...(v("username") ? { username: v("username") } : {}) };
+    if (v("options") !== pairs(editingAccount?.options || {})) body.options = parsePairs(v("options"), true);
+    if (v("secret")) {
+      body.credentials = { secret: form.elements.secret.value, ...(v("username") ? { username: v("username") } : {}) };
+      if (v("secret_options")) body.credentials.options = parsePairs(v("secret_options"), false);
+    }
     try {
       if (editing) await request("PATCH", `/api/accounts/${encodeURIComponent(editing)}`, body);
       else await post("/api/accounts", { id: v("id"), ...body });
