@@ -1,8 +1,11 @@
-"""Executor agent: consumes ``orders.requests``, runs each intent in its account's lane.
+"""Executor: consumes ``orders.requests``, runs each intent in its account's lane.
 
-Offsets are acknowledged by the lane when the broker answered (manual acks on a ``noack``
-stream): at-least-once delivery, with the derived client order id absorbing redeliveries.
-Also pumps follower fills from the adapters to ``trade.executions`` and reports session health.
+Offsets are acknowledged by the lane when the broker answered: at-least-once delivery, with the
+derived client order id absorbing redeliveries. Two interchangeable consumers feed the lanes
+(``COPYTRADER_EXECUTOR_CONSUMER``): ``direct``, a plain aiokafka consumer in the worker's loop
+(agents/intent_consumer.py, the low-latency default), or ``faust``, a Faust agent with manual
+acks on a ``noack`` stream. Also pumps follower fills from the adapters to ``trade.executions``
+and reports session health.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from ..app import metrics
-from ..app.records import AccountStatus, Execution, OrderError, OrderIntent
+from ..app.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent
 from ..brokers.base import BrokerAdapter
+from .intent_consumer import DirectIntentConsumer
 
 if TYPE_CHECKING:
     from ..app.factory import CopyTraderApp, Runtime
@@ -63,6 +67,42 @@ class Countdown:
         self.remaining -= 1
         if self.remaining == 0:
             await self.on_zero()
+
+
+def submit_batch(runtime: "Runtime", batch: IntentBatch, on_all_done: Callable[[], Awaitable[object]]) -> None:
+    """Stamp a batch's intents received and queue them in their lanes; ``on_all_done`` acks it."""
+    if not batch.intents:
+        asyncio.ensure_future(on_all_done())
+        return
+    received = time.time()
+    countdown = Countdown(len(batch.intents), on_all_done)
+    for intent in batch.intents:
+        intent.stamps = {**intent.stamps, "received": received}
+        runtime.lanes.submit(intent, done=countdown.one_done)
+
+
+def install_direct_consumer(app: "CopyTraderApp") -> None:
+    """Consume ``orders.requests`` with :class:`DirectIntentConsumer` in this worker's loop."""
+    runtime = app.runtime
+    settings = runtime.settings
+    consumer = DirectIntentConsumer(
+        runtime.topics.intents.get_topic_name(),
+        settings.bootstrap_servers,
+        group_id=f"{settings.app_id}.executor",
+        submit=lambda batch, done: submit_batch(runtime, batch, done),
+        adopt_offsets_from=settings.app_id,  # the Faust agent's group, when switching over
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        session_timeout_ms=int(app.conf.broker_session_timeout * 1000),
+        heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),
+    )
+    runtime.assignments.append(consumer.assignment)
+
+    @app.task
+    async def start_intent_consumer() -> None:
+        await consumer.start()
+
+    # Before the lanes close (close_sessions): the in-flight intents finish, then the commit.
+    runtime.shutdown_hooks.insert(0, consumer.stop)
 
 
 def status_of(runtime: "Runtime", account_id: str, refused: str | None = None) -> AccountStatus:
@@ -118,8 +158,8 @@ def install(app: "CopyTraderApp") -> None:
         except Exception as exc:  # noqa: BLE001 - the next order retries; the status says why
             log.error("session %s failed to connect: %r", session_id, exc)
 
-    from .controls import ControlsFeed
     from ..storage.crypto import optional_cipher
+    from .controls import ControlsFeed
     from .executor_accounts import ExecutorAccounts
 
     accounts = ExecutorAccounts(runtime, followers, open_session, optional_cipher())
@@ -128,17 +168,15 @@ def install(app: "CopyTraderApp") -> None:
     runtime.extras["executor_accounts"] = accounts
     runtime.extras["controls_feed"] = feed
 
-    @app.agent(runtime.topics.intents, name="executor")
-    async def executor(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
-        """Intents → broker requests in per-account lanes; offsets acked once the broker answered."""
-        manual = stream.noack()
-        async for event in manual.events():
-            batch = event.value
-            received = time.time()
-            countdown = Countdown(len(batch.intents), lambda event=event: manual.ack(event))
-            for intent in batch.intents:
-                intent.stamps = {**intent.stamps, "received": received}
-                runtime.lanes.submit(intent, done=countdown.one_done)
+    if runtime.settings.executor_consumer == "faust":
+        @app.agent(runtime.topics.intents, name="executor")
+        async def executor(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+            """Intents → broker requests in per-account lanes; offsets acked once the broker answered."""
+            manual = stream.noack()
+            async for event in manual.events():
+                submit_batch(runtime, event.value, lambda event=event: manual.ack(event))
+    else:
+        install_direct_consumer(app)
 
     @app.task
     async def connect_followers() -> None:

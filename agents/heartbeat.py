@@ -22,6 +22,6 @@ def install(app: "CopyTraderApp") -> None:
     async def heartbeat() -> None:
         beat = Heartbeat(
             worker_id=worker_id, sequence=next(sequence), roles=list(runtime.settings.roles),
-            assigned_partitions=len(app.consumer.assignment()),
+            assigned_partitions=app.assigned_partitions(),
         )
         await runtime.topics.heartbeat.send(key=worker_id, value=beat)

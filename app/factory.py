@@ -43,12 +43,30 @@ class Runtime:
     tables: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Partitions held by consumers outside Faust (the direct intent consumer), for readiness.
+    assignments: list[Callable[[], set[Any]]] = field(default_factory=list)
 
 
 class CopyTraderApp(faust.App):
     """A Faust app that creates its topics (with their partition counts) before it consumes."""
 
     runtime: Runtime
+
+    async def maybe_start_producer(self) -> Any:
+        """Faust's version is a ``mode`` stampede wrapper that yields to the event loop three
+        times (``asyncio.sleep(0)``) on every ``topic.send``, started producer or not. On a busy
+        loop each yield waits behind every other ready task, and the fan-out's intent batches
+        trickle out one loop turn apart. With a started producer there is nothing to wait for.
+        """
+        producer = self.producer
+        if not self.in_transaction and producer.started:
+            return producer
+        return await super().maybe_start_producer()
+
+    def assigned_partitions(self) -> int:
+        """Partitions this worker consumes: Faust's consumer plus any direct consumer."""
+        faust_assigned = len(self.consumer.assignment()) if self.consumer else 0
+        return faust_assigned + sum(len(assignment()) for assignment in self.runtime.assignments)
 
     async def on_first_start(self) -> None:
         settings = self.runtime.settings

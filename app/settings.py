@@ -17,6 +17,15 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"COPYTRADER_{name}", default)
 
 
+EXECUTOR_CONSUMERS = ("direct", "faust")
+
+
+def _executor_consumer(value: str) -> str:
+    if value not in EXECUTOR_CONSUMERS:
+        raise ValueError(f"COPYTRADER_EXECUTOR_CONSUMER: {value!r}; known: {EXECUTOR_CONSUMERS}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     app_id: str = "copytrader"
@@ -30,6 +39,9 @@ class Settings:
     roles: tuple[str, ...] = ALL_ROLES
     producer_linger_ms: float = 1.0
     fetch_max_wait_ms: int = 5
+    # Who consumes orders.requests in the executor: "direct" (a plain aiokafka consumer in the
+    # worker's loop, the low-latency path) or "faust" (the Faust agent); see executor_agent.
+    executor_consumer: str = "direct"
     database_url: str | None = None
     redis_url: str | None = None
     heartbeat_interval_s: float = 1.0
@@ -55,6 +67,7 @@ class Settings:
             roles=roles,
             producer_linger_ms=float(_env("PRODUCER_LINGER_MS", "1")),
             fetch_max_wait_ms=int(_env("FETCH_MAX_WAIT_MS", "5")),
+            executor_consumer=_executor_consumer(_env("EXECUTOR_CONSUMER", "direct")),
             database_url=os.environ.get("COPYTRADER_DATABASE_URL"),
             redis_url=os.environ.get("COPYTRADER_REDIS_URL"),
             heartbeat_interval_s=float(_env("HEARTBEAT_INTERVAL_S", "1")),

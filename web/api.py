@@ -35,7 +35,7 @@ def install_probes(app: CopyTraderApp) -> None:
     @app.page("/readyz")
     class Ready(web.View):
         async def get(self, request: web.Request) -> web.Response:
-            assigned = len(app.consumer.assignment()) if app.consumer else 0
+            assigned = app.assigned_partitions()
             ready = not app.rebalancing and assigned > 0
             body = {"ready": ready, "assigned_partitions": assigned, "rebalancing": bool(app.rebalancing)}
             return _json(self, body, status=200 if ready else 503)

@@ -39,7 +39,7 @@ def app(tmp_path: Path, outbox: MemoryOutbox) -> Iterator[CopyTraderApp]:
     reset_venues()
     settings = Settings(
         app_id=f"agents-{uuid.uuid4().hex[:8]}", kafka_broker="kafka://127.0.0.1:1", data_dir=tmp_path,
-        roles=("fanout", "execute", "track"),
+        roles=("fanout", "execute", "track"), executor_consumer="faust",  # the agents run in Faust's test context
     )
     app = create_app(settings, parse_config(CONFIG, env={}), outbox=outbox)
     app.finalize()

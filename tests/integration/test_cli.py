@@ -13,8 +13,8 @@ import pytest
 CLI = [sys.executable, "-m", "copytrader.app.cli"]
 
 
-def run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "COPYTRADER_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
+def run(*args: str, tmp_path: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "COPYTRADER_DATA_DIR": str(tmp_path), "HOME": str(tmp_path), **extra_env}
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, env=env, check=False)
 
 
@@ -26,8 +26,11 @@ def test_help_lists_faust_and_project_commands(tmp_path: Path) -> None:
 
 def test_agents_command_lists_the_copy_pipeline(tmp_path: Path) -> None:
     out = run("agents", tmp_path=tmp_path).stdout
-    for agent in ("fanout", "executor", "tracker", "health"):
+    for agent in ("fanout", "tracker", "health"):
         assert agent in out
+    assert "@executor" not in out  # by default the executor reads orders.requests outside Faust
+    out = run("agents", tmp_path=tmp_path, COPYTRADER_EXECUTOR_CONSUMER="faust").stdout
+    assert "@executor" in out
 
 
 def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:

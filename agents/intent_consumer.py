@@ -1,0 +1,265 @@
+"""The executor's ``orders.requests`` consumer without Faust: a plain aiokafka consumer in the
+worker's own event loop (``COPYTRADER_EXECUTOR_CONSUMER=direct``, the default).
+
+Why: Faust runs its Kafka consumer in a second thread and hands every fetch across two thread
+hops (a method queue into the consumer thread, a future back) plus its own drain loop and
+stream queue. On a busy two-core machine each hop waits for the other thread's GIL slot and the
+OS scheduler: broker append to agent took ~3x longer at the median than a plain consumer in
+the worker's own loop (docs/benchmarks.md has the measurements). Here the fetch is awaited
+where the intents are executed: one hop.
+
+Delivery contract, the same as the Faust agent's manual acks: an offset is committed only once
+every intent of its batch (and of every earlier batch of the partition) has finished in its
+lane, so a crash or a rebalance redelivers unfinished intents and the derived client order id
+absorbs the redelivery. On revocation the consumer first lets the revoked partitions' in-flight
+intents finish (bounded), then commits, so the next owner starts after them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+
+from ..app.records import IntentBatch
+
+log = logging.getLogger(__name__)
+
+Submit = Callable[[IntentBatch, Callable[[], Awaitable[object]]], None]
+
+
+class PartitionProgress:
+    """Offsets handed to the lanes and not finished yet, per partition, and the commit points.
+
+    The commit point of a partition is its lowest unfinished offset, or one past the last
+    offset seen when nothing is pending: everything before it is finished.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[TopicPartition, dict[int, None]] = {}  # insertion order = offset order
+        self._next: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+
+    def started(self, tp: TopicPartition, offset: int) -> None:
+        self._pending.setdefault(tp, {})[offset] = None
+        self._next[tp] = offset + 1
+
+    def finished(self, tp: TopicPartition, offset: int) -> None:
+        pending = self._pending.get(tp)
+        if pending is not None:
+            pending.pop(offset, None)
+
+    def in_flight(self, tps: Iterable[TopicPartition] | None = None) -> int:
+        wanted = self._pending.keys() if tps is None else tps
+        return sum(len(self._pending.get(tp, ())) for tp in wanted)
+
+    def commit_points(self, tps: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        """Points that moved since :meth:`committed` was last told about them."""
+        points = {}
+        for tp in list(self._next if tps is None else tps):
+            if tp not in self._next:
+                continue
+            pending = self._pending.get(tp)
+            point = next(iter(pending)) if pending else self._next[tp]
+            if self._committed.get(tp) != point:
+                points[tp] = point
+        return points
+
+    def committed(self, points: dict[TopicPartition, int]) -> None:
+        self._committed.update(points)
+
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        for tp in tps:
+            self._pending.pop(tp, None)
+            self._next.pop(tp, None)
+            self._committed.pop(tp, None)
+
+
+class DirectIntentConsumer(ConsumerRebalanceListener):
+    """Fetches intent batches and hands them to ``submit``; commits finished offsets only."""
+
+    def __init__(
+        self,
+        topic: str,
+        bootstrap_servers: str,
+        group_id: str,
+        submit: Submit,
+        *,
+        adopt_offsets_from: str | None = None,
+        fetch_max_wait_ms: int = 5,
+        commit_interval_s: float = 0.5,
+        max_in_flight: int = 4096,
+        revoke_wait_s: float = 5.0,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 2_000,
+    ) -> None:
+        self.topic = topic
+        self.group_id = group_id
+        self.submit = submit
+        self.adopt_offsets_from = adopt_offsets_from
+        self.commit_interval_s = commit_interval_s
+        self.max_in_flight = max_in_flight
+        self.revoke_wait_s = revoke_wait_s
+        self.progress = PartitionProgress()
+        self._bootstrap_servers = bootstrap_servers
+        self._consumer_options = dict(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+        )
+        self._consumer: AIOKafkaConsumer | None = None  # aiokafka wants a running loop to build it
+        self._room = asyncio.Event()
+        self._room.set()
+        self._finished_one = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.adopt_offsets_from:
+            await self._adopt_offsets()
+        self._consumer = AIOKafkaConsumer(**self._consumer_options)  # type: ignore[arg-type]  # typed options above
+        await self._consumer.start()
+        self._consumer.subscribe([self.topic], listener=self)
+        self._tasks = [asyncio.ensure_future(self._fetch_loop()), asyncio.ensure_future(self._commit_loop())]
+
+    async def stop(self) -> None:
+        """Stop fetching, let in-flight intents finish (bounded), commit, leave the group."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._consumer is None:
+            return
+        await self._wait_finished(None, self.revoke_wait_s)
+        await self._commit(None)
+        await self._consumer.stop()
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._consumer.assignment()) if self._consumer is not None else set()
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "start() first"
+        return self._consumer
+
+    # -- fetching ---------------------------------------------------------------------------
+    async def _fetch_loop(self) -> None:
+        while True:
+            await self._room.wait()
+            try:
+                fetched = await self.consumer.getmany(timeout_ms=1000)
+            except KafkaError as exc:  # the consumer retries on its own; do not spin
+                log.warning("orders.requests fetch failed: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for tp, records in fetched.items():
+                for record in records:
+                    self._dispatch(tp, record)
+
+    def _dispatch(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+        self.progress.started(tp, record.offset)
+        try:
+            batch = IntentBatch.loads(record.value)
+        except Exception:  # noqa: BLE001 - a poison record must not block its partition forever
+            log.exception("orders.requests %s@%d: undecodable intent batch skipped", tp, record.offset)
+            self._finished(tp, record.offset)
+            return
+
+        async def done(tp: TopicPartition = tp, offset: int = record.offset) -> None:
+            self._finished(tp, offset)
+
+        self.submit(batch, done)
+        if self.progress.in_flight() >= self.max_in_flight:
+            self._room.clear()
+
+    def _finished(self, tp: TopicPartition, offset: int) -> None:
+        self.progress.finished(tp, offset)
+        self._finished_one.set()
+        if not self._room.is_set() and self.progress.in_flight() < self.max_in_flight // 2:
+            self._room.set()
+
+    # -- committing -------------------------------------------------------------------------
+    async def _commit_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.commit_interval_s)
+            await self._commit(None)
+
+    async def _commit(self, tps: Iterable[TopicPartition] | None) -> None:
+        assigned = self.consumer.assignment()
+        points = {tp: p for tp, p in self.progress.commit_points(tps).items() if tp in assigned}
+        if not points:
+            return
+        try:
+            await self.consumer.commit({tp: OffsetAndMetadata(p, "") for tp, p in points.items()})
+        except KafkaError as exc:  # rebalancing or broker away: the next commit carries it
+            log.warning("orders.requests commit of %d partition(s) failed: %s", len(points), exc)
+        else:
+            self.progress.committed(points)
+
+    async def _wait_finished(self, tps: set[TopicPartition] | None, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.progress.in_flight(tps) and loop.time() < deadline:
+            self._finished_one.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._finished_one.wait(), deadline - loop.time())
+        left = self.progress.in_flight(tps)
+        if left:
+            log.warning("orders.requests: %d intent batch(es) still running; they will be redelivered", left)
+
+    # -- rebalancing (aiokafka awaits these before it rejoins) ------------------------------
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        tps = set(revoked)
+        await self._wait_finished(tps, self.revoke_wait_s)
+        await self._commit(tps)
+        self.progress.forget(tps)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Nothing to do: fetching starts at the group's committed offsets."""
+
+    # -- switching over from the Faust agent -------------------------------------------------
+    async def _adopt_offsets(self) -> None:
+        """First start of this group on a topic the Faust agent consumed: continue where it stopped.
+
+        Without this, switching an existing deployment from the Faust agent to this consumer
+        would replay the topic's whole retention from ``earliest``. Done before subscribing, so
+        no fetch can start from the wrong place; committed as this group's own offsets.
+        """
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap_servers)
+        try:
+            await admin.start()
+            ours = await admin.list_consumer_group_offsets(self.group_id)
+            if any(tp.topic == self.topic for tp in ours):
+                return  # this group has its own history here
+            theirs = await admin.list_consumer_group_offsets(self.adopt_offsets_from)
+        except KafkaError as exc:
+            log.warning("could not read %s's offsets (%s); not adopting them", self.adopt_offsets_from, exc)
+            return
+        finally:
+            await admin.close()
+        adopted = {tp: meta.offset for tp, meta in theirs.items() if tp.topic == self.topic and meta.offset >= 0}
+        if not adopted:
+            return
+        seeder = AIOKafkaConsumer(bootstrap_servers=self._bootstrap_servers, group_id=self.group_id, enable_auto_commit=False)
+        await seeder.start()
+        try:
+            seeder.assign(list(adopted))
+            await seeder.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in adopted.items()})
+            log.info("orders.requests: group %s continues at %s from group %s", self.group_id, adopted, self.adopt_offsets_from)
+        except KafkaError as exc:  # another member of this group got there first
+            log.warning("orders.requests: adopting %s's offsets failed: %s", self.adopt_offsets_from, exc)
+        finally:
+            await seeder.stop()
+
+
+__all__ = ["DirectIntentConsumer", "PartitionProgress"]

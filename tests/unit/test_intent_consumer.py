@@ -1,0 +1,94 @@
+"""The direct intent consumer's bookkeeping: only finished offsets are ever committed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from copytrader.agents.intent_consumer import DirectIntentConsumer, PartitionProgress
+from copytrader.app.records import IntentBatch, OrderIntent
+from copytrader.app.settings import Settings
+
+TP0 = TopicPartition("orders.requests", 0)
+TP1 = TopicPartition("orders.requests", 1)
+
+
+def test_commit_point_stops_at_the_lowest_unfinished_offset() -> None:
+    progress = PartitionProgress()
+    for offset in (5, 6, 7):
+        progress.started(TP0, offset)
+    progress.finished(TP0, 6)
+    progress.finished(TP0, 7)
+    assert progress.commit_points() == {TP0: 5}  # 5 still runs: 6 and 7 wait behind it
+    progress.finished(TP0, 5)
+    assert progress.commit_points() == {TP0: 8}
+    progress.committed({TP0: 8})
+    assert progress.commit_points() == {}  # nothing moved since the last commit
+
+
+def test_partitions_are_independent_and_forgotten_on_revocation() -> None:
+    progress = PartitionProgress()
+    progress.started(TP0, 0)
+    progress.started(TP1, 10)
+    progress.finished(TP1, 10)
+    assert progress.commit_points() == {TP0: 0, TP1: 11}
+    assert progress.in_flight() == 1 and progress.in_flight({TP1}) == 0
+    progress.forget({TP0})
+    assert progress.commit_points() == {TP1: 11}
+    progress.finished(TP0, 0)  # a late finish of a revoked partition is harmless
+    assert progress.in_flight() == 0
+
+
+def intent(account: str) -> OrderIntent:
+    return OrderIntent(
+        client_order_id=f"s1|{account}", signal_id="s1", account_id=account, platform="paper",
+        leader_account="L", action="place", symbol="ESZ6", side="buy", quantity=1,
+    )
+
+
+def record(offset: int, value: bytes) -> ConsumerRecord:
+    return ConsumerRecord(
+        topic=TP0.topic, partition=0, offset=offset, timestamp=0, timestamp_type=0, key=b"k", value=value,
+        checksum=None, serialized_key_size=1, serialized_value_size=len(value), headers=(),
+    )
+
+
+async def test_dispatch_hands_batches_over_and_finishes_their_offsets_when_done() -> None:
+    submitted: list[tuple[IntentBatch, Callable[[], Awaitable[object]]]] = []
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d: submitted.append((b, d)))
+    batch = IntentBatch(batch_id="s1|p0", intents=[intent("f1"), intent("f2")])
+    consumer._dispatch(TP0, record(3, batch.dumps()))
+    consumer._dispatch(TP0, record(4, b"\xff not json"))  # poison: skipped, must not block the partition
+    assert [b.batch_id for b, _ in submitted] == ["s1|p0"]
+    assert consumer.progress.commit_points() == {TP0: 3}
+    await submitted[0][1]()
+    assert consumer.progress.commit_points() == {TP0: 5}
+
+
+async def test_fetching_pauses_while_too_many_batches_are_in_flight() -> None:
+    done: list[Callable[[], Awaitable[object]]] = []
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d: done.append(d), max_in_flight=4)
+    payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
+    for offset in range(4):
+        consumer._dispatch(TP0, record(offset, payload))
+    assert not consumer._room.is_set()
+    await done[0]()
+    assert not consumer._room.is_set()  # resumes at half the limit, not at the first finish
+    await done[1]()
+    await done[2]()
+    assert consumer._room.is_set()
+    await asyncio.sleep(0)
+
+
+def test_executor_consumer_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COPYTRADER_EXECUTOR_CONSUMER", raising=False)
+    assert Settings.from_env().executor_consumer == "direct"
+    monkeypatch.setenv("COPYTRADER_EXECUTOR_CONSUMER", "faust")
+    assert Settings.from_env().executor_consumer == "faust"
+    monkeypatch.setenv("COPYTRADER_EXECUTOR_CONSUMER", "thread")
+    with pytest.raises(ValueError, match="EXECUTOR_CONSUMER"):
+        Settings.from_env()
