@@ -70,7 +70,14 @@ class CopyTraderApp(faust.App):
 
     async def on_first_start(self) -> None:
         settings = self.runtime.settings
-        created = await ensure_topics(settings.bootstrap_servers, settings.topic_prefix)
+        # Table changelogs too: Faust would create them itself, but only after its consumer has
+        # read the cluster's metadata, so the first table write (the tracker's) could find the
+        # changelog with 0 partitions and crash with PartitionsMismatch until metadata refreshed.
+        changelogs = [
+            (table.changelog_topic.get_topic_name(), table.partitions or 1, {"cleanup.policy": "compact"})
+            for table in self.tables.values()
+        ]
+        created = await ensure_topics(settings.bootstrap_servers, settings.topic_prefix, changelogs)
         if created:
             log.info("created topics: %s", ", ".join(created))
         await super().on_first_start()

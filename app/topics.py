@@ -8,6 +8,8 @@ carries session health to the tracker.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import logging
 from dataclasses import dataclass
 
@@ -89,11 +91,14 @@ def declare_topics(app: faust.App, prefix: str = "") -> Topics:
     )
 
 
-async def ensure_topics(bootstrap_servers: str, prefix: str = "") -> list[str]:
+async def ensure_topics(
+    bootstrap_servers: str, prefix: str = "", extra: Sequence[tuple[str, int, dict[str, str]]] = ()
+) -> list[str]:
     """Create every topic with its partition count (idempotent); returns the names created.
 
     Done explicitly at start-up because a topic that is only produced to would otherwise be
-    auto-created by the broker with its default of one partition.
+    auto-created by the broker with its default of one partition. ``extra`` adds full topic
+    names (a worker's table changelogs) as ``(name, partitions, config)``.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
@@ -104,6 +109,10 @@ async def ensure_topics(bootstrap_servers: str, prefix: str = "") -> list[str]:
                      topic_configs=dict(s.config) or None)
             for s in TOPIC_SPECS
             if topic_name(prefix, s.name) not in existing
+        ] + [
+            NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=dict(config) or None)
+            for name, partitions, config in extra
+            if name not in existing
         ]
         if missing:
             try:

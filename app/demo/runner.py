@@ -34,6 +34,8 @@ from .observer import RunObserver, dumps
 # Which roles run in which process. The hot path (fan-out → executor) never shares a Kafka
 # consumer with the bulk topics (executions, positions): one consumer fetches all of its
 # topics through one pipeline, so thousands of execution records would queue ahead of an intent.
+HOT_PATH_ROLES = {"ingest", "fanout", "execute"}
+BACKGROUND_NICENESS = 10
 WORKER_LAYOUTS: dict[int, list[tuple[str, str]]] = {
     1: [("all", "ingest,fanout,trader,execute,track,web")],
     2: [("front", "ingest,fanout,trader,web"), ("back", "execute,track")],
@@ -95,10 +97,14 @@ def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str], port
         "COPYTRADER_APP_ID": f"{env['COPYTRADER_TOPIC_PREFIX'].rstrip('.')}-{name}",
         "COPYTRADER_WEB_PORT": str(port),
     }
+    background = not HOT_PATH_ROLES & set(roles.split(","))
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "copytrader.app.cli", "worker", "-l", "warn"],
             env=worker_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            # The tracker/database worker yields the CPU to the copy path on a small machine
+            # (what CPU requests and limits do in Kubernetes); it only ever runs behind.
+            preexec_fn=(lambda: os.nice(BACKGROUND_NICENESS)) if background else None,  # noqa: PLW1509 - no threads yet in the child
         )
     return Worker(name, process, log, port)
 
