@@ -36,10 +36,13 @@ from .observer import RunObserver, dumps
 # topics through one pipeline, so thousands of execution records would queue ahead of an intent.
 HOT_PATH_ROLES = {"ingest", "fanout", "execute"}
 BACKGROUND_NICENESS = 10
+# Three processes: the copy path (ingest + fan-out, executor) each get a process of their own;
+# everything that only watches (tracker, database, dashboard and API) shares the third, which
+# runs niced, so on two cores the copy path wins every contest for the CPU.
 WORKER_LAYOUTS: dict[int, list[tuple[str, str]]] = {
     1: [("all", "ingest,fanout,trader,execute,track,web")],
     2: [("front", "ingest,fanout,trader,web"), ("back", "execute,track")],
-    3: [("front", "ingest,fanout,trader,web"), ("back", "execute"), ("tracker", "track,store")],
+    3: [("front", "ingest,fanout,trader"), ("back", "execute"), ("tracker", "track,store,web")],
 }
 
 
@@ -67,6 +70,7 @@ class Worker:
     process: subprocess.Popen[bytes]
     log: Path
     web_port: int
+    roles: str = ""
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.process.poll() is None:
@@ -106,7 +110,7 @@ def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str], port
             # (what CPU requests and limits do in Kubernetes); it only ever runs behind.
             preexec_fn=(lambda: os.nice(BACKGROUND_NICENESS)) if background else None,  # noqa: PLW1509 - no threads yet in the child
         )
-    return Worker(name, process, log, port)
+    return Worker(name, process, log, port, roles)
 
 
 class Scenario:
@@ -172,7 +176,7 @@ class Scenario:
         self._announce_dashboard()
 
     def _announce_dashboard(self) -> None:
-        web = next((w for w in self.workers if w.name in ("front", "all")), None)
+        web = self.web_worker()
         if web is None or self.mode != "demo":
             return
         password = os.environ.get("COPYTRADER_ADMIN_PASSWORD")
@@ -269,6 +273,10 @@ class Scenario:
             self.followers, mode=self.mode, platform=self.options.platform,
             broker_latency_ms=self.latency, processes=self.options.processes, trades=self.options.trades,
         )
+
+    def web_worker(self) -> Worker | None:
+        """The worker serving the dashboard and the API."""
+        return next((w for w in self.workers if "web" in w.roles.split(",")), None)
 
     def kill_worker(self, name: str) -> None:
         """SIGKILL one worker (no clean shutdown, no offset commit): a crash."""

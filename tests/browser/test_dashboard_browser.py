@@ -74,8 +74,9 @@ async def page(demo: Scenario) -> AsyncIterator[Any]:
 
 
 def base_url(demo: Scenario) -> str:
-    front = next(w for w in demo.workers if w.name == "front")
-    return f"http://127.0.0.1:{front.web_port}"
+    web = demo.web_worker()
+    assert web is not None
+    return f"http://127.0.0.1:{web.web_port}"
 
 
 async def shot(page: Any, name: str) -> None:
