@@ -105,6 +105,27 @@ def install_direct_consumer(app: "CopyTraderApp") -> None:
     runtime.shutdown_hooks.insert(0, consumer.stop)
 
 
+class HealthReports:
+    """Which statuses to send this round: the changed ones, and all of them every few rounds
+    (a tracker that lost its table state hears of every account within a minute)."""
+
+    def __init__(self, full_every: int = 12) -> None:
+        self.full_every = full_every
+        self._round = 0
+        self._last: dict[str, dict[str, object]] = {}
+
+    def next_round(self) -> bool:
+        self._round += 1
+        return self._round % self.full_every == 1
+
+    def changed(self, status: AccountStatus) -> bool:
+        body = status.asdict() | {"updated_at": None}
+        if self._last.get(status.account_id) == body:
+            return False
+        self._last[status.account_id] = body
+        return True
+
+
 def status_of(runtime: "Runtime", account_id: str, refused: str | None = None) -> AccountStatus:
     account = runtime.config.accounts[account_id]
     pool = runtime.pool
@@ -186,11 +207,19 @@ def install(app: "CopyTraderApp") -> None:
     async def follow_account_records() -> None:
         await feed.run()
 
+    reported = HealthReports()
+
     @app.timer(runtime.settings.status_interval_s)
     async def report_health() -> None:
+        full = reported.next_round()
         for account_id in sorted(followers):
-            if account_id in runtime.config.accounts:
-                await runtime.outbox.health(status_of(runtime, account_id, accounts.refused.get(account_id)))
+            if account_id not in runtime.config.accounts:
+                continue
+            status = status_of(runtime, account_id, accounts.refused.get(account_id))
+            if reported.changed(status) or full:
+                await runtime.outbox.health(status)
+                # One report at a time: 200 back-to-back sends held every lane ~100 ms.
+                await asyncio.sleep(0)
         for session_id, adapter in runtime.pool.connected().items():
             metrics.set_rate_headroom(session_id, adapter.health().rate_headroom)
 

@@ -100,3 +100,4 @@ def test_account_records_round_trip_and_malformed_ones_name_the_field() -> None:
     with pytest.raises(ValueError, match="size"):
         decode_command(orjson.dumps({"kind": "account", "account_id": "x1", "platform": "paper", "broker_account": "B",
                                      "size": "-1", "enabled": True, "session_id": "s"}))
+
