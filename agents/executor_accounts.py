@@ -10,6 +10,7 @@ before its account record makes the session pool wait for this feed (``SessionPo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -40,6 +41,7 @@ class ExecutorAccounts:
         self.start_session = start_session
         self.cipher = cipher
         self.refused: dict[str, str] = {}  # account → why its record could not be applied
+        self._opening: set[asyncio.Future[None]] = set()
 
     async def apply(self, command: Command) -> None:
         if isinstance(command, AccountCommand):
@@ -69,6 +71,9 @@ class ExecutorAccounts:
             await self._open(command.account_id)
 
     async def _open(self, account_id: str) -> None:
+        """Connect in the background: a slow broker must not hold up the records behind it."""
         account = self.runtime.config.accounts.get(account_id)
         if account is not None:
-            await self.start_session(account.session_id)
+            task = asyncio.ensure_future(self.start_session(account.session_id))
+            self._opening.add(task)
+            task.add_done_callback(self._opening.discard)
