@@ -19,7 +19,7 @@ from ..app.config import Account, ConfigError, _parse_rule
 from ..app.live_config import dashboard_session_id
 from ..app.scaling import CopyRule
 from ..brokers.base import SessionConfig
-from ..storage.crypto import CredentialCipher, SecretStr
+from ..storage.crypto import CredentialCipher, CredentialKeyError, SecretStr
 
 TOPIC = "copy.controls"
 
@@ -199,8 +199,6 @@ def unseal_login(
     if sealed is None:
         return Login()
     if cipher is None:
-        from ..storage.crypto import CredentialKeyError
-
         raise CredentialKeyError(f"account {account_id!r} has a stored login but no key is configured "
                                  "(COPYTRADER_SECRET_KEY or COPYTRADER_SECRET_KEY_FILE)")
     opened: SecretStr = cipher.decrypt(f"account:{account_id}", sealed.encode(), key_id)

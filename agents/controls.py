@@ -6,7 +6,8 @@ would see a pause; a GlobalTable would do, but its changelog can only be written
 an agent's stream (the dashboard process has none), and its recovery is the part of Faust with
 the most open reports. The topic is tiny (one compacted partition, one record per account), so
 every fan-out worker simply reads it from the beginning and keeps following it: the last
-record per key is the state. The web worker reads the same topic to show the switches.
+record per key is the state. Every executor follows it too (dashboard accounts and their
+logins, ``executor_accounts``), and every web worker (the switches and the account list).
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING
 from ..app import metrics
 from ..app.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent
 from ..brokers.base import BrokerAdapter
+from ..storage.crypto import optional_cipher
+from .controls import ControlsFeed
+from .executor_accounts import ExecutorAccounts
 from .intent_consumer import DirectIntentConsumer
 
 if TYPE_CHECKING:
@@ -178,10 +181,6 @@ def install(app: "CopyTraderApp") -> None:
             await runtime.pool.open(session_id)
         except Exception as exc:  # noqa: BLE001 - the next order retries; the status says why
             log.error("session %s failed to connect: %r", session_id, exc)
-
-    from ..storage.crypto import optional_cipher
-    from .controls import ControlsFeed
-    from .executor_accounts import ExecutorAccounts
 
     accounts = ExecutorAccounts(runtime, followers, open_session, optional_cipher())
     feed = ControlsFeed(runtime.settings.bootstrap_servers, runtime.settings.topic_prefix, accounts.apply)
