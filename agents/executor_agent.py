@@ -22,7 +22,7 @@ from ..brokers.base import BrokerAdapter
 from ..storage.crypto import optional_cipher
 from .controls import ControlsFeed
 from .executor_accounts import ExecutorAccounts
-from .intent_consumer import DirectIntentConsumer
+from .intent_consumer import LOG_APPEND_TIME, DirectIntentConsumer
 
 if TYPE_CHECKING:
     from ..app.factory import CopyTraderApp, Runtime
@@ -73,15 +73,24 @@ class Countdown:
 
 
 def submit_batch(runtime: "Runtime", batch: IntentBatch, on_all_done: Callable[[], Awaitable[object]]) -> None:
-    """Stamp a batch's intents received and queue them in their lanes; ``on_all_done`` acks it."""
+    """Stamp a batch's intents received (and appended, when the broker stamped the record)
+    and queue them in their lanes; ``on_all_done`` acks it."""
     if not batch.intents:
         asyncio.ensure_future(on_all_done())
         return
     received = time.time()
+    arrival = {"received": received} if batch.appended is None else {"appended": batch.appended, "received": received}
     countdown = Countdown(len(batch.intents), on_all_done)
+    publisher = runtime.router.outbox
+
+    async def one_done() -> None:
+        # Counted once the intent's outcome record is published, not merely queued: the
+        # offset must not be committed ahead of the ack it stands for.
+        publisher.after(countdown.one_done)
+
     for intent in batch.intents:
-        intent.stamps = {**intent.stamps, "received": received}
-        runtime.lanes.submit(intent, done=countdown.one_done)
+        intent.stamps = {**intent.stamps, **arrival}
+        runtime.lanes.submit(intent, done=one_done)
 
 
 def install_direct_consumer(app: "CopyTraderApp") -> None:
@@ -94,7 +103,7 @@ def install_direct_consumer(app: "CopyTraderApp") -> None:
         group_id=f"{settings.app_id}.executor",
         submit=lambda batch, done: submit_batch(runtime, batch, done),
         adopt_offsets_from=settings.app_id,  # the Faust agent's group, when switching over
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        fetch_max_wait_ms=settings.intent_fetch_wait_ms,
         session_timeout_ms=int(app.conf.broker_session_timeout * 1000),
         heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),
     )
@@ -194,7 +203,10 @@ def install(app: "CopyTraderApp") -> None:
             """Intents → broker requests in per-account lanes; offsets acked once the broker answered."""
             manual = stream.noack()
             async for event in manual.events():
-                submit_batch(runtime, event.value, lambda event=event: manual.ack(event))
+                batch = event.value
+                if event.message.timestamp_type == LOG_APPEND_TIME:
+                    batch.appended = event.message.timestamp  # Faust gives seconds
+                submit_batch(runtime, batch, lambda event=event: manual.ack(event))
     else:
         install_direct_consumer(app)
 
@@ -226,6 +238,7 @@ def install(app: "CopyTraderApp") -> None:
         for pump in list(pumps.values()):
             pump.cancel()
         await runtime.lanes.close()
+        await runtime.router.outbox.close()  # the fills and acks already queued still go out
         await runtime.pool.close()
 
     runtime.shutdown_hooks.append(close_sessions)

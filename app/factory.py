@@ -21,9 +21,11 @@ from ..agents.planner import Controls, FanoutPlanner
 from ..agents.sessions import SessionPool
 from ..brokers.registry import create_adapter
 from .config import CopyConfig, load_config, parse_config
+from .gc_tuning import freeze_startup_heap
 from .kafka_tuning import apply_fetch_wait
 from .settings import Settings
 from .topics import SPEC, Topics, declare_topics, ensure_topics
+from .worker import CopyTraderWorker
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,10 @@ class CopyTraderApp(faust.App):
             log.info("created topics: %s", ", ".join(created))
         await super().on_first_start()
 
+    async def on_started(self) -> None:
+        await super().on_started()
+        freeze_startup_heap()
+
     async def on_stop(self) -> None:
         """Run the agents' shutdown hooks (close broker sessions) before Faust stops."""
         for hook in self.runtime.shutdown_hooks:
@@ -106,7 +112,7 @@ def create_app(
     settings = settings or Settings.from_env()
     if config is None:
         config = load_config(settings.config_path) if settings.config_path else empty_config()
-    apply_fetch_wait(settings.fetch_max_wait_ms)
+    apply_fetch_wait(settings.faust_fetch_wait_ms)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = CopyTraderApp(
         settings.app_id,
@@ -130,6 +136,7 @@ def create_app(
         # default minute: follower orders must not wait a minute behind a crashed process.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
+        Worker=CopyTraderWorker,  # no spinner: it turns on DEBUG logging for every library
     )
     topics = declare_topics(app, settings.topic_prefix)
     out = outbox or TopicOutbox(topics)

@@ -160,6 +160,8 @@ class IntentBatch(_Base):
 
     batch_id: str
     intents: list[OrderIntent]
+    # Set by the consumer, not sent: when the broker appended this batch (LogAppendTime).
+    appended: float | None = None
 
 
 class Execution(_Base):

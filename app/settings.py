@@ -39,6 +39,13 @@ class Settings:
     roles: tuple[str, ...] = ALL_ROLES
     producer_linger_ms: float = 1.0
     fetch_max_wait_ms: int = 5
+    # Faust's consumer in a worker whose Faust agents are off the copy path (tracker, store,
+    # web; the executor with the direct consumer): a long poll that still returns on data.
+    background_fetch_wait_ms: int = 100
+    # The executor's direct consumer drains everything it fetched at once, so aiokafka's next
+    # fetch always covers every partition and the broker answers it the moment an intent
+    # lands: a long poll costs no latency there, and saves 200 empty round trips a second.
+    intent_fetch_wait_ms: int = 500
     # Who consumes orders.requests in the executor: "direct" (a plain aiokafka consumer in the
     # worker's loop, the low-latency path) or "faust" (the Faust agent); see executor_agent.
     executor_consumer: str = "direct"
@@ -67,6 +74,8 @@ class Settings:
             roles=roles,
             producer_linger_ms=float(_env("PRODUCER_LINGER_MS", "1")),
             fetch_max_wait_ms=int(_env("FETCH_MAX_WAIT_MS", "5")),
+            background_fetch_wait_ms=int(_env("BACKGROUND_FETCH_WAIT_MS", "100")),
+            intent_fetch_wait_ms=int(_env("INTENT_FETCH_WAIT_MS", "500")),
             executor_consumer=_executor_consumer(_env("EXECUTOR_CONSUMER", "direct")),
             database_url=os.environ.get("COPYTRADER_DATABASE_URL"),
             redis_url=os.environ.get("COPYTRADER_REDIS_URL"),
@@ -76,6 +85,18 @@ class Settings:
 
     def has(self, role: str) -> bool:
         return role in self.roles
+
+    @property
+    def faust_consumer_on_copy_path(self) -> bool:
+        """Does a copy wait on this worker's Faust consumer? Fan-out always consumes through it;
+        the executor only with ``COPYTRADER_EXECUTOR_CONSUMER=faust``."""
+        return self.has("fanout") or (self.has("execute") and self.executor_consumer == "faust")
+
+    @property
+    def faust_fetch_wait_ms(self) -> int:
+        """Each empty fetch is a request, a response and their debug logs: at 5 ms that is 200
+        round trips a second per consumer, CPU the copy path needs on a two-core machine."""
+        return self.fetch_max_wait_ms if self.faust_consumer_on_copy_path else self.background_fetch_wait_ms
 
     @property
     def bootstrap_servers(self) -> str:

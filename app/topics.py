@@ -34,7 +34,10 @@ class TopicSpec:
 
 TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("trade.signals", 3, "symbol"),
-    TopicSpec("orders.requests", 10, "account_id (batches placed by murmur2 of it)"),
+    # Broker-stamped record times: the executor splits the intent hop into produce
+    # (planned → appended) and fetch (appended → received).
+    TopicSpec("orders.requests", 10, "account_id (batches placed by murmur2 of it)",
+              (("message.timestamp.type", "LogAppendTime"),)),
     TopicSpec("trade.executions", 10, "account_id"),
     TopicSpec("positions.updates", 10, "account_id"),
     TopicSpec("account.status", 20, "account_id"),

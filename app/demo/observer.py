@@ -27,6 +27,8 @@ STAGE_SPANS = {
     "publish": ("detected", "published"),
     "fanout": ("published", "fanned_out"),
     "transit": ("fanned_out", "received"),
+    "produce": ("fanned_out", "appended"),  # part of transit: until the broker appended the batch
+    "fetch": ("appended", "received"),  # the rest: until the executor had it
     "lane": ("received", "sent"),
     "ack": ("sent", "acked"),
     "internal": ("detected", "sent"),

@@ -130,3 +130,20 @@ async def test_tracker_agent_builds_positions_from_fills_and_ignores_duplicates(
     position = table["f1|ESZ6"]
     assert (position.net_quantity, position.realized_pnl) == (1, Decimal(200))
     assert [p.net_quantity for p in outbox.sent["position"]] == [2, 1]
+
+
+async def test_a_batch_is_acknowledged_only_once_its_acks_are_published(app: CopyTraderApp, outbox: MemoryOutbox) -> None:
+    from copytrader.agents.executor_agent import submit_batch
+
+    published_at_ack: list[int] = []
+
+    async def on_all_done() -> None:  # what commits the batch's Kafka offset
+        published_at_ack.append(len([e for e in outbox.sent["execution"] if e.request_outcome]))
+
+    batch = IntentBatch(batch_id="s9|p0", intents=[intent("f1", 1, "s9"), intent("f2", 1, "s9")], appended=2.0)
+    submit_batch(app.runtime, batch, on_all_done)
+    await wait_for(lambda: bool(published_at_ack))
+    assert published_at_ack == [2]
+    acks = [e for e in outbox.sent["execution"] if e.request_outcome]
+    assert all(e.stamps["appended"] == 2.0 and e.stamps["received"] >= e.stamps["appended"] for e in acks)
+    await app.runtime.pool.close()

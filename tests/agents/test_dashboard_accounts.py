@@ -93,6 +93,7 @@ async def test_the_executor_places_for_an_account_whose_record_arrives_just_afte
     accounts.start_session = lambda sid: opened.append(sid) or _done()  # type: ignore[assignment, func-returns-value]
     runtime.pool.catch_up = record_arrives
     await runtime.router.execute(intent_for("x1"))
+    await runtime.router.outbox.drained()
     outbox: MemoryOutbox = runtime.outbox  # type: ignore[assignment]
     acks = [e for e in outbox.sent["execution"] if isinstance(e, Execution) and e.kind == "ack"]
     assert [a.account_id for a in acks] == ["x1"] and not outbox.sent["error"]
@@ -108,6 +109,7 @@ async def test_an_order_for_an_account_nobody_defined_is_refused_with_the_reason
 
     runtime.pool.catch_up = nothing_new
     await runtime.router.execute(intent_for("ghost"))
+    await runtime.router.outbox.drained()
     outbox: MemoryOutbox = runtime.outbox  # type: ignore[assignment]
     errors = [e for e in outbox.sent["error"] if isinstance(e, OrderError)]
     assert [(e.account_id, e.code) for e in errors] == [("ghost", "INVALID")]

@@ -92,3 +92,49 @@ def test_executor_consumer_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COPYTRADER_EXECUTOR_CONSUMER", "thread")
     with pytest.raises(ValueError, match="EXECUTOR_CONSUMER"):
         Settings.from_env()
+
+
+def test_the_brokers_append_time_travels_with_the_batch() -> None:
+    submitted: list[IntentBatch] = []
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d: submitted.append(b))
+    payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
+    appended = ConsumerRecord(
+        topic=TP0.topic, partition=0, offset=0, timestamp=1_795_000_000_123, timestamp_type=1, key=b"k",
+        value=payload, checksum=None, serialized_key_size=1, serialized_value_size=len(payload), headers=(),
+    )
+    consumer._dispatch(TP0, appended)
+    consumer._dispatch(TP0, record(1, payload))  # CreateTime: the producer's clock, not the broker's
+    assert [b.appended for b in submitted] == [1_795_000_000.123, None]
+
+
+class _Fetcher:
+    def __init__(self) -> None:
+        self._in_flight: set[int] = set()
+
+
+class _Consumer:
+    """Stands in for aiokafka: the next fetch request goes out two loop turns after a take."""
+
+    def __init__(self, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        self._fetcher = _Fetcher()
+        self._fetched = fetched
+
+    async def getmany(self, timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord]]:
+        if not self._fetched:
+            await asyncio.sleep(3600)
+        fetched, self._fetched = self._fetched, {}
+        asyncio.get_running_loop().call_soon(asyncio.get_running_loop().call_soon, self._fetcher._in_flight.add, 1)
+        return fetched
+
+
+async def test_batches_are_handed_to_the_lanes_only_after_the_next_fetch_went_out() -> None:
+    seen_in_flight: list[bool] = []
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d: seen_in_flight.append(bool(fake._fetcher._in_flight)))
+    payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
+    fake = _Consumer({TP0: [record(0, payload), record(1, payload)]})
+    consumer._consumer = fake  # type: ignore[assignment]  # the fetch loop only calls getmany
+    task = asyncio.ensure_future(consumer._fetch_loop())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    task.cancel()
+    assert seen_in_flight == [True, True]

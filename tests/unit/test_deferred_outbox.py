@@ -1,0 +1,82 @@
+"""The executor's outcome records: published after the orders, in order, never ahead of the offset."""
+
+from __future__ import annotations
+
+import asyncio
+
+from copytrader.agents.deferred_outbox import DeferredOutbox
+from copytrader.agents.outbox import MemoryOutbox
+from copytrader.app.records import Execution, OrderError
+
+
+def execution(n: int) -> Execution:
+    return Execution(execution_id=f"e{n}", account_id="f1", platform="paper", kind="ack")
+
+
+async def test_records_wait_for_the_turn_after_the_lanes_and_keep_their_order() -> None:
+    memory = MemoryOutbox()
+    deferred = DeferredOutbox(memory)
+    published_when_lane_finished: list[int] = []
+
+    async def lane(n: int) -> None:  # a lane queues its ack and goes on at once
+        await deferred.execution(execution(n))
+        published_when_lane_finished.append(len(memory.sent["execution"]))
+
+    await asyncio.gather(lane(1), lane(2), lane(3))
+    assert published_when_lane_finished == [0, 0, 0]  # every lane of the turn ran before any send
+    await deferred.drained()
+    assert [e.execution_id for e in memory.sent["execution"]] == ["e1", "e2", "e3"]
+
+
+async def test_a_callback_after_a_record_runs_only_once_the_record_is_published() -> None:
+    memory = MemoryOutbox()
+    deferred = DeferredOutbox(memory)
+    published_when_acked: list[int] = []
+
+    async def ack_offset() -> None:
+        published_when_acked.append(len(memory.sent["execution"]))
+
+    await deferred.execution(execution(1))
+    deferred.after(ack_offset)
+    await deferred.execution(execution(2))
+    await deferred.drained()
+    assert published_when_acked == [1]
+
+
+async def test_work_is_sliced_so_other_tasks_run_between_slices() -> None:
+    class SlowOutbox(MemoryOutbox):
+        async def execution(self, execution: Execution) -> None:
+            await super().execution(execution)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            while loop.time() - start < 0.002:  # a 2 ms send: longer than one slice
+                pass
+
+    memory = SlowOutbox()
+    deferred = DeferredOutbox(memory, slice_s=0.001)
+    ticks: list[int] = []
+
+    async def other_task() -> None:
+        for _ in range(20):
+            ticks.append(len(memory.sent["execution"]))
+            await asyncio.sleep(0)
+
+    for n in range(5):
+        await deferred.execution(execution(n))
+    await asyncio.gather(other_task(), deferred.drained())
+    assert len(memory.sent["execution"]) == 5
+    assert len(set(ticks[:6])) >= 4  # the other task saw the records go out a few at a time
+
+
+async def test_a_failed_send_is_logged_and_the_rest_still_go_out(caplog) -> None:  # type: ignore[no-untyped-def]  # pytest fixture
+    class FlakyOutbox(MemoryOutbox):
+        async def error(self, error: OrderError) -> None:
+            raise RuntimeError("producer closed")
+
+    memory = FlakyOutbox()
+    deferred = DeferredOutbox(memory)
+    await deferred.error(OrderError(error_id="x", stage="execute", reason="r", account_id="f1"))
+    await deferred.execution(execution(1))
+    await deferred.close()
+    assert [e.execution_id for e in memory.sent["execution"]] == ["e1"]
+    assert "publishing an executor record failed" in caplog.text
