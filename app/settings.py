@@ -37,7 +37,10 @@ class Settings:
     web_host: str = "127.0.0.1"
     store: str = "memory://"
     roles: tuple[str, ...] = ALL_ROLES
-    producer_linger_ms: float = 1.0
+    # 0: a signal's intent batches are appended in one loop turn, so the sender takes them all
+    # in one request; with a linger the first batch went alone and the rest waited for its
+    # answer (aiokafka keeps one request in flight per broker). Measured in docs/benchmarks.md.
+    producer_linger_ms: float = 0.0
     fetch_max_wait_ms: int = 5
     # Faust's consumer in a worker whose Faust agents are off the copy path (tracker, store,
     # web; the executor with the direct consumer): a long poll that still returns on data.
@@ -72,7 +75,7 @@ class Settings:
             web_host=_env("WEB_HOST", "127.0.0.1"),
             store=_env("STORE", "memory://"),
             roles=roles,
-            producer_linger_ms=float(_env("PRODUCER_LINGER_MS", "1")),
+            producer_linger_ms=float(_env("PRODUCER_LINGER_MS", "0")),
             fetch_max_wait_ms=int(_env("FETCH_MAX_WAIT_MS", "5")),
             background_fetch_wait_ms=int(_env("BACKGROUND_FETCH_WAIT_MS", "100")),
             intent_fetch_wait_ms=int(_env("INTENT_FETCH_WAIT_MS", "500")),
