@@ -89,7 +89,9 @@ class ControlsFeed:
     async def _consume(self) -> None:
         self._consumer = consumer = AIOKafkaConsumer(
             self.topic, bootstrap_servers=self.bootstrap, group_id=None,
-            auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=20,
+            # One partition, drained record by record: the broker answers the long poll the
+            # moment a command lands, and an idle feed costs two requests a second, not fifty.
+            auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=500,
         )
         await consumer.start()
         ends = await self._end_offsets(consumer)

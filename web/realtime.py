@@ -140,7 +140,9 @@ class KafkaFeed:
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", fetch_max_wait_ms=20, max_poll_records=500,
+            # 100 ms, not less: every empty poll is CPU the copy path shares on a small machine;
+            # new records end a poll early, so the dashboard does not wait for it.
+            auto_offset_reset="earliest", fetch_max_wait_ms=100, max_poll_records=500,
         )
         await consumer.start()
         try:

@@ -75,7 +75,7 @@ class RunObserver:
         names = ["trade.signals", "trade.executions", "order.errors", "positions.updates", "system.heartbeat"]
         self._consumer = AIOKafkaConsumer(
             *(self.prefix + n for n in names), bootstrap_servers=self.bootstrap,
-            auto_offset_reset="earliest", enable_auto_commit=False, group_id=None, fetch_max_wait_ms=20,
+            auto_offset_reset="earliest", enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100,
         )
         await self._consumer.start()
         self._task = asyncio.ensure_future(self._consume())
