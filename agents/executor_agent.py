@@ -108,6 +108,7 @@ def install_direct_consumer(app: "CopyTraderApp") -> None:
         heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),
     )
     runtime.assignments.append(consumer.assignment)
+    runtime.lags.append(consumer.lags)
 
     @app.task
     async def start_intent_consumer() -> None:

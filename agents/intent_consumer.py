@@ -57,6 +57,10 @@ class PartitionProgress:
         if pending is not None:
             pending.pop(offset, None)
 
+    def position(self, tp: TopicPartition) -> int | None:
+        """The next offset to hand out, once the partition delivered anything."""
+        return self._next.get(tp)
+
     def in_flight(self, tps: Iterable[TopicPartition] | None = None) -> int:
         wanted = self._pending.keys() if tps is None else tps
         return sum(len(self._pending.get(tp, ())) for tp in wanted)
@@ -145,6 +149,19 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         await self._wait_finished(None, self.revoke_wait_s)
         await self._commit(None)
         await self._consumer.stop()
+
+    def lags(self) -> dict[TopicPartition, int]:
+        """Records of each assigned partition not yet handed to the lanes (broker end − next
+        offset), for ``copytrader_consumer_lag``; partitions not fetched yet are left out."""
+        if self._consumer is None:
+            return {}
+        lags = {}
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            position = self.progress.position(tp)
+            if end is not None and position is not None:
+                lags[tp] = max(end - position, 0)
+        return lags
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._consumer.assignment()) if self._consumer is not None else set()

@@ -21,6 +21,7 @@ from ..agents.planner import Controls, FanoutPlanner
 from ..agents.sessions import SessionPool
 from ..brokers.registry import create_adapter
 from .config import CopyConfig, load_config, parse_config
+from . import metrics
 from .gc_tuning import freeze_startup_heap
 from .kafka_tuning import apply_fetch_wait
 from .settings import Settings
@@ -45,8 +46,10 @@ class Runtime:
     tables: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # Partitions held by consumers outside Faust (the direct intent consumer), for readiness.
+    # Partitions held by consumers outside Faust (the direct intent consumer), for readiness,
+    # and their lag per partition, for copytrader_consumer_lag.
     assignments: list[Callable[[], set[Any]]] = field(default_factory=list)
+    lags: list[Callable[[], dict[Any, int]]] = field(default_factory=list)
 
 
 class CopyTraderApp(faust.App):
@@ -96,6 +99,21 @@ class CopyTraderApp(faust.App):
             except Exception:  # noqa: BLE001 - every hook must run
                 log.exception("shutdown hook %r failed", hook)
         await super().on_stop()
+
+
+LAG_INTERVAL_S = 5.0
+
+
+def install_lag_reporting(app: CopyTraderApp) -> None:
+    """``copytrader_consumer_lag`` for Faust's consumer and any direct consumer of the worker
+    (the Grafana panel "consumer lag")."""
+
+    @app.timer(LAG_INTERVAL_S)
+    async def report_consumer_lag() -> None:
+        metrics.record_consumer_lag(app.monitor)
+        for lags in app.runtime.lags:
+            for tp, lag in lags().items():
+                metrics.set_consumer_lag(tp.topic, tp.partition, lag)
 
 
 def empty_config() -> CopyConfig:
@@ -183,5 +201,6 @@ def _install(app: CopyTraderApp) -> None:
     from ..web import api
 
     api.install_probes(app)
+    install_lag_reporting(app)
     if settings.has("web"):
         api.install(app)

@@ -138,3 +138,22 @@ async def test_batches_are_handed_to_the_lanes_only_after_the_next_fetch_went_ou
         await asyncio.sleep(0)
     task.cancel()
     assert seen_in_flight == [True, True]
+
+
+class _LagConsumer:
+    def assignment(self) -> set[TopicPartition]:
+        return {TP0, TP1}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return {TP0: 10, TP1: None}[tp]  # TP1: no fetch answered yet
+
+
+def test_lag_is_what_the_broker_has_beyond_what_went_to_the_lanes() -> None:
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d: None)
+    assert consumer.lags() == {}  # not started
+    consumer._consumer = _LagConsumer()  # type: ignore[assignment]  # only assignment/highwater are read
+    assert consumer.lags() == {}  # nothing handed out yet: no position to measure from
+    payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
+    for offset in (6, 7):
+        consumer._dispatch(TP0, record(offset, payload))
+    assert consumer.lags() == {TP0: 2}  # offsets 8 and 9 are still on the broker
