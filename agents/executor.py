@@ -2,9 +2,10 @@
 
 Each account gets a lane (a queue and a task): one account's orders run strictly in order,
 while every account proceeds in parallel, so a slow broker never delays another account.
-The Kafka offset of an intent is acknowledged only after its lane finished with it, so a crash
-redelivers unfinished intents; the derived client order id then makes the redelivery harmless
-(this worker's memory of finished ids first, the broker's own client-id dedupe last).
+The Kafka offset of an intent is acknowledged only after its lane finished with it and its
+outcome record was published, so a crash redelivers unfinished intents; the derived client
+order id then makes the redelivery harmless (this worker's memory of finished ids first, the
+broker's own client-id dedupe last).
 """
 
 from __future__ import annotations
