@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from ..app.records import AccountStatus, Execution, OrderError, OrderIntent, Position
+from ..app.records import Execution, OrderError
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ Step = Callable[[], Awaitable[object]]
 
 
 class DeferredOutbox:
-    """An :class:`Outbox` whose sends are queued and published by one background task."""
+    """The executor's side of an :class:`Outbox` (executions, errors), sends queued and
+    published by one background task."""
 
     def __init__(self, outbox: Outbox, slice_s: float = 0.001) -> None:
         self.outbox = outbox
@@ -43,27 +44,12 @@ class DeferredOutbox:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
-    # -- the Outbox interface: queue, return at once ---------------------------------------
-    async def intents(self, signal_id: str, intents: list[OrderIntent]) -> None:
-        self._put(lambda: self.outbox.intents(signal_id, intents))
-
+    # -- what the executor sends: queue, return at once ------------------------------------
     async def execution(self, execution: Execution) -> None:
         self._put(lambda: self.outbox.execution(execution))
 
     async def error(self, error: OrderError) -> None:
         self._put(lambda: self.outbox.error(error))
-
-    async def position(self, position: Position) -> None:
-        self._put(lambda: self.outbox.position(position))
-
-    async def status(self, status: AccountStatus) -> None:
-        self._put(lambda: self.outbox.status(status))
-
-    async def health(self, status: AccountStatus) -> None:
-        self._put(lambda: self.outbox.health(status))
-
-    async def signal(self, key: str, payload: bytes) -> None:
-        self._put(lambda: self.outbox.signal(key, payload))
 
     # -- ordering and draining -------------------------------------------------------------
     def after(self, callback: Step) -> None:
@@ -73,9 +59,6 @@ class DeferredOutbox:
     async def drained(self) -> None:
         """Wait until the queue is empty (tests, shutdown)."""
         await self._idle.wait()
-
-    def depth(self) -> int:
-        return len(self._queue)
 
     async def close(self) -> None:
         """Publish what is queued, then stop the task."""
