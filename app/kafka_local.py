@@ -44,6 +44,11 @@ transaction.state.log.num.partitions=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=24
 """
+# Kafka's own start script sets these (kafka-run-class.sh, KAFKA_JVM_PERFORMANCE_OPTS).
+JVM_PERFORMANCE_OPTS = (
+    "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35"
+    " -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true"
+)
 
 
 class KafkaError(RuntimeError):
@@ -94,6 +99,12 @@ class LocalKafka:
         marker.touch()
         return self.libs
 
+    def jvm_options(self) -> list[str]:
+        """Heap and collector flags, overridable with the variables of Kafka's own start scripts."""
+        heap = os.environ.get("KAFKA_HEAP_OPTS") or f"-Xms{self.heap} -Xmx{self.heap}"
+        performance = os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS") or JVM_PERFORMANCE_OPTS
+        return [*heap.split(), *performance.split(), *os.environ.get("KAFKA_OPTS", "").split()]
+
     # -- lifecycle ------------------------------------------------------------------------
     def serving(self) -> bool:
         try:
@@ -130,8 +141,7 @@ class LocalKafka:
             host=self.host, port=self.port, controller_port=self.port + 1, log_dirs=data,
         ))
         classpath = f"{libs}/*"
-        jvm = [f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-               f"-Dlog4j.configuration=file:{PACKAGE_DIR / 'log4j.properties'}"]
+        jvm = [*self.jvm_options(), f"-Dlog4j.configuration=file:{PACKAGE_DIR / 'log4j.properties'}"]
         if not (data / "meta.properties").exists():
             formatted = subprocess.run(
                 [java, *jvm, "-cp", classpath, "kafka.tools.StorageTool", "format",

@@ -1,4 +1,4 @@
-"""Process-level tuning of a worker: logging level, fetch waits, frozen start-up heap."""
+"""Process-level tuning: a worker's logging level, fetch waits, frozen start-up heap; the local broker's JVM."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import faust
 import pytest
 
 from copytrader.app.gc_tuning import freeze_startup_heap
+from copytrader.app.kafka_local import LocalKafka
 from copytrader.app.settings import Settings
 from copytrader.app.worker import CopyTraderWorker
 
@@ -33,11 +34,13 @@ def test_a_warn_level_worker_builds_no_debug_records(root_logger: logging.Logger
     assert logging.getLogger("aiokafka.conn").isEnabledFor(logging.DEBUG) is debug_enabled
 
 
-def test_only_a_worker_whose_faust_consumer_carries_copies_polls_fast() -> None:
-    assert Settings(roles=("ingest", "fanout")).faust_fetch_wait_ms == 5
-    assert Settings(roles=("execute",), executor_consumer="faust").faust_fetch_wait_ms == 5
-    assert Settings(roles=("execute",)).faust_fetch_wait_ms == 100  # the direct consumer has the intents
-    assert Settings(roles=("track", "store", "web")).faust_fetch_wait_ms == 100
+def test_the_copy_path_fetch_wait_applies_only_where_a_faust_consumer_carries_copies() -> None:
+    fast, slow = 5, 250
+    assert Settings(roles=("ingest", "fanout"), fetch_max_wait_ms=fast, background_fetch_wait_ms=slow).faust_fetch_wait_ms == fast
+    assert Settings(roles=("execute",), executor_consumer="faust", fetch_max_wait_ms=fast, background_fetch_wait_ms=slow).faust_fetch_wait_ms == fast
+    # the direct consumer has the intents, so the executor's Faust consumer is background
+    assert Settings(roles=("execute",), fetch_max_wait_ms=fast, background_fetch_wait_ms=slow).faust_fetch_wait_ms == slow
+    assert Settings(roles=("track", "store", "web"), fetch_max_wait_ms=fast, background_fetch_wait_ms=slow).faust_fetch_wait_ms == slow
 
 
 def test_the_start_up_heap_is_frozen_out_of_collections() -> None:
@@ -47,3 +50,15 @@ def test_the_start_up_heap_is_frozen_out_of_collections() -> None:
         assert sum(gc.get_count()) < 100  # a collection just ran: nothing young is left over
     finally:
         gc.unfreeze()
+
+
+def test_the_local_broker_takes_kafka_s_own_jvm_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KAFKA_HEAP_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_OPTS"):
+        monkeypatch.delenv(name, raising=False)
+    broker = LocalKafka(heap="256m")
+    assert broker.jvm_options()[:2] == ["-Xms256m", "-Xmx256m"]
+    assert "-XX:MaxGCPauseMillis=20" in broker.jvm_options()  # what kafka-run-class.sh sets
+    monkeypatch.setenv("KAFKA_HEAP_OPTS", "-Xmx1g")
+    monkeypatch.setenv("KAFKA_JVM_PERFORMANCE_OPTS", "-XX:+UseZGC")
+    monkeypatch.setenv("KAFKA_OPTS", "-Xlog:gc")
+    assert broker.jvm_options() == ["-Xmx1g", "-XX:+UseZGC", "-Xlog:gc"]
