@@ -133,11 +133,14 @@ class RunObserver:
     def missing(self) -> set[tuple[str, str]]:
         return {p for p in self.expected() if p not in self.seen.outcomes and p not in self.seen.refusals}
 
-    def summary(self, followers: int, **extra: Any) -> dict[str, Any]:
+    def summary(self, followers: int, measured_from: float | None = None, **extra: Any) -> dict[str, Any]:
+        """Counts over every expected copy; latencies over the copies of signals seen from
+        ``measured_from`` on (wall clock), those of earlier signals apart as ``warmup``."""
         seen = self.seen
         expected = self.expected()
         placed = rejected = duplicates = redelivered = 0
         spans: dict[str, list[float]] = {name: [] for name in STAGE_SPANS}
+        warmup: dict[str, list[float]] = {name: [] for name in STAGE_SPANS}
         per_platform: dict[str, list[float]] = defaultdict(list)
         for pair in expected:
             outcomes = seen.outcomes.get(pair, [])
@@ -148,9 +151,10 @@ class RunObserver:
             if accepted:
                 placed += 1
                 first = min(accepted, key=lambda o: o.stamps.get("acked", 0))
+                during_warmup = measured_from is not None and first.stamps.get("detected", measured_from) < measured_from
                 for name, (start, end) in STAGE_SPANS.items():
                     if start in first.stamps and end in first.stamps:
-                        spans[name].append((first.stamps[end] - first.stamps[start]) * 1000)
+                        (warmup if during_warmup else spans)[name].append((first.stamps[end] - first.stamps[start]) * 1000)
                 if "sent" in first.stamps and "acked" in first.stamps:
                     per_platform[first.platform].append((first.stamps["acked"] - first.stamps["sent"]) * 1000)
             elif outcomes:
@@ -173,6 +177,11 @@ class RunObserver:
             "e2e_ms": percentiles(spans["e2e"]),
             "stages_ms": {name: percentiles(v) for name, v in spans.items() if name not in ("internal", "e2e")},
             "broker_call_ms_by_platform": {k: percentiles(v) for k, v in sorted(per_platform.items())},
+            "warmup": {
+                "orders": len(warmup["internal"]),
+                "internal_ms": percentiles(warmup["internal"]),
+                "e2e_ms": percentiles(warmup["e2e"]),
+            },
         }
 
 

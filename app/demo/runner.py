@@ -49,6 +49,9 @@ WORKER_LAYOUTS: dict[int, list[tuple[str, str]]] = {
 @dataclass(slots=True)
 class ScenarioOptions:
     trades: int = 50
+    # Leader actions before the measured ones: their copies count for correctness (expected,
+    # placed, duplicates, missing) but their latencies are reported apart, as ``warmup``.
+    warmup: int = 0
     interval: float = 0.1
     platform: str = "paper"
     leader_platform: str = "paper"
@@ -159,6 +162,7 @@ class Scenario:
             "COPYTRADER_DATA_DIR": str(self.settings.data_dir),
             "COPYTRADER_KAFKA_BROKER": self.settings.kafka_broker,
             "COPYTRADER_DEMO_TRADES": str(self.options.trades),
+            "COPYTRADER_DEMO_WARMUP": str(self.options.warmup),
             "COPYTRADER_DEMO_INTERVAL": str(self.options.interval),
             "COPYTRADER_DEMO_GO_FILE": str(self.run_dir / "go"),
             "COPYTRADER_DATABASE_URL": os.environ.get("COPYTRADER_DATABASE_URL", f"sqlite:///{self.run_dir / 'copytrader.db'}"),
@@ -246,7 +250,7 @@ class Scenario:
         go = self.run_dir / "go"
         go.write_text("go")
         done = go.with_suffix(".done")
-        budget = self.options.trades * self.options.interval + 60.0
+        budget = (self.options.warmup + self.options.trades) * self.options.interval + 60.0
         deadline = time.monotonic() + budget
         while not done.exists() and time.monotonic() < deadline:
             self._check_workers()
@@ -272,7 +276,15 @@ class Scenario:
         return self.observer.summary(
             self.followers, mode=self.mode, platform=self.options.platform,
             broker_latency_ms=self.latency, processes=self.options.processes, trades=self.options.trades,
+            warmup_trades=self.options.warmup, measured_from=self._measured_from(),
         )
+
+    def _measured_from(self) -> float | None:
+        """When the scripted leader finished its warm-up actions (wall clock), if it had any."""
+        try:
+            return float((self.run_dir / "go.warm").read_text())
+        except (OSError, ValueError):
+            return None
 
     def web_worker(self) -> Worker | None:
         """The worker serving the dashboard and the API."""

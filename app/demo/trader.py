@@ -10,6 +10,8 @@ import asyncio
 import logging
 import os
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +33,11 @@ class TraderPlan:
     trades: int
     interval_s: float
     seed: int = 11
+    warmup: int = 0  # actions before the measured ``trades``, same mix
+
+    @property
+    def steps(self) -> int:
+        return self.warmup + self.trades
 
 
 class DemoTrader:
@@ -46,22 +53,27 @@ class DemoTrader:
         self._n += 1
         return f"demo-{self.plan.seed}-{self._n}"
 
-    async def run(self) -> None:
+    async def run(self, on_measured: Callable[[], None] | None = None) -> None:
+        """Trade the plan; ``on_measured`` is called once, just before the first measured action
+        (after the warm-up ones), so a benchmark can tell the two apart."""
         resting: list[tuple[str, Decimal]] = []  # (client id, price) of working limit/stop orders
         tick = instrument_for(SYMBOL).tick_size
         price = instrument_for(SYMBOL).reference_price
-        for step in range(self.plan.trades):
+        steps = self.plan.steps
+        for step in range(steps):
+            if step == self.plan.warmup and self.plan.warmup and on_measured is not None:
+                on_measured()
             roll = self.rng.random()
-            if resting and (roll < 0.25 or step >= self.plan.trades - len(resting)):
+            if resting and (roll < 0.25 or step >= steps - len(resting)):
                 cid, level = resting.pop(0)
-                if self.rng.random() < 0.5 and step < self.plan.trades - len(resting) - 1:
+                if self.rng.random() < 0.5 and step < steps - len(resting) - 1:
                     await self.adapter.modify(ModifyOrder(self.leader, cid, quantity=self.rng.randint(1, 3), limit_price=level - tick * 4))
                     resting.append((cid, level - tick * 4))
                     self.actions.append("modify")
                 else:
                     await self.adapter.cancel(CancelOrder(self.leader, cid))
                     self.actions.append("cancel")
-            elif roll < 0.45 and step < self.plan.trades - 2:
+            elif roll < 0.45 and step < steps - 2:
                 cid, level = self._cid(), price - tick * self.rng.randint(200, 300)  # far: rests on every venue
                 await self.adapter.place(PlaceOrder(self.leader, cid, SYMBOL, Side.BUY, self.rng.randint(1, 3), OrderType.LIMIT, limit_price=level))
                 resting.append((cid, level))
@@ -83,9 +95,11 @@ def install(app: "CopyTraderApp") -> None:
     plan = TraderPlan(
         trades=int(os.environ.get("COPYTRADER_DEMO_TRADES", "50")),
         interval_s=float(os.environ.get("COPYTRADER_DEMO_INTERVAL", "0.1")),
+        warmup=int(os.environ.get("COPYTRADER_DEMO_WARMUP", "0")),
     )
     go_file = Path(os.environ.get("COPYTRADER_DEMO_GO_FILE", runtime.settings.data_dir / "demo.go"))
     done_file = go_file.with_suffix(".done")
+    warm_file = go_file.with_suffix(".warm")  # the wall time the measured actions start
 
     @app.task
     async def trade() -> None:
@@ -94,6 +108,6 @@ def install(app: "CopyTraderApp") -> None:
             await asyncio.sleep(0.05)
         leader = runtime.config.leaders()[0]
         trader = DemoTrader(await runtime.pool.adapter_for(leader), leader, plan)
-        await trader.run()
+        await trader.run(on_measured=lambda: warm_file.write_text(repr(time.time())))
         await trader.flatten()
         done_file.write_text(",".join(trader.actions))

@@ -1,0 +1,64 @@
+"""A benchmark's warm-up: the scripted leader marks its end; the observer times those copies apart."""
+
+from __future__ import annotations
+
+from copytrader.app.config import parse_config
+from copytrader.app.demo.configgen import demo_config
+from copytrader.app.demo.observer import RunObserver
+from copytrader.app.demo.trader import DemoTrader, TraderPlan
+from copytrader.app.records import Execution, TradeSignal
+
+
+def observed(internal_ms_by_signal: dict[str, tuple[float, float]]) -> RunObserver:
+    """One signal per entry (detected at, internal ms), copied by both followers of the demo leader."""
+    observer = RunObserver("unused:9092", "", parse_config(demo_config(2), env={}))
+    for signal_id, (detected, internal_ms) in internal_ms_by_signal.items():
+        observer.seen.signals[signal_id] = TradeSignal(
+            signal_id=signal_id, leader_account="leader-1", platform="paper", symbol="ESZ6", side="buy", quantity=1,
+        )
+        for account in ("f001", "f002"):
+            stamps = {"detected": detected, "sent": detected + internal_ms / 1000, "acked": detected + internal_ms / 1000}
+            observer.seen.outcomes[(signal_id, account)].append(Execution(
+                execution_id=f"{signal_id}|{account}", account_id=account, platform="paper", kind="ack",
+                broker_order_id=f"{signal_id}-{account}", signal_id=signal_id, request_outcome=True, stamps=stamps,
+            ))
+    return observer
+
+
+def test_copies_of_warm_up_signals_count_for_correctness_but_are_timed_apart() -> None:
+    observer = observed({"s1": (100.0, 40.0), "s2": (101.0, 30.0), "s3": (102.0, 5.0), "s4": (103.0, 7.0)})
+    summary = observer.summary(2, measured_from=101.5)
+    assert (summary["orders_expected"], summary["orders_placed"], summary["missing"]) == (8, 8, 0)
+    assert summary["internal_ms"]["n"] == 4 and summary["internal_ms"]["max"] == 7.0
+    assert summary["warmup"]["orders"] == 4 and summary["warmup"]["internal_ms"]["max"] == 40.0
+
+
+def test_without_a_warm_up_every_copy_is_timed() -> None:
+    summary = observed({"s1": (100.0, 40.0), "s2": (101.0, 5.0)}).summary(2)
+    assert summary["internal_ms"]["n"] == 4 and summary["internal_ms"]["max"] == 40.0
+    assert summary["warmup"]["orders"] == 0
+
+
+class RecordingAdapter:
+    """Stands in for the leader's adapter: the trader only places, modifies and cancels."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def place(self, command: object) -> None:
+        self.calls.append("place")
+
+    async def modify(self, command: object) -> None:
+        self.calls.append("modify")
+
+    async def cancel(self, command: object) -> None:
+        self.calls.append("cancel")
+
+
+async def test_the_scripted_leader_marks_where_the_measured_actions_start() -> None:
+    adapter = RecordingAdapter()
+    marks: list[int] = []
+    trader = DemoTrader(adapter, "leader-1", TraderPlan(trades=6, interval_s=0, warmup=4))  # type: ignore[arg-type]  # duck-typed adapter
+    await trader.run(on_measured=lambda: marks.append(len(adapter.calls)))
+    assert marks == [4]  # once, after the four warm-up actions
+    assert len(adapter.calls) == 10
