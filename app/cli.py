@@ -48,7 +48,7 @@ def _scenario_options(fn):  # type: ignore[no-untyped-def]  # click decorator st
         click.option("--followers", default="20", show_default=True, help="Follower accounts (comma list runs each)."),
         click.option("--trades", default=50, show_default=True, help="Leader actions (market, limit, modify, cancel, stop)."),
         click.option("--latency", "latency", default="0", show_default=True, help="Simulated broker latency in ms (comma list runs each; '50+20' adds a tail)."),
-        click.option("--warmup", default=None, type=click.IntRange(0), help="Leader actions before the measured ones; their latencies are reported apart  [bench: 10, demo: 0]."),
+        click.option("--warmup", default=None, type=click.IntRange(0), help="Leader actions before the measured ones; their latencies are reported apart [bench: 10, demo: 0]."),
         click.option("--interval", default=0.1, show_default=True, help="Seconds between leader actions."),
         click.option("--platform", default="paper", show_default=True, help="Follower platform: paper, or a simulator (tradovate, projectx, mixed)."),
         click.option("--leader-platform", default="paper", show_default=True, help="The leader's platform: paper, tradovate or projectx (simulators)."),
