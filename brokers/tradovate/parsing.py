@@ -35,7 +35,7 @@ _STATUS_FROM = {
     "PendingCancel": OrderStatus.WORKING, s.WORKING: OrderStatus.WORKING,
     s.FILLED: OrderStatus.FILLED, s.COMPLETED: OrderStatus.FILLED,
     s.CANCELED: OrderStatus.CANCELLED, s.REJECTED: OrderStatus.REJECTED,
-    s.EXPIRED: OrderStatus.EXPIRED, "Suspended": OrderStatus.WORKING,
+    s.EXPIRED: OrderStatus.EXPIRED, s.SUSPENDED: OrderStatus.PENDING,
 }
 
 

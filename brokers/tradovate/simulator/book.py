@@ -83,6 +83,8 @@ class TradovateBook:
         self._positions: dict[tuple[str, int], _PositionRec] = {}
         self._sinks: list[PropsSink] = []
         self.pending_oco: dict[str, int] = {}
+        self._announced: set[int] = set()   # orders whose execType New went out
+        self._held: set[int] = set()        # OSO children reported Suspended
         exchange.add_listener(self._on_kernel)
 
     def close(self) -> None:
@@ -163,8 +165,13 @@ class TradovateBook:
                 rec.version = version
                 self._put_version(rec)
                 self._report(rec, s.EXEC_REPLACED, s.WORKING, now)
-            elif rec.command_type == s.CMD_NEW and rec.cum_qty == 0 and not self._has_new(rec):
+            elif rec.command_type == s.CMD_NEW and rec.cum_qty == 0 and rec.order_id not in self._announced:
+                self._announced.add(rec.order_id)
                 self._report(rec, s.EXEC_NEW, s.WORKING, now)
+        elif event.status is OrderStatus.PENDING and rec.parent_id is not None and rec.order_id not in self._held:
+            # An OSO bracket waiting for its entry (undocumented state; see docs/fidelity).
+            self._held.add(rec.order_id)
+            self._report(rec, s.EXEC_SUSPENDED, s.SUSPENDED, now)
         elif event.status is OrderStatus.CANCELLED:
             self._report(rec, s.EXEC_CANCELED, s.CANCELED, now, text=event.reason)
         elif event.status is OrderStatus.EXPIRED:
@@ -179,16 +186,14 @@ class TradovateBook:
         kernel_order = self.exchange.account(event.account_id).orders[event.broker_order_id]
         if kernel_order.oco_group:
             rec.oco_id = self.pending_oco.setdefault(kernel_order.oco_group, order_id)
+        if kernel_order.parent_id is not None:
+            rec.parent_id = int(kernel_order.parent_id)
         self._orders[order_id] = rec
         self._put(s.ENTITY_COMMAND, rec.account, s.command_entity(
             rec.command_id, order_id, rec.cl_ord_id, s.CMD_NEW, s.CMD_EXECUTED, now))
         self._put_order(rec, s.PENDING_NEW, now)
         self._put_version(rec)
         return rec
-
-    def _has_new(self, rec: _OrderRec) -> bool:
-        return any(e["orderId"] == rec.order_id and e["execType"] == s.EXEC_NEW
-                   for e in self.tables.of(s.ENTITY_EXEC, {rec.account}))
 
     def _on_fill(self, event: FillEvent) -> None:
         order_id = int(event.broker_order_id)
