@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -45,6 +46,7 @@ from .lookup import lookup_order
 from .state import EntityCache
 from .transport import RestClient, UserSocket
 
+log = logging.getLogger(__name__)
 Json = dict[str, Any]
 _STATES = {"connected": ConnectionState.CONNECTED, "connecting": ConnectionState.CONNECTING,
            "degraded": ConnectionState.DEGRADED}
@@ -66,6 +68,7 @@ class TradovateAdapter(BrokerAdapter):
         self._symbols: dict[int, str] = {}
         self._contracts: dict[str, int] = {}
         self.cache = EntityCache({}, self._symbol)
+        self.cache.on_protocol_error = self._protocol_error
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -133,6 +136,11 @@ class TradovateAdapter(BrokerAdapter):
     async def _on_props(self, data: Json) -> None:
         for event in await self.cache.apply(str(data.get("entityType")), data.get("entity") or {}):
             self._emit(event)
+
+    def _protocol_error(self, exc: parsing.UnknownEnumValue) -> None:
+        """An unreadable value from the broker: keep its raw text where health shows it."""
+        log.error("tradovate session %s: %s", self.config.session_id, exc)
+        self._last_error = str(exc)
 
     def _on_state(self, state: str, reason: str | None) -> None:
         self._set_state(_STATES.get(state, ConnectionState.DEGRADED), reason)

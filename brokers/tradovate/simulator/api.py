@@ -240,7 +240,7 @@ class Api:
         rec = self.book.order_rec(order_id)
         if rec is None:
             return 200, {"failureReason": "UnknownReason", "failureText": f"Unknown order {order_id}"}
-        command_id = self.book.begin_command(order_id, s.CMD_MODIFY)
+        command_id = self.book.begin_command(order_id, s.CMD_MODIFY, body.get("clOrdId"))
         try:
             self.exchange.modify(rec.account, str(order_id), quantity=body.get("orderQty"),
                                  limit_price=parsing.price_in(body.get("price")),
@@ -249,6 +249,7 @@ class Api:
             self.book.reject_command(command_id, order_id, "TooLate", str(exc))
             return self._answer(rec.account, (200, {"failureReason": parsing.failure_reason(str(exc)),
                                                     "failureText": str(exc), "commandId": command_id}))
+        self.book.finish_command(command_id)
         return self._answer(rec.account, (200, {"commandId": command_id}))
 
     async def _cancel(self, body: Json) -> Reply:
@@ -256,13 +257,14 @@ class Api:
         rec = self.book.order_rec(order_id)
         if rec is None:
             return 200, {"failureReason": "UnknownReason", "failureText": f"Unknown order {order_id}"}
-        command_id = self.book.begin_command(order_id, s.CMD_CANCEL)
+        command_id = self.book.begin_command(order_id, s.CMD_CANCEL, body.get("clOrdId"))
         try:
             self.exchange.cancel(rec.account, str(order_id))
         except SimError as exc:
             self.book.reject_command(command_id, order_id, "TooLate", str(exc))
             return self._answer(rec.account, (200, {"failureReason": parsing.failure_reason(str(exc)),
                                                     "failureText": str(exc), "commandId": command_id}))
+        self.book.finish_command(command_id)
         return self._answer(rec.account, (200, {"commandId": command_id}))
 
     async def _liquidate(self, body: Json) -> Reply:
