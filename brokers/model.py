@@ -76,10 +76,16 @@ class ConnectionState(str, enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Bracket:
-    """Exit orders attached to an entry, as distances from the entry fill price."""
+    """Exit orders attached to an entry, as distances from the entry fill price.
+
+    ``reference_price`` is where a platform that needs absolute exit prices before the fill
+    (Tradovate placeOSO) anchors them when the entry has no price of its own (a market entry):
+    the copier knows it, it is the leader's fill. The adapter re-anchors at the real fill.
+    """
 
     take_profit: Decimal | None = None
     stop_loss: Decimal | None = None
+    reference_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

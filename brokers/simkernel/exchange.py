@@ -51,6 +51,7 @@ class SimExchange:
         self._live: dict[str, SimOrder] = {}  # working orders, pruned lazily as they finish
         self._fault_listeners: list[FaultListener] = []
         self._children: dict[str, list[SimOrder]] = {}  # parent order id → held OSO children
+        self._oco_filled: set[str] = set()  # OCO groups one member of which filled
 
     # -- wiring ----------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -154,6 +155,9 @@ class SimExchange:
         assert order.parent_id is not None
         self._children.setdefault(order.parent_id, []).append(order)
         self._publish(order.to_event())
+        parent = account.orders.get(order.parent_id)
+        if parent is not None and parent.status.is_final:  # the parent filled before its children came
+            self._release_children(parent)
         return order
 
     def _release_children(self, parent: SimOrder) -> None:
@@ -163,6 +167,9 @@ class SimExchange:
                 continue
             if parent.filled_quantity <= 0:
                 self._finish(child, OrderStatus.CANCELLED, f"parent {parent.status.value}")
+                continue
+            if child.oco_group in self._oco_filled:  # its sibling was released first and filled
+                self._finish(child, OrderStatus.CANCELLED, "oco sibling filled")
                 continue
             child.quantity, child.status, child.updated_at = parent.filled_quantity, OrderStatus.WORKING, utcnow()
             self._live[child.order_id] = child
@@ -388,6 +395,7 @@ class SimExchange:
         """OCO siblings are cancelled; a bracketed entry spawns its two exits as an OCO pair."""
         account = self.account(order.account)
         if order.oco_group:
+            self._oco_filled.add(order.oco_group)
             for other in account.orders.values():
                 if other.oco_group == order.oco_group and other is not order and not other.status.is_final:
                     self._finish(other, OrderStatus.CANCELLED, "oco sibling filled")

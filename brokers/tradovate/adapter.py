@@ -26,6 +26,8 @@ from ..base import BrokerAdapter, SessionConfig
 from ..errors import AuthenticationFailed, BrokerUnavailable, OrderRejected, UnknownOrder
 from ..model import (
     AccountSnapshot,
+    BrokerEvent,
+    FillEvent,
     CancelOrder,
     Capabilities,
     ConnectionState,
@@ -39,7 +41,7 @@ from ..model import (
     SessionHealth,
 )
 from ..ratebudget import Priority, RateBudget
-from . import parsing
+from . import brackets, parsing
 from . import schemas as s
 from .config import TradovateConfig
 from .lookup import lookup_order
@@ -54,7 +56,7 @@ _STATES = {"connected": ConnectionState.CONNECTED, "connecting": ConnectionState
 
 class TradovateAdapter(BrokerAdapter):
     platform: ClassVar[str] = "tradovate"
-    capabilities: ClassVar[Capabilities] = Capabilities(brackets=False, oco=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(brackets=True, oco=False)
 
     def __init__(self, config: SessionConfig) -> None:
         super().__init__(config)
@@ -69,6 +71,8 @@ class TradovateAdapter(BrokerAdapter):
         self._contracts: dict[str, int] = {}
         self.cache = EntityCache({}, self._symbol)
         self.cache.on_protocol_error = self._protocol_error
+        self._brackets: dict[str, brackets.BracketPlan] = {}   # entry orderId → its exits
+        self._reanchors: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -102,6 +106,8 @@ class TradovateAdapter(BrokerAdapter):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        for task in list(self._reanchors):
+            task.cancel()
         if self.socket is not None:
             await self.socket.close()
         if self._http is not None:
@@ -131,11 +137,34 @@ class TradovateAdapter(BrokerAdapter):
         for contract in snapshot.get("contracts") or []:
             self._remember_contract(int(contract["id"]), str(contract["name"]))
         for event in await self.cache.apply_snapshot(snapshot, emit=not first):
-            self._emit(event)
+            self._publish(event)
 
     async def _on_props(self, data: Json) -> None:
         for event in await self.cache.apply(str(data.get("entityType")), data.get("entity") or {}):
-            self._emit(event)
+            self._publish(event)
+
+    def _publish(self, event: BrokerEvent) -> None:
+        self._emit(event)
+        if isinstance(event, FillEvent) and event.broker_order_id in self._brackets:
+            p = self._brackets[event.broker_order_id]
+            average = brackets.record_fill(p, event.quantity, event.price)
+            if average is not None:
+                del self._brackets[event.broker_order_id]
+                task = asyncio.get_running_loop().create_task(self._reanchor(p, average))
+                self._reanchors.add(task)
+                task.add_done_callback(self._reanchors.discard)
+
+    async def _reanchor(self, p: brackets.BracketPlan, fill_price: Decimal) -> None:
+        """Move the exits to ``fill ± distance``. A modify is idempotent in effect (absolute
+        values), so the transport may resend it; a refusal (an exit already filled) is logged."""
+        for body in brackets.reanchor(p, fill_price):
+            try:
+                reply = await self._rest().call("order/modifyorder", body, priority=Priority.EXIT)
+                self._raise_failure(reply, rejected=False)
+            except Exception as exc:  # noqa: BLE001 - a background task must report, not die silently
+                log.warning("tradovate: re-anchoring exit %s of %s failed: %s", body.get("orderId"),
+                            p.entry_cl_ord_id, exc)
+                self._last_error = f"bracket exit {body.get('orderId')} not re-anchored: {exc}"
 
     def _protocol_error(self, exc: parsing.UnknownEnumValue) -> None:
         """An unreadable value from the broker: keep its raw text where health shows it."""
@@ -179,12 +208,31 @@ class TradovateAdapter(BrokerAdapter):
             parsing.action(command.side), command.symbol.upper(), command.quantity,
             parsing.order_type(command.order_type), parsing.price_out(command.limit_price),
             parsing.price_out(command.stop_price), parsing.tif(command.time_in_force))
+        if command.bracket is not None:
+            return await self._place_oso(command, account_id, body)
         reply = await rest.call("order/placeorder", body, priority=Priority.ENTRY, resend=False)
         self._raise_failure(reply, rejected=True)
         order_id = int(reply["orderId"])
         self.cache.provisional(order_id, account_id, self._contracts.get(command.symbol.upper(), 0), body)
         return OrderAck(command.account_id, command.client_order_id, str(order_id),
                         self.cache.status_of(order_id))
+
+    async def _place_oso(self, command: PlaceOrder, account_id: int, entry: Json) -> OrderAck:
+        """Entry and exits in one placeOSO (see :mod:`.brackets`); never resent after it left."""
+        p = brackets.plan(command)
+        body = brackets.oso_body(entry, p)
+        reply = await self._rest().call("order/placeOSO", body, priority=Priority.ENTRY, resend=False)
+        self._raise_failure(reply, rejected=True)
+        brackets.take_ids(p, reply)
+        contract_id = self._contracts.get(command.symbol.upper(), 0)
+        self.cache.provisional(int(reply["orderId"]), account_id, contract_id, entry)
+        for leg, version in zip(p.exits, (body["bracket1"], body.get("bracket2"))):
+            if leg.order_id is not None and version is not None:
+                self.cache.provisional(leg.order_id, account_id, contract_id,
+                                       {**version, "orderQty": command.quantity}, status=s.SUSPENDED)
+        self._brackets[str(reply["orderId"])] = p
+        return OrderAck(command.account_id, command.client_order_id, str(reply["orderId"]),
+                        self.cache.status_of(int(reply["orderId"])))
 
     async def lookup(self, account_id: str, client_order_id: str) -> OrderAck | None:
         """Ask Tradovate, not the cache: the account's orders, then their commands' ``clOrdId``.

@@ -203,7 +203,8 @@ class EntityCache:
             timestamp=s.parse_iso(e.get("timestamp")),
         )]
 
-    def provisional(self, order_id: int, account_id: int, contract_id: int, body: Json) -> None:
+    def provisional(self, order_id: int, account_id: int, contract_id: int, body: Json,
+                    status: str = s.WORKING) -> None:
         """Remember an order we just placed before its pushes arrive, so an immediate
         modify/cancel by clOrdId works; the pushed entities overwrite these guesses."""
         cl_ord_id = str(body["clOrdId"])
@@ -211,7 +212,7 @@ class EntityCache:
         self.cl_by_order.setdefault(order_id, cl_ord_id)
         if order_id not in self.orders:
             self.orders[order_id] = OrderView(
-                order_id, account_id, contract_id, str(body["action"]), s.WORKING, int(body["orderQty"]),
+                order_id, account_id, contract_id, str(body["action"]), status, int(body["orderQty"]),
                 str(body["orderType"]), body.get("price"), body.get("stopPrice"), str(body["timeInForce"]),
                 0, cl_ord_id)
 

@@ -163,7 +163,8 @@ class ScenarioRun:
             quantity=int(body.get("quantity", 1)), order_type=OrderType(body.get("type", "market")),
             limit_price=_decimal(body.get("limit_price")), stop_price=_decimal(body.get("stop_price")),
             time_in_force=TimeInForce(body.get("tif", "day")),
-            bracket=Bracket(_decimal(bracket.get("take_profit")), _decimal(bracket.get("stop_loss")))
+            bracket=Bracket(_decimal(bracket.get("take_profit")), _decimal(bracket.get("stop_loss")),
+                            _decimal(bracket.get("reference_price")))
             if bracket else None,
         )
         ack = await self.harness.adapter.place(command)
