@@ -44,6 +44,7 @@ from ..ratebudget import Priority, RateBudget
 from . import brackets, parsing
 from . import schemas as s
 from .config import TradovateConfig
+from .flatten import flatten as flatten_account
 from .lookup import lookup_order
 from .state import EntityCache
 from .transport import RestClient, UserSocket
@@ -288,22 +289,15 @@ class TradovateAdapter(BrokerAdapter):
         return str(found.get("ordStatus")) if isinstance(found, dict) else None
 
     async def flatten(self, command: FlattenPosition) -> OrderAck:
+        """Cancel working orders, then close with a market order under the flatten's clOrdId
+        (see :mod:`.flatten` for why not liquidateposition, and why this is safe to rerun)."""
+        rest = self._rest()
         account_id = self._account_ids[command.account_id]
-        if command.symbol is not None:
-            contracts = {await self._contract_id(command.symbol)}
-        else:
-            contracts = {c for (a, c), net in self.cache.positions.items() if a == account_id and net}
-            contracts |= {v.contract_id for v in self.cache.orders.values()
-                          if v.account_id == account_id and v.ord_status in (s.WORKING, s.PENDING_NEW)}
-        order_ids = []
-        for contract_id in sorted(contracts):
-            reply = await self._rest().call("order/liquidateposition", s.liquidate_body(account_id, contract_id),
-                                            priority=Priority.EXIT)
-            self._raise_failure(reply, rejected=True)
-            if reply and reply.get("orderId"):
-                order_ids.append(str(reply["orderId"]))
-        return OrderAck(command.account_id, command.client_order_id, ",".join(order_ids) or "none",
-                        OrderStatus.FILLED if order_ids else OrderStatus.CANCELLED)
+        contracts = None if command.symbol is None else {await self._contract_id(command.symbol)}
+        closing = await flatten_account(rest, self.broker_account(command.account_id), account_id, contracts,
+                                        command.client_order_id, self._symbol)
+        return OrderAck(command.account_id, command.client_order_id, ",".join(map(str, closing)) or "none",
+                        OrderStatus.FILLED if closing else OrderStatus.CANCELLED)
 
     def _view(self, account: str, client_order_id: str) -> Any:
         view = self.cache.order_for(self._account_ids[account], client_order_id)
