@@ -57,7 +57,7 @@ _STATES = {"connected": ConnectionState.CONNECTED, "connecting": ConnectionState
 
 class TradovateAdapter(BrokerAdapter):
     platform: ClassVar[str] = "tradovate"
-    capabilities: ClassVar[Capabilities] = Capabilities(brackets=True, oco=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(brackets=True, oco=False, fill_corrections=True)
 
     def __init__(self, config: SessionConfig) -> None:
         super().__init__(config)
