@@ -222,7 +222,7 @@ class TradovateAdapter(BrokerAdapter):
         """Entry and exits in one placeOSO (see :mod:`.brackets`); never resent after it left."""
         p = brackets.plan(command)
         body = brackets.oso_body(entry, p)
-        reply = await self._rest().call("order/placeOSO", body, priority=Priority.ENTRY, resend=False)
+        reply = await self._rest().call("order/placeoso", body, priority=Priority.ENTRY, resend=False)
         self._raise_failure(reply, rejected=True)
         brackets.take_ids(p, reply)
         contract_id = self._contracts.get(command.symbol.upper(), 0)
