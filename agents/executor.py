@@ -241,6 +241,8 @@ class OrderRouter:
                     symbol=event.symbol, side=event.side.value, quantity=event.quantity, price=event.price,
                     corrects=f"{event.account_id}|{event.broker_order_id}|fill|{event.fill_id}",
                     original_quantity=event.original_quantity, original_price=event.original_price,
+                    reason=f"fill {event.fill_id} {event.original_quantity}@{event.original_price} -> "
+                    + ("busted" if event.busted else f"{event.quantity}@{event.price}"),
                     occurred_at=event.timestamp,
                 )
             )
