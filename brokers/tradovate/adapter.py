@@ -198,7 +198,7 @@ class TradovateAdapter(BrokerAdapter):
     # -- orders ----------------------------------------------------------------------------------
     def _rest(self) -> RestClient:
         if self.rest is None or self._state is ConnectionState.DISCONNECTED:
-            raise BrokerUnavailable(f"tradovate session {self.config.session_id} is not connected")
+            raise BrokerUnavailable(f"tradovate session {self.config.session_id} is not connected", sent=False)
         return self.rest
 
     async def place(self, command: PlaceOrder) -> OrderAck:

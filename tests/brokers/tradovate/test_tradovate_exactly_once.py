@@ -65,6 +65,10 @@ async def test_lookup_that_cannot_tell_raises_broker_unavailable() -> None:
         with pytest.raises(BrokerUnavailable) as refused:
             await adapter.place(PlaceOrder("f1", "refused-1", "ESZ6", Side.BUY, 1))
         assert refused.value.sent is False  # connection refused: the request surely never left
+        await adapter.disconnect()
+        with pytest.raises(BrokerUnavailable) as closed:
+            await adapter.place(PlaceOrder("f1", "closed-1", "ESZ6", Side.BUY, 1))
+        assert closed.value.sent is False  # not connected: nothing was sent
     finally:
         await adapter.disconnect()
 
