@@ -194,7 +194,8 @@ class EntityCache:
     async def _correction(self, change: Change | None, e: Json, emit: bool) -> list[BrokerEvent]:
         if change is None:
             return []
-        self.filled[change.order_id] = self.filled.get(change.order_id, 0) + change.quantity - change.original_quantity
+        # The order's progress is left alone (later fills' cumulative/leaves): an exchange does
+        # not reinstate busted quantity, and the broker's cumQty keeps counting it.
         view = self.orders.get(change.order_id)
         if not emit or view is None or view.account_id not in self.our_ids:
             return []

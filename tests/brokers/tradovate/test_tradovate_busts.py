@@ -112,4 +112,4 @@ async def test_fill_first_seen_already_busted_never_counts() -> None:
     cache, _ = await _cache_with_fill()
     assert await cache.apply(s.ENTITY_FILL, {"id": 32, "orderId": 10, "contractId": 7, "action": "Buy", "qty": 1,
                                              "price": 5000, "active": False}) == []
-    assert cache.filled[10] == 2
+    assert cache.filled[10] == 2  # an already-busted fill never adds to the order
