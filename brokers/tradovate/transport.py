@@ -126,7 +126,7 @@ class RestClient:
         retrying transport failures with backoff; 401 surfaces as ``TokenExpired``."""
         url = f"{self.config.rest_url}/{endpoint}"
         payload = dict(body) if body is not None else None
-        delay, failures = 0.05, 0
+        delay, failures, ever_sent = 0.05, 0, False
         while True:
             await self.budget.acquire(priority)
             headers = {"Accept": "application/json"}
@@ -139,8 +139,9 @@ class RestClient:
                 # Only a failed connect surely kept the request home; a timeout or reset may
                 # have come after the server carried it out.
                 sent = not isinstance(exc, aiohttp.ClientConnectorError)
+                ever_sent = ever_sent or sent
                 if failures >= self.config.max_attempts or (sent and not resend):
-                    raise BrokerUnavailable(f"{endpoint}: {exc!r}", sent=sent) from exc
+                    raise BrokerUnavailable(f"{endpoint}: {exc!r}", sent=ever_sent) from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
