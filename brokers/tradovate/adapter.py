@@ -47,6 +47,7 @@ from .config import TradovateConfig
 from .flatten import flatten as flatten_account
 from .lookup import lookup_order
 from .state import EntityCache
+from .writes import send_again_if_lost
 from .transport import RestClient, UserSocket
 
 log = logging.getLogger(__name__)
@@ -157,10 +158,10 @@ class TradovateAdapter(BrokerAdapter):
 
     async def _reanchor(self, p: brackets.BracketPlan, fill_price: Decimal) -> None:
         """Move the exits to ``fill ± distance``. A modify is idempotent in effect (absolute
-        values), so the transport may resend it; a refusal (an exit already filled) is logged."""
+        values), so it is sent again after a lost answer; a refusal (an exit already filled) is logged."""
         for body in brackets.reanchor(p, fill_price):
             try:
-                reply = await self._rest().call("order/modifyorder", body, priority=Priority.EXIT)
+                reply = await send_again_if_lost(self._rest(), "order/modifyorder", body, priority=Priority.EXIT)
                 self._raise_failure(reply, rejected=False)
             except Exception as exc:  # noqa: BLE001 - a background task must report, not die silently
                 log.warning("tradovate: re-anchoring exit %s of %s failed: %s", body.get("orderId"),
@@ -211,7 +212,7 @@ class TradovateAdapter(BrokerAdapter):
             parsing.price_out(command.stop_price), parsing.tif(command.time_in_force))
         if command.bracket is not None:
             return await self._place_oso(command, account_id, body)
-        reply = await rest.call("order/placeorder", body, priority=Priority.ENTRY, resend=False)
+        reply = await rest.call("order/placeorder", body, priority=Priority.ENTRY)
         self._raise_failure(reply, rejected=True)
         order_id = int(reply["orderId"])
         self.cache.provisional(order_id, account_id, self._contracts.get(command.symbol.upper(), 0), body)
@@ -222,7 +223,7 @@ class TradovateAdapter(BrokerAdapter):
         """Entry and exits in one placeOSO (see :mod:`.brackets`); never resent after it left."""
         p = brackets.plan(command)
         body = brackets.oso_body(entry, p)
-        reply = await self._rest().call("order/placeoso", body, priority=Priority.ENTRY, resend=False)
+        reply = await self._rest().call("order/placeoso", body, priority=Priority.ENTRY)
         self._raise_failure(reply, rejected=True)
         brackets.take_ids(p, reply)
         contract_id = self._contracts.get(command.symbol.upper(), 0)
@@ -258,7 +259,7 @@ class TradovateAdapter(BrokerAdapter):
         stop = parsing.price_out(command.stop_price) if command.stop_price is not None else view.stop_price
         body = s.modify_order_body(view.order_id, command.quantity or view.quantity, view.order_type,
                                    price, stop, view.tif)
-        reply = await self._rest().call("order/modifyorder", body, priority=Priority.MODIFY)
+        reply = await send_again_if_lost(self._rest(), "order/modifyorder", body, priority=Priority.MODIFY)
         self._raise_failure(reply, rejected=False)
         return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
                         self.cache.status_of(view.order_id))
@@ -269,13 +270,13 @@ class TradovateAdapter(BrokerAdapter):
             # A redelivered cancel: the order is cancelled already, which is what was asked.
             return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
                             OrderStatus.CANCELLED, duplicate=True)
-        reply = await self._rest().call("order/cancelorder", s.cancel_order_body(view.order_id),
-                                        priority=Priority.CANCEL)
+        reply = await send_again_if_lost(self._rest(), "order/cancelorder", s.cancel_order_body(view.order_id),
+                                         priority=Priority.CANCEL)
         try:
             self._raise_failure(reply, rejected=False)
         except UnknownOrder:
-            # The transport resends a cancel whose answer was lost (a cancel is idempotent in
-            # effect); the resend then finds the order final. Ask the broker which final state.
+            # A cancel whose answer was lost is sent again (see .writes); the second one finds
+            # the order final. Ask the broker which final state.
             if await self._broker_ord_status(view.order_id) == s.CANCELED:
                 return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
                                 OrderStatus.CANCELLED, duplicate=True)

@@ -11,8 +11,8 @@ Every step reads the broker, not the cache: the orders to cancel come from ``ord
 position to close from ``position/deps`` read *after* the cancels (a cancel that lost the race
 to a fill shows in that position). That makes the whole flatten idempotent in effect: run again
 after a lost answer, it finds nothing to cancel and a flat position, and places nothing. The
-closing place itself is never resent blindly (``resend=False``); a lost answer surfaces as
-``BrokerUnavailable(sent=True)`` and ``lookup(flatten id)`` finds the closing order.
+closing place itself is never resent (the transport resends no write after doubt); a lost
+answer surfaces as ``BrokerUnavailable(sent=True)`` and ``lookup(flatten id)`` finds it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ..ratebudget import Priority
 from . import lookup, parsing
 from . import schemas as s
 from .transport import RestClient
+from .writes import send_again_if_lost
 
 Json = dict[str, Any]
 #: Order states in which an order can still trade (and so must be cancelled first).
@@ -47,15 +48,15 @@ async def flatten(rest: RestClient, account_name: str, tv_account: int, contract
         side = parsing.side(s.SELL if net > 0 else s.BUY)
         body = s.place_order_body(account_name, tv_account, cl_ord_id, parsing.action(side),
                                   (await symbol_of(contract_id)).upper(), abs(net), s.MARKET, None, None, s.TIF_DAY)
-        reply = await rest.call("order/placeorder", body, priority=Priority.EXIT, resend=False)
+        reply = await rest.call("order/placeorder", body, priority=Priority.EXIT)
         _check(reply, "closing order")
         closing.append(int(reply["orderId"]))
     return closing
 
 
 async def _cancel(rest: RestClient, order_id: int) -> None:
-    """A cancel is idempotent in effect, so the transport may resend it after a lost answer."""
-    reply = await rest.call("order/cancelorder", s.cancel_order_body(order_id), priority=Priority.CANCEL)
+    """A cancel is idempotent in effect, so it is sent again after a lost answer (.writes)."""
+    reply = await send_again_if_lost(rest, "order/cancelorder", s.cancel_order_body(order_id), priority=Priority.CANCEL)
     if isinstance(reply, dict) and reply.get("failureReason") in ALREADY_FINAL:
         return
     _check(reply, f"cancel of {order_id}")
