@@ -41,8 +41,9 @@ from ..model import (
     SessionHealth,
 )
 from ..ratebudget import Priority, RateBudget
-from . import brackets, parsing
+from . import parsing
 from . import schemas as s
+from .bracket_orders import BracketDesk
 from .config import TradovateConfig
 from .flatten import flatten as flatten_account
 from .lookup import lookup_order
@@ -73,8 +74,8 @@ class TradovateAdapter(BrokerAdapter):
         self._contracts: dict[str, int] = {}
         self.cache = EntityCache({}, self._symbol)
         self.cache.on_protocol_error = self._protocol_error
-        self._brackets: dict[str, brackets.BracketPlan] = {}   # entry orderId → its exits
-        self._reanchors: set[asyncio.Task[None]] = set()
+        self.brackets = BracketDesk(self._rest, lambda reply: self._raise_failure(reply, rejected=True),
+                                    self._background_error)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -108,8 +109,7 @@ class TradovateAdapter(BrokerAdapter):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-        for task in list(self._reanchors):
-            task.cancel()
+        self.brackets.cancel()
         if self.socket is not None:
             await self.socket.close()
         if self._http is not None:
@@ -147,26 +147,11 @@ class TradovateAdapter(BrokerAdapter):
 
     def _publish(self, event: BrokerEvent) -> None:
         self._emit(event)
-        if isinstance(event, FillEvent) and event.broker_order_id in self._brackets:
-            p = self._brackets[event.broker_order_id]
-            average = brackets.record_fill(p, event.quantity, event.price)
-            if average is not None:
-                del self._brackets[event.broker_order_id]
-                task = asyncio.get_running_loop().create_task(self._reanchor(p, average))
-                self._reanchors.add(task)
-                task.add_done_callback(self._reanchors.discard)
+        if isinstance(event, FillEvent):
+            self.brackets.on_fill(event)
 
-    async def _reanchor(self, p: brackets.BracketPlan, fill_price: Decimal) -> None:
-        """Move the exits to ``fill ± distance``. A modify is idempotent in effect (absolute
-        values), so it is sent again after a lost answer; a refusal (an exit already filled) is logged."""
-        for body in brackets.reanchor(p, fill_price):
-            try:
-                reply = await send_again_if_lost(self._rest(), "order/modifyorder", body, priority=Priority.EXIT)
-                self._raise_failure(reply, rejected=False)
-            except Exception as exc:  # noqa: BLE001 - a background task must report, not die silently
-                log.warning("tradovate: re-anchoring exit %s of %s failed: %s", body.get("orderId"),
-                            p.entry_cl_ord_id, exc)
-                self._last_error = f"bracket exit {body.get('orderId')} not re-anchored: {exc}"
+    def _background_error(self, text: str) -> None:
+        self._last_error = text
 
     def _protocol_error(self, exc: parsing.UnknownEnumValue) -> None:
         """An unreadable value from the broker: keep its raw text where health shows it."""
@@ -211,7 +196,7 @@ class TradovateAdapter(BrokerAdapter):
             parsing.order_type(command.order_type), parsing.price_out(command.limit_price),
             parsing.price_out(command.stop_price), parsing.tif(command.time_in_force))
         if command.bracket is not None:
-            return await self._place_oso(command, account_id, body)
+            return await self._place_bracketed(command, account_id, body)
         reply = await rest.call("order/placeorder", body, priority=Priority.ENTRY)
         self._raise_failure(reply, rejected=True)
         order_id = int(reply["orderId"])
@@ -219,22 +204,17 @@ class TradovateAdapter(BrokerAdapter):
         return OrderAck(command.account_id, command.client_order_id, str(order_id),
                         self.cache.status_of(order_id))
 
-    async def _place_oso(self, command: PlaceOrder, account_id: int, entry: Json) -> OrderAck:
-        """Entry and exits in one placeOSO (see :mod:`.brackets`); never resent after it left."""
-        p = brackets.plan(command)
-        body = brackets.oso_body(entry, p)
-        reply = await self._rest().call("order/placeoso", body, priority=Priority.ENTRY)
-        self._raise_failure(reply, rejected=True)
-        brackets.take_ids(p, reply)
+    async def _place_bracketed(self, command: PlaceOrder, account_id: int, entry: Json) -> OrderAck:
+        """Entry and exits (see :mod:`.bracket_orders`); never resent after it may have left."""
+        reply, body = await self.brackets.place(command, entry, self.broker_account(command.account_id), account_id)
         contract_id = self._contracts.get(command.symbol.upper(), 0)
-        self.cache.provisional(int(reply["orderId"]), account_id, contract_id, entry)
-        for leg, version in zip(p.exits, (body["bracket1"], body.get("bracket2"))):
-            if leg.order_id is not None and version is not None:
-                self.cache.provisional(leg.order_id, account_id, contract_id,
+        order_id = int(reply["orderId"])
+        self.cache.provisional(order_id, account_id, contract_id, entry)
+        for key, version in (("oso1Id", body.get("bracket1")), ("oso2Id", body.get("bracket2"))):
+            if reply.get(key) is not None and version is not None:
+                self.cache.provisional(int(reply[key]), account_id, contract_id,
                                        {**version, "orderQty": command.quantity}, status=s.SUSPENDED)
-        self._brackets[str(reply["orderId"])] = p
-        return OrderAck(command.account_id, command.client_order_id, str(reply["orderId"]),
-                        self.cache.status_of(int(reply["orderId"])))
+        return OrderAck(command.account_id, command.client_order_id, str(order_id), self.cache.status_of(order_id))
 
     async def lookup(self, account_id: str, client_order_id: str) -> OrderAck | None:
         """Ask Tradovate, not the cache: the account's orders, then their commands' ``clOrdId``.

@@ -1,4 +1,4 @@
-"""Brackets on Tradovate: one ``order/placeOSO`` request, then re-anchoring at the fill.
+"""Brackets on Tradovate: ``order/placeOSO`` when an anchor price is known, else exits after the fill.
 
 Why placeOSO: the entry and its exits reach the broker in one request, so there is never a
 filled entry without its protection because a second request was lost. The exits are orders at
@@ -8,6 +8,11 @@ are linked one-cancels-other. Their prices are absolute (RestrainedOrderVersion 
 distances from the entry fill. So the exits are anchored at the entry's own price (limit, stop)
 or at ``Bracket.reference_price`` (the leader's fill, for a market entry), and when the entry
 fills elsewhere the adapter modifies them to ``fill ± distance`` (:func:`reanchor`).
+
+A market entry without a reference has no price to anchor at before it fills. Then the entry
+goes alone (placeorder) and the exits follow its fill as one ``order/placeOCO`` at
+``fill ± distance`` (:func:`oco_body`): exact prices, but two requests, so for the moment
+between them the position is unprotected — the reason to pass ``reference_price``.
 Each exit carries a clOrdId derived from the entry's (``TP``/``SL`` suffix): every request that
 creates an order carries a derived id, so a lookup can find the exits too.
 """
@@ -44,25 +49,23 @@ class BracketPlan:
     symbol: str
     side: Side
     quantity: int
-    anchor: Decimal
+    anchor: Decimal | None
     exits: list[Exit]
+    account_name: str = ""
+    tv_account: int = 0
     entry_order_id: int | None = None
     filled_qty: int = 0
     filled_value: Decimal = Decimal(0)
 
 
-def anchor_price(command: PlaceOrder) -> Decimal:
-    """The price the exits hang from until the entry fills."""
+def anchor_price(command: PlaceOrder) -> Decimal | None:
+    """The price the exits hang from until the entry fills; None: place them after the fill."""
     assert command.bracket is not None
     if command.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and command.limit_price is not None:
         return command.limit_price
     if command.order_type is OrderType.STOP and command.stop_price is not None:
         return command.stop_price
-    if command.bracket.reference_price is not None:
-        return command.bracket.reference_price
-    raise UnsupportedOperation(
-        "tradovate: a bracket on a market entry needs Bracket.reference_price (placeOSO takes "
-        "absolute exit prices, and the fill price is not known before the request)")
+    return command.bracket.reference_price
 
 
 def exit_price(side: Side, order_type: str, anchor: Decimal, distance: Decimal, symbol: str) -> Decimal:
@@ -71,7 +74,7 @@ def exit_price(side: Side, order_type: str, anchor: Decimal, distance: Decimal, 
     return instrument_for(symbol).round_to_tick(anchor + direction * distance)
 
 
-def plan(command: PlaceOrder) -> BracketPlan:
+def plan(command: PlaceOrder, account_name: str = "", tv_account: int = 0) -> BracketPlan:
     bracket: Bracket = command.bracket  # type: ignore[assignment]  # caller checked
     exits = []
     if bracket.take_profit is not None:
@@ -81,7 +84,7 @@ def plan(command: PlaceOrder) -> BracketPlan:
     if not exits:
         raise UnsupportedOperation("tradovate: a bracket needs a take-profit or a stop-loss")
     return BracketPlan(command.client_order_id, command.symbol.upper(), command.side, command.quantity,
-                       anchor_price(command), exits)
+                       anchor_price(command), exits, account_name, tv_account)
 
 
 def _version(p: BracketPlan, leg: Exit, anchor: Decimal) -> Json:
@@ -92,6 +95,7 @@ def _version(p: BracketPlan, leg: Exit, anchor: Decimal) -> Json:
 
 
 def oso_body(entry: Json, p: BracketPlan) -> Json:
+    assert p.anchor is not None
     versions = [_version(p, leg, p.anchor) for leg in p.exits]
     return s.place_oso_body(entry, versions[0], versions[1] if len(versions) > 1 else None)
 
@@ -110,9 +114,21 @@ def record_fill(p: BracketPlan, qty: int, price: Decimal) -> Decimal | None:
     return p.filled_value / p.filled_qty if p.filled_qty >= p.quantity else None
 
 
+def oco_body(p: BracketPlan, fill_price: Decimal) -> tuple[str, Json]:
+    """``(endpoint, body)`` placing the exits at ``fill ± distance``: placeOCO for two (the
+    first as a placeorder body plus ``other``), placeorder for one. Each carries its clOrdId."""
+    first, *rest = [_version(p, leg, fill_price) for leg in p.exits]
+    body = s.place_order_body(p.account_name, p.tv_account, first["clOrdId"], first["action"], p.symbol,
+                              p.quantity, first["orderType"], first.get("price"), first.get("stopPrice"),
+                              first["timeInForce"])
+    if not rest:
+        return "order/placeorder", body
+    return "order/placeoco", {**body, "other": rest[0]}
+
+
 def reanchor(p: BracketPlan, fill_price: Decimal) -> list[Json]:
     """modifyorder bodies moving each exit to ``fill ± distance`` (none if already there)."""
-    if instrument_for(p.symbol).round_to_tick(fill_price) == p.anchor:
+    if p.anchor is None or instrument_for(p.symbol).round_to_tick(fill_price) == p.anchor:
         return []
     bodies = []
     for leg in p.exits:

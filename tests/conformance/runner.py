@@ -91,9 +91,6 @@ def missing_requirement(scenario: Scenario, capabilities: Capabilities, features
         elif kind == "feature":
             if value not in features:
                 return f"lacks harness feature {value}"
-        elif kind == "not":
-            if getattr(capabilities, value):
-                return f"has capability {value} (the case is about platforms without it)"
         elif not getattr(capabilities, requirement):
             return f"lacks capability {requirement}"
     return None
@@ -189,16 +186,15 @@ class ScenarioRun:
         )
 
     async def do_lookup(self, body: Mapping[str, Any]) -> OrderAck | None:
-        """Ask the broker for the order placed under ``ref``; ``found`` says whether it must exist."""
+        """Ask the broker for ``ref``'s client order id; ``absent: true`` expects it holds none."""
         found = await self.harness.adapter.lookup(ACCOUNT, self.orders.client_id(body["ref"]))
-        if "found" in body and (found is not None) is not bool(body["found"]):
-            raise ScenarioFailure(f"lookup {body['ref']}: got {found!r}, expected found={body['found']}")
-        if found is not None:
-            if "same_broker_id_as" in body:
-                known = self.orders.broker_ids.get(body["same_broker_id_as"], set())
-                if found.broker_order_id not in known:
-                    raise ScenarioFailure(f"lookup {body['ref']}: broker id {found.broker_order_id} not in {known}")
-            self.orders.remember(body["ref"], found)
+        if body.get("absent"):
+            if found is not None:
+                raise ScenarioFailure(f"lookup of {body['ref']} found {found}, expected none")
+            return None
+        if found is None:
+            raise ScenarioFailure(f"lookup of {body['ref']}: the broker holds no such order")
+        self.orders.remember(body["ref"], found)
         return found
 
     async def do_flatten(self, body: Mapping[str, Any]) -> OrderAck:
@@ -271,12 +267,10 @@ class ScenarioRun:
         account = self.harness.exchange.account(self.harness.kernel_account)
         if "orders" in body and len(account.orders) != int(body["orders"]):
             raise ScenarioFailure(f"kernel holds {len(account.orders)} orders, expected {body['orders']}")
-        if "client_orders" in body:  # {ref, count}: how many orders the books hold under our id
-            spec = body["client_orders"]
-            held = self.harness.exchange.orders_with_client_id(
-                self.harness.kernel_account, self.orders.client_id(spec["ref"]))
-            if len(held) != int(spec["count"]):
-                raise ScenarioFailure(f"kernel holds {len(held)} orders under {spec['ref']}, expected {spec['count']}")
+        for ref, count in (body.get("orders_with_ref") or {}).items():
+            held = self.harness.exchange.orders_with_client_id(self.harness.kernel_account, self.orders.client_id(ref))
+            if len(held) != int(count):
+                raise ScenarioFailure(f"kernel holds {len(held)} orders tagged {ref}, expected {count}")
         if "net_quantity" in body:
             position = account.positions.get(self.harness.kernel_symbol)
             net = position.net_quantity if position else 0
@@ -305,10 +299,10 @@ class ScenarioRun:
         names = expected["type"] if isinstance(expected["type"], list) else [expected["type"]]
         if not isinstance(exc, tuple(ERRORS[name] for name in names)):
             raise ScenarioFailure(f"expected {names}, got {type(exc).__name__}: {exc}") from exc
-        if "sent" in expected and getattr(exc, "sent", None) is not bool(expected["sent"]):
-            raise ScenarioFailure(f"{type(exc).__name__}.sent is {getattr(exc, 'sent', None)}, expected {expected['sent']}")
         if "retriable" in expected and exc.retriable is not bool(expected["retriable"]):
             raise ScenarioFailure(f"{type(exc).__name__}.retriable is {exc.retriable}")
+        if "sent" in expected and getattr(exc, "sent", None) is not bool(expected["sent"]):
+            raise ScenarioFailure(f"{type(exc).__name__}.sent is {getattr(exc, 'sent', None)}")
         if "message_contains" in expected and str(expected["message_contains"]).lower() not in str(exc).lower():
             raise ScenarioFailure(f"error message {str(exc)!r} lacks {expected['message_contains']!r}")
 

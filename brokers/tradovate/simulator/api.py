@@ -208,8 +208,9 @@ class Api:
             return 200, {"failureReason": "Unauthorized", "failureText": "Unknown account"}
         group = f"oco-{secrets.token_hex(4)}"
         first, _ = self._submit(account, body, cl_ord_id=body.get("clOrdId"), oco=group)
-        other = {**body, **body.get("other", {}), "orderQty": body.get("orderQty")}
-        second, _ = self._submit(account, other, cl_ord_id=None, oco=group)
+        leg = body.get("other") or {}
+        other = {**leg, "symbol": body["symbol"], "orderQty": body.get("orderQty")}
+        second, _ = self._submit(account, other, cl_ord_id=leg.get("clOrdId"), oco=group)
         result = self._result(first)
         result["ocoId"] = int(second.order_id)
         return self._answer(account, (200, result))

@@ -8,7 +8,7 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from copytrader.brokers.errors import BrokerUnavailable, UnsupportedOperation
+from copytrader.brokers.errors import BrokerUnavailable
 from copytrader.brokers.model import Bracket, FillEvent, OrderEvent, OrderStatus, OrderType, PlaceOrder, Side
 from copytrader.brokers.simkernel.exchange import SimExchange
 from copytrader.brokers.simkernel.pricepath import PricePath
@@ -100,10 +100,20 @@ async def test_market_entry_exits_are_reanchored_at_the_fill(tv: TradovateAdapte
     assert (kernel(frozen, "brk-2TP").limit_price, kernel(frozen, "brk-2SL").stop_price) == (D("4990"), D("5005"))
 
 
-async def test_market_entry_without_reference_is_refused_before_sending(tv: TradovateAdapter, frozen: TradovateSimulator) -> None:
-    with pytest.raises(UnsupportedOperation):
-        await tv.place(PlaceOrder("f1", "brk-3", "ESZ6", Side.BUY, 1, bracket=Bracket(take_profit=D("10"))))
-    assert not any(ep == "order/placeoso" for ep, _ in frozen.api.calls)
+async def test_market_entry_without_reference_gets_its_exits_as_oco_after_the_fill(
+    tv: TradovateAdapter, frozen: TradovateSimulator
+) -> None:
+    sub = tv.events()
+    await tv.place(PlaceOrder("f1", "brk-3", "ESZ6", Side.BUY, 1, bracket=Bracket(take_profit=D("10"), stop_loss=D("5"))))
+    await next_event(sub, by("brk-3SL", OrderStatus.WORKING))
+    assert not any(ep == "order/placeoso" for ep, _ in frozen.api.calls)  # no anchor: entry alone first
+    body = next(b for ep, b in frozen.api.calls if ep == "order/placeoco")
+    assert (body["clOrdId"], body["price"], body["other"]["clOrdId"], body["other"]["stopPrice"]) == (
+        "brk-3TP", 5010.0, "brk-3SL", 4995.0)
+    assert kernel(frozen, "brk-3TP").oco_group == kernel(frozen, "brk-3SL").oco_group is not None
+    frozen.exchange.set_price("ESZ6", D("4995"))
+    await next_event(sub, by("brk-3SL", OrderStatus.FILLED))
+    await next_event(sub, by("brk-3TP", OrderStatus.CANCELLED))
 
 
 async def test_lost_oso_answer_is_not_resent_and_lookup_finds_the_entry(
@@ -118,3 +128,44 @@ async def test_lost_oso_answer_is_not_resent_and_lookup_finds_the_entry(
     found = await tv.lookup("f1", "brk-4")
     assert found is not None and found.broker_order_id == kernel(frozen, "brk-4").order_id
     assert await tv.lookup("f1", "brk-4TP") is not None  # the exits carry derived ids too
+
+
+class FakeRest:
+    """A REST client whose first placeOCO answer is lost; ``placed`` says what reached the broker."""
+
+    def __init__(self, landed: bool) -> None:
+        self.landed, self.calls, self.placed = landed, [], 0  # type: ignore[var-annotated]
+
+    async def call(self, endpoint: str, body=None, *, method: str = "POST", query=None, priority=None):  # type: ignore[no-untyped-def]
+        self.calls.append(endpoint)
+        if endpoint == "order/placeoco":
+            first = self.calls.count("order/placeoco") == 1
+            if first and not self.landed:
+                raise BrokerUnavailable("reset before the server read it", sent=True)
+            self.placed += 1
+            if first:
+                raise BrokerUnavailable("answer lost", sent=True)
+            return {"orderId": 9, "ocoId": 10}
+        if endpoint == "order/deps":
+            return [{"id": 9, "accountId": 1, "ordStatus": "Working"}] if self.placed else []
+        if endpoint == "command/ldeps":
+            return [{"id": 1, "orderId": 9, "commandType": "New", "clOrdId": "x-1TP"}] if self.placed else []
+        raise AssertionError(endpoint)
+
+
+@pytest.mark.parametrize("landed", [True, False])
+async def test_lost_exit_answer_is_looked_up_before_sending_again(landed: bool) -> None:
+    from copytrader.brokers.tradovate.bracket_orders import BracketDesk
+
+    rest, errors = FakeRest(landed), []  # type: ignore[var-annotated]
+    desk = BracketDesk(lambda: rest, lambda reply: None, errors.append)  # type: ignore[arg-type,return-value]
+    plan = brackets_plan("x-1")
+    await desk._place_exits(plan, D("5000"))
+    assert rest.placed == 1  # found after the lost answer: not sent again; not found: sent once more
+    assert "order/deps" in rest.calls and errors == []
+
+
+def brackets_plan(cl: str):  # type: ignore[no-untyped-def]
+    from copytrader.brokers.tradovate import brackets
+
+    return brackets.plan(PlaceOrder("f1", cl, "ESZ6", Side.BUY, 1, bracket=Bracket(D("10"), D("5"))), "DEMO1001", 1)
