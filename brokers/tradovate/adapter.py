@@ -48,7 +48,6 @@ from .config import TradovateConfig
 from .flatten import flatten as flatten_account
 from .lookup import lookup_order
 from .state import EntityCache
-from .writes import send_again_if_lost
 from .transport import RestClient, UserSocket
 
 log = logging.getLogger(__name__)
@@ -239,7 +238,7 @@ class TradovateAdapter(BrokerAdapter):
         stop = parsing.price_out(command.stop_price) if command.stop_price is not None else view.stop_price
         body = s.modify_order_body(view.order_id, command.quantity or view.quantity, view.order_type,
                                    price, stop, view.tif)
-        reply = await send_again_if_lost(self._rest(), "order/modifyorder", body, priority=Priority.MODIFY)
+        reply = await self._rest().call("order/modifyorder", body, priority=Priority.MODIFY)
         self._raise_failure(reply, rejected=False)
         return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
                         self.cache.status_of(view.order_id))
@@ -250,13 +249,13 @@ class TradovateAdapter(BrokerAdapter):
             # A redelivered cancel: the order is cancelled already, which is what was asked.
             return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
                             OrderStatus.CANCELLED, duplicate=True)
-        reply = await send_again_if_lost(self._rest(), "order/cancelorder", s.cancel_order_body(view.order_id),
-                                         priority=Priority.CANCEL)
+        reply = await self._rest().call("order/cancelorder", s.cancel_order_body(view.order_id),
+                                        priority=Priority.CANCEL)
         try:
             self._raise_failure(reply, rejected=False)
         except UnknownOrder:
-            # A cancel whose answer was lost is sent again (see .writes); the second one finds
-            # the order final. Ask the broker which final state.
+            # A cancel repeated after a lost answer finds the order final: ask the broker which
+            # final state, so the repeat reads as done (see .writes).
             if await self._broker_ord_status(view.order_id) == s.CANCELED:
                 return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
                                 OrderStatus.CANCELLED, duplicate=True)

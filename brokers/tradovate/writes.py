@@ -1,16 +1,19 @@
-"""Which Tradovate writes the adapter may send again after a lost answer, and how.
+"""Which Tradovate writes may be sent again after a lost answer, and by whom.
 
 The transport never resends a write whose request may have reached the broker (Tradovate does
-not dedupe, so a resent place is a second order). Two writes are idempotent *in effect*, so the
-adapter sends them once more itself:
+not dedupe, so a resent place is a second order). Two writes are idempotent *in effect*:
 
 * ``order/modifyorder`` carries absolute values (``orderQty``, ``price``, ``stopPrice``): the
   same modify twice leaves the order exactly as one does.
 * ``order/cancelorder``: cancelling twice cancels once; the second answer says the order is
-  final, and the caller asks the broker which final state it is in.
+  final, and the adapter asks the broker which final state it is in (a repeat reads as done).
 
-A place (placeorder, placeOSO, a flatten's closing order) is never in this list: after a lost
-answer the executor looks it up by ``clOrdId`` first.
+The adapter's own ``modify``/``cancel`` still report a lost answer as
+``BrokerUnavailable(sent=True)``, as every platform does (conformance CT-CONN-21): whether to
+repeat is the executor's one policy, and repeating is safe. Work the adapter does on its own —
+re-anchoring bracket exits, the cancels inside a flatten — uses :func:`send_again_if_lost`.
+A place (placeorder, placeOSO, placeOCO, a flatten's closing order) never is: after a lost
+answer it is looked up by ``clOrdId`` first.
 """
 
 from __future__ import annotations

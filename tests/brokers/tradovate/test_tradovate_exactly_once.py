@@ -96,18 +96,24 @@ async def test_lost_place_answer_over_a_hanging_line_times_out_as_sent(make_adap
     assert len(sim.exchange.orders_with_client_id(ACCT, "slow-lost")) == 1
 
 
-async def test_lost_cancel_answer_is_resent_and_reads_as_done(adapter: TradovateAdapter, sim: TradovateSimulator) -> None:
+async def test_lost_cancel_answer_is_reported_and_a_repeat_reads_as_done(
+    adapter: TradovateAdapter, sim: TradovateSimulator
+) -> None:
     sub = adapter.events()
     await adapter.place(PlaceOrder("f1", "lc-1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4000")))
     await next_event(sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "lc-1"
                      and e.status is OrderStatus.WORKING)
     sim.faults(ACCT).lose_response_next = 1
-    ack = await adapter.cancel(CancelOrder("f1", "lc-1"))
-    assert ack.status is OrderStatus.CANCELLED
-    assert calls(sim, "order/cancelorder") == 2  # resent: cancelling twice cancels once
+    with pytest.raises(BrokerUnavailable) as lost:
+        await adapter.cancel(CancelOrder("f1", "lc-1"))
+    assert lost.value.sent is True and calls(sim, "order/cancelorder") == 1
+    assert sim.exchange.orders_with_client_id(ACCT, "lc-1")[0].status is OrderStatus.CANCELLED
+    adapter.cache.orders[int(sim.exchange.orders_with_client_id(ACCT, "lc-1")[0].order_id)].ord_status = "Working"
+    again = await adapter.cancel(CancelOrder("f1", "lc-1"))  # even if the cache has not heard yet
+    assert again.status is OrderStatus.CANCELLED and again.duplicate
 
 
-async def test_lost_modify_answer_is_resent_with_the_same_absolute_values(
+async def test_lost_modify_answer_is_reported_and_a_repeat_changes_nothing_more(
     adapter: TradovateAdapter, sim: TradovateSimulator
 ) -> None:
     sub = adapter.events()
@@ -115,9 +121,13 @@ async def test_lost_modify_answer_is_resent_with_the_same_absolute_values(
     await next_event(sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "lm-1"
                      and e.status is OrderStatus.WORKING)
     sim.faults(ACCT).lose_response_next = 1
-    await adapter.modify(ModifyOrder("f1", "lm-1", quantity=2, limit_price=Decimal("4001")))
+    command = ModifyOrder("f1", "lm-1", quantity=2, limit_price=Decimal("4001"))
+    with pytest.raises(BrokerUnavailable) as lost:
+        await adapter.modify(command)
+    assert lost.value.sent is True
+    await adapter.modify(command)
     bodies = [b for ep, b in sim.api.calls if ep == "order/modifyorder"]
-    assert len(bodies) == 2 and bodies[0] == bodies[1]
+    assert len(bodies) == 2 and bodies[0] == bodies[1]  # absolute values: the repeat is the same request
     (order,) = sim.exchange.orders_with_client_id(ACCT, "lm-1")
     assert (order.quantity, order.limit_price) == (2, Decimal("4001"))
 
