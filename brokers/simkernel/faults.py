@@ -24,15 +24,15 @@ class FaultSwitches:
     expire_token: bool = False              # transport: the next authenticated call finds the token expired
     rate_limit_next: int = 0                # transport: answer this many requests with the rate-limit reply
     fill_before_cancel: bool = False        # the next cancel loses the race: the order fills first
-    # transport: the broker carries out the request, then its answer is lost (timeout or reset).
-    # This is how real copiers double orders, so the executor must survive it without a repeat.
-    lose_response_next: int = 0             # the next N order requests
-    lose_response_rate: float = 0.0         # and this fraction of all order requests (seeded)
     # the next fill is reported, then busted (TradeCancel) or corrected (TradeCorrect) at once;
     # a correction changes the price and/or the quantity (strings from scenario files are fine)
     bust_next_fill: bool = False
     correct_next_fill_price: Decimal | str | None = None
     correct_next_fill_quantity: int | None = None
+    # transport: the broker carries out the request, then its answer is lost (timeout or reset).
+    # This is how real copiers double orders, so the executor must survive it without a repeat.
+    lose_response_next: int = 0             # the next N order requests
+    lose_response_rate: float = 0.0         # and this fraction of all order requests (seeded)
     rng: random.Random = field(default_factory=lambda: random.Random(11), repr=False)
 
     def take_reject(self) -> str | None:
@@ -61,6 +61,13 @@ class FaultSwitches:
             return True
         return False
 
+    def take_lose_response(self) -> bool:
+        """True when the request just carried out must lose its answer."""
+        if self.lose_response_next > 0:
+            self.lose_response_next -= 1
+            return True
+        return self.lose_response_rate > 0 and self.rng.random() < self.lose_response_rate
+
     def take_fill_correction(self) -> tuple[bool, Decimal | None, int | None] | None:
         """``(busted, new price, new quantity)`` for the fill just reported, or None."""
         if self.bust_next_fill:
@@ -71,10 +78,3 @@ class FaultSwitches:
             return None
         self.correct_next_fill_price = self.correct_next_fill_quantity = None
         return False, None if price is None else Decimal(str(price)), None if quantity is None else int(quantity)
-
-    def take_lose_response(self) -> bool:
-        """True when the request just carried out must lose its answer."""
-        if self.lose_response_next > 0:
-            self.lose_response_next -= 1
-            return True
-        return self.lose_response_rate > 0 and self.rng.random() < self.lose_response_rate
