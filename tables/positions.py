@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import faust
 
-from ..app.records import Execution, Position, now_utc
+from ..app.records import CORRECTION_KINDS, Execution, Position, now_utc
 from ..brokers.instruments import instrument_for
 from ..brokers.positions import apply_fill as apply_position_fill
 from ..brokers.positions import undo_fill
@@ -24,7 +24,13 @@ def position_key(account_id: str, symbol: str) -> str:
 
 
 def apply_fill(position: Position | None, fill: Execution) -> tuple[Position, bool]:
-    """Return (new position, applied); applied is False for a fill already counted."""
+    """Return (new position, applied); applied is False for a fill already counted.
+
+    A bust or correction of a fill (``fill_bust``/``fill_correction``) goes to
+    :func:`apply_correction`, so one call serves every execution that changes a position.
+    """
+    if fill.kind in CORRECTION_KINDS:
+        return apply_correction(position, fill)
     if fill.kind not in ("fill", "partial_fill") or fill.price is None or fill.quantity <= 0:
         raise ValueError(f"not a fill: {fill.kind} {fill.quantity}@{fill.price}")
     current = position or Position(account_id=fill.account_id, symbol=fill.symbol)
