@@ -4,8 +4,9 @@ carries the flatten's ``clOrdId``.
 Why not ``order/liquidateposition``: its body is ``accountId, contractId, admin`` and an
 optional ``customTag50`` — no ``clOrdId`` (services-api docs LiquidatePosition.md) — so the
 order it creates could not be found again by our id after a lost answer, and every request
-that creates an order must carry the derived id. ``customTag50`` is not a substitute: it is
-the FIX tag 50 operator id exchanges audit, not a free tag.
+that creates an order must carry the derived id. ``customTag50`` is not a substitute: the docs
+describe it as a Trader UI description, and whether the liquidation's order carries it into its
+Command is undocumented; an order placed under our ``clOrdId`` is found like every other.
 
 Every step reads the broker, not the cache: the orders to cancel come from ``order/deps``, the
 position to close from ``position/deps`` read *after* the cancels (a cancel that lost the race
