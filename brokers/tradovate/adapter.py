@@ -74,7 +74,7 @@ class TradovateAdapter(BrokerAdapter):
         self.cache = EntityCache({}, self._symbol)
         self.cache.on_protocol_error = self._protocol_error
         self.brackets = BracketDesk(self._rest, lambda reply: self._raise_failure(reply, rejected=True),
-                                    self._background_error)
+                                    self._background_error, self._known_order_id)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -148,6 +148,12 @@ class TradovateAdapter(BrokerAdapter):
         self._emit(event)
         if isinstance(event, FillEvent):
             self.brackets.on_fill(event)
+        elif isinstance(event, OrderEvent):
+            self.brackets.on_order(event)
+
+    def _known_order_id(self, tv_account: int, cl_ord_id: str) -> int | None:
+        view = self.cache.order_for(tv_account, cl_ord_id)
+        return view.order_id if view is not None else None
 
     def _background_error(self, text: str) -> None:
         self._last_error = text

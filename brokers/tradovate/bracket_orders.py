@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..errors import BrokerUnavailable
-from ..model import FillEvent, PlaceOrder
+from ..model import FillEvent, OrderEvent, OrderStatus, PlaceOrder
 from ..ratebudget import Priority
 from . import brackets
 from . import schemas as s
@@ -28,10 +28,19 @@ Json = dict[str, Any]
 Check = Callable[[Any], None]
 
 
+Resolve = Callable[[int, str], int | None]   # (accountId, clOrdId) → orderId the adapter knows
+
+
 class BracketDesk:
-    def __init__(self, rest: Callable[[], RestClient], check: Check, on_error: Callable[[str], None]) -> None:
-        self._rest, self._check, self._on_error = rest, check, on_error
-        self.waiting: dict[str, brackets.BracketPlan] = {}   # entry orderId → its exits
+    """Plans wait under the entry's clOrdId, registered *before* the request goes: if its answer
+    is lost but the entry lands and fills, the fill (which names the clOrdId) still starts the
+    exit work, and exits whose ids the lost answer would have given are found by their clOrdIds."""
+
+    def __init__(self, rest: Callable[[], RestClient], check: Check, on_error: Callable[[str], None],
+                 resolve: Resolve) -> None:
+        self._rest, self._check, self._on_error, self._resolve = rest, check, on_error, resolve
+        self.waiting: dict[str, brackets.BracketPlan] = {}   # entry clOrdId → its exits
+        self._by_order: dict[str, str] = {}                  # entry orderId → clOrdId
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def place(self, command: PlaceOrder, entry: Json, account_name: str, tv_account: int) -> tuple[Json, Json]:
@@ -40,26 +49,51 @@ class BracketDesk:
         Returns ``(reply, body sent)``. Never resent after it may have left (see the transport).
         """
         p = brackets.plan(command, account_name, tv_account)
-        if p.anchor is None:
-            reply = await self._rest().call("order/placeorder", entry, priority=Priority.ENTRY)
+        endpoint, body = ("order/placeorder", entry) if p.anchor is None else ("order/placeoso", brackets.oso_body(entry, p))
+        self.waiting[command.client_order_id] = p
+        try:
+            reply = await self._rest().call(endpoint, body, priority=Priority.ENTRY)
             self._check(reply)
-            body = entry
-        else:
-            body = brackets.oso_body(entry, p)
-            reply = await self._rest().call("order/placeoso", body, priority=Priority.ENTRY)
-            self._check(reply)
+        except BrokerUnavailable as exc:
+            if not exc.sent:
+                self.waiting.pop(command.client_order_id, None)
+            raise  # sent: the entry may exist; keep the plan for its fill
+        except BaseException:
+            self.waiting.pop(command.client_order_id, None)
+            raise
+        if p.anchor is not None:
             brackets.take_ids(p, reply)
-        self.waiting[str(reply["orderId"])] = p
+        self._by_order[str(reply["orderId"])] = command.client_order_id
         return reply, body
 
     def on_fill(self, event: FillEvent) -> None:
-        p = self.waiting.get(event.broker_order_id)
-        if p is None:
+        key = event.client_order_id if event.client_order_id in self.waiting else self._by_order.get(event.broker_order_id)
+        p = self.waiting.get(key or "")
+        if p is None or key is None:
             return
         average = brackets.record_fill(p, event.quantity, event.price)
-        if average is None:
+        if average is not None:
+            self._start(key, event.broker_order_id, p, average)
+
+    def on_order(self, event: OrderEvent) -> None:
+        """An entry that ended before it filled completely: its exits follow what did fill
+        (the broker works OSO exits for the filled quantity), or are forgotten if nothing did."""
+        if not event.status.is_final or event.status is OrderStatus.FILLED:
             return
-        del self.waiting[event.broker_order_id]
+        key = event.client_order_id if event.client_order_id in self.waiting else self._by_order.get(event.broker_order_id)
+        p = self.waiting.get(key or "")
+        if p is None or key is None:
+            return
+        if p.filled_qty <= 0:
+            del self.waiting[key]
+            self._by_order.pop(event.broker_order_id, None)
+            return
+        p.quantity = p.filled_qty
+        self._start(key, event.broker_order_id, p, p.filled_value / p.filled_qty)
+
+    def _start(self, key: str, order_id: str, p: brackets.BracketPlan, average: Decimal) -> None:
+        del self.waiting[key]
+        self._by_order.pop(order_id, None)
         work = self._place_exits(p, average) if p.anchor is None else self._reanchor(p, average)
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
@@ -72,6 +106,9 @@ class BracketDesk:
     async def _reanchor(self, p: brackets.BracketPlan, fill_price: Decimal) -> None:
         """Move the exits to ``fill ± distance``: a modify is idempotent in effect (absolute
         values), so it is sent again after a lost answer; a refusal (an exit filled) is reported."""
+        for leg in p.exits:
+            if leg.order_id is None:  # the placeOSO answer was lost: find the exit by its clOrdId
+                leg.order_id = self._resolve(p.tv_account, leg.cl_ord_id)
         for body in brackets.reanchor(p, fill_price):
             try:
                 self._check(await send_again_if_lost(self._rest(), "order/modifyorder", body, priority=Priority.EXIT))

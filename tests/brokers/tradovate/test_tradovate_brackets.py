@@ -158,7 +158,7 @@ async def test_lost_exit_answer_is_looked_up_before_sending_again(landed: bool) 
     from copytrader.brokers.tradovate.bracket_orders import BracketDesk
 
     rest, errors = FakeRest(landed), []  # type: ignore[var-annotated]
-    desk = BracketDesk(lambda: rest, lambda reply: None, errors.append)  # type: ignore[arg-type,return-value]
+    desk = BracketDesk(lambda: rest, lambda reply: None, errors.append, lambda a, c: None)  # type: ignore[arg-type,return-value]
     plan = brackets_plan("x-1")
     await desk._place_exits(plan, D("5000"))
     assert rest.placed == 1  # found after the lost answer: not sent again; not found: sent once more
@@ -169,3 +169,30 @@ def brackets_plan(cl: str):  # type: ignore[no-untyped-def]
     from copytrader.brokers.tradovate import brackets
 
     return brackets.plan(PlaceOrder("f1", cl, "ESZ6", Side.BUY, 1, bracket=Bracket(D("10"), D("5"))), "DEMO1001", 1)
+
+
+async def test_exits_are_reanchored_even_when_the_oso_answer_was_lost(
+    tv: TradovateAdapter, frozen: TradovateSimulator
+) -> None:
+    sub = tv.events()
+    frozen.faults(ACCT).lose_response_next = 1
+    with pytest.raises(BrokerUnavailable):
+        await tv.place(PlaceOrder("f1", "brk-5", "ESZ6", Side.BUY, 1,
+                                  bracket=Bracket(take_profit=D("10"), stop_loss=D("5"), reference_price=D("4998"))))
+    # the entry landed and filled at 5000: its fill names brk-5, so the exits still move to 5010/4995
+    await next_event(sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "brk-5SL"
+                     and e.stop_price == D("4995"))
+    assert kernel(frozen, "brk-5TP").limit_price == D("5010")
+
+
+async def test_entry_cancelled_unfilled_forgets_its_plan(tv: TradovateAdapter, frozen: TradovateSimulator) -> None:
+    from copytrader.brokers.model import CancelOrder
+
+    sub = tv.events()
+    await tv.place(PlaceOrder("f1", "brk-6", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=D("4990"),
+                              bracket=Bracket(take_profit=D("10"), stop_loss=D("5"))))
+    assert "brk-6" in tv.brackets.waiting
+    await tv.cancel(CancelOrder("f1", "brk-6"))
+    await next_event(sub, by("brk-6", OrderStatus.CANCELLED))
+    assert "brk-6" not in tv.brackets.waiting
+    assert kernel(frozen, "brk-6TP").status is OrderStatus.CANCELLED  # the broker cancels held exits too
