@@ -2,7 +2,7 @@
 
 Options (keyword arguments of :func:`create_simulator`): ``accounts`` (names), ``balance``,
 ``token_ttl`` (seconds), ``tick_ms`` (market-time step), ``heartbeat_s``, ``latency`` (ms or
-``"50+20"``), ``penalty_seconds`` (p-time of simulated penalty tickets), ``rate_limit_reply``
+``"50+20"``), ``penalty_seconds`` (p-time of penalty tickets), ``rate_limit_reply``
 (``"penalty"`` or ``"429"``), ``credentials`` (overrides of the demo login), ``seed``.
 """
 
