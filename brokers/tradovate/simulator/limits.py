@@ -66,10 +66,16 @@ def subnet_of(peer: str) -> str:
 class Windows:
     """Sliding logs over several ``(limit, seconds)`` windows; a refused request is not counted."""
 
-    def __init__(self, limits: Iterable[Window], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limits: Iterable[Window], clock: Callable[[], float] = time.monotonic,
+                 history: Iterable[float] = ()) -> None:
         self.limits = tuple((int(n), float(sec)) for n, sec in limits)
         self.clock = clock
-        self._logs = [deque[float]() for _ in self.limits]
+        past = sorted(history)
+        self._logs = [deque[float](past) for _ in self.limits]
+
+    def history(self) -> list[float]:
+        """Every admitted request still inside the longest window (kept across a limit change)."""
+        return list(max(self._logs, key=len, default=deque()))
 
     def admit(self) -> bool:
         now = self.clock()
@@ -109,13 +115,15 @@ class Limits:
     _locked: dict[str, float] = field(default_factory=dict)
 
     def set_endpoint_limit(self, cls: str, *windows: Window) -> None:
-        """Change one class's limit at run time (tests, ``copytrader sim``)."""
+        """Change one class's limit at run time; requests already made still count."""
         self.endpoint_limits = {**self.endpoint_limits, cls: tuple(windows)}
-        self._endpoints = {k: v for k, v in self._endpoints.items() if k[1] != cls}
+        self._endpoints = {k: Windows(windows, self.clock, v.history()) if k[1] == cls else v
+                           for k, v in self._endpoints.items()}
 
     def set_user_limits(self, *windows: Window) -> None:
+        """Change every user's window at run time; requests already made still count."""
         self.user_limits = tuple(windows)
-        self._users.clear()
+        self._users = {k: Windows(windows, self.clock, v.history()) for k, v in self._users.items()}
 
     def check(self, endpoint: str, body: Any, *, user: str | None, peer: str) -> Reply | None:
         cls = endpoint_class(endpoint)

@@ -173,6 +173,23 @@ class TradovateSimulator:
     def open_sessions(self, username: str) -> list[int]:
         return self.tokens.open_sessions(self.users.by_name[username].user_id)
 
+    # -- hooks of the conformance harness (platform-neutral names) ---------------------------
+    def open_other_sessions(self, count: int, username: str | None = None) -> None:
+        """Another app of the same user logs in ``count`` times (each a new session)."""
+        user = self.users.by_name[username] if username else next(iter(self.users))
+        for _ in range(count):
+            self.tokens.open_session(user.user_id)
+
+    def session_count(self) -> int:
+        """Sessions opened so far, by every client (the adapter's logins included)."""
+        return self.tokens.sessions_opened
+
+    def set_endpoint_limit(self, cls: str, requests: int, seconds: float) -> None:
+        self.limits.set_endpoint_limit(cls, (requests, seconds))
+
+    def set_user_limit(self, requests: int, seconds: float) -> None:
+        self.limits.set_user_limits((requests, seconds))
+
     def faults(self, account_name: str) -> FaultSwitches:
         return self.exchange.account(account_name).faults
 
