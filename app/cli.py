@@ -92,15 +92,36 @@ def bench(**kw: object) -> None:
     _run_scenarios("bench", **kw)
 
 
+def _rate_limit(_ctx: object, _param: object, value: str | None) -> tuple[int, float] | None:
+    """``N/SECONDS`` (e.g. ``200/60``) → (requests, seconds)."""
+    if value is None:
+        return None
+    requests, _, seconds = value.partition("/")
+    try:
+        parsed = (int(requests), float(seconds or 1))
+    except ValueError:
+        raise click.BadParameter(f"expected N/SECONDS such as 200/60, got {value!r}") from None
+    if parsed[0] < 1 or parsed[1] <= 0:
+        raise click.BadParameter(f"expected a positive budget, got {value!r}")
+    return parsed
+
+
 @click.command(name="sim", help="Start one platform's simulator on its own and print where it listens.")
 @click.argument("platform")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, help="0 picks a free port.")
 @click.option("--latency", default="0", show_default=True, help="Injected latency per call, ms.")
-def sim(platform: str, host: str, port: int, latency: str) -> None:
-    from .demo.sandbox import serve_simulator
+@click.option("--accounts", default=None, type=click.IntRange(1), help="Accounts to open [default: the demo login's two].")
+@click.option("--accounts-per-login", default=1, show_default=True, type=click.IntRange(1),
+              help="Accounts per login (one login per follower firm, as real prop accounts have).")
+@click.option("--rate-limit", default=None, callback=_rate_limit, metavar="N/SECONDS",
+              help="Request budget per login, e.g. 200/60 [default: the platform's documented limits].")
+def sim(platform: str, host: str, port: int, latency: str, accounts: int | None, accounts_per_login: int,
+        rate_limit: tuple[int, float] | None) -> None:
+    from .demo.sandbox import serve_simulator, sim_options
 
-    asyncio.run(serve_simulator(platform, host, port, latency))
+    options = sim_options(platform, accounts, accounts_per_login, rate_limit)
+    asyncio.run(serve_simulator(platform, host, port, latency, **options))
 
 
 @click.command(name="table", help="Print a table's current rows (positions, broker_health) from its changelog.")
