@@ -33,7 +33,6 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, RateLimited, TokenExpired
 from ..ratebudget import Priority, RateBudget
-from ..retry import is_retriable
 from . import codec
 from . import schemas as s
 from .config import TradovateConfig
