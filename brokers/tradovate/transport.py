@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, RateLimited, TokenExpired
@@ -293,31 +293,48 @@ class UserSocket:
         self._ids = 2
 
     async def run(self) -> None:
-        """Connect forever with exponential backoff; the first failure of auth is fatal."""
-        delay = self.config.reconnect_initial_s
+        """Connect forever. Tenacity spaces failed attempts (exponential backoff from
+        ``reconnect_initial_s`` to ``reconnect_max_s``); a session that synced and later closed
+        starts a fresh backoff. A refused first login or first connection is fatal."""
         while True:
+            retrying = AsyncRetrying(
+                retry=retry_if_exception(self._worth_retrying), reraise=True, before_sleep=self._report,
+                wait=wait_exponential(multiplier=self.config.reconnect_initial_s, max=self.config.reconnect_max_s),
+            )
             try:
-                await self._session()
-                delay = self.config.reconnect_initial_s
+                async for attempt in retrying:
+                    with attempt:
+                        reason = await self._session()
             except AuthenticationFailed as exc:
-                if not self.ready.done():
-                    self.ready.set_exception(exc)
-                    return
-                self.on_state("degraded", str(exc))
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, codec.CodecError,
-                    BrokerError) as exc:
-                if not self.ready.done() and self.connects == 0 and isinstance(exc, aiohttp.ClientConnectorError):
-                    self.ready.set_exception(BrokerUnavailable(f"websocket: {exc!r}"))
-                    return
-                self.on_state("connecting", f"websocket: {exc!r}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.config.reconnect_max_s)
+                self.ready.set_exception(exc)
+                return
+            except aiohttp.ClientConnectorError as exc:
+                self.ready.set_exception(BrokerUnavailable(f"websocket: {exc!r}", sent=False))
+                return
+            self.on_state("connecting", f"websocket: {reason}")
+            await asyncio.sleep(self.config.reconnect_initial_s)
+
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        if isinstance(exc, AuthenticationFailed):
+            return self.ready.done()  # fatal only before the first sync
+        if isinstance(exc, aiohttp.ClientConnectorError) and not self.ready.done() and self.connects == 0:
+            return False
+        return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, codec.CodecError,
+                                BrokerError))
+
+    def _report(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, AuthenticationFailed):
+            self.on_state("degraded", str(exc))
+        else:
+            self.on_state("connecting", f"websocket: {exc!r}")
 
     async def close(self) -> None:
         if self._ws is not None:
             await self._ws.close()
 
-    async def _session(self) -> None:
+    async def _session(self) -> str:
+        """One socket: open, authorize, sync, then read until it closes (returns why)."""
         async with self.http.ws_connect(self.config.ws_url, heartbeat=None, autoping=True) as ws:
             self._ws = ws
             await self._expect_open(ws)
@@ -337,13 +354,16 @@ class UserSocket:
             if not self.ready.done():
                 self.ready.set_result(None)
             beats = asyncio.get_running_loop().create_task(self._heartbeats(ws))
+            reason = "closed by the server"
             try:
                 await self._read(ws)
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, codec.CodecError) as exc:
+                reason = repr(exc)
             finally:
                 beats.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await beats
-        raise ConnectionError("websocket closed")
+        return reason
 
     async def _sync(self, ws: aiohttp.ClientWebSocketResponse) -> codec.Response:
         """``user/syncrequest``, waiting out a penalty ticket (resent with the ticket) if one comes."""
