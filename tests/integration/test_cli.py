@@ -53,7 +53,7 @@ def test_sim_prints_where_it_listens_and_serves_logins(platform: str, tmp_path: 
         if platform == "tradovate":
             url, body = info["base_url"] + "/auth/accesstokenrequest", {
                 "name": info["name"], "password": info["password"], "appId": info["appId"],
-                "appVersion": info["appVersion"], "cid": info["cid"], "sec": info["sec"], "deviceId": "t"}
+                "appVersion": info["appVersion"], "cid": info["cid"], "sec": info["sec"], "deviceId": info["deviceId"]}
             key = "accessToken"
         else:
             url, body = info["base_url"] + "/api/Auth/loginKey", {"userName": info["userName"], "apiKey": info["apiKey"]}
