@@ -99,8 +99,10 @@ class RestClient:
         c = self.config
         body = s.credentials(c.name, c.password, c.app_id, c.app_version, c.cid, c.sec, c.device_id)
         try:
+            # Not resent on doubt: a login whose answer was lost still opened a session, and a
+            # second one would close the user's oldest (penalty tickets are still waited out).
             data = await self._request("auth/accesstokenrequest", body, method="POST", token=None,
-                                       priority=Priority.CANCEL, read=True)
+                                       priority=Priority.CANCEL, read=False)
         except TokenExpired as exc:  # 401 on a login is a bad login, not an expired token
             raise AuthenticationFailed(f"login refused: {exc.message}", code="401") from exc
         self._take_token(data)
