@@ -89,6 +89,13 @@ class RestClient:
         self.reauths = 0     # recoveries after a refused token
 
     # -- session ---------------------------------------------------------------------------
+    def adopt(self, previous: "RestClient") -> None:
+        """Carry a live token (and the login budget) over from the client of an earlier
+        ``connect``: reconnecting the adapter is not a reason to open a new session."""
+        self.token, self.expires, self.user_id = previous.token, previous.expires, previous.user_id
+        self._login_times = previous._login_times
+        self.logins, self.renewals, self.reauths = previous.logins, previous.renewals, previous.reauths
+
     async def authenticate(self) -> None:
         """Open a session (accesstokenrequest) within the login budget.
 

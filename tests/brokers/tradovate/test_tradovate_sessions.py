@@ -230,3 +230,10 @@ async def test_lost_heartbeats_close_the_socket_and_the_adapter_resyncs() -> Non
     finally:
         await adapter.disconnect()
         await simulator.stop()
+
+
+async def test_reconnecting_the_adapter_reuses_its_session(adapter: TradovateAdapter, sim: TradovateSimulator) -> None:
+    await adapter.disconnect()
+    await adapter.connect()
+    await adapter.place(PlaceOrder("f1", "again-1", "ESZ6", Side.BUY, 1))
+    assert sim.tokens.sessions_opened == 1 and adapter.rest is not None and adapter.rest.logins == 1
