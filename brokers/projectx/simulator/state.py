@@ -40,11 +40,11 @@ def front_month(today: date | None = None) -> tuple[str, int]:
 
 
 def front_monthly(today: date | None = None) -> tuple[str, int]:
-    """The next calendar month's contract: crude and gold list every month, and the front one
-    expires in the month before its delivery month."""
+    """Front month of a monthly-listed future (crude's rule: a contract stops trading around the
+    20th of the month before its delivery month, so after the 20th the front is two months out)."""
     today = today or datetime.now(timezone.utc).date()
-    month, year = (1, today.year + 1) if today.month == 12 else (today.month + 1, today.year)
-    return _ALL_MONTHS[month - 1], year % 100
+    index = today.month - 1 + (1 if today.day < 20 else 2)  # 0-based month index from this January
+    return _ALL_MONTHS[index % 12], (today.year + index // 12) % 100
 
 
 def listed_months(root: str) -> str:
