@@ -26,7 +26,7 @@ _QUARTERS = "HMUZ"
 _ALL_MONTHS = "FGHJKMNQUVXZ"
 #: Roots the gateway's contract list has monthly (energy and metals); the equity index and FX
 #: futures are quarterly (H, M, U, Z). Source: the Contract/search examples and the CME listings
-#: (docs/fidelity/projectx.md X-20).
+#: (docs/fidelity/projectx.md X-21).
 MONTHLY_ROOTS = frozenset({"CL", "MCL", "GC", "MGC"})
 _MONTH_NAMES = {"F": "January", "G": "February", "H": "March", "J": "April", "K": "May", "M": "June",
                 "N": "July", "Q": "August", "U": "September", "V": "October", "X": "November", "Z": "December"}

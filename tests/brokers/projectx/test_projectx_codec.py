@@ -104,3 +104,14 @@ def test_times_keep_utc_and_trim_dotnet_ticks() -> None:
 def test_unwrap_accepts_live_envelope_and_bare_payload() -> None:
     assert parsing.unwrap({"action": 1, "data": {"id": 5}}) == {"id": 5}
     assert parsing.unwrap({"id": 5}) == {"id": 5}
+
+
+def test_a_voided_trade_is_not_a_fill() -> None:
+    """Trade/search and GatewayUserTrade mark a busted trade ``voided``: it must not count as a fill."""
+    from copytrader.brokers.projectx.tracking import Tracker
+
+    tracker = Tracker({7001: "f1"}, parsing.symbol_for_contract)
+    trade = {"id": 1, "accountId": 7001, "contractId": "CON.F.US.EP.Z26", "creationTimestamp": "2026-11-30T10:00:00Z",
+             "price": 5000.25, "profitAndLoss": None, "fees": 1.4, "side": 0, "size": 1, "voided": True, "orderId": 9}
+    assert tracker.fill_event(trade) is None
+    assert tracker.fill_event(dict(trade, id=2, voided=False)) is not None

@@ -14,7 +14,7 @@ import pytest
 from projectx_helpers import session_config
 
 from copytrader.brokers.base import SessionConfig
-from copytrader.brokers.errors import BrokerError
+from copytrader.brokers.errors import BrokerError, BrokerUnavailable
 from copytrader.brokers.model import OrderType, PlaceOrder, Side
 from copytrader.brokers.projectx.adapter import ProjectXAdapter
 from copytrader.brokers.projectx.simulator import ProjectXSimulator, create_simulator
@@ -89,6 +89,9 @@ async def test_an_adapter_sees_only_its_login(two_logins: ProjectXSimulator) -> 
     try:
         ack = await adapter.place(PlaceOrder("b1", "own-1", "ESZ6", Side.BUY, 1))
         assert ack.broker_order_id in two_logins.exchange.account("ACC-B1").orders
+        assert adapter.hub is not None
+        with pytest.raises(BrokerUnavailable):  # the hub refuses another user's account too
+            await adapter.hub.invoke("SubscribeOrders", two_logins.account_id("ACC-A1"))
     finally:
         await adapter.disconnect()
     stranger = ProjectXAdapter(replace(config, accounts={"a1": "ACC-A1"}))
