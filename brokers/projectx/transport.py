@@ -121,7 +121,7 @@ class GatewaySession:
             return token
 
     async def _login_once(self) -> str:
-        await self.budget.acquire(Priority.CANCEL)  # auth gates everything else: serve it first
+        await self._acquire(Priority.CANCEL, px.LOGIN_KEY)  # auth gates everything else: serve it first
         body = {"userName": self.config.username, "apiKey": self.config.api_key}
         status, data = await self._post(px.LOGIN_KEY, body, token=None)
         if status == 429:
@@ -141,7 +141,7 @@ class GatewaySession:
         token = self.token
         if token is None:
             return False
-        await self.budget.acquire(Priority.CANCEL)
+        await self._acquire(Priority.CANCEL, px.VALIDATE)
         status, data = await self._post(px.VALIDATE, {}, token=token)
         new = data.get("newToken") or data.get("token") if status == 200 else None
         if status == 200 and data.get("success") and new:
@@ -195,7 +195,7 @@ class GatewaySession:
 
         async def attempt() -> dict[str, Any]:
             nonlocal reauths
-            await self.budget.acquire(priority)
+            await self._acquire(priority, path)
             token = self.token
             status, data = await self._post(path, body, token=token)
             if status == 401:
@@ -232,6 +232,18 @@ class GatewaySession:
             delay = min(0.05 * 2 ** (state.attempt_number - 1), 1.0)
         return remaining(delay)
 
+    async def _acquire(self, priority: Priority, path: str) -> None:
+        """A slot of the request budget, but never past the copy's deadline (nothing was sent)."""
+        left = remaining(float("inf"))
+        if left == float("inf"):
+            await self.budget.acquire(priority)
+            return
+        try:
+            await asyncio.wait_for(self.budget.acquire(priority), timeout=max(left, 0.001))
+        except asyncio.TimeoutError:
+            raise BrokerUnavailable(f"ProjectX {path}: the copy's deadline passed waiting for the request budget",
+                                    sent=False) from None
+
     async def _post(self, path: str, body: dict[str, Any], *, token: str | None) -> tuple[int, dict[str, Any]]:
         """One POST. A connection that was never made is ``sent=False``; every other failure may
         have reached the gateway (``sent=True``)."""
@@ -240,7 +252,8 @@ class GatewaySession:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        timeout = aiohttp.ClientTimeout(total=remaining(self.config.request_timeout_s))
+        # Never 0: aiohttp reads a zero total as "no timeout at all".
+        timeout = aiohttp.ClientTimeout(total=max(remaining(self.config.request_timeout_s), 0.001))
         try:
             async with self.http.post(self.config.base_url + path, json=body, headers=headers,
                                       timeout=timeout) as response:
