@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from projectx_helpers import session_config
 
 from copytrader.brokers.base import SessionConfig
 from copytrader.brokers.errors import BrokerError, BrokerUnavailable

@@ -10,7 +10,7 @@ from projectx_helpers import next_event
 
 from copytrader.brokers.errors import AuthenticationFailed, OrderRejected, UnknownOrder
 from copytrader.brokers.model import (
-    Bracket, CancelOrder, ConnectionState, FillEvent, FlattenPosition, ModifyOrder, OrderEvent, OrderStatus,
+    CancelOrder, ConnectionState, FillEvent, FlattenPosition, ModifyOrder, OrderEvent, OrderStatus,
     OrderType, PlaceOrder, PositionEvent, Side,
 )
 from copytrader.brokers.projectx.adapter import ProjectXAdapter
