@@ -127,8 +127,8 @@ class ProjectXAdapter(BrokerAdapter):
         """A refused place is a rejection unless an order with our tag already lives at the gateway.
 
         Why ask instead of reading the refusal: a repeated tag may be refused with any code or
-        text (none is documented), and ``errorCode 2`` is also every ordinary rejection. The
-        refused request's own order record (the gateway may return its id) does not count.
+        text (none is documented), and ``errorCode 2`` is also every ordinary rejection. Only a
+        rejected record (the gateway may return its id with the refusal) does not count.
         """
         code, message = int(data.get("errorCode") or 0), data.get("errorMessage")
         try:
@@ -137,7 +137,7 @@ class ProjectXAdapter(BrokerAdapter):
         except BrokerUnavailable as exc:
             raise BrokerUnavailable(f"ProjectX refused the place ({message}) and the tag lookup failed: {exc}",
                                     sent=True) from exc
-        live = tags.first_live(found, besides=data.get("orderId"))
+        live = tags.first_live(found)
         if live is not None:
             return self._remember_found(command.account_id, command.client_order_id, live)
         text = message or _code_name(code)

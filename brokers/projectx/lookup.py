@@ -58,11 +58,13 @@ async def orders_with_tag(call: Call, account_id: int, tag: str, lookback_h: flo
     return sorted(found.values(), key=lambda o: (o.get("creationTimestamp") or "", int(o["id"])))
 
 
-def first_live(orders: list[dict[str, Any]], *, besides: Any = None) -> dict[str, Any] | None:
-    """The oldest order that is not a rejected record (nor the order ``besides``)."""
+def first_live(orders: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The oldest order that is not a rejected record.
+
+    Even the order a refusal names counts when it is not rejected: a refused answer whose order
+    works anyway is one plausible reading of the bracket refusal, and it must not go untracked.
+    """
     for order in orders:
-        if str(order["id"]) == str(besides):
-            continue
         if int(order.get("status") or 0) != px.OrderStatus.REJECTED:
             return order
     return None

@@ -38,9 +38,10 @@ AccountOf = Callable[[web.Request, dict[str, Any]], "GatewayAccount | None"]
 class Refusal(ValueError):
     """A place the gateway answers with an error envelope; ``record`` asks for a rejected order."""
 
-    def __init__(self, message: str, *, record: bool = False) -> None:
+    def __init__(self, message: str, *, record: bool = False, entry_anyway: bool = False) -> None:
         super().__init__(message)
         self.record = record
+        self.entry_anyway = entry_anyway  # the refusal's order is placed anyway (an option's reading)
 
 
 def order_routes(sim: "ProjectXSimulator", routes: web.RouteTableDef, body: Body, account_of: AccountOf) -> None:
@@ -78,6 +79,10 @@ def order_routes(sim: "ProjectXSimulator", routes: web.RouteTableDef, body: Body
             kwargs = _order_kwargs(sim, data, symbol)
             spec = _bracket_spec(sim, account, data, kwargs["side"], tag)
         except Refusal as exc:
+            if exc.entry_anyway:
+                order, _ = sim.exchange.submit(account.name, symbol=symbol, client_order_id=tag, **kwargs)
+                return await answer(request, account, envelope(px.PlaceOrderErrorCode.ORDER_REJECTED, str(exc),
+                                                               orderId=int(order.order_id)))
             order_id = _rejected_record(sim, account.name, symbol, tag, str(exc), data) if exc.record else None
             return await answer(request, account, envelope(px.PlaceOrderErrorCode.ORDER_REJECTED, str(exc),
                                                            orderId=order_id))
@@ -212,7 +217,7 @@ def _bracket_spec(sim: "ProjectXSimulator", account: GatewayAccount, data: dict[
     if not stop_loss and not take_profit:
         return None
     if not sim.brackets_allowed(account.name):
-        raise Refusal(px.POSITION_BRACKETS_MESSAGE, record=True)
+        raise Refusal(px.POSITION_BRACKETS_MESSAGE, record=True, entry_anyway=sim.position_brackets_places_entry)
     long = side is Side.BUY
     direction = "longing" if long else "going short"
     ticks: dict[str, int | None] = {"stop loss": None, "take profit": None}

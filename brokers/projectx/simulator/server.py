@@ -43,8 +43,9 @@ class ProjectXSimulator:
     ``repeated_tag`` — ``"new_order"`` (default: a repeated customTag is a second order),
     ``"refuse"`` (answer ``repeated_tag_error`` = (errorCode, message)) or ``"first_order"``
     (answer the first order's id, place nothing); ``bracket_mode`` — ``"position"`` (default, the
-    platform's default: bracketed places refused) or ``"auto_oco"``, per account via
-    ``auto_oco_accounts``; ``lose_response`` — how a lost answer looks: ``"reset"`` (default,
+    platform's default: bracketed places refused, a rejected record kept) or ``"auto_oco"``, per
+    account via ``auto_oco_accounts``; ``position_brackets_places_entry`` — the other reading of
+    that refusal: the entry is placed anyway (without brackets) while the answer says refused; ``lose_response`` — how a lost answer looks: ``"reset"`` (default,
     the connection drops) or ``"timeout"`` (no answer for ``lose_response_hold_s``).
     """
 
@@ -75,6 +76,7 @@ class ProjectXSimulator:
         if self.bracket_mode not in BRACKET_MODES:
             raise ValueError(f"bracket_mode must be one of {BRACKET_MODES}")
         self.auto_oco_accounts = set(options.get("auto_oco_accounts", ()))
+        self.position_brackets_places_entry = bool(options.get("position_brackets_places_entry", False))
         self.lose_response = str(options.get("lose_response", "reset"))
         self.lose_response_hold_s = float(options.get("lose_response_hold_s", 60.0))
         self.state = GatewayState(self.exchange, [], contract_month=options.get("contract_month"))

@@ -73,6 +73,23 @@ async def test_position_brackets_mode_refuses_with_the_gateway_text(adapter: Pro
     assert record.status is OrderStatus.REJECTED
 
 
+async def test_a_refusal_whose_entry_lives_anyway_is_not_reported_rejected() -> None:
+    """The other reading of the Position Brackets refusal: the entry is placed without brackets.
+    The adapter must report the live order (duplicate) instead of a rejection it would never track."""
+    sim = create_simulator(SimExchange(seed=11), tick_ms=10, position_brackets_places_entry=True)
+    await sim.start()
+    adapter = ProjectXAdapter(session_config(sim))
+    try:
+        await adapter.connect()
+        ack = await adapter.place(_bracketed("pb-3"))
+        [order] = sim.exchange.orders_with_client_id(KERNEL, "pb-3")
+        assert ack.duplicate and ack.broker_order_id == order.order_id
+        assert order.status is not OrderStatus.REJECTED and order.bracket is None
+    finally:
+        await adapter.disconnect()
+        await sim.stop()
+
+
 async def test_an_account_known_to_be_in_position_mode_is_refused_before_sending(sim) -> None:  # type: ignore[no-untyped-def]
     adapter = ProjectXAdapter(session_config(sim, position_bracket_accounts=["f1"]))
     await adapter.connect()
