@@ -92,6 +92,9 @@ def order_routes(sim: "ProjectXSimulator", routes: web.RouteTableDef, body: Body
             order, _ = sim.exchange.submit(account.name, symbol=symbol, client_order_id=tag, **kwargs)
         finally:
             state.brackets.pending = None
+        if int(data.get("type", 0)) == px.OrderType.TRAILING_STOP and not order.status.is_final:
+            assert order.stop_price is not None
+            state.trail(order, abs(sim.exchange.prices.price(symbol) - order.stop_price))
         if order.status is OrderStatus.REJECTED:
             return await answer(request, account, envelope(px.PlaceOrderErrorCode.ORDER_REJECTED, order.reason,
                                                            orderId=int(order.order_id)))
@@ -199,7 +202,8 @@ def _trailing_stop(side: Side, trail: Decimal | None, last: Decimal) -> Decimal:
     The docs call it "the trail price"; whether a request's value is a level or a distance is
     not documented (docs/fidelity/projectx.md X-16). Read as a level, it must sit on the stop's
     side of the market (below for a sell, above for a buy), or the order is refused. The kernel
-    has no trailing logic, so the level holds where it was placed.
+    then trails: the distance to the market at entry is kept as the market moves in the order's
+    favour (``GatewayState.follow_trailing`` on each clock step).
     """
     if trail is None or trail <= 0:
         raise Refusal("Trailing stop orders need a trailPrice.")

@@ -182,6 +182,7 @@ class ProjectXSimulator:
         while True:
             await asyncio.sleep(self.tick_ms / 1000.0)
             self.exchange.advance()
+            self.state.follow_trailing()
 
     async def _watch_faults(self) -> None:
         """Transport faults that act without a request: the drop switch closes hub sockets."""

@@ -106,6 +106,7 @@ class GatewayState:
                 month, year2 = front_monthly() if root in MONTHLY_ROOTS else front_month()
             self.front[root] = Contract(px.contract_id(code, month, year2), code, root, month, year2, True)
         self.brackets = BracketBook(exchange)
+        self.trailing: dict[str, Decimal] = {}  # kernel id of a trailing stop → its distance
         self._ids = itertools.count(7001)
         self._position_ids = itertools.count(9001)
         self.accounts: dict[str, GatewayAccount] = {}
@@ -215,6 +216,22 @@ class GatewayState:
             contract_id=self.contract_id_for(symbol), created=account.position_created[symbol],
             net=net, average=avg,
         )
+
+    # -- trailing stops ----------------------------------------------------------------
+    def trail(self, order: SimOrder, distance: Decimal) -> None:
+        self.trailing[order.order_id] = distance
+
+    def follow_trailing(self) -> None:
+        """Move each trailing stop after the market (never back): the kernel has no trailing."""
+        for order_id, distance in list(self.trailing.items()):
+            order = next((a.orders[order_id] for a in self.exchange.accounts.values() if order_id in a.orders), None)
+            if order is None or order.status.is_final or order.stop_price is None:
+                self.trailing.pop(order_id, None)
+                continue
+            last = self.exchange.prices.price(order.symbol)
+            level = instrument_for(order.symbol).round_to_tick(last - order.side.opposite().sign * distance)
+            if (order.side.sign < 0 and level > order.stop_price) or (order.side.sign > 0 and level < order.stop_price):
+                self.exchange.modify(order.account, order_id, stop_price=level)
 
     # -- kernel events → pushes ----------------------------------------------------------
     def translate(self, event: KernelEvent) -> list[Push]:

@@ -118,7 +118,16 @@ async def test_contract_months_follow_the_real_listing(sim) -> None:  # type: ig
     assert sim.state.contract("CON.F.US.EP.F27") is None       # ES has no January contract
 
 
-async def test_trail_price_is_a_level_on_the_stops_side(adapter: ProjectXAdapter, sim) -> None:  # type: ignore[no-untyped-def]
+async def test_trail_price_is_a_level_on_the_stops_side_then_trails() -> None:
+    sim = create_simulator(SimExchange(seed=3), tick_ms=0)  # the market moves only when told
+    await sim.start()
+    try:
+        await _trailing_stop_round(sim)
+    finally:
+        await sim.stop()
+
+
+async def _trailing_stop_round(sim: ProjectXSimulator) -> None:
     sim.exchange.prices.set_price("ESZ6", Decimal("5000"))
     async with aiohttp.ClientSession(base_url=sim.base_url) as http:
         client = Client(http, SimLogin(sim.username, sim.api_key, ()))
@@ -130,3 +139,9 @@ async def test_trail_price_is_a_level_on_the_stops_side(adapter: ProjectXAdapter
         _, placed = await client.post("/api/Order/place", {**base, "trailPrice": 4990.25})
     order = sim.exchange.account("PX-FOLLOWER-1").orders[str(placed["orderId"])]
     assert order.order_type is OrderType.STOP and order.stop_price == Decimal("4990.25")
+    sim.exchange.prices.set_price("ESZ6", Decimal("5010"))
+    sim.state.follow_trailing()  # one clock step: the stop keeps its 9.75 distance below the market
+    assert order.stop_price == Decimal("5000.25")
+    sim.exchange.prices.set_price("ESZ6", Decimal("5005"))
+    sim.state.follow_trailing()  # never back
+    assert order.stop_price == Decimal("5000.25")
