@@ -117,3 +117,20 @@ async def test_leader_feed_sees_orders_placed_by_other_clients(adapter: ProjectX
 async def _until(predicate) -> None:  # type: ignore[no-untyped-def]
     while not predicate():
         await asyncio.sleep(0.02)
+
+
+async def test_a_silent_hub_counts_as_dropped_and_is_reconnected() -> None:
+    """No frame (not even a SignalR ping) for server_timeout_s: the socket is dead, whatever TCP says."""
+    sim = create_simulator(tick_ms=0, keepalive_s=60.0)  # a server that never pings
+    await sim.start()
+    adapter = ProjectXAdapter(session_config(sim, keepalive_s=0.05, server_timeout_s=0.3))
+    try:
+        events = adapter.events()
+        await adapter.connect()
+        connects = adapter.hub.connects
+        await next_event(events, lambda e: isinstance(e, ConnectionEvent) and e.state is ConnectionState.DEGRADED)
+        await next_event(events, lambda e: isinstance(e, ConnectionEvent) and e.state is ConnectionState.CONNECTED)
+        assert adapter.hub.connects > connects
+    finally:
+        await adapter.disconnect()
+        await sim.stop()
