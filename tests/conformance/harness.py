@@ -92,7 +92,7 @@ class PaperPlatform:
     own ``disconnect``/``connect``, which is exactly what losing the venue looks like to it.
     """
 
-    features: frozenset[str] = frozenset({"reconnect"})
+    features: frozenset[str] = frozenset({"reconnect", "lost_response", "repeated_id_is_new"})
 
     def capabilities(self) -> Capabilities:
         return adapter_class("paper").capabilities
@@ -280,6 +280,10 @@ PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
     ),
     "projectx": SimulatorPlatform(
         "projectx", "copytrader.brokers.projectx.simulator:create_simulator",
-        config=projectx_config, options={"tick_ms": 0},
+        # Auto OCO Brackets mode: the simulator's default is the platform's (Position Brackets),
+        # which refuses every bracketed place.
+        config=projectx_config, options={"tick_ms": 0, "bracket_mode": "auto_oco"},
+        features=frozenset({"authentication", "reconnect", "transport_faults", "lost_response",
+                            "lost_response_modify", "repeated_id_is_new", "suspended_bracket_children"}),
     ),
 }

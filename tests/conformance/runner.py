@@ -184,6 +184,18 @@ class ScenarioRun:
             CancelOrder(account_id=ACCOUNT, client_order_id=self.orders.client_id(body["ref"]))
         )
 
+    async def do_lookup(self, body: Mapping[str, Any]) -> OrderAck | None:
+        """Ask the broker for ``ref``'s client order id; ``absent: true`` expects it holds none."""
+        found = await self.harness.adapter.lookup(ACCOUNT, self.orders.client_id(body["ref"]))
+        if body.get("absent"):
+            if found is not None:
+                raise ScenarioFailure(f"lookup of {body['ref']} found {found}, expected none")
+            return None
+        if found is None:
+            raise ScenarioFailure(f"lookup of {body['ref']}: the broker holds no such order")
+        self.orders.remember(body["ref"], found)
+        return found
+
     async def do_flatten(self, body: Mapping[str, Any]) -> OrderAck:
         symbol = body.get("symbol", self.harness.symbol) if not body.get("all") else None
         return await self.harness.adapter.flatten(FlattenPosition(
@@ -274,6 +286,10 @@ class ScenarioRun:
         account = self.harness.exchange.account(self.harness.kernel_account)
         if "orders" in body and len(account.orders) != int(body["orders"]):
             raise ScenarioFailure(f"kernel holds {len(account.orders)} orders, expected {body['orders']}")
+        for ref, count in (body.get("orders_with_ref") or {}).items():
+            held = self.harness.exchange.orders_with_client_id(self.harness.kernel_account, self.orders.client_id(ref))
+            if len(held) != int(count):
+                raise ScenarioFailure(f"kernel holds {len(held)} orders tagged {ref}, expected {count}")
         if "net_quantity" in body:
             position = account.positions.get(self.harness.kernel_symbol)
             net = position.net_quantity if position else 0
@@ -304,6 +320,8 @@ class ScenarioRun:
             raise ScenarioFailure(f"expected {names}, got {type(exc).__name__}: {exc}") from exc
         if "retriable" in expected and exc.retriable is not bool(expected["retriable"]):
             raise ScenarioFailure(f"{type(exc).__name__}.retriable is {exc.retriable}")
+        if "sent" in expected and getattr(exc, "sent", None) is not bool(expected["sent"]):
+            raise ScenarioFailure(f"{type(exc).__name__}.sent is {getattr(exc, 'sent', None)}")
         if "message_contains" in expected and str(expected["message_contains"]).lower() not in str(exc).lower():
             raise ScenarioFailure(f"error message {str(exc)!r} lacks {expected['message_contains']!r}")
 
