@@ -5,7 +5,8 @@ budgets per user. So the sandbox gives every session of the config (one follower
 leader) its own login on the simulator (:class:`SimLogin`), and each adapter then has its own
 sessions, sockets and request windows, exactly as in production. A simulator that does not yet
 take ``logins`` is served the old way: one shared login, with ProjectX's budget raised so twenty
-followers do not throttle each other through it (:data:`SHARED_LOGIN_OPTIONS`).
+followers do not throttle each other through it (:data:`SHARED_LOGIN_OPTIONS`). Both simulators
+take logins now, so that fallback only serves a simulator added later.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def session_logins(platform: str, config_data: dict[str, Any] | None) -> dict[st
 def _takes_logins(simulator: Any, logins: Sequence[SimLogin]) -> bool:
     """Did the simulator accept the logins (rather than ignore an unknown option)?"""
     served = getattr(simulator, "logins", None)
+    if isinstance(served, dict):  # ProjectX keeps them by user name
+        served = list(served.values())
     return bool(served) and {x.username for x in served} == {x.username for x in logins}
 
 

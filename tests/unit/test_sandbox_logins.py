@@ -48,12 +48,26 @@ async def test_sandbox_sessions_log_in_separately_and_see_only_their_accounts() 
         await simulator.stop()
 
 
-async def test_a_simulator_without_logins_falls_back_to_one_shared_session() -> None:
-    first = demo_config(2, "projectx")
-    simulator, fields = await start_sandbox("projectx", "0", first)
+@pytest.mark.parametrize("platform", ["tradovate", "projectx"])
+async def test_both_simulators_give_each_firm_its_own_login(platform: str) -> None:
+    first = demo_config(2, platform)
+    simulator, fields = await start_sandbox(platform, "0", first)
     try:
-        if "sessions" in fields:
-            pytest.skip("the projectx simulator takes logins now: the shared fallback is not used")
+        assert set(fields["sessions"]) == {f"followers-{platform}-001", f"followers-{platform}-002"}
+        config = demo_config(2, platform, endpoints={platform: fields})
+        followers = [s for s in config["sessions"] if s["platform"] == platform]
+        assert len({s["username"] for s in followers}) == 2
+        assert all("rate_limit" not in s["options"] for s in followers)  # per-user windows: no raised budget
+    finally:
+        await simulator.stop()
+
+
+async def test_a_simulator_without_logins_falls_back_to_one_shared_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    from copytrader.app.demo import sandbox
+
+    monkeypatch.setattr(sandbox, "_takes_logins", lambda simulator, logins: False)
+    simulator, fields = await start_sandbox("projectx", "0", demo_config(2, "projectx"))
+    try:
         config = demo_config(2, "projectx", endpoints={"projectx": fields})
         followers = [s for s in config["sessions"] if s["platform"] == "projectx"]
         assert [s["id"] for s in followers] == ["followers-projectx"]
