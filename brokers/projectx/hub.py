@@ -84,7 +84,7 @@ class UserHubClient:
             url = self.config.hub_url.rstrip("/") + "/negotiate?negotiateVersion=1"
             async with http.post(url, headers={"Authorization": f"Bearer {token}"}) as response:
                 if response.status == 401:
-                    await self.session.login(stale=token)
+                    await self.session.reauthenticate(stale=token)
                     raise BrokerUnavailable("user hub negotiate: token refused", code="401")
                 response.raise_for_status()
                 negotiated = await response.json(content_type=None)
@@ -94,7 +94,7 @@ class UserHubClient:
                                        timeout=aiohttp.ClientWSTimeout(ws_close=2.0))
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
-                await self.session.login(stale=token)
+                await self.session.reauthenticate(stale=token)
             raise BrokerUnavailable(f"user hub refused the socket: HTTP {exc.status}") from exc
         self._ws = ws
         decoder = codec.Decoder(expect_handshake="response")

@@ -33,6 +33,9 @@ class FaultSwitches:
     # This is how real copiers double orders, so the executor must survive it without a repeat.
     lose_response_next: int = 0             # the next N order requests
     lose_response_rate: float = 0.0         # and this fraction of all order requests (seeded)
+    # transport: the client's keep-alive frames stop reaching the server (until it closes the
+    # connection for silence); how a half-dead network looks to a platform with a heartbeat TTL.
+    lose_heartbeats: bool = False
     rng: random.Random = field(default_factory=lambda: random.Random(11), repr=False)
 
     def take_reject(self) -> str | None:
@@ -60,6 +63,10 @@ class FaultSwitches:
             self.rate_limit_next -= 1
             return True
         return False
+
+    def take_lose_heartbeats(self) -> bool:
+        fired, self.lose_heartbeats = self.lose_heartbeats, False
+        return fired
 
     def take_lose_response(self) -> bool:
         """True when the request just carried out must lose its answer."""

@@ -82,9 +82,11 @@ class TradovateAdapter(BrokerAdapter):
             return
         self._set_state(ConnectionState.CONNECTING)
         self._http = aiohttp.ClientSession()
-        self.rest = RestClient(self.tv, self._http, self.budget)
+        previous, self.rest = self.rest, RestClient(self.tv, self._http, self.budget)
+        if previous is not None:
+            self.rest.adopt(previous)  # a reconnect reuses the session (two per user at most)
         try:
-            await self.rest.authenticate()
+            await self.rest.ensure_token()
             await self._load_accounts()
             self.socket = UserSocket(self.tv, self._http, self.rest, self._on_sync, self._on_props, self._on_state)
             loop = asyncio.get_running_loop()

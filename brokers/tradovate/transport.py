@@ -1,13 +1,19 @@
-"""Tradovate wire clients: REST with token/penalty handling, and the user WebSocket.
+"""Tradovate wire clients: REST with session, penalty and retry handling, and the user WebSocket.
 
 Why commands go over REST while events come over the socket: a REST reply belongs to its own
 request, so a socket that drops mid-order cannot swallow the order's acknowledgement. The
 socket then only has to be *eventually* right, which the resync after a reconnect guarantees.
-Tradovate does not dedupe ``clOrdId``, so a request that may have reached the broker (timeout,
-reset, 5xx) is resent here only when it is a read; a write surfaces as
-``BrokerUnavailable(sent=True)`` and its caller decides (an order is looked up, never resent). Every request, retries included, first takes a slot from the shared
-:class:`RateBudget`, so a burst of follower entries queues behind cancels and exits instead of
-earning a penalty ticket that would block them all.
+
+Sessions are precious: each ``accesstokenrequest`` opens a new one and a user may hold two, the
+oldest closing when a third opens. So the token is reused and renewed (``renewaccesstoken``
+keeps the session); a 401 renews once, and only then logs in again, spaced by a small login
+budget so two clients of one user cannot push each other out in a loop.
+
+What may be resent: a request refused before it ran — a penalty ticket (wait ``p-time``, resend
+the same body plus ``p-ticket``), a 401, a connection that never opened. A request that may have
+reached the broker (timeout, reset, 5xx) is resent only when it is a read; an order is reported
+as ``BrokerUnavailable(sent=True)`` for the caller to look up, never placed twice blindly. Retries
+run on tenacity and stop at the copy's deadline (:mod:`..deadline`).
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
+from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, RateLimited, TokenExpired
 from ..ratebudget import Priority, RateBudget
 from . import codec
@@ -33,6 +43,15 @@ Json = dict[str, Any]
 #: Docs: a 429 or a captcha penalty cannot be cleared by a third-party app: wait about an hour.
 LOCKOUT_S = 3600.0
 _READS = ("/list", "/find", "/item", "/items", "/deps", "/ldeps", "/suggest")
+_NO_DEADLINE = float("inf")
+
+
+class PenaltyTicket(RateLimited):
+    """The server answered a time penalty: nothing ran; resend after ``retry_after`` with the ticket."""
+
+    def __init__(self, message: str, *, ticket: str, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after, code="p-ticket")
+        self.ticket = ticket
 
 
 def is_read(endpoint: str, method: str) -> bool:
@@ -40,8 +59,21 @@ def is_read(endpoint: str, method: str) -> bool:
     return method == "GET" or endpoint == "user/syncrequest" or endpoint.endswith(_READS)
 
 
+def _backoff(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        return max(0.0, float(exc.retry_after))
+    return min(2.0, 0.05 * 2 ** (state.attempt_number - 1))
+
+
+def _past_deadline(state: RetryCallState) -> bool:
+    """Stop when the copy's deadline has passed or the next wait would overrun it."""
+    sleep = state.upcoming_sleep or 0.0
+    return expired() or sleep > remaining(_NO_DEADLINE)
+
+
 class RestClient:
-    """Authenticated JSON calls; owns the access token (request, renew, re-request on 401)."""
+    """Authenticated JSON calls; owns the session (log in once, renew, recover from a 401)."""
 
     def __init__(self, config: TradovateConfig, http: aiohttp.ClientSession, budget: RateBudget) -> None:
         self.config = config
@@ -51,16 +83,53 @@ class RestClient:
         self.expires: datetime | None = None
         self.user_id: int | None = None
         self._auth_lock = asyncio.Lock()
-        self.reauths = 0
+        self._login_times: deque[float] = deque()
+        self.logins = 0      # accesstokenrequests answered with a token (sessions we opened)
+        self.renewals = 0
+        self.reauths = 0     # recoveries after a refused token
 
-    # -- token ---------------------------------------------------------------------------------
+    # -- session ---------------------------------------------------------------------------
+    def adopt(self, previous: "RestClient") -> None:
+        """Carry a live token (and the login budget) over from the client of an earlier
+        ``connect``: reconnecting the adapter is not a reason to open a new session."""
+        self.token, self.expires, self.user_id = previous.token, previous.expires, previous.user_id
+        self._login_times = previous._login_times
+        self.logins, self.renewals, self.reauths = previous.logins, previous.renewals, previous.reauths
+
     async def authenticate(self) -> None:
-        """New session via accesstokenrequest; ``AuthenticationFailed`` on errorText."""
+        """Open a session (accesstokenrequest) within the login budget.
+
+        A refused login is ``AuthenticationFailed`` with the server's text, whether the server
+        said it as HTTP 200 + ``errorText`` (reference page) or as HTTP 401 (conformance pages).
+        """
+        await self._login_slot()
         c = self.config
         body = s.credentials(c.name, c.password, c.app_id, c.app_version, c.cid, c.sec, c.device_id)
-        data = await self._send("auth/accesstokenrequest", body, method="POST", auth=False,
-                                priority=Priority.CANCEL)
+        try:
+            # Not resent on doubt: a login whose answer was lost still opened a session, and a
+            # second one would close the user's oldest (penalty tickets are still waited out).
+            data = await self._request("auth/accesstokenrequest", body, method="POST", token=None,
+                                       priority=Priority.CANCEL, read=False)
+        except TokenExpired as exc:  # 401 on a login is a bad login, not an expired token
+            raise AuthenticationFailed(f"login refused: {exc.message}", code="401") from exc
         self._take_token(data)
+        self.logins += 1
+
+    async def _login_slot(self) -> None:
+        """At most ``login_budget`` token requests per window: each opens a session and the
+        oldest of the user's sessions closes, so logging in on every doubt logs the user out."""
+        limit, window = self.config.login_budget
+        now = time.monotonic()
+        while self._login_times and self._login_times[0] <= now - window:
+            self._login_times.popleft()
+        if len(self._login_times) >= limit:
+            wait = self._login_times[0] + window - now
+            if wait > remaining(_NO_DEADLINE):
+                raise BrokerUnavailable(f"tradovate login budget ({limit}/{window:.0f}s) spent; "
+                                        f"next login in {wait:.1f}s", code="login-budget", sent=False)
+            log.warning("tradovate: login budget spent, next login in %.1fs", wait)
+            await asyncio.sleep(wait)
+        self._login_times.append(time.monotonic())
 
     def _take_token(self, data: Any) -> None:
         if not isinstance(data, dict) or data.get("errorText") or not data.get("accessToken"):
@@ -82,97 +151,131 @@ class RestClient:
         return max(0.0, (due - datetime.now(timezone.utc)).total_seconds())
 
     async def ensure_token(self) -> str:
-        """A usable token: renew near expiry (keeps the session), re-request when renewal fails."""
+        """A usable token: the current one, renewed near expiry; a login only when there is none."""
         async with self._auth_lock:
             if self.token is None:
                 await self.authenticate()
             elif self.needs_renewal():
-                await self._renew()
+                await self._renew_or_login()
             assert self.token is not None
             return self.token
 
-    async def _renew(self) -> None:
+    async def recover(self, stale: str | None) -> None:
+        """After a 401 on ``stale``: renew once (keeps the session), else log in again."""
+        async with self._auth_lock:
+            if self.token != stale:  # another caller recovered already
+                return
+            self.reauths += 1
+            await self._renew_or_login()
+
+    async def _renew_or_login(self) -> None:
         try:
-            data = await self._send("auth/renewaccesstoken", None, method="GET", auth=True,
-                                    priority=Priority.CANCEL, token=self.token)
+            data = await self._request("auth/renewaccesstoken", None, method="GET", token=self.token,
+                                       priority=Priority.CANCEL, read=True)
             self._take_token(data)
-        except (TokenExpired, AuthenticationFailed):
+            self.renewals += 1
+        except (TokenExpired, AuthenticationFailed) as exc:
+            log.info("tradovate: renewal refused (%s); logging in again", exc)
+            self.token = None
             await self.authenticate()
 
-    async def _reauthenticate(self, stale: str | None) -> None:
-        async with self._auth_lock:
-            if self.token == stale:  # another caller may have refreshed it already
-                self.reauths += 1
-                self.token = None
-                await self.authenticate()
-
-    # -- requests ------------------------------------------------------------------------------
+    # -- requests ----------------------------------------------------------------------------
     async def call(self, endpoint: str, body: Json | None = None, *, method: str = "POST",
                    query: dict[str, Any] | None = None, priority: Priority = Priority.ENTRY) -> Any:
-        """One logical request; re-authenticates on 401 and resends with the same body."""
-        for _ in range(self.config.max_attempts):
-            token = await self.ensure_token()
-            try:
-                return await self._send(endpoint, body, method=method, auth=True, query=query,
-                                        priority=priority, token=token)
-            except TokenExpired:
-                await self._reauthenticate(token)
-        raise TokenExpired(f"{endpoint}: token refused after {self.config.max_attempts} attempts")
+        """One logical request. A 401 was not carried out: recover the session, send once more."""
+        read = is_read(endpoint, method)
+        token = await self.ensure_token()
+        try:
+            return await self._request(endpoint, body, method=method, token=token, priority=priority,
+                                       query=query, read=read)
+        except TokenExpired:
+            await self.recover(token)
+        return await self._request(endpoint, body, method=method, token=self.token, priority=priority,
+                                   query=query, read=read)
 
-    async def _send(self, endpoint: str, body: Json | None, *, method: str, auth: bool,
-                    priority: Priority, query: dict[str, Any] | None = None, token: str | None = None) -> Any:
-        """Send, honouring penalty tickets (wait p-time, resend with ``p-ticket``) and
-        retrying transport failures with backoff; 401 surfaces as ``TokenExpired``."""
+    async def _request(self, endpoint: str, body: Json | None, *, method: str, token: str | None,
+                       priority: Priority, query: dict[str, Any] | None = None, read: bool) -> Any:
+        """Send with tenacity: penalty tickets are waited out and resent with the ticket;
+        transport failures are retried when the request surely did not run, or is a read."""
         url = f"{self.config.rest_url}/{endpoint}"
-        payload = dict(body) if body is not None else None
-        delay, failures, ever_sent = 0.05, 0, False
-        while True:
-            await self.budget.acquire(priority)
-            headers = {"Accept": "application/json"}
-            if auth and token:
-                headers["Authorization"] = f"Bearer {token}"
-            try:
-                data = await self._once(method, url, payload, query, headers)
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
-                failures += 1
-                # Only a failed connect surely kept the request home.
-                sent = not isinstance(exc, aiohttp.ClientConnectorError)
-                ever_sent = ever_sent or sent
-                if failures >= self.config.max_attempts or (sent and not is_read(endpoint, method)):
-                    raise BrokerUnavailable(f"{endpoint}: {exc!r}", sent=ever_sent) from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
+        payload: list[Json | None] = [dict(body) if body is not None else None]
+
+        def retry(exc: BaseException) -> bool:
+            if isinstance(exc, PenaltyTicket):
+                return True
+            if isinstance(exc, BrokerUnavailable):
+                return not exc.sent or read
+            return False
+
+        async def attempt() -> Any:
+            data = await self._once(method, url, payload[0], query, token, priority)
             if s.is_penalty(data):
-                if data.get(s.PENALTY_CAPTCHA):
-                    self.budget.penalize(LOCKOUT_S)
-                    raise RateLimited(f"{endpoint}: captcha penalty", retry_after=LOCKOUT_S, code="p-captcha")
-                wait = float(data.get(s.PENALTY_TIME) or 1)
-                log.warning("tradovate penalty on %s: waiting %.1fs", endpoint, wait)
-                self.budget.penalize(wait)  # every request waits, not just this one
-                payload = {**(payload or {}), s.PENALTY_TICKET: data.get(s.PENALTY_TICKET)}
-                continue
+                self._penalty(endpoint, data, payload)
             return data
 
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(retry),
+            stop=stop_after_attempt(self.config.max_attempts + self.config.max_penalties) | _past_deadline,
+            wait=_backoff, reraise=True,
+        )
+        async for state in retrying:
+            with state:
+                return await attempt()
+        raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
+
+    def _penalty(self, endpoint: str, data: Json, payload: list[Json | None]) -> None:
+        if data.get(s.PENALTY_CAPTCHA):
+            self.budget.penalize(LOCKOUT_S)
+            message = (f"{endpoint}: Tradovate answered a captcha penalty, which an API client cannot "
+                       "solve; wait about an hour before logging in or sending again")
+            if endpoint.startswith("auth/"):
+                raise AuthenticationFailed(message, code="p-captcha")
+            raise RateLimited(message, retry_after=LOCKOUT_S, code="p-captcha")
+        wait = float(data.get(s.PENALTY_TIME) or 1)
+        ticket = str(data.get(s.PENALTY_TICKET))
+        log.warning("tradovate penalty ticket on %s: resending in %.1fs", endpoint, wait)
+        payload[0] = {**(payload[0] or {}), s.PENALTY_TICKET: ticket}
+        raise PenaltyTicket(f"{endpoint}: time penalty {wait:.0f}s", ticket=ticket, retry_after=wait)
+
     async def _once(self, method: str, url: str, payload: Json | None, query: dict[str, Any] | None,
-                    headers: dict[str, str]) -> Any:
-        timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_s)
-        kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout, "params": query}
+                    token: str | None, priority: Priority) -> Any:
+        """One HTTP exchange, mapped to the broker errors (``sent`` says whether it may have run)."""
+        left = remaining(_NO_DEADLINE)
+        if left <= 0:
+            raise BrokerUnavailable(f"{url}: copy deadline passed before sending", sent=False)
+        try:
+            await asyncio.wait_for(self.budget.acquire(priority), None if left == _NO_DEADLINE else left)
+        except asyncio.TimeoutError as exc:
+            raise RateLimited(f"{url}: no request slot before the copy deadline", code="budget") from exc
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        kwargs: dict[str, Any] = {"headers": headers, "params": query,
+                                  "timeout": aiohttp.ClientTimeout(total=remaining(self.config.request_timeout_s))}
         if method != "GET" and payload is not None:
             kwargs["json"] = payload
-        async with self.http.request(method, url, **kwargs) as resp:
-            if resp.status == 401:
-                raise TokenExpired(f"{url}: 401 {await resp.text()}", code="401")
-            if resp.status == 429:
-                self.budget.penalize(LOCKOUT_S)
-                raise RateLimited(f"{url}: 429 Too Many Requests", retry_after=LOCKOUT_S, code="429")
-            if resp.status == 404:
-                return None
-            if resp.status >= 500:
-                raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status)
-            if resp.status != 200:
-                raise BrokerError(f"{url}: HTTP {resp.status} {await resp.text()}", code=str(resp.status))
-            return await resp.json(content_type=None)
+        try:
+            async with self.http.request(method, url, **kwargs) as resp:
+                return await self._answer(url, resp)
+        except aiohttp.ClientConnectorError as exc:
+            raise BrokerUnavailable(f"{url}: cannot connect: {exc!r}", sent=False) from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            raise BrokerUnavailable(f"{url}: no answer: {exc!r}", sent=True) from exc
+
+    async def _answer(self, url: str, resp: aiohttp.ClientResponse) -> Any:
+        if resp.status == 401:
+            raise TokenExpired(f"{url}: 401 {await resp.text()}", code="401")
+        if resp.status == 429:
+            self.budget.penalize(LOCKOUT_S)
+            raise RateLimited(f"{url}: 429 Too Many Requests (Tradovate: wait about an hour)",
+                              retry_after=LOCKOUT_S, code="429")
+        if resp.status == 404:
+            return None
+        if resp.status >= 500:
+            raise BrokerUnavailable(f"{url}: HTTP {resp.status}", code=str(resp.status), sent=True)
+        if resp.status != 200:
+            raise BrokerError(f"{url}: HTTP {resp.status} {await resp.text()}", code=str(resp.status))
+        return await resp.json(content_type=None)
 
 
 StateHook = Callable[[str, str | None], None]
@@ -199,46 +302,60 @@ class UserSocket:
         self._ids = 2
 
     async def run(self) -> None:
-        """Connect forever with exponential backoff; the first failure of auth is fatal."""
-        delay = self.config.reconnect_initial_s
+        """Connect forever. Tenacity spaces failed attempts (exponential backoff from
+        ``reconnect_initial_s`` to ``reconnect_max_s``); a session that synced and later closed
+        starts a fresh backoff. A refused first login or first connection is fatal."""
         while True:
+            retrying = AsyncRetrying(
+                retry=retry_if_exception(self._worth_retrying), reraise=True, before_sleep=self._report,
+                wait=wait_exponential(multiplier=self.config.reconnect_initial_s, max=self.config.reconnect_max_s),
+            )
             try:
-                await self._session()
-                delay = self.config.reconnect_initial_s
+                async for attempt in retrying:
+                    with attempt:
+                        reason = await self._session()
             except AuthenticationFailed as exc:
-                if not self.ready.done():
-                    self.ready.set_exception(exc)
-                    return
-                self.on_state("degraded", str(exc))
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, codec.CodecError,
-                    BrokerError) as exc:
-                if not self.ready.done() and self.connects == 0 and isinstance(exc, aiohttp.ClientConnectorError):
-                    self.ready.set_exception(BrokerUnavailable(f"websocket: {exc!r}"))
-                    return
-                self.on_state("connecting", f"websocket: {exc!r}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.config.reconnect_max_s)
+                self.ready.set_exception(exc)
+                return
+            except aiohttp.ClientConnectorError as exc:
+                self.ready.set_exception(BrokerUnavailable(f"websocket: {exc!r}", sent=False))
+                return
+            self.on_state("connecting", f"websocket: {reason}")
+            await asyncio.sleep(self.config.reconnect_initial_s)
+
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        if isinstance(exc, AuthenticationFailed):
+            return self.ready.done()  # fatal only before the first sync
+        if isinstance(exc, aiohttp.ClientConnectorError) and not self.ready.done() and self.connects == 0:
+            return False
+        return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, codec.CodecError,
+                                BrokerError))
+
+    def _report(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, AuthenticationFailed):
+            self.on_state("degraded", str(exc))
+        else:
+            self.on_state("connecting", f"websocket: {exc!r}")
 
     async def close(self) -> None:
         if self._ws is not None:
             await self._ws.close()
 
-    async def _session(self) -> None:
+    async def _session(self) -> str:
+        """One socket: open, authorize, sync, then read until it closes (returns why)."""
         async with self.http.ws_connect(self.config.ws_url, heartbeat=None, autoping=True) as ws:
             self._ws = ws
             await self._expect_open(ws)
             token = await self.rest.ensure_token()
             await ws.send_str(codec.encode_request("authorize", 0, "", token))
             reply = await self._reply(ws, 0)
-            if reply.status == 401:
-                await self.rest._reauthenticate(token)
-                raise BrokerUnavailable("websocket authorize refused the token; re-authenticated")
+            if reply.status == 401:  # e.g. our session was closed by a newer one: renew, else log in
+                await self.rest.recover(token)
+                raise ConnectionError("websocket authorize refused the token; session recovered")
             if reply.status != 200:
                 raise AuthenticationFailed(f"websocket authorize: status {reply.status}", code=str(reply.status))
-            await ws.send_str(codec.encode_request("user/syncrequest", 1, "", s.sync_body(self.rest.user_id or 0)))
-            sync = await self._reply(ws, 1)
-            if sync.status != 200 or not isinstance(sync.data, dict):
-                raise BrokerUnavailable(f"user/syncrequest failed: {sync.status}")
+            sync = await self._sync(ws)
             first = self.connects == 0
             self.connects += 1
             await self.on_sync(sync.data, first)
@@ -246,13 +363,35 @@ class UserSocket:
             if not self.ready.done():
                 self.ready.set_result(None)
             beats = asyncio.get_running_loop().create_task(self._heartbeats(ws))
+            reason = "closed by the server"
             try:
                 await self._read(ws)
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, codec.CodecError) as exc:
+                reason = repr(exc)
             finally:
                 beats.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await beats
-        raise ConnectionError("websocket closed")
+        return reason
+
+    async def _sync(self, ws: aiohttp.ClientWebSocketResponse) -> codec.Response:
+        """``user/syncrequest``, waiting out a penalty ticket (resent with the ticket) if one comes."""
+        body: Json = dict(s.sync_body(self.rest.user_id or 0))
+        for _ in range(self.config.max_penalties + 1):
+            request_id = self._ids = self._ids + 1
+            await ws.send_str(codec.encode_request("user/syncrequest", request_id, "", body))
+            sync = await self._reply(ws, request_id)
+            if sync.status == 200 and s.is_penalty(sync.data):
+                assert isinstance(sync.data, dict)
+                if sync.data.get(s.PENALTY_CAPTCHA):
+                    raise AuthenticationFailed("user/syncrequest: captcha penalty; wait about an hour", code="p-captcha")
+                await asyncio.sleep(float(sync.data.get(s.PENALTY_TIME) or 1))
+                body = {**body, s.PENALTY_TICKET: sync.data.get(s.PENALTY_TICKET)}
+                continue
+            if sync.status != 200 or not isinstance(sync.data, dict):
+                raise BrokerUnavailable(f"user/syncrequest failed: {sync.status}")
+            return sync
+        raise BrokerUnavailable("user/syncrequest: still penalised after waiting")
 
     async def _frame(self, ws: aiohttp.ClientWebSocketResponse) -> codec.ServerFrame:
         msg = await ws.receive(timeout=self.config.stale_after_s)

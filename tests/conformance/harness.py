@@ -54,6 +54,9 @@ class Harness:
     kernel_symbol: str = DEFAULT_SYMBOL
     bad_credentials: Mapping[str, Any] = field(default_factory=dict)
     extra_adapters: list[BrokerAdapter] = field(default_factory=list)
+    #: The running simulator, for the session/limit hooks a platform's features promise
+    #: (``open_other_sessions``, ``session_count``, ``set_endpoint_limit``, ``set_user_limit``).
+    simulator: Any = None
 
     def faults(self) -> FaultSwitches:
         return self.exchange.account(self.kernel_account).faults
@@ -225,7 +228,7 @@ class SimulatorPlatform:
                 platform=self.platform, adapter=adapter, exchange=exchange,
                 kernel_account=kernel_account, features=self.features, make_adapter=make,
                 drop=drop, restore=lambda: None, symbol=self.symbol, kernel_symbol=self.symbol,
-                bad_credentials=self.bad_credentials,
+                bad_credentials=self.bad_credentials, simulator=simulator,
             )
             exchange.open_account(kernel_account)
             yield harness
@@ -248,7 +251,7 @@ def tradovate_config(platform: str, simulator: Any, credentials: Mapping[str, An
         platform=platform, session_id=f"conformance-{next(_sessions)}",
         accounts={ACCOUNT: credentials["accounts"][0]}, endpoint=simulator.base_url,
         username=credentials["name"], secret=credentials["password"],
-        options={**app, "reconnect_initial_s": 0.05, "reconnect_max_s": 0.5},
+        options={**app, "reconnect_initial_s": 0.05, "reconnect_max_s": 0.5, "heartbeat_s": 0.25},
     )
 
 
@@ -268,15 +271,21 @@ def projectx_config(platform: str, simulator: Any, credentials: Mapping[str, Any
 PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
     "paper": PaperPlatform(),
     # tick_ms: the Tradovate simulator's clock also applies the drop fault, and 0 would spin.
+    # client_ttl_s: the socket closes after 1 s without the client's heartbeat (it beats every 0.25 s).
     "tradovate": SimulatorPlatform(
         "tradovate", "copytrader.brokers.tradovate.simulator:create_simulator",
-        config=tradovate_config, options={"tick_ms": 20},
-        # lost_response: its order routes honour FaultSwitches.take_lose_response()
-        features=frozenset({"authentication", "reconnect", "transport_faults", "lost_response",
-                            "lost_response_modify", "repeated_id_is_new"}),
+        config=tradovate_config, options={"tick_ms": 20, "client_ttl_s": 1.0, "penalty_seconds": 1},
+        features=frozenset({"authentication", "reconnect", "transport_faults", "session_limit",
+                            "heartbeat_ttl", "penalty_tickets", "user_rate_limit",
+                            # its order routes honour FaultSwitches.take_lose_response()
+                            "lost_response", "lost_response_modify", "repeated_id_is_new"}),
     ),
     "projectx": SimulatorPlatform(
         "projectx", "copytrader.brokers.projectx.simulator:create_simulator",
-        config=projectx_config, options={"tick_ms": 0},
+        # Auto OCO Brackets mode: the simulator's default is the platform's (Position Brackets),
+        # which refuses every bracketed place.
+        config=projectx_config, options={"tick_ms": 0, "bracket_mode": "auto_oco"},
+        features=frozenset({"authentication", "reconnect", "transport_faults", "lost_response",
+                            "lost_response_modify", "repeated_id_is_new", "suspended_bracket_children"}),
     ),
 }

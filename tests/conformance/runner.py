@@ -239,6 +239,26 @@ class ScenarioRun:
         if "state" in body and not value_matches(body["state"], health.state.value):
             raise ScenarioFailure(f"health state {health.state.value}, expected {body['state']}")
 
+    # -- sessions and limits (simulator hooks behind the features that require them) ---
+    async def do_other_sessions(self, body: Mapping[str, Any]) -> None:
+        """The same user logs in elsewhere ``count`` times (feature ``session_limit``)."""
+        self.harness.simulator.open_other_sessions(int(body.get("count", 1)))
+
+    async def do_sessions_opened(self, body: Mapping[str, Any]) -> None:
+        opened = self.harness.simulator.session_count()
+        if "exactly" in body and opened != int(body["exactly"]):
+            raise ScenarioFailure(f"{opened} sessions opened, expected exactly {body['exactly']}")
+        if "at_most" in body and opened > int(body["at_most"]):
+            raise ScenarioFailure(f"{opened} sessions opened, expected at most {body['at_most']}")
+
+    async def do_endpoint_limit(self, body: Mapping[str, Any]) -> None:
+        """The platform's own per-endpoint limit, answered with penalties (feature ``penalty_tickets``)."""
+        self.harness.simulator.set_endpoint_limit(str(body["class"]), int(body["requests"]), float(body["seconds"]))
+
+    async def do_user_limit(self, body: Mapping[str, Any]) -> None:
+        """The platform's per-user request window (feature ``user_rate_limit``)."""
+        self.harness.simulator.set_user_limit(int(body["requests"]), float(body["seconds"]))
+
     # -- state checks ----------------------------------------------------------------
     async def do_snapshot(self, body: Mapping[str, Any]) -> None:
         snapshot = await self.harness.adapter.snapshot(ACCOUNT)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from typing import Any
 
 from ...instruments import instrument_for
@@ -22,8 +21,9 @@ from ...simkernel.exchange import SimError, SimExchange, SimOrder
 from ...simkernel.faults import FaultSwitches
 from .. import parsing
 from .. import schemas as s
-from .auth import Token, TokenStore
+from .auth import BAD_LOGIN, Token, TokenStore, Users
 from .book import TradovateBook
+from .limits import Limits, endpoint_class
 
 Json = dict[str, Any]
 Reply = tuple[int, Any]
@@ -43,49 +43,50 @@ _NO_AUTH = {"auth/accesstokenrequest"}
 
 class Api:
     def __init__(self, exchange: SimExchange, book: TradovateBook, tokens: TokenStore,
-                 credentials: Json, *, penalty_seconds: int = 1, rate_limit_reply: str = "penalty") -> None:
+                 users: Users, limits: Limits, *, rate_limit_reply: str = "penalty",
+                 bad_login_reply: str = "errorText") -> None:
         self.exchange = exchange
         self.book = book
         self.tokens = tokens
-        self.credentials = credentials
-        self.penalty_seconds = penalty_seconds
+        self.users = users
+        self.limits = limits
         self.rate_limit_reply = rate_limit_reply
-        self._tickets: dict[str, float] = {}
+        self.bad_login_reply = bad_login_reply  # "errorText" (reference page) or "401" (conformance pages)
         self.calls: list[tuple[str, Any]] = []  # (endpoint, body): tests read what arrived
 
     # -- faults ----------------------------------------------------------------------------
     def _faults(self) -> list[FaultSwitches]:
         return [self.exchange.account(name).faults for name in self.book.account_ids]
 
-    def _penalty(self, body: Any) -> Reply | None:
-        """Honour a resent ``p-ticket`` once its time is up; otherwise maybe issue one."""
-        ticket = body.get(s.PENALTY_TICKET) if isinstance(body, dict) else None
-        if ticket is not None:
-            due = self._tickets.get(str(ticket))
-            if due is not None and time.monotonic() < due:
-                return 200, s.penalty(str(ticket), max(1, round(due - time.monotonic())))
-            self._tickets.pop(str(ticket), None)
-            return None
+    def _refusal(self, endpoint: str, body: Any, token: str | None, peer: str) -> Reply | None:
+        """The limits' answer (penalty ticket or 429) or the ``rate_limit_next`` fault's; None: go on."""
+        session = self.tokens.lookup(token)
+        user = self.users.by_id.get(session.user_id) if session else None
+        name = user.name if user else (str(body.get("name")) if isinstance(body, dict) and body.get("name") else None)
+        refused = self.limits.check(endpoint, body, user=name, peer=peer)
+        if refused is not None:
+            return refused
+        if isinstance(body, dict) and s.PENALTY_TICKET in body:
+            return None  # a honoured ticket: the resend goes through
         if any(f.take_rate_limit() for f in self._faults()):
             if self.rate_limit_reply == "429":
                 return 429, None
-            new = secrets.token_hex(8)
-            self._tickets[new] = time.monotonic() + self.penalty_seconds
-            return 200, s.penalty(new, self.penalty_seconds)
+            return self.limits.penalty(("fault", endpoint_class(endpoint)))
         return None
 
     def _ack_delay(self) -> float:
         return max((f.ack_delay_ms for f in self._faults()), default=0.0) / 1000.0
 
     # -- dispatch --------------------------------------------------------------------------
-    async def call(self, endpoint: str, query: dict[str, str], body: Any, token: str | None) -> Reply:
+    async def call(self, endpoint: str, query: dict[str, str], body: Any, token: str | None, *,
+                   peer: str = "") -> Reply:
         endpoint = endpoint.strip("/").lower()
         self.calls.append((endpoint, body))
-        penalty = self._penalty(body)
-        if penalty is not None:
-            return penalty
+        refused = self._refusal(endpoint, body, token, peer)
+        if refused is not None:
+            return refused
         if endpoint in _NO_AUTH:
-            return 200, self._access_token(body if isinstance(body, dict) else {})
+            return self._access_token(body if isinstance(body, dict) else {})
         session = self.tokens.lookup(token)
         if session is None:
             return 401, "Access is denied"
@@ -95,16 +96,20 @@ class Api:
         return await self._authorized(endpoint, query, body if isinstance(body, dict) else {}, session)
 
     async def _authorized(self, endpoint: str, query: dict[str, str], body: Json, session: Token) -> Reply:
+        user = self.users.by_id[session.user_id]
+        mine = set(user.accounts)
         if endpoint == "auth/renewaccesstoken":
             renewed = self.tokens.renew(session.value)
             assert renewed is not None
             return 200, s.access_token_response(renewed.value, renewed.value, renewed.expires,
-                                                self.book.user_id, self.book.user_name)
+                                                user.user_id, user.name)
         if endpoint == "auth/me":
-            return 200, {"userId": self.book.user_id, "name": self.book.user_name, "fullName": self.book.user_name}
+            return 200, {"userId": user.user_id, "name": user.name, "fullName": user.name}
         if endpoint == "user/syncrequest":
-            return 200, self.book.snapshot(self._sync_accounts(body))
+            return 200, self.book.snapshot(self._sync_accounts(body, mine))
         if endpoint.startswith("order/") and endpoint.split("/")[1] in _ORDER_OPS:
+            if not self._owns(body, mine):  # another user's account or order: as if unknown
+                return 200, {"failureReason": "Unauthorized", "failureText": "Access is denied"}
             reply = await _ORDER_OPS[endpoint.split("/")[1]](self, body)
             delay = self._ack_delay()
             if delay:
@@ -112,24 +117,37 @@ class Api:
             return reply
         if endpoint.startswith("contract/"):
             return self._contract(endpoint.split("/")[1], query)
-        return self._entities(endpoint, query)
+        return self._entities(endpoint, query, mine)
 
-    def _sync_accounts(self, body: Json) -> set[str]:
-        mine = set(self.book.account_ids)
+    def _sync_accounts(self, body: Json, mine: set[str]) -> set[str]:
         wanted = body.get("accounts")
         if wanted:
-            return {self.book.account_names[int(a)] for a in wanted if int(a) in self.book.account_names}
+            return {self.book.account_names[int(a)] for a in wanted if int(a) in self.book.account_names} & mine
         return mine
 
+    def _owns(self, body: Json, mine: set[str]) -> bool:
+        """Each user sees and trades only its own accounts (per-login visibility)."""
+        if body.get("accountId") is not None or body.get("accountSpec") is not None:
+            name = self._account_name(body)
+            if name is not None and name not in mine:
+                return False
+        if body.get("orderId") is not None:
+            rec = self.book.order_rec(int(body["orderId"]))
+            if rec is not None and rec.account not in mine:
+                return False
+        return True
+
     # -- auth ------------------------------------------------------------------------------
-    def _access_token(self, body: Json) -> Json:
-        expected = self.credentials
-        for key in ("name", "password", "appId", "cid", "sec"):
-            if str(body.get(key, "")) != str(expected[key]):
-                return dict(s.auth_error("Incorrect username or password. Please try again."))
-        token = self.tokens.issue(self.book.user_id)
-        return dict(s.access_token_response(token.value, token.value, token.expires,
-                                            self.book.user_id, self.book.user_name))
+    def _access_token(self, body: Json) -> Reply:
+        """A new session for good credentials; a bad login as the docs show it (200 + errorText),
+        or as HTTP 401 when ``bad_login_reply="401"`` (the conformance pages' wording)."""
+        user = self.users.check(body)
+        if user is None:
+            if self.bad_login_reply == "401":
+                return 401, BAD_LOGIN
+            return 200, dict(s.auth_error(BAD_LOGIN))
+        token = self.tokens.open_session(user.user_id)
+        return 200, dict(s.access_token_response(token.value, token.value, token.expires, user.user_id, user.name))
 
     # -- reads -----------------------------------------------------------------------------
     def _contract(self, op: str, query: dict[str, str]) -> Reply:
@@ -147,11 +165,11 @@ class Api:
             return 200, [c for c in (self.book.contract(i) for i in ids) if c]
         return 404, None
 
-    def _entities(self, endpoint: str, query: dict[str, str]) -> Reply:
+    def _entities(self, endpoint: str, query: dict[str, str], mine: set[str]) -> Reply:
         kind, _, op = endpoint.partition("/")
         if kind not in _ENTITY:
             return 404, None
-        rows = self.book.tables.of(_ENTITY[kind], set(self.book.account_ids))
+        rows = self.book.tables.of(_ENTITY[kind], mine)
         if op == "list":
             return 200, rows
         if op == "item":

@@ -93,11 +93,12 @@ class TradovateBook:
         self.exchange.remove_listener(self._on_kernel)
 
     # -- reference data ----------------------------------------------------------------
-    def add_account(self, name: str) -> int:
+    def add_account(self, name: str, user_id: int | None = None) -> int:
         if name not in self.account_ids:
             account_id = 700000 + len(self.account_ids) + 1
             self.account_ids[name], self.account_names[account_id] = account_id, name
-            self.tables.put("account", name, s.account_entity(account_id, name, self.user_id, self.created_at))
+            owner = self.user_id if user_id is None else user_id
+            self.tables.put("account", name, s.account_entity(account_id, name, owner, self.created_at))
             self._cash(name)
         return self.account_ids[name]
 

@@ -81,8 +81,14 @@ def test_place_request_uses_documented_fields() -> None:
         limit_price=None, stop_price=None, custom_tag="cid-1",
         bracket=Bracket(take_profit=Decimal("5"), stop_loss=Decimal("2.5")), tick_size=Decimal("0.25"))
     assert body["type"] == 2 and body["side"] == 1 and body["customTag"] == "cid-1"
+    # A short's stop-loss sits above the entry (positive ticks), its take-profit below (negative).
     assert body["stopLossBracket"] == {"ticks": 10, "type": 4}
-    assert body["takeProfitBracket"] == {"ticks": 20, "type": 1}
+    assert body["takeProfitBracket"] == {"ticks": -20, "type": 1}
+    long = parsing.place_request(
+        account_id=465, contract_id="CON.F.US.EP.Z26", side=Side.BUY, quantity=1, order_type=OrderType.MARKET,
+        limit_price=None, stop_price=None, custom_tag="cid-2",
+        bracket=Bracket(take_profit=Decimal("5"), stop_loss=Decimal("2.5")), tick_size=Decimal("0.25"))
+    assert long["stopLossBracket"]["ticks"] == -10 and long["takeProfitBracket"]["ticks"] == 20
     with pytest.raises(ValueError):
         parsing.place_request(account_id=1, contract_id="x", side=Side.BUY, quantity=1,
                               order_type=OrderType.STOP_LIMIT, limit_price=Decimal(1), stop_price=Decimal(1),
@@ -98,3 +104,14 @@ def test_times_keep_utc_and_trim_dotnet_ticks() -> None:
 def test_unwrap_accepts_live_envelope_and_bare_payload() -> None:
     assert parsing.unwrap({"action": 1, "data": {"id": 5}}) == {"id": 5}
     assert parsing.unwrap({"id": 5}) == {"id": 5}
+
+
+def test_a_voided_trade_is_not_a_fill() -> None:
+    """Trade/search and GatewayUserTrade mark a busted trade ``voided``: it must not count as a fill."""
+    from copytrader.brokers.projectx.tracking import Tracker
+
+    tracker = Tracker({7001: "f1"}, parsing.symbol_for_contract)
+    trade = {"id": 1, "accountId": 7001, "contractId": "CON.F.US.EP.Z26", "creationTimestamp": "2026-11-30T10:00:00Z",
+             "price": 5000.25, "profitAndLoss": None, "fees": 1.4, "side": 0, "size": 1, "voided": True, "orderId": 9}
+    assert tracker.fill_event(trade) is None
+    assert tracker.fill_event(dict(trade, id=2, voided=False)) is not None

@@ -23,11 +23,12 @@ def _place(cid: str, account: str = "f1", quantity: int = 1) -> PlaceOrder:
     return PlaceOrder(account_id=account, client_order_id=cid, symbol=SYMBOL, side=Side.BUY, quantity=quantity)
 
 
-async def test_expired_token_mid_session_relogs_without_doubling(adapter: ProjectXAdapter, sim) -> None:
-    logins = adapter.session.logins
+async def test_expired_token_mid_session_is_renewed_without_doubling(adapter: ProjectXAdapter, sim) -> None:
+    """A 401 renews the same session (Auth/validate) instead of logging in again."""
+    logins, renewals = adapter.session.logins, adapter.session.renewals
     sim.faults("PX-FOLLOWER-1").expire_token = True
     ack = await adapter.place(_place("exp-1"))
-    assert adapter.session.logins == logins + 1
+    assert adapter.session.renewals == renewals + 1 and adapter.session.logins == logins
     orders = [o for o in sim.exchange.account("PX-FOLLOWER-1").orders.values() if o.client_order_id == "exp-1"]
     assert len(orders) == 1 and orders[0].order_id == ack.broker_order_id
 
@@ -116,3 +117,20 @@ async def test_leader_feed_sees_orders_placed_by_other_clients(adapter: ProjectX
 async def _until(predicate) -> None:  # type: ignore[no-untyped-def]
     while not predicate():
         await asyncio.sleep(0.02)
+
+
+async def test_a_silent_hub_counts_as_dropped_and_is_reconnected() -> None:
+    """No frame (not even a SignalR ping) for server_timeout_s: the socket is dead, whatever TCP says."""
+    sim = create_simulator(tick_ms=0, keepalive_s=60.0)  # a server that never pings
+    await sim.start()
+    adapter = ProjectXAdapter(session_config(sim, keepalive_s=0.05, server_timeout_s=0.3))
+    try:
+        events = adapter.events()
+        await adapter.connect()
+        connects = adapter.hub.connects
+        await next_event(events, lambda e: isinstance(e, ConnectionEvent) and e.state is ConnectionState.DEGRADED)
+        await next_event(events, lambda e: isinstance(e, ConnectionEvent) and e.state is ConnectionState.CONNECTED)
+        assert adapter.hub.connects > connects
+    finally:
+        await adapter.disconnect()
+        await sim.stop()

@@ -29,9 +29,9 @@ def session_config(sim: TradovateSimulator, **options: Any) -> SessionConfig:
     creds = sim.demo_credentials()
     return SessionConfig(
         platform="tradovate", session_id="test", endpoint=sim.base_url,
-        accounts={"f1": creds["accounts"][0], "f2": creds["accounts"][1]},
+        accounts={"f1": creds["accounts"][0], "f2": creds["accounts"][-1]},
         username=creds["name"], secret=options.pop("password", creds["password"]),
         options={"appId": creds["appId"], "cid": creds["cid"], "sec": creds["sec"],
-                 "deviceId": "test-device", "heartbeat_s": 0.5, "reconnect_initial_s": 0.05,
+                 "deviceId": creds["deviceId"], "heartbeat_s": 0.5, "reconnect_initial_s": 0.05,
                  "request_timeout_s": 5.0, **options},
     )
