@@ -118,6 +118,8 @@ def execution_row(execution: Any) -> dict[str, Any]:
         "e2e_ms": stage_ms(stamps, "acked", "detected"),
         "internal_ms": stage_ms(stamps, "sent", "detected"),
         "fill_ms": stage_ms(stamps, "filled", "detected"),
+        "corrects": execution.corrects, "original_quantity": execution.original_quantity,
+        "original_price": execution.original_price,
     }
 
 

@@ -205,6 +205,7 @@ class ExecutionRow(Base):
         Index(None, "platform", "occurred_at"),
         Index(None, "client_order_id"),
         Index(None, "signal_id"),
+        Index(None, "corrects"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
@@ -230,6 +231,10 @@ class ExecutionRow(Base):
     e2e_ms: Mapped[float | None] = mapped_column(Float)
     internal_ms: Mapped[float | None] = mapped_column(Float)
     fill_ms: Mapped[float | None] = mapped_column(Float)
+    # A bust or correction names the fill it changes (its execution id) and what it was (0002).
+    corrects: Mapped[str | None] = mapped_column(String(200))
+    original_quantity: Mapped[int | None] = mapped_column(Integer)
+    original_price: Mapped[Decimal | None] = mapped_column(MONEY)
 
 
 class PositionSnapshot(Base):

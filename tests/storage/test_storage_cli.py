@@ -23,7 +23,7 @@ def test_db_upgrade_and_current(runner: CliRunner) -> None:
     assert behind.exit_code == 1 and "needs `copytrader db upgrade`" in behind.output
     done = runner.invoke(db, ["upgrade"])
     assert done.exit_code == 0, done.output
-    assert "at revision 0001" in done.output and "time series: plain" in done.output
+    assert "at revision 0002" in done.output and "time series: plain" in done.output
     now = runner.invoke(db, ["current"])
     assert now.exit_code == 0 and "up to date" in now.output
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ...app.factory import CopyTraderApp
     from ..server import WebContext
 
-KINDS = ("ack", "fill", "partial_fill", "reject", "modified", "cancelled", "flattened")
+KINDS = ("ack", "fill", "partial_fill", "reject", "modified", "cancelled", "flattened", "fill_bust", "fill_correction")
 
 
 def _filtered(rows: list[dict[str, Any]], request: aioweb.Request) -> list[dict[str, Any]]:
