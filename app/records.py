@@ -61,8 +61,21 @@ def _order_prices(order_type: str, limit: Decimal | None, stop: Decimal | None) 
     if order_type in ("stop", "stop_limit") and stop is None:
         raise RecordError("stop_price", f"required for a {order_type} order")
     for name, price in (("limit_price", limit), ("stop_price", stop)):
-        if price is not None and price <= 0:
-            raise RecordError(name, f"must be positive; got {price}")
+        _price(name, price)
+
+
+def _price(name: str, price: Decimal | None) -> None:
+    """Finite and positive: ``Infinity`` would be filled at Infinity, ``NaN`` cannot even be
+    compared (decimal raises ``InvalidOperation``). Cheap enough for every record."""
+    if price is None:
+        return
+    try:
+        number = price if isinstance(price, Decimal) else Decimal(str(price))
+        ok = number.is_finite() and number > 0
+    except ArithmeticError:
+        ok = False
+    if not ok:
+        raise RecordError(name, f"must be a finite positive price; got {price}")
 
 
 class _Base(faust.Record, abstract=True, serializer="json", coerce=True, isodates=True, decimals=True):
@@ -189,6 +202,7 @@ class Execution(_Base):
 
     def __post_init__(self) -> None:
         _choice("kind", self.kind, EXECUTION_KINDS)
+        _price("price", self.price)
         if self.occurred_at is None:
             self.occurred_at = now_utc()
 

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..agents.control_records import AccountCommand, Login, RuleCommand, seal_login, unseal_login
-from ..app.config import ConfigError, CopyConfig, _parse_rule
+from ..app.config import ConfigError, CopyConfig, parse_rule
 from ..app.live_config import add_follower, apply_account, dashboard_session_id
 from ..app.scaling import CopyRule
 from ..brokers.base import SessionConfig
@@ -287,7 +287,7 @@ class AccountRegistry:
         enabled = f.boolean("enabled", default=True)
         f.check()
         try:
-            rule = _parse_rule(raw_rule, "rule")
+            rule = parse_rule(raw_rule, "rule")
         except ConfigError as exc:
             raise HttpError(422, "invalid input", fields={exc.path: exc.reason}) from None
         self.rules[(group_id, account_id)] = (rule, bool(enabled))

@@ -15,6 +15,7 @@ import msgspec
 T = TypeVar("T")
 _AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
 # A ``__post_init__`` check names its field first: ``limit_price: must be a finite price``.
 _FIELD = re.compile(r"^(?P<name>[a-z_]+): (?P<reason>.*)$", re.DOTALL)
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
@@ -43,6 +44,10 @@ def _from_msgspec(exc: Exception) -> SchemaError:
     if missing:
         name = missing.group("name")
         return SchemaError(f"{path}.{name}" if path else name, "required")
+    unknown = _UNKNOWN.match(reason)
+    if unknown:
+        name = unknown.group("name")[:64]
+        return SchemaError(f"{path}.{name}" if path else name, "unknown field")
     named = _FIELD.match(reason)
     if named:
         name = named.group("name")
