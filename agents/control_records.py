@@ -202,11 +202,15 @@ def unseal_login(
     return Login(body.get("username"), body.get("secret"), dict(body.get("options") or {}))
 
 
+_LABELS = {schemas.PauseRecord: "control command", schemas.RuleRecord: "rule command",
+           schemas.AccountRecord: "account command"}
+
+
 def _decode(raw: bytes, schema: type[T]) -> T:
     try:
         return schemas.decode(raw, schema)
     except SchemaError as exc:
-        raise ValueError(f"control record: {exc}") from None
+        raise ValueError(f"{_LABELS.get(schema, 'control record')}: {exc}") from None
 
 
 def decode_command(raw: bytes) -> ControlCommand | RuleCommand | AccountCommand:
