@@ -9,6 +9,7 @@ import msgspec
 
 from . import bounds as b
 from .config import RuleIn, check_size
+from .signal import SignalIn
 from .types import Id, NonEmptyText, Options, Secret, SecretOptions, Text, Url
 
 AccountId = Annotated[str, msgspec.Meta(min_length=1, max_length=b.MAX_ID_LEN, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
@@ -82,6 +83,7 @@ class LoginBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     next: Annotated[str, msgspec.Meta(max_length=b.MAX_URL_LEN)] | None = None
 
 
+# Every write route's body schema; ``web.openapi`` puts them in the served OpenAPI document.
 WRITE_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("post", "/api/session"): LoginBody,
     ("post", "/api/accounts"): AccountCreate,
@@ -90,4 +92,5 @@ WRITE_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("post", "/api/controls/pause"): ControlTarget,
     ("post", "/api/controls/resume"): ControlTarget,
     ("post", "/api/controls/flatten"): ControlTarget,
+    ("post", "/api/signals"): SignalIn,
 }
