@@ -40,6 +40,7 @@ def _from_msgspec(exc: Exception) -> SchemaError:
     reason = match.group("reason") if match else str(exc)
     path = (match.group("path") or "") if match else ""
     path = path[1:] if path.startswith(".") else path
+    path = path.replace("[...]", "")  # a value inside a mapping: name the mapping
     missing = _MISSING.match(reason)
     if missing:
         name = missing.group("name")
