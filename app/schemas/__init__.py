@@ -12,7 +12,16 @@ from .codec import SchemaError, convert, decode, to_builtins
 from .config import AccountIn, ConfigIn, FollowerIn, GroupIn, RuleIn, SessionIn
 from .controls import AccountRecord, PauseRecord, RuleRecord, record_type
 from .signal import SignalIn
-from .web import UNSET, WRITE_BODIES, AccountCreate, AccountPatch, ControlTarget, Credentials, FollowerRuleBody, LoginBody
+from .web import (
+    UNSET,
+    WRITE_BODIES,
+    AccountCreate,
+    AccountPatch,
+    ControlTarget,
+    Credentials,
+    FollowerRuleBody,
+    LoginBody,
+)
 
 __all__ = [
     "UNSET", "WRITE_BODIES", "AccountCreate", "AccountIn", "AccountPatch", "AccountRecord", "ConfigIn", "ControlTarget",

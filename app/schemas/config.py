@@ -9,7 +9,16 @@ from typing import Annotated
 import msgspec
 
 from . import bounds as b
-from .types import Id, Options, PositiveQuantity, Quantity, ScalingMode, SymbolRoot, Text, Url
+from .types import (
+    Id,
+    Options,
+    PositiveQuantity,
+    Quantity,
+    ScalingMode,
+    SymbolRoot,
+    Text,
+    Url,
+)
 
 EnvName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 SymbolMap = Annotated[dict[SymbolRoot, SymbolRoot], msgspec.Meta(max_length=b.MAX_SYMBOL_MAP)]

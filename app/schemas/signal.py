@@ -10,7 +10,18 @@ from typing import Annotated, Any
 import msgspec
 
 from . import bounds as b
-from .types import OrderType, Quantity, Side, SignalId, SignalKind, Stamps, Symbol, Text, Id, NonEmptyText
+from .types import (
+    Id,
+    NonEmptyText,
+    OrderType,
+    Quantity,
+    Side,
+    SignalId,
+    SignalKind,
+    Stamps,
+    Symbol,
+    Text,
+)
 
 
 class SignalIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

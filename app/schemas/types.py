@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Literal
 
 import msgspec
@@ -35,5 +34,3 @@ Side = Literal["buy", "sell"]
 SignalKind = Literal["new", "modify", "cancel", "fill", "flatten"]
 OrderType = Literal["market", "limit", "stop", "stop_limit"]
 ScalingMode = Literal["fixed", "multiplier", "ratio"]
-
-__all__ = ["Decimal"]
