@@ -1,10 +1,18 @@
 # syntax=docker/dockerfile:1.7
 # CopyTrader worker image: `docker build -t copytrader .`
+#   web:     vendors the dashboard's browser libraries from the npm registry (Node stage)
 #   builder: builds wheels of the project and every dependency into /wheels (build tools live here only)
 #   runtime: python:3.11-slim, installs those wheels offline, runs as a non-root user
 # The same image runs every role; COPYTRADER_ROLES picks them (see helm/copytrader/values.yaml).
 
 ARG PYTHON_VERSION=3.11
+
+FROM node:20-slim AS web
+WORKDIR /src
+COPY scripts/vendor-web.sh scripts/vendor-web.sh
+# Writes /src/web/static/vendor: lightweight-charts and socket.io-client, versions pinned there.
+RUN COPYTRADER_WEB_NPM=/tmp/npm bash scripts/vendor-web.sh
+
 
 FROM python:${PYTHON_VERSION}-slim AS builder
 # Extras baked into the image (setup.cfg [options.extras_require]); PostgreSQL is the production store.
@@ -20,6 +28,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# The browser libraries go into the wheel with the dashboard (setup.cfg package_data).
+COPY --from=web /src/web/static/vendor web/static/vendor
 # requirements.txt names every wheel file: the runtime installs exactly this resolved set.
 RUN pip wheel --wheel-dir /wheels ".[${EXTRAS}]" \
  && printf '%s\n' /wheels/*.whl > /wheels/requirements.txt

@@ -38,9 +38,27 @@ def kafka_stop() -> None:
     click.echo(_local_kafka().stop())
 
 
-@kafka.command(name="status", help="Say whether the local broker runs and serves.")
+@kafka.command(name="status", help="Say whether the local broker runs and serves (exit 1 when it does not).")
 def kafka_status() -> None:
-    click.echo(_local_kafka().status())
+    kafka = _local_kafka()
+    click.echo(kafka.status())
+    if not kafka.serving():
+        raise SystemExit(1)
+
+
+FOLLOWER_PLATFORMS = ("paper", "tradovate", "projectx", "mixed")
+LEADER_PLATFORMS = ("paper", "tradovate", "projectx")
+
+
+def _follower_counts(text: str) -> list[int]:
+    """``--followers 20`` or ``20,200``: each a whole number of at least 1."""
+    try:
+        counts = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give whole numbers, e.g. 20 or 20,200", param_hint="--followers") from None
+    if any(n < 1 for n in counts):
+        raise click.BadParameter(f"{text!r}: a run needs at least 1 follower", param_hint="--followers")
+    return counts
 
 
 def _scenario_options(fn):  # type: ignore[no-untyped-def]  # click decorator stack
@@ -50,8 +68,8 @@ def _scenario_options(fn):  # type: ignore[no-untyped-def]  # click decorator st
         click.option("--latency", "latency", default="0", show_default=True, help="Simulated broker latency in ms (comma list runs each; '50+20' adds a tail)."),
         click.option("--warmup", default=None, type=click.IntRange(0), help="Leader actions before the measured ones; their latencies are reported apart [bench: 10, demo: 0]."),
         click.option("--interval", default=0.1, show_default=True, help="Seconds between leader actions."),
-        click.option("--platform", default="paper", show_default=True, help="Follower platform: paper, or a simulator (tradovate, projectx, mixed)."),
-        click.option("--leader-platform", default="paper", show_default=True, help="The leader's platform: paper, tradovate or projectx (simulators)."),
+        click.option("--platform", default="paper", show_default=True, type=click.Choice(FOLLOWER_PLATFORMS), help="Follower platform: paper, or a simulator (tradovate, projectx, mixed)."),
+        click.option("--leader-platform", default="paper", show_default=True, type=click.Choice(LEADER_PLATFORMS), help="The leader's platform: paper, tradovate or projectx (simulators)."),
         click.option("--processes", default=3, show_default=True, type=click.IntRange(1, 3), help="1: one worker; 2: fan-out | executor+tracker; 3: fan-out | executor | tracker."),
         click.option("--quiet", is_flag=True, help="Only the summary, not one line per copy."),
         click.option("--keep-kafka", is_flag=True, help="Leave a broker this command started running."),
@@ -68,7 +86,7 @@ BENCH_WARMUP = 10
 def _run_scenarios(mode: str, **kw: object) -> None:
     from .demo.runner import ScenarioOptions, run_many
 
-    followers = [int(x) for x in str(kw.pop("followers")).split(",")]
+    followers = _follower_counts(str(kw.pop("followers")))
     latencies = [x.strip() for x in str(kw.pop("latency")).split(",")]
     results = asyncio.run(run_many(mode, followers, latencies, ScenarioOptions(**kw)))  # type: ignore[arg-type]  # click types match
     if any(r.get("missing") or r.get("duplicates") for r in results):
@@ -136,9 +154,17 @@ def main() -> None:
     from faust.cli.faust import cli as faust_cli
 
     from .config import ConfigError
+    from .preflight import kafka_unreachable, prefixed_send_args
 
     for command in project_commands():
         faust_cli.add_command(command)
+    settings = Settings.from_env()
+    sys.argv[1:] = prefixed_send_args(sys.argv[1:], settings.topic_prefix)
+    if "worker" in sys.argv[1:2] and not {"-h", "--help"} & set(sys.argv):
+        problem = kafka_unreachable(settings.bootstrap_servers)
+        if problem:
+            click.echo(f"copytrader worker: {problem}", err=True)
+            sys.exit(2)
     try:
         from .main import app
     except (ConfigError, OSError) as exc:

@@ -14,6 +14,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .errors import UnsupportedOperation
 from .model import (
     AccountSnapshot,
     BrokerEvent,
@@ -104,7 +105,8 @@ class BrokerAdapter(abc.ABC):
     # -- orders ----------------------------------------------------------------------
     @abc.abstractmethod
     async def place(self, command: PlaceOrder) -> OrderAck:
-        """Place an order; a second call with the same client order id returns the first ack."""
+        """Place an order once. The broker may not refuse a repeated client order id: the
+        caller looks it up (:meth:`lookup`) before any resend whose first try may have landed."""
 
     @abc.abstractmethod
     async def modify(self, command: ModifyOrder) -> OrderAck:
@@ -117,6 +119,19 @@ class BrokerAdapter(abc.ABC):
     @abc.abstractmethod
     async def flatten(self, command: FlattenPosition) -> OrderAck:
         """Cancel working orders and close the position (one symbol, or all)."""
+
+    async def lookup(self, account_id: str, client_order_id: str) -> OrderAck | None:
+        """Ask the broker (not a local cache) for the order placed under ``client_order_id``.
+
+        The executor calls this whenever it cannot know whether an earlier attempt reached the
+        broker (a redelivered intent, a timeout, a reset, a 5xx), before it places again: real
+        platforms do not refuse a repeated client id, so a blind resend can double an order.
+        Returns the order's ack (``duplicate=True``) when the broker holds one, ``None`` when
+        the broker answered and holds none. Raises ``BrokerUnavailable`` when it cannot tell.
+        A flatten's closing orders carry the flatten's client order id, so they are found too.
+        The default says the platform cannot be asked, which the executor reports as unknown.
+        """
+        raise UnsupportedOperation(f"{self.platform}: no lookup by client order id")
 
     # -- state -----------------------------------------------------------------------
     @abc.abstractmethod

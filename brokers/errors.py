@@ -41,7 +41,28 @@ class TransientBrokerError(BrokerError):
 
 
 class BrokerUnavailable(TransientBrokerError):
-    """Connection lost, refused or timed out."""
+    """Connection lost, refused or timed out.
+
+    ``sent`` says whether the request may have reached the broker: False only when it surely
+    did not (not connected, connection refused before any byte left). When True, the outcome
+    is unknown (a timeout, a reset after sending, a 5xx): the order may exist, so a place must
+    be looked up by its client order id before it is tried again.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, sent: bool = True) -> None:
+        super().__init__(message, code=code)
+        self.sent = sent
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return self.sent
+
+
+class OutcomeUnknown(BrokerError):
+    """After every lookup the copier still cannot tell whether the broker holds the order.
+
+    Reported as ``unknown`` on ``order.errors``; never answered by placing again blindly.
+    """
 
 
 class TokenExpired(TransientBrokerError):

@@ -249,8 +249,10 @@ class SessionHealth:
 class Capabilities:
     """What a platform can do; the executor and conformance suite read it, never guess.
 
-    ``client_id_dedupe``: the broker (or adapter against broker state) refuses a second order
-    with the same client order id, so a place may be retried after a timeout.
+    ``client_id_dedupe``: the platform documents that it refuses a second order with the same
+    client order id. No platform we support does, so this stays False and the executor looks
+    an order up (``BrokerAdapter.lookup``) instead of trusting a resend.
+    ``lookup``: the adapter can find an order at the broker by our client order id.
     """
 
     order_entry: bool = True
@@ -260,6 +262,7 @@ class Capabilities:
     brackets: bool = False
     oco: bool = False
     flatten: bool = True
-    client_id_dedupe: bool = True
+    client_id_dedupe: bool = False
+    lookup: bool = True
     partial_fills: bool = True
     snapshot: bool = True

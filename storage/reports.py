@@ -1,7 +1,7 @@
 """Reports over the stored history, each as typed rows and as CSV text (for the web API).
 
 * :func:`pnl_by_day` — realised P&L per account per UTC day, from ``pnl_series``.
-* :func:`latency_by_day` — copy latency percentiles per platform per UTC day, from the
+* :func:`latency_by_day` — copy latency percentiles per follower account per UTC day, from the
   executor's answers in ``executions`` (e2e = acked − detected, internal = sent − detected).
 * :func:`rejects` — broker rejects and everything that reached ``order.errors``, with reasons.
 * :func:`drift` — followers whose latest position differs from the leader's scaled by the rule.
@@ -13,11 +13,9 @@ by the same formula in Python on SQLite, which has no percentile function.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import astuple, dataclass, fields
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -26,8 +24,9 @@ from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from ..app.scaling import CopyRule as RuleSpec
+from ..app.stats import percentile, round_ms
 from ..app.scaling import ScaledToZero, ScalingMode, follower_symbol, scaled_quantity
-from .audit import format_time
+from .csv_export import to_csv
 from .db import utc_day
 from .models import (
     Account,
@@ -40,7 +39,6 @@ from .models import (
 )
 
 PERCENTILES = (50, 90, 99)
-CSV_UNSAFE = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _day(value: Any) -> date:
@@ -57,16 +55,6 @@ def _between(stmt: Select[Any], column: Any, start: date | None, end: date | Non
     if end is not None:
         stmt = stmt.where(column < _start(end))
     return stmt
-
-
-def percentile(values: Sequence[float], pct: float) -> float | None:
-    """``percentile_cont`` of sorted ``values`` (linear interpolation between closest ranks)."""
-    if not values:
-        return None
-    rank = (len(values) - 1) * pct / 100.0
-    low = int(rank)
-    high = min(low + 1, len(values) - 1)
-    return values[low] + (values[high] - values[low]) * (rank - low)
 
 
 # ------------------------------------------------------------------------------------- P&L
@@ -129,6 +117,7 @@ def pnl_by_day(db: Session, start: date | None = None, end: date | None = None) 
 @dataclass(frozen=True, slots=True)
 class LatencyDay:
     day: date
+    account_id: str
     platform: str
     copies: int
     e2e_p50_ms: float | None
@@ -154,28 +143,31 @@ def latency_by_day(db: Session, start: date | None = None, end: date | None = No
             func.percentile_cont(p / 100.0).within_group(col)
             for col in (ExecutionRow.e2e_ms, ExecutionRow.internal_ms) for p in PERCENTILES
         ]
-        stmt = select(day, ExecutionRow.platform, func.count(), func.max(ExecutionRow.e2e_ms), *cols)
-        stmt = _answers(stmt, start, end).group_by(day, ExecutionRow.platform).order_by(day, ExecutionRow.platform)
+        keys = (day, ExecutionRow.account_id, ExecutionRow.platform)
+        stmt = select(*keys, func.count(), func.max(ExecutionRow.e2e_ms), *cols)
+        stmt = _answers(stmt, start, end).group_by(*keys).order_by(*keys)
         return [
-            LatencyDay(_day(r[0]), r[1], r[2], r[4], r[5], r[6], r[3], r[7], r[8], r[9])
+            LatencyDay(_day(r[0]), r[1], r[2], r[3], *(round_ms(v) for v in (r[5], r[6], r[7], r[4], r[8], r[9], r[10])))
             for r in db.execute(stmt)
         ]
-    stmt = _answers(select(day, ExecutionRow.platform, ExecutionRow.e2e_ms, ExecutionRow.internal_ms), start, end)
-    groups: dict[tuple[date, str], tuple[list[float], list[float], list[int]]] = defaultdict(lambda: ([], [], [0]))
+    stmt = _answers(select(day, ExecutionRow.account_id, ExecutionRow.platform, ExecutionRow.e2e_ms,
+                           ExecutionRow.internal_ms), start, end)
+    groups: dict[tuple[date, str, str], tuple[list[float], list[float], list[int]]] = defaultdict(lambda: ([], [], [0]))
     for row in db.execute(stmt):
-        e2e, internal, count = groups[(_day(row.day), row.platform)]
+        e2e, internal, count = groups[(_day(row.day), row.account_id, row.platform)]
         count[0] += 1
         if row.e2e_ms is not None:
             e2e.append(row.e2e_ms)
         if row.internal_ms is not None:
             internal.append(row.internal_ms)
     result = []
-    for (d, platform), (e2e, internal, count) in sorted(groups.items()):
+    for (d, account_id, platform), (e2e, internal, count) in sorted(groups.items()):
         e2e.sort()
         internal.sort()
-        p50, p90, p99 = (percentile(e2e, p) for p in PERCENTILES)
-        i50, i90, i99 = (percentile(internal, p) for p in PERCENTILES)
-        result.append(LatencyDay(d, platform, count[0], p50, p90, p99, e2e[-1] if e2e else None, i50, i90, i99))
+        p50, p90, p99 = (percentile(e2e, p / 100.0) for p in PERCENTILES)
+        i50, i90, i99 = (percentile(internal, p / 100.0) for p in PERCENTILES)
+        result.append(LatencyDay(d, account_id, platform, count[0], p50, p90, p99,
+                                 round_ms(e2e[-1]) if e2e else None, i50, i90, i99))
     return result
 
 
@@ -322,32 +314,6 @@ def drift(db: Session, as_of: datetime | None = None, tolerance: int = 0) -> lis
 
 
 # ------------------------------------------------------------------------------------- CSV
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return format_time(value)
-    if isinstance(value, (date, Decimal)):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    text = str(value)
-    # A broker's reject text starting with "=" must not become a spreadsheet formula.
-    return "'" + text if isinstance(value, str) and text.startswith(CSV_UNSAFE) else text
-
-
-def to_csv(rows: Sequence[Any], row_type: type | None = None) -> str:
-    """CSV text with a header row (also when there are no rows, given ``row_type``)."""
-    kind = row_type or (type(rows[0]) if rows else None)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    if kind is not None:
-        writer.writerow([f.name for f in fields(kind)])
-    for row in rows:
-        writer.writerow([_cell(v) for v in astuple(row)])
-    return out.getvalue()
 
 
 def pnl_csv(db: Session, start: date | None = None, end: date | None = None) -> str:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..app.config import CopyConfig
+from ..app.stats import percentile
 from ..app.records import AccountStatus, Execution, OrderError, Position
 
 ORDER_ROWS = 1000
@@ -42,15 +43,6 @@ def light(connection: str | None, circuit: str | None) -> str:
     if connection == "degraded" or circuit == "half_open":
         return "degraded"
     return "up"
-
-
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    rank = (len(sorted_values) - 1) * q
-    low = int(rank)
-    high = min(low + 1, len(sorted_values) - 1)
-    return round(sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low), 3)
 
 
 def e2e_ms(stamps: dict[str, float]) -> float | None:

@@ -9,8 +9,6 @@ topics still hold). The view picks one at start and says which in every answer (
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -19,12 +17,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
-from .live import LiveState, percentile
+from ..app.stats import percentile
+from ..storage.csv_export import to_csv  # noqa: F401 - the views export through it
+from .live import LiveState
 
 log = logging.getLogger(__name__)
 
 REPORTS = ("pnl", "latency", "rejects")
-CSV_UNSAFE = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ReportSource(Protocol):
@@ -107,31 +106,3 @@ class SqlReports:
         except Exception as exc:  # noqa: BLE001 - an unmigrated database must not break the page
             log.warning("database reports unavailable (%s); answering from live data", type(exc).__name__)
             return await self._fallback.rows(report, start, end)
-
-
-def _cell(value: Any) -> str:
-    """Spreadsheet-safe text: a leading = + - @ would run as a formula in Excel/LibreOffice."""
-    text = "" if value is None else str(value)
-    if text.startswith(CSV_UNSAFE) and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    columns = list(rows[0])
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
-    return buffer.getvalue()

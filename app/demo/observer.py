@@ -8,7 +8,6 @@ workers say about themselves except the records on the topics.
 from __future__ import annotations
 
 import asyncio
-import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from ...agents.ingestion import decode_signal
 from ...agents.planner import ACTION_FOR_KIND
 from ..config import CopyConfig
 from ..records import Execution, Heartbeat, OrderError, Position, TradeSignal
+from ..stats import latency_summary
 
 STAGE_SPANS = {
     "detect": ("occurred", "detected"),
@@ -34,18 +34,6 @@ STAGE_SPANS = {
     "internal": ("detected", "sent"),
     "e2e": ("detected", "acked"),
 }
-
-
-def percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None, "p99": None, "max": None, "n": 0}
-    ordered = sorted(values)
-
-    def pick(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered) + 0.5)) - 1))], 3)
-
-    return {"p50": round(statistics.median(ordered), 3), "p95": pick(0.95), "p99": pick(0.99),
-            "max": round(ordered[-1], 3), "n": len(ordered)}
 
 
 @dataclass(slots=True)
@@ -173,14 +161,14 @@ class RunObserver:
             "redeliveries_absorbed": redelivered,
             "missing": len(self.missing()),
             "errors_on_topic": len(seen.errors),
-            "internal_ms": percentiles(spans["internal"]),
-            "e2e_ms": percentiles(spans["e2e"]),
-            "stages_ms": {name: percentiles(v) for name, v in spans.items() if name not in ("internal", "e2e")},
-            "broker_call_ms_by_platform": {k: percentiles(v) for k, v in sorted(per_platform.items())},
+            "internal_ms": latency_summary(spans["internal"]),
+            "e2e_ms": latency_summary(spans["e2e"]),
+            "stages_ms": {name: latency_summary(v) for name, v in spans.items() if name not in ("internal", "e2e")},
+            "broker_call_ms_by_platform": {k: latency_summary(v) for k, v in sorted(per_platform.items())},
             "warmup": {
                 "orders": len(warmup["internal"]),
-                "internal_ms": percentiles(warmup["internal"]),
-                "e2e_ms": percentiles(warmup["e2e"]),
+                "internal_ms": latency_summary(warmup["internal"]),
+                "e2e_ms": latency_summary(warmup["e2e"]),
             },
         }
 

@@ -128,9 +128,15 @@ class PaperAdapter(BrokerAdapter):
             client_order_id=command.client_order_id,
             bracket=command.bracket,
         )
+        self._maybe_lose_response(command.account_id)
         if order.status is OrderStatus.REJECTED and not duplicate:
             raise OrderRejected(order.reason or "rejected", code="REJECTED")
         return self._ack(command.account_id, order, duplicate)
+
+    async def lookup(self, account_id: str, client_order_id: str) -> OrderAck | None:
+        await self._round_trip()
+        found = self.exchange.orders_with_client_id(self.broker_account(account_id), client_order_id)
+        return self._ack(account_id, found[0], duplicate=True) if found else None
 
     async def modify(self, command: ModifyOrder) -> OrderAck:
         await self._round_trip()
@@ -157,7 +163,10 @@ class PaperAdapter(BrokerAdapter):
 
     async def flatten(self, command: FlattenPosition) -> OrderAck:
         await self._round_trip()
-        closing = self.exchange.flatten(self.broker_account(command.account_id), command.symbol)
+        closing = self.exchange.flatten(
+            self.broker_account(command.account_id), command.symbol, client_order_id=command.client_order_id
+        )
+        self._maybe_lose_response(command.account_id)
         order_id = ",".join(o.order_id for o in closing) or "none"
         return OrderAck(command.account_id, command.client_order_id, order_id, OrderStatus.FILLED)
 
@@ -181,6 +190,11 @@ class PaperAdapter(BrokerAdapter):
         if self._state is not ConnectionState.CONNECTED:
             raise BrokerUnavailable(f"paper session {self.config.session_id} is not connected")
         await self._latency.wait()
+
+    def _maybe_lose_response(self, account_id: str) -> None:
+        """The ``lose_response`` faults: the exchange acted, the answer never arrives."""
+        if self.exchange.account(self.broker_account(account_id)).faults.take_lose_response():
+            raise BrokerUnavailable("paper: response lost after the order was accepted", sent=True)
 
     def _order_for(self, account_id: str, client_order_id: str) -> SimOrder:
         order = self.exchange.find_by_client_id(self.broker_account(account_id), client_order_id)

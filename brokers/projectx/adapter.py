@@ -33,7 +33,7 @@ class ProjectXAdapter(BrokerAdapter):
     platform: ClassVar[str] = "projectx"
     capabilities: ClassVar[Capabilities] = Capabilities(
         order_types=frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.STOP}),
-        brackets=True, oco=False, client_id_dedupe=True,
+        brackets=True, oco=False,
     )
 
     def __init__(self, config: SessionConfig) -> None:

@@ -39,8 +39,11 @@ FaultListener = Callable[[str], None]
 
 
 class SimExchange:
-    def __init__(self, seed: int = 7, prices: PricePath | None = None) -> None:
+    def __init__(self, seed: int = 7, prices: PricePath | None = None, *, dedupe_client_ids: bool = False) -> None:
+        """``dedupe_client_ids`` off (the default) is what real platforms promise: nothing. A
+        repeated client order id is a new order, so the copier must not rely on a refusal."""
         self.prices = prices or PricePath(seed)
+        self.dedupe_client_ids = dedupe_client_ids
         self.accounts: dict[str, SimAccount] = {}
         self._ids = itertools.count(1001)
         self._fill_ids = itertools.count(5001)
@@ -102,11 +105,11 @@ class SimExchange:
     ) -> tuple[SimOrder, bool]:
         """Accept or reject a new order; returns ``(order, duplicate)``.
 
-        A client order id seen before on the account returns the original order untouched:
-        the exchange-side half of the copier's exactly-once guarantee.
+        A repeated client order id is a second order unless the exchange was built with
+        ``dedupe_client_ids`` (then the original order is returned untouched, ``duplicate``).
         """
         account = self.account(account_name)
-        if client_order_id and client_order_id in account.by_client_id:
+        if self.dedupe_client_ids and client_order_id and client_order_id in account.by_client_id:
             return account.orders[account.by_client_id[client_order_id]], True
         order = SimOrder(
             order_id=str(next(self._ids)),
@@ -125,7 +128,7 @@ class SimExchange:
         account.orders[order.order_id] = order
         self._live[order.order_id] = order
         if client_order_id:
-            account.by_client_id[client_order_id] = order.order_id
+            account.by_client_id.setdefault(client_order_id, order.order_id)  # the first one
         rejected = self._reject_reason(account, order)
         if rejected:
             order.reject_code, order.reason = rejected
@@ -198,8 +201,13 @@ class SimExchange:
         self._finish(order, OrderStatus.CANCELLED, reason)
         return order
 
-    def flatten(self, account_name: str, symbol: str | None = None) -> list[SimOrder]:
-        """Cancel working orders, then close positions with market orders (returned)."""
+    def flatten(
+        self, account_name: str, symbol: str | None = None, client_order_id: str | None = None
+    ) -> list[SimOrder]:
+        """Cancel working orders, then close positions with market orders (returned).
+
+        ``client_order_id`` tags the closing orders, so a flatten can be found again by its id.
+        """
         account = self.account(account_name)
         for order in list(account.orders.values()):
             if not order.status.is_final and (symbol is None or order.symbol == symbol):
@@ -209,7 +217,8 @@ class SimExchange:
             if position.net_quantity and (symbol is None or sym == symbol):
                 side = Side.SELL if position.net_quantity > 0 else Side.BUY
                 order, _ = self.submit(
-                    account_name, symbol=sym, side=side, quantity=abs(position.net_quantity)
+                    account_name, symbol=sym, side=side, quantity=abs(position.net_quantity),
+                    client_order_id=client_order_id,
                 )
                 closing.append(order)
         return closing
@@ -218,6 +227,10 @@ class SimExchange:
         account = self.account(account_name)
         order_id = account.by_client_id.get(client_order_id)
         return account.orders.get(order_id) if order_id else None
+
+    def orders_with_client_id(self, account_name: str, client_order_id: str) -> list[SimOrder]:
+        """Every order the account holds under that client id: the books' own count of copies."""
+        return [o for o in self.account(account_name).orders.values() if o.client_order_id == client_order_id]
 
     def open_orders(self, account_name: str) -> list[SimOrder]:
         return [o for o in self.account(account_name).orders.values() if not o.status.is_final]

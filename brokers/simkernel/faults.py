@@ -9,7 +9,8 @@ request or heartbeat.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -22,6 +23,11 @@ class FaultSwitches:
     expire_token: bool = False              # transport: the next authenticated call finds the token expired
     rate_limit_next: int = 0                # transport: answer this many requests with the rate-limit reply
     fill_before_cancel: bool = False        # the next cancel loses the race: the order fills first
+    # transport: the broker carries out the request, then its answer is lost (timeout or reset).
+    # This is how real copiers double orders, so the executor must survive it without a repeat.
+    lose_response_next: int = 0             # the next N order requests
+    lose_response_rate: float = 0.0         # and this fraction of all order requests (seeded)
+    rng: random.Random = field(default_factory=lambda: random.Random(11), repr=False)
 
     def take_reject(self) -> str | None:
         reason, self.reject_next = self.reject_next, None
@@ -48,3 +54,10 @@ class FaultSwitches:
             self.rate_limit_next -= 1
             return True
         return False
+
+    def take_lose_response(self) -> bool:
+        """True when the request just carried out must lose its answer."""
+        if self.lose_response_next > 0:
+            self.lose_response_next -= 1
+            return True
+        return self.lose_response_rate > 0 and self.rng.random() < self.lose_response_rate

@@ -73,8 +73,12 @@ def stages() -> list[list[str]]:
     return result
 
 
+def stage(name: str) -> list[str]:
+    return next(s for s in stages() if s[0].endswith(f" AS {name}"))
+
+
 def test_dockerfile_is_multi_stage_with_slim_runtime() -> None:
-    builder, runtime = stages()[0], stages()[-1]
+    builder, runtime = stage("builder"), stages()[-1]
     assert len(stages()) >= 2
     assert re.match(r"FROM python:\$\{PYTHON_VERSION\}-slim AS builder", builder[0])
     assert re.match(r"FROM python:\$\{PYTHON_VERSION\}-slim AS runtime", runtime[0])
@@ -83,6 +87,18 @@ def test_dockerfile_is_multi_stage_with_slim_runtime() -> None:
     runtime_text = "\n".join(runtime)
     assert "--no-index" in runtime_text and "/wheels" in runtime_text
     assert "build-essential" not in runtime_text and "apt-get" not in runtime_text
+
+
+def test_the_image_builds_the_browser_libraries_into_the_wheel() -> None:
+    """A Node stage vendors them; the builder copies them in before ``pip wheel``, and the
+    package data takes them into the wheel, so the image's dashboard has live push and a chart."""
+    web, builder = stage("web"), stage("builder")
+    assert web[0].startswith("FROM node:") and any("vendor-web.sh" in line for line in web)
+    copy = next(i for i, line in enumerate(builder) if line.startswith("COPY --from=web"))
+    wheel = next(i for i, line in enumerate(builder) if "pip wheel" in line)
+    assert "web/static/vendor" in builder[copy] and copy < wheel
+    assert "!scripts/vendor-web.sh" in (ROOT / ".dockerignore").read_text().split()
+    assert "static/vendor/*" in (ROOT / "setup.cfg").read_text()
 
 
 def test_dockerfile_runtime_contract() -> None:

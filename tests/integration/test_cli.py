@@ -64,3 +64,48 @@ def test_sim_prints_where_it_listens_and_serves_logins(platform: str, tmp_path: 
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_worker_without_kafka_is_one_line(tmp_path: Path) -> None:
+    result = run("worker", "-l", "warn", tmp_path=tmp_path, COPYTRADER_KAFKA_BROKER="kafka://127.0.0.1:1")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "127.0.0.1:1" in result.stderr and "copytrader kafka start" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--platform", "foo"), "'foo' is not one of"),
+    (("--leader-platform", "mixed"), "'mixed' is not one of"),
+    (("--followers", "0"), "at least 1 follower"),
+    (("--followers", "two"), "whole numbers"),
+])
+def test_demo_refuses_bad_options_without_a_traceback(args: tuple[str, ...], says: str, tmp_path: Path) -> None:
+    result = run("demo", *args, tmp_path=tmp_path)
+    assert result.returncode == 2 and says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.kafka
+async def test_send_honours_the_topic_prefix(kafka_bootstrap: str, tmp_path: Path) -> None:
+    import uuid
+
+    from aiokafka import AIOKafkaConsumer
+
+    from copytrader.app.topics import ensure_topics
+
+    prefix = f"send-{uuid.uuid4().hex[:8]}."
+    await ensure_topics(kafka_bootstrap, prefix)
+    body = '{"signal_id": "cli-1", "leader_account": "leader-1", "platform": "cli", "symbol": "ESZ6", "side": "buy", "quantity": 2}'
+    result = run("send", "--key", "ESZ6", "trade.signals", body, tmp_path=tmp_path,
+                 COPYTRADER_KAFKA_BROKER=f"kafka://{kafka_bootstrap}", COPYTRADER_TOPIC_PREFIX=prefix)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["topic"] == f"{prefix}trade.signals"
+    consumer = AIOKafkaConsumer(f"{prefix}trade.signals", bootstrap_servers=kafka_bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=10_000)
+        values = [json.loads(r.value) for records in batches.values() for r in records]
+    finally:
+        await consumer.stop()
+    assert [v["signal_id"] for v in values] == ["cli-1"]

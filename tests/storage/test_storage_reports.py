@@ -8,6 +8,8 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+
+from copytrader.app.stats import percentile
 from copytrader.app.config import parse_config
 from copytrader.app.records import Execution, OrderError, Position
 from copytrader.storage import mapping, reports
@@ -95,19 +97,36 @@ def test_latency_percentiles(loaded: Engine) -> None:
     with session_factory(loaded)() as db:
         rows = reports.latency_by_day(db)
     paper = next(r for r in rows if r.platform == "paper")
-    assert paper.day == D1.date() and paper.copies == 10
+    assert paper.day == D1.date() and paper.copies == 10 and paper.account_id == "F1"
     assert paper.e2e_p50_ms == pytest.approx(55.0, abs=0.01)    # 10..100 ms, linear interpolation
     assert paper.e2e_p90_ms == pytest.approx(91.0, abs=0.01)
     assert paper.e2e_max_ms == pytest.approx(100.0, abs=0.01)
     assert paper.internal_p99_ms == pytest.approx(9.91, abs=0.01)
     tradovate = next(r for r in rows if r.platform == "tradovate")
     assert tradovate.day == D2.date() and tradovate.copies == 1 and tradovate.e2e_p50_ms == pytest.approx(30.0, abs=0.01)
+    assert tradovate.account_id == "F2"
+
+
+def test_latencies_are_rounded_to_the_microsecond(engine: Engine) -> None:
+    """Reports once printed ``15.096499999999999``: figures carry at most three decimals."""
+    answers = [_answer(i, "paper", D1, e2e_ms=15.0964999 + i / 3, internal_ms=1 / 3) for i in range(3)]
+    BatchWriter(engine).write(mapping.executions_batch(answers))
+    with session_factory(engine)() as db:
+        (row,) = reports.latency_by_day(db)
+        text = reports.latency_csv(db)
+    for value in (row.e2e_p50_ms, row.e2e_p90_ms, row.e2e_max_ms, row.internal_p99_ms):
+        assert value is not None and value == round(value, 3)
+    assert "15.096499" not in text and ",15.430," in text
 
 
 def test_percentile_formula() -> None:
-    assert reports.percentile([], 50) is None
-    assert reports.percentile([5.0], 99) == 5.0
-    assert reports.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    """One formula for the dashboard, the reports and the bench (``app.stats``)."""
+    assert percentile([], 0.5) is None
+    assert percentile([5.0], 0.99) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert percentile([float(v) for v in range(1, 101)], 0.99) == 99.01
+    with pytest.raises(ValueError):
+        percentile([1.0], 50)
 
 
 def test_rejects_with_reasons_and_csv_is_injection_safe(loaded: Engine) -> None:

@@ -193,16 +193,31 @@ def test_flatten_cancels_working_and_closes(ex: SimExchange) -> None:
     assert ex.account("A1").positions[ES].net_quantity == 0
 
 
-def test_duplicate_client_id_returns_first_order(ex: SimExchange, events: list[KernelEvent]) -> None:
+def test_repeated_client_id_is_a_new_order_by_default(ex: SimExchange) -> None:
+    """Real platforms promise no refusal of a repeated client id, so neither does the kernel."""
     first, dup1 = ex.submit("A1", symbol=ES, side=Side.BUY, quantity=1, client_order_id="sig1:f1")
-    count = len(events)
+    second, dup2 = ex.submit("A1", symbol=ES, side=Side.BUY, quantity=7, client_order_id="sig1:f1")
+    assert (dup1, dup2) == (False, False) and second is not first
+    assert ex.orders_with_client_id("A1", "sig1:f1") == [first, second]
+    assert ex.find_by_client_id("A1", "sig1:f1") is first
+
+
+def test_dedupe_is_an_option_a_test_must_name(events: list[KernelEvent]) -> None:
+    ex = SimExchange(prices=PricePath(7, max_step_ticks=0), dedupe_client_ids=True)
+    ex.open_account("A1")
+    first, dup1 = ex.submit("A1", symbol=ES, side=Side.BUY, quantity=1, client_order_id="sig1:f1")
     again, dup2 = ex.submit("A1", symbol=ES, side=Side.BUY, quantity=7, client_order_id="sig1:f1")
     assert (dup1, dup2) == (False, True) and again is first
-    assert len(events) == count  # no second order, no events
-    assert ex.find_by_client_id("A1", "sig1:f1") is first
     ex.open_account("A2")
     other, dup3 = ex.submit("A2", symbol=ES, side=Side.BUY, quantity=1, client_order_id="sig1:f1")
     assert not dup3 and other is not first  # dedupe is per account
+
+
+def test_flatten_tags_its_closing_orders(ex: SimExchange) -> None:
+    ex.submit("A1", symbol=ES, side=Side.BUY, quantity=2)
+    closing = ex.flatten("A1", ES, client_order_id="sig9:f1")
+    assert [o.client_order_id for o in closing] == ["sig9:f1"]
+    assert ex.orders_with_client_id("A1", "sig9:f1") == closing
 
 
 @pytest.mark.parametrize("tif", [TimeInForce.IOC, TimeInForce.FOK])

@@ -26,7 +26,26 @@ async function show(path) {
   current = await module.mount(root, { setLive });
 }
 
+// The two vendored libraries (scripts/vendor-web.sh, built into the wheel and the image). A
+// build without them would serve a dashboard with no live push and no chart, said only in the
+// browser console: say it on the page instead.
+function checkVendoredLibraries() {
+  const missing = [];
+  if (!window.io) missing.push("socket.io-client (live updates)");
+  if (!window.LightweightCharts) missing.push("lightweight-charts (fills chart)");
+  if (!missing.length) return true;
+  const banner = document.createElement("div");
+  banner.id = "vendor-missing";
+  banner.className = "banner error";
+  banner.setAttribute("role", "alert");
+  banner.textContent = `This installation lacks its browser libraries: ${missing.join(", ")}. ` +
+    "Install a wheel or image built with them (scripts/vendor-web.sh before building).";
+  document.body.prepend(banner);
+  return false;
+}
+
 async function main() {
+  checkVendoredLibraries();
   const me = await loadSession();
   document.getElementById("whoami").textContent = me.username;
   document.getElementById("logout").addEventListener("click", async () => {

@@ -19,6 +19,7 @@ export class TradingChart {
     this.series = this.chart.addSeries(LWC.LineSeries, { color: "#4c8dff", lineWidth: 2 });
     this.markers = LWC.createSeriesMarkers(this.series, []);
     this.dirty = false;
+    this.shownPoints = 0;
     this.timer = setInterval(() => this.flush(), 500);
   }
 
@@ -40,6 +41,9 @@ export class TradingChart {
     }
     const times = [...bySecond.keys()].sort((a, b) => a - b);
     this.series.setData(times.map((t) => ({ time: t, value: bySecond.get(t).price })));
+    // A run of a few seconds has a few points: spread them over the chart's width instead of
+    // leaving them at the default bar spacing, squeezed against the right edge.
+    if (times.length !== this.shownPoints) { this.chart.timeScale().fitContent(); this.shownPoints = times.length; }
     const marks = [];
     for (const t of times) {
       const slot = bySecond.get(t);
