@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import faust
 
 from ..brokers.model import OrderType, Side
+from .schemas.bounds import MAX_QUANTITY
 
 SIGNAL_KINDS = ("new", "modify", "cancel", "fill", "flatten")
 INTENT_ACTIONS = ("place", "modify", "cancel", "flatten")
@@ -154,8 +155,8 @@ class OrderIntent(_Base):
     def __post_init__(self) -> None:
         _choice("action", self.action, INTENT_ACTIONS)
         _choice("side", self.side, tuple(s.value for s in Side))
-        if self.action in ("place", "modify") and self.quantity <= 0:
-            raise RecordError("quantity", f"must be positive; got {self.quantity}")
+        if self.action in ("place", "modify") and not 0 < self.quantity <= MAX_QUANTITY:
+            raise RecordError("quantity", f"must be between 1 and {MAX_QUANTITY}; got {self.quantity}")
         if self.action == "place":
             _order_prices(self.order_type, self.limit_price, self.stop_price)
         if self.action in ("modify", "cancel") and not self.target_client_order_id:

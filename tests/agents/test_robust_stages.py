@@ -127,3 +127,12 @@ def test_non_finite_prices_never_reach_a_broker_or_the_tracker() -> None:
             OrderIntent(limit_price=Decimal(price), **base)
         with pytest.raises(RecordError, match="price"):
             Execution(execution_id="e", account_id="f1", platform="paper", kind="fill", quantity=1, price=Decimal(price))
+
+
+def test_an_intent_for_an_absurd_quantity_never_reaches_a_broker() -> None:
+    base = dict(client_order_id="CT1", signal_id="s", account_id="f1", platform="paper", leader_account="L",
+                action="place", symbol="ESZ6", side="buy")
+    for quantity in (10**30, 2**63):
+        with pytest.raises(RecordError, match="quantity"):
+            OrderIntent(quantity=quantity, **base)
+    assert OrderIntent(quantity=5, **base).quantity == 5
