@@ -50,6 +50,8 @@ MAX_OPTIONS = 32
 OPTION_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,40}$"
 MAX_OPTION_NUMBER = 1e15
 MAX_OPTION_TEXT_LEN = 1024
+# List-valued settings in the config file (rate limit windows): a few pairs.
+MAX_OPTION_LIST = 16
 # Symbol maps translate roots (ES → MES); a few dozen is plenty.
 MAX_SYMBOL_MAP = 64
 # Sizes of a configuration file's lists: far above any real installation, far below a

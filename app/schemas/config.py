@@ -10,8 +10,8 @@ import msgspec
 
 from . import bounds as b
 from .types import (
+    ConfigOptions,
     Id,
-    Options,
     PositiveQuantity,
     Quantity,
     ScalingMode,
@@ -56,7 +56,7 @@ class SessionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     endpoint: Url | None = None
     username: Text | None = None
     secret_env: EnvName | None = None
-    options: Options = msgspec.field(default_factory=dict)
+    options: ConfigOptions = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.endpoint is not None:

@@ -26,8 +26,16 @@ OptionName = Annotated[str, msgspec.Meta(pattern=b.OPTION_NAME_PATTERN)]
 OptionNumber = Annotated[float, msgspec.Meta(ge=-b.MAX_OPTION_NUMBER, le=b.MAX_OPTION_NUMBER)]
 OptionInt = Annotated[int, msgspec.Meta(ge=-int(b.MAX_OPTION_NUMBER), le=int(b.MAX_OPTION_NUMBER))]
 OptionText = Annotated[str, msgspec.Meta(max_length=b.MAX_OPTION_TEXT_LEN)]
-# Platform settings that are not secret: text, numbers or booleans.
-Options = Annotated[dict[OptionName, OptionText | OptionInt | OptionNumber | bool], msgspec.Meta(max_length=b.MAX_OPTIONS)]
+OptionScalar = OptionText | OptionInt | OptionNumber | bool
+# Platform settings that are not secret: text, numbers or booleans (the dashboard's form).
+Options = Annotated[dict[OptionName, OptionScalar], msgspec.Meta(max_length=b.MAX_OPTIONS)]
+# The config file may also give short lists, one level of pairs deep (ProjectX's
+# ``rate_limit: [200, 60]``, Tradovate's ``rate_limits: [[80, 60], [5000, 3600]]``).
+OptionList = Annotated[
+    list[OptionScalar | Annotated[list[OptionScalar], msgspec.Meta(max_length=b.MAX_OPTION_LIST)]],
+    msgspec.Meta(max_length=b.MAX_OPTION_LIST),
+]
+ConfigOptions = Annotated[dict[OptionName, OptionScalar | OptionList], msgspec.Meta(max_length=b.MAX_OPTIONS)]
 # Secret settings travel sealed with the login: text only.
 SecretOptions = Annotated[dict[OptionName, OptionText], msgspec.Meta(max_length=b.MAX_OPTIONS)]
 Side = Literal["buy", "sell"]

@@ -229,3 +229,14 @@ def test_schema_errors_name_nested_fields() -> None:
     with pytest.raises(schemas.SchemaError) as caught:
         schemas.decode(b'{"rule": {"multiplier": "NaN"}}', schemas.FollowerRuleBody)
     assert caught.value.field == "rule.multiplier"
+
+
+def test_the_config_keeps_list_settings_of_a_session_but_not_deeper_ones() -> None:
+    """ProjectX's ``rate_limit`` and Tradovate's ``rate_limits`` are lists (pairs) in the file."""
+    options = {"rate_limit": [100000, 60], "rate_limits": [[80, 60], [5000, 3600]], "latency": 0}
+    data = {**CONFIG, "sessions": [{"id": "p", "platform": "paper", "options": options}]}
+    assert parse_config(data, env={}).sessions["p"].options == options
+    data["sessions"][0]["options"] = {"rate_limits": [[[1]]]}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, env={})
+    assert caught.value.path == "sessions[0].options"
