@@ -202,8 +202,8 @@ def unseal_login(
     return Login(body.get("username"), body.get("secret"), dict(body.get("options") or {}))
 
 
-_LABELS = {schemas.PauseRecord: "control command", schemas.RuleRecord: "rule command",
-           schemas.AccountRecord: "account command"}
+_LABELS: dict[type, str] = {schemas.PauseRecord: "control command", schemas.RuleRecord: "rule command",
+                            schemas.AccountRecord: "account command"}
 
 
 def _decode(raw: bytes, schema: type[T]) -> T:

@@ -71,4 +71,8 @@ def record_type(raw: bytes) -> type[PauseRecord] | type[RuleRecord] | type[Accou
     from .codec import decode
 
     kind = decode(raw, _Kind).kind
-    return {"rule": RuleRecord, "account": AccountRecord}.get(kind, PauseRecord)
+    if kind == "rule":
+        return RuleRecord
+    if kind == "account":
+        return AccountRecord
+    return PauseRecord
