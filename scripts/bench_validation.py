@@ -84,17 +84,19 @@ class PydanticSignal(pydantic.BaseModel):
 
 
 def main() -> None:
+    from copytrader.agents.ingestion import decode_signal
     from copytrader.app.records import TradeSignal
 
     msgspec_decoder = msgspec.json.Decoder(MsgspecSignal, strict=True)
     assert math.isclose(msgspec_decoder.decode(PAYLOAD).stamps["detected"], 1795780000.12)
     PydanticSignal.model_validate_json(PAYLOAD)
     cases = {
-        "orjson.loads + TradeSignal(**) (today)": lambda: TradeSignal(**orjson.loads(PAYLOAD)),
+        "orjson.loads + TradeSignal(**) (before #12)": lambda: TradeSignal(**orjson.loads(PAYLOAD)),
         "msgspec decode+validate": lambda: msgspec_decoder.decode(PAYLOAD),
         "pydantic model_validate_json": lambda: PydanticSignal.model_validate_json(PAYLOAD),
         "msgspec + TradeSignal(**)": lambda: TradeSignal(**msgspec.structs.asdict(msgspec_decoder.decode(PAYLOAD))),
         "pydantic + TradeSignal(**)": lambda: TradeSignal(**dict(PydanticSignal.model_validate_json(PAYLOAD))),
+        "decode_signal as shipped (app.schemas.SignalIn)": lambda: decode_signal(PAYLOAD),
     }
     for name, call in cases.items():
         number = 20_000
