@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 
 import orjson
 
-from ..app.config import Account, ConfigError, _parse_rule
+from ..app import schemas
+from ..app.config import Account, ConfigError, parse_rule
+from ..app.schemas import SchemaError
 from ..app.live_config import dashboard_session_id
 from ..app.scaling import CopyRule
 from ..brokers.base import SessionConfig
 from ..storage.crypto import CredentialCipher, CredentialKeyError, SecretStr
 
 TOPIC = "copy.controls"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +45,12 @@ class ControlCommand:
 
     @classmethod
     def decode(cls, raw: bytes) -> ControlCommand:
-        """Raises ``ValueError`` on anything that is not a well-formed command."""
-        data = orjson.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("control command must be a JSON object")  # noqa: TRY004 - callers catch ValueError for any malformed record
-        account = data.get("account_id")
-        paused = data.get("paused")
-        if not isinstance(account, str) or not account or not isinstance(paused, bool):
-            raise ValueError("control command needs account_id (string) and paused (bool)")
-        return cls(str(data.get("command_id", "")), account, paused, str(data.get("by", "")), float(data.get("at", 0.0)))
+        """Raises ``ValueError`` naming the field on anything that is not a well-formed command."""
+        return cls.from_record(_decode(raw, schemas.PauseRecord))
+
+    @classmethod
+    def from_record(cls, rec: schemas.PauseRecord) -> ControlCommand:
+        return cls(rec.command_id, rec.account_id, rec.paused, rec.by, rec.at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +83,7 @@ class RuleCommand:
     def parsed_rule(self) -> CopyRule:
         """Validated exactly as the YAML is; raises ``ValueError`` naming the field."""
         try:
-            return _parse_rule(self.rule, "rule")
+            return parse_rule(self.rule, "rule")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
@@ -133,22 +133,18 @@ class AccountCommand:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AccountCommand:
-        fields = ("account_id", "platform", "broker_account", "size", "enabled", "session_id")
-        missing = [k for k in fields if not isinstance(data.get(k), (str, bool)) or data.get(k) == ""]
-        if missing:
-            raise ValueError(f"account command needs {', '.join(missing)}")
-        if not isinstance(data.get("options", {}), dict):
-            raise ValueError("account command: options must be an object")
+        """Validated by ``schemas.AccountRecord``; ``ValueError`` names the field."""
         try:
-            if Decimal(str(data["size"])) <= 0:
-                raise ValueError("account command: size must be positive")
-        except InvalidOperation:
-            raise ValueError("account command: size must be a number") from None
+            rec = schemas.convert({"kind": "account", **data}, schemas.AccountRecord)
+        except SchemaError as exc:
+            raise ValueError(f"account command: {exc}") from None
+        return cls.from_record(rec)
+
+    @classmethod
+    def from_record(cls, rec: schemas.AccountRecord) -> AccountCommand:
         return cls(
-            str(data.get("command_id", "")), str(data["account_id"]), str(data["platform"]),
-            str(data["broker_account"]), str(data["size"]), bool(data["enabled"]), str(data["session_id"]),
-            data.get("endpoint"), data.get("sealed"), data.get("key_id"), str(data.get("by", "")),
-            float(data.get("at", 0.0)), dict(data.get("options") or {}),
+            rec.command_id, rec.account_id, rec.platform, rec.broker_account, str(rec.size), rec.enabled,
+            rec.session_id, rec.endpoint, rec.sealed, rec.key_id, rec.by, rec.at, dict(rec.options),
         )
 
     def account(self) -> Account:
@@ -206,15 +202,28 @@ def unseal_login(
     return Login(body.get("username"), body.get("secret"), dict(body.get("options") or {}))
 
 
+_LABELS: dict[type, str] = {schemas.PauseRecord: "control command", schemas.RuleRecord: "rule command",
+                            schemas.AccountRecord: "account command"}
+
+
+def _decode(raw: bytes, schema: type[T]) -> T:
+    try:
+        return schemas.decode(raw, schema)
+    except SchemaError as exc:
+        raise ValueError(f"{_LABELS.get(schema, 'control record')}: {exc}") from None
+
+
 def decode_command(raw: bytes) -> ControlCommand | RuleCommand | AccountCommand:
-    """Any kind of record on ``copy.controls``; ``ValueError`` for anything malformed."""
-    data = orjson.loads(raw)
-    if isinstance(data, dict) and data.get("kind") == "account":
-        return AccountCommand.from_json(data)
-    if isinstance(data, dict) and data.get("kind") == "rule":
-        fields = ("group_id", "account_id", "rule", "enabled")
-        if not all(k in data for k in fields) or not isinstance(data["rule"], dict):
-            raise ValueError("rule command needs group_id, account_id, rule (object) and enabled")
-        return RuleCommand(str(data.get("command_id", "")), str(data["group_id"]), str(data["account_id"]),
-                           data["rule"], bool(data["enabled"]), str(data.get("by", "")), float(data.get("at", 0.0)))
-    return ControlCommand.decode(raw)
+    """Any kind of record on ``copy.controls``, through its schema (``schemas.controls``);
+    ``ValueError`` naming the field for anything malformed, so a replay skips it and goes on."""
+    try:
+        kind = schemas.record_type(raw)
+    except SchemaError as exc:
+        raise ValueError(f"control record: {exc}") from None
+    if kind is schemas.AccountRecord:
+        return AccountCommand.from_record(_decode(raw, schemas.AccountRecord))
+    if kind is schemas.RuleRecord:
+        rec = _decode(raw, schemas.RuleRecord)
+        rule = schemas.to_builtins(rec.rule)
+        return RuleCommand(rec.command_id, rec.group_id, rec.account_id, rule, rec.enabled, rec.by, rec.at)
+    return ControlCommand.from_record(_decode(raw, schemas.PauseRecord))

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Union
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..app.live_config import add_follower, apply_account
+from ..app.records import OrderError
 from ..app.topics import topic_name
 from .control_records import TOPIC, AccountCommand, ControlCommand, RuleCommand, decode_command
 from .planner import ALL_ACCOUNTS, FanoutPlanner
@@ -40,10 +41,14 @@ class ControlsFeed:
     ``ValueError``/``KeyError`` is logged and skipped: one bad record must not stop the switches.
     """
 
-    def __init__(self, bootstrap: str, prefix: str, apply: Callable[[Command], Any]) -> None:
+    def __init__(
+        self, bootstrap: str, prefix: str, apply: Callable[[Command], Any],
+        on_refused: Callable[[int, str], Awaitable[None]] | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic_name(prefix, TOPIC)
         self.apply = apply
+        self.on_refused = on_refused
         self.caught_up = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._next_offset = 0
@@ -98,16 +103,25 @@ class ControlsFeed:
         if not any(ends.values()):
             self.caught_up.set()
         async for message in consumer:
-            try:
-                result = self.apply(decode_command(message.value or b""))
-                if asyncio.iscoroutine(result):
-                    await result
-            except (ValueError, KeyError) as exc:
-                log.warning("ignored control record at offset %s: %s", message.offset, exc)
+            await self.handle(message.offset, message.value or b"")
             self._next_offset = message.offset + 1
             end = ends.get(TopicPartition(message.topic, message.partition), 0)
             if not self.caught_up.is_set() and message.offset + 1 >= end:
                 self.caught_up.set()  # one partition: the replay of what existed at start is done
+
+    async def handle(self, offset: int, raw: bytes) -> bool:
+        """Apply one record; a refused one is logged, reported (``on_refused``) and skipped,
+        so one bad record never stops the switches that follow it. True when applied."""
+        try:
+            result = self.apply(decode_command(raw))
+            if asyncio.iscoroutine(result):
+                await result
+        except (ValueError, KeyError, ArithmeticError) as exc:
+            log.warning("ignored control record at offset %s: %s", offset, exc)
+            if self.on_refused is not None:
+                await self.on_refused(offset, str(exc) or type(exc).__name__)
+            return False
+        return True
 
     async def _end_offsets(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
         for _ in range(50):
@@ -145,8 +159,15 @@ def planner_applier(planner: FanoutPlanner) -> Callable[[Command], None]:
 def install(app: CopyTraderApp) -> None:
     """Every fan-out worker follows the switches (wired in ``app.factory._install``)."""
     runtime = app.runtime
+
+    async def refused(offset: int, reason: str) -> None:
+        await runtime.outbox.error(OrderError(
+            error_id=f"controls|{offset}", stage="fanout", code="BAD_CONTROL",
+            reason=f"copy.controls record at offset {offset} refused: {reason}"[:500],
+        ))
+
     feed = ControlsFeed(runtime.settings.bootstrap_servers, runtime.settings.topic_prefix,
-                        planner_applier(runtime.planner))
+                        planner_applier(runtime.planner), on_refused=refused)
     runtime.extras["controls_feed"] = feed
 
     @app.task

@@ -39,7 +39,18 @@ async def handle_signal(runtime: "Runtime", payload: bytes) -> int:
     if "detected" not in signal.stamps:  # sent by an outside producer (CLI, a script): seen now
         now = time.time()
         signal.stamps = {**signal.stamps, "detected": now, "published": signal.stamps.get("published", now)}
-    intents, errors = runtime.planner.plan(signal)
+    try:
+        intents, errors = runtime.planner.plan(signal)
+    except Exception as exc:  # noqa: BLE001 - one signal must never stop the copying of the next
+        log.exception("fan-out of signal %s failed", signal.signal_id)
+        metrics.count_signal(signal.kind, "not_copied")
+        await runtime.outbox.error(
+            OrderError(
+                error_id=f"{signal.signal_id}|fanout", stage="fanout", signal_id=signal.signal_id,
+                reason=f"fan-out failed: {type(exc).__name__}: {exc}"[:500], code="INTERNAL",
+            )
+        )
+        return 0
     if intents:
         await runtime.outbox.intents(signal.signal_id, intents)
     for error in errors:

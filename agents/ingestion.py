@@ -16,10 +16,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 
-import orjson
-
 from ..app import ids
-from ..app.records import Execution, TradeSignal
+from ..app import schemas
+from ..app.records import Execution, RecordError, TradeSignal
+from ..app.schemas import SchemaError, SignalIn
 from ..brokers.base import BrokerAdapter
 from ..brokers.model import FillEvent, OrderEvent, OrderStatus, OrderType
 from .outbox import Outbox
@@ -137,21 +137,24 @@ def encode_signal(signal: TradeSignal) -> bytes:
 
 
 def decode_signal(payload: bytes | str | dict[str, object]) -> TradeSignal:
-    """Parse and validate a signal from any producer; raises ``ValueError`` with the reason."""
-    data = payload if isinstance(payload, dict) else orjson.loads(payload)
-    if not isinstance(data, dict):
-        raise ValueError(f"signal must be a JSON object, got {type(data).__name__}")
-    data = {k: v for k, v in data.items() if k != "__faust"}
-    missing = [f for f in ("signal_id", "leader_account", "symbol", "side", "quantity") if f not in data]
-    if missing:
-        raise ValueError(f"missing field(s): {', '.join(missing)}")
-    data.setdefault("platform", "external")
+    """Parse and validate a signal from any producer through the one signal schema.
+
+    Raises ``RecordError`` (a ``ValueError``) naming the field: fan-out puts it on
+    ``order.errors``, the web answers 400 with it. Strict: ``"5"``, ``true`` or ``1.5`` is not
+    a quantity, a price must be a finite positive decimal, unknown fields are refused.
+    """
     try:
-        return TradeSignal(**data)
-    except TypeError as exc:
-        raise ValueError(f"bad field: {exc}") from None
-    except ArithmeticError as exc:
-        raise ValueError(f"bad number: {exc}") from None
+        parsed = schemas.convert(payload, SignalIn) if isinstance(payload, dict) else schemas.decode(payload, SignalIn)
+    except SchemaError as exc:
+        if exc.reason == "required":
+            raise RecordError(exc.field, "missing field") from None
+        if not exc.field and exc.reason.startswith("Expected object"):
+            raise RecordError("body", "signal must be a JSON object, got " + exc.reason.rsplit(" ", 1)[-1]) from None
+        raise RecordError(exc.field or "body", exc.reason) from None
+    try:
+        return TradeSignal(**parsed.fields())
+    except (TypeError, ArithmeticError) as exc:  # a rule between fields the schema cannot state
+        raise RecordError("body", f"bad field: {exc}") from None
 
 
 class LeaderWatcher:

@@ -72,8 +72,10 @@ class FanoutPlanner:
         for group, follower in followers:
             try:
                 intent = self._intent(signal, group, follower, stamps)
-            except (ScaledToZero, KeyError, ValueError) as exc:
-                errors.append(self._error(signal, follower.account_id, str(exc).strip("'\""), "RULE"))
+            except (ScaledToZero, KeyError, ValueError, ArithmeticError) as exc:
+                # ArithmeticError: decimal's InvalidOperation/Overflow on a value that slipped
+                # past validation costs this follower this copy, never the group its copies.
+                errors.append(self._error(signal, follower.account_id, str(exc).strip("'\"") or type(exc).__name__, "RULE"))
                 continue
             if intent is not None:
                 intents.append(intent)

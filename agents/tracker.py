@@ -34,10 +34,13 @@ def install(app: "CopyTraderApp", position_partitions: int, health_partitions: i
             key = position_key(execution.account_id, execution.symbol)
             try:
                 updated, applied = apply_fill(positions.get(key), execution)
-            except (KeyError, ValueError) as exc:
+            except (KeyError, ValueError, ArithmeticError) as exc:
+                # ArithmeticError: decimal's InvalidOperation is not a ValueError; a fill the
+                # tracker cannot count is reported and the next one is counted.
                 await runtime.outbox.error(
                     OrderError(
-                        error_id=f"{execution.execution_id}|track", stage="track", reason=str(exc),
+                        error_id=f"{execution.execution_id}|track", stage="track",
+                        reason=str(exc) or type(exc).__name__,
                         account_id=execution.account_id, client_order_id=execution.client_order_id,
                         code="BAD_FILL",
                     )

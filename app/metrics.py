@@ -24,9 +24,9 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from aiohttp.web import Response
+from aiohttp.web import Application, AppRunner, Request, Response, TCPSite
 from faust import web
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor, setup_prometheus_sensors
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -320,25 +320,25 @@ def setup_metrics(
     pattern: str = "/metrics",
     registry: CollectorRegistry = REGISTRY,
     name_prefix: str = FAUST_METRICS_PREFIX,
+    serve: bool = True,
 ) -> None:
-    """Install Faust's Prometheus sensor on ``app`` and serve ``pattern`` from its web server.
+    """Install Faust's Prometheus sensor on ``app`` and, with ``serve``, serve ``pattern`` from
+    its web server (without: ``serve_metrics`` serves them on a port of their own).
 
-    Call before the worker starts. ``setup_prometheus_sensors`` registers the web page itself
-    (``@app.page(pattern)``); the page renders the whole ``registry``, so the
-    ``copytrader_*`` series above appear on the same scrape. Calling it again for the same
-    app does nothing; a further app on the same registry reuses the sensor's series.
+    Call before the worker starts. The same three steps as Faust's
+    ``setup_prometheus_sensors`` (series, monitor, page), so the page can be left out; the
+    page renders the whole ``registry``, so the ``copytrader_*`` series above appear on the
+    same scrape. Calling it again for the same app does nothing; a further app on the same
+    registry reuses the sensor's series.
     """
     if app in _configured_apps:
         return
     per_registry = _faust_metrics.setdefault(registry, {})
     existing = per_registry.get(name_prefix)
     if existing is None:
-        setup_prometheus_sensors(app, pattern=pattern, registry=registry, name_prefix=name_prefix)
-        # ``_metrics`` is private; tests/unit/test_metrics.py fails loudly if Faust renames it.
-        per_registry[name_prefix] = app.monitor._metrics  # type: ignore[attr-defined]  # see above
-    else:
-        # Same three steps as setup_prometheus_sensors, reusing the registered series.
-        app.monitor = PrometheusMonitor(metrics=existing)
+        existing = per_registry[name_prefix] = FaustMetrics.create(registry, name_prefix)
+    app.monitor = PrometheusMonitor(metrics=existing)
+    if serve:
 
         @app.page(pattern)
         async def metrics_page(self: web.View, request: web.Request) -> web.Response:
@@ -347,3 +347,19 @@ def setup_metrics(
             return cast(web.Response, Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST}))
 
     _configured_apps.add(app)
+
+
+async def serve_metrics(host: str, port: int, registry: CollectorRegistry = REGISTRY) -> AppRunner:
+    """``/metrics`` alone on its own port (``COPYTRADER_METRICS_PORT``), so the dashboard's
+    public port does not publish the worker's internals; the caller cleans the runner up."""
+
+    async def page(request: Request) -> Response:
+        del request
+        return Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    metrics_app = Application()
+    metrics_app.router.add_get("/metrics", page)
+    runner = AppRunner(metrics_app, access_log=None)
+    await runner.setup()
+    await TCPSite(runner, host, port).start()
+    return runner

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import faust
 
 from ..brokers.model import OrderType, Side
+from .schemas.bounds import MAX_QUANTITY
 
 SIGNAL_KINDS = ("new", "modify", "cancel", "fill", "flatten")
 INTENT_ACTIONS = ("place", "modify", "cancel", "flatten")
@@ -65,8 +66,21 @@ def _order_prices(order_type: str, limit: Decimal | None, stop: Decimal | None) 
     if order_type in ("stop", "stop_limit") and stop is None:
         raise RecordError("stop_price", f"required for a {order_type} order")
     for name, price in (("limit_price", limit), ("stop_price", stop)):
-        if price is not None and price <= 0:
-            raise RecordError(name, f"must be positive; got {price}")
+        _price(name, price)
+
+
+def _price(name: str, price: Decimal | None) -> None:
+    """Finite and positive: ``Infinity`` would be filled at Infinity, ``NaN`` cannot even be
+    compared (decimal raises ``InvalidOperation``). Cheap enough for every record."""
+    if price is None:
+        return
+    try:
+        number = price if isinstance(price, Decimal) else Decimal(str(price))
+        ok = number.is_finite() and number > 0
+    except ArithmeticError:
+        ok = False
+    if not ok:
+        raise RecordError(name, f"must be a finite positive price; got {price}")
 
 
 class _Base(faust.Record, abstract=True, serializer="json", coerce=True, isodates=True, decimals=True):
@@ -145,8 +159,8 @@ class OrderIntent(_Base):
     def __post_init__(self) -> None:
         _choice("action", self.action, INTENT_ACTIONS)
         _choice("side", self.side, tuple(s.value for s in Side))
-        if self.action in ("place", "modify") and self.quantity <= 0:
-            raise RecordError("quantity", f"must be positive; got {self.quantity}")
+        if self.action in ("place", "modify") and not 0 < self.quantity <= MAX_QUANTITY:
+            raise RecordError("quantity", f"must be between 1 and {MAX_QUANTITY}; got {self.quantity}")
         if self.action == "place":
             _order_prices(self.order_type, self.limit_price, self.stop_price)
         if self.action in ("modify", "cancel") and not self.target_client_order_id:
@@ -196,6 +210,7 @@ class Execution(_Base):
 
     def __post_init__(self) -> None:
         _choice("kind", self.kind, EXECUTION_KINDS)
+        _price("price", self.price)
         if self.occurred_at is None:
             self.occurred_at = now_utc()
 

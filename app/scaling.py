@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
 from ..brokers.instruments import map_symbol
+from .schemas.bounds import MAX_QUANTITY
 
 
 class ScalingMode(str, enum.Enum):
@@ -43,6 +44,10 @@ class ScaledToZero(ValueError):
     """The rule turned the leader's quantity into no contracts: the copy is skipped, on record."""
 
 
+class ScaledTooLarge(ValueError):
+    """The rule turned the leader's quantity into more than ``MAX_QUANTITY`` contracts."""
+
+
 def scaled_quantity(
     rule: CopyRule, leader_quantity: int, leader_size: Decimal | None = None, follower_size: Decimal | None = None
 ) -> int:
@@ -61,6 +66,8 @@ def scaled_quantity(
         if not leader_size or not follower_size:
             raise ValueError("ratio scaling needs both account sizes")
         raw = leader_quantity * follower_size / leader_size * rule.multiplier
+    if raw > MAX_QUANTITY:  # before int(): a huge Decimal would become a huge integer
+        raise ScaledTooLarge(f"{leader_quantity} leader contracts scale to {raw:.6g} (more than {MAX_QUANTITY})")
     quantity = int(raw.to_integral_value(rounding=ROUND_DOWN))
     if quantity == 0 and raw > 0:
         quantity = rule.min_quantity

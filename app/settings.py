@@ -35,6 +35,8 @@ class Settings:
     data_dir: Path = Path("var")
     web_port: int = 6066
     web_host: str = "127.0.0.1"
+    # ``/metrics`` on a port of its own (and not on the dashboard's); 0: on the web port.
+    metrics_port: int = 0
     store: str = "memory://"
     roles: tuple[str, ...] = ALL_ROLES
     # 0: a signal's intent batches are appended in one loop turn, so the sender takes them all
@@ -78,6 +80,7 @@ class Settings:
             data_dir=data_dir,
             web_port=int(_env("WEB_PORT", "6066")),
             web_host=_env("WEB_HOST", "127.0.0.1"),
+            metrics_port=int(_env("METRICS_PORT", "0")),
             store=_env("STORE", "memory://"),
             roles=roles,
             producer_linger_ms=float(_env("PRODUCER_LINGER_MS", "0")),

@@ -15,7 +15,6 @@ connection test use.
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 import time
 from dataclasses import dataclass, field, replace
@@ -23,18 +22,17 @@ from decimal import Decimal
 from typing import Any
 
 from ..agents.control_records import AccountCommand, Login, RuleCommand, seal_login, unseal_login
-from ..app.config import ConfigError, CopyConfig, _parse_rule
+from ..app import schemas
+from ..app.config import CopyConfig, copy_rule
 from ..app.live_config import add_follower, apply_account, dashboard_session_id
 from ..app.scaling import CopyRule
 from ..brokers.base import SessionConfig
 from ..brokers.registry import ADAPTERS, create_adapter
 from ..storage.crypto import CredentialCipher, CredentialKeyError
-from .http import Fields, HttpError
+from ..app.schemas.bounds import BoundError, check_endpoint
+from ..app.schemas.web import UNSET
+from .http import FieldErrors, HttpError
 
-ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-ACCOUNT_FIELDS = {"id", "platform", "broker_account", "size", "enabled", "credentials", "endpoint", "options"}
-OPTION_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
-MAX_OPTIONS = 32
 NO_KEY = "cannot be stored: this server has no encryption key (set COPYTRADER_SECRET_KEY)"
 
 
@@ -76,26 +74,6 @@ class AccountRecord:
         )
 
 
-def options_field(f: Fields, name: str, value: Any, *, scalars: bool) -> dict[str, Any]:
-    """Platform settings: names like ``appId``/``cid``; text values for the sealed (secret) ones,
-    text, numbers or booleans for the public ones. Errors land on ``f`` under the field name."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        f.errors[f.prefix + name] = "must be an object"
-        return {}
-    if len(value) > MAX_OPTIONS:
-        f.errors[f.prefix + name] = f"at most {MAX_OPTIONS} settings"
-        return {}
-    allowed = (str, int, float, bool) if scalars else (str,)
-    for key, item in value.items():
-        if not OPTION_KEY_RE.fullmatch(key):
-            f.errors[f"{f.prefix}{name}.{key}"[:80]] = "not a setting name"
-        elif not isinstance(item, allowed) or (isinstance(item, str) and len(item) > 1024):
-            f.errors[f"{f.prefix}{name}.{key}"] = "must be text" if not scalars else "must be text, a number or true/false"
-    return dict(value)
-
-
 def rule_dict(rule: CopyRule) -> dict[str, Any]:
     return {
         "mode": rule.mode.value, "quantity": rule.quantity, "multiplier": str(rule.multiplier),
@@ -105,9 +83,12 @@ def rule_dict(rule: CopyRule) -> dict[str, Any]:
 
 
 class AccountRegistry:
-    def __init__(self, config: CopyConfig, cipher: CredentialCipher | None = None) -> None:
+    def __init__(
+        self, config: CopyConfig, cipher: CredentialCipher | None = None, allowed_hosts: frozenset[str] = frozenset()
+    ) -> None:
         self.config = config
         self.cipher = cipher
+        self.allowed_hosts = allowed_hosts
         self.configured = set(config.accounts)
         self.accounts: dict[str, AccountRecord] = {
             a.account_id: AccountRecord(a.account_id, a.platform, a.broker_account, a.size, True, "config", a.session_id,
@@ -129,57 +110,65 @@ class AccountRegistry:
             raise HttpError(404, "no such account", id=account_id)
         return found
 
-    def create(self, data: dict[str, Any], by: str) -> AccountCommand:
-        """Validate a new account; the caller publishes the record, then :meth:`apply_account_command`."""
-        f = Fields(data)
-        f.unknown(ACCOUNT_FIELDS)
-        account_id = f.string("id", pattern=ID_RE)
-        platform = f.choice("platform", sorted(ADAPTERS))
-        broker_account = f.string("broker_account")
-        size = f.positive_decimal("size") or Decimal(50000)
-        enabled = f.boolean("enabled", default=True)
-        endpoint = f.string("endpoint", required=False, max_len=300)
-        options = options_field(f, "options", data.get("options"), scalars=True)
-        login = self._credentials(f)
-        f.check()
-        assert account_id and platform and broker_account
-        if account_id in self.accounts:
-            raise HttpError(409, "account exists", id=account_id)
-        record = AccountRecord(account_id, platform, broker_account, size, bool(enabled),
-                               session_id=dashboard_session_id(account_id), endpoint=endpoint, options=options)
-        return self._sealed(record, login).command(by)
+    def create(self, body: schemas.AccountCreate, by: str) -> AccountCommand:
+        """A new account (types and bounds already checked by the schema); the caller
+        publishes the record, then :meth:`apply_account_command`."""
+        self._check_platform(body.platform)
+        endpoint = self._endpoint(body.endpoint)
+        if body.id in self.accounts:
+            raise HttpError(409, "account exists", id=body.id)
+        record = AccountRecord(body.id, body.platform, body.broker_account, body.size, body.enabled,
+                               session_id=dashboard_session_id(body.id), endpoint=endpoint, options=dict(body.options))
+        return self._sealed(record, _login(body.credentials)).command(by)
 
-    def update(self, account_id: str, data: dict[str, Any], by: str) -> AccountCommand:
-        """Validate an edit. A configured account that gets a new platform, endpoint or login
-        moves to a session of its own (its file session is shared with other accounts)."""
+    def update(self, account_id: str, body: schemas.AccountPatch, by: str) -> AccountCommand:
+        """An edit. A configured account that gets a new platform, endpoint or login moves to a
+        session of its own (its file session is shared with other accounts).
+
+        Changing where or how the login is used (platform, endpoint, settings) clears the
+        stored login unless a new one comes with the change: a login entered for one address
+        must never be sent to another one by "Test" or by an executor.
+        """
         record = self.get(account_id)
-        f = Fields(data)
-        f.unknown(ACCOUNT_FIELDS - {"id"})
         changes: dict[str, Any] = {}
-        if "platform" in data:
-            changes["platform"] = f.choice("platform", sorted(ADAPTERS))
-        if "broker_account" in data:
-            changes["broker_account"] = f.string("broker_account")
-        if "size" in data:
-            changes["size"] = f.positive_decimal("size", required=True)
-        if "enabled" in data:
-            changes["enabled"] = f.boolean("enabled", required=True)
-        if "endpoint" in data:
-            changes["endpoint"] = f.string("endpoint", max_len=300)
-        if "options" in data:
-            changes["options"] = options_field(f, "options", data.get("options"), scalars=True)
-        login = self._credentials(f) if "credentials" in data else None
-        f.check()
-        moves = (login is not None or "endpoint" in changes or "options" in changes
-                 or changes.get("platform", record.platform) != record.platform)
+        if body.platform is not UNSET:
+            self._check_platform(body.platform)
+            changes["platform"] = body.platform
+        if body.broker_account is not UNSET:
+            changes["broker_account"] = body.broker_account
+        if body.size is not UNSET:
+            changes["size"] = body.size
+        if body.enabled is not UNSET:
+            changes["enabled"] = body.enabled
+        if body.endpoint is not UNSET:
+            changes["endpoint"] = self._endpoint(body.endpoint)
+        if body.options is not UNSET:
+            changes["options"] = dict(body.options)
+        login = _login(body.credentials) if body.credentials is not UNSET else None
+        redirected = any(k in changes and changes[k] != getattr(record, k) for k in ("platform", "endpoint", "options"))
+        moves = login is not None or "endpoint" in changes or "options" in changes or redirected
         if moves and not record.own_session:
             changes["session_id"] = dashboard_session_id(account_id)
+        if redirected and login is None:
+            changes.update(sealed=None, key_id=None)
         updated = replace(record, **changes, updated_at=time.time())
         return self._sealed(updated, login).command(by)
 
+    def _check_platform(self, platform: str) -> None:
+        if platform not in ADAPTERS:
+            raise FieldErrors({"platform": f"must be one of {', '.join(sorted(ADAPTERS))}"})
+
+    def _endpoint(self, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            return check_endpoint(url, self.allowed_hosts)
+        except BoundError as exc:
+            raise FieldErrors({"endpoint": str(exc)}) from None
+
     def disable(self, account_id: str, by: str) -> AccountCommand:
         """Disable rather than delete: executions and audit entries still refer to it."""
-        return self.update(account_id, {"enabled": False}, by)
+        return self.update(account_id, schemas.AccountPatch(enabled=False), by)
 
     def apply_account_command(self, command: AccountCommand) -> dict[str, Any]:
         """An account record, from this worker's own edit or read back from ``copy.controls``."""
@@ -202,19 +191,6 @@ class AccountRegistry:
             raise HttpError(503, "invalid input", fields={"credentials": NO_KEY})
         return replace(record, sealed=seal_login(self.cipher, record.account_id, login),
                        key_id=self.cipher.primary_key_id)
-
-    @staticmethod
-    def _credentials(f: Fields) -> Login | None:
-        creds = f.mapping("credentials")
-        if creds is None:
-            return None
-        sub = Fields(creds, prefix="credentials.")
-        sub.unknown({"username", "secret", "options"})
-        username = sub.string("username", required=False)
-        secret = sub.string("secret", max_len=4096)
-        options = options_field(sub, "options", creds.get("options"), scalars=False)
-        f.errors.update(sub.errors)
-        return Login(username or None, secret, options) if secret else None
 
     async def test_connection(self, account_id: str, timeout_s: float = 5.0) -> dict[str, Any]:
         """Connect a fresh adapter, read its health, disconnect; the answer names no secret."""
@@ -273,23 +249,27 @@ class AccountRegistry:
             self.rules[(group_id, account_id)] = (rule, enabled)
             add_follower(self.config, group_id, account_id, rule, enabled)
 
-    def set_rule(self, group_id: str, account_id: str, data: dict[str, Any]) -> dict[str, Any]:
-        """Validated exactly as the YAML is, so the reason names the field the same way."""
+    def set_rule(self, group_id: str, account_id: str, body: schemas.FollowerRuleBody) -> dict[str, Any]:
+        """The rule schema is the YAML's and the control records', so all three refuse alike."""
         if group_id not in self.leaders:
             raise HttpError(404, "no such copy group", id=group_id)
         if account_id not in self.accounts:
             raise HttpError(404, "no such account", id=account_id)
         if account_id == self.leaders[group_id]:
             raise HttpError(422, "invalid input", fields={"account": "a leader cannot follow itself"})
-        f = Fields(data)
-        f.unknown({"rule", "enabled"})
-        raw_rule = f.mapping("rule", required=True)
-        enabled = f.boolean("enabled", default=True)
-        f.check()
-        try:
-            rule = _parse_rule(raw_rule, "rule")
-        except ConfigError as exc:
-            raise HttpError(422, "invalid input", fields={exc.path: exc.reason}) from None
-        self.rules[(group_id, account_id)] = (rule, bool(enabled))
-        add_follower(self.config, group_id, account_id, rule, bool(enabled))
-        return {"account": account_id, "enabled": bool(enabled), "rule": rule_dict(rule)}
+        rule = copy_rule(body.rule)
+        self.rules[(group_id, account_id)] = (rule, body.enabled)
+        add_follower(self.config, group_id, account_id, rule, body.enabled)
+        return {"account": account_id, "enabled": body.enabled, "rule": rule_dict(rule)}
+
+
+def _login(credentials: schemas.Credentials | None) -> Login | None:
+    if credentials is None:
+        return None
+    return Login(credentials.username or None, credentials.secret, dict(credentials.options))
+
+
+def allowed_hosts(env: dict[str, str]) -> frozenset[str]:
+    """``COPYTRADER_ENDPOINT_HOSTS``: comma-separated hosts an account endpoint may name
+    (empty: any host)."""
+    return frozenset(h.strip().lower() for h in env.get("COPYTRADER_ENDPOINT_HOSTS", "").split(",") if h.strip())

@@ -7,12 +7,13 @@ live in ``web.views``, the wiring in ``web.server``).
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust import web
 
-from ..app.metrics import setup_metrics
+from ..app.metrics import serve_metrics, setup_metrics
 
 if TYPE_CHECKING:
     from ..app.factory import CopyTraderApp
@@ -23,9 +24,20 @@ def _json(view: web.View, data: Any, status: int = 200) -> web.Response:
 
 
 def install_probes(app: CopyTraderApp) -> None:
-    """Every worker, whatever its roles, serves ``/healthz`` and ``/metrics`` (probes, scrapes)."""
+    """Every worker, whatever its roles, serves ``/healthz`` and ``/metrics`` (probes, scrapes);
+    ``/metrics`` on its own port when ``COPYTRADER_METRICS_PORT`` is set."""
     runtime = app.runtime
-    setup_metrics(app)
+    port = runtime.settings.metrics_port
+    setup_metrics(app, serve=not port)
+    if port:
+
+        @app.task
+        async def metrics_server() -> None:
+            runner = await serve_metrics(runtime.settings.web_host, port)
+            try:
+                await asyncio.Event().wait()  # until the worker stops (cancelled)
+            finally:
+                await runner.cleanup()
 
     @app.page("/healthz")
     class Health(web.View):

@@ -31,7 +31,13 @@ COOKIE = "ct_session"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_TTL_S = 12 * 3600
 LOGIN_WINDOW_S = 300
-LOGIN_MAX_ATTEMPTS = 5
+# Login throttling (per client address, never per user name): the first failures are free
+# (typos), then each further attempt from that address waits twice as long as the last, up
+# to the cap. A delay, never a refusal: the right password always gets in, and one address's
+# failures never slow down another's.
+LOGIN_FREE_FAILURES = 3
+LOGIN_BASE_DELAY_S = 0.5
+LOGIN_MAX_DELAY_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +162,7 @@ class SessionStore(Protocol):
     async def get(self, token: str) -> Session | None: ...
     async def delete(self, token: str) -> None: ...
     async def hit(self, key: str, window_s: int) -> int: ...
+    async def hits(self, key: str, window_s: int) -> int: ...
     async def clear_hits(self, key: str) -> None: ...
 
 
@@ -192,6 +199,10 @@ class MemorySessions:
         self._hits[key] = recent
         return len(recent)
 
+    async def hits(self, key: str, window_s: int) -> int:
+        now = time.time()
+        return sum(1 for t in self._hits.get(key, []) if t > now - window_s)
+
     async def clear_hits(self, key: str) -> None:
         self._hits.pop(key, None)
 
@@ -226,6 +237,9 @@ class RedisSessions:
             await self._redis.expire(name, window_s)
         return count
 
+    async def hits(self, key: str, window_s: int) -> int:
+        return int(await self._redis.get(f"ct:hits:{key}") or 0)
+
     async def clear_hits(self, key: str) -> None:
         await self._redis.delete(f"ct:hits:{key}")
 
@@ -244,23 +258,51 @@ class LoginRefused(Exception):
 class Auth:
     """Login, logout and request checks; the one place that decides who is who."""
 
-    def __init__(self, users: UserStore, sessions: SessionStore, secure_cookie: bool = False) -> None:
+    def __init__(
+        self, users: UserStore, sessions: SessionStore, secure_cookie: bool = True,
+        base_delay_s: float = LOGIN_BASE_DELAY_S, max_delay_s: float = LOGIN_MAX_DELAY_S,
+    ) -> None:
         self.users = users
         self.sessions = sessions
         self.secure_cookie = secure_cookie
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        # One attempt at a time per address in this process: parallel guesses queue behind
+        # the delay instead of all sleeping it at once. [lock, users] so idle ones are dropped.
+        self._gates: dict[str, list[Any]] = {}
+
+    def delay_for(self, failures: int) -> float:
+        """Seconds an address with ``failures`` recent failures waits before its next attempt."""
+        if failures < LOGIN_FREE_FAILURES:
+            return 0.0
+        return min(self.max_delay_s, self.base_delay_s * 2 ** min(failures - LOGIN_FREE_FAILURES, 32))
 
     async def login(self, username: str, password: str, client: str) -> Session:
-        """Rate-limited per client address and per username (so neither rotation helps)."""
-        keys = (f"ip:{client}", f"user:{username.lower()}")
-        for key in keys:
-            if await self.sessions.hit(key, LOGIN_WINDOW_S) > LOGIN_MAX_ATTEMPTS:
-                raise LoginRefused(429, "too many login attempts; try again later", LOGIN_WINDOW_S)
-        user = await self.users.verify(username, password)
-        if user is None:
-            log.info("failed login for user %r from %s", username[:64], client)
-            raise LoginRefused(401, "wrong username or password")
-        for key in keys:
-            await self.sessions.clear_hits(key)
+        """Throttled per client address: slowed down after failures, never refused.
+
+        Why not a per-user limit: anyone could then keep the admin out by sending six wrong
+        passwords every five minutes. Why not refuse an address over a limit: the real user
+        may share it (NAT, a proxy). A delay costs an attacker their guessing rate and the
+        real user a few seconds at most.
+        """
+        key = f"ip:{client}"
+        gate = self._gates.setdefault(key, [asyncio.Lock(), 0])
+        gate[1] += 1
+        try:
+            async with gate[0]:
+                delay = self.delay_for(await self.sessions.hits(key, LOGIN_WINDOW_S))
+                if delay:
+                    await asyncio.sleep(delay)
+                user = await self.users.verify(username, password)
+                if user is None:
+                    await self.sessions.hit(key, LOGIN_WINDOW_S)
+                    log.info("failed login for user %r from %s", username[:64], client)
+                    raise LoginRefused(401, "wrong username or password")
+                await self.sessions.clear_hits(key)
+        finally:
+            gate[1] -= 1
+            if gate[1] == 0:
+                self._gates.pop(key, None)
         return await self.sessions.create(user.username)
 
     async def session_for(self, cookies: Any) -> Session | None:

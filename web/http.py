@@ -1,7 +1,8 @@
-"""Small HTTP helpers shared by the views: JSON responses and field-level input validation.
+"""Small HTTP helpers shared by the views: JSON responses and bodies read through a schema.
 
-Every bad body must become a 4xx naming the field and the reason, never a 500, so validation
-raises :class:`FieldErrors` and :func:`guarded` turns it (and malformed JSON) into a 400/422.
+Every bad body must become a 4xx naming the field and the reason, never a 500: bodies are
+decoded by their schema (``app.schemas.web``), which raises :class:`FieldErrors`, and
+:func:`guarded` turns it (and malformed JSON) into a 400/422.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web as aioweb
+
+from ..app import schemas
+from ..app.schemas import SchemaError
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
@@ -55,18 +59,37 @@ class HttpError(Exception):
         self.extra = extra
 
 
-async def read_json(request: aioweb.Request) -> dict[str, Any]:
-    """The body as a JSON object; anything else is a 400 with the reason."""
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise HttpError(413, "body too large", limit=MAX_BODY)
+async def read_body(request: aioweb.Request, limit: int = MAX_BODY) -> bytes:
+    """The whole body, up to ``limit`` bytes (413 beyond).
+
+    Read until EOF, not once: one ``read()`` returns what has arrived so far, so a body sent
+    in two TCP segments used to be cut in half and refused as "not valid JSON".
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, "body too large", limit=limit)
+    return b"".join(chunks)
+
+
+async def read_model(request: aioweb.Request, schema: type[T]) -> T:
+    """The body validated by its schema (``app.schemas``): 400 for malformed JSON, 422 naming
+    the field for anything the schema refuses (wrong type, out of bounds, unknown field)."""
+    raw = await read_body(request)
     try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, "body is not valid JSON", reason=str(exc)) from None
-    if not isinstance(data, dict):
-        raise FieldErrors({"body": f"must be a JSON object, got {type(data).__name__}"})
-    return data
+        return schemas.decode(raw or b"{}", schema)
+    except SchemaError as exc:
+        if not exc.field and exc.reason.startswith("not valid JSON"):
+            raise HttpError(400, "body is not valid JSON", reason=exc.reason) from None
+        if not exc.field and exc.reason.startswith("Expected object"):
+            raise FieldErrors({"body": "must be a JSON object"}) from None
+        raise FieldErrors({exc.field or "body": exc.reason}) from None
 
 
 def guarded(handler: Callable[..., Awaitable[aioweb.StreamResponse]]) -> Callable[..., Awaitable[aioweb.StreamResponse]]:
@@ -82,92 +105,6 @@ def guarded(handler: Callable[..., Awaitable[aioweb.StreamResponse]]) -> Callabl
             return error(exc.status, exc.message, **exc.extra)
 
     return wrapper
-
-
-class Fields:
-    """Collects field errors while reading a body, so one answer lists every bad field."""
-
-    def __init__(self, data: dict[str, Any], prefix: str = "") -> None:
-        self.data = data
-        self.prefix = prefix
-        self.errors: dict[str, str] = {}
-
-    def _bad(self, name: str, reason: str) -> None:
-        self.errors[f"{self.prefix}{name}"] = reason
-
-    def string(self, name: str, *, required: bool = True, max_len: int = 128, pattern: Any = None) -> str | None:
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                self._bad(name, "required")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self._bad(name, "must be a non-empty string")
-            return None
-        if len(value) > max_len:
-            self._bad(name, f"at most {max_len} characters")
-            return None
-        if pattern is not None and not pattern.fullmatch(value):
-            self._bad(name, f"must match {pattern.pattern}")
-            return None
-        return value
-
-    def choice(self, name: str, allowed: tuple[str, ...] | list[str], *, required: bool = True) -> str | None:
-        value = self.string(name, required=required)
-        if value is not None and value not in allowed:
-            self._bad(name, f"must be one of {', '.join(allowed)}")
-            return None
-        return value
-
-    def boolean(self, name: str, *, required: bool = False, default: bool | None = None) -> bool | None:
-        value = self.data.get(name, default)
-        if value is None:
-            if required:
-                self._bad(name, "required")
-            return None
-        if not isinstance(value, bool):
-            self._bad(name, "must be true or false")
-            return None
-        return value
-
-    def positive_decimal(self, name: str, *, required: bool = False) -> Decimal | None:
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                self._bad(name, "required")
-            return None
-        if isinstance(value, bool):
-            self._bad(name, "must be a number")
-            return None
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            self._bad(name, "must be a number")
-            return None
-        if not number.is_finite() or number <= 0:
-            self._bad(name, "must be a positive number")
-            return None
-        return number
-
-    def mapping(self, name: str, *, required: bool = False) -> dict[str, Any] | None:
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                self._bad(name, "required")
-            return None
-        if not isinstance(value, dict):
-            self._bad(name, "must be an object")
-            return None
-        return value
-
-    def unknown(self, allowed: set[str]) -> None:
-        for key in self.data:
-            if key not in allowed:
-                self._bad(key, f"unknown field; allowed: {', '.join(sorted(allowed))}")
-
-    def check(self) -> None:
-        if self.errors:
-            raise FieldErrors(self.errors)
 
 
 def query_int(request: aioweb.Request, name: str, default: int, low: int, high: int) -> int:

@@ -37,21 +37,32 @@ HEADERS = {
 }
 
 
-def _secure(response: aioweb.StreamResponse) -> aioweb.StreamResponse:
+NO_STORE_TYPES = ("application/json", "text/csv")
+
+
+def _secure(response: aioweb.StreamResponse, api: bool = False) -> aioweb.StreamResponse:
+    """Security headers; ``no-store`` on every API answer (JSON, CSV exports: account data
+    must not stay in a shared or browser cache)."""
     if not response.prepared:
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
-        if response.content_type == "application/json":
+        if api or response.content_type in NO_STORE_TYPES:
             response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 
-def make_middleware(auth: Auth) -> Callable[[aioweb.Request, Handler], Awaitable[aioweb.StreamResponse]]:
+def make_middleware(
+    auth: Auth, metrics_public: bool = True
+) -> Callable[[aioweb.Request, Handler], Awaitable[aioweb.StreamResponse]]:
+    """``metrics_public``: False when ``/metrics`` has its own port (then, here, it needs a
+    session like any other path; the route itself is not even installed)."""
+    public_exact = PUBLIC_EXACT if metrics_public else PUBLIC_EXACT - {"/metrics"}
+
     @aioweb.middleware
     async def gate(request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
         path = request.path
         is_api = path.startswith(("/api/", "/socket.io"))
-        public = path in PUBLIC_EXACT or path.startswith(PUBLIC_PREFIX) or (request.method, path) == LOGIN
+        public = path in public_exact or path.startswith(PUBLIC_PREFIX) or (request.method, path) == LOGIN
         if not public and path not in SELF_AUTHENTICATED:
             session = await auth.session_for(request.cookies)
             if session is None:
@@ -65,11 +76,11 @@ def make_middleware(auth: Auth) -> Callable[[aioweb.Request, Handler], Awaitable
         try:
             response = await handler(request)
         except aioweb.HTTPException as exc:
-            _secure(exc)
+            _secure(exc, is_api)
             raise
         except Exception:
             log.exception("unhandled error on %s %s", request.method, path)
-            return _secure(error(500, "internal error"))
-        return _secure(response)
+            return _secure(error(500, "internal error"), is_api)
+        return _secure(response, is_api)
 
     return gate

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..storage.crypto import optional_cipher
-from .accounts import AccountRegistry
+from .accounts import AccountRegistry, allowed_hosts
 from .auth import (
     Auth,
     MemorySessions,
@@ -61,6 +61,23 @@ def _database(settings: Any) -> Any | None:
         return None
 
 
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def secure_cookies(env: dict[str, str], web_host: str) -> bool:
+    """The session cookie's Secure flag: on unless ``COPYTRADER_SECURE_COOKIES=0``, or unset
+    while the dashboard listens on loopback only (plain HTTP on this machine, the demo).
+
+    Why on by default: a server reachable from elsewhere sits behind TLS (an ingress, a
+    proxy); a cookie that may travel over plain HTTP there is a session anyone on the path
+    can take.
+    """
+    flag = env.get("COPYTRADER_SECURE_COOKIES", "").strip().lower()
+    if flag:
+        return flag not in ("0", "false", "no", "off")
+    return web_host.strip("[]").lower() not in LOOPBACK
+
+
 def build_context(app: CopyTraderApp, env: dict[str, str] | None = None) -> WebContext:
     env = dict(os.environ) if env is None else env
     runtime = app.runtime
@@ -72,12 +89,12 @@ def build_context(app: CopyTraderApp, env: dict[str, str] | None = None) -> WebC
         users = SqlUsers(db, users)  # type: ignore[arg-type]  # StaticUsers is the fallback
     sessions: SessionStore = RedisSessions(redis_url) if redis_url else MemorySessions()
     cache: ReplayCache = RedisReplayCache(redis_url) if redis_url else MemoryReplayCache()
-    auth = Auth(users, sessions, secure_cookie=env.get("COPYTRADER_SECURE_COOKIES", "") == "1")
+    auth = Auth(users, sessions, secure_cookie=secure_cookies(env, settings.web_host))
     live = LiveState(runtime.config)
     hub = SocketHub(auth, live, redis_url)
     feed = KafkaFeed(settings.bootstrap_servers, settings.topic_prefix, live, hub)
     reports: ReportSource = SqlReports(db, LiveReports(live)) if db is not None else LiveReports(live)
-    accounts = AccountRegistry(runtime.config, optional_cipher(env))
+    accounts = AccountRegistry(runtime.config, optional_cipher(env), allowed_hosts(env))
     feed.on_command = accounts.apply_command
     return WebContext(
         runtime=runtime, auth=auth, live=live, hub=hub, feed=feed, accounts=accounts,
@@ -93,7 +110,7 @@ def install(app: CopyTraderApp) -> WebContext:
     ctx = build_context(app)
     app.runtime.extras["web"] = ctx
     web_app = app.web.web_app  # type: ignore[attr-defined]  # the aiohttp driver's Application
-    web_app.middlewares.append(make_middleware(ctx.auth))
+    web_app.middlewares.append(make_middleware(ctx.auth, metrics_public=not app.runtime.settings.metrics_port))
     ctx.hub.attach(web_app)
     install_views(app, ctx)
 

@@ -179,7 +179,7 @@ def test_deployments_are_hardened_and_probed(which: str) -> None:
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert {"requests", "limits"} <= container["resources"].keys()
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"http": 6066}
+    assert ports == {"http": 6066, "metrics": 9100}
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"]["port"] == "http", probe
         assert container[probe]["httpGet"]["path"] == "/healthz", probe
@@ -254,12 +254,29 @@ def test_service_monitor_is_opt_in_and_scrapes_every_service() -> None:
     assert monitor["metadata"]["labels"]["release"] == "prom"
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["path"] == "/metrics"
+    assert endpoint["port"] == "metrics"
     selector = monitor["spec"]["selector"]["matchLabels"]
     services = [d for d in docs if d["kind"] == "Service"]
-    selected = [s for s in services if selector.items() <= s["metadata"]["labels"].items()]
-    assert {component_of(s) for s in selected} == {"worker", "web"}
-    for service in selected:
-        assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    (selected,) = [s for s in services if selector.items() <= s["metadata"]["labels"].items()]
+    assert selected["spec"]["clusterIP"] == "None"
+    assert endpoint["port"] in {p["name"] for p in selected["spec"]["ports"]}
+    scraped = {
+        which for which in ("worker", "web")
+        if selected["spec"]["selector"].items()
+        <= one(docs, "Deployment", component(which))["spec"]["template"]["metadata"]["labels"].items()
+    }
+    assert scraped == {"worker", "web"}  # every process exports metrics
+
+
+@needs_helm
+def test_metrics_have_their_own_port_and_the_session_cookie_is_secure() -> None:
+    """The dashboard's public Service never exposes /metrics; the Secure flag is set."""
+    docs = render()
+    config = one(docs, "ConfigMap", lambda d: d["metadata"]["name"].endswith("-config"))
+    assert config["data"]["COPYTRADER_METRICS_PORT"] == "9100"
+    assert config["data"]["COPYTRADER_SECURE_COOKIES"] == "1"
+    web_service = one(docs, "Service", component("web"))
+    assert [p["targetPort"] for p in web_service["spec"]["ports"]] == ["http"]
 
 
 def component_of(doc: Manifest) -> str:

@@ -13,6 +13,16 @@ PASSWORD = "correct horse battery staple"
 WEBHOOK_SECRET = "whsec-test-0123456789"
 
 
+class FastUsers:
+    """The admin with ``PASSWORD``, without scrypt's cost (seconds per login on a busy machine);
+    for tests of what follows a login, not of password hashing."""
+
+    async def verify(self, username: str, password: str) -> Any:
+        from copytrader.web.auth import User
+
+        return User(username) if (username, password) == ("admin", PASSWORD) else None
+
+
 class RecordingTopic:
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, bytes]] = []

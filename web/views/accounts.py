@@ -11,7 +11,8 @@ from ...agents.control_records import AccountCommand
 from ...brokers.registry import ADAPTERS
 from ..accounts import rule_dict
 from ..auth import SESSION_KEY
-from ..http import guarded, json_response, read_json
+from ...app import schemas
+from ..http import guarded, json_response, read_model
 
 if TYPE_CHECKING:
     from ...app.factory import CopyTraderApp
@@ -29,7 +30,7 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
 
         @guarded
         async def post(self, request: aioweb.Request) -> aioweb.Response:
-            command = store.create(await read_json(request), request[SESSION_KEY].username)
+            command = store.create(await read_model(request, schemas.AccountCreate), request[SESSION_KEY].username)
             return json_response(await publish(command), status=201)
 
     @app.page("/api/accounts/{account_id}")
@@ -40,9 +41,9 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
 
         @guarded
         async def patch(self, request: aioweb.Request, account_id: str) -> aioweb.Response:
-            body = await read_json(request)
+            body = await read_model(request, schemas.AccountPatch)
             updated = await publish(store.update(account_id, body, request[SESSION_KEY].username))
-            if "enabled" in body:
+            if body.enabled is not schemas.UNSET:
                 await publish_enabled(request, account_id, updated["enabled"])
             return json_response(updated)
 
@@ -81,6 +82,6 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
     class FollowerRule(web.View):
         @guarded
         async def put(self, request: aioweb.Request, group_id: str, account_id: str) -> aioweb.Response:
-            saved = store.set_rule(group_id, account_id, await read_json(request))
+            saved = store.set_rule(group_id, account_id, await read_model(request, schemas.FollowerRuleBody))
             await ctx.commands.set_rule(group_id, account_id, saved["rule"], saved["enabled"], request[SESSION_KEY].username)
             return json_response(saved)

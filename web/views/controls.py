@@ -8,7 +8,8 @@ from aiohttp import web as aioweb
 from faust import web
 
 from ..auth import SESSION_KEY
-from ..http import Fields, HttpError, guarded, json_response, read_json
+from ...app import schemas
+from ..http import HttpError, guarded, json_response, read_model
 
 if TYPE_CHECKING:
     from ...app.factory import CopyTraderApp
@@ -18,12 +19,8 @@ if TYPE_CHECKING:
 def install(app: CopyTraderApp, ctx: WebContext) -> None:
     live = ctx.live
 
-    def _target(data: dict[str, object]) -> str:
-        f = Fields(data)
-        f.unknown({"account_id"})
-        account = f.string("account_id", max_len=64)
-        f.check()
-        assert account is not None
+    async def _target(request: aioweb.Request) -> str:
+        account = (await read_model(request, schemas.ControlTarget)).account_id
         if account != "*" and account not in live.accounts:
             raise HttpError(404, "no such account", account_id=account)
         return account
@@ -39,20 +36,20 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
     class Pause(web.View):
         @guarded
         async def post(self, request: aioweb.Request) -> aioweb.Response:
-            account = _target(await read_json(request))
+            account = await _target(request)
             return json_response(await ctx.commands.set_paused(account, True, request[SESSION_KEY].username), status=202)
 
     @app.page("/api/controls/resume")
     class Resume(web.View):
         @guarded
         async def post(self, request: aioweb.Request) -> aioweb.Response:
-            account = _target(await read_json(request))
+            account = await _target(request)
             return json_response(await ctx.commands.set_paused(account, False, request[SESSION_KEY].username), status=202)
 
     @app.page("/api/controls/flatten")
     class Flatten(web.View):
         @guarded
         async def post(self, request: aioweb.Request) -> aioweb.Response:
-            account = _target(await read_json(request))
+            account = await _target(request)
             accounts = ctx.commands.followers() if account == "*" else [account]
             return json_response(await ctx.commands.flatten(accounts, request[SESSION_KEY].username), status=202)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web as aioweb
 from faust import web
 
+from ..openapi import document_yaml
 from .session import LOGIN_COOKIE
 
 if TYPE_CHECKING:
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
     from ..server import WebContext
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-OPENAPI = Path(__file__).resolve().parent.parent / "openapi.yaml"
 APP_PAGES = ("/", "/trading", "/accounts", "/reports")
 
 
@@ -45,4 +45,4 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
     @app.page("/api/openapi.yaml")
     class OpenApi(web.View):
         async def get(self, request: aioweb.Request) -> aioweb.Response:
-            return aioweb.Response(body=OPENAPI.read_bytes(), content_type="application/yaml")
+            return aioweb.Response(body=document_yaml(), content_type="application/yaml")

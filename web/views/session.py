@@ -14,7 +14,9 @@ from aiohttp import web as aioweb
 from faust import web
 
 from ..auth import COOKIE, CSRF_HEADER, SESSION_KEY, LoginRefused
-from ..http import Fields, error, guarded, json_response, read_json
+from ...app import schemas
+from ..http import error, guarded, json_response, read_model
+from ..redirects import safe_next
 
 if TYPE_CHECKING:
     from ...app.factory import CopyTraderApp
@@ -37,18 +39,14 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
             expected = request.cookies.get(LOGIN_COOKIE, "")
             if not expected or not hmac.compare_digest(expected, presented):
                 return error(403, "missing or wrong login CSRF token; reload /login")
-            f = Fields(await read_json(request))
-            f.unknown({"username", "password"})
-            username = f.string("username", max_len=64)
-            password = f.string("password", max_len=256)
-            f.check()
-            assert username is not None and password is not None
+            body = await read_model(request, schemas.LoginBody)
             try:
-                session = await ctx.auth.login(username, password, request.remote or "unknown")
+                session = await ctx.auth.login(body.username, body.password, request.remote or "unknown")
             except LoginRefused as exc:
                 headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
                 return json_response({"error": exc.message}, status=exc.status, headers=headers)
-            response = json_response({"username": session.username, "csrf": session.csrf})
+            response = json_response({"username": session.username, "csrf": session.csrf,
+                                      "next": safe_next(body.next)})
             response.set_cookie(COOKIE, session.token, **ctx.auth.cookie_options())
             response.del_cookie(LOGIN_COOKIE, path="/")
             return response

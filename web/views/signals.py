@@ -15,7 +15,8 @@ from faust import web
 
 from ...agents.ingestion import decode_signal, encode_signal
 from ..auth import CSRF_HEADER
-from ..http import MAX_BODY, error, json_response
+from ...app.records import RecordError
+from ..http import HttpError, error, json_response, read_body
 from ..webhook import HEADER, WebhookRefused
 
 if TYPE_CHECKING:
@@ -29,9 +30,10 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
     @app.page("/api/signals")
     class Signals(web.View):
         async def post(self, request: aioweb.Request) -> aioweb.Response:
-            body = await request.content.read(MAX_BODY + 1)
-            if len(body) > MAX_BODY:
-                return error(413, "body too large", limit=MAX_BODY)
+            try:
+                body = await read_body(request)
+            except HttpError as exc:
+                return error(exc.status, exc.message, **exc.extra)
             signature = request.headers.get(HEADER)
             if signature is not None:
                 try:
@@ -48,8 +50,8 @@ def install(app: CopyTraderApp, ctx: WebContext) -> None:
                 source = "rest"
             try:
                 signal = decode_signal(body)
-            except ValueError as exc:
-                return error(400, "invalid signal", reason=str(exc))
+            except RecordError as exc:
+                return error(400, "invalid signal", reason=str(exc), field=exc.field)
             now = time.time()
             signal.source = source
             signal.stamps = {"detected": now, **signal.stamps, "published": now}

@@ -126,6 +126,9 @@ spec:
         - name: http
           containerPort: {{ $v.containerPort }}
           protocol: TCP
+        - name: metrics
+          containerPort: {{ $v.metrics.port }}
+          protocol: TCP
       envFrom:
         - configMapRef:
             name: {{ include "copytrader.fullname" $root }}-config

@@ -11,14 +11,17 @@ form.addEventListener("submit", async (event) => {
   event.preventDefault();
   errorBox.hidden = true;
   const body = { username: form.username.value.trim(), password: form.password.value };
+  const next = new URLSearchParams(location.search).get("next");
+  if (next) body.next = next.slice(0, 300);
   const response = await fetch("/api/session", {
     method: "POST", credentials: "same-origin",
     headers: { "Content-Type": "application/json", "X-CSRF-Token": cookie("ct_login") },
     body: JSON.stringify(body),
   });
   if (response.ok) {
-    const next = new URLSearchParams(location.search).get("next");
-    location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/trading";
+    // The server decides where to go (web.redirects.safe_next): always a path on this site.
+    const data = await response.json().catch(() => ({}));
+    location.href = typeof data.next === "string" && /^\/(?![\/\\])/.test(data.next) ? data.next : "/trading";
     return;
   }
   const data = await response.json().catch(() => ({}));

@@ -1,0 +1,98 @@
+"""Copy rules and the YAML configuration file: the same rule schema serves the file, the
+REST API and the ``copy.controls`` rule records, so a rule refused in one is refused in all."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+import msgspec
+
+from . import bounds as b
+from .types import (
+    ConfigOptions,
+    Id,
+    PositiveQuantity,
+    Quantity,
+    ScalingMode,
+    SymbolRoot,
+    Text,
+    Url,
+)
+
+EnvName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+SymbolMap = Annotated[dict[SymbolRoot, SymbolRoot], msgspec.Meta(max_length=b.MAX_SYMBOL_MAP)]
+
+
+class RuleIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One follower's scaling rule (``app.scaling.CopyRule`` once validated)."""
+
+    mode: ScalingMode = "multiplier"
+    quantity: PositiveQuantity = 1
+    # A number or a decimal string ("0.5"): the dashboard and the control records send strings.
+    multiplier: Decimal = Decimal(1)
+    max_quantity: PositiveQuantity | None = None
+    min_quantity: Quantity = 1
+    symbol_map: SymbolMap = msgspec.field(default_factory=dict)
+    inverse: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            b.check_decimal(self.multiplier, maximum=b.MAX_MULTIPLIER)
+        except b.BoundError as exc:
+            raise ValueError(f"multiplier: {exc}") from None
+
+
+def check_size(size: Decimal) -> None:
+    try:
+        b.check_decimal(size, maximum=b.MAX_ACCOUNT_SIZE, what="size")
+    except b.BoundError as exc:
+        raise ValueError(f"size: {exc}") from None
+
+
+class SessionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    id: Id
+    platform: Id
+    endpoint: Url | None = None
+    username: Text | None = None
+    secret_env: EnvName | None = None
+    options: ConfigOptions = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.endpoint is not None:
+            try:
+                b.check_endpoint(self.endpoint)
+            except b.BoundError as exc:
+                raise ValueError(f"endpoint: {exc}") from None
+
+
+class AccountIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    id: Id
+    session: Id
+    broker_account: Id | None = None
+    size: Decimal = Decimal(50000)
+
+    def __post_init__(self) -> None:
+        check_size(self.size)
+
+
+class FollowerIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    account: Id
+    rule: RuleIn | None = None
+    enabled: bool = True
+
+
+class GroupIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    leader: Id
+    id: Id | None = None
+    followers: Annotated[list[FollowerIn], msgspec.Meta(max_length=b.MAX_CONFIG_ITEMS)] | None = None
+    enabled: bool = True
+
+
+class ConfigIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The whole file. Cross-references (a follower's account exists, ids are unique, a
+    platform is known) are checked by ``app.config``, which knows the adapters."""
+
+    sessions: Annotated[list[SessionIn], msgspec.Meta(max_length=b.MAX_CONFIG_ITEMS)] | None = None
+    accounts: Annotated[list[AccountIn], msgspec.Meta(max_length=b.MAX_CONFIG_ITEMS)] | None = None
+    copy_groups: Annotated[list[GroupIn], msgspec.Meta(max_length=b.MAX_CONFIG_ITEMS)] | None = None

@@ -1,0 +1,138 @@
+"""A value that passes the schemas can no longer stop a stage, and one that meets a stage anyway
+is reported on ``order.errors`` while the next message is handled (issue #12, finding 1)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from copytrader.agents.outbox import MemoryOutbox
+from copytrader.app import ids
+from copytrader.app.config import parse_config
+from copytrader.app.factory import CopyTraderApp, create_app
+from copytrader.app.records import Execution, OrderIntent, RecordError, TradeSignal
+from copytrader.app.scaling import CopyRule
+from copytrader.app.settings import Settings
+from copytrader.brokers.paper.adapter import reset_venues
+
+CONFIG = {
+    "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "robust-test"}}],
+    "accounts": [{"id": "L", "session": "p"}, {"id": "f1", "session": "p"}, {"id": "f2", "session": "p"}],
+    "copy_groups": [{"id": "g", "leader": "L", "followers": [{"account": "f1"}, {"account": "f2", "rule": {"multiplier": 3}}]}],
+}
+
+
+@pytest.fixture
+def outbox() -> MemoryOutbox:
+    return MemoryOutbox()
+
+
+@pytest.fixture
+def app(tmp_path: Path, outbox: MemoryOutbox) -> Iterator[CopyTraderApp]:
+    reset_venues()
+    settings = Settings(
+        app_id=f"robust-{uuid.uuid4().hex[:8]}", kafka_broker="kafka://127.0.0.1:1", data_dir=tmp_path,
+        roles=("fanout", "track"),
+    )
+    app = create_app(settings, parse_config(CONFIG, env={}), outbox=outbox)
+    app.finalize()
+    app.conf.store = "memory://"
+    app.flow_control.resume()
+    yield app
+    reset_venues()
+
+
+def signal_bytes(n: int, **kw: object) -> bytes:
+    base: dict[str, object] = dict(
+        signal_id=ids.signal_id("L", str(n), "new"), leader_account="L", platform="paper",
+        symbol="ESZ6", side="buy", quantity=2, leader_order_id=str(n), stamps={"detected": 1.0},
+    )
+    return TradeSignal(**{**base, **kw}).dumps()
+
+
+async def test_an_infinite_multiplier_costs_its_follower_one_copy_and_the_group_keeps_copying(
+    app: CopyTraderApp, outbox: MemoryOutbox
+) -> None:
+    app.runtime.planner.controls.set_rule("g", "f2", CopyRule(multiplier=Decimal("Infinity")), True)
+    async with app.agents["fanout"].test_context() as agent:
+        await agent.put(signal_bytes(1), key=b"ESZ6")
+        await agent.put(signal_bytes(2), key=b"ESZ6")
+    assert [(i.signal_id, i.account_id) for i in outbox.sent["intent"]] == [("L:1:new", "f1"), ("L:2:new", "f1")]
+    assert {(e.account_id, e.code) for e in outbox.sent["error"]} == {("f2", "RULE")}
+
+
+async def test_an_infinite_limit_price_is_refused_naming_the_field_and_the_next_signal_is_copied(
+    app: CopyTraderApp, outbox: MemoryOutbox
+) -> None:
+    bad = b'{"signal_id": "s1", "leader_account": "L", "symbol": "ESZ6", "side": "buy", "quantity": 1, ' \
+          b'"order_type": "limit", "limit_price": "Infinity"}'
+    async with app.agents["fanout"].test_context() as agent:
+        await agent.put(bad, key=b"ESZ6")
+        await agent.put(signal_bytes(3), key=b"ESZ6")
+    (error,) = outbox.sent["error"]
+    assert error.code == "MALFORMED" and "limit_price" in error.reason
+    assert {i.account_id for i in outbox.sent["intent"]} == {"f1", "f2"}
+
+
+async def test_an_unexpected_fanout_failure_is_reported_and_the_next_signal_is_copied(
+    app: CopyTraderApp, outbox: MemoryOutbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planner = app.runtime.planner
+    real = planner.plan
+    calls = iter([RuntimeError("boom"), None])
+
+    def plan(signal: TradeSignal):  # type: ignore[no-untyped-def]  # patched method
+        failure = next(calls)
+        if failure is not None:
+            raise failure
+        return real(signal)
+
+    monkeypatch.setattr(planner, "plan", plan)
+    async with app.agents["fanout"].test_context() as agent:
+        await agent.put(signal_bytes(4), key=b"ESZ6")
+        await agent.put(signal_bytes(5), key=b"ESZ6")
+    (error,) = outbox.sent["error"]
+    assert (error.code, error.stage, error.signal_id) == ("INTERNAL", "fanout", "L:4:new")
+    assert {i.signal_id for i in outbox.sent["intent"]} == {"L:5:new"}
+
+
+async def test_the_tracker_reports_a_fill_it_cannot_count_and_counts_the_next(
+    app: CopyTraderApp, outbox: MemoryOutbox
+) -> None:
+    """Decimal's InvalidOperation is an ArithmeticError, not a ValueError: it used to kill the
+    tracker's stream (positions showed 4 where 8 were filled)."""
+
+    def fill(n: int, price: str) -> Execution:
+        return Execution(execution_id=f"f1|o{n}|fill|{n}", account_id="f1", platform="paper", kind="fill",
+                         symbol="ESZ6", side="buy", quantity=2, price=Decimal(price))
+
+    async with app.agents["tracker"].test_context() as agent:
+        # Finite, but its average cannot be kept to 6 decimals in 28 digits: InvalidOperation.
+        await agent.put(fill(1, "1e30"), key=b"f1")
+        await agent.put(fill(2, "5000"), key=b"f1")
+    (error,) = outbox.sent["error"]
+    assert (error.stage, error.code) == ("track", "BAD_FILL")
+    assert app.runtime.tables["positions"]["f1|ESZ6"].net_quantity == 2
+
+
+def test_non_finite_prices_never_reach_a_broker_or_the_tracker() -> None:
+    base = dict(client_order_id="CT1", signal_id="s", account_id="f1", platform="paper", leader_account="L",
+                action="place", symbol="ESZ6", side="buy", quantity=1, order_type="limit")
+    for price in ("Infinity", "NaN", "-Infinity", "0"):
+        with pytest.raises(RecordError, match="limit_price"):
+            OrderIntent(limit_price=Decimal(price), **base)
+        with pytest.raises(RecordError, match="price"):
+            Execution(execution_id="e", account_id="f1", platform="paper", kind="fill", quantity=1, price=Decimal(price))
+
+
+def test_an_intent_for_an_absurd_quantity_never_reaches_a_broker() -> None:
+    base = dict(client_order_id="CT1", signal_id="s", account_id="f1", platform="paper", leader_account="L",
+                action="place", symbol="ESZ6", side="buy")
+    for quantity in (10**30, 2**63):
+        with pytest.raises(RecordError, match="quantity"):
+            OrderIntent(quantity=quantity, **base)
+    assert OrderIntent(quantity=5, **base).quantity == 5
