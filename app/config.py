@@ -127,9 +127,30 @@ def _parse_sessions(items: list[schemas.SessionIn], env: dict[str, str]) -> dict
             secret = env[item.secret_env]
         sessions[item.id] = SessionConfig(
             platform=item.platform, session_id=item.id, accounts={}, endpoint=item.endpoint,
-            username=item.username, secret=secret, options=dict(item.options),
+            username=item.username, secret=secret, options=_resolve_secret_options(item.options, env, where),
         )
     return sessions
+
+
+def _resolve_secret_options(options: dict[str, Any], env: dict[str, str], where: str) -> dict[str, Any]:
+    """``<name>_env: VARIABLE`` puts the variable's value into option ``<name>``.
+
+    Why: some platforms need a second secret beside the password (Tradovate's API ``sec``);
+    like ``secret_env`` it must come from the environment, never from the file.
+    """
+    resolved = {k: v for k, v in options.items() if not k.endswith("_env")}
+    for key, variable in options.items():
+        if not key.endswith("_env"):
+            continue
+        name = key.removesuffix("_env")
+        if not name or not isinstance(variable, str):
+            raise ConfigError(f"{where}.options.{key}", "must name an environment variable")
+        if name in resolved:
+            raise ConfigError(f"{where}.options.{key}", f"option {name!r} is given both directly and from the environment")
+        if variable not in env:
+            raise ConfigError(f"{where}.options.{key}", f"environment variable {variable} is not set")
+        resolved[name] = env[variable]
+    return resolved
 
 
 def _parse_accounts(items: list[schemas.AccountIn], sessions: dict[str, SessionConfig]) -> dict[str, Account]:

@@ -308,3 +308,14 @@ def test_worker_replicas_are_capped_by_max_workers() -> None:
     )
     assert too_many.returncode != 0
     assert "maxWorkers" in too_many.stderr and "trade.signals" in too_many.stderr
+
+
+@needs_helm
+def test_the_default_accounts_file_is_one_the_workers_accept() -> None:
+    """A default install must start: the chart's accounts file parses with the app's loader."""
+    from copytrader.app.config import parse_config
+
+    config_map = one(render(), "ConfigMap", lambda d: d["metadata"]["name"].endswith("-accounts"))
+    (text,) = config_map["data"].values()
+    parsed = parse_config(yaml.safe_load(text), env={})
+    assert parsed.accounts == {} and parsed.groups == ()

@@ -69,3 +69,14 @@ def test_leader_cannot_follow_itself_and_duplicates_refused() -> None:
     assert "itself" in str(error_of(data))
     data = config(copy_groups=[{"leader": "L", "followers": [{"account": "f1"}, {"account": "f1"}]}])
     assert error_of(data).path == "copy_groups[0].followers[1].account"
+
+
+def test_secret_options_come_from_the_environment() -> None:
+    """Tradovate's API ``sec`` is a second secret: ``sec_env`` names its variable."""
+    sessions = [{"id": "s1", "platform": "paper"},
+                {"id": "s2", "platform": "paper", "secret_env": "CT_SECRET", "options": {"cid": 7, "sec_env": "CT_SEC"}}]
+    parsed = parse_config(config(sessions=sessions), env={"CT_SECRET": "x", "CT_SEC": "0d2c-uuid"})
+    assert parsed.sessions["s2"].options == {"cid": 7, "sec": "0d2c-uuid"}
+    assert error_of(config(sessions=sessions)).path == "sessions[1].options.sec_env"
+    both = [sessions[0], {**sessions[1], "options": {"sec": "inline", "sec_env": "CT_SEC"}}]
+    assert "both directly" in str(error_of(config(sessions=both), env={"CT_SECRET": "x", "CT_SEC": "y"}))
