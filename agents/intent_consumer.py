@@ -10,9 +10,16 @@ where the intents are executed: one hop.
 
 Delivery contract, the same as the Faust agent's manual acks: an offset is committed only once
 every intent of its batch (and of every earlier batch of the partition) has finished in its
-lane, so a crash or a rebalance redelivers unfinished intents and the derived client order id
-absorbs the redelivery. On revocation the consumer first lets the revoked partitions' in-flight
-intents finish (bounded), then commits, so the next owner starts after them.
+lane, so a crash or a rebalance redelivers unfinished intents. On revocation the consumer first
+lets the revoked partitions' in-flight intents finish (bounded), then commits, so the next owner
+starts after them.
+
+Which batches may be redeliveries: every record below the partition's end offset at the moment
+this consumer was assigned the partition was written before this consumer owned it, so the
+previous owner (maybe another host, whose attempt journal this one cannot read) may have sent
+it to the broker. Those are handed on as ``redelivered``; the executor looks their orders up at
+the broker before placing. Records appended after the assignment are fresh: only this consumer
+can have seen them.
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ log = logging.getLogger(__name__)
 
 LOG_APPEND_TIME = 1  # Kafka's timestamp type: the broker's clock when it appended the record
 
-Submit = Callable[[IntentBatch, Callable[[], Awaitable[object]]], None]
+# submit(batch, done, redelivered): ``done`` acks the batch; ``redelivered`` says a previous
+# owner of the partition may already have handled it.
+Submit = Callable[[IntentBatch, Callable[[], Awaitable[object]], bool], None]
 
 
 class PartitionProgress:
@@ -128,6 +137,9 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         self._room.set()
         self._finished_one = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Per assigned partition: its end offset when assigned (None: not known yet). Records
+        # below it may have been handled by the partition's previous owner.
+        self._assigned_end: dict[TopicPartition, int | None] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -218,9 +230,25 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         async def done(tp: TopicPartition = tp, offset: int = record.offset) -> None:
             self._finished(tp, offset)
 
-        self.submit(batch, done)
+        self.submit(batch, done, self.redelivered(tp, record.offset))
         if self.progress.in_flight() >= self.max_in_flight:
             self._room.clear()
+
+    def redelivered(self, tp: TopicPartition, offset: int) -> bool:
+        """May a previous owner of the partition have handled this record? (See the module doc.)
+
+        Unknown end offset (the lookup at assignment failed): the partition's high watermark
+        from the first fetch stands in, which is later, so more records count as redelivered,
+        never fewer. A partition never announced as assigned counts wholly as redelivered.
+        """
+        if tp not in self._assigned_end:
+            return True
+        end = self._assigned_end[tp]
+        if end is None:
+            end = self._assigned_end[tp] = self.consumer.highwater(tp) if self._consumer is not None else None
+            if end is None:
+                return True
+        return offset < end
 
     def _finished(self, tp: TopicPartition, offset: int) -> None:
         self.progress.finished(tp, offset)
@@ -263,9 +291,23 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         await self._wait_finished(tps, self.revoke_wait_s)
         await self._commit(tps)
         self.progress.forget(tps)
+        for tp in tps:
+            self._assigned_end.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Nothing to do: fetching starts at the group's committed offsets."""
+        """Note each new partition's end offset: the line between redelivered and fresh records.
+
+        Fetching starts at the group's committed offsets; aiokafka awaits this first.
+        """
+        if not assigned:
+            return
+        try:
+            ends = await self.consumer.end_offsets(list(assigned))
+        except KafkaError as exc:  # the high watermark of the first fetch stands in
+            log.warning("orders.requests: end offsets at assignment unknown (%s)", exc)
+            ends = {}
+        for tp in assigned:
+            self._assigned_end[tp] = ends.get(tp)
 
     # -- switching over from the Faust agent -------------------------------------------------
     async def _adopt_offsets(self) -> None:
