@@ -134,7 +134,7 @@ class OrderRouter:
             log.info("intent %s already executed here; redelivery ignored", key)
             return
         with copy_deadline(self.deadline_s):
-            prior = await self.journal.begin(key, intent.account_id, intent.action) if self.journal else None
+            prior = await self.journal.begin(key, intent.account_id, intent.action) if self.journal is not None else None
             if prior is not None and prior.done:
                 await self._report_again(intent, prior)
             else:
@@ -179,12 +179,15 @@ class OrderRouter:
             flight = self.inflight.get(key)
             if flight is not None:  # a fill may have completed it during the broker call
                 flight.stamps = stamps
-            if not ack.duplicate:
+            # Found by a lookup after this very attempt's answer was lost: placed now, not a
+            # redelivery. ``duplicate`` means an earlier delivery had placed it.
+            duplicate = ack.duplicate and uncertain
+            if not duplicate:
                 stats.orders_placed += 1
             stats.last_copy_ms = (stamps["acked"] - stamps.get("detected", stamps["sent"])) * 1000
             if self.journal is not None:
                 self.journal.finish(key, _ACK_KIND[intent.action], ack.broker_order_id)
-            await self._acked(intent, ack.broker_order_id, ack.duplicate, stamps)
+            await self._acked(intent, ack.broker_order_id, duplicate, stamps)
 
     async def _acked(self, intent: OrderIntent, broker_order_id: str, duplicate: bool, stamps: dict[str, float]) -> None:
         key = intent.client_order_id
