@@ -50,6 +50,7 @@ class SimExchange:
         self._listeners: list[Listener] = []
         self._live: dict[str, SimOrder] = {}  # working orders, pruned lazily as they finish
         self._fault_listeners: list[FaultListener] = []
+        self._children: dict[str, list[SimOrder]] = {}  # parent order id → held OSO children
 
     # -- wiring ----------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -102,11 +103,14 @@ class SimExchange:
         client_order_id: str | None = None,
         bracket: Bracket | None = None,
         oco_group: str | None = None,
+        parent_id: str | None = None,
     ) -> tuple[SimOrder, bool]:
         """Accept or reject a new order; returns ``(order, duplicate)``.
 
         A repeated client order id is a second order unless the exchange was built with
         ``dedupe_client_ids`` (then the original order is returned untouched, ``duplicate``).
+        ``parent_id`` makes an order-sends-order child (Tradovate placeOSO): it is held
+        (PENDING, never matched) until its parent fills, and cancelled if the parent ends unfilled.
         """
         account = self.account(account_name)
         if self.dedupe_client_ids and client_order_id and client_order_id in account.by_client_id:
@@ -124,8 +128,11 @@ class SimExchange:
             time_in_force=time_in_force,
             bracket=bracket,
             oco_group=oco_group,
+            parent_id=parent_id,
         )
         account.orders[order.order_id] = order
+        if parent_id is not None:
+            return self._hold(account, order), False
         self._live[order.order_id] = order
         if client_order_id:
             account.by_client_id.setdefault(client_order_id, order.order_id)  # the first one
@@ -138,6 +145,29 @@ class SimExchange:
         self._publish(order.to_event())
         self._match(order)
         return order, False
+
+    def _hold(self, account: SimAccount, order: SimOrder) -> SimOrder:
+        """Accept a child order without working it; ``_release_children`` starts it."""
+        if order.client_order_id:
+            account.by_client_id.setdefault(order.client_order_id, order.order_id)
+        order.status = OrderStatus.PENDING
+        assert order.parent_id is not None
+        self._children.setdefault(order.parent_id, []).append(order)
+        self._publish(order.to_event())
+        return order
+
+    def _release_children(self, parent: SimOrder) -> None:
+        """The parent is final: work its held children for the filled quantity, or cancel them."""
+        for child in self._children.pop(parent.order_id, []):
+            if child.status is not OrderStatus.PENDING:
+                continue
+            if parent.filled_quantity <= 0:
+                self._finish(child, OrderStatus.CANCELLED, f"parent {parent.status.value}")
+                continue
+            child.quantity, child.status, child.updated_at = parent.filled_quantity, OrderStatus.WORKING, utcnow()
+            self._live[child.order_id] = child
+            self._publish(child.to_event())
+            self._match(child)
 
     def _reject_reason(self, account: SimAccount, order: SimOrder) -> tuple[str, str] | None:
         """``(code, text)`` of why the order is refused, or None to accept it."""
@@ -283,6 +313,8 @@ class SimExchange:
 
     # -- matching ----------------------------------------------------------------------
     def _match(self, order: SimOrder) -> None:
+        if order.status is OrderStatus.PENDING and order.parent_id is not None:
+            return  # an OSO child waits for its parent
         last = self.prices.price(order.symbol)
         price = self._marketable_price(order, last)
         if price is None:
@@ -361,6 +393,7 @@ class SimExchange:
                     self._finish(other, OrderStatus.CANCELLED, "oco sibling filled")
         if order.bracket and order.average_price is not None:
             self._spawn_bracket(order, order.bracket, order.average_price)
+        self._release_children(order)
 
     def _spawn_bracket(self, entry: SimOrder, bracket: Bracket, entry_price: Decimal) -> None:
         exit_side = entry.side.opposite()
@@ -390,3 +423,4 @@ class SimExchange:
     def _finish(self, order: SimOrder, status: OrderStatus, reason: str | None) -> None:
         order.status, order.reason, order.updated_at = status, reason, utcnow()
         self._publish(order.to_event())
+        self._release_children(order)

@@ -1,8 +1,12 @@
 """TradovateAdapter: the BrokerAdapter contract over Tradovate's REST + WebSocket API.
 
 Commands go by REST, events come by the user WebSocket (see :mod:`.transport` for why).
-Our client order id is sent as ``clOrdId`` and the server dedupes on it per account, so any
-doubtful place (timeout, 401, penalty) is simply resent: it can neither be lost nor doubled.
+Our client order id is sent as ``clOrdId`` on every request that creates an order. Tradovate
+documents no uniqueness for it: a repeated ``clOrdId`` is a second order. So a place is never
+resent after the request may have left (timeout, reset, 5xx): it fails with
+``BrokerUnavailable(sent=True)`` and the executor asks :meth:`TradovateAdapter.lookup`, which
+reads the broker's own order and command entities, before it places again. A 401 or a penalty
+ticket is resent: the server refused those requests without carrying them out.
 ``isAutomated: true`` is sent on every order, as Tradovate requires for non-human orders.
 Options: ``appId``, ``appVersion``, ``cid``, ``sec``, ``deviceId``, ``renew_margin_s``,
 ``heartbeat_s``, ``request_timeout_s``, ``rate_limits``, ``ws_url``, ``live``.
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -37,9 +42,11 @@ from ..ratebudget import Priority, RateBudget
 from . import parsing
 from . import schemas as s
 from .config import TradovateConfig
+from .lookup import lookup_order
 from .state import EntityCache
 from .transport import RestClient, UserSocket
 
+log = logging.getLogger(__name__)
 Json = dict[str, Any]
 _STATES = {"connected": ConnectionState.CONNECTED, "connecting": ConnectionState.CONNECTING,
            "degraded": ConnectionState.DEGRADED}
@@ -61,6 +68,7 @@ class TradovateAdapter(BrokerAdapter):
         self._symbols: dict[int, str] = {}
         self._contracts: dict[str, int] = {}
         self.cache = EntityCache({}, self._symbol)
+        self.cache.on_protocol_error = self._protocol_error
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -129,6 +137,11 @@ class TradovateAdapter(BrokerAdapter):
         for event in await self.cache.apply(str(data.get("entityType")), data.get("entity") or {}):
             self._emit(event)
 
+    def _protocol_error(self, exc: parsing.UnknownEnumValue) -> None:
+        """An unreadable value from the broker: keep its raw text where health shows it."""
+        log.error("tradovate session %s: %s", self.config.session_id, exc)
+        self._last_error = str(exc)
+
     def _on_state(self, state: str, reason: str | None) -> None:
         self._set_state(_STATES.get(state, ConnectionState.DEGRADED), reason)
 
@@ -161,18 +174,34 @@ class TradovateAdapter(BrokerAdapter):
     async def place(self, command: PlaceOrder) -> OrderAck:
         rest = self._rest()
         account_id = self._account_ids[command.account_id]
-        seen_before = self.cache.order_for(account_id, command.client_order_id) is not None
         body = s.place_order_body(
             self.broker_account(command.account_id), account_id, command.client_order_id,
             parsing.action(command.side), command.symbol.upper(), command.quantity,
             parsing.order_type(command.order_type), parsing.price_out(command.limit_price),
             parsing.price_out(command.stop_price), parsing.tif(command.time_in_force))
-        reply = await rest.call("order/placeorder", body, priority=Priority.ENTRY)
+        reply = await rest.call("order/placeorder", body, priority=Priority.ENTRY, resend=False)
         self._raise_failure(reply, rejected=True)
         order_id = int(reply["orderId"])
         self.cache.provisional(order_id, account_id, self._contracts.get(command.symbol.upper(), 0), body)
         return OrderAck(command.account_id, command.client_order_id, str(order_id),
-                        self.cache.status_of(order_id), duplicate=seen_before)
+                        self.cache.status_of(order_id))
+
+    async def lookup(self, account_id: str, client_order_id: str) -> OrderAck | None:
+        """Ask Tradovate, not the cache: the account's orders, then their commands' ``clOrdId``.
+
+        The Order entity has no clOrdId; the Command that created it (``commandType: New``)
+        does. ``order/deps?masterid=<accountId>`` lists the account's orders and
+        ``command/ldeps?masterids=...`` their commands. Several matches (a repeated clOrdId)
+        answer with the first order; ``None`` only when the broker answered and holds none.
+        """
+        rest = self._rest()
+        tv_account = self._account_ids[account_id]
+        found = await lookup_order(rest, tv_account, client_order_id)
+        if found is None:
+            return None
+        order, _command = found
+        status = parsing.status_from(str(order.get("ordStatus") or ""))
+        return OrderAck(account_id, client_order_id, str(order["id"]), status, duplicate=True)
 
     async def modify(self, command: ModifyOrder) -> OrderAck:
         view = self._view(command.account_id, command.client_order_id)
@@ -193,9 +222,22 @@ class TradovateAdapter(BrokerAdapter):
                             OrderStatus.CANCELLED, duplicate=True)
         reply = await self._rest().call("order/cancelorder", s.cancel_order_body(view.order_id),
                                         priority=Priority.CANCEL)
-        self._raise_failure(reply, rejected=False)
+        try:
+            self._raise_failure(reply, rejected=False)
+        except UnknownOrder:
+            # The transport resends a cancel whose answer was lost (a cancel is idempotent in
+            # effect); the resend then finds the order final. Ask the broker which final state.
+            if await self._broker_ord_status(view.order_id) == s.CANCELED:
+                return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
+                                OrderStatus.CANCELLED, duplicate=True)
+            raise
         return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
                         self.cache.status_of(view.order_id))
+
+    async def _broker_ord_status(self, order_id: int) -> str | None:
+        found = await self._rest().call("order/item", method="GET", query={"id": order_id},
+                                        priority=Priority.CANCEL)
+        return str(found.get("ordStatus")) if isinstance(found, dict) else None
 
     async def flatten(self, command: FlattenPosition) -> OrderAck:
         account_id = self._account_ids[command.account_id]

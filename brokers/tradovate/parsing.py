@@ -1,17 +1,63 @@
 """Translation between brokers.model and Tradovate's vocabulary (enum strings, numbers).
 
 Prices cross the wire as JSON numbers; they become ``Decimal`` through ``str()`` so a
-``5000.25`` never turns into ``5000.2499999``. Unknown enum strings map to a safe default
-rather than raising: a new status string from the broker must not kill the event loop.
+``5000.25`` never turns into ``5000.2499999``. Order-status strings map to a safe default; the
+``commandStatus`` reader is strict and raises :class:`UnknownEnumValue` carrying the raw text,
+which the entity cache records instead of crashing: a new string must not kill the feed.
 """
 
 from __future__ import annotations
 
+import enum
 from decimal import Decimal
 from typing import Any
 
+from ..errors import BrokerError
 from ..model import OrderStatus, OrderType, Side, TimeInForce
 from . import schemas as s
+
+
+class UnknownEnumValue(BrokerError):
+    """Tradovate sent an enum string this adapter does not know; ``raw`` is the text as sent.
+
+    Raised by the strict readers (``command_outcome``); the entity cache catches it, keeps the
+    raw text for health and the logs, and carries on: a new value must never stop the feed.
+    """
+
+    def __init__(self, field: str, raw: Any) -> None:
+        super().__init__(f"unknown Tradovate {field} {raw!r}", code=str(raw))
+        self.field = field
+        self.raw = raw
+
+
+class CommandOutcome(str, enum.Enum):
+    """What a ``commandStatus`` means for the request that made the command."""
+
+    PENDING = "pending"      # still on its way (risk, hold, queue)
+    EXECUTED = "executed"    # reached the exchange: it took effect
+    REJECTED = "rejected"    # refused or stopped: it took no effect
+
+
+#: Every value of the CommandStatus enum (services-api docs Command.md / CommandReport.md).
+#: ExecutionStopped/ExecutionSuspended are not described further: "stopped" is read as final
+#: without effect, "suspended" as still pending (it may resume), the safe reading of each.
+_COMMAND_OUTCOME = {
+    s.CMD_PENDING: CommandOutcome.PENDING, s.CMD_PENDING_EXECUTION: CommandOutcome.PENDING,
+    s.CMD_ON_HOLD: CommandOutcome.PENDING, s.CMD_RISK_PASSED: CommandOutcome.PENDING,
+    s.CMD_EXECUTION_SUSPENDED: CommandOutcome.PENDING,
+    s.CMD_AT_EXECUTION: CommandOutcome.EXECUTED, s.CMD_REPLACED: CommandOutcome.EXECUTED,
+    s.CMD_EXECUTION_REJECTED: CommandOutcome.REJECTED, s.CMD_RISK_REJECTED: CommandOutcome.REJECTED,
+    s.CMD_EXECUTION_STOPPED: CommandOutcome.REJECTED,
+}
+assert set(_COMMAND_OUTCOME) == s.COMMAND_STATUSES
+
+
+def command_outcome(value: Any) -> CommandOutcome:
+    """Strict: an unknown ``commandStatus`` raises :class:`UnknownEnumValue` with the raw text."""
+    try:
+        return _COMMAND_OUTCOME[value]
+    except (KeyError, TypeError):
+        raise UnknownEnumValue("commandStatus", value) from None
 
 _SIDE_TO = {Side.BUY: s.BUY, Side.SELL: s.SELL}
 _SIDE_FROM = {v: k for k, v in _SIDE_TO.items()}
@@ -35,7 +81,7 @@ _STATUS_FROM = {
     "PendingCancel": OrderStatus.WORKING, s.WORKING: OrderStatus.WORKING,
     s.FILLED: OrderStatus.FILLED, s.COMPLETED: OrderStatus.FILLED,
     s.CANCELED: OrderStatus.CANCELLED, s.REJECTED: OrderStatus.REJECTED,
-    s.EXPIRED: OrderStatus.EXPIRED, "Suspended": OrderStatus.WORKING,
+    s.EXPIRED: OrderStatus.EXPIRED, s.SUSPENDED: OrderStatus.PENDING,
 }
 
 

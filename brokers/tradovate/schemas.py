@@ -21,15 +21,36 @@ TIF_DAY, TIF_GTC, TIF_IOC, TIF_FOK = "Day", "GTC", "IOC", "FOK"
 
 # OrderStatus
 WORKING, FILLED, CANCELED, REJECTED, EXPIRED = "Working", "Filled", "Canceled", "Rejected", "Expired"
-PENDING_NEW, COMPLETED = "PendingNew", "Completed"
+PENDING_NEW, COMPLETED, SUSPENDED = "PendingNew", "Completed", "Suspended"
 
-# ExecutionReport.execType
+# ExecutionReport.execType: all 16 values of the API's enum (services-api docs ExecutionReport.md)
 EXEC_NEW, EXEC_TRADE, EXEC_REPLACED = "New", "Trade", "Replaced"
 EXEC_CANCELED, EXEC_REJECTED, EXEC_EXPIRED = "Canceled", "Rejected", "Expired"
+EXEC_TRADE_CANCEL, EXEC_TRADE_CORRECT = "TradeCancel", "TradeCorrect"   # a bust, a correction
+EXEC_SUSPENDED = "Suspended"
+EXEC_TYPES = frozenset({
+    "Canceled", "Completed", "DoneForDay", "Expired", "New", "OrderStatus", "PendingCancel",
+    "PendingNew", "PendingReplace", "Rejected", "Replaced", "Stopped", "Suspended", "Trade",
+    "TradeCancel", "TradeCorrect",
+})
 
-# Command.commandType / commandStatus
+# Command.commandType / commandStatus. The status enum has exactly these ten values
+# (services-api docs Command.md, CommandReport.md); there is no "ExecutionSuccess".
 CMD_NEW, CMD_MODIFY, CMD_CANCEL = "New", "Modify", "Cancel"
-CMD_EXECUTED, CMD_REJECTED = "ExecutionSuccess", "ExecutionRejected"
+CMD_AT_EXECUTION, CMD_EXECUTION_REJECTED = "AtExecution", "ExecutionRejected"
+CMD_EXECUTION_STOPPED, CMD_EXECUTION_SUSPENDED = "ExecutionStopped", "ExecutionSuspended"
+CMD_ON_HOLD, CMD_PENDING, CMD_PENDING_EXECUTION = "OnHold", "Pending", "PendingExecution"
+CMD_REPLACED, CMD_RISK_PASSED, CMD_RISK_REJECTED = "Replaced", "RiskPassed", "RiskRejected"
+COMMAND_STATUSES = frozenset({
+    CMD_AT_EXECUTION, CMD_EXECUTION_REJECTED, CMD_EXECUTION_STOPPED, CMD_EXECUTION_SUSPENDED,
+    CMD_ON_HOLD, CMD_PENDING, CMD_PENDING_EXECUTION, CMD_REPLACED, CMD_RISK_PASSED, CMD_RISK_REJECTED,
+})
+#: What the simulator reports for a command the exchange took, and for one it refused.
+CMD_EXECUTED, CMD_REJECTED = CMD_AT_EXECUTION, CMD_EXECUTION_REJECTED
+
+# Query parameters of the entity read endpoints: ``<entity>/deps?masterid=`` (one master) and
+# ``<entity>/ldeps?masterids=1,2`` (several).
+MASTER_ID, MASTER_IDS = "masterid", "masterids"
 
 # props eventType / entityType
 CREATED, UPDATED, DELETED = "Created", "Updated", "Deleted"
@@ -75,6 +96,16 @@ class PlaceOrderResult(TypedDict, total=False):
     failureText: str
     orderId: int
     ocoId: int
+    oso1Id: int
+    oso2Id: int
+
+
+class PlaceOsoResult(TypedDict, total=False):
+    """``order/placeOSO``: the entry's ``orderId`` and each bracket's own id."""
+
+    failureReason: str
+    failureText: str
+    orderId: int
     oso1Id: int
     oso2Id: int
 
@@ -256,7 +287,29 @@ def cancel_order_body(order_id: int) -> Json:
     return {"orderId": order_id, "isAutomated": True}
 
 
+def restrained_order_version(action: str, cl_ord_id: str | None, order_type: str,
+                             price: float | None, stop_price: float | None, tif: str) -> Json:
+    """One ``bracket1``/``bracket2`` of placeOSO (RestrainedOrderVersion: no symbol, no qty)."""
+    body: Json = {"action": action, "orderType": order_type, "timeInForce": tif}
+    if cl_ord_id is not None:
+        body["clOrdId"] = cl_ord_id
+    if price is not None:
+        body["price"] = price
+    if stop_price is not None:
+        body["stopPrice"] = stop_price
+    return body
+
+
+def place_oso_body(entry: Json, bracket1: Json, bracket2: Json | None) -> Json:
+    """placeOSO = a placeorder body plus ``bracket1`` and, optionally, ``bracket2``."""
+    body = {**entry, "bracket1": bracket1}
+    if bracket2 is not None:
+        body["bracket2"] = bracket2
+    return body
+
+
 def liquidate_body(account_id: int, contract_id: int) -> Json:
+    """LiquidatePosition has no ``clOrdId`` (only ``customTag50``): see the adapter's flatten."""
     return {"accountId": account_id, "contractId": contract_id, "admin": False}
 
 

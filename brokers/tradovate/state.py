@@ -9,6 +9,7 @@ reconnect and also covers orders another client placed on the same account (the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,6 +18,8 @@ from typing import Any
 from ..model import BrokerEvent, FillEvent, OrderEvent, OrderStatus, PositionEvent
 from . import parsing
 from . import schemas as s
+
+log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 SymbolLookup = Callable[[int], Awaitable[str]]
@@ -49,13 +52,17 @@ class EntityCache:
         self.filled: dict[int, int] = {}                   # orderId → sum of fill qty seen
         self._seen_reports: set[int] = set()
         self._seen_fills: set[int] = set()
+        self.commands: dict[int, tuple[int, str]] = {}     # commandId → (orderId, commandType)
+        self._seen_command_reports: set[int] = set()
+        #: Called with every value the adapter could not read (raw text inside); never raises.
+        self.on_protocol_error: Callable[[parsing.UnknownEnumValue], None] = _log_protocol_error
 
     # -- snapshot ------------------------------------------------------------------------------
     async def apply_snapshot(self, snap: Json, *, emit: bool) -> list[BrokerEvent]:
         """Load a SyncMessage; with ``emit`` return events for what changed since the last view."""
         events: list[BrokerEvent] = []
         for kind, key in ((s.ENTITY_COMMAND, "commands"), (s.ENTITY_ORDER, "orders"),
-                          (s.ENTITY_VERSION, "orderVersions")):
+                          (s.ENTITY_VERSION, "orderVersions"), (s.ENTITY_COMMAND_REPORT, "commandReports")):
             for entity in snap.get(key) or []:
                 await self.apply(kind, entity, emit=False)
         reports = sorted(snap.get("executionReports") or [], key=lambda e: e["id"])
@@ -77,6 +84,9 @@ class EntityCache:
 
     async def _command(self, e: Json, emit: bool) -> list[BrokerEvent]:
         cl_ord_id, order_id = e.get("clOrdId"), e.get("orderId")
+        if e.get("id") is not None and order_id is not None:
+            self.commands[int(e["id"])] = (int(order_id), str(e.get("commandType")))
+        self._outcome(e)
         if cl_ord_id and order_id is not None and e.get("commandType") == s.CMD_NEW:
             self.cl_by_order[int(order_id)] = str(cl_ord_id)
             view = self.orders.get(int(order_id))
@@ -84,6 +94,31 @@ class EntityCache:
                 view.cl_ord_id = str(cl_ord_id)
                 self.by_client[(view.account_id, str(cl_ord_id))] = view.order_id
         return []
+
+    def _outcome(self, e: Json) -> parsing.CommandOutcome | None:
+        try:
+            return parsing.command_outcome(e.get("commandStatus"))
+        except parsing.UnknownEnumValue as exc:
+            self.on_protocol_error(exc)
+            return None
+
+    async def _command_report(self, e: Json, emit: bool) -> list[BrokerEvent]:
+        """A refused modify or cancel becomes an OrderEvent with the reason; a refused New
+        command is already told by the order's own ``Rejected`` execution report."""
+        report_id = int(e["id"])
+        if report_id in self._seen_command_reports:
+            return []
+        self._seen_command_reports.add(report_id)
+        outcome = self._outcome(e)
+        command = self.commands.get(int(e.get("commandId") or -1))
+        if outcome is not parsing.CommandOutcome.REJECTED or command is None or command[1] == s.CMD_NEW:
+            return []
+        view = self.orders.get(command[0])
+        if not emit or view is None or view.account_id not in self.our_ids:
+            return []
+        detail = ": ".join(str(x) for x in (e.get("rejectReason"), e.get("text")) if x)
+        reason = f"{command[1]} {e.get('commandStatus')}" + (f": {detail}" if detail else "")
+        return [await self._order_event(view, reason, s.parse_iso(e.get("timestamp")))]
 
     async def _order(self, e: Json, emit: bool) -> list[BrokerEvent]:
         order_id = int(e["id"])
@@ -192,8 +227,13 @@ class EntityCache:
         return parsing.status_from(view.ord_status, view.cum_qty, view.quantity)
 
 
+def _log_protocol_error(exc: parsing.UnknownEnumValue) -> None:
+    log.error("tradovate: %s (entity kept, value ignored)", exc)
+
+
 _HANDLERS: dict[str, Callable[[EntityCache, Json, bool], Awaitable[list[BrokerEvent]]]] = {
-    s.ENTITY_COMMAND: EntityCache._command, s.ENTITY_ORDER: EntityCache._order,
+    s.ENTITY_COMMAND: EntityCache._command, s.ENTITY_COMMAND_REPORT: EntityCache._command_report,
+    s.ENTITY_ORDER: EntityCache._order,
     s.ENTITY_VERSION: EntityCache._version, s.ENTITY_EXEC: EntityCache._report,
     s.ENTITY_FILL: EntityCache._fill, s.ENTITY_POSITION: EntityCache._position,
 }

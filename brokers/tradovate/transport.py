@@ -101,19 +101,27 @@ class RestClient:
 
     # -- requests ------------------------------------------------------------------------------
     async def call(self, endpoint: str, body: Json | None = None, *, method: str = "POST",
-                   query: dict[str, Any] | None = None, priority: Priority = Priority.ENTRY) -> Any:
-        """One logical request; re-authenticates on 401 and resends with the same body."""
+                   query: dict[str, Any] | None = None, priority: Priority = Priority.ENTRY,
+                   resend: bool = True) -> Any:
+        """One logical request; re-authenticates on 401 and resends with the same body.
+
+        ``resend=False`` (order placement): a transport failure after the request may have left
+        is never retried here, because Tradovate does not dedupe ``clOrdId``; it surfaces as
+        ``BrokerUnavailable(sent=...)`` for the executor to look the order up. A 401 or a penalty
+        ticket is still resent: the server refused those requests without carrying them out.
+        """
         for _ in range(self.config.max_attempts):
             token = await self.ensure_token()
             try:
                 return await self._send(endpoint, body, method=method, auth=True, query=query,
-                                        priority=priority, token=token)
+                                        priority=priority, token=token, resend=resend)
             except TokenExpired:
                 await self._reauthenticate(token)
         raise TokenExpired(f"{endpoint}: token refused after {self.config.max_attempts} attempts")
 
     async def _send(self, endpoint: str, body: Json | None, *, method: str, auth: bool,
-                    priority: Priority, query: dict[str, Any] | None = None, token: str | None = None) -> Any:
+                    priority: Priority, query: dict[str, Any] | None = None, token: str | None = None,
+                    resend: bool = True) -> Any:
         """Send, honouring penalty tickets (wait p-time, resend with ``p-ticket``) and
         retrying transport failures with backoff; 401 surfaces as ``TokenExpired``."""
         url = f"{self.config.rest_url}/{endpoint}"
@@ -128,8 +136,11 @@ class RestClient:
                 data = await self._once(method, url, payload, query, headers)
             except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
                 failures += 1
-                if failures >= self.config.max_attempts:
-                    raise BrokerUnavailable(f"{endpoint}: {exc!r}") from exc
+                # Only a failed connect surely kept the request home; a timeout or reset may
+                # have come after the server carried it out.
+                sent = not isinstance(exc, aiohttp.ClientConnectorError)
+                if failures >= self.config.max_attempts or (sent and not resend):
+                    raise BrokerUnavailable(f"{endpoint}: {exc!r}", sent=sent) from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue

@@ -4,7 +4,10 @@ Tradovate serves the same operations over both (``order/placeorder`` by POST or 
 request), so one dispatcher returns ``(status, payload)`` and each transport frames it. The
 transport-level faults live here too, because they must behave identically on both paths:
 ``expire_token`` → 401, ``rate_limit_next`` → a penalty ticket (HTTP 200 with ``p-ticket``,
-``p-time``, ``p-captcha``) or a bare 429, ``ack_delay_ms`` → a late order reply.
+``p-time``, ``p-captcha``) or a bare 429, ``ack_delay_ms`` → a late order reply, and
+``take_lose_response()`` → the order request is carried out, then its answer is lost: the
+reply is :data:`LOST`, on which the REST route resets the connection and the socket never
+answers. Nothing here dedupes ``clOrdId``: like the real API, a repeated one is a new order.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from .book import TradovateBook
 
 Json = dict[str, Any]
 Reply = tuple[int, Any]
+#: Status of a reply whose answer is lost after the request was carried out.
+LOST_STATUS = 0
+LOST: Reply = (LOST_STATUS, None)
 
 _MASTER_KEY = {"order": "accountId", "position": "accountId", "cashbalance": "accountId",
                "orderversion": "orderId", "fill": "orderId", "command": "orderId",
@@ -169,12 +175,14 @@ class Api:
         spec = body.get("accountSpec")
         return spec if spec in self.book.account_ids else None
 
-    def _submit(self, account: str, spec: Json, *, cl_ord_id: str | None, oco: str | None = None) -> tuple[SimOrder, bool]:
+    def _submit(self, account: str, spec: Json, *, cl_ord_id: str | None, oco: str | None = None,
+                parent: str | None = None) -> tuple[SimOrder, bool]:
         return self.exchange.submit(
             account, symbol=str(spec["symbol"]).upper(), side=parsing.side(spec["action"]),
             quantity=int(spec.get("orderQty", 0)), order_type=parsing.order_type_from(spec.get("orderType")),
             limit_price=parsing.price_in(spec.get("price")), stop_price=parsing.price_in(spec.get("stopPrice")),
             time_in_force=parsing.tif_from(spec.get("timeInForce")), client_order_id=cl_ord_id, oco_group=oco,
+            parent_id=parent,
         )
 
     def _result(self, order: SimOrder) -> Json:
@@ -188,7 +196,11 @@ class Api:
         if account is None:
             return 200, {"failureReason": "Unauthorized", "failureText": "Unknown account"}
         order, _ = self._submit(account, body, cl_ord_id=body.get("clOrdId"))
-        return 200, self._result(order)
+        return self._answer(account, (200, self._result(order)))
+
+    def _answer(self, account: str, reply: Reply) -> Reply:
+        """``reply``, unless the account's faults say this answer is lost (after the fact)."""
+        return LOST if self.exchange.account(account).faults.take_lose_response() else reply
 
     async def _place_oco(self, body: Json) -> Reply:
         account = self._account_name(body)
@@ -200,62 +212,60 @@ class Api:
         second, _ = self._submit(account, other, cl_ord_id=None, oco=group)
         result = self._result(first)
         result["ocoId"] = int(second.order_id)
-        return 200, result
+        return self._answer(account, (200, result))
 
     async def _place_oso(self, body: Json) -> Reply:
-        """Entry now; brackets (one, or two as an OCO pair) go live when the entry fills."""
+        """Entry now; ``bracket1`` (and ``bracket2``, the two linked OCO) are orders at once,
+        held until the entry fills. The answer names all three: ``orderId``, ``oso1Id``, ``oso2Id``."""
         account = self._account_name(body)
         if account is None:
             return 200, {"failureReason": "Unauthorized", "failureText": "Unknown account"}
-        entry, duplicate = self._submit(account, body, cl_ord_id=body.get("clOrdId"))
+        brackets = [b for b in (body.get("bracket1"), body.get("bracket2")) if isinstance(b, dict)]
+        if not brackets:
+            return 200, {"failureReason": "UnknownReason", "failureText": "placeOSO needs bracket1"}
+        entry, _ = self._submit(account, body, cl_ord_id=body.get("clOrdId"))
         result = self._result(entry)
-        if "failureReason" in result or duplicate:
-            return 200, result
-        brackets = [b for b in (body.get("bracket1"), body.get("bracket2")) if b]
+        if "failureReason" in result:
+            return self._answer(account, (200, result))
         group = f"oso-{entry.order_id}" if len(brackets) == 2 else None
-        pending = [{**b, "symbol": body["symbol"], "orderQty": b.get("orderQty", body.get("orderQty"))} for b in brackets]
-
-        def release() -> None:
-            if entry.status.value != "filled":
-                if not entry.status.is_final:
-                    asyncio.get_running_loop().call_later(0.01, release)
-                return
-            for spec in pending:
-                order, _ = self._submit(account, spec, cl_ord_id=None, oco=group)
-                rec = self.book.order_rec(int(order.order_id))
-                if rec is not None:
-                    rec.parent_id = int(entry.order_id)
-
-        asyncio.get_running_loop().call_soon(release)
-        return 200, result
+        for key, bracket in zip(("oso1Id", "oso2Id"), brackets):
+            spec = {**bracket, "symbol": body["symbol"], "orderQty": body.get("orderQty")}
+            child, _ = self._submit(account, spec, cl_ord_id=bracket.get("clOrdId"), oco=group,
+                                    parent=entry.order_id)
+            result[key] = int(child.order_id)
+        return self._answer(account, (200, result))
 
     async def _modify(self, body: Json) -> Reply:
         order_id = int(body.get("orderId", 0))
         rec = self.book.order_rec(order_id)
         if rec is None:
             return 200, {"failureReason": "UnknownReason", "failureText": f"Unknown order {order_id}"}
-        command_id = self.book.begin_command(order_id, s.CMD_MODIFY)
+        command_id = self.book.begin_command(order_id, s.CMD_MODIFY, body.get("clOrdId"))
         try:
             self.exchange.modify(rec.account, str(order_id), quantity=body.get("orderQty"),
                                  limit_price=parsing.price_in(body.get("price")),
                                  stop_price=parsing.price_in(body.get("stopPrice")))
         except SimError as exc:
             self.book.reject_command(command_id, order_id, "TooLate", str(exc))
-            return 200, {"failureReason": parsing.failure_reason(str(exc)), "failureText": str(exc), "commandId": command_id}
-        return 200, {"commandId": command_id}
+            return self._answer(rec.account, (200, {"failureReason": parsing.failure_reason(str(exc)),
+                                                    "failureText": str(exc), "commandId": command_id}))
+        self.book.finish_command(command_id)
+        return self._answer(rec.account, (200, {"commandId": command_id}))
 
     async def _cancel(self, body: Json) -> Reply:
         order_id = int(body.get("orderId", 0))
         rec = self.book.order_rec(order_id)
         if rec is None:
             return 200, {"failureReason": "UnknownReason", "failureText": f"Unknown order {order_id}"}
-        command_id = self.book.begin_command(order_id, s.CMD_CANCEL)
+        command_id = self.book.begin_command(order_id, s.CMD_CANCEL, body.get("clOrdId"))
         try:
             self.exchange.cancel(rec.account, str(order_id))
         except SimError as exc:
             self.book.reject_command(command_id, order_id, "TooLate", str(exc))
-            return 200, {"failureReason": parsing.failure_reason(str(exc)), "failureText": str(exc), "commandId": command_id}
-        return 200, {"commandId": command_id}
+            return self._answer(rec.account, (200, {"failureReason": parsing.failure_reason(str(exc)),
+                                                    "failureText": str(exc), "commandId": command_id}))
+        self.book.finish_command(command_id)
+        return self._answer(rec.account, (200, {"commandId": command_id}))
 
     async def _liquidate(self, body: Json) -> Reply:
         account = self._account_name(body)
@@ -263,7 +273,7 @@ class Api:
         if account is None or symbol is None:
             return 200, {"failureReason": "UnknownReason", "failureText": "Unknown account or contract"}
         closing = self.exchange.flatten(account, symbol)
-        return 200, ({"orderId": int(closing[0].order_id)} if closing else {})
+        return self._answer(account, (200, {"orderId": int(closing[0].order_id)} if closing else {}))
 
 
 _ORDER_OPS = {
@@ -271,4 +281,4 @@ _ORDER_OPS = {
     "modifyorder": Api._modify, "cancelorder": Api._cancel, "liquidateposition": Api._liquidate,
 }
 
-__all__ = ["Api"]
+__all__ = ["LOST", "LOST_STATUS", "Api"]

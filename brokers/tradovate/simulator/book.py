@@ -83,6 +83,9 @@ class TradovateBook:
         self._positions: dict[tuple[str, int], _PositionRec] = {}
         self._sinks: list[PropsSink] = []
         self.pending_oco: dict[str, int] = {}
+        self._commands: dict[int, tuple[str, Json]] = {}   # commandId → (account, entity)
+        self._announced: set[int] = set()   # orders whose execType New went out
+        self._held: set[int] = set()        # OSO children reported Suspended
         exchange.add_listener(self._on_kernel)
 
     def close(self) -> None:
@@ -117,18 +120,42 @@ class TradovateBook:
         return self._orders.get(order_id)
 
     # -- commands the API issues before calling the kernel ------------------------------
-    def begin_command(self, order_id: int, command_type: str) -> int:
+    def begin_command(self, order_id: int, command_type: str, cl_ord_id: str | None = None) -> int:
+        """A Modify/Cancel command enters as ``PendingExecution``; the kernel's answer moves it
+        to ``AtExecution`` (``finish_command``) or ``ExecutionRejected`` (``reject_command``)."""
         rec = self._orders[order_id]
         rec.command_id, rec.command_type = next(self._ids), command_type
-        self._put(s.ENTITY_COMMAND, rec.account, s.command_entity(
-            rec.command_id, order_id, None, command_type, s.CMD_EXECUTED, utcnow()))
+        self._new_command(rec.account, rec.command_id, order_id, cl_ord_id, command_type, utcnow())
         return rec.command_id
+
+    def finish_command(self, command_id: int) -> None:
+        self._command_status(command_id, s.CMD_EXECUTED)
 
     def reject_command(self, command_id: int, order_id: int, reason: str, text: str) -> None:
         rec = self._orders.get(order_id)
         account = rec.account if rec else ""
+        self._command_status(command_id, s.CMD_REJECTED)
         self._put(s.ENTITY_COMMAND_REPORT, account, s.command_report_entity(
-            next(self._ids), command_id, s.CMD_REJECTED, s.REJECTED, utcnow(), reason, text))
+            next(self._ids), command_id, s.CMD_REJECTED, self._ord_status(order_id), utcnow(), reason, text))
+
+    def _new_command(self, account: str, command_id: int, order_id: int, cl_ord_id: str | None,
+                     command_type: str, ts: datetime) -> None:
+        entity = s.command_entity(command_id, order_id, cl_ord_id, command_type, s.CMD_PENDING_EXECUTION, ts)
+        self._commands[command_id] = (account, entity)
+        self._put(s.ENTITY_COMMAND, account, entity)
+
+    def _command_status(self, command_id: int, status: str) -> None:
+        """Move a command to ``status`` once; a final status is never changed again."""
+        found = self._commands.get(command_id)
+        if found is None or found[1]["commandStatus"] != s.CMD_PENDING_EXECUTION:
+            return
+        account, entity = found
+        self._put(s.ENTITY_COMMAND, account, {**entity, "commandStatus": status})
+        self._commands[command_id] = (account, {**entity, "commandStatus": status})
+
+    def _ord_status(self, order_id: int) -> str:
+        rows = self.tables.rows.get(s.ENTITY_ORDER, {})
+        return str(rows[order_id][1]["ordStatus"]) if order_id in rows else s.WORKING
 
     # -- kernel events → entities ----------------------------------------------------------
     def _on_kernel(self, event: KernelEvent) -> None:
@@ -163,8 +190,13 @@ class TradovateBook:
                 rec.version = version
                 self._put_version(rec)
                 self._report(rec, s.EXEC_REPLACED, s.WORKING, now)
-            elif rec.command_type == s.CMD_NEW and rec.cum_qty == 0 and not self._has_new(rec):
+            elif rec.command_type == s.CMD_NEW and rec.cum_qty == 0 and rec.order_id not in self._announced:
+                self._announced.add(rec.order_id)
                 self._report(rec, s.EXEC_NEW, s.WORKING, now)
+        elif event.status is OrderStatus.PENDING and rec.parent_id is not None and rec.order_id not in self._held:
+            # An OSO bracket waiting for its entry (undocumented state; see docs/fidelity).
+            self._held.add(rec.order_id)
+            self._report(rec, s.EXEC_SUSPENDED, s.SUSPENDED, now)
         elif event.status is OrderStatus.CANCELLED:
             self._report(rec, s.EXEC_CANCELED, s.CANCELED, now, text=event.reason)
         elif event.status is OrderStatus.EXPIRED:
@@ -179,16 +211,13 @@ class TradovateBook:
         kernel_order = self.exchange.account(event.account_id).orders[event.broker_order_id]
         if kernel_order.oco_group:
             rec.oco_id = self.pending_oco.setdefault(kernel_order.oco_group, order_id)
+        if kernel_order.parent_id is not None:
+            rec.parent_id = int(kernel_order.parent_id)
         self._orders[order_id] = rec
-        self._put(s.ENTITY_COMMAND, rec.account, s.command_entity(
-            rec.command_id, order_id, rec.cl_ord_id, s.CMD_NEW, s.CMD_EXECUTED, now))
+        self._new_command(rec.account, rec.command_id, order_id, rec.cl_ord_id, s.CMD_NEW, now)
         self._put_order(rec, s.PENDING_NEW, now)
         self._put_version(rec)
         return rec
-
-    def _has_new(self, rec: _OrderRec) -> bool:
-        return any(e["orderId"] == rec.order_id and e["execType"] == s.EXEC_NEW
-                   for e in self.tables.of(s.ENTITY_EXEC, {rec.account}))
 
     def _on_fill(self, event: FillEvent) -> None:
         order_id = int(event.broker_order_id)
@@ -242,15 +271,21 @@ class TradovateBook:
 
     def _report(self, rec: _OrderRec, exec_type: str, status: str, ts: datetime, *, ok: bool = True,
                 reason: str | None = None, text: str | None = None) -> None:
+        command_status = s.CMD_EXECUTED if ok else self._reject_status(rec)
+        self._command_status(rec.command_id, command_status)
         self._put(s.ENTITY_COMMAND_REPORT, rec.account, s.command_report_entity(
-            next(self._ids), rec.command_id, s.CMD_EXECUTED if ok else s.CMD_REJECTED, status, ts,
-            reason, text))
+            next(self._ids), rec.command_id, command_status, status, ts, reason, text))
         order = self.exchange.account(rec.account).orders[str(rec.order_id)]
         self._put(s.ENTITY_EXEC, rec.account, s.execution_report_entity(
             next(self._ids), rec.command_id, self.account_ids[rec.account], rec.contract_id,
             rec.order_id, exec_type, status, rec.action, ts, cum_qty=rec.cum_qty,
             avg_px=parsing.price_out(order.average_price), reject_reason=reason, text=text))
         self._put_order(rec, status, ts)
+
+    def _reject_status(self, rec: _OrderRec) -> str:
+        """Risk limits refuse with ``RiskRejected``; everything else with ``ExecutionRejected``."""
+        order = self.exchange.account(rec.account).orders[str(rec.order_id)]
+        return s.CMD_RISK_REJECTED if order.reject_code == "max_order_size" else s.CMD_REJECTED
 
     def _put(self, kind: str, account: str, entity: Json) -> None:
         created = self.tables.put(kind, account, entity)

@@ -23,7 +23,7 @@ from ...simkernel.faults import FaultSwitches
 from ...simkernel.latency import Latency
 from .. import codec
 from .. import schemas as s
-from .api import Api
+from .api import LOST_STATUS, Api
 from .auth import TokenStore
 from .book import TradovateBook
 
@@ -148,6 +148,10 @@ class TradovateSimulator:
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         status, payload = await self.api.call(request.match_info["endpoint"], dict(request.query), body, token)
+        if status == LOST_STATUS:  # carried out, answer lost: reset the connection, reply nothing
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError("simulated lost response")
         if status == 429:
             return web.Response(status=429)  # docs: "429 Too Many Requests", Content-Length: 0
         if status != 200:
@@ -216,6 +220,8 @@ class TradovateSimulator:
             return
         body = req.json_body()
         status, payload = await self.api.call(endpoint, req.query_params(), body, sock.token)
+        if status == LOST_STATUS:
+            return  # carried out, answer lost: the client's request times out
         if endpoint == "user/syncrequest" and status == 200:
             sock.accounts = self.api._sync_accounts(body if isinstance(body, dict) else {})
             sock.synced = True

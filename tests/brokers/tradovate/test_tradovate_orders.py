@@ -107,14 +107,16 @@ async def test_reject_carries_failure_reason(adapter: TradovateAdapter, sim: Tra
     assert bad_price.value.code == "InvalidPrice"
 
 
-async def test_duplicate_client_order_id_places_once(adapter: TradovateAdapter, sim: TradovateSimulator) -> None:
+async def test_repeated_client_order_id_is_a_new_order(adapter: TradovateAdapter, sim: TradovateSimulator) -> None:
+    """Tradovate documents no uniqueness for clOrdId: the simulator must not dedupe, and the
+    adapter must not pretend it did (the executor looks up before any resend)."""
     command = PlaceOrder("f1", "dup-1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4000"))
     first = await adapter.place(command)
     second = await adapter.place(command)
-    assert second.broker_order_id == first.broker_order_id and second.duplicate
-    orders = [o for o in sim.exchange.account(ACCT).orders.values() if o.client_order_id == "dup-1"]
-    assert len(orders) == 1
+    assert second.broker_order_id != first.broker_order_id and not second.duplicate
+    assert len(sim.exchange.orders_with_client_id(ACCT, "dup-1")) == 2
     placed = [body for endpoint, body in sim.api.calls if endpoint == "order/placeorder"]
+    assert len(placed) == 2
     assert all(body["isAutomated"] is True and body["clOrdId"] == "dup-1" for body in placed)
 
 

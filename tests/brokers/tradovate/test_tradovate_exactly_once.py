@@ -1,0 +1,118 @@
+"""Exactly once against Tradovate: lookup asks the broker, a lost answer is never resent blindly."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import aiohttp
+import pytest
+
+from copytrader.brokers.errors import BrokerUnavailable
+from copytrader.brokers.model import CancelOrder, ModifyOrder, OrderEvent, OrderStatus, OrderType, PlaceOrder, Side
+from copytrader.brokers.tradovate.adapter import TradovateAdapter
+from copytrader.brokers.tradovate.simulator import TradovateSimulator, create_simulator
+from tradovate_helpers import next_event, session_config
+
+ACCT = "DEMO1001"
+
+
+def calls(sim: TradovateSimulator, endpoint: str) -> int:
+    return sum(1 for ep, _ in sim.api.calls if ep == endpoint)
+
+
+async def place_elsewhere(sim: TradovateSimulator, cl_ord_id: str) -> str:
+    """Another client (web, mobile, a crashed earlier copier) places with this clOrdId."""
+    creds = sim.demo_credentials()
+    login = {k: creds[k] for k in ("name", "password", "appId", "appVersion", "cid", "sec", "deviceId")}
+    async with aiohttp.ClientSession() as http:
+        token = (await (await http.post(f"{sim.base_url}/auth/accesstokenrequest", json=login)).json())["accessToken"]
+        body = {"accountSpec": ACCT, "accountId": sim.account_id(ACCT), "clOrdId": cl_ord_id, "action": "Buy",
+                "symbol": "ESZ6", "orderQty": 1, "orderType": "Limit", "price": 4000, "isAutomated": True}
+        reply = await http.post(f"{sim.base_url}/order/placeorder", json=body,
+                                headers={"Authorization": f"Bearer {token}"})
+        return str((await reply.json())["orderId"])
+
+
+async def test_lookup_asks_the_broker_not_the_cache(adapter: TradovateAdapter, sim: TradovateSimulator) -> None:
+    order_id = await place_elsewhere(sim, "look-1")
+    adapter.cache.by_client.clear()  # whatever the pushes taught the cache must not matter
+    before = calls(sim, "command/ldeps")
+    found = await adapter.lookup("f1", "look-1")
+    assert found is not None and found.duplicate and found.broker_order_id == order_id
+    assert found.status is OrderStatus.WORKING and found.account_id == "f1"
+    assert calls(sim, "order/deps") >= 1 and calls(sim, "command/ldeps") == before + 1
+    assert await adapter.lookup("f1", "never-placed") is None
+    assert await adapter.lookup("f2", "look-1") is None  # another account's books
+
+
+async def test_lookup_with_repeated_client_id_answers_the_first_order(adapter: TradovateAdapter) -> None:
+    command = PlaceOrder("f1", "rep-1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4000"))
+    first = await adapter.place(command)
+    await adapter.place(command)
+    found = await adapter.lookup("f1", "rep-1")
+    assert found is not None and found.broker_order_id == first.broker_order_id
+
+
+async def test_lookup_that_cannot_tell_raises_broker_unavailable() -> None:
+    simulator = create_simulator(tick_ms=20, heartbeat_s=0.5)
+    await simulator.start()
+    adapter = TradovateAdapter(session_config(simulator))
+    try:
+        await adapter.connect()
+        await simulator.stop()
+        with pytest.raises(BrokerUnavailable):
+            await adapter.lookup("f1", "any")
+        with pytest.raises(BrokerUnavailable) as refused:
+            await adapter.place(PlaceOrder("f1", "refused-1", "ESZ6", Side.BUY, 1))
+        assert refused.value.sent is False  # connection refused: the request surely never left
+    finally:
+        await adapter.disconnect()
+
+
+async def test_lost_place_answer_is_not_resent_and_lookup_finds_one(
+    adapter: TradovateAdapter, sim: TradovateSimulator
+) -> None:
+    sim.faults(ACCT).lose_response_next = 1
+    with pytest.raises(BrokerUnavailable) as lost:
+        await adapter.place(PlaceOrder("f1", "lost-1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4000")))
+    assert lost.value.sent is True and lost.value.outcome_unknown
+    assert calls(sim, "order/placeorder") == 1  # the adapter never resent the place
+    found = await adapter.lookup("f1", "lost-1")
+    assert found is not None and found.duplicate
+    assert [o.order_id for o in sim.exchange.orders_with_client_id(ACCT, "lost-1")] == [found.broker_order_id]
+
+
+async def test_lost_place_answer_over_a_hanging_line_times_out_as_sent(make_adapter, sim: TradovateSimulator) -> None:  # type: ignore[no-untyped-def]
+    adapter: TradovateAdapter = await make_adapter(request_timeout_s=0.3)
+    sim.faults(ACCT).lose_response_next = 1
+    sim.faults(ACCT).ack_delay_ms = 800  # the answer would come after the client gave up
+    with pytest.raises(BrokerUnavailable) as lost:
+        await adapter.place(PlaceOrder("f1", "slow-lost", "ESZ6", Side.BUY, 1))
+    assert lost.value.sent is True
+    assert len(sim.exchange.orders_with_client_id(ACCT, "slow-lost")) == 1
+
+
+async def test_lost_cancel_answer_is_resent_and_reads_as_done(adapter: TradovateAdapter, sim: TradovateSimulator) -> None:
+    sub = adapter.events()
+    await adapter.place(PlaceOrder("f1", "lc-1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4000")))
+    await next_event(sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "lc-1"
+                     and e.status is OrderStatus.WORKING)
+    sim.faults(ACCT).lose_response_next = 1
+    ack = await adapter.cancel(CancelOrder("f1", "lc-1"))
+    assert ack.status is OrderStatus.CANCELLED
+    assert calls(sim, "order/cancelorder") == 2  # resent: cancelling twice cancels once
+
+
+async def test_lost_modify_answer_is_resent_with_the_same_absolute_values(
+    adapter: TradovateAdapter, sim: TradovateSimulator
+) -> None:
+    sub = adapter.events()
+    await adapter.place(PlaceOrder("f1", "lm-1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4000")))
+    await next_event(sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "lm-1"
+                     and e.status is OrderStatus.WORKING)
+    sim.faults(ACCT).lose_response_next = 1
+    await adapter.modify(ModifyOrder("f1", "lm-1", quantity=2, limit_price=Decimal("4001")))
+    bodies = [b for ep, b in sim.api.calls if ep == "order/modifyorder"]
+    assert len(bodies) == 2 and bodies[0] == bodies[1]
+    (order,) = sim.exchange.orders_with_client_id(ACCT, "lm-1")
+    assert (order.quantity, order.limit_price) == (2, Decimal("4001"))
