@@ -38,9 +38,12 @@ def kafka_stop() -> None:
     click.echo(_local_kafka().stop())
 
 
-@kafka.command(name="status", help="Say whether the local broker runs and serves.")
+@kafka.command(name="status", help="Say whether the local broker runs and serves (exit 1 when it does not).")
 def kafka_status() -> None:
-    click.echo(_local_kafka().status())
+    kafka = _local_kafka()
+    click.echo(kafka.status())
+    if not kafka.serving():
+        raise SystemExit(1)
 
 
 def _scenario_options(fn):  # type: ignore[no-untyped-def]  # click decorator stack

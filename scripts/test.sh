@@ -23,8 +23,16 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 scripts/vendor-web.sh
 
-# Deployment checks need hadolint and helm (built from its Go module once, then cached).
-PYTHON="$VENV/bin/python" scripts/validate-deploy.sh >/dev/null 2>&1 || echo "test: validate-deploy reported problems; tests/deploy will show them" >&2
+# Deployment checks need hadolint and helm (built from its Go module once, then cached). A
+# failed validation fails the run: under CI nothing may pass by being only echoed.
+if ! PYTHON="$VENV/bin/python" scripts/validate-deploy.sh >/tmp/copytrader-validate-deploy.log 2>&1; then
+    cat /tmp/copytrader-validate-deploy.log >&2
+    echo "test: scripts/validate-deploy.sh failed (output above)" >&2
+    exit 1
+fi
 
 eval "$(scripts/services.sh)"
-exec "$VENV/bin/python" -m pytest "${@:-tests}"
+trap 'scripts/stop-services.sh' EXIT   # leave the machine as we found it
+status=0
+"$VENV/bin/python" -m pytest "${@:-tests}" || status=$?
+exit "$status"

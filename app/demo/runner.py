@@ -9,12 +9,14 @@ Each run uses fresh topics (a per-run prefix) so nothing from an earlier run can
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,25 @@ def port_or_free(preferred: int) -> int:
     return preferred
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _child_setup(background: bool) -> Callable[[], None]:
+    """Runs in the forked worker before exec: die with the demo, and yield the CPU if asked.
+
+    PR_SET_PDEATHSIG makes the kernel send SIGTERM to the worker when the demo process ends,
+    however it ends (SIGKILL included), so no worker outlives the run as an orphan.
+    """
+
+    def setup() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if background:
+            os.nice(BACKGROUND_NICENESS)
+
+    return setup
+
+
 def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str], port: int | None = None) -> Worker:
     port = port or free_port()
     log = run_dir / f"worker-{name}-{int(time.time() * 1000)}.log"
@@ -111,7 +132,7 @@ def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str], port
             env=worker_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             # The tracker/database worker yields the CPU to the copy path on a small machine
             # (what CPU requests and limits do in Kubernetes); it only ever runs behind.
-            preexec_fn=(lambda: os.nice(BACKGROUND_NICENESS)) if background else None,  # noqa: PLW1509 - no threads yet in the child
+            preexec_fn=_child_setup(background),  # noqa: PLW1509 - no threads yet in the child
         )
     return Worker(name, process, log, port, roles)
 
@@ -338,7 +359,16 @@ async def run_scenario(mode: str, followers: int, latency: str, options: Scenari
     return summary
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the run like Ctrl-C does: the current task is cancelled, so every
+    ``Scenario.__aexit__`` stops its workers and simulators before the process exits."""
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
 async def run_many(mode: str, followers: list[int], latencies: list[str], options: ScenarioOptions) -> list[dict[str, Any]]:
+    _stop_on_sigterm()
     results = []
     for count in followers:
         for latency in latencies:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from ci_skips import CAPABILITY_SKIP_PREFIX
 from .harness import PLATFORMS
 from .runner import Scenario, ScenarioRun, ScenarioSkipped, load_scenarios, missing_requirement
 
@@ -29,9 +30,9 @@ async def test_conformance(platform: str, scenario: Scenario) -> None:
         pytest.skip(unavailable)
     missing = missing_requirement(scenario, spec.capabilities(), spec.features)
     if missing:
-        pytest.skip(f"{platform} {missing}")
+        pytest.skip(f"{CAPABILITY_SKIP_PREFIX}{platform} {missing}")
     async with spec.start() as harness:
         try:
             await ScenarioRun(scenario, harness).run()
         except ScenarioSkipped as exc:
-            pytest.skip(str(exc))
+            pytest.skip(f"{CAPABILITY_SKIP_PREFIX}{exc}")
