@@ -1,10 +1,13 @@
 """ProjectX Gateway adapter (TopstepX and the other ProjectX firms): REST for commands, the
 SignalR user hub for events, one rate budget for everything.
 
-Exactly-once placement rests on ``customTag``: the gateway refuses a second order with a tag
-already used on the account, so the adapter sends our client order id as the tag and reads that
-refusal as "already placed" — it looks the order up and returns its ack with ``duplicate=True``.
-A place whose answer was lost (timeout, reset) is therefore simply sent again.
+Every order carries our client order id as ``customTag``. The gateway documents no refusal of a
+repeated tag, so the adapter never relies on one: a place is sent once, a lost answer surfaces
+as ``BrokerUnavailable(sent=True)``, and :meth:`ProjectXAdapter.lookup` asks the gateway for the
+tag before anyone places again. A refused place is checked the same way: when an order with our
+tag already lives at the gateway, that order is the answer (``duplicate=True``), whatever the
+refusal said. A flatten places its closing orders itself (``Order/place`` with the flatten's id
+as tag) instead of ``Position/closeContract``, which takes no tag and returns no order id.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from ..base import BrokerAdapter, SessionConfig
-from ..errors import BrokerError, BrokerUnavailable, OrderRejected, UnknownOrder, UnsupportedOperation
+from ..errors import (
+    BrokerError, BrokerUnavailable, OrderRejected, TransientBrokerError, UnknownOrder, UnsupportedOperation,
+)
 from ..model import (
     AccountSnapshot, CancelOrder, Capabilities, ConnectionState, FlattenPosition, ModifyOrder,
-    OrderAck, OrderStatus, OrderType, PlaceOrder, SessionHealth, TimeInForce,
+    OrderAck, OrderStatus, OrderType, PlaceOrder, SessionHealth, Side, TimeInForce,
 )
 from ..ratebudget import Priority, RateBudget
+from . import lookup as tags
 from . import parsing
 from . import schemas as px
 from .config import ProjectXConfig
@@ -80,7 +86,7 @@ class ProjectXAdapter(BrokerAdapter):
         self._set_state(ConnectionState.DISCONNECTED)
 
     async def _map_accounts(self) -> None:
-        data = await self._call(px.ACCOUNT_SEARCH, {"onlyActiveAccounts": False}, Priority.MODIFY)
+        data = await self._call(px.ACCOUNT_SEARCH, {"onlyActiveAccounts": False}, Priority.MODIFY, idempotent=True)
         by_name = {a["name"]: int(a["id"]) for a in data.get("accounts", [])}
         missing = [name for name in self.px.accounts.values() if name not in by_name]
         if missing:
@@ -90,12 +96,15 @@ class ProjectXAdapter(BrokerAdapter):
 
     # -- orders ------------------------------------------------------------------------
     async def place(self, command: PlaceOrder) -> OrderAck:
+        """Send ``Order/place`` once. A lost answer is ``BrokerUnavailable(sent=True)``: the order
+        may exist, and only :meth:`lookup` can tell — this method never resends by itself."""
         if command.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
             # The Gateway's Order/place has no time-in-force field: an IOC/FOK would silently rest.
             raise UnsupportedOperation(f"ProjectX cannot place {command.time_in_force.value.upper()} orders")
-        known = self.tracker.by_client_id.get((command.account_id, command.client_order_id))
-        if known is not None:
-            return self._ack(command.account_id, command.client_order_id, known, duplicate=True)
+        if command.bracket is not None and command.account_id in self.px.position_bracket_accounts:
+            raise OrderRejected(
+                f"{command.account_id} is in Position Brackets mode: ProjectX accepts brackets on Order/place "
+                "only for accounts in Auto OCO Brackets mode (TopstepX Settings, Risk Settings)", code="BRACKET_MODE")
         contract = await self._contract(command.symbol)
         try:
             body = parsing.place_request(
@@ -106,22 +115,63 @@ class ProjectXAdapter(BrokerAdapter):
             )
         except ValueError as exc:
             raise OrderRejected(str(exc), code="INVALID") from None
-        try:
-            data = await self._call(px.ORDER_PLACE, body, Priority.ENTRY)
-        except BrokerUnavailable:
-            # The answer was lost, not necessarily the order: the tag makes a resend idempotent.
-            data = await self._call(px.ORDER_PLACE, body, Priority.ENTRY)
-        code, message = int(data.get("errorCode") or 0), data.get("errorMessage")
-        if data.get("success"):
+        data = await self._call(px.ORDER_PLACE, body, Priority.ENTRY)
+        if data.get("success") and data.get("orderId") is not None:
             broker_id = str(data["orderId"])
             self.tracker.remember(command.account_id, command.client_order_id, broker_id, command.symbol,
                                   command.quantity)
             return self._ack(command.account_id, command.client_order_id, broker_id)
-        if px.is_duplicate_tag_refusal(code, message):
-            broker_id = await self._find_by_tag(command.account_id, command.client_order_id)
-            if broker_id is not None:
-                return self._ack(command.account_id, command.client_order_id, broker_id, duplicate=True)
-        raise OrderRejected(message or px.PlaceOrderErrorCode(code).name, code=str(code))
+        return await self._refused(command, data)
+
+    async def _refused(self, command: PlaceOrder, data: dict[str, Any]) -> OrderAck:
+        """A refused place is a rejection unless an order with our tag already lives at the gateway.
+
+        Why ask instead of reading the refusal: a repeated tag may be refused with any code or
+        text (none is documented), and ``errorCode 2`` is also every ordinary rejection. The
+        refused request's own order record (the gateway may return its id) does not count.
+        """
+        code, message = int(data.get("errorCode") or 0), data.get("errorMessage")
+        try:
+            found = await tags.orders_with_tag(self._call, self._account(command.account_id), command.client_order_id,
+                                               self.px.order_lookback_h, include_history=True)
+        except BrokerUnavailable as exc:
+            raise BrokerUnavailable(f"ProjectX refused the place ({message}) and the tag lookup failed: {exc}",
+                                    sent=True) from exc
+        live = tags.first_live(found, besides=data.get("orderId"))
+        if live is not None:
+            return self._remember_found(command.account_id, command.client_order_id, live)
+        text = message or _code_name(code)
+        if command.bracket is not None and code == px.PlaceOrderErrorCode.ORDER_REJECTED:
+            text += " [bracketed place: ProjectX needs the account in Auto OCO Brackets mode and signed ticks]"
+        raise OrderRejected(text, code=str(code))
+
+    async def lookup(self, account_id: str, client_order_id: str) -> OrderAck | None:
+        """Ask the gateway (``Order/searchOpen``, then ``Order/search``) for our tag.
+
+        Returns the oldest order carrying exactly this tag (``duplicate=True``), or ``None`` when
+        the gateway answered and holds none. A flatten's first closing order carries the
+        flatten's id, so a flatten is found too. Raises ``BrokerUnavailable`` when it cannot tell.
+        """
+        try:
+            found = await tags.orders_with_tag(self._call, self._account(account_id), client_order_id,
+                                               self.px.order_lookback_h, include_history=False)
+        except TransientBrokerError as exc:  # throttled or re-authenticating past the deadline
+            if isinstance(exc, BrokerUnavailable):
+                raise
+            raise BrokerUnavailable(f"ProjectX lookup of {client_order_id!r} could not ask the gateway: {exc}",
+                                    sent=False) from exc
+        if not found:
+            return None
+        return self._remember_found(account_id, client_order_id, found[0])
+
+    def _remember_found(self, account_id: str, client_order_id: str, order: dict[str, Any]) -> OrderAck:
+        self._emit_if(self.tracker.order_event(order))
+        broker_id = str(order["id"])
+        self.tracker.remember(account_id, client_order_id, broker_id, self._symbol_for(order["contractId"]),
+                              int(order.get("size") or 0))
+        status = parsing.status_from_px(int(order.get("status") or 0), int(order.get("size") or 0),
+                                        int(order.get("fillVolume") or 0))
+        return OrderAck(account_id, client_order_id, broker_id, status, duplicate=True)
 
     async def modify(self, command: ModifyOrder) -> OrderAck:
         broker_id = await self._order_id(command.account_id, command.client_order_id)
@@ -145,31 +195,54 @@ class ProjectXAdapter(BrokerAdapter):
         return self._ack(command.account_id, command.client_order_id, broker_id, status=OrderStatus.CANCELLED)
 
     async def flatten(self, command: FlattenPosition) -> OrderAck:
-        """The gateway has no one-call flatten: cancel working orders, then close each position."""
+        """Cancel working orders, then close each position with a tagged market order.
+
+        ``Position/closeContract`` takes only accountId + contractId and answers no order id, so
+        its closing order could never be traced to a copy. The first closing order carries the
+        flatten's client order id as ``customTag`` (further contracts of a flatten-all get
+        ``<id>.2``, ``<id>.3``... because a tag must be unique on the account), so
+        :meth:`lookup` finds a flatten like any other copy.
+        """
         account = self._account(command.account_id)
         contract_id = (await self._contract(command.symbol))["id"] if command.symbol else None
-        orders = (await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.CANCEL)).get("orders", [])
-        for order in orders:
+        data = await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.CANCEL, idempotent=True)
+        for order in data.get("orders") or []:
             if contract_id is None or order["contractId"] == contract_id:
+                # A refusal here means the order finished meanwhile: nothing left to cancel.
                 await self._call(px.ORDER_CANCEL, {"accountId": account, "orderId": order["id"]}, Priority.CANCEL)
-        positions = (await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.EXIT)).get("positions", [])
-        closed = []
-        for position in positions:
-            if contract_id is None or position["contractId"] == contract_id:
-                data = await self._call(px.POSITION_CLOSE, {"accountId": account,
-                                                            "contractId": position["contractId"]}, Priority.EXIT)
-                if not data.get("success"):
-                    raise OrderRejected(data.get("errorMessage") or "close refused", code=str(data.get("errorCode")))
-                closed.append(position["contractId"])
-        return OrderAck(command.account_id, command.client_order_id, ",".join(closed) or "none", OrderStatus.FILLED)
+        data = await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.EXIT, idempotent=True)
+        positions = sorted((p for p in data.get("positions") or []
+                            if int(p.get("size") or 0) and (contract_id is None or p["contractId"] == contract_id)),
+                           key=lambda p: str(p["contractId"]))
+        closing: list[str] = []
+        for n, position in enumerate(positions, start=1):
+            tag = command.client_order_id if n == 1 else f"{command.client_order_id}.{n}"
+            closing.append(await self._close(command.account_id, account, position, tag))
+        return OrderAck(command.account_id, command.client_order_id, closing[0] if closing else "none",
+                        OrderStatus.FILLED)
+
+    async def _close(self, account_id: str, account: int, position: dict[str, Any], tag: str) -> str:
+        long = int(position.get("type") or 0) == px.PositionType.LONG
+        size = int(position["size"])
+        body = parsing.place_request(
+            account_id=account, contract_id=position["contractId"], side=Side.SELL if long else Side.BUY,
+            quantity=size, order_type=OrderType.MARKET, limit_price=None, stop_price=None, custom_tag=tag)
+        data = await self._call(px.ORDER_PLACE, body, Priority.EXIT)
+        if not data.get("success") or data.get("orderId") is None:
+            code = int(data.get("errorCode") or 0)
+            raise OrderRejected(f"closing {position['contractId']}: {data.get('errorMessage') or _code_name(code)}",
+                                code=str(code))
+        broker_id = str(data["orderId"])
+        self.tracker.remember(account_id, tag, broker_id, self._symbol_for(position["contractId"]), size)
+        return broker_id
 
     # -- state -----------------------------------------------------------------------
     async def snapshot(self, account_id: str) -> AccountSnapshot:
         account = self._account(account_id)
-        accounts = (await self._call(px.ACCOUNT_SEARCH, {"onlyActiveAccounts": False}, Priority.MODIFY)).get("accounts", [])
+        accounts = (await self._call(px.ACCOUNT_SEARCH, {"onlyActiveAccounts": False}, Priority.MODIFY, idempotent=True)).get("accounts", [])
         balance = next((parsing.to_decimal(a.get("balance")) for a in accounts if int(a["id"]) == account), None)
-        orders = (await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY)).get("orders", [])
-        positions = (await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY)).get("positions", [])
+        orders = (await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)).get("orders", [])
+        positions = (await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)).get("positions", [])
         snapshot_tracker = Tracker({account: account_id}, self._symbol_for)
         return AccountSnapshot(
             account_id=account_id,
@@ -211,17 +284,17 @@ class ProjectXAdapter(BrokerAdapter):
         since = datetime.now(timezone.utc) - timedelta(hours=self.px.order_lookback_h)
         for ours, account in self._ids.items():
             body = {"accountId": account, "startTimestamp": parsing.format_time(since)}
-            for trade in (await self._call(px.TRADE_SEARCH, body, Priority.MODIFY)).get("trades", []):
+            for trade in (await self._call(px.TRADE_SEARCH, body, Priority.MODIFY, idempotent=True)).get("trades", []):
                 self._emit_if(self.tracker.fill_event(trade))
-            open_orders = (await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY)).get("orders", [])
+            open_orders = (await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)).get("orders", [])
             open_ids = {str(o["id"]) for o in open_orders}
             for order in open_orders:
                 self._emit_if(self.tracker.order_event(order))
             if any(oid not in open_ids for oid in self.tracker.open_order_ids(ours)):
-                for order in (await self._call(px.ORDER_SEARCH, body, Priority.MODIFY)).get("orders", []):
+                for order in (await self._call(px.ORDER_SEARCH, body, Priority.MODIFY, idempotent=True)).get("orders", []):
                     if str(order["id"]) not in open_ids:
                         self._emit_if(self.tracker.order_event(order))
-            positions = (await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY)).get("positions", [])
+            positions = (await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)).get("positions", [])
             for position in positions:
                 self._emit_if(self.tracker.position_event(position))
             for flat in self.tracker.flat_positions(ours, {self._symbol_for(p["contractId"]) for p in positions}):
@@ -233,9 +306,10 @@ class ProjectXAdapter(BrokerAdapter):
             self._emit(event)
 
     # -- helpers -----------------------------------------------------------------------
-    async def _call(self, path: str, body: dict[str, Any], priority: Priority) -> dict[str, Any]:
+    async def _call(self, path: str, body: dict[str, Any], priority: Priority, *,
+                    idempotent: bool = False) -> dict[str, Any]:
         try:
-            return await self.session.call(path, body, priority)
+            return await self.session.call(path, body, priority, idempotent=idempotent)
         except BrokerError as exc:
             self._last_error = exc.message
             raise
@@ -263,12 +337,12 @@ class ProjectXAdapter(BrokerAdapter):
             code, wanted = parsing.contract_for_symbol(symbol)
         except (KeyError, ValueError) as exc:
             raise OrderRejected(f"no ProjectX contract for {symbol!r}: {exc}", code="CONTRACT") from None
-        data = await self._call(px.CONTRACT_SEARCH, {"searchText": code, "live": self.px.live}, Priority.MODIFY)
+        data = await self._call(px.CONTRACT_SEARCH, {"searchText": code, "live": self.px.live}, Priority.MODIFY, idempotent=True)
         found = [c for c in data.get("contracts", []) if (px.split_contract_id(c["id"]) or ("",))[0] == code]
         match = next((c for c in found if c["id"] == wanted), None) if wanted else \
             next((c for c in found if c.get("activeContract")), None)
         if match is None and wanted:
-            byid = await self._call(px.CONTRACT_SEARCH_BY_ID, {"contractId": wanted}, Priority.MODIFY)
+            byid = await self._call(px.CONTRACT_SEARCH_BY_ID, {"contractId": wanted}, Priority.MODIFY, idempotent=True)
             match = byid.get("contract") or next(iter(byid.get("contracts") or []), None)
         if match is None:
             raise OrderRejected(f"ProjectX has no contract for {symbol!r}", code=str(px.PlaceOrderErrorCode.CONTRACT_NOT_FOUND.value))
@@ -290,21 +364,11 @@ class ProjectXAdapter(BrokerAdapter):
         return broker_id
 
     async def _find_by_tag(self, account_id: str, tag: str) -> str | None:
-        """searchOpen first (cheap, the usual case), then the order history of the lookback window."""
-        account = self._account(account_id)
-        open_orders = (await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY)).get("orders", [])
-        since = datetime.now(timezone.utc) - timedelta(hours=self.px.order_lookback_h)
-        for orders in (open_orders, None):
-            if orders is None:
-                body = {"accountId": account, "startTimestamp": parsing.format_time(since)}
-                orders = (await self._call(px.ORDER_SEARCH, body, Priority.MODIFY)).get("orders", [])
-            for order in orders:
-                if order.get("customTag") == tag:
-                    self._emit_if(self.tracker.order_event(order))
-                    self.tracker.remember(account_id, tag, str(order["id"]), self._symbol_for(order["contractId"]),
-                                          int(order.get("size") or 0))
-                    return str(order["id"])
-        return None
+        found = await tags.orders_with_tag(self._call, self._account(account_id), tag, self.px.order_lookback_h,
+                                           include_history=False)
+        if not found:
+            return None
+        return self._remember_found(account_id, tag, found[0]).broker_order_id
 
     def _ack(self, account_id: str, client_order_id: str, broker_id: str, *, duplicate: bool = False,
              status: OrderStatus | None = None) -> OrderAck:
@@ -321,3 +385,10 @@ class ProjectXAdapter(BrokerAdapter):
             raise UnknownOrder(f"{client_order_id}: {message}", code=str(code))
         raise OrderRejected(f"{client_order_id}: {message}", code=str(code))
 
+
+
+def _code_name(code: int) -> str:
+    try:
+        return px.PlaceOrderErrorCode(code).name
+    except ValueError:
+        return f"errorCode {code}"

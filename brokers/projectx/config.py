@@ -40,13 +40,17 @@ class ProjectXConfig:
     rate_limit: tuple[int, float] = px.DEFAULT_LIMIT
     budget_slack_s: float = 0.25         # added to each budget window (grant precedes arrival)
     max_429_retries: int = 6
+    max_login_attempts: int = 5          # loginKey tries (with backoff) before giving up
     backoff_429_s: float = 0.5
     reconnect_min_s: float = 0.05
     reconnect_max_s: float = 5.0
     keepalive_s: float = 15.0
     server_timeout_s: float = 30.0
-    order_lookback_h: float = 24.0       # how far back Order/search looks for a retried tag
+    order_lookback_h: float = 24.0       # how far back Order/search looks for a tag (lookup, reconcile)
     live: bool = False                   # Contract/search ``live`` flag (sim vs live data)
+    # Our account ids whose ProjectX account is in Position Brackets mode: bracketed places are
+    # refused here with a clear reason instead of by the gateway (which needs Auto OCO Brackets).
+    position_bracket_accounts: frozenset[str] = frozenset()
 
     @classmethod
     def from_session(cls, session: SessionConfig) -> "ProjectXConfig":
@@ -70,6 +74,7 @@ class ProjectXConfig:
             rate_limit=(int(limit[0]), float(limit[1])),
             budget_slack_s=float(options.get("budget_slack_s", 0.25)),
             max_429_retries=int(options.get("max_429_retries", 6)),
+            max_login_attempts=int(options.get("max_login_attempts", 5)),
             backoff_429_s=float(options.get("backoff_429_s", 0.5)),
             reconnect_min_s=float(options.get("reconnect_min_s", 0.05)),
             reconnect_max_s=float(options.get("reconnect_max_s", 5.0)),
@@ -77,4 +82,5 @@ class ProjectXConfig:
             server_timeout_s=float(options.get("server_timeout_s", 30.0)),
             order_lookback_h=float(options.get("order_lookback_h", 24.0)),
             live=bool(options.get("live", False)),
+            position_bracket_accounts=frozenset(options.get("position_bracket_accounts", ())),
         )

@@ -52,7 +52,9 @@ STATUS_TO_PX = {
 def status_from_px(status: int, size: int, fill_volume: int) -> OrderStatus:
     """Gateway status plus fill volume → our status (partial fills show as Open + fillVolume)."""
     code = px.OrderStatus(status) if status in px.OrderStatus._value2member_map_ else px.OrderStatus.NONE
-    if code in (px.OrderStatus.OPEN, px.OrderStatus.PENDING_CANCELLATION, px.OrderStatus.SUSPENDED):
+    if code is px.OrderStatus.SUSPENDED:
+        return OrderStatus.PENDING  # a bracket child waiting for its entry's fill: not in the market
+    if code in (px.OrderStatus.OPEN, px.OrderStatus.PENDING_CANCELLATION):
         return OrderStatus.PARTIALLY_FILLED if 0 < fill_volume < size else OrderStatus.WORKING
     return {
         px.OrderStatus.FILLED: OrderStatus.FILLED,
@@ -134,10 +136,22 @@ def symbol_for_contract(contract_id: str) -> str:
 
 
 def bracket_ticks(distance: Decimal, tick_size: Decimal) -> int:
+    """A bracket distance in whole ticks (a magnitude; :func:`signed_bracket_ticks` signs it)."""
     ticks = int((distance / tick_size).to_integral_value())
     if ticks <= 0:
         raise ValueError(f"bracket distance {distance} is under one tick ({tick_size})")
     return ticks
+
+
+def signed_bracket_ticks(side: Side, leg: str, magnitude: int) -> int:
+    """Ticks as the gateway wants them: signed by where the exit sits from the entry.
+
+    A long's stop-loss is below the entry (negative) and its take-profit above (positive); a
+    short's the other way round. The gateway refuses the wrong sign with errorCode 2 ("Ticks
+    should be less than zero when longing").
+    """
+    below = (leg == "stop_loss") == (side is Side.BUY)
+    return -magnitude if below else magnitude
 
 
 def place_request(
@@ -173,11 +187,11 @@ def place_request(
         if tick_size is None:
             raise ValueError("a bracket needs the contract's tick size")
         if bracket.stop_loss is not None:
-            body["stopLossBracket"] = {"ticks": bracket_ticks(bracket.stop_loss, tick_size),
-                                       "type": int(px.OrderType.STOP)}
+            ticks = signed_bracket_ticks(side, "stop_loss", bracket_ticks(bracket.stop_loss, tick_size))
+            body["stopLossBracket"] = {"ticks": ticks, "type": int(px.OrderType.STOP)}
         if bracket.take_profit is not None:
-            body["takeProfitBracket"] = {"ticks": bracket_ticks(bracket.take_profit, tick_size),
-                                         "type": int(px.OrderType.LIMIT)}
+            ticks = signed_bracket_ticks(side, "take_profit", bracket_ticks(bracket.take_profit, tick_size))
+            body["takeProfitBracket"] = {"ticks": ticks, "type": int(px.OrderType.LIMIT)}
     return body
 
 

@@ -140,15 +140,11 @@ class ClosePositionErrorCode(IntEnum):
     ACCOUNT_REJECTED = 8
 
 
-# The docs say customTag "must be unique across the account" but do not name the refusal; the
-# gateway answers place with OrderRejected and a message naming the tag. This text is our
-# simulator's, and the adapter recognises it by the code plus the word "tag".
-DUPLICATE_TAG_MESSAGE: Final = "An order with custom tag '{tag}' already exists on this account."
-
-
-def is_duplicate_tag_refusal(error_code: int, message: str | None) -> bool:
-    return error_code == PlaceOrderErrorCode.ORDER_REJECTED and "tag" in (message or "").lower()
-
+# Bracket refusals as the live gateway words them (errorCode 2, OrderRejected); public clients
+# quote these texts (docs/fidelity/projectx.md ). The adapter never parses them: the
+# simulator answers with them so a client sees what the gateway sends.
+POSITION_BRACKETS_MESSAGE: Final = "Brackets cannot be used with Position Brackets. You must enable Auto OCO Brackets."
+BRACKET_SIGN_MESSAGE: Final = "Invalid {leg} ticks ({ticks}). Ticks should be {relation} than zero when {direction}."
 
 # --------------------------------------------------------------------------- user hub
 

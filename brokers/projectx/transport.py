@@ -1,9 +1,16 @@
 """The authenticated REST session: one token, renewed before it expires, and one request budget.
 
-Why retrying here is safe: the gateway answers 401 and 429 before it runs the endpoint, so a
-request refused that way never executed and may be sent again — even ``Order/place``. Anything
-ambiguous (timeout, reset connection) is *not* retried here; the adapter decides, because only
-it knows whether a custom tag makes the retry idempotent.
+What is retried here, and why only that: the gateway answers 401 and 429 before it runs the
+endpoint, and a connection that was refused never carried the request, so those may be sent
+again — even ``Order/place``. Anything ambiguous (a timeout, a reset after the request left, a
+5xx) is retried only for idempotent reads; for an order request it surfaces as
+``BrokerUnavailable(sent=True)`` and the executor looks the order up by its tag
+(``ProjectXAdapter.lookup``) before deciding anything. Every wait and every timeout is sized by
+the copy's deadline (:mod:`..deadline`), so retries never outlive the copy.
+
+Tokens are reused and renewed, never thrown away: ``/api/Auth/validate`` renews ahead of expiry;
+a 401 first tries one renewal, then a fresh ``loginKey`` with backoff. The session never calls
+``/api/Auth/logout``, so the user's own sessions (their platform UI) are left alone.
 """
 
 from __future__ import annotations
@@ -17,14 +24,18 @@ import time
 from typing import Any
 
 import aiohttp
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from ..errors import AuthenticationFailed, BrokerUnavailable, RateLimited
+from ..deadline import expired, remaining
+from ..errors import AuthenticationFailed, BrokerUnavailable, RateLimited, TokenExpired
 from ..ratebudget import Priority, RateBudget
 from . import codec
 from . import schemas as px
 from .config import ProjectXConfig
 
 log = logging.getLogger(__name__)
+
+_login_backoff = wait_exponential_jitter(multiplier=0.2, max=5.0, exp_base=2, jitter=0.1)
 
 
 def token_expiry(token: str, fallback_s: float) -> float:
@@ -35,6 +46,19 @@ def token_expiry(token: str, fallback_s: float) -> float:
         return float(claims["exp"])
     except (IndexError, ValueError, KeyError, TypeError):
         return time.time() + fallback_s
+
+
+def may_retry(exc: BaseException, idempotent: bool) -> bool:
+    """Retry what never ran (401, 429, refused connection) always; the rest only when idempotent."""
+    if isinstance(exc, (TokenExpired, RateLimited)):
+        return True
+    if isinstance(exc, BrokerUnavailable):
+        return idempotent or not exc.sent
+    return False
+
+
+def _stop_at_deadline(state: RetryCallState) -> bool:
+    return expired()
 
 
 class GatewaySession:
@@ -51,8 +75,7 @@ class GatewaySession:
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_s)
-        self._http = aiohttp.ClientSession(timeout=timeout, json_serialize=codec.dumps)
+        self._http = aiohttp.ClientSession(json_serialize=codec.dumps)
         try:
             await self.login()
         except BaseException:
@@ -73,27 +96,71 @@ class GatewaySession:
     @property
     def http(self) -> aiohttp.ClientSession:
         if self._http is None:
-            raise BrokerUnavailable("ProjectX session is not started")
+            raise BrokerUnavailable("ProjectX session is not started", sent=False)
         return self._http
 
     # -- auth ----------------------------------------------------------------------------
     async def login(self, stale: str | None = None) -> str:
-        """Log in with the API key; concurrent callers that saw the same stale token share one login."""
+        """``loginKey`` with backoff on throttling or a dead line; bad credentials stop at once.
+
+        Concurrent callers that saw the same stale token share one login.
+        """
         async with self._login_lock:
             if stale is not None and self.token is not None and self.token != stale:
                 return self.token  # someone else already replaced it
-            await self.budget.acquire(Priority.CANCEL)  # auth gates everything else: serve it first
-            body = {"userName": self.config.username, "apiKey": self.config.api_key}
-            status, data = await self._post(px.LOGIN_KEY, body, token=None)
-            if status != 200 or not data.get("success") or not data.get("token"):
-                code = data.get("errorCode") if isinstance(data, dict) else None
-                raise AuthenticationFailed(
-                    f"ProjectX login refused (HTTP {status}, errorCode {code}): {data.get('errorMessage')}",
-                    code=str(code),
-                )
-            self._set_token(str(data["token"]))
+            retrying = AsyncRetrying(
+                retry=retry_if_exception(lambda exc: may_retry(exc, idempotent=True)),
+                stop=stop_after_attempt(self.config.max_login_attempts) | _stop_at_deadline,
+                wait=_login_backoff, reraise=True,
+            )
+            async for attempt in retrying:
+                with attempt:
+                    token = await self._login_once()
+            self._set_token(token)
             self.logins += 1
-            return str(data["token"])
+            return token
+
+    async def _login_once(self) -> str:
+        await self.budget.acquire(Priority.CANCEL)  # auth gates everything else: serve it first
+        body = {"userName": self.config.username, "apiKey": self.config.api_key}
+        status, data = await self._post(px.LOGIN_KEY, body, token=None)
+        if status == 429:
+            raise RateLimited("ProjectX throttled loginKey", code="429")
+        if status >= 500:
+            raise BrokerUnavailable(f"ProjectX loginKey answered HTTP {status}", code=str(status))
+        if status != 200 or not data.get("success") or not data.get("token"):
+            code = data.get("errorCode")
+            raise AuthenticationFailed(
+                f"ProjectX login refused (HTTP {status}, errorCode {code}): {data.get('errorMessage')}",
+                code=str(code),
+            )
+        return str(data["token"])
+
+    async def renew(self) -> bool:
+        """``/api/Auth/validate``: the same session, a fresh token. False when the gateway refuses."""
+        token = self.token
+        if token is None:
+            return False
+        await self.budget.acquire(Priority.CANCEL)
+        status, data = await self._post(px.VALIDATE, {}, token=token)
+        new = data.get("newToken") or data.get("token") if status == 200 else None
+        if status == 200 and data.get("success") and new:
+            if self.token == token:
+                self._set_token(str(new))
+                self.renewals += 1
+            return True
+        return False
+
+    async def reauthenticate(self, stale: str | None) -> None:
+        """After a 401: renew once; when the gateway will not renew, log in again (with backoff)."""
+        if stale is not None and self.token != stale:
+            return  # another request already replaced the token
+        try:
+            if await self.renew():
+                return
+        except BrokerUnavailable as exc:
+            log.info("ProjectX token renewal failed (%s); logging in again", exc)
+        await self.login(stale=stale)
 
     def _set_token(self, token: str) -> None:
         self.token = token
@@ -109,55 +176,84 @@ class GatewaySession:
         while True:
             await asyncio.sleep(max(self._refresh_delay(), 0.05))
             try:
-                data = await self.call(px.VALIDATE, {}, Priority.CANCEL)
-                new = data.get("newToken") or data.get("token")
-                if data.get("success") and new:
-                    self._set_token(str(new))
-                    self.renewals += 1
-                    continue
-                await self.login(stale=self.token)
+                await self.reauthenticate(stale=self.token)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # keep renewing; requests re-login on 401 anyway
+            except Exception as exc:  # keep renewing; requests re-authenticate on 401 anyway
                 log.warning("ProjectX token renewal failed: %s", exc)
                 await asyncio.sleep(1.0)
 
     # -- requests --------------------------------------------------------------------------
-    async def call(self, path: str, body: dict[str, Any], priority: Priority = Priority.ENTRY) -> dict[str, Any]:
-        """POST within the budget; 401 → re-login and resend, 429 → back off and resend."""
-        relogged = False
-        throttled = 0
-        while True:
+    async def call(self, path: str, body: dict[str, Any], priority: Priority = Priority.ENTRY, *,
+                   idempotent: bool = False) -> dict[str, Any]:
+        """POST within the budget and the copy's deadline.
+
+        401 → renew (or log in) and resend; 429 → back off and resend; a refused connection →
+        resend; anything else ambiguous is resent only when ``idempotent`` (searches).
+        """
+        reauths = 0
+
+        async def attempt() -> dict[str, Any]:
+            nonlocal reauths
             await self.budget.acquire(priority)
             token = self.token
             status, data = await self._post(path, body, token=token)
-            if status == 401 and not relogged:
-                relogged = True
-                await self.login(stale=token)
-                continue
             if status == 401:
-                raise AuthenticationFailed(f"ProjectX refused a fresh token on {path}", code="401")
+                reauths += 1
+                if reauths > 2:
+                    raise AuthenticationFailed(f"ProjectX refused fresh tokens on {path}", code="401")
+                await self.reauthenticate(stale=token)
+                raise TokenExpired(f"ProjectX {path}: token refused (401)", code="401")
             if status == 429:
-                throttled += 1
-                if throttled > self.config.max_429_retries:
-                    raise RateLimited(f"ProjectX kept answering 429 on {path}", code="429")
-                self.budget.penalize(self.config.backoff_429_s * 2 ** (throttled - 1))
-                continue
+                self.budget.penalize(self.config.backoff_429_s)
+                raise RateLimited(f"ProjectX answered 429 on {path}", code="429", retry_after=0.0)
             if status != 200:
                 raise BrokerUnavailable(f"ProjectX {path} answered HTTP {status}", code=str(status))
             return data
 
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: may_retry(exc, idempotent)),
+            stop=stop_after_attempt(self.config.max_429_retries + 3) | _stop_at_deadline,
+            wait=self._wait, reraise=True,
+        )
+        async for each in retrying:
+            with each:
+                return await attempt()
+        raise AssertionError("unreachable: tenacity returns, re-raises or retries")  # pragma: no cover
+
+    def _wait(self, state: RetryCallState) -> float:
+        """429s back off exponentially (the budget also holds later requests); others retry soon."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, RateLimited):
+            delay = self.config.backoff_429_s * 2 ** (state.attempt_number - 1)
+        elif isinstance(exc, TokenExpired):
+            delay = 0.0
+        else:
+            delay = min(0.05 * 2 ** (state.attempt_number - 1), 1.0)
+        return remaining(delay)
+
     async def _post(self, path: str, body: dict[str, Any], *, token: str | None) -> tuple[int, dict[str, Any]]:
+        """One POST. A connection that was never made is ``sent=False``; every other failure may
+        have reached the gateway (``sent=True``)."""
+        if expired():
+            raise BrokerUnavailable(f"ProjectX {path}: the copy's deadline passed before sending", sent=False)
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        timeout = aiohttp.ClientTimeout(total=remaining(self.config.request_timeout_s))
         try:
-            async with self.http.post(self.config.base_url + path, json=body, headers=headers) as response:
+            async with self.http.post(self.config.base_url + path, json=body, headers=headers,
+                                      timeout=timeout) as response:
                 if response.status != 200:
                     return response.status, {}
                 data = await response.json(content_type=None)
+        except aiohttp.ClientConnectorError as exc:
+            raise BrokerUnavailable(f"ProjectX {path}: no connection ({exc})", sent=False) from exc
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise BrokerUnavailable(f"ProjectX {path} failed: {exc!r}") from exc
+            raise BrokerUnavailable(f"ProjectX {path}: no answer ({exc!r})", sent=True) from exc
         if not isinstance(data, dict):
             raise BrokerUnavailable(f"ProjectX {path} answered a non-object: {data!r}")
         return 200, data
+
+
+__all__ = ["GatewaySession", "may_retry", "token_expiry"]

@@ -274,6 +274,8 @@ PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
     ),
     "projectx": SimulatorPlatform(
         "projectx", "copytrader.brokers.projectx.simulator:create_simulator",
-        config=projectx_config, options={"tick_ms": 0},
+        # Auto OCO Brackets mode: the simulator's default is the platform's (Position Brackets),
+        # which refuses every bracketed place.
+        config=projectx_config, options={"tick_ms": 0, "bracket_mode": "auto_oco"},
     ),
 }

@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 
 from .. import codec
 from .. import schemas as px
-from .rest import bearer
+from .wire import bearer
 
 if TYPE_CHECKING:
     from .server import ProjectXSimulator
@@ -53,8 +53,10 @@ class UserHub:
     def push(self, target: str, account_id: int, payload: dict[str, Any]) -> None:
         body = {"action": int(px.EventAction.UPDATE), "data": payload} if self.sim.wrap_events else payload
         frame = codec.invocation(target, [body])
+        account = self.sim.state.by_id(account_id)
         for connection in list(self.connections):
-            if connection.wants(target, account_id):
+            if account is not None and self.sim.visible(connection.user, account.name) \
+                    and connection.wants(target, account_id):
                 connection.outbox.put_nowait(frame)
 
     async def drop_all(self) -> None:
@@ -146,7 +148,8 @@ class UserHub:
         if subscribe == px.SUBSCRIBE_ACCOUNTS:
             key: Subscription = (subscribe, None)
         else:
-            if len(arguments) != 1 or self.sim.state.by_id(arguments[0]) is None:
+            account = self.sim.state.by_id(arguments[0]) if len(arguments) == 1 else None
+            if account is None or not self.sim.visible(connection.user, account.name):
                 return f"Failed to invoke '{target}': unknown or missing accountId"
             key = (subscribe, int(arguments[0]))
         if target.startswith("Subscribe"):

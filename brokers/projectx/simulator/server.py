@@ -17,6 +17,7 @@ from aiohttp import web
 from ...simkernel.exchange import KernelEvent, SimAccount, SimExchange
 from ...simkernel.faults import FaultSwitches
 from ...simkernel.latency import Latency
+from ...simkernel.logins import SimLogin
 from .. import schemas as px
 from .auth import SlidingWindow, TokenService
 from .hub import UserHub
@@ -26,31 +27,62 @@ from .state import GatewayState
 DEFAULT_ACCOUNTS = ("PX-LEADER", "PX-FOLLOWER-1", "PX-FOLLOWER-2")
 
 
+REPEATED_TAG_ANSWERS = ("new_order", "refuse", "first_order")
+BRACKET_MODES = ("position", "auto_oco")
+
+
 class ProjectXSimulator:
-    """Options: ``username``, ``api_key``, ``accounts`` (names), ``balance``, ``token_ttl`` (s),
-    ``rate_limit`` ((requests, seconds)), ``latency`` (ms or ``"50+20"``), ``tick_ms`` (market
-    clock; 0 = manual ``exchange.advance()``), ``keepalive_s`` (hub pings), ``wrap_events``
-    (``{"action","data"}`` push envelope as the live gateway sends; False = bare docs shape),
-    ``contract_month`` (e.g. ``"Z26"``; default the next quarterly expiry)."""
+    """Options: ``logins`` (list of :class:`SimLogin`; default one demo login, ``username`` /
+    ``api_key``, owning ``accounts``), ``balance``, ``token_ttl`` (s), ``rate_limit`` ((requests,
+    seconds), per user), ``latency`` (ms or ``"50+20"``), ``tick_ms`` (market clock; 0 = manual
+    ``exchange.advance()``), ``keepalive_s`` (hub pings), ``wrap_events`` (``{"action","data"}``
+    push envelope as the live gateway sends; False = bare docs shape), ``contract_month`` (e.g.
+    ``"Z26"``; default each root's front month).
+
+    Undocumented behaviours default to the strictest plausible answer; kinder ones are options:
+    ``repeated_tag`` — ``"new_order"`` (default: a repeated customTag is a second order),
+    ``"refuse"`` (answer ``repeated_tag_error`` = (errorCode, message)) or ``"first_order"``
+    (answer the first order's id, place nothing); ``bracket_mode`` — ``"position"`` (default, the
+    platform's default: bracketed places refused) or ``"auto_oco"``, per account via
+    ``auto_oco_accounts``; ``lose_response`` — how a lost answer looks: ``"reset"`` (default,
+    the connection drops) or ``"timeout"`` (no answer for ``lose_response_hold_s``).
+    """
 
     def __init__(self, exchange: SimExchange | None = None, host: str = "127.0.0.1", port: int = 0,
                  **options: Any) -> None:
         self.exchange = exchange or SimExchange()
         self.host, self.port = host, port
-        self.username = str(options.get("username", "sim-trader"))
-        self.api_key = str(options.get("api_key", "sim-api-key"))
+        logins: list[SimLogin] | None = options.get("logins")
+        if not logins:
+            names = tuple(options.get("accounts", DEFAULT_ACCOUNTS))
+            logins = [SimLogin(str(options.get("username", "sim-trader")), str(options.get("api_key", "sim-api-key")),
+                               names)]
+        self.logins = {login.username: login for login in logins}
+        self.username, self.api_key = logins[0].username, logins[0].secret
         self.tokens = TokenService(float(options.get("token_ttl", 86400.0)))
-        limit, seconds = options.get("rate_limit", px.DEFAULT_LIMIT)
-        self._limits = {"default": SlidingWindow(int(limit), float(seconds)),
-                        "bars": SlidingWindow(*px.BARS_LIMIT)}
+        self.rate_limit = tuple(options.get("rate_limit", px.DEFAULT_LIMIT))
+        self._limits: dict[str, dict[str, SlidingWindow]] = {}
         self.latency = Latency.parse(options.get("latency", 0))
         self.tick_ms = float(options.get("tick_ms", 50.0))
         self.keepalive_s = float(options.get("keepalive_s", 15.0))
         self.wrap_events = bool(options.get("wrap_events", True))
-        names = list(options.get("accounts", DEFAULT_ACCOUNTS))
+        self.repeated_tag = str(options.get("repeated_tag", "new_order"))
+        if self.repeated_tag not in REPEATED_TAG_ANSWERS:
+            raise ValueError(f"repeated_tag must be one of {REPEATED_TAG_ANSWERS}")
+        code, text = options.get("repeated_tag_error", (2, "Custom tag is already in use."))
+        self.repeated_tag_error = (int(code), str(text))
+        self.bracket_mode = str(options.get("bracket_mode", "position"))
+        if self.bracket_mode not in BRACKET_MODES:
+            raise ValueError(f"bracket_mode must be one of {BRACKET_MODES}")
+        self.auto_oco_accounts = set(options.get("auto_oco_accounts", ()))
+        self.lose_response = str(options.get("lose_response", "reset"))
+        self.lose_response_hold_s = float(options.get("lose_response_hold_s", 60.0))
         self.state = GatewayState(self.exchange, [], contract_month=options.get("contract_month"))
-        for name in names:
-            self.state.add_account(name, Decimal(str(options.get("balance", 50000))))
+        self.owner: dict[str, str] = {}  # account name → the user who sees it
+        for login in logins:
+            for name in login.accounts:
+                self.state.add_account(name, Decimal(str(options.get("balance", 50000))))
+                self.owner.setdefault(name, login.username)
         self.hub = UserHub(self)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -101,10 +133,15 @@ class ProjectXSimulator:
 
     # -- test hooks ----------------------------------------------------------------------
     def demo_credentials(self) -> dict[str, Any]:
+        """The first login's credentials (``userName``/``apiKey``/``accounts``) plus every login."""
+        first = self.logins[self.username]
         return {
             "userName": self.username,
             "apiKey": self.api_key,
-            "accounts": {name: account.account_id for name, account in self.state.accounts.items()},
+            "accounts": {name: self.state.accounts[name].account_id for name in first.accounts},
+            "logins": [{"userName": login.username, "apiKey": login.secret,
+                        "accounts": {name: self.state.accounts[name].account_id for name in login.accounts}}
+                       for login in self.logins.values()],
             "base_url": self.base_url,
             "user_hub_url": self.user_hub_url,
         }
@@ -115,11 +152,24 @@ class ProjectXSimulator:
     def account_id(self, account_name: str) -> int:
         return self.state.accounts[account_name].account_id
 
-    def kernel_accounts(self) -> list[SimAccount]:
-        return [self.exchange.account(name) for name in self.state.accounts]
+    def kernel_accounts(self, user: str | None = None) -> list[SimAccount]:
+        """Kernel accounts of every login, or of ``user``'s only."""
+        return [self.exchange.account(name) for name in self.state.accounts if user is None or self.owner.get(name) == user]
 
-    def admit(self, path: str) -> bool:
-        return self._limits["bars" if path == px.HISTORY_BARS else "default"].allow()
+    def admit(self, user: str, path: str) -> bool:
+        """The documented windows, counted per user as the gateway counts them."""
+        windows = self._limits.get(user)
+        if windows is None:
+            limit, seconds = self.rate_limit
+            windows = self._limits[user] = {"default": SlidingWindow(int(limit), float(seconds)),
+                                            "bars": SlidingWindow(*px.BARS_LIMIT)}
+        return windows["bars" if path == px.HISTORY_BARS else "default"].allow()
+
+    def visible(self, user: str, account_name: str) -> bool:
+        return self.owner.get(account_name) == user
+
+    def brackets_allowed(self, account_name: str) -> bool:
+        return self.bracket_mode == "auto_oco" or account_name in self.auto_oco_accounts
 
     # -- internals -------------------------------------------------------------------------
     def _on_kernel_event(self, event: KernelEvent) -> None:

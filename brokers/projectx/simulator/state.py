@@ -7,6 +7,7 @@ events into the gateway's payloads, so the REST routes and the hub stay thin.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -14,12 +15,19 @@ from decimal import Decimal
 from typing import Any
 
 from ...instruments import INSTRUMENTS
-from ...model import FillEvent, OrderEvent, PositionEvent, utcnow
+from ...instruments import instrument_for
+from ...model import FillEvent, OrderEvent, OrderStatus, PositionEvent, utcnow
 from ...simkernel.exchange import KernelEvent, SimExchange, SimOrder
 from .. import parsing
 from .. import schemas as px
+from .brackets import BracketBook, Child
 
 _QUARTERS = "HMUZ"
+_ALL_MONTHS = "FGHJKMNQUVXZ"
+#: Roots the gateway's contract list has monthly (energy and metals); the equity index and FX
+#: futures are quarterly (H, M, U, Z). Source: the Contract/search examples and the CME listings
+#: (docs/fidelity/projectx.md X-20).
+MONTHLY_ROOTS = frozenset({"CL", "MCL", "GC", "MGC"})
 _MONTH_NAMES = {"F": "January", "G": "February", "H": "March", "J": "April", "K": "May", "M": "June",
                 "N": "July", "Q": "August", "U": "September", "V": "October", "X": "November", "Z": "December"}
 
@@ -29,6 +37,18 @@ def front_month(today: date | None = None) -> tuple[str, int]:
     today = today or datetime.now(timezone.utc).date()
     quarter = (today.month - 1) // 3  # 0..3 → H,M,U,Z of this year
     return _QUARTERS[quarter], today.year % 100
+
+
+def front_monthly(today: date | None = None) -> tuple[str, int]:
+    """Front month of a monthly-listed future (crude's rule: a contract stops trading around the
+    20th of the month before its delivery month, so after the 20th the front is two months out)."""
+    today = today or datetime.now(timezone.utc).date()
+    index = today.month - 1 + (1 if today.day < 20 else 2)  # 0-based month index from this January
+    return _ALL_MONTHS[index % 12], (today.year + index // 12) % 100
+
+
+def listed_months(root: str) -> str:
+    return _ALL_MONTHS if root in MONTHLY_ROOTS else _QUARTERS
 
 
 @dataclass(slots=True)
@@ -76,9 +96,16 @@ class GatewayState:
                  fee_per_contract: Decimal = Decimal("1.40")) -> None:
         self.exchange = exchange
         self.fee = fee_per_contract
-        month, year2 = (contract_month[0], int(contract_month[1:])) if contract_month else front_month()
-        self.front = {root: Contract(px.contract_id(code, month, year2), code, root, month, year2, True)
-                      for root, code in px.ROOT_TO_CODE.items() if root in INSTRUMENTS}
+        self.front = {}
+        for root, code in px.ROOT_TO_CODE.items():
+            if root not in INSTRUMENTS:
+                continue
+            if contract_month and contract_month[0] in listed_months(root):
+                month, year2 = contract_month[0], int(contract_month[1:])
+            else:
+                month, year2 = front_monthly() if root in MONTHLY_ROOTS else front_month()
+            self.front[root] = Contract(px.contract_id(code, month, year2), code, root, month, year2, True)
+        self.brackets = BracketBook(exchange)
         self._ids = itertools.count(7001)
         self._position_ids = itertools.count(9001)
         self.accounts: dict[str, GatewayAccount] = {}
@@ -117,8 +144,8 @@ class GatewayState:
         code, month, year2 = parts
         root = px.CODE_TO_ROOT[code]
         front = self.front.get(root)
-        if front is None:
-            return None
+        if front is None or month not in listed_months(root):
+            return None  # e.g. an ES January contract: never listed, so "Contract not found"
         return Contract(contract_id, code, root, month, year2, contract_id == front.contract_id)
 
     def search_contracts(self, text: str) -> list[Contract]:
@@ -130,8 +157,8 @@ class GatewayState:
     # -- orders ------------------------------------------------------------------------
     def order_payload(self, order: SimOrder) -> dict[str, Any]:
         account = self.accounts[order.account]
-        return parsing.order_payload(
-            order_id=int(order.order_id), account_id=account.account_id,
+        payload = parsing.order_payload(
+            order_id=self.brackets.gateway_id(order.order_id), account_id=account.account_id,
             contract_id=self.contract_id_for(order.symbol), created=order.created_at,
             updated=order.updated_at, status=order.status, order_type=order.order_type, side=order.side,
             size=order.quantity, limit_price=order.limit_price, stop_price=order.stop_price,
@@ -139,6 +166,23 @@ class GatewayState:
             filled_price=_tick_price(order) if order.filled_quantity else None,
             custom_tag=order.client_order_id,
         )
+        parent = self.brackets.parent_of(order.order_id)
+        if parent is not None:
+            payload["parentOrderId"] = parent
+        return payload
+
+    def child_payload(self, account: GatewayAccount, child: Child, symbol: str) -> dict[str, Any]:
+        """A suspended (or cancelled-while-suspended) bracket child: status 8 and no price yet."""
+        payload = parsing.order_payload(
+            order_id=child.gateway_id, account_id=account.account_id, contract_id=self.contract_id_for(symbol),
+            created=child.created, updated=child.updated, status=child.status, order_type=child.order_type,
+            side=child.side, size=child.size, limit_price=None, stop_price=None, fill_volume=0,
+            filled_price=None, custom_tag=child.tag,
+        )
+        if child.status is OrderStatus.PENDING:
+            payload["status"] = int(px.OrderStatus.SUSPENDED)
+        payload["parentOrderId"] = child.parent_gateway_id
+        return payload
 
     def contract_id_for(self, symbol: str) -> str:
         """Kernel symbol → contract id, preferring the id a client actually traded."""
@@ -181,13 +225,41 @@ class GatewayState:
         aid = account.account_id
         if isinstance(event, OrderEvent):
             order = self.exchange.account(account.name).orders[event.broker_order_id]
-            return [(px.EVENT_ORDER, aid, self.order_payload(order))]
+            pushes = [(px.EVENT_ORDER, aid, self.child_payload(account, child, order.symbol))
+                      for child in self._bracket_children(order)]
+            return pushes + [(px.EVENT_ORDER, aid, self.order_payload(order))] + self._settle_children(account, order)
         if isinstance(event, FillEvent):
             return self._trade_pushes(account, event)
         if isinstance(event, PositionEvent):
             return [(px.EVENT_POSITION, aid,
                      self._position_payload(account, event.symbol, event.net_quantity, event.average_price))]
         return []
+
+    def _bracket_children(self, order: SimOrder) -> list[Child]:
+        """Children of a bracketed entry, allocated the moment the entry exists (first event)."""
+        if self.brackets.pending is not None and order.order_id not in self.brackets.children:
+            return self.brackets.bind(order)
+        return []
+
+    def _settle_children(self, account: GatewayAccount, order: SimOrder) -> list[Push]:
+        """An entry that ended: children go live (filled) or are cancelled (nothing filled)."""
+        if not order.status.is_final or not self.brackets.suspended(order.order_id):
+            return []
+        if order.filled_quantity:
+            for child in self.brackets.suspended(order.order_id):
+                child.size = order.filled_quantity
+            self._later(lambda: self.brackets.activate(order, instrument_for(order.symbol).tick_size))
+            return []
+        return [(px.EVENT_ORDER, account.account_id, self.child_payload(account, child, order.symbol))
+                for child in self.brackets.cancel_suspended(order.order_id)]
+
+    @staticmethod
+    def _later(action: Any) -> None:
+        """After the kernel finished publishing this fill (a re-entrant submit would interleave)."""
+        try:
+            asyncio.get_running_loop().call_soon(action)
+        except RuntimeError:
+            action()
 
     def _trade_pushes(self, account: GatewayAccount, fill: FillEvent) -> list[Push]:
         existing = next((t for t in account.trades if t["id"] == int(fill.fill_id)), None)
@@ -201,7 +273,7 @@ class GatewayState:
             trade_id=int(fill.fill_id), account_id=account.account_id,
             contract_id=self.contract_id_for(fill.symbol), created=fill.timestamp, price=fill.price,
             pnl=delta if delta else None, fees=self.fee * fill.quantity, side=fill.side,
-            size=fill.quantity, order_id=int(fill.broker_order_id),
+            size=fill.quantity, order_id=self.brackets.gateway_id(fill.broker_order_id),
         )
         account.trades.append(trade)
         return [(px.EVENT_TRADE, account.account_id, trade),

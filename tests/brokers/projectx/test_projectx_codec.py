@@ -81,8 +81,14 @@ def test_place_request_uses_documented_fields() -> None:
         limit_price=None, stop_price=None, custom_tag="cid-1",
         bracket=Bracket(take_profit=Decimal("5"), stop_loss=Decimal("2.5")), tick_size=Decimal("0.25"))
     assert body["type"] == 2 and body["side"] == 1 and body["customTag"] == "cid-1"
+    # A short's stop-loss sits above the entry (positive ticks), its take-profit below (negative).
     assert body["stopLossBracket"] == {"ticks": 10, "type": 4}
-    assert body["takeProfitBracket"] == {"ticks": 20, "type": 1}
+    assert body["takeProfitBracket"] == {"ticks": -20, "type": 1}
+    long = parsing.place_request(
+        account_id=465, contract_id="CON.F.US.EP.Z26", side=Side.BUY, quantity=1, order_type=OrderType.MARKET,
+        limit_price=None, stop_price=None, custom_tag="cid-2",
+        bracket=Bracket(take_profit=Decimal("5"), stop_loss=Decimal("2.5")), tick_size=Decimal("0.25"))
+    assert long["stopLossBracket"]["ticks"] == -10 and long["takeProfitBracket"]["ticks"] == 20
     with pytest.raises(ValueError):
         parsing.place_request(account_id=1, contract_id="x", side=Side.BUY, quantity=1,
                               order_type=OrderType.STOP_LIMIT, limit_price=Decimal(1), stop_price=Decimal(1),

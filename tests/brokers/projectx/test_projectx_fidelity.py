@@ -65,7 +65,12 @@ async def test_rest_responses_match_documented_shapes(sim: ProjectXSimulator) ->
         assert_shape(fixture("account_search.json")["response"], await post("/api/Account/search", {"onlyActiveAccounts": True}, token))
         assert_shape(fixture("contract_search.json")["response"], await post("/api/Contract/search", {"live": False, "searchText": "NQ"}, token))
         assert_shape(fixture("contract_search_by_id.json")["response"], await post("/api/Contract/searchById", {"contractId": contract}, token))
-        place = dict(fixture("order_place.json")["request"], accountId=account, contractId=contract)
+        example = dict(fixture("order_place.json")["request"], accountId=account, contractId=contract)
+        # The page's example brackets a short with a positive take-profit; the live gateway refuses
+        # that sign (and brackets outside Auto OCO mode): the strict simulator does too.
+        refused = await post("/api/Order/place", example, token)
+        assert (refused["success"], refused["errorCode"]) == (False, 2)
+        place = {k: v for k, v in example.items() if not k.endswith("Bracket")}
         placed = await post("/api/Order/place", place, token)
         assert_shape(fixture("order_place.json")["response"], placed)
         await asyncio.sleep(0)  # the market order filled inside place

@@ -1,4 +1,4 @@
-"""Adapter ↔ simulator: auth, order entry, fills, modify, cancel, rejects, dedupe."""
+"""Adapter ↔ simulator: auth, order entry, fills, modify, cancel, rejects, flatten."""
 
 from __future__ import annotations
 
@@ -109,29 +109,6 @@ async def test_reject_carries_reason(adapter: ProjectXAdapter, sim) -> None:
         await adapter.place(_place("rej-2", order_type=OrderType.LIMIT, limit_price=Decimal("4990.10")))
 
 
-async def test_duplicate_custom_tag_never_doubles(adapter: ProjectXAdapter, make_adapter, sim) -> None:
-    first = await adapter.place(_place("dup-1"))
-    again = await adapter.place(_place("dup-1"))  # same session: answered from memory
-    assert again.duplicate and again.broker_order_id == first.broker_order_id
-    restarted = await make_adapter()  # a new process: only the gateway remembers the tag
-    retried = await restarted.place(_place("dup-1"))
-    assert retried.duplicate and retried.broker_order_id == first.broker_order_id
-    orders = sim.exchange.account("PX-FOLLOWER-1").orders.values()
-    assert [o.client_order_id for o in orders].count("dup-1") == 1
-
-
-async def test_bracket_ticks_become_exit_orders(adapter: ProjectXAdapter, sim) -> None:
-    events = adapter.events()
-    sim.exchange.prices.set_price(SYMBOL, Decimal("5000"))
-    await adapter.place(_place("brk-1", bracket=Bracket(take_profit=Decimal("5"), stop_loss=Decimal("2.50"))))
-    await next_event(events, lambda e: isinstance(e, FillEvent) and e.client_order_id == "brk-1")
-    exits = [o for o in sim.exchange.open_orders("PX-FOLLOWER-1") if o.oco_group]
-    entry = sim.exchange.find_by_client_id("PX-FOLLOWER-1", "brk-1")
-    assert entry is not None and entry.average_price is not None
-    prices = sorted((o.limit_price or o.stop_price) - entry.average_price for o in exits)
-    assert prices == [Decimal("-2.50"), Decimal("5")]
-
-
 async def test_flatten_and_snapshot(adapter: ProjectXAdapter, sim) -> None:
     events = adapter.events()
     await adapter.place(_place("fl-1", quantity=2))
@@ -141,7 +118,10 @@ async def test_flatten_and_snapshot(adapter: ProjectXAdapter, sim) -> None:
     snap = await adapter.snapshot("f1")
     assert [p.net_quantity for p in snap.positions] == [2]
     assert [o.client_order_id for o in snap.open_orders] == ["fl-2"]
-    await adapter.flatten(FlattenPosition("f1", "flat-1", SYMBOL))
+    ack = await adapter.flatten(FlattenPosition("f1", "flat-1", SYMBOL))
     await next_event(events, lambda e: isinstance(e, PositionEvent) and e.account_id == "f1" and e.net_quantity == 0)
+    # The closing order is ours by tag: it carries the flatten's client order id.
+    [closing] = sim.exchange.orders_with_client_id("PX-FOLLOWER-1", "flat-1")
+    assert ack.broker_order_id == closing.order_id and closing.side is Side.SELL and closing.quantity == 2
     snap = await adapter.snapshot("f1")
     assert snap.positions == () and snap.open_orders == ()

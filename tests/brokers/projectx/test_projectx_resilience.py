@@ -23,11 +23,12 @@ def _place(cid: str, account: str = "f1", quantity: int = 1) -> PlaceOrder:
     return PlaceOrder(account_id=account, client_order_id=cid, symbol=SYMBOL, side=Side.BUY, quantity=quantity)
 
 
-async def test_expired_token_mid_session_relogs_without_doubling(adapter: ProjectXAdapter, sim) -> None:
-    logins = adapter.session.logins
+async def test_expired_token_mid_session_is_renewed_without_doubling(adapter: ProjectXAdapter, sim) -> None:
+    """A 401 renews the same session (Auth/validate) instead of logging in again."""
+    logins, renewals = adapter.session.logins, adapter.session.renewals
     sim.faults("PX-FOLLOWER-1").expire_token = True
     ack = await adapter.place(_place("exp-1"))
-    assert adapter.session.logins == logins + 1
+    assert adapter.session.renewals == renewals + 1 and adapter.session.logins == logins
     orders = [o for o in sim.exchange.account("PX-FOLLOWER-1").orders.values() if o.client_order_id == "exp-1"]
     assert len(orders) == 1 and orders[0].order_id == ack.broker_order_id
 

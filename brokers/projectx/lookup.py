@@ -1,0 +1,68 @@
+"""Finding our orders at the gateway by ``customTag``: the only exactly-once tool ProjectX offers.
+
+ProjectX says a ``customTag`` "must be unique across the account" but documents no refusal of a
+repeated one (no error code, no text), so nothing here reads an error message. Instead the
+gateway is asked: ``/api/Order/searchOpen`` (working orders, no time window) and then
+``/api/Order/search`` (history; ``startTimestamp`` required, ``endTimestamp`` optional) — both
+return ``customTag`` on every order. Bracket children carry ``<tag>-SL``/``<tag>-TP`` on the live
+gateway, so only an exact match counts. Source: gateway.docs.projectx.com api-reference/order
+order-search and order-search-open (see docs/fidelity/projectx.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..errors import BrokerUnavailable
+from ..ratebudget import Priority
+from . import parsing
+from . import schemas as px
+
+Call = Callable[..., Awaitable[dict[str, Any]]]
+
+#: How far past "now" the history window reaches: the gateway stamps orders with its own clock.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _orders(data: dict[str, Any], what: str) -> list[dict[str, Any]]:
+    """The order list of a search answer; a refused search means we cannot tell."""
+    if not data.get("success", True):
+        raise BrokerUnavailable(
+            f"ProjectX {what} refused (errorCode {data.get('errorCode')}): {data.get('errorMessage')}", sent=False
+        )
+    return list(data.get("orders") or [])
+
+
+async def orders_with_tag(call: Call, account_id: int, tag: str, lookback_h: float,
+                          *, include_history: bool = True) -> list[dict[str, Any]]:
+    """Every order of the account whose ``customTag`` is exactly ``tag``, oldest first.
+
+    Working orders come from ``searchOpen``; when none matches (or ``include_history``), the
+    order history of the last ``lookback_h`` hours is searched too. Raises ``BrokerUnavailable``
+    when the gateway cannot be asked.
+    """
+    body = {"accountId": account_id}
+    found = {o["id"]: o for o in _orders(await call(px.ORDER_SEARCH_OPEN, body, Priority.MODIFY, idempotent=True),
+                                            "Order/searchOpen") if o.get("customTag") == tag}
+    if not found or include_history:
+        now = datetime.now(timezone.utc)
+        window = {"accountId": account_id,
+                  "startTimestamp": parsing.format_time(now - timedelta(hours=lookback_h)),
+                  "endTimestamp": parsing.format_time(now + CLOCK_SKEW)}
+        history = _orders(await call(px.ORDER_SEARCH, window, Priority.MODIFY, idempotent=True), "Order/search")
+        for order in history:
+            if order.get("customTag") == tag:
+                found.setdefault(order["id"], order)
+    return sorted(found.values(), key=lambda o: (o.get("creationTimestamp") or "", int(o["id"])))
+
+
+def first_live(orders: list[dict[str, Any]], *, besides: Any = None) -> dict[str, Any] | None:
+    """The oldest order that is not a rejected record (nor the order ``besides``)."""
+    for order in orders:
+        if str(order["id"]) == str(besides):
+            continue
+        if int(order.get("status") or 0) != px.OrderStatus.REJECTED:
+            return order
+    return None
