@@ -28,7 +28,7 @@ def main() -> int:
     parser.add_argument("--signals", type=int, default=200)
     parser.add_argument("--followers", type=int, default=50)
     parser.add_argument("--kills", type=int, default=8, help="at least this many SIGKILLs (front and back in turn)")
-    parser.add_argument("--interval", type=float, default=0.2, help="seconds between leader signals")
+    parser.add_argument("--interval", type=float, default=0.35, help="seconds between leader signals")
     parser.add_argument("--lose-rate", type=float, default=0.05, help="share of order answers lost")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a fresh temporary directory")

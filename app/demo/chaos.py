@@ -61,7 +61,7 @@ class ChaosOptions:
     signals: int = 100
     followers: int = 20
     min_kills: int = 6
-    interval_s: float = 0.2
+    interval_s: float = 0.35
     lose_response_rate: float = 0.05
     seed: int = 5
     settle_timeout_s: float = 120.0
@@ -140,6 +140,10 @@ class Expectation:
     """What the books must show, from the copy rules applied to the leader's signals."""
 
     orders: dict[tuple[str, str], int] = field(default_factory=dict)  # (account, client id) -> orders
+    # (account, flatten client id) -> most closing orders: one per symbol held. Tradovate's
+    # liquidateposition takes no clOrdId, so there it leaves none under the id; the
+    # positions are what show a flatten happened once.
+    flattens: dict[tuple[str, str], int] = field(default_factory=dict)
     positions: dict[tuple[str, str], int] = field(default_factory=dict)  # (account, symbol) -> net
     cancelled: set[tuple[str, str]] = field(default_factory=set)  # (account, client id of the target)
 
@@ -157,7 +161,7 @@ def expectation(signals: list[TradeSignal], config: CopyConfig) -> Expectation:
                     want.positions[key] = want.positions.get(key, 0) + (intent.quantity if intent.side == "buy" else -intent.quantity)
             elif intent.action == "flatten":
                 held = {k: v for k, v in want.positions.items() if k[0] == intent.account_id and v}
-                want.orders[(intent.account_id, intent.client_order_id)] = len(held)
+                want.flattens[(intent.account_id, intent.client_order_id)] = len(held)
                 for key in held:
                     want.positions[key] = 0
                 want.cancelled |= {k for k in want.orders if k[0] == intent.account_id}  # working ones
@@ -269,18 +273,36 @@ class ChaosRun:
             await producer.stop()
 
     async def _chaos(self, publishing: asyncio.Future[None]) -> None:
-        """SIGKILL a worker at a random moment, restart it a moment later; both kinds, until the
-        leader is done and at least ``min_kills`` happened."""
-        turn = self.rng.choice(list(ROLES))
-        while not publishing.done() or sum(self.kills.values()) < self.options.min_kills:
-            await asyncio.sleep(self.rng.uniform(0.5, 3.0))
-            worker = self.workers[turn]
-            worker.process.kill()
-            worker.process.wait()
-            self.kills[turn] += 1
-            await asyncio.sleep(self.rng.uniform(0.1, 1.0))
-            self.workers[turn] = start_worker(turn, ROLES[turn], self.run_dir, self.env)
-            turn = "back" if turn == "front" else "front"
+        """Each worker in turn is SIGKILLed at a random moment while it works (after it has its
+        partitions again), and restarted a moment later; until the leader is done and at least
+        ``min_kills`` happened. The two workers' cycles overlap."""
+        async def cycle(name: str, first_delay: float) -> None:
+            await asyncio.sleep(first_delay)
+            while not publishing.done() or sum(self.kills.values()) < self.options.min_kills:
+                await self._until_working(name)
+                await asyncio.sleep(self.rng.uniform(0.2, 2.5))
+                worker = self.workers[name]
+                worker.process.kill()
+                await asyncio.to_thread(worker.process.wait)
+                self.kills[name] += 1
+                await asyncio.sleep(self.rng.uniform(0.1, 1.0))
+                self.workers[name] = start_worker(name, ROLES[name], self.run_dir, self.env)
+
+        await asyncio.gather(cycle("back", 0.0), cycle("front", self.rng.uniform(1.0, 4.0)))
+
+    async def _until_working(self, name: str, timeout: float = 60.0) -> None:
+        """Until the worker's current process reports assigned partitions (it consumes again)."""
+        assert self.observer is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            worker = self.workers[name]
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"worker {name} died on its own; see {worker.log}")
+            tag = f":{worker.process.pid}:"
+            if any(tag in worker_id and beat.assigned_partitions > 0 for worker_id, beat in self.observer.seen.heartbeats.items()):
+                return
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"worker {name} did not get its partitions back within {timeout:.0f}s")
 
     async def _settle(self, timeout: float) -> bool:
         """Until every copy has its outcome and the books hold the expected positions."""
@@ -320,6 +342,12 @@ class ChaosRun:
                 missing.append((account_id, client_id, found))
             elif found > expected:
                 doubled.append((account_id, client_id, found))
+        for (account_id, client_id), most in want.flattens.items():
+            exchange, name = self._kernel(account_id)
+            found = len(exchange.orders_with_client_id(name, client_id))
+            in_books += found
+            if found > most:
+                doubled.append((account_id, client_id, found))
         still_working = []
         for account_id, client_id in want.cancelled:
             exchange, name = self._kernel(account_id)
@@ -335,6 +363,7 @@ class ChaosRun:
             "kills": dict(self.kills),
             "lost_responses": sum(self._kernel_account(a).faults.lost for a in self.config.follower_accounts()),
             "orders_expected": sum(want.orders.values()),
+            "flatten_pairs": len(want.flattens),
             "orders_in_books": in_books,
             "pairs_missing_an_order": len(missing),
             "pairs_doubled": len(doubled),

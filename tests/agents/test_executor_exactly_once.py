@@ -23,7 +23,7 @@ from copytrader.app import ids
 from copytrader.app.config import parse_config
 from copytrader.app.records import Execution, OrderError, OrderIntent
 from copytrader.brokers.base import BrokerAdapter, SessionConfig
-from copytrader.brokers.errors import BrokerUnavailable, OrderRejected, RateLimited, UnsupportedOperation
+from copytrader.brokers.errors import BrokerError, BrokerUnavailable, OrderRejected, RateLimited, UnsupportedOperation
 from copytrader.brokers.model import (
     AccountSnapshot,
     CancelOrder,
@@ -37,10 +37,18 @@ from copytrader.brokers.model import (
 )
 
 
+class UnknownAnswer(BrokerError):
+    """An adapter's own error for an answer it could not read; ``raw`` is the text as sent."""
+
+    def __init__(self, raw: str) -> None:
+        super().__init__("answer not understood", code="UNKNOWN_ENUM")
+        self.raw = raw
+
+
 class FakeBroker(BrokerAdapter):
     """``place_script`` steps: ok, lost (placed, answer lost), timeout (not placed, TimeoutError),
     unsent (BrokerUnavailable sent=False), throttled, rejected, garbage (placed, unreadable answer),
-    hang (never answers). ``lookup_script`` steps: books (answer from the books), down, unsupported."""
+    unknown-enum (placed, an adapter error carrying the raw answer), hang (never answers). ``lookup_script`` steps: books (answer from the books), down, unsupported."""
 
     platform: ClassVar[str] = "fake"
     capabilities: ClassVar[Capabilities] = Capabilities()
@@ -87,6 +95,8 @@ class FakeBroker(BrokerAdapter):
             raise BrokerUnavailable("reset after send", sent=True)
         if step == "garbage":
             raise KeyError("orderStatus: 'Frobnicated'")
+        if step == "unknown-enum":
+            raise UnknownAnswer('{"orderId": 7, "commandStatus": "Frobnicated"}')
         return ack
 
     async def lookup(self, account_id: str, client_order_id: str) -> OrderAck | None:
@@ -330,6 +340,17 @@ async def test_an_answer_the_executor_cannot_read_lands_on_order_errors_with_its
     restarted = Executor(journal_path, broker)
     await restarted.run(place("s1"))
     assert [c[0] for c in broker.calls] == ["lookup"]
+
+
+async def test_an_adapter_error_carrying_the_raw_answer_is_reported_with_it_and_left_unknown(
+    broker: FakeBroker, journal_path: Path
+) -> None:
+    broker.place_script = ["unknown-enum"]
+    executor = Executor(journal_path, broker)
+    intent = place()
+    await executor.run(intent)
+    assert [(e.code, e.payload) for e in executor.errors()] == [("BAD_ANSWER", '{"orderId": 7, "commandStatus": "Frobnicated"}')]
+    assert executor.journal.get(intent.client_order_id).state == UNKNOWN  # type: ignore[union-attr]
 
 
 async def test_a_cancel_whose_answer_was_lost_is_not_sent_twice(broker: FakeBroker, journal_path: Path) -> None:

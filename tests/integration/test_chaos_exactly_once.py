@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.kafka]
 
 async def test_sigkills_of_fanout_and_executor_leave_exactly_one_order_per_copy(kafka_bootstrap: str, tmp_path: Path) -> None:
     settings = Settings(kafka_broker=f"kafka://{kafka_bootstrap}", data_dir=tmp_path)
-    options = ChaosOptions(signals=100, followers=20, min_kills=6, interval_s=0.2, lose_response_rate=0.05,
+    options = ChaosOptions(signals=100, followers=20, min_kills=6, interval_s=0.35, lose_response_rate=0.05,
                            settle_timeout_s=90.0)
     result = await run_chaos(options, settings)
     print(result)
