@@ -112,6 +112,7 @@ def install_direct_consumer(app: "CopyTraderApp") -> None:
         fetch_max_wait_ms=settings.intent_fetch_wait_ms,
         session_timeout_ms=int(app.conf.broker_session_timeout * 1000),
         heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),
+        before_commit=lambda: app.producer.flush(),  # outcomes written before their offsets
     )
     runtime.assignments.append(consumer.assignment)
     runtime.lags.append(consumer.lags)

@@ -113,6 +113,7 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         revoke_wait_s: float = 5.0,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 2_000,
+        before_commit: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.topic = topic
         self.group_id = group_id
@@ -121,6 +122,10 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         self.commit_interval_s = commit_interval_s
         self.max_in_flight = max_in_flight
         self.revoke_wait_s = revoke_wait_s
+        # Awaited before every commit: the producer's flush. A finished batch's outcome records
+        # were handed to the producer, not yet written; a commit ahead of them followed by a
+        # SIGKILL would lose the outcomes with no redelivery to bring them back.
+        self.before_commit = before_commit
         self.progress = PartitionProgress()
         self._bootstrap_servers = bootstrap_servers
         self._consumer_options = dict(
@@ -267,6 +272,12 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         points = {tp: p for tp, p in self.progress.commit_points(tps).items() if tp in assigned}
         if not points:
             return
+        if self.before_commit is not None:
+            try:
+                await self.before_commit()
+            except Exception as exc:  # noqa: BLE001 - no commit ahead of unwritten outcomes; next round retries
+                log.warning("orders.requests: producer flush before commit failed (%r); not committing", exc)
+                return
         try:
             await self.consumer.commit({tp: OffsetAndMetadata(p, "") for tp, p in points.items()})
         except KafkaError as exc:  # rebalancing or broker away: the next commit carries it

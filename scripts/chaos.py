@@ -35,6 +35,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # the simulators' lost answers, on purpose
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the observer's start on fresh topics
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="copytrader-chaos-"))
     settings = Settings.from_env()
     settings = Settings(**{**{f: getattr(settings, f) for f in settings.__dataclass_fields__}, "data_dir": data_dir.resolve()})

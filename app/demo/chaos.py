@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from ...agents.planner import FanoutPlanner
 from ...brokers.instruments import instrument_for
@@ -230,6 +231,19 @@ class ChaosRun:
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.workers.values()))
         for simulator in self.simulators.values():
             await simulator.stop()
+        await self._delete_topics()
+
+    async def _delete_topics(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
+        try:
+            await admin.start()
+            mine = [n for n in await admin.list_topics() if n.startswith(self.prefix) or n.startswith(self.prefix.rstrip("."))]
+            if mine:
+                await admin.delete_topics(mine)
+        except Exception:  # noqa: BLE001 - cleanup is best effort; the run is judged already
+            pass
+        finally:
+            await admin.close()
 
     def _kernel(self, account_id: str) -> tuple[SimExchange, str]:
         account = self.config.accounts[account_id]
