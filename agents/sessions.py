@@ -8,6 +8,7 @@ broker; the other sessions' accounts are untouched.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -69,7 +70,10 @@ class SessionPool:
             return adapter
         task = self._connecting.get(session_id)
         if task is None:
-            task = self._connecting[session_id] = asyncio.ensure_future(self._connect(session_id))
+            # A fresh context: the connection is the session's, shared by every account on it,
+            # so the copy deadline of whichever intent happened to open it must not bound it.
+            task = self._connecting[session_id] = asyncio.get_running_loop().create_task(
+                self._connect(session_id), context=contextvars.Context())
         try:
             return await asyncio.shield(task)
         finally:
