@@ -108,7 +108,7 @@ def test_which_failures_leave_the_outcome_open(error: BaseException, unknown: bo
 
 async def test_a_request_with_no_lookup_is_repeated_only_because_it_is_idempotent() -> None:
     send = Script(BrokerUnavailable("reset after send"))
-    assert await exactly_once(send, None, sleep=no_sleep) == "ok"
+    assert await exactly_once(send, None, sleep=Sleeps()) == "ok"
     assert send.calls == 2
 
 
@@ -136,5 +136,5 @@ async def test_a_platform_that_cannot_be_asked_makes_an_uncertain_request_unknow
         raise UnsupportedOperation("no lookup")
 
     with pytest.raises(OutcomeUnknown):
-        await exactly_once(send, lookup, uncertain=True, sleep=no_sleep)
+        await exactly_once(send, lookup, uncertain=True, sleep=Sleeps())
     assert send.calls == 0
