@@ -222,6 +222,9 @@ def install(app: "CopyTraderApp") -> None:
                 batch = event.value
                 if event.message.timestamp_type == LOG_APPEND_TIME:
                     batch.appended = event.message.timestamp  # Faust gives seconds
+                # No redelivery flag here (Faust hides the assignment's end offsets): the attempt
+                # journal alone marks what this host may have sent; the direct consumer adds the
+                # rule that covers an executor moved to another host.
                 submit_batch(runtime, batch, lambda event=event: manual.ack(event))
     else:
         install_direct_consumer(app)
