@@ -30,6 +30,7 @@ from ..brokers.deadline import copy_deadline
 from ..brokers.errors import BrokerError, OutcomeUnknown, UnknownOrder
 from ..brokers.model import (
     CancelOrder,
+    FillCorrection,
     FillEvent,
     FlattenPosition,
     ModifyOrder,
@@ -296,6 +297,21 @@ class OrderRouter:
                     side=event.side.value, quantity=event.quantity, price=event.price,
                     cumulative_quantity=event.cumulative_quantity, leaves_quantity=event.leaves_quantity,
                     occurred_at=event.timestamp, stamps=stamps,
+                )
+            )
+        elif isinstance(event, FillCorrection):
+            await self.outbox.execution(
+                Execution(
+                    execution_id=f"{event.account_id}|{event.broker_order_id}|correction|{event.correction_id}",
+                    account_id=event.account_id, platform=platform,
+                    kind="fill_bust" if event.busted else "fill_correction",
+                    client_order_id=event.client_order_id, broker_order_id=event.broker_order_id,
+                    symbol=event.symbol, side=event.side.value, quantity=event.quantity, price=event.price,
+                    corrects=f"{event.account_id}|{event.broker_order_id}|fill|{event.fill_id}",
+                    original_quantity=event.original_quantity, original_price=event.original_price,
+                    reason=f"fill {event.fill_id} {event.original_quantity}@{event.original_price} -> "
+                    + ("busted" if event.busted else f"{event.quantity}@{event.price}"),
+                    occurred_at=event.timestamp,
                 )
             )
         elif isinstance(event, OrderEvent) and event.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED):

@@ -7,9 +7,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..app import metrics
-from ..app.records import OrderError
+from ..app.records import CORRECTION_KINDS, OrderError
 from ..tables.health import health_table
-from ..tables.positions import apply_fill, position_key, positions_table
+from ..tables.positions import apply_correction, apply_fill, position_key, positions_table
 
 if TYPE_CHECKING:
     from ..app.factory import CopyTraderApp
@@ -28,11 +28,12 @@ def install(app: "CopyTraderApp", position_partitions: int, health_partitions: i
     async def track_positions(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
         """Fills → positions table (duplicates ignored) → positions.updates."""
         async for execution in stream:
-            if execution.kind not in FILL_KINDS:
+            if execution.kind not in FILL_KINDS + CORRECTION_KINDS:
                 continue
             key = position_key(execution.account_id, execution.symbol)
+            apply = apply_correction if execution.kind in CORRECTION_KINDS else apply_fill
             try:
-                updated, applied = apply_fill(positions.get(key), execution)
+                updated, applied = apply(positions.get(key), execution)
             except (KeyError, ValueError) as exc:
                 await runtime.outbox.error(
                     OrderError(

@@ -20,7 +20,11 @@ from ..brokers.model import OrderType, Side
 
 SIGNAL_KINDS = ("new", "modify", "cancel", "fill", "flatten")
 INTENT_ACTIONS = ("place", "modify", "cancel", "flatten")
-EXECUTION_KINDS = ("ack", "fill", "partial_fill", "reject", "modified", "cancelled", "flattened")
+EXECUTION_KINDS = ("ack", "fill", "partial_fill", "reject", "modified", "cancelled", "flattened",
+                   "fill_bust", "fill_correction")
+#: A bust/correction names the fill it changes (``corrects`` = that fill's execution id) and the
+#: values reported before (``original_*``); ``quantity``/``price`` are the values now (0/None: bust).
+CORRECTION_KINDS = ("fill_bust", "fill_correction")
 STAGES = ("detected", "published", "fanned_out", "sent", "acked", "filled")
 
 
@@ -184,6 +188,9 @@ class Execution(_Base):
     is_leader: bool = False
     request_outcome: bool = False  # True on the executor's one answer to an intent (ack or reject)
     reason: str | None = None
+    corrects: str | None = None  # fill_bust/fill_correction: execution id of the fill it changes
+    original_quantity: int = 0
+    original_price: Decimal | None = None
     occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
     stamps: dict[str, float] = {}  # noqa: RUF012
 

@@ -76,10 +76,16 @@ class ConnectionState(str, enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Bracket:
-    """Exit orders attached to an entry, as distances from the entry fill price."""
+    """Exit orders attached to an entry, as distances from the entry fill price.
+
+    ``reference_price`` is where a platform that needs absolute exit prices before the fill
+    (Tradovate placeOSO) anchors them when the entry has no price of its own (a market entry):
+    the copier knows it, it is the leader's fill. The adapter re-anchors at the real fill.
+    """
 
     take_profit: Decimal | None = None
     stop_loss: Decimal | None = None
+    reference_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +201,33 @@ class FillEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class FillCorrection:
+    """The broker busted or corrected an execution it had reported as ``fill_id``.
+
+    FIX ExecType H (Trade Cancel) and G (Trade Correct); Tradovate execType ``TradeCancel`` /
+    ``TradeCorrect``. A separate event, not a flag on :class:`FillEvent`, so a consumer that
+    does not know it ignores it instead of counting it as one more fill. ``busted`` means the
+    execution never happened (``quantity`` 0, ``price`` None); otherwise ``quantity``/``price``
+    replace ``original_quantity``/``original_price``, the values reported before (so a position
+    can be corrected without keeping every fill). ``correction_id`` is unique per correction.
+    """
+
+    account_id: str
+    client_order_id: str | None
+    broker_order_id: str
+    fill_id: str
+    correction_id: str
+    symbol: str
+    side: Side
+    busted: bool
+    quantity: int
+    price: Decimal | None
+    original_quantity: int
+    original_price: Decimal
+    timestamp: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
 class PositionEvent:
     """The broker's own view of a position (net quantity, signed)."""
 
@@ -215,7 +248,7 @@ class ConnectionEvent:
     timestamp: datetime = field(default_factory=utcnow)
 
 
-BrokerEvent = OrderEvent | FillEvent | PositionEvent | ConnectionEvent
+BrokerEvent = OrderEvent | FillEvent | FillCorrection | PositionEvent | ConnectionEvent
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -253,6 +286,7 @@ class Capabilities:
     client order id. No platform we support does, so this stays False and the executor looks
     an order up (``BrokerAdapter.lookup``) instead of trusting a resend.
     ``lookup``: the adapter can find an order at the broker by our client order id.
+    ``fill_corrections``: the adapter reports busted/corrected executions as ``FillCorrection``.
     """
 
     order_entry: bool = True
@@ -266,3 +300,4 @@ class Capabilities:
     lookup: bool = True
     partial_fills: bool = True
     snapshot: bool = True
+    fill_corrections: bool = False

@@ -29,3 +29,26 @@ def apply_fill(
     if (new_net > 0) != (net > 0):
         return new_net, price, realized
     return new_net, average, realized
+
+
+def undo_fill(net: int, average: Decimal | None, signed_qty: int, price: Decimal,
+              point_value: Decimal) -> tuple[int, Decimal | None, Decimal]:
+    """Take one fill back out of an average-cost position: (net, average, realised P&L change).
+
+    Exact when the fill opened or added to what is held now (the average is un-weighted), and
+    when it reduced a position still open on the same side (its realised P&L is taken back).
+    When it closed or flipped the position, what was held before is not known any more: the
+    quantity is still exact, the average becomes the fill's price and P&L is left alone.
+    """
+    if net and average is not None and signed_qty and (net > 0) == (signed_qty > 0) and abs(net) >= abs(signed_qty):
+        left = abs(net) - abs(signed_qty)
+        if left == 0:
+            return 0, None, Decimal(0)
+        return net - signed_qty, (average * abs(net) - price * abs(signed_qty)) / left, Decimal(0)
+    if net and average is not None and (net > 0) != (signed_qty > 0):
+        # it reduced this side: it realised (price - average) per contract, in the side's direction
+        side = 1 if net > 0 else -1
+        realised = (price - average) * abs(signed_qty) * side * point_value
+        return net - signed_qty, average, -realised
+    back, avg, pnl = apply_fill(net, average, -signed_qty, price, point_value)
+    return back, avg, Decimal(0)

@@ -14,6 +14,7 @@ import faust
 from ..app.records import Execution, Position, now_utc
 from ..brokers.instruments import instrument_for
 from ..brokers.positions import apply_fill as apply_position_fill
+from ..brokers.positions import undo_fill
 
 RECENT_FILLS = 256
 
@@ -40,6 +41,42 @@ def apply_fill(position: Position | None, fill: Execution) -> tuple[Position, bo
             account_id=fill.account_id, symbol=fill.symbol, net_quantity=net,
             average_price=average.quantize(Decimal("0.000001")) if average is not None else None,
             realized_pnl=realized, fills=current.fills + 1, recent_fill_ids=recent,
+            updated_at=now_utc(),
+        ),
+        True,
+    )
+
+
+def apply_correction(position: Position | None, correction: Execution) -> tuple[Position, bool]:
+    """Undo a busted fill, or replace a corrected one; (new position, applied).
+
+    The fill named by ``corrects`` must be in the position's recent window: a correction of a
+    fill this position never counted (or counted too long ago to know) is refused with
+    ``ValueError`` rather than guessed, and the copier reconciles with the broker instead.
+    The quantity is exact; when the busted fill had closed part of the position, the average
+    price and realised P&L after the undo are an approximation (no fill history is kept).
+    """
+    if correction.kind not in ("fill_bust", "fill_correction") or correction.original_price is None:
+        raise ValueError(f"not a correction: {correction.kind}")
+    current = position or Position(account_id=correction.account_id, symbol=correction.symbol)
+    if correction.execution_id in current.recent_fill_ids:
+        return current, False
+    if correction.corrects not in current.recent_fill_ids:
+        raise ValueError(f"{correction.kind} of fill {correction.corrects} that this position did not count recently")
+    sign = 1 if correction.side == "buy" else -1
+    point_value = instrument_for(correction.symbol).point_value
+    net, average, pnl = undo_fill(current.net_quantity, current.average_price, sign * correction.original_quantity,
+                                  Decimal(correction.original_price), point_value)
+    if correction.kind == "fill_correction" and correction.quantity > 0 and correction.price is not None:
+        net, average, more = apply_position_fill(net, average, sign * correction.quantity,
+                                                 Decimal(correction.price), point_value)
+        pnl += more
+    return (
+        Position(
+            account_id=current.account_id, symbol=current.symbol, net_quantity=net,
+            average_price=average.quantize(Decimal("0.000001")) if average is not None else None,
+            realized_pnl=current.realized_pnl + pnl, fills=current.fills,
+            recent_fill_ids=[*current.recent_fill_ids, correction.execution_id][-RECENT_FILLS:],
             updated_at=now_utc(),
         ),
         True,

@@ -19,6 +19,7 @@ from ..model import (
     CancelOrder,
     Capabilities,
     ConnectionState,
+    FillCorrection,
     FillEvent,
     FlattenPosition,
     ModifyOrder,
@@ -78,7 +79,7 @@ def reset_venues() -> None:
 
 class PaperAdapter(BrokerAdapter):
     platform: ClassVar[str] = "paper"
-    capabilities: ClassVar[Capabilities] = Capabilities(brackets=True, oco=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(brackets=True, oco=True, fill_corrections=True)
 
     def __init__(self, config: SessionConfig) -> None:
         super().__init__(config)
@@ -215,5 +216,5 @@ class PaperAdapter(BrokerAdapter):
         return replace(event, account_id=self._by_name[event.account_id])
 
     def _on_kernel_event(self, event: KernelEvent) -> None:
-        if event.account_id in self._by_name and isinstance(event, (OrderEvent, FillEvent, PositionEvent)):
+        if event.account_id in self._by_name and isinstance(event, (OrderEvent, FillEvent, FillCorrection, PositionEvent)):
             self._emit(self._ours(event))

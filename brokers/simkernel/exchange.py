@@ -13,9 +13,10 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from ..instruments import instrument_for
-from ..positions import apply_fill
+from ..positions import apply_fill, undo_fill
 from ..model import (
     Bracket,
+    FillCorrection,
     FillEvent,
     OrderEvent,
     OrderStatus,
@@ -33,7 +34,7 @@ __all__ = [
     "SimExchange", "SimOrder", "SimPosition",
 ]
 
-KernelEvent = OrderEvent | FillEvent | PositionEvent
+KernelEvent = OrderEvent | FillEvent | FillCorrection | PositionEvent
 Listener = Callable[[KernelEvent], None]
 FaultListener = Callable[[str], None]
 
@@ -51,6 +52,7 @@ class SimExchange:
         self._live: dict[str, SimOrder] = {}  # working orders, pruned lazily as they finish
         self._fault_listeners: list[FaultListener] = []
         self._children: dict[str, list[SimOrder]] = {}  # parent order id → held OSO children
+        self._oco_filled: set[str] = set()  # OCO groups one member of which filled
 
     # -- wiring ----------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -154,6 +156,9 @@ class SimExchange:
         assert order.parent_id is not None
         self._children.setdefault(order.parent_id, []).append(order)
         self._publish(order.to_event())
+        parent = account.orders.get(order.parent_id)
+        if parent is not None and parent.status.is_final:  # the parent filled before its children came
+            self._release_children(parent)
         return order
 
     def _release_children(self, parent: SimOrder) -> None:
@@ -163,6 +168,9 @@ class SimExchange:
                 continue
             if parent.filled_quantity <= 0:
                 self._finish(child, OrderStatus.CANCELLED, f"parent {parent.status.value}")
+                continue
+            if child.oco_group in self._oco_filled:  # its sibling was released first and filled
+                self._finish(child, OrderStatus.CANCELLED, "oco sibling filled")
                 continue
             child.quantity, child.status, child.updated_at = parent.filled_quantity, OrderStatus.WORKING, utcnow()
             self._live[child.order_id] = child
@@ -373,8 +381,34 @@ class SimExchange:
         if account.faults.take_duplicate_fill():
             self._publish(fill)
         self._publish(self.position_event(order.account, order.symbol))
+        correction = account.faults.take_fill_correction()
+        if correction is not None:
+            self._correct_fill(order, fill, *correction)
         if order.status is OrderStatus.FILLED:
             self._after_full_fill(order)
+
+    def _correct_fill(self, order: SimOrder, fill: FillEvent, busted: bool, price: Decimal | None,
+                      quantity: int | None) -> None:
+        """Bust or correct a fill already reported: the position takes the difference. The order
+        keeps its state (an exchange does not reopen a done order for a bust)."""
+        account = self.account(order.account)
+        new_qty = 0 if busted else (fill.quantity if quantity is None else quantity)
+        new_price = None if busted else (fill.price if price is None else price)
+        position = account.positions.setdefault(order.symbol, SimPosition())
+        position.net_quantity, position.average_price, pnl = undo_fill(
+            position.net_quantity, position.average_price, order.side.sign * fill.quantity, fill.price,
+            instrument_for(order.symbol).point_value)
+        position.realized_pnl += pnl
+        account.balance += pnl
+        if new_qty and new_price is not None:
+            self._apply_to_position(account, order.symbol, order.side.sign * new_qty, new_price)
+        self._publish(FillCorrection(
+            account_id=order.account, client_order_id=order.client_order_id, broker_order_id=order.order_id,
+            fill_id=fill.fill_id, correction_id=str(next(self._fill_ids)), symbol=order.symbol,
+            side=order.side, busted=busted, quantity=new_qty, price=new_price,
+            original_quantity=fill.quantity, original_price=fill.price,
+        ))
+        self._publish(self.position_event(order.account, order.symbol))
 
     def _apply_to_position(self, account: SimAccount, symbol: str, signed_qty: int, price: Decimal) -> None:
         position = account.positions.setdefault(symbol, SimPosition())
@@ -388,6 +422,7 @@ class SimExchange:
         """OCO siblings are cancelled; a bracketed entry spawns its two exits as an OCO pair."""
         account = self.account(order.account)
         if order.oco_group:
+            self._oco_filled.add(order.oco_group)
             for other in account.orders.values():
                 if other.oco_group == order.oco_group and other is not order and not other.status.is_final:
                     self._finish(other, OrderStatus.CANCELLED, "oco sibling filled")

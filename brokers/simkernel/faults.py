@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 
 @dataclass(slots=True)
@@ -27,6 +28,11 @@ class FaultSwitches:
     # This is how real copiers double orders, so the executor must survive it without a repeat.
     lose_response_next: int = 0             # the next N order requests
     lose_response_rate: float = 0.0         # and this fraction of all order requests (seeded)
+    # the next fill is reported, then busted (TradeCancel) or corrected (TradeCorrect) at once;
+    # a correction changes the price and/or the quantity (strings from scenario files are fine)
+    bust_next_fill: bool = False
+    correct_next_fill_price: Decimal | str | None = None
+    correct_next_fill_quantity: int | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(11), repr=False)
 
     def take_reject(self) -> str | None:
@@ -54,6 +60,17 @@ class FaultSwitches:
             self.rate_limit_next -= 1
             return True
         return False
+
+    def take_fill_correction(self) -> tuple[bool, Decimal | None, int | None] | None:
+        """``(busted, new price, new quantity)`` for the fill just reported, or None."""
+        if self.bust_next_fill:
+            self.bust_next_fill = False
+            return True, None, None
+        price, quantity = self.correct_next_fill_price, self.correct_next_fill_quantity
+        if price is None and quantity is None:
+            return None
+        self.correct_next_fill_price = self.correct_next_fill_quantity = None
+        return False, None if price is None else Decimal(str(price)), None if quantity is None else int(quantity)
 
     def take_lose_response(self) -> bool:
         """True when the request just carried out must lose its answer."""

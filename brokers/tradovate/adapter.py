@@ -26,6 +26,8 @@ from ..base import BrokerAdapter, SessionConfig
 from ..errors import AuthenticationFailed, BrokerUnavailable, OrderRejected, UnknownOrder
 from ..model import (
     AccountSnapshot,
+    BrokerEvent,
+    FillEvent,
     CancelOrder,
     Capabilities,
     ConnectionState,
@@ -39,11 +41,13 @@ from ..model import (
     SessionHealth,
 )
 from ..ratebudget import Priority, RateBudget
-from . import parsing
+from . import brackets, parsing
 from . import schemas as s
 from .config import TradovateConfig
+from .flatten import flatten as flatten_account
 from .lookup import lookup_order
 from .state import EntityCache
+from .writes import send_again_if_lost
 from .transport import RestClient, UserSocket
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,7 @@ _STATES = {"connected": ConnectionState.CONNECTED, "connecting": ConnectionState
 
 class TradovateAdapter(BrokerAdapter):
     platform: ClassVar[str] = "tradovate"
-    capabilities: ClassVar[Capabilities] = Capabilities(brackets=False, oco=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(brackets=True, oco=False, fill_corrections=True)
 
     def __init__(self, config: SessionConfig) -> None:
         super().__init__(config)
@@ -69,6 +73,8 @@ class TradovateAdapter(BrokerAdapter):
         self._contracts: dict[str, int] = {}
         self.cache = EntityCache({}, self._symbol)
         self.cache.on_protocol_error = self._protocol_error
+        self._brackets: dict[str, brackets.BracketPlan] = {}   # entry orderId → its exits
+        self._reanchors: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -102,6 +108,8 @@ class TradovateAdapter(BrokerAdapter):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        for task in list(self._reanchors):
+            task.cancel()
         if self.socket is not None:
             await self.socket.close()
         if self._http is not None:
@@ -131,11 +139,34 @@ class TradovateAdapter(BrokerAdapter):
         for contract in snapshot.get("contracts") or []:
             self._remember_contract(int(contract["id"]), str(contract["name"]))
         for event in await self.cache.apply_snapshot(snapshot, emit=not first):
-            self._emit(event)
+            self._publish(event)
 
     async def _on_props(self, data: Json) -> None:
         for event in await self.cache.apply(str(data.get("entityType")), data.get("entity") or {}):
-            self._emit(event)
+            self._publish(event)
+
+    def _publish(self, event: BrokerEvent) -> None:
+        self._emit(event)
+        if isinstance(event, FillEvent) and event.broker_order_id in self._brackets:
+            p = self._brackets[event.broker_order_id]
+            average = brackets.record_fill(p, event.quantity, event.price)
+            if average is not None:
+                del self._brackets[event.broker_order_id]
+                task = asyncio.get_running_loop().create_task(self._reanchor(p, average))
+                self._reanchors.add(task)
+                task.add_done_callback(self._reanchors.discard)
+
+    async def _reanchor(self, p: brackets.BracketPlan, fill_price: Decimal) -> None:
+        """Move the exits to ``fill ± distance``. A modify is idempotent in effect (absolute
+        values), so it is sent again after a lost answer; a refusal (an exit already filled) is logged."""
+        for body in brackets.reanchor(p, fill_price):
+            try:
+                reply = await send_again_if_lost(self._rest(), "order/modifyorder", body, priority=Priority.EXIT)
+                self._raise_failure(reply, rejected=False)
+            except Exception as exc:  # noqa: BLE001 - a background task must report, not die silently
+                log.warning("tradovate: re-anchoring exit %s of %s failed: %s", body.get("orderId"),
+                            p.entry_cl_ord_id, exc)
+                self._last_error = f"bracket exit {body.get('orderId')} not re-anchored: {exc}"
 
     def _protocol_error(self, exc: parsing.UnknownEnumValue) -> None:
         """An unreadable value from the broker: keep its raw text where health shows it."""
@@ -168,7 +199,7 @@ class TradovateAdapter(BrokerAdapter):
     # -- orders ----------------------------------------------------------------------------------
     def _rest(self) -> RestClient:
         if self.rest is None or self._state is ConnectionState.DISCONNECTED:
-            raise BrokerUnavailable(f"tradovate session {self.config.session_id} is not connected")
+            raise BrokerUnavailable(f"tradovate session {self.config.session_id} is not connected", sent=False)
         return self.rest
 
     async def place(self, command: PlaceOrder) -> OrderAck:
@@ -179,12 +210,31 @@ class TradovateAdapter(BrokerAdapter):
             parsing.action(command.side), command.symbol.upper(), command.quantity,
             parsing.order_type(command.order_type), parsing.price_out(command.limit_price),
             parsing.price_out(command.stop_price), parsing.tif(command.time_in_force))
-        reply = await rest.call("order/placeorder", body, priority=Priority.ENTRY, resend=False)
+        if command.bracket is not None:
+            return await self._place_oso(command, account_id, body)
+        reply = await rest.call("order/placeorder", body, priority=Priority.ENTRY)
         self._raise_failure(reply, rejected=True)
         order_id = int(reply["orderId"])
         self.cache.provisional(order_id, account_id, self._contracts.get(command.symbol.upper(), 0), body)
         return OrderAck(command.account_id, command.client_order_id, str(order_id),
                         self.cache.status_of(order_id))
+
+    async def _place_oso(self, command: PlaceOrder, account_id: int, entry: Json) -> OrderAck:
+        """Entry and exits in one placeOSO (see :mod:`.brackets`); never resent after it left."""
+        p = brackets.plan(command)
+        body = brackets.oso_body(entry, p)
+        reply = await self._rest().call("order/placeoso", body, priority=Priority.ENTRY)
+        self._raise_failure(reply, rejected=True)
+        brackets.take_ids(p, reply)
+        contract_id = self._contracts.get(command.symbol.upper(), 0)
+        self.cache.provisional(int(reply["orderId"]), account_id, contract_id, entry)
+        for leg, version in zip(p.exits, (body["bracket1"], body.get("bracket2"))):
+            if leg.order_id is not None and version is not None:
+                self.cache.provisional(leg.order_id, account_id, contract_id,
+                                       {**version, "orderQty": command.quantity}, status=s.SUSPENDED)
+        self._brackets[str(reply["orderId"])] = p
+        return OrderAck(command.account_id, command.client_order_id, str(reply["orderId"]),
+                        self.cache.status_of(int(reply["orderId"])))
 
     async def lookup(self, account_id: str, client_order_id: str) -> OrderAck | None:
         """Ask Tradovate, not the cache: the account's orders, then their commands' ``clOrdId``.
@@ -209,7 +259,7 @@ class TradovateAdapter(BrokerAdapter):
         stop = parsing.price_out(command.stop_price) if command.stop_price is not None else view.stop_price
         body = s.modify_order_body(view.order_id, command.quantity or view.quantity, view.order_type,
                                    price, stop, view.tif)
-        reply = await self._rest().call("order/modifyorder", body, priority=Priority.MODIFY)
+        reply = await send_again_if_lost(self._rest(), "order/modifyorder", body, priority=Priority.MODIFY)
         self._raise_failure(reply, rejected=False)
         return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
                         self.cache.status_of(view.order_id))
@@ -220,13 +270,13 @@ class TradovateAdapter(BrokerAdapter):
             # A redelivered cancel: the order is cancelled already, which is what was asked.
             return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
                             OrderStatus.CANCELLED, duplicate=True)
-        reply = await self._rest().call("order/cancelorder", s.cancel_order_body(view.order_id),
-                                        priority=Priority.CANCEL)
+        reply = await send_again_if_lost(self._rest(), "order/cancelorder", s.cancel_order_body(view.order_id),
+                                         priority=Priority.CANCEL)
         try:
             self._raise_failure(reply, rejected=False)
         except UnknownOrder:
-            # The transport resends a cancel whose answer was lost (a cancel is idempotent in
-            # effect); the resend then finds the order final. Ask the broker which final state.
+            # A cancel whose answer was lost is sent again (see .writes); the second one finds
+            # the order final. Ask the broker which final state.
             if await self._broker_ord_status(view.order_id) == s.CANCELED:
                 return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
                                 OrderStatus.CANCELLED, duplicate=True)
@@ -240,22 +290,15 @@ class TradovateAdapter(BrokerAdapter):
         return str(found.get("ordStatus")) if isinstance(found, dict) else None
 
     async def flatten(self, command: FlattenPosition) -> OrderAck:
+        """Cancel working orders, then close with a market order under the flatten's clOrdId
+        (see :mod:`.flatten` for why not liquidateposition, and why this is safe to rerun)."""
+        rest = self._rest()
         account_id = self._account_ids[command.account_id]
-        if command.symbol is not None:
-            contracts = {await self._contract_id(command.symbol)}
-        else:
-            contracts = {c for (a, c), net in self.cache.positions.items() if a == account_id and net}
-            contracts |= {v.contract_id for v in self.cache.orders.values()
-                          if v.account_id == account_id and v.ord_status in (s.WORKING, s.PENDING_NEW)}
-        order_ids = []
-        for contract_id in sorted(contracts):
-            reply = await self._rest().call("order/liquidateposition", s.liquidate_body(account_id, contract_id),
-                                            priority=Priority.EXIT)
-            self._raise_failure(reply, rejected=True)
-            if reply and reply.get("orderId"):
-                order_ids.append(str(reply["orderId"]))
-        return OrderAck(command.account_id, command.client_order_id, ",".join(order_ids) or "none",
-                        OrderStatus.FILLED if order_ids else OrderStatus.CANCELLED)
+        contracts = None if command.symbol is None else {await self._contract_id(command.symbol)}
+        closing = await flatten_account(rest, self.broker_account(command.account_id), account_id, contracts,
+                                        command.client_order_id, self._symbol)
+        return OrderAck(command.account_id, command.client_order_id, ",".join(map(str, closing)) or "none",
+                        OrderStatus.FILLED if closing else OrderStatus.CANCELLED)
 
     def _view(self, account: str, client_order_id: str) -> Any:
         view = self.cache.order_for(self._account_ids[account], client_order_id)

@@ -221,11 +221,15 @@ def execution_report_entity(report_id: int, command_id: int, account_id: int, co
                             order_id: int, exec_type: str, ord_status: str, action: str,
                             ts: datetime, *, cum_qty: int = 0, avg_px: float | None = None,
                             last_qty: int | None = None, last_px: float | None = None,
-                            reject_reason: str | None = None, text: str | None = None) -> Json:
+                            reject_reason: str | None = None, text: str | None = None,
+                            exec_ref_id: int | None = None) -> Json:
+    """``execRefId``: the report's own id, or for TradeCancel/TradeCorrect the execution they
+    refer to (FIX ExecRefID); the simulator names the fill id there (undocumented, see fidelity)."""
     body: Json = {"id": report_id, "commandId": command_id, "name": str(report_id),
                   "accountId": account_id, "contractId": contract_id, "timestamp": iso(ts),
                   "tradeDate": trade_date(ts), "orderId": order_id, "execType": exec_type,
-                  "execRefId": report_id, "ordStatus": ord_status, "action": action,
+                  "execRefId": report_id if exec_ref_id is None else exec_ref_id,
+                  "ordStatus": ord_status, "action": action,
                   "cumQty": cum_qty, "exchangeOrderId": str(order_id)}
     for key, value in (("avgPx", avg_px), ("lastQty", last_qty), ("lastPx", last_px),
                        ("rejectReason", reject_reason), ("text", text)):

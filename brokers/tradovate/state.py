@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ..model import BrokerEvent, FillEvent, OrderEvent, OrderStatus, PositionEvent
+from ..model import BrokerEvent, FillCorrection, FillEvent, OrderEvent, OrderStatus, PositionEvent
 from . import parsing
 from . import schemas as s
+from .corrections import Change, FillLedger
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class EntityCache:
         self.positions: dict[tuple[int, int], int] = {}   # (accountId, contractId) → netPos
         self.filled: dict[int, int] = {}                   # orderId → sum of fill qty seen
         self._seen_reports: set[int] = set()
-        self._seen_fills: set[int] = set()
+        self.ledger = FillLedger()                         # fills as last reported, for busts
         self.commands: dict[int, tuple[int, str]] = {}     # commandId → (orderId, commandType)
         self._seen_command_reports: set[int] = set()
         #: Called with every value the adapter could not read (raw text inside); never raises.
@@ -147,6 +148,13 @@ class EntityCache:
         if report_id in self._seen_reports:
             return []
         self._seen_reports.add(report_id)
+        exec_type = e.get("execType")
+        if exec_type not in s.EXEC_TYPES:
+            self.on_protocol_error(parsing.UnknownEnumValue("execType", exec_type))
+        elif exec_type == s.EXEC_TRADE:
+            self.ledger.note_trade_report(e)
+        elif exec_type in (s.EXEC_TRADE_CANCEL, s.EXEC_TRADE_CORRECT):
+            return await self._correction_report(e, emit)
         view = self.orders.get(int(e["orderId"]))
         if view is None:
             view = self.orders[int(e["orderId"])] = OrderView(
@@ -172,12 +180,44 @@ class EntityCache:
             stop_price=parsing.price_in(view.stop_price), reason=reason, timestamp=ts,
         )
 
+    async def _correction_report(self, e: Json, emit: bool) -> list[BrokerEvent]:
+        fill_id = self.ledger.resolve(e)
+        if fill_id is None:  # the fill's own update (if it comes) will carry the change
+            self.on_protocol_error(parsing.UnknownEnumValue(f"execRefId of {e.get('execType')}", e.get("execRefId")))
+            return []
+        busted = e.get("execType") == s.EXEC_TRADE_CANCEL
+        change = self.ledger.change(
+            fill_id, busted=busted, quantity=None if busted or e.get("lastQty") is None else int(e["lastQty"]),
+            price=None if busted or e.get("lastPx") is None else Decimal(str(e["lastPx"])))
+        return await self._correction(change, e, emit)
+
+    async def _correction(self, change: Change | None, e: Json, emit: bool) -> list[BrokerEvent]:
+        if change is None:
+            return []
+        # The order's progress is left alone (later fills' cumulative/leaves): an exchange does
+        # not reinstate busted quantity, and the broker's cumQty keeps counting it.
+        view = self.orders.get(change.order_id)
+        if not emit or view is None or view.account_id not in self.our_ids:
+            return []
+        return [FillCorrection(
+            account_id=self.our_ids[view.account_id], client_order_id=view.cl_ord_id,
+            broker_order_id=str(change.order_id), fill_id=str(change.fill_id), correction_id=change.key,
+            symbol=await self._symbol(view.contract_id), side=parsing.side(view.action), busted=change.busted,
+            quantity=change.quantity, price=change.price, original_quantity=change.original_quantity,
+            original_price=change.original_price, timestamp=s.parse_iso(e.get("timestamp")),
+        )]
+
     async def _fill(self, e: Json, emit: bool) -> list[BrokerEvent]:
         fill_id = int(e["id"])
-        if fill_id in self._seen_fills:
-            return []
-        self._seen_fills.add(fill_id)
+        active = e.get("active") is not False
+        if fill_id in self.ledger.fills:  # an update: a bust, a correction, or a repeated push
+            change = self.ledger.change(fill_id, busted=True) if not active else self.ledger.change(
+                fill_id, busted=False, quantity=int(e["qty"]), price=Decimal(str(e["price"])))
+            return await self._correction(change, e, emit)
         order_id = int(e["orderId"])
+        self.ledger.record(fill_id, order_id, int(e["qty"]), Decimal(str(e["price"])), active)
+        if not active:
+            return []  # busted before we ever saw it: it never counted
         cumulative = self.filled[order_id] = self.filled.get(order_id, 0) + int(e["qty"])
         view = self.orders.get(order_id)
         if not emit or view is None or view.account_id not in self.our_ids:
@@ -203,7 +243,8 @@ class EntityCache:
             timestamp=s.parse_iso(e.get("timestamp")),
         )]
 
-    def provisional(self, order_id: int, account_id: int, contract_id: int, body: Json) -> None:
+    def provisional(self, order_id: int, account_id: int, contract_id: int, body: Json,
+                    status: str = s.WORKING) -> None:
         """Remember an order we just placed before its pushes arrive, so an immediate
         modify/cancel by clOrdId works; the pushed entities overwrite these guesses."""
         cl_ord_id = str(body["clOrdId"])
@@ -211,7 +252,7 @@ class EntityCache:
         self.cl_by_order.setdefault(order_id, cl_ord_id)
         if order_id not in self.orders:
             self.orders[order_id] = OrderView(
-                order_id, account_id, contract_id, str(body["action"]), s.WORKING, int(body["orderQty"]),
+                order_id, account_id, contract_id, str(body["action"]), status, int(body["orderQty"]),
                 str(body["orderType"]), body.get("price"), body.get("stopPrice"), str(body["timeInForce"]),
                 0, cl_ord_id)
 

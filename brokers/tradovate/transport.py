@@ -1,10 +1,11 @@
 """Tradovate wire clients: REST with token/penalty handling, and the user WebSocket.
 
 Why commands go over REST while events come over the socket: a REST reply belongs to its own
-request, so a socket that drops mid-order cannot swallow the order's acknowledgement, and a
-retried POST carries the same ``clOrdId`` (the server dedupes it), so "resend after any
-doubt" is safe. The socket then only has to be *eventually* right, which the resync after a
-reconnect guarantees. Every request, retries included, first takes a slot from the shared
+request, so a socket that drops mid-order cannot swallow the order's acknowledgement. The
+socket then only has to be *eventually* right, which the resync after a reconnect guarantees.
+Tradovate does not dedupe ``clOrdId``, so a request that may have reached the broker (timeout,
+reset, 5xx) is resent here only when it is a read; a write surfaces as
+``BrokerUnavailable(sent=True)`` and its caller decides (an order is looked up, never resent). Every request, retries included, first takes a slot from the shared
 :class:`RateBudget`, so a burst of follower entries queues behind cancels and exits instead of
 earning a penalty ticket that would block them all.
 """
@@ -31,6 +32,12 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 #: Docs: a 429 or a captcha penalty cannot be cleared by a third-party app: wait about an hour.
 LOCKOUT_S = 3600.0
+_READS = ("/list", "/find", "/item", "/items", "/deps", "/ldeps", "/suggest")
+
+
+def is_read(endpoint: str, method: str) -> bool:
+    """Reads may be resent after any doubt; everything else may have run once already."""
+    return method == "GET" or endpoint == "user/syncrequest" or endpoint.endswith(_READS)
 
 
 class RestClient:
@@ -101,32 +108,24 @@ class RestClient:
 
     # -- requests ------------------------------------------------------------------------------
     async def call(self, endpoint: str, body: Json | None = None, *, method: str = "POST",
-                   query: dict[str, Any] | None = None, priority: Priority = Priority.ENTRY,
-                   resend: bool = True) -> Any:
-        """One logical request; re-authenticates on 401 and resends with the same body.
-
-        ``resend=False`` (order placement): a transport failure after the request may have left
-        is never retried here, because Tradovate does not dedupe ``clOrdId``; it surfaces as
-        ``BrokerUnavailable(sent=...)`` for the executor to look the order up. A 401 or a penalty
-        ticket is still resent: the server refused those requests without carrying them out.
-        """
+                   query: dict[str, Any] | None = None, priority: Priority = Priority.ENTRY) -> Any:
+        """One logical request; re-authenticates on 401 and resends with the same body."""
         for _ in range(self.config.max_attempts):
             token = await self.ensure_token()
             try:
                 return await self._send(endpoint, body, method=method, auth=True, query=query,
-                                        priority=priority, token=token, resend=resend)
+                                        priority=priority, token=token)
             except TokenExpired:
                 await self._reauthenticate(token)
         raise TokenExpired(f"{endpoint}: token refused after {self.config.max_attempts} attempts")
 
     async def _send(self, endpoint: str, body: Json | None, *, method: str, auth: bool,
-                    priority: Priority, query: dict[str, Any] | None = None, token: str | None = None,
-                    resend: bool = True) -> Any:
+                    priority: Priority, query: dict[str, Any] | None = None, token: str | None = None) -> Any:
         """Send, honouring penalty tickets (wait p-time, resend with ``p-ticket``) and
         retrying transport failures with backoff; 401 surfaces as ``TokenExpired``."""
         url = f"{self.config.rest_url}/{endpoint}"
         payload = dict(body) if body is not None else None
-        delay, failures = 0.05, 0
+        delay, failures, ever_sent = 0.05, 0, False
         while True:
             await self.budget.acquire(priority)
             headers = {"Accept": "application/json"}
@@ -136,11 +135,11 @@ class RestClient:
                 data = await self._once(method, url, payload, query, headers)
             except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
                 failures += 1
-                # Only a failed connect surely kept the request home; a timeout or reset may
-                # have come after the server carried it out.
+                # Only a failed connect surely kept the request home.
                 sent = not isinstance(exc, aiohttp.ClientConnectorError)
-                if failures >= self.config.max_attempts or (sent and not resend):
-                    raise BrokerUnavailable(f"{endpoint}: {exc!r}", sent=sent) from exc
+                ever_sent = ever_sent or sent
+                if failures >= self.config.max_attempts or (sent and not is_read(endpoint, method)):
+                    raise BrokerUnavailable(f"{endpoint}: {exc!r}", sent=ever_sent) from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue

@@ -89,7 +89,7 @@ class PaperPlatform:
     own ``disconnect``/``connect``, which is exactly what losing the venue looks like to it.
     """
 
-    features: frozenset[str] = frozenset({"reconnect"})
+    features: frozenset[str] = frozenset({"reconnect", "lost_response"})
 
     def capabilities(self) -> Capabilities:
         return adapter_class("paper").capabilities
@@ -271,6 +271,8 @@ PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
     "tradovate": SimulatorPlatform(
         "tradovate", "copytrader.brokers.tradovate.simulator:create_simulator",
         config=tradovate_config, options={"tick_ms": 20},
+        # lost_response: its order routes honour FaultSwitches.take_lose_response()
+        features=frozenset({"authentication", "reconnect", "transport_faults", "lost_response"}),
     ),
     "projectx": SimulatorPlatform(
         "projectx", "copytrader.brokers.projectx.simulator:create_simulator",

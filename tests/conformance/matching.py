@@ -1,6 +1,6 @@
 """Matching the adapter's events against a scenario's expected patterns.
 
-Patterns name only the fields that matter: ``{order|fill|position|connection: {field: value}}``.
+Patterns name only the fields that matter: ``{order|fill|correction|position|connection: {field: value}}``.
 ``ref`` names an order of the scenario (our client order id, or a broker id its ack reported);
 a value may be a literal, ``{one_of: [...]}``, ``{contains: text}`` or ``{approx: p, within: d}``.
 Everything not named — timestamps, fill ids — is volatile and ignored.
@@ -17,7 +17,15 @@ from decimal import Decimal
 from typing import Any
 
 from copytrader.brokers.base import Subscription
-from copytrader.brokers.model import BrokerEvent, ConnectionEvent, FillEvent, OrderAck, OrderEvent, PositionEvent
+from copytrader.brokers.model import (
+    BrokerEvent,
+    ConnectionEvent,
+    FillCorrection,
+    FillEvent,
+    OrderAck,
+    OrderEvent,
+    PositionEvent,
+)
 
 TIMEOUT = float(os.environ.get("CT_TIMEOUT", "5"))
 QUIET = float(os.environ.get("CT_QUIET", "0.2"))
@@ -43,6 +51,13 @@ def normalize(event: BrokerEvent) -> tuple[str, dict[str, Any]]:
             "symbol": event.symbol, "side": event.side.value, "quantity": event.quantity,
             "price": event.price, "cumulative_quantity": event.cumulative_quantity,
             "leaves_quantity": event.leaves_quantity, "partial": event.is_partial,
+        }
+    if isinstance(event, FillCorrection):
+        return "correction", {
+            "client_order_id": event.client_order_id, "broker_order_id": event.broker_order_id,
+            "symbol": event.symbol, "side": event.side.value, "busted": event.busted,
+            "quantity": event.quantity, "price": event.price,
+            "original_quantity": event.original_quantity, "original_price": event.original_price,
         }
     if isinstance(event, PositionEvent):
         return "position", {

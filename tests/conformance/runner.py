@@ -91,6 +91,9 @@ def missing_requirement(scenario: Scenario, capabilities: Capabilities, features
         elif kind == "feature":
             if value not in features:
                 return f"lacks harness feature {value}"
+        elif kind == "not":
+            if getattr(capabilities, value):
+                return f"has capability {value} (the case is about platforms without it)"
         elif not getattr(capabilities, requirement):
             return f"lacks capability {requirement}"
     return None
@@ -163,7 +166,8 @@ class ScenarioRun:
             quantity=int(body.get("quantity", 1)), order_type=OrderType(body.get("type", "market")),
             limit_price=_decimal(body.get("limit_price")), stop_price=_decimal(body.get("stop_price")),
             time_in_force=TimeInForce(body.get("tif", "day")),
-            bracket=Bracket(_decimal(bracket.get("take_profit")), _decimal(bracket.get("stop_loss")))
+            bracket=Bracket(_decimal(bracket.get("take_profit")), _decimal(bracket.get("stop_loss")),
+                            _decimal(bracket.get("reference_price")))
             if bracket else None,
         )
         ack = await self.harness.adapter.place(command)
@@ -183,6 +187,19 @@ class ScenarioRun:
         return await self.harness.adapter.cancel(
             CancelOrder(account_id=ACCOUNT, client_order_id=self.orders.client_id(body["ref"]))
         )
+
+    async def do_lookup(self, body: Mapping[str, Any]) -> OrderAck | None:
+        """Ask the broker for the order placed under ``ref``; ``found`` says whether it must exist."""
+        found = await self.harness.adapter.lookup(ACCOUNT, self.orders.client_id(body["ref"]))
+        if "found" in body and (found is not None) is not bool(body["found"]):
+            raise ScenarioFailure(f"lookup {body['ref']}: got {found!r}, expected found={body['found']}")
+        if found is not None:
+            if "same_broker_id_as" in body:
+                known = self.orders.broker_ids.get(body["same_broker_id_as"], set())
+                if found.broker_order_id not in known:
+                    raise ScenarioFailure(f"lookup {body['ref']}: broker id {found.broker_order_id} not in {known}")
+            self.orders.remember(body["ref"], found)
+        return found
 
     async def do_flatten(self, body: Mapping[str, Any]) -> OrderAck:
         symbol = body.get("symbol", self.harness.symbol) if not body.get("all") else None
@@ -254,6 +271,12 @@ class ScenarioRun:
         account = self.harness.exchange.account(self.harness.kernel_account)
         if "orders" in body and len(account.orders) != int(body["orders"]):
             raise ScenarioFailure(f"kernel holds {len(account.orders)} orders, expected {body['orders']}")
+        if "client_orders" in body:  # {ref, count}: how many orders the books hold under our id
+            spec = body["client_orders"]
+            held = self.harness.exchange.orders_with_client_id(
+                self.harness.kernel_account, self.orders.client_id(spec["ref"]))
+            if len(held) != int(spec["count"]):
+                raise ScenarioFailure(f"kernel holds {len(held)} orders under {spec['ref']}, expected {spec['count']}")
         if "net_quantity" in body:
             position = account.positions.get(self.harness.kernel_symbol)
             net = position.net_quantity if position else 0
@@ -282,6 +305,8 @@ class ScenarioRun:
         names = expected["type"] if isinstance(expected["type"], list) else [expected["type"]]
         if not isinstance(exc, tuple(ERRORS[name] for name in names)):
             raise ScenarioFailure(f"expected {names}, got {type(exc).__name__}: {exc}") from exc
+        if "sent" in expected and getattr(exc, "sent", None) is not bool(expected["sent"]):
+            raise ScenarioFailure(f"{type(exc).__name__}.sent is {getattr(exc, 'sent', None)}, expected {expected['sent']}")
         if "retriable" in expected and exc.retriable is not bool(expected["retriable"]):
             raise ScenarioFailure(f"{type(exc).__name__}.retriable is {exc.retriable}")
         if "message_contains" in expected and str(expected["message_contains"]).lower() not in str(exc).lower():

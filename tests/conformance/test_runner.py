@@ -134,3 +134,27 @@ steps:
 """, name="CT-TEST-03")
     with pytest.raises(ScenarioFailure, match="kernel holds 1"):
         await run_paper(sc)
+
+
+def test_not_requirement_skips_platforms_that_have_the_capability(tmp_path: Path) -> None:
+    sc = scenario(tmp_path, 'requires: ["not:client_id_dedupe"]\nsteps: []\n')
+    assert missing_requirement(sc, Capabilities(client_id_dedupe=False), frozenset()) is None
+    assert "has capability client_id_dedupe" in (missing_requirement(sc, Capabilities(client_id_dedupe=True),
+                                                                      frozenset()) or "")
+
+
+async def test_wrong_lookup_and_wrong_sent_expectations_fail(tmp_path: Path) -> None:
+    found = scenario(tmp_path, "steps:\n  - lookup: {ref: NEVER, found: true}\n", "CT-TEST-02")
+    with pytest.raises(ScenarioFailure, match="expected found=True"):
+        await run_paper(found)
+    sent = scenario(tmp_path, (
+        "steps:\n  - fault: {lose_response_next: 1}\n"
+        "  - place: {ref: M1, side: buy, quantity: 1}\n    error: {type: BrokerUnavailable, sent: false}\n"
+    ), "CT-TEST-03")
+    with pytest.raises(ScenarioFailure, match="sent is True"):
+        await run_paper(sent)
+    counted = scenario(tmp_path, (
+        "steps:\n  - place: {ref: M1, side: buy, quantity: 1}\n  - kernel: {client_orders: {ref: M1, count: 2}}\n"
+    ), "CT-TEST-04")
+    with pytest.raises(ScenarioFailure, match="holds 1 orders under M1"):
+        await run_paper(counted)

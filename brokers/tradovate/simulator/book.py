@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ...model import FillEvent, OrderEvent, OrderStatus, PositionEvent, utcnow
+from ...model import FillCorrection, FillEvent, OrderEvent, OrderStatus, PositionEvent, utcnow
 from ...simkernel.exchange import KernelEvent, SimExchange
 from .. import parsing
 from .. import schemas as s
@@ -84,6 +84,7 @@ class TradovateBook:
         self._sinks: list[PropsSink] = []
         self.pending_oco: dict[str, int] = {}
         self._commands: dict[int, tuple[str, Json]] = {}   # commandId → (account, entity)
+        self.correction_shape = "both"                      # see _on_correction
         self._announced: set[int] = set()   # orders whose execType New went out
         self._held: set[int] = set()        # OSO children reported Suspended
         exchange.add_listener(self._on_kernel)
@@ -167,6 +168,8 @@ class TradovateBook:
             self._on_fill(event)
         elif isinstance(event, PositionEvent):
             self._on_position(event)
+        elif isinstance(event, FillCorrection):
+            self._on_correction(event)
 
     def _version_of(self, event: OrderEvent) -> tuple[int, str, float | None, float | None, str]:
         order = self.exchange.account(event.account_id).orders[event.broker_order_id]
@@ -241,6 +244,37 @@ class TradovateBook:
         else:
             pos.sold, pos.sold_value = pos.sold + event.quantity, pos.sold_value + value
         self._put_order(rec, status, event.timestamp)
+
+    def _on_correction(self, event: FillCorrection) -> None:
+        """A bust/correction as Tradovate could show it (undocumented beyond the execType enum):
+        ``correction_shape`` "both" (default) sends an executionReport TradeCancel/TradeCorrect
+        naming the fill in ``execRefId`` *and* updates the fill entity (``active: false``, or the
+        new qty/price); "report" or "fill" sends only one of them, for adapter tests."""
+        order_id = int(event.broker_order_id)
+        rec = self._orders[order_id]
+        fill_id = int(event.fill_id)
+        if self.correction_shape in ("both", "report"):
+            order = self.exchange.account(event.account_id).orders[event.broker_order_id]
+            self._put(s.ENTITY_EXEC, rec.account, s.execution_report_entity(
+                next(self._ids), rec.command_id, self.account_ids[rec.account], rec.contract_id, order_id,
+                s.EXEC_TRADE_CANCEL if event.busted else s.EXEC_TRADE_CORRECT, self._ord_status(order_id),
+                rec.action, event.timestamp, cum_qty=order.filled_quantity,
+                avg_px=parsing.price_out(order.average_price),
+                last_qty=event.original_quantity if event.busted else event.quantity,
+                last_px=parsing.price_out(event.original_price if event.busted else event.price),
+                exec_ref_id=fill_id))
+        pos = self._positions.setdefault((rec.account, rec.contract_id), _PositionRec(next(self._ids)))
+        delta_qty = event.quantity - event.original_quantity
+        delta_value = float((event.price or 0) * event.quantity - event.original_price * event.original_quantity)
+        if rec.action == s.BUY:
+            pos.bought, pos.bought_value = pos.bought + delta_qty, pos.bought_value + delta_value
+        else:
+            pos.sold, pos.sold_value = pos.sold + delta_qty, pos.sold_value + delta_value
+        if self.correction_shape in ("both", "fill"):
+            row = self.tables.rows[s.ENTITY_FILL][fill_id][1]
+            changed = {"active": False} if event.busted else {
+                "qty": event.quantity, "price": parsing.price_out(event.price)}
+            self._put(s.ENTITY_FILL, rec.account, {**row, **changed})
 
     def _on_position(self, event: PositionEvent) -> None:
         contract_id = self.contract_id(event.symbol)

@@ -107,3 +107,24 @@ async def test_every_official_status_on_a_report_is_read_without_error() -> None
         rejected = parsing.command_outcome(value) is parsing.CommandOutcome.REJECTED
         assert bool(events) == rejected, value
     assert errors == []
+
+
+def test_schema_spells_the_sixteen_exec_types() -> None:
+    # services-api docs ExecutionReport.md
+    assert s.EXEC_TYPES == {"Canceled", "Completed", "DoneForDay", "Expired", "New", "OrderStatus", "PendingCancel",
+                            "PendingNew", "PendingReplace", "Rejected", "Replaced", "Stopped", "Suspended", "Trade",
+                            "TradeCancel", "TradeCorrect"}
+
+
+async def test_unknown_exec_type_is_an_error_but_the_order_state_is_still_read() -> None:
+    errors: list[parsing.UnknownEnumValue] = []
+
+    async def symbol(contract_id: int) -> str:
+        return "ESZ6"
+
+    cache = EntityCache({1: "f1"}, symbol)
+    cache.on_protocol_error = errors.append
+    (event,) = await cache.apply(s.ENTITY_EXEC, {"id": 5, "orderId": 10, "accountId": 1, "contractId": 7,
+                                                 "execType": "Teleported", "ordStatus": "Canceled", "action": "Sell"})
+    assert isinstance(event, OrderEvent) and event.status is OrderStatus.CANCELLED
+    assert [e.raw for e in errors] == ["Teleported"]

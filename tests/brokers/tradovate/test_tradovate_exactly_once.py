@@ -65,6 +65,10 @@ async def test_lookup_that_cannot_tell_raises_broker_unavailable() -> None:
         with pytest.raises(BrokerUnavailable) as refused:
             await adapter.place(PlaceOrder("f1", "refused-1", "ESZ6", Side.BUY, 1))
         assert refused.value.sent is False  # connection refused: the request surely never left
+        await adapter.disconnect()
+        with pytest.raises(BrokerUnavailable) as closed:
+            await adapter.place(PlaceOrder("f1", "closed-1", "ESZ6", Side.BUY, 1))
+        assert closed.value.sent is False  # not connected: nothing was sent
     finally:
         await adapter.disconnect()
 
@@ -116,3 +120,32 @@ async def test_lost_modify_answer_is_resent_with_the_same_absolute_values(
     assert len(bodies) == 2 and bodies[0] == bodies[1]
     (order,) = sim.exchange.orders_with_client_id(ACCT, "lm-1")
     assert (order.quantity, order.limit_price) == (2, Decimal("4001"))
+
+
+async def test_lost_answer_over_the_socket_is_never_sent(sim: TradovateSimulator) -> None:
+    """The same order request over the WebSocket: carried out, and its reply never comes."""
+    import asyncio
+
+    from copytrader.brokers.tradovate import codec
+
+    creds = sim.demo_credentials()
+    login = {k: creds[k] for k in ("name", "password", "appId", "appVersion", "cid", "sec", "deviceId")}
+    async with aiohttp.ClientSession() as http:
+        token = (await (await http.post(f"{sim.base_url}/auth/accesstokenrequest", json=login)).json())["accessToken"]
+        ws = await http.ws_connect(sim.ws_url)
+        assert await ws.receive_str() == "o"
+        await ws.send_str(f"authorize\n0\n\n{token}")
+        await ws.receive_str()
+        sim.faults(ACCT).lose_response_next = 1
+        body = {"accountSpec": ACCT, "accountId": sim.account_id(ACCT), "clOrdId": "ws-lost", "action": "Buy",
+                "symbol": "ESZ6", "orderQty": 1, "orderType": "Limit", "price": 4000, "isAutomated": True}
+        await ws.send_str(codec.encode_request("order/placeorder", 7, "", body))
+        await ws.send_str(codec.encode_request("order/placeorder", 8, "", {**body, "clOrdId": "ws-kept"}))
+        replies: list[int] = []
+        while 8 not in replies:  # request 8 is answered; 7 must not be, before or after it
+            frame = codec.decode_server_frame(await asyncio.wait_for(ws.receive_str(), 5))
+            if isinstance(frame, codec.DataFrame):
+                replies += [i.request_id for i in frame.items if isinstance(i, codec.Response)]
+        await ws.close()
+    assert 7 not in replies
+    assert len(sim.exchange.orders_with_client_id(ACCT, "ws-lost")) == 1

@@ -1,0 +1,65 @@
+"""A broker's FillCorrection goes to trade.executions as its own kind, and the tracker
+corrects the position from it (Faust test context, no Kafka)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from copytrader.agents.outbox import MemoryOutbox
+from copytrader.app.config import parse_config
+from copytrader.app.factory import CopyTraderApp, create_app
+from copytrader.app.settings import Settings
+from copytrader.brokers.model import FillCorrection, FillEvent, Side
+from copytrader.brokers.paper.adapter import reset_venues
+
+CONFIG = {
+    "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "corrections-test"}}],
+    "accounts": [{"id": "L", "session": "p"}, {"id": "f1", "session": "p"}],
+    "copy_groups": [{"leader": "L", "followers": [{"account": "f1"}]}],
+}
+
+
+@pytest.fixture
+def outbox() -> MemoryOutbox:
+    return MemoryOutbox()
+
+
+@pytest.fixture
+def app(tmp_path: Path, outbox: MemoryOutbox) -> Iterator[CopyTraderApp]:
+    reset_venues()
+    settings = Settings(
+        app_id=f"corr-{uuid.uuid4().hex[:8]}", kafka_broker="kafka://127.0.0.1:1", data_dir=tmp_path,
+        roles=("fanout", "execute", "track"), executor_consumer="faust",
+    )
+    app = create_app(settings, parse_config(CONFIG, env={}), outbox=outbox)
+    app.finalize()
+    app.conf.store = "memory://"
+    app.flow_control.resume()
+    yield app
+    reset_venues()
+
+
+async def test_correction_reaches_executions_and_the_tracker_fixes_the_position(
+    app: CopyTraderApp, outbox: MemoryOutbox
+) -> None:
+    router = app.runtime.router
+    fill = FillEvent("f1", "c1", "77", "5001", "ESZ6", Side.BUY, 2, Decimal("5000"), 2, 0)
+    bust = FillCorrection("f1", "c1", "77", "5001", "5001:bust", "ESZ6", Side.BUY, True, 0, None, 2, Decimal("5000"))
+    await router.on_broker_event("tradovate", fill)
+    await router.on_broker_event("tradovate", bust)
+    await router.outbox.drained()
+    fill_x, bust_x = outbox.sent["execution"][-2:]
+    assert (bust_x.kind, bust_x.corrects) == ("fill_bust", fill_x.execution_id)
+    assert (bust_x.original_quantity, bust_x.original_price, bust_x.quantity) == (2, Decimal("5000"), 0)
+    async with app.agents["tracker"].test_context() as agent:
+        for execution in (fill_x, bust_x, bust_x):
+            await agent.put(execution, key=b"f1")
+    await router.outbox.close()
+    position = app.runtime.tables["positions"]["f1|ESZ6"]
+    assert position.net_quantity == 0
+    assert [p.net_quantity for p in outbox.sent["position"]] == [2, 0]
