@@ -82,6 +82,7 @@ class AttemptJournal:
         self.finish_delay_s = finish_delay_s
         self._since_prune = 0
         self._begins: dict[str, tuple[str, str, float]] = {}  # cid -> (account, action, time)
+        self._fresh = 0  # begins of new rows since the last flush
         self._finishes: dict[str, Attempt] = {}
         self._flushed: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -91,6 +92,7 @@ class AttemptJournal:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=2000")  # two executors of one host may share the file
         self._db.executescript(_SCHEMA)
+        self._rows = len(self)  # counted once; kept up to date so pruning never scans the table
         self.prune()
 
     # -- the copy path ------------------------------------------------------------------------
@@ -104,6 +106,8 @@ class AttemptJournal:
         if prior is not None and prior.done:
             return prior
         self._finishes.pop(client_order_id, None)  # an unknown outcome being tried again
+        if prior is None and client_order_id not in self._begins:
+            self._fresh += 1
         self._begins[client_order_id] = (account_id, action, time.time())
         if self._flushed is None:
             loop = asyncio.get_running_loop()
@@ -140,6 +144,7 @@ class AttemptJournal:
     def flush(self) -> None:
         """Write every pending begin and finish in one transaction, then wake the waiters."""
         begins, self._begins = self._begins, {}
+        fresh, self._fresh = self._fresh, 0
         finishes, self._finishes = self._finishes, {}
         waiters, self._flushed = self._flushed, None
         if self._timer is not None:
@@ -155,6 +160,7 @@ class AttemptJournal:
             return
         if waiters is not None and not waiters.done():
             waiters.set_result(None)
+        self._rows += fresh
         self._since_prune += len(begins)
         if self._since_prune >= self.prune_every:
             self.prune()
@@ -192,13 +198,14 @@ class AttemptJournal:
         """
         cutoff = time.time() - self.keep_s
         dropped = self._db.execute("DELETE FROM attempts WHERE updated < ?", (cutoff,)).rowcount
-        excess = len(self) - self.max_rows
+        excess = self._rows - dropped - self.max_rows
         if excess > 0:
             dropped += self._db.execute(
                 "DELETE FROM attempts WHERE client_order_id IN "
                 "(SELECT client_order_id FROM attempts ORDER BY updated LIMIT ?)",
                 (excess,),
             ).rowcount
+        self._rows -= dropped
         self._since_prune = 0
         if dropped:
             log.info("attempt journal %s: pruned %d row(s)", self.path, dropped)
