@@ -43,6 +43,13 @@ from .sandbox import start_sandbox
 SYMBOL = "ESZ6"
 PLATFORMS = ("tradovate", "projectx")
 ROLES = {"front": "fanout", "back": "execute"}
+# One simulator login serves every follower of a platform here, where real follower accounts
+# come with logins (and request budgets) of their own; as the demo sandbox does for ProjectX,
+# the adapter's per-login budget is raised so that one login can carry 25 accounts' lookups
+# after a kill (Tradovate's default is 5,000 requests an hour).
+ONE_LOGIN_FOR_ALL: dict[str, dict[str, Any]] = {
+    "tradovate": {"rate_limits": [[1000, 1.0], [100_000, 60.0], [1_000_000, 3600.0]]},
+}
 
 
 @dataclass(slots=True)
@@ -84,6 +91,7 @@ def chaos_config(followers: int, endpoints: dict[str, dict[str, Any]] | None = N
         session: dict[str, Any] = {"id": f"followers-{platform}", "platform": platform, "options": {}}
         fields = dict((endpoints or {}).get(platform, {}))
         session["options"].update(fields.pop("options", {}))
+        session["options"].update(ONE_LOGIN_FOR_ALL.get(platform, {}))
         session.update(fields)
         sessions.append(session)
     accounts: list[dict[str, Any]] = [{"id": LEADER, "session": "leader-paper", "broker_account": "LEAD-1", "size": 50000}]
