@@ -44,6 +44,7 @@ from ..brokers.model import (
 from ..brokers.retry import exactly_once
 from .attempt_journal import UNKNOWN, Attempt, AttemptJournal
 from .deferred_outbox import DeferredOutbox
+from .late_lookup import LateLookups
 from .outbox import Outbox
 from .sessions import SessionPool
 
@@ -127,6 +128,7 @@ class OrderRouter:
         self.inflight: dict[str, InFlight] = {}
         self.stats: dict[str, AccountStats] = {}
         self.on_outcome: Callable[[OrderIntent, Execution | OrderError], None] | None = None
+        self.late = LateLookups(self)
 
     async def execute(self, intent: OrderIntent, redelivered: bool = False) -> None:
         """One intent, one outcome. ``redelivered``: a previous owner may have sent it already."""
@@ -163,6 +165,7 @@ class OrderRouter:
             acked = time.time()
         except OutcomeUnknown as exc:
             await self._fail(intent, stamps, exc, kind="reject", code="OUTCOME_UNKNOWN", state=UNKNOWN)
+            self.late.watch(intent)
         except UnknownOrder as exc:
             await self._fail(intent, stamps, exc, kind="reject", code=exc.code or "UNKNOWN_ORDER")
         except BrokerError as exc:
@@ -192,9 +195,9 @@ class OrderRouter:
             stats.last_copy_ms = (stamps["acked"] - stamps.get("detected", stamps["sent"])) * 1000
             if self.journal is not None:
                 self.journal.finish(key, _ACK_KIND[intent.action], ack.broker_order_id)
-            await self._acked(intent, ack.broker_order_id, duplicate, stamps)
+            await self.report_ack(intent, ack.broker_order_id, duplicate, stamps)
 
-    async def _acked(self, intent: OrderIntent, broker_order_id: str, duplicate: bool, stamps: dict[str, float]) -> None:
+    async def report_ack(self, intent: OrderIntent, broker_order_id: str, duplicate: bool, stamps: dict[str, float]) -> None:
         key = intent.client_order_id
         execution = Execution(
             execution_id=f"{key}|ack",
@@ -223,7 +226,7 @@ class OrderRouter:
             await self._fail(intent, stamps, BrokerError(prior.reason or "rejected"), kind="reject",
                              code="REJECTED", record=False)
             return
-        await self._acked(intent, prior.broker_order_id or "", True, {**stamps, "acked": stamps["sent"]})
+        await self.report_ack(intent, prior.broker_order_id or "", True, {**stamps, "acked": stamps["sent"]})
 
     async def _request(self, adapter: BrokerAdapter, command: Command, uncertain: bool) -> OrderAck:
         method = {

@@ -256,6 +256,7 @@ def install(app: "CopyTraderApp") -> None:
     async def close_sessions() -> None:
         for pump in list(pumps.values()):
             pump.cancel()
+        await runtime.router.late.close()
         await runtime.lanes.close()
         await runtime.router.outbox.close()  # the fills and acks already queued still go out
         await runtime.pool.close()

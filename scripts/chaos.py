@@ -45,7 +45,7 @@ def main() -> int:
                            settle_timeout_s=args.settle)
     result = asyncio.run(run_chaos(options, settings))
     print(orjson.dumps(result).decode(), flush=True)
-    bad = ("pairs_missing_an_order", "pairs_doubled", "positions_wrong", "cancelled_but_working", "outcomes_unknown")
+    bad = ("pairs_missing_an_order", "pairs_doubled", "positions_wrong", "cancelled_but_working", "outcomes_unknown_unresolved")
     return 1 if any(result[k] for k in bad) or not result["settled"] else 0
 
 

@@ -378,6 +378,10 @@ class ChaosRun:
                 still_working.append((account_id, client_id))
         seen = self.observer.seen
         unknown = [e for e in seen.errors if e.code == "OUTCOME_UNKNOWN"]
+        # An unknown report is allowed (never a blind resend); the late lookup then finds the
+        # order and its ack follows. Unresolved: no accepted outcome ever came for the copy.
+        unresolved = [e for e in unknown if not any(
+            o.kind != "reject" for o in seen.outcomes.get((e.signal_id or "", e.account_id), []))]
         summary = self.observer.summary(self.options.followers)
         return {
             "signals": len(signals),
@@ -392,13 +396,14 @@ class ChaosRun:
             "cancelled_but_working": len(still_working),
             "positions_wrong": len(self._wrong_positions(want)),
             "outcomes_unknown": len(unknown),
+            "outcomes_unknown_unresolved": len(unresolved),
             "copies_missing_an_outcome": summary["missing"],
             "redeliveries_absorbed": summary["redeliveries_absorbed"],
             "settled": settled,
             "elapsed_s": round(elapsed, 1),
             "details": {"missing": missing[:10], "doubled": doubled[:10], "still_working": still_working[:10],
                         "positions_wrong": self._wrong_positions(want)[:10],
-                        "unknown": [(e.account_id, e.reason) for e in unknown[:10]]},
+                        "unknown": [(e.account_id, e.reason) for e in unresolved[:10]]},
         }
 
 

@@ -150,6 +150,7 @@ class Executor:
         self.journal = AttemptJournal(journal)
         self.router = OrderRouter(SessionPool(parse_config(CONFIG, env={}), lambda _cfg: broker), self.outbox,
                                   self.journal, deadline_s=deadline_s)
+        self.router.late.delays_s = ()  # no late lookups unless a test asks for them
 
     async def run(self, intent: OrderIntent, redelivered: bool = False) -> None:
         await self.router.execute(intent, redelivered)
@@ -237,6 +238,27 @@ async def test_an_outcome_still_unknown_at_the_deadline_is_reported_unknown_neve
     assert [(e.code, e.stage) for e in executor.errors()] == [("OUTCOME_UNKNOWN", "execute")]
     assert "lookup timed out" in executor.errors()[0].reason
     assert executor.journal.get(intent.client_order_id).state == UNKNOWN  # type: ignore[union-attr]
+
+
+async def test_an_unknown_outcome_is_looked_up_again_later_and_its_ack_follows_the_report(
+    broker: FakeBroker, journal_path: Path
+) -> None:
+    broker.place_script = ["lost"]
+    executor = Executor(journal_path, broker, deadline_s=0.3)
+    broker.lookup_script = ["down"] * 100  # for as long as the copy's deadline runs
+    executor.router.late.delays_s = (0.2, 0.2)
+    intent = place()
+    await executor.run(intent)
+    assert [e.code for e in executor.errors()] == ["OUTCOME_UNKNOWN"]
+    broker.lookup_script = []  # the broker answers again
+    give_up = time.monotonic() + 5
+    while not any(o.kind == "ack" for o in executor.outcomes()) and time.monotonic() < give_up:
+        await asyncio.sleep(0.02)
+    await executor.router.outbox.drained()
+    assert [(o.kind, o.broker_order_id) for o in executor.outcomes()] == [("reject", None), ("ack", "B1")]
+    assert [c[0] for c in broker.calls].count("place") == 1  # found, never placed again
+    assert executor.journal.get(intent.client_order_id).state == DONE  # type: ignore[union-attr]
+    await executor.router.late.close()
 
 
 async def test_a_redelivered_intent_is_looked_up_first_and_reported_as_a_duplicate(broker: FakeBroker, journal_path: Path) -> None:

@@ -35,6 +35,8 @@ async def test_sigkills_of_fanout_and_executor_leave_exactly_one_order_per_copy(
     assert result["pairs_doubled"] == 0, details["doubled"]
     assert result["cancelled_but_working"] == 0, details["still_working"]
     assert result["positions_wrong"] == 0, details["positions_wrong"]
-    assert result["outcomes_unknown"] == 0, details["unknown"]
+    # an unknown report (at the deadline, under load) is allowed; it must be resolved by the
+    # late lookup, and the books above show nothing was placed twice for it
+    assert result["outcomes_unknown_unresolved"] == 0, details["unknown"]
     assert result["copies_missing_an_outcome"] == 0
     assert result["settled"]
