@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from ..app.records import Execution, OrderError, OrderIntent, stamp
 from ..brokers.base import BrokerAdapter
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 Done = Callable[[], Awaitable[object]]
 Lookup = Callable[[], Awaitable["OrderAck | None"]]
+Pending: TypeAlias = "asyncio.Future[None] | None"  # what an intent's offset still waits for
 
 
 Command = PlaceOrder | ModifyOrder | CancelOrder | FlattenPosition
@@ -130,23 +132,29 @@ class OrderRouter:
         self.on_outcome: Callable[[OrderIntent, Execution | OrderError], None] | None = None
         self.late = LateLookups(self)
 
-    async def execute(self, intent: OrderIntent, redelivered: bool = False) -> None:
-        """One intent, one outcome. ``redelivered``: a previous owner may have sent it already."""
+    async def execute(self, intent: OrderIntent, redelivered: bool = False) -> Pending:
+        """One intent, one outcome. ``redelivered``: a previous owner may have sent it already.
+
+        Returns what the intent's offset must still wait for (an unknown outcome's late
+        lookup), or None when it is finished.
+        """
         key = intent.client_order_id
         if key in self.finished:
             log.info("intent %s already executed here; redelivery ignored", key)
-            return
+            return None
+        pending: Pending = None
         with copy_deadline(self.deadline_s):
             prior = await self.journal.begin(key, intent.account_id, intent.action) if self.journal is not None else None
             if prior is not None and prior.done:
                 await self._report_again(intent, prior)
             else:
-                await self._execute(intent, uncertain=redelivered or prior is not None)
+                pending = await self._execute(intent, uncertain=redelivered or prior is not None)
         self.finished.add(key)
         if intent.action != "place":
             self.inflight.pop(key, None)
+        return pending
 
-    async def _execute(self, intent: OrderIntent, *, uncertain: bool) -> None:
+    async def _execute(self, intent: OrderIntent, *, uncertain: bool) -> Pending:
         key = intent.client_order_id
         stamps = stamp(intent.stamps, "sent")
         self.inflight[key] = InFlight(intent.signal_id, stamps)
@@ -156,16 +164,16 @@ class OrderRouter:
             command = to_command(intent)
         except BrokerError as exc:  # the session could not be opened: nothing was sent
             await self._fail(intent, stamps, exc, kind="reject", code=exc.code or type(exc).__name__)
-            return
+            return None
         except (KeyError, ValueError) as exc:  # an account or command nobody defined
             await self._fail(intent, stamps, exc, kind="reject", code="INVALID")
-            return
+            return None
         try:
             ack = await self._request(adapter, command, uncertain)
             acked = time.time()
         except OutcomeUnknown as exc:
             await self._fail(intent, stamps, exc, kind="reject", code="OUTCOME_UNKNOWN", state=UNKNOWN)
-            self.late.watch(intent)
+            return self.late.watch(intent)
         except UnknownOrder as exc:
             await self._fail(intent, stamps, exc, kind="reject", code=exc.code or "UNKNOWN_ORDER")
         except BrokerError as exc:
@@ -182,7 +190,7 @@ class OrderRouter:
         else:
             if ack.status is OrderStatus.REJECTED:  # a lookup found the order, rejected
                 await self._fail(intent, stamps, OrderRejectedFound(ack), kind="reject", code="REJECTED")
-                return
+                return None
             stamps = {**stamps, "acked": acked}
             flight = self.inflight.get(key)
             if flight is not None:  # a fill may have completed it during the broker call
@@ -196,6 +204,7 @@ class OrderRouter:
             if self.journal is not None:
                 self.journal.finish(key, _ACK_KIND[intent.action], ack.broker_order_id)
             await self.report_ack(intent, ack.broker_order_id, duplicate, stamps)
+        return None
 
     async def report_ack(self, intent: OrderIntent, broker_order_id: str, duplicate: bool, stamps: dict[str, float]) -> None:
         key = intent.client_order_id
@@ -371,7 +380,7 @@ class AccountLanes:
 
     def __init__(
         self,
-        run: Callable[[OrderIntent, bool], Awaitable[None]],
+        run: Callable[[OrderIntent, bool], Awaitable[Pending]],
         on_crash: Callable[[OrderIntent, Exception], Awaitable[None]] | None = None,
     ) -> None:
         self._run = run
@@ -389,15 +398,21 @@ class AccountLanes:
     async def _drain(self, account_id: str, queue: asyncio.Queue[tuple[OrderIntent, Done | None, bool]]) -> None:
         while True:
             intent, done, redelivered = await queue.get()
+            pending: Pending = None
             try:
-                await self._run(intent, redelivered)
+                pending = await self._run(intent, redelivered)
             except Exception as exc:  # noqa: BLE001 - a lane must survive one bad intent
                 log.exception("lane %s: intent %s failed unexpectedly", account_id, intent.client_order_id)
                 if self._on_crash is not None:
                     await self._on_crash(intent, exc)
             finally:
                 queue.task_done()
-                if done is not None:
+                if done is not None and pending is not None:
+                    # The lane goes on; the offset waits until the late lookup is over.
+                    # A lookup cancelled by shutdown acknowledges nothing: the intent comes back.
+                    pending.add_done_callback(
+                        lambda f, done=done: None if f.cancelled() else asyncio.ensure_future(done()))
+                elif done is not None:
                     await done()
 
     def depth(self) -> int:

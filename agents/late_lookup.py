@@ -34,12 +34,18 @@ class LateLookups:
         self._tasks: set[asyncio.Task[None]] = set()
         self.resolved = 0
 
-    def watch(self, intent: OrderIntent) -> None:
-        if intent.action == "modify":
-            return  # a modify leaves no trace of its own to look for
+    def watch(self, intent: OrderIntent) -> asyncio.Task[None] | None:
+        """Look ``intent`` up in the background; the task ends when settled or given up.
+
+        The lane holds the intent's Kafka offset until then: a crash meanwhile redelivers it,
+        and the restarted executor looks it up again instead of losing the question.
+        """
+        if intent.action == "modify" or not self.delays_s:
+            return None  # a modify leaves no trace of its own to look for
         task = asyncio.ensure_future(self._resolve(intent))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _resolve(self, intent: OrderIntent) -> None:
         from .executor import _lookup_for, to_command  # the router's own lookup rules

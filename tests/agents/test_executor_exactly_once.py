@@ -261,6 +261,32 @@ async def test_an_unknown_outcome_is_looked_up_again_later_and_its_ack_follows_t
     await executor.router.late.close()
 
 
+async def test_the_offset_of_an_unknown_outcome_waits_for_its_late_lookup(broker: FakeBroker, journal_path: Path) -> None:
+    broker.place_script = ["lost"]
+    broker.lookup_script = ["down"] * 100
+    executor = Executor(journal_path, broker, deadline_s=0.3)
+    executor.router.late.delays_s = (0.3,)
+    lanes = AccountLanes(executor.router.execute, executor.router.report_crash)
+    acked_offsets: list[list[str]] = []
+
+    async def done() -> None:  # what commits the Kafka offset
+        acked_offsets.append([o.kind for o in executor.outcomes()])
+
+    lanes.submit(place("s1"), done)
+    lanes.submit(place("s2"), done)  # the lane goes on meanwhile
+    await lanes.join()
+    await executor.router.outbox.drained()
+    assert [o.signal_id for o in executor.outcomes() if o.kind == "ack"] == ["s2"]
+    assert len(acked_offsets) == 1  # s2's; s1's offset is held
+    broker.lookup_script = []
+    give_up = time.monotonic() + 5
+    while len(acked_offsets) < 2 and time.monotonic() < give_up:
+        await asyncio.sleep(0.02)
+    await executor.router.outbox.drained()
+    assert acked_offsets[1].count("ack") == 2  # s1 acknowledged only once its ack was found
+    await lanes.close()
+
+
 async def test_a_redelivered_intent_is_looked_up_first_and_reported_as_a_duplicate(broker: FakeBroker, journal_path: Path) -> None:
     intent = place()
     broker._book("f1", intent.client_order_id)  # the previous owner placed it
