@@ -3,9 +3,15 @@
 Each account gets a lane (a queue and a task): one account's orders run strictly in order,
 while every account proceeds in parallel, so a slow broker never delays another account.
 The Kafka offset of an intent is acknowledged only after its lane finished with it and its
-outcome record was published, so a crash redelivers unfinished intents; the derived client
-order id then makes the redelivery harmless (this worker's memory of finished ids first, the
-broker's own client-id dedupe last).
+outcome record was published, so a crash redelivers unfinished intents.
+
+Exactly once without trusting the broker (no platform refuses a repeated client order id):
+each intent's client id is written to the attempt journal before the broker call. A fresh
+intent is placed at once (the fast path, no lookup). An intent that may have been sent before
+(the journal has it, or the consumer says a previous owner may have handled it) is first looked
+up at the broker by its client id; so is every request whose answer was lost (timeout, reset,
+5xx). What no lookup can settle within the copy's one deadline is reported as unknown on
+``order.errors``, never placed blindly (``brokers.retry.exactly_once``).
 """
 
 from __future__ import annotations
@@ -16,10 +22,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from ..app.records import Execution, OrderError, OrderIntent, stamp
 from ..brokers.base import BrokerAdapter
-from ..brokers.errors import BrokerError, UnknownOrder
+from ..brokers.breaker import CircuitBreaker
+from ..brokers.deadline import copy_deadline
+from ..brokers.errors import BrokerError, OutcomeUnknown, UnknownOrder
 from ..brokers.model import (
     CancelOrder,
     FillCorrection,
@@ -33,17 +42,24 @@ from ..brokers.model import (
     PlaceOrder,
     Side,
 )
-from ..brokers.retry import retrying_call
+from ..brokers.retry import exactly_once
+from .attempt_journal import UNKNOWN, Attempt, AttemptJournal
 from .deferred_outbox import DeferredOutbox
+from .late_lookup import LateLookups
 from .outbox import Outbox
 from .sessions import SessionPool
 
 log = logging.getLogger(__name__)
 
 Done = Callable[[], Awaitable[object]]
+Lookup = Callable[[], Awaitable["OrderAck | None"]]
+Pending: TypeAlias = "asyncio.Future[None] | None"  # what an intent's offset still waits for
 
 
-def to_command(intent: OrderIntent) -> PlaceOrder | ModifyOrder | CancelOrder | FlattenPosition:
+Command = PlaceOrder | ModifyOrder | CancelOrder | FlattenPosition
+
+
+def to_command(intent: OrderIntent) -> Command:
     if intent.action == "place":
         return PlaceOrder(
             account_id=intent.account_id,
@@ -101,86 +117,148 @@ class OrderRouter:
 
     Outcome records are queued on a :class:`DeferredOutbox`, not sent from the lane: the
     lanes of a burst place all their orders before any of them spends time on Kafka sends.
+    ``journal`` None (unit tests of other parts) keeps only the in-memory layer.
     """
 
-    def __init__(self, pool: SessionPool, outbox: Outbox) -> None:
+    def __init__(self, pool: SessionPool, outbox: Outbox, journal: AttemptJournal | None = None,
+                 deadline_s: float = 5.0) -> None:
         self.pool = pool
         self.outbox = DeferredOutbox(outbox)
+        self.journal = journal
+        self.deadline_s = deadline_s
         self.finished = RecentKeys()
         self.inflight: dict[str, InFlight] = {}
         self.stats: dict[str, AccountStats] = {}
         self.on_outcome: Callable[[OrderIntent, Execution | OrderError], None] | None = None
+        self.late = LateLookups(self)
 
-    async def execute(self, intent: OrderIntent) -> None:
+    async def execute(self, intent: OrderIntent, redelivered: bool = False) -> Pending:
+        """One intent, one outcome. ``redelivered``: a previous owner may have sent it already.
+
+        Returns what the intent's offset must still wait for (an unknown outcome's late
+        lookup), or None when it is finished.
+        """
         key = intent.client_order_id
         if key in self.finished:
             log.info("intent %s already executed here; redelivery ignored", key)
-            return
+            return None
+        pending: Pending = None
+        with copy_deadline(self.deadline_s):
+            prior = await self.journal.begin(key, intent.account_id, intent.action) if self.journal is not None else None
+            if prior is not None and prior.done:
+                await self._report_again(intent, prior)
+            else:
+                pending = await self._execute(intent, uncertain=redelivered or prior is not None)
+        self.finished.add(key)
+        if intent.action != "place":
+            self.inflight.pop(key, None)
+        return pending
+
+    async def _execute(self, intent: OrderIntent, *, uncertain: bool) -> Pending:
+        key = intent.client_order_id
         stamps = stamp(intent.stamps, "sent")
         self.inflight[key] = InFlight(intent.signal_id, stamps)
         stats = self.stats.setdefault(intent.account_id, AccountStats())
         try:
             adapter = await self.pool.adapter_for(intent.account_id)
-            ack = await self._request(adapter, intent)
+            command = to_command(intent)
+        except BrokerError as exc:  # the session could not be opened: nothing was sent
+            await self._fail(intent, stamps, exc, kind="reject", code=exc.code or type(exc).__name__)
+            return None
+        except (KeyError, ValueError) as exc:  # an account or command nobody defined
+            await self._fail(intent, stamps, exc, kind="reject", code="INVALID")
+            return None
+        try:
+            ack = await self._request(adapter, command, uncertain)
             acked = time.time()
+        except OutcomeUnknown as exc:
+            await self._fail(intent, stamps, exc, kind="reject", code="OUTCOME_UNKNOWN", state=UNKNOWN)
+            return self.late.watch(intent)
         except UnknownOrder as exc:
             await self._fail(intent, stamps, exc, kind="reject", code=exc.code or "UNKNOWN_ORDER")
         except BrokerError as exc:
-            await self._fail(intent, stamps, exc, kind="reject", code=exc.code or type(exc).__name__)
-        except (KeyError, ValueError) as exc:
-            await self._fail(intent, stamps, exc, kind="reject", code="INVALID")
+            if getattr(exc, "raw", None) is not None:  # an answer the adapter could not read
+                await self._fail(intent, stamps, exc, kind="reject", code="BAD_ANSWER", state=UNKNOWN,
+                                 payload=str(exc.raw))  # type: ignore[attr-defined]  # checked just above
+            else:
+                await self._fail(intent, stamps, exc, kind="reject", code=exc.code or type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - an answer we cannot read: say so, keep the lane
+            # The broker may well have carried the request out, so the journal keeps it
+            # unknown: a redelivery looks it up instead of placing again.
+            await self._fail(intent, stamps, exc, kind="reject", code="BAD_ANSWER", state=UNKNOWN,
+                             payload=getattr(exc, "raw", None) or repr(exc))
         else:
+            if ack.status is OrderStatus.REJECTED:  # a lookup found the order, rejected
+                await self._fail(intent, stamps, OrderRejectedFound(ack), kind="reject", code="REJECTED")
+                return None
             stamps = {**stamps, "acked": acked}
             flight = self.inflight.get(key)
             if flight is not None:  # a fill may have completed it during the broker call
                 flight.stamps = stamps
-            if not ack.duplicate:
+            # Found by a lookup after this very attempt's answer was lost: placed now, not a
+            # redelivery. ``duplicate`` means an earlier delivery had placed it.
+            duplicate = ack.duplicate and uncertain
+            if not duplicate:
                 stats.orders_placed += 1
             stats.last_copy_ms = (stamps["acked"] - stamps.get("detected", stamps["sent"])) * 1000
-            execution = Execution(
-                execution_id=f"{key}|ack",
-                account_id=intent.account_id,
-                platform=intent.platform,
-                kind=_ACK_KIND[intent.action],
-                client_order_id=key,
-                broker_order_id=ack.broker_order_id,
-                signal_id=intent.signal_id,
-                symbol=intent.symbol,
-                side=intent.side,
-                quantity=intent.quantity,
-                duplicate=ack.duplicate,
-                request_outcome=True,
-                stamps=stamps,
-            )
-            await self.outbox.execution(execution)
-            self._notify(intent, execution)
-        self.finished.add(key)
-        if intent.action != "place":
-            self.inflight.pop(key, None)
+            if self.journal is not None:
+                self.journal.finish(key, _ACK_KIND[intent.action], ack.broker_order_id)
+            await self.report_ack(intent, ack.broker_order_id, duplicate, stamps)
+        return None
 
-    async def _request(self, adapter: BrokerAdapter, intent: OrderIntent) -> OrderAck:
-        command = to_command(intent)
+    async def report_ack(self, intent: OrderIntent, broker_order_id: str, duplicate: bool, stamps: dict[str, float]) -> None:
+        key = intent.client_order_id
+        execution = Execution(
+            execution_id=f"{key}|ack",
+            account_id=intent.account_id,
+            platform=intent.platform,
+            kind=_ACK_KIND[intent.action],
+            client_order_id=key,
+            broker_order_id=broker_order_id,
+            signal_id=intent.signal_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            quantity=intent.quantity,
+            duplicate=duplicate,
+            request_outcome=True,
+            stamps=stamps,
+        )
+        await self.outbox.execution(execution)
+        self._notify(intent, execution)
+
+    async def _report_again(self, intent: OrderIntent, prior: Attempt) -> None:
+        """The journal holds this intent's answer (a crash came before its offset commit):
+        publish the same outcome again, under the same record ids, with no broker call."""
+        log.info("intent %s answered before (%s); outcome reported again", intent.client_order_id, prior.kind)
+        stamps = stamp(intent.stamps, "sent")
+        if prior.kind == "reject":
+            await self._fail(intent, stamps, BrokerError(prior.reason or "rejected"), kind="reject",
+                             code="REJECTED", record=False)
+            return
+        await self.report_ack(intent, prior.broker_order_id or "", True, {**stamps, "acked": stamps["sent"]})
+
+    async def _request(self, adapter: BrokerAdapter, command: Command, uncertain: bool) -> OrderAck:
         method = {
             PlaceOrder: adapter.place, ModifyOrder: adapter.modify,
             CancelOrder: adapter.cancel, FlattenPosition: adapter.flatten,
         }[type(command)]
         breaker = self.pool.breaker(adapter.config.session_id)
 
-        async def attempt() -> OrderAck:
+        async def send() -> OrderAck:
             return await breaker.call(method, command)  # type: ignore[arg-type]  # command matches method by the dict above
 
-        # A place may be retried only where the broker dedupes on our client id; modify,
-        # cancel and flatten are idempotent by nature.
-        if isinstance(command, PlaceOrder) and not adapter.capabilities.client_id_dedupe:
-            return await attempt()
-        return await retrying_call(attempt, attempts=3, deadline_s=2.0)
+        return await exactly_once(send, _lookup_for(adapter, breaker, command), uncertain=uncertain,
+                                  deadline_s=self.deadline_s)
 
-    async def _fail(self, intent: OrderIntent, stamps: dict[str, float], exc: Exception, *, kind: str, code: str) -> None:
+    async def _fail(self, intent: OrderIntent, stamps: dict[str, float], exc: Exception, *, kind: str, code: str,
+                    state: str = "done", payload: str | None = None, record: bool = True) -> None:
         stats = self.stats.setdefault(intent.account_id, AccountStats())
         stats.rejects += 1
-        reason = getattr(exc, "message", None) or str(exc)
+        reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         stats.last_error = reason
         self.inflight.pop(intent.client_order_id, None)
+        if record and self.journal is not None:
+            self.journal.finish(intent.client_order_id, "reject", None, reason, state=state)
         error = OrderError(
             error_id=f"{intent.client_order_id}|execute",
             stage="execute",
@@ -189,6 +267,7 @@ class OrderRouter:
             signal_id=intent.signal_id,
             client_order_id=intent.client_order_id,
             code=code,
+            payload=payload[:4000] if payload else None,
             stamps=stamps,
         )
         await self.outbox.error(error)
@@ -204,7 +283,8 @@ class OrderRouter:
 
     async def report_crash(self, intent: OrderIntent, exc: Exception) -> None:
         """A bug, not a broker answer: still say so on ``order.errors`` so the copy is not silent."""
-        await self._fail(intent, intent.stamps, exc, kind="reject", code="INTERNAL")
+        await self._fail(intent, intent.stamps, exc, kind="reject", code="INTERNAL", state=UNKNOWN,
+                         payload=repr(exc))
 
     def _notify(self, intent: OrderIntent, outcome: Execution | OrderError) -> None:
         if self.on_outcome is not None:
@@ -264,38 +344,75 @@ class OrderRouter:
 _ACK_KIND = {"place": "ack", "modify": "modified", "cancel": "cancelled", "flatten": "flattened"}
 
 
+class OrderRejectedFound(BrokerError):
+    """A lookup found the order, and the broker had rejected it."""
+
+    def __init__(self, ack: OrderAck) -> None:
+        super().__init__(f"order {ack.broker_order_id} found at the broker, rejected", code="REJECTED")
+
+
+def _lookup_for(adapter: BrokerAdapter, breaker: CircuitBreaker, command: Command) -> Lookup | None:
+    """How to ask the broker whether ``command`` already took effect.
+
+    A place or flatten: the order(s) it created carry its client id. A cancel: its target is
+    cancelled already. A modify sets absolute quantity and prices, so repeating it is harmless
+    and needs no lookup.
+    """
+    if isinstance(command, ModifyOrder):
+        return None
+    account_id, client_id = command.account_id, command.client_order_id
+
+    async def lookup() -> OrderAck | None:
+        return await breaker.call(adapter.lookup, account_id, client_id)
+
+    if not isinstance(command, CancelOrder):
+        return lookup
+
+    async def cancelled() -> OrderAck | None:
+        found = await lookup()
+        return found if found is not None and found.status is OrderStatus.CANCELLED else None
+
+    return cancelled
+
+
 class AccountLanes:
     """One FIFO per account; ``submit`` returns at once, ``done`` runs when the intent finished."""
 
     def __init__(
         self,
-        run: Callable[[OrderIntent], Awaitable[None]],
+        run: Callable[[OrderIntent, bool], Awaitable[Pending]],
         on_crash: Callable[[OrderIntent, Exception], Awaitable[None]] | None = None,
     ) -> None:
         self._run = run
         self._on_crash = on_crash
-        self._queues: dict[str, asyncio.Queue[tuple[OrderIntent, Done | None]]] = {}
+        self._queues: dict[str, asyncio.Queue[tuple[OrderIntent, Done | None, bool]]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    def submit(self, intent: OrderIntent, done: Done | None = None) -> None:
+    def submit(self, intent: OrderIntent, done: Done | None = None, redelivered: bool = False) -> None:
         queue = self._queues.get(intent.account_id)
         if queue is None:
             queue = self._queues[intent.account_id] = asyncio.Queue()
             self._tasks[intent.account_id] = asyncio.ensure_future(self._drain(intent.account_id, queue))
-        queue.put_nowait((intent, done))
+        queue.put_nowait((intent, done, redelivered))
 
-    async def _drain(self, account_id: str, queue: asyncio.Queue[tuple[OrderIntent, Done | None]]) -> None:
+    async def _drain(self, account_id: str, queue: asyncio.Queue[tuple[OrderIntent, Done | None, bool]]) -> None:
         while True:
-            intent, done = await queue.get()
+            intent, done, redelivered = await queue.get()
+            pending: Pending = None
             try:
-                await self._run(intent)
+                pending = await self._run(intent, redelivered)
             except Exception as exc:  # noqa: BLE001 - a lane must survive one bad intent
                 log.exception("lane %s: intent %s failed unexpectedly", account_id, intent.client_order_id)
                 if self._on_crash is not None:
                     await self._on_crash(intent, exc)
             finally:
                 queue.task_done()
-                if done is not None:
+                if done is not None and pending is not None:
+                    # The lane goes on; the offset waits until the late lookup is over.
+                    # A lookup cancelled by shutdown acknowledges nothing: the intent comes back.
+                    pending.add_done_callback(
+                        lambda f, done=done: None if f.cancelled() else asyncio.ensure_future(done()))
+                elif done is not None:
                     await done()
 
     def depth(self) -> int:

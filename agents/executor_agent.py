@@ -1,7 +1,8 @@
 """Executor: consumes ``orders.requests``, runs each intent in its account's lane.
 
-Offsets are acknowledged by the lane when the broker answered: at-least-once delivery, with the
-derived client order id absorbing redeliveries. Two interchangeable consumers feed the lanes
+Offsets are acknowledged by the lane when the broker answered: at-least-once delivery; the
+attempt journal (data dir) and the consumer's redelivery flag tell the router which intents to
+look up at the broker before placing (agents/executor.py). Two interchangeable consumers feed the lanes
 (``COPYTRADER_EXECUTOR_CONSUMER``): ``direct``, a plain aiokafka consumer in the worker's loop
 (agents/intent_consumer.py, the low-latency default), or ``faust``, a Faust agent with manual
 acks on a ``noack`` stream. Also pumps follower fills from the adapters to ``trade.executions``
@@ -14,18 +15,21 @@ import asyncio
 import time
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..app import metrics
 from ..app.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent
 from ..brokers.base import BrokerAdapter
 from ..storage.crypto import optional_cipher
+from .attempt_journal import AttemptJournal
 from .controls import ControlsFeed
 from .executor_accounts import ExecutorAccounts
 from .intent_consumer import LOG_APPEND_TIME, DirectIntentConsumer
 
 if TYPE_CHECKING:
     from ..app.factory import CopyTraderApp, Runtime
+    from ..app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +76,11 @@ class Countdown:
             await self.on_zero()
 
 
-def submit_batch(runtime: "Runtime", batch: IntentBatch, on_all_done: Callable[[], Awaitable[object]]) -> None:
+def submit_batch(runtime: "Runtime", batch: IntentBatch, on_all_done: Callable[[], Awaitable[object]],
+                 redelivered: bool = False) -> None:
     """Stamp a batch's intents received (and appended, when the broker stamped the record)
-    and queue them in their lanes; ``on_all_done`` acks it."""
+    and queue them in their lanes; ``on_all_done`` acks it. ``redelivered``: a previous owner
+    of the partition may have handled the batch, so its intents are looked up before placing."""
     if not batch.intents:
         asyncio.ensure_future(on_all_done())
         return
@@ -90,7 +96,7 @@ def submit_batch(runtime: "Runtime", batch: IntentBatch, on_all_done: Callable[[
 
     for intent in batch.intents:
         intent.stamps = {**intent.stamps, **arrival}
-        runtime.lanes.submit(intent, done=one_done)
+        runtime.lanes.submit(intent, done=one_done, redelivered=redelivered)
 
 
 def install_direct_consumer(app: "CopyTraderApp") -> None:
@@ -101,11 +107,12 @@ def install_direct_consumer(app: "CopyTraderApp") -> None:
         runtime.topics.intents.get_topic_name(),
         settings.bootstrap_servers,
         group_id=f"{settings.app_id}.executor",
-        submit=lambda batch, done: submit_batch(runtime, batch, done),
+        submit=lambda batch, done, redelivered: submit_batch(runtime, batch, done, redelivered),
         adopt_offsets_from=settings.app_id,  # the Faust agent's group, when switching over
         fetch_max_wait_ms=settings.intent_fetch_wait_ms,
         session_timeout_ms=int(app.conf.broker_session_timeout * 1000),
         heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),
+        before_commit=lambda: app.producer.flush(),  # outcomes written before their offsets
     )
     runtime.assignments.append(consumer.assignment)
     runtime.lags.append(consumer.lags)
@@ -158,9 +165,17 @@ def status_of(runtime: "Runtime", account_id: str, refused: str | None = None) -
     )
 
 
+def journal_path(settings: "Settings") -> Path:
+    """One journal per executor app id in the data dir (a restarted worker finds its own)."""
+    return settings.data_dir / "executor" / f"{settings.app_id}.attempts.sqlite"
+
+
 def install(app: "CopyTraderApp") -> None:
     runtime = app.runtime
     runtime.router.on_outcome = observe_outcome
+    settings = runtime.settings
+    runtime.router.deadline_s = settings.copy_deadline_s
+    runtime.router.journal = AttemptJournal(journal_path(settings), keep_s=settings.journal_keep_h * 3600)
     # Followers of this worker; grows when the dashboard adds one (``executor_accounts``).
     followers = set(runtime.config.follower_accounts())
     pumps: dict[str, asyncio.Future[None]] = runtime.extras.setdefault("pumps", {})
@@ -207,6 +222,9 @@ def install(app: "CopyTraderApp") -> None:
                 batch = event.value
                 if event.message.timestamp_type == LOG_APPEND_TIME:
                     batch.appended = event.message.timestamp  # Faust gives seconds
+                # No redelivery flag here (Faust hides the assignment's end offsets): the attempt
+                # journal alone marks what this host may have sent; the direct consumer adds the
+                # rule that covers an executor moved to another host.
                 submit_batch(runtime, batch, lambda event=event: manual.ack(event))
     else:
         install_direct_consumer(app)
@@ -238,8 +256,11 @@ def install(app: "CopyTraderApp") -> None:
     async def close_sessions() -> None:
         for pump in list(pumps.values()):
             pump.cancel()
+        await runtime.router.late.close()
         await runtime.lanes.close()
         await runtime.router.outbox.close()  # the fills and acks already queued still go out
         await runtime.pool.close()
+        if runtime.router.journal is not None:
+            runtime.router.journal.close()
 
     runtime.shutdown_hooks.append(close_sessions)

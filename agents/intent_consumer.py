@@ -10,9 +10,16 @@ where the intents are executed: one hop.
 
 Delivery contract, the same as the Faust agent's manual acks: an offset is committed only once
 every intent of its batch (and of every earlier batch of the partition) has finished in its
-lane, so a crash or a rebalance redelivers unfinished intents and the derived client order id
-absorbs the redelivery. On revocation the consumer first lets the revoked partitions' in-flight
-intents finish (bounded), then commits, so the next owner starts after them.
+lane, so a crash or a rebalance redelivers unfinished intents. On revocation the consumer first
+lets the revoked partitions' in-flight intents finish (bounded), then commits, so the next owner
+starts after them.
+
+Which batches may be redeliveries: every record below the partition's end offset at the moment
+this consumer was assigned the partition was written before this consumer owned it, so the
+previous owner (maybe another host, whose attempt journal this one cannot read) may have sent
+it to the broker. Those are handed on as ``redelivered``; the executor looks their orders up at
+the broker before placing. Records appended after the assignment are fresh: only this consumer
+can have seen them.
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ log = logging.getLogger(__name__)
 
 LOG_APPEND_TIME = 1  # Kafka's timestamp type: the broker's clock when it appended the record
 
-Submit = Callable[[IntentBatch, Callable[[], Awaitable[object]]], None]
+# submit(batch, done, redelivered): ``done`` acks the batch; ``redelivered`` says a previous
+# owner of the partition may already have handled it.
+Submit = Callable[[IntentBatch, Callable[[], Awaitable[object]], bool], None]
 
 
 class PartitionProgress:
@@ -104,6 +113,7 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         revoke_wait_s: float = 5.0,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 2_000,
+        before_commit: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.topic = topic
         self.group_id = group_id
@@ -112,6 +122,10 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         self.commit_interval_s = commit_interval_s
         self.max_in_flight = max_in_flight
         self.revoke_wait_s = revoke_wait_s
+        # Awaited before every commit: the producer's flush. A finished batch's outcome records
+        # were handed to the producer, not yet written; a commit ahead of them followed by a
+        # SIGKILL would lose the outcomes with no redelivery to bring them back.
+        self.before_commit = before_commit
         self.progress = PartitionProgress()
         self._bootstrap_servers = bootstrap_servers
         self._consumer_options = dict(
@@ -128,6 +142,9 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         self._room.set()
         self._finished_one = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Per assigned partition: its end offset when assigned (None: not known yet). Records
+        # below it may have been handled by the partition's previous owner.
+        self._assigned_end: dict[TopicPartition, int | None] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -218,9 +235,25 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         async def done(tp: TopicPartition = tp, offset: int = record.offset) -> None:
             self._finished(tp, offset)
 
-        self.submit(batch, done)
+        self.submit(batch, done, self.redelivered(tp, record.offset))
         if self.progress.in_flight() >= self.max_in_flight:
             self._room.clear()
+
+    def redelivered(self, tp: TopicPartition, offset: int) -> bool:
+        """May a previous owner of the partition have handled this record? (See the module doc.)
+
+        Unknown end offset (the lookup at assignment failed): the partition's high watermark
+        from the first fetch stands in, which is later, so more records count as redelivered,
+        never fewer. A partition never announced as assigned counts wholly as redelivered.
+        """
+        if tp not in self._assigned_end:
+            return True
+        end = self._assigned_end[tp]
+        if end is None:
+            end = self._assigned_end[tp] = self.consumer.highwater(tp) if self._consumer is not None else None
+            if end is None:
+                return True
+        return offset < end
 
     def _finished(self, tp: TopicPartition, offset: int) -> None:
         self.progress.finished(tp, offset)
@@ -239,6 +272,12 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         points = {tp: p for tp, p in self.progress.commit_points(tps).items() if tp in assigned}
         if not points:
             return
+        if self.before_commit is not None:
+            try:
+                await self.before_commit()
+            except Exception as exc:  # noqa: BLE001 - no commit ahead of unwritten outcomes; next round retries
+                log.warning("orders.requests: producer flush before commit failed (%r); not committing", exc)
+                return
         try:
             await self.consumer.commit({tp: OffsetAndMetadata(p, "") for tp, p in points.items()})
         except KafkaError as exc:  # rebalancing or broker away: the next commit carries it
@@ -263,9 +302,23 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         await self._wait_finished(tps, self.revoke_wait_s)
         await self._commit(tps)
         self.progress.forget(tps)
+        for tp in tps:
+            self._assigned_end.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Nothing to do: fetching starts at the group's committed offsets."""
+        """Note each new partition's end offset: the line between redelivered and fresh records.
+
+        Fetching starts at the group's committed offsets; aiokafka awaits this first.
+        """
+        if not assigned:
+            return
+        try:
+            ends = await self.consumer.end_offsets(list(assigned))
+        except KafkaError as exc:  # the high watermark of the first fetch stands in
+            log.warning("orders.requests: end offsets at assignment unknown (%s)", exc)
+            ends = {}
+        for tp in assigned:
+            self._assigned_end[tp] = ends.get(tp)
 
     # -- switching over from the Faust agent -------------------------------------------------
     async def _adopt_offsets(self) -> None:

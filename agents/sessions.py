@@ -8,6 +8,7 @@ broker; the other sessions' accounts are untouched.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -46,8 +47,14 @@ class SessionPool:
     def breaker(self, session_id: str) -> CircuitBreaker:
         breaker = self._breakers.get(session_id)
         if breaker is None:
+            # A session serves many accounts whose lanes call it at once: five requests that
+            # time out together are one stall (often this worker's own loop after a restart),
+            # not five pieces of evidence, and a lost answer is settled by a lookup anyway. So
+            # the circuit opens when half the calls of the last 10 s failed (20 calls at least)
+            # or 20 failed in a row, and tries again after 2 s, within a copy's deadline.
             breaker = self._breakers[session_id] = CircuitBreaker(
-                session_id, failure_threshold=5, reset_timeout=5.0, on_change=self._breaker_changed
+                session_id, failure_threshold=20, reset_timeout=2.0, failure_ratio=0.5, ratio_window=10.0,
+                min_calls=20, on_change=self._breaker_changed,
             )
         return breaker
 
@@ -69,7 +76,10 @@ class SessionPool:
             return adapter
         task = self._connecting.get(session_id)
         if task is None:
-            task = self._connecting[session_id] = asyncio.ensure_future(self._connect(session_id))
+            # A fresh context: the connection is the session's, shared by every account on it,
+            # so the copy deadline of whichever intent happened to open it must not bound it.
+            task = self._connecting[session_id] = asyncio.get_running_loop().create_task(
+                self._connect(session_id), context=contextvars.Context())
         try:
             return await asyncio.shield(task)
         finally:

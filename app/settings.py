@@ -26,6 +26,12 @@ def _executor_consumer(value: str) -> str:
     return value
 
 
+def _positive(name: str, value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"COPYTRADER_{name}: must be positive, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     app_id: str = "copytrader"
@@ -61,6 +67,11 @@ class Settings:
     executor_consumer: str = "direct"
     database_url: str | None = None
     redis_url: str | None = None
+    # One total budget per copy (executor, transport, re-authentication and lookups together):
+    # what cannot be settled within it is reported (unknown or rejected), never retried later.
+    copy_deadline_s: float = 5.0
+    # How long the executor's attempt journal keeps an intent's row (data dir, SQLite).
+    journal_keep_h: float = 72.0
     heartbeat_interval_s: float = 1.0
     status_interval_s: float = 5.0
     extra: dict[str, str] = field(default_factory=dict)
@@ -90,6 +101,8 @@ class Settings:
             executor_consumer=_executor_consumer(_env("EXECUTOR_CONSUMER", "direct")),
             database_url=os.environ.get("COPYTRADER_DATABASE_URL"),
             redis_url=os.environ.get("COPYTRADER_REDIS_URL"),
+            copy_deadline_s=_positive("COPY_DEADLINE_S", float(_env("COPY_DEADLINE_S", "5"))),
+            journal_keep_h=_positive("JOURNAL_KEEP_H", float(_env("JOURNAL_KEEP_H", "72"))),
             heartbeat_interval_s=float(_env("HEARTBEAT_INTERVAL_S", "1")),
             status_interval_s=float(_env("STATUS_INTERVAL_S", "5")),
         )

@@ -1,13 +1,16 @@
-"""Retry policy for idempotent broker requests, built on tenacity.
+"""Retry policy for broker requests, built on tenacity: the one place that decides when to
+try again.
 
-Why so narrow: a retried ``place`` that the broker had in fact accepted becomes a second
-order unless the broker dedupes on our client order id. So the executor only wraps requests
-of adapters whose ``capabilities.client_id_dedupe`` is true (and reads, cancels, snapshots),
-and only errors that say "temporary" (``retriable = True``, the aiokafka/freqtrade split) are
-retried. A permanent error (rejected, bad credentials, circuit open) surfaces at once.
+Two questions decide it. Is the error temporary (``retriable = True``, the aiokafka/freqtrade
+split)? A permanent error (rejected, bad credentials, circuit open) surfaces at once. And may
+the failed request have been carried out (:func:`outcome_unknown`)? The real platforms do not
+refuse a repeated client order id, so a request that may have landed is never simply sent
+again: :func:`exactly_once` first asks the broker for the order by its client id (``lookup``)
+and sends again only when the broker answered that it holds none. Errors that prove the
+request was not carried out (throttled, token expired, never sent) are retried directly.
 
-The whole policy is bounded by a deadline: a copy that arrives seconds late is worse than a
-reported failure, so a wait that would overrun the deadline is not started.
+Everything is bounded by the copy's one deadline (``brokers.deadline``): a wait that would
+overrun it is not started, so executor, transport and re-authentication cannot add up.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from .errors import RateLimited
+from . import deadline
+from .errors import BrokerUnavailable, OutcomeUnknown, RateLimited, TokenExpired
 
-__all__ = ["is_retriable", "retrying_call"]
+__all__ = ["exactly_once", "is_retriable", "outcome_unknown", "retrying_call"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,25 @@ def is_retriable(exc: BaseException) -> bool:
     if getattr(exc, "retriable", False):
         return True
     return isinstance(exc, (TimeoutError, ConnectionError))
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """True when a failed request may still have been carried out by the broker.
+
+    Only an error that proves the request never took effect says no: a throttle or an expired
+    token (the platform refused it), or ``BrokerUnavailable(sent=False)``. A timeout, a reset,
+    a 5xx, or any other temporary error leaves the outcome open.
+    """
+    if isinstance(exc, BrokerUnavailable):
+        return exc.sent
+    if isinstance(exc, (RateLimited, TokenExpired)):
+        return False
+    return is_retriable(exc)
+
+
+def _past_copy_deadline(state: RetryCallState) -> bool:
+    """tenacity stop: the next wait would end after the copy's deadline."""
+    return deadline.remaining(float("inf")) <= state.upcoming_sleep
 
 
 def _wait(state: RetryCallState) -> float:
@@ -81,7 +104,7 @@ async def retrying_call(
         raise ValueError("attempts must be at least 1")
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_retriable),
-        stop=stop_after_attempt(attempts) | stop_before_delay(deadline_s),
+        stop=stop_after_attempt(attempts) | stop_before_delay(deadline_s) | _past_copy_deadline,
         wait=_wait,
         reraise=True,
         before_sleep=_log_retry,
@@ -91,3 +114,63 @@ async def retrying_call(
         with attempt:
             return await fn()
     raise AssertionError("unreachable: tenacity either returns, re-raises or retries")  # pragma: no cover
+
+
+async def exactly_once(
+    send: Callable[[], Awaitable[T]],
+    lookup: Callable[[], Awaitable[T | None]] | None,
+    *,
+    uncertain: bool = False,
+    attempts: int = 8,
+    deadline_s: float = 5.0,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> T:
+    """Carry out ``send`` at most once at the broker, within the copy's deadline.
+
+    ``uncertain``: an earlier attempt may already have reached the broker (a redelivery), so
+    the first step is ``lookup``. ``lookup()`` returns what the broker holds (then that is the
+    answer and nothing is sent) or ``None`` (the broker answered: nothing there, so send).
+    ``lookup`` None means ``send`` is idempotent by nature (a modify to absolute values) and
+    may be repeated after any temporary error.
+
+    Raises :class:`OutcomeUnknown` when the request may have landed and no lookup could
+    settle it before the deadline (or the platform cannot be asked); the caller reports it
+    and never places blindly. Any other failure is re-raised unchanged.
+    """
+    maybe_sent = uncertain and lookup is not None
+    why = "an earlier attempt may have reached the broker"
+
+    async def attempt() -> T:
+        nonlocal maybe_sent, why
+        if maybe_sent:
+            assert lookup is not None
+            try:
+                found = await lookup()
+            except Exception as exc:
+                if not is_retriable(exc):  # unsupported, circuit open, an answer we cannot read
+                    raise OutcomeUnknown(f"{why}; lookup failed: {_describe(exc)}", code="OUTCOME_UNKNOWN") from exc
+                why = f"{why}; lookup failed: {_describe(exc)}"
+                raise
+            if found is not None:
+                return found
+            maybe_sent = False
+        try:
+            return await send()
+        except Exception as exc:
+            if lookup is not None and outcome_unknown(exc):
+                maybe_sent = True
+                why = f"request outcome unknown ({_describe(exc)})"
+            raise
+
+    try:
+        return await retrying_call(attempt, attempts=attempts, deadline_s=deadline_s, sleep=sleep)
+    except OutcomeUnknown:
+        raise
+    except Exception as exc:
+        if maybe_sent:
+            raise OutcomeUnknown(f"{why}; gave up: {_describe(exc)}", code="OUTCOME_UNKNOWN") from exc
+        raise
+
+
+def _describe(exc: BaseException) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__

@@ -82,3 +82,59 @@ async def test_is_retriable_and_validation() -> None:
     assert not is_retriable(OrderRejected("x"))
     with pytest.raises(ValueError):
         await retrying_call(Script(), attempts=0)
+
+
+# -- exactly_once: look up before any resend whose first try may have landed ---------------------
+
+import time  # noqa: E402 - kept beside the tests that use it
+
+from copytrader.brokers.deadline import copy_deadline  # noqa: E402
+from copytrader.brokers.errors import OutcomeUnknown, UnsupportedOperation  # noqa: E402
+from copytrader.brokers.retry import exactly_once, outcome_unknown  # noqa: E402
+
+
+@pytest.mark.parametrize(("error", "unknown"), [
+    (BrokerUnavailable("reset after send"), True),
+    (BrokerUnavailable("refused", sent=False), False),
+    (TimeoutError(), True),
+    (ConnectionResetError(), True),
+    (RateLimited("slow down"), False),
+    (TokenExpired("expired"), False),
+    (OrderRejected("no"), False),
+])
+def test_which_failures_leave_the_outcome_open(error: BaseException, unknown: bool) -> None:
+    assert outcome_unknown(error) is unknown
+
+
+async def test_a_request_with_no_lookup_is_repeated_only_because_it_is_idempotent() -> None:
+    send = Script(BrokerUnavailable("reset after send"))
+    assert await exactly_once(send, None, sleep=Sleeps()) == "ok"
+    assert send.calls == 2
+
+
+async def test_the_copy_deadline_bounds_lookups_that_keep_failing() -> None:
+    send = Script(BrokerUnavailable("reset after send"))
+    lookups = 0
+
+    async def lookup() -> str | None:
+        nonlocal lookups
+        lookups += 1
+        raise BrokerUnavailable("lookup timed out")
+
+    started = time.monotonic()
+    with copy_deadline(0.3), pytest.raises(OutcomeUnknown) as caught:
+        await exactly_once(send, lookup, attempts=1000, deadline_s=60)
+    assert time.monotonic() - started < 0.45
+    assert send.calls == 1 and lookups >= 2
+    assert "lookup timed out" in caught.value.message
+
+
+async def test_a_platform_that_cannot_be_asked_makes_an_uncertain_request_unknown_at_once() -> None:
+    send = Script()
+
+    async def lookup() -> str | None:
+        raise UnsupportedOperation("no lookup")
+
+    with pytest.raises(OutcomeUnknown):
+        await exactly_once(send, lookup, uncertain=True, sleep=Sleeps())
+    assert send.calls == 0

@@ -59,7 +59,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
 
 def consumer(topic: str, bootstrap: str, group: str, held: dict[str, Done], **kw: object) -> DirectIntentConsumer:
     return DirectIntentConsumer(
-        topic, bootstrap, group, submit=lambda b, done: held.__setitem__(b.batch_id, done),
+        topic, bootstrap, group, submit=lambda b, done, redelivered: held.__setitem__(b.batch_id, done),
         commit_interval_s=0.05, session_timeout_ms=6000, heartbeat_interval_ms=500, **kw,  # type: ignore[arg-type]  # test knobs
     )
 

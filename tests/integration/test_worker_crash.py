@@ -1,9 +1,10 @@
 """Kill the executor worker in the middle of a run: nothing is lost, nothing is doubled.
 
-The followers are on the Tradovate simulator (a separate server that outlives the worker), so
-after SIGKILL the intents whose offsets were not committed are redelivered to the restarted
-worker, which places them again under the same derived ``clOrdId`` — and the broker answers
-with the order it already has.
+The followers are on the Tradovate simulator (a separate server that outlives the worker),
+which, like the real API, refuses no repeated ``clOrdId``. After SIGKILL the intents whose
+offsets were not committed are redelivered to the restarted worker; its attempt journal and the
+consumer's redelivery flag make it look each one up at the broker before placing, so an order
+the killed worker had placed is reported as a duplicate, not placed again.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def record(offset: int, value: bytes) -> ConsumerRecord:
 
 async def test_dispatch_hands_batches_over_and_finishes_their_offsets_when_done() -> None:
     submitted: list[tuple[IntentBatch, Callable[[], Awaitable[object]]]] = []
-    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d: submitted.append((b, d)))
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: submitted.append((b, d)))
     batch = IntentBatch(batch_id="s1|p0", intents=[intent("f1"), intent("f2")])
     consumer._dispatch(TP0, record(3, batch.dumps()))
     consumer._dispatch(TP0, record(4, b"\xff not json"))  # poison: skipped, must not block the partition
@@ -71,7 +71,7 @@ async def test_dispatch_hands_batches_over_and_finishes_their_offsets_when_done(
 
 async def test_fetching_pauses_while_too_many_batches_are_in_flight() -> None:
     done: list[Callable[[], Awaitable[object]]] = []
-    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d: done.append(d), max_in_flight=4)
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: done.append(d), max_in_flight=4)
     payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
     for offset in range(4):
         consumer._dispatch(TP0, record(offset, payload))
@@ -96,7 +96,7 @@ def test_executor_consumer_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_brokers_append_time_travels_with_the_batch() -> None:
     submitted: list[IntentBatch] = []
-    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d: submitted.append(b))
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: submitted.append(b))
     payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
     appended = ConsumerRecord(
         topic=TP0.topic, partition=0, offset=0, timestamp=1_795_000_000_123, timestamp_type=1, key=b"k",
@@ -129,7 +129,7 @@ class _Consumer:
 
 async def test_batches_are_handed_to_the_lanes_only_after_the_next_fetch_went_out() -> None:
     seen_in_flight: list[bool] = []
-    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d: seen_in_flight.append(bool(fake._fetcher._in_flight)))
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: seen_in_flight.append(bool(fake._fetcher._in_flight)))
     payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
     fake = _Consumer({TP0: [record(0, payload), record(1, payload)]})
     consumer._consumer = fake  # type: ignore[assignment]  # the fetch loop only calls getmany
@@ -149,7 +149,7 @@ class _LagConsumer:
 
 
 def test_lag_is_what_the_broker_has_beyond_what_went_to_the_lanes() -> None:
-    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d: None)
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: None)
     assert consumer.lags() == {}  # not started
     consumer._consumer = _LagConsumer()  # type: ignore[assignment]  # only assignment/highwater are read
     assert consumer.lags() == {}  # nothing handed out yet: no position to measure from
@@ -157,3 +157,78 @@ def test_lag_is_what_the_broker_has_beyond_what_went_to_the_lanes() -> None:
     for offset in (6, 7):
         consumer._dispatch(TP0, record(offset, payload))
     assert consumer.lags() == {TP0: 2}  # offsets 8 and 9 are still on the broker
+
+
+class _AssignConsumer:
+    """aiokafka's end offsets at assignment, its high watermark, and commits (recorded)."""
+
+    def __init__(self, ends: dict[TopicPartition, int] | Exception, calls: list[str]) -> None:
+        self._ends = ends
+        self.calls = calls
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if isinstance(self._ends, Exception):
+            raise self._ends
+        return {tp: self._ends[tp] for tp in tps}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return 9
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP0, TP1}
+
+    async def commit(self, offsets: dict[TopicPartition, object]) -> None:
+        self.calls.append("commit")
+
+
+async def test_records_written_before_the_assignment_are_handed_on_as_redelivered() -> None:
+    flags: list[tuple[int, bool]] = []
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: flags.append((len(flags), r)))
+    consumer._consumer = _AssignConsumer({TP0: 5, TP1: 0}, [])  # type: ignore[assignment]  # the listener's calls only
+    payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
+    consumer._dispatch(TP1, record(0, payload))  # before the assignment is announced: assume the worst
+    await consumer.on_partitions_assigned([TP0, TP1])
+    for offset in (3, 4, 5, 6):
+        consumer._dispatch(TP0, record(offset, payload))
+    consumer._dispatch(TP1, record(0, payload))
+    assert [r for _, r in flags] == [True, True, True, False, False, False]
+    await consumer.on_partitions_revoked([TP0])
+    consumer._dispatch(TP0, record(7, payload))  # no longer ours: a new assignment decides again
+    assert flags[-1][1] is True
+
+
+async def test_unknown_end_offsets_fall_back_to_the_high_watermark() -> None:
+    from aiokafka.errors import KafkaTimeoutError
+
+    flags: list[bool] = []
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: flags.append(r))
+    consumer._consumer = _AssignConsumer(KafkaTimeoutError(), [])  # type: ignore[assignment]  # as above
+    await consumer.on_partitions_assigned([TP0])
+    payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
+    for offset in (8, 9):
+        consumer._dispatch(TP0, record(offset, payload))
+    assert flags == [True, False]  # the high watermark (9) stands in: later, so never fewer lookups
+
+
+async def test_the_producer_is_flushed_before_every_commit() -> None:
+    calls: list[str] = []
+
+    async def flush() -> None:
+        calls.append("flush")
+
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: None, before_commit=flush)
+    consumer._consumer = _AssignConsumer({TP0: 0}, calls)  # type: ignore[assignment]  # as above
+    payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
+    consumer._dispatch(TP0, record(0, payload))
+    consumer._finished(TP0, 0)
+    await consumer._commit(None)
+    assert calls == ["flush", "commit"]
+
+    async def broken() -> None:
+        raise RuntimeError("producer stopped")
+
+    consumer.before_commit = broken
+    consumer._dispatch(TP0, record(1, payload))
+    consumer._finished(TP0, 1)
+    await consumer._commit(None)
+    assert calls == ["flush", "commit"]  # no commit ahead of outcomes that may not be written
