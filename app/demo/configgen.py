@@ -28,7 +28,7 @@ def follower_rule(index: int) -> dict[str, Any]:
 SIMULATED = ("tradovate", "projectx")
 
 
-def _fields(endpoints: dict[str, dict[str, Any]] | None, platform: str, session_id: str) -> dict[str, Any]:
+def session_fields(endpoints: dict[str, dict[str, Any]] | None, platform: str, session_id: str) -> dict[str, Any]:
     """Endpoint/credential fields for one session from the sandbox's answer.
 
     A sandbox that serves a login per firm answers ``{"endpoint", "options", "sessions":
@@ -45,7 +45,7 @@ def _fields(endpoints: dict[str, dict[str, Any]] | None, platform: str, session_
     return {**fields, "options": options}
 
 
-def _shared_login(endpoints: dict[str, dict[str, Any]] | None, platform: str) -> bool:
+def shared_login(endpoints: dict[str, dict[str, Any]] | None, platform: str) -> bool:
     """True when the platform's sandbox has one login for everyone (no per-firm sessions)."""
     return platform in (endpoints or {}) and "sessions" not in (endpoints or {})[platform]
 
@@ -73,7 +73,7 @@ def demo_config(followers: int = 20, platform: str = "paper", latency: str = "0"
     if leader_platform == "paper":
         leader_session: dict[str, Any] = {"id": "leader-paper", "platform": "paper", "options": {"venue": "leader", "latency": 0}}
     else:
-        fields = _fields(endpoints, leader_platform, f"leader-{leader_platform}")
+        fields = session_fields(endpoints, leader_platform, f"leader-{leader_platform}")
         leader_session = {"id": f"leader-{leader_platform}", "platform": leader_platform, "options": fields.pop("options", {})}
         leader_session.update(fields)
     sessions: dict[str, dict[str, Any]] = {leader_session["id"]: leader_session}
@@ -84,12 +84,12 @@ def demo_config(followers: int = 20, platform: str = "paper", latency: str = "0"
         account_id = f"f{i:03d}"
         name = platforms[i % len(platforms)]
         counts[name] += 1
-        session_id = follower_session(name, counts[name], accounts_per_login, _shared_login(endpoints, name))
+        session_id = follower_session(name, counts[name], accounts_per_login, shared_login(endpoints, name))
         if session_id not in sessions:
             session: dict[str, Any] = {"id": session_id, "platform": name, "options": {}}
             if name == "paper":
                 session["options"].update(venue="followers", latency=latency)
-            fields = _fields(endpoints, name, session_id)
+            fields = session_fields(endpoints, name, session_id)
             session["options"].update(fields.pop("options", {}))
             session.update(fields)
             sessions[session_id] = session

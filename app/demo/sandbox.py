@@ -61,7 +61,8 @@ def _takes_logins(simulator: Any, logins: Sequence[SimLogin]) -> bool:
     return bool(served) and {x.username for x in served} == {x.username for x in logins}
 
 
-async def start_sandbox(platform: str, latency: str, config_data: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+async def start_sandbox(platform: str, latency: str, config_data: dict[str, Any] | None = None,
+                        **simulator_options: Any) -> tuple[Any, dict[str, Any]]:
     """Start ``platform``'s simulator with one login per config session of that platform.
 
     Returns the running simulator and the session fields that point adapters at it: with
@@ -71,7 +72,7 @@ async def start_sandbox(platform: str, latency: str, config_data: dict[str, Any]
     """
     create = simulator_factory(platform)
     logins = session_logins(platform, config_data)
-    simulator = create(exchange=SimExchange(seed=7), latency=latency, logins=list(logins.values()))  # type: ignore[operator]  # factory from registry
+    simulator = create(exchange=SimExchange(seed=7), latency=latency, logins=list(logins.values()), **simulator_options)  # type: ignore[operator]  # factory from registry
     if _takes_logins(simulator, list(logins.values())):
         await simulator.start()
         return simulator, _per_session_fields(platform, simulator, logins)
