@@ -1,8 +1,10 @@
 """Derived identifiers: the heart of exactly-once-in-effect.
 
 Nothing here is random. A leader event replayed after a crash or reconnect yields the same
-signal id, and a signal redelivered by Kafka yields the same client order id for each follower,
-which the executor and the broker both refuse to place twice.
+signal id, and a signal redelivered by Kafka yields the same client order id for each follower.
+No broker promises to refuse that id twice, so the executor does not ask it to: it records the
+id before the broker call and looks the order up by it whenever an earlier attempt may have
+reached the broker (``agents/executor.py``, ``BrokerAdapter.lookup``).
 """
 
 from __future__ import annotations
