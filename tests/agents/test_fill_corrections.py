@@ -3,19 +3,14 @@ corrects the position from it (Faust test context, no Kafka)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from copytrader.agents.outbox import MemoryOutbox
-from copytrader.app.config import parse_config
-from copytrader.app.factory import CopyTraderApp, create_app
-from copytrader.app.settings import Settings
+from copytrader.app.factory import CopyTraderApp
 from copytrader.brokers.model import FillCorrection, FillEvent, Side
-from copytrader.brokers.paper.adapter import reset_venues
 
 CONFIG = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "corrections-test"}}],
@@ -25,23 +20,8 @@ CONFIG = {
 
 
 @pytest.fixture
-def outbox() -> MemoryOutbox:
-    return MemoryOutbox()
-
-
-@pytest.fixture
-def app(tmp_path: Path, outbox: MemoryOutbox) -> Iterator[CopyTraderApp]:
-    reset_venues()
-    settings = Settings(
-        app_id=f"corr-{uuid.uuid4().hex[:8]}", kafka_broker="kafka://127.0.0.1:1", data_dir=tmp_path,
-        roles=("fanout", "execute", "track"), executor_consumer="faust",
-    )
-    app = create_app(settings, parse_config(CONFIG, env={}), outbox=outbox)
-    app.finalize()
-    app.conf.store = "memory://"
-    app.flow_control.resume()
-    yield app
-    reset_venues()
+def app(make_app: Callable[..., CopyTraderApp]) -> CopyTraderApp:  # tests/agents/conftest.py
+    return make_app(CONFIG, ("fanout", "execute", "track"))
 
 
 async def test_correction_reaches_executions_and_the_tracker_fixes_the_position(

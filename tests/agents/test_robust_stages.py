@@ -3,21 +3,16 @@ is reported on ``order.errors`` while the next message is handled (issue #12, fi
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from copytrader.agents.outbox import MemoryOutbox
 from copytrader.app import ids
-from copytrader.app.config import parse_config
-from copytrader.app.factory import CopyTraderApp, create_app
+from copytrader.app.factory import CopyTraderApp
 from copytrader.app.records import Execution, OrderIntent, RecordError, TradeSignal
 from copytrader.app.scaling import CopyRule
-from copytrader.app.settings import Settings
-from copytrader.brokers.paper.adapter import reset_venues
 
 CONFIG = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "robust-test"}}],
@@ -27,23 +22,8 @@ CONFIG = {
 
 
 @pytest.fixture
-def outbox() -> MemoryOutbox:
-    return MemoryOutbox()
-
-
-@pytest.fixture
-def app(tmp_path: Path, outbox: MemoryOutbox) -> Iterator[CopyTraderApp]:
-    reset_venues()
-    settings = Settings(
-        app_id=f"robust-{uuid.uuid4().hex[:8]}", kafka_broker="kafka://127.0.0.1:1", data_dir=tmp_path,
-        roles=("fanout", "track"),
-    )
-    app = create_app(settings, parse_config(CONFIG, env={}), outbox=outbox)
-    app.finalize()
-    app.conf.store = "memory://"
-    app.flow_control.resume()
-    yield app
-    reset_venues()
+def app(make_app: Callable[..., CopyTraderApp]) -> CopyTraderApp:  # tests/agents/conftest.py
+    return make_app(CONFIG, ("fanout", "track"))
 
 
 def signal_bytes(n: int, **kw: object) -> bytes:
