@@ -17,7 +17,7 @@ SCENARIOS = load_scenarios()
 
 def test_cases_are_loaded() -> None:
     ids = {s.id for s in SCENARIOS}
-    for required in ("CT-CONN-01", "CT-ORD-01", "CT-ORD-10", "CT-REC-01"):
+    for required in ("CT-CONN-01", "CT-ORD-01", "CT-ORD-20", "CT-REC-01"):
         assert required in ids
 
 
