@@ -205,7 +205,10 @@ class ScenarioRun:
 
     # -- market and faults -----------------------------------------------------------
     async def do_set_price(self, body: Any) -> None:
-        self.harness.exchange.set_price(self.harness.kernel_symbol, Decimal(str(body)))
+        """One price, or a list applied in one go: a simulator with its own market clock cannot
+        match at the first price again before the second is set."""
+        for price in body if isinstance(body, list) else [body]:
+            self.harness.exchange.set_price(self.harness.kernel_symbol, Decimal(str(price)))
 
     async def do_advance(self, body: Any) -> None:
         self.harness.exchange.advance(int(body or 1))
