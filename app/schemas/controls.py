@@ -22,26 +22,28 @@ class _Kind(msgspec.Struct):
     kind: Text = ""
 
 
-class PauseRecord(msgspec.Struct, kw_only=True):
-    account_id: Id
-    paused: bool
+class _Provenance(msgspec.Struct, kw_only=True):
+    """Who sent a control record, and when: the same three fields on every kind."""
+
     command_id: Text = ""
     by: Text = ""
     at: Time = 0.0
 
 
-class RuleRecord(msgspec.Struct, kw_only=True):
+class PauseRecord(_Provenance, kw_only=True):
+    account_id: Id
+    paused: bool
+
+
+class RuleRecord(_Provenance, kw_only=True):
     kind: Literal["rule"]
     group_id: Id
     account_id: Id
     rule: RuleIn
     enabled: bool
-    command_id: Text = ""
-    by: Text = ""
-    at: Time = 0.0
 
 
-class AccountRecord(msgspec.Struct, kw_only=True):
+class AccountRecord(_Provenance, kw_only=True):
     kind: Literal["account"]
     account_id: Id
     platform: Id
@@ -52,9 +54,6 @@ class AccountRecord(msgspec.Struct, kw_only=True):
     endpoint: Url | None = None
     sealed: Sealed | None = None
     key_id: Text | None = None
-    command_id: Text = ""
-    by: Text = ""
-    at: Time = 0.0
     options: Options = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
