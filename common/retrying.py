@@ -1,0 +1,136 @@
+"""The one retry policy module: every retry in CopyTrader runs on tenacity through here.
+
+Two shapes cover every caller:
+
+* :func:`until` — a bounded request retry (a broker call, a login): stop after ``attempts``
+  or ``deadline_s``, whichever comes first, waiting with :func:`backoff`.
+* :func:`forever` — a connection or a store that must come back (a websocket, a database,
+  a Kafka feed): retry until cancelled, waiting with :func:`backoff` capped at ``max_s``.
+
+What is *worth* retrying stays with the caller (a predicate), because only the caller knows
+whether a failed request may have been carried out (see ``brokers.retry.exactly_once``).
+Waiting is injectable (``sleep``) so tests drive retries without real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    stop_never,
+    wait_exponential_jitter,
+)
+from tenacity.stop import StopBaseT
+from tenacity.wait import WaitBaseT
+
+__all__ = ["backoff", "forever", "keep_running", "log_before_sleep", "until"]
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+Predicate = Callable[[BaseException], bool]
+
+
+def backoff(first_s: float, max_s: float, *, jitter_s: float = 0.0) -> WaitBaseT:
+    """Exponential backoff ``first_s, 2·first_s, …`` capped at ``max_s`` (plus up to
+    ``jitter_s`` so many sessions that lost the same server do not return in lockstep)."""
+    return wait_exponential_jitter(initial=first_s, max=max_s, exp_base=2, jitter=jitter_s)
+
+
+def log_before_sleep(
+    what: str, level: int = logging.WARNING, *, traceback: bool = False
+) -> Callable[[RetryCallState], None]:
+    """tenacity ``before_sleep``: one line per failed attempt, saying what and how long
+    (with the traceback when ``traceback``: for failures nobody expected)."""
+
+    def report(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        sleep = state.next_action.sleep if state.next_action is not None else 0.0
+        log.log(level, "%s failed (%r); attempt %d, retrying in %.2fs", what, exc, state.attempt_number, sleep,
+                exc_info=exc if traceback else None)
+
+    return report
+
+
+def _retry_on(predicate: Predicate) -> Any:
+    def worth_it(exc: BaseException) -> bool:
+        return not isinstance(exc, asyncio.CancelledError) and predicate(exc)
+
+    return retry_if_exception(worth_it)
+
+
+def until(
+    predicate: Predicate,
+    *,
+    what: str,
+    attempts: int,
+    deadline_s: float,
+    wait: WaitBaseT | None = None,
+    stop: StopBaseT | None = None,
+    before_sleep: Callable[[RetryCallState], None] | None = None,
+    sleep: Sleep | None = None,
+) -> AsyncRetrying:
+    """A bounded retry: the last error is re-raised unchanged (``reraise``)."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    bound: StopBaseT = stop_after_attempt(attempts) | stop_before_delay(deadline_s)
+    return AsyncRetrying(
+        retry=_retry_on(predicate),
+        stop=bound | stop if stop is not None else bound,
+        wait=wait if wait is not None else backoff(0.05, 1.0, jitter_s=0.05),
+        reraise=True,
+        before_sleep=before_sleep or log_before_sleep(what, logging.INFO),
+        **({"sleep": sleep} if sleep is not None else {}),
+    )
+
+
+def forever(
+    predicate: Predicate,
+    *,
+    what: str,
+    first_s: float,
+    max_s: float,
+    before_sleep: Callable[[RetryCallState], None] | None = None,
+    sleep: Sleep | None = None,
+) -> AsyncRetrying:
+    """Retry until cancelled while ``predicate`` says the error is temporary; any other error
+    is re-raised unchanged."""
+    return AsyncRetrying(
+        retry=_retry_on(predicate),
+        stop=stop_never,
+        wait=backoff(first_s, max_s),
+        reraise=True,
+        before_sleep=before_sleep or log_before_sleep(what),
+        **({"sleep": sleep} if sleep is not None else {}),
+    )
+
+
+async def keep_running(
+    step: Callable[[], Awaitable[None]],
+    what: str,
+    *,
+    first_s: float = 1.0,
+    max_s: float = 30.0,
+    sleep: Sleep | None = None,
+) -> None:
+    """Run ``step`` until cancelled, restarting it after any failure with growing pauses.
+
+    For long-running consumer loops (feeds) that must outlive one bad broker answer. A step
+    that returns normally is started again at once; a step that fails waits ``first_s``,
+    doubling to ``max_s`` while failures continue.
+    """
+
+    report = log_before_sleep(what, logging.ERROR, traceback=True)
+    while True:
+        async for attempt in forever(lambda exc: isinstance(exc, Exception), what=what, first_s=first_s,
+                                     max_s=max_s, before_sleep=report, sleep=sleep):
+            with attempt:
+                await step()
