@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .settings import Settings
+from ..core.settings import Settings
 
 
 @click.group(name="kafka", help="Run a local single-node Kafka (KRaft) broker: start | stop | status.")
@@ -84,7 +84,7 @@ BENCH_WARMUP = 10
 
 
 def _run_scenarios(mode: str, **kw: object) -> None:
-    from .demo.runner import ScenarioOptions, run_many
+    from ..demo.runner import ScenarioOptions, run_many
 
     followers = _follower_counts(str(kw.pop("followers")))
     latencies = [x.strip() for x in str(kw.pop("latency")).split(",")]
@@ -136,7 +136,7 @@ def _rate_limit(_ctx: object, _param: object, value: str | None) -> tuple[int, f
               help="Request budget per login, e.g. 200/60 [default: the platform's documented limits].")
 def sim(platform: str, host: str, port: int, latency: str, accounts: int | None, accounts_per_login: int,
         rate_limit: tuple[int, float] | None) -> None:
-    from .demo.sandbox import serve_simulator, sim_options
+    from ..demo.sandbox import serve_simulator, sim_options
 
     options = sim_options(platform, accounts, accounts_per_login, rate_limit)
     asyncio.run(serve_simulator(platform, host, port, latency, **options))
@@ -174,7 +174,7 @@ def project_commands() -> tuple[click.Command, ...]:
 def main() -> None:
     from faust.cli.faust import cli as faust_cli
 
-    from .config import ConfigError
+    from ..core.config import ConfigError
     from .preflight import kafka_unreachable, prefixed_send_args
 
     for command in project_commands():

@@ -15,17 +15,17 @@ from typing import Any
 
 import faust
 
-from ..agents.executor import AccountLanes, OrderRouter
-from ..agents.outbox import Outbox, TopicOutbox
-from ..agents.planner import Controls, FanoutPlanner
-from ..agents.sessions import SessionPool
+from ..agents.execution.router import AccountLanes, OrderRouter
+from ..agents.shared.outbox import Outbox, TopicOutbox
+from ..agents.fanout.planner import Controls, FanoutPlanner
+from ..agents.shared.sessions import SessionPool
 from ..brokers.registry import create_adapter
-from .config import CopyConfig, load_config, parse_config
-from . import metrics
+from ..core.config import CopyConfig, load_config, parse_config
+from ..core import metrics
 from .gc_tuning import freeze_startup_heap
 from .kafka_tuning import apply_fetch_wait
-from .settings import Settings
-from .topics import SPEC, Topics, declare_topics, ensure_topics
+from ..core.settings import Settings
+from ..core.topics import SPEC, Topics, declare_topics, ensure_topics
 from .worker import CopyTraderWorker
 
 log = logging.getLogger(__name__)
@@ -175,14 +175,18 @@ def create_app(
 
 
 def _install(app: CopyTraderApp) -> None:
-    from ..agents import executor_agent, fanout, heartbeat, ingestion_service, tracker
+    from ..agents.execution import agent as executor_agent
+    from ..agents.fanout import agent as fanout
+    from ..agents.shared import heartbeat
+    from ..agents.ingest import service as ingestion_service
+    from ..agents.tracking import tracker
 
     settings = app.runtime.settings
     heartbeat.install(app)
     if settings.has("ingest"):
         ingestion_service.install(app)
     if settings.has("fanout"):
-        from ..agents import controls
+        from ..agents.shared import controls_feed as controls
 
         fanout.install(app)
         controls.install(app)  # pause/resume from the dashboard, via copy.controls
@@ -191,11 +195,11 @@ def _install(app: CopyTraderApp) -> None:
     if settings.has("track"):
         tracker.install(app, SPEC["trade.executions"].partitions, SPEC["broker.health"].partitions)
     if settings.has("store"):
-        from ..agents import storage_sink
+        from ..agents.tracking import storage_sink
 
         storage_sink.install(app)
     if settings.has("trader"):
-        from .demo import trader
+        from ..demo import trader
 
         trader.install(app)
     from ..web import api

@@ -11,7 +11,7 @@ import socket
 import time
 from collections.abc import Sequence
 
-from .topics import SPEC, topic_name
+from ..core.topics import SPEC, topic_name
 
 __all__ = ["kafka_unreachable", "prefixed_send_args"]
 

@@ -84,8 +84,8 @@ class PydanticSignal(pydantic.BaseModel):
 
 
 def main() -> None:
-    from copytrader.agents.ingestion import decode_signal
-    from copytrader.app.records import TradeSignal
+    from copytrader.agents.ingest.watchers import decode_signal
+    from copytrader.core.records import TradeSignal
 
     msgspec_decoder = msgspec.json.Decoder(MsgspecSignal, strict=True)
     assert math.isclose(msgspec_decoder.decode(PAYLOAD).stamps["detected"], 1795780000.12)

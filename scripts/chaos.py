@@ -19,8 +19,8 @@ from pathlib import Path
 
 import orjson
 
-from copytrader.app.demo.chaos import ChaosOptions, run_chaos
-from copytrader.app.settings import Settings
+from copytrader.demo.chaos import ChaosOptions, run_chaos
+from copytrader.core.settings import Settings
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .crypto import CredentialCipher, CredentialKeyError, SecretStr, key_id
+from ..common.crypto import CredentialCipher, CredentialKeyError, SecretStr, key_id
 from .models import BrokerCredential
 
 

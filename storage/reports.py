@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
-from ..app.scaling import CopyRule as RuleSpec
-from ..app.stats import percentile, round_ms
-from ..app.scaling import ScaledToZero, ScalingMode, follower_symbol, scaled_quantity
+from ..core.scaling import CopyRule as RuleSpec
+from ..common.stats import percentile, round_ms
+from ..core.scaling import ScaledToZero, ScalingMode, follower_symbol, scaled_quantity
 from .csv_export import to_csv
 from .db import utc_day
 from .models import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from ..app.records import AccountStatus
+from ..core.records import AccountStatus
 
 
 def health_table(app: faust.App, partitions: int) -> faust.Table:

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import faust
 
-from ..app.records import CORRECTION_KINDS, Execution, Position, now_utc
+from ..core.records import CORRECTION_KINDS, Execution, Position, now_utc
 from ..brokers.instruments import instrument_for
 from ..brokers.positions import apply_fill as apply_position_fill
 from ..brokers.positions import undo_fill

@@ -21,16 +21,16 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from ..agents.control_records import AccountCommand, Login, RuleCommand, seal_login, unseal_login
-from ..app import schemas
-from ..app.config import CopyConfig, copy_rule
-from ..app.live_config import add_follower, apply_account, dashboard_session_id
-from ..app.scaling import CopyRule
+from ..core.control_records import AccountCommand, Login, RuleCommand, seal_login, unseal_login
+from ..core import schemas
+from ..core.config import CopyConfig, copy_rule
+from ..core.live_config import add_follower, apply_account, dashboard_session_id
+from ..core.scaling import CopyRule
 from ..brokers.base import SessionConfig
 from ..brokers.registry import ADAPTERS, create_adapter
-from ..storage.crypto import CredentialCipher, CredentialKeyError
-from ..app.schemas.bounds import BoundError, check_endpoint
-from ..app.schemas.web import UNSET
+from ..common.crypto import CredentialCipher, CredentialKeyError
+from ..core.schemas.bounds import BoundError, check_endpoint
+from ..core.schemas.web import UNSET
 from .http import FieldErrors, HttpError
 
 NO_KEY = "cannot be stored: this server has no encryption key (set COPYTRADER_SECRET_KEY)"

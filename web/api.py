@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from faust import web
 
-from ..app.metrics import serve_metrics, setup_metrics
+from ..core.metrics import serve_metrics, setup_metrics
 
 if TYPE_CHECKING:
     from ..app.factory import CopyTraderApp

@@ -20,11 +20,11 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..agents.control_records import TOPIC as CONTROLS_TOPIC
-from ..agents.control_records import AccountCommand, ControlCommand, RuleCommand
-from ..app import ids
-from ..app.records import OrderIntent
-from ..app.topics import topic_name
+from ..core.control_records import TOPIC as CONTROLS_TOPIC
+from ..core.control_records import AccountCommand, ControlCommand, RuleCommand
+from ..core import ids
+from ..core.records import OrderIntent
+from ..core.topics import topic_name
 from .live import LiveState
 
 if TYPE_CHECKING:

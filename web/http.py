@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import web as aioweb
 
-from ..app import schemas
-from ..app.schemas import SchemaError
+from ..core import schemas
+from ..core.schemas import SchemaError
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..app.config import CopyConfig
-from ..app.stats import percentile
-from ..app.records import AccountStatus, Execution, OrderError, Position
+from ..core.config import CopyConfig
+from ..common.stats import percentile
+from ..core.records import AccountStatus, Execution, OrderError, Position
 
 ORDER_ROWS = 1000
 ERROR_ROWS = 500

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import yaml
 
-from ..app.schemas import WRITE_BODIES
+from ..core.schemas import WRITE_BODIES
 
 OPENAPI = Path(__file__).resolve().parent / "openapi.yaml"
 REF = "#/components/schemas/{name}"

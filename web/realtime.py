@@ -23,11 +23,11 @@ import orjson
 import socketio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ..agents.control_records import TOPIC as CONTROLS_TOPIC
-from ..agents.control_records import AccountCommand, RuleCommand, decode_command
-from ..agents.supervise import restart_on_failure
-from ..app.records import AccountStatus, Execution, OrderError, Position
-from ..app.topics import SPEC, topic_name
+from ..core.control_records import TOPIC as CONTROLS_TOPIC
+from ..core.control_records import AccountCommand, RuleCommand, decode_command
+from ..agents.shared.supervise import restart_on_failure
+from ..core.records import AccountStatus, Execution, OrderError, Position
+from ..core.topics import SPEC, topic_name
 from .auth import Auth, parse_cookie_header
 from .live import STREAMS, LiveState
 

@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
-from ..app.stats import percentile
+from ..common.stats import percentile
 from ..storage.csv_export import to_csv  # noqa: F401 - the views export through it
 from .live import LiveState
 

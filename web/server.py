@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..storage.crypto import optional_cipher
+from ..common.crypto import optional_cipher
 from .accounts import AccountRegistry, allowed_hosts
 from .auth import (
     Auth,

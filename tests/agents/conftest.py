@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from copytrader.agents.outbox import MemoryOutbox
-from copytrader.app.config import parse_config
+from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.core.config import parse_config
 from copytrader.app.factory import CopyTraderApp, create_app
-from copytrader.app.settings import Settings
+from copytrader.core.settings import Settings
 from copytrader.brokers.paper.adapter import reset_venues
 
 MakeApp = Callable[[dict[str, Any], tuple[str, ...]], CopyTraderApp]

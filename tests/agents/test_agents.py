@@ -12,10 +12,10 @@ from decimal import Decimal
 
 import pytest
 
-from copytrader.agents.outbox import MemoryOutbox
+from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app import ids
 from copytrader.app.factory import CopyTraderApp
-from copytrader.app.records import Execution, IntentBatch, OrderIntent, TradeSignal
+from copytrader.core.records import Execution, IntentBatch, OrderIntent, TradeSignal
 
 CONFIG = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "agents-test"}}],
@@ -113,7 +113,7 @@ async def test_tracker_agent_builds_positions_from_fills_and_ignores_duplicates(
 
 
 async def test_a_batch_is_acknowledged_only_once_its_acks_are_published(app: CopyTraderApp, outbox: MemoryOutbox) -> None:
-    from copytrader.agents.executor_agent import submit_batch
+    from copytrader.agents.execution.agent import submit_batch
 
     published_at_ack: list[int] = []
 

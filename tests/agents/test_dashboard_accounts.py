@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.agents.control_records import AccountCommand, Login, RuleCommand, seal_login
-from copytrader.agents.controls import planner_applier
-from copytrader.agents.executor_accounts import ExecutorAccounts
-from copytrader.agents.outbox import MemoryOutbox
-from copytrader.agents.planner import FanoutPlanner
+from copytrader.core.control_records import AccountCommand, Login, RuleCommand, seal_login
+from copytrader.agents.shared.controls_feed import planner_applier
+from copytrader.agents.execution.accounts import ExecutorAccounts
+from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.agents.fanout.planner import FanoutPlanner
 from copytrader.app import ids
-from copytrader.app.config import parse_config
+from copytrader.core.config import parse_config
 from copytrader.app.factory import CopyTraderApp, create_app
-from copytrader.app.live_config import dashboard_session_id
-from copytrader.app.records import Execution, OrderError, OrderIntent, TradeSignal
-from copytrader.app.settings import Settings
+from copytrader.core.live_config import dashboard_session_id
+from copytrader.core.records import Execution, OrderError, OrderIntent, TradeSignal
+from copytrader.core.settings import Settings
 from copytrader.brokers.paper.adapter import reset_venues
-from copytrader.storage.crypto import CredentialCipher, generate_key
+from copytrader.common.crypto import CredentialCipher, generate_key
 
 CONFIG = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "dash-test"}}],

@@ -15,13 +15,13 @@ from typing import ClassVar
 
 import pytest
 
-from copytrader.agents.attempt_journal import DONE, UNKNOWN, AttemptJournal
-from copytrader.agents.executor import AccountLanes, OrderRouter
-from copytrader.agents.outbox import MemoryOutbox
-from copytrader.agents.sessions import SessionPool
+from copytrader.agents.execution.attempt_journal import DONE, UNKNOWN, AttemptJournal
+from copytrader.agents.execution.router import AccountLanes, OrderRouter
+from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.agents.shared.sessions import SessionPool
 from copytrader.app import ids
-from copytrader.app.config import parse_config
-from copytrader.app.records import Execution, OrderError, OrderIntent
+from copytrader.core.config import parse_config
+from copytrader.core.records import Execution, OrderError, OrderIntent
 from copytrader.brokers.base import BrokerAdapter, SessionConfig
 from copytrader.brokers.errors import BrokerError, BrokerUnavailable, OrderRejected, RateLimited, UnsupportedOperation
 from copytrader.brokers.model import (

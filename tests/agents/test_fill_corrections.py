@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from copytrader.agents.outbox import MemoryOutbox
+from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import CopyTraderApp
 from copytrader.brokers.model import FillCorrection, FillEvent, Side
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from copytrader.agents.outbox import MemoryOutbox
+from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app import ids
 from copytrader.app.factory import CopyTraderApp
-from copytrader.app.records import Execution, OrderIntent, RecordError, TradeSignal
-from copytrader.app.scaling import CopyRule
+from copytrader.core.records import Execution, OrderIntent, RecordError, TradeSignal
+from copytrader.core.scaling import CopyRule
 
 CONFIG = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "robust-test"}}],

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from copytrader.app.demo.runner import Scenario, ScenarioOptions
-from copytrader.app.settings import Settings
+from copytrader.demo.runner import Scenario, ScenarioOptions
+from copytrader.core.settings import Settings
 
 CHROMIUM = os.environ.get("COPYTRADER_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

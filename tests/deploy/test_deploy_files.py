@@ -313,7 +313,7 @@ def test_worker_replicas_are_capped_by_max_workers() -> None:
 @needs_helm
 def test_the_default_accounts_file_is_one_the_workers_accept() -> None:
     """A default install must start: the chart's accounts file parses with the app's loader."""
-    from copytrader.app.config import parse_config
+    from copytrader.core.config import parse_config
 
     config_map = one(render(), "ConfigMap", lambda d: d["metadata"]["name"].endswith("-accounts"))
     (text,) = config_map["data"].values()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.app.demo.chaos import ChaosOptions, run_chaos
-from copytrader.app.settings import Settings
+from copytrader.demo.chaos import ChaosOptions, run_chaos
+from copytrader.core.settings import Settings
 
 pytestmark = [pytest.mark.kafka]
 

@@ -91,7 +91,7 @@ async def test_send_honours_the_topic_prefix(kafka_bootstrap: str, tmp_path: Pat
 
     from aiokafka import AIOKafkaConsumer
 
-    from copytrader.app.topics import ensure_topics
+    from copytrader.core.topics import ensure_topics
 
     prefix = f"send-{uuid.uuid4().hex[:8]}."
     await ensure_topics(kafka_bootstrap, prefix)

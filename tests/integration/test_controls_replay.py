@@ -14,16 +14,16 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from copytrader.agents.control_records import AccountCommand, Login, RuleCommand, seal_login
-from copytrader.agents.controls import ControlsFeed, planner_applier
-from copytrader.agents.planner import FanoutPlanner
+from copytrader.core.control_records import AccountCommand, Login, RuleCommand, seal_login
+from copytrader.agents.shared.controls_feed import ControlsFeed, planner_applier
+from copytrader.agents.fanout.planner import FanoutPlanner
 from copytrader.app import ids
-from copytrader.app.config import parse_config
-from copytrader.app.demo.configgen import demo_config
-from copytrader.app.live_config import dashboard_session_id
-from copytrader.app.records import TradeSignal
-from copytrader.app.topics import ensure_topics, topic_name
-from copytrader.storage.crypto import CredentialCipher, generate_key
+from copytrader.core.config import parse_config
+from copytrader.demo.configgen import demo_config
+from copytrader.core.live_config import dashboard_session_id
+from copytrader.core.records import TradeSignal
+from copytrader.core.topics import ensure_topics, topic_name
+from copytrader.common.crypto import CredentialCipher, generate_key
 
 pytestmark = [pytest.mark.kafka]
 CIPHER = CredentialCipher([generate_key()])

@@ -19,10 +19,10 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from copytrader.app.demo.runner import Scenario, ScenarioOptions
-from copytrader.app.records import Execution
-from copytrader.app.scaling import follower_side, follower_symbol, scaled_quantity
-from copytrader.app.settings import Settings
+from copytrader.demo.runner import Scenario, ScenarioOptions
+from copytrader.core.records import Execution
+from copytrader.core.scaling import follower_side, follower_symbol, scaled_quantity
+from copytrader.core.settings import Settings
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def finished_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Scenario]:

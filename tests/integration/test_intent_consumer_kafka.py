@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
 
-from copytrader.agents.intent_consumer import DirectIntentConsumer
-from copytrader.app.records import IntentBatch, OrderIntent
+from copytrader.agents.execution.intent_consumer import DirectIntentConsumer
+from copytrader.core.records import IntentBatch, OrderIntent
 
 pytestmark = [pytest.mark.kafka]
 

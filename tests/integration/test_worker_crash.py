@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.app.demo.runner import Scenario, ScenarioOptions
-from copytrader.app.settings import Settings
+from copytrader.demo.runner import Scenario, ScenarioOptions
+from copytrader.core.settings import Settings
 
 pytestmark = [pytest.mark.kafka]
 

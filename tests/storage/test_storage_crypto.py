@@ -11,7 +11,7 @@ from copytrader.storage.credentials import (
     rotate_credentials,
     store_credential,
 )
-from copytrader.storage.crypto import (
+from copytrader.common.crypto import (
     CredentialCipher,
     CredentialKeyError,
     SecretStr,

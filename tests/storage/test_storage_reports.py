@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from copytrader.app.stats import percentile
-from copytrader.app.config import parse_config
-from copytrader.app.records import Execution, OrderError, Position
+from copytrader.common.stats import percentile
+from copytrader.core.config import parse_config
+from copytrader.core.records import Execution, OrderError, Position
 from copytrader.storage import mapping, reports
 from copytrader.storage.configsync import sync_config
 from copytrader.storage.db import session_factory

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from copytrader.agents import storage_sink
-from copytrader.app.records import (
+from copytrader.core.records import (
     Execution,
     IntentBatch,
     OrderError,
@@ -167,7 +167,7 @@ async def test_sink_isolates_a_bad_record(sink: storage_sink.StorageSink, monkey
 
 def test_install_registers_the_store_agents(tmp_path: Path) -> None:
     from copytrader.app.factory import create_app
-    from copytrader.app.settings import Settings
+    from copytrader.core.settings import Settings
 
     settings = Settings(roles=("store",), data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/ct.db")
     app = create_app(settings)

@@ -8,11 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from copytrader.agents.attempt_journal import ATTEMPTING, DONE, UNKNOWN, AttemptJournal
+from copytrader.agents.execution.attempt_journal import ATTEMPTING, DONE, UNKNOWN, AttemptJournal
 
 KILLED_MID_CALL = """
 import asyncio, os, signal, sys
-from copytrader.agents.attempt_journal import AttemptJournal
+from copytrader.agents.execution.attempt_journal import AttemptJournal
 
 async def main():
     journal = AttemptJournal(sys.argv[1])

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from copytrader.app.config import ConfigError, parse_config
+from copytrader.core.config import ConfigError, parse_config
 
 
 def config(**override: Any) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from copytrader.agents.deferred_outbox import DeferredOutbox
-from copytrader.agents.outbox import MemoryOutbox
-from copytrader.app.records import Execution, OrderError
+from copytrader.agents.shared.deferred_outbox import DeferredOutbox
+from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.core.records import Execution, OrderError
 
 
 def execution(n: int) -> Execution:

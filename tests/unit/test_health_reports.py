@@ -4,8 +4,8 @@ from __future__ import annotations
 
 
 def test_health_reports_send_changes_and_a_full_round_now_and_then() -> None:
-    from copytrader.agents.executor_agent import HealthReports
-    from copytrader.app.records import AccountStatus
+    from copytrader.agents.execution.agent import HealthReports
+    from copytrader.core.records import AccountStatus
 
     reports = HealthReports(full_every=3)
     up = AccountStatus(account_id="a", platform="paper", connection="connected")

@@ -3,8 +3,8 @@
 import asyncio
 from decimal import Decimal
 
-from copytrader.agents.ingestion import LeaderWatcher, SignalNormalizer, decode_signal
-from copytrader.agents.outbox import MemoryOutbox
+from copytrader.agents.ingest.watchers import LeaderWatcher, SignalNormalizer, decode_signal
+from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.brokers.base import SessionConfig
 from copytrader.brokers.model import CancelOrder, ModifyOrder, OrderType, PlaceOrder, Side
 from copytrader.brokers.paper.adapter import PaperAdapter, reset_venues

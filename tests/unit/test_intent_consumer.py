@@ -9,9 +9,9 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from copytrader.agents.intent_consumer import DirectIntentConsumer, PartitionProgress
-from copytrader.app.records import IntentBatch, OrderIntent
-from copytrader.app.settings import Settings
+from copytrader.agents.execution.intent_consumer import DirectIntentConsumer, PartitionProgress
+from copytrader.core.records import IntentBatch, OrderIntent
+from copytrader.core.settings import Settings
 
 TP0 = TopicPartition("orders.requests", 0)
 TP1 = TopicPartition("orders.requests", 1)

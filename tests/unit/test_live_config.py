@@ -7,13 +7,13 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from copytrader.agents.control_records import AccountCommand, Login, decode_command, seal_login, unseal_login
-from copytrader.app.config import Account, parse_config
-from copytrader.app.demo.configgen import demo_config
-from copytrader.app.live_config import add_follower, apply_account, dashboard_session_id
-from copytrader.app.scaling import CopyRule, ScalingMode
+from copytrader.core.control_records import AccountCommand, Login, decode_command, seal_login, unseal_login
+from copytrader.core.config import Account, parse_config
+from copytrader.demo.configgen import demo_config
+from copytrader.core.live_config import add_follower, apply_account, dashboard_session_id
+from copytrader.core.scaling import CopyRule, ScalingMode
 from copytrader.brokers.base import SessionConfig
-from copytrader.storage.crypto import CredentialCipher, CredentialKeyError, generate_key
+from copytrader.common.crypto import CredentialCipher, CredentialKeyError, generate_key
 
 
 def config():  # type: ignore[no-untyped-def]

@@ -2,10 +2,10 @@
 
 from decimal import Decimal
 
-from copytrader.agents.planner import Controls, FanoutPlanner
+from copytrader.agents.fanout.planner import Controls, FanoutPlanner
 from copytrader.app import ids
-from copytrader.app.config import parse_config
-from copytrader.app.records import TradeSignal
+from copytrader.core.config import parse_config
+from copytrader.core.records import TradeSignal
 
 CONFIG = parse_config(
     {

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from copytrader.app.records import Execution
+from copytrader.core.records import Execution
 from copytrader.tables.positions import apply_correction, apply_fill
 
 

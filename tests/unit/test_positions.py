@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from copytrader.app.records import Execution
+from copytrader.core.records import Execution
 from copytrader.tables.positions import apply_fill
 
 

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from copytrader.agents.ingestion import decode_signal
-from copytrader.app.records import Execution, OrderIntent, RecordError, TradeSignal
+from copytrader.agents.ingest.watchers import decode_signal
+from copytrader.core.records import Execution, OrderIntent, RecordError, TradeSignal
 
 
 def signal(**kw: object) -> TradeSignal:

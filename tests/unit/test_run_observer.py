@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from copytrader.app.config import parse_config
-from copytrader.app.demo.configgen import demo_config
-from copytrader.app.demo.observer import RunObserver
-from copytrader.app.demo.trader import DemoTrader, TraderPlan
-from copytrader.app.records import Execution, TradeSignal
+from copytrader.core.config import parse_config
+from copytrader.demo.configgen import demo_config
+from copytrader.demo.observer import RunObserver
+from copytrader.demo.trader import DemoTrader, TraderPlan
+from copytrader.core.records import Execution, TradeSignal
 
 
 def observed(internal_ms_by_signal: dict[str, tuple[float, float]]) -> RunObserver:

@@ -8,9 +8,9 @@ import click
 import pytest
 
 from copytrader.app.cli import _rate_limit
-from copytrader.app.config import parse_config
-from copytrader.app.demo.configgen import demo_config
-from copytrader.app.demo.sandbox import session_logins, sim_options, start_sandbox
+from copytrader.core.config import parse_config
+from copytrader.demo.configgen import demo_config
+from copytrader.demo.sandbox import session_logins, sim_options, start_sandbox
 from copytrader.brokers.registry import create_adapter
 
 
@@ -63,7 +63,7 @@ async def test_both_simulators_give_each_firm_its_own_login(platform: str) -> No
 
 
 async def test_a_simulator_without_logins_falls_back_to_one_shared_session(monkeypatch: pytest.MonkeyPatch) -> None:
-    from copytrader.app.demo import sandbox
+    from copytrader.demo import sandbox
 
     monkeypatch.setattr(sandbox, "_takes_logins", lambda simulator, logins: False)
     simulator, fields = await start_sandbox("projectx", "0", demo_config(2, "projectx"))

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copytrader.app.scaling import (
+from copytrader.core.scaling import (
     CopyRule,
     ScaledToZero,
     ScalingMode,

@@ -15,16 +15,16 @@ from hostile_values import json_fragments, python_values, splice
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from copytrader.agents.control_records import AccountCommand, ControlCommand, RuleCommand, decode_command
-from copytrader.agents.controls import ControlsFeed, planner_applier
-from copytrader.agents.fanout import handle_signal
-from copytrader.agents.ingestion import decode_signal
-from copytrader.agents.outbox import MemoryOutbox
-from copytrader.agents.planner import FanoutPlanner
+from copytrader.core.control_records import AccountCommand, ControlCommand, RuleCommand, decode_command
+from copytrader.agents.shared.controls_feed import ControlsFeed, planner_applier
+from copytrader.agents.fanout.agent import handle_signal
+from copytrader.agents.ingest.watchers import decode_signal
+from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.agents.fanout.planner import FanoutPlanner
 from copytrader.app import schemas
-from copytrader.app.config import ConfigError, parse_config
-from copytrader.app.records import RecordError, TradeSignal
-from copytrader.app.schemas import bounds
+from copytrader.core.config import ConfigError, parse_config
+from copytrader.core.records import RecordError, TradeSignal
+from copytrader.core.schemas import bounds
 
 CONFIG: dict[str, Any] = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"latency": 0}}],
@@ -186,7 +186,7 @@ async def test_property_a_bad_control_record_is_reported_and_the_next_one_applie
 
 def test_a_rule_that_slipped_through_costs_one_follower_one_copy_not_the_group() -> None:
     """Finding 1: multiplier Infinity crashed the fan-out for every follower of the group."""
-    from copytrader.app.scaling import CopyRule
+    from copytrader.core.scaling import CopyRule
 
     planner = FanoutPlanner(parse_config(CONFIG, env={}))
     planner.controls.set_rule("g", "f2", CopyRule(multiplier=Decimal("Infinity")), True)

@@ -11,7 +11,7 @@ import pytest
 
 from copytrader.app.gc_tuning import freeze_startup_heap
 from copytrader.app.kafka_local import LocalKafka
-from copytrader.app.settings import Settings
+from copytrader.core.settings import Settings
 from copytrader.app.worker import CopyTraderWorker
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
-from copytrader.agents.outbox import MemoryOutbox
-from copytrader.app.config import parse_config
-from copytrader.app.demo.configgen import demo_config
+from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.core.config import parse_config
+from copytrader.demo.configgen import demo_config
 from copytrader.app.factory import create_app
-from copytrader.app.settings import Settings
+from copytrader.core.settings import Settings
 from copytrader.web.server import WebContext
-from copytrader.storage.crypto import generate_key
+from copytrader.common.crypto import generate_key
 from webtest_helpers import PASSWORD, WEBHOOK_SECRET, RecordingTopic, Web
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from copytrader.agents.control_records import AccountCommand, RuleCommand, decode_command
+from copytrader.core.control_records import AccountCommand, RuleCommand, decode_command
 from copytrader.web.accounts import AccountRegistry
 from webtest_helpers import Web
 
@@ -38,8 +38,8 @@ async def test_a_restarted_web_worker_shows_the_dashboard_accounts_again(web: We
     patched = await web.client.patch("/api/accounts/f002", json={"size": 75000}, headers=web.write_headers())
     assert patched.status == 200
     # A fresh registry on the file's config, fed the topic's records (what the replay does).
-    from copytrader.app.config import parse_config
-    from copytrader.app.demo.configgen import demo_config
+    from copytrader.core.config import parse_config
+    from copytrader.demo.configgen import demo_config
 
     restarted = AccountRegistry(parse_config(demo_config(4), env={}), web.ctx.accounts.cipher)
     for _, value in web.controls.sent:

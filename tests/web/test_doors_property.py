@@ -14,7 +14,7 @@ import yaml
 from hostile_values import json_fragments, splice
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from copytrader.app.schemas import WRITE_BODIES
+from copytrader.core.schemas import WRITE_BODIES
 from copytrader.web.openapi import OPENAPI, body_components, document
 from copytrader.web.webhook import MemoryReplayCache, sign
 from webtest_helpers import WEBHOOK_SECRET, FastUsers, Web

@@ -9,12 +9,12 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from copytrader.agents.outbox import MemoryOutbox
-from copytrader.app.config import parse_config
-from copytrader.app.demo.configgen import demo_config
+from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.core.config import parse_config
+from copytrader.demo.configgen import demo_config
 from copytrader.app.factory import create_app
-from copytrader.app.metrics import serve_metrics
-from copytrader.app.settings import Settings
+from copytrader.core.metrics import serve_metrics
+from copytrader.core.settings import Settings
 from copytrader.web.redirects import safe_next
 from copytrader.web.server import secure_cookies
 from copytrader.web.webhook import sign

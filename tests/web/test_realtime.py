@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import socketio
-from copytrader.app.records import Execution, OrderError
+from copytrader.core.records import Execution, OrderError
 from webtest_helpers import Web
 
 

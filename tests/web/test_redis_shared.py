@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import socketio
 from aiohttp.test_utils import TestClient, TestServer
-from copytrader.app.config import parse_config
-from copytrader.app.demo.configgen import demo_config
+from copytrader.core.config import parse_config
+from copytrader.demo.configgen import demo_config
 from copytrader.app.factory import create_app
-from copytrader.app.settings import Settings
+from copytrader.core.settings import Settings
 from copytrader.web.auth import RedisSessions
 from copytrader.web.webhook import (
     RedisReplayCache,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 import orjson
-from copytrader.agents.controls import ControlCommand
-from copytrader.agents.planner import Controls
-from copytrader.app.records import OrderIntent, Position
+from copytrader.agents.shared.controls_feed import ControlCommand
+from copytrader.agents.fanout.planner import Controls
+from copytrader.core.records import OrderIntent, Position
 from copytrader.web.webhook import sign
 from webtest_helpers import WEBHOOK_SECRET, Web
 
@@ -85,9 +85,9 @@ async def test_flatten_all_sends_one_flatten_intent_per_open_follower_position(w
 
 
 async def test_a_rule_edit_is_published_and_changes_what_the_planner_sends(web: Web) -> None:
-    from copytrader.agents.controls import RuleCommand, decode_command
-    from copytrader.agents.planner import FanoutPlanner
-    from copytrader.app.records import TradeSignal
+    from copytrader.agents.shared.controls_feed import RuleCommand, decode_command
+    from copytrader.agents.fanout.planner import FanoutPlanner
+    from copytrader.core.records import TradeSignal
 
     await web.login()
     body = {"rule": {"mode": "fixed", "quantity": 7, "symbol_map": {"ES": "MES"}}, "enabled": True}
@@ -121,7 +121,7 @@ async def test_a_rule_edit_is_published_and_changes_what_the_planner_sends(web: 
 def test_malformed_rule_commands_are_refused_with_a_reason() -> None:
     import pytest
 
-    from copytrader.agents.controls import RuleCommand, decode_command
+    from copytrader.agents.shared.controls_feed import RuleCommand, decode_command
 
     with pytest.raises(ValueError, match="rule command"):
         decode_command(orjson.dumps({"kind": "rule", "account_id": "f1"}))
@@ -131,7 +131,7 @@ def test_malformed_rule_commands_are_refused_with_a_reason() -> None:
 
 
 async def test_disabling_an_account_stops_its_copying_in_every_group(web: Web) -> None:
-    from copytrader.agents.controls import AccountCommand, RuleCommand, decode_command
+    from copytrader.agents.shared.controls_feed import AccountCommand, RuleCommand, decode_command
 
     await web.login()
     response = await web.client.delete("/api/accounts/f003", headers=web.write_headers())

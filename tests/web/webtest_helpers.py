@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from copytrader.agents.outbox import MemoryOutbox
+from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.web.server import WebContext
 
 PASSWORD = "correct horse battery staple"

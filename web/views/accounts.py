@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web as aioweb
 from faust import web
 
-from ...agents.control_records import AccountCommand
+from ...core.control_records import AccountCommand
 from ...brokers.registry import ADAPTERS
 from ..accounts import rule_dict
 from ..auth import SESSION_KEY
-from ...app import schemas
+from ...core import schemas
 from ..http import guarded, json_response, read_model
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from aiohttp import web as aioweb
 from faust import web
 
 from ..auth import SESSION_KEY
-from ...app import schemas
+from ...core import schemas
 from ..http import HttpError, guarded, json_response, read_model
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from aiohttp import web as aioweb
 from faust import web
 
 from ..auth import COOKIE, CSRF_HEADER, SESSION_KEY, LoginRefused
-from ...app import schemas
+from ...core import schemas
 from ..http import error, guarded, json_response, read_model
 from ..redirects import safe_next
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web as aioweb
 from faust import web
 
-from ...agents.ingestion import decode_signal, encode_signal
+from ...agents.ingest.watchers import decode_signal, encode_signal
 from ..auth import CSRF_HEADER
-from ...app.records import RecordError
+from ...core.records import RecordError
 from ..http import HttpError, error, json_response, read_body
 from ..webhook import HEADER, WebhookRefused
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Protocol
 
-from ..app.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent, Position
-from ..app.topics import SPEC, partition_for
-from ..app.topics import Topics
+from ...core.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent, Position
+from ...core.topics import SPEC, partition_for
+from ...core.topics import Topics
 
 
 INTENT_PARTITIONS = SPEC["orders.requests"].partitions

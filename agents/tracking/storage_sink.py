@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
-from ..storage import mapping
-from ..storage.configsync import sync_config
-from ..storage.db import database_url_from_env, make_engine, session_factory
-from ..storage.mapping import RowBatch
-from ..storage.migrate import upgrade
-from ..storage.writer import BatchWriter, WriteResult
+from ...storage import mapping
+from ...storage.configsync import sync_config
+from ...storage.db import database_url_from_env, make_engine, session_factory
+from ...storage.mapping import RowBatch
+from ...storage.migrate import upgrade
+from ...storage.writer import BatchWriter, WriteResult
 
 if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp
+    from ...app.factory import CopyTraderApp
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ import time
 import logging
 from typing import TYPE_CHECKING
 
-from ..app import metrics
-from ..app.records import OrderError
-from .ingestion import decode_signal
+from ...core import metrics
+from ...core.records import OrderError
+from ..ingest.watchers import decode_signal
 
 if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp, Runtime
+    from ...app.factory import CopyTraderApp, Runtime
 
 log = logging.getLogger(__name__)
 MAX_PAYLOAD_ECHO = 2000

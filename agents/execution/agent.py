@@ -18,18 +18,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..app import metrics
-from ..app.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent
-from ..brokers.base import BrokerAdapter
-from ..storage.crypto import optional_cipher
+from ...core import metrics
+from ...core.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent
+from ...brokers.base import BrokerAdapter
+from ...common.crypto import optional_cipher
 from .attempt_journal import AttemptJournal
-from .controls import ControlsFeed
-from .executor_accounts import ExecutorAccounts
+from ..shared.controls_feed import ControlsFeed
+from .accounts import ExecutorAccounts
 from .intent_consumer import LOG_APPEND_TIME, DirectIntentConsumer
 
 if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp, Runtime
-    from ..app.settings import Settings
+    from ...app.factory import CopyTraderApp, Runtime
+    from ...core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from .ingestion import LeaderWatcher
+from .watchers import LeaderWatcher
 
 if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp
+    from ...app.factory import CopyTraderApp
 
 log = logging.getLogger(__name__)
 

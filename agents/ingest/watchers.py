@@ -16,13 +16,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..app import ids
-from ..app import schemas
-from ..app.records import Execution, RecordError, TradeSignal
-from ..app.schemas import SchemaError, SignalIn
-from ..brokers.base import BrokerAdapter
-from ..brokers.model import FillEvent, OrderEvent, OrderStatus, OrderType
-from .outbox import Outbox
+from ...core import ids
+from ...core import schemas
+from ...core.records import Execution, RecordError, TradeSignal
+from ...core.schemas import SchemaError, SignalIn
+from ...brokers.base import BrokerAdapter
+from ...brokers.model import FillEvent, OrderEvent, OrderStatus, OrderType
+from ..shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..app import ids
-from ..app.config import CopyConfig, CopyGroup, Follower
-from ..app.records import OrderError, OrderIntent, TradeSignal, stamp
-from ..app.scaling import CopyRule, ScaledToZero, follower_side, follower_symbol, scaled_quantity
-from ..brokers.instruments import instrument_for
+from ...core import ids
+from ...core.config import CopyConfig, CopyGroup, Follower
+from ...core.records import OrderError, OrderIntent, TradeSignal, stamp
+from ...core.scaling import CopyRule, ScaledToZero, follower_side, follower_symbol, scaled_quantity
+from ...brokers.instruments import instrument_for
 
 ACTION_FOR_KIND = {"new": "place", "modify": "modify", "cancel": "cancel", "flatten": "flatten"}
 

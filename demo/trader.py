@@ -17,12 +17,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...brokers.base import BrokerAdapter
-from ...brokers.instruments import instrument_for
-from ...brokers.model import CancelOrder, FlattenPosition, ModifyOrder, OrderType, PlaceOrder, Side
+from ..brokers.base import BrokerAdapter
+from ..brokers.instruments import instrument_for
+from ..brokers.model import CancelOrder, FlattenPosition, ModifyOrder, OrderType, PlaceOrder, Side
 
 if TYPE_CHECKING:
-    from ..factory import CopyTraderApp
+    from ..app.factory import CopyTraderApp
 
 log = logging.getLogger(__name__)
 SYMBOL = "ESZ6"

@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ..app import metrics
-from ..app.records import CORRECTION_KINDS, OrderError
-from ..tables.health import health_table
-from ..tables.positions import apply_fill, position_key, positions_table
+from ...core import metrics
+from ...core.records import CORRECTION_KINDS, OrderError
+from ...tables.health import health_table
+from ...tables.positions import apply_fill, position_key, positions_table
 
 if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp
+    from ...app.factory import CopyTraderApp
 
 log = logging.getLogger(__name__)
 #: Executions that change a position: fills, and busts/corrections of fills (apply_fill routes those).

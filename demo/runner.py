@@ -24,11 +24,11 @@ from typing import Any
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ..config import parse_config
-from ..kafka_local import local_kafka_for
-from ..records import Execution
-from ..settings import Settings
-from ..topics import ensure_topics
+from ..core.config import parse_config
+from ..app.kafka_local import local_kafka_for
+from ..core.records import Execution
+from ..core.settings import Settings
+from ..core.topics import ensure_topics
 from .configgen import demo_config
 from .observer import RunObserver, dumps
 
@@ -189,7 +189,7 @@ class Scenario:
             "COPYTRADER_DATABASE_URL": os.environ.get("COPYTRADER_DATABASE_URL", f"sqlite:///{self.run_dir / 'copytrader.db'}"),
         }
         if not os.environ.get("COPYTRADER_SECRET_KEY") and not os.environ.get("COPYTRADER_SECRET_KEY_FILE"):
-            from ...storage.crypto import ensure_key_file
+            from ..common.crypto import ensure_key_file
 
             env["COPYTRADER_SECRET_KEY_FILE"] = str(ensure_key_file(self.settings.data_dir))
         self.worker_env = env
@@ -207,7 +207,7 @@ class Scenario:
         password = os.environ.get("COPYTRADER_ADMIN_PASSWORD")
         where = "COPYTRADER_ADMIN_PASSWORD"
         if not password:
-            from ...web.auth import ensure_admin_password
+            from ..web.auth import ensure_admin_password
 
             password = ensure_admin_password(self.settings.data_dir)  # the web worker reads the same file
             where = str(self.settings.data_dir / "admin-password")

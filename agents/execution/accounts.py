@@ -15,13 +15,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from ..app.live_config import add_follower, apply_account
-from ..storage.crypto import CredentialCipher, CredentialKeyError
-from .control_records import AccountCommand, RuleCommand
-from .controls import Command
+from ...core.live_config import add_follower, apply_account
+from ...common.crypto import CredentialCipher, CredentialKeyError
+from ...core.control_records import AccountCommand, RuleCommand
+from ..shared.controls_feed import Command
 
 if TYPE_CHECKING:
-    from ..app.factory import Runtime
+    from ...app.factory import Runtime
 
 log = logging.getLogger(__name__)
 

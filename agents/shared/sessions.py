@@ -13,10 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ..app.config import CopyConfig
-from ..brokers.base import BrokerAdapter
-from ..brokers.breaker import CircuitBreaker
-from ..brokers.registry import create_adapter
+from ...core.config import CopyConfig
+from ...brokers.base import BrokerAdapter
+from ...brokers.breaker import CircuitBreaker
+from ...brokers.registry import create_adapter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -26,15 +26,15 @@ import yaml
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ...agents.planner import FanoutPlanner
-from ...brokers.instruments import instrument_for
-from ...brokers.simkernel.exchange import SimExchange
-from ...brokers.simkernel.faults import FaultSwitches
-from .. import ids
-from ..config import CopyConfig, parse_config
-from ..records import TradeSignal
-from ..settings import Settings
-from ..topics import ensure_topics
+from ..agents.fanout.planner import FanoutPlanner
+from ..brokers.instruments import instrument_for
+from ..brokers.simkernel.exchange import SimExchange
+from ..brokers.simkernel.faults import FaultSwitches
+from ..core import ids
+from ..core.config import CopyConfig, parse_config
+from ..core.records import TradeSignal
+from ..core.settings import Settings
+from ..core.topics import ensure_topics
 from .configgen import LEADER, follower_rule, follower_session, session_fields, shared_login
 from .observer import RunObserver
 from .runner import Worker, start_worker

@@ -21,9 +21,9 @@ from typing import Any
 
 import orjson
 
-from ...brokers.registry import simulator_factory
-from ...brokers.simkernel.exchange import SimExchange
-from ...brokers.simkernel.logins import SimLogin, plan_logins
+from ..brokers.registry import simulator_factory
+from ..brokers.simkernel.exchange import SimExchange
+from ..brokers.simkernel.logins import SimLogin, plan_logins
 
 #: Only for a simulator that cannot give each firm its own login: every follower then shares
 #: one login's window, which per-user limits would throttle, so the budget is raised on both sides.

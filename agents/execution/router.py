@@ -24,12 +24,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ..app.records import Execution, OrderError, OrderIntent, stamp
-from ..brokers.base import BrokerAdapter
-from ..brokers.breaker import CircuitBreaker
-from ..brokers.deadline import copy_deadline
-from ..brokers.errors import BrokerError, OutcomeUnknown, UnknownOrder
-from ..brokers.model import (
+from ...core.records import Execution, OrderError, OrderIntent, stamp
+from ...brokers.base import BrokerAdapter
+from ...brokers.breaker import CircuitBreaker
+from ...brokers.deadline import copy_deadline
+from ...brokers.errors import BrokerError, OutcomeUnknown, UnknownOrder
+from ...brokers.model import (
     CancelOrder,
     FillCorrection,
     FillEvent,
@@ -42,12 +42,12 @@ from ..brokers.model import (
     PlaceOrder,
     Side,
 )
-from ..brokers.retry import exactly_once
+from ...brokers.retry import exactly_once
 from .attempt_journal import UNKNOWN, Attempt, AttemptJournal
-from .deferred_outbox import DeferredOutbox
+from ..shared.deferred_outbox import DeferredOutbox
 from .late_lookup import LateLookups
-from .outbox import Outbox
-from .sessions import SessionPool
+from ..shared.outbox import Outbox
+from ..shared.sessions import SessionPool
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from ...agents.ingestion import decode_signal
-from ...agents.planner import ACTION_FOR_KIND
-from ..config import CopyConfig
-from ..records import Execution, Heartbeat, OrderError, Position, TradeSignal
-from ..stats import latency_summary
+from ..agents.ingest.watchers import decode_signal
+from ..agents.fanout.planner import ACTION_FOR_KIND
+from ..core.config import CopyConfig
+from ..core.records import Execution, Heartbeat, OrderError, Position, TradeSignal
+from ..common.stats import latency_summary
 
 STAGE_SPANS = {
     "detect": ("occurred", "detected"),

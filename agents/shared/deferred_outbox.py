@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from ..app.records import Execution, OrderError
+from ...core.records import Execution, OrderError
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ..app import schemas
-from ..app.config import Account, ConfigError, parse_rule
-from ..app.schemas import SchemaError
-from ..app.live_config import dashboard_session_id
-from ..app.scaling import CopyRule
+from . import schemas
+from .config import Account, ConfigError, parse_rule
+from .schemas import SchemaError
+from .live_config import dashboard_session_id
+from .scaling import CopyRule
 from ..brokers.base import SessionConfig
-from ..storage.crypto import CredentialCipher, CredentialKeyError, SecretStr
+from ..common.crypto import CredentialCipher, CredentialKeyError, SecretStr
 
 TOPIC = "copy.controls"
 T = TypeVar("T")

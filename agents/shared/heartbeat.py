@@ -7,10 +7,10 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
-from ..app.records import Heartbeat
+from ...core.records import Heartbeat
 
 if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp
+    from ...app.factory import CopyTraderApp
 
 
 def install(app: "CopyTraderApp") -> None:

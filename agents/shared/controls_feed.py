@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any, Union
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ..app.live_config import add_follower, apply_account
-from ..app.records import OrderError
-from ..app.topics import topic_name
-from .control_records import TOPIC, AccountCommand, ControlCommand, RuleCommand, decode_command
-from .planner import ALL_ACCOUNTS, FanoutPlanner
+from ...core.live_config import add_follower, apply_account
+from ...core.records import OrderError
+from ...core.topics import topic_name
+from ...core.control_records import TOPIC, AccountCommand, ControlCommand, RuleCommand, decode_command
+from ..fanout.planner import ALL_ACCOUNTS, FanoutPlanner
 from .supervise import restart_on_failure
 
 if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp
+    from ...app.factory import CopyTraderApp
 
 log = logging.getLogger(__name__)
 Command = Union[ControlCommand, RuleCommand, AccountCommand]

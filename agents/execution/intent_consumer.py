@@ -34,7 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from ..app.records import IntentBatch
+from ...core.records import IntentBatch
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ..app.records import OrderIntent, stamp
-from ..brokers.deadline import copy_deadline
-from ..brokers.model import CancelOrder, OrderStatus
+from ...core.records import OrderIntent, stamp
+from ...brokers.deadline import copy_deadline
+from ...brokers.model import CancelOrder, OrderStatus
 
 if TYPE_CHECKING:
-    from .executor import OrderRouter
+    from .router import OrderRouter
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class LateLookups:
         return task
 
     async def _resolve(self, intent: OrderIntent) -> None:
-        from .executor import _lookup_for, to_command  # the router's own lookup rules
+        from .router import _lookup_for, to_command  # the router's own lookup rules
 
         router = self.router
         for delay in self.delays_s:

@@ -1,0 +1,1 @@
+"""Stage 3 — execution: order intents become broker orders, exactly once, within the copy deadline."""

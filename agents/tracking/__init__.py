@@ -1,0 +1,1 @@
+"""Stage 4 — tracking: positions and broker health in Faust tables, and the history in the database."""
