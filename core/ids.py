@@ -4,7 +4,7 @@ Nothing here is random. A leader event replayed after a crash or reconnect yield
 signal id, and a signal redelivered by Kafka yields the same client order id for each follower.
 No broker promises to refuse that id twice, so the executor does not ask it to: it records the
 id before the broker call and looks the order up by it whenever an earlier attempt may have
-reached the broker (``agents/executor.py``, ``BrokerAdapter.lookup``).
+reached the broker (``agents/execution/router.py``, ``BrokerAdapter.lookup``).
 """
 
 from __future__ import annotations

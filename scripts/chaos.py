@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/chaos.py --signals 200 --followers 50
 
-Runs the same as tests/integration/test_chaos_exactly_once.py (app/demo/chaos.py) against the
+Runs the same as tests/integration/test_chaos_exactly_once.py (demo/chaos.py) against the
 Kafka at COPYTRADER_KAFKA_BROKER; exits non-zero when any (signal, follower) lacks its one
 broker order, has two, or a follower's position differs from the leader's scaled position.
 """

@@ -1,6 +1,6 @@
 """The blocking half of the storage sink: one transaction per batch, idempotent.
 
-Called from a worker thread (``asyncio.to_thread``) by ``agents/storage_sink.py``, never on
+Called from a worker thread (``asyncio.to_thread``) by ``agents/tracking/storage_sink.py``, never on
 the event loop. A batch is written in one transaction under the audit chain's lock, so a
 crash mid-batch leaves nothing half-written, and Kafka's redelivery of the same batch is a
 no-op: audit entries are skipped by ``(kind, natural_id)``, executions by ``execution_id``,

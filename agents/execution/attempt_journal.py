@@ -11,7 +11,7 @@ SQLite in WAL mode with ``synchronous=NORMAL``: a commit is a ``write()`` into t
 with no fsync, so it costs tens of microseconds and survives the process being killed (the
 OS holds the page); only a power loss can take the last commits, and the other rule covers
 that and every host change: an intent redelivered from before this consumer's assignment is
-treated as uncertain whatever the journal says (``agents/intent_consumer.py``). The file
+treated as uncertain whatever the journal says (``agents/execution/intent_consumer.py``). The file
 lives in the data dir; rows older than ``keep_s`` are pruned, and at most ``max_rows`` kept.
 """
 

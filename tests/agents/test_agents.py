@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from copytrader.agents.shared.outbox import MemoryOutbox
-from copytrader.app import ids
+from copytrader.core import ids
 from copytrader.app.factory import CopyTraderApp
 from copytrader.core.records import Execution, IntentBatch, OrderIntent, TradeSignal
 

@@ -17,7 +17,7 @@ from copytrader.agents.shared.controls_feed import planner_applier
 from copytrader.agents.execution.accounts import ExecutorAccounts
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.agents.fanout.planner import FanoutPlanner
-from copytrader.app import ids
+from copytrader.core import ids
 from copytrader.core.config import parse_config
 from copytrader.app.factory import CopyTraderApp, create_app
 from copytrader.core.live_config import dashboard_session_id

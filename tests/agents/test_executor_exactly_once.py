@@ -19,7 +19,7 @@ from copytrader.agents.execution.attempt_journal import DONE, UNKNOWN, AttemptJo
 from copytrader.agents.execution.router import AccountLanes, OrderRouter
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.agents.shared.sessions import SessionPool
-from copytrader.app import ids
+from copytrader.core import ids
 from copytrader.core.config import parse_config
 from copytrader.core.records import Execution, OrderError, OrderIntent
 from copytrader.brokers.base import BrokerAdapter, SessionConfig

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from copytrader.core.control_records import AccountCommand, Login, RuleCommand, seal_login
 from copytrader.agents.shared.controls_feed import ControlsFeed, planner_applier
 from copytrader.agents.fanout.planner import FanoutPlanner
-from copytrader.app import ids
+from copytrader.core import ids
 from copytrader.core.config import parse_config
 from copytrader.demo.configgen import demo_config
 from copytrader.core.live_config import dashboard_session_id

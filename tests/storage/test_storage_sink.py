@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from copytrader.agents import storage_sink
+from copytrader.agents.tracking import storage_sink
 from copytrader.core.records import (
     Execution,
     IntentBatch,

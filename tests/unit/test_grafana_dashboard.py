@@ -1,7 +1,7 @@
 """grafana/copytrader-dashboard.json: every series a panel queries is one the workers export.
 
 A renamed metric otherwise fails silently: the panel just shows "No data". The known names
-come from the live objects (app/metrics.py and Faust's sensor built on a scratch registry),
+come from the live objects (core/metrics.py and Faust's sensor built on a scratch registry),
 expanded the way Prometheus exposes them (``_bucket``/``_sum``/``_count``, ``_total``).
 """
 
@@ -18,7 +18,7 @@ from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from copytrader.app import metrics
+from copytrader.core import metrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "copytrader-dashboard.json"
 

@@ -1,4 +1,4 @@
-"""app/metrics.py: every helper moves its series; Faust's sensor shares the scrape."""
+"""core/metrics.py: every helper moves its series; Faust's sensor shares the scrape."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aiohttp import web
 from faust.types import TP
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from copytrader.app import metrics
+from copytrader.core import metrics
 from copytrader.brokers.errors import BrokerUnavailable, OrderRejected, RateLimited
 
 

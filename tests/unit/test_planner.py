@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 from copytrader.agents.fanout.planner import Controls, FanoutPlanner
-from copytrader.app import ids
+from copytrader.core import ids
 from copytrader.core.config import parse_config
 from copytrader.core.records import TradeSignal
 

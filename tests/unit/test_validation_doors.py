@@ -21,7 +21,7 @@ from copytrader.agents.fanout.agent import handle_signal
 from copytrader.agents.ingest.watchers import decode_signal
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.agents.fanout.planner import FanoutPlanner
-from copytrader.app import schemas
+from copytrader.core import schemas
 from copytrader.core.config import ConfigError, parse_config
 from copytrader.core.records import RecordError, TradeSignal
 from copytrader.core.schemas import bounds
