@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+
 from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.core.topics import topic_name
 from copytrader.web.server import WebContext
 
 PASSWORD = "correct horse battery staple"
@@ -51,3 +54,22 @@ class Web:
 
     def write_headers(self) -> dict[str, str]:
         return {"X-CSRF-Token": self.csrf}
+
+
+@dataclass
+class KafkaWeb(Web):
+    """A :class:`Web` whose live state comes from the real Kafka feed over ``prefix``'s topics."""
+
+    prefix: str = ""
+    producer: Any = None
+    feed_task: asyncio.Task[None] | None = None
+
+    async def publish(self, topic: str, record: Any, partition: int) -> tuple[int, int]:
+        """One record on ``topic`` (prefixed), acknowledged by the broker: its (partition, offset)."""
+        meta = await self.producer.send_and_wait(topic_name(self.prefix, topic), record.dumps(), partition=partition)
+        return meta.partition, meta.offset
+
+    async def start_feed(self, timeout_s: float = 30) -> None:
+        """Start the worker's feed (as the ``dashboard_feed`` task does) and await its seek."""
+        self.feed_task = asyncio.ensure_future(self.ctx.feed.run())
+        await asyncio.wait_for(self.ctx.feed.ready.wait(), timeout_s)
