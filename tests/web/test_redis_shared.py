@@ -4,6 +4,7 @@ replay cache, and a logout on one worker reaches sockets held by another (AsyncR
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -16,12 +17,14 @@ from copytrader.demo.configgen import demo_config
 from copytrader.app.factory import create_app
 from copytrader.core.settings import Settings
 from copytrader.web.auth import RedisSessions
+from copytrader.web.realtime import session_room
 from copytrader.web.webhook import (
     RedisReplayCache,
     WebhookRefused,
     WebhookVerifier,
     sign,
 )
+from waiting import wait_until
 from webtest_helpers import PASSWORD, WEBHOOK_SECRET
 
 REDIS = os.environ.get("COPYTRADER_TEST_REDIS_URL")
@@ -50,9 +53,10 @@ async def test_sessions_and_replay_cache_are_shared() -> None:
 async def test_logout_on_one_worker_ends_the_socket_held_by_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COPYTRADER_ADMIN_PASSWORD", PASSWORD)
     config = parse_config(demo_config(2), env={})
-    clients = []
+    clients, hubs = [], []
     for name in ("one", "two"):
         app = create_app(Settings(data_dir=tmp_path / name, roles=("web",), app_id=f"redis-{name}", redis_url=REDIS), config)
+        hubs.append(app.runtime.extras["web"].hub)
         client = TestClient(TestServer(app.web.web_app))
         await client.start_server()
         clients.append(client)
@@ -69,7 +73,18 @@ async def test_logout_on_one_worker_ends_the_socket_held_by_another(tmp_path: Pa
         sio = socketio.AsyncClient(reconnection=False, http_session=two.session)
         sio.on("session_ended", lambda data: ended.set())
         await sio.connect(str(two.make_url("/")), transports=["websocket"], wait_timeout=5)
-        await asyncio.sleep(0.5)  # the Redis manager's listener subscribes in the background
+        # Worker two's Redis listener subscribes in the background: wait until a probe sent
+        # through worker one reaches the socket held by two.
+        heard = asyncio.Event()
+        sio.on("probe", lambda data: heard.set())
+
+        async def two_hears_one() -> bool:
+            await hubs[0].sio.emit("probe", {}, room=session_room(session_cookie))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(heard.wait(), 0.1)
+            return heard.is_set()
+
+        await wait_until(two_hears_one, timeout_s=10, what="worker two's socket hearing worker one through Redis")
         assert (await one.delete("/api/session", headers={"X-CSRF-Token": csrf})).status == 200
         await asyncio.wait_for(ended.wait(), 5)
         assert (await two.get("/api/grid")).status == 401

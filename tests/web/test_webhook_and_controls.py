@@ -4,13 +4,17 @@ control commands the dashboard publishes (pause/resume on copy.controls, flatten
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
-from copytrader.agents.shared.controls_feed import ControlCommand
+import pytest
+from waiting import wait_until
+from webtest_helpers import WEBHOOK_SECRET, KafkaWeb, Web
+
 from copytrader.agents.fanout.planner import Controls
+from copytrader.agents.shared.controls_feed import ControlCommand
 from copytrader.core.records import OrderIntent, Position
 from copytrader.web.webhook import sign
-from webtest_helpers import WEBHOOK_SECRET, Web
 
 SIGNAL = orjson.dumps({"signal_id": "wh-1", "leader_account": "leader-1", "symbol": "ESZ6", "side": "buy", "quantity": 1})
 
@@ -84,9 +88,10 @@ async def test_flatten_all_sends_one_flatten_intent_per_open_follower_position(w
     assert [o["account_id"] for o in (await one.json())["flatten_orders"]] == ["f002"]
 
 
-async def test_a_rule_edit_is_published_and_changes_what_the_planner_sends(web: Web) -> None:
-    from copytrader.agents.shared.controls_feed import RuleCommand, decode_command
+@pytest.mark.kafka
+async def test_a_rule_edit_is_published_and_changes_what_the_planner_sends(web: Web, kafka_web: KafkaWeb) -> None:
     from copytrader.agents.fanout.planner import FanoutPlanner
+    from copytrader.agents.shared.controls_feed import RuleCommand, decode_command
     from copytrader.core.records import TradeSignal
 
     await web.login()
@@ -111,11 +116,22 @@ async def test_a_rule_edit_is_published_and_changes_what_the_planner_sends(web: 
     assert (by_account["f001"].quantity, by_account["f001"].symbol) == (7, "MESZ6")
     assert "f002" not in by_account and ("f002", "PAUSED") in {(e.account_id, e.code) for e in errors}
 
-    # A restarted web worker shows the edit again: the feed replays it from the compacted topic.
-    web.ctx.feed.on_command(commands[0])  # type: ignore[misc, arg-type]  # set by build_context
-    groups = (await (await web.client.get("/api/copy-groups")).json())["groups"]
-    f001 = next(f for g in groups for f in g["followers"] if f["account"] == "f001")
-    assert f001["rule"]["quantity"] == 7 and f001["rule"]["mode"] == "fixed"
+    # A restarted web worker (kafka_web) shows the edit again: its feed replays the compacted topic.
+    restarted = kafka_web
+    await restarted.login()
+
+    async def f001_rule() -> dict[str, Any] | None:
+        groups = (await (await restarted.client.get("/api/copy-groups")).json())["groups"]
+        rule: dict[str, Any] = next(f for g in groups for f in g["followers"] if f["account"] == "f001")["rule"]
+        return rule if rule.get("quantity") == 7 else None
+
+    assert await f001_rule() is None  # before the replay: the configuration file's rule
+    key, value = web.controls.sent[0]
+    await restarted.publish("copy.controls", value, key=key)
+    await restarted.start_feed()
+
+    rule = await wait_until(f001_rule, timeout_s=20, what="f001's rule replayed from copy.controls")
+    assert rule["mode"] == "fixed"
 
 
 def test_malformed_rule_commands_are_refused_with_a_reason() -> None:

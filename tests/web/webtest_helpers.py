@@ -64,9 +64,11 @@ class KafkaWeb(Web):
     producer: Any = None
     feed_task: asyncio.Task[None] | None = None
 
-    async def publish(self, topic: str, record: Any, partition: int) -> tuple[int, int]:
-        """One record on ``topic`` (prefixed), acknowledged by the broker: its (partition, offset)."""
-        meta = await self.producer.send_and_wait(topic_name(self.prefix, topic), record.dumps(), partition=partition)
+    async def publish(self, topic: str, record: Any, partition: int | None = None, key: bytes | None = None) -> tuple[int, int]:
+        """One record (or raw bytes) on ``topic`` (prefixed), acknowledged by the broker: its
+        (partition, offset)."""
+        value = record if isinstance(record, bytes) else record.dumps()
+        meta = await self.producer.send_and_wait(topic_name(self.prefix, topic), value, key=key, partition=partition)
         return meta.partition, meta.offset
 
     async def start_feed(self, timeout_s: float = 30) -> None:
