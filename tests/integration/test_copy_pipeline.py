@@ -18,11 +18,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
+from waiting import wait_until
 
-from copytrader.demo.runner import Scenario, ScenarioOptions
 from copytrader.core.records import Execution
 from copytrader.core.scaling import follower_side, follower_symbol, scaled_quantity
 from copytrader.core.settings import Settings
+from copytrader.demo.runner import Scenario, ScenarioOptions
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def finished_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Scenario]:
@@ -86,10 +88,10 @@ async def test_positions_in_the_table_match_the_fills(finished_run: Scenario) ->
     net: dict[tuple[str, str], int] = defaultdict(int)
     for fill in {f.execution_id: f for f in seen.fills}.values():
         net[(fill.account_id, fill.symbol)] += fill.quantity if fill.side == "buy" else -fill.quantity
-    for _ in range(100):
-        if all(seen.positions.get(k) is not None and seen.positions[k].net_quantity == v for k, v in net.items()):
-            break
-        await asyncio.sleep(0.1)
+    await wait_until(lambda: all(seen.positions.get(k) is not None and seen.positions[k].net_quantity == v
+                                 for k, v in net.items()),
+                     timeout_s=10, what="positions.updates matching the fills",
+                     observe=lambda: {k: getattr(seen.positions.get(k), "net_quantity", None) for k in net})
     assert len(net) >= 21  # leader plus 20 followers traded
     assert {k: seen.positions[k].net_quantity for k in net} == dict(net)
     assert all(v == 0 for k, v in net.items()), "the final flatten closes every position"
@@ -106,14 +108,14 @@ async def test_malformed_signal_lands_on_order_errors_and_nothing_else_changes(f
         await producer.send_and_wait(finished_run.prefix + "trade.signals", replay.dumps(), key=replay.symbol.encode())
     finally:
         await producer.stop()
-    for _ in range(100):
-        if any(e.code == "MALFORMED" for e in observer.seen.errors):
-            break
-        await asyncio.sleep(0.1)
+    await wait_until(lambda: any(e.code == "MALFORMED" for e in observer.seen.errors), timeout_s=10,
+                     what="the malformed signal on order.errors", observe=lambda: len(observer.seen.errors))
     malformed = [e for e in observer.seen.errors if e.code == "MALFORMED"]
     assert len(malformed) == 1
     assert "missing field" in malformed[0].reason and "leader_account" in malformed[0].reason
     assert '"bad-1"' in (malformed[0].payload or "")
+    # An absence check: nothing may change, so it needs a window (a doubled copy of the replayed
+    # signal would land within it); this sleep paces the scenario, it awaits no event.
     await asyncio.sleep(1.0)
     after = finished_run.summary()
     for key in ("orders_expected", "orders_placed", "duplicates", "missing", "rejected"):

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until_sync
 
 pytestmark = pytest.mark.kafka
 
@@ -54,10 +55,8 @@ def test_sigterm_stops_the_demo_and_its_workers(kafka_bootstrap: str, tmp_path: 
         assert len(workers) >= 3, workers
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=60) is not None
-        end = time.monotonic() + 30
-        while any(_alive(w) for w in workers) and time.monotonic() < end:
-            time.sleep(0.2)
-        assert not [w for w in workers if _alive(w)]
+        wait_until_sync(lambda: not any(_alive(w) for w in workers), timeout_s=30, what="every worker gone",
+                        observe=lambda: [w for w in workers if _alive(w)])
     finally:
         if demo.poll() is None:
             demo.kill()

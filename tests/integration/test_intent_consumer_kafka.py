@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
+from waiting import wait_until
 
 from copytrader.agents.execution.intent_consumer import DirectIntentConsumer
 from copytrader.core.records import IntentBatch, OrderIntent
@@ -49,12 +50,18 @@ async def topic(kafka_bootstrap: str) -> AsyncIterator[str]:
     await admin.close()
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
+async def until(predicate: Callable[[], object], what: str, timeout_s: float = 30.0) -> None:
+    await wait_until(predicate, timeout_s=timeout_s, what=what)
+
+
+async def produce(bootstrap: str, topic: str, n: int, partition: int) -> None:
+    """One more batch ``b<n>``: a marker behind everything already in ``partition``."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, batch(n).dumps(), key=f"b{n}".encode(), partition=partition)
+    finally:
+        await producer.stop()
 
 
 def consumer(topic: str, bootstrap: str, group: str, held: dict[str, Done], **kw: object) -> DirectIntentConsumer:
@@ -73,20 +80,20 @@ async def test_unfinished_batches_are_not_committed_and_come_back(topic: str, ka
     held: dict[str, Done] = {}
     first = consumer(topic, kafka_bootstrap, group, held, revoke_wait_s=0.2)
     await first.start()
-    await until(lambda: set(held) == {"b0", "b1", "b2", "b3"})
+    await until(lambda: set(held) == {"b0", "b1", "b2", "b3"}, "b0..b3 handed to the lanes")
     for finished in ("b0", "b2", "b3"):  # b1 is still with its broker
         await held[finished]()
-    await until(lambda: first.progress.commit_points() == {})
+    await until(lambda: first.progress.commit_points() == {}, "the first consumer's commits")
     assert await committed(first, 0) == 1 and await committed(first, 1) == 1
     await first.stop()  # b1 does not finish in time: it must stay uncommitted
 
     again: dict[str, Done] = {}
     second = consumer(topic, kafka_bootstrap, group, again)
     await second.start()
-    await until(lambda: set(again) == {"b1", "b2"})  # b1 redelivered (b2 with it: offsets are ordered)
+    await until(lambda: set(again) == {"b1", "b2"}, "b1 and b2 redelivered")  # b1 redelivered (b2 with it: offsets are ordered)
     for done in again.values():
         await done()
-    await until(lambda: second.progress.commit_points() == {})
+    await until(lambda: second.progress.commit_points() == {}, "the second consumer's commits")
     assert await committed(second, 0) == 3
     await second.stop()
 
@@ -95,19 +102,31 @@ async def test_a_rebalance_lets_in_flight_batches_finish_before_it_commits(topic
     group = f"g-{uuid.uuid4().hex[:6]}"
     held: dict[str, Done] = {}
     first = consumer(topic, kafka_bootstrap, group, held, revoke_wait_s=10.0)
+    revoking = asyncio.Event()
+    revoke = first.on_partitions_revoked
+
+    async def noted(revoked: list[TopicPartition]) -> None:  # aiokafka calls the listener's method
+        if revoked:
+            revoking.set()
+        await revoke(revoked)
+
+    first.on_partitions_revoked = noted  # type: ignore[method-assign]  # observe the revocation only
     await first.start()
-    await until(lambda: set(held) == {"b0", "b1", "b2", "b3"})
+    await until(lambda: set(held) == {"b0", "b1", "b2", "b3"}, "b0..b3 handed to the lanes")
     for finished in ("b0", "b2", "b3"):
         await held[finished]()
 
     joined: dict[str, Done] = {}
     second = consumer(topic, kafka_bootstrap, group, joined)
     await second.start()  # the group rebalances; ``first`` waits for b1 before giving it up
-    await asyncio.sleep(1.0)
+    await asyncio.wait_for(revoking.wait(), 30)
     await held["b1"]()
-    await until(lambda: len(first.assignment()) == 1 and len(second.assignment()) == 1)
-    await asyncio.sleep(1.0)
-    assert joined == {}, "a batch that finished before the rebalance was delivered again"
+    await until(lambda: len(first.assignment()) == 1 and len(second.assignment()) == 1, "one partition each")
+    # A marker behind everything that ran on ``first``: a redelivery would reach ``second`` before it.
+    (tp,) = second.assignment()
+    await produce(kafka_bootstrap, topic, 9, tp.partition)
+    await until(lambda: "b9" in joined, "the marker batch on the second consumer")
+    assert set(joined) == {"b9"}, "a batch that finished before the rebalance was delivered again"
     await second.stop()
     await first.stop()
 
@@ -123,7 +142,8 @@ async def test_a_new_group_continues_where_the_faust_agent_group_stopped(topic: 
     held: dict[str, Done] = {}
     direct = consumer(topic, kafka_bootstrap, f"{faust_group}.executor", held, adopt_offsets_from=faust_group)
     await direct.start()
-    await until(lambda: "b2" in held)
-    await asyncio.sleep(0.5)
-    assert set(held) == {"b2"}  # not the whole retention again
+    await produce(kafka_bootstrap, topic, 8, 0)  # markers behind what the old group had read
+    await produce(kafka_bootstrap, topic, 9, 1)
+    await until(lambda: {"b8", "b9"} <= set(held), "both marker batches")
+    assert set(held) == {"b2", "b8", "b9"}  # not the whole retention again
     await direct.stop()

@@ -9,14 +9,13 @@ the killed worker had placed is reported as a duplicate, not placed again.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
-from copytrader.demo.runner import Scenario, ScenarioOptions
 from copytrader.core.settings import Settings
+from copytrader.demo.runner import Scenario, ScenarioOptions
 
 pytestmark = [pytest.mark.kafka]
 
@@ -28,12 +27,13 @@ async def test_executor_crash_mid_run_loses_and_doubles_nothing(kafka_bootstrap:
         go = run.run_dir / "go"
         go.write_text("go")
         observer = run.observer
-        deadline = time.monotonic() + 60
-        while len(observer.seen.outcomes) < 60 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: len(observer.seen.outcomes) >= 60, timeout_s=60, what="60 copies before the crash",
+                         observe=lambda: len(observer.seen.outcomes))
         placed_before = len(observer.seen.outcomes)
         run.kill_worker("back")
-        await asyncio.sleep(1.0)  # the leader keeps trading while no executor runs
+        signals = len(observer.seen.signals)  # the leader keeps trading while no executor runs
+        await wait_until(lambda: len(observer.seen.signals) >= signals + 5, timeout_s=30,
+                         what="five leader signals during the outage", observe=lambda: len(observer.seen.signals))
         run.restart_worker("back")
         result = await run.trade(settle_timeout=90)
     assert placed_before >= 60
