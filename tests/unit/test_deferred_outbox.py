@@ -59,7 +59,7 @@ async def test_work_is_sliced_so_other_tasks_run_between_slices() -> None:
     async def other_task() -> None:
         for _ in range(20):
             ticks.append(len(memory.sent["execution"]))
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # one loop turn per tick: the interleaving is what is measured
 
     for n in range(5):
         await deferred.execution(execution(n))

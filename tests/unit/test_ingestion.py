@@ -8,6 +8,7 @@ from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.brokers.base import SessionConfig
 from copytrader.brokers.model import CancelOrder, ModifyOrder, OrderType, PlaceOrder, Side
 from copytrader.brokers.paper.adapter import PaperAdapter, reset_venues
+from waiting import wait_until
 
 
 async def test_leader_actions_become_new_modify_cancel_and_fill_signals() -> None:
@@ -17,15 +18,13 @@ async def test_leader_actions_become_new_modify_cancel_and_fill_signals() -> Non
     outbox = MemoryOutbox()
     watcher = LeaderWatcher(adapter, "L", outbox)
     task = asyncio.ensure_future(watcher.run())
-    await asyncio.sleep(0)
+    await wait_until(lambda: adapter._fanout._queues, timeout_s=5, what="the watcher subscribed to the adapter's events")
     await adapter.place(PlaceOrder("L", "c1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4900")))
     await adapter.modify(ModifyOrder("L", "c1", quantity=2, limit_price=Decimal("4901")))
     await adapter.cancel(CancelOrder("L", "c1"))
     await adapter.place(PlaceOrder("L", "c2", "ESZ6", Side.SELL, 3))
-    for _ in range(50):
-        if len(outbox.sent["signal"]) >= 5:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: len(outbox.sent["signal"]) >= 5, timeout_s=5, what="five leader signals",
+                     observe=lambda: len(outbox.sent["signal"]))
     task.cancel()
     signals = [decode_signal(payload) for _, payload in outbox.sent["signal"]]
     assert [s.kind for s in signals] == ["new", "modify", "cancel", "new", "fill"]

@@ -12,6 +12,7 @@ from aiokafka.structs import ConsumerRecord
 from copytrader.agents.execution.intent_consumer import DirectIntentConsumer, PartitionProgress
 from copytrader.core.records import IntentBatch, OrderIntent
 from copytrader.core.settings import Settings
+from waiting import wait_until
 
 TP0 = TopicPartition("orders.requests", 0)
 TP1 = TopicPartition("orders.requests", 1)
@@ -134,8 +135,7 @@ async def test_batches_are_handed_to_the_lanes_only_after_the_next_fetch_went_ou
     fake = _Consumer({TP0: [record(0, payload), record(1, payload)]})
     consumer._consumer = fake  # type: ignore[assignment]  # the fetch loop only calls getmany
     task = asyncio.ensure_future(consumer._fetch_loop())
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await wait_until(lambda: len(seen_in_flight) >= 2, timeout_s=5, what="both batches handed to the lanes")
     task.cancel()
     assert seen_in_flight == [True, True]
 
