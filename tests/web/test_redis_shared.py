@@ -12,10 +12,14 @@ from pathlib import Path
 import pytest
 import socketio
 from aiohttp.test_utils import TestClient, TestServer
-from copytrader.core.config import parse_config
-from copytrader.demo.configgen import demo_config
+from ci_skips import needs
+from waiting import wait_until
+from webtest_helpers import PASSWORD, WEBHOOK_SECRET
+
 from copytrader.app.factory import create_app
+from copytrader.core.config import parse_config
 from copytrader.core.settings import Settings
+from copytrader.demo.configgen import demo_config
 from copytrader.web.auth import RedisSessions
 from copytrader.web.realtime import session_room
 from copytrader.web.webhook import (
@@ -24,13 +28,11 @@ from copytrader.web.webhook import (
     WebhookVerifier,
     sign,
 )
-from waiting import wait_until
-from webtest_helpers import PASSWORD, WEBHOOK_SECRET
 
 REDIS = os.environ.get("COPYTRADER_TEST_REDIS_URL")
 pytestmark = [
     pytest.mark.redis,
-    pytest.mark.skipif(not REDIS, reason="COPYTRADER_TEST_REDIS_URL not set (scripts/services.sh starts Redis)"),
+    needs("redis", "COPYTRADER_TEST_REDIS_URL not set (scripts/services.sh starts Redis)", available=REDIS),
 ]
 
 

@@ -17,6 +17,8 @@ import pytest
 
 from copytrader.brokers.projectx.simulator import ProjectXSimulator
 
+from ci_skips import require, require_module
+
 FIXTURES = Path(__file__).parent / "fixtures"
 NODE_MODULES = Path(os.environ.get("PROJECTX_NODE_MODULES", "/tmp/pxnode/node_modules"))
 
@@ -95,7 +97,7 @@ async def test_unauthenticated_and_documented_failures(sim: ProjectXSimulator) -
 @pytest.mark.flaky(reruns=2)  # signalrcore's own threads race its handshake on a loaded 2-core box
 async def test_topstep_client_py_unchanged(sim: ProjectXSimulator) -> None:
     """topstep-client-py (httpx + signalrcore, negotiate first) against the simulator."""
-    pytest.importorskip("topstep")
+    require_module("topstep", "third-party client", "topstep-client-py (pip extra `fidelity`)")
     from topstep.client import TopstepClient
     from topstep.models.order import OrderSide, OrderType, PlaceOrderRequest
     from topstep.realtime.user_hub import UserHub
@@ -148,8 +150,8 @@ setTimeout(() => process.exit(3), 15000);
 async def test_microsoft_signalr_js_client_receives_order_push(sim: ProjectXSimulator, skip_negotiation: str,
                                                                tmp_path: Path) -> None:
     node = shutil.which("node")
-    if node is None or not (NODE_MODULES / "@microsoft" / "signalr").is_dir():
-        pytest.skip("needs node and `npm install @microsoft/signalr` (PROJECTX_NODE_MODULES)")
+    require("node", "node and `npm install @microsoft/signalr` (PROJECTX_NODE_MODULES)",
+            available=node is not None and (NODE_MODULES / "@microsoft" / "signalr").is_dir())
     from copytrader.brokers.model import Side
 
     token = sim.tokens.issue(sim.username)

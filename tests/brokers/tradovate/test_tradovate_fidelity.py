@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from copytrader.brokers.tradovate import codec
 from copytrader.brokers.tradovate.simulator import TradovateSimulator
+
+from ci_skips import require
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"
@@ -117,8 +118,7 @@ async def test_websocket_shapes(sim: TradovateSimulator) -> None:
 
 def npm_client_dir() -> Path:
     """Install the pinned npm client once per package.json content into a cache directory."""
-    if not (shutil.which("node") and shutil.which("npm")):
-        pytest.skip("node/npm not installed")
+    require("node", "node/npm not installed", available=shutil.which("node") and shutil.which("npm"))
     manifest = (HERE / "js" / "package.json").read_bytes()
     root = Path(os.environ.get("COPYTRADER_NPM_CACHE", Path.home() / ".cache" / "copytrader-npm"))
     target = root / hashlib.sha256(manifest).hexdigest()[:12]
@@ -127,8 +127,8 @@ def npm_client_dir() -> Path:
         (target / "package.json").write_bytes(manifest)
         done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=target,
                               capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            pytest.skip(f"npm install of the third-party client failed: {done.stderr[-300:]}")
+        require("third-party client", f"npm install of the tradovate client failed: {done.stderr[-300:]}",
+                available=done.returncode == 0)
     return target
 
 
