@@ -21,8 +21,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from copytrader.demo.runner import Scenario, ScenarioOptions
+from ci_skips import require, require_module
+from waiting import wait_until
+
 from copytrader.core.settings import Settings
+from copytrader.demo.runner import Scenario, ScenarioOptions
 
 CHROMIUM = os.environ.get("COPYTRADER_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -34,11 +37,10 @@ PASSWORD = "browser-test-pass-1"
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.asyncio(loop_scope="module")]
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
-if not (VENDOR / "lightweight-charts.standalone.production.js").exists():
-    pytest.skip("browser libraries not vendored: run scripts/vendor-web.sh", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.async_api")
+require("chromium", f"no chromium at {CHROMIUM} (apt-get install -y chromium)", available=Path(CHROMIUM).exists())
+require("browser libraries", "not vendored: run scripts/vendor-web.sh",
+        available=(VENDOR / "lightweight-charts.standalone.production.js").exists())
+playwright_api = require_module("playwright.async_api", "chromium", "Playwright drives it (pip extra `test`)")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -110,16 +112,19 @@ async def test_login_then_trading_page(demo: Scenario, page: Any) -> None:
 
 async def test_each_leader_trade_reaches_every_follower_row_within_one_second(demo: Scenario, page: Any) -> None:
     (demo.run_dir / "go").write_text("go")
+    # Measured in the page (window.ctMetrics): when each signal's row showed on every follower.
+    await page.wait_for_function(f"""() => {{
+        const m = window.ctMetrics;
+        if (!m) return false;
+        return Object.entries(m.shown).filter(([signal, shown]) => m.detected[signal] != null
+            && Object.keys(shown).filter(k => k !== "leader-1").length >= {FOLLOWERS}).length >= 5;
+    }}""", polling=250, timeout=30_000)
+    data = await page.evaluate("() => window.ctMetrics")
     checked: dict[str, float] = {}
-    deadline = time.monotonic() + 30
-    while len(checked) < 5 and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        data = await page.evaluate("() => window.ctMetrics")
-        for signal, shown in data["shown"].items():
-            detected = data["detected"].get(signal)
-            followers = {k: v for k, v in shown.items() if k != "leader-1"}
-            if signal in checked or detected is None or len(followers) < FOLLOWERS:
-                continue
+    for signal, shown in data["shown"].items():
+        detected = data["detected"].get(signal)
+        followers = {k: v for k, v in shown.items() if k != "leader-1"}
+        if detected is not None and len(followers) >= FOLLOWERS:
             checked[signal] = max(followers.values()) / 1000 - detected
     assert len(checked) >= 5, f"copies seen on every row: {checked}"
     worst = max(checked.values())
@@ -137,17 +142,16 @@ async def test_paused_follower_skips_the_next_trade(demo: Scenario, page: Any) -
     await page.wait_for_selector(f'{row}[data-paused="true"]', timeout=5000)
     paused_at = time.time()  # the web worker has read the command back from copy.controls
     observer = demo.observer.seen
-    deadline = time.monotonic() + 20
-    skipped = None
-    while time.monotonic() < deadline and skipped is None:
-        await asyncio.sleep(0.2)
+
+    def next_trade_after_the_pause() -> Any:
         for signal in list(observer.signals.values()):
             if signal.kind == "new" and signal.stamps.get("detected", 0) > paused_at + 0.3:
                 others = {a for (s, a) in observer.outcomes if s == signal.signal_id}
                 if len(others) >= FOLLOWERS - 1:
-                    skipped = signal
-                    break
-    assert skipped is not None, "no new trade after the pause"
+                    return signal
+        return None
+
+    skipped = await wait_until(next_trade_after_the_pause, timeout_s=20, what="a new trade copied after the pause")
     assert (skipped.signal_id, "f002") not in observer.outcomes
     assert observer.refusals[(skipped.signal_id, "f002")].code == "PAUSED"
     await page.wait_for_selector(
@@ -173,13 +177,10 @@ async def test_an_account_added_in_the_dashboard_copies_the_next_trade(demo: Sce
     await shot(page, "05a-account-added")
     joined_at = time.time()
     observer = demo.observer.seen
-    deadline = time.monotonic() + 20
-    copied = None
-    while time.monotonic() < deadline and copied is None:
-        await asyncio.sleep(0.2)
-        copied = next((s for (s, a) in list(observer.outcomes) if a == "dash1"
-                       and observer.signals.get(s) is not None and observer.signals[s].kind == "new"), None)
-    assert copied is not None, "the new follower copied no new trade within 20 s"
+    copied = await wait_until(
+        lambda: next((s for (s, a) in list(observer.outcomes) if a == "dash1"
+                      and observer.signals.get(s) is not None and observer.signals[s].kind == "new"), None),
+        timeout_s=20, what="a new trade copied by the account added in the dashboard")
     assert observer.signals[copied].stamps["detected"] > joined_at - 1.0  # a trade after it joined
     outcome = observer.outcomes[(copied, "dash1")][0]
     assert (outcome.kind, outcome.platform) == ("ack", "paper") and outcome.quantity >= 1
@@ -192,7 +193,10 @@ async def test_pause_all_then_flatten_all_goes_flat(demo: Scenario, page: Any) -
         f"() => [...document.querySelectorAll('{FOLLOWER_ROWS}')].some(r => r.dataset.net !== '0')", timeout=20000)
     await page.click("#pause-all")
     await page.wait_for_selector('#pause-all[data-paused="true"]', timeout=5000)
-    await asyncio.sleep(0.5)  # let copies already fanned out before the pause land first
+    # Copies fanned out before the pause land first: every expected copy answered (copied or
+    # refused as paused), so no late fill reopens a position after the flatten.
+    await wait_until(lambda: not demo.observer.missing(), timeout_s=20, what="every earlier copy answered",
+                     observe=demo.observer.missing)
     await page.click("#flatten-all")
     await page.wait_for_function(
         f"() => [...document.querySelectorAll('{FOLLOWER_ROWS}')].every(r => r.dataset.net === '0')", timeout=15000)
@@ -205,10 +209,9 @@ async def test_pause_all_then_flatten_all_goes_flat(demo: Scenario, page: Any) -
 
 async def test_other_pages_render(demo: Scenario, page: Any) -> None:
     await page.click('#nav a[data-page="dashboard"]')
-    await page.wait_for_selector("#card-copies")
-    await asyncio.sleep(0.5)
-    copies = await page.text_content("#card-copies .value")
-    assert copies and int(copies.replace(",", "")) > 0
+    await page.wait_for_function(
+        "() => parseInt((document.querySelector('#card-copies .value')?.textContent || '0').replace(/,/g, '')) > 0",
+        polling=250, timeout=10_000)
     await shot(page, "06-dashboard")
     await page.click('#nav a[data-page="accounts"]')
     await page.wait_for_selector('#accounts tr[data-account="f001"]')
@@ -220,6 +223,6 @@ async def test_other_pages_render(demo: Scenario, page: Any) -> None:
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.click('#nav a[data-page="trading"]')
     await page.wait_for_function(f"() => document.querySelectorAll('{FOLLOWER_ROWS}').length === {FOLLOWERS + 1}")
-    await asyncio.sleep(0.5)
+    await page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")  # painted
     await page.screenshot(path=str(ARTIFACTS / "09-trading-phone.png"))
     assert not page.console_errors, page.console_errors  # type: ignore[attr-defined]

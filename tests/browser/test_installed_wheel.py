@@ -13,13 +13,14 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import time
 import urllib.request
 import venv
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ci_skips import require, require_module
+from waiting import wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("COPYTRADER_CHROMIUM", "/usr/bin/chromium")
@@ -28,6 +29,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 PASSWORD = "wheel-test-pass-1"
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
+require("chromium", f"no chromium at {CHROMIUM} (apt-get install -y chromium)", available=Path(CHROMIUM).exists())
+require_module("playwright.async_api", "chromium", "Playwright drives it (pip extra `test`)")
 
 
 def _free_port() -> int:
@@ -76,15 +79,15 @@ def web_worker(installed: Path, kafka_bootstrap: str, tmp_path_factory: pytest.T
                               env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
+        def up() -> bool:
+            assert worker.poll() is None, (data / "worker.log").read_text()[-3000:]
             try:
                 urllib.request.urlopen(base + "/healthz", timeout=2)
-                break
             except OSError:
-                assert worker.poll() is None, (data / "worker.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "web worker did not come up"
-                time.sleep(0.5)
+                return False
+            return True
+
+        wait_until_sync(up, timeout_s=120, what="the installed web worker's /healthz")
         yield base
     finally:
         worker.terminate()
