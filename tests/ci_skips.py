@@ -74,7 +74,8 @@ def needs(tool: str, reason: str, *, available: object) -> pytest.MarkDecorator:
     when each marked test sets up, so under ``CI=true`` it fails instead of skipping."""
     if tool not in TOOLS:
         raise ValueError(f"unknown tool {tool!r}: add it to ci_skips.TOOLS with how CI provides it")
-    return getattr(pytest.mark, MARK)(tool=tool, reason=reason, available=bool(available))
+    mark: pytest.MarkDecorator = getattr(pytest.mark, MARK)
+    return mark(tool=tool, reason=reason, available=bool(available))
 
 
 def skip_capability(reason: str) -> NoReturn:
