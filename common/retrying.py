@@ -42,7 +42,7 @@ Predicate = Callable[[BaseException], bool]
 def backoff(first_s: float, max_s: float, *, jitter_s: float = 0.0) -> WaitBaseT:
     """Exponential backoff ``first_s, 2·first_s, …`` capped at ``max_s`` (plus up to
     ``jitter_s`` so many sessions that lost the same server do not return in lockstep)."""
-    return wait_exponential_jitter(initial=first_s, max=max_s, exp_base=2, jitter=jitter_s)
+    return wait_exponential_jitter(multiplier=first_s, max=max_s, exp_base=2, jitter=jitter_s)
 
 
 def log_before_sleep(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ALL_ROLES = ("ingest", "fanout", "execute", "track", "web")
-EXTRA_ROLES = ("trader", "store")  # demo's scripted leader; database sink (storage_sink)
+EXTRA_ROLES = ("store",)  # the database sink (agents/tracking/storage_sink.py)
 
 
 def _env(name: str, default: str) -> str:

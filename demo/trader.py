@@ -15,14 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..brokers.base import BrokerAdapter
 from ..brokers.instruments import instrument_for
 from ..brokers.model import CancelOrder, FlattenPosition, ModifyOrder, OrderType, PlaceOrder, Side
 
-if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp
+from ..app.factory import CopyTraderApp
 
 log = logging.getLogger(__name__)
 SYMBOL = "ESZ6"
@@ -89,8 +87,9 @@ class DemoTrader:
         await self.adapter.flatten(FlattenPosition(self.leader, self._cid(), SYMBOL))
 
 
-def install(app: "CopyTraderApp") -> None:
-    """Role ``trader``: wait for the go file, trade the plan on the leader, then flatten."""
+def install(app: CopyTraderApp) -> None:
+    """The scripted leader, added by ``demo.worker`` to the worker that watches the leader:
+    wait for the go file, trade the plan on the leader, then flatten."""
     runtime = app.runtime
     plan = TraderPlan(
         trades=int(os.environ.get("COPYTRADER_DEMO_TRADES", "50")),
@@ -103,7 +102,8 @@ def install(app: "CopyTraderApp") -> None:
 
     @app.task
     async def trade() -> None:
-        await runtime.extras["leaders_ready"].wait()
+        assert runtime.ingest is not None, "the scripted leader runs in the worker with the ingest role"
+        await runtime.ingest.ready.wait()
         while not go_file.exists():
             await asyncio.sleep(0.05)
         leader = runtime.config.leaders()[0]

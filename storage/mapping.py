@@ -165,7 +165,7 @@ def position_rows(position: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 def signals_batch(payloads: Iterable[bytes | str | dict[str, object]]) -> RowBatch:
     """Decode raw ``trade.signals`` values; malformed ones are skipped (ingestion already put
     them on ``order.errors`` with a reason, which is how they reach the audit log)."""
-    from ..agents.ingest.watchers import decode_signal
+    from ..core.signals import decode_signal
 
     batch = RowBatch()
     for payload in payloads:

@@ -1,16 +1,19 @@
 """Wiring of the ``web`` role: auth, live state, Socket.IO, the Kafka feed and the views.
 
-Everything the views need travels in one :class:`WebContext` (kept in
-``runtime.extras["web"]``), so views stay small and tests can build a context by hand.
+Everything the views need travels in one :class:`WebContext` (the wiring keeps it as
+``Runtime.web``), so views stay small and tests can build a context by hand.
 """
 
 from __future__ import annotations
 
+import faust
+
 import logging
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..agents.shared.context import StageContext
 from ..common.crypto import optional_cipher
 from .accounts import AccountRegistry, allowed_hosts
 from .auth import (
@@ -29,15 +32,12 @@ from .realtime import KafkaFeed, SocketHub
 from .reports import LiveReports, ReportSource, SqlReports
 from .webhook import MemoryReplayCache, RedisReplayCache, ReplayCache, WebhookVerifier
 
-if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp, Runtime
-
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class WebContext:
-    runtime: Runtime
+    runtime: StageContext
     auth: Auth
     live: LiveState
     hub: SocketHub
@@ -78,9 +78,8 @@ def secure_cookies(env: dict[str, str], web_host: str) -> bool:
     return web_host.strip("[]").lower() not in LOOPBACK
 
 
-def build_context(app: CopyTraderApp, env: dict[str, str] | None = None) -> WebContext:
+def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | None = None) -> WebContext:
     env = dict(os.environ) if env is None else env
-    runtime = app.runtime
     settings = runtime.settings
     redis_url = settings.redis_url
     users: UserStore = StaticUsers.from_env(settings.data_dir, env)
@@ -99,18 +98,17 @@ def build_context(app: CopyTraderApp, env: dict[str, str] | None = None) -> WebC
     return WebContext(
         runtime=runtime, auth=auth, live=live, hub=hub, feed=feed, accounts=accounts,
         reports=reports, webhook=WebhookVerifier(env.get("COPYTRADER_WEBHOOK_SECRET"), cache),
-        commands=Commands(app, live),
+        commands=Commands(app, runtime, live),
     )
 
 
-def install(app: CopyTraderApp) -> WebContext:
+def install(app: faust.App, shared: StageContext) -> WebContext:
     """Role ``web``: the gate, Socket.IO (attached before the server starts), feed and views."""
     from .views import install_views
 
-    ctx = build_context(app)
-    app.runtime.extras["web"] = ctx
+    ctx = build_context(app, shared)
     web_app = app.web.web_app  # type: ignore[attr-defined]  # the aiohttp driver's Application
-    web_app.middlewares.append(make_middleware(ctx.auth, metrics_public=not app.runtime.settings.metrics_port))
+    web_app.middlewares.append(make_middleware(ctx.auth, metrics_public=not shared.settings.metrics_port))
     ctx.hub.attach(web_app)
     install_views(app, ctx)
 

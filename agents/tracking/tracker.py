@@ -4,23 +4,23 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+
+import faust
 
 from ...core import metrics
 from ...core.records import CORRECTION_KINDS, OrderError
 from ...tables.health import health_table
 from ...tables.positions import apply_fill, position_key, positions_table
-
-if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
+from ..shared.context import StageContext
 
 log = logging.getLogger(__name__)
 #: Executions that change a position: fills, and busts/corrections of fills (apply_fill routes those).
 FILL_KINDS = ("fill", "partial_fill", *CORRECTION_KINDS)
 
 
-def install(app: "CopyTraderApp", position_partitions: int, health_partitions: int) -> None:
-    runtime = app.runtime
+def install(app: faust.App, ctx: StageContext, position_partitions: int, health_partitions: int) -> None:
+    """Role ``track``: the positions and broker-health tables and their agents."""
+    runtime = ctx
     positions = positions_table(app, position_partitions)
     health = health_table(app, health_partitions)
     runtime.tables.update(positions=positions, broker_health=health)

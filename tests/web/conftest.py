@@ -41,7 +41,7 @@ async def web(tmp_path: Path) -> AsyncIterator[Web]:
     settings = Settings(data_dir=tmp_path, roles=("web",), app_id="webtest")
     outbox = MemoryOutbox()
     app = create_app(settings, parse_config(demo_config(4), env={}), outbox=outbox)
-    ctx: WebContext = app.runtime.extras["web"]
+    ctx: WebContext = app.runtime.web  # type: ignore[assignment]
     controls = RecordingTopic()
     ctx.commands.controls_topic = controls  # type: ignore[assignment]  # records instead of producing
     client = TestClient(TestServer(app.web.web_app))

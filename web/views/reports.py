@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faust
+
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -12,7 +14,6 @@ from ..http import FieldErrors, HttpError, guarded, json_response
 from ..reports import REPORTS, to_csv
 
 if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
     from ..server import WebContext
 
 
@@ -26,7 +27,7 @@ def _date(request: aioweb.Request, name: str) -> date | None:
         raise FieldErrors({name: "must be a date, YYYY-MM-DD"}) from None
 
 
-def install(app: CopyTraderApp, ctx: WebContext) -> None:
+def install(app: faust.App, ctx: WebContext) -> None:
     @app.page("/api/reports/{report}")
     class Report(web.View):
         @guarded
