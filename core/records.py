@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import faust
 
 from ..brokers.model import OrderType, Side
+from ..common.clock import utcnow
 from .schemas.bounds import MAX_QUANTITY
 
 SIGNAL_KINDS = ("new", "modify", "cancel", "fill", "flatten")
@@ -27,10 +28,6 @@ EXECUTION_KINDS = ("ack", "fill", "partial_fill", "reject", "modified", "cancell
 #: values reported before (``original_*``); ``quantity``/``price`` are the values now (0/None: bust).
 CORRECTION_KINDS = ("fill_bust", "fill_correction")
 STAGES = ("detected", "published", "fanned_out", "sent", "acked", "filled")
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def stamp(stamps: dict[str, float], stage: str) -> dict[str, float]:
@@ -127,7 +124,7 @@ class TradeSignal(_Base):
             raise RecordError("quantity", f"must be positive; got {self.quantity}")
         if self.kind in ("new", "modify"):
             _order_prices(self.order_type, self.limit_price, self.stop_price)
-        self.occurred_at = _utc("occurred_at", self.occurred_at or now_utc())
+        self.occurred_at = _utc("occurred_at", self.occurred_at or utcnow())
         if not self.leader_order_id:
             self.leader_order_id = self.signal_id
 
@@ -212,7 +209,7 @@ class Execution(_Base):
         _choice("kind", self.kind, EXECUTION_KINDS)
         _price("price", self.price)
         if self.occurred_at is None:
-            self.occurred_at = now_utc()
+            self.occurred_at = utcnow()
 
 
 class Position(_Base):
@@ -229,7 +226,7 @@ class Position(_Base):
 
     def __post_init__(self) -> None:
         if self.updated_at is None:
-            self.updated_at = now_utc()
+            self.updated_at = utcnow()
 
 
 class AccountStatus(_Base):
@@ -248,7 +245,7 @@ class AccountStatus(_Base):
 
     def __post_init__(self) -> None:
         if self.updated_at is None:
-            self.updated_at = now_utc()
+            self.updated_at = utcnow()
 
 
 class OrderError(_Base):
@@ -268,7 +265,7 @@ class OrderError(_Base):
     def __post_init__(self) -> None:
         _choice("stage", self.stage, ("ingest", "fanout", "execute", "track"))
         if self.occurred_at is None:
-            self.occurred_at = now_utc()
+            self.occurred_at = utcnow()
 
 
 class Heartbeat(_Base):
@@ -282,4 +279,4 @@ class Heartbeat(_Base):
 
     def __post_init__(self) -> None:
         if self.sent_at is None:
-            self.sent_at = now_utc()
+            self.sent_at = utcnow()

@@ -104,7 +104,7 @@ def install(app: CopyTraderApp) -> None:
     async def trade() -> None:
         assert runtime.ingest is not None, "the scripted leader runs in the worker with the ingest role"
         await runtime.ingest.ready.wait()
-        while not go_file.exists():
+        while not go_file.exists():  # noqa: ASYNC240 - a stat of a local file every 50 ms, off the copy path
             await asyncio.sleep(0.05)
         leader = runtime.config.leaders()[0]
         trader = DemoTrader(await runtime.pool.adapter_for(leader), leader, plan)

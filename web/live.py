@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..core.config import CopyConfig
+from ..common.clock import utcnow
 from ..common.stats import percentile
 from ..core.records import AccountStatus, Execution, OrderError, Position
 
@@ -31,7 +32,7 @@ STREAMS = ("orders", "errors", "positions", "grid")
 
 
 def utc_day(value: datetime | None = None) -> str:
-    return (value or datetime.now(UTC)).astimezone(UTC).date().isoformat()
+    return (value or utcnow()).astimezone(UTC).date().isoformat()
 
 
 def light(connection: str | None, circuit: str | None) -> str:
