@@ -29,7 +29,7 @@ from ..core.settings import Settings
 from ..core.topics import SPEC, declare_topics, ensure_topics
 from ..web import api
 from ..web.server import WebContext
-from .aiokafka_internals import apply_fetch_wait
+from ..agents.shared.aiokafka_internals import apply_fetch_wait
 from .gc_tuning import freeze_startup_heap
 from .worker import CopyTraderWorker
 

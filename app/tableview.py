@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from .aiokafka_internals import refresh_metadata
+from ..agents.shared.aiokafka_internals import refresh_metadata
 
 
 async def read_table(bootstrap: str, app_id: str, table: str, timeout: float = 10.0) -> dict[str, Any]:

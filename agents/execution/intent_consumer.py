@@ -35,6 +35,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from ...core.records import IntentBatch
+from ..shared.aiokafka_internals import fetch_in_flight
 
 log = logging.getLogger(__name__)
 
@@ -213,10 +214,9 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         in Kafka until every lane of the first fetch had placed its order (40–90 ms). With the
         request out, the broker answers it while the lanes work.
         """
-        fetcher = getattr(self._consumer, "_fetcher", None)
-        in_flight = getattr(fetcher, "_in_flight", None)  # node ids with a fetch out (aiokafka 0.14)
+        consumer = self._consumer
         for _ in range(4):
-            if in_flight:
+            if consumer is None or fetch_in_flight(consumer):
                 return
             await asyncio.sleep(0)
 

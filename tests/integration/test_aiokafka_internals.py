@@ -1,4 +1,4 @@
-"""The private aiokafka attributes ``app/aiokafka_internals.py`` relies on, against the
+"""The private aiokafka attributes ``agents/shared/aiokafka_internals.py`` relies on, against the
 installed aiokafka and a real broker: an upgrade that renames one fails here, loudly."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import contextlib
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from copytrader.app import aiokafka_internals
+from copytrader.agents.shared import aiokafka_internals
 
 pytestmark = pytest.mark.kafka
 
@@ -60,3 +60,26 @@ async def test_refresh_metadata_finds_a_topic_created_after_the_consumer_started
         await admin.delete_topics([topic])
         await admin.close()
         await _stop(consumer)
+
+
+async def test_fetch_in_flight_sees_the_long_poll_of_an_idle_consumer(kafka_bootstrap: str) -> None:
+    topic = f"internals-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None, enable_auto_commit=False,
+                                fetch_max_wait_ms=5000)
+    assert not aiokafka_internals.fetch_in_flight(consumer)  # not started: no fetcher at all
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        await consumer.getmany(timeout_ms=100)  # the topic is empty: the fetcher long-polls it
+        for _ in range(50):
+            if aiokafka_internals.fetch_in_flight(consumer):
+                break
+            await asyncio.sleep(0.05)
+        assert aiokafka_internals.fetch_in_flight(consumer)
+    finally:
+        await _stop(consumer)
+        await admin.delete_topics([topic])
+        await admin.close()

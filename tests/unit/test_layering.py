@@ -11,6 +11,7 @@ other. No module imports a private name (``_x``) from another package.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +88,22 @@ def test_imports_run_one_way() -> None:
 @pytest.mark.parametrize("layer", sorted(LAYERS))
 def test_every_layer_has_modules(layer: str) -> None:
     assert any(module.split(".")[0] == layer for module, _ in modules())
+
+
+AIOKAFKA_PRIVATE = re.compile(
+    r"\._(client|fetcher|coordinator|subscription|fetch_max_wait_ms|in_flight|sender|transport)\b"
+    r"|getattr\([^)]*[\"']_(client|fetcher|coordinator|subscription|in_flight)[\"']"
+)
+INTERNALS = ROOT / "agents" / "shared" / "aiokafka_internals.py"
+
+
+def test_only_one_module_reads_aiokafka_private_attributes() -> None:
+    """aiokafka's private attributes are read in ``agents/shared/aiokafka_internals.py`` only
+    (tested against the installed aiokafka there); everywhere else uses its public API."""
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for _, path in modules() if path != INTERNALS and "brokers" not in path.parts
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if AIOKAFKA_PRIVATE.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert not found, "\n".join(found)

@@ -1,6 +1,6 @@
 """The one place that touches aiokafka's (and Faust's aiokafka driver's) private attributes.
 
-aiokafka offers no public way to do the two things below, so they live here, next to each
+aiokafka offers no public way to do the three things below, so they live here, next to each
 other, and ``tests/unit/test_aiokafka_internals.py`` runs them against the installed aiokafka:
 an upgrade that renames an attribute fails that test instead of silently doing nothing.
 
@@ -10,6 +10,8 @@ on such a partition can wait for that long fetch to return: a 1.5 s stall on a c
 budget is one second. We lower the wait on the consumer Faust built, before it starts.
 2. A metadata refresh for a consumer with no subscription (:func:`refresh_metadata`), so
    ``copytrader table`` sees a changelog topic created after the consumer started.
+3. Whether a consumer has a fetch request out (:func:`fetch_in_flight`): the executor's
+   direct consumer yields until the next fetch is on the wire before its lanes run.
 """
 
 from __future__ import annotations
@@ -47,3 +49,9 @@ def fetch_wait_of(consumer: AIOKafkaConsumer) -> int:
 async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:
     """Ask the cluster for fresh metadata now (aiokafka has no public refresh)."""
     await consumer._client.force_metadata_update()
+
+
+def fetch_in_flight(consumer: AIOKafkaConsumer) -> bool:
+    """True when the consumer's fetcher has a fetch request out to some broker."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    return bool(getattr(fetcher, "_in_flight", None))
