@@ -1,7 +1,7 @@
 """What the dashboard's control buttons send into the pipeline.
 
 * Pause/resume → a :class:`ControlCommand` on ``copy.controls`` (key = account or ``*``);
-  every fan-out worker applies it to its planner's ``Controls`` (``agents.controls``).
+  every fan-out worker applies it to its planner's ``Controls`` (``agents.fanout.controls``).
 * Flatten → one ``flatten`` OrderIntent per open (account, symbol) straight onto
   ``orders.requests``, through the same outbox and partitioning as the planner's intents.
 

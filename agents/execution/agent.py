@@ -2,9 +2,9 @@
 
 Offsets are acknowledged by the lane when the broker answered: at-least-once delivery; the
 attempt journal (data dir) and the consumer's redelivery flag tell the router which intents to
-look up at the broker before placing (agents/execution/router.py). Two interchangeable consumers feed the lanes
+look up at the broker before placing (``router.py``). Two interchangeable consumers feed the lanes
 (``COPYTRADER_EXECUTOR_CONSUMER``): ``direct``, a plain aiokafka consumer in the worker's loop
-(agents/execution/intent_consumer.py, the low-latency default), or ``faust``, a Faust agent with manual
+(``intent_consumer.py``, the low-latency default), or ``faust``, a Faust agent with manual
 acks on a ``noack`` stream. Also pumps follower fills from the adapters to ``trade.executions``
 and reports session health.
 """

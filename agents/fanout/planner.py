@@ -28,7 +28,7 @@ class Controls:
 
     The dashboard runs in another process, so it never touches this object: it publishes
     commands on ``copy.controls`` and every fan-out worker applies them here
-    (``agents.controls``). Commands carry state (``paused`` true/false), not toggles, so
+    (``agents.fanout.controls``). Commands carry state (``paused`` true/false), not toggles, so
     replaying the topic from the start always yields the current switches.
     """
 

@@ -7,7 +7,7 @@ an agent's stream (the dashboard process has none), and its recovery is the part
 the most open reports. The topic is tiny (one compacted partition, one record per account), so
 every fan-out worker simply reads it from the beginning and keeps following it: the last
 record per key is the state. Every executor follows it too (dashboard accounts and their
-logins, ``executor_accounts``), and every web worker (the switches and the account list).
+logins, ``agents.execution.accounts``), and every web worker (the switches and the account list).
 """
 
 from __future__ import annotations
