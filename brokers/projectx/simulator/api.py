@@ -1,5 +1,8 @@
-"""The gateway's REST surface: POST JSON in, ``{success, errorCode, errorMessage}`` envelopes out.
+"""The gateway's HTTP surface as one object: POST JSON in, ``{success, errorCode, errorMessage}``
+envelopes out, plus the user hub's two routes.
 
+Built the way the Tradovate simulator is: the simulator owns the state, :class:`GatewayApi`
+holds the handlers as methods, and :meth:`GatewayApi.routes` is the one table of every route.
 Authentication, the rate limit and the transport faults run in one middleware so every
 endpoint gets them the way the real gateway applies them: 401 without a live bearer token,
 429 beyond the budget (no body, no headers), errors inside a 200 envelope otherwise.
@@ -8,32 +11,60 @@ endpoint gets them the way the real gateway applies them: 401 without a live bea
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .. import parsing
 from .. import schemas as px
-from .orders import order_routes
-from .state import GatewayAccount
-from .wire import USER, bearer, envelope
-
-__all__ = ["USER", "bearer", "build_routes", "envelope"]
+from .orders import OrderDesk
+from .wire import USER, account_of, bearer, envelope, read_body
 
 if TYPE_CHECKING:
     from .server import ProjectXSimulator
+
+__all__ = ["GatewayApi"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PUBLIC = {px.LOGIN_KEY, "/api/Auth/loginApp"}
 
 
-def build_routes(sim: "ProjectXSimulator") -> tuple[web.RouteTableDef, Callable[..., Any]]:
-    routes = web.RouteTableDef()
-    state = sim.state
+class GatewayApi:
+    """Every REST handler of the simulated gateway (orders on :class:`OrderDesk`)."""
+
+    def __init__(self, sim: ProjectXSimulator) -> None:
+        self.sim = sim
+        self.state = sim.state
+        self.orders = OrderDesk(sim)
+
+    def routes(self) -> list[web.RouteDef]:
+        """The one table of routes the simulator serves."""
+        orders, hub = self.orders, self.sim.hub
+        return [
+            web.post(px.LOGIN_KEY, self.login_key),
+            web.post(px.VALIDATE, self.validate),
+            web.post(px.ACCOUNT_SEARCH, self.account_search),
+            web.post(px.CONTRACT_SEARCH, self.contract_search),
+            web.post(px.CONTRACT_AVAILABLE, self.contract_available),
+            web.post(px.CONTRACT_SEARCH_BY_ID, self.contract_by_id),
+            web.post(px.ORDER_PLACE, orders.place),
+            web.post(px.ORDER_MODIFY, orders.modify),
+            web.post(px.ORDER_CANCEL, orders.cancel),
+            web.post(px.POSITION_CLOSE, orders.close_contract),
+            web.post(px.POSITION_PARTIAL_CLOSE, orders.partial_close),
+            web.post(px.ORDER_SEARCH_OPEN, self.search_open),
+            web.post(px.ORDER_SEARCH, self.search_orders),
+            web.post(px.POSITION_SEARCH_OPEN, self.positions_open),
+            web.post(px.TRADE_SEARCH, self.trade_search),
+            web.post(px.USER_HUB_PATH + "/negotiate", hub.negotiate),
+            web.get(px.USER_HUB_PATH, hub.websocket),
+        ]
 
     @web.middleware
-    async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Latency, bearer token, the expire_token / rate_limit faults and the rate window."""
+        sim = self.sim
         if not request.path.startswith("/api/"):
             return await handler(request)
         await sim.latency.wait()
@@ -52,26 +83,10 @@ def build_routes(sim: "ProjectXSimulator") -> tuple[web.RouteTableDef, Callable[
         request[USER] = claims
         return await handler(request)
 
-    async def body(request: web.Request) -> dict[str, Any]:
-        try:
-            data = await request.json()
-        except ValueError:
-            raise web.HTTPBadRequest(text="body must be JSON") from None
-        if not isinstance(data, dict):
-            raise web.HTTPBadRequest(text="body must be a JSON object")
-        return data
-
-    def account_of(request: web.Request, data: dict[str, Any]) -> GatewayAccount | None:
-        """The request's account, if the caller's login sees it (another user's is "not found")."""
-        account = state.by_id(data.get("accountId"))
-        if account is None or not sim.visible(request[USER].user, account.name):
-            return None
-        return account
-
     # -- auth --------------------------------------------------------------------------
-    @routes.post(px.LOGIN_KEY)
-    async def login_key(request: web.Request) -> web.Response:
-        data = await body(request)
+    async def login_key(self, request: web.Request) -> web.Response:
+        sim = self.sim
+        data = await read_body(request)
         login = sim.logins.get(str(data.get("userName")))
         if login is None:
             return envelope(px.LoginErrorCode.USER_NOT_FOUND, "User not found.", token=None)
@@ -81,73 +96,63 @@ def build_routes(sim: "ProjectXSimulator") -> tuple[web.RouteTableDef, Callable[
             return web.Response(status=429)
         return envelope(token=sim.tokens.issue(login.username))
 
-    @routes.post(px.VALIDATE)
-    async def validate(request: web.Request) -> web.Response:
+    async def validate(self, request: web.Request) -> web.Response:
         # The docs (Validate Session): an expired token is re-validated for a new one; a forged one is not.
-        return envelope(newToken=sim.tokens.issue(request[USER].user))
+        return envelope(newToken=self.sim.tokens.issue(request[USER].user))
 
     # -- lookups -----------------------------------------------------------------------
-    @routes.post(px.ACCOUNT_SEARCH)
-    async def account_search(request: web.Request) -> web.Response:
-        data = await body(request)
+    async def account_search(self, request: web.Request) -> web.Response:
+        data = await read_body(request)
         only_active = bool(data.get("onlyActiveAccounts", True))
         user = request[USER].user
-        accounts = [state.account_payload(a) for a in state.accounts.values()
-                    if sim.visible(user, a.name) and (a.can_trade or not only_active)]
+        accounts = [self.state.account_payload(a) for a in self.state.accounts.values()
+                    if self.sim.visible(user, a.name) and (a.can_trade or not only_active)]
         return envelope(accounts=accounts)
 
-    @routes.post(px.CONTRACT_SEARCH)
-    async def contract_search(request: web.Request) -> web.Response:
-        data = await body(request)
-        return envelope(contracts=[c.payload() for c in state.search_contracts(str(data.get("searchText") or ""))])
+    async def contract_search(self, request: web.Request) -> web.Response:
+        data = await read_body(request)
+        text = str(data.get("searchText") or "")
+        return envelope(contracts=[c.payload() for c in self.state.search_contracts(text)])
 
-    @routes.post(px.CONTRACT_AVAILABLE)
-    async def contract_available(request: web.Request) -> web.Response:
-        return envelope(contracts=[c.payload() for c in state.front.values()])
+    async def contract_available(self, request: web.Request) -> web.Response:
+        return envelope(contracts=[c.payload() for c in self.state.front.values()])
 
-    @routes.post(px.CONTRACT_SEARCH_BY_ID)
-    async def contract_by_id(request: web.Request) -> web.Response:
-        contract = state.contract((await body(request)).get("contractId"))
+    async def contract_by_id(self, request: web.Request) -> web.Response:
+        contract = self.state.contract((await read_body(request)).get("contractId"))
         if contract is None:
             return envelope(1, "Contract not found.", contract=None, contracts=[])
         # Newer gateways answer ``contract``; the docs page still shows a ``contracts`` list.
         return envelope(contract=contract.payload(), contracts=[contract.payload()])
 
-    order_routes(sim, routes, body, account_of)
-
-    @routes.post(px.ORDER_SEARCH_OPEN)
-    async def search_open(request: web.Request) -> web.Response:
-        request_data = await body(request)
-        account = account_of(request, request_data)
+    # -- orders, positions and trades ----------------------------------------------------
+    async def search_open(self, request: web.Request) -> web.Response:
+        data = await read_body(request)
+        account = account_of(self.sim, request, data)
         if account is None:
             return envelope(px.SearchErrorCode.ACCOUNT_NOT_FOUND, "Account not found.", orders=[])
         # Suspended bracket children are not kernel orders yet, so they are not listed (as observed).
-        orders = [state.order_payload(o) for o in state.orders(account) if not o.status.is_final]
+        orders = [self.state.order_payload(o) for o in self.state.orders(account) if not o.status.is_final]
         return envelope(orders=orders)
 
-    @routes.post(px.ORDER_SEARCH)
-    async def search_orders(request: web.Request) -> web.Response:
-        data = await body(request)
-        account = account_of(request, data)
+    async def search_orders(self, request: web.Request) -> web.Response:
+        data = await read_body(request)
+        account = account_of(self.sim, request, data)
         if account is None:
             return envelope(px.SearchErrorCode.ACCOUNT_NOT_FOUND, "Account not found.", orders=[])
         start, end = _window(data)
-        orders = [state.order_payload(o) for o in state.orders(account) if start <= o.created_at <= end]
+        orders = [self.state.order_payload(o) for o in self.state.orders(account) if start <= o.created_at <= end]
         return envelope(orders=orders)
 
-    # -- positions and trades --------------------------------------------------------------
-    @routes.post(px.POSITION_SEARCH_OPEN)
-    async def positions_open(request: web.Request) -> web.Response:
-        request_data = await body(request)
-        account = account_of(request, request_data)
+    async def positions_open(self, request: web.Request) -> web.Response:
+        data = await read_body(request)
+        account = account_of(self.sim, request, data)
         if account is None:
             return envelope(px.SearchErrorCode.ACCOUNT_NOT_FOUND, "Account not found.", positions=[])
-        return envelope(positions=state.position_payloads(account))
+        return envelope(positions=self.state.position_payloads(account))
 
-    @routes.post(px.TRADE_SEARCH)
-    async def trade_search(request: web.Request) -> web.Response:
-        data = await body(request)
-        account = account_of(request, data)
+    async def trade_search(self, request: web.Request) -> web.Response:
+        data = await read_body(request)
+        account = account_of(self.sim, request, data)
         if account is None:
             return envelope(px.SearchErrorCode.ACCOUNT_NOT_FOUND, "Account not found.", trades=[])
         start, end = _window(data)
@@ -155,10 +160,8 @@ def build_routes(sim: "ProjectXSimulator") -> tuple[web.RouteTableDef, Callable[
                   if start <= (parsing.parse_time(t["creationTimestamp"]) or start) <= end]
         return envelope(trades=trades)
 
-    return routes, gateway_middleware
-
 
 def _window(data: dict[str, Any]) -> tuple[datetime, datetime]:
-    start = parsing.parse_time(data.get("startTimestamp")) or datetime.min.replace(tzinfo=timezone.utc)
-    end = parsing.parse_time(data.get("endTimestamp")) or datetime.max.replace(tzinfo=timezone.utc)
+    start = parsing.parse_time(data.get("startTimestamp")) or datetime.min.replace(tzinfo=UTC)
+    end = parsing.parse_time(data.get("endTimestamp")) or datetime.max.replace(tzinfo=UTC)
     return start, end
