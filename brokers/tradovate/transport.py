@@ -21,15 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
+from ...common.ratewindow import SlidingWindow
 from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, RateLimited, TokenExpired
 from ..ratebudget import Priority, RateBudget
@@ -83,17 +82,18 @@ class RestClient:
         self.expires: datetime | None = None
         self.user_id: int | None = None
         self._auth_lock = asyncio.Lock()
-        self._login_times: deque[float] = deque()
+        limit, window = config.login_budget
+        self._login_window = SlidingWindow(limit, window)
         self.logins = 0      # accesstokenrequests answered with a token (sessions we opened)
         self.renewals = 0
         self.reauths = 0     # recoveries after a refused token
 
     # -- session ---------------------------------------------------------------------------
-    def adopt(self, previous: "RestClient") -> None:
+    def adopt(self, previous: RestClient) -> None:
         """Carry a live token (and the login budget) over from the client of an earlier
         ``connect``: reconnecting the adapter is not a reason to open a new session."""
         self.token, self.expires, self.user_id = previous.token, previous.expires, previous.user_id
-        self._login_times = previous._login_times
+        self._login_window = previous._login_window
         self.logins, self.renewals, self.reauths = previous.logins, previous.renewals, previous.reauths
 
     async def authenticate(self) -> None:
@@ -119,17 +119,14 @@ class RestClient:
         """At most ``login_budget`` token requests per window: each opens a session and the
         oldest of the user's sessions closes, so logging in on every doubt logs the user out."""
         limit, window = self.config.login_budget
-        now = time.monotonic()
-        while self._login_times and self._login_times[0] <= now - window:
-            self._login_times.popleft()
-        if len(self._login_times) >= limit:
-            wait = self._login_times[0] + window - now
+        wait = self._login_window.wait()
+        if wait > 0:
             if wait > remaining(_NO_DEADLINE):
                 raise BrokerUnavailable(f"tradovate login budget ({limit}/{window:.0f}s) spent; "
                                         f"next login in {wait:.1f}s", code="login-budget", sent=False)
             log.warning("tradovate: login budget spent, next login in %.1fs", wait)
             await asyncio.sleep(wait)
-        self._login_times.append(time.monotonic())
+        self._login_window.record()
 
     def _take_token(self, data: Any) -> None:
         if not isinstance(data, dict) or data.get("errorText") or not data.get("accessToken"):
@@ -142,13 +139,13 @@ class RestClient:
     def needs_renewal(self) -> bool:
         if self.token is None or self.expires is None:
             return True
-        return datetime.now(timezone.utc) >= self.expires - timedelta(seconds=self.config.renew_margin_s)
+        return datetime.now(UTC) >= self.expires - timedelta(seconds=self.config.renew_margin_s)
 
     def seconds_to_renewal(self) -> float:
         if self.expires is None:
             return 0.0
         due = self.expires - timedelta(seconds=self.config.renew_margin_s)
-        return max(0.0, (due - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (due - datetime.now(UTC)).total_seconds())
 
     async def ensure_token(self) -> str:
         """A usable token: the current one, renewed near expiry; a login only when there is none."""
@@ -245,7 +242,7 @@ class RestClient:
             raise BrokerUnavailable(f"{url}: copy deadline passed before sending", sent=False)
         try:
             await asyncio.wait_for(self.budget.acquire(priority), None if left == _NO_DEADLINE else left)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise RateLimited(f"{url}: no request slot before the copy deadline", code="budget") from exc
         headers = {"Accept": "application/json"}
         if token:
@@ -259,7 +256,7 @@ class RestClient:
                 return await self._answer(url, resp)
         except aiohttp.ClientConnectorError as exc:
             raise BrokerUnavailable(f"{url}: cannot connect: {exc!r}", sent=False) from exc
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise BrokerUnavailable(f"{url}: no answer: {exc!r}", sent=True) from exc
 
     async def _answer(self, url: str, resp: aiohttp.ClientResponse) -> Any:
@@ -366,7 +363,7 @@ class UserSocket:
             reason = "closed by the server"
             try:
                 await self._read(ws)
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, codec.CodecError) as exc:
+            except (TimeoutError, aiohttp.ClientError, ConnectionError, codec.CodecError) as exc:
                 reason = repr(exc)
             finally:
                 beats.cancel()
