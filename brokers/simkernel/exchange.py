@@ -12,8 +12,8 @@ import itertools
 from collections.abc import Callable
 from decimal import Decimal
 
+from ...common.clock import utcnow
 from ..instruments import instrument_for
-from ..positions import apply_fill, undo_fill
 from ..model import (
     Bracket,
     FillCorrection,
@@ -24,8 +24,8 @@ from ..model import (
     PositionEvent,
     Side,
     TimeInForce,
-    utcnow,
 )
+from ..positions import apply_fill, undo_fill
 from .pricepath import PricePath
 from .records import REJECT_CODES, SimAccount, SimError, SimOrder, SimPosition
 

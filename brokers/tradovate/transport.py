@@ -22,12 +22,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
+from ...common.clock import utcnow
 from ...common.ratewindow import SlidingWindow
 from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, RateLimited, TokenExpired
@@ -139,13 +140,13 @@ class RestClient:
     def needs_renewal(self) -> bool:
         if self.token is None or self.expires is None:
             return True
-        return datetime.now(UTC) >= self.expires - timedelta(seconds=self.config.renew_margin_s)
+        return utcnow() >= self.expires - timedelta(seconds=self.config.renew_margin_s)
 
     def seconds_to_renewal(self) -> float:
         if self.expires is None:
             return 0.0
         due = self.expires - timedelta(seconds=self.config.renew_margin_s)
-        return max(0.0, (due - datetime.now(UTC)).total_seconds())
+        return max(0.0, (due - utcnow()).total_seconds())
 
     async def ensure_token(self) -> str:
         """A usable token: the current one, renewed near expiry; a login only when there is none."""
