@@ -120,15 +120,18 @@ async def keep_running(
     first_s: float = 1.0,
     max_s: float = 30.0,
     sleep: Sleep | None = None,
+    level: int = logging.ERROR,
 ) -> None:
     """Run ``step`` until cancelled, restarting it after any failure with growing pauses.
 
     For long-running consumer loops (feeds) that must outlive one bad broker answer. A step
     that returns normally is started again at once; a step that fails waits ``first_s``,
-    doubling to ``max_s`` while failures continue.
+    doubling to ``max_s`` while failures continue. Failures are logged at ``level``, with the
+    traceback at ERROR and above (below it the failure is an expected one, e.g. a token
+    renewal the next request repairs anyway).
     """
 
-    report = log_before_sleep(what, logging.ERROR, traceback=True)
+    report = log_before_sleep(what, level, traceback=level >= logging.ERROR)
     while True:
         async for attempt in forever(lambda exc: isinstance(exc, Exception), what=what, first_s=first_s,
                                      max_s=max_s, before_sleep=report, sleep=sleep):

@@ -13,7 +13,8 @@ What may be resent: a request refused before it ran — a penalty ticket (wait `
 the same body plus ``p-ticket``), a 401, a connection that never opened. A request that may have
 reached the broker (timeout, reset, 5xx) is resent only when it is a read; an order is reported
 as ``BrokerUnavailable(sent=True)`` for the caller to look up, never placed twice blindly. Retries
-run on tenacity and stop at the copy's deadline (:mod:`..deadline`).
+run on the one retry policy module (:mod:`copytrader.common.retrying`) and stop at the copy's
+deadline (:mod:`..deadline`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState
 
 from ...common.clock import utcnow
 from ...common.ratewindow import SlidingWindow
+from ...common.retrying import backoff, forever, until
 from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, RateLimited, TokenExpired
 from ..ratebudget import Priority, RateBudget
@@ -44,6 +46,8 @@ Json = dict[str, Any]
 LOCKOUT_S = 3600.0
 _READS = ("/list", "/find", "/item", "/items", "/deps", "/ldeps", "/suggest")
 _NO_DEADLINE = float("inf")
+#: Between attempts after a transient failure: 50 ms doubling to 2 s (a penalty says its own wait).
+_TRANSIENT_BACKOFF = backoff(0.05, 2.0)
 
 
 class PenaltyTicket(RateLimited):
@@ -63,7 +67,7 @@ def _backoff(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome is not None else None
     if isinstance(exc, RateLimited) and exc.retry_after is not None:
         return max(0.0, float(exc.retry_after))
-    return min(2.0, 0.05 * 2 ** (state.attempt_number - 1))
+    return float(_TRANSIENT_BACKOFF(state))
 
 
 def _past_deadline(state: RetryCallState) -> bool:
@@ -211,11 +215,8 @@ class RestClient:
                 self._penalty(endpoint, data, payload)
             return data
 
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(retry),
-            stop=stop_after_attempt(self.config.max_attempts + self.config.max_penalties) | _past_deadline,
-            wait=_backoff, reraise=True,
-        )
+        retrying = until(retry, what=f"tradovate {endpoint}", attempts=self.config.max_attempts + self.config.max_penalties,
+                         deadline_s=_NO_DEADLINE, wait=_backoff, stop=_past_deadline)
         async for state in retrying:
             with state:
                 return await attempt()
@@ -304,10 +305,8 @@ class UserSocket:
         ``reconnect_initial_s`` to ``reconnect_max_s``); a session that synced and later closed
         starts a fresh backoff. A refused first login or first connection is fatal."""
         while True:
-            retrying = AsyncRetrying(
-                retry=retry_if_exception(self._worth_retrying), reraise=True, before_sleep=self._report,
-                wait=wait_exponential(multiplier=self.config.reconnect_initial_s, max=self.config.reconnect_max_s),
-            )
+            retrying = forever(self._worth_retrying, what="tradovate websocket", before_sleep=self._report,
+                               first_s=self.config.reconnect_initial_s, max_s=self.config.reconnect_max_s)
             try:
                 async for attempt in retrying:
                     with attempt:
