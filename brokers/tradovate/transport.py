@@ -374,7 +374,9 @@ class UserSocket:
     async def _sync(self, ws: aiohttp.ClientWebSocketResponse) -> codec.Response:
         """``user/syncrequest``, waiting out a penalty ticket (resent with the ticket) if one comes."""
         body: Json = dict(s.sync_body(self.rest.user_id or 0))
-        for _ in range(self.config.max_penalties + 1):
+
+        async def attempt() -> codec.Response:
+            nonlocal body
             request_id = self._ids = self._ids + 1
             await ws.send_str(codec.encode_request("user/syncrequest", request_id, "", body))
             sync = await self._reply(ws, request_id)
@@ -382,13 +384,22 @@ class UserSocket:
                 assert isinstance(sync.data, dict)
                 if sync.data.get(s.PENALTY_CAPTCHA):
                     raise AuthenticationFailed("user/syncrequest: captcha penalty; wait about an hour", code="p-captcha")
-                await asyncio.sleep(float(sync.data.get(s.PENALTY_TIME) or 1))
+                ticket = str(sync.data.get(s.PENALTY_TICKET))
                 body = {**body, s.PENALTY_TICKET: sync.data.get(s.PENALTY_TICKET)}
-                continue
+                raise PenaltyTicket("user/syncrequest: time penalty", ticket=ticket,
+                                    retry_after=float(sync.data.get(s.PENALTY_TIME) or 1))
             if sync.status != 200 or not isinstance(sync.data, dict):
                 raise BrokerUnavailable(f"user/syncrequest failed: {sync.status}")
             return sync
-        raise BrokerUnavailable("user/syncrequest: still penalised after waiting")
+
+        try:
+            async for state in until(lambda exc: isinstance(exc, PenaltyTicket), what="tradovate user/syncrequest",
+                                     attempts=self.config.max_penalties + 1, deadline_s=_NO_DEADLINE, wait=_backoff):
+                with state:
+                    return await attempt()
+        except PenaltyTicket as exc:
+            raise BrokerUnavailable("user/syncrequest: still penalised after waiting") from exc
+        raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
 
     async def _frame(self, ws: aiohttp.ClientWebSocketResponse) -> codec.ServerFrame:
         msg = await ws.receive(timeout=self.config.stale_after_s)

@@ -143,3 +143,18 @@ async def test_ack_delay_is_waited_out(adapter: TradovateAdapter, sim: Tradovate
     await adapter.place(PlaceOrder("f1", "slow-1", "ESZ6", Side.BUY, 1))
     assert time.monotonic() - started >= 0.29
     assert orders_with(sim, "slow-1") == 1
+
+
+async def test_penalised_resync_waits_p_time_and_resends_with_the_ticket(
+    make_adapter, sim: TradovateSimulator  # type: ignore[no-untyped-def]
+) -> None:
+    adapter: TradovateAdapter = await make_adapter(reconnect_initial_s=0.1)
+    sub = adapter.events()
+    before = len(sim.api.calls)
+    sim.faults(ACCT).rate_limit_next = 1  # the next request (the resync) answers a penalty ticket
+    sim.faults(ACCT).drop_connection = True
+    await next_event(sub, lambda e: isinstance(e, ConnectionEvent) and e.state is ConnectionState.CONNECTING)
+    await next_event(sub, lambda e: isinstance(e, ConnectionEvent) and e.state is ConnectionState.CONNECTED)
+    syncs = [body for endpoint, body in sim.api.calls[before:] if endpoint == "user/syncrequest"]
+    assert len(syncs) == 2 and "p-ticket" not in syncs[0] and syncs[1]["p-ticket"]
+    assert sim.connections_opened == 2  # waited out on the same socket, not by reconnecting
