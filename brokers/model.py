@@ -16,7 +16,7 @@ from decimal import Decimal
 from ..common.clock import utcnow  # timezone-aware now: naive datetimes never enter the model
 
 
-class Side(str, enum.Enum):
+class Side(str, enum.Enum):  # noqa: UP042 - StrEnum changes str() of members, which other layers print
     BUY = "buy"
     SELL = "sell"
 
@@ -28,21 +28,21 @@ class Side(str, enum.Enum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
-class OrderType(str, enum.Enum):
+class OrderType(str, enum.Enum):  # noqa: UP042 - StrEnum changes str() of members, which other layers print
     MARKET = "market"
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
 
 
-class TimeInForce(str, enum.Enum):
+class TimeInForce(str, enum.Enum):  # noqa: UP042 - StrEnum changes str() of members, which other layers print
     DAY = "day"
     GTC = "gtc"
     IOC = "ioc"
     FOK = "fok"
 
 
-class OrderStatus(str, enum.Enum):
+class OrderStatus(str, enum.Enum):  # noqa: UP042 - StrEnum changes str() of members, which other layers print
     PENDING = "pending"
     WORKING = "working"
     PARTIALLY_FILLED = "partially_filled"
@@ -61,7 +61,7 @@ _FINAL_STATUSES = frozenset(
 )
 
 
-class ConnectionState(str, enum.Enum):
+class ConnectionState(str, enum.Enum):  # noqa: UP042 - StrEnum changes str() of members, which other layers print
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"
     CONNECTED = "connected"

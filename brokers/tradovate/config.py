@@ -73,7 +73,7 @@ class TradovateConfig:
     limits: tuple[tuple[int, float], ...] = DEFAULT_LIMITS
 
     @classmethod
-    def from_session(cls, config: SessionConfig) -> "TradovateConfig":
+    def from_session(cls, config: SessionConfig) -> TradovateConfig:
         options = config.options
         live = bool(options.get("live", False))
         rest = (config.endpoint or (LIVE_REST if live else DEMO_REST)).rstrip("/")
