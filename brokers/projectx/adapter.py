@@ -356,7 +356,7 @@ class ProjectXAdapter(BrokerAdapter):
             raise OrderRejected(f"no ProjectX contract for {symbol!r}: {exc}", code="CONTRACT") from None
         data = await self._call(px.CONTRACT_SEARCH, {"searchText": code, "live": self.px.live}, Priority.MODIFY, idempotent=True)
         found = [c for c in data.get("contracts", []) if (px.split_contract_id(c["id"]) or ("",))[0] == code]
-        match = next((c for c in found if c["id"] == wanted), None) if wanted else \
+        match: dict[str, Any] | None = next((c for c in found if c["id"] == wanted), None) if wanted else \
             next((c for c in found if c.get("activeContract")), None)
         if match is None and wanted:
             byid = await self._call(px.CONTRACT_SEARCH_BY_ID, {"contractId": wanted}, Priority.MODIFY, idempotent=True)

@@ -93,7 +93,8 @@ def format_time(value: datetime) -> str:
 def unwrap(payload: Any) -> dict[str, Any]:
     """Hub pushes come as ``{"action", "data"}`` on the live gateway, bare in the docs: accept both."""
     if isinstance(payload, dict) and isinstance(payload.get("data"), dict) and "action" in payload:
-        return payload["data"]
+        data: dict[str, Any] = payload["data"]
+        return data
     if not isinstance(payload, dict):
         raise ValueError(f"hub payload is not an object: {payload!r}")
     return payload

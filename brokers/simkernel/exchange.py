@@ -78,10 +78,12 @@ class SimExchange:
         for listener in list(self._listeners):
             listener(event)
 
-    def open_account(self, name: str, balance: Decimal = Decimal(50000), **kw: int) -> SimAccount:
+    def open_account(self, name: str, balance: Decimal = Decimal(50000), *,
+                     max_order_quantity: int = 1000) -> SimAccount:
         account = self.accounts.get(name)
         if account is None:
-            account = self.accounts[name] = SimAccount(name=name, balance=balance, **kw)
+            account = self.accounts[name] = SimAccount(name=name, balance=balance,
+                                                       max_order_quantity=max_order_quantity)
         return account
 
     def account(self, name: str) -> SimAccount:

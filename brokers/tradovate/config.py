@@ -97,5 +97,5 @@ class TradovateConfig:
             reconnect_initial_s=float(options.get("reconnect_initial_s", 0.2)),
             reconnect_max_s=float(options.get("reconnect_max_s", 30.0)),
             stale_after_s=float(options.get("stale_after_s", 10.0)),
-            limits=tuple(tuple(x) for x in limits) if limits else DEFAULT_LIMITS,  # type: ignore[misc]  # (int, float) pairs from YAML
+            limits=tuple(tuple(x) for x in limits) if limits else DEFAULT_LIMITS,
         )

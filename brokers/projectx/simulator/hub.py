@@ -139,7 +139,7 @@ class UserHub:
 
     def _apply(self, connection: HubConnection, target: str, arguments: tuple[Any, ...]) -> str | None:
         subscribe = target if target.startswith("Subscribe") else px.UNSUBSCRIBE.get(target)
-        if subscribe not in px.STREAM_FOR_EVENT.values():
+        if subscribe is None or subscribe not in px.STREAM_FOR_EVENT.values():
             return f"Unknown hub method '{target}'"
         if subscribe == px.SUBSCRIBE_ACCOUNTS:
             key: Subscription = (subscribe, None)

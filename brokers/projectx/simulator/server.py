@@ -101,9 +101,9 @@ class ProjectXSimulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]  # aiohttp keeps it private
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server = site._server  # aiohttp exposes the bound port only here
+        assert server is not None and server.sockets  # type: ignore[attr-defined]  # asyncio.Server
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # asyncio.Server
         self.base_url = f"http://{self.host}:{self.port}"
         self.user_hub_url = f"{self.base_url}{px.USER_HUB_PATH}"
         self.exchange.add_listener(self._on_kernel_event)
