@@ -16,7 +16,7 @@ from decimal import Decimal
 from ..common.clock import utcnow  # timezone-aware now: naive datetimes never enter the model
 
 
-class Side(str, enum.Enum):  # noqa: UP042 - StrEnum changes str() of members, which other layers print
+class Side(str, enum.Enum):
     BUY = "buy"
     SELL = "sell"
 
@@ -28,21 +28,21 @@ class Side(str, enum.Enum):  # noqa: UP042 - StrEnum changes str() of members, w
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
-class OrderType(str, enum.Enum):  # noqa: UP042 - StrEnum changes str() of members, which other layers print
+class OrderType(str, enum.Enum):
     MARKET = "market"
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
 
 
-class TimeInForce(str, enum.Enum):  # noqa: UP042 - StrEnum changes str() of members, which other layers print
+class TimeInForce(str, enum.Enum):
     DAY = "day"
     GTC = "gtc"
     IOC = "ioc"
     FOK = "fok"
 
 
-class OrderStatus(str, enum.Enum):  # noqa: UP042 - StrEnum changes str() of members, which other layers print
+class OrderStatus(str, enum.Enum):
     PENDING = "pending"
     WORKING = "working"
     PARTIALLY_FILLED = "partially_filled"
@@ -61,7 +61,7 @@ _FINAL_STATUSES = frozenset(
 )
 
 
-class ConnectionState(str, enum.Enum):  # noqa: UP042 - StrEnum changes str() of members, which other layers print
+class ConnectionState(str, enum.Enum):
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"
     CONNECTED = "connected"

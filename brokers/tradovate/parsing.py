@@ -30,7 +30,7 @@ class UnknownEnumValue(BrokerError):
         self.raw = raw
 
 
-class CommandOutcome(str, enum.Enum):  # noqa: UP042 - StrEnum changes str() of members, which other layers print
+class CommandOutcome(str, enum.Enum):
     """What a ``commandStatus`` means for the request that made the command."""
 
     PENDING = "pending"      # still on its way (risk, hold, queue)

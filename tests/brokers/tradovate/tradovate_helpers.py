@@ -39,5 +39,5 @@ def session_config(sim: TradovateSimulator, **options: Any) -> SessionConfig:
 
 async def poll_until(predicate: Callable[[], bool]) -> None:
     """Await a state the simulator raises no event for, by polling it (the caller bounds the wait)."""
-    while not predicate():  # noqa: ASYNC110 - there is no event to await for simulator state
+    while not predicate():
         await asyncio.sleep(0.02)
