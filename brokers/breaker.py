@@ -72,7 +72,8 @@ class CircuitBreaker:
         self._consecutive = 0
         self._opened_at = 0.0
         self._trial_in_flight = False
-        # Calls and failures of the last ``ratio_window`` seconds (only kept with a ratio).
+        # Calls and failures of the last ``ratio_window`` seconds (only kept with a ratio); the
+        # calls window is "full" once it holds ``min_calls``, enough to judge the ratio.
         self._calls = SlidingWindow(max(1, min_calls), ratio_window, clock=clock)
         self._failures = SlidingWindow(max(1, min_calls), ratio_window, clock=clock)
         self.last_error: BaseException | None = None
@@ -179,10 +180,9 @@ class CircuitBreaker:
         if self.failure_ratio is None:
             return False
         now = self._clock()
-        calls = self._calls.count(now)
-        if calls < self.min_calls or calls == 0:
+        if self._calls.room(now):  # fewer than ``min_calls`` recent calls: too few to judge
             return False
-        return self._failures.count(now) / calls >= self.failure_ratio
+        return self._failures.count(now) / self._calls.count(now) >= self.failure_ratio
 
     def _open(self) -> None:
         self._opened_at = self._clock()
