@@ -28,7 +28,7 @@ from tenacity import (
     stop_never,
     wait_exponential_jitter,
 )
-from tenacity.stop import StopBaseT
+from tenacity.stop import StopBaseT, stop_base
 from tenacity.wait import WaitBaseT
 
 __all__ = ["backoff", "forever", "keep_running", "log_before_sleep", "until"]
@@ -67,6 +67,25 @@ def _retry_on(predicate: Predicate) -> Any:
     return retry_if_exception(worth_it)
 
 
+class _StopWhen(stop_base):
+    """A plain ``(RetryCallState) -> bool`` as a tenacity stop, so it combines with ``|``."""
+
+    def __init__(self, check: Callable[[RetryCallState], bool]) -> None:
+        self.check = check
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.check(retry_state)
+
+
+def _as_stop(stop: StopBaseT) -> stop_base:
+    return stop if isinstance(stop, stop_base) else _StopWhen(stop)
+
+
+def _sleeping(sleep: Sleep | None) -> dict[str, Any]:
+    """tenacity's own sleep unless the caller injects one (tests drive retries without time)."""
+    return {"sleep": sleep} if sleep is not None else {}
+
+
 def until(
     predicate: Predicate,
     *,
@@ -81,14 +100,14 @@ def until(
     """A bounded retry: the last error is re-raised unchanged (``reraise``)."""
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
-    bound: StopBaseT = stop_after_attempt(attempts) | stop_before_delay(deadline_s)
+    bound = stop_after_attempt(attempts) | stop_before_delay(deadline_s)
     return AsyncRetrying(
         retry=_retry_on(predicate),
-        stop=bound | stop if stop is not None else bound,
+        stop=bound | _as_stop(stop) if stop is not None else bound,
         wait=wait if wait is not None else backoff(0.05, 1.0, jitter_s=0.05),
         reraise=True,
         before_sleep=before_sleep or log_before_sleep(what, logging.INFO),
-        **({"sleep": sleep} if sleep is not None else {}),
+        **_sleeping(sleep),
     )
 
 
@@ -109,7 +128,7 @@ def forever(
         wait=backoff(first_s, max_s),
         reraise=True,
         before_sleep=before_sleep or log_before_sleep(what),
-        **({"sleep": sleep} if sleep is not None else {}),
+        **_sleeping(sleep),
     )
 
 
@@ -120,15 +139,18 @@ async def keep_running(
     first_s: float = 1.0,
     max_s: float = 30.0,
     sleep: Sleep | None = None,
+    level: int = logging.ERROR,
 ) -> None:
     """Run ``step`` until cancelled, restarting it after any failure with growing pauses.
 
     For long-running consumer loops (feeds) that must outlive one bad broker answer. A step
     that returns normally is started again at once; a step that fails waits ``first_s``,
-    doubling to ``max_s`` while failures continue.
+    doubling to ``max_s`` while failures continue. Failures are logged at ``level``, with the
+    traceback at ERROR and above (below it the failure is an expected one, e.g. a token
+    renewal the next request repairs anyway).
     """
 
-    report = log_before_sleep(what, logging.ERROR, traceback=True)
+    report = log_before_sleep(what, level, traceback=level >= logging.ERROR)
     while True:
         async for attempt in forever(lambda exc: isinstance(exc, Exception), what=what, first_s=first_s,
                                      max_s=max_s, before_sleep=report, sleep=sleep):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from ..common.clock import utcnow
 from .audit import AuditRecord, to_jsonable
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class RowBatch:
 def aware(value: datetime | None, fallback: datetime | None = None) -> datetime:
     """Records carry aware UTC times; a naive one (from a foreign producer) is taken as UTC."""
     if value is None:
-        value = fallback or datetime.now(timezone.utc)
+        value = fallback or utcnow()
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)

@@ -7,8 +7,8 @@ is skipped with the reason, so the matrix always shows what was and was not chec
 from __future__ import annotations
 
 import pytest
-
 from ci_skips import CAPABILITY_SKIP_PREFIX
+
 from .harness import PLATFORMS
 from .runner import Scenario, ScenarioRun, ScenarioSkipped, load_scenarios, missing_requirement
 
