@@ -6,6 +6,8 @@ Two shapes cover every caller:
   or ``deadline_s``, whichever comes first, waiting with :func:`backoff`.
 * :func:`forever` — a connection or a store that must come back (a websocket, a database,
   a Kafka feed): retry until cancelled, waiting with :func:`backoff` capped at ``max_s``.
+* :func:`again_now` — a blocking step that lost a race (another process took the same row):
+  try again at once, a few times, in the same thread.
 
 What is *worth* retrying stays with the caller (a predicate), because only the caller knows
 whether a failed request may have been carried out (see ``brokers.retry.exactly_once``).
@@ -21,6 +23,7 @@ from typing import Any
 
 from tenacity import (
     AsyncRetrying,
+    Retrying,
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
@@ -31,7 +34,7 @@ from tenacity import (
 from tenacity.stop import StopBaseT, stop_base
 from tenacity.wait import WaitBaseT
 
-__all__ = ["backoff", "forever", "keep_running", "log_before_sleep", "until"]
+__all__ = ["again_now", "backoff", "forever", "keep_running", "log_before_sleep", "until"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,19 @@ def until(
         reraise=True,
         before_sleep=before_sleep or log_before_sleep(what, logging.INFO),
         **_sleeping(sleep),
+    )
+
+
+def again_now(predicate: Predicate, *, what: str, attempts: int) -> Retrying:
+    """A blocking retry without a wait, for lost races (the winner has already committed, so
+    the next attempt sees its row): at most ``attempts`` tries, the last error re-raised."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    return Retrying(
+        retry=_retry_on(predicate),
+        stop=stop_after_attempt(attempts),
+        reraise=True,
+        before_sleep=log_before_sleep(what, logging.INFO),
     )
 
 

@@ -75,3 +75,31 @@ async def test_keep_running_restarts_failed_steps_with_growing_pauses(caplog: py
     assert sleeps.waits == pytest.approx([1.0, 1.0, 2.0])
     failures = [r for r in caplog.records if "renewal failed" in r.getMessage()]
     assert failures and all(r.levelno == logging.WARNING and r.exc_info is None for r in failures)
+
+
+def test_again_now_retries_a_lost_race_at_once_and_gives_up_with_the_last_error() -> None:
+    from copytrader.common.retrying import again_now
+
+    tries: list[int] = []
+
+    def lost_twice() -> str:
+        tries.append(1)
+        if len(tries) < 3:
+            raise KeyError("taken")
+        return "won"
+
+    for attempt in again_now(lambda exc: isinstance(exc, KeyError), what="race", attempts=3):
+        with attempt:
+            result = lost_twice()
+    assert result == "won" and len(tries) == 3
+
+    tries.clear()
+    with pytest.raises(KeyError):
+        for attempt in again_now(lambda exc: isinstance(exc, KeyError), what="race", attempts=2):
+            with attempt:
+                lost_twice()
+    assert len(tries) == 2
+    with pytest.raises(ValueError):
+        for attempt in again_now(lambda exc: isinstance(exc, KeyError), what="race", attempts=3):
+            with attempt:
+                raise ValueError("not a race")
