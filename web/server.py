@@ -31,6 +31,7 @@ from .middleware import make_middleware
 from .realtime import KafkaFeed, SocketHub
 from .reports import LiveReports, ReportSource, SqlReports
 from .webhook import MemoryReplayCache, RedisReplayCache, ReplayCache, WebhookVerifier
+from ..agents.shared import jobs
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,11 @@ def install(app: faust.App, shared: StageContext) -> WebContext:
     ctx.hub.attach(web_app)
     install_views(app, ctx)
 
-    @app.task
+    @jobs.task(app)
     async def dashboard_feed() -> None:
         await ctx.feed.run()
 
-    @app.task
+    @jobs.task(app)
     async def socket_sweep() -> None:
         await ctx.hub.sweep()
 
