@@ -178,9 +178,10 @@ class OrderRouter:
         except UnknownOrder as exc:
             await self._fail(intent, stamps, exc, kind="reject", code=exc.code or "UNKNOWN_ORDER")
         except BrokerError as exc:
-            if getattr(exc, "raw", None) is not None:  # an answer the adapter could not read
+            raw = getattr(exc, "raw", None)
+            if raw is not None:  # an answer the adapter could not read
                 await self._fail(intent, stamps, exc, kind="reject", code="BAD_ANSWER", state=UNKNOWN,
-                                 payload=str(exc.raw))  # type: ignore[attr-defined]  # checked just above
+                                 payload=str(raw))
             else:
                 await self._fail(intent, stamps, exc, kind="reject", code=exc.code or type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - an answer we cannot read: say so, keep the lane

@@ -125,7 +125,7 @@ def install(app: faust.App, ctx: StageContext) -> StorageSink:
         await sink.start(runtime.config)
 
     def agent(topic: Any, name: str, mapper: Mapper) -> None:
-        async def consume(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+        async def consume(stream: faust.StreamT[Any]) -> None:  # each stored topic has its own record type
             async for values in stream.take(BATCH_SIZE, within=BATCH_WITHIN):
                 await sink.store(mapper, values)
 
