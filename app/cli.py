@@ -14,6 +14,7 @@ from ..core.settings import Settings
 
 if TYPE_CHECKING:
     from .factory import CopyTraderApp
+    from .kafka_local import LocalKafka
 
 
 @click.group(name="kafka", help="Run a local single-node Kafka (KRaft) broker: start | stop | status.")
@@ -21,7 +22,7 @@ def kafka() -> None:
     pass
 
 
-def _local_kafka():  # type: ignore[no-untyped-def]  # returns LocalKafka; imported lazily
+def _local_kafka() -> LocalKafka:
     from .kafka_local import local_kafka_for
 
     settings = Settings.from_env()

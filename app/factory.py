@@ -17,7 +17,7 @@ import faust
 from ..agents.execution import agent as execution
 from ..agents.fanout import agent as fanout
 from ..agents.ingest import service as ingest
-from ..agents.shared import heartbeat
+from ..agents.shared import heartbeat, jobs
 from ..agents.shared.context import StageContext
 from ..agents.shared.outbox import Outbox, TopicOutbox
 from ..agents.shared.sessions import SessionPool
@@ -104,7 +104,7 @@ def install_lag_reporting(app: CopyTraderApp) -> None:
     """``copytrader_consumer_lag`` for Faust's consumer and any direct consumer of the worker
     (the Grafana panel "consumer lag")."""
 
-    @app.timer(LAG_INTERVAL_S)
+    @jobs.timer(app, LAG_INTERVAL_S)
     async def report_consumer_lag() -> None:
         metrics.record_consumer_lag(app.monitor)
         for lags in app.runtime.lags:

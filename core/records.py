@@ -110,7 +110,7 @@ class TradeSignal(_Base):
     fill_price: Decimal | None = None
     leader_order_id: str = ""
     source: str = "adapter"
-    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
     stamps: dict[str, float] = {}  # noqa: RUF012 - Faust copies defaults per instance
 
     def __post_init__(self) -> None:
@@ -202,7 +202,7 @@ class Execution(_Base):
     corrects: str | None = None  # fill_bust/fill_correction: execution id of the fill it changes
     original_quantity: int = 0
     original_price: Decimal | None = None
-    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
     stamps: dict[str, float] = {}  # noqa: RUF012
 
     def __post_init__(self) -> None:
@@ -222,7 +222,7 @@ class Position(_Base):
     realized_pnl: Decimal = Decimal(0)
     fills: int = 0
     recent_fill_ids: list[str] = []  # noqa: RUF012 - bounded window for duplicate-fill detection
-    updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
 
     def __post_init__(self) -> None:
         if self.updated_at is None:
@@ -241,7 +241,7 @@ class AccountStatus(_Base):
     orders_placed: int = 0
     rejects: int = 0
     last_copy_ms: float | None = None
-    updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
 
     def __post_init__(self) -> None:
         if self.updated_at is None:
@@ -259,7 +259,7 @@ class OrderError(_Base):
     client_order_id: str | None = None
     code: str | None = None
     payload: str | None = None
-    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
     stamps: dict[str, float] = {}  # noqa: RUF012
 
     def __post_init__(self) -> None:
@@ -275,7 +275,7 @@ class Heartbeat(_Base):
     sequence: int
     roles: list[str] = []  # noqa: RUF012
     assigned_partitions: int = 0
-    sent_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    sent_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
 
     def __post_init__(self) -> None:
         if self.sent_at is None:

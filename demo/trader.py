@@ -21,6 +21,7 @@ from ..brokers.instruments import instrument_for
 from ..brokers.model import CancelOrder, FlattenPosition, ModifyOrder, OrderType, PlaceOrder, Side
 
 from ..app.factory import CopyTraderApp
+from ..agents.shared import jobs
 
 log = logging.getLogger(__name__)
 SYMBOL = "ESZ6"
@@ -51,7 +52,7 @@ class DemoTrader:
         self._n += 1
         return f"demo-{self.plan.seed}-{self._n}"
 
-    async def run(self, on_measured: Callable[[], None] | None = None) -> None:
+    async def run(self, on_measured: Callable[[], object] | None = None) -> None:
         """Trade the plan; ``on_measured`` is called once, just before the first measured action
         (after the warm-up ones), so a benchmark can tell the two apart."""
         resting: list[tuple[str, Decimal]] = []  # (client id, price) of working limit/stop orders
@@ -100,7 +101,7 @@ def install(app: CopyTraderApp) -> None:
     done_file = go_file.with_suffix(".done")
     warm_file = go_file.with_suffix(".warm")  # the wall time the measured actions start
 
-    @app.task
+    @jobs.task(app)
     async def trade() -> None:
         assert runtime.ingest is not None, "the scripted leader runs in the worker with the ingest role"
         await runtime.ingest.ready.wait()

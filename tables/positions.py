@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import faust
+from faust.types import TableT
 
 from ..common.clock import utcnow
 from ..core.records import CORRECTION_KINDS, Execution, Position
@@ -90,6 +91,6 @@ def apply_correction(position: Position | None, correction: Execution) -> tuple[
     )
 
 
-def positions_table(app: faust.App, partitions: int) -> faust.Table:
+def positions_table(app: faust.App, partitions: int) -> TableT[str, Position]:
     """``positions[account|symbol]`` → Position, changelog-backed, co-partitioned with executions."""
     return app.Table("positions", key_type=str, value_type=Position, partitions=partitions, help="net positions")

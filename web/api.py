@@ -18,6 +18,7 @@ from faust import web
 
 from ..agents.shared.context import StageContext
 from ..core.metrics import serve_metrics, setup_metrics
+from ..agents.shared import jobs
 
 if TYPE_CHECKING:
     from .server import WebContext
@@ -34,7 +35,7 @@ def install_probes(app: faust.App, runtime: StageContext, assigned_partitions: C
     setup_metrics(app, serve=not port)
     if port:
 
-        @app.task
+        @jobs.task(app)
         async def metrics_server() -> None:
             runner = await serve_metrics(runtime.settings.web_host, port)
             try:

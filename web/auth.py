@@ -275,7 +275,7 @@ class Auth:
         """Seconds an address with ``failures`` recent failures waits before its next attempt."""
         if failures < LOGIN_FREE_FAILURES:
             return 0.0
-        return min(self.max_delay_s, self.base_delay_s * 2 ** min(failures - LOGIN_FREE_FAILURES, 32))
+        return min(self.max_delay_s, self.base_delay_s * 2.0 ** min(failures - LOGIN_FREE_FAILURES, 32))
 
     async def login(self, username: str, password: str, client: str) -> Session:
         """Throttled per client address: slowed down after failures, never refused.

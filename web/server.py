@@ -31,6 +31,7 @@ from .middleware import make_middleware
 from .realtime import KafkaFeed, SocketHub
 from .reports import LiveReports, ReportSource, SqlReports
 from .webhook import MemoryReplayCache, RedisReplayCache, ReplayCache, WebhookVerifier
+from ..agents.shared import jobs
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,9 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
     env = dict(os.environ) if env is None else env
     settings = runtime.settings
     redis_url = settings.redis_url
-    users: UserStore = StaticUsers.from_env(settings.data_dir, env)
+    static_users = StaticUsers.from_env(settings.data_dir, env)
     db = _database(settings)
-    if db is not None:
-        users = SqlUsers(db, users)  # type: ignore[arg-type]  # StaticUsers is the fallback
+    users: UserStore = static_users if db is None else SqlUsers(db, static_users)
     sessions: SessionStore = RedisSessions(redis_url) if redis_url else MemorySessions()
     cache: ReplayCache = RedisReplayCache(redis_url) if redis_url else MemoryReplayCache()
     auth = Auth(users, sessions, secure_cookie=secure_cookies(env, settings.web_host))
@@ -112,11 +112,11 @@ def install(app: faust.App, shared: StageContext) -> WebContext:
     ctx.hub.attach(web_app)
     install_views(app, ctx)
 
-    @app.task
+    @jobs.task(app)
     async def dashboard_feed() -> None:
         await ctx.feed.run()
 
-    @app.task
+    @jobs.task(app)
     async def socket_sweep() -> None:
         await ctx.hub.sweep()
 

@@ -12,6 +12,7 @@ and reports session health.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import logging
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from .accounts import ExecutorAccounts
 from .attempt_journal import AttemptJournal
 from .intent_consumer import LOG_APPEND_TIME, DirectIntentConsumer
 from .router import AccountLanes, OrderRouter
+from ..shared import jobs
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +138,7 @@ def install_direct_consumer(app: faust.App, stage: ExecutionStage) -> None:
     ctx.assignments.append(consumer.assignment)
     ctx.lags.append(consumer.lags)
 
-    @app.task
+    @jobs.task(app)
     async def start_intent_consumer() -> None:
         await consumer.start()
 
@@ -234,9 +236,9 @@ def install(app: faust.App, ctx: StageContext) -> ExecutionStage:
 
     if ctx.settings.executor_consumer == "faust":
         @app.agent(ctx.topics.intents, name="executor")
-        async def executor(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+        async def executor(stream: faust.StreamT[IntentBatch]) -> None:
             """Intents → broker requests in per-account lanes; offsets acked once the broker answered."""
-            manual = stream.noack()
+            manual = stream.noack()  # type: ignore[attr-defined]  # Faust's StreamT omits Stream.noack
             async for event in manual.events():
                 batch = event.value
                 if event.message.timestamp_type == LOG_APPEND_TIME:
@@ -244,21 +246,21 @@ def install(app: faust.App, ctx: StageContext) -> ExecutionStage:
                 # No redelivery flag here (Faust hides the assignment's end offsets): the attempt
                 # journal alone marks what this host may have sent; the direct consumer adds the
                 # rule that covers an executor moved to another host.
-                submit_batch(stage, batch, lambda event=event: manual.ack(event))
+                submit_batch(stage, batch, functools.partial(manual.ack, event))
     else:
         install_direct_consumer(app, stage)
 
-    @app.task
+    @jobs.task(app)
     async def connect_followers() -> None:
         await ctx.pool.connect_all(sorted(followers))
 
-    @app.task
+    @jobs.task(app)
     async def follow_account_records() -> None:
         await feed.run()
 
     reported = HealthReports()
 
-    @app.timer(ctx.settings.status_interval_s)
+    @jobs.timer(app, ctx.settings.status_interval_s)
     async def report_health() -> None:
         full = reported.next_round()
         for account_id in sorted(followers):

@@ -97,7 +97,7 @@ class PartitionProgress:
             self._committed.pop(tp, None)
 
 
-class DirectIntentConsumer(ConsumerRebalanceListener):
+class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types; subscribe() wants this base
     """Fetches intent batches and hands them to ``submit``; commits finished offsets only."""
 
     def __init__(
@@ -151,7 +151,7 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
     async def start(self) -> None:
         if self.adopt_offsets_from:
             await self._adopt_offsets()
-        self._consumer = AIOKafkaConsumer(**self._consumer_options)  # type: ignore[arg-type]  # typed options above
+        self._consumer = AIOKafkaConsumer(**self._consumer_options)
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=self)
         self._tasks = [asyncio.ensure_future(self._fetch_loop()), asyncio.ensure_future(self._commit_loop())]

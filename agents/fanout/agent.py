@@ -81,7 +81,7 @@ def install(app: faust.App, ctx: StageContext) -> FanoutStage:
     stage.controls_feed = controls.install(app, ctx, stage.planner)  # pause/resume, rules, accounts
 
     @app.agent(ctx.topics.signals, name="fanout")
-    async def fanout(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+    async def fanout(stream: faust.StreamT[bytes]) -> None:
         """Signals → one intent batch per orders.requests partition (or a refusal on order.errors)."""
         async for payload in stream:
             await handle_signal(stage, payload)

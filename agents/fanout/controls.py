@@ -10,6 +10,7 @@ import faust
 
 from ...core.live_config import add_follower, apply_account
 from ...core.records import OrderError
+from ..shared import jobs
 from ..shared.context import StageContext
 from ..shared.controls_feed import AccountCommand, Command, ControlsFeed, RuleCommand
 from .planner import FanoutPlanner
@@ -53,7 +54,7 @@ def install(app: faust.App, ctx: StageContext, planner: FanoutPlanner) -> Contro
     feed = ControlsFeed(ctx.settings.bootstrap_servers, ctx.settings.topic_prefix,
                         planner_applier(planner), on_refused=refused)
 
-    @app.task
+    @jobs.task(app)
     async def follow_controls() -> None:
         await feed.run()
 

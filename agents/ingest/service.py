@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import faust
 
+from ..shared import jobs
 from ..shared.context import StageContext
 from .watchers import LeaderWatcher
 
@@ -27,7 +28,7 @@ def install(app: faust.App, ctx: StageContext) -> IngestStage:
     """Role ``ingest``: connect the leaders' sessions and publish what they do."""
     stage = IngestStage()
 
-    @app.task
+    @jobs.task(app)
     async def watch_leaders() -> None:
         leaders = ctx.config.leaders()
         await ctx.pool.connect_all(leaders)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import faust
 
 from ...core.records import Heartbeat
+from . import jobs
 from .context import StageContext
 
 
@@ -19,7 +20,7 @@ def install(app: faust.App, ctx: StageContext, assigned_partitions: Callable[[],
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{runtime.settings.app_id}"
     sequence = itertools.count(1)
 
-    @app.timer(runtime.settings.heartbeat_interval_s)
+    @jobs.timer(app, runtime.settings.heartbeat_interval_s)
     async def heartbeat() -> None:
         beat = Heartbeat(
             worker_id=worker_id, sequence=next(sequence), roles=list(runtime.settings.roles),

@@ -31,6 +31,7 @@ from ...storage.db import database_url_from_env, make_engine, session_factory
 from ...storage.mapping import RowBatch
 from ...storage.migrate import upgrade
 from ...storage.writer import BatchWriter, WriteResult
+from ..shared import jobs
 from ..shared.context import StageContext
 
 log = logging.getLogger(__name__)
@@ -119,12 +120,12 @@ def install(app: faust.App, ctx: StageContext) -> StorageSink:
     sink = StorageSink(database_url_from_env(runtime.settings.database_url))
     runtime.shutdown_hooks.append(sink.close)
 
-    @app.task  # type: ignore[untyped-decorator]  # Faust's decorators are untyped
+    @jobs.task(app)
     async def storage_start() -> None:
         await sink.start(runtime.config)
 
     def agent(topic: Any, name: str, mapper: Mapper) -> None:
-        async def consume(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+        async def consume(stream: faust.StreamT[Any]) -> None:  # each stored topic has its own record type
             async for values in stream.take(BATCH_SIZE, within=BATCH_WITHIN):
                 await sink.store(mapper, values)
 

@@ -8,7 +8,7 @@ import logging
 import faust
 
 from ...core import metrics
-from ...core.records import CORRECTION_KINDS, OrderError
+from ...core.records import CORRECTION_KINDS, AccountStatus, Execution, OrderError
 from ...tables.health import health_table
 from ...tables.positions import apply_fill, position_key, positions_table
 from ..shared.context import StageContext
@@ -26,7 +26,7 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
     runtime.tables.update(positions=positions, broker_health=health)
 
     @app.agent(runtime.topics.executions, name="tracker")
-    async def track_positions(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+    async def track_positions(stream: faust.StreamT[Execution]) -> None:
         """Fills → positions table (duplicates ignored) → positions.updates."""
         async for execution in stream:
             if execution.kind not in FILL_KINDS:
@@ -56,7 +56,7 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
             await runtime.outbox.position(updated)
 
     @app.agent(runtime.topics.health, name="health")
-    async def track_health(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+    async def track_health(stream: faust.StreamT[AccountStatus]) -> None:
         """Session health → broker_health table → account.status when it changed."""
         async for status in stream:
             previous = health.get(status.account_id)

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web as aioweb
 from faust import web
 
+from ...storage.csv_export import to_csv
 from ..http import FieldErrors, HttpError, guarded, json_response
-from ..reports import REPORTS, to_csv
+from ..reports import REPORTS
 
 if TYPE_CHECKING:
     from ..server import WebContext
