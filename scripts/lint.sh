@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Static checks, all of which must be clean: ruff lint, ruff format check, and mypy (strict for
-# brokers/, agents/ and common/; see pyproject.toml). scripts/test.sh runs this before the suite.
+# Static checks, all of which must be clean: ruff lint, ruff format check, and mypy (strict, every
+# layer; see pyproject.toml). scripts/test.sh runs this before the suite.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
