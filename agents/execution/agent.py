@@ -28,6 +28,7 @@ from ...common.crypto import optional_cipher
 from ...core.settings import Settings
 from ..shared.context import StageContext
 from ..shared.controls_feed import ControlsFeed
+from ..shared.health_reports import HealthReports, session_status
 from .accounts import ExecutorAccounts
 from .attempt_journal import AttemptJournal
 from .intent_consumer import LOG_APPEND_TIME, DirectIntentConsumer
@@ -146,44 +147,14 @@ def install_direct_consumer(app: faust.App, stage: ExecutionStage) -> None:
     ctx.shutdown_hooks.insert(0, consumer.stop)
 
 
-class HealthReports:
-    """Which statuses to send this round: the changed ones, and all of them every few rounds
-    (a tracker that lost its table state hears of every account within a minute)."""
-
-    def __init__(self, full_every: int = 12) -> None:
-        self.full_every = full_every
-        self._round = 0
-        self._last: dict[str, dict[str, object]] = {}
-
-    def next_round(self) -> bool:
-        self._round += 1
-        return self._round % self.full_every == 1
-
-    def changed(self, status: AccountStatus) -> bool:
-        body = status.asdict() | {"updated_at": None}
-        if self._last.get(status.account_id) == body:
-            return False
-        self._last[status.account_id] = body
-        return True
-
-
 def status_of(stage: ExecutionStage, account_id: str, refused: str | None = None) -> AccountStatus:
-    account = stage.ctx.config.accounts[account_id]
-    pool = stage.ctx.pool
-    adapter = pool.connected().get(account.session_id)
-    health = adapter.health() if adapter else None
+    """A follower's session health plus what this executor's copies for it did."""
+    status = session_status(stage.ctx, account_id)
     stats = stage.router.stats.get(account_id)
-    return AccountStatus(
-        account_id=account_id,
-        platform=account.platform,
-        connection=health.state.value if health else "disconnected",
-        circuit=pool.breaker(account.session_id).state,
-        rate_headroom=health.rate_headroom if health else 1.0,
-        last_error=refused or (stats.last_error if stats else None) or (health.last_error if health else None),
-        orders_placed=stats.orders_placed if stats else 0,
-        rejects=stats.rejects if stats else 0,
-        last_copy_ms=stats.last_copy_ms if stats else None,
-    )
+    if stats is not None:
+        status.orders_placed, status.rejects, status.last_copy_ms = stats.orders_placed, stats.rejects, stats.last_copy_ms
+    status.last_error = refused or (stats.last_error if stats else None) or status.last_error
+    return status
 
 
 def journal_path(settings: Settings) -> Path:

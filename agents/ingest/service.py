@@ -1,4 +1,5 @@
-"""Runs a LeaderWatcher for every leader account this worker is configured to watch."""
+"""Runs a LeaderWatcher for every leader account this worker is configured to watch, and reports
+the leaders' session health."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import faust
 
 from ..shared import jobs
 from ..shared.context import StageContext
+from ..shared.health_reports import HealthReports, session_status
 from .watchers import LeaderWatcher
 
 log = logging.getLogger(__name__)
@@ -42,4 +44,26 @@ def install(app: faust.App, ctx: StageContext) -> IngestStage:
         stage.ready.set()
         await asyncio.gather(*(w.run() for w in stage.watchers))
 
+    reported = HealthReports()
+
+    @jobs.timer(app, ctx.settings.status_interval_s)
+    async def report_leader_health() -> None:
+        await report_leaders(ctx, reported)
+
     return stage
+
+
+async def report_leaders(ctx: StageContext, reported: HealthReports) -> int:
+    """The leaders' sessions on the dashboard too: a leader whose session dropped copies
+    nothing, and the trader must see that before placing the next trade. Returns how many
+    statuses were sent (the changed ones, or all on a full round)."""
+    full = reported.next_round()
+    sent = 0
+    for leader in ctx.config.leaders():
+        if leader not in ctx.config.accounts:
+            continue
+        status = session_status(ctx, leader)
+        if reported.changed(status) or full:
+            await ctx.outbox.health(status)
+            sent += 1
+    return sent
