@@ -35,7 +35,8 @@ class BuildPy(build_py):
         super().run()
 
 
-FOLDERS = ("app", "agents", "tables", "brokers", "web", "storage")
+# Every layer of the layout (docs/architecture.md, "Folders"); tests/ stays out of the wheel.
+FOLDERS = ("common", "brokers", "core", "storage", "tables", "agents", "web", "app", "demo")
 subpackages = find_packages(include=[f"{name}*" for name in FOLDERS] + [name for name in FOLDERS])
 setup(
     # kafka/ holds data only (the broker's pom.xml and log4j settings), listed so it ships.

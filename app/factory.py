@@ -9,47 +9,43 @@ of a group to run the same agents.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 
-from ..agents.execution.router import AccountLanes, OrderRouter
+from ..agents.execution import agent as execution
+from ..agents.fanout import agent as fanout
+from ..agents.ingest import service as ingest
+from ..agents.shared import heartbeat, jobs
+from ..agents.shared.context import StageContext
 from ..agents.shared.outbox import Outbox, TopicOutbox
-from ..agents.fanout.planner import Controls, FanoutPlanner
 from ..agents.shared.sessions import SessionPool
+from ..agents.tracking import storage_sink, tracker
 from ..brokers.registry import create_adapter
-from ..core.config import CopyConfig, load_config, parse_config
 from ..core import metrics
-from .gc_tuning import freeze_startup_heap
-from .kafka_tuning import apply_fetch_wait
+from ..core.config import CopyConfig, load_config, parse_config
 from ..core.settings import Settings
-from ..core.topics import SPEC, Topics, declare_topics, ensure_topics
+from ..core.topics import SPEC, declare_topics, ensure_topics
+from ..web import api
+from ..web.server import WebContext
+from ..agents.shared.aiokafka_internals import apply_fetch_wait
+from .gc_tuning import freeze_startup_heap
 from .worker import CopyTraderWorker
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class Runtime:
-    """Everything the agents share inside one worker."""
+@dataclass(slots=True, kw_only=True)
+class Runtime(StageContext):
+    """One worker's shared context plus what each of its stages built (``None`` for a stage
+    whose role this worker does not run)."""
 
-    settings: Settings
-    config: CopyConfig
-    topics: Topics
-    outbox: Outbox
-    pool: SessionPool
-    planner: FanoutPlanner
-    router: OrderRouter
-    lanes: AccountLanes
-    tables: dict[str, Any] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
-    shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # Partitions held by consumers outside Faust (the direct intent consumer), for readiness,
-    # and their lag per partition, for copytrader_consumer_lag.
-    assignments: list[Callable[[], set[Any]]] = field(default_factory=list)
-    lags: list[Callable[[], dict[Any, int]]] = field(default_factory=list)
+    ingest: ingest.IngestStage | None = None
+    fanout: fanout.FanoutStage | None = None
+    execution: execution.ExecutionStage | None = None
+    storage: storage_sink.StorageSink | None = None
+    web: WebContext | None = None
 
 
 class CopyTraderApp(faust.App):
@@ -108,7 +104,7 @@ def install_lag_reporting(app: CopyTraderApp) -> None:
     """``copytrader_consumer_lag`` for Faust's consumer and any direct consumer of the worker
     (the Grafana panel "consumer lag")."""
 
-    @app.timer(LAG_INTERVAL_S)
+    @jobs.timer(app, LAG_INTERVAL_S)
     async def report_consumer_lag() -> None:
         metrics.record_consumer_lag(app.monitor)
         for lags in app.runtime.lags:
@@ -157,54 +153,30 @@ def create_app(
         Worker=CopyTraderWorker,  # no spinner: it turns on DEBUG logging for every library
     )
     topics = declare_topics(app, settings.topic_prefix)
-    out = outbox or TopicOutbox(topics)
-    pool = SessionPool(config, adapter_factory)
-    router = OrderRouter(pool, out)
     app.runtime = Runtime(
-        settings=settings,
-        config=config,
-        topics=topics,
-        outbox=out,
-        pool=pool,
-        planner=FanoutPlanner(config, Controls()),
-        router=router,
-        lanes=AccountLanes(router.execute, router.report_crash),
+        settings=settings, config=config, topics=topics,
+        outbox=outbox or TopicOutbox(topics), pool=SessionPool(config, adapter_factory),
     )
     _install(app)
     return app
 
 
 def _install(app: CopyTraderApp) -> None:
-    from ..agents.execution import agent as executor_agent
-    from ..agents.fanout import agent as fanout
-    from ..agents.shared import heartbeat
-    from ..agents.ingest import service as ingestion_service
-    from ..agents.tracking import tracker
-
-    settings = app.runtime.settings
-    heartbeat.install(app)
+    """Each role's stage, in the order a signal travels; every worker gets the probes."""
+    runtime = app.runtime
+    settings = runtime.settings
+    heartbeat.install(app, runtime, app.assigned_partitions)
     if settings.has("ingest"):
-        ingestion_service.install(app)
+        runtime.ingest = ingest.install(app, runtime)
     if settings.has("fanout"):
-        from ..agents.shared import controls_feed as controls
-
-        fanout.install(app)
-        controls.install(app)  # pause/resume from the dashboard, via copy.controls
+        runtime.fanout = fanout.install(app, runtime)
     if settings.has("execute"):
-        executor_agent.install(app)
+        runtime.execution = execution.install(app, runtime)
     if settings.has("track"):
-        tracker.install(app, SPEC["trade.executions"].partitions, SPEC["broker.health"].partitions)
+        tracker.install(app, runtime, SPEC["trade.executions"].partitions, SPEC["broker.health"].partitions)
     if settings.has("store"):
-        from ..agents.tracking import storage_sink
-
-        storage_sink.install(app)
-    if settings.has("trader"):
-        from ..demo import trader
-
-        trader.install(app)
-    from ..web import api
-
-    api.install_probes(app)
+        runtime.storage = storage_sink.install(app, runtime)
+    api.install_probes(app, runtime, app.assigned_partitions)
     install_lag_reporting(app)
     if settings.has("web"):
-        api.install(app)
+        runtime.web = api.install(app, runtime)

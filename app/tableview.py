@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ..agents.shared.aiokafka_internals import refresh_metadata
+
 
 async def read_table(bootstrap: str, app_id: str, table: str, timeout: float = 10.0) -> dict[str, Any]:
     topic = f"{app_id}-{table}-changelog"
@@ -21,7 +23,7 @@ async def read_table(bootstrap: str, app_id: str, table: str, timeout: float = 1
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+            await refresh_metadata(consumer)
             partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
             raise LookupError(f"no changelog topic {topic!r}: is the app id right and has a worker run?")

@@ -52,12 +52,12 @@ class SessionConfig:
 class Subscription:
     """One subscriber's queue; registered on creation so no event between subscribe and first read is lost."""
 
-    def __init__(self, fanout: "EventFanout") -> None:
+    def __init__(self, fanout: EventFanout) -> None:
         self._fanout = fanout
         self.queue: asyncio.Queue[BrokerEvent] = asyncio.Queue()
         fanout._queues.add(self.queue)
 
-    def __aiter__(self) -> "Subscription":
+    def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> BrokerEvent:

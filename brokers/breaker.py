@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
+from ..common.ratewindow import SlidingWindow
 from .errors import CircuitOpen
 from .retry import is_retriable
 
@@ -72,7 +72,10 @@ class CircuitBreaker:
         self._consecutive = 0
         self._opened_at = 0.0
         self._trial_in_flight = False
-        self._outcomes: deque[tuple[float, bool]] = deque()  # (time, failed)
+        # Calls and failures of the last ``ratio_window`` seconds (only kept with a ratio); the
+        # calls window is "full" once it holds ``min_calls``, enough to judge the ratio.
+        self._calls = SlidingWindow(max(1, min_calls), ratio_window, clock=clock)
+        self._failures = SlidingWindow(max(1, min_calls), ratio_window, clock=clock)
         self.last_error: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -151,7 +154,7 @@ class CircuitBreaker:
     def reset(self) -> None:
         """Close and forget history (an operator reconnected the session by hand)."""
         self._consecutive = 0
-        self._outcomes.clear()
+        self._forget()
         self._trial_in_flight = False
         if self._state != "closed":
             self._transition("closed")
@@ -161,23 +164,29 @@ class CircuitBreaker:
         if self.failure_ratio is None:
             return
         now = self._clock()
-        self._outcomes.append((now, failed))
-        while self._outcomes and self._outcomes[0][0] <= now - self.ratio_window:
-            self._outcomes.popleft()
+        self._calls.record(now)
+        if failed:
+            self._failures.record(now)
+
+    def _forget(self) -> None:
+        self._calls.clear()
+        self._failures.clear()
 
     def _should_open(self) -> bool:
         if self._state != "closed":
             return False
         if self._consecutive >= self.failure_threshold:
             return True
-        if self.failure_ratio is None or len(self._outcomes) < self.min_calls:
+        if self.failure_ratio is None:
             return False
-        failures = sum(1 for _, failed in self._outcomes if failed)
-        return failures / len(self._outcomes) >= self.failure_ratio
+        now = self._clock()
+        if self._calls.room(now):  # fewer than ``min_calls`` recent calls: too few to judge
+            return False
+        return self._failures.count(now) / self._calls.count(now) >= self.failure_ratio
 
     def _open(self) -> None:
         self._opened_at = self._clock()
-        self._outcomes.clear()
+        self._forget()
         if self._state != "open":
             self._transition("open")
 

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 
-
-def utcnow() -> datetime:
-    """Timezone-aware now; naive datetimes never enter the model."""
-    return datetime.now(timezone.utc)
+from ..common.clock import utcnow  # timezone-aware now: naive datetimes never enter the model
 
 
 class Side(str, enum.Enum):
@@ -27,7 +24,7 @@ class Side(str, enum.Enum):
     def sign(self) -> int:
         return 1 if self is Side.BUY else -1
 
-    def opposite(self) -> "Side":
+    def opposite(self) -> Side:
         return Side.SELL if self is Side.BUY else Side.BUY
 
 

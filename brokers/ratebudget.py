@@ -18,16 +18,13 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
 
+from ..common.ratewindow import EPSILON as _EPSILON
+from ..common.ratewindow import SlidingWindow
+
 __all__ = ["Priority", "RateBudget"]
-
-#: Float slack: ``t + window`` computed from floats may miss ``now`` by an ulp; without it a
-#: fake clock advanced to exactly the expiry instant would leave the pump sleeping forever.
-_EPSILON = 1e-9
-
 
 class Priority(IntEnum):
     """Lower value is served first: a cancel or exit must never wait behind new entries."""
@@ -36,36 +33,6 @@ class Priority(IntEnum):
     EXIT = 1
     MODIFY = 2
     ENTRY = 3
-
-
-class _Window:
-    """One sliding window: grant times of the last ``seconds``."""
-
-    __slots__ = ("limit", "seconds", "grants")
-
-    def __init__(self, limit: int, seconds: float) -> None:
-        if limit <= 0 or seconds <= 0:
-            raise ValueError(f"rate limit needs positive values, got ({limit}, {seconds})")
-        self.limit = limit
-        self.seconds = seconds
-        self.grants: deque[float] = deque()
-
-    def prune(self, now: float) -> None:
-        while self.grants and self.grants[0] + self.seconds <= now + _EPSILON:
-            self.grants.popleft()
-
-    def wait(self, now: float) -> float:
-        """Seconds until this window has room (0 when it has room now)."""
-        self.prune(now)
-        if len(self.grants) < self.limit:
-            return 0.0
-        # The grant that must expire is the one ``limit`` places from the end.
-        oldest_blocking = self.grants[len(self.grants) - self.limit]
-        return max(0.0, oldest_blocking + self.seconds - now)
-
-    def headroom(self, now: float) -> float:
-        self.prune(now)
-        return max(0.0, (self.limit - len(self.grants)) / self.limit)
 
 
 class RateBudget:
@@ -86,7 +53,9 @@ class RateBudget:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.name = name
-        self._windows = [_Window(limit, seconds) for limit, seconds in limits]
+        if any(limit <= 0 or seconds <= 0 for limit, seconds in limits):
+            raise ValueError(f"rate limit needs positive values, got {limits}")
+        self._windows = [SlidingWindow(limit, seconds, clock=clock) for limit, seconds in limits]
         self._clock = clock
         self._sleep = sleep
         self._blocked_until = float("-inf")
@@ -147,7 +116,7 @@ class RateBudget:
     def _grant(self) -> None:
         now = self._clock()
         for window in self._windows:
-            window.grants.append(now)
+            window.record(now)
 
     def _ensure_pump(self) -> None:
         if self._pump is None or self._pump.done():

@@ -1,5 +1,8 @@
-"""Retry policy for broker requests, built on tenacity: the one place that decides when to
-try again.
+"""Retry policy for broker requests: what is worth trying again, and whether a failed request
+may already have been carried out. *How* to wait and when to stop is
+:mod:`copytrader.common.retrying` (the one retry policy module, on tenacity); this module only
+adds the broker predicates (:func:`is_retriable`, :func:`outcome_unknown`) and
+:func:`exactly_once`.
 
 Two questions decide it. Is the error temporary (``retriable = True``, the aiokafka/freqtrade
 split)? A permanent error (rejected, bad credentials, circuit open) surfaces at once. And may
@@ -20,15 +23,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_exponential_jitter,
-)
+from tenacity import RetryCallState
 
+from ..common.retrying import backoff, until
 from . import deadline
 from .errors import BrokerUnavailable, OutcomeUnknown, RateLimited, TokenExpired
 
@@ -38,7 +35,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_backoff = wait_exponential_jitter(multiplier=0.05, max=1.0, exp_base=2, jitter=0.05)
+_backoff = backoff(0.05, 1.0, jitter_s=0.05)
 
 
 def is_retriable(exc: BaseException) -> bool:
@@ -100,16 +97,8 @@ async def retrying_call(
     The last error is re-raised unchanged (not wrapped in tenacity's ``RetryError``) so the
     caller's error handling sees the broker error it knows. ``sleep`` is injectable for tests.
     """
-    if attempts < 1:
-        raise ValueError("attempts must be at least 1")
-    retrying = AsyncRetrying(
-        retry=retry_if_exception(is_retriable),
-        stop=stop_after_attempt(attempts) | stop_before_delay(deadline_s) | _past_copy_deadline,
-        wait=_wait,
-        reraise=True,
-        before_sleep=_log_retry,
-        **({"sleep": sleep} if sleep is not None else {}),
-    )
+    retrying = until(is_retriable, what="broker request", attempts=attempts, deadline_s=deadline_s,
+                     wait=_wait, stop=_past_copy_deadline, before_sleep=_log_retry, sleep=sleep)
     async for attempt in retrying:
         with attempt:
             return await fn()

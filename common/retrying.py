@@ -6,6 +6,8 @@ Two shapes cover every caller:
   or ``deadline_s``, whichever comes first, waiting with :func:`backoff`.
 * :func:`forever` — a connection or a store that must come back (a websocket, a database,
   a Kafka feed): retry until cancelled, waiting with :func:`backoff` capped at ``max_s``.
+* :func:`again_now` — a blocking step that lost a race (another process took the same row):
+  try again at once, a few times, in the same thread.
 
 What is *worth* retrying stays with the caller (a predicate), because only the caller knows
 whether a failed request may have been carried out (see ``brokers.retry.exactly_once``).
@@ -21,6 +23,7 @@ from typing import Any
 
 from tenacity import (
     AsyncRetrying,
+    Retrying,
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
@@ -28,10 +31,10 @@ from tenacity import (
     stop_never,
     wait_exponential_jitter,
 )
-from tenacity.stop import StopBaseT
+from tenacity.stop import StopBaseT, stop_base
 from tenacity.wait import WaitBaseT
 
-__all__ = ["backoff", "forever", "keep_running", "log_before_sleep", "until"]
+__all__ = ["again_now", "backoff", "forever", "keep_running", "log_before_sleep", "until"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ Predicate = Callable[[BaseException], bool]
 def backoff(first_s: float, max_s: float, *, jitter_s: float = 0.0) -> WaitBaseT:
     """Exponential backoff ``first_s, 2·first_s, …`` capped at ``max_s`` (plus up to
     ``jitter_s`` so many sessions that lost the same server do not return in lockstep)."""
-    return wait_exponential_jitter(initial=first_s, max=max_s, exp_base=2, jitter=jitter_s)
+    return wait_exponential_jitter(multiplier=first_s, max=max_s, exp_base=2, jitter=jitter_s)
 
 
 def log_before_sleep(
@@ -67,6 +70,25 @@ def _retry_on(predicate: Predicate) -> Any:
     return retry_if_exception(worth_it)
 
 
+class _StopWhen(stop_base):
+    """A plain ``(RetryCallState) -> bool`` as a tenacity stop, so it combines with ``|``."""
+
+    def __init__(self, check: Callable[[RetryCallState], bool]) -> None:
+        self.check = check
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.check(retry_state)
+
+
+def _as_stop(stop: StopBaseT) -> stop_base:
+    return stop if isinstance(stop, stop_base) else _StopWhen(stop)
+
+
+def _sleeping(sleep: Sleep | None) -> dict[str, Any]:
+    """tenacity's own sleep unless the caller injects one (tests drive retries without time)."""
+    return {"sleep": sleep} if sleep is not None else {}
+
+
 def until(
     predicate: Predicate,
     *,
@@ -81,14 +103,27 @@ def until(
     """A bounded retry: the last error is re-raised unchanged (``reraise``)."""
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
-    bound: StopBaseT = stop_after_attempt(attempts) | stop_before_delay(deadline_s)
+    bound = stop_after_attempt(attempts) | stop_before_delay(deadline_s)
     return AsyncRetrying(
         retry=_retry_on(predicate),
-        stop=bound | stop if stop is not None else bound,
+        stop=bound | _as_stop(stop) if stop is not None else bound,
         wait=wait if wait is not None else backoff(0.05, 1.0, jitter_s=0.05),
         reraise=True,
         before_sleep=before_sleep or log_before_sleep(what, logging.INFO),
-        **({"sleep": sleep} if sleep is not None else {}),
+        **_sleeping(sleep),
+    )
+
+
+def again_now(predicate: Predicate, *, what: str, attempts: int) -> Retrying:
+    """A blocking retry without a wait, for lost races (the winner has already committed, so
+    the next attempt sees its row): at most ``attempts`` tries, the last error re-raised."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    return Retrying(
+        retry=_retry_on(predicate),
+        stop=stop_after_attempt(attempts),
+        reraise=True,
+        before_sleep=log_before_sleep(what, logging.INFO),
     )
 
 
@@ -109,7 +144,7 @@ def forever(
         wait=backoff(first_s, max_s),
         reraise=True,
         before_sleep=before_sleep or log_before_sleep(what),
-        **({"sleep": sleep} if sleep is not None else {}),
+        **_sleeping(sleep),
     )
 
 
@@ -120,15 +155,18 @@ async def keep_running(
     first_s: float = 1.0,
     max_s: float = 30.0,
     sleep: Sleep | None = None,
+    level: int = logging.ERROR,
 ) -> None:
     """Run ``step`` until cancelled, restarting it after any failure with growing pauses.
 
     For long-running consumer loops (feeds) that must outlive one bad broker answer. A step
     that returns normally is started again at once; a step that fails waits ``first_s``,
-    doubling to ``max_s`` while failures continue.
+    doubling to ``max_s`` while failures continue. Failures are logged at ``level``, with the
+    traceback at ERROR and above (below it the failure is an expected one, e.g. a token
+    renewal the next request repairs anyway).
     """
 
-    report = log_before_sleep(what, logging.ERROR, traceback=True)
+    report = log_before_sleep(what, level, traceback=level >= logging.ERROR)
     while True:
         async for attempt in forever(lambda exc: isinstance(exc, Exception), what=what, first_s=first_s,
                                      max_s=max_s, before_sleep=report, sleep=sleep):

@@ -23,6 +23,8 @@ from .scaling import CopyRule
 from ..brokers.base import SessionConfig
 from ..common.crypto import CredentialCipher, CredentialKeyError, SecretStr
 
+#: The ``copy.controls`` key that means every account (pause all copying).
+ALL_ACCOUNTS = "*"
 TOPIC = "copy.controls"
 T = TypeVar("T")
 

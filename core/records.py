@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import faust
 
 from ..brokers.model import OrderType, Side
+from ..common.clock import utcnow
 from .schemas.bounds import MAX_QUANTITY
 
 SIGNAL_KINDS = ("new", "modify", "cancel", "fill", "flatten")
@@ -27,10 +28,6 @@ EXECUTION_KINDS = ("ack", "fill", "partial_fill", "reject", "modified", "cancell
 #: values reported before (``original_*``); ``quantity``/``price`` are the values now (0/None: bust).
 CORRECTION_KINDS = ("fill_bust", "fill_correction")
 STAGES = ("detected", "published", "fanned_out", "sent", "acked", "filled")
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def stamp(stamps: dict[str, float], stage: str) -> dict[str, float]:
@@ -113,7 +110,7 @@ class TradeSignal(_Base):
     fill_price: Decimal | None = None
     leader_order_id: str = ""
     source: str = "adapter"
-    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
     stamps: dict[str, float] = {}  # noqa: RUF012 - Faust copies defaults per instance
 
     def __post_init__(self) -> None:
@@ -127,7 +124,7 @@ class TradeSignal(_Base):
             raise RecordError("quantity", f"must be positive; got {self.quantity}")
         if self.kind in ("new", "modify"):
             _order_prices(self.order_type, self.limit_price, self.stop_price)
-        self.occurred_at = _utc("occurred_at", self.occurred_at or now_utc())
+        self.occurred_at = _utc("occurred_at", self.occurred_at or utcnow())
         if not self.leader_order_id:
             self.leader_order_id = self.signal_id
 
@@ -205,14 +202,14 @@ class Execution(_Base):
     corrects: str | None = None  # fill_bust/fill_correction: execution id of the fill it changes
     original_quantity: int = 0
     original_price: Decimal | None = None
-    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
     stamps: dict[str, float] = {}  # noqa: RUF012
 
     def __post_init__(self) -> None:
         _choice("kind", self.kind, EXECUTION_KINDS)
         _price("price", self.price)
         if self.occurred_at is None:
-            self.occurred_at = now_utc()
+            self.occurred_at = utcnow()
 
 
 class Position(_Base):
@@ -225,11 +222,11 @@ class Position(_Base):
     realized_pnl: Decimal = Decimal(0)
     fills: int = 0
     recent_fill_ids: list[str] = []  # noqa: RUF012 - bounded window for duplicate-fill detection
-    updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
 
     def __post_init__(self) -> None:
         if self.updated_at is None:
-            self.updated_at = now_utc()
+            self.updated_at = utcnow()
 
 
 class AccountStatus(_Base):
@@ -244,11 +241,11 @@ class AccountStatus(_Base):
     orders_placed: int = 0
     rejects: int = 0
     last_copy_ms: float | None = None
-    updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
 
     def __post_init__(self) -> None:
         if self.updated_at is None:
-            self.updated_at = now_utc()
+            self.updated_at = utcnow()
 
 
 class OrderError(_Base):
@@ -262,13 +259,13 @@ class OrderError(_Base):
     client_order_id: str | None = None
     code: str | None = None
     payload: str | None = None
-    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
     stamps: dict[str, float] = {}  # noqa: RUF012
 
     def __post_init__(self) -> None:
         _choice("stage", self.stage, ("ingest", "fanout", "execute", "track"))
         if self.occurred_at is None:
-            self.occurred_at = now_utc()
+            self.occurred_at = utcnow()
 
 
 class Heartbeat(_Base):
@@ -278,8 +275,8 @@ class Heartbeat(_Base):
     sequence: int
     roles: list[str] = []  # noqa: RUF012
     assigned_partitions: int = 0
-    sent_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)  # type: ignore[assignment]  # Faust field descriptor
+    sent_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
 
     def __post_init__(self) -> None:
         if self.sent_at is None:
-            self.sent_at = now_utc()
+            self.sent_at = utcnow()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ALL_ROLES = ("ingest", "fanout", "execute", "track", "web")
-EXTRA_ROLES = ("trader", "store")  # demo's scripted leader; database sink (storage_sink)
+EXTRA_ROLES = ("store",)  # the database sink (agents/tracking/storage_sink.py)
 
 
 def _env(name: str, default: str) -> str:
@@ -63,7 +63,7 @@ class Settings:
     # lands: a long poll costs no latency there, and saves 200 empty round trips a second.
     intent_fetch_wait_ms: int = 500
     # Who consumes orders.requests in the executor: "direct" (a plain aiokafka consumer in the
-    # worker's loop, the low-latency path) or "faust" (the Faust agent); see executor_agent.
+    # worker's loop, the low-latency path) or "faust" (the Faust agent); see agents/execution/agent.py.
     executor_consumer: str = "direct"
     database_url: str | None = None
     redis_url: str | None = None

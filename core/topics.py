@@ -67,7 +67,8 @@ class Topics:
 
 def partition_for(key: str, partitions: int) -> int:
     """Kafka's default partitioner (murmur2), so explicit placement matches keyed placement."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    digest: int = murmur2(key.encode())  # aiokafka's partitioner is untyped
+    return (digest & 0x7FFFFFFF) % partitions
 
 
 def topic_name(prefix: str, name: str) -> str:
@@ -75,11 +76,11 @@ def topic_name(prefix: str, name: str) -> str:
 
 
 def declare_topics(app: faust.App, prefix: str = "") -> Topics:
-    def topic(name: str, value_type: type | None, **kw: object) -> faust.TopicT:
+    def topic(name: str, value_type: type | None, value_serializer: str | None = None) -> faust.TopicT:
         spec = SPEC[name]
         return app.topic(
             topic_name(prefix, name), partitions=spec.partitions, key_type=str,
-            value_type=value_type, internal=False, **kw,
+            value_type=value_type, value_serializer=value_serializer, internal=False,
         )
 
     return Topics(

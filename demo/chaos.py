@@ -14,6 +14,7 @@ holds the leader's position scaled by its own rule.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import time
@@ -117,36 +118,36 @@ def leader_script(count: int, seed: int) -> list[TradeSignal]:
     price = instrument_for(SYMBOL).reference_price
     resting: list[tuple[str, Decimal, int]] = []  # (leader order id, price, modify version)
     signals: list[TradeSignal] = []
+    leader_signal = functools.partial(TradeSignal, leader_account=LEADER, platform="paper", symbol=SYMBOL)
     for n in range(1, count + 1):
         roll = rng.random()
-        common = dict(leader_account=LEADER, platform="paper", symbol=SYMBOL)
         if n == count // 2:
             resting.clear()  # a flatten cancels the leader's working orders too
-            signals.append(TradeSignal(signal_id=ids.signal_id(LEADER, f"flat-{n}", "flatten", 1), side="sell",
-                                       quantity=0, kind="flatten", leader_order_id=f"flat-{n}", **common))
+            signals.append(leader_signal(signal_id=ids.signal_id(LEADER, f"flat-{n}", "flatten", 1), side="sell",
+                                         quantity=0, kind="flatten", leader_order_id=f"flat-{n}"))
         elif resting and roll < 0.15:
             oid, level, version = resting.pop(rng.randrange(len(resting)))
             level -= tick * 4
             resting.append((oid, level, version + 1))
-            signals.append(TradeSignal(signal_id=ids.signal_id(LEADER, oid, "modify", version + 1), side="buy",
-                                       quantity=rng.randint(1, 3), kind="modify", order_type="limit",
-                                       limit_price=level, leader_order_id=oid, **common))
+            signals.append(leader_signal(signal_id=ids.signal_id(LEADER, oid, "modify", version + 1), side="buy",
+                                         quantity=rng.randint(1, 3), kind="modify", order_type="limit",
+                                         limit_price=level, leader_order_id=oid))
         elif resting and roll < 0.27:
             oid, _, _ = resting.pop(rng.randrange(len(resting)))
-            signals.append(TradeSignal(signal_id=ids.signal_id(LEADER, oid, "cancel", 1), side="buy", quantity=1,
-                                       kind="cancel", leader_order_id=oid, **common))
+            signals.append(leader_signal(signal_id=ids.signal_id(LEADER, oid, "cancel", 1), side="buy", quantity=1,
+                                         kind="cancel", leader_order_id=oid))
         elif roll < 0.45:
             oid = f"L{n}"
             level = price - tick * rng.randint(1000, 1200)  # far below: rests for the whole run
             resting.append((oid, level, 0))
-            signals.append(TradeSignal(signal_id=ids.signal_id(LEADER, oid, "new"), side="buy",
-                                       quantity=rng.randint(1, 3), order_type="limit", limit_price=level,
-                                       leader_order_id=oid, **common))
+            signals.append(leader_signal(signal_id=ids.signal_id(LEADER, oid, "new"), side="buy",
+                                         quantity=rng.randint(1, 3), order_type="limit", limit_price=level,
+                                         leader_order_id=oid))
         else:
             oid = f"M{n}"
-            signals.append(TradeSignal(signal_id=ids.signal_id(LEADER, oid, "new"),
-                                       side="buy" if rng.random() < 0.5 else "sell", quantity=rng.randint(1, 3),
-                                       leader_order_id=oid, **common))
+            signals.append(leader_signal(signal_id=ids.signal_id(LEADER, oid, "new"),
+                                         side="buy" if rng.random() < 0.5 else "sell", quantity=rng.randint(1, 3),
+                                         leader_order_id=oid))
     return signals
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from ..agents.ingest.watchers import decode_signal
+from ..core.signals import decode_signal
 from ..agents.fanout.planner import ACTION_FOR_KIND
 from ..core.config import CopyConfig
 from ..core.records import Execution, Heartbeat, OrderError, Position, TradeSignal

@@ -42,9 +42,9 @@ BACKGROUND_NICENESS = 10
 # everything that only watches (tracker, database, dashboard and API) shares the third, which
 # runs niced, so on two cores the copy path wins every contest for the CPU.
 WORKER_LAYOUTS: dict[int, list[tuple[str, str]]] = {
-    1: [("all", "ingest,fanout,trader,execute,track,web")],
-    2: [("front", "ingest,fanout,trader,web"), ("back", "execute,track")],
-    3: [("front", "ingest,fanout,trader"), ("back", "execute"), ("tracker", "track,store,web")],
+    1: [("all", "ingest,fanout,execute,track,web")],
+    2: [("front", "ingest,fanout,web"), ("back", "execute,track")],
+    3: [("front", "ingest,fanout"), ("back", "execute"), ("tracker", "track,store,web")],
 }
 
 
@@ -126,9 +126,12 @@ def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str], port
         "COPYTRADER_WEB_PORT": str(port),
     }
     background = not HOT_PATH_ROLES & set(roles.split(","))
+    # The worker that watches the leader also runs the scripted leader (``demo.worker``): the
+    # paper leader's venue lives in that process. Every other worker is the product's own.
+    entry = "copytrader.demo.worker" if "ingest" in roles.split(",") else "copytrader.app.cli"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "copytrader.app.cli", "worker", "-l", "warn"],
+            [sys.executable, "-m", entry, "worker", "-l", "warn"],
             env=worker_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             # The tracker/database worker yields the CPU to the copy path on a small machine
             # (what CPU requests and limits do in Kubernetes); it only ever runs behind.

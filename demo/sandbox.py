@@ -58,7 +58,9 @@ def _takes_logins(simulator: Any, logins: Sequence[SimLogin]) -> bool:
     served = getattr(simulator, "logins", None)
     if isinstance(served, dict):  # ProjectX keeps them by user name
         served = list(served.values())
-    return bool(served) and {x.username for x in served} == {x.username for x in logins}
+    if not served:
+        return False
+    return {x.username for x in served} == {x.username for x in logins}
 
 
 async def start_sandbox(platform: str, latency: str, config_data: dict[str, Any] | None = None,

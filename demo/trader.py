@@ -15,14 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..brokers.base import BrokerAdapter
 from ..brokers.instruments import instrument_for
 from ..brokers.model import CancelOrder, FlattenPosition, ModifyOrder, OrderType, PlaceOrder, Side
 
-if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp
+from ..app.factory import CopyTraderApp
+from ..agents.shared import jobs
 
 log = logging.getLogger(__name__)
 SYMBOL = "ESZ6"
@@ -53,7 +52,7 @@ class DemoTrader:
         self._n += 1
         return f"demo-{self.plan.seed}-{self._n}"
 
-    async def run(self, on_measured: Callable[[], None] | None = None) -> None:
+    async def run(self, on_measured: Callable[[], object] | None = None) -> None:
         """Trade the plan; ``on_measured`` is called once, just before the first measured action
         (after the warm-up ones), so a benchmark can tell the two apart."""
         resting: list[tuple[str, Decimal]] = []  # (client id, price) of working limit/stop orders
@@ -89,8 +88,9 @@ class DemoTrader:
         await self.adapter.flatten(FlattenPosition(self.leader, self._cid(), SYMBOL))
 
 
-def install(app: "CopyTraderApp") -> None:
-    """Role ``trader``: wait for the go file, trade the plan on the leader, then flatten."""
+def install(app: CopyTraderApp) -> None:
+    """The scripted leader, added by ``demo.worker`` to the worker that watches the leader:
+    wait for the go file, trade the plan on the leader, then flatten."""
     runtime = app.runtime
     plan = TraderPlan(
         trades=int(os.environ.get("COPYTRADER_DEMO_TRADES", "50")),
@@ -101,10 +101,11 @@ def install(app: "CopyTraderApp") -> None:
     done_file = go_file.with_suffix(".done")
     warm_file = go_file.with_suffix(".warm")  # the wall time the measured actions start
 
-    @app.task
+    @jobs.task(app)
     async def trade() -> None:
-        await runtime.extras["leaders_ready"].wait()
-        while not go_file.exists():
+        assert runtime.ingest is not None, "the scripted leader runs in the worker with the ingest role"
+        await runtime.ingest.ready.wait()
+        while not go_file.exists():  # noqa: ASYNC240 - a stat of a local file every 50 ms, off the copy path
             await asyncio.sleep(0.05)
         leader = runtime.config.leaders()[0]
         trader = DemoTrader(await runtime.pool.adapter_for(leader), leader, plan)

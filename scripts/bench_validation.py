@@ -84,7 +84,7 @@ class PydanticSignal(pydantic.BaseModel):
 
 
 def main() -> None:
-    from copytrader.agents.ingest.watchers import decode_signal
+    from copytrader.core.signals import decode_signal
     from copytrader.core.records import TradeSignal
 
     msgspec_decoder = msgspec.json.Decoder(MsgspecSignal, strict=True)

@@ -31,6 +31,11 @@ if ! PYTHON="$VENV/bin/python" scripts/validate-deploy.sh >/tmp/copytrader-valid
     exit 1
 fi
 
+# Static checks (ruff, mypy) on a full run; a run of chosen tests skips them.
+if [ $# -eq 0 ]; then
+    VENV=$VENV scripts/lint.sh
+fi
+
 eval "$(scripts/services.sh)"
 trap 'scripts/stop-services.sh' EXIT   # leave the machine as we found it
 status=0

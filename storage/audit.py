@@ -28,6 +28,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from ..common.retrying import again_now
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -186,14 +187,10 @@ class AuditWriter:
 
     def run(self, work: Any, attempts: int = APPEND_ATTEMPTS) -> Any:
         """Run ``work(db)`` in :meth:`transaction`, retrying when another process won a race."""
-        for attempt in range(1, attempts + 1):
-            try:
-                with self.transaction() as db:
-                    return work(db)
-            except IntegrityError:
-                if attempt == attempts:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        for attempt in again_now(lambda exc: isinstance(exc, IntegrityError), what="audit append", attempts=attempts):
+            with attempt, self.transaction() as db:
+                return work(db)
+        raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
 
     def append(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
         result: list[AuditEntry] = self.run(lambda db: append_entries(db, records))

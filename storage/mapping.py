@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from ..common.clock import utcnow
 from .audit import AuditRecord, to_jsonable
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class RowBatch:
 def aware(value: datetime | None, fallback: datetime | None = None) -> datetime:
     """Records carry aware UTC times; a naive one (from a foreign producer) is taken as UTC."""
     if value is None:
-        value = fallback or datetime.now(timezone.utc)
+        value = fallback or utcnow()
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
@@ -165,7 +166,7 @@ def position_rows(position: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 def signals_batch(payloads: Iterable[bytes | str | dict[str, object]]) -> RowBatch:
     """Decode raw ``trade.signals`` values; malformed ones are skipped (ingestion already put
     them on ``order.errors`` with a reason, which is how they reach the audit log)."""
-    from ..agents.ingest.watchers import decode_signal
+    from ..core.signals import decode_signal
 
     batch = RowBatch()
     for payload in payloads:

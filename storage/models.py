@@ -38,6 +38,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from ..common.clock import utcnow
+
 AUDIT_KINDS = ("signal", "intent", "request", "response", "execution", "error")
 MONEY = Numeric(18, 6)
 NAMING = {
@@ -69,10 +71,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Base(DeclarativeBase):

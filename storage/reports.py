@@ -24,6 +24,7 @@ from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from ..core.scaling import CopyRule as RuleSpec
+from ..common.clock import today_utc
 from ..common.stats import percentile, round_ms
 from ..core.scaling import ScaledToZero, ScalingMode, follower_symbol, scaled_quantity
 from .csv_export import to_csv
@@ -334,5 +335,5 @@ def drift_csv(db: Session, as_of: datetime | None = None, tolerance: int = 0) ->
 
 def default_range(days: int = 7, today: date | None = None) -> tuple[date, date]:
     """The last ``days`` UTC days including today, as a half-open range."""
-    end = (today or datetime.now(timezone.utc).date()) + timedelta(days=1)
+    end = (today or today_utc()) + timedelta(days=1)
     return end - timedelta(days=days), end

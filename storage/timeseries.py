@@ -24,6 +24,7 @@ from datetime import date, datetime, timezone
 from sqlalchemy import Connection, column, insert, inspect, table, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..common.clock import utcnow
 from .models import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def ensure_partitions(
     """
     if conn.dialect.name != "postgresql" or recorded_backend(conn) != "partitioned":
         return []
-    now = now or datetime.now(timezone.utc)
+    now = now or utcnow()
     first = add_months(now.date().replace(day=1), -behind)
     created: list[str] = []
     for parent in tables:
@@ -170,4 +171,4 @@ def _create_month(conn: Connection, table: str, default: str, name: str, month: 
 def record_backend(conn: Connection, backend: str) -> None:
     """Remember the layout, so later code (and ``copytrader db current``) need not guess."""
     meta = table("storage_meta", column("key"), column("value"), column("updated_at", UTCDateTime()))
-    conn.execute(insert(meta).values(key=BACKEND_KEY, value=backend, updated_at=datetime.now(timezone.utc)))
+    conn.execute(insert(meta).values(key=BACKEND_KEY, value=backend, updated_at=utcnow()))

@@ -10,8 +10,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import faust
+from faust.types import TableT
 
-from ..core.records import CORRECTION_KINDS, Execution, Position, now_utc
+from ..common.clock import utcnow
+from ..core.records import CORRECTION_KINDS, Execution, Position
 from ..brokers.instruments import instrument_for
 from ..brokers.positions import apply_fill as apply_position_fill
 from ..brokers.positions import undo_fill
@@ -47,7 +49,7 @@ def apply_fill(position: Position | None, fill: Execution) -> tuple[Position, bo
             account_id=fill.account_id, symbol=fill.symbol, net_quantity=net,
             average_price=average.quantize(Decimal("0.000001")) if average is not None else None,
             realized_pnl=realized, fills=current.fills + 1, recent_fill_ids=recent,
-            updated_at=now_utc(),
+            updated_at=utcnow(),
         ),
         True,
     )
@@ -83,12 +85,12 @@ def apply_correction(position: Position | None, correction: Execution) -> tuple[
             average_price=average.quantize(Decimal("0.000001")) if average is not None else None,
             realized_pnl=current.realized_pnl + pnl, fills=current.fills,
             recent_fill_ids=[*current.recent_fill_ids, correction.execution_id][-RECENT_FILLS:],
-            updated_at=now_utc(),
+            updated_at=utcnow(),
         ),
         True,
     )
 
 
-def positions_table(app: faust.App, partitions: int) -> faust.Table:
+def positions_table(app: faust.App, partitions: int) -> TableT[str, Position]:
     """``positions[account|symbol]`` → Position, changelog-backed, co-partitioned with executions."""
     return app.Table("positions", key_type=str, value_type=Position, partitions=partitions, help="net positions")

@@ -7,31 +7,35 @@ live in ``web.views``, the wiring in ``web.server``).
 
 from __future__ import annotations
 
+import faust
+
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust import web
 
+from ..agents.shared.context import StageContext
 from ..core.metrics import serve_metrics, setup_metrics
+from ..agents.shared import jobs
 
 if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp
+    from .server import WebContext
 
 
 def _json(view: web.View, data: Any, status: int = 200) -> web.Response:
     return view.bytes(orjson.dumps(data, default=str), content_type="application/json", status=status)
 
 
-def install_probes(app: CopyTraderApp) -> None:
+def install_probes(app: faust.App, runtime: StageContext, assigned_partitions: Callable[[], int]) -> None:
     """Every worker, whatever its roles, serves ``/healthz`` and ``/metrics`` (probes, scrapes);
     ``/metrics`` on its own port when ``COPYTRADER_METRICS_PORT`` is set."""
-    runtime = app.runtime
     port = runtime.settings.metrics_port
     setup_metrics(app, serve=not port)
     if port:
 
-        @app.task
+        @jobs.task(app)
         async def metrics_server() -> None:
             runner = await serve_metrics(runtime.settings.web_host, port)
             try:
@@ -47,14 +51,14 @@ def install_probes(app: CopyTraderApp) -> None:
     @app.page("/readyz")
     class Ready(web.View):
         async def get(self, request: web.Request) -> web.Response:
-            assigned = app.assigned_partitions()
+            assigned = assigned_partitions()
             ready = not app.rebalancing and assigned > 0
             body = {"ready": ready, "assigned_partitions": assigned, "rebalancing": bool(app.rebalancing)}
             return _json(self, body, status=200 if ready else 503)
 
 
-def install(app: CopyTraderApp) -> None:
+def install(app: faust.App, runtime: StageContext) -> WebContext:
     """The REST API, pages and live push (role ``web``): see ``web.server``."""
     from .server import install as install_web
 
-    install_web(app)
+    return install_web(app, runtime)

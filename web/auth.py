@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+
+from ..common.ratewindow import SlidingWindow
 from aiohttp import web as aioweb
 
 from ..storage.passwords import hash_password, verify_password
@@ -175,7 +177,7 @@ class MemorySessions:
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
-        self._hits: dict[str, list[float]] = {}
+        self._hits: dict[str, SlidingWindow] = {}
 
     async def create(self, username: str) -> Session:
         session = _new_session(username)
@@ -192,16 +194,21 @@ class MemorySessions:
     async def delete(self, token: str) -> None:
         self._sessions.pop(token, None)
 
+    def _window(self, key: str, window_s: int) -> SlidingWindow:
+        """The key's attempts; the window only counts (the caller compares with its limit)."""
+        window = self._hits.get(key)
+        if window is None or window.seconds != window_s:
+            history = window.history() if window is not None else ()
+            window = self._hits[key] = SlidingWindow(1, window_s, history=history)
+        return window
+
     async def hit(self, key: str, window_s: int) -> int:
-        now = time.time()
-        recent = [t for t in self._hits.get(key, []) if t > now - window_s]
-        recent.append(now)
-        self._hits[key] = recent
-        return len(recent)
+        window = self._window(key, window_s)
+        window.record()
+        return window.count()
 
     async def hits(self, key: str, window_s: int) -> int:
-        now = time.time()
-        return sum(1 for t in self._hits.get(key, []) if t > now - window_s)
+        return self._window(key, window_s).count()
 
     async def clear_hits(self, key: str) -> None:
         self._hits.pop(key, None)
@@ -275,7 +282,7 @@ class Auth:
         """Seconds an address with ``failures`` recent failures waits before its next attempt."""
         if failures < LOGIN_FREE_FAILURES:
             return 0.0
-        return min(self.max_delay_s, self.base_delay_s * 2 ** min(failures - LOGIN_FREE_FAILURES, 32))
+        return min(self.max_delay_s, self.base_delay_s * 2.0 ** min(failures - LOGIN_FREE_FAILURES, 32))
 
     async def login(self, username: str, password: str, client: str) -> Session:
         """Throttled per client address: slowed down after failures, never refused.

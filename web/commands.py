@@ -1,7 +1,7 @@
 """What the dashboard's control buttons send into the pipeline.
 
 * Pause/resume → a :class:`ControlCommand` on ``copy.controls`` (key = account or ``*``);
-  every fan-out worker applies it to its planner's ``Controls`` (``agents.controls``).
+  every fan-out worker applies it to its planner's ``Controls`` (``agents.fanout.controls``).
 * Flatten → one ``flatten`` OrderIntent per open (account, symbol) straight onto
   ``orders.requests``, through the same outbox and partitioning as the planner's intents.
 
@@ -16,10 +16,13 @@ request cannot flatten twice.
 
 from __future__ import annotations
 
+import faust
+
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..agents.shared.context import StageContext
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
 from ..core.control_records import AccountCommand, ControlCommand, RuleCommand
 from ..core import ids
@@ -27,17 +30,14 @@ from ..core.records import OrderIntent
 from ..core.topics import topic_name
 from .live import LiveState
 
-if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp
-
 
 class Commands:
-    def __init__(self, app: CopyTraderApp, live: LiveState) -> None:
+    def __init__(self, app: faust.App, runtime: StageContext, live: LiveState) -> None:
         self.app = app
-        self.runtime = app.runtime
+        self.runtime = runtime
         self.live = live
         self.controls_topic = app.topic(
-            topic_name(app.runtime.settings.topic_prefix, CONTROLS_TOPIC),
+            topic_name(runtime.settings.topic_prefix, CONTROLS_TOPIC),
             key_type=None, value_type=None, key_serializer="raw", value_serializer="raw", internal=False,
         )
 

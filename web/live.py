@@ -11,13 +11,14 @@ per-process counter; a reconnect always starts from a fresh snapshot, so that is
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from ..core.config import CopyConfig
+from ..common.clock import utcnow
 from ..common.stats import percentile
 from ..core.records import AccountStatus, Execution, OrderError, Position
 
@@ -26,12 +27,13 @@ ERROR_ROWS = 500
 LATENCY_SAMPLES = 20_000
 HISTOGRAM_MS = (5, 10, 20, 50, 100, 200, 500, 1000)
 OPEN_KINDS = ("ack", "modified", "partial_fill")
+MAX_CLOSED_REMEMBERED = 5000  # per account: far more than a day's orders arriving out of order
 CLOSED_KINDS = ("cancelled", "reject", "flattened")
 STREAMS = ("orders", "errors", "positions", "grid")
 
 
 def utc_day(value: datetime | None = None) -> str:
-    return (value or datetime.now(UTC)).astimezone(UTC).date().isoformat()
+    return (value or utcnow()).astimezone(UTC).date().isoformat()
 
 
 def light(connection: str | None, circuit: str | None) -> str:
@@ -62,11 +64,27 @@ class AccountView:
     positions: dict[str, int] = field(default_factory=dict)
     realized: dict[str, Decimal] = field(default_factory=dict)
     open_orders: set[str] = field(default_factory=set)
+    # Orders seen closed (filled, cancelled, rejected): a late ack must not reopen one. The
+    # executor publishes an order's fill from its session's event pump and its ack from the
+    # request's answer, so on the topic a market order's fill often comes before its ack.
+    closed_orders: OrderedDict[str, None] = field(default_factory=OrderedDict)
     last_copy_ms: float | None = None
     last_signal: str | None = None
     last_detected: float | None = None
     last_skip: str | None = None
     last_skip_code: str | None = None
+
+    def track_order(self, ex: Execution) -> None:
+        """Count the account's working orders. An order is known by its broker id: every
+        action on it (place, modify, cancel) carries a client id of its own."""
+        order_id = ex.broker_order_id or ex.client_order_id or ex.execution_id
+        if ex.kind in CLOSED_KINDS or (ex.kind == "fill" and ex.leaves_quantity == 0):
+            self.open_orders.discard(order_id)
+            self.closed_orders[order_id] = None
+            if len(self.closed_orders) > MAX_CLOSED_REMEMBERED:
+                self.closed_orders.popitem(last=False)
+        elif ex.kind in OPEN_KINDS and order_id not in self.closed_orders:
+            self.open_orders.add(order_id)
     last_outcome: str | None = None  # "copied" or "skipped: <code>", whichever came last
     paused: bool = False
     version: int = 0
@@ -137,11 +155,7 @@ class LiveState:
         row = {**ex.as_dict(), "e2e_ms": e2e_ms(ex.stamps), "_p": partition, "_o": offset}
         self.orders.append(row)
         view = self._account(ex.account_id, ex.platform)
-        order_id = ex.client_order_id or ex.broker_order_id or ex.execution_id
-        if ex.kind in OPEN_KINDS:
-            view.open_orders.add(order_id)
-        elif ex.kind in CLOSED_KINDS or (ex.kind == "fill" and ex.leaves_quantity == 0):
-            view.open_orders.discard(order_id)
+        view.track_order(ex)
         if ex.request_outcome and not ex.is_leader and not ex.duplicate:
             day = utc_day(ex.occurred_at)
             if ex.kind == "reject":

@@ -36,4 +36,5 @@ def document() -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def document_yaml() -> bytes:
-    return yaml.safe_dump(document(), sort_keys=False, allow_unicode=True).encode()
+    text: str = yaml.safe_dump(document(), sort_keys=False, allow_unicode=True)  # PyYAML is untyped
+    return text.encode()

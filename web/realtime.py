@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
 from ..core.control_records import AccountCommand, RuleCommand, decode_command
-from ..agents.shared.supervise import restart_on_failure
+from ..common.retrying import keep_running
 from ..core.records import AccountStatus, Execution, OrderError, Position
 from ..core.topics import SPEC, topic_name
 from .auth import Auth, parse_cookie_header
@@ -128,7 +128,7 @@ class KafkaFeed:
         self.on_command: Callable[[RuleCommand | AccountCommand], None] | None = None
 
     async def run(self) -> None:
-        await restart_on_failure(self._consume, "dashboard feed")
+        await keep_running(self._consume, "dashboard feed")
 
     def _partitions(self) -> list[TopicPartition]:
         return [

@@ -18,7 +18,6 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from ..common.stats import percentile
-from ..storage.csv_export import to_csv  # noqa: F401 - the views export through it
 from .live import LiveState
 
 log = logging.getLogger(__name__)

@@ -1,16 +1,19 @@
 """Wiring of the ``web`` role: auth, live state, Socket.IO, the Kafka feed and the views.
 
-Everything the views need travels in one :class:`WebContext` (kept in
-``runtime.extras["web"]``), so views stay small and tests can build a context by hand.
+Everything the views need travels in one :class:`WebContext` (the wiring keeps it as
+``Runtime.web``), so views stay small and tests can build a context by hand.
 """
 
 from __future__ import annotations
 
+import faust
+
 import logging
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..agents.shared.context import StageContext
 from ..common.crypto import optional_cipher
 from .accounts import AccountRegistry, allowed_hosts
 from .auth import (
@@ -28,16 +31,14 @@ from .middleware import make_middleware
 from .realtime import KafkaFeed, SocketHub
 from .reports import LiveReports, ReportSource, SqlReports
 from .webhook import MemoryReplayCache, RedisReplayCache, ReplayCache, WebhookVerifier
-
-if TYPE_CHECKING:
-    from ..app.factory import CopyTraderApp, Runtime
+from ..agents.shared import jobs
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class WebContext:
-    runtime: Runtime
+    runtime: StageContext
     auth: Auth
     live: LiveState
     hub: SocketHub
@@ -78,15 +79,13 @@ def secure_cookies(env: dict[str, str], web_host: str) -> bool:
     return web_host.strip("[]").lower() not in LOOPBACK
 
 
-def build_context(app: CopyTraderApp, env: dict[str, str] | None = None) -> WebContext:
+def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | None = None) -> WebContext:
     env = dict(os.environ) if env is None else env
-    runtime = app.runtime
     settings = runtime.settings
     redis_url = settings.redis_url
-    users: UserStore = StaticUsers.from_env(settings.data_dir, env)
+    static_users = StaticUsers.from_env(settings.data_dir, env)
     db = _database(settings)
-    if db is not None:
-        users = SqlUsers(db, users)  # type: ignore[arg-type]  # StaticUsers is the fallback
+    users: UserStore = static_users if db is None else SqlUsers(db, static_users)
     sessions: SessionStore = RedisSessions(redis_url) if redis_url else MemorySessions()
     cache: ReplayCache = RedisReplayCache(redis_url) if redis_url else MemoryReplayCache()
     auth = Auth(users, sessions, secure_cookie=secure_cookies(env, settings.web_host))
@@ -99,26 +98,25 @@ def build_context(app: CopyTraderApp, env: dict[str, str] | None = None) -> WebC
     return WebContext(
         runtime=runtime, auth=auth, live=live, hub=hub, feed=feed, accounts=accounts,
         reports=reports, webhook=WebhookVerifier(env.get("COPYTRADER_WEBHOOK_SECRET"), cache),
-        commands=Commands(app, live),
+        commands=Commands(app, runtime, live),
     )
 
 
-def install(app: CopyTraderApp) -> WebContext:
+def install(app: faust.App, shared: StageContext) -> WebContext:
     """Role ``web``: the gate, Socket.IO (attached before the server starts), feed and views."""
     from .views import install_views
 
-    ctx = build_context(app)
-    app.runtime.extras["web"] = ctx
+    ctx = build_context(app, shared)
     web_app = app.web.web_app  # type: ignore[attr-defined]  # the aiohttp driver's Application
-    web_app.middlewares.append(make_middleware(ctx.auth, metrics_public=not app.runtime.settings.metrics_port))
+    web_app.middlewares.append(make_middleware(ctx.auth, metrics_public=not shared.settings.metrics_port))
     ctx.hub.attach(web_app)
     install_views(app, ctx)
 
-    @app.task
+    @jobs.task(app)
     async def dashboard_feed() -> None:
         await ctx.feed.run()
 
-    @app.task
+    @jobs.task(app)
     async def socket_sweep() -> None:
         await ctx.hub.sweep()
 

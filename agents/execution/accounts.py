@@ -13,15 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from ...core.live_config import add_follower, apply_account
 from ...common.crypto import CredentialCipher, CredentialKeyError
 from ...core.control_records import AccountCommand, RuleCommand
+from ..shared.context import StageContext
 from ..shared.controls_feed import Command
-
-if TYPE_CHECKING:
-    from ...app.factory import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +28,7 @@ class ExecutorAccounts:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: StageContext,
         followers: set[str],
         start_session: Callable[[str], Awaitable[None]],
         cipher: CredentialCipher | None = None,

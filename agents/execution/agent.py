@@ -2,9 +2,9 @@
 
 Offsets are acknowledged by the lane when the broker answered: at-least-once delivery; the
 attempt journal (data dir) and the consumer's redelivery flag tell the router which intents to
-look up at the broker before placing (agents/execution/router.py). Two interchangeable consumers feed the lanes
+look up at the broker before placing (``router.py``). Two interchangeable consumers feed the lanes
 (``COPYTRADER_EXECUTOR_CONSUMER``): ``direct``, a plain aiokafka consumer in the worker's loop
-(agents/execution/intent_consumer.py, the low-latency default), or ``faust``, a Faust agent with manual
+(``intent_consumer.py``, the low-latency default), or ``faust``, a Faust agent with manual
 acks on a ``noack`` stream. Also pumps follower fills from the adapters to ``trade.executions``
 and reports session health.
 """
@@ -12,24 +12,28 @@ and reports session health.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import faust
 
 from ...core import metrics
 from ...core.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent
 from ...brokers.base import BrokerAdapter
 from ...common.crypto import optional_cipher
-from .attempt_journal import AttemptJournal
+from ...core.settings import Settings
+from ..shared.context import StageContext
 from ..shared.controls_feed import ControlsFeed
+from ..shared.health_reports import HealthReports, session_status
 from .accounts import ExecutorAccounts
+from .attempt_journal import AttemptJournal
 from .intent_consumer import LOG_APPEND_TIME, DirectIntentConsumer
-
-if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp, Runtime
-    from ...core.settings import Settings
+from .router import AccountLanes, OrderRouter
+from ..shared import jobs
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,25 @@ def observe_outcome(intent: OrderIntent, outcome: Execution | OrderError) -> Non
         metrics.count_reject(intent.platform, (outcome.code or "other").lower()[:32])
 
 
-async def pump_fills(runtime: "Runtime", adapter: BrokerAdapter, followers: set[str]) -> None:
+@dataclass(slots=True)
+class ExecutionStage:
+    """What the execution stage of one worker owns: the router (broker calls, exactly once),
+    the per-account lanes, the dashboard accounts it follows and one fill pump per session."""
+
+    ctx: StageContext
+    router: OrderRouter
+    lanes: AccountLanes
+    accounts: ExecutorAccounts | None = None
+    controls_feed: ControlsFeed | None = None
+    pumps: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, ctx: StageContext) -> ExecutionStage:
+        router = OrderRouter(ctx.pool, ctx.outbox)
+        return cls(ctx, router, AccountLanes(router.execute, router.report_crash))
+
+
+async def pump_fills(router: OrderRouter, adapter: BrokerAdapter, followers: set[str]) -> None:
     """Follower fills and late cancels/rejects of one session → ``trade.executions``.
 
     ``followers`` is the worker's live set: a follower added later is pumped from then on.
@@ -58,7 +80,7 @@ async def pump_fills(runtime: "Runtime", adapter: BrokerAdapter, followers: set[
     try:
         async for event in events:
             if getattr(event, "account_id", None) in followers:
-                await runtime.router.on_broker_event(adapter.platform, event)
+                await router.on_broker_event(adapter.platform, event)
     finally:
         events.close()
 
@@ -76,7 +98,7 @@ class Countdown:
             await self.on_zero()
 
 
-def submit_batch(runtime: "Runtime", batch: IntentBatch, on_all_done: Callable[[], Awaitable[object]],
+def submit_batch(stage: ExecutionStage, batch: IntentBatch, on_all_done: Callable[[], Awaitable[object]],
                  redelivered: bool = False) -> None:
     """Stamp a batch's intents received (and appended, when the broker stamped the record)
     and queue them in their lanes; ``on_all_done`` acks it. ``redelivered``: a previous owner
@@ -87,7 +109,7 @@ def submit_batch(runtime: "Runtime", batch: IntentBatch, on_all_done: Callable[[
     received = time.time()
     arrival = {"received": received} if batch.appended is None else {"appended": batch.appended, "received": received}
     countdown = Countdown(len(batch.intents), on_all_done)
-    publisher = runtime.router.outbox
+    publisher = stage.router.outbox
 
     async def one_done() -> None:
         # Counted once the intent's outcome record is published, not merely queued: the
@@ -96,128 +118,98 @@ def submit_batch(runtime: "Runtime", batch: IntentBatch, on_all_done: Callable[[
 
     for intent in batch.intents:
         intent.stamps = {**intent.stamps, **arrival}
-        runtime.lanes.submit(intent, done=one_done, redelivered=redelivered)
+        stage.lanes.submit(intent, done=one_done, redelivered=redelivered)
 
 
-def install_direct_consumer(app: "CopyTraderApp") -> None:
+def install_direct_consumer(app: faust.App, stage: ExecutionStage) -> None:
     """Consume ``orders.requests`` with :class:`DirectIntentConsumer` in this worker's loop."""
-    runtime = app.runtime
-    settings = runtime.settings
+    ctx = stage.ctx
+    settings = ctx.settings
     consumer = DirectIntentConsumer(
-        runtime.topics.intents.get_topic_name(),
+        ctx.topics.intents.get_topic_name(),
         settings.bootstrap_servers,
         group_id=f"{settings.app_id}.executor",
-        submit=lambda batch, done, redelivered: submit_batch(runtime, batch, done, redelivered),
+        submit=lambda batch, done, redelivered: submit_batch(stage, batch, done, redelivered),
         adopt_offsets_from=settings.app_id,  # the Faust agent's group, when switching over
         fetch_max_wait_ms=settings.intent_fetch_wait_ms,
         session_timeout_ms=int(app.conf.broker_session_timeout * 1000),
         heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),
         before_commit=lambda: app.producer.flush(),  # outcomes written before their offsets
     )
-    runtime.assignments.append(consumer.assignment)
-    runtime.lags.append(consumer.lags)
+    ctx.assignments.append(consumer.assignment)
+    ctx.lags.append(consumer.lags)
 
-    @app.task
+    @jobs.task(app)
     async def start_intent_consumer() -> None:
         await consumer.start()
 
     # Before the lanes close (close_sessions): the in-flight intents finish, then the commit.
-    runtime.shutdown_hooks.insert(0, consumer.stop)
+    ctx.shutdown_hooks.insert(0, consumer.stop)
 
 
-class HealthReports:
-    """Which statuses to send this round: the changed ones, and all of them every few rounds
-    (a tracker that lost its table state hears of every account within a minute)."""
-
-    def __init__(self, full_every: int = 12) -> None:
-        self.full_every = full_every
-        self._round = 0
-        self._last: dict[str, dict[str, object]] = {}
-
-    def next_round(self) -> bool:
-        self._round += 1
-        return self._round % self.full_every == 1
-
-    def changed(self, status: AccountStatus) -> bool:
-        body = status.asdict() | {"updated_at": None}
-        if self._last.get(status.account_id) == body:
-            return False
-        self._last[status.account_id] = body
-        return True
+def status_of(stage: ExecutionStage, account_id: str, refused: str | None = None) -> AccountStatus:
+    """A follower's session health plus what this executor's copies for it did."""
+    status = session_status(stage.ctx, account_id)
+    stats = stage.router.stats.get(account_id)
+    if stats is not None:
+        status.orders_placed, status.rejects, status.last_copy_ms = stats.orders_placed, stats.rejects, stats.last_copy_ms
+    status.last_error = refused or (stats.last_error if stats else None) or status.last_error
+    return status
 
 
-def status_of(runtime: "Runtime", account_id: str, refused: str | None = None) -> AccountStatus:
-    account = runtime.config.accounts[account_id]
-    pool = runtime.pool
-    adapter = pool.connected().get(account.session_id)
-    health = adapter.health() if adapter else None
-    stats = runtime.router.stats.get(account_id)
-    return AccountStatus(
-        account_id=account_id,
-        platform=account.platform,
-        connection=health.state.value if health else "disconnected",
-        circuit=pool.breaker(account.session_id).state,
-        rate_headroom=health.rate_headroom if health else 1.0,
-        last_error=refused or (stats.last_error if stats else None) or (health.last_error if health else None),
-        orders_placed=stats.orders_placed if stats else 0,
-        rejects=stats.rejects if stats else 0,
-        last_copy_ms=stats.last_copy_ms if stats else None,
-    )
-
-
-def journal_path(settings: "Settings") -> Path:
+def journal_path(settings: Settings) -> Path:
     """One journal per executor app id in the data dir (a restarted worker finds its own)."""
     return settings.data_dir / "executor" / f"{settings.app_id}.attempts.sqlite"
 
 
-def install(app: "CopyTraderApp") -> None:
-    runtime = app.runtime
-    runtime.router.on_outcome = observe_outcome
-    settings = runtime.settings
-    runtime.router.deadline_s = settings.copy_deadline_s
-    runtime.router.journal = AttemptJournal(journal_path(settings), keep_s=settings.journal_keep_h * 3600)
-    # Followers of this worker; grows when the dashboard adds one (``executor_accounts``).
-    followers = set(runtime.config.follower_accounts())
-    pumps: dict[str, asyncio.Future[None]] = runtime.extras.setdefault("pumps", {})
+def install(app: faust.App, ctx: StageContext) -> ExecutionStage:
+    """Role ``execute``: intents → broker orders; fills → ``trade.executions``; health reports."""
+    stage = ExecutionStage.build(ctx)
+    router, lanes, pumps = stage.router, stage.lanes, stage.pumps
+    router.on_outcome = observe_outcome
+    settings = ctx.settings
+    router.deadline_s = settings.copy_deadline_s
+    router.journal = AttemptJournal(journal_path(settings), keep_s=settings.journal_keep_h * 3600)
+    # Followers of this worker; grows when the dashboard adds one (``ExecutorAccounts``).
+    followers = set(ctx.config.follower_accounts())
 
     def breaker_changed(name: str, old: str, new: str) -> None:
         metrics.on_circuit_change(name, old, new)
-        for account_id, account in runtime.config.accounts.items():
+        for account_id, account in ctx.config.accounts.items():
             if account.session_id == name and account_id in followers:
-                asyncio.ensure_future(runtime.outbox.health(status_of(runtime, account_id)))
+                asyncio.ensure_future(ctx.outbox.health(status_of(stage, account_id)))
 
     def session_opened(session_id: str, adapter: BrokerAdapter) -> None:
         """Every connection gets its fill pump, whether opened at start or by a later order."""
         session_closed(session_id)
         metrics.set_broker_connected(session_id, adapter.platform, True)
-        pumps[session_id] = asyncio.ensure_future(pump_fills(runtime, adapter, followers))
+        pumps[session_id] = asyncio.ensure_future(pump_fills(router, adapter, followers))
 
     def session_closed(session_id: str) -> None:
         pump = pumps.pop(session_id, None)
         if pump is not None:
             pump.cancel()
 
-    runtime.pool.on_breaker_change = breaker_changed
-    runtime.pool.on_connected = session_opened
-    runtime.pool.on_closed = session_closed
+    ctx.pool.on_breaker_change = breaker_changed
+    ctx.pool.on_connected = session_opened
+    ctx.pool.on_closed = session_closed
 
     async def open_session(session_id: str) -> None:
         try:
-            await runtime.pool.open(session_id)
+            await ctx.pool.open(session_id)
         except Exception as exc:  # noqa: BLE001 - the next order retries; the status says why
             log.error("session %s failed to connect: %r", session_id, exc)
 
-    accounts = ExecutorAccounts(runtime, followers, open_session, optional_cipher())
-    feed = ControlsFeed(runtime.settings.bootstrap_servers, runtime.settings.topic_prefix, accounts.apply)
-    runtime.pool.catch_up = feed.sync
-    runtime.extras["executor_accounts"] = accounts
-    runtime.extras["controls_feed"] = feed
+    accounts = ExecutorAccounts(ctx, followers, open_session, optional_cipher())
+    feed = ControlsFeed(ctx.settings.bootstrap_servers, ctx.settings.topic_prefix, accounts.apply)
+    ctx.pool.catch_up = feed.sync
+    stage.accounts, stage.controls_feed = accounts, feed
 
-    if runtime.settings.executor_consumer == "faust":
-        @app.agent(runtime.topics.intents, name="executor")
-        async def executor(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+    if ctx.settings.executor_consumer == "faust":
+        @app.agent(ctx.topics.intents, name="executor")
+        async def executor(stream: faust.StreamT[IntentBatch]) -> None:
             """Intents → broker requests in per-account lanes; offsets acked once the broker answered."""
-            manual = stream.noack()
+            manual = stream.noack()  # type: ignore[attr-defined]  # Faust's StreamT omits Stream.noack
             async for event in manual.events():
                 batch = event.value
                 if event.message.timestamp_type == LOG_APPEND_TIME:
@@ -225,42 +217,43 @@ def install(app: "CopyTraderApp") -> None:
                 # No redelivery flag here (Faust hides the assignment's end offsets): the attempt
                 # journal alone marks what this host may have sent; the direct consumer adds the
                 # rule that covers an executor moved to another host.
-                submit_batch(runtime, batch, lambda event=event: manual.ack(event))
+                submit_batch(stage, batch, functools.partial(manual.ack, event))
     else:
-        install_direct_consumer(app)
+        install_direct_consumer(app, stage)
 
-    @app.task
+    @jobs.task(app)
     async def connect_followers() -> None:
-        await runtime.pool.connect_all(sorted(followers))
+        await ctx.pool.connect_all(sorted(followers))
 
-    @app.task
+    @jobs.task(app)
     async def follow_account_records() -> None:
         await feed.run()
 
     reported = HealthReports()
 
-    @app.timer(runtime.settings.status_interval_s)
+    @jobs.timer(app, ctx.settings.status_interval_s)
     async def report_health() -> None:
         full = reported.next_round()
         for account_id in sorted(followers):
-            if account_id not in runtime.config.accounts:
+            if account_id not in ctx.config.accounts:
                 continue
-            status = status_of(runtime, account_id, accounts.refused.get(account_id))
+            status = status_of(stage, account_id, accounts.refused.get(account_id))
             if reported.changed(status) or full:
-                await runtime.outbox.health(status)
+                await ctx.outbox.health(status)
                 # One report at a time: 200 back-to-back sends held every lane ~100 ms.
                 await asyncio.sleep(0)
-        for session_id, adapter in runtime.pool.connected().items():
+        for session_id, adapter in ctx.pool.connected().items():
             metrics.set_rate_headroom(session_id, adapter.health().rate_headroom)
 
     async def close_sessions() -> None:
         for pump in list(pumps.values()):
             pump.cancel()
-        await runtime.router.late.close()
-        await runtime.lanes.close()
-        await runtime.router.outbox.close()  # the fills and acks already queued still go out
-        await runtime.pool.close()
-        if runtime.router.journal is not None:
-            runtime.router.journal.close()
+        await router.late.close()
+        await lanes.close()
+        await router.outbox.close()  # the fills and acks already queued still go out
+        await ctx.pool.close()
+        if router.journal is not None:
+            router.journal.close()
 
-    runtime.shutdown_hooks.append(close_sessions)
+    ctx.shutdown_hooks.append(close_sessions)
+    return stage

@@ -35,6 +35,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from ...core.records import IntentBatch
+from ..shared.aiokafka_internals import fetch_in_flight
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class PartitionProgress:
             self._committed.pop(tp, None)
 
 
-class DirectIntentConsumer(ConsumerRebalanceListener):
+class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types; subscribe() wants this base
     """Fetches intent batches and hands them to ``submit``; commits finished offsets only."""
 
     def __init__(
@@ -150,7 +151,7 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
     async def start(self) -> None:
         if self.adopt_offsets_from:
             await self._adopt_offsets()
-        self._consumer = AIOKafkaConsumer(**self._consumer_options)  # type: ignore[arg-type]  # typed options above
+        self._consumer = AIOKafkaConsumer(**self._consumer_options)
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=self)
         self._tasks = [asyncio.ensure_future(self._fetch_loop()), asyncio.ensure_future(self._commit_loop())]
@@ -213,10 +214,9 @@ class DirectIntentConsumer(ConsumerRebalanceListener):
         in Kafka until every lane of the first fetch had placed its order (40–90 ms). With the
         request out, the broker answers it while the lanes work.
         """
-        fetcher = getattr(self._consumer, "_fetcher", None)
-        in_flight = getattr(fetcher, "_in_flight", None)  # node ids with a fetch out (aiokafka 0.14)
+        consumer = self._consumer
         for _ in range(4):
-            if in_flight:
+            if consumer is None or fetch_in_flight(consumer):
                 return
             await asyncio.sleep(0)
 

@@ -17,6 +17,7 @@ up at the broker by its client id; so is every request whose answer was lost (ti
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -177,9 +178,10 @@ class OrderRouter:
         except UnknownOrder as exc:
             await self._fail(intent, stamps, exc, kind="reject", code=exc.code or "UNKNOWN_ORDER")
         except BrokerError as exc:
-            if getattr(exc, "raw", None) is not None:  # an answer the adapter could not read
+            raw = getattr(exc, "raw", None)
+            if raw is not None:  # an answer the adapter could not read
                 await self._fail(intent, stamps, exc, kind="reject", code="BAD_ANSWER", state=UNKNOWN,
-                                 payload=str(exc.raw))  # type: ignore[attr-defined]  # checked just above
+                                 payload=str(raw))
             else:
                 await self._fail(intent, stamps, exc, kind="reject", code=exc.code or type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - an answer we cannot read: say so, keep the lane
@@ -410,8 +412,7 @@ class AccountLanes:
                 if done is not None and pending is not None:
                     # The lane goes on; the offset waits until the late lookup is over.
                     # A lookup cancelled by shutdown acknowledges nothing: the intent comes back.
-                    pending.add_done_callback(
-                        lambda f, done=done: None if f.cancelled() else asyncio.ensure_future(done()))
+                    pending.add_done_callback(functools.partial(_ack_unless_cancelled, done))
                 elif done is not None:
                     await done()
 
@@ -427,3 +428,9 @@ class AccountLanes:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
         self._queues.clear()
+
+
+def _ack_unless_cancelled(done: Done, finished: asyncio.Future[None]) -> None:
+    """A late lookup's done-callback: acknowledge its intent, unless shutdown cancelled it."""
+    if not finished.cancelled():
+        asyncio.ensure_future(done())

@@ -9,27 +9,41 @@ from __future__ import annotations
 import hashlib
 import time
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+
+import faust
 
 from ...core import metrics
 from ...core.records import OrderError
-from ..ingest.watchers import decode_signal
-
-if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp, Runtime
+from ...core.signals import decode_signal
+from ..shared.context import StageContext
+from ..shared.controls_feed import ControlsFeed
+from . import controls
+from .planner import Controls, FanoutPlanner
 
 log = logging.getLogger(__name__)
 MAX_PAYLOAD_ECHO = 2000
 
 
-async def handle_signal(runtime: "Runtime", payload: bytes) -> int:
+@dataclass(slots=True)
+class FanoutStage:
+    """What the fan-out stage of one worker owns: its planner and the controls feed that
+    keeps the planner's switches, rules and followers current."""
+
+    ctx: StageContext
+    planner: FanoutPlanner
+    controls_feed: ControlsFeed | None = None
+
+
+async def handle_signal(stage: FanoutStage, payload: bytes) -> int:
     """Plan and publish one signal; returns the number of intents sent."""
+    outbox = stage.ctx.outbox
     try:
         signal = decode_signal(payload)
     except ValueError as exc:
         metrics.count_signal("unknown", "malformed")
         digest = hashlib.blake2b(payload or b"", digest_size=8).hexdigest()
-        await runtime.outbox.error(
+        await outbox.error(
             OrderError(
                 error_id=f"malformed|{digest}", stage="ingest", reason=f"malformed signal: {exc}",
                 code="MALFORMED", payload=(payload or b"")[:MAX_PAYLOAD_ECHO].decode("utf-8", "replace"),
@@ -40,11 +54,11 @@ async def handle_signal(runtime: "Runtime", payload: bytes) -> int:
         now = time.time()
         signal.stamps = {**signal.stamps, "detected": now, "published": signal.stamps.get("published", now)}
     try:
-        intents, errors = runtime.planner.plan(signal)
+        intents, errors = stage.planner.plan(signal)
     except Exception as exc:  # noqa: BLE001 - one signal must never stop the copying of the next
         log.exception("fan-out of signal %s failed", signal.signal_id)
         metrics.count_signal(signal.kind, "not_copied")
-        await runtime.outbox.error(
+        await outbox.error(
             OrderError(
                 error_id=f"{signal.signal_id}|fanout", stage="fanout", signal_id=signal.signal_id,
                 reason=f"fan-out failed: {type(exc).__name__}: {exc}"[:500], code="INTERNAL",
@@ -52,20 +66,24 @@ async def handle_signal(runtime: "Runtime", payload: bytes) -> int:
         )
         return 0
     if intents:
-        await runtime.outbox.intents(signal.signal_id, intents)
+        await outbox.intents(signal.signal_id, intents)
     for error in errors:
-        await runtime.outbox.error(error)
+        await outbox.error(error)
     metrics.count_signal(signal.kind, "copied" if intents else "not_copied")
     if "detected" in signal.stamps and intents:
         metrics.observe_stage("fanout", intents[0].stamps["fanned_out"] - signal.stamps.get("published", signal.stamps["detected"]))
     return len(intents)
 
 
-def install(app: "CopyTraderApp") -> None:
-    runtime = app.runtime
+def install(app: faust.App, ctx: StageContext) -> FanoutStage:
+    """Role ``fanout``: the planner, its agent on ``trade.signals`` and the controls it follows."""
+    stage = FanoutStage(ctx, FanoutPlanner(ctx.config, Controls()))
+    stage.controls_feed = controls.install(app, ctx, stage.planner)  # pause/resume, rules, accounts
 
-    @app.agent(runtime.topics.signals, name="fanout")
-    async def fanout(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+    @app.agent(ctx.topics.signals, name="fanout")
+    async def fanout(stream: faust.StreamT[bytes]) -> None:
         """Signals → one intent batch per orders.requests partition (or a refusal on order.errors)."""
         async for payload in stream:
-            await handle_signal(runtime, payload)
+            await handle_signal(stage, payload)
+
+    return stage

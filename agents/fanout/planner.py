@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ...core import ids
+from ...core.control_records import ALL_ACCOUNTS
 from ...core.config import CopyConfig, CopyGroup, Follower
 from ...core.records import OrderError, OrderIntent, TradeSignal, stamp
 from ...core.scaling import CopyRule, ScaledToZero, follower_side, follower_symbol, scaled_quantity
@@ -19,7 +20,6 @@ from ...brokers.instruments import instrument_for
 ACTION_FOR_KIND = {"new": "place", "modify": "modify", "cancel": "cancel", "flatten": "flatten"}
 
 
-ALL_ACCOUNTS = "*"
 
 
 @dataclass(slots=True)
@@ -28,7 +28,7 @@ class Controls:
 
     The dashboard runs in another process, so it never touches this object: it publishes
     commands on ``copy.controls`` and every fan-out worker applies them here
-    (``agents.controls``). Commands carry state (``paused`` true/false), not toggles, so
+    (``agents.fanout.controls``). Commands carry state (``paused`` true/false), not toggles, so
     replaying the topic from the start always yields the current switches.
     """
 

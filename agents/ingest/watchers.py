@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ...core import ids
-from ...core import schemas
-from ...core.records import Execution, RecordError, TradeSignal
-from ...core.schemas import SchemaError, SignalIn
+from ...core.records import Execution, TradeSignal
+from ...core.signals import encode_signal
 from ...brokers.base import BrokerAdapter
 from ...brokers.model import FillEvent, OrderEvent, OrderStatus, OrderType
 from ..shared.outbox import Outbox
@@ -129,32 +128,6 @@ def _stamps(detected: float, occurred: object) -> dict[str, float]:
     if timestamp is not None:
         stamps["occurred"] = timestamp()
     return stamps
-
-
-def encode_signal(signal: TradeSignal) -> bytes:
-    """Wire form of a signal on ``trade.signals`` (JSON, as any producer may send it)."""
-    return signal.dumps()
-
-
-def decode_signal(payload: bytes | str | dict[str, object]) -> TradeSignal:
-    """Parse and validate a signal from any producer through the one signal schema.
-
-    Raises ``RecordError`` (a ``ValueError``) naming the field: fan-out puts it on
-    ``order.errors``, the web answers 400 with it. Strict: ``"5"``, ``true`` or ``1.5`` is not
-    a quantity, a price must be a finite positive decimal, unknown fields are refused.
-    """
-    try:
-        parsed = schemas.convert(payload, SignalIn) if isinstance(payload, dict) else schemas.decode(payload, SignalIn)
-    except SchemaError as exc:
-        if exc.reason == "required":
-            raise RecordError(exc.field, "missing field") from None
-        if not exc.field and exc.reason.startswith("Expected object"):
-            raise RecordError("body", "signal must be a JSON object, got " + exc.reason.rsplit(" ", 1)[-1]) from None
-        raise RecordError(exc.field or "body", exc.reason) from None
-    try:
-        return TradeSignal(**parsed.fields())
-    except (TypeError, ArithmeticError) as exc:  # a rule between fields the schema cannot state
-        raise RecordError("body", f"bad field: {exc}") from None
 
 
 class LeaderWatcher:

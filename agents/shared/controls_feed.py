@@ -7,7 +7,7 @@ an agent's stream (the dashboard process has none), and its recovery is the part
 the most open reports. The topic is tiny (one compacted partition, one record per account), so
 every fan-out worker simply reads it from the beginning and keeps following it: the last
 record per key is the state. Every executor follows it too (dashboard accounts and their
-logins, ``executor_accounts``), and every web worker (the switches and the account list).
+logins, ``agents.execution.accounts``), and every web worker (the switches and the account list).
 """
 
 from __future__ import annotations
@@ -15,22 +15,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ...core.live_config import add_follower, apply_account
-from ...core.records import OrderError
+from ...common.retrying import keep_running
+from ...core.control_records import ALL_ACCOUNTS, TOPIC, AccountCommand, ControlCommand, RuleCommand, decode_command
 from ...core.topics import topic_name
-from ...core.control_records import TOPIC, AccountCommand, ControlCommand, RuleCommand, decode_command
-from ..fanout.planner import ALL_ACCOUNTS, FanoutPlanner
-from .supervise import restart_on_failure
-
-if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
 
 log = logging.getLogger(__name__)
-Command = Union[ControlCommand, RuleCommand, AccountCommand]
+Command = ControlCommand | RuleCommand | AccountCommand
 
 
 class ControlsFeed:
@@ -81,7 +75,7 @@ class ControlsFeed:
 
     async def run(self) -> None:
         """Consume until cancelled; a broker hiccup only delays commands, it never loses them."""
-        await restart_on_failure(self._consume_and_close, "copy.controls consumer")
+        await keep_running(self._consume_and_close, "copy.controls consumer")
 
     async def _consume_and_close(self) -> None:
         try:
@@ -132,48 +126,5 @@ class ControlsFeed:
         return {}
 
 
-def planner_applier(planner: FanoutPlanner) -> Callable[[Command], None]:
-    """What a fan-out worker does with each record: switches, rules, members and accounts.
-
-    The planner needs an account's platform and size, never its login, so the sealed login is
-    not opened here (fan-out workers need no key).
-    """
-
-    def apply(command: Command) -> None:
-        if isinstance(command, AccountCommand):
-            apply_account(planner.config, command.account(), command.routing_session())
-            log.info("account applied: %s on %s by %s", command.account_id, command.platform, command.by)
-        elif isinstance(command, RuleCommand):
-            rule = command.parsed_rule()
-            planner.controls.set_rule(command.group_id, command.account_id, rule, command.enabled)
-            joined = add_follower(planner.config, command.group_id, command.account_id, rule, command.enabled)
-            log.info("rule applied: %s/%s%s by %s", command.group_id, command.account_id,
-                     " (new follower)" if joined else "", command.by)
-        else:
-            planner.controls.set_paused(command.account_id, command.paused)
-            log.info("control applied: %s paused=%s by %s", command.account_id, command.paused, command.by)
-
-    return apply
-
-
-def install(app: CopyTraderApp) -> None:
-    """Every fan-out worker follows the switches (wired in ``app.factory._install``)."""
-    runtime = app.runtime
-
-    async def refused(offset: int, reason: str) -> None:
-        await runtime.outbox.error(OrderError(
-            error_id=f"controls|{offset}", stage="fanout", code="BAD_CONTROL",
-            reason=f"copy.controls record at offset {offset} refused: {reason}"[:500],
-        ))
-
-    feed = ControlsFeed(runtime.settings.bootstrap_servers, runtime.settings.topic_prefix,
-                        planner_applier(runtime.planner), on_refused=refused)
-    runtime.extras["controls_feed"] = feed
-
-    @app.task
-    async def follow_controls() -> None:
-        await feed.run()
-
-
-__all__ = ["ALL_ACCOUNTS", "TOPIC", "AccountCommand", "ControlCommand", "ControlsFeed", "RuleCommand",
-           "decode_command", "install", "planner_applier"]
+__all__ = ["ALL_ACCOUNTS", "TOPIC", "AccountCommand", "Command", "ControlCommand", "ControlsFeed", "RuleCommand",
+           "decode_command"]

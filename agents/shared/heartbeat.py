@@ -5,23 +5,25 @@ from __future__ import annotations
 import itertools
 import os
 import socket
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+
+import faust
 
 from ...core.records import Heartbeat
+from . import jobs
+from .context import StageContext
 
-if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
 
-
-def install(app: "CopyTraderApp") -> None:
-    runtime = app.runtime
+def install(app: faust.App, ctx: StageContext, assigned_partitions: Callable[[], int]) -> None:
+    """Every worker: one heartbeat per interval, with its roles and how many partitions it holds."""
+    runtime = ctx
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{runtime.settings.app_id}"
     sequence = itertools.count(1)
 
-    @app.timer(runtime.settings.heartbeat_interval_s)
+    @jobs.timer(app, runtime.settings.heartbeat_interval_s)
     async def heartbeat() -> None:
         beat = Heartbeat(
             worker_id=worker_id, sequence=next(sequence), roles=list(runtime.settings.roles),
-            assigned_partitions=app.assigned_partitions(),
+            assigned_partitions=assigned_partitions(),
         )
         await runtime.topics.heartbeat.send(key=worker_id, value=beat)

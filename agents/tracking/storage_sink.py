@@ -19,19 +19,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import faust
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
+from ...common.retrying import forever
 from ...storage import mapping
 from ...storage.configsync import sync_config
 from ...storage.db import database_url_from_env, make_engine, session_factory
 from ...storage.mapping import RowBatch
 from ...storage.migrate import upgrade
 from ...storage.writer import BatchWriter, WriteResult
-
-if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
+from ..shared import jobs
+from ..shared.context import StageContext
 
 log = logging.getLogger(__name__)
 
@@ -71,33 +72,26 @@ class StorageSink:
 
     async def start(self, config: Any | None = None) -> None:
         """Prepare, retrying while the database is unreachable, then let the agents write."""
-        delay = RETRY_FIRST_S
-        while True:
-            try:
+        async for attempt in self._until_reachable("storage: preparing the database"):
+            with attempt:
                 await asyncio.to_thread(self.prepare, config)
-                break
-            except SQLAlchemyError as exc:
-                if not is_transient(exc):
-                    raise
-                log.warning("storage: database not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
         self.ready.set()
+
+    def _until_reachable(self, what: str) -> Any:
+        """The sink's one retry policy: connection failures wait (backoff to RETRY_MAX_S) until
+        the database is back; any other error is about the data and is raised at once."""
+        return forever(is_transient, what=what, first_s=RETRY_FIRST_S, max_s=RETRY_MAX_S, sleep=self._sleep)
 
     async def store(self, mapper: Mapper, values: Sequence[Any]) -> WriteResult | None:
         """Map and write one batch; see the module docstring for the failure policy."""
         await self.ready.wait()
         batch = mapper(values)
-        delay = RETRY_FIRST_S
-        while True:
-            try:
-                return await asyncio.to_thread(self.writer.write, batch)
-            except SQLAlchemyError as exc:
-                if not is_transient(exc):
-                    break
-                log.warning("storage: write failed (%s); retrying in %.1fs", type(exc).__name__, delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+        try:
+            async for attempt in self._until_reachable("storage: write"):
+                with attempt:
+                    return await asyncio.to_thread(self.writer.write, batch)
+        except SQLAlchemyError:
+            pass  # about the data: split the batch below
         log.warning("storage: batch of %d failed; writing its records one by one", len(values))
         for value in values:
             try:
@@ -119,19 +113,19 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def install(app: CopyTraderApp) -> StorageSink:
-    runtime = app.runtime
+def install(app: faust.App, ctx: StageContext) -> StorageSink:
+    """Role ``store``: one batching agent per stored topic, all writing through one sink."""
+    runtime = ctx
     topics = runtime.topics
     sink = StorageSink(database_url_from_env(runtime.settings.database_url))
-    runtime.extras["storage"] = sink
     runtime.shutdown_hooks.append(sink.close)
 
-    @app.task  # type: ignore[untyped-decorator]  # Faust's decorators are untyped
+    @jobs.task(app)
     async def storage_start() -> None:
         await sink.start(runtime.config)
 
     def agent(topic: Any, name: str, mapper: Mapper) -> None:
-        async def consume(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+        async def consume(stream: faust.StreamT[Any]) -> None:  # each stored topic has its own record type
             async for values in stream.take(BATCH_SIZE, within=BATCH_WITHIN):
                 await sink.store(mapper, values)
 

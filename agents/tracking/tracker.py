@@ -4,29 +4,29 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+
+import faust
 
 from ...core import metrics
-from ...core.records import CORRECTION_KINDS, OrderError
+from ...core.records import CORRECTION_KINDS, AccountStatus, Execution, OrderError
 from ...tables.health import health_table
 from ...tables.positions import apply_fill, position_key, positions_table
-
-if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
+from ..shared.context import StageContext
 
 log = logging.getLogger(__name__)
 #: Executions that change a position: fills, and busts/corrections of fills (apply_fill routes those).
 FILL_KINDS = ("fill", "partial_fill", *CORRECTION_KINDS)
 
 
-def install(app: "CopyTraderApp", position_partitions: int, health_partitions: int) -> None:
-    runtime = app.runtime
+def install(app: faust.App, ctx: StageContext, position_partitions: int, health_partitions: int) -> None:
+    """Role ``track``: the positions and broker-health tables and their agents."""
+    runtime = ctx
     positions = positions_table(app, position_partitions)
     health = health_table(app, health_partitions)
     runtime.tables.update(positions=positions, broker_health=health)
 
     @app.agent(runtime.topics.executions, name="tracker")
-    async def track_positions(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+    async def track_positions(stream: faust.StreamT[Execution]) -> None:
         """Fills → positions table (duplicates ignored) → positions.updates."""
         async for execution in stream:
             if execution.kind not in FILL_KINDS:
@@ -56,7 +56,7 @@ def install(app: "CopyTraderApp", position_partitions: int, health_partitions: i
             await runtime.outbox.position(updated)
 
     @app.agent(runtime.topics.health, name="health")
-    async def track_health(stream):  # type: ignore[no-untyped-def]  # Faust agent signature
+    async def track_health(stream: faust.StreamT[AccountStatus]) -> None:
         """Session health → broker_health table → account.status when it changed."""
         async for status in stream:
             previous = health.get(status.account_id)

@@ -9,8 +9,9 @@ market time advances), ``partial_fill_lot``, ``balance``.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from ..base import BrokerAdapter, SessionConfig
 from ..errors import BrokerUnavailable, OrderRejected, UnknownOrder
@@ -31,6 +32,9 @@ from ..model import (
 )
 from ..simkernel.exchange import KernelEvent, SimError, SimExchange, SimOrder
 from ..simkernel.latency import Latency
+
+#: One kernel event type in, the same type out (a renamed copy).
+E = TypeVar("E", bound=KernelEvent)
 
 
 class _Venue:
@@ -209,10 +213,8 @@ class PaperAdapter(BrokerAdapter):
             account_id, order.client_order_id or "", order.order_id, order.status, duplicate=duplicate
         )
 
-    def _ours(self, event: KernelEvent) -> KernelEvent:
+    def _ours(self, event: E) -> E:
         """Rename the exchange's account to our account id."""
-        from dataclasses import replace
-
         return replace(event, account_id=self._by_name[event.account_id])
 
     def _on_kernel_event(self, event: KernelEvent) -> None:

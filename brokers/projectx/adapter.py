@@ -13,17 +13,34 @@ as tag) instead of ``Position/closeContract``, which takes no tag and returns no
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from ...common.clock import utcnow
 from ..base import BrokerAdapter, SessionConfig
 from ..errors import (
-    BrokerError, BrokerUnavailable, OrderRejected, TransientBrokerError, UnknownOrder, UnsupportedOperation,
+    BrokerError,
+    BrokerUnavailable,
+    OrderRejected,
+    TransientBrokerError,
+    UnknownOrder,
+    UnsupportedOperation,
 )
 from ..model import (
-    AccountSnapshot, CancelOrder, Capabilities, ConnectionState, FlattenPosition, ModifyOrder,
-    OrderAck, OrderStatus, OrderType, PlaceOrder, SessionHealth, Side, TimeInForce,
+    AccountSnapshot,
+    CancelOrder,
+    Capabilities,
+    ConnectionState,
+    FlattenPosition,
+    ModifyOrder,
+    OrderAck,
+    OrderStatus,
+    OrderType,
+    PlaceOrder,
+    SessionHealth,
+    Side,
+    TimeInForce,
 )
 from ..ratebudget import Priority, RateBudget
 from . import lookup as tags
@@ -281,7 +298,7 @@ class ProjectXAdapter(BrokerAdapter):
 
     async def reconcile(self) -> None:
         """After a gap in the hub: replay what REST says changed, each change once."""
-        since = datetime.now(timezone.utc) - timedelta(hours=self.px.order_lookback_h)
+        since = utcnow() - timedelta(hours=self.px.order_lookback_h)
         for ours, account in self._ids.items():
             body = {"accountId": account, "startTimestamp": parsing.format_time(since)}
             for trade in (await self._call(px.TRADE_SEARCH, body, Priority.MODIFY, idempotent=True)).get("trades", []):
@@ -339,7 +356,7 @@ class ProjectXAdapter(BrokerAdapter):
             raise OrderRejected(f"no ProjectX contract for {symbol!r}: {exc}", code="CONTRACT") from None
         data = await self._call(px.CONTRACT_SEARCH, {"searchText": code, "live": self.px.live}, Priority.MODIFY, idempotent=True)
         found = [c for c in data.get("contracts", []) if (px.split_contract_id(c["id"]) or ("",))[0] == code]
-        match = next((c for c in found if c["id"] == wanted), None) if wanted else \
+        match: dict[str, Any] | None = next((c for c in found if c["id"] == wanted), None) if wanted else \
             next((c for c in found if c.get("activeContract")), None)
         if match is None and wanted:
             byid = await self._call(px.CONTRACT_SEARCH_BY_ID, {"contractId": wanted}, Priority.MODIFY, idempotent=True)

@@ -53,7 +53,7 @@ class ProjectXConfig:
     position_bracket_accounts: frozenset[str] = frozenset()
 
     @classmethod
-    def from_session(cls, session: SessionConfig) -> "ProjectXConfig":
+    def from_session(cls, session: SessionConfig) -> ProjectXConfig:
         options = session.options
         base = (session.endpoint or DEFAULT_ENDPOINT).rstrip("/")
         if "://" not in base:

@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
+from ...common.retrying import forever, log_before_sleep
 from ..errors import BrokerUnavailable
 from . import codec
 from . import schemas as px
@@ -138,7 +139,7 @@ class UserHubClient:
         while not ws.closed:
             try:
                 frame = await ws.receive(timeout=self.config.keepalive_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if time.monotonic() - last_seen > self.config.server_timeout_s:
                     break  # server went silent: treat as dropped
                 with contextlib.suppress(ConnectionError):
@@ -198,16 +199,26 @@ class UserHubClient:
                 return
             await self._drop()
             await self._on_state(False, "user hub connection lost")
-            delay = self.config.reconnect_min_s
-            while not self._closing:
+            try:
+                await self._reconnect()
+            except Exception:
+                if self._closing:
+                    return
+                raise
+            await self._on_state(True, None)
+
+    async def _reconnect(self) -> None:
+        """Connect and resubscribe until it works (backoff ``reconnect_min_s`` doubling to
+        ``reconnect_max_s``); gives up only when the client is closing."""
+        retrying = forever(lambda exc: isinstance(exc, Exception) and not self._closing, what="user hub reconnect",
+                           first_s=self.config.reconnect_min_s, max_s=self.config.reconnect_max_s,
+                           before_sleep=log_before_sleep("user hub reconnect", logging.INFO))
+        async for attempt in retrying:
+            with attempt:
+                if self._closing:
+                    return
                 try:
                     await self._connect_and_subscribe()
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.info("user hub reconnect failed (%s); retrying in %.2fs", exc, delay)
+                except Exception:
                     await self._drop()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.config.reconnect_max_s)
-            await self._on_state(True, None)
+                    raise

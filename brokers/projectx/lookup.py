@@ -12,9 +12,10 @@ order-search and order-search-open (see docs/fidelity/projectx.md).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
+from ...common.clock import utcnow
 from ..errors import BrokerUnavailable
 from ..ratebudget import Priority
 from . import parsing
@@ -47,7 +48,7 @@ async def orders_with_tag(call: Call, account_id: int, tag: str, lookback_h: flo
     found = {o["id"]: o for o in _orders(await call(px.ORDER_SEARCH_OPEN, body, Priority.MODIFY, idempotent=True),
                                             "Order/searchOpen") if o.get("customTag") == tag}
     if not found or include_history:
-        now = datetime.now(timezone.utc)
+        now = utcnow()
         window = {"accountId": account_id,
                   "startTimestamp": parsing.format_time(now - timedelta(hours=lookback_h)),
                   "endTimestamp": parsing.format_time(now + CLOCK_SKEW)}

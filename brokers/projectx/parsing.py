@@ -8,10 +8,11 @@ round-trip test cover what the two sides agree on.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from ...common.clock import today_utc
 from ..instruments import split_symbol
 from ..model import Bracket, OrderStatus, OrderType, Side
 from . import schemas as px
@@ -82,17 +83,18 @@ def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", value.replace("Z", "+00:00")))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def format_time(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat()
+    return value.astimezone(UTC).isoformat()
 
 
 def unwrap(payload: Any) -> dict[str, Any]:
     """Hub pushes come as ``{"action", "data"}`` on the live gateway, bare in the docs: accept both."""
     if isinstance(payload, dict) and isinstance(payload.get("data"), dict) and "action" in payload:
-        return payload["data"]
+        data: dict[str, Any] = payload["data"]
+        return data
     if not isinstance(payload, dict):
         raise ValueError(f"hub payload is not an object: {payload!r}")
     return payload
@@ -103,7 +105,7 @@ def unwrap(payload: Any) -> dict[str, Any]:
 
 def full_year(digits: str, today: date | None = None) -> int:
     """One- or two-digit expiry year → 4 digits, choosing the decade nearest ahead of today."""
-    today = today or datetime.now(timezone.utc).date()
+    today = today or today_utc()
     if len(digits) == 2:
         return 2000 + int(digits)
     year = today.year - today.year % 10 + int(digits)

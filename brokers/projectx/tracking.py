@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import FillEvent, OrderEvent, OrderStatus, PositionEvent, utcnow
+from ...common.clock import utcnow
+from ..model import FillEvent, OrderEvent, OrderStatus, PositionEvent
 from . import parsing
 from . import schemas as px
 

@@ -24,8 +24,9 @@ import time
 from typing import Any
 
 import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState
 
+from ...common.retrying import backoff, keep_running, until
 from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerUnavailable, RateLimited, TokenExpired
 from ..ratebudget import Priority, RateBudget
@@ -35,7 +36,8 @@ from .config import ProjectXConfig
 
 log = logging.getLogger(__name__)
 
-_login_backoff = wait_exponential_jitter(multiplier=0.2, max=5.0, exp_base=2, jitter=0.1)
+_login_backoff = backoff(0.2, 5.0, jitter_s=0.1)
+_NO_DEADLINE = float("inf")  # bounded by attempts and the copy's deadline instead
 
 
 def token_expiry(token: str, fallback_s: float) -> float:
@@ -108,11 +110,9 @@ class GatewaySession:
         async with self._login_lock:
             if stale is not None and self.token is not None and self.token != stale:
                 return self.token  # someone else already replaced it
-            retrying = AsyncRetrying(
-                retry=retry_if_exception(lambda exc: may_retry(exc, idempotent=True)),
-                stop=stop_after_attempt(self.config.max_login_attempts) | _stop_at_deadline,
-                wait=_login_backoff, reraise=True,
-            )
+            retrying = until(lambda exc: may_retry(exc, idempotent=True), what="ProjectX loginKey",
+                             attempts=self.config.max_login_attempts, deadline_s=_NO_DEADLINE,
+                             wait=_login_backoff, stop=_stop_at_deadline)
             async for attempt in retrying:
                 with attempt:
                     token = await self._login_once()
@@ -173,15 +173,14 @@ class GatewaySession:
 
     async def _renew_forever(self) -> None:
         """Validate before expiry so no order ever waits on a login; fall back to a fresh login."""
-        while True:
+
+        async def renew_when_due() -> None:
             await asyncio.sleep(max(self._refresh_delay(), 0.05))
-            try:
-                await self.reauthenticate(stale=self.token)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # keep renewing; requests re-authenticate on 401 anyway
-                log.warning("ProjectX token renewal failed: %s", exc)
-                await asyncio.sleep(1.0)
+            await self.reauthenticate(stale=self.token)
+
+        # Keep renewing after a failure (requests re-authenticate on 401 anyway), 1 s apart at
+        # first, growing while it keeps failing.
+        await keep_running(renew_when_due, "ProjectX token renewal", first_s=1.0, max_s=30.0, level=logging.WARNING)
 
     # -- requests --------------------------------------------------------------------------
     async def call(self, path: str, body: dict[str, Any], priority: Priority = Priority.ENTRY, *,
@@ -211,11 +210,9 @@ class GatewaySession:
                 raise BrokerUnavailable(f"ProjectX {path} answered HTTP {status}", code=str(status))
             return data
 
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda exc: may_retry(exc, idempotent)),
-            stop=stop_after_attempt(self.config.max_429_retries + 3) | _stop_at_deadline,
-            wait=self._wait, reraise=True,
-        )
+        retrying = until(lambda exc: may_retry(exc, idempotent), what=f"ProjectX {path}",
+                         attempts=self.config.max_429_retries + 3, deadline_s=_NO_DEADLINE,
+                         wait=self._wait, stop=_stop_at_deadline)
         async for each in retrying:
             with each:
                 return await attempt()
@@ -240,7 +237,7 @@ class GatewaySession:
             return
         try:
             await asyncio.wait_for(self.budget.acquire(priority), timeout=max(left, 0.001))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise BrokerUnavailable(f"ProjectX {path}: the copy's deadline passed waiting for the request budget",
                                     sent=False) from None
 
@@ -262,7 +259,7 @@ class GatewaySession:
                 data = await response.json(content_type=None)
         except aiohttp.ClientConnectorError as exc:
             raise BrokerUnavailable(f"ProjectX {path}: no connection ({exc})", sent=False) from exc
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise BrokerUnavailable(f"ProjectX {path}: no answer ({exc!r})", sent=True) from exc
         if not isinstance(data, dict):
             raise BrokerUnavailable(f"ProjectX {path} answered a non-object: {data!r}")

@@ -12,8 +12,8 @@ import itertools
 from collections.abc import Callable
 from decimal import Decimal
 
+from ...common.clock import utcnow
 from ..instruments import instrument_for
-from ..positions import apply_fill, undo_fill
 from ..model import (
     Bracket,
     FillCorrection,
@@ -24,8 +24,8 @@ from ..model import (
     PositionEvent,
     Side,
     TimeInForce,
-    utcnow,
 )
+from ..positions import apply_fill, undo_fill
 from .pricepath import PricePath
 from .records import REJECT_CODES, SimAccount, SimError, SimOrder, SimPosition
 
@@ -78,10 +78,12 @@ class SimExchange:
         for listener in list(self._listeners):
             listener(event)
 
-    def open_account(self, name: str, balance: Decimal = Decimal(50000), **kw: int) -> SimAccount:
+    def open_account(self, name: str, balance: Decimal = Decimal(50000), *,
+                     max_order_quantity: int = 1000) -> SimAccount:
         account = self.accounts.get(name)
         if account is None:
-            account = self.accounts[name] = SimAccount(name=name, balance=balance, **kw)
+            account = self.accounts[name] = SimAccount(name=name, balance=balance,
+                                                       max_order_quantity=max_order_quantity)
         return account
 
     def account(self, name: str) -> SimAccount:

@@ -36,7 +36,7 @@ class Latency:
             await asyncio.sleep(delay / 1000.0)
 
     @classmethod
-    def parse(cls, spec: str | float | int | None) -> "Latency":
+    def parse(cls, spec: str | float | int | None) -> Latency:
         """``50`` → fixed 50 ms; ``"50+20"`` → 50 ms plus a 20 ms-scale log-normal tail."""
         if spec is None:
             return cls()

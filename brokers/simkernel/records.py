@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from ..model import Bracket, OrderEvent, OrderStatus, OrderType, Side, TimeInForce, utcnow
+from ...common.clock import utcnow
+from ..model import Bracket, OrderEvent, OrderStatus, OrderType, Side, TimeInForce
 from .faults import FaultSwitches
 
 #: Reject tags: ``fault`` (a test's reject_next), ``unknown_contract``, ``invalid_quantity``,

@@ -22,15 +22,16 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from ...common.retrying import keep_running
 from ..base import BrokerAdapter, SessionConfig
 from ..errors import AuthenticationFailed, BrokerUnavailable, OrderRejected, UnknownOrder
 from ..model import (
     AccountSnapshot,
     BrokerEvent,
-    FillEvent,
     CancelOrder,
     Capabilities,
     ConnectionState,
+    FillEvent,
     FlattenPosition,
     ModifyOrder,
     OrderAck,
@@ -130,10 +131,15 @@ class TradovateAdapter(BrokerAdapter):
     async def _keep_token(self) -> None:
         """Renew ahead of expiry so no order ever waits for an auth round trip."""
         assert self.rest is not None
-        while True:
-            await asyncio.sleep(max(0.05, self.rest.seconds_to_renewal()))
-            with contextlib.suppress(Exception):
-                await self.rest.ensure_token()
+        rest = self.rest
+
+        async def renew_when_due() -> None:
+            await asyncio.sleep(max(0.05, rest.seconds_to_renewal()))
+            await rest.ensure_token()
+
+        # A failed renewal is retried with growing pauses (a request's 401 recovers the
+        # session meanwhile), never in a tight loop against the login budget.
+        await keep_running(renew_when_due, "tradovate token renewal", first_s=1.0, max_s=30.0, level=logging.WARNING)
 
     # -- socket callbacks ----------------------------------------------------------------------
     async def _on_sync(self, snapshot: Json, first: bool) -> None:

@@ -102,7 +102,7 @@ def oso_body(entry: Json, p: BracketPlan) -> Json:
 
 def take_ids(p: BracketPlan, reply: Json) -> None:
     p.entry_order_id = int(reply["orderId"])
-    for leg, key in zip(p.exits, ("oso1Id", "oso2Id")):
+    for leg, key in zip(p.exits, ("oso1Id", "oso2Id"), strict=False):  # one or two exit legs
         if reply.get(key) is not None:
             leg.order_id = int(reply[key])
 

@@ -73,7 +73,7 @@ class TradovateConfig:
     limits: tuple[tuple[int, float], ...] = DEFAULT_LIMITS
 
     @classmethod
-    def from_session(cls, config: SessionConfig) -> "TradovateConfig":
+    def from_session(cls, config: SessionConfig) -> TradovateConfig:
         options = config.options
         live = bool(options.get("live", False))
         rest = (config.endpoint or (LIVE_REST if live else DEMO_REST)).rstrip("/")
@@ -97,5 +97,5 @@ class TradovateConfig:
             reconnect_initial_s=float(options.get("reconnect_initial_s", 0.2)),
             reconnect_max_s=float(options.get("reconnect_max_s", 30.0)),
             stale_after_s=float(options.get("stale_after_s", 10.0)),
-            limits=tuple(tuple(x) for x in limits) if limits else DEFAULT_LIMITS,  # type: ignore[misc]  # (int, float) pairs from YAML
+            limits=tuple(tuple(x) for x in limits) if limits else DEFAULT_LIMITS,
         )

@@ -9,8 +9,10 @@ construction and the fidelity tests compare these shapes to recorded doc example
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypedDict
+
+from ...common.clock import utcnow
 
 Json = dict[str, Any]
 
@@ -118,12 +120,12 @@ class CommandResult(TypedDict, total=False):
 
 def iso(ts: datetime) -> str:
     """Tradovate timestamps: ISO-8601 UTC with a trailing ``Z``."""
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def parse_iso(text: str | None) -> datetime:
     if not text:
-        return datetime.now(timezone.utc)
+        return utcnow()
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 

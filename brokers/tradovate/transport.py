@@ -13,7 +13,8 @@ What may be resent: a request refused before it ran — a penalty ticket (wait `
 the same body plus ``p-ticket``), a 401, a connection that never opened. A request that may have
 reached the broker (timeout, reset, 5xx) is resent only when it is a read; an order is reported
 as ``BrokerUnavailable(sent=True)`` for the caller to look up, never placed twice blindly. Retries
-run on tenacity and stop at the copy's deadline (:mod:`..deadline`).
+run on the one retry policy module (:mod:`copytrader.common.retrying`) and stop at the copy's
+deadline (:mod:`..deadline`).
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState
 
+from ...common.clock import utcnow
+from ...common.ratewindow import SlidingWindow
+from ...common.retrying import backoff, forever, until
 from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, RateLimited, TokenExpired
 from ..ratebudget import Priority, RateBudget
@@ -44,6 +46,8 @@ Json = dict[str, Any]
 LOCKOUT_S = 3600.0
 _READS = ("/list", "/find", "/item", "/items", "/deps", "/ldeps", "/suggest")
 _NO_DEADLINE = float("inf")
+#: Between attempts after a transient failure: 50 ms doubling to 2 s (a penalty says its own wait).
+_TRANSIENT_BACKOFF = backoff(0.05, 2.0)
 
 
 class PenaltyTicket(RateLimited):
@@ -63,7 +67,7 @@ def _backoff(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome is not None else None
     if isinstance(exc, RateLimited) and exc.retry_after is not None:
         return max(0.0, float(exc.retry_after))
-    return min(2.0, 0.05 * 2 ** (state.attempt_number - 1))
+    return float(_TRANSIENT_BACKOFF(state))
 
 
 def _past_deadline(state: RetryCallState) -> bool:
@@ -83,17 +87,18 @@ class RestClient:
         self.expires: datetime | None = None
         self.user_id: int | None = None
         self._auth_lock = asyncio.Lock()
-        self._login_times: deque[float] = deque()
+        limit, window = config.login_budget
+        self._login_window = SlidingWindow(limit, window)
         self.logins = 0      # accesstokenrequests answered with a token (sessions we opened)
         self.renewals = 0
         self.reauths = 0     # recoveries after a refused token
 
     # -- session ---------------------------------------------------------------------------
-    def adopt(self, previous: "RestClient") -> None:
+    def adopt(self, previous: RestClient) -> None:
         """Carry a live token (and the login budget) over from the client of an earlier
         ``connect``: reconnecting the adapter is not a reason to open a new session."""
         self.token, self.expires, self.user_id = previous.token, previous.expires, previous.user_id
-        self._login_times = previous._login_times
+        self._login_window = previous._login_window
         self.logins, self.renewals, self.reauths = previous.logins, previous.renewals, previous.reauths
 
     async def authenticate(self) -> None:
@@ -119,17 +124,14 @@ class RestClient:
         """At most ``login_budget`` token requests per window: each opens a session and the
         oldest of the user's sessions closes, so logging in on every doubt logs the user out."""
         limit, window = self.config.login_budget
-        now = time.monotonic()
-        while self._login_times and self._login_times[0] <= now - window:
-            self._login_times.popleft()
-        if len(self._login_times) >= limit:
-            wait = self._login_times[0] + window - now
+        wait = self._login_window.wait()
+        if wait > 0:
             if wait > remaining(_NO_DEADLINE):
                 raise BrokerUnavailable(f"tradovate login budget ({limit}/{window:.0f}s) spent; "
                                         f"next login in {wait:.1f}s", code="login-budget", sent=False)
             log.warning("tradovate: login budget spent, next login in %.1fs", wait)
             await asyncio.sleep(wait)
-        self._login_times.append(time.monotonic())
+        self._login_window.record()
 
     def _take_token(self, data: Any) -> None:
         if not isinstance(data, dict) or data.get("errorText") or not data.get("accessToken"):
@@ -142,13 +144,13 @@ class RestClient:
     def needs_renewal(self) -> bool:
         if self.token is None or self.expires is None:
             return True
-        return datetime.now(timezone.utc) >= self.expires - timedelta(seconds=self.config.renew_margin_s)
+        return utcnow() >= self.expires - timedelta(seconds=self.config.renew_margin_s)
 
     def seconds_to_renewal(self) -> float:
         if self.expires is None:
             return 0.0
         due = self.expires - timedelta(seconds=self.config.renew_margin_s)
-        return max(0.0, (due - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (due - utcnow()).total_seconds())
 
     async def ensure_token(self) -> str:
         """A usable token: the current one, renewed near expiry; a login only when there is none."""
@@ -213,11 +215,8 @@ class RestClient:
                 self._penalty(endpoint, data, payload)
             return data
 
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(retry),
-            stop=stop_after_attempt(self.config.max_attempts + self.config.max_penalties) | _past_deadline,
-            wait=_backoff, reraise=True,
-        )
+        retrying = until(retry, what=f"tradovate {endpoint}", attempts=self.config.max_attempts + self.config.max_penalties,
+                         deadline_s=_NO_DEADLINE, wait=_backoff, stop=_past_deadline)
         async for state in retrying:
             with state:
                 return await attempt()
@@ -245,7 +244,7 @@ class RestClient:
             raise BrokerUnavailable(f"{url}: copy deadline passed before sending", sent=False)
         try:
             await asyncio.wait_for(self.budget.acquire(priority), None if left == _NO_DEADLINE else left)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise RateLimited(f"{url}: no request slot before the copy deadline", code="budget") from exc
         headers = {"Accept": "application/json"}
         if token:
@@ -259,7 +258,7 @@ class RestClient:
                 return await self._answer(url, resp)
         except aiohttp.ClientConnectorError as exc:
             raise BrokerUnavailable(f"{url}: cannot connect: {exc!r}", sent=False) from exc
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise BrokerUnavailable(f"{url}: no answer: {exc!r}", sent=True) from exc
 
     async def _answer(self, url: str, resp: aiohttp.ClientResponse) -> Any:
@@ -306,10 +305,8 @@ class UserSocket:
         ``reconnect_initial_s`` to ``reconnect_max_s``); a session that synced and later closed
         starts a fresh backoff. A refused first login or first connection is fatal."""
         while True:
-            retrying = AsyncRetrying(
-                retry=retry_if_exception(self._worth_retrying), reraise=True, before_sleep=self._report,
-                wait=wait_exponential(multiplier=self.config.reconnect_initial_s, max=self.config.reconnect_max_s),
-            )
+            retrying = forever(self._worth_retrying, what="tradovate websocket", before_sleep=self._report,
+                               first_s=self.config.reconnect_initial_s, max_s=self.config.reconnect_max_s)
             try:
                 async for attempt in retrying:
                     with attempt:
@@ -366,7 +363,7 @@ class UserSocket:
             reason = "closed by the server"
             try:
                 await self._read(ws)
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, codec.CodecError) as exc:
+            except (TimeoutError, aiohttp.ClientError, ConnectionError, codec.CodecError) as exc:
                 reason = repr(exc)
             finally:
                 beats.cancel()
@@ -377,7 +374,9 @@ class UserSocket:
     async def _sync(self, ws: aiohttp.ClientWebSocketResponse) -> codec.Response:
         """``user/syncrequest``, waiting out a penalty ticket (resent with the ticket) if one comes."""
         body: Json = dict(s.sync_body(self.rest.user_id or 0))
-        for _ in range(self.config.max_penalties + 1):
+
+        async def attempt() -> codec.Response:
+            nonlocal body
             request_id = self._ids = self._ids + 1
             await ws.send_str(codec.encode_request("user/syncrequest", request_id, "", body))
             sync = await self._reply(ws, request_id)
@@ -385,13 +384,22 @@ class UserSocket:
                 assert isinstance(sync.data, dict)
                 if sync.data.get(s.PENALTY_CAPTCHA):
                     raise AuthenticationFailed("user/syncrequest: captcha penalty; wait about an hour", code="p-captcha")
-                await asyncio.sleep(float(sync.data.get(s.PENALTY_TIME) or 1))
+                ticket = str(sync.data.get(s.PENALTY_TICKET))
                 body = {**body, s.PENALTY_TICKET: sync.data.get(s.PENALTY_TICKET)}
-                continue
+                raise PenaltyTicket("user/syncrequest: time penalty", ticket=ticket,
+                                    retry_after=float(sync.data.get(s.PENALTY_TIME) or 1))
             if sync.status != 200 or not isinstance(sync.data, dict):
                 raise BrokerUnavailable(f"user/syncrequest failed: {sync.status}")
             return sync
-        raise BrokerUnavailable("user/syncrequest: still penalised after waiting")
+
+        try:
+            async for state in until(lambda exc: isinstance(exc, PenaltyTicket), what="tradovate user/syncrequest",
+                                     attempts=self.config.max_penalties + 1, deadline_s=_NO_DEADLINE, wait=_backoff):
+                with state:
+                    return await attempt()
+        except PenaltyTicket as exc:
+            raise BrokerUnavailable("user/syncrequest: still penalised after waiting") from exc
+        raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
 
     async def _frame(self, ws: aiohttp.ClientWebSocketResponse) -> codec.ServerFrame:
         msg = await ws.receive(timeout=self.config.stale_after_s)

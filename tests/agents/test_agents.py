@@ -78,7 +78,7 @@ async def test_executor_agent_places_once_even_when_the_batch_is_redelivered(app
         await agent.put(batch, key=b"s1|p0")
         await agent.put(batch, key=b"s1|p0")  # Kafka redelivery after a crash
         await wait_for(lambda: len([e for e in outbox.sent["execution"] if e.request_outcome]) >= 2)
-        await app.runtime.lanes.join()
+        await app.runtime.execution.lanes.join()
     outcomes = [e for e in outbox.sent["execution"] if isinstance(e, Execution) and e.request_outcome]
     assert sorted((e.account_id, e.kind, e.duplicate) for e in outcomes) == [("f1", "ack", False), ("f2", "ack", False)]
     adapter = app.runtime.pool.connected()["p"]
@@ -121,7 +121,7 @@ async def test_a_batch_is_acknowledged_only_once_its_acks_are_published(app: Cop
         published_at_ack.append(len([e for e in outbox.sent["execution"] if e.request_outcome]))
 
     batch = IntentBatch(batch_id="s9|p0", intents=[intent("f1", 1, "s9"), intent("f2", 1, "s9")], appended=2.0)
-    submit_batch(app.runtime, batch, on_all_done)
+    submit_batch(app.runtime.execution, batch, on_all_done)  # type: ignore[arg-type]
     await wait_for(lambda: bool(published_at_ack))
     assert published_at_ack == [2]
     acks = [e for e in outbox.sent["execution"] if e.request_outcome]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from copytrader.core.control_records import AccountCommand, Login, RuleCommand, seal_login
-from copytrader.agents.shared.controls_feed import planner_applier
+from copytrader.agents.fanout.controls import planner_applier
 from copytrader.agents.execution.accounts import ExecutorAccounts
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.agents.fanout.planner import FanoutPlanner
@@ -83,7 +83,7 @@ def intent_for(account_id: str) -> OrderIntent:
 
 async def test_the_executor_places_for_an_account_whose_record_arrives_just_after_its_order(app: CopyTraderApp) -> None:
     runtime = app.runtime
-    accounts: ExecutorAccounts = runtime.extras["executor_accounts"]
+    accounts: ExecutorAccounts = runtime.execution.accounts  # type: ignore[union-attr, assignment]
     opened: list[str] = []
 
     async def record_arrives() -> None:  # what ControlsFeed.sync does when the record is in flight
@@ -92,8 +92,8 @@ async def test_the_executor_places_for_an_account_whose_record_arrives_just_afte
 
     accounts.start_session = lambda sid: opened.append(sid) or _done()  # type: ignore[assignment, func-returns-value]
     runtime.pool.catch_up = record_arrives
-    await runtime.router.execute(intent_for("x1"))
-    await runtime.router.outbox.drained()
+    await runtime.execution.router.execute(intent_for("x1"))
+    await runtime.execution.router.outbox.drained()
     outbox: MemoryOutbox = runtime.outbox  # type: ignore[assignment]
     acks = [e for e in outbox.sent["execution"] if isinstance(e, Execution) and e.kind == "ack"]
     assert [a.account_id for a in acks] == ["x1"] and not outbox.sent["error"]
@@ -108,8 +108,8 @@ async def test_an_order_for_an_account_nobody_defined_is_refused_with_the_reason
         return None
 
     runtime.pool.catch_up = nothing_new
-    await runtime.router.execute(intent_for("ghost"))
-    await runtime.router.outbox.drained()
+    await runtime.execution.router.execute(intent_for("ghost"))
+    await runtime.execution.router.outbox.drained()
     outbox: MemoryOutbox = runtime.outbox  # type: ignore[assignment]
     errors = [e for e in outbox.sent["error"] if isinstance(e, OrderError)]
     assert [(e.account_id, e.code) for e in errors] == [("ghost", "INVALID")]

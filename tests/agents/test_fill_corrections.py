@@ -27,7 +27,7 @@ def app(make_app: Callable[..., CopyTraderApp]) -> CopyTraderApp:  # tests/agent
 async def test_correction_reaches_executions_and_the_tracker_fixes_the_position(
     app: CopyTraderApp, outbox: MemoryOutbox
 ) -> None:
-    router = app.runtime.router
+    router = app.runtime.execution.router
     fill = FillEvent("f1", "c1", "77", "5001", "ESZ6", Side.BUY, 2, Decimal("5000"), 2, 0)
     bust = FillCorrection("f1", "c1", "77", "5001", "5001:bust", "ESZ6", Side.BUY, True, 0, None, 2, Decimal("5000"))
     await router.on_broker_event("tradovate", fill)

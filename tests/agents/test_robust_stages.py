@@ -37,7 +37,7 @@ def signal_bytes(n: int, **kw: object) -> bytes:
 async def test_an_infinite_multiplier_costs_its_follower_one_copy_and_the_group_keeps_copying(
     app: CopyTraderApp, outbox: MemoryOutbox
 ) -> None:
-    app.runtime.planner.controls.set_rule("g", "f2", CopyRule(multiplier=Decimal("Infinity")), True)
+    app.runtime.fanout.planner.controls.set_rule("g", "f2", CopyRule(multiplier=Decimal("Infinity")), True)
     async with app.agents["fanout"].test_context() as agent:
         await agent.put(signal_bytes(1), key=b"ESZ6")
         await agent.put(signal_bytes(2), key=b"ESZ6")
@@ -61,7 +61,7 @@ async def test_an_infinite_limit_price_is_refused_naming_the_field_and_the_next_
 async def test_an_unexpected_fanout_failure_is_reported_and_the_next_signal_is_copied(
     app: CopyTraderApp, outbox: MemoryOutbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    planner = app.runtime.planner
+    planner = app.runtime.fanout.planner
     real = planner.plan
     calls = iter([RuntimeError("boom"), None])
 

@@ -1,17 +1,23 @@
-"""retrying_call: retries only retriable errors, honours Retry-After, bounded by a deadline."""
+"""retrying_call: retries only retriable errors, honours Retry-After, bounded by a deadline;
+exactly_once: looks up before any resend whose first try may have landed."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from copytrader.brokers.deadline import copy_deadline
 from copytrader.brokers.errors import (
     BrokerUnavailable,
     CircuitOpen,
     OrderRejected,
+    OutcomeUnknown,
     RateLimited,
     TokenExpired,
+    UnsupportedOperation,
 )
-from copytrader.brokers.retry import is_retriable, retrying_call
+from copytrader.brokers.retry import exactly_once, is_retriable, outcome_unknown, retrying_call
 
 
 class Script:
@@ -85,13 +91,6 @@ async def test_is_retriable_and_validation() -> None:
 
 
 # -- exactly_once: look up before any resend whose first try may have landed ---------------------
-
-import time  # noqa: E402 - kept beside the tests that use it
-
-from copytrader.brokers.deadline import copy_deadline  # noqa: E402
-from copytrader.brokers.errors import OutcomeUnknown, UnsupportedOperation  # noqa: E402
-from copytrader.brokers.retry import exactly_once, outcome_unknown  # noqa: E402
-
 
 @pytest.mark.parametrize(("error", "unknown"), [
     (BrokerUnavailable("reset after send"), True),

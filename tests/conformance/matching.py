@@ -143,9 +143,9 @@ class EventLog:
         while not self.subscription.queue.empty():
             self.events.append(self.subscription.queue.get_nowait())
 
-    async def _next(self, timeout: float) -> bool:
+    async def _next(self, within: float) -> bool:
         try:
-            event = await asyncio.wait_for(self.subscription.queue.get(), timeout)
+            event = await asyncio.wait_for(self.subscription.queue.get(), within)
         except TimeoutError:
             return False
         self.events.append(event)
@@ -168,9 +168,9 @@ class EventLog:
             last = index
         return chosen
 
-    async def expect(self, patterns: list[Mapping[str, Any]], ordered: bool, orders: Orders, timeout: float) -> None:
+    async def expect(self, patterns: list[Mapping[str, Any]], ordered: bool, orders: Orders, within: float) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while True:
             self._take_ready()
             found = self._find(patterns, ordered, orders)

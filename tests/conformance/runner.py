@@ -21,8 +21,8 @@ import yaml
 
 from copytrader.brokers import errors
 from copytrader.brokers.model import (
-    BrokerEvent,
     Bracket,
+    BrokerEvent,
     CancelOrder,
     Capabilities,
     FlattenPosition,
@@ -66,7 +66,7 @@ class Scenario:
     path: Path
 
     @classmethod
-    def load(cls, path: Path) -> "Scenario":
+    def load(cls, path: Path) -> Scenario:
         data = yaml.safe_load(path.read_text())
         if data.get("id") != path.stem:
             raise ValueError(f"{path.name}: id {data.get('id')!r} must match the file name")

@@ -1,14 +1,15 @@
 """Every scenario in ``cases/`` against every registered adapter+simulator pair.
 
-A platform whose pair is not importable yet, or that lacks a capability a scenario requires,
-is skipped with the reason, so the matrix always shows what was and was not checked.
+A platform that lacks a capability a scenario requires is skipped with the reason (the only
+skip CI accepts, ``ci_skips.skip_capability``), so the matrix shows what was and was not
+checked; a registered pair that does not import fails.
 """
 
 from __future__ import annotations
 
 import pytest
-
 from ci_skips import skip_capability
+
 from .harness import PLATFORMS
 from .runner import Scenario, ScenarioRun, ScenarioSkipped, load_scenarios, missing_requirement
 

@@ -15,7 +15,8 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
 from copytrader.core.control_records import AccountCommand, Login, RuleCommand, seal_login
-from copytrader.agents.shared.controls_feed import ControlsFeed, planner_applier
+from copytrader.agents.fanout.controls import planner_applier
+from copytrader.agents.shared.controls_feed import ControlsFeed
 from copytrader.agents.fanout.planner import FanoutPlanner
 from copytrader.core import ids
 from copytrader.core.config import parse_config

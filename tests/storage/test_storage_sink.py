@@ -177,4 +177,4 @@ def test_install_registers_the_store_agents(tmp_path: Path) -> None:
         "store-executions": ("trade.executions",), "store-errors": ("order.errors",),
         "store-positions": ("positions.updates",),
     }
-    assert isinstance(app.runtime.extras["storage"], storage_sink.StorageSink)
+    assert isinstance(app.runtime.storage, storage_sink.StorageSink)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_health_reports_send_changes_and_a_full_round_now_and_then() -> None:
-    from copytrader.agents.execution.agent import HealthReports
+    from copytrader.agents.shared.health_reports import HealthReports
     from copytrader.core.records import AccountStatus
 
     reports = HealthReports(full_every=3)

@@ -3,7 +3,8 @@
 import asyncio
 from decimal import Decimal
 
-from copytrader.agents.ingest.watchers import LeaderWatcher, SignalNormalizer, decode_signal
+from copytrader.agents.ingest.watchers import LeaderWatcher, SignalNormalizer
+from copytrader.core.signals import decode_signal
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.brokers.base import SessionConfig
 from copytrader.brokers.model import CancelOrder, ModifyOrder, OrderType, PlaceOrder, Side

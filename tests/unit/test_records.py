@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from copytrader.agents.ingest.watchers import decode_signal
+from copytrader.core.signals import decode_signal
 from copytrader.core.records import Execution, OrderIntent, RecordError, TradeSignal
 
 

@@ -7,7 +7,7 @@ import os
 import click
 import pytest
 
-from copytrader.app.cli import _rate_limit
+from copytrader.demo.cli import _rate_limit
 from copytrader.core.config import parse_config
 from copytrader.demo.configgen import demo_config
 from copytrader.demo.sandbox import session_logins, sim_options, start_sandbox

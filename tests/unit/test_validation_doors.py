@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from copytrader.core.control_records import AccountCommand, ControlCommand, RuleCommand, decode_command
-from copytrader.agents.shared.controls_feed import ControlsFeed, planner_applier
+from copytrader.agents.fanout.controls import planner_applier
+from copytrader.agents.shared.controls_feed import ControlsFeed
 from copytrader.agents.fanout.agent import handle_signal
-from copytrader.agents.ingest.watchers import decode_signal
+from copytrader.core.signals import decode_signal
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.agents.fanout.planner import FanoutPlanner
 from copytrader.core import schemas
@@ -73,17 +74,18 @@ def test_a_good_signal_decodes_including_faust_s_own_form() -> None:
 @PROPERTY
 @given(field=st.sampled_from(SIGNAL_FIELDS), fragment=json_fragments)
 async def test_property_no_signal_stops_fanout_and_the_next_good_one_is_copied(field: str, fragment: str) -> None:
-    runtime = SimpleNamespace(planner=FanoutPlanner(parse_config(CONFIG, env={})), outbox=MemoryOutbox())
+    outbox = MemoryOutbox()
+    stage = SimpleNamespace(planner=FanoutPlanner(parse_config(CONFIG, env={})), ctx=SimpleNamespace(outbox=outbox))
     payload = splice(GOOD, field, fragment)
     try:
         decode_signal(payload)
     except RecordError as exc:
         assert exc.field  # refused, naming a field
-    await handle_signal(runtime, payload)  # type: ignore[arg-type]  # the two attributes it uses
-    for error in runtime.outbox.sent["error"]:
+    await handle_signal(stage, payload)  # type: ignore[arg-type]  # the two attributes it uses
+    for error in outbox.sent["error"]:
         assert error.reason
-    runtime.outbox.sent.clear()
-    assert await handle_signal(runtime, orjson.dumps({**GOOD, "signal_id": "L:2:new"})) == 2  # type: ignore[arg-type]
+    outbox.sent.clear()
+    assert await handle_signal(stage, orjson.dumps({**GOOD, "signal_id": "L:2:new"})) == 2  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------- the config

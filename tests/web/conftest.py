@@ -49,7 +49,7 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
 async def _served(settings: Settings) -> AsyncIterator[tuple[TestClient, WebContext, MemoryOutbox, RecordingTopic]]:
     outbox = MemoryOutbox()
     app = create_app(settings, parse_config(demo_config(4), env={}), outbox=outbox)
-    ctx: WebContext = app.runtime.extras["web"]
+    ctx: WebContext = app.runtime.web  # type: ignore[assignment]
     controls = RecordingTopic()
     ctx.commands.controls_topic = controls  # type: ignore[assignment]  # records instead of producing
     client = TestClient(TestServer(app.web.web_app))

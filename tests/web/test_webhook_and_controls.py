@@ -104,7 +104,7 @@ async def test_a_rule_edit_is_published_and_changes_what_the_planner_sends(web: 
     assert [type(c) for c in commands] == [RuleCommand, RuleCommand]
     assert [key for key, _ in web.controls.sent] == [b"rule:demo:f001", b"rule:demo:f002"]
 
-    # What every fan-out worker does with those records (agents.controls.ControlsFeed):
+    # What every fan-out worker does with those records (agents.fanout.controls.planner_applier):
     planner = FanoutPlanner(web.ctx.runtime.config)
     for command in commands:
         assert isinstance(command, RuleCommand)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import faust
+
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
     from ..server import WebContext
 
 
-def install_views(app: CopyTraderApp, ctx: WebContext) -> None:
+def install_views(app: faust.App, ctx: WebContext) -> None:
     from . import accounts, controls, pages, reports, session, signals, trading
 
     for module in (session, accounts, trading, controls, reports, signals, pages):

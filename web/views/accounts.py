@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faust
+
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web as aioweb
@@ -15,11 +17,10 @@ from ...core import schemas
 from ..http import guarded, json_response, read_model
 
 if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
     from ..server import WebContext
 
 
-def install(app: CopyTraderApp, ctx: WebContext) -> None:
+def install(app: faust.App, ctx: WebContext) -> None:
     store = ctx.accounts
 
     @app.page("/api/accounts")

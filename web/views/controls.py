@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faust
+
 from typing import TYPE_CHECKING
 
 from aiohttp import web as aioweb
@@ -12,11 +14,10 @@ from ...core import schemas
 from ..http import HttpError, guarded, json_response, read_model
 
 if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
     from ..server import WebContext
 
 
-def install(app: CopyTraderApp, ctx: WebContext) -> None:
+def install(app: faust.App, ctx: WebContext) -> None:
     live = ctx.live
 
     async def _target(request: aioweb.Request) -> str:

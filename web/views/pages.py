@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faust
+
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +15,6 @@ from ..openapi import document_yaml
 from .session import LOGIN_COOKIE
 
 if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
     from ..server import WebContext
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -25,7 +26,7 @@ def _html(name: str) -> aioweb.Response:
                            headers={"Cache-Control": "no-store"})
 
 
-def install(app: CopyTraderApp, ctx: WebContext) -> None:
+def install(app: faust.App, ctx: WebContext) -> None:
     app.web.add_static("/static/", STATIC)
 
     @app.page("/login")

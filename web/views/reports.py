@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import faust
+
 from datetime import date
 from typing import TYPE_CHECKING
 
 from aiohttp import web as aioweb
 from faust import web
 
+from ...storage.csv_export import to_csv
 from ..http import FieldErrors, HttpError, guarded, json_response
-from ..reports import REPORTS, to_csv
+from ..reports import REPORTS
 
 if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
     from ..server import WebContext
 
 
@@ -26,7 +28,7 @@ def _date(request: aioweb.Request, name: str) -> date | None:
         raise FieldErrors({name: "must be a date, YYYY-MM-DD"}) from None
 
 
-def install(app: CopyTraderApp, ctx: WebContext) -> None:
+def install(app: faust.App, ctx: WebContext) -> None:
     @app.page("/api/reports/{report}")
     class Report(web.View):
         @guarded

@@ -7,6 +7,8 @@ neither read nor send it, so it cannot log a victim into the attacker's account.
 
 from __future__ import annotations
 
+import faust
+
 import hmac
 from typing import TYPE_CHECKING
 
@@ -19,13 +21,12 @@ from ..http import error, guarded, json_response, read_model
 from ..redirects import safe_next
 
 if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
     from ..server import WebContext
 
 LOGIN_COOKIE = "ct_login"
 
 
-def install(app: CopyTraderApp, ctx: WebContext) -> None:
+def install(app: faust.App, ctx: WebContext) -> None:
     @app.page("/api/session")
     class SessionView(web.View):
         @guarded

@@ -7,24 +7,25 @@ bad one is answered 400 with the reason and nothing is published.
 
 from __future__ import annotations
 
+import faust
+
 import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web as aioweb
 from faust import web
 
-from ...agents.ingest.watchers import decode_signal, encode_signal
+from ...core.signals import decode_signal, encode_signal
 from ..auth import CSRF_HEADER
 from ...core.records import RecordError
 from ..http import HttpError, error, json_response, read_body
 from ..webhook import HEADER, WebhookRefused
 
 if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
     from ..server import WebContext
 
 
-def install(app: CopyTraderApp, ctx: WebContext) -> None:
+def install(app: faust.App, ctx: WebContext) -> None:
     runtime = ctx.runtime
 
     @app.page("/api/signals")

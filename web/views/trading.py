@@ -5,6 +5,8 @@ The same data the Socket.IO streams carry (``LiveState``), for scripts and first
 
 from __future__ import annotations
 
+import faust
+
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web as aioweb
@@ -13,7 +15,6 @@ from faust import web
 from ..http import FieldErrors, guarded, json_response, query_int
 
 if TYPE_CHECKING:
-    from ...app.factory import CopyTraderApp
     from ..server import WebContext
 
 KINDS = ("ack", "fill", "partial_fill", "reject", "modified", "cancelled", "flattened", "fill_bust", "fill_correction")
@@ -35,7 +36,7 @@ def _filtered(rows: list[dict[str, Any]], request: aioweb.Request) -> list[dict[
     return out[:limit]
 
 
-def install(app: CopyTraderApp, ctx: WebContext) -> None:
+def install(app: faust.App, ctx: WebContext) -> None:
     live = ctx.live
 
     @app.page("/api/orders")

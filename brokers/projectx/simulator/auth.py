@@ -1,8 +1,9 @@
-"""Session tokens and the request budget the simulated gateway enforces.
+"""Session tokens the simulated gateway issues and checks.
 
 Tokens look like the gateway's JWTs (three base64url parts, HMAC-signed) so clients that peek
-at ``exp`` work, and carry a configurable TTL so tests can expire one mid-session. The budget
-is the documented sliding window per user: 200 requests / 60 s (retrieveBars 30 / 30 s).
+at ``exp`` work, and carry a configurable TTL so tests can expire one mid-session. (The request
+budget, the documented sliding window per user, is a ``common.ratewindow.SlidingWindow`` held
+by the simulator.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import hmac
 import json
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
 
 
@@ -64,21 +64,3 @@ class TokenService:
 
     def expire(self, claims: Claims) -> None:
         self._expired_early.add(claims.token_id)
-
-
-class SlidingWindow:
-    """At most ``limit`` requests in any ``seconds``; the 429 answer costs nothing (as documented)."""
-
-    def __init__(self, limit: int, seconds: float) -> None:
-        self.limit = limit
-        self.seconds = seconds
-        self._hits: deque[float] = deque()
-
-    def allow(self) -> bool:
-        now = time.monotonic()
-        while self._hits and self._hits[0] + self.seconds <= now:
-            self._hits.popleft()
-        if len(self._hits) >= self.limit:
-            return False
-        self._hits.append(now)
-        return True

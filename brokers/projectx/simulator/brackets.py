@@ -20,7 +20,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ...model import OrderStatus, OrderType, Side, utcnow
+from ....common.clock import utcnow
+from ...model import OrderStatus, OrderType, Side
 from ...simkernel.exchange import SimExchange, SimOrder
 
 #: Gateway ids of children never collide with kernel ids (those count up from 1001).

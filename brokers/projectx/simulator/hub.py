@@ -40,14 +40,10 @@ class HubConnection:
 
 
 class UserHub:
-    def __init__(self, sim: "ProjectXSimulator") -> None:
+    def __init__(self, sim: ProjectXSimulator) -> None:
         self.sim = sim
         self.connections: set[HubConnection] = set()
         self._negotiated: dict[str, str] = {}  # connectionToken → connectionId
-
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_post(px.USER_HUB_PATH + "/negotiate", self.negotiate)
-        app.router.add_get(px.USER_HUB_PATH, self.websocket)
 
     # -- pushes ------------------------------------------------------------------------
     def push(self, target: str, account_id: int, payload: dict[str, Any]) -> None:
@@ -143,7 +139,7 @@ class UserHub:
 
     def _apply(self, connection: HubConnection, target: str, arguments: tuple[Any, ...]) -> str | None:
         subscribe = target if target.startswith("Subscribe") else px.UNSUBSCRIBE.get(target)
-        if subscribe not in px.STREAM_FOR_EVENT.values():
+        if subscribe is None or subscribe not in px.STREAM_FOR_EVENT.values():
             return f"Unknown hub method '{target}'"
         if subscribe == px.SUBSCRIBE_ACCOUNTS:
             key: Subscription = (subscribe, None)
@@ -164,7 +160,7 @@ class UserHub:
         while True:
             try:
                 frame = await asyncio.wait_for(connection.outbox.get(), timeout=interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 frame = codec.ping()
             if frame is None or connection.ws.closed:
                 return

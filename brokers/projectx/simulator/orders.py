@@ -14,7 +14,6 @@ Auto OCO Brackets mode; bracket ticks must carry the sign the live gateway deman
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -26,14 +25,10 @@ from .. import parsing
 from .. import schemas as px
 from .brackets import BracketSpec
 from .state import GatewayAccount
-from .wire import envelope
+from .wire import account_of, envelope, read_body
 
 if TYPE_CHECKING:
     from .server import ProjectXSimulator
-
-Body = Callable[[web.Request], Awaitable[dict[str, Any]]]
-AccountOf = Callable[[web.Request, dict[str, Any]], "GatewayAccount | None"]
-
 
 class Refusal(ValueError):
     """A place the gateway answers with an error envelope; ``record`` asks for a rejected order."""
@@ -44,11 +39,17 @@ class Refusal(ValueError):
         self.entry_anyway = entry_anyway  # the refusal's order is placed anyway (an option's reading)
 
 
-def order_routes(sim: "ProjectXSimulator", routes: web.RouteTableDef, body: Body, account_of: AccountOf) -> None:
-    state = sim.state
+class OrderDesk:
+    """The order handlers of the gateway; :class:`~.api.GatewayApi` registers them."""
 
-    async def answer(request: web.Request, account: GatewayAccount, response: web.Response) -> web.StreamResponse:
+    def __init__(self, sim: ProjectXSimulator) -> None:
+        self.sim = sim
+        self.state = sim.state
+
+    async def _answer(self, request: web.Request, account: GatewayAccount,
+                      response: web.Response) -> web.StreamResponse:
         """The request was carried out; lose its answer when the fault says so."""
+        sim = self.sim
         if not sim.exchange.account(account.name).faults.take_lose_response():
             return response
         if sim.lose_response == "timeout":
@@ -57,10 +58,10 @@ def order_routes(sim: "ProjectXSimulator", routes: web.RouteTableDef, body: Body
             request.transport.abort()  # a reset, as when a proxy or the network drops the line
         raise asyncio.CancelledError  # aiohttp ends the handler quietly; nothing is written
 
-    @routes.post(px.ORDER_PLACE)
-    async def place(request: web.Request) -> web.StreamResponse:
-        data = await body(request)
-        account = account_of(request, data)
+    async def place(self, request: web.Request) -> web.StreamResponse:
+        sim, state, answer = self.sim, self.state, self._answer
+        data = await read_body(request)
+        account = account_of(sim, request, data)
         if account is None:
             return envelope(px.PlaceOrderErrorCode.ACCOUNT_NOT_FOUND, "Account not found.", orderId=None)
         contract = state.contract(data.get("contractId"))
@@ -100,10 +101,10 @@ def order_routes(sim: "ProjectXSimulator", routes: web.RouteTableDef, body: Body
                                                            orderId=int(order.order_id)))
         return await answer(request, account, envelope(orderId=int(order.order_id)))
 
-    @routes.post(px.ORDER_MODIFY)
-    async def modify(request: web.Request) -> web.StreamResponse:
-        data = await body(request)
-        account = account_of(request, data)
+    async def modify(self, request: web.Request) -> web.StreamResponse:
+        sim, state = self.sim, self.state
+        data = await read_body(request)
+        account = account_of(sim, request, data)
         if account is None:
             return envelope(px.ModifyOrderErrorCode.ACCOUNT_NOT_FOUND, "Account not found.")
         await _ack_delay(sim.exchange.account(account.name).faults.ack_delay_ms)
@@ -117,37 +118,36 @@ def order_routes(sim: "ProjectXSimulator", routes: web.RouteTableDef, body: Body
         except SimError as exc:
             code = px.ModifyOrderErrorCode.ORDER_NOT_FOUND if exc.code in ("unknown_order", "already_final") \
                 else px.ModifyOrderErrorCode.REJECTED
-            return await answer(request, account, envelope(code, str(exc)))
-        return await answer(request, account, envelope())
+            return await self._answer(request, account, envelope(code, str(exc)))
+        return await self._answer(request, account, envelope())
 
-    @routes.post(px.ORDER_CANCEL)
-    async def cancel(request: web.Request) -> web.StreamResponse:
-        data = await body(request)
-        account = account_of(request, data)
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
+        sim = self.sim
+        data = await read_body(request)
+        account = account_of(sim, request, data)
         if account is None:
             return envelope(px.ModifyOrderErrorCode.ACCOUNT_NOT_FOUND, "Account not found.")
         await _ack_delay(sim.exchange.account(account.name).faults.ack_delay_ms)
         try:
-            sim.exchange.cancel(account.name, state.brackets.kernel_id(data.get("orderId")))
+            sim.exchange.cancel(account.name, self.state.brackets.kernel_id(data.get("orderId")))
         except SimError as exc:
-            return await answer(request, account, envelope(px.ModifyOrderErrorCode.ORDER_NOT_FOUND, str(exc)))
-        return await answer(request, account, envelope())
+            return await self._answer(request, account, envelope(px.ModifyOrderErrorCode.ORDER_NOT_FOUND, str(exc)))
+        return await self._answer(request, account, envelope())
 
-    @routes.post(px.POSITION_CLOSE)
-    async def close_contract(request: web.Request) -> web.StreamResponse:
-        return await _close(request, partial=False)
+    async def close_contract(self, request: web.Request) -> web.StreamResponse:
+        return await self._close(request, partial=False)
 
-    @routes.post(px.POSITION_PARTIAL_CLOSE)
-    async def partial_close(request: web.Request) -> web.StreamResponse:
-        return await _close(request, partial=True)
+    async def partial_close(self, request: web.Request) -> web.StreamResponse:
+        return await self._close(request, partial=True)
 
-    async def _close(request: web.Request, *, partial: bool) -> web.StreamResponse:
+    async def _close(self, request: web.Request, *, partial: bool) -> web.StreamResponse:
         """closeContract takes accountId + contractId (+ size) only: its order carries no tag."""
-        data = await body(request)
-        account = account_of(request, data)
+        sim = self.sim
+        data = await read_body(request)
+        account = account_of(sim, request, data)
         if account is None:
             return envelope(px.ClosePositionErrorCode.ACCOUNT_NOT_FOUND, "Account not found.")
-        contract = state.contract(data.get("contractId"))
+        contract = self.state.contract(data.get("contractId"))
         if contract is None:
             return envelope(px.ClosePositionErrorCode.CONTRACT_NOT_FOUND, "Contract not found.")
         position = sim.exchange.account(account.name).positions.get(contract.symbol)
@@ -158,11 +158,12 @@ def order_routes(sim: "ProjectXSimulator", routes: web.RouteTableDef, body: Body
         side = Side.SELL if net > 0 else Side.BUY
         order, _ = sim.exchange.submit(account.name, symbol=contract.symbol, side=side, quantity=size)
         if order.status is OrderStatus.REJECTED:
-            return await answer(request, account, envelope(px.ClosePositionErrorCode.ORDER_REJECTED, order.reason))
-        return await answer(request, account, envelope())
+            return await self._answer(request, account,
+                                      envelope(px.ClosePositionErrorCode.ORDER_REJECTED, order.reason))
+        return await self._answer(request, account, envelope())
 
 
-def _order_kwargs(sim: "ProjectXSimulator", data: dict[str, Any], symbol: str) -> dict[str, Any]:
+def _order_kwargs(sim: ProjectXSimulator, data: dict[str, Any], symbol: str) -> dict[str, Any]:
     """Gateway order fields → kernel submit arguments; raises ``Refusal`` with the refusal text."""
     try:
         kind = px.OrderType(int(data.get("type", 0)))
@@ -213,7 +214,7 @@ def _trailing_stop(side: Side, trail: Decimal | None, last: Decimal) -> Decimal:
     return trail
 
 
-def _bracket_spec(sim: "ProjectXSimulator", account: GatewayAccount, data: dict[str, Any], side: Side,
+def _bracket_spec(sim: ProjectXSimulator, account: GatewayAccount, data: dict[str, Any], side: Side,
                   tag: str | None) -> BracketSpec | None:
     """Signed bracket ticks, checked as the live gateway checks them (errorCode 2 otherwise)."""
     stop_loss = data.get("stopLossBracket") or None
@@ -241,7 +242,7 @@ def _bracket_spec(sim: "ProjectXSimulator", account: GatewayAccount, data: dict[
     return BracketSpec(ticks["stop loss"], ticks["take profit"], tag)
 
 
-def _rejected_record(sim: "ProjectXSimulator", account: str, symbol: str, tag: str | None, reason: str,
+def _rejected_record(sim: ProjectXSimulator, account: str, symbol: str, tag: str | None, reason: str,
                      data: dict[str, Any]) -> int | None:
     """The gateway answers some refusals with the id of a rejected order record; keep one."""
     faults = sim.exchange.account(account).faults

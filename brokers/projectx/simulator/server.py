@@ -14,14 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
+from ....common.ratewindow import SlidingWindow
 from ...simkernel.exchange import KernelEvent, SimAccount, SimExchange
 from ...simkernel.faults import FaultSwitches
 from ...simkernel.latency import Latency
 from ...simkernel.logins import SimLogin
 from .. import schemas as px
-from .auth import SlidingWindow, TokenService
+from .api import GatewayApi
+from .auth import TokenService
 from .hub import UserHub
-from .rest import build_routes
 from .state import GatewayState
 
 DEFAULT_ACCOUNTS = ("PX-LEADER", "PX-FOLLOWER-1", "PX-FOLLOWER-2")
@@ -86,6 +87,7 @@ class ProjectXSimulator:
                 self.state.add_account(name, Decimal(str(options.get("balance", 50000))))
                 self.owner.setdefault(name, login.username)
         self.hub = UserHub(self)
+        self.api = GatewayApi(self)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.base_url = ""
@@ -93,17 +95,15 @@ class ProjectXSimulator:
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        routes, middleware = build_routes(self)
-        app = web.Application(middlewares=[middleware])
-        app.add_routes(routes)
-        self.hub.add_routes(app)
+        app = web.Application(middlewares=[self.api.middleware])
+        app.add_routes(self.api.routes())
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]  # aiohttp keeps it private
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server = site._server  # aiohttp exposes the bound port only here
+        assert server is not None and server.sockets  # type: ignore[attr-defined]  # asyncio.Server
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # asyncio.Server
         self.base_url = f"http://{self.host}:{self.port}"
         self.user_hub_url = f"{self.base_url}{px.USER_HUB_PATH}"
         self.exchange.add_listener(self._on_kernel_event)
@@ -126,7 +126,7 @@ class ProjectXSimulator:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "ProjectXSimulator":
+    async def __aenter__(self) -> ProjectXSimulator:
         await self.start()
         return self
 
@@ -165,7 +165,7 @@ class ProjectXSimulator:
             limit, seconds = self.rate_limit
             windows = self._limits[user] = {"default": SlidingWindow(int(limit), float(seconds)),
                                             "bars": SlidingWindow(*px.BARS_LIMIT)}
-        return windows["bars" if path == px.HISTORY_BARS else "default"].allow()
+        return windows["bars" if path == px.HISTORY_BARS else "default"].admit()
 
     def visible(self, user: str, account_name: str) -> bool:
         return self.owner.get(account_name) == user

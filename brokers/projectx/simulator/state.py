@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ...instruments import INSTRUMENTS
-from ...instruments import instrument_for
-from ...model import FillEvent, OrderEvent, OrderStatus, PositionEvent, utcnow
+from ....common.clock import today_utc, utcnow
+from ...instruments import INSTRUMENTS, instrument_for
+from ...model import FillEvent, OrderEvent, OrderStatus, PositionEvent
 from ...simkernel.exchange import KernelEvent, SimExchange, SimOrder
 from .. import parsing
 from .. import schemas as px
@@ -34,7 +34,7 @@ _MONTH_NAMES = {"F": "January", "G": "February", "H": "March", "J": "April", "K"
 
 def front_month(today: date | None = None) -> tuple[str, int]:
     """Next quarterly expiry (H/M/U/Z) from today: good enough for index futures."""
-    today = today or datetime.now(timezone.utc).date()
+    today = today or today_utc()
     quarter = (today.month - 1) // 3  # 0..3 → H,M,U,Z of this year
     return _QUARTERS[quarter], today.year % 100
 
@@ -42,7 +42,7 @@ def front_month(today: date | None = None) -> tuple[str, int]:
 def front_monthly(today: date | None = None) -> tuple[str, int]:
     """Front month of a monthly-listed future (crude's rule: a contract stops trading around the
     20th of the month before its delivery month, so after the 20th the front is two months out)."""
-    today = today or datetime.now(timezone.utc).date()
+    today = today or today_utc()
     index = today.month - 1 + (1 if today.day < 20 else 2)  # 0-based month index from this January
     return _ALL_MONTHS[index % 12], (today.year + index // 12) % 100
 

@@ -247,7 +247,7 @@ class Api:
         if "failureReason" in result:
             return self._answer(account, (200, result))
         group = f"oso-{entry.order_id}" if len(brackets) == 2 else None
-        for key, bracket in zip(("oso1Id", "oso2Id"), brackets):
+        for key, bracket in zip(("oso1Id", "oso2Id"), brackets, strict=False):  # one or two brackets
             spec = {**bracket, "symbol": body["symbol"], "orderQty": body.get("orderQty")}
             child, _ = self._submit(account, spec, cl_ord_id=bracket.get("clOrdId"), oco=group,
                                     parent=entry.order_id)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ...model import utcnow
+from ....common.clock import utcnow
 from ...simkernel.logins import SimLogin
 
 #: Docs (access-token-request): "limited to 2 concurrent sessions".

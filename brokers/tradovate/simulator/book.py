@@ -18,7 +18,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ...model import FillCorrection, FillEvent, OrderEvent, OrderStatus, PositionEvent, utcnow
+from ....common.clock import utcnow
+from ...model import FillCorrection, FillEvent, OrderEvent, OrderStatus, PositionEvent
 from ...simkernel.exchange import KernelEvent, SimExchange
 from .. import parsing
 from .. import schemas as s

@@ -21,11 +21,11 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ....common.ratewindow import SlidingWindow
 from .. import schemas as s
 
 Reply = tuple[int, Any]
@@ -64,28 +64,25 @@ def subnet_of(peer: str) -> str:
 
 
 class Windows:
-    """Sliding logs over several ``(limit, seconds)`` windows; a refused request is not counted."""
+    """Several ``(limit, seconds)`` windows checked together; a refused request is not counted."""
 
     def __init__(self, limits: Iterable[Window], clock: Callable[[], float] = time.monotonic,
                  history: Iterable[float] = ()) -> None:
         self.limits = tuple((int(n), float(sec)) for n, sec in limits)
         self.clock = clock
         past = sorted(history)
-        self._logs = [deque[float](past) for _ in self.limits]
+        self._windows = [SlidingWindow(n, sec, clock=clock, history=past) for n, sec in self.limits]
 
     def history(self) -> list[float]:
         """Every admitted request still inside the longest window (kept across a limit change)."""
-        return list(max(self._logs, key=len, default=deque()))
+        return max((w.history() for w in self._windows), key=len, default=[])
 
     def admit(self) -> bool:
         now = self.clock()
-        for (limit, seconds), log in zip(self.limits, self._logs):
-            while log and log[0] <= now - seconds:
-                log.popleft()
-            if len(log) >= limit:
-                return False
-        for log in self._logs:
-            log.append(now)
+        if not all(window.room(now) for window in self._windows):
+            return False
+        for window in self._windows:
+            window.record(now)
         return True
 
 

@@ -106,8 +106,8 @@ class TradovateSimulator:
                                  max_sessions=int(options.get("max_sessions", MAX_SESSIONS)))
         self.tokens.on_session_closed.append(self._session_closed)
         self.limits = Limits(
-            user_limits=tuple(tuple(w) for w in options.get("rate_limits", USER_LIMITS)),  # type: ignore[misc]  # (int, float) pairs
-            endpoint_limits={k: tuple(tuple(w) for w in v)  # type: ignore[misc]  # (int, float) pairs
+            user_limits=tuple(tuple(w) for w in options.get("rate_limits", USER_LIMITS)),
+            endpoint_limits={k: tuple(tuple(w) for w in v)
                              for k, v in options.get("endpoint_limits", ENDPOINT_LIMITS).items()},
             penalty_seconds=float(options.get("penalty_seconds", 1)),
             penalty_scope=str(options.get("penalty_scope", "subnet")),

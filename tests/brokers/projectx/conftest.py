@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from projectx_helpers import session_config
 
 from copytrader.brokers.projectx.adapter import ProjectXAdapter
 from copytrader.brokers.projectx.simulator import ProjectXSimulator, create_simulator
 from copytrader.brokers.simkernel.exchange import SimExchange
-from projectx_helpers import session_config
+
 
 @pytest.fixture
 async def sim() -> AsyncIterator[ProjectXSimulator]:

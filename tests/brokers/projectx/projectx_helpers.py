@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-
 from typing import Any
 
 from copytrader.brokers.base import SessionConfig, Subscription
@@ -23,7 +22,7 @@ def session_config(sim: ProjectXSimulator, **options: Any) -> SessionConfig:
     )
 
 
-async def next_event(events: Subscription, predicate: Callable[[BrokerEvent], bool], timeout: float = 5.0) -> BrokerEvent:
+async def next_event(events: Subscription, predicate: Callable[[BrokerEvent], bool], within: float = 5.0) -> BrokerEvent:
     """The first event matching ``predicate`` (earlier ones are consumed), or TimeoutError."""
 
     async def scan() -> BrokerEvent:
@@ -32,4 +31,10 @@ async def next_event(events: Subscription, predicate: Callable[[BrokerEvent], bo
                 return event
         raise AssertionError("event stream ended")
 
-    return await asyncio.wait_for(scan(), timeout)
+    return await asyncio.wait_for(scan(), within)
+
+
+async def poll_until(predicate: Callable[[], bool]) -> None:
+    """Await a state the simulator raises no event for, by polling it (the caller bounds the wait)."""
+    while not predicate():
+        await asyncio.sleep(0.02)

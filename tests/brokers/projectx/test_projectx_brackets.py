@@ -18,7 +18,14 @@ from projectx_helpers import next_event, session_config
 
 from copytrader.brokers.errors import OrderRejected
 from copytrader.brokers.model import (
-    Bracket, CancelOrder, FillEvent, OrderEvent, OrderStatus, OrderType, PlaceOrder, Side,
+    Bracket,
+    CancelOrder,
+    FillEvent,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    PlaceOrder,
+    Side,
 )
 from copytrader.brokers.projectx.adapter import ProjectXAdapter
 from copytrader.brokers.projectx.simulator import ProjectXSimulator, create_simulator

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -97,7 +97,7 @@ def test_place_request_uses_documented_fields() -> None:
 
 def test_times_keep_utc_and_trim_dotnet_ticks() -> None:
     parsed = parsing.parse_time("2025-02-25T14:41:35.2143684+00:00")
-    assert parsed == datetime(2025, 2, 25, 14, 41, 35, 214368, tzinfo=timezone.utc)
+    assert parsed == datetime(2025, 2, 25, 14, 41, 35, 214368, tzinfo=UTC)
     assert parsing.parse_time("2025-01-20T15:47:39.882Z") is not None
 
 

@@ -18,8 +18,16 @@ from projectx_helpers import next_event, session_config
 from copytrader.brokers.deadline import copy_deadline
 from copytrader.brokers.errors import BrokerUnavailable, OrderRejected
 from copytrader.brokers.model import (
-    CancelOrder, FillEvent, FlattenPosition, ModifyOrder, OrderEvent, OrderStatus, OrderType, PlaceOrder,
-    PositionEvent, Side,
+    CancelOrder,
+    FillEvent,
+    FlattenPosition,
+    ModifyOrder,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    PlaceOrder,
+    PositionEvent,
+    Side,
 )
 from copytrader.brokers.projectx.adapter import ProjectXAdapter
 from copytrader.brokers.projectx.simulator import ProjectXSimulator, create_simulator

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from projectx_helpers import poll_until
 
 from copytrader.brokers.projectx.simulator import ProjectXSimulator
 
@@ -115,7 +116,7 @@ async def test_topstep_client_py_unchanged(sim: ProjectXSimulator) -> None:
         await hub.subscribe_orders(account.id)
         # signalrcore's send() does not wait for the completion: wait until the hub has it.
         wanted = ("SubscribeOrders", account.id)
-        await asyncio.wait_for(_until(lambda: any(wanted in c.subscriptions for c in sim.hub.connections)), 10)
+        await asyncio.wait_for(poll_until(lambda: any(wanted in c.subscriptions for c in sim.hub.connections)), 10)
         order_id = await client.orders.place(PlaceOrderRequest(
             account_id=account.id, contract_id=contracts[0].id, type=OrderType.MARKET, side=OrderSide.BUY,
             size=1, custom_tag="topstep-1"))
@@ -171,7 +172,3 @@ async def test_microsoft_signalr_js_client_receives_order_push(sim: ProjectXSimu
     assert pushed["data"]["id"] == int(order.order_id) and pushed["data"]["side"] == 1
     assert await asyncio.wait_for(proc.wait(), 15) == 0
 
-
-async def _until(predicate: Any) -> None:
-    while not predicate():
-        await asyncio.sleep(0.02)

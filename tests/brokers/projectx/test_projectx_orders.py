@@ -6,16 +6,23 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from projectx_helpers import next_event
+from projectx_helpers import next_event, session_config
 
 from copytrader.brokers.errors import AuthenticationFailed, OrderRejected, UnknownOrder
 from copytrader.brokers.model import (
-    CancelOrder, ConnectionState, FillEvent, FlattenPosition, ModifyOrder, OrderEvent, OrderStatus,
-    OrderType, PlaceOrder, PositionEvent, Side,
+    CancelOrder,
+    ConnectionState,
+    FillEvent,
+    FlattenPosition,
+    ModifyOrder,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    PlaceOrder,
+    PositionEvent,
+    Side,
 )
 from copytrader.brokers.projectx.adapter import ProjectXAdapter
-
-from projectx_helpers import session_config
 
 SYMBOL = "ESZ6"
 

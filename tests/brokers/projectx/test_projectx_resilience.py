@@ -6,15 +6,20 @@ import asyncio
 from decimal import Decimal
 
 import aiohttp
-from projectx_helpers import next_event
+from projectx_helpers import next_event, poll_until, session_config
 
 from copytrader.brokers.model import (
-    ConnectionEvent, ConnectionState, FillEvent, OrderEvent, OrderStatus, OrderType, PlaceOrder, Side,
+    ConnectionEvent,
+    ConnectionState,
+    FillEvent,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    PlaceOrder,
+    Side,
 )
 from copytrader.brokers.projectx.adapter import ProjectXAdapter
 from copytrader.brokers.projectx.simulator import create_simulator
-
-from projectx_helpers import session_config
 
 SYMBOL = "ESZ6"
 
@@ -40,7 +45,7 @@ async def test_token_is_renewed_by_validate_before_expiry() -> None:
     try:
         await adapter.connect()
         first = adapter.session.token
-        await asyncio.wait_for(_until(lambda: adapter.session.renewals >= 2), 5)
+        await asyncio.wait_for(poll_until(lambda: adapter.session.renewals >= 2), 5)
         assert adapter.session.token != first and adapter.session.logins == 1
         await adapter.place(_place("renewed-1"))  # the renewed token works
     finally:
@@ -113,10 +118,6 @@ async def test_leader_feed_sees_orders_placed_by_other_clients(adapter: ProjectX
     fill = await next_event(events, lambda e: isinstance(e, FillEvent) and e.broker_order_id == order_id)
     assert fill.account_id == "leader" and fill.quantity == 2 and fill.symbol == front.symbol
 
-
-async def _until(predicate) -> None:  # type: ignore[no-untyped-def]
-    while not predicate():
-        await asyncio.sleep(0.02)
 
 
 async def test_a_silent_hub_counts_as_dropped_and_is_reconnected() -> None:

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from tradovate_helpers import session_config
 
 from copytrader.brokers.tradovate.adapter import TradovateAdapter
 from copytrader.brokers.tradovate.simulator import TradovateSimulator, create_simulator
-from tradovate_helpers import session_config
+
 
 @pytest.fixture
 async def sim() -> AsyncIterator[TradovateSimulator]:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
+from tradovate_helpers import next_event, session_config
 
 from copytrader.brokers.errors import BrokerUnavailable
 from copytrader.brokers.model import Bracket, FillEvent, OrderEvent, OrderStatus, OrderType, PlaceOrder, Side
@@ -14,7 +15,6 @@ from copytrader.brokers.simkernel.exchange import SimExchange
 from copytrader.brokers.simkernel.pricepath import PricePath
 from copytrader.brokers.tradovate.adapter import TradovateAdapter
 from copytrader.brokers.tradovate.simulator import TradovateSimulator, create_simulator
-from tradovate_helpers import next_event, session_config
 
 ACCT = "DEMO1001"
 D = Decimal

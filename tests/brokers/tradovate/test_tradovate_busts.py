@@ -10,13 +10,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from tradovate_helpers import next_event
 
 from copytrader.brokers.model import FillCorrection, FillEvent, PlaceOrder, PositionEvent, Side
 from copytrader.brokers.tradovate import schemas as s
 from copytrader.brokers.tradovate.adapter import TradovateAdapter
 from copytrader.brokers.tradovate.simulator import TradovateSimulator
 from copytrader.brokers.tradovate.state import EntityCache
-from tradovate_helpers import next_event
 
 ACCT = "DEMO1001"
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from tradovate_helpers import next_event
 
-from copytrader.brokers.errors import UnknownOrder
+from copytrader.brokers.errors import OrderRejected, UnknownOrder
 from copytrader.brokers.model import CancelOrder, ModifyOrder, OrderEvent, OrderStatus, OrderType, PlaceOrder, Side
 from copytrader.brokers.tradovate import parsing
 from copytrader.brokers.tradovate import schemas as s
 from copytrader.brokers.tradovate.adapter import TradovateAdapter
 from copytrader.brokers.tradovate.simulator import TradovateSimulator
 from copytrader.brokers.tradovate.state import EntityCache
-from tradovate_helpers import next_event
 
 ACCT = "DEMO1001"
 #: services-api docs Command.md / CommandReport.md (tradovate/example-api-csharp-trading).
@@ -46,10 +46,10 @@ async def test_simulator_emits_only_official_values(adapter: TradovateAdapter, s
     await adapter.modify(ModifyOrder("f1", "cs-1", limit_price=Decimal("4001")))
     await adapter.cancel(CancelOrder("f1", "cs-1"))
     sim.exchange.account(ACCT).max_order_quantity = 1
-    with pytest.raises(Exception):
+    with pytest.raises(OrderRejected):
         await adapter.place(PlaceOrder("f1", "cs-risk", "ESZ6", Side.BUY, 5))
     sim.faults(ACCT).reject_next = "SessionClosed"
-    with pytest.raises(Exception):
+    with pytest.raises(OrderRejected):
         await adapter.place(PlaceOrder("f1", "cs-rej", "ESZ6", Side.BUY, 1))
     commands = [e for e in sim.book.tables.of(s.ENTITY_COMMAND, {ACCT})]
     reports = [e for e in sim.book.tables.of(s.ENTITY_COMMAND_REPORT, {ACCT})]

@@ -6,12 +6,12 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
+from tradovate_helpers import next_event, session_config
 
 from copytrader.brokers.errors import BrokerUnavailable
 from copytrader.brokers.model import CancelOrder, ModifyOrder, OrderEvent, OrderStatus, OrderType, PlaceOrder, Side
 from copytrader.brokers.tradovate.adapter import TradovateAdapter
 from copytrader.brokers.tradovate.simulator import TradovateSimulator, create_simulator
-from tradovate_helpers import next_event, session_config
 
 ACCT = "DEMO1001"
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from tradovate_helpers import next_event, poll_until, session_config
 
 from copytrader.brokers.errors import AuthenticationFailed, RateLimited
 from copytrader.brokers.model import (
@@ -21,7 +22,6 @@ from copytrader.brokers.model import (
 from copytrader.brokers.tradovate import codec
 from copytrader.brokers.tradovate.adapter import TradovateAdapter
 from copytrader.brokers.tradovate.simulator import TradovateSimulator, create_simulator
-from tradovate_helpers import next_event, session_config
 
 ACCT = "DEMO1001"
 
@@ -71,18 +71,10 @@ async def test_token_renewed_before_expiry(short_token_sim: TradovateSimulator) 
         assert adapter.rest is not None
         first = adapter.rest.token
 
-        async def renewed() -> None:
-            while not any(ep == "auth/renewaccesstoken" for ep, _ in short_token_sim.api.calls):
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(renewed(), 3.0)
+        calls = short_token_sim.api.calls
+        await asyncio.wait_for(poll_until(lambda: any(ep == "auth/renewaccesstoken" for ep, _ in calls)), 3.0)
         assert adapter.rest.token != first and adapter.rest.reauths == 0
-
-        async def first_token_expired() -> None:
-            while short_token_sim.tokens.lookup(first) is not None:
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(first_token_expired(), 3.0)
+        await asyncio.wait_for(poll_until(lambda: short_token_sim.tokens.lookup(first) is None), 3.0)
         await adapter.place(PlaceOrder("f1", "ren-1", "ESZ6", Side.BUY, 1))
         assert adapter.rest.reauths == 0
     finally:
@@ -143,3 +135,18 @@ async def test_ack_delay_is_waited_out(adapter: TradovateAdapter, sim: Tradovate
     await adapter.place(PlaceOrder("f1", "slow-1", "ESZ6", Side.BUY, 1))
     assert time.monotonic() - started >= 0.29
     assert orders_with(sim, "slow-1") == 1
+
+
+async def test_penalised_resync_waits_p_time_and_resends_with_the_ticket(
+    make_adapter, sim: TradovateSimulator  # type: ignore[no-untyped-def]
+) -> None:
+    adapter: TradovateAdapter = await make_adapter(reconnect_initial_s=0.1)
+    sub = adapter.events()
+    before = len(sim.api.calls)
+    sim.faults(ACCT).rate_limit_next = 1  # the next request (the resync) answers a penalty ticket
+    sim.faults(ACCT).drop_connection = True
+    await next_event(sub, lambda e: isinstance(e, ConnectionEvent) and e.state is ConnectionState.CONNECTING)
+    await next_event(sub, lambda e: isinstance(e, ConnectionEvent) and e.state is ConnectionState.CONNECTED)
+    syncs = [body for endpoint, body in sim.api.calls[before:] if endpoint == "user/syncrequest"]
+    assert len(syncs) == 2 and "p-ticket" not in syncs[0] and syncs[1]["p-ticket"]
+    assert sim.connections_opened == 2  # waited out on the same socket, not by reconnecting

@@ -6,12 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from tradovate_helpers import next_event
 
 from copytrader.brokers.errors import BrokerUnavailable
 from copytrader.brokers.model import FlattenPosition, OrderStatus, OrderType, PlaceOrder, PositionEvent, Side
 from copytrader.brokers.tradovate.adapter import TradovateAdapter
 from copytrader.brokers.tradovate.simulator import TradovateSimulator
-from tradovate_helpers import next_event
 
 ACCT = "DEMO1002"
 

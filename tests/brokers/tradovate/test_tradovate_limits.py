@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tradovate_helpers import session_config
 
 from copytrader.brokers.deadline import copy_deadline
 from copytrader.brokers.errors import AuthenticationFailed, BrokerUnavailable, RateLimited
@@ -19,7 +20,6 @@ from copytrader.brokers.tradovate.adapter import TradovateAdapter
 from copytrader.brokers.tradovate.config import TradovateConfig
 from copytrader.brokers.tradovate.simulator import TradovateSimulator, create_simulator
 from copytrader.brokers.tradovate.transport import RestClient
-from tradovate_helpers import session_config
 
 ACCT = "DEMO1001"
 LOGIN_FIELDS = ("name", "password", "appId", "appVersion", "cid", "sec", "deviceId")

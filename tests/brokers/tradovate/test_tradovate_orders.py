@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
+from tradovate_helpers import next_event
 
 from copytrader.brokers.errors import OrderRejected, UnknownOrder
 from copytrader.brokers.model import (
@@ -22,8 +23,6 @@ from copytrader.brokers.model import (
 )
 from copytrader.brokers.tradovate.adapter import TradovateAdapter
 from copytrader.brokers.tradovate.simulator import TradovateSimulator
-
-from tradovate_helpers import next_event
 
 ACCT = "DEMO1001"
 

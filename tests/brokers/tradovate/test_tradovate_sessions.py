@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tradovate_helpers import next_event, poll_until, session_config
 
 from copytrader.brokers.deadline import copy_deadline
 from copytrader.brokers.errors import AuthenticationFailed, BrokerUnavailable
@@ -18,18 +19,13 @@ from copytrader.brokers.simkernel.logins import SimLogin
 from copytrader.brokers.tradovate import codec
 from copytrader.brokers.tradovate.adapter import TradovateAdapter
 from copytrader.brokers.tradovate.simulator import TradovateSimulator, create_simulator
-from tradovate_helpers import next_event, session_config
 
 ACCT = "DEMO1001"
 LOGIN_FIELDS = ("name", "password", "appId", "appVersion", "cid", "sec", "deviceId")
 
 
-async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    async def poll() -> None:
-        while not check():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout)
+async def wait_until(check: Callable[[], bool], within: float = 5.0) -> None:
+    await asyncio.wait_for(poll_until(check), within)
 
 
 async def token_request(http: aiohttp.ClientSession, sim: TradovateSimulator, **override: Any) -> tuple[int, Any]:
@@ -50,14 +46,14 @@ async def authorized_socket(http: aiohttp.ClientSession, sim: TradovateSimulator
             return ws
 
 
-async def closes(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> None:
+async def closes(ws: aiohttp.ClientWebSocketResponse, within: float = 5.0) -> None:
     """Read (server ``h`` beats and all) until the server closes the socket."""
 
     async def read() -> None:
         while (await ws.receive()).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
             pass
 
-    await asyncio.wait_for(read(), timeout)
+    await asyncio.wait_for(read(), within)
 
 
 async def test_third_token_request_ends_the_oldest_session(sim: TradovateSimulator) -> None:
@@ -181,7 +177,7 @@ async def test_websocket_limit_closes_the_oldest_and_revokes_its_token() -> None
             tokens = [(await token_request(http, simulator))[1]["accessToken"] for _ in range(2)]
             first = await authorized_socket(http, simulator, tokens[0])
             others = [await authorized_socket(http, simulator, tokens[1]) for _ in range(2)]
-            await closes(first, timeout=2.0)  # well before the heartbeat TTL
+            await closes(first, within=2.0)  # well before the heartbeat TTL
             assert simulator.tokens.lookup(tokens[0]) is None and simulator.tokens.lookup(tokens[1])
             assert not any(ws.closed for ws in others)
     finally:

@@ -13,8 +13,8 @@ from copytrader.brokers.tradovate.simulator import TradovateSimulator
 TIMEOUT = 5.0
 
 
-async def next_event(sub: Subscription, match: Callable[[BrokerEvent], bool], timeout: float = TIMEOUT) -> Any:
-    """The first event satisfying ``match`` (others are skipped); fails after ``timeout``."""
+async def next_event(sub: Subscription, match: Callable[[BrokerEvent], bool], within: float = TIMEOUT) -> Any:
+    """The first event satisfying ``match`` (others are skipped); fails after ``within`` seconds."""
 
     async def scan() -> BrokerEvent:
         async for event in sub:
@@ -22,7 +22,7 @@ async def next_event(sub: Subscription, match: Callable[[BrokerEvent], bool], ti
                 return event
         raise AssertionError("subscription ended")
 
-    return await asyncio.wait_for(scan(), timeout)
+    return await asyncio.wait_for(scan(), within)
 
 
 def session_config(sim: TradovateSimulator, **options: Any) -> SessionConfig:
@@ -35,3 +35,9 @@ def session_config(sim: TradovateSimulator, **options: Any) -> SessionConfig:
                  "deviceId": creds["deviceId"], "heartbeat_s": 0.5, "reconnect_initial_s": 0.05,
                  "request_timeout_s": 5.0, **options},
     )
+
+
+async def poll_until(predicate: Callable[[], bool]) -> None:
+    """Await a state the simulator raises no event for, by polling it (the caller bounds the wait)."""
+    while not predicate():
+        await asyncio.sleep(0.02)

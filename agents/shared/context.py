@@ -1,0 +1,38 @@
+"""What every stage of one worker shares, built once by the wiring (``app/factory.py``).
+
+Stages receive it explicitly (``install(app, ctx)``) rather than reaching for the Faust app's
+attributes, so a stage never imports the wiring and a test can hand a stage a context of its
+own. What a stage creates for itself (the planner, the router, the storage sink, …) it
+returns from ``install``; the wiring keeps it in named fields of its ``Runtime``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...core.config import CopyConfig
+from ...core.settings import Settings
+from ...core.topics import Topics
+from .outbox import Outbox
+from .sessions import SessionPool
+
+ShutdownHook = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class StageContext:
+    """The worker's settings, copy config, topics, outbox and broker sessions, plus the
+    registries stages add to: shutdown hooks (close sessions before Faust stops), Faust tables,
+    and the partitions and lag of consumers that run outside Faust (readiness, lag metric)."""
+
+    settings: Settings
+    config: CopyConfig
+    topics: Topics
+    outbox: Outbox
+    pool: SessionPool
+    tables: dict[str, Any] = field(default_factory=dict)
+    shutdown_hooks: list[ShutdownHook] = field(default_factory=list)
+    assignments: list[Callable[[], set[Any]]] = field(default_factory=list)
+    lags: list[Callable[[], dict[Any, int]]] = field(default_factory=list)
