@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from waiting import wait_until
 
 from copytrader.agents.shared import aiokafka_internals
 
@@ -50,12 +51,11 @@ async def test_refresh_metadata_finds_a_topic_created_after_the_consumer_started
     try:
         assert not consumer.partitions_for_topic(topic)
         await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-        for _ in range(50):  # the broker may take a moment to list a new topic
+        async def listed() -> object:  # the broker may take a moment to list a new topic
             await aiokafka_internals.refresh_metadata(consumer)
-            if consumer.partitions_for_topic(topic):
-                break
-            await asyncio.sleep(0.1)
-        assert consumer.partitions_for_topic(topic) == {0, 1, 2}
+            return consumer.partitions_for_topic(topic)
+
+        assert await wait_until(listed, timeout_s=10, what="the new topic in the consumer's metadata") == {0, 1, 2}
     finally:
         await admin.delete_topics([topic])
         await admin.close()
@@ -74,11 +74,8 @@ async def test_fetch_in_flight_sees_the_long_poll_of_an_idle_consumer(kafka_boot
     try:
         consumer.assign([TopicPartition(topic, 0)])
         await consumer.getmany(timeout_ms=100)  # the topic is empty: the fetcher long-polls it
-        for _ in range(50):
-            if aiokafka_internals.fetch_in_flight(consumer):
-                break
-            await asyncio.sleep(0.05)
-        assert aiokafka_internals.fetch_in_flight(consumer)
+        await wait_until(lambda: aiokafka_internals.fetch_in_flight(consumer), timeout_s=5,
+                         what="the idle consumer's long poll in flight")
     finally:
         await _stop(consumer)
         await admin.delete_topics([topic])

@@ -58,7 +58,8 @@ async def test_logout_on_one_worker_ends_the_socket_held_by_another(tmp_path: Pa
     clients, hubs = [], []
     for name in ("one", "two"):
         app = create_app(Settings(data_dir=tmp_path / name, roles=("web",), app_id=f"redis-{name}", redis_url=REDIS), config)
-        hubs.append(app.runtime.extras["web"].hub)
+        assert app.runtime.web is not None
+        hubs.append(app.runtime.web.hub)
         client = TestClient(TestServer(app.web.web_app))
         await client.start_server()
         clients.append(client)
