@@ -30,8 +30,11 @@ class BuildPy(build_py):
         if not all((VENDOR / name).exists() for name in VENDORED) and script.exists():
             done = subprocess.run(["bash", str(script)], check=False)
             if done.returncode != 0:
-                print("copytrader: WARNING: browser libraries not vendored (npm missing?); "
-                      "the dashboard will have no live push and no chart", file=sys.stderr)
+                print(
+                    "copytrader: WARNING: browser libraries not vendored (npm missing?); "
+                    "the dashboard will have no live push and no chart",
+                    file=sys.stderr,
+                )
         super().run()
 
 

@@ -68,7 +68,9 @@ def table(name: str, app_id: str | None, as_json: bool) -> None:
         raise click.ClickException(str(exc)) from None
     for key, row in sorted(rows.items()):
         if as_json:
-            click.echo(orjson.dumps({"key": key, **row} if isinstance(row, dict) else {"key": key, "value": row}).decode())
+            click.echo(
+                orjson.dumps({"key": key, **row} if isinstance(row, dict) else {"key": key, "value": row}).decode()
+            )
         else:
             shown = {k: v for k, v in row.items() if k != "recent_fill_ids"} if isinstance(row, dict) else row
             click.echo(f"{key:<24} {shown}")
@@ -124,5 +126,3 @@ def main(extend: Callable[[CopyTraderApp], None] | None = None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-
-

@@ -18,6 +18,7 @@ from ..agents.execution import agent as execution
 from ..agents.fanout import agent as fanout
 from ..agents.ingest import service as ingest
 from ..agents.shared import heartbeat, jobs
+from ..agents.shared.aiokafka_internals import apply_fetch_wait
 from ..agents.shared.context import StageContext
 from ..agents.shared.outbox import Outbox, TopicOutbox
 from ..agents.shared.sessions import SessionPool
@@ -29,7 +30,6 @@ from ..core.settings import Settings
 from ..core.topics import SPEC, declare_topics, ensure_topics
 from ..web import api
 from ..web.server import WebContext
-from ..agents.shared.aiokafka_internals import apply_fetch_wait
 from .gc_tuning import freeze_startup_heap
 from .worker import CopyTraderWorker
 
@@ -154,8 +154,11 @@ def create_app(
     )
     topics = declare_topics(app, settings.topic_prefix)
     app.runtime = Runtime(
-        settings=settings, config=config, topics=topics,
-        outbox=outbox or TopicOutbox(topics), pool=SessionPool(config, adapter_factory),
+        settings=settings,
+        config=config,
+        topics=topics,
+        outbox=outbox or TopicOutbox(topics),
+        pool=SessionPool(config, adapter_factory),
     )
     _install(app)
     return app

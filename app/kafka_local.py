@@ -90,12 +90,24 @@ class LocalKafka:
             raise KafkaError("Maven (mvn) is not installed: it fetches Kafka's jars (apt-get install maven)")
         self.libs.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(PACKAGE_DIR / "pom.xml"), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={self.libs}"],
-            capture_output=True, text=True, check=False,
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(PACKAGE_DIR / "pom.xml"),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={self.libs}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
-            raise KafkaError(f"Maven could not fetch Kafka {KAFKA_VERSION}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+            raise KafkaError(
+                f"Maven could not fetch Kafka {KAFKA_VERSION}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
         marker.touch()
         return self.libs
 
@@ -137,23 +149,44 @@ class LocalKafka:
         self.home.mkdir(parents=True, exist_ok=True)
         data = self.home / "data"
         props = self.home / "server.properties"
-        props.write_text(SERVER_PROPERTIES.format(
-            host=self.host, port=self.port, controller_port=self.port + 1, log_dirs=data,
-        ))
+        props.write_text(
+            SERVER_PROPERTIES.format(
+                host=self.host,
+                port=self.port,
+                controller_port=self.port + 1,
+                log_dirs=data,
+            )
+        )
         classpath = f"{libs}/*"
         jvm = [*self.jvm_options(), f"-Dlog4j.configuration=file:{PACKAGE_DIR / 'log4j.properties'}"]
         if not (data / "meta.properties").exists():
             formatted = subprocess.run(
-                [java, *jvm, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="), "-c", str(props), "--ignore-formatted"],
-                capture_output=True, text=True, check=False,
+                [
+                    java,
+                    *jvm,
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+                    "-c",
+                    str(props),
+                    "--ignore-formatted",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if formatted.returncode != 0:
                 raise KafkaError(f"formatting Kafka storage failed: {formatted.stderr[-2000:]}")
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
                 [java, *jvm, "-cp", classpath, "kafka.Kafka", str(props)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self.pid_file.write_text(str(process.pid))
         deadline = time.monotonic() + timeout

@@ -34,6 +34,7 @@ async def read_table(bootstrap: str, app_id: str, table: str, timeout: float = 1
         rows: dict[str, Any] = {}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+
         async def behind() -> bool:
             return any([await consumer.position(tp) < ends[tp] for tp in tps])
 
@@ -46,7 +47,9 @@ async def read_table(bootstrap: str, app_id: str, table: str, timeout: float = 1
                         rows.pop(str(key), None)  # a tombstone: the row was deleted
                     else:
                         value = orjson.loads(message.value)
-                        rows[str(key)] = {k: v for k, v in value.items() if k != "__faust"} if isinstance(value, dict) else value
+                        rows[str(key)] = (
+                            {k: v for k, v in value.items() if k != "__faust"} if isinstance(value, dict) else value
+                        )
         return rows
     finally:
         await consumer.stop()

@@ -146,9 +146,7 @@ class BrokerAdapter(abc.ABC):
         return self._fanout.subscribe()
 
     def health(self) -> SessionHealth:
-        return SessionHealth(
-            platform=self.platform, state=self._state, last_error=self._last_error
-        )
+        return SessionHealth(platform=self.platform, state=self._state, last_error=self._last_error)
 
     @property
     def state(self) -> ConnectionState:

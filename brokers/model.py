@@ -56,9 +56,7 @@ class OrderStatus(str, enum.Enum):
         return self in _FINAL_STATUSES
 
 
-_FINAL_STATUSES = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
-)
+_FINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
 
 
 class ConnectionState(str, enum.Enum):

@@ -31,8 +31,9 @@ def apply_fill(
     return new_net, average, realized
 
 
-def undo_fill(net: int, average: Decimal | None, signed_qty: int, price: Decimal,
-              point_value: Decimal) -> tuple[int, Decimal | None, Decimal]:
+def undo_fill(
+    net: int, average: Decimal | None, signed_qty: int, price: Decimal, point_value: Decimal
+) -> tuple[int, Decimal | None, Decimal]:
     """Take one fill back out of an average-cost position: (net, average, realised P&L change).
 
     Exact when the fill opened or added to what is held now (the average is un-weighted), and

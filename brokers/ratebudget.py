@@ -26,6 +26,7 @@ from ..common.ratewindow import SlidingWindow
 
 __all__ = ["Priority", "RateBudget"]
 
+
 class Priority(IntEnum):
     """Lower value is served first: a cancel or exit must never wait behind new entries."""
 
@@ -120,9 +121,7 @@ class RateBudget:
 
     def _ensure_pump(self) -> None:
         if self._pump is None or self._pump.done():
-            self._pump = asyncio.get_running_loop().create_task(
-                self._run_pump(), name=f"ratebudget-{self.name}"
-            )
+            self._pump = asyncio.get_running_loop().create_task(self._run_pump(), name=f"ratebudget-{self.name}")
 
     async def _run_pump(self) -> None:
         """Hand out slots to the head of the queue as the windows free up.

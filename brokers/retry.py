@@ -97,8 +97,16 @@ async def retrying_call(
     The last error is re-raised unchanged (not wrapped in tenacity's ``RetryError``) so the
     caller's error handling sees the broker error it knows. ``sleep`` is injectable for tests.
     """
-    retrying = until(is_retriable, what="broker request", attempts=attempts, deadline_s=deadline_s,
-                     wait=_wait, stop=_past_copy_deadline, before_sleep=_log_retry, sleep=sleep)
+    retrying = until(
+        is_retriable,
+        what="broker request",
+        attempts=attempts,
+        deadline_s=deadline_s,
+        wait=_wait,
+        stop=_past_copy_deadline,
+        before_sleep=_log_retry,
+        sleep=sleep,
+    )
     async for attempt in retrying:
         with attempt:
             return await fn()

@@ -37,8 +37,9 @@ class SlidingWindow:
 
     __slots__ = ("limit", "seconds", "clock", "_events")
 
-    def __init__(self, limit: int, seconds: float, *, clock: Clock = time.monotonic,
-                 history: Iterable[float] = ()) -> None:
+    def __init__(
+        self, limit: int, seconds: float, *, clock: Clock = time.monotonic, history: Iterable[float] = ()
+    ) -> None:
         if limit < 0 or seconds <= 0:
             raise ValueError(f"a rate window needs limit >= 0 and seconds > 0, got ({limit}, {seconds})")
         self.limit = int(limit)

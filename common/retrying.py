@@ -23,8 +23,8 @@ from typing import Any
 
 from tenacity import (
     AsyncRetrying,
-    Retrying,
     RetryCallState,
+    Retrying,
     retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
@@ -57,8 +57,15 @@ def log_before_sleep(
     def report(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         sleep = state.next_action.sleep if state.next_action is not None else 0.0
-        log.log(level, "%s failed (%r); attempt %d, retrying in %.2fs", what, exc, state.attempt_number, sleep,
-                exc_info=exc if traceback else None)
+        log.log(
+            level,
+            "%s failed (%r); attempt %d, retrying in %.2fs",
+            what,
+            exc,
+            state.attempt_number,
+            sleep,
+            exc_info=exc if traceback else None,
+        )
 
     return report
 
@@ -168,7 +175,13 @@ async def keep_running(
 
     report = log_before_sleep(what, level, traceback=level >= logging.ERROR)
     while True:
-        async for attempt in forever(lambda exc: isinstance(exc, Exception), what=what, first_s=first_s,
-                                     max_s=max_s, before_sleep=report, sleep=sleep):
+        async for attempt in forever(
+            lambda exc: isinstance(exc, Exception),
+            what=what,
+            first_s=first_s,
+            max_s=max_s,
+            before_sleep=report,
+            sleep=sleep,
+        ):
             with attempt:
                 await step()

@@ -35,6 +35,9 @@ def latency_summary(values: Iterable[float]) -> dict[str, float | None]:
     """p50 / p95 / p99 / max and the count: the shape every latency figure is printed in."""
     ordered = sorted(values)
     return {
-        "p50": percentile(ordered, 0.50), "p95": percentile(ordered, 0.95), "p99": percentile(ordered, 0.99),
-        "max": round_ms(ordered[-1]) if ordered else None, "n": len(ordered),
+        "p50": percentile(ordered, 0.50),
+        "p95": percentile(ordered, 0.95),
+        "p99": percentile(ordered, 0.99),
+        "max": round_ms(ordered[-1]) if ordered else None,
+        "n": len(ordered),
     }

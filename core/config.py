@@ -103,7 +103,10 @@ def parse_config(data: Any, env: dict[str, str] | None = None, source: str = "<m
         if group.enabled:
             index.setdefault(group.leader, []).extend((group, f) for f in group.followers)
     return CopyConfig(
-        sessions=sessions, accounts=accounts, groups=groups, source=source,
+        sessions=sessions,
+        accounts=accounts,
+        groups=groups,
+        source=source,
         followers_by_leader={k: tuple(v) for k, v in index.items()},
     )
 
@@ -119,15 +122,22 @@ def _parse_sessions(items: list[schemas.SessionIn], env: dict[str, str]) -> dict
         if item.id in sessions:
             raise ConfigError(f"{where}.id", f"duplicate session id {item.id!r}")
         if item.platform not in ADAPTERS:
-            raise ConfigError(f"{where}.platform", f"unknown platform {item.platform!r}; known: {', '.join(sorted(ADAPTERS))}")
+            raise ConfigError(
+                f"{where}.platform", f"unknown platform {item.platform!r}; known: {', '.join(sorted(ADAPTERS))}"
+            )
         secret = None
         if item.secret_env:
             if item.secret_env not in env:
                 raise ConfigError(f"{where}.secret_env", f"environment variable {item.secret_env} is not set")
             secret = env[item.secret_env]
         sessions[item.id] = SessionConfig(
-            platform=item.platform, session_id=item.id, accounts={}, endpoint=item.endpoint,
-            username=item.username, secret=secret, options=_resolve_secret_options(item.options, env, where),
+            platform=item.platform,
+            session_id=item.id,
+            accounts={},
+            endpoint=item.endpoint,
+            username=item.username,
+            secret=secret,
+            options=_resolve_secret_options(item.options, env, where),
         )
     return sessions
 
@@ -146,7 +156,9 @@ def _resolve_secret_options(options: dict[str, Any], env: dict[str, str], where:
         if not name or not isinstance(variable, str):
             raise ConfigError(f"{where}.options.{key}", "must name an environment variable")
         if name in resolved:
-            raise ConfigError(f"{where}.options.{key}", f"option {name!r} is given both directly and from the environment")
+            raise ConfigError(
+                f"{where}.options.{key}", f"option {name!r} is given both directly and from the environment"
+            )
         if variable not in env:
             raise ConfigError(f"{where}.options.{key}", f"environment variable {variable} is not set")
         resolved[name] = env[variable]
@@ -162,8 +174,11 @@ def _parse_accounts(items: list[schemas.AccountIn], sessions: dict[str, SessionC
         if item.session not in sessions:
             raise ConfigError(f"{where}.session", f"unknown session {item.session!r}")
         accounts[item.id] = Account(
-            account_id=item.id, session_id=item.session, platform=sessions[item.session].platform,
-            broker_account=item.broker_account or item.id, size=item.size,
+            account_id=item.id,
+            session_id=item.session,
+            platform=sessions[item.session].platform,
+            broker_account=item.broker_account or item.id,
+            size=item.size,
         )
     return accounts
 
@@ -193,9 +208,13 @@ def _parse_groups(items: list[schemas.GroupIn], accounts: dict[str, Account]) ->
 def copy_rule(rule: schemas.RuleIn) -> CopyRule:
     """A validated rule (``schemas.RuleIn``) as the planner uses it."""
     return CopyRule(
-        mode=ScalingMode(rule.mode), quantity=rule.quantity, multiplier=rule.multiplier,
-        max_quantity=rule.max_quantity, symbol_map={k.upper(): v.upper() for k, v in rule.symbol_map.items()},
-        inverse=rule.inverse, min_quantity=rule.min_quantity,
+        mode=ScalingMode(rule.mode),
+        quantity=rule.quantity,
+        multiplier=rule.multiplier,
+        max_quantity=rule.max_quantity,
+        symbol_map={k.upper(): v.upper() for k, v in rule.symbol_map.items()},
+        inverse=rule.inverse,
+        min_quantity=rule.min_quantity,
     )
 
 

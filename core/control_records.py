@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 
 import orjson
 
-from . import schemas
-from .config import Account, ConfigError, parse_rule
-from .schemas import SchemaError
-from .live_config import dashboard_session_id
-from .scaling import CopyRule
 from ..brokers.base import SessionConfig
 from ..common.crypto import CredentialCipher, CredentialKeyError, SecretStr
+from . import schemas
+from .config import Account, ConfigError, parse_rule
+from .live_config import dashboard_session_id
+from .scaling import CopyRule
+from .schemas import SchemaError
 
 #: The ``copy.controls`` key that means every account (pause all copying).
 ALL_ACCOUNTS = "*"
@@ -40,10 +40,15 @@ class ControlCommand:
     at: float = 0.0
 
     def encode(self) -> bytes:
-        return orjson.dumps({
-            "command_id": self.command_id, "account_id": self.account_id, "paused": self.paused,
-            "by": self.by, "at": self.at or time.time(),
-        })
+        return orjson.dumps(
+            {
+                "command_id": self.command_id,
+                "account_id": self.account_id,
+                "paused": self.paused,
+                "by": self.by,
+                "at": self.at or time.time(),
+            }
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> ControlCommand:
@@ -76,11 +81,18 @@ class RuleCommand:
         return f"rule:{self.group_id}:{self.account_id}"
 
     def encode(self) -> bytes:
-        return orjson.dumps({
-            "kind": "rule", "command_id": self.command_id, "group_id": self.group_id,
-            "account_id": self.account_id, "rule": self.rule, "enabled": self.enabled,
-            "by": self.by, "at": self.at or time.time(),
-        })
+        return orjson.dumps(
+            {
+                "kind": "rule",
+                "command_id": self.command_id,
+                "group_id": self.group_id,
+                "account_id": self.account_id,
+                "rule": self.rule,
+                "enabled": self.enabled,
+                "by": self.by,
+                "at": self.at or time.time(),
+            }
+        )
 
     def parsed_rule(self) -> CopyRule:
         """Validated exactly as the YAML is; raises ``ValueError`` naming the field."""
@@ -125,13 +137,24 @@ class AccountCommand:
         return self.session_id == dashboard_session_id(self.account_id)
 
     def encode(self) -> bytes:
-        return orjson.dumps({
-            "kind": "account", "command_id": self.command_id, "account_id": self.account_id,
-            "platform": self.platform, "broker_account": self.broker_account, "size": self.size,
-            "enabled": self.enabled, "session_id": self.session_id, "endpoint": self.endpoint,
-            "sealed": self.sealed, "key_id": self.key_id, "by": self.by, "at": self.at or time.time(),
-            "options": self.options,
-        })
+        return orjson.dumps(
+            {
+                "kind": "account",
+                "command_id": self.command_id,
+                "account_id": self.account_id,
+                "platform": self.platform,
+                "broker_account": self.broker_account,
+                "size": self.size,
+                "enabled": self.enabled,
+                "session_id": self.session_id,
+                "endpoint": self.endpoint,
+                "sealed": self.sealed,
+                "key_id": self.key_id,
+                "by": self.by,
+                "at": self.at or time.time(),
+                "options": self.options,
+            }
+        )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AccountCommand:
@@ -145,8 +168,19 @@ class AccountCommand:
     @classmethod
     def from_record(cls, rec: schemas.AccountRecord) -> AccountCommand:
         return cls(
-            rec.command_id, rec.account_id, rec.platform, rec.broker_account, str(rec.size), rec.enabled,
-            rec.session_id, rec.endpoint, rec.sealed, rec.key_id, rec.by, rec.at, dict(rec.options),
+            rec.command_id,
+            rec.account_id,
+            rec.platform,
+            rec.broker_account,
+            str(rec.size),
+            rec.enabled,
+            rec.session_id,
+            rec.endpoint,
+            rec.sealed,
+            rec.key_id,
+            rec.by,
+            rec.at,
+            dict(rec.options),
         )
 
     def account(self) -> Account:
@@ -169,8 +203,12 @@ class AccountCommand:
             return None
         login = unseal_login(cipher, self.account_id, self.sealed, self.key_id)
         return SessionConfig(
-            platform=self.platform, session_id=self.session_id, accounts={self.account_id: self.broker_account},
-            endpoint=self.endpoint, username=login.username, secret=login.secret,
+            platform=self.platform,
+            session_id=self.session_id,
+            accounts={self.account_id: self.broker_account},
+            endpoint=self.endpoint,
+            username=login.username,
+            secret=login.secret,
             options={**self.options, **login.options},
         )
 
@@ -197,15 +235,20 @@ def unseal_login(
     if sealed is None:
         return Login()
     if cipher is None:
-        raise CredentialKeyError(f"account {account_id!r} has a stored login but no key is configured "
-                                 "(COPYTRADER_SECRET_KEY or COPYTRADER_SECRET_KEY_FILE)")
+        raise CredentialKeyError(
+            f"account {account_id!r} has a stored login but no key is configured "
+            "(COPYTRADER_SECRET_KEY or COPYTRADER_SECRET_KEY_FILE)"
+        )
     opened: SecretStr = cipher.decrypt(f"account:{account_id}", sealed.encode(), key_id)
     body = orjson.loads(opened.reveal())
     return Login(body.get("username"), body.get("secret"), dict(body.get("options") or {}))
 
 
-_LABELS: dict[type, str] = {schemas.PauseRecord: "control command", schemas.RuleRecord: "rule command",
-                            schemas.AccountRecord: "account command"}
+_LABELS: dict[type, str] = {
+    schemas.PauseRecord: "control command",
+    schemas.RuleRecord: "rule command",
+    schemas.AccountRecord: "account command",
+}
 
 
 def _decode(raw: bytes, schema: type[T]) -> T:

@@ -34,8 +34,14 @@ class AccountChange:
 
 
 def _connection(session: SessionConfig) -> tuple[object, ...]:
-    return (session.platform, session.endpoint, session.username, session.secret,
-            tuple(sorted(session.accounts.items())), tuple(sorted(session.options.items())))
+    return (
+        session.platform,
+        session.endpoint,
+        session.username,
+        session.secret,
+        tuple(sorted(session.accounts.items())),
+        tuple(sorted(session.options.items())),
+    )
 
 
 def apply_account(config: CopyConfig, account: Account, session: SessionConfig | None = None) -> AccountChange:
@@ -51,7 +57,9 @@ def apply_account(config: CopyConfig, account: Account, session: SessionConfig |
     before = _connection(target_before) if target_before is not None else None
     if session is not None:
         if session.session_id != account.session_id:
-            raise ValueError(f"account {account.account_id!r} names session {account.session_id!r}, got {session.session_id!r}")
+            raise ValueError(
+                f"account {account.account_id!r} names session {account.session_id!r}, got {session.session_id!r}"
+            )
         config.sessions[session.session_id] = session
     target = config.sessions.get(account.session_id)
     if target is None:

@@ -10,7 +10,7 @@ from its last record alone. Wall-clock, not monotonic, because stages run in dif
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -22,8 +22,17 @@ from .schemas.bounds import MAX_QUANTITY
 
 SIGNAL_KINDS = ("new", "modify", "cancel", "fill", "flatten")
 INTENT_ACTIONS = ("place", "modify", "cancel", "flatten")
-EXECUTION_KINDS = ("ack", "fill", "partial_fill", "reject", "modified", "cancelled", "flattened",
-                   "fill_bust", "fill_correction")
+EXECUTION_KINDS = (
+    "ack",
+    "fill",
+    "partial_fill",
+    "reject",
+    "modified",
+    "cancelled",
+    "flattened",
+    "fill_bust",
+    "fill_correction",
+)
 #: A bust/correction names the fill it changes (``corrects`` = that fill's execution id) and the
 #: values reported before (``original_*``); ``quantity``/``price`` are the values now (0/None: bust).
 CORRECTION_KINDS = ("fill_bust", "fill_correction")
@@ -53,7 +62,7 @@ def _utc(field: str, value: datetime) -> datetime:
     """Aware times are normalised to UTC; a naive time is ambiguous and refused."""
     if value.tzinfo is None:
         raise RecordError(field, "must be timezone-aware (naive times are ambiguous)")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _order_prices(order_type: str, limit: Decimal | None, stop: Decimal | None) -> None:

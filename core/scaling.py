@@ -14,9 +14,9 @@ from .schemas.bounds import MAX_QUANTITY
 
 
 class ScalingMode(str, enum.Enum):
-    FIXED = "fixed"            # always ``quantity`` contracts
+    FIXED = "fixed"  # always ``quantity`` contracts
     MULTIPLIER = "multiplier"  # leader quantity × ``multiplier``
-    RATIO = "ratio"            # leader quantity × follower size ÷ leader size (account sizes)
+    RATIO = "ratio"  # leader quantity × follower size ÷ leader size (account sizes)
 
 
 @dataclass(frozen=True, slots=True)

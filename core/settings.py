@@ -77,7 +77,7 @@ class Settings:
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         roles = tuple(r.strip() for r in _env("ROLES", ",".join(ALL_ROLES)).split(",") if r.strip())
         unknown = set(roles) - set(ALL_ROLES) - set(EXTRA_ROLES)
         if unknown:

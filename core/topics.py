@@ -8,15 +8,13 @@ carries session health to the tracker.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-
 from aiokafka.partitioner import murmur2
 
 from .records import AccountStatus, Execution, Heartbeat, IntentBatch, OrderError, Position
@@ -36,8 +34,12 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("trade.signals", 3, "symbol"),
     # Broker-stamped record times: the executor splits the intent hop into produce
     # (planned → appended) and fetch (appended → received).
-    TopicSpec("orders.requests", 10, "account_id (batches placed by murmur2 of it)",
-              (("message.timestamp.type", "LogAppendTime"),)),
+    TopicSpec(
+        "orders.requests",
+        10,
+        "account_id (batches placed by murmur2 of it)",
+        (("message.timestamp.type", "LogAppendTime"),),
+    ),
     TopicSpec("trade.executions", 10, "account_id"),
     TopicSpec("positions.updates", 10, "account_id"),
     TopicSpec("account.status", 20, "account_id"),
@@ -79,8 +81,12 @@ def declare_topics(app: faust.App, prefix: str = "") -> Topics:
     def topic(name: str, value_type: type | None, value_serializer: str | None = None) -> faust.TopicT:
         spec = SPEC[name]
         return app.topic(
-            topic_name(prefix, name), partitions=spec.partitions, key_type=str,
-            value_type=value_type, value_serializer=value_serializer, internal=False,
+            topic_name(prefix, name),
+            partitions=spec.partitions,
+            key_type=str,
+            value_type=value_type,
+            value_serializer=value_serializer,
+            internal=False,
         )
 
     return Topics(
@@ -109,8 +115,12 @@ async def ensure_topics(
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(topic_name(prefix, s.name), num_partitions=s.partitions, replication_factor=1,
-                     topic_configs=dict(s.config) or None)
+            NewTopic(
+                topic_name(prefix, s.name),
+                num_partitions=s.partitions,
+                replication_factor=1,
+                topic_configs=dict(s.config) or None,
+            )
             for s in TOPIC_SPECS
             if topic_name(prefix, s.name) not in existing
         ] + [

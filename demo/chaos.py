@@ -20,7 +20,6 @@ import random
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -90,7 +89,9 @@ def chaos_config(followers: int, endpoints: dict[str, dict[str, Any]] | None = N
     sessions: dict[str, dict[str, Any]] = {
         "leader-paper": {"id": "leader-paper", "platform": "paper", "options": {"venue": "leader"}},
     }
-    accounts: list[dict[str, Any]] = [{"id": LEADER, "session": "leader-paper", "broker_account": "LEAD-1", "size": 50000}]
+    accounts: list[dict[str, Any]] = [
+        {"id": LEADER, "session": "leader-paper", "broker_account": "LEAD-1", "size": 50000}
+    ]
     members = []
     counts = dict.fromkeys(PLATFORMS, 0)
     for i in range(1, followers + 1):
@@ -104,11 +105,20 @@ def chaos_config(followers: int, endpoints: dict[str, dict[str, Any]] | None = N
             session.update(fields)
             sessions[session_id] = session
         account_id = f"f{i:03d}"
-        accounts.append({"id": account_id, "session": session_id, "broker_account": f"FOL-{i:03d}",
-                         "size": 100000 if i % 2 else 50000})
+        accounts.append(
+            {
+                "id": account_id,
+                "session": session_id,
+                "broker_account": f"FOL-{i:03d}",
+                "size": 100000 if i % 2 else 50000,
+            }
+        )
         members.append({"account": account_id, "rule": follower_rule(i)})
-    return {"sessions": list(sessions.values()), "accounts": accounts,
-            "copy_groups": [{"id": "chaos", "leader": LEADER, "followers": members}]}
+    return {
+        "sessions": list(sessions.values()),
+        "accounts": accounts,
+        "copy_groups": [{"id": "chaos", "leader": LEADER, "followers": members}],
+    }
 
 
 def leader_script(count: int, seed: int) -> list[TradeSignal]:
@@ -123,31 +133,65 @@ def leader_script(count: int, seed: int) -> list[TradeSignal]:
         roll = rng.random()
         if n == count // 2:
             resting.clear()  # a flatten cancels the leader's working orders too
-            signals.append(leader_signal(signal_id=ids.signal_id(LEADER, f"flat-{n}", "flatten", 1), side="sell",
-                                         quantity=0, kind="flatten", leader_order_id=f"flat-{n}"))
+            signals.append(
+                leader_signal(
+                    signal_id=ids.signal_id(LEADER, f"flat-{n}", "flatten", 1),
+                    side="sell",
+                    quantity=0,
+                    kind="flatten",
+                    leader_order_id=f"flat-{n}",
+                )
+            )
         elif resting and roll < 0.15:
             oid, level, version = resting.pop(rng.randrange(len(resting)))
             level -= tick * 4
             resting.append((oid, level, version + 1))
-            signals.append(leader_signal(signal_id=ids.signal_id(LEADER, oid, "modify", version + 1), side="buy",
-                                         quantity=rng.randint(1, 3), kind="modify", order_type="limit",
-                                         limit_price=level, leader_order_id=oid))
+            signals.append(
+                leader_signal(
+                    signal_id=ids.signal_id(LEADER, oid, "modify", version + 1),
+                    side="buy",
+                    quantity=rng.randint(1, 3),
+                    kind="modify",
+                    order_type="limit",
+                    limit_price=level,
+                    leader_order_id=oid,
+                )
+            )
         elif resting and roll < 0.27:
             oid, _, _ = resting.pop(rng.randrange(len(resting)))
-            signals.append(leader_signal(signal_id=ids.signal_id(LEADER, oid, "cancel", 1), side="buy", quantity=1,
-                                         kind="cancel", leader_order_id=oid))
+            signals.append(
+                leader_signal(
+                    signal_id=ids.signal_id(LEADER, oid, "cancel", 1),
+                    side="buy",
+                    quantity=1,
+                    kind="cancel",
+                    leader_order_id=oid,
+                )
+            )
         elif roll < 0.45:
             oid = f"L{n}"
             level = price - tick * rng.randint(1000, 1200)  # far below: rests for the whole run
             resting.append((oid, level, 0))
-            signals.append(leader_signal(signal_id=ids.signal_id(LEADER, oid, "new"), side="buy",
-                                         quantity=rng.randint(1, 3), order_type="limit", limit_price=level,
-                                         leader_order_id=oid))
+            signals.append(
+                leader_signal(
+                    signal_id=ids.signal_id(LEADER, oid, "new"),
+                    side="buy",
+                    quantity=rng.randint(1, 3),
+                    order_type="limit",
+                    limit_price=level,
+                    leader_order_id=oid,
+                )
+            )
         else:
             oid = f"M{n}"
-            signals.append(leader_signal(signal_id=ids.signal_id(LEADER, oid, "new"),
-                                         side="buy" if rng.random() < 0.5 else "sell", quantity=rng.randint(1, 3),
-                                         leader_order_id=oid))
+            signals.append(
+                leader_signal(
+                    signal_id=ids.signal_id(LEADER, oid, "new"),
+                    side="buy" if rng.random() < 0.5 else "sell",
+                    quantity=rng.randint(1, 3),
+                    leader_order_id=oid,
+                )
+            )
     return signals
 
 
@@ -174,7 +218,9 @@ def expectation(signals: list[TradeSignal], config: CopyConfig) -> Expectation:
                 want.orders[(intent.account_id, intent.client_order_id)] = 1
                 if intent.order_type == "market":
                     key = (intent.account_id, intent.symbol)
-                    want.positions[key] = want.positions.get(key, 0) + (intent.quantity if intent.side == "buy" else -intent.quantity)
+                    want.positions[key] = want.positions.get(key, 0) + (
+                        intent.quantity if intent.side == "buy" else -intent.quantity
+                    )
             elif intent.action == "flatten":
                 held = {k: v for k, v in want.positions.items() if k[0] == intent.account_id and v}
                 want.flattens[(intent.account_id, intent.client_order_id)] = len(held)
@@ -204,7 +250,7 @@ class ChaosRun:
         self.kills: dict[str, int] = {"front": 0, "back": 0}
         self.observer: RunObserver | None = None
 
-    async def __aenter__(self) -> "ChaosRun":
+    async def __aenter__(self) -> ChaosRun:
         try:
             await self._start()
         except BaseException:
@@ -222,8 +268,9 @@ class ChaosRun:
         self.config_data = chaos_config(self.options.followers, endpoints)
         self.config = parse_config(self.config_data, env=dict(os.environ))
         for account in self.config.follower_accounts():
-            faults = CountingFaults(lose_response_rate=self.options.lose_response_rate,
-                                    rng=random.Random(f"{self.options.seed}:{account}"))
+            faults = CountingFaults(
+                lose_response_rate=self.options.lose_response_rate, rng=random.Random(f"{self.options.seed}:{account}")
+            )
             self._kernel_account(account).faults = faults
         config_file = self.run_dir / "config.yaml"
         config_file.write_text(yaml.safe_dump(self.config_data, sort_keys=False))
@@ -252,7 +299,11 @@ class ChaosRun:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
         try:
             await admin.start()
-            mine = [n for n in await admin.list_topics() if n.startswith(self.prefix) or n.startswith(self.prefix.rstrip("."))]
+            mine = [
+                n
+                for n in await admin.list_topics()
+                if n.startswith(self.prefix) or n.startswith(self.prefix.rstrip("."))
+            ]
             if mine:
                 await admin.delete_topics(mine)
         except Exception:  # noqa: BLE001 - cleanup is best effort; the run is judged already
@@ -262,7 +313,9 @@ class ChaosRun:
 
     def _kernel(self, account_id: str) -> tuple[SimExchange, str]:
         account = self.config.accounts[account_id]
-        return self.simulators[account.platform].exchange, str(self.config.sessions[account.session_id].accounts[account_id])
+        return self.simulators[account.platform].exchange, str(
+            self.config.sessions[account.session_id].accounts[account_id]
+        )
 
     def _kernel_account(self, account_id: str) -> Any:
         exchange, name = self._kernel(account_id)
@@ -305,6 +358,7 @@ class ChaosRun:
         """Each worker in turn is SIGKILLed at a random moment while it works (after it has its
         partitions again), and restarted a moment later; until the leader is done and at least
         ``min_kills`` happened. The two workers' cycles overlap."""
+
         async def cycle(name: str, first_delay: float) -> None:
             await asyncio.sleep(first_delay)
             while not publishing.done() or sum(self.kills.values()) < self.options.min_kills:
@@ -328,7 +382,10 @@ class ChaosRun:
             if worker.process.poll() is not None:
                 raise RuntimeError(f"worker {name} died on its own; see {worker.log}")
             tag = f":{worker.process.pid}:"
-            if any(tag in worker_id and beat.assigned_partitions > 0 for worker_id, beat in self.observer.seen.heartbeats.items()):
+            if any(
+                tag in worker_id and beat.assigned_partitions > 0
+                for worker_id, beat in self.observer.seen.heartbeats.items()
+            ):
                 return
             await asyncio.sleep(0.1)
         raise TimeoutError(f"worker {name} did not get its partitions back within {timeout:.0f}s")
@@ -342,8 +399,11 @@ class ChaosRun:
             for worker in self.workers.values():
                 if worker.process.poll() is not None:
                     raise RuntimeError(f"worker {worker.name} died; see {worker.log}")
-            if not self.observer.missing() and len(self.observer.seen.signals) >= self.options.signals \
-                    and not self._wrong_positions(want):
+            if (
+                not self.observer.missing()
+                and len(self.observer.seen.signals) >= self.options.signals
+                and not self._wrong_positions(want)
+            ):
                 return True
             await asyncio.sleep(0.5)
         return False
@@ -387,8 +447,11 @@ class ChaosRun:
         unknown = [e for e in seen.errors if e.code == "OUTCOME_UNKNOWN"]
         # An unknown report is allowed (never a blind resend); the late lookup then finds the
         # order and its ack follows. Unresolved: no accepted outcome ever came for the copy.
-        unresolved = [e for e in unknown if not any(
-            o.kind != "reject" for o in seen.outcomes.get((e.signal_id or "", e.account_id), []))]
+        unresolved = [
+            e
+            for e in unknown
+            if not any(o.kind != "reject" for o in seen.outcomes.get((e.signal_id or "", e.account_id), []))
+        ]
         summary = self.observer.summary(self.options.followers)
         return {
             "signals": len(signals),
@@ -408,9 +471,13 @@ class ChaosRun:
             "redeliveries_absorbed": summary["redeliveries_absorbed"],
             "settled": settled,
             "elapsed_s": round(elapsed, 1),
-            "details": {"missing": missing[:10], "doubled": doubled[:10], "still_working": still_working[:10],
-                        "positions_wrong": self._wrong_positions(want)[:10],
-                        "unknown": [(e.account_id, e.reason) for e in unresolved[:10]]},
+            "details": {
+                "missing": missing[:10],
+                "doubled": doubled[:10],
+                "still_working": still_working[:10],
+                "positions_wrong": self._wrong_positions(want)[:10],
+                "unknown": [(e.account_id, e.reason) for e in unresolved[:10]],
+            },
         }
 
 

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import click
 
-
 FOLLOWER_PLATFORMS = ("paper", "tradovate", "projectx", "mixed")
 LEADER_PLATFORMS = ("paper", "tradovate", "projectx")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,16 +33,51 @@ def _scenario_options(fn: F) -> F:
     """The options demo and bench share, as one decorator."""
     options = [
         click.option("--followers", default="20", show_default=True, help="Follower accounts (comma list runs each)."),
-        click.option("--trades", default=50, show_default=True, help="Leader actions (market, limit, modify, cancel, stop)."),
-        click.option("--latency", "latency", default="0", show_default=True, help="Simulated broker latency in ms (comma list runs each; '50+20' adds a tail)."),
-        click.option("--warmup", default=None, type=click.IntRange(0), help="Leader actions before the measured ones; their latencies are reported apart [bench: 10, demo: 0]."),
+        click.option(
+            "--trades", default=50, show_default=True, help="Leader actions (market, limit, modify, cancel, stop)."
+        ),
+        click.option(
+            "--latency",
+            "latency",
+            default="0",
+            show_default=True,
+            help="Simulated broker latency in ms (comma list runs each; '50+20' adds a tail).",
+        ),
+        click.option(
+            "--warmup",
+            default=None,
+            type=click.IntRange(0),
+            help="Leader actions before the measured ones; their latencies are reported apart [bench: 10, demo: 0].",
+        ),
         click.option("--interval", default=0.1, show_default=True, help="Seconds between leader actions."),
-        click.option("--platform", default="paper", show_default=True, type=click.Choice(FOLLOWER_PLATFORMS), help="Follower platform: paper, or a simulator (tradovate, projectx, mixed)."),
-        click.option("--leader-platform", default="paper", show_default=True, type=click.Choice(LEADER_PLATFORMS), help="The leader's platform: paper, tradovate or projectx (simulators)."),
-        click.option("--processes", default=3, show_default=True, type=click.IntRange(1, 3), help="1: one worker; 2: fan-out | executor+tracker; 3: fan-out | executor | tracker."),
+        click.option(
+            "--platform",
+            default="paper",
+            show_default=True,
+            type=click.Choice(FOLLOWER_PLATFORMS),
+            help="Follower platform: paper, or a simulator (tradovate, projectx, mixed).",
+        ),
+        click.option(
+            "--leader-platform",
+            default="paper",
+            show_default=True,
+            type=click.Choice(LEADER_PLATFORMS),
+            help="The leader's platform: paper, tradovate or projectx (simulators).",
+        ),
+        click.option(
+            "--processes",
+            default=3,
+            show_default=True,
+            type=click.IntRange(1, 3),
+            help="1: one worker; 2: fan-out | executor+tracker; 3: fan-out | executor | tracker.",
+        ),
         click.option("--quiet", is_flag=True, help="Only the summary, not one line per copy."),
         click.option("--keep-kafka", is_flag=True, help="Leave a broker this command started running."),
-        click.option("--keep-running", is_flag=True, help="After the summary, keep the workers (and the dashboard) up until Ctrl-C."),
+        click.option(
+            "--keep-running",
+            is_flag=True,
+            help="After the summary, keep the workers (and the dashboard) up until Ctrl-C.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -99,13 +133,32 @@ def _rate_limit(_ctx: object, _param: object, value: str | None) -> tuple[int, f
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, help="0 picks a free port.")
 @click.option("--latency", default="0", show_default=True, help="Injected latency per call, ms.")
-@click.option("--accounts", default=None, type=click.IntRange(1), help="Accounts to open [default: the demo login's two].")
-@click.option("--accounts-per-login", default=1, show_default=True, type=click.IntRange(1),
-              help="Accounts per login (one login per follower firm, as real prop accounts have).")
-@click.option("--rate-limit", default=None, callback=_rate_limit, metavar="N/SECONDS",
-              help="Request budget per login, e.g. 200/60 [default: the platform's documented limits].")
-def sim(platform: str, host: str, port: int, latency: str, accounts: int | None, accounts_per_login: int,
-        rate_limit: tuple[int, float] | None) -> None:
+@click.option(
+    "--accounts", default=None, type=click.IntRange(1), help="Accounts to open [default: the demo login's two]."
+)
+@click.option(
+    "--accounts-per-login",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Accounts per login (one login per follower firm, as real prop accounts have).",
+)
+@click.option(
+    "--rate-limit",
+    default=None,
+    callback=_rate_limit,
+    metavar="N/SECONDS",
+    help="Request budget per login, e.g. 200/60 [default: the platform's documented limits].",
+)
+def sim(
+    platform: str,
+    host: str,
+    port: int,
+    latency: str,
+    accounts: int | None,
+    accounts_per_login: int,
+    rate_limit: tuple[int, float] | None,
+) -> None:
     from .sandbox import serve_simulator, sim_options
 
     options = sim_options(platform, accounts, accounts_per_login, rate_limit)

@@ -57,9 +57,14 @@ def follower_session(platform: str, index: int, accounts_per_login: int, shared:
     return f"followers-{platform}-{(index - 1) // max(1, accounts_per_login) + 1:03d}"
 
 
-def demo_config(followers: int = 20, platform: str = "paper", latency: str = "0",
-                endpoints: dict[str, dict[str, Any]] | None = None, leader_platform: str = "paper",
-                accounts_per_login: int = 1) -> dict[str, Any]:
+def demo_config(
+    followers: int = 20,
+    platform: str = "paper",
+    latency: str = "0",
+    endpoints: dict[str, dict[str, Any]] | None = None,
+    leader_platform: str = "paper",
+    accounts_per_login: int = 1,
+) -> dict[str, Any]:
     """Leader on ``leader_platform`` (paper venue ``leader`` by default); followers on
     ``platform`` (``mixed`` rotates paper, tradovate, projectx).
 
@@ -71,13 +76,23 @@ def demo_config(followers: int = 20, platform: str = "paper", latency: str = "0"
     """
     platforms = ["paper", "tradovate", "projectx"] if platform == "mixed" else [platform]
     if leader_platform == "paper":
-        leader_session: dict[str, Any] = {"id": "leader-paper", "platform": "paper", "options": {"venue": "leader", "latency": 0}}
+        leader_session: dict[str, Any] = {
+            "id": "leader-paper",
+            "platform": "paper",
+            "options": {"venue": "leader", "latency": 0},
+        }
     else:
         fields = session_fields(endpoints, leader_platform, f"leader-{leader_platform}")
-        leader_session = {"id": f"leader-{leader_platform}", "platform": leader_platform, "options": fields.pop("options", {})}
+        leader_session = {
+            "id": f"leader-{leader_platform}",
+            "platform": leader_platform,
+            "options": fields.pop("options", {}),
+        }
         leader_session.update(fields)
     sessions: dict[str, dict[str, Any]] = {leader_session["id"]: leader_session}
-    accounts: list[dict[str, Any]] = [{"id": LEADER, "session": leader_session["id"], "broker_account": "LEAD-1", "size": 50000}]
+    accounts: list[dict[str, Any]] = [
+        {"id": LEADER, "session": leader_session["id"], "broker_account": "LEAD-1", "size": 50000}
+    ]
     group_followers = []
     counts = {name: 0 for name in platforms}
     for i in range(1, followers + 1):
@@ -93,10 +108,14 @@ def demo_config(followers: int = 20, platform: str = "paper", latency: str = "0"
             session["options"].update(fields.pop("options", {}))
             session.update(fields)
             sessions[session_id] = session
-        accounts.append({
-            "id": account_id, "session": session_id, "broker_account": f"FOL-{i:03d}",
-            "size": 100000 if i % 2 else 50000,
-        })
+        accounts.append(
+            {
+                "id": account_id,
+                "session": session_id,
+                "broker_account": f"FOL-{i:03d}",
+                "size": 100000 if i % 2 else 50000,
+            }
+        )
         group_followers.append({"account": account_id, "rule": follower_rule(i)})
     return {
         "sessions": list(sessions.values()),

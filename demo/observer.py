@@ -16,11 +16,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from ..core.signals import decode_signal
 from ..agents.fanout.planner import ACTION_FOR_KIND
+from ..common.stats import latency_summary
 from ..core.config import CopyConfig
 from ..core.records import Execution, Heartbeat, OrderError, Position, TradeSignal
-from ..common.stats import latency_summary
+from ..core.signals import decode_signal
 
 STAGE_SPANS = {
     "detect": ("occurred", "detected"),
@@ -48,8 +48,9 @@ class Observation:
 
 
 class RunObserver:
-    def __init__(self, bootstrap: str, prefix: str, config: CopyConfig,
-                 on_outcome: Callable[[Execution], None] | None = None) -> None:
+    def __init__(
+        self, bootstrap: str, prefix: str, config: CopyConfig, on_outcome: Callable[[Execution], None] | None = None
+    ) -> None:
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.config = config
@@ -62,8 +63,12 @@ class RunObserver:
     async def start(self) -> None:
         names = ["trade.signals", "trade.executions", "order.errors", "positions.updates", "system.heartbeat"]
         self._consumer = AIOKafkaConsumer(
-            *(self.prefix + n for n in names), bootstrap_servers=self.bootstrap,
-            auto_offset_reset="earliest", enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100,
+            *(self.prefix + n for n in names),
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+            fetch_max_wait_ms=100,
         )
         await self._consumer.start()
         self._task = asyncio.ensure_future(self._consume())
@@ -78,7 +83,7 @@ class RunObserver:
     async def _consume(self) -> None:
         assert self._consumer is not None
         async for message in self._consumer:
-            self._record(message.topic[len(self.prefix):], message.value)
+            self._record(message.topic[len(self.prefix) :], message.value)
             self.changed.set()
 
     def _record(self, topic: str, value: bytes) -> None:
@@ -139,10 +144,14 @@ class RunObserver:
             if accepted:
                 placed += 1
                 first = min(accepted, key=lambda o: o.stamps.get("acked", 0))
-                during_warmup = measured_from is not None and first.stamps.get("detected", measured_from) < measured_from
+                during_warmup = (
+                    measured_from is not None and first.stamps.get("detected", measured_from) < measured_from
+                )
                 for name, (start, end) in STAGE_SPANS.items():
                     if start in first.stamps and end in first.stamps:
-                        (warmup if during_warmup else spans)[name].append((first.stamps[end] - first.stamps[start]) * 1000)
+                        (warmup if during_warmup else spans)[name].append(
+                            (first.stamps[end] - first.stamps[start]) * 1000
+                        )
                 if "sent" in first.stamps and "acked" in first.stamps:
                     per_platform[first.platform].append((first.stamps["acked"] - first.stamps["sent"]) * 1000)
             elif outcomes:

@@ -24,14 +24,13 @@ from typing import Any
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ..core.config import parse_config
 from ..app.kafka_local import local_kafka_for
+from ..core.config import parse_config
 from ..core.records import Execution
 from ..core.settings import Settings
 from ..core.topics import ensure_topics
 from .configgen import demo_config
 from .observer import RunObserver, dumps
-
 
 # Which roles run in which process. The hot path (fan-out → executor) never shares a Kafka
 # consumer with the bulk topics (executions, positions): one consumer fetches all of its
@@ -120,7 +119,8 @@ def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str], port
     port = port or free_port()
     log = run_dir / f"worker-{name}-{int(time.time() * 1000)}.log"
     worker_env = {
-        **os.environ, **env,
+        **os.environ,
+        **env,
         "COPYTRADER_ROLES": roles,
         "COPYTRADER_APP_ID": f"{env['COPYTRADER_TOPIC_PREFIX'].rstrip('.')}-{name}",
         "COPYTRADER_WEB_PORT": str(port),
@@ -132,7 +132,10 @@ def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str], port
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", entry, "worker", "-l", "warn"],
-            env=worker_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=worker_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             # The tracker/database worker yields the CPU to the copy path on a small machine
             # (what CPU requests and limits do in Kubernetes); it only ever runs behind.
             preexec_fn=_child_setup(background),  # noqa: PLW1509 - no threads yet in the child
@@ -143,8 +146,15 @@ def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str], port
 class Scenario:
     """One run: ``async with Scenario(...) as run: await run.trade(); run.summary()``."""
 
-    def __init__(self, mode: str, followers: int, latency: str, options: ScenarioOptions,
-                 settings: Settings | None = None, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        mode: str,
+        followers: int,
+        latency: str,
+        options: ScenarioOptions,
+        settings: Settings | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.mode = mode
         self.followers = followers
         self.latency = latency
@@ -153,7 +163,9 @@ class Scenario:
         self.run_id = f"{mode}-{int(time.time() * 1000) % 10**10}"
         self.prefix = f"{self.run_id}."
         self.run_dir = self.settings.data_dir / "runs" / self.run_id
-        self.config_data = config or demo_config(followers, options.platform, latency, leader_platform=options.leader_platform)
+        self.config_data = config or demo_config(
+            followers, options.platform, latency, leader_platform=options.leader_platform
+        )
         self.config = parse_config(self.config_data, env={})
         self.workers: list[Worker] = []
         self.worker_env: dict[str, str] = {}
@@ -162,7 +174,7 @@ class Scenario:
         self.sandboxes: list[Any] = []
 
     # -- lifecycle ------------------------------------------------------------------------
-    async def __aenter__(self) -> "Scenario":
+    async def __aenter__(self) -> Scenario:
         try:
             await self._start()
         except BaseException:
@@ -189,7 +201,9 @@ class Scenario:
             "COPYTRADER_DEMO_WARMUP": str(self.options.warmup),
             "COPYTRADER_DEMO_INTERVAL": str(self.options.interval),
             "COPYTRADER_DEMO_GO_FILE": str(self.run_dir / "go"),
-            "COPYTRADER_DATABASE_URL": os.environ.get("COPYTRADER_DATABASE_URL", f"sqlite:///{self.run_dir / 'copytrader.db'}"),
+            "COPYTRADER_DATABASE_URL": os.environ.get(
+                "COPYTRADER_DATABASE_URL", f"sqlite:///{self.run_dir / 'copytrader.db'}"
+            ),
         }
         if not os.environ.get("COPYTRADER_SECRET_KEY") and not os.environ.get("COPYTRADER_SECRET_KEY_FILE"):
             from ..common.crypto import ensure_key_file
@@ -237,8 +251,13 @@ class Scenario:
             self.sandboxes.append(sandbox)
             endpoints[platform] = session
         if endpoints:
-            self.config_data = demo_config(self.followers, self.options.platform, self.latency, endpoints,
-                                           leader_platform=self.options.leader_platform)
+            self.config_data = demo_config(
+                self.followers,
+                self.options.platform,
+                self.latency,
+                endpoints,
+                leader_platform=self.options.leader_platform,
+            )
             self.config = parse_config(self.config_data, env=dict(os.environ))
             self.observer.config = self.config
 
@@ -292,15 +311,20 @@ class Scenario:
             try:
                 await asyncio.wait_for(self.observer.changed.wait(), 0.5)
                 quiet_since = time.monotonic()
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return self.summary()
 
     def summary(self) -> dict[str, Any]:
         return self.observer.summary(
-            self.followers, mode=self.mode, platform=self.options.platform,
-            broker_latency_ms=self.latency, processes=self.options.processes, trades=self.options.trades,
-            warmup_trades=self.options.warmup, measured_from=self._measured_from(),
+            self.followers,
+            mode=self.mode,
+            platform=self.options.platform,
+            broker_latency_ms=self.latency,
+            processes=self.options.processes,
+            trades=self.options.trades,
+            warmup_trades=self.options.warmup,
+            measured_from=self._measured_from(),
         )
 
     def _measured_from(self) -> float | None:
@@ -370,7 +394,9 @@ def _stop_on_sigterm() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
-async def run_many(mode: str, followers: list[int], latencies: list[str], options: ScenarioOptions) -> list[dict[str, Any]]:
+async def run_many(
+    mode: str, followers: list[int], latencies: list[str], options: ScenarioOptions
+) -> list[dict[str, Any]]:
     _stop_on_sigterm()
     results = []
     for count in followers:

@@ -63,8 +63,9 @@ def _takes_logins(simulator: Any, logins: Sequence[SimLogin]) -> bool:
     return {x.username for x in served} == {x.username for x in logins}
 
 
-async def start_sandbox(platform: str, latency: str, config_data: dict[str, Any] | None = None,
-                        **simulator_options: Any) -> tuple[Any, dict[str, Any]]:
+async def start_sandbox(
+    platform: str, latency: str, config_data: dict[str, Any] | None = None, **simulator_options: Any
+) -> tuple[Any, dict[str, Any]]:
     """Start ``platform``'s simulator with one login per config session of that platform.
 
     Returns the running simulator and the session fields that point adapters at it: with
@@ -87,8 +88,12 @@ async def start_sandbox(platform: str, latency: str, config_data: dict[str, Any]
     os.environ[secret_env] = str(credentials.get("password") or credentials.get("apiKey") or "")
     options = {k: v for k, v in credentials.items() if k in _APP_FIELDS}
     options.update(extra)
-    return simulator, {"endpoint": simulator.base_url, "username": credentials.get("name") or credentials.get("userName"),
-                       "secret_env": secret_env, "options": options}
+    return simulator, {
+        "endpoint": simulator.base_url,
+        "username": credentials.get("name") or credentials.get("userName"),
+        "secret_env": secret_env,
+        "options": options,
+    }
 
 
 def _per_session_fields(platform: str, simulator: Any, logins: dict[str, SimLogin]) -> dict[str, Any]:
@@ -104,8 +109,9 @@ def _per_session_fields(platform: str, simulator: Any, logins: dict[str, SimLogi
     return {"endpoint": simulator.base_url, "options": common, "sessions": sessions}
 
 
-def sim_options(platform: str, accounts: int | None, accounts_per_login: int | None,
-                rate_limit: tuple[int, float] | None) -> dict[str, Any]:
+def sim_options(
+    platform: str, accounts: int | None, accounts_per_login: int | None, rate_limit: tuple[int, float] | None
+) -> dict[str, Any]:
     """``copytrader sim`` options → simulator options (logins planned, the request budget per user)."""
     options: dict[str, Any] = {}
     if accounts:
@@ -115,7 +121,8 @@ def sim_options(platform: str, accounts: int | None, accounts_per_login: int | N
     if rate_limit:
         requests, seconds = rate_limit
         options["rate_limits" if platform == "tradovate" else "rate_limit"] = (
-            [[requests, seconds]] if platform == "tradovate" else [requests, seconds])
+            [[requests, seconds]] if platform == "tradovate" else [requests, seconds]
+        )
     return options
 
 
@@ -126,8 +133,9 @@ async def serve_simulator(platform: str, host: str, port: int, latency: str, **o
     info = {"platform": platform, "base_url": simulator.base_url, **simulator.demo_credentials()}
     planned = options.get("logins")
     if planned and not _takes_logins(simulator, planned):
-        print(f"note: the {platform} simulator serves one login; --accounts/--accounts-per-login ignored",
-              file=sys.stderr)
+        print(
+            f"note: the {platform} simulator serves one login; --accounts/--accounts-per-login ignored", file=sys.stderr
+        )
     for key in ("ws_url", "user_hub_url"):
         if hasattr(simulator, key):
             info[key] = getattr(simulator, key)

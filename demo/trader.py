@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from ..agents.shared import jobs
+from ..app.factory import CopyTraderApp
 from ..brokers.base import BrokerAdapter
 from ..brokers.instruments import instrument_for
 from ..brokers.model import CancelOrder, FlattenPosition, ModifyOrder, OrderType, PlaceOrder, Side
-
-from ..app.factory import CopyTraderApp
-from ..agents.shared import jobs
 
 log = logging.getLogger(__name__)
 SYMBOL = "ESZ6"
@@ -66,7 +65,9 @@ class DemoTrader:
             if resting and (roll < 0.25 or step >= steps - len(resting)):
                 cid, level = resting.pop(0)
                 if self.rng.random() < 0.5 and step < steps - len(resting) - 1:
-                    await self.adapter.modify(ModifyOrder(self.leader, cid, quantity=self.rng.randint(1, 3), limit_price=level - tick * 4))
+                    await self.adapter.modify(
+                        ModifyOrder(self.leader, cid, quantity=self.rng.randint(1, 3), limit_price=level - tick * 4)
+                    )
                     resting.append((cid, level - tick * 4))
                     self.actions.append("modify")
                 else:
@@ -74,7 +75,11 @@ class DemoTrader:
                     self.actions.append("cancel")
             elif roll < 0.45 and step < steps - 2:
                 cid, level = self._cid(), price - tick * self.rng.randint(200, 300)  # far: rests on every venue
-                await self.adapter.place(PlaceOrder(self.leader, cid, SYMBOL, Side.BUY, self.rng.randint(1, 3), OrderType.LIMIT, limit_price=level))
+                await self.adapter.place(
+                    PlaceOrder(
+                        self.leader, cid, SYMBOL, Side.BUY, self.rng.randint(1, 3), OrderType.LIMIT, limit_price=level
+                    )
+                )
                 resting.append((cid, level))
                 self.actions.append("limit")
             else:

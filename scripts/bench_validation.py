@@ -18,13 +18,25 @@ import msgspec
 import orjson
 import pydantic
 
-PAYLOAD = orjson.dumps({
-    "signal_id": "leader-1:4711:new", "leader_account": "leader-1", "platform": "paper", "symbol": "ESZ6",
-    "side": "buy", "quantity": 2, "kind": "new", "order_type": "limit", "limit_price": "5001.25",
-    "stop_price": None, "fill_price": None, "leader_order_id": "4711", "source": "adapter",
-    "occurred_at": "2026-11-30T18:00:00.123456+00:00",
-    "stamps": {"occurred": 1795780000.1, "detected": 1795780000.12, "published": 1795780000.13},
-})
+PAYLOAD = orjson.dumps(
+    {
+        "signal_id": "leader-1:4711:new",
+        "leader_account": "leader-1",
+        "platform": "paper",
+        "symbol": "ESZ6",
+        "side": "buy",
+        "quantity": 2,
+        "kind": "new",
+        "order_type": "limit",
+        "limit_price": "5001.25",
+        "stop_price": None,
+        "fill_price": None,
+        "leader_order_id": "4711",
+        "source": "adapter",
+        "occurred_at": "2026-11-30T18:00:00.123456+00:00",
+        "stamps": {"occurred": 1795780000.1, "detected": 1795780000.12, "published": 1795780000.13},
+    }
+)
 
 
 class Side(str, enum.Enum):
@@ -84,8 +96,8 @@ class PydanticSignal(pydantic.BaseModel):
 
 
 def main() -> None:
-    from copytrader.core.signals import decode_signal
     from copytrader.core.records import TradeSignal
+    from copytrader.core.signals import decode_signal
 
     msgspec_decoder = msgspec.json.Decoder(MsgspecSignal, strict=True)
     assert math.isclose(msgspec_decoder.decode(PAYLOAD).stamps["detected"], 1795780000.12)

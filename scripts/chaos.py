@@ -19,8 +19,8 @@ from pathlib import Path
 
 import orjson
 
-from copytrader.demo.chaos import ChaosOptions, run_chaos
 from copytrader.core.settings import Settings
+from copytrader.demo.chaos import ChaosOptions, run_chaos
 
 
 def main() -> int:
@@ -31,7 +31,9 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.35, help="seconds between leader signals")
     parser.add_argument("--lose-rate", type=float, default=0.05, help="share of order answers lost")
     parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--settle", type=float, default=300.0, help="seconds to wait for every copy after the last kill")
+    parser.add_argument(
+        "--settle", type=float, default=300.0, help="seconds to wait for every copy after the last kill"
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a fresh temporary directory")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -39,13 +41,27 @@ def main() -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the observer's start on fresh topics
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="copytrader-chaos-"))
     settings = Settings.from_env()
-    settings = Settings(**{**{f: getattr(settings, f) for f in settings.__dataclass_fields__}, "data_dir": data_dir.resolve()})
-    options = ChaosOptions(signals=args.signals, followers=args.followers, min_kills=args.kills,
-                           interval_s=args.interval, lose_response_rate=args.lose_rate, seed=args.seed,
-                           settle_timeout_s=args.settle)
+    settings = Settings(
+        **{**{f: getattr(settings, f) for f in settings.__dataclass_fields__}, "data_dir": data_dir.resolve()}
+    )
+    options = ChaosOptions(
+        signals=args.signals,
+        followers=args.followers,
+        min_kills=args.kills,
+        interval_s=args.interval,
+        lose_response_rate=args.lose_rate,
+        seed=args.seed,
+        settle_timeout_s=args.settle,
+    )
     result = asyncio.run(run_chaos(options, settings))
     print(orjson.dumps(result).decode(), flush=True)
-    bad = ("pairs_missing_an_order", "pairs_doubled", "positions_wrong", "cancelled_but_working", "outcomes_unknown_unresolved")
+    bad = (
+        "pairs_missing_an_order",
+        "pairs_doubled",
+        "positions_wrong",
+        "cancelled_but_working",
+        "outcomes_unknown_unresolved",
+    )
     return 1 if any(result[k] for k in bad) or not result["settled"] else 0
 
 

@@ -24,15 +24,15 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..common.retrying import again_now
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..common.retrying import again_now
 from .models import AUDIT_KINDS, AuditEntry
 
 GENESIS_HASH = "0" * 64
@@ -45,7 +45,7 @@ def format_time(value: datetime) -> str:
     """One spelling per instant: UTC, microseconds, ``Z`` (aware times only)."""
     if value.tzinfo is None:
         raise ValueError("naive datetime in audit content: use timezone-aware UTC")
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def to_jsonable(value: Any) -> Any:
@@ -108,21 +108,41 @@ class AuditRecord:
 
 
 def entry_content(
-    seq: int, occurred_at: datetime, kind: str, natural_id: str, signal_id: str | None,
-    client_order_id: str | None, account_id: str | None, payload: Any, latency_ms: float | None,
+    seq: int,
+    occurred_at: datetime,
+    kind: str,
+    natural_id: str,
+    signal_id: str | None,
+    client_order_id: str | None,
+    account_id: str | None,
+    payload: Any,
+    latency_ms: float | None,
 ) -> dict[str, Any]:
     """What an entry's hash covers (``recorded_at`` is bookkeeping and is left out)."""
     return {
-        "seq": seq, "occurred_at": format_time(occurred_at), "kind": kind, "natural_id": natural_id,
-        "signal_id": signal_id, "client_order_id": client_order_id, "account_id": account_id,
-        "payload": payload, "latency_ms": latency_ms,
+        "seq": seq,
+        "occurred_at": format_time(occurred_at),
+        "kind": kind,
+        "natural_id": natural_id,
+        "signal_id": signal_id,
+        "client_order_id": client_order_id,
+        "account_id": account_id,
+        "payload": payload,
+        "latency_ms": latency_ms,
     }
 
 
 def _row_content(row: Any) -> dict[str, Any]:
     return entry_content(
-        row.seq, row.occurred_at, row.kind, row.natural_id, row.signal_id, row.client_order_id,
-        row.account_id, row.payload, row.latency_ms,
+        row.seq,
+        row.occurred_at,
+        row.kind,
+        row.natural_id,
+        row.signal_id,
+        row.client_order_id,
+        row.account_id,
+        row.payload,
+        row.latency_ms,
     )
 
 
@@ -153,17 +173,32 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[AuditEnt
         seq += 1
         payload = to_jsonable(record.payload)
         latency = None if record.latency_ms is None else round(float(record.latency_ms), 3)
-        occurred = record.occurred_at.astimezone(timezone.utc)
+        occurred = record.occurred_at.astimezone(UTC)
         content = entry_content(
-            seq, occurred, record.kind, record.natural_id, record.signal_id, record.client_order_id,
-            record.account_id, payload, latency,
+            seq,
+            occurred,
+            record.kind,
+            record.natural_id,
+            record.signal_id,
+            record.client_order_id,
+            record.account_id,
+            payload,
+            latency,
         )
         digest = chain_hash(prev_hash, content)
         rows.append(
             AuditEntry(
-                seq=seq, occurred_at=occurred, kind=record.kind, natural_id=record.natural_id,
-                signal_id=record.signal_id, client_order_id=record.client_order_id, account_id=record.account_id,
-                payload=payload, latency_ms=latency, prev_hash=prev_hash, hash=digest,
+                seq=seq,
+                occurred_at=occurred,
+                kind=record.kind,
+                natural_id=record.natural_id,
+                signal_id=record.signal_id,
+                client_order_id=record.client_order_id,
+                account_id=record.account_id,
+                payload=payload,
+                latency_ms=latency,
+                prev_hash=prev_hash,
+                hash=digest,
             )
         )
         prev_hash = digest
@@ -222,7 +257,9 @@ def verify(db: Session, page: int = VERIFY_PAGE) -> VerifyResult:
             return VerifyResult(entries=count, head_hash=prev_hash)
         for row in rows:
             if row.seq != expected_seq:
-                return VerifyResult(count, expected_seq, f"seq {expected_seq} is missing (next is {row.seq})", prev_hash)
+                return VerifyResult(
+                    count, expected_seq, f"seq {expected_seq} is missing (next is {row.seq})", prev_hash
+                )
             if row.prev_hash != prev_hash:
                 return VerifyResult(count, row.seq, "prev_hash does not match the previous entry's hash", prev_hash)
             if chain_hash(prev_hash, _row_content(row)) != row.hash:

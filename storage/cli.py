@@ -34,8 +34,9 @@ def db_upgrade(url: str | None, revision: str) -> None:
 
     url = database_url_from_env(url)
     state = upgrade(url, revision)
-    click.echo(f"{_safe(url)}: at revision {state.revision} (head {state.head}); "
-               f"time series: {state.timeseries_backend}")
+    click.echo(
+        f"{_safe(url)}: at revision {state.revision} (head {state.head}); time series: {state.timeseries_backend}"
+    )
 
 
 @db.command(name="current", help="Show the database's revision and time-series layout; exit 1 if behind.")
@@ -46,8 +47,10 @@ def db_current(url: str | None) -> None:
     url = database_url_from_env(url)
     state = current(url)
     status = "up to date" if state.up_to_date else "needs `copytrader db upgrade`"
-    click.echo(f"{_safe(url)}: revision {state.revision or '(none)'}, head {state.head} ({status}); "
-               f"time series: {state.timeseries_backend or '(not migrated)'}")
+    click.echo(
+        f"{_safe(url)}: revision {state.revision or '(none)'}, head {state.head} ({status}); "
+        f"time series: {state.timeseries_backend or '(not migrated)'}"
+    )
     if not state.up_to_date:
         sys.exit(1)
 
@@ -86,8 +89,10 @@ def audit_verify(url: str | None) -> None:
     if result.ok:
         click.echo(f"chain intact: {result.entries} entries (head {result.head_hash[:16]})")
         return
-    click.echo(f"chain broken at seq {result.broken_seq}: {result.reason} "
-               f"({result.entries} entries verified before it)", err=True)
+    click.echo(
+        f"chain broken at seq {result.broken_seq}: {result.reason} ({result.entries} entries verified before it)",
+        err=True,
+    )
     sys.exit(1)
 
 

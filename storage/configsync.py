@@ -21,8 +21,12 @@ def sync_config(db: Session, config: Any) -> None:
     for account in config.accounts.values():
         db.merge(
             Account(
-                id=account.account_id, platform=account.platform, session=account.session_id,
-                broker_account=account.broker_account, size=account.size, enabled=True,
+                id=account.account_id,
+                platform=account.platform,
+                session=account.session_id,
+                broker_account=account.broker_account,
+                size=account.size,
+                enabled=True,
             )
         )
     if config.accounts:
@@ -31,11 +35,15 @@ def sync_config(db: Session, config: Any) -> None:
     for group in config.groups:
         db.merge(CopyGroup(id=group.group_id, leader_account_id=group.leader, enabled=group.enabled))
         db.flush()
-        existing = {r.follower_account_id: r for r in db.scalars(select(CopyRule).where(CopyRule.group_id == group.group_id))}
+        existing = {
+            r.follower_account_id: r for r in db.scalars(select(CopyRule).where(CopyRule.group_id == group.group_id))
+        }
         listed = set()
         for follower in group.followers:
             listed.add(follower.account_id)
-            row = existing.get(follower.account_id) or CopyRule(group_id=group.group_id, follower_account_id=follower.account_id)
+            row = existing.get(follower.account_id) or CopyRule(
+                group_id=group.group_id, follower_account_id=follower.account_id
+            )
             rule = follower.rule
             row.mode = rule.mode.value
             row.quantity = rule.quantity

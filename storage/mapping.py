@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..common.clock import utcnow
@@ -56,8 +56,8 @@ def aware(value: datetime | None, fallback: datetime | None = None) -> datetime:
     if value is None:
         value = fallback or utcnow()
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def stage_ms(stamps: Mapping[str, float], end: str, start: str) -> float | None:
@@ -68,7 +68,7 @@ def stage_ms(stamps: Mapping[str, float], end: str, start: str) -> float | None:
 
 
 def _stamp_time(stamps: Mapping[str, float], stage: str) -> datetime | None:
-    return datetime.fromtimestamp(float(stamps[stage]), timezone.utc) if stage in stamps else None
+    return datetime.fromtimestamp(float(stamps[stage]), UTC) if stage in stamps else None
 
 
 def _payload(record: _Record) -> dict[str, Any]:
@@ -82,8 +82,12 @@ def _payload(record: _Record) -> dict[str, Any]:
 
 def signal_audit(signal: Any) -> AuditRecord:
     return AuditRecord(
-        kind="signal", natural_id=signal.signal_id, occurred_at=aware(signal.occurred_at),
-        payload=_payload(signal), signal_id=signal.signal_id, account_id=signal.leader_account,
+        kind="signal",
+        natural_id=signal.signal_id,
+        occurred_at=aware(signal.occurred_at),
+        payload=_payload(signal),
+        signal_id=signal.signal_id,
+        account_id=signal.leader_account,
         latency_ms=stage_ms(signal.stamps, "published", "detected"),
     )
 
@@ -91,10 +95,14 @@ def signal_audit(signal: Any) -> AuditRecord:
 def intent_audit(intent: Any) -> AuditRecord:
     stamps = intent.stamps
     return AuditRecord(
-        kind="intent", natural_id=intent.client_order_id,
+        kind="intent",
+        natural_id=intent.client_order_id,
         occurred_at=aware(_stamp_time(stamps, "fanned_out") or _stamp_time(stamps, "detected")),
-        payload=_payload(intent), signal_id=intent.signal_id, client_order_id=intent.client_order_id,
-        account_id=intent.account_id, latency_ms=stage_ms(stamps, "fanned_out", "detected"),
+        payload=_payload(intent),
+        signal_id=intent.signal_id,
+        client_order_id=intent.client_order_id,
+        account_id=intent.account_id,
+        latency_ms=stage_ms(stamps, "fanned_out", "detected"),
     )
 
 
@@ -106,20 +114,30 @@ def execution_row(execution: Any) -> dict[str, Any]:
     """The ``executions`` row, latencies derived once here: e2e = acked − detected, etc."""
     stamps = {str(k): float(v) for k, v in (execution.stamps or {}).items()}
     return {
-        "execution_id": execution.execution_id, "account_id": execution.account_id,
-        "platform": execution.platform, "kind": execution.kind,
-        "client_order_id": execution.client_order_id, "broker_order_id": execution.broker_order_id,
-        "signal_id": execution.signal_id, "symbol": execution.symbol or "", "side": execution.side or "",
-        "quantity": int(execution.quantity or 0), "price": execution.price,
+        "execution_id": execution.execution_id,
+        "account_id": execution.account_id,
+        "platform": execution.platform,
+        "kind": execution.kind,
+        "client_order_id": execution.client_order_id,
+        "broker_order_id": execution.broker_order_id,
+        "signal_id": execution.signal_id,
+        "symbol": execution.symbol or "",
+        "side": execution.side or "",
+        "quantity": int(execution.quantity or 0),
+        "price": execution.price,
         "cumulative_quantity": int(execution.cumulative_quantity or 0),
         "leaves_quantity": int(execution.leaves_quantity or 0),
-        "is_leader": bool(execution.is_leader), "duplicate": bool(execution.duplicate),
-        "request_outcome": bool(execution.request_outcome), "reason": execution.reason,
-        "occurred_at": aware(execution.occurred_at), "stamps": stamps,
+        "is_leader": bool(execution.is_leader),
+        "duplicate": bool(execution.duplicate),
+        "request_outcome": bool(execution.request_outcome),
+        "reason": execution.reason,
+        "occurred_at": aware(execution.occurred_at),
+        "stamps": stamps,
         "e2e_ms": stage_ms(stamps, "acked", "detected"),
         "internal_ms": stage_ms(stamps, "sent", "detected"),
         "fill_ms": stage_ms(stamps, "filled", "detected"),
-        "corrects": execution.corrects, "original_quantity": execution.original_quantity,
+        "corrects": execution.corrects,
+        "original_quantity": execution.original_quantity,
         "original_price": execution.original_price,
     }
 
@@ -128,16 +146,26 @@ def execution_audit(execution: Any, row: Mapping[str, Any] | None = None) -> Aud
     row = row or execution_row(execution)
     latency = row["e2e_ms"] if execution.request_outcome else (row["fill_ms"] or row["e2e_ms"])
     return AuditRecord(
-        kind=execution_kind(execution), natural_id=execution.execution_id, occurred_at=row["occurred_at"],
-        payload=_payload(execution), signal_id=execution.signal_id, client_order_id=execution.client_order_id,
-        account_id=execution.account_id, latency_ms=latency,
+        kind=execution_kind(execution),
+        natural_id=execution.execution_id,
+        occurred_at=row["occurred_at"],
+        payload=_payload(execution),
+        signal_id=execution.signal_id,
+        client_order_id=execution.client_order_id,
+        account_id=execution.account_id,
+        latency_ms=latency,
     )
 
 
 def error_audit(error: Any) -> AuditRecord:
     return AuditRecord(
-        kind="error", natural_id=error.error_id, occurred_at=aware(error.occurred_at), payload=_payload(error),
-        signal_id=error.signal_id, client_order_id=error.client_order_id, account_id=error.account_id,
+        kind="error",
+        natural_id=error.error_id,
+        occurred_at=aware(error.occurred_at),
+        payload=_payload(error),
+        signal_id=error.signal_id,
+        client_order_id=error.client_order_id,
+        account_id=error.account_id,
     )
 
 
@@ -149,13 +177,22 @@ def position_rows(position: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """A ``position_snapshots`` row and the ``pnl_series`` point of its minute."""
     ts = aware(position.updated_at)
     snapshot = {
-        "account_id": position.account_id, "symbol": position.symbol, "ts": ts,
-        "net_qty": int(position.net_quantity), "avg_price": position.average_price,
-        "realized_pnl": position.realized_pnl, "fills": int(position.fills),
+        "account_id": position.account_id,
+        "symbol": position.symbol,
+        "ts": ts,
+        "net_qty": int(position.net_quantity),
+        "avg_price": position.average_price,
+        "realized_pnl": position.realized_pnl,
+        "fills": int(position.fills),
     }
     point = {
-        "account_id": position.account_id, "symbol": position.symbol, "ts": minute(ts), "last_update_at": ts,
-        "net_qty": snapshot["net_qty"], "avg_price": snapshot["avg_price"], "realized_pnl": snapshot["realized_pnl"],
+        "account_id": position.account_id,
+        "symbol": position.symbol,
+        "ts": minute(ts),
+        "last_update_at": ts,
+        "net_qty": snapshot["net_qty"],
+        "avg_price": snapshot["avg_price"],
+        "realized_pnl": snapshot["realized_pnl"],
     }
     return snapshot, point
 

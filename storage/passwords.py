@@ -46,8 +46,13 @@ def _unb64(text: str) -> bytes:
 
 def _derive(password: str, salt: bytes, params: ScryptParams) -> bytes:
     return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=2**params.log2_n, r=params.r, p=params.p,
-        maxmem=params.maxmem, dklen=params.key_bytes,
+        password.encode("utf-8"),
+        salt=salt,
+        n=2**params.log2_n,
+        r=params.r,
+        p=params.p,
+        maxmem=params.maxmem,
+        dklen=params.key_bytes,
     )
 
 

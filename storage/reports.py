@@ -16,16 +16,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
-from ..core.scaling import CopyRule as RuleSpec
 from ..common.clock import today_utc
 from ..common.stats import percentile, round_ms
+from ..core.scaling import CopyRule as RuleSpec
 from ..core.scaling import ScaledToZero, ScalingMode, follower_symbol, scaled_quantity
 from .csv_export import to_csv
 from .db import utc_day
@@ -47,7 +47,7 @@ def _day(value: Any) -> date:
 
 
 def _start(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=UTC)
 
 
 def _between(stmt: Select[Any], column: Any, start: date | None, end: date | None) -> Select[Any]:
@@ -76,7 +76,10 @@ def _closes(db: Session, start: date | None, end: date | None, before: bool = Fa
     day = utc_day(dialect, PnlPoint.ts)
     partition = [PnlPoint.account_id, PnlPoint.symbol] if before else [PnlPoint.account_id, PnlPoint.symbol, day]
     ranked = select(
-        PnlPoint.account_id, PnlPoint.symbol, day.label("day"), PnlPoint.realized_pnl,
+        PnlPoint.account_id,
+        PnlPoint.symbol,
+        day.label("day"),
+        PnlPoint.realized_pnl,
         func.row_number().over(partition_by=partition, order_by=PnlPoint.ts.desc()).label("rn"),
     )
     if before:
@@ -142,17 +145,23 @@ def latency_by_day(db: Session, start: date | None = None, end: date | None = No
     if dialect == "postgresql":
         cols = [
             func.percentile_cont(p / 100.0).within_group(col)
-            for col in (ExecutionRow.e2e_ms, ExecutionRow.internal_ms) for p in PERCENTILES
+            for col in (ExecutionRow.e2e_ms, ExecutionRow.internal_ms)
+            for p in PERCENTILES
         ]
         keys = (day, ExecutionRow.account_id, ExecutionRow.platform)
         stmt = select(*keys, func.count(), func.max(ExecutionRow.e2e_ms), *cols)
         stmt = _answers(stmt, start, end).group_by(*keys).order_by(*keys)
         return [
-            LatencyDay(_day(r[0]), r[1], r[2], r[3], *(round_ms(v) for v in (r[5], r[6], r[7], r[4], r[8], r[9], r[10])))
+            LatencyDay(
+                _day(r[0]), r[1], r[2], r[3], *(round_ms(v) for v in (r[5], r[6], r[7], r[4], r[8], r[9], r[10]))
+            )
             for r in db.execute(stmt)
         ]
-    stmt = _answers(select(day, ExecutionRow.account_id, ExecutionRow.platform, ExecutionRow.e2e_ms,
-                           ExecutionRow.internal_ms), start, end)
+    stmt = _answers(
+        select(day, ExecutionRow.account_id, ExecutionRow.platform, ExecutionRow.e2e_ms, ExecutionRow.internal_ms),
+        start,
+        end,
+    )
     groups: dict[tuple[date, str, str], tuple[list[float], list[float], list[int]]] = defaultdict(lambda: ([], [], [0]))
     for row in db.execute(stmt):
         e2e, internal, count = groups[(_day(row.day), row.account_id, row.platform)]
@@ -167,8 +176,11 @@ def latency_by_day(db: Session, start: date | None = None, end: date | None = No
         internal.sort()
         p50, p90, p99 = (percentile(e2e, p / 100.0) for p in PERCENTILES)
         i50, i90, i99 = (percentile(internal, p / 100.0) for p in PERCENTILES)
-        result.append(LatencyDay(d, account_id, platform, count[0], p50, p90, p99,
-                                 round_ms(e2e[-1]) if e2e else None, i50, i90, i99))
+        result.append(
+            LatencyDay(
+                d, account_id, platform, count[0], p50, p90, p99, round_ms(e2e[-1]) if e2e else None, i50, i90, i99
+            )
+        )
     return result
 
 
@@ -199,8 +211,14 @@ def rejects(db: Session, start: date | None = None, end: date | None = None) -> 
         payload = entry.payload or {}
         found.append(
             Reject(
-                entry.occurred_at, str(payload.get("stage", "unknown")), entry.account_id, None, entry.signal_id,
-                entry.client_order_id, payload.get("code"), str(payload.get("reason", "")),
+                entry.occurred_at,
+                str(payload.get("stage", "unknown")),
+                entry.account_id,
+                None,
+                entry.signal_id,
+                entry.client_order_id,
+                payload.get("code"),
+                str(payload.get("reason", "")),
             )
         )
     return sorted(found, key=lambda r: (r.occurred_at, r.source, r.account_id or ""))
@@ -235,10 +253,13 @@ class PositionNow:
 def latest_positions(db: Session, as_of: datetime | None = None) -> dict[tuple[str, str], PositionNow]:
     """Each (account, symbol)'s last snapshot at or before ``as_of`` (one window query)."""
     ranked = select(
-        PositionSnapshot.account_id, PositionSnapshot.symbol, PositionSnapshot.net_qty, PositionSnapshot.ts,
-        func.row_number().over(
-            partition_by=[PositionSnapshot.account_id, PositionSnapshot.symbol], order_by=PositionSnapshot.ts.desc()
-        ).label("rn"),
+        PositionSnapshot.account_id,
+        PositionSnapshot.symbol,
+        PositionSnapshot.net_qty,
+        PositionSnapshot.ts,
+        func.row_number()
+        .over(partition_by=[PositionSnapshot.account_id, PositionSnapshot.symbol], order_by=PositionSnapshot.ts.desc())
+        .label("rn"),
     )
     if as_of is not None:
         ranked = ranked.where(PositionSnapshot.ts <= as_of)
@@ -293,8 +314,12 @@ def drift(db: Session, as_of: datetime | None = None, tolerance: int = 0) -> lis
     found: list[Drift] = []
     for group, row in pairs:
         rule = RuleSpec(
-            mode=ScalingMode(row.mode), quantity=row.quantity, multiplier=row.multiplier,
-            max_quantity=row.max_quantity, symbol_map=dict(row.symbol_map or {}), inverse=row.inverse,
+            mode=ScalingMode(row.mode),
+            quantity=row.quantity,
+            multiplier=row.multiplier,
+            max_quantity=row.max_quantity,
+            symbol_map=dict(row.symbol_map or {}),
+            inverse=row.inverse,
             min_quantity=row.min_quantity,
         )
         leader, follower = group.leader_account_id, row.follower_account_id
@@ -307,10 +332,25 @@ def drift(db: Session, as_of: datetime | None = None, tolerance: int = 0) -> lis
             actual = have.net_qty if have else 0
             if abs(actual - want) > tolerance:
                 stamp = max(lead.ts, have.ts) if have else lead.ts
-                found.append(Drift(group.id, leader, follower, lead.symbol, symbol, lead.net_qty, want, actual, actual - want, stamp))
+                found.append(
+                    Drift(
+                        group.id,
+                        leader,
+                        follower,
+                        lead.symbol,
+                        symbol,
+                        lead.net_qty,
+                        want,
+                        actual,
+                        actual - want,
+                        stamp,
+                    )
+                )
         for pos in by_account.get(follower, []):
             if pos.symbol not in seen and abs(pos.net_qty) > tolerance:
-                found.append(Drift(group.id, leader, follower, None, pos.symbol, 0, 0, pos.net_qty, pos.net_qty, pos.ts))
+                found.append(
+                    Drift(group.id, leader, follower, None, pos.symbol, 0, 0, pos.net_qty, pos.net_qty, pos.ts)
+                )
     return found
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
 from sqlalchemy import Connection, column, insert, inspect, table, text
 from sqlalchemy.exc import SQLAlchemyError

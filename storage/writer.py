@@ -63,8 +63,7 @@ class BatchWriter:
             stmt = upsert.on_conflict_do_update(
                 index_elements=["account_id", "symbol", "ts"],
                 set_={
-                    name: upsert.excluded[name]
-                    for name in ("last_update_at", "net_qty", "avg_price", "realized_pnl")
+                    name: upsert.excluded[name] for name in ("last_update_at", "net_qty", "avg_price", "realized_pnl")
                 },
                 where=table.c.last_update_at < upsert.excluded.last_update_at,
             )

@@ -10,4 +10,6 @@ from ..core.records import AccountStatus
 
 def health_table(app: faust.App, partitions: int) -> TableT[str, AccountStatus]:
     """``broker_health[account_id]`` → AccountStatus, co-partitioned with ``broker.health``."""
-    return app.Table("broker_health", key_type=str, value_type=AccountStatus, partitions=partitions, help="broker health")
+    return app.Table(
+        "broker_health", key_type=str, value_type=AccountStatus, partitions=partitions, help="broker health"
+    )

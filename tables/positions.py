@@ -12,11 +12,11 @@ from decimal import Decimal
 import faust
 from faust.types import TableT
 
-from ..common.clock import utcnow
-from ..core.records import CORRECTION_KINDS, Execution, Position
 from ..brokers.instruments import instrument_for
 from ..brokers.positions import apply_fill as apply_position_fill
 from ..brokers.positions import undo_fill
+from ..common.clock import utcnow
+from ..core.records import CORRECTION_KINDS, Execution, Position
 
 RECENT_FILLS = 256
 
@@ -40,15 +40,23 @@ def apply_fill(position: Position | None, fill: Execution) -> tuple[Position, bo
         return current, False
     signed = fill.quantity if fill.side == "buy" else -fill.quantity
     net, average, pnl = apply_position_fill(
-        current.net_quantity, current.average_price, signed, Decimal(fill.price), instrument_for(fill.symbol).point_value
+        current.net_quantity,
+        current.average_price,
+        signed,
+        Decimal(fill.price),
+        instrument_for(fill.symbol).point_value,
     )
     realized = current.realized_pnl + pnl
     recent = [*current.recent_fill_ids, fill.execution_id][-RECENT_FILLS:]
     return (
         Position(
-            account_id=fill.account_id, symbol=fill.symbol, net_quantity=net,
+            account_id=fill.account_id,
+            symbol=fill.symbol,
+            net_quantity=net,
             average_price=average.quantize(Decimal("0.000001")) if average is not None else None,
-            realized_pnl=realized, fills=current.fills + 1, recent_fill_ids=recent,
+            realized_pnl=realized,
+            fills=current.fills + 1,
+            recent_fill_ids=recent,
             updated_at=utcnow(),
         ),
         True,
@@ -73,17 +81,26 @@ def apply_correction(position: Position | None, correction: Execution) -> tuple[
         raise ValueError(f"{correction.kind} of fill {correction.corrects} that this position did not count recently")
     sign = 1 if correction.side == "buy" else -1
     point_value = instrument_for(correction.symbol).point_value
-    net, average, pnl = undo_fill(current.net_quantity, current.average_price, sign * correction.original_quantity,
-                                  Decimal(correction.original_price), point_value)
+    net, average, pnl = undo_fill(
+        current.net_quantity,
+        current.average_price,
+        sign * correction.original_quantity,
+        Decimal(correction.original_price),
+        point_value,
+    )
     if correction.kind == "fill_correction" and correction.quantity > 0 and correction.price is not None:
-        net, average, more = apply_position_fill(net, average, sign * correction.quantity,
-                                                 Decimal(correction.price), point_value)
+        net, average, more = apply_position_fill(
+            net, average, sign * correction.quantity, Decimal(correction.price), point_value
+        )
         pnl += more
     return (
         Position(
-            account_id=current.account_id, symbol=current.symbol, net_quantity=net,
+            account_id=current.account_id,
+            symbol=current.symbol,
+            net_quantity=net,
             average_price=average.quantize(Decimal("0.000001")) if average is not None else None,
-            realized_pnl=current.realized_pnl + pnl, fills=current.fills,
+            realized_pnl=current.realized_pnl + pnl,
+            fills=current.fills,
             recent_fill_ids=[*current.recent_fill_ids, correction.execution_id][-RECENT_FILLS:],
             updated_at=utcnow(),
         ),

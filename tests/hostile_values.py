@@ -10,13 +10,48 @@ from typing import Any
 from hypothesis import strategies as st
 
 ODD_TEXT = [
-    "", " ", "Infinity", "-Infinity", "NaN", "nan", "1e999999", "-0", "0", "5", "true", "no", "null",
-    "x" * 60_000, "\u202eESZ6", "ES\u0000Z6", "🙂" * 40, "e\u0301" * 50, "javascript:alert(1)", "../../etc/passwd",
-    "<script>alert(1)</script>", "%5C%5Chost", "\ud7ff\ue000",
+    "",
+    " ",
+    "Infinity",
+    "-Infinity",
+    "NaN",
+    "nan",
+    "1e999999",
+    "-0",
+    "0",
+    "5",
+    "true",
+    "no",
+    "null",
+    "x" * 60_000,
+    "\u202eESZ6",
+    "ES\u0000Z6",
+    "🙂" * 40,
+    "e\u0301" * 50,
+    "javascript:alert(1)",
+    "../../etc/passwd",
+    "<script>alert(1)</script>",
+    "%5C%5Chost",
+    "\ud7ff\ue000",
 ]
 ODD_NUMBERS = [
-    float("inf"), float("-inf"), float("nan"), 1e308, -1e308, 1e30, 1.5, -1, 0, 0.0, 2**63, -(2**63), 10**30,
-    10**400, 5e-324, True, False,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    1e308,
+    -1e308,
+    1e30,
+    1.5,
+    -1,
+    0,
+    0.0,
+    2**63,
+    -(2**63),
+    10**30,
+    10**400,
+    5e-324,
+    True,
+    False,
 ]
 # Literals JSON cannot spell but producers send anyway (Python's json, JavaScript's toString).
 ODD_LITERALS = ["Infinity", "-Infinity", "NaN", "1e999999", "-1e999999", "1" + "0" * 5000, "0." + "0" * 5000 + "1"]
@@ -27,11 +62,17 @@ def _deep(depth: int, open_: str, close: str, leaf: str = "1") -> str:
 
 
 scalars = (
-    st.sampled_from(ODD_TEXT) | st.sampled_from(ODD_NUMBERS) | st.text(max_size=40) | st.integers()
-    | st.floats() | st.booleans() | st.none()
+    st.sampled_from(ODD_TEXT)
+    | st.sampled_from(ODD_NUMBERS)
+    | st.text(max_size=40)
+    | st.integers()
+    | st.floats()
+    | st.booleans()
+    | st.none()
 )
 python_values: st.SearchStrategy[Any] = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8,
 ) | st.integers(50, 1200).map(lambda d: _nested_list(d))
 
@@ -61,4 +102,4 @@ def splice(body: dict[str, Any], field: str, fragment: str) -> bytes:
     rest = {k: v for k, v in body.items() if k != field}
     head = json.dumps(rest)[:-1]
     sep = ", " if rest else ""
-    return f'{head}{sep}{json.dumps(field)}: {fragment}}}'.encode("utf-8", "surrogatepass")
+    return f"{head}{sep}{json.dumps(field)}: {fragment}}}".encode("utf-8", "surrogatepass")

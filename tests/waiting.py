@@ -29,8 +29,12 @@ def _failure(what: str, timeout_s: float, last: object) -> WaitTimeout:
 
 
 async def wait_until(
-    predicate: Callable[[], T | Awaitable[T]], *, timeout_s: float, what: str,
-    observe: Callable[[], object] | None = None, poll_s: float = POLL_S,
+    predicate: Callable[[], T | Awaitable[T]],
+    *,
+    timeout_s: float,
+    what: str,
+    observe: Callable[[], object] | None = None,
+    poll_s: float = POLL_S,
 ) -> T:
     """Await ``predicate()`` (sync or async) until it returns something truthy; return that.
 
@@ -50,8 +54,12 @@ async def wait_until(
 
 
 def wait_until_sync(
-    predicate: Callable[[], T], *, timeout_s: float, what: str,
-    observe: Callable[[], object] | None = None, poll_s: float = POLL_S,
+    predicate: Callable[[], T],
+    *,
+    timeout_s: float,
+    what: str,
+    observe: Callable[[], object] | None = None,
+    poll_s: float = POLL_S,
 ) -> T:
     """The blocking twin of :func:`wait_until`, for tests without an event loop."""
     deadline = time.monotonic() + timeout_s

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from ..core.control_records import AccountCommand, Login, RuleCommand, seal_login, unseal_login
-from ..core import schemas
-from ..core.config import CopyConfig, copy_rule
-from ..core.live_config import add_follower, apply_account, dashboard_session_id
-from ..core.scaling import CopyRule
 from ..brokers.base import SessionConfig
 from ..brokers.registry import ADAPTERS, create_adapter
 from ..common.crypto import CredentialCipher, CredentialKeyError
+from ..core import schemas
+from ..core.config import CopyConfig, copy_rule
+from ..core.control_records import AccountCommand, Login, RuleCommand, seal_login, unseal_login
+from ..core.live_config import add_follower, apply_account, dashboard_session_id
+from ..core.scaling import CopyRule
 from ..core.schemas.bounds import BoundError, check_endpoint
 from ..core.schemas.web import UNSET
 from .http import FieldErrors, HttpError
@@ -54,9 +54,14 @@ class AccountRecord:
     def public(self) -> dict[str, Any]:
         """What the browser may see: never a username, secret or token."""
         return {
-            "id": self.account_id, "platform": self.platform, "broker_account": self.broker_account,
-            "size": str(self.size), "enabled": self.enabled, "source": self.source,
-            "endpoint": self.endpoint, "options": dict(self.options),
+            "id": self.account_id,
+            "platform": self.platform,
+            "broker_account": self.broker_account,
+            "size": str(self.size),
+            "enabled": self.enabled,
+            "source": self.source,
+            "endpoint": self.endpoint,
+            "options": dict(self.options),
             "credentials": {"set": self.sealed is not None or (self.source == "config" and not self.own_session)},
             "updated_at": self.updated_at,
         }
@@ -68,17 +73,31 @@ class AccountRecord:
     def command(self, by: str) -> AccountCommand:
         """The record every worker applies (state, not a delta: replays are harmless)."""
         return AccountCommand(
-            f"acct-{secrets.token_hex(8)}", self.account_id, self.platform, self.broker_account, str(self.size),
-            self.enabled, self.session_id or dashboard_session_id(self.account_id), self.endpoint,
-            self.sealed, self.key_id, by, time.time(), dict(self.options),
+            f"acct-{secrets.token_hex(8)}",
+            self.account_id,
+            self.platform,
+            self.broker_account,
+            str(self.size),
+            self.enabled,
+            self.session_id or dashboard_session_id(self.account_id),
+            self.endpoint,
+            self.sealed,
+            self.key_id,
+            by,
+            time.time(),
+            dict(self.options),
         )
 
 
 def rule_dict(rule: CopyRule) -> dict[str, Any]:
     return {
-        "mode": rule.mode.value, "quantity": rule.quantity, "multiplier": str(rule.multiplier),
-        "max_quantity": rule.max_quantity, "min_quantity": rule.min_quantity,
-        "symbol_map": dict(rule.symbol_map), "inverse": rule.inverse,
+        "mode": rule.mode.value,
+        "quantity": rule.quantity,
+        "multiplier": str(rule.multiplier),
+        "max_quantity": rule.max_quantity,
+        "min_quantity": rule.min_quantity,
+        "symbol_map": dict(rule.symbol_map),
+        "inverse": rule.inverse,
     }
 
 
@@ -91,8 +110,9 @@ class AccountRegistry:
         self.allowed_hosts = allowed_hosts
         self.configured = set(config.accounts)
         self.accounts: dict[str, AccountRecord] = {
-            a.account_id: AccountRecord(a.account_id, a.platform, a.broker_account, a.size, True, "config", a.session_id,
-                                        updated_at=0.0)  # any dashboard record replayed later wins
+            a.account_id: AccountRecord(
+                a.account_id, a.platform, a.broker_account, a.size, True, "config", a.session_id, updated_at=0.0
+            )  # any dashboard record replayed later wins
             for a in config.accounts.values()
         }
         self.rules: dict[tuple[str, str], tuple[CopyRule, bool]] = {
@@ -117,8 +137,16 @@ class AccountRegistry:
         endpoint = self._endpoint(body.endpoint)
         if body.id in self.accounts:
             raise HttpError(409, "account exists", id=body.id)
-        record = AccountRecord(body.id, body.platform, body.broker_account, body.size, body.enabled,
-                               session_id=dashboard_session_id(body.id), endpoint=endpoint, options=dict(body.options))
+        record = AccountRecord(
+            body.id,
+            body.platform,
+            body.broker_account,
+            body.size,
+            body.enabled,
+            session_id=dashboard_session_id(body.id),
+            endpoint=endpoint,
+            options=dict(body.options),
+        )
         return self._sealed(record, _login(body.credentials)).command(by)
 
     def update(self, account_id: str, body: schemas.AccountPatch, by: str) -> AccountCommand:
@@ -174,9 +202,18 @@ class AccountRegistry:
         """An account record, from this worker's own edit or read back from ``copy.controls``."""
         previous = self.accounts.get(command.account_id)
         record = AccountRecord(
-            command.account_id, command.platform, command.broker_account, Decimal(command.size), command.enabled,
-            "config" if command.account_id in self.configured else "dashboard", command.session_id,
-            command.endpoint, command.sealed, command.key_id, command.at or time.time(), dict(command.options),
+            command.account_id,
+            command.platform,
+            command.broker_account,
+            Decimal(command.size),
+            command.enabled,
+            "config" if command.account_id in self.configured else "dashboard",
+            command.session_id,
+            command.endpoint,
+            command.sealed,
+            command.key_id,
+            command.at or time.time(),
+            dict(command.options),
         )
         if previous is not None and previous.updated_at > record.updated_at:
             return previous.public()  # an older record replayed after a newer local edit
@@ -189,8 +226,9 @@ class AccountRegistry:
             return record
         if self.cipher is None:
             raise HttpError(503, "invalid input", fields={"credentials": NO_KEY})
-        return replace(record, sealed=seal_login(self.cipher, record.account_id, login),
-                       key_id=self.cipher.primary_key_id)
+        return replace(
+            record, sealed=seal_login(self.cipher, record.account_id, login), key_id=self.cipher.primary_key_id
+        )
 
     async def test_connection(self, account_id: str, timeout_s: float = 5.0) -> dict[str, Any]:
         """Connect a fresh adapter, read its health, disconnect; the answer names no secret."""
@@ -204,8 +242,12 @@ class AccountRegistry:
             except CredentialKeyError:
                 return {"ok": False, "error": "stored login cannot be opened with this server's key"}
             config = SessionConfig(
-                platform=record.platform, session_id=f"test-{account_id}", accounts={account_id: record.broker_account},
-                endpoint=record.endpoint, username=login.username, secret=login.secret,
+                platform=record.platform,
+                session_id=f"test-{account_id}",
+                accounts={account_id: record.broker_account},
+                endpoint=record.endpoint,
+                username=login.username,
+                secret=login.secret,
                 options={**record.options, **login.options},
             )
         started = time.perf_counter()
@@ -218,8 +260,11 @@ class AccountRegistry:
             return {"ok": False, "error": f"no answer within {timeout_s:.0f} s"}
         except Exception as exc:  # noqa: BLE001 - report the kind of failure, never its text (may hold secrets)
             return {"ok": False, "error": type(exc).__name__}
-        return {"ok": health.state.value in ("connected", "degraded"), "state": health.state.value,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        return {
+            "ok": health.state.value in ("connected", "degraded"),
+            "state": health.state.value,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
 
     # ------------------------------------------------------------------------------ rules
     def groups(self) -> list[dict[str, Any]]:
@@ -227,7 +272,8 @@ class AccountRegistry:
         for group_id, leader in sorted(self.leaders.items()):
             followers = [
                 {"account": account, "enabled": enabled, "rule": rule_dict(rule)}
-                for (gid, account), (rule, enabled) in sorted(self.rules.items()) if gid == group_id
+                for (gid, account), (rule, enabled) in sorted(self.rules.items())
+                if gid == group_id
             ]
             out.append({"id": group_id, "leader": leader, "followers": followers})
         return out

@@ -7,18 +7,17 @@ live in ``web.views``, the wiring in ``web.server``).
 
 from __future__ import annotations
 
-import faust
-
 import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import faust
 import orjson
 from faust import web
 
+from ..agents.shared import jobs
 from ..agents.shared.context import StageContext
 from ..core.metrics import serve_metrics, setup_metrics
-from ..agents.shared import jobs
 
 if TYPE_CHECKING:
     from .server import WebContext
@@ -46,7 +45,9 @@ def install_probes(app: faust.App, runtime: StageContext, assigned_partitions: C
     @app.page("/healthz")
     class Health(web.View):
         async def get(self, request: web.Request) -> web.Response:
-            return _json(self, {"status": "ok", "app_id": runtime.settings.app_id, "roles": list(runtime.settings.roles)})
+            return _json(
+                self, {"status": "ok", "app_id": runtime.settings.app_id, "roles": list(runtime.settings.roles)}
+            )
 
     @app.page("/readyz")
     class Ready(web.View):

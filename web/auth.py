@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-
-from ..common.ratewindow import SlidingWindow
 from aiohttp import web as aioweb
 
+from ..common.ratewindow import SlidingWindow
 from ..storage.passwords import hash_password, verify_password
 
 log = logging.getLogger(__name__)
@@ -90,8 +89,12 @@ class StaticUsers:
     @classmethod
     def from_env(cls, data_dir: Path, env: dict[str, str] | None = None) -> StaticUsers:
         env = dict(os.environ) if env is None else env
-        return cls(env.get("COPYTRADER_ADMIN_USER", "admin"), env.get("COPYTRADER_ADMIN_PASSWORD_HASH"),
-                   env.get("COPYTRADER_ADMIN_PASSWORD"), data_dir)
+        return cls(
+            env.get("COPYTRADER_ADMIN_USER", "admin"),
+            env.get("COPYTRADER_ADMIN_PASSWORD_HASH"),
+            env.get("COPYTRADER_ADMIN_PASSWORD"),
+            data_dir,
+        )
 
     def _prepare(self) -> dict[str, str]:
         if self._hashes is None:
@@ -266,8 +269,12 @@ class Auth:
     """Login, logout and request checks; the one place that decides who is who."""
 
     def __init__(
-        self, users: UserStore, sessions: SessionStore, secure_cookie: bool = True,
-        base_delay_s: float = LOGIN_BASE_DELAY_S, max_delay_s: float = LOGIN_MAX_DELAY_S,
+        self,
+        users: UserStore,
+        sessions: SessionStore,
+        secure_cookie: bool = True,
+        base_delay_s: float = LOGIN_BASE_DELAY_S,
+        max_delay_s: float = LOGIN_MAX_DELAY_S,
     ) -> None:
         self.users = users
         self.sessions = sessions
@@ -323,7 +330,13 @@ class Auth:
         return bool(presented) and hmac.compare_digest(session.csrf, presented or "")
 
     def cookie_options(self) -> dict[str, Any]:
-        return {"httponly": True, "samesite": "Strict", "secure": self.secure_cookie, "path": "/", "max_age": SESSION_TTL_S}
+        return {
+            "httponly": True,
+            "samesite": "Strict",
+            "secure": self.secure_cookie,
+            "path": "/",
+            "max_age": SESSION_TTL_S,
+        }
 
 
 def parse_cookie_header(header: str | None) -> dict[str, str]:

@@ -16,16 +16,16 @@ request cannot flatten twice.
 
 from __future__ import annotations
 
-import faust
-
 import secrets
 import time
 from typing import Any
 
+import faust
+
 from ..agents.shared.context import StageContext
+from ..core import ids
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
 from ..core.control_records import AccountCommand, ControlCommand, RuleCommand
-from ..core import ids
 from ..core.records import OrderIntent
 from ..core.topics import topic_name
 from .live import LiveState
@@ -38,7 +38,11 @@ class Commands:
         self.live = live
         self.controls_topic = app.topic(
             topic_name(runtime.settings.topic_prefix, CONTROLS_TOPIC),
-            key_type=None, value_type=None, key_serializer="raw", value_serializer="raw", internal=False,
+            key_type=None,
+            value_type=None,
+            key_serializer="raw",
+            value_serializer="raw",
+            internal=False,
         )
 
     async def set_paused(self, account_id: str, paused: bool, by: str) -> dict[str, Any]:
@@ -67,14 +71,27 @@ class Commands:
             account_id, net = row["account_id"], int(row["net_quantity"])
             if account_id not in accounts or net == 0 or account_id not in self.runtime.config.accounts:
                 continue
-            intents.append(OrderIntent(
-                client_order_id=ids.client_order_id(f"{signal_id}:{row['symbol']}", account_id),
-                signal_id=signal_id, account_id=account_id,
-                platform=self.runtime.config.accounts[account_id].platform, leader_account=f"dashboard:{by}",
-                action="flatten", symbol=row["symbol"], side="sell" if net > 0 else "buy", quantity=abs(net),
-                leader_symbol=row["symbol"], stamps={"detected": now, "published": now, "fanned_out": now},
-            ))
+            intents.append(
+                OrderIntent(
+                    client_order_id=ids.client_order_id(f"{signal_id}:{row['symbol']}", account_id),
+                    signal_id=signal_id,
+                    account_id=account_id,
+                    platform=self.runtime.config.accounts[account_id].platform,
+                    leader_account=f"dashboard:{by}",
+                    action="flatten",
+                    symbol=row["symbol"],
+                    side="sell" if net > 0 else "buy",
+                    quantity=abs(net),
+                    leader_symbol=row["symbol"],
+                    stamps={"detected": now, "published": now, "fanned_out": now},
+                )
+            )
         if intents:
             await self.runtime.outbox.intents(signal_id, intents)
-        return {"command_id": command_id, "accounts": sorted(accounts),
-                "flatten_orders": [{"account_id": i.account_id, "symbol": i.symbol, "quantity": i.quantity} for i in intents]}
+        return {
+            "command_id": command_id,
+            "accounts": sorted(accounts),
+            "flatten_orders": [
+                {"account_id": i.account_id, "symbol": i.symbol, "quantity": i.quantity} for i in intents
+            ],
+        }

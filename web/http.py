@@ -92,7 +92,9 @@ async def read_model(request: aioweb.Request, schema: type[T]) -> T:
         raise FieldErrors({exc.field or "body": exc.reason}) from None
 
 
-def guarded(handler: Callable[..., Awaitable[aioweb.StreamResponse]]) -> Callable[..., Awaitable[aioweb.StreamResponse]]:
+def guarded(
+    handler: Callable[..., Awaitable[aioweb.StreamResponse]],
+) -> Callable[..., Awaitable[aioweb.StreamResponse]]:
     """Map validation and deliberate errors to 4xx; log (never echo) anything unexpected."""
 
     @functools.wraps(handler)

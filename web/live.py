@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..core.config import CopyConfig
 from ..common.clock import utcnow
 from ..common.stats import percentile
+from ..core.config import CopyConfig
 from ..core.records import AccountStatus, Execution, OrderError, Position
 
 ORDER_ROWS = 1000
@@ -85,22 +85,34 @@ class AccountView:
                 self.closed_orders.popitem(last=False)
         elif ex.kind in OPEN_KINDS and order_id not in self.closed_orders:
             self.open_orders.add(order_id)
+
     last_outcome: str | None = None  # "copied" or "skipped: <code>", whichever came last
     paused: bool = False
     version: int = 0
 
     def row(self, paused_all: bool, pnl_today: Decimal) -> dict[str, Any]:
         return {
-            "account_id": self.account_id, "platform": self.platform, "role": self.role,
-            "connection": self.connection or "unknown", "circuit": self.circuit or "unknown",
-            "light": light(self.connection, self.circuit), "last_error": self.last_error,
+            "account_id": self.account_id,
+            "platform": self.platform,
+            "role": self.role,
+            "connection": self.connection or "unknown",
+            "circuit": self.circuit or "unknown",
+            "light": light(self.connection, self.circuit),
+            "last_error": self.last_error,
             "positions": dict(sorted(self.positions.items())),
             "net": sum(abs(v) for v in self.positions.values()),
-            "open_orders": len(self.open_orders), "pnl": str(sum(self.realized.values(), Decimal(0))),
-            "pnl_today": str(pnl_today), "last_copy_ms": self.last_copy_ms,
-            "last_signal": self.last_signal, "last_detected": self.last_detected,
-            "last_skip": self.last_skip, "last_skip_code": self.last_skip_code, "last_outcome": self.last_outcome,
-            "paused": self.paused, "paused_all": paused_all, "_v": self.version,
+            "open_orders": len(self.open_orders),
+            "pnl": str(sum(self.realized.values(), Decimal(0))),
+            "pnl_today": str(pnl_today),
+            "last_copy_ms": self.last_copy_ms,
+            "last_signal": self.last_signal,
+            "last_detected": self.last_detected,
+            "last_skip": self.last_skip,
+            "last_skip_code": self.last_skip_code,
+            "last_outcome": self.last_outcome,
+            "paused": self.paused,
+            "paused_all": paused_all,
+            "_v": self.version,
         }
 
 
@@ -159,8 +171,16 @@ class LiveState:
         if ex.request_outcome and not ex.is_leader and not ex.duplicate:
             day = utc_day(ex.occurred_at)
             if ex.kind == "reject":
-                self.rejects.append({"occurred_at": ex.occurred_at, "source": "broker", "account_id": ex.account_id,
-                                     "signal_id": ex.signal_id, "code": None, "reason": ex.reason or ""})
+                self.rejects.append(
+                    {
+                        "occurred_at": ex.occurred_at,
+                        "source": "broker",
+                        "account_id": ex.account_id,
+                        "signal_id": ex.signal_id,
+                        "code": None,
+                        "reason": ex.reason or "",
+                    }
+                )
             else:
                 self.copies[(day, ex.account_id)] += 1
                 latency = e2e_ms(ex.stamps)
@@ -178,8 +198,16 @@ class LiveState:
             return []
         row = {**err.as_dict(), "_p": partition, "_o": offset}
         self.errors.append(row)
-        self.rejects.append({"occurred_at": err.occurred_at, "source": err.stage, "account_id": err.account_id,
-                             "signal_id": err.signal_id, "code": err.code, "reason": err.reason})
+        self.rejects.append(
+            {
+                "occurred_at": err.occurred_at,
+                "source": err.stage,
+                "account_id": err.account_id,
+                "signal_id": err.signal_id,
+                "code": err.code,
+                "reason": err.reason,
+            }
+        )
         out: list[tuple[str, dict[str, Any]]] = [("errors", row)]
         if err.account_id in self.accounts:
             view = self.accounts[err.account_id]
@@ -270,10 +298,17 @@ class LiveState:
             lights[light(view.connection, view.circuit)] += 1
             pnl = self.pnl_today(view.account_id, today)
             total += pnl
-            per_account.append({"account_id": view.account_id, "role": view.role, "pnl_today": str(pnl),
-                                "copies_today": self.copies.get((today, view.account_id), 0)})
+            per_account.append(
+                {
+                    "account_id": view.account_id,
+                    "role": view.role,
+                    "pnl_today": str(pnl),
+                    "copies_today": self.copies.get((today, view.account_id), 0),
+                }
+            )
         return {
-            "day": today, "generated_at": time.time(),
+            "day": today,
+            "generated_at": time.time(),
             "pnl_today": str(total),
             "per_account": per_account,
             "accounts": {k: lights.get(k, 0) for k in ("up", "degraded", "down", "unknown")},

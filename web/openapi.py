@@ -18,8 +18,9 @@ REF = "#/components/schemas/{name}"
 
 def body_components() -> dict[str, Any]:
     """JSON Schema (2020-12, as OpenAPI 3.1 uses) of every write route's body, by name."""
-    _, components = msgspec.json.schema_components(sorted(set(WRITE_BODIES.values()), key=lambda t: t.__name__),
-                                                   ref_template=REF)
+    _, components = msgspec.json.schema_components(
+        sorted(set(WRITE_BODIES.values()), key=lambda t: t.__name__), ref_template=REF
+    )
     return components
 
 

@@ -14,18 +14,18 @@ which must close that session's sockets on every worker.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import socketio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ..common.retrying import keep_running
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
 from ..core.control_records import AccountCommand, RuleCommand, decode_command
-from ..common.retrying import keep_running
 from ..core.records import AccountStatus, Execution, OrderError, Position
 from ..core.topics import SPEC, topic_name
 from .auth import Auth, parse_cookie_header
@@ -61,8 +61,9 @@ class SocketHub:
         self.auth = auth
         self.live = live
         manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
-        self.sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, json=_Json, logger=False,
-                                        engineio_logger=False)
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp", client_manager=manager, json=_Json, logger=False, engineio_logger=False
+        )
         self.sio.on("connect", self._connect)
         self.sio.on("subscribe", self._subscribe)
         self.connected: dict[str, str] = {}  # sid → session token (this process only)
@@ -139,10 +140,14 @@ class KafkaFeed:
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
             # 100 ms, not less: every empty poll is CPU the copy path shares on a small machine;
             # new records end a poll early, so the dashboard does not wait for it.
-            auto_offset_reset="earliest", fetch_max_wait_ms=100, max_poll_records=500,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=100,
+            max_poll_records=500,
         )
         await consumer.start()
         try:
@@ -156,7 +161,9 @@ class KafkaFeed:
                 consumer.seek(tp, start)
             self.ready.set()
             async for message in consumer:
-                changes = self._apply(message.topic[len(self.prefix):], message.partition, message.offset, message.value)
+                changes = self._apply(
+                    message.topic[len(self.prefix) :], message.partition, message.offset, message.value
+                )
                 if changes and self.hub is not None:
                     await self.hub.push(changes)
         finally:

@@ -48,7 +48,12 @@ class LiveReports:
         if report == "latency":
             return self._latency(start, end)
         return [
-            {**r, "occurred_at": r["occurred_at"].isoformat() if hasattr(r["occurred_at"], "isoformat") else r["occurred_at"]}
+            {
+                **r,
+                "occurred_at": r["occurred_at"].isoformat()
+                if hasattr(r["occurred_at"], "isoformat")
+                else r["occurred_at"],
+            }
             for r in self.live.rejects
             if _in_range(str(r["occurred_at"])[:10], start, end)
         ]
@@ -73,11 +78,16 @@ class LiveReports:
                 by_account[account].append(value)
             for account, values in sorted(by_account.items()):
                 values.sort()
-                out.append({
-                    "day": day, "account_id": account, "copies": self.live.copies.get((day, account), len(values)),
-                    "e2e_p50_ms": percentile(values, 0.5), "e2e_p99_ms": percentile(values, 0.99),
-                    "e2e_max_ms": values[-1],
-                })
+                out.append(
+                    {
+                        "day": day,
+                        "account_id": account,
+                        "copies": self.live.copies.get((day, account), len(values)),
+                        "e2e_p50_ms": percentile(values, 0.5),
+                        "e2e_p99_ms": percentile(values, 0.99),
+                        "e2e_max_ms": values[-1],
+                    }
+                )
         return out
 
 
@@ -94,7 +104,9 @@ class SqlReports:
         from ..storage import reports
 
         funcs: dict[str, Callable[..., Iterable[Any]]] = {
-            "pnl": reports.pnl_by_day, "latency": reports.latency_by_day, "rejects": reports.rejects,
+            "pnl": reports.pnl_by_day,
+            "latency": reports.latency_by_day,
+            "rejects": reports.rejects,
         }
         with self._factory() as db:
             return [asdict(r) for r in funcs[report](db, start, end)]  # storage's report rows are dataclasses

@@ -6,13 +6,14 @@ Everything the views need travels in one :class:`WebContext` (the wiring keeps i
 
 from __future__ import annotations
 
-import faust
-
 import logging
 import os
 from dataclasses import dataclass
 from typing import Any
 
+import faust
+
+from ..agents.shared import jobs
 from ..agents.shared.context import StageContext
 from ..common.crypto import optional_cipher
 from .accounts import AccountRegistry, allowed_hosts
@@ -31,7 +32,6 @@ from .middleware import make_middleware
 from .realtime import KafkaFeed, SocketHub
 from .reports import LiveReports, ReportSource, SqlReports
 from .webhook import MemoryReplayCache, RedisReplayCache, ReplayCache, WebhookVerifier
-from ..agents.shared import jobs
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,14 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
     accounts = AccountRegistry(runtime.config, optional_cipher(env), allowed_hosts(env))
     feed.on_command = accounts.apply_command
     return WebContext(
-        runtime=runtime, auth=auth, live=live, hub=hub, feed=feed, accounts=accounts,
-        reports=reports, webhook=WebhookVerifier(env.get("COPYTRADER_WEBHOOK_SECRET"), cache),
+        runtime=runtime,
+        auth=auth,
+        live=live,
+        hub=hub,
+        feed=feed,
+        accounts=accounts,
+        reports=reports,
+        webhook=WebhookVerifier(env.get("COPYTRADER_WEBHOOK_SECRET"), cache),
         commands=Commands(app, runtime, live),
     )
 

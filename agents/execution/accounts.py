@@ -14,9 +14,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from ...core.live_config import add_follower, apply_account
 from ...common.crypto import CredentialCipher, CredentialKeyError
 from ...core.control_records import AccountCommand, RuleCommand
+from ...core.live_config import add_follower, apply_account
 from ..shared.context import StageContext
 from ..shared.controls_feed import Command
 
@@ -44,8 +44,9 @@ class ExecutorAccounts:
         if isinstance(command, AccountCommand):
             await self._account(command)
         elif isinstance(command, RuleCommand):
-            joined = add_follower(self.runtime.config, command.group_id, command.account_id,
-                                  command.parsed_rule(), command.enabled)
+            joined = add_follower(
+                self.runtime.config, command.group_id, command.account_id, command.parsed_rule(), command.enabled
+            )
             if joined or command.account_id not in self.followers:
                 self.followers.add(command.account_id)
                 await self._open(command.account_id)
@@ -61,8 +62,9 @@ class ExecutorAccounts:
         self.refused.pop(command.account_id, None)
         change = apply_account(self.runtime.config, command.account(), session)
         if change.reconnect is not None:
-            log.info("session %s changed (account %s by %s): reconnecting", change.reconnect,
-                     command.account_id, command.by)
+            log.info(
+                "session %s changed (account %s by %s): reconnecting", change.reconnect, command.account_id, command.by
+            )
             await self.runtime.pool.reset(change.reconnect)
         if command.account_id in self.followers:
             await self._open(command.account_id)

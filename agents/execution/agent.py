@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import faust
 
-from ...core import metrics
-from ...core.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent
 from ...brokers.base import BrokerAdapter
 from ...common.crypto import optional_cipher
+from ...core import metrics
+from ...core.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent
 from ...core.settings import Settings
+from ..shared import jobs
 from ..shared.context import StageContext
 from ..shared.controls_feed import ControlsFeed
 from ..shared.health_reports import HealthReports, session_status
@@ -33,7 +34,6 @@ from .accounts import ExecutorAccounts
 from .attempt_journal import AttemptJournal
 from .intent_consumer import LOG_APPEND_TIME, DirectIntentConsumer
 from .router import AccountLanes, OrderRouter
-from ..shared import jobs
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,9 @@ class Countdown:
             await self.on_zero()
 
 
-def submit_batch(stage: ExecutionStage, batch: IntentBatch, on_all_done: Callable[[], Awaitable[object]],
-                 redelivered: bool = False) -> None:
+def submit_batch(
+    stage: ExecutionStage, batch: IntentBatch, on_all_done: Callable[[], Awaitable[object]], redelivered: bool = False
+) -> None:
     """Stamp a batch's intents received (and appended, when the broker stamped the record)
     and queue them in their lanes; ``on_all_done`` acks it. ``redelivered``: a previous owner
     of the partition may have handled the batch, so its intents are looked up before placing."""
@@ -152,7 +153,11 @@ def status_of(stage: ExecutionStage, account_id: str, refused: str | None = None
     status = session_status(stage.ctx, account_id)
     stats = stage.router.stats.get(account_id)
     if stats is not None:
-        status.orders_placed, status.rejects, status.last_copy_ms = stats.orders_placed, stats.rejects, stats.last_copy_ms
+        status.orders_placed, status.rejects, status.last_copy_ms = (
+            stats.orders_placed,
+            stats.rejects,
+            stats.last_copy_ms,
+        )
     status.last_error = refused or (stats.last_error if stats else None) or status.last_error
     return status
 
@@ -206,6 +211,7 @@ def install(app: faust.App, ctx: StageContext) -> ExecutionStage:
     stage.accounts, stage.controls_feed = accounts, feed
 
     if ctx.settings.executor_consumer == "faust":
+
         @app.agent(ctx.topics.intents, name="executor")
         async def executor(stream: faust.StreamT[IntentBatch]) -> None:
             """Intents → broker requests in per-account lanes; offsets acked once the broker answered."""

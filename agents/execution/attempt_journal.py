@@ -71,8 +71,15 @@ class AttemptJournal:
     critical path. Losing an unwritten outcome costs a lookup after a crash, never a repeat.
     """
 
-    def __init__(self, path: Path | str, *, keep_s: float = 3 * 86400.0, max_rows: int = 500_000,
-                 prune_every: int = 2000, finish_delay_s: float = 0.02) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        keep_s: float = 3 * 86400.0,
+        max_rows: int = 500_000,
+        prune_every: int = 2000,
+        finish_delay_s: float = 0.02,
+    ) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,8 +123,15 @@ class AttemptJournal:
         await asyncio.shield(self._flushed)
         return prior
 
-    def finish(self, client_order_id: str, kind: str, broker_order_id: str | None = None,
-               reason: str | None = None, *, state: str = DONE) -> None:
+    def finish(
+        self,
+        client_order_id: str,
+        kind: str,
+        broker_order_id: str | None = None,
+        reason: str | None = None,
+        *,
+        state: str = DONE,
+    ) -> None:
         """The broker answered (``done``), or after every lookup nobody can tell (``unknown``).
 
         Written with the next transaction; until then :meth:`get` answers from memory.

@@ -343,12 +343,19 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         adopted = {tp: meta.offset for tp, meta in theirs.items() if tp.topic == self.topic and meta.offset >= 0}
         if not adopted:
             return
-        seeder = AIOKafkaConsumer(bootstrap_servers=self._bootstrap_servers, group_id=self.group_id, enable_auto_commit=False)
+        seeder = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers, group_id=self.group_id, enable_auto_commit=False
+        )
         await seeder.start()
         try:
             seeder.assign(list(adopted))
             await seeder.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in adopted.items()})
-            log.info("orders.requests: group %s continues at %s from group %s", self.group_id, adopted, self.adopt_offsets_from)
+            log.info(
+                "orders.requests: group %s continues at %s from group %s",
+                self.group_id,
+                adopted,
+                self.adopt_offsets_from,
+            )
         except KafkaError as exc:  # another member of this group got there first
             log.warning("orders.requests: adopting %s's offsets failed: %s", self.adopt_offsets_from, exc)
         finally:

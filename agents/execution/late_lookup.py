@@ -15,9 +15,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ...core.records import OrderIntent, stamp
 from ...brokers.deadline import copy_deadline
 from ...brokers.model import CancelOrder, OrderStatus
+from ...core.records import OrderIntent, stamp
 
 if TYPE_CHECKING:
     from .router import OrderRouter
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class LateLookups:
     """Background lookups of the router's unknown outcomes (``delays_s`` between tries)."""
 
-    def __init__(self, router: "OrderRouter", delays_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)) -> None:
+    def __init__(self, router: OrderRouter, delays_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)) -> None:
         self.router = router
         self.delays_s = delays_s
         self._tasks: set[asyncio.Task[None]] = set()

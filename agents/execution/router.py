@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ...core.records import Execution, OrderError, OrderIntent, stamp
 from ...brokers.base import BrokerAdapter
 from ...brokers.breaker import CircuitBreaker
 from ...brokers.deadline import copy_deadline
@@ -44,11 +43,12 @@ from ...brokers.model import (
     Side,
 )
 from ...brokers.retry import exactly_once
-from .attempt_journal import UNKNOWN, Attempt, AttemptJournal
+from ...core.records import Execution, OrderError, OrderIntent, stamp
 from ..shared.deferred_outbox import DeferredOutbox
-from .late_lookup import LateLookups
 from ..shared.outbox import Outbox
 from ..shared.sessions import SessionPool
+from .attempt_journal import UNKNOWN, Attempt, AttemptJournal
+from .late_lookup import LateLookups
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,11 @@ def to_command(intent: OrderIntent) -> Command:
     assert intent.target_client_order_id or intent.action == "flatten"
     if intent.action == "modify":
         return ModifyOrder(
-            intent.account_id, intent.target_client_order_id or "", quantity=intent.quantity,
-            limit_price=intent.limit_price, stop_price=intent.stop_price,
+            intent.account_id,
+            intent.target_client_order_id or "",
+            quantity=intent.quantity,
+            limit_price=intent.limit_price,
+            stop_price=intent.stop_price,
         )
     if intent.action == "cancel":
         return CancelOrder(intent.account_id, intent.target_client_order_id or "")
@@ -121,8 +124,9 @@ class OrderRouter:
     ``journal`` None (unit tests of other parts) keeps only the in-memory layer.
     """
 
-    def __init__(self, pool: SessionPool, outbox: Outbox, journal: AttemptJournal | None = None,
-                 deadline_s: float = 5.0) -> None:
+    def __init__(
+        self, pool: SessionPool, outbox: Outbox, journal: AttemptJournal | None = None, deadline_s: float = 5.0
+    ) -> None:
         self.pool = pool
         self.outbox = DeferredOutbox(outbox)
         self.journal = journal
@@ -145,7 +149,9 @@ class OrderRouter:
             return None
         pending: Pending = None
         with copy_deadline(self.deadline_s):
-            prior = await self.journal.begin(key, intent.account_id, intent.action) if self.journal is not None else None
+            prior = (
+                await self.journal.begin(key, intent.account_id, intent.action) if self.journal is not None else None
+            )
             if prior is not None and prior.done:
                 await self._report_again(intent, prior)
             else:
@@ -180,15 +186,21 @@ class OrderRouter:
         except BrokerError as exc:
             raw = getattr(exc, "raw", None)
             if raw is not None:  # an answer the adapter could not read
-                await self._fail(intent, stamps, exc, kind="reject", code="BAD_ANSWER", state=UNKNOWN,
-                                 payload=str(raw))
+                await self._fail(intent, stamps, exc, kind="reject", code="BAD_ANSWER", state=UNKNOWN, payload=str(raw))
             else:
                 await self._fail(intent, stamps, exc, kind="reject", code=exc.code or type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - an answer we cannot read: say so, keep the lane
             # The broker may well have carried the request out, so the journal keeps it
             # unknown: a redelivery looks it up instead of placing again.
-            await self._fail(intent, stamps, exc, kind="reject", code="BAD_ANSWER", state=UNKNOWN,
-                             payload=getattr(exc, "raw", None) or repr(exc))
+            await self._fail(
+                intent,
+                stamps,
+                exc,
+                kind="reject",
+                code="BAD_ANSWER",
+                state=UNKNOWN,
+                payload=getattr(exc, "raw", None) or repr(exc),
+            )
         else:
             if ack.status is OrderStatus.REJECTED:  # a lookup found the order, rejected
                 await self._fail(intent, stamps, OrderRejectedFound(ack), kind="reject", code="REJECTED")
@@ -208,7 +220,9 @@ class OrderRouter:
             await self.report_ack(intent, ack.broker_order_id, duplicate, stamps)
         return None
 
-    async def report_ack(self, intent: OrderIntent, broker_order_id: str, duplicate: bool, stamps: dict[str, float]) -> None:
+    async def report_ack(
+        self, intent: OrderIntent, broker_order_id: str, duplicate: bool, stamps: dict[str, float]
+    ) -> None:
         key = intent.client_order_id
         execution = Execution(
             execution_id=f"{key}|ack",
@@ -234,26 +248,40 @@ class OrderRouter:
         log.info("intent %s answered before (%s); outcome reported again", intent.client_order_id, prior.kind)
         stamps = stamp(intent.stamps, "sent")
         if prior.kind == "reject":
-            await self._fail(intent, stamps, BrokerError(prior.reason or "rejected"), kind="reject",
-                             code="REJECTED", record=False)
+            await self._fail(
+                intent, stamps, BrokerError(prior.reason or "rejected"), kind="reject", code="REJECTED", record=False
+            )
             return
         await self.report_ack(intent, prior.broker_order_id or "", True, {**stamps, "acked": stamps["sent"]})
 
     async def _request(self, adapter: BrokerAdapter, command: Command, uncertain: bool) -> OrderAck:
         method = {
-            PlaceOrder: adapter.place, ModifyOrder: adapter.modify,
-            CancelOrder: adapter.cancel, FlattenPosition: adapter.flatten,
+            PlaceOrder: adapter.place,
+            ModifyOrder: adapter.modify,
+            CancelOrder: adapter.cancel,
+            FlattenPosition: adapter.flatten,
         }[type(command)]
         breaker = self.pool.breaker(adapter.config.session_id)
 
         async def send() -> OrderAck:
             return await breaker.call(method, command)  # type: ignore[arg-type]  # command matches method by the dict above
 
-        return await exactly_once(send, _lookup_for(adapter, breaker, command), uncertain=uncertain,
-                                  deadline_s=self.deadline_s)
+        return await exactly_once(
+            send, _lookup_for(adapter, breaker, command), uncertain=uncertain, deadline_s=self.deadline_s
+        )
 
-    async def _fail(self, intent: OrderIntent, stamps: dict[str, float], exc: Exception, *, kind: str, code: str,
-                    state: str = "done", payload: str | None = None, record: bool = True) -> None:
+    async def _fail(
+        self,
+        intent: OrderIntent,
+        stamps: dict[str, float],
+        exc: Exception,
+        *,
+        kind: str,
+        code: str,
+        state: str = "done",
+        payload: str | None = None,
+        record: bool = True,
+    ) -> None:
         stats = self.stats.setdefault(intent.account_id, AccountStats())
         stats.rejects += 1
         reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
@@ -275,18 +303,24 @@ class OrderRouter:
         await self.outbox.error(error)
         execution = Execution(
             execution_id=f"{intent.client_order_id}|reject",
-            account_id=intent.account_id, platform=intent.platform, kind=kind,
-            client_order_id=intent.client_order_id, signal_id=intent.signal_id,
-            symbol=intent.symbol, side=intent.side, quantity=intent.quantity,
-            reason=reason, request_outcome=True, stamps=stamps,
+            account_id=intent.account_id,
+            platform=intent.platform,
+            kind=kind,
+            client_order_id=intent.client_order_id,
+            signal_id=intent.signal_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            quantity=intent.quantity,
+            reason=reason,
+            request_outcome=True,
+            stamps=stamps,
         )
         await self.outbox.execution(execution)
         self._notify(intent, error)
 
     async def report_crash(self, intent: OrderIntent, exc: Exception) -> None:
         """A bug, not a broker answer: still say so on ``order.errors`` so the copy is not silent."""
-        await self._fail(intent, intent.stamps, exc, kind="reject", code="INTERNAL", state=UNKNOWN,
-                         payload=repr(exc))
+        await self._fail(intent, intent.stamps, exc, kind="reject", code="INTERNAL", state=UNKNOWN, payload=repr(exc))
 
     def _notify(self, intent: OrderIntent, outcome: Execution | OrderError) -> None:
         if self.on_outcome is not None:
@@ -304,40 +338,62 @@ class OrderRouter:
             await self.outbox.execution(
                 Execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|fill|{event.fill_id}",
-                    account_id=event.account_id, platform=platform,
+                    account_id=event.account_id,
+                    platform=platform,
                     kind="partial_fill" if event.is_partial else "fill",
-                    client_order_id=event.client_order_id, broker_order_id=event.broker_order_id,
-                    signal_id=flight.signal_id if flight else None, symbol=event.symbol,
-                    side=event.side.value, quantity=event.quantity, price=event.price,
-                    cumulative_quantity=event.cumulative_quantity, leaves_quantity=event.leaves_quantity,
-                    occurred_at=event.timestamp, stamps=stamps,
+                    client_order_id=event.client_order_id,
+                    broker_order_id=event.broker_order_id,
+                    signal_id=flight.signal_id if flight else None,
+                    symbol=event.symbol,
+                    side=event.side.value,
+                    quantity=event.quantity,
+                    price=event.price,
+                    cumulative_quantity=event.cumulative_quantity,
+                    leaves_quantity=event.leaves_quantity,
+                    occurred_at=event.timestamp,
+                    stamps=stamps,
                 )
             )
         elif isinstance(event, FillCorrection):
             await self.outbox.execution(
                 Execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|correction|{event.correction_id}",
-                    account_id=event.account_id, platform=platform,
+                    account_id=event.account_id,
+                    platform=platform,
                     kind="fill_bust" if event.busted else "fill_correction",
-                    client_order_id=event.client_order_id, broker_order_id=event.broker_order_id,
-                    symbol=event.symbol, side=event.side.value, quantity=event.quantity, price=event.price,
+                    client_order_id=event.client_order_id,
+                    broker_order_id=event.broker_order_id,
+                    symbol=event.symbol,
+                    side=event.side.value,
+                    quantity=event.quantity,
+                    price=event.price,
                     corrects=f"{event.account_id}|{event.broker_order_id}|fill|{event.fill_id}",
-                    original_quantity=event.original_quantity, original_price=event.original_price,
+                    original_quantity=event.original_quantity,
+                    original_price=event.original_price,
                     reason=f"fill {event.fill_id} {event.original_quantity}@{event.original_price} -> "
                     + ("busted" if event.busted else f"{event.quantity}@{event.price}"),
                     occurred_at=event.timestamp,
                 )
             )
-        elif isinstance(event, OrderEvent) and event.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED):
+        elif isinstance(event, OrderEvent) and event.status in (
+            OrderStatus.CANCELLED,
+            OrderStatus.EXPIRED,
+            OrderStatus.REJECTED,
+        ):
             flight = self.inflight.pop(event.client_order_id or "", None)
             await self.outbox.execution(
                 Execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|{event.status.value}",
-                    account_id=event.account_id, platform=platform,
+                    account_id=event.account_id,
+                    platform=platform,
                     kind="reject" if event.status is OrderStatus.REJECTED else "cancelled",
-                    client_order_id=event.client_order_id, broker_order_id=event.broker_order_id,
-                    signal_id=flight.signal_id if flight else None, symbol=event.symbol,
-                    side=event.side.value, quantity=event.quantity, reason=event.reason,
+                    client_order_id=event.client_order_id,
+                    broker_order_id=event.broker_order_id,
+                    signal_id=flight.signal_id if flight else None,
+                    symbol=event.symbol,
+                    side=event.side.value,
+                    quantity=event.quantity,
+                    reason=event.reason,
                     occurred_at=event.timestamp,
                 )
             )

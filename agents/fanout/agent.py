@@ -7,8 +7,8 @@ The topic is consumed as raw bytes so a malformed signal reaches our code and la
 from __future__ import annotations
 
 import hashlib
-import time
 import logging
+import time
 from dataclasses import dataclass
 
 import faust
@@ -45,8 +45,11 @@ async def handle_signal(stage: FanoutStage, payload: bytes) -> int:
         digest = hashlib.blake2b(payload or b"", digest_size=8).hexdigest()
         await outbox.error(
             OrderError(
-                error_id=f"malformed|{digest}", stage="ingest", reason=f"malformed signal: {exc}",
-                code="MALFORMED", payload=(payload or b"")[:MAX_PAYLOAD_ECHO].decode("utf-8", "replace"),
+                error_id=f"malformed|{digest}",
+                stage="ingest",
+                reason=f"malformed signal: {exc}",
+                code="MALFORMED",
+                payload=(payload or b"")[:MAX_PAYLOAD_ECHO].decode("utf-8", "replace"),
             )
         )
         return 0
@@ -60,8 +63,11 @@ async def handle_signal(stage: FanoutStage, payload: bytes) -> int:
         metrics.count_signal(signal.kind, "not_copied")
         await outbox.error(
             OrderError(
-                error_id=f"{signal.signal_id}|fanout", stage="fanout", signal_id=signal.signal_id,
-                reason=f"fan-out failed: {type(exc).__name__}: {exc}"[:500], code="INTERNAL",
+                error_id=f"{signal.signal_id}|fanout",
+                stage="fanout",
+                signal_id=signal.signal_id,
+                reason=f"fan-out failed: {type(exc).__name__}: {exc}"[:500],
+                code="INTERNAL",
             )
         )
         return 0
@@ -71,7 +77,9 @@ async def handle_signal(stage: FanoutStage, payload: bytes) -> int:
         await outbox.error(error)
     metrics.count_signal(signal.kind, "copied" if intents else "not_copied")
     if "detected" in signal.stamps and intents:
-        metrics.observe_stage("fanout", intents[0].stamps["fanned_out"] - signal.stamps.get("published", signal.stamps["detected"]))
+        metrics.observe_stage(
+            "fanout", intents[0].stamps["fanned_out"] - signal.stamps.get("published", signal.stamps["detected"])
+        )
     return len(intents)
 
 

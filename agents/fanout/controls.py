@@ -33,8 +33,13 @@ def planner_applier(planner: FanoutPlanner) -> Callable[[Command], None]:
             rule = command.parsed_rule()
             planner.controls.set_rule(command.group_id, command.account_id, rule, command.enabled)
             joined = add_follower(planner.config, command.group_id, command.account_id, rule, command.enabled)
-            log.info("rule applied: %s/%s%s by %s", command.group_id, command.account_id,
-                     " (new follower)" if joined else "", command.by)
+            log.info(
+                "rule applied: %s/%s%s by %s",
+                command.group_id,
+                command.account_id,
+                " (new follower)" if joined else "",
+                command.by,
+            )
         else:
             planner.controls.set_paused(command.account_id, command.paused)
             log.info("control applied: %s paused=%s by %s", command.account_id, command.paused, command.by)
@@ -46,13 +51,18 @@ def install(app: faust.App, ctx: StageContext, planner: FanoutPlanner) -> Contro
     """Every fan-out worker follows the switches; a record it refuses lands on ``order.errors``."""
 
     async def refused(offset: int, reason: str) -> None:
-        await ctx.outbox.error(OrderError(
-            error_id=f"controls|{offset}", stage="fanout", code="BAD_CONTROL",
-            reason=f"copy.controls record at offset {offset} refused: {reason}"[:500],
-        ))
+        await ctx.outbox.error(
+            OrderError(
+                error_id=f"controls|{offset}",
+                stage="fanout",
+                code="BAD_CONTROL",
+                reason=f"copy.controls record at offset {offset} refused: {reason}"[:500],
+            )
+        )
 
-    feed = ControlsFeed(ctx.settings.bootstrap_servers, ctx.settings.topic_prefix,
-                        planner_applier(planner), on_refused=refused)
+    feed = ControlsFeed(
+        ctx.settings.bootstrap_servers, ctx.settings.topic_prefix, planner_applier(planner), on_refused=refused
+    )
 
     @jobs.task(app)
     async def follow_controls() -> None:

@@ -10,16 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ...brokers.instruments import instrument_for
 from ...core import ids
-from ...core.control_records import ALL_ACCOUNTS
 from ...core.config import CopyConfig, CopyGroup, Follower
+from ...core.control_records import ALL_ACCOUNTS
 from ...core.records import OrderError, OrderIntent, TradeSignal, stamp
 from ...core.scaling import CopyRule, ScaledToZero, follower_side, follower_symbol, scaled_quantity
-from ...brokers.instruments import instrument_for
 
 ACTION_FOR_KIND = {"new": "place", "modify": "modify", "cancel": "cancel", "flatten": "flatten"}
-
-
 
 
 @dataclass(slots=True)
@@ -66,7 +64,9 @@ class FanoutPlanner:
             return intents, errors  # leader fills are tracked, not copied: the order was
         followers = self.config.followers_by_leader.get(signal.leader_account)
         if followers is None:
-            errors.append(self._error(signal, "unknown", f"no copy group has leader {signal.leader_account!r}", "UNKNOWN_LEADER"))
+            errors.append(
+                self._error(signal, "unknown", f"no copy group has leader {signal.leader_account!r}", "UNKNOWN_LEADER")
+            )
             return intents, errors
         stamps = stamp(signal.stamps, "fanned_out")
         for group, follower in followers:
@@ -75,7 +75,9 @@ class FanoutPlanner:
             except (ScaledToZero, KeyError, ValueError, ArithmeticError) as exc:
                 # ArithmeticError: decimal's InvalidOperation/Overflow on a value that slipped
                 # past validation costs this follower this copy, never the group its copies.
-                errors.append(self._error(signal, follower.account_id, str(exc).strip("'\"") or type(exc).__name__, "RULE"))
+                errors.append(
+                    self._error(signal, follower.account_id, str(exc).strip("'\"") or type(exc).__name__, "RULE")
+                )
                 continue
             if intent is not None:
                 intents.append(intent)
@@ -100,9 +102,7 @@ class FanoutPlanner:
         quantity = 0
         if signal.kind in ("new", "modify"):
             leader = self.config.accounts.get(signal.leader_account)
-            quantity = scaled_quantity(
-                rule, signal.quantity, leader.size if leader else None, account.size
-            )
+            quantity = scaled_quantity(rule, signal.quantity, leader.size if leader else None, account.size)
         target = None
         if signal.kind in ("modify", "cancel"):
             target = ids.follower_order_id(signal.leader_account, signal.leader_order_id, account_id)

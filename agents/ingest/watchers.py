@@ -16,11 +16,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ...brokers.base import BrokerAdapter
+from ...brokers.model import FillEvent, OrderEvent, OrderStatus, OrderType
 from ...core import ids
 from ...core.records import Execution, TradeSignal
 from ...core.signals import encode_signal
-from ...brokers.base import BrokerAdapter
-from ...brokers.model import FillEvent, OrderEvent, OrderStatus, OrderType
 from ..shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,10 @@ class SignalNormalizer:
         """
         net = self._net.get(event.symbol, 0)
         return (
-            event.order_type is OrderType.MARKET and net != 0
-            and event.side.sign == -1 * (1 if net > 0 else -1) and event.quantity == abs(net)
+            event.order_type is OrderType.MARKET
+            and net != 0
+            and event.side.sign == -1 * (1 if net > 0 else -1)
+            and event.quantity == abs(net)
         )
 
     def on_event(self, event: object) -> TradeSignal | None:
@@ -68,8 +70,15 @@ class SignalNormalizer:
                 self._fills_seen.popitem(last=False)
             self._net[event.symbol] = self._net.get(event.symbol, 0) + event.side.sign * event.quantity
             return self._signal(
-                "fill", event.broker_order_id, event.symbol, event.side.value, event.quantity,
-                detected, version=event.fill_id, fill_price=event.price, occurred_at=event.timestamp,
+                "fill",
+                event.broker_order_id,
+                event.symbol,
+                event.side.value,
+                event.quantity,
+                detected,
+                version=event.fill_id,
+                fill_price=event.price,
+                occurred_at=event.timestamp,
             )
         if not isinstance(event, OrderEvent) or event.status is OrderStatus.PENDING:
             return None
@@ -79,27 +88,48 @@ class SignalNormalizer:
                 return None  # an order that never worked has nothing to copy
             self._orders[event.broker_order_id] = _LeaderOrder(event.quantity, event.limit_price, event.stop_price)
             kind = "flatten" if self._closes_position(event) else "new"
-            return self._signal(kind, event.broker_order_id, event.symbol, event.side.value, event.quantity,
-                                detected, event=event)
+            return self._signal(
+                kind, event.broker_order_id, event.symbol, event.side.value, event.quantity, detected, event=event
+            )
         if event.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
             if known.cancelled:
                 return None
             known.cancelled = True
-            return self._signal("cancel", event.broker_order_id, event.symbol, event.side.value,
-                                event.quantity, detected, event=event)
+            return self._signal(
+                "cancel", event.broker_order_id, event.symbol, event.side.value, event.quantity, detected, event=event
+            )
         changed = (event.quantity, event.limit_price, event.stop_price) != (
-            known.quantity, known.limit_price, known.stop_price
+            known.quantity,
+            known.limit_price,
+            known.stop_price,
         )
         if changed and not event.status.is_final:
             known.modifies += 1
             known.quantity, known.limit_price, known.stop_price = event.quantity, event.limit_price, event.stop_price
-            return self._signal("modify", event.broker_order_id, event.symbol, event.side.value, event.quantity,
-                                detected, version=known.modifies, event=event)
+            return self._signal(
+                "modify",
+                event.broker_order_id,
+                event.symbol,
+                event.side.value,
+                event.quantity,
+                detected,
+                version=known.modifies,
+                event=event,
+            )
         return None
 
     def _signal(
-        self, kind: str, order_id: str, symbol: str, side: str, quantity: int, detected: float,
-        *, version: int | str = 0, event: OrderEvent | None = None, fill_price: Decimal | None = None,
+        self,
+        kind: str,
+        order_id: str,
+        symbol: str,
+        side: str,
+        quantity: int,
+        detected: float,
+        *,
+        version: int | str = 0,
+        event: OrderEvent | None = None,
+        fill_price: Decimal | None = None,
         occurred_at: object = None,
     ) -> TradeSignal:
         return TradeSignal(
@@ -161,13 +191,20 @@ class LeaderWatcher:
             await self.outbox.execution(
                 Execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|fill|{event.fill_id}",
-                    account_id=self.leader_account, platform=self.adapter.platform,
+                    account_id=self.leader_account,
+                    platform=self.adapter.platform,
                     kind="partial_fill" if event.is_partial else "fill",
-                    broker_order_id=event.broker_order_id, signal_id=signal.signal_id,
-                    symbol=event.symbol, side=event.side.value, quantity=event.quantity,
-                    price=event.price, cumulative_quantity=event.cumulative_quantity,
-                    leaves_quantity=event.leaves_quantity, is_leader=True,
-                    occurred_at=event.timestamp, stamps=signal.stamps,
+                    broker_order_id=event.broker_order_id,
+                    signal_id=signal.signal_id,
+                    symbol=event.symbol,
+                    side=event.side.value,
+                    quantity=event.quantity,
+                    price=event.price,
+                    cumulative_quantity=event.cumulative_quantity,
+                    leaves_quantity=event.leaves_quantity,
+                    is_leader=True,
+                    occurred_at=event.timestamp,
+                    stamps=signal.stamps,
                 )
             )
 

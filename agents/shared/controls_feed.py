@@ -36,7 +36,10 @@ class ControlsFeed:
     """
 
     def __init__(
-        self, bootstrap: str, prefix: str, apply: Callable[[Command], Any],
+        self,
+        bootstrap: str,
+        prefix: str,
+        apply: Callable[[Command], Any],
         on_refused: Callable[[int, str], Awaitable[None]] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
@@ -87,10 +90,14 @@ class ControlsFeed:
 
     async def _consume(self) -> None:
         self._consumer = consumer = AIOKafkaConsumer(
-            self.topic, bootstrap_servers=self.bootstrap, group_id=None,
+            self.topic,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
             # One partition, drained record by record: the broker answers the long poll the
             # moment a command lands, and an idle feed costs two requests a second, not fifty.
-            auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=500,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=500,
         )
         await consumer.start()
         ends = await self._end_offsets(consumer)
@@ -126,5 +133,13 @@ class ControlsFeed:
         return {}
 
 
-__all__ = ["ALL_ACCOUNTS", "TOPIC", "AccountCommand", "Command", "ControlCommand", "ControlsFeed", "RuleCommand",
-           "decode_command"]
+__all__ = [
+    "ALL_ACCOUNTS",
+    "TOPIC",
+    "AccountCommand",
+    "Command",
+    "ControlCommand",
+    "ControlsFeed",
+    "RuleCommand",
+    "decode_command",
+]

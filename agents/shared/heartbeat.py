@@ -23,7 +23,9 @@ def install(app: faust.App, ctx: StageContext, assigned_partitions: Callable[[],
     @jobs.timer(app, runtime.settings.heartbeat_interval_s)
     async def heartbeat() -> None:
         beat = Heartbeat(
-            worker_id=worker_id, sequence=next(sequence), roles=list(runtime.settings.roles),
+            worker_id=worker_id,
+            sequence=next(sequence),
+            roles=list(runtime.settings.roles),
             assigned_partitions=assigned_partitions(),
         )
         await runtime.topics.heartbeat.send(key=worker_id, value=beat)

@@ -11,9 +11,7 @@ from collections import defaultdict
 from typing import Protocol
 
 from ...core.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent, Position
-from ...core.topics import SPEC, partition_for
-from ...core.topics import Topics
-
+from ...core.topics import SPEC, Topics, partition_for
 
 INTENT_PARTITIONS = SPEC["orders.requests"].partitions
 

@@ -13,10 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ...core.config import CopyConfig
 from ...brokers.base import BrokerAdapter
 from ...brokers.breaker import CircuitBreaker
 from ...brokers.registry import create_adapter
+from ...core.config import CopyConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,8 +53,13 @@ class SessionPool:
             # the circuit opens when half the calls of the last 10 s failed (20 calls at least)
             # or 20 failed in a row, and tries again after 2 s, within a copy's deadline.
             breaker = self._breakers[session_id] = CircuitBreaker(
-                session_id, failure_threshold=20, reset_timeout=2.0, failure_ratio=0.5, ratio_window=10.0,
-                min_calls=20, on_change=self._breaker_changed,
+                session_id,
+                failure_threshold=20,
+                reset_timeout=2.0,
+                failure_ratio=0.5,
+                ratio_window=10.0,
+                min_calls=20,
+                on_change=self._breaker_changed,
             )
         return breaker
 
@@ -79,7 +84,8 @@ class SessionPool:
             # A fresh context: the connection is the session's, shared by every account on it,
             # so the copy deadline of whichever intent happened to open it must not bound it.
             task = self._connecting[session_id] = asyncio.get_running_loop().create_task(
-                self._connect(session_id), context=contextvars.Context())
+                self._connect(session_id), context=contextvars.Context()
+            )
         try:
             return await asyncio.shield(task)
         finally:
@@ -119,7 +125,7 @@ class SessionPool:
     async def connect_all(self, account_ids: list[str]) -> None:
         """Open every session the accounts need, in parallel; failures are logged, not fatal."""
         results = await asyncio.gather(*(self.adapter_for(a) for a in account_ids), return_exceptions=True)
-        for account_id, result in zip(account_ids, results):
+        for account_id, result in zip(account_ids, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("session of %s failed to connect: %r", account_id, result)
 

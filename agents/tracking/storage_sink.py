@@ -53,7 +53,9 @@ def is_transient(exc: BaseException) -> bool:
 class StorageSink:
     """Owns the engine and writer of one worker; ``store`` is what the agents call."""
 
-    def __init__(self, database_url: str, *, migrate: bool = True, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+    def __init__(
+        self, database_url: str, *, migrate: bool = True, sleep: Callable[[float], Any] = asyncio.sleep
+    ) -> None:
         self.database_url = database_url
         self.migrate = migrate
         self.engine = make_engine(database_url)

@@ -39,9 +39,11 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
                 # tracker cannot count is reported and the next one is counted.
                 await runtime.outbox.error(
                     OrderError(
-                        error_id=f"{execution.execution_id}|track", stage="track",
+                        error_id=f"{execution.execution_id}|track",
+                        stage="track",
                         reason=str(exc) or type(exc).__name__,
-                        account_id=execution.account_id, client_order_id=execution.client_order_id,
+                        account_id=execution.account_id,
+                        client_order_id=execution.client_order_id,
                         code="BAD_FILL",
                     )
                 )

@@ -148,8 +148,11 @@ class PaperAdapter(BrokerAdapter):
         order = self._order_for(command.account_id, command.client_order_id)
         try:
             self.exchange.modify(
-                order.account, order.order_id, quantity=command.quantity,
-                limit_price=command.limit_price, stop_price=command.stop_price,
+                order.account,
+                order.order_id,
+                quantity=command.quantity,
+                limit_price=command.limit_price,
+                stop_price=command.stop_price,
             )
         except SimError as exc:
             raise UnknownOrder(str(exc)) from None
@@ -209,14 +212,14 @@ class PaperAdapter(BrokerAdapter):
 
     @staticmethod
     def _ack(account_id: str, order: SimOrder, duplicate: bool = False) -> OrderAck:
-        return OrderAck(
-            account_id, order.client_order_id or "", order.order_id, order.status, duplicate=duplicate
-        )
+        return OrderAck(account_id, order.client_order_id or "", order.order_id, order.status, duplicate=duplicate)
 
     def _ours(self, event: E) -> E:
         """Rename the exchange's account to our account id."""
         return replace(event, account_id=self._by_name[event.account_id])
 
     def _on_kernel_event(self, event: KernelEvent) -> None:
-        if event.account_id in self._by_name and isinstance(event, (OrderEvent, FillEvent, FillCorrection, PositionEvent)):
+        if event.account_id in self._by_name and isinstance(
+            event, (OrderEvent, FillEvent, FillCorrection, PositionEvent)
+        ):
             self._emit(self._ours(event))

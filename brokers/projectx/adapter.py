@@ -56,7 +56,8 @@ class ProjectXAdapter(BrokerAdapter):
     platform: ClassVar[str] = "projectx"
     capabilities: ClassVar[Capabilities] = Capabilities(
         order_types=frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.STOP}),
-        brackets=True, oco=False,
+        brackets=True,
+        oco=False,
     )
 
     def __init__(self, config: SessionConfig) -> None:
@@ -67,9 +68,9 @@ class ProjectXAdapter(BrokerAdapter):
         limit, window = self.px.rate_limit
         self.budget = RateBudget([(limit, window + self.px.budget_slack_s)], name=f"projectx-{config.session_id}")
         self.session = GatewaySession(self.px, self.budget)
-        self._ids: dict[str, int] = {}                  # our account id → ProjectX accountId
+        self._ids: dict[str, int] = {}  # our account id → ProjectX accountId
         self._contract_lookups: dict[str, asyncio.Future[dict[str, Any]]] = {}  # our symbol → contract
-        self._symbols: dict[str, str] = {}               # contractId → our symbol
+        self._symbols: dict[str, str] = {}  # contractId → our symbol
         self.tracker = Tracker({}, self._symbol_for)
         self.hub: UserHubClient | None = None
         self.reconciled = asyncio.Event()
@@ -86,8 +87,9 @@ class ProjectXAdapter(BrokerAdapter):
             raise
         try:
             await self._map_accounts()
-            self.hub = UserHubClient(self.px, self.session, list(self._ids.values()),
-                                     self._on_hub_event, self._on_hub_state)
+            self.hub = UserHubClient(
+                self.px, self.session, list(self._ids.values()), self._on_hub_event, self._on_hub_state
+            )
             await self.hub.start()
         except BaseException:
             await self.session.close()
@@ -121,13 +123,21 @@ class ProjectXAdapter(BrokerAdapter):
         if command.bracket is not None and command.account_id in self.px.position_bracket_accounts:
             raise OrderRejected(
                 f"{command.account_id} is in Position Brackets mode: ProjectX accepts brackets on Order/place "
-                "only for accounts in Auto OCO Brackets mode (TopstepX Settings, Risk Settings)", code="BRACKET_MODE")
+                "only for accounts in Auto OCO Brackets mode (TopstepX Settings, Risk Settings)",
+                code="BRACKET_MODE",
+            )
         contract = await self._contract(command.symbol)
         try:
             body = parsing.place_request(
-                account_id=self._account(command.account_id), contract_id=contract["id"], side=command.side,
-                quantity=command.quantity, order_type=command.order_type, limit_price=command.limit_price,
-                stop_price=command.stop_price, custom_tag=command.client_order_id, bracket=command.bracket,
+                account_id=self._account(command.account_id),
+                contract_id=contract["id"],
+                side=command.side,
+                quantity=command.quantity,
+                order_type=command.order_type,
+                limit_price=command.limit_price,
+                stop_price=command.stop_price,
+                custom_tag=command.client_order_id,
+                bracket=command.bracket,
                 tick_size=parsing.to_decimal(contract.get("tickSize")),
             )
         except ValueError as exc:
@@ -135,8 +145,9 @@ class ProjectXAdapter(BrokerAdapter):
         data = await self._call(px.ORDER_PLACE, body, Priority.ENTRY)
         if data.get("success") and data.get("orderId") is not None:
             broker_id = str(data["orderId"])
-            self.tracker.remember(command.account_id, command.client_order_id, broker_id, command.symbol,
-                                  command.quantity)
+            self.tracker.remember(
+                command.account_id, command.client_order_id, broker_id, command.symbol, command.quantity
+            )
             return self._ack(command.account_id, command.client_order_id, broker_id)
         return await self._refused(command, data)
 
@@ -149,11 +160,17 @@ class ProjectXAdapter(BrokerAdapter):
         """
         code, message = int(data.get("errorCode") or 0), data.get("errorMessage")
         try:
-            found = await tags.orders_with_tag(self._call, self._account(command.account_id), command.client_order_id,
-                                               self.px.order_lookback_h, include_history=True)
+            found = await tags.orders_with_tag(
+                self._call,
+                self._account(command.account_id),
+                command.client_order_id,
+                self.px.order_lookback_h,
+                include_history=True,
+            )
         except BrokerUnavailable as exc:
-            raise BrokerUnavailable(f"ProjectX refused the place ({message}) and the tag lookup failed: {exc}",
-                                    sent=True) from exc
+            raise BrokerUnavailable(
+                f"ProjectX refused the place ({message}) and the tag lookup failed: {exc}", sent=True
+            ) from exc
         live = tags.first_live(found)
         if live is not None:
             return self._remember_found(command.account_id, command.client_order_id, live)
@@ -170,13 +187,15 @@ class ProjectXAdapter(BrokerAdapter):
         flatten's id, so a flatten is found too. Raises ``BrokerUnavailable`` when it cannot tell.
         """
         try:
-            found = await tags.orders_with_tag(self._call, self._account(account_id), client_order_id,
-                                               self.px.order_lookback_h, include_history=False)
+            found = await tags.orders_with_tag(
+                self._call, self._account(account_id), client_order_id, self.px.order_lookback_h, include_history=False
+            )
         except TransientBrokerError as exc:  # throttled or re-authenticating past the deadline
             if isinstance(exc, BrokerUnavailable):
                 raise
-            raise BrokerUnavailable(f"ProjectX lookup of {client_order_id!r} could not ask the gateway: {exc}",
-                                    sent=False) from exc
+            raise BrokerUnavailable(
+                f"ProjectX lookup of {client_order_id!r} could not ask the gateway: {exc}", sent=False
+            ) from exc
         if not found:
             return None
         return self._remember_found(account_id, client_order_id, found[0])
@@ -184,17 +203,24 @@ class ProjectXAdapter(BrokerAdapter):
     def _remember_found(self, account_id: str, client_order_id: str, order: dict[str, Any]) -> OrderAck:
         self._emit_if(self.tracker.order_event(order))
         broker_id = str(order["id"])
-        self.tracker.remember(account_id, client_order_id, broker_id, self._symbol_for(order["contractId"]),
-                              int(order.get("size") or 0))
-        status = parsing.status_from_px(int(order.get("status") or 0), int(order.get("size") or 0),
-                                        int(order.get("fillVolume") or 0))
+        self.tracker.remember(
+            account_id, client_order_id, broker_id, self._symbol_for(order["contractId"]), int(order.get("size") or 0)
+        )
+        status = parsing.status_from_px(
+            int(order.get("status") or 0), int(order.get("size") or 0), int(order.get("fillVolume") or 0)
+        )
         return OrderAck(account_id, client_order_id, broker_id, status, duplicate=True)
 
     async def modify(self, command: ModifyOrder) -> OrderAck:
         broker_id = await self._order_id(command.account_id, command.client_order_id)
-        body: dict[str, Any] = {"accountId": self._account(command.account_id), "orderId": int(broker_id),
-                                "size": command.quantity, "limitPrice": command.limit_price,
-                                "stopPrice": command.stop_price, "trailPrice": None}
+        body: dict[str, Any] = {
+            "accountId": self._account(command.account_id),
+            "orderId": int(broker_id),
+            "size": command.quantity,
+            "limitPrice": command.limit_price,
+            "stopPrice": command.stop_price,
+            "trailPrice": None,
+        }
         data = await self._call(px.ORDER_MODIFY, body, Priority.MODIFY)
         self._raise_for_order_error(data, command.client_order_id)
         return self._ack(command.account_id, command.client_order_id, broker_id)
@@ -204,10 +230,14 @@ class ProjectXAdapter(BrokerAdapter):
         tracked = self.tracker.orders.get(broker_id)
         if tracked is not None and tracked.last is not None and tracked.last.status is OrderStatus.CANCELLED:
             # A redelivered cancel: the order is cancelled already, which is what was asked.
-            return self._ack(command.account_id, command.client_order_id, broker_id,
-                             status=OrderStatus.CANCELLED, duplicate=True)
-        data = await self._call(px.ORDER_CANCEL, {"accountId": self._account(command.account_id),
-                                                  "orderId": int(broker_id)}, Priority.CANCEL)
+            return self._ack(
+                command.account_id, command.client_order_id, broker_id, status=OrderStatus.CANCELLED, duplicate=True
+            )
+        data = await self._call(
+            px.ORDER_CANCEL,
+            {"accountId": self._account(command.account_id), "orderId": int(broker_id)},
+            Priority.CANCEL,
+        )
         self._raise_for_order_error(data, command.client_order_id)
         return self._ack(command.account_id, command.client_order_id, broker_id, status=OrderStatus.CANCELLED)
 
@@ -228,27 +258,41 @@ class ProjectXAdapter(BrokerAdapter):
                 # A refusal here means the order finished meanwhile: nothing left to cancel.
                 await self._call(px.ORDER_CANCEL, {"accountId": account, "orderId": order["id"]}, Priority.CANCEL)
         data = await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.EXIT, idempotent=True)
-        positions = sorted((p for p in data.get("positions") or []
-                            if int(p.get("size") or 0) and (contract_id is None or p["contractId"] == contract_id)),
-                           key=lambda p: str(p["contractId"]))
+        positions = sorted(
+            (
+                p
+                for p in data.get("positions") or []
+                if int(p.get("size") or 0) and (contract_id is None or p["contractId"] == contract_id)
+            ),
+            key=lambda p: str(p["contractId"]),
+        )
         closing: list[str] = []
         for n, position in enumerate(positions, start=1):
             tag = command.client_order_id if n == 1 else f"{command.client_order_id}.{n}"
             closing.append(await self._close(command.account_id, account, position, tag))
-        return OrderAck(command.account_id, command.client_order_id, closing[0] if closing else "none",
-                        OrderStatus.FILLED)
+        return OrderAck(
+            command.account_id, command.client_order_id, closing[0] if closing else "none", OrderStatus.FILLED
+        )
 
     async def _close(self, account_id: str, account: int, position: dict[str, Any], tag: str) -> str:
         long = int(position.get("type") or 0) == px.PositionType.LONG
         size = int(position["size"])
         body = parsing.place_request(
-            account_id=account, contract_id=position["contractId"], side=Side.SELL if long else Side.BUY,
-            quantity=size, order_type=OrderType.MARKET, limit_price=None, stop_price=None, custom_tag=tag)
+            account_id=account,
+            contract_id=position["contractId"],
+            side=Side.SELL if long else Side.BUY,
+            quantity=size,
+            order_type=OrderType.MARKET,
+            limit_price=None,
+            stop_price=None,
+            custom_tag=tag,
+        )
         data = await self._call(px.ORDER_PLACE, body, Priority.EXIT)
         if not data.get("success") or data.get("orderId") is None:
             code = int(data.get("errorCode") or 0)
-            raise OrderRejected(f"closing {position['contractId']}: {data.get('errorMessage') or _code_name(code)}",
-                                code=str(code))
+            raise OrderRejected(
+                f"closing {position['contractId']}: {data.get('errorMessage') or _code_name(code)}", code=str(code)
+            )
         broker_id = str(data["orderId"])
         self.tracker.remember(account_id, tag, broker_id, self._symbol_for(position["contractId"]), size)
         return broker_id
@@ -256,10 +300,16 @@ class ProjectXAdapter(BrokerAdapter):
     # -- state -----------------------------------------------------------------------
     async def snapshot(self, account_id: str) -> AccountSnapshot:
         account = self._account(account_id)
-        accounts = (await self._call(px.ACCOUNT_SEARCH, {"onlyActiveAccounts": False}, Priority.MODIFY, idempotent=True)).get("accounts", [])
+        accounts = (
+            await self._call(px.ACCOUNT_SEARCH, {"onlyActiveAccounts": False}, Priority.MODIFY, idempotent=True)
+        ).get("accounts", [])
         balance = next((parsing.to_decimal(a.get("balance")) for a in accounts if int(a["id"]) == account), None)
-        orders = (await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)).get("orders", [])
-        positions = (await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)).get("positions", [])
+        orders = (await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)).get(
+            "orders", []
+        )
+        positions = (
+            await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)
+        ).get("positions", [])
         snapshot_tracker = Tracker({account: account_id}, self._symbol_for)
         return AccountSnapshot(
             account_id=account_id,
@@ -269,8 +319,9 @@ class ProjectXAdapter(BrokerAdapter):
         )
 
     def health(self) -> SessionHealth:
-        return SessionHealth(platform=self.platform, state=self._state, last_error=self._last_error,
-                             rate_headroom=self.budget.headroom)
+        return SessionHealth(
+            platform=self.platform, state=self._state, last_error=self._last_error, rate_headroom=self.budget.headroom
+        )
 
     # -- hub events ------------------------------------------------------------------
     def _on_hub_event(self, target: str, arguments: tuple[Any, ...]) -> None:
@@ -303,15 +354,21 @@ class ProjectXAdapter(BrokerAdapter):
             body = {"accountId": account, "startTimestamp": parsing.format_time(since)}
             for trade in (await self._call(px.TRADE_SEARCH, body, Priority.MODIFY, idempotent=True)).get("trades", []):
                 self._emit_if(self.tracker.fill_event(trade))
-            open_orders = (await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)).get("orders", [])
+            open_orders = (
+                await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)
+            ).get("orders", [])
             open_ids = {str(o["id"]) for o in open_orders}
             for order in open_orders:
                 self._emit_if(self.tracker.order_event(order))
             if any(oid not in open_ids for oid in self.tracker.open_order_ids(ours)):
-                for order in (await self._call(px.ORDER_SEARCH, body, Priority.MODIFY, idempotent=True)).get("orders", []):
+                for order in (await self._call(px.ORDER_SEARCH, body, Priority.MODIFY, idempotent=True)).get(
+                    "orders", []
+                ):
                     if str(order["id"]) not in open_ids:
                         self._emit_if(self.tracker.order_event(order))
-            positions = (await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)).get("positions", [])
+            positions = (
+                await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)
+            ).get("positions", [])
             for position in positions:
                 self._emit_if(self.tracker.position_event(position))
             for flat in self.tracker.flat_positions(ours, {self._symbol_for(p["contractId"]) for p in positions}):
@@ -323,8 +380,9 @@ class ProjectXAdapter(BrokerAdapter):
             self._emit(event)
 
     # -- helpers -----------------------------------------------------------------------
-    async def _call(self, path: str, body: dict[str, Any], priority: Priority, *,
-                    idempotent: bool = False) -> dict[str, Any]:
+    async def _call(
+        self, path: str, body: dict[str, Any], priority: Priority, *, idempotent: bool = False
+    ) -> dict[str, Any]:
         try:
             return await self.session.call(path, body, priority, idempotent=idempotent)
         except BrokerError as exc:
@@ -354,15 +412,22 @@ class ProjectXAdapter(BrokerAdapter):
             code, wanted = parsing.contract_for_symbol(symbol)
         except (KeyError, ValueError) as exc:
             raise OrderRejected(f"no ProjectX contract for {symbol!r}: {exc}", code="CONTRACT") from None
-        data = await self._call(px.CONTRACT_SEARCH, {"searchText": code, "live": self.px.live}, Priority.MODIFY, idempotent=True)
+        data = await self._call(
+            px.CONTRACT_SEARCH, {"searchText": code, "live": self.px.live}, Priority.MODIFY, idempotent=True
+        )
         found = [c for c in data.get("contracts", []) if (px.split_contract_id(c["id"]) or ("",))[0] == code]
-        match: dict[str, Any] | None = next((c for c in found if c["id"] == wanted), None) if wanted else \
-            next((c for c in found if c.get("activeContract")), None)
+        match: dict[str, Any] | None = (
+            next((c for c in found if c["id"] == wanted), None)
+            if wanted
+            else next((c for c in found if c.get("activeContract")), None)
+        )
         if match is None and wanted:
             byid = await self._call(px.CONTRACT_SEARCH_BY_ID, {"contractId": wanted}, Priority.MODIFY, idempotent=True)
             match = byid.get("contract") or next(iter(byid.get("contracts") or []), None)
         if match is None:
-            raise OrderRejected(f"ProjectX has no contract for {symbol!r}", code=str(px.PlaceOrderErrorCode.CONTRACT_NOT_FOUND.value))
+            raise OrderRejected(
+                f"ProjectX has no contract for {symbol!r}", code=str(px.PlaceOrderErrorCode.CONTRACT_NOT_FOUND.value)
+            )
         self._symbols.setdefault(match["id"], symbol)
         return match
 
@@ -381,14 +446,22 @@ class ProjectXAdapter(BrokerAdapter):
         return broker_id
 
     async def _find_by_tag(self, account_id: str, tag: str) -> str | None:
-        found = await tags.orders_with_tag(self._call, self._account(account_id), tag, self.px.order_lookback_h,
-                                           include_history=False)
+        found = await tags.orders_with_tag(
+            self._call, self._account(account_id), tag, self.px.order_lookback_h, include_history=False
+        )
         if not found:
             return None
         return self._remember_found(account_id, tag, found[0]).broker_order_id
 
-    def _ack(self, account_id: str, client_order_id: str, broker_id: str, *, duplicate: bool = False,
-             status: OrderStatus | None = None) -> OrderAck:
+    def _ack(
+        self,
+        account_id: str,
+        client_order_id: str,
+        broker_id: str,
+        *,
+        duplicate: bool = False,
+        status: OrderStatus | None = None,
+    ) -> OrderAck:
         tracked = self.tracker.orders.get(broker_id)
         current = tracked.last.status if tracked is not None and tracked.last is not None else OrderStatus.WORKING
         return OrderAck(account_id, client_order_id, broker_id, status or current, duplicate=duplicate)
@@ -401,7 +474,6 @@ class ProjectXAdapter(BrokerAdapter):
         if code == px.ModifyOrderErrorCode.ORDER_NOT_FOUND:
             raise UnknownOrder(f"{client_order_id}: {message}", code=str(code))
         raise OrderRejected(f"{client_order_id}: {message}", code=str(code))
-
 
 
 def _code_name(code: int) -> str:

@@ -22,7 +22,7 @@ def derive_hub_url(endpoint: str) -> str:
     if host.startswith("api."):
         host = "rtc." + host[4:]
     elif host.startswith("gateway-api-"):
-        host = "gateway-rtc-" + host[len("gateway-api-"):]
+        host = "gateway-rtc-" + host[len("gateway-api-") :]
     return urlunsplit((parts.scheme, host, px.USER_HUB_PATH, "", ""))
 
 
@@ -32,22 +32,22 @@ class ProjectXConfig:
     hub_url: str
     username: str
     api_key: str
-    accounts: dict[str, str]             # our account id → ProjectX account name
-    negotiate: bool = False              # POST /negotiate first (signalrcore style) or skip it
+    accounts: dict[str, str]  # our account id → ProjectX account name
+    negotiate: bool = False  # POST /negotiate first (signalrcore style) or skip it
     request_timeout_s: float = 10.0
-    token_lifetime_s: float = 86400.0    # used when the token carries no readable ``exp``
+    token_lifetime_s: float = 86400.0  # used when the token carries no readable ``exp``
     token_refresh_margin_s: float = 600.0
     rate_limit: tuple[int, float] = px.DEFAULT_LIMIT
-    budget_slack_s: float = 0.25         # added to each budget window (grant precedes arrival)
+    budget_slack_s: float = 0.25  # added to each budget window (grant precedes arrival)
     max_429_retries: int = 6
-    max_login_attempts: int = 5          # loginKey tries (with backoff) before giving up
+    max_login_attempts: int = 5  # loginKey tries (with backoff) before giving up
     backoff_429_s: float = 0.5
     reconnect_min_s: float = 0.05
     reconnect_max_s: float = 5.0
     keepalive_s: float = 15.0
     server_timeout_s: float = 30.0
-    order_lookback_h: float = 24.0       # how far back Order/search looks for a tag (lookup, reconcile)
-    live: bool = False                   # Contract/search ``live`` flag (sim vs live data)
+    order_lookback_h: float = 24.0  # how far back Order/search looks for a tag (lookup, reconcile)
+    live: bool = False  # Contract/search ``live`` flag (sim vs live data)
     # Our account ids whose ProjectX account is in Position Brackets mode: bracketed places are
     # refused here with a clear reason instead of by the gateway (which needs Auto OCO Brackets).
     position_bracket_accounts: frozenset[str] = frozenset()

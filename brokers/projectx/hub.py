@@ -43,8 +43,14 @@ def _ws_url(http_url: str, query: dict[str, str]) -> str:
 
 
 class UserHubClient:
-    def __init__(self, config: ProjectXConfig, session: GatewaySession, account_ids: list[int],
-                 on_event: EventCallback, on_state: StateCallback) -> None:
+    def __init__(
+        self,
+        config: ProjectXConfig,
+        session: GatewaySession,
+        account_ids: list[int],
+        on_event: EventCallback,
+        on_state: StateCallback,
+    ) -> None:
         self.config = config
         self.session = session
         self.account_ids = account_ids
@@ -91,8 +97,9 @@ class UserHubClient:
                 negotiated = await response.json(content_type=None)
             query["id"] = negotiated.get("connectionToken") or negotiated["connectionId"]
         try:
-            ws = await http.ws_connect(_ws_url(self.config.hub_url, query), heartbeat=None,
-                                       timeout=aiohttp.ClientWSTimeout(ws_close=2.0))
+            ws = await http.ws_connect(
+                _ws_url(self.config.hub_url, query), heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=2.0)
+            )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
                 await self.session.reauthenticate(stale=token)
@@ -210,9 +217,13 @@ class UserHubClient:
     async def _reconnect(self) -> None:
         """Connect and resubscribe until it works (backoff ``reconnect_min_s`` doubling to
         ``reconnect_max_s``); gives up only when the client is closing."""
-        retrying = forever(lambda exc: isinstance(exc, Exception) and not self._closing, what="user hub reconnect",
-                           first_s=self.config.reconnect_min_s, max_s=self.config.reconnect_max_s,
-                           before_sleep=log_before_sleep("user hub reconnect", logging.INFO))
+        retrying = forever(
+            lambda exc: isinstance(exc, Exception) and not self._closing,
+            what="user hub reconnect",
+            first_s=self.config.reconnect_min_s,
+            max_s=self.config.reconnect_max_s,
+            before_sleep=log_before_sleep("user hub reconnect", logging.INFO),
+        )
         async for attempt in retrying:
             with attempt:
                 if self._closing:

@@ -36,8 +36,9 @@ def _orders(data: dict[str, Any], what: str) -> list[dict[str, Any]]:
     return list(data.get("orders") or [])
 
 
-async def orders_with_tag(call: Call, account_id: int, tag: str, lookback_h: float,
-                          *, include_history: bool = True) -> list[dict[str, Any]]:
+async def orders_with_tag(
+    call: Call, account_id: int, tag: str, lookback_h: float, *, include_history: bool = True
+) -> list[dict[str, Any]]:
     """Every order of the account whose ``customTag`` is exactly ``tag``, oldest first.
 
     Working orders come from ``searchOpen``; when none matches (or ``include_history``), the
@@ -45,13 +46,18 @@ async def orders_with_tag(call: Call, account_id: int, tag: str, lookback_h: flo
     when the gateway cannot be asked.
     """
     body = {"accountId": account_id}
-    found = {o["id"]: o for o in _orders(await call(px.ORDER_SEARCH_OPEN, body, Priority.MODIFY, idempotent=True),
-                                            "Order/searchOpen") if o.get("customTag") == tag}
+    found = {
+        o["id"]: o
+        for o in _orders(await call(px.ORDER_SEARCH_OPEN, body, Priority.MODIFY, idempotent=True), "Order/searchOpen")
+        if o.get("customTag") == tag
+    }
     if not found or include_history:
         now = utcnow()
-        window = {"accountId": account_id,
-                  "startTimestamp": parsing.format_time(now - timedelta(hours=lookback_h)),
-                  "endTimestamp": parsing.format_time(now + CLOCK_SKEW)}
+        window = {
+            "accountId": account_id,
+            "startTimestamp": parsing.format_time(now - timedelta(hours=lookback_h)),
+            "endTimestamp": parsing.format_time(now + CLOCK_SKEW),
+        }
         history = _orders(await call(px.ORDER_SEARCH, window, Priority.MODIFY, idempotent=True), "Order/search")
         for order in history:
             if order.get("customTag") == tag:

@@ -254,8 +254,17 @@ def position_payload(
 
 
 def trade_payload(
-    *, trade_id: int, account_id: int, contract_id: str, created: datetime, price: Decimal,
-    pnl: Decimal | None, fees: Decimal, side: Side, size: int, order_id: int,
+    *,
+    trade_id: int,
+    account_id: int,
+    contract_id: str,
+    created: datetime,
+    price: Decimal,
+    pnl: Decimal | None,
+    fees: Decimal,
+    side: Side,
+    size: int,
+    order_id: int,
 ) -> dict[str, Any]:
     return {
         "id": trade_id,

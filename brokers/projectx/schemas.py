@@ -53,8 +53,7 @@ class OrderType(IntEnum):
 
 
 PLACEABLE_TYPES: Final = frozenset(
-    {OrderType.LIMIT, OrderType.MARKET, OrderType.STOP, OrderType.TRAILING_STOP,
-     OrderType.JOIN_BID, OrderType.JOIN_ASK}
+    {OrderType.LIMIT, OrderType.MARKET, OrderType.STOP, OrderType.TRAILING_STOP, OrderType.JOIN_BID, OrderType.JOIN_ASK}
 )
 
 
@@ -183,8 +182,18 @@ class EventAction(IntEnum):
 # as CON.F.US.EP.U25 in the docs). Our symbols use the exchange root, so map both ways here.
 
 ROOT_TO_CODE: Final[dict[str, str]] = {
-    "ES": "EP", "MES": "MES", "NQ": "ENQ", "MNQ": "MNQ", "YM": "YM", "MYM": "MYM",
-    "RTY": "RTY", "M2K": "M2K", "CL": "CLE", "MCL": "MCLE", "GC": "GCE", "MGC": "MGC",
+    "ES": "EP",
+    "MES": "MES",
+    "NQ": "ENQ",
+    "MNQ": "MNQ",
+    "YM": "YM",
+    "MYM": "MYM",
+    "RTY": "RTY",
+    "M2K": "M2K",
+    "CL": "CLE",
+    "MCL": "MCLE",
+    "GC": "GCE",
+    "MGC": "MGC",
     "6E": "EU6",
 }
 CODE_TO_ROOT: Final[dict[str, str]] = {code: root for root, code in ROOT_TO_CODE.items()}

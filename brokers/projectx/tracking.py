@@ -30,8 +30,8 @@ class TrackedOrder:
 
 class Tracker:
     def __init__(self, names_to_ours: dict[int, str], symbol_for: Any) -> None:
-        self._ours = names_to_ours           # ProjectX accountId → our account id
-        self._symbol_for = symbol_for        # contractId → our symbol
+        self._ours = names_to_ours  # ProjectX accountId → our account id
+        self._symbol_for = symbol_for  # contractId → our symbol
         self.orders: dict[str, TrackedOrder] = {}
         self.by_client_id: dict[tuple[str, str], str] = {}
         self._trades_seen: set[int] = set()
@@ -130,8 +130,13 @@ class Tracker:
         if self._positions.get(key) == (net, average):
             return None
         self._positions[key] = (net, average)
-        return PositionEvent(account_id=account_id, symbol=symbol, net_quantity=net, average_price=average,
-                             timestamp=parsing.parse_time(payload.get("creationTimestamp")) or utcnow())
+        return PositionEvent(
+            account_id=account_id,
+            symbol=symbol,
+            net_quantity=net,
+            average_price=average,
+            timestamp=parsing.parse_time(payload.get("creationTimestamp")) or utcnow(),
+        )
 
     def flat_positions(self, account_id: str, open_symbols: set[str]) -> list[PositionEvent]:
         """Positions we believed open that REST no longer lists: they went flat while we were away."""
@@ -143,13 +148,21 @@ class Tracker:
         return events
 
     def open_order_ids(self, account_id: str) -> list[str]:
-        return [o.broker_order_id for o in self.orders.values()
-                if o.account_id == account_id and o.last is not None and not o.last.status.is_final]
+        return [
+            o.broker_order_id
+            for o in self.orders.values()
+            if o.account_id == account_id and o.last is not None and not o.last.status.is_final
+        ]
 
 
 def _same(a: OrderEvent, b: OrderEvent) -> bool:
     return (a.status, a.filled_quantity, a.quantity, a.limit_price, a.stop_price) == (
-        b.status, b.filled_quantity, b.quantity, b.limit_price, b.stop_price)
+        b.status,
+        b.filled_quantity,
+        b.quantity,
+        b.limit_price,
+        b.stop_price,
+    )
 
 
 FINAL = {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}

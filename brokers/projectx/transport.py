@@ -110,9 +110,14 @@ class GatewaySession:
         async with self._login_lock:
             if stale is not None and self.token is not None and self.token != stale:
                 return self.token  # someone else already replaced it
-            retrying = until(lambda exc: may_retry(exc, idempotent=True), what="ProjectX loginKey",
-                             attempts=self.config.max_login_attempts, deadline_s=_NO_DEADLINE,
-                             wait=_login_backoff, stop=_stop_at_deadline)
+            retrying = until(
+                lambda exc: may_retry(exc, idempotent=True),
+                what="ProjectX loginKey",
+                attempts=self.config.max_login_attempts,
+                deadline_s=_NO_DEADLINE,
+                wait=_login_backoff,
+                stop=_stop_at_deadline,
+            )
             async for attempt in retrying:
                 with attempt:
                     token = await self._login_once()
@@ -183,8 +188,9 @@ class GatewaySession:
         await keep_running(renew_when_due, "ProjectX token renewal", first_s=1.0, max_s=30.0, level=logging.WARNING)
 
     # -- requests --------------------------------------------------------------------------
-    async def call(self, path: str, body: dict[str, Any], priority: Priority = Priority.ENTRY, *,
-                   idempotent: bool = False) -> dict[str, Any]:
+    async def call(
+        self, path: str, body: dict[str, Any], priority: Priority = Priority.ENTRY, *, idempotent: bool = False
+    ) -> dict[str, Any]:
         """POST within the budget and the copy's deadline.
 
         401 → renew (or log in) and resend; 429 → back off and resend; a refused connection →
@@ -210,9 +216,14 @@ class GatewaySession:
                 raise BrokerUnavailable(f"ProjectX {path} answered HTTP {status}", code=str(status))
             return data
 
-        retrying = until(lambda exc: may_retry(exc, idempotent), what=f"ProjectX {path}",
-                         attempts=self.config.max_429_retries + 3, deadline_s=_NO_DEADLINE,
-                         wait=self._wait, stop=_stop_at_deadline)
+        retrying = until(
+            lambda exc: may_retry(exc, idempotent),
+            what=f"ProjectX {path}",
+            attempts=self.config.max_429_retries + 3,
+            deadline_s=_NO_DEADLINE,
+            wait=self._wait,
+            stop=_stop_at_deadline,
+        )
         async for each in retrying:
             with each:
                 return await attempt()
@@ -238,8 +249,9 @@ class GatewaySession:
         try:
             await asyncio.wait_for(self.budget.acquire(priority), timeout=max(left, 0.001))
         except TimeoutError:
-            raise BrokerUnavailable(f"ProjectX {path}: the copy's deadline passed waiting for the request budget",
-                                    sent=False) from None
+            raise BrokerUnavailable(
+                f"ProjectX {path}: the copy's deadline passed waiting for the request budget", sent=False
+            ) from None
 
     async def _post(self, path: str, body: dict[str, Any], *, token: str | None) -> tuple[int, dict[str, Any]]:
         """One POST. A connection that was never made is ``sent=False``; every other failure may
@@ -252,8 +264,9 @@ class GatewaySession:
         # Never 0: aiohttp reads a zero total as "no timeout at all".
         timeout = aiohttp.ClientTimeout(total=max(remaining(self.config.request_timeout_s), 0.001))
         try:
-            async with self.http.post(self.config.base_url + path, json=body, headers=headers,
-                                      timeout=timeout) as response:
+            async with self.http.post(
+                self.config.base_url + path, json=body, headers=headers, timeout=timeout
+            ) as response:
                 if response.status != 200:
                     return response.status, {}
                 data = await response.json(content_type=None)

@@ -30,8 +30,15 @@ from .pricepath import PricePath
 from .records import REJECT_CODES, SimAccount, SimError, SimOrder, SimPosition
 
 __all__ = [
-    "REJECT_CODES", "FaultListener", "KernelEvent", "Listener", "SimAccount", "SimError",
-    "SimExchange", "SimOrder", "SimPosition",
+    "REJECT_CODES",
+    "FaultListener",
+    "KernelEvent",
+    "Listener",
+    "SimAccount",
+    "SimError",
+    "SimExchange",
+    "SimOrder",
+    "SimPosition",
 ]
 
 KernelEvent = OrderEvent | FillEvent | FillCorrection | PositionEvent
@@ -78,12 +85,14 @@ class SimExchange:
         for listener in list(self._listeners):
             listener(event)
 
-    def open_account(self, name: str, balance: Decimal = Decimal(50000), *,
-                     max_order_quantity: int = 1000) -> SimAccount:
+    def open_account(
+        self, name: str, balance: Decimal = Decimal(50000), *, max_order_quantity: int = 1000
+    ) -> SimAccount:
         account = self.accounts.get(name)
         if account is None:
-            account = self.accounts[name] = SimAccount(name=name, balance=balance,
-                                                       max_order_quantity=max_order_quantity)
+            account = self.accounts[name] = SimAccount(
+                name=name, balance=balance, max_order_quantity=max_order_quantity
+            )
         return account
 
     def account(self, name: str) -> SimAccount:
@@ -191,9 +200,7 @@ class SimExchange:
         if order.quantity <= 0:
             return "invalid_quantity", "quantity must be positive"
         if order.quantity > account.max_order_quantity:
-            return "max_order_size", (
-                f"quantity {order.quantity} exceeds max order size {account.max_order_quantity}"
-            )
+            return "max_order_size", (f"quantity {order.quantity} exceeds max order size {account.max_order_quantity}")
         for price in (order.limit_price, order.stop_price):
             if price is not None and (price <= 0 or instrument.round_to_tick(price) != price):
                 return "invalid_price", (
@@ -213,9 +220,7 @@ class SimExchange:
         order = self._working(account_name, order_id)
         if quantity is not None:
             if quantity <= order.filled_quantity:
-                raise SimError(
-                    f"quantity {quantity} not above filled {order.filled_quantity}", "invalid_quantity"
-                )
+                raise SimError(f"quantity {quantity} not above filled {order.filled_quantity}", "invalid_quantity")
             order.quantity = quantity
         if limit_price is not None:
             order.limit_price = limit_price
@@ -257,7 +262,10 @@ class SimExchange:
             if position.net_quantity and (symbol is None or sym == symbol):
                 side = Side.SELL if position.net_quantity > 0 else Side.BUY
                 order, _ = self.submit(
-                    account_name, symbol=sym, side=side, quantity=abs(position.net_quantity),
+                    account_name,
+                    symbol=sym,
+                    side=side,
+                    quantity=abs(position.net_quantity),
                     client_order_id=client_order_id,
                 )
                 closing.append(order)
@@ -389,8 +397,9 @@ class SimExchange:
         if order.status is OrderStatus.FILLED:
             self._after_full_fill(order)
 
-    def _correct_fill(self, order: SimOrder, fill: FillEvent, busted: bool, price: Decimal | None,
-                      quantity: int | None) -> None:
+    def _correct_fill(
+        self, order: SimOrder, fill: FillEvent, busted: bool, price: Decimal | None, quantity: int | None
+    ) -> None:
         """Bust or correct a fill already reported: the position takes the difference. The order
         keeps its state (an exchange does not reopen a done order for a bust)."""
         account = self.account(order.account)
@@ -398,18 +407,32 @@ class SimExchange:
         new_price = None if busted else (fill.price if price is None else price)
         position = account.positions.setdefault(order.symbol, SimPosition())
         position.net_quantity, position.average_price, pnl = undo_fill(
-            position.net_quantity, position.average_price, order.side.sign * fill.quantity, fill.price,
-            instrument_for(order.symbol).point_value)
+            position.net_quantity,
+            position.average_price,
+            order.side.sign * fill.quantity,
+            fill.price,
+            instrument_for(order.symbol).point_value,
+        )
         position.realized_pnl += pnl
         account.balance += pnl
         if new_qty and new_price is not None:
             self._apply_to_position(account, order.symbol, order.side.sign * new_qty, new_price)
-        self._publish(FillCorrection(
-            account_id=order.account, client_order_id=order.client_order_id, broker_order_id=order.order_id,
-            fill_id=fill.fill_id, correction_id=str(next(self._fill_ids)), symbol=order.symbol,
-            side=order.side, busted=busted, quantity=new_qty, price=new_price,
-            original_quantity=fill.quantity, original_price=fill.price,
-        ))
+        self._publish(
+            FillCorrection(
+                account_id=order.account,
+                client_order_id=order.client_order_id,
+                broker_order_id=order.order_id,
+                fill_id=fill.fill_id,
+                correction_id=str(next(self._fill_ids)),
+                symbol=order.symbol,
+                side=order.side,
+                busted=busted,
+                quantity=new_qty,
+                price=new_price,
+                original_quantity=fill.quantity,
+                original_price=fill.price,
+            )
+        )
         self._publish(self.position_event(order.account, order.symbol))
 
     def _apply_to_position(self, account: SimAccount, symbol: str, signed_qty: int, price: Decimal) -> None:
@@ -438,15 +461,25 @@ class SimExchange:
         group = f"oco-{entry.order_id}"
         if bracket.take_profit is not None:
             self.submit(
-                entry.account, symbol=entry.symbol, side=exit_side, quantity=entry.quantity,
-                order_type=OrderType.LIMIT, limit_price=entry_price + direction * bracket.take_profit,
-                time_in_force=TimeInForce.GTC, oco_group=group,
+                entry.account,
+                symbol=entry.symbol,
+                side=exit_side,
+                quantity=entry.quantity,
+                order_type=OrderType.LIMIT,
+                limit_price=entry_price + direction * bracket.take_profit,
+                time_in_force=TimeInForce.GTC,
+                oco_group=group,
             )
         if bracket.stop_loss is not None:
             self.submit(
-                entry.account, symbol=entry.symbol, side=exit_side, quantity=entry.quantity,
-                order_type=OrderType.STOP, stop_price=entry_price - direction * bracket.stop_loss,
-                time_in_force=TimeInForce.GTC, oco_group=group,
+                entry.account,
+                symbol=entry.symbol,
+                side=exit_side,
+                quantity=entry.quantity,
+                order_type=OrderType.STOP,
+                stop_price=entry_price - direction * bracket.stop_loss,
+                time_in_force=TimeInForce.GTC,
+                oco_group=group,
             )
 
     def _working(self, account_name: str, order_id: str) -> SimOrder:

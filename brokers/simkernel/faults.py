@@ -16,14 +16,14 @@ from decimal import Decimal
 
 @dataclass(slots=True)
 class FaultSwitches:
-    reject_next: str | None = None          # reason text of the next order's reject
-    duplicate_next_fill: bool = False       # publish the next fill twice (same fill id)
-    partial_fill_lot: int | None = None     # fill market orders in lots of this size, one per step
-    ack_delay_ms: float = 0.0               # added to every order ack while set
-    drop_connection: bool = False           # transport: close the client's connection now
-    expire_token: bool = False              # transport: the next authenticated call finds the token expired
-    rate_limit_next: int = 0                # transport: answer this many requests with the rate-limit reply
-    fill_before_cancel: bool = False        # the next cancel loses the race: the order fills first
+    reject_next: str | None = None  # reason text of the next order's reject
+    duplicate_next_fill: bool = False  # publish the next fill twice (same fill id)
+    partial_fill_lot: int | None = None  # fill market orders in lots of this size, one per step
+    ack_delay_ms: float = 0.0  # added to every order ack while set
+    drop_connection: bool = False  # transport: close the client's connection now
+    expire_token: bool = False  # transport: the next authenticated call finds the token expired
+    rate_limit_next: int = 0  # transport: answer this many requests with the rate-limit reply
+    fill_before_cancel: bool = False  # the next cancel loses the race: the order fills first
     # the next fill is reported, then busted (TradeCancel) or corrected (TradeCorrect) at once;
     # a correction changes the price and/or the quantity (strings from scenario files are fine)
     bust_next_fill: bool = False
@@ -31,8 +31,8 @@ class FaultSwitches:
     correct_next_fill_quantity: int | None = None
     # transport: the broker carries out the request, then its answer is lost (timeout or reset).
     # This is how real copiers double orders, so the executor must survive it without a repeat.
-    lose_response_next: int = 0             # the next N order requests
-    lose_response_rate: float = 0.0         # and this fraction of all order requests (seeded)
+    lose_response_next: int = 0  # the next N order requests
+    lose_response_rate: float = 0.0  # and this fraction of all order requests (seeded)
     # transport: the client's keep-alive frames stop reaching the server (until it closes the
     # connection for silence); how a half-dead network looks to a platform with a heartbeat TTL.
     lose_heartbeats: bool = False

@@ -25,7 +25,9 @@ class SimLogin:
     accounts: tuple[str, ...]
 
 
-def plan_logins(accounts: Sequence[str], accounts_per_login: int | None = 1, *, prefix: str = "trader") -> list[SimLogin]:
+def plan_logins(
+    accounts: Sequence[str], accounts_per_login: int | None = 1, *, prefix: str = "trader"
+) -> list[SimLogin]:
     """Group ``accounts`` into logins of ``accounts_per_login`` each (``None``: one login for all).
 
     Secrets are random UUIDs, shaped like the API keys real platforms issue.
@@ -39,5 +41,5 @@ def plan_logins(accounts: Sequence[str], accounts_per_login: int | None = 1, *, 
         size = accounts_per_login
     logins = []
     for n, start in enumerate(range(0, len(names), size), start=1):
-        logins.append(SimLogin(f"{prefix}{n:03d}", str(uuid.uuid4()), tuple(names[start:start + size])))
+        logins.append(SimLogin(f"{prefix}{n:03d}", str(uuid.uuid4()), tuple(names[start : start + size])))
     return logins

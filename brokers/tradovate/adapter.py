@@ -53,8 +53,11 @@ from .transport import RestClient, UserSocket
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
-_STATES = {"connected": ConnectionState.CONNECTED, "connecting": ConnectionState.CONNECTING,
-           "degraded": ConnectionState.DEGRADED}
+_STATES = {
+    "connected": ConnectionState.CONNECTED,
+    "connecting": ConnectionState.CONNECTING,
+    "degraded": ConnectionState.DEGRADED,
+}
 
 
 class TradovateAdapter(BrokerAdapter):
@@ -69,13 +72,17 @@ class TradovateAdapter(BrokerAdapter):
         self.rest: RestClient | None = None
         self.socket: UserSocket | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._account_ids: dict[str, int] = {}       # our id → Tradovate accountId
+        self._account_ids: dict[str, int] = {}  # our id → Tradovate accountId
         self._symbols: dict[int, str] = {}
         self._contracts: dict[str, int] = {}
         self.cache = EntityCache({}, self._symbol)
         self.cache.on_protocol_error = self._protocol_error
-        self.brackets = BracketDesk(self._rest, lambda reply: self._raise_failure(reply, rejected=True),
-                                    self._background_error, self._known_order_id)
+        self.brackets = BracketDesk(
+            self._rest,
+            lambda reply: self._raise_failure(reply, rejected=True),
+            self._background_error,
+            self._known_order_id,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -180,15 +187,17 @@ class TradovateAdapter(BrokerAdapter):
 
     async def _symbol(self, contract_id: int) -> str:
         if contract_id not in self._symbols:
-            found = await self._rest().call("contract/item", method="GET", query={"id": contract_id},
-                                            priority=Priority.CANCEL)
+            found = await self._rest().call(
+                "contract/item", method="GET", query={"id": contract_id}, priority=Priority.CANCEL
+            )
             self._remember_contract(contract_id, str(found["name"]) if found else str(contract_id))
         return self._symbols[contract_id]
 
     async def _contract_id(self, symbol: str) -> int:
         if symbol.upper() not in self._contracts:
-            found = await self._rest().call("contract/find", method="GET", query={"name": symbol.upper()},
-                                            priority=Priority.EXIT)
+            found = await self._rest().call(
+                "contract/find", method="GET", query={"name": symbol.upper()}, priority=Priority.EXIT
+            )
             if not found:
                 raise OrderRejected(f"unknown contract {symbol}", code="InvalidContract")
             self._remember_contract(int(found["id"]), str(found["name"]))
@@ -204,18 +213,24 @@ class TradovateAdapter(BrokerAdapter):
         rest = self._rest()
         account_id = self._account_ids[command.account_id]
         body = s.place_order_body(
-            self.broker_account(command.account_id), account_id, command.client_order_id,
-            parsing.action(command.side), command.symbol.upper(), command.quantity,
-            parsing.order_type(command.order_type), parsing.price_out(command.limit_price),
-            parsing.price_out(command.stop_price), parsing.tif(command.time_in_force))
+            self.broker_account(command.account_id),
+            account_id,
+            command.client_order_id,
+            parsing.action(command.side),
+            command.symbol.upper(),
+            command.quantity,
+            parsing.order_type(command.order_type),
+            parsing.price_out(command.limit_price),
+            parsing.price_out(command.stop_price),
+            parsing.tif(command.time_in_force),
+        )
         if command.bracket is not None:
             return await self._place_bracketed(command, account_id, body)
         reply = await rest.call("order/placeorder", body, priority=Priority.ENTRY)
         self._raise_failure(reply, rejected=True)
         order_id = int(reply["orderId"])
         self.cache.provisional(order_id, account_id, self._contracts.get(command.symbol.upper(), 0), body)
-        return OrderAck(command.account_id, command.client_order_id, str(order_id),
-                        self.cache.status_of(order_id))
+        return OrderAck(command.account_id, command.client_order_id, str(order_id), self.cache.status_of(order_id))
 
     async def _place_bracketed(self, command: PlaceOrder, account_id: int, entry: Json) -> OrderAck:
         """Entry and exits (see :mod:`.bracket_orders`); never resent after it may have left."""
@@ -225,8 +240,13 @@ class TradovateAdapter(BrokerAdapter):
         self.cache.provisional(order_id, account_id, contract_id, entry)
         for key, version in (("oso1Id", body.get("bracket1")), ("oso2Id", body.get("bracket2"))):
             if reply.get(key) is not None and version is not None:
-                self.cache.provisional(int(reply[key]), account_id, contract_id,
-                                       {**version, "orderQty": command.quantity}, status=s.SUSPENDED)
+                self.cache.provisional(
+                    int(reply[key]),
+                    account_id,
+                    contract_id,
+                    {**version, "orderQty": command.quantity},
+                    status=s.SUSPENDED,
+                )
         return OrderAck(command.account_id, command.client_order_id, str(order_id), self.cache.status_of(order_id))
 
     async def lookup(self, account_id: str, client_order_id: str) -> OrderAck | None:
@@ -250,36 +270,45 @@ class TradovateAdapter(BrokerAdapter):
         view = self._view(command.account_id, command.client_order_id)
         price = parsing.price_out(command.limit_price) if command.limit_price is not None else view.price
         stop = parsing.price_out(command.stop_price) if command.stop_price is not None else view.stop_price
-        body = s.modify_order_body(view.order_id, command.quantity or view.quantity, view.order_type,
-                                   price, stop, view.tif)
+        body = s.modify_order_body(
+            view.order_id, command.quantity or view.quantity, view.order_type, price, stop, view.tif
+        )
         reply = await self._rest().call("order/modifyorder", body, priority=Priority.MODIFY)
         self._raise_failure(reply, rejected=False)
-        return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
-                        self.cache.status_of(view.order_id))
+        return OrderAck(
+            command.account_id, command.client_order_id, str(view.order_id), self.cache.status_of(view.order_id)
+        )
 
     async def cancel(self, command: CancelOrder) -> OrderAck:
         view = self._view(command.account_id, command.client_order_id)
         if self.cache.status_of(view.order_id) is OrderStatus.CANCELLED:
             # A redelivered cancel: the order is cancelled already, which is what was asked.
-            return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
-                            OrderStatus.CANCELLED, duplicate=True)
-        reply = await self._rest().call("order/cancelorder", s.cancel_order_body(view.order_id),
-                                        priority=Priority.CANCEL)
+            return OrderAck(
+                command.account_id, command.client_order_id, str(view.order_id), OrderStatus.CANCELLED, duplicate=True
+            )
+        reply = await self._rest().call(
+            "order/cancelorder", s.cancel_order_body(view.order_id), priority=Priority.CANCEL
+        )
         try:
             self._raise_failure(reply, rejected=False)
         except UnknownOrder:
             # A cancel repeated after a lost answer finds the order final: ask the broker which
             # final state, so the repeat reads as done (see .writes).
             if await self._broker_ord_status(view.order_id) == s.CANCELED:
-                return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
-                                OrderStatus.CANCELLED, duplicate=True)
+                return OrderAck(
+                    command.account_id,
+                    command.client_order_id,
+                    str(view.order_id),
+                    OrderStatus.CANCELLED,
+                    duplicate=True,
+                )
             raise
-        return OrderAck(command.account_id, command.client_order_id, str(view.order_id),
-                        self.cache.status_of(view.order_id))
+        return OrderAck(
+            command.account_id, command.client_order_id, str(view.order_id), self.cache.status_of(view.order_id)
+        )
 
     async def _broker_ord_status(self, order_id: int) -> str | None:
-        found = await self._rest().call("order/item", method="GET", query={"id": order_id},
-                                        priority=Priority.CANCEL)
+        found = await self._rest().call("order/item", method="GET", query={"id": order_id}, priority=Priority.CANCEL)
         return str(found.get("ordStatus")) if isinstance(found, dict) else None
 
     async def flatten(self, command: FlattenPosition) -> OrderAck:
@@ -288,10 +317,15 @@ class TradovateAdapter(BrokerAdapter):
         rest = self._rest()
         account_id = self._account_ids[command.account_id]
         contracts = None if command.symbol is None else {await self._contract_id(command.symbol)}
-        closing = await flatten_account(rest, self.broker_account(command.account_id), account_id, contracts,
-                                        command.client_order_id, self._symbol)
-        return OrderAck(command.account_id, command.client_order_id, ",".join(map(str, closing)) or "none",
-                        OrderStatus.FILLED if closing else OrderStatus.CANCELLED)
+        closing = await flatten_account(
+            rest, self.broker_account(command.account_id), account_id, contracts, command.client_order_id, self._symbol
+        )
+        return OrderAck(
+            command.account_id,
+            command.client_order_id,
+            ",".join(map(str, closing)) or "none",
+            OrderStatus.FILLED if closing else OrderStatus.CANCELLED,
+        )
 
     def _view(self, account: str, client_order_id: str) -> Any:
         view = self.cache.order_for(self._account_ids[account], client_order_id)
@@ -330,12 +364,16 @@ class TradovateAdapter(BrokerAdapter):
         for (acct, contract_id), net in view.positions.items():
             if acct == tv_id and net:
                 entity = next(p for p in snap["positions"] if p["contractId"] == contract_id and p["accountId"] == acct)
-                positions.append(PositionEvent(account_id, await self._symbol(contract_id), net,
-                                               parsing.price_in(entity.get("netPrice"))))
+                positions.append(
+                    PositionEvent(
+                        account_id, await self._symbol(contract_id), net, parsing.price_in(entity.get("netPrice"))
+                    )
+                )
         cash = [c for c in snap.get("cashBalances") or [] if c.get("accountId") == tv_id]
         balance = Decimal(str(cash[0].get("amount", 0))) if cash else Decimal(0)
         return AccountSnapshot(account_id, balance, tuple(orders), tuple(positions))
 
     def health(self) -> SessionHealth:
-        return SessionHealth(platform=self.platform, state=self._state, last_error=self._last_error,
-                             rate_headroom=self.budget.headroom)
+        return SessionHealth(
+            platform=self.platform, state=self._state, last_error=self._last_error, rate_headroom=self.budget.headroom
+        )

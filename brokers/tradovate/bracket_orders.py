@@ -28,7 +28,7 @@ Json = dict[str, Any]
 Check = Callable[[Any], None]
 
 
-Resolve = Callable[[int, str], int | None]   # (accountId, clOrdId) → orderId the adapter knows
+Resolve = Callable[[int, str], int | None]  # (accountId, clOrdId) → orderId the adapter knows
 
 
 class BracketDesk:
@@ -36,11 +36,12 @@ class BracketDesk:
     is lost but the entry lands and fills, the fill (which names the clOrdId) still starts the
     exit work, and exits whose ids the lost answer would have given are found by their clOrdIds."""
 
-    def __init__(self, rest: Callable[[], RestClient], check: Check, on_error: Callable[[str], None],
-                 resolve: Resolve) -> None:
+    def __init__(
+        self, rest: Callable[[], RestClient], check: Check, on_error: Callable[[str], None], resolve: Resolve
+    ) -> None:
         self._rest, self._check, self._on_error, self._resolve = rest, check, on_error, resolve
-        self.waiting: dict[str, brackets.BracketPlan] = {}   # entry clOrdId → its exits
-        self._by_order: dict[str, str] = {}                  # entry orderId → clOrdId
+        self.waiting: dict[str, brackets.BracketPlan] = {}  # entry clOrdId → its exits
+        self._by_order: dict[str, str] = {}  # entry orderId → clOrdId
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def place(self, command: PlaceOrder, entry: Json, account_name: str, tv_account: int) -> tuple[Json, Json]:
@@ -49,7 +50,9 @@ class BracketDesk:
         Returns ``(reply, body sent)``. Never resent after it may have left (see the transport).
         """
         p = brackets.plan(command, account_name, tv_account)
-        endpoint, body = ("order/placeorder", entry) if p.anchor is None else ("order/placeoso", brackets.oso_body(entry, p))
+        endpoint, body = (
+            ("order/placeorder", entry) if p.anchor is None else ("order/placeoso", brackets.oso_body(entry, p))
+        )
         self.waiting[command.client_order_id] = p
         try:
             reply = await self._rest().call(endpoint, body, priority=Priority.ENTRY)
@@ -67,7 +70,11 @@ class BracketDesk:
         return reply, body
 
     def on_fill(self, event: FillEvent) -> None:
-        key = event.client_order_id if event.client_order_id in self.waiting else self._by_order.get(event.broker_order_id)
+        key = (
+            event.client_order_id
+            if event.client_order_id in self.waiting
+            else self._by_order.get(event.broker_order_id)
+        )
         p = self.waiting.get(key or "")
         if p is None or key is None:
             return
@@ -80,7 +87,11 @@ class BracketDesk:
         (the broker works OSO exits for the filled quantity), or are forgotten if nothing did."""
         if not event.status.is_final or event.status is OrderStatus.FILLED:
             return
-        key = event.client_order_id if event.client_order_id in self.waiting else self._by_order.get(event.broker_order_id)
+        key = (
+            event.client_order_id
+            if event.client_order_id in self.waiting
+            else self._by_order.get(event.broker_order_id)
+        )
         p = self.waiting.get(key or "")
         if p is None or key is None:
             return

@@ -83,15 +83,28 @@ def plan(command: PlaceOrder, account_name: str = "", tv_account: int = 0) -> Br
         exits.append(Exit(command.client_order_id + STOP_LOSS_SUFFIX, s.STOP, bracket.stop_loss))
     if not exits:
         raise UnsupportedOperation("tradovate: a bracket needs a take-profit or a stop-loss")
-    return BracketPlan(command.client_order_id, command.symbol.upper(), command.side, command.quantity,
-                       anchor_price(command), exits, account_name, tv_account)
+    return BracketPlan(
+        command.client_order_id,
+        command.symbol.upper(),
+        command.side,
+        command.quantity,
+        anchor_price(command),
+        exits,
+        account_name,
+        tv_account,
+    )
 
 
 def _version(p: BracketPlan, leg: Exit, anchor: Decimal) -> Json:
     price = parsing.price_out(exit_price(p.side, leg.order_type, anchor, leg.distance, p.symbol))
     return s.restrained_order_version(
-        parsing.action(p.side.opposite()), leg.cl_ord_id, leg.order_type,
-        price if leg.order_type == s.LIMIT else None, price if leg.order_type == s.STOP else None, s.TIF_GTC)
+        parsing.action(p.side.opposite()),
+        leg.cl_ord_id,
+        leg.order_type,
+        price if leg.order_type == s.LIMIT else None,
+        price if leg.order_type == s.STOP else None,
+        s.TIF_GTC,
+    )
 
 
 def oso_body(entry: Json, p: BracketPlan) -> Json:
@@ -118,9 +131,18 @@ def oco_body(p: BracketPlan, fill_price: Decimal) -> tuple[str, Json]:
     """``(endpoint, body)`` placing the exits at ``fill ± distance``: placeOCO for two (the
     first as a placeorder body plus ``other``), placeorder for one. Each carries its clOrdId."""
     first, *rest = [_version(p, leg, fill_price) for leg in p.exits]
-    body = s.place_order_body(p.account_name, p.tv_account, first["clOrdId"], first["action"], p.symbol,
-                              p.quantity, first["orderType"], first.get("price"), first.get("stopPrice"),
-                              first["timeInForce"])
+    body = s.place_order_body(
+        p.account_name,
+        p.tv_account,
+        first["clOrdId"],
+        first["action"],
+        p.symbol,
+        p.quantity,
+        first["orderType"],
+        first.get("price"),
+        first.get("stopPrice"),
+        first["timeInForce"],
+    )
     if not rest:
         return "order/placeorder", body
     return "order/placeoco", {**body, "other": rest[0]}
@@ -135,7 +157,14 @@ def reanchor(p: BracketPlan, fill_price: Decimal) -> list[Json]:
         if leg.order_id is None:
             continue
         price = parsing.price_out(exit_price(p.side, leg.order_type, fill_price, leg.distance, p.symbol))
-        bodies.append(s.modify_order_body(leg.order_id, p.quantity, leg.order_type,
-                                          price if leg.order_type == s.LIMIT else None,
-                                          price if leg.order_type == s.STOP else None, s.TIF_GTC))
+        bodies.append(
+            s.modify_order_body(
+                leg.order_id,
+                p.quantity,
+                leg.order_type,
+                price if leg.order_type == s.LIMIT else None,
+                price if leg.order_type == s.STOP else None,
+                s.TIF_GTC,
+            )
+        )
     return bodies

@@ -61,15 +61,15 @@ class TradovateConfig:
     cid: int | str = 0
     sec: str = field(default="", repr=False)
     device_id: str = ""
-    renew_margin_s: float = 15 * 60.0      # renew this long before expirationTime
-    heartbeat_s: float = 2.5               # client '[]' cadence (docs: every 2.5 s)
+    renew_margin_s: float = 15 * 60.0  # renew this long before expirationTime
+    heartbeat_s: float = 2.5  # client '[]' cadence (docs: every 2.5 s)
     request_timeout_s: float = 10.0
-    max_attempts: int = 4                  # transport attempts per request (reads, or surely unsent)
-    max_penalties: int = 5                 # penalty tickets waited out per request before giving up
+    max_attempts: int = 4  # transport attempts per request (reads, or surely unsent)
+    max_penalties: int = 5  # penalty tickets waited out per request before giving up
     login_budget: tuple[int, float] = LOGIN_BUDGET
     reconnect_initial_s: float = 0.2
     reconnect_max_s: float = 30.0
-    stale_after_s: float = 10.0            # no server frame this long → socket presumed dead
+    stale_after_s: float = 10.0  # no server frame this long → socket presumed dead
     limits: tuple[tuple[int, float], ...] = DEFAULT_LIMITS
 
     @classmethod
@@ -93,7 +93,10 @@ class TradovateConfig:
             request_timeout_s=float(options.get("request_timeout_s", 10.0)),
             max_attempts=int(options.get("max_attempts", 4)),
             max_penalties=int(options.get("max_penalties", 5)),
-            login_budget=(int(options.get("login_budget", LOGIN_BUDGET)[0]), float(options.get("login_budget", LOGIN_BUDGET)[1])),
+            login_budget=(
+                int(options.get("login_budget", LOGIN_BUDGET)[0]),
+                float(options.get("login_budget", LOGIN_BUDGET)[1]),
+            ),
             reconnect_initial_s=float(options.get("reconnect_initial_s", 0.2)),
             reconnect_max_s=float(options.get("reconnect_max_s", 30.0)),
             stale_after_s=float(options.get("stale_after_s", 10.0)),

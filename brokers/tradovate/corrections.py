@@ -52,7 +52,7 @@ class Change:
 class FillLedger:
     def __init__(self) -> None:
         self.fills: dict[int, FillState] = {}
-        self._trades: dict[int, tuple[int, int, Decimal]] = {}   # Trade report id → (order, qty, px)
+        self._trades: dict[int, tuple[int, int, Decimal]] = {}  # Trade report id → (order, qty, px)
 
     def record(self, fill_id: int, order_id: int, quantity: int, price: Decimal, active: bool) -> None:
         self.fills[fill_id] = FillState(order_id, quantity, price, active)
@@ -84,8 +84,9 @@ class FillLedger:
         found = [i for i, f in self.fills.items() if f.order_id == order_id and f.active and match(f)]
         return found[0] if len(found) == 1 else None
 
-    def change(self, fill_id: int, *, busted: bool, quantity: int | None = None,
-               price: Decimal | None = None) -> Change | None:
+    def change(
+        self, fill_id: int, *, busted: bool, quantity: int | None = None, price: Decimal | None = None
+    ) -> Change | None:
         """Apply a bust or correction once; None when the fill already shows it (or is busted)."""
         state = self.fills.get(fill_id)
         if state is None or not state.active:

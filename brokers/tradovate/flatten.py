@@ -35,8 +35,14 @@ LIVE = frozenset({s.WORKING, s.PENDING_NEW, s.SUSPENDED, "PendingReplace", "Pend
 ALREADY_FINAL = frozenset({"TooLate"})
 
 
-async def flatten(rest: RestClient, account_name: str, tv_account: int, contracts: set[int] | None,
-                  cl_ord_id: str, symbol_of: Callable[[int], Awaitable[str]]) -> list[int]:
+async def flatten(
+    rest: RestClient,
+    account_name: str,
+    tv_account: int,
+    contracts: set[int] | None,
+    cl_ord_id: str,
+    symbol_of: Callable[[int], Awaitable[str]],
+) -> list[int]:
     """Cancel, re-read, close. ``contracts=None`` means every contract. Returns closing order ids."""
     for order in await lookup.account_orders(rest, tv_account):
         if order.get("ordStatus") in LIVE and (contracts is None or order.get("contractId") in contracts):
@@ -47,8 +53,18 @@ async def flatten(rest: RestClient, account_name: str, tv_account: int, contract
         if not net or (contracts is not None and contract_id not in contracts):
             continue
         side = parsing.side(s.SELL if net > 0 else s.BUY)
-        body = s.place_order_body(account_name, tv_account, cl_ord_id, parsing.action(side),
-                                  (await symbol_of(contract_id)).upper(), abs(net), s.MARKET, None, None, s.TIF_DAY)
+        body = s.place_order_body(
+            account_name,
+            tv_account,
+            cl_ord_id,
+            parsing.action(side),
+            (await symbol_of(contract_id)).upper(),
+            abs(net),
+            s.MARKET,
+            None,
+            None,
+            s.TIF_DAY,
+        )
         reply = await rest.call("order/placeorder", body, priority=Priority.EXIT)
         _check(reply, "closing order")
         closing.append(int(reply["orderId"]))

@@ -35,7 +35,7 @@ async def account_orders(rest: RestClient, tv_account: int) -> list[Json]:
 async def commands_of(rest: RestClient, order_ids: list[int]) -> list[Json]:
     commands: list[Json] = []
     for start in range(0, len(order_ids), CHUNK):
-        chunk = order_ids[start:start + CHUNK]
+        chunk = order_ids[start : start + CHUNK]
         commands += await _read_list(rest, "command/ldeps", {s.MASTER_IDS: ",".join(map(str, chunk))})
     return commands
 
@@ -46,8 +46,10 @@ async def lookup_order(rest: RestClient, tv_account: int, cl_ord_id: str) -> tup
     if not orders:
         return None
     matches = [
-        c for c in await commands_of(rest, sorted(orders))
-        if c.get("commandType") == s.CMD_NEW and str(c.get("clOrdId")) == cl_ord_id
+        c
+        for c in await commands_of(rest, sorted(orders))
+        if c.get("commandType") == s.CMD_NEW
+        and str(c.get("clOrdId")) == cl_ord_id
         and int(c.get("orderId", -1)) in orders
     ]
     if not matches:

@@ -33,20 +33,24 @@ class UnknownEnumValue(BrokerError):
 class CommandOutcome(str, enum.Enum):
     """What a ``commandStatus`` means for the request that made the command."""
 
-    PENDING = "pending"      # still on its way (risk, hold, queue)
-    EXECUTED = "executed"    # reached the exchange: it took effect
-    REJECTED = "rejected"    # refused or stopped: it took no effect
+    PENDING = "pending"  # still on its way (risk, hold, queue)
+    EXECUTED = "executed"  # reached the exchange: it took effect
+    REJECTED = "rejected"  # refused or stopped: it took no effect
 
 
 #: Every value of the CommandStatus enum (services-api docs Command.md / CommandReport.md).
 #: ExecutionStopped/ExecutionSuspended are not described further: "stopped" is read as final
 #: without effect, "suspended" as still pending (it may resume), the safe reading of each.
 _COMMAND_OUTCOME = {
-    s.CMD_PENDING: CommandOutcome.PENDING, s.CMD_PENDING_EXECUTION: CommandOutcome.PENDING,
-    s.CMD_ON_HOLD: CommandOutcome.PENDING, s.CMD_RISK_PASSED: CommandOutcome.PENDING,
+    s.CMD_PENDING: CommandOutcome.PENDING,
+    s.CMD_PENDING_EXECUTION: CommandOutcome.PENDING,
+    s.CMD_ON_HOLD: CommandOutcome.PENDING,
+    s.CMD_RISK_PASSED: CommandOutcome.PENDING,
     s.CMD_EXECUTION_SUSPENDED: CommandOutcome.PENDING,
-    s.CMD_AT_EXECUTION: CommandOutcome.EXECUTED, s.CMD_REPLACED: CommandOutcome.EXECUTED,
-    s.CMD_EXECUTION_REJECTED: CommandOutcome.REJECTED, s.CMD_RISK_REJECTED: CommandOutcome.REJECTED,
+    s.CMD_AT_EXECUTION: CommandOutcome.EXECUTED,
+    s.CMD_REPLACED: CommandOutcome.EXECUTED,
+    s.CMD_EXECUTION_REJECTED: CommandOutcome.REJECTED,
+    s.CMD_RISK_REJECTED: CommandOutcome.REJECTED,
     s.CMD_EXECUTION_STOPPED: CommandOutcome.REJECTED,
 }
 assert set(_COMMAND_OUTCOME) == s.COMMAND_STATUSES
@@ -59,29 +63,46 @@ def command_outcome(value: Any) -> CommandOutcome:
     except (KeyError, TypeError):
         raise UnknownEnumValue("commandStatus", value) from None
 
+
 _SIDE_TO = {Side.BUY: s.BUY, Side.SELL: s.SELL}
 _SIDE_FROM = {v: k for k, v in _SIDE_TO.items()}
 
-_TYPE_TO = {OrderType.MARKET: s.MARKET, OrderType.LIMIT: s.LIMIT, OrderType.STOP: s.STOP,
-            OrderType.STOP_LIMIT: s.STOP_LIMIT}
+_TYPE_TO = {
+    OrderType.MARKET: s.MARKET,
+    OrderType.LIMIT: s.LIMIT,
+    OrderType.STOP: s.STOP,
+    OrderType.STOP_LIMIT: s.STOP_LIMIT,
+}
 _TYPE_FROM = {v: k for k, v in _TYPE_TO.items()}
 
-_TIF_TO = {TimeInForce.DAY: s.TIF_DAY, TimeInForce.GTC: s.TIF_GTC, TimeInForce.IOC: s.TIF_IOC,
-           TimeInForce.FOK: s.TIF_FOK}
+_TIF_TO = {
+    TimeInForce.DAY: s.TIF_DAY,
+    TimeInForce.GTC: s.TIF_GTC,
+    TimeInForce.IOC: s.TIF_IOC,
+    TimeInForce.FOK: s.TIF_FOK,
+}
 _TIF_FROM = {v: k for k, v in _TIF_TO.items()}
 
 _STATUS_TO = {
-    OrderStatus.PENDING: s.PENDING_NEW, OrderStatus.WORKING: s.WORKING,
-    OrderStatus.PARTIALLY_FILLED: s.WORKING, OrderStatus.FILLED: s.FILLED,
-    OrderStatus.CANCELLED: s.CANCELED, OrderStatus.REJECTED: s.REJECTED,
+    OrderStatus.PENDING: s.PENDING_NEW,
+    OrderStatus.WORKING: s.WORKING,
+    OrderStatus.PARTIALLY_FILLED: s.WORKING,
+    OrderStatus.FILLED: s.FILLED,
+    OrderStatus.CANCELLED: s.CANCELED,
+    OrderStatus.REJECTED: s.REJECTED,
     OrderStatus.EXPIRED: s.EXPIRED,
 }
 _STATUS_FROM = {
-    s.PENDING_NEW: OrderStatus.PENDING, "PendingReplace": OrderStatus.WORKING,
-    "PendingCancel": OrderStatus.WORKING, s.WORKING: OrderStatus.WORKING,
-    s.FILLED: OrderStatus.FILLED, s.COMPLETED: OrderStatus.FILLED,
-    s.CANCELED: OrderStatus.CANCELLED, s.REJECTED: OrderStatus.REJECTED,
-    s.EXPIRED: OrderStatus.EXPIRED, s.SUSPENDED: OrderStatus.PENDING,
+    s.PENDING_NEW: OrderStatus.PENDING,
+    "PendingReplace": OrderStatus.WORKING,
+    "PendingCancel": OrderStatus.WORKING,
+    s.WORKING: OrderStatus.WORKING,
+    s.FILLED: OrderStatus.FILLED,
+    s.COMPLETED: OrderStatus.FILLED,
+    s.CANCELED: OrderStatus.CANCELLED,
+    s.REJECTED: OrderStatus.REJECTED,
+    s.EXPIRED: OrderStatus.EXPIRED,
+    s.SUSPENDED: OrderStatus.PENDING,
 }
 
 

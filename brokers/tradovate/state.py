@@ -44,16 +44,16 @@ class OrderView:
 
 class EntityCache:
     def __init__(self, our_ids: dict[int, str], symbol: SymbolLookup) -> None:
-        self.our_ids = our_ids                      # Tradovate accountId → our account id
+        self.our_ids = our_ids  # Tradovate accountId → our account id
         self._symbol = symbol
         self.orders: dict[int, OrderView] = {}
         self.by_client: dict[tuple[int, str], int] = {}
         self.cl_by_order: dict[int, str] = {}
-        self.positions: dict[tuple[int, int], int] = {}   # (accountId, contractId) → netPos
-        self.filled: dict[int, int] = {}                   # orderId → sum of fill qty seen
+        self.positions: dict[tuple[int, int], int] = {}  # (accountId, contractId) → netPos
+        self.filled: dict[int, int] = {}  # orderId → sum of fill qty seen
         self._seen_reports: set[int] = set()
-        self.ledger = FillLedger()                         # fills as last reported, for busts
-        self.commands: dict[int, tuple[int, str]] = {}     # commandId → (orderId, commandType)
+        self.ledger = FillLedger()  # fills as last reported, for busts
+        self.commands: dict[int, tuple[int, str]] = {}  # commandId → (orderId, commandType)
         self._seen_command_reports: set[int] = set()
         #: Called with every value the adapter could not read (raw text inside); never raises.
         self.on_protocol_error: Callable[[parsing.UnknownEnumValue], None] = _log_protocol_error
@@ -62,8 +62,12 @@ class EntityCache:
     async def apply_snapshot(self, snap: Json, *, emit: bool) -> list[BrokerEvent]:
         """Load a SyncMessage; with ``emit`` return events for what changed since the last view."""
         events: list[BrokerEvent] = []
-        for kind, key in ((s.ENTITY_COMMAND, "commands"), (s.ENTITY_ORDER, "orders"),
-                          (s.ENTITY_VERSION, "orderVersions"), (s.ENTITY_COMMAND_REPORT, "commandReports")):
+        for kind, key in (
+            (s.ENTITY_COMMAND, "commands"),
+            (s.ENTITY_ORDER, "orders"),
+            (s.ENTITY_VERSION, "orderVersions"),
+            (s.ENTITY_COMMAND_REPORT, "commandReports"),
+        ):
             for entity in snap.get(key) or []:
                 await self.apply(kind, entity, emit=False)
         reports = sorted(snap.get("executionReports") or [], key=lambda e: e["id"])
@@ -125,8 +129,9 @@ class EntityCache:
         order_id = int(e["id"])
         view = self.orders.get(order_id)
         if view is None:
-            view = self.orders[order_id] = OrderView(order_id, int(e["accountId"]), int(e["contractId"]),
-                                                     str(e.get("action")))
+            view = self.orders[order_id] = OrderView(
+                order_id, int(e["accountId"]), int(e["contractId"]), str(e.get("action"))
+            )
             view.cl_ord_id = self.cl_by_order.get(order_id)
             if view.cl_ord_id:
                 self.by_client[(view.account_id, view.cl_ord_id)] = order_id
@@ -158,7 +163,8 @@ class EntityCache:
         view = self.orders.get(int(e["orderId"]))
         if view is None:
             view = self.orders[int(e["orderId"])] = OrderView(
-                int(e["orderId"]), int(e["accountId"]), int(e["contractId"]), str(e.get("action")))
+                int(e["orderId"]), int(e["accountId"]), int(e["contractId"]), str(e.get("action"))
+            )
         view.ord_status = str(e.get("ordStatus") or view.ord_status)
         view.cum_qty = int(e.get("cumQty") or view.cum_qty)
         if not emit or view.account_id not in self.our_ids:
@@ -172,12 +178,19 @@ class EntityCache:
 
     async def _order_event(self, view: OrderView, reason: str | None, ts: Any) -> OrderEvent:
         return OrderEvent(
-            account_id=self.our_ids[view.account_id], client_order_id=view.cl_ord_id,
-            broker_order_id=str(view.order_id), symbol=await self._symbol(view.contract_id),
-            side=parsing.side(view.action), order_type=parsing.order_type_from(view.order_type),
-            quantity=view.quantity, status=parsing.status_from(view.ord_status, view.cum_qty, view.quantity),
-            filled_quantity=view.cum_qty, limit_price=parsing.price_in(view.price),
-            stop_price=parsing.price_in(view.stop_price), reason=reason, timestamp=ts,
+            account_id=self.our_ids[view.account_id],
+            client_order_id=view.cl_ord_id,
+            broker_order_id=str(view.order_id),
+            symbol=await self._symbol(view.contract_id),
+            side=parsing.side(view.action),
+            order_type=parsing.order_type_from(view.order_type),
+            quantity=view.quantity,
+            status=parsing.status_from(view.ord_status, view.cum_qty, view.quantity),
+            filled_quantity=view.cum_qty,
+            limit_price=parsing.price_in(view.price),
+            stop_price=parsing.price_in(view.stop_price),
+            reason=reason,
+            timestamp=ts,
         )
 
     async def _correction_report(self, e: Json, emit: bool) -> list[BrokerEvent]:
@@ -187,8 +200,11 @@ class EntityCache:
             return []
         busted = e.get("execType") == s.EXEC_TRADE_CANCEL
         change = self.ledger.change(
-            fill_id, busted=busted, quantity=None if busted or e.get("lastQty") is None else int(e["lastQty"]),
-            price=None if busted or e.get("lastPx") is None else Decimal(str(e["lastPx"])))
+            fill_id,
+            busted=busted,
+            quantity=None if busted or e.get("lastQty") is None else int(e["lastQty"]),
+            price=None if busted or e.get("lastPx") is None else Decimal(str(e["lastPx"])),
+        )
         return await self._correction(change, e, emit)
 
     async def _correction(self, change: Change | None, e: Json, emit: bool) -> list[BrokerEvent]:
@@ -199,20 +215,33 @@ class EntityCache:
         view = self.orders.get(change.order_id)
         if not emit or view is None or view.account_id not in self.our_ids:
             return []
-        return [FillCorrection(
-            account_id=self.our_ids[view.account_id], client_order_id=view.cl_ord_id,
-            broker_order_id=str(change.order_id), fill_id=str(change.fill_id), correction_id=change.key,
-            symbol=await self._symbol(view.contract_id), side=parsing.side(view.action), busted=change.busted,
-            quantity=change.quantity, price=change.price, original_quantity=change.original_quantity,
-            original_price=change.original_price, timestamp=s.parse_iso(e.get("timestamp")),
-        )]
+        return [
+            FillCorrection(
+                account_id=self.our_ids[view.account_id],
+                client_order_id=view.cl_ord_id,
+                broker_order_id=str(change.order_id),
+                fill_id=str(change.fill_id),
+                correction_id=change.key,
+                symbol=await self._symbol(view.contract_id),
+                side=parsing.side(view.action),
+                busted=change.busted,
+                quantity=change.quantity,
+                price=change.price,
+                original_quantity=change.original_quantity,
+                original_price=change.original_price,
+                timestamp=s.parse_iso(e.get("timestamp")),
+            )
+        ]
 
     async def _fill(self, e: Json, emit: bool) -> list[BrokerEvent]:
         fill_id = int(e["id"])
         active = e.get("active") is not False
         if fill_id in self.ledger.fills:  # an update: a bust, a correction, or a repeated push
-            change = self.ledger.change(fill_id, busted=True) if not active else self.ledger.change(
-                fill_id, busted=False, quantity=int(e["qty"]), price=Decimal(str(e["price"])))
+            change = (
+                self.ledger.change(fill_id, busted=True)
+                if not active
+                else self.ledger.change(fill_id, busted=False, quantity=int(e["qty"]), price=Decimal(str(e["price"])))
+            )
             return await self._correction(change, e, emit)
         order_id = int(e["orderId"])
         self.ledger.record(fill_id, order_id, int(e["qty"]), Decimal(str(e["price"])), active)
@@ -222,13 +251,21 @@ class EntityCache:
         view = self.orders.get(order_id)
         if not emit or view is None or view.account_id not in self.our_ids:
             return []
-        return [FillEvent(
-            account_id=self.our_ids[view.account_id], client_order_id=view.cl_ord_id,
-            broker_order_id=str(order_id), fill_id=str(fill_id), symbol=await self._symbol(view.contract_id),
-            side=parsing.side(str(e.get("action") or view.action)), quantity=int(e["qty"]),
-            price=Decimal(str(e["price"])), cumulative_quantity=cumulative,
-            leaves_quantity=max(0, view.quantity - cumulative), timestamp=s.parse_iso(e.get("timestamp")),
-        )]
+        return [
+            FillEvent(
+                account_id=self.our_ids[view.account_id],
+                client_order_id=view.cl_ord_id,
+                broker_order_id=str(order_id),
+                fill_id=str(fill_id),
+                symbol=await self._symbol(view.contract_id),
+                side=parsing.side(str(e.get("action") or view.action)),
+                quantity=int(e["qty"]),
+                price=Decimal(str(e["price"])),
+                cumulative_quantity=cumulative,
+                leaves_quantity=max(0, view.quantity - cumulative),
+                timestamp=s.parse_iso(e.get("timestamp")),
+            )
+        ]
 
     async def _position(self, e: Json, emit: bool) -> list[BrokerEvent]:
         key = (int(e["accountId"]), int(e["contractId"]))
@@ -237,14 +274,19 @@ class EntityCache:
         self.positions[key] = net
         if not emit or key[0] not in self.our_ids or not changed:
             return []
-        return [PositionEvent(
-            account_id=self.our_ids[key[0]], symbol=await self._symbol(key[1]), net_quantity=net,
-            average_price=parsing.price_in(e.get("netPrice")) if net else None,
-            timestamp=s.parse_iso(e.get("timestamp")),
-        )]
+        return [
+            PositionEvent(
+                account_id=self.our_ids[key[0]],
+                symbol=await self._symbol(key[1]),
+                net_quantity=net,
+                average_price=parsing.price_in(e.get("netPrice")) if net else None,
+                timestamp=s.parse_iso(e.get("timestamp")),
+            )
+        ]
 
-    def provisional(self, order_id: int, account_id: int, contract_id: int, body: Json,
-                    status: str = s.WORKING) -> None:
+    def provisional(
+        self, order_id: int, account_id: int, contract_id: int, body: Json, status: str = s.WORKING
+    ) -> None:
         """Remember an order we just placed before its pushes arrive, so an immediate
         modify/cancel by clOrdId works; the pushed entities overwrite these guesses."""
         cl_ord_id = str(body["clOrdId"])
@@ -252,9 +294,19 @@ class EntityCache:
         self.cl_by_order.setdefault(order_id, cl_ord_id)
         if order_id not in self.orders:
             self.orders[order_id] = OrderView(
-                order_id, account_id, contract_id, str(body["action"]), status, int(body["orderQty"]),
-                str(body["orderType"]), body.get("price"), body.get("stopPrice"), str(body["timeInForce"]),
-                0, cl_ord_id)
+                order_id,
+                account_id,
+                contract_id,
+                str(body["action"]),
+                status,
+                int(body["orderQty"]),
+                str(body["orderType"]),
+                body.get("price"),
+                body.get("stopPrice"),
+                str(body["timeInForce"]),
+                0,
+                cl_ord_id,
+            )
 
     # -- queries -------------------------------------------------------------------------------
     def order_for(self, account_id: int, cl_ord_id: str) -> OrderView | None:
@@ -273,8 +325,11 @@ def _log_protocol_error(exc: parsing.UnknownEnumValue) -> None:
 
 
 _HANDLERS: dict[str, Callable[[EntityCache, Json, bool], Awaitable[list[BrokerEvent]]]] = {
-    s.ENTITY_COMMAND: EntityCache._command, s.ENTITY_COMMAND_REPORT: EntityCache._command_report,
+    s.ENTITY_COMMAND: EntityCache._command,
+    s.ENTITY_COMMAND_REPORT: EntityCache._command_report,
     s.ENTITY_ORDER: EntityCache._order,
-    s.ENTITY_VERSION: EntityCache._version, s.ENTITY_EXEC: EntityCache._report,
-    s.ENTITY_FILL: EntityCache._fill, s.ENTITY_POSITION: EntityCache._position,
+    s.ENTITY_VERSION: EntityCache._version,
+    s.ENTITY_EXEC: EntityCache._report,
+    s.ENTITY_FILL: EntityCache._fill,
+    s.ENTITY_POSITION: EntityCache._position,
 }

@@ -89,9 +89,9 @@ class RestClient:
         self._auth_lock = asyncio.Lock()
         limit, window = config.login_budget
         self._login_window = SlidingWindow(limit, window)
-        self.logins = 0      # accesstokenrequests answered with a token (sessions we opened)
+        self.logins = 0  # accesstokenrequests answered with a token (sessions we opened)
         self.renewals = 0
-        self.reauths = 0     # recoveries after a refused token
+        self.reauths = 0  # recoveries after a refused token
 
     # -- session ---------------------------------------------------------------------------
     def adopt(self, previous: RestClient) -> None:
@@ -113,8 +113,9 @@ class RestClient:
         try:
             # Not resent on doubt: a login whose answer was lost still opened a session, and a
             # second one would close the user's oldest (penalty tickets are still waited out).
-            data = await self._request("auth/accesstokenrequest", body, method="POST", token=None,
-                                       priority=Priority.CANCEL, read=False)
+            data = await self._request(
+                "auth/accesstokenrequest", body, method="POST", token=None, priority=Priority.CANCEL, read=False
+            )
         except TokenExpired as exc:  # 401 on a login is a bad login, not an expired token
             raise AuthenticationFailed(f"login refused: {exc.message}", code="401") from exc
         self._take_token(data)
@@ -127,8 +128,11 @@ class RestClient:
         wait = self._login_window.wait()
         if wait > 0:
             if wait > remaining(_NO_DEADLINE):
-                raise BrokerUnavailable(f"tradovate login budget ({limit}/{window:.0f}s) spent; "
-                                        f"next login in {wait:.1f}s", code="login-budget", sent=False)
+                raise BrokerUnavailable(
+                    f"tradovate login budget ({limit}/{window:.0f}s) spent; next login in {wait:.1f}s",
+                    code="login-budget",
+                    sent=False,
+                )
             log.warning("tradovate: login budget spent, next login in %.1fs", wait)
             await asyncio.sleep(wait)
         self._login_window.record()
@@ -172,8 +176,9 @@ class RestClient:
 
     async def _renew_or_login(self) -> None:
         try:
-            data = await self._request("auth/renewaccesstoken", None, method="GET", token=self.token,
-                                       priority=Priority.CANCEL, read=True)
+            data = await self._request(
+                "auth/renewaccesstoken", None, method="GET", token=self.token, priority=Priority.CANCEL, read=True
+            )
             self._take_token(data)
             self.renewals += 1
         except (TokenExpired, AuthenticationFailed) as exc:
@@ -182,21 +187,39 @@ class RestClient:
             await self.authenticate()
 
     # -- requests ----------------------------------------------------------------------------
-    async def call(self, endpoint: str, body: Json | None = None, *, method: str = "POST",
-                   query: dict[str, Any] | None = None, priority: Priority = Priority.ENTRY) -> Any:
+    async def call(
+        self,
+        endpoint: str,
+        body: Json | None = None,
+        *,
+        method: str = "POST",
+        query: dict[str, Any] | None = None,
+        priority: Priority = Priority.ENTRY,
+    ) -> Any:
         """One logical request. A 401 was not carried out: recover the session, send once more."""
         read = is_read(endpoint, method)
         token = await self.ensure_token()
         try:
-            return await self._request(endpoint, body, method=method, token=token, priority=priority,
-                                       query=query, read=read)
+            return await self._request(
+                endpoint, body, method=method, token=token, priority=priority, query=query, read=read
+            )
         except TokenExpired:
             await self.recover(token)
-        return await self._request(endpoint, body, method=method, token=self.token, priority=priority,
-                                   query=query, read=read)
+        return await self._request(
+            endpoint, body, method=method, token=self.token, priority=priority, query=query, read=read
+        )
 
-    async def _request(self, endpoint: str, body: Json | None, *, method: str, token: str | None,
-                       priority: Priority, query: dict[str, Any] | None = None, read: bool) -> Any:
+    async def _request(
+        self,
+        endpoint: str,
+        body: Json | None,
+        *,
+        method: str,
+        token: str | None,
+        priority: Priority,
+        query: dict[str, Any] | None = None,
+        read: bool,
+    ) -> Any:
         """Send with tenacity: penalty tickets are waited out and resent with the ticket;
         transport failures are retried when the request surely did not run, or is a read."""
         url = f"{self.config.rest_url}/{endpoint}"
@@ -215,8 +238,14 @@ class RestClient:
                 self._penalty(endpoint, data, payload)
             return data
 
-        retrying = until(retry, what=f"tradovate {endpoint}", attempts=self.config.max_attempts + self.config.max_penalties,
-                         deadline_s=_NO_DEADLINE, wait=_backoff, stop=_past_deadline)
+        retrying = until(
+            retry,
+            what=f"tradovate {endpoint}",
+            attempts=self.config.max_attempts + self.config.max_penalties,
+            deadline_s=_NO_DEADLINE,
+            wait=_backoff,
+            stop=_past_deadline,
+        )
         async for state in retrying:
             with state:
                 return await attempt()
@@ -225,8 +254,10 @@ class RestClient:
     def _penalty(self, endpoint: str, data: Json, payload: list[Json | None]) -> None:
         if data.get(s.PENALTY_CAPTCHA):
             self.budget.penalize(LOCKOUT_S)
-            message = (f"{endpoint}: Tradovate answered a captcha penalty, which an API client cannot "
-                       "solve; wait about an hour before logging in or sending again")
+            message = (
+                f"{endpoint}: Tradovate answered a captcha penalty, which an API client cannot "
+                "solve; wait about an hour before logging in or sending again"
+            )
             if endpoint.startswith("auth/"):
                 raise AuthenticationFailed(message, code="p-captcha")
             raise RateLimited(message, retry_after=LOCKOUT_S, code="p-captcha")
@@ -236,8 +267,15 @@ class RestClient:
         payload[0] = {**(payload[0] or {}), s.PENALTY_TICKET: ticket}
         raise PenaltyTicket(f"{endpoint}: time penalty {wait:.0f}s", ticket=ticket, retry_after=wait)
 
-    async def _once(self, method: str, url: str, payload: Json | None, query: dict[str, Any] | None,
-                    token: str | None, priority: Priority) -> Any:
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        payload: Json | None,
+        query: dict[str, Any] | None,
+        token: str | None,
+        priority: Priority,
+    ) -> Any:
         """One HTTP exchange, mapped to the broker errors (``sent`` says whether it may have run)."""
         left = remaining(_NO_DEADLINE)
         if left <= 0:
@@ -249,8 +287,11 @@ class RestClient:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        kwargs: dict[str, Any] = {"headers": headers, "params": query,
-                                  "timeout": aiohttp.ClientTimeout(total=remaining(self.config.request_timeout_s))}
+        kwargs: dict[str, Any] = {
+            "headers": headers,
+            "params": query,
+            "timeout": aiohttp.ClientTimeout(total=remaining(self.config.request_timeout_s)),
+        }
         if method != "GET" and payload is not None:
             kwargs["json"] = payload
         try:
@@ -266,8 +307,9 @@ class RestClient:
             raise TokenExpired(f"{url}: 401 {await resp.text()}", code="401")
         if resp.status == 429:
             self.budget.penalize(LOCKOUT_S)
-            raise RateLimited(f"{url}: 429 Too Many Requests (Tradovate: wait about an hour)",
-                              retry_after=LOCKOUT_S, code="429")
+            raise RateLimited(
+                f"{url}: 429 Too Many Requests (Tradovate: wait about an hour)", retry_after=LOCKOUT_S, code="429"
+            )
         if resp.status == 404:
             return None
         if resp.status >= 500:
@@ -289,8 +331,15 @@ class UserSocket:
     adapter can reconcile what it missed while the socket was down.
     """
 
-    def __init__(self, config: TradovateConfig, http: aiohttp.ClientSession, rest: RestClient,
-                 on_sync: SyncHook, on_props: PropsHook, on_state: StateHook) -> None:
+    def __init__(
+        self,
+        config: TradovateConfig,
+        http: aiohttp.ClientSession,
+        rest: RestClient,
+        on_sync: SyncHook,
+        on_props: PropsHook,
+        on_state: StateHook,
+    ) -> None:
         self.config = config
         self.http = http
         self.rest = rest
@@ -305,8 +354,13 @@ class UserSocket:
         ``reconnect_initial_s`` to ``reconnect_max_s``); a session that synced and later closed
         starts a fresh backoff. A refused first login or first connection is fatal."""
         while True:
-            retrying = forever(self._worth_retrying, what="tradovate websocket", before_sleep=self._report,
-                               first_s=self.config.reconnect_initial_s, max_s=self.config.reconnect_max_s)
+            retrying = forever(
+                self._worth_retrying,
+                what="tradovate websocket",
+                before_sleep=self._report,
+                first_s=self.config.reconnect_initial_s,
+                max_s=self.config.reconnect_max_s,
+            )
             try:
                 async for attempt in retrying:
                     with attempt:
@@ -325,8 +379,9 @@ class UserSocket:
             return self.ready.done()  # fatal only before the first sync
         if isinstance(exc, aiohttp.ClientConnectorError) and not self.ready.done() and self.connects == 0:
             return False
-        return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, codec.CodecError,
-                                BrokerError))
+        return isinstance(
+            exc, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, codec.CodecError, BrokerError)
+        )
 
     def _report(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
@@ -383,18 +438,28 @@ class UserSocket:
             if sync.status == 200 and s.is_penalty(sync.data):
                 assert isinstance(sync.data, dict)
                 if sync.data.get(s.PENALTY_CAPTCHA):
-                    raise AuthenticationFailed("user/syncrequest: captcha penalty; wait about an hour", code="p-captcha")
+                    raise AuthenticationFailed(
+                        "user/syncrequest: captcha penalty; wait about an hour", code="p-captcha"
+                    )
                 ticket = str(sync.data.get(s.PENALTY_TICKET))
                 body = {**body, s.PENALTY_TICKET: sync.data.get(s.PENALTY_TICKET)}
-                raise PenaltyTicket("user/syncrequest: time penalty", ticket=ticket,
-                                    retry_after=float(sync.data.get(s.PENALTY_TIME) or 1))
+                raise PenaltyTicket(
+                    "user/syncrequest: time penalty",
+                    ticket=ticket,
+                    retry_after=float(sync.data.get(s.PENALTY_TIME) or 1),
+                )
             if sync.status != 200 or not isinstance(sync.data, dict):
                 raise BrokerUnavailable(f"user/syncrequest failed: {sync.status}")
             return sync
 
         try:
-            async for state in until(lambda exc: isinstance(exc, PenaltyTicket), what="tradovate user/syncrequest",
-                                     attempts=self.config.max_penalties + 1, deadline_s=_NO_DEADLINE, wait=_backoff):
+            async for state in until(
+                lambda exc: isinstance(exc, PenaltyTicket),
+                what="tradovate user/syncrequest",
+                attempts=self.config.max_penalties + 1,
+                deadline_s=_NO_DEADLINE,
+                wait=_backoff,
+            ):
                 with state:
                     return await attempt()
         except PenaltyTicket as exc:
@@ -403,8 +468,12 @@ class UserSocket:
 
     async def _frame(self, ws: aiohttp.ClientWebSocketResponse) -> codec.ServerFrame:
         msg = await ws.receive(timeout=self.config.stale_after_s)
-        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING,
-                        aiohttp.WSMsgType.ERROR):
+        if msg.type in (
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSED,
+            aiohttp.WSMsgType.CLOSING,
+            aiohttp.WSMsgType.ERROR,
+        ):
             raise ConnectionError(f"websocket {msg.type.name}")
         if msg.type is not aiohttp.WSMsgType.TEXT:
             raise codec.CodecError(f"unexpected {msg.type.name} message")

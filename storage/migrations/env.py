@@ -7,6 +7,7 @@ live database what it supports, which a script cannot do.
 from __future__ import annotations
 
 from alembic import context
+
 from copytrader.storage.db import database_url_from_env, make_engine
 from copytrader.storage.models import Base
 from copytrader.storage.timeseries import include_name

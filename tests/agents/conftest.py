@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from copytrader.agents.shared.outbox import MemoryOutbox
-from copytrader.core.config import parse_config
 from copytrader.app.factory import CopyTraderApp, create_app
-from copytrader.core.settings import Settings
 from copytrader.brokers.paper.adapter import reset_venues
+from copytrader.core.config import parse_config
+from copytrader.core.settings import Settings
 
 MakeApp = Callable[[dict[str, Any], tuple[str, ...]], CopyTraderApp]
 
@@ -35,8 +35,11 @@ def make_app(tmp_path: Path, outbox: MemoryOutbox) -> Iterator[MakeApp]:
 
     def build(config: dict[str, Any], roles: tuple[str, ...]) -> CopyTraderApp:
         settings = Settings(
-            app_id=f"agents-{uuid.uuid4().hex[:8]}", kafka_broker="kafka://127.0.0.1:1", data_dir=tmp_path,
-            roles=roles, executor_consumer="faust",
+            app_id=f"agents-{uuid.uuid4().hex[:8]}",
+            kafka_broker="kafka://127.0.0.1:1",
+            data_dir=tmp_path,
+            roles=roles,
+            executor_consumer="faust",
         )
         app = create_app(settings, parse_config(config, env={}), outbox=outbox)
         app.finalize()

@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 
 from copytrader.agents.shared.outbox import MemoryOutbox
-from copytrader.core import ids
 from copytrader.app.factory import CopyTraderApp
+from copytrader.core import ids
 from copytrader.core.records import Execution, IntentBatch, OrderIntent, TradeSignal
 
 CONFIG = {
@@ -31,8 +31,15 @@ def app(make_app: Callable[..., CopyTraderApp]) -> CopyTraderApp:  # tests/agent
 
 def signal_bytes(kind: str = "new", **kw: object) -> bytes:
     base: dict[str, object] = dict(
-        signal_id=ids.signal_id("L", "1", kind, 1), leader_account="L", platform="paper",
-        symbol="ESZ6", side="buy", quantity=2, kind=kind, leader_order_id="1", stamps={"detected": 1.0},
+        signal_id=ids.signal_id("L", "1", kind, 1),
+        leader_account="L",
+        platform="paper",
+        symbol="ESZ6",
+        side="buy",
+        quantity=2,
+        kind=kind,
+        leader_order_id="1",
+        stamps={"detected": 1.0},
     )
     return TradeSignal(**{**base, **kw}).dumps()
 
@@ -47,7 +54,9 @@ async def test_fanout_agent_publishes_one_intent_per_follower(app: CopyTraderApp
 
 async def test_fanout_agent_puts_a_malformed_signal_on_order_errors(app: CopyTraderApp, outbox: MemoryOutbox) -> None:
     async with app.agents["fanout"].test_context() as agent:
-        await agent.put(b'{"signal_id": "x", "leader_account": "L", "symbol": "ESZ6", "side": "up", "quantity": 1}', key=b"ESZ6")
+        await agent.put(
+            b'{"signal_id": "x", "leader_account": "L", "symbol": "ESZ6", "side": "up", "quantity": 1}', key=b"ESZ6"
+        )
         await agent.put(b"\xff garbage", key=b"ESZ6")
     errors = outbox.sent["error"]
     assert [e.code for e in errors] == ["MALFORMED", "MALFORMED"]
@@ -58,9 +67,16 @@ async def test_fanout_agent_puts_a_malformed_signal_on_order_errors(app: CopyTra
 
 def intent(account: str, quantity: int, signal: str = "s1") -> OrderIntent:
     return OrderIntent(
-        client_order_id=ids.client_order_id(signal, account), signal_id=signal, account_id=account,
-        platform="paper", leader_account="L", action="place", symbol="ESZ6", side="buy",
-        quantity=quantity, stamps={"detected": 1.0},
+        client_order_id=ids.client_order_id(signal, account),
+        signal_id=signal,
+        account_id=account,
+        platform="paper",
+        leader_account="L",
+        action="place",
+        symbol="ESZ6",
+        side="buy",
+        quantity=quantity,
+        stamps={"detected": 1.0},
     )
 
 
@@ -72,7 +88,9 @@ async def wait_for(predicate, timeout: float = 3.0) -> None:  # type: ignore[no-
         await asyncio.sleep(0.01)
 
 
-async def test_executor_agent_places_once_even_when_the_batch_is_redelivered(app: CopyTraderApp, outbox: MemoryOutbox) -> None:
+async def test_executor_agent_places_once_even_when_the_batch_is_redelivered(
+    app: CopyTraderApp, outbox: MemoryOutbox
+) -> None:
     batch = IntentBatch(batch_id="s1|p0", intents=[intent("f1", 2), intent("f2", 6)])
     async with app.agents["executor"].test_context() as agent:
         await agent.put(batch, key=b"s1|p0")
@@ -98,10 +116,20 @@ async def test_executor_reports_a_broker_reject_on_order_errors(app: CopyTraderA
     assert [e.kind for e in outbox.sent["execution"] if e.request_outcome] == ["reject"]
 
 
-async def test_tracker_agent_builds_positions_from_fills_and_ignores_duplicates(app: CopyTraderApp, outbox: MemoryOutbox) -> None:
+async def test_tracker_agent_builds_positions_from_fills_and_ignores_duplicates(
+    app: CopyTraderApp, outbox: MemoryOutbox
+) -> None:
     def fill(n: int, side: str, qty: int, price: str) -> Execution:
-        return Execution(execution_id=f"f1|o{n}|fill|{n}", account_id="f1", platform="paper", kind="fill",
-                         symbol="ESZ6", side=side, quantity=qty, price=Decimal(price))
+        return Execution(
+            execution_id=f"f1|o{n}|fill|{n}",
+            account_id="f1",
+            platform="paper",
+            kind="fill",
+            symbol="ESZ6",
+            side=side,
+            quantity=qty,
+            price=Decimal(price),
+        )
 
     async with app.agents["tracker"].test_context() as agent:
         for execution in (fill(1, "buy", 2, "5000"), fill(1, "buy", 2, "5000"), fill(2, "sell", 1, "5004")):
@@ -112,7 +140,9 @@ async def test_tracker_agent_builds_positions_from_fills_and_ignores_duplicates(
     assert [p.net_quantity for p in outbox.sent["position"]] == [2, 1]
 
 
-async def test_a_batch_is_acknowledged_only_once_its_acks_are_published(app: CopyTraderApp, outbox: MemoryOutbox) -> None:
+async def test_a_batch_is_acknowledged_only_once_its_acks_are_published(
+    app: CopyTraderApp, outbox: MemoryOutbox
+) -> None:
     from copytrader.agents.execution.agent import submit_batch
 
     published_at_ack: list[int] = []

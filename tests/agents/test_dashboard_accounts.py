@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.core.control_records import AccountCommand, Login, RuleCommand, seal_login
-from copytrader.agents.fanout.controls import planner_applier
 from copytrader.agents.execution.accounts import ExecutorAccounts
-from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.agents.fanout.controls import planner_applier
 from copytrader.agents.fanout.planner import FanoutPlanner
+from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.app.factory import CopyTraderApp, create_app
+from copytrader.brokers.paper.adapter import reset_venues
+from copytrader.common.crypto import CredentialCipher, generate_key
 from copytrader.core import ids
 from copytrader.core.config import parse_config
-from copytrader.app.factory import CopyTraderApp, create_app
+from copytrader.core.control_records import AccountCommand, Login, RuleCommand, seal_login
 from copytrader.core.live_config import dashboard_session_id
 from copytrader.core.records import Execution, OrderError, OrderIntent, TradeSignal
 from copytrader.core.settings import Settings
-from copytrader.brokers.paper.adapter import reset_venues
-from copytrader.common.crypto import CredentialCipher, generate_key
 
 CONFIG = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "dash-test"}}],
@@ -34,11 +34,23 @@ CONFIG = {
 CIPHER = CredentialCipher([generate_key()])
 
 
-def account_record(account_id: str = "x1", platform: str = "paper", secret: str | None = None,
-                   broker_account: str = "PX-1") -> AccountCommand:
+def account_record(
+    account_id: str = "x1", platform: str = "paper", secret: str | None = None, broker_account: str = "PX-1"
+) -> AccountCommand:
     sealed = seal_login(CIPHER, account_id, Login("login", secret)) if secret else None
-    return AccountCommand(f"c-{uuid.uuid4().hex[:6]}", account_id, platform, broker_account, "25000", True,
-                          dashboard_session_id(account_id), None, sealed, CIPHER.primary_key_id if sealed else None, "admin")
+    return AccountCommand(
+        f"c-{uuid.uuid4().hex[:6]}",
+        account_id,
+        platform,
+        broker_account,
+        "25000",
+        True,
+        dashboard_session_id(account_id),
+        None,
+        sealed,
+        CIPHER.primary_key_id if sealed else None,
+        "admin",
+    )
 
 
 def join(account_id: str = "x1", quantity: int = 3) -> RuleCommand:
@@ -46,8 +58,17 @@ def join(account_id: str = "x1", quantity: int = 3) -> RuleCommand:
 
 
 def signal() -> TradeSignal:
-    return TradeSignal(signal_id=ids.signal_id("L", "7", "new", 1), leader_account="L", platform="paper",
-                       symbol="ESZ6", side="buy", quantity=2, kind="new", leader_order_id="7", stamps={"detected": 1.0})
+    return TradeSignal(
+        signal_id=ids.signal_id("L", "7", "new", 1),
+        leader_account="L",
+        platform="paper",
+        symbol="ESZ6",
+        side="buy",
+        quantity=2,
+        kind="new",
+        leader_order_id="7",
+        stamps={"detected": 1.0},
+    )
 
 
 def test_the_planner_copies_to_an_account_added_while_running() -> None:
@@ -68,17 +89,27 @@ def test_the_planner_copies_to_an_account_added_while_running() -> None:
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[CopyTraderApp]:
     reset_venues()
-    settings = Settings(app_id=f"dash-{uuid.uuid4().hex[:8]}", kafka_broker="kafka://127.0.0.1:1",
-                        data_dir=tmp_path, roles=("execute",))
+    settings = Settings(
+        app_id=f"dash-{uuid.uuid4().hex[:8]}", kafka_broker="kafka://127.0.0.1:1", data_dir=tmp_path, roles=("execute",)
+    )
     app = create_app(settings, parse_config(CONFIG, env={}), outbox=MemoryOutbox())
     yield app
     reset_venues()
 
 
 def intent_for(account_id: str) -> OrderIntent:
-    return OrderIntent(client_order_id=ids.client_order_id("s1", account_id), signal_id="s1", account_id=account_id,
-                       platform="paper", leader_account="L", action="place", symbol="ESZ6", side="buy", quantity=1,
-                       stamps={"detected": 1.0})
+    return OrderIntent(
+        client_order_id=ids.client_order_id("s1", account_id),
+        signal_id="s1",
+        account_id=account_id,
+        platform="paper",
+        leader_account="L",
+        action="place",
+        symbol="ESZ6",
+        side="buy",
+        quantity=1,
+        stamps={"detected": 1.0},
+    )
 
 
 async def test_the_executor_places_for_an_account_whose_record_arrives_just_after_its_order(app: CopyTraderApp) -> None:

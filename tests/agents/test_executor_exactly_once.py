@@ -19,9 +19,6 @@ from copytrader.agents.execution.attempt_journal import DONE, UNKNOWN, AttemptJo
 from copytrader.agents.execution.router import AccountLanes, OrderRouter
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.agents.shared.sessions import SessionPool
-from copytrader.core import ids
-from copytrader.core.config import parse_config
-from copytrader.core.records import Execution, OrderError, OrderIntent
 from copytrader.brokers.base import BrokerAdapter, SessionConfig
 from copytrader.brokers.errors import BrokerError, BrokerUnavailable, OrderRejected, RateLimited, UnsupportedOperation
 from copytrader.brokers.model import (
@@ -35,6 +32,9 @@ from copytrader.brokers.model import (
     OrderStatus,
     PlaceOrder,
 )
+from copytrader.core import ids
+from copytrader.core.config import parse_config
+from copytrader.core.records import Execution, OrderError, OrderIntent
 
 
 class UnknownAnswer(BrokerError):
@@ -148,8 +148,12 @@ class Executor:
         self.outbox = MemoryOutbox()
         self.broker = broker
         self.journal = AttemptJournal(journal)
-        self.router = OrderRouter(SessionPool(parse_config(CONFIG, env={}), lambda _cfg: broker), self.outbox,
-                                  self.journal, deadline_s=deadline_s)
+        self.router = OrderRouter(
+            SessionPool(parse_config(CONFIG, env={}), lambda _cfg: broker),
+            self.outbox,
+            self.journal,
+            deadline_s=deadline_s,
+        )
         self.router.late.delays_s = ()  # no late lookups unless a test asks for them
 
     async def run(self, intent: OrderIntent, redelivered: bool = False) -> None:
@@ -176,8 +180,16 @@ def journal_path(tmp_path: Path) -> Path:
 
 def place(signal: str = "s1", action: str = "place", target: str | None = None) -> OrderIntent:
     return OrderIntent(
-        client_order_id=ids.client_order_id(signal, "f1"), signal_id=signal, account_id="f1", platform="paper",
-        leader_account="L", action=action, symbol="ESZ6", side="buy", quantity=2, target_client_order_id=target,
+        client_order_id=ids.client_order_id(signal, "f1"),
+        signal_id=signal,
+        account_id="f1",
+        platform="paper",
+        leader_account="L",
+        action=action,
+        symbol="ESZ6",
+        side="buy",
+        quantity=2,
+        target_client_order_id=target,
         stamps={"detected": time.time()},
     )
 
@@ -192,7 +204,9 @@ async def test_a_fresh_intent_is_recorded_then_placed_without_a_lookup(broker: F
     assert row is not None and (row.state, row.kind) == (DONE, "ack")
 
 
-async def test_a_lost_answer_is_looked_up_and_found_so_nothing_is_placed_again(broker: FakeBroker, journal_path: Path) -> None:
+async def test_a_lost_answer_is_looked_up_and_found_so_nothing_is_placed_again(
+    broker: FakeBroker, journal_path: Path
+) -> None:
     broker.place_script = ["lost"]
     executor = Executor(journal_path, broker)
     intent = place()
@@ -203,7 +217,9 @@ async def test_a_lost_answer_is_looked_up_and_found_so_nothing_is_placed_again(b
     assert [(o.kind, o.duplicate, o.broker_order_id) for o in executor.outcomes()] == [("ack", False, "B1")]
 
 
-async def test_a_timeout_that_placed_nothing_is_looked_up_then_placed_once(broker: FakeBroker, journal_path: Path) -> None:
+async def test_a_timeout_that_placed_nothing_is_looked_up_then_placed_once(
+    broker: FakeBroker, journal_path: Path
+) -> None:
     broker.place_script = ["timeout"]
     executor = Executor(journal_path, broker)
     intent = place()
@@ -261,7 +277,9 @@ async def test_an_unknown_outcome_is_looked_up_again_later_and_its_ack_follows_t
     await executor.router.late.close()
 
 
-async def test_the_offset_of_an_unknown_outcome_waits_for_its_late_lookup(broker: FakeBroker, journal_path: Path) -> None:
+async def test_the_offset_of_an_unknown_outcome_waits_for_its_late_lookup(
+    broker: FakeBroker, journal_path: Path
+) -> None:
     broker.place_script = ["lost"]
     broker.lookup_script = ["down"] * 100
     executor = Executor(journal_path, broker, deadline_s=0.3)
@@ -287,7 +305,9 @@ async def test_the_offset_of_an_unknown_outcome_waits_for_its_late_lookup(broker
     await lanes.close()
 
 
-async def test_a_redelivered_intent_is_looked_up_first_and_reported_as_a_duplicate(broker: FakeBroker, journal_path: Path) -> None:
+async def test_a_redelivered_intent_is_looked_up_first_and_reported_as_a_duplicate(
+    broker: FakeBroker, journal_path: Path
+) -> None:
     intent = place()
     broker._book("f1", intent.client_order_id)  # the previous owner placed it
     executor = Executor(journal_path, broker)
@@ -397,7 +417,9 @@ async def test_an_adapter_error_carrying_the_raw_answer_is_reported_with_it_and_
     executor = Executor(journal_path, broker)
     intent = place()
     await executor.run(intent)
-    assert [(e.code, e.payload) for e in executor.errors()] == [("BAD_ANSWER", '{"orderId": 7, "commandStatus": "Frobnicated"}')]
+    assert [(e.code, e.payload) for e in executor.errors()] == [
+        ("BAD_ANSWER", '{"orderId": 7, "commandStatus": "Frobnicated"}')
+    ]
     assert executor.journal.get(intent.client_order_id).state == UNKNOWN  # type: ignore[union-attr]
 
 
@@ -411,7 +433,9 @@ async def test_a_cancel_whose_answer_was_lost_is_not_sent_twice(broker: FakeBrok
     assert [o.kind for o in executor.outcomes()] == ["ack", "cancelled"]
 
 
-async def test_a_flatten_whose_answer_was_lost_is_found_by_its_own_client_id(broker: FakeBroker, journal_path: Path) -> None:
+async def test_a_flatten_whose_answer_was_lost_is_found_by_its_own_client_id(
+    broker: FakeBroker, journal_path: Path
+) -> None:
     executor = Executor(journal_path, broker)
     flatten = place("s3", action="flatten")
     broker.place_script = []
@@ -436,11 +460,14 @@ def paper(journal_path: Path) -> Iterator[Executor]:
     from copytrader.brokers.paper.adapter import PaperAdapter, reset_venues
 
     reset_venues()
-    config = parse_config({
-        "sessions": [{"id": "s", "platform": "paper", "options": {"tick_ms": 0, "venue": "exactly-once"}}],
-        "accounts": [{"id": "L", "session": "s"}, {"id": "f1", "session": "s", "broker_account": "F1"}],
-        "copy_groups": [],
-    }, env={})
+    config = parse_config(
+        {
+            "sessions": [{"id": "s", "platform": "paper", "options": {"tick_ms": 0, "venue": "exactly-once"}}],
+            "accounts": [{"id": "L", "session": "s"}, {"id": "f1", "session": "s", "broker_account": "F1"}],
+            "copy_groups": [],
+        },
+        env={},
+    )
     adapter = PaperAdapter(config.sessions["s"])
     executor = Executor(journal_path, adapter)  # type: ignore[arg-type]  # any adapter will do
     executor.router.pool = SessionPool(config, lambda _cfg: adapter)

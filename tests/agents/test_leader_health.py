@@ -33,7 +33,12 @@ async def test_a_leader_is_reported_disconnected_then_connected_and_only_changes
     try:
         assert await report_leaders(runtime, reported) == 1  # changed: now connected
         after: AccountStatus = outbox.sent["health"][-1]  # type: ignore[assignment]
-        assert (after.account_id, after.platform, after.connection, after.circuit) == ("L", "paper", "connected", "closed")
+        assert (after.account_id, after.platform, after.connection, after.circuit) == (
+            "L",
+            "paper",
+            "connected",
+            "closed",
+        )
         assert await report_leaders(runtime, reported) == 0  # unchanged, not a full round
         assert await report_leaders(runtime, reported) == 1  # the full round resends it
     finally:

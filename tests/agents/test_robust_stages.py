@@ -9,15 +9,17 @@ from decimal import Decimal
 import pytest
 
 from copytrader.agents.shared.outbox import MemoryOutbox
-from copytrader.core import ids
 from copytrader.app.factory import CopyTraderApp
+from copytrader.core import ids
 from copytrader.core.records import Execution, OrderIntent, RecordError, TradeSignal
 from copytrader.core.scaling import CopyRule
 
 CONFIG = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "robust-test"}}],
     "accounts": [{"id": "L", "session": "p"}, {"id": "f1", "session": "p"}, {"id": "f2", "session": "p"}],
-    "copy_groups": [{"id": "g", "leader": "L", "followers": [{"account": "f1"}, {"account": "f2", "rule": {"multiplier": 3}}]}],
+    "copy_groups": [
+        {"id": "g", "leader": "L", "followers": [{"account": "f1"}, {"account": "f2", "rule": {"multiplier": 3}}]}
+    ],
 }
 
 
@@ -28,8 +30,14 @@ def app(make_app: Callable[..., CopyTraderApp]) -> CopyTraderApp:  # tests/agent
 
 def signal_bytes(n: int, **kw: object) -> bytes:
     base: dict[str, object] = dict(
-        signal_id=ids.signal_id("L", str(n), "new"), leader_account="L", platform="paper",
-        symbol="ESZ6", side="buy", quantity=2, leader_order_id=str(n), stamps={"detected": 1.0},
+        signal_id=ids.signal_id("L", str(n), "new"),
+        leader_account="L",
+        platform="paper",
+        symbol="ESZ6",
+        side="buy",
+        quantity=2,
+        leader_order_id=str(n),
+        stamps={"detected": 1.0},
     )
     return TradeSignal(**{**base, **kw}).dumps()
 
@@ -48,8 +56,10 @@ async def test_an_infinite_multiplier_costs_its_follower_one_copy_and_the_group_
 async def test_an_infinite_limit_price_is_refused_naming_the_field_and_the_next_signal_is_copied(
     app: CopyTraderApp, outbox: MemoryOutbox
 ) -> None:
-    bad = b'{"signal_id": "s1", "leader_account": "L", "symbol": "ESZ6", "side": "buy", "quantity": 1, ' \
-          b'"order_type": "limit", "limit_price": "Infinity"}'
+    bad = (
+        b'{"signal_id": "s1", "leader_account": "L", "symbol": "ESZ6", "side": "buy", "quantity": 1, '
+        b'"order_type": "limit", "limit_price": "Infinity"}'
+    )
     async with app.agents["fanout"].test_context() as agent:
         await agent.put(bad, key=b"ESZ6")
         await agent.put(signal_bytes(3), key=b"ESZ6")
@@ -87,8 +97,16 @@ async def test_the_tracker_reports_a_fill_it_cannot_count_and_counts_the_next(
     tracker's stream (positions showed 4 where 8 were filled)."""
 
     def fill(n: int, price: str) -> Execution:
-        return Execution(execution_id=f"f1|o{n}|fill|{n}", account_id="f1", platform="paper", kind="fill",
-                         symbol="ESZ6", side="buy", quantity=2, price=Decimal(price))
+        return Execution(
+            execution_id=f"f1|o{n}|fill|{n}",
+            account_id="f1",
+            platform="paper",
+            kind="fill",
+            symbol="ESZ6",
+            side="buy",
+            quantity=2,
+            price=Decimal(price),
+        )
 
     async with app.agents["tracker"].test_context() as agent:
         # Finite, but its average cannot be kept to 6 decimals in 28 digits: InvalidOperation.
@@ -100,18 +118,38 @@ async def test_the_tracker_reports_a_fill_it_cannot_count_and_counts_the_next(
 
 
 def test_non_finite_prices_never_reach_a_broker_or_the_tracker() -> None:
-    base = dict(client_order_id="CT1", signal_id="s", account_id="f1", platform="paper", leader_account="L",
-                action="place", symbol="ESZ6", side="buy", quantity=1, order_type="limit")
+    base = dict(
+        client_order_id="CT1",
+        signal_id="s",
+        account_id="f1",
+        platform="paper",
+        leader_account="L",
+        action="place",
+        symbol="ESZ6",
+        side="buy",
+        quantity=1,
+        order_type="limit",
+    )
     for price in ("Infinity", "NaN", "-Infinity", "0"):
         with pytest.raises(RecordError, match="limit_price"):
             OrderIntent(limit_price=Decimal(price), **base)
         with pytest.raises(RecordError, match="price"):
-            Execution(execution_id="e", account_id="f1", platform="paper", kind="fill", quantity=1, price=Decimal(price))
+            Execution(
+                execution_id="e", account_id="f1", platform="paper", kind="fill", quantity=1, price=Decimal(price)
+            )
 
 
 def test_an_intent_for_an_absurd_quantity_never_reaches_a_broker() -> None:
-    base = dict(client_order_id="CT1", signal_id="s", account_id="f1", platform="paper", leader_account="L",
-                action="place", symbol="ESZ6", side="buy")
+    base = dict(
+        client_order_id="CT1",
+        signal_id="s",
+        account_id="f1",
+        platform="paper",
+        leader_account="L",
+        action="place",
+        symbol="ESZ6",
+        side="buy",
+    )
     for quantity in (10**30, 2**63):
         with pytest.raises(RecordError, match="quantity"):
             OrderIntent(quantity=quantity, **base)

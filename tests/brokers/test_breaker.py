@@ -38,8 +38,12 @@ async def rejected() -> str:
 def make(clock: Clock, **kw: object) -> tuple[CircuitBreaker, list[tuple[str, str, str]]]:
     changes: list[tuple[str, str, str]] = []
     breaker = CircuitBreaker(
-        "tradovate:demo", failure_threshold=3, reset_timeout=5.0, clock=clock,
-        on_change=lambda *change: changes.append(change), **kw,  # type: ignore[arg-type]  # test kwargs
+        "tradovate:demo",
+        failure_threshold=3,
+        reset_timeout=5.0,
+        clock=clock,
+        on_change=lambda *change: changes.append(change),
+        **kw,  # type: ignore[arg-type]  # test kwargs
     )
     return breaker, changes
 

@@ -92,15 +92,19 @@ async def test_is_retriable_and_validation() -> None:
 
 # -- exactly_once: look up before any resend whose first try may have landed ---------------------
 
-@pytest.mark.parametrize(("error", "unknown"), [
-    (BrokerUnavailable("reset after send"), True),
-    (BrokerUnavailable("refused", sent=False), False),
-    (TimeoutError(), True),
-    (ConnectionResetError(), True),
-    (RateLimited("slow down"), False),
-    (TokenExpired("expired"), False),
-    (OrderRejected("no"), False),
-])
+
+@pytest.mark.parametrize(
+    ("error", "unknown"),
+    [
+        (BrokerUnavailable("reset after send"), True),
+        (BrokerUnavailable("refused", sent=False), False),
+        (TimeoutError(), True),
+        (ConnectionResetError(), True),
+        (RateLimited("slow down"), False),
+        (TokenExpired("expired"), False),
+        (OrderRejected("no"), False),
+    ],
+)
 def test_which_failures_leave_the_outcome_open(error: BaseException, unknown: bool) -> None:
     assert outcome_unknown(error) is unknown
 

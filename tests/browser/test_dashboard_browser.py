@@ -28,8 +28,15 @@ from copytrader.core.settings import Settings
 from copytrader.demo.runner import Scenario, ScenarioOptions
 
 CHROMIUM = os.environ.get("COPYTRADER_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 VENDOR = Path(__file__).resolve().parents[2] / "web" / "static" / "vendor"
 FOLLOWERS = 8
@@ -38,8 +45,11 @@ PASSWORD = "browser-test-pass-1"
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.asyncio(loop_scope="module")]
 
 require("chromium", f"no chromium at {CHROMIUM} (apt-get install -y chromium)", available=Path(CHROMIUM).exists())
-require("browser libraries", "not vendored: run scripts/vendor-web.sh",
-        available=(VENDOR / "lightweight-charts.standalone.production.js").exists())
+require(
+    "browser libraries",
+    "not vendored: run scripts/vendor-web.sh",
+    available=(VENDOR / "lightweight-charts.standalone.production.js").exists(),
+)
 playwright_api = require_module("playwright.async_api", "chromium", "Playwright drives it (pip extra `test`)")
 
 
@@ -113,12 +123,16 @@ async def test_login_then_trading_page(demo: Scenario, page: Any) -> None:
 async def test_each_leader_trade_reaches_every_follower_row_within_one_second(demo: Scenario, page: Any) -> None:
     (demo.run_dir / "go").write_text("go")
     # Measured in the page (window.ctMetrics): when each signal's row showed on every follower.
-    await page.wait_for_function(f"""() => {{
+    await page.wait_for_function(
+        f"""() => {{
         const m = window.ctMetrics;
         if (!m) return false;
         return Object.entries(m.shown).filter(([signal, shown]) => m.detected[signal] != null
             && Object.keys(shown).filter(k => k !== "leader-1").length >= {FOLLOWERS}).length >= 5;
-    }}""", polling=250, timeout=30_000)
+    }}""",
+        polling=250,
+        timeout=30_000,
+    )
     data = await page.evaluate("() => window.ctMetrics")
     checked: dict[str, float] = {}
     for signal, shown in data["shown"].items():
@@ -155,7 +169,8 @@ async def test_paused_follower_skips_the_next_trade(demo: Scenario, page: Any) -
     assert (skipped.signal_id, "f002") not in observer.outcomes
     assert observer.refusals[(skipped.signal_id, "f002")].code == "PAUSED"
     await page.wait_for_selector(
-        f'#order-log tr[data-account="f002"][data-code="PAUSED"][data-signal="{skipped.signal_id}"]', timeout=3000)
+        f'#order-log tr[data-account="f002"][data-code="PAUSED"][data-signal="{skipped.signal_id}"]', timeout=3000
+    )
     assert await page.get_attribute(row, "data-signal") != skipped.signal_id
     await shot(page, "04-paused-follower")
     await page.click(f"{row} label.switch")  # resume
@@ -178,9 +193,17 @@ async def test_an_account_added_in_the_dashboard_copies_the_next_trade(demo: Sce
     joined_at = time.time()
     observer = demo.observer.seen
     copied = await wait_until(
-        lambda: next((s for (s, a) in list(observer.outcomes) if a == "dash1"
-                      and observer.signals.get(s) is not None and observer.signals[s].kind == "new"), None),
-        timeout_s=20, what="a new trade copied by the account added in the dashboard")
+        lambda: next(
+            (
+                s
+                for (s, a) in list(observer.outcomes)
+                if a == "dash1" and observer.signals.get(s) is not None and observer.signals[s].kind == "new"
+            ),
+            None,
+        ),
+        timeout_s=20,
+        what="a new trade copied by the account added in the dashboard",
+    )
     assert observer.signals[copied].stamps["detected"] > joined_at - 1.0  # a trade after it joined
     outcome = observer.outcomes[(copied, "dash1")][0]
     assert (outcome.kind, outcome.platform) == ("ack", "paper") and outcome.quantity >= 1
@@ -190,16 +213,22 @@ async def test_an_account_added_in_the_dashboard_copies_the_next_trade(demo: Sce
 
 async def test_pause_all_then_flatten_all_goes_flat(demo: Scenario, page: Any) -> None:
     await page.wait_for_function(
-        f"() => [...document.querySelectorAll('{FOLLOWER_ROWS}')].some(r => r.dataset.net !== '0')", timeout=20000)
+        f"() => [...document.querySelectorAll('{FOLLOWER_ROWS}')].some(r => r.dataset.net !== '0')", timeout=20000
+    )
     await page.click("#pause-all")
     await page.wait_for_selector('#pause-all[data-paused="true"]', timeout=5000)
     # Copies fanned out before the pause land first: every expected copy answered (copied or
     # refused as paused), so no late fill reopens a position after the flatten.
-    await wait_until(lambda: not demo.observer.missing(), timeout_s=20, what="every earlier copy answered",
-                     observe=demo.observer.missing)
+    await wait_until(
+        lambda: not demo.observer.missing(),
+        timeout_s=20,
+        what="every earlier copy answered",
+        observe=demo.observer.missing,
+    )
     await page.click("#flatten-all")
     await page.wait_for_function(
-        f"() => [...document.querySelectorAll('{FOLLOWER_ROWS}')].every(r => r.dataset.net === '0')", timeout=15000)
+        f"() => [...document.querySelectorAll('{FOLLOWER_ROWS}')].every(r => r.dataset.net === '0')", timeout=15000
+    )
     nets = {k: p.net_quantity for k, p in demo.observer.seen.positions.items() if k[0] != "leader-1"}
     assert nets and all(v == 0 for v in nets.values()), nets
     await shot(page, "05-flattened")
@@ -211,7 +240,9 @@ async def test_other_pages_render(demo: Scenario, page: Any) -> None:
     await page.click('#nav a[data-page="dashboard"]')
     await page.wait_for_function(
         "() => parseInt((document.querySelector('#card-copies .value')?.textContent || '0').replace(/,/g, '')) > 0",
-        polling=250, timeout=10_000)
+        polling=250,
+        timeout=10_000,
+    )
     await shot(page, "06-dashboard")
     await page.click('#nav a[data-page="accounts"]')
     await page.wait_for_selector('#accounts tr[data-account="f001"]')
@@ -223,6 +254,8 @@ async def test_other_pages_render(demo: Scenario, page: Any) -> None:
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.click('#nav a[data-page="trading"]')
     await page.wait_for_function(f"() => document.querySelectorAll('{FOLLOWER_ROWS}').length === {FOLLOWERS + 1}")
-    await page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")  # painted
+    await page.evaluate(
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+    )  # painted
     await page.screenshot(path=str(ARTIFACTS / "09-trading-phone.png"))
     assert not page.console_errors, page.console_errors  # type: ignore[attr-defined]

@@ -24,8 +24,15 @@ from waiting import wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("COPYTRADER_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PASSWORD = "wheel-test-pass-1"
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka]
@@ -43,22 +50,33 @@ def _free_port() -> int:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A clean virtualenv holding only the wheel built from this checkout."""
     where = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "-w", str(where / "dist"), str(ROOT)], check=True, cwd=where, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(where / "dist"), str(ROOT)],
+        check=True,
+        cwd=where,
+        timeout=600,
+    )
     (wheel,) = (where / "dist").glob("copytrader-*.whl")
     env_dir = where / "venv"
     venv.create(env_dir, with_pip=False)
     site = next((env_dir / "lib").glob("python3*/site-packages"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        timeout=300,
+    )
     (site / "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return env_dir
 
 
 def test_the_package_comes_from_the_wheel(installed: Path) -> None:
-    where = subprocess.run([str(installed / "bin" / "python"), "-c",
-                            "import copytrader.web.views.pages as p; print(p.STATIC)"],
-                           check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    where = subprocess.run(
+        [str(installed / "bin" / "python"), "-c", "import copytrader.web.views.pages as p; print(p.STATIC)"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
     static = Path(where)
     assert static.is_relative_to(installed) and (static / "app.html").exists()
     assert (static / "vendor" / "socket.io.min.js").exists()
@@ -69,16 +87,30 @@ def test_the_package_comes_from_the_wheel(installed: Path) -> None:
 def web_worker(installed: Path, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     data = tmp_path_factory.mktemp("wheel-data")
-    env = {**os.environ, "COPYTRADER_KAFKA_BROKER": f"kafka://{kafka_bootstrap}", "COPYTRADER_ROLES": "web",
-           "COPYTRADER_DATA_DIR": str(data), "COPYTRADER_WEB_PORT": str(port),
-           "COPYTRADER_APP_ID": f"wheel-{port}", "COPYTRADER_TOPIC_PREFIX": f"wheel{port}.",
-           "COPYTRADER_ADMIN_USER": "admin", "COPYTRADER_ADMIN_PASSWORD": PASSWORD,
-           "COPYTRADER_CONFIG": "", "PYTHONPATH": ""}
+    env = {
+        **os.environ,
+        "COPYTRADER_KAFKA_BROKER": f"kafka://{kafka_bootstrap}",
+        "COPYTRADER_ROLES": "web",
+        "COPYTRADER_DATA_DIR": str(data),
+        "COPYTRADER_WEB_PORT": str(port),
+        "COPYTRADER_APP_ID": f"wheel-{port}",
+        "COPYTRADER_TOPIC_PREFIX": f"wheel{port}.",
+        "COPYTRADER_ADMIN_USER": "admin",
+        "COPYTRADER_ADMIN_PASSWORD": PASSWORD,
+        "COPYTRADER_CONFIG": "",
+        "PYTHONPATH": "",
+    }
     log = open(data / "worker.log", "wb")  # noqa: SIM115 - closed below
-    worker = subprocess.Popen([str(installed / "bin" / "python"), "-m", "copytrader.app.cli", "worker", "-l", "warn"], cwd=data,
-                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [str(installed / "bin" / "python"), "-m", "copytrader.app.cli", "worker", "-l", "warn"],
+        cwd=data,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def up() -> bool:
             assert worker.poll() is None, (data / "worker.log").read_text()[-3000:]
             try:

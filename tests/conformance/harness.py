@@ -108,7 +108,9 @@ class PaperPlatform:
         shared = venue(name, seed=7, tick_ms=0)
         shared.exchange.prices = PricePath(7, max_step_ticks=0)
         base = SessionConfig(
-            platform="paper", session_id=name, accounts={ACCOUNT: f"{name}-acct"},
+            platform="paper",
+            session_id=name,
+            accounts={ACCOUNT: f"{name}-acct"},
             options={"venue": name, "tick_ms": 0, "seed": 7},
         )
 
@@ -132,9 +134,14 @@ class PaperPlatform:
                 await adapter.connect()
 
         harness = Harness(
-            platform="paper", adapter=adapter, exchange=shared.exchange,
-            kernel_account=base.accounts[ACCOUNT], features=self.features,
-            make_adapter=make, drop=drop, restore=restore,
+            platform="paper",
+            adapter=adapter,
+            exchange=shared.exchange,
+            kernel_account=base.accounts[ACCOUNT],
+            features=self.features,
+            make_adapter=make,
+            drop=drop,
+            restore=restore,
         )
         # The kernel account exists before connect so a scenario may set faults up front.
         shared.exchange.open_account(harness.kernel_account)
@@ -163,8 +170,12 @@ def default_config(platform: str, simulator: Any, credentials: Mapping[str, Any]
         accounts = {ACCOUNT: next(iter(accounts.values()))}
     secret = credentials.get("password") or credentials.get("api_key") or credentials.get("secret")
     return SessionConfig(
-        platform=platform, session_id=f"conformance-{next(_sessions)}", accounts=dict(accounts),
-        endpoint=simulator.base_url, username=credentials.get("username"), secret=secret,
+        platform=platform,
+        session_id=f"conformance-{next(_sessions)}",
+        accounts=dict(accounts),
+        endpoint=simulator.base_url,
+        username=credentials.get("username"),
+        secret=secret,
         options=options,
     )
 
@@ -225,10 +236,18 @@ class SimulatorPlatform:
                 exchange.faults_changed(kernel_account)
 
             harness = Harness(
-                platform=self.platform, adapter=adapter, exchange=exchange,
-                kernel_account=kernel_account, features=self.features, make_adapter=make,
-                drop=drop, restore=lambda: None, symbol=self.symbol, kernel_symbol=self.symbol,
-                bad_credentials=self.bad_credentials, simulator=simulator,
+                platform=self.platform,
+                adapter=adapter,
+                exchange=exchange,
+                kernel_account=kernel_account,
+                features=self.features,
+                make_adapter=make,
+                drop=drop,
+                restore=lambda: None,
+                symbol=self.symbol,
+                kernel_symbol=self.symbol,
+                bad_credentials=self.bad_credentials,
+                simulator=simulator,
             )
             exchange.open_account(kernel_account)
             yield harness
@@ -248,9 +267,12 @@ def tradovate_config(platform: str, simulator: Any, credentials: Mapping[str, An
     """Tradovate's demo login: name/password plus the app fields of accesstokenrequest."""
     app = {k: credentials[k] for k in ("appId", "appVersion", "cid", "sec", "deviceId") if k in credentials}
     return SessionConfig(
-        platform=platform, session_id=f"conformance-{next(_sessions)}",
-        accounts={ACCOUNT: credentials["accounts"][0]}, endpoint=simulator.base_url,
-        username=credentials["name"], secret=credentials["password"],
+        platform=platform,
+        session_id=f"conformance-{next(_sessions)}",
+        accounts={ACCOUNT: credentials["accounts"][0]},
+        endpoint=simulator.base_url,
+        username=credentials["name"],
+        secret=credentials["password"],
         options={**app, "reconnect_initial_s": 0.05, "reconnect_max_s": 0.5, "heartbeat_s": 0.25},
     )
 
@@ -259,8 +281,11 @@ def projectx_config(platform: str, simulator: Any, credentials: Mapping[str, Any
     """ProjectX: loginKey with userName/apiKey; the hub URL comes from the simulator."""
     first = next(iter(credentials["accounts"]))
     return SessionConfig(
-        platform=platform, session_id=f"conformance-{next(_sessions)}", accounts={ACCOUNT: first},
-        endpoint=credentials.get("base_url", simulator.base_url), username=credentials["userName"],
+        platform=platform,
+        session_id=f"conformance-{next(_sessions)}",
+        accounts={ACCOUNT: first},
+        endpoint=credentials.get("base_url", simulator.base_url),
+        username=credentials["userName"],
         secret=credentials["apiKey"],
         options={"hub_url": credentials["user_hub_url"], "reconnect_min_s": 0.05, "reconnect_max_s": 0.5},
     )
@@ -273,19 +298,43 @@ PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
     # tick_ms: the Tradovate simulator's clock also applies the drop fault, and 0 would spin.
     # client_ttl_s: the socket closes after 1 s without the client's heartbeat (it beats every 0.25 s).
     "tradovate": SimulatorPlatform(
-        "tradovate", "copytrader.brokers.tradovate.simulator:create_simulator",
-        config=tradovate_config, options={"tick_ms": 20, "client_ttl_s": 1.0, "penalty_seconds": 1},
-        features=frozenset({"authentication", "reconnect", "transport_faults", "session_limit",
-                            "heartbeat_ttl", "penalty_tickets", "user_rate_limit",
-                            # its order routes honour FaultSwitches.take_lose_response()
-                            "lost_response", "lost_response_modify", "repeated_id_is_new"}),
+        "tradovate",
+        "copytrader.brokers.tradovate.simulator:create_simulator",
+        config=tradovate_config,
+        options={"tick_ms": 20, "client_ttl_s": 1.0, "penalty_seconds": 1},
+        features=frozenset(
+            {
+                "authentication",
+                "reconnect",
+                "transport_faults",
+                "session_limit",
+                "heartbeat_ttl",
+                "penalty_tickets",
+                "user_rate_limit",
+                # its order routes honour FaultSwitches.take_lose_response()
+                "lost_response",
+                "lost_response_modify",
+                "repeated_id_is_new",
+            }
+        ),
     ),
     "projectx": SimulatorPlatform(
-        "projectx", "copytrader.brokers.projectx.simulator:create_simulator",
+        "projectx",
+        "copytrader.brokers.projectx.simulator:create_simulator",
         # Auto OCO Brackets mode: the simulator's default is the platform's (Position Brackets),
         # which refuses every bracketed place.
-        config=projectx_config, options={"tick_ms": 0, "bracket_mode": "auto_oco"},
-        features=frozenset({"authentication", "reconnect", "transport_faults", "lost_response",
-                            "lost_response_modify", "repeated_id_is_new", "suspended_bracket_children"}),
+        config=projectx_config,
+        options={"tick_ms": 0, "bracket_mode": "auto_oco"},
+        features=frozenset(
+            {
+                "authentication",
+                "reconnect",
+                "transport_faults",
+                "lost_response",
+                "lost_response_modify",
+                "repeated_id_is_new",
+                "suspended_bracket_children",
+            }
+        ),
     ),
 }

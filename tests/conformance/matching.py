@@ -39,30 +39,48 @@ def normalize(event: BrokerEvent) -> tuple[str, dict[str, Any]]:
     """Event → (kind, fields) with enums as their values: what patterns are compared with."""
     if isinstance(event, OrderEvent):
         return "order", {
-            "client_order_id": event.client_order_id, "broker_order_id": event.broker_order_id,
-            "symbol": event.symbol, "side": event.side.value, "type": event.order_type.value,
-            "quantity": event.quantity, "status": event.status.value,
-            "filled_quantity": event.filled_quantity, "limit_price": event.limit_price,
-            "stop_price": event.stop_price, "reason": event.reason,
+            "client_order_id": event.client_order_id,
+            "broker_order_id": event.broker_order_id,
+            "symbol": event.symbol,
+            "side": event.side.value,
+            "type": event.order_type.value,
+            "quantity": event.quantity,
+            "status": event.status.value,
+            "filled_quantity": event.filled_quantity,
+            "limit_price": event.limit_price,
+            "stop_price": event.stop_price,
+            "reason": event.reason,
         }
     if isinstance(event, FillEvent):
         return "fill", {
-            "client_order_id": event.client_order_id, "broker_order_id": event.broker_order_id,
-            "symbol": event.symbol, "side": event.side.value, "quantity": event.quantity,
-            "price": event.price, "cumulative_quantity": event.cumulative_quantity,
-            "leaves_quantity": event.leaves_quantity, "partial": event.is_partial,
+            "client_order_id": event.client_order_id,
+            "broker_order_id": event.broker_order_id,
+            "symbol": event.symbol,
+            "side": event.side.value,
+            "quantity": event.quantity,
+            "price": event.price,
+            "cumulative_quantity": event.cumulative_quantity,
+            "leaves_quantity": event.leaves_quantity,
+            "partial": event.is_partial,
         }
     if isinstance(event, FillCorrection):
         return "correction", {
-            "client_order_id": event.client_order_id, "broker_order_id": event.broker_order_id,
-            "symbol": event.symbol, "side": event.side.value, "busted": event.busted,
-            "quantity": event.quantity, "price": event.price,
-            "original_quantity": event.original_quantity, "original_price": event.original_price,
+            "client_order_id": event.client_order_id,
+            "broker_order_id": event.broker_order_id,
+            "symbol": event.symbol,
+            "side": event.side.value,
+            "busted": event.busted,
+            "quantity": event.quantity,
+            "price": event.price,
+            "original_quantity": event.original_quantity,
+            "original_price": event.original_price,
         }
     if isinstance(event, PositionEvent):
         return "position", {
-            "symbol": event.symbol, "net_quantity": event.net_quantity,
-            "average_price": event.average_price, "realized_pnl": event.realized_pnl,
+            "symbol": event.symbol,
+            "net_quantity": event.net_quantity,
+            "average_price": event.average_price,
+            "realized_pnl": event.realized_pnl,
         }
     assert isinstance(event, ConnectionEvent)
     return "connection", {"state": event.state.value, "reason": event.reason}
@@ -157,9 +175,11 @@ class EventLog:
         for pattern in patterns:
             start = last + 1 if ordered else 0
             index = next(
-                (i for i in range(start, len(self.events))
-                 if i not in self.consumed and i not in chosen
-                 and pattern_matches(pattern, self.events[i], orders)),
+                (
+                    i
+                    for i in range(start, len(self.events))
+                    if i not in self.consumed and i not in chosen and pattern_matches(pattern, self.events[i], orders)
+                ),
                 None,
             )
             if index is None:
@@ -192,7 +212,7 @@ class EventLog:
         lines = [f"expected ({'in order' if ordered else 'any order'}) within {TIMEOUT}s:"]
         lines += [f"  - {p}" for p in patterns]
         lines.append(f"events seen (client ids end with the ref; token {orders.token}):")
-        lines += [
-            f"  {'x' if i in self.consumed else ' '} {describe(e)}" for i, e in enumerate(self.events)
-        ] or ["  (none)"]
+        lines += [f"  {'x' if i in self.consumed else ' '} {describe(e)}" for i, e in enumerate(self.events)] or [
+            "  (none)"
+        ]
         return "\n".join(lines)

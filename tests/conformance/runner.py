@@ -71,9 +71,13 @@ class Scenario:
         if data.get("id") != path.stem:
             raise ValueError(f"{path.name}: id {data.get('id')!r} must match the file name")
         return cls(
-            id=data["id"], title=data.get("title", ""), requires=tuple(data.get("requires", ())),
-            connect=bool(data.get("connect", True)), steps=tuple(data["steps"]),
-            forbid=tuple(data.get("forbid", ())), path=path,
+            id=data["id"],
+            title=data.get("title", ""),
+            requires=tuple(data.get("requires", ())),
+            connect=bool(data.get("connect", True)),
+            steps=tuple(data["steps"]),
+            forbid=tuple(data.get("forbid", ())),
+            path=path,
         )
 
 
@@ -158,25 +162,37 @@ class ScenarioRun:
     async def do_place(self, body: Mapping[str, Any]) -> OrderAck:
         bracket = body.get("bracket")
         command = PlaceOrder(
-            account_id=ACCOUNT, client_order_id=self.orders.client_id(body["ref"]),
-            symbol=body.get("symbol", self.harness.symbol), side=Side(body["side"]),
-            quantity=int(body.get("quantity", 1)), order_type=OrderType(body.get("type", "market")),
-            limit_price=_decimal(body.get("limit_price")), stop_price=_decimal(body.get("stop_price")),
+            account_id=ACCOUNT,
+            client_order_id=self.orders.client_id(body["ref"]),
+            symbol=body.get("symbol", self.harness.symbol),
+            side=Side(body["side"]),
+            quantity=int(body.get("quantity", 1)),
+            order_type=OrderType(body.get("type", "market")),
+            limit_price=_decimal(body.get("limit_price")),
+            stop_price=_decimal(body.get("stop_price")),
             time_in_force=TimeInForce(body.get("tif", "day")),
-            bracket=Bracket(_decimal(bracket.get("take_profit")), _decimal(bracket.get("stop_loss")),
-                            _decimal(bracket.get("reference_price")))
-            if bracket else None,
+            bracket=Bracket(
+                _decimal(bracket.get("take_profit")),
+                _decimal(bracket.get("stop_loss")),
+                _decimal(bracket.get("reference_price")),
+            )
+            if bracket
+            else None,
         )
         ack = await self.harness.adapter.place(command)
         self.orders.remember(body["ref"], ack)
         return ack
 
     async def do_modify(self, body: Mapping[str, Any]) -> OrderAck:
-        ack = await self.harness.adapter.modify(ModifyOrder(
-            account_id=ACCOUNT, client_order_id=self.orders.client_id(body["ref"]),
-            quantity=body.get("quantity"), limit_price=_decimal(body.get("limit_price")),
-            stop_price=_decimal(body.get("stop_price")),
-        ))
+        ack = await self.harness.adapter.modify(
+            ModifyOrder(
+                account_id=ACCOUNT,
+                client_order_id=self.orders.client_id(body["ref"]),
+                quantity=body.get("quantity"),
+                limit_price=_decimal(body.get("limit_price")),
+                stop_price=_decimal(body.get("stop_price")),
+            )
+        )
         self.orders.remember(body["ref"], ack)
         return ack
 
@@ -199,9 +215,13 @@ class ScenarioRun:
 
     async def do_flatten(self, body: Mapping[str, Any]) -> OrderAck:
         symbol = body.get("symbol", self.harness.symbol) if not body.get("all") else None
-        return await self.harness.adapter.flatten(FlattenPosition(
-            account_id=ACCOUNT, client_order_id=self.orders.client_id(body.get("ref", "FLAT")), symbol=symbol,
-        ))
+        return await self.harness.adapter.flatten(
+            FlattenPosition(
+                account_id=ACCOUNT,
+                client_order_id=self.orders.client_id(body.get("ref", "FLAT")),
+                symbol=symbol,
+            )
+        )
 
     # -- market and faults -----------------------------------------------------------
     async def do_set_price(self, body: Any) -> None:
@@ -307,9 +327,10 @@ class ScenarioRun:
         actual = {"status": ack.status.value, "duplicate": ack.duplicate, "client_order_id": ack.client_order_id}
         for key, value in expected.items():
             if key == "same_broker_id_as":
-                if ack.broker_order_id not in self.orders.broker_ids.get(value, set()) or len(
-                    self.orders.broker_ids.get(value, set())
-                ) != 1:
+                if (
+                    ack.broker_order_id not in self.orders.broker_ids.get(value, set())
+                    or len(self.orders.broker_ids.get(value, set())) != 1
+                ):
                     raise ScenarioFailure(f"ack broker id {ack.broker_order_id} differs from {value}'s")
             elif key == "own_client_id":
                 if ack.client_order_id != self.orders.client_id(body["ref"]):

@@ -68,12 +68,15 @@ def test_id_must_match_file_name(tmp_path: Path) -> None:
 
 
 async def test_wrong_expected_price_fails_with_event_listing(tmp_path: Path) -> None:
-    sc = scenario(tmp_path, """
+    sc = scenario(
+        tmp_path,
+        """
 steps:
   - place: {ref: M1, side: buy, quantity: 1}
   - expect:
       - fill: {ref: M1, price: "4999.00"}
-""")
+""",
+    )
     with pytest.raises(ScenarioFailure) as info:
         await run_paper(sc)
     text = str(info.value)
@@ -81,57 +84,77 @@ steps:
 
 
 async def test_ordered_expectation_rejects_wrong_order(tmp_path: Path) -> None:
-    sc = scenario(tmp_path, """
+    sc = scenario(
+        tmp_path,
+        """
 steps:
   - place: {ref: M1, side: buy, quantity: 1}
   - expect:
       - position: {net_quantity: 1}
       - order: {ref: M1, status: working}
-""")
+""",
+    )
     with pytest.raises(ScenarioFailure, match="in order"):
         await run_paper(sc)
 
 
 async def test_forbidden_event_fails(tmp_path: Path) -> None:
-    sc = scenario(tmp_path, """
+    sc = scenario(
+        tmp_path,
+        """
 steps:
   - place: {ref: M1, side: buy, quantity: 1}
 forbid:
   - fill: {ref: M1}
-""")
+""",
+    )
     with pytest.raises(ScenarioFailure, match="forbidden"):
         await run_paper(sc)
 
 
 async def test_unexpected_error_and_missing_error_fail(tmp_path: Path) -> None:
-    sc = scenario(tmp_path, """
+    sc = scenario(
+        tmp_path,
+        """
 steps:
   - cancel: {ref: NOPE}
-""")
+""",
+    )
     with pytest.raises(ScenarioFailure, match="unexpected UnknownOrder"):
         await run_paper(sc)
-    sc = scenario(tmp_path, """
+    sc = scenario(
+        tmp_path,
+        """
 steps:
   - place: {ref: M1, side: buy, quantity: 1}
     error: {type: OrderRejected}
-""", name="CT-TEST-02")
+""",
+        name="CT-TEST-02",
+    )
     with pytest.raises(ScenarioFailure, match="expected"):
         await run_paper(sc)
 
 
 async def test_snapshot_mismatch_and_kernel_check_fail(tmp_path: Path) -> None:
-    sc = scenario(tmp_path, """
+    sc = scenario(
+        tmp_path,
+        """
 steps:
   - place: {ref: M1, side: buy, quantity: 1}
   - snapshot: {positions: []}
-""")
+""",
+    )
     with pytest.raises(ScenarioFailure, match="unexpected"):
         await run_paper(sc)
-    sc = scenario(tmp_path, """
+    sc = scenario(
+        tmp_path,
+        """
 steps:
   - place: {ref: M1, side: buy, quantity: 1}
   - kernel: {orders: 2}
-""", name="CT-TEST-03")
+""",
+        name="CT-TEST-03",
+    )
     with pytest.raises(ScenarioFailure, match="kernel holds 1"):
         await run_paper(sc)
 
@@ -140,14 +163,20 @@ async def test_wrong_lookup_and_wrong_sent_expectations_fail(tmp_path: Path) -> 
     found = scenario(tmp_path, "steps:\n  - lookup: {ref: NEVER}\n", "CT-TEST-02")
     with pytest.raises(ScenarioFailure, match="holds no such order"):
         await run_paper(found)
-    sent = scenario(tmp_path, (
-        "steps:\n  - fault: {lose_response_next: 1}\n"
-        "  - place: {ref: M1, side: buy, quantity: 1}\n    error: {type: BrokerUnavailable, sent: false}\n"
-    ), "CT-TEST-03")
+    sent = scenario(
+        tmp_path,
+        (
+            "steps:\n  - fault: {lose_response_next: 1}\n"
+            "  - place: {ref: M1, side: buy, quantity: 1}\n    error: {type: BrokerUnavailable, sent: false}\n"
+        ),
+        "CT-TEST-03",
+    )
     with pytest.raises(ScenarioFailure, match="sent is True"):
         await run_paper(sent)
-    counted = scenario(tmp_path, (
-        "steps:\n  - place: {ref: M1, side: buy, quantity: 1}\n  - kernel: {orders_with_ref: {M1: 2}}\n"
-    ), "CT-TEST-04")
+    counted = scenario(
+        tmp_path,
+        ("steps:\n  - place: {ref: M1, side: buy, quantity: 1}\n  - kernel: {orders_with_ref: {M1: 2}}\n"),
+        "CT-TEST-04",
+    )
     with pytest.raises(ScenarioFailure, match="holds 1 orders tagged M1"):
         await run_paper(counted)

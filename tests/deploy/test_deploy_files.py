@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from ci_skips import needs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,7 +263,8 @@ def test_service_monitor_is_opt_in_and_scrapes_every_service() -> None:
     assert selected["spec"]["clusterIP"] == "None"
     assert endpoint["port"] in {p["name"] for p in selected["spec"]["ports"]}
     scraped = {
-        which for which in ("worker", "web")
+        which
+        for which in ("worker", "web")
         if selected["spec"]["selector"].items()
         <= one(docs, "Deployment", component(which))["spec"]["template"]["metadata"]["labels"].items()
     }

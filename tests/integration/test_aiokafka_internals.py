@@ -51,6 +51,7 @@ async def test_refresh_metadata_finds_a_topic_created_after_the_consumer_started
     try:
         assert not consumer.partitions_for_topic(topic)
         await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+
         async def listed() -> object:  # the broker may take a moment to list a new topic
             await aiokafka_internals.refresh_metadata(consumer)
             return consumer.partitions_for_topic(topic)
@@ -67,15 +68,19 @@ async def test_fetch_in_flight_sees_the_long_poll_of_an_idle_consumer(kafka_boot
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None, enable_auto_commit=False,
-                                fetch_max_wait_ms=5000)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=5000
+    )
     assert not aiokafka_internals.fetch_in_flight(consumer)  # not started: no fetcher at all
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, 0)])
         await consumer.getmany(timeout_ms=100)  # the topic is empty: the fetcher long-polls it
-        await wait_until(lambda: aiokafka_internals.fetch_in_flight(consumer), timeout_s=5,
-                         what="the idle consumer's long poll in flight")
+        await wait_until(
+            lambda: aiokafka_internals.fetch_in_flight(consumer),
+            timeout_s=5,
+            what="the idle consumer's long poll in flight",
+        )
     finally:
         await _stop(consumer)
         await admin.delete_topics([topic])

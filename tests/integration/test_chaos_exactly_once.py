@@ -15,16 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.demo.chaos import ChaosOptions, run_chaos
 from copytrader.core.settings import Settings
+from copytrader.demo.chaos import ChaosOptions, run_chaos
 
 pytestmark = [pytest.mark.kafka]
 
 
-async def test_sigkills_of_fanout_and_executor_leave_exactly_one_order_per_copy(kafka_bootstrap: str, tmp_path: Path) -> None:
+async def test_sigkills_of_fanout_and_executor_leave_exactly_one_order_per_copy(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
     settings = Settings(kafka_broker=f"kafka://{kafka_bootstrap}", data_dir=tmp_path)
-    options = ChaosOptions(signals=100, followers=20, min_kills=6, interval_s=0.35, lose_response_rate=0.05,
-                           settle_timeout_s=90.0)
+    options = ChaosOptions(
+        signals=100, followers=20, min_kills=6, interval_s=0.35, lose_response_rate=0.05, settle_timeout_s=90.0
+    )
     result = await run_chaos(options, settings)
     print(result)
     assert sum(result["kills"].values()) >= 5 and all(result["kills"].values()), result["kills"]

@@ -36,27 +36,50 @@ def test_agents_command_lists_the_copy_pipeline(tmp_path: Path) -> None:
 def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("sessions: [{id: s, platform: paper}]\naccounts: [{id: a}]\n")
-    result = subprocess.run([*CLI, "agents"], capture_output=True, text=True, timeout=60, check=False,
-                            env={"PATH": "/usr/bin:/bin", "COPYTRADER_CONFIG": str(bad), "COPYTRADER_DATA_DIR": str(tmp_path)})
+    result = subprocess.run(
+        [*CLI, "agents"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "COPYTRADER_CONFIG": str(bad), "COPYTRADER_DATA_DIR": str(tmp_path)},
+    )
     assert result.returncode == 2
     assert "accounts[0].session" in result.stderr
 
 
 @pytest.mark.parametrize("platform", ["tradovate", "projectx"])
 def test_sim_prints_where_it_listens_and_serves_logins(platform: str, tmp_path: Path) -> None:
-    process = subprocess.Popen([*CLI, "sim", platform], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               env={"PATH": "/usr/bin:/bin", "COPYTRADER_DATA_DIR": str(tmp_path)})
+    process = subprocess.Popen(
+        [*CLI, "sim", platform],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "COPYTRADER_DATA_DIR": str(tmp_path)},
+    )
     try:
         assert process.stdout is not None
         info = json.loads(process.stdout.readline())
         assert info["platform"] == platform and info["base_url"].startswith("http://127.0.0.1:")
         if platform == "tradovate":
-            url, body = info["base_url"] + "/auth/accesstokenrequest", {
-                "name": info["name"], "password": info["password"], "appId": info["appId"],
-                "appVersion": info["appVersion"], "cid": info["cid"], "sec": info["sec"], "deviceId": info["deviceId"]}
+            url, body = (
+                info["base_url"] + "/auth/accesstokenrequest",
+                {
+                    "name": info["name"],
+                    "password": info["password"],
+                    "appId": info["appId"],
+                    "appVersion": info["appVersion"],
+                    "cid": info["cid"],
+                    "sec": info["sec"],
+                    "deviceId": info["deviceId"],
+                },
+            )
             key = "accessToken"
         else:
-            url, body = info["base_url"] + "/api/Auth/loginKey", {"userName": info["userName"], "apiKey": info["apiKey"]}
+            url, body = (
+                info["base_url"] + "/api/Auth/loginKey",
+                {"userName": info["userName"], "apiKey": info["apiKey"]},
+            )
             key = "token"
         request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback simulator
@@ -73,12 +96,15 @@ def test_worker_without_kafka_is_one_line(tmp_path: Path) -> None:
     assert "127.0.0.1:1" in result.stderr and "copytrader kafka start" in result.stderr
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (("--platform", "foo"), "'foo' is not one of"),
-    (("--leader-platform", "mixed"), "'mixed' is not one of"),
-    (("--followers", "0"), "at least 1 follower"),
-    (("--followers", "two"), "whole numbers"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--platform", "foo"), "'foo' is not one of"),
+        (("--leader-platform", "mixed"), "'mixed' is not one of"),
+        (("--followers", "0"), "at least 1 follower"),
+        (("--followers", "two"), "whole numbers"),
+    ],
+)
 def test_demo_refuses_bad_options_without_a_traceback(args: tuple[str, ...], says: str, tmp_path: Path) -> None:
     result = run("demo", *args, tmp_path=tmp_path)
     assert result.returncode == 2 and says in result.stderr
@@ -96,12 +122,24 @@ async def test_send_honours_the_topic_prefix(kafka_bootstrap: str, tmp_path: Pat
     prefix = f"send-{uuid.uuid4().hex[:8]}."
     await ensure_topics(kafka_bootstrap, prefix)
     body = '{"signal_id": "cli-1", "leader_account": "leader-1", "platform": "cli", "symbol": "ESZ6", "side": "buy", "quantity": 2}'
-    result = run("send", "--key", "ESZ6", "trade.signals", body, tmp_path=tmp_path,
-                 COPYTRADER_KAFKA_BROKER=f"kafka://{kafka_bootstrap}", COPYTRADER_TOPIC_PREFIX=prefix)
+    result = run(
+        "send",
+        "--key",
+        "ESZ6",
+        "trade.signals",
+        body,
+        tmp_path=tmp_path,
+        COPYTRADER_KAFKA_BROKER=f"kafka://{kafka_bootstrap}",
+        COPYTRADER_TOPIC_PREFIX=prefix,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["topic"] == f"{prefix}trade.signals"
-    consumer = AIOKafkaConsumer(f"{prefix}trade.signals", bootstrap_servers=kafka_bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        f"{prefix}trade.signals",
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         batches = await consumer.getmany(timeout_ms=10_000)

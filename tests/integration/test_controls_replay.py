@@ -14,17 +14,17 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from copytrader.core.control_records import AccountCommand, Login, RuleCommand, seal_login
 from copytrader.agents.fanout.controls import planner_applier
-from copytrader.agents.shared.controls_feed import ControlsFeed
 from copytrader.agents.fanout.planner import FanoutPlanner
+from copytrader.agents.shared.controls_feed import ControlsFeed
+from copytrader.common.crypto import CredentialCipher, generate_key
 from copytrader.core import ids
 from copytrader.core.config import parse_config
-from copytrader.demo.configgen import demo_config
+from copytrader.core.control_records import AccountCommand, Login, RuleCommand, seal_login
 from copytrader.core.live_config import dashboard_session_id
 from copytrader.core.records import TradeSignal
 from copytrader.core.topics import ensure_topics, topic_name
-from copytrader.common.crypto import CredentialCipher, generate_key
+from copytrader.demo.configgen import demo_config
 
 pytestmark = [pytest.mark.kafka]
 CIPHER = CredentialCipher([generate_key()])
@@ -48,8 +48,19 @@ async def publish(bootstrap: str, prefix: str, records: list[AccountCommand | Ru
 
 
 def account(secret: str) -> AccountCommand:
-    return AccountCommand(f"c-{secret}", "dash9", "paper", "PAPER-9", "30000", True, dashboard_session_id("dash9"),
-                          None, seal_login(CIPHER, "dash9", Login("u", secret)), CIPHER.primary_key_id, "admin")
+    return AccountCommand(
+        f"c-{secret}",
+        "dash9",
+        "paper",
+        "PAPER-9",
+        "30000",
+        True,
+        dashboard_session_id("dash9"),
+        None,
+        seal_login(CIPHER, "dash9", Login("u", secret)),
+        CIPHER.primary_key_id,
+        "admin",
+    )
 
 
 async def test_a_planner_started_later_copies_to_the_dashboard_follower(kafka_bootstrap: str, prefix: str) -> None:
@@ -60,15 +71,25 @@ async def test_a_planner_started_later_copies_to_the_dashboard_follower(kafka_bo
     task = asyncio.ensure_future(feed.run())
     try:
         await asyncio.wait_for(feed.caught_up.wait(), 30)
-        signal = TradeSignal(signal_id=ids.signal_id("leader-1", "1", "new", 1), leader_account="leader-1",
-                             platform="paper", symbol="ESZ6", side="buy", quantity=1, kind="new", leader_order_id="1")
+        signal = TradeSignal(
+            signal_id=ids.signal_id("leader-1", "1", "new", 1),
+            leader_account="leader-1",
+            platform="paper",
+            symbol="ESZ6",
+            side="buy",
+            quantity=1,
+            kind="new",
+            leader_order_id="1",
+        )
         intents, errors = planner.plan(signal)
         mine = [i for i in intents if i.account_id == "dash9"]
         assert len(mine) == 1 and mine[0].quantity == 4 and not errors
         assert planner.config.accounts["dash9"].broker_account == "PAPER-9"
         # sync() waits for a record published after the replay: the executor's guard against
         # an intent that overtakes its account record.
-        await publish(kafka_bootstrap, prefix, [RuleCommand("r2", "demo", "dash9", {"mode": "fixed", "quantity": 6}, True)])
+        await publish(
+            kafka_bootstrap, prefix, [RuleCommand("r2", "demo", "dash9", {"mode": "fixed", "quantity": 6}, True)]
+        )
         assert await feed.sync(timeout_s=10)
         intents, _ = planner.plan(signal)
         assert next(i for i in intents if i.account_id == "dash9").quantity == 6

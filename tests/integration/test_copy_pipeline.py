@@ -88,10 +88,12 @@ async def test_positions_in_the_table_match_the_fills(finished_run: Scenario) ->
     net: dict[tuple[str, str], int] = defaultdict(int)
     for fill in {f.execution_id: f for f in seen.fills}.values():
         net[(fill.account_id, fill.symbol)] += fill.quantity if fill.side == "buy" else -fill.quantity
-    await wait_until(lambda: all(seen.positions.get(k) is not None and seen.positions[k].net_quantity == v
-                                 for k, v in net.items()),
-                     timeout_s=10, what="positions.updates matching the fills",
-                     observe=lambda: {k: getattr(seen.positions.get(k), "net_quantity", None) for k in net})
+    await wait_until(
+        lambda: all(seen.positions.get(k) is not None and seen.positions[k].net_quantity == v for k, v in net.items()),
+        timeout_s=10,
+        what="positions.updates matching the fills",
+        observe=lambda: {k: getattr(seen.positions.get(k), "net_quantity", None) for k in net},
+    )
     assert len(net) >= 21  # leader plus 20 followers traded
     assert {k: seen.positions[k].net_quantity for k in net} == dict(net)
     assert all(v == 0 for k, v in net.items()), "the final flatten closes every position"
@@ -103,13 +105,19 @@ async def test_malformed_signal_lands_on_order_errors_and_nothing_else_changes(f
     producer = AIOKafkaProducer(bootstrap_servers=finished_run.settings.bootstrap_servers)
     await producer.start()
     try:
-        await producer.send_and_wait(finished_run.prefix + "trade.signals", b'{"signal_id": "bad-1", "symbol": "ESZ6"}', key=b"ESZ6")
+        await producer.send_and_wait(
+            finished_run.prefix + "trade.signals", b'{"signal_id": "bad-1", "symbol": "ESZ6"}', key=b"ESZ6"
+        )
         replay = next(iter(observer.seen.signals.values()))  # a redelivered signal must not double anything
         await producer.send_and_wait(finished_run.prefix + "trade.signals", replay.dumps(), key=replay.symbol.encode())
     finally:
         await producer.stop()
-    await wait_until(lambda: any(e.code == "MALFORMED" for e in observer.seen.errors), timeout_s=10,
-                     what="the malformed signal on order.errors", observe=lambda: len(observer.seen.errors))
+    await wait_until(
+        lambda: any(e.code == "MALFORMED" for e in observer.seen.errors),
+        timeout_s=10,
+        what="the malformed signal on order.errors",
+        observe=lambda: len(observer.seen.errors),
+    )
     malformed = [e for e in observer.seen.errors if e.code == "MALFORMED"]
     assert len(malformed) == 1
     assert "missing field" in malformed[0].reason and "leader_account" in malformed[0].reason
@@ -141,5 +149,5 @@ async def test_no_agent_crashed_in_any_worker(finished_run: Scenario) -> None:
     front with the other topics.)
     """
     for worker in finished_run.workers:
-        text = Path(worker.log).read_text(errors="replace")
+        text = Path(worker.log).read_text(errors="replace")  # noqa: ASYNC240 - a finished run's log, in a test
         assert "Crashed reason=" not in text and "PartitionsMismatch" not in text, (worker.name, text[-2000:])

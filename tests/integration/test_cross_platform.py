@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from copytrader.demo.runner import Scenario, ScenarioOptions
 from copytrader.core.scaling import follower_symbol, scaled_quantity
 from copytrader.core.settings import Settings
+from copytrader.demo.runner import Scenario, ScenarioOptions
 
 pytestmark = [pytest.mark.kafka]
 

@@ -37,12 +37,24 @@ def _alive(pid: int) -> bool:
 
 
 def test_sigterm_stops_the_demo_and_its_workers(kafka_bootstrap: str, tmp_path: Path) -> None:
-    env = {**os.environ, "COPYTRADER_KAFKA_BROKER": f"kafka://{kafka_bootstrap}",
-           "COPYTRADER_DATA_DIR": str(tmp_path)}
+    env = {**os.environ, "COPYTRADER_KAFKA_BROKER": f"kafka://{kafka_bootstrap}", "COPYTRADER_DATA_DIR": str(tmp_path)}
     demo = subprocess.Popen(
-        [sys.executable, "-m", "copytrader.app.cli", "demo", "--followers", "2", "--trades", "4",
-         "--keep-running", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "copytrader.app.cli",
+            "demo",
+            "--followers",
+            "2",
+            "--trades",
+            "4",
+            "--keep-running",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     try:
         assert demo.stdout is not None
@@ -55,8 +67,12 @@ def test_sigterm_stops_the_demo_and_its_workers(kafka_bootstrap: str, tmp_path: 
         assert len(workers) >= 3, workers
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=60) is not None
-        wait_until_sync(lambda: not any(_alive(w) for w in workers), timeout_s=30, what="every worker gone",
-                        observe=lambda: [w for w in workers if _alive(w)])
+        wait_until_sync(
+            lambda: not any(_alive(w) for w in workers),
+            timeout_s=30,
+            what="every worker gone",
+            observe=lambda: [w for w in workers if _alive(w)],
+        )
     finally:
         if demo.poll() is None:
             demo.kill()

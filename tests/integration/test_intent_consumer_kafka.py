@@ -27,8 +27,15 @@ Done = Callable[[], Awaitable[object]]
 
 def batch(n: int) -> IntentBatch:
     intent = OrderIntent(
-        client_order_id=f"s{n}|f1", signal_id=f"s{n}", account_id="f1", platform="paper",
-        leader_account="L", action="place", symbol="ESZ6", side="buy", quantity=1,
+        client_order_id=f"s{n}|f1",
+        signal_id=f"s{n}",
+        account_id="f1",
+        platform="paper",
+        leader_account="L",
+        action="place",
+        symbol="ESZ6",
+        side="buy",
+        quantity=1,
     )
     return IntentBatch(batch_id=f"b{n}", intents=[intent])
 
@@ -66,8 +73,14 @@ async def produce(bootstrap: str, topic: str, n: int, partition: int) -> None:
 
 def consumer(topic: str, bootstrap: str, group: str, held: dict[str, Done], **kw: object) -> DirectIntentConsumer:
     return DirectIntentConsumer(
-        topic, bootstrap, group, submit=lambda b, done, redelivered: held.__setitem__(b.batch_id, done),
-        commit_interval_s=0.05, session_timeout_ms=6000, heartbeat_interval_ms=500, **kw,  # type: ignore[arg-type]  # test knobs
+        topic,
+        bootstrap,
+        group,
+        submit=lambda b, done, redelivered: held.__setitem__(b.batch_id, done),
+        commit_interval_s=0.05,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+        **kw,  # type: ignore[arg-type]  # test knobs
     )
 
 
@@ -90,7 +103,9 @@ async def test_unfinished_batches_are_not_committed_and_come_back(topic: str, ka
     again: dict[str, Done] = {}
     second = consumer(topic, kafka_bootstrap, group, again)
     await second.start()
-    await until(lambda: set(again) == {"b1", "b2"}, "b1 and b2 redelivered")  # b1 redelivered (b2 with it: offsets are ordered)
+    await until(
+        lambda: set(again) == {"b1", "b2"}, "b1 and b2 redelivered"
+    )  # b1 redelivered (b2 with it: offsets are ordered)
     for done in again.values():
         await done()
     await until(lambda: second.progress.commit_points() == {}, "the second consumer's commits")
@@ -136,7 +151,9 @@ async def test_a_new_group_continues_where_the_faust_agent_group_stopped(topic: 
     old = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=faust_group, enable_auto_commit=False)
     await old.start()
     old.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
-    await old.commit({TopicPartition(topic, 0): OffsetAndMetadata(2, ""), TopicPartition(topic, 1): OffsetAndMetadata(1, "")})
+    await old.commit(
+        {TopicPartition(topic, 0): OffsetAndMetadata(2, ""), TopicPartition(topic, 1): OffsetAndMetadata(1, "")}
+    )
     await old.stop()
 
     held: dict[str, Done] = {}

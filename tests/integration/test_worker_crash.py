@@ -27,13 +27,21 @@ async def test_executor_crash_mid_run_loses_and_doubles_nothing(kafka_bootstrap:
         go = run.run_dir / "go"
         go.write_text("go")
         observer = run.observer
-        await wait_until(lambda: len(observer.seen.outcomes) >= 60, timeout_s=60, what="60 copies before the crash",
-                         observe=lambda: len(observer.seen.outcomes))
+        await wait_until(
+            lambda: len(observer.seen.outcomes) >= 60,
+            timeout_s=60,
+            what="60 copies before the crash",
+            observe=lambda: len(observer.seen.outcomes),
+        )
         placed_before = len(observer.seen.outcomes)
         run.kill_worker("back")
         signals = len(observer.seen.signals)  # the leader keeps trading while no executor runs
-        await wait_until(lambda: len(observer.seen.signals) >= signals + 5, timeout_s=30,
-                         what="five leader signals during the outage", observe=lambda: len(observer.seen.signals))
+        await wait_until(
+            lambda: len(observer.seen.signals) >= signals + 5,
+            timeout_s=30,
+            what="five leader signals during the outage",
+            observe=lambda: len(observer.seen.signals),
+        )
         run.restart_worker("back")
         result = await run.trade(settle_timeout=90)
     assert placed_before >= 60

@@ -12,21 +12,22 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from copytrader.storage.db import make_engine, session_factory
-from copytrader.storage.migrate import upgrade
+from ci_skips import require
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from ci_skips import require
+from copytrader.storage.db import make_engine, session_factory
+from copytrader.storage.migrate import upgrade
 
 PG_ENV = "COPYTRADER_TEST_POSTGRES_URL"
 
 
 def _postgres_base_url() -> str:
     url = os.environ.get(PG_ENV)
-    require("postgresql", f"{PG_ENV} is not set (run scripts/start-postgres.sh and export the URL it prints)",
-            available=url)
+    require(
+        "postgresql", f"{PG_ENV} is not set (run scripts/start-postgres.sh and export the URL it prints)", available=url
+    )
     assert url is not None
     return url
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
+
 from copytrader.storage.audit import (
     GENESIS_HASH,
     AuditRecord,
@@ -17,18 +20,20 @@ from copytrader.storage.audit import (
 )
 from copytrader.storage.db import make_engine, session_factory
 from copytrader.storage.models import AuditEntry
-from sqlalchemy import Engine, func, select, text
-from sqlalchemy.orm import Session
 
-T0 = datetime(2026, 3, 2, 14, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
 
 def _records(n: int, prefix: str = "s") -> list[AuditRecord]:
     return [
         AuditRecord(
-            kind="signal", natural_id=f"{prefix}{i}", occurred_at=T0 + timedelta(milliseconds=i),
+            kind="signal",
+            natural_id=f"{prefix}{i}",
+            occurred_at=T0 + timedelta(milliseconds=i),
             payload={"price": Decimal("5000.25"), "qty": i, "at": T0, "stamps": {"detected": 1.5 + i}},
-            signal_id=f"{prefix}{i}", account_id="L1", latency_ms=0.1234 * i,
+            signal_id=f"{prefix}{i}",
+            account_id="L1",
+            latency_ms=0.1234 * i,
         )
         for i in range(n)
     ]
@@ -104,8 +109,17 @@ def test_rewritten_hash_breaks_the_next_link(engine: Engine) -> None:
         payload = {**row.payload, "qty": 42}
         from copytrader.storage.audit import entry_content
 
-        content = entry_content(2, row.occurred_at, row.kind, row.natural_id, row.signal_id, row.client_order_id,
-                                row.account_id, payload, row.latency_ms)
+        content = entry_content(
+            2,
+            row.occurred_at,
+            row.kind,
+            row.natural_id,
+            row.signal_id,
+            row.client_order_id,
+            row.account_id,
+            payload,
+            row.latency_ms,
+        )
         new_hash = chain_hash(row.prev_hash, content)
     _tamper(engine, "UPDATE audit_log SET payload = :p, hash = :h WHERE seq = 2", p=canonical_json(payload), h=new_hash)
     with session_factory(engine)() as db:
@@ -135,9 +149,7 @@ def test_two_processes_worth_of_writers_on_postgres(postgres_url: str, pg_engine
     """Two engines (as two worker processes would have): the advisory lock keeps one chain."""
     other = make_engine(postgres_url)
     writers = [AuditWriter(session_factory(pg_engine)), AuditWriter(session_factory(other))]
-    threads = [
-        threading.Thread(target=writers[n % 2].append, args=(_records(25, f"p{n}-"),)) for n in range(6)
-    ]
+    threads = [threading.Thread(target=writers[n % 2].append, args=(_records(25, f"p{n}-"),)) for n in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:

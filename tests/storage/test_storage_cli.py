@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
+
 from copytrader.storage.audit import AuditRecord, AuditWriter
 from copytrader.storage.cli import audit, db
 from copytrader.storage.db import make_engine, session_factory
-from sqlalchemy import text
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_url_password_is_never_printed(postgres_url: str) -> None:
 def test_audit_verify_intact_then_broken(runner: CliRunner, sqlite_url: str) -> None:
     assert runner.invoke(db, ["upgrade"]).exit_code == 0
     engine = make_engine(sqlite_url)
-    at = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    at = datetime(2026, 3, 2, tzinfo=UTC)
     AuditWriter(session_factory(engine)).append(
         [AuditRecord(kind="error", natural_id=f"e{i}", occurred_at=at, payload={"reason": "r"}) for i in range(4)]
     )

@@ -6,11 +6,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from copytrader.storage.credentials import (
-    load_credential,
-    rotate_credentials,
-    store_credential,
-)
+from sqlalchemy.orm import Session
+
 from copytrader.common.crypto import (
     CredentialCipher,
     CredentialKeyError,
@@ -19,8 +16,12 @@ from copytrader.common.crypto import (
     key_id,
     load_keys,
 )
+from copytrader.storage.credentials import (
+    load_credential,
+    rotate_credentials,
+    store_credential,
+)
 from copytrader.storage.models import BrokerCredential
-from sqlalchemy.orm import Session
 
 SECRET = "s3cr3t-api-key"
 

@@ -7,16 +7,26 @@ from datetime import UTC, datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+
 from copytrader.storage import migrate
 from copytrader.storage.db import make_engine
 from copytrader.storage.models import Base
 from copytrader.storage.timeseries import TIMESERIES_TABLES, include_name, is_partition
-from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.exc import DBAPIError
 
 TABLES = {
-    "users", "accounts", "broker_credentials", "copy_groups", "copy_rules", "audit_log", "executions",
-    "position_snapshots", "pnl_series", "storage_meta", "alembic_version",
+    "users",
+    "accounts",
+    "broker_credentials",
+    "copy_groups",
+    "copy_rules",
+    "audit_log",
+    "executions",
+    "position_snapshots",
+    "pnl_series",
+    "storage_meta",
+    "alembic_version",
 }
 
 
@@ -107,28 +117,61 @@ def test_upgrade_over_two_revisions_keeps_the_rows(db_url: str) -> None:
         assert migrate.current(engine=engine).revision == "0001"
         assert "corrects" not in {c["name"] for c in inspect(engine).get_columns("executions")}
         row = {
-            "execution_id": "f1|1001|fill|5001", "account_id": "f1", "platform": "paper", "kind": "fill",
-            "client_order_id": "CT1", "symbol": "ESZ6", "side": "buy", "quantity": 2, "price": 5000,
-            "cumulative_quantity": 2, "leaves_quantity": 0, "is_leader": False, "duplicate": False,
-            "request_outcome": False, "occurred_at": "2026-11-30 12:00:00", "stamps": "{}",
+            "execution_id": "f1|1001|fill|5001",
+            "account_id": "f1",
+            "platform": "paper",
+            "kind": "fill",
+            "client_order_id": "CT1",
+            "symbol": "ESZ6",
+            "side": "buy",
+            "quantity": 2,
+            "price": 5000,
+            "cumulative_quantity": 2,
+            "leaves_quantity": 0,
+            "is_leader": False,
+            "duplicate": False,
+            "request_outcome": False,
+            "occurred_at": "2026-11-30 12:00:00",
+            "stamps": "{}",
         }
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO executions (execution_id, account_id, platform, kind, client_order_id, symbol, side,"
-                " quantity, price, cumulative_quantity, leaves_quantity, is_leader, duplicate, request_outcome,"
-                " occurred_at, stamps) VALUES (:execution_id, :account_id, :platform, :kind, :client_order_id,"
-                " :symbol, :side, :quantity, :price, :cumulative_quantity, :leaves_quantity, :is_leader,"
-                " :duplicate, :request_outcome, :occurred_at, :stamps)"), row)
+            conn.execute(
+                text(
+                    "INSERT INTO executions (execution_id, account_id, platform, kind, client_order_id, symbol, side,"
+                    " quantity, price, cumulative_quantity, leaves_quantity, is_leader, duplicate, request_outcome,"
+                    " occurred_at, stamps) VALUES (:execution_id, :account_id, :platform, :kind, :client_order_id,"
+                    " :symbol, :side, :quantity, :price, :cumulative_quantity, :leaves_quantity, :is_leader,"
+                    " :duplicate, :request_outcome, :occurred_at, :stamps)"
+                ),
+                row,
+            )
         state = migrate.upgrade(engine=engine)
         assert state.revision == "0002" == migrate.head_revision()
         with engine.begin() as conn:
             kept = conn.execute(text("SELECT execution_id, quantity, corrects FROM executions")).all()
             assert [tuple(r) for r in kept] == [("f1|1001|fill|5001", 2, None)]
-            conn.execute(ExecutionRow.__table__.insert().values(
-                execution_id="f1|1001|correction|1", account_id="f1", platform="paper", kind="fill_correction",
-                symbol="ESZ6", side="buy", quantity=1, price=5000, cumulative_quantity=0, leaves_quantity=0,
-                is_leader=False, duplicate=False, request_outcome=False, occurred_at=datetime(2026, 11, 30, 12, 1, tzinfo=UTC),
-                stamps={}, corrects="f1|1001|fill|5001", original_quantity=2, original_price=5000))
+            conn.execute(
+                ExecutionRow.__table__.insert().values(
+                    execution_id="f1|1001|correction|1",
+                    account_id="f1",
+                    platform="paper",
+                    kind="fill_correction",
+                    symbol="ESZ6",
+                    side="buy",
+                    quantity=1,
+                    price=5000,
+                    cumulative_quantity=0,
+                    leaves_quantity=0,
+                    is_leader=False,
+                    duplicate=False,
+                    request_outcome=False,
+                    occurred_at=datetime(2026, 11, 30, 12, 1, tzinfo=UTC),
+                    stamps={},
+                    corrects="f1|1001|fill|5001",
+                    original_quantity=2,
+                    original_price=5000,
+                )
+            )
         with engine.begin() as conn:
             command.downgrade(migrate.alembic_config(conn), "0001")
         assert migrate.current(engine=engine).revision == "0001"

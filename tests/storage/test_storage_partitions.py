@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, insert, inspect, text
+from sqlalchemy.exc import ProgrammingError
+
 from copytrader.storage import migrate
 from copytrader.storage.db import make_engine
 from copytrader.storage.models import PositionSnapshot
@@ -22,29 +25,36 @@ from copytrader.storage.timeseries import (
     ensure_partitions,
     partition_name,
 )
-from sqlalchemy import Engine, insert, inspect, text
-from sqlalchemy.exc import ProgrammingError
 
-NOW = datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 
 
 def _snapshot(ts: datetime, account: str = "F1") -> dict[str, Any]:
-    return {"account_id": account, "symbol": "ESM6", "ts": ts, "net_qty": 1, "avg_price": Decimal("5000.25"),
-            "realized_pnl": Decimal(0), "fills": 1}
+    return {
+        "account_id": account,
+        "symbol": "ESM6",
+        "ts": ts,
+        "net_qty": 1,
+        "avg_price": Decimal("5000.25"),
+        "realized_pnl": Decimal(0),
+        "fills": 1,
+    }
 
 
 def _where(conn: Any, ts: datetime) -> str:
-    return str(conn.execute(
-        text("SELECT tableoid::regclass::text FROM position_snapshots WHERE ts = :ts"), {"ts": ts}
-    ).scalar_one())
+    return str(
+        conn.execute(
+            text("SELECT tableoid::regclass::text FROM position_snapshots WHERE ts = :ts"), {"ts": ts}
+        ).scalar_one()
+    )
 
 
 @pytest.mark.postgres
 def test_rows_route_to_their_month(pg_engine: Engine) -> None:
     with pg_engine.begin() as conn:
         ensure_partitions(conn, now=NOW)
-        feb, mar = datetime(2026, 2, 28, 23, 59, tzinfo=timezone.utc), datetime(2026, 3, 1, 0, 0, tzinfo=timezone.utc)
-        far = datetime(2031, 1, 1, tzinfo=timezone.utc)
+        feb, mar = datetime(2026, 2, 28, 23, 59, tzinfo=UTC), datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
+        far = datetime(2031, 1, 1, tzinfo=UTC)
         conn.execute(insert(PositionSnapshot), [_snapshot(feb), _snapshot(mar), _snapshot(far)])
         assert _where(conn, feb) == "position_snapshots_y2026m02"
         assert _where(conn, mar) == "position_snapshots_y2026m03"
@@ -70,7 +80,7 @@ def test_time_filter_prunes_to_one_partition(pg_engine: Engine) -> None:
 
 @pytest.mark.postgres
 def test_ensure_partitions_is_idempotent_and_moves_default_rows(pg_engine: Engine) -> None:
-    later = datetime(2029, 6, 10, tzinfo=timezone.utc)  # beyond every partition made so far
+    later = datetime(2029, 6, 10, tzinfo=UTC)  # beyond every partition made so far
     with pg_engine.begin() as conn:
         ensure_partitions(conn, now=NOW)
         assert ensure_partitions(conn, now=NOW) == []

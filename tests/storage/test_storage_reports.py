@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from copytrader.common.stats import percentile
 from copytrader.core.config import parse_config
@@ -17,10 +19,8 @@ from copytrader.storage.configsync import sync_config
 from copytrader.storage.db import session_factory
 from copytrader.storage.models import Account, CopyRule
 from copytrader.storage.writer import BatchWriter
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
-D1 = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
+D1 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 D2 = D1 + timedelta(days=1)
 CONFIG = {
     "sessions": [{"id": "p", "platform": "paper"}, {"id": "t", "platform": "tradovate"}],
@@ -32,7 +32,8 @@ CONFIG = {
     ],
     "copy_groups": [
         {
-            "id": "g1", "leader": "L1",
+            "id": "g1",
+            "leader": "L1",
             "followers": [
                 {"account": "F1", "rule": {"mode": "multiplier", "multiplier": 2}},
                 {"account": "F2", "rule": {"mode": "fixed", "quantity": 1, "symbol_map": {"ES": "MES"}}},
@@ -44,16 +45,32 @@ CONFIG = {
 
 
 def _pos(account: str, symbol: str, ts: datetime, net: int, pnl: str) -> Position:
-    return Position(account_id=account, symbol=symbol, net_quantity=net, average_price=Decimal(5000) if net else None,
-                    realized_pnl=Decimal(pnl), fills=1, updated_at=ts)
+    return Position(
+        account_id=account,
+        symbol=symbol,
+        net_quantity=net,
+        average_price=Decimal(5000) if net else None,
+        realized_pnl=Decimal(pnl),
+        fills=1,
+        updated_at=ts,
+    )
 
 
 def _answer(n: int, platform: str, at: datetime, e2e_ms: float, internal_ms: float, kind: str = "ack") -> Execution:
     t = at.timestamp()
     return Execution(
-        execution_id=f"{platform}-{n}", account_id="F1" if platform == "paper" else "F2", platform=platform, kind=kind,
-        client_order_id=f"CT{n}", signal_id=f"sig{n}", symbol="ESM6", side="buy", quantity=1, request_outcome=True,
-        reason="insufficient margin" if kind == "reject" else None, occurred_at=at,
+        execution_id=f"{platform}-{n}",
+        account_id="F1" if platform == "paper" else "F2",
+        platform=platform,
+        kind=kind,
+        client_order_id=f"CT{n}",
+        signal_id=f"sig{n}",
+        symbol="ESM6",
+        side="buy",
+        quantity=1,
+        request_outcome=True,
+        reason="insufficient margin" if kind == "reject" else None,
+        occurred_at=at,
         stamps={"detected": t, "sent": t + internal_ms / 1000, "acked": t + e2e_ms / 1000},
     )
 
@@ -62,23 +79,30 @@ def _answer(n: int, platform: str, at: datetime, e2e_ms: float, internal_ms: flo
 def loaded(engine: Engine) -> Engine:
     with session_factory(engine).begin() as db:
         sync_config(db, parse_config(CONFIG, env={}))
-    batch = mapping.positions_batch([
-        _pos("L1", "ESM6", D1, 2, "0"), _pos("L1", "ESM6", D1 + timedelta(hours=1), 0, "250"),
-        _pos("L1", "NQM6", D1 + timedelta(hours=2), 0, "-50"),
-        _pos("L1", "ESM6", D2, 0, "400"),  # day 2: +150 on ES
-        _pos("F1", "ESM6", D2, 4, "100"),  # drift check: leader flat on ES at D2 ... see below
-        _pos("L1", "ESM6", D2 + timedelta(hours=1), -3, "400"),
-        _pos("F1", "ESM6", D2 + timedelta(hours=1), -6, "100"),   # 2x leader: in line
-        _pos("F2", "MESM6", D2 + timedelta(hours=1), -2, "0"),     # fixed 1: expected -1 → drift +(-1)
-        _pos("F3", "ESM6", D2 + timedelta(hours=1), 1, "0"),       # inverse: expected +3 → drift -2
-        _pos("F3", "NQM6", D2 + timedelta(hours=1), 2, "0"),       # leader flat on NQ → expected 0
-    ])
+    batch = mapping.positions_batch(
+        [
+            _pos("L1", "ESM6", D1, 2, "0"),
+            _pos("L1", "ESM6", D1 + timedelta(hours=1), 0, "250"),
+            _pos("L1", "NQM6", D1 + timedelta(hours=2), 0, "-50"),
+            _pos("L1", "ESM6", D2, 0, "400"),  # day 2: +150 on ES
+            _pos("F1", "ESM6", D2, 4, "100"),  # drift check: leader flat on ES at D2 ... see below
+            _pos("L1", "ESM6", D2 + timedelta(hours=1), -3, "400"),
+            _pos("F1", "ESM6", D2 + timedelta(hours=1), -6, "100"),  # 2x leader: in line
+            _pos("F2", "MESM6", D2 + timedelta(hours=1), -2, "0"),  # fixed 1: expected -1 → drift +(-1)
+            _pos("F3", "ESM6", D2 + timedelta(hours=1), 1, "0"),  # inverse: expected +3 → drift -2
+            _pos("F3", "NQM6", D2 + timedelta(hours=1), 2, "0"),  # leader flat on NQ → expected 0
+        ]
+    )
     answers = [_answer(i, "paper", D1, e2e_ms=10.0 * (i + 1), internal_ms=float(i + 1)) for i in range(10)]
     answers.append(_answer(99, "tradovate", D2, e2e_ms=30.0, internal_ms=3.0, kind="reject"))
     batch.extend(mapping.executions_batch(answers))
-    batch.extend(mapping.errors_batch([
-        OrderError(error_id="e1", stage="ingest", reason="=HYPERLINK(bad)", code="MALFORMED", occurred_at=D1),
-    ]))
+    batch.extend(
+        mapping.errors_batch(
+            [
+                OrderError(error_id="e1", stage="ingest", reason="=HYPERLINK(bad)", code="MALFORMED", occurred_at=D1),
+            ]
+        )
+    )
     BatchWriter(engine).write(batch)
     return engine
 
@@ -98,12 +122,14 @@ def test_latency_percentiles(loaded: Engine) -> None:
         rows = reports.latency_by_day(db)
     paper = next(r for r in rows if r.platform == "paper")
     assert paper.day == D1.date() and paper.copies == 10 and paper.account_id == "F1"
-    assert paper.e2e_p50_ms == pytest.approx(55.0, abs=0.01)    # 10..100 ms, linear interpolation
+    assert paper.e2e_p50_ms == pytest.approx(55.0, abs=0.01)  # 10..100 ms, linear interpolation
     assert paper.e2e_p90_ms == pytest.approx(91.0, abs=0.01)
     assert paper.e2e_max_ms == pytest.approx(100.0, abs=0.01)
     assert paper.internal_p99_ms == pytest.approx(9.91, abs=0.01)
     tradovate = next(r for r in rows if r.platform == "tradovate")
-    assert tradovate.day == D2.date() and tradovate.copies == 1 and tradovate.e2e_p50_ms == pytest.approx(30.0, abs=0.01)
+    assert (
+        tradovate.day == D2.date() and tradovate.copies == 1 and tradovate.e2e_p50_ms == pytest.approx(30.0, abs=0.01)
+    )
     assert tradovate.account_id == "F2"
 
 
@@ -169,9 +195,11 @@ def test_empty_reports_still_have_a_header(db: Session) -> None:
 
 
 def test_config_sync_disables_what_left_the_config(loaded: Engine) -> None:
-    smaller = {**CONFIG, "accounts": CONFIG["accounts"][:3], "copy_groups": [
-        {"id": "g1", "leader": "L1", "followers": [{"account": "F1", "rule": {"multiplier": 2}}]}
-    ]}
+    smaller = {
+        **CONFIG,
+        "accounts": CONFIG["accounts"][:3],
+        "copy_groups": [{"id": "g1", "leader": "L1", "followers": [{"account": "F1", "rule": {"multiplier": 2}}]}],
+    }
     with session_factory(loaded).begin() as db:
         sync_config(db, parse_config(smaller, env={}))
     with session_factory(loaded)() as db:

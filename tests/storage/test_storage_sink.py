@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DataError, OperationalError
+
 from copytrader.agents.tracking import storage_sink
 from copytrader.core.records import (
     Execution,
@@ -27,16 +30,22 @@ from copytrader.storage.models import (
     PnlPoint,
     PositionSnapshot,
 )
-from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import DataError, OperationalError
 
 T = 1_772_460_000.0  # 2026-03-02T14:00:00Z
-AT = datetime.fromtimestamp(T, timezone.utc)
+AT = datetime.fromtimestamp(T, UTC)
 
 
 def _signal(n: int = 1) -> TradeSignal:
-    return TradeSignal(signal_id=f"L1:o{n}:new", leader_account="L1", platform="paper", symbol="ESM6", side="buy",
-                       quantity=1, occurred_at=AT, stamps={"detected": T, "published": T + 0.002})
+    return TradeSignal(
+        signal_id=f"L1:o{n}:new",
+        leader_account="L1",
+        platform="paper",
+        symbol="ESM6",
+        side="buy",
+        quantity=1,
+        occurred_at=AT,
+        stamps={"detected": T, "published": T + 0.002},
+    )
 
 
 def _raw(signal: TradeSignal) -> bytes:
@@ -45,9 +54,18 @@ def _raw(signal: TradeSignal) -> bytes:
 
 def _execution(n: int, **kw: Any) -> Execution:
     base: dict[str, Any] = {
-        "execution_id": f"x{n}", "account_id": "F1", "platform": "paper", "kind": "ack",
-        "client_order_id": f"CT{n}", "signal_id": "L1:o1:new", "symbol": "ESM6", "side": "buy", "quantity": 1,
-        "price": Decimal("5000.25"), "request_outcome": True, "occurred_at": AT,
+        "execution_id": f"x{n}",
+        "account_id": "F1",
+        "platform": "paper",
+        "kind": "ack",
+        "client_order_id": f"CT{n}",
+        "signal_id": "L1:o1:new",
+        "symbol": "ESM6",
+        "side": "buy",
+        "quantity": 1,
+        "price": Decimal("5000.25"),
+        "request_outcome": True,
+        "occurred_at": AT,
         "stamps": {"detected": T, "sent": T + 0.004, "acked": T + 0.012},
     }
     return Execution(**{**base, **kw})
@@ -62,10 +80,13 @@ def test_signals_batch_skips_malformed() -> None:
 
 
 def test_execution_rows_derive_latencies_and_kinds() -> None:
-    batch = mapping.executions_batch([
-        _execution(1), _execution(1),
-        _execution(2, kind="fill", request_outcome=False, stamps={"detected": T, "filled": T + 0.020}),
-    ])
+    batch = mapping.executions_batch(
+        [
+            _execution(1),
+            _execution(1),
+            _execution(2, kind="fill", request_outcome=False, stamps={"detected": T, "filled": T + 0.020}),
+        ]
+    )
     assert len(batch.executions) == 2  # the duplicate in the batch is dropped
     ack, fill = batch.executions
     assert ack["e2e_ms"] == pytest.approx(12.0, abs=0.01) and ack["internal_ms"] == pytest.approx(4.0, abs=0.01)
@@ -81,8 +102,14 @@ def test_naive_time_from_a_foreign_producer_is_taken_as_utc() -> None:
 
 def test_positions_batch_keeps_latest_point_per_minute() -> None:
     updates = [
-        Position(account_id="F1", symbol="ESM6", net_quantity=q, realized_pnl=Decimal(q), fills=q,
-                 updated_at=AT + timedelta(seconds=s))
+        Position(
+            account_id="F1",
+            symbol="ESM6",
+            net_quantity=q,
+            realized_pnl=Decimal(q),
+            fills=q,
+            updated_at=AT + timedelta(seconds=s),
+        )
         for q, s in ((1, 5), (3, 50), (2, 20), (4, 65))
     ]
     batch = mapping.positions_batch(updates + updates[:1])
@@ -92,12 +119,21 @@ def test_positions_batch_keeps_latest_point_per_minute() -> None:
 
 
 def test_intents_and_errors_become_audit_entries() -> None:
-    intent = OrderIntent(client_order_id="CT1", signal_id="L1:o1:new", account_id="F1", platform="paper",
-                         leader_account="L1", action="place", symbol="ESM6", side="buy", quantity=1,
-                         stamps={"detected": T, "fanned_out": T + 0.003})
+    intent = OrderIntent(
+        client_order_id="CT1",
+        signal_id="L1:o1:new",
+        account_id="F1",
+        platform="paper",
+        leader_account="L1",
+        action="place",
+        symbol="ESM6",
+        side="buy",
+        quantity=1,
+        stamps={"detected": T, "fanned_out": T + 0.003},
+    )
     batch = mapping.intents_batch([IntentBatch(batch_id="L1:o1:new|p0", intents=[intent])])
     assert [(a.kind, a.natural_id, a.account_id) for a in batch.audit] == [("intent", "CT1", "F1")]
-    assert batch.audit[0].occurred_at == datetime.fromtimestamp(T + 0.003, timezone.utc)
+    assert batch.audit[0].occurred_at == datetime.fromtimestamp(T + 0.003, UTC)
     errors = mapping.errors_batch([OrderError(error_id="e1", stage="fanout", reason="no rule", account_id="F9")])
     assert errors.audit[0].kind == "error" and errors.audit[0].payload["reason"] == "no rule"
 
@@ -124,7 +160,10 @@ async def test_sink_writes_batches_and_redelivery_is_a_noop(sink: storage_sink.S
         await sink.store(mapping.executions_batch, executions)
         await sink.store(mapping.positions_batch, positions)
     with session_factory(sink.engine)() as db:
-        count = lambda model: db.scalar(select(func.count()).select_from(model))
+
+        def count(model: type) -> int | None:
+            return db.scalar(select(func.count()).select_from(model))
+
         assert (count(AuditEntry), count(ExecutionRow), count(PositionSnapshot), count(PnlPoint)) == (6, 3, 1, 1)
         assert verify(db).entries == 6
     await sink.close()
@@ -173,8 +212,10 @@ def test_install_registers_the_store_agents(tmp_path: Path) -> None:
     app = create_app(settings)
     topics = {name: agent.channel.topics for name, agent in app.agents.items()}
     assert topics == {
-        "store-signals": ("trade.signals",), "store-intents": ("orders.requests",),
-        "store-executions": ("trade.executions",), "store-errors": ("order.errors",),
+        "store-signals": ("trade.signals",),
+        "store-intents": ("orders.requests",),
+        "store-executions": ("trade.executions",),
+        "store-errors": ("order.errors",),
         "store-positions": ("positions.updates",),
     }
     assert isinstance(app.runtime.storage, storage_sink.StorageSink)

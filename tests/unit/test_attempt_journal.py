@@ -72,15 +72,17 @@ async def test_old_rows_are_pruned_and_the_size_is_capped(tmp_path: Path) -> Non
     assert len(journal) == 5 and journal.get("CT0") is None and journal.get("CT7") is not None
 
 
-async def test_cost_per_copy_is_small(tmp_path: Path) -> None:
-    """Prints what the journal adds per copy (begin before the call, finish after it)."""
+async def test_many_concurrent_lanes_journal_every_copy(tmp_path: Path) -> None:
+    """Every copy of many concurrent lanes is journalled and finished; also prints what the
+    journal adds per copy (a measurement, not asserted: timing belongs to benchmarks)."""
     journal = AttemptJournal(tmp_path / "j.sqlite")
     costs = {}
     for followers in (1, 20, 200):
         copies = 0
         started = time.perf_counter()
         for signal in range(max(1, 600 // followers)):
-            async def lane(i: int, signal: int = signal) -> None:
+
+            async def lane(i: int, signal: int = signal, followers: int = followers) -> None:
                 key = f"CT{followers}-{signal}-{i}"
                 await journal.begin(key, f"f{i}", "place")
                 journal.finish(key, "ack", "B1")
@@ -90,4 +92,7 @@ async def test_cost_per_copy_is_small(tmp_path: Path) -> None:
         journal.flush()
         costs[followers] = (time.perf_counter() - started) / copies * 1e6
     print("attempt journal µs per copy by followers per signal:", {k: round(v, 1) for k, v in costs.items()})
-    assert costs[20] < 1000 and costs[200] < 1000  # measured ~50-80 µs on the CI machine
+    for followers in (1, 20, 200):
+        last = f"CT{followers}-{max(1, 600 // followers) - 1}-{followers - 1}"
+        attempt = journal.get(last)
+        assert attempt is not None and attempt.state == DONE and attempt.broker_order_id == "B1"

@@ -13,7 +13,7 @@ from ci_skips import TOOLS, needs, require
 
 TESTS = Path(__file__).resolve().parents[1]
 
-TOOL_CASES = '''
+TOOL_CASES = """
 import pytest
 from ci_skips import needs, require, require_module
 
@@ -35,14 +35,14 @@ def test_bare_skip():
 
 def test_capability_claimed_outside_conformance():
     pytest.skip("capability: not a conformance test")
-'''
+"""
 
-CAPABILITY_CASE = '''
+CAPABILITY_CASE = """
 from ci_skips import skip_capability
 
 def test_platform_lacks_a_feature():
     skip_capability("paper lacks brackets")
-'''
+"""
 
 
 def _run(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess[str]:
@@ -57,17 +57,29 @@ def _run(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess[str]:
         env["CI"] = ci
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", str(tests)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_under_ci_a_missing_tool_fails_and_only_a_conformance_capability_skip_stays(tmp_path: Path) -> None:
     done = _run(tmp_path, "true")
     assert done.returncode == 1, done.stdout
-    for name in ("test_needs_a_tool", "test_marked_as_needing_a_tool", "test_needs_a_client_library",
-                 "test_bare_skip", "test_capability_claimed_outside_conformance"):
+    for name in (
+        "test_needs_a_tool",
+        "test_marked_as_needing_a_tool",
+        "test_needs_a_client_library",
+        "test_bare_skip",
+        "test_capability_claimed_outside_conformance",
+    ):
         # a mark fails the set-up (an ERROR), the others the call (FAILED): either fails the run
-        assert any(f"{kind} tests/test_tools.py::{name}" in done.stdout for kind in ("FAILED", "ERROR")), (name, done.stdout)
+        assert any(f"{kind} tests/test_tools.py::{name}" in done.stdout for kind in ("FAILED", "ERROR")), (
+            name,
+            done.stdout,
+        )
     assert "needs chromium: no chromium at /nowhere" in done.stdout
     skipped = [line for line in done.stdout.splitlines() if line.startswith("SKIPPED")]
     assert len(skipped) == 1 and "capability: paper lacks brackets" in skipped[0], skipped

@@ -39,8 +39,14 @@ def test_backoff_doubles_to_the_cap_without_deprecation() -> None:
 async def test_until_reraises_the_last_error_after_the_attempts() -> None:
     calls, sleeps = 0, Sleeps()
     with pytest.raises(ConnectionError, match="down 3"):
-        async for attempt in until(lambda exc: isinstance(exc, ConnectionError), what="t", attempts=3,
-                                   deadline_s=60.0, wait=backoff(0.01, 1.0), sleep=sleeps):
+        async for attempt in until(
+            lambda exc: isinstance(exc, ConnectionError),
+            what="t",
+            attempts=3,
+            deadline_s=60.0,
+            wait=backoff(0.01, 1.0),
+            sleep=sleeps,
+        ):
             with attempt:
                 calls += 1
                 raise ConnectionError(f"down {calls}")
@@ -51,8 +57,9 @@ async def test_forever_stops_on_an_error_the_predicate_calls_fatal() -> None:
     errors = [ConnectionError("blip"), ConnectionError("blip"), PermissionError("refused")]
     sleeps = Sleeps()
     with pytest.raises(PermissionError):
-        async for attempt in forever(lambda exc: isinstance(exc, ConnectionError), what="t", first_s=0.5,
-                                     max_s=0.75, sleep=sleeps):
+        async for attempt in forever(
+            lambda exc: isinstance(exc, ConnectionError), what="t", first_s=0.5, max_s=0.75, sleep=sleeps
+        ):
             with attempt:
                 raise errors.pop(0)
     assert sleeps.waits == pytest.approx([0.5, 0.75])

@@ -10,8 +10,14 @@ from copytrader.core.config import ConfigError, parse_config
 def config(**override: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "sessions": [{"id": "s1", "platform": "paper"}, {"id": "s2", "platform": "paper", "secret_env": "CT_SECRET"}],
-        "accounts": [{"id": "L", "session": "s1"}, {"id": "f1", "session": "s1"}, {"id": "f2", "session": "s2", "size": 100000}],
-        "copy_groups": [{"id": "g", "leader": "L", "followers": [{"account": "f1"}, {"account": "f2", "rule": {"multiplier": 2}}]}],
+        "accounts": [
+            {"id": "L", "session": "s1"},
+            {"id": "f1", "session": "s1"},
+            {"id": "f2", "session": "s2", "size": 100000},
+        ],
+        "copy_groups": [
+            {"id": "g", "leader": "L", "followers": [{"account": "f1"}, {"account": "f2", "rule": {"multiplier": 2}}]}
+        ],
     }
     data.update(override)
     return data
@@ -73,8 +79,10 @@ def test_leader_cannot_follow_itself_and_duplicates_refused() -> None:
 
 def test_secret_options_come_from_the_environment() -> None:
     """Tradovate's API ``sec`` is a second secret: ``sec_env`` names its variable."""
-    sessions = [{"id": "s1", "platform": "paper"},
-                {"id": "s2", "platform": "paper", "secret_env": "CT_SECRET", "options": {"cid": 7, "sec_env": "CT_SEC"}}]
+    sessions = [
+        {"id": "s1", "platform": "paper"},
+        {"id": "s2", "platform": "paper", "secret_env": "CT_SECRET", "options": {"cid": 7, "sec_env": "CT_SEC"}},
+    ]
     parsed = parse_config(config(sessions=sessions), env={"CT_SECRET": "x", "CT_SEC": "0d2c-uuid"})
     assert parsed.sessions["s2"].options == {"cid": 7, "sec": "0d2c-uuid"}
     assert error_of(config(sessions=sessions)).path == "sessions[1].options.sec_env"

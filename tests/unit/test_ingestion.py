@@ -3,13 +3,14 @@
 import asyncio
 from decimal import Decimal
 
+from waiting import wait_until
+
 from copytrader.agents.ingest.watchers import LeaderWatcher, SignalNormalizer
-from copytrader.core.signals import decode_signal
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.brokers.base import SessionConfig
 from copytrader.brokers.model import CancelOrder, ModifyOrder, OrderType, PlaceOrder, Side
 from copytrader.brokers.paper.adapter import PaperAdapter, reset_venues
-from waiting import wait_until
+from copytrader.core.signals import decode_signal
 
 
 async def test_leader_actions_become_new_modify_cancel_and_fill_signals() -> None:
@@ -19,13 +20,19 @@ async def test_leader_actions_become_new_modify_cancel_and_fill_signals() -> Non
     outbox = MemoryOutbox()
     watcher = LeaderWatcher(adapter, "L", outbox)
     task = asyncio.ensure_future(watcher.run())
-    await wait_until(lambda: adapter._fanout._queues, timeout_s=5, what="the watcher subscribed to the adapter's events")
+    await wait_until(
+        lambda: adapter._fanout._queues, timeout_s=5, what="the watcher subscribed to the adapter's events"
+    )
     await adapter.place(PlaceOrder("L", "c1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4900")))
     await adapter.modify(ModifyOrder("L", "c1", quantity=2, limit_price=Decimal("4901")))
     await adapter.cancel(CancelOrder("L", "c1"))
     await adapter.place(PlaceOrder("L", "c2", "ESZ6", Side.SELL, 3))
-    await wait_until(lambda: len(outbox.sent["signal"]) >= 5, timeout_s=5, what="five leader signals",
-                     observe=lambda: len(outbox.sent["signal"]))
+    await wait_until(
+        lambda: len(outbox.sent["signal"]) >= 5,
+        timeout_s=5,
+        what="five leader signals",
+        observe=lambda: len(outbox.sent["signal"]),
+    )
     task.cancel()
     signals = [decode_signal(payload) for _, payload in outbox.sent["signal"]]
     assert [s.kind for s in signals] == ["new", "modify", "cancel", "new", "fill"]
@@ -57,7 +64,9 @@ def test_a_market_order_that_closes_the_leader_position_becomes_a_flatten() -> N
     fill = FillEvent("L", None, "1", "f1", "ESZ6", Side.BUY, 2, D("5000"), 2, 0)
     assert normalizer.on_event(fill).kind == "fill"  # type: ignore[union-attr]  # a fill yields a signal
     assert normalizer.on_event(fill) is None  # the same execution reported twice counts once
-    partial = normalizer.on_event(OrderEvent("L", None, "2", "ESZ6", Side.SELL, OrderType.MARKET, 1, OrderStatus.WORKING))
+    partial = normalizer.on_event(
+        OrderEvent("L", None, "2", "ESZ6", Side.SELL, OrderType.MARKET, 1, OrderStatus.WORKING)
+    )
     normalizer.on_event(FillEvent("L", None, "2", "f2", "ESZ6", Side.SELL, 1, D("5001"), 1, 0))
     close = normalizer.on_event(OrderEvent("L", None, "3", "ESZ6", Side.SELL, OrderType.MARKET, 1, OrderStatus.WORKING))
     assert [s.kind for s in (opened, partial, close)] == ["new", "new", "flatten"]  # type: ignore[union-attr]  # all signals

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from waiting import wait_until
 
 from copytrader.agents.execution.intent_consumer import DirectIntentConsumer, PartitionProgress
 from copytrader.core.records import IntentBatch, OrderIntent
 from copytrader.core.settings import Settings
-from waiting import wait_until
 
 TP0 = TopicPartition("orders.requests", 0)
 TP1 = TopicPartition("orders.requests", 1)
@@ -46,15 +46,31 @@ def test_partitions_are_independent_and_forgotten_on_revocation() -> None:
 
 def intent(account: str) -> OrderIntent:
     return OrderIntent(
-        client_order_id=f"s1|{account}", signal_id="s1", account_id=account, platform="paper",
-        leader_account="L", action="place", symbol="ESZ6", side="buy", quantity=1,
+        client_order_id=f"s1|{account}",
+        signal_id="s1",
+        account_id=account,
+        platform="paper",
+        leader_account="L",
+        action="place",
+        symbol="ESZ6",
+        side="buy",
+        quantity=1,
     )
 
 
 def record(offset: int, value: bytes) -> ConsumerRecord:
     return ConsumerRecord(
-        topic=TP0.topic, partition=0, offset=offset, timestamp=0, timestamp_type=0, key=b"k", value=value,
-        checksum=None, serialized_key_size=1, serialized_value_size=len(value), headers=(),
+        topic=TP0.topic,
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"k",
+        value=value,
+        checksum=None,
+        serialized_key_size=1,
+        serialized_value_size=len(value),
+        headers=(),
     )
 
 
@@ -72,7 +88,9 @@ async def test_dispatch_hands_batches_over_and_finishes_their_offsets_when_done(
 
 async def test_fetching_pauses_while_too_many_batches_are_in_flight() -> None:
     done: list[Callable[[], Awaitable[object]]] = []
-    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: done.append(d), max_in_flight=4)
+    consumer = DirectIntentConsumer(
+        TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: done.append(d), max_in_flight=4
+    )
     payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
     for offset in range(4):
         consumer._dispatch(TP0, record(offset, payload))
@@ -100,8 +118,17 @@ def test_the_brokers_append_time_travels_with_the_batch() -> None:
     consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: submitted.append(b))
     payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
     appended = ConsumerRecord(
-        topic=TP0.topic, partition=0, offset=0, timestamp=1_795_000_000_123, timestamp_type=1, key=b"k",
-        value=payload, checksum=None, serialized_key_size=1, serialized_value_size=len(payload), headers=(),
+        topic=TP0.topic,
+        partition=0,
+        offset=0,
+        timestamp=1_795_000_000_123,
+        timestamp_type=1,
+        key=b"k",
+        value=payload,
+        checksum=None,
+        serialized_key_size=1,
+        serialized_value_size=len(payload),
+        headers=(),
     )
     consumer._dispatch(TP0, appended)
     consumer._dispatch(TP0, record(1, payload))  # CreateTime: the producer's clock, not the broker's
@@ -130,7 +157,9 @@ class _Consumer:
 
 async def test_batches_are_handed_to_the_lanes_only_after_the_next_fetch_went_out() -> None:
     seen_in_flight: list[bool] = []
-    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: seen_in_flight.append(bool(fake._fetcher._in_flight)))
+    consumer = DirectIntentConsumer(
+        TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: seen_in_flight.append(bool(fake._fetcher._in_flight))
+    )
     payload = IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()
     fake = _Consumer({TP0: [record(0, payload), record(1, payload)]})
     consumer._consumer = fake  # type: ignore[assignment]  # the fetch loop only calls getmany

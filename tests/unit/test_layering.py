@@ -19,7 +19,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS: dict[str, int] = {
-    "common": 0, "brokers": 1, "core": 2, "storage": 3, "tables": 3, "agents": 4, "web": 4, "app": 5, "demo": 6,
+    "common": 0,
+    "brokers": 1,
+    "core": 2,
+    "storage": 3,
+    "tables": 3,
+    "agents": 4,
+    "web": 4,
+    "app": 5,
+    "demo": 6,
 }
 STAGES = ("ingest", "fanout", "execution", "tracking")
 # web sits beside the stages: it may use their shared plumbing, not a stage itself.
@@ -102,7 +110,8 @@ def test_only_one_module_reads_aiokafka_private_attributes() -> None:
     (tested against the installed aiokafka there); everywhere else uses its public API."""
     found = [
         f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
-        for _, path in modules() if path != INTERNALS and "brokers" not in path.parts
+        for _, path in modules()
+        if path != INTERNALS and "brokers" not in path.parts
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if AIOKAFKA_PRIVATE.search(line) and not line.lstrip().startswith("#")
     ]

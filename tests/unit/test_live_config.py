@@ -7,13 +7,13 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from copytrader.core.control_records import AccountCommand, Login, decode_command, seal_login, unseal_login
-from copytrader.core.config import Account, parse_config
-from copytrader.demo.configgen import demo_config
-from copytrader.core.live_config import add_follower, apply_account, dashboard_session_id
-from copytrader.core.scaling import CopyRule, ScalingMode
 from copytrader.brokers.base import SessionConfig
 from copytrader.common.crypto import CredentialCipher, CredentialKeyError, generate_key
+from copytrader.core.config import Account, parse_config
+from copytrader.core.control_records import AccountCommand, Login, decode_command, seal_login, unseal_login
+from copytrader.core.live_config import add_follower, apply_account, dashboard_session_id
+from copytrader.core.scaling import CopyRule, ScalingMode
+from copytrader.demo.configgen import demo_config
 
 
 def config():  # type: ignore[no-untyped-def]
@@ -35,10 +35,19 @@ def test_a_new_account_gets_its_own_session_without_a_reconnect() -> None:
     again = apply_account(cfg, Account("x1", sid, "tradovate", "TV-1", Decimal(25000)), own_session("x1", "s1"))
     assert again.reconnect is None
     # A new secret must reopen the session; so must another broker account name.
-    assert apply_account(cfg, Account("x1", sid, "tradovate", "TV-1", Decimal(25000)), own_session("x1", "s2")).reconnect == sid
-    assert apply_account(cfg, Account("x1", sid, "tradovate", "TV-9", Decimal(25000)), own_session("x1", "s2")).reconnect == sid
+    assert (
+        apply_account(cfg, Account("x1", sid, "tradovate", "TV-1", Decimal(25000)), own_session("x1", "s2")).reconnect
+        == sid
+    )
+    assert (
+        apply_account(cfg, Account("x1", sid, "tradovate", "TV-9", Decimal(25000)), own_session("x1", "s2")).reconnect
+        == sid
+    )
     # Size alone is the planner's business: no reconnect.
-    assert apply_account(cfg, Account("x1", sid, "tradovate", "TV-9", Decimal(1)), own_session("x1", "s2")).reconnect is None
+    assert (
+        apply_account(cfg, Account("x1", sid, "tradovate", "TV-9", Decimal(1)), own_session("x1", "s2")).reconnect
+        is None
+    )
 
 
 def test_a_configured_account_moved_to_its_own_session_leaves_the_shared_one() -> None:
@@ -69,7 +78,9 @@ def test_a_login_is_sealed_to_its_account_and_opens_only_with_the_key() -> None:
     cipher = CredentialCipher([generate_key()])
     sealed = seal_login(cipher, "x1", Login("trader", "Pa55-word", {"sec": "api-secret"}))
     assert "Pa55-word" not in sealed and "trader" not in sealed and "api-secret" not in sealed
-    assert unseal_login(cipher, "x1", sealed, cipher.primary_key_id) == Login("trader", "Pa55-word", {"sec": "api-secret"})
+    assert unseal_login(cipher, "x1", sealed, cipher.primary_key_id) == Login(
+        "trader", "Pa55-word", {"sec": "api-secret"}
+    )
     with pytest.raises(CredentialKeyError):
         unseal_login(cipher, "x2", sealed)  # a token copied into another account's record
     with pytest.raises(CredentialKeyError):
@@ -80,9 +91,20 @@ def test_a_login_is_sealed_to_its_account_and_opens_only_with_the_key() -> None:
 
 def test_account_records_round_trip_and_malformed_ones_name_the_field() -> None:
     cipher = CredentialCipher([generate_key()])
-    command = AccountCommand("c1", "x1", "tradovate", "TV-1", "25000", True, dashboard_session_id("x1"),
-                             "http://127.0.0.1:1", seal_login(cipher, "x1", Login("u", "s", {"sec": "k"})),
-                             cipher.primary_key_id, "admin", options={"cid": 8, "appId": "CopyTrader"})
+    command = AccountCommand(
+        "c1",
+        "x1",
+        "tradovate",
+        "TV-1",
+        "25000",
+        True,
+        dashboard_session_id("x1"),
+        "http://127.0.0.1:1",
+        seal_login(cipher, "x1", Login("u", "s", {"sec": "k"})),
+        cipher.primary_key_id,
+        "admin",
+        options={"cid": 8, "appId": "CopyTrader"},
+    )
     raw = command.encode()
     assert b'"s"' not in raw and b'"k"' not in raw and command.key == "account:x1"
     decoded = decode_command(raw)
@@ -95,9 +117,29 @@ def test_account_records_round_trip_and_malformed_ones_name_the_field() -> None:
     assert routing is not None and routing.secret is None and routing.username is None
     assert "sec" not in routing.options
     with pytest.raises(ValueError, match="platform"):
-        decode_command(orjson.dumps({"kind": "account", "account_id": "x1", "broker_account": "B", "size": "1",
-                                     "enabled": True, "session_id": "s"}))
+        decode_command(
+            orjson.dumps(
+                {
+                    "kind": "account",
+                    "account_id": "x1",
+                    "broker_account": "B",
+                    "size": "1",
+                    "enabled": True,
+                    "session_id": "s",
+                }
+            )
+        )
     with pytest.raises(ValueError, match="size"):
-        decode_command(orjson.dumps({"kind": "account", "account_id": "x1", "platform": "paper", "broker_account": "B",
-                                     "size": "-1", "enabled": True, "session_id": "s"}))
-
+        decode_command(
+            orjson.dumps(
+                {
+                    "kind": "account",
+                    "account_id": "x1",
+                    "platform": "paper",
+                    "broker_account": "B",
+                    "size": "-1",
+                    "enabled": True,
+                    "session_id": "s",
+                }
+            )
+        )

@@ -16,9 +16,18 @@ def record(kind: str, broker_order_id: str, client_order_id: str, *, leaves: int
     _n += 1
     fill = kind in ("fill", "partial_fill")
     return Execution(
-        execution_id=f"e{_n}", account_id="f001", platform="paper", kind=kind, signal_id=f"leader-1:{_n}:new",
-        client_order_id=client_order_id, broker_order_id=broker_order_id, symbol="ESZ6", side="buy",
-        quantity=filled if fill else 1, price=Decimal("5000") if fill else None, leaves_quantity=leaves,
+        execution_id=f"e{_n}",
+        account_id="f001",
+        platform="paper",
+        kind=kind,
+        signal_id=f"leader-1:{_n}:new",
+        client_order_id=client_order_id,
+        broker_order_id=broker_order_id,
+        symbol="ESZ6",
+        side="buy",
+        quantity=filled if fill else 1,
+        price=Decimal("5000") if fill else None,
+        leaves_quantity=leaves,
     )
 
 
@@ -54,8 +63,19 @@ def test_a_partial_fill_keeps_the_order_open_until_nothing_is_left() -> None:
 
 def test_a_reject_without_a_broker_id_is_tracked_by_its_client_id() -> None:
     account = view()
-    account.track_order(Execution(execution_id="r1", account_id="f001", platform="paper", kind="reject",
-                                  signal_id="leader-1:9:new", client_order_id="CT9", symbol="ESZ6", side="buy",
-                                  quantity=1, reason="no margin"))
+    account.track_order(
+        Execution(
+            execution_id="r1",
+            account_id="f001",
+            platform="paper",
+            kind="reject",
+            signal_id="leader-1:9:new",
+            client_order_id="CT9",
+            symbol="ESZ6",
+            side="buy",
+            quantity=1,
+            reason="no margin",
+        )
+    )
     account.track_order(record("ack", "", "CT9"))  # a confused late ack for the same request
     assert account.open_orders == set()

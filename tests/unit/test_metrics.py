@@ -12,8 +12,8 @@ from aiohttp import web
 from faust.types import TP
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from copytrader.core import metrics
 from copytrader.brokers.errors import BrokerUnavailable, OrderRejected, RateLimited
+from copytrader.core import metrics
 
 
 def value(name: str, **labels: str) -> float:

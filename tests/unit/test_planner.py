@@ -17,15 +17,17 @@ CONFIG = parse_config(
             {"id": "big", "session": "p", "size": 150000},
             {"id": "off", "session": "p"},
         ],
-        "copy_groups": [{
-            "leader": "L",
-            "followers": [
-                {"account": "same"},
-                {"account": "micro", "rule": {"multiplier": 10, "symbol_map": {"ES": "MES"}, "inverse": True}},
-                {"account": "big", "rule": {"mode": "ratio", "max_quantity": 5}},
-                {"account": "off", "enabled": False},
-            ],
-        }],
+        "copy_groups": [
+            {
+                "leader": "L",
+                "followers": [
+                    {"account": "same"},
+                    {"account": "micro", "rule": {"multiplier": 10, "symbol_map": {"ES": "MES"}, "inverse": True}},
+                    {"account": "big", "rule": {"mode": "ratio", "max_quantity": 5}},
+                    {"account": "off", "enabled": False},
+                ],
+            }
+        ],
     },
     env={},
 )
@@ -33,8 +35,15 @@ CONFIG = parse_config(
 
 def signal(kind: str = "new", **kw: object) -> TradeSignal:
     base: dict[str, object] = dict(
-        signal_id=ids.signal_id("L", "77", kind, 1), leader_account="L", platform="paper", symbol="ESZ6",
-        side="buy", quantity=2, kind=kind, leader_order_id="77", stamps={"detected": 1.0},
+        signal_id=ids.signal_id("L", "77", kind, 1),
+        leader_account="L",
+        platform="paper",
+        symbol="ESZ6",
+        side="buy",
+        quantity=2,
+        kind=kind,
+        leader_order_id="77",
+        stamps={"detected": 1.0},
     )
     return TradeSignal(**{**base, **kw})
 

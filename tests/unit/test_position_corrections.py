@@ -9,16 +9,31 @@ from copytrader.tables.positions import apply_correction, apply_fill
 
 
 def fill(n: int, side: str, qty: int, price: str) -> Execution:
-    return Execution(execution_id=f"a|o{n}|fill|{n}", account_id="a", platform="tradovate", kind="fill",
-                     symbol="ESZ6", side=side, quantity=qty, price=Decimal(price))
+    return Execution(
+        execution_id=f"a|o{n}|fill|{n}",
+        account_id="a",
+        platform="tradovate",
+        kind="fill",
+        symbol="ESZ6",
+        side=side,
+        quantity=qty,
+        price=Decimal(price),
+    )
 
 
 def correction(n: int, of: int, side: str, original: tuple[int, str], new: tuple[int, str] | None) -> Execution:
     return Execution(
-        execution_id=f"a|o{of}|correction|{n}", account_id="a", platform="tradovate",
-        kind="fill_bust" if new is None else "fill_correction", symbol="ESZ6", side=side,
-        quantity=0 if new is None else new[0], price=None if new is None else Decimal(new[1]),
-        corrects=f"a|o{of}|fill|{of}", original_quantity=original[0], original_price=Decimal(original[1]),
+        execution_id=f"a|o{of}|correction|{n}",
+        account_id="a",
+        platform="tradovate",
+        kind="fill_bust" if new is None else "fill_correction",
+        symbol="ESZ6",
+        side=side,
+        quantity=0 if new is None else new[0],
+        price=None if new is None else Decimal(new[1]),
+        corrects=f"a|o{of}|fill|{of}",
+        original_quantity=original[0],
+        original_price=Decimal(original[1]),
     )
 
 

@@ -7,8 +7,16 @@ from copytrader.tables.positions import apply_fill
 
 
 def fill(n: int, side: str, qty: int, price: str, symbol: str = "ESZ6") -> Execution:
-    return Execution(execution_id=f"e{n}", account_id="a", platform="paper", kind="fill", symbol=symbol,
-                     side=side, quantity=qty, price=Decimal(price))
+    return Execution(
+        execution_id=f"e{n}",
+        account_id="a",
+        platform="paper",
+        kind="fill",
+        symbol=symbol,
+        side=side,
+        quantity=qty,
+        price=Decimal(price),
+    )
 
 
 def test_average_realised_pnl_and_flat() -> None:

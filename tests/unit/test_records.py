@@ -1,16 +1,18 @@
 """Record validation: bad input is refused with the field's name, good input round-trips."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
-from copytrader.core.signals import decode_signal
 from copytrader.core.records import Execution, OrderIntent, RecordError, TradeSignal
+from copytrader.core.signals import decode_signal
 
 
 def signal(**kw: object) -> TradeSignal:
-    base: dict[str, object] = dict(signal_id="L:1:new", leader_account="L", platform="paper", symbol="ESZ6", side="buy", quantity=2)
+    base: dict[str, object] = dict(
+        signal_id="L:1:new", leader_account="L", platform="paper", symbol="ESZ6", side="buy", quantity=2
+    )
     return TradeSignal(**{**base, **kw})
 
 
@@ -24,7 +26,7 @@ def test_round_trip_keeps_decimal_prices_and_utc_times() -> None:
 
 def test_aware_times_are_normalised_to_utc_and_naive_times_refused() -> None:
     paris = datetime(2026, 1, 2, 10, 0, tzinfo=timezone(timedelta(hours=1)))
-    assert signal(occurred_at=paris).occurred_at == datetime(2026, 1, 2, 9, 0, tzinfo=timezone.utc)
+    assert signal(occurred_at=paris).occurred_at == datetime(2026, 1, 2, 9, 0, tzinfo=UTC)
     with pytest.raises(RecordError, match="occurred_at"):
         signal(occurred_at=datetime(2026, 1, 2, 10, 0))
 
@@ -58,8 +60,16 @@ def test_decode_signal_reports_missing_fields_and_bad_json() -> None:
 
 
 def test_intent_needs_a_target_for_modify_and_cancel() -> None:
-    base = dict(client_order_id="CT1", signal_id="s", account_id="f1", platform="paper", leader_account="L",
-                symbol="ESZ6", side="buy", quantity=1)
+    base = dict(
+        client_order_id="CT1",
+        signal_id="s",
+        account_id="f1",
+        platform="paper",
+        leader_account="L",
+        symbol="ESZ6",
+        side="buy",
+        quantity=1,
+    )
     with pytest.raises(RecordError, match="target_client_order_id"):
         OrderIntent(action="cancel", **base)
     assert OrderIntent(action="cancel", target_client_order_id="CT0", **base).action == "cancel"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from copytrader.core.config import parse_config
+from copytrader.core.records import Execution, TradeSignal
 from copytrader.demo.configgen import demo_config
 from copytrader.demo.observer import RunObserver
 from copytrader.demo.trader import DemoTrader, TraderPlan
-from copytrader.core.records import Execution, TradeSignal
 
 
 def observed(internal_ms_by_signal: dict[str, tuple[float, float]]) -> RunObserver:
@@ -14,14 +14,31 @@ def observed(internal_ms_by_signal: dict[str, tuple[float, float]]) -> RunObserv
     observer = RunObserver("unused:9092", "", parse_config(demo_config(2), env={}))
     for signal_id, (detected, internal_ms) in internal_ms_by_signal.items():
         observer.seen.signals[signal_id] = TradeSignal(
-            signal_id=signal_id, leader_account="leader-1", platform="paper", symbol="ESZ6", side="buy", quantity=1,
+            signal_id=signal_id,
+            leader_account="leader-1",
+            platform="paper",
+            symbol="ESZ6",
+            side="buy",
+            quantity=1,
         )
         for account in ("f001", "f002"):
-            stamps = {"detected": detected, "sent": detected + internal_ms / 1000, "acked": detected + internal_ms / 1000}
-            observer.seen.outcomes[(signal_id, account)].append(Execution(
-                execution_id=f"{signal_id}|{account}", account_id=account, platform="paper", kind="ack",
-                broker_order_id=f"{signal_id}-{account}", signal_id=signal_id, request_outcome=True, stamps=stamps,
-            ))
+            stamps = {
+                "detected": detected,
+                "sent": detected + internal_ms / 1000,
+                "acked": detected + internal_ms / 1000,
+            }
+            observer.seen.outcomes[(signal_id, account)].append(
+                Execution(
+                    execution_id=f"{signal_id}|{account}",
+                    account_id=account,
+                    platform="paper",
+                    kind="ack",
+                    broker_order_id=f"{signal_id}-{account}",
+                    signal_id=signal_id,
+                    request_outcome=True,
+                    stamps=stamps,
+                )
+            )
     return observer
 
 

@@ -7,11 +7,11 @@ import os
 import click
 import pytest
 
-from copytrader.demo.cli import _rate_limit
+from copytrader.brokers.registry import create_adapter
 from copytrader.core.config import parse_config
+from copytrader.demo.cli import _rate_limit
 from copytrader.demo.configgen import demo_config
 from copytrader.demo.sandbox import session_logins, sim_options, start_sandbox
-from copytrader.brokers.registry import create_adapter
 
 
 @pytest.mark.parametrize("per_login, sessions", [(1, 4), (2, 2), (3, 2)])
@@ -29,10 +29,16 @@ async def test_sandbox_sessions_log_in_separately_and_see_only_their_accounts() 
     simulator, fields = await start_sandbox("tradovate", "0", first)
     adapters = []
     try:
-        assert set(fields["sessions"]) == {"leader-tradovate", "followers-tradovate-001",
-                                           "followers-tradovate-002", "followers-tradovate-003"}
-        config = parse_config(demo_config(3, "tradovate", endpoints={"tradovate": fields},
-                                          leader_platform="tradovate"), env=dict(os.environ))
+        assert set(fields["sessions"]) == {
+            "leader-tradovate",
+            "followers-tradovate-001",
+            "followers-tradovate-002",
+            "followers-tradovate-003",
+        }
+        config = parse_config(
+            demo_config(3, "tradovate", endpoints={"tradovate": fields}, leader_platform="tradovate"),
+            env=dict(os.environ),
+        )
         for session_id in ("followers-tradovate-001", "followers-tradovate-002"):
             session = config.sessions[session_id]
             assert session.options["deviceId"] and session.secret

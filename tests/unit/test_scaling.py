@@ -66,7 +66,9 @@ def test_nonsense_rules_are_refused(kwargs: dict[str, object]) -> None:
     multiplier=st.decimals(min_value=Decimal("0.01"), max_value=Decimal(20), places=2),
     cap=st.one_of(st.none(), st.integers(min_value=1, max_value=50)),
 )
-def test_multiplier_never_exceeds_the_cap_or_the_exact_product(leader: int, multiplier: Decimal, cap: int | None) -> None:
+def test_multiplier_never_exceeds_the_cap_or_the_exact_product(
+    leader: int, multiplier: Decimal, cap: int | None
+) -> None:
     rule = CopyRule(multiplier=multiplier, max_quantity=cap, min_quantity=0)
     try:
         quantity = scaled_quantity(rule, leader)

@@ -15,28 +15,51 @@ from hostile_values import json_fragments, python_values, splice
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from copytrader.core.control_records import AccountCommand, ControlCommand, RuleCommand, decode_command
-from copytrader.agents.fanout.controls import planner_applier
-from copytrader.agents.shared.controls_feed import ControlsFeed
 from copytrader.agents.fanout.agent import handle_signal
-from copytrader.core.signals import decode_signal
-from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.agents.fanout.controls import planner_applier
 from copytrader.agents.fanout.planner import FanoutPlanner
+from copytrader.agents.shared.controls_feed import ControlsFeed
+from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.core import schemas
 from copytrader.core.config import ConfigError, parse_config
+from copytrader.core.control_records import AccountCommand, ControlCommand, RuleCommand, decode_command
 from copytrader.core.records import RecordError, TradeSignal
 from copytrader.core.schemas import bounds
+from copytrader.core.signals import decode_signal
 
 CONFIG: dict[str, Any] = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"latency": 0}}],
-    "accounts": [{"id": "L", "session": "p"}, {"id": "f1", "session": "p", "size": 100000}, {"id": "f2", "session": "p"}],
-    "copy_groups": [{"id": "g", "leader": "L", "followers": [
-        {"account": "f1", "rule": {"mode": "ratio"}}, {"account": "f2", "rule": {"multiplier": 2}},
-    ]}],
+    "accounts": [
+        {"id": "L", "session": "p"},
+        {"id": "f1", "session": "p", "size": 100000},
+        {"id": "f2", "session": "p"},
+    ],
+    "copy_groups": [
+        {
+            "id": "g",
+            "leader": "L",
+            "followers": [
+                {"account": "f1", "rule": {"mode": "ratio"}},
+                {"account": "f2", "rule": {"multiplier": 2}},
+            ],
+        }
+    ],
 }
 GOOD = {"signal_id": "L:1:new", "leader_account": "L", "symbol": "ESZ6", "side": "buy", "quantity": 2}
-SIGNAL_FIELDS = [*GOOD, "kind", "order_type", "limit_price", "stop_price", "fill_price", "occurred_at", "stamps",
-                 "platform", "source", "leader_order_id", "unexpected"]
+SIGNAL_FIELDS = [
+    *GOOD,
+    "kind",
+    "order_type",
+    "limit_price",
+    "stop_price",
+    "fill_price",
+    "occurred_at",
+    "stamps",
+    "platform",
+    "source",
+    "leader_order_id",
+    "unexpected",
+]
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -52,11 +75,24 @@ def refused_field(payload: bytes | dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("limit_price", '"Infinity"'), ("limit_price", '"NaN"'), ("limit_price", '"1e999999"'),
-        ("quantity", "1e30"), ("quantity", "1e308"), ("quantity", "1.5"), ("quantity", '"5"'), ("quantity", "true"),
-        ("quantity", "100000000000000000000000000000"), ("signal_id", '["a", "b"]'), ("symbol", '"' + "E" * 60_000 + '"'),
-        ("stamps", '"detected"'), ("stamps", "[" * 1000 + "]" * 1000), ("stamps", '{"detected": ' + "[" * 1000 + "]" * 1000 + "}"),
-        ("stamps", '{"detected": 1e300}'), ("side", '"up"'), ("kind", '"teleport"'), ("extra", "1"),
+        ("limit_price", '"Infinity"'),
+        ("limit_price", '"NaN"'),
+        ("limit_price", '"1e999999"'),
+        ("quantity", "1e30"),
+        ("quantity", "1e308"),
+        ("quantity", "1.5"),
+        ("quantity", '"5"'),
+        ("quantity", "true"),
+        ("quantity", "100000000000000000000000000000"),
+        ("signal_id", '["a", "b"]'),
+        ("symbol", '"' + "E" * 60_000 + '"'),
+        ("stamps", '"detected"'),
+        ("stamps", "[" * 1000 + "]" * 1000),
+        ("stamps", '{"detected": ' + "[" * 1000 + "]" * 1000 + "}"),
+        ("stamps", '{"detected": 1e300}'),
+        ("side", '"up"'),
+        ("kind", '"teleport"'),
+        ("extra", "1"),
     ],
 )
 def test_the_signal_decoder_refuses_and_names_the_field(field: str, value: str) -> None:
@@ -94,10 +130,16 @@ async def test_property_no_signal_stops_fanout_and_the_next_good_one_is_copied(f
 @pytest.mark.parametrize(
     ("rule", "path"),
     [
-        ({"multiplier": "Infinity"}, "multiplier"), ({"multiplier": float("inf")}, "multiplier"),
-        ({"multiplier": float("nan")}, "multiplier"), ({"multiplier": "NaN"}, "multiplier"),
-        ({"multiplier": 1e6}, "multiplier"), ({"quantity": 1.5}, "quantity"), ({"quantity": "5"}, "quantity"),
-        ({"quantity": True}, "quantity"), ({"inverse": "no"}, "inverse"), ({"max_quantity": 10**30}, "max_quantity"),
+        ({"multiplier": "Infinity"}, "multiplier"),
+        ({"multiplier": float("inf")}, "multiplier"),
+        ({"multiplier": float("nan")}, "multiplier"),
+        ({"multiplier": "NaN"}, "multiplier"),
+        ({"multiplier": 1e6}, "multiplier"),
+        ({"quantity": 1.5}, "quantity"),
+        ({"quantity": "5"}, "quantity"),
+        ({"quantity": True}, "quantity"),
+        ({"inverse": "no"}, "inverse"),
+        ({"max_quantity": 10**30}, "max_quantity"),
         ({"symbol_map": {"ES": "M" * 60_000}}, "symbol_map"),
     ],
 )
@@ -116,10 +158,22 @@ def test_the_config_refuses_an_account_size_that_would_stall_the_loop() -> None:
 
 
 CONFIG_PATHS = [
-    ("sessions", 0, "options"), ("sessions", 0, "endpoint"), ("sessions", 0, "platform"), ("accounts", 1, "size"),
-    ("accounts", 1, "id"), ("accounts", 1, "broker_account"), ("copy_groups", 0, "enabled"), ("copy_groups", 0, "followers"),
-    ("rule", 0, "multiplier"), ("rule", 0, "quantity"), ("rule", 0, "max_quantity"), ("rule", 0, "min_quantity"),
-    ("rule", 0, "symbol_map"), ("rule", 0, "inverse"), ("rule", 0, "mode"), ("rule", 0, "surprise"),
+    ("sessions", 0, "options"),
+    ("sessions", 0, "endpoint"),
+    ("sessions", 0, "platform"),
+    ("accounts", 1, "size"),
+    ("accounts", 1, "id"),
+    ("accounts", 1, "broker_account"),
+    ("copy_groups", 0, "enabled"),
+    ("copy_groups", 0, "followers"),
+    ("rule", 0, "multiplier"),
+    ("rule", 0, "quantity"),
+    ("rule", 0, "max_quantity"),
+    ("rule", 0, "min_quantity"),
+    ("rule", 0, "symbol_map"),
+    ("rule", 0, "inverse"),
+    ("rule", 0, "mode"),
+    ("rule", 0, "surprise"),
 ]
 
 
@@ -167,7 +221,9 @@ RECORDS: dict[str, dict[str, Any]] = {
 
 @PROPERTY
 @given(kind=st.sampled_from(sorted(RECORDS)), data=st.data(), fragment=json_fragments)
-async def test_property_a_bad_control_record_is_reported_and_the_next_one_applies(kind: str, data: st.DataObject, fragment: str) -> None:
+async def test_property_a_bad_control_record_is_reported_and_the_next_one_applies(
+    kind: str, data: st.DataObject, fragment: str
+) -> None:
     record = RECORDS[kind]
     field = data.draw(st.sampled_from([*record, "rule_extra"]))
     planner = FanoutPlanner(parse_config(CONFIG, env={}))

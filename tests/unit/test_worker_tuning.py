@@ -11,8 +11,8 @@ import pytest
 
 from copytrader.app.gc_tuning import freeze_startup_heap
 from copytrader.app.kafka_local import LocalKafka
-from copytrader.core.settings import Settings
 from copytrader.app.worker import CopyTraderWorker
+from copytrader.core.settings import Settings
 
 
 @pytest.fixture
@@ -26,7 +26,9 @@ def root_logger() -> Iterator[logging.Logger]:
 
 
 @pytest.mark.parametrize("worker_class, debug_enabled", [(faust.Worker, True), (CopyTraderWorker, False)])
-def test_a_warn_level_worker_builds_no_debug_records(root_logger: logging.Logger, worker_class: type, debug_enabled: bool) -> None:
+def test_a_warn_level_worker_builds_no_debug_records(
+    root_logger: logging.Logger, worker_class: type, debug_enabled: bool
+) -> None:
     worker = worker_class.__new__(worker_class)  # only the logging hook is exercised
     worker.spinner = object()  # what faust.Worker.__init__ sets up
     worker_class.on_setup_root_logger(worker, root_logger, logging.WARN)
@@ -36,11 +38,26 @@ def test_a_warn_level_worker_builds_no_debug_records(root_logger: logging.Logger
 
 def test_the_copy_path_fetch_wait_applies_only_where_a_faust_consumer_carries_copies() -> None:
     fast, slow = 5, 250
-    assert Settings(roles=("ingest", "fanout"), fetch_max_wait_ms=fast, background_fetch_wait_ms=slow).faust_fetch_wait_ms == fast
-    assert Settings(roles=("execute",), executor_consumer="faust", fetch_max_wait_ms=fast, background_fetch_wait_ms=slow).faust_fetch_wait_ms == fast
+    assert (
+        Settings(roles=("ingest", "fanout"), fetch_max_wait_ms=fast, background_fetch_wait_ms=slow).faust_fetch_wait_ms
+        == fast
+    )
+    assert (
+        Settings(
+            roles=("execute",), executor_consumer="faust", fetch_max_wait_ms=fast, background_fetch_wait_ms=slow
+        ).faust_fetch_wait_ms
+        == fast
+    )
     # the direct consumer has the intents, so the executor's Faust consumer is background
-    assert Settings(roles=("execute",), fetch_max_wait_ms=fast, background_fetch_wait_ms=slow).faust_fetch_wait_ms == slow
-    assert Settings(roles=("track", "store", "web"), fetch_max_wait_ms=fast, background_fetch_wait_ms=slow).faust_fetch_wait_ms == slow
+    assert (
+        Settings(roles=("execute",), fetch_max_wait_ms=fast, background_fetch_wait_ms=slow).faust_fetch_wait_ms == slow
+    )
+    assert (
+        Settings(
+            roles=("track", "store", "web"), fetch_max_wait_ms=fast, background_fetch_wait_ms=slow
+        ).faust_fetch_wait_ms
+        == slow
+    )
 
 
 def test_the_start_up_heap_is_frozen_out_of_collections() -> None:

@@ -63,7 +63,12 @@ async def _served(settings: Settings) -> AsyncIterator[tuple[TestClient, WebCont
 
 @pytest_asyncio.fixture
 async def web(tmp_path: Path) -> AsyncIterator[Web]:
-    async with _served(Settings(data_dir=tmp_path, roles=("web",), app_id="webtest")) as (client, ctx, outbox, controls):
+    async with _served(Settings(data_dir=tmp_path, roles=("web",), app_id="webtest")) as (
+        client,
+        ctx,
+        outbox,
+        controls,
+    ):
         yield Web(client, ctx, outbox, controls)
 
 
@@ -73,8 +78,13 @@ async def kafka_web(tmp_path: Path, kafka_bootstrap: str) -> AsyncIterator[Kafka
     ``start_feed()``, so a test can publish a backlog first."""
     prefix = f"web{uuid.uuid4().hex[:10]}."
     await ensure_topics(kafka_bootstrap, prefix)
-    settings = Settings(data_dir=tmp_path, roles=("web",), app_id="webtest", kafka_broker=f"kafka://{kafka_bootstrap}",
-                        topic_prefix=prefix)
+    settings = Settings(
+        data_dir=tmp_path,
+        roles=("web",),
+        app_id="webtest",
+        kafka_broker=f"kafka://{kafka_bootstrap}",
+        topic_prefix=prefix,
+    )
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=0)
     await producer.start()
     try:

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import pytest
+from webtest_helpers import Web
+
 from copytrader.core.control_records import AccountCommand, RuleCommand, decode_command
 from copytrader.web.accounts import AccountRegistry
-from webtest_helpers import Web
 
 
 async def add_follower(web: Web) -> None:
-    body = {"id": "new1", "platform": "tradovate", "broker_account": "TV-NEW", "size": 25000,
-            "endpoint": "http://127.0.0.1:9", "credentials": {"username": "u-new", "secret": "s-new"}}
+    body = {
+        "id": "new1",
+        "platform": "tradovate",
+        "broker_account": "TV-NEW",
+        "size": 25000,
+        "endpoint": "http://127.0.0.1:9",
+        "credentials": {"username": "u-new", "secret": "s-new"},
+    }
     created = await web.client.post("/api/accounts", json=body, headers=web.write_headers())
     assert created.status == 201, await created.text()
-    joined = await web.client.put("/api/copy-groups/demo/followers/new1",
-                                  json={"rule": {"mode": "fixed", "quantity": 2}}, headers=web.write_headers())
+    joined = await web.client.put(
+        "/api/copy-groups/demo/followers/new1",
+        json={"rule": {"mode": "fixed", "quantity": 2}},
+        headers=web.write_headers(),
+    )
     assert joined.status == 200, await joined.text()
 
 
@@ -46,13 +56,19 @@ async def test_a_restarted_web_worker_shows_the_dashboard_accounts_again(web: We
         restarted.apply_command(decode_command(value))  # type: ignore[arg-type]  # no pauses were sent
     new = restarted.get("new1").public()
     assert (new["platform"], new["broker_account"], new["source"], new["credentials"]) == (
-        "tradovate", "TV-NEW", "dashboard", {"set": True})
+        "tradovate",
+        "TV-NEW",
+        "dashboard",
+        {"set": True},
+    )
     assert restarted.get("f002").public()["size"] == "75000" and restarted.get("f002").source == "config"
     assert not restarted.get("f002").own_session  # a size edit keeps the file's session
     assert ("demo", "new1") in restarted.rules
 
 
-async def test_credentials_without_a_server_key_are_refused_not_stored(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_credentials_without_a_server_key_are_refused_not_stored(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await web.login()
     monkeypatch.setattr(web.ctx.accounts, "cipher", None)
     body = {"id": "nokey", "platform": "tradovate", "broker_account": "B", "credentials": {"secret": "s"}}

@@ -49,8 +49,9 @@ async def test_unauthenticated_requests_to_any_api_route_get_401(web: Web) -> No
 async def test_unauthenticated_socket_handshake_gets_401(web: Web) -> None:
     response = await web.client.get("/socket.io/", params={"EIO": "4", "transport": "polling"})
     assert response.status == 401
-    forged = await web.client.get("/socket.io/", params={"EIO": "4", "transport": "polling"},
-                                  headers={"Cookie": "ct_session=not-a-session"})
+    forged = await web.client.get(
+        "/socket.io/", params={"EIO": "4", "transport": "polling"}, headers={"Cookie": "ct_session=not-a-session"}
+    )
     assert forged.status == 401
 
 
@@ -99,10 +100,20 @@ async def test_writes_need_the_csrf_token(web: Web) -> None:
         ("POST", "/api/accounts", {"id": "x1", "platform": "nope", "broker_account": "B"}, "platform"),
         ("POST", "/api/accounts", {"id": "bad id!", "platform": "paper", "broker_account": "B"}, "id"),
         ("POST", "/api/accounts", {"id": "x2", "platform": "paper", "broker_account": "B", "size": -5}, "size"),
-        ("POST", "/api/accounts", {"id": "x3", "platform": "paper", "broker_account": "B", "credentials": {"secret": 7}}, "credentials.secret"),
+        (
+            "POST",
+            "/api/accounts",
+            {"id": "x3", "platform": "paper", "broker_account": "B", "credentials": {"secret": 7}},
+            "credentials.secret",
+        ),
         ("POST", "/api/accounts", {"id": "x4", "platform": "paper", "broker_account": "B", "colour": "red"}, "colour"),
         ("PATCH", "/api/accounts/f001", {"enabled": "yes"}, "enabled"),
-        ("PUT", "/api/copy-groups/demo/followers/f001", {"rule": {"mode": "multiplier", "multiplier": -1}}, "rule.multiplier"),
+        (
+            "PUT",
+            "/api/copy-groups/demo/followers/f001",
+            {"rule": {"mode": "multiplier", "multiplier": -1}},
+            "rule.multiplier",
+        ),
         ("PUT", "/api/copy-groups/demo/followers/f001", {"rule": {"mode": "sideways"}}, "rule.mode"),
         ("POST", "/api/controls/pause", {}, "account_id"),
         ("POST", "/api/controls/flatten", {"account_id": 5}, "account_id"),
@@ -130,8 +141,12 @@ json_values = st.recursive(
     max_leaves=12,
 )
 WRITE_ROUTES = [
-    ("POST", "/api/accounts"), ("PATCH", "/api/accounts/f002"), ("PUT", "/api/copy-groups/demo/followers/f003"),
-    ("POST", "/api/controls/pause"), ("POST", "/api/controls/flatten"), ("POST", "/api/signals"),
+    ("POST", "/api/accounts"),
+    ("PATCH", "/api/accounts/f002"),
+    ("PUT", "/api/copy-groups/demo/followers/f003"),
+    ("POST", "/api/controls/pause"),
+    ("POST", "/api/controls/flatten"),
+    ("POST", "/api/signals"),
 ]
 
 
@@ -148,8 +163,14 @@ async def test_credentials_are_write_only_and_never_logged(web: Web, caplog: pyt
     secret, login = "S3cr3t-Broker-Pa55", "broker-login-77"
     caplog.set_level(logging.DEBUG)
     await web.login()
-    body = {"id": "acct9", "platform": "tradovate", "broker_account": "DEMO9", "size": 25000,
-            "endpoint": "http://127.0.0.1:9", "credentials": {"username": login, "secret": secret}}
+    body = {
+        "id": "acct9",
+        "platform": "tradovate",
+        "broker_account": "DEMO9",
+        "size": 25000,
+        "endpoint": "http://127.0.0.1:9",
+        "credentials": {"username": login, "secret": secret},
+    }
     created = await web.client.post("/api/accounts", json=body, headers=web.write_headers())
     assert created.status == 201
     texts = [await created.text()]
@@ -157,7 +178,9 @@ async def test_credentials_are_write_only_and_never_logged(web: Web, caplog: pyt
         texts.append(await (await web.client.get(path)).text())
     tested = await web.client.post("/api/accounts/acct9/test", headers=web.write_headers())
     texts.append(await tested.text())
-    patched = await web.client.patch("/api/accounts/acct9", json={"credentials": {"secret": secret + "2"}}, headers=web.write_headers())
+    patched = await web.client.patch(
+        "/api/accounts/acct9", json={"credentials": {"secret": secret + "2"}}, headers=web.write_headers()
+    )
     texts.append(await patched.text())
     assert (await created.json())["credentials"] == {"set": True}
     published = [value.decode() for _, value in web.controls.sent]  # what every worker reads on copy.controls

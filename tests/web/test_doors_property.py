@@ -14,25 +14,68 @@ import yaml
 from hostile_values import json_fragments, splice
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from webtest_helpers import WEBHOOK_SECRET, FastUsers, Web
+
 from copytrader.core.schemas import WRITE_BODIES
 from copytrader.web.openapi import OPENAPI, body_components, document
 from copytrader.web.webhook import MemoryReplayCache, sign
-from webtest_helpers import WEBHOOK_SECRET, FastUsers, Web
 
-PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-GOOD_SIGNAL = {"signal_id": "p-1", "leader_account": "leader-1", "symbol": "ESZ6", "side": "buy", "quantity": 1,
-               "order_type": "limit", "limit_price": "5000.25", "stamps": {"published": 1.0}}
+PROPERTY = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+GOOD_SIGNAL = {
+    "signal_id": "p-1",
+    "leader_account": "leader-1",
+    "symbol": "ESZ6",
+    "side": "buy",
+    "quantity": 1,
+    "order_type": "limit",
+    "limit_price": "5000.25",
+    "stamps": {"published": 1.0},
+}
 # One good body per write route; the property spoils one field at a time.
 ROUTES: list[tuple[str, str, dict[str, Any]]] = [
-    ("POST", "/api/accounts", {"id": "pp1", "platform": "paper", "broker_account": "B", "size": 50000,
-                               "endpoint": "https://demo.example/v1", "options": {"cid": 1},
-                               "credentials": {"username": "u", "secret": "s", "options": {"sec": "x"}}}),
-    ("PATCH", "/api/accounts/f002", {"size": 1000, "enabled": True, "endpoint": "https://demo.example/v1",
-                                     "options": {"cid": 1}, "platform": "paper", "broker_account": "B"}),
-    ("PUT", "/api/copy-groups/demo/followers/f003", {"rule": {"mode": "multiplier", "multiplier": "0.5", "quantity": 1,
-                                                              "max_quantity": 3, "min_quantity": 1,
-                                                              "symbol_map": {"ES": "MES"}, "inverse": False},
-                                                     "enabled": True}),
+    (
+        "POST",
+        "/api/accounts",
+        {
+            "id": "pp1",
+            "platform": "paper",
+            "broker_account": "B",
+            "size": 50000,
+            "endpoint": "https://demo.example/v1",
+            "options": {"cid": 1},
+            "credentials": {"username": "u", "secret": "s", "options": {"sec": "x"}},
+        },
+    ),
+    (
+        "PATCH",
+        "/api/accounts/f002",
+        {
+            "size": 1000,
+            "enabled": True,
+            "endpoint": "https://demo.example/v1",
+            "options": {"cid": 1},
+            "platform": "paper",
+            "broker_account": "B",
+        },
+    ),
+    (
+        "PUT",
+        "/api/copy-groups/demo/followers/f003",
+        {
+            "rule": {
+                "mode": "multiplier",
+                "multiplier": "0.5",
+                "quantity": 1,
+                "max_quantity": 3,
+                "min_quantity": 1,
+                "symbol_map": {"ES": "MES"},
+                "inverse": False,
+            },
+            "enabled": True,
+        },
+    ),
     ("POST", "/api/controls/pause", {"account_id": "f001"}),
     ("POST", "/api/controls/resume", {"account_id": "f001"}),
     ("POST", "/api/controls/flatten", {"account_id": "f001"}),
@@ -55,8 +98,11 @@ def _fields(route: tuple[str, str, dict[str, Any]]) -> list[str]:
 def spoil(body: dict[str, Any], field: str, fragment: str) -> bytes:
     if "." in field:
         outer, inner = field.split(".", 1)
-        return splice({k: v for k, v in body.items() if k != outer}, outer,
-                      splice(body[outer], inner, fragment).decode("utf-8", "surrogatepass"))
+        return splice(
+            {k: v for k, v in body.items() if k != outer},
+            outer,
+            splice(body[outer], inner, fragment).decode("utf-8", "surrogatepass"),
+        )
     return splice(body, field, fragment)
 
 
@@ -65,19 +111,25 @@ def spoil(body: dict[str, Any], field: str, fragment: str) -> bytes:
 async def test_property_the_webhook_refuses_naming_the_field_or_accepts(web: Web, field: str, fragment: str) -> None:
     web.ctx.webhook.cache = MemoryReplayCache()  # hypothesis may replay an example within the same second
     body = spoil(GOOD_SIGNAL, field, fragment)
-    response = await web.client.post("/api/signals", data=body, headers={"X-CopyTrader-Signature": sign(WEBHOOK_SECRET, body)})
+    response = await web.client.post(
+        "/api/signals", data=body, headers={"X-CopyTrader-Signature": sign(WEBHOOK_SECRET, body)}
+    )
     assert response.status in (202, 400, 413), (field, fragment[:80], await response.text())
     if response.status == 400:
         answer = await response.json()
         assert answer.get("field") or answer["error"] == "body is not valid JSON"
     good = json.dumps({**GOOD_SIGNAL, "signal_id": f"good-{len(web.outbox.sent['signal'])}"}).encode()
-    after = await web.client.post("/api/signals", data=good, headers={"X-CopyTrader-Signature": sign(WEBHOOK_SECRET, good)})
+    after = await web.client.post(
+        "/api/signals", data=good, headers={"X-CopyTrader-Signature": sign(WEBHOOK_SECRET, good)}
+    )
     assert after.status == 202
 
 
 @PROPERTY
 @given(data=st.data(), fragment=json_fragments)
-async def test_property_every_write_route_refuses_naming_the_field_or_handles_it(web: Web, data: st.DataObject, fragment: str) -> None:
+async def test_property_every_write_route_refuses_naming_the_field_or_handles_it(
+    web: Web, data: st.DataObject, fragment: str
+) -> None:
     route = data.draw(st.sampled_from(ROUTES))
     field = data.draw(st.sampled_from(_fields(route)))
     if not web.csrf:
@@ -91,8 +143,10 @@ async def test_property_every_write_route_refuses_naming_the_field_or_handles_it
     assert response.status < 500, (route[:2], field, fragment[:80], await response.text())
     if response.status == 422:
         fields = (await response.json())["fields"]
-        assert any(name == field or name.startswith((field + ".", field.split(".")[0])) or name in ("body", "account")
-                   for name in fields), (field, fields)
+        assert any(
+            name == field or name.startswith((field + ".", field.split(".")[0])) or name in ("body", "account")
+            for name in fields
+        ), (field, fields)
     if path == "/api/session" and response.status == 200:
         web.csrf = (await response.json())["csrf"]  # a new session: its token from now on
     again = await web.client.post("/api/controls/resume", json={"account_id": "f001"}, headers=web.write_headers())
@@ -116,7 +170,11 @@ async def test_the_served_openapi_document_carries_the_schemas_the_server_decode
 
 def test_every_documented_write_route_has_a_body_schema() -> None:
     spec = yaml.safe_load(OPENAPI.read_text())
-    with_bodies = {(m, p) for p, item in spec["paths"].items() for m, op in item.items()
-                   if isinstance(op, dict) and "requestBody" in op}
+    with_bodies = {
+        (m, p)
+        for p, item in spec["paths"].items()
+        for m, op in item.items()
+        if isinstance(op, dict) and "requestBody" in op
+    }
     assert with_bodies == set(WRITE_BODIES)
     assert all(issubclass(t, msgspec.Struct) for t in WRITE_BODIES.values())

@@ -9,16 +9,18 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from webtest_helpers import PASSWORD, WEBHOOK_SECRET, FastUsers, Web
+
 from copytrader.agents.shared.outbox import MemoryOutbox
-from copytrader.core.config import parse_config
-from copytrader.demo.configgen import demo_config
 from copytrader.app.factory import create_app
+from copytrader.core.config import parse_config
 from copytrader.core.metrics import serve_metrics
 from copytrader.core.settings import Settings
+from copytrader.demo.configgen import demo_config
 from copytrader.web.redirects import safe_next
 from copytrader.web.server import secure_cookies
 from copytrader.web.webhook import sign
-from webtest_helpers import PASSWORD, WEBHOOK_SECRET, FastUsers, Web
+
 
 @pytest.fixture(autouse=True)
 def _fast_logins(request: pytest.FixtureRequest) -> None:
@@ -36,7 +38,9 @@ def splice(body: dict[str, Any], field: str, raw: str) -> bytes:
 
 
 async def post_signed(web: Web, body: bytes) -> Any:
-    return await web.client.post("/api/signals", data=body, headers={"X-CopyTrader-Signature": sign(WEBHOOK_SECRET, body)})
+    return await web.client.post(
+        "/api/signals", data=body, headers={"X-CopyTrader-Signature": sign(WEBHOOK_SECRET, body)}
+    )
 
 
 # ------------------------------------------------------------------ findings 1 and 2: values
@@ -45,9 +49,17 @@ async def post_signed(web: Web, body: bytes) -> Any:
 @pytest.mark.parametrize(
     ("field", "raw"),
     [
-        ("limit_price", '"Infinity"'), ("limit_price", '"NaN"'), ("quantity", "1e30"), ("quantity", "1e308"),
-        ("quantity", "1.5"), ("quantity", '"5"'), ("quantity", "true"), ("signal_id", '["a"]'),
-        ("symbol", '"' + "E" * 60_000 + '"'), ("stamps", "[" * 1000 + "]" * 1000), ("stamps", '"1.0"'),
+        ("limit_price", '"Infinity"'),
+        ("limit_price", '"NaN"'),
+        ("quantity", "1e30"),
+        ("quantity", "1e308"),
+        ("quantity", "1.5"),
+        ("quantity", '"5"'),
+        ("quantity", "true"),
+        ("signal_id", '["a"]'),
+        ("symbol", '"' + "E" * 60_000 + '"'),
+        ("stamps", "[" * 1000 + "]" * 1000),
+        ("stamps", '"1.0"'),
     ],
 )
 async def test_a_signed_signal_with_a_bad_value_is_refused_naming_the_field(web: Web, field: str, raw: str) -> None:
@@ -61,14 +73,22 @@ async def test_a_signed_signal_with_a_bad_value_is_refused_naming_the_field(web:
 @pytest.mark.parametrize(
     ("rule", "field"),
     [
-        ({"multiplier": "Infinity"}, "rule.multiplier"), ({"multiplier": "NaN"}, "rule.multiplier"),
-        ({"multiplier": 1e308}, "rule.multiplier"), ({"quantity": 1.5}, "rule.quantity"),
-        ({"quantity": "5"}, "rule.quantity"), ({"quantity": True}, "rule.quantity"), ({"inverse": "no"}, "rule.inverse"),
+        ({"multiplier": "Infinity"}, "rule.multiplier"),
+        ({"multiplier": "NaN"}, "rule.multiplier"),
+        ({"multiplier": 1e308}, "rule.multiplier"),
+        ({"quantity": 1.5}, "rule.quantity"),
+        ({"quantity": "5"}, "rule.quantity"),
+        ({"quantity": True}, "rule.quantity"),
+        ({"inverse": "no"}, "rule.inverse"),
     ],
 )
-async def test_a_rule_edit_with_a_bad_value_is_refused_and_never_published(web: Web, rule: dict[str, Any], field: str) -> None:
+async def test_a_rule_edit_with_a_bad_value_is_refused_and_never_published(
+    web: Web, rule: dict[str, Any], field: str
+) -> None:
     await web.login()
-    response = await web.client.put("/api/copy-groups/demo/followers/f001", json={"rule": rule}, headers=web.write_headers())
+    response = await web.client.put(
+        "/api/copy-groups/demo/followers/f001", json={"rule": rule}, headers=web.write_headers()
+    )
     assert response.status == 422, await response.text()
     assert field in (await response.json())["fields"]
     assert not web.controls.sent
@@ -84,9 +104,11 @@ async def test_account_sizes_must_be_finite_and_sane(web: Web) -> None:
 
 async def test_a_body_sent_in_two_tcp_segments_is_read_whole(web: Web) -> None:
     body = orjson.dumps({**GOOD, "signal_id": "two-segments"})
-    head = (f"POST /api/signals HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nX-CopyTrader-Signature: {sign(WEBHOOK_SECRET, body)}\r\n"
-            "Connection: close\r\n\r\n").encode()
+    head = (
+        f"POST /api/signals HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nX-CopyTrader-Signature: {sign(WEBHOOK_SECRET, body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
     server = web.client.server
     reader, writer = await asyncio.open_connection(server.host, server.port)
     writer.write(head + body[:20])
@@ -118,14 +140,20 @@ async def _listener() -> tuple[asyncio.Server, list[bytes]]:
 async def test_changing_the_endpoint_clears_the_stored_login_so_test_cannot_send_it_elsewhere(web: Web) -> None:
     secret, user = "S3cr3t-Redirect-Pa55", "redirect-login-1"
     await web.login()
-    body = {"id": "acctR", "platform": "tradovate", "broker_account": "DEMO1", "endpoint": "http://127.0.0.1:9",
-            "credentials": {"username": user, "secret": secret}}
+    body = {
+        "id": "acctR",
+        "platform": "tradovate",
+        "broker_account": "DEMO1",
+        "endpoint": "http://127.0.0.1:9",
+        "credentials": {"username": user, "secret": secret},
+    }
     assert (await web.client.post("/api/accounts", json=body, headers=web.write_headers())).status == 201
     server, received = await _listener()
     port = server.sockets[0].getsockname()[1]
     async with server:
-        patched = await web.client.patch("/api/accounts/acctR", json={"endpoint": f"http://127.0.0.1:{port}"},
-                                         headers=web.write_headers())
+        patched = await web.client.patch(
+            "/api/accounts/acctR", json={"endpoint": f"http://127.0.0.1:{port}"}, headers=web.write_headers()
+        )
         assert patched.status == 200
         assert (await patched.json())["credentials"] == {"set": False}  # must be entered again
         await web.client.post("/api/accounts/acctR/test", headers=web.write_headers())
@@ -137,18 +165,24 @@ async def test_a_new_login_sent_with_the_new_endpoint_is_kept_and_other_edits_ke
     await web.login()
     body = {"id": "acctK", "platform": "paper", "broker_account": "B", "credentials": {"secret": "one"}}
     assert (await web.client.post("/api/accounts", json=body, headers=web.write_headers())).status == 201
-    kept = await web.client.patch("/api/accounts/acctK", json={"size": 1000, "broker_account": "B2"}, headers=web.write_headers())
+    kept = await web.client.patch(
+        "/api/accounts/acctK", json={"size": 1000, "broker_account": "B2"}, headers=web.write_headers()
+    )
     assert (await kept.json())["credentials"] == {"set": True}
     both = {"endpoint": "https://demo.example/v1", "credentials": {"secret": "two"}}
     moved = await web.client.patch("/api/accounts/acctK", json=both, headers=web.write_headers())
     assert (await moved.json())["credentials"] == {"set": True}
     for change in ({"platform": "tradovate"}, {"options": {"cid": 7}}):
-        await web.client.patch("/api/accounts/acctK", json={"credentials": {"secret": "again"}}, headers=web.write_headers())
+        await web.client.patch(
+            "/api/accounts/acctK", json={"credentials": {"secret": "again"}}, headers=web.write_headers()
+        )
         cleared = await web.client.patch("/api/accounts/acctK", json=change, headers=web.write_headers())
         assert (await cleared.json())["credentials"] == {"set": False}, change
 
 
-@pytest.mark.parametrize("endpoint", ["javascript:alert(1)", "file:///etc/passwd", "ftp://h/", "http://", "https://u:p@h/"])
+@pytest.mark.parametrize(
+    "endpoint", ["javascript:alert(1)", "file:///etc/passwd", "ftp://h/", "http://", "https://u:p@h/"]
+)
 async def test_endpoints_must_be_web_urls(web: Web, endpoint: str) -> None:
     await web.login()
     body = {"id": "acctE", "platform": "paper", "broker_account": "B", "endpoint": endpoint}
@@ -169,7 +203,9 @@ async def test_an_endpoint_host_allow_list_is_a_setting(web: Web) -> None:
 # ---------------------------------------------------- finding 4: nobody can lock the admin out
 
 
-async def test_failures_from_one_address_slow_it_down_and_never_another(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_failures_from_one_address_slow_it_down_and_never_another(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import copytrader.web.auth as auth_module
 
     waits: list[tuple[str, float]] = []
@@ -207,10 +243,19 @@ async def test_wrong_passwords_for_the_admin_from_many_addresses_do_not_lock_the
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (None, "/trading"), ("/accounts", "/accounts"), ("/reports?x=1", "/reports?x=1"), ("//evil.example/", "/trading"),
-        ("/\\evil.example/", "/trading"), ("/%5Cevil.example/x", "/trading"), ("/%2F%2Fevil.example", "/trading"),
-        ("%2F%2Fevil.example", "/trading"), ("https://evil.example/", "/trading"), ("javascript:alert(1)", "/trading"),
-        ("/%255Cevil.example", "/trading"), ("/\tevil", "/trading"), ("", "/trading"),
+        (None, "/trading"),
+        ("/accounts", "/accounts"),
+        ("/reports?x=1", "/reports?x=1"),
+        ("//evil.example/", "/trading"),
+        ("/\\evil.example/", "/trading"),
+        ("/%5Cevil.example/x", "/trading"),
+        ("/%2F%2Fevil.example", "/trading"),
+        ("%2F%2Fevil.example", "/trading"),
+        ("https://evil.example/", "/trading"),
+        ("javascript:alert(1)", "/trading"),
+        ("/%255Cevil.example", "/trading"),
+        ("/\tevil", "/trading"),
+        ("", "/trading"),
     ],
 )
 def test_the_redirect_after_login_stays_on_the_site(value: str | None, expected: str) -> None:
@@ -220,8 +265,11 @@ def test_the_redirect_after_login_stays_on_the_site(value: str | None, expected:
 async def test_login_answers_where_to_go_and_never_off_site(web: Web) -> None:
     page = await web.client.get("/login")
     token = page.cookies["ct_login"].value
-    response = await web.client.post("/api/session", json={"username": "admin", "password": PASSWORD,
-                                                           "next": "/%5Cevil.example/x"}, headers={"X-CSRF-Token": token})
+    response = await web.client.post(
+        "/api/session",
+        json={"username": "admin", "password": PASSWORD, "next": "/%5Cevil.example/x"},
+        headers={"X-CSRF-Token": token},
+    )
     assert (await response.json())["next"] == "/trading"
 
 
@@ -240,8 +288,11 @@ async def test_a_secure_server_sets_secure_cookies(web: Web) -> None:
     page = await web.client.get("/login")
     assert "Secure" in page.headers["Set-Cookie"]
     token = SimpleCookie(page.headers["Set-Cookie"])["ct_login"].value
-    response = await web.client.post("/api/session", json={"username": "admin", "password": PASSWORD},
-                                     headers={"X-CSRF-Token": token, "Cookie": f"ct_login={token}"})
+    response = await web.client.post(
+        "/api/session",
+        json={"username": "admin", "password": PASSWORD},
+        headers={"X-CSRF-Token": token, "Cookie": f"ct_login={token}"},
+    )
     assert response.status == 200, await response.text()
     assert any("ct_session=" in c and "Secure" in c for c in response.headers.getall("Set-Cookie"))
 

@@ -23,14 +23,30 @@ BACKLOG = 3  # the feed's per-partition backlog, made small so the test can publ
 
 
 def execution(n: int, account: str = "f001") -> Execution:
-    return Execution(execution_id=f"e{n}", account_id=account, platform="paper", kind="ack", signal_id=f"leader-1:{n}:new",
-                     client_order_id=f"c{n}", request_outcome=True, symbol="ESZ6", side="buy", quantity=1,
-                     stamps={"detected": 1.0, "acked": 1.02})
+    return Execution(
+        execution_id=f"e{n}",
+        account_id=account,
+        platform="paper",
+        kind="ack",
+        signal_id=f"leader-1:{n}:new",
+        client_order_id=f"c{n}",
+        request_outcome=True,
+        symbol="ESZ6",
+        side="buy",
+        quantity=1,
+        stamps={"detected": 1.0, "acked": 1.02},
+    )
 
 
 def error(n: int, account: str = "f002", code: str = "PAUSED") -> OrderError:
-    return OrderError(error_id=f"x{n}", stage="fanout", reason="follower paused or disabled", account_id=account,
-                      signal_id=f"leader-1:{n}:new", code=code)
+    return OrderError(
+        error_id=f"x{n}",
+        stage="fanout",
+        reason="follower paused or disabled",
+        account_id=account,
+        signal_id=f"leader-1:{n}:new",
+        code=code,
+    )
 
 
 def sequence_key(stream: str, row: dict[str, Any]) -> tuple[str, int]:
@@ -110,8 +126,13 @@ class Page:
     def pushed_again_since(self, mark: tuple[int, dict[str, dict[str, int]]]) -> list[tuple[str, tuple[str, int]]]:
         """Rows pushed after ``mark`` that the page had already taken in before it."""
         count, cursor = mark
-        return [(s, (k, q)) for s, r in self.raw[count:] if s != "grid"
-                for k, q in [sequence_key(s, r)] if q <= cursor.get(s, {}).get(k, -1)]
+        return [
+            (s, (k, q))
+            for s, r in self.raw[count:]
+            if s != "grid"
+            for k, q in [sequence_key(s, r)]
+            if q <= cursor.get(s, {}).get(k, -1)
+        ]
 
 
 async def connect(web: Web, page: Page, *, resumed: bool = False) -> socketio.AsyncClient:
@@ -130,7 +151,9 @@ class Publisher:
 
     def __init__(self, web: KafkaWeb) -> None:
         self.web = web
-        self.expected: dict[str, dict[int, list[str]]] = {s: defaultdict(list) for s in ("orders", "errors", "positions")}
+        self.expected: dict[str, dict[int, list[str]]] = {
+            s: defaultdict(list) for s in ("orders", "errors", "positions")
+        }
         self.count = 0
         self.offsets: dict[str, dict[str, int]] = {s: {} for s in ("orders", "errors", "positions")}
 
@@ -188,26 +211,45 @@ async def test_reconnect_resumes_from_the_last_seen_position_without_gap_or_dupl
     await web.login()
     page = Page()
     client = await connect(web, page)
-    await wait_until(lambda: page.ids("orders") == dict(published.expected["orders"]), timeout_s=20,
-                     what="the backlog on the first connection", observe=lambda: page.ids("orders"))
+    await wait_until(
+        lambda: page.ids("orders") == dict(published.expected["orders"]),
+        timeout_s=20,
+        what="the backlog on the first connection",
+        observe=lambda: page.ids("orders"),
+    )
 
     stream = asyncio.ensure_future(published.stream(100, 160))
     try:
         taken = len(page.seen["orders"])
-        await wait_until(lambda: len(page.seen["orders"]) >= taken + 10, timeout_s=20,
-                         what="ten live rows pushed to the first connection", observe=lambda: len(page.seen["orders"]))
+        await wait_until(
+            lambda: len(page.seen["orders"]) >= taken + 10,
+            timeout_s=20,
+            what="ten live rows pushed to the first connection",
+            observe=lambda: len(page.seen["orders"]),
+        )
         await client.disconnect()  # mid-stream: records keep arriving while the page is away
         away_from = published.count
-        await wait_until(lambda: published.count >= away_from + 10, timeout_s=20,
-                         what="ten records published while the page is away", observe=lambda: published.count)
+        await wait_until(
+            lambda: published.count >= away_from + 10,
+            timeout_s=20,
+            what="ten records published while the page is away",
+            observe=lambda: published.count,
+        )
         client = await connect(web, page, resumed=True)
         # The worker's consumer restarts mid-stream (a broker hiccup) once it has applied what
         # was published so far: it seeks again and re-reads its backlog (every position), which
         # must not reach the page a second time.
         published_so_far = {s: dict(o) for s, o in published.offsets.items()}
-        await wait_until(lambda: all(page.cursor.get(s, {}).get(p, -1) >= o for s, offsets in published_so_far.items()
-                                     for p, o in offsets.items()),
-                         timeout_s=20, what="the page caught up before the feed's restart", observe=lambda: page.cursor)
+        await wait_until(
+            lambda: all(
+                page.cursor.get(s, {}).get(p, -1) >= o
+                for s, offsets in published_so_far.items()
+                for p, o in offsets.items()
+            ),
+            timeout_s=20,
+            what="the page caught up before the feed's restart",
+            observe=lambda: page.cursor,
+        )
         before_restart = page.mark()
         assert web.feed_task is not None
         web.feed_task.cancel()
@@ -221,8 +263,12 @@ async def test_reconnect_resumes_from_the_last_seen_position_without_gap_or_dupl
     def complete() -> bool:
         return all(page.ids(s) == dict(published.expected[s]) for s in ("orders", "errors", "positions"))
 
-    await wait_until(complete, timeout_s=20, what="every published record on the page",
-                     observe=lambda: {s: (page.ids(s), dict(published.expected[s])) for s in ("orders", "errors", "positions")})
+    await wait_until(
+        complete,
+        timeout_s=20,
+        what="every published record on the page",
+        observe=lambda: {s: (page.ids(s), dict(published.expected[s])) for s in ("orders", "errors", "positions")},
+    )
     await client.disconnect()
     # Exactly once, in order (per partition, as Kafka orders them): the equal lists above say
     # both. The start-up backlog was bounded for the order log, whole for positions:

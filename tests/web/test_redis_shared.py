@@ -52,12 +52,16 @@ async def test_sessions_and_replay_cache_are_shared() -> None:
         await WebhookVerifier(WEBHOOK_SECRET, RedisReplayCache(REDIS)).verify(header, body)
 
 
-async def test_logout_on_one_worker_ends_the_socket_held_by_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_logout_on_one_worker_ends_the_socket_held_by_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COPYTRADER_ADMIN_PASSWORD", PASSWORD)
     config = parse_config(demo_config(2), env={})
     clients, hubs = [], []
     for name in ("one", "two"):
-        app = create_app(Settings(data_dir=tmp_path / name, roles=("web",), app_id=f"redis-{name}", redis_url=REDIS), config)
+        app = create_app(
+            Settings(data_dir=tmp_path / name, roles=("web",), app_id=f"redis-{name}", redis_url=REDIS), config
+        )
         assert app.runtime.web is not None
         hubs.append(app.runtime.web.hub)
         client = TestClient(TestServer(app.web.web_app))
@@ -66,7 +70,9 @@ async def test_logout_on_one_worker_ends_the_socket_held_by_another(tmp_path: Pa
     one, two = clients
     try:
         token = (await one.get("/login")).cookies["ct_login"].value
-        login = await one.post("/api/session", json={"username": "admin", "password": PASSWORD}, headers={"X-CSRF-Token": token})
+        login = await one.post(
+            "/api/session", json={"username": "admin", "password": PASSWORD}, headers={"X-CSRF-Token": token}
+        )
         assert login.status == 200
         csrf = (await login.json())["csrf"]
         session_cookie = login.cookies["ct_session"].value

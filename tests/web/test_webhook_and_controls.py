@@ -16,7 +16,9 @@ from copytrader.agents.shared.controls_feed import ControlCommand
 from copytrader.core.records import OrderIntent, Position
 from copytrader.web.webhook import sign
 
-SIGNAL = orjson.dumps({"signal_id": "wh-1", "leader_account": "leader-1", "symbol": "ESZ6", "side": "buy", "quantity": 1})
+SIGNAL = orjson.dumps(
+    {"signal_id": "wh-1", "leader_account": "leader-1", "symbol": "ESZ6", "side": "buy", "quantity": 1}
+)
 
 
 def signals(web: Web) -> list[bytes]:
@@ -61,9 +63,13 @@ async def test_a_logged_in_browser_may_post_a_signal_with_its_csrf_token(web: We
 async def test_pause_and_resume_publish_state_commands_that_controls_apply(web: Web) -> None:
     await web.login()
     for path, account in (("pause", "f002"), ("pause", "*"), ("resume", "*")):
-        response = await web.client.post(f"/api/controls/{path}", json={"account_id": account}, headers=web.write_headers())
+        response = await web.client.post(
+            f"/api/controls/{path}", json={"account_id": account}, headers=web.write_headers()
+        )
         assert response.status == 202
-    assert (await web.client.post("/api/controls/pause", json={"account_id": "nobody"}, headers=web.write_headers())).status == 404
+    assert (
+        await web.client.post("/api/controls/pause", json={"account_id": "nobody"}, headers=web.write_headers())
+    ).status == 404
     controls = Controls()
     for key, value in web.controls.sent:
         command = ControlCommand.decode(value)
@@ -74,15 +80,18 @@ async def test_pause_and_resume_publish_state_commands_that_controls_apply(web: 
 
 async def test_flatten_all_sends_one_flatten_intent_per_open_follower_position(web: Web) -> None:
     live = web.ctx.live
-    for offset, (account, symbol, net) in enumerate([("f001", "ESZ6", 2), ("f002", "MESZ6", -3), ("f003", "ESZ6", 0),
-                                                     ("leader-1", "ESZ6", 1)]):
+    for offset, (account, symbol, net) in enumerate(
+        [("f001", "ESZ6", 2), ("f002", "MESZ6", -3), ("f003", "ESZ6", 0), ("leader-1", "ESZ6", 1)]
+    ):
         live.apply_position(Position(account_id=account, symbol=symbol, net_quantity=net), 0, offset)
     await web.login()
     response = await web.client.post("/api/controls/flatten", json={"account_id": "*"}, headers=web.write_headers())
     assert response.status == 202
     intents = [i for i in web.outbox.sent["intent"] if isinstance(i, OrderIntent)]
     assert {(i.account_id, i.symbol, i.side, i.quantity, i.action) for i in intents} == {
-        ("f001", "ESZ6", "sell", 2, "flatten"), ("f002", "MESZ6", "buy", 3, "flatten")}
+        ("f001", "ESZ6", "sell", 2, "flatten"),
+        ("f002", "MESZ6", "buy", 3, "flatten"),
+    }
     assert len({i.client_order_id for i in intents}) == 2
     one = await web.client.post("/api/controls/flatten", json={"account_id": "f002"}, headers=web.write_headers())
     assert [o["account_id"] for o in (await one.json())["flatten_orders"]] == ["f002"]
@@ -99,7 +108,9 @@ async def test_a_rule_edit_is_published_and_changes_what_the_planner_sends(web: 
     response = await web.client.put("/api/copy-groups/demo/followers/f001", json=body, headers=web.write_headers())
     assert response.status == 200
     body = {"rule": {"mode": "multiplier", "multiplier": 1}, "enabled": False}
-    assert (await web.client.put("/api/copy-groups/demo/followers/f002", json=body, headers=web.write_headers())).status == 200
+    assert (
+        await web.client.put("/api/copy-groups/demo/followers/f002", json=body, headers=web.write_headers())
+    ).status == 200
     commands = [decode_command(value) for _, value in web.controls.sent]
     assert [type(c) for c in commands] == [RuleCommand, RuleCommand]
     assert [key for key, _ in web.controls.sent] == [b"rule:demo:f001", b"rule:demo:f002"]
@@ -109,8 +120,9 @@ async def test_a_rule_edit_is_published_and_changes_what_the_planner_sends(web: 
     for command in commands:
         assert isinstance(command, RuleCommand)
         planner.controls.set_rule(command.group_id, command.account_id, command.parsed_rule(), command.enabled)
-    signal = TradeSignal(signal_id="L:1:new", leader_account="leader-1", platform="paper", symbol="ESZ6",
-                         side="buy", quantity=2)
+    signal = TradeSignal(
+        signal_id="L:1:new", leader_account="leader-1", platform="paper", symbol="ESZ6", side="buy", quantity=2
+    )
     intents, errors = planner.plan(signal)
     by_account = {i.account_id: i for i in intents}
     assert (by_account["f001"].quantity, by_account["f001"].symbol) == (7, "MESZ6")

@@ -46,8 +46,9 @@ class Web:
         page = await self.client.get("/login")
         assert page.status == 200
         token = page.cookies["ct_login"].value
-        response = await self.client.post("/api/session", json={"username": username, "password": password},
-                                          headers={"X-CSRF-Token": token})
+        response = await self.client.post(
+            "/api/session", json={"username": username, "password": password}, headers={"X-CSRF-Token": token}
+        )
         if response.status == 200:
             self.csrf = (await response.json())["csrf"]
         return response
@@ -64,7 +65,9 @@ class KafkaWeb(Web):
     producer: Any = None
     feed_task: asyncio.Task[None] | None = None
 
-    async def publish(self, topic: str, record: Any, partition: int | None = None, key: bytes | None = None) -> tuple[int, int]:
+    async def publish(
+        self, topic: str, record: Any, partition: int | None = None, key: bytes | None = None
+    ) -> tuple[int, int]:
         """One record (or raw bytes) on ``topic`` (prefixed), acknowledged by the broker: its
         (partition, offset)."""
         value = record if isinstance(record, bytes) else record.dumps()

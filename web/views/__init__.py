@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import faust
-
 from typing import TYPE_CHECKING
+
+import faust
 
 if TYPE_CHECKING:
     from ..server import WebContext

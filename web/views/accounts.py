@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import faust
-
 from typing import TYPE_CHECKING, Any
 
+import faust
 from aiohttp import web as aioweb
 from faust import web
 
-from ...core.control_records import AccountCommand
 from ...brokers.registry import ADAPTERS
+from ...core import schemas
+from ...core.control_records import AccountCommand
 from ..accounts import rule_dict
 from ..auth import SESSION_KEY
-from ...core import schemas
 from ..http import guarded, json_response, read_model
 
 if TYPE_CHECKING:
@@ -84,5 +83,7 @@ def install(app: faust.App, ctx: WebContext) -> None:
         @guarded
         async def put(self, request: aioweb.Request, group_id: str, account_id: str) -> aioweb.Response:
             saved = store.set_rule(group_id, account_id, await read_model(request, schemas.FollowerRuleBody))
-            await ctx.commands.set_rule(group_id, account_id, saved["rule"], saved["enabled"], request[SESSION_KEY].username)
+            await ctx.commands.set_rule(
+                group_id, account_id, saved["rule"], saved["enabled"], request[SESSION_KEY].username
+            )
             return json_response(saved)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import faust
-
 from typing import TYPE_CHECKING
 
+import faust
 from aiohttp import web as aioweb
 from faust import web
 
-from ..auth import SESSION_KEY
 from ...core import schemas
+from ..auth import SESSION_KEY
 from ..http import HttpError, guarded, json_response, read_model
 
 if TYPE_CHECKING:
@@ -38,14 +37,18 @@ def install(app: faust.App, ctx: WebContext) -> None:
         @guarded
         async def post(self, request: aioweb.Request) -> aioweb.Response:
             account = await _target(request)
-            return json_response(await ctx.commands.set_paused(account, True, request[SESSION_KEY].username), status=202)
+            return json_response(
+                await ctx.commands.set_paused(account, True, request[SESSION_KEY].username), status=202
+            )
 
     @app.page("/api/controls/resume")
     class Resume(web.View):
         @guarded
         async def post(self, request: aioweb.Request) -> aioweb.Response:
             account = await _target(request)
-            return json_response(await ctx.commands.set_paused(account, False, request[SESSION_KEY].username), status=202)
+            return json_response(
+                await ctx.commands.set_paused(account, False, request[SESSION_KEY].username), status=202
+            )
 
     @app.page("/api/controls/flatten")
     class Flatten(web.View):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import faust
-
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import faust
 from aiohttp import web as aioweb
 from faust import web
 
@@ -22,8 +21,9 @@ APP_PAGES = ("/", "/trading", "/accounts", "/reports")
 
 
 def _html(name: str) -> aioweb.Response:
-    return aioweb.Response(body=(STATIC / name).read_bytes(), content_type="text/html",
-                           headers={"Cache-Control": "no-store"})
+    return aioweb.Response(
+        body=(STATIC / name).read_bytes(), content_type="text/html", headers={"Cache-Control": "no-store"}
+    )
 
 
 def install(app: faust.App, ctx: WebContext) -> None:
@@ -33,11 +33,19 @@ def install(app: faust.App, ctx: WebContext) -> None:
     class Login(web.View):
         async def get(self, request: aioweb.Request) -> aioweb.Response:
             response = _html("login.html")
-            response.set_cookie(LOGIN_COOKIE, secrets.token_urlsafe(24), httponly=False, samesite="Strict",
-                                path="/", secure=ctx.auth.secure_cookie, max_age=3600)
+            response.set_cookie(
+                LOGIN_COOKIE,
+                secrets.token_urlsafe(24),
+                httponly=False,
+                samesite="Strict",
+                path="/",
+                secure=ctx.auth.secure_cookie,
+                max_age=3600,
+            )
             return response
 
     for path in APP_PAGES:
+
         @app.page(path, name=f"page{path.replace('/', '_') or '_root'}")
         class Page(web.View):
             async def get(self, request: aioweb.Request) -> aioweb.Response:

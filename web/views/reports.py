@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import faust
-
 from datetime import date
 from typing import TYPE_CHECKING
 
+import faust
 from aiohttp import web as aioweb
 from faust import web
 
@@ -42,7 +41,8 @@ def install(app: faust.App, ctx: WebContext) -> None:
             rows = await ctx.reports.rows(report, start, end)
             if fmt == "csv":
                 return aioweb.Response(
-                    text=to_csv(rows), content_type="text/csv",
+                    text=to_csv(rows),
+                    content_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="copytrader-{report}.csv"'},
                 )
             return json_response({"report": report, "source": ctx.reports.name, "rows": rows})

@@ -7,16 +7,15 @@ neither read nor send it, so it cannot log a victim into the attacker's account.
 
 from __future__ import annotations
 
-import faust
-
 import hmac
 from typing import TYPE_CHECKING
 
+import faust
 from aiohttp import web as aioweb
 from faust import web
 
-from ..auth import COOKIE, CSRF_HEADER, SESSION_KEY, LoginRefused
 from ...core import schemas
+from ..auth import COOKIE, CSRF_HEADER, SESSION_KEY, LoginRefused
 from ..http import error, guarded, json_response, read_model
 from ..redirects import safe_next
 
@@ -46,8 +45,7 @@ def install(app: faust.App, ctx: WebContext) -> None:
             except LoginRefused as exc:
                 headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
                 return json_response({"error": exc.message}, status=exc.status, headers=headers)
-            response = json_response({"username": session.username, "csrf": session.csrf,
-                                      "next": safe_next(body.next)})
+            response = json_response({"username": session.username, "csrf": session.csrf, "next": safe_next(body.next)})
             response.set_cookie(COOKIE, session.token, **ctx.auth.cookie_options())
             response.del_cookie(LOGIN_COOKIE, path="/")
             return response

@@ -7,17 +7,16 @@ bad one is answered 400 with the reason and nothing is published.
 
 from __future__ import annotations
 
-import faust
-
 import time
 from typing import TYPE_CHECKING
 
+import faust
 from aiohttp import web as aioweb
 from faust import web
 
+from ...core.records import RecordError
 from ...core.signals import decode_signal, encode_signal
 from ..auth import CSRF_HEADER
-from ...core.records import RecordError
 from ..http import HttpError, error, json_response, read_body
 from ..webhook import HEADER, WebhookRefused
 

@@ -5,10 +5,9 @@ The same data the Socket.IO streams carry (``LiveState``), for scripts and first
 
 from __future__ import annotations
 
-import faust
-
 from typing import TYPE_CHECKING, Any
 
+import faust
 from aiohttp import web as aioweb
 from faust import web
 
@@ -28,7 +27,8 @@ def _filtered(rows: list[dict[str, Any]], request: aioweb.Request) -> list[dict[
         raise FieldErrors({"kind": f"must be one of {', '.join(KINDS)}"})
     limit = query_int(request, "limit", 200, 1, 1000)
     out = [
-        r for r in reversed(rows)
+        r
+        for r in reversed(rows)
         if (account is None or r.get("account_id") == account)
         and (symbol is None or r.get("symbol") == symbol)
         and (kind is None or r.get("kind") == kind)
@@ -50,7 +50,9 @@ def install(app: faust.App, ctx: WebContext) -> None:
     class Executions(web.View):
         @guarded
         async def get(self, request: aioweb.Request) -> aioweb.Response:
-            return json_response({"executions": _filtered(list(live.orders), request), "cursor": live.cursors["orders"]})
+            return json_response(
+                {"executions": _filtered(list(live.orders), request), "cursor": live.cursors["orders"]}
+            )
 
     @app.page("/api/positions")
     class Positions(web.View):

@@ -105,8 +105,11 @@ class GatewayApi:
         data = await read_body(request)
         only_active = bool(data.get("onlyActiveAccounts", True))
         user = request[USER].user
-        accounts = [self.state.account_payload(a) for a in self.state.accounts.values()
-                    if self.sim.visible(user, a.name) and (a.can_trade or not only_active)]
+        accounts = [
+            self.state.account_payload(a)
+            for a in self.state.accounts.values()
+            if self.sim.visible(user, a.name) and (a.can_trade or not only_active)
+        ]
         return envelope(accounts=accounts)
 
     async def contract_search(self, request: web.Request) -> web.Response:
@@ -156,8 +159,7 @@ class GatewayApi:
         if account is None:
             return envelope(px.SearchErrorCode.ACCOUNT_NOT_FOUND, "Account not found.", trades=[])
         start, end = _window(data)
-        trades = [t for t in account.trades
-                  if start <= (parsing.parse_time(t["creationTimestamp"]) or start) <= end]
+        trades = [t for t in account.trades if start <= (parsing.parse_time(t["creationTimestamp"]) or start) <= end]
         return envelope(trades=trades)
 
 

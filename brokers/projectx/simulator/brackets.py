@@ -31,18 +31,18 @@ CHILD_ID_BASE = 900_000_001
 @dataclass(slots=True)
 class Child:
     gateway_id: int
-    leg: str                  # "SL" or "TP"
+    leg: str  # "SL" or "TP"
     side: Side
-    order_type: OrderType     # STOP (stop-loss) or LIMIT (take-profit)
+    order_type: OrderType  # STOP (stop-loss) or LIMIT (take-profit)
     size: int
-    ticks: int                # signed, as the client sent them
+    ticks: int  # signed, as the client sent them
     tag: str | None
     parent_kernel_id: str
     parent_gateway_id: int
     created: datetime = field(default_factory=utcnow)
     updated: datetime = field(default_factory=utcnow)
-    status: OrderStatus = OrderStatus.PENDING      # PENDING = the gateway's 8 (Suspended)
-    kernel_id: str | None = None                   # once the entry filled
+    status: OrderStatus = OrderStatus.PENDING  # PENDING = the gateway's 8 (Suspended)
+    kernel_id: str | None = None  # once the entry filled
 
 
 @dataclass(slots=True)
@@ -58,11 +58,11 @@ class BracketBook:
     def __init__(self, exchange: SimExchange) -> None:
         self.exchange = exchange
         self._ids = itertools.count(CHILD_ID_BASE)
-        self.pending: BracketSpec | None = None            # set around one submit
-        self.children: dict[str, list[Child]] = {}          # parent kernel id → children
-        self.by_kernel: dict[str, Child] = {}                # activated child's kernel id → child
+        self.pending: BracketSpec | None = None  # set around one submit
+        self.children: dict[str, list[Child]] = {}  # parent kernel id → children
+        self.by_kernel: dict[str, Child] = {}  # activated child's kernel id → child
         self.by_gateway: dict[int, Child] = {}
-        self._activating: Child | None = None                # claims the next new kernel order id
+        self._activating: Child | None = None  # claims the next new kernel order id
 
     # -- ids ---------------------------------------------------------------------------
     def gateway_id(self, kernel_id: str) -> int:
@@ -97,12 +97,23 @@ class BracketBook:
             return []
         exit_side = entry.side.opposite()
         made = []
-        for leg, ticks, kind in (("SL", spec.stop_loss_ticks, OrderType.STOP),
-                                 ("TP", spec.take_profit_ticks, OrderType.LIMIT)):
+        for leg, ticks, kind in (
+            ("SL", spec.stop_loss_ticks, OrderType.STOP),
+            ("TP", spec.take_profit_ticks, OrderType.LIMIT),
+        ):
             if ticks is None:
                 continue
-            child = Child(next(self._ids), leg, exit_side, kind, entry.quantity, ticks,
-                          f"{spec.tag}-{leg}" if spec.tag else None, entry.order_id, int(entry.order_id))
+            child = Child(
+                next(self._ids),
+                leg,
+                exit_side,
+                kind,
+                entry.quantity,
+                ticks,
+                f"{spec.tag}-{leg}" if spec.tag else None,
+                entry.order_id,
+                int(entry.order_id),
+            )
             self.by_gateway[child.gateway_id] = child
             made.append(child)
         self.children[entry.order_id] = made
@@ -119,8 +130,13 @@ class BracketBook:
             price = entry.average_price + child.ticks * tick
             self._activating = child
             order, _ = self.exchange.submit(
-                entry.account, symbol=entry.symbol, side=child.side, quantity=child.size,
-                order_type=child.order_type, oco_group=group, client_order_id=child.tag,
+                entry.account,
+                symbol=entry.symbol,
+                side=child.side,
+                quantity=child.size,
+                order_type=child.order_type,
+                oco_group=group,
+                client_order_id=child.tag,
                 limit_price=price if child.order_type is OrderType.LIMIT else None,
                 stop_price=price if child.order_type is OrderType.STOP else None,
             )

@@ -51,8 +51,11 @@ class UserHub:
         frame = codec.invocation(target, [body])
         account = self.sim.state.by_id(account_id)
         for connection in list(self.connections):
-            if account is not None and self.sim.visible(connection.user, account.name) \
-                    and connection.wants(target, account_id):
+            if (
+                account is not None
+                and self.sim.visible(connection.user, account.name)
+                and connection.wants(target, account_id)
+            ):
                 connection.outbox.put_nowait(frame)
 
     async def drop_all(self) -> None:

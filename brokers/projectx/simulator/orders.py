@@ -30,6 +30,7 @@ from .wire import account_of, envelope, read_body
 if TYPE_CHECKING:
     from .server import ProjectXSimulator
 
+
 class Refusal(ValueError):
     """A place the gateway answers with an error envelope; ``record`` asks for a rejected order."""
 
@@ -46,8 +47,9 @@ class OrderDesk:
         self.sim = sim
         self.state = sim.state
 
-    async def _answer(self, request: web.Request, account: GatewayAccount,
-                      response: web.Response) -> web.StreamResponse:
+    async def _answer(
+        self, request: web.Request, account: GatewayAccount, response: web.Response
+    ) -> web.StreamResponse:
         """The request was carried out; lose its answer when the fault says so."""
         sim = self.sim
         if not sim.exchange.account(account.name).faults.take_lose_response():
@@ -82,11 +84,15 @@ class OrderDesk:
         except Refusal as exc:
             if exc.entry_anyway:
                 order, _ = sim.exchange.submit(account.name, symbol=symbol, client_order_id=tag, **kwargs)
-                return await answer(request, account, envelope(px.PlaceOrderErrorCode.ORDER_REJECTED, str(exc),
-                                                               orderId=int(order.order_id)))
+                return await answer(
+                    request,
+                    account,
+                    envelope(px.PlaceOrderErrorCode.ORDER_REJECTED, str(exc), orderId=int(order.order_id)),
+                )
             order_id = _rejected_record(sim, account.name, symbol, tag, str(exc), data) if exc.record else None
-            return await answer(request, account, envelope(px.PlaceOrderErrorCode.ORDER_REJECTED, str(exc),
-                                                           orderId=order_id))
+            return await answer(
+                request, account, envelope(px.PlaceOrderErrorCode.ORDER_REJECTED, str(exc), orderId=order_id)
+            )
         await _ack_delay(kernel_account.faults.ack_delay_ms)
         state.brackets.pending = spec
         try:
@@ -97,8 +103,11 @@ class OrderDesk:
             assert order.stop_price is not None
             state.trail(order, abs(sim.exchange.prices.price(symbol) - order.stop_price))
         if order.status is OrderStatus.REJECTED:
-            return await answer(request, account, envelope(px.PlaceOrderErrorCode.ORDER_REJECTED, order.reason,
-                                                           orderId=int(order.order_id)))
+            return await answer(
+                request,
+                account,
+                envelope(px.PlaceOrderErrorCode.ORDER_REJECTED, order.reason, orderId=int(order.order_id)),
+            )
         return await answer(request, account, envelope(orderId=int(order.order_id)))
 
     async def modify(self, request: web.Request) -> web.StreamResponse:
@@ -112,12 +121,19 @@ class OrderDesk:
         if order_id not in sim.exchange.account(account.name).orders:
             return envelope(px.ModifyOrderErrorCode.ORDER_NOT_FOUND, "Order not found.")
         try:
-            sim.exchange.modify(account.name, order_id, quantity=data.get("size"),
-                                limit_price=parsing.to_decimal(data.get("limitPrice")),
-                                stop_price=parsing.to_decimal(data.get("stopPrice")))
+            sim.exchange.modify(
+                account.name,
+                order_id,
+                quantity=data.get("size"),
+                limit_price=parsing.to_decimal(data.get("limitPrice")),
+                stop_price=parsing.to_decimal(data.get("stopPrice")),
+            )
         except SimError as exc:
-            code = px.ModifyOrderErrorCode.ORDER_NOT_FOUND if exc.code in ("unknown_order", "already_final") \
+            code = (
+                px.ModifyOrderErrorCode.ORDER_NOT_FOUND
+                if exc.code in ("unknown_order", "already_final")
                 else px.ModifyOrderErrorCode.REJECTED
+            )
             return await self._answer(request, account, envelope(code, str(exc)))
         return await self._answer(request, account, envelope())
 
@@ -158,8 +174,9 @@ class OrderDesk:
         side = Side.SELL if net > 0 else Side.BUY
         order, _ = sim.exchange.submit(account.name, symbol=contract.symbol, side=side, quantity=size)
         if order.status is OrderStatus.REJECTED:
-            return await self._answer(request, account,
-                                      envelope(px.ClosePositionErrorCode.ORDER_REJECTED, order.reason))
+            return await self._answer(
+                request, account, envelope(px.ClosePositionErrorCode.ORDER_REJECTED, order.reason)
+            )
         return await self._answer(request, account, envelope())
 
 
@@ -209,13 +226,16 @@ def _trailing_stop(side: Side, trail: Decimal | None, last: Decimal) -> Decimal:
     if trail is None or trail <= 0:
         raise Refusal("Trailing stop orders need a trailPrice.")
     if (side is Side.SELL and trail >= last) or (side is Side.BUY and trail <= last):
-        raise Refusal(f"Invalid trail price {trail}: a {side.value} trailing stop must be on the other side "
-                      f"of the market ({last}).")
+        raise Refusal(
+            f"Invalid trail price {trail}: a {side.value} trailing stop must be on the other side "
+            f"of the market ({last})."
+        )
     return trail
 
 
-def _bracket_spec(sim: ProjectXSimulator, account: GatewayAccount, data: dict[str, Any], side: Side,
-                  tag: str | None) -> BracketSpec | None:
+def _bracket_spec(
+    sim: ProjectXSimulator, account: GatewayAccount, data: dict[str, Any], side: Side, tag: str | None
+) -> BracketSpec | None:
     """Signed bracket ticks, checked as the live gateway checks them (errorCode 2 otherwise)."""
     stop_loss = data.get("stopLossBracket") or None
     take_profit = data.get("takeProfitBracket") or None
@@ -236,21 +256,25 @@ def _bracket_spec(sim: ProjectXSimulator, account: GatewayAccount, data: dict[st
         below = (leg == "stop loss") == long  # where the exit sits from the entry
         if value == 0 or (value > 0) == below:
             relation = "less" if below else "greater"
-            raise Refusal(px.BRACKET_SIGN_MESSAGE.format(leg=leg, ticks=value, relation=relation,
-                                                         direction=direction), record=True)
+            raise Refusal(
+                px.BRACKET_SIGN_MESSAGE.format(leg=leg, ticks=value, relation=relation, direction=direction),
+                record=True,
+            )
         ticks[leg] = value
     return BracketSpec(ticks["stop loss"], ticks["take profit"], tag)
 
 
-def _rejected_record(sim: ProjectXSimulator, account: str, symbol: str, tag: str | None, reason: str,
-                     data: dict[str, Any]) -> int | None:
+def _rejected_record(
+    sim: ProjectXSimulator, account: str, symbol: str, tag: str | None, reason: str, data: dict[str, Any]
+) -> int | None:
     """The gateway answers some refusals with the id of a rejected order record; keep one."""
     faults = sim.exchange.account(account).faults
     previous, faults.reject_next = faults.reject_next, reason
     try:
         side = parsing.SIDE_FROM_PX[px.OrderSide(int(data.get("side", 0)))]
-        order, _ = sim.exchange.submit(account, symbol=symbol, side=side, quantity=max(1, int(data.get("size") or 1)),
-                                       client_order_id=tag)
+        order, _ = sim.exchange.submit(
+            account, symbol=symbol, side=side, quantity=max(1, int(data.get("size") or 1)), client_order_id=tag
+        )
     except (ValueError, KeyError, SimError):
         return None
     finally:
@@ -261,4 +285,3 @@ def _rejected_record(sim: ProjectXSimulator, account: str, symbol: str, tag: str
 async def _ack_delay(ms: float) -> None:
     if ms > 0:
         await asyncio.sleep(ms / 1000.0)
-

@@ -50,15 +50,17 @@ class ProjectXSimulator:
     the connection drops) or ``"timeout"`` (no answer for ``lose_response_hold_s``).
     """
 
-    def __init__(self, exchange: SimExchange | None = None, host: str = "127.0.0.1", port: int = 0,
-                 **options: Any) -> None:
+    def __init__(
+        self, exchange: SimExchange | None = None, host: str = "127.0.0.1", port: int = 0, **options: Any
+    ) -> None:
         self.exchange = exchange or SimExchange()
         self.host, self.port = host, port
         logins: list[SimLogin] | None = options.get("logins")
         if not logins:
             names = tuple(options.get("accounts", DEFAULT_ACCOUNTS))
-            logins = [SimLogin(str(options.get("username", "sim-trader")), str(options.get("api_key", "sim-api-key")),
-                               names)]
+            logins = [
+                SimLogin(str(options.get("username", "sim-trader")), str(options.get("api_key", "sim-api-key")), names)
+            ]
         self.logins = {login.username: login for login in logins}
         self.username, self.api_key = logins[0].username, logins[0].secret
         self.tokens = TokenService(float(options.get("token_ttl", 86400.0)))
@@ -141,9 +143,14 @@ class ProjectXSimulator:
             "userName": self.username,
             "apiKey": self.api_key,
             "accounts": {name: self.state.accounts[name].account_id for name in first.accounts},
-            "logins": [{"userName": login.username, "apiKey": login.secret,
-                        "accounts": {name: self.state.accounts[name].account_id for name in login.accounts}}
-                       for login in self.logins.values()],
+            "logins": [
+                {
+                    "userName": login.username,
+                    "apiKey": login.secret,
+                    "accounts": {name: self.state.accounts[name].account_id for name in login.accounts},
+                }
+                for login in self.logins.values()
+            ],
             "base_url": self.base_url,
             "user_hub_url": self.user_hub_url,
         }
@@ -156,15 +163,19 @@ class ProjectXSimulator:
 
     def kernel_accounts(self, user: str | None = None) -> list[SimAccount]:
         """Kernel accounts of every login, or of ``user``'s only."""
-        return [self.exchange.account(name) for name in self.state.accounts if user is None or self.owner.get(name) == user]
+        return [
+            self.exchange.account(name) for name in self.state.accounts if user is None or self.owner.get(name) == user
+        ]
 
     def admit(self, user: str, path: str) -> bool:
         """The documented windows, counted per user as the gateway counts them."""
         windows = self._limits.get(user)
         if windows is None:
             limit, seconds = self.rate_limit
-            windows = self._limits[user] = {"default": SlidingWindow(int(limit), float(seconds)),
-                                            "bars": SlidingWindow(*px.BARS_LIMIT)}
+            windows = self._limits[user] = {
+                "default": SlidingWindow(int(limit), float(seconds)),
+                "bars": SlidingWindow(*px.BARS_LIMIT),
+            }
         return windows["bars" if path == px.HISTORY_BARS else "default"].admit()
 
     def visible(self, user: str, account_name: str) -> bool:

@@ -28,8 +28,20 @@ _ALL_MONTHS = "FGHJKMNQUVXZ"
 #: futures are quarterly (H, M, U, Z). Source: the Contract/search examples and the CME listings
 #: (docs/fidelity/projectx.md X-21).
 MONTHLY_ROOTS = frozenset({"CL", "MCL", "GC", "MGC"})
-_MONTH_NAMES = {"F": "January", "G": "February", "H": "March", "J": "April", "K": "May", "M": "June",
-                "N": "July", "Q": "August", "U": "September", "V": "October", "X": "November", "Z": "December"}
+_MONTH_NAMES = {
+    "F": "January",
+    "G": "February",
+    "H": "March",
+    "J": "April",
+    "K": "May",
+    "M": "June",
+    "N": "July",
+    "Q": "August",
+    "U": "September",
+    "V": "October",
+    "X": "November",
+    "Z": "December",
+}
 
 
 def front_month(today: date | None = None) -> tuple[str, int]:
@@ -92,8 +104,14 @@ Push = tuple[str, int, dict[str, Any]]  # (event target, accountId, payload)
 
 
 class GatewayState:
-    def __init__(self, exchange: SimExchange, account_names: list[str], *, contract_month: str | None = None,
-                 fee_per_contract: Decimal = Decimal("1.40")) -> None:
+    def __init__(
+        self,
+        exchange: SimExchange,
+        account_names: list[str],
+        *,
+        contract_month: str | None = None,
+        fee_per_contract: Decimal = Decimal("1.40"),
+    ) -> None:
         self.exchange = exchange
         self.fee = fee_per_contract
         self.front = {}
@@ -151,18 +169,28 @@ class GatewayState:
 
     def search_contracts(self, text: str) -> list[Contract]:
         needle = text.strip().upper()
-        found = [c for c in self.front.values()
-                 if not needle or needle in c.code or needle in c.root or needle in c.payload()["name"]]
+        found = [
+            c
+            for c in self.front.values()
+            if not needle or needle in c.code or needle in c.root or needle in c.payload()["name"]
+        ]
         return found[:20]
 
     # -- orders ------------------------------------------------------------------------
     def order_payload(self, order: SimOrder) -> dict[str, Any]:
         account = self.accounts[order.account]
         payload = parsing.order_payload(
-            order_id=self.brackets.gateway_id(order.order_id), account_id=account.account_id,
-            contract_id=self.contract_id_for(order.symbol), created=order.created_at,
-            updated=order.updated_at, status=order.status, order_type=order.order_type, side=order.side,
-            size=order.quantity, limit_price=order.limit_price, stop_price=order.stop_price,
+            order_id=self.brackets.gateway_id(order.order_id),
+            account_id=account.account_id,
+            contract_id=self.contract_id_for(order.symbol),
+            created=order.created_at,
+            updated=order.updated_at,
+            status=order.status,
+            order_type=order.order_type,
+            side=order.side,
+            size=order.quantity,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
             fill_volume=order.filled_quantity,
             filled_price=_tick_price(order) if order.filled_quantity else None,
             custom_tag=order.client_order_id,
@@ -175,10 +203,20 @@ class GatewayState:
     def child_payload(self, account: GatewayAccount, child: Child, symbol: str) -> dict[str, Any]:
         """A suspended (or cancelled-while-suspended) bracket child: status 8 and no price yet."""
         payload = parsing.order_payload(
-            order_id=child.gateway_id, account_id=account.account_id, contract_id=self.contract_id_for(symbol),
-            created=child.created, updated=child.updated, status=child.status, order_type=child.order_type,
-            side=child.side, size=child.size, limit_price=None, stop_price=None, fill_volume=0,
-            filled_price=None, custom_tag=child.tag,
+            order_id=child.gateway_id,
+            account_id=account.account_id,
+            contract_id=self.contract_id_for(symbol),
+            created=child.created,
+            updated=child.updated,
+            status=child.status,
+            order_type=child.order_type,
+            side=child.side,
+            size=child.size,
+            limit_price=None,
+            stop_price=None,
+            fill_volume=0,
+            filled_price=None,
+            custom_tag=child.tag,
         )
         if child.status is OrderStatus.PENDING:
             payload["status"] = int(px.OrderStatus.SUSPENDED)
@@ -212,9 +250,12 @@ class GatewayState:
             account.position_ids[symbol] = next(self._position_ids)
             account.position_created[symbol] = utcnow()
         return parsing.position_payload(
-            position_id=account.position_ids[symbol], account_id=account.account_id,
-            contract_id=self.contract_id_for(symbol), created=account.position_created[symbol],
-            net=net, average=avg,
+            position_id=account.position_ids[symbol],
+            account_id=account.account_id,
+            contract_id=self.contract_id_for(symbol),
+            created=account.position_created[symbol],
+            net=net,
+            average=avg,
         )
 
     # -- trailing stops ----------------------------------------------------------------
@@ -242,14 +283,21 @@ class GatewayState:
         aid = account.account_id
         if isinstance(event, OrderEvent):
             order = self.exchange.account(account.name).orders[event.broker_order_id]
-            pushes = [(px.EVENT_ORDER, aid, self.child_payload(account, child, order.symbol))
-                      for child in self._bracket_children(order)]
+            pushes = [
+                (px.EVENT_ORDER, aid, self.child_payload(account, child, order.symbol))
+                for child in self._bracket_children(order)
+            ]
             return pushes + [(px.EVENT_ORDER, aid, self.order_payload(order))] + self._settle_children(account, order)
         if isinstance(event, FillEvent):
             return self._trade_pushes(account, event)
         if isinstance(event, PositionEvent):
-            return [(px.EVENT_POSITION, aid,
-                     self._position_payload(account, event.symbol, event.net_quantity, event.average_price))]
+            return [
+                (
+                    px.EVENT_POSITION,
+                    aid,
+                    self._position_payload(account, event.symbol, event.net_quantity, event.average_price),
+                )
+            ]
         return []
 
     def _bracket_children(self, order: SimOrder) -> list[Child]:
@@ -267,8 +315,10 @@ class GatewayState:
                 child.size = order.filled_quantity
             self._later(lambda: self.brackets.activate(order, instrument_for(order.symbol).tick_size))
             return []
-        return [(px.EVENT_ORDER, account.account_id, self.child_payload(account, child, order.symbol))
-                for child in self.brackets.cancel_suspended(order.order_id)]
+        return [
+            (px.EVENT_ORDER, account.account_id, self.child_payload(account, child, order.symbol))
+            for child in self.brackets.cancel_suspended(order.order_id)
+        ]
 
     @staticmethod
     def _later(action: Any) -> None:
@@ -287,14 +337,22 @@ class GatewayState:
         delta = realized - account.realized.get(fill.symbol, Decimal(0))
         account.realized[fill.symbol] = realized
         trade = parsing.trade_payload(
-            trade_id=int(fill.fill_id), account_id=account.account_id,
-            contract_id=self.contract_id_for(fill.symbol), created=fill.timestamp, price=fill.price,
-            pnl=delta if delta else None, fees=self.fee * fill.quantity, side=fill.side,
-            size=fill.quantity, order_id=self.brackets.gateway_id(fill.broker_order_id),
+            trade_id=int(fill.fill_id),
+            account_id=account.account_id,
+            contract_id=self.contract_id_for(fill.symbol),
+            created=fill.timestamp,
+            price=fill.price,
+            pnl=delta if delta else None,
+            fees=self.fee * fill.quantity,
+            side=fill.side,
+            size=fill.quantity,
+            order_id=self.brackets.gateway_id(fill.broker_order_id),
         )
         account.trades.append(trade)
-        return [(px.EVENT_TRADE, account.account_id, trade),
-                (px.EVENT_ACCOUNT, account.account_id, self.account_payload(account))]
+        return [
+            (px.EVENT_TRADE, account.account_id, trade),
+            (px.EVENT_ACCOUNT, account.account_id, self.account_payload(account)),
+        ]
 
 
 def _tick_price(order: SimOrder) -> Decimal | None:

@@ -20,8 +20,9 @@ from ...simkernel.exchange import SimExchange
 from .server import TradovateSimulator
 
 
-def create_simulator(exchange: SimExchange | None = None, host: str = "127.0.0.1", port: int = 0,
-                     **options: Any) -> TradovateSimulator:
+def create_simulator(
+    exchange: SimExchange | None = None, host: str = "127.0.0.1", port: int = 0, **options: Any
+) -> TradovateSimulator:
     return TradovateSimulator(exchange, host=host, port=port, **options)
 
 

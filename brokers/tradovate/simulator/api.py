@@ -31,20 +31,42 @@ Reply = tuple[int, Any]
 LOST_STATUS = 0
 LOST: Reply = (LOST_STATUS, None)
 
-_MASTER_KEY = {"order": "accountId", "position": "accountId", "cashbalance": "accountId",
-               "orderversion": "orderId", "fill": "orderId", "command": "orderId",
-               "executionreport": "commandId", "commandreport": "commandId"}
-_ENTITY = {"order": s.ENTITY_ORDER, "position": s.ENTITY_POSITION, "cashbalance": s.ENTITY_CASH,
-           "orderversion": s.ENTITY_VERSION, "fill": s.ENTITY_FILL, "command": s.ENTITY_COMMAND,
-           "executionreport": s.ENTITY_EXEC, "commandreport": s.ENTITY_COMMAND_REPORT,
-           "account": "account"}
+_MASTER_KEY = {
+    "order": "accountId",
+    "position": "accountId",
+    "cashbalance": "accountId",
+    "orderversion": "orderId",
+    "fill": "orderId",
+    "command": "orderId",
+    "executionreport": "commandId",
+    "commandreport": "commandId",
+}
+_ENTITY = {
+    "order": s.ENTITY_ORDER,
+    "position": s.ENTITY_POSITION,
+    "cashbalance": s.ENTITY_CASH,
+    "orderversion": s.ENTITY_VERSION,
+    "fill": s.ENTITY_FILL,
+    "command": s.ENTITY_COMMAND,
+    "executionreport": s.ENTITY_EXEC,
+    "commandreport": s.ENTITY_COMMAND_REPORT,
+    "account": "account",
+}
 _NO_AUTH = {"auth/accesstokenrequest"}
 
 
 class Api:
-    def __init__(self, exchange: SimExchange, book: TradovateBook, tokens: TokenStore,
-                 users: Users, limits: Limits, *, rate_limit_reply: str = "penalty",
-                 bad_login_reply: str = "errorText") -> None:
+    def __init__(
+        self,
+        exchange: SimExchange,
+        book: TradovateBook,
+        tokens: TokenStore,
+        users: Users,
+        limits: Limits,
+        *,
+        rate_limit_reply: str = "penalty",
+        bad_login_reply: str = "errorText",
+    ) -> None:
         self.exchange = exchange
         self.book = book
         self.tokens = tokens
@@ -78,8 +100,9 @@ class Api:
         return max((f.ack_delay_ms for f in self._faults()), default=0.0) / 1000.0
 
     # -- dispatch --------------------------------------------------------------------------
-    async def call(self, endpoint: str, query: dict[str, str], body: Any, token: str | None, *,
-                   peer: str = "") -> Reply:
+    async def call(
+        self, endpoint: str, query: dict[str, str], body: Any, token: str | None, *, peer: str = ""
+    ) -> Reply:
         endpoint = endpoint.strip("/").lower()
         self.calls.append((endpoint, body))
         refused = self._refusal(endpoint, body, token, peer)
@@ -101,8 +124,7 @@ class Api:
         if endpoint == "auth/renewaccesstoken":
             renewed = self.tokens.renew(session.value)
             assert renewed is not None
-            return 200, s.access_token_response(renewed.value, renewed.value, renewed.expires,
-                                                user.user_id, user.name)
+            return 200, s.access_token_response(renewed.value, renewed.value, renewed.expires, user.user_id, user.name)
         if endpoint == "auth/me":
             return 200, {"userId": user.user_id, "name": user.name, "fullName": user.name}
         if endpoint == "user/syncrequest":
@@ -193,20 +215,30 @@ class Api:
         spec = body.get("accountSpec")
         return spec if spec in self.book.account_ids else None
 
-    def _submit(self, account: str, spec: Json, *, cl_ord_id: str | None, oco: str | None = None,
-                parent: str | None = None) -> tuple[SimOrder, bool]:
+    def _submit(
+        self, account: str, spec: Json, *, cl_ord_id: str | None, oco: str | None = None, parent: str | None = None
+    ) -> tuple[SimOrder, bool]:
         return self.exchange.submit(
-            account, symbol=str(spec["symbol"]).upper(), side=parsing.side(spec["action"]),
-            quantity=int(spec.get("orderQty", 0)), order_type=parsing.order_type_from(spec.get("orderType")),
-            limit_price=parsing.price_in(spec.get("price")), stop_price=parsing.price_in(spec.get("stopPrice")),
-            time_in_force=parsing.tif_from(spec.get("timeInForce")), client_order_id=cl_ord_id, oco_group=oco,
+            account,
+            symbol=str(spec["symbol"]).upper(),
+            side=parsing.side(spec["action"]),
+            quantity=int(spec.get("orderQty", 0)),
+            order_type=parsing.order_type_from(spec.get("orderType")),
+            limit_price=parsing.price_in(spec.get("price")),
+            stop_price=parsing.price_in(spec.get("stopPrice")),
+            time_in_force=parsing.tif_from(spec.get("timeInForce")),
+            client_order_id=cl_ord_id,
+            oco_group=oco,
             parent_id=parent,
         )
 
     def _result(self, order: SimOrder) -> Json:
         if order.status.value == "rejected":
-            return {"failureReason": parsing.failure_reason(order.reason), "failureText": order.reason or "",
-                    "orderId": int(order.order_id)}
+            return {
+                "failureReason": parsing.failure_reason(order.reason),
+                "failureText": order.reason or "",
+                "orderId": int(order.order_id),
+            }
         return {"orderId": int(order.order_id)}
 
     async def _place(self, body: Json) -> Reply:
@@ -249,8 +281,7 @@ class Api:
         group = f"oso-{entry.order_id}" if len(brackets) == 2 else None
         for key, bracket in zip(("oso1Id", "oso2Id"), brackets, strict=False):  # one or two brackets
             spec = {**bracket, "symbol": body["symbol"], "orderQty": body.get("orderQty")}
-            child, _ = self._submit(account, spec, cl_ord_id=bracket.get("clOrdId"), oco=group,
-                                    parent=entry.order_id)
+            child, _ = self._submit(account, spec, cl_ord_id=bracket.get("clOrdId"), oco=group, parent=entry.order_id)
             result[key] = int(child.order_id)
         return self._answer(account, (200, result))
 
@@ -261,13 +292,26 @@ class Api:
             return 200, {"failureReason": "UnknownReason", "failureText": f"Unknown order {order_id}"}
         command_id = self.book.begin_command(order_id, s.CMD_MODIFY, body.get("clOrdId"))
         try:
-            self.exchange.modify(rec.account, str(order_id), quantity=body.get("orderQty"),
-                                 limit_price=parsing.price_in(body.get("price")),
-                                 stop_price=parsing.price_in(body.get("stopPrice")))
+            self.exchange.modify(
+                rec.account,
+                str(order_id),
+                quantity=body.get("orderQty"),
+                limit_price=parsing.price_in(body.get("price")),
+                stop_price=parsing.price_in(body.get("stopPrice")),
+            )
         except SimError as exc:
             self.book.reject_command(command_id, order_id, "TooLate", str(exc))
-            return self._answer(rec.account, (200, {"failureReason": parsing.failure_reason(str(exc)),
-                                                    "failureText": str(exc), "commandId": command_id}))
+            return self._answer(
+                rec.account,
+                (
+                    200,
+                    {
+                        "failureReason": parsing.failure_reason(str(exc)),
+                        "failureText": str(exc),
+                        "commandId": command_id,
+                    },
+                ),
+            )
         self.book.finish_command(command_id)
         return self._answer(rec.account, (200, {"commandId": command_id}))
 
@@ -281,8 +325,17 @@ class Api:
             self.exchange.cancel(rec.account, str(order_id))
         except SimError as exc:
             self.book.reject_command(command_id, order_id, "TooLate", str(exc))
-            return self._answer(rec.account, (200, {"failureReason": parsing.failure_reason(str(exc)),
-                                                    "failureText": str(exc), "commandId": command_id}))
+            return self._answer(
+                rec.account,
+                (
+                    200,
+                    {
+                        "failureReason": parsing.failure_reason(str(exc)),
+                        "failureText": str(exc),
+                        "commandId": command_id,
+                    },
+                ),
+            )
         self.book.finish_command(command_id)
         return self._answer(rec.account, (200, {"commandId": command_id}))
 
@@ -296,8 +349,12 @@ class Api:
 
 
 _ORDER_OPS = {
-    "placeorder": Api._place, "placeoco": Api._place_oco, "placeoso": Api._place_oso,
-    "modifyorder": Api._modify, "cancelorder": Api._cancel, "liquidateposition": Api._liquidate,
+    "placeorder": Api._place,
+    "placeoco": Api._place_oco,
+    "placeoso": Api._place_oso,
+    "modifyorder": Api._modify,
+    "cancelorder": Api._cancel,
+    "liquidateposition": Api._liquidate,
 }
 
 __all__ = ["LOST", "LOST_STATUS", "Api"]

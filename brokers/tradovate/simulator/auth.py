@@ -74,8 +74,15 @@ def _is_int(value: Any) -> bool:
 class Users:
     """The simulator's logins: name → user, and which accounts each may see."""
 
-    def __init__(self, logins: Iterable[SimLogin], *, first_id: int = 100001, app_id: str = SIM_APP_ID,
-                 cid: int = SIM_CID, sec: str = SIM_SEC) -> None:
+    def __init__(
+        self,
+        logins: Iterable[SimLogin],
+        *,
+        first_id: int = 100001,
+        app_id: str = SIM_APP_ID,
+        cid: int = SIM_CID,
+        sec: str = SIM_SEC,
+    ) -> None:
         self.app_id, self.cid, self.sec = app_id, cid, sec
         self.by_name: dict[str, SimUser] = {}
         self.by_id: dict[int, SimUser] = {}
@@ -103,8 +110,15 @@ class Users:
 
     def credentials(self, user: SimUser, device_id: str) -> dict[str, Any]:
         """The accesstokenrequest body fields a client of ``user`` sends."""
-        return {"name": user.name, "password": user.password, "appId": self.app_id, "appVersion": "1.0",
-                "cid": self.cid, "sec": self.sec, "deviceId": device_id}
+        return {
+            "name": user.name,
+            "password": user.password,
+            "appId": self.app_id,
+            "appVersion": "1.0",
+            "cid": self.cid,
+            "sec": self.sec,
+            "deviceId": device_id,
+        }
 
 
 SessionClosed = Callable[[int, int], None]  # (user_id, session_id)

@@ -84,10 +84,10 @@ class TradovateBook:
         self._positions: dict[tuple[str, int], _PositionRec] = {}
         self._sinks: list[PropsSink] = []
         self.pending_oco: dict[str, int] = {}
-        self._commands: dict[int, tuple[str, Json]] = {}   # commandId → (account, entity)
-        self.correction_shape = "both"                      # see _on_correction
-        self._announced: set[int] = set()   # orders whose execType New went out
-        self._held: set[int] = set()        # OSO children reported Suspended
+        self._commands: dict[int, tuple[str, Json]] = {}  # commandId → (account, entity)
+        self.correction_shape = "both"  # see _on_correction
+        self._announced: set[int] = set()  # orders whose execType New went out
+        self._held: set[int] = set()  # OSO children reported Suspended
         exchange.add_listener(self._on_kernel)
 
     def close(self) -> None:
@@ -138,11 +138,17 @@ class TradovateBook:
         rec = self._orders.get(order_id)
         account = rec.account if rec else ""
         self._command_status(command_id, s.CMD_REJECTED)
-        self._put(s.ENTITY_COMMAND_REPORT, account, s.command_report_entity(
-            next(self._ids), command_id, s.CMD_REJECTED, self._ord_status(order_id), utcnow(), reason, text))
+        self._put(
+            s.ENTITY_COMMAND_REPORT,
+            account,
+            s.command_report_entity(
+                next(self._ids), command_id, s.CMD_REJECTED, self._ord_status(order_id), utcnow(), reason, text
+            ),
+        )
 
-    def _new_command(self, account: str, command_id: int, order_id: int, cl_ord_id: str | None,
-                     command_type: str, ts: datetime) -> None:
+    def _new_command(
+        self, account: str, command_id: int, order_id: int, cl_ord_id: str | None, command_type: str, ts: datetime
+    ) -> None:
         entity = s.command_entity(command_id, order_id, cl_ord_id, command_type, s.CMD_PENDING_EXECUTION, ts)
         self._commands[command_id] = (account, entity)
         self._put(s.ENTITY_COMMAND, account, entity)
@@ -175,8 +181,13 @@ class TradovateBook:
 
     def _version_of(self, event: OrderEvent) -> tuple[int, str, float | None, float | None, str]:
         order = self.exchange.account(event.account_id).orders[event.broker_order_id]
-        return (event.quantity, parsing.order_type(event.order_type), parsing.price_out(event.limit_price),
-                parsing.price_out(event.stop_price), parsing.tif(order.time_in_force))
+        return (
+            event.quantity,
+            parsing.order_type(event.order_type),
+            parsing.price_out(event.limit_price),
+            parsing.price_out(event.stop_price),
+            parsing.tif(order.time_in_force),
+        )
 
     def _on_order(self, event: OrderEvent) -> None:
         order_id = int(event.broker_order_id)
@@ -188,8 +199,15 @@ class TradovateBook:
             return  # the fill handler reports trades with their execution report
         version = self._version_of(event)
         if event.status is OrderStatus.REJECTED:
-            self._report(rec, s.EXEC_REJECTED, s.REJECTED, now, ok=False,
-                         reason=parsing.failure_reason(event.reason), text=event.reason)
+            self._report(
+                rec,
+                s.EXEC_REJECTED,
+                s.REJECTED,
+                now,
+                ok=False,
+                reason=parsing.failure_reason(event.reason),
+                text=event.reason,
+            )
         elif event.status in (OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED):
             if version != rec.version:
                 rec.version = version
@@ -209,9 +227,13 @@ class TradovateBook:
 
     def _new_order(self, event: OrderEvent, order_id: int, now: datetime) -> _OrderRec:
         rec = _OrderRec(
-            order_id=order_id, account=event.account_id, contract_id=self.contract_id(event.symbol),
-            action=parsing.action(event.side), cl_ord_id=event.client_order_id,
-            version=self._version_of(event), command_id=next(self._ids),
+            order_id=order_id,
+            account=event.account_id,
+            contract_id=self.contract_id(event.symbol),
+            action=parsing.action(event.side),
+            cl_ord_id=event.client_order_id,
+            version=self._version_of(event),
+            command_id=next(self._ids),
         )
         kernel_order = self.exchange.account(event.account_id).orders[event.broker_order_id]
         if kernel_order.oco_group:
@@ -231,13 +253,32 @@ class TradovateBook:
         rec.cum_qty = event.cumulative_quantity
         status = s.FILLED if event.leaves_quantity == 0 else s.WORKING
         price = parsing.price_out(event.price)
-        self._put(s.ENTITY_EXEC, rec.account, s.execution_report_entity(
-            next(self._ids), rec.command_id, self.account_ids[rec.account], rec.contract_id, order_id,
-            s.EXEC_TRADE, status, rec.action, event.timestamp, cum_qty=event.cumulative_quantity,
-            avg_px=parsing.price_out(order.average_price), last_qty=event.quantity, last_px=price))
-        self._put(s.ENTITY_FILL, rec.account, s.fill_entity(
-            int(event.fill_id), order_id, rec.contract_id, rec.action, event.quantity, price or 0.0,
-            event.timestamp))
+        self._put(
+            s.ENTITY_EXEC,
+            rec.account,
+            s.execution_report_entity(
+                next(self._ids),
+                rec.command_id,
+                self.account_ids[rec.account],
+                rec.contract_id,
+                order_id,
+                s.EXEC_TRADE,
+                status,
+                rec.action,
+                event.timestamp,
+                cum_qty=event.cumulative_quantity,
+                avg_px=parsing.price_out(order.average_price),
+                last_qty=event.quantity,
+                last_px=price,
+            ),
+        )
+        self._put(
+            s.ENTITY_FILL,
+            rec.account,
+            s.fill_entity(
+                int(event.fill_id), order_id, rec.contract_id, rec.action, event.quantity, price or 0.0, event.timestamp
+            ),
+        )
         key = (rec.account, rec.contract_id)
         pos = self._positions.setdefault(key, _PositionRec(next(self._ids)))
         value = float(event.price) * event.quantity
@@ -257,14 +298,26 @@ class TradovateBook:
         fill_id = int(event.fill_id)
         if self.correction_shape in ("both", "report"):
             order = self.exchange.account(event.account_id).orders[event.broker_order_id]
-            self._put(s.ENTITY_EXEC, rec.account, s.execution_report_entity(
-                next(self._ids), rec.command_id, self.account_ids[rec.account], rec.contract_id, order_id,
-                s.EXEC_TRADE_CANCEL if event.busted else s.EXEC_TRADE_CORRECT, self._ord_status(order_id),
-                rec.action, event.timestamp, cum_qty=order.filled_quantity,
-                avg_px=parsing.price_out(order.average_price),
-                last_qty=event.original_quantity if event.busted else event.quantity,
-                last_px=parsing.price_out(event.original_price if event.busted else event.price),
-                exec_ref_id=fill_id))
+            self._put(
+                s.ENTITY_EXEC,
+                rec.account,
+                s.execution_report_entity(
+                    next(self._ids),
+                    rec.command_id,
+                    self.account_ids[rec.account],
+                    rec.contract_id,
+                    order_id,
+                    s.EXEC_TRADE_CANCEL if event.busted else s.EXEC_TRADE_CORRECT,
+                    self._ord_status(order_id),
+                    rec.action,
+                    event.timestamp,
+                    cum_qty=order.filled_quantity,
+                    avg_px=parsing.price_out(order.average_price),
+                    last_qty=event.original_quantity if event.busted else event.quantity,
+                    last_px=parsing.price_out(event.original_price if event.busted else event.price),
+                    exec_ref_id=fill_id,
+                ),
+            )
         pos = self._positions.setdefault((rec.account, rec.contract_id), _PositionRec(next(self._ids)))
         delta_qty = event.quantity - event.original_quantity
         delta_value = float((event.price or 0) * event.quantity - event.original_price * event.original_quantity)
@@ -274,17 +327,30 @@ class TradovateBook:
             pos.sold, pos.sold_value = pos.sold + delta_qty, pos.sold_value + delta_value
         if self.correction_shape in ("both", "fill"):
             row = self.tables.rows[s.ENTITY_FILL][fill_id][1]
-            changed = {"active": False} if event.busted else {
-                "qty": event.quantity, "price": parsing.price_out(event.price)}
+            changed = (
+                {"active": False} if event.busted else {"qty": event.quantity, "price": parsing.price_out(event.price)}
+            )
             self._put(s.ENTITY_FILL, rec.account, {**row, **changed})
 
     def _on_position(self, event: PositionEvent) -> None:
         contract_id = self.contract_id(event.symbol)
         pos = self._positions.setdefault((event.account_id, contract_id), _PositionRec(next(self._ids)))
-        self._put(s.ENTITY_POSITION, event.account_id, s.position_entity(
-            pos.position_id, self.account_ids[event.account_id], contract_id, event.net_quantity,
-            parsing.price_out(event.average_price), pos.bought, pos.bought_value, pos.sold,
-            pos.sold_value, event.timestamp))
+        self._put(
+            s.ENTITY_POSITION,
+            event.account_id,
+            s.position_entity(
+                pos.position_id,
+                self.account_ids[event.account_id],
+                contract_id,
+                event.net_quantity,
+                parsing.price_out(event.average_price),
+                pos.bought,
+                pos.bought_value,
+                pos.sold,
+                pos.sold_value,
+                event.timestamp,
+            ),
+        )
         self._cash(event.account_id)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -292,30 +358,74 @@ class TradovateBook:
         kernel = self.exchange.account(account)
         realized = sum((p.realized_pnl for p in kernel.positions.values()), Decimal(0))
         account_id = self.account_ids[account]
-        self._put(s.ENTITY_CASH, account, s.cash_balance_entity(
-            account_id, account_id, float(kernel.balance), float(realized), utcnow()))
+        self._put(
+            s.ENTITY_CASH,
+            account,
+            s.cash_balance_entity(account_id, account_id, float(kernel.balance), float(realized), utcnow()),
+        )
 
     def _put_order(self, rec: _OrderRec, status: str, ts: datetime) -> None:
-        self._put(s.ENTITY_ORDER, rec.account, s.order_entity(
-            rec.order_id, self.account_ids[rec.account], rec.contract_id, rec.action, status, ts,
-            rec.oco_id, rec.parent_id))
+        self._put(
+            s.ENTITY_ORDER,
+            rec.account,
+            s.order_entity(
+                rec.order_id,
+                self.account_ids[rec.account],
+                rec.contract_id,
+                rec.action,
+                status,
+                ts,
+                rec.oco_id,
+                rec.parent_id,
+            ),
+        )
 
     def _put_version(self, rec: _OrderRec) -> None:
         qty, order_type, price, stop, tif = rec.version
-        self._put(s.ENTITY_VERSION, rec.account, s.order_version_entity(
-            next(self._ids), rec.order_id, qty, order_type, price, stop, tif))
+        self._put(
+            s.ENTITY_VERSION,
+            rec.account,
+            s.order_version_entity(next(self._ids), rec.order_id, qty, order_type, price, stop, tif),
+        )
 
-    def _report(self, rec: _OrderRec, exec_type: str, status: str, ts: datetime, *, ok: bool = True,
-                reason: str | None = None, text: str | None = None) -> None:
+    def _report(
+        self,
+        rec: _OrderRec,
+        exec_type: str,
+        status: str,
+        ts: datetime,
+        *,
+        ok: bool = True,
+        reason: str | None = None,
+        text: str | None = None,
+    ) -> None:
         command_status = s.CMD_EXECUTED if ok else self._reject_status(rec)
         self._command_status(rec.command_id, command_status)
-        self._put(s.ENTITY_COMMAND_REPORT, rec.account, s.command_report_entity(
-            next(self._ids), rec.command_id, command_status, status, ts, reason, text))
+        self._put(
+            s.ENTITY_COMMAND_REPORT,
+            rec.account,
+            s.command_report_entity(next(self._ids), rec.command_id, command_status, status, ts, reason, text),
+        )
         order = self.exchange.account(rec.account).orders[str(rec.order_id)]
-        self._put(s.ENTITY_EXEC, rec.account, s.execution_report_entity(
-            next(self._ids), rec.command_id, self.account_ids[rec.account], rec.contract_id,
-            rec.order_id, exec_type, status, rec.action, ts, cum_qty=rec.cum_qty,
-            avg_px=parsing.price_out(order.average_price), reject_reason=reason, text=text))
+        self._put(
+            s.ENTITY_EXEC,
+            rec.account,
+            s.execution_report_entity(
+                next(self._ids),
+                rec.command_id,
+                self.account_ids[rec.account],
+                rec.contract_id,
+                rec.order_id,
+                exec_type,
+                status,
+                rec.action,
+                ts,
+                cum_qty=rec.cum_qty,
+                avg_px=parsing.price_out(order.average_price),
+                reject_reason=reason,
+                text=text,
+            ),
+        )
         self._put_order(rec, status, ts)
 
     def _reject_status(self, rec: _OrderRec) -> str:
@@ -334,9 +444,17 @@ class TradovateBook:
         """The SyncMessage: every documented key present, filled for the tables we keep."""
         body: Json = {key: [] for key in s.SYNC_KEYS}
         body["users"] = [s.user_entity(self.user_id, self.user_name, self.created_at)]
-        plural = {s.ENTITY_ORDER: "orders", s.ENTITY_VERSION: "orderVersions", s.ENTITY_EXEC: "executionReports",
-                  s.ENTITY_FILL: "fills", s.ENTITY_POSITION: "positions", s.ENTITY_CASH: "cashBalances",
-                  s.ENTITY_COMMAND: "commands", s.ENTITY_COMMAND_REPORT: "commandReports", "account": "accounts"}
+        plural = {
+            s.ENTITY_ORDER: "orders",
+            s.ENTITY_VERSION: "orderVersions",
+            s.ENTITY_EXEC: "executionReports",
+            s.ENTITY_FILL: "fills",
+            s.ENTITY_POSITION: "positions",
+            s.ENTITY_CASH: "cashBalances",
+            s.ENTITY_COMMAND: "commands",
+            s.ENTITY_COMMAND_REPORT: "commandReports",
+            "account": "accounts",
+        }
         for kind, key in plural.items():
             body[key] = self.tables.of(kind, accounts)
         contract_ids = {o["contractId"] for o in body["orders"]} | {p["contractId"] for p in body["positions"]}

@@ -66,8 +66,9 @@ def subnet_of(peer: str) -> str:
 class Windows:
     """Several ``(limit, seconds)`` windows checked together; a refused request is not counted."""
 
-    def __init__(self, limits: Iterable[Window], clock: Callable[[], float] = time.monotonic,
-                 history: Iterable[float] = ()) -> None:
+    def __init__(
+        self, limits: Iterable[Window], clock: Callable[[], float] = time.monotonic, history: Iterable[float] = ()
+    ) -> None:
         self.limits = tuple((int(n), float(sec)) for n, sec in limits)
         self.clock = clock
         past = sorted(history)
@@ -99,8 +100,8 @@ class Limits:
     user_limits: tuple[Window, ...] = USER_LIMITS
     endpoint_limits: Mapping[str, tuple[Window, ...]] = field(default_factory=lambda: dict(ENDPOINT_LIMITS))
     penalty_seconds: float = 1.0
-    penalty_scope: str = "subnet"          # docs: p-tickets are keyed to the caller's /24
-    captcha_after: int | None = None       # penalties in a row on one key before p-captcha
+    penalty_scope: str = "subnet"  # docs: p-tickets are keyed to the caller's /24
+    captcha_after: int | None = None  # penalties in a row on one key before p-captcha
     lockout_s: float = LOCKOUT_S
     clock: Callable[[], float] = time.monotonic
     penalties: int = 0
@@ -114,8 +115,9 @@ class Limits:
     def set_endpoint_limit(self, cls: str, *windows: Window) -> None:
         """Change one class's limit at run time; requests already made still count."""
         self.endpoint_limits = {**self.endpoint_limits, cls: tuple(windows)}
-        self._endpoints = {k: Windows(windows, self.clock, v.history()) if k[1] == cls else v
-                           for k, v in self._endpoints.items()}
+        self._endpoints = {
+            k: Windows(windows, self.clock, v.history()) if k[1] == cls else v for k, v in self._endpoints.items()
+        }
 
     def set_user_limits(self, *windows: Window) -> None:
         """Change every user's window at run time; requests already made still count."""

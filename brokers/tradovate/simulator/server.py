@@ -74,16 +74,19 @@ class _Socket:
 def _logins(options: dict[str, Any]) -> list[SimLogin]:
     logins = options.get("logins")
     if logins:
-        return [x if isinstance(x, SimLogin) else SimLogin(str(x["username"]), str(x["secret"]),
-                                                          tuple(x["accounts"])) for x in logins]
+        return [
+            x if isinstance(x, SimLogin) else SimLogin(str(x["username"]), str(x["secret"]), tuple(x["accounts"]))
+            for x in logins
+        ]
     override = options.get("credentials", {})
     accounts = tuple(options.get("accounts") or DEFAULT_ACCOUNTS)
     return [SimLogin(str(override.get("name", DEMO_NAME)), str(override.get("password", DEMO_PASSWORD)), accounts)]
 
 
 class TradovateSimulator:
-    def __init__(self, exchange: SimExchange | None = None, host: str = "127.0.0.1", port: int = 0,
-                 **options: Any) -> None:
+    def __init__(
+        self, exchange: SimExchange | None = None, host: str = "127.0.0.1", port: int = 0, **options: Any
+    ) -> None:
         self.exchange = exchange or SimExchange(seed=int(options.get("seed", 7)))
         self.host, self.port = host, port
         self.options = options
@@ -102,21 +105,29 @@ class TradovateSimulator:
         for user in self.users:
             for name in user.accounts:
                 self.book.add_account(name, user.user_id)
-        self.tokens = TokenStore(float(options.get("token_ttl", 90 * 60)),
-                                 max_sessions=int(options.get("max_sessions", MAX_SESSIONS)))
+        self.tokens = TokenStore(
+            float(options.get("token_ttl", 90 * 60)), max_sessions=int(options.get("max_sessions", MAX_SESSIONS))
+        )
         self.tokens.on_session_closed.append(self._session_closed)
         self.limits = Limits(
             user_limits=tuple(tuple(w) for w in options.get("rate_limits", USER_LIMITS)),
-            endpoint_limits={k: tuple(tuple(w) for w in v)
-                             for k, v in options.get("endpoint_limits", ENDPOINT_LIMITS).items()},
+            endpoint_limits={
+                k: tuple(tuple(w) for w in v) for k, v in options.get("endpoint_limits", ENDPOINT_LIMITS).items()
+            },
             penalty_seconds=float(options.get("penalty_seconds", 1)),
             penalty_scope=str(options.get("penalty_scope", "subnet")),
             captcha_after=options.get("captcha_after"),
             lockout_s=float(options.get("lockout_s", LOCKOUT_S)),
         )
-        self.api = Api(self.exchange, self.book, self.tokens, self.users, self.limits,
-                       rate_limit_reply=str(options.get("rate_limit_reply", "penalty")),
-                       bad_login_reply=str(options.get("bad_login_reply", "errorText")))
+        self.api = Api(
+            self.exchange,
+            self.book,
+            self.tokens,
+            self.users,
+            self.limits,
+            rate_limit_reply=str(options.get("rate_limit_reply", "penalty")),
+            bad_login_reply=str(options.get("bad_login_reply", "errorText")),
+        )
         self.sockets: set[_Socket] = set()
         self.connections_opened = 0
         self.closed_for_silence = 0
@@ -166,8 +177,10 @@ class TradovateSimulator:
     def demo_credentials(self) -> dict[str, Any]:
         """The first login's credentials (``accounts``: its accounts) and every login."""
         first = next(iter(self.users))
-        logins = [{"name": u.name, "password": u.password, "accounts": list(u.accounts),
-                   "deviceId": device_id_for(u.name)} for u in self.users]
+        logins = [
+            {"name": u.name, "password": u.password, "accounts": list(u.accounts), "deviceId": device_id_for(u.name)}
+            for u in self.users
+        ]
         return {**self.credentials_for(first.name), "logins": logins}
 
     def open_sessions(self, username: str) -> list[int]:
@@ -239,8 +252,9 @@ class TradovateSimulator:
                 return web.Response(status=400, text="Malformed JSON")
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        status, payload = await self.api.call(request.match_info["endpoint"], dict(request.query), body, token,
-                                              peer=request.remote or "")
+        status, payload = await self.api.call(
+            request.match_info["endpoint"], dict(request.query), body, token, peer=request.remote or ""
+        )
         if status == LOST_STATUS:  # carried out, answer lost: reset the connection, reply nothing
             if request.transport is not None:
                 request.transport.abort()
@@ -333,8 +347,7 @@ class TradovateSimulator:
             sock.push(codec.Response(req.request_id, 401, "Access is denied"))
             return
         body = req.json_body()
-        status, payload = await self.api.call(endpoint, req.query_params(), body, sock.token,
-                                              peer=sock.peer)
+        status, payload = await self.api.call(endpoint, req.query_params(), body, sock.token, peer=sock.peer)
         if status == LOST_STATUS:
             return  # carried out, answer lost: the client's request times out
         if endpoint == "user/syncrequest" and status == 200 and not s.is_penalty(payload):

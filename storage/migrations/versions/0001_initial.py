@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
 from copytrader.storage.models import UTCDateTime
 from copytrader.storage.timeseries import (
     detect_backend,
@@ -95,7 +96,9 @@ def _config_tables() -> None:
         sa.Column("leader_account_id", sa.String(64), nullable=False),
         sa.Column("enabled", sa.Boolean(), server_default="1", nullable=False),
         sa.Column("updated_at", UTCDateTime(), server_default=sa.func.now(), nullable=False),
-        sa.ForeignKeyConstraint(["leader_account_id"], ["accounts.id"], name="fk_copy_groups_leader_account_id_accounts"),
+        sa.ForeignKeyConstraint(
+            ["leader_account_id"], ["accounts.id"], name="fk_copy_groups_leader_account_id_accounts"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_copy_groups"),
     )
     op.create_table(

@@ -16,13 +16,19 @@ ACCOUNTS = {"leader": "PX-LEADER", "f1": "PX-FOLLOWER-1", "f2": "PX-FOLLOWER-2"}
 def session_config(sim: ProjectXSimulator, **options: Any) -> SessionConfig:
     creds = sim.demo_credentials()
     return SessionConfig(
-        platform="projectx", session_id="px-test", accounts=dict(ACCOUNTS), endpoint=sim.base_url,
-        username=creds["userName"], secret=creds["apiKey"],
+        platform="projectx",
+        session_id="px-test",
+        accounts=dict(ACCOUNTS),
+        endpoint=sim.base_url,
+        username=creds["userName"],
+        secret=creds["apiKey"],
         options={"reconnect_min_s": 0.02, "backoff_429_s": 0.05, "request_timeout_s": 5.0, **options},
     )
 
 
-async def next_event(events: Subscription, predicate: Callable[[BrokerEvent], bool], within: float = 5.0) -> BrokerEvent:
+async def next_event(
+    events: Subscription, predicate: Callable[[BrokerEvent], bool], within: float = 5.0
+) -> BrokerEvent:
     """The first event matching ``predicate`` (earlier ones are consumed), or TimeoutError."""
 
     async def scan() -> BrokerEvent:

@@ -56,19 +56,28 @@ async def oco_adapter(oco_sim: ProjectXSimulator) -> AsyncIterator[ProjectXAdapt
 
 
 def _bracketed(cid: str, side: Side = Side.BUY, **kw: Any) -> PlaceOrder:
-    return PlaceOrder("f1", cid, SYMBOL, side, 1, bracket=Bracket(take_profit=Decimal("5"), stop_loss=Decimal("2.50")),
-                      **kw)
+    return PlaceOrder(
+        "f1", cid, SYMBOL, side, 1, bracket=Bracket(take_profit=Decimal("5"), stop_loss=Decimal("2.50")), **kw
+    )
 
 
 async def _raw_place(sim: ProjectXSimulator, body: dict[str, Any]) -> dict[str, Any]:
     creds = sim.demo_credentials()
     async with aiohttp.ClientSession(base_url=sim.base_url) as http:
-        async with http.post("/api/Auth/loginKey", json={"userName": creds["userName"], "apiKey": creds["apiKey"]}) as r:
+        async with http.post(
+            "/api/Auth/loginKey", json={"userName": creds["userName"], "apiKey": creds["apiKey"]}
+        ) as r:
             token = (await r.json())["token"]
-        base = {"accountId": creds["accounts"][KERNEL], "contractId": sim.state.front["ES"].contract_id,
-                "type": 2, "side": 0, "size": 1}
-        async with http.post("/api/Order/place", json={**base, **body},
-                             headers={"Authorization": f"Bearer {token}"}) as r:
+        base = {
+            "accountId": creds["accounts"][KERNEL],
+            "contractId": sim.state.front["ES"].contract_id,
+            "type": 2,
+            "side": 0,
+            "size": 1,
+        }
+        async with http.post(
+            "/api/Order/place", json={**base, **body}, headers={"Authorization": f"Bearer {token}"}
+        ) as r:
             return dict(await r.json())
 
 
@@ -109,14 +118,28 @@ async def test_an_account_known_to_be_in_position_mode_is_refused_before_sending
         await adapter.disconnect()
 
 
-@pytest.mark.parametrize(("side", "leg", "ticks", "text"), [
-    (0, "stopLossBracket", 8, "Invalid stop loss ticks (8). Ticks should be less than zero when longing."),
-    (1, "takeProfitBracket", 20, "Invalid take profit ticks (20). Ticks should be less than zero when going short."),
-    (0, "takeProfitBracket", -20, "Invalid take profit ticks (-20). Ticks should be greater than zero when longing."),
-    (1, "stopLossBracket", -8, "Invalid stop loss ticks (-8). Ticks should be greater than zero when going short."),
-])
-async def test_wrongly_signed_ticks_are_refused_with_error_code_2(oco_sim: ProjectXSimulator, side: int, leg: str,
-                                                                   ticks: int, text: str) -> None:
+@pytest.mark.parametrize(
+    ("side", "leg", "ticks", "text"),
+    [
+        (0, "stopLossBracket", 8, "Invalid stop loss ticks (8). Ticks should be less than zero when longing."),
+        (
+            1,
+            "takeProfitBracket",
+            20,
+            "Invalid take profit ticks (20). Ticks should be less than zero when going short.",
+        ),
+        (
+            0,
+            "takeProfitBracket",
+            -20,
+            "Invalid take profit ticks (-20). Ticks should be greater than zero when longing.",
+        ),
+        (1, "stopLossBracket", -8, "Invalid stop loss ticks (-8). Ticks should be greater than zero when going short."),
+    ],
+)
+async def test_wrongly_signed_ticks_are_refused_with_error_code_2(
+    oco_sim: ProjectXSimulator, side: int, leg: str, ticks: int, text: str
+) -> None:
     answer = await _raw_place(oco_sim, {"side": side, leg: {"ticks": ticks, "type": 4 if "stop" in leg else 1}})
     assert (answer["success"], answer["errorCode"], answer["errorMessage"]) == (False, 2, text)
     assert answer["orderId"] is not None  # the rejected order record's id, as the live gateway answers
@@ -134,24 +157,46 @@ async def test_children_exist_at_once_suspended_then_work_after_the_fill(oco_ada
     assert [o.broker_order_id for o in snapshot.open_orders] == [ack.broker_order_id]
     oco_sim.exchange.set_price(SYMBOL, Decimal("4990"))
     await next_event(events, lambda e: isinstance(e, FillEvent) and e.client_order_id == "brk-1")
-    sl_on = await next_event(events, lambda e: isinstance(e, OrderEvent) and e.broker_order_id == sl.broker_order_id
-                             and e.status is OrderStatus.WORKING)
-    tp_on = await next_event(events, lambda e: isinstance(e, OrderEvent) and e.broker_order_id == tp.broker_order_id
-                             and e.status is OrderStatus.WORKING)
+    sl_on = await next_event(
+        events,
+        lambda e: (
+            isinstance(e, OrderEvent) and e.broker_order_id == sl.broker_order_id and e.status is OrderStatus.WORKING
+        ),
+    )
+    tp_on = await next_event(
+        events,
+        lambda e: (
+            isinstance(e, OrderEvent) and e.broker_order_id == tp.broker_order_id and e.status is OrderStatus.WORKING
+        ),
+    )
     assert (sl_on.stop_price, tp_on.limit_price) == (Decimal("4987.50"), Decimal("4995"))
     oco_sim.exchange.set_price(SYMBOL, Decimal("4995"))
-    await next_event(events, lambda e: isinstance(e, OrderEvent) and e.broker_order_id == tp.broker_order_id
-                     and e.status is OrderStatus.FILLED)
-    await next_event(events, lambda e: isinstance(e, OrderEvent) and e.broker_order_id == sl.broker_order_id
-                     and e.status is OrderStatus.CANCELLED)
+    await next_event(
+        events,
+        lambda e: (
+            isinstance(e, OrderEvent) and e.broker_order_id == tp.broker_order_id and e.status is OrderStatus.FILLED
+        ),
+    )
+    await next_event(
+        events,
+        lambda e: (
+            isinstance(e, OrderEvent) and e.broker_order_id == sl.broker_order_id and e.status is OrderStatus.CANCELLED
+        ),
+    )
 
 
 async def test_children_of_an_unfilled_entry_are_cancelled_with_it(oco_adapter: ProjectXAdapter, oco_sim) -> None:  # type: ignore[no-untyped-def]
     events = oco_adapter.events()
     oco_sim.exchange.prices.set_price(SYMBOL, Decimal("5000"))
-    await oco_adapter.place(_bracketed("brk-2", side=Side.SELL, order_type=OrderType.LIMIT, limit_price=Decimal("5010")))
+    await oco_adapter.place(
+        _bracketed("brk-2", side=Side.SELL, order_type=OrderType.LIMIT, limit_price=Decimal("5010"))
+    )
     sl = await next_event(events, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "brk-2-SL")
     await oco_adapter.cancel(CancelOrder("f1", "brk-2"))
-    gone = await next_event(events, lambda e: isinstance(e, OrderEvent) and e.broker_order_id == sl.broker_order_id
-                            and e.status is OrderStatus.CANCELLED)
+    gone = await next_event(
+        events,
+        lambda e: (
+            isinstance(e, OrderEvent) and e.broker_order_id == sl.broker_order_id and e.status is OrderStatus.CANCELLED
+        ),
+    )
     assert gone.side is Side.BUY

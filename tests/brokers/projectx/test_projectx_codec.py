@@ -32,13 +32,16 @@ def test_handshake_refusals() -> None:
     codec.Decoder(expect_handshake="request").feed('{"protocol":"json","version":0}' + RS)
 
 
-@pytest.mark.parametrize("message", [
-    codec.Message(codec.MessageType.INVOCATION, target="SubscribeOrders", arguments=(7001,), invocation_id="3"),
-    codec.Message(codec.MessageType.INVOCATION, target="GatewayUserOrder", arguments=({"id": 1},)),
-    codec.Message(codec.MessageType.COMPLETION, invocation_id="3", error="boom"),
-    codec.Message(codec.MessageType.PING),
-    codec.Message(codec.MessageType.CLOSE, error="bye", allow_reconnect=True),
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        codec.Message(codec.MessageType.INVOCATION, target="SubscribeOrders", arguments=(7001,), invocation_id="3"),
+        codec.Message(codec.MessageType.INVOCATION, target="GatewayUserOrder", arguments=({"id": 1},)),
+        codec.Message(codec.MessageType.COMPLETION, invocation_id="3", error="boom"),
+        codec.Message(codec.MessageType.PING),
+        codec.Message(codec.MessageType.CLOSE, error="bye", allow_reconnect=True),
+    ],
+)
 def test_round_trip(message: codec.Message) -> None:
     assert codec.Decoder().feed(codec.encode(message)) == [message]
 
@@ -77,22 +80,45 @@ def test_symbols_and_contract_ids() -> None:
 
 def test_place_request_uses_documented_fields() -> None:
     body = parsing.place_request(
-        account_id=465, contract_id="CON.F.US.EP.Z26", side=Side.SELL, quantity=1, order_type=OrderType.MARKET,
-        limit_price=None, stop_price=None, custom_tag="cid-1",
-        bracket=Bracket(take_profit=Decimal("5"), stop_loss=Decimal("2.5")), tick_size=Decimal("0.25"))
+        account_id=465,
+        contract_id="CON.F.US.EP.Z26",
+        side=Side.SELL,
+        quantity=1,
+        order_type=OrderType.MARKET,
+        limit_price=None,
+        stop_price=None,
+        custom_tag="cid-1",
+        bracket=Bracket(take_profit=Decimal("5"), stop_loss=Decimal("2.5")),
+        tick_size=Decimal("0.25"),
+    )
     assert body["type"] == 2 and body["side"] == 1 and body["customTag"] == "cid-1"
     # A short's stop-loss sits above the entry (positive ticks), its take-profit below (negative).
     assert body["stopLossBracket"] == {"ticks": 10, "type": 4}
     assert body["takeProfitBracket"] == {"ticks": -20, "type": 1}
     long = parsing.place_request(
-        account_id=465, contract_id="CON.F.US.EP.Z26", side=Side.BUY, quantity=1, order_type=OrderType.MARKET,
-        limit_price=None, stop_price=None, custom_tag="cid-2",
-        bracket=Bracket(take_profit=Decimal("5"), stop_loss=Decimal("2.5")), tick_size=Decimal("0.25"))
+        account_id=465,
+        contract_id="CON.F.US.EP.Z26",
+        side=Side.BUY,
+        quantity=1,
+        order_type=OrderType.MARKET,
+        limit_price=None,
+        stop_price=None,
+        custom_tag="cid-2",
+        bracket=Bracket(take_profit=Decimal("5"), stop_loss=Decimal("2.5")),
+        tick_size=Decimal("0.25"),
+    )
     assert long["stopLossBracket"]["ticks"] == -10 and long["takeProfitBracket"]["ticks"] == 20
     with pytest.raises(ValueError):
-        parsing.place_request(account_id=1, contract_id="x", side=Side.BUY, quantity=1,
-                              order_type=OrderType.STOP_LIMIT, limit_price=Decimal(1), stop_price=Decimal(1),
-                              custom_tag=None)
+        parsing.place_request(
+            account_id=1,
+            contract_id="x",
+            side=Side.BUY,
+            quantity=1,
+            order_type=OrderType.STOP_LIMIT,
+            limit_price=Decimal(1),
+            stop_price=Decimal(1),
+            custom_tag=None,
+        )
 
 
 def test_times_keep_utc_and_trim_dotnet_ticks() -> None:
@@ -111,7 +137,18 @@ def test_a_voided_trade_is_not_a_fill() -> None:
     from copytrader.brokers.projectx.tracking import Tracker
 
     tracker = Tracker({7001: "f1"}, parsing.symbol_for_contract)
-    trade = {"id": 1, "accountId": 7001, "contractId": "CON.F.US.EP.Z26", "creationTimestamp": "2026-11-30T10:00:00Z",
-             "price": 5000.25, "profitAndLoss": None, "fees": 1.4, "side": 0, "size": 1, "voided": True, "orderId": 9}
+    trade = {
+        "id": 1,
+        "accountId": 7001,
+        "contractId": "CON.F.US.EP.Z26",
+        "creationTimestamp": "2026-11-30T10:00:00Z",
+        "price": 5000.25,
+        "profitAndLoss": None,
+        "fees": 1.4,
+        "side": 0,
+        "size": 1,
+        "voided": True,
+        "orderId": 9,
+    }
     assert tracker.fill_event(trade) is None
     assert tracker.fill_event(dict(trade, id=2, voided=False)) is not None

@@ -39,8 +39,14 @@ ANSWERS = ["new_order", "refuse", "first_order"]
 
 
 def _place(cid: str, **kw: object) -> PlaceOrder:
-    return PlaceOrder(account_id="f1", client_order_id=cid, symbol=SYMBOL, side=kw.pop("side", Side.BUY),  # type: ignore[arg-type]
-                      quantity=kw.pop("quantity", 1), **kw)  # type: ignore[arg-type]
+    return PlaceOrder(
+        account_id="f1",
+        client_order_id=cid,
+        symbol=SYMBOL,
+        side=kw.pop("side", Side.BUY),  # type: ignore[arg-type]
+        quantity=kw.pop("quantity", 1),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture(params=ANSWERS)
@@ -110,8 +116,10 @@ async def test_lost_modify_and_cancel_answers_happened_anyway(adapter: ProjectXA
     sim.faults(KERNEL).lose_response_next = 1
     with pytest.raises(BrokerUnavailable):
         await adapter.cancel(CancelOrder("f1", "mc-1"))
-    await next_event(events, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "mc-1"
-                     and e.status is OrderStatus.CANCELLED)
+    await next_event(
+        events,
+        lambda e: isinstance(e, OrderEvent) and e.client_order_id == "mc-1" and e.status is OrderStatus.CANCELLED,
+    )
 
 
 async def test_a_silent_gateway_costs_no_more_than_the_copy_deadline() -> None:

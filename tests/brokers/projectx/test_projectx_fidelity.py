@@ -14,11 +14,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from ci_skips import require, require_module
 from projectx_helpers import poll_until
 
 from copytrader.brokers.projectx.simulator import ProjectXSimulator
-
-from ci_skips import require, require_module
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NODE_MODULES = Path(os.environ.get("PROJECTX_NODE_MODULES", "/tmp/pxnode/node_modules"))
@@ -55,6 +54,7 @@ async def test_rest_responses_match_documented_shapes(sim: ProjectXSimulator) ->
     account = creds["accounts"]["PX-FOLLOWER-1"]
     contract = sim.state.front["ES"].contract_id
     async with aiohttp.ClientSession(base_url=sim.base_url) as http:
+
         async def post(path: str, body: dict[str, Any], token: str | None = None) -> Any:
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             async with http.post(path, json=body, headers=headers) as response:
@@ -65,9 +65,18 @@ async def test_rest_responses_match_documented_shapes(sim: ProjectXSimulator) ->
         assert_shape(fixture("auth_login_key.json")["response"], login)
         token = login["token"]
         assert_shape(fixture("auth_validate.json")["response"], await post("/api/Auth/validate", {}, token))
-        assert_shape(fixture("account_search.json")["response"], await post("/api/Account/search", {"onlyActiveAccounts": True}, token))
-        assert_shape(fixture("contract_search.json")["response"], await post("/api/Contract/search", {"live": False, "searchText": "NQ"}, token))
-        assert_shape(fixture("contract_search_by_id.json")["response"], await post("/api/Contract/searchById", {"contractId": contract}, token))
+        assert_shape(
+            fixture("account_search.json")["response"],
+            await post("/api/Account/search", {"onlyActiveAccounts": True}, token),
+        )
+        assert_shape(
+            fixture("contract_search.json")["response"],
+            await post("/api/Contract/search", {"live": False, "searchText": "NQ"}, token),
+        )
+        assert_shape(
+            fixture("contract_search_by_id.json")["response"],
+            await post("/api/Contract/searchById", {"contractId": contract}, token),
+        )
         example = dict(fixture("order_place.json")["request"], accountId=account, contractId=contract)
         # The page's example brackets a short with a positive take-profit; the live gateway refuses
         # that sign (and brackets outside Auto OCO mode): the strict simulator does too.
@@ -83,7 +92,9 @@ async def test_rest_responses_match_documented_shapes(sim: ProjectXSimulator) ->
         assert_shape(fixture("trade_search.json")["response"], trades)
         assert trades["trades"][0]["profitAndLoss"] is None  # the opening half-turn, as documented
         close = dict(fixture("position_close.json")["request"], accountId=account, contractId=contract)
-        assert_shape(fixture("position_close.json")["response"], await post("/api/Position/partialCloseContract", close, token))
+        assert_shape(
+            fixture("position_close.json")["response"], await post("/api/Position/partialCloseContract", close, token)
+        )
 
 
 async def test_unauthenticated_and_documented_failures(sim: ProjectXSimulator) -> None:
@@ -117,9 +128,16 @@ async def test_topstep_client_py_unchanged(sim: ProjectXSimulator) -> None:
         # signalrcore's send() does not wait for the completion: wait until the hub has it.
         wanted = ("SubscribeOrders", account.id)
         await asyncio.wait_for(poll_until(lambda: any(wanted in c.subscriptions for c in sim.hub.connections)), 10)
-        order_id = await client.orders.place(PlaceOrderRequest(
-            account_id=account.id, contract_id=contracts[0].id, type=OrderType.MARKET, side=OrderSide.BUY,
-            size=1, custom_tag="topstep-1"))
+        order_id = await client.orders.place(
+            PlaceOrderRequest(
+                account_id=account.id,
+                contract_id=contracts[0].id,
+                type=OrderType.MARKET,
+                side=OrderSide.BUY,
+                size=1,
+                custom_tag="topstep-1",
+            )
+        )
         args = await asyncio.wait_for(received.get(), 10)
         payload = args[0][0] if isinstance(args[0], list) else args[0]
         assert payload["data"]["id"] == order_id and payload["data"]["customTag"] == "topstep-1"
@@ -148,11 +166,15 @@ setTimeout(() => process.exit(3), 15000);
 
 
 @pytest.mark.parametrize("skip_negotiation", ["0", "1"])
-async def test_microsoft_signalr_js_client_receives_order_push(sim: ProjectXSimulator, skip_negotiation: str,
-                                                               tmp_path: Path) -> None:
+async def test_microsoft_signalr_js_client_receives_order_push(
+    sim: ProjectXSimulator, skip_negotiation: str, tmp_path: Path
+) -> None:
     node = shutil.which("node")
-    require("node", "node and `npm install @microsoft/signalr` (PROJECTX_NODE_MODULES)",
-            available=node is not None and (NODE_MODULES / "@microsoft" / "signalr").is_dir())
+    require(
+        "node",
+        "node and `npm install @microsoft/signalr` (PROJECTX_NODE_MODULES)",
+        available=node is not None and (NODE_MODULES / "@microsoft" / "signalr").is_dir(),
+    )
     from copytrader.brokers.model import Side
 
     token = sim.tokens.issue(sim.username)
@@ -160,15 +182,27 @@ async def test_microsoft_signalr_js_client_receives_order_push(sim: ProjectXSimu
     script = tmp_path / "client.js"
     script.write_text(NODE_SCRIPT)
     env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
-    proc = await asyncio.create_subprocess_exec(node, str(script), sim.user_hub_url, token, str(account),
-                                                skip_negotiation, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                env=env)
+    proc = await asyncio.create_subprocess_exec(
+        node,
+        str(script),
+        sim.user_hub_url,
+        token,
+        str(account),
+        skip_negotiation,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 15)
     assert line.strip() == b"SUBSCRIBED", line
-    order, _ = sim.exchange.submit("PX-FOLLOWER-2", symbol=sim.state.front["ES"].symbol, side=Side.SELL,
-                                   quantity=1, client_order_id=f"js-{skip_negotiation}")
+    order, _ = sim.exchange.submit(
+        "PX-FOLLOWER-2",
+        symbol=sim.state.front["ES"].symbol,
+        side=Side.SELL,
+        quantity=1,
+        client_order_id=f"js-{skip_negotiation}",
+    )
     pushed = json.loads(await asyncio.wait_for(proc.stdout.readline(), 15))
     assert pushed["data"]["id"] == int(order.order_id) and pushed["data"]["side"] == 1
     assert await asyncio.wait_for(proc.wait(), 15) == 0
-

@@ -60,8 +60,16 @@ async def test_each_login_sees_only_its_accounts(two_logins: ProjectXSimulator) 
         _, found = await one.post("/api/Account/search", {"onlyActiveAccounts": True})
         assert sorted(a["name"] for a in found["accounts"]) == ["ACC-A1", "ACC-A2"]
         other = two_logins.account_id("ACC-B1")
-        _, refused = await one.post("/api/Order/place", {"accountId": other, "contractId": two_logins.state.front["ES"].contract_id,
-                                                         "type": 2, "side": 0, "size": 1})
+        _, refused = await one.post(
+            "/api/Order/place",
+            {
+                "accountId": other,
+                "contractId": two_logins.state.front["ES"].contract_id,
+                "type": 2,
+                "side": 0,
+                "size": 1,
+            },
+        )
         assert (refused["success"], refused["errorCode"]) == (False, 1)
         assert two_logins.exchange.account("ACC-B1").orders == {}
 
@@ -80,9 +88,15 @@ async def test_rate_windows_are_counted_per_user(two_logins: ProjectXSimulator) 
 async def test_an_adapter_sees_only_its_login(two_logins: ProjectXSimulator) -> None:
     creds = two_logins.demo_credentials()
     assert [entry["userName"] for entry in creds["logins"]] == ["trader001", "trader002"]
-    config = SessionConfig(platform="projectx", session_id="px-two", accounts={"b1": "ACC-B1"},
-                           endpoint=two_logins.base_url, username="trader002", secret="key-two",
-                           options={"request_timeout_s": 5.0})
+    config = SessionConfig(
+        platform="projectx",
+        session_id="px-two",
+        accounts={"b1": "ACC-B1"},
+        endpoint=two_logins.base_url,
+        username="trader002",
+        secret="key-two",
+        options={"request_timeout_s": 5.0},
+    )
     adapter = ProjectXAdapter(config)
     await adapter.connect()
     try:
@@ -115,7 +129,7 @@ async def test_contract_months_follow_the_real_listing(sim) -> None:  # type: ig
     assert sim.state.front["CL"].month == front_monthly()[0] and sim.state.front["GC"].month == front_monthly()[0]
     assert sim.state.front["ES"].month in "HMUZ"
     assert sim.state.contract("CON.F.US.CLE.H27") is not None  # crude lists every month
-    assert sim.state.contract("CON.F.US.EP.F27") is None       # ES has no January contract
+    assert sim.state.contract("CON.F.US.EP.F27") is None  # ES has no January contract
 
 
 async def test_trail_price_is_a_level_on_the_stops_side_then_trails() -> None:
@@ -132,8 +146,13 @@ async def _trailing_stop_round(sim: ProjectXSimulator) -> None:
     async with aiohttp.ClientSession(base_url=sim.base_url) as http:
         client = Client(http, SimLogin(sim.username, sim.api_key, ()))
         await client.log_in()
-        base = {"accountId": sim.account_id("PX-FOLLOWER-1"), "contractId": sim.state.front["ES"].contract_id,
-                "type": 5, "side": 1, "size": 1}
+        base = {
+            "accountId": sim.account_id("PX-FOLLOWER-1"),
+            "contractId": sim.state.front["ES"].contract_id,
+            "type": 5,
+            "side": 1,
+            "size": 1,
+        }
         _, wrong = await client.post("/api/Order/place", {**base, "trailPrice": 5010})
         assert (wrong["success"], wrong["errorCode"]) == (False, 2)
         _, placed = await client.post("/api/Order/place", {**base, "trailPrice": 4990.25})

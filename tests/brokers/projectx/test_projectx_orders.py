@@ -28,8 +28,14 @@ SYMBOL = "ESZ6"
 
 
 def _place(cid: str, account: str = "f1", **kw: object) -> PlaceOrder:
-    return PlaceOrder(account_id=account, client_order_id=cid, symbol=kw.pop("symbol", SYMBOL),  # type: ignore[arg-type]
-                      side=kw.pop("side", Side.BUY), quantity=kw.pop("quantity", 1), **kw)  # type: ignore[arg-type]
+    return PlaceOrder(
+        account_id=account,
+        client_order_id=cid,
+        symbol=kw.pop("symbol", SYMBOL),  # type: ignore[arg-type]
+        side=kw.pop("side", Side.BUY),
+        quantity=kw.pop("quantity", 1),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 async def test_auth_ok_maps_accounts(adapter: ProjectXAdapter, sim) -> None:
@@ -82,8 +88,9 @@ async def test_partial_fills_accumulate(adapter: ProjectXAdapter, sim) -> None:
     sim.faults("PX-FOLLOWER-1").partial_fill_lot = 1
     events = adapter.events()
     await adapter.place(_place("part-1", quantity=3))
-    fills = [await next_event(events, lambda e: isinstance(e, FillEvent) and e.client_order_id == "part-1")
-             for _ in range(3)]
+    fills = [
+        await next_event(events, lambda e: isinstance(e, FillEvent) and e.client_order_id == "part-1") for _ in range(3)
+    ]
     assert [f.cumulative_quantity for f in fills] == [1, 2, 3]
     assert [f.leaves_quantity for f in fills] == [2, 1, 0]
     assert fills[0].is_partial and not fills[-1].is_partial
@@ -94,13 +101,16 @@ async def test_modify_then_cancel_by_client_id(adapter: ProjectXAdapter, sim) ->
     sim.exchange.prices.set_price(SYMBOL, Decimal("5000"))
     await adapter.place(_place("mod-1", order_type=OrderType.LIMIT, limit_price=Decimal("4900")))
     await adapter.modify(ModifyOrder("f1", "mod-1", quantity=2, limit_price=Decimal("4901.25")))
-    changed = await next_event(events, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "mod-1"
-                               and e.quantity == 2)
+    changed = await next_event(
+        events, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "mod-1" and e.quantity == 2
+    )
     assert changed.limit_price == Decimal("4901.25")
     ack = await adapter.cancel(CancelOrder("f1", "mod-1"))
     assert ack.status is OrderStatus.CANCELLED
-    await next_event(events, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "mod-1"
-                     and e.status is OrderStatus.CANCELLED)
+    await next_event(
+        events,
+        lambda e: isinstance(e, OrderEvent) and e.client_order_id == "mod-1" and e.status is OrderStatus.CANCELLED,
+    )
     again = await adapter.cancel(CancelOrder("f1", "mod-1"))  # a redelivered cancel is done already
     assert again.duplicate and again.broker_order_id == ack.broker_order_id
     with pytest.raises(UnknownOrder):

@@ -101,23 +101,30 @@ async def test_leader_feed_sees_orders_placed_by_other_clients(adapter: ProjectX
     events = adapter.events()
     creds = sim.demo_credentials()
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{sim.base_url}/api/Auth/loginKey",
-                             json={"userName": creds["userName"], "apiKey": creds["apiKey"]}) as r:
+        async with http.post(
+            f"{sim.base_url}/api/Auth/loginKey", json={"userName": creds["userName"], "apiKey": creds["apiKey"]}
+        ) as r:
             token = (await r.json())["token"]
         front = sim.state.front["ES"]
-        body = {"accountId": creds["accounts"]["PX-LEADER"], "contractId": front.contract_id, "type": 2,
-                "side": 1, "size": 2}
-        async with http.post(f"{sim.base_url}/api/Order/place", json=body,
-                             headers={"Authorization": f"Bearer {token}"}) as r:
+        body = {
+            "accountId": creds["accounts"]["PX-LEADER"],
+            "contractId": front.contract_id,
+            "type": 2,
+            "side": 1,
+            "size": 2,
+        }
+        async with http.post(
+            f"{sim.base_url}/api/Order/place", json=body, headers={"Authorization": f"Bearer {token}"}
+        ) as r:
             order_id = str((await r.json())["orderId"])
     placed = await next_event(events, lambda e: isinstance(e, OrderEvent) and e.broker_order_id == order_id)
     assert placed.account_id == "leader" and placed.client_order_id is None and placed.side is Side.SELL
-    final = await next_event(events, lambda e: isinstance(e, OrderEvent) and e.broker_order_id == order_id
-                             and e.status is OrderStatus.FILLED)
+    final = await next_event(
+        events, lambda e: isinstance(e, OrderEvent) and e.broker_order_id == order_id and e.status is OrderStatus.FILLED
+    )
     assert final.filled_quantity == 2
     fill = await next_event(events, lambda e: isinstance(e, FillEvent) and e.broker_order_id == order_id)
     assert fill.account_id == "leader" and fill.quantity == 2 and fill.symbol == front.symbol
-
 
 
 async def test_a_silent_hub_counts_as_dropped_and_is_reconnected() -> None:

@@ -14,14 +14,17 @@ from copytrader.brokers.projectx.transport import may_retry
 from copytrader.brokers.simkernel.exchange import SimExchange
 
 
-@pytest.mark.parametrize(("error", "idempotent", "retry"), [
-    (TokenExpired("401"), False, True),                 # refused before running
-    (RateLimited("429"), False, True),                  # refused before running
-    (BrokerUnavailable("refused", sent=False), False, True),  # never left
-    (BrokerUnavailable("reset", sent=True), False, False),    # may have run: a place is never resent
-    (BrokerUnavailable("reset", sent=True), True, True),      # a search may be asked again
-    (AuthenticationFailed("bad key"), True, False),
-])
+@pytest.mark.parametrize(
+    ("error", "idempotent", "retry"),
+    [
+        (TokenExpired("401"), False, True),  # refused before running
+        (RateLimited("429"), False, True),  # refused before running
+        (BrokerUnavailable("refused", sent=False), False, True),  # never left
+        (BrokerUnavailable("reset", sent=True), False, False),  # may have run: a place is never resent
+        (BrokerUnavailable("reset", sent=True), True, True),  # a search may be asked again
+        (AuthenticationFailed("bad key"), True, False),
+    ],
+)
 def test_only_what_never_ran_or_is_idempotent_is_retried(error: Exception, idempotent: bool, retry: bool) -> None:
     assert may_retry(error, idempotent) is retry
 

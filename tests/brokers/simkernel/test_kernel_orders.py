@@ -86,8 +86,13 @@ def test_stop_triggers_then_fills_at_market(ex: SimExchange) -> None:
 
 def test_stop_limit_triggers_but_waits_for_limit(ex: SimExchange) -> None:
     order, _ = ex.submit(
-        "A1", symbol=ES, side=Side.BUY, quantity=1, order_type=OrderType.STOP_LIMIT,
-        stop_price=D("5005.00"), limit_price=D("5006.00"),
+        "A1",
+        symbol=ES,
+        side=Side.BUY,
+        quantity=1,
+        order_type=OrderType.STOP_LIMIT,
+        stop_price=D("5005.00"),
+        limit_price=D("5006.00"),
     )
     ex.set_price(ES, D("5008.00"))
     assert order.triggered and order.status is OrderStatus.WORKING
@@ -148,7 +153,10 @@ def test_fill_before_cancel_fault_loses_the_race(ex: SimExchange, events: list[K
 
 def test_bracket_spawns_oco_exits_and_one_fill_cancels_the_other(ex: SimExchange) -> None:
     entry, _ = ex.submit(
-        "A1", symbol=ES, side=Side.BUY, quantity=2,
+        "A1",
+        symbol=ES,
+        side=Side.BUY,
+        quantity=2,
         bracket=Bracket(take_profit=D("10"), stop_loss=D("5")),
     )
     exits = ex.open_orders("A1")
@@ -168,14 +176,14 @@ def test_bracket_spawns_oco_exits_and_one_fill_cancels_the_other(ex: SimExchange
 def test_realized_pnl_long_short_and_flip(ex: SimExchange) -> None:
     account = ex.account("A1")
     start = account.balance
-    ex.submit("A1", symbol=ES, side=Side.BUY, quantity=2)             # long 2 @ 5000
+    ex.submit("A1", symbol=ES, side=Side.BUY, quantity=2)  # long 2 @ 5000
     ex.set_price(ES, D("5004.00"))
-    ex.submit("A1", symbol=ES, side=Side.SELL, quantity=3)            # close 2 (+4 pts), short 1 @ 5004
+    ex.submit("A1", symbol=ES, side=Side.SELL, quantity=3)  # close 2 (+4 pts), short 1 @ 5004
     position = account.positions[ES]
-    assert position.realized_pnl == D("400.00")                        # 4 pts * 2 * $50
+    assert position.realized_pnl == D("400.00")  # 4 pts * 2 * $50
     assert (position.net_quantity, position.average_price) == (-1, D("5004.00"))
     ex.set_price(ES, D("5006.00"))
-    ex.submit("A1", symbol=ES, side=Side.BUY, quantity=1)             # cover short: -2 pts * $50
+    ex.submit("A1", symbol=ES, side=Side.BUY, quantity=1)  # cover short: -2 pts * $50
     assert position.realized_pnl == D("300.00")
     assert position.net_quantity == 0 and position.average_price is None
     assert account.balance == start + D("300.00")
@@ -223,8 +231,13 @@ def test_flatten_tags_its_closing_orders(ex: SimExchange) -> None:
 @pytest.mark.parametrize("tif", [TimeInForce.IOC, TimeInForce.FOK])
 def test_ioc_fok_expire_when_not_marketable(ex: SimExchange, tif: TimeInForce) -> None:
     order, _ = ex.submit(
-        "A1", symbol=ES, side=Side.BUY, quantity=1, order_type=OrderType.LIMIT,
-        limit_price=D("4990.00"), time_in_force=tif,
+        "A1",
+        symbol=ES,
+        side=Side.BUY,
+        quantity=1,
+        order_type=OrderType.LIMIT,
+        limit_price=D("4990.00"),
+        time_in_force=tif,
     )
     assert order.status is OrderStatus.EXPIRED and order.reason == "not marketable"
 
@@ -240,8 +253,13 @@ def test_ioc_cancels_remainder_and_fok_refuses_partial(ex: SimExchange) -> None:
 def test_day_orders_expire_at_session_end(ex: SimExchange) -> None:
     day, _ = ex.submit("A1", symbol=ES, side=Side.BUY, quantity=1, order_type=OrderType.LIMIT, limit_price=D("4900"))
     gtc, _ = ex.submit(
-        "A1", symbol=ES, side=Side.BUY, quantity=1, order_type=OrderType.LIMIT,
-        limit_price=D("4900"), time_in_force=TimeInForce.GTC,
+        "A1",
+        symbol=ES,
+        side=Side.BUY,
+        quantity=1,
+        order_type=OrderType.LIMIT,
+        limit_price=D("4900"),
+        time_in_force=TimeInForce.GTC,
     )
     ex.expire_day_orders()
     assert (day.status, gtc.status) == (OrderStatus.EXPIRED, OrderStatus.WORKING)

@@ -19,10 +19,26 @@ def exchange() -> SimExchange:
 
 
 def children(ex: SimExchange, parent: str) -> tuple:  # type: ignore[type-arg]
-    tp, _ = ex.submit("A", symbol=ES, side=Side.SELL, quantity=2, order_type=OrderType.LIMIT,
-                      limit_price=D("5000"), oco_group="g", parent_id=parent)
-    sl, _ = ex.submit("A", symbol=ES, side=Side.SELL, quantity=2, order_type=OrderType.STOP,
-                      stop_price=D("4980"), oco_group="g", parent_id=parent)
+    tp, _ = ex.submit(
+        "A",
+        symbol=ES,
+        side=Side.SELL,
+        quantity=2,
+        order_type=OrderType.LIMIT,
+        limit_price=D("5000"),
+        oco_group="g",
+        parent_id=parent,
+    )
+    sl, _ = ex.submit(
+        "A",
+        symbol=ES,
+        side=Side.SELL,
+        quantity=2,
+        order_type=OrderType.STOP,
+        stop_price=D("4980"),
+        oco_group="g",
+        parent_id=parent,
+    )
     return tp, sl
 
 

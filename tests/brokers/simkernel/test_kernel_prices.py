@@ -61,8 +61,14 @@ def test_frozen_path_and_exchange_replay_is_deterministic() -> None:
 
 
 def test_fault_switches_fire_once() -> None:
-    faults = FaultSwitches(reject_next="x", duplicate_next_fill=True, drop_connection=True,
-                           expire_token=True, rate_limit_next=2, fill_before_cancel=True)
+    faults = FaultSwitches(
+        reject_next="x",
+        duplicate_next_fill=True,
+        drop_connection=True,
+        expire_token=True,
+        rate_limit_next=2,
+        fill_before_cancel=True,
+    )
     assert faults.take_reject() == "x" and faults.take_reject() is None
     assert faults.take_duplicate_fill() and not faults.take_duplicate_fill()
     assert faults.take_drop() and not faults.take_drop()

@@ -52,13 +52,27 @@ async def test_oso_request_and_answer_have_the_documented_shape(frozen: Tradovat
     creds = frozen.demo_credentials()
     login = {k: creds[k] for k in ("name", "password", "appId", "appVersion", "cid", "sec", "deviceId")}
     async with aiohttp.ClientSession() as http:
-        token = (await (await http.post(f"{frozen.base_url}/auth/accesstokenrequest", json=login)).json())["accessToken"]
-        body = {"accountSpec": ACCT, "accountId": frozen.account_id(ACCT), "clOrdId": "raw-oso", "action": "Buy",
-                "symbol": "ESZ6", "orderQty": 1, "orderType": "Limit", "price": 4990, "isAutomated": True,
-                "bracket1": {"action": "Sell", "clOrdId": "raw-tp", "orderType": "Limit", "price": 5000},
-                "bracket2": {"action": "Sell", "clOrdId": "raw-sl", "orderType": "Stop", "stopPrice": 4980}}
-        reply = await (await http.post(f"{frozen.base_url}/order/placeOSO", json=body,
-                                       headers={"Authorization": f"Bearer {token}"})).json()
+        token = (await (await http.post(f"{frozen.base_url}/auth/accesstokenrequest", json=login)).json())[
+            "accessToken"
+        ]
+        body = {
+            "accountSpec": ACCT,
+            "accountId": frozen.account_id(ACCT),
+            "clOrdId": "raw-oso",
+            "action": "Buy",
+            "symbol": "ESZ6",
+            "orderQty": 1,
+            "orderType": "Limit",
+            "price": 4990,
+            "isAutomated": True,
+            "bracket1": {"action": "Sell", "clOrdId": "raw-tp", "orderType": "Limit", "price": 5000},
+            "bracket2": {"action": "Sell", "clOrdId": "raw-sl", "orderType": "Stop", "stopPrice": 4980},
+        }
+        reply = await (
+            await http.post(
+                f"{frozen.base_url}/order/placeOSO", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+        ).json()
     assert set(reply) == OSO_RESULT
     tp, sl = kernel(frozen, "raw-tp"), kernel(frozen, "raw-sl")
     assert (int(tp.order_id), int(sl.order_id)) == (reply["oso1Id"], reply["oso2Id"])
@@ -68,10 +82,22 @@ async def test_oso_request_and_answer_have_the_documented_shape(frozen: Tradovat
     assert orders[reply["oso1Id"]]["ocoId"] == orders[reply["oso2Id"]]["ocoId"] is not None
 
 
-async def test_limit_entry_exits_wait_then_one_cancels_the_other(tv: TradovateAdapter, frozen: TradovateSimulator) -> None:
+async def test_limit_entry_exits_wait_then_one_cancels_the_other(
+    tv: TradovateAdapter, frozen: TradovateSimulator
+) -> None:
     sub = tv.events()
-    ack = await tv.place(PlaceOrder("f1", "brk-1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=D("4990"),
-                                    bracket=Bracket(take_profit=D("10"), stop_loss=D("5"))))
+    ack = await tv.place(
+        PlaceOrder(
+            "f1",
+            "brk-1",
+            "ESZ6",
+            Side.BUY,
+            1,
+            OrderType.LIMIT,
+            limit_price=D("4990"),
+            bracket=Bracket(take_profit=D("10"), stop_loss=D("5")),
+        )
+    )
     body = next(b for ep, b in frozen.api.calls if ep == "order/placeoso")
     assert body["clOrdId"] == "brk-1" and body["bracket1"]["clOrdId"] == "brk-1TP"
     assert (body["bracket1"]["price"], body["bracket2"]["stopPrice"]) == (5000.0, 4985.0)
@@ -88,15 +114,25 @@ async def test_limit_entry_exits_wait_then_one_cancels_the_other(tv: TradovateAd
 
 async def test_market_entry_exits_are_reanchored_at_the_fill(tv: TradovateAdapter, frozen: TradovateSimulator) -> None:
     sub, tp = tv.events(), tv.events()
-    await tv.place(PlaceOrder("f1", "brk-2", "ESZ6", Side.SELL, 2,
-                              bracket=Bracket(take_profit=D("10"), stop_loss=D("5"), reference_price=D("4998"))))
+    await tv.place(
+        PlaceOrder(
+            "f1",
+            "brk-2",
+            "ESZ6",
+            Side.SELL,
+            2,
+            bracket=Bracket(take_profit=D("10"), stop_loss=D("5"), reference_price=D("4998")),
+        )
+    )
     body = next(b for ep, b in frozen.api.calls if ep == "order/placeoso")
     assert (body["bracket1"]["price"], body["bracket2"]["stopPrice"]) == (4988.0, 5003.0)  # anchored at 4998
-    moved = await next_event(sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "brk-2SL"
-                             and e.stop_price == D("5005"))
+    moved = await next_event(
+        sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "brk-2SL" and e.stop_price == D("5005")
+    )
     assert moved.status is OrderStatus.WORKING
-    await next_event(tp, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "brk-2TP"
-                     and e.limit_price == D("4990"))
+    await next_event(
+        tp, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "brk-2TP" and e.limit_price == D("4990")
+    )
     assert (kernel(frozen, "brk-2TP").limit_price, kernel(frozen, "brk-2SL").stop_price) == (D("4990"), D("5005"))
 
 
@@ -104,12 +140,18 @@ async def test_market_entry_without_reference_gets_its_exits_as_oco_after_the_fi
     tv: TradovateAdapter, frozen: TradovateSimulator
 ) -> None:
     sub = tv.events()
-    await tv.place(PlaceOrder("f1", "brk-3", "ESZ6", Side.BUY, 1, bracket=Bracket(take_profit=D("10"), stop_loss=D("5"))))
+    await tv.place(
+        PlaceOrder("f1", "brk-3", "ESZ6", Side.BUY, 1, bracket=Bracket(take_profit=D("10"), stop_loss=D("5")))
+    )
     await next_event(sub, by("brk-3SL", OrderStatus.WORKING))
     assert not any(ep == "order/placeoso" for ep, _ in frozen.api.calls)  # no anchor: entry alone first
     body = next(b for ep, b in frozen.api.calls if ep == "order/placeoco")
     assert (body["clOrdId"], body["price"], body["other"]["clOrdId"], body["other"]["stopPrice"]) == (
-        "brk-3TP", 5010.0, "brk-3SL", 4995.0)
+        "brk-3TP",
+        5010.0,
+        "brk-3SL",
+        4995.0,
+    )
     assert kernel(frozen, "brk-3TP").oco_group == kernel(frozen, "brk-3SL").oco_group is not None
     frozen.exchange.set_price("ESZ6", D("4995"))
     await next_event(sub, by("brk-3SL", OrderStatus.FILLED))
@@ -121,8 +163,18 @@ async def test_lost_oso_answer_is_not_resent_and_lookup_finds_the_entry(
 ) -> None:
     frozen.faults(ACCT).lose_response_next = 1
     with pytest.raises(BrokerUnavailable) as lost:
-        await tv.place(PlaceOrder("f1", "brk-4", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=D("4990"),
-                                  bracket=Bracket(take_profit=D("10"), stop_loss=D("5"))))
+        await tv.place(
+            PlaceOrder(
+                "f1",
+                "brk-4",
+                "ESZ6",
+                Side.BUY,
+                1,
+                OrderType.LIMIT,
+                limit_price=D("4990"),
+                bracket=Bracket(take_profit=D("10"), stop_loss=D("5")),
+            )
+        )
     assert lost.value.sent is True
     assert sum(1 for ep, _ in frozen.api.calls if ep == "order/placeoso") == 1
     found = await tv.lookup("f1", "brk-4")
@@ -177,11 +229,20 @@ async def test_exits_are_reanchored_even_when_the_oso_answer_was_lost(
     sub = tv.events()
     frozen.faults(ACCT).lose_response_next = 1
     with pytest.raises(BrokerUnavailable):
-        await tv.place(PlaceOrder("f1", "brk-5", "ESZ6", Side.BUY, 1,
-                                  bracket=Bracket(take_profit=D("10"), stop_loss=D("5"), reference_price=D("4998"))))
+        await tv.place(
+            PlaceOrder(
+                "f1",
+                "brk-5",
+                "ESZ6",
+                Side.BUY,
+                1,
+                bracket=Bracket(take_profit=D("10"), stop_loss=D("5"), reference_price=D("4998")),
+            )
+        )
     # the entry landed and filled at 5000: its fill names brk-5, so the exits still move to 5010/4995
-    await next_event(sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "brk-5SL"
-                     and e.stop_price == D("4995"))
+    await next_event(
+        sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "brk-5SL" and e.stop_price == D("4995")
+    )
     assert kernel(frozen, "brk-5TP").limit_price == D("5010")
 
 
@@ -189,8 +250,18 @@ async def test_entry_cancelled_unfilled_forgets_its_plan(tv: TradovateAdapter, f
     from copytrader.brokers.model import CancelOrder
 
     sub = tv.events()
-    await tv.place(PlaceOrder("f1", "brk-6", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=D("4990"),
-                              bracket=Bracket(take_profit=D("10"), stop_loss=D("5"))))
+    await tv.place(
+        PlaceOrder(
+            "f1",
+            "brk-6",
+            "ESZ6",
+            Side.BUY,
+            1,
+            OrderType.LIMIT,
+            limit_price=D("4990"),
+            bracket=Bracket(take_profit=D("10"), stop_loss=D("5")),
+        )
+    )
     assert "brk-6" in tv.brackets.waiting
     await tv.cancel(CancelOrder("f1", "brk-6"))
     await next_event(sub, by("brk-6", OrderStatus.CANCELLED))

@@ -30,8 +30,12 @@ async def collect_until_flat_or(sub, net: int) -> list[object]:  # type: ignore[
 
     def done(e: object) -> bool:
         seen.append(e)
-        return isinstance(e, PositionEvent) and e.account_id == "f1" and e.net_quantity == net and any(
-            isinstance(x, FillCorrection) for x in seen)
+        return (
+            isinstance(e, PositionEvent)
+            and e.account_id == "f1"
+            and e.net_quantity == net
+            and any(isinstance(x, FillCorrection) for x in seen)
+        )
 
     await next_event(sub, done)
     return seen
@@ -76,40 +80,98 @@ async def _cache_with_fill() -> tuple[EntityCache, list[Exception]]:
     errors: list[Exception] = []
     cache = EntityCache({1: "f1"}, symbol)
     cache.on_protocol_error = errors.append
-    await cache.apply(s.ENTITY_ORDER, {"id": 10, "accountId": 1, "contractId": 7, "action": "Buy", "ordStatus": "Working"})
-    await cache.apply(s.ENTITY_EXEC, {"id": 20, "orderId": 10, "accountId": 1, "contractId": 7, "execType": "Trade",
-                                      "ordStatus": "Filled", "action": "Buy", "cumQty": 2, "lastQty": 2, "lastPx": 5000.5})
-    await cache.apply(s.ENTITY_FILL, {"id": 30, "orderId": 10, "contractId": 7, "action": "Buy", "qty": 2,
-                                      "price": 5000.5, "active": True})
+    await cache.apply(
+        s.ENTITY_ORDER, {"id": 10, "accountId": 1, "contractId": 7, "action": "Buy", "ordStatus": "Working"}
+    )
+    await cache.apply(
+        s.ENTITY_EXEC,
+        {
+            "id": 20,
+            "orderId": 10,
+            "accountId": 1,
+            "contractId": 7,
+            "execType": "Trade",
+            "ordStatus": "Filled",
+            "action": "Buy",
+            "cumQty": 2,
+            "lastQty": 2,
+            "lastPx": 5000.5,
+        },
+    )
+    await cache.apply(
+        s.ENTITY_FILL,
+        {"id": 30, "orderId": 10, "contractId": 7, "action": "Buy", "qty": 2, "price": 5000.5, "active": True},
+    )
     return cache, errors
 
 
 async def test_report_naming_the_trade_report_in_exec_ref_id_is_resolved() -> None:
     cache, errors = await _cache_with_fill()
-    events = await cache.apply(s.ENTITY_EXEC, {"id": 21, "orderId": 10, "accountId": 1, "contractId": 7,
-                                               "execType": "TradeCancel", "execRefId": 20, "ordStatus": "Filled",
-                                               "action": "Buy", "lastQty": 2, "lastPx": 5000.5})
+    events = await cache.apply(
+        s.ENTITY_EXEC,
+        {
+            "id": 21,
+            "orderId": 10,
+            "accountId": 1,
+            "contractId": 7,
+            "execType": "TradeCancel",
+            "execRefId": 20,
+            "ordStatus": "Filled",
+            "action": "Buy",
+            "lastQty": 2,
+            "lastPx": 5000.5,
+        },
+    )
     (bust,) = events
     assert isinstance(bust, FillCorrection) and bust.busted and bust.fill_id == "30" and not errors
-    assert await cache.apply(s.ENTITY_FILL, {"id": 30, "orderId": 10, "contractId": 7, "action": "Buy", "qty": 2,
-                                             "price": 5000.5, "active": False}) == []  # told already
+    assert (
+        await cache.apply(
+            s.ENTITY_FILL,
+            {"id": 30, "orderId": 10, "contractId": 7, "action": "Buy", "qty": 2, "price": 5000.5, "active": False},
+        )
+        == []
+    )  # told already
 
 
 async def test_unresolvable_report_is_an_error_and_the_fill_update_still_corrects() -> None:
     cache, errors = await _cache_with_fill()
-    await cache.apply(s.ENTITY_FILL, {"id": 31, "orderId": 10, "contractId": 7, "action": "Buy", "qty": 2,
-                                      "price": 5000.5, "active": True})  # two identical fills: ambiguous
-    assert await cache.apply(s.ENTITY_EXEC, {"id": 22, "orderId": 10, "accountId": 1, "contractId": 7,
-                                             "execType": "TradeCorrect", "execRefId": "x-9", "ordStatus": "Filled",
-                                             "action": "Buy", "lastQty": 2, "lastPx": 5001}) == []
+    await cache.apply(
+        s.ENTITY_FILL,
+        {"id": 31, "orderId": 10, "contractId": 7, "action": "Buy", "qty": 2, "price": 5000.5, "active": True},
+    )  # two identical fills: ambiguous
+    assert (
+        await cache.apply(
+            s.ENTITY_EXEC,
+            {
+                "id": 22,
+                "orderId": 10,
+                "accountId": 1,
+                "contractId": 7,
+                "execType": "TradeCorrect",
+                "execRefId": "x-9",
+                "ordStatus": "Filled",
+                "action": "Buy",
+                "lastQty": 2,
+                "lastPx": 5001,
+            },
+        )
+        == []
+    )
     assert errors and "x-9" in str(errors[0])
-    (fix,) = await cache.apply(s.ENTITY_FILL, {"id": 31, "orderId": 10, "contractId": 7, "action": "Buy", "qty": 2,
-                                               "price": 5001, "active": True})
+    (fix,) = await cache.apply(
+        s.ENTITY_FILL,
+        {"id": 31, "orderId": 10, "contractId": 7, "action": "Buy", "qty": 2, "price": 5001, "active": True},
+    )
     assert isinstance(fix, FillCorrection) and fix.price == Decimal("5001") and fix.fill_id == "31"
 
 
 async def test_fill_first_seen_already_busted_never_counts() -> None:
     cache, _ = await _cache_with_fill()
-    assert await cache.apply(s.ENTITY_FILL, {"id": 32, "orderId": 10, "contractId": 7, "action": "Buy", "qty": 1,
-                                             "price": 5000, "active": False}) == []
+    assert (
+        await cache.apply(
+            s.ENTITY_FILL,
+            {"id": 32, "orderId": 10, "contractId": 7, "action": "Buy", "qty": 1, "price": 5000, "active": False},
+        )
+        == []
+    )
     assert cache.filled[10] == 2  # an already-busted fill never adds to the order

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from copytrader.brokers.tradovate import codec
 
-SIMPLE = st.one_of(st.none(), st.booleans(), st.integers(-10**9, 10**9), st.text(max_size=20))
+SIMPLE = st.one_of(st.none(), st.booleans(), st.integers(-(10**9), 10**9), st.text(max_size=20))
 JSONISH = st.recursive(SIMPLE, lambda inner: st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=8)
 
 
@@ -38,8 +38,11 @@ def test_data_frames_round_trip(request_id: int, status: int, data: object) -> N
     assert decoded.items[0].request_id == request_id and decoded.items[0].status == status  # type: ignore[union-attr]
 
 
-@given(endpoint=st.sampled_from(["order/placeorder", "user/syncrequest", "account/list"]),
-       request_id=st.integers(0, 10**6), body=st.dictionaries(st.text(max_size=8), SIMPLE, max_size=4))
+@given(
+    endpoint=st.sampled_from(["order/placeorder", "user/syncrequest", "account/list"]),
+    request_id=st.integers(0, 10**6),
+    body=st.dictionaries(st.text(max_size=8), SIMPLE, max_size=4),
+)
 def test_requests_round_trip(endpoint: str, request_id: int, body: dict[str, object]) -> None:
     text = codec.encode_request(endpoint, request_id, "", body)
     decoded = codec.decode_client_frame(text)

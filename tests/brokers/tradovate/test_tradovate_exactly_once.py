@@ -26,10 +26,20 @@ async def place_elsewhere(sim: TradovateSimulator, cl_ord_id: str) -> str:
     login = {k: creds[k] for k in ("name", "password", "appId", "appVersion", "cid", "sec", "deviceId")}
     async with aiohttp.ClientSession() as http:
         token = (await (await http.post(f"{sim.base_url}/auth/accesstokenrequest", json=login)).json())["accessToken"]
-        body = {"accountSpec": ACCT, "accountId": sim.account_id(ACCT), "clOrdId": cl_ord_id, "action": "Buy",
-                "symbol": "ESZ6", "orderQty": 1, "orderType": "Limit", "price": 4000, "isAutomated": True}
-        reply = await http.post(f"{sim.base_url}/order/placeorder", json=body,
-                                headers={"Authorization": f"Bearer {token}"})
+        body = {
+            "accountSpec": ACCT,
+            "accountId": sim.account_id(ACCT),
+            "clOrdId": cl_ord_id,
+            "action": "Buy",
+            "symbol": "ESZ6",
+            "orderQty": 1,
+            "orderType": "Limit",
+            "price": 4000,
+            "isAutomated": True,
+        }
+        reply = await http.post(
+            f"{sim.base_url}/order/placeorder", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
         return str((await reply.json())["orderId"])
 
 
@@ -78,7 +88,9 @@ async def test_lost_place_answer_is_not_resent_and_lookup_finds_one(
 ) -> None:
     sim.faults(ACCT).lose_response_next = 1
     with pytest.raises(BrokerUnavailable) as lost:
-        await adapter.place(PlaceOrder("f1", "lost-1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4000")))
+        await adapter.place(
+            PlaceOrder("f1", "lost-1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4000"))
+        )
     assert lost.value.sent is True and lost.value.outcome_unknown
     assert calls(sim, "order/placeorder") == 1  # the adapter never resent the place
     found = await adapter.lookup("f1", "lost-1")
@@ -101,8 +113,9 @@ async def test_lost_cancel_answer_is_reported_and_a_repeat_reads_as_done(
 ) -> None:
     sub = adapter.events()
     await adapter.place(PlaceOrder("f1", "lc-1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4000")))
-    await next_event(sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "lc-1"
-                     and e.status is OrderStatus.WORKING)
+    await next_event(
+        sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "lc-1" and e.status is OrderStatus.WORKING
+    )
     sim.faults(ACCT).lose_response_next = 1
     with pytest.raises(BrokerUnavailable) as lost:
         await adapter.cancel(CancelOrder("f1", "lc-1"))
@@ -118,8 +131,9 @@ async def test_lost_modify_answer_is_reported_and_a_repeat_changes_nothing_more(
 ) -> None:
     sub = adapter.events()
     await adapter.place(PlaceOrder("f1", "lm-1", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4000")))
-    await next_event(sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "lm-1"
-                     and e.status is OrderStatus.WORKING)
+    await next_event(
+        sub, lambda e: isinstance(e, OrderEvent) and e.client_order_id == "lm-1" and e.status is OrderStatus.WORKING
+    )
     sim.faults(ACCT).lose_response_next = 1
     command = ModifyOrder("f1", "lm-1", quantity=2, limit_price=Decimal("4001"))
     with pytest.raises(BrokerUnavailable) as lost:
@@ -147,8 +161,17 @@ async def test_lost_answer_over_the_socket_is_never_sent(sim: TradovateSimulator
         await ws.send_str(f"authorize\n0\n\n{token}")
         await ws.receive_str()
         sim.faults(ACCT).lose_response_next = 1
-        body = {"accountSpec": ACCT, "accountId": sim.account_id(ACCT), "clOrdId": "ws-lost", "action": "Buy",
-                "symbol": "ESZ6", "orderQty": 1, "orderType": "Limit", "price": 4000, "isAutomated": True}
+        body = {
+            "accountSpec": ACCT,
+            "accountId": sim.account_id(ACCT),
+            "clOrdId": "ws-lost",
+            "action": "Buy",
+            "symbol": "ESZ6",
+            "orderQty": 1,
+            "orderType": "Limit",
+            "price": 4000,
+            "isAutomated": True,
+        }
         await ws.send_str(codec.encode_request("order/placeorder", 7, "", body))
         await ws.send_str(codec.encode_request("order/placeorder", 8, "", {**body, "clOrdId": "ws-kept"}))
         replies: list[int] = []

@@ -46,7 +46,9 @@ async def test_bad_credentials_fail_authentication(make_adapter, sim: TradovateS
         await ws.close()
 
 
-async def test_token_expiry_mid_session_neither_loses_nor_doubles(adapter: TradovateAdapter, sim: TradovateSimulator) -> None:
+async def test_token_expiry_mid_session_neither_loses_nor_doubles(
+    adapter: TradovateAdapter, sim: TradovateSimulator
+) -> None:
     sub = adapter.events()
     sim.faults(ACCT).expire_token = True
     ack = await adapter.place(PlaceOrder("f1", "exp-1", "ESZ6", Side.BUY, 1))
@@ -110,7 +112,8 @@ async def test_429_surfaces_as_rate_limited_and_zero_headroom() -> None:
 
 
 async def test_drop_connection_reconnects_resyncs_and_reports_missed_events(
-    make_adapter, sim: TradovateSimulator  # type: ignore[no-untyped-def]
+    make_adapter,
+    sim: TradovateSimulator,  # type: ignore[no-untyped-def]
 ) -> None:
     adapter: TradovateAdapter = await make_adapter(reconnect_initial_s=0.5)
     sub, fills, orders = adapter.events(), adapter.events(), adapter.events()
@@ -138,7 +141,8 @@ async def test_ack_delay_is_waited_out(adapter: TradovateAdapter, sim: Tradovate
 
 
 async def test_penalised_resync_waits_p_time_and_resends_with_the_ticket(
-    make_adapter, sim: TradovateSimulator  # type: ignore[no-untyped-def]
+    make_adapter,
+    sim: TradovateSimulator,  # type: ignore[no-untyped-def]
 ) -> None:
     adapter: TradovateAdapter = await make_adapter(reconnect_initial_s=0.1)
     sub = adapter.events()

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from ci_skips import require
 
 from copytrader.brokers.tradovate import codec
 from copytrader.brokers.tradovate.simulator import TradovateSimulator
-
-from ci_skips import require
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"
@@ -65,8 +64,15 @@ async def test_rest_payload_shapes(sim: TradovateSimulator) -> None:
         entities = fixture("entities.json")
         accounts = await (await http.get(f"{sim.base_url}/account/list", headers=headers)).json()
         assert_shape(accounts[0], entities["account"])
-        order = {"accountSpec": ACCT, "accountId": accounts[0]["id"], "action": "Buy", "symbol": "ESZ6",
-                 "orderQty": 1, "orderType": "Market", "isAutomated": True}
+        order = {
+            "accountSpec": ACCT,
+            "accountId": accounts[0]["id"],
+            "action": "Buy",
+            "symbol": "ESZ6",
+            "orderQty": 1,
+            "orderType": "Market",
+            "isAutomated": True,
+        }
         placed = await (await http.post(f"{sim.base_url}/order/placeorder", json=order, headers=headers)).json()
         assert set(placed) == set(fixture("place_order_response.json")["example"])
         sim.faults(ACCT).reject_next = "SessionClosed"
@@ -75,8 +81,16 @@ async def test_rest_payload_shapes(sim: TradovateSimulator) -> None:
         sim.faults(ACCT).rate_limit_next = 1
         penalty = await (await http.post(f"{sim.base_url}/order/placeorder", json=order, headers=headers)).json()
         assert_shape(penalty, fixture("penalty_response.json")["example"])
-        for name in ("order", "orderVersion", "executionReport", "fill", "position", "cashBalance", "command",
-                     "commandReport"):
+        for name in (
+            "order",
+            "orderVersion",
+            "executionReport",
+            "fill",
+            "position",
+            "cashBalance",
+            "command",
+            "commandReport",
+        ):
             rows = await (await http.get(f"{sim.base_url}/{name}/list", headers=headers)).json()
             assert rows, f"{name}/list is empty"
             assert_shape(rows[0], entities[name], name)
@@ -94,9 +108,22 @@ async def test_websocket_shapes(sim: TradovateSimulator) -> None:
         sync = json.loads((await ws.receive_str())[1:])[0]
         assert sync["s"] == 200 and sync["i"] == 1
         assert set(fixture("sync_response_keys.json")["example_keys"]) <= set(sync["d"])
-        await ws.send_str(codec.encode_request("order/placeorder", 2, "", {
-            "accountSpec": ACCT, "accountId": sim.account_id(ACCT), "action": "Buy", "symbol": "ESZ6",
-            "orderQty": 1, "orderType": "Market", "isAutomated": True}))
+        await ws.send_str(
+            codec.encode_request(
+                "order/placeorder",
+                2,
+                "",
+                {
+                    "accountSpec": ACCT,
+                    "accountId": sim.account_id(ACCT),
+                    "action": "Buy",
+                    "symbol": "ESZ6",
+                    "orderQty": 1,
+                    "orderType": "Market",
+                    "isAutomated": True,
+                },
+            )
+        )
         seen: dict[str, Any] = {}
         while not {"order", "executionReport", "fill", "position"} <= set(seen):
             frame = codec.decode_server_frame(await asyncio.wait_for(ws.receive_str(), 5))
@@ -125,24 +152,43 @@ def npm_client_dir() -> Path:
     if not (target / "node_modules" / "tradovate").is_dir():
         target.mkdir(parents=True, exist_ok=True)
         (target / "package.json").write_bytes(manifest)
-        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=target,
-                              capture_output=True, text=True, timeout=300)
-        require("third-party client", f"npm install of the tradovate client failed: {done.stderr[-300:]}",
-                available=done.returncode == 0)
+        done = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=target,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        require(
+            "third-party client",
+            f"npm install of the tradovate client failed: {done.stderr[-300:]}",
+            available=done.returncode == 0,
+        )
     return target
 
 
 async def test_npm_tradovate_client_unchanged(sim: TradovateSimulator) -> None:
     modules = npm_client_dir() / "node_modules"
     creds = sim.demo_credentials()
-    env = {**os.environ, "SIM_REST": sim.base_url, "SIM_WS": sim.ws_url, "SIM_CREDS": json.dumps(creds),
-           "SIM_ACCOUNT": ACCT, "NODE_PATH": str(modules)}
-    proc = await asyncio.create_subprocess_exec("node", str(HERE / "js" / "client_check.js"), env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    env = {
+        **os.environ,
+        "SIM_REST": sim.base_url,
+        "SIM_WS": sim.ws_url,
+        "SIM_CREDS": json.dumps(creds),
+        "SIM_ACCOUNT": ACCT,
+        "NODE_PATH": str(modules),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        str(HERE / "js" / "client_check.js"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()[-2000:]
     line = next(ln for ln in out.decode().splitlines() if ln.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
+    result = json.loads(line[len("RESULT ") :])
     assert result["accounts"] == creds["accounts"] and result["userId"] == 100001
     assert result["restOrder"]["orderId"] and result["wsStatus"] == 200 and result["wsOrder"]["orderId"]
     assert result["syncOrders"] == 2 and "executionReports" in result["syncKeys"]

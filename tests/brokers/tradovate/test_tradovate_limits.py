@@ -37,8 +37,11 @@ def login_body(sim: TradovateSimulator, name: str | None = None) -> dict[str, An
 
 
 def kernel_orders(sim: TradovateSimulator, prefix: str, account: str = ACCT) -> list[str]:
-    return [o.client_order_id or "" for o in sim.exchange.account(account).orders.values()
-            if (o.client_order_id or "").startswith(prefix)]
+    return [
+        o.client_order_id or ""
+        for o in sim.exchange.account(account).orders.values()
+        if (o.client_order_id or "").startswith(prefix)
+    ]
 
 
 async def test_auth_limit_answers_a_penalty_ticket_that_a_resend_with_the_ticket_clears() -> None:
@@ -128,8 +131,14 @@ async def test_user_windows_answer_429_per_user() -> None:
     sim = await started(logins=logins, rate_limits=[[4, 60]])
     configs = [session_config(sim, password=p) for p in ("pw-a", "pw-b")]
     a = TradovateAdapter(replace(configs[0], username="firm-a", accounts={"f1": "A-1"}))
-    b = TradovateAdapter(replace(configs[1], username="firm-b", accounts={"f1": "B-1"},
-                                 options={**configs[1].options, "deviceId": sim.credentials_for("firm-b")["deviceId"]}))
+    b = TradovateAdapter(
+        replace(
+            configs[1],
+            username="firm-b",
+            accounts={"f1": "B-1"},
+            options={**configs[1].options, "deviceId": sim.credentials_for("firm-b")["deviceId"]},
+        )
+    )
     try:
         await a.connect()  # token + account/list + syncrequest: 3 of firm-a's 4
         await a.place(PlaceOrder("f1", "u-1", "ESZ6", Side.BUY, 1))
@@ -156,8 +165,9 @@ async def test_an_order_whose_answer_is_lost_is_not_resent(adapter: TradovateAda
 
 
 async def test_a_refused_connection_is_reported_as_unsent() -> None:
-    config = TradovateConfig(rest_url="http://127.0.0.1:9/v1", ws_url="ws://127.0.0.1:9/v1/websocket",
-                             name="n", password="p", max_attempts=2)
+    config = TradovateConfig(
+        rest_url="http://127.0.0.1:9/v1", ws_url="ws://127.0.0.1:9/v1/websocket", name="n", password="p", max_attempts=2
+    )
     async with aiohttp.ClientSession() as http:
         rest = RestClient(config, http, RateBudget([(100, 1.0)]))
         rest.token = "t"

@@ -102,7 +102,9 @@ async def test_reject_carries_failure_reason(adapter: TradovateAdapter, sim: Tra
     rejected = await next_event(sub, order_event("rej-1", OrderStatus.REJECTED))
     assert rejected.reason and "SessionClosed" in rejected.reason
     with pytest.raises(OrderRejected) as bad_price:
-        await adapter.place(PlaceOrder("f1", "rej-2", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4000.10")))
+        await adapter.place(
+            PlaceOrder("f1", "rej-2", "ESZ6", Side.BUY, 1, OrderType.LIMIT, limit_price=Decimal("4000.10"))
+        )
     assert bad_price.value.code == "InvalidPrice"
 
 
@@ -137,10 +139,19 @@ async def test_leader_sees_orders_placed_by_another_client(adapter: TradovateAda
     login = {k: creds[k] for k in ("name", "password", "appId", "appVersion", "cid", "sec", "deviceId")}
     async with aiohttp.ClientSession() as http:
         token = (await (await http.post(f"{sim.base_url}/auth/accesstokenrequest", json=login)).json())["accessToken"]
-        body = {"accountSpec": ACCT, "accountId": sim.account_id(ACCT), "clOrdId": "manual-1", "action": "Sell",
-                "symbol": "ESZ6", "orderQty": 1, "orderType": "Market", "isAutomated": False}
-        reply = await http.post(f"{sim.base_url}/order/placeorder", json=body,
-                                headers={"Authorization": f"Bearer {token}"})
+        body = {
+            "accountSpec": ACCT,
+            "accountId": sim.account_id(ACCT),
+            "clOrdId": "manual-1",
+            "action": "Sell",
+            "symbol": "ESZ6",
+            "orderQty": 1,
+            "orderType": "Market",
+            "isAutomated": False,
+        }
+        reply = await http.post(
+            f"{sim.base_url}/order/placeorder", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
         order_id = str((await reply.json())["orderId"])
     accepted = await next_event(sub, lambda e: isinstance(e, OrderEvent) and e.broker_order_id == order_id)
     assert accepted.client_order_id == "manual-1" and accepted.side is Side.SELL

@@ -35,7 +35,9 @@ async def token_request(http: aiohttp.ClientSession, sim: TradovateSimulator, **
     return reply.status, await reply.json(content_type=None) if reply.status == 200 else await reply.text()
 
 
-async def authorized_socket(http: aiohttp.ClientSession, sim: TradovateSimulator, token: str) -> aiohttp.ClientWebSocketResponse:
+async def authorized_socket(
+    http: aiohttp.ClientSession, sim: TradovateSimulator, token: str
+) -> aiohttp.ClientWebSocketResponse:
     ws = await http.ws_connect(sim.ws_url)
     assert await ws.receive_str() == "o"
     await ws.send_str(f"authorize\n0\n\n{token}")
@@ -73,8 +75,9 @@ async def test_third_token_request_ends_the_oldest_session(sim: TradovateSimulat
 async def test_renewal_keeps_the_session(sim: TradovateSimulator) -> None:
     async with aiohttp.ClientSession() as http:
         first = (await token_request(http, sim))[1]["accessToken"]
-        renewed = await (await http.get(f"{sim.base_url}/auth/renewaccesstoken",
-                                        headers={"Authorization": f"Bearer {first}"})).json()
+        renewed = await (
+            await http.get(f"{sim.base_url}/auth/renewaccesstoken", headers={"Authorization": f"Bearer {first}"})
+        ).json()
         assert renewed["accessToken"] != first
         assert sim.tokens.sessions_opened == 1 and len(sim.open_sessions("demo-trader")) == 1
 
@@ -117,8 +120,9 @@ async def test_login_budget_stops_relogin_within_a_copy_deadline(make_adapter, s
     assert not sim.exchange.account(ACCT).orders
 
 
-@pytest.mark.parametrize("override", [{"deviceId": "my-laptop"}, {"sec": "not-a-uuid"}, {"cid": "eight"},
-                                      {"password": "wrong"}])
+@pytest.mark.parametrize(
+    "override", [{"deviceId": "my-laptop"}, {"sec": "not-a-uuid"}, {"cid": "eight"}, {"password": "wrong"}]
+)
 async def test_credentials_are_checked_in_the_real_shapes(sim: TradovateSimulator, override: dict[str, Any]) -> None:
     async with aiohttp.ClientSession() as http:
         status, body = await token_request(http, sim, **override)
@@ -150,17 +154,26 @@ async def test_each_login_sees_and_trades_only_its_accounts() -> None:
         async with aiohttp.ClientSession() as http:
             creds = simulator.credentials_for("firm-a")
             body = {k: creds[k] for k in LOGIN_FIELDS}
-            token = (await (await http.post(f"{simulator.base_url}/auth/accesstokenrequest", json=body)).json())
+            token = await (await http.post(f"{simulator.base_url}/auth/accesstokenrequest", json=body)).json()
             headers = {"Authorization": f"Bearer {token['accessToken']}"}
             listed = await (await http.get(f"{simulator.base_url}/account/list", headers=headers)).json()
             assert [a["name"] for a in listed] == ["A-1"] and listed[0]["userId"] == token["userId"]
-            foreign = {"accountSpec": "B-1", "accountId": simulator.account_id("B-1"), "action": "Buy",
-                       "symbol": "ESZ6", "orderQty": 1, "orderType": "Market", "isAutomated": True}
-            refused = await (await http.post(f"{simulator.base_url}/order/placeorder", json=foreign,
-                                             headers=headers)).json()
+            foreign = {
+                "accountSpec": "B-1",
+                "accountId": simulator.account_id("B-1"),
+                "action": "Buy",
+                "symbol": "ESZ6",
+                "orderQty": 1,
+                "orderType": "Market",
+                "isAutomated": True,
+            }
+            refused = await (
+                await http.post(f"{simulator.base_url}/order/placeorder", json=foreign, headers=headers)
+            ).json()
             assert refused["failureReason"] == "Unauthorized" and not simulator.exchange.account("B-1").orders
-        config = replace(session_config(simulator), username="firm-a", secret="pw-a",
-                         accounts={"f1": "A-1", "f2": "B-1"})
+        config = replace(
+            session_config(simulator), username="firm-a", secret="pw-a", accounts={"f1": "A-1", "f2": "B-1"}
+        )
         adapter = TradovateAdapter(config)
         with pytest.raises(AuthenticationFailed, match="B-1"):  # not visible to firm-a's login
             await adapter.connect()

@@ -28,12 +28,22 @@ async def next_event(sub: Subscription, match: Callable[[BrokerEvent], bool], wi
 def session_config(sim: TradovateSimulator, **options: Any) -> SessionConfig:
     creds = sim.demo_credentials()
     return SessionConfig(
-        platform="tradovate", session_id="test", endpoint=sim.base_url,
+        platform="tradovate",
+        session_id="test",
+        endpoint=sim.base_url,
         accounts={"f1": creds["accounts"][0], "f2": creds["accounts"][-1]},
-        username=creds["name"], secret=options.pop("password", creds["password"]),
-        options={"appId": creds["appId"], "cid": creds["cid"], "sec": creds["sec"],
-                 "deviceId": creds["deviceId"], "heartbeat_s": 0.5, "reconnect_initial_s": 0.05,
-                 "request_timeout_s": 5.0, **options},
+        username=creds["name"],
+        secret=options.pop("password", creds["password"]),
+        options={
+            "appId": creds["appId"],
+            "cid": creds["cid"],
+            "sec": creds["sec"],
+            "deviceId": creds["deviceId"],
+            "heartbeat_s": 0.5,
+            "reconnect_initial_s": 0.05,
+            "request_timeout_s": 5.0,
+            **options,
+        },
     )
 
 
