@@ -140,6 +140,9 @@ ORDERS_TOTAL: Final = Counter(
     ["platform", "outcome"],
 )
 FILLS_TOTAL: Final = Counter("copytrader_fills_total", "Fills (full or partial) received from brokers.", ["platform"])
+FILL_CORRECTIONS_TOTAL: Final = Counter(
+    "copytrader_fill_corrections_total", "Fills the broker busted or corrected afterwards.", ["platform", "kind"]
+)
 REJECTS_TOTAL: Final = Counter(
     "copytrader_rejects_total",
     "Orders that failed or were blocked, by coarse reason class.",
@@ -216,6 +219,11 @@ def count_order(platform: str, outcome: str) -> None:
 
 def count_fill(platform: str, fills: int = 1) -> None:
     FILLS_TOTAL.labels(platform=platform).inc(fills)
+
+
+def count_fill_correction(platform: str, kind: str) -> None:
+    """A bust or correction of an earlier fill: counted apart, never as another fill."""
+    FILL_CORRECTIONS_TOTAL.labels(platform=platform, kind=kind).inc()
 
 
 def reason_class_of(exc: BaseException) -> str:

@@ -52,7 +52,10 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
                 log.info("duplicate fill %s ignored", execution.execution_id)
                 continue
             positions[key] = updated
-            metrics.count_fill(execution.platform)
+            if execution.kind in CORRECTION_KINDS:
+                metrics.count_fill_correction(execution.platform, execution.kind)
+            else:
+                metrics.count_fill(execution.platform)
             if "filled" in execution.stamps and "detected" in execution.stamps:
                 metrics.observe_stage("fill", execution.stamps["filled"] - execution.stamps["detected"])
             await runtime.outbox.position(updated)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from prometheus_client import REGISTRY
 
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import CopyTraderApp
@@ -36,6 +37,8 @@ async def test_correction_reaches_executions_and_the_tracker_fixes_the_position(
     fill_x, bust_x = outbox.sent["execution"][-2:]
     assert (bust_x.kind, bust_x.corrects) == ("fill_bust", fill_x.execution_id)
     assert (bust_x.original_quantity, bust_x.original_price, bust_x.quantity) == (2, Decimal("5000"), 0)
+    fills_before = _sample("copytrader_fills_total", {"platform": "tradovate"})
+    busts_before = _sample("copytrader_fill_corrections_total", {"platform": "tradovate", "kind": "fill_bust"})
     async with app.agents["tracker"].test_context() as agent:
         for execution in (fill_x, bust_x, bust_x):
             await agent.put(execution, key=b"f1")
@@ -43,3 +46,10 @@ async def test_correction_reaches_executions_and_the_tracker_fixes_the_position(
     position = app.runtime.tables["positions"]["f1|ESZ6"]
     assert position.net_quantity == 0
     assert [p.net_quantity for p in outbox.sent["position"]] == [2, 0]
+    # One fill and one bust counted (the repeated bust is a duplicate); a bust is not a fill.
+    assert _sample("copytrader_fills_total", {"platform": "tradovate"}) == fills_before + 1
+    assert _sample("copytrader_fill_corrections_total", {"platform": "tradovate", "kind": "fill_bust"}) == busts_before + 1
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
