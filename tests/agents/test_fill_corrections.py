@@ -48,7 +48,9 @@ async def test_correction_reaches_executions_and_the_tracker_fixes_the_position(
     assert [p.net_quantity for p in outbox.sent["position"]] == [2, 0]
     # One fill and one bust counted (the repeated bust is a duplicate); a bust is not a fill.
     assert _sample("copytrader_fills_total", {"platform": "tradovate"}) == fills_before + 1
-    assert _sample("copytrader_fill_corrections_total", {"platform": "tradovate", "kind": "fill_bust"}) == busts_before + 1
+    assert (
+        _sample("copytrader_fill_corrections_total", {"platform": "tradovate", "kind": "fill_bust"}) == busts_before + 1
+    )
 
 
 def _sample(name: str, labels: dict[str, str]) -> float:
