@@ -220,10 +220,12 @@ def install(app: faust.App, ctx: StageContext) -> ExecutionStage:
                 batch = event.value
                 if event.message.timestamp_type == LOG_APPEND_TIME:
                     batch.appended = event.message.timestamp  # Faust gives seconds
-                # No redelivery flag here (Faust hides the assignment's end offsets): the attempt
-                # journal alone marks what this host may have sent; the direct consumer adds the
-                # rule that covers an executor moved to another host.
-                submit_batch(stage, batch, functools.partial(manual.ack, event))
+                # Faust hides the end offsets at assignment, so this path cannot tell a fresh
+                # intent from one a previous owner (another host, whose journal we cannot read)
+                # may already have sent: every intent is looked up at the broker before it is
+                # placed. Safe, at one lookup per order; the direct consumer (the default) looks
+                # up only what was written before it owned the partition.
+                submit_batch(stage, batch, functools.partial(manual.ack, event), redelivered=True)
     else:
         install_direct_consumer(app, stage)
 

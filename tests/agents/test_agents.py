@@ -14,6 +14,7 @@ import pytest
 
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import CopyTraderApp
+from copytrader.brokers.model import PlaceOrder, Side
 from copytrader.core import ids
 from copytrader.core.records import Execution, IntentBatch, OrderIntent, TradeSignal
 
@@ -157,3 +158,20 @@ async def test_a_batch_is_acknowledged_only_once_its_acks_are_published(
     acks = [e for e in outbox.sent["execution"] if e.request_outcome]
     assert all(e.stamps["appended"] == 2.0 and e.stamps["received"] >= e.stamps["appended"] for e in acks)
     await app.runtime.pool.close()
+
+
+async def test_the_faust_executor_finds_an_order_another_host_placed_instead_of_placing_it_again(
+    app: CopyTraderApp, outbox: MemoryOutbox
+) -> None:
+    """Failover with ``COPYTRADER_EXECUTOR_CONSUMER=faust``: the previous owner of the partition
+    placed the order and died before committing; this host's journal knows nothing of it."""
+    earlier = intent("f1", 2, "s9")
+    adapter = await app.runtime.pool.adapter_for("f1")
+    await adapter.place(PlaceOrder("f1", earlier.client_order_id, "ESZ6", Side.BUY, 2))  # what the other host did
+    async with app.agents["executor"].test_context() as agent:
+        await agent.put(IntentBatch(batch_id="s9|p0", intents=[earlier]), key=b"s9|p0")
+        await wait_for(lambda: any(e.request_outcome for e in outbox.sent["execution"]))
+        await app.runtime.execution.lanes.join()
+    exchange = adapter.exchange  # type: ignore[attr-defined]  # paper adapter
+    assert len(exchange.orders_with_client_id("f1", earlier.client_order_id)) == 1  # found, not placed again
+    assert [e.kind for e in outbox.sent["execution"] if e.request_outcome] == ["ack"]
