@@ -1,0 +1,1 @@
+"""Rithmic (R|Protocol over WebSocket): codec and a protocol-faithful simulator."""
