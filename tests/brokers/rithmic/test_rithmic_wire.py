@@ -193,6 +193,27 @@ async def test_another_logins_account_is_permission_denied() -> None:
         assert list(answer.rp_code)[0] == "13"
         accounts = await link.reply(302, "acc")
         assert [a.account_id for a in accounts[:-1]] == ["A-1"]
+        order = dict(symbol="ESZ6", exchange="CME", quantity=1, transaction_type=1, duration=1, price_type=2)
+        (answer,) = await link.reply(312, "steal", account_id="B-1", trade_route="simulator", **order)
+        assert list(answer.rp_code)[0] == "13"
+        assert sim.exchange.account("B-1").orders == {}
+
+
+async def test_logout_ends_the_login(raw: Any) -> None:
+    link = await raw()
+    await link.login()
+    (bye,) = await link.reply(12, "bye")
+    assert codec.template_of(bye) == 13 and list(bye.rp_code) == ["0"]
+    (reject,) = await link.reply(302, "after")
+    assert codec.template_of(reject) == 75 and list(reject.rp_code)[0] == "1034"
+
+
+async def test_drop_fault_closes_the_accounts_sessions(raw: Any, sim: RithmicSimulator) -> None:
+    link = await raw()
+    await link.login()
+    sim.faults(LEADER).drop_connection = True
+    frame = await link.ws.receive(timeout=5)
+    assert frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
 
 
 async def test_silent_session_is_closed_after_twice_the_heartbeat_interval() -> None:
