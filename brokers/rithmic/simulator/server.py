@@ -78,6 +78,7 @@ class RithmicSimulator:
         self.exchange_of: dict[str, str] = {}  # broker order id → exchange it was sent to
         self.notifier = Notifier(self.fcm_id, self.ib_id, self.routes, self.exchange_of)
         self.sessions: set[Session] = set()
+        self.heartbeats = 0  # RequestHeartbeat count, for tests
         self.desk = OrderDesk(self)
         self.handlers: dict[int, Handler] = {
             16: self._system_info,
@@ -229,6 +230,7 @@ class RithmicSimulator:
         self.send(session, wire.final(request, 13))
 
     async def _heartbeat(self, session: Session, request: Message) -> None:
+        self.heartbeats += 1
         self.send(session, wire.final(request, 19))
 
     async def _login_info(self, session: Session, request: Message) -> None:
