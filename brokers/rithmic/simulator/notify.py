@@ -19,18 +19,15 @@ from decimal import Decimal
 
 from google.protobuf.message import Message
 
-from ...model import FillEvent, OrderEvent, OrderStatus, OrderType, Side, TimeInForce
+from ...model import FillEvent, OrderEvent, OrderStatus
 from ...simkernel.exchange import KernelEvent, SimOrder
 from .. import codec
+from ..parsing import DURATION, PRICE_TYPE, TRANSACTION
 
 # 351 notify_type
 ORDER_RCVD_FROM_CLNT, OPEN, MODIFIED, COMPLETE = 1, 13, 14, 15
 # 352 notify_type
 STATUS, MODIFY, CANCEL, FILL, REJECT = 1, 2, 3, 5, 6
-
-PRICE_TYPE = {OrderType.LIMIT: 1, OrderType.MARKET: 2, OrderType.STOP_LIMIT: 3, OrderType.STOP: 4}
-DURATION = {TimeInForce.DAY: 1, TimeInForce.GTC: 2, TimeInForce.IOC: 3, TimeInForce.FOK: 4}
-TRANSACTION = {Side.BUY: 1, Side.SELL: 2}
 
 
 @dataclass(slots=True)

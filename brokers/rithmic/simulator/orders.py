@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.message import Message
 
 from ...instruments import split_symbol
-from ...model import OrderType, Side, TimeInForce
+from ...model import OrderType, Side
 from ...simkernel.exchange import SimError
+from ..parsing import ORDER_TYPE, TIME_IN_FORCE
 from . import wire
 
 if TYPE_CHECKING:
     from .server import RithmicSimulator, Session
 
-ORDER_TYPE = {1: OrderType.LIMIT, 2: OrderType.MARKET, 3: OrderType.STOP_LIMIT, 4: OrderType.STOP}
-TIME_IN_FORCE = {1: TimeInForce.DAY, 2: TimeInForce.GTC, 3: TimeInForce.IOC, 4: TimeInForce.FOK}
-SIDE = {1: Side.BUY, 2: Side.SELL}
+SIDE = {1: Side.BUY, 2: Side.SELL}  # a new order is BUY or SELL only [PB78 request_new_order]
 BAD_REQUEST = "3"  # the code is UNDOCUMENTED; the text says what was wrong
 
 
