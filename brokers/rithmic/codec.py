@@ -19,32 +19,42 @@ from __future__ import annotations
 from typing import Any
 
 from async_rithmic.protocol_buffers import (
+    account_pnl_position_update_pb2,
     base_pb2,
     exchange_order_notification_pb2,
     forced_logout_pb2,
+    instrument_pnl_position_update_pb2,
     reject_pb2,
     request_account_list_pb2,
     request_cancel_order_pb2,
+    request_exit_position_pb2,
     request_heartbeat_pb2,
     request_login_info_pb2,
     request_login_pb2,
     request_logout_pb2,
     request_modify_order_pb2,
     request_new_order_pb2,
+    request_pnl_position_snapshot_pb2,
+    request_pnl_position_updates_pb2,
     request_rithmic_system_info_pb2,
+    request_show_order_history_summary_pb2,
     request_show_orders_pb2,
     request_subscribe_for_order_updates_pb2,
     request_subscribe_to_bracket_updates_pb2,
     request_trade_routes_pb2,
     response_account_list_pb2,
     response_cancel_order_pb2,
+    response_exit_position_pb2,
     response_heartbeat_pb2,
     response_login_info_pb2,
     response_login_pb2,
     response_logout_pb2,
     response_modify_order_pb2,
     response_new_order_pb2,
+    response_pnl_position_snapshot_pb2,
+    response_pnl_position_updates_pb2,
     response_rithmic_system_info_pb2,
+    response_show_order_history_summary_pb2,
     response_show_orders_pb2,
     response_subscribe_for_order_updates_pb2,
     response_subscribe_to_bracket_updates_pb2,
@@ -70,7 +80,7 @@ HEADER_BYTES = 4
 #: hundred bytes, so a header claiming megabytes is a broken or hostile peer, not data to buffer.
 MAX_MESSAGE_BYTES = 1 << 20
 
-#: Template id → message class, for the shared and ORDER plant templates (Reference Guide
+#: Template id → message class, for the shared, ORDER and PNL plant templates (Reference Guide
 #: template table; ids as async-rithmic's TEMPLATES_MAP).
 TEMPLATES: dict[int, type[Message]] = {
     10: request_login_pb2.RequestLogin,
@@ -104,6 +114,17 @@ TEMPLATES: dict[int, type[Message]] = {
     350: trade_route_pb2.TradeRoute,
     351: rithmic_order_notification_pb2.RithmicOrderNotification,
     352: exchange_order_notification_pb2.ExchangeOrderNotification,
+    324: request_show_order_history_summary_pb2.RequestShowOrderHistorySummary,
+    325: response_show_order_history_summary_pb2.ResponseShowOrderHistorySummary,
+    3504: request_exit_position_pb2.RequestExitPosition,
+    3505: response_exit_position_pb2.ResponseExitPosition,
+    # PNL plant
+    400: request_pnl_position_updates_pb2.RequestPnLPositionUpdates,
+    401: response_pnl_position_updates_pb2.ResponsePnLPositionUpdates,
+    402: request_pnl_position_snapshot_pb2.RequestPnLPositionSnapshot,
+    403: response_pnl_position_snapshot_pb2.ResponsePnLPositionSnapshot,
+    450: instrument_pnl_position_update_pb2.InstrumentPnLPositionUpdate,
+    451: account_pnl_position_update_pb2.AccountPnLPositionUpdate,
 }
 
 

@@ -23,6 +23,7 @@ from ...model import FillEvent, OrderEvent, OrderStatus
 from ...simkernel.exchange import KernelEvent, SimOrder
 from .. import codec
 from ..parsing import DURATION, PRICE_TYPE, TRANSACTION
+from .wire import exchange_of_symbol
 
 # 351 notify_type
 ORDER_RCVD_FROM_CLNT, OPEN, MODIFIED, COMPLETE = 1, 13, 14, 15
@@ -48,12 +49,18 @@ class Notifier:
         #: Set by the order desk around a 312's kernel submit: the exchange of the order whose
         #: events are published before submit returns (the ack, and a market order's fills).
         self.expecting: str | None = None
+        #: Set around an exit position (3504): every order created meanwhile is ours, on this
+        #: exchange (empty: the symbol's own venue).
+        self.expecting_all: str | None = None
         self._sequence = itertools.count(1)
 
     def translate(self, event: KernelEvent, order: SimOrder | None) -> list[Message]:
         """Messages for ``event``; ``order`` is the kernel's record of its order (None: not ours)."""
-        if order is not None and order.order_id not in self._exchange_of and self.expecting is not None:
-            self._exchange_of[order.order_id], self.expecting = self.expecting, None
+        if order is not None and order.order_id not in self._exchange_of:
+            if self.expecting is not None:
+                self._exchange_of[order.order_id], self.expecting = self.expecting, None
+            elif self.expecting_all is not None:
+                self._exchange_of[order.order_id] = self.expecting_all or exchange_of_symbol(order.symbol)
         if order is None or order.order_id not in self._exchange_of:
             return []  # positions, corrections, and orders not placed through this simulator
         if isinstance(event, FillEvent):
@@ -96,8 +103,17 @@ class Notifier:
         return []  # FILLED / PARTIALLY_FILLED: the fill event that follows says it
 
     def snapshot(self, order: SimOrder) -> Message:
-        """A working order as ShowOrders (320) lists it: a 352 with ``is_snapshot`` [AR order.py]."""
-        return self._exchange(order, STATUS, "status", status="open", is_snapshot=True)
+        """An order as ShowOrders (320) or the day's history (324) lists it: a 352 with
+        ``is_snapshot`` [AR order.py] whose type says its state (how a real snapshot of a
+        finished order looks is UNDOCUMENTED)."""
+        kind, report = {
+            OrderStatus.FILLED: (FILL, "fill"),
+            OrderStatus.CANCELLED: (CANCEL, "cancel"),
+            OrderStatus.EXPIRED: (CANCEL, "cancel"),
+            OrderStatus.REJECTED: (REJECT, "reject"),
+        }.get(order.status, (STATUS, "status"))
+        status = "complete" if order.status.is_final else "open"
+        return self._exchange(order, kind, report, status=status, is_snapshot=True, text=order.reason)
 
     def _fill(self, fill: FillEvent, order: SimOrder) -> list[Message]:
         done = fill.leaves_quantity == 0

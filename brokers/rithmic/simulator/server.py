@@ -1,4 +1,4 @@
-"""The simulated Rithmic ORDER plant: R|Protocol over WebSocket on an ephemeral port.
+"""The simulated Rithmic ORDER and PNL plants: R|Protocol over WebSocket on an ephemeral port.
 
 One aiohttp WebSocket endpoint; every binary frame is one message (4-byte length + protobuf) and
 is routed by template id through one dispatch table, :attr:`RithmicSimulator.handlers`. The shared
@@ -23,17 +23,25 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from google.protobuf.message import Message
 
+from ...model import PositionEvent
 from ...simkernel.exchange import KernelEvent, SimExchange
 from ...simkernel.faults import FaultSwitches
 from ...simkernel.latency import Latency
 from ...simkernel.logins import SimLogin
 from .. import codec
 from . import wire
+from .accounts import AccountDesk
 from .notify import Notifier
 from .orders import OrderDesk
 
 DEFAULT_ACCOUNTS = ("RITHMIC-LEADER", "RITHMIC-FOLLOWER-1")
 SYSTEM_NAME = "Rithmic Test"  # the test gateway's system name [AR scripts/conformance.py]
+SHARED = frozenset({16, 10, 12, 18})
+#: Which templates each simulated plant answers [RG template table]; others get Reject 75.
+PLANT_TEMPLATES = {
+    wire.ORDER_PLANT: SHARED | {300, 302, 308, 310, 312, 314, 316, 320, 324, 336, 3504},
+    wire.PNL_PLANT: SHARED | {400, 402},
+}
 
 
 @dataclass(eq=False)
@@ -42,7 +50,9 @@ class Session:
 
     ws: web.WebSocketResponse
     user: str | None = None
+    infra_type: int = 0
     order_accounts: set[str] = field(default_factory=set)
+    pnl_accounts: set[str] = field(default_factory=set)
     outbox: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
 
 
@@ -80,6 +90,7 @@ class RithmicSimulator:
         self.sessions: set[Session] = set()
         self.heartbeats = 0  # RequestHeartbeat count, for tests
         self.desk = OrderDesk(self)
+        self.accounts = AccountDesk(self)
         self.handlers: dict[int, Handler] = {
             16: self._system_info,
             10: self._login,
@@ -94,6 +105,10 @@ class RithmicSimulator:
             312: self.desk.new_order,
             314: self.desk.modify_order,
             316: self.desk.cancel_order,
+            324: self.accounts.order_history,
+            3504: self.accounts.exit_position,
+            400: self.accounts.pnl_updates,
+            402: self.accounts.pnl_snapshot,
         }
         self._held: list[tuple[str, list[Message]]] | None = None
         self._runner: web.AppRunner | None = None
@@ -185,7 +200,7 @@ class RithmicSimulator:
             handler = self.handlers.get(template_id)
             if session.user is None and template_id not in (10, 16):
                 self.send(session, wire.reject(message, wire.BEFORE_LOGIN))
-            elif handler is None:
+            elif handler is None or (session.user and template_id not in PLANT_TEMPLATES[session.infra_type]):
                 self.send(session, wire.reject(message, ["3", f"template {template_id} not supported here"]))
             else:
                 await self.latency.wait()
@@ -214,10 +229,10 @@ class RithmicSimulator:
             self.send(session, wire.final(request, 11, ["3", "already logged in"]))
         elif login is None or login.secret != req.password or req.system_name != self.system_name:
             self.send(session, wire.final(request, 11, wire.PERMISSION_DENIED))
-        elif req.infra_type != wire.ORDER_PLANT:
-            self.send(session, wire.final(request, 11, ["13", "simulator serves the ORDER plant only"]))
+        elif req.infra_type not in PLANT_TEMPLATES:
+            self.send(session, wire.final(request, 11, ["13", "simulator serves the ORDER and PNL plants only"]))
         else:
-            session.user = login.username
+            session.user, session.infra_type = login.username, req.infra_type
             hb = self.heartbeat_interval
             fields: dict[str, Any] = dict(
                 fcm_id=self.fcm_id, ib_id=self.ib_id, heartbeat_interval=hb, unique_user_id=login.username
@@ -227,6 +242,7 @@ class RithmicSimulator:
     async def _logout(self, session: Session, request: Message) -> None:
         session.user = None
         session.order_accounts.clear()
+        session.pnl_accounts.clear()
         self.send(session, wire.final(request, 13))
 
     async def _heartbeat(self, session: Session, request: Message) -> None:
@@ -301,6 +317,12 @@ class RithmicSimulator:
                 self._push(account_id, messages)
 
     def _on_kernel_event(self, event: KernelEvent) -> None:
+        if isinstance(event, PositionEvent):
+            update = self.accounts.instrument(event)
+            for session in self.sessions:
+                if event.account_id in session.pnl_accounts:
+                    self.send(session, update, self.accounts.account(event.account_id))
+            return
         account = self.exchange.accounts.get(event.account_id)
         order_id = getattr(event, "broker_order_id", None)
         order = account.orders.get(order_id) if account is not None and order_id else None

@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from .. import codec
 
 ORDER_PLANT = 2  # infra_type, request_login.proto
+PNL_PLANT = 4
 OK = ["0"]
 #: Rithmic's sample reject for a request sent before login [PYR7].
 BEFORE_LOGIN = ["1034", "invalid operation before login."]
@@ -34,6 +35,17 @@ EXCHANGE_OF_ROOT = {
     "GC": "COMEX",
     "MGC": "COMEX",
 }
+
+
+def exchange_of_symbol(symbol: str) -> str:
+    """The venue of a kernel symbol (``ESZ6`` → ``CME``); empty when the root is unknown."""
+    from ...instruments import split_symbol
+
+    try:
+        root, _ = split_symbol(symbol)
+    except ValueError:
+        return ""
+    return EXCHANGE_OF_ROOT.get(root, "")
 
 
 def user_msg(request: Message) -> list[str]:

@@ -167,3 +167,49 @@ async def test_wrong_password_is_refused_at_login(sim: RithmicSimulator) -> None
         await intruder.connect(plants=[SysInfraType.ORDER_PLANT])
     await intruder.disconnect()
     assert all(session.user is None for session in sim.sessions)
+
+
+async def test_pnl_plant_positions_exit_and_order_history(sim: RithmicSimulator) -> None:
+    """ORDER + PNL plants through the client: positions and balance, exit_position, the day's orders."""
+    both = make_client(sim)
+    await both.connect(plants=[SysInfraType.ORDER_PLANT, SysInfraType.PNL_PLANT])
+    try:
+        seen = Recorder(both)
+        updates: list[Any] = []
+
+        async def on_position(message: Any) -> None:
+            updates.append(message)
+
+        both.on_instrument_pnl_update += on_position
+        await both.plants["pnl"].subscribe_to_pnl_updates()  # 400 per account, fire-and-forget
+        await wait_until(lambda: any(LEADER in s.pnl_accounts for s in sim.sessions), what="400 subscribe")
+        sim.exchange.set_price("MESZ6", Decimal("5000"))
+        await both.submit_order("cp-e", "MESZ6", "CME", 3, TransactionType.BUY, OrderType.MARKET, account_id=LEADER)
+        await wait_until(lambda: seen.exchange_of("cp-e", 5), what="fill")
+        await wait_until(lambda: [u for u in updates if u.symbol == "MESZ6" and u.net_quantity == 3], what="450 push")
+        positions = await both.list_positions(account_id=LEADER)
+        assert [(p.symbol, p.net_quantity, p.avg_open_fill_price) for p in positions] == [("MESZ6", 3, 5000.0)]
+        (summary,) = await both.list_account_summary(account_id=LEADER)
+        assert Decimal(summary.account_balance) == sim.exchange.account(LEADER).balance
+
+        await both.submit_order(
+            "cp-w", "MESZ6", "CME", 1, TransactionType.BUY, OrderType.LIMIT, price=4900.0, account_id=LEADER
+        )
+        await wait_until(lambda: seen.rithmic_of("cp-w", 13), what="resting order open")
+        await both.exit_position(account_id=LEADER, symbol="MESZ6", exchange="CME")
+        await wait_until(lambda: [u for u in updates if u.symbol == "MESZ6" and u.net_quantity == 0], what="flat")
+        assert sim.exchange.open_orders(LEADER) == []  # the working order was cancelled too
+        await wait_until(lambda: seen.exchange_of("cp-w", 3), what="352 CANCEL of the working order")
+
+        history = await both.show_order_history_summary(sim_today(), account_id=LEADER)
+        by_tag = {h.user_tag: h.notify_type for h in history if h.user_tag}
+        assert by_tag == {"cp-e": 5, "cp-w": 3}  # filled, cancelled
+        assert len(history) == 3  # and the untagged closing order of the exit
+    finally:
+        await both.disconnect()
+
+
+def sim_today() -> str:
+    from copytrader.common.clock import today_utc
+
+    return today_utc().strftime("%Y%m%d")

@@ -230,3 +230,16 @@ async def test_silent_session_is_closed_after_twice_the_heartbeat_interval() -> 
         frame = await link.ws.receive(timeout=5)
         assert frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         await wait_until(lambda: not sim.sessions, what="session dropped")
+
+
+async def test_each_plant_answers_only_its_templates(raw: Any) -> None:
+    pnl = await raw()
+    assert list((await pnl.login(infra_type=4)).rp_code) == ["0"]
+    (answer,) = await pnl.reply(402, "snap", account_id=LEADER)
+    assert codec.template_of(answer) == 403 and list(answer.rp_code) == ["0"]  # after the 451 snapshot
+    (reject,) = await pnl.reply(302, "accounts-on-pnl")
+    assert codec.template_of(reject) == 75 and "302" in list(reject.rp_code)[1]
+    order = await raw()
+    await order.login()
+    (reject,) = await order.reply(402, "pnl-on-order", account_id=LEADER)
+    assert codec.template_of(reject) == 75
