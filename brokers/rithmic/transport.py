@@ -62,6 +62,8 @@ class PlantConnection:
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pending: dict[str, tuple[list[Message], asyncio.Future[list[Message]]]] = {}
+        #: Pushes a pending request gathers as its data (snapshots carry no user_msg [AR base.py]).
+        self._collectors: list[tuple[Callable[[Message], bool], list[Message]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.heartbeat_interval: float | None = None
         self.login_reply: Message | None = None
@@ -83,7 +85,7 @@ class PlantConnection:
         self, user: str, password: str, system_name: str, app_name: str, app_version: str, infra_type: int = ORDER_PLANT
     ) -> Message:
         """RequestLogin (10); ``AuthenticationFailed`` on a refusal; then heartbeats start."""
-        fields = dict(user=user, password=password, system_name=system_name, app_name=app_name)
+        fields: dict[str, Any] = dict(user=user, password=password, system_name=system_name, app_name=app_name)
         try:
             replies = await self.request(
                 10, template_version=TEMPLATE_VERSION, app_version=app_version, infra_type=infra_type, **fields
@@ -97,18 +99,31 @@ class PlantConnection:
         self._tasks.append(asyncio.get_running_loop().create_task(self._beat(), name="rithmic-heartbeat"))
         return reply
 
-    async def request(self, template_id: int, **fields: Any) -> list[Message]:
-        """Send one request; its reply's messages, the closing one last."""
+    async def request(
+        self, template_id: int, *, collect: Callable[[Message], bool] | None = None, **fields: Any
+    ) -> list[Message]:
+        """Send one request; its reply's messages, the closing one last.
+
+        ``collect`` picks the pushes that are this request's data (e.g. 352 ``is_snapshot`` for
+        an account after 320): they come before the closer on the same socket and are put
+        first in the result instead of going to ``on_push``.
+        """
         tag = str(uuid.uuid4())
         future: asyncio.Future[list[Message]] = asyncio.get_running_loop().create_future()
+        gathered: list[Message] = []
+        collector = (collect, gathered) if collect is not None else None
         self._pending[tag] = ([], future)
+        if collector is not None:
+            self._collectors.append(collector)
         try:
             await self._send(codec.build(template_id, user_msg=[tag], **fields))
-            return await asyncio.wait_for(future, self.timeout_s)
+            return gathered + await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
             raise BrokerUnavailable(f"no reply to template {template_id} within {self.timeout_s}s") from None
         finally:
             self._pending.pop(tag, None)
+            if collector is not None:
+                self._collectors.remove(collector)
 
     async def close(self) -> None:
         """Log out (best effort) and close; pending requests fail with ``BrokerUnavailable``."""
@@ -167,6 +182,10 @@ class PlantConnection:
         tags = list(message.user_msg) if "user_msg" in fields else []
         pending = self._pending.get(tags[0]) if tags else None
         if pending is None:
+            for wanted, gathered in self._collectors:
+                if wanted(message):
+                    gathered.append(message)
+                    return
             if codec.template_of(message) != 19:  # heartbeat replies carry nothing
                 self._on_push(message)
             return
