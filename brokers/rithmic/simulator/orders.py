@@ -96,12 +96,16 @@ class OrderDesk:
             return
         account = _get(req, "account_id")
         with sim.holding():
-            # A repeated user_tag is a second order: nothing documents a dedupe [fidelity R-07].
+            # A repeated user_tag is a second order: nothing documents a dedupe [fidelity R-30].
             sim.notifier.expecting = _get(req, "exchange")
             try:
                 order, _ = sim.exchange.submit(account, client_order_id=_tag(req) or None, **fields)
             finally:
                 sim.notifier.expecting = None
+            if sim.exchange.account(account).faults.take_lose_response():
+                # the order stands but its answer is lost: the link drops before the 313 leaves
+                sim.lost_links.append(session)
+                return
             ack = wire.part(request, 313, user_tag=_tag(req), basket_id=order.order_id)
             sim.send(session, ack, wire.final(request, 313))
 

@@ -89,6 +89,7 @@ class RithmicSimulator:
         self.notifier = Notifier(self.fcm_id, self.ib_id, self.routes, self.exchange_of)
         self.sessions: set[Session] = set()
         self.heartbeats = 0  # RequestHeartbeat count, for tests
+        self.lost_links: list[Session] = []  # sessions whose answer a lose_response fault ate
         self.desk = OrderDesk(self)
         self.accounts = AccountDesk(self)
         self.handlers: dict[int, Handler] = {
@@ -205,6 +206,10 @@ class RithmicSimulator:
             else:
                 await self.latency.wait()
                 await handler(session, message)
+                if session in self.lost_links:
+                    self.lost_links.remove(session)
+                    await ws.close()  # a reset before the reply left: nothing more is written
+                    return
 
     async def _write(self, session: Session) -> None:
         while (frame := await session.outbox.get()) is not None:

@@ -14,7 +14,7 @@ require_module("async_rithmic", "third-party client", "async-rithmic (pip extra 
 from rithmic_helpers import wait_until  # noqa: E402
 
 from copytrader.brokers.base import SessionConfig  # noqa: E402
-from copytrader.brokers.errors import AuthenticationFailed, OrderRejected, UnknownOrder  # noqa: E402
+from copytrader.brokers.errors import AuthenticationFailed, BrokerUnavailable, OrderRejected, UnknownOrder  # noqa: E402
 from copytrader.brokers.model import (  # noqa: E402
     CancelOrder,
     ConnectionState,
@@ -145,3 +145,20 @@ async def test_bad_password_is_authentication_failed(sim: RithmicSimulator) -> N
 async def test_dropped_link_degrades(sim: RithmicSimulator, adapter: RithmicAdapter) -> None:
     sim.faults(LEADER).drop_connection = True
     await wait_until(lambda: adapter.state is ConnectionState.DEGRADED, what="degraded")
+
+
+async def test_lost_answer_is_outcome_unknown_and_lookup_finds_the_order(
+    sim: RithmicSimulator, adapter: RithmicAdapter
+) -> None:
+    """The order lands, the 313 never arrives: place must not claim "not sent", and after
+    reconnecting the broker is asked for the tag and answers the order (no second place)."""
+    sim.exchange.set_price("ESZ6", Decimal(5000))
+    sim.faults(LEADER).lose_response_next = 1
+    with pytest.raises(BrokerUnavailable) as caught:
+        await adapter.place(PlaceOrder("lead", "c7", "ESZ6", Side.BUY, 1))
+    assert caught.value.sent is True
+    await adapter.disconnect()
+    await adapter.connect()
+    found = await adapter.lookup("lead", "c7")
+    assert found is not None and found.duplicate and found.status is OrderStatus.FILLED
+    assert len(sim.exchange.orders_with_client_id(LEADER, "c7")) == 1
