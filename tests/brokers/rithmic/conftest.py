@@ -1,17 +1,26 @@
-"""Fixtures: a Rithmic simulator on an ephemeral port with a manual market clock."""
+"""Fixtures: a Rithmic simulator on an ephemeral port with a manual market clock.
+
+The simulator speaks through async-rithmic's protobuf classes (pip extra ``fidelity``), so it is
+imported inside the fixture: without the extra each test module skips (locally) or fails (CI)
+through ``ci_skips.require_module`` instead of the whole directory erroring at collection.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from copytrader.brokers.rithmic.simulator import RithmicSimulator, create_simulator
-from copytrader.brokers.simkernel.exchange import SimExchange
+if TYPE_CHECKING:
+    from copytrader.brokers.rithmic.simulator import RithmicSimulator
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RithmicSimulator]:
+    from copytrader.brokers.rithmic.simulator import create_simulator
+    from copytrader.brokers.simkernel.exchange import SimExchange
+
     simulator = create_simulator(SimExchange(seed=5), tick_ms=0)
     await simulator.start()
     try:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from copytrader.brokers.rithmic.simulator import RithmicSimulator
+if TYPE_CHECKING:
+    from copytrader.brokers.rithmic.simulator import RithmicSimulator
 
 
 async def wait_until(condition: Callable[[], Any], timeout_s: float = 5.0, what: str = "condition") -> Any:

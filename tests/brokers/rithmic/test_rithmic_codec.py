@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from ci_skips import require_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copytrader.brokers.rithmic import codec
-from copytrader.brokers.rithmic.codec import FrameError, UnknownTemplate
+require_module("async_rithmic", "third-party client", "async-rithmic (pip extra `fidelity`)")
+
+from copytrader.brokers.rithmic import codec  # noqa: E402
+from copytrader.brokers.rithmic.codec import FrameError, UnknownTemplate  # noqa: E402
 
 
 def test_round_trip_keeps_every_field() -> None:
