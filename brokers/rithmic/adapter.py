@@ -71,6 +71,7 @@ class RithmicAdapter(BrokerAdapter):
         self.routes: dict[str, str] = {}
         self._order: PlantConnection | None = None
         self._pnl: PlantConnection | None = None
+        self._closing = False  # our own close: a plant's reader ending is not a lost link
         self._ours = {broker: ours for ours, broker in config.accounts.items()}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -114,14 +115,16 @@ class RithmicAdapter(BrokerAdapter):
         return plant
 
     async def _close(self) -> None:
+        self._closing = True
         for plant in (self._order, self._pnl):
             if plant is not None:
                 with contextlib.suppress(Exception):
                     await plant.close()
         self._order = self._pnl = None
+        self._closing = False
 
     def _on_closed(self) -> None:
-        if self._state is ConnectionState.CONNECTED:
+        if self._state is ConnectionState.CONNECTED and not self._closing:
             self._set_state(ConnectionState.DEGRADED, "rithmic: plant connection lost")
 
     def _ids(self, template_id: int) -> dict[str, Any]:

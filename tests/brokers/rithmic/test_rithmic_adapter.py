@@ -17,6 +17,7 @@ from copytrader.brokers.base import SessionConfig  # noqa: E402
 from copytrader.brokers.errors import AuthenticationFailed, BrokerUnavailable, OrderRejected, UnknownOrder  # noqa: E402
 from copytrader.brokers.model import (  # noqa: E402
     CancelOrder,
+    ConnectionEvent,
     ConnectionState,
     FillEvent,
     FlattenPosition,
@@ -145,6 +146,15 @@ async def test_bad_password_is_authentication_failed(sim: RithmicSimulator) -> N
 async def test_dropped_link_degrades(sim: RithmicSimulator, adapter: RithmicAdapter) -> None:
     sim.faults(LEADER).drop_connection = True
     await wait_until(lambda: adapter.state is ConnectionState.DEGRADED, what="degraded")
+
+
+async def test_own_disconnect_is_not_a_lost_link(sim: RithmicSimulator) -> None:
+    made = RithmicAdapter(config(sim))
+    await made.connect()
+    drain = Drain(made)
+    await made.disconnect()
+    states = [e.state for e in drain() if isinstance(e, ConnectionEvent)]
+    assert states == [ConnectionState.DISCONNECTED]
 
 
 async def test_lost_answer_is_outcome_unknown_and_lookup_finds_the_order(
