@@ -1,1 +1,1 @@
-"""Rithmic (R|Protocol over WebSocket): codec and a protocol-faithful simulator."""
+"""Rithmic (R|Protocol over WebSocket): codec, plant transport, adapter and a protocol-faithful simulator."""
