@@ -229,7 +229,7 @@ class StreamDecoder:
     def __init__(self, encoding: Encoding = Encoding.BINARY, *, max_size: int = 4096) -> None:
         if encoding not in (Encoding.BINARY, Encoding.JSON):
             raise ValueError(f"encoding {encoding.name} is not implemented")
-        self.encoding = encoding
+        self.encoding: Encoding = encoding
         self.max_size = max_size
         self.broken = False
         self._buffer = bytearray()
@@ -275,7 +275,7 @@ class StreamDecoder:
         return decode_binary(frame)
 
     def _next_json(self) -> Message | DecodeError | None:
-        end = self._buffer.find(b"\0")
+        end = self._buffer.find(b"\0", 0, MAX_JSON_BYTES + 1)
         if end < 0:
             if len(self._buffer) > MAX_JSON_BYTES:
                 return self._fatal("too_large", f"no NUL within {MAX_JSON_BYTES} bytes")

@@ -210,6 +210,9 @@ def test_json_errors_skip_one_message() -> None:
 def test_json_without_a_nul_is_fatal_past_the_limit() -> None:
     decoder = StreamDecoder(Encoding.JSON)
     decoder.feed(b"{" * 70000)
+    assert decoder.next() == DecodeError("too_large", "no NUL within 65536 bytes", b"{" * RAW_LIMIT, fatal=True)
+    decoder = StreamDecoder(Encoding.JSON)
+    decoder.feed(b"{" * 70000 + b"\0")  # a NUL that comes too late does not make it a message
     error = decoder.next()
     assert isinstance(error, DecodeError) and error.kind == "too_large" and error.fatal
 

@@ -1,0 +1,133 @@
+"""Kernel records to DTC ORDER_UPDATE / POSITION_UPDATE messages.
+
+DTC has one unified order message: acceptance, fills, cancels and every rejection arrive as an
+ORDER_UPDATE whose ``OrderUpdateReason`` says which, with the text in ``InfoText``. Doubles the
+update does not carry stay at DBL_MAX ("unset"), as the header's ``Clear`` leaves them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from ...model import FillEvent, OrderStatus, OrderType, PositionEvent, Side, TimeInForce
+from ...simkernel.records import SimOrder
+from .. import messages as m
+from ..codec import Message, make
+from ..messages import MsgType, Value
+
+STATUS = {
+    OrderStatus.PENDING: m.OrderStatus.PENDING_CHILD,
+    OrderStatus.WORKING: m.OrderStatus.OPEN,
+    OrderStatus.PARTIALLY_FILLED: m.OrderStatus.PARTIALLY_FILLED,
+    OrderStatus.FILLED: m.OrderStatus.FILLED,
+    OrderStatus.CANCELLED: m.OrderStatus.CANCELED,
+    OrderStatus.REJECTED: m.OrderStatus.REJECTED,
+    OrderStatus.EXPIRED: m.OrderStatus.CANCELED,  # DTC has no "expired" status
+}
+ORDER_TYPES = {
+    m.OrderType.MARKET: OrderType.MARKET,
+    m.OrderType.LIMIT: OrderType.LIMIT,
+    m.OrderType.STOP: OrderType.STOP,
+    m.OrderType.STOP_LIMIT: OrderType.STOP_LIMIT,
+}
+DTC_ORDER_TYPES = {kernel: dtc for dtc, kernel in ORDER_TYPES.items()}
+TIME_IN_FORCE = {
+    m.TimeInForce.DAY: TimeInForce.DAY,
+    m.TimeInForce.GOOD_TILL_CANCELED: TimeInForce.GTC,
+    m.TimeInForce.IMMEDIATE_OR_CANCEL: TimeInForce.IOC,
+    m.TimeInForce.FILL_OR_KILL: TimeInForce.FOK,
+}
+DTC_TIME_IN_FORCE = {kernel: dtc for dtc, kernel in TIME_IN_FORCE.items()}
+SIDES = {m.BuySell.BUY: Side.BUY, m.BuySell.SELL: Side.SELL}
+DTC_SIDES = {kernel: dtc for dtc, kernel in SIDES.items()}
+
+
+def wire_price(value: Decimal | None) -> float:
+    return m.DBL_MAX if value is None else float(value)
+
+
+def unix_seconds(when: datetime) -> int:
+    return int(when.timestamp())
+
+
+def _prices(order: SimOrder) -> tuple[float, float]:
+    """Price1 is the limit (LIMIT) or the stop (STOP, STOP_LIMIT); Price2 the stop-limit's limit."""
+    if order.order_type is OrderType.LIMIT:
+        return wire_price(order.limit_price), m.DBL_MAX
+    if order.order_type is OrderType.STOP:
+        return wire_price(order.stop_price), m.DBL_MAX
+    if order.order_type is OrderType.STOP_LIMIT:
+        return wire_price(order.stop_price), wire_price(order.limit_price)
+    return m.DBL_MAX, m.DBL_MAX
+
+
+def order_update(order: SimOrder, reason: m.OrderUpdateReason, **extra: Value) -> Message:
+    """The full state of ``order`` as one ORDER_UPDATE."""
+    price1, price2 = _prices(order)
+    values: dict[str, Value] = {
+        "Symbol": order.symbol,
+        "ServerOrderID": order.order_id,
+        "ClientOrderID": order.client_order_id or "",
+        "ExchangeOrderID": order.order_id,
+        "TradeAccount": order.account,
+        "OrderStatus": int(STATUS[order.status]),
+        "OrderUpdateReason": int(reason),
+        "OrderType": int(DTC_ORDER_TYPES[order.order_type]),
+        "BuySell": int(DTC_SIDES[order.side]),
+        "Price1": price1,
+        "Price2": price2,
+        "TimeInForce": int(DTC_TIME_IN_FORCE[order.time_in_force]),
+        "OrderQuantity": float(order.quantity),
+        "FilledQuantity": float(order.filled_quantity),
+        "RemainingQuantity": float(order.leaves_quantity if not order.status.is_final else 0),
+        "AverageFillPrice": wire_price(order.average_price),
+        "InfoText": (order.reason or "")[:95],
+        "OrderReceivedDateTime": unix_seconds(order.created_at),
+        "LatestTransactionDateTime": order.updated_at.timestamp(),
+    }
+    values.update(extra)
+    return make(MsgType.ORDER_UPDATE, **values)
+
+
+def fill_update(order: SimOrder, fill: FillEvent) -> Message:
+    reason = m.OrderUpdateReason.ORDER_FILLED_PARTIALLY if fill.leaves_quantity else m.OrderUpdateReason.ORDER_FILLED
+    update = order_update(
+        order,
+        reason,
+        LastFillPrice=float(fill.price),
+        LastFillQuantity=float(fill.quantity),
+        LastFillDateTime=unix_seconds(fill.timestamp),
+        LastFillExecutionID=fill.fill_id,
+        FilledQuantity=float(fill.cumulative_quantity),
+        RemainingQuantity=float(fill.leaves_quantity),
+        OrderStatus=int(m.OrderStatus.PARTIALLY_FILLED if fill.leaves_quantity else m.OrderStatus.FILLED),
+    )
+    return update
+
+
+def refused_order(
+    client_order_id: str, account: str, symbol: str, text: str, reason: m.OrderUpdateReason, server_id: str = ""
+) -> Message:
+    """An ORDER_UPDATE for a request that never became (or did not change) a kernel order."""
+    return make(
+        MsgType.ORDER_UPDATE,
+        ClientOrderID=client_order_id[:31],
+        ServerOrderID=server_id,
+        TradeAccount=account[:31],
+        Symbol=symbol[:63],
+        OrderStatus=int(m.OrderStatus.REJECTED if reason is m.OrderUpdateReason.NEW_ORDER_REJECTED else 0),
+        OrderUpdateReason=int(reason),
+        InfoText=text[:95],
+    )
+
+
+def position_update(event: PositionEvent, **extra: Value) -> Message:
+    values: dict[str, Value] = {
+        "Symbol": event.symbol,
+        "TradeAccount": event.account_id,
+        "Quantity": float(event.net_quantity),
+        "AveragePrice": wire_price(event.average_price) if event.net_quantity else 0.0,
+    }
+    values.update(extra)
+    return make(MsgType.POSITION_UPDATE, **values)
