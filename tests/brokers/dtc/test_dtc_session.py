@@ -151,3 +151,23 @@ def test_wire_examples_for_the_record() -> None:
     beat = make(MsgType.HEARTBEAT, CurrentDateTime=1)
     assert encode_binary(beat) == bytes.fromhex("10000300 00000000 01000000 00000000")
     assert encode_json(beat) == b'{"Type":3,"NumDroppedMessages":0,"CurrentDateTime":1}\0'
+
+
+async def test_heartbeat_interval_zero_takes_the_server_default(connect: ClientFactory, sim: DtcSimulator) -> None:
+    await connect(HeartbeatIntervalInSeconds=0)
+    (session,) = sim.sessions
+    assert session.heartbeat_s == sim.default_heartbeat_s * sim.time_scale
+
+
+async def test_lost_client_heartbeats_get_the_client_dropped(connect: ClientFactory, sim: DtcSimulator) -> None:
+    client = await connect()  # heartbeating every 0.05 s
+    sim.exchange.account("DTC-LEADER").faults.lose_heartbeats = True
+    logoff = await client.expect_type(MsgType.LOGOFF)
+    assert "heartbeat" in str(logoff["Reason"])
+
+
+async def test_drop_connection_fault_closes_the_socket(connect: ClientFactory, sim: DtcSimulator) -> None:
+    client = await connect()
+    sim.exchange.account("DTC-LEADER").faults.drop_connection = True
+    sim.exchange.faults_changed("DTC-LEADER")
+    await asyncio.wait_for(client.closed.wait(), 5)
