@@ -12,12 +12,15 @@ from copytrader.brokers.dtc.simulator import DtcSimulator
 from copytrader.brokers.simkernel.exchange import SimExchange
 
 ClientFactory = Callable[..., Awaitable[DtcClient]]
+#: time_scale for heartbeat tests: a 5 s logon interval runs as 0.25 s.
+FAST = 0.05
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[DtcSimulator]:
-    # time_scale: a logon's 5 s heartbeat interval runs as 0.25 s here.
-    simulator = DtcSimulator(SimExchange(seed=11), time_scale=0.05)
+    # Real heartbeat time (a 5 s logon interval), so a busy machine cannot drop a client mid-test;
+    # heartbeat tests set FAST before logging on.
+    simulator = DtcSimulator(SimExchange(seed=11))
     await simulator.start()
     try:
         yield simulator

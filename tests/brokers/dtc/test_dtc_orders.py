@@ -259,7 +259,7 @@ async def test_current_positions_request(connect: ClientFactory, sim: DtcSimulat
 
 async def test_updates_reach_only_sessions_that_own_the_account() -> None:
     logins = [SimLogin("alice", "a", ("A-1",)), SimLogin("bob", "b", ("B-1",))]
-    simulator = await DtcSimulator(logins=logins, time_scale=0.05).start()
+    simulator = await DtcSimulator(logins=logins).start()
     alice, alice_too, bob = [await DtcClient.connect(simulator.port) for _ in range(3)]
     try:
         assert (await alice.logon("alice", "a"))["Result"] == 1

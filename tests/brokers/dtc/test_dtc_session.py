@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import struct
 
-from conftest import ClientFactory
+from conftest import FAST, ClientFactory
 from dtc_client import DtcClient
 
 from copytrader.brokers.dtc.codec import encode_binary, encode_json, make
@@ -42,7 +42,7 @@ async def test_binary_is_the_default_without_a_handshake(sim: DtcSimulator) -> N
 
 
 async def test_a_server_pinned_to_json_takes_json_first() -> None:
-    simulator = await DtcSimulator(initial_encoding=Encoding.JSON, time_scale=0.05).start()
+    simulator = await DtcSimulator(initial_encoding=Encoding.JSON).start()
     client = await DtcClient.connect(simulator.port, Encoding.JSON, negotiate=False)
     try:
         assert (await client.logon())["Result"] == 1
@@ -82,7 +82,8 @@ async def test_requests_before_logon_get_a_logoff(connect: ClientFactory) -> Non
     await asyncio.wait_for(client.closed.wait(), 5)
 
 
-async def test_server_heartbeats_at_the_negotiated_interval(connect: ClientFactory) -> None:
+async def test_server_heartbeats_at_the_negotiated_interval(connect: ClientFactory, sim: DtcSimulator) -> None:
+    sim.time_scale = FAST
     client = await connect()
     first = await client.expect_type(MsgType.HEARTBEAT)
     second = await client.expect_type(MsgType.HEARTBEAT)
@@ -91,13 +92,15 @@ async def test_server_heartbeats_at_the_negotiated_interval(connect: ClientFacto
 
 
 async def test_a_silent_client_is_dropped_after_two_intervals(connect: ClientFactory, sim: DtcSimulator) -> None:
+    sim.time_scale = FAST
     client = await connect(heartbeats=False)
     logoff = await client.expect_type(MsgType.LOGOFF)
     assert "heartbeat" in str(logoff["Reason"])
     await asyncio.wait_for(client.closed.wait(), 5)
 
 
-async def test_a_heartbeating_client_stays(connect: ClientFactory) -> None:
+async def test_a_heartbeating_client_stays(connect: ClientFactory, sim: DtcSimulator) -> None:
+    sim.time_scale = FAST
     client = await connect()
     for _ in range(4):  # four server heartbeats = 4 intervals: past the 2-interval timeout
         await client.expect_type(MsgType.HEARTBEAT)
@@ -160,6 +163,7 @@ async def test_heartbeat_interval_zero_takes_the_server_default(connect: ClientF
 
 
 async def test_lost_client_heartbeats_get_the_client_dropped(connect: ClientFactory, sim: DtcSimulator) -> None:
+    sim.time_scale = FAST
     client = await connect()  # heartbeating every 0.05 s
     sim.exchange.account("DTC-LEADER").faults.lose_heartbeats = True
     logoff = await client.expect_type(MsgType.LOGOFF)
