@@ -141,11 +141,13 @@ def encode_binary(message: Message) -> bytes:
         raise EncodeError(f"{spec.name}: {exc}") from None
 
 
-def decode_binary(frame: bytes) -> Message | DecodeError:
+def decode_binary(frame: bytes, *, exact_size: bool = True) -> Message | DecodeError:
     """Read one complete binary frame (``Size`` bytes, header included).
 
-    The size must be exactly the struct's: the header lets a receiver copy ``min(sizeof, Size)``
-    bytes, but a size we do not expect means a version we have not checked, so it is reported.
+    With ``exact_size`` (the default) the size must be the struct's: a size we do not expect
+    means a protocol version we have not checked, so it is reported. Without it the header's own
+    rule applies (``CopyFrom``): copy ``min(sizeof, Size)`` bytes over a default struct, so a
+    shorter, older message keeps later fields at their defaults and a longer one is truncated.
     """
     raw = bytes(frame[:RAW_LIMIT])
     if len(frame) < 4:
@@ -154,8 +156,11 @@ def decode_binary(frame: bytes) -> Message | DecodeError:
     spec = spec_for(msg_type)
     if spec is None:
         return DecodeError("unknown_type", f"message type {msg_type} is not supported", raw)
-    if size != len(frame) or size != spec.size:
+    if size != len(frame) or (exact_size and size != spec.size):
         return DecodeError("bad_size", f"{spec.name} has Size {size}; the struct is {spec.size} bytes", raw)
+    if size != spec.size:
+        defaults = encode_binary(make(spec.type))
+        frame = defaults[:4] + frame[4 : spec.size] + defaults[size:]
     items = struct.unpack(spec.fmt, frame)[2:]
     values: dict[str, Value] = {}
     for f, item in zip(spec.fields, items, strict=True):
@@ -222,15 +227,17 @@ class StreamDecoder:
     """Split a byte stream into messages; the encoding may change between two messages.
 
     ``max_size`` caps a binary frame (the largest struct here is 688 bytes; anything over the cap
-    is taken as garbage rather than waited for). After a fatal error the buffer is dropped and
-    the decoder yields nothing more: the connection must be closed.
+    is taken as garbage rather than waited for); ``exact_size`` is as in :func:`decode_binary`.
+    After a fatal error the buffer is dropped and the decoder yields nothing more: the connection
+    must be closed.
     """
 
-    def __init__(self, encoding: Encoding = Encoding.BINARY, *, max_size: int = 4096) -> None:
+    def __init__(self, encoding: Encoding = Encoding.BINARY, *, max_size: int = 4096, exact_size: bool = True) -> None:
         if encoding not in (Encoding.BINARY, Encoding.JSON):
             raise ValueError(f"encoding {encoding.name} is not implemented")
         self.encoding: Encoding = encoding
         self.max_size = max_size
+        self.exact_size = exact_size
         self.broken = False
         self._buffer = bytearray()
 
@@ -272,7 +279,7 @@ class StreamDecoder:
             return None
         frame = bytes(self._buffer[:size])
         del self._buffer[:size]
-        return decode_binary(frame)
+        return decode_binary(frame, exact_size=self.exact_size)
 
     def _next_json(self) -> Message | DecodeError | None:
         end = self._buffer.find(b"\0", 0, MAX_JSON_BYTES + 1)

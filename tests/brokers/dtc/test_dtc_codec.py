@@ -265,3 +265,21 @@ def test_corrupted_binary_frames_decode_or_error(message: Message, index: int, b
 
 def test_spec_lookup_of_unknown_type() -> None:
     assert spec_for(12345) is None
+
+
+def test_tolerant_sizes_follow_the_headers_copy_rule() -> None:
+    # CopyFrom: a shorter (older) message keeps later fields at their defaults...
+    full = encode_binary(make(MsgType.ORDER_UPDATE, ServerOrderID="9", Price1=5000.25, LatestTransactionDateTime=2.5))
+    cut = MESSAGES[MsgType.ORDER_UPDATE].size - 8  # without LatestTransactionDateTime
+    older = struct.pack("<H", cut) + full[2:cut]
+    decoder = StreamDecoder(exact_size=False)
+    decoder.feed(
+        older + struct.pack("<H", 20) + encode_binary(make(MsgType.HEARTBEAT, CurrentDateTime=7))[2:] + b"\1\2\3\4"
+    )
+    shorter, longer = list(decoder)
+    assert isinstance(shorter, Message) and shorter["ServerOrderID"] == "9" and shorter["Price1"] == 5000.25
+    assert shorter["LatestTransactionDateTime"] == 0.0
+    # ...and a longer (newer) one is truncated to the fields we know.
+    assert isinstance(longer, Message) and longer["CurrentDateTime"] == 7 and decoder.pending == 0
+    strict = decode_binary(older)
+    assert isinstance(strict, DecodeError) and strict.kind == "bad_size"
