@@ -215,7 +215,9 @@ class OrderDesk:
         order = self.exchange.account(event.account_id).orders[event.broker_order_id]
         if self._replacing == order.order_id:
             self._replacing = None
-            self.publish(order.account, order_update(order, Reason.ORDER_CANCEL_REPLACE_COMPLETE))
+            # the ServerOrderID is kept (undocumented either way), so Previous = current
+            update = order_update(order, Reason.ORDER_CANCEL_REPLACE_COMPLETE, PreviousServerOrderID=order.order_id)
+            self.publish(order.account, update)
             return
         if event.status is OrderStatus.REJECTED:
             reason = Reason.NEW_ORDER_REJECTED

@@ -182,6 +182,7 @@ async def test_cancel_replace_changes_price_and_quantity(connect: ClientFactory,
     client.send(make(MsgType.CANCEL_REPLACE_ORDER, ServerOrderID=server_id, Price1=4985.5, Quantity=3.0))
     done = await update(client, "m1", Reason.ORDER_CANCEL_REPLACE_COMPLETE)
     assert (done["Price1"], done["OrderQuantity"], done["ServerOrderID"]) == (4985.5, 3.0, server_id)
+    assert done["PreviousServerOrderID"] == server_id
     client.send(make(MsgType.CANCEL_REPLACE_ORDER, ServerOrderID=server_id, Price1IsSet=0, Price2IsSet=0, Quantity=1))
     done = await update(client, "m1", Reason.ORDER_CANCEL_REPLACE_COMPLETE)
     assert (done["Price1"], done["OrderQuantity"]) == (4985.5, 1.0)
@@ -280,3 +281,21 @@ async def test_updates_reach_only_sessions_that_own_the_account() -> None:
         for client in (alice, alice_too, bob):
             await client.close()
         await simulator.stop()
+
+
+async def test_a_duplicated_fill_repeats_its_execution_id(connect: ClientFactory, sim: DtcSimulator) -> None:
+    sim.exchange.set_price(SYMBOL, Decimal("5000.00"))
+    sim.exchange.account(ACCOUNT).faults.duplicate_next_fill = True
+    client = await connect()
+    client.send(order("twice"))
+    first = await update(client, "twice", Reason.ORDER_FILLED)
+    again = await update(client, "twice", Reason.ORDER_FILLED)
+    assert first["LastFillExecutionID"] == again["LastFillExecutionID"] != ""
+
+
+async def test_reject_next_fault_is_an_order_update_with_its_text(connect: ClientFactory, sim: DtcSimulator) -> None:
+    sim.exchange.account(ACCOUNT).faults.reject_next = "risk limit exceeded"
+    client = await connect()
+    client.send(order("risky"))
+    reject = await update(client, "risky", Reason.NEW_ORDER_REJECTED)
+    assert reject["InfoText"] == "risk limit exceeded" and reject["OrderStatus"] == OrderStatus.REJECTED
