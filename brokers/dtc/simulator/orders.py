@@ -8,26 +8,29 @@ rejected, never deduplicated into the earlier order. Every answer is an ORDER_UP
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from decimal import Decimal
 
 from ...instruments import instrument_for
-from ...model import FillEvent, OrderEvent, OrderStatus, OrderType, PositionEvent
+from ...model import FillEvent, OrderEvent, OrderStatus, OrderType, PositionEvent, Side
 from ...simkernel.exchange import KernelEvent, SimError, SimExchange
 from ...simkernel.records import SimOrder
 from .. import messages as m
-from ..codec import Message
-from ..messages import DBL_MAX
+from ..codec import Message, make
+from ..messages import DBL_MAX, MsgType
 from .session import Session
 from .updates import (
     ORDER_TYPES,
     SIDES,
     STATUS,
     TIME_IN_FORCE,
+    fill_record,
     fill_update,
     order_update,
     position_update,
     refused_order,
+    unix_seconds,
 )
 
 Reason = m.OrderUpdateReason
@@ -54,12 +57,21 @@ def _quantity(value: float) -> int:
 class OrderDesk:
     """Turns order-entry messages into kernel calls and kernel events into ORDER_UPDATEs."""
 
-    def __init__(self, exchange: SimExchange, publish: Publish, *, client_id_reuse: str = "reject") -> None:
+    def __init__(
+        self,
+        exchange: SimExchange,
+        publish: Publish,
+        *,
+        client_id_reuse: str = "reject",
+        flatten_cancels_orders: bool = False,
+    ) -> None:
         if client_id_reuse not in CLIENT_ID_REUSE:
             raise ValueError(f"client_id_reuse must be one of {CLIENT_ID_REUSE}")
         self.exchange = exchange
         self.publish = publish
         self.client_id_reuse = client_id_reuse
+        self.flatten_cancels_orders = flatten_cancels_orders
+        self.fills: dict[str, dict[str, FillEvent]] = {}  # account → fill id → fill (history)
         self.used_client_ids: set[tuple[str, str]] = set()  # (account, ClientOrderID) this session
         self._acked: set[str] = set()
         self._replacing: str | None = None
@@ -69,13 +81,7 @@ class OrderDesk:
         client_id, symbol = msg.as_text("ClientOrderID"), msg.as_text("Symbol")
         account = msg.as_text("TradeAccount") or session.trade_account
         try:
-            if not client_id:
-                raise Refused("ClientOrderID is required")
-            if not session.owns(account):
-                raise Refused(f"trade account {account!r} is not available to this logon")
-            if (account, client_id) in self.used_client_ids and self.client_id_reuse == "reject":
-                raise Refused(f"ClientOrderID {client_id!r} was already used in this trading session")
-            self.used_client_ids.add((account, client_id))
+            self._claim(session, account, client_id)
             kwargs = self._order_terms(msg)
         except Refused as exc:
             session.send(refused_order(client_id, account, symbol, str(exc), Reason.NEW_ORDER_REJECTED))
@@ -84,6 +90,65 @@ class OrderDesk:
             self.exchange.submit(account, symbol=symbol, client_order_id=client_id, **kwargs)  # type: ignore[arg-type]  # typed by _order_terms
         except SimError as exc:
             session.send(refused_order(client_id, account, symbol, str(exc), Reason.NEW_ORDER_REJECTED))
+
+    def _claim(self, session: Session, account: str, client_id: str) -> None:
+        """Check the account and the ClientOrderID, and mark the id used (even if refused later)."""
+        if not client_id:
+            raise Refused("ClientOrderID is required")
+        if not session.owns(account):
+            raise Refused(f"trade account {account!r} is not available to this logon")
+        if (account, client_id) in self.used_client_ids and self.client_id_reuse == "reject":
+            raise Refused(f"ClientOrderID {client_id!r} was already used in this trading session")
+        self.used_client_ids.add((account, client_id))
+
+    def flatten(self, session: Session, msg: Message) -> None:
+        """Close the symbol's position with a market order carrying the request's ClientOrderID.
+
+        Working orders are left alone unless ``flatten_cancels_orders``: whether a DTC server
+        cancels them is undocumented, and leaving them is the answer a copier must survive.
+        """
+        client_id, symbol = msg.as_text("ClientOrderID"), msg.as_text("Symbol")
+        account = msg.as_text("TradeAccount") or session.trade_account
+        try:
+            self._claim(session, account, client_id)
+            position = self.exchange.account(account).positions.get(symbol)
+            if position is None or not position.net_quantity:
+                raise Refused(f"no {symbol} position to flatten")
+        except Refused as exc:
+            session.send(refused_order(client_id, account, symbol, str(exc), Reason.NEW_ORDER_REJECTED))
+            return
+        if self.flatten_cancels_orders:
+            for order in self.exchange.open_orders(account):
+                if order.symbol == symbol:
+                    self.exchange.cancel(account, order.order_id, "flatten")
+        side = Side.SELL if position.net_quantity > 0 else Side.BUY
+        quantity = abs(position.net_quantity)
+        self.exchange.submit(account, symbol=symbol, side=side, quantity=quantity, client_order_id=client_id)
+
+    def historical_fills(self, session: Session, msg: Message) -> None:
+        """HISTORICAL_ORDER_FILLS_REQUEST: every fill recorded, one response each (or NoOrderFills)."""
+        request_id, wanted = msg.as_int("RequestID"), msg.as_text("TradeAccount")
+        if session.login is None or (wanted and not session.owns(wanted)):
+            text = f"trade account {wanted!r} is not available"
+            session.send(make(MsgType.HISTORICAL_ORDER_FILLS_REJECT, RequestID=request_id, RejectText=text))
+            return
+        accounts = [wanted] if wanted else list(session.login.accounts)
+        since = msg.as_int("StartDateTime")
+        if not since and msg.as_int("NumberOfDays") > 0:
+            since = int(time.time()) - 86400 * msg.as_int("NumberOfDays")
+        server_id = msg.as_text("ServerOrderID")
+        fills = [
+            f
+            for a in accounts
+            for f in self.fills.get(a, {}).values()
+            if (not server_id or f.broker_order_id == server_id) and unix_seconds(f.timestamp) >= since
+        ]
+        if not fills:
+            empty = {"RequestID": request_id, "TotalNumberMessages": 1, "MessageNumber": 1, "NoOrderFills": 1}
+            session.send(make(MsgType.HISTORICAL_ORDER_FILL_RESPONSE, **empty))
+        for n, fill in enumerate(fills, start=1):
+            extra = {"RequestID": request_id, "TotalNumberMessages": len(fills), "MessageNumber": n}
+            session.send(fill_record(fill, **extra))
 
     def _order_terms(self, msg: Message) -> dict[str, object]:
         try:
@@ -205,6 +270,7 @@ class OrderDesk:
         if isinstance(event, OrderEvent):
             self._on_order(event)
         elif isinstance(event, FillEvent):
+            self.fills.setdefault(event.account_id, {})[event.fill_id] = event  # a repeat is one fill
             order = self.exchange.account(event.account_id).orders[event.broker_order_id]
             self.publish(event.account_id, fill_update(order, event))
         elif isinstance(event, PositionEvent):

@@ -33,7 +33,8 @@ class DtcSimulator:
     any ENCODING_REQUEST; default binary), ``default_heartbeat_s`` (used when the logon asks for
     0), ``time_scale`` (multiplies every heartbeat interval, so tests run in fractions of a
     second), ``client_id_reuse`` (``"reject"``, the default and what the order-entry page asks of
-    a server, or ``"new_order"`` for a server that does not check).
+    a server, or ``"new_order"`` for a server that does not check), ``flatten_cancels_orders``
+    (default False: a flatten leaves working orders alone, the answer a copier must survive).
     """
 
     def __init__(
@@ -56,7 +57,10 @@ class DtcSimulator:
         self.time_scale = float(options.get("time_scale", 1.0))
         self.server_name = str(options.get("server_name", "CopyTrader DTC simulator"))
         self.desk = OrderDesk(
-            self.exchange, self._publish, client_id_reuse=str(options.get("client_id_reuse", "reject"))
+            self.exchange,
+            self._publish,
+            client_id_reuse=str(options.get("client_id_reuse", "reject")),
+            flatten_cancels_orders=bool(options.get("flatten_cancels_orders", False)),
         )
         self.sessions: set[Session] = set()
         self.logons = 0
@@ -72,6 +76,8 @@ class DtcSimulator:
             MsgType.CURRENT_POSITIONS_REQUEST: self._positions,
             MsgType.SUBMIT_NEW_SINGLE_ORDER: self.desk.submit,
             MsgType.SUBMIT_NEW_OCO_ORDER: self.desk.submit_oco,
+            MsgType.SUBMIT_FLATTEN_POSITION_ORDER: self.desk.flatten,
+            MsgType.HISTORICAL_ORDER_FILLS_REQUEST: self.desk.historical_fills,
             MsgType.CANCEL_ORDER: self.desk.cancel,
             MsgType.CANCEL_REPLACE_ORDER: self.desk.cancel_replace,
         }

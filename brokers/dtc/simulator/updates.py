@@ -131,3 +131,19 @@ def position_update(event: PositionEvent, **extra: Value) -> Message:
     }
     values.update(extra)
     return make(MsgType.POSITION_UPDATE, **values)
+
+
+def fill_record(fill: FillEvent, **extra: Value) -> Message:
+    """One HISTORICAL_ORDER_FILL_RESPONSE: a fill as the account's history holds it."""
+    values: dict[str, Value] = {
+        "Symbol": fill.symbol,
+        "ServerOrderID": fill.broker_order_id,
+        "BuySell": int(DTC_SIDES[fill.side]),
+        "Price": float(fill.price),
+        "DateTime": unix_seconds(fill.timestamp),
+        "Quantity": float(fill.quantity),
+        "UniqueExecutionID": fill.fill_id,
+        "TradeAccount": fill.account_id,
+    }
+    values.update(extra)
+    return make(MsgType.HISTORICAL_ORDER_FILL_RESPONSE, **values)

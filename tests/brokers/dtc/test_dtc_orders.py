@@ -299,3 +299,67 @@ async def test_reject_next_fault_is_an_order_update_with_its_text(connect: Clien
     client.send(order("risky"))
     reject = await update(client, "risky", Reason.NEW_ORDER_REJECTED)
     assert reject["InfoText"] == "risk limit exceeded" and reject["OrderStatus"] == OrderStatus.REJECTED
+
+
+def flatten(client_id: str, **values: Value) -> Message:
+    return make(
+        MsgType.SUBMIT_FLATTEN_POSITION_ORDER, Symbol=SYMBOL, TradeAccount=ACCOUNT, ClientOrderID=client_id, **values
+    )
+
+
+async def test_flatten_closes_the_position_and_leaves_working_orders(connect: ClientFactory, sim: DtcSimulator) -> None:
+    sim.exchange.set_price(SYMBOL, Decimal("5000.00"))
+    client = await connect()
+    client.send(order("long", Quantity=3.0))
+    await update(client, "long", Reason.ORDER_FILLED)
+    client.send(limit("resting", 4900.0))
+    await update(client, "resting", Reason.NEW_ORDER_ACCEPTED)
+    client.send(flatten("flat"))
+    closing = await update(client, "flat", Reason.ORDER_FILLED)
+    assert (closing["BuySell"], closing["FilledQuantity"]) == (BuySell.SELL, 3.0)
+    assert sim.exchange.account(ACCOUNT).positions[SYMBOL].net_quantity == 0
+    assert [o.client_order_id for o in sim.exchange.open_orders(ACCOUNT)] == ["resting"]
+    client.send(flatten("flat-again"))
+    reject = await update(client, "flat-again", Reason.NEW_ORDER_REJECTED)
+    assert "no ESZ6 position" in str(reject["InfoText"])
+    client.send(flatten("flat"))  # a used ClientOrderID, as for any order
+    assert "already used" in str((await update(client, "flat", Reason.NEW_ORDER_REJECTED))["InfoText"])
+
+
+async def test_flatten_option_that_also_cancels_working_orders(sim: DtcSimulator) -> None:
+    sim.desk.flatten_cancels_orders = True
+    sim.exchange.set_price(SYMBOL, Decimal("5000.00"))
+    client = await DtcClient.connect(sim.port)
+    try:
+        await client.logon()
+        client.send(order("short", BuySell=int(BuySell.SELL)))
+        await update(client, "short", Reason.ORDER_FILLED)
+        client.send(limit("resting", 4900.0))
+        await update(client, "resting", Reason.NEW_ORDER_ACCEPTED)
+        client.send(flatten("flat"))
+        await update(client, "resting", Reason.ORDER_CANCELED)
+        closing = await update(client, "flat", Reason.ORDER_FILLED)
+        assert closing["BuySell"] == BuySell.BUY and not sim.exchange.open_orders(ACCOUNT)
+    finally:
+        await client.close()
+
+
+async def test_historical_fills_list_each_fill_once(connect: ClientFactory, sim: DtcSimulator) -> None:
+    sim.exchange.set_price(SYMBOL, Decimal("5000.00"))
+    client = await connect()
+    request_id = client.request(MsgType.HISTORICAL_ORDER_FILLS_REQUEST, NumberOfDays=1)
+    assert (await client.expect_type(MsgType.HISTORICAL_ORDER_FILL_RESPONSE, RequestID=request_id))["NoOrderFills"] == 1
+    sim.exchange.account(ACCOUNT).faults.partial_fill_lot = 1
+    sim.exchange.account(ACCOUNT).faults.duplicate_next_fill = True
+    client.send(order("h1", Quantity=2.0))
+    first = await update(client, "h1", Reason.ORDER_FILLED_PARTIALLY)
+    sim.exchange.advance()
+    await update(client, "h1", Reason.ORDER_FILLED)
+    request_id = client.request(MsgType.HISTORICAL_ORDER_FILLS_REQUEST, ServerOrderID=str(first["ServerOrderID"]))
+    fills = [await client.expect_type(MsgType.HISTORICAL_ORDER_FILL_RESPONSE, RequestID=request_id) for _ in range(2)]
+    assert {(f["MessageNumber"], f["TotalNumberMessages"]) for f in fills} == {(1, 2), (2, 2)}
+    assert len({f["UniqueExecutionID"] for f in fills}) == 2 and all(f["Quantity"] == 1.0 for f in fills)
+    assert first["LastFillExecutionID"] in {f["UniqueExecutionID"] for f in fills}
+    assert all(f["BuySell"] == BuySell.BUY and f["TradeAccount"] == ACCOUNT for f in fills)
+    request_id = client.request(MsgType.HISTORICAL_ORDER_FILLS_REQUEST, TradeAccount="NOT-MINE")
+    assert (await client.expect_type(MsgType.HISTORICAL_ORDER_FILLS_REJECT, RequestID=request_id))["RejectText"]
