@@ -103,7 +103,13 @@ async def scripted() -> AsyncIterator[Callable[[Script], Awaitable[int]]]:
     servers: list[asyncio.Server] = []
 
     async def serve(script: Script) -> int:
-        server = await asyncio.start_server(script, "127.0.0.1", 0)
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await script(reader, writer)
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(run, "127.0.0.1", 0)
         servers.append(server)
         port: int = server.sockets[0].getsockname()[1]
         return port
