@@ -19,12 +19,10 @@ from ...simkernel.records import SimOrder
 from .. import messages as m
 from ..codec import Message, make
 from ..messages import DBL_MAX, MsgType
+from ..parsing import ORDER_TYPES, SIDES, TIME_IN_FORCE
 from .session import Session
 from .updates import (
-    ORDER_TYPES,
-    SIDES,
     STATUS,
-    TIME_IN_FORCE,
     fill_record,
     fill_update,
     order_update,

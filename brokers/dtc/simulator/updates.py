@@ -8,13 +8,13 @@ update does not carry stay at DBL_MAX ("unset"), as the header's ``Clear`` leave
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
-from ...model import FillEvent, OrderStatus, OrderType, PositionEvent, Side, TimeInForce
+from ...model import FillEvent, OrderStatus, OrderType, PositionEvent
 from ...simkernel.records import SimOrder
 from .. import messages as m
 from ..codec import Message, make
 from ..messages import MsgType, Value
+from ..parsing import DTC_ORDER_TYPES, DTC_SIDES, DTC_TIME_IN_FORCE, price_out
 
 STATUS = {
     OrderStatus.PENDING: m.OrderStatus.PENDING_CHILD,
@@ -25,26 +25,6 @@ STATUS = {
     OrderStatus.REJECTED: m.OrderStatus.REJECTED,
     OrderStatus.EXPIRED: m.OrderStatus.CANCELED,  # DTC has no "expired" status
 }
-ORDER_TYPES = {
-    m.OrderType.MARKET: OrderType.MARKET,
-    m.OrderType.LIMIT: OrderType.LIMIT,
-    m.OrderType.STOP: OrderType.STOP,
-    m.OrderType.STOP_LIMIT: OrderType.STOP_LIMIT,
-}
-DTC_ORDER_TYPES = {kernel: dtc for dtc, kernel in ORDER_TYPES.items()}
-TIME_IN_FORCE = {
-    m.TimeInForce.DAY: TimeInForce.DAY,
-    m.TimeInForce.GOOD_TILL_CANCELED: TimeInForce.GTC,
-    m.TimeInForce.IMMEDIATE_OR_CANCEL: TimeInForce.IOC,
-    m.TimeInForce.FILL_OR_KILL: TimeInForce.FOK,
-}
-DTC_TIME_IN_FORCE = {kernel: dtc for dtc, kernel in TIME_IN_FORCE.items()}
-SIDES = {m.BuySell.BUY: Side.BUY, m.BuySell.SELL: Side.SELL}
-DTC_SIDES = {kernel: dtc for dtc, kernel in SIDES.items()}
-
-
-def wire_price(value: Decimal | None) -> float:
-    return m.DBL_MAX if value is None else float(value)
 
 
 def unix_seconds(when: datetime) -> int:
@@ -54,11 +34,11 @@ def unix_seconds(when: datetime) -> int:
 def _prices(order: SimOrder) -> tuple[float, float]:
     """Price1 is the limit (LIMIT) or the stop (STOP, STOP_LIMIT); Price2 the stop-limit's limit."""
     if order.order_type is OrderType.LIMIT:
-        return wire_price(order.limit_price), m.DBL_MAX
+        return price_out(order.limit_price), m.DBL_MAX
     if order.order_type is OrderType.STOP:
-        return wire_price(order.stop_price), m.DBL_MAX
+        return price_out(order.stop_price), m.DBL_MAX
     if order.order_type is OrderType.STOP_LIMIT:
-        return wire_price(order.stop_price), wire_price(order.limit_price)
+        return price_out(order.stop_price), price_out(order.limit_price)
     return m.DBL_MAX, m.DBL_MAX
 
 
@@ -81,7 +61,7 @@ def order_update(order: SimOrder, reason: m.OrderUpdateReason, **extra: Value) -
         "OrderQuantity": float(order.quantity),
         "FilledQuantity": float(order.filled_quantity),
         "RemainingQuantity": float(order.leaves_quantity if not order.status.is_final else 0),
-        "AverageFillPrice": wire_price(order.average_price),
+        "AverageFillPrice": price_out(order.average_price),
         "InfoText": (order.reason or "")[:95],
         "OrderReceivedDateTime": unix_seconds(order.created_at),
         "LatestTransactionDateTime": order.updated_at.timestamp(),
@@ -127,7 +107,7 @@ def position_update(event: PositionEvent, **extra: Value) -> Message:
         "Symbol": event.symbol,
         "TradeAccount": event.account_id,
         "Quantity": float(event.net_quantity),
-        "AveragePrice": wire_price(event.average_price) if event.net_quantity else 0.0,
+        "AveragePrice": price_out(event.average_price) if event.net_quantity else 0.0,
     }
     values.update(extra)
     return make(MsgType.POSITION_UPDATE, **values)
