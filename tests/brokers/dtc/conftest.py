@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
-from dtc_client import DtcClient
+from dtc_client import ClientFactory, DtcClient
 
 from copytrader.brokers.dtc.messages import Encoding
 from copytrader.brokers.dtc.simulator import DtcSimulator
 from copytrader.brokers.simkernel.exchange import SimExchange
-
-ClientFactory = Callable[..., Awaitable[DtcClient]]
-#: time_scale for heartbeat tests: a 5 s logon interval runs as 0.25 s.
-FAST = 0.05
 
 
 @pytest.fixture

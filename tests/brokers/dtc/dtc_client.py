@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from copytrader.brokers.dtc.codec import DecodeError, Message, StreamDecoder, encode, make
 from copytrader.brokers.dtc.messages import Encoding, MsgType, Value
 
 Predicate = Callable[[Message], bool]
+#: time_scale for heartbeat tests: a 5 s logon interval runs as 0.25 s.
+FAST = 0.05
 
 
 class DtcClient:
@@ -133,3 +135,6 @@ class DtcClient:
         self.writer.close()
         with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
+
+
+ClientFactory = Callable[..., Awaitable[DtcClient]]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from conftest import ClientFactory
-from dtc_client import DtcClient
+from dtc_client import ClientFactory, DtcClient
 
 from copytrader.brokers.dtc.codec import Message, make
 from copytrader.brokers.dtc.messages import DBL_MAX, BuySell, MsgType, OrderStatus, OrderType, TimeInForce, Value

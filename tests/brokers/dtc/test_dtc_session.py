@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import struct
 
-from conftest import FAST, ClientFactory
-from dtc_client import DtcClient
+from dtc_client import FAST, ClientFactory, DtcClient
 
 from copytrader.brokers.dtc.codec import encode_binary, encode_json, make
 from copytrader.brokers.dtc.messages import Encoding, MsgType

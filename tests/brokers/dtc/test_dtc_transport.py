@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from conftest import FAST
+from dtc_client import FAST
 
 from copytrader.brokers.dtc.codec import Message, StreamDecoder, encode, make
 from copytrader.brokers.dtc.messages import BuySell, Encoding, MsgType, OrderType, OrderUpdateReason
