@@ -1,0 +1,1 @@
+"""Sierra Chart DTC (Data and Trading Communications) protocol: codec and simulator."""
