@@ -39,6 +39,7 @@ class Session:
     channels: dict[int, FeedChannel] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     received: list[p.Message] = field(default_factory=list)
+    muted: bool = False  # a fault: the server stops sending anything to this client
 
 
 Handler = Callable[[Session, Any], Awaitable[None]]
@@ -117,6 +118,11 @@ class DxLinkSimulator:
         for session in list(self.sessions):
             await session.ws.close()
 
+    def mute_all(self) -> None:
+        """A fault: every open connection stops hearing from us (no data, no KEEPALIVE)."""
+        for session in self.sessions:
+            session.muted = True
+
     def subscriptions(self) -> set[tuple[str, str]]:
         """Every (event type, symbol) some open channel is subscribed to."""
         return {key for s in self.sessions for ch in s.channels.values() for key in ch.subscriptions}
@@ -152,7 +158,7 @@ class DxLinkSimulator:
         return ws
 
     async def send(self, session: Session, message: p.Message) -> None:
-        if session.ws.closed:
+        if session.ws.closed or session.muted:
             return
         async with session.lock:
             with contextlib.suppress(ConnectionError, RuntimeError):

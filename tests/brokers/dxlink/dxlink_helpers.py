@@ -52,3 +52,10 @@ async def feed_channel(ws: aiohttp.ClientWebSocketResponse, data_format: Any, fi
     await expect(ws, p.ChannelOpened)
     await send(ws, p.FeedSetup(channel=1, acceptDataFormat=data_format, acceptEventFields=fields))
     return await expect(ws, p.FeedConfig)
+
+
+async def eventually(condition: Any, timeout_s: float = 5.0) -> None:
+    """Await ``condition()`` becoming true (polled), failing after ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.01)
