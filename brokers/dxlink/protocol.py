@@ -129,7 +129,7 @@ Message = (
     | FeedSubscription
     | FeedData
 )
-TYPES: Final = frozenset(cls.__struct_config__.tag for cls in Message.__args__)  # type: ignore[union-attr]
+TYPES: Final = frozenset(cls.__struct_config__.tag for cls in Message.__args__)
 
 _decoder: msgspec.json.Decoder[Message] = msgspec.json.Decoder(Message)
 _envelope = msgspec.json.Decoder(dict[str, Any])

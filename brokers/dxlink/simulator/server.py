@@ -63,6 +63,7 @@ class DxLinkSimulator:
         self.market = MarketData(PricePath(seed=int(options.get("seed", 7))), lambda: time.time() * 1000)
         self.sessions: set[Session] = set()
         self.connections = 0
+        self.history: list[Session] = []  # every connection ever made, for tests to read back
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.url = ""
@@ -133,6 +134,7 @@ class DxLinkSimulator:
         await ws.prepare(request)
         session = Session(ws)
         self.sessions.add(session)
+        self.history.append(session)
         self.connections += 1
         try:
             async for frame in ws:

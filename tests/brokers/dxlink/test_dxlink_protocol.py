@@ -17,15 +17,40 @@ from copytrader.brokers.dxlink.events import Quote, Trade, typed
 
 def test_spec_transcript_messages_decode_to_their_types() -> None:
     frames: list[tuple[dict[str, Any], type[Any]]] = [
-        ({"type": "SETUP", "channel": 0, "keepaliveTimeout": 60, "acceptKeepaliveTimeout": 60, "version": "0.1"}, p.Setup),
+        (
+            {"type": "SETUP", "channel": 0, "keepaliveTimeout": 60, "acceptKeepaliveTimeout": 60, "version": "0.1"},
+            p.Setup,
+        ),
         ({"type": "AUTH_STATE", "channel": 0, "state": "UNAUTHORIZED"}, p.AuthState),
         ({"type": "AUTH", "channel": 0, "token": "t"}, p.Auth),
         ({"type": "KEEPALIVE", "channel": 0}, p.Keepalive),
-        ({"type": "CHANNEL_REQUEST", "channel": 1, "service": "FEED", "parameters": {"contract": "AUTO"}}, p.ChannelRequest),
-        ({"type": "CHANNEL_OPENED", "channel": 1, "service": "FEED", "parameters": {"contract": "AUTO"}}, p.ChannelOpened),
-        ({"type": "FEED_SETUP", "channel": 1, "acceptDataFormat": "COMPACT", "acceptEventFields": {"Quote": ["bidPrice"]}}, p.FeedSetup),
+        (
+            {"type": "CHANNEL_REQUEST", "channel": 1, "service": "FEED", "parameters": {"contract": "AUTO"}},
+            p.ChannelRequest,
+        ),
+        (
+            {"type": "CHANNEL_OPENED", "channel": 1, "service": "FEED", "parameters": {"contract": "AUTO"}},
+            p.ChannelOpened,
+        ),
+        (
+            {
+                "type": "FEED_SETUP",
+                "channel": 1,
+                "acceptDataFormat": "COMPACT",
+                "acceptEventFields": {"Quote": ["bidPrice"]},
+            },
+            p.FeedSetup,
+        ),
         ({"type": "FEED_CONFIG", "channel": 1, "dataFormat": "COMPACT", "aggregationPeriod": 0.1}, p.FeedConfig),
-        ({"type": "FEED_SUBSCRIPTION", "channel": 1, "reset": True, "add": [{"type": "Candle", "symbol": "ES{=1m}", "fromTime": 0}]}, p.FeedSubscription),
+        (
+            {
+                "type": "FEED_SUBSCRIPTION",
+                "channel": 1,
+                "reset": True,
+                "add": [{"type": "Candle", "symbol": "ES{=1m}", "fromTime": 0}],
+            },
+            p.FeedSubscription,
+        ),
         ({"type": "FEED_DATA", "channel": 1, "data": ["Quote", ["Quote", "ES", 1.5]]}, p.FeedData),
         ({"type": "CHANNEL_CANCEL", "channel": 1}, p.ChannelCancel),
         ({"type": "CHANNEL_CLOSED", "channel": 1}, p.ChannelClosed),
@@ -87,7 +112,14 @@ def test_full_items_must_be_event_objects() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(5000.25, Decimal("5000.25")), (1.08505, Decimal("1.08505")), (7, Decimal(7)), ("NaN", None), ("-Infinity", None), (math.inf, None)],
+    [
+        (5000.25, Decimal("5000.25")),
+        (1.08505, Decimal("1.08505")),
+        (7, Decimal(7)),
+        ("NaN", None),
+        ("-Infinity", None),
+        (math.inf, None),
+    ],
 )
 def test_json_doubles_become_decimals_or_none(value: Any, expected: Decimal | None) -> None:
     assert p.to_decimal(value) == expected
@@ -119,7 +151,22 @@ def test_fuzz_bytes_never_crash_the_decoder(raw: bytes) -> None:
 @given(
     st.sampled_from(sorted(p.TYPES) + ["BOGUS"]),
     st.dictionaries(
-        st.sampled_from(["channel", "version", "token", "state", "service", "parameters", "data", "add", "reset", "error", "message", "dataFormat"]),
+        st.sampled_from(
+            [
+                "channel",
+                "version",
+                "token",
+                "state",
+                "service",
+                "parameters",
+                "data",
+                "add",
+                "reset",
+                "error",
+                "message",
+                "dataFormat",
+            ]
+        ),
         json_values,
     ),
 )

@@ -11,7 +11,9 @@ from copytrader.brokers.dxlink.simulator import DEFAULT_TOKEN, DxLinkSimulator
 ES = "/ESZ26:XCME"
 
 
-async def test_setup_answers_setup_then_unprompted_auth_state(sim: DxLinkSimulator, http: aiohttp.ClientSession) -> None:
+async def test_setup_answers_setup_then_unprompted_auth_state(
+    sim: DxLinkSimulator, http: aiohttp.ClientSession
+) -> None:
     async with http.ws_connect(sim.url) as ws:
         await send(ws, p.Setup(channel=0, version="0.1-DXF-JS/0.3.0", keepaliveTimeout=30, acceptKeepaliveTimeout=20))
         first = p.decode((await ws.receive()).data)
@@ -108,7 +110,9 @@ async def test_compact_sends_one_event_type_per_message_in_config_order(
         config = await feed_channel(ws, "COMPACT", fields)
         assert config.dataFormat == "COMPACT"
         assert config.eventFields is not None and config.eventFields["Quote"] == ["eventSymbol", "bidPrice", "askPrice"]
-        await send(ws, p.FeedSubscription(channel=1, add=[p.Subscription(type=t, symbol=ES) for t in ("Quote", "Trade")]))
+        await send(
+            ws, p.FeedSubscription(channel=1, add=[p.Subscription(type=t, symbol=ES) for t in ("Quote", "Trade")])
+        )
         kinds: set[str] = set()
         while kinds != {"Quote", "Trade"}:
             data = (await expect(ws, p.FeedData)).data
