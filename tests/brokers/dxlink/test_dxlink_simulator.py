@@ -7,6 +7,8 @@ from dxlink_helpers import SETUP, authorized, closed, eventually, expect, feed_c
 
 from copytrader.brokers.dxlink import protocol as p
 from copytrader.brokers.dxlink.simulator import DEFAULT_TOKEN, DxLinkSimulator
+from copytrader.brokers.dxlink.simulator.feed import MarketData, kernel_symbol
+from copytrader.brokers.simkernel.pricepath import PricePath
 
 ES = "/ESZ26:XCME"
 
@@ -134,3 +136,32 @@ async def test_full_events_and_reset_unsubscribes(sim: DxLinkSimulator, http: ai
         await eventually(lambda: sim.subscriptions() == {("Quote", ES)})  # reset first, then add
         await send(ws, p.FeedSubscription(channel=1, remove=[p.Subscription(type="Quote", symbol=ES)]))
         await eventually(lambda: sim.subscriptions() == set())
+
+
+def test_dxfeed_futures_symbols_map_to_the_instrument_table() -> None:
+    assert kernel_symbol("/ESZ26:XCME") == "ESZ26"
+    assert kernel_symbol("/6EZ26:XCME") == "6EZ26"
+    assert kernel_symbol("/YMZ26") == "YMZ26"
+    assert kernel_symbol("AAPL") is None and kernel_symbol("/ES Z26") is None
+
+
+def test_price_path_is_deterministic_per_seed() -> None:
+    def walk(seed: int) -> list[object]:
+        market = MarketData(PricePath(seed=seed), lambda: 0)
+        return [e["price"] for _ in range(20) for e in market.step({ES}) if e["eventType"] == "Trade"]
+
+    assert walk(3) == walk(3)
+    assert walk(3) != walk(4)
+    assert all(price % 0.25 == 0 for price in walk(3))
+
+
+async def test_unknown_symbols_get_no_data(http: aiohttp.ClientSession) -> None:
+    async with DxLinkSimulator(tick_ms=0) as still, http.ws_connect(still.url) as ws:
+        await authorized(ws, DEFAULT_TOKEN)
+        await feed_channel(ws, "FULL")
+        subs = [p.Subscription(type="Trade", symbol=s) for s in ("AAPL", ES)]
+        await send(ws, p.FeedSubscription(channel=1, add=subs))
+        data = (await expect(ws, p.FeedData)).data
+        assert [e["eventSymbol"] for e in data] == [ES]  # the snapshot names only the listed future
+        await still.tick()
+        assert [e["eventSymbol"] for e in (await expect(ws, p.FeedData)).data] == [ES]
