@@ -32,6 +32,7 @@ class Session:
     ws: web.WebSocketResponse
     setup: p.Setup | None = None
     authorized: bool = False
+    token: str | None = None
     client_timeout_s: float = 60.0  # how long the client may stay silent (its keepaliveTimeout)
     server_timeout_s: float = 60.0  # what we promised (our keepaliveTimeout)
     last_received: float = field(default_factory=time.monotonic)
@@ -39,6 +40,7 @@ class Session:
     channels: dict[int, FeedChannel] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     received: list[p.Message] = field(default_factory=list)
+    closing: bool = False
     muted: bool = False  # a fault: the server stops sending anything to this client
 
 
@@ -66,6 +68,7 @@ class DxLinkSimulator:
         self.history: list[Session] = []  # every connection ever made, for tests to read back
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[bool]] = set()
         self.url = ""
         self._dispatch: dict[type[Any], Handler] = {
             p.Setup: self._on_setup,
@@ -118,6 +121,17 @@ class DxLinkSimulator:
         """Close every connection (a test's network failure)."""
         for session in list(self.sessions):
             await session.ws.close()
+
+    async def expire_token(self, token: str) -> None:
+        """A token's lifetime ends (its issuer's rule, not dxLink's): it is no longer accepted,
+        and sessions authorized with it get AUTH_STATE UNAUTHORIZED and lose their channels (what
+        a real server does here is undocumented; this is the plausible strict reading)."""
+        self.tokens.discard(token)
+        for session in list(self.sessions):
+            if session.authorized and session.token == token:
+                session.authorized = False
+                session.channels.clear()
+                await self.send(session, p.AuthState(channel=0, state="UNAUTHORIZED"))
 
     def mute_all(self) -> None:
         """A fault: every open connection stops hearing from us (no data, no KEEPALIVE)."""
@@ -194,7 +208,7 @@ class DxLinkSimulator:
 
     async def _on_auth(self, session: Session, message: p.Auth) -> None:
         if message.token in self.tokens:
-            session.authorized = True
+            session.authorized, session.token = True, message.token
             await self.send(session, p.AuthState(channel=0, state="AUTHORIZED", userId="sim-user"))
             return
         session.authorized = False
@@ -268,17 +282,24 @@ class DxLinkSimulator:
             await asyncio.sleep(self.tick_ms / 1000)
             await self.tick()
 
+    def _close_later(self, session: Session) -> None:
+        """Close without holding up the watchdog (a close waits for the peer's close frame)."""
+        task = asyncio.get_running_loop().create_task(session.ws.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     async def _watchdog(self) -> None:
         """Drop silent clients (ERROR TIMEOUT, then close); keep our side alive with KEEPALIVE."""
         while True:
             await asyncio.sleep(0.05)
             now = time.monotonic()
-            for session in list(self.sessions):
+            for session in [s for s in self.sessions if not s.closing]:
                 limit = session.client_timeout_s if session.setup else self.setup_timeout_s
                 if now - session.last_received > limit:
                     what = "keepalive" if session.setup else "SETUP"
                     await self._error(session, 0, "TIMEOUT", f"no {what} message received for {limit:g}s")
-                    await session.ws.close()
+                    session.closing = True
+                    self._close_later(session)
                 elif session.setup and now - session.last_sent > session.server_timeout_s / 2:
                     await self.send(session, p.Keepalive(channel=0))
 

@@ -114,3 +114,13 @@ async def test_silent_server_is_left_and_reconnected() -> None:
         await eventually(lambda: client.connects == 2 and len(quiet.sessions) >= 1)
         await client.connected()
         assert quiet.subscriptions() == {("Quote", ES), ("Trade", ES)}
+
+
+async def test_token_expiring_mid_session_is_fatal(sim: DxLinkSimulator) -> None:
+    async with DxLinkClient(sim.url, DEFAULT_TOKEN, first_retry_s=0.01) as client:
+        await client.subscribe([ES])
+        await client.connected()
+        await sim.expire_token(DEFAULT_TOKEN)
+        with pytest.raises(AuthError, match="withdrew"):
+            await take(client.events(), 1000)
+        assert client.connects == 1  # not retried with a token the server refuses

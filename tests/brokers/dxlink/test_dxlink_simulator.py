@@ -165,3 +165,15 @@ async def test_unknown_symbols_get_no_data(http: aiohttp.ClientSession) -> None:
         assert [e["eventSymbol"] for e in data] == [ES]  # the snapshot names only the listed future
         await still.tick()
         assert [e["eventSymbol"] for e in (await expect(ws, p.FeedData)).data] == [ES]
+
+
+async def test_expired_token_unauthorizes_live_sessions(sim: DxLinkSimulator, http: aiohttp.ClientSession) -> None:
+    async with http.ws_connect(sim.url) as ws:
+        await authorized(ws, DEFAULT_TOKEN)
+        await feed_channel(ws, "FULL")
+        await sim.expire_token(DEFAULT_TOKEN)
+        assert (await expect(ws, p.AuthState)).state == "UNAUTHORIZED"
+        await send(ws, p.FeedSubscription(channel=1, add=[p.Subscription(type="Quote", symbol=ES)]))
+        assert (await expect(ws, p.Error)).error == "BAD_ACTION"  # its channels are gone
+        await send(ws, p.Auth(channel=0, token=DEFAULT_TOKEN))
+        assert (await expect(ws, p.Error)).error == "UNAUTHORIZED"  # and the token no longer works
