@@ -133,6 +133,12 @@ class DxLinkSimulator:
                 session.channels.clear()
                 await self.send(session, p.AuthState(channel=0, state="UNAUTHORIZED"))
 
+    async def send_raw_all(self, text: str) -> None:
+        """A fault: a frame that need not be a valid message, to every open connection."""
+        for session in list(self.sessions):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await session.ws.send_str(text)
+
     def mute_all(self) -> None:
         """A fault: every open connection stops hearing from us (no data, no KEEPALIVE)."""
         for session in self.sessions:

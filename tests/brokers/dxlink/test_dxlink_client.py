@@ -124,3 +124,15 @@ async def test_token_expiring_mid_session_is_fatal(sim: DxLinkSimulator) -> None
         with pytest.raises(AuthError, match="withdrew"):
             await take(client.events(), 1000)
         assert client.connects == 1  # not retried with a token the server refuses
+
+
+async def test_a_bad_frame_from_the_server_is_reported_and_skipped(sim: DxLinkSimulator) -> None:
+    async with DxLinkClient(sim.url, DEFAULT_TOKEN) as client:
+        await client.subscribe([ES])
+        await client.connected()
+        await sim.send_raw_all('{"type": "FEED_DATA", "channel": 1}')  # no data
+        await sim.send_raw_all('{"type": "FEED_DATA", "channel": 1, "data": ["Quote", [1]]}')  # short values
+        session = next(iter(sim.sessions))
+        await eventually(lambda: any(isinstance(m, p.Error) and m.error == "INVALID_MESSAGE" for m in session.received))
+        await take(client.events(), 3)  # still delivering, on the same connection
+        assert client.connects == 1

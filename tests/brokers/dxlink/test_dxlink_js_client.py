@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ci_skips import require
 from dxlink_helpers import eventually
 
 from copytrader.brokers.dxlink import protocol as p
 from copytrader.brokers.dxlink.simulator import DEFAULT_TOKEN, DxLinkSimulator
-from tests.ci_skips import require
 
 NODE_MODULES = Path(
     os.environ.get("DXLINK_NODE_MODULES", str(Path.home() / ".cache/copytrader-dxlink-node/node_modules"))
