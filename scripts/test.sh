@@ -14,6 +14,11 @@ if command -v npm >/dev/null 2>&1 && [ ! -d "$PROJECTX_NODE_MODULES/@microsoft/s
     mkdir -p "$(dirname "$PROJECTX_NODE_MODULES")"
     npm install --silent --no-audit --no-fund --prefix "$(dirname "$PROJECTX_NODE_MODULES")" @microsoft/signalr@8 >&2
 fi
+export DXLINK_NODE_MODULES=${DXLINK_NODE_MODULES:-$HOME/.cache/copytrader-dxlink-node/node_modules}
+if command -v npm >/dev/null 2>&1 && [ ! -d "$DXLINK_NODE_MODULES/@dxfeed/dxlink-api" ]; then
+    mkdir -p "$(dirname "$DXLINK_NODE_MODULES")"
+    npm install --silent --no-audit --no-fund --prefix "$(dirname "$DXLINK_NODE_MODULES")" @dxfeed/dxlink-api@0.3.0 >&2
+fi
 
 # Browser tests: Debian's Chromium (Playwright drives it; its own browser download is never used)
 # and the dashboard's vendored browser libraries from the npm registry.

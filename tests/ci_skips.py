@@ -35,6 +35,7 @@ TOOLS: dict[str, str] = {
     "postgresql": "COPYTRADER_TEST_POSTGRES_URL (scripts/services.sh)",
     "redis": "COPYTRADER_TEST_REDIS_URL (scripts/services.sh)",
     "node": "node and npm on PATH, @microsoft/signalr under PROJECTX_NODE_MODULES (scripts/test.sh)",
+    "dxlink js client": "node with --experimental-websocket, @dxfeed/dxlink-api@0.3.0 under DXLINK_NODE_MODULES (scripts/test.sh)",
     "helm": "helm and hadolint (scripts/validate-deploy.sh)",
     "third-party client": "a platform's published client library (pip extra `fidelity`, npm)",
 }

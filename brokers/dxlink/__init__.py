@@ -1,0 +1,1 @@
+"""dxFeed dxLink: WebSocket market data (quotes, trades) — no orders, no accounts."""
