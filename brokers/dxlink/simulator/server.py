@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ...simkernel.pricepath import PricePath
+from ...simkernel.serving import Background, HttpSite
 from .. import protocol as p
 from .feed import FeedChannel, MarketData
 
@@ -66,8 +67,8 @@ class DxLinkSimulator:
         self.sessions: set[Session] = set()
         self.connections = 0
         self.history: list[Session] = []  # every connection ever made, for tests to read back
-        self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._site = HttpSite()
+        self._background = Background()
         self._closing: set[asyncio.Task[bool]] = set()
         self.url = ""
         self._dispatch: dict[type[Any], Handler] = {
@@ -85,30 +86,16 @@ class DxLinkSimulator:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get(PATH, self._serve)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound port only here
-        assert server is not None and server.sockets  # type: ignore[attr-defined]  # asyncio.Server
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # asyncio.Server
+        self.port = await self._site.start(app, self.host, self.port)
         self.url = f"ws://{self.host}:{self.port}{PATH}"
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._watchdog(), name="dxlink-sim-keepalive"))
+        self._background.spawn(self._watchdog(), "dxlink-sim-keepalive")
         if self.tick_ms > 0:
-            self._tasks.append(loop.create_task(self._clock(), name="dxlink-sim-clock"))
+            self._background.spawn(self._clock(), "dxlink-sim-clock")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._background.cancel_all()
         await self.drop_all()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._site.stop()
 
     async def __aenter__(self) -> DxLinkSimulator:
         await self.start()

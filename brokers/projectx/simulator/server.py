@@ -19,6 +19,7 @@ from ...simkernel.exchange import KernelEvent, SimAccount, SimExchange
 from ...simkernel.faults import FaultSwitches
 from ...simkernel.latency import Latency
 from ...simkernel.logins import SimLogin
+from ...simkernel.serving import Background, HttpSite
 from .. import schemas as px
 from .api import GatewayApi
 from .auth import TokenService
@@ -90,8 +91,8 @@ class ProjectXSimulator:
                 self.owner.setdefault(name, login.username)
         self.hub = UserHub(self)
         self.api = GatewayApi(self)
-        self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._site = HttpSite()
+        self._background = Background()
         self.base_url = ""
         self.user_hub_url = ""
 
@@ -99,34 +100,20 @@ class ProjectXSimulator:
     async def start(self) -> None:
         app = web.Application(middlewares=[self.api.middleware])
         app.add_routes(self.api.routes())
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound port only here
-        assert server is not None and server.sockets  # type: ignore[attr-defined]  # asyncio.Server
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # asyncio.Server
+        self.port = await self._site.start(app, self.host, self.port)
         self.base_url = f"http://{self.host}:{self.port}"
         self.user_hub_url = f"{self.base_url}{px.USER_HUB_PATH}"
         self.exchange.add_listener(self._on_kernel_event)
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._watch_faults(), name="projectx-sim-faults"))
+        self._background.spawn(self._watch_faults(), "projectx-sim-faults")
         if self.tick_ms > 0:
-            self._tasks.append(loop.create_task(self._clock(), name="projectx-sim-clock"))
+            self._background.spawn(self._clock(), "projectx-sim-clock")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._background.cancel_all()
         with contextlib.suppress(ValueError):
             self.exchange.remove_listener(self._on_kernel_event)
         await self.hub.drop_all()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._site.stop()
 
     async def __aenter__(self) -> ProjectXSimulator:
         await self.start()

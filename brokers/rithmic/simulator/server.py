@@ -28,6 +28,7 @@ from ...simkernel.exchange import KernelEvent, SimExchange
 from ...simkernel.faults import FaultSwitches
 from ...simkernel.latency import Latency
 from ...simkernel.logins import SimLogin
+from ...simkernel.serving import Background, HttpSite
 from .. import codec
 from . import wire
 from .accounts import AccountDesk
@@ -112,42 +113,28 @@ class RithmicSimulator:
             402: self.accounts.pnl_snapshot,
         }
         self._held: list[tuple[str, list[Message]]] | None = None
-        self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._site = HttpSite()
+        self._background = Background()
         self.url = ""
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/", self._serve)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound port only here
-        assert server is not None and server.sockets  # type: ignore[attr-defined]  # asyncio.Server
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # asyncio.Server
+        self.port = await self._site.start(app, self.host, self.port)
         self.url = f"ws://{self.host}:{self.port}"
         self.exchange.add_listener(self._on_kernel_event)
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._watch_faults(), name="rithmic-sim-faults"))
+        self._background.spawn(self._watch_faults(), "rithmic-sim-faults")
         if self.tick_ms > 0:
-            self._tasks.append(loop.create_task(self._clock(), name="rithmic-sim-clock"))
+            self._background.spawn(self._clock(), "rithmic-sim-clock")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._background.cancel_all()
         with contextlib.suppress(ValueError):
             self.exchange.remove_listener(self._on_kernel_event)
         for session in list(self.sessions):
             await session.ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._site.stop()
 
     async def __aenter__(self) -> RithmicSimulator:
         await self.start()

@@ -29,6 +29,7 @@ from ...simkernel.exchange import SimExchange
 from ...simkernel.faults import FaultSwitches
 from ...simkernel.latency import Latency
 from ...simkernel.logins import SimLogin
+from ...simkernel.serving import Background, HttpSite
 from .. import codec
 from .. import schemas as s
 from .api import LOST_STATUS, Api
@@ -131,8 +132,8 @@ class TradovateSimulator:
         self.sockets: set[_Socket] = set()
         self.connections_opened = 0
         self.closed_for_silence = 0
-        self._runner: web.AppRunner | None = None
-        self._clock: asyncio.Task[None] | None = None
+        self._site = HttpSite()
+        self._background = Background()
         self._unsubscribe = self.book.subscribe(self._on_props)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -140,24 +141,15 @@ class TradovateSimulator:
         app = web.Application()
         app.router.add_get("/v1/websocket", self._websocket)
         app.router.add_route("*", "/v1/{endpoint:.+}", self._rest)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound port only here
-        assert server is not None and server.sockets  # type: ignore[attr-defined]  # asyncio.Server
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # asyncio.Server
-        self._clock = asyncio.get_running_loop().create_task(self._run_clock())
+        # aiohttp's default grace for open handlers: sockets are closed first, in stop().
+        self.port = await self._site.start(app, self.host, self.port, shutdown_timeout=60.0)
+        self._background.spawn(self._run_clock(), "tradovate-sim-clock")
 
     async def stop(self) -> None:
-        if self._clock is not None:
-            self._clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock
+        await self._background.cancel_all()
         for sock in list(self.sockets):
             await sock.ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._site.stop()
         self._unsubscribe()
         self.book.close()
 
