@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...core.config import CopyConfig
+from ...core.quotes import QuoteBook
 from ...core.settings import Settings
 from ...core.topics import Topics
 from .outbox import Outbox
@@ -24,7 +25,7 @@ ShutdownHook = Callable[[], Awaitable[None]]
 @dataclass(slots=True)
 class StageContext:
     """The worker's settings, copy config, topics, outbox and broker sessions, plus the
-    registries stages add to: shutdown hooks (close sessions before Faust stops), Faust tables,
+    the latest market prices, and the registries stages add to: shutdown hooks (close sessions before Faust stops), Faust tables,
     and the partitions and lag of consumers that run outside Faust (readiness, lag metric)."""
 
     settings: Settings
@@ -32,6 +33,9 @@ class StageContext:
     topics: Topics
     outbox: Outbox
     pool: SessionPool
+    #: Latest market prices, fed by the worker's price feed; ``None`` when no market-data
+    #: source is configured (stages then do without: no price band, no marks, no slippage).
+    quotes: QuoteBook | None = None
     tables: dict[str, Any] = field(default_factory=dict)
     shutdown_hooks: list[ShutdownHook] = field(default_factory=list)
     assignments: list[Callable[[], set[Any]]] = field(default_factory=list)
