@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..common.retrying import keep_running
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
-from ..core.control_records import AccountCommand, RuleCommand, decode_command
+from ..core.control_records import AccountCommand, AlertTokenCommand, ControlCommand, RuleCommand, decode_command
 from ..core.records import AccountStatus, Execution, OrderError, Position
 from ..core.topics import SPEC, topic_name
 from .auth import Auth, parse_cookie_header
@@ -132,7 +132,7 @@ class KafkaFeed:
         self.push_failures = 0  # the current streak, for one warning per streak
         # Rule and account records replayed from copy.controls (the account registry applies
         # them, so it shows what the planners and executors apply).
-        self.on_command: Callable[[RuleCommand | AccountCommand], None] | None = None
+        self.on_command: Callable[[RuleCommand | AccountCommand | AlertTokenCommand], None] | None = None
 
     async def run(self) -> None:
         await keep_running(self._consume, "dashboard feed")
@@ -213,12 +213,13 @@ class KafkaFeed:
                 return self.live.apply_status(AccountStatus.loads(value))
             if topic == CONTROLS_TOPIC:
                 command = decode_command(value)
-                if isinstance(command, (RuleCommand, AccountCommand)):
+                if isinstance(command, (RuleCommand, AccountCommand, AlertTokenCommand)):
                     if self.on_command is not None:
                         self.on_command(command)
                     if isinstance(command, AccountCommand):
                         return self.live.apply_account(command.account_id, command.platform)
                     return []
+                assert isinstance(command, ControlCommand)
                 return self.live.apply_control(command.account_id, command.paused)
         except Exception as exc:  # noqa: BLE001 - one bad record must not stop the dashboard
             log.warning("dashboard skipped a record on %s[%s]@%s: %s", topic, partition, offset, type(exc).__name__)
