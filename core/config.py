@@ -18,6 +18,7 @@ import yaml
 from ..brokers.base import SessionConfig
 from ..brokers.registry import ADAPTERS
 from . import schemas
+from .notifications import NotificationConfigError, NotificationTarget, parse_targets
 from .scaling import CopyRule, ScalingMode
 from .schemas import SchemaError
 
@@ -62,6 +63,8 @@ class CopyConfig:
     groups: tuple[CopyGroup, ...]
     source: str = "<memory>"
     followers_by_leader: dict[str, tuple[tuple[CopyGroup, Follower], ...]] = field(default_factory=dict)
+    #: Outgoing webhooks for alerts (``agents/notify``); none by default.
+    notifications: tuple[NotificationTarget, ...] = ()
 
     def session_for(self, account_id: str) -> SessionConfig:
         return self.sessions[self.accounts[account_id].session_id]
@@ -102,12 +105,17 @@ def parse_config(data: Any, env: dict[str, str] | None = None, source: str = "<m
     for group in groups:
         if group.enabled:
             index.setdefault(group.leader, []).extend((group, f) for f in group.followers)
+    try:
+        notifications = parse_targets(root.notifications or [], env)
+    except NotificationConfigError as exc:
+        raise ConfigError(exc.field, exc.reason) from None
     return CopyConfig(
         sessions=sessions,
         accounts=accounts,
         groups=groups,
         source=source,
         followers_by_leader={k: tuple(v) for k, v in index.items()},
+        notifications=notifications,
     )
 
 
