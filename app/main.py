@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import kill
 from .factory import create_app
 
 app = create_app()
+kill.install(app)  # ``copytrader kill``: an app command, it needs the app's producer and topics

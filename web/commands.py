@@ -22,6 +22,7 @@ from typing import Any
 
 import faust
 
+from ..agents.shared import kill_switch
 from ..agents.shared.context import StageContext
 from ..core import ids
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
@@ -62,6 +63,15 @@ class Commands:
     async def set_alert_token(self, command: AlertTokenCommand) -> None:
         """Every web worker applies it (the digest only); compaction keeps the latest."""
         await self.controls_topic.send(key=command.key.encode(), value=command.encode())
+
+    async def kill(self, by: str) -> dict[str, Any]:
+        """The kill switch (``agents.shared.kill_switch``): pause all, flatten every follower."""
+
+        async def send_control(key: bytes, value: bytes) -> None:
+            await self.controls_topic.send(key=key, value=value)
+
+        switch = await kill_switch.engage(self.runtime.config, by, send_control, self.runtime.outbox.intents)
+        return switch.report()
 
     def followers(self) -> list[str]:
         return self.runtime.config.follower_accounts()

@@ -68,7 +68,7 @@ class ExecutionStage:
     @classmethod
     def build(cls, ctx: StageContext) -> ExecutionStage:
         router = OrderRouter(ctx.pool, ctx.outbox)
-        return cls(ctx, router, AccountLanes(router.execute, router.report_crash))
+        return cls(ctx, router, AccountLanes(router.execute, router.report_crash, router.report_skipped))
 
 
 async def pump_fills(router: OrderRouter, adapter: BrokerAdapter, followers: set[str]) -> None:

@@ -44,6 +44,7 @@ from ...brokers.model import (
 )
 from ...brokers.retry import exactly_once
 from ...core.records import Execution, OrderError, OrderIntent, stamp
+from ..shared import kill_switch
 from ..shared.deferred_outbox import DeferredOutbox
 from ..shared.outbox import Outbox
 from ..shared.sessions import SessionPool
@@ -53,6 +54,8 @@ from .late_lookup import LateLookups
 log = logging.getLogger(__name__)
 
 Done = Callable[[], Awaitable[object]]
+#: One queued intent of a lane: the intent, its offset acknowledgement, redelivered or not.
+Queued: TypeAlias = "tuple[OrderIntent, Done | None, bool]"
 Lookup = Callable[[], Awaitable["OrderAck | None"]]
 Pending: TypeAlias = "asyncio.Future[None] | None"  # what an intent's offset still waits for
 
@@ -318,6 +321,10 @@ class OrderRouter:
         await self.outbox.execution(execution)
         self._notify(intent, error)
 
+    async def report_skipped(self, intent: OrderIntent, reason: str) -> None:
+        """A queued copy dropped by the kill switch before it was sent: said, never silent."""
+        await self._fail(intent, intent.stamps, BrokerError(reason), kind="reject", code="KILL_SWITCH", record=False)
+
     async def report_crash(self, intent: OrderIntent, exc: Exception) -> None:
         """A bug, not a broker answer: still say so on ``order.errors`` so the copy is not silent."""
         await self._fail(intent, intent.stamps, exc, kind="reject", code="INTERNAL", state=UNKNOWN, payload=repr(exc))
@@ -440,10 +447,13 @@ class AccountLanes:
         self,
         run: Callable[[OrderIntent, bool], Awaitable[Pending]],
         on_crash: Callable[[OrderIntent, Exception], Awaitable[None]] | None = None,
+        on_skip: Callable[[OrderIntent, str], Awaitable[None]] | None = None,
     ) -> None:
         self._run = run
         self._on_crash = on_crash
-        self._queues: dict[str, asyncio.Queue[tuple[OrderIntent, Done | None, bool]]] = {}
+        self._on_skip = on_skip
+        self._skipping: set[asyncio.Future[None]] = set()
+        self._queues: dict[str, asyncio.Queue[Queued]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def submit(self, intent: OrderIntent, done: Done | None = None, redelivered: bool = False) -> None:
@@ -451,9 +461,35 @@ class AccountLanes:
         if queue is None:
             queue = self._queues[intent.account_id] = asyncio.Queue()
             self._tasks[intent.account_id] = asyncio.ensure_future(self._drain(intent.account_id, queue))
+        if kill_switch.is_kill(intent.signal_id):
+            self._jump_the_queue(queue, (intent, done, redelivered))
+            return
         queue.put_nowait((intent, done, redelivered))
 
-    async def _drain(self, account_id: str, queue: asyncio.Queue[tuple[OrderIntent, Done | None, bool]]) -> None:
+    def _jump_the_queue(self, queue: asyncio.Queue[Queued], kill: Queued) -> None:
+        """The kill switch's flatten goes first; queued entries (never sent) are dropped and
+        reported; queued cancels and flattens stay, after it (they only reduce exposure)."""
+        waiting: list[Queued] = []
+        while not queue.empty():
+            waiting.append(queue.get_nowait())
+            queue.task_done()
+        queue.put_nowait(kill)
+        for item in waiting:
+            if item[0].action in ("place", "modify"):
+                self._skipping.add(asyncio.ensure_future(self._skip(item)))
+            else:
+                queue.put_nowait(item)
+
+    async def _skip(self, item: Queued) -> None:
+        intent, done, _ = item
+        try:
+            if self._on_skip is not None:
+                await self._on_skip(intent, "kill switch engaged before this copy was sent")
+        finally:
+            if done is not None:
+                await done()
+
+    async def _drain(self, account_id: str, queue: asyncio.Queue[Queued]) -> None:
         while True:
             intent, done, redelivered = await queue.get()
             pending: Pending = None

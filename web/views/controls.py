@@ -50,6 +50,13 @@ def install(app: faust.App, ctx: WebContext) -> None:
                 await ctx.commands.set_paused(account, False, request[SESSION_KEY].username), status=202
             )
 
+    @app.page("/api/controls/kill")
+    class Kill(web.View):
+        @guarded
+        async def post(self, request: aioweb.Request) -> aioweb.Response:
+            """Pause all copying, cancel every follower's working orders, close their positions."""
+            return json_response(await ctx.commands.kill(request[SESSION_KEY].username), status=202)
+
     @app.page("/api/controls/flatten")
     class Flatten(web.View):
         @guarded

@@ -14,7 +14,8 @@ export class AccountGrid {
     container.append(
       el("div", { class: "toolbar" },
         el("h2", {}, "Accounts"), el("span", { class: "spacer" }), this.pauseAll,
-        el("button", { id: "flatten-all", class: "danger", onclick: () => this.flatten("*") }, "Flatten all followers")),
+        el("button", { id: "flatten-all", class: "danger", onclick: () => this.flatten("*") }, "Flatten all followers"),
+        el("button", { id: "kill-switch", class: "danger", title: "pause all copying, cancel every follower order, close every follower position", onclick: () => this.kill() }, "Kill switch")),
       el("div", { class: "table-wrap" }, el("table", { id: "account-grid" },
         el("thead", {}, el("tr", {},
           el("th", { class: "sticky" }, "Account"), el("th", { class: "hide-sm" }, "Platform"), el("th", {}, "Status"),
@@ -108,6 +109,16 @@ export class AccountGrid {
     const pause = !this.pausedAll;
     await post(`/api/controls/${pause ? "pause" : "resume"}`, { account_id: "*" }).catch((e) => toast(e.message));
     toast(pause ? "All copying paused" : "Copying resumed");
+  }
+
+  async kill() {
+    if (!confirm("Kill switch: pause all copying, cancel every follower's working orders and close every follower position?")) return;
+    try {
+      const answer = await post("/api/controls/kill", {});
+      toast(`Kill switch engaged: ${answer.flatten_accounts.length} follower account(s) flattening, copying paused`);
+    } catch (error) {
+      toast(error.message);
+    }
   }
 
   async flatten(account) {
