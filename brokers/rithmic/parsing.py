@@ -28,6 +28,8 @@ SIDE = {1: Side.BUY, 2: Side.SELL, 3: Side.SELL}  # 3 = SS (sell short) on notif
 
 # 352 notify_type
 STATUS, MODIFY, CANCEL, TRIGGER, FILL, REJECT = 1, 2, 3, 4, 5, 6
+#: The 352 types that state an order's condition: one the model cannot read is a bad answer.
+STATE_TYPES = frozenset({STATUS, MODIFY, CANCEL, TRIGGER, FILL, REJECT})
 
 
 def price(value: float, symbol: str) -> Decimal:

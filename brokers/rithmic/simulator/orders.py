@@ -156,6 +156,25 @@ class OrderDesk:
                 return
             sim.send(session, wire.final(request, 317, basket_id=basket))
 
+    async def cancel_all(self, session: Session, request: Message) -> None:
+        """346 → 347: every working order of the account gets a cancel [PB78, AR order.py]; each
+        then reports 352 CANCEL as a single cancel would. Whether 347 waits for the cancels is
+        UNDOCUMENTED: here the reply leaves first, then the notifications."""
+        sim = self.sim
+        refused = sim.wrong_account(session, request)
+        if refused is not None:
+            sim.send(session, wire.final(request, 347, refused))
+            return
+        account = _get(request, "account_id")
+        with sim.holding():
+            for order in sim.exchange.open_orders(account):
+                if order.order_id in sim.exchange_of:
+                    try:
+                        sim.exchange.cancel(account, order.order_id)
+                    except SimError:
+                        continue  # it filled first (the kernel's race): nothing left to cancel
+            sim.send(session, wire.final(request, 347))
+
 
 def _get(message: Message, name: str) -> Any:
     return getattr(message, name)

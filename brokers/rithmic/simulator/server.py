@@ -8,13 +8,16 @@ events into 351/352 pushes for the sessions subscribed (308) to the account.
 Strict by default (docs/fidelity/rithmic.md): anything but system info (16) or login (10) before a
 login is refused with Reject 75 ``["1034", "invalid operation before login."]``; a frame without a
 valid length gets Reject 75 ``message length is invalid``; a session silent for twice its
-``heartbeat_interval`` is closed.
+``heartbeat_interval`` is closed; one user may hold ``max_sessions`` (1) session per plant, an
+older one gets ForcedLogout 77 (:mod:`.sessions`). No input closes the server: a frame it
+cannot read, or a request whose handling fails, gets a Reject 75 and the link stays up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,13 +37,16 @@ from . import wire
 from .accounts import AccountDesk
 from .notify import Notifier
 from .orders import OrderDesk
+from .sessions import SessionBook
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ACCOUNTS = ("RITHMIC-LEADER", "RITHMIC-FOLLOWER-1")
 SYSTEM_NAME = "Rithmic Test"  # the test gateway's system name [AR scripts/conformance.py]
 SHARED = frozenset({16, 10, 12, 18})
 #: Which templates each simulated plant answers [RG template table]; others get Reject 75.
 PLANT_TEMPLATES = {
-    wire.ORDER_PLANT: SHARED | {300, 302, 308, 310, 312, 314, 316, 320, 324, 336, 3504},
+    wire.ORDER_PLANT: SHARED | {300, 302, 308, 310, 312, 314, 316, 320, 324, 336, 346, 3504},
     wire.PNL_PLANT: SHARED | {400, 402},
 }
 
@@ -55,6 +61,7 @@ class Session:
     order_accounts: set[str] = field(default_factory=set)
     pnl_accounts: set[str] = field(default_factory=set)
     outbox: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    login_order: int = 0  # when it logged in, so the oldest is the one a newer login evicts
 
 
 Handler = Callable[[Session, Message], Awaitable[None]]
@@ -64,7 +71,8 @@ class RithmicSimulator:
     """Options: ``logins`` (list of :class:`SimLogin`; default one login ``sim-user``/``sim-pass``
     owning ``accounts``), ``balance``, ``system_name``, ``heartbeat_interval`` (s, sent in 11),
     ``latency`` (ms or ``"50+20"``, before every reply), ``tick_ms`` (market clock; 0 = manual),
-    ``fcm_id``/``ib_id``, ``exchanges`` (those with a trade route; default every kernel venue)."""
+    ``fcm_id``/``ib_id``, ``exchanges`` (those with a trade route; default every kernel venue),
+    ``max_sessions`` (per user and plant, default 1: the strictest reading, see :mod:`.sessions`)."""
 
     def __init__(
         self, exchange: SimExchange | None = None, host: str = "127.0.0.1", port: int = 0, **options: Any
@@ -92,6 +100,7 @@ class RithmicSimulator:
         self.heartbeats = 0  # RequestHeartbeat count, for tests
         self.lost_links: list[Session] = []  # sessions whose answer a lose_response fault ate
         self.desk = OrderDesk(self)
+        self.book = SessionBook(self, int(options.get("max_sessions", 1)))
         self.accounts = AccountDesk(self)
         self.handlers: dict[int, Handler] = {
             16: self._system_info,
@@ -107,6 +116,7 @@ class RithmicSimulator:
             312: self.desk.new_order,
             314: self.desk.modify_order,
             316: self.desk.cancel_order,
+            346: self.desk.cancel_all,
             324: self.accounts.order_history,
             3504: self.accounts.exit_position,
             400: self.accounts.pnl_updates,
@@ -163,6 +173,26 @@ class RithmicSimulator:
             await ws.close()
         return ws
 
+    @property
+    def base_url(self) -> str:
+        return self.url
+
+    def credentials_for(self, username: str) -> dict[str, Any]:
+        """What a client of ``username`` needs: user, password, system name, its accounts."""
+        login = self.logins[username]
+        return {
+            "username": login.username,
+            "password": login.secret,
+            "system_name": self.system_name,
+            "accounts": list(login.accounts),
+        }
+
+    def demo_credentials(self) -> dict[str, Any]:
+        """The first login's credentials, every login, and symbols the kernel trades."""
+        first = next(iter(self.logins))
+        logins = [self.credentials_for(name) for name in self.logins]
+        return {**self.credentials_for(first), "logins": logins, "symbols": wire.demo_symbols()}
+
     async def _read(self, session: Session) -> None:
         ws = session.ws
         while not ws.closed:
@@ -186,13 +216,20 @@ class RithmicSimulator:
                 continue
             template_id = codec.template_of(message)
             handler = self.handlers.get(template_id)
-            if session.user is None and template_id not in (10, 16):
+            faulted = self.book.fault_answer(session, message)
+            if faulted is not None:
+                self.send(session, faulted)
+            elif session.user is None and template_id not in (10, 16):
                 self.send(session, wire.reject(message, wire.BEFORE_LOGIN))
             elif handler is None or (session.user and template_id not in PLANT_TEMPLATES[session.infra_type]):
                 self.send(session, wire.reject(message, ["3", f"template {template_id} not supported here"]))
             else:
                 await self.latency.wait()
-                await handler(session, message)
+                try:
+                    await handler(session, message)
+                except Exception as exc:  # noqa: BLE001 - one request we cannot carry out must not end the link
+                    log.warning("rithmic simulator: template %s failed: %r", template_id, exc)
+                    self.send(session, wire.reject(message, ["3", f"could not process template {template_id}"]))
                 if session in self.lost_links:
                     self.lost_links.remove(session)
                     await ws.close()  # a reset before the reply left: nothing more is written
@@ -201,6 +238,9 @@ class RithmicSimulator:
     async def _write(self, session: Session) -> None:
         while (frame := await session.outbox.get()) is not None:
             if session.ws.closed:
+                return
+            if not frame:  # the server ends this session (ForcedLogout): close after what was queued
+                await session.ws.close()
                 return
             with contextlib.suppress(ConnectionError):
                 await session.ws.send_bytes(frame)
@@ -230,6 +270,7 @@ class RithmicSimulator:
                 fcm_id=self.fcm_id, ib_id=self.ib_id, heartbeat_interval=hb, unique_user_id=login.username
             )
             self.send(session, wire.final(request, 11, template_version=req.template_version, **fields))
+            self.book.logged_in(session)
 
     async def _logout(self, session: Session, request: Message) -> None:
         session.user = None
@@ -243,6 +284,7 @@ class RithmicSimulator:
 
     async def _login_info(self, session: Session, request: Message) -> None:
         fields: dict[str, Any] = dict(fcm_id=self.fcm_id, ib_id=self.ib_id, user=session.user, user_type=3)  # TRADER
+        fields.update(tp_max_session_count=self.book.max_sessions, op_max_session_count=self.book.max_sessions)
         self.send(session, wire.final(request, 301, **fields))
 
     async def _trade_routes(self, session: Session, request: Message) -> None:

@@ -102,14 +102,17 @@ async def test_modify_cancel_and_lookup(sim: RithmicSimulator, adapter: RithmicA
     assert found is not None and found.duplicate and found.broker_order_id == placed.broker_order_id
     assert found.status is OrderStatus.CANCELLED
     assert await adapter.lookup("lead", "never-sent") is None
+    again = await adapter.cancel(CancelOrder("lead", "c2"))  # a redelivered cancel: already done
+    assert again.duplicate and again.broker_order_id == placed.broker_order_id
     with pytest.raises(UnknownOrder):
-        await adapter.cancel(CancelOrder("lead", "c2"))  # no longer working
+        await adapter.cancel(CancelOrder("lead", "never-sent"))
 
 
 async def test_reject_and_refusal(sim: RithmicSimulator, adapter: RithmicAdapter) -> None:
     drain = Drain(adapter)
     sim.faults(LEADER).reject_next = "margin"
-    await adapter.place(PlaceOrder("lead", "c3", "ESZ6", Side.BUY, 1))
+    with pytest.raises(OrderRejected, match="margin"):  # 313 took it, the 352 REJECT that follows refuses it
+        await adapter.place(PlaceOrder("lead", "c3", "ESZ6", Side.BUY, 1))
     (event,) = await wait_until(
         lambda: [e for e in _of(drain(), OrderEvent, "c3") if e.status is OrderStatus.REJECTED], what="rejected"
     )
