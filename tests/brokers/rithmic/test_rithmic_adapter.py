@@ -146,9 +146,16 @@ async def test_bad_password_is_authentication_failed(sim: RithmicSimulator) -> N
     assert not sim.sessions or all(s.user is None for s in sim.sessions)
 
 
-async def test_dropped_link_degrades(sim: RithmicSimulator, adapter: RithmicAdapter) -> None:
+async def test_dropped_link_degrades_then_reconnects(sim: RithmicSimulator, adapter: RithmicAdapter) -> None:
+    drain = Drain(adapter)
     sim.faults(LEADER).drop_connection = True
-    await wait_until(lambda: adapter.state is ConnectionState.DEGRADED, what="degraded")
+    await wait_until(
+        lambda: (
+            [e.state for e in drain() if isinstance(e, ConnectionEvent)][-2:]
+            == [ConnectionState.DEGRADED, ConnectionState.CONNECTED]
+        ),
+        what="degraded, then connected again",
+    )
 
 
 async def test_own_disconnect_is_not_a_lost_link(sim: RithmicSimulator) -> None:
