@@ -18,7 +18,7 @@ After a lost link the session reconnects and :meth:`_resync` reports what happen
 once. Frames the codec cannot read, and 352s that cannot be read into the model, are reported
 with their raw bytes (truncated) on the event stream and in health, never dropped silently.
 
-Not done: brackets (330), fill busts (how Rithmic reports one is UNDOCUMENTED). Lookups see the
+Not done: OCO (328), bracket modifies (332/334), fill busts (how Rithmic reports one is UNDOCUMENTED). Lookups see the
 current day's orders only.
 """
 
@@ -35,8 +35,8 @@ from google.protobuf.message import Message
 
 from ...common.clock import today_utc
 from ..base import BrokerAdapter, SessionConfig
-from ..errors import BrokerError, BrokerUnavailable, OrderRejected, UnknownOrder, UnsupportedOperation
-from ..instruments import split_symbol
+from ..errors import BrokerError, BrokerUnavailable, OrderRejected, UnknownOrder
+from ..instruments import instrument_for, split_symbol
 from ..model import (
     AccountSnapshot,
     CancelOrder,
@@ -61,6 +61,8 @@ from .transport import RequestRefused
 log = logging.getLogger(__name__)
 
 RAW_LIMIT = 200  # bytes of an unreadable frame kept in the report (hex)
+# RequestBracketOrder.BracketType [PB78]: exits that do not move once placed
+STOP_ONLY_STATIC, TARGET_ONLY_STATIC, TARGET_AND_STOP_STATIC = 4, 5, 6
 DEFAULT_EXCHANGES = {
     **dict.fromkeys(("ES", "MES", "NQ", "MNQ", "RTY", "M2K", "6E"), "CME"),
     **dict.fromkeys(("YM", "MYM"), "CBOT"),
@@ -86,7 +88,8 @@ def raw_text(data: bytes) -> str:
 class RithmicAdapter(BrokerAdapter):
     platform: ClassVar[str] = "rithmic"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        order_types=frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT})
+        order_types=frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT}),
+        brackets=True,
     )
 
     def __init__(self, config: SessionConfig) -> None:
@@ -158,8 +161,6 @@ class RithmicAdapter(BrokerAdapter):
 
     # -- orders ----------------------------------------------------------------------------
     async def place(self, command: PlaceOrder) -> OrderAck:
-        if command.bracket is not None:
-            raise UnsupportedOperation("rithmic: brackets (330) are not supported by this adapter yet")
         exchange = self._exchange(command.symbol)
         route = self.routes.get(exchange)
         if route is None:
@@ -181,7 +182,11 @@ class RithmicAdapter(BrokerAdapter):
             fields["price"] = float(command.limit_price)
         if command.stop_price is not None:
             fields["trigger_price"] = float(command.stop_price)
-        replies = await self._call(ORDER_PLANT, 312, OrderRejected, **fields)
+        template_id = 312
+        if command.bracket is not None:
+            template_id = 330
+            fields.update(self._bracket_fields(command))
+        replies = await self._call(ORDER_PLANT, template_id, OrderRejected, **fields)
         basket = next((m.basket_id for m in replies if m.basket_id), "")
         if not basket:
             raise BadAnswer("rithmic: 313 carried no basket_id", raw_text(b"".join(codec.encode(m) for m in replies)))
@@ -190,6 +195,30 @@ class RithmicAdapter(BrokerAdapter):
             raise OrderRejected(f"rithmic: {state.reason or 'rejected'}", code="REJECT")
         status = state.status if state is not None else OrderStatus.WORKING
         return OrderAck(command.account_id, command.client_order_id, basket, status)
+
+    def _bracket_fields(self, command: PlaceOrder) -> dict[str, Any]:
+        """RequestBracketOrder (330): the exits as whole, positive tick distances from the fill
+        (the side says the direction [AR docs/orders.rst]); static (the stop does not trail)."""
+        assert command.bracket is not None
+        tick = instrument_for(command.symbol).tick_size
+        fields: dict[str, Any] = {"user_type": self.plants.user_type, **self.plants.ids(330)}
+        for leg, distance in (("target", command.bracket.take_profit), ("stop", command.bracket.stop_loss)):
+            if distance is None:
+                continue
+            ticks = distance / tick
+            if ticks <= 0 or ticks != ticks.to_integral_value():
+                raise OrderRejected(f"rithmic: {leg} {distance} is not a positive whole number of ticks of {tick}")
+            fields[f"{leg}_ticks"], fields[f"{leg}_quantity"] = int(ticks), command.quantity
+        kinds = {
+            (True, True): TARGET_AND_STOP_STATIC,
+            (True, False): TARGET_ONLY_STATIC,
+            (False, True): STOP_ONLY_STATIC,
+        }
+        wanted = ("target_ticks" in fields, "stop_ticks" in fields)
+        if wanted not in kinds:
+            raise OrderRejected("rithmic: a bracket needs a take-profit or a stop-loss")
+        fields["bracket_type"] = kinds[wanted]
+        return fields
 
     async def _first_state(self, basket: str) -> OrderEvent | None:
         """The order's first 352 (open, filled or rejected): 313 only says Rithmic took the
@@ -249,7 +278,15 @@ class RithmicAdapter(BrokerAdapter):
     async def cancel_all(self, account_id: str) -> None:
         """CancelAllOrders (346) for one account: the platform's own "cancel everything"."""
         account = self.broker_account(account_id)
-        await self._call(ORDER_PLANT, 346, UnknownOrder, account_id=account, manual_or_auto=2, **self.plants.ids(346))
+        await self._call(
+            ORDER_PLANT,
+            346,
+            UnknownOrder,
+            account_id=account,
+            user_type=self.plants.user_type,
+            manual_or_auto=2,
+            **self.plants.ids(346),
+        )
 
     async def flatten(self, command: FlattenPosition) -> OrderAck:
         """Cancel working orders (346 for the whole account, else 320 + 316), then one market order

@@ -75,6 +75,7 @@ class PlantSet:
         self._on_push, self._on_state, self._on_bad, self._on_restored = on_push, on_state, on_bad_frame, on_restored
         self.plants: dict[int, PlantConnection] = {}
         self.fcm_id = self.ib_id = ""
+        self.user_type = 0
         self.routes: dict[str, str] = {}
         self.up = asyncio.Event()
         self.forced_out: str | None = None
@@ -89,6 +90,7 @@ class PlantSet:
             order = await self._plant(ORDER_PLANT)
             info = (await order.request(300))[-1]
             self.fcm_id, self.ib_id = info.fcm_id, info.ib_id
+            self.user_type = int(info.user_type)  # 330 and 346 carry it [AR order.py]
             routes = await order.request(310, subscribe_for_updates=True, **self.ids(310))
             self.routes = {r.exchange: r.trade_route for r in routes if r.trade_route}
             accounts = {m.account_id for m in await order.request(302, **self.ids(302)) if m.account_id}

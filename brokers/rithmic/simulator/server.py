@@ -27,7 +27,7 @@ from aiohttp import WSMsgType, web
 from google.protobuf.message import Message
 
 from ...model import PositionEvent
-from ...simkernel.exchange import KernelEvent, SimExchange
+from ...simkernel.exchange import KernelEvent, SimExchange, SimOrder
 from ...simkernel.faults import FaultSwitches
 from ...simkernel.latency import Latency
 from ...simkernel.logins import SimLogin
@@ -46,7 +46,7 @@ SYSTEM_NAME = "Rithmic Test"  # the test gateway's system name [AR scripts/confo
 SHARED = frozenset({16, 10, 12, 18})
 #: Which templates each simulated plant answers [RG template table]; others get Reject 75.
 PLANT_TEMPLATES = {
-    wire.ORDER_PLANT: SHARED | {300, 302, 308, 310, 312, 314, 316, 320, 324, 336, 346, 3504},
+    wire.ORDER_PLANT: SHARED | {300, 302, 308, 310, 312, 314, 316, 320, 324, 330, 336, 346, 3504},
     wire.PNL_PLANT: SHARED | {400, 402},
 }
 
@@ -60,6 +60,7 @@ class Session:
     infra_type: int = 0
     order_accounts: set[str] = field(default_factory=set)
     pnl_accounts: set[str] = field(default_factory=set)
+    bracket_accounts: set[str] = field(default_factory=set)
     outbox: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     login_order: int = 0  # when it logged in, so the oldest is the one a newer login evicts
 
@@ -114,6 +115,7 @@ class RithmicSimulator:
             336: self._subscribe_brackets,
             320: self._show_orders,
             312: self.desk.new_order,
+            330: self.desk.bracket_order,
             314: self.desk.modify_order,
             316: self.desk.cancel_order,
             346: self.desk.cancel_all,
@@ -325,8 +327,29 @@ class RithmicSimulator:
         self.send(session, wire.final(request, 309, refused))
 
     async def _subscribe_brackets(self, session: Session, request: Message) -> None:
-        """Accepted so the client's login completes; brackets (330) are not simulated, so no 353 follows."""
-        self.send(session, wire.final(request, 337, self.wrong_account(session, request)))
+        """336 → 337; the account's bracket orders (330) are then reported on 353."""
+        refused = self.wrong_account(session, request)
+        if refused is None:
+            session.bracket_accounts.add(request.account_id)
+        self.send(session, wire.final(request, 337, refused))
+
+    def bracket_update(self, order: SimOrder, request: Any) -> None:
+        """353 BracketUpdates for a new bracket order: its target and stop ticks and quantities
+        [PB78 bracket_updates; AR order.py reads them]; sent to the account's 336 subscribers."""
+        update = codec.build(
+            353,
+            fcm_id=self.fcm_id,
+            ib_id=self.ib_id,
+            account_id=order.account,
+            basket_id=order.order_id,
+            target_ticks=request.target_ticks,
+            target_quantity=request.target_quantity,
+            stop_ticks=request.stop_ticks,
+            stop_quantity=request.stop_quantity,
+        )
+        for session in self.sessions:
+            if order.account in session.bracket_accounts:
+                self.send(session, update)
 
     async def _show_orders(self, session: Session, request: Message) -> None:
         """Open orders as 352 snapshots, then 321 (whether 351 snapshots come too: UNDOCUMENTED)."""
