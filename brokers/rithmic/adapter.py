@@ -36,7 +36,7 @@ from google.protobuf.message import Message
 from ...common.clock import today_utc
 from ..base import BrokerAdapter, SessionConfig
 from ..errors import BrokerError, BrokerUnavailable, OrderRejected, UnknownOrder
-from ..instruments import instrument_for, split_symbol
+from ..instruments import split_symbol
 from ..model import (
     AccountSnapshot,
     CancelOrder,
@@ -54,35 +54,13 @@ from ..model import (
     Side,
 )
 from . import codec, parsing
+from .fields import DEFAULT_EXCHANGES, BadAnswer, bracket_fields, position_event, raw_text
+from .fields import balance as wire_balance
 from .ledger import Ledger
 from .session import ORDER_PLANT, PNL_PLANT, PlantSet
 from .transport import RequestRefused
 
 log = logging.getLogger(__name__)
-
-RAW_LIMIT = 200  # bytes of an unreadable frame kept in the report (hex)
-# RequestBracketOrder.BracketType [PB78]: exits that do not move once placed
-STOP_ONLY_STATIC, TARGET_ONLY_STATIC, TARGET_AND_STOP_STATIC = 4, 5, 6
-DEFAULT_EXCHANGES = {
-    **dict.fromkeys(("ES", "MES", "NQ", "MNQ", "RTY", "M2K", "6E"), "CME"),
-    **dict.fromkeys(("YM", "MYM"), "CBOT"),
-    **dict.fromkeys(("CL", "MCL"), "NYMEX"),
-    **dict.fromkeys(("GC", "MGC"), "COMEX"),
-}
-
-
-class BadAnswer(BrokerError):
-    """A reply we cannot read; ``raw`` is what came (the executor reports it as BAD_ANSWER)."""
-
-    def __init__(self, message: str, raw: str) -> None:
-        super().__init__(message, code="BAD_ANSWER")
-        self.raw = raw
-
-
-def raw_text(data: bytes) -> str:
-    """Raw bytes for a report: hex, cut to :data:`RAW_LIMIT` bytes."""
-    cut = data[:RAW_LIMIT].hex()
-    return cut + (f"… ({len(data)} bytes)" if len(data) > RAW_LIMIT else "")
 
 
 class RithmicAdapter(BrokerAdapter):
@@ -185,7 +163,7 @@ class RithmicAdapter(BrokerAdapter):
         template_id = 312
         if command.bracket is not None:
             template_id = 330
-            fields.update(self._bracket_fields(command))
+            fields.update(user_type=self.plants.user_type, **self.plants.ids(330), **bracket_fields(command))
         replies = await self._call(ORDER_PLANT, template_id, OrderRejected, **fields)
         basket = next((m.basket_id for m in replies if m.basket_id), "")
         if not basket:
@@ -195,30 +173,6 @@ class RithmicAdapter(BrokerAdapter):
             raise OrderRejected(f"rithmic: {state.reason or 'rejected'}", code="REJECT")
         status = state.status if state is not None else OrderStatus.WORKING
         return OrderAck(command.account_id, command.client_order_id, basket, status)
-
-    def _bracket_fields(self, command: PlaceOrder) -> dict[str, Any]:
-        """RequestBracketOrder (330): the exits as whole, positive tick distances from the fill
-        (the side says the direction [AR docs/orders.rst]); static (the stop does not trail)."""
-        assert command.bracket is not None
-        tick = instrument_for(command.symbol).tick_size
-        fields: dict[str, Any] = {"user_type": self.plants.user_type, **self.plants.ids(330)}
-        for leg, distance in (("target", command.bracket.take_profit), ("stop", command.bracket.stop_loss)):
-            if distance is None:
-                continue
-            ticks = distance / tick
-            if ticks <= 0 or ticks != ticks.to_integral_value():
-                raise OrderRejected(f"rithmic: {leg} {distance} is not a positive whole number of ticks of {tick}")
-            fields[f"{leg}_ticks"], fields[f"{leg}_quantity"] = int(ticks), command.quantity
-        kinds = {
-            (True, True): TARGET_AND_STOP_STATIC,
-            (True, False): TARGET_ONLY_STATIC,
-            (False, True): STOP_ONLY_STATIC,
-        }
-        wanted = ("target_ticks" in fields, "stop_ticks" in fields)
-        if wanted not in kinds:
-            raise OrderRejected("rithmic: a bracket needs a take-profit or a stop-loss")
-        fields["bracket_type"] = kinds[wanted]
-        return fields
 
     async def _first_state(self, basket: str) -> OrderEvent | None:
         """The order's first 352 (open, filled or rejected): 313 only says Rithmic took the
@@ -372,8 +326,12 @@ class RithmicAdapter(BrokerAdapter):
             return codec.template_of(message) in (450, 451) and message.is_snapshot and message.account_id == account
 
         replies = await self.plants.call(PNL_PLANT, 402, collect=ours, account_id=account, **self.plants.ids(402))
-        balance = next((_decimal(m.account_balance) for m in replies if codec.template_of(m) == 451), Decimal(0))
-        positions = [self._position(self._ours[account], m) for m in replies if codec.template_of(m) == 450]
+        balance = next((wire_balance(m.account_balance) for m in replies if codec.template_of(m) == 451), Decimal(0))
+        try:
+            positions = [position_event(self._ours[account], m) for m in replies if codec.template_of(m) == 450]
+        except parsing.OutOfRange as exc:
+            raw = raw_text(b"".join(codec.encode(m) for m in replies))
+            raise BadAnswer(f"rithmic: PnL snapshot with {exc}", raw) from exc
         return balance, positions
 
     async def _working(self, account_id: str, client_order_id: str) -> OrderEvent:
@@ -392,17 +350,6 @@ class RithmicAdapter(BrokerAdapter):
     def _as_ours(self, event: OrderEvent) -> OrderEvent:
         return replace(event, account_id=self._ours.get(event.account_id, event.account_id))
 
-    def _position(self, account_id: str, message: Any) -> PositionEvent:
-        # an average of fills, not a price: kept as the wire's double says, never put on a tick
-        average = Decimal(repr(message.avg_open_fill_price)) if message.net_quantity else None
-        return PositionEvent(
-            account_id=account_id,
-            symbol=message.symbol,
-            net_quantity=int(message.net_quantity),
-            average_price=average,
-            realized_pnl=Decimal(repr(message.day_closed_pnl)),
-        )
-
     # -- pushes ----------------------------------------------------------------------------
     def _on_push(self, infra_type: int, message: Any) -> None:
         template_id = codec.template_of(message)
@@ -410,7 +357,12 @@ class RithmicAdapter(BrokerAdapter):
             self._on_order_notification(message)
         elif template_id == 450 and not message.is_snapshot:
             if message.account_id in self._ours:
-                event = self.ledger.position(self._position(self._ours[message.account_id], message))
+                try:
+                    position = position_event(self._ours[message.account_id], message)
+                except parsing.OutOfRange as exc:
+                    self._unreadable("PNL", f"a 450 with {exc}", message)
+                    return
+                event = self.ledger.position(position)
                 if event is not None:
                     self._emit(event)
         elif template_id == 75:
@@ -450,10 +402,3 @@ class RithmicAdapter(BrokerAdapter):
         log.error("rithmic session %s: %s", self.config.session_id, text)
         self._last_error = text
         self._emit(ConnectionEvent(state=self._state, reason=text))
-
-
-def _decimal(text: str) -> Decimal:
-    try:
-        return Decimal(text) if text else Decimal(0)
-    except ArithmeticError:
-        return Decimal(0)

@@ -188,24 +188,31 @@ class PlantConnection:
         assert self._ws is not None
         try:
             async for frame in self._ws:
-                self.last_received = time.monotonic()
-                if frame.type is not aiohttp.WSMsgType.BINARY:
+                if frame.type is aiohttp.WSMsgType.BINARY:
+                    self.receive(frame.data)
+                else:
                     raw = frame.data.encode() if isinstance(frame.data, str) else bytes(frame.data or b"")
                     self._on_bad_frame(f"a {frame.type.name} frame where R|Protocol sends binary", raw)
-                    continue
-                try:
-                    message = codec.decode(frame.data)
-                except codec.FrameError as exc:
-                    self._on_bad_frame(str(exc), frame.data)
-                    continue
-                try:
-                    self._dispatch(message)
-                except Exception as exc:  # noqa: BLE001 - a push we cannot handle must not end the reader
-                    log.exception("rithmic: handling template %s failed", codec.template_of(message))
-                    self._on_bad_frame(f"template {codec.template_of(message)} not handled: {exc!r}", frame.data)
         finally:
             self._fail_pending("connection lost")
             self._on_closed()
+
+    def receive(self, data: bytes) -> None:
+        """One binary frame from the server (sans-I/O: the reader calls it, so do the fuzz tests).
+
+        Never raises: an unreadable frame, or a push whose handler fails, goes to ``on_bad_frame``
+        with the raw bytes."""
+        self.last_received = time.monotonic()
+        try:
+            message = codec.decode(data)
+        except codec.FrameError as exc:
+            self._on_bad_frame(str(exc), data)
+            return
+        try:
+            self._dispatch(message)
+        except Exception as exc:  # noqa: BLE001 - a push we cannot handle must not end the reader
+            log.exception("rithmic: handling template %s failed", codec.template_of(message))
+            self._on_bad_frame(f"template {codec.template_of(message)} not handled: {exc!r}", data)
 
     def _dispatch(self, message: Message) -> None:
         fields = message.DESCRIPTOR.fields_by_name

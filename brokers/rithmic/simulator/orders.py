@@ -42,9 +42,12 @@ class Refused(ValueError):
 def _price(value: float, name: str) -> Decimal:
     """A wire double as the Decimal it stood for (prices are doubles on the wire [PB78])."""
     try:
-        return Decimal(repr(value))
+        price = Decimal(repr(value))
     except InvalidOperation:
         raise Refused(f"{name} is not a price") from None
+    if not price.is_finite() or price <= 0:
+        raise Refused(f"{name} {value!r} is not a price")
+    return price
 
 
 class OrderDesk:
@@ -74,6 +77,8 @@ class OrderDesk:
         tif = TIME_IN_FORCE.get(req.duration)
         if tif is None:
             raise Refused("duration is required")
+        if req.quantity <= 0:
+            raise Refused(f"quantity {req.quantity} must be positive")
         fields: dict[str, Any] = dict(symbol=req.symbol, side=side, quantity=req.quantity, order_type=order_type)
         fields["time_in_force"] = tif
         if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
@@ -168,6 +173,8 @@ class OrderDesk:
         assert order is not None
         changes: dict[str, Any] = {}
         try:
+            if _get(req, "quantity") < 0:
+                raise Refused(f"quantity {_get(req, 'quantity')} must be positive")
             if _get(req, "quantity"):
                 changes["quantity"] = _get(req, "quantity")
             if order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and _get(req, "price"):
