@@ -12,7 +12,8 @@ from ci_skips import require_module
 
 require_module("async_rithmic", "third-party client", "async-rithmic (install_requires in setup.cfg)")
 
-from rithmic_helpers import wait_until  # noqa: E402
+from async_rithmic import SysInfraType  # noqa: E402
+from rithmic_helpers import make_client, wait_until  # noqa: E402
 
 from copytrader.brokers.base import SessionConfig  # noqa: E402
 from copytrader.brokers.errors import BrokerUnavailable  # noqa: E402
@@ -206,3 +207,20 @@ async def test_login_info_reports_the_session_limit_the_simulator_enforces(
         assert (info.op_max_session_count, info.tp_max_session_count) == (1, 1)
     finally:
         await adapter.disconnect()
+
+
+async def test_the_public_client_logging_in_evicts_our_session_once(sim: RithmicSimulator) -> None:
+    """The trader opens another app (async-rithmic, unchanged) with the same user: ours gets 77
+    and stays down; the other app works on."""
+    ours = RithmicAdapter(config(sim, "ours"))
+    await ours.connect()
+    client = make_client(sim)
+    try:
+        await client.connect(plants=[SysInfraType.ORDER_PLANT])
+        await wait_until(lambda: ours.state is ConnectionState.DISCONNECTED, what="ours forced out")
+        assert "ForcedLogout" in (ours.health().last_error or "")
+        assert [a.account_id for a in await client.list_accounts()] == ["RITHMIC-LEADER", "RITHMIC-FOLLOWER-1"]
+        assert sim.book.logins["sim-user"] == 3  # ours on two plants, the app once: no fight
+    finally:
+        await client.disconnect()
+        await ours.disconnect()
