@@ -123,10 +123,12 @@ class RithmicAdapter(BrokerAdapter):
             for order, message in await self._orders(account, 324) + await self._orders(account, 320):
                 found[order.broker_order_id] = (order, message)  # 320 (open now) overrides 324
             for order, message in found.values():
-                average = Decimal(repr(message.avg_fill_price)) if message.avg_fill_price else None
+                average = _average(message.avg_fill_price)
                 fill = self.ledger.missed_fill(order, average)
                 if fill is not None:
                     self._emit(fill)
+                elif self.ledger.unreported(order) > 0:  # fills we cannot price: say so, never drop
+                    self._unreadable("ORDER", "a snapshot with unreported fills but no avg_fill_price", message)
                 changed = self.ledger.order(order, snapshot=True)
                 if changed is not None:
                     self._emit(changed)
@@ -402,3 +404,9 @@ class RithmicAdapter(BrokerAdapter):
         log.error("rithmic session %s: %s", self.config.session_id, text)
         self._last_error = text
         self._emit(ConnectionEvent(state=self._state, reason=text))
+
+
+def _average(value: float) -> Decimal | None:
+    """352 ``avg_fill_price`` as a Decimal; None when absent, zero or not a finite number."""
+    average = Decimal(repr(value))
+    return average if average.is_finite() and average > 0 else None

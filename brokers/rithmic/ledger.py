@@ -64,6 +64,11 @@ class Ledger:
         filled.value += new * event.price
         return event if new == event.quantity else replace(event, quantity=new)
 
+    def unreported(self, order: OrderEvent) -> int:
+        """How much of the order's filled quantity no FillEvent has reported yet."""
+        filled = self._filled.get(order.broker_order_id)
+        return order.filled_quantity - (filled.quantity if filled is not None else 0)
+
     def missed_fill(self, order: OrderEvent, average_price: Decimal | None) -> FillEvent | None:
         """The fills an order snapshot shows beyond what was reported, as one FillEvent.
 

@@ -24,7 +24,7 @@ from rithmic_helpers import wait_until  # noqa: E402
 
 from copytrader.brokers.base import SessionConfig  # noqa: E402
 from copytrader.brokers.model import ConnectionEvent, ConnectionState, FillEvent, PlaceOrder, Side  # noqa: E402
-from copytrader.brokers.rithmic import codec  # noqa: E402
+from copytrader.brokers.rithmic import codec, parsing  # noqa: E402
 from copytrader.brokers.rithmic.adapter import RithmicAdapter  # noqa: E402
 from copytrader.brokers.rithmic.fields import RAW_LIMIT  # noqa: E402
 from copytrader.brokers.rithmic.simulator import RithmicSimulator, create_simulator  # noqa: E402
@@ -320,3 +320,42 @@ def test_fuzz_order_numbers_out_of_range_are_refused_on_the_reply(orders: list[d
     for numbers, rp_code in zip(orders, answers, strict=True):
         if numbers["quantity"] <= 0 or numbers["price_type"] not in (1, 2, 3, 4):
             assert rp_code[0] != "0", (numbers, rp_code)
+
+
+@pytest.mark.parametrize("average", [0.0, float("nan"), float("inf")])
+async def test_resync_that_cannot_price_missed_fills_reports_them(average: float) -> None:
+    """A snapshot shows fills we never reported but no usable average: a report, not silence
+    and not a fill at a made-up price."""
+    wired = Wired()
+    adapter = wired.adapter
+    fields = dict(
+        notify_type=FILL,
+        account_id=LEADER,
+        basket_id="77",
+        user_tag="t1",
+        symbol="ESZ6",
+        transaction_type=1,
+        price_type=2,
+        quantity=2,
+        total_fill_size=2,
+        total_unfilled_size=0,
+        avg_fill_price=average,
+        is_snapshot=True,
+    )
+    message = codec.build(352, **fields)
+    order = parsing.order_event(message)
+    assert order is not None
+
+    async def orders(account: str, template_id: int) -> list[tuple[Any, Any]]:
+        return [(adapter._as_ours(order), message)]
+
+    async def positions(account: str) -> tuple[Decimal, list[Any]]:
+        return Decimal(0), []
+
+    adapter._orders = orders  # type: ignore[method-assign]  # the broker's answers, without a socket
+    adapter._pnl_snapshot = positions  # type: ignore[method-assign]
+    await adapter._resync()
+    events = wired.drain()
+    assert not [e for e in events if isinstance(e, FillEvent)]
+    (report,) = _reports(events)
+    assert "no avg_fill_price" in report
