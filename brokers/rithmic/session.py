@@ -149,8 +149,7 @@ class PlantSet:
         task, self._recovering = self._recovering, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await asyncio.gather(task, return_exceptions=True)  # a cancel of our caller still propagates
         await self.close_plants()
 
     # -- requests ------------------------------------------------------------------------------

@@ -150,9 +150,9 @@ class PlantConnection:
                 await self.request(12)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # gather, not ``suppress(CancelledError)`` around each await: that would also swallow a
+        # cancellation of the task calling close (a recovery being stopped would carry on)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self._ws is not None:
             await self._ws.close()
