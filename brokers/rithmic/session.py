@@ -240,6 +240,8 @@ class PlantSet:
                     await self.close_plants()  # what a failed resync left open
                     await self.open()
                     await self._on_restored()
+                    if not self.up.is_set():  # a plant dropped again meanwhile: go round again
+                        raise BrokerUnavailable("rithmic: lost again while resyncing")
         except BrokerError as exc:  # refused login, forced out: down until ``connect``
             await self.close_plants()
             self._on_state(ConnectionState.DISCONNECTED, f"rithmic: reconnect stopped: {exc}")

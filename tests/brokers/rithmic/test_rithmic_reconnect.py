@@ -224,3 +224,29 @@ async def test_the_public_client_logging_in_evicts_our_session_once(sim: Rithmic
     finally:
         await client.disconnect()
         await ours.disconnect()
+
+
+async def test_a_link_lost_again_during_the_resync_is_restored_too(sim: RithmicSimulator) -> None:
+    adapter = RithmicAdapter(config(sim))
+    await adapter.connect()
+    real = adapter.plants._on_restored
+    calls = 0
+
+    async def restored_then_pnl_drops() -> None:
+        nonlocal calls
+        calls += 1
+        await real()
+        if calls == 1:  # the PNL plant's socket dies just as the first resync ends
+            pnl = adapter.plants.plants[4]
+            assert pnl._ws is not None
+            await pnl._ws.close()
+            await wait_until(lambda: not adapter.plants.up.is_set(), what="the loss noticed")
+
+    adapter.plants._on_restored = restored_then_pnl_drops
+    try:
+        sim.faults(LEADER).drop_connection = True
+        await wait_until(lambda: calls == 2 and adapter.state is ConnectionState.CONNECTED, what="second recovery")
+        assert all(plant.connected for plant in adapter.plants.plants.values())
+        assert set(adapter.plants.plants) == {2, 4}
+    finally:
+        await adapter.disconnect()
