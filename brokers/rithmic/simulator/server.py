@@ -10,7 +10,8 @@ login is refused with Reject 75 ``["1034", "invalid operation before login."]``;
 valid length gets Reject 75 ``message length is invalid``; a session silent for twice its
 ``heartbeat_interval`` is closed; one user may hold ``max_sessions`` (1) session per plant, an
 older one gets ForcedLogout 77 (:mod:`.sessions`). No input closes the server: a frame it
-cannot read, or a request whose handling fails, gets a Reject 75 and the link stays up.
+cannot read gets a Reject 75 and the link stays up; a request whose handling fails (a simulator
+bug) closes that link only, since it may be half carried out.
 """
 
 from __future__ import annotations
@@ -229,9 +230,12 @@ class RithmicSimulator:
                 await self.latency.wait()
                 try:
                     await handler(session, message)
-                except Exception as exc:  # noqa: BLE001 - one request we cannot carry out must not end the link
-                    log.warning("rithmic simulator: template %s failed: %r", template_id, exc)
-                    self.send(session, wire.reject(message, ["3", f"could not process template {template_id}"]))
+                except Exception:  # noqa: BLE001 - a simulator bug must not take the server down
+                    # The request may be half carried out, so a Reject (= "not done") would lie:
+                    # this link ends instead (its client looks the order up), the server goes on.
+                    log.exception("rithmic simulator: template %s failed; closing that link", template_id)
+                    await ws.close()
+                    return
                 if session in self.lost_links:
                     self.lost_links.remove(session)
                     await ws.close()  # a reset before the reply left: nothing more is written

@@ -359,3 +359,23 @@ async def test_resync_that_cannot_price_missed_fills_reports_them(average: float
     assert not [e for e in events if isinstance(e, FillEvent)]
     (report,) = _reports(events)
     assert "no avg_fill_price" in report
+
+
+async def test_a_failing_handler_closes_only_its_link(sim: RithmicSimulator) -> None:
+    """A request the simulator fails on may be half done, so it is not answered "not done"
+    (Reject 75): that link closes, and the server serves the next connection."""
+
+    async def broken(session: Any, request: Any) -> None:
+        raise RuntimeError("simulator bug")
+
+    sim.handlers[302] = broken
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(sim.url) as ws:
+            await _login(ws)
+            await ws.send_bytes(codec.encode(codec.build(302, user_msg=["accounts"])))
+            while (frame := await ws.receive(timeout=5)).type is aiohttp.WSMsgType.BINARY:
+                assert list(getattr(codec.decode(frame.data), "user_msg", [])) != ["accounts"]
+            assert frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+        async with http.ws_connect(sim.url) as fresh:
+            await _login(fresh)
+            assert await _heartbeat_answered(fresh)
