@@ -28,11 +28,20 @@ SIDE = {1: Side.BUY, 2: Side.SELL, 3: Side.SELL}  # 3 = SS (sell short) on notif
 
 # 352 notify_type
 STATUS, MODIFY, CANCEL, TRIGGER, FILL, REJECT = 1, 2, 3, 4, 5, 6
+#: The 352 types that state an order's condition: one the model cannot read is a bad answer.
+STATE_TYPES = frozenset({STATUS, MODIFY, CANCEL, TRIGGER, FILL, REJECT})
+
+
+class OutOfRange(ValueError):
+    """A field whose value no order can have (a NaN or infinite price, a negative size)."""
 
 
 def price(value: float, symbol: str) -> Decimal:
-    """A wire double as the tick-exact Decimal it stands for (prices are doubles [PB78])."""
+    """A wire double as the tick-exact Decimal it stands for (prices are doubles [PB78]);
+    :class:`OutOfRange` for a NaN or an infinity."""
     raw = Decimal(repr(value))
+    if not raw.is_finite():
+        raise OutOfRange(f"price {value!r}")
     try:
         return instrument_for(symbol).round_to_tick(raw)
     except (KeyError, ValueError):
@@ -41,19 +50,32 @@ def price(value: float, symbol: str) -> Decimal:
 
 def timestamp(message: Any) -> datetime:
     if message.ssboe:
-        return datetime.fromtimestamp(message.ssboe + message.usecs / 1_000_000, tz=UTC)
+        try:
+            return datetime.fromtimestamp(message.ssboe + message.usecs / 1_000_000, tz=UTC)
+        except (OverflowError, ValueError, OSError):
+            raise OutOfRange(f"ssboe {message.ssboe} usecs {message.usecs}") from None
     return datetime.now(UTC)
 
 
 def order_event(message: Any) -> OrderEvent | None:
-    """The order state a 352 reports, or None when it is not one we can read (unknown types)."""
+    """The order state a 352 reports, or None when it is not one we can read (unknown types,
+    out-of-range fields: the adapter reports those with the raw message)."""
     if codec.template_of(message) != 352:
         return None
+    try:
+        return _order_event(message)
+    except OutOfRange:
+        return None
+
+
+def _order_event(message: Any) -> OrderEvent | None:
     side = SIDE.get(message.transaction_type)
     order_type = ORDER_TYPE.get(message.price_type)
     if side is None or order_type is None or not message.basket_id:
         return None
     filled, unfilled = int(message.total_fill_size), int(message.total_unfilled_size)
+    if min(filled, unfilled, message.quantity) < 0:
+        raise OutOfRange(f"sizes {message.quantity}/{filled}/{unfilled}")
     kind = message.notify_type
     reason = message.text or None
     if kind == REJECT:
@@ -91,7 +113,13 @@ def fill_event(message: Any) -> FillEvent | None:
     if codec.template_of(message) != 352 or message.notify_type != FILL:
         return None
     side = SIDE.get(message.transaction_type)
-    if side is None or not message.fill_id or message.fill_size <= 0:
+    if side is None or not message.fill_id or message.fill_size <= 0 or message.total_fill_size < message.fill_size:
+        return None
+    if message.total_unfilled_size < 0:
+        return None
+    try:
+        fill_price, when = price(message.fill_price, message.symbol), timestamp(message)
+    except OutOfRange:
         return None
     return FillEvent(
         account_id=message.account_id,
@@ -101,8 +129,8 @@ def fill_event(message: Any) -> FillEvent | None:
         symbol=message.symbol,
         side=side,
         quantity=int(message.fill_size),
-        price=price(message.fill_price, message.symbol),
+        price=fill_price,
         cumulative_quantity=int(message.total_fill_size),
         leaves_quantity=int(message.total_unfilled_size),
-        timestamp=timestamp(message),
+        timestamp=when,
     )

@@ -5,8 +5,14 @@ the message that carries ``rp_code`` (``["0"]`` success, ``[code, text]`` failur
 carry ``rq_handler_rp_code`` [RG §3, docs/platforms/rithmic-sources.md §2]. So each request here
 gets a fresh ``user_msg`` and waits for that closing message; everything else that arrives
 (351/352 order notifications, 350 route updates, 77 ForcedLogout) is a push for ``on_push``.
-A frame the codec cannot read is logged and dropped: one bad or newer frame must not end the
-reader (async-rithmic 1.6.6 drops unknown templates for the same reason).
+A frame the codec cannot read goes to ``on_bad_frame`` with its raw bytes and the reader carries
+on: one bad or newer frame must not end it (async-rithmic 1.6.6 drops unknown templates for the
+same reason). A push handler that raises is reported the same way, never fatal to the reader.
+
+Heartbeat silence: the server answers every RequestHeartbeat (19), so a healthy link is never
+quiet for long. A link that has carried nothing for ``silence_factor`` heartbeat intervals is
+half dead (a NAT timeout, a stalled gateway); the connection closes itself, which ``on_closed``
+reports, so the adapter reconnects instead of waiting on a socket that will never speak again.
 
 What this connection does not do: retry. A request whose reply never came may have been carried
 out (an order placed), so a timeout or a dropped link raises ``BrokerUnavailable(sent=True)``
@@ -18,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +49,12 @@ class RequestRefused(BrokerError):
         text = rp_code[1] if len(rp_code) > 1 else ""
         super().__init__(f"template {template_id} refused: {code} {text}".strip(), code=code)
         self.text = text
+        self.template_id = template_id
+
+    @property
+    def unhandled(self) -> bool:
+        """A Reject (75): the server did not carry the request out at all, so resending is safe."""
+        return self.template_id == 75
 
 
 class PlantConnection:
@@ -53,12 +66,17 @@ class PlantConnection:
         *,
         on_push: Callable[[Message], None] | None = None,
         on_closed: Callable[[], None] | None = None,
+        on_bad_frame: Callable[[str, bytes], None] | None = None,
         timeout_s: float = 10.0,
+        silence_factor: float = 3.0,
     ) -> None:
         self.url = url
         self.timeout_s = timeout_s
+        self.silence_factor = silence_factor
         self._on_push = on_push or (lambda message: None)
         self._on_closed = on_closed or (lambda: None)
+        self._on_bad_frame = on_bad_frame or (lambda why, raw: None)
+        self.last_received = time.monotonic()
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pending: dict[str, tuple[list[Message], asyncio.Future[list[Message]]]] = {}
@@ -132,9 +150,9 @@ class PlantConnection:
                 await self.request(12)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # gather, not ``suppress(CancelledError)`` around each await: that would also swallow a
+        # cancellation of the task calling close (a recovery being stopped would carry on)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self._ws is not None:
             await self._ws.close()
@@ -153,10 +171,16 @@ class PlantConnection:
             raise BrokerUnavailable(f"send failed: {exc}") from exc
 
     async def _beat(self) -> None:
-        """A heartbeat each interval (the server drops links silent past a threshold [RG])."""
+        """A heartbeat each interval (the server drops links silent past a threshold [RG]);
+        a link silent for ``silence_factor`` intervals is closed as dead."""
         assert self.heartbeat_interval is not None
         while self.connected:
             await asyncio.sleep(max(0.05, self.heartbeat_interval / 2))
+            if time.monotonic() - self.last_received > self.silence_factor * self.heartbeat_interval:
+                log.warning("rithmic: %s silent for %.1fs, closing it", self.url, time.monotonic() - self.last_received)
+                assert self._ws is not None
+                await self._ws.close()
+                return
             with contextlib.suppress(BrokerUnavailable):
                 await self._send(codec.build(18))
 
@@ -164,18 +188,31 @@ class PlantConnection:
         assert self._ws is not None
         try:
             async for frame in self._ws:
-                if frame.type is not aiohttp.WSMsgType.BINARY:
-                    log.warning("rithmic: ignoring a non-binary frame (%s)", frame.type)
-                    continue
-                try:
-                    message = codec.decode(frame.data)
-                except codec.FrameError as exc:
-                    log.warning("rithmic: dropping a frame: %s", exc)
-                    continue
-                self._dispatch(message)
+                if frame.type is aiohttp.WSMsgType.BINARY:
+                    self.receive(frame.data)
+                else:
+                    raw = frame.data.encode() if isinstance(frame.data, str) else bytes(frame.data or b"")
+                    self._on_bad_frame(f"a {frame.type.name} frame where R|Protocol sends binary", raw)
         finally:
             self._fail_pending("connection lost")
             self._on_closed()
+
+    def receive(self, data: bytes) -> None:
+        """One binary frame from the server (sans-I/O: the reader calls it, so do the fuzz tests).
+
+        Never raises: an unreadable frame, or a push whose handler fails, goes to ``on_bad_frame``
+        with the raw bytes."""
+        self.last_received = time.monotonic()
+        try:
+            message = codec.decode(data)
+        except codec.FrameError as exc:
+            self._on_bad_frame(str(exc), data)
+            return
+        try:
+            self._dispatch(message)
+        except Exception as exc:  # noqa: BLE001 - a push we cannot handle must not end the reader
+            log.exception("rithmic: handling template %s failed", codec.template_of(message))
+            self._on_bad_frame(f"template {codec.template_of(message)} not handled: {exc!r}", data)
 
     def _dispatch(self, message: Message) -> None:
         fields = message.DESCRIPTOR.fields_by_name

@@ -291,6 +291,24 @@ def projectx_config(platform: str, simulator: Any, credentials: Mapping[str, Any
     )
 
 
+def rithmic_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) -> SessionConfig:
+    """Rithmic: user/password and the system name of RequestLogin; quick reconnects."""
+    return SessionConfig(
+        platform=platform,
+        session_id=f"conformance-{next(_sessions)}",
+        accounts={ACCOUNT: credentials["accounts"][0]},
+        endpoint=simulator.base_url,
+        username=credentials["username"],
+        secret=credentials["password"],
+        options={
+            "system_name": credentials["system_name"],
+            "app_name": "ct:conformance",
+            "reconnect_min_s": 0.05,
+            "reconnect_max_s": 0.5,
+        },
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
@@ -336,5 +354,14 @@ PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
                 "suspended_bracket_children",
             }
         ),
+    ),
+    # heartbeat_interval: the server closes a session silent for twice it; the adapter beats
+    # every half interval. Not "session_limit": a ForcedLogout stops the adapter (no recovery).
+    "rithmic": SimulatorPlatform(
+        "rithmic",
+        "copytrader.brokers.rithmic.simulator:create_simulator",
+        config=rithmic_config,
+        options={"tick_ms": 0, "heartbeat_interval": 1.0},
+        features=frozenset({"authentication", "reconnect", "transport_faults", "lost_response", "repeated_id_is_new"}),
     ),
 }

@@ -1,4 +1,4 @@
-"""Protocol-faithful Rithmic R|Protocol (ORDER plant) simulator over the shared kernel."""
+"""Protocol-faithful Rithmic R|Protocol simulator (ORDER and PNL plants) over the shared kernel."""
 
 from __future__ import annotations
 
@@ -13,5 +13,5 @@ __all__ = ["DEFAULT_ACCOUNTS", "SYSTEM_NAME", "RithmicSimulator", "create_simula
 def create_simulator(
     exchange: SimExchange | None = None, host: str = "127.0.0.1", port: int = 0, **options: Any
 ) -> RithmicSimulator:
-    """A stopped simulator; ``await sim.start()`` binds the port and fills ``url``."""
+    """A stopped simulator; ``await sim.start()`` binds the port and fills ``url`` (= ``base_url``)."""
     return RithmicSimulator(exchange, host, port, **options)

@@ -57,7 +57,12 @@ class Notifier:
     def translate(self, event: KernelEvent, order: SimOrder | None) -> list[Message]:
         """Messages for ``event``; ``order`` is the kernel's record of its order (None: not ours)."""
         if order is not None and order.order_id not in self._exchange_of:
-            if self.expecting is not None:
+            parent = order.oco_group[len("oco-") :] if order.oco_group and order.oco_group.startswith("oco-") else None
+            if (
+                parent is not None and parent in self._exchange_of
+            ):  # a bracket's exit, placed by the exchange on the entry's fill
+                self._exchange_of[order.order_id] = self._exchange_of[parent]
+            elif self.expecting is not None:
                 self._exchange_of[order.order_id], self.expecting = self.expecting, None
             elif self.expecting_all is not None:
                 self._exchange_of[order.order_id] = self.expecting_all or exchange_of_symbol(order.symbol)

@@ -1,4 +1,5 @@
-"""The ORDER plant's order templates: new (312), modify (314), cancel (316), over the kernel.
+"""The ORDER plant's order templates: new (312), bracket (330), modify (314), cancel (316), cancel
+all (346), over the kernel.
 
 A request the plant cannot accept at all (not the session's account, no trade route for the
 exchange, a symbol on another exchange, a price type or field combination that makes no order) is
@@ -15,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 
-from ...instruments import split_symbol
-from ...model import OrderType, Side
+from ...instruments import instrument_for, split_symbol
+from ...model import Bracket, OrderType, Side
 from ...simkernel.exchange import SimError
 from ..parsing import ORDER_TYPE, TIME_IN_FORCE
 from . import wire
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 SIDE = {1: Side.BUY, 2: Side.SELL}  # a new order is BUY or SELL only [PB78 request_new_order]
 BAD_REQUEST = "3"  # the code is UNDOCUMENTED; the text says what was wrong
+# RequestBracketOrder.BracketType [PB78]; the *_STATIC variants are these + 3
+STOP_ONLY, TARGET_ONLY, TARGET_AND_STOP = 1, 2, 3
 
 
 class Refused(ValueError):
@@ -39,9 +42,12 @@ class Refused(ValueError):
 def _price(value: float, name: str) -> Decimal:
     """A wire double as the Decimal it stood for (prices are doubles on the wire [PB78])."""
     try:
-        return Decimal(repr(value))
+        price = Decimal(repr(value))
     except InvalidOperation:
         raise Refused(f"{name} is not a price") from None
+    if not price.is_finite() or price <= 0:
+        raise Refused(f"{name} {value!r} is not a price")
+    return price
 
 
 class OrderDesk:
@@ -71,6 +77,8 @@ class OrderDesk:
         tif = TIME_IN_FORCE.get(req.duration)
         if tif is None:
             raise Refused("duration is required")
+        if req.quantity <= 0:
+            raise Refused(f"quantity {req.quantity} must be positive")
         fields: dict[str, Any] = dict(symbol=req.symbol, side=side, quantity=req.quantity, order_type=order_type)
         fields["time_in_force"] = tif
         if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
@@ -84,30 +92,73 @@ class OrderDesk:
         return fields
 
     async def new_order(self, session: Session, request: Message) -> None:
+        await self._submit(session, request, 313, None)
+
+    async def bracket_order(self, session: Session, request: Message) -> None:
+        """330 → 331: an entry whose exits the exchange places when it fills, ``target_ticks`` /
+        ``stop_ticks`` away from the fill price in the exit's favourable / adverse direction
+        [PB78 request_bracket_order, AR order.py]. Ticks are distances: the public client's
+        examples send them positive for either side [AR docs/orders.rst], so a zero or negative
+        count is refused here (strict). The exits (a GTC limit and a GTC stop, one-cancels-other)
+        carry no user_tag (UNDOCUMENTED whether real ones inherit it)."""
+        try:
+            bracket = self._bracket(request)
+        except Refused as exc:
+            self.sim.send(session, wire.final(request, 331, exc.rp_code, user_tag=_tag(request)))
+            return
+        await self._submit(session, request, 331, bracket)
+
+    def _bracket(self, req: Any) -> Bracket:
+        kind = req.bracket_type
+        wants_target = kind in (TARGET_ONLY, TARGET_AND_STOP, TARGET_ONLY + 3, TARGET_AND_STOP + 3)
+        wants_stop = kind in (STOP_ONLY, TARGET_AND_STOP, STOP_ONLY + 3, TARGET_AND_STOP + 3)
+        if not (wants_target or wants_stop):
+            raise Refused(f"bracket_type {kind} not supported")
+        try:
+            tick = instrument_for(req.symbol).tick_size
+        except (KeyError, ValueError):
+            raise Refused(f"no tick size for {req.symbol!r}") from None
+        distances: dict[str, Decimal | None] = {"target": None, "stop": None}
+        for leg, wanted in (("target", wants_target), ("stop", wants_stop)):
+            if not wanted:
+                continue
+            ticks, quantity = getattr(req, f"{leg}_ticks"), getattr(req, f"{leg}_quantity")
+            if ticks <= 0:
+                raise Refused(f"{leg}_ticks must be a positive number of ticks, got {ticks}")
+            if quantity != req.quantity:
+                raise Refused(f"{leg}_quantity {quantity} differs from the order's {req.quantity} (not simulated)")
+            distances[leg] = ticks * tick
+        return Bracket(take_profit=distances["target"], stop_loss=distances["stop"])
+
+    async def _submit(self, session: Session, request: Message, reply: int, bracket: Bracket | None) -> None:
         sim, req = self.sim, request
         refused = sim.wrong_account(session, request)
         if refused is not None:
-            sim.send(session, wire.final(request, 313, refused, user_tag=_tag(req)))
+            sim.send(session, wire.final(request, reply, refused, user_tag=_tag(req)))
             return
         try:
             fields = self._fields(req)
         except Refused as exc:
-            sim.send(session, wire.final(request, 313, exc.rp_code, user_tag=_tag(req)))
+            sim.send(session, wire.final(request, reply, exc.rp_code, user_tag=_tag(req)))
             return
         account = _get(req, "account_id")
         with sim.holding():
             # A repeated user_tag is a second order: nothing documents a dedupe [fidelity R-30].
             sim.notifier.expecting = _get(req, "exchange")
             try:
-                order, _ = sim.exchange.submit(account, client_order_id=_tag(req) or None, **fields)
+                order, _ = sim.exchange.submit(account, client_order_id=_tag(req) or None, bracket=bracket, **fields)
             finally:
                 sim.notifier.expecting = None
             if sim.exchange.account(account).faults.take_lose_response():
-                # the order stands but its answer is lost: the link drops before the 313 leaves
+                # the order stands but its answer is lost: the link drops before the reply leaves
                 sim.lost_links.append(session)
                 return
-            ack = wire.part(request, 313, user_tag=_tag(req), basket_id=order.order_id)
-            sim.send(session, ack, wire.final(request, 313))
+            if reply == 313:
+                ack = wire.part(request, 313, user_tag=_tag(req), basket_id=order.order_id)
+                sim.send(session, ack, wire.final(request, 313))
+            else:  # 331 carries its data on the closing message [AR base.py _terminal_carries_data]
+                sim.send(session, wire.final(request, 331, user_tag=_tag(req), basket_id=order.order_id))
+                sim.bracket_update(order, req)
 
     async def modify_order(self, session: Session, request: Message) -> None:
         sim, req = self.sim, request
@@ -122,6 +173,8 @@ class OrderDesk:
         assert order is not None
         changes: dict[str, Any] = {}
         try:
+            if _get(req, "quantity") < 0:
+                raise Refused(f"quantity {_get(req, 'quantity')} must be positive")
             if _get(req, "quantity"):
                 changes["quantity"] = _get(req, "quantity")
             if order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and _get(req, "price"):
@@ -155,6 +208,25 @@ class OrderDesk:
                 sim.send(session, wire.final(request, 317, [BAD_REQUEST, str(exc)]))
                 return
             sim.send(session, wire.final(request, 317, basket_id=basket))
+
+    async def cancel_all(self, session: Session, request: Message) -> None:
+        """346 → 347: every working order of the account gets a cancel [PB78, AR order.py]; each
+        then reports 352 CANCEL as a single cancel would. Whether 347 waits for the cancels is
+        UNDOCUMENTED: here the reply leaves first, then the notifications."""
+        sim = self.sim
+        refused = sim.wrong_account(session, request)
+        if refused is not None:
+            sim.send(session, wire.final(request, 347, refused))
+            return
+        account = _get(request, "account_id")
+        with sim.holding():
+            for order in sim.exchange.open_orders(account):
+                if order.order_id in sim.exchange_of:
+                    try:
+                        sim.exchange.cancel(account, order.order_id)
+                    except SimError:
+                        continue  # it filled first (the kernel's race): nothing left to cancel
+            sim.send(session, wire.final(request, 347))
 
 
 def _get(message: Message, name: str) -> Any:

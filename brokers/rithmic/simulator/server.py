@@ -8,13 +8,17 @@ events into 351/352 pushes for the sessions subscribed (308) to the account.
 Strict by default (docs/fidelity/rithmic.md): anything but system info (16) or login (10) before a
 login is refused with Reject 75 ``["1034", "invalid operation before login."]``; a frame without a
 valid length gets Reject 75 ``message length is invalid``; a session silent for twice its
-``heartbeat_interval`` is closed.
+``heartbeat_interval`` is closed; one user may hold ``max_sessions`` (1) session per plant, an
+older one gets ForcedLogout 77 (:mod:`.sessions`). No input closes the server: a frame it
+cannot read gets a Reject 75 and the link stays up; a request whose handling fails (a simulator
+bug) closes that link only, since it may be half carried out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,7 +28,7 @@ from aiohttp import WSMsgType, web
 from google.protobuf.message import Message
 
 from ...model import PositionEvent
-from ...simkernel.exchange import KernelEvent, SimExchange
+from ...simkernel.exchange import KernelEvent, SimExchange, SimOrder
 from ...simkernel.faults import FaultSwitches
 from ...simkernel.latency import Latency
 from ...simkernel.logins import SimLogin
@@ -34,13 +38,16 @@ from . import wire
 from .accounts import AccountDesk
 from .notify import Notifier
 from .orders import OrderDesk
+from .sessions import SessionBook
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ACCOUNTS = ("RITHMIC-LEADER", "RITHMIC-FOLLOWER-1")
 SYSTEM_NAME = "Rithmic Test"  # the test gateway's system name [AR scripts/conformance.py]
 SHARED = frozenset({16, 10, 12, 18})
 #: Which templates each simulated plant answers [RG template table]; others get Reject 75.
 PLANT_TEMPLATES = {
-    wire.ORDER_PLANT: SHARED | {300, 302, 308, 310, 312, 314, 316, 320, 324, 336, 3504},
+    wire.ORDER_PLANT: SHARED | {300, 302, 308, 310, 312, 314, 316, 320, 324, 330, 336, 346, 3504},
     wire.PNL_PLANT: SHARED | {400, 402},
 }
 
@@ -54,7 +61,9 @@ class Session:
     infra_type: int = 0
     order_accounts: set[str] = field(default_factory=set)
     pnl_accounts: set[str] = field(default_factory=set)
+    bracket_accounts: set[str] = field(default_factory=set)
     outbox: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    login_order: int = 0  # when it logged in, so the oldest is the one a newer login evicts
 
 
 Handler = Callable[[Session, Message], Awaitable[None]]
@@ -64,7 +73,8 @@ class RithmicSimulator:
     """Options: ``logins`` (list of :class:`SimLogin`; default one login ``sim-user``/``sim-pass``
     owning ``accounts``), ``balance``, ``system_name``, ``heartbeat_interval`` (s, sent in 11),
     ``latency`` (ms or ``"50+20"``, before every reply), ``tick_ms`` (market clock; 0 = manual),
-    ``fcm_id``/``ib_id``, ``exchanges`` (those with a trade route; default every kernel venue)."""
+    ``fcm_id``/``ib_id``, ``exchanges`` (those with a trade route; default every kernel venue),
+    ``max_sessions`` (per user and plant, default 1: the strictest reading, see :mod:`.sessions`)."""
 
     def __init__(
         self, exchange: SimExchange | None = None, host: str = "127.0.0.1", port: int = 0, **options: Any
@@ -92,6 +102,7 @@ class RithmicSimulator:
         self.heartbeats = 0  # RequestHeartbeat count, for tests
         self.lost_links: list[Session] = []  # sessions whose answer a lose_response fault ate
         self.desk = OrderDesk(self)
+        self.book = SessionBook(self, int(options.get("max_sessions", 1)))
         self.accounts = AccountDesk(self)
         self.handlers: dict[int, Handler] = {
             16: self._system_info,
@@ -105,8 +116,10 @@ class RithmicSimulator:
             336: self._subscribe_brackets,
             320: self._show_orders,
             312: self.desk.new_order,
+            330: self.desk.bracket_order,
             314: self.desk.modify_order,
             316: self.desk.cancel_order,
+            346: self.desk.cancel_all,
             324: self.accounts.order_history,
             3504: self.accounts.exit_position,
             400: self.accounts.pnl_updates,
@@ -163,6 +176,26 @@ class RithmicSimulator:
             await ws.close()
         return ws
 
+    @property
+    def base_url(self) -> str:
+        return self.url
+
+    def credentials_for(self, username: str) -> dict[str, Any]:
+        """What a client of ``username`` needs: user, password, system name, its accounts."""
+        login = self.logins[username]
+        return {
+            "username": login.username,
+            "password": login.secret,
+            "system_name": self.system_name,
+            "accounts": list(login.accounts),
+        }
+
+    def demo_credentials(self) -> dict[str, Any]:
+        """The first login's credentials, every login, and symbols the kernel trades."""
+        first = next(iter(self.logins))
+        logins = [self.credentials_for(name) for name in self.logins]
+        return {**self.credentials_for(first), "logins": logins, "symbols": wire.demo_symbols()}
+
     async def _read(self, session: Session) -> None:
         ws = session.ws
         while not ws.closed:
@@ -186,13 +219,23 @@ class RithmicSimulator:
                 continue
             template_id = codec.template_of(message)
             handler = self.handlers.get(template_id)
-            if session.user is None and template_id not in (10, 16):
+            faulted = self.book.fault_answer(session, message)
+            if faulted is not None:
+                self.send(session, faulted)
+            elif session.user is None and template_id not in (10, 16):
                 self.send(session, wire.reject(message, wire.BEFORE_LOGIN))
             elif handler is None or (session.user and template_id not in PLANT_TEMPLATES[session.infra_type]):
                 self.send(session, wire.reject(message, ["3", f"template {template_id} not supported here"]))
             else:
                 await self.latency.wait()
-                await handler(session, message)
+                try:
+                    await handler(session, message)
+                except Exception:  # noqa: BLE001 - a simulator bug must not take the server down
+                    # The request may be half carried out, so a Reject (= "not done") would lie:
+                    # this link ends instead (its client looks the order up), the server goes on.
+                    log.exception("rithmic simulator: template %s failed; closing that link", template_id)
+                    await ws.close()
+                    return
                 if session in self.lost_links:
                     self.lost_links.remove(session)
                     await ws.close()  # a reset before the reply left: nothing more is written
@@ -201,6 +244,9 @@ class RithmicSimulator:
     async def _write(self, session: Session) -> None:
         while (frame := await session.outbox.get()) is not None:
             if session.ws.closed:
+                return
+            if not frame:  # the server ends this session (ForcedLogout): close after what was queued
+                await session.ws.close()
                 return
             with contextlib.suppress(ConnectionError):
                 await session.ws.send_bytes(frame)
@@ -230,6 +276,7 @@ class RithmicSimulator:
                 fcm_id=self.fcm_id, ib_id=self.ib_id, heartbeat_interval=hb, unique_user_id=login.username
             )
             self.send(session, wire.final(request, 11, template_version=req.template_version, **fields))
+            self.book.logged_in(session)
 
     async def _logout(self, session: Session, request: Message) -> None:
         session.user = None
@@ -243,6 +290,7 @@ class RithmicSimulator:
 
     async def _login_info(self, session: Session, request: Message) -> None:
         fields: dict[str, Any] = dict(fcm_id=self.fcm_id, ib_id=self.ib_id, user=session.user, user_type=3)  # TRADER
+        fields.update(tp_max_session_count=self.book.max_sessions, op_max_session_count=self.book.max_sessions)
         self.send(session, wire.final(request, 301, **fields))
 
     async def _trade_routes(self, session: Session, request: Message) -> None:
@@ -283,8 +331,29 @@ class RithmicSimulator:
         self.send(session, wire.final(request, 309, refused))
 
     async def _subscribe_brackets(self, session: Session, request: Message) -> None:
-        """Accepted so the client's login completes; brackets (330) are not simulated, so no 353 follows."""
-        self.send(session, wire.final(request, 337, self.wrong_account(session, request)))
+        """336 → 337; the account's bracket orders (330) are then reported on 353."""
+        refused = self.wrong_account(session, request)
+        if refused is None:
+            session.bracket_accounts.add(request.account_id)
+        self.send(session, wire.final(request, 337, refused))
+
+    def bracket_update(self, order: SimOrder, request: Any) -> None:
+        """353 BracketUpdates for a new bracket order: its target and stop ticks and quantities
+        [PB78 bracket_updates; AR order.py reads them]; sent to the account's 336 subscribers."""
+        update = codec.build(
+            353,
+            fcm_id=self.fcm_id,
+            ib_id=self.ib_id,
+            account_id=order.account,
+            basket_id=order.order_id,
+            target_ticks=request.target_ticks,
+            target_quantity=request.target_quantity,
+            stop_ticks=request.stop_ticks,
+            stop_quantity=request.stop_quantity,
+        )
+        for session in self.sessions:
+            if order.account in session.bracket_accounts:
+                self.send(session, update)
 
     async def _show_orders(self, session: Session, request: Message) -> None:
         """Open orders as 352 snapshots, then 321 (whether 351 snapshots come too: UNDOCUMENTED)."""

@@ -68,3 +68,13 @@ def part(request: Message, template_id: int, **fields: Any) -> Message:
 def reject(request: Message | None, rp_code: list[str]) -> Message:
     """A Reject (75): the answer to a request the server will not handle at all."""
     return codec.build(75, user_msg=user_msg(request) if request is not None else [], rp_code=rp_code)
+
+
+def demo_symbols() -> list[str]:
+    """Each kernel root in its front quarterly contract (``ESZ6``), for a sandbox's printout."""
+    from ....common.clock import today_utc
+
+    today = today_utc()
+    month = next(m for m in (3, 6, 9, 12) if m >= today.month)
+    code = "HMUZ"[(month // 3) - 1]
+    return [f"{root}{code}{today.year % 10}" for root in EXCHANGE_OF_ROOT]

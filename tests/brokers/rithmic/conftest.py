@@ -1,8 +1,8 @@
 """Fixtures: a Rithmic simulator on an ephemeral port with a manual market clock.
 
-The simulator speaks through async-rithmic's protobuf classes (pip extra ``fidelity``), so it is
-imported inside the fixture: without the extra each test module skips (locally) or fails (CI)
-through ``ci_skips.require_module`` instead of the whole directory erroring at collection.
+The simulator speaks through async-rithmic's protobuf classes (a runtime dependency since the
+adapter needs them too); it is imported inside the fixture so a broken install shows as each
+module's ``ci_skips.require_module`` failure instead of the whole directory erroring at collection.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from ci_skips import require_module
 
-require_module("async_rithmic", "third-party client", "async-rithmic (pip extra `fidelity`)")
+require_module("async_rithmic", "third-party client", "async-rithmic (install_requires in setup.cfg)")
 
 from rithmic_helpers import wait_until  # noqa: E402
 
@@ -102,14 +102,17 @@ async def test_modify_cancel_and_lookup(sim: RithmicSimulator, adapter: RithmicA
     assert found is not None and found.duplicate and found.broker_order_id == placed.broker_order_id
     assert found.status is OrderStatus.CANCELLED
     assert await adapter.lookup("lead", "never-sent") is None
+    again = await adapter.cancel(CancelOrder("lead", "c2"))  # a redelivered cancel: already done
+    assert again.duplicate and again.broker_order_id == placed.broker_order_id
     with pytest.raises(UnknownOrder):
-        await adapter.cancel(CancelOrder("lead", "c2"))  # no longer working
+        await adapter.cancel(CancelOrder("lead", "never-sent"))
 
 
 async def test_reject_and_refusal(sim: RithmicSimulator, adapter: RithmicAdapter) -> None:
     drain = Drain(adapter)
     sim.faults(LEADER).reject_next = "margin"
-    await adapter.place(PlaceOrder("lead", "c3", "ESZ6", Side.BUY, 1))
+    with pytest.raises(OrderRejected, match="margin"):  # 313 took it, the 352 REJECT that follows refuses it
+        await adapter.place(PlaceOrder("lead", "c3", "ESZ6", Side.BUY, 1))
     (event,) = await wait_until(
         lambda: [e for e in _of(drain(), OrderEvent, "c3") if e.status is OrderStatus.REJECTED], what="rejected"
     )
@@ -143,9 +146,16 @@ async def test_bad_password_is_authentication_failed(sim: RithmicSimulator) -> N
     assert not sim.sessions or all(s.user is None for s in sim.sessions)
 
 
-async def test_dropped_link_degrades(sim: RithmicSimulator, adapter: RithmicAdapter) -> None:
+async def test_dropped_link_degrades_then_reconnects(sim: RithmicSimulator, adapter: RithmicAdapter) -> None:
+    drain = Drain(adapter)
     sim.faults(LEADER).drop_connection = True
-    await wait_until(lambda: adapter.state is ConnectionState.DEGRADED, what="degraded")
+    await wait_until(
+        lambda: (
+            [e.state for e in drain() if isinstance(e, ConnectionEvent)][-2:]
+            == [ConnectionState.DEGRADED, ConnectionState.CONNECTED]
+        ),
+        what="degraded, then connected again",
+    )
 
 
 async def test_own_disconnect_is_not_a_lost_link(sim: RithmicSimulator) -> None:

@@ -7,7 +7,7 @@ from ci_skips import require_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-require_module("async_rithmic", "third-party client", "async-rithmic (pip extra `fidelity`)")
+require_module("async_rithmic", "third-party client", "async-rithmic (install_requires in setup.cfg)")
 
 from copytrader.brokers.rithmic import codec  # noqa: E402
 from copytrader.brokers.rithmic.codec import FrameError, UnknownTemplate  # noqa: E402

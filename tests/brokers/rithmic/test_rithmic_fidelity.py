@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ci_skips import require_module
 
-require_module("async_rithmic", "third-party client", "async-rithmic (pip extra `fidelity`)")
+require_module("async_rithmic", "third-party client", "async-rithmic (install_requires in setup.cfg)")
 
 from async_rithmic import OrderType, SysInfraType, TransactionType  # noqa: E402
 from rithmic_helpers import make_client, wait_until  # noqa: E402

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from ci_skips import require_module
 
-require_module("async_rithmic", "third-party client", "async-rithmic (pip extra `fidelity`)")
+require_module("async_rithmic", "third-party client", "async-rithmic (install_requires in setup.cfg)")
 
 from rithmic_helpers import wait_until  # noqa: E402
 
