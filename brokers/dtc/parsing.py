@@ -167,3 +167,27 @@ def position_event(msg: Message, account_id: str) -> PositionEvent | None:
         net_quantity=net,
         average_price=price_in(msg.as_float("AveragePrice")) if net else None,
     )
+
+
+def history_fill(msg: Message, account_id: str, client_order_id: str | None) -> FillEvent:
+    """One HISTORICAL_ORDER_FILL_RESPONSE as a fill (cumulative/leaves are the caller's to set:
+    a history record knows only its own execution)."""
+    price = price_in(msg.as_float("Price"))
+    quantity = contracts(msg.as_float("Quantity"))
+    if price is None or quantity <= 0:
+        raise WireValueError(f"historical fill {msg.as_text('UniqueExecutionID')!r} has no price or quantity")
+    when = msg.as_int("DateTime")
+    server_id = msg.as_text("ServerOrderID")
+    return FillEvent(
+        account_id=account_id,
+        client_order_id=client_order_id,
+        broker_order_id=server_id,
+        fill_id=msg.as_text("UniqueExecutionID") or f"{server_id}:{when}:{quantity}",
+        symbol=msg.as_text("Symbol"),
+        side=_lookup(SIDES, e.BuySell, msg.as_int("BuySell"), "side"),
+        quantity=quantity,
+        price=price,
+        cumulative_quantity=quantity,
+        leaves_quantity=0,
+        timestamp=datetime.fromtimestamp(when, UTC) if when > 0 else datetime.now(UTC),
+    )

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +26,8 @@ from .messages import Encoding, LogonStatus, MsgType, TradeMode
 __all__ = ["DtcConnection", "DtcEndpoint", "logon_error"]
 
 OnMessage = Callable[[Message], None]
+OnError = Callable[[DecodeError], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +64,19 @@ class DtcConnection:
     """An open, logged-on DTC session. Build it with :meth:`open`."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, endpoint: DtcEndpoint, on_message: OnMessage
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        endpoint: DtcEndpoint,
+        on_message: OnMessage,
+        on_error: OnError | None = None,
     ) -> None:
         self.reader, self.writer, self.endpoint = reader, writer, endpoint
         self.on_message = on_message
+        self.on_error = on_error
         self.decoder = StreamDecoder(Encoding.BINARY, exact_size=False)  # tolerate other versions
         self.logon_response: Message | None = None
-        self.decode_errors: list[DecodeError] = []
+        self.decode_errors: deque[DecodeError] = deque(maxlen=100)  # the latest, for tests and logs
         self.close_reason: str | None = None
         self.do_not_reconnect = False
         self.closed = asyncio.Event()
@@ -75,15 +85,20 @@ class DtcConnection:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def open(cls, endpoint: DtcEndpoint, on_message: OnMessage) -> DtcConnection:
-        """Connect, negotiate the encoding, log on; raises a :class:`BrokerError` on failure."""
+    async def open(cls, endpoint: DtcEndpoint, on_message: OnMessage, on_error: OnError | None = None) -> DtcConnection:
+        """Connect, negotiate the encoding, log on; raises a :class:`BrokerError` on failure.
+
+        ``on_error`` hears of every frame that could not be read (the raw bytes inside), so the
+        caller can report it; ``on_message`` gets every other message after logon. Neither may
+        stop the reader: an exception from either is logged and reading goes on.
+        """
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(endpoint.host, endpoint.port), endpoint.handshake_timeout_s
             )
         except (OSError, TimeoutError) as exc:
             raise BrokerUnavailable(f"cannot connect to {endpoint.host}:{endpoint.port}: {exc}", sent=False) from exc
-        connection = cls(reader, writer, endpoint, on_message)
+        connection = cls(reader, writer, endpoint, on_message, on_error)
         try:
             await connection._handshake()
         except BaseException:
@@ -201,10 +216,18 @@ class DtcConnection:
             self._abort(f"connection error: {exc}")
 
     def _take(self, item: Message | DecodeError) -> None:
+        try:
+            self._deliver(item)
+        except Exception:  # a bug in a callback must not end the reader (and the session)
+            log.exception("DTC %s:%s: handling a message failed", self.endpoint.host, self.endpoint.port)
+
+    def _deliver(self, item: Message | DecodeError) -> None:
         if isinstance(item, DecodeError):
             self.decode_errors.append(item)
             if item.fatal:
                 self._abort(f"unreadable stream: {item.detail}")
+            if self.on_error is not None:
+                self.on_error(item)
             return
         if item.type is MsgType.LOGOFF:
             self.do_not_reconnect = bool(item.as_int("DoNotReconnect"))
