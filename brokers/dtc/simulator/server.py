@@ -98,6 +98,9 @@ class DtcSimulator:
         )
         self.sessions: set[Session] = set()
         self.logons = 0
+        #: Test hook: the server is unreachable (each new connection is closed at once, before
+        #: any answer) while the exchange goes on trading, e.g. filling orders nobody hears of.
+        self.hold_connections = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.routes: dict[int, Handler] = {
@@ -182,6 +185,9 @@ class DtcSimulator:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = Session(writer, StreamDecoder(self.initial_encoding))
+        if self.hold_connections:
+            session.close()
+            return
         self.sessions.add(session)
         try:
             while not session.closed and (data := await reader.read(65536)):
