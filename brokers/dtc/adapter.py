@@ -45,7 +45,7 @@ from ..model import (
     PlaceOrder,
     PositionEvent,
 )
-from . import orders, parsing
+from . import brackets, orders, parsing
 from .codec import RAW_LIMIT, DecodeError, Message, encode, make
 from .config import DtcConfig
 from .messages import Encoding, MsgType
@@ -63,8 +63,8 @@ class DtcAdapter(BrokerAdapter):
     platform: ClassVar[str] = "dtc"
     capabilities: ClassVar[Capabilities] = Capabilities(
         order_types=frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT}),
-        brackets=False,
-        oco=False,
+        brackets=True,
+        oco=True,
     )
 
     def __init__(self, config: SessionConfig) -> None:
@@ -170,9 +170,10 @@ class DtcAdapter(BrokerAdapter):
 
     # -- orders ------------------------------------------------------------------------------
     async def place(self, command: PlaceOrder) -> OrderAck:
-        """Send SUBMIT_NEW_SINGLE_ORDER once and wait for its ORDER_UPDATE."""
+        """Send SUBMIT_NEW_SINGLE_ORDER once and wait for its ORDER_UPDATE; a bracket goes as a
+        parent order with its exits as one OCO (``brackets.py``)."""
         if command.bracket is not None:
-            raise UnsupportedOperation("dtc: brackets are not supported by this adapter")
+            return await brackets.place_bracket(self, command)
         return await orders.place(self, command)
 
     async def modify(self, command: ModifyOrder) -> OrderAck:
@@ -294,7 +295,11 @@ class DtcAdapter(BrokerAdapter):
     def report_bad_input(self, text: str, raw: bytes) -> None:
         """A message from the server that could not be read: a clear error with its raw bytes
         (truncated) where health and ``account.status`` show it, and as an event. Never raises."""
-        reason = f"dtc: {text}; raw[:{RAW_LIMIT}]={raw[:RAW_LIMIT].hex()}"
+        self.report(f"{text}; raw[:{RAW_LIMIT}]={raw[:RAW_LIMIT].hex()}")
+
+    def report(self, text: str) -> None:
+        """An error no request raises: kept as the session's last error and sent as an event."""
+        reason = f"dtc: {text}"
         log.error("dtc session %s: %s", self.config.session_id, reason)
         self._last_error = reason
         self._emit(ConnectionEvent(state=self._state, reason=reason))

@@ -22,7 +22,7 @@ from ..model import (
 )
 from . import enums as e
 from . import parsing
-from .codec import Message, make
+from .codec import EncodeError, Message, make
 from .messages import DBL_MAX, MsgType
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def _status(update: Message) -> OrderStatus:
         return OrderStatus.WORKING
 
 
-def _text(update: Message, fallback: str) -> str:
+def text_of(update: Message, fallback: str) -> str:
     return update.as_text("InfoText") or fallback
 
 
@@ -72,19 +72,26 @@ async def _request(
     return await adapter.answer(waiter.future, connection, what)
 
 
-async def place(adapter: DtcAdapter, command: PlaceOrder) -> OrderAck:
+async def place(adapter: DtcAdapter, command: PlaceOrder, *, is_parent: bool = False) -> OrderAck:
     account = adapter.broker_account(command.account_id)
     adapter.book.placed[(command.account_id, command.client_order_id)] = command
-    message = parsing.submit_order(command, account)
+    try:
+        message = parsing.submit_order(command, account, is_parent=is_parent)
+    except EncodeError as exc:  # e.g. a ClientOrderID over the 31 bytes the struct holds
+        raise OrderRejected(f"dtc: cannot send this order: {exc}", code="INVALID") from None
     what = f"new order {command.client_order_id!r}"
     update = await _request(adapter, command.account_id, message, command.client_order_id, NEW_ORDER_ANSWERS, what)
     return await _new_order_answer(adapter, command.account_id, command.client_order_id, update)
 
 
+def refused(update: Message) -> bool:
+    return update.as_int("OrderUpdateReason") == Reason.NEW_ORDER_REJECTED or _status(update) is OrderStatus.REJECTED
+
+
 async def _new_order_answer(adapter: DtcAdapter, account_id: str, client_id: str, update: Message) -> OrderAck:
     server_id = update.as_text("ServerOrderID")
-    if update.as_int("OrderUpdateReason") == Reason.NEW_ORDER_REJECTED or _status(update) is OrderStatus.REJECTED:
-        text = _text(update, "rejected")
+    if refused(update):
+        text = text_of(update, "rejected")
         if not server_id:  # perhaps a repeated ClientOrderID: the order holding it is the answer
             try:
                 found = await lookup(adapter, account_id, client_id)
@@ -128,7 +135,7 @@ async def modify(adapter: DtcAdapter, command: ModifyOrder) -> OrderAck:
     what = f"cancel-replace of {command.client_order_id!r}"
     update = await _request(adapter, command.account_id, message, command.client_order_id, REPLACE_ANSWERS, what)
     if update.as_int("OrderUpdateReason") == Reason.ORDER_CANCEL_REPLACE_REJECTED:
-        raise OrderRejected(f"dtc: modify refused: {_text(update, 'rejected')}", code="CANCEL_REPLACE_REJECTED")
+        raise OrderRejected(f"dtc: modify refused: {text_of(update, 'rejected')}", code="CANCEL_REPLACE_REJECTED")
     return OrderAck(command.account_id, command.client_order_id, update.as_text("ServerOrderID"), _status(update))
 
 
@@ -139,16 +146,16 @@ async def cancel(adapter: DtcAdapter, command: CancelOrder) -> OrderAck:
         if known
         else (await _open_order(adapter, command.account_id, command.client_order_id)).broker_order_id
     )
-    return await _cancel(adapter, command.account_id, command.client_order_id, server_id)
+    return await cancel_server_order(adapter, command.account_id, command.client_order_id, server_id)
 
 
-async def _cancel(adapter: DtcAdapter, account_id: str, client_id: str, server_id: str) -> OrderAck:
+async def cancel_server_order(adapter: DtcAdapter, account_id: str, client_id: str, server_id: str) -> OrderAck:
     """CANCEL_ORDER; a refusal for an order already canceled is the cancel done (a redelivery)."""
     message = make(MsgType.CANCEL_ORDER, ServerOrderID=server_id, ClientOrderID=client_id)
     update = await _request(adapter, account_id, message, client_id, CANCEL_ANSWERS, f"cancel of {client_id!r}")
     if update.as_int("OrderUpdateReason") == Reason.ORDER_CANCELED:
         return OrderAck(account_id, client_id, update.as_text("ServerOrderID") or server_id, OrderStatus.CANCELLED)
-    text = _text(update, "cancel rejected")
+    text = text_of(update, "cancel rejected")
     status = update.as_int("OrderStatus")
     if status == e.OrderStatus.CANCELED:
         return OrderAck(account_id, client_id, server_id, OrderStatus.CANCELLED, duplicate=True)
@@ -169,7 +176,7 @@ async def flatten(adapter: DtcAdapter, command: FlattenPosition) -> OrderAck:
     for order in await adapter.open_orders(account_id):
         if (symbol is None or order.symbol == symbol) and order.client_order_id:
             try:
-                await _cancel(adapter, account_id, order.client_order_id, order.broker_order_id)
+                await cancel_server_order(adapter, account_id, order.client_order_id, order.broker_order_id)
             except (UnknownOrder, OrderRejected):
                 pass  # it finished meanwhile: nothing left to cancel
     positions = sorted(

@@ -84,8 +84,9 @@ def _lookup(table: Mapping[E, V], kind: type[E], value: int, what: str) -> V:
         raise WireValueError(f"unsupported {what} {value}") from None
 
 
-def submit_order(command: PlaceOrder, trade_account: str) -> Message:
-    """SUBMIT_NEW_SINGLE_ORDER for a domain order (Price1 = limit or stop, Price2 = stop-limit's limit)."""
+def submit_order(command: PlaceOrder, trade_account: str, *, is_parent: bool = False) -> Message:
+    """SUBMIT_NEW_SINGLE_ORDER for a domain order (Price1 = limit or stop, Price2 = stop-limit's limit);
+    ``is_parent`` marks the entry of a bracket, whose OCO exits follow naming it."""
     price1, price2 = DBL_MAX, DBL_MAX
     if command.order_type is OrderType.LIMIT:
         price1 = price_out(command.limit_price)
@@ -105,6 +106,7 @@ def submit_order(command: PlaceOrder, trade_account: str) -> Message:
         Quantity=float(command.quantity),
         TimeInForce=int(DTC_TIME_IN_FORCE[command.time_in_force]),
         IsAutomatedOrder=1,
+        IsParentOrder=int(is_parent),
     )
 
 

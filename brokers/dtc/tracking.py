@@ -83,6 +83,8 @@ class SessionBook:
         command = self.placed.get((account, client_id))
         if refused and self.known_server_ids(account, client_id):
             return None  # a repeated ClientOrderID refused: the live order under it is unchanged
+        if refused and command is None and not msg.as_int("BuySell"):
+            return None  # a bare reject of a request that was no order of ours (an OCO leg): its requester hears it
         if refused and command is not None:  # a bare reject: the order's terms are our command's
             return OrderEvent(
                 account_id=account,

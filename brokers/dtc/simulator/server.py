@@ -17,13 +17,15 @@ from datetime import date
 from typing import Any
 
 from ...instruments import INSTRUMENTS
-from ...simkernel.exchange import SimExchange
+from ...model import FillEvent
+from ...simkernel.exchange import KernelEvent, SimExchange
 from ...simkernel.faults import FaultSwitches
 from ...simkernel.latency import Latency
 from ...simkernel.logins import SimLogin
 from ...simkernel.serving import Background
 from ..codec import DecodeError, Message, StreamDecoder, make
 from ..messages import Encoding, LogonStatus, MsgType
+from .oco import OcoDesk
 from .orders import OrderDesk
 from .resync import Resync
 from .session import Session
@@ -60,7 +62,8 @@ class DtcSimulator:
     second), ``client_id_reuse`` (``"reject"``, the default and what the order-entry page asks of
     a server, or ``"new_order"`` for a server that does not check), ``flatten_cancels_orders``
     (default False: a flatten leaves working orders alone, the answer a copier must survive),
-    ``trading_supported`` (default True; False answers the logon with TradingIsSupported 0, a
+    ``oco_supported`` (default True: SUBMIT_NEW_OCO_ORDER, standalone or attached to a parent
+    sent with IsParentOrder 1; False declares and refuses it), ``trading_supported`` (default True; False answers the logon with TradingIsSupported 0, a
     Sierra Chart server without "Allow Trading"), ``latency`` (ms or ``"50+20"`` before each
     order-entry request is handled), ``tick_ms`` (market clock; default 0 = prices move only by
     ``exchange.advance()``/``set_price``).
@@ -96,6 +99,7 @@ class DtcSimulator:
             client_id_reuse=str(options.get("client_id_reuse", "reject")),
             flatten_cancels_orders=bool(options.get("flatten_cancels_orders", False)),
         )
+        self.oco = OcoDesk(self.exchange, self.desk, supported=bool(options.get("oco_supported", True)))
         self.sessions: set[Session] = set()
         self.logons = 0
         #: Test hook: the server is unreachable (each new connection is closed at once, before
@@ -113,7 +117,7 @@ class DtcSimulator:
             MsgType.CURRENT_POSITIONS_REQUEST: self.resync.positions,
             MsgType.ACCOUNT_BALANCE_REQUEST: self.resync.balance,
             MsgType.SUBMIT_NEW_SINGLE_ORDER: self.desk.submit,
-            MsgType.SUBMIT_NEW_OCO_ORDER: self.desk.submit_oco,
+            MsgType.SUBMIT_NEW_OCO_ORDER: self.oco.submit,
             MsgType.SUBMIT_FLATTEN_POSITION_ORDER: self.desk.flatten,
             MsgType.HISTORICAL_ORDER_FILLS_REQUEST: self.desk.historical_fills,
             MsgType.CANCEL_ORDER: self.desk.cancel,
@@ -123,6 +127,7 @@ class DtcSimulator:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> DtcSimulator:
+        self.exchange.add_listener(self._price_oco_legs)
         self.exchange.add_listener(self.desk.on_event)
         self.exchange.add_fault_listener(self._faults_changed)
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
@@ -140,6 +145,7 @@ class DtcSimulator:
         """Log every client off (they may reconnect: the server is only going away) and close."""
         if self._server is None:
             return
+        self.exchange.remove_listener(self._price_oco_legs)
         self.exchange.remove_listener(self.desk.on_event)
         self.exchange.remove_fault_listener(self._faults_changed)
         for session in list(self.sessions):
@@ -151,6 +157,10 @@ class DtcSimulator:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _price_oco_legs(self, event: KernelEvent) -> None:
+        if isinstance(event, FillEvent):
+            self.oco.on_fill(event)
 
     # -- the shared simulator shape (conformance harness, ``copytrader sim``, the demo) ---------
     @property
@@ -274,9 +284,9 @@ class DtcSimulator:
                 ResultText="logged on",
                 ServerName=self.server_name,
                 TradingIsSupported=int(self.trading_supported),
-                OCOOrdersSupported=0,
+                OCOOrdersSupported=int(self.oco.supported),
                 OrderCancelReplaceSupported=1,
-                BracketOrdersSupported=0,
+                BracketOrdersSupported=int(self.oco.supported),
                 MarketDepthIsSupported=0,
                 MarketDataSupported=0,
                 SecurityDefinitionsSupported=0,
