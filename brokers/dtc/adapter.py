@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 #: What a value from the server that the domain cannot hold raises while it is read.
 BAD_VALUE = (parsing.WireValueError, TypeError, ValueError, KeyError, OverflowError, OSError)
 T = TypeVar("T")
+LOGON_TEXT_BYTES = 31  # Username[32] and Password[32] keep room for the NUL
 
 
 class DtcAdapter(BrokerAdapter):
@@ -106,6 +107,12 @@ class DtcAdapter(BrokerAdapter):
 
     async def _open(self) -> None:
         """Encoding, logon, the trading flag and the accounts; ``self.connection`` on success."""
+        for what, value in (("username", self.dtc.endpoint.username), ("password", self.dtc.endpoint.password)):
+            if len(value.encode()) > LOGON_TEXT_BYTES:
+                raise AuthenticationFailed(
+                    f"dtc: the {what} is {len(value.encode())} bytes; LOGON_REQUEST carries at most {LOGON_TEXT_BYTES}",
+                    code="LOGON_FIELD_TOO_LONG",
+                )
         connection = await DtcConnection.open(self.dtc.endpoint, self._on_message, self._on_decode_error)
         self.connection = connection
         if not connection.flag("TradingIsSupported"):

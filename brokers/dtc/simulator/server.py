@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 DEFAULT_ACCOUNTS = ("DTC-LEADER", "DTC-FOLLOWER-1", "DTC-FOLLOWER-2")
 SUPPORTED_ENCODINGS = (Encoding.BINARY, Encoding.JSON)
 Handler = Callable[[Session, Message], None]
+PASSWORD_BYTES = 31  # char Password[32], NUL-terminated
 #: Requests that carry out or change orders: the ones ``latency`` delays.
 ORDER_ENTRY = frozenset(
     {
@@ -45,6 +46,15 @@ ORDER_ENTRY = frozenset(
         MsgType.CANCEL_REPLACE_ORDER,
     }
 )
+
+
+def fit_login(login: SimLogin) -> SimLogin:
+    """The login with a password DTC can carry: LOGON_REQUEST's Password holds 31 bytes, and the
+    shared login planner issues 36-character UUIDs. A longer secret becomes its first 31
+    characters without dashes; ``credentials_for`` tells the password actually served."""
+    if len(login.secret.encode()) <= PASSWORD_BYTES:
+        return login
+    return SimLogin(login.username, login.secret.replace("-", "")[:PASSWORD_BYTES], login.accounts)
 
 
 def demo_symbols(today: date | None = None) -> list[str]:
@@ -80,7 +90,7 @@ class DtcSimulator:
             logins = [
                 SimLogin(str(options.get("username", "sim-trader")), str(options.get("password", "sim")), accounts)
             ]
-        self.logins = {login.username: login for login in logins}
+        self.logins = {login.username: fit_login(login) for login in logins}
         for login in logins:
             for account in login.accounts:
                 self.exchange.open_account(account)

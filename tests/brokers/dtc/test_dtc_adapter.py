@@ -35,6 +35,7 @@ from copytrader.brokers.model import (
     Side,
     TimeInForce,
 )
+from copytrader.brokers.simkernel.logins import SimLogin
 
 
 @dataclass
@@ -309,3 +310,17 @@ async def test_requests_when_disconnected_were_not_sent(dsim: DtcSimulator) -> N
     with pytest.raises(BrokerUnavailable) as failure:
         await adapter.place(market("m1"))
     assert failure.value.sent is False
+
+
+async def test_a_password_too_long_for_the_logon_is_refused_before_sending(dsim: DtcSimulator) -> None:
+    adapter = DtcAdapter(with_secret(session_config(dsim), "x" * 40))
+    with pytest.raises(AuthenticationFailed, match="at most 31") as failure:
+        await adapter.connect()
+    assert failure.value.code == "LOGON_FIELD_TOO_LONG" and dsim.logons == 0
+
+
+def test_the_simulator_serves_passwords_that_fit_the_logon() -> None:
+    long = SimLogin("firm-a", "0f8fad5b-d9cb-469f-a165-70867728950e", ("F1",))
+    simulator = create_simulator(exchange=frozen(), logins=[long])
+    served = simulator.credentials_for("firm-a")
+    assert served["password"] == "0f8fad5bd9cb469fa16570867728950"[:31] and len(served["password"]) == 31
