@@ -54,8 +54,6 @@ from .tracking import SessionBook
 from .transport import DtcConnection
 
 log = logging.getLogger(__name__)
-#: What a value from the server that the domain cannot hold raises while it is read.
-BAD_VALUE = (parsing.WireValueError, TypeError, ValueError, KeyError, OverflowError, OSError)
 T = TypeVar("T")
 LOGON_TEXT_BYTES = 31  # Username[32] and Password[32] keep room for the NUL
 
@@ -281,19 +279,23 @@ class DtcAdapter(BrokerAdapter):
     def _on_message(self, msg: Message) -> None:
         if self.pending.offer_response(msg):
             return
+        problems: list[Exception] = []
         try:
             if msg.type is MsgType.ORDER_UPDATE:
-                for event in self.book.order_update(msg):
+                events, problems = self.book.order_update(msg)
+                for event in events:
                     self._emit(event)
             elif msg.type is MsgType.POSITION_UPDATE:
                 position = self.book.position_update(msg)
                 if position is not None:
                     self._emit(position)
-        except BAD_VALUE as exc:
-            self.report_bad_input(f"{msg.spec.name} not understood: {exc}", self._raw(msg))
+        except parsing.BAD_VALUES as exc:
+            problems.append(exc)
         finally:
             if msg.type is MsgType.ORDER_UPDATE:
                 self.pending.offer_order(msg)
+        for problem in problems:
+            self.report_bad_input(f"{msg.spec.name} not understood: {problem}", self._raw(msg))
 
     def _on_decode_error(self, error: DecodeError) -> None:
         fatal = "; the stream cannot be read further, reconnecting" if error.fatal else ""
@@ -322,6 +324,6 @@ class DtcAdapter(BrokerAdapter):
         """``read(msg)``, or None after reporting a value the domain cannot hold."""
         try:
             return read(msg)
-        except BAD_VALUE as exc:
+        except parsing.BAD_VALUES as exc:
             self.report_bad_input(f"{msg.spec.name} not understood: {exc}", self._raw(msg))
             return None

@@ -58,6 +58,10 @@ class WireValueError(ValueError):
     """A server sent a value the domain cannot hold (a fractional contract, an unknown enum)."""
 
 
+#: What reading a server's value can raise: ours, a wrong kind, a timestamp out of range.
+BAD_VALUES = (WireValueError, TypeError, ValueError, KeyError, OverflowError, OSError)
+
+
 def price_in(value: float) -> Decimal | None:
     if not math.isfinite(value) or value == DBL_MAX:
         return None

@@ -20,6 +20,7 @@ from .codec import Message
 __all__ = ["SessionBook"]
 
 _OWN_ANSWERS = (e.OrderUpdateReason.ORDER_CANCEL_REJECTED, e.OrderUpdateReason.ORDER_CANCEL_REPLACE_REJECTED)
+_FILL_REASONS = (e.OrderUpdateReason.ORDER_FILLED, e.OrderUpdateReason.ORDER_FILLED_PARTIALLY)
 
 
 def _state(event: OrderEvent) -> tuple[object, ...]:
@@ -52,28 +53,44 @@ class SessionBook:
         return list(self.server_ids.get((account, client_id), ()))
 
     # -- live updates -------------------------------------------------------------------------
-    def order_update(self, msg: Message) -> list[BrokerEvent]:
+    def order_update(self, msg: Message) -> tuple[list[BrokerEvent], list[Exception]]:
         """Events for one unsolicited ORDER_UPDATE (a fill once per execution id, a state change
-        once). Raises ``WireValueError``/``TypeError`` for values the domain cannot hold."""
+        once), and the values that could not be read. The fill and the order state are read
+        apart, so an unreadable order state never costs the fill it came with."""
         client_id, server_id = msg.as_text("ClientOrderID"), msg.as_text("ServerOrderID")
         account = self.account_of(msg) or self._placed_account(client_id)
         if account is None:
-            return []  # another account of this login, or a bare answer to a request of ours
+            return [], []  # another account of this login, or a bare answer to a request of ours
         self.pair(account, client_id, server_id)
         self.pair(account, client_id, msg.as_text("PreviousServerOrderID"))
         if msg.as_int("OrderUpdateReason") in _OWN_ANSWERS:
-            return []  # the answer to our cancel/replace: the request raises it, nothing changed
+            return [], []  # the answer to our cancel/replace: the request raises it, nothing changed
         events: list[BrokerEvent] = []
-        fill = parsing.fill_event(msg, account)
-        if fill is not None:
-            if not fill.fill_id:  # no execution id: the cumulative quantity identifies the fill
-                fill = replace(fill, fill_id=f"{server_id}:{fill.cumulative_quantity}")
-            if self.new_fill(account, fill.fill_id):
+        problems: list[Exception] = []
+        try:
+            fill = self._fill(msg, account, server_id)
+            if fill is not None and self.new_fill(account, fill.fill_id):
                 events.append(fill)
-        order = self._order_event(msg, account, client_id, server_id)
-        if order is not None and self.changed(order):
-            events.append(order)
-        return events
+        except parsing.BAD_VALUES as exc:
+            problems.append(exc)
+        try:
+            order = self._order_event(msg, account, client_id, server_id)
+            if order is not None and self.changed(order):
+                events.append(order)
+        except parsing.BAD_VALUES as exc:
+            problems.append(exc)
+        return events, problems
+
+    @staticmethod
+    def _fill(msg: Message, account: str, server_id: str) -> FillEvent | None:
+        fill = parsing.fill_event(msg, account)
+        if fill is None:
+            if msg.as_int("OrderUpdateReason") in _FILL_REASONS and not msg.as_int("NoOrders"):
+                raise parsing.WireValueError("a fill update without a fill price or quantity")
+            return None
+        if not fill.fill_id:  # no execution id: the cumulative quantity identifies the fill
+            fill = replace(fill, fill_id=f"{server_id}:{fill.cumulative_quantity}")
+        return fill
 
     def _placed_account(self, client_id: str) -> str | None:
         return next((account for account, cid in self.placed if cid == client_id), None)
