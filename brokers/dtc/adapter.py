@@ -80,6 +80,8 @@ class DtcAdapter(BrokerAdapter):
     async def connect(self) -> None:
         if self._state is ConnectionState.CONNECTED:
             return
+        await self._stop_supervisor()  # a reconnect loop in progress gives way to this connect
+        await self._close_connection("reconnecting")
         self._stopping = False
         self._set_state(ConnectionState.CONNECTING)
         try:
@@ -93,12 +95,7 @@ class DtcAdapter(BrokerAdapter):
         self._set_state(ConnectionState.CONNECTED)
 
     async def disconnect(self) -> None:
-        self._stopping = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
+        await self._stop_supervisor()
         await self._close_connection("client logoff")
         self.pending.fail_all(BrokerUnavailable("dtc: disconnected", sent=False))
         self._set_state(ConnectionState.DISCONNECTED)
@@ -125,6 +122,14 @@ class DtcAdapter(BrokerAdapter):
         if missing:
             await self._close_connection("accounts missing")
             raise AuthenticationFailed(f"dtc: the logon sees no trade account {', '.join(missing)}", code="ACCOUNT")
+
+    async def _stop_supervisor(self) -> None:
+        self._stopping = True
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
 
     async def _close_connection(self, reason: str) -> None:
         connection, self.connection = self.connection, None
@@ -161,6 +166,11 @@ class DtcAdapter(BrokerAdapter):
             except BrokerError as exc:  # refused for good (credentials, trading switched off)
                 self.connection = None
                 self._set_state(ConnectionState.DISCONNECTED, f"dtc: reconnect refused: {exc}")
+                return
+            except Exception as exc:  # a bug must not leave the session DEGRADED with nobody on it
+                log.exception("dtc session %s: reconnect failed", self.config.session_id)
+                self.connection = None
+                self._set_state(ConnectionState.DISCONNECTED, f"dtc: reconnect failed: {exc!r}")
                 return
             self.reconnects += 1
             self._set_state(ConnectionState.CONNECTED)

@@ -155,3 +155,20 @@ async def test_what_happened_while_away_is_emitted_once(dsim: DtcSimulator, enco
         assert adapter.reconnects == 2
     finally:
         await adapter.disconnect()
+
+
+async def test_connect_during_a_reconnect_loop_takes_over(dsim: DtcSimulator) -> None:
+    adapter, events = await connected(dsim)
+    account = adapter.broker_account(ACCOUNT)
+    try:
+        dsim.hold_connections = True  # the server is unreachable: the loop keeps retrying
+        dsim.faults(account).drop_connection = True
+        dsim.exchange.faults_changed(account)
+        await events.expect(state_is(ConnectionState.DEGRADED))
+        dsim.hold_connections = False
+        await adapter.connect()
+        assert adapter.state is ConnectionState.CONNECTED
+        assert adapter._supervisor is not None and not adapter._supervisor.done()
+        assert len([s for s in dsim.sessions if not s.closed]) == 1  # one session, not two
+    finally:
+        await adapter.disconnect()
