@@ -240,7 +240,18 @@ class DtcSimulator:
             return
         if item.type is not MsgType.HEARTBEAT or not self._heartbeats_lost(session):
             session.last_received = time.monotonic()
+        lost = item.type in ORDER_ENTRY and self._answer_lost(session, item)
+        session.muted = lost  # the request is carried out; nothing it causes reaches this client
         handler(session, item)
+        if lost:
+            session.reset()  # and the connection goes with the answer
+
+    def _answer_lost(self, session: Session, msg: Message) -> bool:
+        """Fault ``lose_response_next``/``_rate`` of the request's account (a cancel or a
+        cancel-replace names none: any account of the login)."""
+        named = msg.values.get("TradeAccount") or session.trade_account
+        names = [str(named)] if named else list(session.login.accounts if session.login else ())
+        return any(self.exchange.account(n).faults.take_lose_response() for n in names if n in self.exchange.accounts)
 
     def _publish(self, account: str, message: Message) -> None:
         for session in list(self.sessions):
