@@ -96,12 +96,19 @@ async def place_bracket(adapter: DtcAdapter, command: PlaceOrder) -> OrderAck:
         )
         for leg in legs
     ]
-    connection = adapter.live()
-    connection.send(exits)
-    answers = [
-        await adapter.answer(w.future, connection, f"bracket exit {leg!r}")
-        for w, leg in zip(waiters, legs, strict=True)
-    ]
+    try:
+        connection = adapter.live()
+        connection.send(exits)
+        answers = [
+            await adapter.answer(w.future, connection, f"bracket exit {leg!r}")
+            for w, leg in zip(waiters, legs, strict=True)
+        ]
+    finally:
+        for waiter in waiters:  # the other leg's answer (or failure) is nobody's business any more
+            if not waiter.future.done():
+                waiter.future.cancel()
+            elif not waiter.future.cancelled():
+                waiter.future.exception()  # read, so a failure nobody awaited is not logged as lost
     refusals = [orders.text_of(a, "refused") for a in answers if orders.refused(a)]
     if not refusals:
         return entry
