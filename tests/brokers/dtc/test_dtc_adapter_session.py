@@ -58,11 +58,11 @@ def only_session(sim: DtcSimulator) -> object:
 
 
 async def test_heartbeats_go_out_at_the_negotiated_interval(dsim: DtcSimulator, encoding: Encoding) -> None:
-    dsim.time_scale = FAST  # the server runs the logon's 5 s as 0.25 s, and drops a client silent for two
-    adapter, _ = await connected(dsim, encoding, heartbeat_s=5, heartbeat_time_scale=FAST)
+    dsim.time_scale = FAST  # the server runs the logon's 10 s as 0.5 s, and drops a client silent for two
+    adapter, _ = await connected(dsim, encoding, heartbeat_s=10, heartbeat_time_scale=FAST)
     try:
         session = only_session(dsim)
-        assert session.heartbeat_s == pytest.approx(5 * FAST)  # type: ignore[attr-defined]  # Session
+        assert session.heartbeat_s == pytest.approx(10 * FAST)  # type: ignore[attr-defined]  # Session
         connection = adapter.connection
         assert connection is not None
         # Six server heartbeats span more than two intervals: only our own heartbeats kept us on.
@@ -75,7 +75,7 @@ async def test_heartbeats_go_out_at_the_negotiated_interval(dsim: DtcSimulator, 
 
 async def test_lost_heartbeats_get_us_dropped_and_we_come_back(dsim: DtcSimulator) -> None:
     dsim.time_scale = FAST
-    adapter, events = await connected(dsim, heartbeat_s=5, heartbeat_time_scale=FAST)
+    adapter, events = await connected(dsim, heartbeat_s=10, heartbeat_time_scale=FAST)
     try:
         faults = dsim.faults(adapter.broker_account(ACCOUNT))
         faults.lose_heartbeats = True
