@@ -67,16 +67,18 @@ class SessionBook:
             return [], []  # the answer to our cancel/replace: the request raises it, nothing changed
         events: list[BrokerEvent] = []
         problems: list[Exception] = []
-        try:
-            fill = self._fill(msg, account, server_id)
-            if fill is not None and self.new_fill(account, fill.fill_id):
-                events.append(fill)
-        except parsing.BAD_VALUES as exc:
-            problems.append(exc)
+        # The order's state first, then its fill (the kernel's order too): a watcher that meets
+        # an order first in a fill update still hears of the order before the execution.
         try:
             order = self._order_event(msg, account, client_id, server_id)
             if order is not None and self.changed(order):
                 events.append(order)
+        except parsing.BAD_VALUES as exc:
+            problems.append(exc)
+        try:
+            fill = self._fill(msg, account, server_id)
+            if fill is not None and self.new_fill(account, fill.fill_id):
+                events.append(fill)
         except parsing.BAD_VALUES as exc:
             problems.append(exc)
         return events, problems

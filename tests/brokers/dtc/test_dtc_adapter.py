@@ -324,3 +324,15 @@ def test_the_simulator_serves_passwords_that_fit_the_logon() -> None:
     simulator = create_simulator(exchange=frozen(), logins=[long])
     served = simulator.credentials_for("firm-a")
     assert served["password"] == "0f8fad5bd9cb469fa16570867728950"[:31] and len(served["password"]) == 31
+
+
+async def test_flatten_all_closes_each_symbol_with_its_own_id(setup: Setup) -> None:
+    await setup.adapter.place(market("es", Side.BUY, 1))
+    await setup.adapter.place(PlaceOrder(ACCOUNT, "nq", "NQZ6", Side.SELL, 2))
+    first = await setup.adapter.flatten(FlattenPosition(ACCOUNT, "all"))
+    assert first.client_order_id == "all"
+    closing = sorted(
+        (o.client_order_id, o.symbol, o.side) for o in setup.kernel_orders() if o.client_order_id.startswith("all")
+    )  # type: ignore[attr-defined]  # SimOrder
+    assert closing == [("all", SYMBOL, Side.SELL), ("all.2", "NQZ6", Side.BUY)]
+    assert (await setup.adapter.snapshot(ACCOUNT)).positions == ()
