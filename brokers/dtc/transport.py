@@ -1,6 +1,6 @@
 """One DTC client connection: encoding handshake, logon, heartbeats both ways, logoff.
 
-The adapter (a later slice) sits on this. It owns no trading logic: every message after logon
+The adapter (``adapter.py``) sits on this. It owns no trading logic: every message after logon
 goes to ``on_message``. A DTC session is the TCP connection itself (no token, no resume), so a
 lost connection means a new :meth:`DtcConnection.open` and a resync by the caller.
 
