@@ -49,7 +49,7 @@ from . import brackets, orders, parsing
 from .codec import RAW_LIMIT, DecodeError, Message, encode, make
 from .config import DtcConfig
 from .messages import Encoding, MsgType
-from .pending import Pending
+from .pending import Pending, RequestRefused
 from .tracking import SessionBook
 from .transport import DtcConnection
 
@@ -240,7 +240,11 @@ class DtcAdapter(BrokerAdapter):
     async def _resync(self, *, emit: bool) -> None:
         """Open orders, positions and fills of every account; emit what changed (``emit``)."""
         for account_id in self.config.accounts:
-            fills = await self.fill_history(account_id)
+            try:
+                fills = await self.fill_history(account_id)
+            except RequestRefused as exc:  # a server without fill history: resync what it has
+                self.report(f"fill history of {account_id} refused, fills missed while away cannot be read: {exc}")
+                fills = []
             events = self.book.reconcile(
                 account_id, await self.open_orders(account_id), fills, await self.positions(account_id)
             )

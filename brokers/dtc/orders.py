@@ -24,6 +24,7 @@ from . import enums as e
 from . import parsing
 from .codec import EncodeError, Message, make
 from .messages import DBL_MAX, MsgType
+from .pending import RequestRefused
 
 if TYPE_CHECKING:
     from .adapter import DtcAdapter
@@ -210,7 +211,10 @@ async def lookup(adapter: DtcAdapter, account_id: str, client_order_id: str) -> 
     for order in await adapter.open_orders(account_id):
         if order.client_order_id == client_order_id:
             return OrderAck(account_id, client_order_id, order.broker_order_id, order.status, duplicate=True)
-    fills = await adapter.fill_history(account_id)
+    try:
+        fills = await adapter.fill_history(account_id)
+    except RequestRefused as exc:
+        raise BrokerUnavailable(f"dtc: cannot tell whether {client_order_id!r} exists: {exc}", sent=False) from exc
     book = adapter.book
     ours = [f.broker_order_id for f in fills if f.client_order_id == client_order_id]
     if ours:

@@ -34,6 +34,7 @@ _EMPTY = {
 
 class ScriptedServer:
     def __init__(self) -> None:
+        self.refuse: set[MsgType] = set()  # requests answered with their reject message
         self.connections: list[tuple[asyncio.StreamWriter, StreamDecoder]] = []
         self.logged_on = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -83,6 +84,10 @@ class ScriptedServer:
         elif msg.type is MsgType.LOGON_REQUEST:
             reply(make(MsgType.LOGON_RESPONSE, Result=1, TradingIsSupported=1))
             self.logged_on.set()
+        elif msg.type is MsgType.HISTORICAL_ORDER_FILLS_REQUEST and msg.type in self.refuse:
+            reply(
+                make(MsgType.HISTORICAL_ORDER_FILLS_REJECT, RequestID=msg.as_int("RequestID"), RejectText="no history")
+            )
         elif msg.type in _EMPTY:
             answer, values = _EMPTY[msg.type]
             reply(make(answer, RequestID=msg.as_int("RequestID"), **values))  # type: ignore[arg-type]  # field values

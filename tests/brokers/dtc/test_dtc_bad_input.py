@@ -21,6 +21,7 @@ from copytrader.brokers.dtc.adapter import DtcAdapter
 from copytrader.brokers.dtc.codec import DecodeError, Message, StreamDecoder, encode, make
 from copytrader.brokers.dtc.messages import MESSAGES, Encoding, MsgType, OrderUpdateReason
 from copytrader.brokers.dtc.simulator import create_simulator
+from copytrader.brokers.errors import BrokerUnavailable
 from copytrader.brokers.model import ConnectionEvent, ConnectionState, FillEvent
 
 FILLED = int(OrderUpdateReason.ORDER_FILLED)
@@ -124,6 +125,20 @@ async def test_a_broken_stream_is_reported_then_the_session_reconnects(scripted:
         assert len(scripted.connections) == 2
         scripted.send(good_fill("after"))
         await events.expect(lambda e: isinstance(e, FillEvent) and e.fill_id == "after")
+    finally:
+        await adapter.disconnect()
+
+
+async def test_a_server_without_fill_history_still_connects_and_lookup_cannot_tell(scripted: ScriptedServer) -> None:
+    scripted.refuse.add(MsgType.HISTORICAL_ORDER_FILLS_REQUEST)
+    adapter = DtcAdapter(config(scripted.endpoint, Encoding.BINARY))
+    events = Recorder(adapter.events())
+    await adapter.connect()
+    try:
+        refused = await events.expect(lambda e: isinstance(e, ConnectionEvent) and "no history" in (e.reason or ""))
+        assert "fill history" in (refused.reason or "")  # type: ignore[union-attr]  # ConnectionEvent
+        with pytest.raises(BrokerUnavailable, match="cannot tell"):
+            await adapter.lookup("A", "anything")
     finally:
         await adapter.disconnect()
 
