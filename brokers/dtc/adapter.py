@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from decimal import Decimal
@@ -47,11 +48,11 @@ from ..model import (
 )
 from . import brackets, orders, parsing
 from .codec import RAW_LIMIT, DecodeError, Message, encode, make
-from .config import DtcConfig
+from .config import DtcConfig, parse_endpoint
 from .messages import Encoding, MsgType
 from .pending import Pending, RequestRefused
 from .tracking import SessionBook
-from .transport import DtcConnection
+from .transport import DtcConnection, ReconnectElsewhere
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,7 +109,7 @@ class DtcAdapter(BrokerAdapter):
                     f"dtc: the {what} is {len(value.encode())} bytes; LOGON_REQUEST carries at most {LOGON_TEXT_BYTES}",
                     code="LOGON_FIELD_TOO_LONG",
                 )
-        connection = await DtcConnection.open(self.dtc.endpoint, self._on_message, self._on_decode_error)
+        connection = await self._logon()
         self.connection = connection
         if not connection.flag("TradingIsSupported"):
             await self._close_connection("trading not supported")
@@ -130,6 +131,21 @@ class DtcAdapter(BrokerAdapter):
             supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
+
+    async def _logon(self) -> DtcConnection:
+        """Log on at the configured address, following one LOGON_RECONNECT_NEW_ADDRESS (a server
+        that hands its clients on, e.g. a relay); the next reconnect starts at the configured one."""
+        endpoint = self.dtc.endpoint
+        try:
+            return await DtcConnection.open(endpoint, self._on_message, self._on_decode_error)
+        except ReconnectElsewhere as exc:
+            try:
+                host, port = parse_endpoint(exc.address)
+            except ValueError:
+                raise BrokerUnavailable(f"dtc: {exc.message} (an address we cannot read)", sent=False) from exc
+            log.info("dtc session %s: %s", self.config.session_id, exc.message)
+            moved = dataclasses.replace(endpoint, host=host, port=port)
+            return await DtcConnection.open(moved, self._on_message, self._on_decode_error)
 
     async def _close_connection(self, reason: str) -> None:
         connection, self.connection = self.connection, None

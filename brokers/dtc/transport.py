@@ -23,7 +23,7 @@ from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable
 from .codec import DecodeError, Message, StreamDecoder, encode, make
 from .messages import Encoding, LogonStatus, MsgType, TradeMode
 
-__all__ = ["DtcConnection", "DtcEndpoint", "logon_error"]
+__all__ = ["DtcConnection", "DtcEndpoint", "ReconnectElsewhere", "logon_error"]
 
 OnMessage = Callable[[Message], None]
 OnError = Callable[[DecodeError], None]
@@ -45,6 +45,14 @@ class DtcEndpoint:
     time_scale: float = 1.0  # multiplies our own heartbeat clock (tests; the wire keeps heartbeat_s)
 
 
+class ReconnectElsewhere(BrokerUnavailable):
+    """LOGON_RECONNECT_NEW_ADDRESS: the server sends the client to ``address`` (host:port)."""
+
+    def __init__(self, message: str, address: str) -> None:
+        super().__init__(message, code="RECONNECT_NEW_ADDRESS", sent=False)
+        self.address = address
+
+
 def logon_error(response: Message) -> BrokerError:
     """The error for a LOGON_RESPONSE whose Result is not success.
 
@@ -55,7 +63,7 @@ def logon_error(response: Message) -> BrokerError:
     result, text = response.as_int("Result"), response.as_text("ResultText")
     if result == LogonStatus.RECONNECT_NEW_ADDRESS:
         address = response.as_text("ReconnectAddress")
-        return BrokerUnavailable(f"reconnect to {address}: {text}", code="RECONNECT_NEW_ADDRESS", sent=False)
+        return ReconnectElsewhere(f"reconnect to {address}: {text}", address)
     name = LogonStatus(result).name if result in LogonStatus._value2member_map_ else str(result)
     return AuthenticationFailed(f"logon refused ({name}): {text}", code=f"LOGON_{name}")
 

@@ -35,6 +35,7 @@ _EMPTY = {
 class ScriptedServer:
     def __init__(self) -> None:
         self.refuse: set[MsgType] = set()  # requests answered with their reject message
+        self.redirect_to = ""  # set: every logon is answered LOGON_RECONNECT_NEW_ADDRESS to it
         self.connections: list[tuple[asyncio.StreamWriter, StreamDecoder]] = []
         self.logged_on = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -81,6 +82,8 @@ class ScriptedServer:
         if msg.type is MsgType.ENCODING_REQUEST:
             reply(make(MsgType.ENCODING_RESPONSE, Encoding=msg.as_int("Encoding")))
             decoder.encoding = Encoding(msg.as_int("Encoding"))
+        elif msg.type is MsgType.LOGON_REQUEST and self.redirect_to:
+            reply(make(MsgType.LOGON_RESPONSE, Result=4, ReconnectAddress=self.redirect_to, ResultText="moved"))
         elif msg.type is MsgType.LOGON_REQUEST:
             reply(make(MsgType.LOGON_RESPONSE, Result=1, TradingIsSupported=1))
             self.logged_on.set()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from adapter_helpers import ACCOUNT, SYMBOL, Recorder, adapter_for, frozen
+from adapter_helpers import ACCOUNT, SYMBOL, Recorder, adapter_for, frozen, session_config
 from dtc_client import FAST
+from scripted_server import ScriptedServer
 from waiting import wait_until
 
 from copytrader.brokers.dtc.adapter import DtcAdapter
 from copytrader.brokers.dtc.messages import Encoding
 from copytrader.brokers.dtc.simulator import DtcSimulator, create_simulator
+from copytrader.brokers.errors import BrokerUnavailable
 from copytrader.brokers.model import (
     ConnectionEvent,
     ConnectionState,
@@ -172,3 +175,22 @@ async def test_connect_during_a_reconnect_loop_takes_over(dsim: DtcSimulator) ->
         assert len([s for s in dsim.sessions if not s.closed]) == 1  # one session, not two
     finally:
         await adapter.disconnect()
+
+
+async def test_a_logon_sent_elsewhere_is_followed_once(dsim: DtcSimulator) -> None:
+    relay = await ScriptedServer().start()
+    relay.redirect_to = f"127.0.0.1:{dsim.port}"
+    try:
+        adapter = DtcAdapter(replace(session_config(dsim), endpoint=relay.endpoint))
+        await adapter.connect()
+        try:
+            assert adapter.state is ConnectionState.CONNECTED and dsim.logons == 1
+            assert adapter.connection is not None and adapter.connection.endpoint.port == dsim.port
+        finally:
+            await adapter.disconnect()
+        relay.redirect_to = f"127.0.0.1:{relay.port}"  # sent back to itself: given up, not looped
+        looping = DtcAdapter(replace(session_config(dsim), endpoint=relay.endpoint))
+        with pytest.raises(BrokerUnavailable, match="reconnect to"):
+            await looping.connect()
+    finally:
+        await relay.stop()
