@@ -325,7 +325,7 @@ class DtcAdapter(BrokerAdapter):
             if msg.type is MsgType.ORDER_UPDATE:
                 self.pending.offer_order(msg)
         for problem in problems:
-            self.report_bad_input(f"{msg.spec.name} not understood: {problem}", self._raw(msg))
+            self.report_bad_input(f"{msg.spec.name} not understood: {problem}", self.raw(msg))
 
     def _on_decode_error(self, error: DecodeError) -> None:
         fatal = "; the stream cannot be read further, reconnecting" if error.fatal else ""
@@ -343,7 +343,8 @@ class DtcAdapter(BrokerAdapter):
         self._last_error = reason
         self._emit(ConnectionEvent(state=self._state, reason=reason))
 
-    def _raw(self, msg: Message) -> bytes:
+    def raw(self, msg: Message) -> bytes:
+        """The first bytes of ``msg`` as this connection's encoding carries it (for error reports)."""
         connection = self.connection
         try:
             return encode(msg, connection.encoding if connection else Encoding.BINARY)[:RAW_LIMIT]
@@ -355,5 +356,5 @@ class DtcAdapter(BrokerAdapter):
         try:
             return read(msg)
         except parsing.BAD_VALUES as exc:
-            self.report_bad_input(f"{msg.spec.name} not understood: {exc}", self._raw(msg))
+            self.report_bad_input(f"{msg.spec.name} not understood: {exc}", self.raw(msg))
             return None

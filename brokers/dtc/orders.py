@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import BrokerUnavailable, OrderRejected, UnknownOrder
+from ..errors import BrokerError, BrokerUnavailable, OrderRejected, UnknownOrder
 from ..model import (
     CancelOrder,
     FlattenPosition,
@@ -45,11 +45,23 @@ REPLACE_ANSWERS = frozenset({Reason.ORDER_CANCEL_REPLACE_COMPLETE, Reason.ORDER_
 CANCEL_ANSWERS = frozenset({Reason.ORDER_CANCELED, Reason.ORDER_CANCEL_REJECTED})
 
 
-def _status(update: Message) -> OrderStatus:
+class UnreadableAnswer(BrokerError):
+    """The ORDER_UPDATE answering our request holds a value we cannot read; ``raw`` is its first
+    bytes in hex. The request may have been carried out, so the executor reports BAD_ANSWER
+    (state unknown) and looks the order up rather than sending it again."""
+
+    def __init__(self, message: str, raw: str) -> None:
+        super().__init__(message, code="BAD_ANSWER")
+        self.raw = raw
+
+
+def _status(adapter: DtcAdapter, update: Message) -> OrderStatus:
+    """The answer's order status, strictly: a value we do not know is never guessed."""
     try:
         return parsing.STATUSES[e.OrderStatus(update.as_int("OrderStatus"))]
     except (ValueError, KeyError):
-        return OrderStatus.WORKING
+        raw = adapter.raw(update).hex()
+        raise UnreadableAnswer(f"dtc: answer with OrderStatus {update.as_int('OrderStatus')}", raw) from None
 
 
 def text_of(update: Message, fallback: str) -> str:
@@ -86,7 +98,8 @@ async def place(adapter: DtcAdapter, command: PlaceOrder, *, is_parent: bool = F
 
 
 def refused(update: Message) -> bool:
-    return update.as_int("OrderUpdateReason") == Reason.NEW_ORDER_REJECTED or _status(update) is OrderStatus.REJECTED
+    reason, status = update.as_int("OrderUpdateReason"), update.as_int("OrderStatus")
+    return reason == Reason.NEW_ORDER_REJECTED or status == e.OrderStatus.REJECTED
 
 
 async def _new_order_answer(adapter: DtcAdapter, account_id: str, client_id: str, update: Message) -> OrderAck:
@@ -101,7 +114,10 @@ async def _new_order_answer(adapter: DtcAdapter, account_id: str, client_id: str
             if found is not None and found.status is not OrderStatus.REJECTED:
                 return found
         raise OrderRejected(f"dtc: {text}", code="NEW_ORDER_REJECTED")
-    return OrderAck(account_id, client_id, server_id, _status(update))
+    status = _status(adapter, update)
+    if not server_id:
+        raise UnreadableAnswer("dtc: an accepted order without a ServerOrderID", adapter.raw(update).hex())
+    return OrderAck(account_id, client_id, server_id, status)
 
 
 async def _open_order(adapter: DtcAdapter, account_id: str, client_id: str) -> OrderEvent:
@@ -137,7 +153,9 @@ async def modify(adapter: DtcAdapter, command: ModifyOrder) -> OrderAck:
     update = await _request(adapter, command.account_id, message, command.client_order_id, REPLACE_ANSWERS, what)
     if update.as_int("OrderUpdateReason") == Reason.ORDER_CANCEL_REPLACE_REJECTED:
         raise OrderRejected(f"dtc: modify refused: {text_of(update, 'rejected')}", code="CANCEL_REPLACE_REJECTED")
-    return OrderAck(command.account_id, command.client_order_id, update.as_text("ServerOrderID"), _status(update))
+    return OrderAck(
+        command.account_id, command.client_order_id, update.as_text("ServerOrderID"), _status(adapter, update)
+    )
 
 
 async def cancel(adapter: DtcAdapter, command: CancelOrder) -> OrderAck:

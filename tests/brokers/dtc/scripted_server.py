@@ -35,6 +35,7 @@ _EMPTY = {
 class ScriptedServer:
     def __init__(self) -> None:
         self.refuse: set[MsgType] = set()  # requests answered with their reject message
+        self.order_answer: dict[str, object] = {}  # set: SUBMIT_NEW_SINGLE_ORDER answered with these fields
         self.redirect_to = ""  # set: every logon is answered LOGON_RECONNECT_NEW_ADDRESS to it
         self.connections: list[tuple[asyncio.StreamWriter, StreamDecoder]] = []
         self.logged_on = asyncio.Event()
@@ -91,6 +92,9 @@ class ScriptedServer:
             reply(
                 make(MsgType.HISTORICAL_ORDER_FILLS_REJECT, RequestID=msg.as_int("RequestID"), RejectText="no history")
             )
+        elif msg.type is MsgType.SUBMIT_NEW_SINGLE_ORDER and self.order_answer:
+            fields = {"ClientOrderID": msg.as_text("ClientOrderID"), "TradeAccount": ACCOUNT, **self.order_answer}
+            reply(make(MsgType.ORDER_UPDATE, **fields))  # type: ignore[arg-type]  # field values
         elif msg.type in _EMPTY:
             answer, values = _EMPTY[msg.type]
             reply(make(answer, RequestID=msg.as_int("RequestID"), **values))  # type: ignore[arg-type]  # field values

@@ -20,9 +20,10 @@ from copytrader.brokers.base import SessionConfig
 from copytrader.brokers.dtc.adapter import DtcAdapter
 from copytrader.brokers.dtc.codec import DecodeError, Message, StreamDecoder, encode, make
 from copytrader.brokers.dtc.messages import MESSAGES, Encoding, MsgType, OrderUpdateReason
+from copytrader.brokers.dtc.orders import UnreadableAnswer
 from copytrader.brokers.dtc.simulator import create_simulator
 from copytrader.brokers.errors import BrokerUnavailable
-from copytrader.brokers.model import ConnectionEvent, ConnectionState, FillEvent
+from copytrader.brokers.model import ConnectionEvent, ConnectionState, FillEvent, PlaceOrder, Side
 
 FILLED = int(OrderUpdateReason.ORDER_FILLED)
 
@@ -139,6 +140,22 @@ async def test_a_server_without_fill_history_still_connects_and_lookup_cannot_te
         assert "fill history" in (refused.reason or "")  # type: ignore[union-attr]  # ConnectionEvent
         with pytest.raises(BrokerUnavailable, match="cannot tell"):
             await adapter.lookup("A", "anything")
+    finally:
+        await adapter.disconnect()
+
+
+async def test_an_unreadable_answer_is_a_bad_answer_with_its_raw_bytes(scripted: ScriptedServer) -> None:
+    adapter = DtcAdapter(config(scripted.endpoint, Encoding.BINARY))
+    await adapter.connect()
+    try:
+        scripted.order_answer = {"OrderUpdateReason": 2, "OrderStatus": 99, "ServerOrderID": "9"}
+        with pytest.raises(UnreadableAnswer) as failure:
+            await adapter.place(PlaceOrder("A", "q1", "ESZ6", Side.BUY, 1))
+        assert failure.value.code == "BAD_ANSWER" and not failure.value.retriable
+        assert failure.value.raw.startswith("b0022d01")  # Size 688, Type 301: what the executor shows
+        scripted.order_answer = {"OrderUpdateReason": 2, "OrderStatus": 4, "ServerOrderID": ""}
+        with pytest.raises(UnreadableAnswer, match="without a ServerOrderID"):
+            await adapter.place(PlaceOrder("A", "q2", "ESZ6", Side.BUY, 1))
     finally:
         await adapter.disconnect()
 
