@@ -193,9 +193,9 @@ async def flatten(adapter: DtcAdapter, command: FlattenPosition) -> OrderAck:
     """
     account_id, symbol = command.account_id, command.symbol
     for order in await adapter.open_orders(account_id):
-        if (symbol is None or order.symbol == symbol) and order.client_order_id:
-            try:
-                await cancel_server_order(adapter, account_id, order.client_order_id, order.broker_order_id)
+        if symbol is None or order.symbol == symbol:
+            try:  # an order entered without a ClientOrderID is canceled by its ServerOrderID alone
+                await cancel_server_order(adapter, account_id, order.client_order_id or "", order.broker_order_id)
             except (UnknownOrder, OrderRejected):
                 pass  # it finished meanwhile: nothing left to cancel
     positions = sorted(

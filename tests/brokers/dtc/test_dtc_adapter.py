@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -336,3 +337,15 @@ async def test_flatten_all_closes_each_symbol_with_its_own_id(setup: Setup) -> N
     )  # type: ignore[attr-defined]  # SimOrder
     assert closing == [("all", SYMBOL, Side.SELL), ("all.2", "NQZ6", Side.BUY)]
     assert (await setup.adapter.snapshot(ACCOUNT)).positions == ()
+
+
+async def test_concurrent_requests_each_get_their_own_answer(setup: Setup) -> None:
+    commands = [market(f"cc{n}", Side.BUY if n % 2 else Side.SELL) for n in range(20)]
+    acks = await asyncio.gather(*(setup.adapter.place(c) for c in commands))
+    assert [a.client_order_id for a in acks] == [c.client_order_id for c in commands]
+    by_id = {o.client_order_id: o.order_id for o in setup.kernel_orders()}  # type: ignore[attr-defined]  # SimOrder
+    assert all(by_id[a.client_order_id] == a.broker_order_id for a in acks)
+    for command in commands:
+        await setup.events.expect(
+            lambda e, ref=command.client_order_id: isinstance(e, FillEvent) and e.client_order_id == ref
+        )  # type: ignore[misc]  # default-bound ref
