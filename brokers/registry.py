@@ -12,12 +12,14 @@ ADAPTERS: dict[str, str] = {
     "tradovate": "copytrader.brokers.tradovate.adapter:TradovateAdapter",
     "projectx": "copytrader.brokers.projectx.adapter:ProjectXAdapter",
     "rithmic": "copytrader.brokers.rithmic.adapter:RithmicAdapter",
+    "dtc": "copytrader.brokers.dtc.adapter:DtcAdapter",
 }
 
 SIMULATORS: dict[str, str] = {
     "tradovate": "copytrader.brokers.tradovate.simulator:create_simulator",
     "projectx": "copytrader.brokers.projectx.simulator:create_simulator",
     "rithmic": "copytrader.brokers.rithmic.simulator:create_simulator",
+    "dtc": "copytrader.brokers.dtc.simulator:create_simulator",
 }
 
 

@@ -1,6 +1,6 @@
 """Sans-I/O DTC codec: messages to bytes and back, in binary and JSON encodings.
 
-Shared by the simulator, the test client and (later) the adapter. Nothing here touches a
+Shared by the simulator, the test client and the adapter. Nothing here touches a
 socket: :class:`StreamDecoder` takes bytes as they arrive and hands out whole messages, or a
 :class:`DecodeError` value for anything malformed, so a hostile or buggy peer can never crash
 the reader. The decoder can switch encoding between two messages, which the DTC encoding

@@ -54,15 +54,16 @@ Value = int | float | str
 
 
 # struct codes: i32 covers the header's int32 enums; the string kind is "s" with a width.
-_CODES = {"u8": "B", "i8": "b", "u32": "I", "i32": "i", "i64": "q", "f64": "d"}
+_CODES = {"u8": "B", "i8": "b", "u32": "I", "i32": "i", "i64": "q", "u64": "Q", "f64": "d"}
 _INT_KINDS = {"u8": (0, 0xFF), "i8": (-0x80, 0x7F), "u32": (0, 0xFFFFFFFF), "i32": (-(2**31), 2**31 - 1)}
 _INT_KINDS["i64"] = (-(2**63), 2**63 - 1)
+_INT_KINDS["u64"] = (0, 2**64 - 1)
 
 
 @dataclass(frozen=True, slots=True)
 class Field:
     name: str
-    kind: str  # "u8" "i8" "u32" "i32" "i64" "f64" or "s" (fixed char array)
+    kind: str  # "u8" "i8" "u32" "i32" "i64" "u64" "f64" or "s" (fixed char array)
     width: int = 0  # bytes of a char array; 0 for numbers
     default: Value | None = None
 
@@ -339,6 +340,25 @@ _DEFS: dict[MsgType, tuple[Field, ...]] = {
         _s("TradeAccount", 32),
         _n("RequestID", "i32"),
     ),
+    MsgType.ACCOUNT_BALANCE_REQUEST: (_n("RequestID", "i32"), _s("TradeAccount", 32)),
+    MsgType.ACCOUNT_BALANCE_REJECT: (_n("RequestID", "i32"), _s("RejectText", 96)),
+    MsgType.ACCOUNT_BALANCE_UPDATE: (
+        _n("RequestID", "i32"),
+        _n("CashBalance", "f64"),
+        _n("BalanceAvailableForNewPositions", "f64"),
+        _s("AccountCurrency", 8),
+        _s("TradeAccount", 32),
+        _n("SecuritiesValue", "f64"),
+        _n("MarginRequirement", "f64"),
+        _n("TotalNumberMessages", "i32"),
+        _n("MessageNumber", "i32"),
+        _n("NoAccountBalances", "u8"),
+        _n("Unsolicited", "u8"),
+        _n("OpenPositionsProfitLoss", "f64"),
+        _n("DailyProfitLoss", "f64"),
+        _s("InfoText", 96),
+        _n("TransactionIdentifier", "u64"),
+    ),
 }
 
 #: ``sizeof`` of each struct, measured by compiling the version-8 header with g++ on x86-64.
@@ -365,6 +385,9 @@ SIZES: Mapping[MsgType, int] = {
     MsgType.POSITION_UPDATE: 200,
     MsgType.TRADE_ACCOUNTS_REQUEST: 8,
     MsgType.TRADE_ACCOUNT_RESPONSE: 48,
+    MsgType.ACCOUNT_BALANCE_REQUEST: 40,
+    MsgType.ACCOUNT_BALANCE_REJECT: 104,
+    MsgType.ACCOUNT_BALANCE_UPDATE: 216,
 }
 
 MESSAGES: Mapping[int, MessageSpec] = {t: _layout(t, fields) for t, fields in _DEFS.items()}

@@ -58,6 +58,10 @@ class WireValueError(ValueError):
     """A server sent a value the domain cannot hold (a fractional contract, an unknown enum)."""
 
 
+#: What reading a server's value can raise: ours, a wrong kind, a timestamp out of range.
+BAD_VALUES = (WireValueError, TypeError, ValueError, KeyError, OverflowError, OSError)
+
+
 def price_in(value: float) -> Decimal | None:
     if not math.isfinite(value) or value == DBL_MAX:
         return None
@@ -84,8 +88,9 @@ def _lookup(table: Mapping[E, V], kind: type[E], value: int, what: str) -> V:
         raise WireValueError(f"unsupported {what} {value}") from None
 
 
-def submit_order(command: PlaceOrder, trade_account: str) -> Message:
-    """SUBMIT_NEW_SINGLE_ORDER for a domain order (Price1 = limit or stop, Price2 = stop-limit's limit)."""
+def submit_order(command: PlaceOrder, trade_account: str, *, is_parent: bool = False) -> Message:
+    """SUBMIT_NEW_SINGLE_ORDER for a domain order (Price1 = limit or stop, Price2 = stop-limit's limit);
+    ``is_parent`` marks the entry of a bracket, whose OCO exits follow naming it."""
     price1, price2 = DBL_MAX, DBL_MAX
     if command.order_type is OrderType.LIMIT:
         price1 = price_out(command.limit_price)
@@ -105,6 +110,7 @@ def submit_order(command: PlaceOrder, trade_account: str) -> Message:
         Quantity=float(command.quantity),
         TimeInForce=int(DTC_TIME_IN_FORCE[command.time_in_force]),
         IsAutomatedOrder=1,
+        IsParentOrder=int(is_parent),
     )
 
 
@@ -166,4 +172,28 @@ def position_event(msg: Message, account_id: str) -> PositionEvent | None:
         symbol=msg.as_text("Symbol"),
         net_quantity=net,
         average_price=price_in(msg.as_float("AveragePrice")) if net else None,
+    )
+
+
+def history_fill(msg: Message, account_id: str, client_order_id: str | None) -> FillEvent:
+    """One HISTORICAL_ORDER_FILL_RESPONSE as a fill (cumulative/leaves are the caller's to set:
+    a history record knows only its own execution)."""
+    price = price_in(msg.as_float("Price"))
+    quantity = contracts(msg.as_float("Quantity"))
+    if price is None or quantity <= 0:
+        raise WireValueError(f"historical fill {msg.as_text('UniqueExecutionID')!r} has no price or quantity")
+    when = msg.as_int("DateTime")
+    server_id = msg.as_text("ServerOrderID")
+    return FillEvent(
+        account_id=account_id,
+        client_order_id=client_order_id,
+        broker_order_id=server_id,
+        fill_id=msg.as_text("UniqueExecutionID") or f"{server_id}:{when}:{quantity}",
+        symbol=msg.as_text("Symbol"),
+        side=_lookup(SIDES, e.BuySell, msg.as_int("BuySell"), "side"),
+        quantity=quantity,
+        price=price,
+        cumulative_quantity=quantity,
+        leaves_quantity=0,
+        timestamp=datetime.fromtimestamp(when, UTC) if when > 0 else datetime.now(UTC),
     )

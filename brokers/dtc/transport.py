@@ -1,6 +1,6 @@
 """One DTC client connection: encoding handshake, logon, heartbeats both ways, logoff.
 
-The adapter (a later slice) sits on this. It owns no trading logic: every message after logon
+The adapter (``adapter.py``) sits on this. It owns no trading logic: every message after logon
 goes to ``on_message``. A DTC session is the TCP connection itself (no token, no resume), so a
 lost connection means a new :meth:`DtcConnection.open` and a resync by the caller.
 
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,9 +23,11 @@ from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable
 from .codec import DecodeError, Message, StreamDecoder, encode, make
 from .messages import Encoding, LogonStatus, MsgType, TradeMode
 
-__all__ = ["DtcConnection", "DtcEndpoint", "logon_error"]
+__all__ = ["DtcConnection", "DtcEndpoint", "ReconnectElsewhere", "logon_error"]
 
 OnMessage = Callable[[Message], None]
+OnError = Callable[[DecodeError], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,14 @@ class DtcEndpoint:
     time_scale: float = 1.0  # multiplies our own heartbeat clock (tests; the wire keeps heartbeat_s)
 
 
+class ReconnectElsewhere(BrokerUnavailable):
+    """LOGON_RECONNECT_NEW_ADDRESS: the server sends the client to ``address`` (host:port)."""
+
+    def __init__(self, message: str, address: str) -> None:
+        super().__init__(message, code="RECONNECT_NEW_ADDRESS", sent=False)
+        self.address = address
+
+
 def logon_error(response: Message) -> BrokerError:
     """The error for a LOGON_RESPONSE whose Result is not success.
 
@@ -51,7 +63,7 @@ def logon_error(response: Message) -> BrokerError:
     result, text = response.as_int("Result"), response.as_text("ResultText")
     if result == LogonStatus.RECONNECT_NEW_ADDRESS:
         address = response.as_text("ReconnectAddress")
-        return BrokerUnavailable(f"reconnect to {address}: {text}", code="RECONNECT_NEW_ADDRESS", sent=False)
+        return ReconnectElsewhere(f"reconnect to {address}: {text}", address)
     name = LogonStatus(result).name if result in LogonStatus._value2member_map_ else str(result)
     return AuthenticationFailed(f"logon refused ({name}): {text}", code=f"LOGON_{name}")
 
@@ -60,13 +72,19 @@ class DtcConnection:
     """An open, logged-on DTC session. Build it with :meth:`open`."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, endpoint: DtcEndpoint, on_message: OnMessage
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        endpoint: DtcEndpoint,
+        on_message: OnMessage,
+        on_error: OnError | None = None,
     ) -> None:
         self.reader, self.writer, self.endpoint = reader, writer, endpoint
         self.on_message = on_message
+        self.on_error = on_error
         self.decoder = StreamDecoder(Encoding.BINARY, exact_size=False)  # tolerate other versions
         self.logon_response: Message | None = None
-        self.decode_errors: list[DecodeError] = []
+        self.decode_errors: deque[DecodeError] = deque(maxlen=100)  # the latest, for tests and logs
         self.close_reason: str | None = None
         self.do_not_reconnect = False
         self.closed = asyncio.Event()
@@ -75,15 +93,20 @@ class DtcConnection:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def open(cls, endpoint: DtcEndpoint, on_message: OnMessage) -> DtcConnection:
-        """Connect, negotiate the encoding, log on; raises a :class:`BrokerError` on failure."""
+    async def open(cls, endpoint: DtcEndpoint, on_message: OnMessage, on_error: OnError | None = None) -> DtcConnection:
+        """Connect, negotiate the encoding, log on; raises a :class:`BrokerError` on failure.
+
+        ``on_error`` hears of every frame that could not be read (the raw bytes inside), so the
+        caller can report it; ``on_message`` gets every other message after logon. Neither may
+        stop the reader: an exception from either is logged and reading goes on.
+        """
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(endpoint.host, endpoint.port), endpoint.handshake_timeout_s
             )
         except (OSError, TimeoutError) as exc:
             raise BrokerUnavailable(f"cannot connect to {endpoint.host}:{endpoint.port}: {exc}", sent=False) from exc
-        connection = cls(reader, writer, endpoint, on_message)
+        connection = cls(reader, writer, endpoint, on_message, on_error)
         try:
             await connection._handshake()
         except BaseException:
@@ -201,10 +224,18 @@ class DtcConnection:
             self._abort(f"connection error: {exc}")
 
     def _take(self, item: Message | DecodeError) -> None:
+        try:
+            self._deliver(item)
+        except Exception:  # a bug in a callback must not end the reader (and the session)
+            log.exception("DTC %s:%s: handling a message failed", self.endpoint.host, self.endpoint.port)
+
+    def _deliver(self, item: Message | DecodeError) -> None:
         if isinstance(item, DecodeError):
             self.decode_errors.append(item)
             if item.fatal:
                 self._abort(f"unreadable stream: {item.detail}")
+            if self.on_error is not None:
+                self.on_error(item)
             return
         if item.type is MsgType.LOGOFF:
             self.do_not_reconnect = bool(item.as_int("DoNotReconnect"))

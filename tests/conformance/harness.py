@@ -309,6 +309,19 @@ def rithmic_config(platform: str, simulator: Any, credentials: Mapping[str, Any]
     )
 
 
+def dtc_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) -> SessionConfig:
+    """DTC: the logon's username/password; the endpoint is the simulator's dtc://host:port."""
+    return SessionConfig(
+        platform=platform,
+        session_id=f"conformance-{next(_sessions)}",
+        accounts={ACCOUNT: credentials["accounts"][0]},
+        endpoint=credentials.get("base_url", simulator.base_url),
+        username=credentials["username"],
+        secret=credentials["password"],
+        options={"reconnect_min_s": 0.05, "reconnect_max_s": 0.5, "request_timeout_s": 5.0},
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
@@ -363,5 +376,12 @@ PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
         config=rithmic_config,
         options={"tick_ms": 0, "heartbeat_interval": 1.0},
         features=frozenset({"authentication", "reconnect", "transport_faults", "lost_response", "repeated_id_is_new"}),
+    ),
+    "dtc": SimulatorPlatform(
+        "dtc",
+        "copytrader.brokers.dtc.simulator:create_simulator",
+        config=dtc_config,
+        options={"tick_ms": 0},
+        features=frozenset({"authentication", "reconnect"}),
     ),
 }

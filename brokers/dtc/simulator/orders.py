@@ -71,6 +71,7 @@ class OrderDesk:
         self.flatten_cancels_orders = flatten_cancels_orders
         self.fills: dict[str, dict[str, FillEvent]] = {}  # account → fill id → fill (history)
         self.used_client_ids: set[tuple[str, str]] = set()  # (account, ClientOrderID) this session
+        self.parents: set[tuple[str, str]] = set()  # (account, ClientOrderID) sent with IsParentOrder 1
         self._acked: set[str] = set()
         self._replacing: str | None = None
 
@@ -84,6 +85,8 @@ class OrderDesk:
         except Refused as exc:
             session.send(refused_order(client_id, account, symbol, str(exc), Reason.NEW_ORDER_REJECTED))
             return
+        if msg.as_int("IsParentOrder"):
+            self.parents.add((account, client_id))
         try:
             self.exchange.submit(account, symbol=symbol, client_order_id=client_id, **kwargs)  # type: ignore[arg-type]  # typed by _order_terms
         except SimError as exc:
@@ -175,15 +178,6 @@ class OrderDesk:
             terms["stop_price"] = _price(msg.as_float("Price1"), "Price1 (stop price)")
             terms["limit_price"] = _price(msg.as_float("Price2"), "Price2 (limit price)")
         return terms
-
-    def submit_oco(self, session: Session, msg: Message) -> None:
-        """LOGON_RESPONSE says OCOOrdersSupported = 0, so both legs are refused, each by its id."""
-        account = msg.as_text("TradeAccount") or session.trade_account
-        for leg in ("ClientOrderID_1", "ClientOrderID_2"):
-            client_id = msg.as_text(leg)
-            self.used_client_ids.add((account, client_id))
-            text = "OCO orders are not supported by this server"
-            session.send(refused_order(client_id, account, msg.as_text("Symbol"), text, Reason.NEW_ORDER_REJECTED))
 
     def _find(self, session: Session, server_id: str, client_id: str) -> SimOrder | None:
         if session.login is None:

@@ -26,6 +26,7 @@ class Session:
     heartbeat_s: float = 0.0
     last_received: float = field(default_factory=time.monotonic)
     closed: bool = False
+    muted: bool = False  # fault: what is sent now is lost (the connection is about to reset)
     sent: int = 0
 
     @property
@@ -40,10 +41,16 @@ class Session:
         return self.login is not None and account in self.login.accounts
 
     def send(self, message: Message, encoding: Encoding | None = None) -> None:
-        if self.closed or self.writer.is_closing():
+        if self.closed or self.muted or self.writer.is_closing():
             return
         self.writer.write(encode(message, encoding or self.encoding))
         self.sent += 1
+
+    def reset(self) -> None:
+        """Drop the connection without sending what is still buffered (a reset, not a logoff)."""
+        if not self.closed:
+            self.closed = True
+            self.writer.transport.abort()
 
     def close(self) -> None:
         if not self.closed:

@@ -44,6 +44,9 @@ HEADER_SIZES = {
     MsgType.HISTORICAL_ORDER_FILLS_REQUEST: 88,
     MsgType.HISTORICAL_ORDER_FILL_RESPONSE: 384,
     MsgType.OPEN_ORDERS_REJECT: 104,
+    MsgType.ACCOUNT_BALANCE_REQUEST: 40,
+    MsgType.ACCOUNT_BALANCE_REJECT: 104,
+    MsgType.ACCOUNT_BALANCE_UPDATE: 216,
 }
 
 
@@ -83,6 +86,10 @@ def offset_of(msg_type: MsgType, name: str) -> int:
         (MsgType.SUBMIT_NEW_OCO_ORDER, "ParentTriggerClientOrderID", 265),
         (MsgType.SUBMIT_NEW_OCO_ORDER, "PartialFillHandling", 352),
         (MsgType.SUBMIT_NEW_OCO_ORDER, "OffsetFromParent1", 360),
+        (MsgType.ACCOUNT_BALANCE_UPDATE, "TradeAccount", 32),
+        (MsgType.ACCOUNT_BALANCE_UPDATE, "Unsolicited", 89),
+        (MsgType.ACCOUNT_BALANCE_UPDATE, "InfoText", 112),
+        (MsgType.ACCOUNT_BALANCE_UPDATE, "TransactionIdentifier", 208),
     ],
 )
 def test_field_offsets_match_the_header(msg_type: MsgType, name: str, offset: int) -> None:

@@ -206,7 +206,8 @@ async def test_cancel_replace_rejections(connect: ClientFactory, sim: DtcSimulat
     await update(client, "zz", Reason.ORDER_CANCEL_REPLACE_REJECTED)
 
 
-async def test_oco_is_refused_as_the_logon_flags_say(connect: ClientFactory) -> None:
+async def test_oco_is_refused_as_the_logon_flags_say(connect: ClientFactory, sim: DtcSimulator) -> None:
+    sim.oco.supported = False
     client = await connect()
     client.send(
         make(

@@ -50,13 +50,18 @@ async def test_a_server_pinned_to_json_takes_json_first() -> None:
         await simulator.stop()
 
 
-async def test_logon_reports_the_trading_flags(connect: ClientFactory) -> None:
+async def test_logon_reports_the_trading_flags(connect: ClientFactory, sim: DtcSimulator) -> None:
     client = await connect(logon=False)
     response = await client.logon()
     assert response["Result"] == 1 and response["TradingIsSupported"] == 1
     assert response["OrderCancelReplaceSupported"] == 1
-    assert response["OCOOrdersSupported"] == 0 and response["BracketOrdersSupported"] == 0
+    assert response["OCOOrdersSupported"] == 1 and response["BracketOrdersSupported"] == 1
     assert response["MarketDataSupported"] == 0
+    sim.oco.supported, sim.trading_supported = False, False  # a server without them says so
+    other = await connect(logon=False)
+    response = await other.logon()
+    assert response["OCOOrdersSupported"] == 0 and response["BracketOrdersSupported"] == 0
+    assert response["TradingIsSupported"] == 0
 
 
 async def test_bad_password_is_refused_and_the_socket_closed(connect: ClientFactory) -> None:

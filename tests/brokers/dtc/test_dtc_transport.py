@@ -32,7 +32,7 @@ async def test_open_logs_on_and_delivers_order_updates(sim: DtcSimulator, encodi
     connection = await DtcConnection.open(endpoint(sim.port, encoding), received.append)
     try:
         assert connection.encoding is encoding and connection.flag("TradingIsSupported")
-        assert not connection.flag("OCOOrdersSupported")
+        assert connection.flag("OCOOrdersSupported") and not connection.flag("MarketDataSupported")
         connection.send(
             make(
                 MsgType.SUBMIT_NEW_SINGLE_ORDER,
