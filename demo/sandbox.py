@@ -101,8 +101,9 @@ def _per_session_fields(platform: str, simulator: Any, logins: dict[str, SimLogi
     common: dict[str, Any] = {}
     for session_id, login in logins.items():
         secret_env = _secret_env(platform, session_id)
-        os.environ[secret_env] = login.secret
         own = simulator.credentials_for(login.username) if hasattr(simulator, "credentials_for") else {}
+        # The secret the simulator serves: DTC's logon holds 31 bytes, so its simulator shortens ours.
+        os.environ[secret_env] = str(own.get("password") or login.secret)
         common = {k: v for k, v in own.items() if k in _APP_FIELDS and k != "deviceId"}
         options = {"deviceId": own["deviceId"]} if "deviceId" in own else {}
         sessions[session_id] = {"username": login.username, "secret_env": secret_env, "options": options}
