@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 FILL_KINDS = ("fill", "partial_fill")
+SIX_PLACES = Decimal("0.000001")  # what the database keeps (Numeric(18, 6))
 _FLATTEN = re.compile(r":flatten:[^:]*$")
 
 
@@ -80,14 +81,15 @@ class FillSlippage:
     vs_reference: Slippage | None
 
     def columns(self) -> dict[str, Decimal | None]:
-        """As the ``executions`` table and the live order log name them."""
-        return {
+        """As the ``executions`` table (``Numeric(18, 6)``) and the live order log name them."""
+        values = {
             "leader_price": self.leader_price,
             "slippage_leader_ticks": self.vs_leader.ticks if self.vs_leader else None,
             "slippage_leader_amount": self.vs_leader.amount if self.vs_leader else None,
             "slippage_ref_ticks": self.vs_reference.ticks if self.vs_reference else None,
             "slippage_ref_amount": self.vs_reference.amount if self.vs_reference else None,
         }
+        return {name: None if v is None else v.quantize(SIX_PLACES) for name, v in values.items()}
 
 
 def fill_slippage(
