@@ -9,7 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from webtest_helpers import Web
+from waiting import wait_until
+from webtest_helpers import KafkaWeb, Web
 
 from copytrader.agents.fanout.controls import planner_applier
 from copytrader.agents.fanout.planner import FanoutPlanner
@@ -105,3 +106,27 @@ async def test_live_order_log_and_report_show_slippage_unknown_until_the_leader_
     assert rows[("group", "demo")]["copies"] == 1
     csv_text = await (await web.client.get("/api/reports/slippage?format=csv")).text()
     assert csv_text.splitlines()[0].startswith("scope,key,copies,leader_known")
+
+
+async def test_slippage_through_the_real_feed_whichever_fill_comes_first(kafka_web: KafkaWeb) -> None:
+    """Follower fill first (unknown), then the leader's fill on another partition: the row the
+    API serves is completed; the order log's push carried the fill with its reference figure."""
+    web = kafka_web
+    await web.start_feed()
+    await web.login()
+    await web.publish("trade.executions", _fill("f001", 1, "5000.75"), key=b"f001")
+
+    async def served() -> dict[str, Any] | None:
+        rows = (await (await web.client.get("/api/executions?account=f001")).json())["executions"]
+        return rows[0] if rows else None
+
+    first = await wait_until(served, timeout_s=20, what="the follower fill in the live order log")
+    assert first["slippage_leader_ticks"] is None and Decimal(first["slippage_ref_ticks"]) == Decimal("2.5")
+    await web.publish("trade.executions", _fill("leader-1", 1, "5000.25", leader=True), key=b"leader-1")
+
+    async def settled() -> dict[str, Any] | None:
+        row = await served()
+        return row if row is not None and row["slippage_leader_ticks"] is not None else None
+
+    row = await wait_until(settled, timeout_s=20, what="the leader fill completing the follower's slippage")
+    assert (Decimal(row["slippage_leader_ticks"]), Decimal(row["slippage_leader_amount"])) == (Decimal(2), Decimal(25))
