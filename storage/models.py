@@ -206,6 +206,7 @@ class ExecutionRow(Base):
         Index(None, "client_order_id"),
         Index(None, "signal_id"),
         Index(None, "corrects"),
+        Index(None, "broker_order_id"),  # 0003: a copy's slippage looks up its leader's fills by it
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)

@@ -222,6 +222,7 @@ def test_0003_upgrades_with_rows_kept_and_downgrades(db_url: str) -> None:
         assert migrate.upgrade(engine=engine).revision == "0003" == migrate.head_revision()
         columns = {c["name"] for c in inspect(engine).get_columns("executions")}
         assert {"reference_price", "band_ticks", "slippage_leader_ticks", "slippage_ref_amount"} <= columns
+        assert "ix_executions_broker_order_id" in {i["name"] for i in inspect(engine).get_indexes("executions")}
         with engine.connect() as conn:
             kept = conn.execute(text("SELECT execution_id, slippage_leader_ticks FROM executions")).all()
         assert [tuple(r) for r in kept] == [("x|1", None)]

@@ -39,9 +39,12 @@ def upgrade() -> None:
     with op.batch_alter_table("executions") as batch:
         for name, type_ in COLUMNS:
             batch.add_column(sa.Column(name, type_, nullable=True))
+    # The sink looks a copy's leader fills up by the leader's broker order id after every batch.
+    op.create_index("ix_executions_broker_order_id", "executions", ["broker_order_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_executions_broker_order_id", table_name="executions")
     with op.batch_alter_table("executions") as batch:
         for name, _ in reversed(COLUMNS):
             batch.drop_column(name)
