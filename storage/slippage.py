@@ -26,6 +26,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from ..core import ids
+from ..core.records import CORRECTION_KINDS
 from ..core.slippage import (
     FILL_KINDS,
     CopySlippage,
@@ -83,6 +84,21 @@ def _first(values: Iterable[Any]) -> Any:
     return next((v for v in values if v is not None), None)
 
 
+def _corrections(rows: Iterable[Any]) -> dict[str, Any]:
+    """The latest bust or correction of each fill (by the fill's execution id)."""
+    latest: dict[str, Any] = {}
+    for row in sorted(rows, key=lambda r: r.id):
+        if row.kind in CORRECTION_KINDS and row.corrects:
+            latest[row.corrects] = row
+    return latest
+
+
+def _effective(fill: Any, fixes: Mapping[str, Any]) -> tuple[int, Decimal | None]:
+    """A fill's quantity and price after its latest correction (a bust: quantity 0)."""
+    fix = fixes.get(fill.execution_id)
+    return (fix.quantity, fix.price) if fix is not None else (fill.quantity, fill.price)
+
+
 def settle(db: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     """Recompute the slippage of every copy ``rows`` (a batch just inserted) touched; returns
     the number of follower fill rows written."""
@@ -90,7 +106,17 @@ def settle(db: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     if not copies:
         return 0
     stmt = select(
-        E.id, E.client_order_id, E.kind, E.signal_id, E.reference_price, E.symbol, E.side, E.quantity, E.price
+        E.id,
+        E.execution_id,
+        E.client_order_id,
+        E.kind,
+        E.corrects,
+        E.signal_id,
+        E.reference_price,
+        E.symbol,
+        E.side,
+        E.quantity,
+        E.price,
     ).where(E.client_order_id.in_(copies), E.is_leader.is_(False))
     by_copy: dict[str, list[Any]] = defaultdict(list)
     for row in db.execute(stmt):
@@ -102,9 +128,14 @@ def settle(db: Session, rows: Sequence[Mapping[str, Any]]) -> int:
         key = keys[cid]
         leader_price = leader.get(key) if key is not None else None
         reference = _first(r.reference_price for r in copy_rows)
+        fixes = _corrections(copy_rows)
         for row in copy_rows:
             if row.kind in FILL_KINDS:
-                measured = fill_slippage(row.side, row.price, row.quantity, row.symbol, leader_price, reference)
+                quantity, price = _effective(row, fixes)
+                if quantity <= 0 or price is None:  # busted: no fill, nothing to measure
+                    measured = FillSlippage(None, None, None)
+                else:
+                    measured = fill_slippage(row.side, price, quantity, row.symbol, leader_price, reference)
                 updates.append({"id": row.id, **measured.columns()})
     if updates:
         db.execute(update(ExecutionRow), updates)
@@ -158,6 +189,8 @@ def copy_slippage(db: Session, start: date | None = None, end: date | None = Non
             E.slippage_ref_ticks,
             E.slippage_ref_amount,
             E.kind,
+            E.execution_id,
+            E.price,
         ).where(
             E.is_leader.is_(False),
             E.kind.in_(FILL_KINDS) | E.request_outcome.is_(True),
@@ -167,10 +200,12 @@ def copy_slippage(db: Session, start: date | None = None, end: date | None = Non
         end,
     ).order_by(E.id)
     groups = _groups(db)
+    found = list(db.execute(stmt))
+    fixes = _corrections_of(db, {r.client_order_id for r in found if r.kind in FILL_KINDS})
     fills: dict[str, list[Any]] = defaultdict(list)
     signals: dict[str, str | None] = {}
-    for row in db.execute(stmt):
-        if row.kind in FILL_KINDS:
+    for row in found:
+        if row.kind in FILL_KINDS and _effective(row, fixes)[0] > 0:  # a busted fill is no fill
             fills[row.client_order_id].append(row)
         signals[row.client_order_id] = signals.get(row.client_order_id) or row.signal_id
     out = []
@@ -178,7 +213,7 @@ def copy_slippage(db: Session, start: date | None = None, end: date | None = Non
         signal = signals.get(cid)
         measured = [
             (
-                r.quantity,
+                _effective(r, fixes)[0],
                 FillSlippage(
                     r.leader_price,
                     _part(r.slippage_leader_ticks, r.slippage_leader_amount),
@@ -190,6 +225,19 @@ def copy_slippage(db: Session, start: date | None = None, end: date | None = Non
         group = _leader_of(leader_order_key(signal), groups, rows[0].account_id)
         out.append(CopySlippage.of_fills(cid, rows[0].account_id, group, measured))
     return out
+
+
+def _corrections_of(db: Session, copies: set[str], chunk: int = 500) -> dict[str, Any]:
+    """The latest bust or correction of each fill of these copies (a correction may come
+    after the report's range, so it is looked up by copy, not by time)."""
+    ordered = sorted(copies)
+    rows: list[Any] = []
+    for i in range(0, len(ordered), chunk):
+        stmt = select(E.id, E.kind, E.corrects, E.quantity, E.price).where(
+            E.kind.in_(CORRECTION_KINDS), E.client_order_id.in_(ordered[i : i + chunk])
+        )
+        rows.extend(db.execute(stmt))
+    return _corrections(rows)
 
 
 def _part(ticks: Decimal | None, amount: Decimal | None) -> Slippage | None:

@@ -231,3 +231,38 @@ def test_0003_upgrades_with_rows_kept_and_downgrades(db_url: str) -> None:
         assert "reference_price" not in {c["name"] for c in inspect(engine).get_columns("executions")}
     finally:
         engine.dispose()
+
+
+def correction(account: str, n: int, qty: int, price: str | None) -> Execution:
+    """A bust (``qty`` 0) or correction of follower fill ``n`` (as the executor publishes it)."""
+    return Execution(
+        execution_id=f"{account}|B{account}|correction|{n}",
+        account_id=account,
+        platform="paper",
+        kind="fill_bust" if qty == 0 else "fill_correction",
+        client_order_id=ids.client_order_id(NEW, account),
+        broker_order_id=f"B{account}",
+        symbol="ESZ6",
+        side="buy",
+        quantity=qty,
+        price=Decimal(price) if price else None,
+        corrects=f"{account}|B{account}|fill|{n}",
+        original_quantity=1,
+        original_price=Decimal("5001.00"),
+        occurred_at=AT + timedelta(minutes=1),
+    )
+
+
+def test_a_corrected_fill_is_measured_at_its_corrected_price_and_a_busted_one_not_at_all(engine: Engine) -> None:
+    with session_factory(engine).begin() as db:
+        sync_config(db, parse_config(CONFIG, env={}))
+    write(engine, leader_fill(1, 2, "5000.00"))
+    write(engine, ack("F1", "buy"), fill("F1", 1, "buy", 1, "5001.00"), fill("F1", 2, "buy", 1, "5001.00"))
+    write(engine, correction("F1", 1, 1, "5000.50"), correction("F1", 2, 0, None))
+    with session_factory(engine)() as db:
+        corrected, busted = rows(db, "F1")
+        assert corrected[2:4] == (D(2), D(25))  # 5000.50 against 5000.00, not the reported 5001.00
+        assert busted[1:] == (None, None, None, None, None)
+        (f1,) = [r for r in reports.slippage_report(db) if r.key == "F1"]
+    # The copy is its one remaining fill: 2 ticks, not an average with the busted one.
+    assert (f1.copies, f1.leader_known, f1.leader_avg_ticks, f1.leader_total_amount) == (1, 1, D(2), D(25))
