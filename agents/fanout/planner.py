@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from ...brokers.instruments import instrument_for
 from ...core import ids
@@ -63,6 +64,7 @@ class FanoutPlanner:
         # as its orders: signals are keyed by symbol). It tells an exit from an entry: exits are
         # never banded. A restarted worker starts at 0 (see docs/architecture.md, price band).
         self.leader_net: dict[tuple[str, str], int] = {}
+        self._references: dict[str, Decimal | None] = {}
 
     def plan(self, signal: TradeSignal) -> tuple[list[OrderIntent], list[OrderError]]:
         """Intents for every enabled follower of the signal's leader, plus refusals."""
@@ -79,6 +81,7 @@ class FanoutPlanner:
             )
             return intents, errors
         stamps = stamp(signal.stamps, "fanned_out")
+        self._references.clear()  # one quote lookup per symbol per signal, not per follower
         for group, follower in followers:
             try:
                 intent = self._intent(signal, group, follower, stamps, errors)
@@ -131,7 +134,7 @@ class FanoutPlanner:
                 pricing = price_market_order(self.quotes, symbol, side, rule.price_band_ticks, rule.on_no_quote)
         if pricing.warning is not None:
             warnings.append(self._error(signal, account_id, pricing.warning, NO_QUOTE, suffix="band"))
-        reference = reference_price(self.quotes, symbol) if signal.kind in ("new", "flatten") else None
+        reference = self._reference(symbol) if signal.kind in ("new", "flatten") else None
         return OrderIntent(
             client_order_id=ids.client_order_id(signal.signal_id, account_id),
             signal_id=signal.signal_id,
@@ -153,6 +156,11 @@ class FanoutPlanner:
             band_ticks=pricing.band_ticks,
             band_touch=pricing.band_touch,
         )
+
+    def _reference(self, symbol: str) -> Decimal | None:
+        if symbol not in self._references:
+            self._references[symbol] = reference_price(self.quotes, symbol)
+        return self._references[symbol]
 
     def _is_exit(self, signal: TradeSignal) -> bool:
         """The leader's order reduces (or reverses) its position: never banded."""
