@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..core.config import CopyConfig
-from ..core.records import Execution
+from ..core.records import CORRECTION_KINDS, Execution
 from ..core.slippage import (
     FILL_KINDS,
     CopySlippage,
@@ -40,6 +40,11 @@ class _Copy:
     key: str | None = None  # the leader order it copies (``leader:order``)
     reference: Decimal | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)  # its fill rows in the order log
+    # A fill's latest bust or correction: fill execution id → (quantity, price) now.
+    fixes: dict[str, tuple[int, Decimal | None]] = field(default_factory=dict)
+
+    def effective(self, row: dict[str, Any]) -> tuple[int, Decimal | None]:
+        return self.fixes.get(row["execution_id"], (row["quantity"], row["price"]))
 
 
 class LiveSlippage:
@@ -66,6 +71,8 @@ class LiveSlippage:
         copy.reference = copy.reference if copy.reference is not None else ex.reference_price
         if ex.kind in FILL_KINDS:
             copy.rows.append(row)
+        elif ex.kind in CORRECTION_KINDS and ex.corrects:
+            copy.fixes[ex.corrects] = (ex.quantity, ex.price)
         self._measure(copy)
 
     def _remember(self, store: OrderedDict[str, Any], key: str, new: Any) -> Any:
@@ -81,8 +88,7 @@ class LiveSlippage:
     def _measure(self, copy: _Copy) -> None:
         leader = self._leader_price(copy)
         for row in copy.rows:
-            measured = fill_slippage(row["side"], row["price"], row["quantity"], row["symbol"], leader, copy.reference)
-            row.update(measured.columns())
+            row.update(_fill(copy, row, leader).columns())
 
     def copies_between(self, config: CopyConfig, start: date | None, end: date | None) -> list[CopySlippage]:
         """Every remembered copy with fills in the range, for the live slippage report."""
@@ -92,23 +98,25 @@ class LiveSlippage:
                 groups.setdefault((group.leader, follower.account_id), group.group_id)
         out = []
         for cid, copy in self.copies.items():
-            rows = [r for r in copy.rows if _in_range(r.get("occurred_at"), start, end)]
+            rows = [r for r in copy.rows if _in_range(r.get("occurred_at"), start, end) and copy.effective(r)[0] > 0]
             if not rows:
                 continue
             leader = self._leader_price(copy)
-            fills: list[tuple[int, FillSlippage]] = [
-                (
-                    r["quantity"],
-                    fill_slippage(r["side"], r["price"], r["quantity"], r["symbol"], leader, copy.reference),
-                )
-                for r in rows
-            ]
+            fills: list[tuple[int, FillSlippage]] = [(copy.effective(r)[0], _fill(copy, r, leader)) for r in rows]
             group_id = next(
                 (groups[(a, copy.account_id)] for a, _ in key_splits(copy.key or "") if (a, copy.account_id) in groups),
                 None,
             )
             out.append(CopySlippage.of_fills(cid, copy.account_id, group_id, fills))
         return out
+
+
+def _fill(copy: _Copy, row: dict[str, Any], leader: Decimal | None) -> FillSlippage:
+    """One fill row measured at its effective quantity and price (a busted fill: nothing)."""
+    quantity, price = copy.effective(row)
+    if quantity <= 0 or price is None:
+        return FillSlippage(None, None, None)
+    return fill_slippage(row["side"], price, quantity, row["symbol"], leader, copy.reference)
 
 
 def _in_range(when: Any, start: date | None, end: date | None) -> bool:
