@@ -223,6 +223,8 @@ def copy_rule(rule: schemas.RuleIn) -> CopyRule:
         symbol_map={k.upper(): v.upper() for k, v in rule.symbol_map.items()},
         inverse=rule.inverse,
         min_quantity=rule.min_quantity,
+        price_band_ticks=rule.price_band_ticks,
+        on_no_quote=rule.on_no_quote,
     )
 
 

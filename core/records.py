@@ -161,9 +161,16 @@ class OrderIntent(_Base):
     leader_symbol: str = ""
     leader_quantity: int = 0
     stamps: dict[str, float] = {}  # noqa: RUF012
+    # The fresh quote's reference price (mid, else last) when fan-out planned this copy, and the
+    # price band that turned a leader's market order into this limit (agents/fanout/price_band.py).
+    reference_price: Decimal | None = None
+    band_ticks: int | None = None
+    band_touch: Decimal | None = None
 
     def __post_init__(self) -> None:
         _choice("action", self.action, INTENT_ACTIONS)
+        _price("reference_price", self.reference_price)
+        _price("band_touch", self.band_touch)
         _choice("side", self.side, tuple(s.value for s in Side))
         if self.action in ("place", "modify") and not 0 < self.quantity <= MAX_QUANTITY:
             raise RecordError("quantity", f"must be between 1 and {MAX_QUANTITY}; got {self.quantity}")
@@ -213,10 +220,15 @@ class Execution(_Base):
     original_price: Decimal | None = None
     occurred_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
     stamps: dict[str, float] = {}  # noqa: RUF012
+    # Copied from the follower's intent: the reference price at fan-out and the price band.
+    reference_price: Decimal | None = None
+    band_ticks: int | None = None
+    band_touch: Decimal | None = None
 
     def __post_init__(self) -> None:
         _choice("kind", self.kind, EXECUTION_KINDS)
         _price("price", self.price)
+        _price("reference_price", self.reference_price)
         if self.occurred_at is None:
             self.occurred_at = utcnow()
 

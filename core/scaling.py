@@ -28,6 +28,8 @@ class CopyRule:
     symbol_map: dict[str, str] = field(default_factory=dict)
     inverse: bool = False
     min_quantity: int = 1
+    price_band_ticks: int | None = None  # market orders become limits this many ticks through the touch
+    on_no_quote: str = "market"  # without a fresh quote: "market" (warn) or "skip"
 
     def __post_init__(self) -> None:
         if self.quantity <= 0:
@@ -38,6 +40,10 @@ class CopyRule:
             raise ValueError(f"max_quantity must be positive, got {self.max_quantity}")
         if self.min_quantity < 0:
             raise ValueError(f"min_quantity must not be negative, got {self.min_quantity}")
+        if self.price_band_ticks is not None and self.price_band_ticks < 0:
+            raise ValueError(f"price_band_ticks must not be negative, got {self.price_band_ticks}")
+        if self.on_no_quote not in ("market", "skip"):
+            raise ValueError(f"on_no_quote must be market or skip, got {self.on_no_quote!r}")
 
 
 class ScaledToZero(ValueError):

@@ -139,6 +139,9 @@ def execution_row(execution: Any) -> dict[str, Any]:
         "corrects": execution.corrects,
         "original_quantity": execution.original_quantity,
         "original_price": execution.original_price,
+        "reference_price": getattr(execution, "reference_price", None),
+        "band_ticks": getattr(execution, "band_ticks", None),
+        "band_touch": getattr(execution, "band_touch", None),
     }
 
 

@@ -206,6 +206,7 @@ class ExecutionRow(Base):
         Index(None, "client_order_id"),
         Index(None, "signal_id"),
         Index(None, "corrects"),
+        Index(None, "broker_order_id"),  # 0003: a copy's slippage looks up its leader's fills by it
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
@@ -235,6 +236,17 @@ class ExecutionRow(Base):
     corrects: Mapped[str | None] = mapped_column(String(200))
     original_quantity: Mapped[int | None] = mapped_column(Integer)
     original_price: Mapped[Decimal | None] = mapped_column(MONEY)
+    # The copy's reference price at fan-out and its price band (from the record), and the
+    # slippage of a follower fill, positive = worse for the follower, NULL = unknown (0003,
+    # ``storage.slippage``): against the leader's average fill and against the reference.
+    reference_price: Mapped[Decimal | None] = mapped_column(MONEY)
+    band_ticks: Mapped[int | None] = mapped_column(Integer)
+    band_touch: Mapped[Decimal | None] = mapped_column(MONEY)
+    leader_price: Mapped[Decimal | None] = mapped_column(MONEY)
+    slippage_leader_ticks: Mapped[Decimal | None] = mapped_column(MONEY)
+    slippage_leader_amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    slippage_ref_ticks: Mapped[Decimal | None] = mapped_column(MONEY)
+    slippage_ref_amount: Mapped[Decimal | None] = mapped_column(MONEY)
 
 
 class PositionSnapshot(Base):

@@ -5,6 +5,8 @@
   executor's answers in ``executions`` (e2e = acked − detected, internal = sent − detected).
 * :func:`rejects` — broker rejects and everything that reached ``order.errors``, with reasons.
 * :func:`drift` — followers whose latest position differs from the leader's scaled by the rule.
+* :func:`slippage_report` — average and worst slippage per account and copy group
+  (``storage.slippage``).
 
 Days are UTC days and ranges are half-open (``start`` ≤ day < ``end``); ``None`` leaves a side
 open. Percentiles are ``percentile_cont`` (linear interpolation): computed by PostgreSQL there,
@@ -27,6 +29,7 @@ from ..common.clock import today_utc
 from ..common.stats import percentile, round_ms
 from ..core.scaling import CopyRule as RuleSpec
 from ..core.scaling import ScaledToZero, ScalingMode, follower_symbol, scaled_quantity
+from ..core.slippage import SlippageSummary
 from .csv_export import to_csv
 from .db import utc_day
 from .models import (
@@ -38,6 +41,7 @@ from .models import (
     PnlPoint,
     PositionSnapshot,
 )
+from .slippage import slippage_report
 
 PERCENTILES = (50, 90, 99)
 
@@ -367,6 +371,10 @@ def latency_csv(db: Session, start: date | None = None, end: date | None = None)
 
 def rejects_csv(db: Session, start: date | None = None, end: date | None = None) -> str:
     return to_csv(rejects(db, start, end), Reject)
+
+
+def slippage_csv(db: Session, start: date | None = None, end: date | None = None) -> str:
+    return to_csv(slippage_report(db, start, end), SlippageSummary)
 
 
 def drift_csv(db: Session, as_of: datetime | None = None, tolerance: int = 0) -> str:

@@ -19,6 +19,7 @@ from .audit import AuditWriter, append_entries
 from .db import insert_for, session_factory
 from .mapping import RowBatch
 from .models import ExecutionRow, PnlPoint, PositionSnapshot
+from .slippage import settle
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class BatchWriter:
                 index_elements=["execution_id"]
             )
             db.execute(stmt, batch.executions)
+            settle(db, batch.executions)  # slippage of the copies these rows complete
         if batch.snapshots:
             stmt = insert_for(self.dialect, PositionSnapshot.__table__).on_conflict_do_nothing(
                 index_elements=["account_id", "symbol", "ts"]

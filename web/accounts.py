@@ -98,6 +98,8 @@ def rule_dict(rule: CopyRule) -> dict[str, Any]:
         "min_quantity": rule.min_quantity,
         "symbol_map": dict(rule.symbol_map),
         "inverse": rule.inverse,
+        "price_band_ticks": rule.price_band_ticks,
+        "on_no_quote": rule.on_no_quote,
     }
 
 

@@ -21,6 +21,7 @@ from ..common.clock import utcnow
 from ..common.stats import percentile
 from ..core.config import CopyConfig
 from ..core.records import AccountStatus, Execution, OrderError, Position
+from .slippage import LiveSlippage
 
 ORDER_ROWS = 1000
 ERROR_ROWS = 500
@@ -137,6 +138,7 @@ class LiveState:
         self.latency: dict[str, deque[tuple[str, str, float]]] = defaultdict(lambda: deque(maxlen=LATENCY_SAMPLES))
         self.copies: dict[tuple[str, str], int] = defaultdict(int)  # (day, account) → copies
         self.rejects: deque[dict[str, Any]] = deque(maxlen=2000)
+        self.slippage = LiveSlippage()  # slippage columns of follower fill rows (web/slippage.py)
 
     # ------------------------------------------------------------------------- internals
     def _account(self, account_id: str, platform: str = "unknown") -> AccountView:
@@ -165,6 +167,7 @@ class LiveState:
         if not self._advance(self.cursors["orders"], partition, offset):
             return []
         row = {**ex.as_dict(), "e2e_ms": e2e_ms(ex.stamps), "_p": partition, "_o": offset}
+        self.slippage.annotate(ex, row)
         self.orders.append(row)
         view = self._account(ex.account_id, ex.platform)
         view.track_order(ex)

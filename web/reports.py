@@ -18,11 +18,12 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from ..common.stats import percentile
+from ..core.slippage import summarize
 from .live import LiveState
 
 log = logging.getLogger(__name__)
 
-REPORTS = ("pnl", "latency", "rejects")
+REPORTS = ("pnl", "latency", "rejects", "slippage")
 
 
 class ReportSource(Protocol):
@@ -47,6 +48,8 @@ class LiveReports:
             return self._pnl(start, end)
         if report == "latency":
             return self._latency(start, end)
+        if report == "slippage":
+            return [asdict(r) for r in summarize(self.live.slippage.copies_between(self.live.config, start, end))]
         return [
             {
                 **r,
@@ -101,12 +104,13 @@ class SqlReports:
         self._fallback = fallback
 
     def _query(self, report: str, start: date | None, end: date | None) -> list[dict[str, Any]]:
-        from ..storage import reports
+        from ..storage import reports, slippage
 
         funcs: dict[str, Callable[..., Iterable[Any]]] = {
             "pnl": reports.pnl_by_day,
             "latency": reports.latency_by_day,
             "rejects": reports.rejects,
+            "slippage": slippage.slippage_report,
         }
         with self._factory() as db:
             return [asdict(r) for r in funcs[report](db, start, end)]  # storage's report rows are dataclasses

@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TypeAlias
 
 from ...brokers.base import BrokerAdapter
@@ -109,6 +110,7 @@ class RecentKeys:
 class InFlight:
     signal_id: str
     stamps: dict[str, float]
+    reference_price: Decimal | None = None  # the copy's reference at fan-out, for its fills
 
 
 @dataclass(slots=True)
@@ -167,7 +169,7 @@ class OrderRouter:
     async def _execute(self, intent: OrderIntent, *, uncertain: bool) -> Pending:
         key = intent.client_order_id
         stamps = stamp(intent.stamps, "sent")
-        self.inflight[key] = InFlight(intent.signal_id, stamps)
+        self.inflight[key] = InFlight(intent.signal_id, stamps, intent.reference_price)
         stats = self.stats.setdefault(intent.account_id, AccountStats())
         try:
             adapter = await self.pool.adapter_for(intent.account_id)
@@ -241,6 +243,9 @@ class OrderRouter:
             duplicate=duplicate,
             request_outcome=True,
             stamps=stamps,
+            reference_price=intent.reference_price,
+            band_ticks=intent.band_ticks,
+            band_touch=intent.band_touch,
         )
         await self.outbox.execution(execution)
         self._notify(intent, execution)
@@ -359,6 +364,7 @@ class OrderRouter:
                     leaves_quantity=event.leaves_quantity,
                     occurred_at=event.timestamp,
                     stamps=stamps,
+                    reference_price=flight.reference_price if flight else None,
                 )
             )
         elif isinstance(event, FillCorrection):

@@ -85,7 +85,7 @@ async def handle_signal(stage: FanoutStage, payload: bytes) -> int:
 
 def install(app: faust.App, ctx: StageContext) -> FanoutStage:
     """Role ``fanout``: the planner, its agent on ``trade.signals`` and the controls it follows."""
-    stage = FanoutStage(ctx, FanoutPlanner(ctx.config, Controls()))
+    stage = FanoutStage(ctx, FanoutPlanner(ctx.config, Controls(), ctx.quotes))
     stage.controls_feed = controls.install(app, ctx, stage.planner)  # pause/resume, rules, accounts
 
     @app.agent(ctx.topics.signals, name="fanout")

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from ...brokers.instruments import instrument_for
 from ...core import ids
 from ...core.config import CopyConfig, CopyGroup, Follower
 from ...core.control_records import ALL_ACCOUNTS
+from ...core.quotes import QuoteBook
 from ...core.records import OrderError, OrderIntent, TradeSignal, stamp
 from ...core.scaling import CopyRule, ScaledToZero, follower_side, follower_symbol, scaled_quantity
+from .price_band import NO_QUOTE, BandRefused, Pricing, price_market_order, reference_price
 
 ACTION_FOR_KIND = {"new": "place", "modify": "modify", "cancel": "cancel", "flatten": "flatten"}
 
@@ -52,15 +55,24 @@ class Controls:
 
 
 class FanoutPlanner:
-    def __init__(self, config: CopyConfig, controls: Controls | None = None) -> None:
+    def __init__(self, config: CopyConfig, controls: Controls | None = None, quotes: QuoteBook | None = None) -> None:
         self.config = config
         self.controls = controls or Controls()
+        #: Latest market prices (price band, reference price); None without a market-data source.
+        self.quotes = quotes
+        # The leader's net position per (leader, symbol), from its fill signals (same partition
+        # as its orders: signals are keyed by symbol). It tells an exit from an entry: exits are
+        # never banded. A restarted worker starts at 0 (see docs/architecture.md, price band).
+        self.leader_net: dict[tuple[str, str], int] = {}
+        self._references: dict[str, Decimal | None] = {}
 
     def plan(self, signal: TradeSignal) -> tuple[list[OrderIntent], list[OrderError]]:
         """Intents for every enabled follower of the signal's leader, plus refusals."""
         intents: list[OrderIntent] = []
         errors: list[OrderError] = []
         if signal.kind == "fill":
+            key = (signal.leader_account, signal.symbol)
+            self.leader_net[key] = self.leader_net.get(key, 0) + (1 if signal.side == "buy" else -1) * signal.quantity
             return intents, errors  # leader fills are tracked, not copied: the order was
         followers = self.config.followers_by_leader.get(signal.leader_account)
         if followers is None:
@@ -69,9 +81,13 @@ class FanoutPlanner:
             )
             return intents, errors
         stamps = stamp(signal.stamps, "fanned_out")
+        self._references.clear()  # one quote lookup per symbol per signal, not per follower
         for group, follower in followers:
             try:
-                intent = self._intent(signal, group, follower, stamps)
+                intent = self._intent(signal, group, follower, stamps, errors)
+            except BandRefused as exc:
+                errors.append(self._error(signal, follower.account_id, str(exc), exc.code))
+                continue
             except (ScaledToZero, KeyError, ValueError, ArithmeticError) as exc:
                 # ArithmeticError: decimal's InvalidOperation/Overflow on a value that slipped
                 # past validation costs this follower this copy, never the group its copies.
@@ -86,7 +102,12 @@ class FanoutPlanner:
         return intents, errors
 
     def _intent(
-        self, signal: TradeSignal, group: CopyGroup, follower: Follower, stamps: dict[str, float]
+        self,
+        signal: TradeSignal,
+        group: CopyGroup,
+        follower: Follower,
+        stamps: dict[str, float],
+        warnings: list[OrderError],
     ) -> OrderIntent | None:
         account_id = follower.account_id
         rule, enabled = self.controls.rules.get((group.group_id, account_id), (follower.rule, follower.enabled))
@@ -106,6 +127,14 @@ class FanoutPlanner:
         target = None
         if signal.kind in ("modify", "cancel"):
             target = ids.follower_order_id(signal.leader_account, signal.leader_order_id, account_id)
+        side = follower_side(rule, signal.side)
+        pricing = Pricing(signal.order_type, signal.limit_price)
+        if rule.price_band_ticks is not None and signal.kind == "new" and signal.order_type == "market":
+            if not self._is_exit(signal):
+                pricing = price_market_order(self.quotes, symbol, side, rule.price_band_ticks, rule.on_no_quote)
+        if pricing.warning is not None:
+            warnings.append(self._error(signal, account_id, pricing.warning, NO_QUOTE, suffix="band"))
+        reference = self._reference(symbol) if signal.kind in ("new", "flatten") else None
         return OrderIntent(
             client_order_id=ids.client_order_id(signal.signal_id, account_id),
             signal_id=signal.signal_id,
@@ -114,21 +143,34 @@ class FanoutPlanner:
             leader_account=signal.leader_account,
             action=ACTION_FOR_KIND[signal.kind],
             symbol=symbol,
-            side=follower_side(rule, signal.side),
+            side=side,
             quantity=quantity or max(signal.quantity, 1),
-            order_type=signal.order_type,
-            limit_price=signal.limit_price,
+            order_type=pricing.order_type,
+            limit_price=pricing.limit_price,
             stop_price=signal.stop_price,
             target_client_order_id=target,
             leader_symbol=signal.symbol,
             leader_quantity=signal.quantity,
             stamps=stamps,
+            reference_price=reference,
+            band_ticks=pricing.band_ticks,
+            band_touch=pricing.band_touch,
         )
 
+    def _reference(self, symbol: str) -> Decimal | None:
+        if symbol not in self._references:
+            self._references[symbol] = reference_price(self.quotes, symbol)
+        return self._references[symbol]
+
+    def _is_exit(self, signal: TradeSignal) -> bool:
+        """The leader's order reduces (or reverses) its position: never banded."""
+        net = self.leader_net.get((signal.leader_account, signal.symbol), 0)
+        return net != 0 and (net > 0) != (signal.side == "buy")
+
     @staticmethod
-    def _error(signal: TradeSignal, account_id: str, reason: str, code: str) -> OrderError:
+    def _error(signal: TradeSignal, account_id: str, reason: str, code: str, suffix: str = "fanout") -> OrderError:
         return OrderError(
-            error_id=f"{signal.signal_id}|{account_id}|fanout",
+            error_id=f"{signal.signal_id}|{account_id}|{suffix}",
             stage="fanout",
             reason=reason,
             account_id=account_id,

@@ -4,7 +4,7 @@ REST API and the ``copy.controls`` rule records, so a rule refused in one is ref
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -23,6 +23,9 @@ from .types import (
 
 EnvName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 SymbolMap = Annotated[dict[SymbolRoot, SymbolRoot], msgspec.Meta(max_length=b.MAX_SYMBOL_MAP)]
+# A band wider than this many ticks protects nothing (ES: 250 points); a wider typo is refused.
+MAX_PRICE_BAND_TICKS = 1000
+PriceBandTicks = Annotated[int, msgspec.Meta(ge=0, le=MAX_PRICE_BAND_TICKS)]
 
 
 class RuleIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -36,6 +39,11 @@ class RuleIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     min_quantity: Quantity = 1
     symbol_map: SymbolMap = msgspec.field(default_factory=dict)
     inverse: bool = False
+    # Price protection (agents/fanout/price_band.py): a leader's market order becomes a limit
+    # this many ticks through the touch; None leaves market orders alone. ``on_no_quote``: what
+    # to do without a fresh quote (place the market order with a warning, or skip the copy).
+    price_band_ticks: PriceBandTicks | None = None
+    on_no_quote: Literal["market", "skip"] = "market"
 
     def __post_init__(self) -> None:
         try:

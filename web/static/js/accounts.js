@@ -119,6 +119,9 @@ export function mount(root) {
         max_quantity: el("input", { value: r.max_quantity ?? "", size: 3, inputmode: "numeric" }),
         symbol_map: el("input", { value: Object.entries(r.symbol_map).map(([k, v]) => `${k}=${v}`).join(","), size: 10 }),
         inverse: el("input", { type: "checkbox", checked: r.inverse }),
+        price_band_ticks: el("input", { value: r.price_band_ticks ?? "", size: 3, inputmode: "numeric", title: "Price band in ticks: a leader's market order becomes a limit this far through the touch (empty: off)" }),
+        on_no_quote: el("select", { title: "Without a fresh quote: place the market order (with a warning) or skip the copy" },
+          ["market", "skip"].map((m) => el("option", { value: m, selected: (r.on_no_quote || "market") === m }, m))),
         enabled: el("input", { type: "checkbox", checked: f.enabled }),
       };
       const note = el("span", { class: "field-error" });
@@ -128,6 +131,8 @@ export function mount(root) {
         const rule = { mode: inputs.mode.value, quantity: num(inputs.quantity), multiplier: inputs.multiplier.value.trim() };
         if (num(inputs.max_quantity) !== null) rule.max_quantity = num(inputs.max_quantity);
         rule.inverse = inputs.inverse.checked;
+        rule.price_band_ticks = num(inputs.price_band_ticks);
+        rule.on_no_quote = inputs.on_no_quote.value;
         rule.symbol_map = Object.fromEntries(inputs.symbol_map.value.split(",").filter(Boolean).map((p) => p.split("=").map((s) => s.trim())));
         try {
           await request("PUT", `/api/copy-groups/${encodeURIComponent(group.id)}/followers/${encodeURIComponent(f.account)}`, { rule, enabled: inputs.enabled.checked });
@@ -160,7 +165,7 @@ export function mount(root) {
       : "";
     return el("div", { dataset: { group: group.id } }, el("p", {}, el("strong", {}, group.id), el("span", { class: "muted" }, ` — leader ${group.leader}`)),
       el("div", { class: "table-wrap log" }, el("table", {},
-        el("thead", {}, el("tr", {}, ["Follower", "Mode", "Qty", "Mult", "Max", "Symbol map", "Inverse", "On", ""].map((h) => el("th", {}, h)))),
+        el("thead", {}, el("tr", {}, ["Follower", "Mode", "Qty", "Mult", "Max", "Symbol map", "Inverse", "Band (ticks)", "No quote", "On", ""].map((h) => el("th", {}, h)))),
         el("tbody", {}, rows))), adder);
   }
 

@@ -1,4 +1,7 @@
 // OrderLog: executions and refusals, newest first; a click shows that copy's latency waterfall.
+// Follower fills show their slippage against the leader's fill (ticks, positive = worse for the
+// follower, "?" = unknown: no leader fill seen yet); copies placed as a protected limit by their
+// price band carry a "band" badge.
 import { el, ms, time } from "./dom.js";
 
 const MAX_ROWS = 300;
@@ -13,7 +16,9 @@ export class OrderLog {
       el("div", { class: "table-wrap log" }, el("table", { id: "order-log" },
         el("thead", {}, el("tr", {}, el("th", {}, "Time"), el("th", {}, "Account"), el("th", {}, "Event"),
           el("th", {}, "Side"), el("th", { class: "num" }, "Qty"), el("th", {}, "Symbol"),
-          el("th", { class: "num hide-sm" }, "Price"), el("th", { class: "num" }, "Latency"))),
+          el("th", { class: "num hide-sm" }, "Price"),
+          el("th", { class: "num", title: "Slippage vs the leader's fill, in ticks (positive = worse for the follower)" }, "Slip"),
+          el("th", { class: "num" }, "Latency"))),
         this.body)));
   }
 
@@ -35,22 +40,26 @@ export class OrderLog {
     const label = row.is_leader ? `leader ${row.kind}` : row.kind;
     return el("tr", { dataset: { account: row.account_id, kind: row.kind, signal: row.signal_id || "" } },
       el("td", {}, time(row.occurred_at)), el("td", {}, row.account_id),
-      el("td", {}, el("span", { class: "badge " + row.kind }, label), row.duplicate ? " dup" : ""),
+      el("td", {}, el("span", { class: "badge " + row.kind }, label), row.duplicate ? " dup" : "",
+        row.band_ticks !== null && row.band_ticks !== undefined
+          ? el("span", { class: "badge band", title: bandText(row) }, " band") : ""),
       el("td", {}, row.side), el("td", { class: "num" }, row.quantity), el("td", {}, row.symbol),
-      el("td", { class: "num hide-sm" }, row.price ?? ""), el("td", { class: "num" }, ms(row.e2e_ms)));
+      el("td", { class: "num hide-sm" }, row.price ?? ""), slipCell(row), el("td", { class: "num" }, ms(row.e2e_ms)));
   }
 
   refusal(row) {
     return el("tr", { dataset: { account: row.account_id, kind: "error", code: row.code || "", signal: row.signal_id || "" } },
       el("td", {}, time(row.occurred_at)), el("td", {}, row.account_id),
       el("td", {}, el("span", { class: "badge " + (row.code || "") }, (row.code || row.stage).toLowerCase())),
-      el("td", { colspan: 5, class: "muted" }, row.reason));
+      el("td", { colspan: 6, class: "muted" }, row.reason));
   }
 
   show(row) {
     const stamps = row.stamps || {};
     const present = STAGES.filter((s) => stamps[s] !== undefined);
     this.detail.replaceChildren(el("h2", {}, "Copy waterfall"));
+    const facts = pricing(row);
+    if (facts.length) this.detail.append(el("ul", { class: "muted pricing" }, facts.map((f) => el("li", {}, f))));
     if (present.length < 2) {
       this.detail.append(el("p", { class: "muted" }, "No stage times on this record."));
       return;
@@ -70,4 +79,45 @@ export class OrderLog {
     }
     this.detail.append(box);
   }
+}
+
+const FILL_KINDS = ["fill", "partial_fill"];
+
+function isFollowerFill(row) {
+  return !row.is_leader && FILL_KINDS.includes(row.kind);
+}
+
+function ticks(value) {
+  const n = Number(value);
+  return `${n > 0 ? "+" : ""}${n.toFixed(2)} t`;
+}
+
+function slipCell(row) {
+  if (!isFollowerFill(row)) return el("td", { class: "num muted" }, "");
+  const known = row.slippage_leader_ticks !== null && row.slippage_leader_ticks !== undefined;
+  if (!known) return el("td", { class: "num muted", title: "leader fill not seen yet: slippage unknown" }, "?");
+  const n = Number(row.slippage_leader_ticks);
+  return el("td", { class: "num " + (n > 0 ? "neg" : n < 0 ? "pos" : ""), title: `${row.slippage_leader_amount} vs leader ${row.leader_price}` },
+    ticks(row.slippage_leader_ticks));
+}
+
+function bandText(row) {
+  return `market order protected: limit ${row.band_ticks} ticks through the touch ${row.band_touch}` +
+    (row.reference_price ? `, reference ${row.reference_price}` : "");
+}
+
+// What the detail panel says about a copy's prices: band, reference, slippage (or why unknown).
+function pricing(row) {
+  const facts = [];
+  if (row.band_ticks !== null && row.band_ticks !== undefined) facts.push(bandText(row));
+  if (row.reference_price) facts.push(`reference price at fan-out: ${row.reference_price}`);
+  if (isFollowerFill(row)) {
+    facts.push(row.slippage_leader_ticks === null || row.slippage_leader_ticks === undefined
+      ? "slippage vs leader: unknown (no leader fill seen)"
+      : `slippage vs leader ${row.leader_price}: ${ticks(row.slippage_leader_ticks)} (${row.slippage_leader_amount})`);
+    facts.push(row.slippage_ref_ticks === null || row.slippage_ref_ticks === undefined
+      ? "slippage vs reference: unknown (no fresh quote at fan-out)"
+      : `slippage vs reference: ${ticks(row.slippage_ref_ticks)} (${row.slippage_ref_amount})`);
+  }
+  return facts;
 }

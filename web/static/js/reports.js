@@ -1,4 +1,4 @@
-// Reports: P&L by account and day, copies and latency, rejects with reasons; CSV export.
+// Reports: P&L by account and day, copies and latency, rejects with reasons, slippage; CSV export.
 import { get } from "./api.js";
 import { el, money, signClass } from "./dom.js";
 
@@ -6,6 +6,9 @@ const REPORTS = [
   { id: "pnl", title: "P&L by account and day", columns: ["day", "account_id", "realized_pnl"] },
   { id: "latency", title: "Copies and latency", columns: ["day", "account_id", "copies", "e2e_p50_ms", "e2e_p99_ms", "e2e_max_ms"] },
   { id: "rejects", title: "Rejects and refusals", columns: ["occurred_at", "source", "account_id", "code", "reason"] },
+  { id: "slippage", title: "Slippage per account and copy group (ticks; positive = worse for the follower; empty = unknown)",
+    columns: ["scope", "key", "copies", "leader_known", "leader_avg_ticks", "leader_worst_ticks", "leader_total_amount",
+      "ref_known", "ref_avg_ticks", "ref_worst_ticks", "ref_total_amount"] },
 ];
 
 export function mount(root) {
