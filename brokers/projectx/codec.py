@@ -41,6 +41,10 @@ class MessageType(IntEnum):
 
 #: How much of an unreadable record or answer an error keeps (enough to see what it was).
 RAW_LIMIT = 1000
+#: The longest record the decoder buffers while waiting for its separator. ProjectX pushes are
+#: a few hundred bytes; a peer that sends megabytes without a separator is not speaking the
+#: protocol, and buffering it forever would only grow memory.
+MAX_RECORD = 4 * 1024 * 1024
 
 
 def excerpt(raw: str | bytes | None, limit: int = RAW_LIMIT) -> str:
@@ -229,10 +233,12 @@ class Decoder:
     when the handshake is already done.
     """
 
-    def __init__(self, expect_handshake: str | None = None) -> None:
+    def __init__(self, expect_handshake: str | None = None, max_record: int = MAX_RECORD) -> None:
         if expect_handshake not in (None, "request", "response"):
             raise ValueError("expect_handshake must be None, 'request' or 'response'")
         self._buffer = ""
+        self._max_record = max_record
+        self._skipping = False  # dropping the rest of an overlong record, up to its separator
         self._expect = expect_handshake
         self.handshake: dict[str, Any] | None = None
 
@@ -251,8 +257,20 @@ class Decoder:
                     raise error from None
                 on_bad(error)
                 return []
+        if self._skipping:
+            if RS not in data:
+                return []
+            data = data.split(RS, 1)[1]
+            self._skipping = False
         self._buffer += data
         messages: list[Message] = []
+        if RS not in self._buffer and len(self._buffer) > self._max_record:
+            error = ProtocolError(f"record longer than {self._max_record} characters", self._buffer)
+            self._buffer, self._skipping = "", True
+            if on_bad is None or self._expect is not None:
+                raise error
+            on_bad(error)
+            return []
         while RS in self._buffer:
             record, self._buffer = self._buffer.split(RS, 1)
             try:

@@ -320,3 +320,11 @@ def test_a_trade_that_cannot_be_read_is_not_marked_seen() -> None:
     assert '"id":77' in caught.value.raw
     fill = book.fill_event(GOOD_TRADE)  # the good copy (e.g. from reconciliation) still counts
     assert fill is not None and fill.fill_id == "77" and fill.cumulative_quantity == 1
+
+
+def test_an_overlong_record_without_a_separator_is_reported_and_dropped_up_to_its_end() -> None:
+    decoder = codec.Decoder(max_record=1000)
+    messages, bad = feed_all(decoder, ['{"type":1,"blob":"' + "x" * 600, "x" * 600, "x" * 600 + RS + codec.ping()])
+    assert [m.type for m in messages] == [codec.MessageType.PING]
+    assert len(bad) == 1 and "longer than 1000" in str(bad[0])
+    assert decoder.buffered == 0
