@@ -71,12 +71,12 @@ def status_from_px(status: int, size: int, fill_volume: int) -> OrderStatus:
 def to_decimal(value: Any) -> Decimal | None:
     """JSON numbers → Decimal via ``str`` so 6335.25 stays 6335.25, not a binary expansion.
 
-    Anything but a finite number (or numeric text) raises ``ValueError`` (``InvalidOperation``
-    is one): a price of ``NaN`` or of a list must never reach an event.
+    Anything but a finite JSON number raises ``ValueError``: the gateway sends prices as
+    numbers, and a price of ``NaN``, of text or of a list must never reach an event.
     """
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise ValueError(f"not a number: {type(value).__name__}")
     number = value if isinstance(value, Decimal) else Decimal(str(value))
     if not number.is_finite():

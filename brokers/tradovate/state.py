@@ -158,7 +158,10 @@ class EntityCache:
     async def _version(self, e: Json, emit: bool) -> list[BrokerEvent]:
         view = self.orders.get(int(e["orderId"]))
         if view is not None:
-            view.quantity = int(e.get("orderQty") or view.quantity)
+            # Read before anything is kept: a price kept unread would fail every later event.
+            quantity = answers.integer(e.get("orderQty") or view.quantity, "orderQty", e)
+            parsing.price_in(e.get("price")), parsing.price_in(e.get("stopPrice"))
+            view.quantity = quantity
             view.order_type = str(e.get("orderType") or view.order_type)
             view.price, view.stop_price = e.get("price"), e.get("stopPrice")
             view.tif = str(e.get("timeInForce") or view.tif)

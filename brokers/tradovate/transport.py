@@ -230,7 +230,7 @@ class RestClient:
             return False
 
         async def attempt() -> Any:
-            data = await self._once(method, url, payload[0], query, token, priority)
+            data = await self._once(method, url, payload[0], query, token, priority, read)
             if s.is_penalty(data):
                 self._penalty(endpoint, data, payload)
             return data
@@ -272,6 +272,7 @@ class RestClient:
         query: dict[str, Any] | None,
         token: str | None,
         priority: Priority,
+        read: bool = True,
     ) -> Any:
         """One HTTP exchange, mapped to the broker errors (``sent`` says whether it may have run)."""
         left = remaining(_NO_DEADLINE)
@@ -293,13 +294,13 @@ class RestClient:
             kwargs["json"] = payload
         try:
             async with self.http.request(method, url, **kwargs) as resp:
-                return await self._answer(url, resp)
+                return await self._answer(url, resp, read)
         except aiohttp.ClientConnectorError as exc:
             raise BrokerUnavailable(f"{url}: cannot connect: {exc!r}", sent=False) from exc
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise BrokerUnavailable(f"{url}: no answer: {exc!r}", sent=True) from exc
 
-    async def _answer(self, url: str, resp: aiohttp.ClientResponse) -> Any:
+    async def _answer(self, url: str, resp: aiohttp.ClientResponse, read: bool = True) -> Any:
         if resp.status == 401:
             raise TokenExpired(f"{url}: 401 {await _text(resp)}", code="401")
         if resp.status == 429:
@@ -315,7 +316,13 @@ class RestClient:
             raise BrokerError(f"{url}: HTTP {resp.status} {await _text(resp)}", code=str(resp.status))
         # Read here, not by aiohttp's json(): an unreadable body is CodecError (BAD_ANSWER, raw
         # text inside), the one error the executor reports with the answer as sent.
-        return codec.decode_answer(await resp.read())
+        body = await resp.read()
+        answer = codec.decode_answer(body)
+        if answer is None and not read:
+            # A write answered 200 with nothing: it ran, or not; that is not "not found" (404),
+            # which would read as a final refusal of an order that may well exist.
+            raise codec.CodecError(f"{url}: HTTP 200 without an answer", body)
+        return answer
 
 
 async def _text(resp: aiohttp.ClientResponse) -> str:

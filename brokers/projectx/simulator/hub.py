@@ -31,7 +31,7 @@ class HubConnection:
     user: str
     connection_id: str
     subscriptions: set[Subscription] = field(default_factory=set)
-    outbox: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    outbox: asyncio.Queue[str | bytes | None] = field(default_factory=asyncio.Queue)
 
     def wants(self, target: str, account_id: int) -> bool:
         stream = px.STREAM_FOR_EVENT[target]
@@ -57,6 +57,13 @@ class UserHub:
                 and connection.wants(target, account_id)
             ):
                 connection.outbox.put_nowait(frame)
+
+    def send_raw(self, data: str | bytes) -> int:
+        """The garbage fault: ``data`` goes on every open connection exactly as given — a text
+        frame, or a binary one for bytes — in order with the pushes. Returns how many got it."""
+        for connection in self.connections:
+            connection.outbox.put_nowait(data)
+        return len(self.connections)
 
     async def drop_all(self) -> None:
         """The drop_connection fault: close sockets without a SignalR close message."""
@@ -168,6 +175,9 @@ class UserHub:
             if frame is None or connection.ws.closed:
                 return
             try:
-                await connection.ws.send_str(frame)
+                if isinstance(frame, bytes):
+                    await connection.ws.send_bytes(frame)
+                else:
+                    await connection.ws.send_str(frame)
             except ConnectionError:
                 return
