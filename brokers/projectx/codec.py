@@ -242,11 +242,17 @@ class Decoder:
         self._expect = expect_handshake
         self.handshake: dict[str, Any] | None = None
 
-    def feed(self, data: str | bytes, on_bad: Callable[[ProtocolError], None] | None = None) -> list[Message]:
+    def feed(
+        self, data: str | bytes, on_bad: Callable[[ProtocolError], None] | None = None, *, whole: bool = False
+    ) -> list[Message]:
         """Whole messages of the records completed by ``data``.
 
         A bad record raises ProtocolError, or, given ``on_bad``, is handed to it and skipped so
         the records after it still come out. The handshake is never skipped: a bad one raises.
+        ``whole``: ``data`` is one WebSocket message, which carries complete records only (the
+        @microsoft/signalr client refuses one that does not end with the separator: "Message is
+        incomplete."), so a tail without its separator is a bad record, not the start of the
+        next one — buffered, it would spoil the good record that follows.
         """
         if isinstance(data, bytes):
             try:
@@ -282,6 +288,12 @@ class Decoder:
                 continue
             if message is not None:
                 messages.append(message)
+        if whole and self._buffer and self._expect is None:
+            error = ProtocolError("frame does not end with the record separator", self._buffer)
+            self._buffer = ""
+            if on_bad is None:
+                raise error
+            on_bad(error)
         return messages
 
     @property

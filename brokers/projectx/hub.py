@@ -168,7 +168,7 @@ class UserHubClient:
             if frame.type is not aiohttp.WSMsgType.TEXT:
                 break
             last_seen = time.monotonic()
-            if self._dispatch(decoder.feed(frame.data, on_bad=self._on_bad)):
+            if self._dispatch(decoder.feed(frame.data, on_bad=self._on_bad, whole=True)):
                 break
         self._ready.clear()
         for future in self._pending.values():

@@ -81,7 +81,11 @@ class GatewayApi:
         if any(a.faults.take_rate_limit() for a in own) or not sim.admit(claims.user, request.path):
             return web.Response(status=429)
         request[USER] = claims
-        return await handler(request)
+        response = await handler(request)
+        garbage = sim.garbage_answers.get(request.path)
+        if garbage:  # the garbage-answer fault: carried out, answered with these bytes as given
+            return web.Response(status=200, body=garbage.pop(0), content_type="application/json")
+        return response
 
     # -- auth --------------------------------------------------------------------------
     async def login_key(self, request: web.Request) -> web.Response:

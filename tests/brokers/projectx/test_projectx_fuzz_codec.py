@@ -328,3 +328,14 @@ def test_an_overlong_record_without_a_separator_is_reported_and_dropped_up_to_it
     assert [m.type for m in messages] == [codec.MessageType.PING]
     assert len(bad) == 1 and "longer than 1000" in str(bad[0])
     assert decoder.buffered == 0
+
+
+@FUZZ
+@given(tail=st.text(min_size=1).filter(lambda t: RS not in t))
+def test_a_websocket_frame_without_its_separator_is_one_bad_record_not_the_start_of_the_next(tail: str) -> None:
+    decoder = codec.Decoder()
+    bad_records: list[codec.ProtocolError] = []
+    messages = decoder.feed(codec.ping() + tail, on_bad=bad_records.append, whole=True)
+    messages += decoder.feed(GOOD_RECORDS[0], on_bad=bad_records.append, whole=True)
+    assert [m.type for m in messages] == [codec.MessageType.PING, codec.MessageType.INVOCATION]
+    assert len(bad_records) == 1 and bad_records[0].raw.startswith(tail[:50])
