@@ -69,7 +69,7 @@ class GatewayApi:
             return await handler(request)
         await sim.latency.wait()
         if request.path in _PUBLIC:
-            return await handler(request)
+            return await _handle(handler, request)
         claims = sim.tokens.decode(bearer(request) or "")
         if claims is None or claims.user not in sim.logins:
             return web.Response(status=401)
@@ -81,7 +81,7 @@ class GatewayApi:
         if any(a.faults.take_rate_limit() for a in own) or not sim.admit(claims.user, request.path):
             return web.Response(status=429)
         request[USER] = claims
-        response = await handler(request)
+        response = await _handle(handler, request)
         garbage = sim.garbage_answers.get(request.path)
         if garbage:  # the garbage-answer fault: carried out, answered with these bytes as given
             return web.Response(status=200, body=garbage.pop(0), content_type="application/json")
@@ -171,3 +171,16 @@ def _window(data: dict[str, Any]) -> tuple[datetime, datetime]:
     start = parsing.parse_time(data.get("startTimestamp")) or datetime.min.replace(tzinfo=UTC)
     end = parsing.parse_time(data.get("endTimestamp")) or datetime.max.replace(tzinfo=UTC)
     return start, end
+
+
+async def _handle(handler: Handler, request: web.Request) -> web.StreamResponse:
+    """The route's answer; a body of the wrong shape (text for a number, a list for an id) is a
+    400 with the reason, as ASP.NET Core's model binding answers it: the simulator never falls
+    over on a client's garbage."""
+    try:
+        return await handler(request)
+    except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
+        return web.json_response(
+            {"title": "One or more validation errors occurred.", "status": 400, "detail": str(exc)[:200]},
+            status=400,
+        )

@@ -127,10 +127,14 @@ class UserHub:
             try:
                 messages = decoder.feed(raw.data)
             except codec.ProtocolError as exc:
+                # ASP.NET Core's HubConnectionHandler answers a message it cannot parse with a
+                # Close record ("Connection closed with an error." plus, with detailed errors,
+                # the exception) and ends the connection; other connections are untouched.
                 if connection not in self.connections:
                     await connection.ws.send_str(codec.handshake_response(str(exc)))
                 else:
-                    await connection.ws.send_str(codec.close(str(exc), allow_reconnect=False))
+                    error = f"Connection closed with an error. InvalidDataException: {exc}"
+                    await connection.ws.send_str(codec.close(error, allow_reconnect=False))
                 return
             if decoder.handshake_done and connection not in self.connections:
                 await connection.ws.send_str(codec.handshake_response())
@@ -142,7 +146,11 @@ class UserHub:
                     self._invoke(connection, message)
 
     def _invoke(self, connection: HubConnection, message: codec.Message) -> None:
-        error = self._apply(connection, message.target or "", message.arguments)
+        try:
+            error = self._apply(connection, message.target or "", message.arguments)
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
+            # ASP.NET Core: arguments that do not bind fail that invocation, not the connection.
+            error = f"Failed to invoke '{message.target}' due to an error on the server. {type(exc).__name__}: {exc}"
         if message.invocation_id is not None:
             reply = codec.completion(message.invocation_id, error=error, has_result=error is None)
             connection.outbox.put_nowait(reply)

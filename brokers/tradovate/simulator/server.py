@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from decimal import Decimal
@@ -251,10 +250,10 @@ class TradovateSimulator:
         await self.latency.wait()
         body: Any = None
         if request.can_read_body:
-            raw = await request.text()
+            raw = await request.read()
             try:
-                body = json.loads(raw) if raw.strip() else None
-            except json.JSONDecodeError:
+                body = codec.loads(raw) if raw.strip() else None
+            except codec.CodecError:  # not JSON, not UTF-8, too deep, NaN: the client's garbage
                 return web.Response(status=400, text="Malformed JSON")
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
