@@ -11,8 +11,8 @@ Garbage is one error, never another: a record that is not JSON (or not strict JS
 past the 4300-digit limit) or not a hub message raises :class:`ProtocolError` with the record's
 raw text truncated. With an ``on_bad`` callback the decoder reports such a record and goes on
 with the next one: the separator keeps the framing intact, so one bad record costs only itself.
-Message types this codec does not know are skipped, as the SignalR clients do ("Future protocol
-changes can add message types, old clients can ignore them", @microsoft/signalr JsonHubProtocol).
+Message types this codec does not know are skipped, as the SignalR clients do so that later
+protocol versions can add types (@microsoft/signalr JsonHubProtocol logs and skips them).
 """
 
 from __future__ import annotations
@@ -250,9 +250,9 @@ class Decoder:
         A bad record raises ProtocolError, or, given ``on_bad``, is handed to it and skipped so
         the records after it still come out. The handshake is never skipped: a bad one raises.
         ``whole``: ``data`` is one WebSocket message, which carries complete records only (the
-        @microsoft/signalr client refuses one that does not end with the separator: "Message is
-        incomplete."), so a tail without its separator is a bad record, not the start of the
-        next one — buffered, it would spoil the good record that follows.
+        @microsoft/signalr client refuses one that does not end with the separator as
+        incomplete), so a tail without its separator is a bad record, not the start of the next
+        one — buffered, it would spoil the good record that follows.
         """
         if isinstance(data, bytes):
             try:
