@@ -31,7 +31,7 @@ import aiohttp
 
 from ...common.retrying import forever, log_before_sleep
 from ..errors import BrokerUnavailable
-from . import codec
+from . import answers, codec
 from . import schemas as px
 from .config import ProjectXConfig
 from .transport import GatewaySession
@@ -103,8 +103,11 @@ class UserHubClient:
                     await self.session.reauthenticate(stale=token)
                     raise BrokerUnavailable("user hub negotiate: token refused", code="401")
                 response.raise_for_status()
-                negotiated = await response.json(content_type=None)
-            query["id"] = negotiated.get("connectionToken") or negotiated["connectionId"]
+                negotiated = answers.decode(await response.read(), "negotiate")
+            connection = negotiated.get("connectionToken") or negotiated.get("connectionId")
+            if not isinstance(connection, str):
+                raise codec.ProtocolError("negotiate answered no connection id", answers.raw_text(negotiated))
+            query["id"] = connection
         try:
             ws = await http.ws_connect(
                 _ws_url(self.config.hub_url, query), heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=2.0)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -44,10 +44,11 @@ def token_expiry(token: str, fallback_s: float) -> float:
     """Wall-clock expiry from the JWT's ``exp`` claim, or ``now + fallback`` when unreadable."""
     try:
         body = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        return float(claims["exp"])
-    except (IndexError, ValueError, KeyError, TypeError):
+        claims = codec.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        expiry = float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError, ArithmeticError):  # ProtocolError is a ValueError
         return time.time() + fallback_s
+    return expiry if math.isfinite(expiry) else time.time() + fallback_s
 
 
 def may_retry(exc: BaseException, idempotent: bool) -> bool:

@@ -9,6 +9,7 @@ bad record is reported and the records after it still come out.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from copytrader.brokers.model import FillEvent, OrderStatus, OrderType, Side
 from copytrader.brokers.projectx import answers, codec, parsing
 from copytrader.brokers.projectx import schemas as px
 from copytrader.brokers.projectx.tracking import Tracker
+from copytrader.brokers.projectx.transport import token_expiry
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RS = codec.RS
@@ -339,3 +341,12 @@ def test_a_websocket_frame_without_its_separator_is_one_bad_record_not_the_start
     messages += decoder.feed(GOOD_RECORDS[0], on_bad=bad_records.append, whole=True)
     assert [m.type for m in messages] == [codec.MessageType.PING, codec.MessageType.INVOCATION]
     assert len(bad_records) == 1 and bad_records[0].raw.startswith(tail[:50])
+
+
+@FUZZ
+@given(claims=st.one_of(JSON_TEXT, st.binary(max_size=40).map(lambda b: b.decode("latin-1"))), exp=JSON_TEXT)
+def test_token_expiry_reads_any_token_or_falls_back(claims: str, exp: str) -> None:
+    for body in (claims, f'{{"exp":{exp}}}'):
+        token = "h." + base64.urlsafe_b64encode(body.encode("utf-8", "surrogatepass")).decode().rstrip("=") + ".s"
+        expiry = token_expiry(token, 60.0)
+        assert isinstance(expiry, float) and expiry == expiry and abs(expiry) != float("inf")
