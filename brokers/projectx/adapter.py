@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -394,30 +394,35 @@ class ProjectXAdapter(BrokerAdapter):
         """After a gap in the hub: replay what REST says changed, each change once."""
         since = utcnow() - timedelta(hours=self.px.order_lookback_h)
         for ours, account in self._ids.items():
-            body = {"accountId": account, "startTimestamp": parsing.format_time(since)}
-            trades = await self._call(px.TRADE_SEARCH, body, Priority.MODIFY, idempotent=True)
-            self._read_each(self.tracker.fill_event, answers.rows(trades, "trades"))
-            open_orders = answers.rows(
-                await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True),
-                "orders",
-            )
-            open_ids = {str(o.get("id")) for o in open_orders}
-            self._read_each(self.tracker.order_event, open_orders)
-            if any(oid not in open_ids for oid in self.tracker.open_order_ids(ours)):
-                history = answers.rows(
-                    await self._call(px.ORDER_SEARCH, body, Priority.MODIFY, idempotent=True), "orders"
-                )
-                self._read_each(self.tracker.order_event, [o for o in history if str(o.get("id")) not in open_ids])
-            positions = answers.rows(
-                await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True),
-                "positions",
-            )
-            self._read_each(self.tracker.position_event, positions)
-            with answers.reading("Position/searchOpen", positions):
-                still_open = {self._symbol_for(p["contractId"]) for p in positions}
-            for flat in self.tracker.flat_positions(ours, still_open):
-                self._emit(flat)
+            try:
+                await self._reconcile_account(ours, account, since)
+            except codec.ProtocolError as exc:  # an answer that does not read: say so, go on
+                self._bad_answer(exc)
         self.reconciled.set()
+
+    async def _reconcile_account(self, ours: str, account: int, since: datetime) -> None:
+        """One account's trades, orders and positions; an unreadable row is reported and skipped."""
+        body = {"accountId": account, "startTimestamp": parsing.format_time(since)}
+        trades = await self._call(px.TRADE_SEARCH, body, Priority.MODIFY, idempotent=True)
+        self._read_each(self.tracker.fill_event, answers.rows(trades, "trades"))
+        open_orders = answers.rows(
+            await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True),
+            "orders",
+        )
+        open_ids = {str(o.get("id")) for o in open_orders}
+        self._read_each(self.tracker.order_event, open_orders)
+        if any(oid not in open_ids for oid in self.tracker.open_order_ids(ours)):
+            history = answers.rows(await self._call(px.ORDER_SEARCH, body, Priority.MODIFY, idempotent=True), "orders")
+            self._read_each(self.tracker.order_event, [o for o in history if str(o.get("id")) not in open_ids])
+        positions = answers.rows(
+            await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True),
+            "positions",
+        )
+        self._read_each(self.tracker.position_event, positions)
+        with answers.reading("Position/searchOpen", positions):
+            still_open = {self._symbol_for(p["contractId"]) for p in positions}
+        for flat in self.tracker.flat_positions(ours, still_open):
+            self._emit(flat)
 
     def _emit_if(self, event: Any) -> None:
         if event is not None:

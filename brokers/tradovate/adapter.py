@@ -393,7 +393,9 @@ class TradovateAdapter(BrokerAdapter):
         positions: list[PositionEvent] = []
         for (acct, contract_id), net in view.positions.items():
             if acct == tv_id and net:
-                entity = next(p for p in snap["positions"] if p["contractId"] == contract_id and p["accountId"] == acct)
+                entity: Json = next(
+                    (p for p in snap["positions"] if p["contractId"] == contract_id and p["accountId"] == acct), {}
+                )
                 positions.append(
                     PositionEvent(
                         account_id, await self._symbol(contract_id), net, parsing.price_in(entity.get("netPrice"))

@@ -214,3 +214,17 @@ async def test_a_garbage_answer_to_a_place_is_bad_answer_and_the_order_is_found_
         assert ack.duplicate and ack.broker_order_id.isdigit()
     assert adapter.health().state is ConnectionState.CONNECTED
     assert json.dumps(adapter.health().last_error)  # health stays printable
+
+
+async def test_a_reconciliation_answer_that_does_not_read_is_reported_and_the_session_goes_on(
+    adapter: ProjectXAdapter, sim: ProjectXSimulator
+) -> None:
+    events = adapter.events()
+    hub = adapter.hub
+    assert hub is not None
+    sim.answer_garbage(px.TRADE_SEARCH, b'{"success":true,"trades":7}')
+    sim.send_raw(codec.close())  # the gateway ends the socket: reconnect, then reconcile over REST
+    await wait_until(lambda: hub.connects == 2 and adapter.reconciled.is_set(), timeout_s=5, what="a reconcile")
+    assert any('"trades":7' in exc.raw for exc in adapter.bad_answers)
+    await fill_of(adapter, events, "after-reconcile")
+    assert adapter.health().state is ConnectionState.CONNECTED
