@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from ...common.clock import utcnow
+from ...common.ratewindow import SlidingWindow
 from ..base import BrokerAdapter, SessionConfig
 from ..errors import (
     BrokerError,
@@ -56,6 +57,9 @@ from .transport import GatewaySession
 log = logging.getLogger(__name__)
 #: Unreadable answers kept for health and the tests (the newest; older ones are in the log).
 BAD_ANSWERS_KEPT = 50
+#: At most this many BAD_ANSWER log lines per window and session; the rest are counted, and
+#: the next line says how many: a gateway that sends garbage in a burst must not flood the log.
+BAD_ANSWER_LOG = (20, 60.0)
 
 
 class ProjectXAdapter(BrokerAdapter):
@@ -81,6 +85,9 @@ class ProjectXAdapter(BrokerAdapter):
         self.hub: UserHubClient | None = None
         self.reconciled = asyncio.Event()
         self.bad_answers: deque[codec.ProtocolError] = deque(maxlen=BAD_ANSWERS_KEPT)
+        self.bad_answer_count = 0
+        self._bad_log = SlidingWindow(*BAD_ANSWER_LOG)
+        self._bad_unlogged = 0
 
     # -- lifecycle ---------------------------------------------------------------------
     async def connect(self) -> None:
@@ -368,7 +375,13 @@ class ProjectXAdapter(BrokerAdapter):
     def _bad_answer(self, exc: codec.ProtocolError) -> None:
         """An unreadable record, push or answer item: logged, kept in ``bad_answers`` and shown
         by health as ``BAD_ANSWER`` with its raw text; the session reads on."""
-        log.error("projectx session %s: BAD_ANSWER %s; raw: %s", self.config.session_id, exc, exc.raw)
+        self.bad_answer_count += 1
+        if self._bad_log.admit():
+            more = f" ({self._bad_unlogged} more not logged)" if self._bad_unlogged else ""
+            log.error("projectx session %s: BAD_ANSWER %s; raw: %s%s", self.config.session_id, exc, exc.raw, more)
+            self._bad_unlogged = 0
+        else:
+            self._bad_unlogged += 1
         self.bad_answers.append(exc)
         self._last_error = f"BAD_ANSWER: {exc}; raw: {codec.excerpt(exc.raw, 300)}"
 

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from ...common.ratewindow import SlidingWindow
 from ...common.retrying import keep_running
 from ..base import BrokerAdapter, SessionConfig
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, OrderRejected, UnknownOrder
@@ -61,6 +62,9 @@ _STATES = {
 }
 #: Unreadable answers kept for health and the tests (the newest; older ones are in the log).
 BAD_ANSWERS_KEPT = 50
+#: At most this many BAD_ANSWER log lines per window and session; the rest are counted, and
+#: the next line says how many: a broker that sends garbage in a burst must not flood the log.
+BAD_ANSWER_LOG = (20, 60.0)
 
 
 class TradovateAdapter(BrokerAdapter):
@@ -81,6 +85,9 @@ class TradovateAdapter(BrokerAdapter):
         self.cache = EntityCache({}, self._symbol)
         self.cache.on_protocol_error = self._protocol_error
         self.bad_answers: deque[BrokerError] = deque(maxlen=BAD_ANSWERS_KEPT)
+        self.bad_answer_count = 0
+        self._bad_log = SlidingWindow(*BAD_ANSWER_LOG)
+        self._bad_unlogged = 0
         self.brackets = BracketDesk(
             self._rest,
             lambda reply: self._raise_failure(reply, rejected=True),
@@ -197,7 +204,13 @@ class TradovateAdapter(BrokerAdapter):
         ``CodecError``, each with its ``raw`` text): logged, kept in ``bad_answers`` and shown by
         health as ``BAD_ANSWER``; the session reads on."""
         raw = getattr(exc, "raw", None)
-        log.error("tradovate session %s: BAD_ANSWER %s; raw: %s", self.config.session_id, exc, raw)
+        self.bad_answer_count += 1
+        if self._bad_log.admit():
+            more = f" ({self._bad_unlogged} more not logged)" if self._bad_unlogged else ""
+            log.error("tradovate session %s: BAD_ANSWER %s; raw: %s%s", self.config.session_id, exc, raw, more)
+            self._bad_unlogged = 0
+        else:
+            self._bad_unlogged += 1
         self.bad_answers.append(exc)
         self._last_error = f"BAD_ANSWER: {exc}; raw: {codec.excerpt(str(raw), 300)}"
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from projectx_helpers import next_event, session_config
@@ -23,7 +25,7 @@ from copytrader.brokers.base import Subscription
 from copytrader.brokers.model import ConnectionState, FillEvent, PlaceOrder, Side
 from copytrader.brokers.projectx import codec
 from copytrader.brokers.projectx import schemas as px
-from copytrader.brokers.projectx.adapter import ProjectXAdapter
+from copytrader.brokers.projectx.adapter import BAD_ANSWER_LOG, ProjectXAdapter
 from copytrader.brokers.projectx.simulator import ProjectXSimulator, create_simulator
 from copytrader.brokers.simkernel.exchange import SimExchange
 
@@ -128,7 +130,7 @@ class Session:
     async def garbage_then_a_fill(self, frame: str | bytes) -> None:
         adapter, hub = self.adapter, self.adapter.hub
         assert hub is not None
-        before = len(adapter.bad_answers)
+        before = adapter.bad_answer_count
         assert self.sim.send_raw(frame) >= 1
         if is_close(frame):  # the protocol's close: the client reconnects and reconciles on its own
             self.closes += 1
@@ -140,14 +142,15 @@ class Session:
         fill = await fill_of(adapter, self.events, f"fz-{next(ORDERS)}")
         self.fills[fill.client_order_id or ""] += 1
         if expected_bad(frame) or (isinstance(frame, str) and px.EVENT_TRADE in frame and "arguments" in frame):
-            assert len(adapter.bad_answers) > before, f"not reported: {frame!r:.120}"
-        for exc in list(adapter.bad_answers)[before:]:
+            assert adapter.bad_answer_count > before, f"not reported: {frame!r:.120}"
+        new = adapter.bad_answer_count - before
+        for exc in list(adapter.bad_answers)[max(0, len(adapter.bad_answers) - new) :] if new else []:
             assert exc.code == "BAD_ANSWER" and len(exc.raw) <= codec.RAW_LIMIT + 40
         if isinstance(frame, str) and expected_bad(frame) and RS not in frame:
             assert adapter.bad_answers[-1].raw.startswith(frame[:100])
         health = adapter.health()
         assert health.state is ConnectionState.CONNECTED
-        if len(adapter.bad_answers) > before:
+        if adapter.bad_answer_count > before:
             assert (health.last_error or "").startswith("BAD_ANSWER")
         assert hub.connects == 1 + self.closes  # garbage alone never costs a reconnect
 
@@ -228,3 +231,17 @@ async def test_a_reconciliation_answer_that_does_not_read_is_reported_and_the_se
     assert any('"trades":7' in exc.raw for exc in adapter.bad_answers)
     await fill_of(adapter, events, "after-reconcile")
     assert adapter.health().state is ConnectionState.CONNECTED
+
+
+async def test_a_burst_of_garbage_is_counted_but_does_not_flood_the_log(
+    adapter: ProjectXAdapter, sim: ProjectXSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = adapter.events()
+    with caplog.at_level(logging.ERROR, logger="copytrader.brokers.projectx.adapter"):
+        for n in range(100):
+            sim.send_raw(f"garbage {n}" + RS)
+        await fill_of(adapter, events, "after-burst")  # pushed after the burst: all of it was read
+    assert adapter.bad_answer_count == 100 and len(adapter.bad_answers) == 50
+    lines = [r for r in caplog.records if "BAD_ANSWER" in r.getMessage()]
+    assert len(lines) == BAD_ANSWER_LOG[0]
+    assert adapter.hub is not None and adapter.hub.connects == 1

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tradovate_helpers import next_event, session_config
@@ -23,7 +25,7 @@ from copytrader.brokers.base import Subscription
 from copytrader.brokers.model import ConnectionState, FillEvent, PlaceOrder, Side
 from copytrader.brokers.tradovate import codec
 from copytrader.brokers.tradovate import schemas as s
-from copytrader.brokers.tradovate.adapter import TradovateAdapter
+from copytrader.brokers.tradovate.adapter import BAD_ANSWER_LOG, TradovateAdapter
 from copytrader.brokers.tradovate.simulator import TradovateSimulator, create_simulator
 
 SESSION = settings(
@@ -98,7 +100,7 @@ class Session:
     async def garbage_then_a_fill(self, garbage: str | bytes) -> None:
         adapter, socket = self.adapter, self.adapter.socket
         assert socket is not None
-        before = len(adapter.bad_answers)
+        before = adapter.bad_answer_count
         is_close = isinstance(garbage, str) and garbage.startswith("c") and not expected_bad(garbage)
         assert self.sim.send_raw(garbage) >= 1
         if is_close:  # the protocol's close: the adapter reconnects on its own
@@ -107,15 +109,16 @@ class Session:
         fill = await fill_of(adapter, self.events, f"fz-{next(ORDERS)}")
         self.fills[fill.client_order_id or ""] += 1
         if expected_bad(garbage) or (isinstance(garbage, str) and '"entityType": "fill"' in garbage):
-            assert len(adapter.bad_answers) > before, f"not reported: {garbage!r:.120}"
-        for exc in list(adapter.bad_answers)[before:]:
+            assert adapter.bad_answer_count > before, f"not reported: {garbage!r:.120}"
+        new = adapter.bad_answer_count - before
+        for exc in list(adapter.bad_answers)[max(0, len(adapter.bad_answers) - new) :] if new else []:
             assert isinstance(exc, codec.CodecError) and exc.code == "BAD_ANSWER"
             assert len(exc.raw) <= codec.RAW_LIMIT + 40
             if isinstance(garbage, str) and expected_bad(garbage):
                 assert exc.raw.startswith(garbage[:100])
         health = adapter.health()
         assert health.state is ConnectionState.CONNECTED
-        if len(adapter.bad_answers) > before:
+        if adapter.bad_answer_count > before:
             assert (health.last_error or "").startswith("BAD_ANSWER")
         assert socket.connects == 1 + self.closes  # garbage alone never costs a reconnect
 
@@ -177,3 +180,17 @@ async def test_a_garbage_answer_to_a_place_is_bad_answer_and_the_order_is_found_
     else:  # the body happened to read as an answer (e.g. empty: none): never a made-up order id
         assert ack.broker_order_id.isdigit()
     assert adapter.health().state is ConnectionState.CONNECTED
+
+
+async def test_a_burst_of_garbage_is_counted_but_does_not_flood_the_log(
+    adapter: TradovateAdapter, sim: TradovateSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = adapter.events()
+    with caplog.at_level(logging.ERROR, logger="copytrader.brokers.tradovate.adapter"):
+        for n in range(100):
+            sim.send_raw(f"garbage {n}")
+        await fill_of(adapter, events, "after-burst")  # pushed after the burst: all of it was read
+    assert adapter.bad_answer_count == 100 and len(adapter.bad_answers) == 50
+    lines = [r for r in caplog.records if "BAD_ANSWER" in r.getMessage()]
+    assert len(lines) == BAD_ANSWER_LOG[0]
+    assert adapter.socket is not None and adapter.socket.connects == 1
