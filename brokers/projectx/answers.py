@@ -39,12 +39,17 @@ def reading(what: str, answer: Any) -> Iterator[None]:
         raise codec.ProtocolError(message, raw_text(answer)) from None
 
 
+#: Ids, codes and sizes are 64-bit integers on the gateway (.NET ``long``); beyond is garbage.
+INT64 = 2**63
+
+
 def integer(value: Any, what: str, answer: Any) -> int:
-    """An id, code or size: a JSON integer (or an integral number); anything else is ProtocolError."""
+    """An id, code or size: a JSON integer (or an integral number) within 64 bits; anything else
+    is ProtocolError."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise codec.ProtocolError(f"{what} is not an integer: {codec.show(value, 40)}", raw_text(answer))
-    if isinstance(value, float) and not value.is_integer():
-        raise codec.ProtocolError(f"{what} is not an integer: {value!r}", raw_text(answer))
+    if (isinstance(value, float) and not value.is_integer()) or not -INT64 <= value < INT64:
+        raise codec.ProtocolError(f"{what} is not a 64-bit integer: {codec.show(value, 40)}", raw_text(answer))
     return int(value)
 
 

@@ -43,6 +43,14 @@ def _orders(data: dict[str, Any], what: str) -> list[dict[str, Any]]:
     return orders
 
 
+async def _search(call: Call, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One search; an answer that does not read tells nothing either way: "cannot tell"."""
+    try:
+        return await call(path, body, Priority.MODIFY, idempotent=True)
+    except ProtocolError as exc:
+        raise BrokerUnavailable(f"ProjectX {path}: {exc}; cannot tell (raw: {exc.raw[:200]})", sent=False) from exc
+
+
 async def orders_with_tag(
     call: Call, account_id: int, tag: str, lookback_h: float, *, include_history: bool = True
 ) -> list[dict[str, Any]]:
@@ -55,7 +63,7 @@ async def orders_with_tag(
     body = {"accountId": account_id}
     found = {
         o["id"]: o
-        for o in _orders(await call(px.ORDER_SEARCH_OPEN, body, Priority.MODIFY, idempotent=True), "Order/searchOpen")
+        for o in _orders(await _search(call, px.ORDER_SEARCH_OPEN, body), "Order/searchOpen")
         if o.get("customTag") == tag
     }
     if not found or include_history:
@@ -65,7 +73,7 @@ async def orders_with_tag(
             "startTimestamp": parsing.format_time(now - timedelta(hours=lookback_h)),
             "endTimestamp": parsing.format_time(now + CLOCK_SKEW),
         }
-        history = _orders(await call(px.ORDER_SEARCH, window, Priority.MODIFY, idempotent=True), "Order/search")
+        history = _orders(await _search(call, px.ORDER_SEARCH, window), "Order/search")
         for order in history:
             if order.get("customTag") == tag:
                 found.setdefault(order["id"], order)

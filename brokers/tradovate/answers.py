@@ -47,14 +47,17 @@ def reading(what: str, answer: Any) -> Iterator[None]:
         ) from None
 
 
+#: Ids and quantities are 64-bit integers on the platform (Java ``long``); beyond is garbage.
+INT64 = 2**63
+
+
 def integer(value: Any, what: str, answer: Any) -> int:
-    """An id or a quantity: a JSON integer (or an integral number); anything else is CodecError."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or (isinstance(value, float) and not value.is_integer())
-    ):
-        raise codec.CodecError(f"{what} is not an integer: {str(value)[:40]!r}", raw_text(answer))
+    """An id or a quantity: a JSON integer (or an integral number) within 64 bits; anything else
+    is CodecError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise codec.CodecError(f"{what} is not an integer: {codec.show(value, 40)}", raw_text(answer))
+    if (isinstance(value, float) and not value.is_integer()) or not -INT64 <= value < INT64:
+        raise codec.CodecError(f"{what} is not a 64-bit integer: {codec.show(value, 40)}", raw_text(answer))
     return int(value)
 
 

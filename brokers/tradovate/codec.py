@@ -155,7 +155,7 @@ def encode_server_frame(frame: ServerFrame) -> str:
     return "a" + _dumps(items)
 
 
-def _show(value: Any, limit: int = 80) -> str:
+def show(value: Any, limit: int = 80) -> str:
     """A short repr for an error message; a structure too deep to repr is named, not shown."""
     try:
         return excerpt(repr(value), limit)
@@ -181,18 +181,18 @@ def _int(value: Any) -> int | None:
 
 def _item(raw: Any, text: str) -> Response | Push:
     if not isinstance(raw, dict):
-        raise CodecError(f"array item is not an object: {_show(raw)}", text)
+        raise CodecError(f"array item is not an object: {show(raw)}", text)
     if "e" in raw:
         if not isinstance(raw["e"], str):
-            raise CodecError(f"push event name is not a string: {_show(raw['e'])}", text)
+            raise CodecError(f"push event name is not a string: {show(raw['e'])}", text)
         return Push(event=raw["e"], data=raw.get("d"))
     if "i" in raw and "s" in raw:
         status = _int(raw["s"])
         if status is None:
-            raise CodecError(f"reply status is not an integer: {_show(raw['s'])}", text)
+            raise CodecError(f"reply status is not an integer: {show(raw['s'])}", text)
         request_id = _int(raw["i"])  # the rate-limit doc shows a string id; keep the frame usable
         return Response(request_id=-1 if request_id is None else request_id, status=status, data=raw.get("d"))
-    raise CodecError(f"array item is neither a reply nor a push: {_show(raw)}", text)
+    raise CodecError(f"array item is neither a reply nor a push: {show(raw)}", text)
 
 
 def decode_server_frame(text: str) -> ServerFrame:
@@ -209,12 +209,12 @@ def decode_server_frame(text: str) -> ServerFrame:
     value = loads(payload, f"JSON in {kind!r} frame", text) if payload else []
     if kind == "c":
         if not isinstance(value, list):
-            return CloseFrame(code=0, reason=value if isinstance(value, str) else _show(value, 200))
+            return CloseFrame(code=0, reason=value if isinstance(value, str) else show(value, 200))
         code, reason = (value + [0, ""])[:2]
         number = _int(code)
         if number is None:
-            raise CodecError(f"close code is not an integer: {_show(code)}", text)
-        return CloseFrame(code=number, reason=reason if isinstance(reason, str) else _show(reason, 200))
+            raise CodecError(f"close code is not an integer: {show(code)}", text)
+        return CloseFrame(code=number, reason=reason if isinstance(reason, str) else show(reason, 200))
     if not isinstance(value, list):
         raise CodecError("a-frame payload is not an array", text)
     items: list[Response | Push] = []

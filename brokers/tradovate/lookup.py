@@ -24,7 +24,10 @@ CHUNK = 200
 
 
 async def _read_list(rest: RestClient, endpoint: str, query: dict[str, Any]) -> list[Json]:
-    reply = await rest.call(endpoint, method="GET", query=query, priority=Priority.ENTRY)
+    try:
+        reply = await rest.call(endpoint, method="GET", query=query, priority=Priority.ENTRY)
+    except CodecError as exc:  # an answer that does not read tells nothing either way
+        raise BrokerUnavailable(f"{exc}; cannot tell (raw: {exc.raw[:200]})", sent=False) from exc
     if not isinstance(reply, list):
         raise BrokerUnavailable(
             f"{endpoint}: no list in the answer ({answers.raw_text(reply)[:80]}); cannot tell", sent=False

@@ -350,3 +350,11 @@ def test_token_expiry_reads_any_token_or_falls_back(claims: str, exp: str) -> No
         token = "h." + base64.urlsafe_b64encode(body.encode("utf-8", "surrogatepass")).decode().rstrip("=") + ".s"
         expiry = token_expiry(token, 60.0)
         assert isinstance(expiry, float) and expiry == expiry and abs(expiry) != float("inf")
+
+
+@pytest.mark.parametrize("value", [1e300, 2**63, -(2**63) - 1, 2.5, "7", True, None])
+def test_ids_are_64_bit_integers(value: Any) -> None:
+    with pytest.raises(codec.ProtocolError) as caught:
+        answers.order_id({"orderId": value})
+    assert_clear(caught.value)
+    assert answers.order_id({"orderId": 2**63 - 1}) == str(2**63 - 1) and answers.order_id({"orderId": 7.0}) == "7"

@@ -348,3 +348,11 @@ async def test_garbage_sync_snapshots_are_reported_never_raised(snapshot: Any) -
         await cache.apply_snapshot(snapshot, emit=True)
     for exc in reported:
         assert isinstance(exc, (codec.CodecError, parsing.UnknownEnumValue))
+
+
+@pytest.mark.parametrize("value", [1e300, 2**63, -(2**63) - 1, 2.5, "7", True, None])
+def test_ids_are_64_bit_integers(value: Any) -> None:
+    with pytest.raises(codec.CodecError) as caught:
+        answers.order_id({"orderId": value})
+    assert_clear(caught.value)
+    assert answers.order_id({"orderId": 2**63 - 1}) == 2**63 - 1 and answers.order_id({"orderId": 7.0}) == 7

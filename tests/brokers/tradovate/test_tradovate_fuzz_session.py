@@ -22,6 +22,7 @@ from tradovate_helpers import next_event, session_config
 from waiting import wait_until
 
 from copytrader.brokers.base import Subscription
+from copytrader.brokers.errors import BrokerUnavailable
 from copytrader.brokers.model import ConnectionState, FillEvent, PlaceOrder, Side
 from copytrader.brokers.tradovate import codec
 from copytrader.brokers.tradovate import schemas as s
@@ -194,3 +195,14 @@ async def test_a_burst_of_garbage_is_counted_but_does_not_flood_the_log(
     lines = [r for r in caplog.records if "BAD_ANSWER" in r.getMessage()]
     assert len(lines) == BAD_ANSWER_LOG[0]
     assert adapter.socket is not None and adapter.socket.connects == 1
+
+
+@pytest.mark.parametrize("body", [b"{", b"\xff", b'[{"id":"x"}]', b"NaN"])
+async def test_a_lookup_whose_answer_does_not_read_cannot_tell(
+    adapter: TradovateAdapter, sim: TradovateSimulator, body: bytes
+) -> None:
+    sim.answer_garbage("order/deps", body)
+    with pytest.raises(BrokerUnavailable, match="cannot tell") as caught:
+        await adapter.lookup("f1", "anything")
+    assert not caught.value.sent  # "cannot tell", never "not there"
+    assert await adapter.lookup("f1", "anything") is None  # the next answer reads: not there
