@@ -69,7 +69,7 @@ class GatewayApi:
             return await handler(request)
         await sim.latency.wait()
         if request.path in _PUBLIC:
-            return await _handle(handler, request)
+            return self._garbage_or(request, await _handle(handler, request))
         claims = sim.tokens.decode(bearer(request) or "")
         if claims is None or claims.user not in sim.logins:
             return web.Response(status=401)
@@ -81,9 +81,13 @@ class GatewayApi:
         if any(a.faults.take_rate_limit() for a in own) or not sim.admit(claims.user, request.path):
             return web.Response(status=429)
         request[USER] = claims
-        response = await _handle(handler, request)
-        garbage = sim.garbage_answers.get(request.path)
-        if garbage:  # the garbage-answer fault: carried out, answered with these bytes as given
+        return self._garbage_or(request, await _handle(handler, request))
+
+    def _garbage_or(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        """The garbage-answer fault: the request was carried out; it is answered with the bytes
+        queued for its path (``ProjectXSimulator.answer_garbage``), when there are any."""
+        garbage = self.sim.garbage_answers.get(request.path)
+        if garbage:
             return web.Response(status=200, body=garbage.pop(0), content_type="application/json")
         return response
 

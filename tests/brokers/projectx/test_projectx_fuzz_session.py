@@ -22,7 +22,7 @@ from projectx_helpers import next_event, session_config
 from waiting import wait_until
 
 from copytrader.brokers.base import Subscription
-from copytrader.brokers.errors import BrokerUnavailable
+from copytrader.brokers.errors import AuthenticationFailed, BrokerUnavailable
 from copytrader.brokers.model import ConnectionState, FillEvent, PlaceOrder, Side
 from copytrader.brokers.projectx import codec
 from copytrader.brokers.projectx import schemas as px
@@ -257,3 +257,22 @@ async def test_a_lookup_whose_answer_does_not_read_cannot_tell(
         await adapter.lookup("f1", "anything")
     assert not caught.value.sent  # "cannot tell", never "not there"
     assert await adapter.lookup("f1", "anything") is None  # the next answer reads: not there
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(
+        st.binary(max_size=80),
+        st.sampled_from([b"", b"{}", b"null", b'{"success":true,"token":7}', b'{"success":true,"token":null}']),
+    )
+)
+async def test_a_login_answer_that_does_not_read_refuses_the_connect_cleanly(
+    sim: ProjectXSimulator, body: bytes
+) -> None:
+    sim.answer_garbage(px.LOGIN_KEY, body)
+    adapter = ProjectXAdapter(session_config(sim))
+    with pytest.raises((AuthenticationFailed, codec.ProtocolError)):
+        await adapter.connect()
+    assert adapter.health().state is ConnectionState.DISCONNECTED
+    await adapter.connect()  # the next login reads: the session opens
+    await adapter.disconnect()

@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +23,7 @@ from tradovate_helpers import next_event, session_config
 from waiting import wait_until
 
 from copytrader.brokers.base import Subscription
-from copytrader.brokers.errors import BrokerUnavailable
+from copytrader.brokers.errors import AuthenticationFailed, BrokerUnavailable
 from copytrader.brokers.model import ConnectionState, FillEvent, PlaceOrder, Side
 from copytrader.brokers.tradovate import codec
 from copytrader.brokers.tradovate import schemas as s
@@ -206,3 +207,33 @@ async def test_a_lookup_whose_answer_does_not_read_cannot_tell(
         await adapter.lookup("f1", "anything")
     assert not caught.value.sent  # "cannot tell", never "not there"
     assert await adapter.lookup("f1", "anything") is None  # the next answer reads: not there
+
+
+@pytest.fixture
+async def roomy_sim() -> AsyncIterator[TradovateSimulator]:
+    """A simulator without the authentication penalty window (ten logins a minute per subnet),
+    which the many logins of the next test would otherwise spend waiting out."""
+    simulator = create_simulator(tick_ms=20, heartbeat_s=0.5, endpoint_limits={})
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(
+        st.binary(max_size=80),
+        st.sampled_from([b"", b"{}", b"null", b'{"accessToken":7}', b'{"accessToken":"t","userId":"x"}']),
+    )
+)
+async def test_a_login_answer_that_does_not_read_refuses_the_connect_cleanly(
+    roomy_sim: TradovateSimulator, body: bytes
+) -> None:
+    sim = roomy_sim
+    sim.answer_garbage("auth/accesstokenrequest", body)
+    adapter = TradovateAdapter(session_config(sim))
+    with pytest.raises((AuthenticationFailed, codec.CodecError)):
+        await adapter.connect()
+    assert adapter.health().state is ConnectionState.DISCONNECTED
+    await adapter.connect()  # the next login reads: the session opens
+    await adapter.disconnect()
