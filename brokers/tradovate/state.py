@@ -160,7 +160,8 @@ class EntityCache:
         if view is not None:
             # Read before anything is kept: a price kept unread would fail every later event.
             quantity = answers.integer(e.get("orderQty") or view.quantity, "orderQty", e)
-            parsing.price_in(e.get("price")), parsing.price_in(e.get("stopPrice"))
+            for key in ("price", "stopPrice"):
+                parsing.price_in(e.get(key))  # raises on a price that is not a finite number
             view.quantity = quantity
             view.order_type = str(e.get("orderType") or view.order_type)
             view.price, view.stop_price = e.get("price"), e.get("stopPrice")
