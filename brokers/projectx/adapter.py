@@ -13,11 +13,14 @@ as tag) instead of ``Position/closeContract``, which takes no tag and returns no
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import logging
+from collections import deque
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from ...common.clock import utcnow
+from ...common.ratewindow import SlidingWindow
 from ..base import BrokerAdapter, SessionConfig
 from ..errors import (
     BrokerError,
@@ -43,13 +46,20 @@ from ..model import (
     TimeInForce,
 )
 from ..ratebudget import Priority, RateBudget
+from . import answers, codec, parsing
 from . import lookup as tags
-from . import parsing
 from . import schemas as px
 from .config import ProjectXConfig
 from .hub import UserHubClient
 from .tracking import Tracker
 from .transport import GatewaySession
+
+log = logging.getLogger(__name__)
+#: Unreadable answers kept for health and the tests (the newest; older ones are in the log).
+BAD_ANSWERS_KEPT = 50
+#: At most this many BAD_ANSWER log lines per window and session; the rest are counted, and
+#: the next line says how many: a gateway that sends garbage in a burst must not flood the log.
+BAD_ANSWER_LOG = (20, 60.0)
 
 
 class ProjectXAdapter(BrokerAdapter):
@@ -74,6 +84,10 @@ class ProjectXAdapter(BrokerAdapter):
         self.tracker = Tracker({}, self._symbol_for)
         self.hub: UserHubClient | None = None
         self.reconciled = asyncio.Event()
+        self.bad_answers: deque[codec.ProtocolError] = deque(maxlen=BAD_ANSWERS_KEPT)
+        self.bad_answer_count = 0
+        self._bad_log = SlidingWindow(*BAD_ANSWER_LOG)
+        self._bad_unlogged = 0
 
     # -- lifecycle ---------------------------------------------------------------------
     async def connect(self) -> None:
@@ -88,7 +102,12 @@ class ProjectXAdapter(BrokerAdapter):
         try:
             await self._map_accounts()
             self.hub = UserHubClient(
-                self.px, self.session, list(self._ids.values()), self._on_hub_event, self._on_hub_state
+                self.px,
+                self.session,
+                list(self._ids.values()),
+                self._on_hub_event,
+                self._on_hub_state,
+                self._bad_answer,
             )
             await self.hub.start()
         except BaseException:
@@ -106,7 +125,7 @@ class ProjectXAdapter(BrokerAdapter):
 
     async def _map_accounts(self) -> None:
         data = await self._call(px.ACCOUNT_SEARCH, {"onlyActiveAccounts": False}, Priority.MODIFY, idempotent=True)
-        by_name = {a["name"]: int(a["id"]) for a in data.get("accounts", [])}
+        by_name = answers.accounts(data)
         missing = [name for name in self.px.accounts.values() if name not in by_name]
         if missing:
             raise BrokerError(f"ProjectX login sees no account named {', '.join(missing)}", code="ACCOUNT")
@@ -144,7 +163,7 @@ class ProjectXAdapter(BrokerAdapter):
             raise OrderRejected(str(exc), code="INVALID") from None
         data = await self._call(px.ORDER_PLACE, body, Priority.ENTRY)
         if data.get("success") and data.get("orderId") is not None:
-            broker_id = str(data["orderId"])
+            broker_id = answers.order_id(data)
             self.tracker.remember(
                 command.account_id, command.client_order_id, broker_id, command.symbol, command.quantity
             )
@@ -158,7 +177,7 @@ class ProjectXAdapter(BrokerAdapter):
         text (none is documented), and ``errorCode 2`` is also every ordinary rejection. Only a
         rejected record (the gateway may return its id with the refusal) does not count.
         """
-        code, message = int(data.get("errorCode") or 0), data.get("errorMessage")
+        code, message = answers.error_code(data), data.get("errorMessage")
         try:
             found = await tags.orders_with_tag(
                 self._call,
@@ -202,13 +221,11 @@ class ProjectXAdapter(BrokerAdapter):
 
     def _remember_found(self, account_id: str, client_order_id: str, order: dict[str, Any]) -> OrderAck:
         self._emit_if(self.tracker.order_event(order))
-        broker_id = str(order["id"])
-        self.tracker.remember(
-            account_id, client_order_id, broker_id, self._symbol_for(order["contractId"]), int(order.get("size") or 0)
-        )
-        status = parsing.status_from_px(
-            int(order.get("status") or 0), int(order.get("size") or 0), int(order.get("fillVolume") or 0)
-        )
+        with answers.reading("order found by tag", order):
+            broker_id = answers.order_id(order, "id")
+            symbol, size = self._symbol_for(order["contractId"]), int(order.get("size") or 0)
+            status = parsing.status_from_px(int(order.get("status") or 0), size, int(order.get("fillVolume") or 0))
+        self.tracker.remember(account_id, client_order_id, broker_id, symbol, size)
         return OrderAck(account_id, client_order_id, broker_id, status, duplicate=True)
 
     async def modify(self, command: ModifyOrder) -> OrderAck:
@@ -253,19 +270,21 @@ class ProjectXAdapter(BrokerAdapter):
         account = self._account(command.account_id)
         contract_id = (await self._contract(command.symbol))["id"] if command.symbol else None
         data = await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.CANCEL, idempotent=True)
-        for order in data.get("orders") or []:
-            if contract_id is None or order["contractId"] == contract_id:
+        for order in answers.rows(data, "orders"):
+            if contract_id is None or order.get("contractId") == contract_id:
                 # A refusal here means the order finished meanwhile: nothing left to cancel.
-                await self._call(px.ORDER_CANCEL, {"accountId": account, "orderId": order["id"]}, Priority.CANCEL)
+                order_id = int(answers.order_id(order, "id"))
+                await self._call(px.ORDER_CANCEL, {"accountId": account, "orderId": order_id}, Priority.CANCEL)
         data = await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.EXIT, idempotent=True)
-        positions = sorted(
-            (
-                p
-                for p in data.get("positions") or []
-                if int(p.get("size") or 0) and (contract_id is None or p["contractId"] == contract_id)
-            ),
-            key=lambda p: str(p["contractId"]),
-        )
+        with answers.reading("Position/searchOpen", data):
+            positions = sorted(
+                (
+                    p
+                    for p in answers.rows(data, "positions")
+                    if int(p.get("size") or 0) and (contract_id is None or p["contractId"] == contract_id)
+                ),
+                key=lambda p: str(p["contractId"]),
+            )
         closing: list[str] = []
         for n, position in enumerate(positions, start=1):
             tag = command.client_order_id if n == 1 else f"{command.client_order_id}.{n}"
@@ -275,8 +294,10 @@ class ProjectXAdapter(BrokerAdapter):
         )
 
     async def _close(self, account_id: str, account: int, position: dict[str, Any], tag: str) -> str:
-        long = int(position.get("type") or 0) == px.PositionType.LONG
-        size = int(position["size"])
+        with answers.reading("position to close", position):
+            long = int(position.get("type") or 0) == px.PositionType.LONG
+            size = answers.integer(position.get("size"), "position size", position)
+            symbol = self._symbol_for(position["contractId"])
         body = parsing.place_request(
             account_id=account,
             contract_id=position["contractId"],
@@ -289,27 +310,34 @@ class ProjectXAdapter(BrokerAdapter):
         )
         data = await self._call(px.ORDER_PLACE, body, Priority.EXIT)
         if not data.get("success") or data.get("orderId") is None:
-            code = int(data.get("errorCode") or 0)
+            code = answers.error_code(data)
             raise OrderRejected(
                 f"closing {position['contractId']}: {data.get('errorMessage') or _code_name(code)}", code=str(code)
             )
-        broker_id = str(data["orderId"])
-        self.tracker.remember(account_id, tag, broker_id, self._symbol_for(position["contractId"]), size)
+        broker_id = answers.order_id(data)
+        self.tracker.remember(account_id, tag, broker_id, symbol, size)
         return broker_id
 
     # -- state -----------------------------------------------------------------------
     async def snapshot(self, account_id: str) -> AccountSnapshot:
         account = self._account(account_id)
-        accounts = (
-            await self._call(px.ACCOUNT_SEARCH, {"onlyActiveAccounts": False}, Priority.MODIFY, idempotent=True)
-        ).get("accounts", [])
-        balance = next((parsing.to_decimal(a.get("balance")) for a in accounts if int(a["id"]) == account), None)
-        orders = (await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)).get(
-            "orders", []
+        listed = await self._call(px.ACCOUNT_SEARCH, {"onlyActiveAccounts": False}, Priority.MODIFY, idempotent=True)
+        with answers.reading("Account/search", listed):
+            balance = next(
+                (
+                    parsing.to_decimal(a.get("balance"))
+                    for a in answers.rows(listed, "accounts")
+                    if answers.integer(a.get("id"), "account id", listed) == account
+                ),
+                None,
+            )
+        orders = answers.rows(
+            await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True), "orders"
         )
-        positions = (
-            await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)
-        ).get("positions", [])
+        positions = answers.rows(
+            await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True),
+            "positions",
+        )
         snapshot_tracker = Tracker({account: account_id}, self._symbol_for)
         return AccountSnapshot(
             account_id=account_id,
@@ -325,19 +353,47 @@ class ProjectXAdapter(BrokerAdapter):
 
     # -- hub events ------------------------------------------------------------------
     def _on_hub_event(self, target: str, arguments: tuple[Any, ...]) -> None:
-        if not arguments:
+        """A push for one of our streams; one that cannot be read is reported (BAD_ANSWER, raw
+        text inside) and skipped, and the feed reads on. Unknown targets are ignored."""
+        if not arguments or target not in (px.EVENT_ORDER, px.EVENT_TRADE, px.EVENT_POSITION):
             return
-        payload = parsing.unwrap(arguments[-1])
-        if target == px.EVENT_ORDER:
-            event: Any = self.tracker.order_event(payload)
-        elif target == px.EVENT_TRADE:
-            event = self.tracker.fill_event(payload)
-        elif target == px.EVENT_POSITION:
-            event = self.tracker.position_event(payload)
-        else:
+        try:
+            with answers.reading(f"{target} push", arguments[-1]):
+                payload = parsing.unwrap(arguments[-1])
+            if target == px.EVENT_ORDER:
+                event: Any = self.tracker.order_event(payload)
+            elif target == px.EVENT_TRADE:
+                event = self.tracker.fill_event(payload)
+            else:
+                event = self.tracker.position_event(payload)
+        except codec.ProtocolError as exc:
+            self._bad_answer(exc)
             return
         if event is not None:
             self._emit(event)
+
+    def _bad_answer(self, exc: codec.ProtocolError) -> None:
+        """An unreadable record, push or answer item: logged, kept in ``bad_answers`` and shown
+        by health as ``BAD_ANSWER`` with its raw text; the session reads on."""
+        self.bad_answer_count += 1
+        if self._bad_log.admit():
+            more = f" ({self._bad_unlogged} more not logged)" if self._bad_unlogged else ""
+            log.error("projectx session %s: BAD_ANSWER %s; raw: %s%s", self.config.session_id, exc, exc.raw, more)
+            self._bad_unlogged = 0
+        else:
+            self._bad_unlogged += 1
+        self.bad_answers.append(exc)
+        self._last_error = f"BAD_ANSWER: {exc}; raw: {codec.excerpt(exc.raw, 300)}"
+
+    def _read_each(self, read: Any, payloads: list[dict[str, Any]]) -> None:
+        """Emit what each payload says; an unreadable one is reported and the rest still count."""
+        for payload in payloads:
+            try:
+                event = read(payload)
+            except codec.ProtocolError as exc:
+                self._bad_answer(exc)
+                continue
+            self._emit_if(event)
 
     async def _on_hub_state(self, up: bool, reason: str | None) -> None:
         if not up:
@@ -351,29 +407,35 @@ class ProjectXAdapter(BrokerAdapter):
         """After a gap in the hub: replay what REST says changed, each change once."""
         since = utcnow() - timedelta(hours=self.px.order_lookback_h)
         for ours, account in self._ids.items():
-            body = {"accountId": account, "startTimestamp": parsing.format_time(since)}
-            for trade in (await self._call(px.TRADE_SEARCH, body, Priority.MODIFY, idempotent=True)).get("trades", []):
-                self._emit_if(self.tracker.fill_event(trade))
-            open_orders = (
-                await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)
-            ).get("orders", [])
-            open_ids = {str(o["id"]) for o in open_orders}
-            for order in open_orders:
-                self._emit_if(self.tracker.order_event(order))
-            if any(oid not in open_ids for oid in self.tracker.open_order_ids(ours)):
-                for order in (await self._call(px.ORDER_SEARCH, body, Priority.MODIFY, idempotent=True)).get(
-                    "orders", []
-                ):
-                    if str(order["id"]) not in open_ids:
-                        self._emit_if(self.tracker.order_event(order))
-            positions = (
-                await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True)
-            ).get("positions", [])
-            for position in positions:
-                self._emit_if(self.tracker.position_event(position))
-            for flat in self.tracker.flat_positions(ours, {self._symbol_for(p["contractId"]) for p in positions}):
-                self._emit(flat)
+            try:
+                await self._reconcile_account(ours, account, since)
+            except codec.ProtocolError as exc:  # an answer that does not read: say so, go on
+                self._bad_answer(exc)
         self.reconciled.set()
+
+    async def _reconcile_account(self, ours: str, account: int, since: datetime) -> None:
+        """One account's trades, orders and positions; an unreadable row is reported and skipped."""
+        body = {"accountId": account, "startTimestamp": parsing.format_time(since)}
+        trades = await self._call(px.TRADE_SEARCH, body, Priority.MODIFY, idempotent=True)
+        self._read_each(self.tracker.fill_event, answers.rows(trades, "trades"))
+        open_orders = answers.rows(
+            await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True),
+            "orders",
+        )
+        open_ids = {str(o.get("id")) for o in open_orders}
+        self._read_each(self.tracker.order_event, open_orders)
+        if any(oid not in open_ids for oid in self.tracker.open_order_ids(ours)):
+            history = answers.rows(await self._call(px.ORDER_SEARCH, body, Priority.MODIFY, idempotent=True), "orders")
+            self._read_each(self.tracker.order_event, [o for o in history if str(o.get("id")) not in open_ids])
+        positions = answers.rows(
+            await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True),
+            "positions",
+        )
+        self._read_each(self.tracker.position_event, positions)
+        with answers.reading("Position/searchOpen", positions):
+            still_open = {self._symbol_for(p["contractId"]) for p in positions}
+        for flat in self.tracker.flat_positions(ours, still_open):
+            self._emit(flat)
 
     def _emit_if(self, event: Any) -> None:
         if event is not None:
@@ -415,7 +477,12 @@ class ProjectXAdapter(BrokerAdapter):
         data = await self._call(
             px.CONTRACT_SEARCH, {"searchText": code, "live": self.px.live}, Priority.MODIFY, idempotent=True
         )
-        found = [c for c in data.get("contracts", []) if (px.split_contract_id(c["id"]) or ("",))[0] == code]
+        with answers.reading("Contract/search", data):
+            found = [
+                c
+                for c in answers.rows(data, "contracts")
+                if isinstance(c.get("id"), str) and (px.split_contract_id(c["id"]) or ("",))[0] == code
+            ]
         match: dict[str, Any] | None = (
             next((c for c in found if c["id"] == wanted), None)
             if wanted
@@ -423,7 +490,12 @@ class ProjectXAdapter(BrokerAdapter):
         )
         if match is None and wanted:
             byid = await self._call(px.CONTRACT_SEARCH_BY_ID, {"contractId": wanted}, Priority.MODIFY, idempotent=True)
-            match = byid.get("contract") or next(iter(byid.get("contracts") or []), None)
+            single = byid.get("contract")
+            match = single if isinstance(single, dict) else next(iter(answers.rows(byid, "contracts")), None)
+            if match is not None and not isinstance(match.get("id"), str):
+                raise codec.ProtocolError(
+                    "Contract/searchById answered a contract without an id", answers.raw_text(byid)
+                )
         if match is None:
             raise OrderRejected(
                 f"ProjectX has no contract for {symbol!r}", code=str(px.PlaceOrderErrorCode.CONTRACT_NOT_FOUND.value)
@@ -470,7 +542,7 @@ class ProjectXAdapter(BrokerAdapter):
     def _raise_for_order_error(data: dict[str, Any], client_order_id: str) -> None:
         if data.get("success"):
             return
-        code, message = int(data.get("errorCode") or 0), data.get("errorMessage") or "refused"
+        code, message = answers.error_code(data), data.get("errorMessage") or "refused"
         if code == px.ModifyOrderErrorCode.ORDER_NOT_FOUND:
             raise UnknownOrder(f"{client_order_id}: {message}", code=str(code))
         raise OrderRejected(f"{client_order_id}: {message}", code=str(code))

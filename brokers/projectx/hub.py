@@ -8,6 +8,12 @@ dependency anyway — so the adapter adds no new package and no websockets pin a
 
 The client keeps one socket, resubscribes after every reconnect and then tells the adapter
 (``on_reconnected``) so it can reconcile what it missed via REST.
+
+A record that cannot be read goes to ``on_bad`` and the client reads on: the 0x1E separator
+keeps the framing intact, so the records after it are whole, and closing would only put the
+next good push behind a reconnect and a reconciliation. A bad handshake still ends the attempt
+(nothing after it can be trusted), and a server ``Close`` record ends the session as the
+protocol says.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import aiohttp
 
 from ...common.retrying import forever, log_before_sleep
 from ..errors import BrokerUnavailable
-from . import codec
+from . import answers, codec
 from . import schemas as px
 from .config import ProjectXConfig
 from .transport import GatewaySession
@@ -34,6 +40,7 @@ log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, tuple[Any, ...]], None]
 StateCallback = Callable[[bool, str | None], Awaitable[None]]
+BadCallback = Callable[[codec.ProtocolError], None]
 
 
 def _ws_url(http_url: str, query: dict[str, str]) -> str:
@@ -50,8 +57,10 @@ class UserHubClient:
         account_ids: list[int],
         on_event: EventCallback,
         on_state: StateCallback,
+        on_bad: BadCallback | None = None,
     ) -> None:
         self.config = config
+        self._on_bad: BadCallback = on_bad or _log_bad
         self.session = session
         self.account_ids = account_ids
         self._on_event = on_event
@@ -94,8 +103,11 @@ class UserHubClient:
                     await self.session.reauthenticate(stale=token)
                     raise BrokerUnavailable("user hub negotiate: token refused", code="401")
                 response.raise_for_status()
-                negotiated = await response.json(content_type=None)
-            query["id"] = negotiated.get("connectionToken") or negotiated["connectionId"]
+                negotiated = answers.decode(await response.read(), "negotiate")
+            connection = negotiated.get("connectionToken") or negotiated.get("connectionId")
+            if not isinstance(connection, str):
+                raise codec.ProtocolError("negotiate answered no connection id", answers.raw_text(negotiated))
+            query["id"] = connection
         try:
             ws = await http.ws_connect(
                 _ws_url(self.config.hub_url, query), heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=2.0)
@@ -152,15 +164,14 @@ class UserHubClient:
                 with contextlib.suppress(ConnectionError):
                     await ws.send_str(codec.ping())
                 continue
+            if frame.type is aiohttp.WSMsgType.BINARY:  # the JSON protocol is text: report, read on
+                last_seen = time.monotonic()
+                self._on_bad(codec.ProtocolError("binary frame on the JSON hub protocol", frame.data))
+                continue
             if frame.type is not aiohttp.WSMsgType.TEXT:
                 break
             last_seen = time.monotonic()
-            try:
-                messages = decoder.feed(frame.data)
-            except codec.ProtocolError as exc:
-                log.warning("user hub protocol error: %s", exc)
-                break
-            if self._dispatch(messages):
+            if self._dispatch(decoder.feed(frame.data, on_bad=self._on_bad, whole=True)):
                 break
         self._ready.clear()
         for future in self._pending.values():
@@ -233,3 +244,7 @@ class UserHubClient:
                 except Exception:
                     await self._drop()
                     raise
+
+
+def _log_bad(exc: codec.ProtocolError) -> None:
+    log.error("user hub: %s; raw: %s", exc, exc.raw)

@@ -18,8 +18,9 @@ from typing import Any
 from ...common.clock import utcnow
 from ..errors import BrokerUnavailable
 from ..ratebudget import Priority
-from . import parsing
+from . import answers, parsing
 from . import schemas as px
+from .codec import ProtocolError
 
 Call = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -28,12 +29,26 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _orders(data: dict[str, Any], what: str) -> list[dict[str, Any]]:
-    """The order list of a search answer; a refused search means we cannot tell."""
+    """The order list of a search answer; a refused or unreadable search means we cannot tell."""
     if not data.get("success", True):
         raise BrokerUnavailable(
             f"ProjectX {what} refused (errorCode {data.get('errorCode')}): {data.get('errorMessage')}", sent=False
         )
-    return list(data.get("orders") or [])
+    try:
+        orders = answers.rows(data, "orders")
+        for order in orders:
+            answers.integer(order.get("id"), "order id", data)
+    except ProtocolError as exc:
+        raise BrokerUnavailable(f"ProjectX {what}: {exc}; cannot tell (raw: {exc.raw[:200]})", sent=False) from exc
+    return orders
+
+
+async def _search(call: Call, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One search; an answer that does not read tells nothing either way: "cannot tell"."""
+    try:
+        return await call(path, body, Priority.MODIFY, idempotent=True)
+    except ProtocolError as exc:
+        raise BrokerUnavailable(f"ProjectX {path}: {exc}; cannot tell (raw: {exc.raw[:200]})", sent=False) from exc
 
 
 async def orders_with_tag(
@@ -48,7 +63,7 @@ async def orders_with_tag(
     body = {"accountId": account_id}
     found = {
         o["id"]: o
-        for o in _orders(await call(px.ORDER_SEARCH_OPEN, body, Priority.MODIFY, idempotent=True), "Order/searchOpen")
+        for o in _orders(await _search(call, px.ORDER_SEARCH_OPEN, body), "Order/searchOpen")
         if o.get("customTag") == tag
     }
     if not found or include_history:
@@ -58,11 +73,11 @@ async def orders_with_tag(
             "startTimestamp": parsing.format_time(now - timedelta(hours=lookback_h)),
             "endTimestamp": parsing.format_time(now + CLOCK_SKEW),
         }
-        history = _orders(await call(px.ORDER_SEARCH, window, Priority.MODIFY, idempotent=True), "Order/search")
+        history = _orders(await _search(call, px.ORDER_SEARCH, window), "Order/search")
         for order in history:
             if order.get("customTag") == tag:
                 found.setdefault(order["id"], order)
-    return sorted(found.values(), key=lambda o: (o.get("creationTimestamp") or "", int(o["id"])))
+    return sorted(found.values(), key=lambda o: (str(o.get("creationTimestamp") or ""), int(o["id"])))
 
 
 def first_live(orders: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -72,6 +87,6 @@ def first_live(orders: list[dict[str, Any]]) -> dict[str, Any] | None:
     works anyway is one plausible reading of the bracket refusal, and it must not go untracked.
     """
     for order in orders:
-        if int(order.get("status") or 0) != px.OrderStatus.REJECTED:
+        if order.get("status") != px.OrderStatus.REJECTED:
             return order
     return None

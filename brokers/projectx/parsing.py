@@ -69,19 +69,31 @@ def status_from_px(status: int, size: int, fill_volume: int) -> OrderStatus:
 
 
 def to_decimal(value: Any) -> Decimal | None:
-    """JSON numbers → Decimal via ``str`` so 6335.25 stays 6335.25, not a binary expansion."""
+    """JSON numbers → Decimal via ``str`` so 6335.25 stays 6335.25, not a binary expansion.
+
+    Anything but a finite JSON number raises ``ValueError``: the gateway sends prices as
+    numbers, and a price of ``NaN``, of text or of a list must never reach an event.
+    """
     if value is None:
         return None
-    return value if isinstance(value, Decimal) else Decimal(str(value))
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise ValueError(f"not a number: {type(value).__name__}")
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {number}")
+    return number
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 def parse_time(value: str | None) -> datetime | None:
-    """Gateway timestamps carry up to 7 fractional digits (.NET ticks); keep microseconds."""
+    """Gateway timestamps carry up to 7 fractional digits (.NET ticks); keep microseconds.
+    Anything but an ISO-8601 text raises ``ValueError``."""
     if not value:
         return None
+    if not isinstance(value, str):
+        raise ValueError(f"timestamp is not text: {type(value).__name__}")
     parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", value.replace("Z", "+00:00")))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

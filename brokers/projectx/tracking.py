@@ -12,7 +12,7 @@ from typing import Any
 
 from ...common.clock import utcnow
 from ..model import FillEvent, OrderEvent, OrderStatus, PositionEvent
-from . import parsing
+from . import answers, parsing
 from . import schemas as px
 
 
@@ -49,16 +49,29 @@ class Tracker:
         tracked.client_order_id = tracked.client_order_id or client_order_id
         self.by_client_id[(account_id, client_order_id)] = broker_order_id
 
-    def order_event(self, payload: dict[str, Any]) -> OrderEvent | None:
-        """GatewayUserOrder / searchOpen item → OrderEvent, or ``None`` if nothing changed."""
+    def order_event(self, payload: Any) -> OrderEvent | None:
+        """GatewayUserOrder / searchOpen item → OrderEvent, or ``None`` if nothing changed.
+        A payload of the wrong shape raises ProtocolError (BAD_ANSWER) and changes nothing."""
+        with answers.reading("order", payload):
+            return self._order_event(_object(payload))
+
+    def _order_event(self, payload: dict[str, Any]) -> OrderEvent | None:
         account_id = self.ours(payload.get("accountId"))
         if account_id is None:
             return None
-        broker_id = str(payload["id"])
+        broker_id = str(answers.integer(payload.get("id"), "order id", payload))
         tag = payload.get("customTag") or None
+        if tag is not None and not isinstance(tag, str):
+            raise TypeError("customTag is not a string")
         symbol = self._symbol_for(payload["contractId"])
         size = int(payload.get("size") or 0)
         fill_volume = int(payload.get("fillVolume") or 0)
+        type_code = int(payload.get("type") or 0)
+        side = parsing.SIDE_FROM_PX[px.OrderSide(int(payload["side"]))]
+        status = parsing.status_from_px(int(payload.get("status") or 0), size, fill_volume)
+        limit_price = parsing.to_decimal(payload.get("limitPrice"))
+        stop_price = parsing.to_decimal(payload.get("stopPrice"))
+        timestamp = parsing.parse_time(payload.get("updateTimestamp")) or utcnow()
         tracked = self.orders.get(broker_id)
         if tracked is None:
             tracked = self.orders[broker_id] = TrackedOrder(broker_id, account_id, tag, symbol)
@@ -66,20 +79,22 @@ class Tracker:
             tracked.client_order_id = tag
             self.by_client_id[(account_id, tag)] = broker_id
         tracked.size = size
-        kind = px.OrderType(int(payload.get("type") or 0))
+        # An order type the gateway adds later reads as UNKNOWN (market), as the enum's own
+        # "Unknown" does: the type only describes the order; its status and fills are what count.
+        kind = px.OrderType(type_code) if type_code in px.OrderType._value2member_map_ else px.OrderType.UNKNOWN
         event = OrderEvent(
             account_id=account_id,
             client_order_id=tracked.client_order_id,
             broker_order_id=broker_id,
             symbol=symbol,
-            side=parsing.SIDE_FROM_PX[px.OrderSide(int(payload["side"]))],
+            side=side,
             order_type=parsing.TYPE_FROM_PX[kind],
             quantity=size,
-            status=parsing.status_from_px(int(payload.get("status") or 0), size, fill_volume),
+            status=status,
             filled_quantity=fill_volume,
-            limit_price=parsing.to_decimal(payload.get("limitPrice")),
-            stop_price=parsing.to_decimal(payload.get("stopPrice")),
-            timestamp=parsing.parse_time(payload.get("updateTimestamp")) or utcnow(),
+            limit_price=limit_price,
+            stop_price=stop_price,
+            timestamp=timestamp,
         )
         if tracked.last is not None and _same(tracked.last, event):
             return None
@@ -87,19 +102,31 @@ class Tracker:
         return event
 
     # -- fills -------------------------------------------------------------------------
-    def fill_event(self, payload: dict[str, Any]) -> FillEvent | None:
-        """GatewayUserTrade / Trade/search item → FillEvent, once per trade id."""
-        trade_id = int(payload["id"])
+    def fill_event(self, payload: Any) -> FillEvent | None:
+        """GatewayUserTrade / Trade/search item → FillEvent, once per trade id.
+        A payload of the wrong shape raises ProtocolError (BAD_ANSWER) and is not counted: the
+        trade id is marked seen only once the whole trade was read, so a good copy of it later
+        (the reconciliation after a reconnect) still counts."""
+        with answers.reading("trade", payload):
+            return self._fill_event(_object(payload))
+
+    def _fill_event(self, payload: dict[str, Any]) -> FillEvent | None:
+        trade_id = answers.integer(payload.get("id"), "trade id", payload)
         account_id = self.ours(payload.get("accountId"))
         if account_id is None or trade_id in self._trades_seen or payload.get("voided"):
             return None
-        self._trades_seen.add(trade_id)
-        broker_id = str(payload["orderId"])
+        broker_id = str(answers.integer(payload.get("orderId"), "trade orderId", payload))
         symbol = self._symbol_for(payload["contractId"])
+        size = answers.integer(payload.get("size"), "trade size", payload)
+        price = parsing.to_decimal(payload.get("price"))
+        side = parsing.SIDE_FROM_PX[px.OrderSide(int(payload["side"]))]
+        timestamp = parsing.parse_time(payload.get("creationTimestamp")) or utcnow()
+        if size <= 0 or price is None:
+            raise ValueError(f"trade {trade_id}: size {size}, price {price}")
+        self._trades_seen.add(trade_id)
         tracked = self.orders.get(broker_id)
         if tracked is None:
             tracked = self.orders[broker_id] = TrackedOrder(broker_id, account_id, None, symbol)
-        size = int(payload["size"])
         tracked.filled += size
         tracked.trade_ids.add(trade_id)
         total = max(tracked.size, tracked.filled)
@@ -109,16 +136,22 @@ class Tracker:
             broker_order_id=broker_id,
             fill_id=str(trade_id),
             symbol=symbol,
-            side=parsing.SIDE_FROM_PX[px.OrderSide(int(payload["side"]))],
+            side=side,
             quantity=size,
-            price=parsing.to_decimal(payload["price"]) or parsing.to_decimal(0),  # type: ignore[arg-type]  # price is never null on a trade
+            price=price,
             cumulative_quantity=tracked.filled,
             leaves_quantity=total - tracked.filled,
-            timestamp=parsing.parse_time(payload.get("creationTimestamp")) or utcnow(),
+            timestamp=timestamp,
         )
 
     # -- positions ---------------------------------------------------------------------
-    def position_event(self, payload: dict[str, Any]) -> PositionEvent | None:
+    def position_event(self, payload: Any) -> PositionEvent | None:
+        """GatewayUserPosition / searchOpen item → PositionEvent when it changed; a payload of
+        the wrong shape raises ProtocolError (BAD_ANSWER) and changes nothing."""
+        with answers.reading("position", payload):
+            return self._position_event(_object(payload))
+
+    def _position_event(self, payload: dict[str, Any]) -> PositionEvent | None:
         account_id = self.ours(payload.get("accountId"))
         if account_id is None:
             return None
@@ -126,6 +159,7 @@ class Tracker:
         sign = -1 if int(payload.get("type") or 0) == px.PositionType.SHORT else 1
         net = sign * int(payload.get("size") or 0)
         average = parsing.to_decimal(payload.get("averagePrice")) if net else None
+        timestamp = parsing.parse_time(payload.get("creationTimestamp")) or utcnow()
         key = (account_id, symbol)
         if self._positions.get(key) == (net, average):
             return None
@@ -135,7 +169,7 @@ class Tracker:
             symbol=symbol,
             net_quantity=net,
             average_price=average,
-            timestamp=parsing.parse_time(payload.get("creationTimestamp")) or utcnow(),
+            timestamp=timestamp,
         )
 
     def flat_positions(self, account_id: str, open_symbols: set[str]) -> list[PositionEvent]:
@@ -153,6 +187,12 @@ class Tracker:
             for o in self.orders.values()
             if o.account_id == account_id and o.last is not None and not o.last.status.is_final
         ]
+
+
+def _object(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise TypeError(f"payload is a {type(payload).__name__}, not an object")
+    return payload
 
 
 def _same(a: OrderEvent, b: OrderEvent) -> bool:

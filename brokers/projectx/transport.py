@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -30,7 +30,7 @@ from ...common.retrying import backoff, keep_running, until
 from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerUnavailable, RateLimited, TokenExpired
 from ..ratebudget import Priority, RateBudget
-from . import codec
+from . import answers, codec
 from . import schemas as px
 from .config import ProjectXConfig
 
@@ -44,10 +44,11 @@ def token_expiry(token: str, fallback_s: float) -> float:
     """Wall-clock expiry from the JWT's ``exp`` claim, or ``now + fallback`` when unreadable."""
     try:
         body = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        return float(claims["exp"])
-    except (IndexError, ValueError, KeyError, TypeError):
+        claims = codec.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        expiry = float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError, ArithmeticError):  # ProtocolError is a ValueError
         return time.time() + fallback_s
+    return expiry if math.isfinite(expiry) else time.time() + fallback_s
 
 
 def may_retry(exc: BaseException, idempotent: bool) -> bool:
@@ -139,7 +140,9 @@ class GatewaySession:
                 f"ProjectX login refused (HTTP {status}, errorCode {code}): {data.get('errorMessage')}",
                 code=str(code),
             )
-        return str(data["token"])
+        if not isinstance(data["token"], str):
+            raise codec.ProtocolError("loginKey answered a token that is not a string", answers.raw_text(data))
+        return data["token"]
 
     async def renew(self) -> bool:
         """``/api/Auth/validate``: the same session, a fresh token. False when the gateway refuses."""
@@ -149,7 +152,7 @@ class GatewaySession:
         await self._acquire(Priority.CANCEL, px.VALIDATE)
         status, data = await self._post(px.VALIDATE, {}, token=token)
         new = data.get("newToken") or data.get("token") if status == 200 else None
-        if status == 200 and data.get("success") and new:
+        if status == 200 and data.get("success") and isinstance(new, str) and new:
             if self.token == token:
                 self._set_token(str(new))
                 self.renewals += 1
@@ -269,14 +272,14 @@ class GatewaySession:
             ) as response:
                 if response.status != 200:
                     return response.status, {}
-                data = await response.json(content_type=None)
+                answer = await response.read()
         except aiohttp.ClientConnectorError as exc:
             raise BrokerUnavailable(f"ProjectX {path}: no connection ({exc})", sent=False) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise BrokerUnavailable(f"ProjectX {path}: no answer ({exc!r})", sent=True) from exc
-        if not isinstance(data, dict):
-            raise BrokerUnavailable(f"ProjectX {path} answered a non-object: {data!r}")
-        return 200, data
+        # Read here, not by aiohttp's json(): an unreadable body (not JSON, not an object) is
+        # ProtocolError (BAD_ANSWER, raw text inside), the one error reported with the answer.
+        return 200, answers.decode(answer, path)
 
 
 __all__ = ["GatewaySession", "may_retry", "token_expiry"]

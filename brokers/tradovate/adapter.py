@@ -17,14 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import aiohttp
 
+from ...common.ratewindow import SlidingWindow
 from ...common.retrying import keep_running
 from ..base import BrokerAdapter, SessionConfig
-from ..errors import AuthenticationFailed, BrokerUnavailable, OrderRejected, UnknownOrder
+from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, OrderRejected, UnknownOrder
 from ..model import (
     AccountSnapshot,
     BrokerEvent,
@@ -42,7 +44,7 @@ from ..model import (
     SessionHealth,
 )
 from ..ratebudget import Priority, RateBudget
-from . import parsing
+from . import answers, codec, parsing
 from . import schemas as s
 from .bracket_orders import BracketDesk
 from .config import TradovateConfig
@@ -58,6 +60,11 @@ _STATES = {
     "connecting": ConnectionState.CONNECTING,
     "degraded": ConnectionState.DEGRADED,
 }
+#: Unreadable answers kept for health and the tests (the newest; older ones are in the log).
+BAD_ANSWERS_KEPT = 50
+#: At most this many BAD_ANSWER log lines per window and session; the rest are counted, and
+#: the next line says how many: a broker that sends garbage in a burst must not flood the log.
+BAD_ANSWER_LOG = (20, 60.0)
 
 
 class TradovateAdapter(BrokerAdapter):
@@ -77,6 +84,10 @@ class TradovateAdapter(BrokerAdapter):
         self._contracts: dict[str, int] = {}
         self.cache = EntityCache({}, self._symbol)
         self.cache.on_protocol_error = self._protocol_error
+        self.bad_answers: deque[BrokerError] = deque(maxlen=BAD_ANSWERS_KEPT)
+        self.bad_answer_count = 0
+        self._bad_log = SlidingWindow(*BAD_ANSWER_LOG)
+        self._bad_unlogged = 0
         self.brackets = BracketDesk(
             self._rest,
             lambda reply: self._raise_failure(reply, rejected=True),
@@ -96,7 +107,9 @@ class TradovateAdapter(BrokerAdapter):
         try:
             await self.rest.ensure_token()
             await self._load_accounts()
-            self.socket = UserSocket(self.tv, self._http, self.rest, self._on_sync, self._on_props, self._on_state)
+            self.socket = UserSocket(
+                self.tv, self._http, self.rest, self._on_sync, self._on_props, self._on_state, self._protocol_error
+            )
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self.socket.run()), loop.create_task(self._keep_token())]
             await asyncio.wait_for(asyncio.shield(self.socket.ready), self.tv.request_timeout_s)
@@ -127,8 +140,8 @@ class TradovateAdapter(BrokerAdapter):
 
     async def _load_accounts(self) -> None:
         assert self.rest is not None
-        listed = await self.rest.call("account/list", method="GET", priority=Priority.CANCEL) or []
-        by_name = {a["name"]: int(a["id"]) for a in listed}
+        listed = await self.rest.call("account/list", method="GET", priority=Priority.CANCEL)
+        by_name = answers.accounts(listed)
         missing = [n for n in self.config.accounts.values() if n not in by_name]
         if missing:
             raise AuthenticationFailed(f"accounts not visible to this login: {missing}", code="account")
@@ -150,14 +163,27 @@ class TradovateAdapter(BrokerAdapter):
 
     # -- socket callbacks ----------------------------------------------------------------------
     async def _on_sync(self, snapshot: Json, first: bool) -> None:
-        for contract in snapshot.get("contracts") or []:
-            self._remember_contract(int(contract["id"]), str(contract["name"]))
+        self._remember_contracts(snapshot.get("contracts"))
         for event in await self.cache.apply_snapshot(snapshot, emit=not first):
             self._publish(event)
 
     async def _on_props(self, data: Json) -> None:
-        for event in await self.cache.apply(str(data.get("entityType")), data.get("entity") or {}):
+        kind = data.get("entityType")
+        if not isinstance(kind, str):
+            self._protocol_error(codec.CodecError("props push without an entityType", answers.raw_text(data)))
+            return
+        for event in await self.cache.apply(kind, data.get("entity")):
             self._publish(event)
+
+    def _remember_contracts(self, contracts: Any) -> None:
+        for contract in contracts if isinstance(contracts, list) else []:
+            try:
+                found = answers.contract(contract)
+            except codec.CodecError as exc:
+                self._protocol_error(exc)
+                continue
+            if found is not None:
+                self._remember_contract(*found)
 
     def _publish(self, event: BrokerEvent) -> None:
         self._emit(event)
@@ -173,10 +199,20 @@ class TradovateAdapter(BrokerAdapter):
     def _background_error(self, text: str) -> None:
         self._last_error = text
 
-    def _protocol_error(self, exc: parsing.UnknownEnumValue) -> None:
-        """An unreadable value from the broker: keep its raw text where health shows it."""
-        log.error("tradovate session %s: %s", self.config.session_id, exc)
-        self._last_error = str(exc)
+    def _protocol_error(self, exc: BrokerError) -> None:
+        """An unreadable value, item or frame from the broker (``UnknownEnumValue`` or
+        ``CodecError``, each with its ``raw`` text): logged, kept in ``bad_answers`` and shown by
+        health as ``BAD_ANSWER``; the session reads on."""
+        raw = getattr(exc, "raw", None)
+        self.bad_answer_count += 1
+        if self._bad_log.admit():
+            more = f" ({self._bad_unlogged} more not logged)" if self._bad_unlogged else ""
+            log.error("tradovate session %s: BAD_ANSWER %s; raw: %s%s", self.config.session_id, exc, raw, more)
+            self._bad_unlogged = 0
+        else:
+            self._bad_unlogged += 1
+        self.bad_answers.append(exc)
+        self._last_error = f"BAD_ANSWER: {exc}; raw: {codec.excerpt(str(raw), 300)}"
 
     def _on_state(self, state: str, reason: str | None) -> None:
         self._set_state(_STATES.get(state, ConnectionState.DEGRADED), reason)
@@ -190,7 +226,8 @@ class TradovateAdapter(BrokerAdapter):
             found = await self._rest().call(
                 "contract/item", method="GET", query={"id": contract_id}, priority=Priority.CANCEL
             )
-            self._remember_contract(contract_id, str(found["name"]) if found else str(contract_id))
+            named = answers.contract(found)
+            self._remember_contract(contract_id, named[1] if named else str(contract_id))
         return self._symbols[contract_id]
 
     async def _contract_id(self, symbol: str) -> int:
@@ -198,9 +235,10 @@ class TradovateAdapter(BrokerAdapter):
             found = await self._rest().call(
                 "contract/find", method="GET", query={"name": symbol.upper()}, priority=Priority.EXIT
             )
-            if not found:
+            named = answers.contract(found or None)
+            if named is None:
                 raise OrderRejected(f"unknown contract {symbol}", code="InvalidContract")
-            self._remember_contract(int(found["id"]), str(found["name"]))
+            self._remember_contract(*named)
         return self._contracts[symbol.upper()]
 
     # -- orders ----------------------------------------------------------------------------------
@@ -228,7 +266,7 @@ class TradovateAdapter(BrokerAdapter):
             return await self._place_bracketed(command, account_id, body)
         reply = await rest.call("order/placeorder", body, priority=Priority.ENTRY)
         self._raise_failure(reply, rejected=True)
-        order_id = int(reply["orderId"])
+        order_id = answers.order_id(reply)
         self.cache.provisional(order_id, account_id, self._contracts.get(command.symbol.upper(), 0), body)
         return OrderAck(command.account_id, command.client_order_id, str(order_id), self.cache.status_of(order_id))
 
@@ -236,12 +274,12 @@ class TradovateAdapter(BrokerAdapter):
         """Entry and exits (see :mod:`.bracket_orders`); never resent after it may have left."""
         reply, body = await self.brackets.place(command, entry, self.broker_account(command.account_id), account_id)
         contract_id = self._contracts.get(command.symbol.upper(), 0)
-        order_id = int(reply["orderId"])
+        order_id = answers.order_id(reply)
         self.cache.provisional(order_id, account_id, contract_id, entry)
         for key, version in (("oso1Id", body.get("bracket1")), ("oso2Id", body.get("bracket2"))):
             if reply.get(key) is not None and version is not None:
                 self.cache.provisional(
-                    int(reply[key]),
+                    answers.order_id(reply, key),
                     account_id,
                     contract_id,
                     {**version, "orderQty": command.quantity},
@@ -264,7 +302,7 @@ class TradovateAdapter(BrokerAdapter):
             return None
         order, _command = found
         status = parsing.status_from(str(order.get("ordStatus") or ""))
-        return OrderAck(account_id, client_order_id, str(order["id"]), status, duplicate=True)
+        return OrderAck(account_id, client_order_id, str(answers.order_id(order, "id")), status, duplicate=True)
 
     async def modify(self, command: ModifyOrder) -> OrderAck:
         view = self._view(command.account_id, command.client_order_id)
@@ -352,9 +390,14 @@ class TradovateAdapter(BrokerAdapter):
         """Ask the broker (REST ``user/syncrequest`` for this account), not our cache."""
         tv_id = self._account_ids[account_id]
         snap = await self._rest().call("user/syncrequest", {"accounts": [tv_id]}, priority=Priority.MODIFY)
+        with answers.reading("user/syncrequest", snap):
+            return await self._snapshot_of(account_id, tv_id, snap)
+
+    async def _snapshot_of(self, account_id: str, tv_id: int, snap: Any) -> AccountSnapshot:
+        """The snapshot in the model's terms; a wrong-shaped part raises (read as BAD_ANSWER)."""
         view = EntityCache({tv_id: account_id}, self._symbol)
-        for contract in snap.get("contracts") or []:
-            self._remember_contract(int(contract["id"]), str(contract["name"]))
+        view.on_protocol_error = _raise
+        self._remember_contracts(snap.get("contracts"))
         await view.apply_snapshot(snap, emit=False)
         orders: list[OrderEvent] = []
         for order in view.orders.values():
@@ -363,7 +406,9 @@ class TradovateAdapter(BrokerAdapter):
         positions: list[PositionEvent] = []
         for (acct, contract_id), net in view.positions.items():
             if acct == tv_id and net:
-                entity = next(p for p in snap["positions"] if p["contractId"] == contract_id and p["accountId"] == acct)
+                entity: Json = next(
+                    (p for p in snap["positions"] if p["contractId"] == contract_id and p["accountId"] == acct), {}
+                )
                 positions.append(
                     PositionEvent(
                         account_id, await self._symbol(contract_id), net, parsing.price_in(entity.get("netPrice"))
@@ -377,3 +422,9 @@ class TradovateAdapter(BrokerAdapter):
         return SessionHealth(
             platform=self.platform, state=self._state, last_error=self._last_error, rate_headroom=self.budget.headroom
         )
+
+
+def _raise(exc: BrokerError) -> None:
+    """A snapshot is an answer to a question: an unreadable part fails it (as BAD_ANSWER)."""
+    if isinstance(exc, codec.CodecError):
+        raise exc

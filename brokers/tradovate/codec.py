@@ -8,21 +8,80 @@ replies ``{"i","s","d"}`` and pushes ``{"e","d"}``) and ``c[code,"reason"]`` (cl
 Client → server: ``endpoint\\nid\\nquery\\nbody`` requests and ``[]`` heartbeats. The body is
 everything after the third newline, so a pretty-printed JSON body (one public client sends
 ``JSON.stringify(body, null, 2)``) survives intact.
+
+Garbage is one error, never another: every decode entry point (server frames, client frames,
+REST answer bodies) either returns a value or raises :class:`CodecError` carrying the raw text
+(truncated to :data:`RAW_LIMIT`), so a caller can report the bad answer and read on. JSON is
+read strictly: ``NaN``/``Infinity`` and numbers that overflow a float (``1e999999``) are
+refused (Tradovate sends neither, and a price of ``inf`` must never reach an order), as are
+nesting deeper than Python's recursion and integers longer than its 4300-digit limit.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..errors import BrokerError
 
 HEARTBEAT = "[]"
 OPEN = "o"
 SERVER_HEARTBEAT = "h"
 
 
-class CodecError(ValueError):
-    """A frame that is not valid Tradovate framing."""
+#: How much of an unreadable frame or answer an error keeps (enough to see what it was).
+RAW_LIMIT = 1000
+
+
+def excerpt(raw: str | bytes | None, limit: int = RAW_LIMIT) -> str:
+    """The first ``limit`` characters of ``raw`` (bytes shown as Python would), marked when cut."""
+    if raw is None:
+        return ""
+    text = raw if isinstance(raw, str) else repr(raw)[2:-1]
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more chars]"
+
+
+class CodecError(BrokerError, ValueError):
+    """A frame or answer that is not valid Tradovate framing or JSON.
+
+    ``raw`` is the offending text, truncated; ``code`` is ``BAD_ANSWER``, the code the executor
+    reports an unreadable broker answer under. A ``ValueError`` too, so older callers that
+    caught one still do.
+    """
+
+    def __init__(self, message: str, raw: str | bytes | None = None) -> None:
+        super().__init__(message, code="BAD_ANSWER")
+        self.raw = excerpt(raw)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} overflows a float")
+    return value
+
+
+def loads(text: str | bytes, what: str = "JSON", raw: str | None = None) -> Any:
+    """Strict JSON: any failure (syntax, NaN, overflow, depth, huge ints, bad UTF-8) is CodecError
+    carrying ``raw`` (the whole frame the JSON came in), or else ``text``."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CodecError(f"bad {what}: {str(exc)[:200]}", text if raw is None else raw) from None
+
+
+def decode_answer(body: str | bytes) -> Any:
+    """A REST answer body → its JSON value (an empty body is ``None``), or CodecError."""
+    if not body.strip():
+        return None
+    return loads(body, "REST answer")
 
 
 # --------------------------------------------------------------------------- server frames
@@ -63,7 +122,11 @@ class Push:
 
 @dataclass(frozen=True, slots=True)
 class DataFrame:
+    """An ``a[...]`` frame. ``bad`` holds one CodecError per item that was not a reply or a push:
+    one unreadable item must not take the good ones of the same frame down with it."""
+
     items: tuple[Response | Push, ...] = field(default_factory=tuple)
+    bad: tuple[CodecError, ...] = field(default=(), compare=False)
 
 
 ServerFrame = OpenFrame | HeartbeatFrame | CloseFrame | DataFrame
@@ -92,40 +155,76 @@ def encode_server_frame(frame: ServerFrame) -> str:
     return "a" + _dumps(items)
 
 
-def _item(raw: Any) -> Response | Push:
+def show(value: Any, limit: int = 80) -> str:
+    """A short repr for an error message; a structure too deep to repr is named, not shown."""
+    try:
+        return excerpt(repr(value), limit)
+    except RecursionError:
+        return f"<{type(value).__name__} nested too deep to show>"
+
+
+_INT_TEXT = re.compile(r"-?[0-9]{1,18}")
+
+
+def _int(value: Any) -> int | None:
+    """An integer field as sent (a number or a numeric string), or None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        return int(value)
+    return None
+
+
+def _item(raw: Any, text: str) -> Response | Push:
     if not isinstance(raw, dict):
-        raise CodecError(f"array item is not an object: {raw!r}")
+        raise CodecError(f"array item is not an object: {show(raw)}", text)
     if "e" in raw:
-        return Push(event=str(raw["e"]), data=raw.get("d"))
+        if not isinstance(raw["e"], str):
+            raise CodecError(f"push event name is not a string: {show(raw['e'])}", text)
+        return Push(event=raw["e"], data=raw.get("d"))
     if "i" in raw and "s" in raw:
-        try:
-            request_id = int(raw["i"])
-        except (TypeError, ValueError):
-            request_id = -1  # the rate-limit doc shows a string id; keep the frame usable
-        return Response(request_id=request_id, status=int(raw["s"]), data=raw.get("d"))
-    raise CodecError(f"array item is neither a reply nor a push: {raw!r}")
+        status = _int(raw["s"])
+        if status is None:
+            raise CodecError(f"reply status is not an integer: {show(raw['s'])}", text)
+        request_id = _int(raw["i"])  # the rate-limit doc shows a string id; keep the frame usable
+        return Response(request_id=-1 if request_id is None else request_id, status=status, data=raw.get("d"))
+    raise CodecError(f"array item is neither a reply nor a push: {show(raw)}", text)
 
 
 def decode_server_frame(text: str) -> ServerFrame:
+    """One server frame; anything else (including any frame type but o/h/a/c) is CodecError."""
     if not text:
-        raise CodecError("empty frame")
+        raise CodecError("empty frame", text)
     kind, payload = text[0], text[1:]
-    if kind == "o":
-        return OpenFrame()
-    if kind == "h":
-        return HeartbeatFrame()
-    try:
-        value = json.loads(payload) if payload else []
-    except json.JSONDecodeError as exc:
-        raise CodecError(f"bad JSON in {kind!r} frame: {exc}") from None
+    if kind in ("o", "h"):
+        if payload.strip():
+            raise CodecError(f"{kind!r} frame with a payload", text)
+        return OpenFrame() if kind == "o" else HeartbeatFrame()
+    if kind not in ("a", "c"):
+        raise CodecError(f"unknown frame type {excerpt(kind, 8)!r}", text)
+    value = loads(payload, f"JSON in {kind!r} frame", text) if payload else []
     if kind == "c":
-        code, reason = (value + [0, ""])[:2] if isinstance(value, list) else (0, str(value))
-        return CloseFrame(code=int(code), reason=str(reason))
-    if kind == "a":
         if not isinstance(value, list):
-            raise CodecError("a-frame payload is not an array")
-        return DataFrame(items=tuple(_item(raw) for raw in value))
-    raise CodecError(f"unknown frame type {kind!r}")
+            return CloseFrame(code=0, reason=value if isinstance(value, str) else show(value, 200))
+        code, reason = (value + [0, ""])[:2]
+        number = _int(code)
+        if number is None:
+            raise CodecError(f"close code is not an integer: {show(code)}", text)
+        return CloseFrame(code=number, reason=reason if isinstance(reason, str) else show(reason, 200))
+    if not isinstance(value, list):
+        raise CodecError("a-frame payload is not an array", text)
+    items: list[Response | Push] = []
+    bad: list[CodecError] = []
+    for raw in value:
+        try:
+            items.append(_item(raw, text))
+        except CodecError as exc:
+            bad.append(exc)
+    return DataFrame(items=tuple(items), bad=tuple(bad))
 
 
 # --------------------------------------------------------------------------- client frames
@@ -145,8 +244,8 @@ class Request:
         if not self.body.strip():
             return None
         try:
-            return json.loads(self.body)
-        except json.JSONDecodeError:
+            return loads(self.body)
+        except CodecError:
             return self.body.strip()
 
     def query_params(self) -> dict[str, str]:
@@ -185,12 +284,11 @@ def decode_client_frame(text: str) -> ClientFrame:
         return ClientHeartbeat()
     parts = text.split("\n", 3)
     if len(parts) < 2:
-        raise CodecError(f"request needs at least endpoint and id lines: {text[:40]!r}")
+        raise CodecError(f"request needs at least endpoint and id lines: {text[:40]!r}", text)
     endpoint, raw_id = parts[0].strip(), parts[1].strip()
-    try:
-        request_id = int(raw_id)
-    except ValueError:
-        raise CodecError(f"request id is not an integer: {raw_id!r}") from None
+    request_id = _int(raw_id)
+    if request_id is None:
+        raise CodecError(f"request id is not an integer: {excerpt(raw_id, 40)!r}", text)
     query = parts[2] if len(parts) > 2 else ""
     body = parts[3] if len(parts) > 3 else ""
     return Request(endpoint=endpoint, request_id=request_id, query=query.strip(), body=body)
@@ -201,8 +299,8 @@ def token_from_body(body: str) -> str:
     text = body.strip()
     if text.startswith('"'):
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
+            value = loads(text)
+        except CodecError:
             return text.strip('"')
         return str(value)
     return text

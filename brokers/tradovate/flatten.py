@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import BrokerUnavailable, OrderRejected
 from ..ratebudget import Priority
-from . import lookup, parsing
+from . import answers, lookup, parsing
 from . import schemas as s
 from .transport import RestClient
 from .writes import send_again_if_lost
@@ -46,7 +46,7 @@ async def flatten(
     """Cancel, re-read, close. ``contracts=None`` means every contract. Returns closing order ids."""
     for order in await lookup.account_orders(rest, tv_account):
         if order.get("ordStatus") in LIVE and (contracts is None or order.get("contractId") in contracts):
-            await _cancel(rest, int(order["id"]))
+            await _cancel(rest, answers.order_id(order, "id"))
     positions = await _read_positions(rest, tv_account)
     closing = []
     for contract_id, net in sorted(positions.items()):
@@ -67,7 +67,7 @@ async def flatten(
         )
         reply = await rest.call("order/placeorder", body, priority=Priority.EXIT)
         _check(reply, "closing order")
-        closing.append(int(reply["orderId"]))
+        closing.append(answers.order_id(reply))
     return closing
 
 
@@ -82,13 +82,13 @@ async def _cancel(rest: RestClient, order_id: int) -> None:
 async def _read_positions(rest: RestClient, tv_account: int) -> dict[int, int]:
     reply = await rest.call("position/deps", method="GET", query={s.MASTER_ID: tv_account}, priority=Priority.EXIT)
     if not isinstance(reply, list):
-        raise BrokerUnavailable(f"position/deps: no list in the answer ({reply!r:.80})", sent=False)
-    return {int(p["contractId"]): int(p.get("netPos") or 0) for p in reply if isinstance(p, dict)}
+        raise BrokerUnavailable(f"position/deps: no list in the answer ({answers.raw_text(reply)[:80]})", sent=False)
+    return answers.positions(reply)
 
 
 def _check(reply: Any, what: str) -> None:
     if not isinstance(reply, dict):
-        raise BrokerUnavailable(f"flatten: {what}: unexpected answer {reply!r:.80}")
+        raise BrokerUnavailable(f"flatten: {what}: unexpected answer {answers.raw_text(reply)[:80]}")
     reason = reply.get("failureReason")
     if reason and reason != "Success":
         raise OrderRejected(f"flatten: {what}: {reason}: {reply.get('failureText') or reason}", code=str(reason))

@@ -14,7 +14,9 @@ from typing import Any
 
 from ..errors import BrokerUnavailable
 from ..ratebudget import Priority
+from . import answers
 from . import schemas as s
+from .codec import CodecError
 from .transport import RestClient
 
 Json = dict[str, Any]
@@ -22,9 +24,14 @@ CHUNK = 200
 
 
 async def _read_list(rest: RestClient, endpoint: str, query: dict[str, Any]) -> list[Json]:
-    reply = await rest.call(endpoint, method="GET", query=query, priority=Priority.ENTRY)
+    try:
+        reply = await rest.call(endpoint, method="GET", query=query, priority=Priority.ENTRY)
+    except CodecError as exc:  # an answer that does not read tells nothing either way
+        raise BrokerUnavailable(f"{exc}; cannot tell (raw: {exc.raw[:200]})", sent=False) from exc
     if not isinstance(reply, list):
-        raise BrokerUnavailable(f"{endpoint}: no list in the answer ({reply!r:.80}); cannot tell", sent=False)
+        raise BrokerUnavailable(
+            f"{endpoint}: no list in the answer ({answers.raw_text(reply)[:80]}); cannot tell", sent=False
+        )
     return [row for row in reply if isinstance(row, dict)]
 
 
@@ -42,17 +49,26 @@ async def commands_of(rest: RestClient, order_ids: list[int]) -> list[Json]:
 
 async def lookup_order(rest: RestClient, tv_account: int, cl_ord_id: str) -> tuple[Json, Json] | None:
     """``(order, its New command)`` of the first order created under ``cl_ord_id``, or None."""
-    orders = {int(o["id"]): o for o in await account_orders(rest, tv_account) if o.get("id") is not None}
+    listed = await account_orders(rest, tv_account)
+    orders = {_id(o.get("id"), "order/deps", listed): o for o in listed if o.get("id") is not None}
     if not orders:
         return None
+    commands = await commands_of(rest, sorted(orders))
     matches = [
-        c
-        for c in await commands_of(rest, sorted(orders))
-        if c.get("commandType") == s.CMD_NEW
-        and str(c.get("clOrdId")) == cl_ord_id
-        and int(c.get("orderId", -1)) in orders
+        (_id(c.get("orderId"), "command/ldeps", commands), c)
+        for c in commands
+        if c.get("commandType") == s.CMD_NEW and str(c.get("clOrdId")) == cl_ord_id and c.get("orderId") is not None
     ]
+    matches = [(order_id, c) for order_id, c in matches if order_id in orders]
     if not matches:
         return None
-    first = min(matches, key=lambda c: int(c["orderId"]))
-    return orders[int(first["orderId"])], first
+    order_id, first = min(matches, key=lambda m: m[0])
+    return orders[order_id], first
+
+
+def _id(value: object, endpoint: str, answer: object) -> int:
+    """An id in a lookup answer; one that is not an integer means we cannot tell."""
+    try:
+        return answers.integer(value, f"{endpoint} id", answer)
+    except CodecError as exc:
+        raise BrokerUnavailable(f"{exc}; cannot tell (raw: {exc.raw[:200]})", sent=False) from exc

@@ -148,9 +148,16 @@ def price_out(value: Decimal | None) -> float | None:
 
 
 def price_in(value: Any) -> Decimal | None:
+    """A price as sent: a JSON number (prices cross the wire as numbers, never as text);
+    ``NaN``/``Infinity``, text and anything else raise ``ValueError``."""
     if value is None:
         return None
-    return Decimal(str(value))
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise ValueError(f"price is not a number: {type(value).__name__}")
+    price = Decimal(str(value))
+    if not price.is_finite():
+        raise ValueError(f"price is not finite: {price}")
+    return price
 
 
 def failure_reason(text: str | None) -> str:

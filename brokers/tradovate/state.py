@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
+from ..errors import BrokerError
 from ..model import BrokerEvent, FillCorrection, FillEvent, OrderEvent, OrderStatus, PositionEvent
-from . import parsing
+from . import answers, codec, parsing
 from . import schemas as s
 from .corrections import Change, FillLedger
 
@@ -55,8 +55,9 @@ class EntityCache:
         self.ledger = FillLedger()  # fills as last reported, for busts
         self.commands: dict[int, tuple[int, str]] = {}  # commandId → (orderId, commandType)
         self._seen_command_reports: set[int] = set()
-        #: Called with every value the adapter could not read (raw text inside); never raises.
-        self.on_protocol_error: Callable[[parsing.UnknownEnumValue], None] = _log_protocol_error
+        #: Called with every value or entity the adapter could not read (``UnknownEnumValue`` or
+        #: ``CodecError``, raw text inside); the feed's handler never raises.
+        self.on_protocol_error: Callable[[BrokerError], None] = _log_protocol_error
 
     # -- snapshot ------------------------------------------------------------------------------
     async def apply_snapshot(self, snap: Json, *, emit: bool) -> list[BrokerEvent]:
@@ -68,24 +69,39 @@ class EntityCache:
             (s.ENTITY_VERSION, "orderVersions"),
             (s.ENTITY_COMMAND_REPORT, "commandReports"),
         ):
-            for entity in snap.get(key) or []:
+            for entity in self._rows(snap, key):
                 await self.apply(kind, entity, emit=False)
-        reports = sorted(snap.get("executionReports") or [], key=lambda e: e["id"])
-        fills = sorted(snap.get("fills") or [], key=lambda e: e["id"])
-        for entity in reports:
+        for entity in sorted(self._rows(snap, "executionReports"), key=_id_order):
             events += await self.apply(s.ENTITY_EXEC, entity, emit=emit)
-        for entity in fills:
+        for entity in sorted(self._rows(snap, "fills"), key=_id_order):
             events += await self.apply(s.ENTITY_FILL, entity, emit=emit)
-        for entity in snap.get("positions") or []:
+        for entity in self._rows(snap, "positions"):
             events += await self.apply(s.ENTITY_POSITION, entity, emit=emit)
         return events
 
+    def _rows(self, snap: Json, key: str) -> list[Any]:
+        """One entity list of a snapshot; anything but a list is reported and read as empty."""
+        rows = snap.get(key)
+        if rows is None or isinstance(rows, list):
+            return rows or []
+        self.on_protocol_error(codec.CodecError(f"sync {key} is not a list", answers.raw_text(rows)))
+        return []
+
     # -- one entity ------------------------------------------------------------------------------
-    async def apply(self, kind: str, entity: Json, *, emit: bool = True) -> list[BrokerEvent]:
+    async def apply(self, kind: str, entity: Any, *, emit: bool = True) -> list[BrokerEvent]:
+        """Events for one entity; an entity of the wrong shape is reported, never raised: one
+        bad push must not stop the feed or the pushes behind it."""
         handler = _HANDLERS.get(kind)
         if handler is None:
             return []
-        return await handler(self, entity, emit)
+        try:
+            with answers.reading(f"{kind} entity", entity):
+                if not isinstance(entity, dict):
+                    raise TypeError("entity is not an object")
+                return await handler(self, entity, emit)
+        except codec.CodecError as exc:
+            self.on_protocol_error(exc)
+        return []
 
     async def _command(self, e: Json, emit: bool) -> list[BrokerEvent]:
         cl_ord_id, order_id = e.get("clOrdId"), e.get("orderId")
@@ -142,7 +158,11 @@ class EntityCache:
     async def _version(self, e: Json, emit: bool) -> list[BrokerEvent]:
         view = self.orders.get(int(e["orderId"]))
         if view is not None:
-            view.quantity = int(e.get("orderQty") or view.quantity)
+            # Read before anything is kept: a price kept unread would fail every later event.
+            quantity = answers.integer(e.get("orderQty") or view.quantity, "orderQty", e)
+            for key in ("price", "stopPrice"):
+                parsing.price_in(e.get(key))  # raises on a price that is not a finite number
+            view.quantity = quantity
             view.order_type = str(e.get("orderType") or view.order_type)
             view.price, view.stop_price = e.get("price"), e.get("stopPrice")
             view.tif = str(e.get("timeInForce") or view.tif)
@@ -203,7 +223,7 @@ class EntityCache:
             fill_id,
             busted=busted,
             quantity=None if busted or e.get("lastQty") is None else int(e["lastQty"]),
-            price=None if busted or e.get("lastPx") is None else Decimal(str(e["lastPx"])),
+            price=None if busted else parsing.price_in(e.get("lastPx")),
         )
         return await self._correction(change, e, emit)
 
@@ -234,20 +254,24 @@ class EntityCache:
         ]
 
     async def _fill(self, e: Json, emit: bool) -> list[BrokerEvent]:
-        fill_id = int(e["id"])
+        fill_id = answers.integer(e.get("id"), "fill id", e)
         active = e.get("active") is not False
-        if fill_id in self.ledger.fills:  # an update: a bust, a correction, or a repeated push
-            change = (
-                self.ledger.change(fill_id, busted=True)
-                if not active
-                else self.ledger.change(fill_id, busted=False, quantity=int(e["qty"]), price=Decimal(str(e["price"])))
-            )
+        if fill_id in self.ledger.fills and not active:  # a bust
+            return await self._correction(self.ledger.change(fill_id, busted=True), e, emit)
+        # Read strictly before anything is recorded: a fill is money, so a quantity that is not
+        # a positive integer or a price that is not a finite number makes the push unreadable.
+        quantity = answers.integer(e.get("qty"), "fill qty", e)
+        price = parsing.price_in(e.get("price"))
+        if quantity <= 0 or price is None:
+            raise ValueError(f"fill {fill_id}: qty {quantity}, price {price}")
+        if fill_id in self.ledger.fills:  # an update: a correction, or a repeated push
+            change = self.ledger.change(fill_id, busted=False, quantity=quantity, price=price)
             return await self._correction(change, e, emit)
-        order_id = int(e["orderId"])
-        self.ledger.record(fill_id, order_id, int(e["qty"]), Decimal(str(e["price"])), active)
+        order_id = answers.integer(e.get("orderId"), "fill orderId", e)
+        self.ledger.record(fill_id, order_id, quantity, price, active)
         if not active:
             return []  # busted before we ever saw it: it never counted
-        cumulative = self.filled[order_id] = self.filled.get(order_id, 0) + int(e["qty"])
+        cumulative = self.filled[order_id] = self.filled.get(order_id, 0) + quantity
         view = self.orders.get(order_id)
         if not emit or view is None or view.account_id not in self.our_ids:
             return []
@@ -259,8 +283,8 @@ class EntityCache:
                 fill_id=str(fill_id),
                 symbol=await self._symbol(view.contract_id),
                 side=parsing.side(str(e.get("action") or view.action)),
-                quantity=int(e["qty"]),
-                price=Decimal(str(e["price"])),
+                quantity=quantity,
+                price=price,
                 cumulative_quantity=cumulative,
                 leaves_quantity=max(0, view.quantity - cumulative),
                 timestamp=s.parse_iso(e.get("timestamp")),
@@ -320,8 +344,16 @@ class EntityCache:
         return parsing.status_from(view.ord_status, view.cum_qty, view.quantity)
 
 
-def _log_protocol_error(exc: parsing.UnknownEnumValue) -> None:
-    log.error("tradovate: %s (entity kept, value ignored)", exc)
+def _log_protocol_error(exc: BrokerError) -> None:
+    log.error("tradovate: %s (entity kept, value ignored); raw: %s", exc, getattr(exc, "raw", None))
+
+
+def _id_order(entity: Any) -> tuple[int, int, str]:
+    """Sort key by entity id that never raises: integer ids first, in order; the rest after."""
+    ident = entity.get("id") if isinstance(entity, dict) else None
+    if isinstance(ident, int) and not isinstance(ident, bool):
+        return (0, ident, "")
+    return (1, 0, answers.raw_text(ident)[:40])
 
 
 _HANDLERS: dict[str, Callable[[EntityCache, Json, bool], Awaitable[list[BrokerEvent]]]] = {

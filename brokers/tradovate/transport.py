@@ -35,7 +35,7 @@ from ...common.retrying import backoff, forever, until
 from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, RateLimited, TokenExpired
 from ..ratebudget import Priority, RateBudget
-from . import codec
+from . import answers, codec
 from . import schemas as s
 from .config import TradovateConfig
 
@@ -138,12 +138,9 @@ class RestClient:
         self._login_window.record()
 
     def _take_token(self, data: Any) -> None:
-        if not isinstance(data, dict) or data.get("errorText") or not data.get("accessToken"):
-            text = data.get("errorText") if isinstance(data, dict) else None
-            raise AuthenticationFailed(text or "no access token in reply", code="errorText")
-        self.token = str(data["accessToken"])
-        self.expires = s.parse_iso(data.get("expirationTime"))
-        self.user_id = int(data.get("userId") or self.user_id or 0)
+        grant = answers.token_grant(data)
+        self.token, self.expires = grant.token, grant.expires or s.parse_iso(None)
+        self.user_id = grant.user_id or self.user_id or 0
 
     def needs_renewal(self) -> bool:
         if self.token is None or self.expires is None:
@@ -233,7 +230,7 @@ class RestClient:
             return False
 
         async def attempt() -> Any:
-            data = await self._once(method, url, payload[0], query, token, priority)
+            data = await self._once(method, url, payload[0], query, token, priority, read)
             if s.is_penalty(data):
                 self._penalty(endpoint, data, payload)
             return data
@@ -275,6 +272,7 @@ class RestClient:
         query: dict[str, Any] | None,
         token: str | None,
         priority: Priority,
+        read: bool = True,
     ) -> Any:
         """One HTTP exchange, mapped to the broker errors (``sent`` says whether it may have run)."""
         left = remaining(_NO_DEADLINE)
@@ -296,15 +294,15 @@ class RestClient:
             kwargs["json"] = payload
         try:
             async with self.http.request(method, url, **kwargs) as resp:
-                return await self._answer(url, resp)
+                return await self._answer(url, resp, read)
         except aiohttp.ClientConnectorError as exc:
             raise BrokerUnavailable(f"{url}: cannot connect: {exc!r}", sent=False) from exc
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise BrokerUnavailable(f"{url}: no answer: {exc!r}", sent=True) from exc
 
-    async def _answer(self, url: str, resp: aiohttp.ClientResponse) -> Any:
+    async def _answer(self, url: str, resp: aiohttp.ClientResponse, read: bool = True) -> Any:
         if resp.status == 401:
-            raise TokenExpired(f"{url}: 401 {await resp.text()}", code="401")
+            raise TokenExpired(f"{url}: 401 {await _text(resp)}", code="401")
         if resp.status == 429:
             self.budget.penalize(LOCKOUT_S)
             raise RateLimited(
@@ -315,11 +313,25 @@ class RestClient:
         if resp.status >= 500:
             raise BrokerUnavailable(f"{url}: HTTP {resp.status}", code=str(resp.status), sent=True)
         if resp.status != 200:
-            raise BrokerError(f"{url}: HTTP {resp.status} {await resp.text()}", code=str(resp.status))
-        return await resp.json(content_type=None)
+            raise BrokerError(f"{url}: HTTP {resp.status} {await _text(resp)}", code=str(resp.status))
+        # Read here, not by aiohttp's json(): an unreadable body is CodecError (BAD_ANSWER, raw
+        # text inside), the one error the executor reports with the answer as sent.
+        body = await resp.read()
+        answer = codec.decode_answer(body)
+        if answer is None and not read:
+            # A write answered 200 with nothing: it ran, or not; that is not "not found" (404),
+            # which would read as a final refusal of an order that may well exist.
+            raise codec.CodecError(f"{url}: HTTP 200 without an answer", body)
+        return answer
+
+
+async def _text(resp: aiohttp.ClientResponse) -> str:
+    """An error body for a message: whatever bytes came, shown, truncated."""
+    return codec.excerpt((await resp.read()).decode("utf-8", "replace"), 300)
 
 
 StateHook = Callable[[str, str | None], None]
+BadHook = Callable[[codec.CodecError], None]
 SyncHook = Callable[[Json, bool], Awaitable[None]]
 PropsHook = Callable[[Json], Awaitable[None]]
 
@@ -328,7 +340,10 @@ class UserSocket:
     """The ``/websocket`` session: authorize, ``user/syncrequest``, heartbeats, reconnect.
 
     ``on_sync(snapshot, first)`` runs after every (re)sync before any push is handled, so the
-    adapter can reconcile what it missed while the socket was down.
+    adapter can reconcile what it missed while the socket was down. A frame or item that does
+    not decode goes to ``on_bad`` and the socket reads on: the framing is one frame per message,
+    so garbage cannot desynchronise what follows, and closing would only delay the next good
+    push behind a reconnect and a resync.
     """
 
     def __init__(
@@ -339,11 +354,13 @@ class UserSocket:
         on_sync: SyncHook,
         on_props: PropsHook,
         on_state: StateHook,
+        on_bad: BadHook | None = None,
     ) -> None:
         self.config = config
         self.http = http
         self.rest = rest
         self.on_sync, self.on_props, self.on_state = on_sync, on_props, on_state
+        self.on_bad: BadHook = on_bad or _log_bad
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.connects = 0
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -467,17 +484,27 @@ class UserSocket:
         raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
 
     async def _frame(self, ws: aiohttp.ClientWebSocketResponse) -> codec.ServerFrame:
-        msg = await ws.receive(timeout=self.config.stale_after_s)
-        if msg.type in (
-            aiohttp.WSMsgType.CLOSE,
-            aiohttp.WSMsgType.CLOSED,
-            aiohttp.WSMsgType.CLOSING,
-            aiohttp.WSMsgType.ERROR,
-        ):
-            raise ConnectionError(f"websocket {msg.type.name}")
-        if msg.type is not aiohttp.WSMsgType.TEXT:
-            raise codec.CodecError(f"unexpected {msg.type.name} message")
-        return codec.decode_server_frame(msg.data)
+        """The next frame that decodes; garbage is handed to ``on_bad`` and skipped."""
+        while True:
+            msg = await ws.receive(timeout=self.config.stale_after_s)
+            if msg.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                raise ConnectionError(f"websocket {msg.type.name}")
+            try:
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    raise codec.CodecError(f"unexpected {msg.type.name} message", msg.data)
+                frame = codec.decode_server_frame(msg.data)
+            except codec.CodecError as exc:
+                self.on_bad(exc)
+                continue
+            if isinstance(frame, codec.DataFrame):
+                for bad in frame.bad:
+                    self.on_bad(bad)
+            return frame
 
     async def _expect_open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         frame = await self._frame(ws)
@@ -502,11 +529,18 @@ class UserSocket:
                 return
             if isinstance(frame, codec.DataFrame):
                 for item in frame.items:
-                    if isinstance(item, codec.Push) and item.event == s.PROPS and isinstance(item.data, dict):
-                        await self.on_props(item.data)
+                    if isinstance(item, codec.Push) and item.event == s.PROPS:
+                        if isinstance(item.data, dict):
+                            await self.on_props(item.data)
+                        else:
+                            self.on_bad(codec.CodecError("props push without an object", answers.raw_text(item.data)))
 
     async def _heartbeats(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while not ws.closed:
             await asyncio.sleep(self.config.heartbeat_s)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_str(codec.HEARTBEAT)
+
+
+def _log_bad(exc: codec.CodecError) -> None:
+    log.error("tradovate websocket: %s; raw: %s", exc, exc.raw)

@@ -69,7 +69,7 @@ class GatewayApi:
             return await handler(request)
         await sim.latency.wait()
         if request.path in _PUBLIC:
-            return await handler(request)
+            return self._garbage_or(request, await _handle(handler, request))
         claims = sim.tokens.decode(bearer(request) or "")
         if claims is None or claims.user not in sim.logins:
             return web.Response(status=401)
@@ -81,7 +81,15 @@ class GatewayApi:
         if any(a.faults.take_rate_limit() for a in own) or not sim.admit(claims.user, request.path):
             return web.Response(status=429)
         request[USER] = claims
-        return await handler(request)
+        return self._garbage_or(request, await _handle(handler, request))
+
+    def _garbage_or(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        """The garbage-answer fault: the request was carried out; it is answered with the bytes
+        queued for its path (``ProjectXSimulator.answer_garbage``), when there are any."""
+        garbage = self.sim.garbage_answers.get(request.path)
+        if garbage:
+            return web.Response(status=200, body=garbage.pop(0), content_type="application/json")
+        return response
 
     # -- auth --------------------------------------------------------------------------
     async def login_key(self, request: web.Request) -> web.Response:
@@ -167,3 +175,16 @@ def _window(data: dict[str, Any]) -> tuple[datetime, datetime]:
     start = parsing.parse_time(data.get("startTimestamp")) or datetime.min.replace(tzinfo=UTC)
     end = parsing.parse_time(data.get("endTimestamp")) or datetime.max.replace(tzinfo=UTC)
     return start, end
+
+
+async def _handle(handler: Handler, request: web.Request) -> web.StreamResponse:
+    """The route's answer; a body of the wrong shape (text for a number, a list for an id) is a
+    400 with the reason, as ASP.NET Core's model binding answers it: the simulator never falls
+    over on a client's garbage."""
+    try:
+        return await handler(request)
+    except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
+        return web.json_response(
+            {"title": "One or more validation errors occurred.", "status": 400, "detail": str(exc)[:200]},
+            status=400,
+        )

@@ -31,7 +31,7 @@ class HubConnection:
     user: str
     connection_id: str
     subscriptions: set[Subscription] = field(default_factory=set)
-    outbox: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    outbox: asyncio.Queue[str | bytes | None] = field(default_factory=asyncio.Queue)
 
     def wants(self, target: str, account_id: int) -> bool:
         stream = px.STREAM_FOR_EVENT[target]
@@ -57,6 +57,13 @@ class UserHub:
                 and connection.wants(target, account_id)
             ):
                 connection.outbox.put_nowait(frame)
+
+    def send_raw(self, data: str | bytes) -> int:
+        """The garbage fault: ``data`` goes on every open connection exactly as given — a text
+        frame, or a binary one for bytes — in order with the pushes. Returns how many got it."""
+        for connection in self.connections:
+            connection.outbox.put_nowait(data)
+        return len(self.connections)
 
     async def drop_all(self) -> None:
         """The drop_connection fault: close sockets without a SignalR close message."""
@@ -120,10 +127,14 @@ class UserHub:
             try:
                 messages = decoder.feed(raw.data)
             except codec.ProtocolError as exc:
+                # ASP.NET Core's HubConnectionHandler answers a message it cannot parse with a
+                # Close record ("Connection closed with an error." plus, with detailed errors,
+                # the exception) and ends the connection; other connections are untouched.
                 if connection not in self.connections:
                     await connection.ws.send_str(codec.handshake_response(str(exc)))
                 else:
-                    await connection.ws.send_str(codec.close(str(exc), allow_reconnect=False))
+                    error = f"Connection closed with an error. InvalidDataException: {exc}"
+                    await connection.ws.send_str(codec.close(error, allow_reconnect=False))
                 return
             if decoder.handshake_done and connection not in self.connections:
                 await connection.ws.send_str(codec.handshake_response())
@@ -135,7 +146,11 @@ class UserHub:
                     self._invoke(connection, message)
 
     def _invoke(self, connection: HubConnection, message: codec.Message) -> None:
-        error = self._apply(connection, message.target or "", message.arguments)
+        try:
+            error = self._apply(connection, message.target or "", message.arguments)
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
+            # ASP.NET Core: arguments that do not bind fail that invocation, not the connection.
+            error = f"Failed to invoke '{message.target}' due to an error on the server. {type(exc).__name__}: {exc}"
         if message.invocation_id is not None:
             reply = codec.completion(message.invocation_id, error=error, has_result=error is None)
             connection.outbox.put_nowait(reply)
@@ -168,6 +183,9 @@ class UserHub:
             if frame is None or connection.ws.closed:
                 return
             try:
-                await connection.ws.send_str(frame)
+                if isinstance(frame, bytes):
+                    await connection.ws.send_bytes(frame)
+                else:
+                    await connection.ws.send_str(frame)
             except ConnectionError:
                 return

@@ -90,6 +90,8 @@ class ProjectXSimulator:
                 self.state.add_account(name, Decimal(str(options.get("balance", 50000))))
                 self.owner.setdefault(name, login.username)
         self.hub = UserHub(self)
+        #: The garbage-answer fault (:meth:`answer_garbage`): REST path → bodies to answer with.
+        self.garbage_answers: dict[str, list[bytes]] = {}
         self.api = GatewayApi(self)
         self._site = HttpSite()
         self._background = Background()
@@ -141,6 +143,16 @@ class ProjectXSimulator:
             "base_url": self.base_url,
             "user_hub_url": self.user_hub_url,
         }
+
+    def answer_garbage(self, path: str, body: bytes) -> None:
+        """The garbage-answer fault: the next request to ``path`` (e.g. ``/api/Order/place``) is
+        carried out, and its answer is ``body`` exactly as given (HTTP 200, JSON content type)."""
+        self.garbage_answers.setdefault(path, []).append(body)
+
+    def send_raw(self, data: str | bytes) -> int:
+        """The garbage fault on the user hub: ``data`` goes on every open connection exactly as
+        given (text, or a binary frame for bytes), in order with the pushes."""
+        return self.hub.send_raw(data)
 
     def faults(self, account_name: str) -> FaultSwitches:
         return self.exchange.account(account_name).faults

@@ -33,8 +33,8 @@ def bearer(request: web.Request) -> str | None:
 async def read_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object; anything else is a 400, as the gateway answers it."""
     try:
-        data = await request.json()
-    except ValueError:
+        data = codec.loads(await request.read())
+    except codec.ProtocolError:  # not JSON, not UTF-8, too deep, NaN: the client's garbage
         raise web.HTTPBadRequest(text="body must be JSON") from None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object")

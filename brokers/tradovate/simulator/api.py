@@ -21,6 +21,7 @@ from ...simkernel.exchange import SimError, SimExchange, SimOrder
 from ...simkernel.faults import FaultSwitches
 from .. import parsing
 from .. import schemas as s
+from ..answers import SHAPE_ERRORS
 from .auth import BAD_LOGIN, Token, TokenStore, Users
 from .book import TradovateBook
 from .limits import Limits, endpoint_class
@@ -101,6 +102,17 @@ class Api:
 
     # -- dispatch --------------------------------------------------------------------------
     async def call(
+        self, endpoint: str, query: dict[str, str], body: Any, token: str | None, *, peer: str = ""
+    ) -> Reply:
+        """``(status, payload)`` of one request. A body of the wrong shape (text for a number, a
+        list for an id, an id too big for the book) is a 400 with the reason — the simulator
+        answers a client's garbage, it never falls over on it."""
+        try:
+            return await self._call(endpoint, query, body, token, peer=peer)
+        except SHAPE_ERRORS as exc:
+            return 400, f"Bad request: {type(exc).__name__}: {str(exc)[:200]}"
+
+    async def _call(
         self, endpoint: str, query: dict[str, str], body: Any, token: str | None, *, peer: str = ""
     ) -> Reply:
         endpoint = endpoint.strip("/").lower()

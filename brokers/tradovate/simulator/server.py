@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from decimal import Decimal
@@ -59,7 +58,7 @@ class _Socket:
     def __init__(self, ws: web.WebSocketResponse, peer: str) -> None:
         self.ws = ws
         self.peer = peer
-        self.out: asyncio.Queue[str | None] = asyncio.Queue()
+        self.out: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self.token: str | None = None
         self.user_id: int | None = None
         self.session_id: int | None = None
@@ -130,6 +129,7 @@ class TradovateSimulator:
             bad_login_reply=str(options.get("bad_login_reply", "errorText")),
         )
         self.sockets: set[_Socket] = set()
+        self._garbage_answers: dict[str, list[bytes]] = {}
         self.connections_opened = 0
         self.closed_for_silence = 0
         self._site = HttpSite()
@@ -219,6 +219,19 @@ class TradovateSimulator:
                     for sock in self._sockets_of(owner.user_id if owner else None):
                         sock.muted = True
 
+    def send_raw(self, data: str | bytes) -> int:
+        """The garbage fault: ``data`` goes on every synced socket exactly as given — a text
+        frame, or a binary one for bytes — in order with the pushes. Returns how many got it."""
+        synced = [x for x in self.sockets if x.synced]
+        for sock in synced:
+            sock.out.put_nowait(data)
+        return len(synced)
+
+    def answer_garbage(self, endpoint: str, body: bytes) -> None:
+        """The garbage-answer fault: the next REST request to ``endpoint`` is carried out, and
+        its answer is ``body`` exactly as given (HTTP 200, JSON content type)."""
+        self._garbage_answers.setdefault(endpoint.strip("/").lower(), []).append(body)
+
     def _sockets_of(self, user_id: int | None) -> list[_Socket]:
         return [x for x in self.sockets if user_id is None or x.user_id in (user_id, None)]
 
@@ -237,10 +250,10 @@ class TradovateSimulator:
         await self.latency.wait()
         body: Any = None
         if request.can_read_body:
-            raw = await request.text()
+            raw = await request.read()
             try:
-                body = json.loads(raw) if raw.strip() else None
-            except json.JSONDecodeError:
+                body = codec.loads(raw) if raw.strip() else None
+            except codec.CodecError:  # not JSON, not UTF-8, too deep, NaN: the client's garbage
                 return web.Response(status=400, text="Malformed JSON")
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
@@ -251,6 +264,9 @@ class TradovateSimulator:
             if request.transport is not None:
                 request.transport.abort()
             raise ConnectionResetError("simulated lost response")
+        garbage = self._garbage_answers.get(request.match_info["endpoint"].strip("/").lower())
+        if garbage:
+            return web.Response(status=200, body=garbage.pop(0), content_type="application/json")
         if status == 429:
             return web.Response(status=429)  # docs: "429 Too Many Requests", Content-Length: 0
         if status != 200:
@@ -289,7 +305,10 @@ class TradovateSimulator:
             if sock.ws.closed:
                 return
             with contextlib.suppress(ConnectionError):
-                await sock.ws.send_str(text)
+                if isinstance(text, bytes):
+                    await sock.ws.send_bytes(text)
+                else:
+                    await sock.ws.send_str(text)
 
     async def _heartbeats(self, sock: _Socket) -> None:
         """Server ``h`` every ``heartbeat_s``; close the socket after ``client_ttl_s`` of silence."""
