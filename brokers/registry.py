@@ -11,11 +11,13 @@ ADAPTERS: dict[str, str] = {
     "paper": "copytrader.brokers.paper.adapter:PaperAdapter",
     "tradovate": "copytrader.brokers.tradovate.adapter:TradovateAdapter",
     "projectx": "copytrader.brokers.projectx.adapter:ProjectXAdapter",
+    "dxlink": "copytrader.brokers.dxlink.adapter:DxLinkAdapter",
 }
 
 SIMULATORS: dict[str, str] = {
     "tradovate": "copytrader.brokers.tradovate.simulator:create_simulator",
     "projectx": "copytrader.brokers.projectx.simulator:create_simulator",
+    "dxlink": "copytrader.brokers.dxlink.simulator:create_simulator",
 }
 
 
