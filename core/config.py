@@ -20,6 +20,7 @@ from ..brokers.registry import ADAPTERS
 from . import schemas
 from .scaling import CopyRule, ScalingMode
 from .schemas import SchemaError
+from .schemas.config import MarketDataIn
 
 
 class ConfigError(ValueError):
@@ -56,12 +57,24 @@ class CopyGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketDataConfig:
+    """The price source: ``symbols`` maps our symbol (``ESZ6``) to the feed's (``/ESZ26:XCME``)."""
+
+    platform: str
+    endpoint: str
+    token: str | None = field(default=None, repr=False)
+    symbols: dict[str, str] = field(default_factory=dict)
+    max_age_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class CopyConfig:
     sessions: dict[str, SessionConfig]
     accounts: dict[str, Account]
     groups: tuple[CopyGroup, ...]
     source: str = "<memory>"
     followers_by_leader: dict[str, tuple[tuple[CopyGroup, Follower], ...]] = field(default_factory=dict)
+    market_data: MarketDataConfig | None = None
 
     def session_for(self, account_id: str) -> SessionConfig:
         return self.sessions[self.accounts[account_id].session_id]
@@ -108,6 +121,21 @@ def parse_config(data: Any, env: dict[str, str] | None = None, source: str = "<m
         groups=groups,
         source=source,
         followers_by_leader={k: tuple(v) for k, v in index.items()},
+        market_data=_parse_market_data(root.market_data, env),
+    )
+
+
+def _parse_market_data(item: MarketDataIn | None, env: dict[str, str]) -> MarketDataConfig | None:
+    if item is None:
+        return None
+    if item.token_env is not None and item.token_env not in env:
+        raise ConfigError("market_data.token_env", f"environment variable {item.token_env} is not set")
+    return MarketDataConfig(
+        platform=item.platform,
+        endpoint=item.endpoint,
+        token=env[item.token_env] if item.token_env else None,
+        symbols={ours.upper(): theirs for ours, theirs in item.symbols.items()},
+        max_age_s=item.max_age_s,
     )
 
 

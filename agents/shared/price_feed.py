@@ -1,0 +1,139 @@
+"""The worker's price feed: one dxLink connection that keeps ``ctx.quotes`` current.
+
+Every role that reads prices (fan-out's price band, tracking, the web's marks and chart) runs
+one, so no stage waits on another process for a price. The feed is its own task: the copy path
+never awaits it, and a lost connection costs only freshness (readers ask
+:meth:`QuoteBook.fresh`, which goes ``None`` once quotes age past ``max_age_s``). The client
+reconnects and resubscribes by itself; the feed reports its health on the sessions' health
+path (``broker.health`` → tracker → ``account.status``) once per change of state, never per
+retry, under the id ``market-data@<app id>``.
+
+A refused token is not retried by the client (the same token cannot succeed). The feed reports
+it and starts over after ``retry_after_s``: a server that refused during its own restart is
+tried again, and the report is not repeated while the state stays the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import faust
+
+from ...brokers.dxlink.client import DxLinkClient, StateListener
+from ...brokers.dxlink.events import EVENT_TYPES, MarketEvent, Quote, Trade
+from ...brokers.model import ConnectionState
+from ...core.config import MarketDataConfig
+from ...core.quotes import QuoteBook
+from ...core.records import AccountStatus
+from . import jobs
+from .context import StageContext
+
+log = logging.getLogger(__name__)
+FEED_ACCOUNT_PREFIX = "market-data@"
+
+
+ClientFactory = Callable[[MarketDataConfig, StateListener], DxLinkClient]
+
+
+def dxlink_client(config: MarketDataConfig, on_state: StateListener) -> DxLinkClient:
+    return DxLinkClient(config.endpoint, config.token, on_state=on_state)
+
+
+def feed_account(app_id: str) -> str:
+    """The id the feed's health is reported under (one per worker group)."""
+    return f"{FEED_ACCOUNT_PREFIX}{app_id}"
+
+
+class PriceFeed:
+    """Feeds ``quotes`` from the configured symbols; ``report`` hears each state change once."""
+
+    def __init__(
+        self,
+        config: MarketDataConfig,
+        quotes: QuoteBook,
+        report: Callable[[ConnectionState, str | None], None] | None = None,
+        *,
+        client_factory: ClientFactory = dxlink_client,
+        retry_after_s: float = 60.0,
+    ) -> None:
+        self.config = config
+        self.quotes = quotes
+        self.retry_after_s = retry_after_s
+        self._report = report
+        self._client_factory = client_factory
+        self.state = ConnectionState.DISCONNECTED
+        # One feed symbol may price several of ours (ESZ6 and MESZ6 from /ESZ26:XCME).
+        self.ours: dict[str, list[str]] = {}
+        for ours, theirs in config.symbols.items():
+            self.ours.setdefault(theirs, []).append(ours)
+
+    async def run(self) -> None:
+        """Until cancelled: connect, subscribe, apply every event; start over after a fatal error."""
+        while True:
+            client = self._client_factory(self.config, self._changed)
+            try:
+                await client.start()
+                await client.subscribe(sorted(self.ours), EVENT_TYPES)
+                async for event in client.events():
+                    self.apply(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the feed outlives any one failure
+                log.warning("price feed %s stopped: %s; retrying in %gs", self.config.endpoint, exc, self.retry_after_s)
+            finally:
+                await client.close()
+            await asyncio.sleep(self.retry_after_s)
+
+    def apply(self, event: MarketEvent) -> None:
+        """One dxLink event into the book, under each of our symbols it prices."""
+        for symbol in self.ours.get(event.symbol, ()):
+            if isinstance(event, Quote):
+                self.quotes.update(symbol, bid=event.bid, ask=event.ask)
+            elif isinstance(event, Trade):
+                self.quotes.update(symbol, last=event.price)
+
+    def _changed(self, state: ConnectionState, reason: str | None) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        log.info("price feed %s: %s%s", self.config.endpoint, state.value, f" ({reason})" if reason else "")
+        if self._report is not None:
+            self._report(state, reason)
+
+
+def health_reporter(ctx: StageContext, platform: str) -> Callable[[ConnectionState, str | None], None]:
+    """State changes → ``broker.health`` records, sent from their own task (never awaited by
+    the feed, so a slow producer cannot hold prices up)."""
+    account_id = feed_account(ctx.settings.app_id)
+    pending: set[asyncio.Task[None]] = set()
+
+    def report(state: ConnectionState, reason: str | None) -> None:
+        status = AccountStatus(account_id=account_id, platform=platform, connection=state.value, last_error=reason)
+        task = asyncio.get_running_loop().create_task(_send(ctx, status))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return report
+
+
+async def _send(ctx: StageContext, status: AccountStatus) -> None:
+    try:
+        await ctx.outbox.health(status)
+    except Exception:  # noqa: BLE001 - a lost health report must not end the feed
+        log.exception("price feed: health report not sent")
+
+
+def install(app: faust.App, ctx: StageContext) -> PriceFeed | None:
+    """Start the feed with the worker when ``market_data`` is configured and ``ctx.quotes`` set."""
+    config = ctx.config.market_data
+    if config is None or ctx.quotes is None:
+        return None
+    feed = PriceFeed(config, ctx.quotes, health_reporter(ctx, config.platform))
+
+    @jobs.task(app)
+    async def price_feed() -> None:
+        await feed.run()
+
+    return feed
