@@ -28,7 +28,9 @@ from .auth import (
 )
 from .commands import Commands
 from .live import LiveState
+from .marks import Marks
 from .middleware import make_middleware
+from .prices import PricePush
 from .realtime import KafkaFeed, SocketHub
 from .reports import LiveReports, ReportSource, SqlReports
 from .webhook import MemoryReplayCache, RedisReplayCache, ReplayCache, WebhookVerifier
@@ -47,6 +49,8 @@ class WebContext:
     reports: ReportSource
     webhook: WebhookVerifier
     commands: Commands
+    marks: Marks
+    prices: PricePush
 
 
 def _database(settings: Any) -> Any | None:
@@ -95,6 +99,7 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
     reports: ReportSource = SqlReports(db, LiveReports(live)) if db is not None else LiveReports(live)
     accounts = AccountRegistry(runtime.config, optional_cipher(env), allowed_hosts(env))
     feed.on_command = accounts.apply_command
+    marks = Marks(live.positions, runtime.quotes, live.feeds)
     return WebContext(
         runtime=runtime,
         auth=auth,
@@ -105,6 +110,8 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
         reports=reports,
         webhook=WebhookVerifier(env.get("COPYTRADER_WEBHOOK_SECRET"), cache),
         commands=Commands(app, runtime, live),
+        marks=marks,
+        prices=PricePush(hub, runtime.quotes, marks),
     )
 
 
@@ -125,5 +132,11 @@ def install(app: faust.App, shared: StageContext) -> WebContext:
     @jobs.task(app)
     async def socket_sweep() -> None:
         await ctx.hub.sweep()
+
+    if shared.quotes is not None:
+
+        @jobs.task(app)
+        async def price_push() -> None:
+            await ctx.prices.run()
 
     return ctx
