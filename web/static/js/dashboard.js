@@ -33,10 +33,11 @@ export function mount(root, { setLive } = {}) {
     const marked = marks && marks.market_data;
     const ages = marked ? Object.values(marks.accounts).filter((a) => a.open_positions).map((a) => a.quote_age_s) : [];
     const oldest = ages.includes(null) ? null : Math.max(0, ...ages);
+    const when = ages.length ? age(oldest) : "nothing open";
     cards.replaceChildren(
       card("P&L today (realised)", money(d.pnl_today), signClass(d.pnl_today), "card-pnl"),
       marked
-        ? card(`Unrealised P&L (at market, ${age(oldest)})`, unrealised(marks.unrealized_pnl),
+        ? card(`Unrealised P&L (at market, ${when})`, unrealised(marks.unrealized_pnl),
           known(marks.unrealized_pnl) ? signClass(marks.unrealized_pnl) : "muted", "card-unrealized")
         : card("Unrealised P&L", "no market data", "muted", "card-unrealized", "configure market_data: to mark positions"),
       card("Accounts up / degraded / down", `${d.accounts.up} / ${d.accounts.degraded} / ${d.accounts.down}`, "", "card-accounts"),
