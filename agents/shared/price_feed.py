@@ -64,6 +64,7 @@ class PriceFeed:
         self._report = report
         self._client_factory = client_factory
         self.state = ConnectionState.DISCONNECTED
+        self.failed = False  # the last report was a failure (set until a connection succeeds)
         # One feed symbol may price several of ours (ESZ6 and MESZ6 from /ESZ26:XCME).
         self.ours: dict[str, list[str]] = {}
         for ours, theirs in config.symbols.items():
@@ -95,8 +96,12 @@ class PriceFeed:
                 self.quotes.update(symbol, last=event.price)
 
     def _changed(self, state: ConnectionState, reason: str | None) -> None:
-        if state is self.state:
+        # A new client trying again after a fatal failure is a retry, not news: the feed stays
+        # reported as disconnected until a connection succeeds.
+        retrying = state is ConnectionState.CONNECTING and self.state is ConnectionState.DISCONNECTED and self.failed
+        if state is self.state or retrying:
             return
+        self.failed = state is ConnectionState.DISCONNECTED
         self.state = state
         log.info("price feed %s: %s%s", self.config.endpoint, state.value, f" ({reason})" if reason else "")
         if self._report is not None:
