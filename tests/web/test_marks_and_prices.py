@@ -144,6 +144,8 @@ async def test_prices_and_marks_reach_a_logged_in_socket(web: Web, monkeypatch: 
         )
         response = await web.client.get("/api/marks")
         assert response.status == 200 and (await response.json())["positions"]["f001|ESZ6"]["mark"] == "5020.00"
+        positions = (await (await web.client.get("/api/positions")).json())["positions"]
+        assert [(p["key"], p["mark"], p["unrealized_pnl"]) for p in positions] == [("f001|ESZ6", "5020.00", "2000.00")]
         prices = await (await web.client.get("/api/prices")).json()
         assert prices["symbols"] == ["ESZ6"] and prices["history"]["ESZ6"][-1]["last"] == "5020"
     finally:
