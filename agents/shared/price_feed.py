@@ -108,26 +108,35 @@ class PriceFeed:
             self._report(state, reason)
 
 
-def health_reporter(ctx: StageContext, platform: str) -> Callable[[ConnectionState, str | None], None]:
+def health_reporter(
+    ctx: StageContext, platform: str, retry_s: float = 1.0
+) -> Callable[[ConnectionState, str | None], None]:
     """State changes → ``broker.health`` records, sent from their own task (never awaited by
-    the feed, so a slow producer cannot hold prices up)."""
+    the feed, so a slow producer cannot hold prices up). A send that fails (the worker's
+    producer is not started yet when the feed first connects) is retried every ``retry_s``
+    with the latest state: only the newest report matters, so none queue behind it."""
     account_id = feed_account(ctx.settings.app_id)
-    pending: set[asyncio.Task[None]] = set()
+    latest: list[AccountStatus] = []
+    sender: list[asyncio.Task[None]] = []
+
+    async def send() -> None:
+        while latest:
+            status = latest[-1]
+            try:
+                await ctx.outbox.health(status)
+            except Exception as exc:  # noqa: BLE001 - a report not sent yet is retried, never fatal
+                log.info("price feed: health report not sent yet (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(retry_s)
+                continue
+            if latest[-1] is status:
+                latest.clear()
 
     def report(state: ConnectionState, reason: str | None) -> None:
-        status = AccountStatus(account_id=account_id, platform=platform, connection=state.value, last_error=reason)
-        task = asyncio.get_running_loop().create_task(_send(ctx, status))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+        latest[:] = [AccountStatus(account_id=account_id, platform=platform, connection=state.value, last_error=reason)]
+        if not sender or sender[0].done():
+            sender[:] = [asyncio.get_running_loop().create_task(send())]
 
     return report
-
-
-async def _send(ctx: StageContext, status: AccountStatus) -> None:
-    try:
-        await ctx.outbox.health(status)
-    except Exception:  # noqa: BLE001 - a lost health report must not end the feed
-        log.exception("price feed: health report not sent")
 
 
 def install(app: faust.App, ctx: StageContext) -> PriceFeed | None:

@@ -160,3 +160,28 @@ def test_no_book_where_no_prices_are_read_or_configured(make_app: Any, roles: tu
     app = make_app(config, roles)
     assert app.runtime.quotes is None
     assert not any(getattr(task, "__name__", "") == "price_feed" for task in app._app_tasks)
+
+
+class NotStartedYet(MemoryOutbox):
+    """A producer that refuses the first sends, as Faust's does before it has started."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    async def health(self, status: Any) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise RuntimeError("Producer service not yet started")
+        await super().health(status)
+
+
+async def test_a_report_the_producer_refused_is_sent_later_as_the_latest_state() -> None:
+    outbox = NotStartedYet(refusals=3)
+    ctx = SimpleNamespace(settings=SimpleNamespace(app_id="front"), outbox=outbox)
+    report = health_reporter(ctx, "dxlink", retry_s=0.01)  # type: ignore[arg-type]
+    report(ConnectionState.CONNECTING, None)
+    report(ConnectionState.CONNECTED, None)  # newer: supersedes the one not sent yet
+    await wait_until(lambda: outbox.sent["health"], timeout_s=5, what="a health record")
+    await wait_until(lambda: outbox.refusals == 0, timeout_s=5, what="refusals used up")
+    assert [s.connection for s in outbox.sent["health"]] == ["connected"]
