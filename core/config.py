@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ..brokers.base import SessionConfig
-from ..brokers.registry import ADAPTERS
+from ..brokers.registry import ADAPTERS, adapter_class
 from . import schemas
 from .scaling import CopyRule, ScalingMode
 from .schemas import SchemaError
@@ -201,6 +201,11 @@ def _parse_accounts(items: list[schemas.AccountIn], sessions: dict[str, SessionC
             raise ConfigError(f"{where}.id", f"duplicate account id {item.id!r}")
         if item.session not in sessions:
             raise ConfigError(f"{where}.session", f"unknown session {item.session!r}")
+        if not _order_entry(sessions[item.session].platform):
+            raise ConfigError(
+                f"{where}.session",
+                f"{sessions[item.session].platform} is market data only (no orders): use market_data:",
+            )
         accounts[item.id] = Account(
             account_id=item.id,
             session_id=item.session,
@@ -209,6 +214,15 @@ def _parse_accounts(items: list[schemas.AccountIn], sessions: dict[str, SessionC
             size=item.size,
         )
     return accounts
+
+
+def _order_entry(platform: str) -> bool:
+    """Whether the platform takes orders; an adapter that does not import is judged where it is
+    used (the registry imports adapters lazily so one's missing dependency spares the others)."""
+    try:
+        return adapter_class(platform).capabilities.order_entry
+    except ImportError:
+        return True
 
 
 def _parse_groups(items: list[schemas.GroupIn], accounts: dict[str, Account]) -> tuple[CopyGroup, ...]:

@@ -52,3 +52,14 @@ def test_bad_values_name_their_field(change: dict[str, Any], path: str, says: st
     with pytest.raises(ConfigError) as raised:
         parse_config({**BASE, "market_data": {**GOOD, **change}}, env={"DXLINK_TOKEN": "t"})
     assert raised.value.path == path and says in raised.value.reason, raised.value
+
+
+def test_an_account_on_a_market_data_platform_is_refused() -> None:
+    data = {
+        "sessions": [{"id": "md", "platform": "dxlink", "endpoint": "wss://md.example.com/dxlink-ws"}],
+        "accounts": [{"id": "f1", "session": "md"}],
+        "copy_groups": [],
+    }
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, env={})
+    assert raised.value.path == "accounts[0].session" and "market data only" in raised.value.reason
