@@ -17,6 +17,7 @@ import faust
 from ..agents.execution import agent as execution
 from ..agents.fanout import agent as fanout
 from ..agents.ingest import service as ingest
+from ..agents.notify import stage as notify
 from ..agents.shared import heartbeat, jobs, price_feed
 from ..agents.shared.aiokafka_internals import apply_fetch_wait
 from ..agents.shared.context import StageContext
@@ -46,6 +47,7 @@ class Runtime(StageContext):
     fanout: fanout.FanoutStage | None = None
     execution: execution.ExecutionStage | None = None
     storage: storage_sink.StorageSink | None = None
+    notify: notify.NotifyStage | None = None
     web: WebContext | None = None
 
 
@@ -191,6 +193,7 @@ def _install(app: CopyTraderApp) -> None:
         runtime.execution = execution.install(app, runtime)
     if settings.has("track"):
         tracker.install(app, runtime, SPEC["trade.executions"].partitions, SPEC["broker.health"].partitions)
+        runtime.notify = notify.install(app, runtime)
     if settings.has("store"):
         runtime.storage = storage_sink.install(app, runtime)
     api.install_probes(app, runtime, app.assigned_partitions)

@@ -18,6 +18,7 @@ import yaml
 from ..brokers.base import SessionConfig
 from ..brokers.registry import ADAPTERS, adapter_class
 from . import schemas
+from .notifications import NotificationConfigError, NotificationTarget, parse_targets
 from .scaling import CopyRule, ScalingMode
 from .schemas import SchemaError
 from .schemas.config import MarketDataIn
@@ -74,6 +75,8 @@ class CopyConfig:
     groups: tuple[CopyGroup, ...]
     source: str = "<memory>"
     followers_by_leader: dict[str, tuple[tuple[CopyGroup, Follower], ...]] = field(default_factory=dict)
+    #: Outgoing webhooks for alerts (``agents/notify``); none by default.
+    notifications: tuple[NotificationTarget, ...] = ()
     market_data: MarketDataConfig | None = None
 
     def session_for(self, account_id: str) -> SessionConfig:
@@ -115,12 +118,17 @@ def parse_config(data: Any, env: dict[str, str] | None = None, source: str = "<m
     for group in groups:
         if group.enabled:
             index.setdefault(group.leader, []).extend((group, f) for f in group.followers)
+    try:
+        notifications = parse_targets(root.notifications or [], env)
+    except NotificationConfigError as exc:
+        raise ConfigError(exc.field, exc.reason) from None
     return CopyConfig(
         sessions=sessions,
         accounts=accounts,
         groups=groups,
         source=source,
         followers_by_leader={k: tuple(v) for k, v in index.items()},
+        notifications=notifications,
         market_data=_parse_market_data(root.market_data, env),
     )
 

@@ -22,6 +22,7 @@ from .config import Account, ConfigError, parse_rule
 from .live_config import dashboard_session_id
 from .scaling import CopyRule
 from .schemas import SchemaError
+from .schemas.tradingview import AlertTokenRecord
 
 #: The ``copy.controls`` key that means every account (pause all copying).
 ALL_ACCOUNTS = "*"
@@ -244,10 +245,68 @@ def unseal_login(
     return Login(body.get("username"), body.get("secret"), dict(body.get("options") or {}))
 
 
+@dataclass(frozen=True, slots=True)
+class AlertTokenCommand:
+    """A TradingView alert URL's token for one copy group (key ``alert:<token_id>``).
+
+    Only the token's SHA-256 digest is published: the token itself is shown once to the user
+    who made it and is kept nowhere. Revoking publishes the same record with ``revoked``;
+    compaction keeps the latest, so a revoked token stays revoked across restarts.
+    """
+
+    command_id: str
+    token_id: str
+    group_id: str
+    digest: str
+    revoked: bool = False
+    label: str = ""
+    ticker_map: dict[str, str] = field(default_factory=dict)
+    per_minute: int = 30
+    by: str = "system"
+    at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"alert:{self.token_id}"
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "kind": "alert_token",
+                "command_id": self.command_id,
+                "token_id": self.token_id,
+                "group_id": self.group_id,
+                "digest": self.digest,
+                "revoked": self.revoked,
+                "label": self.label,
+                "ticker_map": self.ticker_map,
+                "per_minute": self.per_minute,
+                "by": self.by,
+                "at": self.at or time.time(),
+            }
+        )
+
+    @classmethod
+    def from_record(cls, rec: AlertTokenRecord) -> AlertTokenCommand:
+        return cls(
+            rec.command_id,
+            rec.token_id,
+            rec.group_id,
+            rec.digest,
+            rec.revoked,
+            rec.label,
+            dict(rec.ticker_map),
+            rec.per_minute,
+            rec.by,
+            rec.at,
+        )
+
+
 _LABELS: dict[type, str] = {
     schemas.PauseRecord: "control command",
     schemas.RuleRecord: "rule command",
     schemas.AccountRecord: "account command",
+    AlertTokenRecord: "alert token",
 }
 
 
@@ -258,7 +317,7 @@ def _decode(raw: bytes, schema: type[T]) -> T:
         raise ValueError(f"{_LABELS.get(schema, 'control record')}: {exc}") from None
 
 
-def decode_command(raw: bytes) -> ControlCommand | RuleCommand | AccountCommand:
+def decode_command(raw: bytes) -> ControlCommand | RuleCommand | AccountCommand | AlertTokenCommand:
     """Any kind of record on ``copy.controls``, through its schema (``schemas.controls``);
     ``ValueError`` naming the field for anything malformed, so a replay skips it and goes on."""
     try:
@@ -267,6 +326,8 @@ def decode_command(raw: bytes) -> ControlCommand | RuleCommand | AccountCommand:
         raise ValueError(f"control record: {exc}") from None
     if kind is schemas.AccountRecord:
         return AccountCommand.from_record(_decode(raw, schemas.AccountRecord))
+    if kind is AlertTokenRecord:
+        return AlertTokenCommand.from_record(_decode(raw, AlertTokenRecord))
     if kind is schemas.RuleRecord:
         rec = _decode(raw, schemas.RuleRecord)
         rule = schemas.to_builtins(rec.rule)

@@ -25,7 +25,7 @@ import faust
 from ..agents.shared.context import StageContext
 from ..core import ids
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
-from ..core.control_records import AccountCommand, ControlCommand, RuleCommand
+from ..core.control_records import AccountCommand, AlertTokenCommand, ControlCommand, RuleCommand
 from ..core.records import OrderIntent
 from ..core.topics import topic_name
 from .live import LiveState
@@ -57,6 +57,10 @@ class Commands:
 
     async def set_account(self, command: AccountCommand) -> None:
         """Every planner, executor and web worker applies it; compaction keeps the latest."""
+        await self.controls_topic.send(key=command.key.encode(), value=command.encode())
+
+    async def set_alert_token(self, command: AlertTokenCommand) -> None:
+        """Every web worker applies it (the digest only); compaction keeps the latest."""
         await self.controls_topic.send(key=command.key.encode(), value=command.encode())
 
     def followers(self) -> list[str]:

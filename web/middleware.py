@@ -22,6 +22,8 @@ Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
 PUBLIC_EXACT = {"/login", "/healthz", "/readyz", "/metrics", "/favicon.ico"}
 PUBLIC_PREFIX = ("/static/",)
 SELF_AUTHENTICATED = {"/api/signals"}
+#: TradingView's alert URLs carry their own token (``views.alerts``).
+SELF_AUTHENTICATED_PREFIX = ("/hooks/tradingview/",)
 LOGIN = ("POST", "/api/session")
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 CSP = (
@@ -61,9 +63,9 @@ def make_middleware(
     @aioweb.middleware
     async def gate(request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
         path = request.path
-        is_api = path.startswith(("/api/", "/socket.io"))
+        is_api = path.startswith(("/api/", "/socket.io", "/hooks/"))
         public = path in public_exact or path.startswith(PUBLIC_PREFIX) or (request.method, path) == LOGIN
-        if not public and path not in SELF_AUTHENTICATED:
+        if not public and path not in SELF_AUTHENTICATED and not path.startswith(SELF_AUTHENTICATED_PREFIX):
             session = await auth.session_for(request.cookies)
             if session is None:
                 if is_api:

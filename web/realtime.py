@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..common.retrying import keep_running
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
-from ..core.control_records import AccountCommand, RuleCommand, decode_command
+from ..core.control_records import AccountCommand, AlertTokenCommand, ControlCommand, RuleCommand, decode_command
 from ..core.records import AccountStatus, Execution, OrderError, Position
 from ..core.topics import SPEC, topic_name
 from .auth import Auth, parse_cookie_header
@@ -98,6 +98,11 @@ class SocketHub:
         for stream, row in changes:
             await self.sio.emit("row", {"stream": stream, "row": row}, room=f"stream:{stream}", ignore_queue=True)
 
+    async def resync(self) -> None:
+        """Ask every page on this worker to take fresh snapshots: a push was lost on the way.
+        Once per page (not per room it joined); local, as the pushes are."""
+        await self.sio.emit("resync", {}, ignore_queue=True)
+
     async def end_session(self, token: str) -> None:
         """Logout: tell that session's sockets on every worker (through Redis when present)."""
         await self.sio.emit("session_ended", {}, room=session_room(token))
@@ -124,9 +129,10 @@ class KafkaFeed:
         self.live = live
         self.hub = hub
         self.ready = asyncio.Event()
+        self.push_failures = 0  # the current streak, for one warning per streak
         # Rule and account records replayed from copy.controls (the account registry applies
         # them, so it shows what the planners and executors apply).
-        self.on_command: Callable[[RuleCommand | AccountCommand], None] | None = None
+        self.on_command: Callable[[RuleCommand | AccountCommand | AlertTokenCommand], None] | None = None
 
     async def run(self) -> None:
         await keep_running(self._consume, "dashboard feed")
@@ -165,9 +171,33 @@ class KafkaFeed:
                     message.topic[len(self.prefix) :], message.partition, message.offset, message.value
                 )
                 if changes and self.hub is not None:
-                    await self.hub.push(changes)
+                    await self._push(changes)
         finally:
             await consumer.stop()
+
+    async def _push(self, changes: list[tuple[str, dict[str, Any]]]) -> None:
+        """Push rows the state already holds; a failed push costs the feed nothing.
+
+        Restarting the feed would not bring the lost rows to the pages (they are behind the
+        pages' cursors by then). Instead, the first push that works again is preceded by a
+        ``resync``: every page takes fresh snapshots, which hold the rows it missed. One
+        warning per failure streak, not per row.
+        """
+        assert self.hub is not None
+        try:
+            if self.push_failures:
+                await self.hub.resync()
+            await self.hub.push(changes)
+        except Exception as exc:  # noqa: BLE001 - a socket layer hiccup (Redis, an engine.io write)
+            self.push_failures += 1
+            if self.push_failures == 1:
+                log.warning(
+                    "dashboard push failed (%s: %s); pages resync when pushes work again", type(exc).__name__, exc
+                )
+        else:
+            if self.push_failures:
+                log.warning("dashboard pushes work again after %d failed; pages told to resync", self.push_failures)
+                self.push_failures = 0
 
     def _apply(self, topic: str, partition: int, offset: int, value: bytes | None) -> list[tuple[str, dict[str, Any]]]:
         if value is None:
@@ -183,12 +213,13 @@ class KafkaFeed:
                 return self.live.apply_status(AccountStatus.loads(value))
             if topic == CONTROLS_TOPIC:
                 command = decode_command(value)
-                if isinstance(command, (RuleCommand, AccountCommand)):
+                if isinstance(command, (RuleCommand, AccountCommand, AlertTokenCommand)):
                     if self.on_command is not None:
                         self.on_command(command)
                     if isinstance(command, AccountCommand):
                         return self.live.apply_account(command.account_id, command.platform)
                     return []
+                assert isinstance(command, ControlCommand)
                 return self.live.apply_control(command.account_id, command.paused)
         except Exception as exc:  # noqa: BLE001 - one bad record must not stop the dashboard
             log.warning("dashboard skipped a record on %s[%s]@%s: %s", topic, partition, offset, type(exc).__name__)

@@ -16,7 +16,9 @@ import faust
 from ..agents.shared import jobs
 from ..agents.shared.context import StageContext
 from ..common.crypto import optional_cipher
+from ..core.control_records import AccountCommand, AlertTokenCommand, RuleCommand
 from .accounts import AccountRegistry, allowed_hosts
+from .alerts import AlertTokens
 from .auth import (
     Auth,
     MemorySessions,
@@ -49,6 +51,7 @@ class WebContext:
     reports: ReportSource
     webhook: WebhookVerifier
     commands: Commands
+    alert_tokens: AlertTokens
     marks: Marks
     prices: PricePush
 
@@ -98,7 +101,15 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
     feed = KafkaFeed(settings.bootstrap_servers, settings.topic_prefix, live, hub)
     reports: ReportSource = SqlReports(db, LiveReports(live)) if db is not None else LiveReports(live)
     accounts = AccountRegistry(runtime.config, optional_cipher(env), allowed_hosts(env))
-    feed.on_command = accounts.apply_command
+    alert_tokens = AlertTokens()
+
+    def on_command(command: RuleCommand | AccountCommand | AlertTokenCommand) -> None:
+        if isinstance(command, AlertTokenCommand):
+            alert_tokens.apply(command)
+        else:
+            accounts.apply_command(command)
+
+    feed.on_command = on_command
     marks = Marks(live.positions, runtime.quotes, live.feeds)
     return WebContext(
         runtime=runtime,
@@ -110,6 +121,7 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
         reports=reports,
         webhook=WebhookVerifier(env.get("COPYTRADER_WEBHOOK_SECRET"), cache),
         commands=Commands(app, runtime, live),
+        alert_tokens=alert_tokens,
         marks=marks,
         prices=PricePush(hub, runtime.quotes, marks),
     )

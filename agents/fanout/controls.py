@@ -12,7 +12,7 @@ from ...core.live_config import add_follower, apply_account
 from ...core.records import OrderError
 from ..shared import jobs
 from ..shared.context import StageContext
-from ..shared.controls_feed import AccountCommand, Command, ControlsFeed, RuleCommand
+from ..shared.controls_feed import AccountCommand, Command, ControlCommand, ControlsFeed, RuleCommand
 from .planner import FanoutPlanner
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def planner_applier(planner: FanoutPlanner) -> Callable[[Command], None]:
                 " (new follower)" if joined else "",
                 command.by,
             )
-        else:
+        elif isinstance(command, ControlCommand):
             planner.controls.set_paused(command.account_id, command.paused)
             log.info("control applied: %s paused=%s by %s", command.account_id, command.paused, command.by)
 

@@ -20,11 +20,21 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ...common.retrying import keep_running
-from ...core.control_records import ALL_ACCOUNTS, TOPIC, AccountCommand, ControlCommand, RuleCommand, decode_command
+from ...core.control_records import (
+    ALL_ACCOUNTS,
+    TOPIC,
+    AccountCommand,
+    AlertTokenCommand,
+    ControlCommand,
+    RuleCommand,
+    decode_command,
+)
 from ...core.topics import topic_name
 
 log = logging.getLogger(__name__)
-Command = ControlCommand | RuleCommand | AccountCommand
+#: Every kind of record; each worker applies the kinds it uses and ignores the rest
+#: (alert tokens are the web workers' alone).
+Command = ControlCommand | RuleCommand | AccountCommand | AlertTokenCommand
 
 
 class ControlsFeed:
@@ -137,6 +147,7 @@ __all__ = [
     "ALL_ACCOUNTS",
     "TOPIC",
     "AccountCommand",
+    "AlertTokenCommand",
     "Command",
     "ControlCommand",
     "ControlsFeed",

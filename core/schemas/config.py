@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from . import bounds as b
+from .notifications import Notifications
 from .types import (
     ConfigOptions,
     Id,
@@ -128,4 +129,5 @@ class ConfigIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sessions: Annotated[list[SessionIn], msgspec.Meta(max_length=b.MAX_CONFIG_ITEMS)] | None = None
     accounts: Annotated[list[AccountIn], msgspec.Meta(max_length=b.MAX_CONFIG_ITEMS)] | None = None
     copy_groups: Annotated[list[GroupIn], msgspec.Meta(max_length=b.MAX_CONFIG_ITEMS)] | None = None
+    notifications: Notifications | None = None
     market_data: MarketDataIn | None = None

@@ -65,11 +65,14 @@ class AccountRecord(_Provenance, kw_only=True):
                 raise ValueError(f"endpoint: {exc}") from None
 
 
-def record_type(raw: bytes) -> type[PauseRecord] | type[RuleRecord] | type[AccountRecord]:
+def record_type(raw: bytes) -> type[msgspec.Struct]:
     """Which schema a raw record follows (its ``kind``; none means pause/resume)."""
     from .codec import decode
+    from .tradingview import AlertTokenRecord
 
     kind = decode(raw, _Kind).kind
+    if kind == "alert_token":
+        return AlertTokenRecord
     if kind == "rule":
         return RuleRecord
     if kind == "account":

@@ -10,6 +10,7 @@ import msgspec
 from . import bounds as b
 from .config import RuleIn, check_size
 from .signal import SignalIn
+from .tradingview import AlertTokenBody, TradingViewAlertIn
 from .types import Id, NonEmptyText, Options, Secret, SecretOptions, Text, Url
 
 AccountId = Annotated[str, msgspec.Meta(min_length=1, max_length=b.MAX_ID_LEN, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
@@ -93,4 +94,6 @@ WRITE_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("post", "/api/controls/resume"): ControlTarget,
     ("post", "/api/controls/flatten"): ControlTarget,
     ("post", "/api/signals"): SignalIn,
+    ("post", "/api/copy-groups/{group_id}/alert-tokens"): AlertTokenBody,
+    ("post", "/hooks/tradingview/{group_id}/{token}"): TradingViewAlertIn,
 }

@@ -21,7 +21,7 @@ from copytrader.brokers.paper.adapter import reset_venues
 from copytrader.common.crypto import CredentialCipher, generate_key
 from copytrader.core import ids
 from copytrader.core.config import parse_config
-from copytrader.core.control_records import AccountCommand, Login, RuleCommand, seal_login
+from copytrader.core.control_records import AccountCommand, AlertTokenCommand, Login, RuleCommand, seal_login
 from copytrader.core.live_config import dashboard_session_id
 from copytrader.core.records import Execution, OrderError, OrderIntent, TradeSignal
 from copytrader.core.settings import Settings
@@ -84,6 +84,20 @@ def test_the_planner_copies_to_an_account_added_while_running() -> None:
     assert set(by_account) == {"f1", "x1"} and not errors
     assert (by_account["x1"].quantity, by_account["x1"].platform) == (3, "paper")
     assert by_account["x1"].client_order_id == ids.client_order_id(signal().signal_id, "x1")
+
+
+def test_a_record_for_the_web_workers_alone_changes_nothing_in_a_planner() -> None:
+    """Alert tokens share copy.controls with the switches; a planner must pass them by."""
+    planner = FanoutPlanner(parse_config(CONFIG, env={}))
+
+    def plan() -> list[tuple[str, int]]:
+        intents, errors = planner.plan(signal())
+        return [(i.account_id, i.quantity) for i in intents] + [(e.account_id, -1) for e in errors]
+
+    before = plan()
+    planner_applier(planner)(AlertTokenCommand("c1", "tv-1", "g", "0" * 64, by="admin", at=1.0))
+    assert plan() == before
+    assert not planner.controls.paused_all and not planner.controls.paused_accounts
 
 
 @pytest.fixture

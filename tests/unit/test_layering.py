@@ -29,7 +29,7 @@ LAYERS: dict[str, int] = {
     "app": 5,
     "demo": 6,
 }
-STAGES = ("ingest", "fanout", "execution", "tracking")
+STAGES = ("ingest", "fanout", "execution", "tracking", "notify")
 # web sits beside the stages: it may use their shared plumbing, not a stage itself.
 WEB_MAY_USE = ("agents.shared",)
 

@@ -71,6 +71,7 @@ class Page:
         self.raw: list[tuple[str, dict[str, Any]]] = []
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._ready = False
+        self.resyncs = 0  # fresh snapshots the worker asked for
         self.resumed_from_snapshot = 0  # rows a reconnect's snapshot held beyond the last seen position
 
     def accept(self, stream: str, row: dict[str, Any]) -> bool:
@@ -92,8 +93,12 @@ class Page:
         else:  # held until the snapshot, as live.js holds them
             self._pending.append((data["stream"], data["row"]))
 
-    def on_snapshots(self, snapshots: list[dict[str, Any]], resumed: bool) -> None:
+    def on_snapshots(self, snapshots: list[dict[str, Any]], resumed: bool, replace: bool = False) -> None:
+        """``replace``: live.js's answer to ``resync`` — each snapshot replaces the stream's view."""
         for snap in snapshots:
+            if replace:
+                self.cursor[snap["stream"]] = {}
+                self.seen[snap["stream"]].clear()
             if snap["stream"] == "grid":  # derived and versioned per process: replaced whole
                 self.cursor["grid"] = {}
                 self.grid.clear()
@@ -140,6 +145,14 @@ async def connect(web: Web, page: Page, *, resumed: bool = False) -> socketio.As
     page.raw, page._ready = [], False
     client = socketio.AsyncClient(reconnection=False, http_session=web.client.session)
     client.on("row", page.on_row)
+
+    async def resync(_: Any) -> None:
+        page._ready = False
+        again = await client.call("subscribe", {"streams": STREAMS}, timeout=5)
+        page.on_snapshots(again["snapshots"], resumed=True, replace=True)
+        page.resyncs += 1
+
+    client.on("resync", resync)
     await client.connect(str(web.client.make_url("/")), transports=["websocket"], wait_timeout=5)
     answer = await client.call("subscribe", {"streams": STREAMS}, timeout=5)
     page.on_snapshots(answer["snapshots"], resumed)
@@ -279,6 +292,40 @@ async def test_reconnect_resumes_from_the_last_seen_position_without_gap_or_dupl
     assert page.pushed_again_since(before_restart) == []  # the restarted feed's re-read stayed in the worker
     assert page.grid["f002"]["last_outcome"] == "skipped: PAUSED"
     assert page.grid["f001"]["last_outcome"] == "copied"
+
+
+async def test_a_failed_push_costs_the_feed_nothing_and_the_page_resyncs(
+    kafka_web: KafkaWeb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web, published = kafka_web, Publisher(kafka_web)
+    await web.start_feed()
+    await web.login()
+    page = Page()
+    client = await connect(web, page)
+    hub = web.ctx.hub
+    real_push, failed = hub.push, []
+
+    async def push_failing_once(changes: list[tuple[str, dict[str, Any]]]) -> None:
+        if not failed and any(row.get("execution_id") == "e1" for _, row in changes):
+            failed.append(changes)
+            raise ConnectionError("redis went away")
+        await real_push(changes)
+
+    monkeypatch.setattr(hub, "push", push_failing_once)
+    await published.execution(1, 0)
+    await published.execution(2, 0)
+    await wait_until(
+        lambda: page.ids("orders").get(0) == ["e1", "e2"],
+        timeout_s=20,
+        what="the row whose push failed on the page, from the resync's snapshot, then the next",
+        observe=lambda: page.ids("orders"),
+    )
+    assert failed, "the push never failed: the test proved nothing"
+    assert page.resyncs == 1
+    assert web.feed_task is not None and not web.feed_task.done(), "the feed stopped on a failed push"
+    await published.execution(3, 0)
+    await wait_until(lambda: page.ids("orders").get(0) == ["e1", "e2", "e3"], timeout_s=20, what="pushes go on")
+    await client.disconnect()
 
 
 async def test_logout_closes_the_sessions_sockets(web: Web) -> None:

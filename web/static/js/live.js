@@ -27,6 +27,8 @@ export class LiveStreams {
       if (me.status === 401) location.href = "/login?next=" + encodeURIComponent(location.pathname);
     });
     socket.on("session_ended", () => { location.href = "/login"; });
+    // The worker lost a push (its socket layer failed): fresh snapshots hold what was missed.
+    socket.on("resync", () => this.subscribe());
     socket.on("row", ({ stream, row }) => {
       if (!this.ready[stream]) (this.pending[stream] ||= []).push(row);
       else this.accept(stream, row);

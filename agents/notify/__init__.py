@@ -1,0 +1,1 @@
+"""Alerts where the trader is: rejects, unknown outcomes, disconnects, drift, guards, the kill switch → webhooks."""
