@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import faust
 
-from ...brokers.dxlink.client import DxLinkClient, StateListener
+from ...brokers.dxlink.client import BadFrameListener, DxLinkClient, StateListener
 from ...brokers.dxlink.events import EVENT_TYPES, MarketEvent, Quote, Trade
 from ...brokers.model import ConnectionState
 from ...core.config import MarketDataConfig
@@ -34,11 +35,11 @@ log = logging.getLogger(__name__)
 FEED_ACCOUNT_PREFIX = "market-data@"
 
 
-ClientFactory = Callable[[MarketDataConfig, StateListener], DxLinkClient]
+ClientFactory = Callable[[MarketDataConfig, StateListener, BadFrameListener], DxLinkClient]
 
 
-def dxlink_client(config: MarketDataConfig, on_state: StateListener) -> DxLinkClient:
-    return DxLinkClient(config.endpoint, config.token, on_state=on_state)
+def dxlink_client(config: MarketDataConfig, on_state: StateListener, on_bad_frame: BadFrameListener) -> DxLinkClient:
+    return DxLinkClient(config.endpoint, config.token, on_state=on_state, on_bad_frame=on_bad_frame)
 
 
 def feed_account(app_id: str) -> str:
@@ -57,10 +58,16 @@ class PriceFeed:
         *,
         client_factory: ClientFactory = dxlink_client,
         retry_after_s: float = 60.0,
+        bad_frame_every_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.quotes = quotes
         self.retry_after_s = retry_after_s
+        self.bad_frame_every_s = bad_frame_every_s
+        self.bad_frames = 0
+        self._clock = clock
+        self._bad_reported_at: float | None = None
         self._report = report
         self._client_factory = client_factory
         self.state = ConnectionState.DISCONNECTED
@@ -73,7 +80,7 @@ class PriceFeed:
     async def run(self) -> None:
         """Until cancelled: connect, subscribe, apply every event; start over after a fatal error."""
         while True:
-            client = self._client_factory(self.config, self._changed)
+            client = self._client_factory(self.config, self._changed, self._bad_frame)
             try:
                 await client.start()
                 await client.subscribe(sorted(self.ours), EVENT_TYPES)
@@ -94,6 +101,17 @@ class PriceFeed:
                 self.quotes.update(symbol, bid=event.bid, ask=event.ask)
             elif isinstance(event, Trade):
                 self.quotes.update(symbol, last=event.price)
+
+    def _bad_frame(self, detail: str) -> None:
+        """A malformed frame (dropped by the client, the connection goes on) is reported with its
+        raw text on the health path; a flood is one report per ``bad_frame_every_s`` with a count."""
+        self.bad_frames += 1
+        now = self._clock()
+        if self._bad_reported_at is not None and now - self._bad_reported_at < self.bad_frame_every_s:
+            return
+        self._bad_reported_at = now
+        if self._report is not None:
+            self._report(self.state, f"bad frame #{self.bad_frames} from {self.config.platform}: {detail}")
 
     def _changed(self, state: ConnectionState, reason: str | None) -> None:
         # A new client trying again after a fatal failure is a retry, not news: the feed stays

@@ -25,6 +25,9 @@ from .events import EVENT_TYPES, MarketEvent, typed
 log = logging.getLogger(__name__)
 #: Told of every change of the connection's state (never of a retry that changes nothing).
 StateListener = Callable[[ConnectionState, str | None], None]
+#: Told of every frame dropped as malformed: the reason and the raw text, truncated.
+BadFrameListener = Callable[[str], None]
+RAW_KEPT = 200
 CLIENT_VERSION = f"{p.PROTOCOL_VERSION}-copytrader"
 FEED_CHANNEL = 1
 
@@ -54,7 +57,9 @@ class DxLinkClient:
     ``keepalive_s`` is our keepaliveTimeout (we send KEEPALIVE at half of it when idle);
     ``event_fields`` is sent as acceptEventFields (None = the server's defaults);
     ``on_state`` hears each change of :attr:`state` once (connected, connecting again after a
-    loss, disconnected for good), so a health report never repeats per retry."""
+    loss, disconnected for good), so a health report never repeats per retry; ``on_bad_frame``
+    hears of each frame dropped as malformed (reason and raw text), which never ends the
+    connection."""
 
     def __init__(
         self,
@@ -69,11 +74,13 @@ class DxLinkClient:
         step_timeout_s: float = 10.0,
         sleep: Sleep | None = None,
         on_state: StateListener | None = None,
+        on_bad_frame: BadFrameListener | None = None,
     ) -> None:
         self.url, self.token = url, token
         self.state = ConnectionState.DISCONNECTED
         self.last_error: str | None = None
         self._on_state = on_state
+        self._on_bad_frame = on_bad_frame
         self.data_format: p.DataFormat = data_format
         self.keepalive_s = keepalive_s
         self.event_fields = event_fields
@@ -247,6 +254,7 @@ class DxLinkClient:
         try:
             message = p.decode(frame.data)
         except p.ProtocolError as exc:
+            self._bad_frame(str(exc), frame.data)
             await self._send(ws, p.Error(channel=0, error=exc.kind, message=str(exc)[:200]))
             return p.Keepalive(channel=0)  # a bad frame is reported and skipped, never fatal
         if isinstance(message, p.Error):
@@ -278,11 +286,21 @@ class DxLinkClient:
                 raw = p.compact_events(message.data, config.eventFields or {})
             events = [typed(event) for event in raw]
         except p.ProtocolError as exc:
-            log.warning("dxLink: undecodable FEED_DATA dropped: %s", exc)
+            self._bad_frame(f"undecodable FEED_DATA: {exc}", p.encode(message))
             return
         for event in events:
             if event is not None and (type(event).__name__, event.symbol) in self.wanted:
                 self._queue.put_nowait(event)
+
+    def _bad_frame(self, reason: str, raw: object) -> None:
+        text = raw if isinstance(raw, str) else repr(raw)
+        detail = f"{reason[:RAW_KEPT]} (raw: {text[:RAW_KEPT]!r}{'…' if len(text) > RAW_KEPT else ''})"
+        log.warning("dxLink: frame dropped: %s", detail)
+        if self._on_bad_frame is not None:
+            try:
+                self._on_bad_frame(detail)
+            except Exception:  # noqa: BLE001 - a listener's bug must not end the connection
+                log.exception("dxLink bad-frame listener failed")
 
     async def _keepalive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """KEEPALIVE at half our timeout, so the server never sees us silent for all of it."""

@@ -15,7 +15,7 @@ from waiting import wait_until
 
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.agents.shared.price_feed import PriceFeed, feed_account, health_reporter
-from copytrader.brokers.dxlink.client import DxLinkClient, StateListener
+from copytrader.brokers.dxlink.client import BadFrameListener, DxLinkClient, StateListener
 from copytrader.brokers.dxlink.simulator import DEFAULT_TOKEN, DxLinkSimulator
 from copytrader.brokers.instruments import instrument_for
 from copytrader.brokers.model import ConnectionState
@@ -35,8 +35,10 @@ async def sim() -> AsyncIterator[DxLinkSimulator]:
         await simulator.stop()
 
 
-def fast_client(config: MarketDataConfig, on_state: StateListener) -> DxLinkClient:
-    return DxLinkClient(config.endpoint, config.token, on_state=on_state, first_retry_s=0.05, max_retry_s=0.1)
+def fast_client(config: MarketDataConfig, on_state: StateListener, on_bad: BadFrameListener) -> DxLinkClient:
+    return DxLinkClient(
+        config.endpoint, config.token, on_state=on_state, on_bad_frame=on_bad, first_retry_s=0.05, max_retry_s=0.1
+    )
 
 
 def market(url: str, token: str | None = DEFAULT_TOKEN) -> MarketDataConfig:
@@ -109,8 +111,8 @@ async def test_a_refused_token_is_reported_once_and_retried(sim: DxLinkSimulator
     reports: list[tuple[ConnectionState, str | None]] = []
     attempts: list[DxLinkClient] = []
 
-    def counting(config: MarketDataConfig, on_state: StateListener) -> DxLinkClient:
-        attempts.append(fast_client(config, on_state))
+    def counting(config: MarketDataConfig, on_state: StateListener, on_bad: BadFrameListener) -> DxLinkClient:
+        attempts.append(fast_client(config, on_state, on_bad))
         return attempts[-1]
 
     feed = PriceFeed(
@@ -185,3 +187,32 @@ async def test_a_report_the_producer_refused_is_sent_later_as_the_latest_state()
     await wait_until(lambda: outbox.sent["health"], timeout_s=5, what="a health record")
     await wait_until(lambda: outbox.refusals == 0, timeout_s=5, what="refusals used up")
     assert [s.connection for s in outbox.sent["health"]] == ["connected"]
+
+
+async def test_a_malformed_frame_is_reported_with_its_raw_text_and_the_feed_goes_on(sim: DxLinkSimulator) -> None:
+    reports: list[tuple[ConnectionState, str | None]] = []
+    clock = [0.0]
+    book = QuoteBook()
+    feed = PriceFeed(
+        market(sim.url), book, lambda s, r: reports.append((s, r)), client_factory=fast_client, clock=lambda: clock[0]
+    )
+    task = await running(feed)
+    try:
+        await wait_until(lambda: reports and reports[-1][0] is D, timeout_s=10, what="connected")
+        await sim.send_raw_all('{"type": "FEED_DATA", "channel": 1, "data": ["Quote", [1, 2, 3]]}' + "x" * 500)
+        await wait_until(lambda: len(reports) == 3, timeout_s=5, what="a bad-frame report")
+        state, reason = reports[-1]
+        assert state is D and reason is not None and "bad frame #1 from dxlink" in reason
+        assert '{"type": "FEED_DATA"' in reason and reason.endswith("…)") and len(reason) < 600  # raw, truncated
+        await sim.send_raw_all("not json at all")  # within the minute: counted, not reported
+        await wait_until(lambda: feed.bad_frames == 2, timeout_s=5, what="the second bad frame counted")
+        clock[0] += 61
+        await sim.send_raw_all('{"type": "FEED_DATA", "channel": 1, "data": ["Quote", [1]]}')
+        await wait_until(lambda: len(reports) == 4, timeout_s=5, what="the next minute's report")
+        assert "bad frame #3" in (reports[-1][1] or "")
+        # The connection survived: prices still arrive.
+        before = book.latest("ESZ6")
+        await wait_until(lambda: book.latest("ESZ6") is not before, timeout_s=5, what="prices after bad frames")
+        assert sim.connections == 1
+    finally:
+        await stop(task)

@@ -27,7 +27,7 @@ from copytrader.agents.shared.price_feed import PriceFeed
 from copytrader.app.factory import create_app
 from copytrader.brokers.dxlink.simulator import DEFAULT_TOKEN, DxLinkSimulator
 from copytrader.core.config import parse_config
-from copytrader.core.records import Position
+from copytrader.core.records import AccountStatus, Position
 from copytrader.core.settings import Settings
 from copytrader.demo.configgen import demo_config
 from copytrader.web.server import WebContext
@@ -85,6 +85,8 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
     ):
         position = Position(account_id=account, symbol=symbol, net_quantity=net, average_price=Decimal(average))
         ctx.live.apply_position(position, 0, n)
+    # The feed's health as the tracker republishes it on account.status.
+    ctx.live.apply_status(AccountStatus(account_id="market-data@pricechart", platform="dxlink", connection="connected"))
     server = TestServer(app.web.web_app, host="127.0.0.1")
     await server.start_server()
     try:
@@ -175,4 +177,12 @@ async def test_marks_per_account_and_total_with_unknown_never_zero(served: Serve
     marks = served.ctx.marks.snapshot()
     assert marks["accounts"]["f002"]["unrealized_pnl"] is None and marks["accounts"]["f001"]["unrealized_pnl"]
     assert "s old" in await page.inner_text("#pnl-today tr[data-account='f001']")
+    assert await page.inner_text("#price-feed") == "feed connected"
+    served.ctx.live.apply_status(
+        AccountStatus(
+            account_id="market-data@pricechart", platform="dxlink", connection="connecting", last_error="gone"
+        )
+    )
+    await page.wait_for_function("() => document.querySelector('#price-feed').textContent === 'feed connecting'")
+    assert await page.get_attribute("#price-feed", "title") == "gone"
     assert page.console_errors == []  # type: ignore[attr-defined]

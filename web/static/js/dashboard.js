@@ -66,13 +66,14 @@ export function mount(root, { setLive } = {}) {
     status: setLive,
     joined(snapshot) {
       marks = snapshot.marks;
+      chart.feeds(marks.feeds);
       if (!snapshot.market_data) chartBox.replaceChildren(el("h2", {}, "Market price"),
         el("p", { class: "muted", id: "price-none" }, "No market data source configured (market_data: in the config)."));
       else chart.load(snapshot.history);
       render();
     },
     quotes(rows) { chart.push(rows); },
-    marks(latest) { marks = latest; render(); },
+    marks(latest) { marks = latest; chart.feeds(latest.feeds); render(); },
   }).connect();
 
   refresh();

@@ -11,10 +11,11 @@ export class PriceChart {
     this.symbol = null;
     this.picker = el("select", { id: "price-symbol", onchange: () => this.show(this.picker.value) });
     this.label = el("span", { id: "price-last", class: "muted" }, "no prices yet");
+    this.feed = el("span", { id: "price-feed", class: "muted" });
     this.box = el("div", { id: "price-chart", class: "price-chart", dataset: { points: "0" } });
     container.append(
       el("div", { class: "toolbar" }, el("h2", {}, `Market price, last ${minutes} min`), el("span", { class: "spacer" }),
-        this.label, this.picker),
+        this.feed, this.label, this.picker),
       this.box);
     // eslint-disable-next-line no-undef
     const LWC = window.LightweightCharts;
@@ -89,6 +90,16 @@ export class PriceChart {
     if (row.last !== null) parts.push(`last ${row.last}`);
     this.label.textContent = parts.join(" · ");
     this.box.dataset.last = row.price;
+  }
+
+  // The price feeds' health as the workers report it ({"market-data@<app id>": {connection, last_error}}).
+  feeds(feeds) {
+    const states = Object.values(feeds || {});
+    const down = states.filter((f) => f.connection !== "connected");
+    const problem = states.find((f) => f.last_error);
+    this.feed.className = down.length ? "neg" : "muted";
+    this.feed.textContent = !states.length ? "" : down.length ? `feed ${down[0].connection}` : "feed connected";
+    this.feed.title = problem ? problem.last_error : "";
   }
 
   destroy() { this.chart.remove(); }
