@@ -18,7 +18,7 @@ from ..agents.execution import agent as execution
 from ..agents.fanout import agent as fanout
 from ..agents.ingest import service as ingest
 from ..agents.notify import stage as notify
-from ..agents.shared import heartbeat, jobs
+from ..agents.shared import heartbeat, jobs, price_feed
 from ..agents.shared.aiokafka_internals import apply_fetch_wait
 from ..agents.shared.context import StageContext
 from ..agents.shared.outbox import Outbox, TopicOutbox
@@ -27,6 +27,7 @@ from ..agents.tracking import storage_sink, tracker
 from ..brokers.registry import create_adapter
 from ..core import metrics
 from ..core.config import CopyConfig, load_config, parse_config
+from ..core.quotes import QuoteBook
 from ..core.settings import Settings
 from ..core.topics import SPEC, declare_topics, ensure_topics
 from ..web import api
@@ -161,9 +162,21 @@ def create_app(
         topics=topics,
         outbox=outbox or TopicOutbox(topics),
         pool=SessionPool(config, adapter_factory),
+        quotes=_quote_book(settings, config),
     )
     _install(app)
     return app
+
+
+#: Roles that read prices: fan-out (price band), tracking (marks, slippage), web (marks, chart).
+PRICE_ROLES = ("fanout", "track", "web")
+
+
+def _quote_book(settings: Settings, config: CopyConfig) -> QuoteBook | None:
+    """A QuoteBook when a market-data source is configured and this worker reads prices."""
+    if config.market_data is None or not any(settings.has(role) for role in PRICE_ROLES):
+        return None
+    return QuoteBook(config.market_data.max_age_s)
 
 
 def _install(app: CopyTraderApp) -> None:
@@ -171,6 +184,7 @@ def _install(app: CopyTraderApp) -> None:
     runtime = app.runtime
     settings = runtime.settings
     heartbeat.install(app, runtime, app.assigned_partitions)
+    price_feed.install(app, runtime)
     if settings.has("ingest"):
         runtime.ingest = ingest.install(app, runtime)
     if settings.has("fanout"):

@@ -13,6 +13,7 @@ ADAPTERS: dict[str, str] = {
     "projectx": "copytrader.brokers.projectx.adapter:ProjectXAdapter",
     "rithmic": "copytrader.brokers.rithmic.adapter:RithmicAdapter",
     "dtc": "copytrader.brokers.dtc.adapter:DtcAdapter",
+    "dxlink": "copytrader.brokers.dxlink.adapter:DxLinkAdapter",
 }
 
 SIMULATORS: dict[str, str] = {
@@ -20,6 +21,7 @@ SIMULATORS: dict[str, str] = {
     "projectx": "copytrader.brokers.projectx.simulator:create_simulator",
     "rithmic": "copytrader.brokers.rithmic.simulator:create_simulator",
     "dtc": "copytrader.brokers.dtc.simulator:create_simulator",
+    "dxlink": "copytrader.brokers.dxlink.simulator:create_simulator",
 }
 
 

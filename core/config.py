@@ -16,11 +16,12 @@ from typing import Any
 import yaml
 
 from ..brokers.base import SessionConfig
-from ..brokers.registry import ADAPTERS
+from ..brokers.registry import ADAPTERS, adapter_class
 from . import schemas
 from .notifications import NotificationConfigError, NotificationTarget, parse_targets
 from .scaling import CopyRule, ScalingMode
 from .schemas import SchemaError
+from .schemas.config import MarketDataIn
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,17 @@ class CopyGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketDataConfig:
+    """The price source: ``symbols`` maps our symbol (``ESZ6``) to the feed's (``/ESZ26:XCME``)."""
+
+    platform: str
+    endpoint: str
+    token: str | None = field(default=None, repr=False)
+    symbols: dict[str, str] = field(default_factory=dict)
+    max_age_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class CopyConfig:
     sessions: dict[str, SessionConfig]
     accounts: dict[str, Account]
@@ -65,6 +77,7 @@ class CopyConfig:
     followers_by_leader: dict[str, tuple[tuple[CopyGroup, Follower], ...]] = field(default_factory=dict)
     #: Outgoing webhooks for alerts (``agents/notify``); none by default.
     notifications: tuple[NotificationTarget, ...] = ()
+    market_data: MarketDataConfig | None = None
 
     def session_for(self, account_id: str) -> SessionConfig:
         return self.sessions[self.accounts[account_id].session_id]
@@ -116,6 +129,21 @@ def parse_config(data: Any, env: dict[str, str] | None = None, source: str = "<m
         source=source,
         followers_by_leader={k: tuple(v) for k, v in index.items()},
         notifications=notifications,
+        market_data=_parse_market_data(root.market_data, env),
+    )
+
+
+def _parse_market_data(item: MarketDataIn | None, env: dict[str, str]) -> MarketDataConfig | None:
+    if item is None:
+        return None
+    if item.token_env is not None and item.token_env not in env:
+        raise ConfigError("market_data.token_env", f"environment variable {item.token_env} is not set")
+    return MarketDataConfig(
+        platform=item.platform,
+        endpoint=item.endpoint,
+        token=env[item.token_env] if item.token_env else None,
+        symbols={ours.upper(): theirs for ours, theirs in item.symbols.items()},
+        max_age_s=item.max_age_s,
     )
 
 
@@ -181,6 +209,11 @@ def _parse_accounts(items: list[schemas.AccountIn], sessions: dict[str, SessionC
             raise ConfigError(f"{where}.id", f"duplicate account id {item.id!r}")
         if item.session not in sessions:
             raise ConfigError(f"{where}.session", f"unknown session {item.session!r}")
+        if not _order_entry(sessions[item.session].platform):
+            raise ConfigError(
+                f"{where}.session",
+                f"{sessions[item.session].platform} is market data only (no orders): use market_data:",
+            )
         accounts[item.id] = Account(
             account_id=item.id,
             session_id=item.session,
@@ -189,6 +222,15 @@ def _parse_accounts(items: list[schemas.AccountIn], sessions: dict[str, SessionC
             size=item.size,
         )
     return accounts
+
+
+def _order_entry(platform: str) -> bool:
+    """Whether the platform takes orders; an adapter that does not import is judged where it is
+    used (the registry imports adapters lazily so one's missing dependency spares the others)."""
+    try:
+        return adapter_class(platform).capabilities.order_entry
+    except ImportError:
+        return True
 
 
 def _parse_groups(items: list[schemas.GroupIn], accounts: dict[str, Account]) -> tuple[CopyGroup, ...]:

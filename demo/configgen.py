@@ -57,6 +57,16 @@ def follower_session(platform: str, index: int, accounts_per_login: int, shared:
     return f"followers-{platform}-{(index - 1) // max(1, accounts_per_login) + 1:03d}"
 
 
+#: The demo's symbols → the dxFeed symbols its dxLink simulator serves (leader ES, mapped MES).
+MARKET_SYMBOLS = {"ESZ6": "/ESZ26:XCME", "MESZ6": "/MESZ26:XCME", "NQZ6": "/NQZ26:XCME", "MNQZ6": "/MNQZ26:XCME"}
+MARKET_TOKEN_ENV = "COPYTRADER_SIM_DXLINK_TOKEN"
+
+
+def market_data(endpoint: str) -> dict[str, Any]:
+    """The demo's price source (``market_data:``): the dxLink simulator at ``endpoint``."""
+    return {"platform": "dxlink", "endpoint": endpoint, "token_env": MARKET_TOKEN_ENV, "symbols": dict(MARKET_SYMBOLS)}
+
+
 def demo_config(
     followers: int = 20,
     platform: str = "paper",

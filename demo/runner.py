@@ -29,7 +29,7 @@ from ..core.config import parse_config
 from ..core.records import Execution
 from ..core.settings import Settings
 from ..core.topics import ensure_topics
-from .configgen import demo_config
+from .configgen import MARKET_TOKEN_ENV, demo_config, market_data
 from .observer import RunObserver, dumps
 
 # Which roles run in which process. The hot path (fan-out → executor) never shares a Kafka
@@ -60,6 +60,8 @@ class ScenarioOptions:
     quiet: bool = False
     keep_kafka: bool = False
     keep_running: bool = False
+    # A dxLink simulator as the price source (marks and the price chart on the dashboard).
+    market_data: bool = True
 
 
 def free_port() -> int:
@@ -172,6 +174,7 @@ class Scenario:
         self.observer = RunObserver(self.settings.bootstrap_servers, self.prefix, self.config, self._print_copy)
         self.started_kafka = False
         self.sandboxes: list[Any] = []
+        self.market_env: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Scenario:
@@ -189,6 +192,7 @@ class Scenario:
             self._say(f"starting local Kafka: {await asyncio.to_thread(kafka.start)}")
             self.started_kafka = True
         await self._start_simulators()
+        await self._start_market_data()
         config_file = self.run_dir / "config.yaml"
         config_file.write_text(yaml.safe_dump(self.config_data, sort_keys=False))
         await ensure_topics(self.settings.bootstrap_servers, self.prefix)
@@ -201,6 +205,7 @@ class Scenario:
             "COPYTRADER_DEMO_WARMUP": str(self.options.warmup),
             "COPYTRADER_DEMO_INTERVAL": str(self.options.interval),
             "COPYTRADER_DEMO_GO_FILE": str(self.run_dir / "go"),
+            **self.market_env,
             "COPYTRADER_DATABASE_URL": os.environ.get(
                 "COPYTRADER_DATABASE_URL", f"sqlite:///{self.run_dir / 'copytrader.db'}"
             ),
@@ -260,6 +265,20 @@ class Scenario:
             )
             self.config = parse_config(self.config_data, env=dict(os.environ))
             self.observer.config = self.config
+
+    async def _start_market_data(self) -> None:
+        """A dxLink simulator as the price source; its token reaches the workers' environment."""
+        if not self.options.market_data:
+            return
+        from ..brokers.dxlink.simulator import create_simulator
+
+        simulator = create_simulator(tick_ms=250)
+        await simulator.start()
+        self.sandboxes.append(simulator)
+        self.market_env = {MARKET_TOKEN_ENV: str(simulator.demo_credentials()["token"])}
+        self.config_data["market_data"] = market_data(simulator.base_url)
+        self.config = parse_config(self.config_data, env={**os.environ, **self.market_env})
+        self.observer.config = self.config
 
     async def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ..agents.shared.price_feed import FEED_ACCOUNT_PREFIX
 from ..common.clock import utcnow
 from ..common.stats import percentile
 from ..core.config import CopyConfig
@@ -139,6 +140,8 @@ class LiveState:
         self.copies: dict[tuple[str, str], int] = defaultdict(int)  # (day, account) → copies
         self.rejects: deque[dict[str, Any]] = deque(maxlen=2000)
         self.slippage = LiveSlippage()  # slippage columns of follower fill rows (web/slippage.py)
+        # Price feeds' health (``market-data@<app id>``): not accounts, so not grid rows.
+        self.feeds: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------------- internals
     def _account(self, account_id: str, platform: str = "unknown") -> AccountView:
@@ -232,6 +235,13 @@ class LiveState:
         return [("positions", row), ("grid", self._touch(view))]
 
     def apply_status(self, status: AccountStatus) -> list[tuple[str, dict[str, Any]]]:
+        if status.account_id.startswith(FEED_ACCOUNT_PREFIX):
+            self.feeds[status.account_id] = {
+                "platform": status.platform,
+                "connection": status.connection,
+                "last_error": status.last_error,
+            }
+            return []
         view = self._account(status.account_id, status.platform)
         before = (view.connection, view.circuit, view.last_error)
         view.connection, view.circuit, view.last_error = status.connection, status.circuit, status.last_error

@@ -30,7 +30,9 @@ from .auth import (
 )
 from .commands import Commands
 from .live import LiveState
+from .marks import Marks
 from .middleware import make_middleware
+from .prices import PricePush
 from .realtime import KafkaFeed, SocketHub
 from .reports import LiveReports, ReportSource, SqlReports
 from .webhook import MemoryReplayCache, RedisReplayCache, ReplayCache, WebhookVerifier
@@ -50,6 +52,8 @@ class WebContext:
     webhook: WebhookVerifier
     commands: Commands
     alert_tokens: AlertTokens
+    marks: Marks
+    prices: PricePush
 
 
 def _database(settings: Any) -> Any | None:
@@ -106,6 +110,7 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
             accounts.apply_command(command)
 
     feed.on_command = on_command
+    marks = Marks(live.positions, runtime.quotes, live.feeds)
     return WebContext(
         runtime=runtime,
         auth=auth,
@@ -117,6 +122,8 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
         webhook=WebhookVerifier(env.get("COPYTRADER_WEBHOOK_SECRET"), cache),
         commands=Commands(app, runtime, live),
         alert_tokens=alert_tokens,
+        marks=marks,
+        prices=PricePush(hub, runtime.quotes, marks),
     )
 
 
@@ -137,5 +144,11 @@ def install(app: faust.App, shared: StageContext) -> WebContext:
     @jobs.task(app)
     async def socket_sweep() -> None:
         await ctx.hub.sweep()
+
+    if shared.quotes is not None:
+
+        @jobs.task(app)
+        async def price_push() -> None:
+            await ctx.prices.run()
 
     return ctx

@@ -12,16 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import aiohttp
 
 from ...common.retrying import Sleep, forever
+from ..model import ConnectionState
 from . import protocol as p
 from .events import EVENT_TYPES, MarketEvent, typed
 
 log = logging.getLogger(__name__)
+#: Told of every change of the connection's state (never of a retry that changes nothing).
+StateListener = Callable[[ConnectionState, str | None], None]
+#: Told of every frame dropped as malformed: the reason and the raw text, truncated.
+BadFrameListener = Callable[[str], None]
+RAW_KEPT = 200
 CLIENT_VERSION = f"{p.PROTOCOL_VERSION}-copytrader"
 FEED_CHANNEL = 1
 
@@ -49,7 +55,11 @@ def _worth_retrying(exc: BaseException) -> bool:
 class DxLinkClient:
     """One dxLink connection with one FEED channel. ``data_format`` COMPACT or FULL;
     ``keepalive_s`` is our keepaliveTimeout (we send KEEPALIVE at half of it when idle);
-    ``event_fields`` is sent as acceptEventFields (None = the server's defaults)."""
+    ``event_fields`` is sent as acceptEventFields (None = the server's defaults);
+    ``on_state`` hears each change of :attr:`state` once (connected, connecting again after a
+    loss, disconnected for good), so a health report never repeats per retry; ``on_bad_frame``
+    hears of each frame dropped as malformed (reason and raw text), which never ends the
+    connection."""
 
     def __init__(
         self,
@@ -63,8 +73,14 @@ class DxLinkClient:
         max_retry_s: float = 10.0,
         step_timeout_s: float = 10.0,
         sleep: Sleep | None = None,
+        on_state: StateListener | None = None,
+        on_bad_frame: BadFrameListener | None = None,
     ) -> None:
         self.url, self.token = url, token
+        self.state = ConnectionState.DISCONNECTED
+        self.last_error: str | None = None
+        self._on_state = on_state
+        self._on_bad_frame = on_bad_frame
         self.data_format: p.DataFormat = data_format
         self.keepalive_s = keepalive_s
         self.event_fields = event_fields
@@ -83,6 +99,8 @@ class DxLinkClient:
 
     # -- public ----------------------------------------------------------------------------
     async def start(self) -> None:
+        self._failure = None
+        self._set_state(ConnectionState.CONNECTING, None)
         self._http = aiohttp.ClientSession()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="dxlink-client")
 
@@ -95,6 +113,7 @@ class DxLinkClient:
         if self._http is not None:
             await self._http.close()
             self._http = None
+        self._set_state(ConnectionState.DISCONNECTED, None)
 
     async def __aenter__(self) -> DxLinkClient:
         await self.start()
@@ -148,9 +167,31 @@ class DxLinkClient:
             raise
         except BaseException as exc:  # noqa: BLE001 - a fatal failure goes to the caller
             self._failure = exc
+            self._set_state(ConnectionState.DISCONNECTED, _describe(exc))
             self._queue.put_nowait(exc)
 
+    def _set_state(self, state: ConnectionState, reason: str | None) -> None:
+        if reason:
+            self.last_error = reason
+        if state is self.state:
+            return
+        self.state = state
+        if self._on_state is not None:
+            try:
+                self._on_state(state, reason)
+            except Exception:  # noqa: BLE001 - a listener's bug must not end the connection
+                log.exception("dxLink state listener failed")
+
     async def _session_once(self) -> None:
+        """One connection's life; a loss worth retrying turns the state back to CONNECTING."""
+        try:
+            await self._connection()
+        except Exception as exc:
+            if _worth_retrying(exc):
+                self._set_state(ConnectionState.CONNECTING, _describe(exc))
+            raise
+
+    async def _connection(self) -> None:
         assert self._http is not None
         self._ready.clear()
         async with self._http.ws_connect(self.url, autoping=True) as ws:
@@ -189,6 +230,7 @@ class DxLinkClient:
         if self.wanted:
             await self._send(ws, p.FeedSubscription(channel=FEED_CHANNEL, reset=True, add=_items(self.wanted)))
         self._ready.set()
+        self._set_state(ConnectionState.CONNECTED, None)
         return server_timeout
 
     async def _expect(self, ws: aiohttp.ClientWebSocketResponse, kind: type[Any], silence_s: float) -> Any:
@@ -212,6 +254,7 @@ class DxLinkClient:
         try:
             message = p.decode(frame.data)
         except p.ProtocolError as exc:
+            self._bad_frame(str(exc), frame.data)
             await self._send(ws, p.Error(channel=0, error=exc.kind, message=str(exc)[:200]))
             return p.Keepalive(channel=0)  # a bad frame is reported and skipped, never fatal
         if isinstance(message, p.Error):
@@ -243,11 +286,21 @@ class DxLinkClient:
                 raw = p.compact_events(message.data, config.eventFields or {})
             events = [typed(event) for event in raw]
         except p.ProtocolError as exc:
-            log.warning("dxLink: undecodable FEED_DATA dropped: %s", exc)
+            self._bad_frame(f"undecodable FEED_DATA: {exc}", p.encode(message))
             return
         for event in events:
             if event is not None and (type(event).__name__, event.symbol) in self.wanted:
                 self._queue.put_nowait(event)
+
+    def _bad_frame(self, reason: str, raw: object) -> None:
+        text = raw if isinstance(raw, str) else repr(raw)
+        detail = f"{reason[:RAW_KEPT]} (raw: {text[:RAW_KEPT]!r}{'…' if len(text) > RAW_KEPT else ''})"
+        log.warning("dxLink: frame dropped: %s", detail)
+        if self._on_bad_frame is not None:
+            try:
+                self._on_bad_frame(detail)
+            except Exception:  # noqa: BLE001 - a listener's bug must not end the connection
+                log.exception("dxLink bad-frame listener failed")
 
     async def _keepalive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """KEEPALIVE at half our timeout, so the server never sees us silent for all of it."""
@@ -266,6 +319,11 @@ class DxLinkClient:
         if self._ready.is_set() and self._ws is not None and (message.add or message.remove):
             with contextlib.suppress(ConnectionLost):
                 await self._send(self._ws, message)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 def _items(keys: Iterable[tuple[str, str]]) -> list[p.Subscription]:

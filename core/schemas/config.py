@@ -3,6 +3,7 @@ REST API and the ``copy.controls`` rule records, so a rule refused in one is ref
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -98,6 +99,37 @@ class GroupIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
 
 
+# dxFeed symbols: futures ``/ESZ26:XCME``, equities ``AAPL``, indices ``$SPX``, options ``.AAPL…``.
+FeedSymbol = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=b.MAX_SYMBOL_LEN * 2, pattern=r"^[A-Za-z0-9/.$][A-Za-z0-9._:/$=-]*$")
+]
+# A quote older than an hour protects nothing; a tenth of a second is finer than any feed needs.
+QuoteAge = Annotated[float, msgspec.Meta(ge=0.1, le=3600.0)]
+
+
+class MarketDataIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The price source (``market_data:``): where to connect, the token's environment variable,
+    and our symbol → the feed's symbol (``ESZ6: /ESZ26:XCME``)."""
+
+    platform: Literal["dxlink"]
+    endpoint: Url
+    token_env: EnvName | None = None
+    symbols: Annotated[dict[str, FeedSymbol], msgspec.Meta(min_length=1, max_length=b.MAX_SYMBOL_MAP)]
+    max_age_s: QuoteAge = 5.0
+
+    def __post_init__(self) -> None:
+        try:
+            b.check_endpoint(self.endpoint)
+        except b.BoundError as exc:
+            raise ValueError(f"endpoint: {exc}") from None
+        if not self.endpoint.lower().startswith(("ws://", "wss://")):
+            raise ValueError("endpoint: must be a ws/wss URL (dxLink is a WebSocket protocol)")
+        # Keys checked here, not by type: msgspec reports a bad key without the field's path.
+        for ours in self.symbols:
+            if len(ours) > b.MAX_SYMBOL_LEN or not re.fullmatch(b.SYMBOL_PATTERN, ours):
+                raise ValueError(f"symbols: {ours[:40]!r} is not a symbol")
+
+
 class ConfigIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The whole file. Cross-references (a follower's account exists, ids are unique, a
     platform is known) are checked by ``app.config``, which knows the adapters."""
@@ -106,3 +138,4 @@ class ConfigIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     accounts: Annotated[list[AccountIn], msgspec.Meta(max_length=b.MAX_CONFIG_ITEMS)] | None = None
     copy_groups: Annotated[list[GroupIn], msgspec.Meta(max_length=b.MAX_CONFIG_ITEMS)] | None = None
     notifications: Notifications | None = None
+    market_data: MarketDataIn | None = None

@@ -322,6 +322,19 @@ def dtc_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) ->
     )
 
 
+def dxlink_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) -> SessionConfig:
+    """dxLink: a token and the symbols to subscribe; no accounts (market data only), so the
+    scenario's account maps to a name the kernel opens and nothing ever trades on."""
+    return SessionConfig(
+        platform=platform,
+        session_id=f"conformance-{next(_sessions)}",
+        accounts={ACCOUNT: "market-data"},
+        endpoint=simulator.base_url,
+        secret=credentials["token"],
+        options={"symbols": list(credentials["symbols"]), "reconnect_min_s": 0.05, "reconnect_max_s": 0.5},
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
@@ -382,6 +395,15 @@ PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
         "copytrader.brokers.dtc.simulator:create_simulator",
         config=dtc_config,
         options={"tick_ms": 0},
+        features=frozenset({"authentication", "reconnect"}),
+    ),
+    # Market data only: every order scenario skips with "market data only" (runner.py).
+    "dxlink": SimulatorPlatform(
+        "dxlink",
+        "copytrader.brokers.dxlink.simulator:create_simulator",
+        config=dxlink_config,
+        options={"tick_ms": 0},
+        bad_credentials={"secret": "wrong-token"},
         features=frozenset({"authentication", "reconnect"}),
     ),
 }

@@ -85,8 +85,17 @@ def load_scenarios(folder: Path = CASES) -> list[Scenario]:
     return [Scenario.load(path) for path in sorted(folder.glob("CT-*.yaml"))]
 
 
+#: Steps that need order entry (an order, the broker's order/position state, the kernel's).
+ORDER_ACTIONS = frozenset({"place", "modify", "cancel", "flatten", "lookup", "snapshot", "kernel"})
+
+
 def missing_requirement(scenario: Scenario, capabilities: Capabilities, features: frozenset[str]) -> str | None:
-    """The first requirement the platform lacks, as a skip reason, or None."""
+    """The first requirement the platform lacks, as a skip reason, or None. A market-data
+    platform (no order entry) skips every scenario with an order step, whatever it declares."""
+    if not capabilities.order_entry and (
+        "order_entry" in scenario.requires or any(ORDER_ACTIONS.intersection(step) for step in scenario.steps)
+    ):
+        return "is market data only (no order entry)"
     for requirement in scenario.requires:
         kind, _, value = requirement.partition(":")
         if kind == "order_type":

@@ -59,7 +59,11 @@ def install(app: faust.App, ctx: WebContext) -> None:
         @guarded
         async def get(self, request: aioweb.Request) -> aioweb.Response:
             account = request.query.get("account")
-            rows = [r for r in live.positions.values() if account is None or r["account_id"] == account]
+            rows = [
+                {**r, **ctx.marks.position(r)}  # mark, unrealized_pnl (None = unknown), quote_age_s
+                for r in live.positions.values()
+                if account is None or r["account_id"] == account
+            ]
             return json_response({"positions": rows, "cursor": live.cursors["positions"]})
 
     @app.page("/api/errors")

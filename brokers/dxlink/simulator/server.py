@@ -52,7 +52,9 @@ class DxLinkSimulator:
     """Options: ``tokens`` (accepted AUTH tokens; default ``[DEFAULT_TOKEN]``), ``auth_required``
     (default True), ``keepalive_s`` (longest keepaliveTimeout we accept or promise; default 60),
     ``setup_timeout_s`` (default 10; the real value is undocumented), ``tick_ms`` (price clock;
-    0 = manual :meth:`tick`), ``seed`` (price path), ``version`` (our SETUP version).
+    0 = manual :meth:`tick`), ``seed`` (price path), ``prices`` (a :class:`PricePath` to share,
+    e.g. a kernel's ``SimExchange.prices``; default one of its own from ``seed``), ``version``
+    (our SETUP version).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
@@ -63,7 +65,8 @@ class DxLinkSimulator:
         self.setup_timeout_s = float(options.get("setup_timeout_s", 10.0))
         self.tick_ms = float(options.get("tick_ms", 100.0))
         self.version = str(options.get("version", f"{p.PROTOCOL_VERSION}-copytrader-sim"))
-        self.market = MarketData(PricePath(seed=int(options.get("seed", 7))), lambda: time.time() * 1000)
+        prices = options.get("prices") or PricePath(seed=int(options.get("seed", 7)))
+        self.market = MarketData(prices, lambda: time.time() * 1000)
         self.sessions: set[Session] = set()
         self.connections = 0
         self.history: list[Session] = []  # every connection ever made, for tests to read back
