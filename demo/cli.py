@@ -13,8 +13,10 @@ from typing import Any, TypeVar
 
 import click
 
-FOLLOWER_PLATFORMS = ("paper", "tradovate", "projectx", "mixed")
-LEADER_PLATFORMS = ("paper", "tradovate", "projectx")
+from .configgen import MIXED
+
+FOLLOWER_PLATFORMS = (*MIXED, "mixed")
+LEADER_PLATFORMS = MIXED
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -55,14 +57,14 @@ def _scenario_options(fn: F) -> F:
             default="paper",
             show_default=True,
             type=click.Choice(FOLLOWER_PLATFORMS),
-            help="Follower platform: paper, or a simulator (tradovate, projectx, mixed).",
+            help="Follower platform: paper, a simulator, or mixed (followers on every order platform).",
         ),
         click.option(
             "--leader-platform",
             default="paper",
             show_default=True,
             type=click.Choice(LEADER_PLATFORMS),
-            help="The leader's platform: paper, tradovate or projectx (simulators).",
+            help="The leader's platform: paper or one of the simulators.",
         ),
         click.option(
             "--processes",

@@ -25,7 +25,9 @@ def follower_rule(index: int) -> dict[str, Any]:
 
 
 #: Platforms whose followers are real-style prop accounts: one login per follower firm.
-SIMULATED = ("tradovate", "projectx")
+SIMULATED = ("tradovate", "projectx", "rithmic", "dtc")
+#: ``--platform mixed``: followers rotate over every order platform (dxLink is the price source).
+MIXED = ("paper", *SIMULATED)
 
 
 def session_fields(endpoints: dict[str, dict[str, Any]] | None, platform: str, session_id: str) -> dict[str, Any]:
@@ -76,7 +78,7 @@ def demo_config(
     accounts_per_login: int = 1,
 ) -> dict[str, Any]:
     """Leader on ``leader_platform`` (paper venue ``leader`` by default); followers on
-    ``platform`` (``mixed`` rotates paper, tradovate, projectx).
+    ``platform`` (``mixed`` rotates paper and every simulated order platform, :data:`MIXED`).
 
     Followers on a simulated platform come as real prop accounts do: one login (one session)
     per firm, ``accounts_per_login`` accounts each, so each has its own sessions and request
@@ -84,7 +86,7 @@ def demo_config(
     (from ``sandbox``); a simulator leader is its own firm on its platform's simulator. A
     sandbox that can only offer one shared login gets one session per platform.
     """
-    platforms = ["paper", "tradovate", "projectx"] if platform == "mixed" else [platform]
+    platforms = list(MIXED) if platform == "mixed" else [platform]
     if leader_platform == "paper":
         leader_session: dict[str, Any] = {
             "id": "leader-paper",

@@ -29,7 +29,7 @@ from ..core.config import parse_config
 from ..core.records import Execution
 from ..core.settings import Settings
 from ..core.topics import ensure_topics
-from .configgen import MARKET_TOKEN_ENV, demo_config, market_data
+from .configgen import MARKET_TOKEN_ENV, SIMULATED, demo_config, market_data
 from .observer import RunObserver, dumps
 
 # Which roles run in which process. The hot path (fan-out → executor) never shares a Kafka
@@ -246,7 +246,7 @@ class Scenario:
             self._say(f"local Kafka: {kafka.stop()}")
 
     async def _start_simulators(self) -> None:
-        platforms = {"tradovate", "projectx"} if self.options.platform == "mixed" else {self.options.platform}
+        platforms = set(SIMULATED) if self.options.platform == "mixed" else {self.options.platform}
         platforms.add(self.options.leader_platform)
         endpoints: dict[str, dict[str, Any]] = {}
         for platform in sorted(platforms - {"paper"}):

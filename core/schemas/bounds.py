@@ -39,7 +39,8 @@ MAX_TEXT_LEN = 256
 MAX_SECRET_LEN = 4096
 # Endpoint URLs: a host, a port and a short path.
 MAX_URL_LEN = 300
-URL_SCHEMES = ("http", "https", "ws", "wss")
+#: ``dtc``/``tcp``: a plain TCP socket (Sierra Chart's DTC server), not a web URL.
+URL_SCHEMES = ("http", "https", "ws", "wss", "dtc", "tcp")
 # Stage stamps: one per stage (ARCHITECTURE.md lists eight); 16 leaves room to grow.
 MAX_STAMPS = 16
 MAX_STAMP_NAME_LEN = 32
@@ -80,7 +81,8 @@ def check_decimal(value: Decimal | None, *, maximum: Decimal, what: str = "numbe
 
 
 def check_endpoint(url: str, allowed_hosts: frozenset[str] = frozenset()) -> str:
-    """An ``http``/``https``/``ws``/``wss`` URL with a host (in ``allowed_hosts`` when given).
+    """An ``http``/``https``/``ws``/``wss`` URL (or a ``dtc``/``tcp`` socket address) with a host
+    (in ``allowed_hosts`` when given).
 
     Why: the endpoint is where an executor and the "Test" button send the account's login; a
     ``javascript:`` or ``file:`` URL has no business there, and an allow-list lets an operator
