@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from adapter_helpers import frozen
 from dtc_client import ClientFactory, DtcClient
 
 from copytrader.brokers.dtc.messages import Encoding
-from copytrader.brokers.dtc.simulator import DtcSimulator
+from copytrader.brokers.dtc.simulator import DtcSimulator, create_simulator
 from copytrader.brokers.simkernel.exchange import SimExchange
 
 
@@ -17,6 +18,17 @@ async def sim() -> AsyncIterator[DtcSimulator]:
     # Real heartbeat time (a 5 s logon interval), so a busy machine cannot drop a client mid-test;
     # heartbeat tests set FAST before logging on.
     simulator = DtcSimulator(SimExchange(seed=11))
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+@pytest.fixture
+async def dsim() -> AsyncIterator[DtcSimulator]:
+    """The adapter tests' simulator: the shared kernel with frozen prices (``adapter_helpers``)."""
+    simulator = create_simulator(exchange=frozen())
     await simulator.start()
     try:
         yield simulator

@@ -54,16 +54,6 @@ class Setup:
 
 
 @pytest.fixture
-async def dsim() -> AsyncIterator[DtcSimulator]:
-    simulator = create_simulator(exchange=frozen())
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest.fixture
 async def setup(dsim: DtcSimulator, encoding: Encoding) -> AsyncIterator[Setup]:
     adapter = adapter_for(dsim, encoding)
     events = Recorder(adapter.events())

@@ -27,16 +27,6 @@ from copytrader.brokers.model import (
 
 
 @pytest.fixture
-async def dsim() -> AsyncIterator[DtcSimulator]:
-    simulator = create_simulator(exchange=frozen())
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest.fixture
 async def adapter(dsim: DtcSimulator, encoding: Encoding) -> AsyncIterator[DtcAdapter]:
     made = adapter_for(dsim, encoding)
     await made.connect()

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from adapter_helpers import ACCOUNT, SYMBOL, Recorder, adapter_for, frozen
+from adapter_helpers import ACCOUNT, SYMBOL, Recorder, adapter_for
 
 from copytrader.brokers.dtc.adapter import DtcAdapter
 from copytrader.brokers.dtc.messages import Encoding
-from copytrader.brokers.dtc.simulator import DtcSimulator, create_simulator
+from copytrader.brokers.dtc.simulator import DtcSimulator
 from copytrader.brokers.errors import BrokerUnavailable
 from copytrader.brokers.model import (
     CancelOrder,
@@ -27,16 +27,6 @@ from copytrader.brokers.model import (
     Side,
     TimeInForce,
 )
-
-
-@pytest.fixture
-async def dsim() -> AsyncIterator[DtcSimulator]:
-    simulator = create_simulator(exchange=frozen())
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
 
 
 @pytest.fixture

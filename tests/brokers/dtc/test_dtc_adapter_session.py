@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from adapter_helpers import ACCOUNT, SYMBOL, Recorder, adapter_for, frozen, session_config
+from adapter_helpers import ACCOUNT, SYMBOL, Recorder, adapter_for, session_config
 from dtc_client import FAST
 from scripted_server import ScriptedServer
 from waiting import wait_until
 
 from copytrader.brokers.dtc.adapter import DtcAdapter
 from copytrader.brokers.dtc.messages import Encoding
-from copytrader.brokers.dtc.simulator import DtcSimulator, create_simulator
+from copytrader.brokers.dtc.simulator import DtcSimulator
 from copytrader.brokers.errors import BrokerUnavailable
 from copytrader.brokers.model import (
     ConnectionEvent,
@@ -29,16 +28,6 @@ from copytrader.brokers.model import (
     TimeInForce,
 )
 from copytrader.brokers.simkernel.logins import SimLogin
-
-
-@pytest.fixture
-async def dsim() -> AsyncIterator[DtcSimulator]:
-    simulator = create_simulator(exchange=frozen())
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
 
 
 def state_is(*states: ConnectionState) -> object:

@@ -4,27 +4,14 @@ the leader's signal normalizer turns its events into new / modify / cancel / fil
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from adapter_helpers import ACCOUNT, SYMBOL, Recorder, adapter_for, frozen
+from adapter_helpers import ACCOUNT, SYMBOL, Recorder, adapter_for
 from dtc_client import DtcClient
 
 from copytrader.agents.ingest.watchers import SignalNormalizer
 from copytrader.brokers.dtc.codec import make
 from copytrader.brokers.dtc.messages import Encoding, MsgType
-from copytrader.brokers.dtc.simulator import DtcSimulator, create_simulator
+from copytrader.brokers.dtc.simulator import DtcSimulator
 from copytrader.brokers.model import FillEvent, OrderEvent, OrderStatus
-
-
-@pytest.fixture
-async def dsim() -> AsyncIterator[DtcSimulator]:
-    simulator = create_simulator(exchange=frozen())
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
 
 
 async def test_a_traders_own_orders_become_leader_signals(dsim: DtcSimulator, encoding: Encoding) -> None:
