@@ -46,6 +46,7 @@ from ..model import (
     TimeInForce,
 )
 from ..ratebudget import Priority, RateBudget
+from ..wire import excerpt
 from . import answers, codec, parsing
 from . import lookup as tags
 from . import schemas as px
@@ -383,7 +384,7 @@ class ProjectXAdapter(BrokerAdapter):
         else:
             self._bad_unlogged += 1
         self.bad_answers.append(exc)
-        self._last_error = f"BAD_ANSWER: {exc}; raw: {codec.excerpt(exc.raw, 300)}"
+        self._last_error = f"BAD_ANSWER: {exc}; raw: {excerpt(exc.raw, 300)}"
 
     def _read_each(self, read: Any, payloads: list[dict[str, Any]]) -> None:
         """Emit what each payload says; an unreadable one is reported and the rest still count."""

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from ..wire import excerpt
 from . import codec
 
 #: What a wrong-shaped answer raises when read with plain indexing and conversions.
@@ -22,7 +23,7 @@ SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, ArithmeticError, At
 def raw_text(answer: Any) -> str:
     """The answer as JSON text (what was on the wire, near enough), truncated."""
     try:
-        return codec.excerpt(codec.dumps(answer))
+        return excerpt(codec.dumps(answer))
     except (ValueError, TypeError, RecursionError):
         return f"<unprintable {type(answer).__name__}>"
 

@@ -18,13 +18,13 @@ protocol versions can add types (@microsoft/signalr JsonHubProtocol logs and ski
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 from ..errors import BrokerError
+from ..wire import excerpt, strict_json
 
 RS = "\x1e"
 
@@ -39,20 +39,10 @@ class MessageType(IntEnum):
     CLOSE = 7
 
 
-#: How much of an unreadable record or answer an error keeps (enough to see what it was).
-RAW_LIMIT = 1000
 #: The longest record the decoder buffers while waiting for its separator. ProjectX pushes are
 #: a few hundred bytes; a peer that sends megabytes without a separator is not speaking the
 #: protocol, and buffering it forever would only grow memory.
 MAX_RECORD = 4 * 1024 * 1024
-
-
-def excerpt(raw: str | bytes | None, limit: int = RAW_LIMIT) -> str:
-    """The first ``limit`` characters of ``raw`` (bytes shown as Python would), marked when cut."""
-    if raw is None:
-        return ""
-    text = raw if isinstance(raw, str) else repr(raw)[2:-1]
-    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more chars]"
 
 
 class ProtocolError(BrokerError, ValueError):
@@ -67,21 +57,10 @@ class ProtocolError(BrokerError, ValueError):
         self.raw = excerpt(raw)
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"non-finite number {name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} overflows a float")
-    return value
-
-
 def loads(text: str | bytes, what: str = "JSON") -> Any:
     """Strict JSON: any failure (syntax, NaN, overflow, depth, huge ints, bad UTF-8) is ProtocolError."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return strict_json(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ProtocolError(f"bad {what}: {str(exc)[:200]}", text) from None
 

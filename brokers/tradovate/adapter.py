@@ -44,6 +44,7 @@ from ..model import (
     SessionHealth,
 )
 from ..ratebudget import Priority, RateBudget
+from ..wire import excerpt
 from . import answers, codec, parsing
 from . import schemas as s
 from .bracket_orders import BracketDesk
@@ -212,7 +213,7 @@ class TradovateAdapter(BrokerAdapter):
         else:
             self._bad_unlogged += 1
         self.bad_answers.append(exc)
-        self._last_error = f"BAD_ANSWER: {exc}; raw: {codec.excerpt(str(raw), 300)}"
+        self._last_error = f"BAD_ANSWER: {exc}; raw: {excerpt(str(raw), 300)}"
 
     def _on_state(self, state: str, reason: str | None) -> None:
         self._set_state(_STATES.get(state, ConnectionState.DEGRADED), reason)

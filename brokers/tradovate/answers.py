@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import AuthenticationFailed
+from ..wire import excerpt
 from . import codec
 from . import schemas as s
 
@@ -29,9 +30,9 @@ SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, ArithmeticError, At
 def raw_text(answer: Any) -> str:
     """The answer as JSON text (what was on the wire, near enough), truncated."""
     try:
-        return codec.excerpt(json.dumps(answer, default=str))
+        return excerpt(json.dumps(answer, default=str))
     except (ValueError, TypeError, RecursionError):
-        return codec.excerpt(f"<unprintable {type(answer).__name__}>")
+        return excerpt(f"<unprintable {type(answer).__name__}>")
 
 
 @contextlib.contextmanager

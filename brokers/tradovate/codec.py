@@ -20,28 +20,16 @@ nesting deeper than Python's recursion and integers longer than its 4300-digit l
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BrokerError
+from ..wire import excerpt, strict_json
 
 HEARTBEAT = "[]"
 OPEN = "o"
 SERVER_HEARTBEAT = "h"
-
-
-#: How much of an unreadable frame or answer an error keeps (enough to see what it was).
-RAW_LIMIT = 1000
-
-
-def excerpt(raw: str | bytes | None, limit: int = RAW_LIMIT) -> str:
-    """The first ``limit`` characters of ``raw`` (bytes shown as Python would), marked when cut."""
-    if raw is None:
-        return ""
-    text = raw if isinstance(raw, str) else repr(raw)[2:-1]
-    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more chars]"
 
 
 class CodecError(BrokerError, ValueError):
@@ -57,22 +45,11 @@ class CodecError(BrokerError, ValueError):
         self.raw = excerpt(raw)
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"non-finite number {name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} overflows a float")
-    return value
-
-
 def loads(text: str | bytes, what: str = "JSON", raw: str | None = None) -> Any:
     """Strict JSON: any failure (syntax, NaN, overflow, depth, huge ints, bad UTF-8) is CodecError
     carrying ``raw`` (the whole frame the JSON came in), or else ``text``."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return strict_json(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CodecError(f"bad {what}: {str(exc)[:200]}", text if raw is None else raw) from None
 

@@ -35,6 +35,7 @@ from ...common.retrying import backoff, forever, until
 from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, RateLimited, TokenExpired
 from ..ratebudget import Priority, RateBudget
+from ..wire import excerpt
 from . import answers, codec
 from . import schemas as s
 from .config import TradovateConfig
@@ -327,7 +328,7 @@ class RestClient:
 
 async def _text(resp: aiohttp.ClientResponse) -> str:
     """An error body for a message: whatever bytes came, shown, truncated."""
-    return codec.excerpt((await resp.read()).decode("utf-8", "replace"), 300)
+    return excerpt((await resp.read()).decode("utf-8", "replace"), 300)
 
 
 StateHook = Callable[[str, str | None], None]

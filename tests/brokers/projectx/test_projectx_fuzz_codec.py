@@ -26,6 +26,7 @@ from copytrader.brokers.projectx import answers, codec, parsing
 from copytrader.brokers.projectx import schemas as px
 from copytrader.brokers.projectx.tracking import Tracker
 from copytrader.brokers.projectx.transport import token_expiry
+from copytrader.brokers.wire import RAW_LIMIT
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RS = codec.RS
@@ -67,7 +68,7 @@ def assert_clear(exc: codec.ProtocolError) -> None:
     assert exc.code == "BAD_ANSWER"
     assert isinstance(exc, BrokerError) and isinstance(exc, ValueError)
     assert str(exc)
-    assert isinstance(exc.raw, str) and len(exc.raw) <= codec.RAW_LIMIT + 40
+    assert isinstance(exc.raw, str) and len(exc.raw) <= RAW_LIMIT + 40
 
 
 def feed_all(

@@ -29,6 +29,7 @@ from copytrader.brokers.projectx import schemas as px
 from copytrader.brokers.projectx.adapter import BAD_ANSWER_LOG, ProjectXAdapter
 from copytrader.brokers.projectx.simulator import ProjectXSimulator, create_simulator
 from copytrader.brokers.simkernel.exchange import SimExchange
+from copytrader.brokers.wire import RAW_LIMIT
 
 SESSION = settings(
     max_examples=50,
@@ -146,7 +147,7 @@ class Session:
             assert adapter.bad_answer_count > before, f"not reported: {frame!r:.120}"
         new = adapter.bad_answer_count - before
         for exc in list(adapter.bad_answers)[max(0, len(adapter.bad_answers) - new) :] if new else []:
-            assert exc.code == "BAD_ANSWER" and len(exc.raw) <= codec.RAW_LIMIT + 40
+            assert exc.code == "BAD_ANSWER" and len(exc.raw) <= RAW_LIMIT + 40
         if isinstance(frame, str) and expected_bad(frame) and RS not in frame:
             assert adapter.bad_answers[-1].raw.startswith(frame[:100])
         health = adapter.health()
@@ -211,7 +212,7 @@ async def test_a_garbage_answer_to_a_place_is_bad_answer_and_the_order_is_found_
     try:
         ack = await adapter.place(PlaceOrder("f1", cl, "ESZ6", Side.BUY, 1))
     except codec.ProtocolError as exc:
-        assert exc.code == "BAD_ANSWER" and len(exc.raw) <= codec.RAW_LIMIT + 40
+        assert exc.code == "BAD_ANSWER" and len(exc.raw) <= RAW_LIMIT + 40
         found = await adapter.lookup("f1", cl)  # what the executor does with an unknown outcome
         assert found is not None and found.duplicate
     else:  # the body happened to read as a refusal: only an order the gateway holds answers it

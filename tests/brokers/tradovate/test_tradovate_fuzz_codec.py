@@ -23,6 +23,7 @@ from copytrader.brokers.model import FillEvent
 from copytrader.brokers.tradovate import answers, codec, parsing
 from copytrader.brokers.tradovate import schemas as s
 from copytrader.brokers.tradovate.state import EntityCache
+from copytrader.brokers.wire import RAW_LIMIT
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TS = datetime(2026, 12, 1, 14, 30, tzinfo=UTC)
@@ -77,7 +78,7 @@ def assert_clear(exc: codec.CodecError) -> None:
     assert exc.code == "BAD_ANSWER"
     assert isinstance(exc, BrokerError) and isinstance(exc, ValueError)
     assert str(exc)
-    assert isinstance(exc.raw, str) and len(exc.raw) <= codec.RAW_LIMIT + 40
+    assert isinstance(exc.raw, str) and len(exc.raw) <= RAW_LIMIT + 40
 
 
 def server_frame_or_error(text: str) -> codec.ServerFrame | None:

@@ -29,6 +29,7 @@ from copytrader.brokers.tradovate import codec
 from copytrader.brokers.tradovate import schemas as s
 from copytrader.brokers.tradovate.adapter import BAD_ANSWER_LOG, TradovateAdapter
 from copytrader.brokers.tradovate.simulator import TradovateSimulator, create_simulator
+from copytrader.brokers.wire import RAW_LIMIT
 
 SESSION = settings(
     max_examples=50,
@@ -115,7 +116,7 @@ class Session:
         new = adapter.bad_answer_count - before
         for exc in list(adapter.bad_answers)[max(0, len(adapter.bad_answers) - new) :] if new else []:
             assert isinstance(exc, codec.CodecError) and exc.code == "BAD_ANSWER"
-            assert len(exc.raw) <= codec.RAW_LIMIT + 40
+            assert len(exc.raw) <= RAW_LIMIT + 40
             if isinstance(garbage, str) and expected_bad(garbage):
                 assert exc.raw.startswith(garbage[:100])
         health = adapter.health()
@@ -176,7 +177,7 @@ async def test_a_garbage_answer_to_a_place_is_bad_answer_and_the_order_is_found_
     try:
         ack = await adapter.place(PlaceOrder("f1", cl, "ESZ6", Side.BUY, 1))
     except codec.CodecError as exc:
-        assert exc.code == "BAD_ANSWER" and len(exc.raw) <= codec.RAW_LIMIT + 40
+        assert exc.code == "BAD_ANSWER" and len(exc.raw) <= RAW_LIMIT + 40
         found = await adapter.lookup("f1", cl)  # what the executor does with an unknown outcome
         assert found is not None and found.duplicate
     else:  # the body happened to read as an answer (e.g. empty: none): never a made-up order id
