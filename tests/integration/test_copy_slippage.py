@@ -69,6 +69,7 @@ async def test_every_follower_fill_is_measured_against_its_leader_fill(
     # A fill that came without its in-flight data (a flatten's closing fill) is tied to its copy
     # by the ack of the same client order id.
     signals = {r.client_order_id: r.signal_id for r in rows if r.request_outcome and not r.is_leader}
+    references = {r.client_order_id: r.reference_price for r in rows if r.request_outcome and not r.is_leader}
     follower = [r for r in rows if not r.is_leader and r.kind in ("fill", "partial_fill")]
     assert len(follower) >= FOLLOWERS * 5
     for row in follower:
@@ -81,7 +82,14 @@ async def test_every_follower_fill_is_measured_against_its_leader_fill(
         assert row.leader_price == leader_price.quantize(Decimal("0.000001"))
         assert row.slippage_leader_ticks == (worse / spec.tick_size).quantize(Decimal("0.000001"))
         assert row.slippage_leader_amount == (worse * spec.point_value * row.quantity).quantize(Decimal("0.000001"))
-        assert row.slippage_ref_ticks is None and row.slippage_ref_amount is None  # no quotes: unknown
+        # The copy's reference: on the fill, or on its ack (a flatten's closing fill carries none).
+        reference = row.reference_price if row.reference_price is not None else references.get(row.client_order_id)
+        if reference is None:  # no fresh quote when the copy was planned: unknown, never 0
+            assert row.slippage_ref_ticks is None and row.slippage_ref_amount is None
+        else:  # the demo's dxLink simulator is the price source
+            off_ref = (row.price - reference) if row.side == "buy" else (reference - row.price)
+            assert row.slippage_ref_ticks == (off_ref / spec.tick_size).quantize(Decimal("0.000001"))
+            assert row.slippage_ref_amount == (off_ref * spec.point_value * row.quantity).quantize(Decimal("0.000001"))
     engine = make_engine(url)
     try:
         with session_factory(engine)() as db:
@@ -91,4 +99,7 @@ async def test_every_follower_fill_is_measured_against_its_leader_fill(
     accounts = {r.account_id for r in follower}
     assert {k for s, k in summary if s == "account"} == accounts
     assert all(summary[("account", a)].leader_known == summary[("account", a)].copies for a in accounts)
-    assert summary[("group", "demo")].ref_known == 0 and summary[("group", "demo")].ref_avg_ticks is None
+    group = summary[("group", "demo")]
+    with_reference = {cid for cid, reference in references.items() if reference is not None}
+    assert with_reference, "the demo's price source gave no copy a reference price"
+    assert group.ref_known >= 1 and group.ref_avg_ticks is not None

@@ -31,7 +31,7 @@ async def test_kill_flattens_every_follower_and_stops_copying(kafka_bootstrap: s
     settings = Settings(kafka_broker=f"kafka://{kafka_bootstrap}", data_dir=tmp_path)
     options = ScenarioOptions(trades=160, interval=0.25, quiet=True, platform="tradovate")
     async with Scenario("kill", 6, "0", options, settings=settings) as run:
-        (sandbox,) = run.sandboxes
+        (sandbox,) = [s for s in run.sandboxes if type(s).__module__.startswith("copytrader.brokers.tradovate")]
         exchange = sandbox.exchange
         followers = {a.broker_account for a in run.config.accounts.values() if a.account_id != "leader-1"}
 
