@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from adapter_helpers import frozen
+from adapter_helpers import adapter_for, frozen
 from dtc_client import ClientFactory, DtcClient
 
+from copytrader.brokers.dtc.adapter import DtcAdapter
 from copytrader.brokers.dtc.messages import Encoding
 from copytrader.brokers.dtc.simulator import DtcSimulator, create_simulator
 from copytrader.brokers.simkernel.exchange import SimExchange
@@ -34,6 +35,17 @@ async def dsim() -> AsyncIterator[DtcSimulator]:
         yield simulator
     finally:
         await simulator.stop()
+
+
+@pytest.fixture
+async def adapter(dsim: DtcSimulator, encoding: Encoding) -> AsyncIterator[DtcAdapter]:
+    """A connected adapter on ``dsim`` in the parametrised encoding."""
+    made = adapter_for(dsim, encoding)
+    await made.connect()
+    try:
+        yield made
+    finally:
+        await made.disconnect()
 
 
 @pytest.fixture(params=[Encoding.BINARY, Encoding.JSON], ids=["binary", "json"])

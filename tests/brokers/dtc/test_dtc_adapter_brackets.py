@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -24,16 +23,6 @@ from copytrader.brokers.model import (
     Side,
     TimeInForce,
 )
-
-
-@pytest.fixture
-async def adapter(dsim: DtcSimulator, encoding: Encoding) -> AsyncIterator[DtcAdapter]:
-    made = adapter_for(dsim, encoding)
-    await made.connect()
-    try:
-        yield made
-    finally:
-        await made.disconnect()
 
 
 def working(side: Side, order_type: OrderType) -> object:

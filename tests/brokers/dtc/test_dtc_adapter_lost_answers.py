@@ -3,14 +3,12 @@ the adapter says ``sent=True`` and never resends, and lookup never answers "none
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from adapter_helpers import ACCOUNT, SYMBOL, Recorder, adapter_for
+from adapter_helpers import ACCOUNT, SYMBOL, Recorder
 
 from copytrader.brokers.dtc.adapter import DtcAdapter
-from copytrader.brokers.dtc.messages import Encoding
 from copytrader.brokers.dtc.simulator import DtcSimulator
 from copytrader.brokers.errors import BrokerUnavailable
 from copytrader.brokers.model import (
@@ -27,16 +25,6 @@ from copytrader.brokers.model import (
     Side,
     TimeInForce,
 )
-
-
-@pytest.fixture
-async def adapter(dsim: DtcSimulator, encoding: Encoding) -> AsyncIterator[DtcAdapter]:
-    made = adapter_for(dsim, encoding)
-    await made.connect()
-    try:
-        yield made
-    finally:
-        await made.disconnect()
 
 
 def back_online(e: object) -> bool:
