@@ -74,8 +74,14 @@ async def test_token_renewed_before_expiry(short_token_sim: TradovateSimulator) 
         first = adapter.rest.token
 
         calls = short_token_sim.api.calls
-        await asyncio.wait_for(poll_until(lambda: any(ep == "auth/renewaccesstoken" for ep, _ in calls)), 3.0)
-        assert adapter.rest.token != first and adapter.rest.reauths == 0
+        rest = adapter.rest
+
+        # The simulator logs the call on receipt; the adapter swaps the token once it read the answer.
+        def renewed() -> bool:
+            return any(ep == "auth/renewaccesstoken" for ep, _ in calls) and rest.token != first
+
+        await asyncio.wait_for(poll_until(renewed), 3.0)
+        assert adapter.rest.reauths == 0
         await asyncio.wait_for(poll_until(lambda: short_token_sim.tokens.lookup(first) is None), 3.0)
         await adapter.place(PlaceOrder("f1", "ren-1", "ESZ6", Side.BUY, 1))
         assert adapter.rest.reauths == 0
