@@ -108,6 +108,13 @@ def demo(**kw: object) -> None:
 
 @click.command(name="bench", help="Latency benchmark: stage percentiles at N followers (prints JSON).")
 @_scenario_options
+@click.option(
+    "--repeat",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 50),
+    help="Runs per configuration; with 2 or more, a median line with the spread follows them.",
+)
 def bench(**kw: object) -> None:
     kw["quiet"] = True
     # Steady state: the first seconds after start (fresh topics, first use of each code path)
