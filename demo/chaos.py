@@ -235,6 +235,9 @@ def expectation(signals: list[TradeSignal], config: CopyConfig) -> Expectation:
 class ChaosRun:
     """``async with ChaosRun(options, settings) as run: result = await run.play()``."""
 
+    #: Worker name → roles; the soak adds the tracker.
+    roles: dict[str, str] = ROLES
+
     def __init__(self, options: ChaosOptions, settings: Settings) -> None:
         self.options = options
         self.settings = settings
@@ -281,7 +284,7 @@ class ChaosRun:
             "COPYTRADER_DATA_DIR": str(self.settings.data_dir),
             "COPYTRADER_KAFKA_BROKER": self.settings.kafka_broker,
         }
-        for name, roles in ROLES.items():
+        for name, roles in self.roles.items():
             self.workers[name] = start_worker(name, roles, self.run_dir, self.env)
         self.observer = RunObserver(self.settings.bootstrap_servers, self.prefix, self.config)
         await self.observer.start()
@@ -369,7 +372,7 @@ class ChaosRun:
                 await asyncio.to_thread(worker.process.wait)
                 self.kills[name] += 1
                 await asyncio.sleep(self.rng.uniform(0.1, 1.0))
-                self.workers[name] = start_worker(name, ROLES[name], self.run_dir, self.env)
+                self.workers[name] = start_worker(name, self.roles[name], self.run_dir, self.env)
 
         await asyncio.gather(cycle("back", 0.0), cycle("front", self.rng.uniform(1.0, 4.0)))
 
