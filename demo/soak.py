@@ -40,7 +40,8 @@ from ..common.stats import latency_summary
 from ..core import ids
 from ..core.records import TradeSignal
 from ..core.settings import Settings
-from .chaos import LEADER, SYMBOL, ChaosOptions, ChaosRun
+from .chaos import SYMBOL, ChaosOptions, ChaosRun
+from .configgen import LEADER
 from .costs import kafka_broker_pid, sample
 from .soak_faults import FaultLog, FaultPlan, FaultTarget, run_faults
 
