@@ -139,6 +139,7 @@ class NinjaTraderAdapter(BrokerAdapter):
                 return
             reason = connection.close_reason
             self._route_up = False
+            self.book.forget_changes()
             self.book.fail_waiters(BrokerUnavailable(f"ninjatrader: ATI connection lost: {reason}", sent=True))
             self._set_state(ConnectionState.DEGRADED, f"ninjatrader: ATI connection lost: {reason}")
             try:

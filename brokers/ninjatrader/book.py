@@ -45,7 +45,7 @@ class TrackedOrder:
     report: OrderReport | None = None
     filled: int = 0  # the ledger: quantity and cost already reported as fills
     cost: Decimal = Decimal(0)
-    emitted: tuple[NtState, int] | None = None
+    emitted: tuple[object, ...] | None = None
     #: A CHANGE sent and not yet answered: (quantity, limit, stop). The ATI reports no prices or
     #: quantities, so the order's terms are what we asked once NinjaTrader says it is working.
     pending_change: tuple[int | None, Decimal | None, Decimal | None] | None = None
@@ -93,6 +93,12 @@ class Book:
         self.orders[nt_id].waiters.append((ready, future))
         return future
 
+    def forget_changes(self) -> None:
+        """A connection was lost with CHANGEs unanswered: whether they went through cannot be
+        read back (the ATI reports no prices or quantities), so the asked terms are dropped."""
+        for order in self.orders.values():
+            order.pending_change = None
+
     def fail_waiters(self, exc: BaseException) -> None:
         for order in self.orders.values():
             for _, future in order.waiters:
@@ -115,8 +121,9 @@ class Book:
                 order.limit_price = limit or order.limit_price
                 order.stop_price = stop or order.stop_price
         events: list[BrokerEvent] = []
-        if (report.state, report.filled) != order.emitted:
-            order.emitted = (report.state, report.filled)
+        shown = (report.state, report.filled, order.quantity, order.limit_price, order.stop_price)
+        if shown != order.emitted:
+            order.emitted = shown
             events.append(order.event(report))
         if report.filled > order.filled:
             quantity = report.filled - order.filled

@@ -214,16 +214,18 @@ def _text(value: object) -> str:
 
 def encode(cmd: AtiCommand) -> str:
     """The line for ``cmd`` (no line end). It is parsed back before it is returned, so nothing
-    leaves the adapter that the strict parser (and so the simulator) would refuse."""
+    leaves the adapter that the strict parser (and so the simulator) would refuse. A CHANGE
+    sends 0 for what it leaves as it is, as the help guide asks."""
+    keep = 0 if cmd.command is Command.CHANGE else None
     values = (
         cmd.command,
         cmd.account,
         cmd.instrument,
         cmd.action,
-        cmd.quantity,
+        keep if cmd.quantity is None else cmd.quantity,
         cmd.order_type,
-        cmd.limit_price,
-        cmd.stop_price,
+        keep if cmd.limit_price is None else cmd.limit_price,
+        keep if cmd.stop_price is None else cmd.stop_price,
         cmd.tif,
         cmd.oco_id,
         cmd.order_id,

@@ -136,7 +136,7 @@ def _known(adapter: NinjaTraderAdapter, account_id: str, client_order_id: str) -
 
 
 async def modify(adapter: NinjaTraderAdapter, command: ModifyOrder) -> OrderAck:
-    """CHANGE: 0 leaves a value as it is (help guide), so an unchanged field is sent as 0."""
+    """CHANGE: 0 leaves a value as it is (help guide; ``commandline.encode`` writes it)."""
     nt_id, report = _known(adapter, command.account_id, command.client_order_id)
     if report.state in FINAL:
         raise UnknownOrder(f"ninjatrader: order {nt_id} is already {report.state.value}")
@@ -148,14 +148,12 @@ async def modify(adapter: NinjaTraderAdapter, command: ModifyOrder) -> OrderAck:
             stop_price=command.stop_price,
             order_id=nt_id,
         )
-    ).split(";")
-    for index in (4, 6, 7):
-        line[index] = line[index] or "0"
+    )
     future = adapter.book.wait(nt_id, lambda r: r.state in CHANGED)
     tracked = adapter.book.orders[nt_id]
     tracked.pending_change = (command.quantity, command.limit_price, command.stop_price)
     try:
-        await adapter.send([";".join(line)], [])
+        await adapter.send([line], [])
     except BaseException as exc:
         future.cancel()
         if not getattr(exc, "sent", True):
