@@ -131,7 +131,9 @@ async def test_rejects_and_lines_refused_before_sending(
     with pytest.raises(OrderRejected, match="no contract month"):
         await adapter.place(PlaceOrder("A", "CTR3", "ES", Side.BUY, 1))
     with pytest.raises(UnsupportedOperation, match="DAY or GTC"):
-        await adapter.place(limit("CTR4", "4990").__class__("A", "CTR4", "ESZ6", Side.BUY, 1, time_in_force=TimeInForce.IOC))
+        await adapter.place(
+            limit("CTR4", "4990").__class__("A", "CTR4", "ESZ6", Side.BUY, 1, time_in_force=TimeInForce.IOC)
+        )
     assert sim.desk.lines == lines_before  # none of them reached NinjaTrader
 
 
@@ -164,13 +166,17 @@ async def test_account_wide_commands_reach_ninjatrader(
     await adapter.place(PlaceOrder("A", "CTW0", "ESZ6", Side.BUY, 1))
     await adapter.place(limit("CTW1", "4900.00"))
     await orders.close_position(adapter, "A", "ESZ6")
-    await wait_until(lambda: sim.exchange.account("Sim101").positions["ESZ6"].net_quantity == 0, timeout_s=5, what="flat")
+    await wait_until(
+        lambda: sim.exchange.account("Sim101").positions["ESZ6"].net_quantity == 0, timeout_s=5, what="flat"
+    )
     await adapter.place(limit("CTW2", "4900.00"))
     await orders.cancel_all_orders(adapter)
     await wait_until(lambda: not sim.exchange.open_orders("Sim101"), timeout_s=5, what="no working orders")
     await adapter.place(PlaceOrder("B", "CTW3", "ESZ6", Side.SELL, 2))
     await orders.flatten_everything(adapter)
-    await wait_until(lambda: sim.exchange.account("Sim102").positions["ESZ6"].net_quantity == 0, timeout_s=5, what="B flat")
+    await wait_until(
+        lambda: sim.exchange.account("Sim102").positions["ESZ6"].net_quantity == 0, timeout_s=5, what="B flat"
+    )
 
 
 async def test_lookup_finds_what_ninjatrader_holds_and_answers_none_for_the_rest_on_tcp(

@@ -71,7 +71,9 @@ async def test_a_market_order_goes_through_nt8_states_and_updates_the_position(s
     await wait_until(lambda: client.last("OrderStatus|M1") == "Filled", timeout_s=5.0, what="M1 filled")
     assert client.states("M1") == ["Submitted", "Working", "Filled"]
     assert client.last("Filled|M1") == "2" and Decimal(client.last("AvgFillPrice|M1") or "0") == Decimal("5000")
-    await wait_until(lambda: client.last("MarketPosition|ES 12-26|Sim101") == "2", timeout_s=5.0, what="position pushed")
+    await wait_until(
+        lambda: client.last("MarketPosition|ES 12-26|Sim101") == "2", timeout_s=5.0, what="position pushed"
+    )
     assert client.last("Orders|Sim101") == "M1"
     await client.close()
 
@@ -109,7 +111,9 @@ async def test_refused_lines_are_logged_with_their_reason_and_get_no_reply(sim: 
     for line in refused:
         await client.send(tokens.command(line))
     await client.send(tokens.command("PLACE;Sim101;ES 12-26;BUY;1;MARKET;;;DAY;;OK1;;"))
-    await wait_until(lambda: client.last("OrderStatus|OK1") == "Filled", timeout_s=5.0, what="the good line after the bad ones")
+    await wait_until(
+        lambda: client.last("OrderStatus|OK1") == "Filled", timeout_s=5.0, what="the good line after the bad ones"
+    )
     assert len(sim.desk.log) == len(refused)
     for entry, (line, expected) in zip(sim.desk.log, refused.items(), strict=True):
         assert entry.line == line and expected in entry.reason
@@ -123,7 +127,9 @@ async def test_a_repeated_order_id_is_a_second_order_never_deduplicated(sim: Nin
         await client.send(tokens.command("PLACE;Sim101;ES 12-26;BUY;1;MARKET;;;DAY;;DUP;;"))
     await wait_until(lambda: client.last("Orders|Sim101") == "DUP|DUP", timeout_s=5.0, what="both listed")
     assert len(sim.exchange.orders_with_client_id("Sim101", "DUP")) == 2
-    await wait_until(lambda: client.last("MarketPosition|ES 12-26|Sim101") == "2", timeout_s=5.0, what="two contracts long")
+    await wait_until(
+        lambda: client.last("MarketPosition|ES 12-26|Sim101") == "2", timeout_s=5.0, what="two contracts long"
+    )
     await client.close()
 
 
@@ -136,7 +142,9 @@ async def test_kernel_rejects_and_a_disconnected_ninjatrader_reject(sim: NinjaTr
     await wait_until(lambda: client.last("ATI") == "False", timeout_s=5.0, what="ATI False")
     assert (sim.folders.outgoing / "Simulated Data Feed.txt").read_text().strip() == "DISCONNECTED"
     await client.send(tokens.command("PLACE;Sim101;ES 12-26;BUY;1;MARKET;;;DAY;;X2;;"))
-    await wait_until(lambda: client.last("OrderStatus|X2") == "Rejected", timeout_s=5.0, what="X2 rejected while disconnected")
+    await wait_until(
+        lambda: client.last("OrderStatus|X2") == "Rejected", timeout_s=5.0, what="X2 rejected while disconnected"
+    )
     assert "disconnected" in sim.desk.log[-1].reason
     await client.close()
 
@@ -152,9 +160,13 @@ async def test_account_wide_commands(sim: NinjaTraderSimulator) -> None:
     await wait_until(lambda: client.last("MarketPosition|ES 12-26|Sim101") == "0", timeout_s=5.0, what="Sim101 flat")
     assert client.last("OrderStatus|W1") == "Cancelled" and client.last("OrderStatus|W2") == "Working"
     await client.send(tokens.command("CANCELALLORDERS;;;;;;;;;;;;"))
-    await wait_until(lambda: client.last("OrderStatus|W2") == "Cancelled", timeout_s=5.0, what="every account's orders cancelled")
+    await wait_until(
+        lambda: client.last("OrderStatus|W2") == "Cancelled", timeout_s=5.0, what="every account's orders cancelled"
+    )
     await client.send(tokens.command("FLATTENEVERYTHING;;;;;;;;;;;;"))
-    await wait_until(lambda: client.last("MarketPosition|NQ 12-26|Sim102") == "0", timeout_s=5.0, what="everything flat")
+    await wait_until(
+        lambda: client.last("MarketPosition|NQ 12-26|Sim102") == "0", timeout_s=5.0, what="everything flat"
+    )
     await client.close()
 
 
@@ -165,7 +177,9 @@ async def test_an_unreadable_stream_closes_that_connection_only(sim: NinjaTrader
     assert "unknown message type" in sim.ati.bad_frames[-1]
     good = await RawClient.open(sim)
     await good.send(tokens.command("PLACE;Sim101;ES 12-26;BUY;1;MARKET;;;DAY;;G1;;"))
-    await wait_until(lambda: good.last("OrderStatus|G1") == "Filled", timeout_s=5.0, what="a new connection still served")
+    await wait_until(
+        lambda: good.last("OrderStatus|G1") == "Filled", timeout_s=5.0, what="a new connection still served"
+    )
     await good.close()
 
 
@@ -191,19 +205,31 @@ def _drop_oif(sim: NinjaTraderSimulator, name: str, text: str) -> None:
 
 
 async def test_instruction_files_are_taken_and_answered_in_the_outgoing_folder(sim: NinjaTraderSimulator) -> None:
-    _drop_oif(sim, "oif1.txt", "PLACE;Sim101;ES 12-26;BUY;1;MARKET;;;DAY;;F1;;\r\nPLACE;Sim101;ES 12-26;BUY;1;MARKET;;;DAY;;;;\r\n")
+    _drop_oif(
+        sim,
+        "oif1.txt",
+        "PLACE;Sim101;ES 12-26;BUY;1;MARKET;;;DAY;;F1;;\r\nPLACE;Sim101;ES 12-26;BUY;1;MARKET;;;DAY;;;;\r\n",
+    )
     out = sim.folders.outgoing
-    await wait_until(lambda: (out / "F1.txt").exists() and (out / "F1.txt").read_text().startswith("Filled"), timeout_s=5.0, what="F1.txt")
+    await wait_until(
+        lambda: (out / "F1.txt").exists() and (out / "F1.txt").read_text().startswith("Filled"),
+        timeout_s=5.0,
+        what="F1.txt",
+    )
     assert (out / "F1.txt").read_text().strip() == "Filled;1;5000.0000000000"
     position = out / "ES 12-26 Globex_Sim101_Position.txt"
-    await wait_until(lambda: position.exists() and position.read_text().strip().startswith("LONG;2"), timeout_s=5.0, what="position")
+    await wait_until(
+        lambda: position.exists() and position.read_text().strip().startswith("LONG;2"), timeout_s=5.0, what="position"
+    )
     assert not list(sim.folders.incoming.glob("oif*.txt"))  # taken and deleted
     assert len([p for p in out.glob("*.txt") if not p.name.endswith("_Position.txt")]) == 2  # F1 + connection
     sim.restart()
     assert sorted(p.name for p in out.iterdir()) == ["Simulated Data Feed.txt"]  # wiped, as on a restart
 
 
-async def test_files_not_named_oif_are_ignored_and_garbage_lines_do_not_stop_the_next(sim: NinjaTraderSimulator) -> None:
+async def test_files_not_named_oif_are_ignored_and_garbage_lines_do_not_stop_the_next(
+    sim: NinjaTraderSimulator,
+) -> None:
     _drop_oif(sim, "orders.txt", "PLACE;Sim101;ES 12-26;BUY;1;MARKET;;;DAY;;IGN;;\r\n")
     _drop_oif(sim, "OIF2.TXT", "garbage\r\nPLACE;Sim101;ES 12-26;BUY;1;MARKET;;;DAY;;G2;;\r\n")
     await wait_until(lambda: (sim.folders.outgoing / "G2.txt").exists(), timeout_s=5.0, what="G2 answered")
