@@ -116,6 +116,12 @@ class NinjaTraderSimulator:
 
     @property
     def base_url(self) -> str:
+        """The TCP route as ``tcp://host:port``: the scheme the config file's endpoint check
+        (core/schemas/bounds.py) accepts today; the adapter reads it like ``ati://``."""
+        return f"tcp://{self.host}:{self.ati.port}"
+
+    @property
+    def ati_url(self) -> str:
         return f"ati://{self.host}:{self.ati.port}"
 
     @property
@@ -137,6 +143,7 @@ class NinjaTraderSimulator:
             "host": self.host,
             "port": self.ati.port,
             "base_url": self.base_url,
+            "ati_url": self.ati_url,
             "oif_url": self.oif_url,
             "incoming": str(self.folders.incoming),
             "outgoing": str(self.folders.outgoing),

@@ -44,7 +44,7 @@ async def connect(sim: NinjaTraderSimulator) -> AsyncIterator[AdapterFactory]:
     made: list[NinjaTraderAdapter] = []
 
     async def factory(route: str, **options: Any) -> NinjaTraderAdapter:
-        endpoint = sim.base_url if route == "ati" else sim.oif_url
+        endpoint = sim.ati_url if route == "ati" else sim.oif_url
         adapter = NinjaTraderAdapter(session(endpoint, **options))
         made.append(adapter)
         await adapter.connect()

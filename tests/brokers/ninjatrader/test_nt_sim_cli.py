@@ -52,12 +52,14 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
 async def test_sim_ninjatrader_prints_its_endpoints_and_both_routes_work(
     served: dict[str, Any], tmp_path: Path
 ) -> None:
-    assert served["platform"] == "ninjatrader" and served["base_url"].startswith("ati://127.0.0.1:")
+    assert served["platform"] == "ninjatrader" and served["base_url"].startswith("tcp://127.0.0.1:")
+    assert served["ati_url"] == served["base_url"].replace("tcp://", "ati://")
     assert served["incoming"] == str(tmp_path / "NinjaTrader 8" / "incoming")
     assert served["oif_url"] == f"oif://{tmp_path / 'NinjaTrader 8'}"
     accounts = [a for login in served["logins"] for a in login["accounts"]]
     assert len(accounts) == 3 and served["instruments"][0].startswith("ES ")
-    for endpoint, client_id in ((served["base_url"], "CTCLI1"), (served["oif_url"], "CTCLI2")):
+    routes = ((served["base_url"], "CTCLI1"), (served["ati_url"], "CTCLI2"), (served["oif_url"], "CTCLI3"))
+    for endpoint, client_id in routes:
         adapter = NinjaTraderAdapter(
             SessionConfig("ninjatrader", "cli", {"A": accounts[2]}, endpoint, options={"request_timeout_s": 5})
         )
