@@ -25,7 +25,7 @@ from typing import ClassVar
 
 from ...common.retrying import forever
 from ..base import BrokerAdapter, SessionConfig
-from ..errors import BrokerError, BrokerUnavailable
+from ..errors import BrokerUnavailable
 from ..model import (
     AccountSnapshot,
     CancelOrder,
@@ -266,6 +266,3 @@ class NinjaTraderAdapter(BrokerAdapter):
             open_orders=tuple(self.book.open_orders(account_id)),
             positions=tuple(self.book.open_positions(account_id)),
         )
-
-    def report_error(self, error: BrokerError) -> None:
-        self._last_error = error.message
