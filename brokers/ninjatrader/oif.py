@@ -41,6 +41,7 @@ from .states import (
 
 log = logging.getLogger(__name__)
 SENTINEL = ".copytrader-alive"
+MAX_FILE_BYTES = 4096  # an outgoing file holds one short line; anything bigger is not NinjaTrader's
 _FOLDER_ERRORS = {
     errno.ENOSPC: "the disk holding it is full",
     errno.EDQUOT: "the disk quota is used up",
@@ -161,6 +162,10 @@ class OifFolders:
             mark = (stat.st_mtime_ns, stat.st_size)
             if self._seen.get(entry.name) == mark:
                 continue
+            if stat.st_size > MAX_FILE_BYTES:
+                self._seen[entry.name] = mark
+                self.listener.on_bad_input(f"outgoing file {entry.name!r} has {stat.st_size} bytes; not read")
+                continue
             try:
                 text = Path(entry.path).read_text(encoding="ascii")
             except (OSError, UnicodeDecodeError):
@@ -173,6 +178,8 @@ class OifFolders:
         path = self.outgoing / f"{order_id}.txt"
         try:
             stat = path.stat()
+            if stat.st_size > MAX_FILE_BYTES:
+                return False
             text = path.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError):
             return False

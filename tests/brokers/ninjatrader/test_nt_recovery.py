@@ -224,3 +224,6 @@ async def test_an_unreadable_outgoing_file_is_reported_once(connect: AdapterFact
     assert "CTZ1.txt" in adapter.bad_input[0]
     assert (sim.folders.outgoing / SENTINEL).exists()
     assert len(adapter.bad_input) == 1
+    (sim.folders.outgoing / "CTZ2.txt").write_text("Working;0;0\r\n" * 1000)  # not a file NinjaTrader writes
+    await wait_until(lambda: len(adapter.bad_input) == 2, timeout_s=5, what="the oversized file reported")
+    assert "bytes; not read" in adapter.bad_input[1] and adapter.book.status_of("CTZ2") is None
