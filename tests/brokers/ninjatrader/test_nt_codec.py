@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nt_helpers import HELP_GUIDE_LINES
 
 from copytrader.brokers.ninjatrader import tokens
 from copytrader.brokers.ninjatrader.commandline import (
@@ -32,20 +33,6 @@ from copytrader.brokers.ninjatrader.states import (
 )
 from copytrader.brokers.ninjatrader.symbols import SymbolError, from_instrument, to_instrument
 
-#: The help guide's format lines (N-oif), with its placeholders filled in.
-HELP_GUIDE_LINES = [
-    "CANCEL;;;;;;;;;;ORDER1;;",
-    "CANCELALLORDERS;;;;;;;;;;;;",
-    "CHANGE;;;;2;;1212.25;0;;;ORDER1;;",
-    "CHANGE;;;;0;;0;1210.50;;;ORDER1;;",
-    "CLOSEPOSITION;Sim101;ES 12-26;;;;;;;;;;",
-    "CLOSESTRATEGY;;;;;;;;;;;;STRATEGY1",
-    "FLATTENEVERYTHING;;;;;;;;;;;;",
-    "PLACE;Sim101;ES 12-26;BUY;1;MARKET;;;DAY;;;;",
-    "PLACE;Sim101;ES 12-26;SELL;2;LIMIT;1212.25;;GTC;;ORDER1;;",
-    "PLACE;Sim101;ES 12-26;BUY;1;STOPLIMIT;1213.00;1212.75;DAY;OCO1;ORDER2;;",
-    "REVERSEPOSITION;Sim101;ES 12-26;SELL;1;MARKET;;;DAY;;;;",
-]
 
 
 @pytest.mark.parametrize("line", HELP_GUIDE_LINES)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nt_helpers import frozen
+from nt_helpers import HELP_GUIDE_LINES, frozen
 from waiting import wait_until
 
 from copytrader.brokers.ninjatrader import tokens
@@ -195,6 +195,23 @@ async def test_latency_is_injected_before_each_command(tmp_path: Path) -> None:
         await client.close()
     finally:
         await sim.stop()
+
+
+async def test_the_help_guide_example_lines_are_carried_out_in_one_instruction_file(
+    sim: NinjaTraderSimulator,
+) -> None:
+    """Every format line of N-oif, filled in, in one file: the simulator carries out each command
+    and refuses only the ATM ones it does not simulate (stricter than NinjaTrader, never kinder)."""
+    ordered = sorted(HELP_GUIDE_LINES, key=lambda line: not line.startswith("PLACE"))  # orders first
+    _drop_oif(sim, "oif1.txt", "".join(f"{line}\r\n" for line in ordered))
+    await wait_until(lambda: sim.desk.lines == len(ordered), timeout_s=5.0, what="every line read")
+    assert {r.line.split(";")[0] for r in sim.desk.log} == {"CLOSESTRATEGY", "REVERSEPOSITION", "CANCEL", "CHANGE"}
+    assert all("not carried out" in r.reason or "already Filled" in r.reason for r in sim.desk.log)
+    assert sim.desk.reports["ORDER1"].state.value == "Filled"  # a sell limit under the market trades at once
+    assert sim.desk.reports["ORDER2"].state.value == "Cancelled"  # CANCELALLORDERS
+    assert sim.exchange.open_orders("Sim101") == [] and not any(
+        p.net_quantity for p in sim.exchange.account("Sim101").positions.values()
+    )  # FLATTENEVERYTHING
 
 
 # -- the file route -------------------------------------------------------------------------------------
