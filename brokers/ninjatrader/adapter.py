@@ -162,8 +162,11 @@ class NinjaTraderAdapter(BrokerAdapter):
 
     # -- what the route says (FeedListener) ----------------------------------------------------
     def on_order(self, nt_id: str, report: OrderReport) -> None:
+        """A change of an order this adapter placed is news even while connecting (a fill while
+        the caller had us disconnected); other orders' state on connect is only known."""
+        ours = nt_id in self.book.orders
         for event in self.book.order_report(nt_id, report):
-            if self._emitting:
+            if self._emitting or ours:
                 self._emit(event)
 
     def on_position(self, account: str, instrument: str, report: PositionReport) -> None:

@@ -34,7 +34,6 @@ from copytrader.brokers.ninjatrader.states import (
 from copytrader.brokers.ninjatrader.symbols import SymbolError, from_instrument, to_instrument
 
 
-
 @pytest.mark.parametrize("line", HELP_GUIDE_LINES)
 def test_help_guide_lines_parse_and_encode_back(line: str) -> None:
     assert encode(parse(line)) == line

@@ -68,6 +68,26 @@ async def test_fills_while_the_ati_link_is_down_are_reported_once_after_reconnec
     assert [(p.net_quantity, p.average_price) for p in snapshot.positions] == [(2, Decimal("4990.00"))]
 
 
+async def test_a_fill_while_the_caller_had_us_disconnected_is_reported_on_connect(
+    route: str, connect: AdapterFactory, sim: NinjaTraderSimulator
+) -> None:
+    adapter = await connect(route)
+    events = adapter.events()
+    await adapter.place(limit("CTH1", "4990.00"))
+    await adapter.disconnect()
+    sim.exchange.set_price("ESZ6", Decimal("4990.00"))
+    await adapter.connect()
+    seen: list[object] = []
+
+    def collect() -> list[FillEvent]:
+        while not events.queue.empty():
+            seen.append(events.queue.get_nowait())
+        return fills(seen, "CTH1")
+
+    found = await wait_until(collect, timeout_s=5, what="the fill made while disconnected")
+    assert [(f.quantity, f.price) for f in found] == [(1, Decimal("4990.00"))]
+
+
 async def test_after_a_ninjatrader_restart_lookup_cannot_tell_on_tcp(
     connect: AdapterFactory, sim: NinjaTraderSimulator
 ) -> None:
