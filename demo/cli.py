@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -159,6 +160,8 @@ def _rate_limit(_ctx: object, _param: object, value: str | None) -> tuple[int, f
     metavar="N/SECONDS",
     help="Request budget per login, e.g. 200/60 [default: the platform's documented limits].",
 )
+@click.option("--incoming", default=None, help="ninjatrader: the OIF incoming folder [default: a temporary one].")
+@click.option("--outgoing", default=None, help="ninjatrader: the outgoing folder [default: beside --incoming].")
 def sim(
     platform: str,
     host: str,
@@ -167,8 +170,15 @@ def sim(
     accounts: int | None,
     accounts_per_login: int,
     rate_limit: tuple[int, float] | None,
+    incoming: str | None,
+    outgoing: str | None,
 ) -> None:
     from .sandbox import serve_simulator, sim_options
 
     options = sim_options(platform, accounts, accounts_per_login, rate_limit)
+    if incoming or outgoing:
+        if platform != "ninjatrader":
+            raise click.BadParameter("only the ninjatrader simulator has instruction folders", param_hint="--incoming")
+        options["folder"] = str(Path(incoming or outgoing or ".").parent)
+        options.update({k: v for k, v in (("incoming", incoming), ("outgoing", outgoing)) if v})
     asyncio.run(serve_simulator(platform, host, port, latency, **options))
