@@ -55,6 +55,9 @@ class NinjaTraderAdapter(BrokerAdapter):
         order_types=frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT}),
         brackets=False,
         oco=False,
+        # The ATI says only "Rejected" (an order state, NT-20): the copy is reported rejected
+        # with no broker text to show.
+        reject_reasons=False,
     )
 
     def __init__(self, config: SessionConfig) -> None:
