@@ -58,8 +58,10 @@ def sample_all(pids: Mapping[str, int]) -> dict[str, ProcessSample]:
     return {name: s for name, s in samples.items() if s is not None}
 
 
-def kafka_broker_pid() -> int | None:
-    """The local Kafka broker's pid (its JVM runs ``kafka.Kafka``), if one runs on this machine."""
+def kafka_broker_pid(bootstrap: str | None = None) -> int | None:
+    """The local Kafka broker's pid (its JVM runs ``kafka.Kafka``) — the one listening on
+    ``bootstrap``'s port when given, as a machine may run more than one."""
+    port = bootstrap.rsplit(":", 1)[-1].split(",")[0] if bootstrap else None
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -67,9 +69,24 @@ def kafka_broker_pid() -> int | None:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if KAFKA_MAIN.encode() in argv:
+        if KAFKA_MAIN.encode() not in argv:
+            continue
+        if port is None or _listens_on(argv, port):
             return int(entry.name)
     return None
+
+
+def _listens_on(argv: list[bytes], port: str) -> bool:
+    """Does the broker's server.properties (its last argument) list a listener on ``port``?"""
+    try:
+        properties = Path(next(a for a in reversed(argv) if a).decode()).read_text()
+    except (OSError, StopIteration, UnicodeDecodeError):
+        return False
+    for line in properties.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "listeners":
+            return any(listener.strip().endswith(f":{port}") for listener in value.split(","))
+    return False
 
 
 def _kafka_log_dirs(pid: int) -> list[Path]:

@@ -236,7 +236,7 @@ class Scenario:
         gives each one's background rate (heartbeats, metadata), told apart from per-copy cost."""
         pids = {w.name: w.process.pid for w in self.workers}
         pids["observer"] = os.getpid()
-        broker = kafka_broker_pid()
+        broker = kafka_broker_pid(self.settings.bootstrap_servers)
         if broker is not None:
             pids["kafka"] = broker
         prefixes = (self.prefix, f"{self.prefix.rstrip('.')}-")

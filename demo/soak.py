@@ -46,6 +46,15 @@ from .costs import kafka_broker_pid, sample
 from .soak_faults import FaultLog, FaultPlan, FaultTarget, run_faults
 
 SOAK_ROLES = {"front": "fanout", "back": "execute", "tracker": "track,store,web"}
+#: No platform lets one login send 1,000 orders a minute (Tradovate's and ProjectX's documented
+#: per-user budgets are a fraction of it), so at the soak's pace the budgets are raised on both
+#: sides, as the chaos run does: what the soak measures is endurance under faults. The budgets
+#: have their own tests (CT-RATE-*, the ProjectX login tests), and the rate-limit *fault* (a
+#: penalty answer) still fires here.
+SOAK_PACE: dict[str, dict[str, Any]] = {
+    "projectx": {"rate_limit": [1_000_000, 60]},
+    "tradovate": {"rate_limits": [[1_000_000, 60]]},
+}
 MEMORY_EVERY_S = 30.0
 MAX_RESTING = 8  # the leader's working limit orders at any time: a real day's book stays small
 
@@ -165,6 +174,7 @@ class SoakRun(ChaosRun):
     """``async with SoakRun(options, settings) as run: report = await run.play()``."""
 
     roles = SOAK_ROLES
+    pace = SOAK_PACE
 
     def __init__(self, options: SoakOptions, settings: Settings) -> None:
         super().__init__(
@@ -298,7 +308,7 @@ class SoakRun(ChaosRun):
 
     def _sample_memory(self, started: float, label: str) -> None:
         pids = {name: w.process.pid for name, w in self.workers.items()}
-        broker = kafka_broker_pid()
+        broker = kafka_broker_pid(self.settings.bootstrap_servers)
         if broker is not None:
             pids["kafka"] = broker
         pids["judge+simulators"] = os.getpid()

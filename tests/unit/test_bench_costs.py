@@ -114,3 +114,11 @@ def test_calibration_measures_sleep_lateness_and_cpu_time() -> None:
     assert jitter["n"] == 20
     assert jitter["p50"] is not None and jitter["p50"] >= 0.0
     assert cpu_workload_ms(rounds=200) > 0.0
+
+
+def test_the_broker_is_found_by_its_listener_port(tmp_path: Path) -> None:
+    properties = tmp_path / "server.properties"
+    properties.write_text("node.id=1\nlisteners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093\n")
+    argv = [b"java", b"kafka.Kafka", str(properties).encode(), b""]
+    assert costs._listens_on(argv, "19092")
+    assert not costs._listens_on(argv, "9092")
