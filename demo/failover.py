@@ -106,6 +106,7 @@ class Disruption:
 
     at: float = 0.0  # the kill, or the broker's stop
     back: float = 0.0  # the broker answering again (broker scenario)
+    stop_s: float = 0.0  # how long the broker took to stop
     killed: dict[str, set[int]] = field(default_factory=dict)  # topic -> partitions the victim held
     lines_before: dict[str, int] = field(default_factory=dict)
     lines_at_return: dict[str, int] = field(default_factory=dict)
@@ -136,9 +137,12 @@ class FailoverRun(ChaosRun):
         self.broker_up = asyncio.Event()
         self.published: dict[str, float] = {}  # signal id -> when published (wall clock)
         self.disruption = Disruption()
+        self.start_s = 0.0  # how long the broker took to start and answer
 
     async def _start(self) -> None:
+        began = time.monotonic()
         await asyncio.to_thread(self.kafka.start)
+        self.start_s = time.monotonic() - began
         self.broker_up.set()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         endpoints = {}
@@ -273,15 +277,19 @@ class FailoverRun(ChaosRun):
         raise TimeoutError(f"group {group} still has the killed member after {timeout:.0f}s")
 
     async def _broker_outage(self) -> None:
+        """Stop the broker, and start it again so that it answers ``outage_s`` after the stop
+        began (its start takes as long as the first one did, the JVM and the log recovery)."""
         logs = {name: worker.log for name, worker in self.workers.items()}
         self.broker_up.clear()
         self.disruption.lines_before = {n: log_lines(p) for n, p in logs.items()}
         self.disruption.at = time.time()
         await asyncio.to_thread(self.kafka.stop)
-        await asyncio.sleep(max(0.0, self.failover.outage_s - (time.time() - self.disruption.at)))
-        self.disruption.lines_at_return = {n: log_lines(p) for n, p in logs.items()}
+        self.disruption.stop_s = time.time() - self.disruption.at
+        restart_at = self.disruption.at + self.failover.outage_s - self.start_s
+        await asyncio.sleep(max(0.0, restart_at - time.time()))
         await asyncio.to_thread(self.kafka.start)
         self.disruption.back = time.time()
+        self.disruption.lines_at_return = {n: log_lines(p) for n, p in logs.items()}
         self.broker_up.set()
 
     async def _count_lines_after_return(self) -> None:
@@ -346,10 +354,13 @@ class FailoverRun(ChaosRun):
         }
         return {
             "outage_s": round(outage, 1),
+            "broker_stop_s": round(self.disruption.stop_s, 1),
+            "broker_start_s": round(self.start_s, 1),
             "next_copy_after_return_s": _after([e.stamps["acked"] for e in outcomes if e.stamps["acked"] > back], back),
             "log_lines_during_outage": per_worker,
             "log_lines_per_s_per_worker_max": round(max(per_worker.values(), default=0) / outage, 1) if outage else None,
             "log_lines_after_return": after,
+            "after_return_s": self.failover.after_return_s,
         }
 
 
