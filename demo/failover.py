@@ -40,10 +40,10 @@ from ..core.config import parse_config
 from ..core.records import Execution, TradeSignal
 from ..core.settings import Settings
 from ..core.topics import SPEC, ensure_topics, partition_for
-from .chaos import PACE_OPTIONS, PLATFORMS, ChaosOptions, CountingFaults, ChaosRun, chaos_config, expectation
+from .chaos import PACE_OPTIONS, PLATFORMS, ChaosOptions, ChaosRun, CountingFaults, chaos_config, expectation
 from .configgen import LEADER
 from .observer import RunObserver
-from .runner import Worker, start_worker
+from .runner import start_worker
 from .sandbox import start_sandbox
 
 # One symbol per trade.signals partition (murmur2 of the key, 3 partitions): 1, 0, 2.
@@ -238,9 +238,7 @@ class FailoverRun(ChaosRun):
                 await self.broker_up.wait()
                 signal.stamps = {"detected": time.time()}
                 self.published[signal.signal_id] = signal.stamps["detected"]
-                await producer.send_and_wait(
-                    self.prefix + "trade.signals", signal.dumps(), key=signal.symbol.encode()
-                )
+                await producer.send_and_wait(self.prefix + "trade.signals", signal.dumps(), key=signal.symbol.encode())
                 if n == self.failover.disrupt_after:
                     reached.set()
                     await asyncio.sleep(0)  # let the disruption start before the next signal
@@ -334,7 +332,8 @@ class FailoverRun(ChaosRun):
             executor = [
                 e.stamps["acked"]
                 for e in outcomes
-                if e.stamps["acked"] > at and partition_for(e.account_id, SPEC["orders.requests"].partitions) in killed_intents
+                if e.stamps["acked"] > at
+                and partition_for(e.account_id, SPEC["orders.requests"].partitions) in killed_intents
             ]
             return {
                 "killed": list(VICTIMS),
@@ -358,7 +357,9 @@ class FailoverRun(ChaosRun):
             "broker_start_s": round(self.start_s, 1),
             "next_copy_after_return_s": _after([e.stamps["acked"] for e in outcomes if e.stamps["acked"] > back], back),
             "log_lines_during_outage": per_worker,
-            "log_lines_per_s_per_worker_max": round(max(per_worker.values(), default=0) / outage, 1) if outage else None,
+            "log_lines_per_s_per_worker_max": round(max(per_worker.values(), default=0) / outage, 1)
+            if outage
+            else None,
             "log_lines_after_return": after,
             "after_return_s": self.failover.after_return_s,
         }
