@@ -172,7 +172,7 @@ class LocalKafka:
                     "kafka.tools.StorageTool",
                     "format",
                     "-t",
-                    base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+                    _cluster_id(),
                     "-c",
                     str(props),
                     "--ignore-formatted",
@@ -237,6 +237,15 @@ class LocalKafka:
         if pid:
             return f"process {pid} alive but not serving {self.bootstrap} yet"
         return "stopped"
+
+
+def _cluster_id() -> str:
+    """A random KRaft cluster id; not one starting with "-", which the storage tool reads as an
+    option ("--cluster-id: expected one argument"), one format in 64."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _is_zombie(pid: int) -> bool:
