@@ -27,4 +27,6 @@ class CopyTraderWorker(faust.Worker):
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
         super().on_setup_root_logger(logger, level)
-        kafka_outage.install(",".join(str(url).split("://", 1)[-1] for url in self.app.conf.broker))
+        app = getattr(self, "app", None)  # None only where a test runs this hook alone
+        if app is not None:
+            kafka_outage.install(",".join(str(url).split("://", 1)[-1] for url in app.conf.broker))

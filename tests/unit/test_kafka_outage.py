@@ -6,11 +6,14 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
+from yarl import URL
 
 from copytrader.agents.shared import kafka_outage
 from copytrader.agents.shared.kafka_outage import KafkaOutageFilter, is_connection_noise, kafka_answers
+from copytrader.app.worker import CopyTraderWorker
 
 
 class Clock:
@@ -206,3 +209,19 @@ def test_install_puts_one_filter_on_each_handler_and_replaces_an_old_one() -> No
         assert handler.filters == [second] and first is not second
     finally:
         logger.removeHandler(handler)
+
+
+def test_the_worker_puts_the_filter_on_the_root_handlers_watching_its_broker() -> None:
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    root.handlers = [logging.StreamHandler()]
+    try:
+        worker = CopyTraderWorker.__new__(CopyTraderWorker)  # only the logging hook is exercised
+        worker.spinner = None
+        worker.app = SimpleNamespace(conf=SimpleNamespace(broker=[URL("kafka://127.0.0.1:19092")]))  # type: ignore[assignment]
+        worker.on_setup_root_logger(root, logging.WARN)
+        [outage] = [f for f in root.handlers[0].filters if isinstance(f, KafkaOutageFilter)]
+        assert isinstance(outage, KafkaOutageFilter)
+    finally:
+        root.setLevel(level)
+        root.handlers = handlers
