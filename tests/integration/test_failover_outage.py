@@ -26,7 +26,7 @@ from copytrader.demo.runner import free_port, start_worker
 
 pytestmark = [pytest.mark.kafka]
 
-OUTAGE_S = 8.0
+OUTAGE_S = 5.0
 
 
 class CuttableProxy:
