@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from yarl import URL
 
-from copytrader.agents.shared import kafka_outage
+from copytrader.agents.shared import aiokafka_internals, kafka_outage
 from copytrader.agents.shared.kafka_outage import KafkaOutageFilter, is_connection_noise, kafka_answers
 from copytrader.app.worker import CopyTraderWorker
 
@@ -225,3 +227,27 @@ def test_the_worker_puts_the_filter_on_the_root_handlers_watching_its_broker() -
     finally:
         root.setLevel(level)
         root.handlers = handlers
+
+
+async def test_the_retry_backoff_reaches_fausts_worker_consumer_and_producer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aiokafka_internals, "_retry_backoff_ms", aiokafka_internals._retry_backoff_ms)
+    monkeypatch.setattr(faust_aiokafka.Producer, "_settings_extra", faust_aiokafka.Producer._settings_extra)
+    monkeypatch.setattr(
+        faust_aiokafka.AIOKafkaConsumerThread,
+        "_create_worker_consumer",
+        faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer,
+    )
+    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", group_id=None)  # built, never started
+    assert aiokafka_internals.retry_backoff_of(consumer) == (100, 0.1)  # aiokafka's default
+    monkeypatch.setattr(aiokafka_internals, "_original", lambda thread, transport: consumer)
+    aiokafka_internals.apply_retry_backoff(700)
+    assert aiokafka_internals._create_worker_consumer(None, None) is consumer  # what Faust calls
+    assert aiokafka_internals.retry_backoff_of(consumer) == (700, 0.7)
+    producer = SimpleNamespace(app=SimpleNamespace(in_transaction=False))
+    assert faust_aiokafka.Producer._settings_extra(producer) == {"retry_backoff_ms": 700}  # type: ignore[arg-type]
+    producer.app.in_transaction = True  # Faust's own extras survive
+    assert faust_aiokafka.Producer._settings_extra(producer) == {  # type: ignore[arg-type]
+        "retry_backoff_ms": 700,
+        "acks": "all",
+        "enable_idempotence": True,
+    }
