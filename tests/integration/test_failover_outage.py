@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from ci_skips import require
 from waiting import wait_until
 
 from copytrader.app.kafka_local import KafkaError, LocalKafka, private_kafka
@@ -69,6 +71,8 @@ class CuttableProxy:
 
 @pytest.fixture
 async def proxied_kafka(tmp_path: Path) -> AsyncIterator[tuple[CuttableProxy, LocalKafka]]:
+    jars = (LocalKafka().libs / ".complete").exists() or shutil.which("mvn")
+    require("kafka", "a private broker runs Kafka's jars (Maven) on Java", available=shutil.which("java") and jars)
     proxy_port = free_port()
     kafka = private_kafka(tmp_path / "kafka", advertised_port=proxy_port)
     proxy = CuttableProxy(proxy_port, kafka.port)
