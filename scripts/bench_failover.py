@@ -4,6 +4,7 @@ broker of the run's own, followers on the Tradovate and ProjectX simulators.
 
     .venv/bin/python scripts/bench_failover.py --scenario workers   # SIGKILL one of each role
     .venv/bin/python scripts/bench_failover.py --scenario broker    # broker down ~15 s
+    .venv/bin/python scripts/bench_failover.py --scenario workers --runs 3   # and the medians
 
 Prints readable lines on stderr and one JSON line of results on stdout; exits non-zero when a
 (signal, follower) lacks its one order at the books, has two, or a position is wrong.
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import logging
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +27,10 @@ import orjson
 
 from copytrader.demo.failover import SCENARIOS, FailoverOptions, run_failover
 
+MEDIANS = {
+    "workers": ("fanout_recovery_s", "executor_recovery_s"),
+    "broker": ("outage_s", "next_copy_after_return_s", "log_lines_per_s_per_worker_max"),
+}
 BAD = ("pairs_missing_an_order", "pairs_doubled", "positions_wrong", "copies_missing_an_outcome")
 
 
@@ -62,6 +68,7 @@ def main() -> int:
     parser.add_argument("--disrupt-after", type=int, default=20, help="signals before the kill / broker stop")
     parser.add_argument("--outage", type=float, default=15.0, help="seconds the broker stays down")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=1, help="repeat; the JSON line then has each run and the medians")
     parser.add_argument("--workdir", type=Path, default=None, help="kept when given; default: a temporary one")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -77,15 +84,31 @@ def main() -> int:
         outage_s=args.outage,
         seed=args.seed,
     )
-    try:
-        result = asyncio.run(run_failover(options, workdir))
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
-    for line in readable(result):
-        print(line, file=sys.stderr, flush=True)
-    print(orjson.dumps(result).decode(), flush=True)
-    return 1 if any(result[k] for k in BAD) or not result["settled"] else 0
+    results = []
+    for run in range(1, args.runs + 1):
+        rundir = workdir / f"run-{run}"
+        try:
+            result = asyncio.run(run_failover(options, rundir))
+        finally:
+            if args.workdir is None:
+                shutil.rmtree(rundir, ignore_errors=True)
+        for line in readable(result):
+            print(line, file=sys.stderr, flush=True)
+        results.append(result)
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if len(results) == 1:
+        print(orjson.dumps(results[0]).decode(), flush=True)
+    else:
+        medians = {key: median_of(results, key) for key in MEDIANS[args.scenario]}
+        print(f"medians over {len(results)} runs: {medians}", file=sys.stderr, flush=True)
+        print(orjson.dumps({"runs": results, "median": medians}).decode(), flush=True)
+    return 1 if any(r[k] for r in results for k in BAD) or not all(r["settled"] for r in results) else 0
+
+
+def median_of(results: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in results if r.get(key) is not None]
+    return round(statistics.median(values), 2) if values else None
 
 
 if __name__ == "__main__":
