@@ -116,14 +116,9 @@ class Disruption:
 class FailoverRun(ChaosRun):
     """``async with FailoverRun(options, workdir) as run: result = await run.play()``."""
 
-    def __init__(self, options: FailoverOptions, workdir: Path, running_broker: str | None = None) -> None:
-        """``running_broker``: a broker someone else runs, for the ``workers`` scenario only (a
-        test on the shared broker); by default the run starts a broker of its own."""
-        if running_broker is not None and options.scenario != "workers":
-            raise ValueError("only the workers scenario may run on a broker it does not own")
-        self.kafka: LocalKafka | None = None if running_broker else private_kafka(workdir / "kafka")
-        bootstrap = running_broker or (self.kafka.bootstrap if self.kafka else "")
-        settings = Settings(kafka_broker=f"kafka://{bootstrap}", data_dir=workdir.resolve())
+    def __init__(self, options: FailoverOptions, workdir: Path) -> None:
+        self.kafka: LocalKafka = private_kafka(workdir / "kafka")
+        settings = Settings(kafka_broker=f"kafka://{self.kafka.bootstrap}", data_dir=workdir.resolve())
         chaos = ChaosOptions(
             signals=options.signals,
             followers=options.followers,
@@ -146,8 +141,7 @@ class FailoverRun(ChaosRun):
 
     async def _start(self) -> None:
         began = time.monotonic()
-        if self.kafka is not None:
-            await asyncio.to_thread(self.kafka.start)
+        await asyncio.to_thread(self.kafka.start)
         self.start_s = time.monotonic() - began
         self.broker_up.set()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -180,8 +174,7 @@ class FailoverRun(ChaosRun):
         try:
             await super().__aexit__(*exc)
         finally:
-            if self.kafka is not None:
-                await asyncio.to_thread(self.kafka.stop)
+            await asyncio.to_thread(self.kafka.stop)
 
     def group_of(self, role_group: str) -> str:
         app_id = f"{self.prefix.rstrip('.')}-{role_group}"
@@ -284,7 +277,6 @@ class FailoverRun(ChaosRun):
     async def _broker_outage(self) -> None:
         """Stop the broker, and start it again so that it answers ``outage_s`` after the stop
         began (its start takes as long as the first one did, the JVM and the log recovery)."""
-        assert self.kafka is not None, "the broker scenario stops only a broker of its own"
         kafka = self.kafka
         logs = {name: worker.log for name, worker in self.workers.items()}
         self.broker_up.clear()
@@ -378,8 +370,8 @@ def _after(times: list[float], since: float) -> float | None:
     return round(min(times) - since, 2) if times else None
 
 
-async def run_failover(options: FailoverOptions, workdir: Path, running_broker: str | None = None) -> dict[str, Any]:
-    async with FailoverRun(options, workdir, running_broker) as run:
+async def run_failover(options: FailoverOptions, workdir: Path) -> dict[str, Any]:
+    async with FailoverRun(options, workdir) as run:
         return await run.play()
 
 
