@@ -29,7 +29,7 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{host}:{controller_port}
 listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
-advertised.listeners=PLAINTEXT://{host}:{port}
+advertised.listeners=PLAINTEXT://{host}:{advertised_port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -62,6 +62,8 @@ class LocalKafka:
     home: Path = Path("var/kafka")
     cache: Path = Path.home() / ".cache" / "copytrader"
     heap: str = "512m"
+    # Where clients are told to connect (a TCP proxy in front of the broker, in outage tests).
+    advertised_port: int | None = None
 
     @property
     def libs(self) -> Path:
@@ -153,6 +155,7 @@ class LocalKafka:
             SERVER_PROPERTIES.format(
                 host=self.host,
                 port=self.port,
+                advertised_port=self.advertised_port or self.port,
                 controller_port=self.port + 1,
                 log_dirs=data,
             )
@@ -169,7 +172,7 @@ class LocalKafka:
                     "kafka.tools.StorageTool",
                     "format",
                     "-t",
-                    base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+                    _cluster_id(),
                     "-c",
                     str(props),
                     "--ignore-formatted",
@@ -236,12 +239,36 @@ class LocalKafka:
         return "stopped"
 
 
+def _cluster_id() -> str:
+    """A random KRaft cluster id; not one starting with "-", which the storage tool reads as an
+    option ("--cluster-id: expected one argument"), one format in 64."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().split(")")[-1].split()[0] == "Z"
     except OSError:
         return sys.platform != "linux"
+
+
+def private_kafka(home: Path, heap: str = "384m", advertised_port: int | None = None) -> LocalKafka:
+    """A broker of one's own on free ports (broker, and the next one for its controller), with
+    its data under ``home``: for benchmarks and tests that stop a broker, never the shared one."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        with socket.socket() as controller:
+            try:
+                controller.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return LocalKafka(port=port, home=home, heap=heap, advertised_port=advertised_port)
 
 
 def local_kafka_for(bootstrap: str, data_dir: Path) -> LocalKafka:

@@ -73,6 +73,10 @@ class Settings:
     # How long the executor's attempt journal keeps an intent's row (data dir, SQLite).
     journal_keep_h: float = 72.0
     heartbeat_interval_s: float = 1.0
+    # How long Faust's Kafka clients wait before retrying a failed request or reconnecting
+    # (aiokafka's default is 100 ms: during a broker outage each client then retried ten times
+    # a second, each retry a log line). Only failed requests wait; the copy path never does.
+    kafka_retry_backoff_ms: int = 500
     status_interval_s: float = 5.0
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -104,6 +108,9 @@ class Settings:
             copy_deadline_s=_positive("COPY_DEADLINE_S", float(_env("COPY_DEADLINE_S", "5"))),
             journal_keep_h=_positive("JOURNAL_KEEP_H", float(_env("JOURNAL_KEEP_H", "72"))),
             heartbeat_interval_s=float(_env("HEARTBEAT_INTERVAL_S", "1")),
+            kafka_retry_backoff_ms=int(
+                _positive("KAFKA_RETRY_BACKOFF_MS", float(_env("KAFKA_RETRY_BACKOFF_MS", "500")))
+            ),
             status_interval_s=float(_env("STATUS_INTERVAL_S", "5")),
         )
 

@@ -124,14 +124,17 @@ def _child_setup(background: bool) -> Callable[[], None]:
     return setup
 
 
-def start_worker(name: str, roles: str, run_dir: Path, env: dict[str, str], port: int | None = None) -> Worker:
+def start_worker(
+    name: str, roles: str, run_dir: Path, env: dict[str, str], port: int | None = None, group: str | None = None
+) -> Worker:
+    """``group``: the app id suffix (consumer group) when replicas share one; default ``name``."""
     port = port or free_port()
     log = run_dir / f"worker-{name}-{int(time.time() * 1000)}.log"
     worker_env = {
         **os.environ,
         **env,
         "COPYTRADER_ROLES": roles,
-        "COPYTRADER_APP_ID": f"{env['COPYTRADER_TOPIC_PREFIX'].rstrip('.')}-{name}",
+        "COPYTRADER_APP_ID": f"{env['COPYTRADER_TOPIC_PREFIX'].rstrip('.')}-{group or name}",
         "COPYTRADER_WEB_PORT": str(port),
     }
     background = not HOT_PATH_ROLES & set(roles.split(","))

@@ -12,6 +12,9 @@ budget is one second. We lower the wait on the consumer Faust built, before it s
    ``copytrader table`` sees a changelog topic created after the consumer started.
 3. Whether a consumer has a fetch request out (:func:`fetch_in_flight`): the executor's
    direct consumer yields until the next fetch is on the wire before its lanes run.
+4. The retry backoff of Faust's worker consumer and producer (:func:`apply_retry_backoff`):
+   Faust passes none, so aiokafka retries a failed request (a broker outage: every connect,
+   metadata and fetch attempt) ten times a second, each attempt a log line.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 log = logging.getLogger(__name__)
 _original = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
 _fetch_wait_ms = 1500
+_retry_backoff_ms = 100  # aiokafka's default until apply_retry_backoff
+_original_producer_extra = faust_aiokafka.Producer._settings_extra
 
 
 def apply_fetch_wait(milliseconds: int) -> None:
@@ -37,8 +42,27 @@ def apply_fetch_wait(milliseconds: int) -> None:
 def _create_worker_consumer(self: Any, transport: Any) -> Any:
     consumer = _original(self, transport)
     consumer._fetch_max_wait_ms = _fetch_wait_ms  # read by aiokafka when the fetcher starts
+    consumer._retry_backoff_ms = _retry_backoff_ms  # given to the fetcher and coordinator at start
+    consumer._client._retry_backoff = _retry_backoff_ms / 1000  # the client's metadata/connect retries
     log.info("worker consumer fetch_max_wait_ms=%d", _fetch_wait_ms)
     return consumer
+
+
+def apply_retry_backoff(milliseconds: int) -> None:
+    """Set the retry backoff of every Faust worker consumer and producer created from now on."""
+    global _retry_backoff_ms
+    _retry_backoff_ms = int(milliseconds)
+    faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]  # documented workaround above
+    faust_aiokafka.Producer._settings_extra = _producer_settings_extra  # type: ignore[method-assign]  # Faust has no setting for it
+
+
+def _producer_settings_extra(self: Any) -> Any:
+    return {"retry_backoff_ms": _retry_backoff_ms, **_original_producer_extra(self)}
+
+
+def retry_backoff_of(consumer: AIOKafkaConsumer) -> tuple[int, float]:
+    """A consumer's retry backoff: its own (ms) and its client's (s), for the test."""
+    return int(consumer._retry_backoff_ms), float(consumer._client._retry_backoff)
 
 
 def fetch_wait_of(consumer: AIOKafkaConsumer) -> int:
