@@ -35,7 +35,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from ...core.records import IntentBatch
-from ..shared.aiokafka_internals import fetch_in_flight
+from ..shared.aiokafka_internals import fetch_in_flight, retry_backoff_ms
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,9 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
     async def start(self) -> None:
         if self.adopt_offsets_from:
             await self._adopt_offsets()
-        self._consumer = AIOKafkaConsumer(**self._consumer_options)
+        # The worker's retry backoff: during a broker outage the consumer waits between
+        # connection attempts instead of retrying every 100 ms (agents/shared/kafka_outage.py).
+        self._consumer = AIOKafkaConsumer(**self._consumer_options, retry_backoff_ms=retry_backoff_ms())
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=self)
         self._tasks = [asyncio.ensure_future(self._fetch_loop()), asyncio.ensure_future(self._commit_loop())]

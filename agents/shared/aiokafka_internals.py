@@ -56,6 +56,12 @@ def apply_retry_backoff(milliseconds: int) -> None:
     faust_aiokafka.Producer._settings_extra = _producer_settings_extra  # type: ignore[method-assign]  # Faust has no setting for it
 
 
+def retry_backoff_ms() -> int:
+    """The worker's retry backoff, for the consumers Faust does not build (the executor's
+    intent consumer, the ``copy.controls`` feed): they pass it as aiokafka's public option."""
+    return _retry_backoff_ms
+
+
 def _producer_settings_extra(self: Any) -> Any:
     return {"retry_backoff_ms": _retry_backoff_ms, **_original_producer_extra(self)}
 

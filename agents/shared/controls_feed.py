@@ -30,6 +30,7 @@ from ...core.control_records import (
     decode_command,
 )
 from ...core.topics import topic_name
+from .aiokafka_internals import retry_backoff_ms
 
 log = logging.getLogger(__name__)
 #: Every kind of record; each worker applies the kinds it uses and ignores the rest
@@ -108,6 +109,7 @@ class ControlsFeed:
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             fetch_max_wait_ms=500,
+            retry_backoff_ms=retry_backoff_ms(),  # back off during a broker outage
         )
         await consumer.start()
         ends = await self._end_offsets(consumer)

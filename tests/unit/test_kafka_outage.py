@@ -251,3 +251,31 @@ async def test_the_retry_backoff_reaches_fausts_worker_consumer_and_producer(mon
         "acks": "all",
         "enable_idempotence": True,
     }
+
+
+async def test_the_consumers_faust_does_not_build_back_off_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The executor's intent consumer and the copy.controls feed pass the same backoff."""
+    from copytrader.agents.execution.intent_consumer import DirectIntentConsumer
+
+    monkeypatch.setattr(aiokafka_internals, "_retry_backoff_ms", 900)
+    built: list[dict[str, object]] = []
+
+    class Recording:
+        def __init__(self, *topics: str, **options: object) -> None:
+            built.append(options)
+            raise RuntimeError("stop here: only the options matter")
+
+    import copytrader.agents.execution.intent_consumer as intent_module
+    import copytrader.agents.shared.controls_feed as feed_module
+
+    monkeypatch.setattr(intent_module, "AIOKafkaConsumer", Recording)
+    monkeypatch.setattr(feed_module, "AIOKafkaConsumer", Recording)
+    consumer = DirectIntentConsumer.__new__(DirectIntentConsumer)
+    consumer.adopt_offsets_from = None
+    consumer._consumer_options = {"bootstrap_servers": "127.0.0.1:1"}
+    with pytest.raises(RuntimeError, match="stop here"):
+        await consumer.start()
+    feed = feed_module.ControlsFeed("127.0.0.1:1", "", lambda record: None)
+    with pytest.raises(RuntimeError, match="stop here"):
+        await feed._consume()
+    assert [options["retry_backoff_ms"] for options in built] == [900, 900]
