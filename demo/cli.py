@@ -116,6 +116,20 @@ def demo(**kw: object) -> None:
     type=click.IntRange(1, 50),
     help="Runs per configuration; with 2 or more, a median line with the spread follows them.",
 )
+@click.option(
+    "--executors",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 10),
+    help="Executor processes in one consumer group (they split orders.requests' 10 partitions).",
+)
+@click.option(
+    "--fanouts",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 3),
+    help="Fan-out processes in one consumer group (they split trade.signals' 3 partitions).",
+)
 def bench(**kw: object) -> None:
     kw["quiet"] = True
     # Steady state: the first seconds after start (fresh topics, first use of each code path)

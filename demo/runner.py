@@ -50,6 +50,23 @@ WORKER_LAYOUTS: dict[int, list[tuple[str, str]]] = {
     2: [("front", "ingest,fanout,web"), ("back", "execute,track")],
     3: [("front", "ingest,fanout"), ("back", "execute"), ("tracker", "track,store,web")],
 }
+#: Most replicas that still get partitions: trade.signals has 3, orders.requests 10.
+MAX_FANOUTS, MAX_EXECUTORS = 3, 10
+
+
+def worker_layout(processes: int, executors: int = 1, fanouts: int = 1) -> list[tuple[str, str, str]]:
+    """``(name, roles, consumer group)`` of every worker: the layout's own, then the extra
+    executor and fan-out replicas in the groups of ``back`` and ``front``, as the Helm chart
+    runs them (the leader watcher stays single: it runs only in ``front``)."""
+    rows = [(name, roles, name) for name, roles in WORKER_LAYOUTS[processes]]
+    if executors > 1 or fanouts > 1:
+        if processes != 3:
+            raise ValueError("--executors/--fanouts need the 3-process layout (--processes 3)")
+        if not (1 <= executors <= MAX_EXECUTORS and 1 <= fanouts <= MAX_FANOUTS):
+            raise ValueError(f"at most {MAX_EXECUTORS} executors and {MAX_FANOUTS} fan-outs get partitions")
+        rows += [(f"back-{n}", "execute", "back") for n in range(2, executors + 1)]
+        rows += [(f"fanout-{n}", "fanout", "front") for n in range(2, fanouts + 1)]
+    return rows
 
 
 @dataclass(slots=True)
@@ -69,6 +86,9 @@ class ScenarioOptions:
     market_data: bool = True
     # ``bench --repeat N``: each configuration N times, then the median line with its spread.
     repeat: int = 1
+    # ``bench --executors N --fanouts M``: replicas in the executor and fan-out consumer groups.
+    executors: int = 1
+    fanouts: int = 1
 
 
 def free_port() -> int:
@@ -226,9 +246,9 @@ class Scenario:
 
             env["COPYTRADER_SECRET_KEY_FILE"] = str(ensure_key_file(self.settings.data_dir))
         self.worker_env = env
-        for name, roles in WORKER_LAYOUTS[self.options.processes]:
+        for name, roles, group in worker_layout(self.options.processes, self.options.executors, self.options.fanouts):
             port = port_or_free(self.settings.web_port) if "web" in roles.split(",") else None
-            self.workers.append(start_worker(name, roles, self.run_dir, env, port))
+            self.workers.append(start_worker(name, roles, self.run_dir, env, port, group=group))
         await self.observer.start()
         await self._wait_ready(timeout=120.0)
         await self._start_cost_meter()
@@ -376,6 +396,8 @@ class Scenario:
             platform=self.options.platform,
             broker_latency_ms=self.latency,
             processes=self.options.processes,
+            executors=self.options.executors,
+            fanouts=self.options.fanouts,
             trades=self.options.trades,
             warmup_trades=self.options.warmup,
             measured_from=self._measured_from(),
@@ -408,8 +430,9 @@ class Scenario:
     def restart_worker(self, name: str) -> None:
         """Start a killed worker again with the same roles and app id (same consumer group)."""
         index = next(i for i, w in enumerate(self.workers) if w.name == name)
-        roles = dict(WORKER_LAYOUTS[self.options.processes])[name]
-        self.workers[index] = start_worker(name, roles, self.run_dir, self.worker_env)
+        layout = worker_layout(self.options.processes, self.options.executors, self.options.fanouts)
+        _, roles, group = next(row for row in layout if row[0] == name)
+        self.workers[index] = start_worker(name, roles, self.run_dir, self.worker_env, group=group)
 
     def _check_workers(self) -> None:
         for worker in self.workers:

@@ -122,3 +122,25 @@ def test_the_broker_is_found_by_its_listener_port(tmp_path: Path) -> None:
     argv = [b"java", b"kafka.Kafka", str(properties).encode(), b""]
     assert costs._listens_on(argv, "19092")
     assert not costs._listens_on(argv, "9092")
+
+
+def test_replicas_join_the_groups_of_back_and_front() -> None:
+    from copytrader.demo.runner import worker_layout
+
+    assert worker_layout(3) == [
+        ("front", "ingest,fanout", "front"),
+        ("back", "execute", "back"),
+        ("tracker", "track,store,web", "tracker"),
+    ]
+    layout = worker_layout(3, executors=3, fanouts=2)
+    assert [(n, g) for n, r, g in layout if r == "execute"] == [
+        ("back", "back"),
+        ("back-2", "back"),
+        ("back-3", "back"),
+    ]
+    assert [(n, g) for n, r, g in layout if "fanout" in r] == [("front", "front"), ("fanout-2", "front")]
+    assert sum("ingest" in r for _, r, _ in layout) == 1  # one leader watcher
+    with pytest.raises(ValueError, match="3-process"):
+        worker_layout(2, executors=2)
+    with pytest.raises(ValueError, match="at most"):
+        worker_layout(3, fanouts=4)
