@@ -214,10 +214,16 @@ def breach_error(account_id: str, breach: Refusal, day: str) -> OrderError:
 
 Submit = Callable[[OrderIntent], None]
 SendControl = Callable[[bytes, bytes], Awaitable[None]]
+Report = Callable[[OrderError], Awaitable[None]]
 
 
 def breach_action(
-    ctx: StageContext, guards: ExecutorGuards, router: OrderRouter, submit: Submit, send_control: SendControl
+    config: CopyConfig,
+    report: Report,
+    guards: ExecutorGuards,
+    router: OrderRouter,
+    submit: Submit,
+    send_control: SendControl,
 ) -> Act:
     """Report the breach (``order.errors``, and the account's status through its last error);
     with ``flatten_and_pause``: pause the follower, then flatten it."""
@@ -227,14 +233,14 @@ def breach_action(
         day = str(guard.day or guards.clock().date())
         error = breach_error(account_id, breach, day)
         router.stats.setdefault(account_id, AccountStats()).last_error = f"{breach.code}: {error.reason}"
-        await ctx.outbox.error(error)
-        if not breach.flatten or account_id not in ctx.config.accounts:
+        await report(error)
+        if not breach.flatten or account_id not in config.accounts:
             return
         pause = ControlCommand(
             f"guard-{account_id}-{breach.code.lower()}-{day}", account_id, True, f"guard:{breach.code}"
         )
         await send_control(account_id.encode(), pause.encode())
-        submit(breach_intent(ctx.config, account_id, breach, day))
+        submit(breach_intent(config, account_id, breach, day))
 
     return act
 
@@ -262,7 +268,7 @@ def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Subm
     async def send_control(key: bytes, value: bytes) -> None:
         await controls.send(key=key, value=value)
 
-    guards.act = breach_action(ctx, guards, router, submit, send_control)
+    guards.act = breach_action(ctx.config, router.outbox.error, guards, router, submit, send_control)
     router.guards = guards
 
     @jobs.timer(app, MONITOR_INTERVAL_S)
