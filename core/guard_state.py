@@ -31,8 +31,11 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from ..brokers.instruments import instrument_for
+from ..brokers.model import Side
 from ..brokers.positions import apply_fill
 from . import guards as g
+from .config import CopyConfig
+from .quotes import QuoteBook
 
 #: symbol, signed net position → the price that position is marked at, or None (no fresh quote).
 Marks = Callable[[str, int], Decimal | None]
@@ -231,6 +234,32 @@ class AccountGuard:
         self.breached[breach.code] = breach
         return True
 
+    def standing(self, now: datetime) -> list[str]:
+        """Where the account stands against each rule, one short line each (the dashboard)."""
+        rules, lines = self.rules, []
+        symbols = sorted({*self.holdings, *(w.symbol for w in self.working.values())})
+        if rules.max_contracts_per_symbol is not None:
+            limit = rules.max_contracts_per_symbol
+            lines += [f"{s} {self._worst(s)}/{limit}" for s in symbols if self._worst(s)]
+        if rules.max_contracts_total is not None:
+            lines.append(f"total {sum(self._worst(s) for s in symbols)}/{rules.max_contracts_total}")
+        if rules.max_orders_per_minute is not None:
+            self._forget_old()
+            lines.append(f"orders {len(self.sent_at)}/{rules.max_orders_per_minute} a minute")
+        if rules.needs_marks:
+            figures = self.figures(now)
+            if figures.unmarked is not None:
+                lines.append(f"loss unknown (no fresh price for {figures.unmarked})")
+            if rules.daily_loss is not None and figures.day_pnl is not None:
+                lines.append(f"daily loss {_money(max(-figures.day_pnl, Decimal(0)))}/{_money(rules.daily_loss.limit)}")
+            if rules.trailing_drawdown is not None and figures.equity is not None:
+                drawdown = figures.peak - figures.equity
+                lines.append(f"drawdown {_money(max(drawdown, Decimal(0)))}/{_money(rules.trailing_drawdown.limit)}")
+        if rules.window is not None:
+            lines.append("window open" if rules.window.is_open(now) else "outside window")
+        lines += [f"breached: {code}" for code in self.breached]
+        return lines
+
     # -- facts, off the copy path ----------------------------------------------------------
     def sent(self, client_id: str, action: str, symbol: str, side: str, quantity: int, target: str | None) -> None:
         """An order passed the check and goes to the broker: it counts as working (and toward
@@ -253,7 +282,19 @@ class AccountGuard:
         for client_id in [k for k, w in self.working.items() if not symbol or w.symbol == symbol]:
             del self.working[client_id]
 
-    def fill(self, client_id: str | None, symbol: str, side: str, quantity: int, price: Decimal, leaves: int) -> None:
+    def fill(
+        self,
+        client_id: str | None,
+        symbol: str,
+        side: str,
+        quantity: int,
+        price: Decimal,
+        leaves: int,
+        at: datetime | None = None,
+    ) -> None:
+        """One fill; ``at`` (its time) puts it in its trading day when fills are replayed."""
+        if at is not None:
+            self._roll(at)
         self.fills_seen += 1
         signed = quantity if side == "buy" else -quantity
         holding = self.holdings.setdefault(symbol, Holding())
@@ -308,6 +349,30 @@ class AccountGuard:
             self.realised_today = Decimal(0)
             self.breached.pop(g.DAILY_LOSS, None)  # a daily limit is per day; a drawdown stays
         self.day = day
+
+
+def rules_by_account(config: CopyConfig) -> dict[str, g.GuardRules]:
+    """Each follower account's guards (``core.config`` made sure one account has one set)."""
+    found: dict[str, g.GuardRules] = {}
+    for group in config.groups:
+        for follower in group.followers:
+            if follower.guards is not None:
+                found.setdefault(follower.account_id, follower.guards)
+    return found
+
+
+def quote_marks(quotes: QuoteBook | None) -> Marks:
+    """A position is marked where it would close: the fresh bid for a long, the ask for a short
+    (the reference when that side is missing); no fresh quote, no mark."""
+
+    def mark(symbol: str, net: int) -> Decimal | None:
+        quote = quotes.fresh(symbol) if quotes is not None else None
+        if quote is None:
+            return None
+        touch = quote.touch(Side.SELL if net > 0 else Side.BUY)
+        return touch if touch is not None else quote.reference()
+
+    return mark
 
 
 def _money(value: Decimal) -> str:

@@ -23,18 +23,17 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from decimal import Decimal
 
 import faust
 
 from ...brokers.base import BrokerAdapter
-from ...brokers.model import FillEvent, OrderEvent, OrderStatus, Side
+from ...brokers.model import FillEvent, OrderEvent, OrderStatus
 from ...common.clock import utcnow
 from ...core import ids
 from ...core.config import CopyConfig
 from ...core.control_records import TOPIC as CONTROLS_TOPIC
 from ...core.control_records import ControlCommand
-from ...core.guard_state import AccountGuard, Refusal
+from ...core.guard_state import AccountGuard, Refusal, quote_marks, rules_by_account
 from ...core.guards import GuardRules
 from ...core.quotes import QuoteBook
 from ...core.records import Execution, OrderError, OrderIntent
@@ -48,30 +47,6 @@ log = logging.getLogger(__name__)
 GUARD_SIGNAL_PREFIX = "control:guard:"
 MONITOR_INTERVAL_S = 1.0
 Act = Callable[[str, Refusal], Awaitable[None]]
-
-
-def rules_by_account(config: CopyConfig) -> dict[str, GuardRules]:
-    """Each follower account's guards (``core.config`` made sure one account has one set)."""
-    found: dict[str, GuardRules] = {}
-    for group in config.groups:
-        for follower in group.followers:
-            if follower.guards is not None:
-                found.setdefault(follower.account_id, follower.guards)
-    return found
-
-
-def quote_marks(quotes: QuoteBook | None) -> Callable[[str, int], Decimal | None]:
-    """A position is marked where it would close: the fresh bid for a long, the ask for a short
-    (the reference when that side is missing); no fresh quote, no mark."""
-
-    def mark(symbol: str, net: int) -> Decimal | None:
-        quote = quotes.fresh(symbol) if quotes is not None else None
-        if quote is None:
-            return None
-        touch = quote.touch(Side.SELL if net > 0 else Side.BUY)
-        return touch if touch is not None else quote.reference()
-
-    return mark
 
 
 class ExecutorGuards:

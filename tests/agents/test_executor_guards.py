@@ -32,6 +32,7 @@ from copytrader.brokers.model import (
 )
 from copytrader.core import ids
 from copytrader.core.config import CopyConfig, parse_config
+from copytrader.core.guard_state import rules_by_account
 from copytrader.core.quotes import QuoteBook
 from copytrader.core.records import Execution, OrderError, OrderIntent
 
@@ -107,9 +108,7 @@ class Executor:
         self.pool = SessionPool(self.config, lambda _cfg: self.broker)
         self.router = OrderRouter(self.pool, self.outbox)
         self.quotes = QuoteBook(max_age_s=5.0, clock=lambda: WED)
-        self.guards = executor_guards.ExecutorGuards(
-            executor_guards.rules_by_account(self.config), self.quotes, clock=lambda: WED
-        )
+        self.guards = executor_guards.ExecutorGuards(rules_by_account(self.config), self.quotes, clock=lambda: WED)
         self.router.guards = self.guards
         self.lanes = AccountLanes(self.router.execute, self.router.report_crash, self.router.report_skipped)
         self.controls: list[tuple[bytes, dict[str, Any]]] = []
