@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from ..brokers.instruments import instrument_for
@@ -56,6 +56,7 @@ class Refusal:
 class Holding:
     net: int = 0
     average: Decimal | None = None
+    point_value: Decimal | None = None  # None: an instrument we do not know (never marked)
 
 
 @dataclass(slots=True)
@@ -85,12 +86,14 @@ class AccountGuard:
         self._monotonic = monotonic
         self.holdings: dict[str, Holding] = {}
         self.working: dict[str, Working] = {}
+        self._working_sums: dict[tuple[str, int], int] = {}  # (symbol, ±1) → remaining, summed
         self._early_fills: dict[str, int] = {}
         self.realised_today = Decimal(0)
         self.realised_total = Decimal(0)
         self.peak = Decimal(0)
         self.last_equity = Decimal(0)
         self.day: date | None = None
+        self._next_day = datetime.min.replace(tzinfo=UTC)
         self.sent_at: deque[float] = deque()
         self.breached: dict[str, Refusal] = {}  # rule code → the breach, until it clears
         self.fills_seen = 0
@@ -148,9 +151,7 @@ class AccountGuard:
             )
         limit = rules.max_contracts_total
         if limit is not None:
-            others = sum(
-                self._worst(s) for s in {*self.holdings, *(w.symbol for w in self.working.values())} - {symbol}
-            )
+            others = sum(self._worst(s) for s in {*self.holdings, *(s for s, _ in self._working_sums)} - {symbol})
             total = others + max(after, self._worst(symbol))
             if total > limit:
                 return Refusal(
@@ -200,14 +201,10 @@ class AccountGuard:
         for symbol, holding in self.holdings.items():
             if holding.net == 0 or holding.average is None:
                 continue
-            mark = self.marks(symbol, holding.net)
-            try:
-                point_value = instrument_for(symbol).point_value
-            except KeyError:
-                mark = None
-            if mark is None:
+            mark = self.marks(symbol, holding.net) if holding.point_value is not None else None
+            if mark is None or holding.point_value is None:
                 return Figures(None, None, self.peak, unmarked=symbol)
-            unrealised += (mark - holding.average) * holding.net * point_value
+            unrealised += (mark - holding.average) * holding.net * holding.point_value
         equity = self.realised_total + unrealised
         self.last_equity = equity
         rule = self.rules.trailing_drawdown
@@ -237,7 +234,7 @@ class AccountGuard:
     def standing(self, now: datetime) -> list[str]:
         """Where the account stands against each rule, one short line each (the dashboard)."""
         rules, lines = self.rules, []
-        symbols = sorted({*self.holdings, *(w.symbol for w in self.working.values())})
+        symbols = sorted({*self.holdings, *(s for s, _ in self._working_sums)})
         if rules.max_contracts_per_symbol is not None:
             limit = rules.max_contracts_per_symbol
             lines += [f"{s} {self._worst(s)}/{limit}" for s in symbols if self._worst(s)]
@@ -269,18 +266,21 @@ class AccountGuard:
         if action == "place":
             filled = self._early_fills.pop(client_id, 0)
             if quantity - filled > 0:
-                self.working[client_id] = Working(symbol, 1 if side == "buy" else -1, quantity - filled)
+                order = self.working[client_id] = Working(symbol, 1 if side == "buy" else -1, 0)
+                self._remaining(client_id, order, quantity - filled)
         elif action == "modify" and target in self.working:
-            self.working[target].remaining = quantity
+            self._remaining(target, self.working[target], quantity)
 
     def finished(self, client_id: str) -> None:
         """Rejected, cancelled or expired: no longer working."""
-        self.working.pop(client_id, None)
+        order = self.working.get(client_id)
+        if order is not None:
+            self._remaining(client_id, order, 0)
 
     def flattened(self, symbol: str) -> None:
         """A flatten cancels the account's working orders (of ``symbol``; all for ``""``)."""
-        for client_id in [k for k, w in self.working.items() if not symbol or w.symbol == symbol]:
-            del self.working[client_id]
+        for client_id, order in [(k, w) for k, w in self.working.items() if not symbol or w.symbol == symbol]:
+            self._remaining(client_id, order, 0)
 
     def fill(
         self,
@@ -297,30 +297,41 @@ class AccountGuard:
             self._roll(at)
         self.fills_seen += 1
         signed = quantity if side == "buy" else -quantity
-        holding = self.holdings.setdefault(symbol, Holding())
-        try:
-            point_value = instrument_for(symbol).point_value
-        except KeyError:
-            point_value = Decimal(1)  # unknown instrument: position still counted, P&L in points
+        holding = self.holdings.get(symbol) or self.holdings.setdefault(
+            symbol, Holding(point_value=_point_value(symbol))
+        )
+        # An unknown instrument: the position still counts, its P&L in points (and never marked).
+        point_value = holding.point_value or Decimal(1)
         holding.net, holding.average, realised = apply_fill(holding.net, holding.average, signed, price, point_value)
         self.realised_today += realised
         self.realised_total += realised
         if client_id:
             order = self.working.get(client_id)
             if order is not None:
-                order.remaining = leaves
-                if leaves <= 0:
-                    del self.working[client_id]
+                self._remaining(client_id, order, leaves)
             elif leaves > 0 and len(self._early_fills) < MAX_EARLY_FILLS:
                 self._early_fills[client_id] = self._early_fills.get(client_id, 0) + quantity
 
     def seed(self, symbol: str, net: int, average: Decimal | None) -> None:
         """The broker's position at connect, before this worker saw any fill of the account."""
-        self.holdings[symbol] = Holding(net, average)
+        self.holdings[symbol] = Holding(net, average, _point_value(symbol))
 
     # -- internals -------------------------------------------------------------------------
     def _working_on(self, symbol: str, direction: int) -> int:
-        return sum(w.remaining for w in self.working.values() if w.symbol == symbol and w.direction == direction)
+        return self._working_sums.get((symbol, direction), 0)
+
+    def _remaining(self, client_id: str, order: Working, remaining: int) -> None:
+        """Set a working order's remainder, keeping the per-(symbol, side) sums the check reads."""
+        remaining = max(remaining, 0)
+        key = (order.symbol, order.direction)
+        total = self._working_sums.get(key, 0) + remaining - order.remaining
+        if total:
+            self._working_sums[key] = total
+        else:
+            self._working_sums.pop(key, None)
+        order.remaining = remaining
+        if remaining == 0:
+            self.working.pop(client_id, None)
 
     def _worst(self, symbol: str) -> int:
         holding = self.holdings.get(symbol)
@@ -339,7 +350,10 @@ class AccountGuard:
         self.peak = min(peak, cap) if cap is not None else peak
 
     def _roll(self, now: datetime) -> None:
+        if self.day is not None and now < self._next_day:
+            return  # the usual case: one comparison, no time-zone arithmetic
         day = self.rules.trading_day(now)
+        self._next_day = self.rules.next_day_start(now)
         if day == self.day:
             return
         if self.day is not None:
@@ -373,6 +387,13 @@ def quote_marks(quotes: QuoteBook | None) -> Marks:
         return touch if touch is not None else quote.reference()
 
     return mark
+
+
+def _point_value(symbol: str) -> Decimal | None:
+    try:
+        return instrument_for(symbol).point_value
+    except (KeyError, ValueError):
+        return None
 
 
 def _money(value: Decimal) -> str:

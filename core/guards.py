@@ -99,6 +99,12 @@ class GuardRules:
         start = timedelta(hours=self.day_starts.hour, minutes=self.day_starts.minute)
         return (local - start + (timedelta(days=1) if start else timedelta(0))).date()
 
+    def next_day_start(self, now: datetime) -> datetime:
+        """When the trading day after ``now``'s begins (so the day is recomputed only then)."""
+        local = now.astimezone(self.tz)
+        start = local.replace(hour=self.day_starts.hour, minute=self.day_starts.minute, second=0, microsecond=0)
+        return start if start > local else start + timedelta(days=1)
+
     def describe(self) -> list[str]:
         """One short line per rule, as the dashboard lists them."""
         lines = []

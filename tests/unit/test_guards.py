@@ -206,6 +206,17 @@ def test_max_contracts_per_symbol_counts_the_position_and_working_orders() -> No
     assert account.check("place", "ESZ6", "sell", 7, None, WED) is not None  # a reversal past the limit is
 
 
+def test_a_partial_fill_moves_contracts_from_working_to_held() -> None:
+    account = guard(max_contracts_per_symbol=3)
+    account.sent("o1", "place", "ESZ6", "buy", 3, None)
+    account.fill("o1", "ESZ6", "buy", 1, Decimal(5000), 2)
+    assert account.standing(WED) == ["ESZ6 3/3"]
+    refusal = account.check("place", "ESZ6", "buy", 1, None, WED)
+    assert refusal is not None and "holds +1, working 2, requested 1 (would be 4)" in refusal.message
+    account.flattened("ESZ6")  # a flatten cancels the rest
+    assert account.working == {} and buy(account, 2) is None
+
+
 def test_max_contracts_in_total_across_symbols() -> None:
     account = guard(max_contracts_total=5)
     account.fill(None, "ESZ6", "buy", 3, Decimal(5000), 0)
