@@ -13,6 +13,7 @@ from waiting import wait_until
 
 from copytrader.agents.execution import guards as executor_guards
 from copytrader.agents.execution.router import AccountLanes, OrderRouter
+from copytrader.agents.notify.notices import from_error
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.agents.shared.sessions import SessionPool
 from copytrader.brokers.base import BrokerAdapter, SessionConfig
@@ -32,7 +33,7 @@ from copytrader.brokers.model import (
 )
 from copytrader.core import ids
 from copytrader.core.config import CopyConfig, parse_config
-from copytrader.core.guard_state import rules_by_account
+from copytrader.core.guard_state import Refusal, rules_by_account
 from copytrader.core.quotes import QuoteBook
 from copytrader.core.records import Execution, OrderError, OrderIntent
 
@@ -245,3 +246,28 @@ async def test_positions_are_seeded_from_the_broker_at_connect() -> None:
     await executor.run(entry("s1", 1))
     assert executor.errors()[-1].code == "GUARD_MAX_CONTRACTS"
     assert executor.broker.calls == []
+
+
+def test_an_executor_worker_installs_the_guards_with_prices_of_its_own(make_app: Any) -> None:
+    raw = {
+        "sessions": [{"id": "s", "platform": "paper"}],
+        "accounts": [{"id": "L", "session": "s"}, {"id": "f1", "session": "s"}],
+        "copy_groups": [{"leader": "L", "followers": [{"account": "f1", "guards": {"daily_loss": {"limit": 100}}}]}],
+        "market_data": {"platform": "dxlink", "endpoint": "ws://127.0.0.1:1", "symbols": {"ESZ6": "/ESZ26:XCME"}},
+    }
+    app = make_app(raw, ("execute",))
+    stage = app.runtime.execution
+    assert stage is not None and stage.router.guards is not None
+    assert list(stage.router.guards.accounts) == ["f1"]
+    assert app.runtime.quotes is not None  # executors read no prices otherwise
+    without = make_app({**raw, "copy_groups": [{"leader": "L", "followers": [{"account": "f1"}]}]}, ("execute",))
+    assert without.runtime.execution is not None and without.runtime.execution.router.guards is None
+
+
+def test_a_breach_is_an_alert() -> None:
+    breach = executor_guards.breach_error(
+        "f1", Refusal("GUARD_DRAWDOWN", "trailing drawdown 2000.00/2000.00", breach=True, flatten=True), "2026-06-10"
+    )
+    notice = from_error(breach)
+    assert notice is not None and notice.kind == "guard" and notice.severity == "critical"
+    assert notice.text == "trailing drawdown 2000.00/2000.00: flattening and pausing f1"
