@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -50,6 +50,7 @@ class Refusal:
     message: str
     breach: bool = False  # a loss/drawdown limit was reached: the executor may flatten and pause
     flatten: bool = False
+    first: bool = False  # the breach was found just now: act on it (once)
 
 
 @dataclass(slots=True)
@@ -130,6 +131,9 @@ class AccountGuard:
             return breach
         if rules.needs_marks:
             refusal = self._loss_refusal(self.figures(now))
+            if refusal is not None and refusal.breach:  # none was in force: this is the first
+                self.breached[refusal.code] = refusal
+                return replace(refusal, first=True)
             if refusal is not None:
                 return refusal
         return self._exposure_refusal(symbol, direction, quantity)
@@ -222,14 +226,7 @@ class AccountGuard:
         if breach is None or breach.code in self.breached:
             return None
         self.breached[breach.code] = breach
-        return breach
-
-    def record_breach(self, breach: Refusal) -> bool:
-        """The check found a breach: True the first time (act on it), False after."""
-        if breach.code in self.breached:
-            return False
-        self.breached[breach.code] = breach
-        return True
+        return replace(breach, first=True)
 
     def standing(self, now: datetime) -> list[str]:
         """Where the account stands against each rule, one short line each (the dashboard)."""

@@ -82,7 +82,7 @@ class ExecutorGuards:
                 intent.quantity,
                 intent.target_client_order_id,
             )
-        elif refusal.breach and guard.record_breach(refusal):
+        elif refusal.first:
             self._breached(intent.account_id, refusal)
         return refusal
 

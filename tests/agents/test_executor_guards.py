@@ -216,6 +216,28 @@ async def test_a_daily_loss_breach_pauses_and_flattens_the_follower() -> None:
     await executor.lanes.close()
 
 
+async def test_a_breach_found_by_the_check_itself_is_acted_on_too() -> None:
+    executor = Executor({"trailing_drawdown": {"limit": 100}})
+    executor.quotes.update("ESZ6", bid=Decimal(5000), ask=Decimal("5000.25"))
+    opening = entry("s1", 1)
+    await executor.run(opening)
+    await executor.fill(opening.client_order_id, Side.BUY, 1, "5000")
+    executor.quotes.update("ESZ6", bid=Decimal(4998), ask=Decimal("4998.25"))  # before the monitor's round
+    await executor.run(entry("s2", 1))
+    await executor.guards.settled()
+    await wait_until(
+        lambda: any(call[0] == "flatten" for call in executor.broker.calls), timeout_s=5, what="the guard's flatten"
+    )
+    await executor.lanes.join()
+    await executor.router.outbox.drained()
+    codes = [(e.code, e.client_order_id) for e in executor.errors()]
+    assert ("GUARD_DRAWDOWN", ids.client_order_id("s2", "f1")) in codes  # the copy, refused
+    assert ("GUARD_DRAWDOWN", None) in codes  # the breach, once
+    assert [key for key, _ in executor.controls] == [b"f1"]
+    assert executor.guards.evaluate_all() == 0
+    await executor.lanes.close()
+
+
 async def test_a_block_only_breach_reports_without_flattening() -> None:
     executor = Executor({"daily_loss": {"limit": 100, "on_breach": "block"}})
     executor.quotes.update("ESZ6", bid=Decimal(5000), ask=Decimal("5000.25"))

@@ -262,9 +262,12 @@ def test_daily_loss_counts_realised_and_unrealised() -> None:
     marks["ESZ6"] = Decimal(4990)  # unrealised -300: loss 500
     refusal = account.check("place", "ESZ6", "buy", 1, None, WED)
     assert refusal is not None and refusal.code == g.DAILY_LOSS and refusal.breach and refusal.flatten
+    assert refusal.first  # found by this check: the executor acts on it
     assert refusal.message == "daily loss 500.00/500.00 (realised -200.00, unrealised -300.00)"
     marks["ESZ6"] = Decimal(4991)
-    assert buy(account, 1) is None  # 450 < 500: a block ends when the loss recovers
+    again = account.check("place", "ESZ6", "buy", 1, None, WED)
+    assert again is not None and again.code == g.DAILY_LOSS and not again.first  # holds for the day
+    assert account.evaluate(WED) is None  # already acted on
     assert account.check("place", "ESZ6", "sell", 1, None, WED) is None
 
 
