@@ -37,9 +37,10 @@ from ...core.guard_state import AccountGuard, Refusal, quote_marks, rules_by_acc
 from ...core.guards import GuardRules
 from ...core.quotes import QuoteBook
 from ...core.records import Execution, OrderError, OrderIntent
-from ...core.topics import topic_name
+from ...core.topics import partition_for, topic_name
 from ..shared import jobs, price_feed
 from ..shared.context import StageContext
+from ..shared.outbox import INTENT_PARTITIONS
 from .router import AccountStats, OrderRouter
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class ExecutorGuards:
         self.accounts = {account: AccountGuard(account, r, marks) for account, r in rules.items()}
         self.clock = clock
         self.act: Act | None = None
+        # Whether this executor owns the account's lane (its orders.requests partition): with
+        # two executors both see every fill, and only the owner acts on a breach.
+        self.owns: Callable[[str], bool] = lambda _account: True
         self._acting: set[asyncio.Future[None]] = set()
 
     # -- the router's hooks ----------------------------------------------------------------
@@ -146,7 +150,7 @@ class ExecutorGuards:
 
     def _breached(self, account_id: str, breach: Refusal) -> None:
         log.warning("guard breached on %s: %s %s", account_id, breach.code, breach.message)
-        if self.act is not None:
+        if self.act is not None and self.owns(account_id):
             task = asyncio.ensure_future(self.act(account_id, breach))
             self._acting.add(task)
             task.add_done_callback(self._acting.discard)
@@ -208,14 +212,19 @@ def breach_action(
         day = str(guard.day or guards.clock().date())
         error = breach_error(account_id, breach, day)
         router.stats.setdefault(account_id, AccountStats()).last_error = f"{breach.code}: {error.reason}"
+        flatten = breach.flatten and account_id in config.accounts
+        if flatten:  # first: it needs no broker of ours to be up, and entries are refused meanwhile
+            submit(breach_intent(config, account_id, breach, day))
         await report(error)
-        if not breach.flatten or account_id not in config.accounts:
+        if not flatten:
             return
         pause = ControlCommand(
             f"guard-{account_id}-{breach.code.lower()}-{day}", account_id, True, f"guard:{breach.code}"
         )
-        await send_control(account_id.encode(), pause.encode())
-        submit(breach_intent(config, account_id, breach, day))
+        try:
+            await send_control(account_id.encode(), pause.encode())
+        except Exception:  # noqa: BLE001 - the guard still refuses its entries; say why the pause is missing
+            log.exception("guard breach on %s: the pause could not be published", account_id)
 
     return act
 
@@ -231,6 +240,7 @@ def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Subm
         ctx.quotes = QuoteBook(ctx.config.market_data.max_age_s)
         price_feed.install(app, ctx)
     guards = ExecutorGuards(rules, ctx.quotes)
+    guards.owns = lane_owner(ctx)
     controls = app.topic(
         topic_name(ctx.settings.topic_prefix, CONTROLS_TOPIC),
         key_type=None,
@@ -252,6 +262,19 @@ def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Subm
 
     seed_at_connect(ctx, guards)
     return guards
+
+
+def lane_owner(ctx: StageContext) -> Callable[[str], bool]:
+    """Whether this worker's intent consumer holds the account's ``orders.requests`` partition
+    (no consumer that reports its assignment: the Faust agent or a test, which own them all)."""
+
+    def owns(account_id: str) -> bool:
+        if not ctx.assignments:
+            return True
+        partition = partition_for(account_id, INTENT_PARTITIONS)
+        return any(tp.partition == partition for assigned in ctx.assignments for tp in assigned())
+
+    return owns
 
 
 def seed_at_connect(ctx: StageContext, guards: ExecutorGuards) -> None:

@@ -9,12 +9,13 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import orjson
+from aiokafka import TopicPartition
 from waiting import wait_until
 
 from copytrader.agents.execution import guards as executor_guards
 from copytrader.agents.execution.router import AccountLanes, OrderRouter
 from copytrader.agents.notify.notices import from_error
-from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.agents.shared.outbox import INTENT_PARTITIONS, MemoryOutbox
 from copytrader.agents.shared.sessions import SessionPool
 from copytrader.brokers.base import BrokerAdapter, SessionConfig
 from copytrader.brokers.model import (
@@ -36,6 +37,7 @@ from copytrader.core.config import CopyConfig, parse_config
 from copytrader.core.guard_state import Refusal, rules_by_account
 from copytrader.core.quotes import QuoteBook
 from copytrader.core.records import Execution, OrderError, OrderIntent
+from copytrader.core.topics import partition_for
 
 WED = datetime(2026, 6, 10, 15, 0, tzinfo=UTC)
 
@@ -293,3 +295,25 @@ def test_a_breach_is_an_alert() -> None:
     notice = from_error(breach)
     assert notice is not None and notice.kind == "guard" and notice.severity == "critical"
     assert notice.text == "trailing drawdown 2000.00/2000.00: flattening and pausing f1"
+
+
+async def test_only_the_executor_that_owns_the_lane_acts_on_a_breach() -> None:
+    executor = Executor({"daily_loss": {"limit": 100}})
+    partition = partition_for("f1", INTENT_PARTITIONS)
+
+    class Context:
+        assignments = [lambda: {TopicPartition("orders.requests", (partition + 1) % INTENT_PARTITIONS)}]
+
+    executor.guards.owns = executor_guards.lane_owner(Context())  # type: ignore[arg-type]  # the field it reads
+    executor.quotes.update("ESZ6", bid=Decimal(5000), ask=Decimal("5000.25"))
+    opening = entry("s1", 1)
+    await executor.run(opening)
+    await executor.fill(opening.client_order_id, Side.BUY, 1, "5010")  # bought 10 above the bid: -500
+    await executor.guards.settled()
+    await executor.router.outbox.drained()
+    assert "GUARD_DAILY_LOSS" in executor.guards.accounts["f1"].breached  # seen here too, not acted on
+    assert not [e for e in executor.errors() if e.code == "GUARD_DAILY_LOSS"] and not executor.controls
+    Context.assignments.append(lambda: {TopicPartition("orders.requests", partition)})
+    assert executor.guards.owns("f1")
+    await executor.run(entry("s2", 1))
+    assert executor.errors()[-1].code == "GUARD_DAILY_LOSS"  # still refused here: the breach holds
