@@ -173,8 +173,9 @@ class AccountGuard:
         return self._breach(figures)
 
     def _breach(self, figures: Figures) -> Refusal | None:
+        """The first loss limit reached that is not already in force (both can be)."""
         rules = self.rules
-        if rules.daily_loss is not None and figures.day_pnl is not None:
+        if rules.daily_loss is not None and figures.day_pnl is not None and g.DAILY_LOSS not in self.breached:
             loss, limit = -figures.day_pnl, rules.daily_loss.limit
             if loss >= limit:
                 return Refusal(
@@ -184,7 +185,7 @@ class AccountGuard:
                     breach=True,
                     flatten=rules.daily_loss.flattens,
                 )
-        if rules.trailing_drawdown is not None and figures.equity is not None:
+        if rules.trailing_drawdown is not None and figures.equity is not None and g.DRAWDOWN not in self.breached:
             rule = rules.trailing_drawdown
             drawdown = figures.peak - figures.equity
             if drawdown >= rule.limit:

@@ -13,8 +13,9 @@ the account, and costs a dictionary walk (no I/O, no lock, no await; docs/benchm
   fan-out stops planning its entries and the trader resumes it there) and flattened through
   its own lane (one flatten of every symbol, client id derived from the breach, so a repeat
   cannot flatten twice). ``agents/notify`` alerts on every ``GUARD_*`` code.
-* What the guards lose on a restart: the day's realised P&L and the drawdown's peak start
-  again from zero (the positions come back from the broker's snapshot at connect).
+* A restart keeps the day's realised P&L, the drawdown's peak and the breaches in force
+  (``guard_store.py``, a file beside the attempt journal); positions come back from the
+  broker's snapshot at connect.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from ...core.topics import partition_for, topic_name
 from ..shared import jobs, price_feed
 from ..shared.context import StageContext
 from ..shared.outbox import INTENT_PARTITIONS
+from .guard_store import GuardStore
 from .router import AccountStats, OrderRouter
 
 log = logging.getLogger(__name__)
@@ -256,9 +258,18 @@ def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Subm
     guards.act = breach_action(ctx.config, router.outbox.error, guards, router, submit, send_control)
     router.guards = guards
 
+    store = GuardStore(ctx.settings.data_dir / "executor" / f"{ctx.settings.app_id}.guards.json")
+    log.info("guards: %d of %d accounts restored from %s", store.load(guards.accounts), len(rules), store.path)
+
     @jobs.timer(app, MONITOR_INTERVAL_S)
     async def monitor_guards() -> None:
         guards.evaluate_all()
+        store.save(guards.accounts)
+
+    async def save_guards() -> None:
+        store.save(guards.accounts)
+
+    ctx.shutdown_hooks.append(save_guards)
 
     seed_at_connect(ctx, guards)
     return guards
