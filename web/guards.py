@@ -24,14 +24,16 @@ from faust import web
 from ..common.clock import utcnow
 from ..core.config import CopyConfig
 from ..core.guard_state import AccountGuard, quote_marks, rules_by_account
+from ..core.guards import DAILY_LOSS, DRAWDOWN
 from ..core.quotes import QuoteBook
-from ..core.records import Execution
+from ..core.records import Execution, OrderError
 from .http import guarded, json_response
 
 if TYPE_CHECKING:
     from .server import WebContext
 
 FILL_KINDS = ("fill", "partial_fill")
+BREACH_CODES = (DAILY_LOSS, DRAWDOWN)
 
 
 class GuardBoard:
@@ -42,6 +44,8 @@ class GuardBoard:
         self.clock = clock
         self._quotes: QuoteBook | None = None
         self.accounts = {a: AccountGuard(a, r, quote_marks(None)) for a, r in self.rules.items()}
+        # The executor's verdicts (``guard|…`` records on order.errors): account → code → record.
+        self.breaches: dict[str, dict[str, OrderError]] = {}
 
     def use_quotes(self, quotes: QuoteBook | None) -> None:
         self._quotes = quotes
@@ -55,15 +59,33 @@ class GuardBoard:
             return
         guard.fill(None, ex.symbol, ex.side, ex.quantity, Decimal(ex.price), 0, at=ex.occurred_at)
 
+    def on_error(self, err: OrderError) -> None:
+        """A breach the executor acted on (not a refused copy: those name their signal)."""
+        if err.account_id in self.accounts and err.error_id.startswith("guard|") and err.code in BREACH_CODES:
+            self.breaches.setdefault(err.account_id, {})[err.code] = err
+
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()
         return {
             "market_data": self._quotes is not None,
             "accounts": {
-                account_id: {"rules": guard.rules.describe(), "standing": guard.standing(now)}
+                account_id: {
+                    "rules": guard.rules.describe(),
+                    "standing": guard.standing(now) + self._in_force(account_id, guard, now),
+                }
                 for account_id, guard in sorted(self.accounts.items())
             },
         }
+
+    def _in_force(self, account_id: str, guard: AccountGuard, now: datetime) -> list[str]:
+        """The executor's breaches still in force: a daily loss for its trading day, a drawdown
+        until the executor forgets it (a new config or a cleared state file)."""
+        today = guard.rules.trading_day(now)
+        return [
+            f"breached ({err.code}): {err.reason}"
+            for code, err in sorted(self.breaches.get(account_id, {}).items())
+            if code != DAILY_LOSS or guard.rules.trading_day(err.occurred_at) == today
+        ]
 
 
 def install(app: faust.App, ctx: WebContext) -> None:

@@ -218,6 +218,7 @@ class LiveState:
             }
         )
         out: list[tuple[str, dict[str, Any]]] = [("errors", row)]
+        self.guards.on_error(err)
         if err.account_id in self.accounts:
             view = self.accounts[err.account_id]
             view.last_skip, view.last_skip_code = err.signal_id, err.code

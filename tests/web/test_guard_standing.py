@@ -15,7 +15,7 @@ from webtest_helpers import FastUsers, RecordingTopic, Web
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import create_app
 from copytrader.core.config import parse_config
-from copytrader.core.records import Execution
+from copytrader.core.records import Execution, OrderError
 from copytrader.core.settings import Settings
 from copytrader.web.server import WebContext
 
@@ -95,3 +95,18 @@ async def test_the_dashboard_shows_each_followers_guards_and_standing(guarded_we
     ]
     assert f1["standing"][:2] == ["ESZ6 3/4", "daily loss 300.00/500.00"]
     assert f1["standing"][2] in ("outside window", "window open")
+    assert len(f1["standing"]) == 3
+    # The executor's breach (order.errors) is shown while in force: a daily one for its day only.
+    for n, at in enumerate((yesterday, now)):
+        breach = OrderError(
+            error_id=f"guard|f1|GUARD_DAILY_LOSS|{n}",
+            stage="execute",
+            reason=f"daily loss 510.00/500.00 (n{n}): flattening and pausing f1",
+            account_id="f1",
+            code="GUARD_DAILY_LOSS",
+            occurred_at=at,
+        )
+        live.apply_error(breach, 0, n)
+        standing = (await (await guarded_web.client.get("/api/guards")).json())["accounts"]["f1"]["standing"]
+        shown = [line for line in standing if line.startswith("breached")]
+        assert shown == ([] if at is yesterday else [f"breached (GUARD_DAILY_LOSS): {breach.reason}"])
