@@ -17,6 +17,7 @@ import yaml
 
 from ..brokers.base import SessionConfig
 from ..brokers.registry import ADAPTERS, adapter_class
+from . import guards as guard_rules
 from . import schemas
 from .notifications import NotificationConfigError, NotificationTarget, parse_targets
 from .scaling import CopyRule, ScalingMode
@@ -47,6 +48,7 @@ class Follower:
     account_id: str
     rule: CopyRule
     enabled: bool = True
+    guards: guard_rules.GuardRules | None = None  # risk guards, checked by the executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ def parse_config(data: Any, env: dict[str, str] | None = None, source: str = "<m
     sessions = _parse_sessions(root.sessions or [], env)
     accounts = _parse_accounts(root.accounts or [], sessions)
     groups = _parse_groups(root.copy_groups or [], accounts)
+    _check_guards(root.copy_groups or [], groups, has_market_data=root.market_data is not None)
     for session in sessions.values():
         session.accounts.update(
             {a.account_id: a.broker_account for a in accounts.values() if a.session_id == session.session_id}
@@ -250,9 +253,41 @@ def _parse_groups(items: list[schemas.GroupIn], accounts: dict[str, Account]) ->
             if follower.account in seen:
                 raise ConfigError(f"{fwhere}.account", f"{follower.account!r} listed twice in this group")
             seen.add(follower.account)
-            followers.append(Follower(follower.account, copy_rule(follower.rule or schemas.RuleIn()), follower.enabled))
+            guards = guard_rules.merge(item.guards, follower.guards)
+            followers.append(
+                Follower(
+                    follower.account,
+                    copy_rule(follower.rule or schemas.RuleIn()),
+                    follower.enabled,
+                    guard_rules.build(guards) if guards is not None else None,
+                )
+            )
         groups.append(CopyGroup(item.id or f"group-{i}", item.leader, tuple(followers), item.enabled))
     return tuple(groups)
+
+
+def _check_guards(items: list[schemas.GroupIn], groups: tuple[CopyGroup, ...], *, has_market_data: bool) -> None:
+    """Guards are per account: one account in two groups must not have two sets of them. Loss
+    and drawdown rules count unrealised P&L, so they need the ``market_data:`` price source."""
+    seen: dict[str, tuple[str, guard_rules.GuardRules]] = {}
+    for i, (item, group) in enumerate(zip(items, groups, strict=True)):
+        for j, follower in enumerate(group.followers):
+            if follower.guards is None:
+                continue
+            where = f"copy_groups[{i}]." + (
+                "guards" if item.guards and not (item.followers or [])[j].guards else f"followers[{j}].guards"
+            )
+            if follower.guards.needs_marks and not has_market_data:
+                raise ConfigError(
+                    where,
+                    "daily_loss and trailing_drawdown need market_data: (unrealised P&L is marked with its quotes)",
+                )
+            first = seen.setdefault(follower.account_id, (group.group_id, follower.guards))
+            if first[1] != follower.guards:
+                raise ConfigError(
+                    where,
+                    f"account {follower.account_id!r} already has other guards in group {first[0]!r} (guards are per account)",
+                )
 
 
 def copy_rule(rule: schemas.RuleIn) -> CopyRule:

@@ -22,6 +22,7 @@ from ..common.clock import utcnow
 from ..common.stats import percentile
 from ..core.config import CopyConfig
 from ..core.records import AccountStatus, Execution, OrderError, Position
+from .guards import GuardBoard
 from .slippage import LiveSlippage
 
 ORDER_ROWS = 1000
@@ -142,6 +143,7 @@ class LiveState:
         self.slippage = LiveSlippage()  # slippage columns of follower fill rows (web/slippage.py)
         # Price feeds' health (``market-data@<app id>``): not accounts, so not grid rows.
         self.feeds: dict[str, dict[str, Any]] = {}
+        self.guards = GuardBoard(config)  # risk guards' standing per follower (web/guards.py)
 
     # ------------------------------------------------------------------------- internals
     def _account(self, account_id: str, platform: str = "unknown") -> AccountView:
@@ -172,6 +174,7 @@ class LiveState:
         row = {**ex.as_dict(), "e2e_ms": e2e_ms(ex.stamps), "_p": partition, "_o": offset}
         self.slippage.annotate(ex, row)
         self.orders.append(row)
+        self.guards.on_execution(ex)
         view = self._account(ex.account_id, ex.platform)
         view.track_order(ex)
         if ex.request_outcome and not ex.is_leader and not ex.duplicate:
@@ -215,6 +218,7 @@ class LiveState:
             }
         )
         out: list[tuple[str, dict[str, Any]]] = [("errors", row)]
+        self.guards.on_error(err)
         if err.account_id in self.accounts:
             view = self.accounts[err.account_id]
             view.last_skip, view.last_skip_code = err.signal_id, err.code

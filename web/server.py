@@ -17,6 +17,7 @@ from ..agents.shared import jobs
 from ..agents.shared.context import StageContext
 from ..common.crypto import optional_cipher
 from ..core.control_records import AccountCommand, AlertTokenCommand, RuleCommand
+from . import guards as guard_views
 from .accounts import AccountRegistry, allowed_hosts
 from .alerts import AlertTokens
 from .auth import (
@@ -97,6 +98,7 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
     cache: ReplayCache = RedisReplayCache(redis_url) if redis_url else MemoryReplayCache()
     auth = Auth(users, sessions, secure_cookie=secure_cookies(env, settings.web_host))
     live = LiveState(runtime.config)
+    live.guards.use_quotes(runtime.quotes)
     hub = SocketHub(auth, live, redis_url)
     feed = KafkaFeed(settings.bootstrap_servers, settings.topic_prefix, live, hub)
     reports: ReportSource = SqlReports(db, LiveReports(live)) if db is not None else LiveReports(live)
@@ -136,6 +138,7 @@ def install(app: faust.App, shared: StageContext) -> WebContext:
     web_app.middlewares.append(make_middleware(ctx.auth, metrics_public=not shared.settings.metrics_port))
     ctx.hub.attach(web_app)
     install_views(app, ctx)
+    guard_views.install(app, ctx)
 
     @jobs.task(app)
     async def dashboard_feed() -> None:

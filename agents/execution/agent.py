@@ -30,6 +30,7 @@ from ..shared import jobs
 from ..shared.context import StageContext
 from ..shared.controls_feed import ControlsFeed
 from ..shared.health_reports import HealthReports, session_status
+from . import guards as risk_guards
 from .accounts import ExecutorAccounts
 from .attempt_journal import AttemptJournal
 from .intent_consumer import LOG_APPEND_TIME, DirectIntentConsumer
@@ -198,6 +199,7 @@ def install(app: faust.App, ctx: StageContext) -> ExecutionStage:
     ctx.pool.on_breaker_change = breaker_changed
     ctx.pool.on_connected = session_opened
     ctx.pool.on_closed = session_closed
+    risk_guards.install(app, ctx, router, lanes.submit)  # after on_connected: it seeds positions there
 
     async def open_session(session_id: str) -> None:
         try:

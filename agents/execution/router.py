@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from ...brokers.base import BrokerAdapter
 from ...brokers.breaker import CircuitBreaker
@@ -51,6 +51,9 @@ from ..shared.outbox import Outbox
 from ..shared.sessions import SessionPool
 from .attempt_journal import UNKNOWN, Attempt, AttemptJournal
 from .late_lookup import LateLookups
+
+if TYPE_CHECKING:
+    from .guards import ExecutorGuards
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +144,7 @@ class OrderRouter:
         self.stats: dict[str, AccountStats] = {}
         self.on_outcome: Callable[[OrderIntent, Execution | OrderError], None] | None = None
         self.late = LateLookups(self)
+        self.guards: ExecutorGuards | None = None  # risk guards (agents/execution/guards.py)
 
     async def execute(self, intent: OrderIntent, redelivered: bool = False) -> Pending:
         """One intent, one outcome. ``redelivered``: a previous owner may have sent it already.
@@ -180,6 +184,14 @@ class OrderRouter:
         except (KeyError, ValueError) as exc:  # an account or command nobody defined
             await self._fail(intent, stamps, exc, kind="reject", code="INVALID")
             return None
+        refusal = self.guards.check(intent) if self.guards is not None else None
+        if refusal is not None:  # a risk guard: reported like any refusal, never sent
+            placed = await self._placed_before(adapter, command) if uncertain else False
+            if placed is not True:  # an earlier attempt's order, if found, is reported below
+                error = BrokerError(refusal.message, code=refusal.code)
+                state = UNKNOWN if placed is None else "done"
+                await self._fail(intent, stamps, error, kind="reject", code=refusal.code, state=state)
+                return None
         try:
             ack = await self._request(adapter, command, uncertain)
             acked = time.time()
@@ -262,6 +274,14 @@ class OrderRouter:
             return
         await self.report_ack(intent, prior.broker_order_id or "", True, {**stamps, "acked": stamps["sent"]})
 
+    async def _placed_before(self, adapter: BrokerAdapter, command: Command) -> bool | None:
+        """Whether an earlier attempt of a redelivered intent reached the broker (None: cannot tell)."""
+        lookup = _lookup_for(adapter, self.pool.breaker(adapter.config.session_id), command)
+        try:
+            return lookup is not None and await lookup() is not None
+        except BrokerError:
+            return None
+
     async def _request(self, adapter: BrokerAdapter, command: Command, uncertain: bool) -> OrderAck:
         method = {
             PlaceOrder: adapter.place,
@@ -335,12 +355,16 @@ class OrderRouter:
         await self._fail(intent, intent.stamps, exc, kind="reject", code="INTERNAL", state=UNKNOWN, payload=repr(exc))
 
     def _notify(self, intent: OrderIntent, outcome: Execution | OrderError) -> None:
+        if self.guards is not None:
+            self.guards.on_outcome(intent, outcome)
         if self.on_outcome is not None:
             self.on_outcome(intent, outcome)
 
     # -- broker events after the ack ------------------------------------------------------
     async def on_broker_event(self, platform: str, event: object) -> None:
         """Fills and late order changes of follower orders → ``trade.executions``."""
+        if self.guards is not None:
+            self.guards.on_event(event)
         if isinstance(event, FillEvent):
             key = event.client_order_id or ""
             flight = self.inflight.get(key)

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from . import bounds as b
+from .guards import GuardsIn
 from .notifications import Notifications
 from .types import (
     ConfigOptions,
@@ -90,6 +91,7 @@ class FollowerIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     account: Id
     rule: RuleIn | None = None
     enabled: bool = True
+    guards: GuardsIn | None = None  # risk guards (core/guards.py); over the group's defaults
 
 
 class GroupIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -97,6 +99,7 @@ class GroupIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     id: Id | None = None
     followers: Annotated[list[FollowerIn], msgspec.Meta(max_length=b.MAX_CONFIG_ITEMS)] | None = None
     enabled: bool = True
+    guards: GuardsIn | None = None  # every follower's default guards
 
 
 # dxFeed symbols: futures ``/ESZ26:XCME``, equities ``AAPL``, indices ``$SPX``, options ``.AAPL…``.

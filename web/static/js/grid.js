@@ -1,5 +1,5 @@
 // AccountGrid: one row per account, updated in place from the "grid" stream.
-import { post } from "./api.js";
+import { get, post } from "./api.js";
 import { el, money, ms, signClass, toast } from "./dom.js";
 
 // Test and diagnostics hook: when each account first showed each copied leader signal.
@@ -24,6 +24,27 @@ export class AccountGrid {
           el("th", {}, "Copying"), el("th", {}, ""))),
         this.body)),
     );
+    this.guards = {};
+    this.pollGuards();
+  }
+
+  // Risk guards: each guarded follower's standing ("daily loss 312.00/500.00", "outside window")
+  // under its name, from /api/guards every 2 s while the grid is on the page and some have guards.
+  async pollGuards() {
+    try {
+      this.guards = (await get("/api/guards")).accounts || {};
+    } catch {
+      this.guards = {};
+    }
+    for (const [account, tr] of this.rows) this.showGuards(account, tr);
+    if (Object.keys(this.guards).length && this.body.isConnected) setTimeout(() => this.pollGuards(), 2000);
+  }
+
+  showGuards(account, tr) {
+    const guards = this.guards[account];
+    tr._cells.guards.textContent = guards ? guards.standing.join(" · ") : "";
+    tr._cells.guards.title = guards ? `Guards: ${guards.rules.join("; ")}` : "";
+    tr.dataset.guarded = String(Boolean(guards));
   }
 
   snapshot(rows) {
@@ -40,6 +61,7 @@ export class AccountGrid {
       tr = this.build(row);
       this.rows.set(row.account_id, tr);
       this.body.append(tr);
+      this.showGuards(row.account_id, tr);
     }
     const previous = tr.dataset.signal;
     tr.dataset.signal = row.last_signal || "";
@@ -78,11 +100,12 @@ export class AccountGrid {
     const cells = {
       light: el("span", { class: "light" }), status: el("span", { class: "hide-sm" }), position: el("td"), open: el("td", { class: "num hide-sm" }),
       pnl: el("td", { class: "num" }), latency: el("td", { class: "num hide-sm" }), signal: el("td", { class: "hide-sm muted" }), toggle,
+      guards: el("div", { class: "muted guards" }),
     };
     const flatten = row.role === "follower"
       ? el("button", { class: "ghost", title: "flatten this account", onclick: () => this.flatten(row.account_id) }, "Flatten") : "";
     const tr = el("tr", { class: row.role, dataset: { account: row.account_id, role: row.role } },
-      el("td", { class: "sticky" }, el("strong", {}, row.account_id), row.role === "leader" ? el("span", { class: "badge" }, " leader") : ""),
+      el("td", { class: "sticky" }, el("strong", {}, row.account_id), row.role === "leader" ? el("span", { class: "badge" }, " leader") : "", cells.guards),
       el("td", { class: "hide-sm" }, row.platform),
       el("td", {}, cells.light, cells.status),
       cells.position, cells.open, cells.pnl, cells.latency, cells.signal,

@@ -1,0 +1,318 @@
+"""Risk guards in the executor: where a follower's orders, fills and lanes are.
+
+Why here and not in fan-out: only the executor knows, for one account, which orders it sent,
+which are still working and which filled (the fill pump), and it runs that account's orders
+one at a time in its lane. So the check before each broker call sees every earlier order of
+the account, and costs a dictionary walk (no I/O, no lock, no await; docs/benchmarks.md).
+
+* A refused copy goes through the router's usual refusal path: ``order.errors`` with a
+  ``GUARD_*`` code and the numbers, a ``reject`` on ``trade.executions``, no broker call.
+* A loss or drawdown limit reached (by a check, a fill, or the one-second monitor that
+  re-marks open positions) is reported once on ``order.errors``; with ``on_breach:
+  flatten_and_pause`` the follower is paused on ``copy.controls`` (the dashboard's pause, so
+  fan-out stops planning its entries and the trader resumes it there) and flattened through
+  its own lane (one flatten of every symbol, client id derived from the breach, so a repeat
+  cannot flatten twice). ``agents/notify`` alerts on every ``GUARD_*`` code.
+* A restart keeps the day's realised P&L, the drawdown's peak and the breaches in force
+  (``guard_store.py``, a file beside the attempt journal); positions come back from the
+  broker's snapshot at connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import faust
+
+from ...brokers.base import BrokerAdapter
+from ...brokers.model import FillEvent, OrderEvent, OrderStatus
+from ...common.clock import utcnow
+from ...core import ids
+from ...core.config import CopyConfig
+from ...core.control_records import TOPIC as CONTROLS_TOPIC
+from ...core.control_records import ControlCommand
+from ...core.guard_state import AccountGuard, Refusal, quote_marks, rules_by_account
+from ...core.guards import GuardRules
+from ...core.quotes import QuoteBook
+from ...core.records import Execution, OrderError, OrderIntent
+from ...core.topics import partition_for, topic_name
+from ..shared import jobs, price_feed
+from ..shared.context import StageContext
+from ..shared.outbox import INTENT_PARTITIONS
+from .guard_store import GuardStore
+from .router import AccountStats, OrderRouter
+
+log = logging.getLogger(__name__)
+
+GUARD_SIGNAL_PREFIX = "control:guard:"
+MONITOR_INTERVAL_S = 1.0
+Act = Callable[[str, Refusal], Awaitable[None]]
+
+
+class ExecutorGuards:
+    """Every guarded follower's :class:`AccountGuard`, fed by the router's hooks."""
+
+    def __init__(
+        self,
+        rules: dict[str, GuardRules],
+        quotes: QuoteBook | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        marks = quote_marks(quotes)
+        self.accounts = {account: AccountGuard(account, r, marks) for account, r in rules.items()}
+        self.clock = clock
+        self.act: Act | None = None
+        # Whether this executor owns the account's lane (its orders.requests partition): with
+        # two executors both see every fill, and only the owner acts on a breach.
+        self.owns: Callable[[str], bool] = lambda _account: True
+        self._acting: set[asyncio.Future[None]] = set()
+
+    # -- the router's hooks ----------------------------------------------------------------
+    def check(self, intent: OrderIntent) -> Refusal | None:
+        """Before the broker call, in the account's lane: None lets the order go."""
+        guard = self.accounts.get(intent.account_id)
+        if guard is None:
+            return None
+        refusal = guard.check(
+            intent.action, intent.symbol, intent.side, intent.quantity, intent.target_client_order_id, self.clock()
+        )
+        if refusal is None:
+            guard.sent(
+                intent.client_order_id,
+                intent.action,
+                intent.symbol,
+                intent.side,
+                intent.quantity,
+                intent.target_client_order_id,
+            )
+        elif refusal.first:
+            self._breached(intent.account_id, refusal)
+        return refusal
+
+    def on_outcome(self, intent: OrderIntent, outcome: Execution | OrderError) -> None:
+        guard = self.accounts.get(intent.account_id)
+        if guard is None:
+            return
+        if isinstance(outcome, OrderError):
+            # Refused or rejected: not working. An unknown outcome may be working: keep it.
+            if intent.action == "place" and outcome.code != "OUTCOME_UNKNOWN":
+                guard.finished(intent.client_order_id)
+        elif outcome.kind == "flattened":
+            guard.flattened(intent.symbol)
+        elif outcome.kind == "cancelled" and intent.target_client_order_id:
+            guard.finished(intent.target_client_order_id)
+
+    def on_event(self, event: object) -> None:
+        """The fill pump's events: fills move positions and P&L; cancels end working orders."""
+        if isinstance(event, FillEvent):
+            guard = self.accounts.get(event.account_id)
+            if guard is None:
+                return
+            guard.fill(
+                event.client_order_id,
+                event.symbol,
+                event.side.value,
+                event.quantity,
+                event.price,
+                event.leaves_quantity,
+            )
+            breach = guard.evaluate(self.clock())
+            if breach is not None:
+                self._breached(event.account_id, breach)
+        elif isinstance(event, OrderEvent) and event.status in (
+            OrderStatus.CANCELLED,
+            OrderStatus.EXPIRED,
+            OrderStatus.REJECTED,
+        ):
+            guard = self.accounts.get(event.account_id)
+            if guard is not None and event.client_order_id:
+                guard.finished(event.client_order_id)
+
+    # -- the monitor and the dashboard ------------------------------------------------------
+    def evaluate_all(self) -> int:
+        """Re-mark every guarded account (prices move without fills); act on new breaches."""
+        now = self.clock()
+        count = 0
+        for account_id, guard in self.accounts.items():
+            breach = guard.evaluate(now)
+            if breach is not None:
+                self._breached(account_id, breach)
+                count += 1
+        return count
+
+    def standing(self, account_id: str) -> str | None:
+        """One line for ``account.status``: the breach in force, if any."""
+        guard = self.accounts.get(account_id)
+        if guard is None or not guard.breached:
+            return None
+        return "; ".join(f"{b.code}: {b.message}" for b in guard.breached.values())
+
+    def _breached(self, account_id: str, breach: Refusal) -> None:
+        log.warning("guard breached on %s: %s %s", account_id, breach.code, breach.message)
+        if self.act is not None and self.owns(account_id):
+            task = asyncio.ensure_future(self.act(account_id, breach))
+            self._acting.add(task)
+            task.add_done_callback(self._acting.discard)
+
+    async def settled(self) -> None:
+        """Wait for the breach actions under way (tests, shutdown)."""
+        while self._acting:
+            await asyncio.gather(*self._acting, return_exceptions=True)
+
+
+def breach_intent(config: CopyConfig, account_id: str, breach: Refusal, day: str) -> OrderIntent:
+    """One flatten of every symbol of the account; its client id is derived from the breach
+    (account, rule, trading day), so a breach seen again cannot flatten twice."""
+    signal_id = f"{GUARD_SIGNAL_PREFIX}{breach.code.lower()}:{day}"
+    now = utcnow().timestamp()
+    return OrderIntent(
+        client_order_id=ids.client_order_id(signal_id, account_id),
+        signal_id=signal_id,
+        account_id=account_id,
+        platform=config.accounts[account_id].platform,
+        leader_account=f"guard:{breach.code}",
+        action="flatten",
+        symbol="",  # every symbol: the adapter cancels working orders and closes positions
+        side="sell",  # unused by a flatten of all symbols
+        quantity=1,
+        stamps={"detected": now, "published": now, "fanned_out": now},
+    )
+
+
+def breach_error(account_id: str, breach: Refusal, day: str) -> OrderError:
+    action = f"flattening and pausing {account_id}" if breach.flatten else "entries refused"
+    return OrderError(
+        error_id=f"guard|{account_id}|{breach.code}|{day}",
+        stage="execute",
+        reason=f"{breach.message}: {action}",
+        account_id=account_id,
+        code=breach.code,
+    )
+
+
+Submit = Callable[[OrderIntent], None]
+SendControl = Callable[[bytes, bytes], Awaitable[None]]
+Report = Callable[[OrderError], Awaitable[None]]
+
+
+def breach_action(
+    config: CopyConfig,
+    report: Report,
+    guards: ExecutorGuards,
+    router: OrderRouter,
+    submit: Submit,
+    send_control: SendControl,
+) -> Act:
+    """Report the breach (``order.errors``, and the account's status through its last error);
+    with ``flatten_and_pause``: pause the follower, then flatten it."""
+
+    async def act(account_id: str, breach: Refusal) -> None:
+        guard = guards.accounts[account_id]
+        day = str(guard.day or guards.clock().date())
+        error = breach_error(account_id, breach, day)
+        router.stats.setdefault(account_id, AccountStats()).last_error = f"{breach.code}: {error.reason}"
+        flatten = breach.flatten and account_id in config.accounts
+        if flatten:  # first: it needs no broker of ours to be up, and entries are refused meanwhile
+            submit(breach_intent(config, account_id, breach, day))
+        await report(error)
+        if not flatten:
+            return
+        pause = ControlCommand(
+            f"guard-{account_id}-{breach.code.lower()}-{day}", account_id, True, f"guard:{breach.code}"
+        )
+        try:
+            await send_control(account_id.encode(), pause.encode())
+        except Exception:  # noqa: BLE001 - the guard still refuses its entries; say why the pause is missing
+            log.exception("guard breach on %s: the pause could not be published", account_id)
+
+    return act
+
+
+def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Submit) -> ExecutorGuards | None:
+    """Guards for the followers that have them (None when none has): the checks, the monitor,
+    positions seeded from the broker at connect, and this worker's own prices when a rule needs
+    them (executors are not among the price feed's roles otherwise)."""
+    rules = rules_by_account(ctx.config)
+    if not rules:
+        return None
+    if ctx.quotes is None and ctx.config.market_data is not None and any(r.needs_marks for r in rules.values()):
+        ctx.quotes = QuoteBook(ctx.config.market_data.max_age_s)
+        price_feed.install(app, ctx)
+    guards = ExecutorGuards(rules, ctx.quotes)
+    guards.owns = lane_owner(ctx)
+    controls = app.topic(
+        topic_name(ctx.settings.topic_prefix, CONTROLS_TOPIC),
+        key_type=None,
+        value_type=None,
+        key_serializer="raw",
+        value_serializer="raw",
+        internal=False,
+    )
+
+    async def send_control(key: bytes, value: bytes) -> None:
+        await controls.send(key=key, value=value)
+
+    guards.act = breach_action(ctx.config, router.outbox.error, guards, router, submit, send_control)
+    router.guards = guards
+
+    store = GuardStore(ctx.settings.data_dir / "executor" / f"{ctx.settings.app_id}.guards.json")
+    log.info("guards: %d of %d accounts restored from %s", store.load(guards.accounts), len(rules), store.path)
+
+    @jobs.timer(app, MONITOR_INTERVAL_S)
+    async def monitor_guards() -> None:
+        guards.evaluate_all()
+        store.save(guards.accounts)
+
+    async def save_guards() -> None:
+        store.save(guards.accounts)
+
+    ctx.shutdown_hooks.append(save_guards)
+
+    seed_at_connect(ctx, guards)
+    return guards
+
+
+def lane_owner(ctx: StageContext) -> Callable[[str], bool]:
+    """Whether this worker's intent consumer holds the account's ``orders.requests`` partition
+    (no consumer that reports its assignment: the Faust agent or a test, which own them all)."""
+
+    def owns(account_id: str) -> bool:
+        if not ctx.assignments:
+            return True
+        partition = partition_for(account_id, INTENT_PARTITIONS)
+        return any(tp.partition == partition for assigned in ctx.assignments for tp in assigned())
+
+    return owns
+
+
+def seed_at_connect(ctx: StageContext, guards: ExecutorGuards) -> None:
+    """When a session connects, take each guarded account's positions from the broker, unless
+    this worker already counted fills for it (the fills are then the newer facts)."""
+    previous = ctx.pool.on_connected
+    seeding: set[asyncio.Future[None]] = set()
+
+    async def seed(adapter: BrokerAdapter, account_id: str) -> None:
+        try:
+            snapshot = await adapter.snapshot(account_id)
+        except Exception as exc:  # noqa: BLE001 - seeding is best effort; fills still count
+            log.warning("guards: no position snapshot for %s: %r", account_id, exc)
+            return
+        guard = guards.accounts[account_id]
+        if guard.fills_seen == 0:
+            for position in snapshot.positions:
+                guard.seed(position.symbol, position.net_quantity, position.average_price)
+
+    def connected(session_id: str, adapter: BrokerAdapter) -> None:
+        if previous is not None:
+            previous(session_id, adapter)
+        for account_id in guards.accounts:
+            account = ctx.config.accounts.get(account_id)
+            if account is not None and account.session_id == session_id:
+                task = asyncio.ensure_future(seed(adapter, account_id))
+                seeding.add(task)
+                task.add_done_callback(seeding.discard)
+
+    ctx.pool.on_connected = connected
