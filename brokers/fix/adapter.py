@@ -34,7 +34,6 @@ from ..model import (
     ModifyOrder,
     OrderAck,
     PlaceOrder,
-    PositionEvent,
 )
 from . import messages as m
 from . import orders
@@ -205,7 +204,7 @@ class FixAdapter(BrokerAdapter, Listener):
             if state is not None and not state.status.is_final:
                 opened.append(state)
         positions = tuple(
-            PositionEvent(account_id=account_id, symbol=symbol, net_quantity=net, average_price=None)
+            self.book.position(account_id, symbol)
             for (owner, symbol), net in sorted(self.book.positions.items())
             if owner == account_id and net
         )

@@ -7,13 +7,19 @@ engine's heartbeats. Two decisions must be taken on the engine's thread because 
 acts on the callback's outcome at once:
 
 * ``toApp``: a NewOrderSingle, OrderCancelRequest or OrderCancelReplaceRequest being resent with
-  PossDupFlag=Y (the engine answering a ResendRequest from its store) raises ``DoNotSend``, which
-  QuickFIX turns into a gap fill. The counterparty must not be able to execute an order twice:
-  whether the first one arrived is for :meth:`FixAdapter.lookup` to find out.
-* ``fromAdmin`` on the acceptor: a Logon with the wrong Username/Password raises ``RejectLogon``.
+  PossDupFlag=Y (the engine answering a ResendRequest from its store) is turned into a gap fill.
+  The counterparty must not be able to execute an order twice: whether the first one arrived is
+  for :meth:`FixAdapter.lookup` to find out.
+* ``fromAdmin`` on the acceptor: a Logon with the wrong Username/Password is refused.
 
-A Python exception escaping a callback would travel into C++ through SWIG, so every callback
-catches everything; ``toAdmin`` adds the credentials to our Logon.
+QuickFIX's documented way for both is to raise ``DoNotSend`` / ``RejectLogon`` from the
+callback, but with this binding (quickfix-ssl 1.15.1) any exception raised in a Python callback
+ends in ``std::terminate``: the interpreter aborts (tests/brokers/fix/test_fix_application.py
+shows the workarounds). So nothing is ever raised into the engine: the resend is rewritten in
+place into the SequenceReset-GapFill the engine would have sent (:func:`into_gap_fill`; the
+initiator also runs with PersistMessages=N, so its store holds no order to resend at all), and a
+refused Logon is answered as QuickFIX answers RejectLogon: a Logout carrying the reason, then
+the disconnect (:func:`refuse_logon`). ``toAdmin`` adds the credentials to our Logon.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from .messages import ORDER_ENTRY
 
 log = logging.getLogger(__name__)
 
-USERNAME, PASSWORD, MSG_SEQ_NUM, MSG_TYPE = 553, 554, 34, 35
+USERNAME, PASSWORD, MSG_SEQ_NUM, MSG_TYPE, POSS_DUP, TEXT = 553, 554, 34, 35, 43, 58
+GAP_FILL_FLAG, NEW_SEQ_NO = 123, 36
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,41 +132,65 @@ class Bridge(fix.Application):  # type: ignore[misc]  # quickfix ships no type h
             log.exception("fix: toAdmin")
 
     def fromAdmin(self, message: fix.Message, session_id: fix.SessionID) -> None:  # noqa: N802
-        reason: str | None = None
         try:
             key, raw = SessionKey.of(session_id), message.toString()
+            reason = None
             if self.check_logon is not None and _header(message, MSG_TYPE) == "A":
                 reason = self.check_logon(key, raw)
             if reason is None:
                 self._post(self.listener.on_admin, key, raw)
+            else:
+                refuse_logon(session_id, reason)
         except Exception:  # noqa: BLE001
             log.exception("fix: fromAdmin")
-            reason = "logon could not be checked" if self.check_logon is not None else None
-        if reason is not None:
-            raise fix.RejectLogon(reason)
 
     def toApp(self, message: fix.Message, session_id: fix.SessionID) -> None:  # noqa: N802
-        resend_of_order = False
         try:
             msg_type = _header(message, MSG_TYPE)
-            poss_dup = _header(message, 43) == "Y"
-            if poss_dup and msg_type in ORDER_ENTRY:
-                resend_of_order = True
+            seq = int(_header(message, MSG_SEQ_NUM) or 0)
+            if _header(message, POSS_DUP) == "Y" and msg_type in ORDER_ENTRY:
+                into_gap_fill(message, seq)
                 self.suppressed_resends += 1
-            else:
-                seq = _header(message, MSG_SEQ_NUM)
-                raw = message.toString()
-                self._post(self.listener.on_sent, SessionKey.of(session_id), msg_type, int(seq or 0), raw)
+                return
+            self._post(self.listener.on_sent, SessionKey.of(session_id), msg_type, seq, message.toString())
         except Exception:  # noqa: BLE001
             log.exception("fix: toApp")
-        if resend_of_order:
-            raise fix.DoNotSend()
 
     def fromApp(self, message: fix.Message, session_id: fix.SessionID) -> None:  # noqa: N802
         try:
             self._post(self.listener.on_app, SessionKey.of(session_id), message.toString())
         except Exception:  # noqa: BLE001
             log.exception("fix: fromApp")
+
+
+HEADER_TAGS = frozenset({8, 9, 35, 34, 49, 56, 52, 43, 97, 122, 115, 128, 50, 57, 142, 143, 144, 145, 212, 213, 347, 369, 627})
+
+
+def into_gap_fill(message: fix.Message, seq_num: int) -> None:
+    """Rewrite a resent order request, in place, into SequenceReset-GapFill over its own number.
+
+    Keeps the header (PossDupFlag=Y, OrigSendingTime, MsgSeqNum) and replaces the body with
+    GapFillFlag=Y and NewSeqNo=seq+1: exactly what the engine sends for a message it must not
+    resend, so the counterparty's sequence stays whole and no order is executed twice.
+    """
+    body = {int(part.partition("=")[0]) for part in message.toString().split("\x01") if part}
+    for tag in body - HEADER_TAGS - {10}:
+        message.removeField(tag)
+    message.getHeader().setField(fix.MsgType("4"))
+    message.setField(fix.StringField(GAP_FILL_FLAG, "Y"))
+    message.setField(fix.StringField(NEW_SEQ_NO, str(seq_num + 1)))
+
+
+def refuse_logon(session_id: fix.SessionID, reason: str) -> None:
+    """Answer a Logon with a Logout carrying ``reason`` and drop the connection (what QuickFIX
+    does for RejectLogon), from inside ``fromAdmin``: before the engine answers the Logon."""
+    logout = fix.Message()
+    logout.getHeader().setField(fix.MsgType("5"))
+    logout.setField(fix.StringField(TEXT, reason))
+    fix.Session.sendToTarget(logout, session_id)
+    session = fix.Session.lookupSession(session_id)
+    if session is not None:
+        session.disconnect()
 
 
 def build_message(msg_type: str, fields: list[tuple[int, str]]) -> fix.Message:

@@ -145,9 +145,9 @@ def replace_request(cl_ord_id: str, orig: str, order_id: str, terms: OrderTerms)
     ]
 
 
-def status_request(cl_ord_id: str, symbol: str, side: Side) -> Fields:
+def status_request(cl_ord_id: str, terms: OrderTerms) -> Fields:
     """OrderStatusRequest (H): ClOrdID, Symbol and Side are required in both versions."""
-    return [(CL_ORD_ID, cl_ord_id), (SYMBOL, symbol), (SIDE, SIDES[side])]
+    return [(CL_ORD_ID, cl_ord_id), (ACCOUNT, terms.account), (SYMBOL, terms.symbol), (SIDE, SIDES[terms.side])]
 
 
 # -- execution reports -------------------------------------------------------------------------

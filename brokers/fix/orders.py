@@ -152,7 +152,7 @@ async def status(adapter: FixAdapter, order: TrackedOrder) -> OrderEvent | None:
     cl = order.current_cl_ord_id
     future = adapter.router.wait(cl, status=True)
     try:
-        adapter.send(m.STATUS, m.status_request(cl, order.terms.symbol, order.terms.side))
+        adapter.send(m.STATUS, m.status_request(cl, order.terms))
     except BaseException:
         adapter.router.status_waiters.pop(cl, None)
         raise

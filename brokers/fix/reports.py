@@ -126,9 +126,10 @@ class ReportRouter:
             if report.get(m.EXEC_ID) in book.fills:
                 return  # a resent correction
             correction = m.correction_event(report, account, client, original)
-            book.correct(original, correction.quantity, correction.busted)
+            book.correct(original, correction.quantity, correction.price, correction.busted)
             book.fills[correction.correction_id] = original
             adapter._emit(correction)
+            adapter._emit(book.position(account, original.symbol))
             return
         event = m.order_event(report, account, client)
         fill = m.fill_event(report, account, client) if kind == m.TRADE else None
@@ -136,3 +137,4 @@ class ReportRouter:
             adapter._emit(event)
         if fill is not None and book.new_fill(fill):
             adapter._emit(fill)
+            adapter._emit(book.position(account, fill.symbol))

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
-from ..model import FillEvent, OrderEvent, OrderType, Side, TimeInForce
+from ..instruments import instrument_for
+from ..model import FillEvent, OrderEvent, OrderType, PositionEvent, Side, TimeInForce
+from ..positions import apply_fill, undo_fill
 from .messages import OrderTerms
 
 JOURNAL = "orders.jsonl"
@@ -43,6 +45,7 @@ class SessionBook:
     order_ids: dict[str, str] = field(default_factory=dict)  # OrderID → our client id
     fills: dict[str, FillEvent] = field(default_factory=dict)  # ExecID → fill (corrections)
     positions: dict[tuple[str, str], int] = field(default_factory=dict)  # (account, symbol) → net
+    averages: dict[tuple[str, str], Decimal | None] = field(default_factory=dict)  # … → average price
 
     # -- journal ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -144,18 +147,36 @@ class SessionBook:
         return last is None or key != (last.status, last.filled_quantity, last.quantity, last.limit_price, last.stop_price)
 
     def new_fill(self, fill: FillEvent) -> bool:
+        """Count ``fill`` once (by ExecID) into the session's position; False if seen before."""
         if fill.fill_id in self.fills:
             return False
         self.fills[fill.fill_id] = fill
-        key = (fill.account_id, fill.symbol)
-        self.positions[key] = self.positions.get(key, 0) + fill.side.sign * fill.quantity
+        self._move(fill.account_id, fill.symbol, fill.side.sign * fill.quantity, fill.price, undo=False)
         return True
 
-    def correct(self, original: FillEvent, quantity: int, busted: bool) -> None:
-        key = (original.account_id, original.symbol)
-        new_quantity = 0 if busted else quantity
-        self.positions[key] = self.positions.get(key, 0) + original.side.sign * (new_quantity - original.quantity)
-        self.fills[original.fill_id] = replace(original, quantity=new_quantity)
+    def correct(self, original: FillEvent, quantity: int, price: Decimal | None, busted: bool) -> None:
+        """Take the original execution out of the position and put the corrected one in."""
+        sign = original.side.sign
+        self._move(original.account_id, original.symbol, sign * original.quantity, original.price, undo=True)
+        if not busted and quantity and price is not None:
+            self._move(original.account_id, original.symbol, sign * quantity, price, undo=False)
+        self.fills[original.fill_id] = replace(original, quantity=0 if busted else quantity, price=price or original.price)
+
+    def _move(self, account: str, symbol: str, signed: int, price: Decimal, *, undo: bool) -> None:
+        key = (account, symbol)
+        try:
+            point_value = instrument_for(symbol).point_value
+        except (KeyError, ValueError):
+            point_value = Decimal(1)  # an instrument we do not know: P&L is not ours to report
+        step = undo_fill if undo else apply_fill
+        net, average, _ = step(self.positions.get(key, 0), self.averages.get(key), signed, price, point_value)
+        self.positions[key], self.averages[key] = net, average
+
+    def position(self, account: str, symbol: str) -> PositionEvent:
+        key = (account, symbol)
+        return PositionEvent(
+            account_id=account, symbol=symbol, net_quantity=self.positions.get(key, 0), average_price=self.averages.get(key)
+        )
 
     def working(self, account_id: str, symbol: str | None = None) -> list[TrackedOrder]:
         return [

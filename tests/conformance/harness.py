@@ -335,6 +335,28 @@ def dxlink_config(platform: str, simulator: Any, credentials: Mapping[str, Any])
     )
 
 
+def fix_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) -> SessionConfig:
+    """FIX: the login's CompIDs and Logon 553/554; a fresh FileStore; 1 s heartbeats."""
+    import tempfile
+
+    return SessionConfig(
+        platform=platform,
+        session_id=f"conformance-{next(_sessions)}",
+        accounts={ACCOUNT: credentials["accounts"][0]},
+        endpoint=simulator.base_url,
+        username=credentials["username"],
+        secret=credentials["password"],
+        options={
+            "fix_version": credentials["fix_version"],
+            "sender_comp_id": credentials["sender_comp_id"],
+            "target_comp_id": credentials["target_comp_id"],
+            "heartbeat_s": 1,
+            "store_dir": tempfile.mkdtemp(prefix="ct-fix-conformance-"),
+            "request_timeout_s": 5.0,
+        },
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
@@ -396,6 +418,14 @@ PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
         config=dtc_config,
         options={"tick_ms": 0},
         features=frozenset({"authentication", "reconnect"}),
+    ),
+    "fix": SimulatorPlatform(
+        "fix",
+        "copytrader.brokers.fix.simulator:create_simulator",
+        config=fix_config,
+        features=frozenset(
+            {"authentication", "reconnect", "transport_faults", "lost_response", "lost_response_modify", "repeated_id_is_new"}
+        ),
     ),
     # Market data only: every order scenario skips with "market data only" (runner.py).
     "dxlink": SimulatorPlatform(
