@@ -166,6 +166,15 @@ class FixAdapter(BrokerAdapter, Listener):
             except FixDecodeError:
                 pass
 
+    async def ready(self) -> None:
+        """Wait (up to the request timeout) while the engine is logging on again after a drop."""
+        if self._logged_on.is_set() or self._initiator is None or self._stopping:
+            return
+        try:
+            await asyncio.wait_for(self._logged_on.wait(), self.fix.request_timeout_s)
+        except TimeoutError:
+            pass  # send() says "not logged on"
+
     # -- sending -----------------------------------------------------------------------------
     def send(self, msg_type: str, fields: list[tuple[int, str]]) -> None:
         """Hand a message to the engine, only while logged on: a message queued while down would
@@ -200,9 +209,13 @@ class FixAdapter(BrokerAdapter, Listener):
         self.broker_account(account_id)
         opened = []
         for order in self.book.working(account_id):
-            state = await orders.status(self, order) if self.fix.order_status else order.last
-            if state is not None and not state.status.is_final:
-                opened.append(state)
+            for order_id in order.order_ids or [""]:
+                if self.fix.order_status:
+                    state = await orders.status(self, order, order_id)
+                else:
+                    state = self.book.states.get(order_id)
+                if state is not None and not state.status.is_final:
+                    opened.append(state)
         positions = tuple(
             self.book.position(account_id, symbol)
             for (owner, symbol), net in sorted(self.book.positions.items())
@@ -217,13 +230,14 @@ class FixAdapter(BrokerAdapter, Listener):
             return
         for account_id in self.fix.accounts:
             for order in self.book.working(account_id):
-                try:
-                    state = await orders.status(self, order)
-                except BrokerUnavailable as exc:
-                    self.report(f"resync of {order.client_order_id!r} failed: {exc}")
-                    return
-                if state is not None and self.book.changed(order.client_order_id, state) and emit:
-                    self._emit(state)
+                for order_id in order.order_ids or [""]:
+                    try:
+                        state = await orders.status(self, order, order_id)
+                    except BrokerUnavailable as exc:
+                        self.report(f"resync of {order.client_order_id!r} failed: {exc}")
+                        return
+                    if state is not None and self.book.changed(order.client_order_id, state) and emit:
+                        self._emit(state)
 
     def report(self, text: str) -> None:
         """An error no request raises: kept as the session's last error and sent as an event."""

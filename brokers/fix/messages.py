@@ -145,9 +145,11 @@ def replace_request(cl_ord_id: str, orig: str, order_id: str, terms: OrderTerms)
     ]
 
 
-def status_request(cl_ord_id: str, terms: OrderTerms) -> Fields:
-    """OrderStatusRequest (H): ClOrdID, Symbol and Side are required in both versions."""
-    return [(CL_ORD_ID, cl_ord_id), (ACCOUNT, terms.account), (SYMBOL, terms.symbol), (SIDE, SIDES[terms.side])]
+def status_request(cl_ord_id: str, terms: OrderTerms, order_id: str = "") -> Fields:
+    """OrderStatusRequest (H): ClOrdID, Symbol and Side are required in both versions; OrderID
+    (optional) picks one order when a repeated ClOrdID made two."""
+    fields = [(CL_ORD_ID, cl_ord_id), (ACCOUNT, terms.account), (SYMBOL, terms.symbol), (SIDE, SIDES[terms.side])]
+    return [(ORDER_ID, order_id), *fields] if order_id else fields
 
 
 # -- execution reports -------------------------------------------------------------------------

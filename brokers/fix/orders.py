@@ -40,6 +40,7 @@ def _ack(adapter: FixAdapter, account_id: str, client_id: str, answer: FixMessag
 
 
 async def _request(adapter: FixAdapter, msg_type: str, cl: str, fields: m.Fields, what: str) -> FixMessage:
+    await adapter.ready()
     future = adapter.router.wait(cl)
     try:
         adapter.send(msg_type, fields)
@@ -147,12 +148,13 @@ async def flatten(adapter: FixAdapter, command: FlattenPosition) -> OrderAck:
     return first or OrderAck(account_id, command.client_order_id, "none", OrderStatus.FILLED)
 
 
-async def status(adapter: FixAdapter, order: TrackedOrder) -> OrderEvent | None:
+async def status(adapter: FixAdapter, order: TrackedOrder, order_id: str = "") -> OrderEvent | None:
     """OrderStatusRequest for ``order``: its state, or None when the counterparty knows none."""
+    await adapter.ready()
     cl = order.current_cl_ord_id
     future = adapter.router.wait(cl, status=True)
     try:
-        adapter.send(m.STATUS, m.status_request(cl, order.terms))
+        adapter.send(m.STATUS, m.status_request(cl, order.terms, order_id))
     except BaseException:
         adapter.router.status_waiters.pop(cl, None)
         raise
@@ -184,8 +186,7 @@ async def lookup(adapter: FixAdapter, account_id: str, client_order_id: str) -> 
             f"fix: cannot tell whether {client_order_id!r} exists: the counterparty takes no order status requests",
             sent=False,
         )
-    state = await status(adapter, order)
+    state = await status(adapter, order, order.order_id)
     if state is None:
         return None
-    adapter.book.changed(client_order_id, state)
     return OrderAck(account_id, client_order_id, state.broker_order_id, state.status, duplicate=True)

@@ -31,7 +31,8 @@ class TrackedOrder:
     account_id: str
     terms: OrderTerms
     current_cl_ord_id: str
-    order_id: str = ""
+    order_id: str = ""  # the first order placed under this id (what lookup answers)
+    order_ids: list[str] = field(default_factory=list)  # every order the counterparty holds under it
     requests: int = 0  # cancel/replace requests sent (numbers their ClOrdIDs)
     last: OrderEvent | None = None
     done: bool = False  # reached a final state (journaled, so a restart does not re-ask)
@@ -43,6 +44,7 @@ class SessionBook:
     orders: dict[str, TrackedOrder] = field(default_factory=dict)  # our client id → order
     cl_ord_ids: dict[str, str] = field(default_factory=dict)  # any ClOrdID we sent → our client id
     order_ids: dict[str, str] = field(default_factory=dict)  # OrderID → our client id
+    states: dict[str, OrderEvent] = field(default_factory=dict)  # OrderID → last state reported
     fills: dict[str, FillEvent] = field(default_factory=dict)  # ExecID → fill (corrections)
     positions: dict[tuple[str, str], int] = field(default_factory=dict)  # (account, symbol) → net
     averages: dict[tuple[str, str], Decimal | None] = field(default_factory=dict)  # … → average price
@@ -136,11 +138,17 @@ class SessionBook:
         if client_id is None or client_id not in self.orders:
             return True
         order = self.orders[client_id]
-        if event.broker_order_id:
-            order.order_id = event.broker_order_id
-            self.order_ids[event.broker_order_id] = client_id
-        last, order.last = order.last, event
-        if event.status.is_final and not order.done:
+        oid = event.broker_order_id
+        if oid and oid not in order.order_ids:
+            order.order_id = order.order_id or oid
+            order.order_ids.append(oid)
+            self.order_ids[oid] = client_id
+        last = self.states.get(oid)
+        self.states[oid] = event
+        if oid == order.order_id or not oid:
+            order.last = event
+        finals = [self.states.get(i) for i in order.order_ids]
+        if finals and all(f is not None and f.status.is_final for f in finals) and not order.done:
             order.done = True
             self._write({"kind": "final", "client": client_id, "cl": order.current_cl_ord_id})
         key = (event.status, event.filled_quantity, event.quantity, event.limit_price, event.stop_price)

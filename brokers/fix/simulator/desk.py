@@ -27,7 +27,7 @@ class OrderDesk:
         self.cl_ord_ids: dict[str, str] = {}  # order id → current ClOrdID
         self.orig: dict[str, str] = {}  # order id → OrigClOrdID of the request being answered
         self.chain: dict[tuple[str, str], str] = {}  # (account, any ClOrdID) → order id
-        self.next_exec_type: dict[str, str] = {}  # order id → ExecType of the next state report
+        self.pending: dict[str, tuple[str, str, str]] = {}  # order id → (ClOrdID, OrigClOrdID, ExecType)
         self._exec_ids = itertools.count(90001)
         self.order_status_supported = True
 
@@ -53,7 +53,7 @@ class OrderDesk:
         del order  # its reports went out through on_event as the kernel published them
 
     def _find(self, account: str, request: FixMessage) -> SimOrder | None:
-        order_id = self.chain.get((account, request.get(m.ORIG_CL_ORD_ID))) or request.get(m.ORDER_ID)
+        order_id = request.get(m.ORDER_ID) or self.chain.get((account, request.get(m.ORIG_CL_ORD_ID)))
         return self.exchange.account(account).orders.get(order_id) if order_id else None
 
     def cancel(self, account: str, request: FixMessage) -> None:
@@ -82,21 +82,19 @@ class OrderDesk:
                     stop_price=request.decimal(m.STOP_PX),
                 )
         except SimError as exc:
-            self.next_exec_type.pop(order.order_id, None)
-            self.orig.pop(order.order_id, None)
+            self.pending.pop(order.order_id, None)
             reason = "1" if exc.code in ("unknown_order",) else "0"  # 0: too late to cancel
             status = m.STATUS_OUT[order.status]
             self._cancel_reject(account, cl, orig, order.order_id, status, reason, response_to, str(exc))
 
     def _prepare(self, order: SimOrder, cl: str, orig: str, exec_type: str) -> None:
-        self.next_exec_type[order.order_id] = exec_type
-        self.orig[order.order_id] = orig
-        self.cl_ord_ids[order.order_id] = cl
-        self.chain[(order.account, cl)] = order.order_id
+        """The request's report takes its ClOrdID; reports before it (a fill that beat the
+        cancel) keep the order's current one."""
+        self.pending[order.order_id] = (cl, orig, exec_type)
 
     def status(self, account: str, request: FixMessage) -> None:
         cl = request.require(m.CL_ORD_ID)
-        order_id = self.chain.get((account, cl))
+        order_id = request.get(m.ORDER_ID) or self.chain.get((account, cl))
         order = self.exchange.account(account).orders.get(order_id) if order_id else None
         version = self.begin_string_of(account)
         kind = [(m.EXEC_TRANS_TYPE, "3")] if version == m.FIX42 else []
@@ -144,8 +142,15 @@ class OrderDesk:
             return  # not entered over FIX (a kernel-made order): no session to tell
         if order.order_id not in self.cl_ord_ids:
             self.cl_ord_ids[order.order_id] = order.client_order_id
-            self.chain[(order.account, order.client_order_id)] = order.order_id
-        exec_type = self.next_exec_type.pop(order.order_id, None)
+            self.chain.setdefault((order.account, order.client_order_id), order.order_id)
+        exec_type = None
+        change = self.pending.get(order.order_id)
+        if change is not None and (change[2] == "5" or event.status is OrderStatus.CANCELLED):
+            del self.pending[order.order_id]
+            cl, orig, exec_type = change
+            self.cl_ord_ids[order.order_id] = cl
+            self.orig[order.order_id] = orig
+            self.chain[(order.account, cl)] = order.order_id
         if exec_type is None:
             exec_type = {
                 OrderStatus.WORKING: "0",
