@@ -62,6 +62,7 @@ class FixAdapter(BrokerAdapter, Listener):
         self._initiator: fix.SocketInitiator | None = None
         self._bridge: Bridge | None = None
         self._logged_on = asyncio.Event()
+        self._logged_out = asyncio.Event()
         self._logon_refused: str | None = None
         self._stopping = False
         self.logons = 0
@@ -106,11 +107,26 @@ class FixAdapter(BrokerAdapter, Listener):
 
     async def disconnect(self) -> None:
         self._stopping = True
-        await self._stop_engine(force=False)
+        await self._logout()
+        await self._stop_engine(force=True)
         self.router.fail_all(BrokerUnavailable("fix: disconnected", sent=True))
         for task in list(self._resyncs):
             task.cancel()
         self._set_state(ConnectionState.DISCONNECTED)
+
+    async def _logout(self) -> None:
+        """A clean Logout, sent now and its answer waited for here: QuickFIX's own ``logout()``
+        and ``stop()`` act on the engine's one-second timer, so the engine is stopped with
+        ``force`` once the counterparty has answered."""
+        if self._initiator is None or not self._logged_on.is_set():
+            return
+        self._logged_out.clear()
+        if not send(self.key, "5", [(m.TEXT, "client logout")]):
+            return
+        try:
+            await asyncio.wait_for(self._logged_out.wait(), 2.0)
+        except TimeoutError:
+            log.warning("fix session %s: no Logout answer within 2 s; closing", self.config.session_id)
 
     async def _stop_engine(self, *, force: bool) -> None:
         """Stop the initiator off the loop: ``stop`` joins QuickFIX's threads, whose last
@@ -133,6 +149,7 @@ class FixAdapter(BrokerAdapter, Listener):
     def on_logout(self, key: SessionKey) -> None:
         was_on = self._logged_on.is_set()
         self._logged_on.clear()
+        self._logged_out.set()
         if self._stopping or self._initiator is None:
             return
         self.router.fail_all(BrokerUnavailable("fix: session logged out with requests in flight", sent=True))
@@ -145,8 +162,10 @@ class FixAdapter(BrokerAdapter, Listener):
         except FixDecodeError as exc:
             self.report(f"unreadable admin message: {exc}; raw={exc.raw!r}")
             return
-        if message.msg_type == "5" and not self._logged_on.is_set():
-            self._logon_refused = message.get(m.TEXT) or "the counterparty logged out during logon"
+        if message.msg_type == "5":
+            if not self._logged_on.is_set():
+                self._logon_refused = message.get(m.TEXT) or "the counterparty logged out during logon"
+            self._logged_out.set()
         elif message.msg_type == m.SESSION_REJECT:
             self.router.session_reject(message)
 
