@@ -152,6 +152,9 @@ def _rate_limit(_ctx: object, _param: object, value: str | None) -> tuple[int, f
     metavar="N/SECONDS",
     help="Request budget per login, e.g. 200/60 [default: the platform's documented limits].",
 )
+@click.option("--fix-version", default=None, help="fix: FIX.4.2 or FIX.4.4 only [default: both].")
+@click.option("--sender-comp-id", default=None, help="fix: the CompID the (first) client sends as SenderCompID.")
+@click.option("--target-comp-id", default=None, help="fix: the simulator's CompID (the clients' TargetCompID).")
 def sim(
     platform: str,
     host: str,
@@ -160,8 +163,18 @@ def sim(
     accounts: int | None,
     accounts_per_login: int,
     rate_limit: tuple[int, float] | None,
+    fix_version: str | None,
+    sender_comp_id: str | None,
+    target_comp_id: str | None,
 ) -> None:
     from .sandbox import serve_simulator, sim_options
 
     options = sim_options(platform, accounts, accounts_per_login, rate_limit)
+    if platform == "fix":
+        from ..brokers.fix.simulator import cli_options
+
+        try:
+            options = cli_options(options, fix_version, sender_comp_id, target_comp_id)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
     asyncio.run(serve_simulator(platform, host, port, latency, **options))

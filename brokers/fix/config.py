@@ -92,7 +92,9 @@ class FixConfig:
         if not 1 <= heartbeat <= 3600:
             raise ValueError(f"fix: heartbeat_s must be 1..3600 seconds, got {heartbeat}")
         store = options.get("store_dir")
-        store_dir = Path(str(store)) if store else default_store_root() / re.sub(r"[^\w.-]", "_", session.session_id)
+        namespace = re.sub(r"[^\w.-]", "_", str(options.get("store_namespace", "")))
+        session_dir = re.sub(r"[^\w.-]", "_", session.session_id)
+        store_dir = Path(str(store)) if store else default_store_root() / namespace / session_dir
         if not session.accounts:
             raise ValueError("fix: at least one account is required")
         return cls(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from typing import Any
 
 import quickfix as fix
@@ -66,6 +67,7 @@ class FixSimulator(Listener):
         self.home: dict[str, SessionKey] = {}  # login → the session it last logged on with
         self.logged_on: set[SessionKey] = set()
         self.logons = 0
+        self.instance = f"sim-{uuid.uuid4().hex[:12]}"
         self._acceptor: fix.SocketAcceptor | None = None
         self._queue: asyncio.Queue[tuple[SessionKey, str]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -119,6 +121,9 @@ class FixSimulator(Listener):
             "accounts": list(login.accounts),
             "sender_comp_id": login.username,
             "target_comp_id": self.comp_id,
+            "fix_version": self.versions[-1],
+            # a fresh FileStore per simulator run: this counterparty starts its sequences at 1
+            "store_namespace": self.instance,
         }
 
     def demo_credentials(self) -> dict[str, Any]:
@@ -129,7 +134,6 @@ class FixSimulator(Listener):
             "host": self.host,
             "port": self.port,
             "base_url": self.base_url,
-            "fix_version": self.versions[-1],
             "fix_versions": list(self.versions),
             "heartbeat_s": self.heartbeat_s,
         }
