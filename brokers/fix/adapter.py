@@ -240,7 +240,9 @@ class FixAdapter(BrokerAdapter, Listener):
             for (owner, symbol), net in sorted(self.book.positions.items())
             if owner == account_id and net
         )
-        return AccountSnapshot(account_id=account_id, balance=Decimal(0), open_orders=tuple(opened), positions=positions)
+        return AccountSnapshot(
+            account_id=account_id, balance=Decimal(0), open_orders=tuple(opened), positions=positions
+        )
 
     async def _resync(self, *, emit: bool) -> None:
         """Ask for every order this session knows as open (the resend already brought what the

@@ -163,7 +163,9 @@ class Bridge(fix.Application):  # type: ignore[misc]  # quickfix ships no type h
             log.exception("fix: fromApp")
 
 
-HEADER_TAGS = frozenset({8, 9, 35, 34, 49, 56, 52, 43, 97, 122, 115, 128, 50, 57, 142, 143, 144, 145, 212, 213, 347, 369, 627})
+HEADER_TAGS = frozenset(
+    {8, 9, 35, 34, 49, 56, 52, 43, 97, 122, 115, 128, 50, 57, 142, 143, 144, 145, 212, 213, 347, 369, 627}
+)
 
 
 def into_gap_fill(message: fix.Message, seq_num: int) -> None:

@@ -137,7 +137,9 @@ async def flatten(adapter: FixAdapter, command: FlattenPosition) -> OrderAck:
             pass  # it finished meanwhile: nothing left to cancel
     account = adapter.broker_account(account_id)
     positions = sorted(
-        (key[1], net) for key, net in adapter.book.positions.items() if key[0] == account_id and net and symbol in (None, key[1])
+        (key[1], net)
+        for key, net in adapter.book.positions.items()
+        if key[0] == account_id and net and symbol in (None, key[1])
     )
     first: OrderAck | None = None
     for n, (sym, net) in enumerate(positions, start=1):

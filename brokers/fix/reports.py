@@ -36,7 +36,9 @@ class ReportRouter:
         table[cl_ord_id] = future
         return future
 
-    async def answer(self, cl_ord_id: str, future: asyncio.Future[FixMessage], what: str, *, status: bool = False) -> FixMessage:
+    async def answer(
+        self, cl_ord_id: str, future: asyncio.Future[FixMessage], what: str, *, status: bool = False
+    ) -> FixMessage:
         timeout = self.adapter.fix.request_timeout_s
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)

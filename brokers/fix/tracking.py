@@ -152,7 +152,13 @@ class SessionBook:
             order.done = True
             self._write({"kind": "final", "client": client_id, "cl": order.current_cl_ord_id})
         key = (event.status, event.filled_quantity, event.quantity, event.limit_price, event.stop_price)
-        return last is None or key != (last.status, last.filled_quantity, last.quantity, last.limit_price, last.stop_price)
+        return last is None or key != (
+            last.status,
+            last.filled_quantity,
+            last.quantity,
+            last.limit_price,
+            last.stop_price,
+        )
 
     def new_fill(self, fill: FillEvent) -> bool:
         """Count ``fill`` once (by ExecID) into the session's position; False if seen before."""
@@ -168,7 +174,9 @@ class SessionBook:
         self._move(original.account_id, original.symbol, sign * original.quantity, original.price, undo=True)
         if not busted and quantity and price is not None:
             self._move(original.account_id, original.symbol, sign * quantity, price, undo=False)
-        self.fills[original.fill_id] = replace(original, quantity=0 if busted else quantity, price=price or original.price)
+        self.fills[original.fill_id] = replace(
+            original, quantity=0 if busted else quantity, price=price or original.price
+        )
 
     def _move(self, account: str, symbol: str, signed: int, price: Decimal, *, undo: bool) -> None:
         key = (account, symbol)
@@ -183,14 +191,15 @@ class SessionBook:
     def position(self, account: str, symbol: str) -> PositionEvent:
         key = (account, symbol)
         return PositionEvent(
-            account_id=account, symbol=symbol, net_quantity=self.positions.get(key, 0), average_price=self.averages.get(key)
+            account_id=account,
+            symbol=symbol,
+            net_quantity=self.positions.get(key, 0),
+            average_price=self.averages.get(key),
         )
 
     def working(self, account_id: str, symbol: str | None = None) -> list[TrackedOrder]:
         return [
             o
             for o in self.orders.values()
-            if o.account_id == account_id
-            and (symbol is None or o.terms.symbol == symbol)
-            and not o.done
+            if o.account_id == account_id and (symbol is None or o.terms.symbol == symbol) and not o.done
         ]

@@ -424,7 +424,14 @@ PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
         "copytrader.brokers.fix.simulator:create_simulator",
         config=fix_config,
         features=frozenset(
-            {"authentication", "reconnect", "transport_faults", "lost_response", "lost_response_modify", "repeated_id_is_new"}
+            {
+                "authentication",
+                "reconnect",
+                "transport_faults",
+                "lost_response",
+                "lost_response_modify",
+                "repeated_id_is_new",
+            }
         ),
     ),
     # Market data only: every order scenario skips with "market data only" (runner.py).

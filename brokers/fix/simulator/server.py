@@ -24,7 +24,7 @@ from ...simkernel.latency import Latency
 from ...simkernel.logins import SimLogin
 from .. import messages as m
 from ..application import Bridge, Listener, SessionKey, send
-from ..codec import FixDecodeError, parse
+from ..codec import FixDecodeError, FixMessage, parse
 from ..config import COMP_ID
 from ..settings import acceptor_settings
 from .desk import OrderDesk
@@ -43,7 +43,9 @@ class FixSimulator(Listener):
     settings name), ``order_status`` (answer 35=H; default True), ``latency`` (ms or "50+20"
     before each order request), ``tick_ms`` (market clock; 0 = prices move only when told)."""
 
-    def __init__(self, exchange: SimExchange | None = None, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+    def __init__(
+        self, exchange: SimExchange | None = None, host: str = "127.0.0.1", port: int = 0, **options: Any
+    ) -> None:
         self.exchange = exchange or SimExchange()
         self.host, self.port = host, port
         logins: list[SimLogin] | None = options.get("logins")
@@ -111,7 +113,10 @@ class FixSimulator(Listener):
     # -- the shared simulator shape ------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        return f"fix://{self.host}:{self.port}"
+        """``tcp://host:port``: the adapter reads ``fix://`` too, but the config schema's URL
+        schemes (core/schemas/bounds.py) do not list ``fix`` yet, and the demo's sessions
+        pass through it."""
+        return f"tcp://{self.host}:{self.port}"
 
     def credentials_for(self, username: str) -> dict[str, Any]:
         login = self.logins[username]
@@ -176,7 +181,7 @@ class FixSimulator(Listener):
             except Exception:  # a bug in one request must not stop the desk
                 log.exception("fix simulator: request failed: %r", raw[:200])
 
-    def _handle(self, key: SessionKey, request: m.FixMessage) -> None:
+    def _handle(self, key: SessionKey, request: FixMessage) -> None:
         login = self.logins[key.target_comp_id]
         account = request.get(m.ACCOUNT) or (login.accounts[0] if len(login.accounts) == 1 else "")
         if request.msg_type == m.STATUS and not self.desk.order_status_supported:
@@ -198,7 +203,7 @@ class FixSimulator(Listener):
         except FixDecodeError as exc:
             self._business_reject(key, request, "5", str(exc)[:120])
 
-    def _business_reject(self, key: SessionKey, request: m.FixMessage, reason: str, text: str) -> None:
+    def _business_reject(self, key: SessionKey, request: FixMessage, reason: str, text: str) -> None:
         fields = [(45, request.get(34)), (372, request.msg_type), (380, reason), (58, text)]
         if request.get(m.CL_ORD_ID):
             fields.insert(1, (m.BUSINESS_REJECT_REF_ID, request.get(m.CL_ORD_ID)))

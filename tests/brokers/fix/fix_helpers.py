@@ -7,13 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from waiting import wait_until
+
 from copytrader.brokers.base import SessionConfig, Subscription
 from copytrader.brokers.fix.adapter import FixAdapter
 from copytrader.brokers.fix.simulator import FixSimulator
 from copytrader.brokers.model import BrokerEvent
 from copytrader.brokers.simkernel.exchange import SimExchange
 from copytrader.brokers.simkernel.pricepath import PricePath
-from waiting import wait_until
 
 ACCOUNT = "A"
 SYMBOL = "ESZ6"

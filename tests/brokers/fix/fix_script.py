@@ -62,7 +62,9 @@ class ScriptRun:
             try:
                 self.step(line)
             except AssertionError as exc:
-                raise AssertionError(f"{script.name}:{number}: {line}\n  {exc}\n  received: {self.received[-6:]}") from None
+                raise AssertionError(
+                    f"{script.name}:{number}: {line}\n  {exc}\n  received: {self.received[-6:]}"
+                ) from None
 
     def step(self, line: str) -> None:
         if line == "iCONNECT":

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import quickfix as fix
+from waiting import wait_until
 
 from copytrader.brokers.fix.application import Bridge, Listener, into_gap_fill
-from waiting import wait_until
 
 
 def order_resend() -> fix.Message:

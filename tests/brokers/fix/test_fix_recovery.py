@@ -11,12 +11,12 @@ import quickfix as fix
 from conftest import AdapterFactory
 from fix_helpers import ACCOUNT, SYMBOL, Recorder
 from test_fix_adapter import PRICE, kernel_account, limit
+from waiting import wait_until
 
 from copytrader.brokers.fix.adapter import FixAdapter
 from copytrader.brokers.fix.settings import initiator_session_id
 from copytrader.brokers.fix.simulator import FixSimulator
 from copytrader.brokers.model import ConnectionEvent, ConnectionState, FillEvent, OrderStatus, PositionEvent
-from waiting import wait_until
 
 
 async def test_fill_while_down_arrives_once_after_reconnect(sim: FixSimulator, adapter: FixAdapter) -> None:
