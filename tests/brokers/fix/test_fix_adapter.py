@@ -68,6 +68,7 @@ async def test_partial_fills_report_cumulative_and_leaves(sim: FixSimulator, ada
     assert len({f.fill_id for f in fills}) == 3
 
 
+@pytest.mark.parametrize("version", ["FIX.4.4"])  # nothing in it differs by version
 async def test_reject_carries_the_counterpartys_text(sim: FixSimulator, adapter: FixAdapter) -> None:
     sim.faults(kernel_account(sim)).reject_next = "risk: max position exceeded"
     with pytest.raises(OrderRejected, match="max position"):
@@ -97,6 +98,7 @@ async def test_limit_modify_cancel(sim: FixSimulator, adapter: FixAdapter) -> No
         await adapter.cancel(CancelOrder(ACCOUNT, "NEVER-SENT"))
 
 
+@pytest.mark.parametrize("version", ["FIX.4.4"])  # nothing in it differs by version
 async def test_cancel_that_loses_the_race_is_an_order_cancel_reject(sim: FixSimulator, adapter: FixAdapter) -> None:
     sim.exchange.set_price(SYMBOL, PRICE)
     events = Recorder(adapter)
@@ -119,6 +121,7 @@ async def test_lookup_asks_with_order_status_requests(sim: FixSimulator, adapter
         await adapter.lookup(ACCOUNT, "L3")
 
 
+@pytest.mark.parametrize("version", ["FIX.4.4"])  # nothing in it differs by version
 async def test_lookup_without_status_requests_is_unknown(sim: FixSimulator, make_adapter: AdapterFactory) -> None:
     adapter = make_adapter(order_status_requests=False)
     await adapter.connect()
@@ -128,6 +131,7 @@ async def test_lookup_without_status_requests_is_unknown(sim: FixSimulator, make
     assert await adapter.lookup(ACCOUNT, "NEVER") is None  # never handed to the engine (journal)
 
 
+@pytest.mark.parametrize("version", ["FIX.4.4"])  # nothing in it differs by version
 async def test_flatten_cancels_working_orders_and_closes_with_our_id(sim: FixSimulator, adapter: FixAdapter) -> None:
     sim.exchange.set_price(SYMBOL, PRICE)
     events = Recorder(adapter)
@@ -154,6 +158,7 @@ async def test_busted_fill_is_a_correction(sim: FixSimulator, adapter: FixAdapte
     await events.wait_for(lambda e: isinstance(e, PositionEvent) and e.net_quantity == 0, "flat after the bust")
 
 
+@pytest.mark.parametrize("version", ["FIX.4.4"])  # nothing in it differs by version
 async def test_bad_password_is_authentication_failed(make_adapter: AdapterFactory) -> None:
     adapter = make_adapter()
     object.__setattr__(adapter.fix, "password", "wrong")
