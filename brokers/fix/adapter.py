@@ -79,9 +79,8 @@ class FixAdapter(BrokerAdapter, Listener):
         loop = asyncio.get_running_loop()
         self._bridge = Bridge(loop, self, credentials=(self.fix.username, self.fix.password))
         settings = initiator_settings(self.fix)
-        self._initiator = fix.SocketInitiator(
-            self._bridge, fix.FileStoreFactory(settings), settings, fix.FileLogFactory(settings)
-        )
+        # No engine log: QuickFIX's FileLog writes every message, our Logon's Password (554) too.
+        self._initiator = fix.SocketInitiator(self._bridge, fix.FileStoreFactory(settings), settings)
         await asyncio.to_thread(self._initiator.start)
         try:
             await self._await_logon()

@@ -99,8 +99,6 @@ async def modify(adapter: FixAdapter, command: ModifyOrder) -> OrderAck:
         limit_price=command.limit_price if command.limit_price is not None else order.terms.limit_price,
         stop_price=command.stop_price if command.stop_price is not None else order.terms.stop_price,
     )
-    fields_check = m.replace_request("x", order.current_cl_ord_id, order.order_id, terms)  # refuse bad values early
-    del fields_check
     cl = adapter.book.next_request_id(order, "R")
     fields = m.replace_request(cl, order.current_cl_ord_id, order.order_id, terms)
     answer = await _request(adapter, m.REPLACE, cl, fields, f"cancel/replace of {order.client_order_id!r}")

@@ -49,12 +49,11 @@ def _common(dictionary: fix.Dictionary, begin_string: str, heartbeat_s: int) -> 
 
 
 def initiator_settings(config: FixConfig) -> fix.SessionSettings:
-    """One initiator session; the FileStore (and the engine's own log) live in ``store_dir``."""
+    """One initiator session; its FileStore lives in ``store_dir``."""
     config.store_dir.mkdir(parents=True, exist_ok=True)
     defaults = fix.Dictionary()
     defaults.setString("ConnectionType", "initiator")
     defaults.setString("FileStorePath", str(config.store_dir / "store"))
-    defaults.setString("FileLogPath", str(config.store_dir / "log"))
     defaults.setString("ReconnectInterval", str(config.reconnect_s))
     defaults.setString("LogonTimeout", str(max(1, int(config.logon_timeout_s))))
     session = fix.Dictionary()

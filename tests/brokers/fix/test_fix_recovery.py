@@ -70,3 +70,13 @@ async def test_sequence_numbers_persist_across_restarts(
     assert resumed.getExpectedSenderNum() > sent > 2
     found = await second.lookup(ACCOUNT, "L3")  # the journal traces the old order to our id
     assert found is not None and found.duplicate
+
+
+@pytest.mark.parametrize("version", ["FIX.4.4"])
+async def test_the_password_never_reaches_the_disk(make_adapter: AdapterFactory, tmp_path: Path) -> None:
+    adapter = make_adapter(tmp_path / "store")
+    await adapter.connect()
+    await adapter.place(limit("L9"))
+    await adapter.disconnect()
+    written = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+    assert written and not [p for p in written if b"\x01554=" in p.read_bytes()]  # no Password field
