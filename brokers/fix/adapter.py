@@ -68,6 +68,7 @@ class FixAdapter(BrokerAdapter, Listener):
         self.logons = 0
         self.sent_seq: dict[int, tuple[str, str]] = {}  # our MsgSeqNum → (MsgType, ClOrdID)
         self._resyncs: set[asyncio.Task[None]] = set()
+        self.status_lock = asyncio.Lock()  # one OrderStatusRequest in flight (orders.status)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def connect(self) -> None:

@@ -149,7 +149,15 @@ async def flatten(adapter: FixAdapter, command: FlattenPosition) -> OrderAck:
 
 
 async def status(adapter: FixAdapter, order: TrackedOrder, order_id: str = "") -> OrderEvent | None:
-    """OrderStatusRequest for ``order``: its state, or None when the counterparty knows none."""
+    """OrderStatusRequest for ``order``: its state, or None when the counterparty knows none.
+
+    One at a time: an answer names only the ClOrdID, so a resync and a snapshot asking about
+    the same order at once could not tell their answers apart."""
+    async with adapter.status_lock:
+        return await _status(adapter, order, order_id)
+
+
+async def _status(adapter: FixAdapter, order: TrackedOrder, order_id: str) -> OrderEvent | None:
     await adapter.ready()
     cl = order.current_cl_ord_id
     future = adapter.router.wait(cl, status=True)
