@@ -282,6 +282,8 @@ class Capabilities:
     an order up (``BrokerAdapter.lookup``) instead of trusting a resend.
     ``lookup``: the adapter can find an order at the broker by our client order id.
     ``fill_corrections``: the adapter reports busted/corrected executions as ``FillCorrection``.
+    ``reject_reasons``: a reject carries the broker's reason text (NinjaTrader's ATI reports
+    only the state ``Rejected``; the copy is still reported rejected, with no text to show).
     """
 
     order_entry: bool = True
@@ -296,3 +298,4 @@ class Capabilities:
     partial_fills: bool = True
     snapshot: bool = True
     fill_corrections: bool = False
+    reject_reasons: bool = True

@@ -14,6 +14,7 @@ ADAPTERS: dict[str, str] = {
     "rithmic": "copytrader.brokers.rithmic.adapter:RithmicAdapter",
     "dtc": "copytrader.brokers.dtc.adapter:DtcAdapter",
     "dxlink": "copytrader.brokers.dxlink.adapter:DxLinkAdapter",
+    "ninjatrader": "copytrader.brokers.ninjatrader.adapter:NinjaTraderAdapter",
     "fix": "copytrader.brokers.fix.adapter:FixAdapter",
 }
 
@@ -23,6 +24,7 @@ SIMULATORS: dict[str, str] = {
     "rithmic": "copytrader.brokers.rithmic.simulator:create_simulator",
     "dtc": "copytrader.brokers.dtc.simulator:create_simulator",
     "dxlink": "copytrader.brokers.dxlink.simulator:create_simulator",
+    "ninjatrader": "copytrader.brokers.ninjatrader.simulator:create_simulator",
     "fix": "copytrader.brokers.fix.simulator:create_simulator",
 }
 

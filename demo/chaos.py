@@ -82,7 +82,11 @@ class LeaderScript:
     signals: list[TradeSignal] = field(default_factory=list)
 
 
-def chaos_config(followers: int, endpoints: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def chaos_config(
+    followers: int,
+    endpoints: dict[str, dict[str, Any]] | None = None,
+    pace: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Followers alternate between the Tradovate and ProjectX simulators, each follower firm
     with its own login (and so its own sessions and request budget), as real prop accounts
     come; the leader is only a name here (this process publishes its signals)."""
@@ -100,7 +104,7 @@ def chaos_config(followers: int, endpoints: dict[str, dict[str, Any]] | None = N
         session_id = follower_session(platform, counts[platform], 1, shared_login(endpoints, platform))
         if session_id not in sessions:
             fields = session_fields(endpoints, platform, session_id)
-            options = {**fields.pop("options", {}), **PACE_OPTIONS.get(platform, {})}
+            options = {**fields.pop("options", {}), **(PACE_OPTIONS if pace is None else pace).get(platform, {})}
             session: dict[str, Any] = {"id": session_id, "platform": platform, "options": options}
             session.update(fields)
             sessions[session_id] = session
@@ -235,6 +239,11 @@ def expectation(signals: list[TradeSignal], config: CopyConfig) -> Expectation:
 class ChaosRun:
     """``async with ChaosRun(options, settings) as run: result = await run.play()``."""
 
+    #: Worker name → roles; the soak adds the tracker.
+    roles: dict[str, str] = ROLES
+    #: Request budgets raised on both sides (simulator and adapter), per platform.
+    pace: dict[str, dict[str, Any]] = PACE_OPTIONS
+
     def __init__(self, options: ChaosOptions, settings: Settings) -> None:
         self.options = options
         self.settings = settings
@@ -262,10 +271,10 @@ class ChaosRun:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         endpoints = {}
         for platform in PLATFORMS:
-            simulator, session = await start_sandbox(platform, "0", self.config_data, **PACE_OPTIONS.get(platform, {}))
+            simulator, session = await start_sandbox(platform, "0", self.config_data, **self.pace.get(platform, {}))
             self.simulators[platform] = simulator
             endpoints[platform] = session
-        self.config_data = chaos_config(self.options.followers, endpoints)
+        self.config_data = chaos_config(self.options.followers, endpoints, self.pace)
         self.config = parse_config(self.config_data, env=dict(os.environ))
         for account in self.config.follower_accounts():
             faults = CountingFaults(
@@ -281,7 +290,7 @@ class ChaosRun:
             "COPYTRADER_DATA_DIR": str(self.settings.data_dir),
             "COPYTRADER_KAFKA_BROKER": self.settings.kafka_broker,
         }
-        for name, roles in ROLES.items():
+        for name, roles in self.roles.items():
             self.workers[name] = start_worker(name, roles, self.run_dir, self.env)
         self.observer = RunObserver(self.settings.bootstrap_servers, self.prefix, self.config)
         await self.observer.start()
@@ -369,7 +378,7 @@ class ChaosRun:
                 await asyncio.to_thread(worker.process.wait)
                 self.kills[name] += 1
                 await asyncio.sleep(self.rng.uniform(0.1, 1.0))
-                self.workers[name] = start_worker(name, ROLES[name], self.run_dir, self.env)
+                self.workers[name] = start_worker(name, self.roles[name], self.run_dir, self.env)
 
         await asyncio.gather(cycle("back", 0.0), cycle("front", self.rng.uniform(1.0, 4.0)))
 

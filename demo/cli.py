@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -108,6 +109,13 @@ def demo(**kw: object) -> None:
 
 @click.command(name="bench", help="Latency benchmark: stage percentiles at N followers (prints JSON).")
 @_scenario_options
+@click.option(
+    "--repeat",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 50),
+    help="Runs per configuration; with 2 or more, a median line with the spread follows them.",
+)
 def bench(**kw: object) -> None:
     kw["quiet"] = True
     # Steady state: the first seconds after start (fresh topics, first use of each code path)
@@ -152,6 +160,8 @@ def _rate_limit(_ctx: object, _param: object, value: str | None) -> tuple[int, f
     metavar="N/SECONDS",
     help="Request budget per login, e.g. 200/60 [default: the platform's documented limits].",
 )
+@click.option("--incoming", default=None, help="ninjatrader: the OIF incoming folder [default: a temporary one].")
+@click.option("--outgoing", default=None, help="ninjatrader: the outgoing folder [default: beside --incoming].")
 @click.option("--fix-version", default=None, help="fix: FIX.4.2 or FIX.4.4 only [default: both].")
 @click.option("--sender-comp-id", default=None, help="fix: the CompID the (first) client sends as SenderCompID.")
 @click.option("--target-comp-id", default=None, help="fix: the simulator's CompID (the clients' TargetCompID).")
@@ -163,6 +173,8 @@ def sim(
     accounts: int | None,
     accounts_per_login: int,
     rate_limit: tuple[int, float] | None,
+    incoming: str | None,
+    outgoing: str | None,
     fix_version: str | None,
     sender_comp_id: str | None,
     target_comp_id: str | None,
@@ -170,6 +182,11 @@ def sim(
     from .sandbox import serve_simulator, sim_options
 
     options = sim_options(platform, accounts, accounts_per_login, rate_limit)
+    if incoming or outgoing:
+        if platform != "ninjatrader":
+            raise click.BadParameter("only the ninjatrader simulator has instruction folders", param_hint="--incoming")
+        options["folder"] = str(Path(incoming or outgoing or ".").parent)
+        options.update({k: v for k, v in (("incoming", incoming), ("outgoing", outgoing)) if v})
     if platform == "fix":
         from ..brokers.fix.simulator import cli_options
 

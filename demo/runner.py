@@ -29,14 +29,19 @@ from ..core.config import parse_config
 from ..core.records import Execution
 from ..core.settings import Settings
 from ..core.topics import ensure_topics
+from .calibration import calibrate
 from .configgen import MARKET_TOKEN_ENV, SIMULATED, demo_config, market_data
+from .costs import CostMeter, kafka_broker_pid
 from .observer import RunObserver, dumps
+from .repeats import median_of, readable
 
 # Which roles run in which process. The hot path (fan-out → executor) never shares a Kafka
 # consumer with the bulk topics (executions, positions): one consumer fetches all of its
 # topics through one pipeline, so thousands of execution records would queue ahead of an intent.
 HOT_PATH_ROLES = {"ingest", "fanout", "execute"}
 BACKGROUND_NICENESS = 10
+#: The bench's idle window between "ready" and the first action: each process's background CPU.
+IDLE_WINDOW_S = 2.0
 # Three processes: the copy path (ingest + fan-out, executor) each get a process of their own;
 # everything that only watches (tracker, database, dashboard and API) shares the third, which
 # runs niced, so on two cores the copy path wins every contest for the CPU.
@@ -62,6 +67,8 @@ class ScenarioOptions:
     keep_running: bool = False
     # A dxLink simulator as the price source (marks and the price chart on the dashboard).
     market_data: bool = True
+    # ``bench --repeat N``: each configuration N times, then the median line with its spread.
+    repeat: int = 1
 
 
 def free_port() -> int:
@@ -175,6 +182,7 @@ class Scenario:
         self.started_kafka = False
         self.sandboxes: list[Any] = []
         self.market_env: dict[str, str] = {}
+        self.costs: CostMeter | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Scenario:
@@ -220,7 +228,22 @@ class Scenario:
             self.workers.append(start_worker(name, roles, self.run_dir, env, port))
         await self.observer.start()
         await self._wait_ready(timeout=120.0)
+        await self._start_cost_meter()
         self._announce_dashboard()
+
+    async def _start_cost_meter(self) -> None:
+        """Every process of the run, for CPU and memory per copy; a short idle window first
+        gives each one's background rate (heartbeats, metadata), told apart from per-copy cost."""
+        pids = {w.name: w.process.pid for w in self.workers}
+        pids["observer"] = os.getpid()
+        broker = kafka_broker_pid(self.settings.bootstrap_servers)
+        if broker is not None:
+            pids["kafka"] = broker
+        prefixes = (self.prefix, f"{self.prefix.rstrip('.')}-")
+        self.costs = CostMeter(pids, tuple(w.name for w in self.workers), prefixes, broker)
+        self.costs.idle()
+        if self.mode == "bench":
+            await asyncio.sleep(IDLE_WINDOW_S)
 
     def _announce_dashboard(self) -> None:
         web = self.web_worker()
@@ -312,11 +335,18 @@ class Scenario:
         go = self.run_dir / "go"
         go.write_text("go")
         done = go.with_suffix(".done")
+        warm = go.with_suffix(".warm")
+        if self.costs and not self.options.warmup:
+            self.costs.start()
         budget = (self.options.warmup + self.options.trades) * self.options.interval + 60.0
         deadline = time.monotonic() + budget
         while not done.exists() and time.monotonic() < deadline:
             self._check_workers()
+            if self.costs and not self.costs.started and warm.exists():
+                self.costs.start()  # the measured actions began (within one 0.1 s poll)
             await asyncio.sleep(0.1)
+        if self.costs and not self.costs.started:
+            self.costs.start()
         return await self.settle(settle_timeout)
 
     async def settle(self, timeout: float) -> dict[str, Any]:
@@ -332,10 +362,12 @@ class Scenario:
                 quiet_since = time.monotonic()
             except TimeoutError:
                 pass
+        if self.costs is not None:
+            await self.costs.stop_when_quiet()
         return self.summary()
 
     def summary(self) -> dict[str, Any]:
-        return self.observer.summary(
+        summary = self.observer.summary(
             self.followers,
             mode=self.mode,
             platform=self.options.platform,
@@ -345,6 +377,13 @@ class Scenario:
             warmup_trades=self.options.warmup,
             measured_from=self._measured_from(),
         )
+        if self.costs is not None:
+            if not self.costs.finished:
+                self.costs.stop()  # settled by timeout: the window ends now
+            costs = self.costs.report(int(summary["internal_ms"]["n"]))
+            summary["cpu_ms_per_copy"] = costs.pop("cpu_ms_per_copy")
+            summary["costs"] = costs
+        return summary
 
     def _measured_from(self) -> float | None:
         """When the scripted leader finished its warm-up actions (wall clock), if it had any."""
@@ -393,8 +432,12 @@ class Scenario:
 
 
 async def run_scenario(mode: str, followers: int, latency: str, options: ScenarioOptions) -> dict[str, Any]:
+    # The machine's yardstick, measured before any worker starts (docs/benchmarks.md).
+    calibration = await calibrate() if mode == "bench" else None
     async with Scenario(mode, followers, latency, options) as run:
         summary = await run.trade()
+        if calibration is not None:
+            summary["calibration"] = calibration
         if options.keep_running:
             print(dumps(summary), flush=True)
             run._say("workers keep running for the dashboard; Ctrl-C stops them")
@@ -420,9 +463,18 @@ async def run_many(
     results = []
     for count in followers:
         for latency in latencies:
-            summary = await run_scenario(mode, count, latency, options)
-            print(dumps(summary), flush=True)
-            results.append(summary)
+            runs = []
+            for attempt in range(1, options.repeat + 1):
+                summary = await run_scenario(mode, count, latency, options)
+                if options.repeat > 1:
+                    summary["run"] = attempt
+                print(dumps(summary), flush=True)
+                runs.append(summary)
+            results.extend(runs)
+            if options.repeat > 1:
+                line = median_of(runs)
+                print(dumps(line), flush=True)
+                print(readable(line), file=sys.stderr, flush=True)
     return results
 
 

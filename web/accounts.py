@@ -192,7 +192,7 @@ class AccountRegistry:
         if url is None:
             return None
         try:
-            return check_endpoint(url, self.allowed_hosts)
+            return check_endpoint(url, self.allowed_hosts, folders=False)
         except BoundError as exc:
             raise FieldErrors({"endpoint": str(exc)}) from None
 

@@ -9,6 +9,7 @@ Time moves only when the driver calls :meth:`SimExchange.advance` (or pins a pri
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -46,12 +47,32 @@ Listener = Callable[[KernelEvent], None]
 FaultListener = Callable[[str], None]
 
 
+#: Finished orders an account keeps (working ones are always kept). A real broker's order
+#: history is the trading day's; a simulator that kept every order forever would grow without
+#: bound in a long run (the soak), so the oldest finished orders are forgotten beyond this.
+HISTORY_LIMIT = 5000
+#: OCO groups remembered as "one member filled" (only a group's last moments need it).
+OCO_MEMORY = 10_000
+
+
 class SimExchange:
-    def __init__(self, seed: int = 7, prices: PricePath | None = None, *, dedupe_client_ids: bool = False) -> None:
+    def __init__(
+        self,
+        seed: int = 7,
+        prices: PricePath | None = None,
+        *,
+        dedupe_client_ids: bool = False,
+        history_limit: int = HISTORY_LIMIT,
+    ) -> None:
         """``dedupe_client_ids`` off (the default) is what real platforms promise: nothing. A
-        repeated client order id is a new order, so the copier must not rely on a refusal."""
+        repeated client order id is a new order, so the copier must not rely on a refusal.
+        ``history_limit``: finished orders kept per account; older ones are forgotten, as a
+        broker forgets a past day's orders (a lookup then finds nothing)."""
+        if history_limit < 1:
+            raise ValueError(f"history_limit must be at least 1, got {history_limit}")
         self.prices = prices or PricePath(seed)
         self.dedupe_client_ids = dedupe_client_ids
+        self.history_limit = history_limit
         self.accounts: dict[str, SimAccount] = {}
         self._ids = itertools.count(1001)
         self._fill_ids = itertools.count(5001)
@@ -59,7 +80,7 @@ class SimExchange:
         self._live: dict[str, SimOrder] = {}  # working orders, pruned lazily as they finish
         self._fault_listeners: list[FaultListener] = []
         self._children: dict[str, list[SimOrder]] = {}  # parent order id → held OSO children
-        self._oco_filled: set[str] = set()  # OCO groups one member of which filled
+        self._oco_filled: OrderedDict[str, None] = OrderedDict()  # OCO groups one member of which filled
 
     # -- wiring ----------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -144,6 +165,8 @@ class SimExchange:
             parent_id=parent_id,
         )
         account.orders[order.order_id] = order
+        if len(account.orders) > self.history_limit + self._trim_slack:
+            self._forget_oldest(account)
         if parent_id is not None:
             return self._hold(account, order), False
         self._live[order.order_id] = order
@@ -158,6 +181,20 @@ class SimExchange:
         self._publish(order.to_event())
         self._match(order)
         return order, False
+
+    @property
+    def _trim_slack(self) -> int:
+        """Trim in batches (a tenth of the limit), so forgetting costs O(1) per order."""
+        return max(1, self.history_limit // 10)
+
+    def _forget_oldest(self, account: SimAccount) -> None:
+        """Drop the oldest finished orders (and their client-id entries) down to the limit."""
+        finished = [o for o in account.orders.values() if o.status.is_final]
+        excess = len(account.orders) - self.history_limit
+        for order in finished[: max(0, excess)]:
+            del account.orders[order.order_id]
+            if order.client_order_id and account.by_client_id.get(order.client_order_id) == order.order_id:
+                del account.by_client_id[order.client_order_id]
 
     def _hold(self, account: SimAccount, order: SimOrder) -> SimOrder:
         """Accept a child order without working it; ``_release_children`` starts it."""
@@ -447,7 +484,9 @@ class SimExchange:
         """OCO siblings are cancelled; a bracketed entry spawns its two exits as an OCO pair."""
         account = self.account(order.account)
         if order.oco_group:
-            self._oco_filled.add(order.oco_group)
+            self._oco_filled[order.oco_group] = None
+            if len(self._oco_filled) > OCO_MEMORY:
+                self._oco_filled.popitem(last=False)
             for other in account.orders.values():
                 if other.oco_group == order.oco_group and other is not order and not other.status.is_final:
                     self._finish(other, OrderStatus.CANCELLED, "oco sibling filled")

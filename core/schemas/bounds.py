@@ -39,8 +39,12 @@ MAX_TEXT_LEN = 256
 MAX_SECRET_LEN = 4096
 # Endpoint URLs: a host, a port and a short path.
 MAX_URL_LEN = 300
-#: ``dtc``/``tcp``: a plain TCP socket (Sierra Chart's DTC server), not a web URL.
-URL_SCHEMES = ("http", "https", "ws", "wss", "dtc", "tcp")
+#: ``dtc``/``tcp``/``fix``/``ati``: a plain TCP socket (Sierra Chart's DTC server, a FIX
+#: acceptor, NinjaTrader's ATI port), not a web URL.
+URL_SCHEMES = ("http", "https", "ws", "wss", "dtc", "tcp", "fix", "ati")
+#: ``oif:///C:/Users/me/Documents/NinjaTrader 8``: NinjaTrader's order-instruction-file folder
+#: on this machine (no host: the files are local, and no login ever goes there).
+FOLDER_SCHEMES = ("oif",)
 # Stage stamps: one per stage (ARCHITECTURE.md lists eight); 16 leaves room to grow.
 MAX_STAMPS = 16
 MAX_STAMP_NAME_LEN = 32
@@ -80,9 +84,23 @@ def check_decimal(value: Decimal | None, *, maximum: Decimal, what: str = "numbe
         raise BoundError(f"must be positive and at most {maximum}, got {value:.6g}")
 
 
-def check_endpoint(url: str, allowed_hosts: frozenset[str] = frozenset()) -> str:
-    """An ``http``/``https``/``ws``/``wss`` URL (or a ``dtc``/``tcp`` socket address) with a host
-    (in ``allowed_hosts`` when given).
+def _check_folder(url: str, host: str | None, path: str, extra: str) -> str:
+    """A local folder route: an absolute path, no host, nothing after it, no parent steps."""
+    if host:
+        raise BoundError("a folder endpoint names no host: oif:///absolute/path")
+    if not path.startswith("/") or len(path) < 2:
+        raise BoundError("a folder endpoint needs an absolute path: oif:///absolute/path")
+    if extra:
+        raise BoundError("a folder endpoint takes no query or fragment")
+    if ".." in path.split("/"):
+        raise BoundError("a folder endpoint must not step up with '..'")
+    return url
+
+
+def check_endpoint(url: str, allowed_hosts: frozenset[str] = frozenset(), *, folders: bool = True) -> str:
+    """An ``http``/``https``/``ws``/``wss`` URL (or a ``dtc``/``tcp``/``fix``/``ati`` socket
+    address) with a host (in ``allowed_hosts`` when given); with ``folders``, also a local
+    ``oif:///path`` folder (NinjaTrader's order instruction files).
 
     Why: the endpoint is where an executor and the "Test" button send the account's login; a
     ``javascript:`` or ``file:`` URL has no business there, and an allow-list lets an operator
@@ -94,8 +112,14 @@ def check_endpoint(url: str, allowed_hosts: frozenset[str] = frozenset()) -> str
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise BoundError("not a valid URL") from None
+    if parts.scheme.lower() in FOLDER_SCHEMES:
+        if not folders or allowed_hosts:
+            # From the dashboard a folder would let a web user have the worker write files
+            # anywhere it may: a folder route is set in the config file by the machine's owner.
+            raise BoundError("a folder endpoint is set in the config file, not here")
+        return _check_folder(url, host, parts.path, parts.query or parts.fragment)
     if parts.scheme.lower() not in URL_SCHEMES:
-        raise BoundError(f"must be an {'/'.join(URL_SCHEMES)} URL")
+        raise BoundError(f"must be an {'/'.join(URL_SCHEMES + FOLDER_SCHEMES)} URL")
     if not host:
         raise BoundError("must name a host")
     if parts.username or parts.password:

@@ -359,6 +359,36 @@ def fix_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) ->
 
 # --------------------------------------------------------------------------- registry
 
+
+NINJATRADER_OPTIONS = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.5, "request_timeout_s": 5.0}
+
+
+def ninjatrader_ati_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) -> SessionConfig:
+    """The TCP route: the simulator's ATI port; no login (NinjaTrader has none)."""
+    return SessionConfig(
+        platform,
+        f"conformance-{next(_sessions)}",
+        {ACCOUNT: credentials["accounts"][0]},
+        simulator.base_url,
+        options=NINJATRADER_OPTIONS,
+    )
+
+
+def ninjatrader_oif_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) -> SessionConfig:
+    """The file route. The sentinel an earlier session of ours left in the outgoing folder is
+    written first: this NinjaTrader has not restarted since (lookup's "none" needs that)."""
+    from copytrader.brokers.ninjatrader.oif import SENTINEL
+
+    (simulator.folders.outgoing / SENTINEL).write_text("an earlier session\n")
+    return SessionConfig(
+        platform,
+        f"conformance-{next(_sessions)}",
+        {ACCOUNT: credentials["accounts"][0]},
+        simulator.oif_url,
+        options=NINJATRADER_OPTIONS,
+    )
+
+
 PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
     "paper": PaperPlatform(),
     # tick_ms: the Tradovate simulator's clock also applies the drop fault, and 0 would spin.
@@ -418,6 +448,22 @@ PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
         config=dtc_config,
         options={"tick_ms": 0},
         features=frozenset({"authentication", "reconnect"}),
+    ),
+    # NinjaTrader's two ATI routes. No login ("authentication"); the ATI reports no prices, so
+    # a CHANGE whose answer was lost cannot be read back ("lost_response_modify"); one key holds
+    # one order of a repeated ORDER ID ("repeated_id_is_new": tests/brokers/ninjatrader).
+    "ninjatrader": SimulatorPlatform(
+        "ninjatrader",
+        "copytrader.brokers.ninjatrader.simulator:create_simulator",
+        config=ninjatrader_ati_config,
+        features=frozenset({"reconnect", "transport_faults", "lost_response"}),
+    ),
+    # Files have no connection to drop or answer to lose.
+    "ninjatrader-oif": SimulatorPlatform(
+        "ninjatrader",
+        "copytrader.brokers.ninjatrader.simulator:create_simulator",
+        config=ninjatrader_oif_config,
+        features=frozenset(),
     ),
     "fix": SimulatorPlatform(
         "fix",

@@ -278,6 +278,19 @@ def test_bounds_are_named_and_checked() -> None:
     assert bounds.check_endpoint("wss://md.tradovateapi.com/v1/websocket")
     with pytest.raises(bounds.BoundError, match="not allowed"):
         bounds.check_endpoint("https://evil.example/", frozenset({"demo.tradovateapi.com"}))
+    for socket_address in ("fix://fix.broker.example:9878", "ati://127.0.0.1:36973", "tcp://127.0.0.1:11099"):
+        assert bounds.check_endpoint(socket_address)
+
+
+def test_folder_endpoints_only_absolute_local_and_only_from_the_config_file() -> None:
+    assert bounds.check_endpoint("oif:///home/trader/Documents/NinjaTrader 8")
+    for bad in ("oif://host/share", "oif://", "oif:///a/../etc", "oif:///x?y=1"):
+        with pytest.raises(bounds.BoundError):
+            bounds.check_endpoint(bad)
+    with pytest.raises(bounds.BoundError, match="config file"):
+        bounds.check_endpoint("oif:///home/trader/NT8", folders=False)  # the dashboard's door
+    with pytest.raises(bounds.BoundError, match="config file"):
+        bounds.check_endpoint("oif:///home/trader/NT8", frozenset({"127.0.0.1"}))
 
 
 def test_schema_errors_name_nested_fields() -> None:

@@ -113,10 +113,8 @@ class FixSimulator(Listener):
     # -- the shared simulator shape ------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        """``tcp://host:port``: the adapter reads ``fix://`` too, but the config schema's URL
-        schemes (core/schemas/bounds.py) do not list ``fix`` yet, and the demo's sessions
-        pass through it."""
-        return f"tcp://{self.host}:{self.port}"
+        """``fix://host:port`` (the adapter also reads ``tcp://`` and plain ``host:port``)."""
+        return f"fix://{self.host}:{self.port}"
 
     def credentials_for(self, username: str) -> dict[str, Any]:
         login = self.logins[username]

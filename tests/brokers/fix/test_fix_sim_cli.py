@@ -38,7 +38,7 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 async def test_sim_fix_prints_its_endpoint_and_settings(served: dict[str, Any], tmp_path: Path) -> None:
-    assert served["platform"] == "fix" and served["base_url"].startswith("tcp://127.0.0.1:")
+    assert served["platform"] == "fix" and served["base_url"].startswith("fix://127.0.0.1:")
     assert (served["sender_comp_id"], served["target_comp_id"], served["fix_versions"]) == (
         "DESK1",
         "BROKER",

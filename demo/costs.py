@@ -1,0 +1,221 @@
+"""What a copy costs the machine, from the operating system's own accounting.
+
+The bench samples ``/proc/<pid>/stat`` (user + system CPU time, in clock ticks) and
+``/proc/<pid>/status`` (resident memory) for every worker, its own process (the observer and the
+in-process simulators) and the Kafka broker, at the start and the end of the measured window.
+The window ends when every worker is back at its idle rate, so work that runs behind (the niced
+tracker, the database sink) is counted. An idle sample taken before the leader trades gives each
+process's background rate (heartbeats, metadata refreshes); the CPU used over the window minus
+that rate, divided by the copies placed in it, is the marginal cost per copy — what the
+difference of two runs of different lengths gives — and the sum over the workers is
+``cpu_ms_per_copy``. The raw figure is printed beside it. Kafka's bytes per copy come from the sizes of the run's topic
+segments in the broker's log directories (this machine's broker only; ``None`` elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = 1024  # VmRSS is printed in kB
+KAFKA_MAIN = "kafka.Kafka"
+#: Ending the window: each worker back under 1.5× its idle rate + this slack, polled every step.
+QUIET_SLACK_MS_PER_S = 20.0
+QUIET_STEP_S = 0.25
+QUIET_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSample:
+    """One process's CPU time (ms, user + system) and resident memory (MiB) at ``at``."""
+
+    cpu_ms: float
+    rss_mib: float
+    at: float
+
+
+def sample(pid: int) -> ProcessSample | None:
+    """The process's counters now; ``None`` when it is gone (a killed worker, a stopped broker)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    rss_kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return ProcessSample(cpu_ms=(utime + stime) * 1000 / CLOCK_TICKS, rss_mib=rss_kib / PAGE, at=time.monotonic())
+
+
+def sample_all(pids: Mapping[str, int]) -> dict[str, ProcessSample]:
+    samples = {name: sample(pid) for name, pid in pids.items()}
+    return {name: s for name, s in samples.items() if s is not None}
+
+
+def kafka_broker_pid(bootstrap: str | None = None) -> int | None:
+    """The local Kafka broker's pid (its JVM runs ``kafka.Kafka``) — the one listening on
+    ``bootstrap``'s port when given, as a machine may run more than one."""
+    port = bootstrap.rsplit(":", 1)[-1].split(",")[0] if bootstrap else None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if KAFKA_MAIN.encode() not in argv:
+            continue
+        if port is None or _listens_on(argv, port):
+            return int(entry.name)
+    return None
+
+
+def _listens_on(argv: list[bytes], port: str) -> bool:
+    """Does the broker's server.properties (its last argument) list a listener on ``port``?"""
+    try:
+        properties = Path(next(a for a in reversed(argv) if a).decode()).read_text()
+    except (OSError, StopIteration, UnicodeDecodeError):
+        return False
+    for line in properties.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "listeners":
+            return any(listener.strip().endswith(f":{port}") for listener in value.split(","))
+    return False
+
+
+def _kafka_log_dirs(pid: int) -> list[Path]:
+    """``log.dirs`` of the broker's server.properties (the last argument of its command line)."""
+    try:
+        argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+        properties = Path(argv[-1]).read_text()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return []
+    for line in properties.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() in ("log.dirs", "log.dir"):
+            return [Path(d.strip()) for d in value.split(",") if d.strip()]
+    return []
+
+
+def topic_bytes(prefixes: Iterable[str], broker_pid: int | None) -> int | None:
+    """Bytes in the segments of every topic whose name starts with one of ``prefixes``."""
+    if broker_pid is None:
+        return None
+    dirs = _kafka_log_dirs(broker_pid)
+    if not dirs:
+        return None
+    wanted = tuple(prefixes)
+    total = 0
+    for log_dir in dirs:
+        try:
+            partitions = [p for p in log_dir.iterdir() if p.is_dir() and p.name.startswith(wanted)]
+        except OSError:
+            continue
+        for partition in partitions:
+            try:
+                total += sum(f.stat().st_size for f in partition.glob("*.log"))
+            except OSError:
+                continue  # a partition deleted under us: the run's own topics are not
+    return total
+
+
+@dataclass(slots=True)
+class CostMeter:
+    """Samples at three moments: ``idle()`` once the workers are ready, ``start()`` when the
+    measured actions begin and ``stop()`` when every copy is accounted for."""
+
+    pids: dict[str, int]
+    workers: tuple[str, ...]
+    topic_prefixes: tuple[str, ...]
+    broker_pid: int | None = None
+    _idle: dict[str, ProcessSample] | None = None
+    _start: dict[str, ProcessSample] | None = None
+    _end: dict[str, ProcessSample] | None = None
+    _bytes_start: int | None = None
+    _bytes_end: int | None = None
+
+    def idle(self) -> None:
+        self._idle = sample_all(self.pids)
+
+    def start(self) -> None:
+        self._start = sample_all(self.pids)
+        self._bytes_start = topic_bytes(self.topic_prefixes, self.broker_pid)
+
+    def stop(self) -> None:
+        self._end = sample_all(self.pids)
+        self._bytes_end = topic_bytes(self.topic_prefixes, self.broker_pid)
+
+    async def stop_when_quiet(self, timeout: float = QUIET_TIMEOUT_S, step: float = QUIET_STEP_S) -> None:
+        """End the window once every worker is back at its idle rate: the niced tracker runs
+        behind the copy path, and its catching up is part of what the copies cost."""
+        deadline = time.monotonic() + timeout
+        previous = sample_all(self.pids)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(step)
+            now = sample_all(self.pids)
+            if all(self._quiet(name, previous.get(name), now.get(name)) for name in self.workers):
+                break
+            previous = now
+        self.stop()
+
+    def _quiet(self, name: str, before: ProcessSample | None, after: ProcessSample | None) -> bool:
+        if before is None or after is None or after.at <= before.at:
+            return True  # gone: nothing more to wait for
+        rate = (after.cpu_ms - before.cpu_ms) / (after.at - before.at)
+        return rate <= 1.5 * self._idle_rate(name) + QUIET_SLACK_MS_PER_S
+
+    def _idle_rate(self, name: str) -> float:
+        """CPU ms per second the process spends with nothing to copy (0 when never measured)."""
+        if not (self._idle and self._start and name in self._idle and name in self._start):
+            return 0.0
+        idle, begin = self._idle[name], self._start[name]
+        return (begin.cpu_ms - idle.cpu_ms) / (begin.at - idle.at) if begin.at > idle.at else 0.0
+
+    @property
+    def started(self) -> bool:
+        return self._start is not None
+
+    @property
+    def finished(self) -> bool:
+        return self._end is not None
+
+    def report(self, copies: int) -> dict[str, object]:
+        """Per process: CPU ms per copy, idle CPU ms per second, RSS at start and end (MiB)."""
+        if not (self._start and self._end) or copies <= 0:
+            return {"cpu_ms_per_copy": None, "processes": {}, "kafka_bytes_per_copy": None}
+        processes: dict[str, dict[str, float | None]] = {}
+        for name, end in self._end.items():
+            begin = self._start.get(name)
+            if begin is None:
+                continue
+            idle_rate = self._idle_rate(name)
+            used = end.cpu_ms - begin.cpu_ms
+            # Marginal cost, as the difference of two runs would give it: the background rate
+            # (heartbeats, metadata refreshes) over the window is not a cost of the copies.
+            marginal = max(0.0, used - idle_rate * (end.at - begin.at))
+            processes[name] = {
+                "cpu_ms_per_copy": round(marginal / copies, 4),
+                "cpu_ms_per_copy_raw": round(used / copies, 4),
+                "idle_cpu_ms_per_s": round(idle_rate, 2),
+                "rss_mib_start": round(begin.rss_mib, 1),
+                "rss_mib_end": round(end.rss_mib, 1),
+            }
+        worker_total = sum(float(processes[n]["cpu_ms_per_copy"] or 0.0) for n in self.workers if n in processes)
+        kafka_bytes = None
+        if self._bytes_start is not None and self._bytes_end is not None:
+            kafka_bytes = round((self._bytes_end - self._bytes_start) / copies, 1)
+        return {
+            "cpu_ms_per_copy": round(worker_total, 4),
+            "window_s": round(next(iter(self._end.values())).at - next(iter(self._start.values())).at, 3),
+            "processes": processes,
+            "kafka_bytes_per_copy": kafka_bytes,
+        }
+
+
+__all__ = ["CostMeter", "ProcessSample", "kafka_broker_pid", "sample", "sample_all", "topic_bytes"]

@@ -1,0 +1,124 @@
+"""The bench's cost accounting (/proc), its calibration and the median of repeated runs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from copytrader.demo import costs
+from copytrader.demo.calibration import cpu_workload_ms, sleep_jitter
+from copytrader.demo.costs import CostMeter, ProcessSample, sample
+from copytrader.demo.repeats import median_of, readable, spread
+
+
+def test_sample_reads_this_process_cpu_and_memory() -> None:
+    before = sample(os.getpid())
+    assert before is not None
+    digest = b""
+    for _ in range(200_000):  # burn some CPU so the counter must move
+        digest = hashlib.sha256(digest).digest()
+    after = sample(os.getpid())
+    assert after is not None
+    assert after.cpu_ms > before.cpu_ms
+    assert after.rss_mib > 1.0
+
+
+def test_sample_of_a_gone_process_is_none() -> None:
+    assert sample(2**22 + 12345) is None
+
+
+def _meter() -> CostMeter:
+    return CostMeter({"front": 1, "back": 2, "observer": 3}, ("front", "back"), ("run.",))
+
+
+def test_cost_per_copy_is_marginal_over_the_idle_rate() -> None:
+    meter = _meter()
+    # idle at t=0, window from t=10 to t=20; front idles at 5 ms/s, back at 0.
+    meter._idle = {n: ProcessSample(cpu, 50.0, 0.0) for n, cpu in (("front", 100.0), ("back", 200.0), ("observer", 0))}
+    meter._start = {
+        n: ProcessSample(cpu, 50.0, 10.0) for n, cpu in (("front", 150.0), ("back", 200.0), ("observer", 0))
+    }
+    meter._end = {n: ProcessSample(cpu, 60.0, 20.0) for n, cpu in (("front", 350.0), ("back", 400.0), ("observer", 90))}
+    report = meter.report(copies=100)
+    front = report["processes"]["front"]  # type: ignore[index]
+    # 200 ms used, 50 ms of it the idle rate over 10 s → 150 ms / 100 copies.
+    assert front["cpu_ms_per_copy"] == pytest.approx(1.5)
+    assert front["cpu_ms_per_copy_raw"] == pytest.approx(2.0)
+    assert front["idle_cpu_ms_per_s"] == pytest.approx(5.0)
+    assert front["rss_mib_end"] == 60.0
+    # The observer is reported but is not a worker: the sum is front + back only.
+    assert report["cpu_ms_per_copy"] == pytest.approx(1.5 + 2.0)
+    assert report["processes"]["observer"]["cpu_ms_per_copy"] == pytest.approx(0.9)  # type: ignore[index]
+
+
+def test_no_copies_means_no_figure() -> None:
+    meter = _meter()
+    meter._start = meter._end = {"front": ProcessSample(1.0, 1.0, 1.0)}
+    assert meter.report(copies=0)["cpu_ms_per_copy"] is None
+
+
+def test_window_ends_when_workers_are_back_at_idle() -> None:
+    meter = CostMeter({"me": os.getpid()}, ("me",), ("run.",))
+    meter.idle()
+    meter.start()
+    asyncio.run(meter.stop_when_quiet(timeout=2.0, step=0.05))
+    assert meter.finished
+
+
+def test_topic_bytes_counts_only_the_runs_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, size in (("run.orders.requests-0", 1000), ("run-front-positions-changelog-3", 24), ("other.x-0", 999)):
+        partition = tmp_path / name
+        partition.mkdir()
+        (partition / "00000000000000000000.log").write_bytes(b"x" * size)
+        (partition / "00000000000000000000.index").write_bytes(b"\0" * 4096)  # preallocated: not data
+    monkeypatch.setattr(costs, "_kafka_log_dirs", lambda pid: [tmp_path])
+    assert costs.topic_bytes(("run.", "run-"), broker_pid=1) == 1024
+    assert costs.topic_bytes(("run.",), broker_pid=None) is None
+
+
+def test_median_line_has_every_runs_spread() -> None:
+    runs = [
+        {
+            "followers": 20,
+            "internal_ms": {"p50": p50, "p99": p99},
+            "cpu_ms_per_copy": cpu,
+            "missing": 0,
+            "duplicates": 0,
+        }
+        for p50, p99, cpu in ((10.0, 20.0, 0.5), (12.0, 40.0, 0.7), (11.0, 25.0, 0.6))
+    ]
+    runs[1]["costs"] = {"processes": {"back": {"cpu_ms_per_copy": 0.3, "rss_mib_end": 110.0}}}
+    line = median_of(runs)
+    assert line["median_of"] == 3
+    assert line["internal_p50_ms"] == {"median": 11.0, "min": 10.0, "max": 12.0}
+    assert line["internal_p99_ms"] == {"median": 25.0, "min": 20.0, "max": 40.0}
+    assert line["cpu_ms_per_copy"] == {"median": 0.6, "min": 0.5, "max": 0.7}
+    assert line["processes"]["back"]["cpu_ms_per_copy"] == {"median": 0.3, "min": 0.3, "max": 0.3}
+    assert line["kafka_bytes_per_copy"] is None  # no run had it
+    assert "internal p50 11 [10–12] ms" in readable(line)
+
+
+def test_missing_and_duplicates_are_summed_not_medianed() -> None:
+    runs = [{"followers": 2, "missing": m, "duplicates": d} for m, d in ((0, 0), (3, 1), (0, 0))]
+    line = median_of(runs)
+    assert (line["missing"], line["duplicates"]) == (3, 1)
+    assert spread([]) is None
+
+
+def test_calibration_measures_sleep_lateness_and_cpu_time() -> None:
+    jitter = asyncio.run(sleep_jitter(rounds=20))
+    assert jitter["n"] == 20
+    assert jitter["p50"] is not None and jitter["p50"] >= 0.0
+    assert cpu_workload_ms(rounds=200) > 0.0
+
+
+def test_the_broker_is_found_by_its_listener_port(tmp_path: Path) -> None:
+    properties = tmp_path / "server.properties"
+    properties.write_text("node.id=1\nlisteners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093\n")
+    argv = [b"java", b"kafka.Kafka", str(properties).encode(), b""]
+    assert costs._listens_on(argv, "19092")
+    assert not costs._listens_on(argv, "9092")
