@@ -336,9 +336,13 @@ def dxlink_config(platform: str, simulator: Any, credentials: Mapping[str, Any])
 
 
 def fix_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) -> SessionConfig:
-    """FIX: the login's CompIDs and Logon 553/554; a fresh FileStore; 1 s heartbeats."""
+    """FIX: the login's CompIDs and Logon 553/554; a fresh FileStore (removed at exit); 1 s heartbeats."""
+    import atexit
+    import shutil
     import tempfile
 
+    store = tempfile.mkdtemp(prefix="ct-fix-conformance-")
+    atexit.register(shutil.rmtree, store, True)
     return SessionConfig(
         platform=platform,
         session_id=f"conformance-{next(_sessions)}",
@@ -351,7 +355,7 @@ def fix_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) ->
             "sender_comp_id": credentials["sender_comp_id"],
             "target_comp_id": credentials["target_comp_id"],
             "heartbeat_s": 1,
-            "store_dir": tempfile.mkdtemp(prefix="ct-fix-conformance-"),
+            "store_dir": store,
             "request_timeout_s": 5.0,
         },
     )
