@@ -70,6 +70,7 @@ class FixConfig:
     heartbeat_s: int = 30
     store_dir: Path = Path("var/fix")
     reset_on_logon: bool = False
+    persist_messages: bool = False  # keep sent app messages in the store (resends of orders still become gap fills)
     order_status: bool = True  # the counterparty answers OrderStatusRequest (35=H)
     request_timeout_s: float = 10.0
     logon_timeout_s: float = 10.0
@@ -109,6 +110,7 @@ class FixConfig:
             heartbeat_s=heartbeat,
             store_dir=store_dir,
             reset_on_logon=bool(options.get("reset_on_logon", False)),
+            persist_messages=bool(options.get("persist_messages", False)),
             order_status=bool(options.get("order_status_requests", True)),
             request_timeout_s=_positive(options.get("request_timeout_s", 10.0), "request_timeout_s"),
             logon_timeout_s=_positive(options.get("logon_timeout_s", 10.0), "logon_timeout_s"),

@@ -63,9 +63,10 @@ def initiator_settings(config: FixConfig) -> fix.SessionSettings:
     session.setString("SocketConnectHost", config.host)
     session.setString("SocketConnectPort", str(config.port))
     session.setString("ResetOnLogon", _yn(config.reset_on_logon))
-    # No stored application messages: a ResendRequest is answered with gap fills, so an order
-    # request can never be re-sent as a PossDup the counterparty might execute twice.
-    session.setString("PersistMessages", "N")
+    # By default no stored application messages: a ResendRequest is answered with gap fills, so
+    # an order request is never re-sent as a PossDup the counterparty might execute twice. With
+    # ``persist_messages`` the bridge's toApp turns such a resend into a gap fill instead.
+    session.setString("PersistMessages", _yn(config.persist_messages))
     # 553/554 are 4.4 Logon fields; a 4.2 counterparty reads them as its own (documented) extension.
     session.setString("AllowUnknownMsgFields", "Y")
     settings = fix.SessionSettings()

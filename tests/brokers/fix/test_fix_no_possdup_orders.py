@@ -66,7 +66,10 @@ async def counterparty() -> AsyncIterator[RawCounterparty]:
         await peer.stop()
 
 
-async def test_a_resend_request_over_our_order_gets_a_gap_fill(counterparty: RawCounterparty, tmp_path: Path) -> None:
+@pytest.mark.parametrize("persist", [False, True], ids=["store-holds-no-orders", "toapp-rewrites-the-resend"])
+async def test_a_resend_request_over_our_order_gets_a_gap_fill(
+    counterparty: RawCounterparty, tmp_path: Path, persist: bool
+) -> None:
     adapter = FixAdapter(
         SessionConfig(
             platform="fix",
@@ -81,6 +84,7 @@ async def test_a_resend_request_over_our_order_gets_a_gap_fill(counterparty: Raw
                 "target_comp_id": "THEM",
                 "store_dir": str(tmp_path),
                 "request_timeout_s": 1.0,
+                "persist_messages": persist,
             },
         )
     )
