@@ -15,6 +15,7 @@ ADAPTERS: dict[str, str] = {
     "dtc": "copytrader.brokers.dtc.adapter:DtcAdapter",
     "dxlink": "copytrader.brokers.dxlink.adapter:DxLinkAdapter",
     "ninjatrader": "copytrader.brokers.ninjatrader.adapter:NinjaTraderAdapter",
+    "fix": "copytrader.brokers.fix.adapter:FixAdapter",
 }
 
 SIMULATORS: dict[str, str] = {
@@ -24,6 +25,7 @@ SIMULATORS: dict[str, str] = {
     "dtc": "copytrader.brokers.dtc.simulator:create_simulator",
     "dxlink": "copytrader.brokers.dxlink.simulator:create_simulator",
     "ninjatrader": "copytrader.brokers.ninjatrader.simulator:create_simulator",
+    "fix": "copytrader.brokers.fix.simulator:create_simulator",
 }
 
 

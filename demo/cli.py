@@ -176,6 +176,9 @@ def _rate_limit(_ctx: object, _param: object, value: str | None) -> tuple[int, f
 )
 @click.option("--incoming", default=None, help="ninjatrader: the OIF incoming folder [default: a temporary one].")
 @click.option("--outgoing", default=None, help="ninjatrader: the outgoing folder [default: beside --incoming].")
+@click.option("--fix-version", default=None, help="fix: FIX.4.2 or FIX.4.4 only [default: both].")
+@click.option("--sender-comp-id", default=None, help="fix: the CompID the (first) client sends as SenderCompID.")
+@click.option("--target-comp-id", default=None, help="fix: the simulator's CompID (the clients' TargetCompID).")
 def sim(
     platform: str,
     host: str,
@@ -186,6 +189,9 @@ def sim(
     rate_limit: tuple[int, float] | None,
     incoming: str | None,
     outgoing: str | None,
+    fix_version: str | None,
+    sender_comp_id: str | None,
+    target_comp_id: str | None,
 ) -> None:
     from .sandbox import serve_simulator, sim_options
 
@@ -195,4 +201,11 @@ def sim(
             raise click.BadParameter("only the ninjatrader simulator has instruction folders", param_hint="--incoming")
         options["folder"] = str(Path(incoming or outgoing or ".").parent)
         options.update({k: v for k, v in (("incoming", incoming), ("outgoing", outgoing)) if v})
+    if platform == "fix":
+        from ..brokers.fix.simulator import cli_options
+
+        try:
+            options = cli_options(options, fix_version, sender_comp_id, target_comp_id)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
     asyncio.run(serve_simulator(platform, host, port, latency, **options))

@@ -25,7 +25,7 @@ def follower_rule(index: int) -> dict[str, Any]:
 
 
 #: Platforms whose followers are real-style prop accounts: one login per follower firm.
-SIMULATED = ("tradovate", "projectx", "rithmic", "dtc", "ninjatrader")
+SIMULATED = ("tradovate", "projectx", "rithmic", "dtc", "ninjatrader", "fix")
 #: ``--platform mixed``: followers rotate over every order platform (dxLink is the price source).
 MIXED = ("paper", *SIMULATED)
 

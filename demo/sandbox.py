@@ -35,6 +35,8 @@ SHARED_LOGIN_OPTIONS: dict[str, dict[str, Any]] = {
 SANDBOX_OPTIONS = SHARED_LOGIN_OPTIONS
 #: The login fields each platform's adapter reads from a session's options.
 _APP_FIELDS = ("appId", "appVersion", "cid", "sec", "deviceId")
+#: FIX: each login's CompIDs, version and FileStore namespace (session options).
+_FIX_FIELDS = ("sender_comp_id", "target_comp_id", "fix_version", "store_namespace")
 
 
 def _secret_env(platform: str, session_id: str) -> str:
@@ -106,6 +108,7 @@ def _per_session_fields(platform: str, simulator: Any, logins: dict[str, SimLogi
         os.environ[secret_env] = str(own.get("password") or login.secret)
         common = {k: v for k, v in own.items() if k in _APP_FIELDS and k != "deviceId"}
         options = {"deviceId": own["deviceId"]} if "deviceId" in own else {}
+        options.update({k: own[k] for k in _FIX_FIELDS if k in own})
         sessions[session_id] = {"username": login.username, "secret_env": secret_env, "options": options}
     return {"endpoint": simulator.base_url, "options": common, "sessions": sessions}
 

@@ -335,6 +335,32 @@ def dxlink_config(platform: str, simulator: Any, credentials: Mapping[str, Any])
     )
 
 
+def fix_config(platform: str, simulator: Any, credentials: Mapping[str, Any]) -> SessionConfig:
+    """FIX: the login's CompIDs and Logon 553/554; a fresh FileStore (removed at exit); 1 s heartbeats."""
+    import atexit
+    import shutil
+    import tempfile
+
+    store = tempfile.mkdtemp(prefix="ct-fix-conformance-")
+    atexit.register(shutil.rmtree, store, True)
+    return SessionConfig(
+        platform=platform,
+        session_id=f"conformance-{next(_sessions)}",
+        accounts={ACCOUNT: credentials["accounts"][0]},
+        endpoint=simulator.base_url,
+        username=credentials["username"],
+        secret=credentials["password"],
+        options={
+            "fix_version": credentials["fix_version"],
+            "sender_comp_id": credentials["sender_comp_id"],
+            "target_comp_id": credentials["target_comp_id"],
+            "heartbeat_s": 1,
+            "store_dir": store,
+            "request_timeout_s": 5.0,
+        },
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -442,6 +468,21 @@ PLATFORMS: dict[str, PaperPlatform | SimulatorPlatform] = {
         "copytrader.brokers.ninjatrader.simulator:create_simulator",
         config=ninjatrader_oif_config,
         features=frozenset(),
+    ),
+    "fix": SimulatorPlatform(
+        "fix",
+        "copytrader.brokers.fix.simulator:create_simulator",
+        config=fix_config,
+        features=frozenset(
+            {
+                "authentication",
+                "reconnect",
+                "transport_faults",
+                "lost_response",
+                "lost_response_modify",
+                "repeated_id_is_new",
+            }
+        ),
     ),
     # Market data only: every order scenario skips with "market data only" (runner.py).
     "dxlink": SimulatorPlatform(

@@ -1,0 +1,271 @@
+"""The FIX 4.2/4.4 adapter: one QuickFIX initiator session to a broker's or FCM's acceptor.
+
+Session (``config.py``): ``endpoint`` ``fix://host:port``; options ``fix_version`` (FIX.4.2 or
+FIX.4.4), ``sender_comp_id``, ``target_comp_id``, ``heartbeat_s``, ``store_dir`` (the FileStore:
+sequence numbers survive restarts), ``reset_on_logon``, ``order_status_requests`` (the
+counterparty answers 35=H), ``request_timeout_s``; ``username``/``secret`` go in the Logon
+(553/554). ``accounts`` maps our ids to FIX Account (1) values.
+
+The engine does the session layer (logon, heartbeats, test requests, resend requests, gap fills,
+reconnects every ``reconnect_s``). This class waits for answers on the loop (``application.py``
+brings every message here) and turns ExecutionReports into events, each fill once. After every
+logon, the missed reports arrive by the engine's resend, and the orders still open are asked for
+with OrderStatusRequests. Exactly once: see ``orders.py`` and ``application.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from decimal import Decimal
+from typing import ClassVar
+
+import quickfix as fix
+
+from ..base import BrokerAdapter, SessionConfig
+from ..errors import AuthenticationFailed, BrokerUnavailable
+from ..model import (
+    AccountSnapshot,
+    CancelOrder,
+    Capabilities,
+    ConnectionEvent,
+    ConnectionState,
+    FlattenPosition,
+    ModifyOrder,
+    OrderAck,
+    PlaceOrder,
+)
+from . import messages as m
+from . import orders
+from .application import Bridge, Listener, SessionKey, send
+from .codec import FixDecodeError, FixMessage, parse
+from .config import FixConfig
+from .reports import ReportRouter
+from .settings import initiator_session_id, initiator_settings
+from .tracking import JOURNAL, SessionBook
+
+log = logging.getLogger(__name__)
+
+
+class FixAdapter(BrokerAdapter, Listener):
+    platform: ClassVar[str] = "fix"
+    capabilities: ClassVar[Capabilities] = Capabilities(brackets=False, oco=False, fill_corrections=True)
+
+    def __init__(self, config: SessionConfig) -> None:
+        super().__init__(config)
+        self.fix = FixConfig.from_session(config)
+        self.key = SessionKey(self.fix.begin_string, self.fix.sender_comp_id, self.fix.target_comp_id)
+        self.book = SessionBook(self.fix.store_dir / JOURNAL)
+        self.book.load()
+        self.router = ReportRouter(self)
+        self.accounts_in = {name: ours for ours, name in self.fix.accounts.items()}
+        self._initiator: fix.SocketInitiator | None = None
+        self._bridge: Bridge | None = None
+        self._logged_on = asyncio.Event()
+        self._logged_out = asyncio.Event()
+        self._logon_refused: str | None = None
+        self._stopping = False
+        self.logons = 0
+        self.sent_seq: dict[int, tuple[str, str]] = {}  # our MsgSeqNum → (MsgType, ClOrdID)
+        self._resyncs: set[asyncio.Task[None]] = set()
+        self.status_lock = asyncio.Lock()  # one OrderStatusRequest in flight (orders.status)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self._state is ConnectionState.CONNECTED:
+            return
+        self._stopping = False
+        self._logon_refused = None
+        self._set_state(ConnectionState.CONNECTING)
+        loop = asyncio.get_running_loop()
+        self._bridge = Bridge(loop, self, credentials=(self.fix.username, self.fix.password))
+        settings = initiator_settings(self.fix)
+        # No engine log: QuickFIX's FileLog writes every message, our Logon's Password (554) too.
+        self._initiator = fix.SocketInitiator(self._bridge, fix.FileStoreFactory(settings), settings)
+        await asyncio.to_thread(self._initiator.start)
+        try:
+            await self._await_logon()
+        except BaseException as exc:
+            await self._stop_engine(force=True)
+            self._set_state(ConnectionState.DISCONNECTED, f"fix: logon to {self.fix.address} failed: {exc}")
+            raise
+        self._set_state(ConnectionState.CONNECTED)
+        await self._resync(emit=False)
+
+    async def _await_logon(self) -> None:
+        deadline = asyncio.get_running_loop().time() + self.fix.logon_timeout_s
+        while not self._logged_on.is_set():
+            if self._logon_refused is not None:
+                raise AuthenticationFailed(f"fix: logon refused: {self._logon_refused}", code="LOGON_REJECTED")
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise BrokerUnavailable(f"fix: no Logon answer from {self.fix.address}", sent=False)
+            try:
+                await asyncio.wait_for(self._logged_on.wait(), min(remaining, 0.05))
+            except TimeoutError:
+                continue
+
+    async def disconnect(self) -> None:
+        self._stopping = True
+        await self._logout()
+        await self._stop_engine(force=True)
+        self.router.fail_all(BrokerUnavailable("fix: disconnected", sent=True))
+        for task in list(self._resyncs):
+            task.cancel()
+        self._set_state(ConnectionState.DISCONNECTED)
+
+    async def _logout(self) -> None:
+        """A clean Logout, sent now and its answer waited for here: QuickFIX's own ``logout()``
+        and ``stop()`` act on the engine's one-second timer, so the engine is stopped with
+        ``force`` once the counterparty has answered."""
+        if self._initiator is None or not self._logged_on.is_set():
+            return
+        self._logged_out.clear()
+        if not send(self.key, "5", [(m.TEXT, "client logout")]):
+            return
+        try:
+            await asyncio.wait_for(self._logged_out.wait(), 2.0)
+        except TimeoutError:
+            log.warning("fix session %s: no Logout answer within 2 s; closing", self.config.session_id)
+
+    async def _stop_engine(self, *, force: bool) -> None:
+        """Stop the initiator off the loop: ``stop`` joins QuickFIX's threads, whose last
+        callbacks (onLogout) post to this loop and must find it running."""
+        initiator, self._initiator = self._initiator, None
+        if initiator is not None:
+            await asyncio.to_thread(initiator.stop, force)
+        self._logged_on.clear()
+
+    # -- the engine's news (on the loop) -----------------------------------------------------
+    def on_logon(self, key: SessionKey) -> None:
+        self.logons += 1
+        self._logged_on.set()
+        if self._state is ConnectionState.DEGRADED:
+            self._set_state(ConnectionState.CONNECTED)
+            task = asyncio.get_running_loop().create_task(self._resync(emit=True))
+            self._resyncs.add(task)
+            task.add_done_callback(self._resyncs.discard)
+
+    def on_logout(self, key: SessionKey) -> None:
+        was_on = self._logged_on.is_set()
+        self._logged_on.clear()
+        self._logged_out.set()
+        if self._stopping or self._initiator is None:
+            return
+        self.router.fail_all(BrokerUnavailable("fix: session logged out with requests in flight", sent=True))
+        if was_on and self._state is ConnectionState.CONNECTED:
+            self._set_state(ConnectionState.DEGRADED, "fix: session lost; the engine reconnects")
+
+    def on_admin(self, key: SessionKey, raw: str) -> None:
+        try:
+            message = parse(raw)
+        except FixDecodeError as exc:
+            self.report(f"unreadable admin message: {exc}; raw={exc.raw!r}")
+            return
+        if message.msg_type == "5":
+            if not self._logged_on.is_set():
+                self._logon_refused = message.get(m.TEXT) or "the counterparty logged out during logon"
+            self._logged_out.set()
+        elif message.msg_type == m.SESSION_REJECT:
+            self.router.session_reject(message)
+
+    def on_app(self, key: SessionKey, raw: str) -> None:
+        try:
+            self.router.route(parse(raw))
+        except FixDecodeError as exc:
+            self.report(f"message not understood: {exc}; raw={exc.raw!r}")
+        except Exception as exc:  # noqa: BLE001 - one bad report must never end the session
+            log.exception("fix session %s: report handling failed", self.config.session_id)
+            self.report(f"report handling failed: {exc!r}")
+
+    def on_sent(self, key: SessionKey, msg_type: str, seq_num: int, raw: str) -> None:
+        if msg_type in (m.NEW_ORDER, m.CANCEL, m.REPLACE, m.STATUS):
+            try:
+                self.sent_seq[seq_num] = (msg_type, parse(raw).get(m.CL_ORD_ID))
+            except FixDecodeError:
+                pass
+
+    async def ready(self) -> None:
+        """Wait (up to the request timeout) while the engine is logging on again after a drop."""
+        if self._logged_on.is_set() or self._initiator is None or self._stopping:
+            return
+        try:
+            await asyncio.wait_for(self._logged_on.wait(), self.fix.request_timeout_s)
+        except TimeoutError:
+            pass  # send() says "not logged on"
+
+    # -- sending -----------------------------------------------------------------------------
+    def send(self, msg_type: str, fields: list[tuple[int, str]]) -> None:
+        """Hand a message to the engine, only while logged on: a message queued while down would
+        go out as a PossDup resend, which ``Bridge.toApp`` refuses for order entry."""
+        session = fix.Session.lookupSession(initiator_session_id(self.fix))
+        if self._initiator is None or session is None or not session.isLoggedOn():
+            raise BrokerUnavailable(f"fix: not logged on to {self.fix.address}", sent=False)
+        if not send(self.key, msg_type, fields):
+            raise BrokerUnavailable(f"fix: the engine refused to send {msg_type}", sent=False)
+
+    # -- orders ------------------------------------------------------------------------------
+    async def place(self, command: PlaceOrder) -> OrderAck:
+        return await orders.place(self, command)
+
+    async def modify(self, command: ModifyOrder) -> OrderAck:
+        return await orders.modify(self, command)
+
+    async def cancel(self, command: CancelOrder) -> OrderAck:
+        return await orders.cancel(self, command)
+
+    async def flatten(self, command: FlattenPosition) -> OrderAck:
+        return await orders.flatten(self, command)
+
+    async def lookup(self, account_id: str, client_order_id: str) -> OrderAck | None:
+        return await orders.lookup(self, account_id, client_order_id)
+
+    # -- state -------------------------------------------------------------------------------
+    async def snapshot(self, account_id: str) -> AccountSnapshot:
+        """Open orders as the counterparty answers their status requests now, positions from the
+        fills this session was told of (FIX 4.2/4.4 order routing has no standard position or
+        balance query that counterparties share; the fidelity table says so)."""
+        self.broker_account(account_id)
+        opened = []
+        for order in self.book.working(account_id):
+            for order_id in order.order_ids or [""]:
+                if self.fix.order_status:
+                    state = await orders.status(self, order, order_id)
+                else:
+                    state = self.book.states.get(order_id)
+                if state is not None and not state.status.is_final:
+                    opened.append(state)
+        positions = tuple(
+            self.book.position(account_id, symbol)
+            for (owner, symbol), net in sorted(self.book.positions.items())
+            if owner == account_id and net
+        )
+        return AccountSnapshot(
+            account_id=account_id, balance=Decimal(0), open_orders=tuple(opened), positions=positions
+        )
+
+    async def _resync(self, *, emit: bool) -> None:
+        """Ask for every order this session knows as open (the resend already brought what the
+        counterparty sent while we were away; this catches what it never sent)."""
+        if not self.fix.order_status:
+            return
+        for account_id in self.fix.accounts:
+            for order in self.book.working(account_id):
+                for order_id in order.order_ids or [""]:
+                    try:
+                        state = await orders.status(self, order, order_id)
+                    except BrokerUnavailable as exc:
+                        self.report(f"resync of {order.client_order_id!r} failed: {exc}")
+                        return
+                    if state is not None and self.book.changed(order.client_order_id, state) and emit:
+                        self._emit(state)
+
+    def report(self, text: str) -> None:
+        """An error no request raises: kept as the session's last error and sent as an event."""
+        reason = f"fix: {text}"
+        log.error("fix session %s: %s", self.config.session_id, reason)
+        self._last_error = reason
+        self._emit(ConnectionEvent(state=self._state, reason=reason))
+
+    def account_of(self, message: FixMessage) -> str | None:
+        return self.accounts_in.get(message.get(m.ACCOUNT))
