@@ -3,10 +3,10 @@
 The bench samples ``/proc/<pid>/stat`` (user + system CPU time, in clock ticks) and
 ``/proc/<pid>/status`` (resident memory) for every worker, its own process (the observer and the
 in-process simulators) and the Kafka broker, at the start and the end of the measured window.
-The window ends when every worker is back at its idle rate, so work that runs behind (the niced
-tracker, the database sink) is counted. An idle sample taken before the leader trades gives each
-process's background rate (heartbeats, metadata refreshes); the CPU used over the window minus
-that rate, divided by the copies placed in it, is the marginal cost per copy — what the
+The window ends when every worker is quiet again, so work that runs behind (the niced tracker,
+the database sink) is counted. Two idle seconds after it give each process's background rate
+(heartbeats, metadata refreshes); the CPU used over the window minus that rate, divided by the
+copies placed in it, is the marginal cost per copy — what the
 difference of two runs of different lengths gives — and the sum over the workers is
 ``cpu_ms_per_copy``. The raw figure is printed beside it. Kafka's bytes per copy come from the sizes of the run's topic
 segments in the broker's log directories (this machine's broker only; ``None`` elsewhere).
@@ -24,10 +24,12 @@ from pathlib import Path
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = 1024  # VmRSS is printed in kB
 KAFKA_MAIN = "kafka.Kafka"
-#: Ending the window: each worker back under 1.5× its idle rate + this slack, polled every step.
-QUIET_SLACK_MS_PER_S = 20.0
-QUIET_STEP_S = 0.25
+#: Ending the window: every worker under this CPU rate over one step (10 % of a core).
+QUIET_MS_PER_S = 100.0
+QUIET_STEP_S = 0.5
 QUIET_TIMEOUT_S = 15.0
+#: After the window, each process's background rate is measured over this long.
+IDLE_WINDOW_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,21 +129,18 @@ def topic_bytes(prefixes: Iterable[str], broker_pid: int | None) -> int | None:
 
 @dataclass(slots=True)
 class CostMeter:
-    """Samples at three moments: ``idle()`` once the workers are ready, ``start()`` when the
-    measured actions begin and ``stop()`` when every copy is accounted for."""
+    """``start()`` when the measured actions begin; ``stop_when_quiet()`` ends the window once
+    every worker has caught up, then measures each process's background rate while idle."""
 
     pids: dict[str, int]
     workers: tuple[str, ...]
     topic_prefixes: tuple[str, ...]
     broker_pid: int | None = None
-    _idle: dict[str, ProcessSample] | None = None
     _start: dict[str, ProcessSample] | None = None
     _end: dict[str, ProcessSample] | None = None
+    _idle_end: dict[str, ProcessSample] | None = None
     _bytes_start: int | None = None
     _bytes_end: int | None = None
-
-    def idle(self) -> None:
-        self._idle = sample_all(self.pids)
 
     def start(self) -> None:
         self._start = sample_all(self.pids)
@@ -151,31 +150,30 @@ class CostMeter:
         self._end = sample_all(self.pids)
         self._bytes_end = topic_bytes(self.topic_prefixes, self.broker_pid)
 
-    async def stop_when_quiet(self, timeout: float = QUIET_TIMEOUT_S, step: float = QUIET_STEP_S) -> None:
-        """End the window once every worker is back at its idle rate: the niced tracker runs
-        behind the copy path, and its catching up is part of what the copies cost."""
+    async def stop_when_quiet(
+        self, timeout: float = QUIET_TIMEOUT_S, step: float = QUIET_STEP_S, idle_s: float = IDLE_WINDOW_S
+    ) -> None:
+        """End the window once every worker is quiet (the niced tracker runs behind the copy
+        path, and its catching up is part of what the copies cost), then sample ``idle_s``
+        of nothing to do: the background rate that is not a cost of the copies."""
         deadline = time.monotonic() + timeout
         previous = sample_all(self.pids)
         while time.monotonic() < deadline:
             await asyncio.sleep(step)
             now = sample_all(self.pids)
-            if all(self._quiet(name, previous.get(name), now.get(name)) for name in self.workers):
+            if all(_rate(previous.get(n), now.get(n)) <= QUIET_MS_PER_S for n in self.workers):
                 break
             previous = now
         self.stop()
-
-    def _quiet(self, name: str, before: ProcessSample | None, after: ProcessSample | None) -> bool:
-        if before is None or after is None or after.at <= before.at:
-            return True  # gone: nothing more to wait for
-        rate = (after.cpu_ms - before.cpu_ms) / (after.at - before.at)
-        return rate <= 1.5 * self._idle_rate(name) + QUIET_SLACK_MS_PER_S
+        if idle_s > 0:
+            await asyncio.sleep(idle_s)
+            self._idle_end = sample_all(self.pids)
 
     def _idle_rate(self, name: str) -> float:
-        """CPU ms per second the process spends with nothing to copy (0 when never measured)."""
-        if not (self._idle and self._start and name in self._idle and name in self._start):
+        """CPU ms per second the process spent with nothing to copy (0 when not measured)."""
+        if not (self._end and self._idle_end):
             return 0.0
-        idle, begin = self._idle[name], self._start[name]
-        return (begin.cpu_ms - idle.cpu_ms) / (begin.at - idle.at) if begin.at > idle.at else 0.0
+        return _rate(self._end.get(name), self._idle_end.get(name))
 
     @property
     def started(self) -> bool:
@@ -216,6 +214,13 @@ class CostMeter:
             "processes": processes,
             "kafka_bytes_per_copy": kafka_bytes,
         }
+
+
+def _rate(before: ProcessSample | None, after: ProcessSample | None) -> float:
+    """CPU ms per second between two samples of one process (0 when either is missing)."""
+    if before is None or after is None or after.at <= before.at:
+        return 0.0
+    return (after.cpu_ms - before.cpu_ms) / (after.at - before.at)
 
 
 __all__ = ["CostMeter", "ProcessSample", "kafka_broker_pid", "sample", "sample_all", "topic_bytes"]

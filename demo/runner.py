@@ -40,8 +40,6 @@ from .repeats import median_of, readable
 # topics through one pipeline, so thousands of execution records would queue ahead of an intent.
 HOT_PATH_ROLES = {"ingest", "fanout", "execute"}
 BACKGROUND_NICENESS = 10
-#: The bench's idle window between "ready" and the first action: each process's background CPU.
-IDLE_WINDOW_S = 2.0
 # Three processes: the copy path (ingest + fan-out, executor) each get a process of their own;
 # everything that only watches (tracker, database, dashboard and API) shares the third, which
 # runs niced, so on two cores the copy path wins every contest for the CPU.
@@ -255,8 +253,7 @@ class Scenario:
         self._announce_dashboard()
 
     async def _start_cost_meter(self) -> None:
-        """Every process of the run, for CPU and memory per copy; a short idle window first
-        gives each one's background rate (heartbeats, metadata), told apart from per-copy cost."""
+        """Every process of the run, for CPU and memory per copy (demo/costs.py)."""
         pids = {w.name: w.process.pid for w in self.workers}
         pids["observer"] = os.getpid()
         broker = kafka_broker_pid(self.settings.bootstrap_servers)
@@ -264,9 +261,6 @@ class Scenario:
             pids["kafka"] = broker
         prefixes = (self.prefix, f"{self.prefix.rstrip('.')}-")
         self.costs = CostMeter(pids, tuple(w.name for w in self.workers), prefixes, broker)
-        self.costs.idle()
-        if self.mode == "bench":
-            await asyncio.sleep(IDLE_WINDOW_S)
 
     def _announce_dashboard(self) -> None:
         web = self.web_worker()
@@ -386,7 +380,8 @@ class Scenario:
             except TimeoutError:
                 pass
         if self.costs is not None:
-            await self.costs.stop_when_quiet()
+            # The demo ends at once; the bench also measures each process's idle rate.
+            await self.costs.stop_when_quiet(idle_s=2.0 if self.mode == "bench" else 0.0)
         return self.summary()
 
     def summary(self) -> dict[str, Any]:

@@ -37,12 +37,14 @@ def _meter() -> CostMeter:
 
 def test_cost_per_copy_is_marginal_over_the_idle_rate() -> None:
     meter = _meter()
-    # idle at t=0, window from t=10 to t=20; front idles at 5 ms/s, back at 0.
-    meter._idle = {n: ProcessSample(cpu, 50.0, 0.0) for n, cpu in (("front", 100.0), ("back", 200.0), ("observer", 0))}
+    # window from t=10 to t=20; then 2 idle seconds in which front uses 10 ms (5 ms/s).
     meter._start = {
         n: ProcessSample(cpu, 50.0, 10.0) for n, cpu in (("front", 150.0), ("back", 200.0), ("observer", 0))
     }
     meter._end = {n: ProcessSample(cpu, 60.0, 20.0) for n, cpu in (("front", 350.0), ("back", 400.0), ("observer", 90))}
+    meter._idle_end = {
+        n: ProcessSample(cpu, 60.0, 22.0) for n, cpu in (("front", 360.0), ("back", 400.0), ("observer", 90))
+    }
     report = meter.report(copies=100)
     front = report["processes"]["front"]  # type: ignore[index]
     # 200 ms used, 50 ms of it the idle rate over 10 s → 150 ms / 100 copies.
@@ -63,10 +65,10 @@ def test_no_copies_means_no_figure() -> None:
 
 def test_window_ends_when_workers_are_back_at_idle() -> None:
     meter = CostMeter({"me": os.getpid()}, ("me",), ("run.",))
-    meter.idle()
     meter.start()
-    asyncio.run(meter.stop_when_quiet(timeout=2.0, step=0.05))
+    asyncio.run(meter.stop_when_quiet(timeout=2.0, step=0.05, idle_s=0.1))
     assert meter.finished
+    assert meter._idle_rate("me") >= 0.0
 
 
 def test_topic_bytes_counts_only_the_runs_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
