@@ -36,7 +36,9 @@ def config(rule: dict[str, Any] | None = None, auto_correct: bool = False, **fol
     )
 
 
-def leader(positions: dict[str, int], orders: tuple[rc.WorkingOrder, ...] = (), age: float = 1.0) -> dict[str, rc.BrokerState]:
+def leader(
+    positions: dict[str, int], orders: tuple[rc.WorkingOrder, ...] = (), age: float = 1.0
+) -> dict[str, rc.BrokerState]:
     return {"lead": rc.BrokerState("lead", NOW - age, positions, orders)}
 
 
