@@ -20,6 +20,8 @@ the same key and the executor, which never runs a key twice, places it once.
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +31,7 @@ import msgspec
 from ..brokers.model import AccountSnapshot, OrderEvent
 from . import ids
 from .config import CopyConfig
+from .control_records import ALL_ACCOUNTS, ReconcileCommand
 from .scaling import ScaledTooLarge, ScaledToZero, follower_side, follower_symbol, scaled_quantity
 from .schemas import SchemaError, decode
 from .schemas.reconcile import LeaderSnapshotRecord, WorkingOrderIn
@@ -39,6 +42,8 @@ ORPHAN_ORDER = "ORPHAN_ORDER"
 MISSING_ORDER = "MISSING_ORDER"
 RECONCILE_UNAVAILABLE = "RECONCILE_UNAVAILABLE"
 RECONCILE_CORRECTION = "RECONCILE_CORRECTION"
+#: Working-order ids a report carries at most (a status record stays small).
+MAX_REPORTED = 500
 #: Signal ids of correction intents start with this (the order log shows where they came from).
 SIGNAL_PREFIX = "reconcile:"
 
@@ -218,6 +223,7 @@ class Comparison:
     foreign: tuple[WorkingOrder, ...]
     positions: Mapping[str, int] = field(default_factory=dict)
     open_orders: int = 0
+    working: tuple[str, ...] = ()  # broker ids of every working order (the dashboard's "Open")
 
     @property
     def in_sync(self) -> bool:
@@ -244,7 +250,14 @@ def compare(target: Target, follower: BrokerState) -> Comparison:
     foreign = tuple(o for o in follower.orders if not o.ours)
     missing = tuple(e for cid, e in sorted(target.orders.items()) if cid not in present)
     return Comparison(
-        target.account_id, drifts, orphans, missing, foreign, dict(follower.positions), len(follower.orders)
+        target.account_id,
+        drifts,
+        orphans,
+        missing,
+        foreign,
+        dict(follower.positions),
+        len(follower.orders),
+        tuple(o.broker_order_id for o in follower.orders),
     )
 
 
@@ -316,9 +329,18 @@ def report(comparison: Comparison, since: float | None, checked_at: float) -> di
         "foreign_orders": len(comparison.foreign),
         "positions": dict(sorted(comparison.positions.items())),
         "open_orders": comparison.open_orders,
+        "working_orders": list(comparison.working[:MAX_REPORTED]),
         "reason": None,
     }
 
 
 def unavailable_report(reason: str, since: float | None, checked_at: float) -> dict[str, Any]:
     return {"state": "unavailable", "since": since, "checked_at": checked_at, "reason": reason[:500]}
+
+
+def request(config: CopyConfig, account_id: str, by: str, command_id: str | None = None) -> ReconcileCommand:
+    """The ``copy.controls`` record every door sends (API, dashboard, CLI): one follower or
+    ``"*"``. ``KeyError`` for an account that is not a follower (nothing to reconcile)."""
+    if account_id != ALL_ACCOUNTS and account_id not in config.follower_accounts():
+        raise KeyError(account_id)
+    return ReconcileCommand(command_id or f"reconcile-{secrets.token_hex(8)}", account_id, by, time.time())

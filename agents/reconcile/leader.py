@@ -78,7 +78,7 @@ class LeaderSnapshots:
     def next_pause(self) -> float:
         """The interval, spread by ± ``jitter`` of itself (load spreading, nothing else)."""
         spread = self.settings.interval_s * self.settings.jitter
-        return self.settings.interval_s + random.uniform(-spread, spread)  # noqa: S311 - not security
+        return self.settings.interval_s + random.uniform(-spread, spread)  # load spreading, not security
 
     async def run_schedule(self, leader: str) -> None:
         while True:
