@@ -19,7 +19,7 @@ import click
 import faust
 from aiokafka import AIOKafkaConsumer
 
-from ..core import reconcile
+from ..core import reconcile as reconciliation
 from ..core.control_records import ALL_ACCOUNTS
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
 from ..core.records import AccountStatus
@@ -54,11 +54,11 @@ async def collect_reports(
 def install(app: Any) -> None:
     runtime = app.runtime
 
-    async def reconcile_now(self: Any, account: str | None, by: str | None, wait: float) -> None:
+    async def reconcile(self: Any, account: str | None, by: str | None, wait: float) -> None:
         """Reconcile followers now: compare broker positions and working orders with the copy groups."""
         target = account or ALL_ACCOUNTS
         try:
-            command = reconcile.request(runtime.config, target, by or getpass.getuser())
+            command = reconciliation.request(runtime.config, target, by or getpass.getuser())
         except KeyError:
             raise click.BadParameter(f"{target!r} is not a follower in the config", param_hint="--account") from None
         controls: faust.TopicT = app.topic(
@@ -88,5 +88,5 @@ def install(app: Any) -> None:
         click.option("--account", default=None, help="One follower [default: every follower]."),
         click.option("--by", default=None, help="Who asked (for the audit trail) [default: this user]."),
         click.option("--wait", default=0.0, type=click.FloatRange(0, 300), help="Seconds to wait for the reports."),
-        name="reconcile",
-    )(reconcile_now)
+        name="reconcile",  # Faust names the command after the function; both say it
+    )(reconcile)
