@@ -149,8 +149,20 @@ class FollowerReconciler:
             events.close()
 
     def _on_session(self, session_id: str) -> list[str]:
+        """The session's followers whose leaders' snapshots are here: the others are
+        reconciled when those arrive (at start they usually come a moment after the
+        sessions connect, and "no leader snapshot yet" is not news worth an error)."""
         accounts = self.ctx.config.accounts
-        return [a for a in self.followers() if accounts[a].session_id == session_id]
+        return [a for a in self.followers() if accounts[a].session_id == session_id and self._leaders_known(a)]
+
+    def _leaders_known(self, account_id: str) -> bool:
+        leaders = {
+            leader
+            for leader, members in self.ctx.config.followers_by_leader.items()
+            for _group, follower in members
+            if follower.account_id == account_id
+        }
+        return bool(leaders) and leaders <= set(self.leaders)
 
     def on_outcome(self, intent: OrderIntent, outcome: Execution | OrderError) -> None:
         """Every copy outcome of this worker: activity that voids an unconfirmed drift, and
