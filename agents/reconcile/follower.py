@@ -120,8 +120,10 @@ class FollowerReconciler:
             else:
                 self.paused.discard(command.account_id)
         elif isinstance(command, ReconcileCommand) and self.live:
-            accounts = self.followers() if command.account_id == ALL_ACCOUNTS else [command.account_id]
-            self._spawn(self._after_request([a for a in accounts if self.owns(a)], command.at or self.clock()))
+            mine = self.followers()
+            accounts = mine if command.account_id == ALL_ACCOUNTS else [a for a in mine if a == command.account_id]
+            if accounts:
+                self._spawn(self._after_request(accounts, command.at or self.clock()))
 
     async def _after_request(self, accounts: list[str], asked_at: float) -> None:
         """The ingest worker answers a request with fresh leader snapshots, which reconcile
