@@ -48,6 +48,9 @@ from .leader import take_snapshot
 log = logging.getLogger(__name__)
 MAX_CONCURRENT_SNAPSHOTS = 16
 REMEMBERED_KEYS = 10_000
+#: A correction without an outcome this long was answered elsewhere (its partition moved to
+#: another executor) or never will be: its key is never sent again, a newer snapshot may correct.
+PENDING_GIVE_UP_S = 120.0
 
 
 @dataclass(slots=True)
@@ -62,6 +65,7 @@ class AccountRecord:
     first_seen_at: float = 0.0
     confirming: asyncio.Future[Any] | None = None
     pending: set[str] = field(default_factory=set)  # correction keys without an outcome yet
+    pending_since: float = 0.0
     corrections: list[str] = field(default_factory=list)  # the last correction keys sent
     last: dict[str, Any] | None = None  # the last report
 
@@ -263,8 +267,9 @@ class FollowerReconciler:
             return "off"
         if self.paused_all or account_id in self.paused:
             return "not corrected: copying is paused"
-        if record.pending:
+        if record.pending and now - record.pending_since < PENDING_GIVE_UP_S:
             return f"not corrected: {len(record.pending)} correction(s) still without an outcome"
+        record.pending = set()  # answered, or so long ago that the executor gave up on them
         if target.leader_taken_at < self.last_outcome_at.get(account_id, 0.0):
             return "not corrected: the leader snapshot is older than this account's last copy"
         fingerprint = comparison.fingerprint()
@@ -280,7 +285,7 @@ class FollowerReconciler:
         if not planned:
             return "not corrected: these corrections were sent already; waiting for a newer leader snapshot"
         await self._send(account_id, planned, now)
-        record.pending = {c.client_order_id for c in planned}
+        record.pending, record.pending_since = {c.client_order_id for c in planned}, now
         record.corrections = [c.client_order_id for c in planned]
         record.first_seen = None
         return f"corrected with {len(planned)} order(s)"
@@ -291,6 +296,7 @@ class FollowerReconciler:
 
         async def again() -> None:
             await asyncio.sleep(self.settings.settle_s)
+            record.confirming = None  # this look may need one more
             await self.reconcile(account_id, "confirm")
 
         record.confirming = self._spawn(again())
