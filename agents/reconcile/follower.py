@@ -205,8 +205,7 @@ class FollowerReconciler:
             if comparison.in_sync:
                 record.first_seen = None
             else:
-                await self._report_findings(account_id, target, comparison, record)
-                body["correction"] = await self._maybe_correct(account_id, target, comparison, record, now)
+                body["correction"] = await self._on_drift(account_id, target, comparison, record, now)
             body["corrections"] = list(record.corrections)
             record.last = body
             await self._status(account_id, body)
@@ -259,19 +258,12 @@ class FollowerReconciler:
                 key=f"missing|{missing.leader_order_id}",
             )
 
-    async def _maybe_correct(
+    async def _on_drift(
         self, account_id: str, target: rc.Target, comparison: rc.Comparison, record: AccountRecord, now: float
     ) -> str:
-        """Send the corrections when every guard allows it; returns what was decided."""
-        if not target.auto_correct:
-            return "off"
-        if self.paused_all or account_id in self.paused:
-            return "not corrected: copying is paused"
-        if record.pending and now - record.pending_since < PENDING_GIVE_UP_S:
-            return f"not corrected: {len(record.pending)} correction(s) still without an outcome"
-        record.pending = set()  # answered, or so long ago that the executor gave up on them
-        if target.leader_taken_at < self.last_outcome_at.get(account_id, 0.0):
-            return "not corrected: the leader snapshot is older than this account's last copy"
+        """A drift counts once seen twice, ``settle_s`` apart, identical, with no copy outcome
+        in between: only then is it reported on ``order.errors`` (a copy on its way is not an
+        alarm) and corrected (a copy on its way would be doubled)."""
         fingerprint = comparison.fingerprint()
         quiet_since_first = self.last_outcome_at.get(account_id, 0.0) < record.first_seen_at
         if record.first_seen != fingerprint or not quiet_since_first:
@@ -281,6 +273,22 @@ class FollowerReconciler:
         if now - record.first_seen_at < self.settings.settle_s:
             self._confirm_later(account_id, record)
             return "confirming"
+        await self._report_findings(account_id, target, comparison, record)
+        return await self._maybe_correct(account_id, target, comparison, record, now)
+
+    async def _maybe_correct(
+        self, account_id: str, target: rc.Target, comparison: rc.Comparison, record: AccountRecord, now: float
+    ) -> str:
+        """Send the corrections of a confirmed drift when every guard allows it."""
+        if not target.auto_correct:
+            return "off"
+        if self.paused_all or account_id in self.paused:
+            return "not corrected: copying is paused"
+        if record.pending and now - record.pending_since < PENDING_GIVE_UP_S:
+            return f"not corrected: {len(record.pending)} correction(s) still without an outcome"
+        record.pending = set()  # answered, or so long ago that the executor gave up on them
+        if target.leader_taken_at < self.last_outcome_at.get(account_id, 0.0):
+            return "not corrected: the leader snapshot is older than this account's last copy"
         planned = [c for c in rc.corrections(target, comparison) if c.client_order_id not in self._tried]
         if not planned:
             return "not corrected: these corrections were sent already; waiting for a newer leader snapshot"

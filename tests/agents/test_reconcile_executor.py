@@ -126,9 +126,12 @@ async def test_drift_is_reported_and_nothing_is_placed_without_auto_correct(work
     await trade(app, "f1", Side.BUY, 5, "manual-1")  # the trader's own order at the broker
     await publish_leader(app, reconciler)
     report = await reconciler.reconcile("f1", "test")
-    assert report["state"] == "drifted" and report["correction"] == "off"
+    assert report["state"] == "drifted" and report["correction"].startswith("confirming")
     assert report["drift"] == {"ESZ6": {"expected": 2, "actual": 5, "difference": -3}}
     assert report["positions"] == {"ESZ6": 5}
+    assert errors(outbox, rc.DRIFT_POSITION) == []  # not on one look: a copy may be on its way
+    await wait_until(lambda: errors(outbox, rc.DRIFT_POSITION), timeout_s=5, what="the confirmed drift")
+    assert (reconciler.records["f1"].last or {})["correction"] == "off"
     (drift,) = errors(outbox, rc.DRIFT_POSITION)
     assert "holds 5, copy group says 2" in drift.reason and drift.account_id == "f1"
     await reconciler.reconcile("f1", "again")
@@ -178,8 +181,16 @@ async def test_a_correction_runs_once_and_a_new_one_needs_a_newer_leader_snapsho
     await execution.router.execute(fix, True)  # a redelivery of the same correction
     assert await position(app, "f1") == -2
     await trade(app, "f1", Side.BUY, 2, "manual-undo")  # back to the state that was corrected
-    report = await reconciler.reconcile("f1", "again")
-    assert report["correction"] == "not corrected: the leader snapshot is older than this account's last copy"
+    await reconciler.reconcile("f1", "again")
+    await wait_until(
+        lambda: (
+            (reconciler.records["f1"].last or {}).get("correction")
+            == "not corrected: the leader snapshot is older than this account's last copy"
+        ),
+        timeout_s=5,
+        what="the confirmed drift held back",
+    )
+    assert len(outbox.sent["intent"]) == 1
     await publish_leader(app, reconciler)
     await reconciler.reconcile("f1", "newer leader snapshot")
     await wait_until(lambda: len(outbox.sent["intent"]) == 2, timeout_s=5, what="the second correction")
@@ -217,8 +228,8 @@ async def test_orphan_is_cancelled_with_auto_correct(worker: Any) -> None:
     await publish_leader(app, reconciler)
     first = await reconciler.reconcile("f1", "test")
     assert first["orphans"] == [orphan] and first["open_orders"] == 1
-    assert len(errors(outbox, rc.ORPHAN_ORDER)) == 1
     await wait_until(lambda: len(outbox.sent["intent"]) == 1, timeout_s=5, what="reconciler condition")
+    assert len(errors(outbox, rc.ORPHAN_ORDER)) == 1
     (cancel,) = outbox.sent["intent"]
     assert cancel.action == "cancel" and cancel.target_client_order_id == orphan  # type: ignore[attr-defined]
     await wait_until(lambda: not reconciler.records["f1"].pending, timeout_s=5, what="reconciler condition")
@@ -262,9 +273,13 @@ async def test_a_paused_follower_is_reported_not_corrected(worker: Any) -> None:
     await trade(app, "lead", Side.BUY, 1, "lead-1")
     await publish_leader(app, reconciler)
     reconciler.on_command(ControlCommand("c", "*", True))
-    report = await reconciler.reconcile("f1", "test")
-    assert report["correction"] == "not corrected: copying is paused"
-    assert outbox.sent["intent"] == []
+    await reconciler.reconcile("f1", "test")
+    await wait_until(
+        lambda: (reconciler.records["f1"].last or {}).get("correction") == "not corrected: copying is paused",
+        timeout_s=5,
+        what="the confirmed drift, not corrected",
+    )
+    assert outbox.sent["intent"] == [] and len(errors(outbox, rc.DRIFT_POSITION)) == 1
     await close(app, reconciler)
 
 

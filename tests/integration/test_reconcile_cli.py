@@ -45,4 +45,4 @@ async def test_reconcile_reports_a_follower_that_drifted_at_the_broker(kafka_boo
         report = answer["reports"]["f001"]
         assert report["state"] == "drifted", report
         assert report["drift"] == {"ESZ6": {"expected": 0, "actual": 1, "difference": -1}}
-        assert report["positions"] == {"ESZ6": 1} and report["correction"] == "off"
+        assert report["positions"] == {"ESZ6": 1} and report["auto_correct"] is False
