@@ -334,6 +334,20 @@ def report(comparison: Comparison, since: float | None, checked_at: float) -> di
     }
 
 
+def leader_report(state: BrokerState) -> dict[str, Any]:
+    """A leader's broker-side state on ``account.status`` (leaders are not reconciled: they
+    are the reference), so the dashboard shows the leader's broker truth too."""
+    return {
+        "state": "leader",
+        "since": None,
+        "checked_at": state.taken_at,
+        "positions": dict(sorted(state.positions.items())),
+        "open_orders": len(state.orders),
+        "working_orders": [o.broker_order_id for o in state.orders[:MAX_REPORTED]],
+        "reason": None,
+    }
+
+
 def unavailable_report(reason: str, since: float | None, checked_at: float) -> dict[str, Any]:
     return {"state": "unavailable", "since": since, "checked_at": checked_at, "reason": reason[:500]}
 

@@ -21,7 +21,7 @@ MAX_ROWS = 1000
 
 def apply_broker_truth(view: AccountView, body: dict[str, Any]) -> None:
     view.reconcile = body
-    if body.get("state") not in ("in_sync", "drifted"):
+    if body.get("state") not in ("in_sync", "drifted", "leader"):
         return
     positions = body.get("positions")
     if isinstance(positions, dict):

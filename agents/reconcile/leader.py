@@ -27,6 +27,7 @@ from ...core.schemas.reconcile import ReconcileIn
 
 log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes], Awaitable[None]]
+OnState = Callable[[BrokerState], Awaitable[None]]
 AdapterFor = Callable[[str], Awaitable[BrokerAdapter]]
 
 
@@ -52,6 +53,7 @@ class LeaderSnapshots:
         self.publish = publish
         self.settings = settings
         self.published = 0
+        self.on_state: OnState | None = None  # the leader's broker truth for the dashboard
         self._locks: dict[str, asyncio.Lock] = {}
         self._requests: set[asyncio.Future[None]] = set()
 
@@ -70,6 +72,8 @@ class LeaderSnapshots:
                 log.warning("leader %s snapshot failed (%s): %s", leader, trigger, state.error)
             await self.publish(leader, state.encode(trigger))
             self.published += 1
+            if self.on_state is not None and state.error is None:
+                await self.on_state(state)
             return state
 
     async def publish_all(self, trigger: str, leaders: list[str] | None = None) -> None:

@@ -17,11 +17,13 @@ import faust
 
 from ...brokers.base import BrokerAdapter
 from ...core.control_records import ALL_ACCOUNTS, ReconcileCommand
+from ...core.reconcile import BrokerState, leader_report
 from ...core.records import Execution, OrderError, OrderIntent
 from ...core.topics import SPEC, partition_for, topic_name
 from ..shared import jobs
 from ..shared.context import StageContext
 from ..shared.controls_feed import Command, ControlsFeed
+from ..shared.health_reports import session_status
 from .feed import TOPIC, LeaderSnapshotFeed
 from .follower import FollowerReconciler
 from .leader import LeaderSnapshots
@@ -99,6 +101,14 @@ def install(app: faust.App, ctx: StageContext, *, leaders: bool, router: HasOutc
             await snapshots_topic.send(key=leader.encode(), value=value)
 
         publisher = LeaderSnapshots(ctx.config.leaders(), ctx.pool.adapter_for, publish, settings)
+
+        async def leader_truth(state: BrokerState) -> None:
+            if state.account_id in ctx.config.accounts:
+                status = session_status(ctx, state.account_id)
+                status.reconciliation = leader_report(state)
+                await ctx.outbox.status(status)
+
+        publisher.on_state = leader_truth
     if router is not None:
         reconciler = FollowerReconciler(ctx, settings, owned_by(ctx))
         chain_connected(ctx, reconciler.on_session)

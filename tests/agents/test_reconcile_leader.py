@@ -13,7 +13,7 @@ from copytrader.agents.reconcile.feed import LeaderSnapshotFeed
 from copytrader.agents.reconcile.leader import LeaderSnapshots, take_snapshot
 from copytrader.brokers.base import BrokerAdapter, SessionConfig
 from copytrader.brokers.model import AccountSnapshot, Capabilities, ConnectionState, OrderAck, PositionEvent
-from copytrader.core.reconcile import BrokerState
+from copytrader.core.reconcile import BrokerState, leader_report
 from copytrader.core.schemas.reconcile import ReconcileIn
 
 
@@ -116,3 +116,21 @@ async def test_the_feed_skips_records_the_schema_refuses() -> None:
     assert not await feed.handle(1, b'{"leader":"lead","taken_at":1,"positions":{"ESZ6":1.5}}')
     assert await feed.handle(2, BrokerState("lead", 1.0, {"ESZ6": 1}).encode())
     assert feed.refused == 2 and [s.account_id for s in seen] == ["lead"]
+
+
+async def test_a_good_snapshot_is_also_handed_on_as_the_leaders_broker_truth() -> None:
+    adapter = ScriptedLeader()
+    leaders, _ = publisher(adapter)
+    truths: list[BrokerState] = []
+
+    async def on_state(state: BrokerState) -> None:
+        truths.append(state)
+
+    leaders.on_state = on_state
+    adapter.net = 3
+    await leaders.publish_one("lead", "schedule")
+    adapter.fail = ConnectionResetError("down")
+    await leaders.publish_one("lead", "schedule")  # a failure is no truth: the grid keeps the last
+    assert [dict(s.positions) for s in truths] == [{"ESZ6": 3}]
+    body = leader_report(truths[0])
+    assert (body["state"], body["positions"], body["open_orders"]) == ("leader", {"ESZ6": 3}, 0)

@@ -100,3 +100,13 @@ async def test_a_health_status_does_not_erase_the_reconciliation(web: Web) -> No
     live.apply_status(AccountStatus(account_id="f002", platform="paper", connection="disconnected"))
     row = next(r for r in live.grid() if r["account_id"] == "f002")
     assert row["sync"] == "in_sync" and row["connection"] == "disconnected"
+
+
+async def test_the_leaders_row_shows_its_broker_state(web: Web) -> None:
+    live = web.ctx.live
+    body = {"state": "leader", "checked_at": 1.0, "positions": {"ESZ6": -2}, "working_orders": ["L1", "L2"]}
+    live.apply_status(
+        AccountStatus(account_id="leader-1", platform="paper", connection="connected", reconciliation=body)
+    )
+    row = next(r for r in live.grid() if r["account_id"] == "leader-1")
+    assert (row["positions"], row["open_orders"], row["sync"]) == ({"ESZ6": -2}, 2, "leader")

@@ -26,7 +26,7 @@ function since(seconds) {
 }
 
 export function showSync(badge, row) {
-  if (!row.sync) { badge.hidden = true; return; }
+  if (!row.sync || row.sync === "leader") { badge.hidden = true; return; }
   badge.hidden = false;
   badge.className = `badge sync ${row.sync}`;
   badge.dataset.sync = row.sync;
