@@ -137,6 +137,16 @@ class FollowerReconciler:
         late = [a for a in accounts if self.records.get(a, AccountRecord()).checked_at < asked_at]
         await self.reconcile_many(late, "request")
 
+    async def overdue(self) -> list[dict[str, Any]]:
+        """The watchdog (every interval): followers not looked at for longer than the leader
+        freshness bound are reconciled now. With the leaders' snapshots flowing this finds
+        nobody; without them (no ingest worker, a leader session down) each such follower is
+        reported unavailable with the reason instead of going quiet."""
+        now = self.clock()
+        bound = self.settings.max_leader_age_s
+        late = [a for a in self.followers() if now - self.records.get(a, AccountRecord()).checked_at > bound]
+        return await self.reconcile_many(late, "overdue")
+
     def on_session(self, session_id: str, adapter: BrokerAdapter) -> None:
         """A follower session opened: reconcile its accounts now and after every reconnect."""
         old = self._watches.pop(session_id, None)

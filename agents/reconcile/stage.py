@@ -145,6 +145,10 @@ def install(app: faust.App, ctx: StageContext, *, leaders: bool, router: HasOutc
         async def follow_leader_snapshots() -> None:
             await snapshots.run()
 
+        @jobs.timer(app, settings.interval_s)
+        async def reconcile_overdue_followers() -> None:
+            await follower_side.overdue()
+
         ctx.shutdown_hooks.insert(0, follower_side.close)
     return stage
 

@@ -308,3 +308,12 @@ async def test_a_request_reconciles_late_accounts_after_the_wait(worker: Any) ->
     )
     assert statuses(outbox)[-1]["state"] == "in_sync"
     await close(app, reconciler)
+
+
+async def test_without_leader_snapshots_the_watchdog_says_so(worker: Any) -> None:
+    app, outbox, reconciler = worker(True)
+    (report,) = await reconciler.overdue()  # no ingest worker has published the leader
+    assert report["state"] == "unavailable" and report["reason"] == "no snapshot of leader lead yet"
+    assert await reconciler.overdue() == []  # looked at just now: not overdue any more
+    assert outbox.sent["intent"] == []
+    await close(app, reconciler)
