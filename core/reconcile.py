@@ -86,6 +86,7 @@ class BrokerState:
     positions: Mapping[str, int]
     orders: tuple[WorkingOrder, ...] = ()
     error: str | None = None  # the snapshot failed: the rest means nothing
+    trigger: str = ""  # why a leader's snapshot was taken (connect, schedule, request, ...)
 
     @classmethod
     def of(cls, snapshot: AccountSnapshot) -> BrokerState:
@@ -129,7 +130,7 @@ class BrokerState:
             WorkingOrder(o.broker_order_id, o.client_order_id, o.symbol, o.side, o.quantity) for o in rec.orders
         )
         positions = {s: q for s, q in rec.positions.items() if q != 0}
-        return cls(rec.leader, rec.taken_at, positions, orders, rec.error)
+        return cls(rec.leader, rec.taken_at, positions, orders, rec.error, rec.trigger)
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,7 @@ class FollowerReconciler:
         self.leaders[state.account_id] = state
         if self.clock() - state.taken_at > self.settings.max_leader_age_s:
             return  # a replayed old record: kept (it says which leaders exist), not acted on
-        trigger = "leader snapshot failed" if state.error else "leader snapshot"
+        trigger = f"leader snapshot ({state.trigger or 'unknown'}{', failed' if state.error else ''})"
         self._spawn(self.reconcile_many(self.followers(state.account_id), trigger))
 
     def on_command(self, command: Command) -> None:
