@@ -39,7 +39,7 @@ class HasOutcomes(Protocol):
 
 @dataclass(slots=True)
 class ReconcileStage:
-    controls: ControlsFeed
+    controls: ControlsFeed | None = None
     leaders: LeaderSnapshots | None = None
     followers: FollowerReconciler | None = None
 
@@ -85,6 +85,9 @@ def install(app: faust.App, ctx: StageContext, *, leaders: bool, router: HasOutc
     """``leaders``: this worker ingests (publish leader snapshots); ``router``: this worker
     executes (reconcile its followers, hearing of every copy outcome through the router)."""
     settings = ctx.config.reconcile
+    if not settings.enabled:
+        log.info("reconciliation disabled (reconcile.enabled: false)")
+        return ReconcileStage()
     publisher: LeaderSnapshots | None = None
     reconciler: FollowerReconciler | None = None
     if leaders:

@@ -31,6 +31,7 @@ MAX_SNAPSHOT_ITEMS = 1000
 class ReconcileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``reconcile:`` in the config file; every field optional with the documented default."""
 
+    enabled: bool = True  # false: no snapshots, no reports, no corrections (a bench's request count)
     interval_s: IntervalS = 30.0
     jitter: Fraction = 0.1  # spreads the leaders' snapshots over ±10% of the interval
     max_leader_age_s: AgeS = 45.0  # an older leader snapshot is never corrected from

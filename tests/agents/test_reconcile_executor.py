@@ -317,3 +317,19 @@ async def test_without_leader_snapshots_the_watchdog_says_so(worker: Any) -> Non
     assert await reconciler.overdue() == []  # looked at just now: not overdue any more
     assert outbox.sent["intent"] == []
     await close(app, reconciler)
+
+
+async def test_reconciliation_can_be_switched_off(tmp_path: Path) -> None:
+    settings = Settings(
+        app_id=f"reconcile-{uuid.uuid4().hex[:8]}",
+        kafka_broker="kafka://127.0.0.1:1",
+        data_dir=tmp_path,
+        roles=("ingest", "execute"),
+        executor_consumer="faust",
+    )
+    off = {**config(True), "reconcile": {"enabled": False}}
+    app = create_app(settings, parse_config(off, env={}), outbox=MemoryOutbox())
+    assert app.runtime.reconcile is not None
+    assert (app.runtime.reconcile.leaders, app.runtime.reconcile.followers) == (None, None)
+    on = create_app(settings, parse_config(config(True), env={}), outbox=MemoryOutbox())
+    assert on.runtime.reconcile is not None and on.runtime.reconcile.leaders is not None
