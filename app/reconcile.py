@@ -9,7 +9,6 @@ arrive on ``account.status`` within that many seconds.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 import time
@@ -17,38 +16,50 @@ from typing import Any
 
 import click
 import faust
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..core import reconcile as reconciliation
 from ..core.control_records import ALL_ACCOUNTS
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
 from ..core.records import AccountStatus
-from ..core.topics import topic_name
+from ..core.topics import SPEC, topic_name
 
 
-async def collect_reports(
-    bootstrap: str, topic: str, accounts: set[str], since: float, wait_s: float
-) -> dict[str, dict[str, Any]]:
-    """The first report per account checked after ``since``, until all came or ``wait_s``."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest")
-    await consumer.start()
-    found: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + wait_s
-    try:
-        while time.monotonic() < deadline and (not accounts or set(found) < accounts):
-            batches = await consumer.getmany(timeout_ms=200)
-            for messages in batches.values():
-                for message in messages:
-                    try:
-                        status = AccountStatus.loads(message.value or b"")
-                    except Exception:  # noqa: BLE001 - another writer's record: not ours to read
-                        continue
-                    body = status.reconciliation
-                    if body and (body.get("checked_at") or 0) >= since and status.account_id not in found:
-                        found[status.account_id] = body
-    finally:
-        await consumer.stop()
-    return found
+class ReportReader:
+    """Reads ``account.status`` from its end *as of before the request*: positions are fixed
+    first (end offsets, then seek), so no report can arrive in between and be missed."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        self.topic = topic
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        assigned = [TopicPartition(self.topic, p) for p in range(SPEC["account.status"].partitions)]
+        ends = await self.consumer.end_offsets(assigned)
+        self.consumer.assign(assigned)
+        for tp in assigned:
+            self.consumer.seek(tp, ends[tp])
+
+    async def collect(self, accounts: set[str], since: float, wait_s: float) -> dict[str, dict[str, Any]]:
+        """The first report per account checked after ``since``, until all came or ``wait_s``."""
+        found: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + wait_s
+        try:
+            while time.monotonic() < deadline and not accounts <= set(found):
+                for messages in (await self.consumer.getmany(timeout_ms=200)).values():
+                    for message in messages:
+                        try:
+                            status = AccountStatus.loads(message.value or b"")
+                        except Exception:  # noqa: BLE001 - another writer's record: not ours to read
+                            continue
+                        body = status.reconciliation
+                        wanted = status.account_id in accounts and status.account_id not in found
+                        if wanted and body and (body.get("checked_at") or 0) >= since:
+                            found[status.account_id] = body
+        finally:
+            await self.consumer.stop()
+        return found
 
 
 def install(app: Any) -> None:
@@ -66,21 +77,17 @@ def install(app: Any) -> None:
         )
         await app.maybe_start_producer()
         accounts = set(runtime.config.follower_accounts()) if target == ALL_ACCOUNTS else {target}
-        status_topic = topic_name(runtime.settings.topic_prefix, "account.status")
-        reports = (
-            asyncio.ensure_future(
-                collect_reports(runtime.settings.bootstrap_servers, status_topic, accounts, command.at, wait)
+        reader: ReportReader | None = None
+        if wait > 0:
+            reader = ReportReader(
+                runtime.settings.bootstrap_servers, topic_name(runtime.settings.topic_prefix, "account.status")
             )
-            if wait > 0
-            else None
-        )
-        if reports is not None:
-            await asyncio.sleep(1.0)  # the report reader is assigned before the request goes out
+            await reader.start()
         await controls.send(key=command.key.encode(), value=command.encode())
         await app.producer.flush()
         answer: dict[str, Any] = {"command_id": command.command_id, "account_id": target, "by": command.by}
-        if reports is not None:
-            answer["reports"] = await reports
+        if reader is not None:
+            answer["reports"] = await reader.collect(accounts, command.at, wait)
         self.say(json.dumps(answer))
 
     # Faust's ``app.command`` is untyped; registered by call, not as a decorator, for mypy.

@@ -9,6 +9,7 @@ outcome hook are chained, never replaced.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -118,10 +119,11 @@ def install(app: faust.App, ctx: StageContext, *, leaders: bool, router: HasOutc
         chain_outcomes(router, reconciler.on_outcome)
 
     def apply(command: Command) -> None:
+        live = feed.caught_up.is_set() or _recent(command)
         if reconciler is not None:
-            reconciler.live = feed.caught_up.is_set()
+            reconciler.live = live
             reconciler.on_command(command)
-        if publisher is not None and feed.caught_up.is_set():
+        if publisher is not None and live:
             _leader_request(publisher, ctx, command)
 
     feed = ControlsFeed(ctx.settings.bootstrap_servers, ctx.settings.topic_prefix, apply)
@@ -154,6 +156,15 @@ def install(app: faust.App, ctx: StageContext, *, leaders: bool, router: HasOutc
 
         ctx.shutdown_hooks.insert(0, follower_side.close)
     return stage
+
+
+#: A request this recent is answered even when it is part of the replay at start (it was sent
+#: while this worker was starting); older ones are history.
+RECENT_REQUEST_S = 30.0
+
+
+def _recent(command: Command) -> bool:
+    return isinstance(command, ReconcileCommand) and time.time() - command.at < RECENT_REQUEST_S
 
 
 def _leader_request(publisher: LeaderSnapshots, ctx: StageContext, command: Command) -> None:

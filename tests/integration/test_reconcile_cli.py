@@ -11,17 +11,39 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from asyncio.subprocess import PIPE
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from test_kill_switch import copytrader_cli
 
 from copytrader.brokers.model import Side
+from copytrader.core.records import AccountStatus
 from copytrader.core.settings import Settings
 from copytrader.demo.runner import Scenario, ScenarioOptions
 
 pytestmark = [pytest.mark.kafka]
+
+
+async def first_reconciliation(bootstrap: str, topic: str, account: str, timeout_s: float) -> dict[str, Any]:
+    """The workers' first reconciliation of ``account`` (on their start: the leader's connect
+    snapshot), read from ``account.status``: from then on they follow reconcile requests."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                for message in messages:
+                    status = AccountStatus.loads(message.value or b"")
+                    if status.account_id == account and status.reconciliation:
+                        return status.reconciliation
+        raise AssertionError(f"no reconciliation of {account} on {topic} within {timeout_s} s")
+    finally:
+        await consumer.stop()
 
 
 async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -36,6 +58,8 @@ async def test_reconcile_reports_a_follower_that_drifted_at_the_broker(kafka_boo
     async with Scenario("reconcile", 2, "0", options, settings=settings) as run:
         (sandbox,) = [s for s in run.sandboxes if type(s).__module__.startswith("copytrader.brokers.tradovate")]
         follower = run.config.accounts["f001"]
+        started = await first_reconciliation(kafka_bootstrap, f"{run.prefix}account.status", "f001", 60)
+        assert started["state"] == "in_sync", started
         sandbox.exchange.submit(follower.broker_account, symbol="ESZ6", side=Side.BUY, quantity=1)
         env = {**os.environ, **run.worker_env, "COPYTRADER_ROLES": "fanout", "COPYTRADER_APP_ID": "reconcile-cli"}
         code, out, err = await run_cli(env, "--account", "f001", "--by", "test", "--wait", "60")
