@@ -104,6 +104,7 @@ class FollowerReconciler:
             for group_leader, members in config.followers_by_leader.items()
             if leader is None or group_leader == leader
             for _group, follower in members
+            if follower.enabled  # a disabled follower is not copied to, so it has no target
         }
         return sorted(a for a in found if a in config.accounts and self.owns(a))
 

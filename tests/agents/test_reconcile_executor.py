@@ -333,3 +333,13 @@ async def test_reconciliation_can_be_switched_off(tmp_path: Path) -> None:
     assert (app.runtime.reconcile.leaders, app.runtime.reconcile.followers) == (None, None)
     on = create_app(settings, parse_config(config(True), env={}), outbox=MemoryOutbox())
     assert on.runtime.reconcile is not None and on.runtime.reconcile.leaders is not None
+
+
+async def test_a_disabled_follower_is_left_alone(worker: Any) -> None:
+    app, outbox, reconciler = worker(True)
+    disabled = {**config(True)}
+    disabled["copy_groups"] = [{**disabled["copy_groups"][0], "followers": [{"account": "f1", "enabled": False}]}]
+    reconciler.ctx.config = parse_config(disabled, env={})
+    assert reconciler.followers() == [] and await reconciler.overdue() == []
+    assert outbox.sent["error"] == [] and outbox.sent["status"] == []
+    await close(app, reconciler)
