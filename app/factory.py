@@ -18,6 +18,7 @@ from ..agents.execution import agent as execution
 from ..agents.fanout import agent as fanout
 from ..agents.ingest import service as ingest
 from ..agents.notify import stage as notify
+from ..agents.reconcile import stage as reconcile
 from ..agents.shared import heartbeat, jobs, price_feed
 from ..agents.shared.aiokafka_internals import apply_fetch_wait, apply_retry_backoff
 from ..agents.shared.context import StageContext
@@ -49,6 +50,7 @@ class Runtime(StageContext):
     storage: storage_sink.StorageSink | None = None
     notify: notify.NotifyStage | None = None
     web: WebContext | None = None
+    reconcile: reconcile.ReconcileStage | None = None
 
 
 class CopyTraderApp(faust.App):
@@ -192,6 +194,9 @@ def _install(app: CopyTraderApp) -> None:
         runtime.fanout = fanout.install(app, runtime)
     if settings.has("execute"):
         runtime.execution = execution.install(app, runtime)
+    if runtime.ingest is not None or runtime.execution is not None:
+        router = runtime.execution.router if runtime.execution is not None else None
+        runtime.reconcile = reconcile.install(app, runtime, leaders=runtime.ingest is not None, router=router)
     if settings.has("track"):
         tracker.install(app, runtime, SPEC["trade.executions"].partitions, SPEC["broker.health"].partitions)
         runtime.notify = notify.install(app, runtime)

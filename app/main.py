@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from . import kill
+from . import kill, reconcile
 from .factory import create_app
 
 app = create_app()
 kill.install(app)  # ``copytrader kill``: an app command, it needs the app's producer and topics
+reconcile.install(app)  # ``copytrader reconcile``: a copy.controls request, like ``kill``

@@ -23,6 +23,7 @@ from .notifications import NotificationConfigError, NotificationTarget, parse_ta
 from .scaling import CopyRule, ScalingMode
 from .schemas import SchemaError
 from .schemas.config import MarketDataIn
+from .schemas.reconcile import ReconcileIn
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,7 @@ class CopyGroup:
     leader: str
     followers: tuple[Follower, ...]
     enabled: bool = True
+    auto_correct: bool = False  # reconciliation corrects drift (agents/reconcile); off: reports only
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class CopyConfig:
     #: Outgoing webhooks for alerts (``agents/notify``); none by default.
     notifications: tuple[NotificationTarget, ...] = ()
     market_data: MarketDataConfig | None = None
+    reconcile: ReconcileIn = field(default_factory=ReconcileIn)
 
     def session_for(self, account_id: str) -> SessionConfig:
         return self.sessions[self.accounts[account_id].session_id]
@@ -133,6 +136,7 @@ def parse_config(data: Any, env: dict[str, str] | None = None, source: str = "<m
         followers_by_leader={k: tuple(v) for k, v in index.items()},
         notifications=notifications,
         market_data=_parse_market_data(root.market_data, env),
+        reconcile=root.reconcile or ReconcileIn(),
     )
 
 
@@ -262,7 +266,9 @@ def _parse_groups(items: list[schemas.GroupIn], accounts: dict[str, Account]) ->
                     guard_rules.build(guards) if guards is not None else None,
                 )
             )
-        groups.append(CopyGroup(item.id or f"group-{i}", item.leader, tuple(followers), item.enabled))
+        groups.append(
+            CopyGroup(item.id or f"group-{i}", item.leader, tuple(followers), item.enabled, item.auto_correct)
+        )
     return tuple(groups)
 
 

@@ -22,6 +22,7 @@ from .config import Account, ConfigError, parse_rule
 from .live_config import dashboard_session_id
 from .scaling import CopyRule
 from .schemas import SchemaError
+from .schemas.reconcile import ReconcileRecord, is_reconcile_record
 from .schemas.tradingview import AlertTokenRecord
 
 #: The ``copy.controls`` key that means every account (pause all copying).
@@ -302,11 +303,42 @@ class AlertTokenCommand:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ReconcileCommand:
+    """Reconcile one follower (``account_id``) or every follower (``"*"``) now.
+
+    A request, not state: workers act only on requests that arrive while they follow the topic
+    (a replay at start skips old ones; a starting worker reconciles on connect anyway). Key
+    ``reconcile:<account>``, so compaction keeps one per account.
+    """
+
+    command_id: str
+    account_id: str
+    by: str = "system"
+    at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"reconcile:{self.account_id}"
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "kind": "reconcile",
+                "command_id": self.command_id,
+                "account_id": self.account_id,
+                "by": self.by,
+                "at": self.at or time.time(),
+            }
+        )
+
+
 _LABELS: dict[type, str] = {
     schemas.PauseRecord: "control command",
     schemas.RuleRecord: "rule command",
     schemas.AccountRecord: "account command",
     AlertTokenRecord: "alert token",
+    ReconcileRecord: "reconcile request",
 }
 
 
@@ -317,7 +349,9 @@ def _decode(raw: bytes, schema: type[T]) -> T:
         raise ValueError(f"{_LABELS.get(schema, 'control record')}: {exc}") from None
 
 
-def decode_command(raw: bytes) -> ControlCommand | RuleCommand | AccountCommand | AlertTokenCommand:
+def decode_command(
+    raw: bytes,
+) -> ControlCommand | RuleCommand | AccountCommand | AlertTokenCommand | ReconcileCommand:
     """Any kind of record on ``copy.controls``, through its schema (``schemas.controls``);
     ``ValueError`` naming the field for anything malformed, so a replay skips it and goes on."""
     try:
@@ -332,4 +366,7 @@ def decode_command(raw: bytes) -> ControlCommand | RuleCommand | AccountCommand 
         rec = _decode(raw, schemas.RuleRecord)
         rule = schemas.to_builtins(rec.rule)
         return RuleCommand(rec.command_id, rec.group_id, rec.account_id, rule, rec.enabled, rec.by, rec.at)
+    if is_reconcile_record(raw):
+        asked = _decode(raw, ReconcileRecord)
+        return ReconcileCommand(asked.command_id, asked.account_id, asked.by, asked.at)
     return ControlCommand.from_record(_decode(raw, schemas.PauseRecord))

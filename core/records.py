@@ -263,6 +263,9 @@ class AccountStatus(_Base):
     rejects: int = 0
     last_copy_ms: float | None = None
     updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
+    # Set only by the reconciler (``core/reconcile.py`` ``report``): broker-side positions and
+    # working orders and the drift against the copy groups; None on session-health reports.
+    reconciliation: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.updated_at is None:

@@ -49,6 +49,8 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     # Dashboard controls (pause/resume): state, not events, keyed by account id ("*" = all
     # copying), compacted so a worker starting later replays the current state, not history.
     TopicSpec("copy.controls", 1, "account_id or *", (("cleanup.policy", "compact"),)),
+    # The leaders' broker-side state for reconciliation (agents/reconcile): the latest per leader.
+    TopicSpec("leader.snapshots", 1, "leader account_id", (("cleanup.policy", "compact"),)),
 )
 SPEC = {spec.name: spec for spec in TOPIC_SPECS}
 

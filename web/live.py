@@ -23,6 +23,7 @@ from ..common.stats import percentile
 from ..core.config import CopyConfig
 from ..core.records import AccountStatus, Execution, OrderError, Position
 from .guards import GuardBoard
+from .reconcile_view import apply_broker_truth, reconcile_columns
 from .slippage import LiveSlippage
 
 ORDER_ROWS = 1000
@@ -92,6 +93,7 @@ class AccountView:
     last_outcome: str | None = None  # "copied" or "skipped: <code>", whichever came last
     paused: bool = False
     version: int = 0
+    reconcile: dict[str, Any] | None = None  # the last reconciliation (web/reconcile_view.py)
 
     def row(self, paused_all: bool, pnl_today: Decimal) -> dict[str, Any]:
         return {
@@ -116,6 +118,7 @@ class AccountView:
             "paused": self.paused,
             "paused_all": paused_all,
             "_v": self.version,
+            **reconcile_columns(self.reconcile),
         }
 
 
@@ -247,6 +250,9 @@ class LiveState:
             }
             return []
         view = self._account(status.account_id, status.platform)
+        if status.reconciliation is not None:  # the reconciler's report: broker truth, not health
+            apply_broker_truth(view, status.reconciliation)
+            return [("grid", self._touch(view))]
         before = (view.connection, view.circuit, view.last_error)
         view.connection, view.circuit, view.last_error = status.connection, status.circuit, status.last_error
         if status.last_copy_ms is not None and view.last_copy_ms is None:

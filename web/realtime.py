@@ -25,7 +25,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..common.retrying import keep_running
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
-from ..core.control_records import AccountCommand, AlertTokenCommand, ControlCommand, RuleCommand, decode_command
+from ..core.control_records import (
+    AccountCommand,
+    AlertTokenCommand,
+    ControlCommand,
+    ReconcileCommand,
+    RuleCommand,
+    decode_command,
+)
 from ..core.records import AccountStatus, Execution, OrderError, Position
 from ..core.topics import SPEC, topic_name
 from .auth import Auth, parse_cookie_header
@@ -219,6 +226,8 @@ class KafkaFeed:
                     if isinstance(command, AccountCommand):
                         return self.live.apply_account(command.account_id, command.platform)
                     return []
+                if isinstance(command, ReconcileCommand):
+                    return []  # a request for the executors; its answer arrives on account.status
                 assert isinstance(command, ControlCommand)
                 return self.live.apply_control(command.account_id, command.paused)
         except Exception as exc:  # noqa: BLE001 - one bad record must not stop the dashboard

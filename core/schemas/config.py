@@ -12,6 +12,7 @@ import msgspec
 from . import bounds as b
 from .guards import GuardsIn
 from .notifications import Notifications
+from .reconcile import ReconcileIn
 from .types import (
     ConfigOptions,
     Id,
@@ -100,6 +101,7 @@ class GroupIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     followers: Annotated[list[FollowerIn], msgspec.Meta(max_length=b.MAX_CONFIG_ITEMS)] | None = None
     enabled: bool = True
     guards: GuardsIn | None = None  # every follower's default guards
+    auto_correct: bool = False  # reconciliation may place/cancel to fix drift (default: report only)
 
 
 # dxFeed symbols: futures ``/ESZ26:XCME``, equities ``AAPL``, indices ``$SPX``, options ``.AAPL…``.
@@ -142,3 +144,4 @@ class ConfigIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     copy_groups: Annotated[list[GroupIn], msgspec.Meta(max_length=b.MAX_CONFIG_ITEMS)] | None = None
     notifications: Notifications | None = None
     market_data: MarketDataIn | None = None
+    reconcile: ReconcileIn | None = None

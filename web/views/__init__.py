@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 
 
 def install_views(app: faust.App, ctx: WebContext) -> None:
-    from . import accounts, alerts, controls, pages, prices, reports, session, signals, trading
+    from . import accounts, alerts, controls, pages, prices, reconcile, reports, session, signals, trading
 
     for module in (session, accounts, alerts, trading, prices, controls, reports, signals, pages):
         module.install(app, ctx)
+    reconcile.install(app, ctx)

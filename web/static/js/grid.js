@@ -1,6 +1,7 @@
 // AccountGrid: one row per account, updated in place from the "grid" stream.
 import { get, post } from "./api.js";
 import { el, money, ms, signClass, toast } from "./dom.js";
+import { reconcileButton, showSync, syncBadge } from "./reconcile.js";
 
 // Test and diagnostics hook: when each account first showed each copied leader signal.
 const metrics = (window.ctMetrics ||= { shown: {}, detected: {} });
@@ -13,7 +14,7 @@ export class AccountGrid {
     this.pausedAll = false;
     container.append(
       el("div", { class: "toolbar" },
-        el("h2", {}, "Accounts"), el("span", { class: "spacer" }), this.pauseAll,
+        el("h2", {}, "Accounts"), el("span", { class: "spacer" }), reconcileButton(), this.pauseAll,
         el("button", { id: "flatten-all", class: "danger", onclick: () => this.flatten("*") }, "Flatten all followers"),
         el("button", { id: "kill-switch", class: "danger", title: "pause all copying, cancel every follower order, close every follower position", onclick: () => this.kill() }, "Kill switch")),
       el("div", { class: "table-wrap" }, el("table", { id: "account-grid" },
@@ -76,6 +77,7 @@ export class AccountGrid {
     const positions = Object.entries(row.positions).filter(([, q]) => q !== 0);
     c.position.textContent = positions.length ? positions.map(([s, q]) => `${q > 0 ? "+" : ""}${q} ${s}`).join(", ") : "flat";
     c.open.textContent = row.open_orders;
+    showSync(c.sync, row);
     c.pnl.textContent = money(row.pnl);
     c.pnl.className = "num " + signClass(row.pnl);
     c.latency.textContent = ms(row.last_copy_ms);
@@ -99,7 +101,7 @@ export class AccountGrid {
     toggle.addEventListener("change", () => this.setPaused(row.account_id, toggle.checked, toggle));
     const cells = {
       light: el("span", { class: "light" }), status: el("span", { class: "hide-sm" }), position: el("td"), open: el("td", { class: "num hide-sm" }),
-      pnl: el("td", { class: "num" }), latency: el("td", { class: "num hide-sm" }), signal: el("td", { class: "hide-sm muted" }), toggle,
+      sync: syncBadge(), pnl: el("td", { class: "num" }), latency: el("td", { class: "num hide-sm" }), signal: el("td", { class: "hide-sm muted" }), toggle,
       guards: el("div", { class: "muted guards" }),
     };
     const flatten = row.role === "follower"
@@ -107,7 +109,7 @@ export class AccountGrid {
     const tr = el("tr", { class: row.role, dataset: { account: row.account_id, role: row.role } },
       el("td", { class: "sticky" }, el("strong", {}, row.account_id), row.role === "leader" ? el("span", { class: "badge" }, " leader") : "", cells.guards),
       el("td", { class: "hide-sm" }, row.platform),
-      el("td", {}, cells.light, cells.status),
+      el("td", {}, cells.light, cells.status, " ", cells.sync),
       cells.position, cells.open, cells.pnl, cells.latency, cells.signal,
       el("td", {}, row.role === "follower" ? el("label", { class: "switch" }, toggle, el("span")) : ""),
       el("td", {}, flatten));

@@ -1,0 +1,1 @@
+"""Reconciliation: followers kept true to their leaders' broker-side state (issue #17 items 1, 2)."""
