@@ -43,8 +43,11 @@ def from_error(error: OrderError) -> Notice | None:
     if code == "OUTCOME_UNKNOWN":
         text = f"{error.reason} — check the broker: the copy may or may not be working."
         return Notice("outcome_unknown", "critical", f"Copy outcome unknown on {account}", text, account, fields=fields)
-    if code == "DRIFT":
+    if code.startswith("DRIFT") or code in ("ORPHAN_ORDER", "MISSING_ORDER"):  # reconciliation's codes
         return Notice("drift", "critical", f"{account} drifted from its leader", error.reason, account, fields=fields)
+    if code == "RECONCILE_UNAVAILABLE":
+        text = f"{error.reason} — nothing was corrected."
+        return Notice("error", "warning", f"Cannot reconcile {account}", text, account, fields=fields)
     if code.startswith("GUARD"):
         return Notice("guard", "critical", f"Risk guard on {account}", error.reason, account, fields=fields)
     if error.stage == "fanout" and code in ("RULE", "UNKNOWN_LEADER"):

@@ -81,6 +81,10 @@ def test_what_is_worth_a_notice() -> None:
     unknown = from_error(error("OUTCOME_UNKNOWN"))
     assert unknown is not None and (unknown.kind, unknown.severity) == ("outcome_unknown", "critical")
     assert from_error(error("DRIFT", stage="track")).kind == "drift"  # type: ignore[union-attr]
+    for code in ("DRIFT_POSITION", "ORPHAN_ORDER", "MISSING_ORDER"):  # what reconciliation reports
+        assert from_error(error(code, stage="execute")).kind == "drift"  # type: ignore[union-attr]
+    unavailable = from_error(error("RECONCILE_UNAVAILABLE", stage="execute"))
+    assert unavailable is not None and unavailable.title.startswith("Cannot reconcile")
     assert from_error(error("GUARD_DAILY_LOSS", stage="fanout")).kind == "guard"  # type: ignore[union-attr]
     assert from_error(error("BAD_ANSWER")).kind == "error"  # type: ignore[union-attr]
 
