@@ -27,7 +27,7 @@ KAFKA_MAIN = "kafka.Kafka"
 #: Ending the window: every worker under this CPU rate over one step (10 % of a core).
 QUIET_MS_PER_S = 100.0
 QUIET_STEP_S = 0.5
-QUIET_TIMEOUT_S = 15.0
+QUIET_TIMEOUT_S = 60.0
 #: After the window, each process's background rate is measured over this long.
 IDLE_WINDOW_S = 2.0
 
