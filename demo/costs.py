@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE = 1024  # VmRSS is printed in kB
+KIB_PER_MIB = 1024  # VmRSS is printed in kB
 KAFKA_MAIN = "kafka.Kafka"
 #: Ending the window: every worker under this CPU rate over one step (10 % of a core).
 QUIET_MS_PER_S = 100.0
@@ -52,7 +52,9 @@ def sample(pid: int) -> ProcessSample | None:
     fields = stat[stat.rindex(")") + 2 :].split()
     utime, stime = int(fields[11]), int(fields[12])
     rss_kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-    return ProcessSample(cpu_ms=(utime + stime) * 1000 / CLOCK_TICKS, rss_mib=rss_kib / PAGE, at=time.monotonic())
+    return ProcessSample(
+        cpu_ms=(utime + stime) * 1000 / CLOCK_TICKS, rss_mib=rss_kib / KIB_PER_MIB, at=time.monotonic()
+    )
 
 
 def sample_all(pids: Mapping[str, int]) -> dict[str, ProcessSample]:

@@ -281,15 +281,7 @@ class SoakRun(ChaosRun):
         targets = []
         for account_id in self.config.follower_accounts():
             exchange, name = self._kernel(account_id)
-            platform = self.config.accounts[account_id].platform
-            targets.append(
-                FaultTarget(
-                    account_id,
-                    platform,
-                    exchange.account(name).faults,
-                    functools.partial(exchange.faults_changed, name),
-                )
-            )
+            targets.append(FaultTarget(exchange.account(name).faults, functools.partial(exchange.faults_changed, name)))
         return targets
 
     async def _outage(self, seconds: float) -> dict[str, Any]:

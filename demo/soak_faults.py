@@ -36,8 +36,6 @@ SLOW_ACK_MS = 2000.0
 class FaultTarget:
     """One follower's switches on its simulator, and how to make its transport act at once."""
 
-    account_id: str
-    platform: str
     switches: FaultSwitches
     notify: Callable[[], None]
 
@@ -56,8 +54,8 @@ class FaultLog:
     outages: list[dict[str, Any]] = field(default_factory=list)
 
 
-def flip(kind: str, target: FaultTarget) -> bool:
-    """Turn ``kind`` on for ``target``; False when its platform has no such fault."""
+def flip(kind: str, target: FaultTarget) -> None:
+    """Turn ``kind`` on for ``target`` (every kind exists on both soak platforms)."""
     faults = target.switches
     if kind == "drop_connection":
         faults.drop_connection = True
@@ -76,7 +74,6 @@ def flip(kind: str, target: FaultTarget) -> bool:
     else:
         raise ValueError(f"unknown fault {kind!r}")
     target.notify()
-    return True
 
 
 def unflip(kind: str, target: FaultTarget) -> None:
@@ -111,12 +108,12 @@ async def run_faults(
         kind, stays = ROTATION[step % len(ROTATION)]
         step += 1
         target = rng.choice(targets)
-        if flip(kind, target):
-            log.counts[kind] += 1
-            if stays:
-                task = asyncio.ensure_future(linger(kind, target, stays))
-                lingering.add(task)
-                task.add_done_callback(lingering.discard)
+        flip(kind, target)
+        log.counts[kind] += 1
+        if stays:
+            task = asyncio.ensure_future(linger(kind, target, stays))
+            lingering.add(task)
+            task.add_done_callback(lingering.discard)
         if outage is not None and outage_task is None and loop.time() - started >= plan.outage_at_fraction * publish_s:
             outage_task = asyncio.ensure_future(outage(plan.outage_s))
         try:

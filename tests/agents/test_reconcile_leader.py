@@ -36,7 +36,7 @@ class ScriptedLeader(BrokerAdapter):
         self._set_state(ConnectionState.DISCONNECTED)
 
     async def place(self, command: Any) -> OrderAck:
-        raise NotImplementedError
+        raise AssertionError("a leader snapshot is read, never traded: no order call is expected")
 
     modify = cancel = flatten = place
 
