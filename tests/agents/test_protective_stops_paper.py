@@ -1,0 +1,121 @@
+"""The protective-stop invariant end to end (issue #17 item 4): the executor as the worker runs
+it, on the paper venue (the simulator kernel) with its reject fault on the follower's stop
+copy. Within the group's deadline the follower is protected again or flat, and the records on
+``order.errors`` say which, for how long it was naked."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from waiting import wait_until
+
+from copytrader.agents.execution.agent import submit_batch
+from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.app.factory import CopyTraderApp
+from copytrader.brokers.model import OrderStatus, OrderType, Side
+from copytrader.core import ids
+from copytrader.core.records import IntentBatch, OrderError, OrderIntent
+
+DEADLINE_S = 0.5
+CONFIG = {
+    "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "protective-test"}}],
+    "accounts": [{"id": "L", "session": "p"}, {"id": "f1", "session": "p"}],
+    "copy_groups": [{"leader": "L", "followers": [{"account": "f1"}], "protective_stop_s": DEADLINE_S}],
+}
+
+
+@pytest.fixture
+def app(make_app: Callable[..., CopyTraderApp]) -> CopyTraderApp:  # tests/agents/conftest.py
+    return make_app(CONFIG, ("execute",))
+
+
+def copy(leader_order: str, side: str, quantity: int, **kw: Any) -> OrderIntent:
+    signal = ids.signal_id("L", leader_order, "new")
+    return OrderIntent(
+        client_order_id=ids.client_order_id(signal, "f1"),
+        signal_id=signal,
+        account_id="f1",
+        platform="paper",
+        leader_account="L",
+        action="place",
+        symbol="ESZ6",
+        side=side,
+        quantity=quantity,
+        stamps={"detected": time.time()},
+        **kw,
+    )
+
+
+async def run(app: CopyTraderApp, *intents: OrderIntent) -> None:
+    async def acked() -> None:
+        return None
+
+    submit_batch(app.runtime.execution, IntentBatch(batch_id=intents[0].signal_id, intents=list(intents)), acked)
+
+
+def errors(outbox: MemoryOutbox, code: str) -> list[OrderError]:
+    return [e for e in outbox.sent["error"] if isinstance(e, OrderError) and e.code == code]
+
+
+async def long_two_with_a_rejected_stop(app: CopyTraderApp, outbox: MemoryOutbox) -> tuple[Any, OrderIntent]:
+    adapter = await app.runtime.pool.adapter_for("f1")
+    exchange = adapter.exchange  # type: ignore[attr-defined]  # the paper adapter's simulator kernel
+    exchange.set_price("ESZ6", Decimal("5000"))
+    await run(app, copy("1", "buy", 2))
+    await wait_until(lambda: exchange.account("f1").positions.get("ESZ6"), timeout_s=5, what="the entry filled")
+    exchange.account("f1").faults.reject_next = "stop price outside the allowed band"
+    stop = copy("2", "sell", 2, order_type="stop", stop_price=Decimal("4990"))
+    await run(app, stop)
+    await wait_until(lambda: errors(outbox, "REJECTED"), timeout_s=5, what="the stop copy rejected")
+    return exchange, stop
+
+
+async def test_a_rejected_stop_copy_is_placed_again_within_the_deadline(
+    app: CopyTraderApp, outbox: MemoryOutbox
+) -> None:
+    exchange, stop = await long_two_with_a_rejected_stop(app, outbox)
+    rejected_at = time.monotonic()
+    [said] = await wait_until(lambda: errors(outbox, "STOP_MISSING_REPLACED"), timeout_s=5, what="the stop re-placed")
+    took = time.monotonic() - rejected_at
+    working = [o for o in exchange.open_orders("f1") if o.order_type is OrderType.STOP]
+    assert [(o.side, o.quantity, o.stop_price, o.client_order_id) for o in working] == [
+        (Side.SELL, 2, Decimal("4990"), said.client_order_id)
+    ]
+    assert said.client_order_id != stop.client_order_id
+    assert exchange.account("f1").positions["ESZ6"].net_quantity == 2
+    assert "f1 held +2 ESZ6" in said.reason and "placed the stop again" in said.reason
+    assert DEADLINE_S <= float(said.reason.split(" for ")[1].split(" s")[0]) < DEADLINE_S + 2
+    assert took < DEADLINE_S + 2  # the deadline, plus one snapshot and one order on a busy machine
+    assert not errors(outbox, "STOP_MISSING_FLATTENED")
+
+
+async def test_a_stop_rejected_twice_leaves_the_follower_flat(app: CopyTraderApp, outbox: MemoryOutbox) -> None:
+    exchange, _ = await long_two_with_a_rejected_stop(app, outbox)
+    exchange.account("f1").faults.reject_next = "stop price outside the allowed band"  # the re-placed one too
+    [said] = await wait_until(lambda: errors(outbox, "STOP_MISSING_FLATTENED"), timeout_s=5, what="the flatten")
+    assert exchange.account("f1").positions["ESZ6"].net_quantity == 0
+    assert not [o for o in exchange.open_orders("f1")]
+    assert [e.code for e in outbox.sent["error"]] == ["REJECTED", "REJECTED", "STOP_MISSING_FLATTENED"]
+    assert "f1 held +2 ESZ6" in said.reason and "flattened" in said.reason
+    flatten_orders = exchange.orders_with_client_id("f1", said.client_order_id)
+    assert [(o.side, o.quantity, o.status) for o in flatten_orders] == [(Side.SELL, 2, OrderStatus.FILLED)]
+
+
+async def test_a_stop_that_works_is_left_alone(app: CopyTraderApp, outbox: MemoryOutbox) -> None:
+    adapter = await app.runtime.pool.adapter_for("f1")
+    exchange = adapter.exchange  # type: ignore[attr-defined]  # the paper adapter's simulator kernel
+    exchange.set_price("ESZ6", Decimal("5000"))
+    stop = copy("2", "sell", 2, order_type="stop", stop_price=Decimal("4990"))
+    await run(app, copy("1", "buy", 2), stop)
+    await wait_until(
+        lambda: exchange.find_by_client_id("f1", stop.client_order_id), timeout_s=5, what="the stop placed"
+    )
+    watcher = app.runtime.execution.protective
+    assert watcher is not None
+    book = await wait_until(lambda: watcher.books.get(("f1", "ESZ6")), timeout_s=5, what="the watcher saw the stop")
+    assert [s.state for s in book.stops.values()] == ["working"] and book.timer is None
+    assert outbox.sent["error"] == []
