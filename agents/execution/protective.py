@@ -85,6 +85,7 @@ class Book:
     acting: bool = False  # a verification or our own order is under way: no second action
     flattens: int = 0
     reported_down: bool = False
+    gave_up: bool = False  # every flatten failed: said; a person must look (until it changes)
     covered_elsewhere: bool = False  # the broker showed a protective stop we did not send
 
     def protective(self) -> list[StopCopy]:
@@ -128,7 +129,7 @@ class ProtectiveStops:
         self.clock = clock
         self.call_later = call_later
         self.owns: Callable[[str], bool] = lambda _account: True  # this worker holds the lane
-        self.books: dict[tuple[str, str], Book] = {}
+        self.books: dict[str, dict[str, Book]] = {}  # account → symbol → book
         self._by_id: dict[str, tuple[Book, StopCopy]] = {}  # original and live ids → stop
         self._mine: dict[str, Mine] = {}
         self._acting: set[asyncio.Future[None]] = set()
@@ -144,7 +145,7 @@ class ProtectiveStops:
         elif intent.action in ("modify", "cancel") and intent.target_client_order_id in self._by_id:
             self._leader_change(intent)
         elif intent.action == "flatten" and isinstance(outcome, Execution):
-            for book in [b for b in self.books.values() if b.account_id == intent.account_id]:
+            for book in list(self.books.get(intent.account_id, {}).values()):
                 if not intent.symbol or book.symbol == intent.symbol:
                     self._drop_stops(book)  # a flatten cancels the symbol's working orders
                     self._evaluate(book)
@@ -182,9 +183,10 @@ class ProtectiveStops:
     def on_session_connected(self, account_ids: set[str]) -> None:
         """After a (re)connect the positions we counted may have missed fills: unknown again,
         and a symbol that was waiting for this session is looked at now."""
-        for book in self.books.values():
-            if book.account_id in account_ids:
+        for account_id in account_ids:
+            for book in self.books.get(account_id, {}).values():
                 book.position = None
+                book.gave_up, book.flattens = False, 0  # a failure may have been the session's
                 if book.naked_since is not None and not book.acting:
                     self._arm(book, 0.0)
                 else:
@@ -250,14 +252,22 @@ class ProtectiveStops:
                 self._evaluate(book)
             else:
                 reason = outcome.reason if isinstance(outcome, OrderError) else ""
-                self._spawn(self._say(book, "STOP_MISSING_FLATTEN_FAILED", intent, f"flatten failed: {reason}"))
-                self._arm(book, book.deadline_s)
+                last = book.flattens >= MAX_FLATTENS
+                then = "gave up: flatten it by hand" if last else "trying again"
+                attempt = f"flatten {book.flattens} of {MAX_FLATTENS} failed ({reason}); {then}"
+                self._spawn(self._say(book, "STOP_MISSING_FLATTEN_FAILED", intent, attempt))
+                if last:
+                    book.gave_up = True
+                else:
+                    self._arm(book, book.deadline_s)
 
     # -- the timer and the action -----------------------------------------------------------
     def _evaluate(self, book: Book) -> None:
         if book.acting:
             return
         if book.naked():
+            if book.gave_up:
+                return
             if book.naked_since is None:
                 book.naked_since = self.clock()
                 self._arm(book, book.deadline_s)
@@ -265,7 +275,7 @@ class ProtectiveStops:
                 self._arm(book, max(0.0, book.naked_since + book.deadline_s - self.clock()))
             return
         book.naked_since = None
-        book.reported_down = False
+        book.reported_down = book.gave_up = False
         book.flattens = 0
         if book.timer is not None:
             book.timer.cancel()
@@ -308,7 +318,7 @@ class ProtectiveStops:
             first = missing[0].intent
             self._send(orders.flatten(first, book.flattens, self.clock()), Mine("flatten", book))
         else:  # said three times already (STOP_MISSING_FLATTEN_FAILED); a person must look
-            book.acting = False
+            book.acting, book.gave_up = False, True
 
     def _apply(self, book: Book, truth: Truth) -> None:
         book.position = truth.position
@@ -343,9 +353,10 @@ class ProtectiveStops:
         self.submit(intent)
 
     def _book(self, account_id: str, symbol: str) -> Book:
-        book = self.books.get((account_id, symbol))
+        symbols = self.books.setdefault(account_id, {})
+        book = symbols.get(symbol)
         if book is None:
-            book = self.books[(account_id, symbol)] = Book(account_id, symbol)
+            book = symbols[symbol] = Book(account_id, symbol)
         return book
 
     def _forget(self, book: Book, stop: StopCopy) -> None:

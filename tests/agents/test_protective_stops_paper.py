@@ -116,6 +116,8 @@ async def test_a_stop_that_works_is_left_alone(app: CopyTraderApp, outbox: Memor
     )
     watcher = app.runtime.execution.protective
     assert watcher is not None
-    book = await wait_until(lambda: watcher.books.get(("f1", "ESZ6")), timeout_s=5, what="the watcher saw the stop")
+    book = await wait_until(
+        lambda: watcher.books.get("f1", {}).get("ESZ6"), timeout_s=5, what="the watcher saw the stop"
+    )
     assert [s.state for s in book.stops.values()] == ["working"] and book.timer is None
     assert outbox.sent["error"] == []

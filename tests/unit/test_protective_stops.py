@@ -439,3 +439,25 @@ def test_every_code_alerts_the_trader(code: str, severity: str) -> None:
     notice = from_error(error)
     assert notice is not None and (notice.kind, notice.severity) == ("guard", severity)
     assert notice.title == "Protective stop missing on f1" and "2.50 s" in notice.text
+
+
+async def test_after_three_failed_flattens_it_says_so_and_stops_until_something_changes() -> None:
+    h = Harness()
+    h.position(2)
+    h.outcome(stop_intent(), "REJECTED")
+    await h.advance(DEADLINE)
+    h.outcome(h.sent[0], "REJECTED")
+    await h.advance(0)
+    for _ in range(3):
+        h.outcome(h.sent[-1], "BrokerUnavailable")
+        await h.advance(DEADLINE)
+    assert [i.action for i in h.sent] == ["place", "flatten", "flatten", "flatten"]
+    assert h.codes() == ["STOP_MISSING_FLATTEN_FAILED"] * 3
+    assert "flatten 3 of 3 failed" in h.errors[-1].reason and "by hand" in h.errors[-1].reason
+    reads = h.broker.reads
+    h.fill(Side.BUY, 1)  # more events: no broker reads, no orders while it gave up
+    await h.advance(DEADLINE * 2)
+    assert h.broker.reads == reads and len(h.sent) == 4
+    h.watcher.on_session_connected({"f1"})  # a reconnect is a new start: flatten again
+    await h.advance(0)
+    assert h.broker.reads == reads + 1 and [i.action for i in h.sent[4:]] == ["flatten"]
