@@ -121,3 +121,21 @@ async def test_a_stop_that_works_is_left_alone(app: CopyTraderApp, outbox: Memor
     )
     assert [s.state for s in book.stops.values()] == ["working"] and book.timer is None
     assert outbox.sent["error"] == []
+
+
+async def test_with_the_session_down_it_says_so_and_acts_only_once_the_session_is_back(
+    app: CopyTraderApp, outbox: MemoryOutbox
+) -> None:
+    exchange, _ = await long_two_with_a_rejected_stop(app, outbox)
+    pool = app.runtime.pool
+    await pool.reset("p")  # the follower's session is gone: its state cannot be read
+    [said] = await wait_until(lambda: errors(outbox, "STOP_MISSING_UNVERIFIED"), timeout_s=5, what="the report")
+    assert "session p is not connected" in said.reason and "waiting" in said.reason
+    assert "f1 held +2 ESZ6" in said.reason or "f1 held unknown ESZ6" in said.reason
+    assert not [o for o in exchange.open_orders("f1")]  # nothing placed, nothing flattened
+    assert exchange.account("f1").positions["ESZ6"].net_quantity == 2
+    await pool.adapter_for("f1")  # the session is back
+    await wait_until(lambda: errors(outbox, "STOP_MISSING_REPLACED"), timeout_s=5, what="the stop re-placed")
+    working = [o for o in exchange.open_orders("f1") if o.order_type is OrderType.STOP]
+    assert [(o.side, o.quantity) for o in working] == [(Side.SELL, 2)]
+    assert len(errors(outbox, "STOP_MISSING_UNVERIFIED")) == 1
