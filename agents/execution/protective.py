@@ -142,7 +142,10 @@ class ProtectiveStops:
             self._our_outcome(mine, intent, outcome)
         elif intent.action == "place" and intent.order_type in STOP_TYPES:
             self._stop_copy(intent, outcome)
-        elif intent.action in ("modify", "cancel") and intent.target_client_order_id in self._by_id:
+        elif intent.action in ("modify", "cancel") and self._is_original(intent.target_client_order_id):
+            # Aimed at the copy fan-out planned: the leader changed or took away its stop. A
+            # cancel aimed at a replacement comes from elsewhere (the reconciler sees it as an
+            # orphan): the broker's cancel event marks it missing like any lost stop.
             self._leader_change(intent)
         elif intent.action == "flatten" and isinstance(outcome, Execution):
             for book in list(self.books.get(intent.account_id, {}).values()):
@@ -348,6 +351,10 @@ class ProtectiveStops:
         self._send(replacement, Mine("replace", book, stop))
 
     # -- helpers ----------------------------------------------------------------------------
+    def _is_original(self, client_order_id: str | None) -> bool:
+        found = self._by_id.get(client_order_id or "")
+        return found is not None and found[1].intent.client_order_id == client_order_id
+
     def _send(self, intent: OrderIntent, mine: Mine) -> None:
         self._mine[intent.client_order_id] = mine
         self.submit(intent)

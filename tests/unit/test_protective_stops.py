@@ -461,3 +461,20 @@ async def test_after_three_failed_flattens_it_says_so_and_stops_until_something_
     h.watcher.on_session_connected({"f1"})  # a reconnect is a new start: flatten again
     await h.advance(0)
     assert h.broker.reads == reads + 1 and [i.action for i in h.sent[4:]] == ["flatten"]
+
+
+async def test_a_replacement_cancelled_by_someone_else_is_a_lost_stop_not_the_leaders_cancel() -> None:
+    h = Harness()
+    h.position(2)
+    stop = stop_intent()
+    h.outcome(stop, "REJECTED")
+    await h.advance(DEADLINE)
+    [replacement] = h.sent
+    h.outcome(replacement)
+    orphan_cancel = leader_change("cancel", replacement)  # e.g. the reconciler's orphan cancel
+    h.outcome(orphan_cancel)
+    h.watcher.on_event(
+        OrderEvent("f1", replacement.client_order_id, "B2", "ESZ6", Side.SELL, OrderType.STOP, 2, OrderStatus.CANCELLED)
+    )
+    await h.advance(DEADLINE)
+    assert [i.action for i in h.sent] == ["place", "flatten"]  # protected or flat, never naked
