@@ -54,7 +54,9 @@ async def run(app: CopyTraderApp, *intents: OrderIntent) -> None:
     async def acked() -> None:
         return None
 
-    submit_batch(app.runtime.execution, IntentBatch(batch_id=intents[0].signal_id, intents=list(intents)), acked)
+    stage = app.runtime.execution
+    assert stage is not None
+    submit_batch(stage, IntentBatch(batch_id=intents[0].signal_id, intents=list(intents)), acked)
 
 
 def errors(outbox: MemoryOutbox, code: str) -> list[OrderError]:
