@@ -195,6 +195,17 @@ class ProtectiveStops:
                 else:
                     self._evaluate(book)
 
+    async def close(self) -> None:
+        """Shutdown: no timer fires and no action runs once the lanes are closing."""
+        for symbols in self.books.values():
+            for book in symbols.values():
+                if book.timer is not None:
+                    book.timer.cancel()
+                    book.timer = None
+        for task in list(self._acting):
+            task.cancel()
+        await asyncio.gather(*self._acting, return_exceptions=True)
+
     async def settled(self) -> None:
         """Wait for the actions under way (tests, shutdown)."""
         while self._acting:

@@ -18,7 +18,7 @@ from ..shared.sessions import SessionPool
 from .guards import lane_owner
 from .protective import ProtectiveStops, Submit, Verify
 from .protective_orders import Truth, Unverifiable
-from .router import OrderRouter
+from .router import AccountStats, OrderRouter
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,17 @@ def broker_truth(pool: SessionPool, timeout_s: float) -> Verify:
 def install(ctx: StageContext, router: OrderRouter, submit: Submit) -> ProtectiveStops:
     """The watcher on the router's hooks (outcomes chained after the existing observer,
     broker events) and on session (re)connects; acting only for lanes this worker owns."""
+
+    async def report(error: OrderError) -> None:
+        """On ``order.errors``, and as the account's last error on the dashboard."""
+        router.stats.setdefault(error.account_id, AccountStats()).last_error = f"{error.code}: {error.reason}"
+        await router.outbox.error(error)
+
     watcher = ProtectiveStops(
         deadlines(ctx.config),
         broker_truth(ctx.pool, timeout_s=ctx.settings.copy_deadline_s),
         submit,
-        router.outbox.error,
+        report,
         clock=time.monotonic,
         call_later=lambda delay, callback: asyncio.get_running_loop().call_later(delay, callback),
     )
@@ -107,4 +113,5 @@ def install(ctx: StageContext, router: OrderRouter, submit: Submit) -> Protectiv
         watcher.on_session_connected(accounts)
 
     ctx.pool.on_connected = connected
+    ctx.shutdown_hooks.append(watcher.close)  # before the executor closes its lanes and sessions
     return watcher

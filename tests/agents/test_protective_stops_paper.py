@@ -141,3 +141,12 @@ async def test_with_the_session_down_it_says_so_and_acts_only_once_the_session_i
     working = [o for o in exchange.open_orders("f1") if o.order_type is OrderType.STOP]
     assert [(o.side, o.quantity) for o in working] == [(Side.SELL, 2)]
     assert len(errors(outbox, "STOP_MISSING_UNVERIFIED")) == 1
+
+
+async def test_the_dashboard_shows_the_last_protective_action(app: CopyTraderApp, outbox: MemoryOutbox) -> None:
+    await long_two_with_a_rejected_stop(app, outbox)
+    await wait_until(lambda: errors(outbox, "STOP_MISSING_REPLACED"), timeout_s=5, what="the stop re-placed")
+    stage = app.runtime.execution
+    assert stage is not None
+    last_error = stage.router.stats["f1"].last_error or ""
+    assert last_error.startswith("STOP_MISSING_REPLACED: f1 held +2 ESZ6")

@@ -478,3 +478,13 @@ async def test_a_replacement_cancelled_by_someone_else_is_a_lost_stop_not_the_le
     )
     await h.advance(DEADLINE)
     assert [i.action for i in h.sent] == ["place", "flatten"]  # protected or flat, never naked
+
+
+async def test_close_leaves_no_timer_to_fire_into_closed_lanes() -> None:
+    h = Harness()
+    h.position(2)
+    h.outcome(stop_intent(), "REJECTED")
+    assert h.clock.armed() == [DEADLINE]
+    await h.watcher.close()
+    await h.advance(10)
+    assert h.clock.armed() == [] and h.sent == [] and h.broker.reads == 0
