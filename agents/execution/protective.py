@@ -31,7 +31,7 @@ from typing import Protocol
 from ...brokers.model import FillEvent, OrderEvent, OrderStatus, PositionEvent
 from ...core.records import Execution, OrderError, OrderIntent
 from . import protective_orders as orders
-from .protective_orders import Truth, Unverifiable
+from .protective_orders import Truth
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class Book:
     account_id: str
     symbol: str
     position: int | None = None  # None: not known (since start or a reconnect) until the broker says
+    reported: bool = False  # the adapter reports positions: they, not our sum of fills, count
     stops: dict[str, StopCopy] = field(default_factory=dict)  # by the original copy's client id
     deadline_s: float = 2.0
     naked_since: float | None = None
@@ -157,7 +158,7 @@ class ProtectiveStops:
         """The fill pump's events: positions move, stop copies start working or go missing."""
         if isinstance(event, FillEvent):
             book = self._book(event.account_id, event.symbol)
-            if book.position is not None:
+            if book.position is not None and not book.reported:
                 book.position += event.side.sign * event.quantity
             found = self._by_id.get(event.client_order_id or "")
             if found is not None and found[1].live_id == event.client_order_id and event.leaves_quantity == 0:
@@ -166,7 +167,7 @@ class ProtectiveStops:
             self._evaluate(book)
         elif isinstance(event, PositionEvent):
             book = self._book(event.account_id, event.symbol)
-            book.position = event.net_quantity
+            book.position, book.reported = event.net_quantity, True
             book.covered_elsewhere = False
             self._evaluate(book)
         elif isinstance(event, OrderEvent):
@@ -311,7 +312,7 @@ class ProtectiveStops:
         """Read the broker's state; act only if it confirms the naked position."""
         try:
             truth = await self.verify(book.account_id, book.symbol)
-        except Unverifiable as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the state is not known: never act
             book.acting = False
             if not book.reported_down:
                 book.reported_down = True

@@ -255,6 +255,18 @@ async def test_a_position_gone_flat_needs_nothing() -> None:
     h.outcome(stop_intent(), "REJECTED")
     await h.advance(1.0)
     h.fill(Side.SELL, 2)
+    h.position(0)  # an adapter that reports positions
+    await h.advance(10)
+    assert h.sent == [] and h.errors == [] and h.broker.reads == 0
+
+
+async def test_a_position_gone_flat_by_fills_alone_needs_nothing() -> None:
+    h = Harness()
+    h.fill(Side.BUY, 2)  # an adapter that reports fills only
+    h.watcher.books["f1"]["ESZ6"].position = 2  # as a snapshot left it
+    h.outcome(stop_intent(), "REJECTED")
+    await h.advance(1.0)
+    h.fill(Side.SELL, 2)
     await h.advance(10)
     assert h.sent == [] and h.errors == [] and h.broker.reads == 0
 
@@ -488,3 +500,29 @@ async def test_close_leaves_no_timer_to_fire_into_closed_lanes() -> None:
     await h.watcher.close()
     await h.advance(10)
     assert h.clock.armed() == [] and h.sent == [] and h.broker.reads == 0
+
+
+async def test_reported_positions_are_not_counted_twice_with_their_fills() -> None:
+    h = Harness()
+    h.position(2)  # the adapter reports positions...
+    h.fill(Side.SELL, 2)  # ...so this fill's position comes in its own report, not from our sum
+    h.position(0)
+    h.outcome(stop_intent(), "REJECTED")
+    await h.advance(10)
+    assert h.sent == [] and h.broker.reads == 0
+    book = h.watcher.books["f1"]["ESZ6"]
+    assert book.position == 0
+
+
+async def test_a_failure_inside_the_read_is_never_a_reason_to_act() -> None:
+    h = Harness()
+    h.position(2)
+    h.outcome(stop_intent(), "REJECTED")
+
+    async def broken(account_id: str, symbol: str) -> Truth:
+        raise RuntimeError("snapshot parser bug")
+
+    h.watcher.verify = broken
+    await h.advance(DEADLINE)
+    assert h.codes() == ["STOP_MISSING_UNVERIFIED"] and h.sent == []
+    assert "snapshot parser bug" in h.errors[0].reason
