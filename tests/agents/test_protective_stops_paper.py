@@ -18,7 +18,7 @@ from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import CopyTraderApp
 from copytrader.brokers.model import OrderStatus, OrderType, Side
 from copytrader.core import ids
-from copytrader.core.records import IntentBatch, OrderError, OrderIntent
+from copytrader.core.records import IntentBatch, OrderError, OrderIntent, TradeSignal
 
 DEADLINE_S = 0.5
 CONFIG = {
@@ -150,3 +150,49 @@ async def test_the_dashboard_shows_the_last_protective_action(app: CopyTraderApp
     assert stage is not None
     last_error = stage.router.stats["f1"].last_error or ""
     assert last_error.startswith("STOP_MISSING_REPLACED: f1 held +2 ESZ6")
+
+
+async def test_a_leaders_stop_planned_by_fan_out_is_protected_on_the_follower(
+    make_app: Callable[..., CopyTraderApp], outbox: MemoryOutbox
+) -> None:
+    """From the leader's signals: fan-out plans the entry and the stop copy, the executor runs
+    them, the stop copy is rejected, and the watcher knows it for the leader's protective stop."""
+    both = make_app(CONFIG, ("fanout", "execute"))
+    adapter = await both.runtime.pool.adapter_for("f1")
+    exchange = adapter.exchange  # type: ignore[attr-defined]  # the paper adapter's simulator kernel
+    exchange.set_price("ESZ6", Decimal("5000"))
+    signals = [
+        TradeSignal(
+            signal_id=ids.signal_id("L", "1", "new"),
+            leader_account="L",
+            platform="paper",
+            symbol="ESZ6",
+            side="buy",
+            quantity=2,
+            leader_order_id="1",
+        ),
+        TradeSignal(
+            signal_id=ids.signal_id("L", "2", "new"),
+            leader_account="L",
+            platform="paper",
+            symbol="ESZ6",
+            side="sell",
+            quantity=2,
+            order_type="stop",
+            stop_price=Decimal("4990"),
+            leader_order_id="2",
+        ),
+    ]
+    async with both.agents["fanout"].test_context() as agent:
+        for signal in signals:
+            await agent.put(signal.dumps(), key=b"ESZ6")
+    entry, stop = outbox.sent["intent"]
+    assert (stop.order_type, stop.side, stop.stop_price) == ("stop", "sell", Decimal("4990"))
+    await run(both, entry)
+    await wait_until(lambda: exchange.account("f1").positions.get("ESZ6"), timeout_s=5, what="the entry filled")
+    exchange.account("f1").faults.reject_next = "stop price outside the allowed band"
+    await run(both, stop)
+    [said] = await wait_until(lambda: errors(outbox, "STOP_MISSING_REPLACED"), timeout_s=5, what="the stop re-placed")
+    working = [o for o in exchange.open_orders("f1") if o.order_type is OrderType.STOP]
+    assert [o.client_order_id for o in working] == [said.client_order_id]
+    assert said.signal_id == f"control:protect:{stop.client_order_id}:replace:1"
