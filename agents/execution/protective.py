@@ -306,7 +306,15 @@ class ProtectiveStops:
         if book.acting or not book.naked() or not self.owns(book.account_id):
             return
         book.acting = True
-        self._spawn(self._act(book))
+        self._spawn(self._act_safely(book))
+
+    async def _act_safely(self, book: Book) -> None:
+        try:
+            await self._act(book)
+        except Exception:  # noqa: BLE001 - a bug here must not leave the symbol unwatched
+            log.exception("protective stop on %s %s: the action failed", book.account_id, book.symbol)
+            book.acting = False
+            self._arm(book, book.deadline_s)
 
     async def _act(self, book: Book) -> None:
         """Read the broker's state; act only if it confirms the naked position."""
@@ -314,10 +322,10 @@ class ProtectiveStops:
             truth = await self.verify(book.account_id, book.symbol)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the state is not known: never act
             book.acting = False
+            self._arm(book, book.deadline_s)  # and on_session_connected looks again at once
             if not book.reported_down:
                 book.reported_down = True
                 await self._say(book, "STOP_MISSING_UNVERIFIED", None, f"cannot read the broker ({exc}); waiting")
-            self._arm(book, book.deadline_s)  # and on_session_connected looks again at once
             return
         self._apply(book, truth)
         if not book.naked():

@@ -100,10 +100,19 @@ def install(ctx: StageContext, router: OrderRouter, submit: Submit) -> Protectiv
     def on_outcome(intent: OrderIntent, outcome: Execution | OrderError) -> None:
         if observed is not None:
             observed(intent, outcome)
-        watcher.on_outcome(intent, outcome)
+        try:
+            watcher.on_outcome(intent, outcome)
+        except Exception:  # noqa: BLE001 - a watcher bug must never stop a lane
+            log.exception("protective stops: outcome of %s not taken in", intent.client_order_id)
+
+    def on_event(event: object) -> None:
+        try:
+            watcher.on_event(event)
+        except Exception:  # noqa: BLE001 - a watcher bug must never stop the fill pump
+            log.exception("protective stops: event not taken in: %r", event)
 
     router.on_outcome = on_outcome
-    router.on_event = watcher.on_event
+    router.on_event = on_event
     previous = ctx.pool.on_connected
 
     def connected(session_id: str, adapter: BrokerAdapter) -> None:

@@ -196,3 +196,22 @@ async def test_a_leaders_stop_planned_by_fan_out_is_protected_on_the_follower(
     working = [o for o in exchange.open_orders("f1") if o.order_type is OrderType.STOP]
     assert [o.client_order_id for o in working] == [said.client_order_id]
     assert said.signal_id == f"control:protect:{stop.client_order_id}:replace:1"
+
+
+async def test_a_watcher_bug_never_stops_the_fill_pump_or_a_lane(app: CopyTraderApp, outbox: MemoryOutbox) -> None:
+    stage = app.runtime.execution
+    assert stage is not None and stage.protective is not None
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("watcher bug")
+
+    stage.protective.on_event = broken  # type: ignore[method-assign]  # the fault under test
+    stage.protective.on_outcome = broken  # type: ignore[method-assign]  # the fault under test
+    adapter = await app.runtime.pool.adapter_for("f1")
+    adapter.exchange.set_price("ESZ6", Decimal("5000"))  # type: ignore[attr-defined]  # paper adapter
+    await run(app, copy("1", "buy", 2))
+    fills = await wait_until(
+        lambda: [e for e in outbox.sent["execution"] if e.kind == "fill"], timeout_s=5, what="the fill published"
+    )
+    assert fills[0].quantity == 2
+    assert [e.kind for e in outbox.sent["execution"] if e.request_outcome] == ["ack"]

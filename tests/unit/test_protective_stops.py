@@ -526,3 +526,22 @@ async def test_a_failure_inside_the_read_is_never_a_reason_to_act() -> None:
     await h.advance(DEADLINE)
     assert h.codes() == ["STOP_MISSING_UNVERIFIED"] and h.sent == []
     assert "snapshot parser bug" in h.errors[0].reason
+
+
+async def test_a_failing_action_is_logged_and_tried_again_never_stuck() -> None:
+    h = Harness()
+    h.position(2)
+    h.outcome(stop_intent(), "REJECTED")
+    calls: list[OrderIntent] = []
+
+    def broken_then_fine(intent: OrderIntent) -> None:
+        calls.append(intent)
+        if len(calls) == 1:
+            raise RuntimeError("lane gone")
+        h.sent.append(intent)
+
+    h.watcher.submit = broken_then_fine
+    await h.advance(DEADLINE)
+    assert h.sent == [] and h.clock.armed() == [DEADLINE]  # not stuck "acting": armed again
+    await h.advance(DEADLINE)
+    assert [i.action for i in h.sent] == ["flatten"]  # the replacement budget went on the failed try
