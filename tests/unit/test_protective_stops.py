@@ -545,3 +545,18 @@ async def test_a_failing_action_is_logged_and_tried_again_never_stuck() -> None:
     assert h.sent == [] and h.clock.armed() == [DEADLINE]  # not stuck "acting": armed again
     await h.advance(DEADLINE)
     assert [i.action for i in h.sent] == ["flatten"]  # the replacement budget went on the failed try
+
+
+async def test_a_stop_limit_is_placed_again_with_both_prices() -> None:
+    h = Harness()
+    h.position(-2)
+    stop = stop_intent(side="buy", order_type="stop_limit", stop_price=Decimal("5010"), limit_price=Decimal("5012"))
+    h.outcome(stop, "REJECTED")
+    await h.advance(DEADLINE)
+    [again] = h.sent
+    assert (again.order_type, again.side, again.stop_price, again.limit_price) == (
+        "stop_limit",
+        "buy",
+        Decimal("5010"),
+        Decimal("5012"),
+    )
