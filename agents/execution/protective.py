@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -44,6 +45,8 @@ WORKING = frozenset({OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED})
 #: The router's codes for an outcome it could not read: the order may be working after all.
 UNKNOWN_CODES = frozenset({"OUTCOME_UNKNOWN", "BAD_ANSWER", "INTERNAL"})
 GONE = frozenset({OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED})
+#: Final events of unknown orders kept for an outcome that may still come (a few seconds' worth).
+EARLY_EVENTS_KEPT = 4096
 
 
 class Timer(Protocol):
@@ -133,6 +136,9 @@ class ProtectiveStops:
         self.books: dict[str, dict[str, Book]] = {}  # account → symbol → book
         self._by_id: dict[str, tuple[Book, StopCopy]] = {}  # original and live ids → stop
         self._mine: dict[str, Mine] = {}
+        # Final events of stop orders not known yet: the fill pump can be ahead of the router's
+        # answer (Tradovate's WebSocket vs its REST reply). Bounded; read when the outcome comes.
+        self._early: OrderedDict[str, str] = OrderedDict()
         self._acting: set[asyncio.Future[None]] = set()
 
     # -- the router's hooks ---------------------------------------------------------------
@@ -163,6 +169,8 @@ class ProtectiveStops:
             found = self._by_id.get(event.client_order_id or "")
             if found is not None and found[1].live_id == event.client_order_id and event.leaves_quantity == 0:
                 self._forget(found[0], found[1])  # the stop did its job
+            elif found is None and event.leaves_quantity == 0 and event.client_order_id:
+                self._remember_early(event.client_order_id, "filled")
             book.covered_elsewhere = False
             self._evaluate(book)
         elif isinstance(event, PositionEvent):
@@ -172,6 +180,10 @@ class ProtectiveStops:
             self._evaluate(book)
         elif isinstance(event, OrderEvent):
             found = self._by_id.get(event.client_order_id or "")
+            if found is None and event.client_order_id and event.order_type.value in STOP_TYPES:
+                if event.status in GONE or event.status is OrderStatus.FILLED:
+                    self._remember_early(event.client_order_id, event.status.value)
+                return
             if found is None or found[1].live_id != event.client_order_id:
                 return
             book, stop = found
@@ -226,8 +238,12 @@ class ProtectiveStops:
             return
         book = self._book(intent.account_id, intent.symbol)
         book.deadline_s = deadline
+        early = self._early.pop(intent.client_order_id, None)
+        if early == "filled":  # it filled before the router's answer came back: done
+            self._evaluate(book)
+            return
         stop = StopCopy(intent, intent.client_order_id)
-        stop.state = "working" if isinstance(outcome, Execution) else "missing"
+        stop.state = "working" if isinstance(outcome, Execution) and early is None else "missing"
         stop.maybe_live = isinstance(outcome, OrderError) and outcome.code in UNKNOWN_CODES
         book.stops[intent.client_order_id] = stop
         self._by_id[intent.client_order_id] = (book, stop)
@@ -250,8 +266,9 @@ class ProtectiveStops:
     def _our_outcome(self, mine: Mine, intent: OrderIntent, outcome: Execution | OrderError) -> None:
         book, ok = mine.book, isinstance(outcome, Execution)
         if mine.kind == "replace" and mine.stop is not None:
-            if ok:
-                mine.stop.state = "working"
+            if ok and mine.stop.state != "missing":  # not gone already (an event ahead of the ack)
+                if mine.stop.state == "pending":
+                    mine.stop.state = "working"
                 self._spawn(self._say(book, "STOP_MISSING_REPLACED", intent, "placed the stop again"))
                 book.acting = False
                 self._evaluate(book)
@@ -374,6 +391,11 @@ class ProtectiveStops:
     def _is_original(self, client_order_id: str | None) -> bool:
         found = self._by_id.get(client_order_id or "")
         return found is not None and found[1].intent.client_order_id == client_order_id
+
+    def _remember_early(self, client_order_id: str, what: str) -> None:
+        self._early[client_order_id] = what
+        if len(self._early) > EARLY_EVENTS_KEPT:
+            self._early.popitem(last=False)
 
     def _send(self, intent: OrderIntent, mine: Mine) -> None:
         self._mine[intent.client_order_id] = mine

@@ -560,3 +560,44 @@ async def test_a_stop_limit_is_placed_again_with_both_prices() -> None:
         Decimal("5010"),
         Decimal("5012"),
     )
+
+
+def event(intent: OrderIntent, status: OrderStatus) -> OrderEvent:
+    kind = OrderType(intent.order_type)
+    return OrderEvent("f1", intent.client_order_id, "B1", "ESZ6", Side(intent.side), kind, intent.quantity, status)
+
+
+async def test_a_reject_event_ahead_of_the_routers_ack_is_not_lost() -> None:
+    h = Harness()
+    h.position(2)
+    stop = stop_intent()
+    h.watcher.on_event(event(stop, OrderStatus.REJECTED))  # the WebSocket beat the REST answer
+    h.outcome(stop)  # the ack comes after
+    await h.advance(DEADLINE)
+    assert [i.action for i in h.sent] == ["place"]
+
+
+async def test_a_fill_ahead_of_the_routers_ack_leaves_no_stale_stop() -> None:
+    h = Harness()
+    h.position(2)
+    stop = stop_intent()
+    h.fill(Side.SELL, 2, stop.client_order_id)  # the stop triggered before its ack came back
+    h.position(0)
+    h.outcome(stop)
+    h.position(1)  # a later long: that old sell stop must not count as its protection...
+    h.outcome(stop_intent(signal="L:8:new"), "REJECTED")  # ...when the leader's new stop failed
+    await h.advance(DEADLINE)
+    assert [(i.action, i.side) for i in h.sent] == [("place", "sell")]
+
+
+async def test_a_replacement_rejected_ahead_of_its_ack_is_a_failed_replacement() -> None:
+    h = Harness()
+    h.position(2)
+    h.outcome(stop_intent(), "REJECTED")
+    await h.advance(DEADLINE)
+    [replacement] = h.sent
+    h.watcher.on_event(event(replacement, OrderStatus.REJECTED))
+    h.outcome(replacement)
+    await h.advance(0)
+    assert [i.action for i in h.sent] == ["place", "flatten"]
+    assert "STOP_MISSING_REPLACED" not in h.codes()
