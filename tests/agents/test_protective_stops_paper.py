@@ -5,6 +5,7 @@ copy. Within the group's deadline the follower is protected again or flat, and t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from waiting import wait_until
 
+from copytrader.agents.execution import protective_orders
 from copytrader.agents.execution.agent import submit_batch
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import CopyTraderApp
@@ -215,3 +217,22 @@ async def test_a_watcher_bug_never_stops_the_fill_pump_or_a_lane(app: CopyTrader
     )
     assert fills[0].quantity == 2
     assert [e.kind for e in outbox.sent["execution"] if e.request_outcome] == ["ack"]
+
+
+async def test_a_replacement_sent_again_is_never_a_second_stop(app: CopyTraderApp, outbox: MemoryOutbox) -> None:
+    """What a restarted watcher would send: the same derived id, so the executor's journal
+    (and its lookup at the broker) turns it into the order already there."""
+    exchange, stop = await long_two_with_a_rejected_stop(app, outbox)
+    [said] = await wait_until(lambda: errors(outbox, "STOP_MISSING_REPLACED"), timeout_s=5, what="the stop re-placed")
+    again = protective_orders.replacement(stop, 1, 2, time.time())
+    assert again.client_order_id == said.client_order_id
+    stage = app.runtime.execution
+    assert stage is not None
+    finished = asyncio.Event()
+
+    async def acked() -> None:
+        finished.set()
+
+    submit_batch(stage, IntentBatch(batch_id="again", intents=[again]), acked, redelivered=True)
+    await wait_until(finished.is_set, timeout_s=5, what="the repeat handled")
+    assert len(exchange.orders_with_client_id("f1", again.client_order_id)) == 1
