@@ -59,6 +59,7 @@ class CopyGroup:
     followers: tuple[Follower, ...]
     enabled: bool = True
     auto_correct: bool = False  # reconciliation corrects drift (agents/reconcile); off: reports only
+    protective_stop_s: float | None = 2.0  # agents/execution/protective.py; None: not watched
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +268,14 @@ def _parse_groups(items: list[schemas.GroupIn], accounts: dict[str, Account]) ->
                 )
             )
         groups.append(
-            CopyGroup(item.id or f"group-{i}", item.leader, tuple(followers), item.enabled, item.auto_correct)
+            CopyGroup(
+                item.id or f"group-{i}",
+                item.leader,
+                tuple(followers),
+                item.enabled,
+                item.auto_correct,
+                protective_stop_s=item.protective_stop_s,
+            )
         )
     return tuple(groups)
 
