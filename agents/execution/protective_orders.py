@@ -16,7 +16,7 @@ from ...core import ids
 from ...core.records import OrderError, OrderIntent
 
 #: Signal ids of the watcher's own orders start with this (never a kill-switch id).
-PROTECT_SIGNAL_PREFIX = "control:protect:"
+PROTECT_SIGNAL_PREFIX = ids.PROTECT_SIGNAL_PREFIX
 
 
 class Unverifiable(Exception):  # noqa: N818 - it names the situation, like the brokers' errors
@@ -37,7 +37,7 @@ def _stamps(now: float) -> dict[str, float]:
 
 
 def _derived(original: OrderIntent, what: str, **fields: Any) -> OrderIntent:
-    signal = f"{PROTECT_SIGNAL_PREFIX}{original.client_order_id}:{what}"
+    signal = ids.protective_signal_id(original.client_order_id, what)
     base: dict[str, Any] = {
         "client_order_id": ids.client_order_id(signal, original.account_id),
         "signal_id": signal,
