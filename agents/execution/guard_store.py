@@ -82,6 +82,7 @@ class GuardStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._written: bytes | None = None
+        self._loaded: dict[str, SavedGuard] = {}
 
     def load(self, accounts: dict[str, AccountGuard]) -> int:
         """Restore the accounts the file knows; how many were restored."""
@@ -97,13 +98,23 @@ class GuardStore:
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
             log.error("guards: %s refused (%s); starting from zero", self.path, exc)
             return 0
+        self._loaded = dict(state.accounts)
         restored = 0
         for account_id, guard in accounts.items():
-            if account_id in state.accounts:
-                restore(guard, state.accounts[account_id])
+            if account_id in self._loaded:
+                restore(guard, self._loaded.pop(account_id))
                 restored += 1
         self._written = raw
         return restored
+
+    def restore_one(self, guard: AccountGuard) -> bool:
+        """An account that became guarded after the start (a dashboard edit replayed or new):
+        its figures as this file had them when the worker started, if it had them."""
+        state = self._loaded.pop(guard.account_id, None)
+        if state is None:
+            return False
+        restore(guard, state)
+        return True
 
     def save(self, accounts: dict[str, AccountGuard]) -> bool:
         """Write when something changed; True when written."""

@@ -34,7 +34,7 @@ from ...core import ids
 from ...core.config import CopyConfig
 from ...core.control_records import TOPIC as CONTROLS_TOPIC
 from ...core.control_records import ControlCommand
-from ...core.guard_state import AccountGuard, Refusal, quote_marks, rules_by_account
+from ...core.guard_state import AccountGuard, Refusal, has_rules, quote_marks, rules_by_account
 from ...core.guards import GuardRules
 from ...core.quotes import QuoteBook
 from ...core.records import Execution, OrderError, OrderIntent
@@ -42,6 +42,8 @@ from ...core.topics import partition_for, topic_name
 from ..shared import jobs, price_feed
 from ..shared.context import StageContext
 from ..shared.outbox import INTENT_PARTITIONS
+from . import guard_edits
+from .guard_edits import seed_positions
 from .guard_store import GuardStore
 from .router import AccountStats, OrderRouter
 
@@ -61,14 +63,37 @@ class ExecutorGuards:
         quotes: QuoteBook | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        marks = quote_marks(quotes)
-        self.accounts = {account: AccountGuard(account, r, marks) for account, r in rules.items()}
+        self.marks = quote_marks(quotes)
+        self.quotes = quotes
+        self.accounts = {account: AccountGuard(account, r, self.marks) for account, r in rules.items()}
         self.clock = clock
         self.act: Act | None = None
         # Whether this executor owns the account's lane (its orders.requests partition): with
         # two executors both see every fill, and only the owner acts on a breach.
         self.owns: Callable[[str], bool] = lambda _account: True
         self._acting: set[asyncio.Future[None]] = set()
+
+    def set_rules(self, account_id: str, rules: GuardRules | None) -> AccountGuard | None:
+        """A dashboard edit (``guard_edits.py``): the account's next check uses ``rules``.
+
+        The account keeps what its guard already counted (positions, working orders, P&L,
+        peak); a newly guarded one gets a fresh guard, returned so the caller can restore its
+        saved figures and seed its positions. No rules (``None`` or all unset): unguarded."""
+        guard = self.accounts.get(account_id)
+        if rules is None or not has_rules(rules):
+            self.accounts.pop(account_id, None)
+            return None
+        if guard is not None:
+            guard.set_rules(rules)
+            return None
+        guard = self.accounts[account_id] = AccountGuard(account_id, rules, self.marks)
+        return guard
+
+    def use_quotes(self, quotes: QuoteBook) -> None:
+        """Prices started after the worker (a loss rule added from the dashboard)."""
+        self.quotes, self.marks = quotes, quote_marks(quotes)
+        for guard in self.accounts.values():
+            guard.marks = self.marks
 
     # -- the router's hooks ----------------------------------------------------------------
     def check(self, intent: OrderIntent) -> Refusal | None:
@@ -231,13 +256,12 @@ def breach_action(
     return act
 
 
-def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Submit) -> ExecutorGuards | None:
-    """Guards for the followers that have them (None when none has): the checks, the monitor,
-    positions seeded from the broker at connect, and this worker's own prices when a rule needs
-    them (executors are not among the price feed's roles otherwise)."""
+def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Submit) -> ExecutorGuards:
+    """Guards for the followers that have them: the checks, the monitor, positions seeded from
+    the broker at connect, this worker's own prices when a rule needs them (executors are not
+    among the price feed's roles otherwise), and the dashboard's edits (``guard_edits.py``).
+    Installed even when no follower has guards yet: the dashboard may give some later."""
     rules = rules_by_account(ctx.config)
-    if not rules:
-        return None
     if ctx.quotes is None and ctx.config.market_data is not None and any(r.needs_marks for r in rules.values()):
         ctx.quotes = QuoteBook(ctx.config.market_data.max_age_s)
         price_feed.install(app, ctx)
@@ -272,6 +296,7 @@ def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Subm
     ctx.shutdown_hooks.append(save_guards)
 
     seed_at_connect(ctx, guards)
+    guard_edits.install(app, ctx, guards, store)
     return guards
 
 
@@ -295,15 +320,9 @@ def seed_at_connect(ctx: StageContext, guards: ExecutorGuards) -> None:
     seeding: set[asyncio.Future[None]] = set()
 
     async def seed(adapter: BrokerAdapter, account_id: str) -> None:
-        try:
-            snapshot = await adapter.snapshot(account_id)
-        except Exception as exc:  # noqa: BLE001 - seeding is best effort; fills still count
-            log.warning("guards: no position snapshot for %s: %r", account_id, exc)
-            return
-        guard = guards.accounts[account_id]
-        if guard.fills_seen == 0:
-            for position in snapshot.positions:
-                guard.seed(position.symbol, position.net_quantity, position.average_price)
+        guard = guards.accounts.get(account_id)
+        if guard is not None:
+            await seed_positions(adapter, guard)
 
     def connected(session_id: str, adapter: BrokerAdapter) -> None:
         if previous is not None:
