@@ -310,6 +310,15 @@ class AccountGuard:
             elif leaves > 0 and len(self._early_fills) < MAX_EARLY_FILLS:
                 self._early_fills[client_id] = self._early_fills.get(client_id, 0) + quantity
 
+    def seed_working(self, client_id: str, symbol: str, side: str, remaining: int) -> None:
+        """A working order the broker reports that this guard did not see sent (placed before
+        the account was guarded, or before this worker started): it counts toward exposure
+        until its fill, cancel or expiry arrives like any other's."""
+        if client_id in self.working or remaining <= 0:
+            return
+        order = self.working[client_id] = Working(symbol, 1 if side == "buy" else -1, 0)
+        self._remaining(client_id, order, remaining)
+
     def set_rules(self, rules: g.GuardRules) -> None:
         """New rules from the dashboard (``copy.controls``), kept with what the account holds,
         its P&L and its peak: the next check uses them. A breach in force stays only while its

@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 
 async def seed_positions(adapter: BrokerAdapter, guard: AccountGuard) -> None:
     """The account's positions from the broker, unless this worker already counted fills for
-    it (the fills are then the newer facts)."""
+    it (the fills are then the newer facts), and the working orders it has not seen sent.
+    Orders without our client id are left out: their cancel could never be matched, so they
+    would count against the account for ever."""
     try:
         snapshot = await adapter.snapshot(guard.account_id)
     except Exception as exc:  # noqa: BLE001 - seeding is best effort; fills still count
@@ -48,6 +50,11 @@ async def seed_positions(adapter: BrokerAdapter, guard: AccountGuard) -> None:
     if guard.fills_seen == 0:
         for position in snapshot.positions:
             guard.seed(position.symbol, position.net_quantity, position.average_price)
+    for order in snapshot.open_orders:
+        if order.client_order_id:
+            guard.seed_working(
+                order.client_order_id, order.symbol, order.side.value, order.quantity - order.filled_quantity
+            )
 
 
 class GuardEdits:

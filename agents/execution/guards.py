@@ -41,6 +41,7 @@ from ...core.records import Execution, OrderError, OrderIntent
 from ...core.topics import partition_for, topic_name
 from ..shared import jobs, price_feed
 from ..shared.context import StageContext
+from ..shared.controls_feed import ControlsFeed
 from ..shared.outbox import INTENT_PARTITIONS
 from . import guard_edits
 from .guard_edits import seed_positions
@@ -72,6 +73,8 @@ class ExecutorGuards:
         # two executors both see every fill, and only the owner acts on a breach.
         self.owns: Callable[[str], bool] = lambda _account: True
         self._acting: set[asyncio.Future[None]] = set()
+        # The dashboard's edits (``guard_edits.py``), set by :func:`install`.
+        self.edits: ControlsFeed | None = None
 
     def set_rules(self, account_id: str, rules: GuardRules | None) -> AccountGuard | None:
         """A dashboard edit (``guard_edits.py``): the account's next check uses ``rules``.
@@ -296,7 +299,7 @@ def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Subm
     ctx.shutdown_hooks.append(save_guards)
 
     seed_at_connect(ctx, guards)
-    guard_edits.install(app, ctx, guards, store)
+    guards.edits = guard_edits.install(app, ctx, guards, store)
     return guards
 
 
