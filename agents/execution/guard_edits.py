@@ -9,7 +9,8 @@ A record takes effect at the account's next check: it replaces the rules in the 
 :class:`AccountGuard`, which keeps what it counted (positions, working orders, P&L, peak). An
 account that becomes guarded gets the figures the guards' file saved for it, if any, and its
 positions from the broker when its session is up (as at connect). A loss or drawdown rule on a
-worker started without prices starts this worker's price feed here.
+worker started without prices starts this worker's price feed here. The guards' file keeps the
+latest record per account, so a restart checks its first copies against it (``guard_store.py``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from ...core.control_records import GuardsCommand
 from ...core.guard_state import AccountGuard
 from ...core.guards import build
 from ...core.quotes import QuoteBook
+from ...core.schemas.bounds import MAX_TEXT_LEN
 from ..shared import jobs, price_feed
 from ..shared.context import StageContext
 from ..shared.controls_feed import Command, ControlsFeed
-from .guard_store import GuardStore
+from .guard_store import GuardStore, SavedEdit
 
 if TYPE_CHECKING:
     from .guards import ExecutorGuards
@@ -90,6 +92,8 @@ class GuardEdits:
                     account_id,
                 )
         added = self.guards.set_rules(account_id, rules)
+        if self.store is not None:
+            self.store.remember(account_id, SavedEdit(command.guards, command.by[:MAX_TEXT_LEN], command.at))
         if added is not None:
             if self.store is not None:
                 self.store.restore_one(added)

@@ -35,7 +35,7 @@ from ...core.config import CopyConfig
 from ...core.control_records import TOPIC as CONTROLS_TOPIC
 from ...core.control_records import ControlCommand
 from ...core.guard_state import AccountGuard, Refusal, has_rules, quote_marks, rules_by_account
-from ...core.guards import GuardRules
+from ...core.guards import GuardRules, build
 from ...core.quotes import QuoteBook
 from ...core.records import Execution, OrderError, OrderIntent
 from ...core.topics import partition_for, topic_name
@@ -265,6 +265,13 @@ def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Subm
     among the price feed's roles otherwise), and the dashboard's edits (``guard_edits.py``).
     Installed even when no follower has guards yet: the dashboard may give some later."""
     rules = rules_by_account(ctx.config)
+    store = GuardStore(ctx.settings.data_dir / "executor" / f"{ctx.settings.app_id}.guards.json")
+    for account_id, edit in store.load_edits().items():  # the dashboard's, as last applied here
+        edited = build(edit.guards) if edit.guards is not None else None
+        if edited is not None and has_rules(edited):
+            rules[account_id] = edited
+        else:
+            rules.pop(account_id, None)
     if ctx.quotes is None and ctx.config.market_data is not None and any(r.needs_marks for r in rules.values()):
         ctx.quotes = QuoteBook(ctx.config.market_data.max_age_s)
         price_feed.install(app, ctx)
@@ -285,7 +292,6 @@ def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Subm
     guards.act = breach_action(ctx.config, router.outbox.error, guards, router, submit, send_control)
     router.guards = guards
 
-    store = GuardStore(ctx.settings.data_dir / "executor" / f"{ctx.settings.app_id}.guards.json")
     log.info("guards: %d of %d accounts restored from %s", store.load(guards.accounts), len(rules), store.path)
 
     @jobs.timer(app, MONITOR_INTERVAL_S)

@@ -24,6 +24,7 @@ from copytrader.agents.execution.router import OrderRouter
 from copytrader.agents.shared.controls_feed import ControlsFeed
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.agents.shared.sessions import SessionPool
+from copytrader.app.factory import create_app
 from copytrader.brokers.base import BrokerAdapter, SessionConfig
 from copytrader.brokers.model import (
     AccountSnapshot,
@@ -48,6 +49,7 @@ from copytrader.core.guards import build
 from copytrader.core.quotes import QuoteBook
 from copytrader.core.records import OrderError, OrderIntent
 from copytrader.core.schemas.guards import DailyLossIn, GuardsIn
+from copytrader.core.settings import Settings
 from copytrader.core.topics import ensure_topics, topic_name
 
 WED = datetime(2026, 6, 10, 15, 0, tzinfo=UTC)
@@ -271,3 +273,29 @@ async def test_an_executor_worker_follows_the_guards_records(make_app: Any) -> N
     assert guards.accounts["f1"].rules.max_orders_per_minute == 2
     assert not await guards.edits.handle(1, b'{"kind": "guards", "account_id": "f1", "guards": {"tz": "Mars/Base"}}')
     assert guards.accounts["f1"].rules.max_orders_per_minute == 2  # a refused record changes nothing
+
+
+async def test_a_restarted_executor_checks_its_first_copies_against_the_dashboards_rules(tmp_path: Path) -> None:
+    """Before its replay of copy.controls is done, a restarted executor has the edits it last
+    applied (kept in the guards' file), not the config file's rules."""
+
+    def start() -> Any:
+        settings = Settings(
+            app_id="guardrestart",
+            kafka_broker="kafka://127.0.0.1:1",
+            data_dir=tmp_path,
+            roles=("execute",),
+            executor_consumer="faust",
+        )
+        return create_app(settings, parse_config(RAW, env={}), outbox=MemoryOutbox())
+
+    first = start()
+    guards = first.runtime.execution.router.guards
+    assert await guards.edits.handle(0, record("f1", GuardsIn(max_contracts_total=2), by="risk-desk"))
+    assert await guards.edits.handle(1, record("f2", GuardsIn()))  # f2's file rule removed
+    (save,) = [hook for hook in first.runtime.shutdown_hooks if hook.__name__ == "save_guards"]
+    await save()
+
+    again = start().runtime.execution.router.guards
+    assert set(again.accounts) == {"f1"}
+    assert again.accounts["f1"].rules.max_contracts_total == 2
