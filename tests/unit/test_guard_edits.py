@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
+from copytrader.agents.fanout.controls import planner_applier
+from copytrader.agents.fanout.planner import FanoutPlanner
 from copytrader.core import schemas
 from copytrader.core.config import ConfigError, parse_config
 from copytrader.core.control_records import GuardsCommand, decode_command
@@ -119,3 +121,19 @@ def test_an_edit_keeps_what_the_guard_counted_and_drops_only_the_breaches_of_cha
     assert guard.breached == {}
     refusal = guard.check("place", "ESZ6", "buy", 1, None, WED)
     assert refusal is not None and "holds +2, working 1" in refusal.message  # 2 held + 1 working + 1 > 3
+
+
+def test_a_planner_following_copy_controls_passes_over_guards_records() -> None:
+    """Fan-out workers read the same topic: a guards record is not theirs, and not an error."""
+    config = parse_config(
+        {
+            "sessions": [{"id": "s", "platform": "paper"}],
+            "accounts": [{"id": "L", "session": "s"}, {"id": "f1", "session": "s"}],
+            "copy_groups": [{"leader": "L", "followers": [{"account": "f1"}]}],
+        },
+        env={},
+    )
+    planner = FanoutPlanner(config)
+    before = (dict(planner.config.accounts), dict(planner.config.followers_by_leader))
+    planner_applier(planner)(GuardsCommand("g1", "f1", GuardsIn(max_contracts_total=1), "admin", 1.0))
+    assert (dict(planner.config.accounts), dict(planner.config.followers_by_leader)) == before

@@ -6,19 +6,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
+from hostile_values import json_fragments, splice
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from waiting import wait_until
 from webtest_helpers import FastUsers, KafkaWeb, RecordingTopic, Web
 
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import create_app
+from copytrader.core import schemas
 from copytrader.core.config import parse_config
 from copytrader.core.control_records import GuardsCommand, decode_command
+from copytrader.core.guard_state import AccountGuard
+from copytrader.core.guards import build
 from copytrader.core.schemas.guards import GuardsIn
 from copytrader.core.settings import Settings
 from copytrader.web.server import WebContext
@@ -201,3 +209,51 @@ async def test_a_web_worker_applies_guards_records_read_from_the_real_topic(kafk
     await wait_until(lambda: editor.current("f003")["guards"] is not None, timeout_s=20, what="guards applied")
     assert editor.current("f003")["rules"] == ["max 2 contracts per symbol"]
     assert editor.current("f003")["updated_by"] == "ops"
+
+
+GOOD = {
+    "max_contracts_per_symbol": 4,
+    "max_contracts_total": 6,
+    "max_orders_per_minute": 30,
+    "daily_loss": {"limit": "500", "on_breach": "flatten_and_pause"},
+    "trailing_drawdown": {"limit": 2000, "basis": "intraday", "stop_trailing_at": 2100, "on_breach": "block"},
+    "window": {"start": "17:00", "end": "16:00", "days": ["sun", "mon"], "tz": "America/Chicago"},
+    "tz": "America/Chicago",
+    "day_starts": "17:00",
+}
+FIELDS = [
+    *GOOD,
+    *(f"{outer}.{inner}" for outer in ("daily_loss", "trailing_drawdown", "window") for inner in GOOD[outer]),  # type: ignore[attr-defined]
+    "surprise",
+]
+
+
+def spoiled(field: str, fragment: str) -> bytes:
+    if "." not in field:
+        return splice(GOOD, field, fragment)
+    outer, inner = field.split(".", 1)
+    nested = splice(GOOD[outer], inner, fragment).decode("utf-8", "surrogatepass")  # type: ignore[arg-type]
+    return splice({k: v for k, v in GOOD.items() if k != outer}, outer, nested)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(FIELDS), fragment=json_fragments)
+async def test_property_a_hostile_value_is_refused_naming_its_field_or_makes_rules_that_work(
+    guard_web: Web, field: str, fragment: str
+) -> None:
+    response = await put(guard_web, "f1", spoiled(field, fragment))
+    assert response.status in (200, 400, 413, 422), (field, fragment[:80], await response.text())
+    if response.status == 422:
+        fields = (await response.json())["fields"]
+        outer = field.split(".")[0]
+        assert all(name == outer or name.startswith(outer + ".") for name in fields), (field, fields)
+    if response.status == 200:  # what passes must work: the check, the monitor's marks, the standing
+        rules = build(schemas.decode(spoiled(field, fragment), GuardsIn))
+        guard = AccountGuard("f1", rules, lambda _symbol, _net: Decimal("5000.25"))
+        guard.fill("c1", "ESZ6", "buy", 1, Decimal("5010"), 0, at=datetime.now(UTC))
+        guard.check("place", "ESZ6", "buy", 1, None, datetime.now(UTC))
+        guard.evaluate(datetime.now(UTC))
+        assert isinstance(guard.standing(datetime.now(UTC)), list)
+        assert (await guard_web.client.get("/api/guards/f1")).status == 200
+    again = await put(guard_web, "f1", GOOD)
+    assert again.status == 200, await again.text()
