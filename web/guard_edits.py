@@ -14,6 +14,7 @@ as the other live edits do, and the executors log each one they apply.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from .http import FieldErrors, HttpError, guarded, json_response, read_model
 if TYPE_CHECKING:
     from .server import WebContext
 
+log = logging.getLogger(__name__)
 NEEDS_PRICES = "needs market_data: in the config (unrealised P&L is marked with its quotes)"
 
 
@@ -143,4 +145,6 @@ def install(app: faust.App, ctx: WebContext) -> None:
             command = editor.command(account_id, body, request[SESSION_KEY].username)
             await ctx.commands.controls_topic.send(key=command.key.encode(), value=command.encode())
             editor.apply(command)
-            return json_response(editor.current(account_id))
+            answer = editor.current(account_id)
+            log.info("guards of %s set by %s: %s", account_id, command.by, "; ".join(answer["rules"]) or "none")
+            return json_response(answer)
