@@ -238,8 +238,8 @@ def breach_action(
     with ``flatten_and_pause``: pause the follower, then flatten it."""
 
     async def act(account_id: str, breach: Refusal) -> None:
-        guard = guards.accounts[account_id]
-        day = str(guard.day or guards.clock().date())
+        guard = guards.accounts.get(account_id)  # a dashboard edit may have removed it since
+        day = str((guard.day if guard is not None else None) or guards.clock().date())
         error = breach_error(account_id, breach, day)
         router.stats.setdefault(account_id, AccountStats()).last_error = f"{breach.code}: {error.reason}"
         flatten = breach.flatten and account_id in config.accounts
