@@ -226,6 +226,7 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         self.progress.started(tp, record.offset)
         try:
             batch = IntentBatch.loads(record.value)
+            _ = batch.intents  # Faust builds (and validates) the nested intents on first read
         except Exception:  # noqa: BLE001 - a poison record must not block its partition forever
             log.exception("orders.requests %s@%d: undecodable intent batch skipped", tp, record.offset)
             self._finished(tp, record.offset)

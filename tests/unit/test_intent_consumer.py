@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -84,6 +85,19 @@ async def test_dispatch_hands_batches_over_and_finishes_their_offsets_when_done(
     assert consumer.progress.commit_points() == {TP0: 3}
     await submitted[0][1]()
     assert consumer.progress.commit_points() == {TP0: 5}
+
+
+async def test_a_batch_whose_intent_breaks_a_bound_is_skipped_not_raised() -> None:
+    """Faust validates nested intents only when they are first read: the read happens inside
+    the poison-record guard, so a hostile intent never reaches the lanes or stops the fetch."""
+    submitted: list[IntentBatch] = []
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: submitted.append(b))
+    hostile = json.loads(IntentBatch(batch_id="bad", intents=[intent("f1")]).dumps())
+    hostile["intents"][0]["quantity"] = -5
+    consumer._dispatch(TP0, record(0, json.dumps(hostile).encode()))
+    consumer._dispatch(TP0, record(1, IntentBatch(batch_id="good", intents=[intent("f2")]).dumps()))
+    assert [b.batch_id for b in submitted] == ["good"]
+    assert consumer.progress.commit_points() == {TP0: 1}  # the hostile one is finished (skipped)
 
 
 async def test_fetching_pauses_while_too_many_batches_are_in_flight() -> None:
