@@ -59,6 +59,7 @@ class CopyGroup:
     followers: tuple[Follower, ...]
     enabled: bool = True
     auto_correct: bool = False  # reconciliation corrects drift (agents/reconcile); off: reports only
+    stale_copy_s: float = 5.0  # a copy older than this is netted, not placed (docs/stale-copies.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +268,14 @@ def _parse_groups(items: list[schemas.GroupIn], accounts: dict[str, Account]) ->
                 )
             )
         groups.append(
-            CopyGroup(item.id or f"group-{i}", item.leader, tuple(followers), item.enabled, item.auto_correct)
+            CopyGroup(
+                item.id or f"group-{i}",
+                item.leader,
+                tuple(followers),
+                item.enabled,
+                item.auto_correct,
+                item.stale_copy_s,
+            )
         )
     return tuple(groups)
 
