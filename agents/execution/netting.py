@@ -18,8 +18,9 @@ same run redelivered never places twice.
 Two guards, because fan-out's target is only as good as what fan-out saw (it starts from a flat
 leader after a restart): the target must agree, within one contract of rounding per copy, with
 where the copies themselves would have taken the follower; if it does not, the copies' own sum
-is placed instead (and the report says so) — unless an earlier attempt may have run, when
-nothing is placed. A position that cannot be read places nothing (``COPY_STALE_UNREAD``):
+is placed instead (and the report says so). When an earlier attempt may have run, that sum
+would count it twice: the target is used if the copies could have reached it, else nothing is
+placed. A position that cannot be read places nothing (``COPY_STALE_UNREAD``):
 never a guess. Drift beyond that is reconciliation's to report (and, if enabled, correct).
 
 Only market copies and flattens of one symbol carry a target; working-order copies (limit and
@@ -118,20 +119,31 @@ class NetPlan:
 
 
 def plan(held: int, intents: Sequence[OrderIntent], uncertain: bool) -> NetPlan:
-    """Pure: the netting decision for a run, given the follower's broker position ``held``."""
+    """Pure: the netting decision for a run, given the follower's broker position ``held``.
+
+    ``uncertain``: an earlier attempt of these copies (or of their netting order) may have
+    traded already, so where the copies would take ``held`` counts them twice; only the target
+    is safe then, and only if the copies could have reached it at all.
+    """
     target = intents[-1].target_position
     assert target is not None  # nettable() holds for every copy of a run
     walked = walk(held, intents)
-    if abs(target - walked) <= len(intents):  # within one contract of rounding per copy
+    rounding = len(intents)  # one contract of rounding per copy
+    if abs(target - walked) <= rounding:
         return NetPlan(held, target, f"to the leader's position scaled ({target})")
-    if uncertain:
+    if not uncertain:
         return NetPlan(
-            held,
-            None,
-            f"fan-out's target ({target}) and the copies ({walked}) disagree and an earlier attempt "
-            "may have netted them already: nothing placed, reconciliation reports the drift",
+            held, walked, f"by the copies' own quantities ({walked}; fan-out's target {target} is out of their reach)"
         )
-    return NetPlan(held, walked, f"by the copies' own quantities ({walked}; fan-out's target {target} is out of reach)")
+    reach = rounding + sum(abs(held) if i.action == "flatten" else i.quantity for i in intents)
+    if abs(target - held) <= reach:
+        return NetPlan(held, target, f"to the leader's position scaled ({target}; earlier attempts counted)")
+    return NetPlan(
+        held,
+        None,
+        f"fan-out's target ({target}) is out of these copies' reach from {held} and an earlier attempt "
+        "may have netted them already: nothing placed, reconciliation reports the drift",
+    )
 
 
 Report = Callable[[OrderIntent, str, str], Awaitable[None]]

@@ -364,11 +364,10 @@ class OrderRouter:
         prior = await self.journal.begin(key, intent.account_id, intent.action) if self.journal is not None else None
         self.finished.add(key)
         if prior is not None and prior.done:
-            said = prior.reason or ""
-            if prior.kind == "reject" and said.partition(": ")[0] == code:
-                await self._fail(
-                    intent, intent.stamps, BrokerError(said.partition(": ")[2]), kind="reject", code=code, record=False
-                )
+            said_code, _, said = (prior.reason or "").partition(": ")
+            if prior.kind == "reject" and said_code.startswith("COPY_STALE_"):  # skipped before: said again
+                error = BrokerError(said)
+                await self._fail(intent, intent.stamps, error, kind="reject", code=said_code, record=False)
             else:
                 await self._report_again(intent, prior)
             return
