@@ -160,8 +160,17 @@ class StaleCopies:
     def is_stale(self, intent: OrderIntent) -> bool:
         return is_stale(intent, self.clock())
 
-    def take_run(self, head: Queued, waiting: Sequence[Queued]) -> tuple[list[Queued], list[Queued]]:
-        return take_run(head, waiting, self.clock())
+    def take_from_queue(self, queue: asyncio.Queue[Queued], head: Queued) -> list[Queued]:
+        """The head and every queued stale copy of its symbol leave the lane's queue together;
+        the rest stays, in order (each ``get`` is matched by a ``task_done``, as ``join`` needs)."""
+        waiting: list[Queued] = []
+        while not queue.empty():
+            waiting.append(queue.get_nowait())
+            queue.task_done()
+        run, rest = take_run(head, waiting, self.clock())
+        for item in rest:
+            queue.put_nowait(item)
+        return run
 
     async def settle(self, run: Sequence[Queued]) -> Pending:
         """Report every copy of ``run`` and place at most one order; returns what the offsets

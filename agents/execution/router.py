@@ -553,7 +553,7 @@ class AccountLanes:
             pending: Pending = None
             try:
                 if self._stale is not None and self._stale.is_stale(intent):
-                    run = self._take_stale_run(queue, run[0], self._stale)
+                    run = self._stale.take_from_queue(queue, run[0])
                     pending = await self._stale.settle(run)
                 else:
                     pending = await self._run(intent, redelivered)
@@ -571,19 +571,6 @@ class AccountLanes:
                         pending.add_done_callback(functools.partial(_ack_unless_cancelled, each_done))
                     elif each_done is not None:
                         await each_done()
-
-    @staticmethod
-    def _take_stale_run(queue: asyncio.Queue[Queued], head: Queued, stale: StaleCopies) -> list[Queued]:
-        """The head and every queued stale copy of its symbol leave the queue together; the
-        rest stays, in order."""
-        waiting: list[Queued] = []
-        while not queue.empty():
-            waiting.append(queue.get_nowait())
-            queue.task_done()
-        run, rest = stale.take_run(head, waiting)
-        for item in rest:
-            queue.put_nowait(item)
-        return run
 
     def depth(self) -> int:
         return sum(q.qsize() for q in self._queues.values())

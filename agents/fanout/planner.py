@@ -101,6 +101,7 @@ class FanoutPlanner:
         stamps = stamp(signal.stamps, "fanned_out")
         self._references.clear()  # one quote lookup per symbol per signal, not per follower
         before, after = self._expect(signal)
+        self._count_memberships()
         for group, follower in followers:
             try:
                 intent = self._intent(signal, group, follower, stamps, errors)
@@ -225,12 +226,15 @@ class FanoutPlanner:
         intent.target_position = target
         intent.stale_after_s = group.stale_copy_s
 
-    def _groups_of(self, account_id: str) -> int:
-        """How many copy groups the account follows; recounted only when membership changed."""
+    def _count_memberships(self) -> None:
+        """How many copy groups each account follows; recounted only when membership changed
+        (the dashboard adds followers while running), once per signal at most."""
         size = sum(len(members) for members in self.config.followers_by_leader.values())
         if self._memberships[0] != size:
             counts = Counter(f.account_id for members in self.config.followers_by_leader.values() for _, f in members)
             self._memberships = (size, counts)
+
+    def _groups_of(self, account_id: str) -> int:
         return self._memberships[1][account_id]
 
     def _reference(self, symbol: str) -> Decimal | None:
