@@ -92,18 +92,3 @@ def follower_side(rule: CopyRule, leader_side: str) -> str:
 
 def follower_symbol(rule: CopyRule, leader_symbol: str) -> str:
     return map_symbol(leader_symbol, rule.symbol_map)
-
-
-def scaled_position(
-    rule: CopyRule, leader_net: int, leader_size: Decimal | None = None, follower_size: Decimal | None = None
-) -> int:
-    """The follower's net position (signed) for a leader net position, by the same rule as an
-    order: what reconciliation calls the target and what a stale copy is netted to. A position
-    the rule scales below one contract (``min_quantity=0``) is flat, never an error."""
-    if leader_net == 0:
-        return 0
-    try:
-        quantity = scaled_quantity(rule, abs(leader_net), leader_size, follower_size)
-    except ScaledToZero:
-        return 0
-    return quantity if follower_side(rule, "buy" if leader_net > 0 else "sell") == "buy" else -quantity

@@ -2,30 +2,33 @@
 
 When a login's request budget runs out, an account's lane fills up and its copies reach the
 broker seconds or minutes after the leader's trade: placed as they were, each one would trade
-at a price the leader never saw, one after another. Instead, when a copy reaches its lane's
-head older than its copy group's limit (``stale_copy_s``, age from the leader event's
-``detected`` stamp), the lane takes every queued stale copy of the same symbol, reports each on
-``order.errors`` (``COPY_STALE_NETTED``) and places ONE market order that brings the follower
-from its broker-reported position to the newest copy's target: the leader's current position,
-scaled by the rule (fan-out stamps it, ``agents/fanout/planner.py``).
+at a price the leader never saw, one after another. Instead, when a market copy reaches its
+lane's head older than its copy group's limit (``stale_copy_s``, age from the leader event's
+``detected`` stamp), the lane takes every queued stale market copy of the same symbol, reports
+each on ``order.errors`` (``COPY_STALE_NETTED``) and places ONE market order for their net
+quantity: the follower ends where the copies would have taken it, with one trade instead of
+many, at the current price. A follower in sync before the run ends at the leader's current
+position, scaled.
 
-Why the broker's position, not a sum of the skipped quantities: an earlier attempt of the same
-copies (a crash, a redelivery) may already have traded, and the position says so; a sum would
-trade it again. The netting order's client id is derived from the first and last copy it
-replaces, and it runs through the router like any intent (attempt journal, lookup), so the
-same run redelivered never places twice.
+Why the copies' own net and not "the leader's position, scaled, minus the follower's": fan-out
+learns the leader's position from the signals it sees and loses it when it restarts (a chaos
+run with SIGKILLs netted every follower to a wrong target that way), and reading the follower's
+position costs requests from the very budget that is short (three on ProjectX). Drift from
+before the run stays reconciliation's to report and, with ``auto_correct``, to correct.
 
-Two guards, because fan-out's target is only as good as what fan-out saw (it starts from a flat
-leader after a restart): the target must agree, within one contract of rounding per copy, with
-where the copies themselves would have taken the follower; if it does not, the copies' own sum
-is placed instead (and the report says so). When an earlier attempt may have run, that sum
-would count it twice: the target is used if the copies could have reached it, else nothing is
-placed. A position that cannot be read places nothing (``COPY_STALE_UNREAD``):
-never a guess. Drift beyond that is reconciliation's to report (and, if enabled, correct).
+Exactly once: every copy of a run that an earlier attempt may have handled (the attempt
+journal has it, or the consumer says a previous owner may have) is settled first: journaled as
+answered, its outcome is reported again; journaled as netted into an order that exists, it
+stays covered by that order; otherwise it is looked up at the broker by its own client id and,
+found, reported as placed. Only the rest is netted. The netting order's client id is derived
+from the first copy it covers and it runs through the router like any intent (journal,
+lookup), so a redelivered run never places it twice. What no lookup can settle is
+reported (``COPY_STALE_UNKNOWN``) and left out: never a guess.
 
-Only market copies and flattens of one symbol carry a target; working-order copies (limit and
-stop placements, modifies, cancels) go as they were: their price is the leader's own, and
-reconciliation expects a follower order for every working leader order.
+A flatten is never netted (it resets the position whatever the copies before it did, and it is
+an exit that goes first anyway): a run stops at a queued flatten of its symbol. Working-order
+copies (limit and stop placements, modifies, cancels) go as they were: their price is the
+leader's own, and reconciliation expects a follower order for every working leader order.
 """
 
 from __future__ import annotations
@@ -33,14 +36,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ...brokers.deadline import copy_deadline
 from ...brokers.ratebudget import Priority, urgent
 from ...core import ids
 from ...core.records import OrderIntent, RecordError
+from .attempt_journal import DONE
 
 if TYPE_CHECKING:
     from .router import OrderRouter, Pending, Queued
@@ -49,9 +52,8 @@ log = logging.getLogger(__name__)
 
 #: Codes on ``order.errors`` for each skipped copy.
 COPY_STALE_NETTED = "COPY_STALE_NETTED"  # not placed; the netting order covers it
-COPY_STALE_UNREAD = "COPY_STALE_UNREAD"  # not placed; the position could not be read, nothing placed
-COPY_STALE_UNNETTED = "COPY_STALE_UNNETTED"  # not placed; no safe netting order (see the reason)
-STALE_CODES = (COPY_STALE_NETTED, COPY_STALE_UNREAD, COPY_STALE_UNNETTED)
+COPY_STALE_UNKNOWN = "COPY_STALE_UNKNOWN"  # not placed now; whether an earlier attempt was, nobody can tell
+COPY_STALE_UNNETTED = "COPY_STALE_UNNETTED"  # not placed; the net cannot be one order (see the reason)
 #: Signal ids of netting orders start with this (the order log shows where they came from).
 NET_SIGNAL_PREFIX = "stale:"
 #: Stamps a copy's age is measured from, first found wins.
@@ -72,10 +74,14 @@ def age_of(intent: OrderIntent, now: float) -> float | None:
 
 
 def nettable(intent: OrderIntent) -> bool:
-    """A market copy or a flatten of one symbol whose target fan-out knew."""
-    if intent.stale_after_s is None or intent.target_position is None or not intent.symbol:
-        return False
-    return intent.action == "flatten" or (intent.action == "place" and intent.order_type == "market")
+    """A market copy of one symbol whose copy group set a limit (reconcile and guard orders
+    carry none: they are never netted)."""
+    return (
+        intent.stale_after_s is not None
+        and intent.action == "place"
+        and intent.order_type == "market"
+        and bool(intent.symbol)
+    )
 
 
 def is_stale(intent: OrderIntent, now: float) -> bool:
@@ -86,71 +92,56 @@ def is_stale(intent: OrderIntent, now: float) -> bool:
 
 
 def take_run(head: Queued, waiting: Sequence[Queued], now: float) -> tuple[list[Queued], list[Queued]]:
-    """The head plus every waiting stale copy of its symbol (in queue order), and the rest."""
+    """The head plus every waiting stale copy of its symbol up to the first flatten of that
+    symbol (in queue order), and the rest, in order."""
     symbol = head[0].symbol
     run: list[Queued] = [head]
     rest: list[Queued] = []
+    open_run = True
     for item in waiting:
-        (run if item[0].symbol == symbol and is_stale(item[0], now) else rest).append(item)
+        intent = item[0]
+        if intent.action == "flatten" and intent.symbol in (symbol, ""):
+            open_run = False
+        (run if open_run and intent.symbol == symbol and is_stale(intent, now) else rest).append(item)
     return run, rest
 
 
-def walk(position: int, intents: Sequence[OrderIntent]) -> int:
-    """Where the copies themselves would have taken a follower holding ``position``."""
-    for intent in intents:
-        if intent.action == "flatten":
-            position = 0
-        else:
-            position += intent.quantity if intent.side == "buy" else -intent.quantity
-    return position
+def net_quantity(intents: Sequence[OrderIntent]) -> int:
+    """What the copies together would have bought (positive) or sold (negative)."""
+    return sum(i.quantity if i.side == "buy" else -i.quantity for i in intents)
 
 
-@dataclass(frozen=True, slots=True)
-class NetPlan:
-    """What one stale run comes to: the position to reach (None: place nothing) and why."""
-
-    held: int
-    goal: int | None
-    how: str
-
-    @property
-    def quantity(self) -> int:
-        return 0 if self.goal is None else self.goal - self.held
+def net_key(intents: Sequence[OrderIntent]) -> str:
+    """The netting order's idempotency key, from the first copy it covers: a redelivered run
+    starts at the same copy, so it plans the same key even when more copies joined it since.
+    Then the order is found and not placed again; the copies that joined are short until
+    reconciliation sees it (under-trading, never a second order)."""
+    first = intents[0]
+    return ids.client_order_id(f"{NET_SIGNAL_PREFIX}{first.client_order_id}", first.account_id)
 
 
-def plan(held: int, intents: Sequence[OrderIntent], uncertain: bool) -> NetPlan:
-    """Pure: the netting decision for a run, given the follower's broker position ``held``.
-
-    ``uncertain``: an earlier attempt of these copies (or of their netting order) may have
-    traded already, so where the copies would take ``held`` counts them twice; only the target
-    is safe then, and only if the copies could have reached it at all.
-    """
-    target = intents[-1].target_position
-    assert target is not None  # nettable() holds for every copy of a run
-    walked = walk(held, intents)
-    rounding = len(intents)  # one contract of rounding per copy
-    if abs(target - walked) <= rounding:
-        return NetPlan(held, target, f"to the leader's position scaled ({target})")
-    if not uncertain:
-        return NetPlan(
-            held, walked, f"by the copies' own quantities ({walked}; fan-out's target {target} is out of their reach)"
-        )
-    reach = rounding + sum(abs(held) if i.action == "flatten" else i.quantity for i in intents)
-    if abs(target - held) <= reach:
-        return NetPlan(held, target, f"to the leader's position scaled ({target}; earlier attempts counted)")
-    return NetPlan(
-        held,
-        None,
-        f"fan-out's target ({target}) is out of these copies' reach from {held} and an earlier attempt "
-        "may have netted them already: nothing placed, reconciliation reports the drift",
+def net_order(intents: Sequence[OrderIntent], quantity: int) -> OrderIntent:
+    """The one market order of a run: no ``stale_after_s``, so it is never netted itself."""
+    newest = intents[-1]
+    return OrderIntent(
+        client_order_id=net_key(intents),
+        signal_id=f"{NET_SIGNAL_PREFIX}{newest.signal_id}",
+        account_id=newest.account_id,
+        platform=newest.platform,
+        leader_account=newest.leader_account,
+        action="place",
+        symbol=newest.symbol,
+        side="buy" if quantity > 0 else "sell",
+        quantity=abs(quantity),
+        leader_symbol=newest.leader_symbol,
+        leader_quantity=newest.leader_quantity,
+        stamps=dict(newest.stamps),
+        reduces_position=all(i.reduces_position for i in intents),
     )
 
 
-Report = Callable[[OrderIntent, str, str], Awaitable[None]]
-
-
 class StaleCopies:
-    """The lane's side of stale copies: decides, reads the position, places one order."""
+    """The lane's side of stale copies: settles what may have been done, places one order."""
 
     def __init__(self, router: OrderRouter, clock: Callable[[], float] = time.time) -> None:
         self.router = router
@@ -175,75 +166,91 @@ class StaleCopies:
     async def settle(self, run: Sequence[Queued]) -> Pending:
         """Report every copy of ``run`` and place at most one order; returns what the offsets
         must still wait for (the netting order's late lookup), like ``OrderRouter.execute``."""
-        intents = [item[0] for item in run]
-        head, newest = intents[0], intents[-1]
         router = self.router
-        journal = router.journal
-        uncertain = any(item[2] for item in run) or (
-            journal is not None and any(journal.get(i.client_order_id) is not None for i in intents)
-        )
         now = self.clock()
-        ages = ", ".join(f"{age_of(i, now) or 0:.1f} s" for i in intents)  # each was stale: has an age
+        head = run[0][0]
         limit = f"{head.stale_after_s:g} s"
-        key = ids.client_order_id(
-            f"{NET_SIGNAL_PREFIX}{head.client_order_id}:{newest.client_order_id}", head.account_id
-        )
-        try:
-            held = await self._position(head)
-        except Exception as exc:  # noqa: BLE001 - any failure to read is "cannot tell", never a guess
-            why = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            reason = f"copy older than {limit} ({ages}); position unreadable ({why}): nothing placed"
-            for intent in intents:
-                await router.skip_stale(intent, COPY_STALE_UNREAD, reason)
+        fresh: list[OrderIntent] = []
+        uncertain = False
+        for intent, _, redelivered in run:
+            earlier = await self._earlier(intent, redelivered)
+            if earlier == "new":
+                fresh.append(intent)
+            elif earlier == "again":
+                uncertain = True
+                fresh.append(intent)
+            elif earlier == "unknown":
+                why = "an earlier attempt may have placed it and no lookup could tell: not netted"
+                await router.skip_stale(intent, COPY_STALE_UNKNOWN, f"copy older than {limit}; {why}", unknown=True)
+        if not fresh:
             return None
-        decision = plan(held, intents, uncertain)
         self.netted += 1
+        ages = ", ".join(f"{age_of(i, now) or 0:.1f} s" for i in fresh)  # each was stale: each has an age
+        quantity = net_quantity(fresh)
+        key = net_key(fresh)
         order: OrderIntent | None = None
-        if decision.goal is None:
-            code, outcome = COPY_STALE_UNNETTED, decision.how
-        elif decision.quantity == 0:
-            code, outcome = COPY_STALE_NETTED, f"follower already holds {held}: no order needed"
+        code = COPY_STALE_NETTED
+        if quantity == 0:
+            outcome = "together they net to nothing: no order"
         else:
             try:
-                order = net_order(key, newest, decision)
+                order = net_order(fresh, quantity)
             except RecordError as exc:  # e.g. more contracts than one order may carry
-                code, outcome = COPY_STALE_UNNETTED, f"no netting order {held} → {decision.goal}: {exc}"
+                code, outcome = COPY_STALE_UNNETTED, f"their net ({quantity:+d}) is not one order: {exc}"
             else:
-                code, outcome = COPY_STALE_NETTED, f"netted into {key}: {held} → {decision.goal} {decision.how}"
-        reason = f"{len(intents)} copies older than {limit} ({ages}) not placed; {outcome}"
+                outcome = f"netted into {key}: {order.side} {order.quantity} (their net, at market, now)"
+        reason = f"{len(fresh)} copies older than {limit} ({ages}) not placed; {outcome}"
         log.warning("lane %s %s: %s", head.account_id, head.symbol, reason)
-        for intent in intents:
-            await router.skip_stale(intent, code, reason)
+        for intent in fresh:
+            await router.skip_stale(intent, code, reason, net_key=key if order is not None else None)
         if order is None:
             return None
         return await router.execute(order, redelivered=uncertain)
 
-    async def _position(self, intent: OrderIntent) -> int:
-        """The follower's net position in the copy's symbol, as its broker reports it now."""
+    async def _earlier(self, intent: OrderIntent, redelivered: bool) -> str:
+        """What an earlier attempt did with this copy: ``new`` (nothing, surely), ``again``
+        (nothing found; it may have been netted before), ``done`` (answered or covered, and
+        reported again now) or ``unknown`` (nobody can tell)."""
         router = self.router
-        with copy_deadline(router.deadline_s), urgent(Priority.EXIT):
-            adapter = await router.pool.adapter_for(intent.account_id)
-            snapshot = await asyncio.wait_for(adapter.snapshot(intent.account_id), router.deadline_s)
-        return sum(p.net_quantity for p in snapshot.positions if p.symbol == intent.symbol)
+        key = intent.client_order_id
+        if key in router.finished:
+            return "done"
+        prior = router.journal.get(key) if router.journal is not None else None
+        if prior is None and not redelivered:
+            return "new"
+        if prior is not None and prior.state == DONE:
+            skipped = router.stale_skip(prior)
+            if skipped is None:  # answered before (placed or refused): said again, no call
+                await router.execute(intent, redelivered=True)
+                return "done"
+            code, said, netted_into = skipped
+            covered = True if netted_into is None else await self._placed(intent.account_id, netted_into)
+            if covered is None:
+                return "unknown"
+            if covered:  # skipped before, and what covers it exists: said again
+                await router.skip_stale(intent, code, said, net_key=netted_into)
+                return "done"
+            return "again"
+        found = await self._placed(intent.account_id, key)
+        if found is None:
+            return "unknown"
+        if found:  # an earlier attempt placed it: the router's lookup reports it, places nothing
+            await router.execute(intent, redelivered=True)
+            return "done"
+        return "again"
 
-
-def net_order(key: str, newest: OrderIntent, decision: NetPlan) -> OrderIntent:
-    """The one market order of a run: no ``stale_after_s``, so it is never netted itself."""
-    assert decision.goal is not None
-    quantity = decision.quantity
-    return OrderIntent(
-        client_order_id=key,
-        signal_id=f"{NET_SIGNAL_PREFIX}{newest.signal_id}",
-        account_id=newest.account_id,
-        platform=newest.platform,
-        leader_account=newest.leader_account,
-        action="place",
-        symbol=newest.symbol,
-        side="buy" if quantity > 0 else "sell",
-        quantity=abs(quantity),
-        leader_symbol=newest.leader_symbol,
-        leader_quantity=newest.leader_quantity,
-        stamps=dict(newest.stamps),
-        target_position=decision.goal,
-        reduces_position=abs(decision.goal) < abs(decision.held) or (decision.goal * decision.held < 0),
-    )
+    async def _placed(self, account_id: str, client_order_id: str) -> bool | None:
+        """Whether an order with this client id exists (journal first, then the broker)."""
+        router = self.router
+        known = router.journal.get(client_order_id) if router.journal is not None else None
+        if known is not None and known.state == DONE:
+            return known.kind == "ack"
+        try:
+            with copy_deadline(router.deadline_s), urgent(Priority.EXIT):
+                adapter = await router.pool.adapter_for(account_id)
+                breaker = router.pool.breaker(adapter.config.session_id)
+                found = await breaker.call(adapter.lookup, account_id, client_order_id)
+        except Exception as exc:  # noqa: BLE001 - any failure to look is "cannot tell", never a guess
+            log.warning("stale copy lookup of %s failed: %r", client_order_id, exc)
+            return None
+        return found is not None

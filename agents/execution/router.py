@@ -355,25 +355,26 @@ class OrderRouter:
         """A queued copy dropped by the kill switch before it was sent: said, never silent."""
         await self._fail(intent, intent.stamps, BrokerError(reason), kind="reject", code="KILL_SWITCH", record=False)
 
-    async def skip_stale(self, intent: OrderIntent, code: str, reason: str) -> None:
-        """A copy netted instead of placed (``netting.py``): journaled as answered, so a
-        redelivery reports the same outcome again and never places it."""
+    async def skip_stale(
+        self, intent: OrderIntent, code: str, reason: str, *, net_key: str | None = None, unknown: bool = False
+    ) -> None:
+        """A copy netted instead of placed (``netting.py``): journaled as answered, with the
+        netting order's key, so a redelivery knows what covers it and never places it."""
         key = intent.client_order_id
-        if key in self.finished:
-            return
-        prior = await self.journal.begin(key, intent.account_id, intent.action) if self.journal is not None else None
+        if self.journal is not None and self.journal.get(key) is None:
+            await self.journal.begin(key, intent.account_id, intent.action)  # the row finish() updates
         self.finished.add(key)
-        if prior is not None and prior.done:
-            said_code, _, said = (prior.reason or "").partition(": ")
-            if prior.kind == "reject" and said_code.startswith("COPY_STALE_"):  # skipped before: said again
-                error = BrokerError(said)
-                await self._fail(intent, intent.stamps, error, kind="reject", code=said_code, record=False)
-            else:
-                await self._report_again(intent, prior)
-            return
         await self._fail(intent, intent.stamps, BrokerError(reason), kind="reject", code=code, record=False)
         if self.journal is not None:
-            self.journal.finish(key, "reject", None, f"{code}: {reason}")
+            self.journal.finish(key, "reject", net_key, f"{code}: {reason}", state=UNKNOWN if unknown else "done")
+
+    @staticmethod
+    def stale_skip(prior: Attempt) -> tuple[str, str, str | None] | None:
+        """(code, reason, netting order key) of a copy journaled by ``skip_stale``, else None."""
+        code, _, reason = (prior.reason or "").partition(": ")
+        if prior.kind != "reject" or not code.startswith("COPY_STALE_"):
+            return None
+        return code, reason, prior.broker_order_id
 
     async def report_crash(self, intent: OrderIntent, exc: Exception) -> None:
         """A bug, not a broker answer: still say so on ``order.errors`` so the copy is not silent."""

@@ -7,7 +7,6 @@ with the reason instead of silently dropping out.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -18,19 +17,10 @@ from ...core.config import CopyConfig, CopyGroup, Follower
 from ...core.control_records import ALL_ACCOUNTS
 from ...core.quotes import QuoteBook
 from ...core.records import OrderError, OrderIntent, TradeSignal, stamp
-from ...core.scaling import (
-    CopyRule,
-    ScaledToZero,
-    follower_side,
-    follower_symbol,
-    scaled_position,
-    scaled_quantity,
-)
+from ...core.scaling import CopyRule, ScaledToZero, follower_side, follower_symbol, scaled_quantity
 from .price_band import NO_QUOTE, BandRefused, Pricing, price_market_order, reference_price
 
 ACTION_FOR_KIND = {"new": "place", "modify": "modify", "cancel": "cancel", "flatten": "flatten"}
-#: Leader market orders remembered so their fills are not counted twice in the expected position.
-MAX_COUNTED_ORDERS = 100_000
 
 
 @dataclass(slots=True)
@@ -74,12 +64,6 @@ class FanoutPlanner:
         # as its orders: signals are keyed by symbol). It tells an exit from an entry: exits are
         # never banded. A restarted worker starts at 0 (see docs/architecture.md, price band).
         self.leader_net: dict[tuple[str, str], int] = {}
-        # The leader's position once every order seen so far is done: a market order counts when
-        # it is placed (its copies go out then), any other order when its fills arrive. A stale
-        # copy is netted to this position, scaled (docs/stale-copies.md). Starts at 0 too.
-        self.leader_expected: dict[tuple[str, str], int] = {}
-        self._counted: OrderedDict[str, None] = OrderedDict()  # leader market orders counted
-        self._memberships: tuple[int, Counter[str]] = (-1, Counter())
         self._references: dict[str, Decimal | None] = {}
 
     def plan(self, signal: TradeSignal) -> tuple[list[OrderIntent], list[OrderError]]:
@@ -89,8 +73,6 @@ class FanoutPlanner:
         if signal.kind == "fill":
             key = (signal.leader_account, signal.symbol)
             self.leader_net[key] = self.leader_net.get(key, 0) + (1 if signal.side == "buy" else -1) * signal.quantity
-            if signal.leader_order_id not in self._counted:
-                self.leader_expected[key] = self.leader_expected.get(key, 0) + _signed(signal)
             return intents, errors  # leader fills are tracked, not copied: the order was
         followers = self.config.followers_by_leader.get(signal.leader_account)
         if followers is None:
@@ -100,13 +82,12 @@ class FanoutPlanner:
             return intents, errors
         stamps = stamp(signal.stamps, "fanned_out")
         self._references.clear()  # one quote lookup per symbol per signal, not per follower
-        before, after = self._expect(signal)
-        self._count_memberships()
+        reduces = signal.kind == "flatten" or (signal.kind == "new" and self._is_exit(signal))
         for group, follower in followers:
             try:
                 intent = self._intent(signal, group, follower, stamps, errors)
                 if intent is not None:
-                    self._stale_fields(intent, signal, group, follower, before, after)
+                    _stale_fields(intent, group, reduces)
             except BandRefused as exc:
                 errors.append(self._error(signal, follower.account_id, str(exc), exc.code))
                 continue
@@ -179,64 +160,6 @@ class FanoutPlanner:
             band_touch=pricing.band_touch,
         )
 
-    def _expect(self, signal: TradeSignal) -> tuple[int | None, int | None]:
-        """The leader's expected position in the signal's symbol before and after it; after is
-        None when the signal's effect on the position is unknown until it fills."""
-        key = (signal.leader_account, signal.symbol)
-        before = self.leader_expected.get(key, 0)
-        if signal.kind == "flatten":
-            for other in [k for k in self.leader_expected if k[0] == signal.leader_account]:
-                if not signal.symbol or other == key:
-                    self.leader_expected[other] = 0
-            return before, 0
-        if signal.kind == "new" and signal.order_type == "market":
-            self._counted[signal.leader_order_id] = None
-            if len(self._counted) > MAX_COUNTED_ORDERS:
-                self._counted.popitem(last=False)
-            self.leader_expected[key] = before + _signed(signal)
-            return before, before + _signed(signal)
-        return before, None
-
-    def _stale_fields(
-        self,
-        intent: OrderIntent,
-        signal: TradeSignal,
-        group: CopyGroup,
-        follower: Follower,
-        before: int | None,
-        after: int | None,
-    ) -> None:
-        """Stamp what the executor needs to net this copy if it arrives late, and whether it
-        is an exit. Only a copy whose target is known is nettable: a follower in two groups
-        (two leaders' sums) or a working-order copy keeps ``stale_after_s`` None and is placed
-        as it was, however late."""
-        if intent.action == "flatten":
-            intent.reduces_position = True
-        elif intent.action == "place" and before:
-            intent.reduces_position = (before > 0) != (signal.side == "buy")
-        if after is None or not intent.symbol or self._groups_of(follower.account_id) > 1:
-            return
-        rule, _ = self.controls.rules.get((group.group_id, follower.account_id), (follower.rule, True))
-        leader = self.config.accounts.get(signal.leader_account)
-        account = self.config.accounts.get(follower.account_id)
-        try:
-            target = scaled_position(rule, after, leader.size if leader else None, account.size if account else None)
-        except (ValueError, ArithmeticError):
-            return  # no target it could be netted to: placed as it was
-        intent.target_position = target
-        intent.stale_after_s = group.stale_copy_s
-
-    def _count_memberships(self) -> None:
-        """How many copy groups each account follows; recounted only when membership changed
-        (the dashboard adds followers while running), once per signal at most."""
-        size = sum(len(members) for members in self.config.followers_by_leader.values())
-        if self._memberships[0] != size:
-            counts = Counter(f.account_id for members in self.config.followers_by_leader.values() for _, f in members)
-            self._memberships = (size, counts)
-
-    def _groups_of(self, account_id: str) -> int:
-        return self._memberships[1][account_id]
-
     def _reference(self, symbol: str) -> Decimal | None:
         if symbol not in self._references:
             self._references[symbol] = reference_price(self.quotes, symbol)
@@ -260,8 +183,13 @@ class FanoutPlanner:
         )
 
 
-def _signed(signal: TradeSignal) -> int:
-    return signal.quantity if signal.side == "buy" else -signal.quantity
+def _stale_fields(intent: OrderIntent, group: CopyGroup, reduces: bool) -> None:
+    """What the executor needs for a copy that reaches its lane late (``agents/execution/
+    netting.py``): a market copy carries its group's limit and is netted past it; an exit or
+    flatten is served before entries from a short request budget."""
+    intent.reduces_position = reduces
+    if intent.action == "place" and intent.order_type == "market":
+        intent.stale_after_s = group.stale_copy_s
 
 
 def expected_pairs(signals: Iterable[TradeSignal], config: CopyConfig) -> set[tuple[str, str]]:

@@ -1,6 +1,6 @@
 """Stale copies against the ProjectX simulator with an exhausted request budget (issue #17,
 item 3): late copies are netted into one order, the follower ends at the leader's position
-scaled, each skipped copy is on ``order.errors``, a redelivery places nothing twice, and an exit
+scaled (4 × 2), each skipped copy is on ``order.errors``, a redelivery places nothing twice, and an exit
 is served before entries that waited longer."""
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ async def test_late_copies_are_netted_into_one_order_and_never_twice(sim: Projec
     planner = FanoutPlanner(config)
     leader = [("buy", 1), ("buy", 2), ("sell", 1), ("buy", 3), ("sell", 2), ("buy", 1)]  # leader ends long 4
     intents = [i for n, (side, qty) in enumerate(leader) for i in planner.plan(leader_signal(n, side, qty))[0]]
-    assert [i.target_position for i in intents] == [2, 6, 4, 10, 6, 8]  # multiplier 2
+    assert [i.quantity for i in intents] == [2, 4, 2, 6, 4, 2]  # multiplier 2
     adapter = adapter_for(sim, rate_limit=(4, 1.0))
     await adapter.connect()
     adapter.budget.penalize(1.0)  # the login's budget is spent (a 429's penalty)
@@ -130,7 +130,7 @@ async def test_late_copies_are_netted_into_one_order_and_never_twice(sim: Projec
         errors = executor.errors()
         assert sorted(e.client_order_id or "" for e in errors) == sorted(i.client_order_id for i in intents[1:])
         assert {e.code for e in errors} == {netting.COPY_STALE_NETTED}
-        assert "older than 0.5 s" in errors[0].reason and "2 → 8" in errors[0].reason
+        assert "older than 0.5 s" in errors[0].reason and "buy 6" in errors[0].reason
     finally:
         await executor.close()
     # Redelivered (the offsets were never committed): a restart with the same journal, then

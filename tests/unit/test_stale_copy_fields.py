@@ -1,4 +1,4 @@
-"""What fan-out stamps for stale-copy netting (target position, limit, exit), the config key
+"""What fan-out stamps for stale-copy netting (the group's limit, exits), the config key
 ``stale_copy_s`` and the intent's new wire fields, refused when out of bounds; and the request
 budget serving a raised priority first (issue #17, item 3)."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,7 +15,6 @@ from copytrader.brokers.ratebudget import Priority, RateBudget, urgent
 from copytrader.core import ids
 from copytrader.core.config import ConfigError, parse_config
 from copytrader.core.records import OrderIntent, RecordError, TradeSignal
-from copytrader.core.scaling import CopyRule, ScalingMode, scaled_position
 
 
 def config(**group: Any) -> dict[str, Any]:
@@ -63,42 +61,24 @@ def by_account(planner: FanoutPlanner, each: TradeSignal) -> dict[str, OrderInte
     return {i.account_id: i for i in planner.plan(each)[0]}
 
 
-def test_market_copies_carry_the_followers_target_after_the_leaders_action() -> None:
+def test_market_copies_carry_their_groups_limit_and_exits_are_marked() -> None:
     planner = FanoutPlanner(parse_config(config(stale_copy_s=2.5), env={}))
     first = by_account(planner, signal(1, quantity=2))
-    assert (first["same"].target_position, first["micro"].target_position) == (2, -20)  # inverse ×10
-    assert first["same"].stale_after_s == 2.5 and not first["same"].reduces_position
-    planner.plan(signal(1, "fill", quantity=2))  # the market order's fill: counted already
-    second = by_account(planner, signal(2, side="sell", quantity=3))
-    assert second["same"].target_position == -1 and second["same"].reduces_position
-    assert second["micro"].reduces_position  # inverse: the follower's exit too
+    assert {i.stale_after_s for i in first.values()} == {2.5}
+    assert not any(i.reduces_position for i in first.values())
+    planner.plan(signal(1, "fill", quantity=2))  # the leader is long 2
+    exit_ = by_account(planner, signal(2, side="sell", quantity=1))
+    assert exit_["same"].reduces_position and exit_["micro"].reduces_position  # inverse: its exit too
+    assert by_account(planner, signal(3, quantity=1))["same"].reduces_position is False  # adds
 
 
-def test_working_orders_count_when_they_fill_and_carry_no_target() -> None:
+def test_working_orders_and_flattens_are_never_netted() -> None:
     planner = FanoutPlanner(parse_config(config(), env={}))
     limit = by_account(planner, signal(1, order_type="limit", limit_price="5000"))
-    assert limit["same"].target_position is None and limit["same"].stale_after_s is None
-    planner.plan(signal(1, "fill", quantity=1))  # the limit order filled: the leader is long 1
-    after = by_account(planner, signal(2))
-    assert after["same"].target_position == 2 and after["same"].stale_after_s == 5.0  # the default
-
-
-def test_a_flatten_targets_flat_and_a_follower_of_two_leaders_gets_no_target() -> None:
-    planner = FanoutPlanner(parse_config(config(), env={}))
-    planner.plan(signal(1, quantity=3))
+    assert limit["same"].stale_after_s is None
     flat = by_account(planner, signal(2, "flatten"))
-    assert flat["same"].target_position == 0 and flat["same"].reduces_position
-    assert planner.leader_expected[("L", "ESZ6")] == 0
-    assert flat["twice"].target_position is None  # two groups' sum: fan-out sees one leader
-    assert by_account(planner, signal(3))["same"].target_position == 1
-
-
-def test_scaled_position_follows_the_rule_both_ways() -> None:
-    assert scaled_position(CopyRule(multiplier=Decimal(2)), -3) == -6
-    assert scaled_position(CopyRule(inverse=True), 2) == -2
-    assert scaled_position(CopyRule(mode=ScalingMode.FIXED, quantity=1), 5) == 1
-    assert scaled_position(CopyRule(multiplier=Decimal("0.1"), min_quantity=0), 3) == 0
-    assert scaled_position(CopyRule(), 0) == 0
+    assert flat["same"].stale_after_s is None and flat["same"].reduces_position
+    assert by_account(planner, signal(3))["twice"].stale_after_s == 5.0  # the default, in any group
 
 
 @pytest.mark.parametrize("value", [0, 0.1, 3601, "soon", float("inf"), float("nan"), True, None])
@@ -133,8 +113,7 @@ def intent_json(**fields: Any) -> bytes:
         {"stale_after_s": 1e308},
         {"stale_after_s": "NaN"},
         {"stale_after_s": "Infinity"},
-        {"target_position": 10**9},
-        {"target_position": -(10**9)},
+        {"stale_after_s": 3601},
     ],
 )
 def test_an_intent_with_an_unusable_stale_field_is_refused_at_the_door(fields: dict[str, Any]) -> None:
@@ -145,10 +124,10 @@ def test_an_intent_with_an_unusable_stale_field_is_refused_at_the_door(fields: d
 
 def test_an_intent_without_the_new_fields_still_decodes() -> None:
     raw = json.loads(intent_json())
-    for name in ("stale_after_s", "target_position", "reduces_position"):
+    for name in ("stale_after_s", "reduces_position"):
         raw.pop(name)
     old = OrderIntent.loads(json.dumps(raw).encode())
-    assert (old.stale_after_s, old.target_position, old.reduces_position) == (None, None, False)
+    assert (old.stale_after_s, old.reduces_position) == (None, False)
 
 
 async def test_a_raised_request_is_served_before_entries_that_waited_longer() -> None:
