@@ -118,10 +118,10 @@ async def test_late_copies_are_netted_into_one_order_and_never_twice(sim: Projec
     intents = [i for n, (side, qty) in enumerate(leader) for i in planner.plan(leader_signal(n, side, qty))[0]]
     assert [i.quantity for i in intents] == [2, 4, 2, 6, 4, 2]  # multiplier 2
     adapter = adapter_for(sim, rate_limit=(4, 1.0))
-    await adapter.connect()
-    adapter.budget.penalize(1.0)  # the login's budget is spent (a 429's penalty)
     executor = Executor(config, adapter, tmp_path / "journal.sqlite")
     try:
+        await executor.router.pool.adapter_for("f1")  # the pool connects it
+        adapter.budget.penalize(1.0)  # the login's budget is spent (a 429's penalty)
         await executor.run(intents)
         # The first copy was under way before it aged and is placed, late; the other five
         # reached the lane's head older than 0.5 s and became one order.
@@ -136,9 +136,7 @@ async def test_late_copies_are_netted_into_one_order_and_never_twice(sim: Projec
     # Redelivered (the offsets were never committed): a restart with the same journal, then
     # another host with none. The broker's position already holds the target: nothing placed.
     for journal in ("journal.sqlite", "other-host.sqlite"):
-        again_adapter = adapter_for(sim, rate_limit=(40, 1.0))
-        await again_adapter.connect()
-        again = Executor(config, again_adapter, tmp_path / journal)
+        again = Executor(config, adapter_for(sim, rate_limit=(40, 1.0)), tmp_path / journal)
         try:
             await again.run(intents, redelivered=True)
             assert {e.code for e in again.errors() if e.client_order_id != intents[0].client_order_id} == {
@@ -171,10 +169,10 @@ async def test_an_exit_goes_before_entries_that_waited_longer_for_the_budget(
 ) -> None:
     config = parse_config(CONFIG, env={})
     adapter = adapter_for(sim, rate_limit=(1, 0.2))  # one request at a time: the order shows
-    await adapter.connect()
-    adapter.budget.penalize(0.5)
     executor = Executor(config, adapter, tmp_path / "journal.sqlite")
     try:
+        await executor.router.pool.adapter_for("f1")
+        adapter.budget.penalize(0.5)
         # Two entries on two accounts of the login wait first; an exit on a third comes last.
         await executor.run(
             [entry_or_exit("f1", "buy", False), entry_or_exit("f3", "buy", False), entry_or_exit("f2", "sell", True)]
