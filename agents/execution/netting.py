@@ -146,7 +146,6 @@ class StaleCopies:
     def __init__(self, router: OrderRouter, clock: Callable[[], float] = time.time) -> None:
         self.router = router
         self.clock = clock
-        self.netted = 0  # runs settled (tests, health)
 
     def is_stale(self, intent: OrderIntent) -> bool:
         return is_stale(intent, self.clock())
@@ -172,7 +171,11 @@ class StaleCopies:
         limit = f"{head.stale_after_s:g} s"
         fresh: list[OrderIntent] = []
         uncertain = False
+        seen: set[str] = set()
         for intent, _, redelivered in run:
+            if intent.client_order_id in seen:  # the same copy twice (a restarted fan-out sent it again)
+                continue
+            seen.add(intent.client_order_id)
             earlier = await self._earlier(intent, redelivered)
             if earlier == "new":
                 fresh.append(intent)
@@ -184,7 +187,6 @@ class StaleCopies:
                 await router.skip_stale(intent, COPY_STALE_UNKNOWN, f"copy older than {limit}; {why}", unknown=True)
         if not fresh:
             return None
-        self.netted += 1
         ages = ", ".join(f"{age_of(i, now) or 0:.1f} s" for i in fresh)  # each was stale: each has an age
         quantity = net_quantity(fresh)
         key = net_key(fresh)

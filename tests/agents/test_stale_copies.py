@@ -234,6 +234,18 @@ async def test_stale_copies_are_netted_into_one_order_and_each_is_reported(
     await lane.close()
 
 
+async def test_a_copy_queued_twice_is_netted_once(broker: NettingBroker, tmp_path: Path) -> None:
+    """A restarted fan-out plans the same signals again: the same copy, same key, may sit in
+    the lane twice. Its quantity counts once."""
+    lane = Lane(broker, tmp_path / "a.sqlite")
+    first, second = copy(1, "buy", 1, age=9), copy(2, "buy", 2, age=8)
+    lane.submit([first, second, first, second])
+    await lane.settle()
+    assert broker.calls == [("place", net_key([first]))] and broker.positions[("f1", "ESZ6")] == 3
+    assert len(lane.acked) == 4  # every delivery's offset
+    await lane.close()
+
+
 async def test_a_fresh_copy_is_placed_as_it_was(broker: NettingBroker, tmp_path: Path) -> None:
     lane = Lane(broker, tmp_path / "a.sqlite")
     intent = copy(1, "buy", 2, age=LIMIT - 1)
