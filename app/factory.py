@@ -144,7 +144,7 @@ def create_app(
         web_port=settings.web_port,
         web_host=settings.web_host,
         web_in_thread=False,
-        producer_linger_ms=settings.producer_linger_ms,
+        producer_linger_ms=settings.faust_linger_ms,
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
         topic_partitions=10,

@@ -35,6 +35,26 @@ def client_order_id(signal: str, follower_account: str) -> str:
     return CLIENT_ID_PREFIX + _digest(f"{signal}|{follower_account}")
 
 
+#: Signal ids of the protective-stop watcher's own orders (agents/execution/protective.py).
+PROTECT_SIGNAL_PREFIX = "control:protect:"
+#: Replacement attempts reconciliation recognises as the copy they stand in for.
+PROTECT_REPLACEMENTS_KNOWN = 4
+
+
+def protective_signal_id(copy_client_id: str, what: str) -> str:
+    """The signal id of an order the watcher derives from a stop copy (``replace:0``, ...)."""
+    return f"{PROTECT_SIGNAL_PREFIX}{copy_client_id}:{what}"
+
+
+def protective_replacement_ids(copy_client_id: str, follower_account: str) -> tuple[str, ...]:
+    """The client ids a replacement of this stop copy may carry, so that reconciliation counts a
+    replaced stop as the copy it replaces (not as an orphan, and the copy not as missing)."""
+    return tuple(
+        client_order_id(protective_signal_id(copy_client_id, f"replace:{n}"), follower_account)
+        for n in range(PROTECT_REPLACEMENTS_KNOWN)
+    )
+
+
 def follower_order_id(leader_account: str, leader_order_id: str, follower_account: str) -> str:
     """Client id of the follower order that copies a leader order (target of modify/cancel)."""
     return client_order_id(signal_id(leader_account, leader_order_id, "new"), follower_account)

@@ -246,8 +246,16 @@ def compare(target: Target, follower: BrokerState) -> Comparison:
         for s in symbols
         if target.positions.get(s, 0) != follower.positions.get(s, 0)
     )
-    present = {o.client_order_id for o in follower.orders if o.client_order_id}
-    orphans = tuple(o for o in follower.orders if o.ours and o.client_order_id not in target.orders)
+    # A stop the protective watcher placed again stands in for the copy it replaces.
+    stands_in = {
+        alias: cid for cid in target.orders for alias in ids.protective_replacement_ids(cid, target.account_id)
+    }
+    present = {stands_in.get(o.client_order_id, o.client_order_id) for o in follower.orders if o.client_order_id}
+    orphans = tuple(
+        o
+        for o in follower.orders
+        if o.ours and o.client_order_id not in target.orders and o.client_order_id not in stands_in
+    )
     foreign = tuple(o for o in follower.orders if not o.ours)
     missing = tuple(e for cid, e in sorted(target.orders.items()) if cid not in present)
     return Comparison(

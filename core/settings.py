@@ -32,6 +32,16 @@ def _positive(name: str, value: float) -> float:
     return value
 
 
+MAX_LINGER_MS = 1000.0
+
+
+def _linger(name: str, value: float) -> float:
+    """A producer linger: 0 to a second (NaN and infinities refused: they would stall sends)."""
+    if not 0 <= value <= MAX_LINGER_MS:
+        raise ValueError(f"COPYTRADER_{name}: must be between 0 and {MAX_LINGER_MS:g} ms, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     app_id: str = "copytrader"
@@ -49,6 +59,12 @@ class Settings:
     # in one request; with a linger the first batch went alone and the rest waited for its
     # answer (aiokafka keeps one request in flight per broker). Measured in docs/benchmarks.md.
     producer_linger_ms: float = 0.0
+    # The producer of a worker that is not on the copy path's way in (executor, tracker, store,
+    # web): a few milliseconds let outcomes, positions and changelog records leave in batches,
+    # and every consumer downstream then fetches and decodes them in batches too. Measured in
+    # docs/benchmarks.md ("Batching the records behind the copy path"): the tracker, store and
+    # web workers' CPU per copy fell to about a third. A copy never waits for these records.
+    background_linger_ms: float = 5.0
     # Fan-out's Faust consumer (trade.signals): a long poll, which the broker answers the
     # moment a signal lands. A 5 ms poll measured no faster and cost 7 % of a core in Faust's
     # consumer thread plus the broker's CPU for 200 empty fetches a second. The price: a
@@ -98,7 +114,8 @@ class Settings:
             metrics_port=int(_env("METRICS_PORT", "0")),
             store=_env("STORE", "memory://"),
             roles=roles,
-            producer_linger_ms=float(_env("PRODUCER_LINGER_MS", "0")),
+            producer_linger_ms=_linger("PRODUCER_LINGER_MS", float(_env("PRODUCER_LINGER_MS", "0"))),
+            background_linger_ms=_linger("BACKGROUND_LINGER_MS", float(_env("BACKGROUND_LINGER_MS", "5"))),
             fetch_max_wait_ms=int(_env("FETCH_MAX_WAIT_MS", "100")),
             background_fetch_wait_ms=int(_env("BACKGROUND_FETCH_WAIT_MS", "100")),
             intent_fetch_wait_ms=int(_env("INTENT_FETCH_WAIT_MS", "500")),
@@ -122,6 +139,13 @@ class Settings:
         """Does a copy wait on this worker's Faust consumer? Fan-out always consumes through it;
         the executor only with ``COPYTRADER_EXECUTOR_CONSUMER=faust``."""
         return self.has("fanout") or (self.has("execute") and self.executor_consumer == "faust")
+
+    @property
+    def faust_linger_ms(self) -> float:
+        """The linger of this worker's Faust producer: none where a copy's intents are produced
+        (ingest, fan-out), a short batching window everywhere else."""
+        on_copy_path = self.has("ingest") or self.has("fanout")
+        return self.producer_linger_ms if on_copy_path else self.background_linger_ms
 
     @property
     def faust_fetch_wait_ms(self) -> int:

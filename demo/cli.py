@@ -71,8 +71,10 @@ def _scenario_options(fn: F) -> F:
             "--processes",
             default=3,
             show_default=True,
-            type=click.IntRange(1, 3),
-            help="1: one worker; 2: fan-out | executor+tracker; 3: fan-out | executor | tracker.",
+            type=click.Choice(["1", "2", "3", "5"]),
+            callback=lambda _ctx, _param, value: int(value),
+            help="1: one worker; 2: fan-out | executor+tracker; 3: fan-out | executor | tracker/store/web; "
+            "5: the tracker's three roles apart.",
         ),
         click.option("--quiet", is_flag=True, help="Only the summary, not one line per copy."),
         click.option("--keep-kafka", is_flag=True, help="Leave a broker this command started running."),

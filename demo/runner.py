@@ -47,6 +47,8 @@ WORKER_LAYOUTS: dict[int, list[tuple[str, str]]] = {
     1: [("all", "ingest,fanout,execute,track,web")],
     2: [("front", "ingest,fanout,web"), ("back", "execute,track")],
     3: [("front", "ingest,fanout"), ("back", "execute"), ("tracker", "track,store,web")],
+    # The tracker's three roles apart, so that the bench's cost per copy names which one costs.
+    5: [("front", "ingest,fanout"), ("back", "execute"), ("tracker", "track"), ("store", "store"), ("web", "web")],
 }
 #: Most replicas that still get partitions: trade.signals has 3, orders.requests 10.
 MAX_FANOUTS, MAX_EXECUTORS = 3, 10

@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -107,6 +107,17 @@ class AuditRecord:
         return self.kind, self.natural_id
 
 
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """An entry as the chain appended it: its place and its links."""
+
+    seq: int
+    kind: str
+    natural_id: str
+    prev_hash: str
+    hash: str
+
+
 def entry_content(
     seq: int,
     occurred_at: datetime,
@@ -146,7 +157,7 @@ def _row_content(row: Any) -> dict[str, Any]:
     )
 
 
-def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[AuditEntry]:
+def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[Appended]:
     """Append the records not yet in the log, chained after the current head.
 
     The caller must hold the chain's lock until it commits (:class:`AuditWriter` does): two
@@ -168,7 +179,8 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[AuditEnt
             fresh.pop((kind, natural_id), None)
     head = db.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
     seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
-    rows: list[AuditEntry] = []
+    rows: list[dict[str, Any]] = []
+    recorded_at = datetime.now(UTC)
     for record in fresh.values():
         seq += 1
         payload = to_jsonable(record.payload)
@@ -187,24 +199,27 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[AuditEnt
         )
         digest = chain_hash(prev_hash, content)
         rows.append(
-            AuditEntry(
-                seq=seq,
-                occurred_at=occurred,
-                kind=record.kind,
-                natural_id=record.natural_id,
-                signal_id=record.signal_id,
-                client_order_id=record.client_order_id,
-                account_id=record.account_id,
-                payload=payload,
-                latency_ms=latency,
-                prev_hash=prev_hash,
-                hash=digest,
-            )
+            {
+                "seq": seq,
+                "occurred_at": occurred,
+                "kind": record.kind,
+                "natural_id": record.natural_id,
+                "signal_id": record.signal_id,
+                "client_order_id": record.client_order_id,
+                "account_id": record.account_id,
+                "payload": payload,
+                "latency_ms": latency,
+                "prev_hash": prev_hash,
+                "hash": digest,
+                "recorded_at": recorded_at,
+            }
         )
         prev_hash = digest
-    db.add_all(rows)
-    db.flush()
-    return rows
+    # One executemany through SQLAlchemy Core: the ORM's unit of work (an identity-mapped
+    # object, its state and a flush plan per entry) was most of the store worker's CPU.
+    if rows:
+        db.execute(insert(AuditEntry.__table__), rows)
+    return [Appended(r["seq"], r["kind"], r["natural_id"], r["prev_hash"], r["hash"]) for r in rows]
 
 
 class AuditWriter:
@@ -227,8 +242,8 @@ class AuditWriter:
                 return work(db)
         raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
 
-    def append(self, records: Sequence[AuditRecord]) -> list[AuditEntry]:
-        result: list[AuditEntry] = self.run(lambda db: append_entries(db, records))
+    def append(self, records: Sequence[AuditRecord]) -> list[Appended]:
+        result: list[Appended] = self.run(lambda db: append_entries(db, records))
         return result
 
 

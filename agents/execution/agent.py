@@ -31,10 +31,12 @@ from ..shared.context import StageContext
 from ..shared.controls_feed import ControlsFeed
 from ..shared.health_reports import HealthReports, session_status
 from . import guards as risk_guards
+from . import protective_wiring as protective_stops
 from .accounts import ExecutorAccounts
 from .attempt_journal import AttemptJournal
 from .intent_consumer import LOG_APPEND_TIME, DirectIntentConsumer
 from .netting import StaleCopies
+from .protective import ProtectiveStops
 from .router import AccountLanes, OrderRouter
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class ExecutionStage:
     accounts: ExecutorAccounts | None = None
     controls_feed: ControlsFeed | None = None
     pumps: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    protective: ProtectiveStops | None = None  # the protective-stop watcher (protective.py)
 
     @classmethod
     def build(cls, ctx: StageContext) -> ExecutionStage:
@@ -202,6 +205,7 @@ def install(app: faust.App, ctx: StageContext) -> ExecutionStage:
     ctx.pool.on_connected = session_opened
     ctx.pool.on_closed = session_closed
     risk_guards.install(app, ctx, router, lanes.submit)  # after on_connected: it seeds positions there
+    stage.protective = protective_stops.install(ctx, router, lanes.submit)  # after observe_outcome and on_connected
 
     async def open_session(session_id: str) -> None:
         try:

@@ -148,6 +148,7 @@ class OrderRouter:
         self.on_outcome: Callable[[OrderIntent, Execution | OrderError], None] | None = None
         self.late = LateLookups(self)
         self.guards: ExecutorGuards | None = None  # risk guards (agents/execution/guards.py)
+        self.on_event: Callable[[object], None] | None = None  # the protective-stop watcher (protective.py)
 
     async def execute(self, intent: OrderIntent, redelivered: bool = False) -> Pending:
         """One intent, one outcome. ``redelivered``: a previous owner may have sent it already.
@@ -391,6 +392,8 @@ class OrderRouter:
         """Fills and late order changes of follower orders → ``trade.executions``."""
         if self.guards is not None:
             self.guards.on_event(event)
+        if self.on_event is not None:
+            self.on_event(event)
         if isinstance(event, FillEvent):
             key = event.client_order_id or ""
             flight = self.inflight.get(key)

@@ -48,6 +48,9 @@ def from_error(error: OrderError) -> Notice | None:
     if code == "RECONCILE_UNAVAILABLE":
         text = f"{error.reason} — nothing was corrected."
         return Notice("error", "warning", f"Cannot reconcile {account}", text, account, fields=fields)
+    if code.startswith("STOP_MISSING"):  # the protective-stop watcher (agents/execution/protective.py)
+        severity = "warning" if code == "STOP_MISSING_REPLACED" else "critical"
+        return Notice("guard", severity, f"Protective stop missing on {account}", error.reason, account, fields=fields)
     if code.startswith("GUARD"):
         return Notice("guard", "critical", f"Risk guard on {account}", error.reason, account, fields=fields)
     if error.stage == "fanout" and code in ("RULE", "UNKNOWN_LEADER"):

@@ -98,6 +98,10 @@ class FollowerIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     guards: GuardsIn | None = None  # risk guards (core/guards.py); over the group's defaults
 
 
+# Shorter than a broker's ack is a false alarm; longer than a minute protects nothing.
+ProtectiveStopSeconds = Annotated[float, msgspec.Meta(ge=0.1, le=60.0)]
+
+
 class GroupIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     leader: Id
     id: Id | None = None
@@ -105,6 +109,9 @@ class GroupIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     guards: GuardsIn | None = None  # every follower's default guards
     auto_correct: bool = False  # reconciliation may place/cancel to fix drift (default: report only)
+    # How long a follower may hold a position without the leader's protective stop before the
+    # executor places it again or flattens (agents/execution/protective.py); null: not watched.
+    protective_stop_s: ProtectiveStopSeconds | None = 2.0
     stale_copy_s: StaleCopySeconds = 5.0  # a copy this old is netted, not placed (docs/stale-copies.md)
 
 

@@ -112,6 +112,32 @@ def test_a_working_leader_order_without_its_copy_is_missing() -> None:
     assert [m.leader_order_id for m in result.missing] == ["L1"] and not result.in_sync
 
 
+def test_a_stop_the_protective_watcher_placed_again_stands_in_for_its_copy() -> None:
+    """The watcher's replacement carries an id derived from the copy's: it is neither an orphan
+    (auto-correct would cancel the stop and leave the follower naked) nor is the copy missing."""
+    from copytrader.agents.execution.protective_orders import replacement
+    from copytrader.core.records import OrderIntent
+
+    copied = ids.follower_order_id("lead", "L1", "f1")
+    stop_copy = OrderIntent(
+        client_order_id=copied, signal_id="lead:L1:new", account_id="f1", platform="paper",
+        leader_account="lead", action="place", symbol="ESZ6", side="sell", quantity=1,
+        order_type="stop", stop_price=Decimal("4990"),
+    )  # fmt: skip
+    again = replacement(stop_copy, 0, 1, NOW)
+    lead = leader({"ESZ6": 1}, (rc.WorkingOrder("L1", "x", "ESZ6", "sell", 1),))
+    mine = follower({"ESZ6": 1}, (rc.WorkingOrder("B2", again.client_order_id, "ESZ6", "sell", 1),))
+    target, result = check(config(), lead, mine)
+    assert result.in_sync and result.orphans == () and result.missing == ()
+    assert rc.corrections(target, result) == []
+    # another account's replacement id is not this copy's
+    other = replacement(stop_copy.derive(account_id="f2"), 0, 1, NOW)
+    _, result = check(
+        config(), lead, follower({"ESZ6": 1}, (rc.WorkingOrder("B3", other.client_order_id, "ESZ6", "sell", 1),))
+    )
+    assert [o.broker_order_id for o in result.orphans] == ["B3"] and len(result.missing) == 1
+
+
 def test_leader_missing_is_unavailable() -> None:
     with pytest.raises(rc.Unavailable, match="no snapshot of leader lead"):
         rc.target_for(config(), "f1", {}, NOW, 45)

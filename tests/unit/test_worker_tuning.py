@@ -36,6 +36,20 @@ def test_a_warn_level_worker_builds_no_debug_records(
     assert logging.getLogger("aiokafka.conn").isEnabledFor(logging.DEBUG) is debug_enabled
 
 
+def test_only_workers_that_produce_intents_send_without_a_linger() -> None:
+    assert Settings(roles=("ingest", "fanout"), background_linger_ms=5).faust_linger_ms == 0
+    assert Settings(roles=("fanout", "execute", "track"), background_linger_ms=5).faust_linger_ms == 0
+    for roles in (("execute",), ("track", "store", "web"), ("web",)):
+        assert Settings(roles=roles, background_linger_ms=7).faust_linger_ms == 7
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "1e999", "5000"])
+def test_a_linger_outside_0_to_a_second_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("COPYTRADER_BACKGROUND_LINGER_MS", value)
+    with pytest.raises(ValueError, match="COPYTRADER_BACKGROUND_LINGER_MS"):
+        Settings.from_env()
+
+
 def test_the_copy_path_fetch_wait_applies_only_where_a_faust_consumer_carries_copies() -> None:
     fast, slow = 5, 250
     assert (
