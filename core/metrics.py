@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from aiohttp.web import Application, AppRunner, Request, Response, TCPSite
 from faust import web
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -48,6 +48,7 @@ from ..brokers.errors import (
     UnknownOrder,
     UnsupportedOperation,
 )
+from .lean_monitor import LeanPrometheusMonitor, flush_all
 
 if TYPE_CHECKING:
     from faust.types import AppT
@@ -345,12 +346,13 @@ def setup_metrics(
     existing = per_registry.get(name_prefix)
     if existing is None:
         existing = per_registry[name_prefix] = FaustMetrics.create(registry, name_prefix)
-    app.monitor = PrometheusMonitor(metrics=existing)
+    app.monitor = LeanPrometheusMonitor(metrics=existing)
     if serve:
 
         @app.page(pattern)
         async def metrics_page(self: web.View, request: web.Request) -> web.Response:
             del self, request
+            flush_all()
             body = generate_latest(registry)
             return cast(web.Response, Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST}))
 
@@ -363,6 +365,7 @@ async def serve_metrics(host: str, port: int, registry: CollectorRegistry = REGI
 
     async def page(request: Request) -> Response:
         del request
+        flush_all()
         return Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     metrics_app = Application()
