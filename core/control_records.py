@@ -22,6 +22,7 @@ from .config import Account, ConfigError, parse_rule
 from .live_config import dashboard_session_id
 from .scaling import CopyRule
 from .schemas import SchemaError
+from .schemas.guards import GuardsIn, GuardsRecord, is_guards_record
 from .schemas.reconcile import ReconcileRecord, is_reconcile_record
 from .schemas.tradingview import AlertTokenRecord
 
@@ -333,12 +334,47 @@ class ReconcileCommand:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class GuardsCommand:
+    """One follower's risk guards as the dashboard set them (key ``guards:<account>``).
+
+    State, not a change: ``guards`` is the whole set (``None``: no rules), so the latest record
+    per account is the rule in force and a replay after a restart rebuilds it. It overrides
+    the YAML's guards for that account in every executor and web worker.
+    """
+
+    command_id: str
+    account_id: str
+    guards: GuardsIn | None
+    by: str = "system"
+    at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"guards:{self.account_id}"
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            schemas.to_builtins(
+                GuardsRecord(
+                    kind="guards",
+                    account_id=self.account_id,
+                    guards=self.guards,
+                    command_id=self.command_id,
+                    by=self.by,
+                    at=self.at or time.time(),
+                )
+            )
+        )
+
+
 _LABELS: dict[type, str] = {
     schemas.PauseRecord: "control command",
     schemas.RuleRecord: "rule command",
     schemas.AccountRecord: "account command",
     AlertTokenRecord: "alert token",
     ReconcileRecord: "reconcile request",
+    GuardsRecord: "guards record",
 }
 
 
@@ -351,7 +387,7 @@ def _decode(raw: bytes, schema: type[T]) -> T:
 
 def decode_command(
     raw: bytes,
-) -> ControlCommand | RuleCommand | AccountCommand | AlertTokenCommand | ReconcileCommand:
+) -> ControlCommand | RuleCommand | AccountCommand | AlertTokenCommand | ReconcileCommand | GuardsCommand:
     """Any kind of record on ``copy.controls``, through its schema (``schemas.controls``);
     ``ValueError`` naming the field for anything malformed, so a replay skips it and goes on."""
     try:
@@ -366,6 +402,9 @@ def decode_command(
         rec = _decode(raw, schemas.RuleRecord)
         rule = schemas.to_builtins(rec.rule)
         return RuleCommand(rec.command_id, rec.group_id, rec.account_id, rule, rec.enabled, rec.by, rec.at)
+    if is_guards_record(raw):
+        guards = _decode(raw, GuardsRecord)
+        return GuardsCommand(guards.command_id, guards.account_id, guards.guards, guards.by, guards.at)
     if is_reconcile_record(raw):
         asked = _decode(raw, ReconcileRecord)
         return ReconcileCommand(asked.command_id, asked.account_id, asked.by, asked.at)

@@ -310,6 +310,26 @@ class AccountGuard:
             elif leaves > 0 and len(self._early_fills) < MAX_EARLY_FILLS:
                 self._early_fills[client_id] = self._early_fills.get(client_id, 0) + quantity
 
+    def seed_working(self, client_id: str, symbol: str, side: str, remaining: int) -> None:
+        """A working order the broker reports that this guard did not see sent (placed before
+        the account was guarded, or before this worker started): it counts toward exposure
+        until its fill, cancel or expiry arrives like any other's."""
+        if client_id in self.working or remaining <= 0:
+            return
+        order = self.working[client_id] = Working(symbol, 1 if side == "buy" else -1, 0)
+        self._remaining(client_id, order, remaining)
+
+    def set_rules(self, rules: g.GuardRules) -> None:
+        """New rules from the dashboard (``copy.controls``), kept with what the account holds,
+        its P&L and its peak: the next check uses them. A breach in force stays only while its
+        rule is unchanged; an edited or removed rule is judged afresh at the next check or
+        monitor round (and breached, and acted on, again if the account is still beyond it).
+        A new time zone or day start recomputes the trading day, which may begin a new one."""
+        for code in changed_limits(self.rules, rules):
+            self.breached.pop(code, None)
+        self.rules = rules
+        self._next_day = datetime.min.replace(tzinfo=UTC)
+
     def seed(self, symbol: str, net: int, average: Decimal | None) -> None:
         """The broker's position at connect, before this worker saw any fill of the account."""
         self.holdings[symbol] = Holding(net, average, _point_value(symbol))
@@ -361,6 +381,31 @@ class AccountGuard:
             self.realised_today = Decimal(0)
             self.breached.pop(g.DAILY_LOSS, None)  # a daily limit is per day; a drawdown stays
         self.day = day
+
+
+def changed_limits(old: g.GuardRules, new: g.GuardRules) -> set[str]:
+    """The breach codes whose rule an edit changed (a daily loss also by its day's bounds)."""
+    changed = set()
+    if (old.daily_loss, old.tz, old.day_starts) != (new.daily_loss, new.tz, new.day_starts):
+        changed.add(g.DAILY_LOSS)
+    if old.trailing_drawdown != new.trailing_drawdown:
+        changed.add(g.DRAWDOWN)
+    return changed
+
+
+def has_rules(rules: g.GuardRules) -> bool:
+    """Whether any rule is set (a dashboard edit that clears every field removes the guards)."""
+    return any(
+        value is not None
+        for value in (
+            rules.max_contracts_per_symbol,
+            rules.max_contracts_total,
+            rules.max_orders_per_minute,
+            rules.daily_loss,
+            rules.trailing_drawdown,
+            rules.window,
+        )
+    )
 
 
 def rules_by_account(config: CopyConfig) -> dict[str, g.GuardRules]:

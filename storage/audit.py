@@ -26,9 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -218,7 +218,7 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[Appended
     # One executemany through SQLAlchemy Core: the ORM's unit of work (an identity-mapped
     # object, its state and a flush plan per entry) was most of the store worker's CPU.
     if rows:
-        db.execute(insert(AuditEntry.__table__), rows)
+        db.execute(insert(cast(Table, AuditEntry.__table__)), rows)
     return [Appended(r["seq"], r["kind"], r["natural_id"], r["prev_hash"], r["hash"]) for r in rows]
 
 

@@ -23,8 +23,8 @@ from faust import web
 
 from ..common.clock import utcnow
 from ..core.config import CopyConfig
-from ..core.guard_state import AccountGuard, quote_marks, rules_by_account
-from ..core.guards import DAILY_LOSS, DRAWDOWN
+from ..core.guard_state import AccountGuard, changed_limits, has_rules, quote_marks, rules_by_account
+from ..core.guards import DAILY_LOSS, DRAWDOWN, GuardRules
 from ..core.quotes import QuoteBook
 from ..core.records import Execution, OrderError
 from .http import guarded, json_response
@@ -34,10 +34,12 @@ if TYPE_CHECKING:
 
 FILL_KINDS = ("fill", "partial_fill")
 BREACH_CODES = (DAILY_LOSS, DRAWDOWN)
+NO_RULES = GuardRules()
 
 
 class GuardBoard:
-    """One :class:`AccountGuard` per guarded follower, fed with its fills as they are read."""
+    """One :class:`AccountGuard` per account with fills (guarded or not: the dashboard may
+    guard any follower later, and its standing then counts the day's fills already read)."""
 
     def __init__(self, config: CopyConfig, clock: Callable[[], datetime] = utcnow) -> None:
         self.rules = rules_by_account(config)
@@ -54,14 +56,35 @@ class GuardBoard:
 
     def on_execution(self, ex: Execution) -> None:
         """A record ``LiveState`` reads for the first time (its cursors drop repeats)."""
-        guard = self.accounts.get(ex.account_id)
-        if guard is None or ex.kind not in FILL_KINDS or ex.price is None or ex.quantity <= 0:
+        if ex.kind not in FILL_KINDS or ex.price is None or ex.quantity <= 0:
             return
+        guard = self.accounts.get(ex.account_id)
+        if guard is None:
+            guard = self.accounts[ex.account_id] = AccountGuard(ex.account_id, NO_RULES, quote_marks(self._quotes))
         guard.fill(None, ex.symbol, ex.side, ex.quantity, Decimal(ex.price), 0, at=ex.occurred_at)
+
+    def set_rules(self, account_id: str, rules: GuardRules | None, at: datetime) -> None:
+        """A dashboard edit (``web/guard_edits.py``): the standing follows the new rules at
+        once. The executor's breaches of a rule changed since are no longer shown (the
+        executor judges them afresh, and reports again if the account is still beyond it)."""
+        old = self.rules.get(account_id, NO_RULES)
+        new = rules if rules is not None and has_rules(rules) else None
+        if new is None:
+            self.rules.pop(account_id, None)
+        else:
+            self.rules[account_id] = new
+        guard = self.accounts.get(account_id)
+        if guard is None:
+            guard = self.accounts[account_id] = AccountGuard(account_id, NO_RULES, quote_marks(self._quotes))
+        guard.set_rules(new or NO_RULES)
+        changed = changed_limits(old, guard.rules)
+        breaches = self.breaches.get(account_id, {})
+        for code in [c for c, err in breaches.items() if c in changed and err.occurred_at <= at]:
+            del breaches[code]
 
     def on_error(self, err: OrderError) -> None:
         """A breach the executor acted on (not a refused copy: those name their signal)."""
-        if err.account_id in self.accounts and err.error_id.startswith("guard|") and err.code in BREACH_CODES:
+        if err.account_id in self.rules and err.error_id.startswith("guard|") and err.code in BREACH_CODES:
             self.breaches.setdefault(err.account_id, {})[err.code] = err
 
     def snapshot(self) -> dict[str, Any]:
@@ -74,6 +97,7 @@ class GuardBoard:
                     "standing": guard.standing(now) + self._in_force(account_id, guard, now),
                 }
                 for account_id, guard in sorted(self.accounts.items())
+                if account_id in self.rules
             },
         }
 

@@ -29,6 +29,7 @@ from ..core.control_records import (
     AccountCommand,
     AlertTokenCommand,
     ControlCommand,
+    GuardsCommand,
     ReconcileCommand,
     RuleCommand,
     decode_command,
@@ -139,7 +140,9 @@ class KafkaFeed:
         self.push_failures = 0  # the current streak, for one warning per streak
         # Rule and account records replayed from copy.controls (the account registry applies
         # them, so it shows what the planners and executors apply).
-        self.on_command: Callable[[RuleCommand | AccountCommand | AlertTokenCommand], None] | None = None
+        self.on_command: Callable[[RuleCommand | AccountCommand | AlertTokenCommand | GuardsCommand], None] | None = (
+            None
+        )
 
     async def run(self) -> None:
         await keep_running(self._consume, "dashboard feed")
@@ -220,7 +223,7 @@ class KafkaFeed:
                 return self.live.apply_status(AccountStatus.loads(value))
             if topic == CONTROLS_TOPIC:
                 command = decode_command(value)
-                if isinstance(command, (RuleCommand, AccountCommand, AlertTokenCommand)):
+                if isinstance(command, (RuleCommand, AccountCommand, AlertTokenCommand, GuardsCommand)):
                     if self.on_command is not None:
                         self.on_command(command)
                     if isinstance(command, AccountCommand):

@@ -16,7 +16,8 @@ import faust
 from ..agents.shared import jobs
 from ..agents.shared.context import StageContext
 from ..common.crypto import optional_cipher
-from ..core.control_records import AccountCommand, AlertTokenCommand, RuleCommand
+from ..core.control_records import AccountCommand, AlertTokenCommand, GuardsCommand, RuleCommand
+from . import guard_edits as guard_edit_views
 from . import guards as guard_views
 from .accounts import AccountRegistry, allowed_hosts
 from .alerts import AlertTokens
@@ -30,6 +31,7 @@ from .auth import (
     UserStore,
 )
 from .commands import Commands
+from .guard_edits import GuardEditor
 from .live import LiveState
 from .marks import Marks
 from .middleware import make_middleware
@@ -55,6 +57,7 @@ class WebContext:
     alert_tokens: AlertTokens
     marks: Marks
     prices: PricePush
+    guard_edits: GuardEditor
 
 
 def _database(settings: Any) -> Any | None:
@@ -104,10 +107,13 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
     reports: ReportSource = SqlReports(db, LiveReports(live)) if db is not None else LiveReports(live)
     accounts = AccountRegistry(runtime.config, optional_cipher(env), allowed_hosts(env))
     alert_tokens = AlertTokens()
+    guards = GuardEditor(runtime.config, live.guards)
 
-    def on_command(command: RuleCommand | AccountCommand | AlertTokenCommand) -> None:
+    def on_command(command: RuleCommand | AccountCommand | AlertTokenCommand | GuardsCommand) -> None:
         if isinstance(command, AlertTokenCommand):
             alert_tokens.apply(command)
+        elif isinstance(command, GuardsCommand):
+            guards.apply(command)
         else:
             accounts.apply_command(command)
 
@@ -126,6 +132,7 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
         alert_tokens=alert_tokens,
         marks=marks,
         prices=PricePush(hub, runtime.quotes, marks),
+        guard_edits=guards,
     )
 
 
@@ -139,6 +146,7 @@ def install(app: faust.App, shared: StageContext) -> WebContext:
     ctx.hub.attach(web_app)
     install_views(app, ctx)
     guard_views.install(app, ctx)
+    guard_edit_views.install(app, ctx)
 
     @jobs.task(app)
     async def dashboard_feed() -> None:

@@ -6,7 +6,9 @@ its attempt journal beside it), read once at start; positions are not kept here 
 broker's snapshot at connect is the better source. Written by the guards' one-second monitor
 when something changed (a few hundred bytes, atomically: temporary file, then rename), never on
 the copy path. A file that does not read back (truncated, edited, another version) is reported
-and ignored: the guards then start from zero, as they did before this file existed.
+and ignored: the guards then start from zero, as they did before this file existed. It also
+keeps the rules the dashboard last set per account (``edits``), so that a restarted executor
+checks its first copies against them and not against the config file's.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Annotated
 import msgspec
 
 from ...core.guard_state import AccountGuard, Refusal
-from ...core.schemas.bounds import MAX_CONFIG_ITEMS, MAX_TEXT_LEN
+from ...core.schemas.bounds import MAX_CONFIG_ITEMS, MAX_STAMP_S, MAX_TEXT_LEN
+from ...core.schemas.guards import GuardsIn
 
 log = logging.getLogger(__name__)
 #: Larger than any real P&L; a value beyond it means the file is not ours.
@@ -49,9 +52,23 @@ class SavedGuard(msgspec.Struct, forbid_unknown_fields=True):
                 raise ValueError(f"{name}: not a finite amount within bounds")
 
 
+class SavedEdit(msgspec.Struct, forbid_unknown_fields=True):
+    """The dashboard's last guards record for an account, as this executor applied it."""
+
+    guards: GuardsIn | None
+    by: Annotated[str, msgspec.Meta(max_length=MAX_TEXT_LEN)] = ""
+    at: Annotated[float, msgspec.Meta(ge=0, le=MAX_STAMP_S)] = 0.0
+
+
 class SavedGuards(msgspec.Struct, forbid_unknown_fields=True):
     version: Annotated[int, msgspec.Meta(ge=1, le=1)] = 1
     accounts: Annotated[dict[str, SavedGuard], msgspec.Meta(max_length=MAX_CONFIG_ITEMS)] = msgspec.field(
+        default_factory=dict
+    )
+    # Why the rules too: a restarted executor checks its first copies (the backlog of its
+    # restart) before its replay of ``copy.controls`` is done; with these it checks them against
+    # the dashboard's rules, not the file's. The replay then brings any newer record.
+    edits: Annotated[dict[str, SavedEdit], msgspec.Meta(max_length=MAX_CONFIG_ITEMS)] = msgspec.field(
         default_factory=dict
     )
 
@@ -82,32 +99,70 @@ class GuardStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._written: bytes | None = None
+        self._loaded: dict[str, SavedGuard] = {}
+        self.edits: dict[str, SavedEdit] = {}
+        self._state: SavedGuards | None = None  # the file as read at start
 
-    def load(self, accounts: dict[str, AccountGuard]) -> int:
-        """Restore the accounts the file knows; how many were restored."""
+    def _read(self) -> SavedGuards | None:
+        if self._state is not None:
+            return self._state
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            return 0
+            return None
         except OSError as exc:
             log.error("guards: %s unreadable (%s); starting from zero", self.path, exc)
-            return 0
+            return None
         try:
             state = msgspec.json.decode(raw, type=SavedGuards)
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
             log.error("guards: %s refused (%s); starting from zero", self.path, exc)
+            return None
+        self._written = raw
+        self._state = state
+        return state
+
+    def load_edits(self) -> dict[str, SavedEdit]:
+        """The dashboard's rules as this executor last applied them (read before :meth:`load`,
+        so that the guards are built with them)."""
+        state = self._read()
+        self.edits = dict(state.edits) if state is not None else {}
+        return dict(self.edits)
+
+    def remember(self, account_id: str, edit: SavedEdit) -> None:
+        """A dashboard edit applied: written with the figures at the next :meth:`save`."""
+        self.edits[account_id] = edit
+
+    def load(self, accounts: dict[str, AccountGuard]) -> int:
+        """Restore the accounts the file knows; how many were restored."""
+        state = self._read()
+        if state is None:
             return 0
+        self._loaded = dict(state.accounts)
         restored = 0
         for account_id, guard in accounts.items():
-            if account_id in state.accounts:
-                restore(guard, state.accounts[account_id])
+            if account_id in self._loaded:
+                restore(guard, self._loaded.pop(account_id))
                 restored += 1
-        self._written = raw
         return restored
+
+    def restore_one(self, guard: AccountGuard) -> bool:
+        """An account that became guarded after the start (a dashboard edit replayed or new):
+        its figures as this file had them when the worker started, if it had them."""
+        state = self._loaded.pop(guard.account_id, None)
+        if state is None:
+            return False
+        restore(guard, state)
+        return True
 
     def save(self, accounts: dict[str, AccountGuard]) -> bool:
         """Write when something changed; True when written."""
-        raw = msgspec.json.encode(SavedGuards(accounts={a: saved(g) for a, g in sorted(accounts.items())}))
+        raw = msgspec.json.encode(
+            SavedGuards(
+                accounts={a: saved(g) for a, g in sorted(accounts.items())},
+                edits=dict(sorted(self.edits.items())),
+            )
+        )
         if raw == self._written:
             return False
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,14 +34,17 @@ from ...core import ids
 from ...core.config import CopyConfig
 from ...core.control_records import TOPIC as CONTROLS_TOPIC
 from ...core.control_records import ControlCommand
-from ...core.guard_state import AccountGuard, Refusal, quote_marks, rules_by_account
-from ...core.guards import GuardRules
+from ...core.guard_state import AccountGuard, Refusal, has_rules, quote_marks, rules_by_account
+from ...core.guards import GuardRules, build
 from ...core.quotes import QuoteBook
 from ...core.records import Execution, OrderError, OrderIntent
 from ...core.topics import partition_for, topic_name
 from ..shared import jobs, price_feed
 from ..shared.context import StageContext
+from ..shared.controls_feed import ControlsFeed
 from ..shared.outbox import INTENT_PARTITIONS
+from . import guard_edits
+from .guard_edits import seed_positions
 from .guard_store import GuardStore
 from .router import AccountStats, OrderRouter
 
@@ -61,14 +64,39 @@ class ExecutorGuards:
         quotes: QuoteBook | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        marks = quote_marks(quotes)
-        self.accounts = {account: AccountGuard(account, r, marks) for account, r in rules.items()}
+        self.marks = quote_marks(quotes)
+        self.quotes = quotes
+        self.accounts = {account: AccountGuard(account, r, self.marks) for account, r in rules.items()}
         self.clock = clock
         self.act: Act | None = None
         # Whether this executor owns the account's lane (its orders.requests partition): with
         # two executors both see every fill, and only the owner acts on a breach.
         self.owns: Callable[[str], bool] = lambda _account: True
         self._acting: set[asyncio.Future[None]] = set()
+        # The dashboard's edits (``guard_edits.py``), set by :func:`install`.
+        self.edits: ControlsFeed | None = None
+
+    def set_rules(self, account_id: str, rules: GuardRules | None) -> AccountGuard | None:
+        """A dashboard edit (``guard_edits.py``): the account's next check uses ``rules``.
+
+        The account keeps what its guard already counted (positions, working orders, P&L,
+        peak); a newly guarded one gets a fresh guard, returned so the caller can restore its
+        saved figures and seed its positions. No rules (``None`` or all unset): unguarded."""
+        guard = self.accounts.get(account_id)
+        if rules is None or not has_rules(rules):
+            self.accounts.pop(account_id, None)
+            return None
+        if guard is not None:
+            guard.set_rules(rules)
+            return None
+        guard = self.accounts[account_id] = AccountGuard(account_id, rules, self.marks)
+        return guard
+
+    def use_quotes(self, quotes: QuoteBook) -> None:
+        """Prices started after the worker (a loss rule added from the dashboard)."""
+        self.quotes, self.marks = quotes, quote_marks(quotes)
+        for guard in self.accounts.values():
+            guard.marks = self.marks
 
     # -- the router's hooks ----------------------------------------------------------------
     def check(self, intent: OrderIntent) -> Refusal | None:
@@ -210,8 +238,8 @@ def breach_action(
     with ``flatten_and_pause``: pause the follower, then flatten it."""
 
     async def act(account_id: str, breach: Refusal) -> None:
-        guard = guards.accounts[account_id]
-        day = str(guard.day or guards.clock().date())
+        guard = guards.accounts.get(account_id)  # a dashboard edit may have removed it since
+        day = str((guard.day if guard is not None else None) or guards.clock().date())
         error = breach_error(account_id, breach, day)
         router.stats.setdefault(account_id, AccountStats()).last_error = f"{breach.code}: {error.reason}"
         flatten = breach.flatten and account_id in config.accounts
@@ -231,13 +259,19 @@ def breach_action(
     return act
 
 
-def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Submit) -> ExecutorGuards | None:
-    """Guards for the followers that have them (None when none has): the checks, the monitor,
-    positions seeded from the broker at connect, and this worker's own prices when a rule needs
-    them (executors are not among the price feed's roles otherwise)."""
+def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Submit) -> ExecutorGuards:
+    """Guards for the followers that have them: the checks, the monitor, positions seeded from
+    the broker at connect, this worker's own prices when a rule needs them (executors are not
+    among the price feed's roles otherwise), and the dashboard's edits (``guard_edits.py``).
+    Installed even when no follower has guards yet: the dashboard may give some later."""
     rules = rules_by_account(ctx.config)
-    if not rules:
-        return None
+    store = GuardStore(ctx.settings.data_dir / "executor" / f"{ctx.settings.app_id}.guards.json")
+    for account_id, edit in store.load_edits().items():  # the dashboard's, as last applied here
+        edited = build(edit.guards) if edit.guards is not None else None
+        if edited is not None and has_rules(edited):
+            rules[account_id] = edited
+        else:
+            rules.pop(account_id, None)
     if ctx.quotes is None and ctx.config.market_data is not None and any(r.needs_marks for r in rules.values()):
         ctx.quotes = QuoteBook(ctx.config.market_data.max_age_s)
         price_feed.install(app, ctx)
@@ -258,7 +292,6 @@ def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Subm
     guards.act = breach_action(ctx.config, router.outbox.error, guards, router, submit, send_control)
     router.guards = guards
 
-    store = GuardStore(ctx.settings.data_dir / "executor" / f"{ctx.settings.app_id}.guards.json")
     log.info("guards: %d of %d accounts restored from %s", store.load(guards.accounts), len(rules), store.path)
 
     @jobs.timer(app, MONITOR_INTERVAL_S)
@@ -272,6 +305,7 @@ def install(app: faust.App, ctx: StageContext, router: OrderRouter, submit: Subm
     ctx.shutdown_hooks.append(save_guards)
 
     seed_at_connect(ctx, guards)
+    guards.edits = guard_edits.install(app, ctx, guards, store)
     return guards
 
 
@@ -295,15 +329,9 @@ def seed_at_connect(ctx: StageContext, guards: ExecutorGuards) -> None:
     seeding: set[asyncio.Future[None]] = set()
 
     async def seed(adapter: BrokerAdapter, account_id: str) -> None:
-        try:
-            snapshot = await adapter.snapshot(account_id)
-        except Exception as exc:  # noqa: BLE001 - seeding is best effort; fills still count
-            log.warning("guards: no position snapshot for %s: %r", account_id, exc)
-            return
-        guard = guards.accounts[account_id]
-        if guard.fills_seen == 0:
-            for position in snapshot.positions:
-                guard.seed(position.symbol, position.net_quantity, position.average_price)
+        guard = guards.accounts.get(account_id)
+        if guard is not None:
+            await seed_positions(adapter, guard)
 
     def connected(session_id: str, adapter: BrokerAdapter) -> None:
         if previous is not None:

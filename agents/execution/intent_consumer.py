@@ -30,11 +30,11 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from ...core.records import IntentBatch
+from ..shared.adopt_offsets import adopt_offsets
 from ..shared.aiokafka_internals import fetch_in_flight, retry_backoff_ms
 
 log = logging.getLogger(__name__)
@@ -324,44 +324,10 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
 
     # -- switching over from the Faust agent -------------------------------------------------
     async def _adopt_offsets(self) -> None:
-        """First start of this group on a topic the Faust agent consumed: continue where it stopped.
-
-        Without this, switching an existing deployment from the Faust agent to this consumer
-        would replay the topic's whole retention from ``earliest``. Done before subscribing, so
-        no fetch can start from the wrong place; committed as this group's own offsets.
-        """
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap_servers)
-        try:
-            await admin.start()
-            ours = await admin.list_consumer_group_offsets(self.group_id)
-            if any(tp.topic == self.topic for tp in ours):
-                return  # this group has its own history here
-            theirs = await admin.list_consumer_group_offsets(self.adopt_offsets_from)
-        except KafkaError as exc:
-            log.warning("could not read %s's offsets (%s); not adopting them", self.adopt_offsets_from, exc)
-            return
-        finally:
-            await admin.close()
-        adopted = {tp: meta.offset for tp, meta in theirs.items() if tp.topic == self.topic and meta.offset >= 0}
-        if not adopted:
-            return
-        seeder = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap_servers, group_id=self.group_id, enable_auto_commit=False
-        )
-        await seeder.start()
-        try:
-            seeder.assign(list(adopted))
-            await seeder.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in adopted.items()})
-            log.info(
-                "orders.requests: group %s continues at %s from group %s",
-                self.group_id,
-                adopted,
-                self.adopt_offsets_from,
-            )
-        except KafkaError as exc:  # another member of this group got there first
-            log.warning("orders.requests: adopting %s's offsets failed: %s", self.adopt_offsets_from, exc)
-        finally:
-            await seeder.stop()
+        """First start of this group on a topic the Faust agent consumed: continue where it
+        stopped (``agents/shared/adopt_offsets.py``)."""
+        assert self.adopt_offsets_from is not None
+        await adopt_offsets(self._bootstrap_servers, self.group_id, self.adopt_offsets_from, {self.topic})
 
 
 __all__ = ["DirectIntentConsumer", "PartitionProgress"]

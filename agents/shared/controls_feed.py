@@ -26,6 +26,7 @@ from ...core.control_records import (
     AccountCommand,
     AlertTokenCommand,
     ControlCommand,
+    GuardsCommand,
     ReconcileCommand,
     RuleCommand,
     decode_command,
@@ -36,7 +37,7 @@ from .aiokafka_internals import retry_backoff_ms
 log = logging.getLogger(__name__)
 #: Every kind of record; each worker applies the kinds it uses and ignores the rest
 #: (alert tokens are the web workers' alone).
-Command = ControlCommand | RuleCommand | AccountCommand | AlertTokenCommand | ReconcileCommand
+Command = ControlCommand | RuleCommand | AccountCommand | AlertTokenCommand | ReconcileCommand | GuardsCommand
 
 
 class ControlsFeed:

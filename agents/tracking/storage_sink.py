@@ -2,14 +2,14 @@
 
 Consumes ``trade.signals`` (raw bytes), ``orders.requests``, ``trade.executions``,
 ``order.errors`` and ``positions.updates`` and writes audit entries, executions, position
-snapshots and the pnl series. Each agent takes up to :data:`BATCH_SIZE` records or whatever
-arrived within :data:`BATCH_WITHIN` seconds, maps them to rows (``storage.mapping``, pure) and
-writes them in one transaction in a worker thread (``asyncio.to_thread``): the event loop
-never waits on the database. Faust acks a ``take`` batch only after the loop body returns, so
-a crash mid-write redelivers the batch, and the writer's natural keys make that a no-op.
+snapshots and the pnl series. One direct consumer (``store_consumer.py``) fetches up to
+its ``BATCH_SIZE`` records, and each topic's share is mapped to rows (``storage.mapping``, pure)
+and written in one transaction in a worker thread (``asyncio.to_thread``): the event loop
+never waits on the database. Offsets are committed only after the write, so a crash mid-write
+redelivers the batch, and the writer's natural keys make that a no-op.
 
 Failures: a connection problem is retried with backoff until the database is back (the
-stream waits, which is the right backpressure for a sink); any other error splits the batch
+consumer waits, which is the right backpressure for a sink); any other error splits the batch
 and writes record by record, so one bad record is logged and skipped instead of blocking the
 partition forever.
 """
@@ -25,6 +25,7 @@ import faust
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from ...common.retrying import forever
+from ...core.records import Execution, IntentBatch, OrderError, Position
 from ...storage import mapping
 from ...storage.configsync import sync_config
 from ...storage.db import database_url_from_env, make_engine, session_factory
@@ -33,11 +34,10 @@ from ...storage.migrate import upgrade
 from ...storage.writer import BatchWriter, WriteResult
 from ..shared import jobs
 from ..shared.context import StageContext
+from .store_consumer import StoreConsumer, StoredTopic
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 500
-BATCH_WITHIN = 0.5
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
 Mapper = Callable[[Sequence[Any]], RowBatch]
@@ -62,6 +62,7 @@ class StorageSink:
         self.writer = BatchWriter(self.engine)
         self.ready = asyncio.Event()
         self.skipped = 0
+        self.consumer: StoreConsumer | None = None  # set by install(): what feeds this sink
         self._sleep = sleep
 
     def prepare(self, config: Any | None = None) -> None:
@@ -116,27 +117,35 @@ def _describe(value: Any) -> str:
 
 
 def install(app: faust.App, ctx: StageContext) -> StorageSink:
-    """Role ``store``: one batching agent per stored topic, all writing through one sink."""
+    """Role ``store``: one direct consumer of the stored topics, writing through one sink."""
     runtime = ctx
+    settings = runtime.settings
     topics = runtime.topics
-    sink = StorageSink(database_url_from_env(runtime.settings.database_url))
-    runtime.shutdown_hooks.append(sink.close)
+    sink = StorageSink(database_url_from_env(settings.database_url))
+    stored = {
+        topics.signals.get_topic_name(): StoredTopic(bytes, mapping.signals_batch),  # raw: the mapper decodes
+        topics.intents.get_topic_name(): StoredTopic(IntentBatch.loads, mapping.intents_batch),
+        topics.executions.get_topic_name(): StoredTopic(Execution.loads, mapping.executions_batch),
+        topics.errors.get_topic_name(): StoredTopic(OrderError.loads, mapping.errors_batch),
+        topics.positions.get_topic_name(): StoredTopic(Position.loads, mapping.positions_batch),
+    }
+    consumer = StoreConsumer(
+        stored,
+        sink.store,
+        settings.bootstrap_servers,
+        group_id=f"{settings.app_id}.store",
+        adopt_offsets_from=settings.app_id,  # the Faust agents' group, when switching over
+        session_timeout_ms=int(app.conf.broker_session_timeout * 1000),
+        heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),
+    )
+    sink.consumer = consumer
+    runtime.lags.append(consumer.lags)
+    # The consumer stops (its batch written or left for redelivery) before the engine closes.
+    runtime.shutdown_hooks.extend([consumer.stop, sink.close])
 
     @jobs.task(app)
     async def storage_start() -> None:
-        await sink.start(runtime.config)
+        # Together: the consumer's writes wait for the sink to be ready (migrated).
+        await asyncio.gather(sink.start(runtime.config), consumer.start())
 
-    def agent(topic: Any, name: str, mapper: Mapper) -> None:
-        async def consume(stream: faust.StreamT[Any]) -> None:  # each stored topic has its own record type
-            async for values in stream.take(BATCH_SIZE, within=BATCH_WITHIN):
-                await sink.store(mapper, values)
-
-        consume.__name__ = consume.__qualname__ = name.replace("-", "_")
-        app.agent(topic, name=name)(consume)
-
-    agent(topics.signals, "store-signals", mapping.signals_batch)
-    agent(topics.intents, "store-intents", mapping.intents_batch)
-    agent(topics.executions, "store-executions", mapping.executions_batch)
-    agent(topics.errors, "store-errors", mapping.errors_batch)
-    agent(topics.positions, "store-positions", mapping.positions_batch)
     return sink

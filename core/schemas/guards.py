@@ -4,6 +4,9 @@ Strict like every door: a rule, a schedule or a time zone that does not parse is
 the field's path (``copy_groups[0].followers[3].guards.window.tz: unknown time zone
 'Mars/Base'``). Money is a finite positive ``Decimal`` within ``MAX_GUARD_MONEY``; every count
 has a bound. ``core.guards`` turns a validated ``GuardsIn`` into the rules the executor checks.
+
+The dashboard's edits (``PUT /api/guards/{account}``) and their ``copy.controls`` record
+(:class:`GuardsRecord`) go through the same ``GuardsIn``, so the three doors refuse alike.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from . import bounds as b
-from .types import PositiveQuantity
+from .types import Id, PositiveQuantity, Text, Time
 
 #: A loss or drawdown limit above a billion in the account currency is a typo, not a rule.
 MAX_GUARD_MONEY = Decimal(10) ** 9
@@ -115,3 +118,29 @@ class GuardsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         check_time_zone(self.tz)
+
+
+class _Kind(msgspec.Struct):
+    kind: str = ""
+
+
+class GuardsRecord(msgspec.Struct, kw_only=True):
+    """A follower's guards as the dashboard set them, on ``copy.controls`` (key
+    ``guards:<account>``): the whole set, not a change, so compaction keeps the current rules
+    and a replay rebuilds them. ``guards: null`` (or ``{}``) means no rules. Unknown top-level
+    fields are ignored like on every control record; the rules themselves are strict."""
+
+    kind: Literal["guards"]
+    account_id: Id
+    guards: GuardsIn | None = None
+    command_id: Text = ""
+    by: Text = ""
+    at: Time = 0.0
+
+
+def is_guards_record(raw: bytes) -> bool:
+    """Whether a ``copy.controls`` record is a guards record (any decode error: no)."""
+    try:
+        return msgspec.json.decode(raw, type=_Kind).kind == "guards"
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return False

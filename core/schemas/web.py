@@ -9,6 +9,7 @@ import msgspec
 
 from . import bounds as b
 from .config import RuleIn, check_size
+from .guards import GuardsIn
 from .signal import SignalIn
 from .tradingview import AlertTokenBody, TradingViewAlertIn
 from .types import Id, NonEmptyText, Options, Secret, SecretOptions, Text, Url
@@ -96,4 +97,5 @@ WRITE_BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("post", "/api/signals"): SignalIn,
     ("post", "/api/copy-groups/{group_id}/alert-tokens"): AlertTokenBody,
     ("post", "/hooks/tradingview/{group_id}/{token}"): TradingViewAlertIn,
+    ("put", "/api/guards/{account_id}"): GuardsIn,
 }

@@ -285,7 +285,9 @@ def test_an_executor_worker_installs_the_guards_with_prices_of_its_own(make_app:
     assert list(stage.router.guards.accounts) == ["f1"]
     assert app.runtime.quotes is not None  # executors read no prices otherwise
     without = make_app({**raw, "copy_groups": [{"leader": "L", "followers": [{"account": "f1"}]}]}, ("execute",))
-    assert without.runtime.execution is not None and without.runtime.execution.router.guards is None
+    # Installed without guarded followers too (the dashboard may guard one later), with no prices.
+    assert without.runtime.execution is not None and without.runtime.execution.router.guards is not None
+    assert without.runtime.execution.router.guards.accounts == {} and without.runtime.quotes is None
 
 
 def test_a_breach_is_an_alert() -> None:

@@ -204,18 +204,20 @@ async def test_sink_isolates_a_bad_record(sink: storage_sink.StorageSink, monkey
     await sink.close()
 
 
-def test_install_registers_the_store_agents(tmp_path: Path) -> None:
+def test_install_consumes_the_stored_topics_directly(tmp_path: Path) -> None:
     from copytrader.app.factory import create_app
     from copytrader.core.settings import Settings
 
     settings = Settings(roles=("store",), data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/ct.db")
     app = create_app(settings)
-    topics = {name: agent.channel.topics for name, agent in app.agents.items()}
-    assert topics == {
-        "store-signals": ("trade.signals",),
-        "store-intents": ("orders.requests",),
-        "store-executions": ("trade.executions",),
-        "store-errors": ("order.errors",),
-        "store-positions": ("positions.updates",),
+    assert not app.agents  # no Faust stream per record (agents/tracking/store_consumer.py)
+    sink = app.runtime.storage
+    assert isinstance(sink, storage_sink.StorageSink) and sink.consumer is not None
+    assert set(sink.consumer.topics) == {
+        "trade.signals",
+        "orders.requests",
+        "trade.executions",
+        "order.errors",
+        "positions.updates",
     }
-    assert isinstance(app.runtime.storage, storage_sink.StorageSink)
+    assert sink.consumer.group_id == f"{settings.app_id}.store"

@@ -1,6 +1,7 @@
 // Accounts: add/edit accounts (credentials write-only), test a connection, edit copy rules.
 import { ApiError, get, post, request } from "./api.js";
 import { el, toast } from "./dom.js";
+import { mountGuards } from "./guards.js";
 
 // "a=1, b=x" ⇄ {a: 1, b: "x"}; numbers and true/false become JSON values where asked.
 function pairs(obj) {
@@ -30,6 +31,7 @@ export function mount(root) {
           el("th", { class: "num" }, "Size"), el("th", {}, "Credentials"), el("th", {}, "Enabled"), el("th", {}, ""))), list))),
     el("section", { class: "panel" }, el("h2", { id: "form-title" }, "Add account"), form, formError),
     el("section", { class: "panel" }, el("h2", {}, "Copy groups and rules"), groups));
+  mountGuards(root);
 
   let editing = null;
   let editingAccount = null;

@@ -1,0 +1,176 @@
+"""CPU per copy of each stage off the copy path, replayed from captured records.
+
+Why: on a shared 2-core machine the bench's per-process figures move with the load (a niced
+worker that runs behind stretches the window, and its idle rate is measured while it still
+catches up). Here the same records (captured from a bench run's topics with ``--capture``)
+go through each stage's own code in this process, and ``time.process_time`` counts only the
+CPU spent on them: the tracker's fill accounting, the database sink's mapping and writes
+(SQLite in a temporary directory), the dashboard's live state, and Faust's JSON decoding
+that each of them pays. The figures are per copy (per follower intent in the records).
+
+Usage: ``python scripts/stage_costs.py --capture recs.pkl -- <bench arguments>`` once, then
+``python scripts/stage_costs.py recs.pkl`` as often as needed (prints one JSON line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import pickle
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+TOPICS = ("trade.signals", "orders.requests", "trade.executions", "order.errors", "positions.updates", "account.status")
+Captured = list[tuple[str, int, int, bytes | None, bytes | None]]
+
+
+async def capture(out: Path, bench_args: list[str], bootstrap: str) -> int:
+    """Run ``copytrader bench`` and copy every record of its topics (prefix ``bench-<n>.``)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, metadata_max_age_ms=1000
+    )
+    await consumer.start()
+    consumer.subscribe(pattern=r"^bench-\d+\.(" + "|".join(t.replace(".", r"\.") for t in TOPICS) + ")$")
+    bench = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "copytrader.app.cli", "bench", "--quiet", *bench_args
+    )
+    records: Captured = []
+    try:
+        while bench.returncode is None:
+            for tp, messages in (await consumer.getmany(timeout_ms=500, max_records=5000)).items():
+                records += [(tp.topic.split(".", 1)[1], tp.partition, m.offset, m.key, m.value) for m in messages]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(bench.wait(), 0.01)
+    finally:
+        await consumer.stop()
+    await asyncio.to_thread(out.write_bytes, pickle.dumps(records))
+    return len(records)
+
+
+def timed(work: Callable[[], Any]) -> float:
+    """CPU seconds of ``work()`` in this process (all threads)."""
+    start = time.process_time()
+    work()
+    return time.process_time() - start
+
+
+def by_topic(records: Captured) -> dict[str, list[tuple[int, int, bytes]]]:
+    topics: dict[str, list[tuple[int, int, bytes]]] = {t: [] for t in TOPICS}
+    for topic, partition, offset, _key, value in records:
+        if value is not None and topic in topics:
+            topics[topic].append((partition, offset, value))
+    return topics
+
+
+def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def measure(path: Path, batch: int) -> dict[str, Any]:
+    from copytrader.app.factory import empty_config
+    from copytrader.core.records import AccountStatus, Execution, IntentBatch, OrderError, Position
+    from copytrader.storage import mapping
+    from copytrader.storage.db import make_engine
+    from copytrader.storage.migrate import upgrade
+    from copytrader.storage.writer import BatchWriter
+    from copytrader.tables.positions import apply_fill
+    from copytrader.web.live import LiveState
+
+    topics = by_topic(pickle.loads(path.read_bytes()))
+    models: dict[str, Any] = {
+        "orders.requests": IntentBatch,
+        "trade.executions": Execution,
+        "order.errors": OrderError,
+        "positions.updates": Position,
+        "account.status": AccountStatus,
+    }
+    decoded: dict[str, list[Any]] = {}
+    costs: dict[str, float] = {}
+    for topic, model in models.items():
+        values = [v for _, _, v in topics[topic]]
+        start = time.process_time()
+        decoded[topic] = [model.loads(v) for v in values]
+        costs[f"decode {topic}"] = time.process_time() - start
+    copies = sum(len(b.intents) for b in decoded["orders.requests"])
+
+    # the tracker: every execution decoded (above), fills applied to positions
+    def track() -> None:
+        positions: dict[tuple[str, str], Any] = {}
+        for ex in decoded["trade.executions"]:
+            if ex.kind in ("fill", "partial_fill"):
+                key = (ex.account_id, ex.symbol)
+                positions[key], _ = apply_fill(positions.get(key), ex)
+
+    costs["track apply_fill"] = timed(track)
+
+    # the database sink: mapping and writing in batches, one SQLite file
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{tmp}/stage.db")
+        upgrade(engine=engine)
+        writer = BatchWriter(engine)
+        mappers = {
+            "trade.signals": (mapping.signals_batch, [v for _, _, v in topics["trade.signals"]]),
+            "orders.requests": (mapping.intents_batch, decoded["orders.requests"]),
+            "trade.executions": (mapping.executions_batch, decoded["trade.executions"]),
+            "order.errors": (mapping.errors_batch, decoded["order.errors"]),
+            "positions.updates": (mapping.positions_batch, decoded["positions.updates"]),
+        }
+        for topic, (mapper, values) in mappers.items():
+            start = time.process_time()
+            rows = [mapper(c) for c in chunks(values, batch)]
+            costs[f"store map {topic}"] = time.process_time() - start
+            start = time.process_time()
+            for row_batch in rows:
+                writer.write(row_batch)
+            costs[f"store write {topic}"] = time.process_time() - start
+        engine.dispose()
+
+    # the dashboard: the live state's apply of every record
+    live = LiveState(empty_config())
+    applies = {
+        "trade.executions": live.apply_execution,
+        "order.errors": live.apply_error,
+        "positions.updates": live.apply_position,
+    }
+    for topic, apply in applies.items():
+        items = list(zip(decoded[topic], topics[topic], strict=True))
+        start = time.process_time()
+        for record, (partition, offset, _) in items:
+            apply(record, partition, offset)
+        costs[f"web apply {topic}"] = time.process_time() - start
+    costs["web apply account.status"] = timed(lambda: [live.apply_status(s) for s in decoded["account.status"]])
+
+    per_copy = {name: round(seconds * 1000 / copies, 4) for name, seconds in costs.items()}
+    return {
+        "copies": copies,
+        "records": {t: len(v) for t, v in topics.items()},
+        "ms_per_copy": per_copy,
+        "total_ms_per_copy": round(sum(per_copy.values()), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("records", type=Path)
+    parser.add_argument("--capture", action="store_true", help="run the bench (arguments after --) and capture")
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--batch", type=int, default=500, help="records per database batch (the sink's BATCH_SIZE)")
+    args, rest = parser.parse_known_args()
+    if args.capture:
+        count = asyncio.run(capture(args.records, [a for a in rest if a != "--"], args.bootstrap))
+        print(json.dumps({"captured": count, "to": str(args.records)}))
+        return
+    print(json.dumps(measure(args.records, args.batch)))
+
+
+if __name__ == "__main__":
+    main()
