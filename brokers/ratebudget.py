@@ -13,7 +13,7 @@ so tests can drive the budget deterministically with a fake clock.
 
 An adapter names the priority of each request by its kind (a cancel, a place, a search), but a
 place can be an entry or an exit: only the caller knows. :func:`urgent` lets the executor raise
-every request of one copy (an exit, a netting order and its position read) to at least
+every request of one copy (an exit, a flatten, the lookups of a stale copy) to at least
 ``Priority.EXIT`` without the adapter contract growing an argument, as ``brokers.deadline``
 does for the copy's deadline.
 """
