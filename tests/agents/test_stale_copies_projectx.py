@@ -147,15 +147,15 @@ async def test_late_copies_are_netted_into_one_order_and_never_twice(sim: Projec
     assert [o.quantity for o in orders_of(sim, "f1")] == [2, 6] and held(sim, "f1") == 8
 
 
-def entry_or_exit(account: str, side: str, reduces: bool) -> OrderIntent:
-    signal = f"order-{account}"
+def copy_for(account: str, side: str, *, reduces: bool = False, action: str = "place") -> OrderIntent:
+    signal = f"order-{account}-{action}-{side}"
     return OrderIntent(
         client_order_id=ids.client_order_id(signal, account),
         signal_id=signal,
         account_id=account,
         platform="projectx",
         leader_account="L",
-        action="place",
+        action=action,
         symbol=SYMBOL,
         side=side,
         quantity=1,
@@ -164,24 +164,25 @@ def entry_or_exit(account: str, side: str, reduces: bool) -> OrderIntent:
     )
 
 
-async def test_an_exit_goes_before_entries_that_waited_longer_for_the_budget(
-    sim: ProjectXSimulator, tmp_path: Path
+@pytest.mark.parametrize("action", ["place", "flatten"])
+async def test_an_exit_or_flatten_goes_before_entries_that_waited_longer_for_the_budget(
+    sim: ProjectXSimulator, tmp_path: Path, action: str
 ) -> None:
     config = parse_config(CONFIG, env={})
     adapter = adapter_for(sim, rate_limit=(1, 0.2))  # one request at a time: the order shows
     executor = Executor(config, adapter, tmp_path / "journal.sqlite")
     try:
-        await executor.router.pool.adapter_for("f1")
+        await executor.run([copy_for("f2", "buy")])  # f2 is long 1
         adapter.budget.penalize(0.5)
-        # Two entries on two accounts of the login wait first; an exit on a third comes last.
-        await executor.run(
-            [entry_or_exit("f1", "buy", False), entry_or_exit("f3", "buy", False), entry_or_exit("f2", "sell", True)]
-        )
+        # Two entries on two accounts of the login wait first; f2's exit comes last.
+        exit_ = copy_for("f2", "sell", reduces=True, action=action)
+        await executor.run([copy_for("f1", "buy"), copy_for("f3", "buy"), exit_])
         placed = sorted(
             (int(o.order_id), account)
             for account in ACCOUNTS
             for o in sim.exchange.account(ACCOUNTS[account]).orders.values()
         )
-        assert [account for _, account in placed] == ["f2", "f1", "f3"]
+        assert [account for _, account in placed] == ["f2", "f2", "f1", "f3"]
+        assert held(sim, "f2") == 0
     finally:
         await executor.close()
