@@ -10,6 +10,12 @@ The budget is a set of sliding windows ``(max_requests, window_seconds)``: a req
 when every window has had fewer than ``max_requests`` grants in its last ``window_seconds``.
 Time comes from an injectable monotonic ``clock`` and waiting from an injectable ``sleep``
 so tests can drive the budget deterministically with a fake clock.
+
+An adapter names the priority of each request by its kind (a cancel, a place, a search), but a
+place can be an entry or an exit: only the caller knows. :func:`urgent` lets the executor raise
+every request of one copy (an exit, a flatten, the lookups of a stale copy) to at least
+``Priority.EXIT`` without the adapter contract growing an argument, as ``brokers.deadline``
+does for the copy's deadline.
 """
 
 from __future__ import annotations
@@ -18,13 +24,15 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import IntEnum
 
 from ..common.ratewindow import EPSILON as _EPSILON
 from ..common.ratewindow import SlidingWindow
 
-__all__ = ["Priority", "RateBudget"]
+__all__ = ["Priority", "RateBudget", "urgent"]
 
 
 class Priority(IntEnum):
@@ -34,6 +42,20 @@ class Priority(IntEnum):
     EXIT = 1
     MODIFY = 2
     ENTRY = 3
+
+
+_urgency: ContextVar[Priority | None] = ContextVar("copytrader_request_urgency", default=None)
+
+
+@contextmanager
+def urgent(priority: Priority) -> Iterator[None]:
+    """Every request awaited inside is served at ``priority`` or more urgently (never less:
+    a cancel inside an exit stays a cancel)."""
+    token = _urgency.set(priority)
+    try:
+        yield
+    finally:
+        _urgency.reset(token)
 
 
 class RateBudget:
@@ -70,6 +92,9 @@ class RateBudget:
     # -- public ----------------------------------------------------------------------
     async def acquire(self, priority: Priority = Priority.ENTRY) -> None:
         """Wait until every window has room and no more urgent (or earlier) caller waits."""
+        raised = _urgency.get()
+        if raised is not None:
+            priority = min(priority, raised)
         if not self._live_waiters() and self._wait_time() <= _EPSILON:
             self._grant()
             return

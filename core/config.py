@@ -60,6 +60,7 @@ class CopyGroup:
     enabled: bool = True
     auto_correct: bool = False  # reconciliation corrects drift (agents/reconcile); off: reports only
     protective_stop_s: float | None = 2.0  # agents/execution/protective.py; None: not watched
+    stale_copy_s: float = 5.0  # a copy older than this is netted, not placed (docs/stale-copies.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +276,7 @@ def _parse_groups(items: list[schemas.GroupIn], accounts: dict[str, Account]) ->
                 item.enabled,
                 item.auto_correct,
                 protective_stop_s=item.protective_stop_s,
+                stale_copy_s=item.stale_copy_s,
             )
         )
     return tuple(groups)

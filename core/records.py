@@ -166,9 +166,15 @@ class OrderIntent(_Base):
     reference_price: Decimal | None = None
     band_ticks: int | None = None
     band_touch: Decimal | None = None
+    # Stale copies (agents/execution/netting.py, docs/stale-copies.md): the copy group's limit on
+    # a copy's age (None: never netted) and whether the copy reduces the follower's exposure
+    # (served first from a short request budget).
+    stale_after_s: float | None = None
+    reduces_position: bool = False
 
     def __post_init__(self) -> None:
         _choice("action", self.action, INTENT_ACTIONS)
+        _stale_fields(self.stale_after_s, self.reduces_position)
         _price("reference_price", self.reference_price)
         _price("band_touch", self.band_touch)
         _choice("side", self.side, tuple(s.value for s in Side))
@@ -178,6 +184,20 @@ class OrderIntent(_Base):
             _order_prices(self.order_type, self.limit_price, self.stop_price)
         if self.action in ("modify", "cancel") and not self.target_client_order_id:
             raise RecordError("target_client_order_id", f"required for {self.action}")
+
+
+#: A stale-copy limit of an hour or more protects nothing (the config allows 0.5 to 3600 s).
+MAX_STALE_AFTER_S = 3600.0
+
+
+def _stale_fields(stale_after_s: object, reduces_position: object) -> None:
+    """Finite, bounded, of the right type: a value off the wire must never stall a lane."""
+    if stale_after_s is not None:
+        number = stale_after_s if isinstance(stale_after_s, int | float) and not isinstance(stale_after_s, bool) else -1
+        if not 0 < number <= MAX_STALE_AFTER_S:  # NaN fails both comparisons
+            raise RecordError("stale_after_s", f"must be a number in (0, {MAX_STALE_AFTER_S:g}]; got {stale_after_s!r}")
+    if not isinstance(reduces_position, bool):
+        raise RecordError("reduces_position", f"must be true or false; got {reduces_position!r}")
 
 
 class IntentBatch(_Base):

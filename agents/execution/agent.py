@@ -35,6 +35,7 @@ from . import protective_wiring as protective_stops
 from .accounts import ExecutorAccounts
 from .attempt_journal import AttemptJournal
 from .intent_consumer import LOG_APPEND_TIME, DirectIntentConsumer
+from .netting import StaleCopies
 from .protective import ProtectiveStops
 from .router import AccountLanes, OrderRouter
 
@@ -72,7 +73,8 @@ class ExecutionStage:
     @classmethod
     def build(cls, ctx: StageContext) -> ExecutionStage:
         router = OrderRouter(ctx.pool, ctx.outbox)
-        return cls(ctx, router, AccountLanes(router.execute, router.report_crash, router.report_skipped))
+        stale = StaleCopies(router)  # copies too late to place as they were are netted (netting.py)
+        return cls(ctx, router, AccountLanes(router.execute, router.report_crash, router.report_skipped, stale))
 
 
 async def pump_fills(router: OrderRouter, adapter: BrokerAdapter, followers: set[str]) -> None:

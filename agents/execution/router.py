@@ -17,6 +17,7 @@ up at the broker by its client id; so is every request whose answer was lost (ti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -43,6 +44,7 @@ from ...brokers.model import (
     PlaceOrder,
     Side,
 )
+from ...brokers.ratebudget import Priority, urgent
 from ...brokers.retry import exactly_once
 from ...core.records import Execution, OrderError, OrderIntent, stamp
 from ..shared import kill_switch
@@ -54,6 +56,7 @@ from .late_lookup import LateLookups
 
 if TYPE_CHECKING:
     from .guards import ExecutorGuards
+    from .netting import StaleCopies
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +161,9 @@ class OrderRouter:
             log.info("intent %s already executed here; redelivery ignored", key)
             return None
         pending: Pending = None
-        with copy_deadline(self.deadline_s):
+        # An exit or flatten is served before entries when the login's request budget is short.
+        raised = urgent(Priority.EXIT) if intent.reduces_position else contextlib.nullcontext()
+        with copy_deadline(self.deadline_s), raised:
             prior = (
                 await self.journal.begin(key, intent.account_id, intent.action) if self.journal is not None else None
             )
@@ -351,6 +356,27 @@ class OrderRouter:
         """A queued copy dropped by the kill switch before it was sent: said, never silent."""
         await self._fail(intent, intent.stamps, BrokerError(reason), kind="reject", code="KILL_SWITCH", record=False)
 
+    async def skip_stale(
+        self, intent: OrderIntent, code: str, reason: str, *, net_key: str | None = None, unknown: bool = False
+    ) -> None:
+        """A copy netted instead of placed (``netting.py``): journaled as answered, with the
+        netting order's key, so a redelivery knows what covers it and never places it."""
+        key = intent.client_order_id
+        if self.journal is not None and self.journal.get(key) is None:
+            await self.journal.begin(key, intent.account_id, intent.action)  # the row finish() updates
+        self.finished.add(key)
+        await self._fail(intent, intent.stamps, BrokerError(reason), kind="reject", code=code, record=False)
+        if self.journal is not None:
+            self.journal.finish(key, "reject", net_key, f"{code}: {reason}", state=UNKNOWN if unknown else "done")
+
+    @staticmethod
+    def stale_skip(prior: Attempt) -> tuple[str, str, str | None] | None:
+        """(code, reason, netting order key) of a copy journaled by ``skip_stale``, else None."""
+        code, _, reason = (prior.reason or "").partition(": ")
+        if prior.kind != "reject" or not code.startswith("COPY_STALE_"):
+            return None
+        return code, reason, prior.broker_order_id
+
     async def report_crash(self, intent: OrderIntent, exc: Exception) -> None:
         """A bug, not a broker answer: still say so on ``order.errors`` so the copy is not silent."""
         await self._fail(intent, intent.stamps, exc, kind="reject", code="INTERNAL", state=UNKNOWN, payload=repr(exc))
@@ -481,10 +507,12 @@ class AccountLanes:
         run: Callable[[OrderIntent, bool], Awaitable[Pending]],
         on_crash: Callable[[OrderIntent, Exception], Awaitable[None]] | None = None,
         on_skip: Callable[[OrderIntent, str], Awaitable[None]] | None = None,
+        stale: StaleCopies | None = None,
     ) -> None:
         self._run = run
         self._on_crash = on_crash
         self._on_skip = on_skip
+        self._stale = stale  # nets copies that reach the head too late (netting.py); None: never
         self._skipping: set[asyncio.Future[None]] = set()
         self._queues: dict[str, asyncio.Queue[Queued]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -525,21 +553,28 @@ class AccountLanes:
     async def _drain(self, account_id: str, queue: asyncio.Queue[Queued]) -> None:
         while True:
             intent, done, redelivered = await queue.get()
+            run: list[Queued] = [(intent, done, redelivered)]
             pending: Pending = None
             try:
-                pending = await self._run(intent, redelivered)
+                if self._stale is not None and self._stale.is_stale(intent):
+                    run = self._stale.take_from_queue(queue, run[0])
+                    pending = await self._stale.settle(run)
+                else:
+                    pending = await self._run(intent, redelivered)
             except Exception as exc:  # noqa: BLE001 - a lane must survive one bad intent
                 log.exception("lane %s: intent %s failed unexpectedly", account_id, intent.client_order_id)
                 if self._on_crash is not None:
-                    await self._on_crash(intent, exc)
+                    for each in run:
+                        await self._on_crash(each[0], exc)
             finally:
                 queue.task_done()
-                if done is not None and pending is not None:
-                    # The lane goes on; the offset waits until the late lookup is over.
-                    # A lookup cancelled by shutdown acknowledges nothing: the intent comes back.
-                    pending.add_done_callback(functools.partial(_ack_unless_cancelled, done))
-                elif done is not None:
-                    await done()
+                for _, each_done, _ in run:
+                    if each_done is not None and pending is not None:
+                        # The lane goes on; the offset waits until the late lookup is over.
+                        # A lookup cancelled by shutdown acknowledges nothing: the intent comes back.
+                        pending.add_done_callback(functools.partial(_ack_unless_cancelled, each_done))
+                    elif each_done is not None:
+                        await each_done()
 
     def depth(self) -> int:
         return sum(q.qsize() for q in self._queues.values())

@@ -82,9 +82,12 @@ class FanoutPlanner:
             return intents, errors
         stamps = stamp(signal.stamps, "fanned_out")
         self._references.clear()  # one quote lookup per symbol per signal, not per follower
+        reduces = signal.kind == "flatten" or (signal.kind == "new" and self._is_exit(signal))
         for group, follower in followers:
             try:
                 intent = self._intent(signal, group, follower, stamps, errors)
+                if intent is not None:
+                    _stale_fields(intent, group, reduces)
             except BandRefused as exc:
                 errors.append(self._error(signal, follower.account_id, str(exc), exc.code))
                 continue
@@ -178,6 +181,15 @@ class FanoutPlanner:
             code=code,
             stamps=signal.stamps,
         )
+
+
+def _stale_fields(intent: OrderIntent, group: CopyGroup, reduces: bool) -> None:
+    """What the executor needs for a copy that reaches its lane late (``agents/execution/
+    netting.py``): a market copy carries its group's limit and is netted past it; an exit or
+    flatten is served before entries from a short request budget."""
+    intent.reduces_position = reduces
+    if intent.action == "place" and intent.order_type == "market":
+        intent.stale_after_s = group.stale_copy_s
 
 
 def expected_pairs(signals: Iterable[TradeSignal], config: CopyConfig) -> set[tuple[str, str]]:

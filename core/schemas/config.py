@@ -29,6 +29,9 @@ SymbolMap = Annotated[dict[SymbolRoot, SymbolRoot], msgspec.Meta(max_length=b.MA
 # A band wider than this many ticks protects nothing (ES: 250 points); a wider typo is refused.
 MAX_PRICE_BAND_TICKS = 1000
 PriceBandTicks = Annotated[int, msgspec.Meta(ge=0, le=MAX_PRICE_BAND_TICKS)]
+# A copy older than this is netted instead of placed (docs/stale-copies.md). Below half a second
+# a busy broker would net nearly every copy; an hour protects nothing.
+StaleCopySeconds = Annotated[float, msgspec.Meta(ge=0.5, le=3600.0)]
 
 
 class RuleIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -109,6 +112,7 @@ class GroupIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # How long a follower may hold a position without the leader's protective stop before the
     # executor places it again or flattens (agents/execution/protective.py); null: not watched.
     protective_stop_s: ProtectiveStopSeconds | None = 2.0
+    stale_copy_s: StaleCopySeconds = 5.0  # a copy this old is netted, not placed (docs/stale-copies.md)
 
 
 # dxFeed symbols: futures ``/ESZ26:XCME``, equities ``AAPL``, indices ``$SPX``, options ``.AAPL…``.
