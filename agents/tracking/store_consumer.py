@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 FETCH_WAIT_MS = 500
+# A fetch waits for this much (up to FETCH_WAIT_MS): while copies flow, one round trip then
+# carries a few hundred records instead of a handful, and a sink has no one waiting on it.
+FETCH_MIN_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,7 @@ class StoreConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=FETCH_WAIT_MS,
+            fetch_min_bytes=FETCH_MIN_BYTES,
             max_poll_records=batch_size,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
