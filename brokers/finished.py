@@ -95,9 +95,9 @@ class FinishedOrders:
         if order_id in self._fingerprints:
             replay.listed.add(order_id)
 
-    def end_replay(self, replay: Replay) -> int:
+    def end_replay(self, replay: Replay) -> list[str]:
         """The replay was read in full: drop the fingerprints it no longer lists (the broker
-        forgot those orders and will not replay them again). Returns how many were dropped.
+        forgot those orders and will not replay them again), and return their order ids.
         Never call this for a replay that failed or was cut short."""
         gone = [
             order_id
@@ -106,4 +106,4 @@ class FinishedOrders:
         ]
         for order_id in gone:
             del self._fingerprints[order_id]
-        return len(gone)
+        return gone

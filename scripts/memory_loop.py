@@ -178,7 +178,9 @@ def main() -> int:
     tracemalloc.start()
     failed = False
     for platform in platforms:
-        report = asyncio.run(run(platform, args.orders, args.warmup, args.reconnect_every, args.history_limit, args.keep))
+        report = asyncio.run(
+            run(platform, args.orders, args.warmup, args.reconnect_every, args.history_limit, args.keep)
+        )
         failed |= report["orders_filled_twice"] > 0 or report["fills_reported"] != args.orders
         print(orjson.dumps(report).decode(), flush=True)
     return 1 if failed else 0

@@ -46,9 +46,9 @@ __all__ = [
 KernelEvent = OrderEvent | FillEvent | FillCorrection | PositionEvent
 Listener = Callable[[KernelEvent], None]
 FaultListener = Callable[[str], None]
-#: Told ``(account name, order ids)`` when the kernel forgets finished orders, so a simulator
+#: Told ``(account name, orders)`` when the kernel forgets finished orders, so a simulator
 #: drops its own per-order tables with them (its memory stays bounded like the kernel's).
-ForgetListener = Callable[[str, list[str]], None]
+ForgetListener = Callable[[str, list[SimOrder]], None]
 
 
 #: Finished orders an account keeps (working ones are always kept). A real broker's order
@@ -213,9 +213,8 @@ class SimExchange:
             if order.client_order_id and account.by_client_id.get(order.client_order_id) == order.order_id:
                 del account.by_client_id[order.client_order_id]
         if forgotten:
-            order_ids = [order.order_id for order in forgotten]
             for listener in list(self._forget_listeners):
-                listener(account.name, order_ids)
+                listener(account.name, forgotten)
 
     def _hold(self, account: SimAccount, order: SimOrder) -> SimOrder:
         """Accept a child order without working it; ``_release_children`` starts it."""

@@ -142,11 +142,11 @@ class RithmicSimulator:
         if self.tick_ms > 0:
             self._background.spawn(self._clock(), "rithmic-sim-clock")
 
-    def _on_forgotten(self, account: str, order_ids: list[str]) -> None:
+    def _on_forgotten(self, account: str, orders: list[SimOrder]) -> None:
         """The kernel forgot finished orders (its history limit): so does the order table."""
-        for order_id in order_ids:
-            self.exchange_of.pop(order_id, None)
-        self.notifier.forget(order_ids)
+        for order in orders:
+            self.exchange_of.pop(order.order_id, None)
+        self.notifier.forget([order.order_id for order in orders])
 
     async def stop(self) -> None:
         await self._background.cancel_all()
