@@ -22,7 +22,7 @@ from copytrader.brokers.model import ConnectionEvent, ConnectionState, FillEvent
 from .harness import ACCOUNT, PLATFORMS, Harness
 
 #: Platforms whose adapter bounds its per-order memory with :class:`FinishedOrders`.
-BOUNDED = ["rithmic"]
+BOUNDED = ["rithmic", "dtc", "tradovate", "projectx"]
 
 
 def finished_tables(root: Any, depth: int = 4) -> list[FinishedOrders]:
