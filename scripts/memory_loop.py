@@ -119,16 +119,16 @@ async def run(
     entry = PLATFORMS[platform]
     async with entry.start() as harness:
         harness.exchange.history_limit = history_limit
+        await harness.adapter.connect()  # some adapters build their ledger here
         for table in finished_tables(harness.adapter):
             table.keep = keep
-        await harness.adapter.connect()
         fills: dict[str, int] = {}
         events = harness.adapter.events()
 
         async def count() -> None:
             async for event in events:
-                if isinstance(event, FillEvent) and event.client_order_id:
-                    fills[event.client_order_id] = fills.get(event.client_order_id, 0) + event.quantity
+                if isinstance(event, FillEvent):  # by broker id: a fill may beat the place's answer
+                    fills[event.broker_order_id] = fills.get(event.broker_order_id, 0) + event.quantity
 
         counter = asyncio.create_task(count())
         started = time.monotonic()

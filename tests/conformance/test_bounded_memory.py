@@ -38,7 +38,8 @@ def finished_tables(root: Any, depth: int = 4) -> list[FinishedOrders]:
 
 
 class Fills:
-    """Quantity reported per client order id, read from the adapter's event stream."""
+    """Quantity reported per broker order id, read from the adapter's event stream (by broker
+    id: on some platforms a fill can arrive before the place's answer names our id)."""
 
     def __init__(self, harness: Harness) -> None:
         self.subscription = harness.adapter.events()
@@ -47,8 +48,8 @@ class Fills:
     def __call__(self) -> dict[str, int]:
         while not self.subscription.queue.empty():
             event = self.subscription.queue.get_nowait()
-            if isinstance(event, FillEvent) and event.client_order_id:
-                self.by_order[event.client_order_id] = self.by_order.get(event.client_order_id, 0) + event.quantity
+            if isinstance(event, FillEvent):
+                self.by_order[event.broker_order_id] = self.by_order.get(event.broker_order_id, 0) + event.quantity
         return self.by_order
 
 
@@ -57,8 +58,8 @@ async def place_filled(harness: Harness, fills: Fills, names: Iterator[str], cou
     for n in range(count):
         name = next(names)
         side = Side.BUY if n % 2 == 0 else Side.SELL
-        await harness.adapter.place(PlaceOrder(ACCOUNT, name, harness.symbol, side, 1))
-        placed.append(name)
+        ack = await harness.adapter.place(PlaceOrder(ACCOUNT, name, harness.symbol, side, 1))
+        placed.append(ack.broker_order_id)
     await wait_until(lambda: all(fills().get(name) for name in placed), timeout_s=20, what="every order's fill")
     return placed
 
