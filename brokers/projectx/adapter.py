@@ -30,6 +30,7 @@ from ..errors import (
     UnknownOrder,
     UnsupportedOperation,
 )
+from ..finished import Replay
 from ..model import (
     AccountSnapshot,
     CancelOrder,
@@ -45,7 +46,6 @@ from ..model import (
     Side,
     TimeInForce,
 )
-from ..finished import Replay
 from ..ratebudget import Priority, RateBudget
 from ..wire import excerpt
 from . import answers, codec, parsing

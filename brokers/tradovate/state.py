@@ -351,7 +351,7 @@ class EntityCache:
         if not emit or view is None or view.account_id not in self.our_ids:
             self._retire_if_done(order_id)
             return []
-        fill = [
+        fill: list[BrokerEvent] = [
             FillEvent(
                 account_id=self.our_ids[view.account_id],
                 client_order_id=view.cl_ord_id,
