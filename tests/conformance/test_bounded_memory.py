@@ -123,3 +123,44 @@ async def test_fingerprints_go_when_the_broker_no_longer_replays_their_orders(pl
         assert {name: fills()[name] for name in first + after} == dict.fromkeys(first + after, 1)
         # the kernel keeps at most history_limit + its slack finished orders; only those may stay
         assert sum(t.fingerprint_count for t in tables) <= 3
+
+
+#: Simulator tables that grow with requests on purpose: DTC refuses a reused ClientOrderID for
+#: the whole session (D-A22); rate-limit windows and the request log are bounded by time/size.
+GROWS_ON_PURPOSE = ("used_client_ids", "._events", "api.calls", ".log", "lines_seen")
+
+
+def containers(root: Any, path: str, seen: set[int], depth: int = 6) -> Iterator[tuple[str, int]]:
+    """(path, length) of every dict/set/list reachable from ``root`` through attributes."""
+    if depth < 0 or isinstance(root, str | bytes | int | float | bool | type(None)) or id(root) in seen:
+        return
+    seen.add(id(root))
+    if isinstance(root, dict | set | list):
+        yield path, len(root)
+        values = list(root.values()) if isinstance(root, dict) else list(root)
+        for value in values[:20]:
+            yield from containers(value, path + "[*]", seen, depth - 1)
+        return
+    if type(root).__module__.startswith(("asyncio", "aiohttp", "ssl", "socket", "logging", "quickfix")):
+        return
+    attributes = getattr(root, "__dict__", None)
+    values = dict(attributes) if isinstance(attributes, dict) else {}
+    values.update({slot: getattr(root, slot) for slot in getattr(type(root), "__slots__", ()) if hasattr(root, slot)})
+    for key, value in values.items():
+        yield from containers(value, f"{path}.{key}", seen, depth - 1)
+
+
+@pytest.mark.parametrize("platform", [*BOUNDED, "fix", "ninjatrader"])
+async def test_simulator_tables_forget_what_the_kernel_forgot(platform: str) -> None:
+    async with PLATFORMS[platform].start() as harness:
+        harness.exchange.history_limit = 2  # the kernel keeps at most 3 finished orders per account
+        await harness.adapter.connect()
+        fills, ids = Fills(harness), names()
+        await place_filled(harness, fills, ids, 30)
+        grown = {
+            path: size
+            for path, size in containers(harness.simulator, "simulator", {id(harness.exchange)})
+            if size >= 20 and not any(part in path for part in GROWS_ON_PURPOSE)
+        }
+        assert grown == {}
+        assert len(harness.exchange.account(harness.kernel_account).orders) <= 3
