@@ -60,15 +60,14 @@ class Ledger:
             self._filled.pop(old, None)
             self._fill_ids.pop(old, None)
 
-    def _revived(self, basket: str, average_price: Decimal | None) -> bool:
-        """A forgotten order shows up again: back in full with what was reported (its value
-        at ``average_price``, the best known). False when the order is not forgotten."""
+    def _revived(self, basket: str, average_price: Decimal | None) -> None:
+        """A forgotten order shows up again changed: back in full with what was reported (its
+        value at ``average_price``, the best known). Nothing happens for an order not forgotten."""
         reported = self.finished.forgotten(basket)
         if reported is None:
-            return False
+            return
         self.finished.reopened(basket)
         self._filled[basket] = _Filled(reported, reported * (average_price or Decimal(0)))
-        return True
 
     def is_old_news(self, event: OrderEvent) -> bool:
         """A finished order forgotten here and shown again unchanged (a replay of the day)."""
