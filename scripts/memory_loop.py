@@ -133,11 +133,13 @@ async def run(
         counter = asyncio.create_task(count())
         started = time.monotonic()
         before: dict[str, Any] = {}
+        placed: list[str] = []
         for n in range(orders):
             if n == warmup:
                 before = measure(harness)
             side = Side.BUY if n % 2 == 0 else Side.SELL
-            await harness.adapter.place(PlaceOrder(ACCOUNT, f"m{n}", harness.symbol, side, 1))
+            ack = await harness.adapter.place(PlaceOrder(ACCOUNT, f"m{n}", harness.symbol, side, 1))
+            placed.append(ack.broker_order_id)
             if reconnect_every and n % reconnect_every == reconnect_every - 1:
                 await reconnect(harness)
         deadline = time.monotonic() + 30
@@ -159,6 +161,7 @@ async def run(
             "fills_reported": sum(fills.values()),
             "fingerprints": [t.fingerprint_count for t in finished_tables(harness.adapter)],
             "orders_filled_twice": sum(1 for q in fills.values() if q > 1),
+            "orders_without_fill": [order_id for order_id in placed if not fills.get(order_id)][:10],
             "traced_mib": [before["traced_mib"], after["traced_mib"]],
             "rss_mib": [before["rss_mib"], after["rss_mib"]],
             "containers_grown": dict(sorted(grew.items(), key=lambda item: -item[1][1])[:15]),
