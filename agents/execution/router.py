@@ -135,6 +135,9 @@ class OrderRouter:
     ``journal`` None (unit tests of other parts) keeps only the in-memory layer.
     """
 
+    #: Placed orders whose stamps wait for their last fill; the oldest go beyond this (#18).
+    inflight_limit = 100_000
+
     def __init__(
         self, pool: SessionPool, outbox: Outbox, journal: AttemptJournal | None = None, deadline_s: float = 5.0
     ) -> None:
@@ -180,6 +183,8 @@ class OrderRouter:
         key = intent.client_order_id
         stamps = stamp(intent.stamps, "sent")
         self.inflight[key] = InFlight(intent.signal_id, stamps, intent.reference_price)
+        if len(self.inflight) > self.inflight_limit:  # orders never seen to end (a lost final event)
+            del self.inflight[next(iter(self.inflight))]
         stats = self.stats.setdefault(intent.account_id, AccountStats())
         try:
             adapter = await self.pool.adapter_for(intent.account_id)

@@ -254,19 +254,25 @@ class DtcAdapter(BrokerAdapter):
         return self.book.history_fills([fill for m in found if (fill := self._read(read, m))])
 
     async def _resync(self, *, emit: bool) -> None:
-        """Open orders, positions and fills of every account; emit what changed (``emit``)."""
+        """Open orders, positions and fills of every account; emit what changed (``emit``).
+        Forgotten orders a complete fill history no longer lists are forgotten for good."""
+        replay, complete = self.book.finished.begin_replay(), True
         for account_id in self.config.accounts:
             try:
                 fills = await self.fill_history(account_id)
             except RequestRefused as exc:  # a server without fill history: resync what it has
                 self.report(f"fill history of {account_id} refused, fills missed while away cannot be read: {exc}")
-                fills = []
+                fills, complete = [], False
+            for fill in fills:
+                self.book.finished.listed(replay, fill.broker_order_id)
             events = self.book.reconcile(
                 account_id, await self.open_orders(account_id), fills, await self.positions(account_id)
             )
             if emit:
                 for event in events:
                     self._emit(event)
+        if complete:
+            self.book.forget_for_good(self.book.finished.end_replay(replay))
 
     # -- the wire ----------------------------------------------------------------------------
     def live(self) -> DtcConnection:

@@ -5,6 +5,12 @@ but not the ClientOrderID, and OPEN_ORDERS_REQUEST never returns filled or cance
 (trading-messages page). So the ServerOrderID ↔ ClientOrderID pairs read from ORDER_UPDATEs are
 what lets a fill from the history be traced to our order. The broker is still asked every time
 (lookup, resync); this only translates its answers, and counts each execution once.
+
+Finished orders do not stay forever (#18): beyond the latest ``keep`` an order's state, fill
+ids and command go, and a fingerprint stays (:mod:`..finished`: the quantity reported, and the
+ServerOrderID → ClientOrderID pair, which lookup still needs while the fill history lists the
+order). A history fill of a forgotten order within that quantity is old news. Both go when a
+complete resync's fill history no longer lists the order (the server's window moved on).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
+from ..finished import KEEP_IN_FULL, FinishedOrders
 from ..model import BrokerEvent, FillEvent, OrderEvent, OrderStatus, PlaceOrder, PositionEvent
 from . import enums as e
 from . import parsing
@@ -28,7 +35,7 @@ def _state(event: OrderEvent) -> tuple[object, ...]:
 
 
 class SessionBook:
-    def __init__(self, accounts: dict[str, str]) -> None:
+    def __init__(self, accounts: dict[str, str], keep: int = KEEP_IN_FULL) -> None:
         self.ours = {dtc: ours for ours, dtc in accounts.items()}  # TradeAccount → our account id
         self.client_ids: dict[str, str] = {}  # ServerOrderID → ClientOrderID
         self.server_ids: dict[tuple[str, str], list[str]] = {}  # (account, ClientOrderID) → ServerOrderIDs
@@ -36,6 +43,32 @@ class SessionBook:
         self.fills_seen: set[tuple[str, str]] = set()  # (account, execution id)
         self.positions: dict[tuple[str, str], int] = {}  # (account, symbol) → net quantity last reported
         self.placed: dict[tuple[str, str], PlaceOrder] = {}  # commands of this session (fill in bare rejects)
+        self._fills_of: dict[str, list[tuple[str, str]]] = {}  # ServerOrderID → its fills_seen keys
+        self._filled: dict[str, int] = {}  # ServerOrderID → quantity reported
+        self.finished = FinishedOrders(lambda server_id: self._filled.get(server_id, 0), keep)
+
+    def _retire(self, server_id: str) -> None:
+        """``server_id`` ended: the oldest finished orders beyond ``keep`` leave the maps (their
+        ServerOrderID → ClientOrderID pair stays with the fingerprint, for lookup)."""
+        for old in self.finished.finished(server_id):
+            last = self.orders.pop(old, None)
+            self._filled.pop(old, None)
+            self.fills_seen.difference_update(self._fills_of.pop(old, ()))
+            client_id = self.client_ids.get(old)
+            if last is None or client_id is None:
+                continue
+            key = (last.account_id, client_id)
+            others = [s for s in self.server_ids.get(key, ()) if s != old]
+            if others:
+                self.server_ids[key] = others
+            else:
+                self.server_ids.pop(key, None)
+                self.placed.pop(key, None)
+
+    def forget_for_good(self, server_ids: list[str]) -> None:
+        """Fingerprints a complete fill history no longer lists: their pairs go too."""
+        for server_id in server_ids:
+            self.client_ids.pop(server_id, None)
 
     # -- ids ----------------------------------------------------------------------------------
     def account_of(self, msg: Message) -> str | None:
@@ -45,6 +78,8 @@ class SessionBook:
         if not client_id or not server_id:
             return
         self.client_ids[server_id] = client_id
+        if self.finished.forgotten(server_id) is not None:
+            return  # an update of a forgotten order: its pair is kept with the fingerprint
         known = self.server_ids.setdefault((account, client_id), [])
         if server_id not in known:
             known.append(server_id)
@@ -77,7 +112,7 @@ class SessionBook:
             problems.append(exc)
         try:
             fill = self._fill(msg, account, server_id)
-            if fill is not None and self.new_fill(account, fill.fill_id):
+            if fill is not None and self.new_fill(account, fill):
                 events.append(fill)
         except parsing.BAD_VALUES as exc:
             problems.append(exc)
@@ -105,6 +140,7 @@ class SessionBook:
         if refused and command is None and not msg.as_int("BuySell"):
             return None  # a bare reject of a request that was no order of ours (an OCO leg): its requester hears it
         if refused and command is not None:  # a bare reject: the order's terms are our command's
+            del self.placed[(account, client_id)]  # used up: a retry is a new place
             return OrderEvent(
                 account_id=account,
                 client_order_id=client_id,
@@ -124,15 +160,43 @@ class SessionBook:
         """Remember ``event`` as its order's state; True when that state is new."""
         if not event.broker_order_id:
             return True
-        last = self.orders.get(event.broker_order_id)
-        self.orders[event.broker_order_id] = event
+        server_id = event.broker_order_id
+        forgotten = self.finished.forgotten(server_id)
+        if forgotten is not None and event.status.is_final and event.filled_quantity <= forgotten:
+            return False  # a forgotten order shown again as it ended
+        if forgotten is not None:
+            self._revive(server_id, forgotten)
+        last = self.orders.get(server_id)
+        self.orders[server_id] = event
+        if event.status.is_final:
+            self._retire(server_id)
+        else:
+            self.finished.reopened(server_id)
         return last is None or _state(last) != _state(event)
 
-    def new_fill(self, account: str, fill_id: str) -> bool:
-        key = (account, fill_id)
+    def _revive(self, server_id: str, reported: int) -> None:
+        self.finished.reopened(server_id)
+        self._filled[server_id] = reported
+
+    def new_fill(self, account: str, fill: FillEvent) -> bool:
+        """True (and counted) when ``fill`` was never reported: by execution id, and for a
+        forgotten order by its cumulative quantity against the quantity reported."""
+        server_id = fill.broker_order_id
+        forgotten = self.finished.forgotten(server_id)
+        if forgotten is not None:
+            if fill.cumulative_quantity <= forgotten:
+                return False
+            self._revive(server_id, forgotten)
+        key = (account, fill.fill_id)
         if key in self.fills_seen:
             return False
         self.fills_seen.add(key)
+        if server_id:
+            self._fills_of.setdefault(server_id, []).append(key)
+            self._filled[server_id] = self._filled.get(server_id, 0) + fill.quantity
+            last = self.orders.get(server_id)
+            if forgotten is not None and (last is None or last.status.is_final):
+                self._retire(server_id)  # a late fill of an order that had ended
         return True
 
     def position_update(self, msg: Message) -> PositionEvent | None:
@@ -164,7 +228,7 @@ class SessionBook:
         """What changed while we were away, each change once: unseen fills, orders whose state
         moved (orders we knew as live and that are no longer open ended: filled when the history
         covers their quantity, else canceled), and positions that differ from the last report."""
-        events: list[BrokerEvent] = [f for f in fills if self.new_fill(account, f.fill_id)]
+        events: list[BrokerEvent] = [f for f in fills if self.new_fill(account, f)]
         filled: dict[str, int] = {}
         for fill in fills:
             filled[fill.broker_order_id] = filled.get(fill.broker_order_id, 0) + fill.quantity

@@ -45,6 +45,9 @@ from .settings import initiator_session_id, initiator_settings
 from .tracking import JOURNAL, SessionBook
 
 log = logging.getLogger(__name__)
+#: Our order messages whose MsgSeqNum a session Reject may name; the oldest go beyond this
+#: (a Reject answers a message just sent, and its request waits only ``timeout_s``).
+SENT_SEQ_KEPT = 10_000
 
 
 class FixAdapter(BrokerAdapter, Listener):
@@ -182,6 +185,8 @@ class FixAdapter(BrokerAdapter, Listener):
         if msg_type in (m.NEW_ORDER, m.CANCEL, m.REPLACE, m.STATUS):
             try:
                 self.sent_seq[seq_num] = (msg_type, parse(raw).get(m.CL_ORD_ID))
+                if len(self.sent_seq) > SENT_SEQ_KEPT:  # a Reject names a message just sent (#18)
+                    del self.sent_seq[next(iter(self.sent_seq))]
             except FixDecodeError:
                 pass
 

@@ -30,6 +30,7 @@ from ..errors import (
     UnknownOrder,
     UnsupportedOperation,
 )
+from ..finished import Replay
 from ..model import (
     AccountSnapshot,
     CancelOrder,
@@ -407,27 +408,39 @@ class ProjectXAdapter(BrokerAdapter):
     async def reconcile(self) -> None:
         """After a gap in the hub: replay what REST says changed, each change once."""
         since = utcnow() - timedelta(hours=self.px.order_lookback_h)
+        replay, complete = self.tracker.finished.begin_replay(), True
         for ours, account in self._ids.items():
             try:
-                await self._reconcile_account(ours, account, since)
+                complete &= await self._reconcile_account(ours, account, since, replay)
             except codec.ProtocolError as exc:  # an answer that does not read: say so, go on
                 self._bad_answer(exc)
+                complete = False
+        if complete:  # forgotten orders the look-back window no longer holds: gone for good
+            self.tracker.finished.end_replay(replay)
         self.reconciled.set()
 
-    async def _reconcile_account(self, ours: str, account: int, since: datetime) -> None:
-        """One account's trades, orders and positions; an unreadable row is reported and skipped."""
+    async def _reconcile_account(self, ours: str, account: int, since: datetime, replay: Replay) -> bool:
+        """One account's trades, orders and positions; an unreadable row is reported and skipped.
+        True when the order history was read too (the replay then lists every order it holds).
+        The history is read when an order we knew open is no longer open, or when fingerprints
+        of forgotten orders wait to be dropped (more than ``keep`` of them)."""
         body = {"accountId": account, "startTimestamp": parsing.format_time(since)}
-        trades = await self._call(px.TRADE_SEARCH, body, Priority.MODIFY, idempotent=True)
-        self._read_each(self.tracker.fill_event, answers.rows(trades, "trades"))
+        trades = answers.rows(await self._call(px.TRADE_SEARCH, body, Priority.MODIFY, idempotent=True), "trades")
+        self._list(replay, trades, "orderId")
+        self._read_each(self.tracker.fill_event, trades)
         open_orders = answers.rows(
             await self._call(px.ORDER_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True),
             "orders",
         )
         open_ids = {str(o.get("id")) for o in open_orders}
         self._read_each(self.tracker.order_event, open_orders)
-        if any(oid not in open_ids for oid in self.tracker.open_order_ids(ours)):
+        finished = self.tracker.finished
+        complete = finished.fingerprint_count > finished.keep
+        if complete or any(oid not in open_ids for oid in self.tracker.open_order_ids(ours)):
             history = answers.rows(await self._call(px.ORDER_SEARCH, body, Priority.MODIFY, idempotent=True), "orders")
+            self._list(replay, history, "id")
             self._read_each(self.tracker.order_event, [o for o in history if str(o.get("id")) not in open_ids])
+            complete = True
         positions = answers.rows(
             await self._call(px.POSITION_SEARCH_OPEN, {"accountId": account}, Priority.MODIFY, idempotent=True),
             "positions",
@@ -437,6 +450,12 @@ class ProjectXAdapter(BrokerAdapter):
             still_open = {self._symbol_for(p["contractId"]) for p in positions}
         for flat in self.tracker.flat_positions(ours, still_open):
             self._emit(flat)
+        return complete
+
+    def _list(self, replay: Replay, rows: list[Any], key: str) -> None:
+        for row in rows:
+            if isinstance(row, dict):
+                self.tracker.finished.listed(replay, str(row.get(key)))
 
     def _emit_if(self, event: Any) -> None:
         if event is not None:

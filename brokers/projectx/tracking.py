@@ -3,6 +3,12 @@
 Trades on the hub carry no cumulative or remaining quantity, and after a reconnect the same
 order or trade may be seen twice (hub, then reconciliation via REST). This tracker keeps what
 is needed to fill in ``cumulative_quantity``/``leaves_quantity`` and to emit each change once.
+
+Finished orders do not stay forever (#18): an order that ended with all its trades counted
+leaves the maps beyond the latest ``keep`` such orders, as a fingerprint (:mod:`..finished`).
+A trade or an unchanged final state of a forgotten order, replayed by the reconciliation's
+searches, is old news. A fingerprint goes when a complete reconciliation (trades, open orders
+and the order history of the look-back window) no longer lists its order.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...common.clock import utcnow
+from ..finished import KEEP_IN_FULL, FinishedOrders
 from ..model import FillEvent, OrderEvent, OrderStatus, PositionEvent
 from . import answers, parsing
 from . import schemas as px
@@ -29,19 +36,43 @@ class TrackedOrder:
 
 
 class Tracker:
-    def __init__(self, names_to_ours: dict[int, str], symbol_for: Any) -> None:
+    def __init__(self, names_to_ours: dict[int, str], symbol_for: Any, keep: int = KEEP_IN_FULL) -> None:
         self._ours = names_to_ours  # ProjectX accountId → our account id
         self._symbol_for = symbol_for  # contractId → our symbol
         self.orders: dict[str, TrackedOrder] = {}
         self.by_client_id: dict[tuple[str, str], str] = {}
         self._trades_seen: set[int] = set()
         self._positions: dict[tuple[str, str], tuple[int, Any]] = {}
+        self.finished = FinishedOrders(self._reported, keep)
+
+    def _reported(self, broker_id: str) -> int:
+        tracked = self.orders.get(broker_id)
+        return tracked.filled if tracked is not None else 0
+
+    def _retire_if_done(self, tracked: TrackedOrder) -> None:
+        """An order that ended with every trade counted may push the oldest such order out."""
+        last = tracked.last
+        if last is None or not last.status.is_final or tracked.filled < last.filled_quantity:
+            return
+        for old in self.finished.finished(tracked.broker_order_id):
+            gone = self.orders.pop(old, None)
+            if gone is None:
+                continue
+            self._trades_seen.difference_update(gone.trade_ids)
+            key = (gone.account_id, gone.client_order_id or "")
+            if self.by_client_id.get(key) == old:
+                del self.by_client_id[key]
+
+    def forgotten(self, broker_id: str) -> bool:
+        return self.finished.forgotten(broker_id) is not None
 
     def ours(self, account_id: Any) -> str | None:
         return self._ours.get(int(account_id)) if account_id is not None else None
 
     # -- orders ------------------------------------------------------------------------
     def remember(self, account_id: str, client_order_id: str, broker_order_id: str, symbol: str, size: int) -> None:
+        if self.forgotten(broker_order_id):
+            return  # it ended, was counted and forgotten before the answer was read
         tracked = self.orders.get(broker_order_id)
         if tracked is None:
             tracked = self.orders[broker_order_id] = TrackedOrder(broker_order_id, account_id, client_order_id, symbol)
@@ -72,7 +103,13 @@ class Tracker:
         limit_price = parsing.to_decimal(payload.get("limitPrice"))
         stop_price = parsing.to_decimal(payload.get("stopPrice"))
         timestamp = parsing.parse_time(payload.get("updateTimestamp")) or utcnow()
+        reported = self.finished.forgotten(broker_id)
+        if reported is not None and status.is_final and fill_volume <= reported:
+            return None  # a forgotten order, replayed as it ended
         tracked = self.orders.get(broker_id)
+        if tracked is None and reported is not None:  # it changed after all (a bust): back in full
+            self.finished.reopened(broker_id)
+            tracked = self.orders[broker_id] = TrackedOrder(broker_id, account_id, tag, symbol, filled=reported)
         if tracked is None:
             tracked = self.orders[broker_id] = TrackedOrder(broker_id, account_id, tag, symbol)
         if tag:
@@ -99,6 +136,7 @@ class Tracker:
         if tracked.last is not None and _same(tracked.last, event):
             return None
         tracked.last = event
+        self._retire_if_done(tracked)
         return event
 
     # -- fills -------------------------------------------------------------------------
@@ -116,6 +154,8 @@ class Tracker:
         if account_id is None or trade_id in self._trades_seen or payload.get("voided"):
             return None
         broker_id = str(answers.integer(payload.get("orderId"), "trade orderId", payload))
+        if self.forgotten(broker_id):
+            return None  # every trade of a forgotten order was counted before it was forgotten
         symbol = self._symbol_for(payload["contractId"])
         size = answers.integer(payload.get("size"), "trade size", payload)
         price = parsing.to_decimal(payload.get("price"))
@@ -130,7 +170,7 @@ class Tracker:
         tracked.filled += size
         tracked.trade_ids.add(trade_id)
         total = max(tracked.size, tracked.filled)
-        return FillEvent(
+        fill = FillEvent(
             account_id=account_id,
             client_order_id=tracked.client_order_id,
             broker_order_id=broker_id,
@@ -143,6 +183,8 @@ class Tracker:
             leaves_quantity=total - tracked.filled,
             timestamp=timestamp,
         )
+        self._retire_if_done(tracked)
+        return fill
 
     # -- positions ---------------------------------------------------------------------
     def position_event(self, payload: Any) -> PositionEvent | None:

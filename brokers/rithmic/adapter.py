@@ -117,12 +117,15 @@ class RithmicAdapter(BrokerAdapter):
                 self.ledger.position(position)
 
     async def _resync(self) -> None:
-        """After a reconnect: every order and position change the pushes of the gap carried."""
+        """After a reconnect: every order and position change the pushes of the gap carried.
+        Forgotten orders the day's orders (324) no longer list are forgotten for good."""
+        replay = self.ledger.finished.begin_replay()
         for account in self.config.accounts.values():
             found: dict[str, tuple[OrderEvent, Message]] = {}
             for order, message in await self._orders(account, 324) + await self._orders(account, 320):
                 found[order.broker_order_id] = (order, message)  # 320 (open now) overrides 324
             for order, message in found.values():
+                self.ledger.finished.listed(replay, order.broker_order_id)
                 average = _average(message.avg_fill_price)
                 fill = self.ledger.missed_fill(order, average)
                 if fill is not None:
@@ -138,6 +141,7 @@ class RithmicAdapter(BrokerAdapter):
                     self._emit(event)
             for flat in self.ledger.flat_positions(self._ours[account], {p.symbol for p in positions}):
                 self._emit(flat)
+        self.ledger.finished.end_replay(replay)
 
     # -- orders ----------------------------------------------------------------------------
     async def place(self, command: PlaceOrder) -> OrderAck:

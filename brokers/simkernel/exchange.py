@@ -33,6 +33,7 @@ from .records import REJECT_CODES, SimAccount, SimError, SimOrder, SimPosition
 __all__ = [
     "REJECT_CODES",
     "FaultListener",
+    "ForgetListener",
     "KernelEvent",
     "Listener",
     "SimAccount",
@@ -45,6 +46,9 @@ __all__ = [
 KernelEvent = OrderEvent | FillEvent | FillCorrection | PositionEvent
 Listener = Callable[[KernelEvent], None]
 FaultListener = Callable[[str], None]
+#: Told ``(account name, orders)`` when the kernel forgets finished orders, so a simulator
+#: drops its own per-order tables with them (its memory stays bounded like the kernel's).
+ForgetListener = Callable[[str, list[SimOrder]], None]
 
 
 #: Finished orders an account keeps (working ones are always kept). A real broker's order
@@ -81,6 +85,8 @@ class SimExchange:
         self._fault_listeners: list[FaultListener] = []
         self._children: dict[str, list[SimOrder]] = {}  # parent order id → held OSO children
         self._oco_filled: OrderedDict[str, None] = OrderedDict()  # OCO groups one member of which filled
+        self._forget_listeners: list[ForgetListener] = []
+        self._prune_live_at = 64  # ``_live`` is pruned of finished orders when it grows past this
 
     # -- wiring ----------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -88,6 +94,12 @@ class SimExchange:
 
     def remove_listener(self, listener: Listener) -> None:
         self._listeners.remove(listener)
+
+    def add_forget_listener(self, listener: ForgetListener) -> None:
+        self._forget_listeners.append(listener)
+
+    def remove_forget_listener(self, listener: ForgetListener) -> None:
+        self._forget_listeners.remove(listener)
 
     def add_fault_listener(self, listener: FaultListener) -> None:
         """Transports register here to act on a transport fault at once (drop the socket now)
@@ -170,6 +182,9 @@ class SimExchange:
         if parent_id is not None:
             return self._hold(account, order), False
         self._live[order.order_id] = order
+        if len(self._live) > self._prune_live_at:  # no market time may pass between orders
+            self._live_orders()
+            self._prune_live_at = 2 * len(self._live) + 64
         if client_order_id:
             account.by_client_id.setdefault(client_order_id, order.order_id)  # the first one
         rejected = self._reject_reason(account, order)
@@ -191,10 +206,15 @@ class SimExchange:
         """Drop the oldest finished orders (and their client-id entries) down to the limit."""
         finished = [o for o in account.orders.values() if o.status.is_final]
         excess = len(account.orders) - self.history_limit
-        for order in finished[: max(0, excess)]:
+        forgotten = finished[: max(0, excess)]
+        for order in forgotten:
             del account.orders[order.order_id]
+            self._children.pop(order.order_id, None)
             if order.client_order_id and account.by_client_id.get(order.client_order_id) == order.order_id:
                 del account.by_client_id[order.client_order_id]
+        if forgotten:
+            for listener in list(self._forget_listeners):
+                listener(account.name, forgotten)
 
     def _hold(self, account: SimAccount, order: SimOrder) -> SimOrder:
         """Accept a child order without working it; ``_release_children`` starts it."""

@@ -57,6 +57,13 @@ class FillLedger:
     def record(self, fill_id: int, order_id: int, quantity: int, price: Decimal, active: bool) -> None:
         self.fills[fill_id] = FillState(order_id, quantity, price, active)
 
+    def forget_fill(self, fill_id: int) -> None:
+        """A fill of a forgotten order leaves the ledger."""
+        self.fills.pop(fill_id, None)
+
+    def forget_trade_report(self, report_id: int) -> None:
+        self._trades.pop(report_id, None)
+
     def note_trade_report(self, e: Json) -> None:
         if e.get("lastQty") is not None and e.get("lastPx") is not None:
             self._trades[int(e["id"])] = (int(e["orderId"]), int(e["lastQty"]), Decimal(str(e["lastPx"])))

@@ -5,6 +5,13 @@ Replaced, Canceled, Rejected, Expired, Trade), fills (one FillEvent per fill id,
 duplicated push never doubles a fill) and positions. The ``clOrdId → orderId`` map comes from
 ``command`` entities, which carry the clOrdId, so it is rebuilt from the sync snapshot after a
 reconnect and also covers orders another client placed on the same account (the leader case).
+
+Finished orders do not stay forever (#18). Once an order is final and all its fills were
+reported, it may leave every map here (the view, its ids, its fills, reports and commands)
+beyond the latest ``keep`` such orders, leaving a fingerprint (:mod:`..finished`). Every entity
+of a forgotten order that a sync replays is old news and ignored (a bust of one is reported as
+unreadable, as a bust of an unknown fill is). A fingerprint goes when a sync no longer
+carries its order (the broker's day moved on).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BrokerError
+from ..finished import KEEP_IN_FULL, FinishedOrders
 from ..model import BrokerEvent, FillCorrection, FillEvent, OrderEvent, OrderStatus, PositionEvent
 from . import answers, codec, parsing
 from . import schemas as s
@@ -40,10 +48,13 @@ class OrderView:
     tif: str = s.TIF_DAY
     cum_qty: int = 0
     cl_ord_id: str | None = None
+    #: An execution report said the order ended (its cumQty is then the final one): only then
+    #: may the order be forgotten once its fills are all reported.
+    ended: bool = False
 
 
 class EntityCache:
-    def __init__(self, our_ids: dict[int, str], symbol: SymbolLookup) -> None:
+    def __init__(self, our_ids: dict[int, str], symbol: SymbolLookup, keep: int = KEEP_IN_FULL) -> None:
         self.our_ids = our_ids  # Tradovate accountId → our account id
         self._symbol = symbol
         self.orders: dict[int, OrderView] = {}
@@ -55,13 +66,55 @@ class EntityCache:
         self.ledger = FillLedger()  # fills as last reported, for busts
         self.commands: dict[int, tuple[int, str]] = {}  # commandId → (orderId, commandType)
         self._seen_command_reports: set[int] = set()
+        self._entities_of: dict[int, list[tuple[str, int]]] = {}  # orderId → ids kept for it
+        self.finished = FinishedOrders(lambda order_id: self.filled.get(int(order_id), 0), keep)
         #: Called with every value or entity the adapter could not read (``UnknownEnumValue`` or
         #: ``CodecError``, raw text inside); the feed's handler never raises.
         self.on_protocol_error: Callable[[BrokerError], None] = _log_protocol_error
 
+    # -- forgetting -----------------------------------------------------------------------------
+    def _forgotten(self, order_id: Any) -> bool:
+        return self.finished.forgotten(str(order_id)) is not None
+
+    def _note(self, order_id: int, kind: str, ident: int) -> None:
+        """Remember that ``ident`` (a command, report, trade or fill id) belongs to the order."""
+        self._entities_of.setdefault(order_id, []).append((kind, ident))
+
+    def _retire_if_done(self, order_id: int) -> None:
+        """A final order whose fills were all reported may push the oldest such order out."""
+        view = self.orders.get(order_id)
+        if view is None or not view.ended or self.filled.get(order_id, 0) < view.cum_qty:
+            return
+        for old in self.finished.finished(str(order_id)):
+            self._drop(int(old))
+
+    def _drop(self, order_id: int) -> None:
+        view = self.orders.pop(order_id, None)
+        cl_ord_id = self.cl_by_order.pop(order_id, None)
+        if view is not None and cl_ord_id is not None and self.by_client.get((view.account_id, cl_ord_id)) == order_id:
+            del self.by_client[(view.account_id, cl_ord_id)]
+        self.filled.pop(order_id, None)
+        for kind, ident in self._entities_of.pop(order_id, ()):
+            if kind == "command":
+                self.commands.pop(ident, None)
+            elif kind == "command_report":
+                self._seen_command_reports.discard(ident)
+            elif kind == "report":
+                self._seen_reports.discard(ident)
+                self.ledger.forget_trade_report(ident)
+            else:  # a fill
+                self.ledger.forget_fill(ident)
+
     # -- snapshot ------------------------------------------------------------------------------
     async def apply_snapshot(self, snap: Json, *, emit: bool) -> list[BrokerEvent]:
-        """Load a SyncMessage; with ``emit`` return events for what changed since the last view."""
+        """Load a SyncMessage; with ``emit`` return events for what changed since the last view.
+        The sync carries everything the broker holds, so forgotten orders it no longer carries
+        are forgotten for good."""
+        replay = self.finished.begin_replay()
+        for key in ("orders", "executionReports", "fills"):
+            for entity in self._rows(snap, key):
+                if isinstance(entity, dict):
+                    self.finished.listed(replay, str(entity.get("id") if key == "orders" else entity.get("orderId")))
         events: list[BrokerEvent] = []
         for kind, key in (
             (s.ENTITY_COMMAND, "commands"),
@@ -77,6 +130,7 @@ class EntityCache:
             events += await self.apply(s.ENTITY_FILL, entity, emit=emit)
         for entity in self._rows(snap, "positions"):
             events += await self.apply(s.ENTITY_POSITION, entity, emit=emit)
+        self.finished.end_replay(replay)
         return events
 
     def _rows(self, snap: Json, key: str) -> list[Any]:
@@ -105,8 +159,11 @@ class EntityCache:
 
     async def _command(self, e: Json, emit: bool) -> list[BrokerEvent]:
         cl_ord_id, order_id = e.get("clOrdId"), e.get("orderId")
+        if order_id is not None and self._forgotten(order_id):
+            return []  # a command of a forgotten order, replayed
         if e.get("id") is not None and order_id is not None:
             self.commands[int(e["id"])] = (int(order_id), str(e.get("commandType")))
+            self._note(int(order_id), "command", int(e["id"]))
         self._outcome(e)
         if cl_ord_id and order_id is not None and e.get("commandType") == s.CMD_NEW:
             self.cl_by_order[int(order_id)] = str(cl_ord_id)
@@ -129,10 +186,13 @@ class EntityCache:
         report_id = int(e["id"])
         if report_id in self._seen_command_reports:
             return []
-        self._seen_command_reports.add(report_id)
-        outcome = self._outcome(e)
         command = self.commands.get(int(e.get("commandId") or -1))
-        if outcome is not parsing.CommandOutcome.REJECTED or command is None or command[1] == s.CMD_NEW:
+        if command is None:
+            return []  # a command never seen (or of a forgotten order): nothing to tell
+        self._seen_command_reports.add(report_id)
+        self._note(command[0], "command_report", report_id)
+        outcome = self._outcome(e)
+        if outcome is not parsing.CommandOutcome.REJECTED or command[1] == s.CMD_NEW:
             return []
         view = self.orders.get(command[0])
         if not emit or view is None or view.account_id not in self.our_ids:
@@ -143,6 +203,8 @@ class EntityCache:
 
     async def _order(self, e: Json, emit: bool) -> list[BrokerEvent]:
         order_id = int(e["id"])
+        if self._forgotten(order_id):
+            return []
         view = self.orders.get(order_id)
         if view is None:
             view = self.orders[order_id] = OrderView(
@@ -170,10 +232,13 @@ class EntityCache:
 
     async def _report(self, e: Json, emit: bool) -> list[BrokerEvent]:
         report_id = int(e["id"])
+        exec_type = e.get("execType")
         if report_id in self._seen_reports:
             return []
+        if self._forgotten(e.get("orderId")) and exec_type not in (s.EXEC_TRADE_CANCEL, s.EXEC_TRADE_CORRECT):
+            return []  # a report of a forgotten order, replayed (a bust still goes on: reported unreadable)
         self._seen_reports.add(report_id)
-        exec_type = e.get("execType")
+        self._note(int(e["orderId"]), "report", report_id)
         if exec_type not in s.EXEC_TYPES:
             self.on_protocol_error(parsing.UnknownEnumValue("execType", exec_type))
         elif exec_type == s.EXEC_TRADE:
@@ -187,14 +252,19 @@ class EntityCache:
             )
         view.ord_status = str(e.get("ordStatus") or view.ord_status)
         view.cum_qty = int(e.get("cumQty") or view.cum_qty)
+        said = e.get("ordStatus")
+        view.ended = bool(said) and parsing.status_from(str(said), view.cum_qty, view.quantity).is_final
         if not emit or view.account_id not in self.our_ids:
+            self._retire_if_done(view.order_id)
             return []
         reason = None
         if e.get("execType") == s.EXEC_REJECTED:
             reason = ": ".join(str(x) for x in (e.get("rejectReason"), e.get("text")) if x)
         elif e.get("text"):
             reason = str(e["text"])
-        return [await self._order_event(view, reason, s.parse_iso(e.get("timestamp")))]
+        event = await self._order_event(view, reason, s.parse_iso(e.get("timestamp")))
+        self._retire_if_done(view.order_id)
+        return [event]
 
     async def _order_event(self, view: OrderView, reason: str | None, ts: Any) -> OrderEvent:
         return OrderEvent(
@@ -256,6 +326,10 @@ class EntityCache:
     async def _fill(self, e: Json, emit: bool) -> list[BrokerEvent]:
         fill_id = answers.integer(e.get("id"), "fill id", e)
         active = e.get("active") is not False
+        if fill_id not in self.ledger.fills and self._forgotten(e.get("orderId")):
+            if not active:  # a bust of a fill of a forgotten order: say so, never drop it silently
+                self.on_protocol_error(parsing.UnknownEnumValue("fill of a forgotten order, busted", fill_id))
+            return []  # every fill of a forgotten order was reported before it was forgotten
         if fill_id in self.ledger.fills and not active:  # a bust
             return await self._correction(self.ledger.change(fill_id, busted=True), e, emit)
         # Read strictly before anything is recorded: a fill is money, so a quantity that is not
@@ -269,13 +343,15 @@ class EntityCache:
             return await self._correction(change, e, emit)
         order_id = answers.integer(e.get("orderId"), "fill orderId", e)
         self.ledger.record(fill_id, order_id, quantity, price, active)
+        self._note(order_id, "fill", fill_id)
         if not active:
             return []  # busted before we ever saw it: it never counted
         cumulative = self.filled[order_id] = self.filled.get(order_id, 0) + quantity
         view = self.orders.get(order_id)
         if not emit or view is None or view.account_id not in self.our_ids:
+            self._retire_if_done(order_id)
             return []
-        return [
+        fill: list[BrokerEvent] = [
             FillEvent(
                 account_id=self.our_ids[view.account_id],
                 client_order_id=view.cl_ord_id,
@@ -290,6 +366,8 @@ class EntityCache:
                 timestamp=s.parse_iso(e.get("timestamp")),
             )
         ]
+        self._retire_if_done(order_id)
+        return fill
 
     async def _position(self, e: Json, emit: bool) -> list[BrokerEvent]:
         key = (int(e["accountId"]), int(e["contractId"]))
@@ -314,6 +392,8 @@ class EntityCache:
         """Remember an order we just placed before its pushes arrive, so an immediate
         modify/cancel by clOrdId works; the pushed entities overwrite these guesses."""
         cl_ord_id = str(body["clOrdId"])
+        if self._forgotten(order_id):
+            return  # filled, reported and forgotten before the answer was read
         self.by_client.setdefault((account_id, cl_ord_id), order_id)
         self.cl_by_order.setdefault(order_id, cl_ord_id)
         if order_id not in self.orders:

@@ -258,6 +258,19 @@ class OrderDesk:
         return changes
 
     # -- kernel events ------------------------------------------------------------------------
+    def forget(self, account: str, orders: list[SimOrder]) -> None:
+        """The kernel forgot these finished orders (its history limit): their fills leave the
+        fill history and their marks go. ``used_client_ids`` stays: a ClientOrderID is refused
+        again for the whole trading session, whatever the history forgot (never more forgiving)."""
+        order_ids = {order.order_id for order in orders}
+        fills = self.fills.get(account, {})
+        for fill_id in [f.fill_id for f in fills.values() if f.broker_order_id in order_ids]:
+            del fills[fill_id]
+        for order in orders:
+            self._acked.discard(order.order_id)
+            if order.client_order_id:
+                self.parents.discard((account, order.client_order_id))
+
     def on_event(self, event: KernelEvent) -> None:
         if isinstance(event, OrderEvent):
             self._on_order(event)

@@ -139,6 +139,7 @@ class DtcSimulator:
     async def start(self) -> DtcSimulator:
         self.exchange.add_listener(self._price_oco_legs)
         self.exchange.add_listener(self.desk.on_event)
+        self.exchange.add_forget_listener(self.desk.forget)
         self.exchange.add_fault_listener(self._faults_changed)
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -157,6 +158,7 @@ class DtcSimulator:
             return
         self.exchange.remove_listener(self._price_oco_legs)
         self.exchange.remove_listener(self.desk.on_event)
+        self.exchange.remove_forget_listener(self.desk.forget)
         self.exchange.remove_fault_listener(self._faults_changed)
         for session in list(self.sessions):
             self.logoff(session, "server shutting down")

@@ -31,6 +31,17 @@ class OrderDesk:
         self._exec_ids = itertools.count(90001)
         self.order_status_supported = True
 
+    def forget(self, account: str, orders: list[SimOrder]) -> None:
+        """The kernel forgot these finished orders (its history limit): their ClOrdID chains
+        go too, so a request naming one is answered as for an unknown order."""
+        gone = {order.order_id for order in orders}
+        for order_id in gone:
+            self.cl_ord_ids.pop(order_id, None)
+            self.orig.pop(order_id, None)
+            self.pending.pop(order_id, None)
+        for key in [key for key, order_id in self.chain.items() if key[0] == account and order_id in gone]:
+            del self.chain[key]
+
     # -- requests ------------------------------------------------------------------------------
     def new_order(self, account: str, request: FixMessage) -> None:
         cl = request.require(m.CL_ORD_ID)

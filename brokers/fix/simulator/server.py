@@ -84,6 +84,7 @@ class FixSimulator(Listener):
         self._acceptor = fix.SocketAcceptor(self.bridge, fix.MemoryStoreFactory(), settings)
         await asyncio.to_thread(self._acceptor.start)
         self.exchange.add_listener(self.desk.on_event)
+        self.exchange.add_forget_listener(self.desk.forget)
         self.exchange.add_fault_listener(self._faults_changed)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._work(), name="fix-sim-desk"))
@@ -96,6 +97,7 @@ class FixSimulator(Listener):
         if acceptor is None:
             return
         self.exchange.remove_listener(self.desk.on_event)
+        self.exchange.remove_forget_listener(self.desk.forget)
         self.exchange.remove_fault_listener(self._faults_changed)
         for task in self._tasks:
             task.cancel()

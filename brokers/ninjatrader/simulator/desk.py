@@ -146,6 +146,20 @@ class NtDesk:
     def set_connected(self, connected: bool) -> None:
         self.connected = connected
 
+    def forget_orders(self, account: str, orders: list[SimOrder]) -> None:
+        """The kernel forgot these finished orders (its history limit): their ORDER IDs leave
+        the account's list and reports, so ``Orders``/``OrderStatus`` no longer know them."""
+        gone: set[str] = set()
+        for order in orders:
+            nt_id = self._nt_ids.pop(order.order_id, None)
+            if nt_id is not None and self._latest.get(nt_id) is order:
+                del self._latest[nt_id]
+                self._tagged.discard(nt_id)
+                self.reports.pop(nt_id, None)
+                gone.add(nt_id)
+        if gone and account in self._orders:
+            self._orders[account] = [nt_id for nt_id in self._orders[account] if nt_id not in gone]
+
     def forget(self) -> None:
         """NinjaTrader restarted: its ATI forgets every ORDER ID (the broker keeps the orders)."""
         self._orders = {account: [] for account in self.accounts}

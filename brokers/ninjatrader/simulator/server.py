@@ -84,6 +84,7 @@ class NinjaTraderSimulator:
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> NinjaTraderSimulator:
         self.exchange.add_listener(self.desk.on_event)
+        self.exchange.add_forget_listener(self.desk.forget_orders)
         self.exchange.add_fault_listener(self._faults_changed)
         await self.ati.start()
         await self.folders.start()
@@ -102,6 +103,7 @@ class NinjaTraderSimulator:
             return
         self._started = False
         self.exchange.remove_listener(self.desk.on_event)
+        self.exchange.remove_forget_listener(self.desk.forget_orders)
         self.exchange.remove_fault_listener(self._faults_changed)
         await self._background.cancel_all()
         await self.folders.stop()

@@ -85,6 +85,16 @@ class BracketBook:
             return child.kernel_id
         return str(gateway_id)
 
+    def forget(self, kernel_id: str) -> int:
+        """A finished order the kernel forgot: its gateway id (no new id is claimed here: this
+        runs inside the kernel's submit), and its child record goes."""
+        child = self.by_kernel.pop(kernel_id, None)
+        self.children.pop(kernel_id, None)
+        if child is None:
+            return int(kernel_id)
+        self.by_gateway.pop(child.gateway_id, None)
+        return child.gateway_id
+
     def parent_of(self, kernel_id: str) -> int | None:
         child = self.by_kernel.get(kernel_id)
         return child.parent_gateway_id if child is not None else None

@@ -106,6 +106,7 @@ class ProjectXSimulator:
         self.base_url = f"http://{self.host}:{self.port}"
         self.user_hub_url = f"{self.base_url}{px.USER_HUB_PATH}"
         self.exchange.add_listener(self._on_kernel_event)
+        self.exchange.add_forget_listener(self.state.forget)
         self._background.spawn(self._watch_faults(), "projectx-sim-faults")
         if self.tick_ms > 0:
             self._background.spawn(self._clock(), "projectx-sim-clock")
@@ -114,6 +115,7 @@ class ProjectXSimulator:
         await self._background.cancel_all()
         with contextlib.suppress(ValueError):
             self.exchange.remove_listener(self._on_kernel_event)
+            self.exchange.remove_forget_listener(self.state.forget)
         await self.hub.drop_all()
         await self._site.stop()
 

@@ -132,6 +132,17 @@ class GatewayState:
         for name in account_names:
             self.add_account(name)
 
+    def forget(self, account_name: str, orders: list[SimOrder]) -> None:
+        """The kernel forgot these finished orders (its history limit): their trades leave
+        ``Trade/search`` too, as a trade older than the searched window would."""
+        account = self.accounts.get(account_name)
+        if account is None:
+            return
+        gone = {self.brackets.forget(order.order_id) for order in orders}
+        account.trades = [t for t in account.trades if t.get("orderId") not in gone]
+        for order in orders:
+            self.trailing.pop(order.order_id, None)
+
     # -- accounts ----------------------------------------------------------------------
     def add_account(self, name: str, balance: Decimal = Decimal(50000)) -> GatewayAccount:
         if name not in self.accounts:

@@ -54,6 +54,11 @@ class Notifier:
         self.expecting_all: str | None = None
         self._sequence = itertools.count(1)
 
+    def forget(self, order_ids: list[str]) -> None:
+        """Orders the kernel forgot: their last-seen terms go too."""
+        for order_id in order_ids:
+            self._seen.pop(order_id, None)
+
     def translate(self, event: KernelEvent, order: SimOrder | None) -> list[Message]:
         """Messages for ``event``; ``order`` is the kernel's record of its order (None: not ours)."""
         if order is not None and order.order_id not in self._exchange_of:

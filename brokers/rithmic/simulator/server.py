@@ -137,14 +137,22 @@ class RithmicSimulator:
         self.port = await self._site.start(app, self.host, self.port)
         self.url = f"ws://{self.host}:{self.port}"
         self.exchange.add_listener(self._on_kernel_event)
+        self.exchange.add_forget_listener(self._on_forgotten)
         self._background.spawn(self._watch_faults(), "rithmic-sim-faults")
         if self.tick_ms > 0:
             self._background.spawn(self._clock(), "rithmic-sim-clock")
+
+    def _on_forgotten(self, account: str, orders: list[SimOrder]) -> None:
+        """The kernel forgot finished orders (its history limit): so does the order table."""
+        for order in orders:
+            self.exchange_of.pop(order.order_id, None)
+        self.notifier.forget([order.order_id for order in orders])
 
     async def stop(self) -> None:
         await self._background.cancel_all()
         with contextlib.suppress(ValueError):
             self.exchange.remove_listener(self._on_kernel_event)
+            self.exchange.remove_forget_listener(self._on_forgotten)
         for session in list(self.sessions):
             await session.ws.close()
         await self._site.stop()

@@ -30,6 +30,8 @@ Json = dict[str, Any]
 Reply = tuple[int, Any]
 #: Status of a reply whose answer is lost after the request was carried out.
 LOST_STATUS = 0
+#: Requests ``calls`` keeps for tests; beyond it the oldest half goes (a long run stays bounded).
+CALLS_KEPT = 10_000
 LOST: Reply = (LOST_STATUS, None)
 
 _MASTER_KEY = {
@@ -117,6 +119,8 @@ class Api:
     ) -> Reply:
         endpoint = endpoint.strip("/").lower()
         self.calls.append((endpoint, body))
+        if len(self.calls) > CALLS_KEPT:
+            del self.calls[: CALLS_KEPT // 2]
         refused = self._refusal(endpoint, body, token, peer)
         if refused is not None:
             return refused

@@ -20,7 +20,7 @@ from typing import Any
 
 from ....common.clock import utcnow
 from ...model import FillCorrection, FillEvent, OrderEvent, OrderStatus, PositionEvent
-from ...simkernel.exchange import KernelEvent, SimExchange
+from ...simkernel.exchange import KernelEvent, SimExchange, SimOrder
 from .. import parsing
 from .. import schemas as s
 
@@ -88,10 +88,39 @@ class TradovateBook:
         self.correction_shape = "both"  # see _on_correction
         self._announced: set[int] = set()  # orders whose execType New went out
         self._held: set[int] = set()  # OSO children reported Suspended
+        self._rows_of: dict[int, list[tuple[str, int]]] = {}  # orderId → its entity rows
         exchange.add_listener(self._on_kernel)
+        exchange.add_forget_listener(self.forget)
 
     def close(self) -> None:
         self.exchange.remove_listener(self._on_kernel)
+        self.exchange.remove_forget_listener(self.forget)
+
+    def forget(self, account: str, orders: list[SimOrder]) -> None:
+        """The kernel forgot these finished orders (its history limit): every entity of theirs
+        leaves the tables, so a sync no longer carries them, as a past day's orders."""
+        for order in orders:
+            order_id = int(order.order_id)
+            for kind, ident in self._rows_of.pop(order_id, ()):
+                self.tables.rows.get(kind, {}).pop(ident, None)
+                if kind == s.ENTITY_COMMAND:
+                    self._commands.pop(ident, None)
+            self._orders.pop(order_id, None)
+            self._announced.discard(order_id)
+            self._held.discard(order_id)
+            if order.oco_group and self.pending_oco.get(order.oco_group) == order_id:
+                del self.pending_oco[order.oco_group]
+
+    def _order_of(self, kind: str, entity: Json) -> int | None:
+        """The order an entity row belongs to (None: an account's row, kept for good)."""
+        if kind == s.ENTITY_ORDER:
+            return int(entity["id"])
+        if kind in (s.ENTITY_VERSION, s.ENTITY_EXEC, s.ENTITY_FILL, s.ENTITY_COMMAND):
+            return int(entity["orderId"])
+        if kind == s.ENTITY_COMMAND_REPORT:
+            command = self._commands.get(int(entity["commandId"]))
+            return int(command[1]["orderId"]) if command is not None else None
+        return None
 
     # -- reference data ----------------------------------------------------------------
     def add_account(self, name: str, user_id: int | None = None) -> int:
@@ -435,6 +464,9 @@ class TradovateBook:
 
     def _put(self, kind: str, account: str, entity: Json) -> None:
         created = self.tables.put(kind, account, entity)
+        order_id = self._order_of(kind, entity) if created else None
+        if order_id is not None:
+            self._rows_of.setdefault(order_id, []).append((kind, int(entity["id"])))
         event = s.props(kind, s.CREATED if created else s.UPDATED, entity)
         for sink in list(self._sinks):
             sink(account, event)
