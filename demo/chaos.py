@@ -438,7 +438,11 @@ class ChaosRun:
         missing, doubled, in_books = [], [], 0
         # Copies too late to be the same trade are netted into one order per run, not placed
         # (docs/stale-copies.md): accounted for, as long as their netting order is not doubled.
-        netted = {(e.account_id, e.client_order_id) for e in self.observer.seen.errors if e.code == COPY_STALE_NETTED}
+        netted = {
+            (e.account_id, e.client_order_id or "")
+            for e in self.observer.seen.errors
+            if e.code == COPY_STALE_NETTED and e.account_id
+        }
         for (account_id, client_id), expected in want.orders.items():
             exchange, name = self._kernel(account_id)
             found = len(exchange.orders_with_client_id(name, client_id))
@@ -449,11 +453,11 @@ class ChaosRun:
                 doubled.append((account_id, client_id, found))
         for account_id, client_id in netted:  # any netted copy may have been its run's first
             exchange, name = self._kernel(account_id)
-            key = ids.client_order_id(f"{NET_SIGNAL_PREFIX}{client_id}", account_id)  # netting.net_key
-            found = len(exchange.orders_with_client_id(name, key))
+            net_id = ids.client_order_id(f"{NET_SIGNAL_PREFIX}{client_id}", account_id)  # netting.net_key
+            found = len(exchange.orders_with_client_id(name, net_id))
             in_books += found
             if found > 1:
-                doubled.append((account_id, key, found))
+                doubled.append((account_id, net_id, found))
         for (account_id, client_id), most in want.flattens.items():
             exchange, name = self._kernel(account_id)
             found = len(exchange.orders_with_client_id(name, client_id))
