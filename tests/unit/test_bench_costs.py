@@ -146,3 +146,14 @@ def test_replicas_join_the_groups_of_back_and_front() -> None:
         worker_layout(2, executors=2)
     with pytest.raises(ValueError, match="at most"):
         worker_layout(3, fanouts=4)
+
+
+def test_the_five_process_layout_runs_each_watching_role_alone() -> None:
+    """``bench --processes 5``: the tracker's roles apart, so the costs name the one that spends."""
+    from copytrader.demo.runner import worker_layout
+
+    layout = worker_layout(5)
+    roles = [r for _, r, _ in layout]
+    assert roles[2:] == ["track", "store", "web"]
+    assert sorted(",".join(roles).split(",")) == sorted(["ingest", "fanout", "execute", "track", "store", "web"])
+    assert len({g for _, _, g in layout}) == 5  # each its own consumer group
