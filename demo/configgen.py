@@ -76,6 +76,7 @@ def demo_config(
     endpoints: dict[str, dict[str, Any]] | None = None,
     leader_platform: str = "paper",
     accounts_per_login: int = 1,
+    auto_correct: bool = False,
 ) -> dict[str, Any]:
     """Leader on ``leader_platform`` (paper venue ``leader`` by default); followers on
     ``platform`` (``mixed`` rotates paper and every simulated order platform, :data:`MIXED`).
@@ -129,8 +130,7 @@ def demo_config(
             }
         )
         group_followers.append({"account": account_id, "rule": follower_rule(i)})
-    return {
-        "sessions": list(sessions.values()),
-        "accounts": accounts,
-        "copy_groups": [{"id": "demo", "leader": LEADER, "followers": group_followers}],
-    }
+    group: dict[str, Any] = {"id": "demo", "leader": LEADER, "followers": group_followers}
+    if auto_correct:
+        group["auto_correct"] = True
+    return {"sessions": list(sessions.values()), "accounts": accounts, "copy_groups": [group]}

@@ -89,6 +89,8 @@ class ScenarioOptions:
     # ``bench --executors N --fanouts M``: replicas in the executor and fan-out consumer groups.
     executors: int = 1
     fanouts: int = 1
+    # The copy group repairs drift it finds (reconciliation's auto_correct).
+    auto_correct: bool = False
 
 
 def free_port() -> int:
@@ -196,7 +198,11 @@ class Scenario:
         self.prefix = f"{self.run_id}."
         self.run_dir = self.settings.data_dir / "runs" / self.run_id
         self.config_data = config or demo_config(
-            followers, options.platform, latency, leader_platform=options.leader_platform
+            followers,
+            options.platform,
+            latency,
+            leader_platform=options.leader_platform,
+            auto_correct=options.auto_correct,
         )
         self.config = parse_config(self.config_data, env={})
         self.workers: list[Worker] = []
@@ -304,6 +310,7 @@ class Scenario:
                 self.latency,
                 endpoints,
                 leader_platform=self.options.leader_platform,
+                auto_correct=self.options.auto_correct,
             )
             self.config = parse_config(self.config_data, env=dict(os.environ))
             self.observer.config = self.config
