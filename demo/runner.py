@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -405,7 +406,16 @@ class Scenario:
             costs = self.costs.report(int(summary["internal_ms"]["n"]))
             summary["cpu_ms_per_copy"] = costs.pop("cpu_ms_per_copy")
             summary["costs"] = costs
+        self._write_copies()
         return summary
+
+    def _write_copies(self) -> None:
+        """Each copy's stage stamps, one JSON line per copy, in the run's folder."""
+        lines = b"".join(orjson.dumps(row) + b"\n" for row in self.observer.copy_stamps())
+        try:
+            (self.run_dir / "copies.jsonl").write_bytes(lines)
+        except OSError as exc:
+            self._say(f"copies.jsonl not written: {exc}")
 
     def _measured_from(self) -> float | None:
         """When the scripted leader finished its warm-up actions (wall clock), if it had any."""
