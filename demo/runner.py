@@ -324,17 +324,37 @@ class Scenario:
         self.observer.config = self.config
 
     async def _wait_ready(self, timeout: float) -> None:
+        """Until every worker's ``/readyz`` says ready: partitions assigned and its warm-up
+        done (``agents/shared/warmup.py``), so the first leader action meets warm workers."""
+        import aiohttp
+
         deadline = time.monotonic() + timeout
-        want = len(self.workers)
-        while time.monotonic() < deadline:
-            for worker in self.workers:
-                if worker.process.poll() is not None:
-                    raise RuntimeError(f"worker {worker.name} exited ({worker.process.returncode}); see {worker.log}")
-            ready = [b for b in self.observer.seen.heartbeats.values() if b.assigned_partitions > 0]
-            if len(ready) >= want:
-                return
-            await asyncio.sleep(0.2)
-        raise TimeoutError(f"workers not ready within {timeout:.0f}s; see {self.run_dir}")
+        last: dict[str, object] = {}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as http:
+            while time.monotonic() < deadline:
+                for worker in self.workers:
+                    if worker.process.poll() is not None:
+                        raise RuntimeError(
+                            f"worker {worker.name} exited ({worker.process.returncode}); see {worker.log}"
+                        )
+                waiting = [w for w in self.workers if not await self._ready(http, w, last)]
+                if not waiting:
+                    return
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"workers not ready within {timeout:.0f}s ({last}); see {self.run_dir}")
+
+    @staticmethod
+    async def _ready(http: Any, worker: Worker, last: dict[str, object]) -> bool:
+        """One ``/readyz`` of one worker; its answer (or why there was none) goes to ``last``."""
+        import aiohttp
+
+        try:
+            async with http.get(f"http://127.0.0.1:{worker.web_port}/readyz") as response:
+                last[worker.name] = await response.json(content_type=None)
+                return bool(response.status == 200)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            last[worker.name] = repr(exc)
+            return False
 
     async def _delete_topics(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
