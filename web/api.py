@@ -56,16 +56,19 @@ def install_probes(
     @app.page("/readyz")
     class Ready(web.View):
         async def get(self, request: web.Request) -> web.Response:
-            assigned = assigned_partitions()
-            ready = not app.rebalancing and assigned > 0 and (warmup is None or warmup.done)
-            body: dict[str, Any] = {
-                "ready": ready,
-                "assigned_partitions": assigned,
-                "rebalancing": bool(app.rebalancing),
-            }
-            if warmup is not None:
-                body["warmup"] = warmup.status()
+            body = readiness(bool(app.rebalancing), assigned_partitions(), warmup)
+            ready = body["ready"]
             return _json(self, body, status=200 if ready else 503)
+
+
+def readiness(rebalancing: bool, assigned: int, warmup: Warmup | None) -> dict[str, Any]:
+    """``/readyz``'s answer: ready once partitions are assigned, no rebalance is under way and
+    the warm-up finished; a failed warm-up says why (``warmup.error``)."""
+    ready = not rebalancing and assigned > 0 and (warmup is None or warmup.done)
+    body: dict[str, Any] = {"ready": ready, "assigned_partitions": assigned, "rebalancing": rebalancing}
+    if warmup is not None:
+        body["warmup"] = warmup.status()
+    return body
 
 
 def install(app: faust.App, runtime: StageContext) -> WebContext:

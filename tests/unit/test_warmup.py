@@ -27,6 +27,7 @@ from copytrader.app.factory import create_app
 from copytrader.core.records import TradeSignal
 from copytrader.core.settings import ALL_ROLES, Settings
 from copytrader.core.topics import declare_topics
+from copytrader.web.api import readiness
 
 
 class FakeCluster:
@@ -196,3 +197,27 @@ def test_the_worker_wires_its_warm_up_and_faust_keeps_its_producer_where_we_read
     with pytest.raises(RuntimeError, match="not started"):
         faust_producer(app)  # None until the worker starts it
     assert hasattr(app.producer, "_producer")  # a Faust upgrade that renames it fails here
+
+
+async def test_readyz_stays_false_until_the_warm_up_is_done_and_says_why_it_failed() -> None:
+    warmup = Warmup(timeout_s=0.05)
+    release = asyncio.Event()
+
+    async def step() -> None:
+        await release.wait()
+
+    warmup.add("producer", step)
+    assert readiness(False, 10, warmup)["ready"] is False  # pending
+    assert await warmup.run_once() is False  # bounded: the step never finished
+    failed = readiness(False, 10, warmup)
+    assert failed["ready"] is False and "producer" in failed["warmup"]["error"]
+    release.set()
+    assert await warmup.run_once() is True
+    assert readiness(False, 10, warmup) == {
+        "ready": True,
+        "assigned_partitions": 10,
+        "rebalancing": False,
+        "warmup": warmup.status(),
+    }
+    assert readiness(True, 10, warmup)["ready"] is False  # a rebalance still says not ready
+    assert readiness(False, 0, warmup)["ready"] is False  # and so do no partitions
