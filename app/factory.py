@@ -9,12 +9,13 @@ of a group to run the same agents.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 
 from ..agents.execution import agent as execution
+from ..agents.execution import warmup as execution_warmup
 from ..agents.fanout import agent as fanout
 from ..agents.ingest import service as ingest
 from ..agents.notify import stage as notify
@@ -24,6 +25,7 @@ from ..agents.shared.aiokafka_internals import apply_fetch_wait, apply_retry_bac
 from ..agents.shared.context import StageContext
 from ..agents.shared.outbox import Outbox, TopicOutbox
 from ..agents.shared.sessions import SessionPool
+from ..agents.shared.warmup import Warmup, faust_producer, produced_topics, warm_codecs, warm_producer
 from ..agents.tracking import storage_sink, tracker
 from ..brokers.registry import create_adapter
 from ..core import metrics
@@ -51,6 +53,8 @@ class Runtime(StageContext):
     notify: notify.NotifyStage | None = None
     web: WebContext | None = None
     reconcile: reconcile.ReconcileStage | None = None
+    #: Run before the worker says it is ready (``/readyz``): see ``agents/shared/warmup.py``.
+    warmup: Warmup = field(default_factory=Warmup)
 
 
 class CopyTraderApp(faust.App):
@@ -115,6 +119,28 @@ def install_lag_reporting(app: CopyTraderApp) -> None:
         for lags in app.runtime.lags:
             for tp, lag in lags().items():
                 metrics.set_consumer_lag(tp.topic, tp.partition, lag)
+
+
+def install_warmup(app: CopyTraderApp) -> None:
+    """The worker's warm-up: every record type's codec, the producer's metadata and leader
+    connections for the topics its roles produce to, then each role's own steps; run once
+    the worker starts, before ``/readyz`` says ready (``agents/shared/warmup.py``)."""
+    runtime = app.runtime
+    warmup = runtime.warmup
+    names = produced_topics(runtime.topics, runtime.settings.roles)
+
+    async def warm_topics() -> None:
+        await app.maybe_start_producer()
+        await warm_producer(faust_producer(app), names)
+
+    warmup.add("codecs", warm_codecs)
+    warmup.add("producer: " + ", ".join(names), warm_topics)
+    if runtime.execution is not None:
+        execution_warmup.install(warmup, runtime.execution.intent_consumer)
+
+    @jobs.task(app)
+    async def warm_up() -> None:
+        await warmup.run()
 
 
 def empty_config() -> CopyConfig:
@@ -202,7 +228,8 @@ def _install(app: CopyTraderApp) -> None:
         runtime.notify = notify.install(app, runtime)
     if settings.has("store"):
         runtime.storage = storage_sink.install(app, runtime)
-    api.install_probes(app, runtime, app.assigned_partitions)
+    install_warmup(app)
+    api.install_probes(app, runtime, app.assigned_partitions, runtime.warmup)
     install_lag_reporting(app)
     if settings.has("web"):
         runtime.web = api.install(app, runtime)

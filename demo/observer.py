@@ -34,6 +34,11 @@ STAGE_SPANS = {
     "internal": ("detected", "sent"),
     "e2e": ("detected", "acked"),
 }
+#: The cold-start window: copies of signals detected this long after the run's first signal are
+#: reported apart as ``first_2s`` (issue #16 item 3), beside ``after_2s``, whatever ``--warmup``.
+FIRST_WINDOW_S = 2.0
+#: The spans shown per window: where a cold worker loses its time.
+WINDOW_SPANS = ("internal", "e2e", "fanout", "produce", "fetch", "lane")
 
 
 @dataclass(slots=True)
@@ -123,6 +128,17 @@ class RunObserver:
             for _, f in self.config.followers_by_leader.get(s.leader_account, ())
         }
 
+    def copy_stamps(self) -> list[dict[str, Any]]:
+        """Every placed copy's first outcome: signal, account and stage stamps (the run's
+        ``copies.jsonl``, for reading one run signal by signal)."""
+        rows = []
+        for (signal_id, account_id), outcomes in sorted(self.seen.outcomes.items()):
+            accepted = [o for o in outcomes if o.kind != "reject"]
+            if accepted:
+                first = min(accepted, key=lambda o: o.stamps.get("acked", 0))
+                rows.append({"signal_id": signal_id, "account_id": account_id, "stamps": first.stamps})
+        return rows
+
     def missing(self) -> set[tuple[str, str]]:
         return {p for p in self.expected() if p not in self.seen.outcomes and p not in self.seen.refusals}
 
@@ -135,6 +151,7 @@ class RunObserver:
         spans: dict[str, list[float]] = {name: [] for name in STAGE_SPANS}
         warmup: dict[str, list[float]] = {name: [] for name in STAGE_SPANS}
         per_platform: dict[str, list[float]] = defaultdict(list)
+        timed: list[dict[str, float]] = []  # the stamps of every placed copy's first outcome
         for pair in expected:
             outcomes = seen.outcomes.get(pair, [])
             accepted = [o for o in outcomes if o.kind != "reject"]
@@ -144,6 +161,7 @@ class RunObserver:
             if accepted:
                 placed += 1
                 first = min(accepted, key=lambda o: o.stamps.get("acked", 0))
+                timed.append(first.stamps)
                 during_warmup = (
                     measured_from is not None and first.stamps.get("detected", measured_from) < measured_from
                 )
@@ -179,7 +197,38 @@ class RunObserver:
                 "internal_ms": latency_summary(warmup["internal"]),
                 "e2e_ms": latency_summary(warmup["e2e"]),
             },
+            **cold_start_windows(timed),
         }
+
+
+def cold_start_windows(timed: list[dict[str, float]], window_s: float = FIRST_WINDOW_S) -> dict[str, Any]:
+    """``first_2s`` and ``after_2s``: the copies of signals detected within ``window_s`` of the
+    run's first signal, and the rest, each with its stage percentiles.
+
+    Kept whatever the warm-up, so a slow first copy after the workers said they were ready
+    (a cold connection, metadata, code path) shows as a gap between the two in every run.
+    """
+    detected = [s["detected"] for s in timed if "detected" in s]
+    start = min(detected) if detected else 0.0
+    windows: dict[str, dict[str, list[float]]] = {
+        "first_2s": {name: [] for name in WINDOW_SPANS},
+        "after_2s": {name: [] for name in WINDOW_SPANS},
+    }
+    for stamps in timed:
+        if "detected" not in stamps:
+            continue
+        spans = windows["first_2s" if stamps["detected"] < start + window_s else "after_2s"]
+        for name in WINDOW_SPANS:
+            begin, end = STAGE_SPANS[name]
+            if begin in stamps and end in stamps:
+                spans[name].append((stamps[end] - stamps[begin]) * 1000)
+    return {
+        window: {
+            "orders": len(spans["internal"]),
+            **{f"{name}_ms": latency_summary(values) for name, values in spans.items()},
+        }
+        for window, spans in windows.items()
+    }
 
 
 def dumps(data: dict[str, Any]) -> str:

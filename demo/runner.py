@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -330,17 +331,37 @@ class Scenario:
         self.observer.config = self.config
 
     async def _wait_ready(self, timeout: float) -> None:
+        """Until every worker's ``/readyz`` says ready: partitions assigned and its warm-up
+        done (``agents/shared/warmup.py``), so the first leader action meets warm workers."""
+        import aiohttp
+
         deadline = time.monotonic() + timeout
-        want = len(self.workers)
-        while time.monotonic() < deadline:
-            for worker in self.workers:
-                if worker.process.poll() is not None:
-                    raise RuntimeError(f"worker {worker.name} exited ({worker.process.returncode}); see {worker.log}")
-            ready = [b for b in self.observer.seen.heartbeats.values() if b.assigned_partitions > 0]
-            if len(ready) >= want:
-                return
-            await asyncio.sleep(0.2)
-        raise TimeoutError(f"workers not ready within {timeout:.0f}s; see {self.run_dir}")
+        last: dict[str, object] = {}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as http:
+            while time.monotonic() < deadline:
+                for worker in self.workers:
+                    if worker.process.poll() is not None:
+                        raise RuntimeError(
+                            f"worker {worker.name} exited ({worker.process.returncode}); see {worker.log}"
+                        )
+                waiting = [w for w in self.workers if not await self._ready(http, w, last)]
+                if not waiting:
+                    return
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"workers not ready within {timeout:.0f}s ({last}); see {self.run_dir}")
+
+    @staticmethod
+    async def _ready(http: Any, worker: Worker, last: dict[str, object]) -> bool:
+        """One ``/readyz`` of one worker; its answer (or why there was none) goes to ``last``."""
+        import aiohttp
+
+        try:
+            async with http.get(f"http://127.0.0.1:{worker.web_port}/readyz") as response:
+                last[worker.name] = await response.json(content_type=None)
+                return bool(response.status == 200)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            last[worker.name] = repr(exc)
+            return False
 
     async def _delete_topics(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
@@ -412,7 +433,16 @@ class Scenario:
             costs = self.costs.report(int(summary["internal_ms"]["n"]))
             summary["cpu_ms_per_copy"] = costs.pop("cpu_ms_per_copy")
             summary["costs"] = costs
+        self._write_copies()
         return summary
+
+    def _write_copies(self) -> None:
+        """Each copy's stage stamps, one JSON line per copy, in the run's folder."""
+        lines = b"".join(orjson.dumps(row) + b"\n" for row in self.observer.copy_stamps())
+        try:
+            (self.run_dir / "copies.jsonl").write_bytes(lines)
+        except OSError as exc:
+            self._say(f"copies.jsonl not written: {exc}")
 
     def _measured_from(self) -> float | None:
         """When the scripted leader finished its warm-up actions (wall clock), if it had any."""

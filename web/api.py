@@ -17,6 +17,7 @@ from faust import web
 
 from ..agents.shared import jobs
 from ..agents.shared.context import StageContext
+from ..agents.shared.warmup import Warmup
 from ..core.metrics import serve_metrics, setup_metrics
 
 if TYPE_CHECKING:
@@ -27,9 +28,12 @@ def _json(view: web.View, data: Any, status: int = 200) -> web.Response:
     return view.bytes(orjson.dumps(data, default=str), content_type="application/json", status=status)
 
 
-def install_probes(app: faust.App, runtime: StageContext, assigned_partitions: Callable[[], int]) -> None:
+def install_probes(
+    app: faust.App, runtime: StageContext, assigned_partitions: Callable[[], int], warmup: Warmup | None = None
+) -> None:
     """Every worker, whatever its roles, serves ``/healthz`` and ``/metrics`` (probes, scrapes);
-    ``/metrics`` on its own port when ``COPYTRADER_METRICS_PORT`` is set."""
+    ``/metrics`` on its own port when ``COPYTRADER_METRICS_PORT`` is set. ``/readyz`` waits for
+    the worker's ``warmup`` too, when it has one."""
     port = runtime.settings.metrics_port
     setup_metrics(app, serve=not port)
     if port:
@@ -52,10 +56,19 @@ def install_probes(app: faust.App, runtime: StageContext, assigned_partitions: C
     @app.page("/readyz")
     class Ready(web.View):
         async def get(self, request: web.Request) -> web.Response:
-            assigned = assigned_partitions()
-            ready = not app.rebalancing and assigned > 0
-            body = {"ready": ready, "assigned_partitions": assigned, "rebalancing": bool(app.rebalancing)}
+            body = readiness(bool(app.rebalancing), assigned_partitions(), warmup)
+            ready = body["ready"]
             return _json(self, body, status=200 if ready else 503)
+
+
+def readiness(rebalancing: bool, assigned: int, warmup: Warmup | None) -> dict[str, Any]:
+    """``/readyz``'s answer: ready once partitions are assigned, no rebalance is under way and
+    the warm-up finished; a failed warm-up says why (``warmup.error``)."""
+    ready = not rebalancing and assigned > 0 and (warmup is None or warmup.done)
+    body: dict[str, Any] = {"ready": ready, "assigned_partitions": assigned, "rebalancing": rebalancing}
+    if warmup is not None:
+        body["warmup"] = warmup.status()
+    return body
 
 
 def install(app: faust.App, runtime: StageContext) -> WebContext:

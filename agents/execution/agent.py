@@ -69,6 +69,7 @@ class ExecutionStage:
     controls_feed: ControlsFeed | None = None
     pumps: dict[str, asyncio.Future[None]] = field(default_factory=dict)
     protective: ProtectiveStops | None = None  # the protective-stop watcher (protective.py)
+    intent_consumer: DirectIntentConsumer | None = None  # the direct consumer, for the warm-up
 
     @classmethod
     def build(cls, ctx: StageContext) -> ExecutionStage:
@@ -144,6 +145,7 @@ def install_direct_consumer(app: faust.App, stage: ExecutionStage) -> None:
         before_commit=lambda: app.producer.flush(),  # outcomes written before their offsets
     )
     ctx.assignments.append(consumer.assignment)
+    stage.intent_consumer = consumer
     ctx.lags.append(consumer.lags)
 
     @jobs.task(app)

@@ -79,3 +79,18 @@ async def test_the_scripted_leader_marks_where_the_measured_actions_start() -> N
     await trader.run(on_measured=lambda: marks.append(len(adapter.calls)))
     assert marks == [4]  # once, after the four warm-up actions
     assert len(adapter.calls) == 10
+
+
+def test_copies_of_the_first_two_seconds_are_shown_apart_whatever_the_warm_up() -> None:
+    observer = observed({"s1": (100.0, 40.0), "s2": (101.9, 30.0), "s3": (102.0, 5.0), "s4": (103.0, 7.0)})
+    for summary in (observer.summary(2), observer.summary(2, measured_from=101.5)):
+        first, after = summary["first_2s"], summary["after_2s"]
+        assert (first["orders"], after["orders"]) == (4, 4)  # s1, s2 | s3, s4 (2.0 s after s1 is "after")
+        assert first["internal_ms"]["max"] == 40.0 and first["internal_ms"]["p50"] == 35.0
+        assert after["internal_ms"]["max"] == 7.0
+
+
+def test_the_run_folder_gets_each_copy_stamps() -> None:
+    rows = observed({"s1": (100.0, 40.0)}).copy_stamps()
+    assert [(r["signal_id"], r["account_id"]) for r in rows] == [("s1", "f001"), ("s1", "f002")]
+    assert rows[0]["stamps"]["sent"] == rows[0]["stamps"]["detected"] + 0.04
