@@ -17,7 +17,9 @@ change, and pays per record only a dictionary increment:
 - one event in :data:`RUNTIME_SAMPLE_EVERY` is timed for ``events_runtime_ms`` (a
   distribution, which a sample describes as well as every event, at a fraction of the cost);
 - the "active" gauges (records and events in flight at one instant) are not kept: on a
-  stream that does not await per record they were 0 or 1 at any scrape.
+  stream that does not await per record they were 0 or 1 at any scrape;
+- sends are counted per topic the same way (one in :data:`RUNTIME_SAMPLE_EVERY` timed for
+  ``producer_send_latency``), and table reads and writes per table and operation.
 
 Everything else (commits, sends, rebalances, tables, end offsets for the consumer lag) is
 Faust's own code, unchanged.
@@ -50,7 +52,11 @@ class LeanPrometheusMonitor(PrometheusMonitor):
         self._received: Counter[str] = Counter()
         self._events: Counter[Any] = Counter()  # stream → events since the last flush
         self._read_offsets: dict[Any, int] = {}  # tp → last offset handed to a stream
+        self._sent: Counter[str] = Counter()  # topic → records handed to the producer
+        self._sent_done = 0
+        self._table_ops: Counter[tuple[str, str]] = Counter()  # (table, operation) → count
         self._until_sample = RUNTIME_SAMPLE_EVERY
+        self._until_send_sample = RUNTIME_SAMPLE_EVERY
         _monitors.add(self)
 
     # -- per record: counting only ----------------------------------------------------------
@@ -74,6 +80,28 @@ class LeanPrometheusMonitor(PrometheusMonitor):
 
     def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
         return None
+
+    def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int, valsize: int) -> float | None:
+        self._sent[topic] += 1
+        self._until_send_sample -= 1
+        if self._until_send_sample > 0:
+            return None
+        self._until_send_sample = RUNTIME_SAMPLE_EVERY
+        return float(self.time())
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        self._sent_done += 1
+        if state is not None:
+            self._metrics.producer_send_latency.observe(self.ms_since(state))
+
+    def on_table_get(self, table: Any, key: Any) -> None:
+        self._table_ops[(table.name, self.KEYS_RETRIEVED)] += 1
+
+    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+        self._table_ops[(table.name, self.KEYS_UPDATED)] += 1
+
+    def on_table_del(self, table: Any, key: Any) -> None:
+        self._table_ops[(table.name, self.KEYS_DELETED)] += 1
 
     # -- batched into the Prometheus series ---------------------------------------------------
     def on_commit_completed(self, consumer: Any, state: Any) -> None:
@@ -102,3 +130,14 @@ class LeanPrometheusMonitor(PrometheusMonitor):
             metrics.total_events.inc(count_events)
         for stream, count in events.items():
             metrics.total_events_per_stream.labels(stream=f"stream.{self._stream_label(stream)}.events").inc(count)
+        sent, self._sent = self._sent, Counter()
+        for topic, count in sent.items():
+            self.messages_sent += count
+            self.messages_sent_by_topic[topic] += count
+            metrics.topic_messages_sent.labels(topic=f"topic.{topic}").inc(count)
+        done, self._sent_done = self._sent_done, 0
+        if done:
+            metrics.total_sent_messages.inc(done)
+        table_ops, self._table_ops = self._table_ops, Counter()
+        for (table, operation), count in table_ops.items():
+            metrics.table_operations.labels(table=f"table.{table}", operation=operation).inc(count)

@@ -63,3 +63,28 @@ def test_records_reach_the_series_at_a_commit_not_per_record() -> None:
     take(sensor, errors, 8, tracker)
     flush_all()  # what a scrape does
     assert registry.get_sample_value(f"{PREFIX}_messages_received_total") == 42
+
+
+class FakeTable:
+    name = "positions"
+
+
+def test_sends_and_table_operations_reach_the_series_at_a_flush() -> None:
+    sensor, registry = monitor()
+    for _ in range(2 * RUNTIME_SAMPLE_EVERY):
+        state = sensor.on_send_initiated(object(), "t.positions", object(), 1, 10)
+        sensor.on_send_completed(object(), state, object())
+    table = FakeTable()
+    sensor.on_table_get(table, "k")
+    sensor.on_table_set(table, "k", 1)
+    sensor.on_table_set(table, "k", 2)
+    sent = f"{PREFIX}_topic_messages_sent_total"
+    assert registry.get_sample_value(sent, {"topic": "topic.t.positions"}) is None  # not per record
+    flush_all()
+    assert registry.get_sample_value(sent, {"topic": "topic.t.positions"}) == 2 * RUNTIME_SAMPLE_EVERY
+    assert registry.get_sample_value(f"{PREFIX}_total_sent_messages_total") == 2 * RUNTIME_SAMPLE_EVERY
+    assert registry.get_sample_value(f"{PREFIX}_producer_send_latency_count") == 2  # one in 16 timed
+    ops = f"{PREFIX}_table_operations_total"
+    assert registry.get_sample_value(ops, {"table": "table.positions", "operation": "keys_retrieved"}) == 1
+    assert registry.get_sample_value(ops, {"table": "table.positions", "operation": "keys_updated"}) == 2
+    assert sensor.messages_sent == 2 * RUNTIME_SAMPLE_EVERY
