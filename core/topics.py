@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
-from .records import AccountStatus, Execution, Heartbeat, IntentBatch, OrderError, Position
+from .records import AccountStatus, ExecutionBatch, Heartbeat, IntentBatch, OrderError, Position
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def declare_topics(app: faust.App, prefix: str = "") -> Topics:
     return Topics(
         signals=topic("trade.signals", None, value_serializer="raw"),
         intents=topic("orders.requests", IntentBatch),
-        executions=topic("trade.executions", Execution),
+        executions=topic("trade.executions", ExecutionBatch),
         positions=topic("positions.updates", Position),
         status=topic("account.status", AccountStatus),
         health=topic("broker.health", AccountStatus),

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from ..agents.fanout.planner import ACTION_FOR_KIND
 from ..common.stats import latency_summary
 from ..core.config import CopyConfig
-from ..core.records import Execution, Heartbeat, OrderError, Position, TradeSignal
+from ..core.records import Execution, Heartbeat, OrderError, Position, TradeSignal, executions_of
 from ..core.signals import decode_signal
 
 STAGE_SPANS = {
@@ -100,13 +100,13 @@ class RunObserver:
                 return  # the malformed one is judged through order.errors
             seen.signals[signal.signal_id] = signal
         elif topic == "trade.executions":
-            execution = Execution.loads(value)
-            if execution.request_outcome and execution.signal_id:
-                seen.outcomes[(execution.signal_id, execution.account_id)].append(execution)
-                if self.on_outcome:
-                    self.on_outcome(execution)
-            elif execution.kind in ("fill", "partial_fill"):
-                seen.fills.append(execution)
+            for execution in executions_of(value):
+                if execution.request_outcome and execution.signal_id:
+                    seen.outcomes[(execution.signal_id, execution.account_id)].append(execution)
+                    if self.on_outcome:
+                        self.on_outcome(execution)
+                elif execution.kind in ("fill", "partial_fill"):
+                    seen.fills.append(execution)
         elif topic == "order.errors":
             error = OrderError.loads(value)
             seen.errors.append(error)

@@ -151,20 +151,24 @@ class Judge:
     def record(self, topic: str, value: bytes) -> None:
         data = orjson.loads(value)
         if topic == "trade.executions":
-            if not data.get("request_outcome") or not data.get("signal_id"):
-                return
-            pair = (data["signal_id"], data["account_id"])
-            kind = str(data.get("kind"))
-            first = self.outcomes.get(pair)
-            if first is None or (first == "reject" and kind != "reject"):  # a late lookup's ack wins
-                self.outcomes[pair] = kind
-            stamps = data.get("stamps") or {}
-            if first is None and kind != "reject" and "sent" in stamps and "detected" in stamps:
-                self.internal_ms.append((stamps["sent"] - stamps["detected"]) * 1000)
+            for execution in data.get("executions", [data]):  # a batch, or one bare execution
+                self._outcome(execution)
         elif topic == "order.errors":
             self.error_codes[str(data.get("code"))] += 1
             if data.get("stage") == "fanout" and data.get("signal_id"):
                 self.refused.add((data["signal_id"], data["account_id"]))
+
+    def _outcome(self, data: dict[str, Any]) -> None:
+        if not data.get("request_outcome") or not data.get("signal_id"):
+            return
+        pair = (data["signal_id"], data["account_id"])
+        kind = str(data.get("kind"))
+        first = self.outcomes.get(pair)
+        if first is None or (first == "reject" and kind != "reject"):  # a late lookup's ack wins
+            self.outcomes[pair] = kind
+        stamps = data.get("stamps") or {}
+        if first is None and kind != "reject" and "sent" in stamps and "detected" in stamps:
+            self.internal_ms.append((stamps["sent"] - stamps["detected"]) * 1000)
 
     def missing(self) -> list[tuple[str, str]]:
         return [p for p in self.expected if p not in self.outcomes and p not in self.refused]

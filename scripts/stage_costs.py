@@ -77,29 +77,37 @@ def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 
 def measure(path: Path, batch: int) -> dict[str, Any]:
     from copytrader.app.factory import empty_config
-    from copytrader.core.records import AccountStatus, Execution, IntentBatch, OrderError, Position
+    from copytrader.core.records import AccountStatus, IntentBatch, OrderError, Position, executions_of
     from copytrader.storage import mapping
     from copytrader.storage.db import make_engine
     from copytrader.storage.migrate import upgrade
     from copytrader.storage.writer import BatchWriter
     from copytrader.tables.positions import apply_fill
-    from copytrader.web.live import LiveState
+    from copytrader.web.live import LiveState, execution_sequence
 
     topics = by_topic(pickle.loads(path.read_bytes()))
-    models: dict[str, Any] = {
-        "orders.requests": IntentBatch,
-        "trade.executions": Execution,
-        "order.errors": OrderError,
-        "positions.updates": Position,
-        "account.status": AccountStatus,
+    decoders: dict[str, Any] = {
+        "orders.requests": IntentBatch.loads,
+        "trade.executions": executions_of,  # a list per record
+        "order.errors": OrderError.loads,
+        "positions.updates": Position.loads,
+        "account.status": AccountStatus.loads,
     }
     decoded: dict[str, list[Any]] = {}
     costs: dict[str, float] = {}
-    for topic, model in models.items():
+    for topic, decode in decoders.items():
         values = [v for _, _, v in topics[topic]]
         start = time.process_time()
-        decoded[topic] = [model.loads(v) for v in values]
+        decoded[topic] = [decode(v) for v in values]
         costs[f"decode {topic}"] = time.process_time() - start
+    # one (partition, sequence, execution) per execution, numbered as the dashboard numbers them
+    executions = [
+        (partition, execution_sequence(offset, index), execution)
+        for (partition, offset, _), record in zip(topics["trade.executions"], decoded["trade.executions"], strict=True)
+        for index, execution in enumerate(record)
+    ]
+    decoded["trade.executions"] = [execution for _, _, execution in executions]
+    topics["trade.executions"] = [(partition, sequence, b"") for partition, sequence, _ in executions]
     copies = sum(len(b.intents) for b in decoded["orders.requests"])
 
     # the tracker: every execution decoded (above), fills applied to positions

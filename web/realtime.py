@@ -34,10 +34,10 @@ from ..core.control_records import (
     RuleCommand,
     decode_command,
 )
-from ..core.records import AccountStatus, Execution, OrderError, Position
+from ..core.records import AccountStatus, OrderError, Position, executions_of
 from ..core.topics import SPEC, topic_name
 from .auth import Auth, parse_cookie_header
-from .live import STREAMS, LiveState
+from .live import STREAMS, LiveState, execution_sequence
 
 log = logging.getLogger(__name__)
 BACKLOG_PER_PARTITION = 5000  # order log / errors: enough for today's figures, bounded start-up
@@ -214,7 +214,10 @@ class KafkaFeed:
             return []
         try:
             if topic == "trade.executions":
-                return self.live.apply_execution(Execution.loads(value), partition, offset)
+                changes = []
+                for index, execution in enumerate(executions_of(value)):
+                    changes += self.live.apply_execution(execution, partition, execution_sequence(offset, index))
+                return changes
             if topic == "order.errors":
                 return self.live.apply_error(OrderError.loads(value), partition, offset)
             if topic == "positions.updates":

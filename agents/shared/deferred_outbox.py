@@ -9,6 +9,12 @@ the lanes only queue their records; one task publishes them in FIFO order, at mo
 ``slice_s`` of work per loop turn, so a turn that has orders to place or intents to fetch
 places and fetches first.
 
+Queued executions leave together: the first one queues a publishing step, and that step sends
+every execution queued by the time it runs, one record per ``trade.executions`` partition
+(:class:`~copytrader.core.records.ExecutionBatch`). A copy's ack and its immediate fill, or a
+signal's acks, then cost their consumers one record instead of one each (#16). Sending a
+record earlier than its place in the queue never breaks :meth:`after`'s promise.
+
 Nothing is lost by deferring: :meth:`after` runs a callback once every record queued before
 it has been handed to the producer, and the executor acknowledges an intent's Kafka offset
 through it, so an offset is never committed ahead of the intent's ack record. Records of one
@@ -43,10 +49,13 @@ class DeferredOutbox:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._executions: list[Execution] = []  # queued, waiting for their publishing step
 
     # -- what the executor sends: queue, return at once ------------------------------------
     async def execution(self, execution: Execution) -> None:
-        self._put(lambda: self.outbox.execution(execution))
+        if not self._executions:
+            self._put(self._publish_executions)
+        self._executions.append(execution)
 
     async def error(self, error: OrderError) -> None:
         self._put(lambda: self.outbox.error(error))
@@ -68,6 +77,10 @@ class DeferredOutbox:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+    async def _publish_executions(self) -> None:
+        pending, self._executions = self._executions, []
+        await self.outbox.executions(pending)
 
     def _put(self, step: Step) -> None:
         self._queue.append(step)

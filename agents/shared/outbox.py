@@ -10,10 +10,20 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Protocol
 
-from ...core.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent, Position
+from ...core.records import (
+    MAX_EXECUTIONS_PER_RECORD,
+    AccountStatus,
+    Execution,
+    ExecutionBatch,
+    IntentBatch,
+    OrderError,
+    OrderIntent,
+    Position,
+)
 from ...core.topics import SPEC, Topics, partition_for
 
 INTENT_PARTITIONS = SPEC["orders.requests"].partitions
+EXECUTION_PARTITIONS = SPEC["trade.executions"].partitions
 
 
 def batch_intents(signal_id: str, intents: list[OrderIntent]) -> dict[int, IntentBatch]:
@@ -24,9 +34,23 @@ def batch_intents(signal_id: str, intents: list[OrderIntent]) -> dict[int, Inten
     return {p: IntentBatch(batch_id=f"{signal_id}|p{p}", intents=group) for p, group in groups.items()}
 
 
+def batch_executions(executions: list[Execution]) -> list[tuple[int, ExecutionBatch]]:
+    """Group executions by the ``trade.executions`` partition of their account, in their order,
+    at most :data:`MAX_EXECUTIONS_PER_RECORD` to a record."""
+    groups: dict[int, list[Execution]] = {}
+    for execution in executions:
+        groups.setdefault(partition_for(execution.account_id, EXECUTION_PARTITIONS), []).append(execution)
+    return [
+        (partition, ExecutionBatch(executions=group[start : start + MAX_EXECUTIONS_PER_RECORD]))
+        for partition, group in groups.items()
+        for start in range(0, len(group), MAX_EXECUTIONS_PER_RECORD)
+    ]
+
+
 class Outbox(Protocol):
     async def intents(self, signal_id: str, intents: list[OrderIntent]) -> None: ...
     async def execution(self, execution: Execution) -> None: ...
+    async def executions(self, executions: list[Execution]) -> None: ...
     async def error(self, error: OrderError) -> None: ...
     async def position(self, position: Position) -> None: ...
     async def status(self, status: AccountStatus) -> None: ...
@@ -45,7 +69,12 @@ class TopicOutbox:
             await self.topics.intents.send(key=batch.batch_id, value=batch, partition=partition)
 
     async def execution(self, execution: Execution) -> None:
-        await self.topics.executions.send(key=execution.account_id, value=execution)
+        await self.executions([execution])
+
+    async def executions(self, executions: list[Execution]) -> None:
+        """One record per partition (see :class:`ExecutionBatch`), keyed by its first account."""
+        for partition, batch in batch_executions(executions):
+            await self.topics.executions.send(key=batch.executions[0].account_id, value=batch, partition=partition)
 
     async def error(self, error: OrderError) -> None:
         await self.topics.errors.send(key=error.account_id, value=error)
@@ -74,6 +103,10 @@ class MemoryOutbox:
 
     async def execution(self, execution: Execution) -> None:
         self.sent["execution"].append(execution)
+
+    async def executions(self, executions: list[Execution]) -> None:
+        for execution in executions:
+            await self.execution(execution)  # one at a time, so a test's override sees each
 
     async def error(self, error: OrderError) -> None:
         self.sent["error"].append(error)

@@ -25,7 +25,7 @@ import faust
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from ...common.retrying import forever
-from ...core.records import Execution, IntentBatch, OrderError, Position
+from ...core.records import IntentBatch, OrderError, Position, executions_of
 from ...storage import mapping
 from ...storage.configsync import sync_config
 from ...storage.db import database_url_from_env, make_engine, session_factory
@@ -110,10 +110,17 @@ class StorageSink:
 
 def _describe(value: Any) -> str:
     """Name a record by its ids only: payloads may hold account details."""
+    if isinstance(value, list) and value:  # a trade.executions record: its first execution
+        value = value[0]
     for attr in ("execution_id", "error_id", "signal_id", "batch_id", "account_id"):
         if hasattr(value, attr):
             return f"{attr}={getattr(value, attr)}"
     return type(value).__name__
+
+
+def _flattened(mapper: Mapper) -> Mapper:
+    """``trade.executions`` records each carry a list of executions; the mapper takes them all."""
+    return lambda records: mapper([execution for record in records for execution in record])
 
 
 def install(app: faust.App, ctx: StageContext) -> StorageSink:
@@ -125,7 +132,7 @@ def install(app: faust.App, ctx: StageContext) -> StorageSink:
     stored = {
         topics.signals.get_topic_name(): StoredTopic(bytes, mapping.signals_batch),  # raw: the mapper decodes
         topics.intents.get_topic_name(): StoredTopic(IntentBatch.loads, mapping.intents_batch),
-        topics.executions.get_topic_name(): StoredTopic(Execution.loads, mapping.executions_batch),
+        topics.executions.get_topic_name(): StoredTopic(executions_of, _flattened(mapping.executions_batch)),
         topics.errors.get_topic_name(): StoredTopic(OrderError.loads, mapping.errors_batch),
         topics.positions.get_topic_name(): StoredTopic(Position.loads, mapping.positions_batch),
     }

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import faust
 
 from ...core import metrics
-from ...core.records import CORRECTION_KINDS, AccountStatus, Execution, OrderError
+from ...core.records import CORRECTION_KINDS, AccountStatus, Execution, OrderError, executions_of
 from ...tables.health import health_table
 from ...tables.positions import apply_fill, position_key, positions_table
 from ..shared.context import StageContext
@@ -18,6 +19,19 @@ log = logging.getLogger(__name__)
 FILL_KINDS = ("fill", "partial_fill", *CORRECTION_KINDS)
 
 
+def unreadable(raw: object, exc: Exception) -> OrderError:
+    """A ``trade.executions`` record nobody can read: said on ``order.errors``, never silent."""
+    raw = raw if isinstance(raw, bytes) else repr(raw).encode()  # Faust hands a raw topic bytes; be sure
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return OrderError(
+        error_id=f"track|unreadable|{digest}",
+        stage="track",
+        reason=f"unreadable trade.executions record: {str(exc)[:300] or type(exc).__name__}",
+        code="BAD_RECORD",
+        payload=raw[:500].decode("utf-8", "replace"),
+    )
+
+
 def install(app: faust.App, ctx: StageContext, position_partitions: int, health_partitions: int) -> None:
     """Role ``track``: the positions and broker-health tables and their agents."""
     runtime = ctx
@@ -25,40 +39,54 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
     health = health_table(app, health_partitions)
     runtime.tables.update(positions=positions, broker_health=health)
 
-    @app.agent(runtime.topics.executions, name="tracker")
-    async def track_positions(stream: faust.StreamT[Execution]) -> None:
+    # Raw bytes: the tracker decodes each record itself, so a record it cannot read is
+    # reported and skipped instead of crashing the agent (Faust's decode error ends the stream).
+    executions = app.topic(
+        runtime.topics.executions.get_topic_name(), key_type=str, value_serializer="raw", internal=False
+    )
+
+    @app.agent(executions, name="tracker")
+    async def track_positions(stream: faust.StreamT[bytes]) -> None:
         """Fills → positions table (duplicates ignored) → positions.updates."""
-        async for execution in stream:
-            if execution.kind not in FILL_KINDS:
-                continue
-            key = position_key(execution.account_id, execution.symbol)
+        async for raw in stream:
             try:
-                updated, applied = apply_fill(positions.get(key), execution)
-            except (KeyError, ValueError, ArithmeticError) as exc:
-                # ArithmeticError: decimal's InvalidOperation is not a ValueError; a fill the
-                # tracker cannot count is reported and the next one is counted.
-                await runtime.outbox.error(
-                    OrderError(
-                        error_id=f"{execution.execution_id}|track",
-                        stage="track",
-                        reason=str(exc) or type(exc).__name__,
-                        account_id=execution.account_id,
-                        client_order_id=execution.client_order_id,
-                        code="BAD_FILL",
-                    )
+                batch = executions_of(raw)
+            except ValueError as exc:
+                await runtime.outbox.error(unreadable(raw, exc))
+                continue
+            for execution in batch:
+                if execution.kind in FILL_KINDS:
+                    await track_fill(execution)
+
+    async def track_fill(execution: Execution) -> None:
+        key = position_key(execution.account_id, execution.symbol)
+        try:
+            updated, applied = apply_fill(positions.get(key), execution)
+        except (KeyError, ValueError, ArithmeticError) as exc:
+            # ArithmeticError: decimal's InvalidOperation is not a ValueError; a fill the
+            # tracker cannot count is reported and the next one is counted.
+            await runtime.outbox.error(
+                OrderError(
+                    error_id=f"{execution.execution_id}|track",
+                    stage="track",
+                    reason=str(exc) or type(exc).__name__,
+                    account_id=execution.account_id,
+                    client_order_id=execution.client_order_id,
+                    code="BAD_FILL",
                 )
-                continue
-            if not applied:
-                log.info("duplicate fill %s ignored", execution.execution_id)
-                continue
-            positions[key] = updated
-            if execution.kind in CORRECTION_KINDS:
-                metrics.count_fill_correction(execution.platform, execution.kind)
-            else:
-                metrics.count_fill(execution.platform)
-            if "filled" in execution.stamps and "detected" in execution.stamps:
-                metrics.observe_stage("fill", execution.stamps["filled"] - execution.stamps["detected"])
-            await runtime.outbox.position(updated)
+            )
+            return
+        if not applied:
+            log.info("duplicate fill %s ignored", execution.execution_id)
+            return
+        positions[key] = updated
+        if execution.kind in CORRECTION_KINDS:
+            metrics.count_fill_correction(execution.platform, execution.kind)
+        else:
+            metrics.count_fill(execution.platform)
+        if "filled" in execution.stamps and "detected" in execution.stamps:
+            metrics.observe_stage("fill", execution.stamps["filled"] - execution.stamps["detected"])
+        await runtime.outbox.position(updated)
 
     @app.agent(runtime.topics.health, name="health")
     async def track_health(stream: faust.StreamT[AccountStatus]) -> None:

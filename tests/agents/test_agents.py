@@ -16,7 +16,7 @@ from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import CopyTraderApp
 from copytrader.brokers.model import PlaceOrder, Side
 from copytrader.core import ids
-from copytrader.core.records import Execution, IntentBatch, OrderIntent, TradeSignal
+from copytrader.core.records import Execution, ExecutionBatch, IntentBatch, OrderIntent, TradeSignal
 
 CONFIG = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "agents-test"}}],
@@ -133,12 +133,18 @@ async def test_tracker_agent_builds_positions_from_fills_and_ignores_duplicates(
         )
 
     async with app.agents["tracker"].test_context() as agent:
-        for execution in (fill(1, "buy", 2, "5000"), fill(1, "buy", 2, "5000"), fill(2, "sell", 1, "5004")):
-            await agent.put(execution, key=b"f1")
+        # One record carrying a fill and its redelivery, a record nobody can read, then a bare
+        # execution (what producers before batching sent): the bad one is reported, not fatal.
+        await agent.put(ExecutionBatch(executions=[fill(1, "buy", 2, "5000"), fill(1, "buy", 2, "5000")]).dumps())
+        await agent.put(b'{"executions": [{"execution_id": "x", "kind": "fill"}]}', key=b"f1")
+        await agent.put(fill(2, "sell", 1, "5004").dumps(), key=b"f1")
     table = app.runtime.tables["positions"]
     position = table["f1|ESZ6"]
     assert (position.net_quantity, position.realized_pnl) == (1, Decimal(200))
     assert [p.net_quantity for p in outbox.sent["position"]] == [2, 1]
+    [unreadable] = outbox.sent["error"]
+    assert (unreadable.stage, unreadable.code) == ("track", "BAD_RECORD")
+    assert "account_id" in unreadable.reason
 
 
 async def test_a_batch_is_acknowledged_only_once_its_acks_are_published(

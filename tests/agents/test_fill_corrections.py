@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import CopyTraderApp
 from copytrader.brokers.model import FillCorrection, FillEvent, Side
+from copytrader.core.records import ExecutionBatch
 
 CONFIG = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "corrections-test"}}],
@@ -41,7 +42,7 @@ async def test_correction_reaches_executions_and_the_tracker_fixes_the_position(
     busts_before = _sample("copytrader_fill_corrections_total", {"platform": "tradovate", "kind": "fill_bust"})
     async with app.agents["tracker"].test_context() as agent:
         for execution in (fill_x, bust_x, bust_x):
-            await agent.put(execution, key=b"f1")
+            await agent.put(ExecutionBatch(executions=[execution]).dumps(), key=b"f1")
     await router.outbox.close()
     position = app.runtime.tables["positions"]["f1|ESZ6"]
     assert position.net_quantity == 0

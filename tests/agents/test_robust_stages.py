@@ -11,7 +11,7 @@ import pytest
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import CopyTraderApp
 from copytrader.core import ids
-from copytrader.core.records import Execution, OrderIntent, RecordError, TradeSignal
+from copytrader.core.records import Execution, ExecutionBatch, OrderIntent, RecordError, TradeSignal
 from copytrader.core.scaling import CopyRule
 
 CONFIG = {
@@ -110,8 +110,8 @@ async def test_the_tracker_reports_a_fill_it_cannot_count_and_counts_the_next(
 
     async with app.agents["tracker"].test_context() as agent:
         # Finite, but its average cannot be kept to 6 decimals in 28 digits: InvalidOperation.
-        await agent.put(fill(1, "1e30"), key=b"f1")
-        await agent.put(fill(2, "5000"), key=b"f1")
+        # One record: the fill after the bad one in the same record is still counted.
+        await agent.put(ExecutionBatch(executions=[fill(1, "1e30"), fill(2, "5000")]).dumps(), key=b"f1")
     (error,) = outbox.sent["error"]
     assert (error.stage, error.code) == ("track", "BAD_FILL")
     assert app.runtime.tables["positions"]["f1|ESZ6"].net_quantity == 2

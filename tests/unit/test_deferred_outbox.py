@@ -40,13 +40,51 @@ async def test_a_callback_after_a_record_runs_only_once_the_record_is_published(
     deferred.after(ack_offset)
     await deferred.execution(execution(2))
     await deferred.drained()
-    assert published_when_acked == [1]
+    # Record 2 rides with record 1 (earlier than its place in the queue: allowed); what
+    # matters is that record 1 was out before the offset callback ran.
+    assert published_when_acked == [2]
+
+
+async def test_a_callback_queued_before_any_record_does_not_wait_for_later_ones() -> None:
+    memory = MemoryOutbox()
+    deferred = DeferredOutbox(memory)
+    published_when_acked: list[int] = []
+
+    async def ack_offset() -> None:
+        published_when_acked.append(len(memory.sent["execution"]))
+
+    deferred.after(ack_offset)
+    await deferred.execution(execution(1))
+    await deferred.drained()
+    assert published_when_acked == [0]
+    assert len(memory.sent["execution"]) == 1
+
+
+async def test_executions_queued_before_their_turn_leave_in_one_call_in_order() -> None:
+    class CountingOutbox(MemoryOutbox):
+        calls: list[int]
+
+        async def executions(self, executions: list[Execution]) -> None:
+            self.calls.append(len(executions))
+            await super().executions(executions)
+
+    memory = CountingOutbox()
+    memory.calls = []
+    deferred = DeferredOutbox(memory)
+    for n in range(5):
+        await deferred.execution(execution(n))
+    await deferred.error(OrderError(error_id="x", stage="execute", reason="r", account_id="f1"))
+    await deferred.drained()
+    await deferred.execution(execution(5))  # after the first step ran: a step of its own
+    await deferred.drained()
+    assert memory.calls == [5, 1]
+    assert [e.execution_id for e in memory.sent["execution"]] == [f"e{n}" for n in range(6)]
 
 
 async def test_work_is_sliced_so_other_tasks_run_between_slices() -> None:
     class SlowOutbox(MemoryOutbox):
-        async def execution(self, execution: Execution) -> None:
-            await super().execution(execution)
+        async def error(self, error: OrderError) -> None:
+            await super().error(error)
             loop = asyncio.get_running_loop()
             start = loop.time()
             while loop.time() - start < 0.002:  # a 2 ms send: longer than one slice
@@ -58,13 +96,13 @@ async def test_work_is_sliced_so_other_tasks_run_between_slices() -> None:
 
     async def other_task() -> None:
         for _ in range(20):
-            ticks.append(len(memory.sent["execution"]))
+            ticks.append(len(memory.sent["error"]))
             await asyncio.sleep(0)  # one loop turn per tick: the interleaving is what is measured
 
     for n in range(5):
-        await deferred.execution(execution(n))
+        await deferred.error(OrderError(error_id=f"x{n}", stage="execute", reason="r", account_id="f1"))
     await asyncio.gather(other_task(), deferred.drained())
-    assert len(memory.sent["execution"]) == 5
+    assert len(memory.sent["error"]) == 5
     assert len(set(ticks[:6])) >= 4  # the other task saw the records go out a few at a time
 
 

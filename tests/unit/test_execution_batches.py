@@ -1,0 +1,104 @@
+"""``trade.executions`` records carry the executions of one partition (#16): grouped by the
+partition of their account, in order, bounded in size; every consumer reads a batch, a bare
+execution (older producers) and refuses anything else with a ``ValueError``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from copytrader.agents.shared.outbox import EXECUTION_PARTITIONS, batch_executions
+from copytrader.app.factory import empty_config
+from copytrader.core.records import MAX_EXECUTIONS_PER_RECORD, Execution, ExecutionBatch, executions_of
+from copytrader.core.topics import partition_for
+from copytrader.web.live import LiveState
+from copytrader.web.realtime import KafkaFeed
+
+
+def execution(n: int, account: str = "f001", kind: str = "ack") -> Execution:
+    return Execution(
+        execution_id=f"{account}|e{n}",
+        account_id=account,
+        platform="paper",
+        kind=kind,
+        signal_id=f"leader-1:{n}:new",
+        client_order_id=f"c{n}",
+        request_outcome=kind == "ack",
+        symbol="ESZ6",
+        side="buy",
+        quantity=1,
+        price=Decimal("5000.25") if kind == "fill" else None,
+    )
+
+
+def test_executions_are_grouped_by_the_partition_of_their_account_in_order() -> None:
+    accounts = [f"f{n:03d}" for n in range(40)]
+    executions = [execution(n, account, kind) for n, account in enumerate(accounts) for kind in ("ack", "fill")]
+    batches = batch_executions(executions)
+    assert sum(len(b.executions) for _, b in batches) == len(executions)
+    assert len(batches) <= EXECUTION_PARTITIONS < len(executions)
+    for partition, batch in batches:
+        assert {partition_for(e.account_id, EXECUTION_PARTITIONS) for e in batch.executions} == {partition}
+        by_account: dict[str, list[str]] = {}
+        for e in batch.executions:
+            by_account.setdefault(e.account_id, []).append(e.kind)
+        assert all(kinds == ["ack", "fill"] for kinds in by_account.values())  # per-account order kept
+
+
+def test_a_record_never_holds_more_than_the_limit() -> None:
+    executions = [execution(n) for n in range(MAX_EXECUTIONS_PER_RECORD * 2 + 1)]
+    sizes = [len(b.executions) for _, b in batch_executions(executions)]
+    assert sizes == [MAX_EXECUTIONS_PER_RECORD, MAX_EXECUTIONS_PER_RECORD, 1]
+    with pytest.raises(ValueError, match="executions"):
+        ExecutionBatch(executions=[execution(n) for n in range(MAX_EXECUTIONS_PER_RECORD + 1)])
+
+
+def test_a_batch_and_a_bare_execution_decode_to_the_same_executions() -> None:
+    fill = execution(1, kind="fill")
+    assert [e.execution_id for e in executions_of(ExecutionBatch(executions=[fill]).dumps())] == ["f001|e1"]
+    (bare,) = executions_of(fill.dumps())
+    assert (bare.execution_id, bare.price) == ("f001|e1", Decimal("5000.25"))
+
+
+def test_one_bad_execution_refuses_its_whole_record_at_decode() -> None:
+    data = orjson.loads(ExecutionBatch(executions=[execution(1), execution(2)]).dumps())
+    data["executions"][1]["kind"] = "teleport"
+    with pytest.raises(ValueError, match="kind"):
+        executions_of(orjson.dumps(data))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["executions", "kind", "x"]), inner)
+        ),
+        max_leaves=8,
+    )
+)
+def test_anything_else_is_a_value_error(value: object) -> None:
+    raw = orjson.dumps(value)  # orjson writes NaN and infinities as null
+    with pytest.raises(ValueError):
+        executions_of(raw)
+
+
+def test_the_dashboard_numbers_each_execution_of_a_record_and_skips_a_replayed_record() -> None:
+    live = LiveState(empty_config())
+    feed = KafkaFeed("127.0.0.1:1", "", live, hub=None)
+    record = ExecutionBatch(executions=[execution(1), execution(2, "f002"), execution(3)]).dumps()
+    changes = feed._apply("trade.executions", 4, 7, record)
+    orders = [row for stream, row in changes if stream == "orders"]
+    assert [(row["execution_id"], row["_o"]) for row in orders] == [
+        ("f001|e1", 7000),
+        ("f002|e2", 7001),
+        ("f001|e3", 7002),
+    ]
+    assert feed._apply("trade.executions", 4, 7, record) == []  # a consumer restart replays it
+    assert [row["_o"] for s, row in feed._apply("trade.executions", 4, 8, execution(4).dumps()) if s == "orders"] == [
+        8000
+    ]
