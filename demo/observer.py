@@ -8,7 +8,7 @@ workers say about themselves except the records on the topics.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +50,8 @@ class Observation:
     fills: list[Execution] = field(default_factory=list)
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)
     heartbeats: dict[str, Heartbeat] = field(default_factory=dict)
+    records: Counter[str] = field(default_factory=Counter)  # Kafka records read, per topic
+    executions: int = 0  # executions those trade.executions records carried
 
 
 class RunObserver:
@@ -93,6 +95,7 @@ class RunObserver:
 
     def _record(self, topic: str, value: bytes) -> None:
         seen = self.seen
+        seen.records[topic] += 1
         if topic == "trade.signals":
             try:
                 signal = decode_signal(value)
@@ -100,7 +103,9 @@ class RunObserver:
                 return  # the malformed one is judged through order.errors
             seen.signals[signal.signal_id] = signal
         elif topic == "trade.executions":
-            for execution in executions_of(value):
+            carried = executions_of(value)
+            seen.executions += len(carried)
+            for execution in carried:
                 if execution.request_outcome and execution.signal_id:
                     seen.outcomes[(execution.signal_id, execution.account_id)].append(execution)
                     if self.on_outcome:
@@ -188,6 +193,9 @@ class RunObserver:
             "redeliveries_absorbed": redelivered,
             "missing": len(self.missing()),
             "errors_on_topic": len(seen.errors),
+            # Per copy placed, over the whole run: what each consumer of these topics reads.
+            "records_per_copy": {t: round(n / max(placed, 1), 3) for t, n in sorted(seen.records.items())},
+            "executions_per_record": round(seen.executions / max(seen.records["trade.executions"], 1), 2),
             "internal_ms": latency_summary(spans["internal"]),
             "e2e_ms": latency_summary(spans["e2e"]),
             "stages_ms": {name: latency_summary(v) for name, v in spans.items() if name not in ("internal", "e2e")},

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,9 @@ class StoredTopic:
     mapper: Callable[[Sequence[Any]], Any]
 
 
-Store = Callable[[Callable[[Sequence[Any]], Any], Sequence[Any]], Any]
+Mapper = Callable[[Sequence[Any]], Any]
+#: Writes one fetch: each stored topic's mapper with the values decoded from it, in one go.
+Store = Callable[[Sequence[tuple[Mapper, Sequence[Any]]]], Awaitable[Any]]
 
 
 class StoreConsumer:
@@ -122,7 +124,7 @@ class StoreConsumer:
                 await self._commit(consumer, fetched)
 
     async def write(self, fetched: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
-        """Decode each topic's records of one fetch and write them as one batch per topic."""
+        """Decode each topic's records of one fetch and write them all in one go (``store``)."""
         by_topic: dict[str, list[Any]] = {}
         for tp, records in fetched.items():
             stored = self.topics[tp.topic]
@@ -135,9 +137,9 @@ class StoreConsumer:
                 except Exception as exc:  # noqa: BLE001 - a poison record must not block its partition
                     self.skipped += 1
                     log.error("storage: %s@%d undecodable, skipped (%s)", tp, record.offset, type(exc).__name__)
-        for topic, values in by_topic.items():
-            if values:
-                await self.store(self.topics[topic].mapper, values)
+        groups = [(self.topics[topic].mapper, values) for topic, values in by_topic.items() if values]
+        if groups:
+            await self.store(groups)
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, fetched: Mapping[TopicPartition, Sequence[ConsumerRecord]]

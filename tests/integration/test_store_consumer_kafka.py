@@ -73,7 +73,7 @@ async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, int]]) -
 
 async def started(topic: str, sink: StorageSink, bootstrap: str, group: str, **kw: Any) -> StoreConsumer:
     consumer = StoreConsumer(
-        {topic: StoredTopic(Execution.loads, mapping.executions_batch)}, sink.store, bootstrap, group, **kw
+        {topic: StoredTopic(Execution.loads, mapping.executions_batch)}, sink.store_groups, bootstrap, group, **kw
     )
     await consumer.start()
     return consumer

@@ -221,3 +221,32 @@ def test_install_consumes_the_stored_topics_directly(tmp_path: Path) -> None:
         "positions.updates",
     }
     assert sink.consumer.group_id == f"{settings.app_id}.store"
+
+
+async def test_one_fetch_of_several_topics_is_one_transaction_and_a_bad_record_is_still_isolated(
+    sink: storage_sink.StorageSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await sink.start()
+    real, writes = sink.writer.write, []
+
+    def counted(batch: mapping.RowBatch) -> Any:
+        writes.append((len(batch.audit), len(batch.executions)))
+        if any(row["execution_id"] == "x7" for row in batch.executions):
+            raise DataError("INSERT", {}, Exception("value too long"))
+        return real(batch)
+
+    monkeypatch.setattr(sink.writer, "write", counted)
+    signals = [_raw(_signal(n)) for n in range(2)]
+    result = await sink.store_groups(
+        [(mapping.signals_batch, signals), (mapping.executions_batch, [_execution(n) for n in range(3)])]
+    )
+    assert result is not None and writes == [(5, 3)]  # 2 signals + 3 executions, one write
+    writes.clear()
+    # A record the database refuses: the fetch is written again topic by topic, then record by record.
+    assert await sink.store_groups([(mapping.signals_batch, signals), (mapping.executions_batch, [_execution(7)])]) is None
+    assert sink.skipped == 1
+    with session_factory(sink.engine)() as db:
+        stored = set(db.scalars(select(ExecutionRow.execution_id)))
+        assert stored == {"x0", "x1", "x2"}
+        assert verify(db).entries == 5
+    await sink.close()
