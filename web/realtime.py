@@ -42,6 +42,9 @@ from .live import STREAMS, LiveState, execution_sequence
 log = logging.getLogger(__name__)
 BACKLOG_PER_PARTITION = 5000  # order log / errors: enough for today's figures, bounded start-up
 FULL_HISTORY = ("positions.updates", "account.status", CONTROLS_TOPIC)
+FEED_WAIT_MS = 100
+FEED_MIN_BYTES = 32 * 1024
+FEED_BATCH = 2000
 FEED_TOPICS = ("trade.executions", "order.errors", "positions.updates", "account.status", CONTROLS_TOPIC)
 SWEEP_S = 15.0
 
@@ -128,6 +131,17 @@ class SocketHub:
                     self.connected.pop(sid, None)
 
 
+def latest_grid_rows(changes: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """One fetch's changes with only the last ``grid`` row of each account: a grid row is the
+    account's whole row, replaced by the next, so the earlier ones of a fetch say nothing."""
+    last: dict[Any, int] = {}
+    for index, (stream, row) in enumerate(changes):
+        if stream == "grid":
+            last[row.get("account_id")] = index
+    keep = set(last.values())
+    return [change for index, change in enumerate(changes) if change[0] != "grid" or index in keep]
+
+
 class KafkaFeed:
     """Reads the output topics (every partition) into ``LiveState`` and pushes the changes."""
 
@@ -159,11 +173,14 @@ class KafkaFeed:
             bootstrap_servers=self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
-            # 100 ms, not less: every empty poll is CPU the copy path shares on a small machine;
-            # new records end a poll early, so the dashboard does not wait for it.
+            # A fetch waits up to 100 ms for 32 KiB: while copies flow, one round trip carries
+            # hundreds of records instead of the handful that arrived since the last one (each
+            # fetch is a request, a response and a GIL hand-off in a worker the copy path shares
+            # a small machine with, #16); a quiet feed still shows a record within 100 ms.
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=100,
-            max_poll_records=500,
+            fetch_max_wait_ms=FEED_WAIT_MS,
+            fetch_min_bytes=FEED_MIN_BYTES,
+            max_poll_records=FEED_BATCH,
         )
         await consumer.start()
         try:
@@ -176,12 +193,16 @@ class KafkaFeed:
                 start = max(begins[tp], ends[tp] - BACKLOG_PER_PARTITION) if bounded else begins[tp]
                 consumer.seek(tp, start)
             self.ready.set()
-            async for message in consumer:
-                changes = self._apply(
-                    message.topic[len(self.prefix) :], message.partition, message.offset, message.value
-                )
+            while True:
+                fetched = await consumer.getmany(timeout_ms=1000)
+                changes = [
+                    change
+                    for tp, messages in fetched.items()
+                    for message in messages
+                    for change in self._apply(tp.topic[len(self.prefix) :], tp.partition, message.offset, message.value)
+                ]
                 if changes and self.hub is not None:
-                    await self._push(changes)
+                    await self._push(latest_grid_rows(changes))
         finally:
             await consumer.stop()
 

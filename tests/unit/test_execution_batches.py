@@ -16,7 +16,7 @@ from copytrader.app.factory import empty_config
 from copytrader.core.records import MAX_EXECUTIONS_PER_RECORD, Execution, ExecutionBatch, executions_of
 from copytrader.core.topics import partition_for
 from copytrader.web.live import LiveState
-from copytrader.web.realtime import KafkaFeed
+from copytrader.web.realtime import KafkaFeed, latest_grid_rows
 
 
 def execution(n: int, account: str = "f001", kind: str = "ack") -> Execution:
@@ -101,4 +101,20 @@ def test_the_dashboard_numbers_each_execution_of_a_record_and_skips_a_replayed_r
     assert feed._apply("trade.executions", 4, 7, record) == []  # a consumer restart replays it
     assert [row["_o"] for s, row in feed._apply("trade.executions", 4, 8, execution(4).dumps()) if s == "orders"] == [
         8000
+    ]
+
+
+def test_one_fetch_pushes_each_accounts_last_grid_row_and_every_other_row() -> None:
+    changes = [
+        ("orders", {"execution_id": "a"}),
+        ("grid", {"account_id": "f1", "_v": 1}),
+        ("grid", {"account_id": "f2", "_v": 2}),
+        ("orders", {"execution_id": "b"}),
+        ("grid", {"account_id": "f1", "_v": 3}),
+    ]
+    assert latest_grid_rows(changes) == [
+        ("orders", {"execution_id": "a"}),
+        ("grid", {"account_id": "f2", "_v": 2}),
+        ("orders", {"execution_id": "b"}),
+        ("grid", {"account_id": "f1", "_v": 3}),
     ]

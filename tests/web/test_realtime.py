@@ -313,6 +313,9 @@ async def test_a_failed_push_costs_the_feed_nothing_and_the_page_resyncs(
 
     monkeypatch.setattr(hub, "push", push_failing_once)
     await published.execution(1, 0)
+    # The next record, after the failed push (one fetch may carry several records: then they
+    # share one push, and the resync comes with the push after it).
+    await wait_until(lambda: bool(failed), timeout_s=20, what="the push of e1 failed")
     await published.execution(2, 0)
     await wait_until(
         lambda: page.ids("orders").get(0) == ["e1", "e2"],
