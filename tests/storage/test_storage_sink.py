@@ -243,7 +243,9 @@ async def test_one_fetch_of_several_topics_is_one_transaction_and_a_bad_record_i
     assert result is not None and writes == [(5, 3)]  # 2 signals + 3 executions, one write
     writes.clear()
     # A record the database refuses: the fetch is written again topic by topic, then record by record.
-    assert await sink.store_groups([(mapping.signals_batch, signals), (mapping.executions_batch, [_execution(7)])]) is None
+    assert (
+        await sink.store_groups([(mapping.signals_batch, signals), (mapping.executions_batch, [_execution(7)])]) is None
+    )
     assert sink.skipped == 1
     with session_factory(sink.engine)() as db:
         stored = set(db.scalars(select(ExecutionRow.execution_id)))
