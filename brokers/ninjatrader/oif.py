@@ -17,6 +17,10 @@ poll and reported once if it stays unreadable.
 Restarts: NinjaTrader wipes the outgoing folder when it starts (N-out). A sentinel file of our
 own in that folder tells a wipe apart from "nothing happened": when it is gone, every order file
 read before may be gone too, and :attr:`OifFolders.generation` moves on (``orders.lookup``).
+
+Memory: what is remembered of a file goes with the file (an outgoing file no longer listed, an
+instruction file NinjaTrader took), and every complete listing tells the adapter which order
+files are still there (its replay, ``forgetting.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from .states import (
 
 log = logging.getLogger(__name__)
 SENTINEL = ".copytrader-alive"
+SWEEP_AT_LEAST = 64  # instruction files remembered before the first sweep of those taken
 MAX_FILE_BYTES = 4096  # an outgoing file holds one short line; anything bigger is not NinjaTrader's
 _FOLDER_ERRORS = {
     errno.ENOSPC: "the disk holding it is full",
@@ -77,6 +82,7 @@ class OifFolders:
         self._counter = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self.written: dict[str, Path] = {}  # ORDER ID → the instruction file that carried it
+        self._sweep_at = SWEEP_AT_LEAST
 
     async def open(self) -> None:
         for folder in (self.incoming, self.outgoing):
@@ -126,7 +132,17 @@ class OifFolders:
             raise folder_error(self.incoming, exc) from exc
         for order_id in order_ids:
             self.written[order_id] = final
+        if len(self.written) >= self._sweep_at:
+            self._sweep_written()
         return final
+
+    def _sweep_written(self) -> None:
+        """Forget instruction files NinjaTrader took: once gone, a file never comes back (names
+        are never reused), so ``pending`` would say False for them anyway. Swept when the map
+        doubled, so the cost per write stays constant."""
+        for order_id in [order_id for order_id, path in self.written.items() if not path.exists()]:
+            del self.written[order_id]
+        self._sweep_at = max(SWEEP_AT_LEAST, 2 * len(self.written))
 
     def pending(self, order_id: str) -> bool:
         """Is the instruction file that carried ``order_id`` still waiting in incoming?"""
@@ -152,6 +168,11 @@ class OifFolders:
         except OSError as exc:
             self.listener.on_bad_input(f"cannot read {self.outgoing}: {exc}")
             return
+        names = {entry.name for entry in entries}
+        for gone in [name for name in self._seen if name not in names]:
+            del self._seen[gone]  # a file that is gone is forgotten too (bounded by the folder)
+        for gone in [name for name in self._unreadable if name not in names]:
+            del self._unreadable[gone]
         for entry in entries:
             if not entry.name.endswith(".txt") or entry.name.startswith("."):
                 continue
@@ -172,6 +193,9 @@ class OifFolders:
                 continue
             if self._read(entry.name, text, mark):
                 self._seen[entry.name] = mark
+        self.listener.on_order_files(
+            {name[: -len(".txt")] for name in names if name.endswith(".txt") and not name.startswith(".")}
+        )
 
     def read_order(self, order_id: str) -> bool:
         """Read ``<order_id>.txt`` now (a lookup asks fresher than the poll); True if it exists."""

@@ -1,0 +1,110 @@
+"""How the NinjaTrader book forgets finished orders without reporting a fill twice (#18).
+
+The ATI has no history request: what the adapter can learn again is what NinjaTrader still
+*lists*. Over TCP that is each account's ``Orders|<acct>`` value (every order of the account in
+this NinjaTrader run, pushed on connect and on every change) with each order's ``OrderStatus``,
+``Filled`` and ``AvgFillPrice``; over files it is the outgoing folder, one ``<id>.txt`` per order
+placed with an ORDER ID, kept until NinjaTrader restarts (N-tk, N-out). So a "replay" here is:
+
+* TCP: the ``Orders`` lists of every configured account, received after the replay began (the
+  first one begins when a connection is opened, the next as soon as one ends);
+* files: one complete listing of the outgoing folder (a replay begins after each listing and is
+  read by the next).
+
+The book keeps the latest ``keep`` finished orders in full (:class:`..finished.FinishedOrders`);
+older ones shrink to an :class:`Ended` (the order's terms for a late fill, its final state for
+a lookup or a repeated cancel, the cost already reported) plus the fingerprint's quantity. A
+fingerprint goes when a replay begun after it no longer lists its ORDER ID: NinjaTrader forgot
+the order (it restarted, or trimmed its list) and will not push it again. From then on the
+adapter cannot prove that an ORDER ID it does not know was never sent, so its lookup says
+"cannot tell" for unknown ids instead of "none" (``orders._cannot_tell``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ..finished import KEEP_IN_FULL, FinishedOrders, Replay
+from ..model import OrderType, Side
+from .states import NtState
+
+__all__ = ["KEEP_IN_FULL", "Ended", "Forgetting"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """What stays of a finished order shrunk to a fingerprint (about 100 bytes, no report, no
+    waiters): enough to report a late fill (NinjaTrader says nothing of its states' finality),
+    to answer a lookup or a repeated cancel, and to continue a re-sent ORDER ID's ledger."""
+
+    account_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: int
+    instance: int
+    state: NtState
+    cost: Decimal
+
+
+class Forgetting:
+    """The finished orders of one book, in full then as fingerprints, and the running replay."""
+
+    def __init__(self, finished: FinishedOrders, accounts: list[str]) -> None:
+        self.finished = finished
+        self.accounts = frozenset(accounts)  # NinjaTrader names whose lists make a TCP replay
+        self.ended: dict[str, Ended] = {}
+        self.dropped = 0  # fingerprints dropped: unknown ORDER IDs can no longer be called "none"
+        self._replay: Replay | None = None
+        self._lists_in_replay: set[str] = set()
+
+    def shrink(self, nt_id: str, ended: Ended) -> None:
+        self.ended[nt_id] = ended
+
+    def reopen(self, nt_id: str) -> None:
+        """``nt_id`` is held in full again (a re-sent ORDER ID, a late fill)."""
+        self.finished.reopened(nt_id)
+        self.ended.pop(nt_id, None)
+
+    def filled(self, nt_id: str) -> int | None:
+        """The quantity reported for a fingerprinted order, else None."""
+        return self.finished.forgotten(nt_id)
+
+    # -- replays --------------------------------------------------------------------------
+    def begin(self) -> None:
+        """A new TCP connection is about to be opened: its lists make the next replay (one cut
+        short by the lost connection is dropped unread)."""
+        self._replay = self.finished.begin_replay()
+        self._lists_in_replay = set()
+
+    def account_listed(self, account: str, ids: list[str]) -> None:
+        """``Orders|<account>`` arrived: once every account's list arrived in this replay, the
+        fingerprints none listed go, and the next replay begins."""
+        if self._replay is None:
+            return
+        for nt_id in ids:
+            self.finished.listed(self._replay, nt_id)
+        if account in self.accounts:
+            self._lists_in_replay.add(account)
+        if self._lists_in_replay >= self.accounts:
+            self._end()
+            self.begin()
+
+    def folder_listed(self, ids: set[str]) -> None:
+        """A complete listing of the outgoing folder: it ends the replay begun after the previous
+        listing (so before this one was read), and the next begins."""
+        if self._replay is not None:
+            for nt_id in ids:
+                self.finished.listed(self._replay, nt_id)
+            self._end()
+        self.begin()
+
+    def _end(self) -> None:
+        assert self._replay is not None
+        gone = self.finished.end_replay(self._replay)
+        self._replay = None
+        for nt_id in gone:
+            self.ended.pop(nt_id, None)
+        self.dropped += len(gone)
