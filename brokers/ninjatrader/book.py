@@ -9,14 +9,10 @@ quantity and cost already reported, so a value read again after a reconnect, a f
 or NinjaTrader's state pushed again on connect reports nothing new. The fill id is
 ``<ORDER ID>#<instance>:<filled>``: the same for the same growth whenever it is seen.
 
-A repeated ORDER ID (a place sent again under the same client id) starts a new instance, numbered
-by the book (never reused in this process, even once the older instance is forgotten, so fill ids
-stay unique). Its keys will describe the newer order (one key holds one value), but until
-NinjaTrader shows that (a filled quantity lower than the older order's), what they say is still
-the older order's: the new ledger starts from the older one's quantity and cost and starts again
-at 0 when the quantity goes down (only then: for any other order a lower quantity, such as a
-``Filled`` value not pushed yet on a new connection, is never a reason to report fills again). So the older order's fills are never reported again, whatever
-NinjaTrader does with the repeated id (a second order, a Rejected, nothing at all).
+A repeated ORDER ID (a place sent again under the same client id) starts a new instance: its
+keys now describe the newer order (one key holds one value), so the ledger starts again at 0.
+Instances are numbered by the book, never reused in this process (not even once the older
+instance is forgotten), so a newer order's fill ids never repeat an older one's.
 
 Finished orders shrink, then go (``forgetting.py``): the book stays as large as NinjaTrader's
 own lists, never as long as the run.
@@ -57,8 +53,6 @@ class TrackedOrder:
     report: OrderReport | None = None
     filled: int = 0  # the ledger: quantity and cost already reported as fills
     cost: Decimal = Decimal(0)
-    #: The ledger is a repeated ORDER ID's older order's, until the keys are seen to go down.
-    inherited: bool = False
     emitted: tuple[object, ...] | None = None
     #: A CHANGE sent and not yet answered: (quantity, limit, stop). The ATI reports no prices or
     #: quantities, so the order's terms are what we asked once NinjaTrader says it is working.
@@ -96,18 +90,11 @@ class Book:
         self._instances = itertools.count(1)
 
     def track(self, order: TrackedOrder) -> TrackedOrder:
-        """Register an order before its line is sent, so no report of it is missed. A repeated
-        ORDER ID continues the older order's ledger until NinjaTrader's keys are seen to
-        describe the newer order (module docstring)."""
+        """Register an order before its line is sent, so no report of it is missed."""
         order.instance = next(self._instances)
         previous = self.orders.get(order.nt_id)
-        ended = self.memory.ended.get(order.nt_id)
         if previous is not None:
             order.waiters = previous.waiters  # a request still waiting hears of the newer order
-            order.filled, order.cost = previous.filled, previous.cost
-        elif ended is not None:
-            order.filled, order.cost = self.memory.filled(order.nt_id) or 0, ended.cost
-        order.inherited = order.filled > 0
         self.memory.reopen(order.nt_id)
         self.orders[order.nt_id] = order
         self.reports.pop(order.nt_id, None)
@@ -145,8 +132,6 @@ class Book:
             order = self._restore(nt_id)  # a fill after its end: reported, never dropped
         self.reports[nt_id] = report
         order.report = report
-        if order.inherited and report.filled < order.filled:  # the keys now describe the newer order
-            order.filled, order.cost, order.inherited = 0, Decimal(0), False
         if order.pending_change is not None and report.state not in CHANGING:
             quantity, limit, stop = order.pending_change
             order.pending_change = None

@@ -12,8 +12,8 @@ placed with an ORDER ID, kept until NinjaTrader restarts (N-tk, N-out). So a "re
   read by the next).
 
 The book keeps the latest ``keep`` finished orders in full (:class:`..finished.FinishedOrders`);
-older ones shrink to an :class:`Ended` (the order's terms for a late fill, its final state for
-a lookup or a repeated cancel, the cost already reported) plus the fingerprint's quantity. A
+older ones shrink to an :class:`Ended` (the order's terms and cost reported, for a late fill; its
+final state, for a lookup or a repeated cancel) plus the fingerprint's quantity. A
 fingerprint goes when a replay begun after it no longer lists its ORDER ID: NinjaTrader forgot
 the order (it restarted, or trimmed its list) and will not push it again. From then on the
 adapter cannot prove that an ORDER ID it does not know was never sent, so its lookup says
@@ -34,9 +34,10 @@ __all__ = ["KEEP_IN_FULL", "Ended", "Forgetting"]
 
 @dataclass(frozen=True, slots=True)
 class Ended:
-    """What stays of a finished order shrunk to a fingerprint (about 100 bytes, no report, no
-    waiters): enough to report a late fill (NinjaTrader says nothing of its states' finality),
-    to answer a lookup or a repeated cancel, and to continue a re-sent ORDER ID's ledger."""
+    """What stays of a finished order shrunk to a fingerprint (no report, no waiters, no prices):
+    enough to report a fill NinjaTrader still shows after the order's end (nothing says its
+    final states cannot change again) under the order's own fill ids, and to answer a lookup or
+    a repeated cancel."""
 
     account_id: str
     client_order_id: str
