@@ -232,11 +232,12 @@ class Book:
                     self.reports.pop(nt_id, None)
         self.memory.account_listed(account, ids)
 
-    def files_listed(self, ids: set[str]) -> None:
-        """A complete listing of the outgoing folder (files): the same, for the file route."""
+    def files_listed(self, ids: set[str], wiped: bool) -> None:
+        """A complete listing of the outgoing folder (files): the same, for the file route;
+        ``wiped``: the folder was wiped (NinjaTrader restarted) since the previous listing."""
         for nt_id in [nt_id for nt_id in self.reports if nt_id not in ids and nt_id not in self.orders]:
             del self.reports[nt_id]
-        self.memory.folder_listed(ids)
+        self.memory.folder_listed(ids, wiped)
 
     def ended(self, nt_id: str) -> Ended | None:
         return self.memory.ended.get(nt_id)

@@ -8,8 +8,10 @@ placed with an ORDER ID, kept until NinjaTrader restarts (N-tk, N-out). So a "re
 
 * TCP: the ``Orders`` lists of every configured account, received after the replay began (the
   first one begins when a connection is opened, the next as soon as one ends);
-* files: one complete listing of the outgoing folder (a replay begins after each listing and is
-  read by the next).
+* files: a complete listing of the outgoing folder made after NinjaTrader wiped it (a restart,
+  seen by the sentinel file of ``oif.py``): a replay begins after each listing and is read by the
+  next one that follows a wipe. Outgoing files are deleted only then (N-out), so a file merely
+  missing from one listing proves nothing.
 
 The book keeps the latest ``keep`` finished orders in full (:class:`..finished.FinishedOrders`);
 older ones shrink to an :class:`Ended` (the order's terms and cost reported, for a late fill; its
@@ -93,10 +95,12 @@ class Forgetting:
             self._end()
             self.begin()
 
-    def folder_listed(self, ids: set[str]) -> None:
-        """A complete listing of the outgoing folder: it ends the replay begun after the previous
-        listing (so before this one was read), and the next begins."""
-        if self._replay is not None:
+    def folder_listed(self, ids: set[str], wiped: bool) -> None:
+        """A complete listing of the outgoing folder. After a wipe (NinjaTrader restarted) it
+        ends the replay begun after the previous listing, so before this one was read; without
+        one, a missing file proves nothing (NinjaTrader deletes order files only on a restart,
+        and might rewrite one by deleting it first), so nothing goes. The next replay begins."""
+        if wiped and self._replay is not None:
             for nt_id in ids:
                 self.finished.listed(self._replay, nt_id)
             self._end()

@@ -20,7 +20,8 @@ read before may be gone too, and :attr:`OifFolders.generation` moves on (``order
 
 Memory: what is remembered of a file goes with the file (an outgoing file no longer listed, an
 instruction file NinjaTrader took), and every complete listing tells the adapter which order
-files are still there (its replay, ``forgetting.py``).
+files are still there and whether the folder was wiped since the last one (its replay,
+``forgetting.py``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class OifFolders:
         self.poll_s = poll_s
         self.generation = 0
         self.sentinel_was_there = False  # the folder was not wiped since an earlier session began
+        self._wipe_untold = False  # a wipe seen that no complete listing has reported yet
         self._seen: dict[str, tuple[int, int]] = {}
         self._unreadable: dict[str, tuple[int, int]] = {}
         self._counter = itertools.count(1)
@@ -93,6 +95,7 @@ class OifFolders:
                 )
         sentinel = self.outgoing / SENTINEL
         self.sentinel_was_there = sentinel.exists()
+        self._wipe_untold = not self.sentinel_was_there  # NinjaTrader may have restarted meanwhile
         self._touch_sentinel()
         self.scan()
         self._task = asyncio.get_running_loop().create_task(self._poll(), name="oif-outgoing")
@@ -161,6 +164,7 @@ class OifFolders:
     def scan(self) -> None:
         if not (self.outgoing / SENTINEL).exists():
             self.generation += 1
+            self._wipe_untold = True
             self._seen.clear()
             self._touch_sentinel()
         try:
@@ -193,8 +197,9 @@ class OifFolders:
                 continue
             if self._read(entry.name, text, mark):
                 self._seen[entry.name] = mark
+        wiped, self._wipe_untold = self._wipe_untold, False
         self.listener.on_order_files(
-            {name[: -len(".txt")] for name in names if name.endswith(".txt") and not name.startswith(".")}
+            {name[: -len(".txt")] for name in names if name.endswith(".txt") and not name.startswith(".")}, wiped
         )
 
     def read_order(self, order_id: str) -> bool:
