@@ -225,7 +225,7 @@ class Book:
         ``reports``; the list counts towards the running replay."""
         previous = self.lists.get(account, [])
         self.lists[account] = ids
-        if previous:
+        if previous and ids[: len(previous)] != previous:  # not just longer: something left it
             listed = set(ids)
             for nt_id in previous:
                 if nt_id not in listed and nt_id not in self.orders:

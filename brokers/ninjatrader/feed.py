@@ -55,7 +55,7 @@ class ValueCache:
             elif kind == "Orders" and rest:
                 self.lists_seen.add(rest)
                 ids = [i for i in value.split("|") if i]
-                if previous:
+                if previous and not value.startswith(previous):  # NinjaTrader appends; else it forgot
                     self._forget_unlisted(previous, ids)
                 self.listener.on_orders_list(rest, ids)
             elif kind == "MarketPosition" and rest.count("|") == 1:

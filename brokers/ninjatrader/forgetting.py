@@ -6,8 +6,8 @@ this NinjaTrader run, pushed on connect and on every change) with each order's `
 ``Filled`` and ``AvgFillPrice``; over files it is the outgoing folder, one ``<id>.txt`` per order
 placed with an ORDER ID, kept until NinjaTrader restarts (N-tk, N-out). So a "replay" here is:
 
-* TCP: the ``Orders`` lists of every configured account, received after the replay began (the
-  first one begins when a connection is opened, the next as soon as one ends);
+* TCP: the ``Orders`` lists of every configured account, received after the replay began (one
+  begins when a connection is opened, and while it lasts one every ``REPLAY_EVERY_S``);
 * files: a complete listing of the outgoing folder made after NinjaTrader wiped it (a restart,
   seen by the sentinel file of ``oif.py``): a replay begins after each listing and is read by the
   next one that follows a wipe. Outgoing files are deleted only then (N-out), so a file merely
@@ -24,6 +24,8 @@ adapter cannot prove that an ORDER ID it does not know was never sent, so its lo
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -31,7 +33,10 @@ from ..finished import KEEP_IN_FULL, FinishedOrders, Replay
 from ..model import OrderType, Side
 from .states import NtState
 
-__all__ = ["KEEP_IN_FULL", "Ended", "Forgetting"]
+__all__ = ["KEEP_IN_FULL", "REPLAY_EVERY_S", "Ended", "Forgetting"]
+
+#: Seconds between two TCP replays on one connection (a new connection always starts one).
+REPLAY_EVERY_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,9 @@ class Forgetting:
         self.dropped = 0  # fingerprints dropped: unknown ORDER IDs can no longer be called "none"
         self._replay: Replay | None = None
         self._lists_in_replay: set[str] = set()
+        self.replay_every_s = REPLAY_EVERY_S
+        self._clock = time.monotonic
+        self._ended_at = -math.inf
 
     def shrink(self, nt_id: str, ended: Ended) -> None:
         self.ended[nt_id] = ended
@@ -84,16 +92,20 @@ class Forgetting:
 
     def account_listed(self, account: str, ids: list[str]) -> None:
         """``Orders|<account>`` arrived: once every account's list arrived in this replay, the
-        fingerprints none listed go, and the next replay begins."""
+        fingerprints none listed go. NinjaTrader pushes a list on every new order, and reading
+        one costs a pass over the whole day's ids, so while a connection lasts the next replay
+        begins only ``replay_every_s`` after the last one ended (from the next list on)."""
         if self._replay is None:
+            if self._clock() - self._ended_at >= self.replay_every_s:
+                self.begin()
             return
-        for nt_id in ids:
-            self.finished.listed(self._replay, nt_id)
+        if self.finished.fingerprint_count:  # else there is nothing to look for in the list
+            for nt_id in ids:
+                self.finished.listed(self._replay, nt_id)
         if account in self.accounts:
             self._lists_in_replay.add(account)
         if self._lists_in_replay >= self.accounts:
             self._end()
-            self.begin()
 
     def folder_listed(self, ids: set[str], wiped: bool) -> None:
         """A complete listing of the outgoing folder. After a wipe (NinjaTrader restarted) it
@@ -110,6 +122,7 @@ class Forgetting:
         assert self._replay is not None
         gone = self.finished.end_replay(self._replay)
         self._replay = None
+        self._ended_at = self._clock()
         for nt_id in gone:
             self.ended.pop(nt_id, None)
         self.dropped += len(gone)

@@ -56,10 +56,12 @@ def test_a_fill_shown_after_a_shrunk_orders_end_is_reported_once_under_its_own_f
 
 def test_a_reused_order_id_never_repeats_a_fill_id_even_once_forgotten() -> None:
     book = Book({"A": "Sim101"}, keep=0)
-    book.memory.begin()
+    book.memory.begin()  # a connection is being opened
     track(book, "X")
     (first,) = fills(book.order_report("X", report(NtState.FILLED, 1)))
-    book.order_list("Sim101", ["X"])  # the replay begun before X shrank: X stays
+    book.order_list("Sim101", [])  # the replay began before X shrank: X stays
+    assert "X" in book.memory.ended
+    book.memory.begin()  # a reconnect
     book.order_list("Sim101", [])  # NinjaTrader forgot X: so does the book
     assert book.memory.ended == {} and book.memory.dropped == 1 and book.memory.filled("X") is None
     track(book, "X")  # the same client id placed again
@@ -70,19 +72,39 @@ def test_a_reused_order_id_never_repeats_a_fill_id_even_once_forgotten() -> None
 
 def test_a_tcp_replay_needs_every_accounts_list_and_spares_what_shrank_after_it_began() -> None:
     book = Book(ACCOUNTS, keep=0)
+    book.memory.replay_every_s = 0  # a replay begins at every list once the previous one ended
     book.memory.begin()  # a connection is being opened
     track(book, "X")
     book.order_report("X", report(NtState.FILLED, 1))
     book.order_list("Sim101", [])
     book.order_list("Sim102", [])  # every account listed: the replay ends, X made after its start
     assert "X" in book.memory.ended
+    book.order_list("Sim101", [])  # begins the next replay; it counts from the next list
     book.order_list("Sim101", [])
     assert "X" in book.memory.ended  # Sim102's list of this replay has not come yet
     book.order_list("Sim102", ["X"])  # listed (an ORDER ID repeated on another account)
     assert "X" in book.memory.ended
+    book.order_list("Sim101", [])  # begins the next
     book.order_list("Sim101", [])
     book.order_list("Sim102", [])
     assert "X" not in book.memory.ended and book.memory.dropped == 1
+
+
+def test_while_a_connection_lasts_tcp_replays_are_spaced_out() -> None:
+    book = Book({"A": "Sim101"}, keep=0)
+    now = [100.0]
+    book.memory._clock = lambda: now[0]
+    book.memory.begin()
+    track(book, "X")
+    book.order_report("X", report(NtState.FILLED, 1))
+    book.order_list("Sim101", ["X"])  # ends the connection's replay (X made after it began)
+    book.order_list("Sim101", [])
+    book.order_list("Sim101", [])
+    assert "X" in book.memory.ended  # no replay within replay_every_s of the last one
+    now[0] += book.memory.replay_every_s
+    book.order_list("Sim101", [])  # begins one
+    book.order_list("Sim101", [])  # ends it
+    assert book.memory.ended == {}
 
 
 def test_someone_elses_orders_leave_the_book_when_ninjatrader_stops_listing_them() -> None:
