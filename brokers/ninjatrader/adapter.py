@@ -185,8 +185,8 @@ class NinjaTraderAdapter(BrokerAdapter):
     def on_orders_list(self, account: str, ids: list[str]) -> None:
         self.book.order_list(account, ids)
 
-    def on_order_files(self, ids: set[str], wiped: bool) -> None:
-        self.book.files_listed(ids, wiped)
+    def on_order_files(self, ids: set[str]) -> None:
+        self.book.files_after_wipe(ids)
 
     def on_connection(self, connected: bool) -> None:
         """NinjaTrader's own connection (to its broker) went up or down."""

@@ -232,12 +232,12 @@ class Book:
                     self.reports.pop(nt_id, None)
         self.memory.account_listed(account, ids)
 
-    def files_listed(self, ids: set[str], wiped: bool) -> None:
-        """A complete listing of the outgoing folder (files): the same, for the file route;
-        ``wiped``: the folder was wiped (NinjaTrader restarted) since the previous listing."""
+    def files_after_wipe(self, ids: set[str]) -> None:
+        """The order files NinjaTrader kept through a wipe of the outgoing folder (a restart):
+        what is not among them was forgotten by NinjaTrader, so here too."""
         for nt_id in [nt_id for nt_id in self.reports if nt_id not in ids and nt_id not in self.orders]:
             del self.reports[nt_id]
-        self.memory.folder_listed(ids, wiped)
+        self.memory.folder_wiped(ids)
 
     def ended(self, nt_id: str) -> Ended | None:
         return self.memory.ended.get(nt_id)

@@ -2,7 +2,8 @@
 
 Both routes report the same four facts: an order's state (``OrderReport``), a position
 (``PositionReport``), the orders NinjaTrader still lists (an account's ``Orders`` value on TCP,
-the outgoing folder's order files on the file route) and NinjaTrader's connection state.
+the outgoing folder's order files after a wipe on the file route) and NinjaTrader's connection
+state.
 The adapter implements :class:`FeedListener`; the routes call it.
 """
 
@@ -21,7 +22,8 @@ class FeedListener(Protocol):
 
     def on_orders_list(self, account: str, ids: list[str]) -> None: ...
 
-    def on_order_files(self, ids: set[str], wiped: bool) -> None: ...
+    def on_order_files(self, ids: set[str]) -> None:
+        """The order files of the first complete listing of the outgoing folder after a wipe."""
 
     def on_connection(self, connected: bool) -> None: ...
 

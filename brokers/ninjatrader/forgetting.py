@@ -8,10 +8,10 @@ placed with an ORDER ID, kept until NinjaTrader restarts (N-tk, N-out). So a "re
 
 * TCP: the ``Orders`` lists of every configured account, received after the replay began (one
   begins when a connection is opened, and while it lasts one every ``REPLAY_EVERY_S``);
-* files: a complete listing of the outgoing folder made after NinjaTrader wiped it (a restart,
-  seen by the sentinel file of ``oif.py``): a replay begins after each listing and is read by the
-  next one that follows a wipe. Outgoing files are deleted only then (N-out), so a file merely
-  missing from one listing proves nothing.
+* files: the first complete listing of the outgoing folder after NinjaTrader wiped it (a
+  restart, seen by the sentinel file of ``oif.py``). Outgoing files are deleted only then
+  (N-out), so a file merely missing from a listing proves nothing, and the folder, which
+  NinjaTrader keeps for its whole run, bounds what is kept.
 
 The book keeps the latest ``keep`` finished orders in full (:class:`..finished.FinishedOrders`);
 older ones shrink to an :class:`Ended` (the order's terms and cost reported, for a late fill; its
@@ -107,22 +107,24 @@ class Forgetting:
         if self._lists_in_replay >= self.accounts:
             self._end()
 
-    def folder_listed(self, ids: set[str], wiped: bool) -> None:
-        """A complete listing of the outgoing folder. After a wipe (NinjaTrader restarted) it
-        ends the replay begun after the previous listing, so before this one was read; without
-        one, a missing file proves nothing (NinjaTrader deletes order files only on a restart,
-        and might rewrite one by deleting it first), so nothing goes. The next replay begins."""
-        if wiped and self._replay is not None:
-            for nt_id in ids:
-                self.finished.listed(self._replay, nt_id)
-            self._end()
-        self.begin()
+    def folder_wiped(self, ids: set[str]) -> None:
+        """The first complete listing of the outgoing folder after a wipe: a fingerprint whose
+        file it lacks goes. Every fingerprint was made from a file read before the wipe, and
+        after a restart NinjaTrader no longer knows that ORDER ID, so it writes no file of it
+        again. Without a wipe a missing file proves nothing (NinjaTrader deletes order files
+        only on a restart [N-out], and might rewrite one by deleting it first)."""
+        replay = self.finished.begin_replay()
+        for nt_id in ids:
+            self.finished.listed(replay, nt_id)
+        self._forget(self.finished.end_replay(replay))
 
     def _end(self) -> None:
         assert self._replay is not None
-        gone = self.finished.end_replay(self._replay)
+        self._forget(self.finished.end_replay(self._replay))
         self._replay = None
         self._ended_at = self._clock()
+
+    def _forget(self, gone: list[str]) -> None:
         for nt_id in gone:
             self.ended.pop(nt_id, None)
         self.dropped += len(gone)

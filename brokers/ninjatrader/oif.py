@@ -18,10 +18,9 @@ Restarts: NinjaTrader wipes the outgoing folder when it starts (N-out). A sentin
 own in that folder tells a wipe apart from "nothing happened": when it is gone, every order file
 read before may be gone too, and :attr:`OifFolders.generation` moves on (``orders.lookup``).
 
-Memory: what is remembered of a file goes with the file (an outgoing file no longer listed, an
-instruction file NinjaTrader took), and every complete listing tells the adapter which order
-files are still there and whether the folder was wiped since the last one (its replay,
-``forgetting.py``).
+Memory: what is remembered of a file goes with the file (an outgoing file wiped or deleted, an
+instruction file NinjaTrader took), and the first complete listing after a wipe tells the adapter
+which order files NinjaTrader kept (its replay, ``forgetting.py``).
 """
 
 from __future__ import annotations
@@ -68,6 +67,12 @@ def folder_error(folder: Path, exc: OSError) -> BrokerUnavailable:
     )
 
 
+def _read_text(path: str) -> str:
+    """A file's text by its plain path: ``pathlib`` would intern every order file's name."""
+    with open(path, encoding="ascii") as handle:
+        return handle.read()
+
+
 class OifFolders:
     def __init__(
         self, incoming: Path, outgoing: Path, accounts: list[str], listener: FeedListener, poll_s: float
@@ -78,7 +83,7 @@ class OifFolders:
         self.poll_s = poll_s
         self.generation = 0
         self.sentinel_was_there = False  # the folder was not wiped since an earlier session began
-        self._wipe_untold = False  # a wipe seen that no complete listing has reported yet
+        self._wipe_untold = False  # a wipe seen that no complete listing has told the listener of
         self._seen: dict[str, tuple[int, int]] = {}
         self._unreadable: dict[str, tuple[int, int]] = {}
         self._counter = itertools.count(1)
@@ -172,14 +177,14 @@ class OifFolders:
         except OSError as exc:
             self.listener.on_bad_input(f"cannot read {self.outgoing}: {exc}")
             return
-        names = {entry.name for entry in entries}
-        for gone in [name for name in self._seen if name not in names]:
-            del self._seen[gone]  # a file that is gone is forgotten too (bounded by the folder)
-        for gone in [name for name in self._unreadable if name not in names]:
-            del self._unreadable[gone]
+        entries = [entry for entry in entries if entry.name.endswith(".txt") and not entry.name.startswith(".")]
+        if len(self._seen) > len(entries) or self._unreadable:  # files went (by hand: a wipe clears)
+            names = {entry.name for entry in entries}
+            for gone in [name for name in self._seen if name not in names]:
+                del self._seen[gone]
+            for gone in [name for name in self._unreadable if name not in names]:
+                del self._unreadable[gone]
         for entry in entries:
-            if not entry.name.endswith(".txt") or entry.name.startswith("."):
-                continue
             try:
                 stat = entry.stat()
             except OSError:
@@ -192,27 +197,27 @@ class OifFolders:
                 self.listener.on_bad_input(f"outgoing file {entry.name!r} has {stat.st_size} bytes; not read")
                 continue
             try:
-                text = Path(entry.path).read_text(encoding="ascii")
+                text = _read_text(entry.path)
             except (OSError, UnicodeDecodeError):
                 continue
             if self._read(entry.name, text, mark):
                 self._seen[entry.name] = mark
-        wiped, self._wipe_untold = self._wipe_untold, False
-        self.listener.on_order_files(
-            {name[: -len(".txt")] for name in names if name.endswith(".txt") and not name.startswith(".")}, wiped
-        )
+        if self._wipe_untold:  # the first complete listing since a wipe: what NinjaTrader kept
+            self._wipe_untold = False
+            self.listener.on_order_files({entry.name[: -len(".txt")] for entry in entries})
 
     def read_order(self, order_id: str) -> bool:
         """Read ``<order_id>.txt`` now (a lookup asks fresher than the poll); True if it exists."""
-        path = self.outgoing / f"{order_id}.txt"
+        name = f"{order_id}.txt"
+        path = os.path.join(self.outgoing, name)
         try:
-            stat = path.stat()
+            stat = os.stat(path)
             if stat.st_size > MAX_FILE_BYTES:
                 return False
-            text = path.read_text(encoding="ascii")
+            text = _read_text(path)
         except (OSError, UnicodeDecodeError):
             return False
-        return self._read(path.name, text, (stat.st_mtime_ns, stat.st_size))
+        return self._read(name, text, (stat.st_mtime_ns, stat.st_size))
 
     def _read(self, name: str, text: str, mark: tuple[int, int]) -> bool:
         """Hand one file's fact to the listener; False when it cannot be parsed (yet)."""

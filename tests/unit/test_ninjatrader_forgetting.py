@@ -115,23 +115,17 @@ def test_someone_elses_orders_leave_the_book_when_ninjatrader_stops_listing_them
     book.order_list("Sim101", [])
     assert "N1" not in book.reports
     book.order_report("N2", report(NtState.WORKING, 0))
-    book.files_listed({"N3"}, wiped=False)
+    book.files_after_wipe({"N3"})
     assert "N2" not in book.reports
 
 
-def test_a_folder_listing_after_a_wipe_ends_the_replay_begun_after_the_previous_listing() -> None:
+def test_after_a_wipe_the_files_ninjatrader_kept_are_all_that_stays() -> None:
     book = Book({"A": "Sim101"}, keep=0)
-    book.files_listed(set(), wiped=False)  # the first listing only begins a replay
-    track(book, "X")
-    book.order_report("X", report(NtState.FILLED, 1))
-    book.files_listed(set(), wiped=True)  # read before X shrank? It began before: X is spared once
-    assert "X" in book.memory.ended
-    book.files_listed(set(), wiped=False)  # a file missing without a wipe proves nothing
-    assert "X" in book.memory.ended
-    book.files_listed({"X"}, wiped=True)
-    assert "X" in book.memory.ended
-    book.files_listed(set(), wiped=True)  # the folder was wiped (NinjaTrader restarted)
-    assert book.memory.ended == {} and book.memory.dropped == 1
+    for nt_id in ("X", "Y"):
+        track(book, nt_id)
+        book.order_report(nt_id, report(NtState.FILLED, 1))
+    book.files_after_wipe({"Y"})  # the folder was wiped (NinjaTrader restarted); Y's file is back
+    assert set(book.memory.ended) == {"Y"} and book.memory.dropped == 1
 
 
 class Heard:
@@ -140,7 +134,6 @@ class Heard:
     def __init__(self) -> None:
         self.orders: list[tuple[str, OrderReport]] = []
         self.files: list[set[str]] = []
-        self.wipes: list[bool] = []
 
     def on_order(self, nt_id: str, report: OrderReport) -> None:
         self.orders.append((nt_id, report))
@@ -151,9 +144,8 @@ class Heard:
     def on_orders_list(self, account: str, ids: list[str]) -> None:
         pass
 
-    def on_order_files(self, ids: set[str], wiped: bool) -> None:
+    def on_order_files(self, ids: set[str]) -> None:
         self.files.append(ids)
-        self.wipes.append(wiped)
 
     def on_connection(self, connected: bool) -> None:
         pass
@@ -183,12 +175,16 @@ def test_the_file_route_remembers_files_only_while_they_exist(tmp_path: Path) ->
     for n in range(3):
         (outgoing / f"X{n}.txt").write_text("Filled;1;5000\r\n")
     folders.scan()  # no sentinel yet: a wipe (or a first run), told with the listing
-    assert heard.files[-1] == {"X0", "X1", "X2"} and len(heard.orders) == 3 and heard.wipes == [True]
+    assert heard.files == [{"X0", "X1", "X2"}] and len(heard.orders) == 3
     (outgoing / "X0.txt").unlink()
-    folders.scan()
-    assert heard.files[-1] == {"X1", "X2"} and len(heard.orders) == 3  # nothing read again
-    assert heard.wipes == [True, False]
+    folders.scan()  # a file gone without a wipe: nothing told, nothing read again
+    assert heard.files == [{"X0", "X1", "X2"}] and len(heard.orders) == 3
     assert "X0.txt" not in folders._seen
+    for name in os.listdir(outgoing):
+        os.unlink(outgoing / name)  # NinjaTrader restarts: the folder is wiped
+    (outgoing / "X9.txt").write_text("Working;0;0\r\n")
+    folders.scan()
+    assert heard.files[-1] == {"X9"}
     for n in range(SWEEP_AT_LEAST * 3):
         path = folders.write([f"CANCEL;;;;;;;;;;O{n};;"], [f"O{n}"])
         os.unlink(path)  # NinjaTrader took it
