@@ -85,8 +85,9 @@ class Forgetting:
 
     # -- replays --------------------------------------------------------------------------
     def begin(self) -> None:
-        """A new TCP connection is about to be opened: its lists make the next replay (one cut
-        short by the lost connection is dropped unread)."""
+        """A TCP replay begins: a connection is about to be opened (a replay cut short by the lost
+        one is dropped unread), or ``replay_every_s`` passed since the last one ended. Only the
+        lists received from now on count."""
         self._replay = self.finished.begin_replay()
         self._lists_in_replay = set()
 
