@@ -98,6 +98,7 @@ class NinjaTraderAdapter(BrokerAdapter):
         self._set_state(ConnectionState.CONNECTED if self._broker_connected else ConnectionState.DEGRADED)
 
     async def _open_ati(self) -> None:
+        self.book.memory.begin()  # what this connection lists is the next replay (forgetting.py)
         self.connection = await AtiConnection.open(self.nt.host, self.nt.port, self, self.nt.connect_timeout_s)
         self.connections += 1
 
@@ -167,7 +168,7 @@ class NinjaTraderAdapter(BrokerAdapter):
     def on_order(self, nt_id: str, report: OrderReport) -> None:
         """A change of an order this adapter placed is news even while connecting (a fill while
         the caller had us disconnected); other orders' state on connect is only known."""
-        ours = nt_id in self.book.orders
+        ours = nt_id in self.book.orders or self.book.ended(nt_id) is not None
         for event in self.book.order_report(nt_id, report):
             if self._emitting or ours:
                 self._emit(event)
@@ -182,7 +183,10 @@ class NinjaTraderAdapter(BrokerAdapter):
             self._emit(event)
 
     def on_orders_list(self, account: str, ids: list[str]) -> None:
-        self.book.lists[account] = ids
+        self.book.order_list(account, ids)
+
+    def on_order_files(self, ids: set[str]) -> None:
+        self.book.files_after_wipe(ids)
 
     def on_connection(self, connected: bool) -> None:
         """NinjaTrader's own connection (to its broker) went up or down."""

@@ -11,17 +11,25 @@ or NinjaTrader's state pushed again on connect reports nothing new. The fill id 
 
 A repeated ORDER ID (a place sent again under the same client id) starts a new instance: its
 keys now describe the newer order (one key holds one value), so the ledger starts again at 0.
+Instances are numbered by the book, never reused in this process (not even once the older
+instance is forgotten), so a newer order's fill ids never repeat an older one's.
+
+Finished orders shrink, then go (``forgetting.py``): the book stays as large as NinjaTrader's
+own lists, never as long as the run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from ..finished import FinishedOrders
 from ..instruments import instrument_for
 from ..model import BrokerEvent, FillEvent, OrderEvent, OrderStatus, OrderType, PositionEvent, Side
+from .forgetting import KEEP_IN_FULL, Ended, Forgetting
 from .states import DOMAIN_STATUS, NtState, OrderReport, PositionReport
 from .symbols import SymbolError, from_instrument
 
@@ -69,20 +77,25 @@ class TrackedOrder:
 
 
 class Book:
-    def __init__(self, accounts: dict[str, str]) -> None:
+    def __init__(self, accounts: dict[str, str], keep: int = KEEP_IN_FULL) -> None:
         self.accounts = accounts  # our id → NinjaTrader name
         self.our_ids = {name: ours for ours, name in accounts.items()}
+        #: Orders we placed, held in full: live ones and the latest ``keep`` finished ones.
         self.orders: dict[str, TrackedOrder] = {}
-        self.reports: dict[str, OrderReport] = {}  # every order NinjaTrader told of, ours or not
+        #: What NinjaTrader last said of every order it still lists, ours (held in full) or not.
+        self.reports: dict[str, OrderReport] = {}
         self.lists: dict[str, list[str]] = {}  # NinjaTrader account → its ORDER IDs (TCP)
         self.positions: dict[tuple[str, str], PositionReport] = {}  # (NT account, instrument)
+        self.memory = Forgetting(FinishedOrders(lambda nt_id: self.orders[nt_id].filled, keep), list(accounts.values()))
+        self._instances = itertools.count(1)
 
     def track(self, order: TrackedOrder) -> TrackedOrder:
         """Register an order before its line is sent, so no report of it is missed."""
+        order.instance = next(self._instances)
         previous = self.orders.get(order.nt_id)
         if previous is not None:
-            order.instance = previous.instance + 1
             order.waiters = previous.waiters  # a request still waiting hears of the newer order
+        self.memory.reopen(order.nt_id)
         self.orders[order.nt_id] = order
         self.reports.pop(order.nt_id, None)
         return order
@@ -108,10 +121,16 @@ class Book:
 
     def order_report(self, nt_id: str, report: OrderReport) -> list[BrokerEvent]:
         """Events for one report: the order's new state, and a fill for any growth."""
-        self.reports[nt_id] = report
         order = self.orders.get(nt_id)
         if order is None:
-            return []
+            forgotten = self.memory.filled(nt_id)
+            if forgotten is None:
+                self.reports[nt_id] = report  # not ours: kept for lookup while NinjaTrader lists it
+                return []
+            if report.filled <= forgotten:
+                return []  # shrunk and told again (a reconnect, a file re-read): old news
+            order = self._restore(nt_id)  # a fill after its end: reported, never dropped
+        self.reports[nt_id] = report
         order.report = report
         if order.pending_change is not None and report.state not in CHANGING:
             quantity, limit, stop = order.pending_change
@@ -151,7 +170,77 @@ class Book:
             elif ready(report):
                 order.waiters.remove(waiter)
                 future.set_result(report)
+        if DOMAIN_STATUS[report.state].is_final:
+            for old in self.memory.finished.finished(nt_id):
+                self._shrink(old)
+        else:
+            self.memory.finished.reopened(nt_id)
         return events
+
+    def _shrink(self, nt_id: str) -> None:
+        """A finished order beyond ``keep`` leaves the maps; its :class:`Ended` stays."""
+        order = self.orders.pop(nt_id)
+        self.reports.pop(nt_id, None)
+        assert order.report is not None  # it finished on a report
+        self.memory.shrink(
+            nt_id,
+            Ended(
+                order.account_id,
+                order.client_order_id,
+                order.symbol,
+                order.side,
+                order.order_type,
+                order.quantity,
+                order.instance,
+                order.report.state,
+                order.cost,
+            ),
+        )
+
+    def _restore(self, nt_id: str) -> TrackedOrder:
+        """A shrunk order held in full again, its ledger where it was (its prices are gone:
+        the ATI never reports them, and a finished order needs none)."""
+        ended = self.memory.ended[nt_id]
+        filled = self.memory.filled(nt_id) or 0
+        self.memory.reopen(nt_id)
+        order = TrackedOrder(
+            account_id=ended.account_id,
+            client_order_id=ended.client_order_id,
+            nt_id=nt_id,
+            symbol=ended.symbol,
+            side=ended.side,
+            order_type=ended.order_type,
+            quantity=ended.quantity,
+            limit_price=None,
+            stop_price=None,
+            instance=ended.instance,
+            filled=filled,
+            cost=ended.cost,
+        )
+        self.orders[nt_id] = order
+        return order
+
+    def order_list(self, account: str, ids: list[str]) -> None:
+        """``Orders|<account>`` (TCP): someone else's orders NinjaTrader no longer lists leave
+        ``reports``; the list counts towards the running replay."""
+        previous = self.lists.get(account, [])
+        self.lists[account] = ids
+        if previous and ids[: len(previous)] != previous:  # not just longer: something left it
+            listed = set(ids)
+            for nt_id in previous:
+                if nt_id not in listed and nt_id not in self.orders:
+                    self.reports.pop(nt_id, None)
+        self.memory.account_listed(account, ids)
+
+    def files_after_wipe(self, ids: set[str]) -> None:
+        """The order files NinjaTrader kept through a wipe of the outgoing folder (a restart):
+        what is not among them was forgotten by NinjaTrader, so here too."""
+        for nt_id in [nt_id for nt_id in self.reports if nt_id not in ids and nt_id not in self.orders]:
+            del self.reports[nt_id]
+        self.memory.folder_wiped(ids)
+
+    def ended(self, nt_id: str) -> Ended | None:
+        return self.memory.ended.get(nt_id)
 
     def position_report(self, account: str, instrument: str, report: PositionReport) -> PositionEvent | None:
         """A position of one of our accounts, or None (another account, or a name we cannot map)."""
@@ -193,7 +282,10 @@ class Book:
 
     def status_of(self, nt_id: str) -> OrderStatus | None:
         report = self.reports.get(nt_id)
-        return DOMAIN_STATUS[report.state] if report is not None else None
+        if report is not None:
+            return DOMAIN_STATUS[report.state]
+        ended = self.memory.ended.get(nt_id)
+        return DOMAIN_STATUS[ended.state] if ended is not None else None
 
 
 def _on_tick(symbol: str, price: Decimal) -> Decimal:

@@ -1,7 +1,9 @@
 """What either route tells the adapter, and how a TCP VALUE push becomes one of those facts.
 
 Both routes report the same four facts: an order's state (``OrderReport``), a position
-(``PositionReport``), an account's order list (TCP only) and NinjaTrader's connection state.
+(``PositionReport``), the orders NinjaTrader still lists (an account's ``Orders`` value on TCP,
+the outgoing folder's order files after a wipe on the file route) and NinjaTrader's connection
+state.
 The adapter implements :class:`FeedListener`; the routes call it.
 """
 
@@ -20,6 +22,9 @@ class FeedListener(Protocol):
 
     def on_orders_list(self, account: str, ids: list[str]) -> None: ...
 
+    def on_order_files(self, ids: set[str]) -> None:
+        """The order files of the first complete listing of the outgoing folder after a wipe."""
+
     def on_connection(self, connected: bool) -> None: ...
 
     def on_bad_input(self, text: str) -> None: ...
@@ -28,7 +33,9 @@ class FeedListener(Protocol):
 class ValueCache:
     """The VALUE pushes of one TCP connection, as NinjaTrader.Client.dll keeps them (N-tk), and
     the facts they complete: ``OrderStatus`` after its ``Filled``/``AvgFillPrice``,
-    ``MarketPosition`` after its ``AvgEntryPrice``."""
+    ``MarketPosition`` after its ``AvgEntryPrice``. An order an ``Orders`` list stops naming
+    leaves the cache (NinjaTrader forgot it and sends no more of it), so the cache is as large
+    as NinjaTrader's lists, not as long as the connection."""
 
     def __init__(self, listener: FeedListener) -> None:
         self.values: dict[str, str] = {}
@@ -38,6 +45,7 @@ class ValueCache:
 
     def push(self, key: str, value: str) -> None:
         """Take one VALUE; a value that cannot be read is reported, never raised."""
+        previous = self.values.get(key)
         self.values[key] = value
         kind, _, rest = key.partition("|")
         try:
@@ -48,7 +56,10 @@ class ValueCache:
                 self.listener.on_order(rest, self.order(rest, value))
             elif kind == "Orders" and rest:
                 self.lists_seen.add(rest)
-                self.listener.on_orders_list(rest, [i for i in value.split("|") if i])
+                ids = [i for i in value.split("|") if i]
+                if previous and not value.startswith(previous):  # NinjaTrader appends; else it forgot
+                    self._forget_unlisted(previous, ids)
+                self.listener.on_orders_list(rest, ids)
             elif kind == "MarketPosition" and rest.count("|") == 1:
                 instrument, account = rest.split("|")
                 net = read_count(value, "MarketPosition")
@@ -57,6 +68,13 @@ class ValueCache:
                 self.listener.on_position(account, instrument, PositionReport(net, price))
         except ValueError as exc:
             self.listener.on_bad_input(f"VALUE {key!r} = {value[:80]!r} not understood: {exc}")
+
+    def _forget_unlisted(self, previous: str, ids: list[str]) -> None:
+        listed = set(ids)
+        for nt_id in previous.split("|"):
+            if nt_id and nt_id not in listed:
+                for kind in ("OrderStatus", "Filled", "AvgFillPrice"):
+                    self.values.pop(f"{kind}|{nt_id}", None)
 
     def order(self, nt_id: str, state_text: str) -> OrderReport:
         filled = self.values.get(f"Filled|{nt_id}", "0") or "0"

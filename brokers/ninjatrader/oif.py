@@ -17,6 +17,10 @@ poll and reported once if it stays unreadable.
 Restarts: NinjaTrader wipes the outgoing folder when it starts (N-out). A sentinel file of our
 own in that folder tells a wipe apart from "nothing happened": when it is gone, every order file
 read before may be gone too, and :attr:`OifFolders.generation` moves on (``orders.lookup``).
+
+Memory: what is remembered of a file goes with the file (an outgoing file wiped or deleted, an
+instruction file NinjaTrader took), and the first complete listing after a wipe tells the adapter
+which order files NinjaTrader kept (its replay, ``forgetting.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from .states import (
 
 log = logging.getLogger(__name__)
 SENTINEL = ".copytrader-alive"
+SWEEP_AT_LEAST = 64  # instruction files remembered before the first sweep of those taken
 MAX_FILE_BYTES = 4096  # an outgoing file holds one short line; anything bigger is not NinjaTrader's
 _FOLDER_ERRORS = {
     errno.ENOSPC: "the disk holding it is full",
@@ -62,6 +67,12 @@ def folder_error(folder: Path, exc: OSError) -> BrokerUnavailable:
     )
 
 
+def _read_text(path: str) -> str:
+    """A file's text by its plain path: ``pathlib`` would intern every order file's name."""
+    with open(path, encoding="ascii") as handle:
+        return handle.read()
+
+
 class OifFolders:
     def __init__(
         self, incoming: Path, outgoing: Path, accounts: list[str], listener: FeedListener, poll_s: float
@@ -72,11 +83,13 @@ class OifFolders:
         self.poll_s = poll_s
         self.generation = 0
         self.sentinel_was_there = False  # the folder was not wiped since an earlier session began
+        self._wipe_untold = False  # a wipe seen that no complete listing has told the listener of
         self._seen: dict[str, tuple[int, int]] = {}
         self._unreadable: dict[str, tuple[int, int]] = {}
         self._counter = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self.written: dict[str, Path] = {}  # ORDER ID → the instruction file that carried it
+        self._sweep_at = SWEEP_AT_LEAST
 
     async def open(self) -> None:
         for folder in (self.incoming, self.outgoing):
@@ -87,6 +100,7 @@ class OifFolders:
                 )
         sentinel = self.outgoing / SENTINEL
         self.sentinel_was_there = sentinel.exists()
+        self._wipe_untold = not self.sentinel_was_there  # NinjaTrader may have restarted meanwhile
         self._touch_sentinel()
         self.scan()
         self._task = asyncio.get_running_loop().create_task(self._poll(), name="oif-outgoing")
@@ -126,7 +140,17 @@ class OifFolders:
             raise folder_error(self.incoming, exc) from exc
         for order_id in order_ids:
             self.written[order_id] = final
+        if len(self.written) >= self._sweep_at:
+            self._sweep_written()
         return final
+
+    def _sweep_written(self) -> None:
+        """Forget instruction files NinjaTrader took: once gone, a file never comes back (names
+        are never reused), so ``pending`` would say False for them anyway. Swept when the map
+        doubled, so the cost per write stays constant."""
+        for order_id in [order_id for order_id, path in self.written.items() if not path.exists()]:
+            del self.written[order_id]
+        self._sweep_at = max(SWEEP_AT_LEAST, 2 * len(self.written))
 
     def pending(self, order_id: str) -> bool:
         """Is the instruction file that carried ``order_id`` still waiting in incoming?"""
@@ -145,6 +169,7 @@ class OifFolders:
     def scan(self) -> None:
         if not (self.outgoing / SENTINEL).exists():
             self.generation += 1
+            self._wipe_untold = True
             self._seen.clear()
             self._touch_sentinel()
         try:
@@ -152,9 +177,14 @@ class OifFolders:
         except OSError as exc:
             self.listener.on_bad_input(f"cannot read {self.outgoing}: {exc}")
             return
+        entries = [entry for entry in entries if entry.name.endswith(".txt") and not entry.name.startswith(".")]
+        if len(self._seen) > len(entries) or self._unreadable:  # files went (by hand: a wipe clears)
+            names = {entry.name for entry in entries}
+            for gone in [name for name in self._seen if name not in names]:
+                del self._seen[gone]
+            for gone in [name for name in self._unreadable if name not in names]:
+                del self._unreadable[gone]
         for entry in entries:
-            if not entry.name.endswith(".txt") or entry.name.startswith("."):
-                continue
             try:
                 stat = entry.stat()
             except OSError:
@@ -167,23 +197,27 @@ class OifFolders:
                 self.listener.on_bad_input(f"outgoing file {entry.name!r} has {stat.st_size} bytes; not read")
                 continue
             try:
-                text = Path(entry.path).read_text(encoding="ascii")
+                text = _read_text(entry.path)
             except (OSError, UnicodeDecodeError):
                 continue
             if self._read(entry.name, text, mark):
                 self._seen[entry.name] = mark
+        if self._wipe_untold:  # the first complete listing since a wipe: what NinjaTrader kept
+            self._wipe_untold = False
+            self.listener.on_order_files({entry.name[: -len(".txt")] for entry in entries})
 
     def read_order(self, order_id: str) -> bool:
         """Read ``<order_id>.txt`` now (a lookup asks fresher than the poll); True if it exists."""
-        path = self.outgoing / f"{order_id}.txt"
+        name = f"{order_id}.txt"
+        path = os.path.join(self.outgoing, name)
         try:
-            stat = path.stat()
+            stat = os.stat(path)
             if stat.st_size > MAX_FILE_BYTES:
                 return False
-            text = path.read_text(encoding="ascii")
+            text = _read_text(path)
         except (OSError, UnicodeDecodeError):
             return False
-        return self._read(path.name, text, (stat.st_mtime_ns, stat.st_size))
+        return self._read(name, text, (stat.st_mtime_ns, stat.st_size))
 
     def _read(self, name: str, text: str, mark: tuple[int, int]) -> bool:
         """Hand one file's fact to the listener; False when it cannot be parsed (yet)."""

@@ -9,6 +9,7 @@ and never sent. Then the request waits for NinjaTrader's word on the ORDER ID.
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ..errors import BrokerUnavailable, OrderRejected, UnknownOrder, UnsupportedOperation
@@ -130,6 +131,9 @@ def _known(adapter: NinjaTraderAdapter, account_id: str, client_order_id: str) -
         adapter.folders.read_order(nt_id)
     report = adapter.book.reports.get(nt_id)
     tracked = adapter.book.orders.get(nt_id)
+    ended = adapter.book.ended(nt_id)
+    if tracked is None and ended is not None and ended.account_id == account_id:
+        return nt_id, OrderReport(ended.state, 0, Decimal(0))  # finished and shrunk: its end is all we need
     if report is None or tracked is None or tracked.account_id != account_id:
         raise UnknownOrder(f"ninjatrader: no order {nt_id} of {account_id} is known to NinjaTrader")
     return nt_id, report
@@ -220,8 +224,9 @@ async def lookup(adapter: NinjaTraderAdapter, account_id: str, client_order_id: 
     (files). Not found is "none" only when NinjaTrader's view covers the moment the id may have
     been sent: the id was not sent on an earlier ATI connection or before the outgoing folder was
     wiped (NinjaTrader may have restarted meanwhile and forgotten it), no instruction file of it
-    still waits in ``incoming``, and on TCP the account's order list has arrived. Otherwise
-    ``BrokerUnavailable``: cannot tell.
+    still waits in ``incoming``, on TCP the account's order list has arrived, and this adapter
+    has not forgotten any order NinjaTrader stopped listing (``forgetting.py``: it could have been
+    one). Otherwise ``BrokerUnavailable``: cannot tell.
     """
     account = adapter.broker_account(account_id)
     nt_id = nt_order_id(client_order_id)
@@ -271,6 +276,8 @@ def _cannot_tell(adapter: NinjaTraderAdapter, account: str, nt_id: str) -> str |
     if waiting:
         return waiting
     tracked = adapter.book.orders.get(nt_id)
+    if tracked is None and adapter.book.memory.dropped:
+        return "this adapter forgot finished orders NinjaTrader no longer lists; it may have been one of them"
     if tracked is not None and tracked.generation != adapter.generation:
         if adapter.nt.route is Route.OIF:
             return "the outgoing folder was wiped (NinjaTrader restarted) after it was sent"

@@ -164,3 +164,89 @@ async def test_simulator_tables_forget_what_the_kernel_forgot(platform: str) -> 
         }
         assert grown == {}
         assert len(harness.exchange.account(harness.kernel_account).orders) <= 3
+
+
+# -- NinjaTrader (ATI): no history request; a "replay" is what NinjaTrader still lists --------
+# (docs/fidelity/ninjatrader.md NT-41..NT-44): every account's ``Orders`` list on TCP, the
+# outgoing folder's order files on the file route. Dropped fingerprints make lookup careful.
+
+
+async def test_ninjatrader_forgotten_orders_pushed_again_on_reconnect_are_not_reported_again() -> None:
+    from copytrader.brokers.errors import UnknownOrder
+    from copytrader.brokers.model import CancelOrder, OrderStatus
+
+    async with PLATFORMS["ninjatrader"].start() as harness:
+        await harness.adapter.connect()
+        tables = finished_tables(harness.adapter)
+        assert len(tables) == 1, "the NinjaTrader book keeps one FinishedOrders"
+        tables[0].keep = 1
+        book = harness.adapter.book  # type: ignore[attr-defined]
+        fills, ids = Fills(harness), names()
+        first = await place_filled(harness, fills, ids, 4)
+        await wait_until(lambda: tables[0].fingerprint_count >= 3, timeout_s=10, what="old orders shrunk")
+        assert first[0] not in book.orders and first[0] not in book.reports
+        await reconnect(harness)  # NinjaTrader pushes every order's state again on connect
+        after = await place_filled(harness, fills, ids, 2)
+        await asyncio.sleep(0)
+        assert {name: fills()[name] for name in first + after} == dict.fromkeys(first + after, 1)
+        assert len(tables[0]) <= 6 and len(book.orders) <= 2
+        # a shrunk order is still found, and a cancel of it is answered from what stays of it
+        found = await harness.adapter.lookup(ACCOUNT, first[0])
+        assert found is not None and found.status is OrderStatus.FILLED
+        with pytest.raises(UnknownOrder, match="already Filled"):
+            await harness.adapter.cancel(CancelOrder(ACCOUNT, first[0]))
+
+
+async def test_ninjatrader_fingerprints_go_once_ninjatrader_no_longer_lists_their_orders() -> None:
+    from copytrader.brokers.errors import BrokerUnavailable
+
+    async with PLATFORMS["ninjatrader"].start() as harness:
+        harness.exchange.history_limit = 2  # the desk forgets the ORDER IDs the kernel forgot
+        await harness.adapter.connect()
+        tables = finished_tables(harness.adapter)
+        tables[0].keep = 1
+        book = harness.adapter.book  # type: ignore[attr-defined]
+        fills, ids = Fills(harness), names()
+        first = await place_filled(harness, fills, ids, 8)
+        await reconnect(harness)
+        after = await place_filled(harness, fills, ids, 1)
+        assert {name: fills()[name] for name in first + after} == dict.fromkeys(first + after, 1)
+        # the lists NinjaTrader pushes name at most history_limit + slack orders; only those stay
+        assert tables[0].fingerprint_count <= 3 and book.memory.dropped >= 5
+        assert len(book.memory.ended) == tables[0].fingerprint_count
+        assert len(book.reports) <= 3 and len(harness.adapter.connection.cache.values) <= 40  # type: ignore[attr-defined]
+        # an ORDER ID this adapter forgot can no longer be called "never placed"
+        with pytest.raises(BrokerUnavailable, match="forgot finished orders"):
+            await harness.adapter.lookup(ACCOUNT, first[0])
+
+
+async def test_ninjatrader_files_forget_after_a_restart_and_a_reused_id_gets_new_fill_ids() -> None:
+    from copytrader.brokers.errors import BrokerUnavailable
+
+    async with PLATFORMS["ninjatrader-oif"].start() as harness:
+        await harness.adapter.connect()
+        tables = finished_tables(harness.adapter)
+        tables[0].keep = 1
+        book = harness.adapter.book  # type: ignore[attr-defined]
+        fill_ids: list[str] = []
+        subscription = harness.adapter.events()
+        fills, ids = Fills(harness), names()
+        first = await place_filled(harness, fills, ids, 3)
+        assert tables[0].fingerprint_count == 2
+        # the same client id placed again after its first order shrank: a second order, its
+        # fill reported once under a fill id of its own (the first order's is not reused)
+        await harness.adapter.place(PlaceOrder(ACCOUNT, first[0], harness.symbol, Side.SELL, 1))
+        await wait_until(lambda: fills().get(first[0]) == 2, timeout_s=10, what="the second order's fill")
+        while not subscription.queue.empty():
+            event = subscription.queue.get_nowait()
+            if isinstance(event, FillEvent) and event.broker_order_id == first[0]:
+                fill_ids.append(event.fill_id)
+        assert len(set(fill_ids)) == 2
+        harness.simulator.restart()  # NinjaTrader restarts: the outgoing folder is wiped
+        await wait_until(lambda: tables[0].fingerprint_count == 0, timeout_s=10, what="fingerprints dropped")
+        assert book.memory.dropped >= 2 and book.memory.ended == {}
+        await asyncio.sleep(0.2)  # a few more polls of the folder
+        assert {name: fills()[name] for name in first} == {first[0]: 2, first[1]: 1, first[2]: 1}
+        with pytest.raises(BrokerUnavailable, match="cannot tell"):
+            await harness.adapter.lookup(ACCOUNT, first[1])
+        subscription.close()

@@ -30,9 +30,14 @@ _OIF_NAME = re.compile(r"^oif.*\.txt$", re.IGNORECASE)
 EXCHANGE = "Globex"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(text, encoding="ascii")
+def write_atomically(folder: Path, name: str, text: str) -> None:
+    """Plain ``os.path`` strings, not ``Path`` objects: ``pathlib`` interns every name it parses,
+    and a new file name per order grew Python's interned-string table by about 1 MB within a
+    few thousand orders (a one-off step, but it hid the adapter's memory per order, #18)."""
+    path = os.path.join(folder, name)
+    temp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    with open(temp, "w", encoding="ascii", newline="") as handle:
+        handle.write(text)
     os.replace(temp, path)
 
 
@@ -115,7 +120,7 @@ class FolderService:
 
     def _write(self, name: str, text: str) -> None:
         try:
-            write_atomically(self.outgoing / name, text + "\r\n")
+            write_atomically(self.outgoing, name, text + "\r\n")
         except OSError:
             log.exception("NinjaTrader simulator: cannot write %s", name)
 
