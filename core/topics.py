@@ -40,7 +40,7 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
         "account_id (batches placed by murmur2 of it)",
         (("message.timestamp.type", "LogAppendTime"),),
     ),
-    TopicSpec("trade.executions", 10, "account_id"),
+    TopicSpec("trade.executions", 10, "account_id (batches of one partition's accounts, placed by murmur2 of it)"),
     TopicSpec("positions.updates", 10, "account_id"),
     TopicSpec("account.status", 20, "account_id"),
     TopicSpec("broker.health", 20, "account_id"),
