@@ -52,6 +52,9 @@ class LiveSlippage:
         self.capacity = capacity
         self.copies: OrderedDict[str, _Copy] = OrderedDict()
         self.leader_fills: OrderedDict[str, list[tuple[int, Decimal | None]]] = OrderedDict()
+        # leader order key → client ids of the remembered copies of it: a leader fill completes
+        # its copies without walking every remembered copy (5,000 at 1,000 followers, #16).
+        self.copies_of: dict[str, set[str]] = {}
 
     def annotate(self, ex: Execution, row: dict[str, Any]) -> None:
         """Add the slippage columns to a follower fill ``row``; a leader fill completes the
@@ -60,20 +63,35 @@ class LiveSlippage:
             if ex.kind in FILL_KINDS and ex.broker_order_id:
                 key = leader_fill_key(ex.account_id, ex.broker_order_id)
                 self._remember(self.leader_fills, key, []).append((ex.quantity, ex.price))
-                for copy in self.copies.values():
-                    if copy.key == key:
-                        self._measure(copy)
+                for client_order_id in self.copies_of.get(key, ()):
+                    self._measure(self.copies[client_order_id])
             return
         if not ex.client_order_id:
             return
-        copy = self._remember(self.copies, ex.client_order_id, _Copy(ex.account_id))
-        copy.key = copy.key or leader_order_key(ex.signal_id)
+        copy = self._remember_copy(ex.client_order_id, ex.account_id)
+        if copy.key is None:
+            copy.key = leader_order_key(ex.signal_id)
+            if copy.key is not None:
+                self.copies_of.setdefault(copy.key, set()).add(ex.client_order_id)
         copy.reference = copy.reference if copy.reference is not None else ex.reference_price
         if ex.kind in FILL_KINDS:
             copy.rows.append(row)
         elif ex.kind in CORRECTION_KINDS and ex.corrects:
             copy.fixes[ex.corrects] = (ex.quantity, ex.price)
         self._measure(copy)
+
+    def _remember_copy(self, client_order_id: str, account_id: str) -> _Copy:
+        copy = self.copies.get(client_order_id)
+        if copy is None:
+            copy = self.copies[client_order_id] = _Copy(account_id)
+            while len(self.copies) > self.capacity:
+                forgotten_id, forgotten = self.copies.popitem(last=False)
+                waiting = self.copies_of.get(forgotten.key or "")
+                if waiting is not None:
+                    waiting.discard(forgotten_id)
+                    if not waiting:
+                        del self.copies_of[forgotten.key or ""]
+        return copy
 
     def _remember(self, store: OrderedDict[str, Any], key: str, new: Any) -> Any:
         if key not in store:

@@ -77,3 +77,19 @@ def test_memory_is_bounded() -> None:
         ex.client_order_id = f"C{n}"
         feed(book, ex)
     assert list(book.copies) == ["C7", "C8", "C9"]
+    assert book.copies_of == {"L:7": {"C7", "C8", "C9"}}  # the index forgets with the copies
+
+
+def test_a_leader_fill_completes_exactly_the_remembered_copies_of_its_order() -> None:
+    book = LiveSlippage(capacity=4)
+    rows: dict[str, dict[str, Any]] = {}
+    for n in range(6):  # two copies of another leader order between, then forgotten ones
+        ex = record("fill", n, "5001.00")
+        ex.client_order_id = f"C{n}"
+        if n % 3 == 1:
+            ex.signal_id = ids.signal_id("L", "8", "new")  # a copy of leader order 8
+        rows[f"C{n}"] = feed(book, ex)
+    feed(book, record("fill", 1, "5000.50", leader=True))  # leader order 7 fills
+    completed = {c for c, row in rows.items() if row["slippage_leader_ticks"] is not None}
+    assert completed == {"C2", "C3", "C5"}  # C2..C5 remembered; C4 copies order 8; C0, C1 forgotten
+    assert sum(len(v) for v in book.copies_of.values()) == len(book.copies) == 4
