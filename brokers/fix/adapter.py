@@ -40,14 +40,17 @@ from . import orders
 from .application import Bridge, Listener, SessionKey, send
 from .codec import FixDecodeError, FixMessage, parse
 from .config import FixConfig
+from .journal import JOURNAL
 from .reports import ReportRouter
 from .settings import initiator_session_id, initiator_settings
-from .tracking import JOURNAL, SessionBook
+from .tracking import SessionBook
 
 log = logging.getLogger(__name__)
 #: Our order messages whose MsgSeqNum a session Reject may name; the oldest go beyond this
 #: (a Reject answers a message just sent, and its request waits only ``timeout_s``).
 SENT_SEQ_KEPT = 10_000
+#: Forgotten orders asked about per resync (each one OrderStatusRequest, one at a time).
+PROBES_PER_RESYNC = 1000
 
 
 class FixAdapter(BrokerAdapter, Listener):
@@ -264,6 +267,37 @@ class FixAdapter(BrokerAdapter, Listener):
                         return
                     if state is not None and self.book.changed(order.client_order_id, state) and emit:
                         self._emit(state)
+                    self.book.settle(order.client_order_id)
+        await self._forget_what_the_counterparty_forgot()
+
+    async def _forget_what_the_counterparty_forgot(self) -> None:
+        """Ask about forgotten orders, oldest first per account, and drop the fingerprints of
+        those the counterparty answers with "unknown order" (OrdRejReason 5): no report can
+        name them any more. The first order it still knows ends an account's round: it keeps
+        finished orders in the order they ended, so the newer ones are known too (and stay).
+        A request that fails ends the round with every fingerprint kept."""
+        book = self.book
+        if not book.forgotten:
+            return
+        replay, unknown = book.finished.begin_replay(), set()
+        asked = 0
+        for account_id in self.fix.accounts:
+            for order in book.forgotten_of(account_id):
+                if asked >= PROBES_PER_RESYNC:
+                    break
+                asked += 1
+                try:
+                    known = [await orders.status(self, order, oid) for oid in order.order_ids or [""]]
+                except BrokerUnavailable as exc:
+                    self.report(f"status of forgotten order {order.client_order_id!r} failed: {exc}")
+                    return
+                if any(state is not None for state in known):
+                    break
+                unknown.add(order.client_order_id)
+        for client_id in list(book.forgotten):
+            if client_id not in unknown:
+                book.finished.listed(replay, client_id)
+        book.forget_for_good(book.finished.end_replay(replay))
 
     def report(self, text: str) -> None:
         """An error no request raises: kept as the session's last error and sent as an event."""

@@ -186,7 +186,7 @@ async def lookup(adapter: FixAdapter, account_id: str, client_order_id: str) -> 
     exists nowhere: None. Otherwise the counterparty is asked with an OrderStatusRequest; one
     that does not answer them (``order_status_requests`` off) leaves the outcome unknown."""
     adapter.broker_account(account_id)
-    order = adapter.book.orders.get(client_order_id)
+    order = adapter.book.remembered(client_order_id)  # in full or as a fingerprint (#18)
     if order is None or order.account_id != account_id:
         return None
     if not adapter.fix.order_status:
