@@ -372,17 +372,15 @@ class SessionBook:
                     return client
         return None
 
-    def old_news(
-        self, client_id: str, exec_id: str, order_id: str, cumulative: int, *, trade: bool, final: bool
-    ) -> bool:
+    def old_news(self, client_id: str, exec_id: str, order_id: str, cumulative: int, *, correction: bool) -> bool:
         """Does a report of a forgotten order only repeat what was reported? An execution it
-        holds, a trade within the quantity reported (its CumQty counts every earlier trade), or
-        the order's end again. A correction it does not hold is news."""
+        holds, or any other report within the quantity reported filled (its CumQty counts
+        every earlier trade; the order had ended, so an earlier state is history). A bust or
+        correction it does not hold is news, and so is a trade beyond that quantity."""
         order = self.forgotten[client_id]
         if any(key == exec_id for key, _ in order.kept_fills):
             return True
-        reported = self.reported_by_order(order).get(order_id, 0)
-        return (trade or final) and cumulative <= reported
+        return not correction and cumulative <= self.reported_by_order(order).get(order_id, 0)
 
     def forget_for_good(self, client_ids: list[str]) -> None:
         """Fingerprints of orders the counterparty no longer knows: gone, from the journal too."""
