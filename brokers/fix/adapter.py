@@ -10,7 +10,10 @@ The engine does the session layer (logon, heartbeats, test requests, resend requ
 reconnects every ``reconnect_s``). This class waits for answers on the loop (``application.py``
 brings every message here) and turns ExecutionReports into events, each fill once. After every
 logon, the missed reports arrive by the engine's resend, and the orders still open are asked for
-with OrderStatusRequests. Exactly once: see ``orders.py`` and ``application.py``.
+with OrderStatusRequests. Exactly once: see ``orders.py`` and ``application.py``. Memory that
+does not grow with the run (#18): finished orders shrink to fingerprints (``tracking.py``), the
+resync drops those the counterparty forgot (:meth:`_forget_what_the_counterparty_forgot`), and
+the journal is compacted (``journal.py``).
 """
 
 from __future__ import annotations
@@ -43,14 +46,16 @@ from .config import FixConfig
 from .journal import JOURNAL
 from .reports import ReportRouter
 from .settings import initiator_session_id, initiator_settings
-from .tracking import SessionBook
+from .tracking import SessionBook, TrackedOrder
 
 log = logging.getLogger(__name__)
 #: Our order messages whose MsgSeqNum a session Reject may name; the oldest go beyond this
 #: (a Reject answers a message just sent, and its request waits only ``timeout_s``).
 SENT_SEQ_KEPT = 10_000
 #: Forgotten orders asked about per resync (each one OrderStatusRequest, one at a time).
-PROBES_PER_RESYNC = 1000
+PROBES_PER_RESYNC = 10_000
+#: OrderStatusRequests for forgotten orders in flight at once (distinct ClOrdIDs).
+PROBE_BATCH = 50
 
 
 class FixAdapter(BrokerAdapter, Listener):
@@ -75,6 +80,7 @@ class FixAdapter(BrokerAdapter, Listener):
         self.sent_seq: dict[int, tuple[str, str]] = {}  # our MsgSeqNum → (MsgType, ClOrdID)
         self._resyncs: set[asyncio.Task[None]] = set()
         self.status_lock = asyncio.Lock()  # one OrderStatusRequest in flight (orders.status)
+        self._probing = False  # a round of status requests for forgotten orders is running
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -271,33 +277,51 @@ class FixAdapter(BrokerAdapter, Listener):
         await self._forget_what_the_counterparty_forgot()
 
     async def _forget_what_the_counterparty_forgot(self) -> None:
-        """Ask about forgotten orders, oldest first per account, and drop the fingerprints of
-        those the counterparty answers with "unknown order" (OrdRejReason 5): no report can
-        name them any more. The first order it still knows ends an account's round: it keeps
-        finished orders in the order they ended, so the newer ones are known too (and stay).
-        A request that fails ends the round with every fingerprint kept."""
+        """Ask about forgotten orders, oldest first per account (``PROBE_BATCH`` requests in
+        flight at once), and drop the fingerprints of those the counterparty answers with
+        "unknown order" (OrdRejReason 5): no report can name them any more. The first order it
+        still knows ends an account's round (it drops finished orders in the order they ended,
+        so the newer ones are known too). Each drop rests on its own answer, so a round cut
+        short (a request fails, the link drops) still drops those already answered; every
+        other fingerprint stays. One round at a time (a resync during one does not start
+        another)."""
         book = self.book
-        if not book.forgotten:
+        if not book.forgotten or self._probing:
             return
+        self._probing = True
         replay, unknown = book.finished.begin_replay(), set()
-        asked = 0
-        for account_id in self.fix.accounts:
-            for order in book.forgotten_of(account_id):
-                if asked >= PROBES_PER_RESYNC:
+        try:
+            for account_id in self.fix.accounts:
+                await self._probe_account(book.forgotten_of(account_id)[:PROBES_PER_RESYNC], unknown)
+        except BrokerUnavailable as exc:
+            self.report(f"status of forgotten orders cut short: {exc}")
+        finally:
+            self._probing = False
+            for client_id in list(book.forgotten):
+                if client_id not in unknown:
+                    book.finished.listed(replay, client_id)
+            book.forget_for_good(book.finished.end_replay(replay))
+
+    async def _probe_account(self, forgotten: list[TrackedOrder], unknown: set[str]) -> None:
+        """Add to ``unknown`` the account's oldest forgotten orders the counterparty no longer
+        knows, up to the first one it knows. An order held under several OrderIDs is asked
+        about alone, once per OrderID (its requests would share one ClOrdID)."""
+        while forgotten:
+            batch = forgotten[:1] if len(forgotten[0].order_ids) > 1 else []
+            for order in forgotten:
+                if len(batch) >= PROBE_BATCH or len(order.order_ids) > 1:
                     break
-                asked += 1
-                try:
-                    known = [await orders.status(self, order, oid) for oid in order.order_ids or [""]]
-                except BrokerUnavailable as exc:
-                    self.report(f"status of forgotten order {order.client_order_id!r} failed: {exc}")
+                batch.append(order)
+            forgotten = forgotten[len(batch) :]
+            if len(batch[0].order_ids) > 1:
+                answers = [await orders.status(self, batch[0], oid) for oid in batch[0].order_ids]
+                known = [any(answer is not None for answer in answers)]
+            else:
+                known = [answer is not None for answer in await orders.statuses(self, batch)]
+            for order, still_known in zip(batch, known, strict=True):
+                if still_known:
                     return
-                if any(state is not None for state in known):
-                    break
                 unknown.add(order.client_order_id)
-        for client_id in list(book.forgotten):
-            if client_id not in unknown:
-                book.finished.listed(replay, client_id)
-        book.forget_for_good(book.finished.end_replay(replay))
 
     def report(self, text: str) -> None:
         """An error no request raises: kept as the session's last error and sent as an event."""

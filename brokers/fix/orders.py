@@ -8,6 +8,7 @@ The counterparty is never trusted to refuse a repeated ClOrdID.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -155,6 +156,20 @@ async def status(adapter: FixAdapter, order: TrackedOrder, order_id: str = "") -
     the same order at once could not tell their answers apart."""
     async with adapter.status_lock:
         return await _status(adapter, order, order_id)
+
+
+async def statuses(adapter: FixAdapter, asks: list[TrackedOrder]) -> list[OrderEvent | None]:
+    """OrderStatusRequests for several orders at once (their first OrderID each), answers in
+    the same order. Their ClOrdIDs must differ (an answer names only the ClOrdID); the lock
+    keeps any other status request out until all are answered. The first failure is raised."""
+    if len({order.current_cl_ord_id for order in asks}) != len(asks):
+        raise ValueError("fix: status requests at once need distinct ClOrdIDs")
+    async with adapter.status_lock:
+        answers = await asyncio.gather(*(_status(adapter, o, o.order_id) for o in asks), return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+    return [answer for answer in answers if not isinstance(answer, BaseException)]
 
 
 async def _status(adapter: FixAdapter, order: TrackedOrder, order_id: str) -> OrderEvent | None:
