@@ -289,7 +289,7 @@ class FixAdapter(BrokerAdapter, Listener):
         if not book.forgotten or self._probing:
             return
         self._probing = True
-        replay, unknown = book.finished.begin_replay(), set()
+        replay, unknown = book.finished.begin_replay(), set[str]()
         try:
             for account_id in self.fix.accounts:
                 await self._probe_account(book.forgotten_of(account_id)[:PROBES_PER_RESYNC], unknown)
