@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from decimal import Decimal
 from typing import ClassVar
 
@@ -154,9 +155,13 @@ class FixAdapter(BrokerAdapter, Listener):
         self._logged_on.set()
         if self._state is ConnectionState.DEGRADED:
             self._set_state(ConnectionState.CONNECTED)
-            task = asyncio.get_running_loop().create_task(self._resync(emit=True))
-            self._resyncs.add(task)
-            task.add_done_callback(self._resyncs.discard)
+            self._in_background(self._resync(emit=True))
+
+    def _in_background(self, work: Coroutine[None, None, None]) -> None:
+        """A resync step that must not hold up its caller (cancelled by ``disconnect``)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._resyncs.add(task)
+        task.add_done_callback(self._resyncs.discard)
 
     def on_logout(self, key: SessionKey) -> None:
         was_on = self._logged_on.is_set()
@@ -274,7 +279,8 @@ class FixAdapter(BrokerAdapter, Listener):
                     if state is not None and self.book.changed(order.client_order_id, state) and emit:
                         self._emit(state)
                     self.book.settle(order.client_order_id)
-        await self._forget_what_the_counterparty_forgot()
+        # in the background: after a restart it may ask about many orders, and connect() waits here
+        self._in_background(self._forget_what_the_counterparty_forgot())
 
     async def _forget_what_the_counterparty_forgot(self) -> None:
         """Ask about forgotten orders, oldest first per account (``PROBE_BATCH`` requests in
