@@ -29,10 +29,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COMPACT_FLOOR", "JOURNAL", "OrderJournal"]
+from ..model import OrderType, Side, TimeInForce
+from .messages import OrderTerms
+
+__all__ = ["COMPACT_FLOOR", "JOURNAL", "OrderJournal", "quantities", "strings", "terms_entry", "terms_of"]
 
 JOURNAL = "orders.jsonl"
 #: A journal shorter than this is never compacted (a rewrite costs a pass over the book).
@@ -103,3 +107,43 @@ class OrderJournal:
             os.close(directory)
         self.lines = count
         self.compactions += 1
+
+
+def terms_entry(terms: OrderTerms) -> dict[str, object]:
+    """An order's terms as a journal line holds them (what a cancel or replace repeats)."""
+    return {
+        "account": terms.account,
+        "symbol": terms.symbol,
+        "side": terms.side.value,
+        "quantity": terms.quantity,
+        "type": terms.order_type.value,
+        "limit": str(terms.limit_price) if terms.limit_price is not None else None,
+        "stop": str(terms.stop_price) if terms.stop_price is not None else None,
+        "tif": terms.time_in_force.value,
+    }
+
+
+def quantities(value: object) -> dict[str, int]:
+    """A journaled OrderID → quantity map (absent in lines older than #18)."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(oid): int(str(quantity)) for oid, quantity in value.items()}
+
+
+def strings(value: object) -> list[str]:
+    """A journaled list of ids (absent in lines older than #18)."""
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def terms_of(entry: dict[str, object]) -> OrderTerms:
+    """The terms a journal line holds (``terms_entry`` read back)."""
+    return OrderTerms(
+        account=str(entry["account"]),
+        symbol=str(entry["symbol"]),
+        side=Side(str(entry["side"])),
+        quantity=int(str(entry["quantity"])),
+        order_type=OrderType(str(entry["type"])),
+        limit_price=Decimal(str(entry["limit"])) if entry.get("limit") else None,
+        stop_price=Decimal(str(entry["stop"])) if entry.get("stop") else None,
+        time_in_force=TimeInForce(str(entry.get("tif", "day"))),
+    )

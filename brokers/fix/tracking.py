@@ -29,9 +29,9 @@ from pathlib import Path
 
 from ..finished import KEEP_IN_FULL, FinishedOrders
 from ..instruments import instrument_for
-from ..model import FillEvent, OrderEvent, OrderType, PositionEvent, Side, TimeInForce
+from ..model import FillEvent, OrderEvent, PositionEvent
 from ..positions import apply_fill, undo_fill
-from .journal import JOURNAL, OrderJournal
+from .journal import JOURNAL, OrderJournal, quantities, strings, terms_entry, terms_of
 from .messages import OrderTerms
 
 __all__ = ["JOURNAL", "SessionBook", "TrackedOrder"]
@@ -92,7 +92,7 @@ class SessionBook:
             order = self.orders.get(client)
             if order is not None:
                 order.done = True
-                order.filled_at_end = _quantities(entry.get("filled"))
+                order.filled_at_end = quantities(entry.get("filled"))
             return
         else:
             order = self.orders.get(client)
@@ -110,18 +110,9 @@ class SessionBook:
             if cl not in order.cl_ord_ids:
                 order.cl_ord_ids.append(cl)
             return
-        terms = OrderTerms(
-            account=str(entry["account"]),
-            symbol=str(entry["symbol"]),
-            side=Side(str(entry["side"])),
-            quantity=int(str(entry["quantity"])),
-            order_type=OrderType(str(entry["type"])),
-            limit_price=Decimal(str(entry["limit"])) if entry.get("limit") else None,
-            stop_price=Decimal(str(entry["stop"])) if entry.get("stop") else None,
-            time_in_force=TimeInForce(str(entry.get("tif", "day"))),
-        )
-        cls = _strings(entry.get("cls")) or [cl]
-        ids = _strings(entry.get("ids"))
+        terms = terms_of(entry)
+        cls = strings(entry.get("cls")) or [cl]
+        ids = strings(entry.get("ids"))
         order = TrackedOrder(
             client,
             str(entry["account_id"]),
@@ -132,7 +123,7 @@ class SessionBook:
             requests=int(str(entry.get("requests", 0))),
             done=bool(entry.get("done")),
             cl_ord_ids=cls,
-            filled_at_end=_quantities(entry.get("filled")),
+            filled_at_end=quantities(entry.get("filled")),
         )
         self.orders[client] = order
         for c in cls:
@@ -147,7 +138,7 @@ class SessionBook:
                 "client": client_id,
                 "cl": cl_ord_id,
                 "account_id": account_id,
-                **_terms_entry(terms),
+                **terms_entry(terms),
             }
         )
 
@@ -175,7 +166,7 @@ class SessionBook:
                 "client": order.client_order_id,
                 "cl": order.client_order_id,
                 "account_id": order.account_id,
-                **_terms_entry(order.terms),
+                **terms_entry(order.terms),
                 "requests": order.requests,
                 "cls": order.cl_ord_ids,
                 "current": order.current_cl_ord_id,
@@ -394,28 +385,3 @@ class SessionBook:
     def forgotten_of(self, account_id: str) -> list[TrackedOrder]:
         """The account's forgotten orders, oldest finished first."""
         return [order for order in self.forgotten.values() if order.account_id == account_id]
-
-
-def _terms_entry(terms: OrderTerms) -> dict[str, object]:
-    return {
-        "account": terms.account,
-        "symbol": terms.symbol,
-        "side": terms.side.value,
-        "quantity": terms.quantity,
-        "type": terms.order_type.value,
-        "limit": str(terms.limit_price) if terms.limit_price is not None else None,
-        "stop": str(terms.stop_price) if terms.stop_price is not None else None,
-        "tif": terms.time_in_force.value,
-    }
-
-
-def _quantities(value: object) -> dict[str, int]:
-    """A journaled OrderID → quantity map (absent in lines older than #18)."""
-    if not isinstance(value, dict):
-        return {}
-    return {str(oid): int(str(quantity)) for oid, quantity in value.items()}
-
-
-def _strings(value: object) -> list[str]:
-    """A journaled list of ids (absent in lines older than #18)."""
-    return [str(item) for item in value] if isinstance(value, list) else []
