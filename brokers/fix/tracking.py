@@ -204,10 +204,14 @@ class SessionBook:
         self.states[oid] = event
         if oid == order.order_id or not oid:
             order.last = event
-        finals = [self.states.get(i) for i in order.order_ids]
-        if finals and all(f is not None and f.status.is_final for f in finals) and not order.done:
+        # an OrderID that ended before its order was forgotten (and revived) has no state here
+        finals = {i: self.states.get(i) for i in order.order_ids}
+        ended = [
+            (f is not None and f.status.is_final) or (f is None and i in order.filled_at_end) for i, f in finals.items()
+        ]
+        if ended and all(ended) and not order.done:
             order.done = True
-            order.filled_at_end = {i: f.filled_quantity for i, f in zip(order.order_ids, finals, strict=True) if f}
+            order.filled_at_end |= {i: f.filled_quantity for i, f in finals.items() if f is not None}
             self._write(
                 {
                     "kind": "final",

@@ -122,3 +122,18 @@ def test_a_forgotten_order_comes_back_in_full_for_news(tmp_path: Path) -> None:
     assert book.finished.fingerprint_count == 0
     book.settle(first)  # handled: it ends again, and the older one shrinks
     assert set(book.forgotten) == {second} and book.finished.fingerprint_count == 1
+
+
+def test_a_repeated_client_id_of_a_forgotten_order_ends_again(tmp_path: Path) -> None:
+    book = SessionBook(tmp_path / JOURNAL, keep=1)
+    first, _ = filled_order(book, 1), filled_order(book, 2)
+    assert first in book.forgotten
+    book.record_new(ACCOUNT, first, first, TERMS)  # the executor placed the same id again
+    assert first in book.orders and not book.orders[first].done and book.working(ACCOUNT)
+    book.changed(first, state(first, "o1b", OrderStatus.WORKING, 0))
+    book.changed(first, state(first, "o1b", OrderStatus.FILLED, 1))
+    book.settle(first)
+    assert not book.working(ACCOUNT) and book.orders[first].filled_at_end == {"o1": 1, "o1b": 1}
+    again = SessionBook(tmp_path / JOURNAL, keep=1)
+    again.load()
+    assert not again.working(ACCOUNT) and set(again.orders) | set(again.forgotten) == {first, "c2"}
