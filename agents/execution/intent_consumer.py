@@ -39,6 +39,11 @@ from ..shared.aiokafka_internals import fetch_in_flight, retry_backoff_ms
 
 log = logging.getLogger(__name__)
 
+#: Intents fetched and not finished before fetching pauses (resumes at half). Counted in
+#: intents, not batches: a batch holds one signal's intents for one partition, a hundred at
+#: 1,000 followers, and a backlog (a slow broker, an outage) must not fill memory with them
+#: (#18, the soak). Twenty signals ahead at 200 followers; stale ones are netted anyway.
+MAX_INTENTS_IN_FLIGHT = 4096
 LOG_APPEND_TIME = 1  # Kafka's timestamp type: the broker's clock when it appended the record
 
 # submit(batch, done, redelivered): ``done`` acks the batch; ``redelivered`` says a previous
@@ -54,26 +59,34 @@ class PartitionProgress:
     """
 
     def __init__(self) -> None:
-        self._pending: dict[TopicPartition, dict[int, None]] = {}  # insertion order = offset order
+        # offset → its intents, insertion order = offset order
+        self._pending: dict[TopicPartition, dict[int, int]] = {}
         self._next: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
+        self._intents = 0  # in flight over every partition
 
-    def started(self, tp: TopicPartition, offset: int) -> None:
-        self._pending.setdefault(tp, {})[offset] = None
+    def started(self, tp: TopicPartition, offset: int, intents: int = 1) -> None:
+        self._pending.setdefault(tp, {})[offset] = intents
+        self._intents += intents
         self._next[tp] = offset + 1
 
     def finished(self, tp: TopicPartition, offset: int) -> None:
         pending = self._pending.get(tp)
         if pending is not None:
-            pending.pop(offset, None)
+            self._intents -= pending.pop(offset, 0)
 
     def position(self, tp: TopicPartition) -> int | None:
         """The next offset to hand out, once the partition delivered anything."""
         return self._next.get(tp)
 
     def in_flight(self, tps: Iterable[TopicPartition] | None = None) -> int:
+        """Batches handed out and not finished (of ``tps``, or of every partition)."""
         wanted = self._pending.keys() if tps is None else tps
         return sum(len(self._pending.get(tp, ())) for tp in wanted)
+
+    def intents_in_flight(self) -> int:
+        """The intents those batches carry: what the executor holds in memory."""
+        return self._intents
 
     def commit_points(self, tps: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int]:
         """Points that moved since :meth:`committed` was last told about them."""
@@ -92,7 +105,7 @@ class PartitionProgress:
 
     def forget(self, tps: Iterable[TopicPartition]) -> None:
         for tp in tps:
-            self._pending.pop(tp, None)
+            self._intents -= sum(self._pending.pop(tp, {}).values())
             self._next.pop(tp, None)
             self._committed.pop(tp, None)
 
@@ -110,7 +123,7 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         adopt_offsets_from: str | None = None,
         fetch_max_wait_ms: int = 5,
         commit_interval_s: float = 0.5,
-        max_in_flight: int = 4096,
+        max_in_flight: int = MAX_INTENTS_IN_FLIGHT,
         revoke_wait_s: float = 5.0,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 2_000,
@@ -223,14 +236,15 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
             await asyncio.sleep(0)
 
     def _dispatch(self, tp: TopicPartition, record: ConsumerRecord) -> None:
-        self.progress.started(tp, record.offset)
         try:
             batch = IntentBatch.loads(record.value)
-            _ = batch.intents  # Faust builds (and validates) the nested intents on first read
+            intents = len(batch.intents)  # Faust builds (and validates) the nested intents on first read
         except Exception:  # noqa: BLE001 - a poison record must not block its partition forever
             log.exception("orders.requests %s@%d: undecodable intent batch skipped", tp, record.offset)
+            self.progress.started(tp, record.offset)
             self._finished(tp, record.offset)
             return
+        self.progress.started(tp, record.offset, max(intents, 1))
 
         if record.timestamp_type == LOG_APPEND_TIME:
             batch.appended = record.timestamp / 1000
@@ -239,7 +253,7 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
             self._finished(tp, offset)
 
         self.submit(batch, done, self.redelivered(tp, record.offset))
-        if self.progress.in_flight() >= self.max_in_flight:
+        if self.progress.intents_in_flight() >= self.max_in_flight:
             self._room.clear()
 
     def redelivered(self, tp: TopicPartition, offset: int) -> bool:
@@ -261,7 +275,7 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
     def _finished(self, tp: TopicPartition, offset: int) -> None:
         self.progress.finished(tp, offset)
         self._finished_one.set()
-        if not self._room.is_set() and self.progress.in_flight() < self.max_in_flight // 2:
+        if not self._room.is_set() and self.progress.intents_in_flight() < self.max_in_flight // 2:
             self._room.set()
 
     # -- committing -------------------------------------------------------------------------

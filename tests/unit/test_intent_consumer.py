@@ -117,6 +117,35 @@ async def test_fetching_pauses_while_too_many_batches_are_in_flight() -> None:
     await asyncio.sleep(0)
 
 
+async def test_fetching_pauses_on_the_intents_in_flight_not_the_batches() -> None:
+    """At 1,000 followers a batch holds a hundred intents: the limit is on what memory holds."""
+    done: list[Callable[[], Awaitable[object]]] = []
+    consumer = DirectIntentConsumer(
+        TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: done.append(d), max_in_flight=10
+    )
+    wide = IntentBatch(batch_id="w", intents=[intent(f"f{n}") for n in range(6)]).dumps()
+    consumer._dispatch(TP0, record(0, wide))
+    assert consumer._room.is_set() and consumer.progress.intents_in_flight() == 6
+    consumer._dispatch(TP0, record(1, wide))  # 12 intents in two batches: over the limit of 10
+    assert not consumer._room.is_set()
+    await done[0]()
+    assert not consumer._room.is_set()  # 6 intents left: resumes only below half the limit
+    await done[1]()
+    assert consumer._room.is_set() and consumer.progress.intents_in_flight() == 0
+    await asyncio.sleep(0)
+
+
+def test_forgetting_a_partition_forgets_its_intents() -> None:
+    progress = PartitionProgress()
+    progress.started(TP0, 0, 5)
+    progress.started(TP1, 0, 3)
+    progress.forget({TP0})
+    assert progress.intents_in_flight() == 3
+    progress.finished(TP0, 0)  # a late finish of a revoked partition changes nothing
+    progress.finished(TP1, 0)
+    assert progress.intents_in_flight() == 0
+
+
 def test_executor_consumer_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COPYTRADER_EXECUTOR_CONSUMER", raising=False)
     assert Settings.from_env().executor_consumer == "direct"
