@@ -44,7 +44,7 @@ BACKLOG_PER_PARTITION = 5000  # order log / errors: enough for today's figures, 
 FULL_HISTORY = ("positions.updates", "account.status", CONTROLS_TOPIC)
 FEED_WAIT_MS = 100
 FEED_MIN_BYTES = 32 * 1024
-FEED_BATCH = 2000
+FEED_BATCH = 500  # records per fetch handed out: a catch-up after a restart stays small in memory
 FEED_TOPICS = ("trade.executions", "order.errors", "positions.updates", "account.status", CONTROLS_TOPIC)
 SWEEP_S = 15.0
 
