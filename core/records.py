@@ -254,9 +254,37 @@ class Execution(_Base):
             self.occurred_at = utcnow()
 
 
-#: Executions one ``trade.executions`` record carries at most: about 0.7 KB each, so a record
-#: stays far below Kafka's 1 MB message limit.
-MAX_EXECUTIONS_PER_RECORD = 500
+class Position(_Base):
+    """Net position of one account in one symbol, with realised P&L in the account currency."""
+
+    account_id: str
+    symbol: str
+    net_quantity: int = 0
+    average_price: Decimal | None = None
+    realized_pnl: Decimal = Decimal(0)
+    fills: int = 0
+    recent_fill_ids: list[str] = []  # noqa: RUF012 - bounded window for duplicate-fill detection
+    updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
+
+    def __post_init__(self) -> None:
+        if self.updated_at is None:
+            self.updated_at = utcnow()
+
+
+#: Records one ``trade.executions`` or ``positions.updates`` record carries at most: about
+#: 0.7 KB each, so a record stays far below Kafka's 1 MB message limit.
+MAX_PER_RECORD = 500
+MAX_EXECUTIONS_PER_RECORD = MAX_PER_RECORD
+
+
+def _check_batch(field: str, items: list[Any], kind: type) -> None:
+    """A batch's bounds; reading the field also builds the nested records now, so a bad one
+    fails the decode, not a later stage that iterates them (Faust builds them lazily)."""
+    if not 0 < len(items) <= MAX_PER_RECORD:
+        raise RecordError(field, f"must hold 1 to {MAX_PER_RECORD}; got {len(items)}")
+    for item in items:
+        if not isinstance(item, kind):
+            raise RecordError(field, f"must hold {kind.__name__} records; got {type(item).__name__}")
 
 
 class ExecutionBatch(_Base):
@@ -274,52 +302,48 @@ class ExecutionBatch(_Base):
     executions: list[Execution]
 
     def __post_init__(self) -> None:
-        # Reading the field builds the nested records now, so a bad one fails the decode, not a
-        # later stage that iterates them (Faust builds nested records lazily).
-        count = len(self.executions)
-        if not 0 < count <= MAX_EXECUTIONS_PER_RECORD:
-            raise RecordError("executions", f"must hold 1 to {MAX_EXECUTIONS_PER_RECORD}; got {count}")
-        for execution in self.executions:
-            if not isinstance(execution, Execution):
-                raise RecordError("executions", f"must hold executions; got {type(execution).__name__}")
+        _check_batch("executions", self.executions, Execution)
 
 
-def executions_of(raw: bytes) -> list[Execution]:
-    """The executions one ``trade.executions`` record carries: a batch, or one bare execution
-    (what producers before batching, and tools that write to the topic by hand, send).
+class PositionBatch(_Base):
+    """The positions one ``trade.executions`` record moved, as one ``positions.updates`` record
+    (its accounts share the partition, as they did in :class:`ExecutionBatch`)."""
+
+    positions: list[Position]
+
+    def __post_init__(self) -> None:
+        _check_batch("positions", self.positions, Position)
+
+
+def _carried(raw: bytes, field: str, batch: type[_Base], single: type[_Base]) -> list[Any]:
+    """The records one batched topic's record carries: a batch, or one bare record (what
+    producers before batching, and tools that write to the topic by hand, send).
 
     Raises ``ValueError`` (``RecordError`` or a JSON error) on anything else, so each consumer's
     poison-record guard reports and skips it.
     """
     data = json_loads(raw)
     if not isinstance(data, dict):
-        raise RecordError("executions", f"must be a JSON object; got {type(data).__name__}")
+        raise RecordError(field, f"must be a JSON object; got {type(data).__name__}")
     try:
-        if "executions" in data:
-            return list(ExecutionBatch.from_data(data).executions)
-        execution = Execution.from_data(data)
+        if field in data:
+            return list(getattr(batch.from_data(data), field))
+        one = single.from_data(data)
     except TypeError as exc:  # a missing field, a list where a record belongs
-        raise RecordError("executions", str(exc)) from None
-    if not isinstance(execution, Execution):
-        raise RecordError("execution", f"not an execution: {type(execution).__name__}")
-    return [execution]
+        raise RecordError(field, str(exc)) from None
+    if not isinstance(one, single):
+        raise RecordError(field, f"not a {single.__name__}: {type(one).__name__}")
+    return [one]
 
 
-class Position(_Base):
-    """Net position of one account in one symbol, with realised P&L in the account currency."""
+def executions_of(raw: bytes) -> list[Execution]:
+    """The executions of one ``trade.executions`` record (see :func:`_carried`)."""
+    return _carried(raw, "executions", ExecutionBatch, Execution)
 
-    account_id: str
-    symbol: str
-    net_quantity: int = 0
-    average_price: Decimal | None = None
-    realized_pnl: Decimal = Decimal(0)
-    fills: int = 0
-    recent_fill_ids: list[str] = []  # noqa: RUF012 - bounded window for duplicate-fill detection
-    updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
 
-    def __post_init__(self) -> None:
-        if self.updated_at is None:
-            self.updated_at = utcnow()
+def positions_of(raw: bytes) -> list[Position]:
+    """The positions of one ``positions.updates`` record (see :func:`_carried`)."""
+    return _carried(raw, "positions", PositionBatch, Position)
 
 
 class AccountStatus(_Base):

@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
-from .records import AccountStatus, ExecutionBatch, Heartbeat, IntentBatch, OrderError, Position
+from .records import AccountStatus, ExecutionBatch, Heartbeat, IntentBatch, OrderError, PositionBatch
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
         (("message.timestamp.type", "LogAppendTime"),),
     ),
     TopicSpec("trade.executions", 10, "account_id (batches of one partition's accounts, placed by murmur2 of it)"),
-    TopicSpec("positions.updates", 10, "account_id"),
+    TopicSpec("positions.updates", 10, "account_id (batches of one partition's accounts, placed by murmur2 of it)"),
     TopicSpec("account.status", 20, "account_id"),
     TopicSpec("broker.health", 20, "account_id"),
     TopicSpec("order.errors", 5, "account_id"),
@@ -95,7 +95,7 @@ def declare_topics(app: faust.App, prefix: str = "") -> Topics:
         signals=topic("trade.signals", None, value_serializer="raw"),
         intents=topic("orders.requests", IntentBatch),
         executions=topic("trade.executions", ExecutionBatch),
-        positions=topic("positions.updates", Position),
+        positions=topic("positions.updates", PositionBatch),
         status=topic("account.status", AccountStatus),
         health=topic("broker.health", AccountStatus),
         errors=topic("order.errors", OrderError),

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from ..agents.fanout.planner import ACTION_FOR_KIND
 from ..common.stats import latency_summary
 from ..core.config import CopyConfig
-from ..core.records import Execution, Heartbeat, OrderError, Position, TradeSignal, executions_of
+from ..core.records import Execution, Heartbeat, OrderError, Position, TradeSignal, executions_of, positions_of
 from ..core.signals import decode_signal
 
 STAGE_SPANS = {
@@ -118,8 +118,8 @@ class RunObserver:
             if error.stage == "fanout" and error.signal_id:
                 seen.refusals[(error.signal_id, error.account_id)] = error
         elif topic == "positions.updates":
-            position = Position.loads(value)
-            seen.positions[(position.account_id, position.symbol)] = position
+            for position in positions_of(value):
+                seen.positions[(position.account_id, position.symbol)] = position
         elif topic == "system.heartbeat":
             beat = Heartbeat.loads(value)
             seen.heartbeats[beat.worker_id] = beat

@@ -77,20 +77,20 @@ def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 
 def measure(path: Path, batch: int) -> dict[str, Any]:
     from copytrader.app.factory import empty_config
-    from copytrader.core.records import AccountStatus, IntentBatch, OrderError, Position, executions_of
+    from copytrader.core.records import AccountStatus, IntentBatch, OrderError, executions_of, positions_of
     from copytrader.storage import mapping
     from copytrader.storage.db import make_engine
     from copytrader.storage.migrate import upgrade
     from copytrader.storage.writer import BatchWriter
     from copytrader.tables.positions import apply_fill
-    from copytrader.web.live import LiveState, execution_sequence
+    from copytrader.web.live import LiveState, batch_sequence
 
     topics = by_topic(pickle.loads(path.read_bytes()))
     decoders: dict[str, Any] = {
         "orders.requests": IntentBatch.loads,
         "trade.executions": executions_of,  # a list per record
         "order.errors": OrderError.loads,
-        "positions.updates": Position.loads,
+        "positions.updates": positions_of,  # a list per record
         "account.status": AccountStatus.loads,
     }
     decoded: dict[str, list[Any]] = {}
@@ -102,12 +102,21 @@ def measure(path: Path, batch: int) -> dict[str, Any]:
         costs[f"decode {topic}"] = time.process_time() - start
     # one (partition, sequence, execution) per execution, numbered as the dashboard numbers them
     executions = [
-        (partition, execution_sequence(offset, index), execution)
+        (partition, batch_sequence(offset, index), execution)
         for (partition, offset, _), record in zip(topics["trade.executions"], decoded["trade.executions"], strict=True)
         for index, execution in enumerate(record)
     ]
     decoded["trade.executions"] = [execution for _, _, execution in executions]
     topics["trade.executions"] = [(partition, sequence, b"") for partition, sequence, _ in executions]
+    positions = [
+        (partition, batch_sequence(offset, index), position)
+        for (partition, offset, _), record in zip(
+            topics["positions.updates"], decoded["positions.updates"], strict=True
+        )
+        for index, position in enumerate(record)
+    ]
+    decoded["positions.updates"] = [position for _, _, position in positions]
+    topics["positions.updates"] = [(partition, sequence, b"") for partition, sequence, _ in positions]
     copies = sum(len(b.intents) for b in decoded["orders.requests"])
 
     # the tracker: every execution decoded (above), fills applied to positions

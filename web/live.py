@@ -4,9 +4,9 @@ Every row of a Kafka-fed stream carries its partition and offset (``_p``, ``_o``
 the stream's sequence numbers. They are the same in every web worker (each reads every
 partition), so a browser that reconnects — to this worker or another — takes a fresh snapshot
 with its cursor and then drops any pushed row at or below the cursor: no gap, no duplicate.
-A ``trade.executions`` record carries several executions, so the ``orders`` stream numbers
-each one ``offset × 1000 + its place in the record`` (:func:`execution_sequence`): still one
-increasing sequence per partition. The ``grid`` stream is derived (one full row per account, replaced whole), versioned by a
+A ``trade.executions`` or ``positions.updates`` record carries several executions or
+positions, so the ``orders`` and ``positions`` streams number each one ``offset × 1000 + its
+place in the record`` (:func:`batch_sequence`): still one increasing sequence per partition. The ``grid`` stream is derived (one full row per account, replaced whole), versioned by a
 per-process counter; a reconnect always starts from a fresh snapshot, so that is enough.
 """
 
@@ -23,19 +23,19 @@ from ..agents.shared.price_feed import FEED_ACCOUNT_PREFIX
 from ..common.clock import utcnow
 from ..common.stats import percentile
 from ..core.config import CopyConfig
-from ..core.records import MAX_EXECUTIONS_PER_RECORD, AccountStatus, Execution, OrderError, Position
+from ..core.records import MAX_PER_RECORD, AccountStatus, Execution, OrderError, Position
 from .guards import GuardBoard
 from .reconcile_view import apply_broker_truth, reconcile_columns
 from .slippage import LiveSlippage
 
 ORDER_ROWS = 1000
-#: Sequence numbers per ``trade.executions`` offset: above the executions a record may hold.
+#: Sequence numbers per offset of a batched topic: above the records one batch may hold.
 SEQUENCE_PER_OFFSET = 1000
-assert SEQUENCE_PER_OFFSET > MAX_EXECUTIONS_PER_RECORD
+assert SEQUENCE_PER_OFFSET > MAX_PER_RECORD
 
 
-def execution_sequence(offset: int, index: int) -> int:
-    """The ``orders`` stream's sequence number of the ``index``-th execution of a record."""
+def batch_sequence(offset: int, index: int) -> int:
+    """The stream sequence number of the ``index``-th execution or position of a record."""
     return offset * SEQUENCE_PER_OFFSET + index
 
 

@@ -34,10 +34,10 @@ from ..core.control_records import (
     RuleCommand,
     decode_command,
 )
-from ..core.records import AccountStatus, OrderError, Position, executions_of
+from ..core.records import AccountStatus, OrderError, executions_of, positions_of
 from ..core.topics import SPEC, topic_name
 from .auth import Auth, parse_cookie_header
-from .live import STREAMS, LiveState, execution_sequence
+from .live import STREAMS, LiveState, batch_sequence
 
 log = logging.getLogger(__name__)
 BACKLOG_PER_PARTITION = 5000  # order log / errors: enough for today's figures, bounded start-up
@@ -237,12 +237,15 @@ class KafkaFeed:
             if topic == "trade.executions":
                 changes = []
                 for index, execution in enumerate(executions_of(value)):
-                    changes += self.live.apply_execution(execution, partition, execution_sequence(offset, index))
+                    changes += self.live.apply_execution(execution, partition, batch_sequence(offset, index))
                 return changes
             if topic == "order.errors":
                 return self.live.apply_error(OrderError.loads(value), partition, offset)
             if topic == "positions.updates":
-                return self.live.apply_position(Position.loads(value), partition, offset)
+                changes = []
+                for index, position in enumerate(positions_of(value)):
+                    changes += self.live.apply_position(position, partition, batch_sequence(offset, index))
+                return changes
             if topic == "account.status":
                 return self.live.apply_status(AccountStatus.loads(value))
             if topic == CONTROLS_TOPIC:

@@ -8,10 +8,10 @@ hot path has one place to measure.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ...core.records import (
-    MAX_EXECUTIONS_PER_RECORD,
+    MAX_PER_RECORD,
     AccountStatus,
     Execution,
     ExecutionBatch,
@@ -19,11 +19,20 @@ from ...core.records import (
     OrderError,
     OrderIntent,
     Position,
+    PositionBatch,
 )
 from ...core.topics import SPEC, Topics, partition_for
 
 INTENT_PARTITIONS = SPEC["orders.requests"].partitions
 EXECUTION_PARTITIONS = SPEC["trade.executions"].partitions
+POSITION_PARTITIONS = SPEC["positions.updates"].partitions
+
+
+class _Keyed(Protocol):
+    account_id: str
+
+
+T = TypeVar("T", bound=_Keyed)
 
 
 def batch_intents(signal_id: str, intents: list[OrderIntent]) -> dict[int, IntentBatch]:
@@ -34,17 +43,27 @@ def batch_intents(signal_id: str, intents: list[OrderIntent]) -> dict[int, Inten
     return {p: IntentBatch(batch_id=f"{signal_id}|p{p}", intents=group) for p, group in groups.items()}
 
 
-def batch_executions(executions: list[Execution]) -> list[tuple[int, ExecutionBatch]]:
-    """Group executions by the ``trade.executions`` partition of their account, in their order,
-    at most :data:`MAX_EXECUTIONS_PER_RECORD` to a record."""
-    groups: dict[int, list[Execution]] = {}
-    for execution in executions:
-        groups.setdefault(partition_for(execution.account_id, EXECUTION_PARTITIONS), []).append(execution)
+def _by_partition(items: list[T], partitions: int) -> list[tuple[int, list[T]]]:
+    """Items grouped by the partition of their account, in their order, at most
+    :data:`MAX_PER_RECORD` to a group."""
+    groups: dict[int, list[T]] = {}
+    for item in items:
+        groups.setdefault(partition_for(item.account_id, partitions), []).append(item)
     return [
-        (partition, ExecutionBatch(executions=group[start : start + MAX_EXECUTIONS_PER_RECORD]))
+        (partition, group[start : start + MAX_PER_RECORD])
         for partition, group in groups.items()
-        for start in range(0, len(group), MAX_EXECUTIONS_PER_RECORD)
+        for start in range(0, len(group), MAX_PER_RECORD)
     ]
+
+
+def batch_executions(executions: list[Execution]) -> list[tuple[int, ExecutionBatch]]:
+    """One :class:`ExecutionBatch` per ``trade.executions`` partition (and per 500)."""
+    return [(p, ExecutionBatch(executions=g)) for p, g in _by_partition(executions, EXECUTION_PARTITIONS)]
+
+
+def batch_positions(positions: list[Position]) -> list[tuple[int, PositionBatch]]:
+    """One :class:`PositionBatch` per ``positions.updates`` partition (and per 500)."""
+    return [(p, PositionBatch(positions=g)) for p, g in _by_partition(positions, POSITION_PARTITIONS)]
 
 
 class Outbox(Protocol):
@@ -53,6 +72,7 @@ class Outbox(Protocol):
     async def executions(self, executions: list[Execution]) -> None: ...
     async def error(self, error: OrderError) -> None: ...
     async def position(self, position: Position) -> None: ...
+    async def positions(self, positions: list[Position]) -> None: ...
     async def status(self, status: AccountStatus) -> None: ...
     async def health(self, status: AccountStatus) -> None: ...
     async def signal(self, key: str, payload: bytes) -> None: ...
@@ -80,7 +100,12 @@ class TopicOutbox:
         await self.topics.errors.send(key=error.account_id, value=error)
 
     async def position(self, position: Position) -> None:
-        await self.topics.positions.send(key=position.account_id, value=position)
+        await self.positions([position])
+
+    async def positions(self, positions: list[Position]) -> None:
+        """One record per partition (see :class:`PositionBatch`), keyed by its first account."""
+        for partition, batch in batch_positions(positions):
+            await self.topics.positions.send(key=batch.positions[0].account_id, value=batch, partition=partition)
 
     async def status(self, status: AccountStatus) -> None:
         await self.topics.status.send(key=status.account_id, value=status)
@@ -113,6 +138,10 @@ class MemoryOutbox:
 
     async def position(self, position: Position) -> None:
         self.sent["position"].append(position)
+
+    async def positions(self, positions: list[Position]) -> None:
+        for position in positions:
+            await self.position(position)
 
     async def status(self, status: AccountStatus) -> None:
         self.sent["status"].append(status)

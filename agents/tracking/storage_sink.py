@@ -25,7 +25,7 @@ import faust
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from ...common.retrying import forever
-from ...core.records import IntentBatch, OrderError, Position, executions_of
+from ...core.records import IntentBatch, OrderError, executions_of, positions_of
 from ...storage import mapping
 from ...storage.configsync import sync_config
 from ...storage.db import database_url_from_env, make_engine, session_factory
@@ -140,7 +140,8 @@ def _describe(value: Any) -> str:
 
 
 def _flattened(mapper: Mapper) -> Mapper:
-    """``trade.executions`` records each carry a list of executions; the mapper takes them all."""
+    """``trade.executions`` and ``positions.updates`` records each carry a list; the mapper
+    takes them all."""
     return lambda records: mapper([execution for record in records for execution in record])
 
 
@@ -155,7 +156,7 @@ def install(app: faust.App, ctx: StageContext) -> StorageSink:
         topics.intents.get_topic_name(): StoredTopic(IntentBatch.loads, mapping.intents_batch),
         topics.executions.get_topic_name(): StoredTopic(executions_of, _flattened(mapping.executions_batch)),
         topics.errors.get_topic_name(): StoredTopic(OrderError.loads, mapping.errors_batch),
-        topics.positions.get_topic_name(): StoredTopic(Position.loads, mapping.positions_batch),
+        topics.positions.get_topic_name(): StoredTopic(positions_of, _flattened(mapping.positions_batch)),
     }
     consumer = StoreConsumer(
         stored,

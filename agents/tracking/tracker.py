@@ -9,7 +9,7 @@ import logging
 import faust
 
 from ...core import metrics
-from ...core.records import CORRECTION_KINDS, AccountStatus, Execution, OrderError, executions_of
+from ...core.records import CORRECTION_KINDS, AccountStatus, Execution, OrderError, Position, executions_of
 from ...tables.health import health_table
 from ...tables.positions import apply_fill, position_key, positions_table
 from ..shared.context import StageContext
@@ -47,18 +47,25 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
 
     @app.agent(executions, name="tracker")
     async def track_positions(stream: faust.StreamT[bytes]) -> None:
-        """Fills → positions table (duplicates ignored) → positions.updates."""
+        """Fills → positions table (duplicates ignored) → positions.updates: one record per
+        incoming record, with each position it moved once (the latest)."""
         async for raw in stream:
             try:
                 batch = executions_of(raw)
             except ValueError as exc:
                 await runtime.outbox.error(unreadable(raw, exc))
                 continue
+            moved: dict[str, Position] = {}  # one update per position per record
             for execution in batch:
                 if execution.kind in FILL_KINDS:
-                    await track_fill(execution)
+                    updated = await track_fill(execution)
+                    if updated is not None:
+                        moved[position_key(updated.account_id, updated.symbol)] = updated
+            if moved:
+                await runtime.outbox.positions(list(moved.values()))
 
-    async def track_fill(execution: Execution) -> None:
+    async def track_fill(execution: Execution) -> Position | None:
+        """Apply one fill to the table; the position it moved to (None: a duplicate or bad)."""
         key = position_key(execution.account_id, execution.symbol)
         try:
             updated, applied = apply_fill(positions.get(key), execution)
@@ -75,10 +82,10 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
                     code="BAD_FILL",
                 )
             )
-            return
+            return None
         if not applied:
             log.info("duplicate fill %s ignored", execution.execution_id)
-            return
+            return None
         positions[key] = updated
         if execution.kind in CORRECTION_KINDS:
             metrics.count_fill_correction(execution.platform, execution.kind)
@@ -86,7 +93,7 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
             metrics.count_fill(execution.platform)
         if "filled" in execution.stamps and "detected" in execution.stamps:
             metrics.observe_stage("fill", execution.stamps["filled"] - execution.stamps["detected"])
-        await runtime.outbox.position(updated)
+        return updated
 
     @app.agent(runtime.topics.health, name="health")
     async def track_health(stream: faust.StreamT[AccountStatus]) -> None:

@@ -12,9 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copytrader.agents.shared.outbox import EXECUTION_PARTITIONS, batch_executions
+from copytrader.agents.shared.outbox import EXECUTION_PARTITIONS, batch_executions, batch_positions
 from copytrader.app.factory import empty_config
-from copytrader.core.records import MAX_EXECUTIONS_PER_RECORD, Execution, ExecutionBatch, executions_of
+from copytrader.core.records import (
+    MAX_PER_RECORD,
+    Execution,
+    ExecutionBatch,
+    Position,
+    PositionBatch,
+    executions_of,
+    positions_of,
+)
 from copytrader.core.topics import partition_for
 from copytrader.web.live import LiveState
 from copytrader.web.realtime import KafkaFeed, latest_grid_rows
@@ -51,11 +59,11 @@ def test_executions_are_grouped_by_the_partition_of_their_account_in_order() -> 
 
 
 def test_a_record_never_holds_more_than_the_limit() -> None:
-    executions = [execution(n) for n in range(MAX_EXECUTIONS_PER_RECORD * 2 + 1)]
+    executions = [execution(n) for n in range(MAX_PER_RECORD * 2 + 1)]
     sizes = [len(b.executions) for _, b in batch_executions(executions)]
-    assert sizes == [MAX_EXECUTIONS_PER_RECORD, MAX_EXECUTIONS_PER_RECORD, 1]
+    assert sizes == [MAX_PER_RECORD, MAX_PER_RECORD, 1]
     with pytest.raises(ValueError, match="executions"):
-        ExecutionBatch(executions=[execution(n) for n in range(MAX_EXECUTIONS_PER_RECORD + 1)])
+        ExecutionBatch(executions=[execution(n) for n in range(MAX_PER_RECORD + 1)])
 
 
 def test_a_batch_and_a_bare_execution_decode_to_the_same_executions() -> None:
@@ -119,3 +127,28 @@ def test_one_fetch_pushes_each_accounts_last_grid_row_and_every_other_row() -> N
         ("orders", {"execution_id": "b"}),
         ("grid", {"account_id": "f1", "_v": 3}),
     ]
+
+
+def test_positions_travel_the_same_way() -> None:
+    positions = [Position(account_id=f"f{n:03d}", symbol="ESZ6", net_quantity=n) for n in range(30)]
+    batches = batch_positions(positions)
+    assert sum(len(b.positions) for _, b in batches) == 30
+    for partition, batch in batches:
+        assert {partition_for(p.account_id, EXECUTION_PARTITIONS) for p in batch.positions} == {partition}
+    (_, first), *_ = batches
+    assert [p.net_quantity for p in positions_of(first.dumps())] == [p.net_quantity for p in first.positions]
+    assert positions_of(positions[3].dumps())[0].net_quantity == 3  # a bare position
+    with pytest.raises(ValueError, match="positions"):
+        positions_of(b'{"positions": []}')
+
+
+def test_the_dashboard_numbers_each_position_of_a_record() -> None:
+    feed = KafkaFeed("127.0.0.1:1", "", LiveState(empty_config()), hub=None)
+    record = PositionBatch(
+        positions=[
+            Position(account_id="f001", symbol="ESZ6", net_quantity=1),
+            Position(account_id="f002", symbol="ESZ6"),
+        ]
+    ).dumps()
+    rows = [row for stream, row in feed._apply("positions.updates", 2, 5, record) if stream == "positions"]
+    assert [(row["key"], row["_o"]) for row in rows] == [("f001|ESZ6", 5000), ("f002|ESZ6", 5001)]
