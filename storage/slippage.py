@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ..core import ids
@@ -45,6 +45,20 @@ from .models import CopyGroup, CopyRule, ExecutionRow
 __all__ = ["copy_slippage", "settle", "slippage_report"]
 
 E = ExecutionRow
+C = ExecutionRow.__table__.c  # plain Core columns on the write path: no ORM loading per row
+SLIPPAGE_COLUMNS = (
+    "leader_price",
+    "slippage_leader_ticks",
+    "slippage_leader_amount",
+    "slippage_ref_ticks",
+    "slippage_ref_amount",
+)
+# One Core executemany by primary key (the ORM's bulk update plans every row on its own).
+_UPDATE = (
+    update(ExecutionRow.__table__)
+    .where(C.id == bindparam("row_id"))
+    .values({name: bindparam(name) for name in SLIPPAGE_COLUMNS})
+)
 Q = TypeVar("Q", bound="Select[*tuple[Any, ...]]")
 
 
@@ -58,8 +72,8 @@ def _copies_touched(db: Session, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     if leader_orders:
         signal_ids = [ids.signal_id(a, o, "new") for a, o in leader_orders]
         signal_ids += [ids.signal_id(a, o, "flatten", 0) for a, o in leader_orders]
-        stmt = select(E.client_order_id).where(
-            E.signal_id.in_(signal_ids), E.is_leader.is_(False), E.client_order_id.is_not(None)
+        stmt = select(C.client_order_id).where(
+            C.signal_id.in_(signal_ids), C.is_leader.is_(False), C.client_order_id.is_not(None)
         )
         copies.update(c for c in db.scalars(stmt) if c)
     return copies
@@ -70,8 +84,8 @@ def _leader_prices(db: Session, keys: set[str]) -> dict[str, Decimal | None]:
     order_ids = {order for key in keys for _, order in key_splits(key)}
     fills: dict[str, list[tuple[int, Decimal | None]]] = defaultdict(list)
     if order_ids:
-        stmt = select(E.account_id, E.broker_order_id, E.quantity, E.price).where(
-            E.is_leader.is_(True), E.kind.in_(FILL_KINDS), E.broker_order_id.in_(order_ids)
+        stmt = select(C.account_id, C.broker_order_id, C.quantity, C.price).where(
+            C.is_leader.is_(True), C.kind.in_(FILL_KINDS), C.broker_order_id.in_(order_ids)
         )
         for account, order, quantity, price in db.execute(stmt):
             key = leader_fill_key(account, order or "")
@@ -101,23 +115,24 @@ def _effective(fill: Any, fixes: Mapping[str, Any]) -> tuple[int, Decimal | None
 
 def settle(db: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     """Recompute the slippage of every copy ``rows`` (a batch just inserted) touched; returns
-    the number of follower fill rows written."""
+    the number of follower fill rows written (those whose figures changed)."""
     copies = _copies_touched(db, rows)
     if not copies:
         return 0
     stmt = select(
-        E.id,
-        E.execution_id,
-        E.client_order_id,
-        E.kind,
-        E.corrects,
-        E.signal_id,
-        E.reference_price,
-        E.symbol,
-        E.side,
-        E.quantity,
-        E.price,
-    ).where(E.client_order_id.in_(copies), E.is_leader.is_(False))
+        C.id,
+        C.execution_id,
+        C.client_order_id,
+        C.kind,
+        C.corrects,
+        C.signal_id,
+        C.reference_price,
+        C.symbol,
+        C.side,
+        C.quantity,
+        C.price,
+        *(C[name] for name in SLIPPAGE_COLUMNS),
+    ).where(C.client_order_id.in_(copies), C.is_leader.is_(False))
     by_copy: dict[str, list[Any]] = defaultdict(list)
     for row in db.execute(stmt):
         by_copy[row.client_order_id].append(row)
@@ -136,9 +151,11 @@ def settle(db: Session, rows: Sequence[Mapping[str, Any]]) -> int:
                     measured = FillSlippage(None, None, None)
                 else:
                     measured = fill_slippage(row.side, price, quantity, row.symbol, leader_price, reference)
-                updates.append({"id": row.id, **measured.columns()})
-    if updates:
-        db.execute(update(ExecutionRow), updates)
+                columns = measured.columns()
+                if any(columns[name] != row._mapping[C[name]] for name in SLIPPAGE_COLUMNS):
+                    updates.append({"row_id": row.id, **columns})
+    if updates:  # only rows whose figures changed: most batches re-settle copies already settled
+        db.execute(_UPDATE, updates)
     return len(updates)
 
 
