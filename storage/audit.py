@@ -64,9 +64,7 @@ def to_jsonable(value: Any) -> Any:
     if kind is str or kind is int or value is None or kind is bool:  # the common cases first
         return value
     if kind is dict:  # plain values inline: most of a record's fields need no call
-        return {
-            k if type(k) is str else str(k): v if type(v) in _PLAIN else to_jsonable(v) for k, v in value.items()
-        }
+        return {k if type(k) is str else str(k): v if type(v) in _PLAIN else to_jsonable(v) for k, v in value.items()}
     if kind is float:
         if not math.isfinite(value):
             raise ValueError("NaN/infinity cannot be stored in the audit log")

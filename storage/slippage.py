@@ -20,9 +20,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ..core import ids
@@ -55,7 +55,7 @@ SLIPPAGE_COLUMNS = (
 )
 # One Core executemany by primary key (the ORM's bulk update plans every row on its own).
 _UPDATE = (
-    update(ExecutionRow.__table__)
+    update(cast(Table, ExecutionRow.__table__))
     .where(C.id == bindparam("row_id"))
     .values({name: bindparam(name) for name in SLIPPAGE_COLUMNS})
 )
@@ -75,7 +75,7 @@ def _copies_touched(db: Session, rows: Sequence[Mapping[str, Any]]) -> set[str]:
         stmt = select(C.client_order_id).where(
             C.signal_id.in_(signal_ids), C.is_leader.is_(False), C.client_order_id.is_not(None)
         )
-        copies.update(c for c in db.scalars(stmt) if c)
+        copies.update(c for c in db.scalars(stmt).all() if c)
     return copies
 
 
@@ -87,7 +87,7 @@ def _leader_prices(db: Session, keys: set[str]) -> dict[str, Decimal | None]:
         stmt = select(C.account_id, C.broker_order_id, C.quantity, C.price).where(
             C.is_leader.is_(True), C.kind.in_(FILL_KINDS), C.broker_order_id.in_(order_ids)
         )
-        for account, order, quantity, price in db.execute(stmt):
+        for account, order, quantity, price in db.execute(stmt).all():
             key = leader_fill_key(account, order or "")
             if key in keys:
                 fills[key].append((quantity, price))
@@ -134,10 +134,11 @@ def settle(db: Session, rows: Sequence[Mapping[str, Any]]) -> int:
         *(C[name] for name in SLIPPAGE_COLUMNS),
     ).where(C.client_order_id.in_(copies), C.is_leader.is_(False))
     by_copy: dict[str, list[Any]] = defaultdict(list)
-    for row in db.execute(stmt):
+    for row in db.execute(stmt).all():  # one fetchall, not a fetchone per row
         by_copy[row.client_order_id].append(row)
     keys = {cid: leader_order_key(_first(r.signal_id for r in copy_rows)) for cid, copy_rows in by_copy.items()}
     leader = _leader_prices(db, {k for k in keys.values() if k is not None})
+    stored = slice(-len(SLIPPAGE_COLUMNS), None)  # the row's present figures, selected last
     updates = []
     for cid, copy_rows in by_copy.items():
         key = keys[cid]
@@ -152,7 +153,7 @@ def settle(db: Session, rows: Sequence[Mapping[str, Any]]) -> int:
                 else:
                     measured = fill_slippage(row.side, price, quantity, row.symbol, leader_price, reference)
                 columns = measured.columns()
-                if any(columns[name] != row._mapping[C[name]] for name in SLIPPAGE_COLUMNS):
+                if [columns[name] for name in SLIPPAGE_COLUMNS] != list(row[stored]):
                     updates.append({"row_id": row.id, **columns})
     if updates:  # only rows whose figures changed: most batches re-settle copies already settled
         db.execute(_UPDATE, updates)
