@@ -29,7 +29,7 @@ from decimal import Decimal
 from json.encoder import encode_basestring
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,6 +42,12 @@ ADVISORY_LOCK_KEY = 0x4354_4155_4449_54  # "CTAUDIT": one chain per database
 VERIFY_PAGE = 1000
 APPEND_ATTEMPTS = 3
 _C = AuditEntry.__table__.c  # Core columns: the append path needs no ORM loading
+# The append path's statements, built once (a statement built per call costs its coercions).
+_PRESENT = select(_C.kind, _C.natural_id).where(
+    _C.kind.in_(bindparam("kinds", expanding=True)), _C.natural_id.in_(bindparam("ids", expanding=True))
+)
+_HEAD = select(_C.seq, _C.hash).order_by(_C.seq.desc()).limit(1)
+_INSERT = insert(cast(Table, AuditEntry.__table__))
 
 
 def format_time(value: datetime) -> str:
@@ -265,11 +271,14 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[Appended
     if not fresh:
         return []
     ids = sorted({natural_id for _, natural_id in fresh})
+    kinds = sorted({kind for kind, _ in fresh})
     for start in range(0, len(ids), 500):
-        present = db.execute(select(_C.kind, _C.natural_id).where(_C.natural_id.in_(ids[start : start + 500])))
+        # ``kind`` too: (kind, natural_id) is the unique index, so this is an index search; on
+        # natural_id alone both databases scanned the whole index, once per batch (#16).
+        present = db.execute(_PRESENT, {"kinds": kinds, "ids": ids[start : start + 500]}).all()
         for kind, natural_id in present:
             fresh.pop((kind, natural_id), None)
-    head = db.execute(select(_C.seq, _C.hash).order_by(_C.seq.desc()).limit(1)).first()
+    head = db.execute(_HEAD).first()
     seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
     rows: list[dict[str, Any]] = []
     recorded_at = datetime.now(UTC)
@@ -310,7 +319,7 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[Appended
     # One executemany through SQLAlchemy Core: the ORM's unit of work (an identity-mapped
     # object, its state and a flush plan per entry) was most of the store worker's CPU.
     if rows:
-        db.execute(insert(cast(Table, AuditEntry.__table__)), rows)
+        db.execute(_INSERT, rows)
     return [Appended(r["seq"], r["kind"], r["natural_id"], r["prev_hash"], r["hash"]) for r in rows]
 
 

@@ -53,6 +53,27 @@ SLIPPAGE_COLUMNS = (
     "slippage_ref_ticks",
     "slippage_ref_amount",
 )
+# The settle's statements, built once (a statement built per call costs its coercions).
+_COPIES_OF_SIGNALS = select(C.client_order_id).where(
+    C.signal_id.in_(bindparam("signal_ids", expanding=True)), C.is_leader.is_(False), C.client_order_id.is_not(None)
+)
+_LEADER_FILLS = select(C.account_id, C.broker_order_id, C.quantity, C.price).where(
+    C.is_leader.is_(True), C.kind.in_(FILL_KINDS), C.broker_order_id.in_(bindparam("order_ids", expanding=True))
+)
+_COPY_ROWS = select(
+    C.id,
+    C.execution_id,
+    C.client_order_id,
+    C.kind,
+    C.corrects,
+    C.signal_id,
+    C.reference_price,
+    C.symbol,
+    C.side,
+    C.quantity,
+    C.price,
+    *(C[name] for name in SLIPPAGE_COLUMNS),  # last: the figures a settle compares with
+).where(C.client_order_id.in_(bindparam("copies", expanding=True)), C.is_leader.is_(False))
 # One Core executemany by primary key (the ORM's bulk update plans every row on its own).
 _UPDATE = (
     update(cast(Table, ExecutionRow.__table__))
@@ -72,10 +93,7 @@ def _copies_touched(db: Session, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     if leader_orders:
         signal_ids = [ids.signal_id(a, o, "new") for a, o in leader_orders]
         signal_ids += [ids.signal_id(a, o, "flatten", 0) for a, o in leader_orders]
-        stmt = select(C.client_order_id).where(
-            C.signal_id.in_(signal_ids), C.is_leader.is_(False), C.client_order_id.is_not(None)
-        )
-        copies.update(c for c in db.scalars(stmt).all() if c)
+        copies.update(c for c in db.scalars(_COPIES_OF_SIGNALS, {"signal_ids": signal_ids}).all() if c)
     return copies
 
 
@@ -84,10 +102,7 @@ def _leader_prices(db: Session, keys: set[str]) -> dict[str, Decimal | None]:
     order_ids = {order for key in keys for _, order in key_splits(key)}
     fills: dict[str, list[tuple[int, Decimal | None]]] = defaultdict(list)
     if order_ids:
-        stmt = select(C.account_id, C.broker_order_id, C.quantity, C.price).where(
-            C.is_leader.is_(True), C.kind.in_(FILL_KINDS), C.broker_order_id.in_(order_ids)
-        )
-        for account, order, quantity, price in db.execute(stmt).all():
+        for account, order, quantity, price in db.execute(_LEADER_FILLS, {"order_ids": sorted(order_ids)}).all():
             key = leader_fill_key(account, order or "")
             if key in keys:
                 fills[key].append((quantity, price))
@@ -119,22 +134,8 @@ def settle(db: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     copies = _copies_touched(db, rows)
     if not copies:
         return 0
-    stmt = select(
-        C.id,
-        C.execution_id,
-        C.client_order_id,
-        C.kind,
-        C.corrects,
-        C.signal_id,
-        C.reference_price,
-        C.symbol,
-        C.side,
-        C.quantity,
-        C.price,
-        *(C[name] for name in SLIPPAGE_COLUMNS),
-    ).where(C.client_order_id.in_(copies), C.is_leader.is_(False))
     by_copy: dict[str, list[Any]] = defaultdict(list)
-    for row in db.execute(stmt).all():  # one fetchall, not a fetchone per row
+    for row in db.execute(_COPY_ROWS, {"copies": sorted(copies)}).all():  # one fetchall, not fetchone per row
         by_copy[row.client_order_id].append(row)
     keys = {cid: leader_order_key(_first(r.signal_id for r in copy_rows)) for cid, copy_rows in by_copy.items()}
     leader = _leader_prices(db, {k for k in keys.values() if k is not None})

@@ -326,3 +326,32 @@ def test_settle_writes_only_the_fills_whose_figures_change(tmp_path: Any) -> Non
         ).one()
     assert tuple(figures) == (Decimal("5000.25"), Decimal("1"))
     engine.dispose()
+
+
+# --------------------------------------------------------------- per-batch round trips
+
+
+def test_the_present_check_searches_the_unique_index_instead_of_scanning(tmp_path: Any) -> None:
+    """Before #16 the check named natural_id alone: SQLite scanned the whole (kind, natural_id)
+    index once per batch, a cost that grew with the log. With the kinds it is an index search."""
+    from copytrader.storage.audit import _PRESENT
+
+    engine = make_engine(f"sqlite:///{tmp_path}/plan.db")
+    upgrade(engine=engine)
+    statement = _PRESENT.params(kinds=["execution", "intent"], ids=["a", "b"])
+    sql = str(statement.compile(engine, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql).all())
+    assert "SEARCH" in plan and "SCAN" not in plan, plan
+    engine.dispose()
+
+
+def test_a_natural_id_present_under_another_kind_is_still_appended(tmp_path: Any) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/kinds.db")
+    upgrade(engine=engine)
+    writer = AuditWriter(session_factory(engine))
+    assert len(writer.append([AuditRecord("execution", "same", AT, {})])) == 1
+    assert len(writer.append([AuditRecord("response", "same", AT, {}), AuditRecord("execution", "same", AT, {})])) == 1
+    with session_factory(engine)() as db:
+        assert verify(db).entries == 2
+    engine.dispose()
