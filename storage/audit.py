@@ -4,6 +4,9 @@ Each entry's ``hash`` is ``sha256(prev_hash + canonical_json(content))`` where `
 everything the entry says (seq, time, kind, ids, payload, latency) and ``prev_hash`` is the
 previous entry's hash (64 zeros for the first). Changing, inserting or deleting any entry
 therefore breaks every link after it, and :func:`verify` names the first broken ``seq``.
+The payload is encoded once (:attr:`AuditRecord.payload_json`): that text is both what the
+hash covers and what the JSON column stores; :func:`verify` recomputes every hash from the
+stored values the original way, so entries written before and after that change verify alike.
 What a chain cannot show is the removal of its newest entries; publish the head hash
 (``VerifyResult.head_hash``) somewhere else if that matters.
 
@@ -56,7 +59,9 @@ def format_time(value: datetime) -> str:
         raise ValueError("naive datetime in audit content: use timezone-aware UTC")
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    if value.year >= 1000:  # isoformat pads years to 4 digits, strftime's %Y does not below 1000
+    # isoformat is faster than strftime and spells the same for a plain datetime from year 1000
+    # (below, strftime's %Y does not pad; a subclass may spell isoformat its own way).
+    if type(value) is datetime and value.year >= 1000:
         return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" → "Z"
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
