@@ -4,6 +4,9 @@ Each entry's ``hash`` is ``sha256(prev_hash + canonical_json(content))`` where `
 everything the entry says (seq, time, kind, ids, payload, latency) and ``prev_hash`` is the
 previous entry's hash (64 zeros for the first). Changing, inserting or deleting any entry
 therefore breaks every link after it, and :func:`verify` names the first broken ``seq``.
+The payload is encoded once (:attr:`AuditRecord.payload_json`): that text is both what the
+hash covers and what the JSON column stores; :func:`verify` recomputes every hash from the
+stored values the original way, so entries written before and after that change verify alike.
 What a chain cannot show is the removal of its newest entries; publish the head hash
 (``VerifyResult.head_hash``) somewhere else if that matters.
 
@@ -23,33 +26,70 @@ import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..common.retrying import again_now
+from .db import JsonText, stores_json_text
 from .models import AUDIT_KINDS, AuditEntry
 
 GENESIS_HASH = "0" * 64
 ADVISORY_LOCK_KEY = 0x4354_4155_4449_54  # "CTAUDIT": one chain per database
 VERIFY_PAGE = 1000
 APPEND_ATTEMPTS = 3
+_C = AuditEntry.__table__.c  # Core columns: the append path needs no ORM loading
+# The append path's statements, built once (a statement built per call costs its coercions).
+_PRESENT = select(_C.kind, _C.natural_id).where(
+    _C.kind.in_(bindparam("kinds", expanding=True)), _C.natural_id.in_(bindparam("ids", expanding=True))
+)
+_HEAD = select(_C.seq, _C.hash).order_by(_C.seq.desc()).limit(1)
+_INSERT = insert(cast(Table, AuditEntry.__table__))
 
 
 def format_time(value: datetime) -> str:
     """One spelling per instant: UTC, microseconds, ``Z`` (aware times only)."""
     if value.tzinfo is None:
         raise ValueError("naive datetime in audit content: use timezone-aware UTC")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat is faster than strftime and spells the same for a plain datetime from year 1000
+    # (below, strftime's %Y does not pad; a subclass may spell isoformat its own way).
+    if type(value) is datetime and value.year >= 1000:
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" → "Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})  # exact types that are JSON as they are
 
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON values; Decimal and times become strings so no precision depends on a parser."""
+    kind = type(value)
+    if kind is str or kind is int or value is None or kind is bool:  # the common cases first
+        return value
+    if kind is dict:  # plain values inline: most of a record's fields need no call
+        return {k if type(k) is str else str(k): v if type(v) in _PLAIN else to_jsonable(v) for k, v in value.items()}
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError("NaN/infinity cannot be stored in the audit log")
+        return value
+    if kind is Decimal:
+        return str(value)
+    if kind is datetime:
+        return format_time(value)
+    return _to_jsonable_other(value)
+
+
+def _to_jsonable_other(value: Any) -> Any:
+    """:func:`to_jsonable` for everything but exact ``str``/``int``/``bool``/``None``/``dict``
+    (subclasses included: the ``isinstance`` order here is the definition)."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -74,18 +114,79 @@ def to_jsonable(value: Any) -> Any:
     raise TypeError(f"cannot put {type(value).__name__} in the audit log")
 
 
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no whitespace, UTF-8 kept: the same content always gives the same text."""
-    return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODE(to_jsonable(value))
 
 
 def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(content)).encode("utf-8")).hexdigest()
 
 
+def _scalar_json(value: Any) -> str:
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)  # what the encoder writes for a string inside an object
+    if kind is int:
+        return int.__repr__(value)  # the encoder's spelling of an int
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)  # the encoder's spelling of a finite float
+    return _ENCODE(to_jsonable(value))  # anything else (and NaN's refusal) the long way
+
+
+def entry_json(
+    seq: int,
+    occurred_text: str,
+    kind: str,
+    natural_id: str,
+    signal_id: str | None,
+    client_order_id: str | None,
+    account_id: str | None,
+    payload_json: str,
+    latency_ms: float | None,
+) -> str:
+    """``canonical_json(entry_content(...))`` assembled from its parts, so the payload, already
+    canonical text (:attr:`AuditRecord.payload_json`), is not walked and encoded again.
+
+    The keys are written in sorted order and each value as the encoder writes it inside an
+    object, which is what ``json.dumps(sort_keys=True)`` produces; tests compare the two over
+    generated entries, and :func:`verify` still recomputes every hash the original way.
+    """
+    return (
+        '{"account_id":'
+        + _scalar_json(account_id)
+        + ',"client_order_id":'
+        + _scalar_json(client_order_id)
+        + ',"kind":'
+        + _scalar_json(kind)
+        + ',"latency_ms":'
+        + _scalar_json(latency_ms)
+        + ',"natural_id":'
+        + _scalar_json(natural_id)
+        + ',"occurred_at":'
+        + encode_basestring(occurred_text)
+        + ',"payload":'
+        + payload_json
+        + ',"seq":'
+        + _scalar_json(seq)
+        + ',"signal_id":'
+        + _scalar_json(signal_id)
+        + "}"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """An entry to append; ``seq`` and the hashes are assigned by the chain."""
+    """An entry to append; ``seq`` and the hashes are assigned by the chain.
+
+    ``payload`` is made plain JSON (:func:`to_jsonable`) and encoded canonically once, here,
+    where the record is built: the hash and the stored column both use that one text.
+    """
 
     kind: str
     natural_id: str
@@ -95,12 +196,16 @@ class AuditRecord:
     client_order_id: str | None = None
     account_id: str | None = None
     latency_ms: float | None = None
+    payload_json: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in AUDIT_KINDS:
             raise ValueError(f"audit kind must be one of {', '.join(AUDIT_KINDS)}; got {self.kind!r}")
         if not self.natural_id:
             raise ValueError("audit natural_id must not be empty")
+        payload = to_jsonable(self.payload)
+        object.__setattr__(self, "payload", payload)
+        object.__setattr__(self, "payload_json", _ENCODE(payload))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -171,33 +276,34 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[Appended
     if not fresh:
         return []
     ids = sorted({natural_id for _, natural_id in fresh})
+    kinds = sorted({kind for kind, _ in fresh})
     for start in range(0, len(ids), 500):
-        present = db.execute(
-            select(AuditEntry.kind, AuditEntry.natural_id).where(AuditEntry.natural_id.in_(ids[start : start + 500]))
-        )
+        # ``kind`` too: (kind, natural_id) is the unique index, so this is an index search; on
+        # natural_id alone both databases scanned the whole index, once per batch (#16).
+        present = db.execute(_PRESENT, {"kinds": kinds, "ids": ids[start : start + 500]}).all()
         for kind, natural_id in present:
             fresh.pop((kind, natural_id), None)
-    head = db.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
+    head = db.execute(_HEAD).first()
     seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
     rows: list[dict[str, Any]] = []
     recorded_at = datetime.now(UTC)
+    pre_encoded = stores_json_text(db)
     for record in fresh.values():
         seq += 1
-        payload = to_jsonable(record.payload)
         latency = None if record.latency_ms is None else round(float(record.latency_ms), 3)
         occurred = record.occurred_at.astimezone(UTC)
-        content = entry_content(
+        content_json = entry_json(
             seq,
-            occurred,
+            format_time(occurred),
             record.kind,
             record.natural_id,
             record.signal_id,
             record.client_order_id,
             record.account_id,
-            payload,
+            record.payload_json,
             latency,
         )
-        digest = chain_hash(prev_hash, content)
+        digest = hashlib.sha256((prev_hash + content_json).encode("utf-8")).hexdigest()
         rows.append(
             {
                 "seq": seq,
@@ -207,7 +313,7 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[Appended
                 "signal_id": record.signal_id,
                 "client_order_id": record.client_order_id,
                 "account_id": record.account_id,
-                "payload": payload,
+                "payload": JsonText(record.payload_json) if pre_encoded else record.payload,
                 "latency_ms": latency,
                 "prev_hash": prev_hash,
                 "hash": digest,
@@ -218,7 +324,7 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[Appended
     # One executemany through SQLAlchemy Core: the ORM's unit of work (an identity-mapped
     # object, its state and a flush plan per entry) was most of the store worker's CPU.
     if rows:
-        db.execute(insert(cast(Table, AuditEntry.__table__)), rows)
+        db.execute(_INSERT, rows)
     return [Appended(r["seq"], r["kind"], r["natural_id"], r["prev_hash"], r["hash"]) for r in rows]
 
 

@@ -8,6 +8,7 @@ timestamp" for daily reports.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,31 @@ def make_engine(url: str | None = None, **kw: Any) -> Engine:
         kw.setdefault("connect_args", {"timeout": 30})
     else:
         kw.setdefault("pool_pre_ping", True)
+    kw.setdefault("json_serializer", serialize_json)
     engine = create_engine(url, **kw)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+class JsonText(str):
+    """JSON already encoded (the audit payload's canonical text): :func:`serialize_json` stores
+    it as it is instead of encoding the same value a second time."""
+
+    __slots__ = ()
+
+
+def serialize_json(value: Any) -> str:
+    """The JSON columns' encoder on our engines: ``json.dumps``, except for :class:`JsonText`."""
+    if type(value) is JsonText:
+        return str.__str__(value)
+    return json.dumps(value)
+
+
+def stores_json_text(db: Session | Any) -> bool:
+    """Whether this session's engine stores :class:`JsonText` as JSON (one made by
+    :func:`make_engine`); any other engine would store it as a JSON string, so it gets values."""
+    return getattr(db.get_bind().dialect, "_json_serializer", None) is serialize_json
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

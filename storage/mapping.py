@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..common.clock import utcnow
-from .audit import AuditRecord, to_jsonable
+from .audit import AuditRecord
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,8 @@ def _stamp_time(stamps: Mapping[str, float], stage: str) -> datetime | None:
 
 
 def _payload(record: _Record) -> dict[str, Any]:
-    data = to_jsonable(record.as_dict())
-    assert isinstance(data, dict)
-    return data
+    """The record as a dict; :class:`AuditRecord` makes it plain JSON and encodes it once."""
+    return record.as_dict()
 
 
 # ------------------------------------------------------------------------------- per record

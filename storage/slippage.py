@@ -20,9 +20,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ..core import ids
@@ -45,6 +45,41 @@ from .models import CopyGroup, CopyRule, ExecutionRow
 __all__ = ["copy_slippage", "settle", "slippage_report"]
 
 E = ExecutionRow
+C = ExecutionRow.__table__.c  # plain Core columns on the write path: no ORM loading per row
+SLIPPAGE_COLUMNS = (
+    "leader_price",
+    "slippage_leader_ticks",
+    "slippage_leader_amount",
+    "slippage_ref_ticks",
+    "slippage_ref_amount",
+)
+# The settle's statements, built once (a statement built per call costs its coercions).
+_COPIES_OF_SIGNALS = select(C.client_order_id).where(
+    C.signal_id.in_(bindparam("signal_ids", expanding=True)), C.is_leader.is_(False), C.client_order_id.is_not(None)
+)
+_LEADER_FILLS = select(C.account_id, C.broker_order_id, C.quantity, C.price).where(
+    C.is_leader.is_(True), C.kind.in_(FILL_KINDS), C.broker_order_id.in_(bindparam("order_ids", expanding=True))
+)
+_COPY_ROWS = select(
+    C.id,
+    C.execution_id,
+    C.client_order_id,
+    C.kind,
+    C.corrects,
+    C.signal_id,
+    C.reference_price,
+    C.symbol,
+    C.side,
+    C.quantity,
+    C.price,
+    *(C[name] for name in SLIPPAGE_COLUMNS),  # last: the figures a settle compares with
+).where(C.client_order_id.in_(bindparam("copies", expanding=True)), C.is_leader.is_(False))
+# One Core executemany by primary key (the ORM's bulk update plans every row on its own).
+_UPDATE = (
+    update(cast(Table, ExecutionRow.__table__))
+    .where(C.id == bindparam("row_id"))
+    .values({name: bindparam(name) for name in SLIPPAGE_COLUMNS})
+)
 Q = TypeVar("Q", bound="Select[*tuple[Any, ...]]")
 
 
@@ -58,10 +93,7 @@ def _copies_touched(db: Session, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     if leader_orders:
         signal_ids = [ids.signal_id(a, o, "new") for a, o in leader_orders]
         signal_ids += [ids.signal_id(a, o, "flatten", 0) for a, o in leader_orders]
-        stmt = select(E.client_order_id).where(
-            E.signal_id.in_(signal_ids), E.is_leader.is_(False), E.client_order_id.is_not(None)
-        )
-        copies.update(c for c in db.scalars(stmt) if c)
+        copies.update(c for c in db.scalars(_COPIES_OF_SIGNALS, {"signal_ids": signal_ids}).all() if c)
     return copies
 
 
@@ -70,10 +102,7 @@ def _leader_prices(db: Session, keys: set[str]) -> dict[str, Decimal | None]:
     order_ids = {order for key in keys for _, order in key_splits(key)}
     fills: dict[str, list[tuple[int, Decimal | None]]] = defaultdict(list)
     if order_ids:
-        stmt = select(E.account_id, E.broker_order_id, E.quantity, E.price).where(
-            E.is_leader.is_(True), E.kind.in_(FILL_KINDS), E.broker_order_id.in_(order_ids)
-        )
-        for account, order, quantity, price in db.execute(stmt):
+        for account, order, quantity, price in db.execute(_LEADER_FILLS, {"order_ids": sorted(order_ids)}).all():
             key = leader_fill_key(account, order or "")
             if key in keys:
                 fills[key].append((quantity, price))
@@ -101,28 +130,16 @@ def _effective(fill: Any, fixes: Mapping[str, Any]) -> tuple[int, Decimal | None
 
 def settle(db: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     """Recompute the slippage of every copy ``rows`` (a batch just inserted) touched; returns
-    the number of follower fill rows written."""
+    the number of follower fill rows written (those whose figures changed)."""
     copies = _copies_touched(db, rows)
     if not copies:
         return 0
-    stmt = select(
-        E.id,
-        E.execution_id,
-        E.client_order_id,
-        E.kind,
-        E.corrects,
-        E.signal_id,
-        E.reference_price,
-        E.symbol,
-        E.side,
-        E.quantity,
-        E.price,
-    ).where(E.client_order_id.in_(copies), E.is_leader.is_(False))
     by_copy: dict[str, list[Any]] = defaultdict(list)
-    for row in db.execute(stmt):
+    for row in db.execute(_COPY_ROWS, {"copies": sorted(copies)}).all():  # one fetchall, not fetchone per row
         by_copy[row.client_order_id].append(row)
     keys = {cid: leader_order_key(_first(r.signal_id for r in copy_rows)) for cid, copy_rows in by_copy.items()}
     leader = _leader_prices(db, {k for k in keys.values() if k is not None})
+    stored = slice(-len(SLIPPAGE_COLUMNS), None)  # the row's present figures, selected last
     updates = []
     for cid, copy_rows in by_copy.items():
         key = keys[cid]
@@ -136,9 +153,11 @@ def settle(db: Session, rows: Sequence[Mapping[str, Any]]) -> int:
                     measured = FillSlippage(None, None, None)
                 else:
                     measured = fill_slippage(row.side, price, quantity, row.symbol, leader_price, reference)
-                updates.append({"id": row.id, **measured.columns()})
-    if updates:
-        db.execute(update(ExecutionRow), updates)
+                columns = measured.columns()
+                if [columns[name] for name in SLIPPAGE_COLUMNS] != list(row[stored]):
+                    updates.append({"row_id": row.id, **columns})
+    if updates:  # only rows whose figures changed: most batches re-settle copies already settled
+        db.execute(_UPDATE, updates)
     return len(updates)
 
 

@@ -39,6 +39,20 @@ class BatchWriter:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.audit = AuditWriter(session_factory(engine))
+        # Built once per writer: a statement built per batch costs its coercions every time.
+        self._insert_executions = insert_for(self.dialect, ExecutionRow.__table__).on_conflict_do_nothing(
+            index_elements=["execution_id"]
+        )
+        self._insert_snapshots = insert_for(self.dialect, PositionSnapshot.__table__).on_conflict_do_nothing(
+            index_elements=["account_id", "symbol", "ts"]
+        )
+        table = PnlPoint.__table__
+        upsert = insert_for(self.dialect, table)
+        self._upsert_pnl = upsert.on_conflict_do_update(
+            index_elements=["account_id", "symbol", "ts"],
+            set_={name: upsert.excluded[name] for name in ("last_update_at", "net_qty", "avg_price", "realized_pnl")},
+            where=table.c.last_update_at < upsert.excluded.last_update_at,
+        )
 
     def write(self, batch: RowBatch) -> WriteResult:
         if not len(batch):
@@ -49,25 +63,10 @@ class BatchWriter:
     def _write(self, db: Session, batch: RowBatch) -> WriteResult:
         appended = append_entries(db, batch.audit) if batch.audit else []
         if batch.executions:
-            stmt = insert_for(self.dialect, ExecutionRow.__table__).on_conflict_do_nothing(
-                index_elements=["execution_id"]
-            )
-            db.execute(stmt, batch.executions)
+            db.execute(self._insert_executions, batch.executions)
             settle(db, batch.executions)  # slippage of the copies these rows complete
         if batch.snapshots:
-            stmt = insert_for(self.dialect, PositionSnapshot.__table__).on_conflict_do_nothing(
-                index_elements=["account_id", "symbol", "ts"]
-            )
-            db.execute(stmt, batch.snapshots)
+            db.execute(self._insert_snapshots, batch.snapshots)
         if batch.pnl:
-            table = PnlPoint.__table__
-            upsert = insert_for(self.dialect, table)
-            stmt = upsert.on_conflict_do_update(
-                index_elements=["account_id", "symbol", "ts"],
-                set_={
-                    name: upsert.excluded[name] for name in ("last_update_at", "net_qty", "avg_price", "realized_pnl")
-                },
-                where=table.c.last_update_at < upsert.excluded.last_update_at,
-            )
-            db.execute(stmt, batch.pnl)
+            db.execute(self._upsert_pnl, batch.pnl)
         return WriteResult(len(appended), len(batch.executions), len(batch.snapshots), len(batch.pnl))
