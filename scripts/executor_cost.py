@@ -209,7 +209,9 @@ def main() -> None:
             "runs": [round(x, 4) for x in per_copy],
         }
     if "paper" in result and "null" in result:
-        result["paper_venue_share_ms"] = round(result["paper"]["cpu_ms_per_copy"] - result["null"]["cpu_ms_per_copy"], 4)
+        result["paper_venue_share_ms"] = round(
+            result["paper"]["cpu_ms_per_copy"] - result["null"]["cpu_ms_per_copy"], 4
+        )
     print(json.dumps(result))
 
 
