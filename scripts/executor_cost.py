@@ -153,7 +153,9 @@ class Copier:
             await asyncio.sleep(0)
 
 
-async def measure(venue: str, followers: int, signals: int, runs: int, profile: bool) -> list[float]:
+async def measure(
+    venue: str, followers: int, signals: int, runs: int, profile: bool, profile_to: str | None = None
+) -> list[float]:
     reset_venues()
     if venue == "null":
         null_venue()
@@ -178,7 +180,10 @@ async def measure(venue: str, followers: int, signals: int, runs: int, profile: 
             profiler.enable()
             await copier.copy_signals(batches)
             profiler.disable()
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+            stats = pstats.Stats(profiler)
+            if profile_to is not None:
+                stats.dump_stats(f"{profile_to}.{venue}")
+            stats.sort_stats("tottime").print_stats(40)
         stage = copier.stage
         await stage.router.late.close()
         await stage.lanes.close()
@@ -197,12 +202,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--venue", choices=("paper", "null", "both"), default="both")
     parser.add_argument("--profile", action="store_true", help="cProfile one extra run (per venue)")
+    parser.add_argument("--profile-to", help="also save that profile's stats to this path (.paper/.null added)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     result: dict[str, Any] = {"followers": args.followers, "signals": args.signals, "runs": args.runs}
     # null runs last: it replaces the paper adapter's place for the rest of the process
     for venue in ("paper", "null") if args.venue == "both" else (args.venue,):
-        per_copy = asyncio.run(measure(venue, args.followers, args.signals, args.runs, args.profile))
+        per_copy = asyncio.run(
+            measure(
+                venue, args.followers, args.signals, args.runs, args.profile or bool(args.profile_to), args.profile_to
+            )
+        )
         result[venue] = {
             "cpu_ms_per_copy": round(statistics.median(per_copy), 4),
             "min": round(min(per_copy), 4),  # the least disturbed run, on a shared machine
