@@ -197,7 +197,7 @@ class _Children(Generic[M]):
     """
 
     def __init__(self, metric: M, check: Callable[[tuple[str, ...]], object] | None = None) -> None:
-        self._metric = metric
+        self._metric: M = metric
         self._check = check
         self._cache: dict[tuple[str, ...], M] = {}
 
@@ -210,17 +210,17 @@ class _Children(Generic[M]):
         return child
 
 
-_stage = _Children(STAGE_LATENCY_SECONDS, lambda values: _check(values[0], STAGES, "stage"))
-_broker_call = _Children(BROKER_CALL_SECONDS, lambda values: _check(values[1], BROKER_OPERATIONS, "operation"))
-_orders = _Children(ORDERS_TOTAL, lambda values: _check(values[1], ORDER_OUTCOMES, "outcome"))
-_fills = _Children(FILLS_TOTAL)
-_rejects = _Children(REJECTS_TOTAL)
-_signals = _Children(SIGNALS_TOTAL)
+_stage_child = _Children(STAGE_LATENCY_SECONDS, lambda values: _check(values[0], STAGES, "stage"))
+_broker_call_child = _Children(BROKER_CALL_SECONDS, lambda values: _check(values[1], BROKER_OPERATIONS, "operation"))
+_orders_child = _Children(ORDERS_TOTAL, lambda values: _check(values[1], ORDER_OUTCOMES, "outcome"))
+_fills_child = _Children(FILLS_TOTAL)
+_rejects_child = _Children(REJECTS_TOTAL)
+_signals_child = _Children(SIGNALS_TOTAL)
 
 
 def observe_stage(stage: str, seconds: float) -> None:
     """Record one stage duration; negative values (clock skew across hosts) count as 0."""
-    _stage(stage).observe(max(seconds, 0.0))
+    _stage_child(stage).observe(max(seconds, 0.0))
 
 
 def observe_stage_between(stage: str, start: datetime, end: datetime) -> float:
@@ -231,7 +231,7 @@ def observe_stage_between(stage: str, start: datetime, end: datetime) -> float:
 
 
 def observe_broker_call(platform: str, operation: str, seconds: float) -> None:
-    _broker_call(platform, operation).observe(max(seconds, 0.0))
+    _broker_call_child(platform, operation).observe(max(seconds, 0.0))
 
 
 @contextmanager
@@ -249,11 +249,11 @@ def time_broker_call(platform: str, operation: str) -> Iterator[None]:
 
 
 def count_order(platform: str, outcome: str) -> None:
-    _orders(platform, outcome).inc()
+    _orders_child(platform, outcome).inc()
 
 
 def count_fill(platform: str, fills: int = 1) -> None:
-    _fills(platform).inc(fills)
+    _fills_child(platform).inc(fills)
 
 
 def count_fill_correction(platform: str, kind: str) -> None:
@@ -283,11 +283,11 @@ def reason_class_of(exc: BaseException) -> str:
 def count_reject(platform: str, reason_class: str) -> None:
     """Count a reject; an unknown ``reason_class`` is recorded as ``other`` (bounded labels)."""
     reason = reason_class if reason_class in REASON_CLASSES else "other"
-    _rejects(platform, reason).inc()
+    _rejects_child(platform, reason).inc()
 
 
 def count_signal(kind: str, outcome: str) -> None:
-    _signals(kind, outcome).inc()
+    _signals_child(kind, outcome).inc()
 
 
 def set_circuit_state(session: str, state: str | int) -> None:

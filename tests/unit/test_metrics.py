@@ -88,7 +88,7 @@ def test_cached_children_are_the_series_labels_returns() -> None:
         metrics.observe_stage("e2e", 0.001)
     assert value("copytrader_orders_total", platform="cached", outcome="placed") == placed + 3
     assert value("copytrader_stage_latency_seconds_count", stage="e2e") == e2e + 3
-    assert metrics._orders("cached", "placed") is metrics.ORDERS_TOTAL.labels(platform="cached", outcome="placed")
+    assert metrics._orders_child("cached", "placed") is metrics.ORDERS_TOTAL.labels(platform="cached", outcome="placed")
 
 
 def test_time_broker_call_records_failures_too() -> None:
