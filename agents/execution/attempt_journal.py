@@ -99,8 +99,10 @@ class AttemptJournal:
         # cid -> (account, action, time, what was known of it already, or _UNREAD)
         self._begins: dict[str, tuple[str, str, float, Attempt | None | _Unread]] = {}
         self._finishes: dict[str, Attempt] = {}
-        # Resolved by the next flush with what the journal held of each begun intent before.
-        self._flushed: asyncio.Future[dict[str, Attempt | None]] | None = None
+        # One future per begin waiting for the next flush (None: no flush scheduled), resolved
+        # with what the journal held of each begun intent before. Not one shared future behind
+        # ``asyncio.shield``: that wakes each lane one loop turn later, for one more callback.
+        self._flushed: list[asyncio.Future[dict[str, Attempt | None]]] | None = None
         self._timer: asyncio.TimerHandle | None = None
         # Autocommit (isolation_level None): each statement is its own short transaction.
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -128,11 +130,13 @@ class AttemptJournal:
             del self._finishes[client_order_id]
             known = pending
         self._begins[client_order_id] = (account_id, action, time.time(), known)
+        loop = asyncio.get_running_loop()
         if self._flushed is None:
-            loop = asyncio.get_running_loop()
-            self._flushed = loop.create_future()
+            self._flushed = []
             loop.call_soon(self.flush)
-        priors = await asyncio.shield(self._flushed)
+        flushed: asyncio.Future[dict[str, Attempt | None]] = loop.create_future()
+        self._flushed.append(flushed)
+        priors = await flushed
         return priors.get(client_order_id)
 
     def finish(
@@ -183,11 +187,13 @@ class AttemptJournal:
                 self._write(writes, finishes)
         except Exception as exc:  # noqa: BLE001 - the waiting lanes must hear of it, not hang
             log.exception("attempt journal %s: write failed", self.path)
-            if waiters is not None and not waiters.done():
-                waiters.set_exception(exc)
+            for waiter in waiters or ():
+                if not waiter.done():  # a lane cancelled meanwhile is not told
+                    waiter.set_exception(exc)
             return
-        if waiters is not None and not waiters.done():
-            waiters.set_result(priors)
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(priors)
         self._rows += sum(1 for prior in priors.values() if prior is None)
         self._since_prune += len(writes)
         if self._since_prune >= self.prune_every:

@@ -104,6 +104,31 @@ async def test_a_begin_twice_in_one_turn_gets_the_same_answer(tmp_path: Path) ->
     assert row is not None and (row.state, row.attempts) == (ATTEMPTING, 2)
 
 
+async def test_a_failed_write_reaches_every_waiting_lane_and_a_cancelled_one_leaves_the_rest(
+    tmp_path: Path,
+) -> None:
+    journal = AttemptJournal(tmp_path / "j.sqlite")
+    write = journal._write
+
+    def full_disk(*_args: object) -> None:
+        raise OSError("disk full")
+
+    journal._write = full_disk  # type: ignore[method-assign]  # the next transaction fails
+    lanes = [asyncio.ensure_future(journal.begin(f"CT{i}", "f1", "place")) for i in range(3)]
+    await asyncio.sleep(0)  # the lanes wait for the flush
+    lanes[0].cancel()
+    results = await asyncio.gather(*lanes, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert [repr(r) for r in results[1:]] == [repr(OSError("disk full"))] * 2  # told, not left hanging
+    journal._write = write  # type: ignore[method-assign]
+    lanes = [asyncio.ensure_future(journal.begin(f"CT{i}", "f1", "place")) for i in range(3)]
+    await asyncio.sleep(0)
+    lanes[1].cancel()
+    results = await asyncio.gather(*lanes, return_exceptions=True)
+    assert results[0] is None and results[2] is None and isinstance(results[1], asyncio.CancelledError)
+    assert len(journal) == 3  # the cancelled lane's row was begun too: a redelivery looks it up
+
+
 async def test_old_rows_are_pruned_and_the_size_is_capped(tmp_path: Path) -> None:
     journal = AttemptJournal(tmp_path / "j.sqlite", keep_s=3600, max_rows=5)
     for i in range(8):
