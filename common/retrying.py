@@ -148,7 +148,8 @@ async def call_until(
     runs directly. A failure ``predicate`` calls worth retrying hands over to the very
     ``until`` policy, seeded with that failure as its attempt 1 and with the clock started
     before it: the same attempt count, waits, stop decisions and ``before_sleep`` lines as if
-    tenacity had run the first attempt itself.
+    tenacity had run the first attempt itself. ``predicate`` sees that first failure twice
+    (here, then in tenacity's check), so it must only look at the error, as all of ours do.
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
