@@ -98,9 +98,23 @@ class CircuitBreaker:
 
     # -- guarded calls -----------------------------------------------------------------
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """Await ``fn(*args, **kwargs)`` through the breaker."""
-        async with self.guard():
-            return await fn(*args, **kwargs)
+        """Await ``fn(*args, **kwargs)`` through the breaker.
+
+        What :meth:`guard` does, written out: every broker request of a copy passes here,
+        and a generator-based context manager costs more than the bookkeeping it wraps.
+        """
+        trial = self._admit()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            self._record_error(exc)
+            raise
+        else:
+            self.record_success()
+            return result
+        finally:
+            if trial:
+                self._trial_in_flight = False
 
     @asynccontextmanager
     async def guard(self) -> AsyncIterator[None]:
@@ -109,17 +123,20 @@ class CircuitBreaker:
         try:
             yield
         except BaseException as exc:
-            if is_retriable(exc):
-                self.record_failure(exc)
-            elif isinstance(exc, Exception):
-                self.record_success()  # permanent error: the broker is alive and answering
-            # CancelledError/KeyboardInterrupt say nothing about the broker.
+            self._record_error(exc)
             raise
         else:
             self.record_success()
         finally:
             if trial:
                 self._trial_in_flight = False
+
+    def _record_error(self, exc: BaseException) -> None:
+        if is_retriable(exc):
+            self.record_failure(exc)
+        elif isinstance(exc, Exception):
+            self.record_success()  # permanent error: the broker is alive and answering
+        # CancelledError/KeyboardInterrupt say nothing about the broker.
 
     def _admit(self) -> bool:
         """Raise ``CircuitOpen`` or admit; True when the admitted call is the half-open trial."""

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState
 
-from ..common.retrying import backoff, until
+from ..common.retrying import backoff, call_until
 from . import deadline
 from .errors import BrokerUnavailable, OutcomeUnknown, RateLimited, TokenExpired
 
@@ -97,7 +97,8 @@ async def retrying_call(
     The last error is re-raised unchanged (not wrapped in tenacity's ``RetryError``) so the
     caller's error handling sees the broker error it knows. ``sleep`` is injectable for tests.
     """
-    retrying = until(
+    return await call_until(
+        fn,
         is_retriable,
         what="broker request",
         attempts=attempts,
@@ -107,10 +108,6 @@ async def retrying_call(
         before_sleep=_log_retry,
         sleep=sleep,
     )
-    async for attempt in retrying:
-        with attempt:
-            return await fn()
-    raise AssertionError("unreachable: tenacity either returns, re-raises or retries")  # pragma: no cover
 
 
 async def exactly_once(

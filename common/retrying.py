@@ -4,6 +4,8 @@ Two shapes cover every caller:
 
 * :func:`until` — a bounded request retry (a broker call, a login): stop after ``attempts``
   or ``deadline_s``, whichever comes first, waiting with :func:`backoff`.
+  :func:`call_until` runs one call under the same policy, and builds tenacity's machinery only
+  once its first attempt failed with an error worth retrying (the copy path's broker calls).
 * :func:`forever` — a connection or a store that must come back (a websocket, a database,
   a Kafka feed): retry until cancelled, waiting with :func:`backoff` capped at ``max_s``.
 * :func:`again_now` — a blocking step that lost a race (another process took the same row):
@@ -18,11 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
+    DoAttempt,
+    DoSleep,
     RetryCallState,
     Retrying,
     retry_if_exception,
@@ -34,12 +40,13 @@ from tenacity import (
 from tenacity.stop import StopBaseT, stop_base
 from tenacity.wait import WaitBaseT
 
-__all__ = ["again_now", "backoff", "forever", "keep_running", "log_before_sleep", "until"]
+__all__ = ["again_now", "backoff", "call_until", "forever", "keep_running", "log_before_sleep", "until"]
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 Predicate = Callable[[BaseException], bool]
+T = TypeVar("T")
 
 
 def backoff(first_s: float, max_s: float, *, jitter_s: float = 0.0) -> WaitBaseT:
@@ -119,6 +126,69 @@ def until(
         before_sleep=before_sleep or log_before_sleep(what, logging.INFO),
         **_sleeping(sleep),
     )
+
+
+async def call_until(
+    fn: Callable[[], Awaitable[T]],
+    predicate: Predicate,
+    *,
+    what: str,
+    attempts: int,
+    deadline_s: float,
+    wait: WaitBaseT | None = None,
+    stop: StopBaseT | None = None,
+    before_sleep: Callable[[RetryCallState], None] | None = None,
+    sleep: Sleep | None = None,
+) -> T:
+    """``fn()`` retried as ``until(...)`` would retry it, the last error re-raised unchanged.
+
+    Why not ``async for attempt in until(...)``: building an ``AsyncRetrying`` and running its
+    action chain costs more CPU than the executor's whole bookkeeping of a copy, and nearly
+    every broker call succeeds (or fails for good) at its first attempt. So the first attempt
+    runs directly. A failure ``predicate`` calls worth retrying hands over to the very
+    ``until`` policy, seeded with that failure as its attempt 1 and with the clock started
+    before it: the same attempt count, waits, stop decisions and ``before_sleep`` lines as if
+    tenacity had run the first attempt itself. ``predicate`` sees that first failure twice
+    (here, then in tenacity's check), so it must only look at the error, as all of ours do.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    started = time.monotonic()  # what tenacity's RetryCallState takes as its start
+    try:
+        return await fn()
+    except BaseException as exc:
+        if isinstance(exc, asyncio.CancelledError) or not predicate(exc):
+            raise
+        first_failure = sys.exc_info()
+    retrying = until(
+        predicate,
+        what=what,
+        attempts=attempts,
+        deadline_s=deadline_s,
+        wait=wait,
+        stop=stop,
+        before_sleep=before_sleep,
+        sleep=sleep,
+    )
+    retrying.begin()
+    state = RetryCallState(retrying, fn=None, args=(), kwargs={})
+    state.start_time = started
+    state.set_exception(first_failure)  # type: ignore[arg-type]  # inside ``except``: never (None, None, None)
+    del first_failure
+    while True:  # tenacity's own loop (``AsyncRetrying.__call__``) from attempt 1's outcome on
+        do = await retrying.iter(retry_state=state)
+        if isinstance(do, DoAttempt):
+            try:
+                result = await fn()
+            except BaseException:
+                state.set_exception(sys.exc_info())  # type: ignore[arg-type]  # as above
+            else:
+                state.set_result(result)
+        elif isinstance(do, DoSleep):
+            state.prepare_for_next_attempt()
+            await retrying.sleep(do)  # type: ignore[misc]  # AsyncRetrying's sleep is a coroutine function
+        else:
+            return do  # type: ignore[no-any-return]  # the attempt's result
 
 
 def again_now(predicate: Predicate, *, what: str, attempts: int) -> Retrying:

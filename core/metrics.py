@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
 from aiohttp.web import Application, AppRunner, Request, Response, TCPSite
 from faust import web
@@ -183,9 +183,44 @@ def _check(value: str, allowed: tuple[str, ...], label: str) -> str:
     return value
 
 
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+class _Children(Generic[M]):
+    """The labelled children of one metric, looked up once per label values.
+
+    Why: ``labels()`` validates, builds and hashes its key under a lock on every call, which
+    the executor paid four times per copy; a dictionary hit costs a fraction of that. The
+    child is the very object ``labels()`` returns, so the series and values are unchanged.
+    ``check`` runs before a value's first use: a bad value is refused every time, never
+    cached. Only for metrics whose children are never removed (not the session gauges).
+    """
+
+    def __init__(self, metric: M, check: Callable[[tuple[str, ...]], object] | None = None) -> None:
+        self._metric: M = metric
+        self._check = check
+        self._cache: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._cache.get(values)
+        if child is None:
+            if self._check is not None:
+                self._check(values)
+            child = self._cache[values] = self._metric.labels(*values)
+        return child
+
+
+_stage_child = _Children(STAGE_LATENCY_SECONDS, lambda values: _check(values[0], STAGES, "stage"))
+_broker_call_child = _Children(BROKER_CALL_SECONDS, lambda values: _check(values[1], BROKER_OPERATIONS, "operation"))
+_orders_child = _Children(ORDERS_TOTAL, lambda values: _check(values[1], ORDER_OUTCOMES, "outcome"))
+_fills_child = _Children(FILLS_TOTAL)
+_rejects_child = _Children(REJECTS_TOTAL)
+_signals_child = _Children(SIGNALS_TOTAL)
+
+
 def observe_stage(stage: str, seconds: float) -> None:
     """Record one stage duration; negative values (clock skew across hosts) count as 0."""
-    STAGE_LATENCY_SECONDS.labels(stage=_check(stage, STAGES, "stage")).observe(max(seconds, 0.0))
+    _stage_child(stage).observe(max(seconds, 0.0))
 
 
 def observe_stage_between(stage: str, start: datetime, end: datetime) -> float:
@@ -196,8 +231,7 @@ def observe_stage_between(stage: str, start: datetime, end: datetime) -> float:
 
 
 def observe_broker_call(platform: str, operation: str, seconds: float) -> None:
-    op = _check(operation, BROKER_OPERATIONS, "operation")
-    BROKER_CALL_SECONDS.labels(platform=platform, operation=op).observe(max(seconds, 0.0))
+    _broker_call_child(platform, operation).observe(max(seconds, 0.0))
 
 
 @contextmanager
@@ -215,11 +249,11 @@ def time_broker_call(platform: str, operation: str) -> Iterator[None]:
 
 
 def count_order(platform: str, outcome: str) -> None:
-    ORDERS_TOTAL.labels(platform=platform, outcome=_check(outcome, ORDER_OUTCOMES, "outcome")).inc()
+    _orders_child(platform, outcome).inc()
 
 
 def count_fill(platform: str, fills: int = 1) -> None:
-    FILLS_TOTAL.labels(platform=platform).inc(fills)
+    _fills_child(platform).inc(fills)
 
 
 def count_fill_correction(platform: str, kind: str) -> None:
@@ -249,11 +283,11 @@ def reason_class_of(exc: BaseException) -> str:
 def count_reject(platform: str, reason_class: str) -> None:
     """Count a reject; an unknown ``reason_class`` is recorded as ``other`` (bounded labels)."""
     reason = reason_class if reason_class in REASON_CLASSES else "other"
-    REJECTS_TOTAL.labels(platform=platform, reason_class=reason).inc()
+    _rejects_child(platform, reason).inc()
 
 
 def count_signal(kind: str, outcome: str) -> None:
-    SIGNALS_TOTAL.labels(kind=kind, outcome=outcome).inc()
+    _signals_child(kind, outcome).inc()
 
 
 def set_circuit_state(session: str, state: str | int) -> None:

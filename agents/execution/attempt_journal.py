@@ -46,6 +46,14 @@ CREATE INDEX IF NOT EXISTS attempts_updated ON attempts (updated);
 """
 
 
+class _Unread:
+    """Marks a begun intent whose row (if any) the next flush reads from the file."""
+
+
+_UNREAD = _Unread()
+_READ_CHUNK = 500  # ids per ``IN (...)`` read, far below SQLite's bound-parameter limit
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """What the journal knew of an intent before this attempt began."""
@@ -88,10 +96,13 @@ class AttemptJournal:
         self.prune_every = prune_every
         self.finish_delay_s = finish_delay_s
         self._since_prune = 0
-        self._begins: dict[str, tuple[str, str, float]] = {}  # cid -> (account, action, time)
-        self._fresh = 0  # begins of new rows since the last flush
+        # cid -> (account, action, time, what was known of it already, or _UNREAD)
+        self._begins: dict[str, tuple[str, str, float, Attempt | None | _Unread]] = {}
         self._finishes: dict[str, Attempt] = {}
-        self._flushed: asyncio.Future[None] | None = None
+        # One future per begin waiting for the next flush (None: no flush scheduled), resolved
+        # with what the journal held of each begun intent before. Not one shared future behind
+        # ``asyncio.shield``: that wakes each lane one loop turn later, for one more callback.
+        self._flushed: list[asyncio.Future[dict[str, Attempt | None]]] | None = None
         self._timer: asyncio.TimerHandle | None = None
         # Autocommit (isolation_level None): each statement is its own short transaction.
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -106,22 +117,27 @@ class AttemptJournal:
     async def begin(self, client_order_id: str, account_id: str, action: str) -> Attempt | None:
         """Durably record an attempt of this intent; returns what was recorded before (None: fresh).
 
-        Returns once the row is in the WAL file. A ``done`` row is returned at once, untouched:
-        the caller reports its outcome and makes no broker call.
+        Returns once the row is in the WAL file. A ``done`` row is returned untouched: the
+        caller reports its outcome and makes no broker call. What the file held is read by the
+        flush, for every intent of the group in one query, not by one query per intent.
         """
-        prior = self.get(client_order_id)
-        if prior is not None and prior.done:
-            return prior
-        self._finishes.pop(client_order_id, None)  # an unknown outcome being tried again
-        if prior is None and client_order_id not in self._begins:
-            self._fresh += 1
-        self._begins[client_order_id] = (account_id, action, time.time())
+        pending = self._finishes.get(client_order_id)
+        if pending is not None and pending.done:
+            return pending
+        earlier = self._begins.get(client_order_id)
+        known: Attempt | None | _Unread = _UNREAD if earlier is None else earlier[3]
+        if pending is not None:  # an unknown outcome being tried again
+            del self._finishes[client_order_id]
+            known = pending
+        self._begins[client_order_id] = (account_id, action, time.time(), known)
+        loop = asyncio.get_running_loop()
         if self._flushed is None:
-            loop = asyncio.get_running_loop()
-            self._flushed = loop.create_future()
+            self._flushed = []
             loop.call_soon(self.flush)
-        await asyncio.shield(self._flushed)
-        return prior
+        flushed: asyncio.Future[dict[str, Attempt | None]] = loop.create_future()
+        self._flushed.append(flushed)
+        priors = await flushed
+        return priors.get(client_order_id)
 
     def finish(
         self,
@@ -158,28 +174,49 @@ class AttemptJournal:
     def flush(self) -> None:
         """Write every pending begin and finish in one transaction, then wake the waiters."""
         begins, self._begins = self._begins, {}
-        fresh, self._fresh = self._fresh, 0
         finishes, self._finishes = self._finishes, {}
         waiters, self._flushed = self._flushed, None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         try:
-            if begins or finishes:
-                self._write(begins, finishes)
+            priors = self._priors(begins)
+            # A row found done is answered already: left untouched, its outcome reported again.
+            writes = {cid: begun for cid, begun in begins.items() if not _is_done(priors[cid])}
+            if writes or finishes:
+                self._write(writes, finishes)
         except Exception as exc:  # noqa: BLE001 - the waiting lanes must hear of it, not hang
             log.exception("attempt journal %s: write failed", self.path)
-            if waiters is not None and not waiters.done():
-                waiters.set_exception(exc)
+            for waiter in waiters or ():
+                if not waiter.done():  # a lane cancelled meanwhile is not told
+                    waiter.set_exception(exc)
             return
-        if waiters is not None and not waiters.done():
-            waiters.set_result(None)
-        self._rows += fresh
-        self._since_prune += len(begins)
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(priors)
+        self._rows += sum(1 for prior in priors.values() if prior is None)
+        self._since_prune += len(writes)
         if self._since_prune >= self.prune_every:
             self.prune()
 
-    def _write(self, begins: dict[str, tuple[str, str, float]], finishes: dict[str, Attempt]) -> None:
+    def _priors(self, begins: dict[str, tuple[str, str, float, Attempt | None | _Unread]]) -> dict[str, Attempt | None]:
+        """What the journal held of each begun intent: known in memory, else read from the file."""
+        unread = [cid for cid, begun in begins.items() if begun[3] is _UNREAD]
+        found: dict[str, Attempt] = {}
+        for start in range(0, len(unread), _READ_CHUNK):
+            chunk = unread[start : start + _READ_CHUNK]
+            rows = self._db.execute(
+                "SELECT client_order_id, state, attempts, kind, broker_order_id, reason FROM attempts "
+                f"WHERE client_order_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for cid, state, attempts, kind, broker_order_id, reason in rows:
+                found[cid] = Attempt(cid, state, attempts, kind, broker_order_id, reason)
+        return {cid: found.get(cid) if isinstance(begun[3], _Unread) else begun[3] for cid, begun in begins.items()}
+
+    def _write(
+        self, begins: dict[str, tuple[str, str, float, Attempt | None | _Unread]], finishes: dict[str, Attempt]
+    ) -> None:
         db = self._db
         db.execute("BEGIN")
         try:
@@ -187,7 +224,7 @@ class AttemptJournal:
                 "INSERT INTO attempts (client_order_id, account_id, action, state, updated) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (client_order_id) DO UPDATE SET state = excluded.state, "
                 "attempts = attempts + 1, updated = excluded.updated",
-                [(cid, account, action, ATTEMPTING, at) for cid, (account, action, at) in begins.items()],
+                [(cid, account, action, ATTEMPTING, at) for cid, (account, action, at, _) in begins.items()],
             )
             now = time.time()
             db.executemany(
@@ -229,6 +266,10 @@ class AttemptJournal:
         """Write what is pending, then close the file."""
         self.flush()
         self._db.close()
+
+
+def _is_done(prior: Attempt | None) -> bool:
+    return prior is not None and prior.done
 
 
 __all__ = ["ATTEMPTING", "DONE", "UNKNOWN", "Attempt", "AttemptJournal"]

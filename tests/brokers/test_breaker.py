@@ -226,3 +226,35 @@ def test_validation() -> None:
         CircuitBreaker("x", failure_threshold=0)
     with pytest.raises(ValueError):
         CircuitBreaker("x", failure_ratio=1.5)
+
+
+async def cancelled() -> str:
+    raise asyncio.CancelledError
+
+
+@pytest.mark.parametrize("ratio", [None, 0.5])
+async def test_call_keeps_the_books_exactly_as_guard_does(ratio: float | None) -> None:
+    """``call`` is ``guard`` written out (the copy path's cost): the same outcomes, step by
+    step, give the same state, answers, streak and transitions on both."""
+    steps = [ok, down, down, rejected, down, down, cancelled, down, ok, down, down, down, ok, rejected, down]
+    kw = {"min_calls": 4} if ratio is None else {"failure_ratio": ratio, "min_calls": 4}
+    seen: list[list[tuple[str, str, int]]] = []
+    for form in ("call", "guard"):
+        clock = Clock()
+        breaker, changes = make(clock, **kw)
+        trace: list[tuple[str, str, int]] = []
+        for step in steps:
+            clock.now += 2.0  # an open circuit turns half-open after 5 s: every path is walked
+            try:
+                if form == "call":
+                    answer = await breaker.call(step)
+                else:
+                    async with breaker.guard():
+                        answer = await step()
+            except BaseException as exc:  # noqa: BLE001 - the outcome is what is compared
+                answer = type(exc).__name__
+            trace.append((answer, breaker.state, breaker._consecutive))
+        trace.extend((old, new, 0) for _, old, new in changes)
+        seen.append(trace)
+    assert seen[0] == seen[1]
+    assert {"open", "half_open", "closed"} <= {state for _, state, _ in seen[0]}

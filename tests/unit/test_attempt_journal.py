@@ -63,6 +63,72 @@ async def test_concurrent_lanes_share_one_commit(tmp_path: Path) -> None:
     assert commits == 1 and len(journal) == 20
 
 
+async def test_a_group_reads_the_file_once_and_leaves_a_done_row_untouched(tmp_path: Path) -> None:
+    """A restarted executor: one intent answered before, one tried before with its outcome
+    unknown, two never seen. One query reads all four rows; the done one is reported as it
+    was (not rewritten), the others are begun."""
+    path = tmp_path / "j.sqlite"
+    before = AttemptJournal(path)
+    await before.begin("CT-DONE", "f1", "place")
+    before.finish("CT-DONE", "ack", "B7")
+    await before.begin("CT-UNKNOWN", "f2", "place")
+    before.finish("CT-UNKNOWN", "reject", reason="no answer", state=UNKNOWN)
+    before.close()
+    journal = AttemptJournal(path)
+    statements: list[str] = []
+    journal._db.set_trace_callback(statements.append)
+    keys = ("CT-DONE", "CT-UNKNOWN", "CT-NEW1", "CT-NEW2")
+    priors = await asyncio.gather(*(journal.begin(key, "f1", "place") for key in keys))
+    journal._db.set_trace_callback(None)
+    assert [(p.state, p.kind, p.broker_order_id) if p else None for p in priors] == [
+        (DONE, "ack", "B7"),
+        (UNKNOWN, "reject", None),
+        None,
+        None,
+    ]
+    assert sum(s.startswith("SELECT") for s in statements) == 1
+    done, retried, new = journal.get("CT-DONE"), journal.get("CT-UNKNOWN"), journal.get("CT-NEW1")
+    assert done is not None and (done.state, done.attempts, done.broker_order_id) == (DONE, 1, "B7")
+    assert retried is not None and (retried.state, retried.attempts) == (ATTEMPTING, 2)
+    assert new is not None and (new.state, new.attempts) == (ATTEMPTING, 1)
+    assert len(journal) == 4
+
+
+async def test_a_begin_twice_in_one_turn_gets_the_same_answer(tmp_path: Path) -> None:
+    journal = AttemptJournal(tmp_path / "j.sqlite")
+    await journal.begin("CT1", "f1", "place")
+    journal.finish("CT1", "reject", reason="no answer", state=UNKNOWN)
+    first, second = await asyncio.gather(journal.begin("CT1", "f1", "place"), journal.begin("CT1", "f1", "place"))
+    assert first == second and first is not None and first.state == UNKNOWN
+    row = journal.get("CT1")
+    assert row is not None and (row.state, row.attempts) == (ATTEMPTING, 2)
+
+
+async def test_a_failed_write_reaches_every_waiting_lane_and_a_cancelled_one_leaves_the_rest(
+    tmp_path: Path,
+) -> None:
+    journal = AttemptJournal(tmp_path / "j.sqlite")
+    write = journal._write
+
+    def full_disk(*_args: object) -> None:
+        raise OSError("disk full")
+
+    journal._write = full_disk  # type: ignore[method-assign]  # the next transaction fails
+    lanes = [asyncio.ensure_future(journal.begin(f"CT{i}", "f1", "place")) for i in range(3)]
+    await asyncio.sleep(0)  # the lanes wait for the flush
+    lanes[0].cancel()
+    results = await asyncio.gather(*lanes, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert [repr(r) for r in results[1:]] == [repr(OSError("disk full"))] * 2  # told, not left hanging
+    journal._write = write  # type: ignore[method-assign]
+    lanes = [asyncio.ensure_future(journal.begin(f"CT{i}", "f1", "place")) for i in range(3)]
+    await asyncio.sleep(0)
+    lanes[1].cancel()
+    results = await asyncio.gather(*lanes, return_exceptions=True)
+    assert results[0] is None and results[2] is None and isinstance(results[1], asyncio.CancelledError)
+    assert len(journal) == 3  # the cancelled lane's row was begun too: a redelivery looks it up
+
+
 async def test_old_rows_are_pruned_and_the_size_is_capped(tmp_path: Path) -> None:
     journal = AttemptJournal(tmp_path / "j.sqlite", keep_s=3600, max_rows=5)
     for i in range(8):

@@ -71,6 +71,26 @@ def test_typos_in_fixed_vocabularies_raise(call: object, args: tuple[object, ...
         call(*args)  # type: ignore[operator]  # parametrised callables
 
 
+def test_a_typo_is_refused_every_time_never_cached() -> None:
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            metrics.count_order("paper", "ok")
+        with pytest.raises(ValueError):
+            metrics.observe_stage("detcet", 0.1)
+
+
+def test_cached_children_are_the_series_labels_returns() -> None:
+    """The executor's per-copy calls reuse the child: the same series, counted each time."""
+    placed = value("copytrader_orders_total", platform="cached", outcome="placed")
+    e2e = value("copytrader_stage_latency_seconds_count", stage="e2e")
+    for _ in range(3):
+        metrics.count_order("cached", "placed")
+        metrics.observe_stage("e2e", 0.001)
+    assert value("copytrader_orders_total", platform="cached", outcome="placed") == placed + 3
+    assert value("copytrader_stage_latency_seconds_count", stage="e2e") == e2e + 3
+    assert metrics._orders_child("cached", "placed") is metrics.ORDERS_TOTAL.labels(platform="cached", outcome="placed")
+
+
 def test_time_broker_call_records_failures_too() -> None:
     labels = {"platform": "paper", "operation": "cancel"}
     before = value("copytrader_broker_call_seconds_count", **labels)
