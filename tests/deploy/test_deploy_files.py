@@ -165,8 +165,33 @@ def env_of(container: Manifest) -> dict[str, Any]:
     return {item["name"]: item for item in container.get("env", [])}
 
 
+GROUPS = ("front", "executor", "tracker")  # the chart's default worker groups
+COPY_ROLES = ("ingest", "fanout", "execute", "track")
+# The topic whose partitions bound each default group's replicas (core/topics.py).
+BOUNDING_TOPIC = {"front": "trade.signals", "executor": "orders.requests", "tracker": "trade.executions"}
+
+
+def container_env(deployment: Manifest) -> dict[str, str]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {name: item["value"] for name, item in env_of(container).items() if "value" in item}
+
+
+def roles_of(deployment: Manifest) -> list[str]:
+    return container_env(deployment)["COPYTRADER_ROLES"].split(",")
+
+
+def render_fails(*sets: str) -> str:
+    """stderr of a `helm template` that must be refused."""
+    args = [str(HELM), "template", "ct", str(CHART)]
+    for value in sets:
+        args += ["--set", value]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0, f"rendered with {sets}"
+    return result.stderr
+
+
 @needs_helm
-@pytest.mark.parametrize("which", ["worker", "web"])
+@pytest.mark.parametrize("which", [*GROUPS, "web"])
 def test_deployments_are_hardened_and_probed(which: str) -> None:
     docs = render()
     deployment = one(docs, "Deployment", component(which))
@@ -197,9 +222,9 @@ def test_each_component_has_its_own_faust_app_id() -> None:
         which: env_of(one(docs, "Deployment", component(which))["spec"]["template"]["spec"]["containers"][0])[
             "COPYTRADER_APP_ID"
         ]["value"]
-        for which in ("worker", "web")
+        for which in (*GROUPS, "web")
     }
-    assert ids == {"worker": "ct", "web": "ct-web"}
+    assert ids == {"front": "ct", "executor": "ct-executor", "tracker": "ct-tracker", "web": "ct-web"}
 
     same = subprocess.run(
         [str(HELM), "template", "ct", str(CHART), "--set", "web.appIdSuffix="],
@@ -216,7 +241,7 @@ def test_secret_key_and_settings_reach_the_pods() -> None:
     secret = one(docs, "Secret")
     config = one(docs, "ConfigMap", lambda d: d["metadata"]["name"].endswith("-config"))
     accounts = one(docs, "ConfigMap", lambda d: d["metadata"]["name"].endswith("-accounts"))
-    (container,) = one(docs, "Deployment", component("worker"))["spec"]["template"]["spec"]["containers"]
+    (container,) = one(docs, "Deployment", component("executor"))["spec"]["template"]["spec"]["containers"]
 
     ref = env_of(container)["COPYTRADER_SECRET_KEY"]["valueFrom"]["secretKeyRef"]
     assert ref["name"] == secret["metadata"]["name"]
@@ -239,7 +264,7 @@ def test_existing_secrets_replace_chart_made_ones() -> None:
     assert not [d for d in docs if d["kind"] == "Secret"]
     config = one(docs, "ConfigMap", lambda d: d["metadata"]["name"].endswith("-config"))
     assert "COPYTRADER_DATABASE_URL" not in config["data"]  # credentials stay out of ConfigMaps
-    (container,) = one(docs, "Deployment", component("worker"))["spec"]["template"]["spec"]["containers"]
+    (container,) = one(docs, "Deployment", component("tracker"))["spec"]["template"]["spec"]["containers"]
     env = env_of(container)
     assert env["COPYTRADER_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "ops-key"
     assert env["COPYTRADER_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "db-url"
@@ -264,11 +289,11 @@ def test_service_monitor_is_opt_in_and_scrapes_every_service() -> None:
     assert endpoint["port"] in {p["name"] for p in selected["spec"]["ports"]}
     scraped = {
         which
-        for which in ("worker", "web")
+        for which in (*GROUPS, "web")
         if selected["spec"]["selector"].items()
         <= one(docs, "Deployment", component(which))["spec"]["template"]["metadata"]["labels"].items()
     }
-    assert scraped == {"worker", "web"}  # every process exports metrics
+    assert scraped == {*GROUPS, "web"}  # every process exports metrics
 
 
 @needs_helm
@@ -296,21 +321,100 @@ def test_web_service_routes_to_web_pods() -> None:
 
 
 @needs_helm
-def test_worker_replicas_are_capped_by_max_workers() -> None:
-    max_workers = yaml.safe_load((CHART / "values.yaml").read_text())["maxWorkers"]
-    assert max_workers == 3  # trade.signals partitions
+def test_legacy_worker_block_renders_the_single_worker_as_before() -> None:
+    """Values written for the chart before worker groups keep working: `worker:` replaces them."""
+    docs = render("worker.replicas=3", "config.appId=ct")
+    (worker,) = [d for d in docs if d["kind"] == "Deployment" and not component("web")(d)]
+    assert worker["metadata"]["name"] == "ct-copytrader-worker"
+    assert worker["spec"]["replicas"] == 3
+    assert roles_of(worker) == list(COPY_ROLES)
+    assert container_env(worker)["COPYTRADER_APP_ID"] == "ct"
+    assert one(docs, "Service", component("worker"))["spec"]["clusterIP"] == "None"
 
-    replicas = one(render(f"worker.replicas={max_workers}"), "Deployment", component("worker"))["spec"]["replicas"]
-    assert replicas == max_workers
+    refused = render_fails("worker.replicas=4")
+    assert "partition count of trade.signals" in refused and "worker.replicas=4" in refused
 
-    too_many = subprocess.run(
-        [str(HELM), "template", "ct", str(CHART), "--set", f"worker.replicas={max_workers + 1}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert too_many.returncode != 0
-    assert "maxWorkers" in too_many.stderr and "trade.signals" in too_many.stderr
+
+@needs_helm
+def test_each_worker_group_is_its_own_deployment_with_its_roles() -> None:
+    docs = render("config.appId=ct")
+    deployments = {component_of(d): d for d in docs if d["kind"] == "Deployment"}
+    assert set(deployments) == {*GROUPS, "web"}
+    roles = {name: roles_of(d) for name, d in deployments.items()}
+    assert roles == {
+        "front": ["ingest", "fanout"],
+        "executor": ["execute"],
+        "tracker": ["track"],
+        "web": ["web", "store"],
+    }
+    for name, deployment in deployments.items():
+        assert deployment["metadata"]["name"] == f"ct-copytrader-{name}"
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= (
+            deployment["spec"]["template"]["metadata"]["labels"].items()
+        )
+    # Selectors do not overlap: no group's Deployment adopts another group's pods.
+    selectors = [tuple(sorted(d["spec"]["selector"]["matchLabels"].items())) for d in deployments.values()]
+    assert len(set(selectors)) == len(selectors)
+    app_ids = [container_env(d)["COPYTRADER_APP_ID"] for d in deployments.values()]
+    assert len(set(app_ids)) == len(app_ids)
+    for role in (*COPY_ROLES, "store"):
+        assert sum(role in r for r in roles.values()) == 1, role  # one consumer group per role
+    for group in GROUPS:  # every group has its headless Service for its pods
+        service = one(docs, "Service", component(group))
+        assert service["spec"]["clusterIP"] == "None"
+        assert (
+            service["spec"]["selector"].items() <= deployments[group]["spec"]["template"]["metadata"]["labels"].items()
+        )
+
+
+@needs_helm
+def test_group_replicas_are_honoured_up_to_the_partitions_of_their_topic() -> None:
+    partitions = yaml.safe_load((CHART / "values.yaml").read_text())["topicPartitions"]
+    assert partitions == {"trade.signals": 3, "orders.requests": 10, "trade.executions": 10}  # core/topics.py
+    sets = [f"workerGroups.{group}.replicas={partitions[topic]}" for group, topic in BOUNDING_TOPIC.items()]
+    docs = render(*sets, "web.replicas=4")
+    replicas = {component_of(d): d["spec"]["replicas"] for d in docs if d["kind"] == "Deployment"}
+    assert replicas == {"front": 3, "executor": 10, "tracker": 10, "web": 4}  # web is not partition-bound
+
+    for group, topic in BOUNDING_TOPIC.items():
+        refused = render_fails(f"workerGroups.{group}.replicas={partitions[topic] + 1}")
+        assert f"workerGroups.{group}.replicas={partitions[topic] + 1}" in refused
+        assert f"partition count of {topic}" in refused
+
+
+@needs_helm
+def test_a_group_is_bounded_by_the_smallest_topic_of_its_roles_and_partitions_can_be_raised() -> None:
+    """Moving fanout into the executor group bounds it by trade.signals; more partitions lift it."""
+    moved = ("workerGroups.front.roles=ingest", "workerGroups.executor.roles=execute\\,fanout")
+    assert roles_of(one(render(*moved), "Deployment", component("executor"))) == ["execute", "fanout"]
+    refused = render_fails(*moved, "workerGroups.executor.replicas=4")
+    assert "partition count of trade.signals" in refused and "role fanout" in refused
+
+    raised = render(*moved, "workerGroups.executor.replicas=6", "topicPartitions.trade\\.signals=6")
+    assert one(raised, "Deployment", component("executor"))["spec"]["replicas"] == 6
+
+
+@needs_helm
+def test_groups_that_would_double_consume_or_drop_a_role_are_refused() -> None:
+    assert "role fanout runs in both" in render_fails("workerGroups.executor.roles=execute\\,fanout")
+    assert "role ingest runs in both" in render_fails("workerGroups.tracker.roles=track\\,ingest")
+    assert "role store runs in both" in render_fails("workerGroups.tracker.roles=track\\,store")
+    assert "no enabled group runs role track" in render_fails("workerGroups.tracker.enabled=false")
+    assert "same Faust app id" in render_fails("workerGroups.tracker.appIdSuffix=-executor")
+    assert "web role runs in the web Deployment" in render_fails("workerGroups.executor.roles=execute\\,web")
+    assert "unknown role" in render_fails("workerGroups.executor.roles=execute\\,bogus")
+    assert "taken" in render_fails("workerGroups.metrics.replicas=1", "workerGroups.metrics.roles=store")
+
+
+@needs_helm
+def test_a_group_inherits_worker_defaults_and_overrides_only_what_it_sets() -> None:
+    docs = render("workerGroups.executor.resources.limits.cpu=4", "workerGroups.tracker.nodeSelector.disk=ssd")
+    pods = {g: one(docs, "Deployment", component(g))["spec"]["template"]["spec"] for g in GROUPS}
+    assert pods["executor"]["containers"][0]["resources"]["limits"] == {"cpu": 4, "memory": "1Gi"}
+    assert pods["front"]["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
+    assert pods["tracker"]["nodeSelector"] == {"disk": "ssd"}
+    assert "nodeSelector" not in pods["front"]
+    assert {p["terminationGracePeriodSeconds"] for p in pods.values()} == {60}
 
 
 @needs_helm

@@ -56,38 +56,135 @@ app.kubernetes.io/part-of: copytrader
 {{- end -}}
 
 {{/*
-Worker replicas, refused above maxWorkers: a Faust worker beyond the partition count of the
-smallest input topic (trade.signals, 3 partitions) is assigned none of it and only adds
-rebalances.
+The topic that bounds a role's replicas: the partitions of the topic its consumer group reads.
+A member beyond that partition count is assigned none of it and only adds rebalances.
+ingest (no consumer group), store and web are not bounded here.
 */}}
-{{- define "copytrader.workerReplicas" -}}
-{{- $replicas := int .Values.worker.replicas -}}
-{{- $max := int .Values.maxWorkers -}}
-{{- if gt $replicas $max -}}
-{{- fail (printf "worker.replicas=%d exceeds maxWorkers=%d, the partition count of the smallest input topic (trade.signals): extra workers would get none of its partitions. Add partitions to trade.signals first, then raise maxWorkers." $replicas $max) -}}
+{{- define "copytrader.roleTopics" -}}
+{{- toJson (dict "fanout" "trade.signals" "execute" "orders.requests" "track" "trade.executions") -}}
 {{- end -}}
+
+{{/* A roles string ("ingest, fanout") as a JSON list of role names, blanks dropped. */}}
+{{- define "copytrader.roleList" -}}
+{{- $roles := list -}}
+{{- range splitList "," (nospace (toString .)) -}}
+{{- if . -}}{{- $roles = append $roles . -}}{{- end -}}
+{{- end -}}
+{{- toJson $roles -}}
+{{- end -}}
+
+{{/*
+Worker processes as a JSON list of {name, spec}: the legacy single `worker` block when it is
+set (it replaces workerGroups), else every enabled entry of workerGroups over workerDefaults
+(a key left out or empty in a group inherits the default).
+*/}}
+{{- define "copytrader.workerGroups" -}}
+{{- $v := .Values -}}
+{{- $groups := list -}}
+{{- if $v.worker -}}
+{{- $legacy := dict "replicas" 1 "roles" "ingest,fanout,execute,track" "appIdSuffix" "" -}}
+{{- $spec := merge (deepCopy $v.worker) $legacy (deepCopy (default dict $v.workerDefaults)) -}}
+{{- $groups = append $groups (dict "name" "worker" "key" "worker" "spec" $spec) -}}
+{{- else -}}
+{{- range $name, $group := $v.workerGroups -}}
+{{- if and $group (ne (toString $group.enabled) "false") -}}
+{{- $spec := merge (deepCopy $group) (deepCopy (default dict $v.workerDefaults)) -}}
+{{- $groups = append $groups (dict "name" $name "key" (printf "workerGroups.%s" $name) "spec" $spec) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $groups -}}
+{{- end -}}
+
+{{/*
+A group's replicas, refused above the partition count of the topic that bounds each of its
+roles (topicPartitions). Call with an entry of copytrader.workerGroups and "root" set.
+*/}}
+{{- define "copytrader.groupReplicas" -}}
+{{- $root := .root -}}
+{{- $key := .key -}}
+{{- $replicas := int .spec.replicas -}}
 {{- if lt $replicas 0 -}}
-{{- fail "worker.replicas must be >= 0" -}}
+{{- fail (printf "%s.replicas must be >= 0" $key) -}}
+{{- end -}}
+{{- $topics := include "copytrader.roleTopics" . | fromJson -}}
+{{- range $role := include "copytrader.roleList" .spec.roles | fromJsonArray -}}
+{{- $topic := get $topics $role -}}
+{{- if $topic -}}
+{{- if not (hasKey $root.Values.topicPartitions $topic) -}}
+{{- fail (printf "topicPartitions.%s is not set: it bounds %s.replicas (role %s)" $topic $key $role) -}}
+{{- end -}}
+{{- $partitions := int (index $root.Values.topicPartitions $topic) -}}
+{{- if gt $replicas $partitions -}}
+{{- fail (printf "%s.replicas=%d exceeds %d, the partition count of %s (read by role %s): extra replicas would get none of its partitions. Add partitions to %s first, then raise topicPartitions.%s." $key $replicas $partitions $topic $role $topic $topic) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- $replicas -}}
 {{- end -}}
 
-{{/* Checks that span several values; included once from the ConfigMap template. */}}
+{{/*
+Checks that span several values; included once from the ConfigMap template.
+Every copy role (ingest, fanout, execute, track) runs in exactly one process group, store in at
+most one: a role in two groups (two consumer groups) would consume each record twice.
+*/}}
 {{- define "copytrader.validate" -}}
 {{- if and .Values.web.enabled (gt (int .Values.web.replicas) 1) (not (or .Values.redis.url .Values.redis.existingSecret)) -}}
 {{- fail "web.replicas > 1 needs Redis (redis.url or redis.existingSecret): Socket.IO pushes go through its message queue" -}}
 {{- end -}}
-{{- if and .Values.web.enabled (eq (toString .Values.worker.appIdSuffix) (toString .Values.web.appIdSuffix)) -}}
-{{- fail "worker.appIdSuffix and web.appIdSuffix must differ: processes with different roles need their own Faust app id (consumer group)" -}}
-{{- end -}}
 {{- if not .Values.kafka.broker -}}
 {{- fail "kafka.broker is required, e.g. kafka://kafka:9092" -}}
+{{- end -}}
+{{- $known := list "ingest" "fanout" "execute" "track" "store" "web" -}}
+{{- $procs := list -}}
+{{- range $g := include "copytrader.workerGroups" . | fromJsonArray -}}
+{{- $key := $g.key -}}
+{{- if and (ne $key "worker") (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $g.name)) -}}
+{{- fail (printf "workerGroups.%s: a group name must be a DNS label (lower-case letters, digits, '-')" $g.name) -}}
+{{- end -}}
+{{- if and (ne $key "worker") (has $g.name (list "web" "metrics" "worker")) -}}
+{{- fail (printf "workerGroups.%s: the names web, metrics and worker are taken (chart Services; worker is the legacy single-worker block)" $g.name) -}}
+{{- end -}}
+{{- $procs = append $procs (dict "key" $key "spec" $g.spec) -}}
+{{- end -}}
+{{- if .Values.web.enabled -}}
+{{- $procs = append $procs (dict "key" "web" "spec" .Values.web) -}}
+{{- end -}}
+{{- $owners := dict -}}
+{{- $ids := dict -}}
+{{- range $p := $procs -}}
+{{- $roles := include "copytrader.roleList" $p.spec.roles | fromJsonArray -}}
+{{- if not $roles -}}
+{{- fail (printf "%s.roles is empty" $p.key) -}}
+{{- end -}}
+{{- range $role := $roles -}}
+{{- if not (has $role $known) -}}
+{{- fail (printf "%s.roles: unknown role %s (known: %s)" $p.key $role (join "," $known)) -}}
+{{- end -}}
+{{- if and (eq $role "web") (ne $p.key "web") -}}
+{{- fail (printf "%s.roles: the web role runs in the web Deployment (web.enabled), which has the dashboard Service" $p.key) -}}
+{{- end -}}
+{{- if hasKey $owners $role -}}
+{{- fail (printf "role %s runs in both %s and %s: each role must run in exactly one group (one consumer group), or it would consume every record twice" $role (get $owners $role) $p.key) -}}
+{{- end -}}
+{{- $_ := set $owners $role $p.key -}}
+{{- end -}}
+{{- $id := printf "%s%s" $.Values.config.appId (default "" $p.spec.appIdSuffix) -}}
+{{- if hasKey $ids $id -}}
+{{- fail (printf "%s.appIdSuffix and %s.appIdSuffix give the same Faust app id %q: processes with different roles need their own app id (consumer group)" (get $ids $id) $p.key $id) -}}
+{{- end -}}
+{{- $_ := set $ids $id $p.key -}}
+{{- end -}}
+{{- range $role := list "ingest" "fanout" "execute" "track" -}}
+{{- if not (hasKey $owners $role) -}}
+{{- fail (printf "no enabled group runs role %s: every copy role must run in exactly one group (workerGroups.*.roles)" $role) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
 {{/*
-Pod template shared by the worker and web Deployments.
-Call with (dict "root" $ "component" "worker" "spec" .Values.worker).
+Pod template shared by the worker-group and web Deployments.
+Call with (dict "root" $ "component" "front" "spec" $spec).
 */}}
 {{- define "copytrader.podTemplate" -}}
 {{- $root := .root -}}
