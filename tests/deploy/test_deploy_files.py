@@ -404,6 +404,10 @@ def test_groups_that_would_double_consume_or_drop_a_role_are_refused() -> None:
     assert "web role runs in the web Deployment" in render_fails("workerGroups.executor.roles=execute\\,web")
     assert "unknown role" in render_fails("workerGroups.executor.roles=execute\\,bogus")
     assert "taken" in render_fails("workerGroups.metrics.replicas=1", "workerGroups.metrics.roles=store")
+    long_name = "g" * 60
+    assert "63 characters" in render_fails(
+        f"workerGroups.{long_name}.replicas=1", f"workerGroups.{long_name}.roles=store"
+    )
 
 
 @needs_helm

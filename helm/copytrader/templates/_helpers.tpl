@@ -145,6 +145,10 @@ most one: a role in two groups (two consumer groups) would consume each record t
 {{- if and (ne $key "worker") (has $g.name (list "web" "metrics" "worker")) -}}
 {{- fail (printf "workerGroups.%s: the names web, metrics and worker are taken (chart Services; worker is the legacy single-worker block)" $g.name) -}}
 {{- end -}}
+{{- $service := printf "%s-%s" (include "copytrader.fullname" $) $g.name -}}
+{{- if gt (len $service) 63 -}}
+{{- fail (printf "%s: the Service name %s is longer than the 63 characters of a DNS label: shorten the group name or fullnameOverride" $key $service) -}}
+{{- end -}}
 {{- $procs = append $procs (dict "key" $key "spec" $g.spec) -}}
 {{- end -}}
 {{- if .Values.web.enabled -}}
