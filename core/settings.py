@@ -6,6 +6,7 @@ A user with a Kafka cluster sets ``COPYTRADER_KAFKA_BROKER`` and nothing else ch
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,16 @@ def _env(name: str, default: str) -> str:
 
 
 EXECUTOR_CONSUMERS = ("direct", "faust")
+_GROUP_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def _group_ids(name: str, value: str) -> tuple[str, ...]:
+    """A comma list of Kafka consumer group ids (Kafka's legal characters and length)."""
+    ids = tuple(part.strip() for part in value.split(",") if part.strip())
+    for group in ids:
+        if not _GROUP_ID.fullmatch(group):
+            raise ValueError(f"COPYTRADER_{name}: {group!r} is not a consumer group id (A-Z a-z 0-9 . _ -, 1-249)")
+    return ids
 
 
 def _executor_consumer(value: str) -> str:
@@ -94,6 +105,11 @@ class Settings:
     # a second, each retry a log line). Only failed requests wait; the copy path never does.
     kafka_retry_backoff_ms: int = 500
     status_interval_s: float = 5.0
+    # Consumer groups whose committed offsets a direct consumer adopts on its first start, in
+    # order, before its own app id's group: an executor moved to an app id of its own (the Helm
+    # chart's role groups) continues where the old worker's group stopped instead of replaying
+    # orders.requests from the earliest record.
+    adopt_offsets_from: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -129,6 +145,7 @@ class Settings:
                 _positive("KAFKA_RETRY_BACKOFF_MS", float(_env("KAFKA_RETRY_BACKOFF_MS", "500")))
             ),
             status_interval_s=float(_env("STATUS_INTERVAL_S", "5")),
+            adopt_offsets_from=_group_ids("ADOPT_OFFSETS_FROM", _env("ADOPT_OFFSETS_FROM", "")),
         )
 
     def has(self, role: str) -> bool:

@@ -138,7 +138,9 @@ def install_direct_consumer(app: faust.App, stage: ExecutionStage) -> None:
         settings.bootstrap_servers,
         group_id=f"{settings.app_id}.executor",
         submit=lambda batch, done, redelivered: submit_batch(stage, batch, done, redelivered),
-        adopt_offsets_from=settings.app_id,  # the Faust agent's group, when switching over
+        # The configured groups first (an executor given an app id of its own), then the Faust
+        # agent's group, when switching over.
+        adopt_offsets_from=(*settings.adopt_offsets_from, settings.app_id),
         fetch_max_wait_ms=settings.intent_fetch_wait_ms,
         session_timeout_ms=int(app.conf.broker_session_timeout * 1000),
         heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),

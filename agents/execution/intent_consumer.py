@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -120,7 +120,7 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         group_id: str,
         submit: Submit,
         *,
-        adopt_offsets_from: str | None = None,
+        adopt_offsets_from: str | Sequence[str] | None = None,
         fetch_max_wait_ms: int = 5,
         commit_interval_s: float = 0.5,
         max_in_flight: int = MAX_INTENTS_IN_FLIGHT,

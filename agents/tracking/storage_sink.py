@@ -163,7 +163,7 @@ def install(app: faust.App, ctx: StageContext) -> StorageSink:
         sink.store_groups,
         settings.bootstrap_servers,
         group_id=f"{settings.app_id}.store",
-        adopt_offsets_from=settings.app_id,  # the Faust agents' group, when switching over
+        adopt_offsets_from=(*settings.adopt_offsets_from, settings.app_id),  # as the executor does
         session_timeout_ms=int(app.conf.broker_session_timeout * 1000),
         heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),
     )

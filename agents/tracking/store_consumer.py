@@ -61,7 +61,7 @@ class StoreConsumer:
         bootstrap_servers: str,
         group_id: str,
         *,
-        adopt_offsets_from: str | None = None,
+        adopt_offsets_from: str | Sequence[str] | None = None,
         batch_size: int = BATCH_SIZE,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 2_000,

@@ -336,6 +336,18 @@ def test_legacy_worker_block_renders_the_single_worker_as_before() -> None:
 
 
 @needs_helm
+def test_the_executor_group_adopts_the_old_workers_offsets_on_its_first_start() -> None:
+    """An upgrade from the single worker must not replay orders.requests into the broker: the
+    executor (an app id of its own) continues at the old worker's direct group's offsets."""
+    docs = render("config.appId=ct")
+    deployments = {component_of(d): d for d in docs if d["kind"] == "Deployment"}
+    assert container_env(deployments["executor"])["COPYTRADER_ADOPT_OFFSETS_FROM"] == "ct.executor"
+    for name in ("front", "tracker", "web"):
+        assert "COPYTRADER_ADOPT_OFFSETS_FROM" not in container_env(deployments[name])
+    assert "does not match pattern" in render_fails("workerGroups.executor.adoptOffsetsFrom={bad group}")
+
+
+@needs_helm
 def test_each_worker_group_is_its_own_deployment_with_its_roles() -> None:
     docs = render("config.appId=ct")
     deployments = {component_of(d): d for d in docs if d["kind"] == "Deployment"}

@@ -164,3 +164,30 @@ async def test_a_new_group_continues_where_the_faust_agent_group_stopped(topic: 
     await until(lambda: {"b8", "b9"} <= set(held), "both marker batches")
     assert set(held) == {"b2", "b8", "b9"}  # not the whole retention again
     await direct.stop()
+
+
+async def test_an_executor_with_an_app_id_of_its_own_continues_where_the_old_workers_group_stopped(
+    topic: str, kafka_bootstrap: str
+) -> None:
+    """The Helm chart's executor group has its own app id: it adopts the old single worker's
+    direct group (``COPYTRADER_ADOPT_OFFSETS_FROM``) rather than replaying orders.requests."""
+    base = f"ct-{uuid.uuid4().hex[:6]}"
+    old = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=f"{base}.executor", enable_auto_commit=False)
+    await old.start()
+    old.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+    await old.commit(
+        {TopicPartition(topic, 0): OffsetAndMetadata(3, ""), TopicPartition(topic, 1): OffsetAndMetadata(1, "")}
+    )  # the old worker had read b0..b3
+    await old.stop()
+
+    held: dict[str, Done] = {}
+    new_id = f"{base}-executor"  # no offsets under this id's own Faust group: skipped, in order
+    direct = consumer(
+        topic, kafka_bootstrap, f"{new_id}.executor", held, adopt_offsets_from=(f"{base}.executor", new_id)
+    )
+    await direct.start()
+    await produce(kafka_bootstrap, topic, 8, 0)
+    await produce(kafka_bootstrap, topic, 9, 1)
+    await until(lambda: {"b8", "b9"} <= set(held), "both marker batches")
+    assert set(held) == {"b8", "b9"}  # nothing the old worker had read came again
+    await direct.stop()

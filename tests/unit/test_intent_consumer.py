@@ -304,3 +304,14 @@ async def test_the_producer_is_flushed_before_every_commit() -> None:
     consumer._finished(TP0, 1)
     await consumer._commit(None)
     assert calls == ["flush", "commit"]  # no commit ahead of outcomes that may not be written
+
+
+def test_adopt_offsets_from_is_a_list_of_consumer_group_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COPYTRADER_ADOPT_OFFSETS_FROM", raising=False)
+    assert Settings.from_env().adopt_offsets_from == ()
+    monkeypatch.setenv("COPYTRADER_ADOPT_OFFSETS_FROM", "copytrader.executor, copytrader")
+    assert Settings.from_env().adopt_offsets_from == ("copytrader.executor", "copytrader")
+    for bad in ("copy trader", "x" * 250, "a,b/c"):
+        monkeypatch.setenv("COPYTRADER_ADOPT_OFFSETS_FROM", bad)
+        with pytest.raises(ValueError, match="ADOPT_OFFSETS_FROM"):
+            Settings.from_env()

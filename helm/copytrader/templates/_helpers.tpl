@@ -242,6 +242,10 @@ spec:
           value: {{ $spec.roles | quote }}
         - name: COPYTRADER_APP_ID
           value: {{ printf "%s%s" $v.config.appId (default "" $spec.appIdSuffix) | quote }}
+        {{- with $spec.adoptOffsetsFrom }}
+        - name: COPYTRADER_ADOPT_OFFSETS_FROM
+          value: {{ join "," . | replace "{appId}" $v.config.appId | quote }}
+        {{- end }}
         - name: COPYTRADER_SECRET_KEY
           valueFrom:
             secretKeyRef:
