@@ -95,27 +95,31 @@ class StorageSink:
         merged = RowBatch()
         for mapper, values in groups:
             merged.extend(mapper(values))
-        try:
-            async for attempt in self._until_reachable("storage: write"):
-                with attempt:
-                    return await asyncio.to_thread(self.writer.write, merged)
-        except SQLAlchemyError:
-            pass  # about the data: topic by topic below
+        written = await self._write(merged)
+        if written is not None:
+            return written
         log.warning("storage: a fetch's batch of %d topics failed; writing them one by one", len(groups))
         for mapper, values in groups:
             await self.store(mapper, values)
         return None
 
-    async def store(self, mapper: Mapper, values: Sequence[Any]) -> WriteResult | None:
-        """Map and write one batch; see the module docstring for the failure policy."""
-        await self.ready.wait()
-        batch = mapper(values)
+    async def _write(self, batch: RowBatch) -> WriteResult | None:
+        """Write one batch, waiting out connection failures; None when the database refused
+        the data itself (the caller splits the batch)."""
         try:
             async for attempt in self._until_reachable("storage: write"):
                 with attempt:
                     return await asyncio.to_thread(self.writer.write, batch)
         except SQLAlchemyError:
-            pass  # about the data: split the batch below
+            return None
+        return None  # pragma: no cover - the retry loop returns or raises
+
+    async def store(self, mapper: Mapper, values: Sequence[Any]) -> WriteResult | None:
+        """Map and write one batch; see the module docstring for the failure policy."""
+        await self.ready.wait()
+        written = await self._write(mapper(values))
+        if written is not None:
+            return written
         log.warning("storage: batch of %d failed; writing its records one by one", len(values))
         for value in values:
             try:
