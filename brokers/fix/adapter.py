@@ -10,13 +10,17 @@ The engine does the session layer (logon, heartbeats, test requests, resend requ
 reconnects every ``reconnect_s``). This class waits for answers on the loop (``application.py``
 brings every message here) and turns ExecutionReports into events, each fill once. After every
 logon, the missed reports arrive by the engine's resend, and the orders still open are asked for
-with OrderStatusRequests. Exactly once: see ``orders.py`` and ``application.py``.
+with OrderStatusRequests. Exactly once: see ``orders.py`` and ``application.py``. Memory that
+does not grow with the run (#18): finished orders shrink to fingerprints (``tracking.py``), the
+resync drops those the counterparty forgot (:meth:`_forget_what_the_counterparty_forgot`), and
+the journal is compacted (``journal.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from decimal import Decimal
 from typing import ClassVar
 
@@ -40,14 +44,19 @@ from . import orders
 from .application import Bridge, Listener, SessionKey, send
 from .codec import FixDecodeError, FixMessage, parse
 from .config import FixConfig
+from .journal import JOURNAL
 from .reports import ReportRouter
 from .settings import initiator_session_id, initiator_settings
-from .tracking import JOURNAL, SessionBook
+from .tracking import SessionBook, TrackedOrder
 
 log = logging.getLogger(__name__)
 #: Our order messages whose MsgSeqNum a session Reject may name; the oldest go beyond this
 #: (a Reject answers a message just sent, and its request waits only ``timeout_s``).
 SENT_SEQ_KEPT = 10_000
+#: Forgotten orders asked about per resync (each one OrderStatusRequest, one at a time).
+PROBES_PER_RESYNC = 10_000
+#: OrderStatusRequests for forgotten orders in flight at once (distinct ClOrdIDs).
+PROBE_BATCH = 50
 
 
 class FixAdapter(BrokerAdapter, Listener):
@@ -72,6 +81,7 @@ class FixAdapter(BrokerAdapter, Listener):
         self.sent_seq: dict[int, tuple[str, str]] = {}  # our MsgSeqNum → (MsgType, ClOrdID)
         self._resyncs: set[asyncio.Task[None]] = set()
         self.status_lock = asyncio.Lock()  # one OrderStatusRequest in flight (orders.status)
+        self._probing = False  # a round of status requests for forgotten orders is running
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -145,9 +155,13 @@ class FixAdapter(BrokerAdapter, Listener):
         self._logged_on.set()
         if self._state is ConnectionState.DEGRADED:
             self._set_state(ConnectionState.CONNECTED)
-            task = asyncio.get_running_loop().create_task(self._resync(emit=True))
-            self._resyncs.add(task)
-            task.add_done_callback(self._resyncs.discard)
+            self._in_background(self._resync(emit=True))
+
+    def _in_background(self, work: Coroutine[None, None, None]) -> None:
+        """A resync step that must not hold up its caller (cancelled by ``disconnect``)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._resyncs.add(task)
+        task.add_done_callback(self._resyncs.discard)
 
     def on_logout(self, key: SessionKey) -> None:
         was_on = self._logged_on.is_set()
@@ -264,6 +278,56 @@ class FixAdapter(BrokerAdapter, Listener):
                         return
                     if state is not None and self.book.changed(order.client_order_id, state) and emit:
                         self._emit(state)
+                    self.book.settle(order.client_order_id)
+        # in the background: after a restart it may ask about many orders, and connect() waits here
+        self._in_background(self._forget_what_the_counterparty_forgot())
+
+    async def _forget_what_the_counterparty_forgot(self) -> None:
+        """Ask about forgotten orders, oldest first per account (``PROBE_BATCH`` requests in
+        flight at once), and drop the fingerprints of those the counterparty answers with
+        "unknown order" (OrdRejReason 5): no report can name them any more. The first order it
+        still knows ends an account's round (it drops finished orders in the order they ended,
+        so the newer ones are known too). Each drop rests on its own answer, so a round cut
+        short (a request fails, the link drops) still drops those already answered; every
+        other fingerprint stays. One round at a time (a resync during one does not start
+        another)."""
+        book = self.book
+        if not book.forgotten or self._probing:
+            return
+        self._probing = True
+        replay, unknown = book.finished.begin_replay(), set[str]()
+        try:
+            for account_id in self.fix.accounts:
+                await self._probe_account(book.forgotten_of(account_id)[:PROBES_PER_RESYNC], unknown)
+        except BrokerUnavailable as exc:
+            self.report(f"status of forgotten orders cut short: {exc}")
+        finally:
+            self._probing = False
+            for client_id in list(book.forgotten):
+                if client_id not in unknown:
+                    book.finished.listed(replay, client_id)
+            book.forget_for_good(book.finished.end_replay(replay))
+
+    async def _probe_account(self, forgotten: list[TrackedOrder], unknown: set[str]) -> None:
+        """Add to ``unknown`` the account's oldest forgotten orders the counterparty no longer
+        knows, up to the first one it knows. An order held under several OrderIDs is asked
+        about alone, once per OrderID (its requests would share one ClOrdID)."""
+        while forgotten:
+            batch = forgotten[:1] if len(forgotten[0].order_ids) > 1 else []
+            for order in forgotten:
+                if len(batch) >= PROBE_BATCH or len(order.order_ids) > 1:
+                    break
+                batch.append(order)
+            forgotten = forgotten[len(batch) :]
+            if len(batch[0].order_ids) > 1:
+                answers = [await orders.status(self, batch[0], oid) for oid in batch[0].order_ids]
+                known = [any(answer is not None for answer in answers)]
+            else:
+                known = [answer is not None for answer in await orders.statuses(self, batch)]
+            for order, still_known in zip(batch, known, strict=True):
+                if still_known:
+                    return
+                unknown.add(order.client_order_id)
 
     def report(self, text: str) -> None:
         """An error no request raises: kept as the session's last error and sent as an event."""
