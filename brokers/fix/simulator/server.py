@@ -221,12 +221,17 @@ class FixSimulator(Listener):
             send(key, msg_type, fields)
 
     def _drop(self, username: str) -> None:
-        for key in list(self.logged_on):
-            if key.target_comp_id == username:
-                session = fix.Session.lookupSession(key.session_id())
-                if session is not None:
-                    session.disconnect()
-                self.logged_on.discard(key)
+        """Cut the login's sessions that the *engine* holds logged on. Not the ones in
+        ``logged_on``: that set follows ``on_logon`` when the loop gets to run it, and QuickFIX
+        sends its Logon answer before it calls onLogon (each engine posts from its own thread),
+        so the client can be logged on, and a drop asked for, while the set is still empty.
+        The drop was then lost (the reconnect conformance case CT-CONN-03 failed ~1 run in 10)."""
+        for version in self.versions:
+            key = SessionKey(version, self.comp_id, username)
+            session = fix.Session.lookupSession(key.session_id())
+            if session is not None and session.isLoggedOn():
+                session.disconnect()
+            self.logged_on.discard(key)
 
     def _faults_changed(self, account: str) -> None:
         if account in self.owner and self.faults(account).take_drop():
