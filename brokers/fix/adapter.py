@@ -10,7 +10,10 @@ The engine does the session layer (logon, heartbeats, test requests, resend requ
 reconnects every ``reconnect_s``). This class waits for answers on the loop (``application.py``
 brings every message here) and turns ExecutionReports into events, each fill once. After every
 logon, the missed reports arrive by the engine's resend, and the orders still open are asked for
-with OrderStatusRequests. Exactly once: see ``orders.py`` and ``application.py``. Memory that
+with OrderStatusRequests. Nothing of ours goes out after a logon before the engine has read the
+counterparty's first message after its Logon answer (:meth:`_catch_up`): a ResendRequest comes
+first when it lost our last messages with the line, and our gap fill would cover (and the
+counterparty skip) a request sent before it. Exactly once: see ``orders.py`` and ``application.py``. Memory that
 does not grow with the run (#18): finished orders shrink to fingerprints (``tracking.py``), the
 resync drops those the counterparty forgot (:meth:`_forget_what_the_counterparty_forgot`), and
 the journal is compacted (``journal.py``).
@@ -41,7 +44,7 @@ from ..model import (
 )
 from . import messages as m
 from . import orders
-from .application import Bridge, Listener, SessionKey, send
+from .application import MSG_SEQ_NUM, Bridge, Listener, SessionKey, send
 from .codec import FixDecodeError, FixMessage, parse
 from .config import FixConfig
 from .journal import JOURNAL
@@ -57,6 +60,10 @@ SENT_SEQ_KEPT = 10_000
 PROBES_PER_RESYNC = 10_000
 #: OrderStatusRequests for forgotten orders in flight at once (distinct ClOrdIDs).
 PROBE_BATCH = 50
+#: How often the wait after a logon looks at the engine's expected sequence number (it
+#: usually moves within one round trip: a ResendRequest or the Heartbeat to our TestRequest).
+CATCH_UP_POLL_S = 0.005
+TEST_REQUEST, TEST_REQ_ID = "1", 112
 
 
 class FixAdapter(BrokerAdapter, Listener):
@@ -74,6 +81,8 @@ class FixAdapter(BrokerAdapter, Listener):
         self._initiator: fix.SocketInitiator | None = None
         self._bridge: Bridge | None = None
         self._logged_on = asyncio.Event()
+        self._caught_up = asyncio.Event()  # the counterparty's resend request, if any, answered
+        self._logon_seq = 0  # MsgSeqNum of the counterparty's last Logon
         self._logged_out = asyncio.Event()
         self._logon_refused: str | None = None
         self._stopping = False
@@ -153,6 +162,8 @@ class FixAdapter(BrokerAdapter, Listener):
     def on_logon(self, key: SessionKey) -> None:
         self.logons += 1
         self._logged_on.set()
+        self._caught_up.clear()
+        self._in_background(self._catch_up(self.logons))
         if self._state is ConnectionState.DEGRADED:
             self._set_state(ConnectionState.CONNECTED)
             self._in_background(self._resync(emit=True))
@@ -163,9 +174,35 @@ class FixAdapter(BrokerAdapter, Listener):
         self._resyncs.add(task)
         task.add_done_callback(self._resyncs.discard)
 
+    async def _catch_up(self, logon: int) -> None:
+        """Open the way for our messages once the engine has read the counterparty's message
+        after its Logon answer. A counterparty that lost our last messages with the line asks
+        for them with a ResendRequest right after that answer, and the engine answers with a
+        SequenceReset-GapFill up to its next number (it stores no order to resend): a request
+        sent before the engine read the ResendRequest would lie inside the gap fill, and the
+        counterparty, which queued it as too high, skips it. A TestRequest makes sure some
+        message follows the Logon; its Heartbeat, a ResendRequest or any other message moves
+        the engine's expected number past the Logon's. Bounded by ``request_timeout_s``."""
+        session = fix.Session.lookupSession(initiator_session_id(self.fix))
+        if session is None:
+            return
+        past_logon = self._logon_seq + 1
+        send(self.key, TEST_REQUEST, [(TEST_REQ_ID, f"caught-up-{logon}")])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.fix.request_timeout_s
+        while session.getExpectedTargetNum() <= past_logon and loop.time() < deadline:
+            if self.logons != logon or not self._logged_on.is_set():
+                return
+            await asyncio.sleep(CATCH_UP_POLL_S)
+        if self.logons == logon and self._logged_on.is_set():
+            if session.getExpectedTargetNum() <= past_logon:
+                log.warning("fix session %s: nothing read after the Logon; sending anyway", self.config.session_id)
+            self._caught_up.set()
+
     def on_logout(self, key: SessionKey) -> None:
         was_on = self._logged_on.is_set()
         self._logged_on.clear()
+        self._caught_up.clear()
         self._logged_out.set()
         if self._stopping or self._initiator is None:
             return
@@ -179,7 +216,10 @@ class FixAdapter(BrokerAdapter, Listener):
         except FixDecodeError as exc:
             self.report(f"unreadable admin message: {exc}; raw={exc.raw!r}")
             return
-        if message.msg_type == "5":
+        if message.msg_type == "A":
+            seq = message.get(MSG_SEQ_NUM)
+            self._logon_seq = int(seq) if seq.isdigit() else 0
+        elif message.msg_type == "5":
             if not self._logged_on.is_set():
                 self._logon_refused = message.get(m.TEXT) or "the counterparty logged out during logon"
             self._logged_out.set()
@@ -205,13 +245,17 @@ class FixAdapter(BrokerAdapter, Listener):
                 pass
 
     async def ready(self) -> None:
-        """Wait (up to the request timeout) while the engine is logging on again after a drop."""
-        if self._logged_on.is_set() or self._initiator is None or self._stopping:
+        """Wait (up to the request timeout) while the engine is logging on again after a drop,
+        and after a logon until the counterparty's resend request, if any, is answered."""
+        if self._caught_up.is_set() or self._initiator is None or self._stopping:
             return
-        try:
-            await asyncio.wait_for(self._logged_on.wait(), self.fix.request_timeout_s)
-        except TimeoutError:
-            pass  # send() says "not logged on"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.fix.request_timeout_s
+        for step in (self._logged_on, self._caught_up):
+            try:
+                await asyncio.wait_for(step.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return  # send() says "not logged on", or it goes out after all
 
     # -- sending -----------------------------------------------------------------------------
     def send(self, msg_type: str, fields: list[tuple[int, str]]) -> None:
