@@ -184,7 +184,8 @@ class FixAdapter(BrokerAdapter, Listener):
         message follows the Logon; its Heartbeat, a ResendRequest or any other message moves
         the engine's expected number past the Logon's. Bounded by ``request_timeout_s``."""
         session = fix.Session.lookupSession(initiator_session_id(self.fix))
-        if session is None:
+        if session is None:  # no engine session to wait for: send() says why nothing goes out
+            self._caught_up.set()
             return
         past_logon = self._logon_seq + 1
         send(self.key, TEST_REQUEST, [(TEST_REQ_ID, f"caught-up-{logon}")])
