@@ -225,9 +225,10 @@ class FixSimulator(Listener):
         ``logged_on``: that set follows ``on_logon`` only when the loop gets to run it, and
         QuickFIX sends its Logon answer before it marks the Logon sent and calls onLogon (on
         its own thread), so the client can be logged on, and a drop asked for, before either.
-        A drop that trusted the set was lost then (the reconnect conformance case CT-CONN-03
-        failed about 1 run in 12, #18); one that checked ``isLoggedOn`` still lost 1 in 9 (the
-        Logon is marked sent after it went out). ``disconnect`` on a session without a
+        A drop that trusted the set was lost then: the reconnect conformance case CT-CONN-03
+        failed 2 runs in 25 (#18; 1 in 60 before the adapter's bound: the race is ours). The
+        engine's ``isLoggedOn`` is no better: a trace caught it false, the client's Logon
+        received and answered but not yet marked sent. ``disconnect`` on a session without a
         connection only clears its logon state."""
         for version in self.versions:
             key = SessionKey(version, self.comp_id, username)
