@@ -10,13 +10,20 @@ The engine does the session layer (logon, heartbeats, test requests, resend requ
 reconnects every ``reconnect_s``). This class waits for answers on the loop (``application.py``
 brings every message here) and turns ExecutionReports into events, each fill once. After every
 logon, the missed reports arrive by the engine's resend, and the orders still open are asked for
-with OrderStatusRequests. Exactly once: see ``orders.py`` and ``application.py``.
+with OrderStatusRequests. Nothing of ours goes out after a logon before the engine has read the
+counterparty's first message after its Logon answer (:meth:`_catch_up`): a ResendRequest comes
+first when it lost our last messages with the line, and our gap fill would cover (and the
+counterparty skip) a request sent before it. Exactly once: see ``orders.py`` and ``application.py``. Memory that
+does not grow with the run (#18): finished orders shrink to fingerprints (``tracking.py``), the
+resync drops those the counterparty forgot (:meth:`_forget_what_the_counterparty_forgot`), and
+the journal is compacted (``journal.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from decimal import Decimal
 from typing import ClassVar
 
@@ -37,17 +44,26 @@ from ..model import (
 )
 from . import messages as m
 from . import orders
-from .application import Bridge, Listener, SessionKey, send
+from .application import MSG_SEQ_NUM, Bridge, Listener, SessionKey, send
 from .codec import FixDecodeError, FixMessage, parse
 from .config import FixConfig
+from .journal import JOURNAL
 from .reports import ReportRouter
 from .settings import initiator_session_id, initiator_settings
-from .tracking import JOURNAL, SessionBook
+from .tracking import SessionBook, TrackedOrder
 
 log = logging.getLogger(__name__)
 #: Our order messages whose MsgSeqNum a session Reject may name; the oldest go beyond this
 #: (a Reject answers a message just sent, and its request waits only ``timeout_s``).
 SENT_SEQ_KEPT = 10_000
+#: Forgotten orders asked about per resync (each one OrderStatusRequest, one at a time).
+PROBES_PER_RESYNC = 10_000
+#: OrderStatusRequests for forgotten orders in flight at once (distinct ClOrdIDs).
+PROBE_BATCH = 50
+#: How often the wait after a logon looks at the engine's expected sequence number (it
+#: usually moves within one round trip: a ResendRequest or the Heartbeat to our TestRequest).
+CATCH_UP_POLL_S = 0.005
+TEST_REQUEST, TEST_REQ_ID = "1", 112
 
 
 class FixAdapter(BrokerAdapter, Listener):
@@ -65,6 +81,8 @@ class FixAdapter(BrokerAdapter, Listener):
         self._initiator: fix.SocketInitiator | None = None
         self._bridge: Bridge | None = None
         self._logged_on = asyncio.Event()
+        self._caught_up = asyncio.Event()  # the counterparty's resend request, if any, answered
+        self._logon_seq = 0  # MsgSeqNum of the counterparty's last Logon
         self._logged_out = asyncio.Event()
         self._logon_refused: str | None = None
         self._stopping = False
@@ -72,6 +90,7 @@ class FixAdapter(BrokerAdapter, Listener):
         self.sent_seq: dict[int, tuple[str, str]] = {}  # our MsgSeqNum → (MsgType, ClOrdID)
         self._resyncs: set[asyncio.Task[None]] = set()
         self.status_lock = asyncio.Lock()  # one OrderStatusRequest in flight (orders.status)
+        self._probing = False  # a round of status requests for forgotten orders is running
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -143,15 +162,48 @@ class FixAdapter(BrokerAdapter, Listener):
     def on_logon(self, key: SessionKey) -> None:
         self.logons += 1
         self._logged_on.set()
+        self._caught_up.clear()
+        self._in_background(self._catch_up(self.logons))
         if self._state is ConnectionState.DEGRADED:
             self._set_state(ConnectionState.CONNECTED)
-            task = asyncio.get_running_loop().create_task(self._resync(emit=True))
-            self._resyncs.add(task)
-            task.add_done_callback(self._resyncs.discard)
+            self._in_background(self._resync(emit=True))
+
+    def _in_background(self, work: Coroutine[None, None, None]) -> None:
+        """A resync step that must not hold up its caller (cancelled by ``disconnect``)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._resyncs.add(task)
+        task.add_done_callback(self._resyncs.discard)
+
+    async def _catch_up(self, logon: int) -> None:
+        """Open the way for our messages once the engine has read the counterparty's message
+        after its Logon answer. A counterparty that lost our last messages with the line asks
+        for them with a ResendRequest right after that answer, and the engine answers with a
+        SequenceReset-GapFill up to its next number (it stores no order to resend): a request
+        sent before the engine read the ResendRequest would lie inside the gap fill, and the
+        counterparty, which queued it as too high, skips it. A TestRequest makes sure some
+        message follows the Logon; its Heartbeat, a ResendRequest or any other message moves
+        the engine's expected number past the Logon's. Bounded by ``request_timeout_s``."""
+        session = fix.Session.lookupSession(initiator_session_id(self.fix))
+        if session is None:  # no engine session to wait for: send() says why nothing goes out
+            self._caught_up.set()
+            return
+        past_logon = self._logon_seq + 1
+        send(self.key, TEST_REQUEST, [(TEST_REQ_ID, f"caught-up-{logon}")])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.fix.request_timeout_s
+        while session.getExpectedTargetNum() <= past_logon and loop.time() < deadline:
+            if self.logons != logon or not self._logged_on.is_set():
+                return
+            await asyncio.sleep(CATCH_UP_POLL_S)
+        if self.logons == logon and self._logged_on.is_set():
+            if session.getExpectedTargetNum() <= past_logon:
+                log.warning("fix session %s: nothing read after the Logon; sending anyway", self.config.session_id)
+            self._caught_up.set()
 
     def on_logout(self, key: SessionKey) -> None:
         was_on = self._logged_on.is_set()
         self._logged_on.clear()
+        self._caught_up.clear()
         self._logged_out.set()
         if self._stopping or self._initiator is None:
             return
@@ -165,7 +217,10 @@ class FixAdapter(BrokerAdapter, Listener):
         except FixDecodeError as exc:
             self.report(f"unreadable admin message: {exc}; raw={exc.raw!r}")
             return
-        if message.msg_type == "5":
+        if message.msg_type == "A":
+            seq = message.get(MSG_SEQ_NUM)
+            self._logon_seq = int(seq) if seq.isdigit() else 0
+        elif message.msg_type == "5":
             if not self._logged_on.is_set():
                 self._logon_refused = message.get(m.TEXT) or "the counterparty logged out during logon"
             self._logged_out.set()
@@ -191,13 +246,17 @@ class FixAdapter(BrokerAdapter, Listener):
                 pass
 
     async def ready(self) -> None:
-        """Wait (up to the request timeout) while the engine is logging on again after a drop."""
-        if self._logged_on.is_set() or self._initiator is None or self._stopping:
+        """Wait (up to the request timeout) while the engine is logging on again after a drop,
+        and after a logon until the counterparty's resend request, if any, is answered."""
+        if self._caught_up.is_set() or self._initiator is None or self._stopping:
             return
-        try:
-            await asyncio.wait_for(self._logged_on.wait(), self.fix.request_timeout_s)
-        except TimeoutError:
-            pass  # send() says "not logged on"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.fix.request_timeout_s
+        for step in (self._logged_on, self._caught_up):
+            try:
+                await asyncio.wait_for(step.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return  # send() says "not logged on", or it goes out after all
 
     # -- sending -----------------------------------------------------------------------------
     def send(self, msg_type: str, fields: list[tuple[int, str]]) -> None:
@@ -264,6 +323,56 @@ class FixAdapter(BrokerAdapter, Listener):
                         return
                     if state is not None and self.book.changed(order.client_order_id, state) and emit:
                         self._emit(state)
+                    self.book.settle(order.client_order_id)
+        # in the background: after a restart it may ask about many orders, and connect() waits here
+        self._in_background(self._forget_what_the_counterparty_forgot())
+
+    async def _forget_what_the_counterparty_forgot(self) -> None:
+        """Ask about forgotten orders, oldest first per account (``PROBE_BATCH`` requests in
+        flight at once), and drop the fingerprints of those the counterparty answers with
+        "unknown order" (OrdRejReason 5): no report can name them any more. The first order it
+        still knows ends an account's round (it drops finished orders in the order they ended,
+        so the newer ones are known too). Each drop rests on its own answer, so a round cut
+        short (a request fails, the link drops) still drops those already answered; every
+        other fingerprint stays. One round at a time (a resync during one does not start
+        another)."""
+        book = self.book
+        if not book.forgotten or self._probing:
+            return
+        self._probing = True
+        replay, unknown = book.finished.begin_replay(), set[str]()
+        try:
+            for account_id in self.fix.accounts:
+                await self._probe_account(book.forgotten_of(account_id)[:PROBES_PER_RESYNC], unknown)
+        except BrokerUnavailable as exc:
+            self.report(f"status of forgotten orders cut short: {exc}")
+        finally:
+            self._probing = False
+            for client_id in list(book.forgotten):
+                if client_id not in unknown:
+                    book.finished.listed(replay, client_id)
+            book.forget_for_good(book.finished.end_replay(replay))
+
+    async def _probe_account(self, forgotten: list[TrackedOrder], unknown: set[str]) -> None:
+        """Add to ``unknown`` the account's oldest forgotten orders the counterparty no longer
+        knows, up to the first one it knows. An order held under several OrderIDs is asked
+        about alone, once per OrderID (its requests would share one ClOrdID)."""
+        while forgotten:
+            batch = forgotten[:1] if len(forgotten[0].order_ids) > 1 else []
+            for order in forgotten:
+                if len(batch) >= PROBE_BATCH or len(order.order_ids) > 1:
+                    break
+                batch.append(order)
+            forgotten = forgotten[len(batch) :]
+            if len(batch[0].order_ids) > 1:
+                answers = [await orders.status(self, batch[0], oid) for oid in batch[0].order_ids]
+                known = [any(answer is not None for answer in answers)]
+            else:
+                known = [answer is not None for answer in await orders.statuses(self, batch)]
+            for order, still_known in zip(batch, known, strict=True):
+                if still_known:
+                    return
+                unknown.add(order.client_order_id)
 
     def report(self, text: str) -> None:
         """An error no request raises: kept as the session's last error and sent as an event."""

@@ -8,6 +8,7 @@ The counterparty is never trusted to refuse a repeated ClOrdID.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -157,6 +158,20 @@ async def status(adapter: FixAdapter, order: TrackedOrder, order_id: str = "") -
         return await _status(adapter, order, order_id)
 
 
+async def statuses(adapter: FixAdapter, asks: list[TrackedOrder]) -> list[OrderEvent | None]:
+    """OrderStatusRequests for several orders at once (their first OrderID each), answers in
+    the same order. Their ClOrdIDs must differ (an answer names only the ClOrdID); the lock
+    keeps any other status request out until all are answered. The first failure is raised."""
+    if len({order.current_cl_ord_id for order in asks}) != len(asks):
+        raise ValueError("fix: status requests at once need distinct ClOrdIDs")
+    async with adapter.status_lock:
+        answers = await asyncio.gather(*(_status(adapter, o, o.order_id) for o in asks), return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+    return [answer for answer in answers if not isinstance(answer, BaseException)]
+
+
 async def _status(adapter: FixAdapter, order: TrackedOrder, order_id: str) -> OrderEvent | None:
     await adapter.ready()
     cl = order.current_cl_ord_id
@@ -186,7 +201,7 @@ async def lookup(adapter: FixAdapter, account_id: str, client_order_id: str) -> 
     exists nowhere: None. Otherwise the counterparty is asked with an OrderStatusRequest; one
     that does not answer them (``order_status_requests`` off) leaves the outcome unknown."""
     adapter.broker_account(account_id)
-    order = adapter.book.orders.get(client_order_id)
+    order = adapter.book.remembered(client_order_id)  # in full or as a fingerprint (#18)
     if order is None or order.account_id != account_id:
         return None
     if not adapter.fix.order_status:

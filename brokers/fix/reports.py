@@ -29,6 +29,7 @@ class ReportRouter:
         self.adapter = adapter
         self.waiters: dict[str, asyncio.Future[FixMessage]] = {}  # request ClOrdID → its answer
         self.status_waiters: dict[str, asyncio.Future[FixMessage]] = {}
+        self.old_news = 0  # reports of forgotten orders recognised as repeats (tests read it)
 
     def wait(self, cl_ord_id: str, *, status: bool = False) -> asyncio.Future[FixMessage]:
         table = self.status_waiters if status else self.waiters
@@ -106,6 +107,12 @@ class ReportRouter:
             self._resolve(self.status_waiters, cl, report)
             return
         client = book.client_of(cl, report.get(m.ORIG_CL_ORD_ID)) or book.order_ids.get(report.get(m.ORDER_ID))
+        if client is None and book.forgotten:
+            found = self._forgotten(report, kind)
+            if found is None:
+                self._resolve(self.waiters, cl, report)
+                return  # old news of a forgotten order
+            client = found or None
         tracked = book.orders.get(client) if client else None
         account = adapter.account_of(report) or (tracked.account_id if tracked else None)
         try:
@@ -116,7 +123,24 @@ class ReportRouter:
             raise
         if tracked is not None and cl and report.get(m.ORD_STATUS) != "8":
             tracked.current_cl_ord_id = cl
+        book.settle(client)
         self._resolve(self.waiters, cl, report)
+
+    def _forgotten(self, report: FixMessage, kind: str) -> str | None:
+        """A report naming no order held in full: for a forgotten order, None when it is old
+        news (a resend, a replay), else the order brought back in full to handle it. Any other
+        report gives ``""`` (no order of ours, handled as before)."""
+        book = self.adapter.book
+        order_id = report.get(m.ORDER_ID)
+        client = book.forgotten_client(order_id, report.get(m.CL_ORD_ID), report.get(m.ORIG_CL_ORD_ID))
+        if client is None:
+            return ""
+        correction = kind in (m.BUST, m.CORRECT)
+        if book.old_news(client, report.get(m.EXEC_ID), order_id, report.quantity(m.CUM_QTY), correction=correction):
+            self.old_news += 1
+            return None
+        book.revive(client)
+        return client
 
     def _emit_events(self, report: FixMessage, kind: str, account: str, client: str | None) -> None:
         adapter, book = self.adapter, self.adapter.book
@@ -129,7 +153,7 @@ class ReportRouter:
                 return  # a resent correction
             correction = m.correction_event(report, account, client, original)
             book.correct(original, correction.quantity, correction.price, correction.busted)
-            book.fills[correction.correction_id] = original
+            book.record_correction(client, correction.correction_id, original)
             adapter._emit(correction)
             adapter._emit(book.position(account, original.symbol))
             return

@@ -250,3 +250,68 @@ async def test_ninjatrader_files_forget_after_a_restart_and_a_reused_id_gets_new
         with pytest.raises(BrokerUnavailable, match="cannot tell"):
             await harness.adapter.lookup(ACCOUNT, first[1])
         subscription.close()
+
+
+# -- FIX (Quantower) -------------------------------------------------------------------------
+# FIX has no day's replay to read: the engine's resend brings what was missed (by sequence
+# number), and the resync asks order by order (OrderStatusRequest). So the replay here is the
+# whole session's reports resent (our next expected number set back to 1: the engine asks for
+# a resend from 1, PossDupFlag=Y), and a fingerprint goes when a status request for its order
+# is answered "unknown order" (fidelity F-X09..F-X11).
+
+
+async def fix_replay_from_the_start(harness: Harness) -> None:
+    """Drop the link; while it is down, set our next expected number back to 1, so the logon
+    that follows makes the engine ask for (and get) every report of the session again."""
+    import quickfix
+
+    from copytrader.brokers.fix.settings import initiator_session_id
+
+    adapter: Any = harness.adapter
+    await harness.drop_connection(False)
+    await wait_until(lambda: adapter.state is not ConnectionState.CONNECTED, timeout_s=10, what="the link dropped")
+    session = quickfix.Session.lookupSession(initiator_session_id(adapter.fix))
+    session.setNextTargetMsgSeqNum(1)
+    await wait_until(lambda: adapter.state is ConnectionState.CONNECTED, timeout_s=30, what="the adapter reconnected")
+
+
+async def test_fix_a_forgotten_order_replayed_after_a_reconnect_is_not_reported_again() -> None:
+    async with PLATFORMS["fix"].start() as harness:
+        await harness.adapter.connect()
+        adapter: Any = harness.adapter
+        tables = finished_tables(adapter)
+        assert {id(table) for table in tables} == {id(adapter.book.finished)}
+        adapter.book.finished.keep = 1
+        fills, ids = Fills(harness), names()
+        first = await place_filled(harness, fills, ids, 4)
+        await wait_until(lambda: adapter.book.finished.fingerprint_count >= 3, timeout_s=10, what="old orders shrunk")
+        assert set(adapter.book.forgotten) == {"bm1", "bm2", "bm3"}
+        assert set(adapter.book.forgotten_ids) == set(first[:3])
+        await fix_replay_from_the_start(harness)  # every report of the four orders again
+        after = await place_filled(harness, fills, ids, 2)  # the stream after the replay, in order
+        assert {name: fills()[name] for name in first + after} == dict.fromkeys(first + after, 1)
+        assert adapter.router.old_news >= 3 * 2  # the replay was read: new + trade of each forgotten order
+        assert len(adapter.book.orders) + len(adapter.book.forgotten) <= 6
+        assert len(adapter.book.fills) <= 2 and len(adapter.book.states) <= 2
+
+
+async def test_fix_fingerprints_go_when_the_counterparty_no_longer_knows_their_orders() -> None:
+    async with PLATFORMS["fix"].start() as harness:
+        harness.exchange.history_limit = 2  # the simulator forgets too (trimmed in batches)
+        await harness.adapter.connect()
+        adapter: Any = harness.adapter
+        adapter.book.finished.keep = 1
+        fills, ids = Fills(harness), names()
+        first = await place_filled(harness, fills, ids, 8)
+        assert adapter.book.finished.fingerprint_count >= 6
+        await reconnect(harness)  # the resync asks about forgotten orders, oldest first
+        after = await place_filled(harness, fills, ids, 1)
+        kept = len(harness.exchange.account(harness.kernel_account).orders)
+        await wait_until(
+            lambda: adapter.book.finished.fingerprint_count <= kept, timeout_s=15, what="fingerprints dropped"
+        )
+        assert {name: fills()[name] for name in first + after} == dict.fromkeys(first + after, 1)
+        assert len(adapter.book.forgotten) == adapter.book.finished.fingerprint_count
+        assert len(adapter.book.forgotten_ids) <= kept
+        # an order the counterparty forgot is one lookup cannot find either (it answers unknown)
+        assert await adapter.lookup(ACCOUNT, "bm1") is None

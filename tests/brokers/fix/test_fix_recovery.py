@@ -10,10 +10,11 @@ import pytest
 import quickfix as fix
 from conftest import AdapterFactory
 from fix_helpers import ACCOUNT, SYMBOL, Recorder
-from test_fix_adapter import PRICE, kernel_account, limit
+from test_fix_adapter import PRICE, kernel_account, limit, market
 from waiting import wait_until
 
 from copytrader.brokers.fix.adapter import FixAdapter
+from copytrader.brokers.fix.application import SessionKey
 from copytrader.brokers.fix.settings import initiator_session_id
 from copytrader.brokers.fix.simulator import FixSimulator
 from copytrader.brokers.model import ConnectionEvent, ConnectionState, FillEvent, OrderStatus, PositionEvent
@@ -80,3 +81,31 @@ async def test_the_password_never_reaches_the_disk(make_adapter: AdapterFactory,
     await adapter.disconnect()
     written = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
     assert written and not [p for p in written if b"\x01554=" in p.read_bytes()]  # no Password field
+
+
+async def test_a_drop_asked_before_the_simulator_ran_its_on_logon_still_drops(
+    sim: FixSimulator, make_adapter: AdapterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CT-CONN-03's race made explicit: QuickFIX sends the Logon answer, then calls onLogon, so
+    the client can be logged on (and a test ask for a drop) before the simulator's ``on_logon``
+    has run on the loop. The drop must still cut the line (it was lost when the simulator
+    asked its ``logged_on`` set instead of the engine)."""
+    sim.exchange.set_price(SYMBOL, PRICE)
+    held: list[SessionKey] = []
+    monkeypatch.setattr(sim, "on_logon", held.append)  # the simulator's onLogon not run yet
+    adapter = make_adapter()
+    events = Recorder(adapter)
+    await adapter.connect()
+    assert held and not sim.logged_on
+    account = kernel_account(sim)
+    sim.faults(account).drop_connection = True
+    sim.exchange.faults_changed(account)
+    monkeypatch.undo()
+    for key in held:  # now it runs: before the onLogout the drop posted, as it would have
+        sim.on_logon(key)
+    await events.wait_for(lambda e: isinstance(e, ConnectionEvent) and e.state is ConnectionState.DEGRADED, "lost")
+    await events.wait_for(
+        lambda e: isinstance(e, ConnectionEvent) and e.state is ConnectionState.CONNECTED, "back", timeout_s=8
+    )
+    await adapter.place(market("M1"))
+    await events.wait_for(lambda e: isinstance(e, FillEvent) and e.client_order_id == "M1", "M1 filled")
