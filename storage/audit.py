@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,13 +30,14 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, text
+from sqlalchemy import Dialect, Table, bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..common.retrying import again_now
 from .canonical import _ENCODE, canonical_json, format_time, payload_json, to_jsonable
 from .db import JsonText, stores_json_text
+from .driver_insert import DriverInsert, bulk_insert
 from .models import AUDIT_KINDS, AuditEntry
 
 GENESIS_HASH = "0" * 64
@@ -49,6 +51,31 @@ _PRESENT = select(_C.kind, _C.natural_id).where(
 )
 _HEAD = select(_C.seq, _C.hash).order_by(_C.seq.desc()).limit(1)
 _INSERT = insert(cast(Table, AuditEntry.__table__))
+_ROW_KEYS = (
+    "seq",
+    "occurred_at",
+    "kind",
+    "natural_id",
+    "signal_id",
+    "client_order_id",
+    "account_id",
+    "payload",
+    "latency_ms",
+    "prev_hash",
+    "hash",
+    "recorded_at",
+)
+_DRIVER_INSERTS: weakref.WeakKeyDictionary[Dialect, DriverInsert] = weakref.WeakKeyDictionary()
+
+
+def _driver_insert(dialect: Dialect) -> DriverInsert | None:
+    """The append's INSERT compiled for this SQLite engine (None elsewhere: Core's path)."""
+    if dialect.name != "sqlite":
+        return None
+    found = _DRIVER_INSERTS.get(dialect)
+    if found is None:
+        found = _DRIVER_INSERTS[dialect] = DriverInsert(_INSERT, _ROW_KEYS, dialect)
+    return found
 
 
 def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
@@ -320,7 +347,7 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[Appended
     # One executemany through SQLAlchemy Core: the ORM's unit of work (an identity-mapped
     # object, its state and a flush plan per entry) was most of the store worker's CPU.
     if rows:
-        db.execute(_INSERT, rows)
+        bulk_insert(db, _INSERT, _driver_insert(db.get_bind().dialect), rows)
     return [Appended(r["seq"], r["kind"], r["natural_id"], r["prev_hash"], r["hash"]) for r in rows]
 
 
