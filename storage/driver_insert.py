@@ -59,7 +59,7 @@ class DriverInsert:
         table = statement.table
         converters: list[tuple[str, Convert | None]] = []
         for name in order:
-            type_ = table.c[name].type  # type: ignore[attr-defined]
+            type_ = table.c[name].type
             processor = _type_processor(type_, dialect)
             if isinstance(type_, UTCDateTime) and processor is not None:
                 processor = utc_text(processor)
