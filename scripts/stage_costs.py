@@ -9,7 +9,9 @@ CPU spent on them: the tracker's fill accounting, the database sink's mapping an
 that each of them pays. The figures are per copy (per follower intent in the records).
 
 Usage: ``python scripts/stage_costs.py --capture recs.pkl -- <bench arguments>`` once, then
-``python scripts/stage_costs.py recs.pkl`` as often as needed (prints one JSON line).
+``python scripts/stage_costs.py recs.pkl`` as often as needed (prints one JSON line);
+``--stages store`` replays the sink only, ``--postgres URL`` writes to a fresh PostgreSQL
+database on that server instead of SQLite (created and dropped by the script).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import pickle
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+STAGES = frozenset({"track", "store", "web"})
 TOPICS = ("trade.signals", "orders.requests", "trade.executions", "order.errors", "positions.updates", "account.status")
 Captured = list[tuple[str, int, int, bytes | None, bytes | None]]
 
@@ -75,13 +78,74 @@ def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
         yield items[start : start + size]
 
 
-def measure(path: Path, batch: int) -> dict[str, Any]:
-    from copytrader.app.factory import empty_config
-    from copytrader.core.records import AccountStatus, IntentBatch, OrderError, executions_of, positions_of
+def store_costs(
+    topics: dict[str, list[tuple[int, int, bytes]]], decoded: dict[str, list[Any]], batch: int, postgres: str | None
+) -> dict[str, float]:
+    """The database sink: mapping and writing in batches, topic by topic, into a fresh SQLite
+    file or (``postgres``, a server URL) a fresh PostgreSQL database dropped afterwards."""
     from copytrader.storage import mapping
+    from copytrader.storage.writer import BatchWriter
+
+    costs: dict[str, float] = {}
+    with fresh_database(postgres) as engine:
+        writer = BatchWriter(engine)
+        mappers = {
+            "trade.signals": (mapping.signals_batch, [v for _, _, v in topics["trade.signals"]]),
+            "orders.requests": (mapping.intents_batch, decoded["orders.requests"]),
+            "trade.executions": (mapping.executions_batch, decoded["trade.executions"]),
+            "order.errors": (mapping.errors_batch, decoded["order.errors"]),
+            "positions.updates": (mapping.positions_batch, decoded["positions.updates"]),
+        }
+        for topic, (mapper, values) in mappers.items():
+            start = time.process_time()
+            rows = [mapper(c) for c in chunks(values, batch)]
+            costs[f"store map {topic}"] = time.process_time() - start
+            start = time.process_time()
+            for row_batch in rows:
+                writer.write(row_batch)
+            costs[f"store write {topic}"] = time.process_time() - start
+    return costs
+
+
+@contextlib.contextmanager
+def fresh_database(postgres: str | None) -> Iterator[Any]:
+    """A migrated, empty database: a SQLite file in a temporary folder, or a PostgreSQL
+    database created on the server of ``postgres`` and dropped after."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
     from copytrader.storage.db import make_engine
     from copytrader.storage.migrate import upgrade
-    from copytrader.storage.writer import BatchWriter
+
+    with contextlib.ExitStack() as cleanup:
+        if postgres is None:
+            tmp = cleanup.enter_context(tempfile.TemporaryDirectory())
+            url = f"sqlite:///{tmp}/stage.db"
+        else:
+            base = make_url(postgres)
+            name = f"ct_stage_{uuid.uuid4().hex[:12]}"
+            admin = create_engine(base, isolation_level="AUTOCOMMIT")
+            cleanup.callback(admin.dispose)
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+            def drop() -> None:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+            cleanup.callback(drop)
+            url = base.set(database=name).render_as_string(hide_password=False)
+        engine = make_engine(url)
+        cleanup.callback(engine.dispose)
+        upgrade(engine=engine)
+        yield engine
+
+
+def measure(path: Path, batch: int, stages: frozenset[str] = STAGES, postgres: str | None = None) -> dict[str, Any]:
+    from copytrader.app.factory import empty_config
+    from copytrader.core.records import AccountStatus, IntentBatch, OrderError, executions_of, positions_of
     from copytrader.tables.positions import apply_fill
     from copytrader.web.live import LiveState, batch_sequence
 
@@ -127,30 +191,11 @@ def measure(path: Path, batch: int) -> dict[str, Any]:
                 key = (ex.account_id, ex.symbol)
                 positions[key], _ = apply_fill(positions.get(key), ex)
 
-    costs["track apply_fill"] = timed(track)
+    if "track" in stages:
+        costs["track apply_fill"] = timed(track)
 
-    # the database sink: mapping and writing in batches, one SQLite file
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{tmp}/stage.db")
-        upgrade(engine=engine)
-        writer = BatchWriter(engine)
-        mappers = {
-            "trade.signals": (mapping.signals_batch, [v for _, _, v in topics["trade.signals"]]),
-            "orders.requests": (mapping.intents_batch, decoded["orders.requests"]),
-            "trade.executions": (mapping.executions_batch, decoded["trade.executions"]),
-            "order.errors": (mapping.errors_batch, decoded["order.errors"]),
-            "positions.updates": (mapping.positions_batch, decoded["positions.updates"]),
-        }
-        for topic, (mapper, values) in mappers.items():
-            start = time.process_time()
-            rows = [mapper(c) for c in chunks(values, batch)]
-            costs[f"store map {topic}"] = time.process_time() - start
-            start = time.process_time()
-            for row_batch in rows:
-                writer.write(row_batch)
-            costs[f"store write {topic}"] = time.process_time() - start
-        engine.dispose()
-
+    if "store" in stages:
+        costs.update(store_costs(topics, decoded, batch, postgres))
     # the dashboard: the live state's apply of every record
     live = LiveState(empty_config())
     applies = {
@@ -158,13 +203,14 @@ def measure(path: Path, batch: int) -> dict[str, Any]:
         "order.errors": live.apply_error,
         "positions.updates": live.apply_position,
     }
-    for topic, apply in applies.items():
+    for topic, apply in applies.items() if "web" in stages else ():
         items = list(zip(decoded[topic], topics[topic], strict=True))
         start = time.process_time()
         for record, (partition, offset, _) in items:
             apply(record, partition, offset)
         costs[f"web apply {topic}"] = time.process_time() - start
-    costs["web apply account.status"] = timed(lambda: [live.apply_status(s) for s in decoded["account.status"]])
+    if "web" in stages:
+        costs["web apply account.status"] = timed(lambda: [live.apply_status(s) for s in decoded["account.status"]])
 
     per_copy = {name: round(seconds * 1000 / copies, 4) for name, seconds in costs.items()}
     return {
@@ -172,6 +218,7 @@ def measure(path: Path, batch: int) -> dict[str, Any]:
         "records": {t: len(v) for t, v in topics.items()},
         "ms_per_copy": per_copy,
         "total_ms_per_copy": round(sum(per_copy.values()), 4),
+        "store_ms_per_copy": round(sum(v for k, v in per_copy.items() if k.startswith("store ")), 4),
     }
 
 
@@ -181,12 +228,17 @@ def main() -> None:
     parser.add_argument("--capture", action="store_true", help="run the bench (arguments after --) and capture")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--batch", type=int, default=500, help="records per database batch (the sink's BATCH_SIZE)")
+    parser.add_argument("--stages", default="track,store,web", help="comma-separated stages to replay")
+    parser.add_argument("--postgres", help="write to a fresh database on this PostgreSQL server instead of SQLite")
     args, rest = parser.parse_known_args()
     if args.capture:
         count = asyncio.run(capture(args.records, [a for a in rest if a != "--"], args.bootstrap))
         print(json.dumps({"captured": count, "to": str(args.records)}))
         return
-    print(json.dumps(measure(args.records, args.batch)))
+    stages = frozenset(args.stages.split(","))
+    if stages - STAGES:
+        parser.error(f"unknown stage(s): {', '.join(sorted(stages - STAGES))}")
+    print(json.dumps(measure(args.records, args.batch, stages, args.postgres)))
 
 
 if __name__ == "__main__":

@@ -18,26 +18,26 @@ redelivery neither writes twice nor leaves a gap.
 
 from __future__ import annotations
 
-import base64
-import enum
 import hashlib
 import json
 import math
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, text
+from sqlalchemy import Dialect, Table, bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..common.retrying import again_now
+from .canonical import _ENCODE, canonical_json, format_time, payload_json, to_jsonable
 from .db import JsonText, stores_json_text
+from .driver_insert import DriverInsert, bulk_insert
 from .models import AUDIT_KINDS, AuditEntry
 
 GENESIS_HASH = "0" * 64
@@ -51,75 +51,31 @@ _PRESENT = select(_C.kind, _C.natural_id).where(
 )
 _HEAD = select(_C.seq, _C.hash).order_by(_C.seq.desc()).limit(1)
 _INSERT = insert(cast(Table, AuditEntry.__table__))
+_ROW_KEYS = (
+    "seq",
+    "occurred_at",
+    "kind",
+    "natural_id",
+    "signal_id",
+    "client_order_id",
+    "account_id",
+    "payload",
+    "latency_ms",
+    "prev_hash",
+    "hash",
+    "recorded_at",
+)
+_DRIVER_INSERTS: weakref.WeakKeyDictionary[Dialect, DriverInsert] = weakref.WeakKeyDictionary()
 
 
-def format_time(value: datetime) -> str:
-    """One spelling per instant: UTC, microseconds, ``Z`` (aware times only)."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime in audit content: use timezone-aware UTC")
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    # isoformat is faster than strftime and spells the same for a plain datetime from year 1000
-    # (below, strftime's %Y does not pad; a subclass may spell isoformat its own way).
-    if type(value) is datetime and value.year >= 1000:
-        return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" → "Z"
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-_PLAIN = frozenset({str, int, bool, type(None)})  # exact types that are JSON as they are
-
-
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON values; Decimal and times become strings so no precision depends on a parser."""
-    kind = type(value)
-    if kind is str or kind is int or value is None or kind is bool:  # the common cases first
-        return value
-    if kind is dict:  # plain values inline: most of a record's fields need no call
-        return {k if type(k) is str else str(k): v if type(v) in _PLAIN else to_jsonable(v) for k, v in value.items()}
-    if kind is float:
-        if not math.isfinite(value):
-            raise ValueError("NaN/infinity cannot be stored in the audit log")
-        return value
-    if kind is Decimal:
-        return str(value)
-    if kind is datetime:
-        return format_time(value)
-    return _to_jsonable_other(value)
-
-
-def _to_jsonable_other(value: Any) -> Any:
-    """:func:`to_jsonable` for everything but exact ``str``/``int``/``bool``/``None``/``dict``
-    (subclasses included: the ``isinstance`` order here is the definition)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError("NaN/infinity cannot be stored in the audit log")
-        return value
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return format_time(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return to_jsonable(value.value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = [to_jsonable(v) for v in value]
-        return sorted(items, key=canonical_json) if isinstance(value, (set, frozenset)) else items
-    raise TypeError(f"cannot put {type(value).__name__} in the audit log")
-
-
-_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8 kept: the same content always gives the same text."""
-    return _ENCODE(to_jsonable(value))
+def _driver_insert(dialect: Dialect) -> DriverInsert | None:
+    """The append's INSERT compiled for this SQLite engine (None elsewhere: Core's path)."""
+    if dialect.name != "sqlite":
+        return None
+    found = _DRIVER_INSERTS.get(dialect)
+    if found is None:
+        found = _DRIVER_INSERTS[dialect] = DriverInsert(_INSERT, _ROW_KEYS, dialect)
+    return found
 
 
 def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
@@ -180,32 +136,99 @@ def entry_json(
     )
 
 
-@dataclass(frozen=True, slots=True)
 class AuditRecord:
     """An entry to append; ``seq`` and the hashes are assigned by the chain.
 
-    ``payload`` is made plain JSON (:func:`to_jsonable`) and encoded canonically once, here,
-    where the record is built: the hash and the stored column both use that one text.
+    The payload is encoded canonically once, here, where the record is built
+    (:func:`~copytrader.storage.canonical.payload_json`): the hash and the stored column both
+    use that one text. :attr:`payload` is the payload as plain JSON, made when asked for (the
+    write path needs only the text). Immutable, like the frozen dataclass it was.
     """
 
+    __slots__ = (
+        "_plain",
+        "account_id",
+        "client_order_id",
+        "kind",
+        "latency_ms",
+        "natural_id",
+        "occurred_at",
+        "payload_json",
+        "signal_id",
+    )
     kind: str
     natural_id: str
     occurred_at: datetime
-    payload: dict[str, Any]
-    signal_id: str | None = None
-    client_order_id: str | None = None
-    account_id: str | None = None
-    latency_ms: float | None = None
-    payload_json: str = field(init=False, repr=False, compare=False)
+    signal_id: str | None
+    client_order_id: str | None
+    account_id: str | None
+    latency_ms: float | None
+    payload_json: str
+    _plain: Any
 
-    def __post_init__(self) -> None:
-        if self.kind not in AUDIT_KINDS:
-            raise ValueError(f"audit kind must be one of {', '.join(AUDIT_KINDS)}; got {self.kind!r}")
-        if not self.natural_id:
+    def __init__(
+        self,
+        kind: str,
+        natural_id: str,
+        occurred_at: datetime,
+        payload: dict[str, Any],
+        signal_id: str | None = None,
+        client_order_id: str | None = None,
+        account_id: str | None = None,
+        latency_ms: float | None = None,
+    ) -> None:
+        if kind not in AUDIT_KINDS:
+            raise ValueError(f"audit kind must be one of {', '.join(AUDIT_KINDS)}; got {kind!r}")
+        if not natural_id:
             raise ValueError("audit natural_id must not be empty")
-        payload = to_jsonable(self.payload)
-        object.__setattr__(self, "payload", payload)
-        object.__setattr__(self, "payload_json", _ENCODE(payload))
+        text_, plain = payload_json(payload)
+        for name, value in (
+            ("kind", kind),
+            ("natural_id", natural_id),
+            ("occurred_at", occurred_at),
+            ("signal_id", signal_id),
+            ("client_order_id", client_order_id),
+            ("account_id", account_id),
+            ("latency_ms", latency_ms),
+            ("payload_json", text_),
+            ("_plain", plain),
+        ):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"AuditRecord is immutable: cannot set {name}")
+
+    @property
+    def payload(self) -> Any:
+        """The payload as plain JSON (what ``to_jsonable`` makes of it; parsing the canonical
+        text gives exactly that)."""
+        if self._plain is None:
+            object.__setattr__(self, "_plain", json.loads(self.payload_json))
+        return self._plain
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.kind,
+            self.natural_id,
+            self.occurred_at,
+            self.payload_json,
+            self.signal_id,
+            self.client_order_id,
+            self.account_id,
+            self.latency_ms,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AuditRecord) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # like the dataclass: the payload is a dict
+
+    def __repr__(self) -> str:
+        return (
+            f"AuditRecord(kind={self.kind!r}, natural_id={self.natural_id!r}, occurred_at={self.occurred_at!r},"
+            f" signal_id={self.signal_id!r}, client_order_id={self.client_order_id!r},"
+            f" account_id={self.account_id!r}, latency_ms={self.latency_ms!r})"
+        )
 
     @property
     def key(self) -> tuple[str, str]:
@@ -324,7 +347,7 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[Appended
     # One executemany through SQLAlchemy Core: the ORM's unit of work (an identity-mapped
     # object, its state and a flush plan per entry) was most of the store worker's CPU.
     if rows:
-        db.execute(_INSERT, rows)
+        bulk_insert(db, _INSERT, _driver_insert(db.get_bind().dialect), rows)
     return [Appended(r["seq"], r["kind"], r["natural_id"], r["prev_hash"], r["hash"]) for r in rows]
 
 

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from .audit import format_time
+from .canonical import format_time
 
 __all__ = ["CSV_UNSAFE", "cell", "to_csv"]
 

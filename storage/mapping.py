@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..common.clock import utcnow
+from ..core import records as core_records
 from .audit import AuditRecord
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,30 @@ def _stamp_time(stamps: Mapping[str, float], stage: str) -> datetime | None:
     return datetime.fromtimestamp(float(stamps[stage]), UTC) if stage in stamps else None
 
 
+#: ``as_dict`` of the records in ``core.records``: Faust's generated ``asdict`` without keys
+#: that start with ``__`` (metadata).
+_STANDARD_AS_DICT = core_records.Execution.as_dict
+_PLAIN_ASDICT: dict[type, bool] = {}
+
+
+def _asdict_is_as_dict(cls: type) -> bool:
+    """Whether ``asdict()`` already is ``as_dict()`` for this class: the standard ``as_dict``
+    and no field whose output name starts with ``__`` (decided once per class)."""
+    found = _PLAIN_ASDICT.get(cls)
+    if found is None:
+        options = getattr(cls, "_options", None)
+        names = [d.output_name for d in options.descriptors.values()] if options is not None else ["__"]
+        found = getattr(cls, "as_dict", None) is _STANDARD_AS_DICT and not any(n.startswith("__") for n in names)
+        _PLAIN_ASDICT[cls] = found
+    return found
+
+
 def _payload(record: _Record) -> dict[str, Any]:
-    """The record as a dict; :class:`AuditRecord` makes it plain JSON and encodes it once."""
+    """``record.as_dict()``; for the records of ``core.records`` Faust's ``asdict()`` gives the
+    same dict without filtering every key (half the cost). :class:`AuditRecord` encodes it."""
+    if _asdict_is_as_dict(type(record)):
+        plain: dict[str, Any] = record.asdict()  # type: ignore[attr-defined]
+        return plain
     return record.as_dict()
 
 
@@ -142,6 +165,39 @@ def execution_row(execution: Any) -> dict[str, Any]:
         "band_ticks": getattr(execution, "band_ticks", None),
         "band_touch": getattr(execution, "band_touch", None),
     }
+
+
+#: The keys of every :func:`execution_row` (the writer compiles its INSERT for them once).
+EXECUTION_KEYS = (
+    "execution_id",
+    "account_id",
+    "platform",
+    "kind",
+    "client_order_id",
+    "broker_order_id",
+    "signal_id",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "cumulative_quantity",
+    "leaves_quantity",
+    "is_leader",
+    "duplicate",
+    "request_outcome",
+    "reason",
+    "occurred_at",
+    "stamps",
+    "e2e_ms",
+    "internal_ms",
+    "fill_ms",
+    "corrects",
+    "original_quantity",
+    "original_price",
+    "reference_price",
+    "band_ticks",
+    "band_touch",
+)
 
 
 def execution_audit(execution: Any, row: Mapping[str, Any] | None = None) -> AuditRecord:

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from .audit import AuditWriter, append_entries
 from .db import insert_for, session_factory
-from .mapping import RowBatch
+from .driver_insert import DriverInsert, bulk_insert
+from .mapping import EXECUTION_KEYS, RowBatch
 from .models import ExecutionRow, PnlPoint, PositionSnapshot
 from .slippage import settle
 
@@ -43,6 +44,9 @@ class BatchWriter:
         self._insert_executions = insert_for(self.dialect, ExecutionRow.__table__).on_conflict_do_nothing(
             index_elements=["execution_id"]
         )
+        self._driver_executions = (
+            DriverInsert(self._insert_executions, EXECUTION_KEYS, engine.dialect) if self.dialect == "sqlite" else None
+        )
         self._insert_snapshots = insert_for(self.dialect, PositionSnapshot.__table__).on_conflict_do_nothing(
             index_elements=["account_id", "symbol", "ts"]
         )
@@ -63,7 +67,7 @@ class BatchWriter:
     def _write(self, db: Session, batch: RowBatch) -> WriteResult:
         appended = append_entries(db, batch.audit) if batch.audit else []
         if batch.executions:
-            db.execute(self._insert_executions, batch.executions)
+            bulk_insert(db, self._insert_executions, self._driver_executions, batch.executions)
             settle(db, batch.executions)  # slippage of the copies these rows complete
         if batch.snapshots:
             db.execute(self._insert_snapshots, batch.snapshots)
