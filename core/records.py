@@ -21,7 +21,25 @@ from ..brokers.model import OrderType, Side
 from ..common.clock import utcnow
 from . import record_codec
 from .record_codec import RecordError as RecordError  # where every stage imports it from
-from .schemas.bounds import MAX_QUANTITY
+from .schemas.bounds import (
+    MAX_BROKER_ORDER_ID_LEN,
+    MAX_DECIMAL_DIGITS,
+    MAX_EXECUTION_ID_LEN,
+    MAX_ID_LEN,
+    MAX_POSITION_FILLS,
+    MAX_POSITION_QUANTITY,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MAX_REALIZED_PNL,
+    MAX_REASON_LEN,
+    MAX_RECENT_FILL_IDS,
+    MAX_RECORD_STAMPS,
+    MAX_SIGNAL_ID_LEN,
+    MAX_STAMP_NAME_LEN,
+    MAX_STAMP_S,
+    MAX_SYMBOL_LEN,
+)
+from .schemas.config import MAX_PRICE_BAND_TICKS
 
 SIGNAL_KINDS = ("new", "modify", "cancel", "fill", "flatten")
 INTENT_ACTIONS = ("place", "modify", "cancel", "flatten")
@@ -203,6 +221,7 @@ class OrderIntent(_Base):
             _order_prices(self.order_type, self.limit_price, self.stop_price)
         if self.action in ("modify", "cancel") and not self.target_client_order_id:
             raise RecordError("target_client_order_id", f"required for {self.action}")
+        _copied_into_executions(self)
 
 
 #: A stale-copy limit of an hour or more protects nothing (the config allows 0.5 to 3600 s).
@@ -232,6 +251,90 @@ class IntentBatch(_Base):
     intents: list[OrderIntent]
     # Set by the consumer, not sent: when the broker appended this batch (LogAppendTime).
     appended: float | None = None
+
+
+EXECUTION_SIDES = ("", *SIDES)  # "" on executions that carry no side (a warm-up ack)
+
+
+def _text(field: str, value: object, maximum: int, *, optional: bool = False, empty: bool = True) -> None:
+    """A string of at most ``maximum`` characters (None only when ``optional``)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise RecordError(field, f"must be text; got {type(value).__name__}")
+    if len(value) > maximum or (not empty and not value):
+        raise RecordError(field, f"must be 1 to {maximum} characters; got {len(value)}")
+
+
+def _whole(field: str, value: object, low: int, high: int, *, optional: bool = False) -> None:
+    """An int in [low, high]; a bool is not a number here (``True`` contracts is a bug)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise RecordError(field, f"must be a whole number in {low}..{high}; got {_short(value)}")
+
+
+def _decimal(field: str, value: object, maximum: Decimal, *, signed: bool = False, optional: bool = True) -> None:
+    """A finite Decimal of at most MAX_DECIMAL_DIGITS digits: positive and at most ``maximum``,
+    or with ``signed`` any sign within ``±maximum``. ``NaN`` fails every comparison, and a
+    60,000-digit number costs real CPU in every sum it meets."""
+    if value is None and optional:
+        return
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise RecordError(field, f"must be a finite decimal; got {_short(value)}")
+    if len(value.as_tuple().digits) > MAX_DECIMAL_DIGITS:
+        raise RecordError(field, f"at most {MAX_DECIMAL_DIGITS} significant digits")
+    if not (-maximum <= value <= maximum if signed else 0 < value <= maximum):
+        span = f"within ±{maximum}" if signed else f"positive and at most {maximum}"
+        raise RecordError(field, f"must be {span}; got {value:.6g}")
+
+
+def _flag(field: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise RecordError(field, f"must be true or false; got {_short(value)}")
+
+
+def _stamps(value: object) -> None:
+    """Stage stamps: a few dozen short names, each a finite ``time.time()`` (bools refused):
+    a text stamp used to raise TypeError in the tracker, outside any guard."""
+    if not isinstance(value, dict) or len(value) > MAX_RECORD_STAMPS:
+        raise RecordError("stamps", f"must map at most {MAX_RECORD_STAMPS} stage names to times")
+    for name, at in value.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_STAMP_NAME_LEN:
+            raise RecordError("stamps", f"stage names are 1 to {MAX_STAMP_NAME_LEN} characters")
+        if not isinstance(at, int | float) or isinstance(at, bool) or not 0 <= at <= MAX_STAMP_S:
+            raise RecordError("stamps", f"{name} must be a time in seconds; got {_short(at)}")
+
+
+def _prose(field: str, value: object) -> str | None:
+    """Text for people, cut to MAX_REASON_LEN rather than refused (see there)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RecordError(field, f"must be text; got {type(value).__name__}")
+    return value if len(value) <= MAX_REASON_LEN else value[: MAX_REASON_LEN - 1] + "…"
+
+
+def _short(value: object) -> str:
+    """A refused value in an error message, cut: the message goes to logs and order.errors."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _copied_into_executions(intent: OrderIntent) -> None:
+    """What the executor copies from an intent into its ack or reject :class:`Execution`
+    passes that record's bounds here, at the intent's door: refused there, it would fail
+    while the lane reports the intent, where nothing can say so any more."""
+    _whole("quantity", intent.quantity, 0, MAX_QUANTITY)
+    _text("account_id", intent.account_id, MAX_ID_LEN, empty=False)
+    _text("platform", intent.platform, MAX_ID_LEN)
+    _text("client_order_id", intent.client_order_id, MAX_ID_LEN)
+    _text("signal_id", intent.signal_id, MAX_SIGNAL_ID_LEN)
+    _text("symbol", intent.symbol, MAX_SYMBOL_LEN)
+    _decimal("reference_price", intent.reference_price, MAX_PRICE)
+    _decimal("band_touch", intent.band_touch, MAX_PRICE)
+    _whole("band_ticks", intent.band_ticks, 0, MAX_PRICE_BAND_TICKS, optional=True)
+    _stamps(intent.stamps)
 
 
 class Execution(_Base):
@@ -266,10 +369,29 @@ class Execution(_Base):
 
     def __post_init__(self) -> None:
         _choice("kind", self.kind, EXECUTION_KINDS)
-        _price("price", self.price)
-        _price("reference_price", self.reference_price)
+        _text("execution_id", self.execution_id, MAX_EXECUTION_ID_LEN, empty=False)
+        _text("account_id", self.account_id, MAX_ID_LEN, empty=False)
+        _text("platform", self.platform, MAX_ID_LEN)
+        _text("client_order_id", self.client_order_id, MAX_ID_LEN, optional=True)
+        _text("broker_order_id", self.broker_order_id, MAX_BROKER_ORDER_ID_LEN, optional=True)
+        _text("signal_id", self.signal_id, MAX_SIGNAL_ID_LEN, optional=True)
+        _text("symbol", self.symbol, MAX_SYMBOL_LEN)
+        _choice("side", self.side, EXECUTION_SIDES)
+        # One order's contracts: a fill, what is filled and what is left of it never exceed it.
+        for name in ("quantity", "cumulative_quantity", "leaves_quantity", "original_quantity"):
+            _whole(name, getattr(self, name), 0, MAX_QUANTITY)
+        for name in ("price", "original_price", "reference_price", "band_touch"):
+            _decimal(name, getattr(self, name), MAX_PRICE)
+        _whole("band_ticks", self.band_ticks, 0, MAX_PRICE_BAND_TICKS, optional=True)
+        for name in ("duplicate", "is_leader", "request_outcome"):
+            _flag(name, getattr(self, name))
+        self.reason = _prose("reason", self.reason)
+        _text("corrects", self.corrects, MAX_EXECUTION_ID_LEN, optional=True)
+        _stamps(self.stamps)
         if self.occurred_at is None:
             self.occurred_at = utcnow()
+        elif not isinstance(self.occurred_at, datetime):
+            raise RecordError("occurred_at", "must be an ISO time")
 
 
 class Position(_Base):
@@ -285,8 +407,21 @@ class Position(_Base):
     updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
 
     def __post_init__(self) -> None:
+        _text("account_id", self.account_id, MAX_ID_LEN, empty=False)
+        _text("symbol", self.symbol, MAX_SYMBOL_LEN)
+        _whole("net_quantity", self.net_quantity, -MAX_POSITION_QUANTITY, MAX_POSITION_QUANTITY)
+        _decimal("average_price", self.average_price, MAX_PRICE)
+        _decimal("realized_pnl", self.realized_pnl, MAX_REALIZED_PNL, signed=True, optional=False)
+        _whole("fills", self.fills, 0, MAX_POSITION_FILLS)
+        fill_ids = self.recent_fill_ids
+        if not isinstance(fill_ids, list) or len(fill_ids) > MAX_RECENT_FILL_IDS:
+            raise RecordError("recent_fill_ids", f"must list at most {MAX_RECENT_FILL_IDS} execution ids")
+        for fill_id in fill_ids:
+            _text("recent_fill_ids", fill_id, MAX_EXECUTION_ID_LEN)
         if self.updated_at is None:
             self.updated_at = utcnow()
+        elif not isinstance(self.updated_at, datetime):
+            raise RecordError("updated_at", "must be an ISO time")
 
 
 #: Records one ``trade.executions`` or ``positions.updates`` record carries at most: about
@@ -333,22 +468,74 @@ class PositionBatch(_Base):
         _check_batch("positions", self.positions, Position)
 
 
+_TEXT = (str,)
+_WHOLE = (int,)
+_DECIMAL = (str, int)  # text ("4500.25", as every producer writes it) or a whole number
+#: The wire type of every field of a carried record, checked before Faust's coercion hides it:
+#: it would turn ``1.5`` into 1 contract, ``true`` into 1, ``1e308`` into a 309-digit int,
+#: ``"yes"`` into True and a list into its text. (types, may be null); a float is not a
+#: decimal (already rounded) and a bool is not a number.
+_WIRE_TYPES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+    "executions": {
+        **dict.fromkeys(("execution_id", "account_id", "platform", "kind", "symbol", "side"), (_TEXT, False)),
+        **dict.fromkeys(("client_order_id", "broker_order_id", "signal_id", "reason", "corrects"), (_TEXT, True)),
+        **dict.fromkeys(("occurred_at",), (_TEXT, True)),
+        **dict.fromkeys(("quantity", "cumulative_quantity", "leaves_quantity", "original_quantity"), (_WHOLE, False)),
+        "band_ticks": (_WHOLE, True),
+        **dict.fromkeys(("price", "original_price", "reference_price", "band_touch"), (_DECIMAL, True)),
+        **dict.fromkeys(("duplicate", "is_leader", "request_outcome"), ((bool,), False)),
+        "stamps": ((dict,), False),
+    },
+    "positions": {
+        **dict.fromkeys(("account_id", "symbol"), (_TEXT, False)),
+        "updated_at": (_TEXT, True),
+        **dict.fromkeys(("net_quantity", "fills"), (_WHOLE, False)),
+        "average_price": (_DECIMAL, True),
+        "realized_pnl": (_DECIMAL, False),
+        "recent_fill_ids": ((list,), False),
+    },
+}
+
+
+def _raw_fields(field: str, data: object) -> None:
+    """The wire types Faust's coercion would hide (see :data:`_WIRE_TYPES`)."""
+    if not isinstance(data, dict):
+        raise RecordError(field, f"must hold JSON objects; got {type(data).__name__}")
+    for name, (types, nullable) in _WIRE_TYPES[field].items():
+        if name not in data:
+            continue  # its default, or Faust's "missing field"
+        value = data[name]
+        if value is None and nullable:
+            continue
+        if type(value) not in types:
+            raise RecordError(name, f"must be {'/'.join(t.__name__ for t in types)}; got {_short(value)}")
+
+
 def _carried(raw: bytes, field: str, batch: type[_Base], single: type[_Base]) -> list[Any]:
     """The records one batched topic's record carries: a batch, or one bare record (what
     producers before batching, and tools that write to the topic by hand, send).
 
     Raises ``ValueError`` (``RecordError`` or a JSON error) on anything else, so each consumer's
-    poison-record guard reports and skips it.
+    poison-record guard reports and skips it: whatever goes wrong while decoding (a type,
+    an overflow, a date nobody can read) is a ``RecordError``, never another exception.
     """
     data = json_loads(raw)
     if not isinstance(data, dict):
         raise RecordError(field, f"must be a JSON object; got {type(data).__name__}")
     try:
         if field in data:
+            items = data[field]
+            if not isinstance(items, list):
+                raise RecordError(field, f"must be a list; got {type(items).__name__}")
+            for item in items:
+                _raw_fields(field, item)
             return list(getattr(batch.from_data(data), field))
+        _raw_fields(field, data)
         one = single.from_data(data)
-    except TypeError as exc:  # a missing field, a list where a record belongs
-        raise RecordError(field, str(exc)) from None
+    except RecordError:
+        raise
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:  # a missing field, a bad date...
+        raise RecordError(field, str(exc)[:300] or type(exc).__name__) from None
     if not isinstance(one, single):
         raise RecordError(field, f"not a {single.__name__}: {type(one).__name__}")
     return [one]
