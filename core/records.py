@@ -471,15 +471,15 @@ class PositionBatch(_Base):
 _TEXT = (str,)
 _WHOLE = (int,)
 _DECIMAL = (str, int)  # text ("4500.25", as every producer writes it) or a whole number
-#: The wire type of every field of a carried record, checked before Faust's coercion hides it:
-#: it would turn ``1.5`` into 1 contract, ``true`` into 1, ``1e308`` into a 309-digit int,
-#: ``"yes"`` into True and a list into its text. (types, may be null); a float is not a
-#: decimal (already rounded) and a bool is not a number.
+#: Each field's wire types and whether it may be null, checked before Faust's coercion hides
+#: them: it would turn ``1.5`` into 1 contract, ``true`` into 1, ``1e308`` into a 309-digit
+#: int, ``"yes"`` into True and a list into its text. A float is not a decimal (it is already
+#: rounded) and a bool is not a number.
 _WIRE_TYPES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "executions": {
         **dict.fromkeys(("execution_id", "account_id", "platform", "kind", "symbol", "side"), (_TEXT, False)),
         **dict.fromkeys(("client_order_id", "broker_order_id", "signal_id", "reason", "corrects"), (_TEXT, True)),
-        **dict.fromkeys(("occurred_at",), (_TEXT, True)),
+        "occurred_at": (_TEXT, True),
         **dict.fromkeys(("quantity", "cumulative_quantity", "leaves_quantity", "original_quantity"), (_WHOLE, False)),
         "band_ticks": (_WHOLE, True),
         **dict.fromkeys(("price", "original_price", "reference_price", "band_touch"), (_DECIMAL, True)),
@@ -498,9 +498,12 @@ _WIRE_TYPES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
 
 
 def _raw_fields(field: str, data: object) -> None:
-    """The wire types Faust's coercion would hide (see :data:`_WIRE_TYPES`)."""
+    """The wire types Faust's coercion would hide (see :data:`_WIRE_TYPES`). Faust's own type
+    tag goes: the decoder knows the type it wants, and a tag naming no record (or another
+    one) made Faust raise KeyError or build something else."""
     if not isinstance(data, dict):
         raise RecordError(field, f"must hold JSON objects; got {type(data).__name__}")
+    data.pop("__faust", None)
     for name, (types, nullable) in _WIRE_TYPES[field].items():
         if name not in data:
             continue  # its default, or Faust's "missing field"
@@ -519,22 +522,23 @@ def _carried(raw: bytes, field: str, batch: type[_Base], single: type[_Base]) ->
     poison-record guard reports and skips it: whatever goes wrong while decoding (a type,
     an overflow, a date nobody can read) is a ``RecordError``, never another exception.
     """
-    data = json_loads(raw)
+    data = json_loads(raw)  # orjson's JSONDecodeError is a ValueError, for bytes that are not JSON or not bytes
     if not isinstance(data, dict):
         raise RecordError(field, f"must be a JSON object; got {type(data).__name__}")
     try:
         if field in data:
             items = data[field]
-            if not isinstance(items, list):
-                raise RecordError(field, f"must be a list; got {type(items).__name__}")
+            if not isinstance(items, list) or not 0 < len(items) <= MAX_PER_RECORD:
+                raise RecordError(field, f"must be a list of 1 to {MAX_PER_RECORD}")
             for item in items:
                 _raw_fields(field, item)
+            data.pop("__faust", None)
             return list(getattr(batch.from_data(data), field))
         _raw_fields(field, data)
         one = single.from_data(data)
     except RecordError:
         raise
-    except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:  # a missing field, a bad date...
+    except Exception as exc:  # noqa: BLE001 - a missing field, a bad date...: the record, never the stage
         raise RecordError(field, str(exc)[:300] or type(exc).__name__) from None
     if not isinstance(one, single):
         raise RecordError(field, f"not a {single.__name__}: {type(one).__name__}")
