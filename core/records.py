@@ -300,6 +300,9 @@ def _stamps(value: object) -> None:
     if not isinstance(value, dict) or len(value) > MAX_RECORD_STAMPS:
         raise RecordError("stamps", f"must map at most {MAX_RECORD_STAMPS} stage names to times")
     for name, at in value.items():
+        if at.__class__ is float and 0.0 <= at <= MAX_STAMP_S and name.__class__ is str:
+            if 0 < len(name) <= MAX_STAMP_NAME_LEN:
+                continue  # the usual case, inline: every record, every stage
         if not isinstance(name, str) or not 0 < len(name) <= MAX_STAMP_NAME_LEN:
             raise RecordError("stamps", f"stage names are 1 to {MAX_STAMP_NAME_LEN} characters")
         if not isinstance(at, int | float) or isinstance(at, bool) or not 0 <= at <= MAX_STAMP_S:
@@ -368,30 +371,50 @@ class Execution(_Base):
     band_touch: Decimal | None = None
 
     def __post_init__(self) -> None:
-        _choice("kind", self.kind, EXECUTION_KINDS)
-        _text("execution_id", self.execution_id, MAX_EXECUTION_ID_LEN, empty=False)
-        _text("account_id", self.account_id, MAX_ID_LEN, empty=False)
-        _text("platform", self.platform, MAX_ID_LEN)
-        _text("client_order_id", self.client_order_id, MAX_ID_LEN, optional=True)
-        _text("broker_order_id", self.broker_order_id, MAX_BROKER_ORDER_ID_LEN, optional=True)
-        _text("signal_id", self.signal_id, MAX_SIGNAL_ID_LEN, optional=True)
-        _text("symbol", self.symbol, MAX_SYMBOL_LEN)
-        _choice("side", self.side, EXECUTION_SIDES)
+        # Read from __dict__: Faust's field descriptors cost a Python call per attribute read,
+        # and this runs for every execution every stage builds or reads (#16).
+        values = self.__dict__
+        _choice("kind", values["kind"], EXECUTION_KINDS)
+        for name, maximum, optional in _EXECUTION_TEXT:
+            value = values[name]
+            if not (value.__class__ is str and 0 < len(value) <= maximum):  # the usual case, inline
+                _text(name, value, maximum, optional=optional, empty=name not in _NOT_EMPTY)
+        _choice("side", values["side"], EXECUTION_SIDES)
         # One order's contracts: a fill, what is filled and what is left of it never exceed it.
         for name in ("quantity", "cumulative_quantity", "leaves_quantity", "original_quantity"):
-            _whole(name, getattr(self, name), 0, MAX_QUANTITY)
+            value = values[name]
+            if not (value.__class__ is int and 0 <= value <= MAX_QUANTITY):
+                _whole(name, value, 0, MAX_QUANTITY)
         for name in ("price", "original_price", "reference_price", "band_touch"):
-            _decimal(name, getattr(self, name), MAX_PRICE)
-        _whole("band_ticks", self.band_ticks, 0, MAX_PRICE_BAND_TICKS, optional=True)
+            if values[name] is not None:
+                _decimal(name, values[name], MAX_PRICE)
+        if values["band_ticks"] is not None:
+            _whole("band_ticks", values["band_ticks"], 0, MAX_PRICE_BAND_TICKS)
         for name in ("duplicate", "is_leader", "request_outcome"):
-            _flag(name, getattr(self, name))
-        self.reason = _prose("reason", self.reason)
-        _text("corrects", self.corrects, MAX_EXECUTION_ID_LEN, optional=True)
-        _stamps(self.stamps)
-        if self.occurred_at is None:
+            if values[name].__class__ is not bool:
+                _flag(name, values[name])
+        reason = values["reason"]
+        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_LEN):
+            self.reason = _prose("reason", reason)
+        _stamps(values["stamps"])
+        if values["occurred_at"] is None:
             self.occurred_at = utcnow()
-        elif not isinstance(self.occurred_at, datetime):
+        elif not isinstance(values["occurred_at"], datetime):
             raise RecordError("occurred_at", "must be an ISO time")
+
+
+#: Execution's text fields: (name, most characters, may be None).
+_EXECUTION_TEXT = (
+    ("execution_id", MAX_EXECUTION_ID_LEN, False),
+    ("account_id", MAX_ID_LEN, False),
+    ("platform", MAX_ID_LEN, False),
+    ("client_order_id", MAX_ID_LEN, True),
+    ("broker_order_id", MAX_BROKER_ORDER_ID_LEN, True),
+    ("signal_id", MAX_SIGNAL_ID_LEN, True),
+    ("symbol", MAX_SYMBOL_LEN, False),
+    ("corrects", MAX_EXECUTION_ID_LEN, True),
+)
+_NOT_EMPTY = frozenset({"execution_id", "account_id"})
 
 
 class Position(_Base):
@@ -407,20 +430,21 @@ class Position(_Base):
     updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
 
     def __post_init__(self) -> None:
-        _text("account_id", self.account_id, MAX_ID_LEN, empty=False)
-        _text("symbol", self.symbol, MAX_SYMBOL_LEN)
-        _whole("net_quantity", self.net_quantity, -MAX_POSITION_QUANTITY, MAX_POSITION_QUANTITY)
-        _decimal("average_price", self.average_price, MAX_PRICE)
-        _decimal("realized_pnl", self.realized_pnl, MAX_REALIZED_PNL, signed=True, optional=False)
-        _whole("fills", self.fills, 0, MAX_POSITION_FILLS)
-        fill_ids = self.recent_fill_ids
+        values = self.__dict__  # see Execution.__post_init__
+        _text("account_id", values["account_id"], MAX_ID_LEN, empty=False)
+        _text("symbol", values["symbol"], MAX_SYMBOL_LEN)
+        _whole("net_quantity", values["net_quantity"], -MAX_POSITION_QUANTITY, MAX_POSITION_QUANTITY)
+        _decimal("average_price", values["average_price"], MAX_PRICE)
+        _decimal("realized_pnl", values["realized_pnl"], MAX_REALIZED_PNL, signed=True, optional=False)
+        _whole("fills", values["fills"], 0, MAX_POSITION_FILLS)
+        fill_ids = values["recent_fill_ids"]
         if not isinstance(fill_ids, list) or len(fill_ids) > MAX_RECENT_FILL_IDS:
             raise RecordError("recent_fill_ids", f"must list at most {MAX_RECENT_FILL_IDS} execution ids")
         for fill_id in fill_ids:
             _text("recent_fill_ids", fill_id, MAX_EXECUTION_ID_LEN)
-        if self.updated_at is None:
+        if values["updated_at"] is None:
             self.updated_at = utcnow()
-        elif not isinstance(self.updated_at, datetime):
+        elif not isinstance(values["updated_at"], datetime):
             raise RecordError("updated_at", "must be an ISO time")
 
 
@@ -468,31 +492,32 @@ class PositionBatch(_Base):
         _check_batch("positions", self.positions, Position)
 
 
-_TEXT = (str,)
-_WHOLE = (int,)
-_DECIMAL = (str, int)  # text ("4500.25", as every producer writes it) or a whole number
-#: Each field's wire types and whether it may be null, checked before Faust's coercion hides
-#: them: it would turn ``1.5`` into 1 contract, ``true`` into 1, ``1e308`` into a 309-digit
-#: int, ``"yes"`` into True and a list into its text. A float is not a decimal (it is already
-#: rounded) and a bool is not a number.
-_WIRE_TYPES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+_NULL = type(None)
+_TEXT = frozenset({str})
+_WHOLE = frozenset({int})
+_DECIMAL = frozenset({str, int})  # text ("4500.25", as every producer writes it) or a whole number
+#: Each field's wire types (``None`` among them: it may be null), checked before Faust's
+#: coercion hides them: it would turn ``1.5`` into 1 contract, ``true`` into 1, ``1e308`` into
+#: a 309-digit int, ``"yes"`` into True and a list into its text. A float is not a decimal
+#: (it is already rounded) and a bool is not a number.
+_WIRE_TYPES: dict[str, dict[str, frozenset[type]]] = {
     "executions": {
-        **dict.fromkeys(("execution_id", "account_id", "platform", "kind", "symbol", "side"), (_TEXT, False)),
-        **dict.fromkeys(("client_order_id", "broker_order_id", "signal_id", "reason", "corrects"), (_TEXT, True)),
-        "occurred_at": (_TEXT, True),
-        **dict.fromkeys(("quantity", "cumulative_quantity", "leaves_quantity", "original_quantity"), (_WHOLE, False)),
-        "band_ticks": (_WHOLE, True),
-        **dict.fromkeys(("price", "original_price", "reference_price", "band_touch"), (_DECIMAL, True)),
-        **dict.fromkeys(("duplicate", "is_leader", "request_outcome"), ((bool,), False)),
-        "stamps": ((dict,), False),
+        **dict.fromkeys(("execution_id", "account_id", "platform", "kind", "symbol", "side"), _TEXT),
+        **dict.fromkeys(("client_order_id", "broker_order_id", "signal_id", "reason", "corrects"), _TEXT | {_NULL}),
+        "occurred_at": _TEXT | {_NULL},
+        **dict.fromkeys(("quantity", "cumulative_quantity", "leaves_quantity", "original_quantity"), _WHOLE),
+        "band_ticks": _WHOLE | {_NULL},
+        **dict.fromkeys(("price", "original_price", "reference_price", "band_touch"), _DECIMAL | {_NULL}),
+        **dict.fromkeys(("duplicate", "is_leader", "request_outcome"), frozenset({bool})),
+        "stamps": frozenset({dict}),
     },
     "positions": {
-        **dict.fromkeys(("account_id", "symbol"), (_TEXT, False)),
-        "updated_at": (_TEXT, True),
-        **dict.fromkeys(("net_quantity", "fills"), (_WHOLE, False)),
-        "average_price": (_DECIMAL, True),
-        "realized_pnl": (_DECIMAL, False),
-        "recent_fill_ids": ((list,), False),
+        **dict.fromkeys(("account_id", "symbol"), _TEXT),
+        "updated_at": _TEXT | {_NULL},
+        **dict.fromkeys(("net_quantity", "fills"), _WHOLE),
+        "average_price": _DECIMAL | {_NULL},
+        "realized_pnl": _DECIMAL,
+        "recent_fill_ids": frozenset({list}),
     },
 }
 
@@ -504,14 +529,12 @@ def _raw_fields(field: str, data: object) -> None:
     if not isinstance(data, dict):
         raise RecordError(field, f"must hold JSON objects; got {type(data).__name__}")
     data.pop("__faust", None)
-    for name, (types, nullable) in _WIRE_TYPES[field].items():
-        if name not in data:
-            continue  # its default, or Faust's "missing field"
-        value = data[name]
-        if value is None and nullable:
-            continue
-        if type(value) not in types:
-            raise RecordError(name, f"must be {'/'.join(t.__name__ for t in types)}; got {_short(value)}")
+    wire_types = _WIRE_TYPES[field]
+    for name, value in data.items():
+        allowed = wire_types.get(name)
+        if allowed is not None and type(value) not in allowed:
+            kinds = "/".join(sorted("null" if t is _NULL else t.__name__ for t in allowed))
+            raise RecordError(name, f"must be {kinds}; got {_short(value)}")
 
 
 def _carried(raw: bytes, field: str, batch: type[_Base], single: type[_Base]) -> list[Any]:
