@@ -328,7 +328,7 @@ def _copied_into_executions(intent: OrderIntent) -> None:
     """What the executor copies from an intent into its ack or reject :class:`Execution`
     passes that record's bounds here, at the intent's door: refused there, it would fail
     while the lane reports the intent, where nothing can say so any more."""
-    _whole("quantity", intent.quantity, 0, MAX_QUANTITY)
+    _whole("quantity", intent.quantity, 0, MAX_POSITION_QUANTITY)  # a flatten's; placed orders: MAX_QUANTITY
     _text("account_id", intent.account_id, MAX_ID_LEN, empty=False)
     _text("platform", intent.platform, MAX_ID_LEN)
     _text("client_order_id", intent.client_order_id, MAX_ID_LEN)
@@ -380,11 +380,12 @@ class Execution(_Base):
             if not (value.__class__ is str and 0 < len(value) <= maximum):  # the usual case, inline
                 _text(name, value, maximum, optional=optional, empty=name not in _NOT_EMPTY)
         _choice("side", values["side"], EXECUTION_SIDES)
-        # One order's contracts: a fill, what is filled and what is left of it never exceed it.
+        # A flatten closes a whole position with one order, so an execution (its ack, its fill)
+        # may carry a position's contracts: more than a copied order's MAX_QUANTITY.
         for name in ("quantity", "cumulative_quantity", "leaves_quantity", "original_quantity"):
             value = values[name]
-            if not (value.__class__ is int and 0 <= value <= MAX_QUANTITY):
-                _whole(name, value, 0, MAX_QUANTITY)
+            if not (value.__class__ is int and 0 <= value <= MAX_POSITION_QUANTITY):
+                _whole(name, value, 0, MAX_POSITION_QUANTITY)
         for name in ("price", "original_price", "reference_price", "band_touch"):
             if values[name] is not None:
                 _decimal(name, values[name], MAX_PRICE)

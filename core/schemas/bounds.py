@@ -67,9 +67,10 @@ MAX_CONFIG_ITEMS = 10_000
 # (Kafka records, forward compatible) refuse anything deeper than this while skipping.
 MAX_NESTING = 32
 
-# A position sums many fills, so it may hold more than one order's MAX_QUANTITY; a million
-# contracts is far above any exchange's position limit (tens of thousands) and far below the
-# database's 32-bit integer column.
+# A position sums many fills, so it may hold more than one order's MAX_QUANTITY (and a flatten
+# closes it with one order, whose execution carries that many); a million contracts is far
+# above any exchange's position limit (tens of thousands) and far below the database's 32-bit
+# integer column.
 MAX_POSITION_QUANTITY = 1_000_000
 # Fills counted into one position: the database column is a 32-bit integer (a fill a second
 # for 68 years).

@@ -153,7 +153,7 @@ def test_any_hostile_position_is_refused_at_decode_or_harmless(field: str, fragm
         ("quantity", "5"),
         ("quantity", 1.5),
         ("quantity", True),
-        ("quantity", bounds.MAX_QUANTITY + 1),
+        ("quantity", bounds.MAX_POSITION_QUANTITY + 1),
         ("cumulative_quantity", -1),
         ("leaves_quantity", 10**12),
         ("original_quantity", -3),
@@ -251,17 +251,26 @@ def test_every_legitimate_producer_still_passes() -> None:
     bust = good_fill(kind="fill_bust", quantity=0, price=None, corrects="f1|B1|fill|1", original_quantity=2)
     first, _ = apply_fill(None, good_fill(1))
     second, _ = apply_fill(first, good_fill(2, side="sell", price=Decimal("4990.75"), quantity=1))
-    records = [ack, reject, leader, bust, *sample_records()]
+    # The dashboard's flatten of a position larger than one order: its intent, ack and fill.
+    large = bounds.MAX_QUANTITY * 3
+    held, _ = apply_fill(good_position(net_quantity=large - 1), good_fill(3, quantity=1))
+    flatten = OrderIntent(**{**intent.as_dict(), "action": "flatten", "quantity": held.net_quantity})
+    closing = good_fill(4, side="sell", quantity=flatten.quantity, cumulative_quantity=flatten.quantity)
+    flat, _ = apply_fill(held, closing)
+    assert flat.net_quantity == 0
+    flattened = good_fill(kind="flattened", price=None, quantity=flatten.quantity, request_outcome=True)
+    records = [ack, reject, leader, bust, flattened, closing, *sample_records()]
     decoded = executions_of(ExecutionBatch(executions=[r for r in records if isinstance(r, Execution)]).dumps())
     assert [e.execution_id for e in decoded] == [r.execution_id for r in records if isinstance(r, Execution)]
-    for position in (first, second, *(r for r in records if isinstance(r, Position))):
+    for position in (first, second, held, flat, *(r for r in records if isinstance(r, Position))):
         assert positions_of(position.dumps())[0].realized_pnl == position.realized_pnl
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("quantity", bounds.MAX_QUANTITY + 1),
+        ("quantity", bounds.MAX_POSITION_QUANTITY + 1),
+        ("quantity", -1),
         ("stamps", {"detected": "soon"}),
         ("band_ticks", 10**6),
         ("account_id", "a" * 65),
