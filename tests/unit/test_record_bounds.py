@@ -187,7 +187,7 @@ def test_each_refusal_names_its_field(field: str, value: object) -> None:
     raw = json.dumps({**EXECUTION_BODY, field: value}).encode()
     with pytest.raises(RecordError) as refused:
         executions_of(raw)
-    assert refused.value.field == field
+    assert refused.value.field.startswith(field)  # the decoder may name the place: stamps[...]
 
 
 @pytest.mark.parametrize(
@@ -213,7 +213,7 @@ def test_a_position_refusal_names_its_field(field: str, value: object) -> None:
     raw = json.dumps({**POSITION_BODY, field: value}).encode()
     with pytest.raises(RecordError) as refused:
         positions_of(raw)
-    assert refused.value.field == field
+    assert refused.value.field.startswith(field)  # the decoder may name the place: recent_fill_ids[0]
 
 
 def test_a_position_may_hold_more_than_one_order_and_lose_money() -> None:
