@@ -21,7 +21,25 @@ from ..brokers.model import OrderType, Side
 from ..common.clock import utcnow
 from . import record_codec
 from .record_codec import RecordError as RecordError  # where every stage imports it from
-from .schemas.bounds import MAX_QUANTITY
+from .schemas.bounds import (
+    MAX_BROKER_ORDER_ID_LEN,
+    MAX_DECIMAL_DIGITS,
+    MAX_EXECUTION_ID_LEN,
+    MAX_ID_LEN,
+    MAX_POSITION_FILLS,
+    MAX_POSITION_QUANTITY,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MAX_REALIZED_PNL,
+    MAX_REASON_LEN,
+    MAX_RECENT_FILL_IDS,
+    MAX_RECORD_STAMPS,
+    MAX_SIGNAL_ID_LEN,
+    MAX_STAMP_NAME_LEN,
+    MAX_STAMP_S,
+    MAX_SYMBOL_LEN,
+)
+from .schemas.config import MAX_PRICE_BAND_TICKS
 
 SIGNAL_KINDS = ("new", "modify", "cancel", "fill", "flatten")
 INTENT_ACTIONS = ("place", "modify", "cancel", "flatten")
@@ -203,6 +221,7 @@ class OrderIntent(_Base):
             _order_prices(self.order_type, self.limit_price, self.stop_price)
         if self.action in ("modify", "cancel") and not self.target_client_order_id:
             raise RecordError("target_client_order_id", f"required for {self.action}")
+        _copied_into_executions(self)
 
 
 #: A stale-copy limit of an hour or more protects nothing (the config allows 0.5 to 3600 s).
@@ -232,6 +251,93 @@ class IntentBatch(_Base):
     intents: list[OrderIntent]
     # Set by the consumer, not sent: when the broker appended this batch (LogAppendTime).
     appended: float | None = None
+
+
+EXECUTION_SIDES = ("", *SIDES)  # "" on executions that carry no side (a warm-up ack)
+
+
+def _text(field: str, value: object, maximum: int, *, optional: bool = False, empty: bool = True) -> None:
+    """A string of at most ``maximum`` characters (None only when ``optional``)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise RecordError(field, f"must be text; got {type(value).__name__}")
+    if len(value) > maximum or (not empty and not value):
+        raise RecordError(field, f"must be 1 to {maximum} characters; got {len(value)}")
+
+
+def _whole(field: str, value: object, low: int, high: int, *, optional: bool = False) -> None:
+    """An int in [low, high]; a bool is not a number here (``True`` contracts is a bug)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise RecordError(field, f"must be a whole number in {low}..{high}; got {_short(value)}")
+
+
+def _decimal(field: str, value: object, maximum: Decimal, *, signed: bool = False, optional: bool = True) -> None:
+    """A finite Decimal of at most MAX_DECIMAL_DIGITS digits: positive and at most ``maximum``,
+    or with ``signed`` any sign within ``±maximum``. ``NaN`` fails every comparison, and a
+    60,000-digit number costs real CPU in every sum it meets."""
+    if value is None and optional:
+        return
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise RecordError(field, f"must be a finite decimal; got {_short(value)}")
+    if len(value.as_tuple().digits) > MAX_DECIMAL_DIGITS:
+        raise RecordError(field, f"at most {MAX_DECIMAL_DIGITS} significant digits")
+    if not (-maximum <= value <= maximum if signed else 0 < value <= maximum):
+        span = f"within ±{maximum}" if signed else f"positive and at most {maximum}"
+        raise RecordError(field, f"must be {span}; got {value:.6g}")
+
+
+def _flag(field: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise RecordError(field, f"must be true or false; got {_short(value)}")
+
+
+def _stamps(value: object) -> None:
+    """Stage stamps: a few dozen short names, each a finite ``time.time()`` (bools refused):
+    a text stamp used to raise TypeError in the tracker, outside any guard."""
+    if not isinstance(value, dict) or len(value) > MAX_RECORD_STAMPS:
+        raise RecordError("stamps", f"must map at most {MAX_RECORD_STAMPS} stage names to times")
+    for name, at in value.items():
+        if at.__class__ is float and 0.0 <= at <= MAX_STAMP_S and name.__class__ is str:
+            if 0 < len(name) <= MAX_STAMP_NAME_LEN:
+                continue  # the usual case, inline: every record, every stage
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_STAMP_NAME_LEN:
+            raise RecordError("stamps", f"stage names are 1 to {MAX_STAMP_NAME_LEN} characters")
+        if not isinstance(at, int | float) or isinstance(at, bool) or not 0 <= at <= MAX_STAMP_S:
+            raise RecordError("stamps", f"{name} must be a time in seconds; got {_short(at)}")
+
+
+def _prose(field: str, value: object) -> str | None:
+    """Text for people, cut to MAX_REASON_LEN rather than refused (see there)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RecordError(field, f"must be text; got {type(value).__name__}")
+    return value if len(value) <= MAX_REASON_LEN else value[: MAX_REASON_LEN - 1] + "…"
+
+
+def _short(value: object) -> str:
+    """A refused value in an error message, cut: the message goes to logs and order.errors."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _copied_into_executions(intent: OrderIntent) -> None:
+    """What the executor copies from an intent into its ack or reject :class:`Execution`
+    passes that record's bounds here, at the intent's door: refused there, it would fail
+    while the lane reports the intent, where nothing can say so any more."""
+    _whole("quantity", intent.quantity, 0, MAX_POSITION_QUANTITY)  # a flatten's; placed orders: MAX_QUANTITY
+    _text("account_id", intent.account_id, MAX_ID_LEN, empty=False)
+    _text("platform", intent.platform, MAX_ID_LEN)
+    _text("client_order_id", intent.client_order_id, MAX_ID_LEN)
+    _text("signal_id", intent.signal_id, MAX_SIGNAL_ID_LEN)
+    _text("symbol", intent.symbol, MAX_SYMBOL_LEN)
+    _decimal("reference_price", intent.reference_price, MAX_PRICE)
+    _decimal("band_touch", intent.band_touch, MAX_PRICE)
+    _whole("band_ticks", intent.band_ticks, 0, MAX_PRICE_BAND_TICKS, optional=True)
+    _stamps(intent.stamps)
 
 
 class Execution(_Base):
@@ -265,11 +371,51 @@ class Execution(_Base):
     band_touch: Decimal | None = None
 
     def __post_init__(self) -> None:
-        _choice("kind", self.kind, EXECUTION_KINDS)
-        _price("price", self.price)
-        _price("reference_price", self.reference_price)
-        if self.occurred_at is None:
+        # Read from __dict__: Faust's field descriptors cost a Python call per attribute read,
+        # and this runs for every execution every stage builds or reads (#16).
+        values = self.__dict__
+        _choice("kind", values["kind"], EXECUTION_KINDS)
+        for name, maximum, optional in _EXECUTION_TEXT:
+            value = values[name]
+            if not (value.__class__ is str and 0 < len(value) <= maximum):  # the usual case, inline
+                _text(name, value, maximum, optional=optional, empty=name not in _NOT_EMPTY)
+        _choice("side", values["side"], EXECUTION_SIDES)
+        # A flatten closes a whole position with one order, so an execution (its ack, its fill)
+        # may carry a position's contracts: more than a copied order's MAX_QUANTITY.
+        for name in ("quantity", "cumulative_quantity", "leaves_quantity", "original_quantity"):
+            value = values[name]
+            if not (value.__class__ is int and 0 <= value <= MAX_POSITION_QUANTITY):
+                _whole(name, value, 0, MAX_POSITION_QUANTITY)
+        for name in ("price", "original_price", "reference_price", "band_touch"):
+            if values[name] is not None:
+                _decimal(name, values[name], MAX_PRICE)
+        if values["band_ticks"] is not None:
+            _whole("band_ticks", values["band_ticks"], 0, MAX_PRICE_BAND_TICKS)
+        for name in ("duplicate", "is_leader", "request_outcome"):
+            if values[name].__class__ is not bool:
+                _flag(name, values[name])
+        reason = values["reason"]
+        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_LEN):
+            self.reason = _prose("reason", reason)
+        _stamps(values["stamps"])
+        if values["occurred_at"] is None:
             self.occurred_at = utcnow()
+        elif not isinstance(values["occurred_at"], datetime):
+            raise RecordError("occurred_at", "must be an ISO time")
+
+
+#: Execution's text fields: (name, most characters, may be None).
+_EXECUTION_TEXT = (
+    ("execution_id", MAX_EXECUTION_ID_LEN, False),
+    ("account_id", MAX_ID_LEN, False),
+    ("platform", MAX_ID_LEN, False),
+    ("client_order_id", MAX_ID_LEN, True),
+    ("broker_order_id", MAX_BROKER_ORDER_ID_LEN, True),
+    ("signal_id", MAX_SIGNAL_ID_LEN, True),
+    ("symbol", MAX_SYMBOL_LEN, False),
+    ("corrects", MAX_EXECUTION_ID_LEN, True),
+)
+_NOT_EMPTY = frozenset({"execution_id", "account_id"})
 
 
 class Position(_Base):
@@ -285,8 +431,22 @@ class Position(_Base):
     updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
 
     def __post_init__(self) -> None:
-        if self.updated_at is None:
+        values = self.__dict__  # see Execution.__post_init__
+        _text("account_id", values["account_id"], MAX_ID_LEN, empty=False)
+        _text("symbol", values["symbol"], MAX_SYMBOL_LEN)
+        _whole("net_quantity", values["net_quantity"], -MAX_POSITION_QUANTITY, MAX_POSITION_QUANTITY)
+        _decimal("average_price", values["average_price"], MAX_PRICE)
+        _decimal("realized_pnl", values["realized_pnl"], MAX_REALIZED_PNL, signed=True, optional=False)
+        _whole("fills", values["fills"], 0, MAX_POSITION_FILLS)
+        fill_ids = values["recent_fill_ids"]
+        if not isinstance(fill_ids, list) or len(fill_ids) > MAX_RECENT_FILL_IDS:
+            raise RecordError("recent_fill_ids", f"must list at most {MAX_RECENT_FILL_IDS} execution ids")
+        for fill_id in fill_ids:
+            _text("recent_fill_ids", fill_id, MAX_EXECUTION_ID_LEN)
+        if values["updated_at"] is None:
             self.updated_at = utcnow()
+        elif not isinstance(values["updated_at"], datetime):
+            raise RecordError("updated_at", "must be an ISO time")
 
 
 #: Records one ``trade.executions`` or ``positions.updates`` record carries at most: about
@@ -338,17 +498,27 @@ def _carried(raw: bytes, field: str, batch: type[_Base], single: type[_Base]) ->
     producers before batching, and tools that write to the topic by hand, send).
 
     Raises ``ValueError`` (``RecordError`` or a JSON error) on anything else, so each consumer's
-    poison-record guard reports and skips it.
+    poison-record guard reports and skips it: whatever goes wrong while decoding (a type,
+    an overflow, a date nobody can read) is a ``RecordError``, never another exception.
     """
-    data = json_loads(raw)
+    data = json_loads(raw)  # orjson's JSONDecodeError is a ValueError, for bytes that are not JSON or not bytes
     if not isinstance(data, dict):
         raise RecordError(field, f"must be a JSON object; got {type(data).__name__}")
+    # Faust's type tag decides nothing: the topic says what it carries, and a tag naming no
+    # record made Faust raise KeyError (past every ValueError guard), one naming another record
+    # built that record. (Nested records' tags are unknown fields to the strict decoder.)
+    data.pop("__faust", None)
     try:
         if field in data:
+            items = data[field]
+            if not isinstance(items, list) or not 0 < len(items) <= MAX_PER_RECORD:
+                raise RecordError(field, f"must be a list of 1 to {MAX_PER_RECORD}")
             return list(getattr(batch.from_data(data), field))
         one = single.from_data(data)
-    except TypeError as exc:  # a missing field, a list where a record belongs
-        raise RecordError(field, str(exc)) from None
+    except RecordError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a missing field, a bad date...: the record, never the stage
+        raise RecordError(field, str(exc)[:300] or type(exc).__name__) from None
     if not isinstance(one, single):
         raise RecordError(field, f"not a {single.__name__}: {type(one).__name__}")
     return [one]

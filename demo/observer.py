@@ -52,6 +52,7 @@ class Observation:
     heartbeats: dict[str, Heartbeat] = field(default_factory=dict)
     records: Counter[str] = field(default_factory=Counter)  # Kafka records read, per topic
     executions: int = 0  # executions those trade.executions records carried
+    unreadable: Counter[str] = field(default_factory=Counter)  # records refused, per topic (judged, not fatal)
 
 
 class RunObserver:
@@ -90,8 +91,16 @@ class RunObserver:
     async def _consume(self) -> None:
         assert self._consumer is not None
         async for message in self._consumer:
-            self._record(message.topic[len(self.prefix) :], message.value)
+            self.take(message.topic[len(self.prefix) :], message.value)
             self.changed.set()
+
+    def take(self, topic: str, value: bytes) -> None:
+        """One record; one that does not decode (anyone with topic access can write one) is
+        counted in ``seen.unreadable`` and the observer reads on: it must not go blind."""
+        try:
+            self._record(topic, value)
+        except Exception:  # noqa: BLE001 - ValueError from the decoders, or a value that is not even bytes
+            self.seen.unreadable[topic] += 1
 
     def _record(self, topic: str, value: bytes) -> None:
         seen = self.seen

@@ -147,6 +147,16 @@ class Judge:
     error_codes: Counter[str] = field(default_factory=Counter)
     created: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kernel account, client id)
     internal_ms: list[float] = field(default_factory=list)
+    unreadable: int = 0  # records the judge could not read (counted, not fatal)
+
+    def take(self, topic: str, value: bytes) -> None:
+        """:meth:`record`, for a record anyone could have written: one the judge cannot read
+        (not JSON, a list where an object belongs, a stamp that is text) is counted and the
+        judge reads on; the copies it would have told about show as without outcome."""
+        try:
+            self.record(topic, value)
+        except Exception:  # noqa: BLE001 - whatever a hostile record raises in the light read
+            self.unreadable += 1
 
     def record(self, topic: str, value: bytes) -> None:
         data = orjson.loads(value)
@@ -277,7 +287,7 @@ class SoakRun(ChaosRun):
                 for tp, messages in batches.items():
                     topic = tp.topic[len(self.prefix) :]
                     for message in messages:
-                        self.judge.record(topic, message.value)
+                        self.judge.take(topic, message.value)
         finally:
             await consumer.stop()
 
@@ -355,6 +365,7 @@ class SoakRun(ChaosRun):
             "faults": dict(self.faults.counts),
             "outages": self.faults.outages,
             "error_codes": dict(judge.error_codes.most_common(12)),
+            "unreadable_records": judge.unreadable,
             "rss_mib": rss,
             "memory_series": self.memory,
         }

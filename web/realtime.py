@@ -152,6 +152,7 @@ class KafkaFeed:
         self.hub = hub
         self.ready = asyncio.Event()
         self.push_failures = 0  # the current streak, for one warning per streak
+        self.skipped = 0  # records no stage could read (anyone with topic access writes them)
         # Rule and account records replayed from copy.controls (the account registry applies
         # them, so it shows what the planners and executors apply).
         self.on_command: Callable[[RuleCommand | AccountCommand | AlertTokenCommand | GuardsCommand], None] | None = (
@@ -261,5 +262,10 @@ class KafkaFeed:
                 assert isinstance(command, ControlCommand)
                 return self.live.apply_control(command.account_id, command.paused)
         except Exception as exc:  # noqa: BLE001 - one bad record must not stop the dashboard
-            log.warning("dashboard skipped a record on %s[%s]@%s: %s", topic, partition, offset, type(exc).__name__)
+            self.skipped += 1
+            if self.skipped % 1000 == 1:  # the first, then one line a thousand: a flood must not flood the log
+                log.warning(
+                    "dashboard skipped a record on %s[%s]@%s: %s (%d skipped so far)",
+                    *(topic, partition, offset, type(exc).__name__, self.skipped),
+                )
         return []

@@ -46,10 +46,11 @@ from ...brokers.model import (
 )
 from ...brokers.ratebudget import Priority, urgent
 from ...brokers.retry import exactly_once
-from ...core.records import Execution, OrderError, OrderIntent, stamp
+from ...core.records import Execution, OrderError, OrderIntent, RecordError, stamp
 from ..shared import kill_switch
 from ..shared.deferred_outbox import DeferredOutbox
 from ..shared.outbox import Outbox
+from ..shared.refused_events import refused_broker_event
 from ..shared.sessions import SessionPool
 from .attempt_journal import UNKNOWN, Attempt, AttemptJournal
 from .late_lookup import LateLookups
@@ -394,7 +395,15 @@ class OrderRouter:
 
     # -- broker events after the ack ------------------------------------------------------
     async def on_broker_event(self, platform: str, event: object) -> None:
-        """Fills and late order changes of follower orders → ``trade.executions``."""
+        """Fills and late order changes of follower orders → ``trade.executions``; an event
+        whose values no Execution may carry (a broker's absurd quantity or id) is said on
+        ``order.errors`` as BAD_BROKER_EVENT, and the next event is handled."""
+        try:
+            await self._on_broker_event(platform, event)
+        except RecordError as exc:
+            await self.outbox.error(refused_broker_event("execute", platform, event, exc))
+
+    async def _on_broker_event(self, platform: str, event: object) -> None:
         if self.guards is not None:
             self.guards.on_event(event)
         if self.on_event is not None:

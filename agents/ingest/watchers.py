@@ -22,6 +22,7 @@ from ...core import ids
 from ...core.records import Execution, TradeSignal
 from ...core.signals import encode_signal
 from ..shared.outbox import Outbox
+from ..shared.refused_events import refused_broker_event
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,11 @@ class LeaderWatcher:
             async for event in events:
                 if getattr(event, "account_id", self.leader_account) != self.leader_account:
                     continue
-                await self.handle(event)
+                try:
+                    await self.handle(event)
+                except (ValueError, TypeError, ArithmeticError) as exc:  # RecordError, or the signal codec's
+                    # refusal of a broker's absurd value: said, and the next event is read
+                    await self.outbox.error(refused_broker_event("ingest", self.adapter.platform, event, exc))
         finally:
             events.close()
 

@@ -9,9 +9,11 @@ never waits on the database. Offsets are committed only after the write, so a cr
 redelivers the batch, and the writer's natural keys make that a no-op.
 
 Failures: a connection problem is retried with backoff until the database is back (the
-consumer waits, which is the right backpressure for a sink); any other error splits the batch
-and writes record by record, so one bad record is logged and skipped instead of blocking the
-partition forever.
+consumer waits, which is the right backpressure for a sink); any other error (SQLAlchemy's
+DataError or IntegrityError, the driver's OverflowError for an integer SQLite cannot hold, a
+ValueError while mapping) is about the data: it splits the batch and writes record by record
+(a batched topic's record down to its executions or positions), so one bad record is logged,
+counted in ``skipped`` and refused instead of stopping the store or blocking the partition.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from ...common.retrying import forever
 from ...core.records import IntentBatch, OrderError, executions_of, positions_of
@@ -92,10 +94,8 @@ class StorageSink:
         if len(groups) == 1:
             return await self.store(*groups[0])
         await self.ready.wait()
-        merged = RowBatch()
-        for mapper, values in groups:
-            merged.extend(mapper(values))
-        written = await self._write(merged)
+        merged = _rows(lambda: _merged(groups))
+        written = await self._write(merged) if merged is not None else None
         if written is not None:
             return written
         log.warning("storage: a fetch's batch of %d topics failed; writing them one by one", len(groups))
@@ -104,33 +104,61 @@ class StorageSink:
         return None
 
     async def _write(self, batch: RowBatch) -> WriteResult | None:
-        """Write one batch, waiting out connection failures; None when the database refused
-        the data itself (the caller splits the batch)."""
+        """Write one batch, waiting out connection failures; None when the database (or the
+        driver) refused the data itself: the caller splits the batch."""
         try:
             async for attempt in self._until_reachable("storage: write"):
                 with attempt:
                     return await asyncio.to_thread(self.writer.write, batch)
-        except SQLAlchemyError:
+        except Exception as exc:  # noqa: BLE001 - not a connection problem (is_transient): the data
+            log.info("storage: a batch was refused (%s); splitting it", type(exc).__name__)
             return None
         return None  # pragma: no cover - the retry loop returns or raises
 
     async def store(self, mapper: Mapper, values: Sequence[Any]) -> WriteResult | None:
         """Map and write one batch; see the module docstring for the failure policy."""
         await self.ready.wait()
-        written = await self._write(mapper(values))
+        batch = _rows(lambda: mapper(values))
+        written = await self._write(batch) if batch is not None else None
         if written is not None:
             return written
         log.warning("storage: batch of %d failed; writing its records one by one", len(values))
         for value in values:
-            try:
-                await asyncio.to_thread(self.writer.write, mapper([value]))
-            except SQLAlchemyError as exc:
-                self.skipped += 1
-                log.error("storage: record skipped (%s: %s)", type(exc).__name__, _describe(value))
+            await self._store_one(mapper, value)
         return None
+
+    async def _store_one(self, mapper: Mapper, value: Any) -> None:
+        """One record, or (a batched topic's record the database refused) each of its items:
+        what the database or the mapping refuses is counted and logged, and the store goes on."""
+        batch = _rows(lambda: mapper([value]))
+        if batch is not None and await self._write(batch) is not None:
+            return
+        if isinstance(value, list) and len(value) > 1:  # an ExecutionBatch/PositionBatch: its items
+            for item in value:
+                await self._store_one(mapper, [item])
+            return
+        self.skipped += 1
+        log.error("storage: record refused (%s)", _describe(value))
 
     async def close(self) -> None:
         await asyncio.to_thread(self.engine.dispose)
+
+
+def _merged(groups: Sequence[tuple[Mapper, Sequence[Any]]]) -> RowBatch:
+    merged = RowBatch()
+    for mapper, values in groups:
+        merged.extend(mapper(values))
+    return merged
+
+
+def _rows(build: Callable[[], RowBatch]) -> RowBatch | None:
+    """Records → rows; None when a record cannot be mapped (the caller splits, as for a write
+    the database refused). Only the exception's type is logged: payloads may hold account details."""
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001 - a record that passed its decoder but not the mapping
+        log.info("storage: a batch could not be mapped (%s); splitting it", type(exc).__name__)
+        return None
 
 
 def _describe(value: Any) -> str:

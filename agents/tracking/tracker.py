@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import MutableMapping
 
 import faust
 
@@ -32,12 +33,80 @@ def unreadable(raw: object, exc: Exception) -> OrderError:
     )
 
 
+def uncounted(execution: Execution, exc: Exception) -> OrderError:
+    """A fill the tracker cannot count (a correction of a fill it never saw, a position that
+    would leave its bounds): reported, and the next fill is counted."""
+    return OrderError(
+        error_id=f"{execution.execution_id}|track",
+        stage="track",
+        reason=str(exc)[:300] or type(exc).__name__,
+        account_id=execution.account_id,
+        client_order_id=execution.client_order_id,
+        code="BAD_FILL",
+    )
+
+
+class FillAccounting:
+    """The tracker's step for one ``trade.executions`` record, without Faust: decode, count each
+    fill into ``positions`` (the table, or a dict in tests), say what moved and what failed.
+
+    Why a class of its own: :meth:`step` never raises, so no record, however hostile, ends the
+    tracker's stream (Faust does not restart an agent whose loop raised): an unreadable record
+    is one ``BAD_RECORD``, a fill that cannot be counted one ``BAD_FILL``, and the next record
+    is counted as if nothing happened.
+    """
+
+    def __init__(self, positions: MutableMapping[str, Position]) -> None:
+        self.positions = positions
+
+    def step(self, raw: object) -> tuple[list[Position], list[OrderError]]:
+        """(positions moved, each once and latest; errors to report) for one record."""
+        moved: dict[str, Position] = {}
+        errors: list[OrderError] = []
+        try:
+            batch = executions_of(raw)  # type: ignore[arg-type]  # Faust hands bytes; anything else is refused below
+        except Exception as exc:  # noqa: BLE001 - ValueError/RecordError, or a value that is not even bytes
+            return [], [unreadable(raw, exc)]
+        try:
+            for execution in batch:
+                if execution.kind in FILL_KINDS:
+                    updated = self._count(execution, errors)
+                    if updated is not None:
+                        moved[position_key(updated.account_id, updated.symbol)] = updated
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one record, not the stream
+            log.exception("tracker: record not fully counted")
+            errors.append(unreadable(raw, exc))
+        return list(moved.values()), errors
+
+    def _count(self, execution: Execution, errors: list[OrderError]) -> Position | None:
+        """Apply one fill to the table; the position it moved to (None: a duplicate or bad)."""
+        key = position_key(execution.account_id, execution.symbol)
+        try:
+            updated, applied = apply_fill(self.positions.get(key), execution)
+        except Exception as exc:  # noqa: BLE001 - ValueError, RecordError (a bound), InvalidOperation...
+            errors.append(uncounted(execution, exc))
+            return None
+        if not applied:
+            log.info("duplicate fill %s ignored", execution.execution_id)
+            return None
+        self.positions[key] = updated
+        if execution.kind in CORRECTION_KINDS:
+            metrics.count_fill_correction(execution.platform, execution.kind)
+        else:
+            metrics.count_fill(execution.platform)
+        stamps = execution.stamps  # validated: finite times (core/records.py)
+        if "filled" in stamps and "detected" in stamps:
+            metrics.observe_stage("fill", stamps["filled"] - stamps["detected"])
+        return updated
+
+
 def install(app: faust.App, ctx: StageContext, position_partitions: int, health_partitions: int) -> None:
     """Role ``track``: the positions and broker-health tables and their agents."""
     runtime = ctx
     positions = positions_table(app, position_partitions)
     health = health_table(app, health_partitions)
     runtime.tables.update(positions=positions, broker_health=health)
+    accounting = FillAccounting(positions)
 
     # Raw bytes: the tracker decodes each record itself, so a record it cannot read is
     # reported and skipped instead of crashing the agent (Faust's decode error ends the stream).
@@ -50,50 +119,11 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
         """Fills → positions table (duplicates ignored) → positions.updates: one record per
         incoming record, with each position it moved once (the latest)."""
         async for raw in stream:
-            try:
-                batch = executions_of(raw)
-            except ValueError as exc:
-                await runtime.outbox.error(unreadable(raw, exc))
-                continue
-            moved: dict[str, Position] = {}  # one update per position per record
-            for execution in batch:
-                if execution.kind in FILL_KINDS:
-                    updated = await track_fill(execution)
-                    if updated is not None:
-                        moved[position_key(updated.account_id, updated.symbol)] = updated
+            moved, errors = accounting.step(raw)
+            for error in errors:
+                await runtime.outbox.error(error)
             if moved:
-                await runtime.outbox.positions(list(moved.values()))
-
-    async def track_fill(execution: Execution) -> Position | None:
-        """Apply one fill to the table; the position it moved to (None: a duplicate or bad)."""
-        key = position_key(execution.account_id, execution.symbol)
-        try:
-            updated, applied = apply_fill(positions.get(key), execution)
-        except (KeyError, ValueError, ArithmeticError) as exc:
-            # ArithmeticError: decimal's InvalidOperation is not a ValueError; a fill the
-            # tracker cannot count is reported and the next one is counted.
-            await runtime.outbox.error(
-                OrderError(
-                    error_id=f"{execution.execution_id}|track",
-                    stage="track",
-                    reason=str(exc) or type(exc).__name__,
-                    account_id=execution.account_id,
-                    client_order_id=execution.client_order_id,
-                    code="BAD_FILL",
-                )
-            )
-            return None
-        if not applied:
-            log.info("duplicate fill %s ignored", execution.execution_id)
-            return None
-        positions[key] = updated
-        if execution.kind in CORRECTION_KINDS:
-            metrics.count_fill_correction(execution.platform, execution.kind)
-        else:
-            metrics.count_fill(execution.platform)
-        if "filled" in execution.stamps and "detected" in execution.stamps:
-            metrics.observe_stage("fill", execution.stamps["filled"] - execution.stamps["detected"])
-        return updated
+                await runtime.outbox.positions(moved)
 
     @app.agent(runtime.topics.health, name="health")
     async def track_health(stream: faust.StreamT[AccountStatus]) -> None:

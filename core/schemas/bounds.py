@@ -67,6 +67,32 @@ MAX_CONFIG_ITEMS = 10_000
 # (Kafka records, forward compatible) refuse anything deeper than this while skipping.
 MAX_NESTING = 32
 
+# A position sums many fills, so it may hold more than one order's MAX_QUANTITY (and a flatten
+# closes it with one order, whose execution carries that many); a million contracts is far
+# above any exchange's position limit (tens of thousands) and far below the database's 32-bit
+# integer column.
+MAX_POSITION_QUANTITY = 1_000_000
+# Fills counted into one position: the database column is a 32-bit integer (a fill a second
+# for 68 years).
+MAX_POSITION_FILLS = 2**31 - 1
+# Realised P&L in the account currency, either sign: a hundred billion is more than any
+# account wins or loses, and below the 10^12 that the database's Numeric(18, 6) cannot hold;
+# only a broken or hostile price gets near it.
+MAX_REALIZED_PNL = Decimal(10) ** 11
+# The recent fill ids a position keeps to ignore a fill reported twice (tables/positions.py
+# keeps 256).
+MAX_RECENT_FILL_IDS = 256
+# Execution ids join an account (64), a broker's order id (128), a kind and a broker's fill id.
+MAX_EXECUTION_ID_LEN = 512
+# A broker's own order id: the longest seen are UUIDs and FIX OrderIDs; the database holds 128.
+MAX_BROKER_ORDER_ID_LEN = 128
+# Stamps on a record after the signal: the signal's own (MAX_STAMPS) plus one per later stage
+# (eight in ARCHITECTURE.md), with room.
+MAX_RECORD_STAMPS = 32
+# A reason is prose for people (a broker's message with some context): longer is cut, not
+# refused, so an over-long broker message never costs the record that carries it.
+MAX_REASON_LEN = 4000
+
 
 class BoundError(ValueError):
     """A value outside its bound; the message is the reason shown to the sender."""

@@ -11,8 +11,9 @@ import pytest
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import CopyTraderApp
 from copytrader.core import ids
-from copytrader.core.records import Execution, ExecutionBatch, OrderIntent, RecordError, TradeSignal
+from copytrader.core.records import Execution, ExecutionBatch, OrderIntent, Position, RecordError, TradeSignal
 from copytrader.core.scaling import CopyRule
+from copytrader.core.schemas.bounds import MAX_POSITION_QUANTITY
 
 CONFIG = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "robust-test"}}],
@@ -93,28 +94,32 @@ async def test_an_unexpected_fanout_failure_is_reported_and_the_next_signal_is_c
 async def test_the_tracker_reports_a_fill_it_cannot_count_and_counts_the_next(
     app: CopyTraderApp, outbox: MemoryOutbox
 ) -> None:
-    """Decimal's InvalidOperation is an ArithmeticError, not a ValueError: it used to kill the
-    tracker's stream (positions showed 4 where 8 were filled)."""
+    """A fill that would take a position past its bound (the Position refuses it) is reported
+    as BAD_FILL; the fill after it in the same record is still counted. (Before the records'
+    bounds, a 1e30 price made the same failure as decimal's InvalidOperation.)"""
 
-    def fill(n: int, price: str) -> Execution:
+    def fill(n: int, account: str, quantity: int) -> Execution:
         return Execution(
-            execution_id=f"f1|o{n}|fill|{n}",
-            account_id="f1",
+            execution_id=f"{account}|o{n}|fill|{n}",
+            account_id=account,
             platform="paper",
             kind="fill",
             symbol="ESZ6",
             side="buy",
-            quantity=2,
-            price=Decimal(price),
+            quantity=quantity,
+            price=Decimal("5000"),
         )
 
+    table = app.runtime.tables["positions"]
     async with app.agents["tracker"].test_context() as agent:
-        # Finite, but its average cannot be kept to 6 decimals in 28 digits: InvalidOperation.
-        # One record: the fill after the bad one in the same record is still counted.
-        await agent.put(ExecutionBatch(executions=[fill(1, "1e30"), fill(2, "5000")]).dumps(), key=b"f1")
+        table.data["f1|ESZ6"] = Position(  # seeded as a restored changelog would
+            account_id="f1", symbol="ESZ6", net_quantity=MAX_POSITION_QUANTITY - 1, average_price=Decimal(5000)
+        )
+        await agent.put(ExecutionBatch(executions=[fill(1, "f1", 2), fill(2, "f2", 2)]).dumps(), key=b"f1")
     (error,) = outbox.sent["error"]
-    assert (error.stage, error.code) == ("track", "BAD_FILL")
-    assert app.runtime.tables["positions"]["f1|ESZ6"].net_quantity == 2
+    assert (error.stage, error.code) == ("track", "BAD_FILL") and "net_quantity" in error.reason
+    assert table["f1|ESZ6"].net_quantity == MAX_POSITION_QUANTITY - 1
+    assert table["f2|ESZ6"].net_quantity == 2
 
 
 def test_non_finite_prices_never_reach_a_broker_or_the_tracker() -> None:

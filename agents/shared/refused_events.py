@@ -1,0 +1,32 @@
+"""A broker event no record can carry, said on ``order.errors`` instead of ending a loop.
+
+Brokers and their simulators are a door too: a fill of ``10**30`` contracts, an ``Infinity``
+price or a ten-kilobyte order id fails the :class:`~copytrader.core.records.Execution` bounds.
+The executor's event pump and the leader watchers report such an event with this error and
+handle the next one; before, the ``RecordError`` ended the loop that reads the broker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ...core.records import OrderError
+from ...core.schemas.bounds import MAX_ID_LEN
+
+REFUSED_EVENT_CODE = "BAD_BROKER_EVENT"
+
+
+def refused_broker_event(stage: str, platform: str, event: object, exc: Exception) -> OrderError:
+    """Named by a digest of the event, so the same event seen twice is one error; the refused
+    field (``RecordError``) or the codec's complaint is in the reason, a cut of the event in
+    the payload."""
+    text = repr(event)
+    account_id = getattr(event, "account_id", None)
+    return OrderError(
+        error_id=f"{platform}|event|{hashlib.sha256(text.encode()).hexdigest()[:16]}",
+        stage=stage,
+        reason=f"broker event refused: {str(exc)[:300] or type(exc).__name__}",
+        account_id=account_id[:MAX_ID_LEN] if isinstance(account_id, str) and account_id else "unknown",
+        code=REFUSED_EVENT_CODE,
+        payload=text[:1000],
+    )
