@@ -68,6 +68,8 @@ class Warmup:
     error: str | None = None
     took_s: float | None = None
     attempts: int = 0
+    #: The steps the last attempt finished, in order (``/readyz`` shows them).
+    finished: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -79,7 +81,13 @@ class Warmup:
 
     def status(self) -> dict[str, Any]:
         """What ``/readyz`` shows of the warm-up."""
-        return {"state": self.state, "error": self.error, "took_s": self.took_s, "attempts": self.attempts}
+        return {
+            "state": self.state,
+            "error": self.error,
+            "took_s": self.took_s,
+            "attempts": self.attempts,
+            "steps": list(self.finished),
+        }
 
     async def run_once(self) -> bool:
         """One attempt at every step within ``timeout_s``; True when all of them finished."""
@@ -87,11 +95,13 @@ class Warmup:
         self.state = "running"
         started = time.monotonic()
         current = "start"
+        self.finished = []
         try:
             async with asyncio.timeout(self.timeout_s):
                 for name, step in self.steps:
                     current = name  # named in the reason if this step fails
                     await step()
+                    self.finished.append(name)
         except TimeoutError:
             return self._failed(f"warm-up step {current!r} did not finish within {self.timeout_s:g} s")
         except Exception as exc:  # noqa: BLE001 - any failure is reported on /readyz, never raised into the worker

@@ -124,6 +124,7 @@ async def test_steps_run_in_order_and_the_warm_up_is_done_only_after_the_last() 
     release.set()
     await asyncio.wait_for(task, 5)
     assert ran == ["first", "second"]
+    assert warmup.status()["steps"] == ["first", "second"]
     assert warmup.done and warmup.status()["error"] is None and warmup.status()["took_s"] is not None
 
 
