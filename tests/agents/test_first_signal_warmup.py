@@ -113,6 +113,13 @@ async def test_the_lane_warm_up_opens_lanes_and_series_without_a_broker_call_a_r
     stage = app.runtime.execution
     assert stage is not None and stage.router.journal is not None
     journal = stage.router.journal
+    placed = {"platform": PLATFORM, "outcome": "placed"}
+    calls = {"platform": PLATFORM, "operation": "place"}
+    # The registry is the process's: other tests may have counted into these series already.
+    before = (
+        sample_value("copytrader_orders_total", placed),
+        sample_value("copytrader_broker_call_seconds_count", calls),
+    )
 
     assert await warm_lanes(stage) == len(FOLLOWERS)
 
@@ -123,8 +130,9 @@ async def test_the_lane_warm_up_opens_lanes_and_series_without_a_broker_call_a_r
     queues = [stage.lanes.open(account) for account in FOLLOWERS]
     assert all(queue.empty() for queue in queues)
     assert stage.router.stats == {}  # the dashboard's per-account figures are untouched
-    assert sample_value("copytrader_orders_total", {"platform": PLATFORM, "outcome": "placed"}) is not None
-    assert sample_value("copytrader_broker_call_seconds_count", {"platform": PLATFORM, "operation": "place"}) == 0
+    # the series exist now, and the warm-up counted nothing into them
+    assert sample_value("copytrader_orders_total", placed) == (before[0] or 0.0)
+    assert sample_value("copytrader_broker_call_seconds_count", calls) == (before[1] or 0.0)
 
     # the warmed lane is the one the first real intent runs in
     intent = OrderIntent(
