@@ -7,15 +7,15 @@ Why: right after assignment aiokafka still has to look up each partition's commi
 for those round trips on top of its own fetch. And the first signal's copies took about twice
 as long through their lanes as later ones (docs/benchmarks.md, "First signal"): each account's
 first intent started its lane (a queue and a task), created the order counter and broker-call
-histogram children of its platform, and compiled the journal's read for its group size.
+histogram children of its platform, and compiled the journal's read for its group size; the
+first outcome started the publisher's task.
 
 Nothing here reaches a broker, writes a journal row or sends a record: lanes start empty and
-wait for intents, metric children start at zero, the journal's reads ask for ids no intent has.
+wait for intents, metric children start at zero, the journal's reads ask for ids no intent has,
+and the publisher runs one step that publishes nothing.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from ...core import metrics
 from ...core.records import INTENT_ACTIONS
@@ -69,8 +69,14 @@ async def warm_lanes(stage: ExecutionStage, accounts: list[str] | None = None) -
     journal = stage.router.journal
     if journal is not None and served:
         journal.warm(len(served))
-    await asyncio.sleep(0)  # the lanes' tasks start and wait on their queues
+    # The outcome publisher's task starts on its first queued step: a step that sends nothing.
+    stage.router.outbox.after(_nothing)
+    await stage.router.outbox.drained()  # also lets the lanes' tasks start and wait on their queues
     return len(served)
+
+
+async def _nothing() -> None:
+    """The publisher's warm-up step: runs in its task, publishes no record."""
 
 
 def install(warmup: Warmup, stage: ExecutionStage) -> None:

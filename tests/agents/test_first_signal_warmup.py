@@ -130,6 +130,8 @@ async def test_the_lane_warm_up_opens_lanes_and_series_without_a_broker_call_a_r
     queues = [stage.lanes.open(account) for account in FOLLOWERS]
     assert all(queue.empty() for queue in queues)
     assert stage.router.stats == {}  # the dashboard's per-account figures are untouched
+    publisher = stage.router.outbox._task  # started by the warm-up's step, which sent nothing
+    assert publisher is not None and not publisher.done()
     # the series exist now, and the warm-up counted nothing into them
     assert sample_value("copytrader_orders_total", placed) == (before[0] or 0.0)
     assert sample_value("copytrader_broker_call_seconds_count", calls) == (before[1] or 0.0)
