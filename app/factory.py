@@ -139,11 +139,7 @@ def install_warmup(app: CopyTraderApp) -> None:
     warmup.add("producer: " + ", ".join(names), warm_topics)
     if runtime.fanout is not None:
         planner = runtime.fanout.planner
-
-        async def warm_planner() -> None:
-            fanout_warmup.warm_planner(planner)
-
-        warmup.add("fanout: a throw-away plan per leader, kind and symbol", warm_planner)
+        warmup.add("fanout: a throw-away plan per leader, kind and symbol", lambda: fanout_warmup.warm_planner(planner))
     if runtime.execution is not None:
         execution_warmup.install(warmup, runtime.execution)
 

@@ -11,6 +11,7 @@ planner's state (the leader's net position, the controls) without changing it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from decimal import Decimal
@@ -65,9 +66,11 @@ def sample_signal(leader: str, platform: str, symbol: str, kind: str, order_type
     )
 
 
-def warm_planner(planner: FanoutPlanner, symbols: Iterable[str] | None = None) -> int:
+async def warm_planner(planner: FanoutPlanner, symbols: Iterable[str] | None = None) -> int:
     """Plan and encode one signal of each kind for every leader (and each symbol's market
-    entry); returns how many intents were planned and dropped.
+    entry); returns how many intents were planned and dropped. Yields to the loop after each
+    plan: at a thousand followers one plan takes tens of milliseconds, and the worker's own
+    consumers must keep their group heartbeats meanwhile.
 
     Nothing leaves this function: no intent or refusal is sent, ``leader_net`` is untouched
     (only a ``fill`` signal moves it, and none is planned), and the per-signal price cache is
@@ -89,6 +92,7 @@ def warm_planner(planner: FanoutPlanner, symbols: Iterable[str] | None = None) -
                 for error in errors:
                     error.dumps()
                 planned += len(intents)
+                await asyncio.sleep(0)
     for kind, _ in WARM_KINDS:
         for outcome in _SIGNAL_OUTCOMES:  # the children handle_signal counts into (they show 0)
             metrics.SIGNALS_TOTAL.labels(kind, outcome)

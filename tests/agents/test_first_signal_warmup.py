@@ -84,13 +84,13 @@ def sample_value(name: str, labels: dict[str, str]) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
 
-def test_the_planner_warm_up_plans_every_kind_for_each_leader_and_changes_nothing(app: CopyTraderApp) -> None:
+async def test_the_planner_warm_up_plans_every_kind_for_each_leader_and_changes_nothing(app: CopyTraderApp) -> None:
     assert app.runtime.fanout is not None
     planner = app.runtime.fanout.planner
     planner.leader_net[("L", "ESZ6")] = 2  # a position the leader held before: kept as it was
     controls = (set(planner.controls.paused_accounts), planner.controls.paused_all, dict(planner.controls.rules))
 
-    planned = warm_planner(planner, ["ESZ6", "NQZ6"])
+    planned = await warm_planner(planner, ["ESZ6", "NQZ6"])
 
     # six kinds on the first symbol and a market entry on the second, each to every follower
     assert planned == (len(WARM_KINDS) + 1) * len(FOLLOWERS)
@@ -101,10 +101,10 @@ def test_the_planner_warm_up_plans_every_kind_for_each_leader_and_changes_nothin
     assert sample_value("copytrader_signals_total", {"kind": "new", "outcome": "copied"}) is not None
 
 
-def test_the_planner_warms_the_priced_symbols_or_every_instrument_root(app: CopyTraderApp) -> None:
+async def test_the_planner_warms_the_priced_symbols_or_every_instrument_root(app: CopyTraderApp) -> None:
     config = app.runtime.config
     assert warm_symbols(config)[:2] == ["6E", "CL"]  # no price feed: bare instrument roots
-    assert warm_planner(app.runtime.fanout.planner) > 0  # type: ignore[union-attr]  # fanout role installed
+    assert await warm_planner(app.runtime.fanout.planner) > 0  # type: ignore[union-attr]  # fanout role installed
 
 
 async def test_the_lane_warm_up_opens_lanes_and_series_without_a_broker_call_a_record_or_a_row(
@@ -193,3 +193,16 @@ def test_the_journal_warm_up_reads_each_group_size_and_writes_nothing(tmp_path: 
 
     assert asyncio.run(first_begin()) is None  # a fresh intent is still fresh after the warm-up
     journal.close()
+
+
+def test_with_a_price_feed_the_planner_warms_the_priced_symbols() -> None:
+    priced = {
+        **CONFIG,
+        "market_data": {
+            "platform": "dxlink",
+            "endpoint": "ws://127.0.0.1:1/dxlink-ws",
+            "token_env": "WARM_TOKEN",
+            "symbols": {"NQZ6": "/NQZ26:XCME", "ESZ6": "/ESZ26:XCME"},
+        },
+    }
+    assert warm_symbols(parse_config(priced, env={"WARM_TOKEN": "t"})) == ["ESZ6", "NQZ6"]
