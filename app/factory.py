@@ -17,6 +17,7 @@ import faust
 from ..agents.execution import agent as execution
 from ..agents.execution import warmup as execution_warmup
 from ..agents.fanout import agent as fanout
+from ..agents.fanout import warmup as fanout_warmup
 from ..agents.ingest import service as ingest
 from ..agents.notify import stage as notify
 from ..agents.reconcile import stage as reconcile
@@ -123,8 +124,9 @@ def install_lag_reporting(app: CopyTraderApp) -> None:
 
 def install_warmup(app: CopyTraderApp) -> None:
     """The worker's warm-up: every record type's codec, the producer's metadata and leader
-    connections for the topics its roles produce to, then each role's own steps; run once
-    the worker starts, before ``/readyz`` says ready (``agents/shared/warmup.py``)."""
+    connections for the topics its roles produce to, then each role's own steps (the fan-out's
+    throw-away plans, the executor's positions, lanes, metric series and journal reads); run
+    once the worker starts, before ``/readyz`` says ready (``agents/shared/warmup.py``)."""
     runtime = app.runtime
     warmup = runtime.warmup
     names = produced_topics(runtime.topics, runtime.settings.roles)
@@ -135,8 +137,11 @@ def install_warmup(app: CopyTraderApp) -> None:
 
     warmup.add("codecs", warm_codecs)
     warmup.add("producer: " + ", ".join(names), warm_topics)
+    if runtime.fanout is not None:
+        planner = runtime.fanout.planner
+        warmup.add("fanout: a throw-away plan per leader, kind and symbol", lambda: fanout_warmup.warm_planner(planner))
     if runtime.execution is not None:
-        execution_warmup.install(warmup, runtime.execution.intent_consumer)
+        execution_warmup.install(warmup, runtime.execution)
 
     @jobs.task(app)
     async def warm_up() -> None:

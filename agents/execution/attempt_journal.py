@@ -237,6 +237,12 @@ class AttemptJournal:
             db.execute("ROLLBACK")
             raise
 
+    def warm(self, largest_group: int) -> None:
+        """Compile the read a flush makes for each group size up to ``largest_group`` (SQLite
+        caches 128 statements by text), reading ids no intent has: nothing is written (warm-up)."""
+        for size in range(1, min(largest_group, 100) + 1):
+            self._priors({f"warmup|{n}": ("", "", 0.0, _UNREAD) for n in range(size)})
+
     # -- housekeeping -----------------------------------------------------------------------
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0])

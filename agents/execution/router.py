@@ -531,11 +531,16 @@ class AccountLanes:
         self._queues: dict[str, asyncio.Queue[Queued]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    def submit(self, intent: OrderIntent, done: Done | None = None, redelivered: bool = False) -> None:
-        queue = self._queues.get(intent.account_id)
+    def open(self, account_id: str) -> asyncio.Queue[Queued]:
+        """The account's lane, started now if it has none (the warm-up opens each follower's)."""
+        queue = self._queues.get(account_id)
         if queue is None:
-            queue = self._queues[intent.account_id] = asyncio.Queue()
-            self._tasks[intent.account_id] = asyncio.ensure_future(self._drain(intent.account_id, queue))
+            queue = self._queues[account_id] = asyncio.Queue()
+            self._tasks[account_id] = asyncio.ensure_future(self._drain(account_id, queue))
+        return queue
+
+    def submit(self, intent: OrderIntent, done: Done | None = None, redelivered: bool = False) -> None:
+        queue = self.open(intent.account_id)
         if kill_switch.is_kill(intent.signal_id):
             self._jump_the_queue(queue, (intent, done, redelivered))
             return

@@ -27,12 +27,16 @@ from aiokafka.structs import TopicPartition
 from ...core.records import (
     AccountStatus,
     Execution,
+    ExecutionBatch,
     Heartbeat,
     IntentBatch,
     OrderError,
     OrderIntent,
     Position,
+    PositionBatch,
     TradeSignal,
+    executions_of,
+    positions_of,
 )
 from ...core.signals import decode_signal
 from ...core.topics import Topics
@@ -64,6 +68,8 @@ class Warmup:
     error: str | None = None
     took_s: float | None = None
     attempts: int = 0
+    #: The steps the last attempt finished, in order (``/readyz`` shows them).
+    finished: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -75,7 +81,13 @@ class Warmup:
 
     def status(self) -> dict[str, Any]:
         """What ``/readyz`` shows of the warm-up."""
-        return {"state": self.state, "error": self.error, "took_s": self.took_s, "attempts": self.attempts}
+        return {
+            "state": self.state,
+            "error": self.error,
+            "took_s": self.took_s,
+            "attempts": self.attempts,
+            "steps": list(self.finished),
+        }
 
     async def run_once(self) -> bool:
         """One attempt at every step within ``timeout_s``; True when all of them finished."""
@@ -83,11 +95,13 @@ class Warmup:
         self.state = "running"
         started = time.monotonic()
         current = "start"
+        self.finished = []
         try:
             async with asyncio.timeout(self.timeout_s):
                 for name, step in self.steps:
                     current = name  # named in the reason if this step fails
                     await step()
+                    self.finished.append(name)
         except TimeoutError:
             return self._failed(f"warm-up step {current!r} did not finish within {self.timeout_s:g} s")
         except Exception as exc:  # noqa: BLE001 - any failure is reported on /readyz, never raised into the worker
@@ -184,6 +198,17 @@ def sample_records() -> list[Any]:
         limit_price=Decimal("1.25"),
         stamps=stamps,
     )
+    execution = Execution(
+        execution_id="warmup|f",
+        account_id="warmup-follower",
+        platform="paper",
+        kind="ack",
+        broker_order_id="warmup-order",
+        signal_id="warmup",
+        request_outcome=True,
+        stamps=stamps,
+    )
+    position = Position(account_id="warmup-follower", symbol="ESZ6", net_quantity=1, average_price=Decimal("1.25"))
     return [
         TradeSignal(
             signal_id="warmup",
@@ -195,18 +220,11 @@ def sample_records() -> list[Any]:
             stamps=stamps,
         ),
         IntentBatch(batch_id="warmup|p0", intents=[intent]),
-        Execution(
-            execution_id="warmup|f",
-            account_id="warmup-follower",
-            platform="paper",
-            kind="ack",
-            broker_order_id="warmup-order",
-            signal_id="warmup",
-            request_outcome=True,
-            stamps=stamps,
-        ),
+        execution,
+        ExecutionBatch(executions=[execution]),
         OrderError(error_id="warmup|e", stage="fanout", reason="warm-up", account_id="warmup-follower"),
-        Position(account_id="warmup-follower", symbol="ESZ6", net_quantity=1, average_price=Decimal("1.25")),
+        position,
+        PositionBatch(positions=[position]),
         AccountStatus(account_id="warmup-follower", platform="paper", connection="connected"),
         Heartbeat(worker_id="warmup", sequence=1, roles=["warmup"], assigned_partitions=0),
     ]
@@ -214,11 +232,16 @@ def sample_records() -> list[Any]:
 
 async def warm_codecs() -> None:
     """Encode and decode one record of each type (in memory): Faust builds each model's field
-    setup on first use, on the copy path otherwise. A signal goes through our strict decoder."""
+    setup on first use, on the copy path otherwise. A signal goes through our strict decoder,
+    the batches of ``trade.executions`` and ``positions.updates`` through their consumers'."""
     for record in sample_records():
         payload = record.dumps()
         if isinstance(record, TradeSignal):
             decode_signal(payload)
+        elif isinstance(record, ExecutionBatch):  # the batched topics' consumers read these
+            executions_of(payload)
+        elif isinstance(record, PositionBatch):
+            positions_of(payload)
         else:
             type(record).loads(payload)
 

@@ -97,6 +97,7 @@ async def test_an_unreachable_leader_fails_the_producer_step() -> None:
 async def test_codecs_of_every_record_on_the_copy_path_are_run_in_memory() -> None:
     kinds = {type(record).__name__ for record in sample_records()}
     assert {"TradeSignal", "IntentBatch", "Execution", "OrderError", "Position", "AccountStatus", "Heartbeat"} <= kinds
+    assert {"ExecutionBatch", "PositionBatch"} <= kinds  # what trade.executions and positions.updates carry
     assert any(isinstance(record, TradeSignal) for record in sample_records())
     await warm_codecs()  # raises if any record no longer round-trips
 
@@ -123,6 +124,7 @@ async def test_steps_run_in_order_and_the_warm_up_is_done_only_after_the_last() 
     release.set()
     await asyncio.wait_for(task, 5)
     assert ran == ["first", "second"]
+    assert warmup.status()["steps"] == ["first", "second"]
     assert warmup.done and warmup.status()["error"] is None and warmup.status()["took_s"] is not None
 
 
@@ -193,7 +195,8 @@ def test_the_worker_wires_its_warm_up_and_faust_keeps_its_producer_where_we_read
     names = [name for name, _ in app.runtime.warmup.steps]
     assert names[0] == "codecs"
     assert "orders.requests" in names[1] and "trade.executions" in names[1]
-    assert names[2] == "execute: orders.requests positions"
+    assert names[2].startswith("fanout: a throw-away plan")
+    assert names[3:] == ["execute: orders.requests positions", "execute: lanes, metric series, journal reads"]
     with pytest.raises(RuntimeError, match="not started"):
         faust_producer(app)  # None until the worker starts it
     assert hasattr(app.producer, "_producer")  # a Faust upgrade that renames it fails here
