@@ -21,7 +21,6 @@ import re
 import types
 import typing
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, TypeVar, Union, cast, get_args, get_origin
 
 import faust
