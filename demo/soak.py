@@ -147,16 +147,21 @@ class Judge:
     error_codes: Counter[str] = field(default_factory=Counter)
     created: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kernel account, client id)
     internal_ms: list[float] = field(default_factory=list)
+    records: Counter[str] = field(default_factory=Counter)  # per topic read
+    errors: int = 0  # on ``order.errors``, bare or in batches
 
     def record(self, topic: str, value: bytes) -> None:
+        self.records[topic] += 1
         data = orjson.loads(value)
         if topic == "trade.executions":
             for execution in data.get("executions", [data]):  # a batch, or one bare execution
                 self._outcome(execution)
         elif topic == "order.errors":
-            self.error_codes[str(data.get("code"))] += 1
-            if data.get("stage") == "fanout" and data.get("signal_id"):
-                self.refused.add((data["signal_id"], data["account_id"]))
+            for error in data.get("errors", [data]):  # a batch, or one bare error
+                self.errors += 1
+                self.error_codes[str(error.get("code"))] += 1
+                if error.get("stage") == "fanout" and error.get("signal_id"):
+                    self.refused.add((error["signal_id"], error["account_id"]))
 
     def _outcome(self, data: dict[str, Any]) -> None:
         if not data.get("request_outcome") or not data.get("signal_id"):
@@ -338,6 +343,8 @@ class SoakRun(ChaosRun):
             if action == "place" and judge.outcomes.get(pair) == "ack" and created == 0:
                 lost += 1
         rss = self._rss_growth()
+        without = len(judge.missing())
+        copies = len(judge.expected)
         return {
             "followers": self.soak.followers,
             "signals": self.soak.signals,
@@ -345,7 +352,11 @@ class SoakRun(ChaosRun):
             "copies_expected": len(judge.expected),
             "copies_placed": sum(1 for k in judge.outcomes.values() if k != "reject"),
             "copies_reported_not_placed": sum(1 for k in judge.outcomes.values() if k == "reject") + len(judge.refused),
-            "copies_without_outcome": len(judge.missing()),
+            "copies_without_outcome": without,
+            # Copies with an outcome per second of the whole run (publishing and settling).
+            "outcomes_per_s": round((copies - without) / max(elapsed_s, 1e-9), 1),
+            "records_per_copy": {t: round(n / max(copies, 1), 4) for t, n in sorted(judge.records.items())},
+            "errors_per_record": round(judge.errors / max(judge.records["order.errors"], 1), 2),
             "doubled": doubled,
             "lost": lost,
             "settled": settled,

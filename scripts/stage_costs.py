@@ -77,7 +77,7 @@ def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 
 def measure(path: Path, batch: int) -> dict[str, Any]:
     from copytrader.app.factory import empty_config
-    from copytrader.core.records import AccountStatus, IntentBatch, OrderError, executions_of, positions_of
+    from copytrader.core.records import AccountStatus, IntentBatch, errors_of, executions_of, positions_of
     from copytrader.storage import mapping
     from copytrader.storage.db import make_engine
     from copytrader.storage.migrate import upgrade
@@ -89,7 +89,7 @@ def measure(path: Path, batch: int) -> dict[str, Any]:
     decoders: dict[str, Any] = {
         "orders.requests": IntentBatch.loads,
         "trade.executions": executions_of,  # a list per record
-        "order.errors": OrderError.loads,
+        "order.errors": errors_of,  # a list per record
         "positions.updates": positions_of,  # a list per record
         "account.status": AccountStatus.loads,
     }
@@ -117,6 +117,13 @@ def measure(path: Path, batch: int) -> dict[str, Any]:
     ]
     decoded["positions.updates"] = [position for _, _, position in positions]
     topics["positions.updates"] = [(partition, sequence, b"") for partition, sequence, _ in positions]
+    errors = [
+        (partition, batch_sequence(offset, index), error)
+        for (partition, offset, _), record in zip(topics["order.errors"], decoded["order.errors"], strict=True)
+        for index, error in enumerate(record)
+    ]
+    decoded["order.errors"] = [error for _, _, error in errors]
+    topics["order.errors"] = [(partition, sequence, b"") for partition, sequence, _ in errors]
     copies = sum(len(b.intents) for b in decoded["orders.requests"])
 
     # the tracker: every execution decoded (above), fills applied to positions
