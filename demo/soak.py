@@ -175,6 +175,15 @@ class Judge:
         if first is None and kind != "reject" and "sent" in stamps and "detected" in stamps:
             self.internal_ms.append((stamps["sent"] - stamps["detected"]) * 1000)
 
+    def by_action(self) -> dict[str, int]:
+        """``action:outcome`` counts (``place:ack``, ``cancel:none``...): which copies cost a
+        broker call, which were netted or refused, which are still waiting."""
+        counts: Counter[str] = Counter()
+        for pair, (action, _) in self.expected.items():
+            outcome = self.outcomes.get(pair) or ("refused" if pair in self.refused else "none")
+            counts[f"{action}:{outcome}"] += 1
+        return dict(sorted(counts.items()))
+
     def missing(self) -> list[tuple[str, str]]:
         return [p for p in self.expected if p not in self.outcomes and p not in self.refused]
 
@@ -204,6 +213,7 @@ class SoakRun(ChaosRun):
         self.judge = Judge()
         self.faults = FaultLog()
         self.memory: list[dict[str, Any]] = []
+        self.cpu_ms: list[dict[str, float]] = []  # per memory row: each process's CPU so far
 
     async def _start(self) -> None:
         await super()._start()
@@ -228,6 +238,7 @@ class SoakRun(ChaosRun):
     async def play(self) -> dict[str, Any]:
         started = time.monotonic()
         publish_s = self.soak.minutes * 60
+        self._sample_memory(started, "start")  # the CPU counters the run's figures start from
         reading = asyncio.ensure_future(self._read_outcomes())
         memory = asyncio.ensure_future(self._watch_memory(started))
         publishing = asyncio.ensure_future(self._publish_paced())
@@ -314,10 +325,14 @@ class SoakRun(ChaosRun):
             pids["kafka"] = broker
         pids["judge+simulators"] = os.getpid()
         row: dict[str, Any] = {"t_s": round(time.monotonic() - started), "label": label}
+        cpu: dict[str, float] = {}
         for name, pid in pids.items():
             taken = sample(pid)
             row[name] = None if taken is None else round(taken.rss_mib, 1)
+            if taken is not None:
+                cpu[name] = taken.cpu_ms
         self.memory.append(row)
+        self.cpu_ms.append(cpu)
 
     async def _settle_outcomes(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -366,9 +381,19 @@ class SoakRun(ChaosRun):
             "faults": dict(self.faults.counts),
             "outages": self.faults.outages,
             "error_codes": dict(judge.error_codes.most_common(12)),
+            "outcomes_by_action": judge.by_action(),
             "rss_mib": rss,
+            "cpu_ms_per_outcome": self._cpu_per_outcome(copies - without),
             "memory_series": self.memory,
         }
+
+    def _cpu_per_outcome(self, outcomes: int) -> dict[str, float]:
+        """Per process: CPU milliseconds from the run's start to its end per copy that got an
+        outcome (the operating system's accounting; the Kafka broker's too)."""
+        if len(self.cpu_ms) < 2 or not outcomes:
+            return {}
+        first, last = self.cpu_ms[0], self.cpu_ms[-1]
+        return {n: round((last[n] - first[n]) / outcomes, 3) for n in last if n in first}
 
     def _rss_growth(self) -> dict[str, dict[str, float | None]]:
         """Per process: RSS after the first minute (or the first sample) and at the end."""

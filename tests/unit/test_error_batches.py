@@ -138,3 +138,13 @@ def test_the_soak_judge_counts_every_error_of_a_batch() -> None:
     assert judge.errors == 3 and judge.records["order.errors"] == 2
     assert judge.error_codes == {"COPY_STALE_NETTED": 2, "REJECTED": 1}
     assert judge.refused == {("leader-1:2:new", "f001")}
+
+
+def test_the_soak_judge_counts_outcomes_by_action() -> None:
+    judge = Judge()
+    judge.expected[("s1", "f001")] = ("place", "c1")
+    judge.expected[("s2", "f001")] = ("cancel", "c2")
+    reject = {"kind": "reject", "request_outcome": True, "signal_id": "s1", "account_id": "f001"}
+    judge.record("trade.executions", orjson.dumps({"executions": [reject]}))
+    assert judge.by_action() == {"cancel:none": 1, "place:reject": 1}
+    assert judge.missing() == [("s2", "f001")]
