@@ -375,16 +375,6 @@ class OrderRouter:
         """A queued copy dropped by the kill switch before it was sent: said, never silent."""
         await self._fail(intent, intent.stamps, BrokerError(reason), kind="reject", code="KILL_SWITCH", record=False)
 
-    async def skip_stale(
-        self, intent: OrderIntent, code: str, reason: str, *, net_key: str | None = None, unknown: bool = False
-    ) -> None:
-        """A copy netted instead of placed (``netting.py``): journaled as answered, with the
-        netting order's key, so a redelivery knows what covers it and never places it."""
-        key = intent.client_order_id
-        if self.journal is not None and self.journal.get(key) is None:
-            await self.journal.begin(key, intent.account_id, intent.action)  # the row finish() updates
-        self.skip_stale_run([intent], code, reason, net_key=net_key, unknown=unknown)
-
     def skip_stale_run(
         self,
         intents: Sequence[OrderIntent],
@@ -394,9 +384,12 @@ class OrderRouter:
         net_key: str | None = None,
         unknown: bool = False,
     ) -> None:
-        """:meth:`skip_stale` for copies whose journal rows exist (``netting.py`` begins a run's
-        rows in one transaction): no await, no query, no log line per copy, so a netted run of
-        N copies costs N journal updates (one transaction) and N outcomes in their batches."""
+        """Copies netted instead of placed (``netting.py``), each journaled as answered with the
+        netting order's key, so a redelivery knows what covers it and never places it.
+
+        Their rows exist already (``netting.py`` begins a run's rows in one transaction): no
+        await, query or log line per copy, so a netted run of N copies costs N journal updates
+        (one transaction) and N outcomes in their partitions' batches."""
         if not intents:
             return
         said, state = f"{code}: {reason}", UNKNOWN if unknown else "done"
@@ -414,7 +407,7 @@ class OrderRouter:
 
     @staticmethod
     def stale_skip(prior: Attempt) -> tuple[str, str, str | None] | None:
-        """(code, reason, netting order key) of a copy journaled by ``skip_stale``, else None."""
+        """(code, reason, netting order key) of a copy journaled by ``skip_stale_run``, else None."""
         code, _, reason = (prior.reason or "").partition(": ")
         if prior.kind != "reject" or not code.startswith("COPY_STALE_"):
             return None
