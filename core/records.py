@@ -597,3 +597,33 @@ class Heartbeat(_Base):
     def __post_init__(self) -> None:
         if self.sent_at is None:
             self.sent_at = utcnow()
+
+
+#: Errors one ``order.errors`` record carries at most: an error may carry a 4 KB payload (an
+#: answer nobody could read), so fewer than executions, to stay far below Kafka's 1 MB limit.
+MAX_ERRORS_PER_RECORD = 100
+
+
+class ErrorBatch(_Base):
+    """Errors of accounts that share one ``order.errors`` partition, in their order.
+
+    Why: a netted run of stale copies reports each copy on ``order.errors``, and every record
+    costs each of its consumers (notify, store, dashboard, observer) the fixed price of
+    carrying a record (#16, #18's soak). The executor publishes what it queued for one
+    partition as one record, as it does with :class:`ExecutionBatch`.
+    """
+
+    errors: list[OrderError]
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.errors) <= MAX_ERRORS_PER_RECORD:
+            raise RecordError("errors", f"must hold 1 to {MAX_ERRORS_PER_RECORD}; got {len(self.errors)}")
+        for error in self.errors:
+            if not isinstance(error, OrderError):
+                raise RecordError("errors", f"must hold OrderError records; got {type(error).__name__}")
+
+
+def errors_of(raw: bytes) -> list[OrderError]:
+    """The errors of one ``order.errors`` record: a batch, or one bare error (producers before
+    batching, the fan-out and reconciler, tools), see :func:`_carried`."""
+    return _carried(raw, "errors", ErrorBatch, OrderError)

@@ -19,7 +19,16 @@ from aiokafka import AIOKafkaConsumer
 from ..agents.fanout.planner import ACTION_FOR_KIND
 from ..common.stats import latency_summary
 from ..core.config import CopyConfig
-from ..core.records import Execution, Heartbeat, OrderError, Position, TradeSignal, executions_of, positions_of
+from ..core.records import (
+    Execution,
+    Heartbeat,
+    OrderError,
+    Position,
+    TradeSignal,
+    errors_of,
+    executions_of,
+    positions_of,
+)
 from ..core.signals import decode_signal
 
 STAGE_SPANS = {
@@ -122,10 +131,10 @@ class RunObserver:
                 elif execution.kind in ("fill", "partial_fill"):
                     seen.fills.append(execution)
         elif topic == "order.errors":
-            error = OrderError.loads(value)
-            seen.errors.append(error)
-            if error.stage == "fanout" and error.signal_id:
-                seen.refusals[(error.signal_id, error.account_id)] = error
+            for error in errors_of(value):
+                seen.errors.append(error)
+                if error.stage == "fanout" and error.signal_id:
+                    seen.refusals[(error.signal_id, error.account_id)] = error
         elif topic == "positions.updates":
             for position in positions_of(value):
                 seen.positions[(position.account_id, position.symbol)] = position
@@ -205,6 +214,7 @@ class RunObserver:
             # Per copy placed, over the whole run: what each consumer of these topics reads.
             "records_per_copy": {t: round(n / max(placed, 1), 3) for t, n in sorted(seen.records.items())},
             "executions_per_record": round(seen.executions / max(seen.records["trade.executions"], 1), 2),
+            "errors_per_record": round(len(seen.errors) / max(seen.records["order.errors"], 1), 2),
             "internal_ms": latency_summary(spans["internal"]),
             "e2e_ms": latency_summary(spans["e2e"]),
             "stages_ms": {name: latency_summary(v) for name, v in spans.items() if name not in ("internal", "e2e")},

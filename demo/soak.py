@@ -158,15 +158,21 @@ class Judge:
         except Exception:  # noqa: BLE001 - whatever a hostile record raises in the light read
             self.unreadable += 1
 
+    records: Counter[str] = field(default_factory=Counter)  # per topic read
+    errors: int = 0  # on ``order.errors``, bare or in batches
+
     def record(self, topic: str, value: bytes) -> None:
+        self.records[topic] += 1
         data = orjson.loads(value)
         if topic == "trade.executions":
             for execution in data.get("executions", [data]):  # a batch, or one bare execution
                 self._outcome(execution)
         elif topic == "order.errors":
-            self.error_codes[str(data.get("code"))] += 1
-            if data.get("stage") == "fanout" and data.get("signal_id"):
-                self.refused.add((data["signal_id"], data["account_id"]))
+            for error in data.get("errors", [data]):  # a batch, or one bare error
+                self.errors += 1
+                self.error_codes[str(error.get("code"))] += 1
+                if error.get("stage") == "fanout" and error.get("signal_id"):
+                    self.refused.add((error["signal_id"], error["account_id"]))
 
     def _outcome(self, data: dict[str, Any]) -> None:
         if not data.get("request_outcome") or not data.get("signal_id"):
@@ -179,6 +185,15 @@ class Judge:
         stamps = data.get("stamps") or {}
         if first is None and kind != "reject" and "sent" in stamps and "detected" in stamps:
             self.internal_ms.append((stamps["sent"] - stamps["detected"]) * 1000)
+
+    def by_action(self) -> dict[str, int]:
+        """``action:outcome`` counts (``place:ack``, ``cancel:none``...): which copies cost a
+        broker call, which were netted or refused, which are still waiting."""
+        counts: Counter[str] = Counter()
+        for pair, (action, _) in self.expected.items():
+            outcome = self.outcomes.get(pair) or ("refused" if pair in self.refused else "none")
+            counts[f"{action}:{outcome}"] += 1
+        return dict(sorted(counts.items()))
 
     def missing(self) -> list[tuple[str, str]]:
         return [p for p in self.expected if p not in self.outcomes and p not in self.refused]
@@ -209,6 +224,7 @@ class SoakRun(ChaosRun):
         self.judge = Judge()
         self.faults = FaultLog()
         self.memory: list[dict[str, Any]] = []
+        self.cpu_ms: list[dict[str, float]] = []  # per memory row: each process's CPU so far
 
     async def _start(self) -> None:
         await super()._start()
@@ -233,6 +249,7 @@ class SoakRun(ChaosRun):
     async def play(self) -> dict[str, Any]:
         started = time.monotonic()
         publish_s = self.soak.minutes * 60
+        self._sample_memory(started, "start")  # the CPU counters the run's figures start from
         reading = asyncio.ensure_future(self._read_outcomes())
         memory = asyncio.ensure_future(self._watch_memory(started))
         publishing = asyncio.ensure_future(self._publish_paced())
@@ -319,10 +336,14 @@ class SoakRun(ChaosRun):
             pids["kafka"] = broker
         pids["judge+simulators"] = os.getpid()
         row: dict[str, Any] = {"t_s": round(time.monotonic() - started), "label": label}
+        cpu: dict[str, float] = {}
         for name, pid in pids.items():
             taken = sample(pid)
             row[name] = None if taken is None else round(taken.rss_mib, 1)
+            if taken is not None:
+                cpu[name] = taken.cpu_ms
         self.memory.append(row)
+        self.cpu_ms.append(cpu)
 
     async def _settle_outcomes(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -348,6 +369,8 @@ class SoakRun(ChaosRun):
             if action == "place" and judge.outcomes.get(pair) == "ack" and created == 0:
                 lost += 1
         rss = self._rss_growth()
+        without = len(judge.missing())
+        copies = len(judge.expected)
         return {
             "followers": self.soak.followers,
             "signals": self.soak.signals,
@@ -355,7 +378,11 @@ class SoakRun(ChaosRun):
             "copies_expected": len(judge.expected),
             "copies_placed": sum(1 for k in judge.outcomes.values() if k != "reject"),
             "copies_reported_not_placed": sum(1 for k in judge.outcomes.values() if k == "reject") + len(judge.refused),
-            "copies_without_outcome": len(judge.missing()),
+            "copies_without_outcome": without,
+            # Copies with an outcome per second of the whole run (publishing and settling).
+            "outcomes_per_s": round((copies - without) / max(elapsed_s, 1e-9), 1),
+            "records_per_copy": {t: round(n / max(copies, 1), 4) for t, n in sorted(judge.records.items())},
+            "errors_per_record": round(judge.errors / max(judge.records["order.errors"], 1), 2),
             "doubled": doubled,
             "lost": lost,
             "settled": settled,
@@ -366,9 +393,19 @@ class SoakRun(ChaosRun):
             "outages": self.faults.outages,
             "error_codes": dict(judge.error_codes.most_common(12)),
             "unreadable_records": judge.unreadable,
+            "outcomes_by_action": judge.by_action(),
             "rss_mib": rss,
+            "cpu_ms_per_outcome": self._cpu_per_outcome(copies - without),
             "memory_series": self.memory,
         }
+
+    def _cpu_per_outcome(self, outcomes: int) -> dict[str, float]:
+        """Per process: CPU milliseconds from the run's start to its end per copy that got an
+        outcome (the operating system's accounting; the Kafka broker's too)."""
+        if len(self.cpu_ms) < 2 or not outcomes:
+            return {}
+        first, last = self.cpu_ms[0], self.cpu_ms[-1]
+        return {n: round((last[n] - first[n]) / outcomes, 3) for n in last if n in first}
 
     def _rss_growth(self) -> dict[str, dict[str, float | None]]:
         """Per process: RSS after the first minute (or the first sample) and at the end."""

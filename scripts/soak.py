@@ -30,6 +30,9 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--fault-every", type=float, default=5.0, help="seconds between faults")
     parser.add_argument("--outage", type=float, default=60.0, help="seconds one simulator stays down")
+    parser.add_argument(
+        "--settle-timeout", type=float, default=180.0, help="seconds to wait after the last signal for every outcome"
+    )
     parser.add_argument("--no-faults", action="store_true")
     parser.add_argument("--seed", type=int, default=23)
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a fresh temporary directory")
@@ -50,6 +53,7 @@ def main() -> int:
         faults=not args.no_faults,
         fault_every_s=args.fault_every,
         outage_s=args.outage,
+        settle_timeout_s=args.settle_timeout,
     )
     report = asyncio.run(run_soak(options, settings))
     print(orjson.dumps(report).decode(), flush=True)

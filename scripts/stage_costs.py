@@ -145,7 +145,7 @@ def fresh_database(postgres: str | None) -> Iterator[Any]:
 
 def measure(path: Path, batch: int, stages: frozenset[str] = STAGES, postgres: str | None = None) -> dict[str, Any]:
     from copytrader.app.factory import empty_config
-    from copytrader.core.records import AccountStatus, IntentBatch, OrderError, executions_of, positions_of
+    from copytrader.core.records import AccountStatus, IntentBatch, errors_of, executions_of, positions_of
     from copytrader.tables.positions import apply_fill
     from copytrader.web.live import LiveState, batch_sequence
 
@@ -153,7 +153,7 @@ def measure(path: Path, batch: int, stages: frozenset[str] = STAGES, postgres: s
     decoders: dict[str, Any] = {
         "orders.requests": IntentBatch.loads,
         "trade.executions": executions_of,  # a list per record
-        "order.errors": OrderError.loads,
+        "order.errors": errors_of,  # a list per record
         "positions.updates": positions_of,  # a list per record
         "account.status": AccountStatus.loads,
     }
@@ -181,6 +181,13 @@ def measure(path: Path, batch: int, stages: frozenset[str] = STAGES, postgres: s
     ]
     decoded["positions.updates"] = [position for _, _, position in positions]
     topics["positions.updates"] = [(partition, sequence, b"") for partition, sequence, _ in positions]
+    errors = [
+        (partition, batch_sequence(offset, index), error)
+        for (partition, offset, _), record in zip(topics["order.errors"], decoded["order.errors"], strict=True)
+        for index, error in enumerate(record)
+    ]
+    decoded["order.errors"] = [error for _, _, error in errors]
+    topics["order.errors"] = [(partition, sequence, b"") for partition, sequence, _ in errors]
     copies = sum(len(b.intents) for b in decoded["orders.requests"])
 
     # the tracker: every execution decoded (above), fills applied to positions

@@ -34,7 +34,7 @@ from ..core.control_records import (
     RuleCommand,
     decode_command,
 )
-from ..core.records import AccountStatus, OrderError, executions_of, positions_of
+from ..core.records import AccountStatus, errors_of, executions_of, positions_of
 from ..core.topics import SPEC, topic_name
 from .auth import Auth, parse_cookie_header
 from .live import STREAMS, LiveState, batch_sequence
@@ -241,7 +241,10 @@ class KafkaFeed:
                     changes += self.live.apply_execution(execution, partition, batch_sequence(offset, index))
                 return changes
             if topic == "order.errors":
-                return self.live.apply_error(OrderError.loads(value), partition, offset)
+                changes = []
+                for index, error in enumerate(errors_of(value)):
+                    changes += self.live.apply_error(error, partition, batch_sequence(offset, index))
+                return changes
             if topic == "positions.updates":
                 changes = []
                 for index, position in enumerate(positions_of(value)):

@@ -43,7 +43,7 @@ from ...brokers.deadline import copy_deadline
 from ...brokers.ratebudget import Priority, urgent
 from ...core import ids
 from ...core.records import OrderIntent, RecordError
-from .attempt_journal import DONE
+from .attempt_journal import DONE, Attempt
 
 if TYPE_CHECKING:
     from .router import OrderRouter, Pending, Queued
@@ -71,6 +71,14 @@ def age_of(intent: OrderIntent, now: float) -> float | None:
             age = now - at
             return age if age <= MAX_TRUSTED_AGE_S else None
     return None
+
+
+def ages_of(intents: Sequence[OrderIntent], now: float) -> str:
+    """The ages of a run's copies, as a range: one reason string per run whatever its length
+    (each copy's reason and journal row carry it)."""
+    ages = [age_of(i, now) or 0.0 for i in intents]  # each was stale: each has an age
+    low, high = min(ages), max(ages)
+    return f"{low:.1f} s" if len(ages) == 1 else f"{low:.1f}–{high:.1f} s"
 
 
 def nettable(intent: OrderIntent) -> bool:
@@ -164,19 +172,26 @@ class StaleCopies:
 
     async def settle(self, run: Sequence[Queued]) -> Pending:
         """Report every copy of ``run`` and place at most one order; returns what the offsets
-        must still wait for (the netting order's late lookup), like ``OrderRouter.execute``."""
+        must still wait for (the netting order's late lookup), like ``OrderRouter.execute``.
+
+        The run's journal rows are begun together (one read of what was there, one write) and
+        its netted copies reported together (:meth:`OrderRouter.skip_stale_run`): a lane that
+        fell behind nets hundreds of copies at once, and one await, query or log line per
+        copy made netting cost more than placing (#18's soak).
+        """
         router = self.router
         now = self.clock()
         head = run[0][0]
         limit = f"{head.stale_after_s:g} s"
+        copies: dict[str, tuple[OrderIntent, bool]] = {}
+        for intent, _, redelivered in run:  # the same copy twice (a restarted fan-out sent it again): once
+            if intent.client_order_id not in router.finished:  # finished here: its outcome was said
+                copies.setdefault(intent.client_order_id, (intent, redelivered))
+        priors = await self._begin(list(copies.values()))
         fresh: list[OrderIntent] = []
         uncertain = False
-        seen: set[str] = set()
-        for intent, _, redelivered in run:
-            if intent.client_order_id in seen:  # the same copy twice (a restarted fan-out sent it again)
-                continue
-            seen.add(intent.client_order_id)
-            earlier = await self._earlier(intent, redelivered)
+        for (intent, redelivered), prior in zip(copies.values(), priors, strict=True):
+            earlier = "new" if prior is None and not redelivered else await self._earlier(intent, prior)
             if earlier == "new":
                 fresh.append(intent)
             elif earlier == "again":
@@ -184,10 +199,9 @@ class StaleCopies:
                 fresh.append(intent)
             elif earlier == "unknown":
                 why = "an earlier attempt may have placed it and no lookup could tell: not netted"
-                await router.skip_stale(intent, COPY_STALE_UNKNOWN, f"copy older than {limit}; {why}", unknown=True)
+                router.skip_stale_run([intent], COPY_STALE_UNKNOWN, f"copy older than {limit}; {why}", unknown=True)
         if not fresh:
             return None
-        ages = ", ".join(f"{age_of(i, now) or 0:.1f} s" for i in fresh)  # each was stale: each has an age
         quantity = net_quantity(fresh)
         key = net_key(fresh)
         order: OrderIntent | None = None
@@ -201,25 +215,30 @@ class StaleCopies:
                 code, outcome = COPY_STALE_UNNETTED, f"their net ({quantity:+d}) is not one order: {exc}"
             else:
                 outcome = f"netted into {key}: {order.side} {order.quantity} (their net, at market, now)"
-        reason = f"{len(fresh)} copies older than {limit} ({ages}) not placed; {outcome}"
+        reason = f"{len(fresh)} copies older than {limit} ({ages_of(fresh, now)}) not placed; {outcome}"
         log.warning("lane %s %s: %s", head.account_id, head.symbol, reason)
-        for intent in fresh:
-            await router.skip_stale(intent, code, reason, net_key=key if order is not None else None)
+        router.skip_stale_run(fresh, code, reason, net_key=key if order is not None else None)
         if order is None:
             return None
         return await router.execute(order, redelivered=uncertain)
 
-    async def _earlier(self, intent: OrderIntent, redelivered: bool) -> str:
-        """What an earlier attempt did with this copy: ``new`` (nothing, surely), ``again``
-        (nothing found; it may have been netted before), ``done`` (answered or covered, and
-        reported again now) or ``unknown`` (nobody can tell)."""
+    async def _begin(self, copies: list[tuple[OrderIntent, bool]]) -> list[Attempt | None]:
+        """Each copy's journal row begun (the row ``skip_stale_run`` finishes), all in the
+        journal's next group commit; returns what each row held before (None: fresh)."""
+        journal = self.router.journal
+        if journal is None:
+            return [None] * len(copies)
+        return list(
+            await asyncio.gather(*(journal.begin(i.client_order_id, i.account_id, i.action) for i, _ in copies))
+        )
+
+    async def _earlier(self, intent: OrderIntent, prior: Attempt | None) -> str:
+        """What an earlier attempt did with a copy that may have been handled (journaled, or
+        redelivered): ``new`` (nothing, surely), ``again`` (nothing found; it may have been
+        netted before), ``done`` (answered or covered, and reported again now) or ``unknown``
+        (nobody can tell). A row begun just now by this settle counts as not answered."""
         router = self.router
         key = intent.client_order_id
-        if key in router.finished:
-            return "done"
-        prior = router.journal.get(key) if router.journal is not None else None
-        if prior is None and not redelivered:
-            return "new"
         if prior is not None and prior.state == DONE:
             skipped = router.stale_skip(prior)
             if skipped is None:  # answered before (placed or refused): said again, no call
@@ -230,7 +249,7 @@ class StaleCopies:
             if covered is None:
                 return "unknown"
             if covered:  # skipped before, and what covers it exists: said again
-                await router.skip_stale(intent, code, said, net_key=netted_into)
+                router.skip_stale_run([intent], code, said, net_key=netted_into)
                 return "done"
             return "again"
         found = await self._placed(intent.account_id, key)

@@ -22,7 +22,7 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeAlias
@@ -329,6 +329,20 @@ class OrderRouter:
         self.inflight.pop(intent.client_order_id, None)
         if record and self.journal is not None:
             self.journal.finish(intent.client_order_id, "reject", None, reason, state=state)
+        self._report_refused(intent, stamps, reason, kind=kind, code=code, payload=payload)
+
+    def _report_refused(
+        self,
+        intent: OrderIntent,
+        stamps: dict[str, float],
+        reason: str,
+        *,
+        kind: str,
+        code: str,
+        payload: str | None = None,
+    ) -> None:
+        """A copy that did not become an order: its ``order.errors`` record and its reject on
+        ``trade.executions``, queued (each leaves in its partition's batch)."""
         error = OrderError(
             error_id=f"{intent.client_order_id}|execute",
             stage="execute",
@@ -340,7 +354,7 @@ class OrderRouter:
             payload=payload[:4000] if payload else None,
             stamps=stamps,
         )
-        await self.outbox.error(error)
+        self.outbox.queue_error(error)
         execution = Execution(
             execution_id=f"{intent.client_order_id}|reject",
             account_id=intent.account_id,
@@ -355,29 +369,46 @@ class OrderRouter:
             request_outcome=True,
             stamps=stamps,
         )
-        await self.outbox.execution(execution)
+        self.outbox.queue_execution(execution)
         self._notify(intent, error)
 
     async def report_skipped(self, intent: OrderIntent, reason: str) -> None:
         """A queued copy dropped by the kill switch before it was sent: said, never silent."""
         await self._fail(intent, intent.stamps, BrokerError(reason), kind="reject", code="KILL_SWITCH", record=False)
 
-    async def skip_stale(
-        self, intent: OrderIntent, code: str, reason: str, *, net_key: str | None = None, unknown: bool = False
+    def skip_stale_run(
+        self,
+        intents: Sequence[OrderIntent],
+        code: str,
+        reason: str,
+        *,
+        net_key: str | None = None,
+        unknown: bool = False,
     ) -> None:
-        """A copy netted instead of placed (``netting.py``): journaled as answered, with the
-        netting order's key, so a redelivery knows what covers it and never places it."""
-        key = intent.client_order_id
-        if self.journal is not None and self.journal.get(key) is None:
-            await self.journal.begin(key, intent.account_id, intent.action)  # the row finish() updates
-        self.finished.add(key)
-        await self._fail(intent, intent.stamps, BrokerError(reason), kind="reject", code=code, record=False)
-        if self.journal is not None:
-            self.journal.finish(key, "reject", net_key, f"{code}: {reason}", state=UNKNOWN if unknown else "done")
+        """Copies netted instead of placed (``netting.py``), each journaled as answered with the
+        netting order's key, so a redelivery knows what covers it and never places it.
+
+        Their rows exist already (``netting.py`` begins a run's rows in one transaction): no
+        await, query or log line per copy, so a netted run of N copies costs N journal updates
+        (one transaction) and N outcomes in their partitions' batches."""
+        if not intents:
+            return
+        said, state = f"{code}: {reason}", UNKNOWN if unknown else "done"
+        journal = self.journal
+        for intent in intents:
+            key = intent.client_order_id
+            self.finished.add(key)
+            self.inflight.pop(key, None)
+            self._report_refused(intent, intent.stamps, reason, kind="reject", code=code)
+            if journal is not None:
+                journal.finish(key, "reject", net_key, said, state=state)
+        stats = self.stats.setdefault(intents[0].account_id, AccountStats())
+        stats.rejects += len(intents)
+        stats.last_error = reason
 
     @staticmethod
     def stale_skip(prior: Attempt) -> tuple[str, str, str | None] | None:
-        """(code, reason, netting order key) of a copy journaled by ``skip_stale``, else None."""
+        """(code, reason, netting order key) of a copy journaled by ``skip_stale_run``, else None."""
         code, _, reason = (prior.reason or "").partition(": ")
         if prior.kind != "reject" or not code.startswith("COPY_STALE_"):
             return None

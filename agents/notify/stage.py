@@ -17,7 +17,7 @@ import aiohttp
 import faust
 
 from ...core.control_records import ALL_ACCOUNTS, ControlCommand
-from ...core.records import AccountStatus, OrderError
+from ...core.records import AccountStatus, errors_of
 from ..shared import jobs
 from ..shared.context import StageContext
 from ..shared.controls_feed import Command, ControlsFeed
@@ -57,10 +57,20 @@ def install(app: faust.App, ctx: StageContext) -> NotifyStage | None:
     stage.senders.extend(TargetSender(t, stage.session) for t in targets)
     ctx.shutdown_hooks.append(stage.close)
 
-    @app.agent(ctx.topics.errors, name="notify-errors")
-    async def notify_errors(stream: faust.StreamT[OrderError]) -> None:
-        async for error in stream:
-            stage.announce(from_error(error))
+    # Raw bytes: ``order.errors`` carries batches (``ErrorBatch``) and bare errors alike, and an
+    # unreadable record is skipped here instead of ending the agent in Faust's decoder.
+    errors = app.topic(ctx.topics.errors.get_topic_name(), key_type=str, value_serializer="raw", internal=False)
+
+    @app.agent(errors, name="notify-errors")
+    async def notify_errors(stream: faust.StreamT[bytes]) -> None:
+        async for raw in stream:
+            try:
+                carried = errors_of(raw)
+            except ValueError as exc:
+                log.warning("notify: unreadable order.errors record skipped (%s)", exc)
+                continue
+            for error in carried:
+                stage.announce(from_error(error))
 
     @app.agent(ctx.topics.status, name="notify-status")
     async def notify_status(stream: faust.StreamT[AccountStatus]) -> None:

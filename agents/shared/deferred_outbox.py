@@ -12,8 +12,10 @@ places and fetches first.
 Queued executions leave together: the first one queues a publishing step, and that step sends
 every execution queued by the time it runs, one record per ``trade.executions`` partition
 (:class:`~copytrader.core.records.ExecutionBatch`). A copy's ack and its immediate fill, or a
-signal's acks, then cost their consumers one record instead of one each (#16). Sending a
-record earlier than its place in the queue never breaks :meth:`after`'s promise.
+signal's acks, then cost their consumers one record instead of one each (#16). Queued errors
+leave the same way (:class:`~copytrader.core.records.ErrorBatch`): a netted run of stale
+copies reports each of them (#18's soak). Sending a record earlier than its place in the
+queue never breaks :meth:`after`'s promise.
 
 Nothing is lost by deferring: :meth:`after` runs a callback once every record queued before
 it has been handed to the producer, and the executor acknowledges an intent's Kafka offset
@@ -50,15 +52,26 @@ class DeferredOutbox:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._executions: list[Execution] = []  # queued, waiting for their publishing step
+        self._errors: list[OrderError] = []  # the same for ``order.errors``
 
     # -- what the executor sends: queue, return at once ------------------------------------
     async def execution(self, execution: Execution) -> None:
+        self.queue_execution(execution)
+
+    async def error(self, error: OrderError) -> None:
+        self.queue_error(error)
+
+    def queue_error(self, error: OrderError) -> None:
+        """Queued like an execution: one ``order.errors`` record per partition per step."""
+        if not self._errors:
+            self._put(self._publish_errors)
+        self._errors.append(error)
+
+    def queue_execution(self, execution: Execution) -> None:
+        """:meth:`execution` without the await (a netted run queues many in one go)."""
         if not self._executions:
             self._put(self._publish_executions)
         self._executions.append(execution)
-
-    async def error(self, error: OrderError) -> None:
-        self._put(lambda: self.outbox.error(error))
 
     # -- ordering and draining -------------------------------------------------------------
     def after(self, callback: Step) -> None:
@@ -81,6 +94,10 @@ class DeferredOutbox:
     async def _publish_executions(self) -> None:
         pending, self._executions = self._executions, []
         await self.outbox.executions(pending)
+
+    async def _publish_errors(self) -> None:
+        pending, self._errors = self._errors, []
+        await self.outbox.errors(pending)
 
     def _put(self, step: Step) -> None:
         self._queue.append(step)

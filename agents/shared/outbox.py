@@ -11,8 +11,10 @@ from collections import defaultdict
 from typing import Protocol, TypeVar
 
 from ...core.records import (
+    MAX_ERRORS_PER_RECORD,
     MAX_PER_RECORD,
     AccountStatus,
+    ErrorBatch,
     Execution,
     ExecutionBatch,
     IntentBatch,
@@ -26,6 +28,7 @@ from ...core.topics import SPEC, Topics, partition_for
 INTENT_PARTITIONS = SPEC["orders.requests"].partitions
 EXECUTION_PARTITIONS = SPEC["trade.executions"].partitions
 POSITION_PARTITIONS = SPEC["positions.updates"].partitions
+ERROR_PARTITIONS = SPEC["order.errors"].partitions
 
 
 class _Keyed(Protocol):
@@ -43,16 +46,16 @@ def batch_intents(signal_id: str, intents: list[OrderIntent]) -> dict[int, Inten
     return {p: IntentBatch(batch_id=f"{signal_id}|p{p}", intents=group) for p, group in groups.items()}
 
 
-def _by_partition(items: list[T], partitions: int) -> list[tuple[int, list[T]]]:
+def _by_partition(items: list[T], partitions: int, per_record: int = MAX_PER_RECORD) -> list[tuple[int, list[T]]]:
     """Items grouped by the partition of their account, in their order, at most
-    :data:`MAX_PER_RECORD` to a group."""
+    ``per_record`` to a group."""
     groups: dict[int, list[T]] = {}
     for item in items:
         groups.setdefault(partition_for(item.account_id, partitions), []).append(item)
     return [
-        (partition, group[start : start + MAX_PER_RECORD])
+        (partition, group[start : start + per_record])
         for partition, group in groups.items()
-        for start in range(0, len(group), MAX_PER_RECORD)
+        for start in range(0, len(group), per_record)
     ]
 
 
@@ -66,11 +69,17 @@ def batch_positions(positions: list[Position]) -> list[tuple[int, PositionBatch]
     return [(p, PositionBatch(positions=g)) for p, g in _by_partition(positions, POSITION_PARTITIONS)]
 
 
+def batch_errors(errors: list[OrderError]) -> list[tuple[int, ErrorBatch]]:
+    """One :class:`ErrorBatch` per ``order.errors`` partition (and per 100)."""
+    return [(p, ErrorBatch(errors=g)) for p, g in _by_partition(errors, ERROR_PARTITIONS, MAX_ERRORS_PER_RECORD)]
+
+
 class Outbox(Protocol):
     async def intents(self, signal_id: str, intents: list[OrderIntent]) -> None: ...
     async def execution(self, execution: Execution) -> None: ...
     async def executions(self, executions: list[Execution]) -> None: ...
     async def error(self, error: OrderError) -> None: ...
+    async def errors(self, errors: list[OrderError]) -> None: ...
     async def position(self, position: Position) -> None: ...
     async def positions(self, positions: list[Position]) -> None: ...
     async def status(self, status: AccountStatus) -> None: ...
@@ -98,6 +107,15 @@ class TopicOutbox:
 
     async def error(self, error: OrderError) -> None:
         await self.topics.errors.send(key=error.account_id, value=error)
+
+    async def errors(self, errors: list[OrderError]) -> None:
+        """One record per partition (see :class:`ErrorBatch`), keyed by its first account; a
+        lone error goes bare, as it always did."""
+        if len(errors) == 1:
+            await self.error(errors[0])
+            return
+        for partition, batch in batch_errors(errors):
+            await self.topics.errors.send(key=batch.errors[0].account_id, value=batch, partition=partition)
 
     async def position(self, position: Position) -> None:
         await self.positions([position])
@@ -135,6 +153,10 @@ class MemoryOutbox:
 
     async def error(self, error: OrderError) -> None:
         self.sent["error"].append(error)
+
+    async def errors(self, errors: list[OrderError]) -> None:
+        for error in errors:
+            await self.error(error)  # one at a time, so a test's override sees each
 
     async def position(self, position: Position) -> None:
         self.sent["position"].append(position)

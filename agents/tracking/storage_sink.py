@@ -27,7 +27,7 @@ import faust
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from ...common.retrying import forever
-from ...core.records import IntentBatch, OrderError, executions_of, positions_of
+from ...core.records import IntentBatch, errors_of, executions_of, positions_of
 from ...storage import mapping
 from ...storage.configsync import sync_config
 from ...storage.db import database_url_from_env, make_engine, session_factory
@@ -187,7 +187,7 @@ def install(app: faust.App, ctx: StageContext) -> StorageSink:
         topics.signals.get_topic_name(): StoredTopic(bytes, mapping.signals_batch),  # raw: the mapper decodes
         topics.intents.get_topic_name(): StoredTopic(IntentBatch.loads, mapping.intents_batch),
         topics.executions.get_topic_name(): StoredTopic(executions_of, _flattened(mapping.executions_batch)),
-        topics.errors.get_topic_name(): StoredTopic(OrderError.loads, mapping.errors_batch),
+        topics.errors.get_topic_name(): StoredTopic(errors_of, _flattened(mapping.errors_batch)),
         topics.positions.get_topic_name(): StoredTopic(positions_of, _flattened(mapping.positions_batch)),
     }
     consumer = StoreConsumer(

@@ -24,7 +24,7 @@ from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import create_app
 from copytrader.core.config import ConfigError, parse_config
 from copytrader.core.notifications import NotificationTarget
-from copytrader.core.records import AccountStatus, OrderError
+from copytrader.core.records import AccountStatus, ErrorBatch, OrderError
 from copytrader.core.settings import Settings
 from copytrader.demo.configgen import demo_config
 
@@ -216,9 +216,10 @@ async def test_the_tracker_role_announces_records_to_every_target(
     runners = [asyncio.ensure_future(s.run()) for s in stage.senders]
     try:
         async with app.agents["notify-errors"].test_context() as agent:
-            await agent.put(error("REJECTED", "f001"))
-            await agent.put(error("PAUSED", "f002", stage="fanout"))
-            await agent.put(error("OUTCOME_UNKNOWN", "f002"))
+            await agent.put(b"not a record")  # skipped, and the agent reads on
+            await agent.put(error("REJECTED", "f001").dumps())  # a bare error (older producers)
+            batch = ErrorBatch(errors=[error("PAUSED", "f002", stage="fanout"), error("OUTCOME_UNKNOWN", "f002")])
+            await agent.put(batch.dumps())  # the executor's batch
         async with app.agents["notify-status"].test_context() as agent:
             await agent.put(AccountStatus(account_id="f001", platform="paper", connection="disconnected"))
         await wait_until(lambda: len(receiver.posts) == 5, timeout_s=10, what="3 to discord, 2 to the pager")

@@ -34,6 +34,10 @@ async def test_faults_at_a_steady_pace_lose_and_double_nothing(kafka_bootstrap: 
     # every copy was placed or reported as not placed, with a reason on order.errors
     assert report["copies_placed"] + report["copies_reported_not_placed"] >= report["copies_expected"]
     assert {"front", "back", "tracker", "kafka"} <= set(report["rss_mib"])
+    assert report["cpu_ms_per_outcome"]["back"] > 0  # the operating system's accounting, per copy
+    assert report["outcomes_per_s"] > 0 and report["records_per_copy"]["trade.executions"] > 0
+    by_action = report["outcomes_by_action"]
+    assert sum(by_action.values()) == report["copies_expected"] and not any(k.endswith(":none") for k in by_action)
 
 
 def test_the_leader_script_keeps_its_book_small_and_its_position_near_flat() -> None:

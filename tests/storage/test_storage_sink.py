@@ -252,3 +252,24 @@ async def test_one_fetch_of_several_topics_is_one_transaction_and_a_bad_record_i
         assert stored == {"x0", "x1", "x2"}
         assert verify(db).entries == 5
     await sink.close()
+
+
+def test_the_installed_consumer_reads_batched_and_bare_errors(tmp_path: Path) -> None:
+    """``order.errors`` carries the executor's ``ErrorBatch`` records and bare errors (the
+    fan-out, the reconciler, older producers): every error of both becomes an audit entry."""
+    from copytrader.app.factory import create_app
+    from copytrader.core.records import ErrorBatch, OrderError
+    from copytrader.core.settings import Settings
+
+    settings = Settings(roles=("store",), data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/ct.db")
+    sink = create_app(settings).runtime.storage
+    assert isinstance(sink, storage_sink.StorageSink) and sink.consumer is not None
+    stored = sink.consumer.topics["order.errors"]
+    made = [OrderError(error_id=f"e{n}", stage="execute", reason="netted", account_id=f"F{n}") for n in range(3)]
+    values = [stored.decode(ErrorBatch(errors=made[:2]).dumps()), stored.decode(made[2].dumps())]
+    batch = stored.mapper(values)
+    assert [(a.kind, a.natural_id, a.account_id) for a in batch.audit] == [
+        ("error", "e0", "F0"),
+        ("error", "e1", "F1"),
+        ("error", "e2", "F2"),
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from copytrader.agents.shared.deferred_outbox import DeferredOutbox
 from copytrader.agents.shared.outbox import MemoryOutbox
@@ -81,29 +82,56 @@ async def test_executions_queued_before_their_turn_leave_in_one_call_in_order() 
     assert [e.execution_id for e in memory.sent["execution"]] == [f"e{n}" for n in range(6)]
 
 
+async def test_errors_queued_before_their_turn_leave_in_one_call_in_order() -> None:
+    """A netted run reports many copies at once: one ``errors`` call (one record per
+    partition), not one send per copy."""
+
+    class CountingOutbox(MemoryOutbox):
+        calls: list[int]
+
+        async def errors(self, errors: list[OrderError]) -> None:
+            self.calls.append(len(errors))
+            await super().errors(errors)
+
+    memory = CountingOutbox()
+    memory.calls = []
+    deferred = DeferredOutbox(memory)
+    for n in range(5):
+        await deferred.error(OrderError(error_id=f"x{n}", stage="execute", reason="r", account_id=f"f{n}"))
+    await deferred.execution(execution(1))
+    await deferred.drained()
+    deferred.queue_error(OrderError(error_id="x5", stage="execute", reason="r", account_id="f1"))
+    await deferred.drained()
+    assert memory.calls == [5, 1]
+    assert [e.error_id for e in memory.sent["error"] if isinstance(e, OrderError)] == [f"x{n}" for n in range(6)]
+
+
 async def test_work_is_sliced_so_other_tasks_run_between_slices() -> None:
-    class SlowOutbox(MemoryOutbox):
-        async def error(self, error: OrderError) -> None:
-            await super().error(error)
+    memory = MemoryOutbox()
+    deferred = DeferredOutbox(memory, slice_s=0.001)
+    done: list[int] = []
+    ticks: list[int] = []
+
+    def slow_step(n: int) -> Callable[[], Awaitable[None]]:
+        async def step() -> None:
+            done.append(n)
             loop = asyncio.get_running_loop()
             start = loop.time()
             while loop.time() - start < 0.002:  # a 2 ms send: longer than one slice
                 pass
 
-    memory = SlowOutbox()
-    deferred = DeferredOutbox(memory, slice_s=0.001)
-    ticks: list[int] = []
+        return step
 
     async def other_task() -> None:
         for _ in range(20):
-            ticks.append(len(memory.sent["error"]))
+            ticks.append(len(done))
             await asyncio.sleep(0)  # one loop turn per tick: the interleaving is what is measured
 
     for n in range(5):
-        await deferred.error(OrderError(error_id=f"x{n}", stage="execute", reason="r", account_id="f1"))
+        deferred.after(slow_step(n))
     await asyncio.gather(other_task(), deferred.drained())
-    assert len(memory.sent["error"]) == 5
-    assert len(set(ticks[:6])) >= 4  # the other task saw the records go out a few at a time
+    assert done == [0, 1, 2, 3, 4]
+    assert len(set(ticks[:6])) >= 4  # the other task saw the steps run a few at a time
 
 
 async def test_a_failed_send_is_logged_and_the_rest_still_go_out(caplog) -> None:  # type: ignore[no-untyped-def]  # pytest fixture
