@@ -15,6 +15,7 @@ import base64
 import enum
 import json
 import math
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -115,27 +116,10 @@ def _fast_float(value: float) -> bool:
 
 def _fast_dict(value: dict[Any, Any]) -> bool:
     """Whether orjson encodes this dict exactly as the canonical encoder (see ``_SAME_SPELLING``)."""
-    for key, item in value.items():
-        if type(key) is not str:
-            return False
-        kind = type(item)
-        if kind in _SAME_SPELLING:
-            continue
-        if kind is float:
-            if not _fast_float(item):
-                return False
-        elif kind is dict:
-            if not _fast_dict(item):
-                return False
-        elif kind is list or kind is tuple:
-            if not _fast_items(item):
-                return False
-        else:
-            return False
-    return True
+    return all(type(key) is str for key in value) and _fast_items(value.values())
 
 
-def _fast_items(values: list[Any] | tuple[Any, ...]) -> bool:
+def _fast_items(values: Iterable[Any]) -> bool:
     for item in values:
         kind = type(item)
         if kind in _SAME_SPELLING:
