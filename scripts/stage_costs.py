@@ -164,30 +164,15 @@ def measure(path: Path, batch: int, stages: frozenset[str] = STAGES, postgres: s
         start = time.process_time()
         decoded[topic] = [decode(v) for v in values]
         costs[f"decode {topic}"] = time.process_time() - start
-    # one (partition, sequence, execution) per execution, numbered as the dashboard numbers them
-    executions = [
-        (partition, batch_sequence(offset, index), execution)
-        for (partition, offset, _), record in zip(topics["trade.executions"], decoded["trade.executions"], strict=True)
-        for index, execution in enumerate(record)
-    ]
-    decoded["trade.executions"] = [execution for _, _, execution in executions]
-    topics["trade.executions"] = [(partition, sequence, b"") for partition, sequence, _ in executions]
-    positions = [
-        (partition, batch_sequence(offset, index), position)
-        for (partition, offset, _), record in zip(
-            topics["positions.updates"], decoded["positions.updates"], strict=True
-        )
-        for index, position in enumerate(record)
-    ]
-    decoded["positions.updates"] = [position for _, _, position in positions]
-    topics["positions.updates"] = [(partition, sequence, b"") for partition, sequence, _ in positions]
-    errors = [
-        (partition, batch_sequence(offset, index), error)
-        for (partition, offset, _), record in zip(topics["order.errors"], decoded["order.errors"], strict=True)
-        for index, error in enumerate(record)
-    ]
-    decoded["order.errors"] = [error for _, _, error in errors]
-    topics["order.errors"] = [(partition, sequence, b"") for partition, sequence, _ in errors]
+    # one (partition, sequence, item) per item of a batched record, numbered as the dashboard numbers them
+    for batched in ("trade.executions", "positions.updates", "order.errors"):
+        items = [
+            (partition, batch_sequence(offset, index), item)
+            for (partition, offset, _), record in zip(topics[batched], decoded[batched], strict=True)
+            for index, item in enumerate(record)
+        ]
+        decoded[batched] = [item for _, _, item in items]
+        topics[batched] = [(partition, sequence, b"") for partition, sequence, _ in items]
     copies = sum(len(b.intents) for b in decoded["orders.requests"])
 
     # the tracker: every execution decoded (above), fills applied to positions
