@@ -456,8 +456,8 @@ MAX_EXECUTIONS_PER_RECORD = MAX_PER_RECORD
 
 
 def _check_batch(field: str, items: list[Any], kind: type) -> None:
-    """A batch's bounds; reading the field also builds the nested records now, so a bad one
-    fails the decode, not a later stage that iterates them (Faust builds them lazily)."""
+    """A batch's bounds and item types (the decoder has already built the nested records;
+    a batch built in Python may still hold something else)."""
     if not 0 < len(items) <= MAX_PER_RECORD:
         raise RecordError(field, f"must hold 1 to {MAX_PER_RECORD}; got {len(items)}")
     for item in items:
