@@ -10,6 +10,9 @@ copies placed in it, is the marginal cost per copy — what the
 difference of two runs of different lengths gives — and the sum over the workers is
 ``cpu_ms_per_copy``. The raw figure is printed beside it. Kafka's bytes per copy come from the sizes of the run's topic
 segments in the broker's log directories (this machine's broker only; ``None`` elsewhere).
+Resident memory is also sampled every ``RSS_EVERY_S`` through the window: each process reports
+its peak and its growth (MiB per minute over the window's second half), so a long run shows
+whether memory levels off.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -30,6 +33,11 @@ QUIET_STEP_S = 0.5
 QUIET_TIMEOUT_S = 60.0
 #: After the window, each process's background rate is measured over this long.
 IDLE_WINDOW_S = 2.0
+#: Resident memory is sampled this often while the window is open (a 10-minute run: 60 points).
+RSS_EVERY_S = 10.0
+#: Growth is a slope over the window's second half (the first holds start-up and warm caches),
+#: given once that half has at least this many samples.
+RSS_MIN_SAMPLES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,14 +151,39 @@ class CostMeter:
     _idle_end: dict[str, ProcessSample] | None = None
     _bytes_start: int | None = None
     _bytes_end: int | None = None
+    rss_every_s: float = RSS_EVERY_S
+    _rss: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    _rss_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._start = sample_all(self.pids)
         self._bytes_start = topic_bytes(self.topic_prefixes, self.broker_pid)
+        self._note_rss(self._start)
+        try:
+            self._rss_task = asyncio.get_running_loop().create_task(self._track_rss())
+        except RuntimeError:  # no loop (a unit test driving the meter by hand): start and end only
+            self._rss_task = None
 
     def stop(self) -> None:
         self._end = sample_all(self.pids)
         self._bytes_end = topic_bytes(self.topic_prefixes, self.broker_pid)
+        self._note_rss(self._end)
+        if self._rss_task is not None:
+            self._rss_task.cancel()
+            self._rss_task = None
+
+    def _note_rss(self, samples: Mapping[str, ProcessSample]) -> None:
+        for name, s in samples.items():
+            self._rss.setdefault(name, []).append((s.at, s.rss_mib))
+
+    async def _track_rss(self) -> None:
+        """Resident memory every ``rss_every_s`` while the window is open: a process that
+        grows with the run shows as a slope, which start and end alone cannot tell from
+        caches filling once."""
+        while self._end is None:
+            await asyncio.sleep(self.rss_every_s)
+            if self._end is None:
+                self._note_rss(sample_all(self.pids))
 
     async def stop_when_quiet(
         self, timeout: float = QUIET_TIMEOUT_S, step: float = QUIET_STEP_S, idle_s: float = IDLE_WINDOW_S
@@ -186,7 +219,8 @@ class CostMeter:
         return self._end is not None
 
     def report(self, copies: int) -> dict[str, object]:
-        """Per process: CPU ms per copy, idle CPU ms per second, RSS at start and end (MiB)."""
+        """Per process: CPU ms per copy, idle CPU ms per second, RSS at start and end, its peak
+        (MiB) and its growth over the window's second half (MiB per minute)."""
         if not (self._start and self._end) or copies <= 0:
             return {"cpu_ms_per_copy": None, "processes": {}, "kafka_bytes_per_copy": None}
         processes: dict[str, dict[str, float | None]] = {}
@@ -205,6 +239,7 @@ class CostMeter:
                 "idle_cpu_ms_per_s": round(idle_rate, 2),
                 "rss_mib_start": round(begin.rss_mib, 1),
                 "rss_mib_end": round(end.rss_mib, 1),
+                **rss_trend(self._rss.get(name, [])),
             }
         worker_total = sum(float(processes[n]["cpu_ms_per_copy"] or 0.0) for n in self.workers if n in processes)
         kafka_bytes = None
@@ -218,6 +253,24 @@ class CostMeter:
         }
 
 
+def rss_trend(points: Sequence[tuple[float, float]]) -> dict[str, float | None]:
+    """Peak resident memory and its growth in MiB per minute: the least-squares slope over the
+    second half of the samples (``None`` with fewer than ``RSS_MIN_SAMPLES`` there)."""
+    if not points:
+        return {"rss_mib_peak": None, "rss_growth_mib_per_min": None}
+    peak = round(max(rss for _, rss in points), 1)
+    half = list(points[len(points) // 2 :])
+    if len(half) < RSS_MIN_SAMPLES:
+        return {"rss_mib_peak": peak, "rss_growth_mib_per_min": None}
+    mean_t = sum(t for t, _ in half) / len(half)
+    mean_r = sum(r for _, r in half) / len(half)
+    spread_t = sum((t - mean_t) ** 2 for t, _ in half)
+    if spread_t <= 0:
+        return {"rss_mib_peak": peak, "rss_growth_mib_per_min": None}
+    slope_per_s = sum((t - mean_t) * (r - mean_r) for t, r in half) / spread_t
+    return {"rss_mib_peak": peak, "rss_growth_mib_per_min": round(slope_per_s * 60.0, 3)}
+
+
 def _rate(before: ProcessSample | None, after: ProcessSample | None) -> float:
     """CPU ms per second between two samples of one process (0 when either is missing)."""
     if before is None or after is None or after.at <= before.at:
@@ -225,4 +278,4 @@ def _rate(before: ProcessSample | None, after: ProcessSample | None) -> float:
     return (after.cpu_ms - before.cpu_ms) / (after.at - before.at)
 
 
-__all__ = ["CostMeter", "ProcessSample", "kafka_broker_pid", "sample", "sample_all", "topic_bytes"]
+__all__ = ["CostMeter", "ProcessSample", "kafka_broker_pid", "rss_trend", "sample", "sample_all", "topic_bytes"]

@@ -58,7 +58,7 @@ def median_of(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     line["processes"] = {
         name: {
             figure: spread([v for r in runs if (v := _dig(r, ("costs", "processes", name, figure))) is not None])
-            for figure in ("cpu_ms_per_copy", "rss_mib_end")
+            for figure in ("cpu_ms_per_copy", "rss_mib_end", "rss_mib_peak", "rss_growth_mib_per_min")
         }
         for name in processes
     }

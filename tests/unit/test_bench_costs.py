@@ -157,3 +157,31 @@ def test_the_five_process_layout_runs_each_watching_role_alone() -> None:
     assert roles[2:] == ["track", "store", "web"]
     assert sorted(",".join(roles).split(",")) == sorted(["ingest", "fanout", "execute", "track", "store", "web"])
     assert len({g for _, _, g in layout}) == 5  # each its own consumer group
+
+
+def test_rss_trend_tells_a_leak_from_a_level() -> None:
+    level = [(float(t), 100.0 + (5.0 if t < 30 else 0.0)) for t in range(0, 600, 10)]
+    leak = [(float(t), 100.0 + t * 0.5) for t in range(0, 600, 10)]  # 0.5 MiB/s = 30 MiB/min
+    assert costs.rss_trend(level)["rss_growth_mib_per_min"] == pytest.approx(0.0)
+    assert costs.rss_trend(level)["rss_mib_peak"] == 105.0
+    assert costs.rss_trend(leak)["rss_growth_mib_per_min"] == pytest.approx(30.0)
+    assert costs.rss_trend([(0.0, 1.0), (1.0, 2.0)]) == {"rss_mib_peak": 2.0, "rss_growth_mib_per_min": None}
+    assert costs.rss_trend([]) == {"rss_mib_peak": None, "rss_growth_mib_per_min": None}
+
+
+def test_meter_samples_memory_through_the_window() -> None:
+    async def run() -> dict[str, object]:
+        meter = CostMeter({"front": os.getpid()}, ("front",), ("run.",), rss_every_s=0.02)
+        meter.start()
+        hold = []
+        for _ in range(12):
+            hold.append(bytearray(2 * 1024 * 1024))  # 2 MiB more at each step
+            await asyncio.sleep(0.03)
+        meter.stop()
+        assert len(meter._rss["front"]) >= 8  # start, end and the samples between
+        return meter.report(copies=10)
+
+    report = asyncio.run(run())
+    front = report["processes"]["front"]  # type: ignore[index]
+    assert front["rss_mib_peak"] >= front["rss_mib_start"] + 15  # type: ignore[operator]
+    assert front["rss_growth_mib_per_min"] > 0  # type: ignore[operator]
