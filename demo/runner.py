@@ -30,6 +30,7 @@ from ..core.config import parse_config
 from ..core.records import Execution
 from ..core.settings import Settings
 from ..core.topics import ensure_topics
+from .broker_warmup import warm_broker_quietly
 from .calibration import calibrate
 from .configgen import MARKET_TOKEN_ENV, SIMULATED, demo_config, market_data
 from .costs import CostMeter, kafka_broker_pid
@@ -210,6 +211,7 @@ class Scenario:
         self.worker_env: dict[str, str] = {}
         self.observer = RunObserver(self.settings.bootstrap_servers, self.prefix, self.config, self._print_copy)
         self.started_kafka = False
+        self._warming: asyncio.Task[str] | None = None
         self.sandboxes: list[Any] = []
         self.market_env: dict[str, str] = {}
         self.costs: CostMeter | None = None
@@ -234,6 +236,9 @@ class Scenario:
         config_file = self.run_dir / "config.yaml"
         config_file.write_text(yaml.safe_dump(self.config_data, sort_keys=False))
         await ensure_topics(self.settings.bootstrap_servers, self.prefix)
+        # A broker started just now is cold (demo/broker_warmup.py): warm it while the workers start.
+        if self.started_kafka:
+            self._warming = asyncio.create_task(warm_broker_quietly(self.settings.bootstrap_servers, self.prefix))
         env = {
             "COPYTRADER_CONFIG": str(config_file),
             "COPYTRADER_TOPIC_PREFIX": self.prefix,
@@ -258,6 +263,8 @@ class Scenario:
             self.workers.append(start_worker(name, roles, self.run_dir, env, port, group=group))
         await self.observer.start()
         await self._wait_ready(timeout=120.0)
+        if self._warming is not None:
+            self._say(await self._warming)
         await self._start_cost_meter()
         self._announce_dashboard()
 
@@ -285,6 +292,9 @@ class Scenario:
         self._say(f"dashboard: http://127.0.0.1:{web.web_port}/  user admin, password {password} ({where})")
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()  # the run failed to start: its topics are deleted below
+            await asyncio.gather(self._warming, return_exceptions=True)
         await self.observer.stop()
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.workers))
         for sandbox in self.sandboxes:
