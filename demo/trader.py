@@ -19,6 +19,7 @@ from pathlib import Path
 from ..agents.shared import jobs
 from ..app.factory import CopyTraderApp
 from ..brokers.base import BrokerAdapter
+from ..brokers.errors import UnknownOrder
 from ..brokers.instruments import instrument_for
 from ..brokers.model import CancelOrder, FlattenPosition, ModifyOrder, OrderType, PlaceOrder, Side
 
@@ -64,15 +65,20 @@ class DemoTrader:
             roll = self.rng.random()
             if resting and (roll < 0.25 or step >= steps - len(resting)):
                 cid, level = resting.pop(0)
-                if self.rng.random() < 0.5 and step < steps - len(resting) - 1:
-                    await self.adapter.modify(
-                        ModifyOrder(self.leader, cid, quantity=self.rng.randint(1, 3), limit_price=level - tick * 4)
-                    )
-                    resting.append((cid, level - tick * 4))
-                    self.actions.append("modify")
-                else:
-                    await self.adapter.cancel(CancelOrder(self.leader, cid))
-                    self.actions.append("cancel")
+                try:
+                    if self.rng.random() < 0.5 and step < steps - len(resting) - 1:
+                        await self.adapter.modify(
+                            ModifyOrder(self.leader, cid, quantity=self.rng.randint(1, 3), limit_price=level - tick * 4)
+                        )
+                        resting.append((cid, level - tick * 4))
+                        self.actions.append("modify")
+                    else:
+                        await self.adapter.cancel(CancelOrder(self.leader, cid))
+                        self.actions.append("cancel")
+                except UnknownOrder:
+                    # The market reached the resting order first (a long run drifts 200+ ticks):
+                    # its fill was the leader's action, copied as such; a trader moves on.
+                    self.actions.append("too-late")
             elif roll < 0.45 and step < steps - 2:
                 cid, level = self._cid(), price - tick * self.rng.randint(200, 300)  # far: rests on every venue
                 await self.adapter.place(

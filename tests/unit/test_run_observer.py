@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from copytrader.brokers.errors import UnknownOrder
 from copytrader.core.config import parse_config
 from copytrader.core.records import Execution, TradeSignal
 from copytrader.demo.configgen import demo_config
@@ -79,6 +80,27 @@ async def test_the_scripted_leader_marks_where_the_measured_actions_start() -> N
     await trader.run(on_measured=lambda: marks.append(len(adapter.calls)))
     assert marks == [4]  # once, after the four warm-up actions
     assert len(adapter.calls) == 10
+
+
+class FilledFirstAdapter(RecordingAdapter):
+    """Every resting order was filled by the market before the trader modifies or cancels it."""
+
+    async def modify(self, command: object) -> None:
+        self.calls.append("modify")
+        raise UnknownOrder("order 2064 is already filled")
+
+    async def cancel(self, command: object) -> None:
+        self.calls.append("cancel")
+        raise UnknownOrder("order 2064 is already filled")
+
+
+async def test_the_scripted_leader_moves_on_when_the_market_filled_its_order_first() -> None:
+    adapter = FilledFirstAdapter()
+    trader = DemoTrader(adapter, "leader-1", TraderPlan(trades=60, interval_s=0))  # type: ignore[arg-type]  # duck-typed adapter
+    await trader.run()  # a 10-minute bench stopped here: the cancel raised out of the trader
+    assert len(adapter.calls) == 60
+    assert "too-late" in trader.actions
+    assert trader.actions.count("too-late") == adapter.calls.count("modify") + adapter.calls.count("cancel")
 
 
 def test_copies_of_the_first_two_seconds_are_shown_apart_whatever_the_warm_up() -> None:
