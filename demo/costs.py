@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 KIB_PER_MIB = 1024  # VmRSS is printed in kB
@@ -223,7 +224,7 @@ class CostMeter:
         (MiB) and its growth over the window's second half (MiB per minute)."""
         if not (self._start and self._end) or copies <= 0:
             return {"cpu_ms_per_copy": None, "processes": {}, "kafka_bytes_per_copy": None}
-        processes: dict[str, dict[str, float | None]] = {}
+        processes: dict[str, dict[str, Any]] = {}
         for name, end in self._end.items():
             begin = self._start.get(name)
             if begin is None:
@@ -253,22 +254,38 @@ class CostMeter:
         }
 
 
-def rss_trend(points: Sequence[tuple[float, float]]) -> dict[str, float | None]:
-    """Peak resident memory and its growth in MiB per minute: the least-squares slope over the
-    second half of the samples (``None`` with fewer than ``RSS_MIN_SAMPLES`` there)."""
+def rss_trend(points: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """Peak resident memory, its growth in MiB per minute (the least-squares slope over the
+    second half of the samples; ``None`` with fewer than ``RSS_MIN_SAMPLES`` there) and the
+    curve minute by minute."""
     if not points:
-        return {"rss_mib_peak": None, "rss_growth_mib_per_min": None}
+        return {"rss_mib_peak": None, "rss_growth_mib_per_min": None, "rss_mib_by_minute": []}
     peak = round(max(rss for _, rss in points), 1)
+    by_minute = _by_minute(points)
     half = list(points[len(points) // 2 :])
     if len(half) < RSS_MIN_SAMPLES:
-        return {"rss_mib_peak": peak, "rss_growth_mib_per_min": None}
+        return {"rss_mib_peak": peak, "rss_growth_mib_per_min": None, "rss_mib_by_minute": by_minute}
     mean_t = sum(t for t, _ in half) / len(half)
     mean_r = sum(r for _, r in half) / len(half)
     spread_t = sum((t - mean_t) ** 2 for t, _ in half)
     if spread_t <= 0:
-        return {"rss_mib_peak": peak, "rss_growth_mib_per_min": None}
+        return {"rss_mib_peak": peak, "rss_growth_mib_per_min": None, "rss_mib_by_minute": by_minute}
     slope_per_s = sum((t - mean_t) * (r - mean_r) for t, r in half) / spread_t
-    return {"rss_mib_peak": peak, "rss_growth_mib_per_min": round(slope_per_s * 60.0, 3)}
+    return {
+        "rss_mib_peak": peak,
+        "rss_growth_mib_per_min": round(slope_per_s * 60.0, 3),
+        "rss_mib_by_minute": by_minute,
+    }
+
+
+def _by_minute(points: Sequence[tuple[float, float]]) -> list[float]:
+    """The first sample of each whole minute since the window opened, then the last one: a
+    curve short enough to read in the JSON line (an hour's run gives about 60 numbers)."""
+    start = points[0][0]
+    curve: dict[int, float] = {}
+    for at, rss in points:
+        curve.setdefault(int((at - start) // 60), round(rss, 1))
+    return [*curve.values(), round(points[-1][1], 1)]
 
 
 def _rate(before: ProcessSample | None, after: ProcessSample | None) -> float:

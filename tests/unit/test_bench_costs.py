@@ -165,8 +165,10 @@ def test_rss_trend_tells_a_leak_from_a_level() -> None:
     assert costs.rss_trend(level)["rss_growth_mib_per_min"] == pytest.approx(0.0)
     assert costs.rss_trend(level)["rss_mib_peak"] == 105.0
     assert costs.rss_trend(leak)["rss_growth_mib_per_min"] == pytest.approx(30.0)
-    assert costs.rss_trend([(0.0, 1.0), (1.0, 2.0)]) == {"rss_mib_peak": 2.0, "rss_growth_mib_per_min": None}
-    assert costs.rss_trend([]) == {"rss_mib_peak": None, "rss_growth_mib_per_min": None}
+    assert costs.rss_trend(leak)["rss_mib_by_minute"] == [100.0 + 30.0 * m for m in range(10)] + [395.0]
+    short = costs.rss_trend([(0.0, 1.0), (1.0, 2.0)])
+    assert short == {"rss_mib_peak": 2.0, "rss_growth_mib_per_min": None, "rss_mib_by_minute": [1.0, 2.0]}
+    assert costs.rss_trend([]) == {"rss_mib_peak": None, "rss_growth_mib_per_min": None, "rss_mib_by_minute": []}
 
 
 def test_meter_samples_memory_through_the_window() -> None:
