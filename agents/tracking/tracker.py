@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from collections.abc import MutableMapping
@@ -46,6 +47,22 @@ def uncounted(execution: Execution, exc: Exception) -> OrderError:
     )
 
 
+def published(position: Position) -> Position:
+    """A position as ``positions.updates`` carries it: without ``recent_fill_ids``.
+
+    Why: the window of fill ids (up to 256 per position, ~5.5 KB of JSON on a busy account) is
+    the tracker's own duplicate-fill check; it is kept in the ``positions`` table and its
+    changelog, which is what a restarted tracker restores. No reader of ``positions.updates``
+    uses it (the database sink, the dashboard and the observer drop it), yet every one of them
+    fetched and decoded it, id by id, on every fill (docs/benchmarks.md, session 26).
+    """
+    if not position.recent_fill_ids:
+        return position
+    shown = copy.copy(position)  # the other fields are immutable values: a shallow copy is whole
+    shown.recent_fill_ids = []
+    return shown
+
+
 class FillAccounting:
     """The tracker's step for one ``trade.executions`` record, without Faust: decode, count each
     fill into ``positions`` (the table, or a dict in tests), say what moved and what failed.
@@ -60,7 +77,9 @@ class FillAccounting:
         self.positions = positions
 
     def step(self, raw: object) -> tuple[list[Position], list[OrderError]]:
-        """(positions moved, each once and latest; errors to report) for one record."""
+        """(positions moved, each once and latest, as published; errors to report) for one
+        record. The table keeps each position whole; what is published (:func:`published`)
+        leaves out the duplicate-fill window."""
         moved: dict[str, Position] = {}
         errors: list[OrderError] = []
         try:
@@ -76,7 +95,7 @@ class FillAccounting:
         except Exception as exc:  # noqa: BLE001 - a bug must cost one record, not the stream
             log.exception("tracker: record not fully counted")
             errors.append(unreadable(raw, exc))
-        return list(moved.values()), errors
+        return [published(position) for position in moved.values()], errors
 
     def _count(self, execution: Execution, errors: list[OrderError]) -> Position | None:
         """Apply one fill to the table; the position it moved to (None: a duplicate or bad)."""
