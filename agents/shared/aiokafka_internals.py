@@ -126,7 +126,7 @@ def apply_node_linger(enabled: bool) -> None:
     """From now on, every producer of this process sends a broker's lingering batches along
     with its first due one (item 6 above), or, ``enabled=False``, aiokafka's own way again
     (idempotent). A batch may leave before its own linger is over, never after."""
-    MessageAccumulator.drain_by_nodes = _drain_by_nodes if enabled else _original_drain  # type: ignore[method-assign]  # documented workaround above
+    MessageAccumulator.drain_by_nodes = _drain_by_nodes if enabled else _original_drain  # documented workaround above
 
 
 def _drain_by_nodes(self: Any, ignore_nodes: Any, muted_partitions: Any = frozenset()) -> Any:
