@@ -119,6 +119,32 @@ class FillAccounting:
         return updated
 
 
+class HealthBook:
+    """The health agent's step: the latest *different* status per account in ``broker_health``
+    (the table, or a dict in tests); a status that differs from the one kept (its time aside)
+    is returned for ``account.status``.
+
+    Why only on a change: sessions report their health on every heartbeat, and a table write
+    is a changelog record, produced, stored and (for the worker's own standby partitions) read
+    back, for a value that differs from the kept one only in ``updated_at`` (docs/benchmarks.md,
+    session 26). The table's ``updated_at`` is therefore the time of the last change; nothing
+    reads it but ``copytrader table``.
+    """
+
+    def __init__(self, table: MutableMapping[str, AccountStatus]) -> None:
+        self.table = table
+
+    def step(self, status: AccountStatus) -> AccountStatus | None:
+        previous = self.table.get(status.account_id)
+        if previous is not None and previous.as_dict() | _NO_TIME == status.as_dict() | _NO_TIME:
+            return None
+        self.table[status.account_id] = status
+        return status
+
+
+_NO_TIME = {"updated_at": None}
+
+
 def install(app: faust.App, ctx: StageContext, position_partitions: int, health_partitions: int) -> None:
     """Role ``track``: the positions and broker-health tables and their agents."""
     runtime = ctx
@@ -126,6 +152,7 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
     health = health_table(app, health_partitions)
     runtime.tables.update(positions=positions, broker_health=health)
     accounting = FillAccounting(positions)
+    book = HealthBook(health)
 
     # Raw bytes: the tracker decodes each record itself, so a record it cannot read is
     # reported and skipped instead of crashing the agent (Faust's decode error ends the stream).
@@ -146,9 +173,8 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
 
     @app.agent(runtime.topics.health, name="health")
     async def track_health(stream: faust.StreamT[AccountStatus]) -> None:
-        """Session health → broker_health table → account.status when it changed."""
+        """Session health → broker_health table → account.status, each when it changed."""
         async for status in stream:
-            previous = health.get(status.account_id)
-            health[status.account_id] = status
-            if previous is None or previous.as_dict() | {"updated_at": None} != status.as_dict() | {"updated_at": None}:
-                await runtime.outbox.status(status)
+            changed = book.step(status)
+            if changed is not None:
+                await runtime.outbox.status(changed)

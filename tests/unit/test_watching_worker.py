@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +16,7 @@ from aiokafka import TopicPartition
 from aiokafka.producer.message_accumulator import MessageAccumulator
 
 from copytrader.agents.shared import aiokafka_internals
-from copytrader.agents.tracking.tracker import FillAccounting, published
+from copytrader.agents.tracking.tracker import FillAccounting, HealthBook, published
 from copytrader.core import records
 from copytrader.core.records import Execution, Position
 from copytrader.core.settings import Settings
@@ -184,3 +185,22 @@ async def test_a_brokers_lingering_batches_leave_with_its_first_due_one() -> Non
     finally:
         aiokafka_internals.apply_node_linger(False)
         await asyncio.sleep(0)
+
+
+def a_status(**kw: Any) -> records.AccountStatus:
+    return records.AccountStatus(**({"account_id": "f1", "platform": "paper", "connection": "connected"} | kw))
+
+
+def test_the_health_table_is_written_only_when_a_status_changes() -> None:
+    table: dict[str, records.AccountStatus] = {}
+    book = HealthBook(table)
+    first = a_status()
+    assert book.step(first) is first and table["f1"] is first
+    # the same report a heartbeat later: no account.status, and no table write (no changelog record)
+    later = a_status(updated_at=first.updated_at + timedelta(seconds=5))
+    assert book.step(later) is None and table["f1"] is first
+    changed = a_status(orders_placed=1)
+    assert book.step(changed) is changed and table["f1"] is changed
+    down = a_status(connection="disconnected", orders_placed=1)
+    assert book.step(down) is down
+    assert book.step(a_status(account_id="f2")) is not None and set(table) == {"f1", "f2"}
