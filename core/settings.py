@@ -86,11 +86,12 @@ class Settings:
     # web; the executor with the direct consumer).
     background_fetch_wait_ms: int = 100
     # A worker that only watches (roles within track, store, web: nothing waits on it): its
-    # Faust consumer's fetch waits up to this long for this many bytes, so one round trip
-    # carries what arrived meanwhile instead of one per record, and the idle worker polls 4
-    # times a second, not 10 (docs/benchmarks.md, session 26).
+    # Faust consumer's fetch waits up to this long for this many bytes, and its producer
+    # lingers this long, so one round trip carries what arrived meanwhile instead of one per
+    # record and the idle worker polls 4 times a second, not 10 (docs/benchmarks.md, session 26).
     watch_fetch_wait_ms: int = 250
     watch_fetch_min_bytes: int = 16 * 1024
+    watch_linger_ms: float = 25.0
     # The executor's direct consumer drains everything it fetched at once, so aiokafka's next
     # fetch always covers every partition and the broker answers it the moment an intent
     # lands: a long poll costs no latency there, and saves 200 empty round trips a second.
@@ -143,6 +144,7 @@ class Settings:
             intent_fetch_wait_ms=int(_env("INTENT_FETCH_WAIT_MS", "500")),
             watch_fetch_wait_ms=int(_env("WATCH_FETCH_WAIT_MS", "250")),
             watch_fetch_min_bytes=int(_env("WATCH_FETCH_MIN_BYTES", str(16 * 1024))),
+            watch_linger_ms=_linger("WATCH_LINGER_MS", float(_env("WATCH_LINGER_MS", "25"))),
             executor_consumer=_executor_consumer(_env("EXECUTOR_CONSUMER", "direct")),
             database_url=os.environ.get("COPYTRADER_DATABASE_URL"),
             redis_url=os.environ.get("COPYTRADER_REDIS_URL"),
@@ -170,6 +172,8 @@ class Settings:
         """The linger of this worker's Faust producer: none where a copy's intents are produced
         (ingest, fan-out), a short batching window everywhere else."""
         on_copy_path = self.has("ingest") or self.has("fanout")
+        if self.watching_only:
+            return self.watch_linger_ms
         return self.producer_linger_ms if on_copy_path else self.background_linger_ms
 
     @property

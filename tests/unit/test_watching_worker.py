@@ -135,11 +135,11 @@ def test_publishing_leaves_the_tables_position_untouched() -> None:
     ],
 )
 def test_only_a_worker_nothing_waits_on_batches_its_fetches(roles: tuple[str, ...], watching: bool) -> None:
-    settings = Settings(roles=roles, watch_fetch_wait_ms=250, watch_fetch_min_bytes=4096)
+    settings = Settings(roles=roles, watch_fetch_wait_ms=250, watch_fetch_min_bytes=4096, watch_linger_ms=30)
     assert settings.watching_only is watching
     assert settings.faust_fetch_min_bytes == (4096 if watching else 1)
     if watching:
-        assert settings.faust_fetch_wait_ms == 250
+        assert settings.faust_fetch_wait_ms == 250 and settings.faust_linger_ms == 30
     else:
         assert settings.faust_fetch_wait_ms == (settings.fetch_max_wait_ms if "fanout" in roles else 100)
 
