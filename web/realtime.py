@@ -42,7 +42,7 @@ from .live import STREAMS, LiveState, batch_sequence
 log = logging.getLogger(__name__)
 BACKLOG_PER_PARTITION = 5000  # order log / errors: enough for today's figures, bounded start-up
 FULL_HISTORY = ("positions.updates", "account.status", CONTROLS_TOPIC)
-FEED_WAIT_MS = 250
+FEED_WAIT_MS = 100
 FEED_MIN_BYTES = 32 * 1024
 FEED_BATCH = 500  # records per fetch handed out: a catch-up after a restart stays small in memory
 FEED_TOPICS = ("trade.executions", "order.errors", "positions.updates", "account.status", CONTROLS_TOPIC)
@@ -174,11 +174,10 @@ class KafkaFeed:
             bootstrap_servers=self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
-            # A fetch waits up to 250 ms for 32 KiB: while copies flow, one round trip carries
+            # A fetch waits up to 100 ms for 32 KiB: while copies flow, one round trip carries
             # hundreds of records instead of the handful that arrived since the last one (each
             # fetch is a request, a response and a GIL hand-off in a worker the copy path shares
-            # a small machine with, #16); a quiet feed still shows a record within 250 ms, and
-            # an idle one asks the broker 4 times a second, not 10 (session 26).
+            # a small machine with, #16); a quiet feed still shows a record within 100 ms.
             auto_offset_reset="earliest",
             fetch_max_wait_ms=FEED_WAIT_MS,
             fetch_min_bytes=FEED_MIN_BYTES,
