@@ -85,6 +85,13 @@ class Settings:
     # Faust's consumer in a worker whose Faust agents are off the copy path (tracker, store,
     # web; the executor with the direct consumer).
     background_fetch_wait_ms: int = 100
+    # A worker that only watches (roles within track, store, web: nothing waits on it): its
+    # Faust consumer's fetch waits up to this long for this many bytes, and its producer
+    # lingers this long, so one round trip carries what arrived meanwhile instead of one per
+    # record and the idle worker polls 4 times a second, not 10 (docs/benchmarks.md, session 26).
+    watch_fetch_wait_ms: int = 250
+    watch_fetch_min_bytes: int = 16 * 1024
+    watch_linger_ms: float = 25.0
     # The executor's direct consumer drains everything it fetched at once, so aiokafka's next
     # fetch always covers every partition and the broker answers it the moment an intent
     # lands: a long poll costs no latency there, and saves 200 empty round trips a second.
@@ -135,6 +142,9 @@ class Settings:
             fetch_max_wait_ms=int(_env("FETCH_MAX_WAIT_MS", "100")),
             background_fetch_wait_ms=int(_env("BACKGROUND_FETCH_WAIT_MS", "100")),
             intent_fetch_wait_ms=int(_env("INTENT_FETCH_WAIT_MS", "500")),
+            watch_fetch_wait_ms=int(_env("WATCH_FETCH_WAIT_MS", "250")),
+            watch_fetch_min_bytes=int(_env("WATCH_FETCH_MIN_BYTES", str(16 * 1024))),
+            watch_linger_ms=_linger("WATCH_LINGER_MS", float(_env("WATCH_LINGER_MS", "25"))),
             executor_consumer=_executor_consumer(_env("EXECUTOR_CONSUMER", "direct")),
             database_url=os.environ.get("COPYTRADER_DATABASE_URL"),
             redis_url=os.environ.get("COPYTRADER_REDIS_URL"),
@@ -162,13 +172,29 @@ class Settings:
         """The linger of this worker's Faust producer: none where a copy's intents are produced
         (ingest, fan-out), a short batching window everywhere else."""
         on_copy_path = self.has("ingest") or self.has("fanout")
+        if self.watching_only:
+            return self.watch_linger_ms
         return self.producer_linger_ms if on_copy_path else self.background_linger_ms
+
+    @property
+    def watching_only(self) -> bool:
+        """Does this worker only watch (tracker, database sink, dashboard), so that no copy, no
+        kill switch and no other worker waits on what it consumes or produces?"""
+        return set(self.roles) <= {"track", "store", "web"}
+
+    @property
+    def faust_fetch_min_bytes(self) -> int:
+        """The bytes a fetch of this worker's Faust consumer waits for (up to its fetch wait):
+        one on any worker a copy may wait on (answered the moment a record lands)."""
+        return self.watch_fetch_min_bytes if self.watching_only else 1
 
     @property
     def faust_fetch_wait_ms(self) -> int:
         """The fetch wait for this worker's Faust consumer. aiokafka sends no new fetch while one
         is in flight, so the wait bounds how long a partition that was left out of it (records
         still buffered, or just resumed) waits for its next fetch."""
+        if self.watching_only:
+            return self.watch_fetch_wait_ms
         return self.fetch_max_wait_ms if self.faust_consumer_on_copy_path else self.background_fetch_wait_ms
 
     @property

@@ -48,6 +48,12 @@ STAGE_SPANS = {
 FIRST_WINDOW_S = 2.0
 #: The spans shown per window: where a cold worker loses its time.
 WINDOW_SPANS = ("internal", "e2e", "fanout", "produce", "fetch", "lane")
+#: The observer judges from the records' own stamps, never from when it read them, so its
+#: fetches may wait for records to gather: it shares the CPU (and the broker) it measures, and
+#: a fetch answered per record cost both a round trip each (docs/benchmarks.md, session 26).
+#: What waits on it (the end of a run, a test's condition) waits at most this much longer.
+OBSERVER_FETCH_WAIT_MS = 250
+OBSERVER_FETCH_MIN_BYTES = 32 * 1024
 
 
 @dataclass(slots=True)
@@ -85,7 +91,8 @@ class RunObserver:
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             group_id=None,
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=OBSERVER_FETCH_WAIT_MS,
+            fetch_min_bytes=OBSERVER_FETCH_MIN_BYTES,
         )
         await self._consumer.start()
         self._task = asyncio.ensure_future(self._consume())

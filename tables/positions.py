@@ -17,8 +17,10 @@ from ..brokers.positions import apply_fill as apply_position_fill
 from ..brokers.positions import undo_fill
 from ..common.clock import utcnow
 from ..core.records import CORRECTION_KINDS, Execution, Position
+from ..core.schemas.bounds import MAX_RECENT_FILL_IDS
 
 RECENT_FILLS = 256
+assert RECENT_FILLS <= MAX_RECENT_FILL_IDS, "the window must fit the record's own bound"
 
 
 def position_key(account_id: str, symbol: str) -> str:
@@ -49,18 +51,34 @@ def apply_fill(position: Position | None, fill: Execution) -> tuple[Position, bo
     realized = current.realized_pnl + pnl
     recent = [*current.recent_fill_ids, fill.execution_id][-RECENT_FILLS:]
     return (
-        Position(
-            account_id=fill.account_id,
-            symbol=fill.symbol,
-            net_quantity=net,
-            average_price=average.quantize(Decimal("0.000001")) if average is not None else None,
-            realized_pnl=realized,
-            fills=current.fills + 1,
-            recent_fill_ids=recent,
-            updated_at=utcnow(),
+        _with_fill_ids(
+            Position(
+                account_id=fill.account_id,
+                symbol=fill.symbol,
+                net_quantity=net,
+                average_price=average.quantize(Decimal("0.000001")) if average is not None else None,
+                realized_pnl=realized,
+                fills=current.fills + 1,
+                updated_at=utcnow(),
+            ),
+            recent,
         ),
         True,
     )
+
+
+def _with_fill_ids(position: Position, fill_ids: list[str]) -> Position:
+    """``position`` (built with no fill ids, so its own checks ran on everything else) holding
+    ``fill_ids``: the previous position's window, already checked when that position was built
+    or decoded, plus this execution's id, checked by the ``Execution``'s own bounds.
+
+    Why not pass them to the constructor: ``Position.__post_init__`` checks every id of the
+    window again, 256 ids on a busy account, about 80 % of the tracker's work on a fill
+    (docs/benchmarks.md, session 26). The window is cut to :data:`RECENT_FILLS`, which the
+    record's bound admits (asserted above).
+    """
+    position.recent_fill_ids = fill_ids
+    return position
 
 
 def apply_correction(position: Position | None, correction: Execution) -> tuple[Position, bool]:
@@ -94,15 +112,17 @@ def apply_correction(position: Position | None, correction: Execution) -> tuple[
         )
         pnl += more
     return (
-        Position(
-            account_id=current.account_id,
-            symbol=current.symbol,
-            net_quantity=net,
-            average_price=average.quantize(Decimal("0.000001")) if average is not None else None,
-            realized_pnl=current.realized_pnl + pnl,
-            fills=current.fills,
-            recent_fill_ids=[*current.recent_fill_ids, correction.execution_id][-RECENT_FILLS:],
-            updated_at=utcnow(),
+        _with_fill_ids(
+            Position(
+                account_id=current.account_id,
+                symbol=current.symbol,
+                net_quantity=net,
+                average_price=average.quantize(Decimal("0.000001")) if average is not None else None,
+                realized_pnl=current.realized_pnl + pnl,
+                fills=current.fills,
+                updated_at=utcnow(),
+            ),
+            [*current.recent_fill_ids, correction.execution_id][-RECENT_FILLS:],
         ),
         True,
     )

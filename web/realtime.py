@@ -153,6 +153,11 @@ class KafkaFeed:
         self.ready = asyncio.Event()
         self.push_failures = 0  # the current streak, for one warning per streak
         self.skipped = 0  # records no stage could read (anyone with topic access writes them)
+        # The next offset to read per partition, once the feed has read it: a restarted consumer
+        # (a broker hiccup) resumes there. Seeking to the start-up backlog again would skip
+        # whatever arrived beyond the backlog while it restarted (the state is kept, so those
+        # rows would never show) and re-read what the state already holds.
+        self._resume: dict[TopicPartition, int] = {}
         # Rule and account records replayed from copy.controls (the account registry applies
         # them, so it shows what the planners and executors apply).
         self.on_command: Callable[[RuleCommand | AccountCommand | AlertTokenCommand | GuardsCommand], None] | None = (
@@ -192,10 +197,15 @@ class KafkaFeed:
             for tp in partitions:
                 bounded = not any(tp.topic == topic_name(self.prefix, n) for n in FULL_HISTORY)
                 start = max(begins[tp], ends[tp] - BACKLOG_PER_PARTITION) if bounded else begins[tp]
+                if tp in self._resume:
+                    start = max(begins[tp], self._resume[tp])
                 consumer.seek(tp, start)
             self.ready.set()
             while True:
                 fetched = await consumer.getmany(timeout_ms=1000)
+                for tp, messages in fetched.items():
+                    if messages:
+                        self._resume[tp] = messages[-1].offset + 1
                 changes = [
                     change
                     for tp, messages in fetched.items()

@@ -1,6 +1,6 @@
 """The one place that touches aiokafka's (and Faust's aiokafka driver's) private attributes.
 
-aiokafka offers no public way to do the three things below, so they live here, next to each
+aiokafka offers no public way to do the things below, so they live here, next to each
 other, and ``tests/unit/test_aiokafka_internals.py`` runs them against the installed aiokafka:
 an upgrade that renames an attribute fails that test instead of silently doing nothing.
 
@@ -15,6 +15,16 @@ budget is one second. We lower the wait on the consumer Faust built, before it s
 4. The retry backoff of Faust's worker consumer and producer (:func:`apply_retry_backoff`):
    Faust passes none, so aiokafka retries a failed request (a broker outage: every connect,
    metadata and fetch attempt) ten times a second, each attempt a log line.
+5. The bytes a fetch of Faust's worker consumer waits for (:func:`apply_fetch_min_bytes`):
+   Faust passes none (aiokafka's default, one byte, answers a fetch the moment any record
+   lands). A worker nothing waits on lets records gather for up to its fetch wait, so one
+   round trip (a request the broker's handler threads and this process both pay for)
+   carries many records instead of a few.
+6. One linger per broker, not per partition (:func:`apply_node_linger`): aiokafka sends a
+   partition's batch when *that* batch's linger is over, so records produced a few
+   milliseconds apart to different partitions (a position, its changelog entry, a status)
+   leave in as many produce requests. Once one batch for a broker is due, the batches still
+   lingering for the same broker go with it in the same request.
 """
 
 from __future__ import annotations
@@ -23,13 +33,16 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.producer.message_accumulator import MessageAccumulator
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 log = logging.getLogger(__name__)
 _original = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
 _fetch_wait_ms = 1500
+_fetch_min_bytes = 1  # aiokafka's default until apply_fetch_min_bytes
 _retry_backoff_ms = 100  # aiokafka's default until apply_retry_backoff
 _original_producer_extra = faust_aiokafka.Producer._settings_extra
+_original_drain = MessageAccumulator.drain_by_nodes
 
 
 def apply_fetch_wait(milliseconds: int) -> None:
@@ -42,10 +55,20 @@ def apply_fetch_wait(milliseconds: int) -> None:
 def _create_worker_consumer(self: Any, transport: Any) -> Any:
     consumer = _original(self, transport)
     consumer._fetch_max_wait_ms = _fetch_wait_ms  # read by aiokafka when the fetcher starts
+    consumer._fetch_min_bytes = _fetch_min_bytes  # likewise
     consumer._retry_backoff_ms = _retry_backoff_ms  # given to the fetcher and coordinator at start
     consumer._client._retry_backoff = _retry_backoff_ms / 1000  # the client's metadata/connect retries
-    log.info("worker consumer fetch_max_wait_ms=%d", _fetch_wait_ms)
+    log.info("worker consumer fetch_max_wait_ms=%d fetch_min_bytes=%d", _fetch_wait_ms, _fetch_min_bytes)
     return consumer
+
+
+def apply_fetch_min_bytes(count: int) -> None:
+    """Set the fetch minimum of every worker consumer created from now on (idempotent)."""
+    global _fetch_min_bytes
+    if count < 1:
+        raise ValueError(f"fetch_min_bytes must be at least 1, got {count!r}")
+    _fetch_min_bytes = int(count)
+    faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]  # documented workaround above
 
 
 def apply_retry_backoff(milliseconds: int) -> None:
@@ -76,6 +99,11 @@ def fetch_wait_of(consumer: AIOKafkaConsumer) -> int:
     return int(consumer._fetch_max_wait_ms)
 
 
+def fetch_min_bytes_of(consumer: AIOKafkaConsumer) -> int:
+    """The fetch minimum an aiokafka consumer will use (for the test of :func:`apply_fetch_min_bytes`)."""
+    return int(consumer._fetch_min_bytes)
+
+
 async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:
     """Ask the cluster for fresh metadata now (aiokafka has no public refresh)."""
     await consumer._client.force_metadata_update()
@@ -85,3 +113,31 @@ def fetch_in_flight(consumer: AIOKafkaConsumer) -> bool:
     """True when the consumer's fetcher has a fetch request out to some broker."""
     fetcher = getattr(consumer, "_fetcher", None)
     return bool(getattr(fetcher, "_in_flight", None))
+
+
+def apply_watching(fetch_min_bytes: int, *, node_linger: bool) -> None:
+    """A worker's fetch minimum (item 5) and whether its producers linger per broker (item 6):
+    ``Settings.faust_fetch_min_bytes`` and ``Settings.watching_only``."""
+    apply_fetch_min_bytes(fetch_min_bytes)
+    apply_node_linger(node_linger)
+
+
+def apply_node_linger(enabled: bool) -> None:
+    """From now on, every producer of this process sends a broker's lingering batches along
+    with its first due one (item 6 above), or, ``enabled=False``, aiokafka's own way again
+    (idempotent). A batch may leave before its own linger is over, never after."""
+    MessageAccumulator.drain_by_nodes = _drain_by_nodes if enabled else _original_drain  # documented workaround above
+
+
+def _drain_by_nodes(self: Any, ignore_nodes: Any, muted_partitions: Any = frozenset()) -> Any:
+    nodes, unknown_leaders_exist = _original_drain(self, ignore_nodes, muted_partitions)
+    if nodes:
+        for tp in list(self._batches):
+            leader = self._cluster.leader_for_partition(tp)
+            if leader in nodes and tp not in muted_partitions and tp not in nodes[leader]:
+                batch = self._pop_batch(tp)
+                if batch.is_empty():
+                    batch.done_noack()  # as aiokafka does with an empty batch
+                else:
+                    nodes[leader][tp] = batch
+    return nodes, unknown_leaders_exist

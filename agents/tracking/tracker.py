@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from collections.abc import MutableMapping
@@ -46,6 +47,22 @@ def uncounted(execution: Execution, exc: Exception) -> OrderError:
     )
 
 
+def published(position: Position) -> Position:
+    """A position as ``positions.updates`` carries it: without ``recent_fill_ids``.
+
+    Why: the window of fill ids (up to 256 per position, ~5.5 KB of JSON on a busy account) is
+    the tracker's own duplicate-fill check; it is kept in the ``positions`` table and its
+    changelog, which is what a restarted tracker restores. No reader of ``positions.updates``
+    uses it (the database sink, the dashboard and the observer drop it), yet every one of them
+    fetched and decoded it, id by id, on every fill (docs/benchmarks.md, session 26).
+    """
+    if not position.recent_fill_ids:
+        return position
+    shown = copy.copy(position)  # the other fields are immutable values: a shallow copy is whole
+    shown.recent_fill_ids = []
+    return shown
+
+
 class FillAccounting:
     """The tracker's step for one ``trade.executions`` record, without Faust: decode, count each
     fill into ``positions`` (the table, or a dict in tests), say what moved and what failed.
@@ -60,7 +77,9 @@ class FillAccounting:
         self.positions = positions
 
     def step(self, raw: object) -> tuple[list[Position], list[OrderError]]:
-        """(positions moved, each once and latest; errors to report) for one record."""
+        """(positions moved, each once and latest, as published; errors to report) for one
+        record. The table keeps each position whole; what is published (:func:`published`)
+        leaves out the duplicate-fill window."""
         moved: dict[str, Position] = {}
         errors: list[OrderError] = []
         try:
@@ -76,7 +95,7 @@ class FillAccounting:
         except Exception as exc:  # noqa: BLE001 - a bug must cost one record, not the stream
             log.exception("tracker: record not fully counted")
             errors.append(unreadable(raw, exc))
-        return list(moved.values()), errors
+        return [published(position) for position in moved.values()], errors
 
     def _count(self, execution: Execution, errors: list[OrderError]) -> Position | None:
         """Apply one fill to the table; the position it moved to (None: a duplicate or bad)."""
@@ -100,6 +119,32 @@ class FillAccounting:
         return updated
 
 
+class HealthBook:
+    """The health agent's step: the latest *different* status per account in ``broker_health``
+    (the table, or a dict in tests); a status that differs from the one kept (its time aside)
+    is returned for ``account.status``.
+
+    Why only on a change: sessions report their health on every heartbeat, and a table write
+    is a changelog record, produced, stored and (for the worker's own standby partitions) read
+    back, for a value that differs from the kept one only in ``updated_at`` (docs/benchmarks.md,
+    session 26). The table's ``updated_at`` is therefore the time of the last change; nothing
+    reads it but ``copytrader table``.
+    """
+
+    def __init__(self, table: MutableMapping[str, AccountStatus]) -> None:
+        self.table = table
+
+    def step(self, status: AccountStatus) -> AccountStatus | None:
+        previous = self.table.get(status.account_id)
+        if previous is not None and previous.as_dict() | _NO_TIME == status.as_dict() | _NO_TIME:
+            return None
+        self.table[status.account_id] = status
+        return status
+
+
+_NO_TIME = {"updated_at": None}
+
+
 def install(app: faust.App, ctx: StageContext, position_partitions: int, health_partitions: int) -> None:
     """Role ``track``: the positions and broker-health tables and their agents."""
     runtime = ctx
@@ -107,6 +152,7 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
     health = health_table(app, health_partitions)
     runtime.tables.update(positions=positions, broker_health=health)
     accounting = FillAccounting(positions)
+    book = HealthBook(health)
 
     # Raw bytes: the tracker decodes each record itself, so a record it cannot read is
     # reported and skipped instead of crashing the agent (Faust's decode error ends the stream).
@@ -127,9 +173,8 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
 
     @app.agent(runtime.topics.health, name="health")
     async def track_health(stream: faust.StreamT[AccountStatus]) -> None:
-        """Session health → broker_health table → account.status when it changed."""
+        """Session health → broker_health table → account.status, each when it changed."""
         async for status in stream:
-            previous = health.get(status.account_id)
-            health[status.account_id] = status
-            if previous is None or previous.as_dict() | {"updated_at": None} != status.as_dict() | {"updated_at": None}:
-                await runtime.outbox.status(status)
+            changed = book.step(status)
+            if changed is not None:
+                await runtime.outbox.status(changed)

@@ -39,8 +39,9 @@ def test_a_warn_level_worker_builds_no_debug_records(
 def test_only_workers_that_produce_intents_send_without_a_linger() -> None:
     assert Settings(roles=("ingest", "fanout"), background_linger_ms=5).faust_linger_ms == 0
     assert Settings(roles=("fanout", "execute", "track"), background_linger_ms=5).faust_linger_ms == 0
-    for roles in (("execute",), ("track", "store", "web"), ("web",)):
-        assert Settings(roles=roles, background_linger_ms=7).faust_linger_ms == 7
+    assert Settings(roles=("execute",), background_linger_ms=7).faust_linger_ms == 7
+    for roles in (("track", "store", "web"), ("web",)):  # nothing waits on them (session 26)
+        assert Settings(roles=roles, background_linger_ms=7, watch_linger_ms=30).faust_linger_ms == 30
 
 
 @pytest.mark.parametrize("value", ["-1", "nan", "inf", "1e999", "5000"])
