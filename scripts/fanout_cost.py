@@ -61,6 +61,7 @@ def build(data_dir: Path, followers: int, broker: str) -> CopyTraderApp:
         topic_prefix=PREFIX,
         data_dir=data_dir,
         roles=("fanout",),
+        web_port=int(os.environ.get("FAN26_WEB_PORT", "6066")),
     )
     app = create_app(settings, parse_config(config(followers), env={}))
     app.finalize()
