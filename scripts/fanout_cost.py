@@ -111,7 +111,8 @@ async def measure(followers: int, count: int, runs: int, broker: str) -> tuple[l
         app = build(Path(tmp), followers, broker)
         stage = app.runtime.fanout
         assert isinstance(stage, FanoutStage)
-        producer = await app.maybe_start_producer()
+        producer = app.producer
+        await producer.start()  # as a worker's boot starts it, before any send
         counter = RequestCounter(app)
         numbers = iter(range(1, 1_000_000, count))
         for payload in signals(next(numbers), 20):  # warm-up: first plans, first sends, metadata

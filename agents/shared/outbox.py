@@ -53,43 +53,55 @@ def _intent_partition(account_id: str) -> int:
     return partition_for(account_id, INTENT_PARTITIONS)
 
 
-def batch_intents(signal_id: str, intents: list[OrderIntent]) -> dict[int, IntentBatch]:
-    """Group one signal's intents by the ``orders.requests`` partition of their account."""
+def intent_groups(signal_id: str, intents: list[OrderIntent]) -> list[tuple[int, str, list[OrderIntent]]]:
+    """One signal's intents grouped by the ``orders.requests`` partition of their account:
+    (partition, batch id, intents), in the order the partitions first appear."""
     groups: dict[int, list[OrderIntent]] = {}
     for intent in intents:
         groups.setdefault(_intent_partition(intent.account_id), []).append(intent)
-    return {p: IntentBatch(batch_id=f"{signal_id}|p{p}", intents=group) for p, group in groups.items()}
+    return [(p, f"{signal_id}|p{p}", group) for p, group in groups.items()]
+
+
+def batch_intents(signal_id: str, intents: list[OrderIntent]) -> dict[int, IntentBatch]:
+    """Group one signal's intents by the ``orders.requests`` partition of their account."""
+    return {
+        p: IntentBatch(batch_id=batch_id, intents=group) for p, batch_id, group in intent_groups(signal_id, intents)
+    }
 
 
 #: What Faust's JSON codec passes to orjson (``faust.utils.json.dumps``).
 _FAUST_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 _INTENT_FIELDS = tuple(OrderIntent._options.fields)
-_BATCH_FIELDS = tuple(IntentBatch._options.fields)
 _INTENT_META = {"ns": OrderIntent._options.namespace}
 _BATCH_META = {"ns": IntentBatch._options.namespace}
 
 
-def encode_intent_batch(batch: IntentBatch) -> bytes:
-    """``batch.dumps()``, byte for byte, without Faust's way there.
+def encode_intents(batch_id: str, intents: list[OrderIntent], appended: float | None = None) -> bytes:
+    """``IntentBatch(batch_id=..., intents=..., appended=...).dumps()``, byte for byte, without
+    building the batch record or taking Faust's way there.
 
     Why: Faust encodes a batch through ``to_representation`` and orjson's ``default`` hook,
     which calls back into Python for every intent (``__json__`` → ``asdict``) and every
-    Decimal; all of it runs after the copy's ``fanned_out`` stamp, inside the produce stage.
-    Here each intent's dict is read from its fields in their declared order, followed by
-    Faust's ``__faust`` namespace, as ``to_representation`` writes it; anything orjson cannot
-    write itself (Decimal) goes through Faust's own ``on_default`` with Faust's options. A
-    property test compares the bytes with ``batch.dumps()``.
+    Decimal, and building the batch coerces its list of intents one by one; all of it runs
+    after the copy's ``fanned_out`` stamp, inside the produce stage. Here each intent's dict
+    is read from its fields in their declared order, followed by Faust's ``__faust``
+    namespace, as ``to_representation`` writes it, and the batch's fields follow in theirs;
+    anything orjson cannot write itself (Decimal) goes through Faust's own ``on_default``
+    with Faust's options. A property test compares the bytes with ``IntentBatch.dumps()``.
     """
-    intents = []
-    for intent in batch.intents:
+    encoded = []
+    for intent in intents:
         values = intent.__dict__
         fields = {name: values[name] for name in _INTENT_FIELDS}
         fields["__faust"] = _INTENT_META
-        intents.append(fields)
-    payload: dict[str, Any] = {name: getattr(batch, name) for name in _BATCH_FIELDS}
-    payload["intents"] = intents
-    payload["__faust"] = _BATCH_META
+        encoded.append(fields)
+    payload = {"batch_id": batch_id, "intents": encoded, "appended": appended, "__faust": _BATCH_META}
     return orjson.dumps(payload, default=on_default, option=_FAUST_JSON_OPTIONS)
+
+
+def encode_intent_batch(batch: IntentBatch) -> bytes:
+    """``batch.dumps()``, byte for byte (see :func:`encode_intents`)."""
+    return encode_intents(batch.batch_id, batch.intents, batch.appended)
 
 
 def _by_partition(items: list[T], partitions: int, per_record: int = MAX_PER_RECORD) -> list[tuple[int, list[T]]]:
@@ -147,7 +159,7 @@ class TopicOutbox:
         a loop turn apart pays a produce round trip per turn (measured: 3.6–4.2 requests per
         signal while ``CopyTraderApp.maybe_start_producer`` had stopped working, against 1 now;
         docs/benchmarks.md, "Fan-out and the produce hop"). Here no loop turn can come between
-        two batches whatever Faust does: the batches are encoded first (``encode_intent_batch``:
+        two batches whatever Faust does: the batches are encoded first (``encode_intents``:
         Faust's bytes), the producer is checked once, and every batch goes straight to Faust's
         producer — the one Faust's offset commit flushes, so a signal's offset is still
         committed only after its intents reached Kafka — without Faust's per-record
@@ -157,8 +169,8 @@ class TopicOutbox:
         topic = self.topics.intents
         app = topic.app
         records = [
-            (partition, batch.batch_id.encode(), encode_intent_batch(batch))
-            for partition, batch in batch_intents(signal_id, intents).items()
+            (partition, batch_id.encode(), encode_intents(batch_id, group))
+            for partition, batch_id, group in intent_groups(signal_id, intents)
         ]
         producer = await app.maybe_start_producer()
         name = topic.get_topic_name()
