@@ -72,7 +72,11 @@ class CopyTraderApp(faust.App):
         producer = self.producer
         if not self.in_transaction and producer.started:
             return producer
-        return await super().maybe_start_producer()
+        started = await super().maybe_start_producer()
+        # mode's stampede caches its wrapper in the instance's __dict__ on first use, which
+        # shadows this method from then on (and brought the three yields back on every send).
+        self.__dict__.pop("maybe_start_producer", None)
+        return started
 
     def assigned_partitions(self) -> int:
         """Partitions this worker consumes: Faust's consumer plus any direct consumer."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from ...brokers.instruments import instrument_for
 from ...core import ids
@@ -18,6 +19,7 @@ from ...core.control_records import ALL_ACCOUNTS
 from ...core.quotes import QuoteBook
 from ...core.records import OrderError, OrderIntent, TradeSignal, stamp
 from ...core.scaling import CopyRule, ScaledToZero, follower_side, follower_symbol, scaled_quantity
+from .intent_build import build_intent
 from .price_band import NO_QUOTE, BandRefused, Pricing, price_market_order, reference_price
 
 ACTION_FOR_KIND = {"new": "place", "modify": "modify", "cancel": "cancel", "flatten": "flatten"}
@@ -85,9 +87,7 @@ class FanoutPlanner:
         reduces = signal.kind == "flatten" or (signal.kind == "new" and self._is_exit(signal))
         for group, follower in followers:
             try:
-                intent = self._intent(signal, group, follower, stamps, errors)
-                if intent is not None:
-                    _stale_fields(intent, group, reduces)
+                intent = self._intent(signal, group, follower, stamps, errors, reduces)
             except BandRefused as exc:
                 errors.append(self._error(signal, follower.account_id, str(exc), exc.code))
                 continue
@@ -111,6 +111,7 @@ class FanoutPlanner:
         follower: Follower,
         stamps: dict[str, float],
         warnings: list[OrderError],
+        reduces: bool = False,
     ) -> OrderIntent | None:
         account_id = follower.account_id
         rule, enabled = self.controls.rules.get((group.group_id, account_id), (follower.rule, follower.enabled))
@@ -138,13 +139,14 @@ class FanoutPlanner:
         if pricing.warning is not None:
             warnings.append(self._error(signal, account_id, pricing.warning, NO_QUOTE, suffix="band"))
         reference = self._reference(symbol) if signal.kind in ("new", "flatten") else None
-        return OrderIntent(
+        action = ACTION_FOR_KIND[signal.kind]
+        return build_intent(
             client_order_id=ids.client_order_id(signal.signal_id, account_id),
             signal_id=signal.signal_id,
             account_id=account_id,
             platform=account.platform,
             leader_account=signal.leader_account,
-            action=ACTION_FOR_KIND[signal.kind],
+            action=action,
             symbol=symbol,
             side=side,
             quantity=quantity or max(signal.quantity, 1),
@@ -158,6 +160,7 @@ class FanoutPlanner:
             reference_price=reference,
             band_ticks=pricing.band_ticks,
             band_touch=pricing.band_touch,
+            **_stale_fields(action, pricing.order_type, group, reduces),
         )
 
     def _reference(self, symbol: str) -> Decimal | None:
@@ -183,13 +186,14 @@ class FanoutPlanner:
         )
 
 
-def _stale_fields(intent: OrderIntent, group: CopyGroup, reduces: bool) -> None:
+def _stale_fields(action: str, order_type: str, group: CopyGroup, reduces: bool) -> dict[str, Any]:
     """What the executor needs for a copy that reaches its lane late (``agents/execution/
     netting.py``): a market copy carries its group's limit and is netted past it; an exit or
-    flatten is served before entries from a short request budget."""
-    intent.reduces_position = reduces
-    if intent.action == "place" and intent.order_type == "market":
-        intent.stale_after_s = group.stale_copy_s
+    flatten is served before entries from a short request budget. Given to the intent's
+    constructor (not set afterwards), so its ``__post_init__`` checks them too."""
+    if action == "place" and order_type == "market":
+        return {"reduces_position": reduces, "stale_after_s": group.stale_copy_s}
+    return {"reduces_position": reduces}
 
 
 def expected_pairs(signals: Iterable[TradeSignal], config: CopyConfig) -> set[tuple[str, str]]:

@@ -20,7 +20,7 @@ from ...brokers.instruments import INSTRUMENTS
 from ...core import metrics
 from ...core.config import CopyConfig
 from ...core.records import TradeSignal
-from ..shared.outbox import batch_intents
+from ..shared.outbox import encode_intents, intent_groups
 from .planner import FanoutPlanner
 
 #: At most this many symbols per leader get a plan of their own (the code path is the same for
@@ -87,8 +87,8 @@ async def warm_planner(planner: FanoutPlanner, symbols: Iterable[str] | None = N
             for kind, order_type in kinds:
                 signal = sample_signal(leader, platform, symbol, kind, order_type)
                 intents, errors = planner.plan(signal)
-                for batch in batch_intents(signal.signal_id, intents).values():
-                    batch.dumps()
+                for _, batch_id, group in intent_groups(signal.signal_id, intents):
+                    encode_intents(batch_id, group)  # as the outbox encodes what it sends
                 for error in errors:
                     error.dumps()
                 planned += len(intents)
