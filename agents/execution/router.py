@@ -46,6 +46,7 @@ from ...brokers.model import (
 )
 from ...brokers.ratebudget import Priority, urgent
 from ...brokers.retry import exactly_once
+from ...core.record_codec import maker_for
 from ...core.records import Execution, OrderError, OrderIntent, RecordError, stamp
 from ..shared import kill_switch
 from ..shared.deferred_outbox import DeferredOutbox
@@ -66,6 +67,10 @@ Done = Callable[[], Awaitable[object]]
 Queued: TypeAlias = "tuple[OrderIntent, Done | None, bool]"
 Lookup = Callable[[], Awaitable["OrderAck | None"]]
 Pending: TypeAlias = "asyncio.Future[None] | None"  # what an intent's offset still waits for
+
+#: ``Execution(**fields)`` without Faust's per-field descriptors: the same record, its checks
+#: run, at a fifth of the CPU; two per copy (#16).
+new_execution = maker_for(Execution)
 
 
 Command = PlaceOrder | ModifyOrder | CancelOrder | FlattenPosition
@@ -253,7 +258,7 @@ class OrderRouter:
         self, intent: OrderIntent, broker_order_id: str, duplicate: bool, stamps: dict[str, float]
     ) -> None:
         key = intent.client_order_id
-        execution = Execution(
+        execution = new_execution(
             execution_id=f"{key}|ack",
             account_id=intent.account_id,
             platform=intent.platform,
@@ -355,7 +360,7 @@ class OrderRouter:
             stamps=stamps,
         )
         self.outbox.queue_error(error)
-        execution = Execution(
+        execution = new_execution(
             execution_id=f"{intent.client_order_id}|reject",
             account_id=intent.account_id,
             platform=intent.platform,
@@ -446,7 +451,7 @@ class OrderRouter:
             if flight and event.leaves_quantity == 0:
                 self.inflight.pop(key, None)
             await self.outbox.execution(
-                Execution(
+                new_execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|fill|{event.fill_id}",
                     account_id=event.account_id,
                     platform=platform,
@@ -467,7 +472,7 @@ class OrderRouter:
             )
         elif isinstance(event, FillCorrection):
             await self.outbox.execution(
-                Execution(
+                new_execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|correction|{event.correction_id}",
                     account_id=event.account_id,
                     platform=platform,
@@ -493,7 +498,7 @@ class OrderRouter:
         ):
             flight = self.inflight.pop(event.client_order_id or "", None)
             await self.outbox.execution(
-                Execution(
+                new_execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|{event.status.value}",
                     account_id=event.account_id,
                     platform=platform,
