@@ -236,7 +236,7 @@ def maker_for(record: type[R]) -> Callable[..., R]:
             raise TypeError(f"{record.__name__}: unknown or missing fields {sorted(values.keys() ^ template.keys())}")
         for name, value in given.items():
             classes = kept[name]
-            if classes is not None and value.__class__ not in classes:
+            if value is None or (classes is not None and value.__class__ not in classes):
                 values[name] = slow(name, value)
         obj = new(record)
         values["__evaluated_fields__"] = set()
