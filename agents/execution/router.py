@@ -191,7 +191,7 @@ class OrderRouter:
         self.inflight[key] = InFlight(intent.signal_id, stamps, intent.reference_price)
         if len(self.inflight) > self.inflight_limit:  # orders never seen to end (a lost final event)
             del self.inflight[next(iter(self.inflight))]
-        stats = self.stats.setdefault(intent.account_id, AccountStats())
+        stats = self.stats.get(intent.account_id) or self.stats.setdefault(intent.account_id, AccountStats())
         try:
             adapter = await self.pool.adapter_for(intent.account_id)
             command = to_command(intent)
@@ -300,17 +300,10 @@ class OrderRouter:
             return None
 
     async def _request(self, adapter: BrokerAdapter, command: Command, uncertain: bool) -> OrderAck:
-        method = {
-            PlaceOrder: adapter.place,
-            ModifyOrder: adapter.modify,
-            CancelOrder: adapter.cancel,
-            FlattenPosition: adapter.flatten,
-        }[type(command)]
+        method = getattr(adapter, _METHOD_OF[type(command)])
         breaker = self.pool.breaker(adapter.config.session_id)
-
-        async def send() -> OrderAck:
-            return await breaker.call(method, command)  # type: ignore[arg-type]  # command matches method by the dict above
-
+        # A partial, not a coroutine function around ``breaker.call``: one frame less per copy.
+        send = functools.partial(breaker.call, method, command)
         return await exactly_once(
             send, _lookup_for(adapter, breaker, command), uncertain=uncertain, deadline_s=self.deadline_s
         )
@@ -516,6 +509,13 @@ class OrderRouter:
 
 
 _ACK_KIND = {"place": "ack", "modify": "modified", "cancel": "cancelled", "flatten": "flattened"}
+#: The adapter method that carries out each command.
+_METHOD_OF: dict[type, str] = {
+    PlaceOrder: "place",
+    ModifyOrder: "modify",
+    CancelOrder: "cancel",
+    FlattenPosition: "flatten",
+}
 
 
 class OrderRejectedFound(BrokerError):
