@@ -213,7 +213,7 @@ def maker_for(record: type[R]) -> Callable[..., R]:
     kept: dict[str, tuple[type, ...] | None] = {}  # None: stored as given, whatever it is
     for name in names:
         descriptor = descriptors[name]
-        if descriptor.tag is not None or getattr(descriptor, "trim_whitespace", False):
+        if getattr(descriptor, "tag", None) is not None or getattr(descriptor, "trim_whitespace", False):
             kept[name] = ()
         elif type(descriptor) is faust.models.fields.FieldDescriptor:  # no coercion (a dict, a list)
             kept[name] = None

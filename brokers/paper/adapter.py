@@ -74,7 +74,7 @@ def _renamer(kind: type[E]) -> Callable[[E, str], E]:
     ``attrgetter`` call and passed back in order, so ``__init__`` (and any check) runs as before."""
     known = _RENAMERS.get(kind)
     if known is None:
-        names = [f.name for f in dataclasses.fields(kind) if f.init]  # type: ignore[arg-type]  # events are dataclasses
+        names = [f.name for f in dataclasses.fields(kind) if f.init]
         where = names.index("account_id")
         getter = attrgetter(*names)
         read = getter if len(names) > 1 else lambda event: (getter(event),)  # one name: no tuple

@@ -13,9 +13,10 @@ import pytest
 from copytrader.brokers.base import SessionConfig
 from copytrader.brokers.model import FillCorrection, FillEvent, OrderEvent, OrderStatus, OrderType, PositionEvent, Side
 from copytrader.brokers.paper.adapter import PaperAdapter, reset_venues
+from copytrader.brokers.simkernel.exchange import KernelEvent
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
-EVENTS = [
+EVENTS: list[KernelEvent] = [
     OrderEvent(
         "FOL-1",
         "c1",
@@ -47,12 +48,12 @@ def adapter() -> PaperAdapter:
 
 
 @pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
-def test_an_event_is_renamed_as_replace_renames_it(adapter: PaperAdapter, event: object) -> None:
-    ours = adapter._ours(event)  # type: ignore[type-var]  # each is a kernel event
-    assert ours == dataclasses.replace(event, account_id="f1")  # type: ignore[type-var]
+def test_an_event_is_renamed_as_replace_renames_it(adapter: PaperAdapter, event: KernelEvent) -> None:
+    ours = adapter._ours(event)
+    assert ours == dataclasses.replace(event, account_id="f1")
     assert type(ours) is type(event)
 
 
 def test_an_event_already_named_ours_is_passed_on(adapter: PaperAdapter) -> None:
-    event = dataclasses.replace(EVENTS[1], account_id="same")
+    event: KernelEvent = dataclasses.replace(EVENTS[1], account_id="same")
     assert adapter._ours(event) is event

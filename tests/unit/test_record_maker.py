@@ -90,7 +90,7 @@ def test_a_missing_or_unknown_field_is_a_type_error_as_from_init() -> None:
 
 
 def test_other_records_too() -> None:
-    fields = {"error_id": "e1", "stage": "execute", "reason": "no", "account_id": "f1", "code": "X"}
+    fields: dict[str, Any] = {"error_id": "e1", "stage": "execute", "reason": "no", "account_id": "f1", "code": "X"}
     fields["occurred_at"] = datetime(2026, 12, 1, tzinfo=UTC)
     assert maker_for(OrderError)(**fields) == OrderError(**fields)
     assert maker_for(OrderError)(**fields).dumps() == OrderError(**fields).dumps()
