@@ -59,7 +59,7 @@ async def test_concurrent_lanes_share_one_commit(tmp_path: Path) -> None:
         commits += 1
         write(*args)  # type: ignore[arg-type]  # passes the same arguments through
 
-    journal._write = counting  # type: ignore[method-assign]  # counts transactions
+    journal._write = counting  # type: ignore[method-assign,assignment]  # counts transactions
     await asyncio.gather(*(journal.begin(f"CT{i}", f"f{i}", "place") for i in range(20)))
     assert commits == 1 and len(journal) == 20
 
@@ -114,7 +114,7 @@ async def test_a_failed_write_reaches_every_waiting_lane_and_a_cancelled_one_lea
     def full_disk(*_args: object) -> None:
         raise OSError("disk full")
 
-    journal._write = full_disk  # type: ignore[method-assign]  # the next transaction fails
+    journal._write = full_disk  # type: ignore[method-assign,assignment]  # the next transaction fails
     lanes = [asyncio.ensure_future(journal.begin(f"CT{i}", "f1", "place")) for i in range(3)]
     await asyncio.sleep(0)  # the lanes wait for the flush
     lanes[0].cancel()
