@@ -46,6 +46,7 @@ from ...brokers.model import (
 )
 from ...brokers.ratebudget import Priority, urgent
 from ...brokers.retry import exactly_once
+from ...core.record_codec import maker_for
 from ...core.records import Execution, OrderError, OrderIntent, RecordError, stamp
 from ..shared import kill_switch
 from ..shared.deferred_outbox import DeferredOutbox
@@ -66,6 +67,10 @@ Done = Callable[[], Awaitable[object]]
 Queued: TypeAlias = "tuple[OrderIntent, Done | None, bool]"
 Lookup = Callable[[], Awaitable["OrderAck | None"]]
 Pending: TypeAlias = "asyncio.Future[None] | None"  # what an intent's offset still waits for
+
+#: ``Execution(**fields)`` without Faust's per-field descriptors: the same record, its checks
+#: run, at a fifth of the CPU; two per copy (#16).
+new_execution = maker_for(Execution)
 
 
 Command = PlaceOrder | ModifyOrder | CancelOrder | FlattenPosition
@@ -186,7 +191,7 @@ class OrderRouter:
         self.inflight[key] = InFlight(intent.signal_id, stamps, intent.reference_price)
         if len(self.inflight) > self.inflight_limit:  # orders never seen to end (a lost final event)
             del self.inflight[next(iter(self.inflight))]
-        stats = self.stats.setdefault(intent.account_id, AccountStats())
+        stats = self.stats.get(intent.account_id) or self.stats.setdefault(intent.account_id, AccountStats())
         try:
             adapter = await self.pool.adapter_for(intent.account_id)
             command = to_command(intent)
@@ -253,7 +258,7 @@ class OrderRouter:
         self, intent: OrderIntent, broker_order_id: str, duplicate: bool, stamps: dict[str, float]
     ) -> None:
         key = intent.client_order_id
-        execution = Execution(
+        execution = new_execution(
             execution_id=f"{key}|ack",
             account_id=intent.account_id,
             platform=intent.platform,
@@ -295,17 +300,10 @@ class OrderRouter:
             return None
 
     async def _request(self, adapter: BrokerAdapter, command: Command, uncertain: bool) -> OrderAck:
-        method = {
-            PlaceOrder: adapter.place,
-            ModifyOrder: adapter.modify,
-            CancelOrder: adapter.cancel,
-            FlattenPosition: adapter.flatten,
-        }[type(command)]
+        method = getattr(adapter, _METHOD_OF[type(command)])
         breaker = self.pool.breaker(adapter.config.session_id)
-
-        async def send() -> OrderAck:
-            return await breaker.call(method, command)  # type: ignore[arg-type]  # command matches method by the dict above
-
+        # A partial, not a coroutine function around ``breaker.call``: one frame less per copy.
+        send = functools.partial(breaker.call, method, command)
         return await exactly_once(
             send, _lookup_for(adapter, breaker, command), uncertain=uncertain, deadline_s=self.deadline_s
         )
@@ -355,7 +353,7 @@ class OrderRouter:
             stamps=stamps,
         )
         self.outbox.queue_error(error)
-        execution = Execution(
+        execution = new_execution(
             execution_id=f"{intent.client_order_id}|reject",
             account_id=intent.account_id,
             platform=intent.platform,
@@ -446,7 +444,7 @@ class OrderRouter:
             if flight and event.leaves_quantity == 0:
                 self.inflight.pop(key, None)
             await self.outbox.execution(
-                Execution(
+                new_execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|fill|{event.fill_id}",
                     account_id=event.account_id,
                     platform=platform,
@@ -467,7 +465,7 @@ class OrderRouter:
             )
         elif isinstance(event, FillCorrection):
             await self.outbox.execution(
-                Execution(
+                new_execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|correction|{event.correction_id}",
                     account_id=event.account_id,
                     platform=platform,
@@ -493,7 +491,7 @@ class OrderRouter:
         ):
             flight = self.inflight.pop(event.client_order_id or "", None)
             await self.outbox.execution(
-                Execution(
+                new_execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|{event.status.value}",
                     account_id=event.account_id,
                     platform=platform,
@@ -511,6 +509,13 @@ class OrderRouter:
 
 
 _ACK_KIND = {"place": "ack", "modify": "modified", "cancel": "cancelled", "flatten": "flattened"}
+#: The adapter method that carries out each command.
+_METHOD_OF: dict[type, str] = {
+    PlaceOrder: "place",
+    ModifyOrder: "modify",
+    CancelOrder: "cancel",
+    FlattenPosition: "flatten",
+}
 
 
 class OrderRejectedFound(BrokerError):

@@ -9,9 +9,11 @@ market time advances), ``partial_fill_lot``, ``balance``.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+import dataclasses
+from collections.abc import Callable
 from decimal import Decimal
-from typing import ClassVar, TypeVar
+from operator import attrgetter
+from typing import Any, ClassVar, TypeVar
 
 from ..base import BrokerAdapter, SessionConfig
 from ..errors import BrokerUnavailable, OrderRejected, UnknownOrder
@@ -64,6 +66,26 @@ class _Venue:
 
 
 _VENUES: dict[str, _Venue] = {}
+_RENAMERS: dict[type, Callable[[Any, str], Any]] = {}
+
+
+def _renamer(kind: type[E]) -> Callable[[E, str], E]:
+    """``replace(event, account_id=...)`` for one event class: its init fields read in one
+    ``attrgetter`` call and passed back in order, so ``__init__`` (and any check) runs as before."""
+    known = _RENAMERS.get(kind)
+    if known is None:
+        names = [f.name for f in dataclasses.fields(kind) if f.init]
+        where = names.index("account_id")
+        getter = attrgetter(*names)
+        read = getter if len(names) > 1 else lambda event: (getter(event),)  # one name: no tuple
+
+        def rename(event: Any, account_id: str) -> Any:
+            values = list(read(event))
+            values[where] = account_id
+            return kind(*values)
+
+        known = _RENAMERS[kind] = rename
+    return known
 
 
 def venue(name: str = "paper", *, seed: int = 7, tick_ms: float = 100.0) -> _Venue:
@@ -215,8 +237,13 @@ class PaperAdapter(BrokerAdapter):
         return OrderAck(account_id, order.client_order_id or "", order.order_id, order.status, duplicate=duplicate)
 
     def _ours(self, event: E) -> E:
-        """Rename the exchange's account to our account id."""
-        return replace(event, account_id=self._by_name[event.account_id])
+        """Rename the exchange's account to our account id (the event itself when they agree:
+        events are frozen). ``dataclasses.replace`` did the same at four times the CPU, four
+        times per copied order (#16)."""
+        account_id = self._by_name[event.account_id]
+        if account_id == event.account_id:
+            return event
+        return _renamer(type(event))(event, account_id)
 
     def _on_kernel_event(self, event: KernelEvent) -> None:
         if event.account_id in self._by_name and isinstance(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from ...common.clock import utcnow
-from ..instruments import instrument_for
+from ..instruments import Instrument, instrument_for
 from ..model import (
     Bracket,
     FillCorrection,
@@ -57,6 +57,26 @@ ForgetListener = Callable[[str, list[SimOrder]], None]
 HISTORY_LIMIT = 5000
 #: OCO groups remembered as "one member filled" (only a group's last moments need it).
 OCO_MEMORY = 10_000
+
+# Enum members named once: reading ``OrderType.STOP`` costs an enum lookup (Python 3.11), and
+# the matcher reads several per working order per tick of market time (#16).
+_STOP_KINDS = (OrderType.STOP, OrderType.STOP_LIMIT)
+_PRICED_BY_LAST = (OrderType.MARKET, OrderType.STOP)
+_LIMIT = OrderType.LIMIT
+_BUY = Side.BUY
+_PENDING = OrderStatus.PENDING
+_IMMEDIATE = (TimeInForce.IOC, TimeInForce.FOK)
+_INSTRUMENTS: dict[str, Instrument] = {}  # symbol → its instrument, for the symbols traded here
+
+
+def _instrument(symbol: str) -> Instrument:
+    """``instrument_for``, remembered per symbol (it parses the symbol with a regex each time)."""
+    found = _INSTRUMENTS.get(symbol)
+    if found is None:
+        found = instrument_for(symbol)  # an unknown symbol raises, and is not remembered
+        if len(_INSTRUMENTS) < 4096:
+            _INSTRUMENTS[symbol] = found
+    return found
 
 
 class SimExchange:
@@ -251,7 +271,7 @@ class SimExchange:
         if faulted:
             return "fault", faulted
         try:
-            instrument = instrument_for(order.symbol)
+            instrument = _instrument(order.symbol)
         except (KeyError, ValueError) as exc:
             return "unknown_contract", f"unknown contract: {exc}"
         if order.quantity <= 0:
@@ -370,9 +390,22 @@ class SimExchange:
         return self.prices.price(symbol)
 
     def _match_all(self, symbol: str | None = None) -> None:
+        last_price = self.prices.price
         for order in self._live_orders():
             if not order.status.is_final and (symbol is None or order.symbol == symbol):
+                if self._resting(order, last_price(order.symbol)):
+                    continue  # what ``_match`` would find, without its work: nothing to do
                 self._match(order)
+
+    @staticmethod
+    def _resting(order: SimOrder, last: Decimal) -> bool:
+        """A working day or GTC limit the last price does not reach: ``_match`` would leave it
+        untouched. Every tick asks this of every resting order, so it is the cheap question."""
+        if order.order_type is not _LIMIT or order.time_in_force in _IMMEDIATE or order.status is _PENDING:
+            return False
+        limit = order.limit_price
+        assert limit is not None
+        return last > limit if order.side is _BUY else last < limit
 
     def _live_orders(self) -> list[SimOrder]:
         """Working orders only: market time must not cost more as filled history grows."""
@@ -388,12 +421,12 @@ class SimExchange:
 
     # -- matching ----------------------------------------------------------------------
     def _match(self, order: SimOrder) -> None:
-        if order.status is OrderStatus.PENDING and order.parent_id is not None:
+        if order.status is _PENDING and order.parent_id is not None:
             return  # an OSO child waits for its parent
         last = self.prices.price(order.symbol)
         price = self._marketable_price(order, last)
         if price is None:
-            if order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+            if order.time_in_force in _IMMEDIATE:
                 self._finish(order, OrderStatus.EXPIRED, "not marketable")
             return
         lot = self.account(order.account).faults.partial_fill_lot
@@ -407,14 +440,14 @@ class SimExchange:
 
     @staticmethod
     def _marketable_price(order: SimOrder, last: Decimal) -> Decimal | None:
-        buy = order.side is Side.BUY
-        if order.order_type in (OrderType.STOP, OrderType.STOP_LIMIT) and not order.triggered:
+        buy = order.side is _BUY
+        if order.order_type in _STOP_KINDS and not order.triggered:
             assert order.stop_price is not None
             if (buy and last >= order.stop_price) or (not buy and last <= order.stop_price):
                 order.triggered = True
             else:
                 return None
-        if order.order_type in (OrderType.MARKET, OrderType.STOP):
+        if order.order_type in _PRICED_BY_LAST:
             return last
         assert order.limit_price is not None
         if (buy and last <= order.limit_price) or (not buy and last >= order.limit_price):
@@ -468,7 +501,7 @@ class SimExchange:
             position.average_price,
             order.side.sign * fill.quantity,
             fill.price,
-            instrument_for(order.symbol).point_value,
+            _instrument(order.symbol).point_value,
         )
         position.realized_pnl += pnl
         account.balance += pnl
@@ -495,7 +528,7 @@ class SimExchange:
     def _apply_to_position(self, account: SimAccount, symbol: str, signed_qty: int, price: Decimal) -> None:
         position = account.positions.setdefault(symbol, SimPosition())
         position.net_quantity, position.average_price, pnl = apply_fill(
-            position.net_quantity, position.average_price, signed_qty, price, instrument_for(symbol).point_value
+            position.net_quantity, position.average_price, signed_qty, price, _instrument(symbol).point_value
         )
         position.realized_pnl += pnl
         account.balance += pnl

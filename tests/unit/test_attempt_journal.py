@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import time
@@ -58,7 +59,7 @@ async def test_concurrent_lanes_share_one_commit(tmp_path: Path) -> None:
         commits += 1
         write(*args)  # type: ignore[arg-type]  # passes the same arguments through
 
-    journal._write = counting  # type: ignore[method-assign]  # counts transactions
+    journal._write = counting  # type: ignore[method-assign,assignment]  # counts transactions
     await asyncio.gather(*(journal.begin(f"CT{i}", f"f{i}", "place") for i in range(20)))
     assert commits == 1 and len(journal) == 20
 
@@ -113,7 +114,7 @@ async def test_a_failed_write_reaches_every_waiting_lane_and_a_cancelled_one_lea
     def full_disk(*_args: object) -> None:
         raise OSError("disk full")
 
-    journal._write = full_disk  # type: ignore[method-assign]  # the next transaction fails
+    journal._write = full_disk  # type: ignore[method-assign,assignment]  # the next transaction fails
     lanes = [asyncio.ensure_future(journal.begin(f"CT{i}", "f1", "place")) for i in range(3)]
     await asyncio.sleep(0)  # the lanes wait for the flush
     lanes[0].cancel()
@@ -162,3 +163,48 @@ async def test_many_concurrent_lanes_journal_every_copy(tmp_path: Path) -> None:
         last = f"CT{followers}-{max(1, 600 // followers) - 1}-{followers - 1}"
         attempt = journal.get(last)
         assert attempt is not None and attempt.state == DONE and attempt.broker_order_id == "B1"
+
+
+#: The layout before the ``seq`` column (a file an older executor wrote).
+KEYED_BY_CLIENT_ID = """
+CREATE TABLE attempts (
+    client_order_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, action TEXT NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 1, kind TEXT, broker_order_id TEXT,
+    reason TEXT, updated REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX attempts_updated ON attempts (updated);
+"""
+
+
+async def test_a_file_of_the_old_layout_keeps_every_row_and_its_answers(tmp_path: Path) -> None:
+    """An upgraded executor opens its old journal: each row moves to the new layout (oldest
+    first), a done intent is still reported again without a broker call, an unknown one
+    still looked up, and the file is then written in the new layout."""
+    path = tmp_path / "j.sqlite"
+    now = time.time()
+    old = sqlite3.connect(path)
+    old.executescript(KEYED_BY_CLIENT_ID)
+    old.executemany(
+        "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            ("CT-DONE", "f1", "place", DONE, 1, "ack", "B7", None, now - 5),
+            ("CT-UNKNOWN", "f2", "place", UNKNOWN, 2, "reject", None, "no answer", now - 10),
+        ],
+    )
+    old.commit()
+    old.close()
+    journal = AttemptJournal(path)
+    assert len(journal) == 2
+    done, unknown = await asyncio.gather(
+        journal.begin("CT-DONE", "f1", "place"), journal.begin("CT-UNKNOWN", "f2", "place")
+    )
+    assert done is not None and (done.state, done.kind, done.broker_order_id) == (DONE, "ack", "B7")
+    assert unknown is not None and (unknown.state, unknown.attempts, unknown.reason) == (UNKNOWN, 2, "no answer")
+    retried = journal.get("CT-UNKNOWN")
+    assert retried is not None and (retried.state, retried.attempts) == (ATTEMPTING, 3)
+    rows = journal._db.execute("SELECT seq, client_order_id FROM attempts ORDER BY seq").fetchall()
+    assert [cid for _, cid in rows] == ["CT-UNKNOWN", "CT-DONE"]  # oldest first
+    tables = {name for (name,) in journal._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"attempts"}
+    journal.close()
+    assert len(AttemptJournal(path)) == 2  # opened again: nothing left to move
