@@ -185,6 +185,7 @@ _KEPT: dict[str, tuple[type, ...]] = {
     "IntegerField": (int,),
     "BooleanField": (bool,),
     "DecimalField": (Decimal,),
+    "FloatField": (float,),
     "DatetimeField": (datetime,),
 }
 _MAKERS: dict[type, Callable[..., Any]] = {}
@@ -196,10 +197,12 @@ def maker_for(record: type[R]) -> Callable[..., R]:
     Why: the executor builds two ``Execution``s per copy, and Faust's generated ``__init__``
     runs a descriptor's ``__set__`` per field (about 45 µs a record). Here a value whose class
     the field keeps as it is (a ``str`` for a text field, an ``int`` for a whole number...) is
-    stored directly; ``None`` for an optional field becomes the field's default (the same object
-    Faust shares); anything else goes through the field's own descriptor, as in Faust. Then
-    ``__post_init__`` runs, so the record's checks are the same. A missing required field or an
-    unknown one is a ``TypeError``, as from ``__init__``.
+    stored directly; ``None`` for an optional field becomes the field's default; anything else
+    goes through the field's own descriptor, as in Faust. Then ``__post_init__`` runs, so the
+    record's checks are the same. A missing required field or an unknown one goes to Faust's
+    ``__init__``, which raises its own ``TypeError``. One difference, on purpose: a mutable
+    default (a ``dict``, a ``list``) is copied per record, where Faust shares one object between
+    every record built without the field (nothing here mutates one in place; this keeps it so).
     """
     known = _MAKERS.get(record)
     if known is not None:
@@ -210,6 +213,7 @@ def maker_for(record: type[R]) -> Callable[..., R]:
     required = frozenset(name for name in names if name not in options.optionalset)
     missing = object()
     template = {name: options.defaults.get(name, missing) for name in names}
+    mutable = [name for name, default in template.items() if isinstance(default, dict | list)]
     kept: dict[str, tuple[type, ...] | None] = {}  # None: stored as given, whatever it is
     for name in names:
         descriptor = descriptors[name]
@@ -226,20 +230,28 @@ def maker_for(record: type[R]) -> Callable[..., R]:
 
     def slow(name: str, value: Any) -> Any:
         if value is None and name in optional:
-            return template[name]
+            default = template[name]
+            return default.copy() if name in mutable else default
         return _through_descriptor(descriptors[name], value)
 
+    # Faust's own layout: ``__evaluated_fields__`` first, then the fields in their order.
+    layout = {"__evaluated_fields__": None, **template}
+    size = len(layout)
+
     def make(**given: Any) -> R:
-        values = template.copy()
+        values = layout.copy()
         values.update(given)
-        if len(values) != len(template) or not required <= given.keys():
-            raise TypeError(f"{record.__name__}: unknown or missing fields {sorted(values.keys() ^ template.keys())}")
+        if len(values) != size or not required <= given.keys():
+            return record(**given)  # Faust names the unknown or missing field in its own words
+        values["__evaluated_fields__"] = set()
+        for name in mutable:
+            if name not in given:
+                values[name] = values[name].copy()
         for name, value in given.items():
             classes = kept[name]
             if value is None or (classes is not None and value.__class__ not in classes):
                 values[name] = slow(name, value)
         obj = new(record)
-        values["__evaluated_fields__"] = set()
         obj.__dict__.update(values)
         if post_init is not None:
             post_init(obj)
