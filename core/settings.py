@@ -180,7 +180,7 @@ class Settings:
     def watching_only(self) -> bool:
         """Does this worker only watch (tracker, database sink, dashboard), so that no copy, no
         kill switch and no other worker waits on what it consumes or produces?"""
-        return set(self.roles) <= {"track", "store", "web"}
+        return bool(self.roles) and set(self.roles) <= {"track", "store", "web"}
 
     @property
     def faust_fetch_min_bytes(self) -> int:

@@ -99,11 +99,6 @@ def encode_intents(batch_id: str, intents: list[OrderIntent], appended: float | 
     return orjson.dumps(payload, default=on_default, option=_FAUST_JSON_OPTIONS)
 
 
-def encode_intent_batch(batch: IntentBatch) -> bytes:
-    """``batch.dumps()``, byte for byte (see :func:`encode_intents`)."""
-    return encode_intents(batch.batch_id, batch.intents, batch.appended)
-
-
 def _by_partition(items: list[T], partitions: int, per_record: int = MAX_PER_RECORD) -> list[tuple[int, list[T]]]:
     """Items grouped by the partition of their account, in their order, at most
     ``per_record`` to a group."""

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from copytrader.agents.fanout.intent_build import build_intent
-from copytrader.agents.shared.outbox import INTENT_PARTITIONS, batch_intents, encode_intent_batch
+from copytrader.agents.shared.outbox import INTENT_PARTITIONS, batch_intents, encode_intents
 from copytrader.core.records import IntentBatch, OrderIntent, RecordError
 from copytrader.core.topics import partition_for
 
@@ -130,6 +130,11 @@ def test_refusals_are_the_records_own() -> None:
     assert str(fast_error.value) == str(faust_error.value)
     with pytest.raises(TypeError):
         build_intent(**BASE, not_a_field=1)
+
+
+def encode_intent_batch(batch: IntentBatch) -> bytes:
+    """What the outbox sends for ``batch``: its fields through :func:`encode_intents`."""
+    return encode_intents(batch.batch_id, batch.intents, batch.appended)
 
 
 BASE: dict[str, Any] = {

@@ -132,6 +132,7 @@ def test_publishing_leaves_the_tables_position_untouched() -> None:
         (("track", "store", "web", "execute"), False),
         (("execute",), False),
         (("ingest", "fanout"), False),
+        ((), False),  # no role is no promise that nothing waits on it
     ],
 )
 def test_only_a_worker_nothing_waits_on_batches_its_fetches(roles: tuple[str, ...], watching: bool) -> None:
