@@ -45,6 +45,13 @@ HISTOGRAM_MS = (5, 10, 20, 50, 100, 200, 500, 1000)
 OPEN_KINDS = ("ack", "modified", "partial_fill")
 MAX_CLOSED_REMEMBERED = 5000  # per account: far more than a day's orders arriving out of order
 CLOSED_KINDS = ("cancelled", "reject", "flattened")
+#: Days of latency samples, copy counts and P&L closes the live state keeps. The dashboard reads
+#: today; the live reports (served while the database has no tables) read back a week. Older days
+#: are dropped, so a worker that runs for months does not keep a day's samples more every day.
+LIVE_DAYS = 7
+#: The key under which an (account, symbol)'s P&L closes keep the last close of the days
+#: dropped: it sorts before every ISO date, so the oldest kept day's P&L stays its own.
+BASE_DAY = ""
 STREAMS = ("orders", "errors", "positions", "grid")
 
 
@@ -154,6 +161,7 @@ class LiveState:
         self.pnl_closes: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
         self.latency: dict[str, deque[tuple[str, str, float]]] = defaultdict(lambda: deque(maxlen=LATENCY_SAMPLES))
         self.copies: dict[tuple[str, str], int] = defaultdict(int)  # (day, account) → copies
+        self._days: set[str] = set()  # the days ``latency`` and ``copies`` hold (≤ LIVE_DAYS)
         self.rejects: deque[dict[str, Any]] = deque(maxlen=2000)
         self.slippage = LiveSlippage()  # slippage columns of follower fill rows (web/slippage.py)
         # Price feeds' health (``market-data@<app id>``): not accounts, so not grid rows.
@@ -182,6 +190,29 @@ class LiveState:
         cursor[key] = offset
         return True
 
+    def _keep_day(self, day: str) -> bool:
+        """A day seen for the first time: keep it and drop the oldest beyond ``LIVE_DAYS``;
+        False when it is itself older than every day kept."""
+        self._days.add(day)
+        while len(self._days) > LIVE_DAYS:
+            oldest = min(self._days)
+            self._days.discard(oldest)
+            self.latency.pop(oldest, None)
+            for key in [k for k in self.copies if k[0] == oldest]:
+                del self.copies[key]
+        return day in self._days
+
+    @staticmethod
+    def _close_new_day(closes: dict[str, Decimal], day: str, realized: Decimal) -> None:
+        """A close for a day not yet held: beyond ``LIVE_DAYS`` days the oldest folds into
+        ``BASE_DAY``; a close older than the days kept changes nothing (already folded)."""
+        if BASE_DAY in closes and day < min(d for d in closes if d != BASE_DAY):
+            return
+        closes[day] = realized
+        while len(closes) - (BASE_DAY in closes) > LIVE_DAYS:
+            oldest = min(d for d in closes if d != BASE_DAY)
+            closes[BASE_DAY] = closes.pop(oldest)
+
     # --------------------------------------------------------------------------- applies
     def apply_execution(self, ex: Execution, partition: int, offset: int) -> list[tuple[str, dict[str, Any]]]:
         if not self._advance(self.cursors["orders"], partition, offset):
@@ -193,7 +224,6 @@ class LiveState:
         view = self._account(ex.account_id, ex.platform)
         view.track_order(ex)
         if ex.request_outcome and not ex.is_leader and not ex.duplicate:
-            day = utc_day(ex.occurred_at)
             if ex.kind == "reject":
                 self.rejects.append(
                     {
@@ -206,16 +236,23 @@ class LiveState:
                     }
                 )
             else:
-                self.copies[(day, ex.account_id)] += 1
-                latency = e2e_ms(ex.stamps)
-                if latency is not None:
-                    view.last_copy_ms = latency
-                    self.latency[day].append((ex.account_id, ex.platform, latency))
-                if ex.signal_id and ex.signal_id.endswith(":new"):
-                    view.last_signal = ex.signal_id
-                    view.last_detected = ex.stamps.get("detected")
-                    view.last_outcome = "copied"
+                self._count_copy(view, ex)
         return [("orders", row), ("grid", self._touch(view))]
+
+    def _count_copy(self, view: AccountView, ex: Execution) -> None:
+        """A follower's copy placed: today's counts and latency, the grid's last copy."""
+        day = utc_day(ex.occurred_at)
+        latency = e2e_ms(ex.stamps)
+        if day in self._days or self._keep_day(day):  # a day older than every kept day is not counted
+            self.copies[(day, ex.account_id)] += 1
+            if latency is not None:
+                self.latency[day].append((ex.account_id, ex.platform, latency))
+        if latency is not None:
+            view.last_copy_ms = latency
+        if ex.signal_id and ex.signal_id.endswith(":new"):
+            view.last_signal = ex.signal_id
+            view.last_detected = ex.stamps.get("detected")
+            view.last_outcome = "copied"
 
     def apply_error(self, err: OrderError, partition: int, offset: int) -> list[tuple[str, dict[str, Any]]]:
         if not self._advance(self.cursors["errors"], partition, offset):
@@ -247,7 +284,11 @@ class LiveState:
         row = {k: v for k, v in pos.as_dict().items() if k != "recent_fill_ids"}
         row.update(key=f"{pos.account_id}|{pos.symbol}", _p=partition, _o=offset)
         self.positions[row["key"]] = row
-        self.pnl_closes[(pos.account_id, pos.symbol)][utc_day(pos.updated_at)] = Decimal(pos.realized_pnl)
+        closes, day = self.pnl_closes[(pos.account_id, pos.symbol)], utc_day(pos.updated_at)
+        if day in closes:
+            closes[day] = Decimal(pos.realized_pnl)
+        else:
+            self._close_new_day(closes, day, Decimal(pos.realized_pnl))
         view = self._account(pos.account_id)
         view.positions[pos.symbol] = pos.net_quantity
         view.realized[pos.symbol] = Decimal(pos.realized_pnl)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ..common.stats import percentile
 from ..core.slippage import summarize
-from .live import LiveState
+from .live import BASE_DAY, LiveState
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ class LiveReports:
         per_day: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
         for (account, _symbol), closes in self.live.pnl_closes.items():
             previous = Decimal(0)
-            for day in sorted(closes):
-                if _in_range(day, start, end):
+            for day in sorted(closes):  # BASE_DAY (the days dropped) first: a start, not a day
+                if day != BASE_DAY and _in_range(day, start, end):
                     per_day[(day, account)] += closes[day] - previous
                 previous = closes[day]
         return [{"day": d, "account_id": a, "realized_pnl": str(v)} for (d, a), v in sorted(per_day.items())]
