@@ -26,7 +26,7 @@ from copytrader.core import guards as g
 from copytrader.core.quotes import QuoteBook
 from copytrader.core.records import OrderIntent
 from copytrader.core.schemas import convert
-from copytrader.core.schemas.guards import GuardsIn
+from copytrader.core.schemas.guards import WEEKDAYS, GuardsIn
 
 SYMBOLS = ("ESZ6", "NQZ6", "CLZ6", "GCZ6", "MESZ6", "MNQZ6", "RTYZ6", "YMZ6")
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                 "max_orders_per_minute": 10_000,
                 "daily_loss": {"limit": 1_000_000},
                 "trailing_drawdown": {"limit": 1_000_000},
-                "window": {"start": "00:00", "end": "23:59", "days": list(g.WEEKDAYS), "tz": "America/Chicago"},
+                "window": {"start": "00:00", "end": "23:59", "days": list(WEEKDAYS), "tz": "America/Chicago"},
                 "tz": "America/Chicago",
                 "day_starts": "17:00",
             },

@@ -196,9 +196,9 @@ def measure(path: Path, batch: int, stages: frozenset[str] = STAGES, postgres: s
         "positions.updates": live.apply_position,
     }
     for topic, apply in applies.items() if "web" in stages else ():
-        items = list(zip(decoded[topic], topics[topic], strict=True))
+        applied = list(zip(decoded[topic], topics[topic], strict=True))
         start = time.process_time()
-        for record, (partition, offset, _) in items:
+        for record, (partition, offset, _) in applied:
             apply(record, partition, offset)
         costs[f"web apply {topic}"] = time.process_time() - start
     if "web" in stages:
