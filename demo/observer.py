@@ -218,6 +218,7 @@ class RunObserver:
             "redeliveries_absorbed": redelivered,
             "missing": len(self.missing()),
             "errors_on_topic": len(seen.errors),
+            "errors_by_code": dict(sorted(Counter(e.code or e.stage for e in seen.errors).items())),
             # Per copy placed, over the whole run: what each consumer of these topics reads.
             "records_per_copy": {t: round(n / max(placed, 1), 3) for t, n in sorted(seen.records.items())},
             "executions_per_record": round(seen.executions / max(seen.records["trade.executions"], 1), 2),

@@ -43,7 +43,10 @@ ERROR_ROWS = 500
 LATENCY_SAMPLES = 20_000
 HISTOGRAM_MS = (5, 10, 20, 50, 100, 200, 500, 1000)
 OPEN_KINDS = ("ack", "modified", "partial_fill")
-MAX_CLOSED_REMEMBERED = 5000  # per account: far more than a day's orders arriving out of order
+#: Closed orders remembered per account, so a late ack does not reopen one (an ack and its fill
+#: are published milliseconds apart, by one executor). At ≈155 B each (``scripts/watcher_memory.py``)
+#: a thousand per account is 155 MB at 1,000 followers, within the web pod's 512 MiB; 5,000 was 775.
+MAX_CLOSED_REMEMBERED = 1000
 CLOSED_KINDS = ("cancelled", "reject", "flattened")
 #: Days of latency samples, copy counts and P&L closes the live state keeps. The dashboard reads
 #: today; the live reports (served while the database has no tables) read back a week. Older days

@@ -35,6 +35,13 @@ from ..model import (
 from ..simkernel.exchange import KernelEvent, SimError, SimExchange, SimOrder
 from ..simkernel.latency import Latency
 
+#: Finished orders the paper venue keeps per account (the kernel's default is 5,000, a real
+#: broker's day). The paper venue runs inside the executor, for every paper account of the
+#: process: at ≈0.65 KB per order (traced, ``scripts/executor_memory.py``) 5,000 would be 3 GB at
+#: 1,000 paper followers, over the chart's executor limit. The executor looks back only as far
+#: as a redelivered intent (seconds of orders), so a thousand per account is plenty.
+PAPER_HISTORY_LIMIT = 1000
+
 #: One kernel event type in, the same type out (a renamed copy).
 E = TypeVar("E", bound=KernelEvent)
 
@@ -43,7 +50,7 @@ class _Venue:
     """One shared exchange plus the clock task that moves its market time."""
 
     def __init__(self, seed: int, tick_ms: float) -> None:
-        self.exchange = SimExchange(seed=seed)
+        self.exchange = SimExchange(seed=seed, history_limit=PAPER_HISTORY_LIMIT)
         self.tick_ms = tick_ms
         self.users = 0
         self.clock: asyncio.Task[None] | None = None
