@@ -13,7 +13,9 @@ correction is a real order:
   failed follower snapshot (``RECONCILE_UNAVAILABLE``, nothing changes);
 * never while the follower is paused (or all copying is: the kill switch pauses all);
 * never from a leader snapshot taken before this account's last copy outcome (the copy may
-  reflect a leader change the snapshot does not show);
+  reflect a leader change the snapshot does not show), and not reported from one either: at
+  1,000 followers a round of looks outlasts the leader's next trade, and a follower ahead of
+  an old snapshot is not drifted;
 * only a drift seen twice, ``settle_s`` apart, identical, with no copy outcome in between (a
   copy on its way through Kafka would otherwise be doubled by the correction);
 * only one set of corrections in flight per account, and never one key twice.
@@ -275,6 +277,12 @@ class FollowerReconciler:
         """A drift counts once seen twice, ``settle_s`` apart, identical, with no copy outcome
         in between: only then is it reported on ``order.errors`` (a copy on its way is not an
         alarm) and corrected (a copy on its way would be doubled)."""
+        if target.leader_taken_at < self.last_outcome_at.get(account_id, 0.0):
+            # The leader snapshot predates this account's last copy: the follower may be ahead of
+            # it, not drifted (at 1,000 followers a round of looks outlasts the leader's next
+            # trade). Neither reported nor corrected; the next leader snapshot decides.
+            record.first_seen = None
+            return "waiting: the leader snapshot is older than this account's last copy"
         fingerprint = comparison.fingerprint()
         quiet_since_first = self.last_outcome_at.get(account_id, 0.0) < record.first_seen_at
         if record.first_seen != fingerprint or not quiet_since_first:
@@ -298,7 +306,7 @@ class FollowerReconciler:
         if record.pending and now - record.pending_since < PENDING_GIVE_UP_S:
             return f"not corrected: {len(record.pending)} correction(s) still without an outcome"
         record.pending = set()  # answered, or so long ago that the executor gave up on them
-        if target.leader_taken_at < self.last_outcome_at.get(account_id, 0.0):
+        if target.leader_taken_at < self.last_outcome_at.get(account_id, 0.0):  # a copy came during the report
             return "not corrected: the leader snapshot is older than this account's last copy"
         planned = [c for c in rc.corrections(target, comparison) if c.client_order_id not in self._tried]
         if not planned:
