@@ -44,8 +44,8 @@ LATENCY_SAMPLES = 20_000
 HISTOGRAM_MS = (5, 10, 20, 50, 100, 200, 500, 1000)
 OPEN_KINDS = ("ack", "modified", "partial_fill")
 #: Closed orders remembered per account, so a late ack does not reopen one (an ack and its fill
-#: are published milliseconds apart, by one executor). At ≈155 B each (``scripts/watcher_memory.py``)
-#: a thousand per account is 155 MB at 1,000 followers, within the web pod's 512 MiB; 5,000 was 775.
+#: are published milliseconds apart, by one executor). At ≈150 B each (``scripts/watcher_memory.py``)
+#: a thousand per account is 150 MB at 1,000 followers, within the web pod's 512 MiB; 5,000 was 750.
 MAX_CLOSED_REMEMBERED = 1000
 CLOSED_KINDS = ("cancelled", "reject", "flattened")
 #: Days of latency samples, copy counts and P&L closes the live state keeps. The dashboard reads

@@ -37,7 +37,7 @@ from ..simkernel.latency import Latency
 
 #: Finished orders the paper venue keeps per account (the kernel's default is 5,000, a real
 #: broker's day). The paper venue runs inside the executor, for every paper account of the
-#: process: at ≈0.65 KB per order (traced, ``scripts/executor_memory.py``) 5,000 would be 3 GB at
+#: process: at ≈0.5 KB per order (traced, ``scripts/executor_memory.py``) 5,000 would be 2.4 GB at
 #: 1,000 paper followers, over the chart's executor limit. The executor looks back only as far
 #: as a redelivered intent (seconds of orders), so a thousand per account is plenty.
 PAPER_HISTORY_LIMIT = 1000
