@@ -39,6 +39,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from ..common.clock import utcnow
+from ..core.schemas.bounds import MAX_EXECUTION_ID_LEN, MAX_SIGNAL_ID_LEN
+
+#: An audit entry's natural id: a signal's, an intent's, an execution's (the longest, 512) or an
+#: error's id (``<signal id>|<stage>`` and the like: at most a signal id and a short suffix).
+MAX_NATURAL_ID_LEN = MAX_EXECUTION_ID_LEN + 64
 
 AUDIT_KINDS = ("signal", "intent", "request", "response", "execution", "error")
 MONEY = Numeric(18, 6)
@@ -181,8 +186,10 @@ class AuditEntry(Base):
     )
     occurred_at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(16))
-    natural_id: Mapped[str] = mapped_column(String(200))
-    signal_id: Mapped[str | None] = mapped_column(String(200))
+    # As wide as the records' doors let ids through (0004: they were 200, and PostgreSQL refused
+    # a longer execution or signal id, leaving its execution out of the store and this log).
+    natural_id: Mapped[str] = mapped_column(String(MAX_NATURAL_ID_LEN))
+    signal_id: Mapped[str | None] = mapped_column(String(MAX_SIGNAL_ID_LEN))
     client_order_id: Mapped[str | None] = mapped_column(String(64))
     account_id: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -210,13 +217,13 @@ class ExecutionRow(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    execution_id: Mapped[str] = mapped_column(String(200), unique=True)
+    execution_id: Mapped[str] = mapped_column(String(MAX_EXECUTION_ID_LEN), unique=True)
     account_id: Mapped[str] = mapped_column(String(64))
     platform: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(16))
     client_order_id: Mapped[str | None] = mapped_column(String(64))
     broker_order_id: Mapped[str | None] = mapped_column(String(128))
-    signal_id: Mapped[str | None] = mapped_column(String(200))
+    signal_id: Mapped[str | None] = mapped_column(String(MAX_SIGNAL_ID_LEN))
     symbol: Mapped[str] = mapped_column(String(32), default="")
     side: Mapped[str] = mapped_column(String(8), default="")
     quantity: Mapped[int] = mapped_column(Integer, default=0)
@@ -233,7 +240,7 @@ class ExecutionRow(Base):
     internal_ms: Mapped[float | None] = mapped_column(Float)
     fill_ms: Mapped[float | None] = mapped_column(Float)
     # A bust or correction names the fill it changes (its execution id) and what it was (0002).
-    corrects: Mapped[str | None] = mapped_column(String(200))
+    corrects: Mapped[str | None] = mapped_column(String(MAX_EXECUTION_ID_LEN))
     original_quantity: Mapped[int | None] = mapped_column(Integer)
     original_price: Mapped[Decimal | None] = mapped_column(MONEY)
     # The copy's reference price at fan-out and its price band (from the record), and the

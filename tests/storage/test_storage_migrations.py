@@ -180,3 +180,41 @@ def test_upgrade_over_two_revisions_keeps_the_rows(db_url: str) -> None:
             assert conn.execute(text("SELECT count(*) FROM executions")).scalar_one() == 2
     finally:
         engine.dispose()
+
+
+def test_0004_widens_the_id_columns_keeping_rows_and_downgrades(db_url: str) -> None:
+    from alembic import command
+
+    migrate.upgrade(db_url, revision="0003")
+    engine = make_engine(db_url)
+
+    def widths(table: str) -> dict[str, int]:
+        return {c["name"]: getattr(c["type"], "length", 0) for c in inspect(engine).get_columns(table)}
+
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO executions (execution_id, account_id, platform, kind, symbol, side, quantity, price,"
+                    " cumulative_quantity, leaves_quantity, is_leader, duplicate, request_outcome, occurred_at, stamps)"
+                    " VALUES ('x|1', 'F1', 'paper', 'fill', 'ESZ6', 'buy', 1, 5000, 1, 0, false, false, false,"
+                    " '2026-03-02 14:00:00', '{}')"
+                )
+            )
+        assert widths("executions")["execution_id"] == 200
+        assert migrate.upgrade(engine=engine).revision == "0004" == migrate.head_revision()
+        assert {k: v for k, v in widths("executions").items() if k in ("execution_id", "signal_id", "corrects")} == {
+            "execution_id": 512,
+            "signal_id": 256,
+            "corrects": 512,
+        }
+        assert (widths("audit_log")["natural_id"], widths("audit_log")["signal_id"]) == (576, 256)
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(text("SELECT execution_id, price FROM executions"))] == [
+                ("x|1", 5000)
+            ]
+        with engine.begin() as conn:
+            command.downgrade(migrate.alembic_config(conn), "0003")
+        assert widths("executions")["execution_id"] == 200 and widths("audit_log")["natural_id"] == 200
+    finally:
+        engine.dispose()

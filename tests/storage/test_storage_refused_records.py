@@ -16,7 +16,22 @@ from sqlalchemy.exc import DataError, OperationalError
 
 from copytrader.agents.tracking import storage_sink
 from copytrader.agents.tracking.store_consumer import StoreConsumer, StoredTopic
-from copytrader.core.records import Execution, ExecutionBatch, Position, PositionBatch, executions_of, positions_of
+from copytrader.core.records import (
+    Execution,
+    ExecutionBatch,
+    OrderError,
+    Position,
+    PositionBatch,
+    executions_of,
+    positions_of,
+)
+from copytrader.core.schemas.bounds import (
+    MAX_BROKER_ORDER_ID_LEN,
+    MAX_EXECUTION_ID_LEN,
+    MAX_ID_LEN,
+    MAX_SIGNAL_ID_LEN,
+    MAX_SYMBOL_LEN,
+)
 from copytrader.storage import mapping
 from copytrader.storage.db import session_factory
 from copytrader.storage.models import ExecutionRow, PositionSnapshot
@@ -166,3 +181,38 @@ async def test_the_store_consumer_skips_a_hostile_record_and_writes_the_next(sin
     assert consumer.skipped == 2 and sink.skipped == 0
     assert stored_executions(sink) == {"x0"}
     assert stored_positions(sink) == {("F1", 1)}
+
+
+async def test_an_execution_at_every_text_bound_of_its_record_is_stored(sink: storage_sink.StorageSink) -> None:
+    """What a record's door lets through, the database holds: an execution id of
+    ``MAX_EXECUTION_ID_LEN`` characters, a signal id of ``MAX_SIGNAL_ID_LEN``, a broker order id
+    of ``MAX_BROKER_ORDER_ID_LEN`` (PostgreSQL refused the first two, which were ``VARCHAR(200)``:
+    the execution was left out of the store and the audit log)."""
+    longest = Execution(
+        execution_id="e" * MAX_EXECUTION_ID_LEN,
+        account_id="a" * MAX_ID_LEN,
+        platform="paper",
+        kind="fill_correction",
+        client_order_id="c" * MAX_ID_LEN,
+        broker_order_id="b" * MAX_BROKER_ORDER_ID_LEN,
+        signal_id="s" * MAX_SIGNAL_ID_LEN,
+        symbol="Y" * MAX_SYMBOL_LEN,
+        side="buy",
+        quantity=1,
+        price=Decimal("5000.25"),
+        corrects="f" * MAX_EXECUTION_ID_LEN,
+        occurred_at=AT,
+    )
+    await sink.store(mapping.executions_batch, [longest, execution(0)])
+    assert sink.skipped == 0
+    assert stored_executions(sink) == {"e" * MAX_EXECUTION_ID_LEN, "x0"}
+
+
+async def test_an_error_about_the_longest_signal_id_is_stored(sink: storage_sink.StorageSink) -> None:
+    """The fan-out names its refusals ``<signal id>|<stage>``: the audit log's natural id holds it."""
+    signal_id = "s" * MAX_SIGNAL_ID_LEN
+    error = OrderError(
+        error_id=f"{signal_id}|fanout", stage="fanout", reason="r", signal_id=signal_id, account_id="a" * MAX_ID_LEN
+    )
+    await sink.store(mapping.errors_batch, [error])
+    assert sink.skipped == 0
