@@ -39,7 +39,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from ..common.clock import utcnow
-from ..core.schemas.bounds import MAX_EXECUTION_ID_LEN, MAX_SIGNAL_ID_LEN
+from ..core.schemas.bounds import MAX_EXECUTION_ID_LEN, MAX_ID_LEN, MAX_SIGNAL_ID_LEN
 
 #: An audit entry's natural id: a signal's, an intent's, an execution's (the longest, 512) or an
 #: error's id (``<signal id>|<stage>`` and the like: at most a signal id and a short suffix).
@@ -219,7 +219,7 @@ class ExecutionRow(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     execution_id: Mapped[str] = mapped_column(String(MAX_EXECUTION_ID_LEN), unique=True)
     account_id: Mapped[str] = mapped_column(String(64))
-    platform: Mapped[str] = mapped_column(String(32))
+    platform: Mapped[str] = mapped_column(String(MAX_ID_LEN))
     kind: Mapped[str] = mapped_column(String(16))
     client_order_id: Mapped[str | None] = mapped_column(String(64))
     broker_order_id: Mapped[str | None] = mapped_column(String(128))

@@ -203,11 +203,9 @@ def test_0004_widens_the_id_columns_keeping_rows_and_downgrades(db_url: str) -> 
             )
         assert widths("executions")["execution_id"] == 200
         assert migrate.upgrade(engine=engine).revision == "0004" == migrate.head_revision()
-        assert {k: v for k, v in widths("executions").items() if k in ("execution_id", "signal_id", "corrects")} == {
-            "execution_id": 512,
-            "signal_id": 256,
-            "corrects": 512,
-        }
+        assert {
+            k: v for k, v in widths("executions").items() if k in ("execution_id", "signal_id", "corrects", "platform")
+        } == {"execution_id": 512, "signal_id": 256, "corrects": 512, "platform": 64}
         assert (widths("audit_log")["natural_id"], widths("audit_log")["signal_id"]) == (576, 256)
         with engine.connect() as conn:
             assert [tuple(r) for r in conn.execute(text("SELECT execution_id, price FROM executions"))] == [

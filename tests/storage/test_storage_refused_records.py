@@ -186,12 +186,13 @@ async def test_the_store_consumer_skips_a_hostile_record_and_writes_the_next(sin
 async def test_an_execution_at_every_text_bound_of_its_record_is_stored(sink: storage_sink.StorageSink) -> None:
     """What a record's door lets through, the database holds: an execution id of
     ``MAX_EXECUTION_ID_LEN`` characters, a signal id of ``MAX_SIGNAL_ID_LEN``, a broker order id
-    of ``MAX_BROKER_ORDER_ID_LEN`` (PostgreSQL refused the first two, which were ``VARCHAR(200)``:
-    the execution was left out of the store and the audit log)."""
+    of ``MAX_BROKER_ORDER_ID_LEN``, a platform of ``MAX_ID_LEN`` (PostgreSQL refused the ids,
+    which were ``VARCHAR(200)``, and the platform, ``VARCHAR(32)``: the execution was left out
+    of the store and the audit log)."""
     longest = Execution(
         execution_id="e" * MAX_EXECUTION_ID_LEN,
         account_id="a" * MAX_ID_LEN,
-        platform="paper",
+        platform="p" * MAX_ID_LEN,
         kind="fill_correction",
         client_order_id="c" * MAX_ID_LEN,
         broker_order_id="b" * MAX_BROKER_ORDER_ID_LEN,

@@ -1,8 +1,8 @@
 """Id columns as wide as the records' doors let ids through.
 
 ``Execution`` accepts an execution id (and the fill a correction names) of up to 512
-characters and a signal id of up to 256 (``core/schemas/bounds.py``); these columns were
-``VARCHAR(200)``. PostgreSQL refused a longer value, so the store skipped that execution and its
+characters, a signal id of up to 256 and a platform name of up to 64 (``core/schemas/bounds.py``);
+these columns were ``VARCHAR(200)`` (the platform ``VARCHAR(32)``). PostgreSQL refused a longer value, so the store skipped that execution and its
 audit entry: a record the copier had accepted went missing from the trail. Widening a
 ``VARCHAR`` on PostgreSQL is a catalogue change (no table rewrite, its indexes stay), on plain,
 partitioned and TimescaleDB tables alike. SQLite does not enforce the width; its tables are
@@ -28,6 +28,7 @@ WIDENED = (
     ("audit_log", "natural_id", False, 200, 576),
     ("audit_log", "signal_id", True, 200, 256),
     ("executions", "execution_id", False, 200, 512),
+    ("executions", "platform", False, 32, 64),
     ("executions", "signal_id", True, 200, 256),
     ("executions", "corrects", True, 200, 512),
 )
