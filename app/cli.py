@@ -59,6 +59,7 @@ def kafka_status() -> None:
 def table(name: str, app_id: str | None, as_json: bool) -> None:
     import orjson
 
+    from ..core.records import POSITION_WINDOW_FIELDS
     from .tableview import read_table
 
     settings = Settings.from_env()
@@ -72,7 +73,7 @@ def table(name: str, app_id: str | None, as_json: bool) -> None:
                 orjson.dumps({"key": key, **row} if isinstance(row, dict) else {"key": key, "value": row}).decode()
             )
         else:
-            shown = {k: v for k, v in row.items() if k != "recent_fill_ids"} if isinstance(row, dict) else row
+            shown = {k: v for k, v in row.items() if k not in POSITION_WINDOW_FIELDS} if isinstance(row, dict) else row
             click.echo(f"{key:<24} {shown}")
     click.echo(f"{len(rows)} row(s)", err=True)
 

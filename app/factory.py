@@ -22,7 +22,12 @@ from ..agents.ingest import service as ingest
 from ..agents.notify import stage as notify
 from ..agents.reconcile import stage as reconcile
 from ..agents.shared import heartbeat, jobs, price_feed
-from ..agents.shared.aiokafka_internals import apply_fetch_wait, apply_retry_backoff, apply_watching
+from ..agents.shared.aiokafka_internals import (
+    apply_changelog_pause,
+    apply_fetch_wait,
+    apply_retry_backoff,
+    apply_watching,
+)
 from ..agents.shared.context import StageContext
 from ..agents.shared.outbox import Outbox, TopicOutbox
 from ..agents.shared.sessions import SessionPool
@@ -169,6 +174,7 @@ def create_app(
     apply_fetch_wait(settings.faust_fetch_wait_ms)
     apply_watching(settings.faust_fetch_min_bytes, node_linger=settings.watching_only)
     apply_retry_backoff(settings.kafka_retry_backoff_ms)
+    apply_changelog_pause()
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = CopyTraderApp(
         settings.app_id,

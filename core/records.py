@@ -19,7 +19,7 @@ from orjson import loads as json_loads
 
 from ..brokers.model import OrderType, Side
 from ..common.clock import utcnow
-from . import record_codec
+from . import fill_window, record_codec
 from .record_codec import RecordError as RecordError  # where every stage imports it from
 from .schemas.bounds import (
     MAX_BROKER_ORDER_ID_LEN,
@@ -418,6 +418,10 @@ _EXECUTION_TEXT = (
 _NOT_EMPTY = frozenset({"execution_id", "account_id"})
 
 
+#: A position's fields that are the tracker's duplicate-fill window: no view shows them.
+POSITION_WINDOW_FIELDS = frozenset({"recent_fill_ids", "fill_window"})
+
+
 class Position(_Base):
     """Net position of one account in one symbol, with realised P&L in the account currency."""
 
@@ -427,8 +431,12 @@ class Position(_Base):
     average_price: Decimal | None = None
     realized_pnl: Decimal = Decimal(0)
     fills: int = 0
-    recent_fill_ids: list[str] = []  # noqa: RUF012 - bounded window for duplicate-fill detection
+    #: Read only: the window as positions written before session 27 carried it (a list of fill
+    #: ids). A record built with it holds it in ``fill_window`` instead, and this list empty.
+    recent_fill_ids: list[str] = []  # noqa: RUF012 - Faust copies defaults per instance
     updated_at: datetime = faust.models.fields.DatetimeField(default=None, required=False)
+    #: The recent fill ids' digests, the tracker's duplicate-fill check (``core/fill_window.py``).
+    fill_window: str = ""
 
     def __post_init__(self) -> None:
         values = self.__dict__  # see Execution.__post_init__
@@ -438,11 +446,23 @@ class Position(_Base):
         _decimal("average_price", values["average_price"], MAX_PRICE)
         _decimal("realized_pnl", values["realized_pnl"], MAX_REALIZED_PNL, signed=True, optional=False)
         _whole("fills", values["fills"], 0, MAX_POSITION_FILLS)
+        window = values["fill_window"]
+        if window != "":
+            problem = fill_window.problem(window)
+            if problem is not None:
+                raise RecordError("fill_window", problem)
         fill_ids = values["recent_fill_ids"]
-        if not isinstance(fill_ids, list) or len(fill_ids) > MAX_RECENT_FILL_IDS:
+        if fill_ids:
+            if not isinstance(fill_ids, list) or len(fill_ids) > MAX_RECENT_FILL_IDS:
+                raise RecordError("recent_fill_ids", f"must list at most {MAX_RECENT_FILL_IDS} execution ids")
+            for fill_id in fill_ids:
+                _text("recent_fill_ids", fill_id, MAX_EXECUTION_ID_LEN)
+            # A position from the old changelog: its ids become the window, so a fill counted
+            # before the upgrade is still recognised when it is delivered again after it.
+            self.fill_window = fill_window.of_ids(fill_ids, window)
+            self.recent_fill_ids = []
+        elif not isinstance(fill_ids, list):
             raise RecordError("recent_fill_ids", f"must list at most {MAX_RECENT_FILL_IDS} execution ids")
-        for fill_id in fill_ids:
-            _text("recent_fill_ids", fill_id, MAX_EXECUTION_ID_LEN)
         if values["updated_at"] is None:
             self.updated_at = utcnow()
         elif not isinstance(values["updated_at"], datetime):

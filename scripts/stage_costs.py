@@ -144,9 +144,11 @@ def fresh_database(postgres: str | None) -> Iterator[Any]:
 
 
 def measure(path: Path, batch: int, stages: frozenset[str] = STAGES, postgres: str | None = None) -> dict[str, Any]:
+    import faust
+
     from copytrader.app.factory import empty_config
     from copytrader.core.records import AccountStatus, IntentBatch, errors_of, executions_of, positions_of
-    from copytrader.tables.positions import apply_fill
+    from copytrader.tables.positions import apply_fill, positions_table
     from copytrader.web.live import LiveState, batch_sequence
 
     topics = by_topic(pickle.loads(path.read_bytes()))
@@ -176,15 +178,32 @@ def measure(path: Path, batch: int, stages: frozenset[str] = STAGES, postgres: s
     copies = sum(len(b.intents) for b in decoded["orders.requests"])
 
     # the tracker: every execution decoded (above), fills applied to positions
+    written: list[Any] = []
+
     def track() -> None:
         positions: dict[tuple[str, str], Any] = {}
         for ex in decoded["trade.executions"]:
             if ex.kind in ("fill", "partial_fill"):
                 key = (ex.account_id, ex.symbol)
-                positions[key], _ = apply_fill(positions.get(key), ex)
+                positions[key], applied = apply_fill(positions.get(key), ex)
+                if applied:
+                    written.append(positions[key])
+
+    changelog: list[bytes] = []
+
+    def encode_changelog() -> None:
+        """Each table write's changelog value, encoded as Faust encodes it (the positions
+        table's own topic and serializer)."""
+        app = faust.App("stage-costs", autodiscover=False)
+        topic = positions_table(app, 1).changelog_topic
+        dumps = app.serializers.dumps_value
+        start = time.process_time()
+        changelog.extend(dumps(topic.value_type, p, serializer=topic.value_serializer) for p in written)
+        costs["track changelog encode"] = time.process_time() - start
 
     if "track" in stages:
         costs["track apply_fill"] = timed(track)
+        encode_changelog()
 
     if "store" in stages:
         costs.update(store_costs(topics, decoded, batch, postgres))
@@ -211,6 +230,7 @@ def measure(path: Path, batch: int, stages: frozenset[str] = STAGES, postgres: s
         "ms_per_copy": per_copy,
         "total_ms_per_copy": round(sum(per_copy.values()), 4),
         "store_ms_per_copy": round(sum(v for k, v in per_copy.items() if k.startswith("store ")), 4),
+        "changelog_bytes_per_copy": round(sum(map(len, changelog)) / copies, 1),
     }
 
 

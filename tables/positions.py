@@ -1,8 +1,9 @@
 """Positions from fills: net quantity, average price and realised P&L per (account, symbol).
 
 Pure functions over the ``Position`` record; the tracker agent keeps the results in the Faust
-table ``positions``. A fill id seen recently is ignored, so a broker that reports one fill twice
-does not double a position.
+table ``positions``. A fill id seen recently (one of the last :data:`RECENT_FILLS`, kept as
+digests in ``Position.fill_window``: ``core/fill_window.py``) is ignored, so a broker that
+reports one fill twice, or a redelivered record, does not double a position.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from ..brokers.instruments import instrument_for
 from ..brokers.positions import apply_fill as apply_position_fill
 from ..brokers.positions import undo_fill
 from ..common.clock import utcnow
+from ..core import fill_window
 from ..core.records import CORRECTION_KINDS, Execution, Position
-from ..core.schemas.bounds import MAX_RECENT_FILL_IDS
 
-RECENT_FILLS = 256
-assert RECENT_FILLS <= MAX_RECENT_FILL_IDS, "the window must fit the record's own bound"
+#: Fills a position remembers to ignore a repeat (the record's bound, ``MAX_RECENT_FILL_IDS``).
+RECENT_FILLS = fill_window.WINDOW
 
 
 def position_key(account_id: str, symbol: str) -> str:
@@ -38,7 +39,8 @@ def apply_fill(position: Position | None, fill: Execution) -> tuple[Position, bo
     if fill.kind not in ("fill", "partial_fill") or fill.price is None or fill.quantity <= 0:
         raise ValueError(f"not a fill: {fill.kind} {fill.quantity}@{fill.price}")
     current = position or Position(account_id=fill.account_id, symbol=fill.symbol)
-    if fill.execution_id in current.recent_fill_ids:
+    seen = fill_window.token(fill.execution_id)
+    if fill_window.holds(current.fill_window, seen):
         return current, False
     signed = fill.quantity if fill.side == "buy" else -fill.quantity
     net, average, pnl = apply_position_fill(
@@ -49,9 +51,8 @@ def apply_fill(position: Position | None, fill: Execution) -> tuple[Position, bo
         instrument_for(fill.symbol).point_value,
     )
     realized = current.realized_pnl + pnl
-    recent = [*current.recent_fill_ids, fill.execution_id][-RECENT_FILLS:]
     return (
-        _with_fill_ids(
+        _with_window(
             Position(
                 account_id=fill.account_id,
                 symbol=fill.symbol,
@@ -61,23 +62,22 @@ def apply_fill(position: Position | None, fill: Execution) -> tuple[Position, bo
                 fills=current.fills + 1,
                 updated_at=utcnow(),
             ),
-            recent,
+            fill_window.appended(current.fill_window, seen),
         ),
         True,
     )
 
 
-def _with_fill_ids(position: Position, fill_ids: list[str]) -> Position:
-    """``position`` (built with no fill ids, so its own checks ran on everything else) holding
-    ``fill_ids``: the previous position's window, already checked when that position was built
-    or decoded, plus this execution's id, checked by the ``Execution``'s own bounds.
+def _with_window(position: Position, window: str) -> Position:
+    """``position`` (built with an empty window, so its own checks ran on everything else)
+    holding ``window``: the previous position's window, already checked when that position was
+    built or decoded, plus this execution's token, made by :func:`fill_window.token`.
 
-    Why not pass them to the constructor: ``Position.__post_init__`` checks every id of the
-    window again, 256 ids on a busy account, about 80 % of the tracker's work on a fill
-    (docs/benchmarks.md, session 26). The window is cut to :data:`RECENT_FILLS`, which the
-    record's bound admits (asserted above).
+    Why not pass it to the constructor: ``Position.__post_init__`` checks the whole window
+    again (session 26 measured the id-by-id check of the old list at about 80 % of the
+    tracker's work on a fill). :func:`fill_window.appended` keeps it to :data:`RECENT_FILLS`.
     """
-    position.recent_fill_ids = fill_ids
+    position.fill_window = window
     return position
 
 
@@ -93,9 +93,11 @@ def apply_correction(position: Position | None, correction: Execution) -> tuple[
     if correction.kind not in ("fill_bust", "fill_correction") or correction.original_price is None:
         raise ValueError(f"not a correction: {correction.kind}")
     current = position or Position(account_id=correction.account_id, symbol=correction.symbol)
-    if correction.execution_id in current.recent_fill_ids:
+    seen = fill_window.token(correction.execution_id)
+    if fill_window.holds(current.fill_window, seen):
         return current, False
-    if correction.corrects not in current.recent_fill_ids:
+    corrected = correction.corrects
+    if corrected is None or not fill_window.holds(current.fill_window, fill_window.token(corrected)):
         raise ValueError(f"{correction.kind} of fill {correction.corrects} that this position did not count recently")
     sign = 1 if correction.side == "buy" else -1
     point_value = instrument_for(correction.symbol).point_value
@@ -112,7 +114,7 @@ def apply_correction(position: Position | None, correction: Execution) -> tuple[
         )
         pnl += more
     return (
-        _with_fill_ids(
+        _with_window(
             Position(
                 account_id=current.account_id,
                 symbol=current.symbol,
@@ -122,7 +124,7 @@ def apply_correction(position: Position | None, correction: Execution) -> tuple[
                 fills=current.fills,
                 updated_at=utcnow(),
             ),
-            [*current.recent_fill_ids, correction.execution_id][-RECENT_FILLS:],
+            fill_window.appended(current.fill_window, seen),
         ),
         True,
     )

@@ -23,7 +23,7 @@ from ..agents.shared.price_feed import FEED_ACCOUNT_PREFIX
 from ..common.clock import utcnow
 from ..common.stats import percentile
 from ..core.config import CopyConfig
-from ..core.records import MAX_PER_RECORD, AccountStatus, Execution, OrderError, Position
+from ..core.records import MAX_PER_RECORD, POSITION_WINDOW_FIELDS, AccountStatus, Execution, OrderError, Position
 from .guards import GuardBoard
 from .reconcile_view import apply_broker_truth, reconcile_columns
 from .slippage import LiveSlippage
@@ -284,7 +284,7 @@ class LiveState:
     def apply_position(self, pos: Position, partition: int, offset: int) -> list[tuple[str, dict[str, Any]]]:
         if not self._advance(self.cursors["positions"], partition, offset):
             return []
-        row = {k: v for k, v in pos.as_dict().items() if k != "recent_fill_ids"}
+        row = {k: v for k, v in pos.as_dict().items() if k not in POSITION_WINDOW_FIELDS}
         row.update(key=f"{pos.account_id}|{pos.symbol}", _p=partition, _o=offset)
         self.positions[row["key"]] = row
         closes, day = self.pnl_closes[(pos.account_id, pos.symbol)], utc_day(pos.updated_at)

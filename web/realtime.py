@@ -42,7 +42,7 @@ from .live import STREAMS, LiveState, batch_sequence
 log = logging.getLogger(__name__)
 BACKLOG_PER_PARTITION = 5000  # order log / errors: enough for today's figures, bounded start-up
 FULL_HISTORY = ("positions.updates", "account.status", CONTROLS_TOPIC)
-FEED_WAIT_MS = 100
+FEED_WAIT_MS = 250
 FEED_MIN_BYTES = 32 * 1024
 FEED_BATCH = 500  # records per fetch handed out: a catch-up after a restart stays small in memory
 FEED_TOPICS = ("trade.executions", "order.errors", "positions.updates", "account.status", CONTROLS_TOPIC)
@@ -179,10 +179,12 @@ class KafkaFeed:
             bootstrap_servers=self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
-            # A fetch waits up to 100 ms for 32 KiB: while copies flow, one round trip carries
+            # A fetch waits up to 250 ms for 32 KiB: while copies flow, one round trip carries
             # hundreds of records instead of the handful that arrived since the last one (each
             # fetch is a request, a response and a GIL hand-off in a worker the copy path shares
-            # a small machine with, #16); a quiet feed still shows a record within 100 ms.
+            # a small machine with, #16); a quiet feed still shows a record within 250 ms. Idle,
+            # the feed's fetches (46 partitions each) were most of the worker's idle CPU at
+            # 100 ms (docs/benchmarks.md, session 27).
             auto_offset_reset="earliest",
             fetch_max_wait_ms=FEED_WAIT_MS,
             fetch_min_bytes=FEED_MIN_BYTES,

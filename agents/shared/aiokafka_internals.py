@@ -25,16 +25,27 @@ budget is one second. We lower the wait on the consumer Faust built, before it s
    milliseconds apart to different partitions (a position, its changelog entry, a status)
    leave in as many produce requests. Once one batch for a broker is due, the batches still
    lingering for the same broker go with it in the same request.
+7. Table changelogs that Faust has paused are paused in aiokafka too
+   (:func:`apply_changelog_pause`). Faust pauses a partition only in its own bookkeeping (it
+   stops *handing out* its records), while aiokafka keeps *fetching* every assigned partition.
+   After recovery Faust pauses its tables' own changelog partitions (it wrote every record in
+   them), so aiokafka went on listing each of them in every fetch until a record landed, then
+   held that record, unread, until the next rebalance: the watching worker's fetches carried
+   about 9 of the 20 ``broker_health`` changelog partitions (docs/benchmarks.md, session 26).
+   Partitions Faust resumes (recovery, standby replicas) are resumed in aiokafka as well.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 from aiokafka.producer.message_accumulator import MessageAccumulator
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 log = logging.getLogger(__name__)
 _original = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
@@ -43,6 +54,8 @@ _fetch_min_bytes = 1  # aiokafka's default until apply_fetch_min_bytes
 _retry_backoff_ms = 100  # aiokafka's default until apply_retry_backoff
 _original_producer_extra = faust_aiokafka.Producer._settings_extra
 _original_drain = MessageAccumulator.drain_by_nodes
+_original_pause = faust_aiokafka.Consumer.pause_partitions
+_original_resume = faust_aiokafka.Consumer.resume_partitions
 
 
 def apply_fetch_wait(milliseconds: int) -> None:
@@ -141,3 +154,52 @@ def _drain_by_nodes(self: Any, ignore_nodes: Any, muted_partitions: Any = frozen
                 else:
                     nodes[leader][tp] = batch
     return nodes, unknown_leaders_exist
+
+
+def apply_changelog_pause() -> None:
+    """From now on, a table changelog partition that Faust's worker consumer pauses or resumes
+    is paused or resumed in its aiokafka consumer as well (item 7 above; idempotent)."""
+    faust_aiokafka.Consumer.pause_partitions = _pause_partitions  # type: ignore[method-assign]  # documented workaround above
+    faust_aiokafka.Consumer.resume_partitions = _resume_partitions  # type: ignore[method-assign]  # documented workaround above
+
+
+def _pause_partitions(self: Any, tps: Iterable[TP]) -> None:
+    tps = set(tps)
+    _original_pause(self, tps)
+    _mirror(self, tps, paused=True)
+
+
+def _resume_partitions(self: Any, tps: Iterable[TP]) -> None:
+    tps = set(tps)
+    _original_resume(self, tps)
+    _mirror(self, tps, paused=False)
+
+
+def _mirror(faust_consumer: Any, tps: set[TP], *, paused: bool) -> None:
+    """Pause or resume ``tps``' changelog partitions in the aiokafka consumer, in the thread
+    that runs it (aiokafka's pause makes a future on that thread's loop). Calls keep their
+    order there, so the last word Faust said about a partition is the one that holds."""
+    changelogs = [TopicPartition(tp.topic, tp.partition) for tp in tps if faust_consumer._is_changelog_tp(tp)]
+    thread = getattr(faust_consumer, "_thread", None)
+    consumer = getattr(thread, "_consumer", None)
+    loop = getattr(thread, "thread_loop", None)
+    if not changelogs or consumer is None or loop is None or loop.is_closed():
+        return
+    loop.call_soon_threadsafe(_set_paused, consumer, changelogs, paused)
+
+
+def _set_paused(consumer: AIOKafkaConsumer, tps: list[TopicPartition], paused: bool) -> None:
+    assigned = consumer.assignment()
+    mine = [tp for tp in tps if tp in assigned]  # one revoked meanwhile has no state to pause
+    try:
+        if paused:
+            consumer.pause(*mine)
+        else:
+            consumer.resume(*mine)
+    except IllegalStateError:  # revoked between the two lines above: the next assignment starts unpaused
+        log.debug("changelog partitions %s changed assignment before %s", mine, "pause" if paused else "resume")
+
+
+def changelogs_paused_in(consumer: AIOKafkaConsumer) -> set[TopicPartition]:
+    """The partitions an aiokafka consumer will leave out of its fetches (for the tests)."""
+    return set(consumer.paused())

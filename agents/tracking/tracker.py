@@ -48,18 +48,18 @@ def uncounted(execution: Execution, exc: Exception) -> OrderError:
 
 
 def published(position: Position) -> Position:
-    """A position as ``positions.updates`` carries it: without ``recent_fill_ids``.
+    """A position as ``positions.updates`` carries it: without its ``fill_window``.
 
-    Why: the window of fill ids (up to 256 per position, ~5.5 KB of JSON on a busy account) is
-    the tracker's own duplicate-fill check; it is kept in the ``positions`` table and its
-    changelog, which is what a restarted tracker restores. No reader of ``positions.updates``
-    uses it (the database sink, the dashboard and the observer drop it), yet every one of them
-    fetched and decoded it, id by id, on every fill (docs/benchmarks.md, session 26).
+    Why: the window (up to 256 fills per position, 3 KB) is the tracker's own duplicate-fill
+    check; it is kept in the ``positions`` table and its changelog, which is what a restarted
+    tracker restores. No reader of ``positions.updates`` uses it (the database sink, the
+    dashboard and the observer), yet every one of them would fetch and decode it on every
+    fill (docs/benchmarks.md, session 26).
     """
-    if not position.recent_fill_ids:
+    if not position.fill_window:
         return position
     shown = copy.copy(position)  # the other fields are immutable values: a shallow copy is whole
-    shown.recent_fill_ids = []
+    shown.fill_window = ""
     return shown
 
 

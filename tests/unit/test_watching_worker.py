@@ -17,7 +17,7 @@ from aiokafka.producer.message_accumulator import MessageAccumulator
 
 from copytrader.agents.shared import aiokafka_internals
 from copytrader.agents.tracking.tracker import FillAccounting, HealthBook, published
-from copytrader.core import records
+from copytrader.core import fill_window, records
 from copytrader.core.records import Execution, Position
 from copytrader.core.settings import Settings
 from copytrader.tables.positions import RECENT_FILLS, apply_correction, apply_fill, position_key
@@ -48,9 +48,12 @@ def counted(count: int) -> Position | None:
 def test_a_full_window_is_kept_exact_and_stays_a_valid_record() -> None:
     position = counted(RECENT_FILLS + 40)
     assert position is not None
-    assert position.recent_fill_ids == [a_fill(n).execution_id for n in range(40, RECENT_FILLS + 40)]
+    assert position.fill_window == "".join(
+        fill_window.token(a_fill(n).execution_id) for n in range(40, RECENT_FILLS + 40)
+    )
+    assert position.recent_fill_ids == []
     assert position.fills == RECENT_FILLS + 40
-    # the decoder checks every id again: what the table's changelog restores is accepted
+    # the decoder checks the window again: what the table's changelog restores is accepted
     assert Position.loads(position.dumps()) == position
     # a fill in the window is a duplicate; one that fell out of it is not known any more
     assert apply_fill(position, a_fill(RECENT_FILLS + 39))[1] is False
@@ -71,8 +74,8 @@ def test_a_correction_keeps_the_window_the_same_way() -> None:
         side="buy",
     )
     undone, applied = apply_correction(position, bust)
-    assert applied and undone.recent_fill_ids[-1] == bust.execution_id
-    assert len(undone.recent_fill_ids) == RECENT_FILLS
+    assert applied and undone.fill_window.endswith(fill_window.token(bust.execution_id))
+    assert fill_window.size(undone.fill_window) == RECENT_FILLS
     assert Position.loads(undone.dumps()) == undone
 
 
@@ -104,10 +107,10 @@ def test_the_tracker_keeps_the_window_and_publishes_positions_without_it() -> No
     batch = records.ExecutionBatch(executions=[first, second])
     moved, errors = accounting.step(batch.dumps())
     assert errors == []
-    assert [(p.net_quantity, p.fills, p.recent_fill_ids) for p in moved] == [(2, 2, [])]
+    assert [(p.net_quantity, p.fills, p.fill_window) for p in moved] == [(2, 2, "")]
     kept = table[position_key("f1", "ESZ6")]
-    assert kept.recent_fill_ids == [first.execution_id, second.execution_id]
-    assert moved[0].as_dict() | {"recent_fill_ids": kept.recent_fill_ids} == kept.as_dict()
+    assert kept.fill_window == fill_window.token(first.execution_id) + fill_window.token(second.execution_id)
+    assert moved[0].as_dict() | {"fill_window": kept.fill_window} == kept.as_dict()
     # the window still catches a fill the broker reported twice
     assert accounting.step(second.dumps()) == ([], [])
     assert table[position_key("f1", "ESZ6")].net_quantity == 2
@@ -117,7 +120,7 @@ def test_publishing_leaves_the_tables_position_untouched() -> None:
     position = counted(3)
     assert position is not None
     shown = published(position)
-    assert shown.recent_fill_ids == [] and len(position.recent_fill_ids) == 3
+    assert shown.fill_window == "" and fill_window.size(position.fill_window) == 3
     assert published(shown) is shown
     assert Position.loads(shown.dumps()) == shown
 

@@ -16,6 +16,7 @@ from webtest_helpers import KafkaWeb, Web
 
 from copytrader.core.records import Execution, OrderError, Position
 from copytrader.web import realtime
+from copytrader.web.live import batch_sequence
 
 pytestmark = [pytest.mark.kafka]
 STREAMS = ["orders", "errors", "positions", "grid"]
@@ -247,6 +248,19 @@ async def test_reconnect_resumes_from_the_last_seen_position_without_gap_or_dupl
             timeout_s=20,
             what="ten records published while the page is away",
             observe=lambda: published.count,
+        )
+        # The feed applies them while the page is away (within its fetch wait), so the
+        # reconnect's snapshot is what must fill the page's gap.
+        away = {s: dict(o) for s, o in published.offsets.items()}
+        await wait_until(
+            lambda: all(
+                web.ctx.feed.live.cursors[s].get(p, -1) >= batch_sequence(o, 0)
+                for s, offsets in away.items()
+                for p, o in offsets.items()
+            ),
+            timeout_s=20,
+            what="the feed applied what was published while the page was away",
+            observe=lambda: web.ctx.feed.live.cursors,
         )
         client = await connect(web, page, resumed=True)
         # The worker's consumer restarts mid-stream (a broker hiccup) once it has applied what
