@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from executor_memory import KIB, rss_kib, slope_kib_per_1000  # noqa: E402 - scripts/ on sys.path
 
 from copytrader.app.factory import empty_config  # noqa: E402
+from copytrader.core import fill_window  # noqa: E402
 from copytrader.core.records import Execution, Position  # noqa: E402
 from copytrader.tables.positions import apply_fill  # noqa: E402
 from copytrader.web.live import LiveState  # noqa: E402
@@ -114,7 +115,7 @@ class Watcher:
             "latency_samples": sum(len(d) for d in live.latency.values()),
             "slippage_copies": len(live.slippage.copies),
             "slippage_leader_fills": len(live.slippage.leader_fills),
-            "fill_ids_per_position_max": max(len(p.recent_fill_ids) for p in self.positions.values()),
+            "fill_ids_per_position_max": max(fill_window.size(p.fill_window) for p in self.positions.values()),
         }
 
 
