@@ -199,6 +199,8 @@ class DirectSignalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=self)
         self._tasks = [asyncio.ensure_future(self._fetch_loop()), asyncio.ensure_future(self._commit_loop())]
+        for task in self._tasks:
+            task.add_done_callback(_report_crash)
 
     async def stop(self) -> None:
         """Stop fetching (a signal being handled is cut short and will be redelivered), give
@@ -356,6 +358,13 @@ class DirectSignalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Nothing to note: fetching starts at the group's committed offsets."""
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A loop that died says so at once (not when its task is collected). Nothing is lost: no
+    offset is committed past an unfinished signal, so a restart redelivers from there."""
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("trade.signals consumer stopped: %r", task.exception(), exc_info=task.exception())
 
 
 __all__ = ["DirectSignalConsumer", "Handle", "SignalProgress"]

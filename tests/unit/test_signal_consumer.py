@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from copytrader.agents.fanout.agent import FanoutStage
-from copytrader.agents.fanout.signal_consumer import DirectSignalConsumer, SignalProgress
+from copytrader.agents.fanout.signal_consumer import DirectSignalConsumer, SignalProgress, _report_crash
 from copytrader.agents.fanout.warmup import warm_positions
 from copytrader.agents.shared.outbox import RECEIPTS, MemoryOutbox, note_receipt
 from copytrader.app.factory import create_app
@@ -213,3 +213,14 @@ async def test_the_fan_out_resolves_a_position_on_every_assigned_partition_once_
     consumer.assigned = {TopicPartition("pre.trade.signals", p) for p in (2, 0)}
     assert await asyncio.wait_for(task, 5) == 2
     assert [tp.partition for tp in consumer.positions] == [0, 2]
+
+
+async def test_a_loop_that_dies_says_so_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken() -> None:
+        raise RuntimeError("decoder state lost")
+
+    task = asyncio.ensure_future(broken())
+    task.add_done_callback(_report_crash)
+    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.sleep(0)  # done callbacks run on the next loop turn
+    assert any(r.levelname == "CRITICAL" and "decoder state lost" in r.getMessage() for r in caplog.records)
