@@ -83,11 +83,11 @@ class Settings:
     # docs/benchmarks.md ("Batching the records behind the copy path"): the tracker, store and
     # web workers' CPU per copy fell to about a third. A copy never waits for these records.
     background_linger_ms: float = 5.0
-    # Fan-out's Faust consumer (trade.signals, COPYTRADER_FANOUT_CONSUMER=faust): a long poll, which the broker answers the
-    # moment a signal lands. A 5 ms poll measured no faster and cost 7 % of a core in Faust's
-    # consumer thread plus the broker's CPU for 200 empty fetches a second. The price: a
-    # partition Faust resumes while a fetch is in flight (start-up, a rebalance) waits for
-    # that fetch to return, at most this long.
+    # Fan-out's Faust consumer (trade.signals, COPYTRADER_FANOUT_CONSUMER=faust): a long poll,
+    # which the broker answers the moment a signal lands. A 5 ms poll measured no faster and
+    # cost 7 % of a core in Faust's consumer thread plus the broker's CPU for 200 empty fetches
+    # a second. The price: a partition Faust resumes while a fetch is in flight (start-up, a
+    # rebalance) waits for that fetch to return, at most this long.
     fetch_max_wait_ms: int = 100
     # Faust's consumer in a worker whose Faust agents are off the copy path (tracker, store,
     # web; the executor with the direct consumer).
