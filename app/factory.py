@@ -134,8 +134,9 @@ def install_lag_reporting(app: CopyTraderApp) -> None:
 def install_warmup(app: CopyTraderApp) -> None:
     """The worker's warm-up: every record type's codec, the producer's metadata and leader
     connections for the topics its roles produce to, then each role's own steps (the fan-out's
-    throw-away plans, the executor's positions, lanes, metric series and journal reads); run
-    once the worker starts, before ``/readyz`` says ready (``agents/shared/warmup.py``)."""
+    throw-away plans and signal positions, the executor's positions, lanes, metric series and
+    journal reads); run once the worker starts, before ``/readyz`` says ready
+    (``agents/shared/warmup.py``)."""
     runtime = app.runtime
     warmup = runtime.warmup
     names = produced_topics(runtime.topics, runtime.settings.roles)
@@ -147,8 +148,7 @@ def install_warmup(app: CopyTraderApp) -> None:
     warmup.add("codecs", warm_codecs)
     warmup.add("producer: " + ", ".join(names), warm_topics)
     if runtime.fanout is not None:
-        planner = runtime.fanout.planner
-        warmup.add("fanout: a throw-away plan per leader, kind and symbol", lambda: fanout_warmup.warm_planner(planner))
+        fanout_warmup.install(warmup, runtime.fanout)
     if runtime.execution is not None:
         execution_warmup.install(warmup, runtime.execution)
 

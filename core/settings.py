@@ -19,6 +19,7 @@ def _env(name: str, default: str) -> str:
 
 
 EXECUTOR_CONSUMERS = ("direct", "faust")
+FANOUT_CONSUMERS = ("direct", "faust")
 _GROUP_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
@@ -34,6 +35,12 @@ def _group_ids(name: str, value: str) -> tuple[str, ...]:
 def _executor_consumer(value: str) -> str:
     if value not in EXECUTOR_CONSUMERS:
         raise ValueError(f"COPYTRADER_EXECUTOR_CONSUMER: {value!r}; known: {EXECUTOR_CONSUMERS}")
+    return value
+
+
+def _fanout_consumer(value: str) -> str:
+    if value not in FANOUT_CONSUMERS:
+        raise ValueError(f"COPYTRADER_FANOUT_CONSUMER: {value!r}; known: {FANOUT_CONSUMERS}")
     return value
 
 
@@ -76,11 +83,11 @@ class Settings:
     # docs/benchmarks.md ("Batching the records behind the copy path"): the tracker, store and
     # web workers' CPU per copy fell to about a third. A copy never waits for these records.
     background_linger_ms: float = 5.0
-    # Fan-out's Faust consumer (trade.signals): a long poll, which the broker answers the
-    # moment a signal lands. A 5 ms poll measured no faster and cost 7 % of a core in Faust's
-    # consumer thread plus the broker's CPU for 200 empty fetches a second. The price: a
-    # partition Faust resumes while a fetch is in flight (start-up, a rebalance) waits for
-    # that fetch to return, at most this long.
+    # Fan-out's Faust consumer (trade.signals, COPYTRADER_FANOUT_CONSUMER=faust): a long poll,
+    # which the broker answers the moment a signal lands. A 5 ms poll measured no faster and
+    # cost 7 % of a core in Faust's consumer thread plus the broker's CPU for 200 empty fetches
+    # a second. The price: a partition Faust resumes while a fetch is in flight (start-up, a
+    # rebalance) waits for that fetch to return, at most this long.
     fetch_max_wait_ms: int = 100
     # Faust's consumer in a worker whose Faust agents are off the copy path (tracker, store,
     # web; the executor with the direct consumer).
@@ -99,6 +106,14 @@ class Settings:
     # Who consumes orders.requests in the executor: "direct" (a plain aiokafka consumer in the
     # worker's loop, the low-latency path) or "faust" (the Faust agent); see agents/execution/agent.py.
     executor_consumer: str = "direct"
+    # Who consumes trade.signals in the fan-out: "direct" (a plain aiokafka consumer in the
+    # worker's loop, without Faust's consumer thread and stream machinery) or "faust" (the
+    # Faust agent); see agents/fanout/agent.py.
+    fanout_consumer: str = "direct"
+    # The fan-out's direct consumer hands every fetched signal on before it fetches again, so
+    # its next fetch covers every partition and the broker answers it the moment a signal
+    # lands: a long poll costs no latency (as intent_fetch_wait_ms).
+    signal_fetch_wait_ms: int = 500
     database_url: str | None = None
     redis_url: str | None = None
     # One total budget per copy (executor, transport, re-authentication and lookups together):
@@ -146,6 +161,8 @@ class Settings:
             watch_fetch_min_bytes=int(_env("WATCH_FETCH_MIN_BYTES", str(16 * 1024))),
             watch_linger_ms=_linger("WATCH_LINGER_MS", float(_env("WATCH_LINGER_MS", "25"))),
             executor_consumer=_executor_consumer(_env("EXECUTOR_CONSUMER", "direct")),
+            fanout_consumer=_fanout_consumer(_env("FANOUT_CONSUMER", "direct")),
+            signal_fetch_wait_ms=int(_env("SIGNAL_FETCH_WAIT_MS", "500")),
             database_url=os.environ.get("COPYTRADER_DATABASE_URL"),
             redis_url=os.environ.get("COPYTRADER_REDIS_URL"),
             copy_deadline_s=_positive("COPY_DEADLINE_S", float(_env("COPY_DEADLINE_S", "5"))),
@@ -163,9 +180,11 @@ class Settings:
 
     @property
     def faust_consumer_on_copy_path(self) -> bool:
-        """Does a copy wait on this worker's Faust consumer? Fan-out always consumes through it;
-        the executor only with ``COPYTRADER_EXECUTOR_CONSUMER=faust``."""
-        return self.has("fanout") or (self.has("execute") and self.executor_consumer == "faust")
+        """Does a copy wait on this worker's Faust consumer? Only where a stage consumes through
+        it: ``COPYTRADER_FANOUT_CONSUMER=faust`` or ``COPYTRADER_EXECUTOR_CONSUMER=faust``."""
+        return (self.has("fanout") and self.fanout_consumer == "faust") or (
+            self.has("execute") and self.executor_consumer == "faust"
+        )
 
     @property
     def faust_linger_ms(self) -> float:

@@ -1,7 +1,10 @@
-"""Fan-out agent: ``trade.signals`` → one OrderIntent per follower on ``orders.requests``.
+"""Fan-out: ``trade.signals`` → one OrderIntent per follower on ``orders.requests``.
 
-The topic is consumed as raw bytes so a malformed signal reaches our code and lands on
-``order.errors`` with its reason, instead of dying in Faust's deserializer.
+Two interchangeable consumers feed :func:`handle_signal` (``COPYTRADER_FANOUT_CONSUMER``):
+``direct``, a plain aiokafka consumer in the worker's loop that commits a signal's offset only
+once Kafka acknowledged what it produced (``signal_consumer.py``, the default), or ``faust``,
+the Faust agent. Either way the topic is consumed as raw bytes so a malformed signal reaches
+our code and lands on ``order.errors`` with its reason, instead of dying in a deserializer.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import faust
 from ...core import metrics
 from ...core.records import OrderError
 from ...core.signals import decode_signal
+from ..shared import jobs
 from ..shared.context import StageContext
 from ..shared.controls_feed import ControlsFeed
 from . import controls
 from .planner import Controls, FanoutPlanner
+from .signal_consumer import DirectSignalConsumer
 
 log = logging.getLogger(__name__)
 MAX_PAYLOAD_ECHO = 2000
@@ -33,6 +38,7 @@ class FanoutStage:
     ctx: StageContext
     planner: FanoutPlanner
     controls_feed: ControlsFeed | None = None
+    signal_consumer: DirectSignalConsumer | None = None  # the direct consumer, for the warm-up
 
 
 async def handle_signal(stage: FanoutStage, payload: bytes) -> int:
@@ -83,10 +89,42 @@ async def handle_signal(stage: FanoutStage, payload: bytes) -> int:
     return len(intents)
 
 
+def install_direct_consumer(app: faust.App, stage: FanoutStage) -> None:
+    """Consume ``trade.signals`` with :class:`DirectSignalConsumer` in this worker's loop."""
+    ctx = stage.ctx
+    settings = ctx.settings
+    consumer = DirectSignalConsumer(
+        ctx.topics.signals.get_topic_name(),
+        settings.bootstrap_servers,
+        group_id=f"{settings.app_id}.fanout",
+        handle=lambda payload: handle_signal(stage, payload),
+        # The configured groups first (a fan-out given an app id of its own), then the Faust
+        # agent's group (the app id), when switching over: no replay of trade.signals.
+        adopt_offsets_from=(*settings.adopt_offsets_from, settings.app_id),
+        fetch_max_wait_ms=settings.signal_fetch_wait_ms,
+        session_timeout_ms=int(app.conf.broker_session_timeout * 1000),
+        heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),
+    )
+    ctx.assignments.append(consumer.assignment)
+    ctx.lags.append(consumer.lags)
+    stage.signal_consumer = consumer
+
+    @jobs.task(app)
+    async def start_signal_consumer() -> None:
+        await consumer.start()
+
+    # First among the hooks, while the producer still runs: the records already sent are
+    # acknowledged, then their signals' offsets committed.
+    ctx.shutdown_hooks.insert(0, consumer.stop)
+
+
 def install(app: faust.App, ctx: StageContext) -> FanoutStage:
-    """Role ``fanout``: the planner, its agent on ``trade.signals`` and the controls it follows."""
+    """Role ``fanout``: the planner, its consumer of ``trade.signals`` and the controls it follows."""
     stage = FanoutStage(ctx, FanoutPlanner(ctx.config, Controls(), ctx.quotes))
     stage.controls_feed = controls.install(app, ctx, stage.planner)  # pause/resume, rules, accounts
+    if ctx.settings.fanout_consumer != "faust":
+        install_direct_consumer(app, stage)
+        return stage
 
     @app.agent(ctx.topics.signals, name="fanout")
     async def fanout(stream: faust.StreamT[bytes]) -> None:

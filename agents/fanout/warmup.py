@@ -1,6 +1,10 @@
 """The fan-out's part of the warm-up (``agents/shared/warmup.py``): a throw-away plan of every
 kind of signal for every leader, encoded as it would be sent, before the worker says it is ready.
 
+With the direct consumer (the default) a second step waits for its first assignment and
+resolves the fetch position of each partition: right after assignment aiokafka still looks up
+each committed offset before its first fetch, and a signal arriving then would wait for it.
+
 Why (docs/benchmarks.md, "First signal"): the first signal after start took about twice as
 long through the fan-out as later ones. Part of that is Python running the planner's code for
 the first time (the scaling rules, ids, Decimal arithmetic, Faust building each intent's fields,
@@ -21,7 +25,10 @@ from ...core import metrics
 from ...core.config import CopyConfig
 from ...core.records import TradeSignal
 from ..shared.outbox import encode_intents, intent_groups
+from ..shared.warmup import Warmup, wait_for
+from .agent import FanoutStage
 from .planner import FanoutPlanner
+from .signal_consumer import DirectSignalConsumer
 
 #: At most this many symbols per leader get a plan of their own (the code path is the same for
 #: every symbol; the first ones also warm their price lookups).
@@ -99,4 +106,24 @@ async def warm_planner(planner: FanoutPlanner, symbols: Iterable[str] | None = N
     return planned
 
 
-__all__ = ["MAX_SYMBOLS", "WARM_KINDS", "sample_signal", "warm_planner", "warm_symbols"]
+async def warm_positions(consumer: DirectSignalConsumer) -> int:
+    """Wait for the consumer's first assignment, then resolve the fetch position of each of
+    its partitions; returns how many (bounded by the warm-up's timeout)."""
+    await wait_for("trade.signals assigned", lambda: bool(consumer.assignment()))
+    assigned = sorted(consumer.assignment())
+    for tp in assigned:
+        await consumer.consumer.position(tp)
+    return len(assigned)
+
+
+def install(warmup: Warmup, stage: FanoutStage) -> None:
+    """Add the fan-out's steps: the throw-away plans, and the direct consumer's positions (the
+    Faust agent's consumer is Faust's own, ready when Faust assigned it partitions)."""
+    planner = stage.planner
+    warmup.add("fanout: a throw-away plan per leader, kind and symbol", lambda: warm_planner(planner))
+    consumer = stage.signal_consumer
+    if consumer is not None:
+        warmup.add("fanout: trade.signals positions", lambda: warm_positions(consumer))
+
+
+__all__ = ["MAX_SYMBOLS", "WARM_KINDS", "install", "sample_signal", "warm_planner", "warm_positions", "warm_symbols"]

@@ -27,7 +27,13 @@ from collections.abc import Callable, Sequence
 log = logging.getLogger("copytrader.kafka")
 
 #: Loggers whose connection-class records are coalesced (prefix match on the record's name).
-CLIENT_LOGGERS = ("aiokafka", "faust", "mode", "copytrader.agents.execution.intent_consumer")
+CLIENT_LOGGERS = (
+    "aiokafka",
+    "faust",
+    "mode",
+    "copytrader.agents.execution.intent_consumer",
+    "copytrader.agents.fanout.signal_consumer",
+)
 #: Fragments of what a Kafka client logs when it cannot reach a broker or lost its coordinator.
 CONNECTION_MARKERS = (
     "unable connect to node",
@@ -49,6 +55,7 @@ CONNECTION_MARKERS = (
     "failed fetch messages",
     "got error produce response",
     "orders.requests fetch failed",
+    "trade.signals fetch failed",
     "kafkatimeouterror",
 )
 OUTAGE_ATTRIBUTE = "kafka_outage"  # set on this module's own records: never held back

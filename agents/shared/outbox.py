@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from contextvars import ContextVar
 from functools import lru_cache, partial
 from typing import Any, Protocol, TypeVar, cast
 
@@ -37,6 +38,20 @@ POSITION_PARTITIONS = SPEC["positions.updates"].partitions
 ERROR_PARTITIONS = SPEC["order.errors"].partitions
 
 log = logging.getLogger(__name__)
+
+
+#: Set by a consumer around the handling of one record (the fan-out's direct consumer,
+#: ``agents/fanout/signal_consumer.py``): every send :class:`TopicOutbox` makes meanwhile adds
+#: the producer's delivery future here, so the record's offset is committed only once Kafka
+#: acknowledged everything it produced. Task-local; ``None`` (no one collects) elsewhere.
+RECEIPTS: ContextVar[list[asyncio.Future[Any]] | None] = ContextVar("outbox_receipts", default=None)
+
+
+def note_receipt(sent: object) -> None:
+    """Hand a send's delivery future to the consumer collecting them, if any."""
+    receipts = RECEIPTS.get()
+    if receipts is not None:
+        receipts.append(cast(asyncio.Future[Any], sent))
 
 
 class _Keyed(Protocol):
@@ -174,6 +189,7 @@ class TopicOutbox:
             state = sensors.on_send_initiated(producer, name, message=None, keysize=len(key), valsize=len(value))  # type: ignore[arg-type]  # no PendingMessage is built; the sensors count sizes only
             sent = await producer.send(name, key, value, partition, None, [])
             cast(asyncio.Future[Any], sent).add_done_callback(partial(_report_sent, sensors, producer, state))
+            note_receipt(sent)
 
     async def execution(self, execution: Execution) -> None:
         await self.executions([execution])
@@ -181,10 +197,12 @@ class TopicOutbox:
     async def executions(self, executions: list[Execution]) -> None:
         """One record per partition (see :class:`ExecutionBatch`), keyed by its first account."""
         for partition, batch in batch_executions(executions):
-            await self.topics.executions.send(key=batch.executions[0].account_id, value=batch, partition=partition)
+            note_receipt(
+                await self.topics.executions.send(key=batch.executions[0].account_id, value=batch, partition=partition)
+            )
 
     async def error(self, error: OrderError) -> None:
-        await self.topics.errors.send(key=error.account_id, value=error)
+        note_receipt(await self.topics.errors.send(key=error.account_id, value=error))
 
     async def errors(self, errors: list[OrderError]) -> None:
         """One record per partition (see :class:`ErrorBatch`), keyed by its first account; a
@@ -193,7 +211,9 @@ class TopicOutbox:
             await self.error(errors[0])
             return
         for partition, batch in batch_errors(errors):
-            await self.topics.errors.send(key=batch.errors[0].account_id, value=batch, partition=partition)
+            note_receipt(
+                await self.topics.errors.send(key=batch.errors[0].account_id, value=batch, partition=partition)
+            )
 
     async def position(self, position: Position) -> None:
         await self.positions([position])
@@ -201,16 +221,18 @@ class TopicOutbox:
     async def positions(self, positions: list[Position]) -> None:
         """One record per partition (see :class:`PositionBatch`), keyed by its first account."""
         for partition, batch in batch_positions(positions):
-            await self.topics.positions.send(key=batch.positions[0].account_id, value=batch, partition=partition)
+            note_receipt(
+                await self.topics.positions.send(key=batch.positions[0].account_id, value=batch, partition=partition)
+            )
 
     async def status(self, status: AccountStatus) -> None:
-        await self.topics.status.send(key=status.account_id, value=status)
+        note_receipt(await self.topics.status.send(key=status.account_id, value=status))
 
     async def health(self, status: AccountStatus) -> None:
-        await self.topics.health.send(key=status.account_id, value=status)
+        note_receipt(await self.topics.health.send(key=status.account_id, value=status))
 
     async def signal(self, key: str, payload: bytes) -> None:
-        await self.topics.signals.send(key=key, value=payload)
+        note_receipt(await self.topics.signals.send(key=key, value=payload))
 
 
 def _report_sent(sensors: Any, producer: Any, state: Any, sent: asyncio.Future[Any]) -> None:

@@ -30,7 +30,8 @@ def outbox() -> MemoryOutbox:
 @pytest.fixture
 def make_app(tmp_path: Path, outbox: MemoryOutbox) -> Iterator[MakeApp]:
     """``make_app(config, roles)``: the app with those roles on a fresh paper venue; the
-    executor (when among the roles) is the Faust agent, since the test context runs agents."""
+    executor and the fan-out (when among the roles) are the Faust agents, since the test context
+    runs agents."""
     reset_venues()
 
     def build(config: dict[str, Any], roles: tuple[str, ...]) -> CopyTraderApp:
@@ -40,6 +41,7 @@ def make_app(tmp_path: Path, outbox: MemoryOutbox) -> Iterator[MakeApp]:
             data_dir=tmp_path,
             roles=roles,
             executor_consumer="faust",
+            fanout_consumer="faust",
         )
         app = create_app(settings, parse_config(config, env={}), outbox=outbox)
         app.finalize()

@@ -26,11 +26,14 @@ def test_help_lists_faust_and_project_commands(tmp_path: Path) -> None:
 
 def test_agents_command_lists_the_copy_pipeline(tmp_path: Path) -> None:
     out = run("agents", tmp_path=tmp_path).stdout
-    for agent in ("fanout", "tracker", "health"):
+    for agent in ("tracker", "health"):
         assert agent in out
     assert "@executor" not in out  # by default the executor reads orders.requests outside Faust
-    out = run("agents", tmp_path=tmp_path, COPYTRADER_EXECUTOR_CONSUMER="faust").stdout
-    assert "@executor" in out
+    assert "@fanout" not in out  # and the fan-out trade.signals
+    out = run(
+        "agents", tmp_path=tmp_path, COPYTRADER_EXECUTOR_CONSUMER="faust", COPYTRADER_FANOUT_CONSUMER="faust"
+    ).stdout
+    assert "@executor" in out and "@fanout" in out
 
 
 def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:

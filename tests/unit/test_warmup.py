@@ -196,7 +196,11 @@ def test_the_worker_wires_its_warm_up_and_faust_keeps_its_producer_where_we_read
     assert names[0] == "codecs"
     assert "orders.requests" in names[1] and "trade.executions" in names[1]
     assert names[2].startswith("fanout: a throw-away plan")
-    assert names[3:] == ["execute: orders.requests positions", "execute: lanes, metric series, journal reads"]
+    assert names[3:] == [
+        "fanout: trade.signals positions",
+        "execute: orders.requests positions",
+        "execute: lanes, metric series, journal reads",
+    ]
     with pytest.raises(RuntimeError, match="not started"):
         faust_producer(app)  # None until the worker starts it
     assert hasattr(app.producer, "_producer")  # a Faust upgrade that renames it fails here

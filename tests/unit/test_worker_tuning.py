@@ -54,8 +54,15 @@ def test_a_linger_outside_0_to_a_second_is_refused(monkeypatch: pytest.MonkeyPat
 def test_the_copy_path_fetch_wait_applies_only_where_a_faust_consumer_carries_copies() -> None:
     fast, slow = 5, 250
     assert (
-        Settings(roles=("ingest", "fanout"), fetch_max_wait_ms=fast, background_fetch_wait_ms=slow).faust_fetch_wait_ms
+        Settings(
+            roles=("ingest", "fanout"), fanout_consumer="faust", fetch_max_wait_ms=fast, background_fetch_wait_ms=slow
+        ).faust_fetch_wait_ms
         == fast
+    )
+    # the fan-out's direct consumer has the signals, so the worker's Faust consumer is background
+    assert (
+        Settings(roles=("ingest", "fanout"), fetch_max_wait_ms=fast, background_fetch_wait_ms=slow).faust_fetch_wait_ms
+        == slow
     )
     assert (
         Settings(
