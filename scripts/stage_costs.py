@@ -198,7 +198,8 @@ def measure(path: Path, batch: int, stages: frozenset[str] = STAGES, postgres: s
         topic = positions_table(app, 1).changelog_topic
         dumps = app.serializers.dumps_value
         start = time.process_time()
-        changelog.extend(dumps(topic.value_type, p, serializer=topic.value_serializer) for p in written)
+        serializer = getattr(topic, "value_serializer", None)  # a Topic's; TopicT does not declare it
+        changelog.extend(dumps(topic.value_type, p, serializer=serializer) or b"" for p in written)
         costs["track changelog encode"] = time.process_time() - start
 
     if "track" in stages:
