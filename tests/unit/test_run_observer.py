@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 from copytrader.brokers.errors import UnknownOrder
 from copytrader.core.config import parse_config
-from copytrader.core.records import Execution, TradeSignal
+from copytrader.core.records import Execution, ExecutionBatch, Heartbeat, TradeSignal
 from copytrader.demo.configgen import demo_config
 from copytrader.demo.observer import RunObserver
 from copytrader.demo.trader import DemoTrader, TraderPlan
@@ -116,3 +119,35 @@ def test_the_run_folder_gets_each_copy_stamps() -> None:
     rows = observed({"s1": (100.0, 40.0)}).copy_stamps()
     assert [(r["signal_id"], r["account_id"]) for r in rows] == [("s1", "f001"), ("s1", "f002")]
     assert rows[0]["stamps"]["sent"] == rows[0]["stamps"]["detected"] + 0.04
+
+
+class _Fetched:
+    """What the observer's consumer yields: records of the run's topics, then nothing more."""
+
+    def __init__(self, records: list[tuple[str, bytes]]) -> None:
+        self.records = records
+
+    def __aiter__(self) -> _Fetched:
+        return self
+
+    async def __anext__(self) -> Any:
+        if not self.records:
+            raise StopAsyncIteration
+        topic, value = self.records.pop(0)
+        return SimpleNamespace(topic=topic, value=value)
+
+
+async def test_heartbeats_do_not_keep_the_run_from_settling() -> None:
+    """The settle ends after a second without copies at work; heartbeats come every second
+    whatever happens, and used to stretch the measured window to the settle's timeout."""
+    observer = RunObserver("unused:9092", "run.", parse_config(demo_config(2), env={}))
+    beat = Heartbeat(worker_id="w1", sequence=1).dumps()
+    observer._consumer = _Fetched([("run.system.heartbeat", beat)])  # type: ignore[assignment]
+    await observer._consume()
+    assert observer.seen.records["system.heartbeat"] == 1 and not observer.changed.is_set()
+    copy = ExecutionBatch(
+        executions=[Execution(execution_id="e1", account_id="f001", platform="paper", kind="ack")]
+    ).dumps()
+    observer._consumer = _Fetched([("run.trade.executions", copy)])  # type: ignore[assignment]
+    await observer._consume()
+    assert observer.changed.is_set()
