@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from copytrader.agents.execution.router import new_execution
-from copytrader.agents.shared.outbox import TopicOutbox, batch_executions, batch_intents
+from copytrader.agents.shared.outbox import RECEIPTS, TopicOutbox, batch_executions, batch_intents
 from copytrader.app.factory import create_app
 from copytrader.core.config import parse_config
 from copytrader.core.records import Execution, IntentBatch, OrderIntent, executions_of
@@ -115,9 +115,12 @@ async def test_a_signals_batches_are_appended_in_one_loop_turn(app: Any, monkeyp
     monkeypatch.setattr(sensors, "on_send_completed", lambda p, state, metadata: completed.append(metadata))
     outbox = TopicOutbox(app.runtime.topics)
     planned = intents("L:1:new")
+    receipts: list[asyncio.Future[Any]] = []
+    token = RECEIPTS.set(receipts)  # as the fan-out's consumer collects a signal's deliveries
     try:
         await outbox.intents("L:1:new", planned)
     finally:
+        RECEIPTS.reset(token)
         turns.stop()
 
     expected = batch_intents("L:1:new", planned)
@@ -133,6 +136,7 @@ async def test_a_signals_batches_are_appended_in_one_loop_turn(app: Any, monkeyp
         assert IntentBatch.loads(value).intents == batch.intents
         assert headers == []  # what Faust's driver hands aiokafka for no headers
     assert told == [(name, len(k), len(v)) for _, _, k, v, _, _ in appended]
+    assert receipts == futures  # every batch's delivery is the consumer's to wait for
     for number, sent in enumerate(futures):
         sent.set_result(number)
     await asyncio.sleep(0)
@@ -233,9 +237,12 @@ async def test_executions_go_to_the_producer_as_faust_would_write_them(
     completed: list[Any] = []
     monkeypatch.setattr(app.sensors, "on_send_completed", lambda p, state, metadata: completed.append(metadata))
     published = outcomes()
+    receipts: list[asyncio.Future[Any]] = []
+    token = RECEIPTS.set(receipts)
     try:
         await TopicOutbox(app.runtime.topics).executions(published)
     finally:
+        RECEIPTS.reset(token)
         turns.stop()
 
     expected = batch_executions(published)
@@ -249,5 +256,6 @@ async def test_executions_go_to_the_producer_as_faust_would_write_them(
         assert value == batch.dumps()
         assert executions_of(value) == batch.executions
         assert headers == []
+    assert [receipt.result() for receipt in receipts] == list(range(1, len(appended) + 1))  # one per record
     await asyncio.sleep(0)
     assert completed == list(range(1, len(appended) + 1))
