@@ -10,6 +10,10 @@ checked: a typo would otherwise create a series no panel shows, and the first te
 calling agent catches it. Reject reasons are bucketed into ``REASON_CLASSES`` so a broker's
 free-text message can never explode the series count.
 
+A hot path (the executor's lane) observes through tallies (``stage_tally`` and its siblings,
+``core/metric_tally.py``): the same series, counted in plain Python and added to them by
+:func:`flush`, which every page calls before it renders the registry.
+
 Faust's sensor names its series ``<prefix>_<name>``; the prefix is fixed here
 (``FAUST_METRICS_PREFIX``) rather than taken from the app id, so the dashboard does not depend
 on ``COPYTRADER_APP_ID``. Faust observes its latencies in milliseconds, ours in seconds.
@@ -22,6 +26,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
 from aiohttp.web import Application, AppRunner, Request, Response, TCPSite
@@ -49,6 +54,7 @@ from ..brokers.errors import (
     UnsupportedOperation,
 )
 from .lean_monitor import LeanPrometheusMonitor, flush_all
+from .metric_tally import CounterTally, HistogramTally, flush_tallies
 
 if TYPE_CHECKING:
     from faust.types import AppT
@@ -61,6 +67,7 @@ __all__ = [
     "CIRCUIT_STATES",
     "CONSUMER_LAG",
     "FAUST_METRICS_PREFIX",
+    "broker_call_tally",
     "FILLS_TOTAL",
     "ORDERS_TOTAL",
     "ORDER_OUTCOMES",
@@ -74,10 +81,12 @@ __all__ = [
     "count_order",
     "count_reject",
     "count_signal",
+    "flush",
     "forget_session",
     "observe_broker_call",
     "observe_stage",
     "observe_stage_between",
+    "orders_tally",
     "on_circuit_change",
     "reason_class_of",
     "record_consumer_lag",
@@ -86,6 +95,7 @@ __all__ = [
     "set_consumer_lag",
     "set_rate_headroom",
     "setup_metrics",
+    "stage_tally",
     "time_broker_call",
 ]
 
@@ -232,6 +242,32 @@ def observe_stage_between(stage: str, start: datetime, end: datetime) -> float:
 
 def observe_broker_call(platform: str, operation: str, seconds: float) -> None:
     _broker_call_child(platform, operation).observe(max(seconds, 0.0))
+
+
+@cache
+def stage_tally(stage: str) -> HistogramTally:
+    """``observe_stage(stage, ...)`` for a hot path: the same series, counted until the next
+    scrape (``core/metric_tally.py``). A bad stage is refused every time, never cached."""
+    return HistogramTally(_stage_child(stage))
+
+
+@cache
+def broker_call_tally(platform: str, operation: str) -> HistogramTally:
+    """``observe_broker_call(platform, operation, ...)`` for a hot path (see :func:`stage_tally`)."""
+    return HistogramTally(_broker_call_child(platform, operation))
+
+
+@cache
+def orders_tally(platform: str, outcome: str) -> CounterTally:
+    """``count_order(platform, outcome)`` for a hot path (see :func:`stage_tally`)."""
+    return CounterTally(_orders_child(platform, outcome))
+
+
+def flush() -> None:
+    """Bring every batched series up to date (the lean Faust monitors', the tallies'): what a
+    page calls before it renders the registry."""
+    flush_all()
+    flush_tallies()
 
 
 @contextmanager
@@ -386,7 +422,7 @@ def setup_metrics(
         @app.page(pattern)
         async def metrics_page(self: web.View, request: web.Request) -> web.Response:
             del self, request
-            flush_all()
+            flush()
             body = generate_latest(registry)
             return cast(web.Response, Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST}))
 
@@ -399,7 +435,7 @@ async def serve_metrics(host: str, port: int, registry: CollectorRegistry = REGI
 
     async def page(request: Request) -> Response:
         del request
-        flush_all()
+        flush()
         return Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     metrics_app = Application()

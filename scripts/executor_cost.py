@@ -8,11 +8,18 @@ of metrics, guards, protective stops and reconciliation, the fill pumps) takes `
 batches of one market copy per follower, and ``time.process_time`` counts the CPU they cost.
 No Kafka: what is measured is the executor's work per copy from the lane to the outbox.
 
+``--outbox kafka`` publishes the outcome records the way the worker does instead: the
+production ``TopicOutbox`` over Faust's producer to the local Kafka
+(``COPYTRADER_KAFKA_BROKER``, topics ``executor-cost.*``, created on first use and reused),
+each signal's records flushed before the next signal as the bench's pace has them; the
+encoding, the producer and its sender task are then counted too.
+
 Two venues: ``paper`` (the paper adapter and its simulator kernel, which a real broker would
 run) and ``null`` (an adapter that acks at once and emits one fill, so the executor's own work
 per copy keeps its shape: an ack and a fill). ``paper - null`` is the paper venue's share.
 
-Usage: ``python scripts/executor_cost.py [--followers 20 --signals 150 --runs 5 --venue both]``;
+Usage: ``python scripts/executor_cost.py [--followers 20 --signals 150 --runs 5 --venue both
+--outbox memory]``;
 prints one JSON line with the median, the minimum and every run, in ms of CPU per copy. ``--profile`` prints
 cProfile's top functions of one extra run instead.
 """
@@ -26,6 +33,7 @@ import gc
 import itertools
 import json
 import logging
+import os
 import pstats
 import statistics
 import tempfile
@@ -44,8 +52,10 @@ from copytrader.core import ids
 from copytrader.core.config import parse_config
 from copytrader.core.records import IntentBatch, OrderIntent
 from copytrader.core.settings import Settings
+from copytrader.core.topics import ensure_topics
 
 SYMBOL = "ESZ6"
+PREFIX = "executor-cost."
 
 
 def config(followers: int) -> dict[str, Any]:
@@ -83,15 +93,18 @@ def null_venue() -> None:
     PaperAdapter.place = place  # type: ignore[method-assign]  # this process only runs the measurement
 
 
-def build(data_dir: Path, followers: int) -> CopyTraderApp:
+def build(data_dir: Path, followers: int, broker: str | None = None) -> CopyTraderApp:
+    """The execution stage; ``broker`` None: outcomes go to a MemoryOutbox, Kafka is never reached."""
     settings = Settings(
         app_id=f"executor-cost-{uuid.uuid4().hex[:8]}",
-        kafka_broker="kafka://127.0.0.1:1",  # never reached: outcomes go to the MemoryOutbox
+        kafka_broker=broker or "kafka://127.0.0.1:1",
+        topic_prefix=PREFIX,
         data_dir=data_dir,
         roles=("execute",),
         executor_consumer="faust",  # the agent is never started; batches are submitted directly
     )
-    app = create_app(settings, parse_config(config(followers), env={}), outbox=MemoryOutbox())
+    outbox = MemoryOutbox() if broker is None else None  # None: the production TopicOutbox
+    app = create_app(settings, parse_config(config(followers), env={}), outbox=outbox)
     app.finalize()
     return app
 
@@ -99,10 +112,11 @@ def build(data_dir: Path, followers: int) -> CopyTraderApp:
 class Copier:
     """Submits one batch of market copies per signal, as the intent consumer would."""
 
-    def __init__(self, app: CopyTraderApp, followers: int) -> None:
+    def __init__(self, app: CopyTraderApp, followers: int, kafka: bool = False) -> None:
         stage = app.runtime.execution
         assert stage is not None
         self.stage = stage
+        self.producer = app.producer if kafka else None
         self.followers = [f"f{i}" for i in range(1, followers + 1)]
         self.signals = itertools.count(1)
 
@@ -148,20 +162,34 @@ class Copier:
 
             submit_batch(self.stage, batch, acked)
             await done
+            if self.producer is not None:
+                await self.producer.flush()  # the bench's pace: each signal's outcomes leave alone
         await self.stage.router.outbox.drained()
+        if self.producer is not None:
+            await self.producer.flush()
         for _ in range(3):  # the fill pumps' last events
             await asyncio.sleep(0)
 
 
 async def measure(
-    venue: str, followers: int, signals: int, runs: int, profile: bool, profile_to: str | None = None
+    venue: str,
+    followers: int,
+    signals: int,
+    runs: int,
+    profile: bool,
+    profile_to: str | None = None,
+    broker: str | None = None,
 ) -> list[float]:
     reset_venues()
     if venue == "null":
         null_venue()
+    if broker is not None:
+        await ensure_topics(broker.removeprefix("kafka://"), PREFIX)
     with tempfile.TemporaryDirectory() as tmp:
-        app = build(Path(tmp), followers)
-        copier = Copier(app, followers)
+        app = build(Path(tmp), followers, broker)
+        copier = Copier(app, followers, kafka=broker is not None)
+        if copier.producer is not None:
+            await copier.producer.start()  # as a worker's boot starts it, before any send
         await copier.connect()
         await copier.copy_signals(copier.batches(20))  # warm-up: first sends, first records, caches
         per_copy: list[float] = []
@@ -191,6 +219,8 @@ async def measure(
         await stage.ctx.pool.close()
         if stage.router.journal is not None:
             stage.router.journal.close()
+        if copier.producer is not None:
+            await copier.producer.stop()
     reset_venues()
     return per_copy
 
@@ -201,16 +231,31 @@ def main() -> None:
     parser.add_argument("--signals", type=int, default=150, help="signals per run (copies: signals × followers)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--venue", choices=("paper", "null", "both"), default="both")
+    parser.add_argument(
+        "--outbox", choices=("memory", "kafka"), default="memory", help="where outcomes go (kafka: the worker's way)"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one extra run (per venue)")
     parser.add_argument("--profile-to", help="also save that profile's stats to this path (.paper/.null added)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    result: dict[str, Any] = {"followers": args.followers, "signals": args.signals, "runs": args.runs}
+    result: dict[str, Any] = {
+        "followers": args.followers,
+        "signals": args.signals,
+        "runs": args.runs,
+        "outbox": args.outbox,
+    }
+    broker = os.environ.get("COPYTRADER_KAFKA_BROKER", "kafka://127.0.0.1:9092") if args.outbox == "kafka" else None
     # null runs last: it replaces the paper adapter's place for the rest of the process
     for venue in ("paper", "null") if args.venue == "both" else (args.venue,):
         per_copy = asyncio.run(
             measure(
-                venue, args.followers, args.signals, args.runs, args.profile or bool(args.profile_to), args.profile_to
+                venue,
+                args.followers,
+                args.signals,
+                args.runs,
+                args.profile or bool(args.profile_to),
+                args.profile_to,
+                broker,
             )
         )
         result[venue] = {

@@ -24,6 +24,7 @@ import faust
 from ...brokers.base import BrokerAdapter
 from ...common.crypto import optional_cipher
 from ...core import metrics
+from ...core.metric_tally import CounterTally, HistogramTally
 from ...core.records import AccountStatus, Execution, IntentBatch, OrderError, OrderIntent
 from ...core.settings import Settings
 from ..shared import jobs
@@ -42,16 +43,36 @@ from .router import AccountLanes, OrderRouter
 log = logging.getLogger(__name__)
 
 
+_INTERNAL = metrics.stage_tally("internal")
+_E2E = metrics.stage_tally("e2e")
+
+
+@functools.cache
+def _ack_series(platform: str, action: str, duplicate: bool) -> tuple[CounterTally, HistogramTally]:
+    """An ack's order counter and broker-call histogram, resolved once per kind of ack."""
+    return metrics.orders_tally(platform, "duplicate" if duplicate else "placed"), metrics.broker_call_tally(
+        platform, action
+    )
+
+
 def observe_outcome(intent: OrderIntent, outcome: Execution | OrderError) -> None:
+    """An intent's outcome on the dashboard's series: per ack, the order count, the broker
+    call and the internal and e2e stages. Counted in tallies (``core/metric_tally.py``), which
+    the scrape adds to the same series: three histogram observations and an increment per
+    copy were 7.6 µs of the lane's CPU (#16)."""
     if isinstance(outcome, Execution):
-        stamps = outcome.stamps
-        metrics.count_order(intent.platform, "duplicate" if outcome.duplicate else "placed")
-        if "sent" in stamps and "acked" in stamps:
-            metrics.observe_broker_call(intent.platform, intent.action, stamps["acked"] - stamps["sent"])
-        if "detected" in stamps and "sent" in stamps:
-            metrics.observe_stage("internal", stamps["sent"] - stamps["detected"])
-        if "detected" in stamps and "acked" in stamps:
-            metrics.observe_stage("e2e", stamps["acked"] - stamps["detected"])
+        values = outcome.__dict__  # Faust's field descriptors cost a call per read
+        stamps = values["stamps"]
+        placed, call = _ack_series(intent.platform, intent.action, values["duplicate"])
+        placed.inc()
+        sent, acked, detected = stamps.get("sent"), stamps.get("acked"), stamps.get("detected")
+        if sent is not None and acked is not None:
+            call.observe(acked - sent)
+        if detected is not None:
+            if sent is not None:
+                _INTERNAL.observe(sent - detected)
+            if acked is not None:
+                _E2E.observe(acked - detected)
     else:
         metrics.count_order(intent.platform, "rejected")
         metrics.count_reject(intent.platform, (outcome.code or "other").lower()[:32])

@@ -1,4 +1,5 @@
-"""The production outbox appends a signal's intent batches to Faust's producer in one loop turn.
+"""The production outbox appends a signal's intent batches (and the executor's outcome
+batches) to Faust's producer in one loop turn.
 
 Faust's ``Topic.send`` yields to the loop on every call, so with one send per partition
 aiokafka's sender took the first batch alone and the signal's other partitions waited for that
@@ -10,15 +11,17 @@ Kafka), so the old path — ``topic.send`` per batch — fails them.
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from copytrader.agents.shared.outbox import TopicOutbox, batch_intents
+from copytrader.agents.execution.router import new_execution
+from copytrader.agents.shared.outbox import RECEIPTS, TopicOutbox, batch_executions, batch_intents
 from copytrader.app.factory import create_app
 from copytrader.core.config import parse_config
-from copytrader.core.records import IntentBatch, OrderIntent
+from copytrader.core.records import Execution, IntentBatch, OrderIntent, executions_of
 from copytrader.core.settings import Settings
 
 FOLLOWERS = [f"f{i}" for i in range(1, 21)]
@@ -112,9 +115,12 @@ async def test_a_signals_batches_are_appended_in_one_loop_turn(app: Any, monkeyp
     monkeypatch.setattr(sensors, "on_send_completed", lambda p, state, metadata: completed.append(metadata))
     outbox = TopicOutbox(app.runtime.topics)
     planned = intents("L:1:new")
+    receipts: list[asyncio.Future[Any]] = []
+    token = RECEIPTS.set(receipts)  # as the fan-out's consumer collects a signal's deliveries
     try:
         await outbox.intents("L:1:new", planned)
     finally:
+        RECEIPTS.reset(token)
         turns.stop()
 
     expected = batch_intents("L:1:new", planned)
@@ -130,6 +136,7 @@ async def test_a_signals_batches_are_appended_in_one_loop_turn(app: Any, monkeyp
         assert IntentBatch.loads(value).intents == batch.intents
         assert headers == []  # what Faust's driver hands aiokafka for no headers
     assert told == [(name, len(k), len(v)) for _, _, k, v, _, _ in appended]
+    assert receipts == futures  # every batch's delivery is the consumer's to wait for
     for number, sent in enumerate(futures):
         sent.set_result(number)
     await asyncio.sleep(0)
@@ -179,3 +186,76 @@ async def test_topic_send_takes_no_loop_turn_once_the_producer_started(
         turns.stop()
     assert len(appended) == 3
     assert len(set(appended)) == 1
+
+
+def outcomes() -> list[Execution]:
+    """A publishing step's executions: each follower's ack and fill, two per account."""
+    return [
+        new_execution(
+            execution_id=f"CT{account}|{kind}",
+            account_id=account,
+            platform="paper",
+            kind=kind,
+            client_order_id=f"CT{account}",
+            broker_order_id=f"B{account}",
+            signal_id="L:1:new",
+            symbol="ESZ6",
+            side="buy",
+            quantity=1,
+            price=Decimal("5000.25") if kind == "fill" else None,
+            request_outcome=kind == "ack",
+            stamps={"detected": 1.7e9, "sent": 1.7e9, "acked": 1.7e9},
+            reference_price=Decimal("5000"),
+        )
+        for account in FOLLOWERS
+        for kind in ("ack", "fill")
+    ]
+
+
+async def test_executions_go_to_the_producer_as_faust_would_write_them(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same key, value bytes, partition and headers as ``Topic.send`` of each batch, on the
+    producer Faust's and the executor's commits flush, in one loop turn; and not through
+    ``Topic.send`` (its per-record PendingMessage and FutureMessage are what this saves)."""
+    producer = await started(app, monkeypatch)
+    topic = app.runtime.topics.executions
+    turns = LoopTurns()
+    appended: list[tuple[int, str, bytes, bytes, int, Any]] = []
+
+    async def send(topic: str, key: bytes, value: bytes, partition: int, timestamp: Any, headers: Any) -> Any:
+        appended.append((turns.turns, topic, key, value, partition, headers))
+        sent: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        sent.set_result(len(appended))
+        return sent
+
+    async def no_topic_send(**kwargs: Any) -> Any:
+        raise AssertionError("Topic.send used")
+
+    monkeypatch.setattr(producer, "send", send)
+    monkeypatch.setattr(topic, "send", no_topic_send)
+    completed: list[Any] = []
+    monkeypatch.setattr(app.sensors, "on_send_completed", lambda p, state, metadata: completed.append(metadata))
+    published = outcomes()
+    receipts: list[asyncio.Future[Any]] = []
+    token = RECEIPTS.set(receipts)
+    try:
+        await TopicOutbox(app.runtime.topics).executions(published)
+    finally:
+        RECEIPTS.reset(token)
+        turns.stop()
+
+    expected = batch_executions(published)
+    assert len(expected) > 2  # 20 accounts over 10 partitions: several batches
+    assert len({turn for turn, *_ in appended}) == 1
+    name = topic.get_topic_name()
+    assert [(t, p) for _, t, _, _, p, _ in appended] == [(name, p) for p, _ in expected]
+    for (_, _, key, value, _, headers), (_, batch) in zip(appended, expected, strict=True):
+        faust_key, _ = topic.prepare_key(batch.executions[0].account_id, None)
+        assert key == faust_key
+        assert value == batch.dumps()
+        assert executions_of(value) == batch.executions
+        assert headers == []
+    assert [receipt.result() for receipt in receipts] == list(range(1, len(appended) + 1))  # one per record
+    await asyncio.sleep(0)
+    assert completed == list(range(1, len(appended) + 1))
