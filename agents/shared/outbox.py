@@ -260,8 +260,9 @@ class TopicOutbox:
         through Faust's codec chain (orjson's ``default`` hook into Python per execution and per
         Decimal) and made a ``PendingMessage`` and a ``FutureMessage`` for every record: the
         executor's publishing step, one to two per copy (#16). Delivery is unchanged: the
-        records go to the producer the executor flushes before it commits an intent's offset
-        (``intent_consumer.py``), the same key bytes (the first account), the same partition.
+        same producer, key bytes (the first account) and partition, each delivery future handed
+        to whoever collects them (the executor's ``DeferredOutbox``, which commits an intent's
+        offset only once Kafka acknowledged its records, and sends a failed one again).
         """
         records = [
             (partition, group[0].account_id.encode(), encode_executions(group))
@@ -328,8 +329,9 @@ async def _append(topic: TopicT, records: list[tuple[int, bytes, bytes]]) -> Non
     What ``Topic.send`` does for each, less its per-record ``PendingMessage`` and
     ``FutureMessage``: the producer is started (once), the sensors are told of the send and
     of its outcome, and the driver gets Faust's arguments (no timestamp, ``[]`` headers). The
-    producer is the one Faust's offset commit and the executor's ``before_commit`` flush, so
-    nothing committed can be ahead of these records; a consumer collecting delivery futures
+    producer is the one Faust's offset commit and the executor's ``before_commit`` flush (a
+    flush returns normally when a send failed: only the delivery futures tell); a consumer
+    collecting delivery futures
     (:data:`RECEIPTS`) gets each one, as it does from ``Topic.send``. A sender collecting
     :data:`RESENDABLE` gets each with a send of the same bytes, and, should a send raise, the
     records not appended as failed sends instead of the exception.
