@@ -141,8 +141,9 @@ def submit_batch(
     publisher = stage.router.outbox
 
     async def one_done() -> None:
-        # Counted once the intent's outcome record is published, not merely queued: the
-        # offset must not be committed ahead of the ack it stands for.
+        # Counted once Kafka acknowledged the intent's outcome records, not when they were
+        # queued or handed to the producer: the offset must not be committed ahead of them
+        # (a record the producer gave up on is sent again first; deferred_outbox.py).
         publisher.after(countdown.one_done)
 
     for intent in batch.intents:
@@ -165,7 +166,9 @@ def install_direct_consumer(app: faust.App, stage: ExecutionStage) -> None:
         fetch_max_wait_ms=settings.intent_fetch_wait_ms,
         session_timeout_ms=int(app.conf.broker_session_timeout * 1000),
         heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),
-        before_commit=lambda: app.producer.flush(),  # outcomes written before their offsets
+        # Not what keeps outcomes ahead of their offsets (a flush returns normally when a send
+        # failed; the acknowledgements that do are submit_batch's): it lets what was sent go out.
+        before_commit=lambda: app.producer.flush(),
     )
     ctx.assignments.append(consumer.assignment)
     stage.intent_consumer = consumer

@@ -10,7 +10,8 @@ where the intents are executed: one hop.
 
 Delivery contract, the same as the Faust agent's manual acks: an offset is committed only once
 every intent of its batch (and of every earlier batch of the partition) has finished in its
-lane, so a crash or a rebalance redelivers unfinished intents. On revocation the consumer first
+lane and Kafka acknowledged its outcome records (``agents/shared/deferred_outbox.py``), so a
+crash or a rebalance redelivers unfinished intents. On revocation the consumer first
 lets the revoked partitions' in-flight intents finish (bounded), then commits, so the next owner
 starts after them.
 
@@ -136,9 +137,9 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         self.commit_interval_s = commit_interval_s
         self.max_in_flight = max_in_flight
         self.revoke_wait_s = revoke_wait_s
-        # Awaited before every commit: the producer's flush. A finished batch's outcome records
-        # were handed to the producer, not yet written; a commit ahead of them followed by a
-        # SIGKILL would lose the outcomes with no redelivery to bring them back.
+        # Awaited before every commit: the producer's flush. Not a delivery check (Faust's and
+        # aiokafka's flush return normally when a send failed): the executor finishes an
+        # intent only once Kafka acknowledged its outcome records (``submit_batch``).
         self.before_commit = before_commit
         self.progress = PartitionProgress()
         self._bootstrap_servers = bootstrap_servers

@@ -2,8 +2,8 @@
 
 Each account gets a lane (a queue and a task): one account's orders run strictly in order,
 while every account proceeds in parallel, so a slow broker never delays another account.
-The Kafka offset of an intent is acknowledged only after its lane finished with it and its
-outcome record was published, so a crash redelivers unfinished intents.
+The Kafka offset of an intent is acknowledged only after its lane finished with it and Kafka
+acknowledged its outcome records, so a crash redelivers unfinished intents.
 
 Exactly once without trusting the broker (no platform refuses a repeated client order id):
 each intent's client id is written to the attempt journal before the broker call. A fresh

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from functools import lru_cache, partial
 from typing import Any, Protocol, TypeVar, cast
@@ -48,11 +49,33 @@ log = logging.getLogger(__name__)
 RECEIPTS: ContextVar[list[asyncio.Future[Any]] | None] = ContextVar("outbox_receipts", default=None)
 
 
+#: Sends one record again: the same topic, partition, key and bytes (what
+#: :data:`RESENDABLE` pairs with each delivery future).
+Resend = Callable[[], Awaitable[object]]
+
+#: Set by a sender that sees its records through to Kafka itself (the executor's
+#: :class:`~.deferred_outbox.DeferredOutbox`): every send :class:`TopicOutbox` makes meanwhile
+#: adds (delivery future, how to send that record again) here, so a record the producer gave
+#: up on is sent again, alone, and no record Kafka acknowledged is sent twice. A send that
+#: raised is handed over the same way, as a failed future, with every record of the call that
+#: was not appended after it. Task-local; ``None`` (no one resends) elsewhere.
+RESENDABLE: ContextVar[list[tuple[asyncio.Future[Any], Resend]] | None] = ContextVar("outbox_resendable", default=None)
+
+
 def note_receipt(sent: object) -> None:
     """Hand a send's delivery future to the consumer collecting them, if any."""
     receipts = RECEIPTS.get()
     if receipts is not None:
         receipts.append(cast(asyncio.Future[Any], sent))
+
+
+def _not_sent(resendable: list[tuple[asyncio.Future[Any], Resend]], exc: Exception, resends: list[Resend]) -> None:
+    """Records whose send raised (or never started), handed to the collector as failed sends."""
+    loop = asyncio.get_running_loop()
+    for again in resends:
+        failed: asyncio.Future[Any] = loop.create_future()
+        failed.set_exception(exc)
+        resendable.append((failed, again))
 
 
 class _Keyed(Protocol):
@@ -237,8 +260,9 @@ class TopicOutbox:
         through Faust's codec chain (orjson's ``default`` hook into Python per execution and per
         Decimal) and made a ``PendingMessage`` and a ``FutureMessage`` for every record: the
         executor's publishing step, one to two per copy (#16). Delivery is unchanged: the
-        records go to the producer the executor flushes before it commits an intent's offset
-        (``intent_consumer.py``), the same key bytes (the first account), the same partition.
+        same producer, key bytes (the first account) and partition, each delivery future handed
+        to whoever collects them (the executor's ``DeferredOutbox``, which commits an intent's
+        offset only once Kafka acknowledged its records, and sends a failed one again).
         """
         records = [
             (partition, group[0].account_id.encode(), encode_executions(group))
@@ -247,7 +271,7 @@ class TopicOutbox:
         await _append(self.topics.executions, records)
 
     async def error(self, error: OrderError) -> None:
-        note_receipt(await self.topics.errors.send(key=error.account_id, value=error))
+        await self._send_errors([partial(self.topics.errors.send, key=error.account_id, value=error)])
 
     async def errors(self, errors: list[OrderError]) -> None:
         """One record per partition (see :class:`ErrorBatch`), keyed by its first account; a
@@ -255,10 +279,29 @@ class TopicOutbox:
         if len(errors) == 1:
             await self.error(errors[0])
             return
-        for partition, batch in batch_errors(errors):
-            note_receipt(
-                await self.topics.errors.send(key=batch.errors[0].account_id, value=batch, partition=partition)
-            )
+        await self._send_errors(
+            [
+                partial(self.topics.errors.send, key=batch.errors[0].account_id, value=batch, partition=partition)
+                for partition, batch in batch_errors(errors)
+            ]
+        )
+
+    async def _send_errors(self, sends: list[Callable[[], Awaitable[Any]]]) -> None:
+        """Each ``Topic.send``, its delivery noted; with :data:`RESENDABLE` collecting, each
+        paired with a send of the same record (the same value and key: Faust encodes them to
+        the same bytes), and a send that raises hands over the rest unsent."""
+        resendable = RESENDABLE.get()
+        for index, send in enumerate(sends):
+            try:
+                sent = await send()
+            except Exception as exc:
+                if resendable is None:
+                    raise
+                _not_sent(resendable, exc, [partial(self._send_errors, [rest]) for rest in sends[index:]])
+                return
+            note_receipt(sent)
+            if resendable is not None:
+                resendable.append((sent, partial(self._send_errors, [send])))
 
     async def position(self, position: Position) -> None:
         await self.positions([position])
@@ -286,19 +329,32 @@ async def _append(topic: TopicT, records: list[tuple[int, bytes, bytes]]) -> Non
     What ``Topic.send`` does for each, less its per-record ``PendingMessage`` and
     ``FutureMessage``: the producer is started (once), the sensors are told of the send and
     of its outcome, and the driver gets Faust's arguments (no timestamp, ``[]`` headers). The
-    producer is the one Faust's offset commit and the executor's ``before_commit`` flush, so
-    nothing committed can be ahead of these records; a consumer collecting delivery futures
-    (:data:`RECEIPTS`) gets each one, as it does from ``Topic.send``.
+    producer is the one Faust's offset commit and the executor's ``before_commit`` flush (a
+    flush returns normally when a send failed: only the delivery futures tell); a consumer
+    collecting delivery futures
+    (:data:`RECEIPTS`) gets each one, as it does from ``Topic.send``. A sender collecting
+    :data:`RESENDABLE` gets each with a send of the same bytes, and, should a send raise, the
+    records not appended as failed sends instead of the exception.
     """
     app = topic.app
-    producer = await app.maybe_start_producer()
-    name = topic.get_topic_name()
-    sensors = app.sensors
-    for partition, key, value in records:
-        state = sensors.on_send_initiated(producer, name, message=None, keysize=len(key), valsize=len(value))  # type: ignore[arg-type]  # no PendingMessage is built; the sensors count sizes only
-        sent = await producer.send(name, key, value, partition, None, [])
-        cast(asyncio.Future[Any], sent).add_done_callback(partial(_report_sent, sensors, producer, state, name))
-        note_receipt(sent)
+    resendable = RESENDABLE.get()
+    appended = 0
+    try:
+        producer = await app.maybe_start_producer()
+        name = topic.get_topic_name()
+        sensors = app.sensors
+        for partition, key, value in records:
+            state = sensors.on_send_initiated(producer, name, message=None, keysize=len(key), valsize=len(value))  # type: ignore[arg-type]  # no PendingMessage is built; the sensors count sizes only
+            sent = await producer.send(name, key, value, partition, None, [])
+            cast(asyncio.Future[Any], sent).add_done_callback(partial(_report_sent, sensors, producer, state, name))
+            note_receipt(sent)
+            if resendable is not None:
+                resendable.append((sent, partial(_append, topic, [(partition, key, value)])))
+            appended += 1
+    except Exception as exc:
+        if resendable is None:
+            raise
+        _not_sent(resendable, exc, [partial(_append, topic, [record]) for record in records[appended:]])
 
 
 def _report_sent(sensors: Any, producer: Any, state: Any, topic: str, sent: asyncio.Future[Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from copytrader.agents.execution.router import new_execution
-from copytrader.agents.shared.outbox import RECEIPTS, TopicOutbox, batch_executions, batch_intents
+from copytrader.agents.shared.outbox import RECEIPTS, RESENDABLE, TopicOutbox, batch_executions, batch_intents
 from copytrader.app.factory import create_app
 from copytrader.core.config import parse_config
 from copytrader.core.records import Execution, IntentBatch, OrderIntent, executions_of
@@ -259,3 +259,44 @@ async def test_executions_go_to_the_producer_as_faust_would_write_them(
     assert [receipt.result() for receipt in receipts] == list(range(1, len(appended) + 1))  # one per record
     await asyncio.sleep(0)
     assert completed == list(range(1, len(appended) + 1))
+
+
+async def test_a_resending_collector_gets_each_record_with_a_send_of_the_same_bytes(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the executor's deferred outbox needs to send a record Kafka did not take again,
+    alone: each delivery future paired with a send of the same topic, key, bytes and
+    partition; a send that raises hands the records not appended over as failed sends."""
+    producer = await started(app, monkeypatch)
+    appended: list[tuple[str, bytes, bytes, int]] = []
+    raise_on: set[int] = set()
+
+    async def send(topic: str, key: bytes, value: bytes, partition: int, timestamp: Any, headers: Any) -> Any:
+        if len(appended) in raise_on:
+            raise_on.discard(len(appended))
+            raise ConnectionError("no metadata")
+        appended.append((topic, key, value, partition))
+        return asyncio.get_running_loop().create_future()
+
+    monkeypatch.setattr(producer, "send", send)
+    outbox = TopicOutbox(app.runtime.topics)
+    published = outcomes()
+    pairs: list[tuple[asyncio.Future[Any], Any]] = []
+    token = RESENDABLE.set(pairs)
+    try:
+        raise_on.add(2)  # the third record's send raises: it and the rest are handed over unsent
+        await outbox.executions(published)
+        records = len(batch_executions(published))
+        assert len(appended) == 2 and len(pairs) == records
+        assert all(f.exception() is not None for f, _ in pairs[2:])
+        for _, again in list(pairs):
+            await again()
+    finally:
+        RESENDABLE.reset(token)
+    topic = app.runtime.topics.executions
+    expected = [
+        (topic.get_topic_name(), topic.prepare_key(batch.executions[0].account_id, None)[0], batch.dumps(), p)
+        for p, batch in batch_executions(published)
+    ]
+    assert appended == expected[:2] + expected  # every record again: same topic, key, bytes, partition
+    assert len(pairs) == 2 * records  # the sends made again are collected too
