@@ -30,13 +30,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from ...core.records import IntentBatch
-from ..shared.adopt_offsets import adopt_offsets
-from ..shared.aiokafka_internals import fetch_in_flight, retry_backoff_ms
+from ..shared.direct_consumer import DirectConsumer
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +110,10 @@ class PartitionProgress:
             self._committed.pop(tp, None)
 
 
-class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types; subscribe() wants this base
+class DirectIntentConsumer(DirectConsumer):
     """Fetches intent batches and hands them to ``submit``; commits finished offsets only."""
+
+    progress: PartitionProgress
 
     def __init__(
         self,
@@ -130,10 +131,16 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         heartbeat_interval_ms: int = 2_000,
         before_commit: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
-        self.topic = topic
-        self.group_id = group_id
+        super().__init__(
+            topic,
+            bootstrap_servers,
+            group_id,
+            adopt_offsets_from=adopt_offsets_from,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+        )
         self.submit = submit
-        self.adopt_offsets_from = adopt_offsets_from
         self.commit_interval_s = commit_interval_s
         self.max_in_flight = max_in_flight
         self.revoke_wait_s = revoke_wait_s
@@ -142,17 +149,6 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         # intent only once Kafka acknowledged its outcome records (``submit_batch``).
         self.before_commit = before_commit
         self.progress = PartitionProgress()
-        self._bootstrap_servers = bootstrap_servers
-        self._consumer_options = dict(
-            bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=fetch_max_wait_ms,
-            session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=heartbeat_interval_ms,
-        )
-        self._consumer: AIOKafkaConsumer | None = None  # aiokafka wants a running loop to build it
         self._room = asyncio.Event()
         self._room.set()
         self._finished_one = asyncio.Event()
@@ -163,13 +159,7 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-        if self.adopt_offsets_from:
-            await self._adopt_offsets()
-        # The worker's retry backoff: during a broker outage the consumer waits between
-        # connection attempts instead of retrying every 100 ms (agents/shared/kafka_outage.py).
-        self._consumer = AIOKafkaConsumer(**self._consumer_options, retry_backoff_ms=retry_backoff_ms())
-        await self._consumer.start()
-        self._consumer.subscribe([self.topic], listener=self)
+        await self._open()
         self._tasks = [asyncio.ensure_future(self._fetch_loop()), asyncio.ensure_future(self._commit_loop())]
 
     async def stop(self) -> None:
@@ -183,27 +173,6 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         await self._wait_finished(None, self.revoke_wait_s)
         await self._commit(None)
         await self._consumer.stop()
-
-    def lags(self) -> dict[TopicPartition, int]:
-        """Records of each assigned partition not yet handed to the lanes (broker end − next
-        offset), for ``copytrader_consumer_lag``; partitions not fetched yet are left out."""
-        if self._consumer is None:
-            return {}
-        lags = {}
-        for tp in self._consumer.assignment():
-            end = self._consumer.highwater(tp)
-            position = self.progress.position(tp)
-            if end is not None and position is not None:
-                lags[tp] = max(end - position, 0)
-        return lags
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self._consumer.assignment()) if self._consumer is not None else set()
-
-    @property
-    def consumer(self) -> AIOKafkaConsumer:
-        assert self._consumer is not None, "start() first"
-        return self._consumer
 
     # -- fetching ---------------------------------------------------------------------------
     async def _fetch_loop(self) -> None:
@@ -220,21 +189,6 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
             for tp, records in fetched.items():
                 for record in records:
                     self._dispatch(tp, record)
-
-    async def _let_next_fetch_go_out(self) -> None:
-        """Yield until aiokafka has written its next fetch request, then hand out the batches.
-
-        Taking the records tells aiokafka's fetch task to send the next request, but that
-        task needs two or three loop turns to write it, and the lanes woken by these batches
-        would otherwise run first: at 200 followers the rest of a signal's batches then waited
-        in Kafka until every lane of the first fetch had placed its order (40–90 ms). With the
-        request out, the broker answers it while the lanes work.
-        """
-        consumer = self._consumer
-        for _ in range(4):
-            if consumer is None or fetch_in_flight(consumer):
-                return
-            await asyncio.sleep(0)
 
     def _dispatch(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         try:
@@ -337,13 +291,6 @@ class DirectIntentConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
             ends = {}
         for tp in assigned:
             self._assigned_end[tp] = ends.get(tp)
-
-    # -- switching over from the Faust agent -------------------------------------------------
-    async def _adopt_offsets(self) -> None:
-        """First start of this group on a topic the Faust agent consumed: continue where it
-        stopped (``agents/shared/adopt_offsets.py``)."""
-        assert self.adopt_offsets_from is not None
-        await adopt_offsets(self._bootstrap_servers, self.group_id, self.adopt_offsets_from, {self.topic})
 
 
 __all__ = ["DirectIntentConsumer", "PartitionProgress"]

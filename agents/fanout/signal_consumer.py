@@ -35,12 +35,11 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from ..shared.adopt_offsets import adopt_offsets
-from ..shared.aiokafka_internals import fetch_in_flight, retry_backoff_ms
+from ..shared.direct_consumer import DirectConsumer
 from ..shared.outbox import RECEIPTS
 
 log = logging.getLogger(__name__)
@@ -145,8 +144,10 @@ class SignalProgress:
             self._committed.pop(tp, None)
 
 
-class DirectSignalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types; subscribe() wants this base
+class DirectSignalConsumer(DirectConsumer):
     """Fetches signals, hands each to ``handle`` in order, commits acknowledged offsets only."""
+
+    progress: SignalProgress
 
     def __init__(
         self,
@@ -163,25 +164,20 @@ class DirectSignalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 2_000,
     ) -> None:
-        self.topic = topic
-        self.group_id = group_id
-        self.handle = handle
-        self.adopt_offsets_from = adopt_offsets_from
-        self.commit_interval_s = commit_interval_s
-        self.revoke_wait_s = revoke_wait_s
-        self.retry_after_s = retry_after_s
-        self.progress = SignalProgress()
-        self._bootstrap_servers = bootstrap_servers
-        self._consumer_options = dict(
-            bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+        super().__init__(
+            topic,
+            bootstrap_servers,
+            group_id,
+            adopt_offsets_from=adopt_offsets_from,
             fetch_max_wait_ms=fetch_max_wait_ms,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
         )
-        self._consumer: AIOKafkaConsumer | None = None  # aiokafka wants a running loop to build it
+        self.handle = handle
+        self.commit_interval_s = commit_interval_s
+        self.revoke_wait_s = revoke_wait_s
+        self.retry_after_s = retry_after_s
+        self.progress = SignalProgress()
         self._tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()  # no signal is being handled
         self._idle.set()
@@ -191,13 +187,7 @@ class DirectSignalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-        if self.adopt_offsets_from:
-            # First start of this group on a topic the Faust agent consumed: continue where it
-            # stopped (``agents/shared/adopt_offsets.py``).
-            await adopt_offsets(self._bootstrap_servers, self.group_id, self.adopt_offsets_from, {self.topic})
-        self._consumer = AIOKafkaConsumer(**self._consumer_options, retry_backoff_ms=retry_backoff_ms())
-        await self._consumer.start()
-        self._consumer.subscribe([self.topic], listener=self)
+        await self._open()
         self._tasks = [asyncio.ensure_future(self._fetch_loop()), asyncio.ensure_future(self._commit_loop())]
         for task in self._tasks:
             task.add_done_callback(_report_crash)
@@ -214,27 +204,6 @@ class DirectSignalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         await self._wait_acknowledged(None, self.revoke_wait_s)
         await self._commit(None)
         await self._consumer.stop()
-
-    def lags(self) -> dict[TopicPartition, int]:
-        """Signals of each assigned partition not yet handed to the fan-out (broker end − next
-        offset), for ``copytrader_consumer_lag``; partitions not fetched yet are left out."""
-        if self._consumer is None:
-            return {}
-        lags = {}
-        for tp in self._consumer.assignment():
-            end = self._consumer.highwater(tp)
-            position = self.progress.position(tp)
-            if end is not None and position is not None:
-                lags[tp] = max(end - position, 0)
-        return lags
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self._consumer.assignment()) if self._consumer is not None else set()
-
-    @property
-    def consumer(self) -> AIOKafkaConsumer:
-        assert self._consumer is not None, "start() first"
-        return self._consumer
 
     # -- fetching and handling ----------------------------------------------------------------
     async def _fetch_loop(self) -> None:
@@ -255,15 +224,6 @@ class DirectSignalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # 
                     if generation != self._generation or tp in self._rewinds:
                         break  # revoked (the next owner has them) or to be handled again
                     await self._handle(tp, record)
-
-    async def _let_next_fetch_go_out(self) -> None:
-        """Yield until aiokafka has written its next fetch request (as the executor's consumer
-        does): the broker then answers it while the signals in hand are planned."""
-        consumer = self._consumer
-        for _ in range(4):
-            if consumer is None or fetch_in_flight(consumer):
-                return
-            await asyncio.sleep(0)
 
     async def _handle(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         signal = self.progress.started(tp, record.offset)

@@ -265,10 +265,10 @@ async def test_the_consumers_faust_does_not_build_back_off_too(monkeypatch: pyte
             built.append(options)
             raise RuntimeError("stop here: only the options matter")
 
-    import copytrader.agents.execution.intent_consumer as intent_module
     import copytrader.agents.shared.controls_feed as feed_module
+    import copytrader.agents.shared.direct_consumer as direct_module  # both direct consumers build here
 
-    monkeypatch.setattr(intent_module, "AIOKafkaConsumer", Recording)
+    monkeypatch.setattr(direct_module, "AIOKafkaConsumer", Recording)
     monkeypatch.setattr(feed_module, "AIOKafkaConsumer", Recording)
     consumer = DirectIntentConsumer.__new__(DirectIntentConsumer)
     consumer.adopt_offsets_from = None
