@@ -151,6 +151,18 @@ class Copier:
             made.append(IntentBatch(batch_id=signal, intents=intents))
         return made
 
+    async def close(self) -> None:
+        """The stage's lanes, outbox, sessions and journal, then the Kafka producer if any."""
+        stage = self.stage
+        await stage.router.late.close()
+        await stage.lanes.close()
+        await stage.router.outbox.close()
+        await stage.ctx.pool.close()
+        if stage.router.journal is not None:
+            stage.router.journal.close()
+        if self.producer is not None:
+            await self.producer.stop()
+
     async def copy_signals(self, batches: list[IntentBatch]) -> None:
         """One batch after the other, each awaited until every copy was acked."""
         loop = asyncio.get_running_loop()
@@ -212,15 +224,7 @@ async def measure(
             if profile_to is not None:
                 stats.dump_stats(f"{profile_to}.{venue}")
             stats.sort_stats("tottime").print_stats(40)
-        stage = copier.stage
-        await stage.router.late.close()
-        await stage.lanes.close()
-        await stage.router.outbox.close()
-        await stage.ctx.pool.close()
-        if stage.router.journal is not None:
-            stage.router.journal.close()
-        if copier.producer is not None:
-            await copier.producer.stop()
+        await copier.close()
     reset_venues()
     return per_copy
 

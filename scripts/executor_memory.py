@@ -45,6 +45,20 @@ def rss_kib() -> int:
     return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
 
 
+def summary(rows: list[dict[str, Any]], followers: int, trace: bool) -> dict[str, Any]:
+    """First and last RSS, and the growth over the last third of the chunks."""
+    last = rows[len(rows) * 2 // 3 :]
+    growth = {"rss": slope_kib_per_1000(last, "rss_kib")}
+    if trace:
+        growth["traced"] = slope_kib_per_1000(last, "traced_kib")
+    return {
+        "followers": followers,
+        "copies": rows[-1]["copies"],
+        "rss_mib_first_last": [round(rows[0]["rss_kib"] / KIB, 1), round(rows[-1]["rss_kib"] / KIB, 1)],
+        "growth_kib_per_1000_copies": growth,
+    }
+
+
 def disk_kib(data_dir: Path) -> int:
     """The attempt journal's files (SQLite and its WAL): bounded by rows, not by memory."""
     return sum(p.stat().st_size for p in data_dir.glob("**/*.sqlite*")) // KIB
@@ -109,13 +123,7 @@ async def run(followers: int, copies: int, chunks: int, trace: bool) -> list[dic
                 row["traced_kib"] = tracemalloc.get_traced_memory()[0] // KIB
             rows.append(row)
             print(json.dumps(row), flush=True)
-        stage = copier.stage
-        await stage.router.late.close()
-        await stage.lanes.close()
-        await stage.router.outbox.close()
-        await stage.ctx.pool.close()
-        if stage.router.journal is not None:
-            stage.router.journal.close()
+        await copier.close()
     reset_venues()
     return rows
 
@@ -129,16 +137,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rows = asyncio.run(run(args.followers, args.copies, args.chunks, args.trace))
-    last = rows[len(rows) * 2 // 3 :]
-    summary: dict[str, Any] = {
-        "followers": args.followers,
-        "copies": rows[-1]["copies"],
-        "rss_mib_first_last": [round(rows[0]["rss_kib"] / KIB, 1), round(rows[-1]["rss_kib"] / KIB, 1)],
-        "growth_kib_per_1000_copies": {"rss": slope_kib_per_1000(last, "rss_kib")},
-    }
-    if args.trace:
-        summary["growth_kib_per_1000_copies"]["traced"] = slope_kib_per_1000(last, "traced_kib")
-    print(json.dumps(summary))
+    print(json.dumps(summary(rows, args.followers, args.trace)))
 
 
 if __name__ == "__main__":

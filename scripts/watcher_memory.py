@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from executor_memory import KIB, rss_kib, slope_kib_per_1000  # noqa: E402 - scripts/ on sys.path
+from executor_memory import KIB, rss_kib, summary  # noqa: E402 - scripts/ on sys.path
 
 from copytrader.app.factory import empty_config  # noqa: E402
 from copytrader.core import fill_window  # noqa: E402
@@ -147,20 +147,7 @@ def main() -> None:
             row["traced_kib"] = tracemalloc.get_traced_memory()[0] // KIB
         rows.append(row)
         print(json.dumps(row), flush=True)
-    last = rows[len(rows) * 2 // 3 :]
-    growth = {"rss": slope_kib_per_1000(last, "rss_kib")}
-    if args.trace:
-        growth["traced"] = slope_kib_per_1000(last, "traced_kib")
-    print(
-        json.dumps(
-            {
-                "followers": args.followers,
-                "copies": rows[-1]["copies"],
-                "rss_mib_first_last": [round(rows[0]["rss_kib"] / KIB, 1), round(rows[-1]["rss_kib"] / KIB, 1)],
-                "growth_kib_per_1000_copies": growth,
-            }
-        )
-    )
+    print(json.dumps(summary(rows, args.followers, args.trace)))
 
 
 if __name__ == "__main__":
