@@ -86,10 +86,10 @@ T = TypeVar("T", bound=_Keyed)
 
 
 @lru_cache(maxsize=16_384)
-def _intent_partition(account_id: str) -> int:
-    """An account's ``orders.requests`` partition: murmur2 in Python costs a few µs, paid per
-    intent; the accounts are the configured followers, so the cache stays their size."""
-    return partition_for(account_id, INTENT_PARTITIONS)
+def _partition(account_id: str, partitions: int) -> int:
+    """:func:`partition_for`, remembered: murmur2 in Python costs a few µs per record, and
+    the keys are accounts (the configured ones), so the cache stays their size."""
+    return partition_for(account_id, partitions)
 
 
 def intent_groups(signal_id: str, intents: list[OrderIntent]) -> list[tuple[int, str, list[OrderIntent]]]:
@@ -97,7 +97,7 @@ def intent_groups(signal_id: str, intents: list[OrderIntent]) -> list[tuple[int,
     (partition, batch id, intents), in the order the partitions first appear."""
     groups: dict[int, list[OrderIntent]] = {}
     for intent in intents:
-        groups.setdefault(_intent_partition(intent.account_id), []).append(intent)
+        groups.setdefault(_partition(intent.account_id, INTENT_PARTITIONS), []).append(intent)
     return [(p, f"{signal_id}|p{p}", group) for p, group in groups.items()]
 
 
@@ -171,13 +171,6 @@ def encode_executions(executions: list[Execution]) -> bytes:
         encoded.append(fields)
     payload = {"executions": encoded, "__faust": _EXECUTION_BATCH_META}
     return orjson.dumps(payload, default=on_default, option=_FAUST_JSON_OPTIONS)
-
-
-@lru_cache(maxsize=16_384)
-def _partition(account_id: str, partitions: int) -> int:
-    """:func:`partition_for`, remembered: murmur2 in Python costs a few µs per record, and
-    the keys are accounts (the configured ones), so the cache stays their size."""
-    return partition_for(account_id, partitions)
 
 
 def _by_partition(items: list[T], partitions: int, per_record: int = MAX_PER_RECORD) -> list[tuple[int, list[T]]]:
