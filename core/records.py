@@ -601,6 +601,12 @@ class OrderError(_Base):
 
     def __post_init__(self) -> None:
         _choice("stage", self.stage, ("ingest", "fanout", "execute", "track"))
+        # Text for people, often a broker's own words (an exception's message, an answer
+        # nobody could read): cut as an execution's reason is, so no error outgrows a record.
+        for name in ("reason", "payload"):
+            value = self.__dict__[name]
+            if isinstance(value, str) and len(value) > MAX_REASON_LEN:
+                setattr(self, name, _prose(name, value))
         if self.occurred_at is None:
             self.occurred_at = utcnow()
 

@@ -41,6 +41,15 @@ ERROR_PARTITIONS = SPEC["order.errors"].partitions
 
 log = logging.getLogger(__name__)
 
+#: Most bytes one record of ours may take on the wire. Faust's producer refuses a record over
+#: its ``producer_max_request_size`` (1,000,000 by default) and Kafka one over its
+#: ``message.max.bytes`` (1 MiB): such a record is never taken, so a sender that sees its
+#: records through (the executor, the fan-out) would send it again forever and commit nothing
+#: after it. Counted batches alone do not keep under that: 500 rejects whose broker reason is
+#: 4,000 characters of non-ASCII text come to megabytes. Half the limit leaves room for the
+#: record batch's framing and a lowered setting.
+MAX_RECORD_BYTES = 512 * 1024
+
 
 #: Set by a consumer around the handling of one record (the fan-out's direct consumer,
 #: ``agents/fanout/signal_consumer.py``): every send :class:`TopicOutbox` makes meanwhile adds
@@ -83,6 +92,7 @@ class _Keyed(Protocol):
 
 
 T = TypeVar("T", bound=_Keyed)
+U = TypeVar("U")
 
 
 @lru_cache(maxsize=16_384)
@@ -90,6 +100,33 @@ def _partition(account_id: str, partitions: int) -> int:
     """:func:`partition_for`, remembered: murmur2 in Python costs a few µs per record, and
     the keys are accounts (the configured ones), so the cache stays their size."""
     return partition_for(account_id, partitions)
+
+
+def fitted(
+    group: list[U], encode: Callable[[list[U]], bytes], limit: int = MAX_RECORD_BYTES
+) -> list[tuple[list[U], bytes]]:
+    """``group`` encoded as one record, or, when that comes to more than ``limit`` bytes, cut
+    in halves until each piece fits (a single item always goes as it is: every record's fields
+    are bounded), pieces in order. The usual batch is encoded once, as before."""
+    encoded = encode(group)
+    if len(encoded) <= limit or len(group) == 1:
+        return [(group, encoded)]
+    half = (len(group) + 1) // 2
+    return fitted(group[:half], encode, limit) + fitted(group[half:], encode, limit)
+
+
+def intent_records(signal_id: str, intents: list[OrderIntent]) -> list[tuple[int, bytes, bytes]]:
+    """One signal's ``orders.requests`` records: (partition, key, value), one per partition
+    (:func:`intent_groups`), or more when a partition's batch would not fit one record
+    (thousands of followers on a partition); a piece's batch id then ends in ``.<n>``."""
+    records = []
+    for partition, batch_id, group in intent_groups(signal_id, intents):
+        pieces = fitted(group, partial(encode_intents, batch_id))
+        if len(pieces) > 1:
+            pieces = [(piece, encode_intents(f"{batch_id}.{n}", piece)) for n, (piece, _) in enumerate(pieces)]
+        key = batch_id.encode()
+        records += [(partition, key, value) for _, value in pieces]
+    return records
 
 
 def intent_groups(signal_id: str, intents: list[OrderIntent]) -> list[tuple[int, str, list[OrderIntent]]]:
@@ -102,7 +139,8 @@ def intent_groups(signal_id: str, intents: list[OrderIntent]) -> list[tuple[int,
 
 
 def batch_intents(signal_id: str, intents: list[OrderIntent]) -> dict[int, IntentBatch]:
-    """Group one signal's intents by the ``orders.requests`` partition of their account."""
+    """Group one signal's intents by the ``orders.requests`` partition of their account (one
+    batch per partition: what :func:`intent_records` sends while a partition's batch fits)."""
     return {
         p: IntentBatch(batch_id=batch_id, intents=group) for p, batch_id, group in intent_groups(signal_id, intents)
     }
@@ -187,8 +225,13 @@ def _by_partition(items: list[T], partitions: int, per_record: int = MAX_PER_REC
 
 
 def batch_executions(executions: list[Execution]) -> list[tuple[int, ExecutionBatch]]:
-    """One :class:`ExecutionBatch` per ``trade.executions`` partition (and per 500)."""
-    return [(p, ExecutionBatch(executions=g)) for p, g in _by_partition(executions, EXECUTION_PARTITIONS)]
+    """One :class:`ExecutionBatch` per ``trade.executions`` partition (and per 500, and per
+    :data:`MAX_RECORD_BYTES`): the records :meth:`TopicOutbox.executions` sends."""
+    return [
+        (p, ExecutionBatch(executions=piece))
+        for p, group in _by_partition(executions, EXECUTION_PARTITIONS)
+        for piece, _ in fitted(group, encode_executions)
+    ]
 
 
 def batch_positions(positions: list[Position]) -> list[tuple[int, PositionBatch]]:
@@ -197,8 +240,37 @@ def batch_positions(positions: list[Position]) -> list[tuple[int, PositionBatch]
 
 
 def batch_errors(errors: list[OrderError]) -> list[tuple[int, ErrorBatch]]:
-    """One :class:`ErrorBatch` per ``order.errors`` partition (and per 100)."""
-    return [(p, ErrorBatch(errors=g)) for p, g in _by_partition(errors, ERROR_PARTITIONS, MAX_ERRORS_PER_RECORD)]
+    """One :class:`ErrorBatch` per ``order.errors`` partition (and per 100, and per
+    :data:`MAX_RECORD_BYTES` by :func:`_error_bytes`)."""
+    return [
+        (p, ErrorBatch(errors=piece))
+        for p, group in _by_partition(errors, ERROR_PARTITIONS, MAX_ERRORS_PER_RECORD)
+        for piece in _packed(group, _error_bytes)
+    ]
+
+
+def _error_bytes(error: OrderError) -> int:
+    """Most bytes ``error`` can take in a record, without encoding it (Faust does that when
+    it sends): a character is at most six bytes of JSON (``\\u001f``), a stamp a name of
+    at most 32 and a float, and the field names and punctuation well under 512."""
+    texts = (error.error_id, error.stage, error.reason, error.account_id, error.signal_id)
+    more = (error.client_order_id, error.code, error.payload)
+    return 6 * sum(len(text) for text in (*texts, *more) if text) + 64 * len(error.stamps) + 512
+
+
+def _packed(group: list[U], most_bytes: Callable[[U], int], limit: int = MAX_RECORD_BYTES) -> list[list[U]]:
+    """``group`` cut, in order, into pieces whose items' ``most_bytes`` add up to at most
+    ``limit`` (an item over it alone goes alone)."""
+    pieces: list[list[U]] = []
+    size = 0
+    for item in group:
+        bound = most_bytes(item)
+        if not pieces or size + bound > limit:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(item)
+        size += bound
+    return pieces
 
 
 class Outbox(Protocol):
@@ -235,11 +307,7 @@ class TopicOutbox:
         ``PendingMessage`` and ``FutureMessage``. The send sensors are told as ``Topic.send``
         tells them.
         """
-        records = [
-            (partition, batch_id.encode(), encode_intents(batch_id, group))
-            for partition, batch_id, group in intent_groups(signal_id, intents)
-        ]
-        await _append(self.topics.intents, records)
+        await _append(self.topics.intents, intent_records(signal_id, intents))
 
     async def execution(self, execution: Execution) -> None:
         await self.executions([execution])
@@ -258,8 +326,9 @@ class TopicOutbox:
         offset only once Kafka acknowledged its records, and sends a failed one again).
         """
         records = [
-            (partition, group[0].account_id.encode(), encode_executions(group))
+            (partition, piece[0].account_id.encode(), value)
             for partition, group in _by_partition(executions, EXECUTION_PARTITIONS)
+            for piece, value in fitted(group, encode_executions)
         ]
         await _append(self.topics.executions, records)
 

@@ -16,13 +16,34 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 
 from copytrader.agents.execution.router import new_execution
-from copytrader.agents.shared.outbox import RECEIPTS, RESENDABLE, TopicOutbox, batch_executions, batch_intents
+from copytrader.agents.shared.outbox import (
+    EXECUTION_PARTITIONS,
+    INTENT_PARTITIONS,
+    MAX_RECORD_BYTES,
+    RECEIPTS,
+    RESENDABLE,
+    TopicOutbox,
+    batch_errors,
+    batch_executions,
+    batch_intents,
+    encode_intents,
+)
 from copytrader.app.factory import create_app
 from copytrader.core.config import parse_config
-from copytrader.core.records import Execution, IntentBatch, OrderIntent, executions_of
+from copytrader.core.records import (
+    MAX_ERRORS_PER_RECORD,
+    Execution,
+    IntentBatch,
+    OrderError,
+    OrderIntent,
+    executions_of,
+)
+from copytrader.core.schemas.bounds import MAX_REASON_LEN
 from copytrader.core.settings import Settings
+from copytrader.core.topics import partition_for
 
 FOLLOWERS = [f"f{i}" for i in range(1, 21)]
 
@@ -300,3 +321,122 @@ async def test_a_resending_collector_gets_each_record_with_a_send_of_the_same_by
     ]
     assert appended == expected[:2] + expected  # every record again: same topic, key, bytes, partition
     assert len(pairs) == 2 * records  # the sends made again are collected too
+
+
+# --- records Kafka would refuse ----------------------------------------------------------
+
+#: What aiokafka's producer refuses (``MessageSizeTooLargeError``) with Faust's default
+#: ``producer_max_request_size``.
+PRODUCER_LIMIT = 1_000_000
+
+
+def accounts_on_partition(partition: int, count: int, partitions: int) -> list[str]:
+    """``count`` account ids that all land on ``partition`` (a crowded partition)."""
+    found: list[str] = []
+    n = 0
+    while len(found) < count:
+        n += 1
+        if partition_for(f"acct-{n}", partitions) == partition:
+            found.append(f"acct-{n}")
+    return found
+
+
+def refusing_send(appended: list[tuple[bytes, bytes, int]]) -> Any:
+    """The driver's ``send`` with aiokafka's size check: a record over the limit raises."""
+
+    async def send(topic: str, key: bytes, value: bytes, partition: int, timestamp: Any, headers: Any) -> Any:
+        if len(key) + len(value) > PRODUCER_LIMIT:
+            raise MessageSizeTooLargeError(f"{len(value)} bytes")
+        appended.append((key, value, partition))
+        sent: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        sent.set_result(len(appended))
+        return sent
+
+    return send
+
+
+async def test_rejects_with_long_broker_reasons_still_fit_kafkas_records(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """500 rejects on one partition whose broker reason is 4,000 characters of text that JSON
+    escapes (the most a reason may be): one counted batch came to 12.8 MB, which the producer
+    refuses every time, and the executor, sending it again forever, committed nothing after it.
+    Every record now fits, and together they carry every reject in order."""
+    producer = await started(app, monkeypatch)
+    appended: list[tuple[bytes, bytes, int]] = []
+    monkeypatch.setattr(producer, "send", refusing_send(appended))
+    reason = "\u0001" * MAX_REASON_LEN
+    published = [
+        new_execution(
+            execution_id=f"CT{account}|reject",
+            account_id=account,
+            platform="paper",
+            kind="reject",
+            client_order_id=f"CT{account}",
+            signal_id="L:1:new",
+            reason=reason,
+            request_outcome=True,
+        )
+        for account in accounts_on_partition(3, 500, EXECUTION_PARTITIONS)
+    ]
+    pairs: list[tuple[asyncio.Future[Any], Any]] = []
+    token = RESENDABLE.set(pairs)  # as the executor's deferred outbox collects them
+    try:
+        await TopicOutbox(app.runtime.topics).executions(published)
+    finally:
+        RESENDABLE.reset(token)
+    assert all(sent.exception() is None for sent, _ in pairs)  # nothing for the resend loop
+    assert len(appended) > 1 and all(len(value) <= MAX_RECORD_BYTES for _, value, _ in appended)
+    assert {partition for *_, partition in appended} == {3}
+    assert [e for _, value, _ in appended for e in executions_of(value)] == published
+
+
+async def test_a_crowded_partition_s_intents_go_in_records_that_fit(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of followers on one ``orders.requests`` partition: the signal's batch for it
+    is cut into records Kafka takes (the fan-out would otherwise rewind to this signal for
+    ever), each with its own batch id, the intents in order; a partition that fits keeps its
+    one record, byte for byte as before."""
+    producer = await started(app, monkeypatch)
+    appended: list[tuple[bytes, bytes, int]] = []
+    monkeypatch.setattr(producer, "send", refusing_send(appended))
+    signal_id = "L:" + "s" * 250
+    crowded = [
+        OrderIntent(
+            client_order_id=f"CT{n:030d}",
+            signal_id=signal_id,
+            account_id=account,
+            platform="paper",
+            leader_account="L",
+            action="place",
+            symbol="ESZ6",
+            side="buy",
+            quantity=1,
+            stamps={"detected": 1.7e9, "fanned_out": 1.7e9},
+        )
+        for n, account in enumerate(accounts_on_partition(0, 3000, INTENT_PARTITIONS))
+    ]
+    lone = intents(signal_id)[:1]
+    await TopicOutbox(app.runtime.topics).intents(signal_id, crowded + lone)
+
+    crowded_records = [value for _, value, partition in appended if partition == 0]
+    assert len(crowded_records) > 1 and all(len(value) <= MAX_RECORD_BYTES for value in crowded_records)
+    batches = [IntentBatch.loads(value) for value in crowded_records]
+    assert [i.client_order_id for b in batches for i in b.intents] == [i.client_order_id for i in crowded]
+    assert [b.batch_id for b in batches] == [f"{signal_id}|p0.{n}" for n in range(len(batches))]
+    lone_partition = partition_for(lone[0].account_id, INTENT_PARTITIONS)
+    assert [value for _, value, p in appended if p == lone_partition] == [
+        encode_intents(f"{signal_id}|p{lone_partition}", lone)
+    ]
+
+
+def test_errors_are_cut_to_fit_a_record() -> None:
+    """A broker's words in an error (its reason, an answer nobody could read) are cut as an
+    execution's reason is, and a partition's errors go in records that fit."""
+    error = OrderError(
+        error_id="x|execute", stage="execute", reason="\u0001" * 100_000, payload="\u0001" * 9_000, account_id="a"
+    )
+    assert len(error.reason) == len(error.payload or "") == MAX_REASON_LEN
+    assert error.reason.endswith("…")
+    batches = batch_errors([error] * MAX_ERRORS_PER_RECORD)
+    assert len(batches) > 1 and all(len(batch.dumps()) <= MAX_RECORD_BYTES for _, batch in batches)
+    assert sum(len(batch.errors) for _, batch in batches) == MAX_ERRORS_PER_RECORD
