@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import faust
+from aiokafka.structs import ConsumerRecord
 
 from ...brokers.base import BrokerAdapter
 from ...common.crypto import optional_cipher
@@ -31,6 +32,7 @@ from ..shared import jobs
 from ..shared.context import StageContext
 from ..shared.controls_feed import ControlsFeed
 from ..shared.health_reports import HealthReports, session_status
+from ..shared.refused_events import unreadable_record
 from . import guards as risk_guards
 from . import protective_wiring as protective_stops
 from .accounts import ExecutorAccounts
@@ -151,6 +153,16 @@ def submit_batch(
         stage.lanes.submit(intent, done=one_done, redelivered=redelivered)
 
 
+def report_unreadable(
+    stage: ExecutionStage, record: ConsumerRecord, exc: Exception, done: Callable[[], Awaitable[object]]
+) -> None:
+    """An ``orders.requests`` record that is no intent batch: its copies cannot be made, so it
+    is said on ``order.errors``, and its offset passes only once Kafka took that error."""
+    publisher = stage.router.outbox
+    publisher.queue_error(unreadable_record("execute", "orders.requests", record.value, exc))
+    publisher.after(done)
+
+
 def install_direct_consumer(app: faust.App, stage: ExecutionStage) -> None:
     """Consume ``orders.requests`` with :class:`DirectIntentConsumer` in this worker's loop."""
     ctx = stage.ctx
@@ -169,6 +181,7 @@ def install_direct_consumer(app: faust.App, stage: ExecutionStage) -> None:
         # Not what keeps outcomes ahead of their offsets (a flush returns normally when a send
         # failed; the acknowledgements that do are submit_batch's): it lets what was sent go out.
         before_commit=lambda: app.producer.flush(),
+        unreadable=lambda record, exc, done: report_unreadable(stage, record, exc, done),
     )
     ctx.assignments.append(consumer.assignment)
     stage.intent_consumer = consumer

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
@@ -49,6 +50,9 @@ LOG_APPEND_TIME = 1  # Kafka's timestamp type: the broker's clock when it append
 # submit(batch, done, redelivered): ``done`` acks the batch; ``redelivered`` says a previous
 # owner of the partition may already have handled it.
 Submit = Callable[[IntentBatch, Callable[[], Awaitable[object]], bool], None]
+# unreadable(record, exc, done): a record that is no intent batch, to be reported; ``done``
+# passes its offset once the report is out.
+Unreadable = Callable[[ConsumerRecord, Exception, Callable[[], Awaitable[object]]], None]
 
 
 class PartitionProgress:
@@ -130,6 +134,7 @@ class DirectIntentConsumer(DirectConsumer):
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 2_000,
         before_commit: Callable[[], Awaitable[object]] | None = None,
+        unreadable: Unreadable | None = None,
     ) -> None:
         super().__init__(
             topic,
@@ -148,6 +153,7 @@ class DirectIntentConsumer(DirectConsumer):
         # aiokafka's flush return normally when a send failed): the executor finishes an
         # intent only once Kafka acknowledged its outcome records (``submit_batch``).
         self.before_commit = before_commit
+        self.unreadable = unreadable
         self.progress = PartitionProgress()
         self._room = asyncio.Event()
         self._room.set()
@@ -194,18 +200,20 @@ class DirectIntentConsumer(DirectConsumer):
         try:
             batch = IntentBatch.loads(record.value)
             intents = len(batch.intents)  # Faust builds (and validates) the nested intents on first read
-        except Exception:  # noqa: BLE001 - a poison record must not block its partition forever
+        except Exception as exc:  # noqa: BLE001 - a poison record must not block its partition forever
             log.exception("orders.requests %s@%d: undecodable intent batch skipped", tp, record.offset)
             self.progress.started(tp, record.offset)
-            self._finished(tp, record.offset)
+            if self.unreadable is None:
+                self._finished(tp, record.offset)
+            else:  # passed once it is said on order.errors: the copies it held are not silently lost
+                self.unreadable(record, exc, partial(self._done, tp, record.offset))
             return
         self.progress.started(tp, record.offset, max(intents, 1))
 
         if record.timestamp_type == LOG_APPEND_TIME:
             batch.appended = record.timestamp / 1000
 
-        async def done(tp: TopicPartition = tp, offset: int = record.offset) -> None:
-            self._finished(tp, offset)
+        done = partial(self._done, tp, record.offset)
 
         self.submit(batch, done, self.redelivered(tp, record.offset))
         if self.progress.intents_in_flight() >= self.max_in_flight:
@@ -226,6 +234,9 @@ class DirectIntentConsumer(DirectConsumer):
             if end is None:
                 return True
         return offset < end
+
+    async def _done(self, tp: TopicPartition, offset: int) -> None:
+        self._finished(tp, offset)
 
     def _finished(self, tp: TopicPartition, offset: int) -> None:
         self.progress.finished(tp, offset)

@@ -30,3 +30,19 @@ def refused_broker_event(stage: str, platform: str, event: object, exc: Exceptio
         code=REFUSED_EVENT_CODE,
         payload=text[:1000],
     )
+
+
+def unreadable_record(stage: str, topic: str, raw: object, exc: Exception) -> OrderError:
+    """A record of one of our topics that its consumer cannot read (a bug, or a producer
+    with access to the cluster that is not ours): said on ``order.errors`` and passed, so one
+    record does not hold its partition for ever. Named by a digest of its bytes, so the same
+    record read twice (a redelivery) is one error; a cut of it in the payload."""
+    raw = raw if isinstance(raw, bytes) else repr(raw).encode()
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return OrderError(
+        error_id=f"{stage}|unreadable|{digest}",
+        stage=stage,
+        reason=f"unreadable {topic} record: {str(exc)[:300] or type(exc).__name__}",
+        code="BAD_RECORD",
+        payload=raw[:500].decode("utf-8", "replace"),
+    )

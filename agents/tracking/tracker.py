@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 from collections.abc import MutableMapping
 
@@ -15,6 +14,7 @@ from ...core.records import CORRECTION_KINDS, AccountStatus, Execution, OrderErr
 from ...tables.health import health_table
 from ...tables.positions import apply_fill, position_key, positions_table
 from ..shared.context import StageContext
+from ..shared.refused_events import unreadable_record
 
 log = logging.getLogger(__name__)
 #: Executions that change a position: fills, and busts/corrections of fills (apply_fill routes those).
@@ -23,15 +23,7 @@ FILL_KINDS = ("fill", "partial_fill", *CORRECTION_KINDS)
 
 def unreadable(raw: object, exc: Exception) -> OrderError:
     """A ``trade.executions`` record nobody can read: said on ``order.errors``, never silent."""
-    raw = raw if isinstance(raw, bytes) else repr(raw).encode()  # Faust hands a raw topic bytes; be sure
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    return OrderError(
-        error_id=f"track|unreadable|{digest}",
-        stage="track",
-        reason=f"unreadable trade.executions record: {str(exc)[:300] or type(exc).__name__}",
-        code="BAD_RECORD",
-        payload=raw[:500].decode("utf-8", "replace"),
-    )
+    return unreadable_record("track", "trade.executions", raw, exc)
 
 
 def uncounted(execution: Execution, exc: Exception) -> OrderError:

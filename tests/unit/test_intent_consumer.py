@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from waiting import wait_until
 
+from copytrader.agents.execution.agent import report_unreadable
 from copytrader.agents.execution.intent_consumer import DirectIntentConsumer, PartitionProgress
-from copytrader.core.records import IntentBatch, OrderIntent
+from copytrader.agents.shared.deferred_outbox import DeferredOutbox
+from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.core.records import IntentBatch, OrderError, OrderIntent
 from copytrader.core.settings import Settings
 
 TP0 = TopicPartition("orders.requests", 0)
@@ -85,6 +90,43 @@ async def test_dispatch_hands_batches_over_and_finishes_their_offsets_when_done(
     assert consumer.progress.commit_points() == {TP0: 3}
     await submitted[0][1]()
     assert consumer.progress.commit_points() == {TP0: 5}
+
+
+async def test_an_unreadable_record_is_reported_and_passed_only_once_the_report_is_out() -> None:
+    """Its copies cannot be made: the executor says so on ``order.errors`` (not only in its
+    log), and the offset waits for that report, as an intent's waits for its outcome."""
+    reported: list[tuple[ConsumerRecord, Exception, Callable[[], Awaitable[object]]]] = []
+    consumer = DirectIntentConsumer(
+        TP0.topic,
+        "127.0.0.1:1",
+        "g",
+        submit=lambda b, d, r: None,
+        unreadable=lambda rec, exc, done: reported.append((rec, exc, done)),
+    )
+    consumer._dispatch(TP0, record(7, b"\xff not json"))
+    assert [(rec.offset, rec.value) for rec, _, _ in reported] == [(7, b"\xff not json")]
+    assert consumer.progress.commit_points() == {TP0: 7}  # not passed before the report is out
+    await reported[0][2]()
+    assert consumer.progress.commit_points() == {TP0: 8}
+
+
+async def test_the_executor_reports_an_unreadable_intent_record_on_order_errors() -> None:
+    outbox = MemoryOutbox()
+    stage = SimpleNamespace(router=SimpleNamespace(outbox=DeferredOutbox(outbox)))
+    passed: list[int] = []
+
+    async def done() -> None:
+        passed.append(9)
+
+    report_unreadable(cast(Any, stage), record(9, b"\xff not json"), ValueError("not JSON"), done)
+    await stage.router.outbox.delivered()
+    await asyncio.sleep(0)
+    (error,) = outbox.sent["error"]
+    assert isinstance(error, OrderError)
+    assert (error.stage, error.code) == ("execute", "BAD_RECORD")
+    assert "orders.requests" in error.reason and "not JSON" in error.reason
+    assert error.payload == "\ufffd not json"
+    assert passed == [9]
 
 
 async def test_a_batch_whose_intent_breaks_a_bound_is_skipped_not_raised() -> None:
