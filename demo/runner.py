@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import yaml
@@ -119,13 +121,31 @@ class Worker:
                 self.process.wait()
 
 
-def port_or_free(preferred: int) -> int:
-    """The preferred port when nothing listens there (the dashboard at a stable URL), else any."""
-    with socket.socket() as sock:
-        try:
+#: Claims on preferred ports held by this process (released when it exits): see port_or_free.
+_CLAIMS: dict[int, IO[bytes]] = {}
+
+
+def port_or_free(preferred: int, claims: Path | None = None) -> int:
+    """The preferred port when nothing listens there and no other run of this machine claimed
+    it (the dashboard at a stable URL), else any free one.
+
+    Why the claim: between the check here and the worker's bind (seconds of imports later),
+    another run started at the same moment saw the port free too, and one of the two
+    dashboards then failed to start. The claim is an exclusive lock on a file named after the
+    port, held until this process ends (a crash releases it too).
+    """
+    if preferred in _CLAIMS:  # this run's own, for a second web worker: another port
+        return free_port()
+    folder = claims or Path(tempfile.gettempdir())
+    handle = (folder / f"copytrader-port-{preferred}.lock").open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with socket.socket() as sock:
             sock.bind(("127.0.0.1", preferred))
-        except OSError:
-            return free_port()
+    except OSError:
+        handle.close()  # claimed by another run, or something else listens there
+        return free_port()
+    _CLAIMS[preferred] = handle
     return preferred
 
 
