@@ -33,7 +33,7 @@ from ..core.records import Execution
 from ..core.settings import Settings
 from ..core.topics import ensure_topics
 from .broker_warmup import warm_broker_quietly
-from .calibration import calibrate
+from .calibration import broker_census, calibrate
 from .configgen import MARKET_TOKEN_ENV, SIMULATED, demo_config, market_data
 from .costs import CostMeter, kafka_broker_pid
 from .observer import RunObserver, dumps
@@ -235,6 +235,7 @@ class Scenario:
         self.sandboxes: list[Any] = []
         self.market_env: dict[str, str] = {}
         self.costs: CostMeter | None = None
+        self.broker_before_run: dict[str, int] | None = None  # topics and partitions (bench)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Scenario:
@@ -255,6 +256,8 @@ class Scenario:
         await self._start_market_data()
         config_file = self.run_dir / "config.yaml"
         config_file.write_text(yaml.safe_dump(self.config_data, sort_keys=False))
+        if self.mode == "bench":
+            self.broker_before_run = await broker_census(self.settings.bootstrap_servers)
         await ensure_topics(self.settings.bootstrap_servers, self.prefix)
         # A broker started just now is cold (demo/broker_warmup.py): warm it while the workers start.
         if self.started_kafka:
@@ -463,6 +466,8 @@ class Scenario:
             costs = self.costs.report(int(summary["internal_ms"]["n"]))
             summary["cpu_ms_per_copy"] = costs.pop("cpu_ms_per_copy")
             summary["costs"] = costs
+        if self.broker_before_run is not None:
+            summary["broker_before_run"] = self.broker_before_run
         self._write_copies()
         return summary
 
