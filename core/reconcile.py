@@ -34,7 +34,7 @@ from .config import CopyConfig
 from .control_records import ALL_ACCOUNTS, ReconcileCommand
 from .scaling import ScaledTooLarge, ScaledToZero, follower_side, follower_symbol, scaled_quantity
 from .schemas import SchemaError, decode
-from .schemas.reconcile import LeaderSnapshotRecord, WorkingOrderIn
+from .schemas.reconcile import MAX_SNAPSHOT_ITEMS, LeaderSnapshotRecord, WorkingOrderIn
 
 #: Reason codes on ``order.errors``.
 DRIFT_POSITION = "DRIFT_POSITION"
@@ -99,7 +99,17 @@ class BrokerState:
         return cls(account_id, taken_at, {}, (), reason)
 
     def encode(self, trigger: str = "") -> bytes:
-        """The ``leader.snapshots`` record (``schemas.reconcile.LeaderSnapshotRecord``)."""
+        """The ``leader.snapshots`` record (``schemas.reconcile.LeaderSnapshotRecord``).
+
+        A leader with more working orders or positions than a record carries is published as
+        a failed snapshot that says so: every follower refused the whole record (the schema's
+        bound), so its reconciliation stopped with a log line and nothing on any topic.
+        """
+        too_many = max(len(self.orders), len(self.positions))
+        if self.error is None and too_many > MAX_SNAPSHOT_ITEMS:
+            what = "working orders" if len(self.orders) > MAX_SNAPSHOT_ITEMS else "positions"
+            reason = f"{too_many} {what}: more than the {MAX_SNAPSHOT_ITEMS} a leader snapshot carries"
+            return BrokerState.failed(self.account_id, self.taken_at, reason).encode(trigger)
         record = LeaderSnapshotRecord(
             leader=self.account_id,
             taken_at=self.taken_at,

@@ -210,3 +210,16 @@ def test_report_says_in_sync_or_drifted_since_when_and_by_how_much() -> None:
     assert body["state"] == "drifted" and body["since"] == NOW - 10
     assert body["drift"] == {"ESZ6": {"expected": 2, "actual": 1, "difference": 1}}
     assert body["positions"] == {"ESZ6": 1} and body["open_orders"] == 0
+
+
+def test_a_leader_with_more_working_orders_than_a_snapshot_carries_is_said_not_dropped() -> None:
+    """Followers refused such a record whole (the schema's bound) and stopped reconciling that
+    leader with a log line only; it is now a failed snapshot that says why."""
+    orders = tuple(rc.WorkingOrder(f"B{n}", None, "ESZ6", "buy", 1) for n in range(1001))
+    state = rc.BrokerState("L", 1.7e9, {"ESZ6": 2}, orders)
+    decoded = rc.BrokerState.decode(state.encode("schedule"))
+    assert decoded.error == "1001 working orders: more than the 1000 a leader snapshot carries"
+    assert decoded.orders == () and dict(decoded.positions) == {}
+    assert decoded.trigger == "schedule"
+    fits = rc.BrokerState("L", 1.7e9, {"ESZ6": 2}, orders[:1000])
+    assert rc.BrokerState.decode(fits.encode()).orders == orders[:1000]
