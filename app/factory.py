@@ -239,6 +239,9 @@ def _install(app: CopyTraderApp) -> None:
     if runtime.ingest is not None or runtime.execution is not None:
         router = runtime.execution.router if runtime.execution is not None else None
         runtime.reconcile = reconcile.install(app, runtime, leaders=runtime.ingest is not None, router=router)
+        consumer = runtime.execution.intent_consumer if runtime.execution is not None else None
+        if runtime.reconcile.followers is not None and consumer is not None:
+            runtime.reconcile.followers.copies_first = consumer.copies_first  # copies before looks
     if settings.has("track"):
         tracker.install(app, runtime, SPEC["trade.executions"].partitions, SPEC["broker.health"].partitions)
         runtime.notify = notify.install(app, runtime)

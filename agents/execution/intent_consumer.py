@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 #: 1,000 followers, and a backlog (a slow broker, an outage) must not fill memory with them
 #: (#18, the soak). Twenty signals ahead at 200 followers; stale ones are netted anyway.
 MAX_INTENTS_IN_FLIGHT = 4096
+#: How long background work waits for the copies in flight before it goes ahead anyway.
+COPIES_FIRST_MAX_WAIT_S = 1.0
 LOG_APPEND_TIME = 1  # Kafka's timestamp type: the broker's clock when it appended the record
 
 # submit(batch, done, redelivered): ``done`` acks the batch; ``redelivered`` says a previous
@@ -158,6 +160,8 @@ class DirectIntentConsumer(DirectConsumer):
         self._room = asyncio.Event()
         self._room.set()
         self._finished_one = asyncio.Event()
+        self._idle = asyncio.Event()  # set while no intent is in flight (see copies_first)
+        self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         # Per assigned partition: its end offset when assigned (None: not known yet). Records
         # below it may have been handled by the partition's previous owner.
@@ -209,6 +213,7 @@ class DirectIntentConsumer(DirectConsumer):
                 self.unreadable(record, exc, partial(self._done, tp, record.offset))
             return
         self.progress.started(tp, record.offset, max(intents, 1))
+        self._idle.clear()
 
         if record.timestamp_type == LOG_APPEND_TIME:
             batch.appended = record.timestamp / 1000
@@ -218,6 +223,19 @@ class DirectIntentConsumer(DirectConsumer):
         self.submit(batch, done, self.redelivered(tp, record.offset))
         if self.progress.intents_in_flight() >= self.max_in_flight:
             self._room.clear()
+
+    async def copies_first(self, max_wait_s: float = COPIES_FIRST_MAX_WAIT_S) -> None:
+        """Return once no fetched intent is in flight, or after ``max_wait_s``.
+
+        For background work in the same loop (a reconciliation round reads every follower's
+        account: 0.1–0.2 ms of CPU each, 100–200 ms a round at 1,000 followers): awaited before
+        each step, it runs between signals instead of inside one, so a signal's copies do not
+        wait behind it. The bound keeps it going under a steady stream of copies.
+        """
+        if self._idle.is_set():
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), max_wait_s)
 
     def redelivered(self, tp: TopicPartition, offset: int) -> bool:
         """May a previous owner of the partition have handled this record? (See the module doc.)
@@ -241,6 +259,8 @@ class DirectIntentConsumer(DirectConsumer):
     def _finished(self, tp: TopicPartition, offset: int) -> None:
         self.progress.finished(tp, offset)
         self._finished_one.set()
+        if not self.progress.in_flight():
+            self._idle.set()
         if not self._room.is_set() and self.progress.intents_in_flight() < self.max_in_flight // 2:
             self._room.set()
 
@@ -285,6 +305,8 @@ class DirectIntentConsumer(DirectConsumer):
         await self._wait_finished(tps, self.revoke_wait_s)
         await self._commit(tps)
         self.progress.forget(tps)
+        if not self.progress.in_flight():
+            self._idle.set()
         for tp in tps:
             self._assigned_end.pop(tp, None)
 

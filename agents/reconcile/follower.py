@@ -32,7 +32,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +96,9 @@ class FollowerReconciler:
         self._limit = asyncio.Semaphore(MAX_CONCURRENT_SNAPSHOTS)
         self._tasks: set[asyncio.Future[Any]] = set()
         self._watches: dict[str, asyncio.Future[None]] = {}
+        # Awaited before each follower's snapshot: the executor's copies in flight go first
+        # (``DirectIntentConsumer.copies_first``); None: no wait (tests, the Faust consumer).
+        self.copies_first: Callable[[], Awaitable[None]] | None = None
 
     # -- which followers ---------------------------------------------------------------
     def followers(self, leader: str | None = None) -> list[str]:
@@ -205,6 +208,8 @@ class FollowerReconciler:
                 target = rc.target_for(self.ctx.config, account_id, self.leaders, now, self.settings.max_leader_age_s)
             except rc.Unavailable as exc:
                 return await self._unavailable(account_id, record, str(exc), now, trigger)
+            if self.copies_first is not None:
+                await self.copies_first()
             follower = await take_snapshot(self.ctx.pool.adapter_for, account_id, self.settings.snapshot_timeout_s)
             if follower.error is not None:
                 return await self._unavailable(account_id, record, f"follower snapshot: {follower.error}", now, trigger)

@@ -357,3 +357,22 @@ def test_adopt_offsets_from_is_a_list_of_consumer_group_ids(monkeypatch: pytest.
         monkeypatch.setenv("COPYTRADER_ADOPT_OFFSETS_FROM", bad)
         with pytest.raises(ValueError, match="ADOPT_OFFSETS_FROM"):
             Settings.from_env()
+
+
+async def test_background_work_waits_for_the_copies_in_flight_then_goes_ahead() -> None:
+    """``copies_first`` returns at once while nothing is in flight, waits while a batch's
+    copies run, and goes ahead after its bound under a steady stream of copies."""
+    done: list[Callable[[], Awaitable[object]]] = []
+    consumer = DirectIntentConsumer(TP0.topic, "127.0.0.1:1", "g", submit=lambda b, d, r: done.append(d))
+    await asyncio.wait_for(consumer.copies_first(), 0.1)  # idle: no wait
+    consumer._dispatch(TP0, record(0, IntentBatch(batch_id="b", intents=[intent("f1")]).dumps()))
+    waiting = asyncio.ensure_future(consumer.copies_first(max_wait_s=5.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await done[0]()
+    await asyncio.wait_for(waiting, 0.5)
+    consumer._dispatch(TP0, record(1, IntentBatch(batch_id="c", intents=[intent("f2")]).dumps()))
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await consumer.copies_first(max_wait_s=0.1)  # still in flight: goes ahead after the bound
+    assert 0.08 <= loop.time() - began < 1.0
