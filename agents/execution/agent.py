@@ -290,6 +290,8 @@ def install(app: faust.App, ctx: StageContext) -> ExecutionStage:
 
     @jobs.timer(app, ctx.settings.status_interval_s)
     async def report_health() -> None:
+        if stage.intent_consumer is not None:  # between signals, not inside one (as reconciling)
+            await stage.intent_consumer.copies_first()
         full = reported.next_round()
         for account_id in sorted(followers):
             if account_id not in ctx.config.accounts:
