@@ -131,17 +131,6 @@ class SocketHub:
                     self.connected.pop(sid, None)
 
 
-def latest_grid_rows(changes: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
-    """One fetch's changes with only the last ``grid`` row of each account: a grid row is the
-    account's whole row, replaced by the next, so the earlier ones of a fetch say nothing."""
-    last: dict[Any, int] = {}
-    for index, (stream, row) in enumerate(changes):
-        if stream == "grid":
-            last[row.get("account_id")] = index
-    keep = set(last.values())
-    return [change for index, change in enumerate(changes) if change[0] != "grid" or index in keep]
-
-
 class KafkaFeed:
     """Reads the output topics (every partition) into ``LiveState`` and pushes the changes."""
 
@@ -208,14 +197,21 @@ class KafkaFeed:
                 for tp, messages in fetched.items():
                     if messages:
                         self._resume[tp] = messages[-1].offset + 1
-                changes = [
-                    change
-                    for tp, messages in fetched.items()
-                    for message in messages
-                    for change in self._apply(tp.topic[len(self.prefix) :], tp.partition, message.offset, message.value)
-                ]
+                # One grid row per account a fetch touched, built after the fetch is applied:
+                # a grid row is the account's whole row, replaced by the next, so the earlier
+                # ones of a fetch would say nothing (``LiveState.batch``).
+                with self.live.batch() as grid:
+                    changes = [
+                        change
+                        for tp, messages in fetched.items()
+                        for message in messages
+                        for change in self._apply(
+                            tp.topic[len(self.prefix) :], tp.partition, message.offset, message.value
+                        )
+                    ]
+                changes += grid
                 if changes and self.hub is not None:
-                    await self._push(latest_grid_rows(changes))
+                    await self._push(changes)
         finally:
             await consumer.stop()
 
