@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -108,7 +109,8 @@ async def measure(
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["COPYTRADER_DATABASE_URL"] = f"sqlite:///{tmp}/copytrader.db"
         os.environ.setdefault("COPYTRADER_SECRET_KEY", Fernet.generate_key().decode())
-        settings = Settings(
+        settings = dataclasses.replace(
+            Settings.from_env(),  # the worker's settings from the environment (COPYTRADER_*), as deployed
             app_id=prefix.rstrip("."),
             kafka_broker=broker,
             topic_prefix=prefix,
@@ -138,6 +140,8 @@ async def measure(
             await quiet()
             cpu_ms = (time.process_time() - start_cpu) * 1000
             wall_s = time.monotonic() - start_wall
+            decoded = getattr(app.runtime, "decoded", None)  # code before the shared decoding has none
+            shared = decoded.hits if decoded is not None else None
         finally:
             await app.stop()
     await delete_topics(bootstrap, prefix)
@@ -148,6 +152,7 @@ async def measure(
         "cpu_ms_per_copy_less_idle": round((cpu_ms - idle_rate * wall_s) / copies, 4),
         "idle_cpu_ms_per_s": round(idle_rate, 2),
         "window_s": round(wall_s, 2),
+        "decodes_shared": shared,
     }
 
 
