@@ -28,8 +28,8 @@ T = TypeVar("T")
 
 #: Raw bytes of the records kept for readers still to come. Readers of one worker run a few
 #: fetches apart (their fetch waits are 0.25–0.5 s): at 200 followers ``trade.executions``
-#: brings ≈ 0.35 MB a second. Decoded, a record takes about three times its bytes, so this
-#: bounds what is kept to ≈ 15 MB; a reader further behind (catching up after a restart, or
+#: brings ≈ 0.35 MB a second. Decoded, a record takes 2.7 times its bytes (tracemalloc, a
+#: 200-follower bench's records), so this bounds what is kept to ≈ 15 MB; a reader further behind (catching up after a restart, or
 #: the database sink behind a slow disk) decodes for itself.
 MAX_KEPT_BYTES = 4 * 1024 * 1024
 
