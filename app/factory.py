@@ -247,6 +247,8 @@ def _install(app: CopyTraderApp) -> None:
         runtime.notify = notify.install(app, runtime)
     if settings.has("store"):
         runtime.storage = storage_sink.install(app, runtime)
+        if runtime.storage.consumer is not None:
+            runtime.storage.consumer.share_decoding(runtime.decoded)
     install_warmup(app)
     api.install_probes(app, runtime, app.assigned_partitions, runtime.warmup)
     install_lag_reporting(app)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, defaultdict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -162,6 +164,11 @@ class LiveState:
         }
         # P&L history: (account, symbol) → {day: last cumulative realised P&L of that day}
         self.pnl_closes: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
+        # The same closes by account (account → symbol → closes): every grid row holds the
+        # account's P&L today, and a row is built on each of the account's records, so reading
+        # them through ``pnl_closes`` cost one pass over every account's positions per record
+        # (at 200 followers, 40 % of the dashboard feed's apply; ``scripts/watcher_cost.py``).
+        self._closes_of: dict[str, dict[str, dict[str, Decimal]]] = defaultdict(dict)
         self.latency: dict[str, deque[tuple[str, str, float]]] = defaultdict(lambda: deque(maxlen=LATENCY_SAMPLES))
         self.copies: dict[tuple[str, str], int] = defaultdict(int)  # (day, account) → copies
         self._days: set[str] = set()  # the days ``latency`` and ``copies`` hold (≤ LIVE_DAYS)
@@ -170,6 +177,7 @@ class LiveState:
         # Price feeds' health (``market-data@<app id>``): not accounts, so not grid rows.
         self.feeds: dict[str, dict[str, Any]] = {}
         self.guards = GuardBoard(config)  # risk guards' standing per follower (web/guards.py)
+        self._touched: dict[str, AccountView] | None = None  # inside batch(): the accounts changed
 
     # ------------------------------------------------------------------------- internals
     def _account(self, account_id: str, platform: str = "unknown") -> AccountView:
@@ -178,11 +186,40 @@ class LiveState:
             view = self.accounts[account_id] = AccountView(account_id, platform, "follower")
         return view
 
-    def _touch(self, view: AccountView) -> dict[str, Any]:
+    def _touch(self, view: AccountView) -> list[tuple[str, dict[str, Any]]]:
+        """``view`` changed: its grid row, now or (inside :meth:`batch`) once at the batch's end."""
         self._version += 1
         view.version = self._version
         self.cursors["grid"]["0"] = self._version
+        if self._touched is not None:
+            self._touched[view.account_id] = view
+            return []
+        return [("grid", self._grid_row(view))]
+
+    def _grid_row(self, view: AccountView) -> dict[str, Any]:
         return view.row(self.paused_all, self.pnl_today(view.account_id))
+
+    @contextmanager
+    def batch(self) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        """Apply several records with each account's grid row built once: the ``apply_*``
+        calls inside return no ``grid`` change, and on leaving, the list yielded holds one
+        ``grid`` row per account they touched, as it is then (its ``_v`` that of its last
+        change).
+
+        Why: a grid row is the account's whole row (its P&L today, positions, lights), and
+        every execution and position of an account touches it; a fetch of the dashboard feed
+        holds several records per account (the ack, the fill, the position), and only the
+        last row of each reaches a page. Built on every touch, the rows were about a quarter
+        of the feed's apply (``scripts/watcher_cost.py``).
+        """
+        touched: dict[str, AccountView] = {}
+        self._touched = touched
+        rows: list[tuple[str, dict[str, Any]]] = []
+        try:
+            yield rows
+        finally:
+            self._touched = None
+            rows.extend(("grid", self._grid_row(view)) for view in touched.values())
 
     @staticmethod
     def _advance(cursor: dict[str, int], partition: int, offset: int) -> bool:
@@ -220,7 +257,11 @@ class LiveState:
     def apply_execution(self, ex: Execution, partition: int, offset: int) -> list[tuple[str, dict[str, Any]]]:
         if not self._advance(self.cursors["orders"], partition, offset):
             return []
-        row = {**ex.as_dict(), "e2e_ms": e2e_ms(ex.stamps), "_p": partition, "_o": offset}
+        latency = e2e_ms(ex.stamps)
+        # ``asdict()`` is a fresh dict of the record's fields (``as_dict`` filters the same
+        # dict again for Faust's ``__`` metadata, which only its serialised form carries).
+        row = ex.asdict()
+        row.update(e2e_ms=latency, _p=partition, _o=offset)
         self.slippage.annotate(ex, row)
         self.orders.append(row)
         self.guards.on_execution(ex)
@@ -239,13 +280,12 @@ class LiveState:
                     }
                 )
             else:
-                self._count_copy(view, ex)
-        return [("orders", row), ("grid", self._touch(view))]
+                self._count_copy(view, ex, latency)
+        return [("orders", row), *self._touch(view)]
 
-    def _count_copy(self, view: AccountView, ex: Execution) -> None:
+    def _count_copy(self, view: AccountView, ex: Execution, latency: float | None) -> None:
         """A follower's copy placed: today's counts and latency, the grid's last copy."""
         day = utc_day(ex.occurred_at)
-        latency = e2e_ms(ex.stamps)
         if day in self._days or self._keep_day(day):  # a day older than every kept day is not counted
             self.copies[(day, ex.account_id)] += 1
             if latency is not None:
@@ -278,7 +318,7 @@ class LiveState:
             view = self.accounts[err.account_id]
             view.last_skip, view.last_skip_code = err.signal_id, err.code
             view.last_outcome = f"skipped: {err.code or err.stage}"
-            out.append(("grid", self._touch(view)))
+            out += self._touch(view)
         return out
 
     def apply_position(self, pos: Position, partition: int, offset: int) -> list[tuple[str, dict[str, Any]]]:
@@ -288,6 +328,7 @@ class LiveState:
         row.update(key=f"{pos.account_id}|{pos.symbol}", _p=partition, _o=offset)
         self.positions[row["key"]] = row
         closes, day = self.pnl_closes[(pos.account_id, pos.symbol)], utc_day(pos.updated_at)
+        self._closes_of[pos.account_id][pos.symbol] = closes
         if day in closes:
             closes[day] = Decimal(pos.realized_pnl)
         else:
@@ -295,7 +336,7 @@ class LiveState:
         view = self._account(pos.account_id)
         view.positions[pos.symbol] = pos.net_quantity
         view.realized[pos.symbol] = Decimal(pos.realized_pnl)
-        return [("positions", row), ("grid", self._touch(view))]
+        return [("positions", row), *self._touch(view)]
 
     def apply_status(self, status: AccountStatus) -> list[tuple[str, dict[str, Any]]]:
         if status.account_id.startswith(FEED_ACCOUNT_PREFIX):
@@ -308,14 +349,14 @@ class LiveState:
         view = self._account(status.account_id, status.platform)
         if status.reconciliation is not None:  # the reconciler's report: broker truth, not health
             apply_broker_truth(view, status.reconciliation)
-            return [("grid", self._touch(view))]
+            return self._touch(view)
         before = (view.connection, view.circuit, view.last_error)
         view.connection, view.circuit, view.last_error = status.connection, status.circuit, status.last_error
         if status.last_copy_ms is not None and view.last_copy_ms is None:
             view.last_copy_ms = status.last_copy_ms
         if before == (view.connection, view.circuit, view.last_error):
             return []
-        return [("grid", self._touch(view))]
+        return self._touch(view)
 
     def apply_account(self, account_id: str, platform: str) -> list[tuple[str, dict[str, Any]]]:
         """An account defined (or re-pointed) in the dashboard gets its grid row at once."""
@@ -324,15 +365,15 @@ class LiveState:
             return []
         view = self._account(account_id, platform)
         view.platform = platform
-        return [("grid", self._touch(view))]
+        return self._touch(view)
 
     def apply_control(self, account_id: str, paused: bool) -> list[tuple[str, dict[str, Any]]]:
         if account_id == "*":
             self.paused_all = paused
-            return [("grid", self._touch(v)) for v in self.accounts.values()]
+            return [change for view in self.accounts.values() for change in self._touch(view)]
         view = self._account(account_id)
         view.paused = paused
-        return [("grid", self._touch(view))]
+        return self._touch(view)
 
     # -------------------------------------------------------------------------- readings
     def snapshot(self, stream: str) -> dict[str, Any]:
@@ -356,8 +397,8 @@ class LiveState:
     def pnl_today(self, account_id: str, today: str | None = None) -> Decimal:
         today = today or utc_day()
         total = Decimal(0)
-        for (account, _symbol), closes in self.pnl_closes.items():
-            if account != account_id or today not in closes:
+        for closes in self._closes_of.get(account_id, {}).values():
+            if today not in closes:
                 continue
             before = [d for d in closes if d < today]
             total += closes[today] - (closes[max(before)] if before else Decimal(0))

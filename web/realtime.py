@@ -17,12 +17,13 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import socketio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ..agents.shared.decoded_records import DecodedRecords
 from ..common.retrying import keep_running
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
 from ..core.control_records import (
@@ -40,11 +41,14 @@ from .auth import Auth, parse_cookie_header
 from .live import STREAMS, LiveState, batch_sequence
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 BACKLOG_PER_PARTITION = 5000  # order log / errors: enough for today's figures, bounded start-up
 FULL_HISTORY = ("positions.updates", "account.status", CONTROLS_TOPIC)
 FEED_WAIT_MS = 250
 FEED_MIN_BYTES = 32 * 1024
 FEED_BATCH = 500  # records per fetch handed out: a catch-up after a restart stays small in memory
+#: The feed's topics whose records carry several records each (decoded through ``decoded``).
+BATCHED_TOPICS = ("trade.executions", "order.errors", "positions.updates")
 FEED_TOPICS = ("trade.executions", "order.errors", "positions.updates", "account.status", CONTROLS_TOPIC)
 SWEEP_S = 15.0
 
@@ -131,21 +135,18 @@ class SocketHub:
                     self.connected.pop(sid, None)
 
 
-def latest_grid_rows(changes: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
-    """One fetch's changes with only the last ``grid`` row of each account: a grid row is the
-    account's whole row, replaced by the next, so the earlier ones of a fetch say nothing."""
-    last: dict[Any, int] = {}
-    for index, (stream, row) in enumerate(changes):
-        if stream == "grid":
-            last[row.get("account_id")] = index
-    keep = set(last.values())
-    return [change for index, change in enumerate(changes) if change[0] != "grid" or index in keep]
-
-
 class KafkaFeed:
     """Reads the output topics (every partition) into ``LiveState`` and pushes the changes."""
 
-    def __init__(self, bootstrap: str, prefix: str, live: LiveState, hub: SocketHub | None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        live: LiveState,
+        hub: SocketHub | None,
+        *,
+        decoded: DecodedRecords | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.live = live
@@ -163,6 +164,11 @@ class KafkaFeed:
         self.on_command: Callable[[RuleCommand | AccountCommand | AlertTokenCommand | GuardsCommand], None] | None = (
             None
         )
+        # The worker's shared decoding: its tracker and database sink read the batched topics too.
+        self.decoded = decoded if decoded is not None else DecodedRecords()
+        if decoded is not None:
+            for name in BATCHED_TOPICS:
+                decoded.add_reader(topic_name(prefix, name))
 
     async def run(self) -> None:
         await keep_running(self._consume, "dashboard feed")
@@ -208,14 +214,21 @@ class KafkaFeed:
                 for tp, messages in fetched.items():
                     if messages:
                         self._resume[tp] = messages[-1].offset + 1
-                changes = [
-                    change
-                    for tp, messages in fetched.items()
-                    for message in messages
-                    for change in self._apply(tp.topic[len(self.prefix) :], tp.partition, message.offset, message.value)
-                ]
+                # One grid row per account a fetch touched, built after the fetch is applied:
+                # a grid row is the account's whole row, replaced by the next, so the earlier
+                # ones of a fetch would say nothing (``LiveState.batch``).
+                with self.live.batch() as grid:
+                    changes = [
+                        change
+                        for tp, messages in fetched.items()
+                        for message in messages
+                        for change in self._apply(
+                            tp.topic[len(self.prefix) :], tp.partition, message.offset, message.value
+                        )
+                    ]
+                changes += grid
                 if changes and self.hub is not None:
-                    await self._push(latest_grid_rows(changes))
+                    await self._push(changes)
         finally:
             await consumer.stop()
 
@@ -243,23 +256,28 @@ class KafkaFeed:
                 log.warning("dashboard pushes work again after %d failed; pages told to resync", self.push_failures)
                 self.push_failures = 0
 
+    def _decode(
+        self, decode: Callable[[bytes], list[T]], topic: str, partition: int, offset: int, raw: bytes
+    ) -> list[T]:
+        return self.decoded.decode(decode, topic_name(self.prefix, topic), partition, offset, raw)
+
     def _apply(self, topic: str, partition: int, offset: int, value: bytes | None) -> list[tuple[str, dict[str, Any]]]:
         if value is None:
             return []
         try:
             if topic == "trade.executions":
                 changes = []
-                for index, execution in enumerate(executions_of(value)):
+                for index, execution in enumerate(self._decode(executions_of, topic, partition, offset, value)):
                     changes += self.live.apply_execution(execution, partition, batch_sequence(offset, index))
                 return changes
             if topic == "order.errors":
                 changes = []
-                for index, error in enumerate(errors_of(value)):
+                for index, error in enumerate(self._decode(errors_of, topic, partition, offset, value)):
                     changes += self.live.apply_error(error, partition, batch_sequence(offset, index))
                 return changes
             if topic == "positions.updates":
                 changes = []
-                for index, position in enumerate(positions_of(value)):
+                for index, position in enumerate(self._decode(positions_of, topic, partition, offset, value)):
                     changes += self.live.apply_position(position, partition, batch_sequence(offset, index))
                 return changes
             if topic == "account.status":

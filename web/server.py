@@ -103,7 +103,7 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
     live = LiveState(runtime.config)
     live.guards.use_quotes(runtime.quotes)
     hub = SocketHub(auth, live, redis_url)
-    feed = KafkaFeed(settings.bootstrap_servers, settings.topic_prefix, live, hub)
+    feed = KafkaFeed(settings.bootstrap_servers, settings.topic_prefix, live, hub, decoded=runtime.decoded)
     reports: ReportSource = SqlReports(db, LiveReports(live)) if db is not None else LiveReports(live)
     accounts = AccountRegistry(runtime.config, optional_cipher(env), allowed_hosts(env))
     alert_tokens = AlertTokens()

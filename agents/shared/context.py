@@ -16,6 +16,7 @@ from ...core.config import CopyConfig
 from ...core.quotes import QuoteBook
 from ...core.settings import Settings
 from ...core.topics import Topics
+from .decoded_records import DecodedRecords
 from .outbox import Outbox
 from .sessions import SessionPool
 
@@ -40,3 +41,6 @@ class StageContext:
     shutdown_hooks: list[ShutdownHook] = field(default_factory=list)
     assignments: list[Callable[[], set[Any]]] = field(default_factory=list)
     lags: list[Callable[[], dict[Any, int]]] = field(default_factory=list)
+    #: Records decoded once for this worker's consumers of the same topic (the tracker, the
+    #: database sink and the dashboard feed all read ``trade.executions``).
+    decoded: DecodedRecords = field(default_factory=DecodedRecords)

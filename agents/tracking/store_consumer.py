@@ -28,6 +28,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from ...common.retrying import keep_running
 from ..shared.adopt_offsets import adopt_offsets
 from ..shared.aiokafka_internals import retry_backoff_ms
+from ..shared.decoded_records import DecodedRecords
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,14 @@ class StoreConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._positions: dict[TopicPartition, int] = {}  # next offset to write, per partition
+        self._decoded: DecodedRecords | None = None
+
+    def share_decoding(self, decoded: DecodedRecords) -> None:
+        """Decode through the worker's :class:`DecodedRecords`: the tracker and the dashboard
+        feed of the same worker read ``trade.executions`` too (``agents/shared/decoded_records.py``)."""
+        self._decoded = decoded
+        for topic in self.topics:
+            decoded.add_reader(topic)
 
     async def start(self) -> None:
         if self.adopt_offsets_from:
@@ -133,7 +142,12 @@ class StoreConsumer:
                 if record.value is None:
                     continue
                 try:
-                    values.append(stored.decode(record.value))
+                    if self._decoded is None:
+                        values.append(stored.decode(record.value))
+                    else:
+                        values.append(
+                            self._decoded.decode(stored.decode, tp.topic, tp.partition, record.offset, record.value)
+                        )
                 except Exception as exc:  # noqa: BLE001 - a poison record must not block its partition
                     self.skipped += 1
                     log.error("storage: %s@%d undecodable, skipped (%s)", tp, record.offset, type(exc).__name__)

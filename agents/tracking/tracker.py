@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
+from functools import partial
 
 import faust
 
@@ -68,14 +69,17 @@ class FillAccounting:
     def __init__(self, positions: MutableMapping[str, Position]) -> None:
         self.positions = positions
 
-    def step(self, raw: object) -> tuple[list[Position], list[OrderError]]:
+    def step(
+        self, raw: object, decode: Callable[[bytes], list[Execution]] = executions_of
+    ) -> tuple[list[Position], list[OrderError]]:
         """(positions moved, each once and latest, as published; errors to report) for one
         record. The table keeps each position whole; what is published (:func:`published`)
-        leaves out the duplicate-fill window."""
+        leaves out the duplicate-fill window. ``decode``: :func:`executions_of`, or the same
+        through the worker's :class:`DecodedRecords`."""
         moved: dict[str, Position] = {}
         errors: list[OrderError] = []
         try:
-            batch = executions_of(raw)  # type: ignore[arg-type]  # Faust hands bytes; anything else is refused below
+            batch = decode(raw)  # type: ignore[arg-type]  # Faust hands bytes; anything else is refused below
         except Exception as exc:  # noqa: BLE001 - ValueError/RecordError, or a value that is not even bytes
             return [], [unreadable(raw, exc)]
         try:
@@ -151,13 +155,21 @@ def install(app: faust.App, ctx: StageContext, position_partitions: int, health_
     executions = app.topic(
         runtime.topics.executions.get_topic_name(), key_type=str, value_serializer="raw", internal=False
     )
+    runtime.decoded.add_reader(runtime.topics.executions.get_topic_name())
 
     @app.agent(executions, name="tracker")
     async def track_positions(stream: faust.StreamT[bytes]) -> None:
         """Fills → positions table (duplicates ignored) → positions.updates: one record per
         incoming record, with each position it moved once (the latest)."""
         async for raw in stream:
-            moved, errors = accounting.step(raw)
+            event = stream.current_event
+            decode: Callable[[bytes], list[Execution]] = executions_of
+            if event is not None:  # always, inside the loop: the record's place, for the shared decoding
+                message = event.message
+                decode = partial(
+                    runtime.decoded.decode, executions_of, message.topic, message.partition, message.offset
+                )
+            moved, errors = accounting.step(raw, decode)
             for error in errors:
                 await runtime.outbox.error(error)
             if moved:

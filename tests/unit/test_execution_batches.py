@@ -25,7 +25,7 @@ from copytrader.core.records import (
 )
 from copytrader.core.topics import partition_for
 from copytrader.web.live import LiveState
-from copytrader.web.realtime import KafkaFeed, latest_grid_rows
+from copytrader.web.realtime import KafkaFeed
 
 
 def execution(n: int, account: str = "f001", kind: str = "ack") -> Execution:
@@ -114,19 +114,21 @@ def test_the_dashboard_numbers_each_execution_of_a_record_and_skips_a_replayed_r
 
 
 def test_one_fetch_pushes_each_accounts_last_grid_row_and_every_other_row() -> None:
-    changes = [
-        ("orders", {"execution_id": "a"}),
-        ("grid", {"account_id": "f1", "_v": 1}),
-        ("grid", {"account_id": "f2", "_v": 2}),
-        ("orders", {"execution_id": "b"}),
-        ("grid", {"account_id": "f1", "_v": 3}),
+    live = LiveState(empty_config())
+    feed = KafkaFeed("127.0.0.1:1", "", live, hub=None)
+    record = ExecutionBatch(executions=[execution(1), execution(2, "f002"), execution(3, kind="cancelled")]).dumps()
+    with live.batch() as grid:  # as the feed applies one fetch
+        changes = feed._apply("trade.executions", 4, 7, record)
+    assert [(stream, row["execution_id"]) for stream, row in changes] == [
+        ("orders", "f001|e1"),
+        ("orders", "f002|e2"),
+        ("orders", "f001|e3"),
     ]
-    assert latest_grid_rows(changes) == [
-        ("orders", {"execution_id": "a"}),
-        ("grid", {"account_id": "f2", "_v": 2}),
-        ("orders", {"execution_id": "b"}),
-        ("grid", {"account_id": "f1", "_v": 3}),
+    assert [(stream, row["account_id"], row["_v"]) for stream, row in grid] == [
+        ("grid", "f001", 3),
+        ("grid", "f002", 2),
     ]
+    assert grid[0][1]["open_orders"] == 1  # f001's row as it is after the fetch: e1 open, e3 a cancel of another
 
 
 def test_positions_travel_the_same_way() -> None:
