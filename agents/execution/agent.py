@@ -105,10 +105,11 @@ async def pump_fills(router: OrderRouter, adapter: BrokerAdapter, followers: set
     ``followers`` is the worker's live set: a follower added later is pumped from then on.
     """
     events = adapter.events()
+    take, platform = router.take_broker_event, adapter.platform
     try:
         async for event in events:
             if getattr(event, "account_id", None) in followers:
-                await router.on_broker_event(adapter.platform, event)
+                take(platform, event)
     finally:
         events.close()
 

@@ -431,15 +431,23 @@ class OrderRouter:
 
     # -- broker events after the ack ------------------------------------------------------
     async def on_broker_event(self, platform: str, event: object) -> None:
+        """:meth:`take_broker_event`, awaitable (tests, callers that hold a coroutine)."""
+        self.take_broker_event(platform, event)
+
+    def take_broker_event(self, platform: str, event: object) -> None:
         """Fills and late order changes of follower orders → ``trade.executions``; an event
         whose values no Execution may carry (a broker's absurd quantity or id) is said on
-        ``order.errors`` as BAD_BROKER_EVENT, and the next event is handled."""
-        try:
-            await self._on_broker_event(platform, event)
-        except RecordError as exc:
-            await self.outbox.error(refused_broker_event("execute", platform, event, exc))
+        ``order.errors`` as BAD_BROKER_EVENT, and the next event is handled.
 
-    async def _on_broker_event(self, platform: str, event: object) -> None:
+        Not a coroutine: the records are only queued (``DeferredOutbox``), and the fill pump
+        hands over four events per copied order on the paper venue, each of which cost two
+        coroutines and their awaits (#16)."""
+        try:
+            self._on_broker_event(platform, event)
+        except RecordError as exc:
+            self.outbox.queue_error(refused_broker_event("execute", platform, event, exc))
+
+    def _on_broker_event(self, platform: str, event: object) -> None:
         if self.guards is not None:
             self.guards.on_event(event)
         if self.on_event is not None:
@@ -450,7 +458,7 @@ class OrderRouter:
             stamps = stamp(flight.stamps, "filled") if flight else {}
             if flight and event.leaves_quantity == 0:
                 self.inflight.pop(key, None)
-            await self.outbox.execution(
+            self.outbox.queue_execution(
                 new_execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|fill|{event.fill_id}",
                     account_id=event.account_id,
@@ -471,7 +479,7 @@ class OrderRouter:
                 )
             )
         elif isinstance(event, FillCorrection):
-            await self.outbox.execution(
+            self.outbox.queue_execution(
                 new_execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|correction|{event.correction_id}",
                     account_id=event.account_id,
@@ -497,7 +505,7 @@ class OrderRouter:
             OrderStatus.REJECTED,
         ):
             flight = self.inflight.pop(event.client_order_id or "", None)
-            await self.outbox.execution(
+            self.outbox.queue_execution(
                 new_execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|{event.status.value}",
                     account_id=event.account_id,
