@@ -106,9 +106,12 @@ async def pump_fills(router: OrderRouter, adapter: BrokerAdapter, followers: set
     ``followers`` is the worker's live set: a follower added later is pumped from then on.
     """
     events = adapter.events()
-    take, platform = router.take_broker_event, adapter.platform
+    take, platform, queue = router.take_broker_event, adapter.platform, events.queue
     try:
-        async for event in events:
+        while True:
+            # What is queued already is taken without a coroutine per event (four per copy on
+            # the paper venue, all queued by the order's placement); then wait for more.
+            event = queue.get_nowait() if queue.qsize() else await queue.get()
             if getattr(event, "account_id", None) in followers:
                 take(platform, event)
     finally:
