@@ -40,8 +40,9 @@ UNKNOWN = "unknown"
 # the table and in the index: a begin writes a few pages of each, a finish a few of the table;
 # half the journal's CPU per copy (docs/benchmarks.md). Rows with no signal (``signal_id``
 # NULL: rows moved from a file before the signal key, and intents whose signal may differ
-# between attempts, a netting order) are found by client id through a partial index, which
-# no copy's row enters; the moved ones age out like the others.
+# between attempts, a netting order) are found by client id in the same index, under its NULL
+# prefix (NULLs never conflict there, so their writes look before they insert); the moved
+# ones age out like the others.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS attempts (
     seq INTEGER PRIMARY KEY,
@@ -57,7 +58,6 @@ CREATE TABLE IF NOT EXISTS attempts (
     updated REAL NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS attempts_key ON attempts (signal_id, client_order_id);
-CREATE INDEX IF NOT EXISTS attempts_unkeyed ON attempts (client_order_id) WHERE signal_id IS NULL;
 CREATE INDEX IF NOT EXISTS attempts_updated ON attempts (updated);
 """
 _FIELDS = "client_order_id, state, attempts, kind, broker_order_id, reason"
@@ -254,7 +254,7 @@ class AttemptJournal:
                     f"SELECT {_FIELDS} FROM attempts WHERE signal_id = ? AND client_order_id IN ({marks})",
                     (signal_id, *chunk),
                 ).fetchall()
-            if self._unkeyed and len(rows) < len(chunk):
+            if (self._unkeyed or signal_id is None) and len(rows) < len(chunk):
                 rows += self._db.execute(
                     f"SELECT {_FIELDS} FROM attempts WHERE signal_id IS NULL AND client_order_id IN ({marks})",
                     chunk,
@@ -297,7 +297,7 @@ class AttemptJournal:
                 "WHERE signal_id = ? AND client_order_id = ?",
                 [answer for answer in answers if answer[5] is not None],
             )
-            if self._unkeyed:  # an answer to a row with no signal
+            if self._unkeyed or any(answer[5] is None for answer in answers):  # answers to rows with no signal
                 db.executemany(
                     "UPDATE attempts SET state = ?, kind = ?, broker_order_id = ?, reason = ?, updated = ? "
                     "WHERE signal_id IS NULL AND client_order_id = ?",

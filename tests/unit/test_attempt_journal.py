@@ -324,3 +324,27 @@ async def test_a_signals_group_writes_a_few_pages_not_one_per_copy(tmp_path: Pat
 def wal_frames(path: Path, page_size: int) -> int:
     """Pages written to the journal's WAL since it was last truncated (a frame: a header and a page)."""
     return Path(f"{path}-wal").stat().st_size // (page_size + 24)
+
+
+async def test_the_copy_path_searches_the_key_index_and_never_scans_the_table(tmp_path: Path) -> None:
+    """Every statement a begin, finish or get runs (rows with a signal and without) is a search
+    of an index: a scan would cost the whole journal per copy."""
+    journal = AttemptJournal(tmp_path / "j.sqlite")
+    statements: list[str] = []
+    journal._db.set_trace_callback(statements.append)
+    await journal.begin("CT-COPY", "f1", "place", signal_id=SIGNAL)
+    await journal.begin("CT-NET", "f1", "place", signal_id=None)  # from now on rows without a signal exist
+    journal.finish("CT-COPY", "ack", "B1", signal_id=SIGNAL)
+    journal.finish("CT-NET", "ack", "B2", signal_id=None)
+    await journal.begin("CT-NET", "f1", "place", signal_id=None)
+    await journal.begin("CT-OTHER", "f2", "place", signal_id=SIGNAL)
+    assert journal.get("CT-COPY", signal_id=SIGNAL) is not None and journal.get("CT-NET", signal_id=None) is not None
+    journal._db.set_trace_callback(None)
+    plans = {
+        sql: [row[-1] for row in journal._db.execute(f"EXPLAIN QUERY PLAN {sql}")]
+        for sql in statements
+        if sql.split()[0] in ("SELECT", "UPDATE", "INSERT")
+    }
+    assert any("signal_id IS NULL" in sql for sql in plans)  # the rows without a signal were read
+    for sql, plan in plans.items():
+        assert not any(step.startswith("SCAN attempts") for step in plan), (sql, plan)
