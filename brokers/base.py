@@ -50,12 +50,20 @@ class SessionConfig:
 
 
 class Subscription:
-    """One subscriber's queue; registered on creation so no event between subscribe and first read is lost."""
+    """One subscriber's queue; registered on creation so no event between subscribe and first read is lost.
 
-    def __init__(self, fanout: EventFanout) -> None:
+    ``kinds`` (empty: every event) keeps only events of those classes: a subscriber that
+    wants connection changes alone is not handed, and woken for, every order and fill (#16:
+    four events per copied order)."""
+
+    def __init__(self, fanout: EventFanout, kinds: tuple[type[BrokerEvent], ...] = ()) -> None:
         self._fanout = fanout
         self.queue: asyncio.Queue[BrokerEvent] = asyncio.Queue()
-        fanout._queues.add(self.queue)
+        self.kinds = kinds
+        if kinds:
+            fanout._filtered[self.queue] = kinds
+        else:
+            fanout._queues.add(self.queue)
 
     def __aiter__(self) -> Subscription:
         return self
@@ -65,6 +73,7 @@ class Subscription:
 
     def close(self) -> None:
         self._fanout._queues.discard(self.queue)
+        self._fanout._filtered.pop(self.queue, None)
 
 
 class EventFanout:
@@ -72,13 +81,18 @@ class EventFanout:
 
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[BrokerEvent]] = set()
+        self._filtered: dict[asyncio.Queue[BrokerEvent], tuple[type[BrokerEvent], ...]] = {}
 
     def publish(self, event: BrokerEvent) -> None:
         for queue in self._queues:
             queue.put_nowait(event)
+        if self._filtered:
+            for queue, kinds in self._filtered.items():
+                if isinstance(event, kinds):
+                    queue.put_nowait(event)
 
-    def subscribe(self) -> Subscription:
-        return Subscription(self)
+    def subscribe(self, *kinds: type[BrokerEvent]) -> Subscription:
+        return Subscription(self, kinds)
 
 
 class BrokerAdapter(abc.ABC):
@@ -138,12 +152,13 @@ class BrokerAdapter(abc.ABC):
     async def snapshot(self, account_id: str) -> AccountSnapshot:
         """Balance, open orders and positions as the broker sees them now."""
 
-    def events(self) -> Subscription:
-        """Orders, fills, positions and connection changes of every account of this session.
+    def events(self, *kinds: type[BrokerEvent]) -> Subscription:
+        """Orders, fills, positions and connection changes of every account of this session
+        (only events of ``kinds``, when given).
 
         Subscribe before acting: events are queued from this call on; ``close()`` ends it.
         """
-        return self._fanout.subscribe()
+        return self._fanout.subscribe(*kinds)
 
     def health(self) -> SessionHealth:
         return SessionHealth(platform=self.platform, state=self._state, last_error=self._last_error)

@@ -13,9 +13,7 @@ method signature growing an argument, and each asyncio task (one lane per accoun
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 __all__ = ["DeadlineExceeded", "copy_deadline", "expired", "remaining"]
 
@@ -26,23 +24,33 @@ class DeadlineExceeded(TimeoutError):
     """The copy's total time budget ran out before this layer could try (again)."""
 
 
-@contextmanager
-def copy_deadline(seconds: float) -> Iterator[float]:
+class copy_deadline:  # noqa: N801 - used like the function it was: ``with copy_deadline(5.0):``
     """Everything awaited inside shares one monotonic deadline ``seconds`` from now.
 
-    A nested call never extends an outer deadline: the earlier of the two holds.
+    A nested call never extends an outer deadline: the earlier of the two holds. A class, not
+    a ``@contextmanager`` generator: it is entered once per copied order (#16).
     """
-    if not seconds > 0:
-        raise ValueError(f"deadline must be positive, got {seconds!r}")
-    outer = _deadline.get()
-    at = time.monotonic() + seconds
-    if outer is not None:
-        at = min(at, outer)
-    token = _deadline.set(at)
-    try:
-        yield at
-    finally:
-        _deadline.reset(token)
+
+    __slots__ = ("_seconds", "_token")
+
+    def __init__(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError(f"deadline must be positive, got {seconds!r}")
+        self._seconds = seconds
+        self._token: Token[float | None] | None = None
+
+    def __enter__(self) -> float:
+        outer = _deadline.get()
+        at = time.monotonic() + self._seconds
+        if outer is not None and outer < at:
+            at = outer
+        self._token = _deadline.set(at)
+        return at
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _deadline.reset(self._token)
+            self._token = None
 
 
 def remaining(default: float) -> float:

@@ -224,6 +224,7 @@ def maker_for(record: type[R]) -> Callable[..., R]:
         else:
             kept[name] = _KEPT.get(type(descriptor).__name__, ())
     optional = frozenset(options.optionalset)
+    none_by_default = frozenset(name for name in optional if template[name] is None)  # None: stored as it is
     post_init = getattr(record, "__post_init__", None)
     validate = bool(options.validation)
     new = record.__new__
@@ -248,8 +249,12 @@ def maker_for(record: type[R]) -> Callable[..., R]:
             if name not in given:
                 values[name] = values[name].copy()
         for name, value in given.items():
+            if value is None:
+                if name not in none_by_default:
+                    values[name] = slow(name, value)
+                continue
             classes = kept[name]
-            if value is None or (classes is not None and value.__class__ not in classes):
+            if classes is not None and value.__class__ not in classes:
                 values[name] = slow(name, value)
         obj = new(record)
         obj.__dict__.update(values)

@@ -399,7 +399,7 @@ class Execution(_Base):
             self.reason = _prose("reason", reason)
         _stamps(values["stamps"])
         if values["occurred_at"] is None:
-            self.occurred_at = utcnow()
+            values["occurred_at"] = utcnow()  # what the field's descriptor stores for a datetime
         elif not isinstance(values["occurred_at"], datetime):
             raise RecordError("occurred_at", "must be an ISO time")
 

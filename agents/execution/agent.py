@@ -31,6 +31,7 @@ from ...core.settings import Settings
 from ..shared import jobs
 from ..shared.context import StageContext
 from ..shared.controls_feed import ControlsFeed
+from ..shared.deferred_outbox import DeferredOutbox
 from ..shared.health_reports import HealthReports, session_status
 from ..shared.refused_events import unreadable_record
 from . import guards as risk_guards
@@ -107,25 +108,37 @@ async def pump_fills(router: OrderRouter, adapter: BrokerAdapter, followers: set
     ``followers`` is the worker's live set: a follower added later is pumped from then on.
     """
     events = adapter.events()
+    take, platform, queue = router.take_broker_event, adapter.platform, events.queue
     try:
-        async for event in events:
+        while True:
+            # What is queued already is taken without a coroutine per event (four per copy on
+            # the paper venue, all queued by the order's placement); then wait for more.
+            event = queue.get_nowait() if queue.qsize() else await queue.get()
             if getattr(event, "account_id", None) in followers:
-                await router.on_broker_event(adapter.platform, event)
+                take(platform, event)
     finally:
         events.close()
 
 
 class Countdown:
-    """Acknowledges a batch's Kafka offset once every intent in it has finished."""
+    """Acknowledges a batch's Kafka offset once every intent in it has finished and Kafka
+    acknowledged every outcome record queued by then.
 
-    def __init__(self, count: int, on_zero: Callable[[], Awaitable[object]]) -> None:
+    Counted as each intent finishes; the last one asks the publisher (``DeferredOutbox.after``)
+    to acknowledge once everything queued before has reached Kafka: every intent of the batch
+    queued its outcome before it finished, so that covers them all. One publishing step per
+    batch, where one per intent cost each copy a step, a coroutine and a callback (#16).
+    """
+
+    def __init__(self, count: int, on_zero: Callable[[], Awaitable[object]], publisher: DeferredOutbox) -> None:
         self.remaining = count
         self.on_zero = on_zero
+        self.publisher = publisher
 
     async def one_done(self) -> None:
         self.remaining -= 1
         if self.remaining == 0:
-            await self.on_zero()
+            self.publisher.after(self.on_zero)
 
 
 def submit_batch(
@@ -133,21 +146,17 @@ def submit_batch(
 ) -> None:
     """Stamp a batch's intents received (and appended, when the broker stamped the record)
     and queue them in their lanes; ``on_all_done`` acks it. ``redelivered``: a previous owner
-    of the partition may have handled the batch, so its intents are looked up before placing."""
+    of the partition may have handled the batch, so its intents are looked up before placing.
+
+    The offset is acknowledged once Kafka acknowledged the intents' outcome records, not when
+    they were queued or handed to the producer: it must not be committed ahead of them (a
+    record the producer gave up on is sent again first; deferred_outbox.py)."""
     if not batch.intents:
         asyncio.ensure_future(on_all_done())
         return
     received = time.time()
     arrival = {"received": received} if batch.appended is None else {"appended": batch.appended, "received": received}
-    countdown = Countdown(len(batch.intents), on_all_done)
-    publisher = stage.router.outbox
-
-    async def one_done() -> None:
-        # Counted once Kafka acknowledged the intent's outcome records, not when they were
-        # queued or handed to the producer: the offset must not be committed ahead of them
-        # (a record the producer gave up on is sent again first; deferred_outbox.py).
-        publisher.after(countdown.one_done)
-
+    one_done = Countdown(len(batch.intents), on_all_done, stage.router.outbox).one_done
     for intent in batch.intents:
         intent.stamps = {**intent.stamps, **arrival}
         stage.lanes.submit(intent, done=one_done, redelivered=redelivered)

@@ -23,6 +23,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +31,23 @@ ATTEMPTING = "attempting"
 DONE = "done"
 UNKNOWN = "unknown"
 
-# Rows in the order they were begun (``seq``), found by client id through a unique index.
-# Why not a table keyed by the client id (the layout before #16's round 26): client ids are
-# hashes, so a group's 20 rows landed on 20 random pages, and both of a copy's transactions
-# (begin, then finish) wrote every one of them to the WAL again. Here a group's rows sit
-# side by side: its finish writes one or two table pages, its begin those and the index's
-# leaf pages; about a third less CPU per copy in the commit (docs/benchmarks.md).
+# Rows in the order they were begun (``seq``), found by (signal id, client id) through a
+# unique index. Why not a table keyed by the client id (the layout before #16's round 26):
+# client ids are hashes, so a group's 200 rows landed on 200 random pages, and both of a
+# copy's transactions (begin, then finish) wrote every one of them to the WAL again. Why not
+# an index on the client id alone (round 26 to 27): the same 200 random leaf pages, in the
+# index, written by every begin. Keyed by the signal first, a group's rows sit side by side in
+# the table and in the index: a begin writes a few pages of each, a finish a few of the table;
+# half the journal's CPU per copy (docs/benchmarks.md). Rows with no signal (``signal_id``
+# NULL: rows moved from a file before the signal key, and intents whose signal may differ
+# between attempts, a netting order) are found by client id in the same index, under its NULL
+# prefix (NULLs never conflict there, so their writes look before they insert); the moved
+# ones age out like the others.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS attempts (
     seq INTEGER PRIMARY KEY,
-    client_order_id TEXT NOT NULL UNIQUE,
+    signal_id TEXT,
+    client_order_id TEXT NOT NULL,
     account_id TEXT NOT NULL,
     action TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -49,8 +57,10 @@ CREATE TABLE IF NOT EXISTS attempts (
     reason TEXT,
     updated REAL NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS attempts_key ON attempts (signal_id, client_order_id);
 CREATE INDEX IF NOT EXISTS attempts_updated ON attempts (updated);
 """
+_FIELDS = "client_order_id, state, attempts, kind, broker_order_id, reason"
 _COLUMNS = "client_order_id, account_id, action, state, attempts, kind, broker_order_id, reason, updated"
 
 
@@ -59,6 +69,9 @@ class _Unread:
 
 
 _UNREAD = _Unread()
+#: A begun intent waiting for the flush: (signal, account, action, time, what was known of it
+#: already, or _UNREAD).
+Begun: TypeAlias = "tuple[str | None, str, str, float, Attempt | None | _Unread]"
 _READ_CHUNK = 500  # ids per ``IN (...)`` read, far below SQLite's bound-parameter limit
 
 
@@ -104,9 +117,9 @@ class AttemptJournal:
         self.prune_every = prune_every
         self.finish_delay_s = finish_delay_s
         self._since_prune = 0
-        # cid -> (account, action, time, what was known of it already, or _UNREAD)
-        self._begins: dict[str, tuple[str, str, float, Attempt | None | _Unread]] = {}
-        self._finishes: dict[str, Attempt] = {}
+        # cid -> (signal, account, action, time, what was known of it already, or _UNREAD)
+        self._begins: dict[str, Begun] = {}
+        self._finishes: dict[str, tuple[str | None, Attempt]] = {}  # cid -> (signal, outcome)
         # One future per begin waiting for the next flush (None: no flush scheduled), resolved
         # with what the journal held of each begun intent before. Not one shared future behind
         # ``asyncio.shield``: that wakes each lane one loop turn later, for one more callback.
@@ -120,25 +133,32 @@ class AttemptJournal:
         self._migrate()
         self._db.executescript(_SCHEMA)
         self._rows = len(self)  # counted once; kept up to date so pruning never scans the table
+        self._unkeyed = self._has_unkeyed()  # rows moved from a file before the signal key
         self.prune()
 
     # -- the copy path ------------------------------------------------------------------------
-    async def begin(self, client_order_id: str, account_id: str, action: str) -> Attempt | None:
+    async def begin(
+        self, client_order_id: str, account_id: str, action: str, *, signal_id: str | None
+    ) -> Attempt | None:
         """Durably record an attempt of this intent; returns what was recorded before (None: fresh).
+
+        ``signal_id`` keys the row with the client id (None: an intent whose signal may differ
+        between its attempts, found by the client id alone); :meth:`finish` and :meth:`get`
+        name the same.
 
         Returns once the row is in the WAL file. A ``done`` row is returned untouched: the
         caller reports its outcome and makes no broker call. What the file held is read by the
         flush, for every intent of the group in one query, not by one query per intent.
         """
         pending = self._finishes.get(client_order_id)
-        if pending is not None and pending.done:
-            return pending
+        if pending is not None and pending[1].done:
+            return pending[1]
         earlier = self._begins.get(client_order_id)
-        known: Attempt | None | _Unread = _UNREAD if earlier is None else earlier[3]
+        known: Attempt | None | _Unread = _UNREAD if earlier is None else earlier[4]
         if pending is not None:  # an unknown outcome being tried again
             del self._finishes[client_order_id]
-            known = pending
-        self._begins[client_order_id] = (account_id, action, time.time(), known)
+            known = pending[1]
+        self._begins[client_order_id] = (signal_id, account_id, action, time.time(), known)
         loop = asyncio.get_running_loop()
         if self._flushed is None:
             self._flushed = []
@@ -155,13 +175,17 @@ class AttemptJournal:
         broker_order_id: str | None = None,
         reason: str | None = None,
         *,
+        signal_id: str | None,
         state: str = DONE,
     ) -> None:
         """The broker answered (``done``), or after every lookup nobody can tell (``unknown``).
 
         Written with the next transaction; until then :meth:`get` answers from memory.
         """
-        self._finishes[client_order_id] = Attempt(client_order_id, state, 0, kind, broker_order_id, reason)
+        self._finishes[client_order_id] = (
+            signal_id,
+            Attempt(client_order_id, state, 0, kind, broker_order_id, reason),
+        )
         if self._timer is None and self._flushed is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -170,15 +194,12 @@ class AttemptJournal:
                 return
             self._timer = loop.call_later(self.finish_delay_s, self.flush)
 
-    def get(self, client_order_id: str) -> Attempt | None:
+    def get(self, client_order_id: str, *, signal_id: str | None) -> Attempt | None:
         pending = self._finishes.get(client_order_id)
         if pending is not None:
-            return pending
-        row = self._db.execute(
-            "SELECT state, attempts, kind, broker_order_id, reason FROM attempts WHERE client_order_id = ?",
-            (client_order_id,),
-        ).fetchone()
-        return None if row is None else Attempt(client_order_id, row[0], row[1], row[2], row[3], row[4])
+            return pending[1]
+        found = self._read(signal_id, [client_order_id])
+        return found.get(client_order_id)
 
     def flush(self) -> None:
         """Write every pending begin and finish in one transaction, then wake the waiters."""
@@ -193,7 +214,7 @@ class AttemptJournal:
             # A row found done is answered already: left untouched, its outcome reported again.
             writes = {cid: begun for cid, begun in begins.items() if not _is_done(priors[cid])}
             if writes or finishes:
-                self._write(writes, finishes)
+                self._write(writes, finishes, priors)
         except Exception as exc:  # noqa: BLE001 - the waiting lanes must hear of it, not hang
             log.exception("attempt journal %s: write failed", self.path)
             for waiter in waiters or ():
@@ -208,68 +229,130 @@ class AttemptJournal:
         if self._since_prune >= self.prune_every:
             self.prune()
 
-    def _priors(self, begins: dict[str, tuple[str, str, float, Attempt | None | _Unread]]) -> dict[str, Attempt | None]:
-        """What the journal held of each begun intent: known in memory, else read from the file."""
-        unread = [cid for cid, begun in begins.items() if begun[3] is _UNREAD]
+    def _priors(self, begins: dict[str, Begun]) -> dict[str, Attempt | None]:
+        """What the journal held of each begun intent: known in memory, else read from the file
+        (one read per signal of the group: usually one)."""
+        by_signal: dict[str | None, list[str]] = {}
+        for cid, begun in begins.items():
+            if begun[4] is _UNREAD:
+                by_signal.setdefault(begun[0], []).append(cid)
         found: dict[str, Attempt] = {}
-        for start in range(0, len(unread), _READ_CHUNK):
-            chunk = unread[start : start + _READ_CHUNK]
-            rows = self._db.execute(
-                "SELECT client_order_id, state, attempts, kind, broker_order_id, reason FROM attempts "
-                f"WHERE client_order_id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
+        for signal_id, cids in by_signal.items():
+            found.update(self._read(signal_id, cids))
+        return {cid: found.get(cid) if isinstance(begun[4], _Unread) else begun[4] for cid, begun in begins.items()}
+
+    def _read(self, signal_id: str | None, cids: list[str]) -> dict[str, Attempt]:
+        """The rows of these client ids of one signal; a row with no signal (see ``_SCHEMA``)
+        is found by its client id alone."""
+        found: dict[str, Attempt] = {}
+        for start in range(0, len(cids), _READ_CHUNK):
+            chunk = cids[start : start + _READ_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = []
+            if signal_id is not None:
+                rows = self._db.execute(
+                    f"SELECT {_FIELDS} FROM attempts WHERE signal_id = ? AND client_order_id IN ({marks})",
+                    (signal_id, *chunk),
+                ).fetchall()
+            if (self._unkeyed or signal_id is None) and len(rows) < len(chunk):
+                rows += self._db.execute(
+                    f"SELECT {_FIELDS} FROM attempts WHERE signal_id IS NULL AND client_order_id IN ({marks})",
+                    chunk,
+                ).fetchall()
             for cid, state, attempts, kind, broker_order_id, reason in rows:
-                found[cid] = Attempt(cid, state, attempts, kind, broker_order_id, reason)
-        return {cid: found.get(cid) if isinstance(begun[3], _Unread) else begun[3] for cid, begun in begins.items()}
+                found.setdefault(cid, Attempt(cid, state, attempts, kind, broker_order_id, reason))
+        return found
 
     def _write(
-        self, begins: dict[str, tuple[str, str, float, Attempt | None | _Unread]], finishes: dict[str, Attempt]
+        self,
+        begins: dict[str, Begun],
+        finishes: dict[str, tuple[str | None, Attempt]],
+        priors: dict[str, Attempt | None],
     ) -> None:
         db = self._db
+        keyed = [(cid, begun) for cid, begun in begins.items() if begun[0] is not None]
+        unkeyed = [(cid, begun) for cid, begun in begins.items() if begun[0] is None]
+        now = time.time()
+        answers = [
+            (a.state, a.kind, a.broker_order_id, a.reason, now, signal, cid) for cid, (signal, a) in finishes.items()
+        ]
         db.execute("BEGIN")
         try:
+            if self._unkeyed:  # a row with no signal, begun again with one: it takes its signal
+                db.executemany(
+                    "UPDATE attempts SET signal_id = ? WHERE signal_id IS NULL AND client_order_id = ?",
+                    [(begun[0], cid) for cid, begun in keyed if priors[cid] is not None],
+                )
             db.executemany(
-                "INSERT INTO attempts (client_order_id, account_id, action, state, updated) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (client_order_id) DO UPDATE SET state = excluded.state, "
+                "INSERT INTO attempts (signal_id, client_order_id, account_id, action, state, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (signal_id, client_order_id) DO UPDATE SET state = excluded.state, "
                 "attempts = attempts + 1, updated = excluded.updated",
-                [(cid, account, action, ATTEMPTING, at) for cid, (account, action, at, _) in begins.items()],
+                [(signal, cid, account, action, ATTEMPTING, at) for cid, (signal, account, action, at, _) in keyed],
             )
-            now = time.time()
+            if unkeyed:  # rare (netting orders): NULLs never conflict in the unique index
+                self._write_unkeyed(unkeyed, priors)
             db.executemany(
                 "UPDATE attempts SET state = ?, kind = ?, broker_order_id = ?, reason = ?, updated = ? "
-                "WHERE client_order_id = ?",
-                [(a.state, a.kind, a.broker_order_id, a.reason, now, cid) for cid, a in finishes.items()],
+                "WHERE signal_id = ? AND client_order_id = ?",
+                [answer for answer in answers if answer[5] is not None],
             )
+            if self._unkeyed or any(answer[5] is None for answer in answers):  # answers to rows with no signal
+                db.executemany(
+                    "UPDATE attempts SET state = ?, kind = ?, broker_order_id = ?, reason = ?, updated = ? "
+                    "WHERE signal_id IS NULL AND client_order_id = ?",
+                    [(*answer[:5], answer[6]) for answer in answers],
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
 
+    def _write_unkeyed(self, begins: list[tuple[str, Begun]], priors: dict[str, Attempt | None]) -> None:
+        """Begins with no signal, inside :meth:`_write`'s transaction: a row found is counted
+        again, a new one inserted."""
+        db = self._db
+        db.executemany(
+            "UPDATE attempts SET state = ?, attempts = attempts + 1, updated = ? "
+            "WHERE signal_id IS NULL AND client_order_id = ?",
+            [(ATTEMPTING, at, cid) for cid, (_, _, _, at, _) in begins if priors[cid] is not None],
+        )
+        db.executemany(
+            "INSERT INTO attempts (client_order_id, account_id, action, state, updated) VALUES (?, ?, ?, ?, ?)",
+            [
+                (cid, account, action, ATTEMPTING, at)
+                for cid, (_, account, action, at, _) in begins
+                if priors[cid] is None
+            ],
+        )
+        self._unkeyed = True
+
     def warm(self, largest_group: int) -> None:
         """Compile the read a flush makes for each group size up to ``largest_group`` (SQLite
         caches 128 statements by text), reading ids no intent has: nothing is written (warm-up)."""
         for size in range(1, min(largest_group, 100) + 1):
-            self._priors({f"warmup|{n}": ("", "", 0.0, _UNREAD) for n in range(size)})
+            self._priors({f"warmup|{n}": ("warmup", "", "", 0.0, _UNREAD) for n in range(size)})
 
     # -- housekeeping -----------------------------------------------------------------------
     def _migrate(self) -> None:
-        """A file written before the ``seq`` layout: its rows move to the new table, oldest
-        first, in one transaction (another executor sharing the file waits, then finds it done)."""
+        """A file written before the signal key (keyed by client id, or in ``seq`` order with a
+        client-id index): its rows move to the new table, oldest first, with no signal (found
+        by client id, see ``_SCHEMA``), in one transaction (another executor sharing the file
+        waits, then finds it done)."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             columns = [row[1] for row in db.execute("PRAGMA table_info(attempts)")]
-            if columns and "seq" not in columns:
+            if columns and "signal_id" not in columns:
                 db.execute("DROP INDEX IF EXISTS attempts_updated")
-                db.execute("ALTER TABLE attempts RENAME TO attempts_before_seq")
+                db.execute("ALTER TABLE attempts RENAME TO attempts_before_key")
                 for statement in filter(str.strip, _SCHEMA.split(";")):  # not executescript: it commits
                     db.execute(statement)
                 db.execute(
-                    f"INSERT INTO attempts ({_COLUMNS}) SELECT {_COLUMNS} FROM attempts_before_seq ORDER BY updated"
+                    f"INSERT INTO attempts ({_COLUMNS}) SELECT {_COLUMNS} FROM attempts_before_key ORDER BY updated"
                 )
-                db.execute("DROP TABLE attempts_before_seq")
-                log.info("attempt journal %s: rows moved to the seq layout", self.path)
+                db.execute("DROP TABLE attempts_before_key")
+                log.info("attempt journal %s: rows moved to the (signal, client id) layout", self.path)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -289,15 +372,20 @@ class AttemptJournal:
         excess = self._rows - dropped - self.max_rows
         if excess > 0:
             dropped += self._db.execute(
-                "DELETE FROM attempts WHERE client_order_id IN "
-                "(SELECT client_order_id FROM attempts ORDER BY updated LIMIT ?)",
+                "DELETE FROM attempts WHERE seq IN (SELECT seq FROM attempts ORDER BY updated LIMIT ?)",
                 (excess,),
             ).rowcount
         self._rows -= dropped
+        if self._unkeyed and dropped:
+            self._unkeyed = self._has_unkeyed()
         self._since_prune = 0
         if dropped:
             log.info("attempt journal %s: pruned %d row(s)", self.path, dropped)
         return int(dropped)
+
+    def _has_unkeyed(self) -> bool:
+        """Whether rows from before the signal key are left (read by client id while there are)."""
+        return self._db.execute("SELECT 1 FROM attempts WHERE signal_id IS NULL LIMIT 1").fetchone() is not None
 
     def close(self) -> None:
         """Write what is pending, then close the file."""

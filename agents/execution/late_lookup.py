@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ...brokers.deadline import copy_deadline
 from ...brokers.model import CancelOrder, OrderStatus
 from ...core.records import OrderIntent, stamp
+from .netting import journal_signal
 
 if TYPE_CHECKING:
     from .router import OrderRouter
@@ -74,7 +75,9 @@ class LateLookups:
             self.resolved += 1
             log.warning("copy %s reported unknown is at the broker: %s", intent.client_order_id, found.broker_order_id)
             if router.journal is not None:
-                router.journal.finish(intent.client_order_id, _kind(intent), found.broker_order_id)
+                router.journal.finish(
+                    intent.client_order_id, _kind(intent), found.broker_order_id, signal_id=journal_signal(intent)
+                )
             stamps = stamp(intent.stamps, "sent")
             await router.report_ack(intent, found.broker_order_id, False, {**stamps, "acked": time.time()})
             return

@@ -119,6 +119,14 @@ def net_quantity(intents: Sequence[OrderIntent]) -> int:
     return sum(i.quantity if i.side == "buy" else -i.quantity for i in intents)
 
 
+def journal_signal(intent: OrderIntent) -> str | None:
+    """What keys an intent's journal row with its client id: its signal; None (the client id
+    alone) for a netting order, whose signal is its newest copy's, so it may differ between
+    attempts, while its client id (its first copy's) does not."""
+    signal = intent.signal_id
+    return None if signal.startswith(NET_SIGNAL_PREFIX) else signal
+
+
 def net_key(intents: Sequence[OrderIntent]) -> str:
     """The netting order's idempotency key, from the first copy it covers: a redelivered run
     starts at the same copy, so it plans the same key even when more copies joined it since.
@@ -229,7 +237,12 @@ class StaleCopies:
         if journal is None:
             return [None] * len(copies)
         return list(
-            await asyncio.gather(*(journal.begin(i.client_order_id, i.account_id, i.action) for i, _ in copies))
+            await asyncio.gather(
+                *(
+                    journal.begin(i.client_order_id, i.account_id, i.action, signal_id=journal_signal(i))
+                    for i, _ in copies
+                )
+            )
         )
 
     async def _earlier(self, intent: OrderIntent, prior: Attempt | None) -> str:
@@ -245,14 +258,14 @@ class StaleCopies:
                 await router.execute(intent, redelivered=True)
                 return "done"
             code, said, netted_into = skipped
-            covered = True if netted_into is None else await self._placed(intent.account_id, netted_into)
+            covered = True if netted_into is None else await self._placed(intent.account_id, netted_into, None)
             if covered is None:
                 return "unknown"
             if covered:  # skipped before, and what covers it exists: said again
                 router.skip_stale_run([intent], code, said, net_key=netted_into)
                 return "done"
             return "again"
-        found = await self._placed(intent.account_id, key)
+        found = await self._placed(intent.account_id, key, journal_signal(intent))
         if found is None:
             return "unknown"
         if found:  # an earlier attempt placed it: the router's lookup reports it, places nothing
@@ -260,10 +273,12 @@ class StaleCopies:
             return "done"
         return "again"
 
-    async def _placed(self, account_id: str, client_order_id: str) -> bool | None:
-        """Whether an order with this client id exists (journal first, then the broker)."""
+    async def _placed(self, account_id: str, client_order_id: str, signal_id: str | None) -> bool | None:
+        """Whether an order with this client id exists (journal first, then the broker).
+        ``signal_id`` keys its journal row (None: a netting order's, see ``journal_signal``)."""
         router = self.router
-        known = router.journal.get(client_order_id) if router.journal is not None else None
+        journal = router.journal
+        known = journal.get(client_order_id, signal_id=signal_id) if journal is not None else None
         if known is not None and known.state == DONE:
             return known.kind == "ack"
         try:

@@ -55,6 +55,7 @@ from ..shared.refused_events import refused_broker_event
 from ..shared.sessions import SessionPool
 from .attempt_journal import UNKNOWN, Attempt, AttemptJournal
 from .late_lookup import LateLookups
+from .netting import journal_signal
 
 if TYPE_CHECKING:
     from .guards import ExecutorGuards
@@ -174,7 +175,9 @@ class OrderRouter:
         raised = urgent(Priority.EXIT) if intent.reduces_position else contextlib.nullcontext()
         with copy_deadline(self.deadline_s), raised:
             prior = (
-                await self.journal.begin(key, intent.account_id, intent.action) if self.journal is not None else None
+                await self.journal.begin(key, intent.account_id, intent.action, signal_id=journal_signal(intent))
+                if self.journal is not None
+                else None
             )
             if prior is not None and prior.done:
                 await self._report_again(intent, prior)
@@ -250,7 +253,9 @@ class OrderRouter:
                 stats.orders_placed += 1
             stats.last_copy_ms = (stamps["acked"] - stamps.get("detected", stamps["sent"])) * 1000
             if self.journal is not None:
-                self.journal.finish(key, _ACK_KIND[intent.action], ack.broker_order_id)
+                self.journal.finish(
+                    key, _ACK_KIND[intent.action], ack.broker_order_id, signal_id=journal_signal(intent)
+                )
             await self.report_ack(intent, ack.broker_order_id, duplicate, stamps)
         return None
 
@@ -326,7 +331,9 @@ class OrderRouter:
         stats.last_error = reason
         self.inflight.pop(intent.client_order_id, None)
         if record and self.journal is not None:
-            self.journal.finish(intent.client_order_id, "reject", None, reason, state=state)
+            self.journal.finish(
+                intent.client_order_id, "reject", None, reason, signal_id=journal_signal(intent), state=state
+            )
         self._report_refused(intent, stamps, reason, kind=kind, code=code, payload=payload)
 
     def _report_refused(
@@ -399,7 +406,7 @@ class OrderRouter:
             self.inflight.pop(key, None)
             self._report_refused(intent, intent.stamps, reason, kind="reject", code=code)
             if journal is not None:
-                journal.finish(key, "reject", net_key, said, state=state)
+                journal.finish(key, "reject", net_key, said, signal_id=journal_signal(intent), state=state)
         stats = self.stats.setdefault(intents[0].account_id, AccountStats())
         stats.rejects += len(intents)
         stats.last_error = reason
@@ -424,15 +431,23 @@ class OrderRouter:
 
     # -- broker events after the ack ------------------------------------------------------
     async def on_broker_event(self, platform: str, event: object) -> None:
+        """:meth:`take_broker_event`, awaitable (tests, callers that hold a coroutine)."""
+        self.take_broker_event(platform, event)
+
+    def take_broker_event(self, platform: str, event: object) -> None:
         """Fills and late order changes of follower orders → ``trade.executions``; an event
         whose values no Execution may carry (a broker's absurd quantity or id) is said on
-        ``order.errors`` as BAD_BROKER_EVENT, and the next event is handled."""
-        try:
-            await self._on_broker_event(platform, event)
-        except RecordError as exc:
-            await self.outbox.error(refused_broker_event("execute", platform, event, exc))
+        ``order.errors`` as BAD_BROKER_EVENT, and the next event is handled.
 
-    async def _on_broker_event(self, platform: str, event: object) -> None:
+        Not a coroutine: the records are only queued (``DeferredOutbox``), and the fill pump
+        hands over four events per copied order on the paper venue, each of which cost two
+        coroutines and their awaits (#16)."""
+        try:
+            self._on_broker_event(platform, event)
+        except RecordError as exc:
+            self.outbox.queue_error(refused_broker_event("execute", platform, event, exc))
+
+    def _on_broker_event(self, platform: str, event: object) -> None:
         if self.guards is not None:
             self.guards.on_event(event)
         if self.on_event is not None:
@@ -443,7 +458,7 @@ class OrderRouter:
             stamps = stamp(flight.stamps, "filled") if flight else {}
             if flight and event.leaves_quantity == 0:
                 self.inflight.pop(key, None)
-            await self.outbox.execution(
+            self.outbox.queue_execution(
                 new_execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|fill|{event.fill_id}",
                     account_id=event.account_id,
@@ -464,7 +479,7 @@ class OrderRouter:
                 )
             )
         elif isinstance(event, FillCorrection):
-            await self.outbox.execution(
+            self.outbox.queue_execution(
                 new_execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|correction|{event.correction_id}",
                     account_id=event.account_id,
@@ -490,7 +505,7 @@ class OrderRouter:
             OrderStatus.REJECTED,
         ):
             flight = self.inflight.pop(event.client_order_id or "", None)
-            await self.outbox.execution(
+            self.outbox.queue_execution(
                 new_execution(
                     execution_id=f"{event.account_id}|{event.broker_order_id}|{event.status.value}",
                     account_id=event.account_id,

@@ -161,7 +161,9 @@ class FollowerReconciler:
         self._watches[session_id] = asyncio.ensure_future(self._watch(session_id, adapter))
 
     async def _watch(self, session_id: str, adapter: BrokerAdapter) -> None:
-        events = adapter.events()
+        # Connection changes only: the session's orders and fills (four per copy) are the
+        # fill pump's, and woke this task for nothing (#16).
+        events = adapter.events(ConnectionEvent)
         try:
             await self.reconcile_many(self._on_session(session_id), "connect")
             async for event in events:

@@ -94,7 +94,7 @@ class LeaderSnapshots:
         the leader did while it was down is in the snapshot, not in any event we saw."""
         await self.publish_one(leader, "connect")
         adapter = await self.adapter_for(leader)
-        events = adapter.events()
+        events = adapter.events(ConnectionEvent)  # not the leader's every order and fill
         try:
             async for event in events:
                 if isinstance(event, ConnectionEvent) and event.state is ConnectionState.CONNECTED:

@@ -166,6 +166,31 @@ async def test_a_batch_is_acknowledged_only_once_its_acks_are_published(
     await app.runtime.pool.close()
 
 
+async def test_each_copys_ack_is_published_before_its_fill(app: CopyTraderApp, outbox: MemoryOutbox) -> None:
+    """The paper venue fills a market order inside the broker call, before the call returns:
+    the fill pump still reports each fill after the lane reported the order's ack."""
+    from copytrader.agents.execution.agent import submit_batch
+
+    stage = app.runtime.execution
+    assert stage is not None
+    await app.runtime.pool.connect_all(["f1", "f2"])  # their fill pumps start here
+    acked: list[bool] = []
+
+    async def on_all_done() -> None:
+        acked.append(True)
+
+    for n in range(3):
+        batch = IntentBatch(batch_id=f"s{n}|p0", intents=[intent("f1", 1, f"s{n}"), intent("f2", 2, f"s{n}")])
+        submit_batch(stage, batch, on_all_done)
+    await wait_for(lambda: len([e for e in outbox.sent["execution"] if e.kind == "fill"]) == 6)
+    kinds: dict[str, list[str]] = {}
+    for e in outbox.sent["execution"]:
+        kinds.setdefault(e.client_order_id, []).append(e.kind)
+    assert len(kinds) == 6 and all(each == ["ack", "fill"] for each in kinds.values()), kinds
+    await wait_for(lambda: len(acked) == 3)
+    await app.runtime.pool.close()
+
+
 async def test_the_faust_executor_finds_an_order_another_host_placed_instead_of_placing_it_again(
     app: CopyTraderApp, outbox: MemoryOutbox
 ) -> None:

@@ -200,7 +200,7 @@ async def test_a_fresh_intent_is_recorded_then_placed_without_a_lookup(broker: F
     await executor.run(intent)
     assert broker.calls == [("place", intent.client_order_id)]
     assert [(o.kind, o.duplicate) for o in executor.outcomes()] == [("ack", False)]
-    row = executor.journal.get(intent.client_order_id)
+    row = executor.journal.get(intent.client_order_id, signal_id=intent.signal_id)
     assert row is not None and (row.state, row.kind) == (DONE, "ack")
 
 
@@ -253,7 +253,7 @@ async def test_an_outcome_still_unknown_at_the_deadline_is_reported_unknown_neve
     assert [c[0] for c in broker.calls].count("place") == 1
     assert [(e.code, e.stage) for e in executor.errors()] == [("OUTCOME_UNKNOWN", "execute")]
     assert "lookup timed out" in executor.errors()[0].reason
-    assert executor.journal.get(intent.client_order_id).state == UNKNOWN  # type: ignore[union-attr]
+    assert executor.journal.get(intent.client_order_id, signal_id=intent.signal_id).state == UNKNOWN  # type: ignore[union-attr]
 
 
 async def test_an_unknown_outcome_is_looked_up_again_later_and_its_ack_follows_the_report(
@@ -273,7 +273,7 @@ async def test_an_unknown_outcome_is_looked_up_again_later_and_its_ack_follows_t
     await executor.router.outbox.drained()
     assert [(o.kind, o.broker_order_id) for o in executor.outcomes()] == [("reject", None), ("ack", "B1")]
     assert [c[0] for c in broker.calls].count("place") == 1  # found, never placed again
-    assert executor.journal.get(intent.client_order_id).state == DONE  # type: ignore[union-attr]
+    assert executor.journal.get(intent.client_order_id, signal_id=intent.signal_id).state == DONE  # type: ignore[union-attr]
     await executor.router.late.close()
 
 
@@ -402,7 +402,7 @@ async def test_an_answer_the_executor_cannot_read_lands_on_order_errors_with_its
     assert "Frobnicated" in (errors[0].payload or "")
     assert [(o.signal_id, o.kind) for o in executor.outcomes()] == [("s1", "reject"), ("s2", "ack")]
     # the order may exist: a redelivery must look it up, never place blindly
-    assert executor.journal.get(place("s1").client_order_id).state == UNKNOWN  # type: ignore[union-attr]
+    assert executor.journal.get(place("s1").client_order_id, signal_id=place("s1").signal_id).state == UNKNOWN  # type: ignore[union-attr]
     executor.journal.close()
     broker.calls.clear()
     restarted = Executor(journal_path, broker)
@@ -420,7 +420,7 @@ async def test_an_adapter_error_carrying_the_raw_answer_is_reported_with_it_and_
     assert [(e.code, e.payload) for e in executor.errors()] == [
         ("BAD_ANSWER", '{"orderId": 7, "commandStatus": "Frobnicated"}')
     ]
-    assert executor.journal.get(intent.client_order_id).state == UNKNOWN  # type: ignore[union-attr]
+    assert executor.journal.get(intent.client_order_id, signal_id=intent.signal_id).state == UNKNOWN  # type: ignore[union-attr]
 
 
 async def test_a_cancel_whose_answer_was_lost_is_not_sent_twice(broker: FakeBroker, journal_path: Path) -> None:

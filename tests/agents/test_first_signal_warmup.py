@@ -125,7 +125,7 @@ async def test_the_lane_warm_up_opens_lanes_and_series_without_a_broker_call_a_r
 
     assert spy.opened == []  # no session opened: no broker call could have been made
     assert dict(outbox.sent) == {}  # nothing for trade.executions, order.errors or anywhere
-    assert len(journal) == 0 and journal.get("warmup|0") is None  # the reads wrote nothing
+    assert len(journal) == 0 and journal.get("warmup|0", signal_id="warmup") is None  # the reads wrote nothing
     assert stage.lanes.depth() == 0
     queues = [stage.lanes.open(account) for account in FOLLOWERS]
     assert all(queue.empty() for queue in queues)
@@ -189,7 +189,7 @@ def test_the_journal_warm_up_reads_each_group_size_and_writes_nothing(tmp_path: 
     assert len(journal) == 0
 
     async def first_begin() -> object:
-        return await journal.begin("cid-1", "f1", "place")
+        return await journal.begin("cid-1", "f1", "place", signal_id="L:o1:new")
 
     assert asyncio.run(first_begin()) is None  # a fresh intent is still fresh after the warm-up
     journal.close()

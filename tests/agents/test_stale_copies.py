@@ -337,13 +337,13 @@ async def test_a_long_run_costs_one_journal_write_and_no_query_per_copy(
     real_write, real_get = journal._write, journal.get
     reads: list[str] = []
 
-    def counted_write(begins: Any, finishes: Any) -> None:
+    def counted_write(begins: Any, finishes: Any, priors: Any) -> None:
         writes.append((len(begins), len(finishes)))
-        real_write(begins, finishes)
+        real_write(begins, finishes, priors)
 
-    def counted_get(client_order_id: str) -> Any:
+    def counted_get(client_order_id: str, *, signal_id: str | None) -> Any:
         reads.append(client_order_id)
-        return real_get(client_order_id)
+        return real_get(client_order_id, signal_id=signal_id)
 
     monkeypatch.setattr(journal, "_write", counted_write)
     monkeypatch.setattr(journal, "get", counted_get)

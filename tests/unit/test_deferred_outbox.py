@@ -9,6 +9,7 @@ from typing import Any
 
 from waiting import wait_until
 
+from copytrader.agents.execution.agent import Countdown
 from copytrader.agents.shared.deferred_outbox import DeferredOutbox
 from copytrader.agents.shared.outbox import RESENDABLE, MemoryOutbox
 from copytrader.core.records import Execution, OrderError
@@ -262,4 +263,32 @@ async def test_a_callback_parked_behind_one_step_does_not_wait_for_later_ones() 
     await wait_until(lambda: acked, timeout_s=2, what="the callback behind e1")
     assert not kafka.records[1][1].done()  # e2 still out
     kafka.answer("e2")
+    await deferred.close()
+
+
+async def test_a_batch_is_acknowledged_once_its_last_intent_finished_and_kafka_took_every_outcome() -> None:
+    """The executor's Countdown: intents finish in any order, each after queueing its outcome;
+    the batch's offset waits for the last of them and for Kafka's answer to every record."""
+    kafka = KafkaLike()
+    deferred = DeferredOutbox(kafka, retry_s=0.01)
+    acked: list[str] = []
+
+    async def ack_offset() -> None:
+        acked.append("batch")
+
+    countdown = Countdown(2, ack_offset, deferred)
+    await deferred.execution(execution(1))
+    await countdown.one_done()
+    await deferred.execution(execution(2))
+    await deferred.drained()
+    assert acked == []  # one intent still running
+    await countdown.one_done()
+    await deferred.drained()
+    kafka.answer("e1")
+    kafka.answer("e2", ConnectionError("batch expired"))
+    await wait_until(lambda: len(kafka.records) == 3, timeout_s=2, what="e2 sent again")
+    assert acked == []  # e2 is not in Kafka yet
+    kafka.answer("e2")
+    await deferred.delivered()
+    assert acked == ["batch"]
     await deferred.close()
