@@ -136,6 +136,9 @@ def entry_json(
     )
 
 
+_set = object.__setattr__  # how the immutable AuditRecord sets its own slots
+
+
 class AuditRecord:
     """An entry to append; ``seq`` and the hashes are assigned by the chain.
 
@@ -182,18 +185,16 @@ class AuditRecord:
         if not natural_id:
             raise ValueError("audit natural_id must not be empty")
         text_, plain = payload_json(payload)
-        for name, value in (
-            ("kind", kind),
-            ("natural_id", natural_id),
-            ("occurred_at", occurred_at),
-            ("signal_id", signal_id),
-            ("client_order_id", client_order_id),
-            ("account_id", account_id),
-            ("latency_ms", latency_ms),
-            ("payload_json", text_),
-            ("_plain", plain),
-        ):
-            object.__setattr__(self, name, value)
+        # One call per slot, not a loop over a tuple of pairs: a record per audit entry (#16).
+        _set(self, "kind", kind)
+        _set(self, "natural_id", natural_id)
+        _set(self, "occurred_at", occurred_at)
+        _set(self, "signal_id", signal_id)
+        _set(self, "client_order_id", client_order_id)
+        _set(self, "account_id", account_id)
+        _set(self, "latency_ms", latency_ms)
+        _set(self, "payload_json", text_)
+        _set(self, "_plain", plain)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"AuditRecord is immutable: cannot set {name}")
