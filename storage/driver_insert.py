@@ -85,15 +85,26 @@ class DriverInsert:
             raise ValueError(f"statement binds {order}, rows have {list(keys)}")
         table = statement.table
         converted: list[tuple[int, ColumnConvert]] = []
+        self._processors: dict[str, Convert] = {}
         for index, name in enumerate(order):
             type_ = table.c[name].type
             processor = _type_processor(type_, dialect)
             if isinstance(type_, UTCDateTime) and processor is not None:
-                converted.append((index, _each_time(utc_text(processor))))
+                processor = utc_text(processor)
+                converted.append((index, _each_time(processor)))
             elif processor is not None:
                 converted.append((index, _each(processor)))
+            if processor is not None:
+                self._processors[name] = processor
+        #: The keys in the order the statement binds them (and :meth:`execute_prepared` takes).
+        self.order = tuple(order)
         self._values = itemgetter(*order)  # a row's values in the statement's order, as a tuple
         self._converted = converted
+
+    def convert(self, key: str, value: Any) -> Any:
+        """One value of column ``key`` as the driver takes it (what :meth:`parameters` makes)."""
+        processor = self._processors.get(key)
+        return value if processor is None else processor(value)
 
     def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """Column by column: the values of each converted column go through its processor in
@@ -111,6 +122,11 @@ class DriverInsert:
         except Exception as exc:  # as SQLAlchemy reports a bind processor's refusal
             raise StatementError(f"({type(exc).__module__}.{type(exc).__name__}) {exc}", self.sql, None, exc) from exc
         connection.exec_driver_sql(self.sql, parameters)
+
+    def execute_prepared(self, connection: Connection, parameters: Sequence[tuple[Any, ...]]) -> None:
+        """Rows its caller already spelled as the driver takes them, in :attr:`order` (the
+        audit append, which writes every value itself: ``storage.audit``)."""
+        connection.exec_driver_sql(self.sql, list(parameters))
 
 
 def bulk_insert(db: Session, core: Insert, driver: DriverInsert | None, rows: Sequence[Mapping[str, Any]]) -> None:
