@@ -44,6 +44,11 @@ def make_engine(url: str | None = None, **kw: Any) -> Engine:
         kw.setdefault("connect_args", {"timeout": 30})
     else:
         kw.setdefault("pool_pre_ping", True)
+        if parsed.get_driver_name() == "psycopg2":
+            # An executemany SQLAlchemy cannot fold into multi-row INSERTs (an UPDATE; an INSERT
+            # ... ON CONFLICT without RETURNING, since 2.1) goes in pages of statements per
+            # round trip instead of one round trip per row (#16).
+            kw.setdefault("executemany_mode", "values_plus_batch")
     kw.setdefault("json_serializer", serialize_json)
     engine = create_engine(url, **kw)
     if engine.dialect.name == "sqlite":

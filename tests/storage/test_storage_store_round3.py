@@ -9,6 +9,7 @@
   every other JSON value is spelled by ``json.dumps`` as before.
 * The canonical fast check collects key types in C: a key of a ``str`` subclass still takes the
   long way.
+* On PostgreSQL the sink's executemanys are multi-row statements, not a round trip per row.
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine
-from test_storage_slippage import fill
+from sqlalchemy import Engine, create_engine, event
+from test_storage_slippage import ack, fill, leader_fill
 from test_storage_store_cost import TEXT, old_canonical_json
 from test_storage_store_round2 import DRIVER_TIMES, FAST_FLOATS, _memory, _sent
 
+from copytrader.core.records import Position
 from copytrader.storage import audit, mapping
 from copytrader.storage.audit import AuditRecord, append_entries
 from copytrader.storage.canonical import payload_json
 from copytrader.storage.db import insert_for, serialize_json
 from copytrader.storage.driver_insert import DriverInsert
+from copytrader.storage.migrate import upgrade
 from copytrader.storage.models import ExecutionRow
+from copytrader.storage.writer import BatchWriter
 
 IDS = st.none() | TEXT.filter(bool)
 
@@ -84,10 +88,6 @@ def test_the_prepared_audit_rows_are_what_core_sends(cases: list[Any]) -> None:
 
 def test_the_prepared_rows_need_the_engines_json_text(tmp_path: Any) -> None:
     """An engine not made by ``make_engine`` encodes payloads itself: no prepared rows there."""
-    from sqlalchemy import create_engine
-
-    from copytrader.storage.migrate import upgrade
-
     engine = create_engine(f"sqlite:///{tmp_path}/foreign.db")
     upgrade(engine=engine)
     at = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
@@ -153,3 +153,37 @@ def test_a_key_of_a_str_subclass_takes_the_long_way(key: str) -> None:
     text, plain = payload_json({key: 1, "b": {key: [1.5]}})
     assert plain is not None
     assert text == old_canonical_json({key: 1, "b": {key: [1.5]}})
+
+
+@pytest.mark.postgres
+def test_postgres_sends_the_sinks_executemanys_in_multi_row_statements(pg_engine: Engine) -> None:
+    """Since SQLAlchemy 2.1 an ``INSERT ... ON CONFLICT`` executemany without RETURNING went
+    to psycopg2 one row per round trip, as did the settle's UPDATE: 13,416 executions were
+    13,416 round trips on the 200-follower replay."""
+    styles: list[tuple[str, str]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, many: bool) -> None:
+        if many:
+            styles.append((" ".join(statement.split()[:3]), context.execute_style.name))
+
+    at = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+    positions = [
+        Position(account_id=f"F{i}", symbol="ESM6", net_quantity=1, realized_pnl=0, fills=1, updated_at=at)
+        for i in range(3)
+    ]
+    batch = mapping.executions_batch(
+        [leader_fill(1, 2, "5000.25"), ack("F1", "buy"), fill("F1", 1, "buy", 2, "5000.50"), ack("F2", "buy")]
+    )
+    batch.extend(mapping.positions_batch(positions))
+    event.listen(pg_engine, "before_cursor_execute", record)
+    try:
+        BatchWriter(pg_engine).write(batch)
+    finally:
+        event.remove(pg_engine, "before_cursor_execute", record)
+    assert dict(styles) == {
+        "INSERT INTO audit_log": "INSERTMANYVALUES",
+        "INSERT INTO executions": "INSERTMANYVALUES",
+        "INSERT INTO position_snapshots": "INSERTMANYVALUES",
+        "INSERT INTO pnl_series": "INSERTMANYVALUES",
+    }
+    assert pg_engine.dialect.executemany_mode.name == "EXECUTEMANY_VALUES_PLUS_BATCH"  # type: ignore[attr-defined]
