@@ -31,7 +31,7 @@ from copytrader.core.records import Position
 from copytrader.storage import audit, mapping
 from copytrader.storage.audit import AuditRecord, append_entries
 from copytrader.storage.canonical import payload_json
-from copytrader.storage.db import insert_for, serialize_json
+from copytrader.storage.db import insert_for, make_engine, serialize_json
 from copytrader.storage.driver_insert import DriverInsert
 from copytrader.storage.migrate import upgrade
 from copytrader.storage.models import ExecutionRow
@@ -187,3 +187,23 @@ def test_postgres_sends_the_sinks_executemanys_in_multi_row_statements(pg_engine
         "INSERT INTO pnl_series": "INSERTMANYVALUES",
     }
     assert pg_engine.dialect.executemany_mode.name == "EXECUTEMANY_VALUES_PLUS_BATCH"  # type: ignore[attr-defined]
+
+
+def test_a_batch_of_acks_settles_without_reading_leader_fills(tmp_path: Any) -> None:
+    """A copy with no fill yet has no figures: its leader's fills are not read for it (#16)."""
+    engine = make_engine(f"sqlite:///{tmp_path}/acks.db")
+    upgrade(engine=engine)
+    writer = BatchWriter(engine)
+    writer.write(mapping.executions_batch([leader_fill(1, 2, "5000.25")]))
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if "executions.broker_order_id IN" in statement:  # the settle's leader-fills query
+            sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    writer.write(mapping.executions_batch([ack("F1", "buy"), ack("F2", "buy")]))
+    assert sent == []
+    writer.write(mapping.executions_batch([fill("F1", 1, "buy", 2, "5000.50")]))
+    assert len(sent) == 1  # a fill does read them
+    engine.dispose()
