@@ -95,6 +95,13 @@ def _scalar_json(value: Any) -> str:
     return _ENCODE(to_jsonable(value))  # anything else (and NaN's refusal) the long way
 
 
+def _text_json(value: str | None) -> str:
+    """:func:`_scalar_json` of an id: a string or None, the common cases without a call more."""
+    if type(value) is str:
+        return encode_basestring(value)
+    return "null" if value is None else _scalar_json(value)
+
+
 def entry_json(
     seq: int,
     occurred_text: str,
@@ -113,27 +120,32 @@ def entry_json(
     object, which is what ``json.dumps(sort_keys=True)`` produces; tests compare the two over
     generated entries, and :func:`verify` still recomputes every hash the original way.
     """
-    return (
-        '{"account_id":'
-        + _scalar_json(account_id)
-        + ',"client_order_id":'
-        + _scalar_json(client_order_id)
-        + ',"kind":'
-        + _scalar_json(kind)
-        + ',"latency_ms":'
-        + _scalar_json(latency_ms)
-        + ',"natural_id":'
-        + _scalar_json(natural_id)
-        + ',"occurred_at":'
-        + encode_basestring(occurred_text)
-        + ',"payload":'
-        + payload_json
-        + ',"seq":'
-        + _scalar_json(seq)
-        + ',"signal_id":'
-        + _scalar_json(signal_id)
-        + "}"
+    return "".join(
+        (
+            '{"account_id":',
+            _text_json(account_id),
+            ',"client_order_id":',
+            _text_json(client_order_id),
+            ',"kind":',
+            _text_json(kind),
+            ',"latency_ms":',
+            _scalar_json(latency_ms),
+            ',"natural_id":',
+            _text_json(natural_id),
+            ',"occurred_at":',
+            encode_basestring(occurred_text),
+            ',"payload":',
+            payload_json,
+            ',"seq":',
+            int.__repr__(seq) if type(seq) is int else _scalar_json(seq),
+            ',"signal_id":',
+            _text_json(signal_id),
+            "}",
+        )
     )
+
+
+_set = object.__setattr__  # how the immutable AuditRecord sets its own slots
 
 
 class AuditRecord:
@@ -182,18 +194,16 @@ class AuditRecord:
         if not natural_id:
             raise ValueError("audit natural_id must not be empty")
         text_, plain = payload_json(payload)
-        for name, value in (
-            ("kind", kind),
-            ("natural_id", natural_id),
-            ("occurred_at", occurred_at),
-            ("signal_id", signal_id),
-            ("client_order_id", client_order_id),
-            ("account_id", account_id),
-            ("latency_ms", latency_ms),
-            ("payload_json", text_),
-            ("_plain", plain),
-        ):
-            object.__setattr__(self, name, value)
+        # One call per slot, not a loop over a tuple of pairs: a record per audit entry (#16).
+        _set(self, "kind", kind)
+        _set(self, "natural_id", natural_id)
+        _set(self, "occurred_at", occurred_at)
+        _set(self, "signal_id", signal_id)
+        _set(self, "client_order_id", client_order_id)
+        _set(self, "account_id", account_id)
+        _set(self, "latency_ms", latency_ms)
+        _set(self, "payload_json", text_)
+        _set(self, "_plain", plain)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"AuditRecord is immutable: cannot set {name}")
@@ -308,16 +318,22 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[Appended
             fresh.pop((kind, natural_id), None)
     head = db.execute(_HEAD).first()
     seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
-    rows: list[dict[str, Any]] = []
-    recorded_at = datetime.now(UTC)
+    dialect = db.get_bind().dialect
     pre_encoded = stores_json_text(db)
+    driver = _driver_insert(dialect)
+    # Prepared rows hold the payload as its canonical text: only where serialize_json stores it.
+    prepared = driver if pre_encoded and driver is not None and driver.order == _ROW_KEYS else None
+    recorded_at = datetime.now(UTC)
+    recorded = recorded_at if prepared is None else prepared.convert("recorded_at", recorded_at)
+    rows: list[tuple[Any, ...]] = []
     for record in fresh.values():
         seq += 1
         latency = None if record.latency_ms is None else round(float(record.latency_ms), 3)
         occurred = record.occurred_at.astimezone(UTC)
+        occurred_text = format_time(occurred)
         content_json = entry_json(
             seq,
-            format_time(occurred),
+            occurred_text,
             record.kind,
             record.natural_id,
             record.signal_id,
@@ -327,28 +343,46 @@ def append_entries(db: Session, records: Sequence[AuditRecord]) -> list[Appended
             latency,
         )
         digest = hashlib.sha256((prev_hash + content_json).encode("utf-8")).hexdigest()
+        if prepared is not None:  # the driver's values in _ROW_KEYS order: no dict, no conversion
+            occurred_value: Any = _sqlite_time(occurred, occurred_text, prepared)
+            payload: Any = record.payload_json
+        else:
+            occurred_value = occurred
+            payload = JsonText(record.payload_json) if pre_encoded else record.payload
         rows.append(
-            {
-                "seq": seq,
-                "occurred_at": occurred,
-                "kind": record.kind,
-                "natural_id": record.natural_id,
-                "signal_id": record.signal_id,
-                "client_order_id": record.client_order_id,
-                "account_id": record.account_id,
-                "payload": JsonText(record.payload_json) if pre_encoded else record.payload,
-                "latency_ms": latency,
-                "prev_hash": prev_hash,
-                "hash": digest,
-                "recorded_at": recorded_at,
-            }
+            (
+                seq,
+                occurred_value,
+                record.kind,
+                record.natural_id,
+                record.signal_id,
+                record.client_order_id,
+                record.account_id,
+                payload,
+                latency,
+                prev_hash,
+                digest,
+                recorded,
+            )
         )
         prev_hash = digest
-    # One executemany through SQLAlchemy Core: the ORM's unit of work (an identity-mapped
-    # object, its state and a flush plan per entry) was most of the store worker's CPU.
-    if rows:
-        bulk_insert(db, _INSERT, _driver_insert(db.get_bind().dialect), rows)
-    return [Appended(r["seq"], r["kind"], r["natural_id"], r["prev_hash"], r["hash"]) for r in rows]
+    # One executemany: the ORM's unit of work (an identity-mapped object, its state and a
+    # flush plan per entry) was most of the store worker's CPU; on SQLite the rows go to the
+    # driver as they are built (#16), elsewhere through Core (PostgreSQL's multi-row INSERTs).
+    if rows and prepared is not None:
+        prepared.execute_prepared(db.connection(), rows)
+    elif rows:
+        bulk_insert(db, _INSERT, driver, [dict(zip(_ROW_KEYS, row, strict=True)) for row in rows])
+    return [Appended(row[0], row[2], row[3], row[9], row[10]) for row in rows]
+
+
+def _sqlite_time(value: datetime, text: str, driver: DriverInsert) -> Any:
+    """The SQLite text of an aware UTC time, cut from its audit spelling (``format_time``:
+    ``YYYY-MM-DDTHH:MM:SS.ffffffZ``) instead of formatting the instant a second time; what
+    the spelling may not cover (a subclass, a year before 1000) the driver converts."""
+    if type(value) is datetime and value.tzinfo is UTC and len(text) == 27:
+        return text[:10] + " " + text[11:26]
+    return driver.convert("occurred_at", value)
 
 
 class AuditWriter:

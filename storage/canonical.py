@@ -110,13 +110,14 @@ _FAST = (
 )
 
 
-def _fast_float(value: float) -> bool:
-    return value == 0.0 or _FLOAT_LOW <= abs(value) < _FLOAT_HIGH
+_STR_KEYS = frozenset({str})
 
 
 def _fast_dict(value: dict[Any, Any]) -> bool:
-    """Whether orjson encodes this dict exactly as the canonical encoder (see ``_SAME_SPELLING``)."""
-    return all(type(key) is str for key in value) and _fast_items(value.values())
+    """Whether orjson encodes this dict exactly as the canonical encoder (see ``_SAME_SPELLING``).
+
+    The keys' types are collected in C (a record has some thirty keys, all ``str``)."""
+    return {*map(type, value)} <= _STR_KEYS and _fast_items(value.values())
 
 
 def _fast_items(values: Iterable[Any]) -> bool:
@@ -125,7 +126,7 @@ def _fast_items(values: Iterable[Any]) -> bool:
         if kind in _SAME_SPELLING:
             continue
         if kind is float:
-            if not _fast_float(item):
+            if not (item == 0.0 or _FLOAT_LOW <= abs(item) < _FLOAT_HIGH):  # NaN fails both
                 return False
         elif kind is dict:
             if not _fast_dict(item):

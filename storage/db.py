@@ -9,10 +9,12 @@ timestamp" for daily reports.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -42,6 +44,11 @@ def make_engine(url: str | None = None, **kw: Any) -> Engine:
         kw.setdefault("connect_args", {"timeout": 30})
     else:
         kw.setdefault("pool_pre_ping", True)
+        if parsed.get_driver_name() == "psycopg2":
+            # An executemany SQLAlchemy cannot fold into multi-row INSERTs (an UPDATE; an INSERT
+            # ... ON CONFLICT without RETURNING, since 2.1) goes in pages of statements per
+            # round trip instead of one round trip per row (#16).
+            kw.setdefault("executemany_mode", "values_plus_batch")
     kw.setdefault("json_serializer", serialize_json)
     engine = create_engine(url, **kw)
     if engine.dialect.name == "sqlite":
@@ -56,10 +63,24 @@ class JsonText(str):
     __slots__ = ()
 
 
+_STR = frozenset({str})
+_FLOAT = frozenset({float})
+
+
 def serialize_json(value: Any) -> str:
-    """The JSON columns' encoder on our engines: ``json.dumps``, except for :class:`JsonText`."""
-    if type(value) is JsonText:
+    """The JSON columns' encoder on our engines: ``json.dumps``, except for :class:`JsonText`
+    and a dict of finite floats by name (an execution's stage stamps), which orjson encodes in
+    a tenth of the time (#16): the same numbers read back, spelled without spaces."""
+    kind = type(value)
+    if kind is JsonText:
         return str.__str__(value)
+    if (
+        kind is dict
+        and {*map(type, value.values())} == _FLOAT
+        and {*map(type, value)} == _STR
+        and all(map(math.isfinite, value.values()))
+    ):
+        return orjson.dumps(value).decode()
     return json.dumps(value)
 
 

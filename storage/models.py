@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -45,6 +46,7 @@ from ..core.schemas.bounds import MAX_EXECUTION_ID_LEN, MAX_ID_LEN, MAX_SIGNAL_I
 #: error's id (``<signal id>|<stage>`` and the like: at most a signal id and a short suffix).
 MAX_NATURAL_ID_LEN = MAX_EXECUTION_ID_LEN + 64
 
+CORRECTS_WHERE = "corrects IS NOT NULL"
 AUDIT_KINDS = ("signal", "intent", "request", "response", "execution", "error")
 MONEY = Numeric(18, 6)
 NAMING = {
@@ -176,9 +178,9 @@ class AuditEntry(Base):
     __table_args__ = (
         UniqueConstraint("kind", "natural_id"),
         CheckConstraint(f"kind IN ({', '.join(repr(k) for k in AUDIT_KINDS)})", name="kind"),
+        # 0005: only this secondary index; an order's entries are found through the unique
+        # (kind, natural_id) and the executions table (see the migration).
         Index(None, "signal_id"),
-        Index(None, "client_order_id"),
-        Index(None, "account_id", "occurred_at"),
     )
 
     seq: Mapped[int] = mapped_column(
@@ -195,7 +197,8 @@ class AuditEntry(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Not unique since 0005: each hash covers its seq (the primary key) and the previous hash.
+    hash: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -208,11 +211,11 @@ class ExecutionRow(Base):
 
     __tablename__ = "executions"
     __table_args__ = (
-        Index(None, "account_id", "occurred_at"),
-        Index(None, "platform", "occurred_at"),
+        Index(None, "occurred_at"),  # 0005: the reports' range of days (was per account, per platform)
         Index(None, "client_order_id"),
         Index(None, "signal_id"),
-        Index(None, "corrects"),
+        # NULL except on a bust or correction (0005: partial)
+        Index(None, "corrects", sqlite_where=text(CORRECTS_WHERE), postgresql_where=text(CORRECTS_WHERE)),
         Index(None, "broker_order_id"),  # 0003: a copy's slippage looks up its leader's fills by it
     )
 

@@ -137,25 +137,27 @@ def settle(db: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     by_copy: dict[str, list[Any]] = defaultdict(list)
     for row in db.execute(_COPY_ROWS, {"copies": sorted(copies)}).all():  # one fetchall, not fetchone per row
         by_copy[row.client_order_id].append(row)
-    keys = {cid: leader_order_key(_first(r.signal_id for r in copy_rows)) for cid, copy_rows in by_copy.items()}
+    # Only a copy with a fill has figures; most a batch touches have only their ack so far (#16).
+    fills_of = {cid: fills for cid, rows in by_copy.items() if (fills := [r for r in rows if r.kind in FILL_KINDS])}
+    keys = {cid: leader_order_key(_first(r.signal_id for r in by_copy[cid])) for cid in fills_of}
     leader = _leader_prices(db, {k for k in keys.values() if k is not None})
     stored = slice(-len(SLIPPAGE_COLUMNS), None)  # the row's present figures, selected last
     updates = []
-    for cid, copy_rows in by_copy.items():
+    for cid, fills in fills_of.items():
+        copy_rows = by_copy[cid]
         key = keys[cid]
         leader_price = leader.get(key) if key is not None else None
         reference = _first(r.reference_price for r in copy_rows)
-        fixes = _corrections(copy_rows)
-        for row in copy_rows:
-            if row.kind in FILL_KINDS:
-                quantity, price = _effective(row, fixes)
-                if quantity <= 0 or price is None:  # busted: no fill, nothing to measure
-                    measured = FillSlippage(None, None, None)
-                else:
-                    measured = fill_slippage(row.side, price, quantity, row.symbol, leader_price, reference)
-                columns = measured.columns()
-                if [columns[name] for name in SLIPPAGE_COLUMNS] != list(row[stored]):
-                    updates.append({"row_id": row.id, **columns})
+        fixes = _corrections(copy_rows) if any(r.kind in CORRECTION_KINDS for r in copy_rows) else {}
+        for row in fills:
+            quantity, price = _effective(row, fixes)
+            if quantity <= 0 or price is None:  # busted: no fill, nothing to measure
+                measured = FillSlippage(None, None, None)
+            else:
+                measured = fill_slippage(row.side, price, quantity, row.symbol, leader_price, reference)
+            columns = measured.columns()
+            if [columns[name] for name in SLIPPAGE_COLUMNS] != list(row[stored]):
+                updates.append({"row_id": row.id, **columns})
     if updates:  # only rows whose figures changed: most batches re-settle copies already settled
         db.execute(_UPDATE, updates)
     return len(updates)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -41,22 +42,36 @@ class BatchWriter:
         self.dialect = engine.dialect.name
         self.audit = AuditWriter(session_factory(engine))
         # Built once per writer: a statement built per batch costs its coercions every time.
-        self._insert_executions = insert_for(self.dialect, ExecutionRow.__table__).on_conflict_do_nothing(
+        executions = insert_for(self.dialect, ExecutionRow.__table__).on_conflict_do_nothing(
             index_elements=["execution_id"]
         )
         self._driver_executions = (
-            DriverInsert(self._insert_executions, EXECUTION_KEYS, engine.dialect) if self.dialect == "sqlite" else None
+            DriverInsert(executions, EXECUTION_KEYS, engine.dialect) if self.dialect == "sqlite" else None
         )
-        self._insert_snapshots = insert_for(self.dialect, PositionSnapshot.__table__).on_conflict_do_nothing(
-            index_elements=["account_id", "symbol", "ts"]
+        self._insert_executions = self._batched(executions, ExecutionRow.__table__.c.id)
+        snapshots = PositionSnapshot.__table__
+        self._insert_snapshots = self._batched(
+            insert_for(self.dialect, snapshots).on_conflict_do_nothing(index_elements=["account_id", "symbol", "ts"]),
+            snapshots.c.ts,
         )
         table = PnlPoint.__table__
         upsert = insert_for(self.dialect, table)
-        self._upsert_pnl = upsert.on_conflict_do_update(
-            index_elements=["account_id", "symbol", "ts"],
-            set_={name: upsert.excluded[name] for name in ("last_update_at", "net_qty", "avg_price", "realized_pnl")},
-            where=table.c.last_update_at < upsert.excluded.last_update_at,
+        self._upsert_pnl = self._batched(
+            upsert.on_conflict_do_update(
+                index_elements=["account_id", "symbol", "ts"],
+                set_={
+                    name: upsert.excluded[name] for name in ("last_update_at", "net_qty", "avg_price", "realized_pnl")
+                },
+                where=table.c.last_update_at < upsert.excluded.last_update_at,
+            ),
+            table.c.ts,
         )
+
+    def _batched(self, statement: Any, column: Any) -> Any:
+        """On PostgreSQL, ``RETURNING`` lets SQLAlchemy send an ``INSERT ... ON CONFLICT``
+        executemany as multi-row INSERTs; since 2.1 it does not without, and psycopg2 then
+        made one round trip per row (#16). What it returns is not read."""
+        return statement.returning(column) if self.dialect == "postgresql" else statement
 
     def write(self, batch: RowBatch) -> WriteResult:
         if not len(batch):

@@ -202,7 +202,7 @@ def test_0004_widens_the_id_columns_keeping_rows_and_downgrades(db_url: str) -> 
                 )
             )
         assert widths("executions")["execution_id"] == 200
-        assert migrate.upgrade(engine=engine).revision == "0004" == migrate.head_revision()
+        assert migrate.upgrade(engine=engine, revision="0004").revision == "0004"
         assert {
             k: v for k, v in widths("executions").items() if k in ("execution_id", "signal_id", "corrects", "platform")
         } == {"execution_id": 512, "signal_id": 256, "corrects": 512, "platform": 64}
@@ -214,5 +214,75 @@ def test_0004_widens_the_id_columns_keeping_rows_and_downgrades(db_url: str) -> 
         with engine.begin() as conn:
             command.downgrade(migrate.alembic_config(conn), "0003")
         assert widths("executions")["execution_id"] == 200 and widths("audit_log")["natural_id"] == 200
+    finally:
+        engine.dispose()
+
+
+def test_0005_leaner_indexes_keep_rows_chain_triggers_and_redelivery_and_downgrade(db_url: str) -> None:
+    """A log written at 0004 upgrades to 0005 with its rows, chain and append-only triggers
+    intact, takes new entries whose redelivery is still a no-op, and downgrades back."""
+    from alembic import command
+
+    from copytrader.storage.audit import AuditRecord, AuditWriter, verify
+    from copytrader.storage.db import session_factory
+
+    def indexes(table: str) -> dict[str, tuple[str, ...]]:
+        """The plain indexes (PostgreSQL lists a unique constraint's own index too)."""
+        found = inspect(engine).get_indexes(table)
+        return {i["name"] or "": tuple(i["column_names"] or ()) for i in found if not i.get("duplicates_constraint")}
+
+    def unique(table: str) -> set[tuple[str, ...]]:
+        return {tuple(c["column_names"]) for c in inspect(engine).get_unique_constraints(table)}
+
+    def records(prefix: str) -> list[AuditRecord]:
+        at = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+        return [AuditRecord("signal", f"{prefix}{i}", at, {"i": i}, signal_id=f"{prefix}{i}") for i in range(3)]
+
+    def refuses_update_and_delete() -> None:
+        for statement in ("UPDATE audit_log SET payload = '{}'", "DELETE FROM audit_log"):
+            with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+                conn.execute(text(statement))
+
+    migrate.upgrade(db_url, revision="0004")
+    engine = make_engine(db_url)
+    try:
+        writer = AuditWriter(session_factory(engine))
+        assert len(writer.append(records("old"))) == 3
+        assert ("hash",) in unique("audit_log")
+        assert migrate.upgrade(engine=engine, revision="0005").revision == "0005"
+        assert ("hash",) not in unique("audit_log")
+        assert {("kind", "natural_id")} <= unique("audit_log") and ("execution_id",) in unique("executions")
+        assert indexes("audit_log") == {"ix_audit_log_signal_id": ("signal_id",)}
+        assert indexes("executions") == {
+            "ix_executions_occurred_at": ("occurred_at",),
+            "ix_executions_client_order_id": ("client_order_id",),
+            "ix_executions_signal_id": ("signal_id",),
+            "ix_executions_broker_order_id": ("broker_order_id",),
+            "ix_executions_corrects": ("corrects",),
+        }
+        with engine.connect() as conn:
+            partial = (
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_executions_corrects'"
+                if engine.dialect.name == "sqlite"
+                else "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_executions_corrects'"
+            )
+            assert "corrects IS NOT NULL" in conn.execute(text(partial)).scalar_one()
+        refuses_update_and_delete()
+        assert [a.natural_id for a in writer.append(records("old") + records("new"))] == ["new0", "new1", "new2"]
+        with session_factory(engine)() as db:
+            assert verify(db).ok and verify(db).entries == 6
+        with engine.begin() as conn:
+            command.downgrade(migrate.alembic_config(conn), "0004")
+        assert ("hash",) in unique("audit_log")
+        assert "ix_executions_account_id_occurred_at" in indexes("executions")
+        assert "ix_executions_occurred_at" not in indexes("executions")
+        assert set(indexes("audit_log")) == {
+            "ix_audit_log_signal_id",
+            "ix_audit_log_client_order_id",
+            "ix_audit_log_account_id_occurred_at",
+        }
+        refuses_update_and_delete()
+        with session_factory(engine)() as db:
+            assert verify(db).entries == 6 and verify(db).ok
     finally:
         engine.dispose()
