@@ -138,3 +138,20 @@ async def ensure_topics(
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def delete_run_topics(bootstrap_servers: str, prefix: str) -> list[str]:
+    """Delete a run's topics: those under ``prefix`` and those Faust made under the run's app
+    ids (``<prefix without its dot>-<worker>-...``: changelogs, the assignor's topic); nobody
+    else's, not even a run whose prefix merely starts the same way. Returns the names deleted
+    (a demo, a bench, a chaos run and the cost scripts clean up this way)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        apps = prefix.rstrip(".") + "-"
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix) or t.startswith(apps)]
+        if mine:
+            await admin.delete_topics(mine)
+        return mine
+    finally:
+        await admin.close()

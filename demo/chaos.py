@@ -24,7 +24,6 @@ from typing import Any
 
 import yaml
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from ..agents.execution.netting import COPY_STALE_NETTED, NET_SIGNAL_PREFIX
 from ..agents.fanout.planner import FanoutPlanner
@@ -35,7 +34,7 @@ from ..core import ids
 from ..core.config import CopyConfig, parse_config
 from ..core.records import TradeSignal
 from ..core.settings import Settings
-from ..core.topics import ensure_topics
+from ..core.topics import delete_run_topics, ensure_topics
 from .configgen import LEADER, follower_rule, follower_session, session_fields, shared_login
 from .observer import RunObserver
 from .runner import Worker, start_worker
@@ -309,20 +308,10 @@ class ChaosRun:
         await self._delete_topics()
 
     async def _delete_topics(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
         try:
-            await admin.start()
-            mine = [
-                n
-                for n in await admin.list_topics()
-                if n.startswith(self.prefix) or n.startswith(self.prefix.rstrip("."))
-            ]
-            if mine:
-                await admin.delete_topics(mine)
+            await delete_run_topics(self.settings.bootstrap_servers, self.prefix)
         except Exception:  # noqa: BLE001 - cleanup is best effort; the run is judged already
             pass
-        finally:
-            await admin.close()
 
     def _kernel(self, account_id: str) -> tuple[SimExchange, str]:
         account = self.config.accounts[account_id]

@@ -25,13 +25,12 @@ from typing import IO, Any
 
 import orjson
 import yaml
-from aiokafka.admin import AIOKafkaAdminClient
 
 from ..app.kafka_local import local_kafka_for
 from ..core.config import parse_config
 from ..core.records import Execution
 from ..core.settings import Settings
-from ..core.topics import ensure_topics
+from ..core.topics import delete_run_topics, ensure_topics
 from .broker_warmup import warm_broker_quietly
 from .calibration import broker_census, calibrate
 from .configgen import MARKET_TOKEN_ENV, SIMULATED, demo_config, market_data
@@ -397,17 +396,10 @@ class Scenario:
             return False
 
     async def _delete_topics(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
         try:
-            await admin.start()
-            names = set(await admin.list_topics())
-            mine = [n for n in names if n.startswith(self.prefix) or n.startswith(self.prefix.rstrip("."))]
-            if mine:
-                await admin.delete_topics(mine)
+            await delete_run_topics(self.settings.bootstrap_servers, self.prefix)
         except Exception:  # noqa: BLE001 - cleanup is best effort; the run is judged already
             pass
-        finally:
-            await admin.close()
 
     # -- the run ----------------------------------------------------------------------------
     async def trade(self, settle_timeout: float = 30.0) -> dict[str, Any]:

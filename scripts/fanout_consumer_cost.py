@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from copytrader.app.factory import CopyTraderApp, create_app
 from copytrader.core import metrics
@@ -43,7 +42,7 @@ from copytrader.core.config import parse_config
 from copytrader.core.records import TradeSignal
 from copytrader.core.settings import Settings
 from copytrader.core.signals import encode_signal
-from copytrader.core.topics import ensure_topics
+from copytrader.core.topics import delete_run_topics, ensure_topics
 
 POLL_S = 0.05
 
@@ -138,7 +137,7 @@ async def measure(mode: str, followers: int, count: int, interval: float, broker
             await asyncio.wait_for(child.wait(), 30)
         finally:
             await app.stop()
-    await delete_topics(bootstrap, prefix)
+    await delete_run_topics(bootstrap, prefix)
     copies = planned * followers  # planned inside the window
     return {
         "consumer": mode,
@@ -147,18 +146,6 @@ async def measure(mode: str, followers: int, count: int, interval: float, broker
         "idle_cpu_ms_per_s": round(idle_rate, 2),
         "window_s": round(wall_s, 2),
     }
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    """This run's topics (and Faust's assignor topic under its app id): nobody else's."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix) or t.startswith(prefix.rstrip("."))]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
 
 
 def main() -> None:

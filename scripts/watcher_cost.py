@@ -38,14 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.fernet import Fernet
 
 from copytrader.app.factory import CopyTraderApp, create_app
 from copytrader.core.config import CopyConfig, load_config
 from copytrader.core.records import IntentBatch
 from copytrader.core.settings import Settings
-from copytrader.core.topics import ensure_topics
+from copytrader.core.topics import delete_run_topics, ensure_topics
 
 REPLAYED = ("trade.signals", "orders.requests", "trade.executions", "order.errors", "account.status")
 QUIET_MS_PER_S = 60.0
@@ -144,7 +143,7 @@ async def measure(
             shared = decoded.hits if decoded is not None else None
         finally:
             await app.stop()
-    await delete_topics(bootstrap, prefix)
+    await delete_run_topics(bootstrap, prefix)
     return {
         "roles": roles,
         "copies": copies,
@@ -154,18 +153,6 @@ async def measure(
         "window_s": round(wall_s, 2),
         "decodes_shared": shared,
     }
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    """This run's topics (and Faust's under its app id): nobody else's."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix) or t.startswith(prefix.rstrip("."))]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
 
 
 def main() -> None:
