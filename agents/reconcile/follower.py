@@ -99,6 +99,7 @@ class FollowerReconciler:
         # Awaited before each follower's snapshot: the executor's copies in flight go first
         # (``DirectIntentConsumer.copies_first``); None: no wait (tests, the Faust consumer).
         self.copies_first: Callable[[], Awaitable[None]] | None = None
+        self._waiting: set[str] = set()  # accounts with a look waiting for its turn
 
     # -- which followers ---------------------------------------------------------------
     def followers(self, leader: str | None = None) -> list[str]:
@@ -201,35 +202,51 @@ class FollowerReconciler:
         return list(await asyncio.gather(*(self.reconcile(a, trigger) for a in accounts)))
 
     async def reconcile(self, account_id: str, trigger: str) -> dict[str, Any]:
-        """Compare, report and (when allowed) correct one follower; returns its report."""
+        """Compare, report and (when allowed) correct one follower; returns its report.
+
+        A look of an account that another look already waits for is not queued again (that one
+        will compare with the newest leader snapshot): rounds that outlast their interval, at
+        1,000 followers or while copies keep flowing, no longer pile up behind each other.
+        """
+        if account_id in self._waiting:
+            return self.records.get(account_id, AccountRecord()).last or {}
         lock = self._locks.setdefault(account_id, asyncio.Lock())
-        async with lock, self._limit:
-            record = self.records.setdefault(account_id, AccountRecord())
-            now = self.clock()
-            try:
-                target = rc.target_for(self.ctx.config, account_id, self.leaders, now, self.settings.max_leader_age_s)
-            except rc.Unavailable as exc:
-                return await self._unavailable(account_id, record, str(exc), now, trigger)
-            if self.copies_first is not None:
-                await self.copies_first()
-            follower = await take_snapshot(self.ctx.pool.adapter_for, account_id, self.settings.snapshot_timeout_s)
-            if follower.error is not None:
-                return await self._unavailable(account_id, record, f"follower snapshot: {follower.error}", now, trigger)
-            comparison = rc.compare(target, follower)
-            state = "in_sync" if comparison.in_sync else "drifted"
-            if record.state != state:
-                record.state, record.since = state, now
-            record.checked_at, record.reason = now, None
-            body = rc.report(comparison, record.since, now)
-            body.update(trigger=trigger, leader_taken_at=target.leader_taken_at, auto_correct=target.auto_correct)
-            if comparison.in_sync:
-                record.first_seen = None
-            else:
-                body["correction"] = await self._on_drift(account_id, target, comparison, record, now)
-            body["corrections"] = list(record.corrections)
-            record.last = body
-            await self._status(account_id, body)
-            return body
+        self._waiting.add(account_id)
+        try:
+            async with lock, self._limit:
+                self._waiting.discard(account_id)
+                if self.copies_first is not None:  # before the clock is read: copies made meanwhile count
+                    await self.copies_first()
+                return await self._look(account_id, trigger)
+        finally:
+            self._waiting.discard(account_id)
+
+    async def _look(self, account_id: str, trigger: str) -> dict[str, Any]:
+        """One look, under the account's lock: the follower's snapshot against its target."""
+        record = self.records.setdefault(account_id, AccountRecord())
+        now = self.clock()
+        try:
+            target = rc.target_for(self.ctx.config, account_id, self.leaders, now, self.settings.max_leader_age_s)
+        except rc.Unavailable as exc:
+            return await self._unavailable(account_id, record, str(exc), now, trigger)
+        follower = await take_snapshot(self.ctx.pool.adapter_for, account_id, self.settings.snapshot_timeout_s)
+        if follower.error is not None:
+            return await self._unavailable(account_id, record, f"follower snapshot: {follower.error}", now, trigger)
+        comparison = rc.compare(target, follower)
+        state = "in_sync" if comparison.in_sync else "drifted"
+        if record.state != state:
+            record.state, record.since = state, now
+        record.checked_at, record.reason = now, None
+        body = rc.report(comparison, record.since, now)
+        body.update(trigger=trigger, leader_taken_at=target.leader_taken_at, auto_correct=target.auto_correct)
+        if comparison.in_sync:
+            record.first_seen = None
+        else:
+            body["correction"] = await self._on_drift(account_id, target, comparison, record, now)
+        body["corrections"] = list(record.corrections)
+        record.last = body
+        await self._status(account_id, body)
+        return body
 
     async def _unavailable(
         self, account_id: str, record: AccountRecord, reason: str, now: float, trigger: str

@@ -379,7 +379,7 @@ async def test_a_disabled_follower_is_left_alone(worker: Any) -> None:
 async def test_a_follower_is_looked_at_only_once_the_copies_in_flight_are_done(worker: Any) -> None:
     """A reconciliation round reads every follower's account (100–200 ms of CPU a round at
     1,000 followers): each look waits for the copies in flight, so a signal's copies never
-    queue behind the round."""
+    queue behind the round; and looks of rounds that outlast their interval do not pile up."""
     app, outbox, reconciler = worker(False)
     await trade(app, "lead", Side.BUY, 1, "lead-1")
     await publish_leader(app, reconciler)
@@ -392,7 +392,7 @@ async def test_a_follower_is_looked_at_only_once_the_copies_in_flight_are_done(w
         order.append("copies done")
 
     reconciler.copies_first = copies_first
-    adapter = await app.runtime.pool.adapter_for("f1")
+    adapter = await app.runtime.pool.adapter_for("f1")  # its session's connect look starts now
     looked = adapter.snapshot
 
     async def snapshot(account_id: str) -> Any:
@@ -400,10 +400,12 @@ async def test_a_follower_is_looked_at_only_once_the_copies_in_flight_are_done(w
         return await looked(account_id)
 
     adapter.snapshot = snapshot  # type: ignore[method-assign]
-    report = asyncio.ensure_future(reconciler.reconcile("f1", "test"))
     await asyncio.sleep(0.05)
-    assert order == ["waiting for copies"] and not report.done()
+    assert order == ["waiting for copies"]  # the connect look waits: no snapshot yet
+    rounds = [asyncio.ensure_future(reconciler.reconcile("f1", "schedule")) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    assert [r.done() for r in rounds] == [False, True, True]  # one waits its turn, two are not queued
     copies_done.set()
-    assert (await report)["state"] == "drifted"  # the leader holds 1, f1 (multiplier 2) none
-    assert order[:3] == ["waiting for copies", "copies done", "snapshot"]  # (a second look confirms later)
+    assert (await rounds[0])["state"] == "drifted"  # the leader holds 1, f1 (multiplier 2) none
+    assert order[:3] == ["waiting for copies", "copies done", "snapshot"]
     await close(app, reconciler)
