@@ -32,7 +32,7 @@ from ..brokers.model import AccountSnapshot, OrderEvent
 from . import ids
 from .config import CopyConfig
 from .control_records import ALL_ACCOUNTS, ReconcileCommand
-from .scaling import ScaledTooLarge, ScaledToZero, follower_side, follower_symbol, scaled_quantity
+from .scaling import ScaledTooLarge, ScaledToZero, follower_side, follower_symbol, scaled_quantity, scales_positions
 from .schemas import SchemaError, decode
 from .schemas.reconcile import MAX_SNAPSHOT_ITEMS, LeaderSnapshotRecord, WorkingOrderIn
 
@@ -161,6 +161,9 @@ class Target:
     generation: str  # the leader snapshots it was computed from (part of correction keys)
     leader_taken_at: float  # the oldest of those snapshots
     auto_correct: bool
+    # False when a copy rule scales each order, not the position (``scaling.scales_positions``):
+    # the leader's position does not tell the follower's, so positions are shown, not compared.
+    positions_checked: bool = True
 
 
 def target_for(
@@ -210,7 +213,15 @@ def target_for(
                 client_id, group.leader, order.broker_order_id, follower_symbol(rule, order.symbol)
             )
     auto = all(group.auto_correct for group, _ in memberships)
-    return Target(account_id, positions, orders, ",".join(sorted(stamps)), oldest, auto)
+    checked = all(
+        scales_positions(
+            follower.rule,
+            config.accounts[group.leader].size if group.leader in config.accounts else None,
+            follower_size,
+        )
+        for group, follower in memberships
+    )
+    return Target(account_id, positions, orders, ",".join(sorted(stamps)), oldest, auto, checked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +246,7 @@ class Comparison:
     positions: Mapping[str, int] = field(default_factory=dict)
     open_orders: int = 0
     working: tuple[str, ...] = ()  # broker ids of every working order (the dashboard's "Open")
+    positions_checked: bool = True  # False: the copy rule does not let positions be compared
 
     @property
     def in_sync(self) -> bool:
@@ -250,7 +262,7 @@ class Comparison:
 
 def compare(target: Target, follower: BrokerState) -> Comparison:
     """Follower positions and working orders against the target; zero positions are flat."""
-    symbols = sorted(set(target.positions) | set(follower.positions))
+    symbols = sorted(set(target.positions) | set(follower.positions)) if target.positions_checked else []
     drifts = tuple(
         SymbolDrift(s, target.positions.get(s, 0), follower.positions.get(s, 0))
         for s in symbols
@@ -277,6 +289,7 @@ def compare(target: Target, follower: BrokerState) -> Comparison:
         dict(follower.positions),
         len(follower.orders),
         tuple(o.broker_order_id for o in follower.orders),
+        target.positions_checked,
     )
 
 
@@ -349,6 +362,7 @@ def report(comparison: Comparison, since: float | None, checked_at: float) -> di
         "positions": dict(sorted(comparison.positions.items())),
         "open_orders": comparison.open_orders,
         "working_orders": list(comparison.working[:MAX_REPORTED]),
+        "positions_checked": comparison.positions_checked,
         "reason": None,
     }
 

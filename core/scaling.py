@@ -84,6 +84,28 @@ def scaled_quantity(
     return quantity
 
 
+def scales_positions(rule: CopyRule, leader_size: Decimal | None = None, follower_size: Decimal | None = None) -> bool:
+    """Whether the follower's copies of any leader orders add up to the leader's net position
+    scaled as one order: each order scaled by a whole factor, never rounded, raised to
+    ``min_quantity`` or cut at ``max_quantity``.
+
+    Why: reconciliation derives a follower's target position from its leader's. That holds
+    only for such rules. A fixed size copies every leader order as the same quantity (six
+    leader sells of 1–3 contracts made a fixed-2 follower -12 while the leader held -13,
+    whose position scaled as one order is -2), and a fractional multiplier rounds order by
+    order, so their positions follow the leader's order history, not its position.
+    """
+    if rule.max_quantity is not None:
+        return False
+    if rule.mode is ScalingMode.MULTIPLIER:
+        factor = rule.multiplier
+    elif rule.mode is ScalingMode.RATIO and leader_size and follower_size:
+        factor = follower_size / leader_size * rule.multiplier
+    else:
+        return False
+    return factor >= 1 and factor == factor.to_integral_value()
+
+
 def follower_side(rule: CopyRule, leader_side: str) -> str:
     if not rule.inverse:
         return leader_side

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 #: Bounds on what one report may put into a row (the reconciler's own output, still bounded).
 MAX_ROWS = 1000
+#: Why an in-sync row has positions the leader's do not explain (``scaling.scales_positions``).
+POSITIONS_NOT_COMPARED = "orders only: this copy rule scales each order, so positions are not compared"
 
 
 def apply_broker_truth(view: AccountView, body: dict[str, Any]) -> None:
@@ -41,7 +43,9 @@ def reconcile_columns(body: dict[str, Any] | None) -> dict[str, Any]:
         "sync_since": body.get("since"),
         "sync_checked_at": body.get("checked_at"),
         "drift": body.get("drift") or {},
-        "sync_reason": body.get("reason") or body.get("correction"),
+        "sync_reason": body.get("reason")
+        or body.get("correction")
+        or (POSITIONS_NOT_COMPARED if body.get("positions_checked") is False else None),
         "orphans": len(body.get("orphans") or []),
         "missing_orders": len(body.get("missing") or []),
     }

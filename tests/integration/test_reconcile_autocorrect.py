@@ -50,18 +50,18 @@ async def test_auto_correct_brings_a_drifted_follower_back_with_one_order(kafka_
     options = ScenarioOptions(
         trades=1, quiet=True, platform="tradovate", processes=1, market_data=False, auto_correct=True
     )
-    async with Scenario("autocorrect", 2, "0", options, settings=settings) as run:
+    async with Scenario("autocorrect", 3, "0", options, settings=settings) as run:
         (sandbox,) = [s for s in run.sandboxes if type(s).__module__.startswith("copytrader.brokers.tradovate")]
-        follower = run.config.accounts["f001"]
+        follower = run.config.accounts["f003"]
         name = follower.broker_account
-        started = await first_reconciliation(kafka_bootstrap, f"{run.prefix}account.status", "f001", 60)
+        started = await first_reconciliation(kafka_bootstrap, f"{run.prefix}account.status", "f003", 60)
         assert started["state"] == "in_sync" and started["auto_correct"] is True, started
         orders_before = len(sandbox.exchange.account(name).orders)
         sandbox.exchange.submit(name, symbol="ESZ6", side=Side.BUY, quantity=1)  # behind our back
         assert sandbox.exchange.position_event(name, "ESZ6").net_quantity == 1
 
         env = {**os.environ, **run.worker_env, "COPYTRADER_ROLES": "fanout", "COPYTRADER_APP_ID": "autocorrect-cli"}
-        code, _, err = await run_cli(env, "--account", "f001", "--by", "test", "--wait", "60")
+        code, _, err = await run_cli(env, "--account", "f003", "--by", "test", "--wait", "60")
         assert code == 0, err[-2000:]
 
         watch = StatusWatch(kafka_bootstrap, f"{run.prefix}account.status")
@@ -77,12 +77,12 @@ async def test_auto_correct_brings_a_drifted_follower_back_with_one_order(kafka_
             assert len(sandbox.exchange.account(name).orders) == orders_before + 2
 
             # later looks find it in sync and send nothing more
-            code, _, err = await run_cli(env, "--account", "f001", "--by", "test", "--wait", "60")
+            code, _, err = await run_cli(env, "--account", "f003", "--by", "test", "--wait", "60")
             assert code == 0, err[-2000:]
 
             async def in_sync() -> bool:  # after the drift was seen, not the first look's
                 await watch.poll()
-                states = watch.states.get("f001", [])
+                states = watch.states.get("f003", [])
                 return "drifted" in states and states[-1] == "in_sync"
 
             # a look that finds the follower in sync plans nothing: no second correction

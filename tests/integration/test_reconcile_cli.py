@@ -55,18 +55,18 @@ async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 async def test_reconcile_reports_a_follower_that_drifted_at_the_broker(kafka_bootstrap: str, tmp_path: Path) -> None:
     settings = Settings(kafka_broker=f"kafka://{kafka_bootstrap}", data_dir=tmp_path)
     options = ScenarioOptions(trades=1, quiet=True, platform="tradovate", processes=1, market_data=False)
-    async with Scenario("reconcile", 2, "0", options, settings=settings) as run:
+    async with Scenario("reconcile", 3, "0", options, settings=settings) as run:
         (sandbox,) = [s for s in run.sandboxes if type(s).__module__.startswith("copytrader.brokers.tradovate")]
-        follower = run.config.accounts["f001"]
-        started = await first_reconciliation(kafka_bootstrap, f"{run.prefix}account.status", "f001", 60)
+        follower = run.config.accounts["f003"]
+        started = await first_reconciliation(kafka_bootstrap, f"{run.prefix}account.status", "f003", 60)
         assert started["state"] == "in_sync", started
         sandbox.exchange.submit(follower.broker_account, symbol="ESZ6", side=Side.BUY, quantity=1)
         env = {**os.environ, **run.worker_env, "COPYTRADER_ROLES": "fanout", "COPYTRADER_APP_ID": "reconcile-cli"}
-        code, out, err = await run_cli(env, "--account", "f001", "--by", "test", "--wait", "60")
+        code, out, err = await run_cli(env, "--account", "f003", "--by", "test", "--wait", "60")
         assert code == 0, err[-2000:]
         answer = json.loads(out.strip().splitlines()[-1])
-        assert (answer["account_id"], answer["by"]) == ("f001", "test")
-        report = answer["reports"]["f001"]
+        assert (answer["account_id"], answer["by"]) == ("f003", "test")
+        report = answer["reports"]["f003"]
         assert report["state"] == "drifted", report
         assert report["drift"] == {"ESZ6": {"expected": 0, "actual": 1, "difference": -1}}
-        assert report["positions"] == {"ESZ6": 1} and report["auto_correct"] is False
+        assert report["positions"]["ESZ6"] == 1 and report["auto_correct"] is False  # (it copies into MESZ6)

@@ -85,6 +85,34 @@ def test_ratio_scaling_uses_account_sizes() -> None:
     assert dict(target.positions) == {"ESZ6": 2}  # 4 × 25 000 / 50 000
 
 
+@pytest.mark.parametrize(
+    ("rule", "checked"),
+    [
+        ({"multiplier": "2"}, True),
+        ({"mode": "ratio", "multiplier": "4"}, True),  # 25 000 / 50 000 × 4 = 2 a contract
+        ({"mode": "fixed", "quantity": 2}, False),
+        ({"multiplier": "0.5"}, False),
+        ({"mode": "ratio"}, False),  # half a contract each: rounded order by order
+        ({"multiplier": "1", "max_quantity": 3}, False),  # cut order by order
+    ],
+)
+def test_positions_are_compared_only_when_the_rule_scales_positions(rule: dict[str, Any], checked: bool) -> None:
+    """A fixed size copies every leader order as the same quantity: six leader sells of 1–3
+    contracts made a fixed-2 follower -12 while the leader held -13, which the old target
+    scaled as one order (-2), so 600 of 1,000 followers were reported drifted (and with
+    auto-correct would have been "corrected"). Such followers' positions are shown, not
+    compared; their working orders still are."""
+    target, result = check(config(rule), leader({"ESZ6": -13}), follower({"ESZ6": -12}))
+    assert target.positions_checked is checked
+    assert result.positions_checked is checked
+    if not checked:
+        assert result.in_sync and rc.corrections(target, result) == []
+        assert rc.report(result, None, NOW)["positions"] == {"ESZ6": -12}
+        assert rc.report(result, None, NOW)["positions_checked"] is False
+    else:
+        assert not result.in_sync
+
+
 def test_orphan_is_our_working_order_without_a_working_leader_order() -> None:
     copied = ids.follower_order_id("lead", "L1", "f1")
     orphan_id = ids.follower_order_id("lead", "L0", "f1")
@@ -223,3 +251,13 @@ def test_a_leader_with_more_working_orders_than_a_snapshot_carries_is_said_not_d
     assert decoded.trigger == "schedule"
     fits = rc.BrokerState("L", 1.7e9, {"ESZ6": 2}, orders[:1000])
     assert rc.BrokerState.decode(fits.encode()).orders == orders[:1000]
+
+
+def test_the_dashboard_says_why_a_fixed_size_followers_positions_are_not_compared() -> None:
+    from copytrader.web.reconcile_view import POSITIONS_NOT_COMPARED, reconcile_columns
+
+    target, result = check(config({"mode": "fixed", "quantity": 2}), leader({"ESZ6": -13}), follower({"ESZ6": -12}))
+    columns = reconcile_columns(rc.report(result, None, NOW))
+    assert columns["sync"] == "in_sync" and columns["sync_reason"] == POSITIONS_NOT_COMPARED
+    _, checked = check(config(), leader({"ESZ6": 2}), follower({"ESZ6": 2}))
+    assert reconcile_columns(rc.report(checked, None, NOW))["sync_reason"] is None
