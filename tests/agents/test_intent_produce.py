@@ -48,7 +48,7 @@ from copytrader.core.topics import partition_for
 FOLLOWERS = [f"f{i}" for i in range(1, 21)]
 
 
-def intents(signal_id: str) -> list[OrderIntent]:
+def intents(signal_id: str, accounts: list[str] = FOLLOWERS) -> list[OrderIntent]:
     return [
         OrderIntent(
             client_order_id=f"CT{account}",
@@ -62,7 +62,7 @@ def intents(signal_id: str) -> list[OrderIntent]:
             quantity=1,
             stamps={"detected": 1.7e9, "fanned_out": 1.7e9},
         )
-        for account in FOLLOWERS
+        for account in accounts
     ]
 
 
@@ -400,21 +400,7 @@ async def test_a_crowded_partition_s_intents_go_in_records_that_fit(app: Any, mo
     appended: list[tuple[bytes, bytes, int]] = []
     monkeypatch.setattr(producer, "send", refusing_send(appended))
     signal_id = "L:" + "s" * 250
-    crowded = [
-        OrderIntent(
-            client_order_id=f"CT{n:030d}",
-            signal_id=signal_id,
-            account_id=account,
-            platform="paper",
-            leader_account="L",
-            action="place",
-            symbol="ESZ6",
-            side="buy",
-            quantity=1,
-            stamps={"detected": 1.7e9, "fanned_out": 1.7e9},
-        )
-        for n, account in enumerate(accounts_on_partition(0, 3000, INTENT_PARTITIONS))
-    ]
+    crowded = intents(signal_id, accounts_on_partition(0, 3000, INTENT_PARTITIONS))
     lone = intents(signal_id)[:1]
     await TopicOutbox(app.runtime.topics).intents(signal_id, crowded + lone)
 
