@@ -24,6 +24,10 @@ def test_a_run_deletes_its_topics_and_its_apps_topics_only(kafka_bootstrap: str)
         await admin.start()
         try:
             await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in mine + others])
+            for _ in range(100):  # a fresh broker's metadata takes new topics in a moment (CI saw none)
+                if set(mine + others) <= set(await admin.list_topics()):
+                    break
+                await asyncio.sleep(0.1)
             deleted = await delete_run_topics(kafka_bootstrap, f"{run}.")
             left = set(await admin.list_topics())
             await admin.delete_topics(others)
