@@ -183,6 +183,7 @@ def target_for(
     orders: dict[str, ExpectedOrder] = {}
     stamps: list[str] = []
     oldest = now
+    checked = True  # every membership's rule scales positions (see Target.positions_checked)
     follower_size = config.accounts[account_id].size if account_id in config.accounts else None
     for group, follower in memberships:
         leader = leaders.get(group.leader)
@@ -197,6 +198,7 @@ def target_for(
         stamps.append(f"{group.leader}@{leader.taken_at:.3f}")
         leader_size = config.accounts[group.leader].size if group.leader in config.accounts else None
         rule = follower.rule
+        checked = checked and scales_positions(rule, leader_size, follower_size)
         for symbol, net in leader.positions.items():
             symbol_here = follower_symbol(rule, symbol)
             try:
@@ -213,14 +215,6 @@ def target_for(
                 client_id, group.leader, order.broker_order_id, follower_symbol(rule, order.symbol)
             )
     auto = all(group.auto_correct for group, _ in memberships)
-    checked = all(
-        scales_positions(
-            follower.rule,
-            config.accounts[group.leader].size if group.leader in config.accounts else None,
-            follower_size,
-        )
-        for group, follower in memberships
-    )
     return Target(account_id, positions, orders, ",".join(sorted(stamps)), oldest, auto, checked)
 
 
