@@ -41,7 +41,7 @@ from ..core.settings import Settings
 from ..core.topics import SPEC, declare_topics, ensure_topics
 from ..web import api
 from ..web.server import WebContext
-from .gc_tuning import freeze_startup_heap
+from .gc_tuning import IdleCollector, freeze_startup_heap
 from .worker import CopyTraderWorker
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,10 @@ class CopyTraderApp(faust.App):
     async def on_started(self) -> None:
         await super().on_started()
         freeze_startup_heap()
+        # Collections between bursts of copies, not inside them (gc_tuning.py).
+        collector = IdleCollector(self.runtime.busy)
+        collector.install()
+        self.add_future(collector.run())
 
     async def on_stop(self) -> None:
         """Run the agents' shutdown hooks (close broker sessions) before Faust stops."""

@@ -237,6 +237,10 @@ class DirectIntentConsumer(DirectConsumer):
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._idle.wait(), max_wait_s)
 
+    def busy(self) -> bool:
+        """Whether a fetched intent is in flight (the worker's collections wait, gc_tuning.py)."""
+        return not self._idle.is_set()
+
     def redelivered(self, tp: TopicPartition, offset: int) -> bool:
         """May a previous owner of the partition have handled this record? (See the module doc.)
 

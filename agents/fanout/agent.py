@@ -20,6 +20,7 @@ from ...core import metrics
 from ...core.records import OrderError
 from ...core.signals import decode_signal
 from ..shared import jobs
+from ..shared.aiokafka_internals import producer_holds_records
 from ..shared.context import StageContext
 from ..shared.controls_feed import ControlsFeed
 from . import controls
@@ -104,9 +105,11 @@ def install_direct_consumer(app: faust.App, stage: FanoutStage) -> None:
         fetch_max_wait_ms=settings.signal_fetch_wait_ms,
         session_timeout_ms=int(app.conf.broker_session_timeout * 1000),
         heartbeat_interval_ms=int(app.conf.broker_heartbeat_interval * 1000),
+        records_waiting=lambda: producer_holds_records(app.producer),
     )
     ctx.assignments.append(consumer.assignment)
     ctx.lags.append(consumer.lags)
+    ctx.busy.append(consumer.busy)
     stage.signal_consumer = consumer
 
     @jobs.task(app)

@@ -163,6 +163,7 @@ class DirectSignalConsumer(DirectConsumer):
         retry_after_s: float = 1.0,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 2_000,
+        records_waiting: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(
             topic,
@@ -178,6 +179,8 @@ class DirectSignalConsumer(DirectConsumer):
         self.revoke_wait_s = revoke_wait_s
         self.retry_after_s = retry_after_s
         self.progress = SignalProgress()
+        # Whether the producer still holds records its sender has not taken (None: unknown).
+        self.records_waiting = records_waiting
         self._tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()  # no signal is being handled
         self._idle.set()
@@ -242,9 +245,30 @@ class DirectSignalConsumer(DirectConsumer):
         finally:
             RECEIPTS.reset(token)
             self._idle.set()
-        # One loop turn between signals: the producer's sender takes this signal's intents
-        # before the next is planned, and a backlog never holds the group heartbeat.
+        await self._let_records_go_out()
+
+    async def _let_records_go_out(self) -> None:
+        """Yield until the producer's sender took this signal's intents, and a turn more for
+        its request to be written, before the next signal is planned (at most six turns).
+
+        One turn was not enough: aiokafka's sender needs two or three. A cancel and a flatten
+        published together at 200 followers: the cancel's intents waited in the producer while
+        the flatten was planned (7 ms), so both reached Kafka together and the executor took
+        the flatten's only after all the cancel's work (#16). A backlog never holds the group
+        heartbeat either: every signal yields at least once."""
         await asyncio.sleep(0)
+        waiting = self.records_waiting
+        if waiting is None:
+            return
+        for _ in range(4):
+            held = waiting()
+            await asyncio.sleep(0)
+            if not held:
+                return
+
+    def busy(self) -> bool:
+        """Whether a signal is being handled (the worker's collections wait, gc_tuning.py)."""
+        return not self._idle.is_set()
 
     def _apply_rewinds(self) -> None:
         """Handle a partition again from a signal whose records were not all written: seek

@@ -33,6 +33,9 @@ budget is one second. We lower the wait on the consumer Faust built, before it s
    held that record, unread, until the next rebalance: the watching worker's fetches carried
    about 9 of the 20 ``broker_health`` changelog partitions (docs/benchmarks.md, session 26).
    Partitions Faust resumes (recovery, standby replicas) are resumed in aiokafka as well.
+8. Whether a Faust producer still holds records its sender has not taken
+   (:func:`producer_holds_records`): the fan-out plans the next signal only once the last
+   one's intents are on their way, not while they wait in the producer behind the planning.
 """
 
 from __future__ import annotations
@@ -203,3 +206,11 @@ def _set_paused(consumer: AIOKafkaConsumer, tps: list[TopicPartition], paused: b
 def changelogs_paused_in(consumer: AIOKafkaConsumer) -> set[TopicPartition]:
     """The partitions an aiokafka consumer will leave out of its fetches (for the tests)."""
     return set(consumer.paused())
+
+
+def producer_holds_records(producer: Any) -> bool:
+    """True while a Faust producer's aiokafka producer holds batches its sender has not taken
+    (item 8 above). False for a producer not started yet."""
+    inner = getattr(producer, "_producer", None)
+    accumulator = getattr(inner, "_message_accumulator", None)
+    return bool(getattr(accumulator, "_batches", None))

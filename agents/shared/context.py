@@ -41,6 +41,9 @@ class StageContext:
     shutdown_hooks: list[ShutdownHook] = field(default_factory=list)
     assignments: list[Callable[[], set[Any]]] = field(default_factory=list)
     lags: list[Callable[[], dict[Any, int]]] = field(default_factory=list)
+    #: Whether a consumer of the copy path has work in flight (an intent, a signal): Python's
+    #: collections wait for a moment when none has (``app/gc_tuning.py``).
+    busy: list[Callable[[], bool]] = field(default_factory=list)
     #: Records decoded once for this worker's consumers of the same topic (the tracker, the
     #: database sink and the dashboard feed all read ``trade.executions``).
     decoded: DecodedRecords = field(default_factory=DecodedRecords)

@@ -224,9 +224,17 @@ class PaperAdapter(BrokerAdapter):
 
     # -- internals ---------------------------------------------------------------------
     async def _round_trip(self) -> None:
+        """The request's way to the venue and back: the configured latency, and at 0 ms one
+        turn of the event loop, as a network broker's answer always arrives in a later turn.
+        Without that turn, a zero-latency answer was handled inside the call itself, and in a
+        burst each lane's order waited for the earlier lanes' answers to be reported first:
+        at 200 followers, copy k was handed over after k−1 acks were processed (#16)."""
         if self._state is not ConnectionState.CONNECTED:
             raise BrokerUnavailable(f"paper session {self.config.session_id} is not connected")
-        await self._latency.wait()
+        if self._latency.fixed_ms or self._latency.jitter_ms:
+            await self._latency.wait()
+        else:
+            await asyncio.sleep(0)
 
     def _maybe_lose_response(self, account_id: str) -> None:
         """The ``lose_response`` faults: the exchange acted, the answer never arrives."""

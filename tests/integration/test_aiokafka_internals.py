@@ -8,7 +8,7 @@ import contextlib
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from waiting import wait_until
@@ -83,5 +83,37 @@ async def test_fetch_in_flight_sees_the_long_poll_of_an_idle_consumer(kafka_boot
         )
     finally:
         await _stop(consumer)
+        await admin.delete_topics([topic])
+        await admin.close()
+
+
+async def test_producer_holds_records_until_its_sender_takes_them(kafka_bootstrap: str) -> None:
+    """What the fan-out waits for between two signals: the records of the last one leave the
+    producer's accumulator within a few loop turns, and the check says so."""
+    topic = f"internals-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=0)
+
+    class FaustProducer:  # Faust's aiokafka Producer keeps aiokafka's in ``_producer``
+        _producer: AIOKafkaProducer | None = None
+
+    faust_producer = FaustProducer()
+    assert not aiokafka_internals.producer_holds_records(faust_producer)  # not started: holds nothing
+    await producer.start()
+    faust_producer._producer = producer
+    try:
+        await producer.partitions_for(topic)  # metadata first: the send itself is then immediate
+        delivered = await producer.send(topic, b"intent batch")
+        assert aiokafka_internals.producer_holds_records(faust_producer)
+        turns = 0
+        while aiokafka_internals.producer_holds_records(faust_producer) and turns < 10:
+            await asyncio.sleep(0)
+            turns += 1
+        assert turns <= 4  # the fan-out waits at most four turns for it
+        await delivered
+    finally:
+        await producer.stop()
         await admin.delete_topics([topic])
         await admin.close()

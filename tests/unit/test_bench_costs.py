@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import mmap
 import os
 from pathlib import Path
 
@@ -177,7 +178,11 @@ def test_meter_samples_memory_through_the_window() -> None:
         meter.start()
         hold = []
         for _ in range(12):
-            hold.append(bytearray(2 * 1024 * 1024))  # 2 MiB more at each step
+            # 2 MiB more at each step, on pages of its own: a bytearray may reuse memory the
+            # allocator already holds (after other tests freed theirs), and not grow the RSS.
+            pages = mmap.mmap(-1, 2 * 1024 * 1024)
+            pages.write(b"x" * len(pages))
+            hold.append(pages)
             await asyncio.sleep(0.03)
         meter.stop()
         assert len(meter._rss["front"]) >= 8  # start, end and the samples between

@@ -163,6 +163,21 @@ async def test_the_direct_consumer_hands_signals_to_the_same_fan_out(tmp_path: P
     assert consumer.progress.settle()[0] == {TP0: 2}  # nothing sent to Kafka: nothing to wait for
 
 
+async def test_the_worker_collects_garbage_only_while_no_signal_is_handled(tmp_path: Path) -> None:
+    app = build(tmp_path, "direct")
+    consumer = app.runtime.fanout.signal_consumer
+    assert app.runtime.busy == [consumer.busy]  # what the worker's IdleCollector asks
+    seen: list[bool] = []
+
+    async def handle(payload: bytes) -> None:
+        seen.append(consumer.busy())
+
+    consumer.handle = handle
+    assert not consumer.busy()
+    await consumer._handle(TP0, record(0, signal_bytes()))
+    assert seen == [True] and not consumer.busy()
+
+
 def test_the_fan_out_consumes_directly_by_default_in_a_group_of_its_own(tmp_path: Path) -> None:
     app = build(tmp_path, "direct", app_id="front")
     consumer = app.runtime.fanout.signal_consumer
@@ -224,3 +239,32 @@ async def test_a_loop_that_dies_says_so_at_once(caplog: pytest.LogCaptureFixture
     await asyncio.gather(task, return_exceptions=True)
     await asyncio.sleep(0)  # done callbacks run on the next loop turn
     assert any(r.levelname == "CRITICAL" and "decoder state lost" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_next_signal_is_planned_once_the_last_ones_records_left_the_producer() -> None:
+    """A cancel and a flatten published together: the flatten is planned only once the
+    cancel's intents are on their way (the producer's sender took them), not while they wait
+    in the producer behind the planning (#16); at most a few loop turns."""
+    held = [True, True, False]  # the producer holds the first signal's records for two checks
+    handled: list[tuple[bytes, int]] = []
+
+    def records_waiting() -> bool:
+        return held.pop(0) if held else False
+
+    async def handle(payload: bytes) -> None:
+        handled.append((payload, len(held)))
+
+    consumer = DirectSignalConsumer(TP0.topic, "127.0.0.1:1", "g", handle, records_waiting=records_waiting)
+    await consumer._handle(TP0, record(0, b"cancel"))
+    await consumer._handle(TP0, record(1, b"flatten"))
+    assert handled == [(b"cancel", 3), (b"flatten", 0)]  # every check was made before the flatten
+
+    always: list[int] = []
+
+    def never_taken() -> bool:
+        always.append(1)
+        return True
+
+    stuck = DirectSignalConsumer(TP0.topic, "127.0.0.1:1", "g", handle, records_waiting=never_taken)
+    await asyncio.wait_for(stuck._handle(TP0, record(2, b"new")), 1.0)  # bounded: a stuck producer holds nothing up
+    assert len(always) == 4

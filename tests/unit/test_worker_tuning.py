@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 import faust
 import pytest
 
-from copytrader.app.gc_tuning import freeze_startup_heap
+from copytrader.app.gc_tuning import IdleCollector, freeze_startup_heap
 from copytrader.app.kafka_local import LocalKafka
 from copytrader.app.worker import CopyTraderWorker
 from copytrader.core.settings import Settings
@@ -101,3 +102,58 @@ def test_the_local_broker_takes_kafka_s_own_jvm_variables(monkeypatch: pytest.Mo
     monkeypatch.setenv("KAFKA_JVM_PERFORMANCE_OPTS", "-XX:+UseZGC")
     monkeypatch.setenv("KAFKA_OPTS", "-Xlog:gc")
     assert broker.jvm_options() == ["-Xmx1g", "-XX:+UseZGC", "-Xlog:gc"]
+
+
+@contextlib.contextmanager
+def collections_counted() -> Iterator[list[int]]:
+    """The generations Python collects meanwhile; thresholds restored afterwards."""
+    collected: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collected.append(info["generation"])
+
+    thresholds = gc.get_threshold()
+    gc.callbacks.append(note)
+    try:
+        yield collected
+    finally:
+        gc.callbacks.remove(note)
+        gc.set_threshold(*thresholds)
+
+
+def test_a_burst_of_copies_sets_off_no_collection_once_the_collector_is_installed() -> None:
+    """A 200-follower signal makes about 9,000 container objects: under Python's thresholds
+    that was 13 young and one or two middle collections inside the burst (#16)."""
+    burst = 9_000
+    with collections_counted() as collected:
+        gc.collect()
+        kept = [{"copy": n} for n in range(burst)]
+        assert collected[1:]  # Python's own thresholds: collections inside the burst
+        IdleCollector([]).install()
+        gc.collect()
+        collected.clear()
+        kept += [{"copy": n} for n in range(burst)]
+        assert collected == []
+        del kept
+
+
+def test_the_idle_collector_collects_between_bursts_as_python_would() -> None:
+    busy = [True]
+    collector = IdleCollector([lambda: busy[0]], min_young=500)
+    with collections_counted() as collected:
+        collector.install()
+        gc.collect()
+        collected.clear()
+        kept = [{"copy": n} for n in range(1_000)]
+        assert collector.step() is None and collected == []  # a copy in flight: later
+        busy[0] = False
+        assert collector.step() == 0 and collected == [0]
+        assert collector.step() is None  # nothing young left worth a collection
+        generations = []
+        for _ in range(10):
+            kept += [{"copy": n} for n in range(600)]
+            generations.append(collector.step())
+        assert generations[:9] == [0] * 9 and generations[9] == 1  # the tenth is a middle one, as Python's rule
+        assert collector.collections == [10, 1, 0]
+        del kept
