@@ -157,3 +157,20 @@ def test_the_idle_collector_collects_between_bursts_as_python_would() -> None:
         assert generations[:9] == [0] * 9 and generations[9] == 1  # the tenth is a middle one, as Python's rule
         assert collector.collections == [10, 1, 0]
         del kept
+
+
+def test_the_idle_collector_runs_a_full_collection_at_most_once_a_minute() -> None:
+    now = [0.0]
+    collector = IdleCollector([], min_young=100, full_every_s=60.0, clock=lambda: now[0])
+    with collections_counted():
+        collector.install()
+        gc.collect()
+        kept: list[object] = []
+        for second in range(0, 300, 2):  # five minutes of bursts, a young collection after each
+            now[0] = float(second)
+            kept += [{"copy": n} for n in range(200)]
+            collector.step()
+        del kept
+    young, middle, full = collector.collections
+    assert young > 100 and middle >= 1
+    assert 1 <= full <= 5  # Python's own rule would allow one every tenth middle collection
