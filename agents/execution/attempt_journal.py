@@ -180,24 +180,19 @@ class AttemptJournal:
     ) -> None:
         """The broker answered (``done``), or after every lookup nobody can tell (``unknown``).
 
-        Written ``finish_delay_s`` later (or by a transaction no lane waits for); until then
-        :meth:`get` answers from memory.
+        Written with the next transaction; until then :meth:`get` answers from memory.
         """
         self._finishes[client_order_id] = (
             signal_id,
             Attempt(client_order_id, state, 0, kind, broker_order_id, reason),
         )
-        if self._timer is None:
-            self._answer_later()
-
-    def _answer_later(self) -> None:
-        """Write the pending finishes ``finish_delay_s`` from now (at once with no loop)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a script, a test): write now
-            self.flush()
-            return
-        self._timer = loop.call_later(self.finish_delay_s, self.flush)
+        if self._timer is None and self._flushed is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a script, a test): write now
+                self.flush()
+                return
+            self._timer = loop.call_later(self.finish_delay_s, self.flush)
 
     def get(self, client_order_id: str, *, signal_id: str | None) -> Attempt | None:
         pending = self._finishes.get(client_order_id)
@@ -207,18 +202,10 @@ class AttemptJournal:
         return found.get(client_order_id)
 
     def flush(self) -> None:
-        """Write every pending begin in one transaction, then wake the waiters; the pending
-        finishes go with it only when no lane waits (else ``finish_delay_s`` later).
-
-        A signal's begins are on its copies' path (no order is sent before its row is in the
-        file); the previous signal's answers are not: written with the begins, 200 updates held
-        the second signal of a cancel-and-flatten pair 1–5 ms longer before its first order
-        (#16)."""
+        """Write every pending begin and finish in one transaction, then wake the waiters."""
         begins, self._begins = self._begins, {}
+        finishes, self._finishes = self._finishes, {}
         waiters, self._flushed = self._flushed, None
-        finishes: dict[str, tuple[str | None, Attempt]] = {}
-        if not begins and not waiters:
-            finishes, self._finishes = self._finishes, {}
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -241,8 +228,6 @@ class AttemptJournal:
         self._since_prune += len(writes)
         if self._since_prune >= self.prune_every:
             self.prune()
-        if self._finishes and self._timer is None:  # answers left for a moment no lane waits
-            self._answer_later()
 
     def _priors(self, begins: dict[str, Begun]) -> dict[str, Attempt | None]:
         """What the journal held of each begun intent: known in memory, else read from the file
@@ -403,13 +388,8 @@ class AttemptJournal:
         return self._db.execute("SELECT 1 FROM attempts WHERE signal_id IS NULL LIMIT 1").fetchone() is not None
 
     def close(self) -> None:
-        """Write what is pending (begins, then answers), then close the file."""
+        """Write what is pending, then close the file."""
         self.flush()
-        if self._finishes:
-            self.flush()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self._db.close()
 
 
