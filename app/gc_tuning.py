@@ -10,9 +10,9 @@ they are still freed by reference counting if they die, only cycles among them w
 
 What is left are the collections a burst of copies sets off itself. Python collects the young
 generation after every 700 new container objects; a 200-follower signal makes about 9,000
-(45 per copy), so its copies ran 13 young and one or two middle collections (2–5 ms each,
-nothing found) and, every few seconds, a full one of 5–13 ms: all inside the burst, since the
-burst is what allocates. :class:`IdleCollector` raises the automatic thresholds so that a
+(45 per copy), so its copies ran about 13 young collections and one or two middle ones (2–5
+ms each, finding nothing) and, every few seconds, a full one of 5–13 ms: all inside the burst,
+since the burst is what allocates. :class:`IdleCollector` raises the automatic thresholds so that a
 burst runs none, and collects what Python would have, between bursts (#16).
 """
 
@@ -36,7 +36,7 @@ IDLE_MIN_YOUNG = 1_000
 #: A full collection at most this often. Python runs one only once the objects promoted since
 #: the last have grown by a quarter of the old generation (a rule it keeps to itself), so a
 #: worker with a large heap (the watching worker's tables and dashboard state) seldom runs one;
-#: every tenth middle collection would have cost it about 0.08 ms of CPU per copy.
+#: one every tenth middle collection would walk that heap every few seconds.
 FULL_EVERY_S = 60.0
 
 
