@@ -6,6 +6,7 @@ fills market orders at once and a fake clock; the real lanes, router and attempt
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -362,3 +363,44 @@ async def test_a_long_run_costs_one_journal_write_and_no_query_per_copy(
     await restarted.close()
     assert broker.calls == [("place", net_key(run))]  # the journal answered every copy
     assert [e.code for e in restarted.errors()] == [netting.COPY_STALE_NETTED] * 300
+
+
+class CheckingBroker(NettingBroker):
+    """Reads the journal file, from a connection of its own, the moment an order arrives: what
+    a SIGKILL of the executor during that broker call would leave on disk."""
+
+    journal_path: Path
+    on_disk: dict[str, dict[str, tuple[str, str | None]]]
+
+    async def place(self, command: PlaceOrder) -> OrderAck:
+        reader = sqlite3.connect(self.journal_path)
+        try:
+            rows = reader.execute("SELECT client_order_id, state, broker_order_id FROM attempts").fetchall()
+        finally:
+            reader.close()
+        self.on_disk[command.client_order_id] = {cid: (state, covered_by) for cid, state, covered_by in rows}
+        return await super().place(command)
+
+
+async def test_a_netting_order_reaches_the_broker_only_after_its_copies_are_journaled_as_netted(
+    tmp_path: Path,
+) -> None:
+    """What exactly-once under netting rests on: each netted copy's row says which order covers
+    it (done, the netting order's key) before that order is sent, so an executor killed during
+    the call finds its copies answered when they are redelivered, and places none of them.
+    Session 29 wrote the answers apart from the netting order's own row; the chaos test
+    (tests/integration/test_chaos_exactly_once.py) then found followers at twice their position."""
+    broker = CheckingBroker(parse_config(CONFIG, env={}).sessions["s"])
+    broker.journal_path, broker.on_disk = tmp_path / "a.sqlite", {}
+    lane = Lane(broker, broker.journal_path)
+    run = [copy(1, "buy", 1, age=12), copy(2, "buy", 2, age=11), copy(3, "sell", 1, age=10)]
+    lane.submit(run)
+    await lane.settle()
+    await lane.close()
+    key = net_key(run)
+    assert broker.calls == [("place", key)]
+    on_disk = broker.on_disk[key]
+    assert {i.client_order_id: on_disk.get(i.client_order_id) for i in run} == {
+        i.client_order_id: ("done", key) for i in run
+    }
+    assert on_disk[key][0] == "attempting"  # and the netting order's own row, begun before its call
