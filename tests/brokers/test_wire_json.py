@@ -45,7 +45,7 @@ def test_it_reads_every_document_as_pythons_json_does(value: Any, as_bytes: bool
     ("text", "reason"),
     [
         ('{"price": NaN}', "non-finite number NaN is not JSON"),
-        ('[Infinity]', "non-finite number Infinity is not JSON"),
+        ("[Infinity]", "non-finite number Infinity is not JSON"),
         ('{"qty": -Infinity}', "non-finite number -Infinity is not JSON"),
         ('{"price": 1e999999}', "number 1e999999 overflows a float"),
         ("[-1E400]", "number -1E400 overflows a float"),
