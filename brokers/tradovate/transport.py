@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -366,6 +367,8 @@ class UserSocket:
         self.connects = 0
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ids = 2
+        self._last_frame = time.monotonic()  # when the socket last sent anything (the watchdog's)
+        self.stale_closes = 0  # sockets closed for silence
 
     async def run(self) -> None:
         """Connect forever. Tenacity spaces failed attempts (exponential backoff from
@@ -484,10 +487,17 @@ class UserSocket:
             raise BrokerUnavailable("user/syncrequest: still penalised after waiting") from exc
         raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
 
-    async def _frame(self, ws: aiohttp.ClientWebSocketResponse) -> codec.ServerFrame:
-        """The next frame that decodes; garbage is handed to ``on_bad`` and skipped."""
+    async def _frame(self, ws: aiohttp.ClientWebSocketResponse, *, watched: bool = False) -> codec.ServerFrame:
+        """The next frame that decodes; garbage is handed to ``on_bad`` and skipped.
+
+        ``watched``: :meth:`_heartbeats` closes the socket once no frame came for
+        ``stale_after_s``, so the read waits without a timer of its own. A timer per frame
+        (``receive(timeout=...)``: a timeout context, a timer handle made and cancelled) was
+        a twentieth of the executor's CPU per Tradovate copy at 200 followers (#16). The
+        handshake, before the watchdog runs, keeps its timeout."""
         while True:
-            msg = await ws.receive(timeout=self.config.stale_after_s)
+            msg = await ws.receive() if watched else await ws.receive(timeout=self.config.stale_after_s)
+            self._last_frame = time.monotonic()
             if msg.type in (
                 aiohttp.WSMsgType.CLOSE,
                 aiohttp.WSMsgType.CLOSED,
@@ -525,7 +535,7 @@ class UserSocket:
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:
-            frame = await self._frame(ws)
+            frame = await self._frame(ws, watched=True)
             if isinstance(frame, codec.CloseFrame):
                 return
             if isinstance(frame, codec.DataFrame):
@@ -537,10 +547,23 @@ class UserSocket:
                             self.on_bad(codec.CodecError("props push without an object", answers.raw_text(item.data)))
 
     async def _heartbeats(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Our ``[]`` every ``heartbeat_s``, and the read's watchdog: a socket that sent no
+        frame (the server's ``h`` comes every 2.5 s) for ``stale_after_s`` is presumed dead
+        and closed, which ends the read (``websocket CLOSING``) and the session reconnects."""
+        step = min(self.config.heartbeat_s, self.config.stale_after_s / 2)
+        next_beat = time.monotonic() + self.config.heartbeat_s
         while not ws.closed:
-            await asyncio.sleep(self.config.heartbeat_s)
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_str(codec.HEARTBEAT)
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            if now - self._last_frame > self.config.stale_after_s:
+                self.stale_closes += 1
+                log.warning("tradovate websocket: no frame for %.1f s; closing it", now - self._last_frame)
+                await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"stale")
+                return
+            if now >= next_beat:
+                next_beat = now + self.config.heartbeat_s
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.send_str(codec.HEARTBEAT)
 
 
 def _log_bad(exc: codec.CodecError) -> None:
