@@ -245,6 +245,8 @@ class GatewaySession:
 
     async def _acquire(self, priority: Priority, path: str) -> None:
         """A slot of the request budget, but never past the copy's deadline (nothing was sent)."""
+        if self.budget.try_acquire():  # a free slot without a task and a loop turn
+            return
         left = remaining(float("inf"))
         if left == float("inf"):
             await self.budget.acquire(priority)

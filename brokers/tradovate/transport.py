@@ -280,10 +280,11 @@ class RestClient:
         left = remaining(_NO_DEADLINE)
         if left <= 0:
             raise BrokerUnavailable(f"{url}: copy deadline passed before sending", sent=False)
-        try:
-            await asyncio.wait_for(self.budget.acquire(priority), None if left == _NO_DEADLINE else left)
-        except TimeoutError as exc:
-            raise RateLimited(f"{url}: no request slot before the copy deadline", code="budget") from exc
+        if not self.budget.try_acquire():  # a free slot without a task and a loop turn
+            try:
+                await asyncio.wait_for(self.budget.acquire(priority), None if left == _NO_DEADLINE else left)
+            except TimeoutError as exc:
+                raise RateLimited(f"{url}: no request slot before the copy deadline", code="budget") from exc
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"

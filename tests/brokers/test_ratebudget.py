@@ -251,3 +251,34 @@ async def test_real_clock_smoke() -> None:
     await budget.acquire()
     await asyncio.wait_for(budget.acquire(Priority.EXIT), timeout=1)
     assert "real" in repr(budget)
+
+
+async def test_try_acquire_grants_a_free_slot_and_refuses_when_full_waited_for_or_penalized() -> None:
+    """The fast path the transports take before bounding ``acquire`` by the copy's deadline:
+    a slot counted exactly as ``acquire`` counts it, and never one that ``acquire`` would make
+    its caller wait for (full windows, a caller already waiting, a penalty)."""
+    clock = FakeClock()
+    budget = make_budget(clock, [(2, 1.0)])
+    assert budget.try_acquire() and budget.try_acquire()
+    assert not budget.try_acquire()  # the window is full: nothing granted, nothing changed
+    assert budget.headroom == 0.0
+    served: list[str] = []
+    waiting = spawn(budget, "w", Priority.ENTRY, served)
+    await asyncio.sleep(0)
+    await clock.advance(1.0)
+    assert served == ["w"]
+    await waiting
+    assert budget.try_acquire()  # one slot of the slid window left
+    budget.penalize(5.0)
+    await clock.advance(1.0)
+    assert not budget.try_acquire()  # room in the window, but the server said wait
+    await clock.advance(4.0)
+    assert budget.try_acquire()
+    queued = spawn(budget, "q1", Priority.ENTRY, served)
+    queued2 = spawn(budget, "q2", Priority.ENTRY, served)
+    await asyncio.sleep(0)
+    assert not budget.try_acquire()  # callers wait: a newcomer never jumps the queue
+    await clock.advance(1.0)
+    await clock.advance(1.0)
+    await asyncio.gather(queued, queued2)
+    assert served == ["w", "q1", "q2"]
