@@ -72,6 +72,7 @@ class UserHubClient:
         self._ids = itertools.count(1)
         self.connects = 0
         self._closing = False
+        self._last_seen = time.monotonic()  # the last frame from the server (the keepalive's watch)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -154,29 +155,45 @@ class UserHubClient:
         return reply.result
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, decoder: codec.Decoder) -> None:
-        last_seen = time.monotonic()
-        while not ws.closed:
-            try:
-                frame = await ws.receive(timeout=self.config.keepalive_s)
-            except TimeoutError:
-                if time.monotonic() - last_seen > self.config.server_timeout_s:
-                    break  # server went silent: treat as dropped
-                with contextlib.suppress(ConnectionError):
-                    await ws.send_str(codec.ping())
-                continue
-            if frame.type is aiohttp.WSMsgType.BINARY:  # the JSON protocol is text: report, read on
-                last_seen = time.monotonic()
-                self._on_bad(codec.ProtocolError("binary frame on the JSON hub protocol", frame.data))
-                continue
-            if frame.type is not aiohttp.WSMsgType.TEXT:
-                break
-            last_seen = time.monotonic()
-            if self._dispatch(decoder.feed(frame.data, on_bad=self._on_bad, whole=True)):
-                break
+        """Read until the socket ends; :meth:`_keepalive` pings and watches for silence, so
+        the read waits without a timer of its own per frame (#16: a timeout context and a
+        timer handle for every frame, on every copy's pushes)."""
+        self._last_seen = time.monotonic()
+        watchdog = asyncio.get_running_loop().create_task(self._keepalive(ws))
+        try:
+            while not ws.closed:
+                frame = await ws.receive()
+                if frame.type is aiohttp.WSMsgType.BINARY:  # the JSON protocol is text: report, read on
+                    self._last_seen = time.monotonic()
+                    self._on_bad(codec.ProtocolError("binary frame on the JSON hub protocol", frame.data))
+                    continue
+                if frame.type is not aiohttp.WSMsgType.TEXT:
+                    break  # closed, or closed by the watchdog for silence
+                self._last_seen = time.monotonic()
+                if self._dispatch(decoder.feed(frame.data, on_bad=self._on_bad, whole=True)):
+                    break
+        finally:
+            watchdog.cancel()
         self._ready.clear()
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(BrokerUnavailable("user hub connection lost"))
+
+    async def _keepalive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Every ``keepalive_s``: a SignalR ping if nothing came in that long, and a socket
+        that sent nothing (not even the server's pings) for ``server_timeout_s`` is closed,
+        which ends the read: the server went silent, the connection counts as dropped."""
+        step = self.config.keepalive_s
+        while not ws.closed:
+            await asyncio.sleep(step)
+            silent = time.monotonic() - self._last_seen
+            if silent > self.config.server_timeout_s:
+                log.warning("user hub: no frame for %.1f s; closing the socket", silent)
+                await ws.close()
+                return
+            if silent >= step:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.send_str(codec.ping())
 
     def _dispatch(self, messages: list[codec.Message]) -> bool:
         """Route messages; ``True`` when the server closed the session."""

@@ -142,3 +142,19 @@ async def test_a_silent_hub_counts_as_dropped_and_is_reconnected() -> None:
     finally:
         await adapter.disconnect()
         await sim.stop()
+
+
+async def test_a_hub_that_pings_is_not_dropped() -> None:
+    """The other side of the silent hub: a server that pings every 0.1 s keeps a socket whose
+    server timeout is 0.3 s (the watchdog counts every frame, pings included)."""
+    sim = create_simulator(tick_ms=0, keepalive_s=0.1)
+    await sim.start()
+    adapter = ProjectXAdapter(session_config(sim, keepalive_s=0.05, server_timeout_s=0.3))
+    try:
+        await adapter.connect()
+        connects = adapter.hub.connects
+        await asyncio.sleep(1.2)  # an absence: no reconnect may happen in this window
+        assert adapter.hub.connects == connects
+    finally:
+        await adapter.disconnect()
+        await sim.stop()
