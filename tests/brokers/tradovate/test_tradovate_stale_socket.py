@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from copytrader.brokers.tradovate.config import TradovateConfig
 from copytrader.brokers.tradovate.transport import UserSocket
@@ -31,7 +32,7 @@ class QuietServer:
         self.beat_s = beat_s
         self.connections = 0
         self.url = ""
-        self._runner: web.AppRunner | None = None
+        self._server: TestServer | None = None
 
     async def socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
@@ -57,16 +58,13 @@ class QuietServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/ws", self.socket)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # a started TCPSite has its server
-        self.url = f"http://127.0.0.1:{port}/ws"
+        self._server = TestServer(app)
+        await self._server.start_server()
+        self.url = str(self._server.make_url("/ws"))
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.close()
 
 
 class FakeRest:
