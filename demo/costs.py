@@ -3,11 +3,14 @@
 The bench samples ``/proc/<pid>/stat`` (user + system CPU time, in clock ticks) and
 ``/proc/<pid>/status`` (resident memory) for every worker, its own process (the observer and the
 in-process simulators) and the Kafka broker, at the start and the end of the measured window.
-The window ends when every worker is quiet again, so work that runs behind (the niced tracker,
-the database sink) is counted. Two idle seconds after it give each process's background rate
-(heartbeats, metadata refreshes); the CPU used over the window minus that rate, divided by the
-copies placed in it, is the marginal cost per copy — what the
-difference of two runs of different lengths gives — and the sum over the workers is
+Each process's background rate (heartbeats, fetch polls, timers, the price feed) is measured
+twice: for ``IDLE_BEFORE_S`` before the first leader action, with every worker ready, and for
+``IDLE_WINDOW_S`` after the window; the lower of the two is taken, since either may hold work that
+is not idle (start-up's tail before, catching up after). The window ends when every worker is
+back within ``QUIET_MARGIN_MS_PER_S`` of that background rate, so work that runs behind (the
+niced tracker, the database sink) is counted. The CPU used over the window minus the background
+rate times its length, divided by the copies placed in it, is the marginal cost per copy —
+what the difference of two runs of different lengths gives — and the sum over the workers is
 ``cpu_ms_per_copy``. The raw figure is printed beside it. Kafka's bytes per copy come from the sizes of the run's topic
 segments in the broker's log directories (this machine's broker only; ``None`` elsewhere).
 Resident memory is also sampled every ``RSS_EVERY_S`` through the window: each process reports
@@ -28,12 +31,20 @@ from typing import Any
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 KIB_PER_MIB = 1024  # VmRSS is printed in kB
 KAFKA_MAIN = "kafka.Kafka"
-#: Ending the window: every worker under this CPU rate over one step (10 % of a core).
+#: Ending the window: every worker under this CPU rate over one step (10 % of a core), and
+#: within ``QUIET_MARGIN_MS_PER_S`` of its background rate when that was measured before. A
+#: fixed limit alone let a niced tracker still catching up at 93 ms/s (background 37) count
+#: as quiet, and its catching up then counted as background (#16, session 31).
 QUIET_MS_PER_S = 100.0
-QUIET_STEP_S = 0.5
+QUIET_MARGIN_MS_PER_S = 25.0
+#: One step of the quiet check: a second, so the rate's resolution (a clock tick, 10 ms, per
+#: step) is finer than the margin.
+QUIET_STEP_S = 1.0
 QUIET_TIMEOUT_S = 60.0
-#: After the window, each process's background rate is measured over this long.
-IDLE_WINDOW_S = 2.0
+#: Before the first leader action and after the window, each process's background rate is
+#: measured over these spans.
+IDLE_BEFORE_S = 3.0
+IDLE_WINDOW_S = 3.0
 #: Resident memory is sampled this often while the window is open (a 10-minute run: 60 points).
 RSS_EVERY_S = 10.0
 #: Growth is a slope over the window's second half (the first holds start-up and warm caches),
@@ -150,11 +161,20 @@ class CostMeter:
     _start: dict[str, ProcessSample] | None = None
     _end: dict[str, ProcessSample] | None = None
     _idle_end: dict[str, ProcessSample] | None = None
+    _idle_before: dict[str, float] = field(default_factory=dict)
     _bytes_start: int | None = None
     _bytes_end: int | None = None
     rss_every_s: float = RSS_EVERY_S
     _rss: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     _rss_task: asyncio.Task[None] | None = None
+
+    async def measure_background(self, seconds: float = IDLE_BEFORE_S) -> None:
+        """Each process's CPU rate over ``seconds`` with nothing to copy (call it with every
+        worker ready, before the first leader action)."""
+        before = sample_all(self.pids)
+        await asyncio.sleep(seconds)
+        after = sample_all(self.pids)
+        self._idle_before = {name: _rate(before.get(name), after.get(name)) for name in after}
 
     def start(self) -> None:
         self._start = sample_all(self.pids)
@@ -197,7 +217,7 @@ class CostMeter:
         while time.monotonic() < deadline:
             await asyncio.sleep(step)
             now = sample_all(self.pids)
-            if all(_rate(previous.get(n), now.get(n)) <= QUIET_MS_PER_S for n in self.workers):
+            if all(_rate(previous.get(n), now.get(n)) <= self._quiet_limit(n) for n in self.workers):
                 break
             previous = now
         self.stop()
@@ -205,11 +225,23 @@ class CostMeter:
             await asyncio.sleep(idle_s)
             self._idle_end = sample_all(self.pids)
 
-    def _idle_rate(self, name: str) -> float:
-        """CPU ms per second the process spent with nothing to copy (0 when not measured)."""
+    def _quiet_limit(self, name: str) -> float:
+        """The CPU rate under which a worker counts as done with the window's copies."""
+        background = self._idle_before.get(name)
+        if background is None:
+            return QUIET_MS_PER_S
+        return min(QUIET_MS_PER_S, background + QUIET_MARGIN_MS_PER_S)
+
+    def _idle_after(self, name: str) -> float | None:
         if not (self._end and self._idle_end):
-            return 0.0
+            return None
         return _rate(self._end.get(name), self._idle_end.get(name))
+
+    def _idle_rate(self, name: str) -> float:
+        """CPU ms per second the process spent with nothing to copy: the lower of the rates
+        measured before and after the window (0 when neither was)."""
+        rates = [r for r in (self._idle_before.get(name), self._idle_after(name)) if r is not None]
+        return min(rates) if rates else 0.0
 
     @property
     def started(self) -> bool:
@@ -238,6 +270,8 @@ class CostMeter:
                 "cpu_ms_per_copy": round(marginal / copies, 4),
                 "cpu_ms_per_copy_raw": round(used / copies, 4),
                 "idle_cpu_ms_per_s": round(idle_rate, 2),
+                "idle_cpu_ms_per_s_before": _rounded(self._idle_before.get(name)),
+                "idle_cpu_ms_per_s_after": _rounded(self._idle_after(name)),
                 "rss_mib_start": round(begin.rss_mib, 1),
                 "rss_mib_end": round(end.rss_mib, 1),
                 **rss_trend(self._rss.get(name, [])),
@@ -288,6 +322,10 @@ def _by_minute(points: Sequence[tuple[float, float]]) -> list[float]:
     return [*curve.values(), round(points[-1][1], 1)]
 
 
+def _rounded(rate: float | None) -> float | None:
+    return None if rate is None else round(rate, 2)
+
+
 def _rate(before: ProcessSample | None, after: ProcessSample | None) -> float:
     """CPU ms per second between two samples of one process (0 when either is missing)."""
     if before is None or after is None or after.at <= before.at:
@@ -295,4 +333,4 @@ def _rate(before: ProcessSample | None, after: ProcessSample | None) -> float:
     return (after.cpu_ms - before.cpu_ms) / (after.at - before.at)
 
 
-__all__ = ["CostMeter", "ProcessSample", "kafka_broker_pid", "rss_trend", "sample", "sample_all", "topic_bytes"]
+__all__ = ["IDLE_WINDOW_S", "CostMeter", "ProcessSample", "kafka_broker_pid", "rss_trend", "sample", "sample_all", "topic_bytes"]

@@ -34,7 +34,7 @@ from ..core.topics import delete_run_topics, ensure_topics
 from .broker_warmup import warm_broker_quietly
 from .calibration import broker_census, calibrate
 from .configgen import MARKET_TOKEN_ENV, SIMULATED, demo_config, market_data
-from .costs import CostMeter, kafka_broker_pid
+from .costs import IDLE_WINDOW_S, CostMeter, kafka_broker_pid
 from .observer import RunObserver, dumps
 from .repeats import median_of, readable
 
@@ -404,6 +404,9 @@ class Scenario:
     # -- the run ----------------------------------------------------------------------------
     async def trade(self, settle_timeout: float = 30.0) -> dict[str, Any]:
         """Let the scripted leader trade, then wait until every copy is accounted for."""
+        if self.costs and self.mode == "bench":
+            # Every worker is ready: what each process spends now is its background rate.
+            await self.costs.measure_background()
         go = self.run_dir / "go"
         go.write_text("go")
         done = go.with_suffix(".done")
@@ -436,7 +439,7 @@ class Scenario:
                 pass
         if self.costs is not None:
             # The demo ends at once; the bench also measures each process's idle rate.
-            await self.costs.stop_when_quiet(idle_s=2.0 if self.mode == "bench" else 0.0)
+            await self.costs.stop_when_quiet(idle_s=IDLE_WINDOW_S if self.mode == "bench" else 0.0)
         return self.summary()
 
     def summary(self) -> dict[str, Any]:

@@ -58,6 +58,55 @@ def test_cost_per_copy_is_marginal_over_the_idle_rate() -> None:
     assert report["processes"]["observer"]["cpu_ms_per_copy"] == pytest.approx(0.9)  # type: ignore[index]
 
 
+def test_background_is_the_lower_of_the_rates_before_and_after_the_window() -> None:
+    """Right after start-up a worker may still be busy (before), a niced one may still catch
+    up (after): neither is idle, and the lower rate is the closer to it."""
+    meter = _meter()
+    meter._idle_before = {"front": 40.0, "back": 2.0}
+    meter._start = {n: ProcessSample(0.0, 50.0, 10.0) for n in ("front", "back", "observer")}
+    meter._end = {n: ProcessSample(1000.0, 50.0, 20.0) for n in ("front", "back", "observer")}
+    meter._idle_end = {n: ProcessSample(1000.0 + 20.0, 50.0, 22.0) for n in ("front", "back", "observer")}
+    processes = meter.report(copies=100)["processes"]
+    front, back, observer = (processes[n] for n in ("front", "back", "observer"))  # type: ignore[index]
+    assert (front["idle_cpu_ms_per_s_before"], front["idle_cpu_ms_per_s_after"]) == (40.0, 10.0)
+    assert front["idle_cpu_ms_per_s"] == 10.0  # (1000 - 10 ms/s × 10 s) / 100 copies
+    assert front["cpu_ms_per_copy"] == pytest.approx(9.0)
+    assert back["idle_cpu_ms_per_s"] == 2.0  # the rate before was the lower one
+    assert back["cpu_ms_per_copy"] == pytest.approx(9.8)
+    assert observer["idle_cpu_ms_per_s_before"] is None and observer["idle_cpu_ms_per_s"] == 10.0
+
+
+def test_a_worker_still_catching_up_under_the_fixed_limit_keeps_the_window_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tracker's background is 30 ms/s; at 90 ms/s (under the fixed 100) it is still
+    writing the window's copies, so the window stays open until it is back near 30."""
+    rates = iter([90.0, 90.0, 90.0, 45.0, 45.0])
+    clock = {"at": 0.0, "cpu": 0.0}
+
+    def scripted(pids: object) -> dict[str, ProcessSample]:
+        clock["cpu"] += next(rates, 45.0) if clock["at"] else 0.0
+        clock["at"] += 1.0
+        return {"tracker": ProcessSample(clock["cpu"], 10.0, clock["at"])}
+
+    monkeypatch.setattr(costs, "sample_all", scripted)
+    meter = CostMeter({"tracker": 1}, ("tracker",), ("run.",))
+    meter._idle_before = {"tracker": 30.0}
+    assert meter._quiet_limit("tracker") == 30.0 + costs.QUIET_MARGIN_MS_PER_S
+    meter.start()
+    asyncio.run(meter.stop_when_quiet(timeout=5.0, step=0.0, idle_s=0.0))
+    # Samples one a second: start, then 90, 90, 90 ms/s (open), 45 (quiet), and stop's own.
+    assert meter._end is not None and meter._end["tracker"].at == 6.0
+    # Without a background measured first, the fixed limit alone would have ended it at once.
+    assert CostMeter({"x": 1}, ("x",), ("run.",))._quiet_limit("x") == costs.QUIET_MS_PER_S
+
+
+def test_background_is_measured_over_real_time() -> None:
+    meter = CostMeter({"me": os.getpid()}, ("me",), ("run.",))
+    asyncio.run(meter.measure_background(seconds=0.05))
+    assert meter._idle_before["me"] >= 0.0
+
+
 def test_no_copies_means_no_figure() -> None:
     meter = _meter()
     meter._start = meter._end = {"front": ProcessSample(1.0, 1.0, 1.0)}
