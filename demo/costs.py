@@ -333,4 +333,13 @@ def _rate(before: ProcessSample | None, after: ProcessSample | None) -> float:
     return (after.cpu_ms - before.cpu_ms) / (after.at - before.at)
 
 
-__all__ = ["IDLE_WINDOW_S", "CostMeter", "ProcessSample", "kafka_broker_pid", "rss_trend", "sample", "sample_all", "topic_bytes"]
+__all__ = [
+    "IDLE_WINDOW_S",
+    "CostMeter",
+    "ProcessSample",
+    "kafka_broker_pid",
+    "rss_trend",
+    "sample",
+    "sample_all",
+    "topic_bytes",
+]
