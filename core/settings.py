@@ -90,8 +90,10 @@ class Settings:
     # rebalance) waits for that fetch to return, at most this long.
     fetch_max_wait_ms: int = 100
     # Faust's consumer in a worker whose Faust agents are off the copy path (tracker, store,
-    # web; the executor with the direct consumer).
-    background_fetch_wait_ms: int = 100
+    # web; the executor with the direct consumer). In the fan-out and the executor (direct
+    # consumers) it holds only Faust's own ``__assignor-__leader`` topic; at 100 ms each of
+    # them polled that ten times a second, a third of an idle worker's fetches (#16, session 31).
+    background_fetch_wait_ms: int = 500
     # A worker that only watches (roles within track, store, web: nothing waits on it): its
     # Faust consumer's fetch waits up to this long for this many bytes, and its producer
     # lingers this long, so one round trip carries what arrived meanwhile instead of one per
@@ -155,7 +157,7 @@ class Settings:
             producer_linger_ms=_linger("PRODUCER_LINGER_MS", float(_env("PRODUCER_LINGER_MS", "0"))),
             background_linger_ms=_linger("BACKGROUND_LINGER_MS", float(_env("BACKGROUND_LINGER_MS", "5"))),
             fetch_max_wait_ms=int(_env("FETCH_MAX_WAIT_MS", "100")),
-            background_fetch_wait_ms=int(_env("BACKGROUND_FETCH_WAIT_MS", "100")),
+            background_fetch_wait_ms=int(_env("BACKGROUND_FETCH_WAIT_MS", "500")),
             intent_fetch_wait_ms=int(_env("INTENT_FETCH_WAIT_MS", "500")),
             watch_fetch_wait_ms=int(_env("WATCH_FETCH_WAIT_MS", "250")),
             watch_fetch_min_bytes=int(_env("WATCH_FETCH_MIN_BYTES", str(16 * 1024))),

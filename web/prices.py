@@ -98,14 +98,24 @@ class PricePush:
             "marks": self.marks.snapshot(),
         }
 
+    def watched(self) -> bool:
+        """Is a socket of this worker in the prices room? The pushes skip the message queue,
+        so no other worker's socket could receive them."""
+        return bool(self.hub.sio.manager.rooms.get("/", {}).get(ROOM))
+
     async def run(self) -> None:
-        """Until cancelled: sample, push quotes; push marks every ``marks_every`` rounds."""
+        """Until cancelled: sample (the history a later viewer gets), and while a socket
+        watches push quotes, and marks every ``marks_every`` rounds. Nobody watching, no marks
+        are computed: a walk over every position each second, most of the trading day with
+        the dashboard closed (#16, session 31)."""
         rounds = 0
         while True:
             await asyncio.sleep(self.interval_s)
             rounds += 1
             try:
                 changed = self.sample()
+                if not self.watched():
+                    continue
                 if changed:
                     await self.hub.sio.emit("quotes", {"quotes": changed}, room=ROOM, ignore_queue=True)
                     self.pushes += 1

@@ -30,7 +30,7 @@ from ...core.records import AccountStatus, Execution, IntentBatch, OrderError, O
 from ...core.settings import Settings
 from ..shared import jobs
 from ..shared.context import StageContext
-from ..shared.controls_feed import ControlsFeed
+from ..shared.controls_feed import ControlsFeed, worker_feed
 from ..shared.deferred_outbox import DeferredOutbox
 from ..shared.health_reports import HealthReports, session_status
 from ..shared.refused_events import unreadable_record
@@ -279,7 +279,7 @@ def install(app: faust.App, ctx: StageContext) -> ExecutionStage:
             log.error("session %s failed to connect: %r", session_id, exc)
 
     accounts = ExecutorAccounts(ctx, followers, open_session, optional_cipher())
-    feed = ControlsFeed(ctx.settings.bootstrap_servers, ctx.settings.topic_prefix, accounts.apply)
+    feed = worker_feed(app, ctx).subscribe(accounts.apply)
     ctx.pool.catch_up = feed.sync
     stage.accounts, stage.controls_feed = accounts, feed
 

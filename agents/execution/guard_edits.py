@@ -28,9 +28,9 @@ from ...core.guard_state import AccountGuard
 from ...core.guards import build
 from ...core.quotes import QuoteBook
 from ...core.schemas.bounds import MAX_TEXT_LEN
-from ..shared import jobs, price_feed
+from ..shared import price_feed
 from ..shared.context import StageContext
-from ..shared.controls_feed import Command, ControlsFeed
+from ..shared.controls_feed import Command, ControlsFeed, worker_feed
 from .guard_store import GuardStore, SavedEdit
 
 if TYPE_CHECKING:
@@ -142,10 +142,4 @@ def install(app: faust.App, ctx: StageContext, guards: ExecutorGuards, store: Gu
 
     ctx.shutdown_hooks.append(stop_prices)
     edits = GuardEdits(guards, store, adapter_for, start_prices)
-    feed = ControlsFeed(ctx.settings.bootstrap_servers, ctx.settings.topic_prefix, edits.apply)
-
-    @jobs.task(app)
-    async def follow_guard_edits() -> None:
-        await feed.run()
-
-    return feed
+    return worker_feed(app, ctx).subscribe(edits.apply)

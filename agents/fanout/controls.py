@@ -10,9 +10,8 @@ import faust
 
 from ...core.live_config import add_follower, apply_account
 from ...core.records import OrderError
-from ..shared import jobs
 from ..shared.context import StageContext
-from ..shared.controls_feed import AccountCommand, Command, ControlCommand, ControlsFeed, RuleCommand
+from ..shared.controls_feed import AccountCommand, Command, ControlCommand, ControlsFeed, RuleCommand, worker_feed
 from .planner import FanoutPlanner
 
 log = logging.getLogger(__name__)
@@ -60,12 +59,4 @@ def install(app: faust.App, ctx: StageContext, planner: FanoutPlanner) -> Contro
             )
         )
 
-    feed = ControlsFeed(
-        ctx.settings.bootstrap_servers, ctx.settings.topic_prefix, planner_applier(planner), on_refused=refused
-    )
-
-    @jobs.task(app)
-    async def follow_controls() -> None:
-        await feed.run()
-
-    return feed
+    return worker_feed(app, ctx).subscribe(planner_applier(planner), on_refused=refused)

@@ -20,7 +20,7 @@ from ...core.control_records import ALL_ACCOUNTS, ControlCommand
 from ...core.records import AccountStatus, errors_of
 from ..shared import jobs
 from ..shared.context import StageContext
-from ..shared.controls_feed import Command, ControlsFeed
+from ..shared.controls_feed import Command, worker_feed
 from .notices import ConnectionWatch, Notice, from_error, kill_switch
 from .sender import TargetSender
 
@@ -87,11 +87,7 @@ def install(app: faust.App, ctx: StageContext) -> NotifyStage | None:
         if changed and feed.caught_up.is_set():
             stage.announce(kill_switch(command.paused, command.by))
 
-    feed = ControlsFeed(ctx.settings.bootstrap_servers, ctx.settings.topic_prefix, on_control)
-
-    @jobs.task(app)
-    async def follow_controls_for_alerts() -> None:
-        await feed.run()
+    feed = worker_feed(app, ctx).subscribe(on_control)
 
     @jobs.task(app)
     async def deliver_notifications() -> None:

@@ -23,7 +23,7 @@ from ...core.records import Execution, OrderError, OrderIntent
 from ...core.topics import SPEC, partition_for, topic_name
 from ..shared import jobs
 from ..shared.context import StageContext
-from ..shared.controls_feed import Command, ControlsFeed
+from ..shared.controls_feed import Command, ControlsFeed, worker_feed
 from ..shared.health_reports import session_status
 from .feed import TOPIC, LeaderSnapshotFeed
 from .follower import FollowerReconciler
@@ -126,12 +126,8 @@ def install(app: faust.App, ctx: StageContext, *, leaders: bool, router: HasOutc
         if publisher is not None and live:
             _leader_request(publisher, ctx, command)
 
-    feed = ControlsFeed(ctx.settings.bootstrap_servers, ctx.settings.topic_prefix, apply)
+    feed = worker_feed(app, ctx).subscribe(apply)
     stage = ReconcileStage(feed, publisher, reconciler)
-
-    @jobs.task(app)
-    async def follow_reconcile_requests() -> None:
-        await feed.run()
 
     if publisher is not None:
         leader_side = publisher

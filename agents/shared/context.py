@@ -16,6 +16,7 @@ from ...core.config import CopyConfig
 from ...core.quotes import QuoteBook
 from ...core.settings import Settings
 from ...core.topics import Topics
+from .controls_feed import ControlsFeed
 from .decoded_records import DecodedRecords
 from .outbox import Outbox
 from .sessions import SessionPool
@@ -47,3 +48,6 @@ class StageContext:
     #: Records decoded once for this worker's consumers of the same topic (the tracker, the
     #: database sink and the dashboard feed all read ``trade.executions``).
     decoded: DecodedRecords = field(default_factory=DecodedRecords)
+    #: The worker's one follower of ``copy.controls`` (``controls_feed.worker_feed``), shared by
+    #: every stage that applies its records.
+    controls: ControlsFeed | None = None

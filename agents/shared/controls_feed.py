@@ -8,6 +8,11 @@ the most open reports. The topic is tiny (one compacted partition, one record pe
 every fan-out worker simply reads it from the beginning and keeps following it: the last
 record per key is the state. Every executor follows it too (dashboard accounts and their
 logins, ``agents.execution.accounts``), and every web worker (the switches and the account list).
+
+One feed per worker (:func:`worker_feed`), which every stage of it subscribes to: the executor's
+accounts, guard edits and reconciliation, the fan-out's switches and the leader's snapshot
+requests each had a consumer of their own, and each consumer polls the broker twice a second
+even when nothing happens (#16, session 31: three in an idle executor).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -32,36 +37,52 @@ from ...core.control_records import (
     decode_command,
 )
 from ...core.topics import topic_name
+from . import jobs
 from .aiokafka_internals import retry_backoff_ms
+
+if TYPE_CHECKING:
+    import faust
+
+    from .context import StageContext
 
 log = logging.getLogger(__name__)
 #: Every kind of record; each worker applies the kinds it uses and ignores the rest
 #: (alert tokens are the web workers' alone).
 Command = ControlCommand | RuleCommand | AccountCommand | AlertTokenCommand | ReconcileCommand | GuardsCommand
+Apply = Callable[[Command], Any]
+OnRefused = Callable[[int, str], Awaitable[None]]
 
 
 class ControlsFeed:
-    """Follows ``copy.controls`` from the beginning and hands each well-formed record to ``apply``.
+    """Follows ``copy.controls`` from the beginning and hands each well-formed record to every
+    subscriber's ``apply``, in the order they subscribed.
 
     ``caught_up`` is set once the records present at start have been applied, so callers that
-    care (tests, readiness) can wait for the replay to finish. A record ``apply`` refuses with
-    ``ValueError``/``KeyError`` is logged and skipped: one bad record must not stop the switches.
+    care (tests, readiness) can wait for the replay to finish. A record a subscriber refuses
+    with ``ValueError``/``KeyError`` is logged and skipped by that subscriber (and reported
+    through its ``on_refused``): one bad record must not stop the switches, and one stage's
+    refusal does not keep the record from the others.
     """
 
     def __init__(
-        self,
-        bootstrap: str,
-        prefix: str,
-        apply: Callable[[Command], Any],
-        on_refused: Callable[[int, str], Awaitable[None]] | None = None,
+        self, bootstrap: str, prefix: str, apply: Apply | None = None, on_refused: OnRefused | None = None
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic_name(prefix, TOPIC)
-        self.apply = apply
-        self.on_refused = on_refused
+        self.subscribers: list[tuple[Apply, OnRefused | None]] = []
         self.caught_up = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._next_offset = 0
+        self._started = False
+        if apply is not None:
+            self.subscribe(apply, on_refused)
+
+    def subscribe(self, apply: Apply, on_refused: OnRefused | None = None) -> ControlsFeed:
+        """Add a stage's ``apply`` (before the feed runs: a later one would miss the replay)."""
+        if self._started:
+            raise RuntimeError("subscribe to copy.controls before the feed runs: the replay has begun")
+        self.subscribers.append((apply, on_refused))
+        return self
 
     async def sync(self, timeout_s: float = 2.0) -> bool:
         """Wait until every record published before this call has been applied (or timeout).
@@ -91,6 +112,7 @@ class ControlsFeed:
 
     async def run(self) -> None:
         """Consume until cancelled; a broker hiccup only delays commands, it never loses them."""
+        self._started = True
         await keep_running(self._consume_and_close, "copy.controls consumer")
 
     async def _consume_and_close(self) -> None:
@@ -126,17 +148,30 @@ class ControlsFeed:
 
     async def handle(self, offset: int, raw: bytes) -> bool:
         """Apply one record; a refused one is logged, reported (``on_refused``) and skipped,
-        so one bad record never stops the switches that follow it. True when applied."""
+        so one bad record never stops the switches that follow it. True when every
+        subscriber applied it."""
         try:
-            result = self.apply(decode_command(raw))
-            if asyncio.iscoroutine(result):
-                await result
+            command = decode_command(raw)
         except (ValueError, KeyError, ArithmeticError) as exc:
-            log.warning("ignored control record at offset %s: %s", offset, exc)
-            if self.on_refused is not None:
-                await self.on_refused(offset, str(exc) or type(exc).__name__)
+            for _, on_refused in self.subscribers:
+                await self._refused(offset, exc, on_refused)
             return False
-        return True
+        applied = True
+        for apply, on_refused in self.subscribers:
+            try:
+                result = apply(command)
+                if asyncio.iscoroutine(result):
+                    await result
+            except (ValueError, KeyError, ArithmeticError) as exc:
+                await self._refused(offset, exc, on_refused)
+                applied = False
+        return applied
+
+    @staticmethod
+    async def _refused(offset: int, exc: Exception, on_refused: OnRefused | None) -> None:
+        log.warning("ignored control record at offset %s: %s", offset, exc)
+        if on_refused is not None:
+            await on_refused(offset, str(exc) or type(exc).__name__)
 
     async def _end_offsets(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
         for _ in range(50):
@@ -145,6 +180,19 @@ class ControlsFeed:
                 return dict(await consumer.end_offsets(list(parts)))
             await asyncio.sleep(0.05)
         return {}
+
+
+def worker_feed(app: faust.App, ctx: StageContext) -> ControlsFeed:
+    """This worker's one :class:`ControlsFeed`, made and started (as a task of ``app``) on the
+    first call; every stage subscribes to it while it installs."""
+    if ctx.controls is None:
+        feed = ctx.controls = ControlsFeed(ctx.settings.bootstrap_servers, ctx.settings.topic_prefix)
+
+        @jobs.task(app)
+        async def follow_copy_controls() -> None:
+            await feed.run()
+
+    return ctx.controls
 
 
 __all__ = [
@@ -157,4 +205,5 @@ __all__ = [
     "ControlsFeed",
     "RuleCommand",
     "decode_command",
+    "worker_feed",
 ]

@@ -174,3 +174,33 @@ def test_the_idle_collector_runs_a_full_collection_at_most_once_a_minute() -> No
     young, middle, full = collector.collections
     assert young > 100 and middle >= 1
     assert 1 <= full <= 5  # Python's own rule would allow one every tenth middle collection
+
+
+def test_the_idle_collector_checks_less_often_while_there_is_nothing_to_collect() -> None:
+    """Twenty wake-ups a second in every idle worker (#16, session 31); back at once on work."""
+    busy = [False]
+    collector = IdleCollector([lambda: busy[0]], interval_s=0.05, max_interval_s=0.4, min_young=500)
+    with collections_counted():
+        collector.install()
+        gc.collect()
+        waits = []
+        for _ in range(6):
+            collector.step()  # nothing young worth a collection
+            waits.append(collector.next_check_s)
+        assert waits == [0.1, 0.2, 0.4, 0.4, 0.4, 0.4]
+        kept = [{"copy": n} for n in range(1_000)]
+        busy[0] = True
+        assert collector.step() is None and collector.next_check_s == 0.05  # work waiting: soon again
+        busy[0] = False
+        assert collector.step() == 0 and collector.next_check_s == 0.05
+        del kept
+
+
+@pytest.mark.parametrize("roles", [("ingest", "fanout"), ("execute",)])
+def test_a_faust_consumer_off_the_copy_path_polls_at_most_twice_a_second(roles: tuple[str, ...]) -> None:
+    """With the direct consumers it holds only Faust's leader topic: nothing waits on it, and
+    at a 100 ms wait it cost ten empty fetches a second in each worker (#16, session 31)."""
+    settings = Settings(roles=roles)
+    assert not settings.faust_consumer_on_copy_path
+    assert settings.faust_fetch_wait_ms >= 500
+    assert Settings.from_env().background_fetch_wait_ms == settings.background_fetch_wait_ms

@@ -159,3 +159,43 @@ async def test_prices_need_a_session(web: Web) -> None:
     assert (await web.client.get("/api/prices")).status == 401
     # A socket whose session ended (logout elsewhere, expiry) is refused and disconnected.
     assert await web.ctx.prices._join("sid-without-a-session", {}) == {"error": "unauthorized"}
+
+
+async def test_marks_are_computed_only_while_a_socket_watches(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A walk over every position each second, for nobody, most of the day (#16, session 31)."""
+    book = QuoteBook()
+    web.ctx.marks.quotes = web.ctx.prices.quotes = book
+    web.ctx.prices.interval_s = 0.02
+    web.ctx.prices.marks_every = 1
+    book.update("ESZ6", bid=Decimal("5010.00"), ask=Decimal("5010.50"))
+    walks: list[int] = []
+    snapshot = web.ctx.marks.snapshot
+
+    def counted() -> dict[str, Any]:
+        walks.append(1)
+        return snapshot()
+
+    monkeypatch.setattr(web.ctx.marks, "snapshot", counted)
+    pusher = asyncio.ensure_future(web.ctx.prices.run())
+    client = None
+    try:
+        await asyncio.sleep(0.2)  # about ten rounds, nobody in the room
+        assert not web.ctx.prices.watched() and walks == []
+        assert web.ctx.prices.history["ESZ6"]  # the history a later viewer gets still grows
+        await web.login()
+        client = await socket(web)
+        got: list[Any] = []
+        client.on("marks", lambda data: got.append(data))
+        await client.call("prices", {}, timeout=5)  # joins the room (its snapshot is one walk)
+        await wait_until(lambda: len(got) >= 2, timeout_s=5, what="marks pushed to the watching socket")
+        await client.disconnect()
+        client = None
+        await wait_until(lambda: not web.ctx.prices.watched(), timeout_s=5, what="the room empty again")
+        await asyncio.sleep(0.05)
+        settled = len(walks)
+        await asyncio.sleep(0.2)
+        assert len(walks) == settled
+    finally:
+        pusher.cancel()
+        if client is not None:
+            await client.disconnect()
