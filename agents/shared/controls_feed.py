@@ -153,8 +153,9 @@ class ControlsFeed:
         try:
             command = decode_command(raw)
         except (ValueError, KeyError, ArithmeticError) as exc:
+            log.warning("ignored control record at offset %s: %s", offset, exc)
             for _, on_refused in self.subscribers:
-                await self._refused(offset, exc, on_refused)
+                await _report(offset, exc, on_refused)
             return False
         applied = True
         for apply, on_refused in self.subscribers:
@@ -163,15 +164,10 @@ class ControlsFeed:
                 if asyncio.iscoroutine(result):
                     await result
             except (ValueError, KeyError, ArithmeticError) as exc:
-                await self._refused(offset, exc, on_refused)
+                log.warning("control record at offset %s not applied by %s: %s", offset, _name(apply), exc)
+                await _report(offset, exc, on_refused)
                 applied = False
         return applied
-
-    @staticmethod
-    async def _refused(offset: int, exc: Exception, on_refused: OnRefused | None) -> None:
-        log.warning("ignored control record at offset %s: %s", offset, exc)
-        if on_refused is not None:
-            await on_refused(offset, str(exc) or type(exc).__name__)
 
     async def _end_offsets(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
         for _ in range(50):
@@ -180,6 +176,17 @@ class ControlsFeed:
                 return dict(await consumer.end_offsets(list(parts)))
             await asyncio.sleep(0.05)
         return {}
+
+
+async def _report(offset: int, exc: Exception, on_refused: OnRefused | None) -> None:
+    if on_refused is not None:
+        await on_refused(offset, str(exc) or type(exc).__name__)
+
+
+def _name(apply: Apply) -> str:
+    """Which stage refused, for the log: a bound method's owner, else the function's name."""
+    owner = getattr(apply, "__self__", None)
+    return type(owner).__name__ if owner is not None else getattr(apply, "__qualname__", repr(apply))
 
 
 def worker_feed(app: faust.App, ctx: StageContext) -> ControlsFeed:
