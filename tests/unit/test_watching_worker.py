@@ -145,7 +145,9 @@ def test_only_a_worker_nothing_waits_on_batches_its_fetches(roles: tuple[str, ..
     if watching:
         assert settings.faust_fetch_wait_ms == 250 and settings.faust_linger_ms == 30
     else:
-        assert settings.faust_fetch_wait_ms == (settings.fetch_max_wait_ms if "fanout" in roles else 100)
+        # The direct consumers carry the copies, so Faust's consumer there is background (#16).
+        assert not settings.faust_consumer_on_copy_path
+        assert settings.faust_fetch_wait_ms == settings.background_fetch_wait_ms == 500
 
 
 def test_a_fetch_minimum_below_one_byte_is_refused() -> None:
