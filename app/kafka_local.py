@@ -43,7 +43,15 @@ transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=24
+# Each new segment's offset and time index files are created this big (sparse) and mapped. The
+# first index entry written into Kafka's default 10 MiB took about 5 ms per partition on an ext4
+# disk, inside the request: a fresh topic's produce to ten partitions stalled 40-60 ms once they
+# passed 4 KiB, the demo's first signals (docs/benchmarks.md, "A new partition's first index
+# entry"). At 64 KiB that is under 1 ms; a segment then rolls at about 20 MiB, not 1 GiB.
+log.index.size.max.bytes={index_bytes}
 """
+#: ``log.index.size.max.bytes`` of the local broker (see the comment in SERVER_PROPERTIES).
+INDEX_BYTES = 64 * 1024
 # Kafka's own start script sets these (kafka-run-class.sh, KAFKA_JVM_PERFORMANCE_OPTS).
 JVM_PERFORMANCE_OPTS = (
     "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35"
@@ -138,6 +146,17 @@ class LocalKafka:
             return None
         return pid
 
+    def server_properties(self, log_dirs: Path) -> str:
+        """The broker's ``server.properties``, for its ports and data directory."""
+        return SERVER_PROPERTIES.format(
+            host=self.host,
+            port=self.port,
+            advertised_port=self.advertised_port or self.port,
+            controller_port=self.port + 1,
+            log_dirs=log_dirs,
+            index_bytes=INDEX_BYTES,
+        )
+
     def start(self, timeout: float = 120.0) -> str:
         """Start the broker (format storage on first start) and wait until it answers."""
         if self.serving():
@@ -151,15 +170,7 @@ class LocalKafka:
         self.home.mkdir(parents=True, exist_ok=True)
         data = self.home / "data"
         props = self.home / "server.properties"
-        props.write_text(
-            SERVER_PROPERTIES.format(
-                host=self.host,
-                port=self.port,
-                advertised_port=self.advertised_port or self.port,
-                controller_port=self.port + 1,
-                log_dirs=data,
-            )
-        )
+        props.write_text(self.server_properties(data))
         classpath = f"{libs}/*"
         jvm = [*self.jvm_options(), f"-Dlog4j.configuration=file:{PACKAGE_DIR / 'log4j.properties'}"]
         if not (data / "meta.properties").exists():

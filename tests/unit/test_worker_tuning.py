@@ -1,4 +1,4 @@
-"""Process-level tuning: a worker's logging level, fetch waits, frozen start-up heap; the local broker's JVM."""
+"""Process-level tuning: a worker's logging level, fetch waits, frozen start-up heap; the local broker's JVM and index files."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import faust
 import pytest
@@ -102,6 +103,18 @@ def test_the_local_broker_takes_kafka_s_own_jvm_variables(monkeypatch: pytest.Mo
     monkeypatch.setenv("KAFKA_JVM_PERFORMANCE_OPTS", "-XX:+UseZGC")
     monkeypatch.setenv("KAFKA_OPTS", "-Xlog:gc")
     assert broker.jvm_options() == ["-Xmx1g", "-XX:+UseZGC", "-Xlog:gc"]
+
+
+def test_the_local_broker_maps_small_index_files_that_still_index_a_large_segment(tmp_path: Path) -> None:
+    """The first index entry of a fresh 10 MiB index stalled a produce ~5 ms per partition
+    (docs/benchmarks.md): the local broker creates them at 64 KiB. Kafka rolls a segment once
+    its time index (12-byte entries, one per 4 KiB appended) is full: still 20 MiB of records."""
+    rendered = LocalKafka(port=19092).server_properties(tmp_path / "data")
+    props = dict(line.split("=", 1) for line in rendered.splitlines() if line and not line.startswith("#"))
+    index_bytes = int(props["log.index.size.max.bytes"])
+    assert index_bytes <= 64 * 1024
+    assert index_bytes // 12 * 4096 >= 20 * 1024 * 1024
+    assert props["log.dirs"] == str(tmp_path / "data") and props["listeners"].startswith("PLAINTEXT://")
 
 
 @contextlib.contextmanager
