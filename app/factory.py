@@ -67,6 +67,8 @@ class CopyTraderApp(faust.App):
     """A Faust app that creates its topics (with their partition counts) before it consumes."""
 
     runtime: Runtime
+    #: Set once ``on_started`` finished (start-up heap frozen, idle collector installed).
+    started_up: bool = False
 
     async def maybe_start_producer(self) -> Any:
         """Faust's version is a ``mode`` stampede wrapper that yields to the event loop three
@@ -109,6 +111,7 @@ class CopyTraderApp(faust.App):
         collector = IdleCollector(self.runtime.busy)
         collector.install()
         self.add_future(collector.run())
+        self.started_up = True  # a gate of /readyz: the collection above is start-up work
 
     async def on_stop(self) -> None:
         """Run the agents' shutdown hooks (close broker sessions) before Faust stops."""
@@ -151,6 +154,9 @@ def install_warmup(app: CopyTraderApp) -> None:
 
     warmup.add("codecs", warm_codecs)
     warmup.add("producer: " + ", ".join(names), warm_topics)
+    warmup.add_gate("worker started (start-up heap frozen)", lambda: app.started_up)
+    if runtime.storage is not None:
+        warmup.add_gate("database ready", runtime.storage.ready.is_set)
     if runtime.fanout is not None:
         fanout_warmup.install(warmup, runtime.fanout)
     if runtime.execution is not None:
@@ -258,3 +264,4 @@ def _install(app: CopyTraderApp) -> None:
     install_lag_reporting(app)
     if settings.has("web"):
         runtime.web = api.install(app, runtime)
+        runtime.warmup.add_gate("dashboard feed positioned", runtime.web.feed.ready.is_set)

@@ -110,7 +110,7 @@ async def measure(mode: str, followers: int, count: int, interval: float, broker
         await app.start()
         try:
             deadline = time.monotonic() + 60
-            while not (app.runtime.warmup.done and app.assigned_partitions() > 0):
+            while not (app.runtime.warmup.ready and app.assigned_partitions() > 0):
                 assert time.monotonic() < deadline, "the worker did not become ready"
                 await asyncio.sleep(0.1)
             idle_start, idle_cpu = time.monotonic(), time.process_time()

@@ -121,7 +121,7 @@ async def measure(
         await app.start()
         try:
             deadline = time.monotonic() + 60
-            while not (app.runtime.warmup.done and app.assigned_partitions() > 0):
+            while not (app.runtime.warmup.ready and app.assigned_partitions() > 0):
                 assert time.monotonic() < deadline, "the worker did not become ready"
                 await asyncio.sleep(0.1)
             await asyncio.sleep(3.0)  # start-up's tail (recovery, the first fetches, migrations)

@@ -62,9 +62,10 @@ def install_probes(
 
 
 def readiness(rebalancing: bool, assigned: int, warmup: Warmup | None) -> dict[str, Any]:
-    """``/readyz``'s answer: ready once partitions are assigned, no rebalance is under way and
-    the warm-up finished; a failed warm-up says why (``warmup.error``)."""
-    ready = not rebalancing and assigned > 0 and (warmup is None or warmup.done)
+    """``/readyz``'s answer: ready once partitions are assigned, no rebalance is under way, the
+    warm-up finished and its gates hold; a failed warm-up says why (``warmup.error``), a gate
+    that does not hold yet is named (``warmup.waiting_for``)."""
+    ready = not rebalancing and assigned > 0 and (warmup is None or warmup.ready)
     body: dict[str, Any] = {"ready": ready, "assigned_partitions": assigned, "rebalancing": rebalancing}
     if warmup is not None:
         body["warmup"] = warmup.status()

@@ -70,14 +70,33 @@ class Warmup:
     attempts: int = 0
     #: The steps the last attempt finished, in order (``/readyz`` shows them).
     finished: list[str] = field(default_factory=list)
+    #: Conditions that must hold too, for what starts outside the steps: the app's own start-up
+    #: (its heap frozen, which is a full collection), the dashboard feed positioned, the
+    #: database migrated. Without them a worker said ready up to half a second before its
+    #: start-up was over, and that work landed on the first signals (#16 item 3).
+    gates: list[tuple[str, Callable[[], bool]]] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
+        """Every step finished (the gates aside)."""
         return self.state == "done"
+
+    @property
+    def ready(self) -> bool:
+        """Every step finished and every gate holds: what ``/readyz`` waits for."""
+        return self.done and not self.waiting_for()
 
     def add(self, name: str, step: Step) -> None:
         """A step, run after those added before it (a role's steps in the order it needs them)."""
         self.steps.append((name, step))
+
+    def add_gate(self, name: str, holds: Callable[[], bool]) -> None:
+        """A condition ``/readyz`` waits for besides the steps (checked on every probe)."""
+        self.gates.append((name, holds))
+
+    def waiting_for(self) -> list[str]:
+        """The gates that do not hold yet, by name."""
+        return [name for name, holds in self.gates if not holds()]
 
     def status(self) -> dict[str, Any]:
         """What ``/readyz`` shows of the warm-up."""
@@ -87,6 +106,7 @@ class Warmup:
             "took_s": self.took_s,
             "attempts": self.attempts,
             "steps": list(self.finished),
+            "waiting_for": self.waiting_for(),
         }
 
     async def run_once(self) -> bool:

@@ -228,3 +228,54 @@ async def test_readyz_stays_false_until_the_warm_up_is_done_and_says_why_it_fail
     }
     assert readiness(True, 10, warmup)["ready"] is False  # a rebalance still says not ready
     assert readiness(False, 0, warmup)["ready"] is False  # and so do no partitions
+
+
+async def test_readyz_waits_for_every_gate_and_names_the_ones_that_do_not_hold() -> None:
+    warmup = Warmup()
+    feed_positioned = asyncio.Event()
+    started = {"up": False}
+
+    async def codecs() -> None:
+        return None
+
+    warmup.add("codecs", codecs)
+    warmup.add_gate("worker started", lambda: started["up"])
+    warmup.add_gate("dashboard feed positioned", feed_positioned.is_set)
+    assert await warmup.run_once() is True
+    assert warmup.done and not warmup.ready  # the steps are over, the start-up is not
+    body = readiness(False, 10, warmup)
+    assert body["ready"] is False
+    assert body["warmup"]["waiting_for"] == ["worker started", "dashboard feed positioned"]
+    started["up"] = True
+    assert readiness(False, 10, warmup)["warmup"]["waiting_for"] == ["dashboard feed positioned"]
+    feed_positioned.set()
+    body = readiness(False, 10, warmup)
+    assert body["ready"] is True and body["warmup"]["waiting_for"] == []
+
+
+@pytest.mark.parametrize(
+    ("roles", "gates"),
+    [
+        (("fanout", "execute"), ["worker started (start-up heap frozen)"]),
+        (
+            ("track", "store", "web"),
+            ["worker started (start-up heap frozen)", "database ready", "dashboard feed positioned"],
+        ),
+    ],
+)
+def test_each_worker_gates_its_readiness_on_the_start_up_work_of_its_roles(
+    tmp_path: Path, roles: tuple[str, ...], gates: list[str]
+) -> None:
+    settings = Settings(
+        app_id=f"gates-{uuid.uuid4().hex[:8]}",
+        kafka_broker="kafka://127.0.0.1:1",
+        data_dir=tmp_path,
+        roles=roles,
+        database_url=f"sqlite:///{tmp_path / 'gates.db'}",
+    )
+    app = create_app(settings, outbox=MemoryOutbox())
+    warmup = app.runtime.warmup
+    assert [name for name, _ in warmup.gates] == gates
+    assert warmup.waiting_for() == gates  # nothing has started: every gate waits
+    app.started_up = True
+    assert "worker started (start-up heap frozen)" not in warmup.waiting_for()
