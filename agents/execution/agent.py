@@ -97,12 +97,35 @@ class ExecutionStage:
     pumps: dict[str, asyncio.Future[None]] = field(default_factory=dict)
     protective: ProtectiveStops | None = None  # the protective-stop watcher (protective.py)
     intent_consumer: DirectIntentConsumer | None = None  # the direct consumer, for the warm-up
+    #: Set once every follower session's first connection attempt ended (opened or refused),
+    #: or SESSIONS_GATE_S passed: a gate of ``/readyz`` (``warmup.py``).
+    sessions_tried: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def build(cls, ctx: StageContext) -> ExecutionStage:
         router = OrderRouter(ctx.pool, ctx.outbox)
         stale = StaleCopies(router)  # copies too late to place as they were are netted (netting.py)
         return cls(ctx, router, AccountLanes(router.execute, router.report_crash, router.report_skipped, stale))
+
+
+#: How long ``/readyz`` waits for the follower sessions' first connection attempts: a platform
+#: that does not answer must not keep every other account's copies out of service.
+SESSIONS_GATE_S = 30.0
+
+
+async def connect_sessions(stage: ExecutionStage, account_ids: list[str], bound_s: float = SESSIONS_GATE_S) -> None:
+    """Open the followers' sessions before the first signal needs them, and say when every
+    first attempt ended (``stage.sessions_tried``): a first copy that found its session still
+    connecting waited for the log-in round trips on top of its own (#16 item 3). A failed or
+    slow session is left to the pool (the next request for it connects again)."""
+    attempt = asyncio.ensure_future(stage.ctx.pool.connect_all(account_ids))
+    try:
+        done, _ = await asyncio.wait({attempt}, timeout=bound_s)
+        if not done:
+            log.warning("follower sessions still connecting after %g s; ready without them", bound_s)
+    finally:
+        stage.sessions_tried.set()
+    await attempt
 
 
 async def pump_fills(router: OrderRouter, adapter: BrokerAdapter, followers: set[str]) -> None:
@@ -304,7 +327,7 @@ def install(app: faust.App, ctx: StageContext) -> ExecutionStage:
 
     @jobs.task(app)
     async def connect_followers() -> None:
-        await ctx.pool.connect_all(sorted(followers))
+        await connect_sessions(stage, sorted(followers))
 
     @jobs.task(app)
     async def follow_account_records() -> None:

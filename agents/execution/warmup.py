@@ -87,6 +87,7 @@ def install(warmup: Warmup, stage: ExecutionStage) -> None:
     if consumer is not None:
         warmup.add("execute: orders.requests positions", lambda: warm_positions(consumer))
     warmup.add("execute: lanes, metric series, journal reads", lambda: warm_lanes(stage))
+    warmup.add_gate("execute: follower sessions opened or refused", stage.sessions_tried.is_set)
 
 
 __all__ = ["INTENT_PARTITIONS", "WARM_OUTCOMES", "install", "served_accounts", "warm_lanes", "warm_positions"]

@@ -6,12 +6,14 @@ import asyncio
 import logging
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
 from aiokafka.structs import TopicPartition
 
+from copytrader.agents.execution.agent import connect_sessions
 from copytrader.agents.execution.warmup import warm_positions
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.agents.shared.warmup import (
@@ -256,7 +258,10 @@ async def test_readyz_waits_for_every_gate_and_names_the_ones_that_do_not_hold()
 @pytest.mark.parametrize(
     ("roles", "gates"),
     [
-        (("fanout", "execute"), ["worker started (start-up heap frozen)"]),
+        (
+            ("fanout", "execute"),
+            ["worker started (start-up heap frozen)", "execute: follower sessions opened or refused"],
+        ),
         (
             ("track", "store", "web"),
             ["worker started (start-up heap frozen)", "database ready", "dashboard feed positioned"],
@@ -279,3 +284,39 @@ def test_each_worker_gates_its_readiness_on_the_start_up_work_of_its_roles(
     assert warmup.waiting_for() == gates  # nothing has started: every gate waits
     app.started_up = True
     assert "worker started (start-up heap frozen)" not in warmup.waiting_for()
+
+
+class FakePool:
+    """``connect_all`` as the session pool's: one attempt per account, failures logged not raised."""
+
+    def __init__(self, hang: bool = False) -> None:
+        self.hang = hang
+        self.release = asyncio.Event()
+        self.connected: list[str] = []
+
+    async def connect_all(self, account_ids: list[str]) -> None:
+        if self.hang:
+            await self.release.wait()
+        self.connected += account_ids
+
+
+async def test_the_executor_is_ready_once_every_session_s_first_attempt_ended() -> None:
+    pool = FakePool()
+    stage = SimpleNamespace(ctx=SimpleNamespace(pool=pool), sessions_tried=asyncio.Event())
+    await connect_sessions(stage, ["f1", "f2"])  # type: ignore[arg-type]  # duck-typed stage
+    assert stage.sessions_tried.is_set() and pool.connected == ["f1", "f2"]
+
+
+async def test_a_session_that_never_answers_keeps_the_executor_out_of_service_only_for_a_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = FakePool(hang=True)
+    stage = SimpleNamespace(ctx=SimpleNamespace(pool=pool), sessions_tried=asyncio.Event())
+    with caplog.at_level(logging.WARNING):
+        task = asyncio.ensure_future(connect_sessions(stage, ["f1"], bound_s=0.05))  # type: ignore[arg-type]
+        await asyncio.wait_for(stage.sessions_tried.wait(), 5)
+    assert not task.done() and pool.connected == []  # the attempt goes on: the pool keeps trying
+    assert any("still connecting" in r.getMessage() for r in caplog.records)
+    pool.release.set()
+    await asyncio.wait_for(task, 5)
+    assert pool.connected == ["f1"]
