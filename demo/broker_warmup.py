@@ -6,8 +6,9 @@ the first 250 produce requests were acked at p50 10.6 / p99 64 ms against 2–3 
 after the first thousand, and a topic created after that warm-up was as fast from its first
 record (one send at a time; at the demo's pace each new partition's first index entry stalled
 its produce too, which the local broker's small index files removed: ``app/kafka_local.py``,
-docs/benchmarks.md, "A new partition's first index entry"). A deployment's brokers run for weeks; only the demo (and a bench that started its
-own broker) trades seconds after a broker's start, so only they run this.
+docs/benchmarks.md, "A new partition's first index entry"). A deployment's brokers run for
+weeks; only the demo (and a bench that started its own broker) trades seconds after a
+broker's start, so only they run this.
 
 The traffic goes to a scratch topic of the run (``<prefix>broker-warmup``), which no worker
 reads and which the run deletes with its other topics. Nothing is written to a topic a worker
