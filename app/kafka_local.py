@@ -47,11 +47,46 @@ log.retention.hours=24
 # first index entry written into Kafka's default 10 MiB took about 5 ms per partition on an ext4
 # disk, inside the request: a fresh topic's produce to ten partitions stalled 40-60 ms once they
 # passed 4 KiB, the demo's first signals (docs/benchmarks.md, "A new partition's first index
-# entry"). At 64 KiB that is under 1 ms; a segment then rolls at about 20 MiB, not 1 GiB.
+# entry"). At 64 KiB that is under 1 ms. Segments roll at 16 MiB, before such an index fills
+# (at most 4,098 entries, one per 4 KiB appended, of the time index's 5,461): Kafka rebuilds a
+# segment's index on recovery and refuses to start when the entries do not fit ("Attempt to
+# append to a full time index"), and a bound every segment stays under keeps index_bytes_for()
+# at 64 KiB. A data directory written with larger segments (a broker from before this setting)
+# gets an index that holds them: index_bytes_for().
+log.index.interval.bytes={index_interval}
 log.index.size.max.bytes={index_bytes}
+log.segment.bytes={segment_bytes}
 """
 #: ``log.index.size.max.bytes`` of the local broker (see the comment in SERVER_PROPERTIES).
 INDEX_BYTES = 64 * 1024
+#: ``log.segment.bytes``: a segment rolls before an index of INDEX_BYTES could fill.
+SEGMENT_BYTES = 16 * 1024 * 1024
+#: ``log.index.interval.bytes`` (Kafka's default, pinned: the sizes above depend on it).
+INDEX_INTERVAL_BYTES = 4096
+#: The largest index entry: a time-index entry (8-byte timestamp, 4-byte relative offset).
+INDEX_ENTRY_BYTES = 12
+
+
+def index_entries(segment_bytes: int) -> int:
+    """The most index entries a segment of this size can need: Kafka adds one each time more
+    than ``index.interval.bytes`` were appended since the last, and recovery may add one more
+    (the segment's largest timestamp)."""
+    return segment_bytes // INDEX_INTERVAL_BYTES + 2
+
+
+def index_bytes_for(log_dirs: Path) -> int:
+    """INDEX_BYTES, or more when a segment already in ``log_dirs`` needs it.
+
+    Kafka resizes the active segment's index files to this bound when it loads them, and a
+    broker whose data directory holds a segment written with larger indexes (a local broker
+    from before the bound, with 1 GiB segments) would refuse to start ("newPosition > limit").
+    Such a segment rolls at its next append (SEGMENT_BYTES), and once retention has removed
+    it, the bound returns to INDEX_BYTES."""
+    largest = max((log.stat().st_size for log in log_dirs.glob("*/*.log")), default=0)
+    needed = index_entries(largest) * INDEX_ENTRY_BYTES
+    return max(INDEX_BYTES, -(-needed // INDEX_BYTES) * INDEX_BYTES)
+
+
 # Kafka's own start script sets these (kafka-run-class.sh, KAFKA_JVM_PERFORMANCE_OPTS).
 JVM_PERFORMANCE_OPTS = (
     "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35"
@@ -154,7 +189,9 @@ class LocalKafka:
             advertised_port=self.advertised_port or self.port,
             controller_port=self.port + 1,
             log_dirs=log_dirs,
-            index_bytes=INDEX_BYTES,
+            index_interval=INDEX_INTERVAL_BYTES,
+            index_bytes=index_bytes_for(log_dirs),
+            segment_bytes=SEGMENT_BYTES,
         )
 
     def start(self, timeout: float = 120.0) -> str:

@@ -12,7 +12,7 @@ import faust
 import pytest
 
 from copytrader.app.gc_tuning import IdleCollector, freeze_startup_heap
-from copytrader.app.kafka_local import LocalKafka
+from copytrader.app.kafka_local import INDEX_BYTES, LocalKafka, index_bytes_for, index_entries
 from copytrader.app.worker import CopyTraderWorker
 from copytrader.core.settings import Settings
 
@@ -105,16 +105,38 @@ def test_the_local_broker_takes_kafka_s_own_jvm_variables(monkeypatch: pytest.Mo
     assert broker.jvm_options() == ["-Xmx1g", "-XX:+UseZGC", "-Xlog:gc"]
 
 
-def test_the_local_broker_maps_small_index_files_that_still_index_a_large_segment(tmp_path: Path) -> None:
+def _properties(rendered: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in rendered.splitlines() if line and not line.startswith("#"))
+
+
+def test_the_local_broker_maps_small_index_files_and_rolls_segments_before_they_fill(tmp_path: Path) -> None:
     """The first index entry of a fresh 10 MiB index stalled a produce ~5 ms per partition
-    (docs/benchmarks.md): the local broker creates them at 64 KiB. Kafka rolls a segment once
-    its time index (12-byte entries, one per 4 KiB appended) is full: still 20 MiB of records."""
-    rendered = LocalKafka(port=19092).server_properties(tmp_path / "data")
-    props = dict(line.split("=", 1) for line in rendered.splitlines() if line and not line.startswith("#"))
+    (docs/benchmarks.md): the local broker creates them at 64 KiB. A segment must roll before
+    its rebuilt index could overflow it (Kafka then refuses to start): every entry a segment
+    can need, one per 4 KiB appended, fits in the time index's 12-byte entries."""
+    props = _properties(LocalKafka(port=19092).server_properties(tmp_path / "data"))
     index_bytes = int(props["log.index.size.max.bytes"])
+    segment_bytes = int(props["log.segment.bytes"])
+    interval = int(props["log.index.interval.bytes"])
     assert index_bytes <= 64 * 1024
-    assert index_bytes // 12 * 4096 >= 20 * 1024 * 1024
+    assert (segment_bytes // interval + 2) * 12 <= index_bytes
+    assert segment_bytes >= 8 * 1024 * 1024  # not a file per few seconds of trading
     assert props["log.dirs"] == str(tmp_path / "data") and props["listeners"].startswith("PLAINTEXT://")
+
+
+def test_a_data_directory_with_larger_segments_gets_an_index_that_holds_them(tmp_path: Path) -> None:
+    """A local broker from before the small index wrote segments up to 1 GiB; Kafka resizes the
+    active one's index to the configured bound on load and refused to start ("newPosition >
+    limit", seen on a development broker after the upgrade). The bound grows to fit the largest."""
+    data = tmp_path / "data"
+    (data / "trade.signals-0").mkdir(parents=True)
+    (data / "trade.signals-0" / "00000000000000000000.log").write_bytes(b"x" * 1000)
+    assert index_bytes_for(data) == INDEX_BYTES  # small segments: the small index
+    with open(data / "trade.signals-0" / "00000000000000000000.log", "r+b") as big:
+        big.truncate(40 * 1024 * 1024)  # sparse: 40 MiB of size, no disk
+    grown = int(_properties(LocalKafka(port=19092).server_properties(data))["log.index.size.max.bytes"])
+    assert grown % INDEX_BYTES == 0 and grown // 12 >= index_entries(40 * 1024 * 1024) >= 40 * 256
+    assert index_bytes_for(tmp_path / "absent") == INDEX_BYTES
 
 
 @contextlib.contextmanager
