@@ -21,7 +21,6 @@ and what changed meanwhile is emitted, each fill once (``tracking.py``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
 from ...common.retrying import forever
+from ...common.tasks import stop_task
 from ..base import BrokerAdapter, SessionConfig
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, UnsupportedOperation
 from ..model import (
@@ -128,9 +128,7 @@ class DtcAdapter(BrokerAdapter):
         self._stopping = True
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
-            supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await supervisor
+            await stop_task(supervisor)
 
     async def _logon(self) -> DtcConnection:
         """Log on at the configured address, following one LOGON_RECONNECT_NEW_ADDRESS (a server

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from ...common.retrying import Sleep, forever
+from ...common.tasks import stop_task
 from ..model import ConnectionState
 from . import protocol as p
 from .events import EVENT_TYPES, MarketEvent, typed
@@ -106,9 +107,7 @@ class DxLinkClient:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         if self._http is not None:
             await self._http.close()

@@ -18,12 +18,12 @@ reported once (``book.py``), across reconnects too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from decimal import Decimal
 from typing import ClassVar
 
 from ...common.retrying import forever
+from ...common.tasks import stop_task
 from ..base import BrokerAdapter, SessionConfig
 from ..errors import BrokerUnavailable
 from ..model import (
@@ -119,9 +119,7 @@ class NinjaTraderAdapter(BrokerAdapter):
         self._stopping = True
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
-            supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await supervisor
+            await stop_task(supervisor)
 
     async def _close_route(self, reason: str) -> None:
         connection, self.connection = self.connection, None

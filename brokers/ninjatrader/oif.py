@@ -34,6 +34,7 @@ import os
 import time
 from pathlib import Path
 
+from ...common.tasks import stop_task
 from ..errors import BrokerUnavailable
 from .feed import FeedListener
 from .states import (
@@ -108,9 +109,7 @@ class OifFolders:
     async def close(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
 
     def _touch_sentinel(self) -> None:
         try:

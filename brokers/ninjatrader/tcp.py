@@ -9,9 +9,9 @@ lost one: reconnect and read NinjaTrader's state again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from ...common.tasks import stop_task
 from ..errors import BrokerUnavailable
 from . import tokens
 from .feed import FeedListener, ValueCache
@@ -99,7 +99,5 @@ class AtiConnection:
     async def close(self, reason: str) -> None:
         self.close_reason = self.close_reason or reason
         self.writer.close()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
-            await self._task
+        await stop_task(self._task, ConnectionError, OSError)
         self.closed.set()

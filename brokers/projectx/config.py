@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from ..base import SessionConfig
+from ..warm_http import WARM_EVERY_S, warm_every_s
 from . import schemas as px
 
 DEFAULT_ENDPOINT = "https://api.topstepx.com"
@@ -46,6 +47,7 @@ class ProjectXConfig:
     reconnect_max_s: float = 5.0
     keepalive_s: float = 15.0
     server_timeout_s: float = 30.0
+    warm_every_s: float = WARM_EVERY_S  # idle REST session → one account search (brokers/warm_http.py)
     order_lookback_h: float = 24.0  # how far back Order/search looks for a tag (lookup, reconcile)
     live: bool = False  # Contract/search ``live`` flag (sim vs live data)
     # Our account ids whose ProjectX account is in Position Brackets mode: bracketed places are
@@ -80,6 +82,7 @@ class ProjectXConfig:
             reconnect_max_s=float(options.get("reconnect_max_s", 5.0)),
             keepalive_s=float(options.get("keepalive_s", 15.0)),
             server_timeout_s=float(options.get("server_timeout_s", 30.0)),
+            warm_every_s=warm_every_s(options),
             order_lookback_h=float(options.get("order_lookback_h", 24.0)),
             live=bool(options.get("live", False)),
             position_bracket_accounts=frozenset(options.get("position_bracket_accounts", ())),

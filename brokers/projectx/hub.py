@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import aiohttp
 
 from ...common.retrying import forever, log_before_sleep
+from ...common.tasks import stop_task
 from ..errors import BrokerUnavailable
 from . import answers, codec
 from . import schemas as px
@@ -83,9 +84,7 @@ class UserHubClient:
     async def close(self) -> None:
         self._closing = True
         if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
+            await stop_task(self._runner)
         await self._drop()
 
     @property
@@ -94,7 +93,7 @@ class UserHubClient:
 
     # -- connection ----------------------------------------------------------------------
     async def _connect_and_subscribe(self) -> None:
-        http = self.session.http
+        http = self.session.socket_http
         token = self.session.token or ""
         query = {"access_token": token}
         if self.config.negotiate:
@@ -218,9 +217,7 @@ class UserHubClient:
             with contextlib.suppress(Exception):
                 await self._ws.close()
         if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            await stop_task(reader, Exception)
         self._ws = None
 
     async def _run(self) -> None:

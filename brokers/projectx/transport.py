@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import math
 import time
@@ -27,9 +26,11 @@ import aiohttp
 from tenacity import RetryCallState
 
 from ...common.retrying import backoff, keep_running, until
+from ...common.tasks import stop_task
 from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerUnavailable, RateLimited, TokenExpired
 from ..ratebudget import Priority, RateBudget
+from ..warm_http import LastUse, keep_warm, rest_session, socket_session
 from . import answers, codec
 from . import schemas as px
 from .config import ProjectXConfig
@@ -71,36 +72,60 @@ class GatewaySession:
         self.token: str | None = None
         self.expires_at = 0.0
         self._http: aiohttp.ClientSession | None = None
+        self._socket_http: aiohttp.ClientSession | None = None  # the user hub's: never the REST pool's
         self._login_lock = asyncio.Lock()
         self._renewer: asyncio.Task[None] | None = None
+        self._warmer: asyncio.Task[None] | None = None
+        self.last_use = LastUse()  # what keep_warm watches (brokers/warm_http.py)
         self.logins = 0
         self.renewals = 0
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession(json_serialize=codec.dumps)
+        self._http = rest_session(json_serialize=codec.dumps)
+        self._socket_http = socket_session(json_serialize=codec.dumps)
         try:
             await self.login()
         except BaseException:
             await self.close()
             raise
-        self._renewer = asyncio.get_running_loop().create_task(self._renew_forever(), name="projectx-token")
+        loop = asyncio.get_running_loop()
+        self._renewer = loop.create_task(self._renew_forever(), name="projectx-token")
+        self._warmer = loop.create_task(self._keep_warm(), name="projectx-warm")
+
+    async def _keep_warm(self) -> None:
+        """An idle session searches its active accounts now and then, so the next order finds
+        its connection open (``brokers/warm_http.py``)."""
+        await keep_warm(
+            self.last_use,
+            lambda: self.call(px.ACCOUNT_SEARCH, {"onlyActiveAccounts": True}, Priority.ENTRY, idempotent=True),
+            self.config.warm_every_s,
+            lambda: self.budget.headroom,
+            what="projectx",
+        )
 
     async def close(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-            self._renewer = None
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        for task in (self._renewer, self._warmer):
+            if task is not None:
+                await stop_task(task)
+        self._renewer = self._warmer = None
+        for http in (self._http, self._socket_http):
+            if http is not None:
+                await http.close()
+        self._http = self._socket_http = None
 
     @property
     def http(self) -> aiohttp.ClientSession:
         if self._http is None:
             raise BrokerUnavailable("ProjectX session is not started", sent=False)
         return self._http
+
+    @property
+    def socket_http(self) -> aiohttp.ClientSession:
+        """The user hub's session (negotiate and socket), apart from the REST pool."""
+        if self._socket_http is None:
+            raise BrokerUnavailable("ProjectX session is not started", sent=False)
+        return self._socket_http
 
     # -- auth ----------------------------------------------------------------------------
     async def login(self, stale: str | None = None) -> str:
@@ -263,6 +288,7 @@ class GatewaySession:
         have reached the gateway (``sent=True``)."""
         if expired():
             raise BrokerUnavailable(f"ProjectX {path}: the copy's deadline passed before sending", sent=False)
+        self.last_use.touch()
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"

@@ -14,7 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Background", "HttpSite"]
+__all__ = ["IDLE_CLOSE_S", "Background", "HttpSite"]
+
+
+#: How long a simulator keeps an idle HTTP connection open. No platform documents its own; AWS's
+#: load balancers close after 60 s by default (aiohttp's server after 75 s): the stricter one.
+IDLE_CLOSE_S = 60.0
 
 
 class HttpSite:
@@ -24,9 +29,20 @@ class HttpSite:
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    async def start(self, app: web.Application, host: str, port: int, *, shutdown_timeout: float = 0.5) -> int:
-        """Serve ``app``; returns the bound port (a free one when ``port`` is 0)."""
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
+    async def start(
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        *,
+        shutdown_timeout: float = 0.5,
+        idle_close_s: float = IDLE_CLOSE_S,
+    ) -> int:
+        """Serve ``app``; returns the bound port (a free one when ``port`` is 0). An HTTP
+        connection idle ``idle_close_s`` is closed, as a platform's load balancer does."""
+        runner = web.AppRunner(
+            app, handle_signals=False, shutdown_timeout=shutdown_timeout, keepalive_timeout=idle_close_s
+        )
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         self._runner = runner

@@ -15,7 +15,6 @@ Options: ``appId``, ``appVersion``, ``cid``, ``sec``, ``deviceId``, ``renew_marg
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from decimal import Decimal
@@ -25,6 +24,7 @@ import aiohttp
 
 from ...common.ratewindow import SlidingWindow
 from ...common.retrying import keep_running
+from ...common.tasks import stop_task
 from ..base import BrokerAdapter, SessionConfig
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, OrderRejected, UnknownOrder
 from ..model import (
@@ -44,6 +44,7 @@ from ..model import (
     SessionHealth,
 )
 from ..ratebudget import Priority, RateBudget
+from ..warm_http import keep_warm, rest_session, socket_session
 from ..wire import excerpt
 from . import answers, codec, parsing
 from . import schemas as s
@@ -77,6 +78,7 @@ class TradovateAdapter(BrokerAdapter):
         self.tv = TradovateConfig.from_session(config)
         self.budget = RateBudget([tuple(x) for x in self.tv.limits], name=f"tradovate:{config.session_id}")  # type: ignore[misc]  # pairs
         self._http: aiohttp.ClientSession | None = None
+        self._socket_http: aiohttp.ClientSession | None = None
         self.rest: RestClient | None = None
         self.socket: UserSocket | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -101,7 +103,8 @@ class TradovateAdapter(BrokerAdapter):
         if self._state is ConnectionState.CONNECTED:
             return
         self._set_state(ConnectionState.CONNECTING)
-        self._http = aiohttp.ClientSession()
+        self._http = rest_session()
+        self._socket_http = socket_session()  # the socket never takes the REST pool's connection
         previous, self.rest = self.rest, RestClient(self.tv, self._http, self.budget)
         if previous is not None:
             self.rest.adopt(previous)  # a reconnect reuses the session (two per user at most)
@@ -109,10 +112,20 @@ class TradovateAdapter(BrokerAdapter):
             await self.rest.ensure_token()
             await self._load_accounts()
             self.socket = UserSocket(
-                self.tv, self._http, self.rest, self._on_sync, self._on_props, self._on_state, self._protocol_error
+                self.tv,
+                self._socket_http,
+                self.rest,
+                self._on_sync,
+                self._on_props,
+                self._on_state,
+                self._protocol_error,
             )
             loop = asyncio.get_running_loop()
-            self._tasks = [loop.create_task(self.socket.run()), loop.create_task(self._keep_token())]
+            self._tasks = [
+                loop.create_task(self.socket.run()),
+                loop.create_task(self._keep_token()),
+                loop.create_task(self._keep_warm(self.rest)),
+            ]
             await asyncio.wait_for(asyncio.shield(self.socket.ready), self.tv.request_timeout_s)
         except BaseException as exc:
             await self._teardown()
@@ -129,8 +142,7 @@ class TradovateAdapter(BrokerAdapter):
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await stop_task(task, Exception)
         self._tasks = []
         self.brackets.cancel()
         if self.socket is not None:
@@ -138,6 +150,9 @@ class TradovateAdapter(BrokerAdapter):
         if self._http is not None:
             await self._http.close()
             self._http = None
+        if self._socket_http is not None:
+            await self._socket_http.close()
+            self._socket_http = None
 
     async def _load_accounts(self) -> None:
         assert self.rest is not None
@@ -148,6 +163,17 @@ class TradovateAdapter(BrokerAdapter):
             raise AuthenticationFailed(f"accounts not visible to this login: {missing}", code="account")
         self._account_ids = {ours: by_name[name] for ours, name in self.config.accounts.items()}
         self.cache.our_ids.update({tv: ours for ours, tv in self._account_ids.items()})
+
+    async def _keep_warm(self, rest: RestClient) -> None:
+        """An idle REST session sends ``auth/me`` now and then, so the next order finds its
+        connection open (``brokers/warm_http.py``)."""
+        await keep_warm(
+            rest.last_use,
+            lambda: rest.call("auth/me", method="GET", priority=Priority.ENTRY),
+            self.tv.warm_every_s,
+            lambda: self.budget.headroom,
+            what="tradovate",
+        )
 
     async def _keep_token(self) -> None:
         """Renew ahead of expiry so no order ever waits for an auth round trip."""

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..base import SessionConfig
+from ..warm_http import WARM_EVERY_S, warm_every_s
 
 DEMO_REST = "https://demo.tradovateapi.com/v1"
 LIVE_REST = "https://live.tradovateapi.com/v1"
@@ -71,6 +72,7 @@ class TradovateConfig:
     reconnect_max_s: float = 30.0
     stale_after_s: float = 10.0  # no server frame this long → socket presumed dead
     limits: tuple[tuple[int, float], ...] = DEFAULT_LIMITS
+    warm_every_s: float = WARM_EVERY_S  # idle REST session → one auth/me (brokers/warm_http.py)
 
     @classmethod
     def from_session(cls, config: SessionConfig) -> TradovateConfig:
@@ -101,4 +103,5 @@ class TradovateConfig:
             reconnect_max_s=float(options.get("reconnect_max_s", 30.0)),
             stale_after_s=float(options.get("stale_after_s", 10.0)),
             limits=tuple(tuple(x) for x in limits) if limits else DEFAULT_LIMITS,
+            warm_every_s=warm_every_s(options),
         )

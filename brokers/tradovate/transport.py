@@ -33,9 +33,11 @@ from tenacity import RetryCallState
 from ...common.clock import utcnow
 from ...common.ratewindow import SlidingWindow
 from ...common.retrying import backoff, forever, until
+from ...common.tasks import stop_task
 from ..deadline import expired, remaining
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable, RateLimited, TokenExpired
 from ..ratebudget import Priority, RateBudget
+from ..warm_http import LastUse
 from ..wire import excerpt
 from . import answers, codec
 from . import schemas as s
@@ -85,6 +87,7 @@ class RestClient:
         self.config = config
         self.http = http
         self.budget = budget
+        self.last_use = LastUse()  # what keep_warm watches (brokers/warm_http.py)
         self.token: str | None = None
         self.expires: datetime | None = None
         self.user_id: int | None = None
@@ -285,6 +288,7 @@ class RestClient:
                 await asyncio.wait_for(self.budget.acquire(priority), None if left == _NO_DEADLINE else left)
             except TimeoutError as exc:
                 raise RateLimited(f"{url}: no request slot before the copy deadline", code="budget") from exc
+        self.last_use.touch()
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -393,10 +397,14 @@ class UserSocket:
             except aiohttp.ClientConnectorError as exc:
                 self.ready.set_exception(BrokerUnavailable(f"websocket: {exc!r}", sent=False))
                 return
+            if _stopping():
+                raise asyncio.CancelledError
             self.on_state("connecting", f"websocket: {reason}")
             await asyncio.sleep(self.config.reconnect_initial_s)
 
     def _worth_retrying(self, exc: BaseException) -> bool:
+        if _stopping():
+            return False  # asked to stop: whatever the error, never reconnect (see _stopping)
         if isinstance(exc, AuthenticationFailed):
             return self.ready.done()  # fatal only before the first sync
         if isinstance(exc, aiohttp.ClientConnectorError) and not self.ready.done() and self.connects == 0:
@@ -443,9 +451,7 @@ class UserSocket:
             except (TimeoutError, aiohttp.ClientError, ConnectionError, codec.CodecError) as exc:
                 reason = repr(exc)
             finally:
-                beats.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await beats
+                await stop_task(beats)
         return reason
 
     async def _sync(self, ws: aiohttp.ClientWebSocketResponse) -> codec.Response:
@@ -565,6 +571,15 @@ class UserSocket:
                 next_beat = now + self.config.heartbeat_s
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await ws.send_str(codec.HEARTBEAT)
+
+
+def _stopping() -> bool:
+    """Whether the running task was asked to stop: then no error starts another attempt. The
+    session's own cleanup no longer loses the request (``common.tasks.stop_task``; before it,
+    a disconnect during a failing session's cleanup was swallowed and the socket reconnected
+    forever against a user locked out for an hour), and this holds whatever code is between."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _log_bad(exc: codec.CodecError) -> None:

@@ -67,6 +67,8 @@ class GatewayApi:
         sim = self.sim
         if not request.path.startswith("/api/"):
             return await handler(request)
+        transport = request.transport
+        sim.rest_requests.append((request.path, transport.get_extra_info("peername") if transport else None))
         await sim.latency.wait()
         if request.path in _PUBLIC:
             return self._garbage_or(request, await _handle(handler, request))

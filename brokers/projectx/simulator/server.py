@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +20,7 @@ from ...simkernel.exchange import KernelEvent, SimAccount, SimExchange
 from ...simkernel.faults import FaultSwitches
 from ...simkernel.latency import Latency
 from ...simkernel.logins import SimLogin
-from ...simkernel.serving import Background, HttpSite
+from ...simkernel.serving import IDLE_CLOSE_S, Background, HttpSite
 from .. import schemas as px
 from .api import GatewayApi
 from .auth import TokenService
@@ -69,6 +70,7 @@ class ProjectXSimulator:
         self._limits: dict[str, dict[str, SlidingWindow]] = {}
         self.latency = Latency.parse(options.get("latency", 0))
         self.tick_ms = float(options.get("tick_ms", 50.0))
+        self.idle_close_s = float(options.get("idle_close_s", IDLE_CLOSE_S))  # an idle REST connection closes
         self.keepalive_s = float(options.get("keepalive_s", 15.0))
         self.wrap_events = bool(options.get("wrap_events", True))
         self.repeated_tag = str(options.get("repeated_tag", "new_order"))
@@ -92,6 +94,9 @@ class ProjectXSimulator:
         self.hub = UserHub(self)
         #: The garbage-answer fault (:meth:`answer_garbage`): REST path → bodies to answer with.
         self.garbage_answers: dict[str, list[bytes]] = {}
+        #: The latest REST requests as (path, client connection): which connection carried what,
+        #: for tests of the client's connection reuse (address and port name a connection).
+        self.rest_requests: deque[tuple[str, object]] = deque(maxlen=10_000)
         self.api = GatewayApi(self)
         self._site = HttpSite()
         self._background = Background()
@@ -102,7 +107,7 @@ class ProjectXSimulator:
     async def start(self) -> None:
         app = web.Application(middlewares=[self.api.middleware])
         app.add_routes(self.api.routes())
-        self.port = await self._site.start(app, self.host, self.port)
+        self.port = await self._site.start(app, self.host, self.port, idle_close_s=self.idle_close_s)
         self.base_url = f"http://{self.host}:{self.port}"
         self.user_hub_url = f"{self.base_url}{px.USER_HUB_PATH}"
         self.exchange.add_listener(self._on_kernel_event)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import deque
 from decimal import Decimal
 from typing import Any
 
@@ -28,7 +29,7 @@ from ...simkernel.exchange import SimExchange
 from ...simkernel.faults import FaultSwitches
 from ...simkernel.latency import Latency
 from ...simkernel.logins import SimLogin
-from ...simkernel.serving import Background, HttpSite
+from ...simkernel.serving import IDLE_CLOSE_S, Background, HttpSite
 from .. import codec
 from .. import schemas as s
 from .api import LOST_STATUS, Api
@@ -91,6 +92,7 @@ class TradovateSimulator:
         self.host, self.port = host, port
         self.options = options
         self.tick_ms = float(options.get("tick_ms", 50.0))
+        self.idle_close_s = float(options.get("idle_close_s", IDLE_CLOSE_S))  # an idle REST connection closes
         self.heartbeat_s = float(options.get("heartbeat_s", 2.5))
         self.client_ttl_s = float(options.get("client_ttl_s", CLIENT_TTL_S))
         self.max_sockets = int(options.get("max_sockets_per_user", MAX_SOCKETS_PER_USER))
@@ -132,6 +134,9 @@ class TradovateSimulator:
         self._garbage_answers: dict[str, list[bytes]] = {}
         self.connections_opened = 0
         self.closed_for_silence = 0
+        # The latest REST requests as (endpoint, client connection): which connection carried
+        # what, for tests of the client's connection reuse (address and port name a connection).
+        self.rest_requests: deque[tuple[str, object]] = deque(maxlen=10_000)
         self._site = HttpSite()
         self._background = Background()
         self._unsubscribe = self.book.subscribe(self._on_props)
@@ -142,7 +147,9 @@ class TradovateSimulator:
         app.router.add_get("/v1/websocket", self._websocket)
         app.router.add_route("*", "/v1/{endpoint:.+}", self._rest)
         # aiohttp's default grace for open handlers: sockets are closed first, in stop().
-        self.port = await self._site.start(app, self.host, self.port, shutdown_timeout=60.0)
+        self.port = await self._site.start(
+            app, self.host, self.port, shutdown_timeout=60.0, idle_close_s=self.idle_close_s
+        )
         self._background.spawn(self._run_clock(), "tradovate-sim-clock")
 
     async def stop(self) -> None:
@@ -255,6 +262,9 @@ class TradovateSimulator:
                 body = codec.loads(raw) if raw.strip() else None
             except codec.CodecError:  # not JSON, not UTF-8, too deep, NaN: the client's garbage
                 return web.Response(status=400, text="Malformed JSON")
+        transport = request.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        self.rest_requests.append((request.match_info["endpoint"].strip("/").lower(), peer))
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         status, payload = await self.api.call(

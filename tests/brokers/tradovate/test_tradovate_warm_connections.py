@@ -1,0 +1,118 @@
+"""A copy finds its REST connection open (#16 item 3; ``brokers/warm_http.py``).
+
+Measured before: the sign-in's idle REST connection was taken and upgraded by the WebSocket,
+so every session's first order opened a connection (TCP, and TLS on the real platform); and
+aiohttp dropped idle connections after 15 s, so did the first order after a quiet spell.
+The simulator names the client connection of each REST request (``rest_requests``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+
+import pytest
+from tradovate_helpers import next_event, session_config
+
+from copytrader.brokers.model import FillEvent, PlaceOrder, Side
+from copytrader.brokers.tradovate.adapter import TradovateAdapter
+from copytrader.brokers.tradovate.config import TradovateConfig
+from copytrader.brokers.tradovate.simulator import TradovateSimulator, create_simulator
+from copytrader.brokers.warm_http import KEEPALIVE_S, WARM_EVERY_S, warm_every_s
+
+AdapterFactory = Callable[..., Awaitable[TradovateAdapter]]
+
+
+def _connections(sim: TradovateSimulator, endpoint: str | None = None) -> set[object]:
+    return {peer for name, peer in sim.rest_requests if endpoint is None or name == endpoint}
+
+
+async def test_the_first_order_uses_the_connection_the_sign_in_opened(
+    adapter: TradovateAdapter, sim: TradovateSimulator
+) -> None:
+    signed_in = _connections(sim)
+    fills = adapter.events()
+    await adapter.place(PlaceOrder("f1", "warm-1", "ESZ6", Side.BUY, 1))
+    assert _connections(sim, "order/placeorder") <= signed_in  # no new connection for the order
+    await next_event(fills, lambda e: isinstance(e, FillEvent) and e.client_order_id == "warm-1")
+
+
+async def test_an_idle_session_keeps_its_connection_with_a_cheap_read(
+    make_adapter: AdapterFactory, sim: TradovateSimulator
+) -> None:
+    adapter = await make_adapter(warm_every_s=0.3)
+    await adapter.place(PlaceOrder("f1", "warm-2", "ESZ6", Side.BUY, 1))
+    before = _connections(sim)
+    await asyncio.sleep(1.0)  # idle: about three warming reads
+    reads = [peer for name, peer in sim.rest_requests if name == "auth/me"]
+    assert 2 <= len(reads) <= 4
+    await adapter.place(PlaceOrder("f1", "warm-3", "ESZ6", Side.BUY, 1))
+    assert _connections(sim) == before  # the reads and the next order: the same connection
+
+
+async def test_a_busy_session_sends_no_warming_reads(make_adapter: AdapterFactory, sim: TradovateSimulator) -> None:
+    adapter = await make_adapter(warm_every_s=0.4)
+    for n in range(6):  # an order every 0.15 s: never idle 0.4 s
+        await adapter.place(PlaceOrder("f1", f"busy-{n}", "ESZ6", Side.BUY, 1))
+        await asyncio.sleep(0.15)
+    assert not [name for name, _ in sim.rest_requests if name == "auth/me"]
+
+
+async def test_warming_can_be_switched_off(make_adapter: AdapterFactory, sim: TradovateSimulator) -> None:
+    await make_adapter(warm_every_s=0)
+    await asyncio.sleep(0.3)
+    assert not [name for name, _ in sim.rest_requests if name == "auth/me"]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0, 1e308, "25", True, None])
+def test_a_warming_interval_that_is_not_a_bounded_number_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="warm_every_s"):
+        warm_every_s({"warm_every_s": bad})
+
+
+def test_the_pool_outlives_the_warming_interval() -> None:
+    """A pooled connection must still be there when the warming read comes."""
+    assert WARM_EVERY_S < KEEPALIVE_S
+    assert TradovateConfig("https://x/v1", "wss://x/v1/websocket", "u", "p").warm_every_s == WARM_EVERY_S
+
+
+async def _closing_sim() -> TradovateSimulator:
+    """A simulator that closes a REST connection idle 0.6 s, as a load balancer does at 60 s."""
+    sim = create_simulator(tick_ms=20, heartbeat_s=0.5, idle_close_s=0.6)
+    await sim.start()
+    return sim
+
+
+async def test_warming_reads_keep_a_connection_the_server_would_close() -> None:
+    sim = await _closing_sim()
+    adapter = TradovateAdapter(session_config(sim, warm_every_s=0.2))
+    try:
+        await adapter.connect()
+        await adapter.place(PlaceOrder("f1", "lb-1", "ESZ6", Side.BUY, 1))
+        before = _connections(sim)
+        await asyncio.sleep(1.5)
+        await adapter.place(PlaceOrder("f1", "lb-2", "ESZ6", Side.BUY, 1))
+        assert _connections(sim) == before
+    finally:
+        await adapter.disconnect()
+        await sim.stop()
+
+
+async def test_a_connection_the_server_closed_is_replaced_without_doubt() -> None:
+    """Warming off: the server closes the idle connection; the pool drops it, and the next
+    order goes out on a new one, placed once (not a lost answer to look up)."""
+    sim = await _closing_sim()
+    adapter = TradovateAdapter(session_config(sim, warm_every_s=0))
+    try:
+        await adapter.connect()
+        await adapter.place(PlaceOrder("f1", "lb-3", "ESZ6", Side.BUY, 1))
+        before = _connections(sim)
+        await asyncio.sleep(1.5)
+        ack = await adapter.place(PlaceOrder("f1", "lb-4", "ESZ6", Side.BUY, 1))
+        assert ack.broker_order_id and not ack.duplicate
+        assert _connections(sim, "order/placeorder") - before  # a new connection
+        assert [name for name, _ in sim.rest_requests].count("order/placeorder") == 2
+    finally:
+        await adapter.disconnect()
+        await sim.stop()
