@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Coroutine
 from typing import Any
 
@@ -37,14 +38,16 @@ class HttpSite:
         *,
         shutdown_timeout: float = 0.5,
         idle_close_s: float = IDLE_CLOSE_S,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> int:
         """Serve ``app``; returns the bound port (a free one when ``port`` is 0). An HTTP
-        connection idle ``idle_close_s`` is closed, as a platform's load balancer does."""
+        connection idle ``idle_close_s`` is closed, as a platform's load balancer does; with
+        ``ssl_context`` the site speaks TLS (HTTPS and WSS), as every real platform does."""
         runner = web.AppRunner(
             app, handle_signals=False, shutdown_timeout=shutdown_timeout, keepalive_timeout=idle_close_s
         )
         await runner.setup()
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
         self._runner = runner
         self.port = int(runner.addresses[0][1])
         return self.port

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import uuid
 from collections import deque
 from decimal import Decimal
@@ -93,6 +94,7 @@ class TradovateSimulator:
         self.options = options
         self.tick_ms = float(options.get("tick_ms", 50.0))
         self.idle_close_s = float(options.get("idle_close_s", IDLE_CLOSE_S))  # an idle REST connection closes
+        self.tls: ssl.SSLContext | None = options.get("tls")  # HTTPS and WSS, as the real platform
         self.heartbeat_s = float(options.get("heartbeat_s", 2.5))
         self.client_ttl_s = float(options.get("client_ttl_s", CLIENT_TTL_S))
         self.max_sockets = int(options.get("max_sockets_per_user", MAX_SOCKETS_PER_USER))
@@ -148,7 +150,7 @@ class TradovateSimulator:
         app.router.add_route("*", "/v1/{endpoint:.+}", self._rest)
         # aiohttp's default grace for open handlers: sockets are closed first, in stop().
         self.port = await self._site.start(
-            app, self.host, self.port, shutdown_timeout=60.0, idle_close_s=self.idle_close_s
+            app, self.host, self.port, shutdown_timeout=60.0, idle_close_s=self.idle_close_s, ssl_context=self.tls
         )
         self._background.spawn(self._run_clock(), "tradovate-sim-clock")
 
@@ -162,11 +164,11 @@ class TradovateSimulator:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/v1"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/v1/websocket"
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}/v1/websocket"
 
     def credentials_for(self, username: str) -> dict[str, Any]:
         """Everything a client of ``username`` sends to accesstokenrequest, plus its accounts."""

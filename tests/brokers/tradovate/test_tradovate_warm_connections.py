@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import aiohttp
 import pytest
 from tradovate_helpers import next_event, session_config
 
 from copytrader.brokers.model import FillEvent, PlaceOrder, Side
+from copytrader.brokers.simkernel.tls import self_signed, server_context
 from copytrader.brokers.tradovate.adapter import TradovateAdapter
 from copytrader.brokers.tradovate.config import TradovateConfig
 from copytrader.brokers.tradovate.simulator import TradovateSimulator, create_simulator
@@ -115,4 +119,22 @@ async def test_a_connection_the_server_closed_is_replaced_without_doubt() -> Non
         assert [name for name, _ in sim.rest_requests].count("order/placeorder") == 2
     finally:
         await adapter.disconnect()
+        await sim.stop()
+
+
+async def test_the_simulator_speaks_tls_as_the_real_platform(tmp_path: Path) -> None:
+    """HTTPS and WSS with a self-signed certificate (``scripts/rest_warmth.py`` measures a copy's
+    connection cost over it); a client that does not trust it is refused."""
+    cert, key = self_signed(tmp_path)
+    sim = create_simulator(tick_ms=20, tls=server_context(cert, key))
+    await sim.start()
+    try:
+        assert sim.base_url.startswith("https://") and sim.ws_url.startswith("wss://")
+        trusting = ssl.create_default_context(cafile=str(cert))
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{sim.base_url}/auth/me", ssl=trusting) as answer:
+                assert answer.status == 401  # spoke HTTP over TLS; no token
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await http.get(f"{sim.base_url}/auth/me")
+    finally:
         await sim.stop()
