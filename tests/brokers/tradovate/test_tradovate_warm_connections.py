@@ -9,9 +9,10 @@ The simulator names the client connection of each REST request (``rest_requests`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -81,45 +82,40 @@ def test_the_pool_outlives_the_warming_interval() -> None:
     assert TradovateConfig("https://x/v1", "wss://x/v1/websocket", "u", "p").warm_every_s == WARM_EVERY_S
 
 
-async def _closing_sim() -> TradovateSimulator:
-    """A simulator that closes a REST connection idle 0.6 s, as a load balancer does at 60 s."""
+@contextlib.asynccontextmanager
+async def _idle_past_the_server(
+    warm_every_s: float,
+) -> AsyncIterator[tuple[TradovateSimulator, TradovateAdapter, set[object]]]:
+    """A simulator that closes a REST connection idle 0.6 s (a load balancer's 60 s) and an
+    adapter that placed one order, then sat idle 1.5 s; with the connections used before."""
     sim = create_simulator(tick_ms=20, heartbeat_s=0.5, idle_close_s=0.6)
     await sim.start()
-    return sim
-
-
-async def test_warming_reads_keep_a_connection_the_server_would_close() -> None:
-    sim = await _closing_sim()
-    adapter = TradovateAdapter(session_config(sim, warm_every_s=0.2))
+    adapter = TradovateAdapter(session_config(sim, warm_every_s=warm_every_s))
     try:
         await adapter.connect()
         await adapter.place(PlaceOrder("f1", "lb-1", "ESZ6", Side.BUY, 1))
         before = _connections(sim)
         await asyncio.sleep(1.5)
-        await adapter.place(PlaceOrder("f1", "lb-2", "ESZ6", Side.BUY, 1))
-        assert _connections(sim) == before
+        yield sim, adapter, before
     finally:
         await adapter.disconnect()
         await sim.stop()
+
+
+async def test_warming_reads_keep_a_connection_the_server_would_close() -> None:
+    async with _idle_past_the_server(warm_every_s=0.2) as (sim, adapter, before):
+        await adapter.place(PlaceOrder("f1", "lb-2", "ESZ6", Side.BUY, 1))
+        assert _connections(sim) == before
 
 
 async def test_a_connection_the_server_closed_is_replaced_without_doubt() -> None:
     """Warming off: the server closes the idle connection; the pool drops it, and the next
     order goes out on a new one, placed once (not a lost answer to look up)."""
-    sim = await _closing_sim()
-    adapter = TradovateAdapter(session_config(sim, warm_every_s=0))
-    try:
-        await adapter.connect()
-        await adapter.place(PlaceOrder("f1", "lb-3", "ESZ6", Side.BUY, 1))
-        before = _connections(sim)
-        await asyncio.sleep(1.5)
-        ack = await adapter.place(PlaceOrder("f1", "lb-4", "ESZ6", Side.BUY, 1))
+    async with _idle_past_the_server(warm_every_s=0) as (sim, adapter, before):
+        ack = await adapter.place(PlaceOrder("f1", "lb-2", "ESZ6", Side.BUY, 1))
         assert ack.broker_order_id and not ack.duplicate
         assert _connections(sim, "order/placeorder") - before  # a new connection
         assert [name for name, _ in sim.rest_requests].count("order/placeorder") == 2
-    finally:
-        await adapter.disconnect()
-        await sim.stop()
 
 
 async def test_the_simulator_speaks_tls_as_the_real_platform(tmp_path: Path) -> None:
