@@ -9,7 +9,7 @@ reads the broker's own order and command entities, before it places again. A 401
 ticket is resent: the server refused those requests without carrying them out.
 ``isAutomated: true`` is sent on every order, as Tradovate requires for non-human orders.
 Options: ``appId``, ``appVersion``, ``cid``, ``sec``, ``deviceId``, ``renew_margin_s``,
-``heartbeat_s``, ``request_timeout_s``, ``rate_limits``, ``ws_url``, ``live``.
+``heartbeat_s``, ``request_timeout_s``, ``rate_limits``, ``ws_url``, ``live``, ``warm_every_s``.
 """
 
 from __future__ import annotations
