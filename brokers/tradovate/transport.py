@@ -160,6 +160,9 @@ class RestClient:
 
     async def ensure_token(self) -> str:
         """A usable token: the current one, renewed near expiry; a login only when there is none."""
+        token = self.token
+        if token is not None and not self.needs_renewal():
+            return token  # every request asks: the common answer takes no lock (#16)
         async with self._auth_lock:
             if self.token is None:
                 await self.authenticate()
