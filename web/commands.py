@@ -2,16 +2,15 @@
 
 * Pause/resume → a :class:`ControlCommand` on ``copy.controls`` (key = account or ``*``);
   every fan-out worker applies it to its planner's ``Controls`` (``agents.fanout.controls``).
-* Flatten → one ``flatten`` OrderIntent per open (account, symbol) straight onto
+* Flatten → one all-symbols ``flatten`` OrderIntent per account straight onto
   ``orders.requests``, through the same outbox and partitioning as the planner's intents.
 
 Why intents and not a ``flatten`` TradeSignal on ``trade.signals``: a signal names a leader and
 the planner fans it out to every follower of that leader, through each follower's symbol map,
-so it cannot target one account, and it cannot flatten a symbol the leader never traded. The
-tracker's positions say exactly which (account, symbol) pairs are open; an intent per pair acts
-on exactly those, keeps per-account order (same partition as the account's other intents) and
-is not held back by a pause. Its client order id is derived from the command id, so a retried
-request cannot flatten twice.
+so it cannot target one account, and it cannot flatten a symbol the leader never traded. An
+intent per account keeps per-account order (same partition as the account's other intents), is
+not held back by a pause, and closes what the broker holds, not what the page last saw. Its
+client order id is derived from the command id, so a retried request cannot flatten twice.
 """
 
 from __future__ import annotations
@@ -23,20 +22,17 @@ from typing import Any
 import faust
 
 from ..agents.shared import kill_switch
+from ..agents.shared.account_flatten import flatten_account_intent
 from ..agents.shared.context import StageContext
-from ..core import ids
 from ..core.control_records import TOPIC as CONTROLS_TOPIC
 from ..core.control_records import AccountCommand, AlertTokenCommand, ControlCommand, RuleCommand
-from ..core.records import OrderIntent
 from ..core.topics import topic_name
-from .live import LiveState
 
 
 class Commands:
-    def __init__(self, app: faust.App, runtime: StageContext, live: LiveState) -> None:
+    def __init__(self, app: faust.App, runtime: StageContext) -> None:
         self.app = app
         self.runtime = runtime
-        self.live = live
         self.controls_topic = app.topic(
             topic_name(runtime.settings.topic_prefix, CONTROLS_TOPIC),
             key_type=None,
@@ -77,35 +73,19 @@ class Commands:
         return self.runtime.config.follower_accounts()
 
     async def flatten(self, accounts: list[str], by: str) -> dict[str, Any]:
+        """One all-symbols flatten per account (``agents.shared.account_flatten``).
+
+        Not one per open position the page shows: those trail the broker (fill → tracker →
+        positions.updates → web), and a copy filled a moment before the click stayed open after
+        "Flatten all" reported success (a CI run caught it).
+        """
         command_id = f"flat-{secrets.token_hex(8)}"
         signal_id = f"control:flatten:{command_id}"
         now = time.time()
-        intents: list[OrderIntent] = []
-        for row in self.live.positions.values():
-            account_id, net = row["account_id"], int(row["net_quantity"])
-            if account_id not in accounts or net == 0 or account_id not in self.runtime.config.accounts:
-                continue
-            intents.append(
-                OrderIntent(
-                    client_order_id=ids.client_order_id(f"{signal_id}:{row['symbol']}", account_id),
-                    signal_id=signal_id,
-                    account_id=account_id,
-                    platform=self.runtime.config.accounts[account_id].platform,
-                    leader_account=f"dashboard:{by}",
-                    action="flatten",
-                    symbol=row["symbol"],
-                    side="sell" if net > 0 else "buy",
-                    quantity=abs(net),
-                    leader_symbol=row["symbol"],
-                    stamps={"detected": now, "published": now, "fanned_out": now},
-                )
-            )
+        config = self.runtime.config
+        targets = [a for a in dict.fromkeys(accounts) if a in config.accounts]
+        leader_account = f"dashboard:{by}"
+        intents = [flatten_account_intent(config, signal_id, a, leader_account, now) for a in targets]
         if intents:
             await self.runtime.outbox.intents(signal_id, intents)
-        return {
-            "command_id": command_id,
-            "accounts": sorted(accounts),
-            "flatten_orders": [
-                {"account_id": i.account_id, "symbol": i.symbol, "quantity": i.quantity} for i in intents
-            ],
-        }
+        return {"command_id": command_id, "accounts": sorted(accounts), "flatten_accounts": targets}

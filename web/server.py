@@ -128,7 +128,7 @@ def build_context(app: faust.App, runtime: StageContext, env: dict[str, str] | N
         accounts=accounts,
         reports=reports,
         webhook=WebhookVerifier(env.get("COPYTRADER_WEBHOOK_SECRET"), cache),
-        commands=Commands(app, runtime, live),
+        commands=Commands(app, runtime),
         alert_tokens=alert_tokens,
         marks=marks,
         prices=PricePush(hub, runtime.quotes, marks),

@@ -30,7 +30,6 @@ import faust
 from ...brokers.base import BrokerAdapter
 from ...brokers.model import FillEvent, OrderEvent, OrderStatus
 from ...common.clock import utcnow
-from ...core import ids
 from ...core.config import CopyConfig
 from ...core.control_records import TOPIC as CONTROLS_TOPIC
 from ...core.control_records import ControlCommand
@@ -40,6 +39,7 @@ from ...core.quotes import QuoteBook
 from ...core.records import Execution, OrderError, OrderIntent
 from ...core.topics import partition_for, topic_name
 from ..shared import jobs, price_feed
+from ..shared.account_flatten import flatten_account_intent
 from ..shared.context import StageContext
 from ..shared.controls_feed import ControlsFeed
 from ..shared.outbox import INTENT_PARTITIONS
@@ -195,19 +195,7 @@ def breach_intent(config: CopyConfig, account_id: str, breach: Refusal, day: str
     """One flatten of every symbol of the account; its client id is derived from the breach
     (account, rule, trading day), so a breach seen again cannot flatten twice."""
     signal_id = f"{GUARD_SIGNAL_PREFIX}{breach.code.lower()}:{day}"
-    now = utcnow().timestamp()
-    return OrderIntent(
-        client_order_id=ids.client_order_id(signal_id, account_id),
-        signal_id=signal_id,
-        account_id=account_id,
-        platform=config.accounts[account_id].platform,
-        leader_account=f"guard:{breach.code}",
-        action="flatten",
-        symbol="",  # every symbol: the adapter cancels working orders and closes positions
-        side="sell",  # unused by a flatten of all symbols
-        quantity=1,
-        stamps={"detected": now, "published": now, "fanned_out": now},
-    )
+    return flatten_account_intent(config, signal_id, account_id, f"guard:{breach.code}", utcnow().timestamp())
 
 
 def breach_error(account_id: str, breach: Refusal, day: str) -> OrderError:

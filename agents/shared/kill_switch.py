@@ -21,10 +21,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ...core import ids
 from ...core.config import CopyConfig
 from ...core.control_records import ALL_ACCOUNTS, ControlCommand
 from ...core.records import OrderIntent
+from .account_flatten import flatten_account_intent
 
 #: Every kill's flatten intents carry a signal id with this prefix; executors put them first.
 KILL_SIGNAL_PREFIX = "control:kill:"
@@ -65,20 +65,8 @@ def plan(config: CopyConfig, by: str, command_id: str | None = None, now: float 
 
 
 def intents(config: CopyConfig, switch: KillSwitch) -> list[OrderIntent]:
-    stamps = {"detected": switch.at, "published": switch.at, "fanned_out": switch.at}
     return [
-        OrderIntent(
-            client_order_id=ids.client_order_id(switch.signal_id, account_id),
-            signal_id=switch.signal_id,
-            account_id=account_id,
-            platform=config.accounts[account_id].platform,
-            leader_account=f"kill:{switch.by}",
-            action="flatten",
-            symbol="",  # every symbol of the account
-            side="sell",  # unused by a flatten-all: the adapter closes each position its own way
-            quantity=1,
-            stamps=stamps,
-        )
+        flatten_account_intent(config, switch.signal_id, account_id, f"kill:{switch.by}", switch.at)
         for account_id in switch.accounts
     ]
 

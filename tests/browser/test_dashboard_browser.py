@@ -229,8 +229,25 @@ async def test_pause_all_then_flatten_all_goes_flat(demo: Scenario, page: Any) -
     await page.wait_for_function(
         f"() => [...document.querySelectorAll('{FOLLOWER_ROWS}')].every(r => r.dataset.net === '0')", timeout=15000
     )
-    nets = {k: p.net_quantity for k, p in demo.observer.seen.positions.items() if k[0] != "leader-1"}
-    assert nets and all(v == 0 for v in nets.values()), nets
+    assert any(k[0] != "leader-1" for k in demo.observer.seen.positions)
+
+    def open_follower_positions() -> dict[tuple[str, str], int]:
+        seen = demo.observer.seen.positions
+        return {k: p.net_quantity for k, p in list(seen.items()) if k[0] != "leader-1" and p.net_quantity}
+
+    # The page and this test read positions.updates with separate consumers: the test's may be a
+    # fetch behind the page's. A position that reopened after the flatten never goes flat here.
+    started = time.monotonic()
+    await wait_until(
+        lambda: not open_follower_positions(),
+        timeout_s=10,
+        what="every follower flat in positions.updates",
+        observe=open_follower_positions,
+    )
+    print(f"observer flat {time.monotonic() - started:.3f} s after the page")
+    assert await page.evaluate(
+        f"() => [...document.querySelectorAll('{FOLLOWER_ROWS}')].every(r => r.dataset.net === '0')"
+    )
     await shot(page, "05-flattened")
     await page.click("#pause-all")  # resume copying, so the remaining pages show a live system
     await page.wait_for_selector('#pause-all[data-paused="false"]', timeout=5000)

@@ -80,7 +80,9 @@ async def test_pause_and_resume_publish_state_commands_that_controls_apply(web: 
     assert controls.is_paused("f002") and not controls.is_paused("f001") and not controls.paused_all
 
 
-async def test_flatten_all_sends_one_flatten_intent_per_open_follower_position(web: Web) -> None:
+async def test_flatten_all_sends_one_all_symbols_flatten_per_follower(web: Web) -> None:
+    """Whatever the page last saw: f003 shows flat and is flattened anyway (a fill the page has
+    not seen yet may have opened it); the leader is never touched."""
     live = web.ctx.live
     for offset, (account, symbol, net) in enumerate(
         [("f001", "ESZ6", 2), ("f002", "MESZ6", -3), ("f003", "ESZ6", 0), ("leader-1", "ESZ6", 1)]
@@ -89,14 +91,18 @@ async def test_flatten_all_sends_one_flatten_intent_per_open_follower_position(w
     await web.login()
     response = await web.client.post("/api/controls/flatten", json={"account_id": "*"}, headers=web.write_headers())
     assert response.status == 202
+    followers = web.ctx.commands.followers()
+    assert "f003" in followers and "leader-1" not in followers
+    assert (await response.json())["flatten_accounts"] == followers
     intents = [i for i in web.outbox.sent["intent"] if isinstance(i, OrderIntent)]
-    assert {(i.account_id, i.symbol, i.side, i.quantity, i.action) for i in intents} == {
-        ("f001", "ESZ6", "sell", 2, "flatten"),
-        ("f002", "MESZ6", "buy", 3, "flatten"),
-    }
-    assert len({i.client_order_id for i in intents}) == 2
+    assert [(i.account_id, i.symbol, i.action) for i in intents] == [(a, "", "flatten") for a in followers]
+    assert len({i.client_order_id for i in intents}) == len(followers)
+    assert all(i.signal_id.startswith("control:flatten:") and i.leader_account == "dashboard:admin" for i in intents)
     one = await web.client.post("/api/controls/flatten", json={"account_id": "f002"}, headers=web.write_headers())
-    assert [o["account_id"] for o in (await one.json())["flatten_orders"]] == ["f002"]
+    assert (await one.json())["flatten_accounts"] == ["f002"]
+    again = [i for i in web.outbox.sent["intent"] if isinstance(i, OrderIntent)][len(intents) :]
+    assert [(i.account_id, i.symbol) for i in again] == [("f002", "")]
+    assert again[0].client_order_id not in {i.client_order_id for i in intents}  # a new command, a new id
 
 
 @pytest.mark.kafka

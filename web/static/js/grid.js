@@ -151,7 +151,7 @@ export class AccountGrid {
     if (!confirm(`Flatten ${what}? Market orders close every open position.`)) return;
     try {
       const answer = await post("/api/controls/flatten", { account_id: account });
-      toast(`Flatten sent: ${answer.flatten_orders.length} order(s)`);
+      toast(`Flatten sent: ${answer.flatten_accounts.length} account(s)`);
     } catch (error) {
       toast(error.message);
     }
