@@ -248,7 +248,13 @@ class TradovateAdapter(BrokerAdapter):
     def _remember_contract(self, contract_id: int, name: str) -> None:
         self._symbols[contract_id], self._contracts[name.upper()] = name, contract_id
 
-    async def _symbol(self, contract_id: int) -> str:
+    async def _symbol(self, contract_id: int, placed: str | None = None) -> str:
+        """A contract's name. ``placed``: the name we placed an order of it under, learned
+        without a request (an order's pushes name its contract by id only)."""
+        if contract_id not in self._symbols and placed is not None:
+            if contract_id:
+                self._remember_contract(contract_id, placed)
+            return placed
         if contract_id not in self._symbols:
             found = await self._rest().call(
                 "contract/item", method="GET", query={"id": contract_id}, priority=Priority.CANCEL
@@ -289,6 +295,7 @@ class TradovateAdapter(BrokerAdapter):
             parsing.price_out(command.stop_price),
             parsing.tif(command.time_in_force),
         )
+        self.cache.placing_order(command.client_order_id, command.symbol.upper())
         if command.bracket is not None:
             return await self._place_bracketed(command, account_id, body)
         reply = await rest.call("order/placeorder", body, priority=Priority.ENTRY)
@@ -438,7 +445,7 @@ class TradovateAdapter(BrokerAdapter):
                 )
                 positions.append(
                     PositionEvent(
-                        account_id, await self._symbol(contract_id), net, parsing.price_in(entity.get("netPrice"))
+                        account_id, await self._symbol(contract_id, None), net, parsing.price_in(entity.get("netPrice"))
                     )
                 )
         cash = [c for c in snap.get("cashBalances") or [] if c.get("accountId") == tv_id]

@@ -119,12 +119,24 @@ class BracketDesk:
         values), so it is sent again after a lost answer; a refusal (an exit filled) is reported."""
         for leg in p.exits:
             if leg.order_id is None:  # the placeOSO answer was lost: find the exit by its clOrdId
-                leg.order_id = self._resolve(p.tv_account, leg.cl_ord_id)
+                leg.order_id = self._resolve(p.tv_account, leg.cl_ord_id) or await self._ask(p, leg.cl_ord_id)
+            if leg.order_id is None:
+                self._report(f"bracket exit {leg.cl_ord_id} of {p.entry_cl_ord_id} not re-anchored: no such order")
         for body in brackets.reanchor(p, fill_price):
             try:
                 self._check(await send_again_if_lost(self._rest(), "order/modifyorder", body, priority=Priority.EXIT))
             except Exception as exc:  # noqa: BLE001 - a background task must report, not die silently
                 self._report(f"bracket exit {body.get('orderId')} of {p.entry_cl_ord_id} not re-anchored: {exc}")
+
+    async def _ask(self, p: brackets.BracketPlan, cl_ord_id: str) -> int | None:
+        """An exit no push has named yet: the entry's fill may come before the exits' commands
+        (nothing documents their order), so the broker is asked; None when it cannot tell."""
+        try:
+            found = await lookup_order(self._rest(), p.tv_account, cl_ord_id)
+        except Exception as exc:  # noqa: BLE001 - a background task must report, not die silently
+            self._report(f"bracket exit {cl_ord_id} of {p.entry_cl_ord_id}: the broker could not tell ({exc})")
+            return None
+        return int(found[0]["id"]) if found is not None else None
 
     async def _place_exits(self, p: brackets.BracketPlan, fill_price: Decimal) -> None:
         """A market entry's exits, now that its fill is known. After a lost answer the first

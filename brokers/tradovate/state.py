@@ -31,7 +31,11 @@ from .corrections import Change, FillLedger
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-SymbolLookup = Callable[[int], Awaitable[str]]
+#: ``(contractId, the name we placed it under or None) → contract name``.
+SymbolLookup = Callable[[int, str | None], Awaitable[str]]
+#: Names of orders we placed whose contractId no push has told yet (a bound, not a target: an
+#: order refused before it existed never gets a push, and its entry ages out).
+PLACING_KEPT = 4096
 
 
 @dataclass(slots=True)
@@ -68,6 +72,11 @@ class EntityCache:
         self._seen_command_reports: set[int] = set()
         self._entities_of: dict[int, list[tuple[str, int]]] = {}  # orderId → ids kept for it
         self.finished = FinishedOrders(lambda order_id: self.filled.get(int(order_id), 0), keep)
+        #: clOrdId → the contract name we placed it under. Why: an order push names its contract
+        #: only by id; with this, the first push of our order in a new symbol learns the name
+        #: instead of asking ``contract/item`` inside the socket's read loop (a round trip that
+        #: held every push behind it, and a refused lookup failed the whole socket session).
+        self.placing: dict[str, str] = {}
         #: Called with every value or entity the adapter could not read (``UnknownEnumValue`` or
         #: ``CodecError``, raw text inside); the feed's handler never raises.
         self.on_protocol_error: Callable[[BrokerError], None] = _log_protocol_error
@@ -93,6 +102,8 @@ class EntityCache:
         cl_ord_id = self.cl_by_order.pop(order_id, None)
         if view is not None and cl_ord_id is not None and self.by_client.get((view.account_id, cl_ord_id)) == order_id:
             del self.by_client[(view.account_id, cl_ord_id)]
+        if cl_ord_id is not None:
+            self.placing.pop(cl_ord_id, None)
         self.filled.pop(order_id, None)
         for kind, ident in self._entities_of.pop(order_id, ()):
             if kind == "command":
@@ -250,6 +261,8 @@ class EntityCache:
             view = self.orders[int(e["orderId"])] = OrderView(
                 int(e["orderId"]), int(e["accountId"]), int(e["contractId"]), str(e.get("action"))
             )
+        elif not view.contract_id:  # our provisional view, before the order entity's push
+            view.contract_id = int(e["contractId"])
         view.ord_status = str(e.get("ordStatus") or view.ord_status)
         view.cum_qty = int(e.get("cumQty") or view.cum_qty)
         said = e.get("ordStatus")
@@ -271,7 +284,7 @@ class EntityCache:
             account_id=self.our_ids[view.account_id],
             client_order_id=view.cl_ord_id,
             broker_order_id=str(view.order_id),
-            symbol=await self._symbol(view.contract_id),
+            symbol=await self._symbol_of(view),
             side=parsing.side(view.action),
             order_type=parsing.order_type_from(view.order_type),
             quantity=view.quantity,
@@ -312,7 +325,7 @@ class EntityCache:
                 broker_order_id=str(change.order_id),
                 fill_id=str(change.fill_id),
                 correction_id=change.key,
-                symbol=await self._symbol(view.contract_id),
+                symbol=await self._symbol_of(view),
                 side=parsing.side(view.action),
                 busted=change.busted,
                 quantity=change.quantity,
@@ -357,7 +370,7 @@ class EntityCache:
                 client_order_id=view.cl_ord_id,
                 broker_order_id=str(order_id),
                 fill_id=str(fill_id),
-                symbol=await self._symbol(view.contract_id),
+                symbol=await self._symbol_of(view),
                 side=parsing.side(str(e.get("action") or view.action)),
                 quantity=quantity,
                 price=price,
@@ -379,12 +392,26 @@ class EntityCache:
         return [
             PositionEvent(
                 account_id=self.our_ids[key[0]],
-                symbol=await self._symbol(key[1]),
+                symbol=await self._symbol(key[1], None),
                 net_quantity=net,
                 average_price=parsing.price_in(e.get("netPrice")) if net else None,
                 timestamp=s.parse_iso(e.get("timestamp")),
             )
         ]
+
+    def placing_order(self, cl_ord_id: str, symbol: str) -> None:
+        """Before an order leaves: the name it is placed under, for its first push."""
+        if len(self.placing) >= PLACING_KEPT:
+            del self.placing[next(iter(self.placing))]
+        self.placing[cl_ord_id] = symbol
+
+    async def _symbol_of(self, view: OrderView) -> str:
+        """The order's contract name: known, learned from our own placement, or looked up."""
+        placed = self.placing.get(view.cl_ord_id) if view.cl_ord_id is not None else None
+        name = await self._symbol(view.contract_id, placed)
+        if placed is not None and view.contract_id:
+            del self.placing[str(view.cl_ord_id)]  # learned: the adapter knows the id now
+        return name
 
     def provisional(
         self, order_id: int, account_id: int, contract_id: int, body: Json, status: str = s.WORKING

@@ -74,7 +74,7 @@ async def test_correction_is_one_event_with_old_and_new_values(
 
 
 async def _cache_with_fill() -> tuple[EntityCache, list[Exception]]:
-    async def symbol(contract_id: int) -> str:
+    async def symbol(contract_id: int, placed: str | None = None) -> str:
         return "ESZ6"
 
     errors: list[Exception] = []

@@ -117,7 +117,7 @@ async def test_unknown_status_on_the_feed_is_kept_as_an_error_not_a_crash(
 async def test_every_official_status_on_a_report_is_read_without_error() -> None:
     errors: list[parsing.UnknownEnumValue] = []
 
-    async def symbol(contract_id: int) -> str:
+    async def symbol(contract_id: int, placed: str | None = None) -> str:
         return "ESZ6"
 
     cache = EntityCache({1: "f1"}, symbol)
@@ -162,7 +162,7 @@ def test_schema_spells_the_sixteen_exec_types() -> None:
 async def test_unknown_exec_type_is_an_error_but_the_order_state_is_still_read() -> None:
     errors: list[parsing.UnknownEnumValue] = []
 
-    async def symbol(contract_id: int) -> str:
+    async def symbol(contract_id: int, placed: str | None = None) -> str:
         return "ESZ6"
 
     cache = EntityCache({1: "f1"}, symbol)

@@ -302,7 +302,7 @@ ENTITIES = {
 }
 
 
-async def symbol(contract_id: int) -> str:
+async def symbol(contract_id: int, placed: str | None = None) -> str:
     return f"C{contract_id}"
 
 
