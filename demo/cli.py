@@ -133,6 +133,13 @@ def demo(**kw: object) -> None:
     type=click.IntRange(1, 3),
     help="Fan-out processes in one consumer group (they split trade.signals' 3 partitions).",
 )
+@click.option(
+    "--viewers",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 20),
+    help="Open dashboards (Socket.IO clients subscribed to every live stream) while it runs.",
+)
 def bench(**kw: object) -> None:
     kw["quiet"] = True
     # Steady state: the first seconds after start are slower even with the workers' own

@@ -94,6 +94,8 @@ class ScenarioOptions:
     fanouts: int = 1
     # The copy group repairs drift it finds (reconciliation's auto_correct).
     auto_correct: bool = False
+    # ``bench --viewers N``: N open dashboards, subscribed to every live stream (demo/viewers.py).
+    viewers: int = 0
 
 
 def free_port() -> int:
@@ -235,6 +237,8 @@ class Scenario:
         self.market_env: dict[str, str] = {}
         self.costs: CostMeter | None = None
         self.broker_before_run: dict[str, int] | None = None  # topics and partitions (bench)
+        self.viewers: asyncio.subprocess.Process | None = None
+        self.viewer_rows: list[int] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Scenario:
@@ -287,6 +291,7 @@ class Scenario:
         await self._wait_ready(timeout=120.0)
         if self._warming is not None:
             self._say(await self._warming)
+        await self._start_viewers()
         await self._start_cost_meter()
         self._announce_dashboard()
 
@@ -294,26 +299,67 @@ class Scenario:
         """Every process of the run, for CPU and memory per copy (demo/costs.py)."""
         pids = {w.name: w.process.pid for w in self.workers}
         pids["observer"] = os.getpid()
+        if self.viewers is not None:
+            pids["viewers"] = self.viewers.pid
         broker = kafka_broker_pid(self.settings.bootstrap_servers)
         if broker is not None:
             pids["kafka"] = broker
         prefixes = (self.prefix, f"{self.prefix.rstrip('.')}-")
         self.costs = CostMeter(pids, tuple(w.name for w in self.workers), prefixes, broker)
 
+    def _admin_password(self) -> tuple[str, str]:
+        """The dashboard's admin password, and where it comes from."""
+        password = os.environ.get("COPYTRADER_ADMIN_PASSWORD")
+        if password:
+            return password, "COPYTRADER_ADMIN_PASSWORD"
+        from ..web.auth import ensure_admin_password
+
+        # The web worker reads the same file.
+        return ensure_admin_password(self.settings.data_dir), str(self.settings.data_dir / "admin-password")
+
     def _announce_dashboard(self) -> None:
         web = self.web_worker()
         if web is None or self.mode != "demo":
             return
-        password = os.environ.get("COPYTRADER_ADMIN_PASSWORD")
-        where = "COPYTRADER_ADMIN_PASSWORD"
-        if not password:
-            from ..web.auth import ensure_admin_password
-
-            password = ensure_admin_password(self.settings.data_dir)  # the web worker reads the same file
-            where = str(self.settings.data_dir / "admin-password")
+        password, where = self._admin_password()
         self._say(f"dashboard: http://127.0.0.1:{web.web_port}/  user admin, password {password} ({where})")
 
+    async def _start_viewers(self) -> None:
+        """``--viewers N``: N open dashboards in a process of their own, subscribed before the
+        first leader action (the password goes in the environment, not on the command line)."""
+        web = self.web_worker()
+        if not self.options.viewers or web is None:
+            return
+        env = {**os.environ, "COPYTRADER_ADMIN_PASSWORD": self._admin_password()[0]}
+        self.viewers = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "copytrader.demo.viewers",
+            f"http://127.0.0.1:{web.web_port}",
+            str(self.options.viewers),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert self.viewers.stdout is not None
+        line = await asyncio.wait_for(self.viewers.stdout.readline(), 60.0)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"the dashboard viewers did not start (said {line!r}; exit {self.viewers.returncode})")
+
+    async def _stop_viewers(self) -> None:
+        """SIGTERM; the viewers answer with the rows each was pushed."""
+        viewers, self.viewers = self.viewers, None
+        if viewers is None or viewers.returncode is not None:
+            return
+        viewers.terminate()
+        assert viewers.stdout is not None
+        out, _ = await asyncio.wait_for(viewers.communicate(), 30.0)
+        if out.strip():
+            self.viewer_rows = [int(n) for n in orjson.loads(out.strip().splitlines()[-1])["rows"]]
+
     async def __aexit__(self, *exc: object) -> None:
+        if self.viewers is not None and self.viewers.returncode is None:
+            self.viewers.kill()
+            await self.viewers.wait()
         if self._warming is not None and not self._warming.done():
             self._warming.cancel()  # the run failed to start: its topics are deleted below
             await asyncio.gather(self._warming, return_exceptions=True)
@@ -440,6 +486,7 @@ class Scenario:
         if self.costs is not None:
             # The demo ends at once; the bench also measures each process's idle rate.
             await self.costs.stop_when_quiet(idle_s=IDLE_WINDOW_S if self.mode == "bench" else 0.0)
+        await self._stop_viewers()
         return self.summary()
 
     def summary(self) -> dict[str, Any]:
@@ -463,6 +510,8 @@ class Scenario:
             summary["costs"] = costs
         if self.broker_before_run is not None:
             summary["broker_before_run"] = self.broker_before_run
+        if self.options.viewers:
+            summary["viewers"] = {"count": self.options.viewers, "rows": self.viewer_rows}
         self._write_copies()
         return summary
 

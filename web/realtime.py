@@ -51,6 +51,8 @@ FEED_BATCH = 500  # records per fetch handed out: a catch-up after a restart sta
 BATCHED_TOPICS = ("trade.executions", "order.errors", "positions.updates")
 FEED_TOPICS = ("trade.executions", "order.errors", "positions.updates", "account.status", CONTROLS_TOPIC)
 SWEEP_S = 15.0
+#: Rows per pushed message at most: a catch-up's thousands go as several small messages.
+PUSH_CHUNK = 500
 
 
 class _Json:
@@ -110,8 +112,27 @@ class SocketHub:
         return {"snapshots": [self.live.snapshot(stream) for stream in wanted]}
 
     async def push(self, changes: list[tuple[str, dict[str, Any]]]) -> None:
+        """A fetch's rows as one ``rows`` message per stream (in their order), to the pages in
+        that stream's room; nothing is encoded for a room nobody on this worker is in.
+
+        Why not a message per row: python-socketio encodes each emit and starts a task per
+        page for it. At 200 followers one open dashboard cost the web worker about 85 µs per
+        row, 0.3 ms per copy: as much as the tracker and the web feed together without it.
+        """
+        by_stream: dict[str, list[dict[str, Any]]] = {}
         for stream, row in changes:
-            await self.sio.emit("row", {"stream": stream, "row": row}, room=f"stream:{stream}", ignore_queue=True)
+            by_stream.setdefault(stream, []).append(row)
+        for stream, rows in by_stream.items():
+            room = f"stream:{stream}"
+            if not self._watched(room):
+                continue
+            for start in range(0, len(rows), PUSH_CHUNK):
+                chunk = rows[start : start + PUSH_CHUNK]
+                await self.sio.emit("rows", {"stream": stream, "rows": chunk}, room=room, ignore_queue=True)
+
+    def _watched(self, room: str) -> bool:
+        """Whether a page on this worker is in ``room`` (pushes are local: ``ignore_queue``)."""
+        return next(iter(self.sio.manager.get_participants("/", room)), None) is not None
 
     async def resync(self) -> None:
         """Ask every page on this worker to take fresh snapshots: a push was lost on the way.

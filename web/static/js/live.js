@@ -1,4 +1,4 @@
-// Live streams over Socket.IO: snapshot + rows, with per-stream sequence numbers.
+// Live streams over Socket.IO: snapshot + pushed rows, with per-stream sequence numbers.
 //
 // On every (re)connect the page asks for fresh snapshots; each carries a cursor
 // ({partition: offset}, or {"0": version} for the derived grid). Rows that arrive before the
@@ -29,9 +29,10 @@ export class LiveStreams {
     socket.on("session_ended", () => { location.href = "/login"; });
     // The worker lost a push (its socket layer failed): fresh snapshots hold what was missed.
     socket.on("resync", () => this.subscribe());
-    socket.on("row", ({ stream, row }) => {
-      if (!this.ready[stream]) (this.pending[stream] ||= []).push(row);
-      else this.accept(stream, row);
+    // A worker pushes each fetch's rows of a stream as one message, in their order.
+    socket.on("rows", ({ stream, rows }) => {
+      if (!this.ready[stream]) (this.pending[stream] ||= []).push(...rows);
+      else for (const row of rows) this.accept(stream, row);
     });
     return this;
   }
