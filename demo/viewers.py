@@ -53,8 +53,9 @@ class Viewer:
         if not isinstance(answer, dict) or "snapshots" not in answer:
             raise RuntimeError(f"subscribe refused: {answer!r}")
 
-    async def _rows(self, data: Any) -> None:
-        self.rows += len(data.get("rows") or ()) if isinstance(data, dict) else 0
+    async def _rows(self, text: Any) -> None:
+        """One message: a fetch's rows of one stream, as JSON text (parsed, as a page does)."""
+        self.rows += len(orjson.loads(text)["rows"])
 
     async def close(self) -> None:
         if self.client is not None:

@@ -29,7 +29,8 @@ from copytrader.demo.runner import Scenario, ScenarioOptions
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def finished_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Scenario]:
     settings = Settings(kafka_broker=f"kafka://{kafka_bootstrap}", data_dir=Path(tmp_path_factory.mktemp("run")))
-    options = ScenarioOptions(trades=50, interval=0.05, quiet=True, processes=3)
+    # One open dashboard (demo/viewers.py), as a trader would have while copying.
+    options = ScenarioOptions(trades=50, interval=0.05, quiet=True, processes=3, viewers=1)
     async with Scenario("itest", 20, "0", options, settings=settings) as run:
         back = next(w for w in run.workers if w.name == "back")
         run.metrics_before = scrape(back.web_port)  # type: ignore[attr-defined]  # test-only attribute
@@ -63,6 +64,14 @@ async def test_every_copy_is_placed_exactly_once(finished_run: Scenario) -> None
     assert result["rejected"] == 0 and result["refused"] == 0
     kinds = {s.kind for s in finished_run.observer.seen.signals.values()}
     assert {"new", "modify", "cancel", "fill"} <= kinds
+
+
+async def test_an_open_dashboard_was_pushed_every_copy(finished_run: Scenario) -> None:
+    """The viewer signed in, subscribed and was pushed at least a row of the order log per copy
+    placed (and more: positions, the grid), in the messages the web worker batches per fetch."""
+    result = finished_run.result  # type: ignore[attr-defined]  # set by the fixture
+    (rows,) = result["viewers"]["rows"]
+    assert rows >= result["orders_placed"] > 0
 
 
 async def test_each_copy_has_the_quantity_symbol_and_side_its_rule_gives(finished_run: Scenario) -> None:

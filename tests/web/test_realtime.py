@@ -6,6 +6,7 @@ snapshot and keeps only what lies beyond its last seen position — no gap, no d
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -88,8 +89,9 @@ class Page:
             self.seen[stream].append(row)
         return True
 
-    def on_rows(self, data: dict[str, Any]) -> None:
-        """One pushed message: a fetch's rows of one stream, in their order."""
+    def on_rows(self, text: str) -> None:
+        """One pushed message: a fetch's rows of one stream, in their order, as JSON text."""
+        data = json.loads(text)
         self.messages += 1
         for row in data["rows"]:
             self.raw.append((data["stream"], row))
@@ -368,7 +370,7 @@ async def test_a_fetchs_rows_go_as_one_message_per_watched_stream(web: Web, monk
     await web.login()
     received: list[tuple[str, list[dict[str, Any]]]] = []
     client = socketio.AsyncClient(reconnection=False, http_session=web.client.session)
-    client.on("rows", lambda data: received.append((data["stream"], data["rows"])))
+    client.on("rows", lambda text: received.append((json.loads(text)["stream"], json.loads(text)["rows"])))
     await client.connect(str(web.client.make_url("/")), transports=["websocket"], wait_timeout=5)
     try:
         await client.call("subscribe", {"streams": ["orders", "grid"]}, timeout=5)
@@ -377,7 +379,7 @@ async def test_a_fetchs_rows_go_as_one_message_per_watched_stream(web: Web, monk
         emit = hub.sio.emit
 
         async def counting_emit(event: str, data: Any, **kw: Any) -> None:
-            emitted.append(data["stream"])
+            emitted.append(json.loads(data)["stream"])
             await emit(event, data, **kw)
 
         monkeypatch.setattr(hub.sio, "emit", counting_emit)

@@ -29,8 +29,9 @@ export class LiveStreams {
     socket.on("session_ended", () => { location.href = "/login"; });
     // The worker lost a push (its socket layer failed): fresh snapshots hold what was missed.
     socket.on("resync", () => this.subscribe());
-    // A worker pushes each fetch's rows of a stream as one message, in their order.
-    socket.on("rows", ({ stream, rows }) => {
+    // A worker pushes each fetch's rows of a stream as one message (JSON text), in their order.
+    socket.on("rows", (text) => {
+      const { stream, rows } = JSON.parse(text);
       if (!this.ready[stream]) (this.pending[stream] ||= []).push(...rows);
       else for (const row of rows) this.accept(stream, row);
     });
