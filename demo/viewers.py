@@ -49,7 +49,8 @@ class Viewer:
         self.client = socketio.AsyncClient(reconnection=False, http_session=self.http)
         self.client.on("rows", self._rows)
         await self.client.connect(self.url, transports=["websocket"], wait_timeout=SUBSCRIBE_TIMEOUT_S)
-        answer = await self.client.call("subscribe", {"streams": list(STREAMS)}, timeout=SUBSCRIBE_TIMEOUT_S)
+        text = await self.client.call("subscribe", {"streams": list(STREAMS)}, timeout=SUBSCRIBE_TIMEOUT_S)
+        answer = orjson.loads(text)  # JSON text, as a page gets it
         if not isinstance(answer, dict) or "snapshots" not in answer:
             raise RuntimeError(f"subscribe refused: {answer!r}")
 

@@ -155,13 +155,13 @@ async def connect(web: Web, page: Page, *, resumed: bool = False) -> socketio.As
 
     async def resync(_: Any) -> None:
         page._ready = False
-        again = await client.call("subscribe", {"streams": STREAMS}, timeout=5)
+        again = json.loads(await client.call("subscribe", {"streams": STREAMS}, timeout=5))
         page.on_snapshots(again["snapshots"], resumed=True, replace=True)
         page.resyncs += 1
 
     client.on("resync", resync)
     await client.connect(str(web.client.make_url("/")), transports=["websocket"], wait_timeout=5)
-    answer = await client.call("subscribe", {"streams": STREAMS}, timeout=5)
+    answer = json.loads(await client.call("subscribe", {"streams": STREAMS}, timeout=5))
     page.on_snapshots(answer["snapshots"], resumed)
     return client
 
@@ -397,5 +397,22 @@ async def test_a_fetchs_rows_go_as_one_message_per_watched_stream(web: Web, monk
         ]
         assert [row["_o"] for s, rows in received if s == "orders" for row in rows] == list(range(orders))
         assert "positions" not in emitted
+    finally:
+        await client.disconnect()
+
+
+async def test_subscribe_answers_json_text_and_refuses_what_is_not_a_list_of_streams(web: Web) -> None:
+    """The answer is text the page parses (a day's snapshot is not walked value by value by
+    python-socketio); a wrong request gets the reason, and no room."""
+    await web.login()
+    client = socketio.AsyncClient(reconnection=False, http_session=web.client.session)
+    await client.connect(str(web.client.make_url("/")), transports=["websocket"], wait_timeout=5)
+    try:
+        for bad in ([], ["orders", "nope"], "orders", None, [1]):
+            answer = json.loads(await client.call("subscribe", {"streams": bad}, timeout=5))
+            assert answer == {"error": "streams must be a non-empty list of orders, errors, positions, grid"}, bad
+        text = await client.call("subscribe", {"streams": ["orders", "grid"]}, timeout=5)
+        assert isinstance(text, str)
+        assert [s["stream"] for s in json.loads(text)["snapshots"]] == ["orders", "grid"]
     finally:
         await client.disconnect()

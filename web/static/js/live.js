@@ -40,7 +40,7 @@ export class LiveStreams {
 
   async subscribe() {
     for (const s of this.streams) { this.ready[s] = false; this.pending[s] = []; }
-    const answer = await this.socket.timeout(10000).emitWithAck("subscribe", { streams: this.streams });
+    const answer = JSON.parse(await this.socket.timeout(10000).emitWithAck("subscribe", { streams: this.streams }));
     if (answer.error) { this.onStatus("lost"); return; }
     for (const snap of answer.snapshots) {
       this.cursor[snap.stream] = { ...snap.cursor };
