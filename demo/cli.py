@@ -110,36 +110,19 @@ def demo(**kw: object) -> None:
     _run_scenarios("demo", **kw)
 
 
+def _count(flag: str, default: int, low: int, high: int, text: str) -> Callable[[F], F]:
+    """A bench option that takes a whole number within bounds."""
+    return click.option(flag, default=default, show_default=True, type=click.IntRange(low, high), help=text)
+
+
 @click.command(name="bench", help="Latency benchmark: stage percentiles at N followers (prints JSON).")
 @_scenario_options
-@click.option(
-    "--repeat",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 50),
-    help="Runs per configuration; with 2 or more, a median line with the spread follows them.",
+@_count("--repeat", 1, 1, 50, "Runs per configuration; with 2 or more, a median line with the spread follows them.")
+@_count(
+    "--executors", 1, 1, 10, "Executor processes in one consumer group (they split orders.requests' 10 partitions)."
 )
-@click.option(
-    "--executors",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 10),
-    help="Executor processes in one consumer group (they split orders.requests' 10 partitions).",
-)
-@click.option(
-    "--fanouts",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 3),
-    help="Fan-out processes in one consumer group (they split trade.signals' 3 partitions).",
-)
-@click.option(
-    "--viewers",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 20),
-    help="Open dashboards (Socket.IO clients subscribed to every live stream) while it runs.",
-)
+@_count("--fanouts", 1, 1, 3, "Fan-out processes in one consumer group (they split trade.signals' 3 partitions).")
+@_count("--viewers", 0, 0, 20, "Open dashboards (Socket.IO clients subscribed to every live stream) while it runs.")
 def bench(**kw: object) -> None:
     kw["quiet"] = True
     # Steady state: the first seconds after start are slower even with the workers' own
