@@ -26,6 +26,8 @@ WINDOW = "GUARD_WINDOW"
 DAILY_LOSS = "GUARD_DAILY_LOSS"
 DRAWDOWN = "GUARD_DRAWDOWN"
 NO_MARK = "GUARD_NO_MARK"
+#: The saved figures (the day's realised P&L, the drawdown's peak) did not read back at start.
+STATE_LOST = "GUARD_STATE_LOST"
 
 
 def _clock(text: str) -> time:

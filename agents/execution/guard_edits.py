@@ -104,6 +104,8 @@ class GuardEdits:
                 task.add_done_callback(self._seeding.discard)
         self.applied[account_id] = command
         in_force = self.guards.accounts.get(account_id)
+        if self.store is not None and in_force is not None and self.store.acknowledged(in_force, command.at):
+            log.warning("guards of %s: GUARD_STATE_LOST lifted by %s's edit", account_id, command.by)
         log.info(
             "guards of %s set by %s: %s",
             account_id,

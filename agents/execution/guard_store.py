@@ -5,8 +5,13 @@ Why a file in the data dir and not Kafka: the figures are this executor's own bo
 its attempt journal beside it), read once at start; positions are not kept here because the
 broker's snapshot at connect is the better source. Written by the guards' one-second monitor
 when something changed (a few hundred bytes, atomically: temporary file, then rename), never on
-the copy path. A file that does not read back (truncated, edited, another version) is reported
-and ignored: the guards then start from zero, as they did before this file existed. It also
+the copy path. A file that does not read back (truncated, edited, another version) is reported,
+kept aside (``<name>.refused-<UTC time>``, never overwritten by the next save) and not trusted;
+and since the figures it held are unknown, every account with a loss or drawdown rule starts
+with ``GUARD_STATE_LOST`` in force: entries refused (exits never), until the trader edits that
+account's guards on the dashboard (an edit made after the refusal: the start's replay of
+earlier edits lifts nothing). Starting from zero instead would give a funded account a
+fresh daily loss allowance, and a trailing drawdown a lower peak, after any restart. It also
 keeps the rules the dashboard last set per account (``edits``), so that a restarted executor
 checks its first copies against them and not against the config file's.
 """
@@ -15,13 +20,15 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date
+import time
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
 import msgspec
 
+from ...core import guards as g
 from ...core.guard_state import AccountGuard, Refusal
 from ...core.schemas.bounds import MAX_CONFIG_ITEMS, MAX_STAMP_S, MAX_TEXT_LEN
 from ...core.schemas.guards import GuardsIn
@@ -102,25 +109,41 @@ class GuardStore:
         self._loaded: dict[str, SavedGuard] = {}
         self.edits: dict[str, SavedEdit] = {}
         self._state: SavedGuards | None = None  # the file as read at start
+        #: Why the file was refused at start, and where it was kept; None when it read back.
+        self.refused: str | None = None
+        self.refused_at = 0.0  # when (epoch s): only a dashboard edit made after it lifts the state
 
     def _read(self) -> SavedGuards | None:
         if self._state is not None:
             return self._state
+        if self.refused is not None:
+            return None  # refused once: not read (nor moved aside) again
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.error("guards: %s unreadable (%s); starting from zero", self.path, exc)
+            self._refuse(f"unreadable: {exc}")
             return None
         try:
             state = msgspec.json.decode(raw, type=SavedGuards)
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
-            log.error("guards: %s refused (%s); starting from zero", self.path, exc)
+            self._refuse(f"refused: {exc}")
             return None
         self._written = raw
         self._state = state
         return state
+
+    def _refuse(self, why: str) -> None:
+        """Keep the file aside for the trader to look at; say so once, loudly."""
+        aside = self.path.with_name(f"{self.path.name}.refused-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        try:
+            os.replace(self.path, aside)
+            kept = f"kept as {aside.name}"
+        except OSError as exc:
+            kept = f"could not be moved aside: {exc}"
+        self.refused, self.refused_at = f"{self.path.name} {why}; {kept}", time.time()
+        log.error("guards: %s; loss and drawdown figures unknown: entries refused (GUARD_STATE_LOST)", self.refused)
 
     def load_edits(self) -> dict[str, SavedEdit]:
         """The dashboard's rules as this executor last applied them (read before :meth:`load`,
@@ -137,6 +160,9 @@ class GuardStore:
         """Restore the accounts the file knows; how many were restored."""
         state = self._read()
         if state is None:
+            if self.refused is not None:
+                for guard in accounts.values():
+                    self.mark_lost(guard)
             return 0
         self._loaded = dict(state.accounts)
         restored = 0
@@ -146,11 +172,32 @@ class GuardStore:
                 restored += 1
         return restored
 
+    def mark_lost(self, guard: AccountGuard) -> bool:
+        """``GUARD_STATE_LOST`` in force on an account whose loss or drawdown the refused file
+        may have counted (other rules need no saved figures); True when set."""
+        if self.refused is None or not guard.rules.needs_marks:
+            return False
+        guard.breached[g.STATE_LOST] = Refusal(
+            g.STATE_LOST,
+            f"risk-guard figures lost at start ({self.refused}): today's loss and the drawdown's"
+            " peak are unknown; entries refused until this account's guards are edited",
+            breach=True,
+        )
+        return True
+
+    def acknowledged(self, guard: AccountGuard, edited_at: float) -> bool:
+        """A dashboard edit made after the refusal lifts ``GUARD_STATE_LOST``: the trader has
+        seen the figures are gone and set the account's guards again. True when lifted."""
+        if self.refused is None or edited_at <= self.refused_at:
+            return False
+        return guard.breached.pop(g.STATE_LOST, None) is not None
+
     def restore_one(self, guard: AccountGuard) -> bool:
         """An account that became guarded after the start (a dashboard edit replayed or new):
         its figures as this file had them when the worker started, if it had them."""
         state = self._loaded.pop(guard.account_id, None)
         if state is None:
+            self.mark_lost(guard)  # a refused file may have held its figures too
             return False
         restore(guard, state)
         return True

@@ -229,6 +229,26 @@ async def test_a_loss_rule_set_live_starts_prices_and_a_breach_clears_when_its_r
     assert await executor.entry("s3", 1) is None  # judged afresh under the raised limit
 
 
+async def test_lost_guard_figures_wait_for_an_edit_made_after_the_start(tmp_path: Path) -> None:
+    """The start's replay of earlier dashboard edits lifts nothing; the trader's next edit does."""
+    path = tmp_path / "guards.json"
+    path.write_bytes(b"{truncated")
+    store = GuardStore(path)
+    executor = Executor(store)
+    loss = GuardsIn(daily_loss=DailyLossIn(limit=Decimal(100), on_breach="block"))
+    replayed = GuardsCommand("g1", "f1", loss, "admin", 1.0)  # an edit of long ago
+    store.load_edits()
+    assert store.load(executor.guards.accounts) == 0 and store.refused is not None
+    executor.edits.apply(replayed)  # f1 becomes guarded by a record published before the start
+    refused = await executor.entry("s1", 1)
+    assert refused is not None and refused.code == "GUARD_STATE_LOST" and "guards.json.refused-" in refused.reason
+    executor.edits.apply(GuardsCommand("g1", "f1", loss, "admin", store.refused_at - 5.0))  # replayed again
+    assert (await executor.entry("s2", 1) or OrderError("x", "x", "x")).code == "GUARD_STATE_LOST"
+    executor.quotes.update("ESZ6", bid=Decimal("5000.00"), ask=Decimal("5000.25"))
+    executor.edits.apply(GuardsCommand("g2", "f1", loss, "admin", store.refused_at + 1.0))  # the trader's
+    assert await executor.entry("s3", 1) is None
+
+
 @pytest_asyncio.fixture
 async def prefix(kafka_bootstrap: str) -> AsyncIterator[str]:
     name = f"guardedit{uuid.uuid4().hex[:8]}."

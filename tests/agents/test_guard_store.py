@@ -1,5 +1,6 @@
 """An executor restart keeps what the guards counted: the day's realised P&L, the drawdown's
-peak and the breaches in force; a file that does not read back is refused, never trusted."""
+peak and the breaches in force; a file that does not read back is refused, never trusted, and
+the loss figures it held count as lost (``GUARD_STATE_LOST``), not as zero."""
 
 from __future__ import annotations
 
@@ -80,9 +81,24 @@ def test_a_restart_on_a_later_day_starts_that_day_from_zero(tmp_path: Path) -> N
         b'"peak": "0", "last_equity": "0"}}}',
     ],
 )
-def test_a_file_that_does_not_read_back_is_ignored(tmp_path: Path, content: bytes) -> None:
+def test_a_file_that_does_not_read_back_is_kept_aside_and_its_loss_figures_count_as_lost(
+    tmp_path: Path, content: bytes
+) -> None:
+    """Not trusted, and not taken for zero either: a fresh daily allowance after a restart is
+    what a prop-firm rule must never get. Entries wait for the trader; exits never do."""
     path = tmp_path / "guards.json"
     path.write_bytes(content)
-    fresh = guard({}, **RULES)
-    assert GuardStore(path).load({"f1": fresh}) == 0
-    assert (fresh.realised_total, fresh.peak, fresh.day, fresh.breached) == (0, 0, None, {})
+    fresh, counted = guard({}, **RULES), guard({}, max_contracts_per_symbol=2)
+    store = GuardStore(path)
+    assert store.load_edits() == {} and store.load({"f1": fresh, "f2": counted}) == 0
+    assert (fresh.realised_total, fresh.peak, fresh.day) == (0, 0, None)
+    assert list(fresh.breached) == [g.STATE_LOST] and counted.breached == {}  # no saved figure needed
+    (aside,) = tmp_path.glob("guards.json.refused-*")
+    assert aside.read_bytes() == content and not path.exists()  # the next save cannot overwrite it
+    refusal = fresh.check("place", "ESZ6", "buy", 1, None, WED)
+    assert refusal is not None and refusal.code == g.STATE_LOST and aside.name in refusal.message
+    fresh.fill(None, "ESZ6", "buy", 1, Decimal(5000), 0, at=WED)
+    assert fresh.check("place", "ESZ6", "sell", 1, None, WED) is None  # an exit goes
+    assert store.save({"f1": fresh})  # the state in force is saved: a second restart keeps it
+    again = guard({}, **RULES)
+    assert GuardStore(path).load({"f1": again}) == 1 and list(again.breached) == [g.STATE_LOST]
