@@ -111,8 +111,14 @@ class SocketHub:
             await self.sio.disconnect(sid)
             return _Json.dumps({"error": "unauthorized"})
         wanted = data.get("streams") if isinstance(data, dict) else None
-        if not isinstance(wanted, list) or not wanted or any(s not in STREAMS for s in wanted):
-            return _Json.dumps({"error": f"streams must be a non-empty list of {', '.join(STREAMS)}"})
+        # Each name once: a list of the same name many times would be as many snapshots.
+        if (
+            not isinstance(wanted, list)
+            or not 0 < len(wanted) <= len(STREAMS)
+            or any(s not in STREAMS for s in wanted)
+            or len(set(wanted)) < len(wanted)
+        ):
+            return _Json.dumps({"error": f"streams must be a non-empty list of {', '.join(STREAMS)}, each once"})
         for stream in wanted:
             await self.sio.enter_room(sid, f"stream:{stream}")
         return _Json.dumps({"snapshots": [self.live.snapshot(stream) for stream in wanted]})

@@ -408,9 +408,10 @@ async def test_subscribe_answers_json_text_and_refuses_what_is_not_a_list_of_str
     client = socketio.AsyncClient(reconnection=False, http_session=web.client.session)
     await client.connect(str(web.client.make_url("/")), transports=["websocket"], wait_timeout=5)
     try:
-        for bad in ([], ["orders", "nope"], "orders", None, [1]):
+        many = ["orders"] * 100_000  # as many snapshots of a day's order log, were it taken
+        for bad in ([], ["orders", "nope"], "orders", None, [1], ["grid", "grid"], many, [[]], [{}]):
             answer = json.loads(await client.call("subscribe", {"streams": bad}, timeout=5))
-            assert answer == {"error": "streams must be a non-empty list of orders, errors, positions, grid"}, bad
+            assert answer == {"error": "streams must be a non-empty list of orders, errors, positions, grid, each once"}
         text = await client.call("subscribe", {"streams": ["orders", "grid"]}, timeout=5)
         assert isinstance(text, str)
         assert [s["stream"] for s in json.loads(text)["snapshots"]] == ["orders", "grid"]
