@@ -8,7 +8,9 @@ carries session health to the tracker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -135,9 +137,32 @@ async def ensure_topics(
                 await admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 log.debug("topics created concurrently by another worker")
+            await leaders_known(admin, [t.name for t in missing])
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def leaders_known(admin: AIOKafkaAdminClient, names: Sequence[str], timeout_s: float = 10.0) -> bool:
+    """Until the broker's metadata names a leader for every partition of ``names`` (topics just
+    created), or ``timeout_s``; whether it did.
+
+    Why: a client that asks before that only retries, but aiokafka logs each retry ("Topic …
+    not found in cluster metadata", "Failed fetch offsets … NotLeaderForPartitionError") at
+    warning and error level: a new user's demo on a broker started seconds before printed
+    about ten such lines. A timeout is not an error; the clients' own retries still work.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(list(names))
+        if len(described) == len(names) and all(
+            t.get("error_code") == 0 and t.get("partitions") and all(p.get("leader", -1) >= 0 for p in t["partitions"])
+            for t in described
+        ):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
 
 
 async def delete_run_topics(bootstrap_servers: str, prefix: str) -> list[str]:

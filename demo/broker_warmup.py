@@ -26,6 +26,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from ..core.topics import leaders_known
+
 log = logging.getLogger(__name__)
 
 TOPIC_SUFFIX = "broker-warmup"
@@ -66,9 +68,11 @@ async def warm_broker(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
-    except TopicAlreadyExistsError:
-        pass
+        try:
+            await admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+        except TopicAlreadyExistsError:
+            pass
+        await leaders_known(admin, [topic], time_limit_s)  # asked before that, clients log errors
     finally:
         await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
@@ -80,10 +84,13 @@ async def warm_broker(
     try:
         await producer.partitions_for(topic)
         await consumer.start()
-        # Assigned, not subscribed: partitions the producer already knows, read from their start
-        # (a subscription to a topic created a moment ago logs "not found" until metadata agrees).
-        consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
-        await consumer.seek_to_beginning()
+        # Assigned, not subscribed: partitions the producer already knows, read from offset 0 (a
+        # subscription to a topic created a moment ago logs "not found" until metadata agrees,
+        # and finding its start with a ListOffsets request logs NOT_LEADER as an error).
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        for partition in partitions:
+            consumer.seek(partition, 0)
         reader = asyncio.create_task(_drain(consumer))
         deadline = began + time_limit_s
         for i in range(round_trips):

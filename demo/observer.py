@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..agents.fanout.planner import ACTION_FOR_KIND
 from ..common.stats import latency_summary
@@ -30,6 +30,7 @@ from ..core.records import (
     positions_of,
 )
 from ..core.signals import decode_signal
+from ..core.topics import SPEC
 
 STAGE_SPANS = {
     "detect": ("occurred", "detected"),
@@ -92,7 +93,6 @@ class RunObserver:
     async def start(self) -> None:
         names = ["trade.signals", "trade.executions", "order.errors", "positions.updates", "system.heartbeat"]
         self._consumer = AIOKafkaConsumer(
-            *(self.prefix + n for n in names),
             bootstrap_servers=self.bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
@@ -101,6 +101,14 @@ class RunObserver:
             fetch_min_bytes=OBSERVER_FETCH_MIN_BYTES,
         )
         await self._consumer.start()
+        # The run's topics were created a moment ago: every partition is read from offset 0,
+        # assigned and sought there rather than found by a ListOffsets request, whose first
+        # answers on a broker started seconds before are NOT_LEADER (aiokafka logs each as an
+        # error in the demo's output, though it only retries).
+        partitions = [TopicPartition(self.prefix + n, p) for n in names for p in range(SPEC[n].partitions)]
+        self._consumer.assign(partitions)
+        for tp in partitions:
+            self._consumer.seek(tp, 0)
         self._task = asyncio.ensure_future(self._consume())
 
     async def stop(self) -> None:
