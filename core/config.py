@@ -8,6 +8,7 @@ password or key (``secret_env``). Every mistake is reported with the path of the
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..brokers.base import SessionConfig
+from ..brokers.options import check_options
 from ..brokers.registry import ADAPTERS, adapter_class
 from . import guards as guard_rules
 from . import schemas
@@ -24,6 +26,7 @@ from .scaling import CopyRule, ScalingMode
 from .schemas import SchemaError
 from .schemas.config import MarketDataIn
 from .schemas.reconcile import ReconcileIn
+from .schemas.types import ConfigOptions
 
 
 class ConfigError(ValueError):
@@ -113,7 +116,7 @@ def parse_config(data: Any, env: dict[str, str] | None = None, source: str = "<m
     try:
         root = schemas.convert(data, schemas.ConfigIn)
     except SchemaError as exc:
-        raise ConfigError(exc.field or "config", exc.reason) from None
+        raise ConfigError(_setting_at_fault(data, exc.field) or exc.field or "config", exc.reason) from None
     sessions = _parse_sessions(root.sessions or [], env)
     accounts = _parse_accounts(root.accounts or [], sessions)
     groups = _parse_groups(root.copy_groups or [], accounts)
@@ -140,6 +143,27 @@ def parse_config(data: Any, env: dict[str, str] | None = None, source: str = "<m
         market_data=_parse_market_data(root.market_data, env),
         reconcile=root.reconcile or ReconcileIn(),
     )
+
+
+_SESSION_OPTIONS = re.compile(r"^sessions\[(\d+)\]\.options(?:\[\d+\])*$")
+
+
+def _setting_at_fault(data: dict[str, Any], path: str) -> str | None:
+    """msgspec names a mapping, not its key, when a value in it is refused: find which of a
+    session's settings it was, so the user reads ``sessions[1].options.heartbeat_s``."""
+    found = _SESSION_OPTIONS.match(path)
+    if found is None:
+        return None
+    try:
+        options = data["sessions"][int(found.group(1))]["options"]
+        for name, value in options.items():
+            try:
+                schemas.convert({name: value}, ConfigOptions)
+            except SchemaError:
+                return f"sessions[{found.group(1)}].options.{name}"
+    except (KeyError, IndexError, TypeError, AttributeError):
+        pass
+    return None
 
 
 def _parse_market_data(item: MarketDataIn | None, env: dict[str, str]) -> MarketDataConfig | None:
@@ -182,9 +206,19 @@ def _parse_sessions(items: list[schemas.SessionIn], env: dict[str, str]) -> dict
             endpoint=item.endpoint,
             username=item.username,
             secret=secret,
-            options=_resolve_secret_options(item.options, env, where),
+            options=_checked_options(item.platform, _resolve_secret_options(item.options, env, where), where),
         )
     return sessions
+
+
+def _checked_options(platform: str, options: dict[str, Any], where: str) -> dict[str, Any]:
+    """The platform's own schema (``brokers/options.py``): a misspelt or out-of-range setting
+    is refused here, naming it, not when the adapter connects."""
+    try:
+        check_options(platform, options)
+    except SchemaError as exc:
+        raise ConfigError(f"{where}.{exc.nested('options').field}", exc.reason) from None
+    return options
 
 
 def _resolve_secret_options(options: dict[str, Any], env: dict[str, str], where: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from base64 import urlsafe_b64encode
 from collections.abc import Iterable
 from hashlib import blake2b
 
-from .schemas.bounds import MAX_RECENT_FILL_IDS
+from ..common.bounds import MAX_RECENT_FILL_IDS
 
 #: Fill ids a window remembers: the tracker's window and the record's bound.
 WINDOW = MAX_RECENT_FILL_IDS

@@ -18,10 +18,7 @@ import faust
 from orjson import loads as json_loads
 
 from ..brokers.model import OrderType, Side
-from ..common.clock import utcnow
-from . import fill_window, record_codec
-from .record_codec import RecordError as RecordError  # where every stage imports it from
-from .schemas.bounds import (
+from ..common.bounds import (
     MAX_BROKER_ORDER_ID_LEN,
     MAX_DECIMAL_DIGITS,
     MAX_EXECUTION_ID_LEN,
@@ -39,6 +36,9 @@ from .schemas.bounds import (
     MAX_STAMP_S,
     MAX_SYMBOL_LEN,
 )
+from ..common.clock import utcnow
+from . import fill_window, record_codec
+from .record_codec import RecordError as RecordError  # where every stage imports it from
 from .schemas.config import MAX_PRICE_BAND_TICKS
 
 SIGNAL_KINDS = ("new", "modify", "cancel", "fill", "flatten")

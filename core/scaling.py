@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
 from ..brokers.instruments import map_symbol
-from .schemas.bounds import MAX_QUANTITY
+from ..common.bounds import MAX_QUANTITY
 
 
 class ScalingMode(str, enum.Enum):

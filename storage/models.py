@@ -39,8 +39,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from ..common.bounds import MAX_EXECUTION_ID_LEN, MAX_ID_LEN, MAX_SIGNAL_ID_LEN
 from ..common.clock import utcnow
-from ..core.schemas.bounds import MAX_EXECUTION_ID_LEN, MAX_ID_LEN, MAX_SIGNAL_ID_LEN
 
 #: An audit entry's natural id: a signal's, an intent's, an execution's (the longest, 512) or an
 #: error's id (``<signal id>|<stage>`` and the like: at most a signal id and a short suffix).

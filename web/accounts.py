@@ -22,14 +22,16 @@ from decimal import Decimal
 from typing import Any
 
 from ..brokers.base import SessionConfig
+from ..brokers.options import check_options
 from ..brokers.registry import ADAPTERS, create_adapter
+from ..common.bounds import BoundError, check_endpoint
 from ..common.crypto import CredentialCipher, CredentialKeyError
 from ..core import schemas
 from ..core.config import CopyConfig, copy_rule
 from ..core.control_records import AccountCommand, Login, RuleCommand, seal_login, unseal_login
 from ..core.live_config import add_follower, apply_account, dashboard_session_id
 from ..core.scaling import CopyRule
-from ..core.schemas.bounds import BoundError, check_endpoint
+from ..core.schemas import SchemaError
 from ..core.schemas.web import UNSET
 from .http import FieldErrors, HttpError
 
@@ -149,7 +151,9 @@ class AccountRegistry:
             endpoint=endpoint,
             options=dict(body.options),
         )
-        return self._sealed(record, _login(body.credentials)).command(by)
+        login = _login(body.credentials)
+        self._check_options(record.platform, record.options, login)
+        return self._sealed(record, login).command(by)
 
     def update(self, account_id: str, body: schemas.AccountPatch, by: str) -> AccountCommand:
         """An edit. A configured account that gets a new platform, endpoint or login moves to a
@@ -182,11 +186,29 @@ class AccountRegistry:
         if redirected and login is None:
             changes.update(sealed=None, key_id=None)
         updated = replace(record, **changes, updated_at=time.time())
+        if "platform" in changes or "options" in changes or login is not None:
+            # Only what changes: an account saved before a setting was refused can still be disabled.
+            self._check_options(updated.platform, updated.options, login)
         return self._sealed(updated, login).command(by)
 
     def _check_platform(self, platform: str) -> None:
         if platform not in ADAPTERS:
             raise FieldErrors({"platform": f"must be one of {', '.join(sorted(ADAPTERS))}"})
+
+    @staticmethod
+    def _check_options(platform: str, options: dict[str, Any], login: Login | None) -> None:
+        """The platform's own schema (``brokers/options.py``), for the settings and the secret
+        ones apart (the adapter gets both): a misspelt or out-of-range one is answered 422 here,
+        not found when an executor connects. A secret setting's value is never echoed."""
+        try:
+            check_options(platform, options)
+        except SchemaError as exc:
+            raise FieldErrors({exc.nested("options").field: exc.reason}) from None
+        if login is not None and login.options:
+            try:
+                check_options(platform, login.options)
+            except SchemaError as exc:
+                raise FieldErrors({exc.nested("credentials.options").field: _without_value(exc.reason)}) from None
 
     def _endpoint(self, url: str | None) -> str | None:
         if url is None:
@@ -309,6 +331,11 @@ class AccountRegistry:
         self.rules[(group_id, account_id)] = (rule, body.enabled)
         add_follower(self.config, group_id, account_id, rule, body.enabled)
         return {"account": account_id, "enabled": body.enabled, "rule": rule_dict(rule)}
+
+
+def _without_value(reason: str) -> str:
+    """A refusal of a secret setting, without the value msgspec may quote (``got 'abc'``)."""
+    return reason.split(", got", 1)[0]
 
 
 def _login(credentials: schemas.Credentials | None) -> Login | None:

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 import faust
 
 from ...brokers.base import BrokerAdapter
+from ...common.bounds import MAX_TEXT_LEN
 from ...core.control_records import GuardsCommand
 from ...core.guard_state import AccountGuard
 from ...core.guards import build
 from ...core.quotes import QuoteBook
-from ...core.schemas.bounds import MAX_TEXT_LEN
 from ..shared import price_feed
 from ..shared.context import StageContext
 from ..shared.controls_feed import Command, ControlsFeed, worker_feed

@@ -28,9 +28,9 @@ from typing import Annotated
 
 import msgspec
 
+from ...common.bounds import MAX_CONFIG_ITEMS, MAX_STAMP_S, MAX_TEXT_LEN
 from ...core import guards as g
 from ...core.guard_state import AccountGuard, Refusal
-from ...core.schemas.bounds import MAX_CONFIG_ITEMS, MAX_STAMP_S, MAX_TEXT_LEN
 from ...core.schemas.guards import GuardsIn
 
 log = logging.getLogger(__name__)

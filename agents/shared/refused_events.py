@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
+from ...common.bounds import MAX_ID_LEN
 from ...core.records import OrderError
-from ...core.schemas.bounds import MAX_ID_LEN
 
 REFUSED_EVENT_CODE = "BAD_BROKER_EVENT"
 

@@ -1,9 +1,10 @@
 """The Sierra Chart DTC adapter: one logon to a DTC server (Sierra Chart's, or a broker's).
 
 Session: ``endpoint`` is ``dtc://host:port`` (or ``host:port``), ``username``/``secret`` the DTC
-server's logon; ``accounts`` maps our ids to DTC TradeAccounts. Options (``config.py``):
+server's logon; ``accounts`` maps our ids to DTC TradeAccounts. Options (``options.py``):
 ``encoding`` (``binary``, the default, or ``json``), ``heartbeat_s``, ``trade_mode``,
-``request_timeout_s``, ``reconnect_min_s``/``reconnect_max_s``, ``fill_history_days``.
+``client_name``, ``handshake_timeout_s``, ``request_timeout_s``, ``reconnect_min_s``/
+``reconnect_max_s``, ``fill_history_days``.
 
 Every answer arrives as an ORDER_UPDATE: a request waits for the update carrying its
 ClientOrderID and the reason that answers it (``pending.py``). Rejects carry their text in

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..base import SessionConfig
-from .messages import Encoding, TradeMode
+from ..options import read_options
+from .options import ENCODINGS, TRADE_MODES, DtcOptions
 from .transport import DtcEndpoint
 
 DEFAULT_PORT = 11099
-ENCODINGS = {"binary": Encoding.BINARY, "json": Encoding.JSON}
-TRADE_MODES = {"demo": TradeMode.DEMO, "sim": TradeMode.SIMULATED, "live": TradeMode.LIVE}
 
 
 def parse_endpoint(endpoint: str | None) -> tuple[str, int]:
@@ -49,36 +48,27 @@ class DtcConfig:
 
     @classmethod
     def from_session(cls, session: SessionConfig) -> DtcConfig:
-        options = session.options
         host, port = parse_endpoint(session.endpoint)
         if not session.username or session.secret is None:
             raise ValueError("dtc: username and secret (the DTC server's password) are required")
-        encoding_name = str(options.get("encoding", "binary")).lower()
-        if encoding_name not in ENCODINGS:
-            raise ValueError(f"dtc: encoding must be one of {sorted(ENCODINGS)}, got {encoding_name!r}")
-        mode_name = str(options.get("trade_mode", "live")).lower()
-        if mode_name not in TRADE_MODES:
-            raise ValueError(f"dtc: trade_mode must be one of {sorted(TRADE_MODES)}, got {mode_name!r}")
-        heartbeat_s = int(options.get("heartbeat_s", 10))
-        if heartbeat_s < 1:
-            raise ValueError("dtc: heartbeat_s must be at least 1 (0 would switch heartbeats off)")
+        o = read_options(DtcOptions, session.options)
         endpoint = DtcEndpoint(
             host=host,
             port=port,
             username=session.username,
             password=session.secret,
-            encoding=ENCODINGS[encoding_name],
-            heartbeat_s=heartbeat_s,
-            client_name=str(options.get("client_name", "CopyTrader")),
-            trade_mode=TRADE_MODES[mode_name],
-            handshake_timeout_s=float(options.get("handshake_timeout_s", 30.0)),
-            time_scale=float(options.get("heartbeat_time_scale", 1.0)),
+            encoding=ENCODINGS[o.encoding.lower()],
+            heartbeat_s=o.heartbeat_s,
+            client_name=o.client_name,
+            trade_mode=TRADE_MODES[o.trade_mode.lower()],
+            handshake_timeout_s=o.handshake_timeout_s,
+            time_scale=o.heartbeat_time_scale,
         )
         return cls(
             endpoint=endpoint,
             accounts=dict(session.accounts),
-            request_timeout_s=float(options.get("request_timeout_s", 10.0)),
-            reconnect_min_s=float(options.get("reconnect_min_s", 0.5)),
-            reconnect_max_s=float(options.get("reconnect_max_s", 30.0)),
-            fill_history_days=int(options.get("fill_history_days", 1)),
+            request_timeout_s=o.request_timeout_s,
+            reconnect_min_s=o.reconnect_min_s,
+            reconnect_max_s=o.reconnect_max_s,
+            fill_history_days=o.fill_history_days,
         )

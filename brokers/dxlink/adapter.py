@@ -8,15 +8,16 @@ reach the copier through :attr:`DxLinkAdapter.client` (or a :class:`DxLinkClient
 price feed's own); the client reconnects and resubscribes by itself, and the adapter's
 connection state follows it.
 
-Session options: ``symbols`` (dxFeed symbols to subscribe on connect), ``data_format``
-(``COMPACT``, the default, or ``FULL``), ``connect_timeout_s`` (10), ``reconnect_min_s`` (0.2)
-and ``reconnect_max_s`` (10). ``endpoint`` is the WebSocket URL, ``secret`` the token.
+Session options (``options.py``): ``symbols`` (dxFeed symbols to subscribe on connect),
+``data_format`` (``COMPACT``, the default, or ``FULL``), ``connect_timeout_s`` (10),
+``reconnect_min_s`` (0.2) and ``reconnect_max_s`` (10). ``endpoint`` is the WebSocket URL,
+``secret`` the token.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ..base import BrokerAdapter, SessionConfig
 from ..errors import AuthenticationFailed, BrokerUnavailable, UnsupportedOperation
@@ -30,8 +31,11 @@ from ..model import (
     OrderAck,
     PlaceOrder,
 )
+from ..options import read_options
 from .client import AuthError, DxLinkClient, DxLinkError
 from .events import EVENT_TYPES
+from .options import DxLinkOptions
+from .protocol import DataFormat
 
 MARKET_DATA_ONLY = "dxlink is market data only: the dxLink protocol has no order entry"
 
@@ -57,12 +61,10 @@ class DxLinkAdapter(BrokerAdapter):
         super().__init__(config)
         if not config.endpoint:
             raise ValueError(f"dxlink session {config.session_id!r}: endpoint (the dxLink WebSocket URL) is required")
-        options = config.options
-        self.symbols: tuple[str, ...] = tuple(str(s) for s in options.get("symbols", ()))
-        self.data_format = str(options.get("data_format", "COMPACT"))
-        if self.data_format not in ("COMPACT", "FULL"):
-            raise ValueError(f"dxlink data_format must be COMPACT or FULL, not {self.data_format!r}")
-        self.connect_timeout_s = float(options.get("connect_timeout_s", 10.0))
+        self._options = read_options(DxLinkOptions, config.options)
+        self.symbols: tuple[str, ...] = tuple(self._options.symbols)
+        self.data_format: DataFormat = self._options.data_format
+        self.connect_timeout_s = self._options.connect_timeout_s
         self.client: DxLinkClient | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -72,13 +74,12 @@ class DxLinkAdapter(BrokerAdapter):
         ``connect_timeout_s`` is :class:`BrokerUnavailable`."""
         if self.client is not None:
             return
-        options: dict[str, Any] = self.config.options
         client = DxLinkClient(
             self.config.endpoint or "",
             self.config.secret,
-            data_format="FULL" if self.data_format == "FULL" else "COMPACT",
-            first_retry_s=float(options.get("reconnect_min_s", 0.2)),
-            max_retry_s=float(options.get("reconnect_max_s", 10.0)),
+            data_format=self.data_format,
+            first_retry_s=self._options.reconnect_min_s,
+            max_retry_s=self._options.reconnect_max_s,
             on_state=self._on_client_state,
         )
         self.client = client

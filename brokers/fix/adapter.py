@@ -1,10 +1,11 @@
 """The FIX 4.2/4.4 adapter: one QuickFIX initiator session to a broker's or FCM's acceptor.
 
-Session (``config.py``): ``endpoint`` ``fix://host:port``; options ``fix_version`` (FIX.4.2 or
-FIX.4.4), ``sender_comp_id``, ``target_comp_id``, ``heartbeat_s``, ``store_dir`` (the FileStore:
-sequence numbers survive restarts), ``reset_on_logon``, ``order_status_requests`` (the
-counterparty answers 35=H), ``request_timeout_s``; ``username``/``secret`` go in the Logon
-(553/554). ``accounts`` maps our ids to FIX Account (1) values.
+Session (``config.py``): ``endpoint`` ``fix://host:port``; options (``options.py``)
+``fix_version`` (FIX.4.2 or FIX.4.4), ``sender_comp_id``, ``target_comp_id``, ``heartbeat_s``,
+``store_dir`` (the FileStore: sequence numbers survive restarts), ``reset_on_logon``,
+``order_status_requests`` (the counterparty answers 35=H), ``request_timeout_s``;
+``username``/``secret`` go in the Logon (553/554). ``accounts`` maps our ids to FIX Account (1)
+values.
 
 The engine does the session layer (logon, heartbeats, test requests, resend requests, gap fills,
 reconnects every ``reconnect_s``). This class waits for answers on the loop (``application.py``

@@ -2,7 +2,8 @@
 
 ``endpoint`` is the counterparty's acceptor: ``fix://host:port`` (what our simulator's
 ``base_url`` says), ``tcp://host:port`` or plain ``host:port``. A FIX session is named by its
-BeginString and both CompIDs, which the broker assigns, so they are required options.
+BeginString and both CompIDs, which the broker assigns, so they are required options (the
+options and their bounds: ``options.py``).
 Sequence numbers live in a QuickFIX FileStore under the data directory: a restart resumes the
 session where it stopped instead of logging on at 1 (which the counterparty would refuse).
 """
@@ -16,6 +17,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..base import SessionConfig
+from ..options import read_options
+from .options import FixOptions
 
 VERSIONS = ("FIX.4.2", "FIX.4.4")
 COMP_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -50,13 +53,6 @@ def default_store_root() -> Path:
     return Path(os.environ.get("COPYTRADER_DATA_DIR", "var")).resolve() / "fix"
 
 
-def _positive(value: object, what: str) -> float:
-    number = float(str(value))
-    if not number > 0 or number != number or number == float("inf"):
-        raise ValueError(f"fix: {what} must be a positive finite number, got {value!r}")
-    return number
-
-
 @dataclass(frozen=True, slots=True)
 class FixConfig:
     host: str
@@ -82,37 +78,34 @@ class FixConfig:
 
     @classmethod
     def from_session(cls, session: SessionConfig) -> FixConfig:
-        options = session.options
         host, port = parse_endpoint(session.endpoint)
-        version = str(options.get("fix_version", options.get("begin_string", "FIX.4.4"))).upper()
+        o = read_options(FixOptions, session.options)
+        given = o.fix_version if o.fix_version is not None else o.begin_string
+        version = str("FIX.4.4" if given is None else given).upper()
         if version in ("4.2", "4.4", "42", "44"):
             version = f"FIX.4.{version[-1]}"
         if version not in VERSIONS:
             raise ValueError(f"fix: fix_version must be one of {VERSIONS}, got {version!r}")
-        heartbeat = int(options.get("heartbeat_s", 30))
-        if not 1 <= heartbeat <= 3600:
-            raise ValueError(f"fix: heartbeat_s must be 1..3600 seconds, got {heartbeat}")
-        store = options.get("store_dir")
-        namespace = re.sub(r"[^\w.-]", "_", str(options.get("store_namespace", "")))
+        namespace = re.sub(r"[^\w.-]", "_", o.store_namespace)
         session_dir = re.sub(r"[^\w.-]", "_", session.session_id)
-        store_dir = Path(str(store)) if store else default_store_root() / namespace / session_dir
+        store_dir = Path(o.store_dir) if o.store_dir else default_store_root() / namespace / session_dir
         if not session.accounts:
             raise ValueError("fix: at least one account is required")
         return cls(
             host=host,
             port=port,
             begin_string=version,
-            sender_comp_id=comp_id(options.get("sender_comp_id"), "sender_comp_id"),
-            target_comp_id=comp_id(options.get("target_comp_id"), "target_comp_id"),
+            sender_comp_id=comp_id(o.sender_comp_id, "sender_comp_id"),
+            target_comp_id=comp_id(o.target_comp_id, "target_comp_id"),
             accounts=dict(session.accounts),
             username=session.username,
             password=session.secret,
-            heartbeat_s=heartbeat,
+            heartbeat_s=o.heartbeat_s,
             store_dir=store_dir,
-            reset_on_logon=bool(options.get("reset_on_logon", False)),
-            persist_messages=bool(options.get("persist_messages", False)),
-            order_status=bool(options.get("order_status_requests", True)),
-            request_timeout_s=_positive(options.get("request_timeout_s", 10.0), "request_timeout_s"),
-            logon_timeout_s=_positive(options.get("logon_timeout_s", 10.0), "logon_timeout_s"),
-            reconnect_s=max(1, int(_positive(options.get("reconnect_s", 1), "reconnect_s"))),
+            reset_on_logon=o.reset_on_logon,
+            persist_messages=o.persist_messages,
+            order_status=o.order_status_requests,
+            request_timeout_s=o.request_timeout_s,
+            logon_timeout_s=o.logon_timeout_s,
+            reconnect_s=o.reconnect_s,
         )

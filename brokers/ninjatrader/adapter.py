@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from decimal import Decimal
 from typing import ClassVar
 
 from ...common.retrying import forever
@@ -267,7 +266,7 @@ class NinjaTraderAdapter(BrokerAdapter):
             raise BrokerUnavailable(f"ninjatrader: not connected to {self.nt.address}", sent=False)
         balance = self.connection.cache.cash(account) if self.connection is not None else None
         if balance is None:
-            balance = Decimal(str(self.config.options.get("balance", 0)))
+            balance = self.nt.balance
         return AccountSnapshot(
             account_id=account_id,
             balance=balance,

@@ -5,20 +5,22 @@ NinjaTrader.Client.dll speaks; its port is the "ATI server port" in NinjaTrader'
 36973 by default (N-ati, N-tk). ``oif:///path/to/NinjaTrader 8`` is the file interface: order
 instruction files go to ``<path>/incoming`` and NinjaTrader's answers are read from
 ``<path>/outgoing`` (options ``incoming``/``outgoing`` override either folder, e.g. a share).
-NinjaTrader has no login on either route: ``username``/``secret`` are ignored.
+NinjaTrader has no login on either route: ``username``/``secret`` are ignored. The options and
+their bounds: ``options.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..base import SessionConfig
+from ..options import read_options
+from .options import NinjaTraderOptions
 
 DEFAULT_PORT = 36973
 
@@ -26,13 +28,6 @@ DEFAULT_PORT = 36973
 class Route(str, enum.Enum):
     ATI = "ati"
     OIF = "oif"
-
-
-def _seconds(options: dict[str, Any], name: str, default: float, low: float = 0.001, high: float = 3600) -> float:
-    value = float(options.get(name, default))
-    if not math.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"ninjatrader: {name} must be between {low} and {high} seconds, got {value}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +45,7 @@ class NtConfig:
     reconnect_max_s: float = 10.0  # NinjaTrader's own client retries every 10 s (N-tk)
     connect_timeout_s: float = 10.0
     exchange_name: str = "Globex"  # the exchange word of position file names
+    balance: Decimal = Decimal(0)  # the cash value a snapshot reports where NinjaTrader gives none
 
     @property
     def address(self) -> str:
@@ -59,7 +55,6 @@ class NtConfig:
 
     @classmethod
     def from_session(cls, session: SessionConfig) -> NtConfig:
-        options = dict(session.options)
         if not session.accounts:
             raise ValueError("ninjatrader: at least one account is required")
         for name in session.accounts.values():
@@ -68,23 +63,24 @@ class NtConfig:
         text = (session.endpoint or "").strip()
         if not text:
             raise ValueError("ninjatrader: endpoint is required (ati://host:port or oif:///path/to/NinjaTrader 8)")
-        exchange = str(options.get("exchange_name", "Globex"))
+        o = read_options(NinjaTraderOptions, session.options)
         base = cls(
             Route.ATI,
             dict(session.accounts),
-            request_timeout_s=_seconds(options, "request_timeout_s", 10.0),
-            lookup_settle_s=_seconds(options, "lookup_settle_s", 0.5, low=0),
-            poll_s=_seconds(options, "poll_s", 0.02),
-            reconnect_min_s=_seconds(options, "reconnect_min_s", 0.5),
-            reconnect_max_s=_seconds(options, "reconnect_max_s", 10.0),
-            connect_timeout_s=_seconds(options, "connect_timeout_s", 10.0),
-            exchange_name=exchange,
+            request_timeout_s=o.request_timeout_s,
+            lookup_settle_s=o.lookup_settle_s,
+            poll_s=o.poll_s,
+            reconnect_min_s=o.reconnect_min_s,
+            reconnect_max_s=o.reconnect_max_s,
+            connect_timeout_s=o.connect_timeout_s,
+            exchange_name=o.exchange_name,
+            balance=o.balance,
         )
         if text.startswith("oif:"):
             parts = urlsplit(text)
             root = Path(unquote(parts.netloc + parts.path)) if (parts.netloc or parts.path) else None
-            incoming = options.get("incoming") or (root / "incoming" if root else None)
-            outgoing = options.get("outgoing") or (root / "outgoing" if root else None)
+            incoming = o.incoming or (root / "incoming" if root else None)
+            outgoing = o.outgoing or (root / "outgoing" if root else None)
             if incoming is None or outgoing is None:
                 raise ValueError(f"ninjatrader: {text!r} names no folder (oif:///path/to/NinjaTrader 8)")
             return dataclasses.replace(base, route=Route.OIF, incoming=Path(incoming), outgoing=Path(outgoing))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
-from decimal import Decimal
 from operator import attrgetter
 from typing import Any, ClassVar, TypeVar
 
@@ -32,8 +31,10 @@ from ..model import (
     PlaceOrder,
     PositionEvent,
 )
+from ..options import read_options
 from ..simkernel.exchange import KernelEvent, SimError, SimExchange, SimOrder
 from ..simkernel.latency import Latency
+from .options import PaperOptions
 
 #: Finished orders the paper venue keeps per account (the kernel's default is 5,000, a real
 #: broker's day). The paper venue runs inside the executor, for every paper account of the
@@ -116,17 +117,13 @@ class PaperAdapter(BrokerAdapter):
 
     def __init__(self, config: SessionConfig) -> None:
         super().__init__(config)
-        options = config.options
-        self._venue = venue(
-            str(options.get("venue", "paper")),
-            seed=int(options.get("seed", 7)),
-            tick_ms=float(options.get("tick_ms", 100.0)),
-        )
+        options = read_options(PaperOptions, config.options)
+        self._venue = venue(options.venue, seed=options.seed, tick_ms=options.tick_ms)
         self.exchange = self._venue.exchange
-        self._latency = Latency.parse(options.get("latency", 0))
+        self._latency = Latency.parse(options.latency)
         self._by_name = {name: account_id for account_id, name in config.accounts.items()}
-        self._balance = Decimal(str(options.get("balance", 50000)))
-        self._lot = options.get("partial_fill_lot")
+        self._balance = options.balance
+        self._lot = options.partial_fill_lot
 
     # -- lifecycle ---------------------------------------------------------------------
     async def connect(self) -> None:

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from ..base import SessionConfig
-from ..warm_http import WARM_EVERY_S, warm_every_s
+from ..options import read_options
+from ..warm_http import WARM_EVERY_S
 from . import schemas as px
+from .options import ProjectXOptions
 
 DEFAULT_ENDPOINT = "https://api.topstepx.com"
 
@@ -62,28 +64,28 @@ class ProjectXConfig:
             base = "http://" + base
         if not session.username or not session.secret:
             raise ValueError("ProjectX needs username (userName) and secret (apiKey)")
-        limit = options.get("rate_limit", px.DEFAULT_LIMIT)
+        o = read_options(ProjectXOptions, options)
         return cls(
             base_url=base,
-            hub_url=str(options.get("hub_url") or derive_hub_url(base)),
+            hub_url=o.hub_url or derive_hub_url(base),
             username=session.username,
             api_key=session.secret,
             accounts=dict(session.accounts),
-            negotiate=bool(options.get("negotiate", False)),
-            request_timeout_s=float(options.get("request_timeout_s", 10.0)),
-            token_lifetime_s=float(options.get("token_lifetime_s", 86400.0)),
-            token_refresh_margin_s=float(options.get("token_refresh_margin_s", 600.0)),
-            rate_limit=(int(limit[0]), float(limit[1])),
-            budget_slack_s=float(options.get("budget_slack_s", 0.25)),
-            max_429_retries=int(options.get("max_429_retries", 6)),
-            max_login_attempts=int(options.get("max_login_attempts", 5)),
-            backoff_429_s=float(options.get("backoff_429_s", 0.5)),
-            reconnect_min_s=float(options.get("reconnect_min_s", 0.05)),
-            reconnect_max_s=float(options.get("reconnect_max_s", 5.0)),
-            keepalive_s=float(options.get("keepalive_s", 15.0)),
-            server_timeout_s=float(options.get("server_timeout_s", 30.0)),
-            warm_every_s=warm_every_s(options),
-            order_lookback_h=float(options.get("order_lookback_h", 24.0)),
-            live=bool(options.get("live", False)),
-            position_bracket_accounts=frozenset(options.get("position_bracket_accounts", ())),
+            negotiate=o.negotiate,
+            request_timeout_s=o.request_timeout_s,
+            token_lifetime_s=o.token_lifetime_s,
+            token_refresh_margin_s=o.token_refresh_margin_s,
+            rate_limit=o.rate_limit,
+            budget_slack_s=o.budget_slack_s,
+            max_429_retries=o.max_429_retries,
+            max_login_attempts=o.max_login_attempts,
+            backoff_429_s=o.backoff_429_s,
+            reconnect_min_s=o.reconnect_min_s,
+            reconnect_max_s=o.reconnect_max_s,
+            keepalive_s=o.keepalive_s,
+            server_timeout_s=o.server_timeout_s,
+            warm_every_s=o.warm_every_s,
+            order_lookback_h=o.order_lookback_h,
+            live=o.live,
+            position_bracket_accounts=frozenset(o.position_bracket_accounts),
         )

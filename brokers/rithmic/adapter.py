@@ -1,10 +1,11 @@
 """The Rithmic adapter: one login, an ORDER and a PNL plant (:mod:`.session`), over our codec.
 
 Session: ``endpoint`` is the gateway URL (``wss://…``; ``ws://`` on loopback for the simulator),
-``username``/``secret`` the Rithmic user and password; ``options``: ``system_name`` (asked of
-the gateway with 16 when absent and only one is offered), ``app_name`` (the approved, prefixed
-name [I42]), ``app_version``, ``timeout_s``, ``reconnect_min_s``/``reconnect_max_s``,
-``exchanges`` (root → exchange, overriding the CME Group defaults).
+``username``/``secret`` the Rithmic user and password; ``options`` (:mod:`.options`):
+``system_name`` (asked of the gateway with 16 when absent and only one is offered), ``app_name``
+(the approved, prefixed name [I42]), ``app_version``, ``timeout_s``, ``reconnect_min_s``/
+``reconnect_max_s``, ``reject_attempts``, ``ack_wait_s``, ``exchanges`` (root → exchange,
+overriding the CME Group defaults).
 
 Exactly-once rules (docs/fidelity/rithmic.md R-30): nothing documents that Rithmic refuses a
 repeated ``user_tag``, so :meth:`place` never resends after a timeout; a request whose answer was
@@ -53,10 +54,12 @@ from ..model import (
     PositionEvent,
     Side,
 )
+from ..options import read_options
 from . import codec, parsing
 from .fields import DEFAULT_EXCHANGES, BadAnswer, bracket_fields, position_event, raw_text
 from .fields import balance as wire_balance
 from .ledger import Ledger
+from .options import RithmicOptions
 from .session import ORDER_PLANT, PNL_PLANT, PlantSet
 from .transport import RequestRefused
 
@@ -74,10 +77,11 @@ class RithmicAdapter(BrokerAdapter):
         super().__init__(config)
         if not config.endpoint or config.username is None or config.secret is None:
             raise ValueError("rithmic: endpoint, username and secret are required")
-        self.exchanges = {**DEFAULT_EXCHANGES, **config.options.get("exchanges", {})}
+        options = read_options(RithmicOptions, config.options)
+        self.exchanges = {**DEFAULT_EXCHANGES, **options.exchanges}
         self._ours = {broker: ours for ours, broker in config.accounts.items()}
         self.ledger = Ledger()
-        self.ack_wait_s = float(config.options.get("ack_wait_s", 2.0))
+        self.ack_wait_s = options.ack_wait_s
         self._waiters: dict[str, asyncio.Future[OrderEvent]] = {}
         self.plants = PlantSet(
             config,
@@ -85,6 +89,7 @@ class RithmicAdapter(BrokerAdapter):
             on_state=self._set_state,
             on_bad_frame=self._bad_frame,
             on_restored=self._resync,
+            options=options,
         )
 
     @property

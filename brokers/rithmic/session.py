@@ -37,7 +37,9 @@ from ...common import retrying
 from ..base import SessionConfig
 from ..errors import AuthenticationFailed, BrokerError, BrokerUnavailable
 from ..model import ConnectionState
+from ..options import read_options
 from . import codec
+from .options import RithmicOptions
 from .transport import PlantConnection, RequestRefused
 
 log = logging.getLogger(__name__)
@@ -62,16 +64,17 @@ class PlantSet:
         on_state: Callable[[ConnectionState, str | None], None],
         on_bad_frame: Callable[[str, str, bytes], None],
         on_restored: Callable[[], Awaitable[None]],
+        options: RithmicOptions | None = None,
     ) -> None:
         assert config.endpoint and config.username is not None and config.secret is not None
-        options = config.options
+        o = options if options is not None else read_options(RithmicOptions, config.options)
         self.config = config
-        self.system_name = str(options.get("system_name", ""))
-        self.app = (str(options.get("app_name", "copytrader")), str(options.get("app_version", "1.0")))
-        self.timeout_s = float(options.get("timeout_s", 10.0))
-        self.reconnect_min_s = float(options.get("reconnect_min_s", 1.0))
-        self.reconnect_max_s = float(options.get("reconnect_max_s", 30.0))
-        self.reject_attempts = int(options.get("reject_attempts", 4))
+        self.system_name = o.system_name
+        self.app = (o.app_name, o.app_version)
+        self.timeout_s = o.timeout_s
+        self.reconnect_min_s = o.reconnect_min_s
+        self.reconnect_max_s = o.reconnect_max_s
+        self.reject_attempts = o.reject_attempts
         self._on_push, self._on_state, self._on_bad, self._on_restored = on_push, on_state, on_bad_frame, on_restored
         self.plants: dict[int, PlantConnection] = {}
         self.fcm_id = self.ib_id = ""

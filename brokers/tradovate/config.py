@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..base import SessionConfig
-from ..warm_http import WARM_EVERY_S, warm_every_s
+from ..options import read_options
+from ..warm_http import WARM_EVERY_S
+from .options import TradovateOptions
 
 DEMO_REST = "https://demo.tradovateapi.com/v1"
 LIVE_REST = "https://live.tradovateapi.com/v1"
@@ -37,13 +38,6 @@ def device_id_for(name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"copytrader:tradovate-device:{name}"))
 
 
-def _cid(value: Any) -> int | str:
-    """``cid`` is an integer on the wire; YAML may hand it over as text."""
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return value  # type: ignore[no-any-return]  # already an int, or a mistake the server will refuse
-
-
 def ws_url_for(rest_url: str) -> str:
     """``https://host/v1`` → ``wss://host/v1/websocket`` (``http`` → ``ws``)."""
     parts = urlsplit(rest_url.rstrip("/"))
@@ -59,7 +53,7 @@ class TradovateConfig:
     password: str = field(repr=False)
     app_id: str = "CopyTrader"
     app_version: str = "1.0"
-    cid: int | str = 0
+    cid: int = 0
     sec: str = field(default="", repr=False)
     device_id: str = ""
     renew_margin_s: float = 15 * 60.0  # renew this long before expirationTime
@@ -76,32 +70,32 @@ class TradovateConfig:
 
     @classmethod
     def from_session(cls, config: SessionConfig) -> TradovateConfig:
-        options = config.options
-        live = bool(options.get("live", False))
-        rest = (config.endpoint or (LIVE_REST if live else DEMO_REST)).rstrip("/")
-        limits = options.get("rate_limits")
+        o = read_options(TradovateOptions, config.options)
+        rest = (config.endpoint or (LIVE_REST if o.live else DEMO_REST)).rstrip("/")
         return cls(
             rest_url=rest,
-            ws_url=str(options.get("ws_url") or ws_url_for(rest)),
+            ws_url=o.ws_url or ws_url_for(rest),
             name=config.username or "",
             password=config.secret or "",
-            app_id=str(options.get("appId", options.get("app_id", "CopyTrader"))),
-            app_version=str(options.get("appVersion", options.get("app_version", "1.0"))),
-            cid=_cid(options.get("cid", 0)),
-            sec=str(options.get("sec", "")),
-            device_id=str(options.get("deviceId") or options.get("device_id") or device_id_for(config.username or "")),
-            renew_margin_s=float(options.get("renew_margin_s", 15 * 60.0)),
-            heartbeat_s=float(options.get("heartbeat_s", 2.5)),
-            request_timeout_s=float(options.get("request_timeout_s", 10.0)),
-            max_attempts=int(options.get("max_attempts", 4)),
-            max_penalties=int(options.get("max_penalties", 5)),
-            login_budget=(
-                int(options.get("login_budget", LOGIN_BUDGET)[0]),
-                float(options.get("login_budget", LOGIN_BUDGET)[1]),
-            ),
-            reconnect_initial_s=float(options.get("reconnect_initial_s", 0.2)),
-            reconnect_max_s=float(options.get("reconnect_max_s", 30.0)),
-            stale_after_s=float(options.get("stale_after_s", 10.0)),
-            limits=tuple(tuple(x) for x in limits) if limits else DEFAULT_LIMITS,
-            warm_every_s=warm_every_s(options),
+            app_id=_first(o.appId, o.app_id, "CopyTrader"),
+            app_version=_first(o.appVersion, o.app_version, "1.0"),
+            cid=o.cid,
+            sec=o.sec,
+            device_id=_first(o.deviceId, o.device_id, "") or device_id_for(config.username or ""),
+            renew_margin_s=o.renew_margin_s,
+            heartbeat_s=o.heartbeat_s,
+            request_timeout_s=o.request_timeout_s,
+            max_attempts=o.max_attempts,
+            max_penalties=o.max_penalties,
+            login_budget=o.login_budget,
+            reconnect_initial_s=o.reconnect_initial_s,
+            reconnect_max_s=o.reconnect_max_s,
+            stale_after_s=o.stale_after_s,
+            limits=tuple(o.rate_limits) if o.rate_limits else DEFAULT_LIMITS,
+            warm_every_s=o.warm_every_s,
         )
+
+
+def _first(tradovate_spelling: str | None, ours: str | None, default: str) -> str:
+    """Tradovate spells ``appId``; the config's other names are snake case: either is taken."""
+    return tradovate_spelling if tradovate_spelling is not None else ours if ours is not None else default

@@ -1,14 +1,17 @@
 """One schema per door (msgspec; why in docs/validation.md): the signal record, the webhook and
 REST bodies, the YAML config and the ``copy.controls`` records.
 
-The domain core: nothing here imports ``agents``, ``web`` or ``brokers``. Bounds live in
-``bounds`` with the reason for each; ``codec`` turns a refusal into ``SchemaError(field, reason)``.
+The domain core: nothing here imports ``agents`` or ``web``. Bounds live in ``common/bounds.py``
+with the reason for each, and ``common/schema_codec.py`` turns a refusal into
+``SchemaError(field, reason)``: both are below ``brokers``, whose platform settings have schemas
+of their own (``brokers/options.py``). A platform's own formats come from its package (the
+config's dxFeed symbols are ``brokers.dxlink.options.FeedSymbol``).
 """
 
 from __future__ import annotations
 
-from . import bounds
-from .codec import SchemaError, convert, decode, to_builtins
+from ...common import bounds
+from ...common.schema_codec import SchemaError, convert, decode, to_builtins
 from .config import AccountIn, ConfigIn, FollowerIn, GroupIn, RuleIn, SessionIn
 from .controls import AccountRecord, PauseRecord, RuleRecord, record_type
 from .signal import SignalIn

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from . import bounds as b
+from ...brokers.dxlink.options import FeedSymbol
+from ...common import bounds as b
 from .guards import GuardsIn
 from .notifications import Notifications
 from .reconcile import ReconcileIn
@@ -115,10 +116,6 @@ class GroupIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     stale_copy_s: StaleCopySeconds = 5.0  # a copy this old is netted, not placed (docs/stale-copies.md)
 
 
-# dxFeed symbols: futures ``/ESZ26:XCME``, equities ``AAPL``, indices ``$SPX``, options ``.AAPL…``.
-FeedSymbol = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=b.MAX_SYMBOL_LEN * 2, pattern=r"^[A-Za-z0-9/.$][A-Za-z0-9._:/$=-]*$")
-]
 # A quote older than an hour protects nothing; a tenth of a second is finer than any feed needs.
 QuoteAge = Annotated[float, msgspec.Meta(ge=0.1, le=3600.0)]
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from . import bounds as b
+from ...common import bounds as b
 from .config import RuleIn, check_size
 from .types import Id, NonEmptyText, Options, Text, Time, Url
 
@@ -67,7 +67,7 @@ class AccountRecord(_Provenance, kw_only=True):
 
 def record_type(raw: bytes) -> type[msgspec.Struct]:
     """Which schema a raw record follows (its ``kind``; none means pause/resume)."""
-    from .codec import decode
+    from ...common.schema_codec import decode
     from .tradingview import AlertTokenRecord
 
     kind = decode(raw, _Kind).kind

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from . import bounds as b
+from ...common import bounds as b
 from .types import Id, PositiveQuantity, Text, Time
 
 #: A loss or drawdown limit above a billion in the account currency is a typo, not a rule.

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from . import bounds as b
+from ...common import bounds as b
 from .types import Id, OptionName
 
 NoticeKind = Literal["reject", "outcome_unknown", "error", "disconnect", "reconnect", "drift", "guard", "kill_switch"]

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from . import bounds as b
+from ...common import bounds as b
 from .types import Id, Side, Symbol, Text, Time
 
 #: The shortest schedule: reconciling asks every broker for a snapshot; faster is a load test.

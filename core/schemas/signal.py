@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from . import bounds as b
+from ...common import bounds as b
 from .types import (
     Id,
     NonEmptyText,

@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from . import bounds as b
+from ...common import bounds as b
 from .controls import _Provenance
 from .types import Id, Symbol, Text
 

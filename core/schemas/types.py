@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from . import bounds as b
+from ...common import bounds as b
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=b.MAX_ID_LEN)]
 Text = Annotated[str, msgspec.Meta(max_length=b.MAX_TEXT_LEN)]

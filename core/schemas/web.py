@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from . import bounds as b
+from ...common import bounds as b
 from .config import RuleIn, check_size
 from .guards import GuardsIn
 from .signal import SignalIn

@@ -32,6 +32,7 @@ from copytrader.agents.shared.outbox import (
     encode_intents,
 )
 from copytrader.app.factory import create_app
+from copytrader.common.bounds import MAX_REASON_LEN
 from copytrader.core.config import parse_config
 from copytrader.core.records import (
     MAX_ERRORS_PER_RECORD,
@@ -41,7 +42,6 @@ from copytrader.core.records import (
     OrderIntent,
     executions_of,
 )
-from copytrader.core.schemas.bounds import MAX_REASON_LEN
 from copytrader.core.settings import Settings
 from copytrader.core.topics import partition_for
 

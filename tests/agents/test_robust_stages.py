@@ -10,10 +10,10 @@ import pytest
 
 from copytrader.agents.shared.outbox import MemoryOutbox
 from copytrader.app.factory import CopyTraderApp
+from copytrader.common.bounds import MAX_POSITION_QUANTITY
 from copytrader.core import ids
 from copytrader.core.records import Execution, ExecutionBatch, OrderIntent, Position, RecordError, TradeSignal
 from copytrader.core.scaling import CopyRule
-from copytrader.core.schemas.bounds import MAX_POSITION_QUANTITY
 
 CONFIG = {
     "sessions": [{"id": "p", "platform": "paper", "options": {"tick_ms": 0, "venue": "robust-test"}}],

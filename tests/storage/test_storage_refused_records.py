@@ -16,6 +16,13 @@ from sqlalchemy.exc import DataError, OperationalError
 
 from copytrader.agents.tracking import storage_sink
 from copytrader.agents.tracking.store_consumer import StoreConsumer, StoredTopic
+from copytrader.common.bounds import (
+    MAX_BROKER_ORDER_ID_LEN,
+    MAX_EXECUTION_ID_LEN,
+    MAX_ID_LEN,
+    MAX_SIGNAL_ID_LEN,
+    MAX_SYMBOL_LEN,
+)
 from copytrader.core.records import (
     Execution,
     ExecutionBatch,
@@ -24,13 +31,6 @@ from copytrader.core.records import (
     PositionBatch,
     executions_of,
     positions_of,
-)
-from copytrader.core.schemas.bounds import (
-    MAX_BROKER_ORDER_ID_LEN,
-    MAX_EXECUTION_ID_LEN,
-    MAX_ID_LEN,
-    MAX_SIGNAL_ID_LEN,
-    MAX_SYMBOL_LEN,
 )
 from copytrader.storage import mapping
 from copytrader.storage.db import session_factory

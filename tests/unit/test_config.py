@@ -81,7 +81,7 @@ def test_secret_options_come_from_the_environment() -> None:
     """Tradovate's API ``sec`` is a second secret: ``sec_env`` names its variable."""
     sessions = [
         {"id": "s1", "platform": "paper"},
-        {"id": "s2", "platform": "paper", "secret_env": "CT_SECRET", "options": {"cid": 7, "sec_env": "CT_SEC"}},
+        {"id": "s2", "platform": "tradovate", "secret_env": "CT_SECRET", "options": {"cid": 7, "sec_env": "CT_SEC"}},
     ]
     parsed = parse_config(config(sessions=sessions), env={"CT_SECRET": "x", "CT_SEC": "0d2c-uuid"})
     assert parsed.sessions["s2"].options == {"cid": 7, "sec": "0d2c-uuid"}

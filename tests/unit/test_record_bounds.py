@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from copytrader.agents.shared.warmup import sample_records
 from copytrader.agents.tracking.tracker import FillAccounting
+from copytrader.common import bounds
 from copytrader.core.records import (
     Execution,
     ExecutionBatch,
@@ -27,7 +28,6 @@ from copytrader.core.records import (
     executions_of,
     positions_of,
 )
-from copytrader.core.schemas import bounds
 from copytrader.storage import mapping
 from copytrader.tables.positions import apply_fill
 

@@ -20,11 +20,11 @@ from copytrader.agents.fanout.controls import planner_applier
 from copytrader.agents.fanout.planner import FanoutPlanner
 from copytrader.agents.shared.controls_feed import ControlsFeed
 from copytrader.agents.shared.outbox import MemoryOutbox
+from copytrader.common import bounds
 from copytrader.core import schemas
 from copytrader.core.config import ConfigError, parse_config
 from copytrader.core.control_records import AccountCommand, ControlCommand, RuleCommand, decode_command
 from copytrader.core.records import RecordError, TradeSignal
-from copytrader.core.schemas import bounds
 from copytrader.core.signals import decode_signal
 
 CONFIG: dict[str, Any] = {
@@ -304,10 +304,13 @@ def test_schema_errors_name_nested_fields() -> None:
 
 def test_the_config_keeps_list_settings_of_a_session_but_not_deeper_ones() -> None:
     """ProjectX's ``rate_limit`` and Tradovate's ``rate_limits`` are lists (pairs) in the file."""
-    options = {"rate_limit": [100000, 60], "rate_limits": [[80, 60], [5000, 3600]], "latency": 0}
-    data = {**CONFIG, "sessions": [{"id": "p", "platform": "paper", "options": options}]}
-    assert parse_config(data, env={}).sessions["p"].options == options
-    data["sessions"][0]["options"] = {"rate_limits": [[[1]]]}
+    pairs = {"x": {"rate_limit": [100000, 60]}, "t": {"rate_limits": [[80, 60], [5000, 3600]]}}
+    sessions = [{"id": "p", "platform": "paper", "options": {"latency": 0}}]
+    sessions += [{"id": "x", "platform": "projectx", "options": pairs["x"]}]
+    sessions += [{"id": "t", "platform": "tradovate", "options": pairs["t"]}]
+    parsed = parse_config({**CONFIG, "sessions": sessions}, env={})
+    assert {name: parsed.sessions[name].options for name in pairs} == pairs
+    data = {**CONFIG, "sessions": [{"id": "p", "platform": "paper", "options": {"rate_limits": [[[1]]]}}]}
     with pytest.raises(ConfigError) as caught:
         parse_config(data, env={})
     assert caught.value.path.startswith("sessions[0].options")

@@ -119,7 +119,7 @@ class NinjaTraderSimulator:
     @property
     def base_url(self) -> str:
         """The TCP route as ``tcp://host:port``: the scheme the config file's endpoint check
-        (core/schemas/bounds.py) accepts today; the adapter reads it like ``ati://``."""
+        (common/bounds.py) accepts today; the adapter reads it like ``ati://``."""
         return f"tcp://{self.host}:{self.ati.port}"
 
     @property

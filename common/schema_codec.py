@@ -71,10 +71,14 @@ def decode(raw: bytes | str, schema: type[T]) -> T:
         raise SchemaError("", "nested too deeply") from None
 
 
-def convert(data: Any, schema: type[T]) -> T:
-    """Already-parsed data (YAML, a dict from a test or a caller) → a validated ``schema``."""
+def convert(data: Any, schema: type[T], *, strict: bool = True) -> T:
+    """Already-parsed data (YAML, a dict from a test or a caller) → a validated ``schema``.
+
+    ``strict=False`` only for a platform's settings (``brokers/options.py``): they arrive as
+    text from the dashboard's secret form, so ``"8"`` is 8 and ``"false"`` is false there (and
+    ``"no"`` is refused, never read as true)."""
     try:
-        return msgspec.convert(data, schema, strict=True)
+        return msgspec.convert(data, schema, strict=strict)
     except msgspec.ValidationError as exc:
         raise _from_msgspec(exc) from None
     except RecursionError:
