@@ -23,7 +23,7 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
-from ..common.bounds import MAX_ACCOUNT_SIZE, MAX_OPTION_TEXT_LEN, BoundError, check_decimal
+from ..common.bounds import MAX_ACCOUNT_SIZE, MAX_OPTION_TEXT_LEN, MAX_URL_LEN, BoundError, check_decimal
 from ..common.schema_codec import SchemaError, convert
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -52,6 +52,8 @@ Attempts = Annotated[int, msgspec.Meta(ge=1, le=100)]
 #: Free text a platform echoes (app names, versions, ids of a device or a server).
 Text = Annotated[str, msgspec.Meta(max_length=MAX_OPTION_TEXT_LEN)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+#: Another address of the platform's (a WebSocket or hub URL beside the REST endpoint).
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_URL_LEN, pattern=r"^(https?|wss?)://[^\s]+$")]
 #: ``warm_every_s`` (``warm_http.py``): 0 turns warming off; over an hour keeps nothing warm.
 WarmEvery = Annotated[float, msgspec.Meta(ge=0.0, le=3600.0)]
 #: A request budget ``[requests, seconds]``: at least one request, in a window of up to a day.

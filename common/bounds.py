@@ -57,6 +57,7 @@ MAX_OPTION_NUMBER = 1e15
 MAX_OPTION_TEXT_LEN = 1024
 # List-valued settings in the config file (rate limit windows): a few pairs.
 MAX_OPTION_LIST = 16
+MAX_OPTION_MAP = 256  # a name → value map in the config file (Rithmic's exchanges: one per product root)
 # Symbol maps translate roots (ES → MES); a few dozen is plenty.
 MAX_SYMBOL_MAP = 64
 # Sizes of a configuration file's lists: far above any real installation, far below a

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 import msgspec
 
 T = TypeVar("T")
-_AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+# "- at `$.path`", or for a mapping's key "- at `key` in `$.path`" (the mapping is named).
+_AT = re.compile(r"^(?P<reason>.*?)(?: - at (?:`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
 # A ``__post_init__`` check names its field first: ``limit_price: must be a finite price``.

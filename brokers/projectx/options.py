@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from ..options import Attempts, Name, PlatformOptions, RateLimit, RetryDelay, Timeout, WarmEvery, ordered
+from ..options import Attempts, Name, PlatformOptions, RateLimit, RetryDelay, Timeout, Url, WarmEvery, ordered
 from . import schemas as px
 
 #: A token whose ``exp`` cannot be read is trusted this long: a minute to a day (the gateway's).
@@ -23,7 +23,7 @@ Retries = Annotated[int, msgspec.Meta(ge=0, le=100)]
 
 
 class ProjectXOptions(PlatformOptions, frozen=True):
-    hub_url: Name | None = None  # default: derived from the REST root
+    hub_url: Url | None = None  # default: derived from the REST root
     negotiate: bool = False
     request_timeout_s: Timeout = 10.0
     token_lifetime_s: TokenLifetime = 86400.0

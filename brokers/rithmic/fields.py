@@ -17,11 +17,17 @@ from .parsing import OutOfRange
 RAW_LIMIT = 200  # bytes of an unreadable frame kept in the report (hex)
 # RequestBracketOrder.BracketType [PB78]: exits that do not move once placed
 STOP_ONLY_STATIC, TARGET_ONLY_STATIC, TARGET_AND_STOP_STATIC = 4, 5, 6
+# The exchange each order names, by symbol root: CME Group's four exchanges and the products
+# each lists (CME Group's product codes). Any other root is set by the session's ``exchanges``
+# option; an order whose root is in neither is refused before it is sent.
 DEFAULT_EXCHANGES = {
-    **dict.fromkeys(("ES", "MES", "NQ", "MNQ", "RTY", "M2K", "6E"), "CME"),
-    **dict.fromkeys(("YM", "MYM"), "CBOT"),
-    **dict.fromkeys(("CL", "MCL"), "NYMEX"),
-    **dict.fromkeys(("GC", "MGC"), "COMEX"),
+    **dict.fromkeys(
+        ("ES", "MES", "NQ", "MNQ", "RTY", "M2K", "EMD", "NKD", "6A", "6B", "6C", "6E", "6J", "6M", "6N", "6S"), "CME"
+    ),
+    **dict.fromkeys(("M6A", "M6B", "M6E", "LE", "HE", "GF", "BTC", "MBT", "ETH", "MET", "SR3"), "CME"),
+    **dict.fromkeys(("YM", "MYM", "ZB", "UB", "ZN", "TN", "ZF", "ZT", "ZC", "ZS", "ZW", "ZM", "ZL", "KE"), "CBOT"),
+    **dict.fromkeys(("CL", "MCL", "QM", "NG", "QG", "RB", "HO", "PL", "PA"), "NYMEX"),
+    **dict.fromkeys(("GC", "MGC", "SI", "SIL", "HG", "MHG"), "COMEX"),
 }
 
 

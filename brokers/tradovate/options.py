@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from ..options import Attempts, Name, PlatformOptions, RateLimit, RetryDelay, Text, Timeout, WarmEvery, ordered
+from ..options import Attempts, PlatformOptions, RateLimit, RetryDelay, Text, Timeout, Url, WarmEvery, ordered
 
 #: The docs ask for a heartbeat every 2.5 s; over 10 s risks the server closing the socket,
 #: under 0.1 s is a flood of frames.
@@ -23,7 +23,7 @@ Penalties = Annotated[int, msgspec.Meta(ge=0, le=100)]
 
 class TradovateOptions(PlatformOptions, frozen=True):
     live: bool = False  # the live environment instead of demo (when no endpoint is given)
-    ws_url: Name | None = None  # default: derived from the REST URL
+    ws_url: Url | None = None  # default: derived from the REST URL
     appId: Text | None = None  # noqa: N815 - Tradovate's own spelling, as its docs and sign-in body write it
     app_id: Text | None = None
     appVersion: Text | None = None  # noqa: N815

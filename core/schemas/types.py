@@ -35,7 +35,13 @@ OptionList = Annotated[
     list[OptionScalar | Annotated[list[OptionScalar], msgspec.Meta(max_length=b.MAX_OPTION_LIST)]],
     msgspec.Meta(max_length=b.MAX_OPTION_LIST),
 ]
-ConfigOptions = Annotated[dict[OptionName, OptionScalar | OptionList], msgspec.Meta(max_length=b.MAX_OPTIONS)]
+# ... and one level of names to scalars (Rithmic's ``exchanges: {ZN: CBOT}``; a root may start
+# with a digit, ``6E``).
+OptionKey = Annotated[str, msgspec.Meta(min_length=1, max_length=b.MAX_SYMBOL_LEN)]
+OptionMap = Annotated[dict[OptionKey, OptionScalar], msgspec.Meta(max_length=b.MAX_OPTION_MAP)]
+ConfigOptions = Annotated[
+    dict[OptionName, OptionScalar | OptionList | OptionMap], msgspec.Meta(max_length=b.MAX_OPTIONS)
+]
 # Secret settings travel sealed with the login: text only.
 SecretOptions = Annotated[dict[OptionName, OptionText], msgspec.Meta(max_length=b.MAX_OPTIONS)]
 Side = Literal["buy", "sell"]

@@ -40,7 +40,7 @@ ROUTES: list[tuple[str, str, dict[str, Any]]] = [
         "/api/accounts",
         {
             "id": "pp1",
-            "platform": "paper",
+            "platform": "tradovate",  # its settings: cid, and the secret sec
             "broker_account": "B",
             "size": 50000,
             "endpoint": "https://demo.example/v1",
@@ -56,7 +56,7 @@ ROUTES: list[tuple[str, str, dict[str, Any]]] = [
             "enabled": True,
             "endpoint": "https://demo.example/v1",
             "options": {"cid": 1},
-            "platform": "paper",
+            "platform": "tradovate",
             "broker_account": "B",
         },
     ),

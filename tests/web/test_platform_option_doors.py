@@ -21,11 +21,18 @@ from copytrader.core.control_records import AccountCommand
 from copytrader.core.live_config import dashboard_session_id
 
 
-def config_with(platform: str, options: dict[str, Any]) -> dict[str, Any]:
+def config_with(platform: str, options: dict[str, Any], endpoint: str | None = "ws://127.0.0.1:9") -> dict[str, Any]:
     return {
         "sessions": [
             {"id": "lead", "platform": "paper"},
-            {"id": "s", "platform": platform, "username": "u", "secret_env": "CT_SECRET", "options": options},
+            {
+                "id": "s",
+                "platform": platform,
+                "endpoint": endpoint,
+                "username": "u",
+                "secret_env": "CT_SECRET",
+                "options": options,
+            },
         ],
         "accounts": [{"id": "L", "session": "lead"}, {"id": "f", "session": "s", "broker_account": "F1"}],
         "copy_groups": [{"id": "g", "leader": "L", "followers": [{"account": "f"}]}],
@@ -66,7 +73,7 @@ def test_a_secret_setting_from_the_environment_is_checked_too() -> None:
 
 @pytest.mark.parametrize(("given_live", "rest"), [(False, DEMO_REST), ("false", DEMO_REST), (True, LIVE_REST)])
 def test_live_false_as_text_means_the_demo_environment(given_live: Any, rest: str) -> None:
-    config = parse_config(config_with("tradovate", {"live": given_live}), env={"CT_SECRET": "x"})
+    config = parse_config(config_with("tradovate", {"live": given_live}, endpoint=None), env={"CT_SECRET": "x"})
     assert TradovateConfig.from_session(config.sessions["s"]).rest_url == rest
 
 
@@ -147,3 +154,17 @@ async def test_an_account_saved_with_a_setting_now_refused_can_still_be_disabled
     assert answer.status == 200, await answer.text()
     fixed = await web.client.patch("/api/accounts/old1", json={"options": {}}, headers=web.write_headers())
     assert fixed.status == 200
+
+
+def test_the_config_file_can_name_rithmic_exchanges_for_roots_it_does_not_know() -> None:
+    """A map of names to values is a setting the file can carry (it could not before, so a
+    Rithmic user trading a root missing from the defaults could not trade it at all)."""
+    from copytrader.brokers.rithmic.adapter import RithmicAdapter
+
+    options = {"exchanges": {"ZQ": "CBOT", "6L": "CME"}}
+    config = parse_config(config_with("rithmic", options), env={"CT_SECRET": "x"})
+    adapter = RithmicAdapter(config.sessions["s"])
+    assert adapter.exchanges["ZQ"] == "CBOT" and adapter.exchanges["6L"] == "CME"
+    assert adapter.exchanges["ZN"] == "CBOT"  # a default beside them
+    bad = config_error("rithmic", {"exchanges": {"ZQ": {"nested": "map"}}})
+    assert bad.path == "sessions[1].options.exchanges"
