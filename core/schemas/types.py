@@ -28,7 +28,13 @@ OptionInt = Annotated[int, msgspec.Meta(ge=-int(b.MAX_OPTION_NUMBER), le=int(b.M
 OptionText = Annotated[str, msgspec.Meta(max_length=b.MAX_OPTION_TEXT_LEN)]
 OptionScalar = OptionText | OptionInt | OptionNumber | bool
 # Platform settings that are not secret: text, numbers or booleans (the dashboard's form).
-Options = Annotated[dict[OptionName, OptionScalar], msgspec.Meta(max_length=b.MAX_OPTIONS)]
+Options = Annotated[
+    dict[OptionName, OptionScalar],
+    msgspec.Meta(
+        max_length=b.MAX_OPTIONS,
+        description="The platform's settings, checked by its schema: docs/platform-settings.md",
+    ),
+]
 # The config file may also give short lists, one level of pairs deep (ProjectX's
 # ``rate_limit: [200, 60]``, Tradovate's ``rate_limits: [[80, 60], [5000, 3600]]``).
 OptionList = Annotated[
@@ -43,7 +49,13 @@ ConfigOptions = Annotated[
     dict[OptionName, OptionScalar | OptionList | OptionMap], msgspec.Meta(max_length=b.MAX_OPTIONS)
 ]
 # Secret settings travel sealed with the login: text only.
-SecretOptions = Annotated[dict[OptionName, OptionText], msgspec.Meta(max_length=b.MAX_OPTIONS)]
+SecretOptions = Annotated[
+    dict[OptionName, OptionText],
+    msgspec.Meta(
+        max_length=b.MAX_OPTIONS,
+        description="Secret settings as text (Tradovate's sec), checked like the others and never echoed",
+    ),
+]
 Side = Literal["buy", "sell"]
 SignalKind = Literal["new", "modify", "cancel", "fill", "flatten"]
 OrderType = Literal["market", "limit", "stop", "stop_limit"]
