@@ -146,3 +146,41 @@ async def test_a_trader_edits_a_followers_guard_and_sees_it_in_the_standing(
     )
     assert "total 0/3" in await row.text_content()
     assert page.console_errors == []  # type: ignore[attr-defined]
+
+
+async def test_a_misspelt_platform_setting_is_refused_under_the_settings_field(
+    served: tuple[str, WebContext, Recorded], page: Any
+) -> None:
+    """The account form: a setting its platform does not have is named under the settings
+    input, nothing is published; corrected, the account is added (``brokers/options.py``)."""
+    base, _, controls = served
+    await page.goto(base + "/login")
+    await page.fill("#username", "admin")
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-submit")
+    await page.wait_for_url("**/trading")
+    await page.goto(base + "/accounts")
+    form = page.locator("#account-form")
+    await form.locator('input[name="id"]').fill("tv9")
+    await form.locator('select[name="platform"]').select_option("tradovate")
+    await form.locator('input[name="broker_account"]').fill("DEMO9")
+    await form.locator('input[name="options"]').fill("cid=8, heartbeat_sec=1")
+    await form.locator('button[type="submit"]').click()
+    error = form.locator('.field-error[data-for="options"]')
+    await page.wait_for_function(
+        "() => document.querySelector('#account-form .field-error[data-for=\"options\"]').textContent !== ''"
+    )
+    assert await error.text_content() == "heartbeat_sec: unknown field"
+    assert controls.sent == []
+    page.console_errors.clear()  # the browser logs the expected 422
+    await form.locator('input[name="options"]').fill("cid=8, heartbeat_s=1")
+    await form.locator('button[type="submit"]').click()
+    await page.wait_for_function(
+        "() => document.querySelector('#account-form .field-error[data-for=\"options\"]').textContent === ''"
+    )
+    for _ in range(50):
+        if controls.sent:
+            break
+        await page.wait_for_timeout(100)
+    assert [key for key, _ in controls.sent] == [b"account:tv9"]
+    assert page.console_errors == []  # type: ignore[attr-defined]

@@ -79,8 +79,10 @@ export function mount(root) {
     } catch (error) {
       if (error instanceof ApiError && Object.keys(error.fields).length) {
         for (const [name, reason] of Object.entries(error.fields)) {
-          const span = form.querySelector(`.field-error[data-for="${CSS.escape(name.split(".").pop())}"]`);
-          if (span) span.textContent = reason;
+          // A platform setting is refused by name (options.heartbeat_s): shown under the settings input.
+          const input = name.startsWith("credentials.options.") ? "secret_options" : name.startsWith("options.") ? "options" : name.split(".").pop();
+          const span = form.querySelector(`.field-error[data-for="${CSS.escape(input)}"]`);
+          if (span) span.textContent = input === name.split(".").pop() ? reason : `${name.split(".").pop()}: ${reason}`;
         }
       }
       formError.textContent = error.message + (Object.keys(error.fields).length ? ": " + Object.entries(error.fields).map(([k, r]) => `${k} ${r}`).join("; ") : "");
