@@ -186,8 +186,9 @@ class AccountRegistry:
         if redirected and login is None:
             changes.update(sealed=None, key_id=None)
         updated = replace(record, **changes, updated_at=time.time())
-        if "platform" in changes or "options" in changes or login is not None:
-            # Only what changes: an account saved before a setting was refused can still be disabled.
+        if updated.platform != record.platform or "options" in changes or login is not None:
+            # Only what changes (the dashboard's form sends the platform with every edit): an
+            # account saved before a setting was refused can still be disabled or resized.
             self._check_options(updated.platform, updated.options, login)
         return self._sealed(updated, login).command(by)
 
