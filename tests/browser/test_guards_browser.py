@@ -94,16 +94,20 @@ async def page() -> AsyncIterator[Any]:
         await browser.close()
 
 
-async def test_a_trader_edits_a_followers_guard_and_sees_it_in_the_standing(
-    served: tuple[str, WebContext, Recorded], page: Any
-) -> None:
-    base, ctx, controls = served
+async def open_accounts_page(page: Any, base: str) -> None:
     await page.goto(base + "/login")
     await page.fill("#username", "admin")
     await page.fill("#password", PASSWORD)
     await page.click("#login-submit")
     await page.wait_for_url("**/trading")
     await page.goto(base + "/accounts")
+
+
+async def test_a_trader_edits_a_followers_guard_and_sees_it_in_the_standing(
+    served: tuple[str, WebContext, Recorded], page: Any
+) -> None:
+    base, ctx, controls = served
+    await open_accounts_page(page, base)
     form = page.locator("#guards-form")
     await form.locator('input[name="max_contracts_per_symbol"]').wait_for()
     assert await page.locator("#guards-account").input_value() == "f1"
@@ -154,12 +158,7 @@ async def test_a_misspelt_platform_setting_is_refused_under_the_settings_field(
     """The account form: a setting its platform does not have is named under the settings
     input, nothing is published; corrected, the account is added (``brokers/options.py``)."""
     base, _, controls = served
-    await page.goto(base + "/login")
-    await page.fill("#username", "admin")
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-submit")
-    await page.wait_for_url("**/trading")
-    await page.goto(base + "/accounts")
+    await open_accounts_page(page, base)
     form = page.locator("#account-form")
     await form.locator('input[name="id"]').fill("tv9")
     await form.locator('select[name="platform"]').select_option("tradovate")
