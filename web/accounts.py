@@ -275,6 +275,10 @@ class AccountRegistry:
                 secret=login.secret,
                 options={**record.options, **login.options},
             )
+        try:  # a setting saved before the doors checked them: named, as the doors would
+            check_options(config.platform, config.options)
+        except SchemaError as exc:
+            return {"ok": False, "error": f"{exc.nested('options').field}: {_without_value(exc.reason)}"}
         started = time.perf_counter()
         try:
             adapter = create_adapter(config)

@@ -155,6 +155,8 @@ async def test_an_account_saved_with_a_setting_now_refused_can_still_be_disabled
     as_the_form_sends = {"platform": "tradovate", "broker_account": "TV-OLD", "size": "60000", "enabled": False}
     answer = await web.client.patch("/api/accounts/old1", json=as_the_form_sends, headers=web.write_headers())
     assert answer.status == 200, await answer.text()
+    tested = await (await web.client.post("/api/accounts/old1/test", headers=web.write_headers())).json()
+    assert tested == {"ok": False, "error": "options.typo_s: unknown field"}  # "Test" names it too
     fixed = await web.client.patch("/api/accounts/old1", json={"options": {}}, headers=web.write_headers())
     assert fixed.status == 200
 
