@@ -25,6 +25,7 @@ import msgspec
 
 from ..common.bounds import MAX_ACCOUNT_SIZE, MAX_OPTION_TEXT_LEN, MAX_URL_LEN, BoundError, check_decimal
 from ..common.schema_codec import SchemaError, convert
+from .warm_http import MAX_WARM_EVERY_S
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -55,7 +56,7 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 #: Another address of the platform's (a WebSocket or hub URL beside the REST endpoint).
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_URL_LEN, pattern=r"^(https?|wss?)://[^\s]+$")]
 #: ``warm_every_s`` (``warm_http.py``): 0 turns warming off; over an hour keeps nothing warm.
-WarmEvery = Annotated[float, msgspec.Meta(ge=0.0, le=3600.0)]
+WarmEvery = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_WARM_EVERY_S)]
 #: A request budget ``[requests, seconds]``: at least one request, in a window of up to a day.
 RateLimit = tuple[Annotated[int, msgspec.Meta(ge=1, le=1_000_000)], Annotated[float, msgspec.Meta(gt=0.0, le=86400.0)]]
 

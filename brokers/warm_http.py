@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -40,6 +39,7 @@ KEEPALIVE_S = 60.0
 WARM_EVERY_S = 25.0
 #: The budget's headroom below which no warming read is sent.
 MIN_HEADROOM = 0.5
+#: The longest ``warm_every_s`` a session may set (``brokers/options.py``): over an hour keeps nothing warm.
 MAX_WARM_EVERY_S = 3600.0
 
 
@@ -51,17 +51,6 @@ def rest_session(**kwargs: Any) -> aiohttp.ClientSession:
 def socket_session(**kwargs: Any) -> aiohttp.ClientSession:
     """A session for a platform's WebSocket (and its negotiate call): never the REST pool's."""
     return aiohttp.ClientSession(**kwargs)
-
-
-def warm_every_s(options: Mapping[str, Any]) -> float:
-    """``warm_every_s`` of a session's options: seconds, or 0 for off; refused when not a
-    finite number in [0, 3600] (a NaN would never warm, a negative would spin)."""
-    value = options.get("warm_every_s", WARM_EVERY_S)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"warm_every_s must be a number of seconds; got {value!r}")
-    if not 0 <= value <= MAX_WARM_EVERY_S:
-        raise ValueError(f"warm_every_s must be 0 (off) or up to {MAX_WARM_EVERY_S:g} s; got {value!r}")
-    return float(value)
 
 
 class LastUse:

@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 
 from ..options import Attempts, Name, PlatformOptions, RateLimit, RetryDelay, Timeout, Url, WarmEvery, ordered
+from ..warm_http import WARM_EVERY_S
 from . import schemas as px
 
 #: A token whose ``exp`` cannot be read is trusted this long: a minute to a day (the gateway's).
@@ -37,7 +38,7 @@ class ProjectXOptions(PlatformOptions, frozen=True):
     reconnect_max_s: RetryDelay = 5.0
     keepalive_s: KeepAlive = 15.0
     server_timeout_s: KeepAlive = 30.0
-    warm_every_s: WarmEvery = 25.0
+    warm_every_s: WarmEvery = WARM_EVERY_S
     order_lookback_h: Lookback = 24.0
     live: bool = False
     position_bracket_accounts: Annotated[list[Name], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)

@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from ..options import Attempts, PlatformOptions, RateLimit, RetryDelay, Text, Timeout, Url, WarmEvery, ordered
+from ..warm_http import WARM_EVERY_S
 
 #: The docs ask for a heartbeat every 2.5 s; over 10 s risks the server closing the socket,
 #: under 0.1 s is a flood of frames.
@@ -42,7 +43,7 @@ class TradovateOptions(PlatformOptions, frozen=True):
     reconnect_max_s: RetryDelay = 30.0
     stale_after_s: StaleAfter = 10.0
     rate_limits: Annotated[list[RateLimit], msgspec.Meta(min_length=1, max_length=8)] | None = None
-    warm_every_s: WarmEvery = 25.0
+    warm_every_s: WarmEvery = WARM_EVERY_S
 
     def __post_init__(self) -> None:
         ordered(self.reconnect_initial_s, self.reconnect_max_s, "reconnect_initial_s", "reconnect_max_s")
